@@ -1,0 +1,175 @@
+"""The one place that knows CPU from GPU.
+
+Stage code is written once against the pandas-style dataframe API and asks this
+module for the libraries of the resolved backend:
+
+* CPU: pandas / dask.dataframe / numpy / XGBoost ``device="cpu"``;
+* GPU: cudf / dask_cudf / cupy / XGBoost ``device="cuda"``.
+
+Nothing here imports a GPU library, probes CUDA or creates a CUDA context at
+import time: GPU counting uses NVML or ``CUDA_VISIBLE_DEVICES`` (no context), and
+the RAPIDS libraries are imported on first use by :meth:`Backend.init`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+
+class BackendError(RuntimeError):
+    """The requested backend cannot be used on this machine."""
+
+
+def visible_gpu_count() -> int:
+    """Number of GPUs this process may use, without creating a CUDA context."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return len([d for d in env.split(",") if d.strip() and d.strip() != "-1"])
+    try:
+        pynvml = importlib.import_module("pynvml")
+        pynvml.nvmlInit()
+        try:
+            return int(pynvml.nvmlDeviceGetCount())
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001 - no NVML means "ask nvidia-smi", then none
+        pass
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return 0
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+
+
+def rapids_available() -> bool:
+    """True when the RAPIDS Python packages are installed (nothing is imported)."""
+    return all(importlib.util.find_spec(m) is not None for m in ("cudf", "dask_cudf", "dask_cuda"))
+
+
+def _load_gpu_libraries() -> None:
+    """Import the GPU stack in the order the 26.10 wheels need (cuml before cudf)."""
+    try:
+        libcuml = importlib.import_module("libcuml")
+        libcuml.load_library()
+    except ImportError:
+        pass  # cuML is optional; without it cudf imports fine
+    importlib.import_module("cudf")
+    importlib.import_module("dask_cudf")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A resolved compute backend: ``kind`` is "cpu" or "gpu"; ``n_gpus`` 0 on CPU."""
+
+    kind: str
+    n_gpus: int = 0
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.kind == "gpu"
+
+    @property
+    def xgb_device(self) -> str:
+        return "cuda" if self.is_gpu else "cpu"
+
+    def init(self) -> Backend:
+        """Import the backend's libraries and set dask's dataframe backend; idempotent."""
+        import dask
+
+        if self.is_gpu:
+            _load_gpu_libraries()
+        dask.config.set({"dataframe.backend": "cudf" if self.is_gpu else "pandas"})
+        return self
+
+    @property
+    def df(self) -> ModuleType:
+        """The single-node dataframe library (pandas or cudf)."""
+        return importlib.import_module("cudf" if self.is_gpu else "pandas")
+
+    @property
+    def xp(self) -> ModuleType:
+        """The array library (numpy or cupy)."""
+        return importlib.import_module("cupy" if self.is_gpu else "numpy")
+
+    def from_pandas(self, frame: Any) -> Any:
+        """A pandas frame as a frame of this backend."""
+        return self.df.from_pandas(frame) if self.is_gpu else frame
+
+
+CPU = Backend("cpu", 0)
+
+
+def resolve(gpus: str | int | None) -> Backend:
+    """Resolve ``--gpus`` ("auto", "0", "N" or an int) to a :class:`Backend`.
+
+    ``auto`` takes every visible GPU when RAPIDS is installed, else the CPU.
+    Asking for more GPUs than are visible, or for any GPU without RAPIDS, is a
+    :class:`BackendError` with a one-line message.
+    """
+    if gpus is None or str(gpus).strip().lower() == "auto":
+        n = visible_gpu_count() if rapids_available() else 0
+        return Backend("gpu", n) if n > 0 else CPU
+    try:
+        wanted = int(gpus)
+    except (TypeError, ValueError):
+        raise BackendError(f"--gpus must be 'auto' or a whole number >= 0, got {gpus!r}") from None
+    if wanted < 0:
+        raise BackendError(f"--gpus must be 'auto' or a whole number >= 0, got {gpus!r}")
+    if wanted == 0:
+        return CPU
+    if not rapids_available():
+        raise BackendError(
+            f"--gpus {wanted} needs the RAPIDS libraries (cudf, dask_cudf, dask_cuda): "
+            "install with `pip install 'rapids_engage[gpu]'` or use --gpus 0"
+        )
+    visible = visible_gpu_count()
+    if wanted > visible:
+        raise BackendError(f"--gpus {wanted} asked, but only {visible} GPU(s) are visible; use --gpus {visible} or auto")
+    return Backend("gpu", wanted)
+
+
+def array_module(obj: Any) -> ModuleType:
+    """numpy or cupy, whichever holds ``obj`` (a cudf/pandas object or an array)."""
+    mod = type(obj).__module__.split(".")[0]
+    if mod in ("cudf", "cupy", "dask_cudf"):
+        return importlib.import_module("cupy")
+    return np
+
+
+def is_gpu_object(obj: Any) -> bool:
+    """True for cudf / cupy objects (and dask collections of them)."""
+    meta = getattr(obj, "_meta", obj)
+    return type(meta).__module__.split(".")[0] in ("cudf", "cupy")
+
+
+def values(series: Any) -> Any:
+    """The values of a pandas/cudf Series as a numpy/cupy array (stays on its device)."""
+    if is_gpu_object(series):
+        return series.values
+    return series.to_numpy()
+
+
+def to_host(obj: Any) -> Any:
+    """numpy for arrays, pandas for frames, whatever the device they live on."""
+    if hasattr(obj, "to_pandas"):
+        return obj.to_pandas()
+    if hasattr(obj, "get") and type(obj).__module__.startswith("cupy"):
+        return obj.get()
+    return obj
+
+
+def series_like(frame: Any, data: Any, name: str | None = None) -> Any:
+    """A Series of ``frame``'s library holding ``data``, aligned with ``frame``'s index."""
+    lib = importlib.import_module(type(frame).__module__.split(".")[0])
+    return lib.Series(data, index=frame.index, name=name)

@@ -1,0 +1,92 @@
+"""Dask clusters: local CPU processes, one dask-cuda worker per GPU, or an existing scheduler.
+
+We never write a scheduler: a user who outgrows one machine points
+``--scheduler-address`` at an existing Dask(-CUDA) cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .backend import Backend
+from .config import ClusterConfig
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """What a stage needs to know about the running cluster."""
+
+    client: Any
+    n_workers: int
+    kind: str  # "local-cpu", "local-cuda" or "external"
+
+
+def _cpu_cluster(cfg: ClusterConfig) -> Any:
+    from distributed import LocalCluster
+
+    cores = os.cpu_count() or 1
+    n_workers = cfg.n_workers or min(cores, 4)
+    threads = cfg.threads_per_worker or max(1, cores // n_workers)
+    return LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=threads,
+        processes=True,
+        memory_limit=cfg.memory_limit,
+        dashboard_address=None,
+        local_directory=cfg.local_directory,
+        silence_logs=logging.ERROR,
+    )
+
+
+def _cuda_cluster(cfg: ClusterConfig, backend: Backend) -> Any:
+    from dask_cuda import LocalCUDACluster
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    devices = visible.split(",")[: backend.n_gpus] if visible else [str(i) for i in range(backend.n_gpus)]
+    n_workers = cfg.n_workers or backend.n_gpus
+    return LocalCUDACluster(
+        CUDA_VISIBLE_DEVICES=",".join(devices),
+        n_workers=n_workers,
+        threads_per_worker=cfg.threads_per_worker or 1,
+        rmm_pool_size=cfg.rmm_pool_size,
+        enable_cudf_spill=cfg.spill,
+        memory_limit=cfg.memory_limit,
+        local_directory=cfg.local_directory,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+        preload=["rapids_engage.worker_setup"],
+    )
+
+
+@contextlib.contextmanager
+def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]:
+    """Start (or connect to) the cluster for ``backend``; closes what it started on exit."""
+    from distributed import Client
+
+    if cfg.scheduler_address:
+        client = Client(cfg.scheduler_address)
+        try:
+            n = len(client.scheduler_info(n_workers=-1)["workers"])
+            yield ClusterInfo(client, n, "external")
+        finally:
+            client.close()
+        return
+    cluster = _cuda_cluster(cfg, backend) if backend.is_gpu else _cpu_cluster(cfg)
+    client = Client(cluster)
+    try:
+        if backend.is_gpu:
+            client.run(_init_worker_backend, backend.kind)
+        yield ClusterInfo(client, len(cluster.workers), "local-cuda" if backend.is_gpu else "local-cpu")
+    finally:
+        client.close()
+        cluster.close()
+
+
+def _init_worker_backend(kind: str) -> None:
+    """Run on each worker: import the backend's libraries in the right order."""
+    Backend(kind).init()

@@ -1,0 +1,196 @@
+"""Typed run configuration, loaded from YAML (``configs/*.yaml``).
+
+Every section is a dataclass; :func:`load_config` turns a YAML file plus
+``--set section.key=value`` overrides into a :class:`Config`. Unknown keys and
+wrongly typed values are :class:`ConfigError` naming the key and the file.
+dacite does the typed dict -> dataclass conversion (strict: no unknown keys).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dacite
+import yaml
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid."""
+
+
+@dataclass
+class SyntheticConfig:
+    """The embedded synthetic RecSys 2021 dataset (``data.source: synthetic``)."""
+
+    rows: int = 1_000_000
+    days: int = 28
+    seed: int = 42
+    n_users: int | None = None
+    chunk_rows: int = 1_000_000
+
+
+@dataclass
+class DataConfig:
+    """Where the events come from. ``parquet``: a canonical day-partitioned store at ``path``."""
+
+    source: str = "synthetic"
+    path: str | None = None
+    cache_dir: str = "~/.cache/rapids_engage"
+
+
+@dataclass
+class ClusterConfig:
+    """Dask cluster: local CPU processes, one worker per GPU, or an existing scheduler."""
+
+    gpus: str | int = "auto"
+    scheduler_address: str | None = None
+    n_workers: int | None = None
+    threads_per_worker: int | None = None
+    memory_limit: str = "auto"
+    rmm_pool_size: str | None = None
+    spill: bool = True
+    local_directory: str | None = None
+
+
+@dataclass
+class SplitConfig:
+    """Forward-in-time split: the last ``valid_hours`` of events are validation."""
+
+    valid_hours: float = 24.0
+
+
+@dataclass
+class TargetEncodingConfig:
+    """Out-of-fold K-fold target encoding of single- and multi-column keys."""
+
+    keys: list[list[str]] = field(default_factory=list)
+    n_folds: int = 5
+    smooth: float = 20.0
+    fold_method: str = "hash"
+    seed: int = 0
+
+
+@dataclass
+class FeaturesConfig:
+    """Feature groups computed for every row."""
+
+    target_encoding: TargetEncodingConfig = field(default_factory=TargetEncodingConfig)
+    counts: list[list[str]] = field(default_factory=list)
+    content: bool = True
+    store: str | None = None  # default: <out>/store
+
+
+@dataclass
+class TrainConfig:
+    """XGBoost parameters shared by all targets; ``per_target`` overrides by target name."""
+
+    targets: list[str] = field(default_factory=lambda: ["like", "retweet", "reply", "quote"])
+    max_depth: int = 8
+    learning_rate: float = 0.1
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    min_child_weight: float = 1.0
+    max_bin: int = 256
+    num_boost_round: int = 1000
+    early_stopping_rounds: int = 25
+    seed: int = 0
+    per_target: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class Config:
+    """A whole run."""
+
+    out: str = "runs/default"
+    data: DataConfig = field(default_factory=DataConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _unknown_keys(cls: type, data: Any, prefix: str = "") -> list[str]:
+    """Dotted names of keys in ``data`` that ``cls`` has no field for (recursively)."""
+    if not isinstance(data, dict) or not dataclasses.is_dataclass(cls):
+        return []
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = _type_hints(cls)
+    bad: list[str] = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if key not in fields:
+            bad.append(name)
+        elif dataclasses.is_dataclass(hints[key]):
+            bad += _unknown_keys(hints[key], value, name + ".")
+    return bad
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(cls)
+
+
+def _set_dotted(data: dict, dotted: str, value: Any) -> None:
+    node = data
+    *parents, last = dotted.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: {part!r} is not a section")
+        node = child
+    node[last] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``section.key=value`` -> (``section.key``, YAML-parsed value)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects section.key=value, got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML ({exc.__class__.__name__})") from None
+    return key.strip(), value
+
+
+def from_dict(data: dict, source: str = "<dict>") -> Config:
+    """Build a :class:`Config` from a nested dict, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections")
+    bad = _unknown_keys(Config, data)
+    if bad:
+        known = ", ".join(f.name for f in dataclasses.fields(Config))
+        raise ConfigError(f"{source}: unknown config key {bad[0]!r} (top-level sections: {known})")
+    try:
+        return dacite.from_dict(Config, data, config=dacite.Config(strict=True, cast=[float]))
+    except dacite.DaciteError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load ``path`` (default ``configs/default.yaml``) and apply ``--set`` overrides."""
+    path = Path(path) if path else DEFAULT_CONFIG
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    source = str(path)
+    for text in overrides:
+        key, value = parse_override(text)
+        _set_dotted(data, key, value)
+        source = f"{path} (with --set overrides)"
+    return from_dict(data, source)
+
+
+def to_dict(config: Config) -> dict:
+    """The config as plain data (for manifests and report.json)."""
+    return dataclasses.asdict(config)

@@ -1,0 +1,102 @@
+"""Input data of a run: the cached synthetic dataset or a canonical parquet store.
+
+Both are day-partitioned parquet in the canonical schema (:mod:`.schema`),
+read lazily with dask (dask_cudf on GPU) one file per partition, so data larger
+than memory stream through the cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import Config
+from .schema import DTYPES, RAW_COLUMNS
+
+
+class DataError(ValueError):
+    """The input data are missing or do not have the expected schema."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A canonical dataset on disk; ``truth`` holds the synthetic true probabilities, if any."""
+
+    data_dir: Path
+    truth_dir: Path | None
+    description: str
+
+
+def _synthetic_spec(cfg: Config) -> Any:
+    from .synthetic import SyntheticSpec
+
+    s = cfg.synthetic
+    return SyntheticSpec(rows=s.rows, days=s.days, seed=s.seed, n_users=s.n_users, chunk_rows=s.chunk_rows)
+
+
+def synthetic_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = None) -> Dataset:
+    """The synthetic dataset for ``cfg.synthetic``, generated once into the cache and reused."""
+    from .synthetic import generate
+
+    spec = _synthetic_spec(cfg)
+    spec_json = json.dumps(asdict(spec), sort_keys=True)
+    digest = hashlib.sha256(spec_json.encode()).hexdigest()[:12]
+    root = Path(cfg.data.cache_dir).expanduser() / f"synthetic-{digest}"
+    info = root / "synthetic.json"
+    if not (info.is_file() and json.loads(info.read_text()).get("spec") == asdict(spec)):
+        generate(root, spec, on_chunk=on_chunk)
+    return Dataset(root / "data", root / "truth", f"synthetic {spec.rows:,} rows, seed {spec.seed} ({root})")
+
+
+def parquet_dataset(cfg: Config) -> Dataset:
+    if not cfg.data.path:
+        raise DataError("data.source is 'parquet' but data.path is not set")
+    root = Path(cfg.data.path).expanduser()
+    data = root / "data" if (root / "data").is_dir() else root
+    if not data.is_dir():
+        raise DataError(f"data.path {root} is not a directory of parquet files")
+    truth = root / "truth"
+    return Dataset(data, truth if truth.is_dir() else None, f"parquet {root}")
+
+
+def resolve_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = None) -> Dataset:
+    source = cfg.data.source
+    if source == "synthetic":
+        return synthetic_dataset(cfg, on_chunk)
+    if source == "parquet":
+        return parquet_dataset(cfg)
+    raise DataError(f"data.source must be 'synthetic' or 'parquet', got {source!r}")
+
+
+def read_events(data_dir: Path, columns: list[str] | None = None) -> Any:
+    """Lazy dask frame of the canonical events (cudf partitions when the backend is GPU)."""
+    import dask.dataframe as dd
+
+    files = sorted(data_dir.rglob("*.parquet"))
+    if not files:
+        raise DataError(f"no parquet files under {data_dir}")
+    frame = dd.read_parquet([str(f) for f in files], columns=columns or list(RAW_COLUMNS))
+    check_schema(frame, str(files[0]))
+    return frame
+
+
+def check_schema(frame: Any, source: str) -> None:
+    """Every canonical column present, with a compatible dtype; else a DataError naming it."""
+    missing = [c for c in RAW_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(f"{source}: missing column(s) {missing} of the canonical schema")
+    for col, want in DTYPES.items():
+        got = str(frame.dtypes[col])
+        if not _compatible(got, want):
+            raise DataError(f"{source}: column {col!r} has dtype {got}, expected {want}")
+
+
+def _compatible(got: str, want: str) -> bool:
+    if want == "str":
+        return got in ("str", "string", "object") or got.startswith("string")
+    if want == "Int64":
+        return got.lower() == "int64"
+    return got.lower() == want.lower()

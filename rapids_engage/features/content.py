@@ -1,0 +1,79 @@
+"""Content and profile features computed row by row (no fitted state).
+
+Token, hashtag, link, domain and media counts from the tab-separated list
+columns; tweet hour and weekday; follower/following ratios; account ages;
+verified and follow flags; the tweet type as a small integer code. The key
+columns ``first_hashtag`` and ``first_domain`` for the encoders come from
+:func:`derived_keys`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..schema import TWEET_TYPES
+
+LIST_COUNTS = {
+    "n_tokens": "text_tokens",
+    "n_hashtags": "hashtags",
+    "n_links": "present_links",
+    "n_domains": "present_domains",
+}
+MEDIA_COUNTS = {"n_photo": "Photo", "n_video": "Video", "n_gif": "GIF"}
+RAW_NUMERIC = (
+    "engaged_with_user_follower_count",
+    "engaged_with_user_following_count",
+    "engaging_user_follower_count",
+    "engaging_user_following_count",
+)
+FLAGS = ("engaged_with_user_is_verified", "engaging_user_is_verified", "engagee_follows_engager")
+DERIVED = (
+    "hour",
+    "weekday",
+    "tweet_type_code",
+    "creator_ff_ratio",
+    "user_ff_ratio",
+    "user_creator_follower_ratio",
+    "creator_account_age_days",
+    "user_account_age_days",
+)
+
+
+def feature_names() -> list[str]:
+    """The columns :func:`content_features` adds or passes through as features."""
+    return [*LIST_COUNTS, *MEDIA_COUNTS, *DERIVED, *RAW_NUMERIC, *FLAGS]
+
+
+def _list_length(s: Any) -> Any:
+    return ((s.str.count("\t") + 1) * (s.str.len() > 0)).astype("int32")
+
+
+def derived_keys(part: Any) -> Any:
+    """The key columns ``first_hashtag`` and ``first_domain`` (ids are 32 hex chars)."""
+    return part.assign(
+        first_hashtag=part["hashtags"].str.slice(0, 32),
+        first_domain=part["present_domains"].str.slice(0, 32),
+    )
+
+
+def content_features(part: Any) -> Any:
+    """One partition (pandas or cudf) with the content/profile features added."""
+    ts = part["tweet_timestamp"]
+    new = {name: _list_length(part[col]) for name, col in LIST_COUNTS.items()}
+    new.update({name: part["present_media"].str.count(kind).astype("int32") for name, kind in MEDIA_COUNTS.items()})
+    new["hour"] = ((ts // 3600) % 24).astype("int32")
+    new["weekday"] = (((ts // 86400) + 3) % 7).astype("int32")  # 0 = Monday (1970-01-01 was a Thursday)
+    code = part["tweet_type"] == TWEET_TYPES[0]
+    code = code.astype("int32") * 0
+    for i, kind in enumerate(TWEET_TYPES[1:], start=1):
+        code = code + (part["tweet_type"] == kind).astype("int32") * i
+    new["tweet_type_code"] = code
+    cf, cg = part["engaged_with_user_follower_count"], part["engaged_with_user_following_count"]
+    uf, ug = part["engaging_user_follower_count"], part["engaging_user_following_count"]
+    new["creator_ff_ratio"] = cf / (cg + 1.0)
+    new["user_ff_ratio"] = uf / (ug + 1.0)
+    new["user_creator_follower_ratio"] = uf / (cf + 1.0)
+    new["creator_account_age_days"] = ((ts - part["engaged_with_user_account_creation"]) // 86400).astype("int32")
+    new["user_account_age_days"] = ((ts - part["engaging_user_account_creation"]) // 86400).astype("int32")
+    out = part.assign(**new)
+    return out.astype({flag: "int8" for flag in FLAGS})

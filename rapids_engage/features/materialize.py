@@ -1,0 +1,94 @@
+"""Build the features of a run into the versioned store, or reuse a cached version."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..backend import Backend
+from ..config import FeaturesConfig
+from ..schema import CREATOR, EVENT_TIME, ROW_KEY
+from ..store import FORMAT_VERSION, FeatureStore, fingerprint_files, version_id, write_split
+from .build import FeatureBuilder
+
+#: Non-feature columns kept beside the features (row identity, grouping, time, popularity).
+CARRIED = (*ROW_KEY, CREATOR, EVENT_TIME, "engaged_with_user_follower_count")
+
+
+@dataclass(frozen=True)
+class Materialized:
+    store: FeatureStore
+    version: str
+    features: list[str]
+    rows: dict[str, int]
+    cache_hit: bool
+
+
+def _rows(frame: Any) -> int:
+    return int(frame.map_partitions(len).sum().compute())
+
+
+def _library_versions(backend: Backend) -> dict[str, str]:
+    import importlib
+
+    names = ["pandas", "dask", "pyarrow", "xgboost"] + (["cudf", "dask_cudf"] if backend.is_gpu else [])
+    return {n: getattr(importlib.import_module(n), "__version__", "?") for n in names}
+
+
+def materialize(
+    cfg: FeaturesConfig,
+    store_path: Path,
+    data_dir: Path,
+    train: Any,
+    valid: Any,
+    targets: list[str],
+    split: dict,
+    backend: Backend,
+    rebuild: bool = False,
+    log: Callable[[str], None] = print,
+) -> Materialized:
+    """Compute train (out-of-fold) and validation features into a store version."""
+    store = FeatureStore(store_path)
+    definition = {
+        "features": asdict(cfg) | {"store": None},
+        "targets": targets,
+        "input": fingerprint_files(data_dir),
+        "split": split,
+        "format": FORMAT_VERSION,
+    }
+    version = version_id(definition)
+    builder = FeatureBuilder(cfg, targets)
+    names = builder.feature_names()
+    manifest = store.manifest(version)
+    if manifest and not rebuild:
+        log(f"feature store: cache hit, version {version} ({store.version_dir(version)})")
+        return Materialized(store, version, manifest["features"], manifest["rows"], True)
+    keep = list(dict.fromkeys([*CARRIED, *targets, *names]))
+    tmp = store.begin()
+    try:
+        write_split(builder.fit_transform(train)[keep], tmp / "train")
+        write_split(builder.transform(valid)[keep], tmp / "valid")
+        builder.save(tmp / "state")
+        rows = {s: _rows(store_read(tmp / s)) for s in ("train", "valid")}
+        manifest = {
+            "definition": definition,
+            "features": names,
+            "rows": rows,
+            "backend": backend.kind,
+            "libraries": _library_versions(backend),
+            "python": platform.python_version(),
+        }
+        store.publish(tmp, version, manifest)
+    except BaseException:
+        store.discard(tmp)
+        raise
+    log(f"feature store: built version {version} ({rows['train']:,} train / {rows['valid']:,} valid rows)")
+    return Materialized(store, version, names, rows, False)
+
+
+def store_read(directory: Path) -> Any:
+    import dask.dataframe as dd
+
+    return dd.read_parquet(str(directory))

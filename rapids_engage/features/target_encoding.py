@@ -1,0 +1,196 @@
+"""Out-of-fold K-fold target encoding, one (possibly multi-column) key, all targets at once.
+
+For a training row of fold f with key k and target t::
+
+    te = (sum_t(k, not f) + s * prior_t(not f)) / (count(k, not f) + s)
+
+where ``not f`` means the training rows outside fold f and ``prior_t(not f)``
+is their mean of t: a training row's value never uses its own label or any
+label of its fold. Validation, test and new rows use the full-training
+statistics with the full-training prior; keys never seen in training get the
+prior. The fitted state (``stats_``: per key the row count and the target sums;
+``prior_``) is exactly what :meth:`transform` needs, and is saved as parquet +
+JSON (:meth:`save` / :meth:`load`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .folds import FOLD, assign_folds
+from .frames import as_dask, broadcast_join, is_dask, key_name
+
+N = "_n"
+
+
+def _sum(t: str) -> str:
+    return f"{t}__sum"
+
+
+class TargetEncoder:
+    """sklearn-style out-of-fold target encoder for one key over several targets.
+
+    ``columns``: the key (one column name or a list); ``targets``: label columns
+    of ``X`` encoded at once (or pass ``y`` to :meth:`fit`); ``row_key``: the
+    columns whose hash picks a row's fold (``fold_method="hash"``).
+    """
+
+    def __init__(
+        self,
+        columns: str | list[str],
+        n_folds: int = 5,
+        smooth: float = 20.0,
+        fold_method: str = "hash",
+        seed: int = 0,
+        row_key: tuple[str, ...] = ("tweet_id", "engaging_user_id"),
+        prefix: str = "te",
+    ) -> None:
+        self.columns = [columns] if isinstance(columns, str) else list(columns)
+        self.n_folds = n_folds
+        self.smooth = float(smooth)
+        self.fold_method = fold_method
+        self.seed = seed
+        self.row_key = list(row_key)
+        self.prefix = prefix
+
+    # ---- names -----------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return key_name(self.columns)
+
+    def output_name(self, target: str) -> str:
+        return f"{self.prefix}_{self.name}_{target}"
+
+    def output_names(self) -> list[str]:
+        return [self.output_name(t) for t in self.targets_]
+
+    # ---- fitting ---------------------------------------------------------
+    def _with_targets(self, X: Any, y: Any) -> tuple[Any, list[str]]:
+        if y is None:
+            raise ValueError("TargetEncoder needs targets: y as column name(s) of X, or a Series/DataFrame")
+        if isinstance(y, str):
+            return X, [y]
+        if isinstance(y, (list, tuple)):
+            return X, list(y)
+        if is_dask(X) or is_dask(y):
+            raise ValueError("with dask frames pass y as column name(s) of X")
+        frame = y.to_frame() if getattr(y, "ndim", 2) == 1 else y
+        return X.assign(**{c: frame[c].values for c in frame.columns}), list(frame.columns)
+
+    def _fold_stats(self, frame: Any, targets: list[str]) -> Any:
+        cols = self.columns + [FOLD]
+        part = frame[cols + targets].astype({t: "float64" for t in targets})
+        part = part.rename(columns={t: _sum(t) for t in targets}).assign(**{N: 1})
+        return part.groupby(cols).sum().reset_index().compute()
+
+    def fit(self, X: Any, y: Any = None) -> TargetEncoder:
+        """Learn the full-training statistics (what :meth:`transform` uses)."""
+        self._fit(X, y)
+        return self
+
+    def _fit(self, X: Any, y: Any) -> Any:
+        X, targets = self._with_targets(X, y)
+        missing = [c for c in self.columns + targets if c not in X.columns]
+        if missing:
+            raise ValueError(f"TargetEncoder({self.name}): columns {missing} are not in the frame")
+        frame = assign_folds(as_dask(X), self.row_key, self.n_folds, self.fold_method, self.seed)
+        fold_stats = self._fold_stats(frame, targets)
+        sums = [_sum(t) for t in targets]
+        self.targets_ = targets
+        self.stats_ = fold_stats.groupby(self.columns)[[N] + sums].sum().reset_index()
+        total = self.stats_[[N] + sums].sum()
+        n_rows = float(total[N])
+        if n_rows == 0:
+            raise ValueError(f"TargetEncoder({self.name}): no training rows")
+        self.n_rows_ = int(n_rows)
+        self.prior_ = {t: float(total[_sum(t)]) / n_rows for t in targets}
+        return frame, fold_stats
+
+    def fit_transform(self, X: Any, y: Any = None) -> Any:
+        """Fit, and return ``X`` with out-of-fold encodings for its (training) rows."""
+        frame, fold_stats = self._fit(X, y)
+        table = self._oof_table(fold_stats)
+        out = broadcast_join(frame, table, self.columns + [FOLD], dict.fromkeys(self.output_names(), "float64"))
+        out = out.drop(columns=[FOLD])
+        return out if is_dask(X) else out.compute()
+
+    def transform(self, X: Any) -> Any:
+        """``X`` with full-training encodings (unseen keys get the prior)."""
+        self._check_fitted()
+        missing = [c for c in self.columns if c not in X.columns]
+        if missing:
+            raise ValueError(f"TargetEncoder({self.name}): columns {missing} are not in the frame")
+        table = self.full_table()
+        fill = {self.output_name(t): self.prior_[t] for t in self.targets_}
+        out = broadcast_join(as_dask(X), table, self.columns, dict.fromkeys(fill, "float64"), fill)
+        return out if is_dask(X) else out.compute()
+
+    # ---- tables ----------------------------------------------------------
+    def _encode(self, sums: Any, counts: Any, prior: Any) -> Any:
+        return (sums + self.smooth * prior) / (counts + self.smooth)
+
+    def full_table(self) -> Any:
+        """Key -> full-training encoding per target (the serving table)."""
+        self._check_fitted()
+        table = self.stats_[self.columns].copy()
+        for t in self.targets_:
+            table[self.output_name(t)] = self._encode(self.stats_[_sum(t)], self.stats_[N], self.prior_[t])
+        return table
+
+    def _oof_table(self, fold_stats: Any) -> Any:
+        """(key, fold) -> encoding from the training rows outside that fold."""
+        sums = [_sum(t) for t in self.targets_]
+        per_fold = fold_stats.groupby(FOLD)[[N] + sums].sum()
+        total = per_fold.sum()
+        prior = ((total[sums] - per_fold[sums]).div(total[N] - per_fold[N], axis=0)).reset_index()
+        prior = prior.rename(columns={s: f"{s}__prior" for s in sums})
+        merged = fold_stats.merge(self.stats_, on=self.columns, suffixes=("", "__all"))
+        merged = merged.merge(prior, on=FOLD)
+        table = merged[self.columns + [FOLD]].copy()
+        for t, s in zip(self.targets_, sums):
+            counts = merged[f"{N}__all"] - merged[N]
+            value = self._encode(merged[f"{s}__all"] - merged[s], counts, merged[f"{s}__prior"])
+            table[self.output_name(t)] = value.where(counts + self.smooth > 0, merged[f"{s}__prior"])
+        return table
+
+    # ---- state -----------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "stats_"):
+            raise RuntimeError(f"TargetEncoder({self.name}) is not fitted")
+
+    def params(self) -> dict:
+        return {
+            "columns": self.columns,
+            "n_folds": self.n_folds,
+            "smooth": self.smooth,
+            "fold_method": self.fold_method,
+            "seed": self.seed,
+            "row_key": self.row_key,
+            "prefix": self.prefix,
+        }
+
+    def save(self, directory: str | Path) -> None:
+        """Write the fitted state: ``<name>.parquet`` (stats) and ``<name>.json`` (params, prior)."""
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        stem = f"{self.prefix}_{self.name}"
+        self.stats_.to_parquet(directory / f"{stem}.parquet", index=False)
+        state = {"params": self.params(), "targets": self.targets_, "prior": self.prior_, "n_rows": self.n_rows_}
+        (directory / f"{stem}.json").write_text(json.dumps(state, indent=1))
+
+    @classmethod
+    def load(cls, directory: str | Path, name: str, df_lib: Any = None) -> TargetEncoder:
+        """Read state written by :meth:`save` (``name`` = ``te_<key>``) into ``df_lib`` frames."""
+        import pandas as pd
+
+        directory = Path(directory)
+        state = json.loads((directory / f"{name}.json").read_text())
+        enc = cls(**state["params"])
+        enc.stats_ = (df_lib or pd).read_parquet(directory / f"{name}.parquet")
+        enc.targets_ = state["targets"]
+        enc.prior_ = state["prior"]
+        enc.n_rows_ = state["n_rows"]
+        return enc

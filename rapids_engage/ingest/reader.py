@@ -1,0 +1,139 @@
+"""Streaming, line-aligned blocks of a raw text file (plain, gzip, bz2 or zstd).
+
+A file is read ``block_size`` bytes at a time (decompressed on the fly, so a
+file never sits in memory whole); each block is cut after its last newline and
+the tail carried to the next one. A block becomes one Arrow string array of its
+non-empty lines (zero-copy over the block), the 1-based physical line number
+and the field count of each (vectorized with numpy), so every later stage can
+name ``file:line``.
+Lines that are not valid UTF-8 are set aside with their raw bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\x28\xb5\x2f\xfd": "zstd"}
+
+
+class IngestError(OSError):
+    """An input file is missing, unreadable or not a file; the message names it."""
+
+
+@dataclass
+class LineBlock:
+    """The non-empty lines of one newline-terminated block of a file."""
+
+    data: memoryview  #: the block's bytes (every line, empty ones too, ends with "\n")
+    has_cr: bool  #: whether the block holds a carriage return (some parsers take it for a line end)
+    lines: pa.LargeStringArray  #: non-empty lines, each with its "\n" (zero-copy over ``data``); non-UTF-8 ones are ""
+    line_no: np.ndarray  #: int64 1-based physical line number of each line
+    counts: np.ndarray  #: number of "\x01"-separated fields of each line
+    bad_utf8: dict[int, bytes]  #: position in ``lines`` -> raw bytes (no "\n"), for lines that are not UTF-8
+    bytes_done: int  #: on-disk (compressed) bytes of the file consumed so far
+
+    def text(self, rows: np.ndarray) -> list[bytes | str]:
+        """The lines at positions ``rows`` without their newline (raw bytes for non-UTF-8 lines)."""
+        out = [t[:-1] for t in self.lines.take(pa.array(rows, pa.int64())).to_pylist()]
+        return [self.bad_utf8.get(int(i), t) for i, t in zip(rows, out)]
+
+
+def _open(path: Path) -> tuple[pa.NativeFile, pa.NativeFile]:
+    """(decompressed stream, underlying on-disk file); compression sniffed from magic bytes."""
+    try:
+        raw = pa.OSFile(str(path), "rb")
+    except (OSError, pa.ArrowException) as exc:
+        raise IngestError(f"{path}: cannot open input file: {exc}") from exc
+    head = raw.read(4)
+    raw.seek(0)
+    codec = next((c for magic, c in _MAGIC.items() if head.startswith(magic)), None)
+    return (pa.CompressedInputStream(raw, codec) if codec else raw), raw
+
+
+def _fill(stream: pa.NativeFile, view: memoryview) -> int:
+    """Read into ``view`` until it is full or the stream ends; returns the bytes read."""
+    done = 0
+    while done < len(view):
+        n = stream.readinto(view[done:])
+        if not n:
+            break
+        done += n
+    return done
+
+
+def _raw_blocks(path: Path, block_size: int) -> Iterator[tuple[memoryview, int]]:
+    """Newline-terminated byte blocks of ``path`` (a final line without newline gets one), with bytes done."""
+    stream, raw = _open(path)
+    carry = b""
+    try:
+        with stream:
+            while True:
+                buf = bytearray(len(carry) + block_size)
+                buf[: len(carry)] = carry
+                try:
+                    n = _fill(stream, memoryview(buf)[len(carry):])
+                except (OSError, pa.ArrowException) as exc:
+                    raise IngestError(f"{path}: unreadable input ({exc})") from exc
+                if n == 0:
+                    break
+                size = len(carry) + n
+                cut = buf.rfind(b"\n", 0, size) + 1
+                carry = bytes(buf[cut:size])
+                if cut:  # else a line longer than the block: keep reading
+                    yield memoryview(buf)[:cut], raw.tell()
+            if carry:
+                yield memoryview(carry + b"\n"), raw.tell()
+    finally:
+        raw.close()
+
+
+def _split_lines(block: memoryview, first_line: int) -> tuple[pa.LargeBinaryArray, np.ndarray, np.ndarray, int]:
+    """(non-empty lines with their newline, their line numbers, their field counts, lines in the block)."""
+    arr = np.frombuffer(block, np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    offsets = np.zeros(len(nl) + 1, np.int64)
+    offsets[1:] = nl + 1
+    counts = np.diff(np.searchsorted(np.flatnonzero(arr == 1), nl), prepend=0) + 1
+    lines = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(nl), [None, pa.py_buffer(offsets), pa.py_buffer(block)])
+    nonempty = np.diff(offsets) > 1
+    if nonempty.all():
+        return lines, first_line + np.arange(len(nl)), counts, len(nl)
+    return lines.filter(pa.array(nonempty)), first_line + np.flatnonzero(nonempty), counts[nonempty], len(nl)
+
+
+def _to_strings(lines: pa.LargeBinaryArray) -> tuple[pa.LargeStringArray, dict[int, bytes]]:
+    """Lines as strings; lines that are not UTF-8 become "" and are returned separately (without the newline)."""
+    try:
+        return lines.cast(pa.large_string()), {}
+    except pa.ArrowInvalid:
+        pass
+    bad: dict[int, bytes] = {}
+    for i, b in enumerate(lines.to_pylist()):
+        try:
+            b.decode("utf-8")
+        except UnicodeDecodeError:
+            bad[i] = b[:-1]
+    mask = np.zeros(len(lines), bool)
+    mask[list(bad)] = True
+    clean = pc.if_else(pa.array(mask), pa.scalar(b"", pa.large_binary()), lines)
+    return clean.cast(pa.large_string()), bad
+
+
+def iter_line_blocks(path: str | Path, block_size: int = 64 << 20) -> Iterator[LineBlock]:
+    """Stream ``path`` as :class:`LineBlock` s of about ``block_size`` bytes each."""
+    next_line = 1
+    for block, done in _raw_blocks(Path(path), max(int(block_size), 1)):
+        lines, line_no, counts, n_lines = _split_lines(block, next_line)
+        next_line += n_lines
+        strings, bad = _to_strings(lines)
+        has_cr = block.obj.find(b"\r", 0, block.nbytes) >= 0  # views start at 0 of their object
+        yield LineBlock(block, has_cr, strings, line_no, counts, bad, done)
+
+
+__all__ = ["IngestError", "LineBlock", "iter_line_blocks"]

@@ -1,0 +1,311 @@
+"""Raw RecSys Challenge 2021 files -> canonical, day-partitioned parquet, bad rows quarantined.
+
+Output (built in a temporary sibling directory, renamed into place at the end,
+so a killed ingest never leaves a half-written ``out_dir``)::
+
+    <out_dir>/data/day=YYYY-MM-DD/part-NNNNN.parquet   canonical schema (schema.py), UTC day of tweet_timestamp
+    <out_dir>/quarantine.parquet                       bad rows with file, line, column, reason (if any)
+    <out_dir>/ingest.json                              the IngestResult (written last)
+
+* **Ids.** ``tweet_id``, ``engaged_with_user_id`` and ``engaging_user_id`` are
+  hashed to int64 (:func:`.ids.hex_id_to_int64`: the first 16 of the 32 hex
+  chars as a uint64 viewed as int64): 8-byte keys instead of 32-byte strings,
+  so joins and group-bys downstream are on fixed-width ints. List columns,
+  ``language`` and ``tweet_type`` stay strings as in the raw files.
+* **Streaming.** Each file is read in blocks of ``block_size`` bytes of whole
+  lines (:mod:`.reader`); each block is split into fields (pyarrow's CSV
+  parser on CPU), parsed and validated column by column, vectorized (:mod:`.convert`), and its rows appended to the
+  per-day parquet writers (:mod:`.writer`). Memory is bounded by a few blocks,
+  whatever the file size.
+* **File kind.** Training files have 24 fields, test files the first 20; a
+  file's kind is the more common of the two field counts in its first 1000
+  lines (ties: 24). Test rows get all-null engagement columns (same schema).
+* **Bad rows.** A row with the wrong field count, invalid UTF-8, an invalid
+  int / timestamp / bool or an invalid hex id goes to the quarantine with
+  ``file:line:column`` and a reason; ``strict=True`` raises
+  :class:`.StrictModeError` at the first one instead. Always
+  ``input_rows == ingested_rows + quarantined_rows`` (input rows: non-empty lines).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..backend import CPU, Backend
+from ..schema import DTYPES, EVENT_TIME, RAW_COLUMNS, TEST_COLUMNS
+from .convert import CpuOps, make_ops
+from .quarantine import Quarantine, StrictModeError
+from .reader import IngestError, LineBlock, iter_line_blocks
+from .writer import DayWriter, canonical_schema, conform
+
+CPU_BACKEND = CPU
+ID_COLUMNS = ("tweet_id", "engaged_with_user_id", "engaging_user_id")
+#: Largest accepted tweet_timestamp (9999-12-31T23:59:59Z), so its day is a valid date.
+MAX_TIMESTAMP = 253_402_300_799
+RESULT_FILE = "ingest.json"
+QUARANTINE_FILE = "quarantine.parquet"
+#: Lines of a file looked at to tell a training (24 fields) from a test (20 fields) file.
+DETECT_LINES = 1000
+
+
+@dataclass
+class IngestResult:
+    """What an ingest did; ``input_rows == ingested_rows + quarantined_rows``."""
+
+    input_rows: int
+    ingested_rows: int
+    quarantined_rows: int
+    files: int
+    quarantine_counts: dict[str, int]
+    out_dir: str
+    elapsed_s: float
+    empty_files: list[str] = field(default_factory=list)
+    test_files: list[str] = field(default_factory=list)
+    rows_per_day: dict[str, int] = field(default_factory=dict)
+    output_files: int = 0
+
+
+def _reason(col: str) -> str:
+    if col in ID_COLUMNS:
+        return "invalid_id"
+    if DTYPES[col] == "bool":
+        return "invalid_bool"
+    return "invalid_timestamp" if "timestamp" in col or "creation" in col else "invalid_int"
+
+
+def _parse(ops: CpuOps, col: str, values: Any) -> tuple[Any, np.ndarray]:
+    """Canonical values of one raw column and their validity mask."""
+    kind = DTYPES[col]
+    if col in ID_COLUMNS:
+        return ops.parse_id(values)
+    if kind == "bool":
+        return ops.parse_bool(values)
+    if kind == "Int64":
+        return ops.parse_int(values, nullable=True)
+    if kind == "int64":
+        return ops.parse_int(values, hi=MAX_TIMESTAMP) if col == EVENT_TIME else ops.parse_int(values)
+    return values, np.ones(len(values), bool)
+
+
+class _FileIngest:
+    """Ingest state of one input file.
+
+    The file kind (24 or 20 fields) is decided by majority over its first
+    ``DETECT_LINES`` lines (blocks are held back until then), so one corrupt
+    first line cannot flip it.
+    """
+
+    def __init__(self, name: str, ops: CpuOps, quarantine: Quarantine, writer: DayWriter, schema: Any, strict: bool) -> None:
+        self.name, self.ops, self.quarantine, self.writer, self.schema, self.strict = name, ops, quarantine, writer, schema, strict
+        self.n_fields: int | None = None
+        self.decided = False
+        self.rows = self.ingested = 0
+        self._pending: list[LineBlock] = []
+        self._votes = np.zeros(2, np.int64)  # lines with 24, with 20 fields
+
+    def block(self, block: LineBlock) -> None:
+        """Ingest one block (or hold it back until the file kind is known)."""
+        if len(block.lines) == 0:
+            return
+        if self.decided:
+            self._process(block)
+            return
+        self._pending.append(block)
+        counts = np.delete(block.counts, list(block.bad_utf8))
+        self._votes += [(counts == len(RAW_COLUMNS)).sum(), (counts == len(TEST_COLUMNS)).sum()]
+        if self._votes.sum() >= DETECT_LINES:
+            self.finish()
+
+    def finish(self) -> None:
+        """Decide the file kind (if not yet) and ingest the held-back blocks."""
+        if not self.decided:
+            n24, n20 = self._votes
+            self.n_fields = None if n24 == n20 == 0 else len(RAW_COLUMNS) if n24 >= n20 else len(TEST_COLUMNS)
+            self.decided = True
+        pending, self._pending = self._pending, []
+        for block in pending:
+            self._process(block)
+
+    def _process(self, block: LineBlock) -> None:
+        n = len(block.lines)
+        reason = np.full(n, "", dtype=object)
+        column = np.full(n, None, dtype=object)
+        detail = np.full(n, "", dtype=object)
+        expected = self.n_fields or len(RAW_COLUMNS)
+        for i, raw in block.bad_utf8.items():
+            reason[i] = "invalid_utf8"
+            column[i], detail[i] = _utf8_column(raw, expected)
+        wrong = (block.counts != expected) & (reason == "")
+        reason[wrong] = "field_count"
+        detail[wrong] = [f"expected {expected} fields, got {c}" for c in block.counts[wrong]]
+        rows = np.flatnonzero(reason == "") if self.n_fields else np.zeros(0, np.int64)
+        if len(rows):
+            self._parse_rows(block, rows, reason, column, detail)
+        bad = np.flatnonzero(reason != "")
+        if len(bad):
+            self._quarantine(block, bad, reason, column, detail)
+        self.rows += n
+        self.ingested += n - len(bad)
+
+    def _parse_rows(self, block: LineBlock, rows: np.ndarray, reason: np.ndarray,
+                    column: np.ndarray, detail: np.ndarray) -> None:
+        names = RAW_COLUMNS[: self.n_fields]
+        fields = self.ops.fields(block, rows, len(names))
+        parsed: dict[str, Any] = {}
+        ok_all = np.ones(len(rows), bool)
+        for name, raw in zip(names, fields):
+            parsed[name], ok = _parse(self.ops, name, raw)
+            new = np.flatnonzero(~ok & ok_all)  # first bad column of a row wins
+            if len(new):
+                at = rows[new]
+                reason[at], column[at] = _reason(name), name
+                detail[at] = [f"{_reason(name)}: {v!r}"[:200] for v in self.ops.pick(raw, new)]
+                ok_all[new] = False
+        self.writer.write(conform(self.ops.to_arrow(parsed, ok_all), self.schema))
+
+    def _quarantine(self, block: LineBlock, bad: np.ndarray, reason: np.ndarray, column: np.ndarray, detail: np.ndarray) -> None:
+        lines = block.line_no[bad]
+        if self.strict:
+            i = bad[0]
+            raise StrictModeError(self.name, int(block.line_no[i]), column[i], reason[i], detail[i])
+        self.quarantine.extend([self.name], lines.tolist(), column[bad].tolist(), reason[bad].tolist(), block.text(bad),
+                               detail[bad].tolist())
+
+
+def _utf8_column(raw: bytes, n_fields: int) -> tuple[str | None, str]:
+    """(column, detail) of the first field of a non-UTF-8 line that fails to decode."""
+    parts = raw.split(b"\x01")
+    for j, part in enumerate(parts):
+        try:
+            part.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            col = RAW_COLUMNS[j] if len(parts) == n_fields else None
+            return col, f"invalid UTF-8 in field {j + 1}: {exc.reason} at byte {exc.start}"
+    return None, "invalid UTF-8"
+
+
+def _input_paths(inputs: str | os.PathLike | list[str | os.PathLike]) -> list[Path]:
+    """The input files (a glob pattern or a list of paths); each must be a readable file."""
+    if isinstance(inputs, (str, os.PathLike)):
+        pattern = str(inputs)
+        paths = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not paths:
+            raise IngestError(f"{pattern}: no input files match")
+    else:
+        paths = [str(p) for p in inputs]
+        if not paths:
+            raise IngestError("no input files given")
+    for p in paths:
+        if not os.path.exists(p):
+            raise IngestError(f"{p}: no such input file")
+        if not os.path.isfile(p):
+            raise IngestError(f"{p}: input is not a regular file")
+        if not os.access(p, os.R_OK):
+            raise IngestError(f"{p}: input file is not readable")
+    return [Path(p) for p in paths]
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / RESULT_FILE).is_file())):
+        raise IngestError(f"{out}: exists and is not an ingest output directory; refusing to replace it")
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Rename ``tmp`` to ``out``, replacing an earlier ingest output there."""
+    _check_out_dir(out)
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def ingest_recsys(
+    inputs: str | os.PathLike | list[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    backend: Backend = CPU_BACKEND,
+    strict: bool = False,
+    block_size: int = 64 << 20,
+    on_progress: Callable[[int, int], None] | None = None,
+    rows_per_file: int = 1_000_000,
+) -> IngestResult:
+    """Ingest raw RecSys 2021 files (``inputs``: a list of paths or a glob) into ``out_dir``.
+
+    ``on_progress(done_bytes, total_bytes)`` is called after each block (on-disk
+    bytes, so compressed files count their compressed size). Raises
+    :class:`.IngestError` for a missing/unreadable input or an ``out_dir`` that
+    is not an earlier ingest output, :class:`.StrictModeError` in strict mode.
+    """
+    start = time.perf_counter()
+    paths = _input_paths(inputs)
+    out = Path(out_dir).absolute()
+    _check_out_dir(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    try:
+        ops = make_ops(backend)
+        schema = canonical_schema()
+        quarantine = Quarantine(spill_dir=tmp)
+        writer = DayWriter(tmp / "data", schema, rows_per_file=rows_per_file, max_buffer_bytes=max(2 * block_size, 64 << 20))
+        total_bytes = sum(p.stat().st_size for p in paths)
+        done_bytes, input_rows, ingested, empty, test_files = 0, 0, 0, [], []
+        for path in paths:
+            state = _FileIngest(str(path), ops, quarantine, writer, schema, strict)
+            for block in iter_line_blocks(path, block_size):
+                state.block(block)
+                if on_progress:
+                    on_progress(done_bytes + block.bytes_done, total_bytes)
+            state.finish()
+            done_bytes += path.stat().st_size
+            input_rows += state.rows
+            ingested += state.ingested
+            if state.rows == 0:
+                empty.append(str(path))
+            if state.n_fields == len(TEST_COLUMNS):
+                test_files.append(str(path))
+        writer.close()
+        if quarantine.total:
+            quarantine.write(tmp / QUARANTINE_FILE)
+        quarantine.cleanup()
+        result = IngestResult(
+            input_rows=input_rows,
+            ingested_rows=ingested,
+            quarantined_rows=quarantine.total,
+            files=len(paths),
+            quarantine_counts=dict(sorted(quarantine.counts.items())),
+            out_dir=str(out),
+            elapsed_s=round(time.perf_counter() - start, 3),
+            empty_files=empty,
+            test_files=test_files,
+            rows_per_day=dict(sorted(writer.rows_per_day.items())),
+            output_files=writer.files,
+        )
+        _write_json(tmp / RESULT_FILE, asdict(result))
+        _publish(tmp, out)
+        return result
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+__all__ = ["CPU_BACKEND", "IngestResult", "ingest_recsys"]

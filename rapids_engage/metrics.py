@@ -1,0 +1,513 @@
+"""Evaluation metrics on numpy (CPU) or cupy (GPU) arrays — RecSys Challenge 2021 and more.
+
+Every function takes numpy or cupy arrays, or pandas / cudf Series, computes in
+float64 on the device that holds the data (cupy as soon as one input lives on
+the GPU) and returns plain Python numbers. Everything is vectorized: curves come
+from one sort plus cumulative sums, per-group ranking metrics from one stable
+sort by (group, -score) plus segment sums (``bincount``), so tens of millions of
+rows are fine. cupy is imported only when a GPU input is seen.
+
+Conventions:
+
+* Binary labels are 0/1 (bool or any numeric dtype); scores are probabilities.
+* Undefined values are ``nan``: AUC / AP / RCE with a single class in ``y``
+  (sklearn returns 0.0 for AP without positives and raises for AUC), Spearman
+  of a constant input, a ranking mean with no group that has a positive.
+* Ranking metrics (MAP@k, NDCG@k, MRR) are per group (e.g. per impression),
+  binary relevance ``y > 0``, ties in ``p`` broken by original row order, and
+  averaged over the groups that have at least one positive (groups without
+  positives are excluded from the mean).
+* Bins and groups are half-open ``[lo, hi)`` with the last one closed: ECE /
+  calibration on equal-width bins of [0, 1], popularity groups on quantiles of
+  the key; a grouped mean averages the groups whose value is defined.
+* ``binary_report`` / ``ranking_report`` sort once and share the order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+ArrayLike = Any  # numpy / cupy array, pandas / cudf Series, or a sequence
+Metric = Callable[[ArrayLike, ArrayLike], float]
+
+
+# --------------------------------------------------------------------------- arrays
+
+
+def _on_gpu(a: Any) -> bool:
+    return type(a).__module__.split(".")[0] in ("cupy", "cudf")
+
+
+def _xp(*arrays: Any) -> ModuleType:
+    """numpy, or cupy when any of ``arrays`` lives on the GPU (cupy imported lazily)."""
+    if any(_on_gpu(a) for a in arrays):
+        import cupy
+
+        return cupy
+    return np
+
+
+def _raw(a: Any) -> Any:
+    """The array behind a Series (cudf -> cupy, pandas -> numpy); arrays pass through."""
+    if type(a).__module__.split(".")[0] == "cudf":
+        return a.values
+    if hasattr(a, "to_numpy"):
+        return a.to_numpy()
+    return a
+
+
+def _f64(a: Any, xp: ModuleType) -> Any:
+    """``a`` as a 1-d float64 array of module ``xp``."""
+    if hasattr(a, "to_numpy") and not _on_gpu(a):
+        a = a.to_numpy(dtype=np.float64, na_value=np.nan)  # also pandas nullable dtypes
+    return xp.asarray(_raw(a), dtype=xp.float64).ravel()
+
+
+def _arrays(*arrays: Any, others: tuple = ()) -> tuple[ModuleType, list[Any]]:
+    """(module, float64 arrays of equal length); ``others`` only take part in picking the module."""
+    xp = _xp(*arrays, *others)
+    out = [_f64(a, xp) for a in arrays]
+    if len({len(a) for a in out}) > 1:
+        raise ValueError(f"arrays of different lengths: {[len(a) for a in out]}")
+    return xp, out
+
+
+def _argsort_stable(a: Any, xp: ModuleType) -> Any:
+    """Stable argsort (cupy's argsort is always stable and may not take ``kind``)."""
+    return np.argsort(a, kind="stable") if xp is np else xp.argsort(a)
+
+
+def _concat0(a: Any, xp: ModuleType) -> Any:
+    """``a`` with a leading 0."""
+    return xp.concatenate([xp.zeros(1, dtype=a.dtype), a])
+
+
+def _block_starts(sorted_values: Any, xp: ModuleType) -> Any:
+    """True where a run of equal values starts in a sorted array."""
+    new = xp.ones(len(sorted_values), dtype=bool)
+    new[1:] = sorted_values[1:] != sorted_values[:-1]
+    return new
+
+
+def _mean(a: Any) -> float:
+    """Mean as a Python float; nan for no rows."""
+    return float(a.mean()) if len(a) else float("nan")
+
+
+def _mean_defined(values: list[float]) -> float:
+    """Mean of the non-nan values (nan when there are none)."""
+    v = np.asarray(values, dtype=np.float64)
+    return _mean(v[~np.isnan(v)])
+
+
+# ----------------------------------------------------------------- probabilistic
+
+
+def _row_entropy(y: Any, p: Any, xp: ModuleType, eps: float = 1e-15) -> Any:
+    """Per-row binary cross-entropy, ``p`` clipped to [eps, 1 - eps]."""
+    p = xp.clip(p, eps, 1.0 - eps)
+    return -(y * xp.log(p) + (1.0 - y) * xp.log(1.0 - p))
+
+
+def log_loss(y: ArrayLike, p: ArrayLike, eps: float = 1e-15) -> float:
+    """Mean binary cross-entropy, ``p`` clipped to [eps, 1 - eps]."""
+    xp, (y, p) = _arrays(y, p)
+    return _mean(_row_entropy(y, p, xp, eps))
+
+
+def _rce(cross_entropy: float, ctr: float, eps: float = 1e-15) -> float:
+    """RCE from the model's cross-entropy and the positive rate of the labels."""
+    if not 0.0 < ctr < 1.0:
+        return float("nan")
+    c = min(max(ctr, eps), 1.0 - eps)
+    strawman = -(ctr * np.log(c) + (1.0 - ctr) * np.log(1.0 - c))  # CE of the constant `ctr`
+    return float((1.0 - cross_entropy / strawman) * 100.0)
+
+
+def rce(y: ArrayLike, p: ArrayLike) -> float:
+    """RecSys 2021 relative cross entropy: ``(1 - CE(p) / CE(positive rate)) * 100``.
+
+    nan when ``y`` has a single class.
+    """
+    xp, (y, p) = _arrays(y, p)
+    return _rce(_mean(_row_entropy(y, p, xp)), _mean(y))
+
+
+# -------------------------------------------------------------------- curves
+
+
+def _order_desc(p: Any, xp: ModuleType) -> Any:
+    """Row order by descending score, ties in row order."""
+    return _argsort_stable(-p, xp)
+
+
+def _sorted_curve(ys: Any, ps: Any, xp: ModuleType) -> tuple[Any, Any]:
+    """(true positives, false positives) at each distinct threshold, for rows already
+    sorted by descending score ``ps``."""
+    if len(ps) == 0:
+        return xp.zeros(1), xp.zeros(1)  # no rows: every metric of the curve is nan
+    tps = xp.cumsum(ys)
+    last = xp.nonzero(ps[1:] != ps[:-1])[0]  # last row of each tie block but the final one
+    idx = xp.concatenate([last, xp.asarray([len(ps) - 1], dtype=last.dtype)])
+    tps = tps[idx]
+    return tps, (idx + 1) - tps
+
+
+def _binary_curve(y: Any, p: Any, xp: ModuleType) -> tuple[Any, Any]:
+    """(true positives, false positives) at each distinct threshold, scores descending."""
+    order = _order_desc(p, xp)
+    return _sorted_curve(y[order], p[order], xp)
+
+
+def _ap(tps: Any, fps: Any, xp: ModuleType) -> float:
+    """Step-wise average precision (sklearn): sum of (R_i - R_{i-1}) * P_i."""
+    n_pos = float(tps[-1])
+    if n_pos == 0:
+        return float("nan")
+    precision = tps / (tps + fps)
+    return float((xp.diff(_concat0(tps, xp)) * precision).sum() / n_pos)
+
+
+def _auc(tps: Any, fps: Any, xp: ModuleType) -> float:
+    """Trapezoidal ROC AUC over distinct thresholds (= Mann-Whitney with midranks)."""
+    n_pos, n_neg = float(tps[-1]), float(fps[-1])
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    t0 = _concat0(tps, xp)
+    area2 = (xp.diff(_concat0(fps, xp)) * (t0[1:] + t0[:-1])).sum()
+    return float(area2 / (2.0 * n_pos * n_neg))
+
+
+def average_precision(y: ArrayLike, p: ArrayLike) -> float:
+    """Average precision as sklearn's ``average_precision_score`` (nan without positives)."""
+    xp, (y, p) = _arrays(y, p)
+    return _ap(*_binary_curve(y, p, xp), xp)
+
+
+def roc_auc(y: ArrayLike, p: ArrayLike) -> float:
+    """ROC AUC as sklearn's ``roc_auc_score`` (ties averaged); nan with one class."""
+    xp, (y, p) = _arrays(y, p)
+    return _auc(*_binary_curve(y, p, xp), xp)
+
+
+def _downsample(n: int, max_points: int, xp: ModuleType) -> Any:
+    """At most ``max_points`` evenly spaced indices into ``range(n)``, ends included."""
+    if n <= max_points:
+        return xp.arange(n)
+    return xp.unique(xp.rint(xp.linspace(0, n - 1, max(max_points, 2))).astype(xp.int64))
+
+
+def pr_curve(y: ArrayLike, p: ArrayLike, max_points: int = 200) -> dict[str, list[float]]:
+    """Precision / recall by increasing recall, from (recall 0, precision 1), downsampled for
+    plotting; empty lists when ``y`` has no positive."""
+    xp, (y, p) = _arrays(y, p)
+    n_pos = float(y.sum()) if len(y) else 0.0
+    if n_pos == 0:
+        return {"precision": [], "recall": []}
+    tps, fps = _binary_curve(y, p, xp)
+    recall = _concat0(tps / n_pos, xp)
+    precision = xp.concatenate([xp.ones(1), tps / (tps + fps)])
+    keep = _downsample(len(recall), max_points, xp)
+    return {"precision": precision[keep].tolist(), "recall": recall[keep].tolist()}
+
+
+# --------------------------------------------------------------- calibration
+
+
+def _calibration_bins(y: Any, p: Any, xp: ModuleType, n_bins: int) -> tuple[Any, Any, Any]:
+    """(count, sum of p, sum of y) per equal-width bin [e_i, e_{i+1}) on [0, 1], last bin closed."""
+    edges = xp.linspace(0.0, 1.0, n_bins + 1)
+    bins = xp.clip(xp.searchsorted(edges, p, side="right") - 1, 0, n_bins - 1)
+
+    def per_bin(w: Any) -> Any:
+        return xp.bincount(bins, weights=w, minlength=n_bins)
+
+    return per_bin(None), per_bin(p), per_bin(y)
+
+
+def expected_calibration_error(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> float:
+    """ECE: count-weighted mean of |mean(p) - mean(y)| over equal-width bins on [0, 1]."""
+    xp, (y, p) = _arrays(y, p)
+    if len(y) == 0:
+        return float("nan")
+    _, sum_p, sum_y = _calibration_bins(y, p, xp, n_bins)
+    return float(xp.abs(sum_p - sum_y).sum() / len(y))
+
+
+def calibration_curve(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> dict[str, list]:
+    """Reliability diagram: {"mean_pred", "frac_pos", "count"} for the non-empty bins (host lists)."""
+    xp, (y, p) = _arrays(y, p)
+    count, sum_p, sum_y = _calibration_bins(y, p, xp, n_bins)
+    nz = count > 0
+    return {
+        "mean_pred": (sum_p[nz] / count[nz]).tolist(),
+        "frac_pos": (sum_y[nz] / count[nz]).tolist(),
+        "count": [int(c) for c in count[nz].tolist()],
+    }
+
+
+# ------------------------------------------------------------------- grouped
+
+
+def _quantile_groups(key: Any, xp: ModuleType, n_groups: int) -> tuple[list[float], Any]:
+    """(edges, group of each row): groups [e_i, e_{i+1}) on quantiles of ``key``, the last
+    closed; rows with a nan key get group -1."""
+    valid = ~xp.isnan(key)
+    if not bool(valid.any()):
+        return [], xp.full(len(key), -1)
+    edges = xp.quantile(key if bool(valid.all()) else key[valid], xp.linspace(0.0, 1.0, n_groups + 1))
+    groups = xp.clip(xp.searchsorted(edges, key, side="right") - 1, 0, n_groups - 1)
+    return edges.tolist(), xp.where(valid, groups, -1)
+
+
+def _per_group(
+    fn: Callable[[Any], float], groups: Any, n_groups: int, xp: ModuleType
+) -> tuple[list[float], list[int]]:
+    """(``fn(groups == g)``, size) for each non-empty group g."""
+    counts = xp.bincount(groups + 1, minlength=n_groups + 1)[1:].tolist()
+    values = [float(fn(groups == g)) for g, c in enumerate(counts) if c]
+    return values, [int(c) for c in counts if c]
+
+
+def grouped_by_quantile(
+    metric: Metric, y: ArrayLike, p: ArrayLike, key: ArrayLike, n_groups: int = 5
+) -> dict[str, Any]:
+    """``metric`` per quantile group of ``key`` (RecSys 2021 popularity groups) and their mean.
+
+    Returns {"mean", "groups", "edges", "counts"}: one value and row count per
+    non-empty group (empty groups, from repeated edges, are skipped), the
+    ``n_groups + 1`` edges; ``mean`` averages the groups whose value is not nan.
+    Rows with a nan ``key`` are left out.
+    """
+    xp, (y, p, key) = _arrays(y, p, key)
+    edges, groups = _quantile_groups(key, xp, n_groups)
+    values, counts = _per_group(lambda mask: metric(y[mask], p[mask]), groups, n_groups, xp)
+    return {"mean": _mean_defined(values), "groups": values, "edges": edges, "counts": counts}
+
+
+# ------------------------------------------------------------------- ranking
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    """Rows sorted by (group, -score, row order); per-row and per-group arrays."""
+
+    xp: ModuleType
+    seg: Any  # group index of each sorted row (0 .. n_groups - 1)
+    rank: Any  # 0-based position inside its group
+    rel: Any  # relevance (1.0 where y > 0)
+    hits: Any  # relevant rows up to and including this one, inside its group
+    n_pos: Any  # relevant rows per group
+
+    def per_group(self, weights: Any) -> Any:
+        """Sum of ``weights`` (aligned with the sorted rows) per group."""
+        return self.xp.bincount(self.seg, weights=weights, minlength=len(self.n_pos))
+
+    def mean(self, values: Any) -> float:
+        """Mean over the groups with at least one positive (nan if none)."""
+        has_pos = self.n_pos > 0
+        return _mean(values[has_pos])
+
+
+def _ranking_inputs(y: ArrayLike, p: ArrayLike, group: ArrayLike) -> tuple[ModuleType, Any, Any, Any]:
+    """(module, y, p, group ids) with the group ids kept in their own dtype."""
+    xp, (y, p) = _arrays(y, p, others=(group,))
+    g = xp.asarray(_raw(group)).ravel()
+    if len(g) != len(y):
+        raise ValueError(f"group has {len(g)} rows, y has {len(y)}")
+    return xp, y, p, g
+
+
+def _segments(y: Any, g: Any, order_desc: Any, xp: ModuleType) -> _Ranked:
+    """Rows by group then descending score (a stable re-sort of ``order_desc`` by group);
+    per-group positions and hit counts via cumsum."""
+    order = order_desc[_argsort_stable(g[order_desc], xp)]
+    gs, rel = g[order], (y[order] > 0).astype(xp.float64)
+    new = _block_starts(gs, xp)
+    seg = xp.cumsum(new) - 1
+    starts = xp.nonzero(new)[0]
+    rank = xp.arange(len(rel)) - starts[seg]
+    cum = xp.cumsum(rel)
+    before = _concat0(cum, xp)[starts]  # relevant rows before each group
+    hits = cum - before[seg]
+    n_pos = xp.diff(xp.concatenate([before, cum[-1:]]))
+    return _Ranked(xp, seg, rank, rel, hits, n_pos)
+
+
+def _ranked_segments(y: ArrayLike, p: ArrayLike, group: ArrayLike) -> _Ranked:
+    """The shared sorted-segment view used by every ranking metric."""
+    xp, y, p, g = _ranking_inputs(y, p, group)
+    return _segments(y, g, _order_desc(p, xp), xp)
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+
+
+def _map_at_k(r: _Ranked, k: int) -> float:
+    top = r.rank < k
+    ap = r.per_group(r.rel * top * r.hits / (r.rank + 1)) / r.xp.minimum(r.n_pos, k).clip(1, None)
+    return r.mean(ap)
+
+
+def _ndcg_at_k(r: _Ranked, k: int) -> float:
+    xp = r.xp
+    dcg = r.per_group(r.rel * (r.rank < k) / xp.log2(r.rank + 2.0))
+    ideal = _concat0(xp.cumsum(1.0 / xp.log2(xp.arange(k) + 2.0)), xp)  # ideal[j]: j relevant on top
+    idcg = ideal[xp.minimum(r.n_pos, k).astype(xp.int64)]
+    return r.mean(dcg / xp.where(idcg > 0, idcg, 1.0))
+
+
+def _mrr(r: _Ranked) -> float:
+    first = r.rel * (r.hits == 1)  # the first relevant row of each group
+    return r.mean(r.per_group(first / (r.rank + 1)))
+
+
+def map_at_k(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10) -> float:
+    """Mean over groups of AP@k = sum_{i<=k} precision@i * rel_i / min(k, positives in group)."""
+    _check_k(k)
+    return _map_at_k(_ranked_segments(y, p, group), k)
+
+
+def ndcg_at_k(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10) -> float:
+    """Mean over groups of NDCG@k: linear binary gains, log2(i + 1) discount, ideal DCG cut at k."""
+    _check_k(k)
+    return _ndcg_at_k(_ranked_segments(y, p, group), k)
+
+
+def mrr(y: ArrayLike, p: ArrayLike, group: ArrayLike) -> float:
+    """Mean over groups of 1 / rank of the first positive."""
+    return _mrr(_ranked_segments(y, p, group))
+
+
+# ---------------------------------------------------------------- regression
+
+
+def _log1p_pair(y: ArrayLike, pred: ArrayLike) -> tuple[Any, Any]:
+    """log1p of both; counts, so negatives are clipped to 0 first."""
+    xp, (y, pred) = _arrays(y, pred)
+    return xp.log1p(xp.clip(y, 0, None)), xp.log1p(xp.clip(pred, 0, None))
+
+
+def _rmse(y: Any, pred: Any) -> float:
+    return _mean((y - pred) ** 2) ** 0.5
+
+
+def _mae(y: Any, pred: Any) -> float:
+    return _mean(abs(y - pred))
+
+
+def rmse(y: ArrayLike, pred: ArrayLike) -> float:
+    """Root mean squared error."""
+    _, (y, pred) = _arrays(y, pred)
+    return _rmse(y, pred)
+
+
+def mae(y: ArrayLike, pred: ArrayLike) -> float:
+    """Mean absolute error."""
+    _, (y, pred) = _arrays(y, pred)
+    return _mae(y, pred)
+
+
+def rmse_log1p(y: ArrayLike, pred: ArrayLike) -> float:
+    """RMSE on log1p of counts (negatives clipped to 0)."""
+    ly, lp = _log1p_pair(y, pred)
+    return _rmse(ly, lp)
+
+
+def mae_log1p(y: ArrayLike, pred: ArrayLike) -> float:
+    """MAE on log1p of counts (negatives clipped to 0)."""
+    ly, lp = _log1p_pair(y, pred)
+    return _mae(ly, lp)
+
+
+def _rankdata(x: Any, xp: ModuleType) -> Any:
+    """1-based ranks, ties get the average rank (scipy.stats.rankdata 'average')."""
+    order = _argsort_stable(x, xp)
+    new = _block_starts(x[order], xp)
+    block = xp.cumsum(new) - 1
+    starts = xp.nonzero(new)[0]
+    ends = xp.concatenate([starts[1:], xp.asarray([len(x)], dtype=starts.dtype)])
+    ranks = xp.empty(len(x), dtype=xp.float64)
+    ranks[order] = ((starts + ends + 1) / 2.0)[block]
+    return ranks
+
+
+def spearman(y: ArrayLike, pred: ArrayLike) -> float:
+    """Spearman rank correlation (average ranks for ties), as scipy.stats.spearmanr; nan if constant."""
+    xp, (y, pred) = _arrays(y, pred)
+    if len(y) < 2:
+        return float("nan")
+    a = _rankdata(y, xp)
+    b = _rankdata(pred, xp)
+    a, b = a - a.mean(), b - b.mean()
+    denom = float(xp.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum()) / denom if denom > 0 else float("nan")
+
+
+# ------------------------------------------------------------------- reports
+
+
+def binary_report(y: ArrayLike, p: ArrayLike, key: ArrayLike | None = None) -> dict[str, Any]:
+    """{"ap", "rce", "auc", "log_loss", "ece", "positive_rate", "n"}; with ``key`` also
+    "ap_grouped" / "rce_grouped", the means over 5 quantile groups of ``key``."""
+    xp, (y, p) = _arrays(y, p, others=(key,))
+    n = len(y)
+    order = _order_desc(p, xp)  # the one sort, shared by AP, AUC and the grouped AP
+    ys, ps = y[order], p[order]
+    row_ce = _row_entropy(y, p, xp)
+    positive_rate, ll = _mean(y), _mean(row_ce)
+    tps, fps = _sorted_curve(ys, ps, xp)
+    report: dict[str, Any] = {
+        "ap": _ap(tps, fps, xp),
+        "rce": _rce(ll, positive_rate),
+        "auc": _auc(tps, fps, xp),
+        "log_loss": ll,
+        "ece": expected_calibration_error(y, p),
+        "positive_rate": positive_rate,
+        "n": int(n),
+    }
+    if key is not None:  # same values as grouped_by_quantile(average_precision / rce, ...)
+        key = _f64(key, xp)
+        if len(key) != n:
+            raise ValueError(f"key has {len(key)} rows, y has {n}")
+        _, groups = _quantile_groups(key, xp, 5)
+        ap, _ = _per_group(lambda s: _ap(*_sorted_curve(ys[s], ps[s], xp), xp), groups[order], 5, xp)
+        rce_, _ = _per_group(lambda s: _rce(_mean(row_ce[s]), _mean(y[s])), groups, 5, xp)
+        report["ap_grouped"], report["rce_grouped"] = _mean_defined(ap), _mean_defined(rce_)
+    return report
+
+
+def ranking_report(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10) -> dict[str, Any]:
+    """{"map@k", "ndcg@k", "mrr", "auc", "n_groups"}; ``n_groups`` counts the groups averaged
+    (those with a positive). One sort is shared by the ranking metrics."""
+    _check_k(k)
+    xp, y, p, g = _ranking_inputs(y, p, group)
+    order = _order_desc(p, xp)  # shared by AUC and the segments
+    r = _segments(y, g, order, xp)
+    return {
+        f"map@{k}": _map_at_k(r, k),
+        f"ndcg@{k}": _ndcg_at_k(r, k),
+        "mrr": _mrr(r),
+        "auc": _auc(*_sorted_curve(y[order], p[order], xp), xp),
+        "n_groups": int((r.n_pos > 0).sum()),
+    }
+
+
+def regression_report(y: ArrayLike, pred: ArrayLike) -> dict[str, Any]:
+    """{"rmse_log1p", "mae_log1p", "rmse", "mae", "spearman", "n"}."""
+    xp, (y, pred) = _arrays(y, pred)
+    return {
+        "rmse_log1p": rmse_log1p(y, pred),
+        "mae_log1p": mae_log1p(y, pred),
+        "rmse": _rmse(y, pred),
+        "mae": _mae(y, pred),
+        "spearman": spearman(y, pred),
+        "n": int(len(y)),
+    }

@@ -1,0 +1,146 @@
+"""``python -m rapids_engage.pipeline``: data → split → features/store → train → evaluate → report.
+
+Each stage lives in its own module; this one only wires them together, times
+them and turns known failures into one-line errors (``--debug`` for tracebacks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from . import __version__
+from .backend import Backend, BackendError, resolve
+from .cluster import start_cluster
+from .config import Config, ConfigError, load_config
+from .data import DataError, read_events, resolve_dataset
+from .evaluate import evaluate_targets, gather, oracle_probabilities
+from .features import add_labels
+from .features.materialize import materialize
+from .progress import StageProgress
+from .report import print_summary, validate, write_json
+from .split import time_split
+from .train import predict, train_target
+
+KNOWN_ERRORS = (BackendError, ConfigError, DataError, FileNotFoundError, ValueError, MemoryError)
+
+
+def run(cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Console | None = None) -> dict:
+    """Run the whole pipeline for ``cfg``; returns the report (also written to ``<out>/report.json``)."""
+    console = console or Console(stderr=True)
+    backend = resolve(cfg.cluster.gpus).init()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    targets = list(cfg.train.targets)
+    with StageProgress(console, quiet) as prog:
+        with prog.stage("data"):
+            dataset = resolve_dataset(cfg, on_chunk=lambda done, total: prog.update(done, total, f"{done:,}/{total:,} rows"))
+            prog.log(dataset.description)
+        with start_cluster(backend, cfg.cluster) as cluster:
+            prog.log(f"backend {backend.kind}, {cluster.n_workers} worker(s) ({cluster.kind})")
+            client = cluster.client
+            with prog.stage("split"):
+                events = add_labels(read_events(dataset.data_dir), targets)
+                train, valid, split = time_split(events, cfg.split.valid_hours)
+            with prog.stage("features"):
+                store_path = Path(cfg.features.store) if cfg.features.store else out / "store"
+                built = materialize(
+                    cfg.features, store_path, dataset.data_dir, train, valid, targets,
+                    {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff}, backend, rebuild, prog.log,
+                )
+                train_f = built.store.read_split(built.version, "train").persist()
+                valid_f = built.store.read_split(built.version, "valid").persist()
+            models = {}
+            with prog.stage("train", total=len(targets)):
+                for i, t in enumerate(targets):
+                    prog.update(i, len(targets), t)
+                    models[t] = train_target(client, backend, cfg.train, t, train_f, valid_f, built.features)
+                    models[t].save(out / "models", built.features)
+            with prog.stage("evaluate"):
+                preds = {t: predict(client, models[t], valid_f, built.features) for t in targets}
+                frame, preds = gather(client, valid_f, preds, targets)
+                truth = oracle_probabilities(dataset.truth_dir, frame["tweet_id"], split.cutoff, targets)
+                results = evaluate_targets(frame, preds, targets, truth)
+            n_workers = cluster.n_workers
+    for t, m in models.items():
+        results[t]["best_iteration"] = m.best_iteration
+    report = _report(cfg, backend, n_workers, built, results, prog.timings, dataset.description)
+    validate(report)
+    write_json(out / "report.json", report)
+    if not quiet:
+        print_summary(report, console, out / "report.json")
+    return report
+
+
+def _report(cfg: Config, backend: Backend, n_workers: int, built: Any, results: dict, timings: dict, data: str) -> dict:
+    return {
+        "version": __version__,
+        "backend": backend.kind,
+        "n_workers": n_workers,
+        "n_gpus": backend.n_gpus,
+        "rows": {"train": int(built.rows["train"]), "valid": int(built.rows["valid"])},
+        "targets": results,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "data": data,
+        "store": {"path": str(built.store.path), "version": built.version, "cache_hit": built.cache_hit},
+        "features": built.features,
+        "models": str(Path(cfg.out) / "models"),
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m rapids_engage.pipeline",
+        description="Build features, train one XGBoost model per engagement target and report, on CPU or GPU.",
+    )
+    p.add_argument("--config", help="YAML config (default: configs/default.yaml, the synthetic demo)")
+    p.add_argument("--gpus", help="'auto' (all visible GPUs, else CPU), 0 for CPU, or the number of GPUs")
+    p.add_argument("--scheduler-address", help="use an existing Dask cluster instead of starting one")
+    p.add_argument("--out", help="output directory (report.json, models/, store/)")
+    p.add_argument("--rows", type=int, help="rows of synthetic data (synthetic.rows)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. train.max_depth=6")
+    p.add_argument("--rebuild", action="store_true", help="recompute features even when the store has them")
+    p.add_argument("--quiet", action="store_true", help="no progress or table (errors still print)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version=f"rapids_engage {__version__}")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    overrides = list(args.set)
+    for flag, key in (("gpus", "cluster.gpus"), ("scheduler_address", "cluster.scheduler_address"), ("out", "out"), ("rows", "synthetic.rows")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    cfg = load_config(args.config, overrides)
+    cfg.cluster.gpus = str(cfg.cluster.gpus)
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=True)
+    start = time.perf_counter()
+    try:
+        cfg = config_from_args(args)
+        run(cfg, rebuild=args.rebuild, quiet=args.quiet, console=console)
+    except KeyboardInterrupt:
+        console.print("[red]error:[/red] interrupted")
+        return 130
+    except KNOWN_ERRORS as exc:
+        if args.debug:
+            raise
+        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    if not args.quiet:
+        console.print(f"done in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Forward-in-time split: the last ``valid_hours`` of events are validation (as the RecSys 2021 winners did)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .schema import EVENT_TIME
+
+
+@dataclass(frozen=True)
+class SplitInfo:
+    cutoff: int  # training rows have event time <= cutoff < validation rows
+    min_time: int
+    max_time: int
+
+
+def time_split(frame: Any, valid_hours: float, time_column: str = EVENT_TIME) -> tuple[Any, Any, SplitInfo]:
+    """(train, valid, info) of a dask frame; the cutoff is ``max(time) - valid_hours``."""
+    if valid_hours <= 0:
+        raise ValueError(f"split.valid_hours must be > 0, got {valid_hours}")
+    lo, hi = (int(v) for v in _min_max(frame[time_column]))
+    cutoff = hi - int(round(valid_hours * 3600))
+    if cutoff < lo:
+        raise ValueError(
+            f"split.valid_hours={valid_hours} covers the whole data ({(hi - lo) / 3600:.1f} h); "
+            "lower it so some events are left for training"
+        )
+    train = frame[frame[time_column] <= cutoff]
+    valid = frame[frame[time_column] > cutoff]
+    return train, valid, SplitInfo(cutoff, lo, hi)
+
+
+def _min_max(column: Any) -> tuple[Any, Any]:
+    import dask
+
+    return dask.compute(column.min(), column.max())

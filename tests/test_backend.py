@@ -1,0 +1,56 @@
+"""Backend resolution: CPU without GPUs, one-line errors, nothing GPU imported at import time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from rapids_engage import backend
+from rapids_engage.backend import BackendError, resolve
+
+
+def test_zero_is_cpu():
+    b = resolve(0)
+    assert b.kind == "cpu" and b.xgb_device == "cpu" and not b.is_gpu
+    assert b.df.__name__ == "pandas" and b.xp.__name__ == "numpy"
+
+
+def test_auto_without_gpu_is_cpu(monkeypatch):
+    monkeypatch.setattr(backend, "visible_gpu_count", lambda: 0)
+    assert resolve("auto").kind == "cpu"
+
+
+def test_bad_values():
+    for bad in ("-1", "many", 1.5j):
+        with pytest.raises(BackendError, match="--gpus"):
+            resolve(bad)
+
+
+def test_gpu_without_rapids_or_devices(monkeypatch):
+    monkeypatch.setattr(backend, "rapids_available", lambda: False)
+    with pytest.raises(BackendError, match="needs the RAPIDS"):
+        resolve(1)
+    monkeypatch.setattr(backend, "rapids_available", lambda: True)
+    monkeypatch.setattr(backend, "visible_gpu_count", lambda: 1)
+    with pytest.raises(BackendError, match="only 1 GPU"):
+        resolve(4)
+    assert resolve(1).kind == "gpu"
+
+
+def test_visible_gpu_count_respects_env(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    assert backend.visible_gpu_count() == 3
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert backend.visible_gpu_count() == 0
+
+
+def test_import_loads_no_gpu_library():
+    code = (
+        "import sys, rapids_engage.pipeline, rapids_engage.features, rapids_engage.backend;"
+        "bad = [m for m in ('cudf', 'cupy', 'cuml', 'rmm', 'dask_cudf', 'dask_cuda', 'numba.cuda') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -1,0 +1,70 @@
+"""Count encodings and content features against direct pandas computations."""
+
+from __future__ import annotations
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+
+from rapids_engage.features import CountEncoder
+from rapids_engage.features.content import content_features, derived_keys, feature_names
+
+
+def events(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "engaging_user_id": rng.integers(0, 30, n),
+            "language": rng.choice(["x", "y"], n),
+            "tweet_timestamp": 1612396800 + rng.integers(0, 5 * 86400, n),
+        }
+    )
+
+
+def test_counts_over_window_and_day():
+    train, new = events(400, 1), events(100, 2)
+    enc = CountEncoder(["engaging_user_id", "language"]).fit(dd.from_pandas(train, npartitions=3))
+    out = enc.transform(dd.from_pandas(new, npartitions=2)).compute()
+    full = train.groupby(["engaging_user_id", "language"]).size()
+    want = [full.get((u, lang), 0) for u, lang in zip(new["engaging_user_id"], new["language"])]
+    np.testing.assert_array_equal(out["cnt_engaging_user_id__language"].to_numpy(), want)
+    day = new["tweet_timestamp"] // 86400
+    daily = new.assign(d=day).groupby(["engaging_user_id", "language", "d"])["d"].transform("size")
+    np.testing.assert_array_equal(out["cnt_day_engaging_user_id__language"].to_numpy(), daily.to_numpy())
+    assert out["tweet_timestamp"].tolist() == new["tweet_timestamp"].tolist()
+
+
+def test_content_features():
+    part = pd.DataFrame(
+        {
+            "text_tokens": ["101\t2\t102", "", "101\t102"],
+            "hashtags": ["a" * 32 + "\t" + "b" * 32, "", "c" * 32],
+            "present_media": ["Photo\tPhoto\tVideo", "", "GIF"],
+            "present_links": ["", "l", ""],
+            "present_domains": ["", "d" * 32, ""],
+            "tweet_type": ["TopLevel", "Reply", "Quote"],
+            "tweet_timestamp": [1612396800, 1612396800 + 86400 + 7200, 1612396800 + 3 * 86400],
+            "engaged_with_user_follower_count": [10, 0, 5],
+            "engaged_with_user_following_count": [4, 0, 0],
+            "engaging_user_follower_count": [1, 2, 3],
+            "engaging_user_following_count": [1, 1, 1],
+            "engaged_with_user_account_creation": [1612396800 - 10 * 86400] * 3,
+            "engaging_user_account_creation": [1612396800] * 3,
+            "engaged_with_user_is_verified": [True, False, False],
+            "engaging_user_is_verified": [False, False, True],
+            "engagee_follows_engager": [True, True, False],
+        }
+    )
+    out = content_features(part)
+    assert out["n_tokens"].tolist() == [3, 0, 2]
+    assert out["n_hashtags"].tolist() == [2, 0, 1]
+    assert out["n_photo"].tolist() == [2, 0, 0] and out["n_video"].tolist() == [1, 0, 0] and out["n_gif"].tolist() == [0, 0, 1]
+    assert out["n_links"].tolist() == [0, 1, 0] and out["n_domains"].tolist() == [0, 1, 0]
+    assert out["hour"].tolist() == [0, 2, 0]
+    assert out["weekday"].tolist() == [3, 4, 6]  # 2021-02-04 was a Thursday
+    assert out["tweet_type_code"].tolist() == [0, 3, 2]
+    assert out["creator_ff_ratio"].tolist() == [2.0, 0.0, 5.0]
+    assert out["creator_account_age_days"].tolist() == [10, 11, 13]
+    assert derived_keys(part)["first_hashtag"].tolist() == ["a" * 32, "", "c" * 32]
+    assert out["engagee_follows_engager"].dtype == np.int8
+    assert set(feature_names()) <= set(out.columns)

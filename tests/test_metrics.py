@@ -1,0 +1,356 @@
+"""Property tests of rapids_engage.metrics against scikit-learn / scipy / brute force."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.stats import spearmanr
+from sklearn import metrics as skm
+
+from rapids_engage import metrics as m
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def binary_data(draw, min_n: int = 2, max_n: int = 300, both_classes: bool = True):
+    """(y, p): imbalanced labels; p from a few discrete levels (ties) or continuous."""
+    n = draw(st.integers(min_n, max_n))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    rate = draw(st.sampled_from([0.01, 0.05, 0.2, 0.5, 0.9]))
+    y = (rng.random(n) < rate).astype(np.float64)
+    if both_classes:
+        y[0], y[-1] = 1.0, 0.0
+    levels = draw(st.sampled_from([2, 3, 5, 0]))  # 0 -> continuous
+    if levels:
+        p = rng.choice(np.linspace(0.02, 0.98, levels), size=n)
+    else:
+        p = rng.uniform(0.001, 0.999, size=n)
+    return y, p
+
+
+@st.composite
+def ranking_data(draw, tie_free: bool = False):
+    """(y, p, group) with unsorted group ids, groups of varying size."""
+    n = draw(st.integers(1, 200))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n_groups = draw(st.integers(1, 30))
+    group = rng.integers(0, n_groups, size=n) * 7 + 3
+    rate = draw(st.sampled_from([0.05, 0.2, 0.5]))
+    y = (rng.random(n) < rate).astype(np.float64)
+    p = rng.permutation(n).astype(np.float64) / n if tie_free else rng.choice([0.1, 0.5, 0.9], size=n)
+    return y, p, group
+
+
+# ----------------------------------------------------------------- binary ---
+@SETTINGS
+@given(binary_data())
+def test_average_precision_matches_sklearn(d):
+    y, p = d
+    assert m.average_precision(y, p) == pytest.approx(skm.average_precision_score(y, p), abs=1e-12)
+
+
+@SETTINGS
+@given(binary_data())
+def test_roc_auc_matches_sklearn(d):
+    y, p = d
+    assert m.roc_auc(y, p) == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
+
+
+@SETTINGS
+@given(binary_data(min_n=1, both_classes=False))
+def test_log_loss_matches_sklearn(d):
+    y, p = d
+    assert m.log_loss(y, p) == pytest.approx(skm.log_loss(y, p, labels=[0, 1]), rel=1e-10)
+
+
+def test_log_loss_clips_like_sklearn_at_zero_and_one():
+    y = np.array([1.0, 0.0, 1.0, 0.0, 1.0])
+    p = np.array([0.0, 1.0, 1.0, 0.0, 0.5])
+    eps = np.finfo(np.float64).eps  # sklearn's clipping
+    assert m.log_loss(y, p, eps=eps) == pytest.approx(skm.log_loss(y, p), rel=1e-12)
+    assert math.isfinite(m.log_loss(y, p))
+
+
+def _organizers_rce(gt, pred):
+    cross_entropy = skm.log_loss(gt, pred)
+    data_ctr = float(np.mean(gt))
+    strawman_cross_entropy = skm.log_loss(gt, [data_ctr] * len(gt))
+    return (1.0 - cross_entropy / strawman_cross_entropy) * 100.0
+
+
+@SETTINGS
+@given(binary_data())
+def test_rce_matches_organizers_formula(d):
+    y, p = d
+    assert m.rce(y, p) == pytest.approx(_organizers_rce(y, p), rel=1e-9, abs=1e-9)
+
+
+def test_rce_degenerate_and_constant():
+    assert math.isnan(m.rce(np.zeros(10), np.full(10, 0.3)))
+    assert math.isnan(m.rce(np.ones(10), np.full(10, 0.3)))
+    y = (np.random.default_rng(1).random(1000) < 0.13).astype(float)
+    assert m.rce(y, np.full(y.size, y.mean())) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_perfect_predictor():
+    y = (np.random.default_rng(2).random(500) < 0.1).astype(float)
+    p = np.where(y > 0, 0.9, 0.1)
+    assert m.average_precision(y, p) == 1.0
+    assert m.roc_auc(y, p) == 1.0
+    assert math.isnan(m.roc_auc(np.ones(5), np.arange(5.0)))
+    assert math.isnan(m.average_precision(np.zeros(5), np.arange(5.0)))
+
+
+@SETTINGS
+@given(binary_data(min_n=1, both_classes=False), st.sampled_from([1, 5, 10, 15]))
+def test_ece_brute_force(d, n_bins):
+    y, p = d
+    p = p.copy()
+    p[0] = 1.0  # edge: p == 1 falls in the last bin
+    total = 0.0
+    for b in range(n_bins):
+        lo, hi = b / n_bins, (b + 1) / n_bins
+        sel = [i for i in range(len(p)) if (lo <= p[i] < hi) or (b == n_bins - 1 and p[i] == 1.0)]
+        if sel:
+            total += len(sel) / len(p) * abs(np.mean(p[sel]) - np.mean(y[sel]))
+    assert m.expected_calibration_error(y, p, n_bins) == pytest.approx(total, abs=1e-12)
+    cc = m.calibration_curve(y, p, n_bins)
+    assert sum(cc["count"]) == len(p)
+    assert len(cc["mean_pred"]) == len(cc["frac_pos"]) == len(cc["count"])
+    for mp, fp, c in zip(cc["mean_pred"], cc["frac_pos"], cc["count"]):
+        b = min(int(np.searchsorted(np.linspace(0, 1, n_bins + 1), mp, side="right")) - 1, n_bins - 1)
+        lo, hi = np.linspace(0, 1, n_bins + 1)[b : b + 2]
+        sel = (p >= lo) & ((p < hi) | (b == n_bins - 1))
+        assert c == sel.sum() and mp == pytest.approx(p[sel].mean()) and fp == pytest.approx(y[sel].mean())
+
+
+def test_calibration_curve_matches_sklearn_on_continuous_scores():
+    from sklearn.calibration import calibration_curve as sk_curve
+
+    rng = np.random.default_rng(7)
+    p = rng.random(3000)
+    y = (rng.random(3000) < p**2).astype(float)
+    frac_pos, mean_pred = sk_curve(y, p, n_bins=10)
+    cc = m.calibration_curve(y, p, n_bins=10)
+    np.testing.assert_allclose(cc["mean_pred"], mean_pred, rtol=1e-12)
+    np.testing.assert_allclose(cc["frac_pos"], frac_pos, rtol=1e-12)
+
+
+def test_pr_curve_downsampled():
+    rng = np.random.default_rng(3)
+    y = (rng.random(5000) < 0.2).astype(float)
+    p = rng.random(5000)
+    c = m.pr_curve(y, p, max_points=50)
+    assert 2 <= len(c["precision"]) == len(c["recall"]) <= 50
+    assert c["recall"][-1] == 1.0 and c["recall"] == sorted(c["recall"])
+    assert m.pr_curve(np.zeros(3), np.ones(3)) == {"precision": [], "recall": []}
+
+
+def _brute_grouped(metric, y, p, key, n_groups):
+    edges = np.quantile(key, np.linspace(0, 1, n_groups + 1))
+    vals = []
+    for g in range(n_groups):
+        lo, hi = edges[g], edges[g + 1]
+        last = g == n_groups - 1
+        idx = [i for i in range(len(key)) if lo <= key[i] < hi or (last and lo <= key[i] <= hi)]
+        if idx:
+            vals.append(metric(y[idx], p[idx]))
+    finite = [v for v in vals if not math.isnan(v)]
+    return (sum(finite) / len(finite) if finite else float("nan")), vals
+
+
+@SETTINGS
+@given(binary_data(min_n=1, both_classes=False), st.integers(0, 2**32 - 1), st.sampled_from([1, 3, 5]))
+def test_grouped_by_quantile_brute_force(d, seed, n_groups):
+    y, p = d
+    rng = np.random.default_rng(seed)
+    key = rng.integers(0, 6, size=len(y)) * 100  # heavy ties -> duplicate edges
+    for metric in (m.average_precision, m.rce):
+        res = m.grouped_by_quantile(metric, y, p, key, n_groups=n_groups)
+        mean, vals = _brute_grouped(metric, y, p, key, n_groups)
+        np.testing.assert_allclose(res["groups"], vals, rtol=1e-12, equal_nan=True)
+        if math.isnan(mean):
+            assert math.isnan(res["mean"])
+        else:
+            assert res["mean"] == pytest.approx(mean, rel=1e-12)
+        assert len(res["edges"]) == n_groups + 1
+
+
+@SETTINGS
+@given(binary_data(min_n=1, both_classes=False), st.integers(0, 2**32 - 1))
+def test_binary_report_grouped_equals_grouped_by_quantile(d, seed):
+    y, p = d
+    key = np.random.default_rng(seed).integers(0, 8, size=len(y)).astype(float)
+    key[::7] = np.nan
+    r = m.binary_report(y, p, key=key)
+    for name, metric in (("ap_grouped", m.average_precision), ("rce_grouped", m.rce)):
+        expected = m.grouped_by_quantile(metric, y, p, key)["mean"]
+        assert r[name] == pytest.approx(expected, rel=1e-12, nan_ok=True)
+
+
+def test_binary_report_and_series_input():
+    rng = np.random.default_rng(4)
+    y = (rng.random(2000) < 0.3).astype(float)
+    p = np.clip(0.3 + 0.3 * (y - 0.3) + rng.normal(0, 0.2, 2000), 0.01, 0.99)
+    key = rng.lognormal(5, 2, 2000)
+    r = m.binary_report(pd.Series(y), pd.Series(p), key=pd.Series(key))
+    assert set(r) == {"ap", "rce", "auc", "log_loss", "ece", "positive_rate", "n", "ap_grouped", "rce_grouped"}
+    assert r["n"] == 2000 and isinstance(r["n"], int)
+    assert all(isinstance(v, float) for k, v in r.items() if k != "n")
+    assert r["ap"] == pytest.approx(skm.average_precision_score(y, p))
+    assert r["auc"] == pytest.approx(skm.roc_auc_score(y, p))
+    assert r["rce"] == pytest.approx(_organizers_rce(y, p))
+    assert set(m.binary_report(y, p)) == {"ap", "rce", "auc", "log_loss", "ece", "positive_rate", "n"}
+
+
+# ---------------------------------------------------------------- ranking ---
+def _brute_ranking(y, p, group, k):
+    aps, rrs = [], []
+    for g in dict.fromkeys(group.tolist()):
+        idx = [i for i in range(len(y)) if group[i] == g]
+        idx.sort(key=lambda i: -p[i])  # stable: ties keep row order
+        rel = [y[i] > 0 for i in idx]
+        n_pos = sum(rel)
+        if n_pos == 0:
+            continue
+        hits, ap = 0, 0.0
+        for r, is_rel in enumerate(rel[:k], start=1):
+            if is_rel:
+                hits += 1
+                ap += hits / r
+        aps.append(ap / min(k, n_pos))
+        rrs.append(1.0 / (rel.index(True) + 1))
+    nan = float("nan")
+    return (np.mean(aps) if aps else nan), (np.mean(rrs) if rrs else nan)
+
+
+@SETTINGS
+@given(ranking_data(), st.sampled_from([1, 3, 10]))
+def test_map_and_mrr_brute_force(d, k):
+    y, p, group = d
+    exp_map, exp_mrr = _brute_ranking(y, p, group, k)
+    got_map, got_mrr = m.map_at_k(y, p, group, k=k), m.mrr(y, p, group)
+    if math.isnan(exp_map):
+        assert math.isnan(got_map) and math.isnan(got_mrr)
+    else:
+        assert got_map == pytest.approx(exp_map, abs=1e-12)
+        assert got_mrr == pytest.approx(exp_mrr, abs=1e-12)
+
+
+@SETTINGS
+@given(ranking_data(tie_free=True), st.sampled_from([1, 3, 10]))
+def test_ndcg_matches_sklearn_per_group(d, k):
+    y, p, group = d
+    vals = []
+    for g in np.unique(group):
+        sel = group == g
+        if y[sel].sum() == 0:
+            continue
+        if sel.sum() == 1:
+            vals.append(1.0)
+        else:
+            vals.append(skm.ndcg_score(y[sel][None, :], p[sel][None, :], k=k))
+    got = m.ndcg_at_k(y, p, group, k=k)
+    if not vals:
+        assert math.isnan(got)
+    else:
+        assert got == pytest.approx(np.mean(vals), abs=1e-12)
+
+
+def test_ranking_report_keys_and_string_groups():
+    rng = np.random.default_rng(5)
+    y = (rng.random(300) < 0.3).astype(float)
+    p = rng.random(300)
+    group = np.array([f"u{i}" for i in rng.integers(0, 20, 300)])
+    r = m.ranking_report(y, p, group, k=5)
+    assert set(r) == {"map@5", "ndcg@5", "mrr", "auc", "n_groups"}
+    assert r["n_groups"] == len({g for g, t in zip(group, y) if t > 0})
+    exp_map, exp_mrr = _brute_ranking(y, p, group, 5)
+    assert r["map@5"] == pytest.approx(exp_map) and r["mrr"] == pytest.approx(exp_mrr)
+    perfect = m.ranking_report(y, y + 0.1 * p, group)
+    assert perfect["map@10"] == perfect["ndcg@10"] == perfect["mrr"] == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------- regression ---
+@pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")
+@SETTINGS
+@given(st.integers(2, 300), st.integers(0, 2**32 - 1), st.booleans())
+def test_spearman_matches_scipy(n, seed, ties):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n).astype(float) if ties else rng.normal(size=n)
+    pred = rng.integers(0, 3, n).astype(float) if ties else y + rng.normal(size=n)
+    exp = spearmanr(y, pred).statistic
+    got = m.spearman(y, pred)
+    if np.isnan(exp):
+        assert math.isnan(got)
+    else:
+        assert got == pytest.approx(exp, abs=1e-12)
+
+
+def test_regression_report():
+    rng = np.random.default_rng(6)
+    y = rng.poisson(3, 1000).astype(float)
+    pred = y + rng.normal(0, 1, 1000)
+    r = m.regression_report(pd.Series(y), pred)
+    assert set(r) == {"rmse_log1p", "mae_log1p", "rmse", "mae", "spearman", "n"}
+    ly, lp = np.log1p(y), np.log1p(np.clip(pred, 0, None))
+    assert r["rmse_log1p"] == pytest.approx(np.sqrt(np.mean((ly - lp) ** 2)))
+    assert r["mae_log1p"] == pytest.approx(np.mean(np.abs(ly - lp)))
+    assert r["rmse"] == pytest.approx(np.sqrt(np.mean((y - pred) ** 2)))
+    assert r["mae"] == pytest.approx(np.mean(np.abs(y - pred)))
+    assert r["n"] == 1000
+
+
+# ------------------------------------------------------------------ inputs ---
+def test_series_lists_and_nullable_inputs():
+    rng = np.random.default_rng(8)
+    y = (rng.random(400) < 0.3).astype(int)
+    p = rng.random(400)
+    group = rng.integers(0, 40, 400)
+    expected = m.ranking_report(y.astype(float), p, group)
+    got = m.ranking_report(pd.Series(y, dtype="Int64"), pd.Series(p), pd.Series(group), k=10)
+    assert got == pytest.approx(expected)
+    assert m.average_precision(y.tolist(), p.tolist()) == pytest.approx(skm.average_precision_score(y, p))
+    assert m.roc_auc(y.astype(bool), p) == pytest.approx(skm.roc_auc_score(y, p))
+    with pytest.raises(ValueError, match="lengths"):
+        m.log_loss(y, p[:-1])
+
+
+def test_empty_inputs_are_nan():
+    e = np.array([], dtype=float)
+    for f in (m.log_loss, m.rce, m.average_precision, m.roc_auc, m.expected_calibration_error, m.rmse, m.spearman):
+        assert math.isnan(f(e, e)), f.__name__
+    assert math.isnan(m.map_at_k(e, e, e)) and math.isnan(m.mrr(e, e, e))
+    r = m.binary_report(e, e)
+    assert r["n"] == 0 and math.isnan(r["ap"])
+
+
+def test_grouped_nan_keys_left_out():
+    rng = np.random.default_rng(9)
+    y = (rng.random(1000) < 0.3).astype(float)
+    p = rng.random(1000)
+    key = rng.random(1000)
+    key_nan = key.copy()
+    key_nan[:100] = np.nan
+    res = m.grouped_by_quantile(m.roc_auc, y, p, key_nan)
+    assert res == m.grouped_by_quantile(m.roc_auc, y[100:], p[100:], key[100:])
+    assert sum(res["counts"]) == 900 and len(res["groups"]) == 5
+
+
+def test_no_gpu_library_imported():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np; from rapids_engage import metrics as m; "
+        "y = np.array([0., 1, 1, 0]); p = np.array([.1, .8, .4, .3]); "
+        "m.binary_report(y, p, key=p); m.ranking_report(y, p, np.array([1, 1, 2, 2])); m.regression_report(y, p); "
+        "assert not {'cupy', 'cudf'} & set(sys.modules), 'GPU library imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,225 @@
+"""The synthetic RecSys 2021 generator: schema, determinism, chunking, rates, truth, raw format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rapids_engage.schema import DTYPES, RAW_COLUMNS, TARGETS, TRUE_PROB_PREFIX, TWEET_TYPES
+from rapids_engage.synthetic import (
+    TARGET_RATES,
+    SyntheticSpec,
+    day_sizes,
+    generate,
+    hex_ids,
+    hex_to_ids,
+    splitmix64,
+    write_raw,
+)
+
+SMALL = SyntheticSpec(rows=20_000, days=4, seed=7)
+DAY0 = 1612396800  # 2021-02-04 00:00 UTC
+
+
+def read(root: Path, sub: str = "data") -> pd.DataFrame:
+    """All rows of ``root/sub`` in file order, without the hive ``day`` column."""
+    files = sorted((root / sub).rglob("*.parquet"))
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+def rce(y: np.ndarray, p: np.ndarray) -> float:
+    p = np.clip(p, 1e-15, 1 - 1e-15)
+    ce = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    m = y.mean()
+    return float((1 - ce / -(m * np.log(m) + (1 - m) * np.log(1 - m))) * 100)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("small")
+    return out, generate(out, SMALL)
+
+
+@pytest.fixture(scope="module")
+def medium(tmp_path_factory) -> tuple[Path, dict]:
+    """200k rows: enough for positive rates and oracle RCE."""
+    out = tmp_path_factory.mktemp("medium")
+    return out, generate(out, SyntheticSpec(rows=200_000, days=7, seed=3))
+
+
+def test_splitmix64_reference_value():
+    # first output of the reference splitmix64 generator seeded with 0
+    assert splitmix64(np.array([0], dtype=np.uint64))[0] == np.uint64(0xE220A8397B1DCDAF)
+
+
+def test_schema_order_and_dtypes(small):
+    out, info = small
+    frame = pd.read_parquet(out / "data")
+    assert list(frame.columns) == [*RAW_COLUMNS, "day"]
+    for col in RAW_COLUMNS:
+        assert str(frame[col].dtype) == DTYPES[col], col
+    files = sorted((out / "data").rglob("*.parquet"))
+    assert all(pq.read_schema(f).names == list(RAW_COLUMNS) for f in files)  # no day column inside
+    assert [d.name for d in sorted((out / "data").iterdir())] == [f"day=2021-02-0{d}" for d in range(4, 8)]
+    assert len(frame) == info["rows"] == SMALL.rows
+    assert json.loads((out / "synthetic.json").read_text()) == info
+    assert info["spec"]["rows"] == SMALL.rows and info["format"] == "parquet" and info["version"] == 1
+
+
+def test_column_contents(small):
+    frame = read(small[0])
+    for col in ("text_tokens", "hashtags", "present_media", "present_links", "present_domains", "language"):
+        assert frame[col].notna().all(), col
+    assert frame["tweet_id"].is_unique
+    assert set(frame["tweet_type"]) == set(TWEET_TYPES)
+    assert frame["language"].str.fullmatch(r"[0-9a-f]{32}").all()
+    tags = frame["hashtags"][frame["hashtags"] != ""].str.split("\t").explode()
+    assert tags.str.fullmatch(r"[0-9a-f]{32}").all()
+    assert (frame["present_links"] == "").equals(frame["present_domains"] == "")
+    tokens = frame["text_tokens"].str.split("\t")
+    assert tokens.str[0].eq("101").all() and tokens.str[-1].eq("102").all()
+    assert tokens.str.len().between(5, 120).all()
+    assert 0.6 < (frame["present_media"] == "").mean() < 0.8
+    assert 0.2 < frame["engagee_follows_engager"].mean() < 0.4
+    ts = frame["tweet_timestamp"]
+    assert ts.between(DAY0, DAY0 + 4 * 86400 - 1).all() and ts.is_monotonic_increasing
+    for col in TARGETS.values():
+        engaged = frame[col].dropna()
+        assert (engaged > ts[engaged.index]).all()
+    # a user's profile is the same on every row, as engaging user and as creator
+    profiles = pd.concat(
+        [
+            frame[[f"{side}_id", f"{side}_follower_count", f"{side}_account_creation"]].set_axis(["id", "f", "a"], axis=1)
+            for side in ("engaging_user", "engaged_with_user")
+        ]
+    )
+    assert (profiles.groupby("id").nunique() == 1).all().all()
+
+
+def test_day_sizes_and_partitions(small):
+    assert day_sizes(SyntheticSpec(rows=10, days=4)) == [2, 2, 3, 3]
+    frame = pd.read_parquet(small[0] / "data")
+    assert frame.groupby("day", observed=True).size().tolist() == day_sizes(SMALL)
+    day_start = (pd.to_datetime(frame["day"].astype(str), utc=True) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    assert ((frame["tweet_timestamp"] - day_start).between(0, 86399)).all()
+
+
+def test_deterministic_per_seed(small, tmp_path):
+    again = generate(tmp_path / "a", SMALL)
+    assert again == small[1]
+    pd.testing.assert_frame_equal(read(tmp_path / "a"), read(small[0]))
+    pd.testing.assert_frame_equal(read(tmp_path / "a", "truth"), read(small[0], "truth"))
+    other = generate(tmp_path / "b", SyntheticSpec(rows=SMALL.rows, days=SMALL.days, seed=8))
+    a, b = read(small[0]), read(tmp_path / "b")
+    assert not np.intersect1d(a["tweet_id"], b["tweet_id"]).size
+    assert not np.intersect1d(a["engaging_user_id"], b["engaging_user_id"]).size
+    assert other["positive_rates"] != small[1]["positive_rates"]
+
+
+def test_chunking_keeps_distribution(small, tmp_path):
+    calls: list[tuple[int, int]] = []
+    spec = SyntheticSpec(rows=SMALL.rows, days=SMALL.days, seed=SMALL.seed, chunk_rows=2_000)
+    info = generate(tmp_path, spec, on_chunk=lambda done, total: calls.append((done, total)))
+    files = sorted((tmp_path / "data").rglob("*.parquet"))
+    assert info["files"] == len(files) == 4 * 3  # 5,000 rows a day in chunks of <= 2,000
+    assert all(pq.read_metadata(f).num_rows <= 2_000 for f in files)
+    assert [c[0] for c in calls] == sorted({c[0] for c in calls}) and calls[-1] == (SMALL.rows, SMALL.rows)
+    assert len(calls) == len(files)
+    chunked, whole = read(tmp_path), read(small[0])
+    assert chunked["tweet_timestamp"].is_monotonic_increasing  # chunks are consecutive time slices
+    assert set(chunked["tweet_id"]) == set(whole["tweet_id"])  # ids depend on the row index only
+    for t in TARGETS:
+        assert abs(info["positive_rates"][t] - small[1]["positive_rates"][t]) < 0.15 * TARGET_RATES[t] + 0.01
+    assert abs(chunked["engagee_follows_engager"].mean() - whole["engagee_follows_engager"].mean()) < 0.03
+
+
+def test_regenerate_removes_stale_parts(tmp_path):
+    spec = SyntheticSpec(rows=6_000, days=2, seed=1, chunk_rows=1_000)
+    generate(tmp_path, spec)
+    info = generate(tmp_path, SyntheticSpec(rows=6_000, days=2, seed=1))
+    assert info["files"] == 2
+    assert len(list((tmp_path / "data").rglob("*.parquet"))) == len(list((tmp_path / "truth").rglob("*.parquet"))) == 2
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_positive_rates_near_targets(medium):
+    out, info = medium
+    frame = read(out)
+    for t, col in TARGETS.items():
+        rate = frame[col].notna().mean()
+        assert rate == pytest.approx(info["positive_rates"][t])
+        assert abs(rate - TARGET_RATES[t]) < 0.15 * TARGET_RATES[t], (t, rate)
+    assert abs(info["positive_rates"]["like"] - 0.40) < 0.05
+
+
+def test_truth_aligns_and_oracle_has_signal(medium):
+    out, _ = medium
+    frame, truth = read(out), read(out, "truth")
+    assert list(truth.columns) == ["tweet_id", *(TRUE_PROB_PREFIX + t for t in TARGETS)]
+    assert truth.dtypes.astype(str).tolist() == ["int64"] + ["float64"] * 4
+    np.testing.assert_array_equal(truth["tweet_id"].to_numpy(), frame["tweet_id"].to_numpy())
+    for t, col in TARGETS.items():
+        p = truth[TRUE_PROB_PREFIX + t].to_numpy()
+        y = frame[col].notna().to_numpy().astype(np.float64)
+        assert ((p > 0) & (p < 1)).all()
+        assert abs(p.mean() - y.mean()) < 0.1 * y.mean() + 0.002  # calibrated
+        assert rce(y, p) > 2.0, t
+
+
+def test_reply_and_quote_depend_on_tweet_type(medium):
+    frame, truth = read(medium[0]), read(medium[0], "truth")
+    by_type = truth.groupby(frame["tweet_type"])[[TRUE_PROB_PREFIX + "reply", TRUE_PROB_PREFIX + "quote"]].mean()
+    assert by_type.loc["Reply", "p_reply"] > 1.5 * by_type.loc["TopLevel", "p_reply"]
+    assert by_type.loc["Quote", "p_quote"] > 1.3 * by_type.loc["TopLevel", "p_quote"]
+
+
+def test_raw_format(small, tmp_path):
+    info = write_raw(tmp_path, SMALL)
+    assert info["format"] == "raw" and info["rows"] == SMALL.rows
+    files = sorted((tmp_path / "raw").glob("part-*.tsv"))
+    assert len(files) == info["files"] == 4 and not (tmp_path / "data").exists()
+    text = "".join(f.read_text() for f in files)
+    assert text.endswith("\n")
+    fields = [line.split("\x01") for line in text[:-1].split("\n")]
+    assert len(fields) == SMALL.rows and {len(f) for f in fields} == {24}
+    raw = pd.DataFrame(fields, columns=list(RAW_COLUMNS))
+    canonical = read(small[0])
+    for col in ("tweet_id", "engaged_with_user_id", "engaging_user_id"):
+        assert raw[col].str.fullmatch(r"[0-9a-f]{32}").all()
+        np.testing.assert_array_equal(hex_to_ids(raw[col].to_numpy()), canonical[col].to_numpy())
+    for col, dtype in DTYPES.items():
+        if dtype == "bool":
+            assert set(raw[col]) <= {"true", "false"}
+            np.testing.assert_array_equal(raw[col] == "true", canonical[col].to_numpy())
+        elif dtype == "Int64":
+            np.testing.assert_array_equal(raw[col] == "", canonical[col].isna().to_numpy())
+            engaged = canonical[col].notna().to_numpy()
+            np.testing.assert_array_equal(raw[col][engaged].astype(np.int64), canonical[col][engaged].to_numpy())
+        elif dtype == "str":
+            np.testing.assert_array_equal(raw[col].to_numpy(), canonical[col].to_numpy(dtype=object))
+    np.testing.assert_array_equal(raw["tweet_timestamp"].astype(np.int64), canonical["tweet_timestamp"])
+    pd.testing.assert_frame_equal(read(tmp_path, "truth"), read(small[0], "truth"))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(min_value=-(2**63), max_value=2**63 - 1), min_size=1, max_size=20))
+def test_hex_ids_round_trip(ids):
+    arr = np.array(ids, dtype=np.int64)
+    hexed = hex_ids(arr)
+    assert all(len(h) == 32 and h == h.lower() for h in hexed)
+    np.testing.assert_array_equal(hex_to_ids(hexed), arr)
+    assert [int(h[:16], 16) for h in hexed] == arr.view(np.uint64).tolist()
+
+
+def test_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError):
+        generate(tmp_path, SMALL, fmt="csv")
+    with pytest.raises(ValueError):
+        generate(tmp_path, SyntheticSpec(rows=0))
