@@ -63,6 +63,7 @@ def train_target(
 ) -> TrainedModel:
     """Train the model of one target on dask frames holding ``features`` and the label."""
     import xgboost as xgb
+    import xgboost.dask  # noqa: F401 - registers xgb.dask
 
     params = xgb_params(cfg, target, backend)
     extra = cfg.per_target.get(target, {})
@@ -90,5 +91,6 @@ def train_target(
 def predict(client: Any, model: TrainedModel, frame: Any, features: list[str]) -> Any:
     """Lazy dask predictions of ``model`` for the rows of ``frame``."""
     import xgboost as xgb
+    import xgboost.dask  # noqa: F401 - registers xgb.dask
 
     return xgb.dask.inplace_predict(client, model.booster, frame[features])

@@ -12,11 +12,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import dask
+
 from ..config import FeaturesConfig
-from ..schema import ROW_KEY, TARGETS
+from ..schema import EVENT_TIME, ROW_KEY, TARGETS
 from .content import content_features, derived_keys, feature_names
-from .counts import CountEncoder
-from .frames import as_dask
+from .counts import DAY, CountEncoder, with_day
+from .folds import FOLD, assign_folds
+from .frames import Join, apply_joins, as_dask
 from .target_encoding import TargetEncoder
 
 
@@ -54,23 +57,48 @@ class FeatureBuilder:
         frame = _rowwise(frame, derived_keys)
         return _rowwise(frame, content_features) if self.config.content else frame
 
-    def fit_transform(self, train: Any) -> Any:
-        """Fit on ``train`` (labels present); out-of-fold encodings for its rows."""
-        frame = self._rowwise_features(train)
-        for enc in self.count_encoders:
-            frame = enc.fit(frame).transform(frame)
-        for enc in self.target_encoders:
-            frame = enc.fit_transform(frame, self.targets)
-        return frame
+    def _apply(self, frame: Any, joins: list[Join], daily_graphs: list[Any]) -> Any:
+        """Compute the batch's per-day counts, then add every encoder's columns in one pass."""
+        it = iter(dask.compute(*[g for g in daily_graphs if g is not None]))
+        for enc, graph in zip(self.count_encoders, daily_graphs):
+            joins += enc.joins(next(it) if graph is not None else None)
+        drop = [c for c in (FOLD, DAY) if c in frame.columns]
+        return apply_joins(frame, joins).drop(columns=drop)
 
-    def transform(self, frame: Any) -> Any:
+    def _needed(self, frame: Any, carry: list[str]) -> Any:
+        """Row-wise features plus the day key, restricted to what encoders and the caller need."""
+        frame = with_day(self._rowwise_features(frame))
+        keys = [c for enc in [*self.target_encoders, *self.count_encoders] for c in enc.columns]
+        content = feature_names() if self.config.content else []
+        wanted = [*ROW_KEY, EVENT_TIME, DAY, *self.targets, *keys, *content, *carry]
+        return frame[[c for c in dict.fromkeys(wanted) if c in frame.columns]]
+
+    def fit_transform(self, train: Any, carry: list[str] = ()) -> Any:
+        """Fit on ``train`` (labels present); out-of-fold encodings for its rows.
+
+        The row-wise features and folds are computed once and persisted; all
+        encoder statistics come from that frame in one ``dask.compute``.
+        ``carry``: further input columns to keep in the output.
+        """
+        frame = self._needed(train, list(carry))
+        te = self.config.target_encoding
+        frame = assign_folds(frame, list(ROW_KEY), te.n_folds, te.fold_method, te.seed).persist()
+        te_graphs = [enc.stats_graph(frame, self.targets) for enc in self.target_encoders]
+        cnt_graphs = [enc.stats_graph(frame) for enc in self.count_encoders]
+        daily_graphs = [enc.daily_graph(frame) for enc in self.count_encoders]
+        n_te = len(te_graphs)
+        stats = dask.compute(*te_graphs, *cnt_graphs)
+        for enc, table in zip(self.target_encoders, stats[:n_te]):
+            enc.set_stats(table, self.targets)
+        for enc, table in zip(self.count_encoders, stats[n_te:]):
+            enc.counts_ = table
+        return self._apply(frame, [enc.oof_join() for enc in self.target_encoders], daily_graphs)
+
+    def transform(self, frame: Any, carry: list[str] = ()) -> Any:
         """Features for rows outside the training set, from the fitted state only."""
-        frame = self._rowwise_features(frame)
-        for enc in self.count_encoders:
-            frame = enc.transform(frame)
-        for enc in self.target_encoders:
-            frame = enc.transform(frame)
-        return frame
+        frame = self._needed(frame, list(carry)).persist()
+        daily_graphs = [enc.daily_graph(frame) for enc in self.count_encoders]
+        return self._apply(frame, [enc.full_join() for enc in self.target_encoders], daily_graphs)
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)

@@ -13,13 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from ..schema import EVENT_TIME
-from .frames import as_dask, broadcast_join, is_dask, key_name
+from .frames import Join, apply_joins, as_dask, is_dask, key_name
 
-_DAY = "_day"
+DAY = "_day"
 
 
-def _count_table(frame: Any, key: list[str], name: str) -> Any:
-    return frame[key].assign(**{name: 1}).groupby(key).sum().reset_index().compute()
+def count_graph(frame: Any, key: list[str], name: str) -> Any:
+    """Lazy key -> row count table of a dask frame."""
+    return frame[key].assign(**{name: 1}).groupby(key, sort=False).sum().reset_index()
+
+
+def with_day(frame: Any, time_column: str = EVENT_TIME) -> Any:
+    """``frame`` plus the UTC day number of each event (the per-day count key)."""
+    return frame.assign(**{DAY: frame[time_column] // 86400})
 
 
 class CountEncoder:
@@ -34,25 +40,42 @@ class CountEncoder:
     def name(self) -> str:
         return key_name(self.columns)
 
+    @property
+    def total_name(self) -> str:
+        return f"cnt_{self.name}"
+
+    @property
+    def daily_name(self) -> str:
+        return f"cnt_day_{self.name}"
+
     def output_names(self) -> list[str]:
-        return [f"cnt_{self.name}"] + ([f"cnt_day_{self.name}"] if self.per_day else [])
+        return [self.total_name] + ([self.daily_name] if self.per_day else [])
+
+    def stats_graph(self, frame: Any) -> Any:
+        """Lazy counts over the fitting window."""
+        return count_graph(frame, self.columns, self.total_name)
+
+    def daily_graph(self, frame: Any) -> Any | None:
+        """Lazy per-day counts of the batch being transformed (``frame`` from :func:`with_day`)."""
+        return count_graph(frame, self.columns + [DAY], self.daily_name) if self.per_day else None
 
     def fit(self, X: Any, y: Any = None) -> CountEncoder:  # noqa: ARG002 - sklearn signature
-        self.counts_ = _count_table(as_dask(X), self.columns, f"cnt_{self.name}")
+        self.counts_ = self.stats_graph(as_dask(X)).compute()
         return self
 
-    def transform(self, X: Any) -> Any:
+    def joins(self, daily: Any | None) -> list[Join]:
+        """The joins adding this encoder's columns; ``daily`` is the batch's computed per-day table."""
         if not hasattr(self, "counts_"):
             raise RuntimeError(f"CountEncoder({self.name}) is not fitted")
-        frame = as_dask(X)
-        total = f"cnt_{self.name}"
-        out = broadcast_join(frame, self.counts_, self.columns, {total: "float64"}, {total: 0})
-        out = out.astype({total: "int64"})
+        out = [Join(self.counts_, self.columns, {self.total_name: "int64"}, {self.total_name: 0})]
         if self.per_day:
-            daily = f"cnt_day_{self.name}"
-            keyed = out.assign(**{_DAY: out[self.time_column] // 86400})
-            table = _count_table(keyed, self.columns + [_DAY], daily)
-            out = broadcast_join(keyed, table, self.columns + [_DAY], {daily: "int64"}).drop(columns=[_DAY])
+            out.append(Join(daily, self.columns + [DAY], {self.daily_name: "int64"}, {self.daily_name: 0}))
+        return out
+
+    def transform(self, X: Any) -> Any:
+        frame = with_day(as_dask(X), self.time_column)
+        daily = self.daily_graph(frame)
+        out = apply_joins(frame, self.joins(None if daily is None else daily.compute())).drop(columns=[DAY])
         return out if is_dask(X) else out.compute()
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:

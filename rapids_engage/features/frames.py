@@ -9,11 +9,13 @@ row order, whatever the backend (cudf merges do not keep row order; the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import dask
 import dask.dataframe as dd
 import numpy as np
+import pandas as pd
 
 _POS = "_pos"
 
@@ -48,19 +50,91 @@ def merge_keep_order(part: Any, table: Any, on: list[str], fill: dict[str, Any] 
     return merged
 
 
-def broadcast_join(events: Any, table: Any, on: list[str], new_columns: dict[str, str], fill: dict[str, Any] | None = None) -> Any:
-    """Join a key table onto every partition of the dask frame ``events``.
+@dataclass(frozen=True)
+class Join:
+    """One key table to left-join onto event rows: ``new_columns`` name -> dtype it adds."""
 
-    ``table`` is a small in-memory frame or a dask frame (reduced to one
-    partition and sent once to each worker). ``new_columns`` names the columns
-    the join adds, with their dtypes (the output metadata).
+    table: Any
+    on: list[str]
+    new_columns: dict[str, str]
+    fill: dict[str, Any] | None = None
+
+
+class KeyTable:
+    """A key table prepared for repeated left-joins on the workers.
+
+    pandas: the key columns become a (Multi)Index whose hash engine is built
+    once per worker and reused by every partition (``get_indexer``), instead of
+    re-hashing the table in each merge. cudf: a GPU hash merge per partition.
     """
-    if is_dask(table):
-        table = table.repartition(npartitions=1).to_delayed()[0]
-    else:
-        table = dask.delayed(table)
+
+    def __init__(self, table: Any, on: list[str]) -> None:
+        from ..backend import is_gpu_object
+
+        self.on = list(on)
+        self.table = table
+        self.index = None
+        if not is_gpu_object(table):
+            keys = table[on[0]] if len(on) == 1 else table[on]
+            self.index = pd.Index(keys) if len(on) == 1 else pd.MultiIndex.from_frame(keys)
+            self.columns = {c: table[c].to_numpy() for c in table.columns if c not in on}
+
+    def join(self, part: Any, fill: dict[str, Any] | None, dtypes: dict[str, str]) -> Any:
+        """``part`` with the table's columns for its keys (``fill`` for keys not in the table)."""
+        if self.index is None:
+            merged = merge_keep_order(part, self.table, self.on, fill)
+            return merged.assign(**{c: merged[c].astype(d) for c, d in dtypes.items()})
+        keys = part[self.on[0]] if len(self.on) == 1 else pd.MultiIndex.from_frame(part[self.on])
+        pos = self.index.get_indexer(keys)
+        missing = pos < 0
+        added = {}
+        for name, col in self.columns.items():
+            taken = col[np.where(missing, 0, pos)] if len(col) else np.zeros(len(pos), col.dtype)
+            if missing.any():
+                default = (fill or {}).get(name, np.nan)
+                taken = np.where(missing, default, taken)
+            added[name] = taken.astype(dtypes.get(name, taken.dtype), copy=False)
+        return part.assign(**added)
+
+
+def share(table: Any) -> Any:
+    """Ship an in-memory object to the workers once (scatter) instead of inside every task."""
+    try:
+        from distributed import get_client
+
+        client = get_client()
+    except (ImportError, ValueError):
+        return dask.delayed(table)
+    return client.scatter(table, broadcast=True, hash=False)
+
+
+def _apply_joins(part: Any, specs: list[tuple], *tables: KeyTable) -> Any:
+    for (fill, dtypes), table in zip(specs, tables):
+        part = table.join(part, fill, dtypes)
+    return part
+
+
+def apply_joins(events: Any, joins: list[Join]) -> Any:
+    """Join every key table onto every partition of ``events`` in one pass.
+
+    Tables are broadcast (see :func:`share`): the event frame is never shuffled,
+    so partition ``i`` of the output is partition ``i`` of the input, same order.
+    """
+    events = as_dask(events)
+    if not joins:
+        return events
+    new_columns: dict[str, str] = {}
+    for j in joins:
+        new_columns.update(j.new_columns)
     meta = meta_with(events._meta, new_columns)
-    return events.map_partitions(merge_keep_order, table, on, fill, meta=meta)
+    specs = [(j.fill, j.new_columns) for j in joins]
+    tables = [share(KeyTable(j.table, j.on)) for j in joins]
+    return events.map_partitions(_apply_joins, specs, *tables, meta=meta)
+
+
+def broadcast_join(events: Any, table: Any, on: list[str], new_columns: dict[str, str], fill: dict[str, Any] | None = None) -> Any:
+    """Join one in-memory key table onto every partition of the dask frame ``events``."""
+    return apply_joins(events, [Join(table, on, new_columns, fill)])
 
 
 def key_name(key: list[str]) -> str:

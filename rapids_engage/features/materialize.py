@@ -68,8 +68,8 @@ def materialize(
     keep = list(dict.fromkeys([*CARRIED, *targets, *names]))
     tmp = store.begin()
     try:
-        write_split(builder.fit_transform(train)[keep], tmp / "train")
-        write_split(builder.transform(valid)[keep], tmp / "valid")
+        write_split(builder.fit_transform(train, keep)[keep], tmp / "train")
+        write_split(builder.transform(valid, keep)[keep], tmp / "valid")
         builder.save(tmp / "state")
         rows = {s: _rows(store_read(tmp / s)) for s in ("train", "valid")}
         manifest = {

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .folds import FOLD, assign_folds
-from .frames import as_dask, broadcast_join, is_dask, key_name
+from .frames import Join, apply_joins, as_dask, is_dask, key_name
 
 N = "_n"
 
@@ -79,26 +79,27 @@ class TargetEncoder:
         frame = y.to_frame() if getattr(y, "ndim", 2) == 1 else y
         return X.assign(**{c: frame[c].values for c in frame.columns}), list(frame.columns)
 
-    def _fold_stats(self, frame: Any, targets: list[str]) -> Any:
-        cols = self.columns + [FOLD]
-        part = frame[cols + targets].astype({t: "float64" for t in targets})
-        part = part.rename(columns={t: _sum(t) for t in targets}).assign(**{N: 1})
-        return part.groupby(cols).sum().reset_index().compute()
-
-    def fit(self, X: Any, y: Any = None) -> TargetEncoder:
-        """Learn the full-training statistics (what :meth:`transform` uses)."""
-        self._fit(X, y)
-        return self
-
-    def _fit(self, X: Any, y: Any) -> Any:
+    def prepare(self, X: Any, y: Any = None) -> tuple[Any, list[str]]:
+        """``X`` as a dask frame with the fold column and the label columns, and the label names."""
         X, targets = self._with_targets(X, y)
         missing = [c for c in self.columns + targets if c not in X.columns]
         if missing:
             raise ValueError(f"TargetEncoder({self.name}): columns {missing} are not in the frame")
-        frame = assign_folds(as_dask(X), self.row_key, self.n_folds, self.fold_method, self.seed)
-        fold_stats = self._fold_stats(frame, targets)
+        if FOLD not in X.columns:
+            X = assign_folds(as_dask(X), self.row_key, self.n_folds, self.fold_method, self.seed)
+        return as_dask(X), targets
+
+    def stats_graph(self, frame: Any, targets: list[str]) -> Any:
+        """Lazy per (key, fold) row counts and label sums of a prepared frame."""
+        cols = self.columns + [FOLD]
+        part = frame[cols + targets].astype({t: "float64" for t in targets})
+        part = part.rename(columns={t: _sum(t) for t in targets}).assign(**{N: 1})
+        return part.groupby(cols, sort=False).sum().reset_index()
+
+    def set_stats(self, fold_stats: Any, targets: list[str]) -> TargetEncoder:
+        """Finish fitting from the computed (key, fold) statistics."""
         sums = [_sum(t) for t in targets]
-        self.targets_ = targets
+        self.targets_ = list(targets)
         self.stats_ = fold_stats.groupby(self.columns)[[N] + sums].sum().reset_index()
         total = self.stats_[[N] + sums].sum()
         n_rows = float(total[N])
@@ -106,14 +107,28 @@ class TargetEncoder:
             raise ValueError(f"TargetEncoder({self.name}): no training rows")
         self.n_rows_ = int(n_rows)
         self.prior_ = {t: float(total[_sum(t)]) / n_rows for t in targets}
-        return frame, fold_stats
+        self._fold_stats = fold_stats
+        return self
+
+    def fit(self, X: Any, y: Any = None) -> TargetEncoder:
+        """Learn the full-training statistics (what :meth:`transform` uses)."""
+        frame, targets = self.prepare(X, y)
+        return self.set_stats(self.stats_graph(frame, targets).compute(), targets)
+
+    def oof_join(self) -> Join:
+        """The (key, fold) -> out-of-fold encoding join for the rows the encoder was fitted on."""
+        return Join(self._oof_table(self._fold_stats), self.columns + [FOLD], dict.fromkeys(self.output_names(), "float64"))
+
+    def full_join(self) -> Join:
+        """The key -> full-training encoding join (unseen keys get the prior)."""
+        fill = {self.output_name(t): self.prior_[t] for t in self.targets_}
+        return Join(self.full_table(), self.columns, dict.fromkeys(fill, "float64"), fill)
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         """Fit, and return ``X`` with out-of-fold encodings for its (training) rows."""
-        frame, fold_stats = self._fit(X, y)
-        table = self._oof_table(fold_stats)
-        out = broadcast_join(frame, table, self.columns + [FOLD], dict.fromkeys(self.output_names(), "float64"))
-        out = out.drop(columns=[FOLD])
+        frame, targets = self.prepare(X, y)
+        self.set_stats(self.stats_graph(frame, targets).compute(), targets)
+        out = apply_joins(frame, [self.oof_join()]).drop(columns=[FOLD])
         return out if is_dask(X) else out.compute()
 
     def transform(self, X: Any) -> Any:
@@ -122,9 +137,7 @@ class TargetEncoder:
         missing = [c for c in self.columns if c not in X.columns]
         if missing:
             raise ValueError(f"TargetEncoder({self.name}): columns {missing} are not in the frame")
-        table = self.full_table()
-        fill = {self.output_name(t): self.prior_[t] for t in self.targets_}
-        out = broadcast_join(as_dask(X), table, self.columns, dict.fromkeys(fill, "float64"), fill)
+        out = apply_joins(as_dask(X), [self.full_join()])
         return out if is_dask(X) else out.compute()
 
     # ---- tables ----------------------------------------------------------
