@@ -71,7 +71,7 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
     if cfg.scheduler_address:
         client = Client(cfg.scheduler_address)
         try:
-            n = len(client.scheduler_info(n_workers=-1)["workers"])
+            n = len(client.nthreads())
             yield ClusterInfo(client, n, "external")
         finally:
             client.close()
@@ -79,8 +79,7 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
     cluster = _cuda_cluster(cfg, backend) if backend.is_gpu else _cpu_cluster(cfg)
     client = Client(cluster)
     try:
-        if backend.is_gpu:
-            client.run(_init_worker_backend, backend.kind)
+        client.run(_init_worker_backend, backend.kind)
         yield ClusterInfo(client, len(cluster.workers), "local-cuda" if backend.is_gpu else "local-cpu")
     finally:
         client.close()
@@ -88,5 +87,8 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
 
 
 def _init_worker_backend(kind: str) -> None:
-    """Run on each worker: import the backend's libraries in the right order."""
+    """Run on each worker: import the backend's libraries in the right order; quiet XGBoost."""
+    import xgboost
+
     Backend(kind).init()
+    xgboost.set_config(verbosity=0)

@@ -90,14 +90,14 @@ class TrainConfig:
     """XGBoost parameters shared by all targets; ``per_target`` overrides by target name."""
 
     targets: list[str] = field(default_factory=lambda: ["like", "retweet", "reply", "quote"])
-    max_depth: int = 8
-    learning_rate: float = 0.1
+    max_depth: int = 6
+    learning_rate: float = 0.3
     subsample: float = 0.8
-    colsample_bytree: float = 0.8
+    colsample_bytree: float = 0.5
     min_child_weight: float = 1.0
-    max_bin: int = 256
-    num_boost_round: int = 1000
-    early_stopping_rounds: int = 25
+    max_bin: int = 128
+    num_boost_round: int = 500
+    early_stopping_rounds: int = 10
     seed: int = 0
     per_target: dict[str, dict[str, Any]] = field(default_factory=dict)
 

@@ -21,6 +21,7 @@ from .config import Config, ConfigError, load_config
 from .data import DataError, read_events, resolve_dataset
 from .evaluate import evaluate_targets, gather, oracle_probabilities
 from .features import add_labels
+from .features.frames import drop_empty_partitions
 from .features.materialize import materialize
 from .progress import StageProgress
 from .report import print_summary, validate, write_json
@@ -53,8 +54,8 @@ def run(cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Con
                     cfg.features, store_path, dataset.data_dir, train, valid, targets,
                     {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff}, backend, rebuild, prog.log,
                 )
-                train_f = built.store.read_split(built.version, "train").persist()
-                valid_f = built.store.read_split(built.version, "valid").persist()
+                train_f = drop_empty_partitions(built.store.read_split(built.version, "train").persist())
+                valid_f = drop_empty_partitions(built.store.read_split(built.version, "valid").persist())
             models = {}
             with prog.stage("train", total=len(targets)):
                 for i, t in enumerate(targets):

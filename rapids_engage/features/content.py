@@ -48,12 +48,18 @@ def _list_length(s: Any) -> Any:
     return ((s.str.count("\t") + 1) * (s.str.len() > 0)).astype("int32")
 
 
+def _first_id(lists: Any) -> Any:
+    """The first 32-hex-char id of each tab-separated list as an int64 key (0 for an empty list)."""
+    from ..backend import series_like
+    from ..ingest.ids import parse_hex_ids
+
+    keys, _ = parse_hex_ids(lists.str.slice(0, 32).fillna(""))
+    return series_like(lists, keys)
+
+
 def derived_keys(part: Any) -> Any:
-    """The key columns ``first_hashtag`` and ``first_domain`` (ids are 32 hex chars)."""
-    return part.assign(
-        first_hashtag=part["hashtags"].str.slice(0, 32),
-        first_domain=part["present_domains"].str.slice(0, 32),
-    )
+    """The int64 key columns ``first_hashtag`` and ``first_domain`` (0 when the tweet has none)."""
+    return part.assign(first_hashtag=_first_id(part["hashtags"]), first_domain=_first_id(part["present_domains"]))
 
 
 def content_features(part: Any) -> Any:

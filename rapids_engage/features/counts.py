@@ -20,7 +20,7 @@ DAY = "_day"
 
 def count_graph(frame: Any, key: list[str], name: str) -> Any:
     """Lazy key -> row count table of a dask frame."""
-    return frame[key].assign(**{name: 1}).groupby(key, sort=False).sum().reset_index()
+    return frame[key].assign(**{name: 1}).groupby(key, sort=False).sum(split_out=1).reset_index()
 
 
 def with_day(frame: Any, time_column: str = EVENT_TIME) -> Any:

@@ -140,3 +140,10 @@ def broadcast_join(events: Any, table: Any, on: list[str], new_columns: dict[str
 def key_name(key: list[str]) -> str:
     """Column-name fragment for a (possibly multi-column) key."""
     return "__".join(key)
+
+
+def drop_empty_partitions(frame: Any) -> Any:
+    """``frame`` (dask, ideally persisted) without its empty partitions (at least one kept)."""
+    sizes = frame.map_partitions(len).compute().tolist()
+    keep = [i for i, n in enumerate(sizes) if n > 0] or [0]
+    return frame if len(keep) == len(sizes) else frame.partitions[keep]

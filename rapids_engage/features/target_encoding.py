@@ -94,7 +94,7 @@ class TargetEncoder:
         cols = self.columns + [FOLD]
         part = frame[cols + targets].astype({t: "float64" for t in targets})
         part = part.rename(columns={t: _sum(t) for t in targets}).assign(**{N: 1})
-        return part.groupby(cols, sort=False).sum().reset_index()
+        return part.groupby(cols, sort=False).sum(split_out=1).reset_index()
 
     def set_stats(self, fold_stats: Any, targets: list[str]) -> TargetEncoder:
         """Finish fitting from the computed (key, fold) statistics."""

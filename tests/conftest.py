@@ -1,0 +1,20 @@
+"""Shared test set-up: ``gpu``-marked tests skip cleanly where no GPU + RAPIDS is available."""
+
+from __future__ import annotations
+
+import pytest
+
+from rapids_engage.backend import rapids_available, visible_gpu_count
+
+
+def gpu_ready() -> bool:
+    return rapids_available() and visible_gpu_count() > 0
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest hook signature
+    if gpu_ready():
+        return
+    skip = pytest.mark.skip(reason="needs an NVIDIA GPU and the RAPIDS libraries (pip install 'rapids_engage[gpu]')")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
