@@ -36,11 +36,18 @@ class SyntheticConfig:
 
 @dataclass
 class DataConfig:
-    """Where the events come from. ``parquet``: a canonical day-partitioned store at ``path``."""
+    """Where the events come from.
+
+    ``synthetic``: the generator (section ``synthetic``); ``parquet``: a canonical
+    day-partitioned store at ``path``; ``recsys``: raw RecSys 2021 files (``path``
+    is a glob, gzip allowed), ingested once into ``cache_dir`` with bad rows
+    quarantined (``strict``: fail at the first bad row instead).
+    """
 
     source: str = "synthetic"
     path: str | None = None
     cache_dir: str = "~/.cache/rapids_engage"
+    strict: bool = False
 
 
 @dataclass
@@ -90,14 +97,14 @@ class TrainConfig:
     """XGBoost parameters shared by all targets; ``per_target`` overrides by target name."""
 
     targets: list[str] = field(default_factory=lambda: ["like", "retweet", "reply", "quote"])
-    max_depth: int = 6
-    learning_rate: float = 0.3
+    max_depth: int = 8
+    learning_rate: float = 0.1
     subsample: float = 0.8
-    colsample_bytree: float = 0.5
+    colsample_bytree: float = 0.8
     min_child_weight: float = 1.0
-    max_bin: int = 128
-    num_boost_round: int = 500
-    early_stopping_rounds: int = 10
+    max_bin: int = 256
+    num_boost_round: int = 1000
+    early_stopping_rounds: int = 25
     seed: int = 0
     per_target: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -194,3 +201,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 def to_dict(config: Config) -> dict:
     """The config as plain data (for manifests and report.json)."""
     return dataclasses.asdict(config)
+
+
+def section_from_dict(cls: type, data: dict, source: str) -> Any:
+    """One config section (e.g. :class:`FeaturesConfig`) from a stored dict, strictly typed."""
+    try:
+        return dacite.from_dict(cls, data, config=dacite.Config(strict=True, cast=[float]))
+    except dacite.DaciteError as exc:
+        raise ConfigError(f"{source}: {exc}") from None

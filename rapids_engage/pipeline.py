@@ -18,7 +18,9 @@ from . import __version__
 from .backend import Backend, BackendError, resolve
 from .cluster import start_cluster
 from .config import Config, ConfigError, load_config
-from .data import DataError, read_events, resolve_dataset
+from .data import DataError, Dataset, read_events, resolve_dataset
+from .ingest import IngestError
+from .predict import ModelError
 from .evaluate import evaluate_targets, gather, oracle_probabilities
 from .features import add_labels
 from .features.frames import drop_empty_partitions
@@ -28,7 +30,7 @@ from .report import print_summary, validate, write_json
 from .split import time_split
 from .train import predict, train_target
 
-KNOWN_ERRORS = (BackendError, ConfigError, DataError, FileNotFoundError, ValueError, MemoryError)
+KNOWN_ERRORS = (BackendError, ConfigError, DataError, IngestError, ModelError, FileNotFoundError, ValueError, MemoryError)
 
 
 def run(cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Console | None = None) -> dict:
@@ -40,7 +42,7 @@ def run(cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Con
     targets = list(cfg.train.targets)
     with StageProgress(console, quiet) as prog:
         with prog.stage("data"):
-            dataset = resolve_dataset(cfg, on_chunk=lambda done, total: prog.update(done, total, f"{done:,}/{total:,} rows"))
+            dataset = resolve_dataset(cfg, backend, on_chunk=lambda done, total: prog.update(done, total, f"{done:,}/{total:,}"))
             prog.log(dataset.description)
         with start_cluster(backend, cfg.cluster) as cluster:
             prog.log(f"backend {backend.kind}, {cluster.n_workers} worker(s) ({cluster.kind})")
@@ -61,7 +63,7 @@ def run(cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Con
                 for i, t in enumerate(targets):
                     prog.update(i, len(targets), t)
                     models[t] = train_target(client, backend, cfg.train, t, train_f, valid_f, built.features)
-                    models[t].save(out / "models", built.features)
+                    models[t].save(out / "models", built.features, {"path": str(built.store.path.resolve()), "version": built.version})
             with prog.stage("evaluate"):
                 preds = {t: predict(client, models[t], valid_f, built.features) for t in targets}
                 frame, preds = gather(client, valid_f, preds, targets)
@@ -70,7 +72,8 @@ def run(cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Con
             n_workers = cluster.n_workers
     for t, m in models.items():
         results[t]["best_iteration"] = m.best_iteration
-    report = _report(cfg, backend, n_workers, built, results, prog.timings, dataset.description)
+    report = _report(cfg, backend, n_workers, built, results, prog.timings, dataset)
+    report["split"] = {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff, "data_dir": str(dataset.data_dir)}
     validate(report)
     write_json(out / "report.json", report)
     if not quiet:
@@ -78,8 +81,8 @@ def run(cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Con
     return report
 
 
-def _report(cfg: Config, backend: Backend, n_workers: int, built: Any, results: dict, timings: dict, data: str) -> dict:
-    return {
+def _report(cfg: Config, backend: Backend, n_workers: int, built: Any, results: dict, timings: dict, dataset: Dataset) -> dict:
+    report = {
         "version": __version__,
         "backend": backend.kind,
         "n_workers": n_workers,
@@ -87,17 +90,21 @@ def _report(cfg: Config, backend: Backend, n_workers: int, built: Any, results: 
         "rows": {"train": int(built.rows["train"]), "valid": int(built.rows["valid"])},
         "targets": results,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "data": data,
+        "data": dataset.description,
         "store": {"path": str(built.store.path), "version": built.version, "cache_hit": built.cache_hit},
         "features": built.features,
         "models": str(Path(cfg.out) / "models"),
     }
+    if dataset.ingest is not None:
+        report["ingest"] = dataset.ingest
+    return report
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m rapids_engage.pipeline",
-        description="Build features, train one XGBoost model per engagement target and report, on CPU or GPU.",
+        description="Build features, train one XGBoost model per engagement target and report, on CPU or GPU. "
+        "`python -m rapids_engage.pipeline predict --help` scores new rows with a trained run.",
     )
     p.add_argument("--config", help="YAML config (default: configs/default.yaml, the synthetic demo)")
     p.add_argument("--gpus", help="'auto' (all visible GPUs, else CPU), 0 for CPU, or the number of GPUs")
@@ -105,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (report.json, models/, store/)")
     p.add_argument("--rows", type=int, help="rows of synthetic data (synthetic.rows)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. train.max_depth=6")
+    p.add_argument("--strict", action="store_true", help="raw input: fail at the first bad row (file:line:column) instead of quarantining it")
     p.add_argument("--rebuild", action="store_true", help="recompute features even when the store has them")
     p.add_argument("--quiet", action="store_true", help="no progress or table (errors still print)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -118,18 +126,47 @@ def config_from_args(args: argparse.Namespace) -> Config:
         value = getattr(args, flag)
         if value is not None:
             overrides.append(f"{key}={value}")
+    if args.strict:
+        overrides.append("data.strict=true")
     cfg = load_config(args.config, overrides)
     cfg.cluster.gpus = str(cfg.cluster.gpus)
     return cfg
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    console = Console(stderr=True)
-    start = time.perf_counter()
+def build_predict_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m rapids_engage.pipeline predict",
+        description="Score new rows with the models of a run and the serving state of its feature-store version.",
+    )
+    p.add_argument("--model-dir", required=True, help="output directory of a pipeline run (holds models/)")
+    p.add_argument("--input", required=True, help="canonical parquet rows (a file or a directory); engagement columns optional")
+    p.add_argument("--out", required=True, help="directory for predictions/ (parquet) and predict.json")
+    p.add_argument("--gpus", default="auto", help="'auto', 0 for CPU, or the number of GPUs")
+    p.add_argument("--scheduler-address", help="use an existing Dask cluster")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def _predict(args: argparse.Namespace, console: Console) -> None:
+    from .config import ClusterConfig
+    from .predict import run_predict
+    from .report import metrics_table
+
+    backend = resolve(args.gpus).init()
+    cluster_cfg = ClusterConfig(gpus=args.gpus, scheduler_address=args.scheduler_address)
+    result = run_predict(Path(args.model_dir), Path(args.input), Path(args.out), backend, cluster_cfg)
+    if args.quiet:
+        return
+    console.print(f"{result['rows']:,} rows scored for {', '.join(result['targets'])} -> {result['predictions']}")
+    if result["metrics"]:
+        console.print(metrics_table({"backend": backend.kind, "rows": {"valid": result["rows"]}, "targets": result["metrics"]}))
+
+
+def _guarded(action: Any, args: argparse.Namespace, console: Console) -> int:
+    """Run ``action``; known failures become one line on stderr and exit code 2."""
     try:
-        cfg = config_from_args(args)
-        run(cfg, rebuild=args.rebuild, quiet=args.quiet, console=console)
+        action()
     except KeyboardInterrupt:
         console.print("[red]error:[/red] interrupted")
         return 130
@@ -138,9 +175,21 @@ def main(argv: list[str] | None = None) -> int:
             raise
         console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return 2
-    if not args.quiet:
-        console.print(f"done in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    console = Console(stderr=True)
+    if argv[:1] == ["predict"]:
+        args = build_predict_parser().parse_args(argv[1:])
+        return _guarded(lambda: _predict(args, console), args, console)
+    args = build_parser().parse_args(argv)
+    start = time.perf_counter()
+    code = _guarded(lambda: run(config_from_args(args), rebuild=args.rebuild, quiet=args.quiet, console=console), args, console)
+    if code == 0 and not args.quiet:
+        console.print(f"done in {time.perf_counter() - start:.1f} s")
+    return code
 
 
 if __name__ == "__main__":

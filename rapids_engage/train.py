@@ -23,11 +23,12 @@ class TrainedModel:
     best_iteration: int
     history: dict[str, list[float]] = field(default_factory=dict)
 
-    def save(self, directory: Path, features: list[str]) -> Path:
+    def save(self, directory: Path, features: list[str], store: dict | None = None) -> Path:
+        """``<target>.json`` (XGBoost JSON) and ``<target>.meta.json`` (features, store version)."""
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{self.target}.json"
         self.booster.save_model(str(path))
-        meta = {"target": self.target, "best_iteration": self.best_iteration, "features": features}
+        meta = {"target": self.target, "best_iteration": self.best_iteration, "features": features, "store": store}
         (directory / f"{self.target}.meta.json").write_text(json.dumps(meta, indent=1))
         return path
 

@@ -90,3 +90,43 @@ def test_help():
     assert proc.returncode == 0
     for flag in ("--config", "--gpus", "--scheduler-address", "--out", "--rows", "--set"):
         assert flag in proc.stdout
+
+
+def test_predict_reproduces_validation_metrics(demo, tmp_path):
+    import pandas as pd
+
+    _, out, report = demo
+    split = report["split"]
+    events = pd.read_parquet(split["data_dir"])
+    valid = events[events["tweet_timestamp"] > split["cutoff"]].drop(columns=["day"], errors="ignore")
+    valid.to_parquet(tmp_path / "new.parquet", index=False)
+    code = main(["predict", "--model-dir", str(out), "--input", str(tmp_path / "new.parquet"),
+                 "--out", str(tmp_path / "pred"), "--gpus", "0", "--quiet"])
+    assert code == 0
+    result = json.loads((tmp_path / "pred" / "predict.json").read_text())
+    assert result["rows"] == report["rows"]["valid"]
+    preds = pd.read_parquet(tmp_path / "pred" / "predictions")
+    assert len(preds) == len(valid) and {"pred_like", "pred_quote"} <= set(preds.columns)
+    for t in TARGETS:
+        for key in ("ap", "rce", "auc"):
+            assert result["metrics"][t][key] == pytest.approx(report["targets"][t][key], abs=1e-9), (t, key)
+
+
+def test_predict_refuses_a_missing_store_version(demo, tmp_path):
+    import shutil
+
+    from rapids_engage.backend import CPU
+    from rapids_engage.predict import ModelError, load_builder, load_models
+
+    _, out, _ = demo
+    run = tmp_path / "run"
+    shutil.copytree(out / "models", run / "models")
+    for meta in (run / "models").glob("*.meta.json"):
+        m = json.loads(meta.read_text())
+        m["store"]["version"] = "0000000000000000"
+        meta.write_text(json.dumps(m))
+    _, store = load_models(run)
+    with pytest.raises(ModelError, match="0000000000000000"):
+        load_builder(store, CPU)
+    with pytest.raises(ModelError, match="no models"):
+        load_models(tmp_path)

@@ -1,0 +1,137 @@
+"""``python -m rapids_engage.pipeline predict``: score new rows with the stored serving state.
+
+The models of a run name the feature-store version they were trained on; the
+fitted encoders of that version (``<store>/<version>/state``) compute the new
+rows' features exactly as the validation rows got theirs, and every target's
+booster scores them. Predictions are written atomically as parquet; when the
+new rows carry engagement columns the metrics are computed too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from .backend import Backend
+from .config import ClusterConfig, FeaturesConfig, section_from_dict
+from .data import DataError
+from .features import FeatureBuilder, add_labels
+from .schema import ROW_KEY, TARGETS, TEST_COLUMNS
+from .store import FeatureStore
+
+PRED_PREFIX = "pred_"
+
+
+class ModelError(ValueError):
+    """The model directory is incomplete or does not match its feature store."""
+
+
+def load_models(model_dir: Path) -> tuple[dict[str, dict], dict]:
+    """(target -> meta, store {path, version}) of a run's ``models/`` (or the run directory)."""
+    models = model_dir / "models" if (model_dir / "models").is_dir() else model_dir
+    metas = {m["target"]: m for m in (json.loads(p.read_text()) for p in sorted(models.glob("*.meta.json")))}
+    if not metas:
+        raise ModelError(f"no models (<target>.meta.json) in {models}")
+    stores = {json.dumps(m.get("store"), sort_keys=True) for m in metas.values()}
+    if len(stores) != 1 or not next(iter(metas.values())).get("store"):
+        raise ModelError(f"models in {models} were trained on different or unknown feature-store versions; retrain them together")
+    for t, m in metas.items():
+        m["model_file"] = str(models / f"{t}.json")
+    return metas, next(iter(metas.values()))["store"]
+
+
+def load_builder(store_info: dict, backend: Backend) -> FeatureBuilder:
+    """The fitted feature builder of the store version the models were trained on."""
+    store = FeatureStore(store_info["path"])
+    version = store_info["version"]
+    manifest = store.manifest(version)
+    if manifest is None:
+        raise ModelError(
+            f"feature-store version {version} is not in {store.path} (deleted, or rebuilt by another config); "
+            "the models cannot be served without it: rerun the pipeline"
+        )
+    features_cfg = manifest["definition"]["features"]
+    cfg = section_from_dict(FeaturesConfig, features_cfg, f"{store.version_dir(version)}/manifest.json")
+    builder = FeatureBuilder.load(store.version_dir(version) / "state", cfg, backend.df)
+    if builder.feature_names() != manifest["features"]:
+        raise ModelError(f"serving state of store version {version} does not match its manifest")
+    return builder
+
+
+def read_new_rows(path: Path) -> Any:
+    """Canonical parquet rows to score (a file or a directory); the 4 engagement columns are optional."""
+    import dask.dataframe as dd
+
+    files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+    if not files:
+        raise DataError(f"no parquet files at {path}")
+    frame = dd.read_parquet([str(f) for f in files])
+    missing = [c for c in TEST_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(f"{files[0]}: missing column(s) {missing} needed to compute features")
+    return frame
+
+
+def _write_atomic(frame: Any, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        frame.to_parquet(str(tmp), write_index=False)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path) -> dict:
+    """Score ``rows`` (a dask frame) with every model of ``model_dir``; write ``out/predictions``.
+
+    Returns {"rows", "targets", "predictions", "metrics"}; metrics only when
+    the rows carry the engagement columns.
+    """
+    import xgboost as xgb
+    import xgboost.dask  # noqa: F401 - registers xgb.dask
+
+    from .evaluate import evaluate_targets, gather
+
+    metas, store_info = load_models(model_dir)
+    builder = load_builder(store_info, backend)
+    targets = list(metas)
+    labelled = all(TARGETS[t] in rows.columns for t in targets)
+    if labelled:
+        rows = add_labels(rows, targets)
+    keep = [*ROW_KEY, "engaged_with_user_id", "engaged_with_user_follower_count"] + (targets if labelled else [])
+    feats = builder.transform(rows, keep).persist()
+    preds = {}
+    for t, meta in metas.items():
+        booster = xgb.Booster(model_file=meta["model_file"])
+        booster.set_param({"device": backend.xgb_device})
+        preds[t] = xgb.dask.inplace_predict(client, booster, feats[meta["features"]])
+    scored = feats[keep].assign(**{PRED_PREFIX + t: p for t, p in preds.items()})
+    _write_atomic(scored[[*ROW_KEY, *(PRED_PREFIX + t for t in targets)]], out / "predictions")
+    n = int(scored.map_partitions(len).sum().compute())
+    result: dict[str, Any] = {"rows": n, "targets": targets, "predictions": str(out / "predictions"), "store": store_info, "metrics": None}
+    if labelled:
+        frame, host = gather(client, scored, {t: scored[PRED_PREFIX + t] for t in targets}, targets)
+        result["metrics"] = evaluate_targets(frame, host, targets, None)
+    return result
+
+
+def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, cluster_cfg: ClusterConfig) -> dict:
+    """Start the cluster, score ``input_path`` and write ``out/predictions`` + ``out/predict.json``."""
+    from .cluster import start_cluster
+    from .report import write_json
+
+    if not input_path.exists():
+        raise DataError(f"input {input_path} does not exist")
+    rows = read_new_rows(input_path)
+    with start_cluster(backend, cluster_cfg) as cluster:
+        result = predict(cluster.client, backend, model_dir, rows, out)
+    write_json(out / "predict.json", result)
+    return result
