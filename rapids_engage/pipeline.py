@@ -27,14 +27,19 @@ from .features.frames import drop_empty_partitions
 from .features.materialize import materialize
 from .progress import StageProgress
 from .report import print_summary, validate, write_json
-from .split import time_split
+from .split import shuffle_labels, time_split
 from .train import predict, train_target
 
 KNOWN_ERRORS = (BackendError, ConfigError, DataError, IngestError, ModelError, FileNotFoundError, ValueError, MemoryError)
 
 
-def run(cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Console | None = None) -> dict:
-    """Run the whole pipeline for ``cfg``; returns the report (also written to ``<out>/report.json``)."""
+def run(
+    cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Console | None = None, shuffle_seed: int | None = None
+) -> dict:
+    """Run the whole pipeline for ``cfg``; returns the report (also written to ``<out>/report.json``).
+
+    ``shuffle_seed``: permute the training labels first (the leakage audit's control run).
+    """
     console = console or Console(stderr=True)
     backend = resolve(cfg.cluster.gpus).init()
     out = Path(cfg.out)
@@ -50,11 +55,14 @@ def run(cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Con
             with prog.stage("split"):
                 events = add_labels(read_events(dataset.data_dir), targets)
                 train, valid, split = time_split(events, cfg.split.valid_hours)
+                split_def = {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff}
+                if shuffle_seed is not None:
+                    train = shuffle_labels(train, targets, shuffle_seed)
+                    split_def["shuffled_labels_seed"] = shuffle_seed
             with prog.stage("features"):
                 store_path = Path(cfg.features.store) if cfg.features.store else out / "store"
                 built = materialize(
-                    cfg.features, store_path, dataset.data_dir, train, valid, targets,
-                    {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff}, backend, rebuild, prog.log,
+                    cfg.features, store_path, dataset.data_dir, train, valid, targets, split_def, backend, rebuild, prog.log,
                 )
                 train_f = drop_empty_partitions(built.store.read_split(built.version, "train").persist())
                 valid_f = drop_empty_partitions(built.store.read_split(built.version, "valid").persist())
@@ -104,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m rapids_engage.pipeline",
         description="Build features, train one XGBoost model per engagement target and report, on CPU or GPU. "
-        "`python -m rapids_engage.pipeline predict --help` scores new rows with a trained run.",
+        "Subcommands: `predict --help` scores new rows with a trained run; `audit [options]` runs the leakage "
+        "checks (shuffled labels, time order, overlap) with the same options as a run.",
     )
     p.add_argument("--config", help="YAML config (default: configs/default.yaml, the synthetic demo)")
     p.add_argument("--gpus", help="'auto' (all visible GPUs, else CPU), 0 for CPU, or the number of GPUs")
@@ -163,10 +172,20 @@ def _predict(args: argparse.Namespace, console: Console) -> None:
         console.print(metrics_table({"backend": backend.kind, "rows": {"valid": result["rows"]}, "targets": result["metrics"]}))
 
 
+def _audit(args: argparse.Namespace, console: Console) -> int:
+    """Exit code 0 when every audit check passes, 1 otherwise."""
+    from .audit import run_audit
+
+    cfg = config_from_args(args)
+    if args.out is None:
+        cfg.out = str(Path(cfg.out) / "audit")
+    return 0 if run_audit(cfg, console, quiet=args.quiet)["passed"] else 1
+
+
 def _guarded(action: Any, args: argparse.Namespace, console: Console) -> int:
-    """Run ``action``; known failures become one line on stderr and exit code 2."""
+    """Run ``action`` (its int result is the exit code); known failures become one line on stderr, exit 2."""
     try:
-        action()
+        code = action()
     except KeyboardInterrupt:
         console.print("[red]error:[/red] interrupted")
         return 130
@@ -175,12 +194,15 @@ def _guarded(action: Any, args: argparse.Namespace, console: Console) -> int:
             raise
         console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     console = Console(stderr=True)
+    if argv[:1] == ["audit"]:
+        args = build_parser().parse_args(argv[1:])
+        return _guarded(lambda: _audit(args, console), args, console)
     if argv[:1] == ["predict"]:
         args = build_predict_parser().parse_args(argv[1:])
         return _guarded(lambda: _predict(args, console), args, console)

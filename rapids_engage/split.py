@@ -35,3 +35,18 @@ def _min_max(column: Any) -> tuple[Any, Any]:
     import dask
 
     return dask.compute(column.min(), column.max())
+
+
+def _permute(part: Any, targets: list[str], seed: int, partition_info: dict | None = None) -> Any:
+    import numpy as np
+
+    from .backend import array_module, series_like, values
+
+    rng = np.random.default_rng([seed, (partition_info or {}).get("number", 0)])
+    order = array_module(part).asarray(rng.permutation(len(part)))
+    return part.assign(**{t: series_like(part, values(part[t])[order]) for t in targets})
+
+
+def shuffle_labels(frame: Any, targets: list[str], seed: int) -> Any:
+    """``frame`` with its label columns permuted within each partition (a day): the leakage control."""
+    return frame.map_partitions(_permute, targets, seed, meta=frame._meta)

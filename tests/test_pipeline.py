@@ -130,3 +130,27 @@ def test_predict_refuses_a_missing_store_version(demo, tmp_path):
         load_builder(store, CPU)
     with pytest.raises(ModelError, match="no models"):
         load_models(tmp_path)
+
+
+def test_audit_passes_on_leakage_free_features(tmp_path):
+    out = tmp_path / "audit"
+    code = main(["audit", *_args(tmp_path, out)])
+    result = json.loads((out / "audit.json").read_text())
+    assert code == 0, result
+    names = [c["check"] for c in result["checks"]]
+    assert any("shuffled labels: like" in n for n in names) and "train/valid overlap" in names
+    assert all(c["passed"] for c in result["checks"])
+
+
+def test_shuffle_labels_permutes_within_partitions():
+    import dask.dataframe as dd
+    import pandas as pd
+
+    from rapids_engage.audit import MAX_SHUFFLED_RCE
+    from rapids_engage.split import shuffle_labels
+
+    frame = dd.from_pandas(pd.DataFrame({"like": [0, 1] * 50, "x": range(100)}), npartitions=2)
+    shuffled = shuffle_labels(frame, ["like"], seed=1).compute()
+    assert sorted(shuffled["like"]) == sorted(frame["like"].compute())  # a permutation
+    assert (shuffled["like"].to_numpy() != frame["like"].compute().to_numpy()).any()
+    assert MAX_SHUFFLED_RCE == 0.5
