@@ -26,7 +26,9 @@ from .features import add_labels
 from .features.frames import drop_empty_partitions
 from .features.materialize import materialize
 from .progress import StageProgress
+from .plots import write_all
 from .report import print_summary, validate, write_json
+from .report_md import write_markdown
 from .split import shuffle_labels, time_split
 from .train import predict, train_target
 
@@ -82,8 +84,12 @@ def run(
         results[t]["best_iteration"] = m.best_iteration
     report = _report(cfg, backend, n_workers, built, results, prog.timings, dataset)
     report["split"] = {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff, "data_dir": str(dataset.data_dir)}
+    labels = {t: frame[t] for t in targets}
+    report["plots"] = write_all(out, labels, preds, {t: m.booster for t, m in models.items()},
+                                {t: m.history for t, m in models.items()}, {t: m.best_iteration for t, m in models.items()})
     validate(report)
     write_json(out / "report.json", report)
+    write_markdown(report, report["plots"], out / "report.md")
     if not quiet:
         print_summary(report, console, out / "report.json")
     return report

@@ -68,7 +68,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 def metrics_table(report: dict) -> Table:
     table = Table(title=f"validation metrics ({report['backend']}, {report['rows']['valid']:,} rows)")
-    for col in ("target", "positive rate", "AP", "RCE", "oracle RCE", "AUC", "rounds"):
+    for col in ("target", "positive rate", "AP", "RCE", "oracle RCE", "AUC", "trees"):
         table.add_column(col, justify="right" if col != "target" else "left")
     for target, m in report["targets"].items():
         table.add_row(
@@ -78,7 +78,7 @@ def metrics_table(report: dict) -> Table:
             _fmt(m["rce"], 2),
             _fmt(m.get("oracle_rce"), 2),
             _fmt(m["auc"]),
-            str(m.get("best_iteration", "—")),
+            str(m["best_iteration"] + 1) if m.get("best_iteration") is not None else "—",
         )
     return table
 
@@ -87,4 +87,4 @@ def print_summary(report: dict, console: Console, path: Path) -> None:
     console.print(metrics_table(report))
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in report["timings_s"].items())
     console.print(f"timings: {timings}")
-    console.print(f"report: {path}")
+    console.print(f"report: {path} (and report.md, plots/)")

@@ -1,0 +1,216 @@
+"""``report.md`` — a human-readable rendering of ``report.json`` with the run's plots.
+
+:func:`write_markdown` reads the report dict (see :mod:`rapids_engage.report` for the
+contract) and tolerates missing optional keys and ``None`` / NaN values, shown as "—".
+Plot paths are taken relative to the directory of ``report.md`` (what
+:func:`rapids_engage.plots.write_all` returns when both live in the run's output dir).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+DASH = "—"
+
+PLOT_TITLES = {
+    "pr_curves": "Precision-recall curves",
+    "calibration": "Calibration (reliability diagrams)",
+    "feature_importance": "Feature importance",
+    "learning_curves": "Learning curves",
+}
+
+# (column, key in report["targets"][t], digits)
+_METRIC_COLUMNS = (
+    ("positive rate", "positive_rate", 4),
+    ("AP", "ap", 4),
+    ("RCE", "rce", 2),
+    ("oracle RCE", "oracle_rce", 2),
+)
+_TAIL_COLUMNS = (
+    ("AUC", "auc", 4),
+    ("log loss", "log_loss", 4),
+    ("ECE", "ece", 4),
+)
+_EXTRA_COLUMNS = (
+    ("AP grouped", "ap_grouped", 4),
+    ("RCE grouped", "rce_grouped", 2),
+    ("oracle AP", "oracle_ap", 4),
+)
+_BASELINE_METRICS = (("AP", "ap", 4), ("RCE", "rce", 2))
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float, else None (None, NaN, inf, non-numbers)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    x = _number(value)
+    return DASH if x is None else f"{x:.{digits}f}"
+
+
+def _cell(text: Any) -> str:
+    """Text safe inside a markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: list[str], rows: list[list[str]], right_from: int = 1) -> list[str]:
+    align = ["---" if i < right_from else "---:" for i in range(len(header))]
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _pct_of_oracle(m: Mapping[str, Any]) -> str:
+    rce, oracle = _number(m.get("rce")), _number(m.get("oracle_rce"))
+    if rce is None or oracle is None or oracle <= 0:
+        return DASH
+    return f"{100.0 * rce / oracle:.1f}%"
+
+
+def _rounds(m: Mapping[str, Any]) -> str:
+    """Trees in the saved model: best_iteration is 0-based, the booster keeps best + 1 rounds."""
+    best = m.get("best_iteration")
+    return str(int(best) + 1) if isinstance(best, (int, float)) and _number(best) is not None else DASH
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _summary(report: Mapping[str, Any]) -> list[str]:
+    rows: list[list[str]] = []
+    backend = str(report.get("backend", DASH))
+    if report.get("n_gpus"):
+        backend += f" ({report['n_gpus']} GPU{'s' if report['n_gpus'] != 1 else ''})"
+    rows.append(["backend", backend])
+    rows.append(["workers", str(report.get("n_workers", DASH))])
+    split_rows = report.get("rows") or {}
+    sizes = " / ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in split_rows.items())
+    rows.append(["rows", sizes or DASH])
+    if report.get("data") is not None:
+        rows.append(["data", str(report["data"])])
+    store = report.get("store") or {}
+    if store:
+        version = f"`{store['version']}`" if store.get("version") else DASH
+        hit = store.get("cache_hit")
+        hit_text = "" if hit is None else (" (cache hit, reused)" if hit else " (built, cache miss)")
+        rows.append(["feature store", version + hit_text])
+        if store.get("path"):
+            rows.append(["store path", f"`{store['path']}`"])
+    if report.get("features") is not None:
+        rows.append(["features", str(len(report["features"]))])
+    if report.get("models"):
+        rows.append(["models", f"`{report['models']}`"])
+    if report.get("version"):
+        rows.append(["rapids_engage", str(report["version"])])
+    return ["## Run", "", *_table(["", ""], rows, right_from=2), ""]
+
+
+def _baseline_names(targets: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    names: list[str] = []
+    for m in targets.values():
+        for name in (m.get("baselines") or {}):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _metrics(report: Mapping[str, Any]) -> list[str]:
+    targets: Mapping[str, Mapping[str, Any]] = report.get("targets") or {}
+    valid_rows = (report.get("rows") or {}).get("valid")
+    title = "## Validation metrics" + (f" ({valid_rows:,} rows)" if isinstance(valid_rows, int) else "")
+    if not targets:
+        return [title, "", "No targets.", ""]
+    baselines = _baseline_names(targets)
+    header = ["target", *(c for c, _, _ in _METRIC_COLUMNS), "% of oracle", *(c for c, _, _ in _TAIL_COLUMNS), "rounds"]
+    header += [f"{c} {name}" for name in baselines for c, _, _ in _BASELINE_METRICS]
+    rows = []
+    for target, m in targets.items():
+        row = [f"**{target}**", *(_fmt(m.get(k), d) for _, k, d in _METRIC_COLUMNS), _pct_of_oracle(m)]
+        row += [*(_fmt(m.get(k), d) for _, k, d in _TAIL_COLUMNS), _rounds(m)]
+        for name in baselines:
+            b = (m.get("baselines") or {}).get(name) or {}
+            row += [_fmt(b.get(k), d) for _, k, d in _BASELINE_METRICS]
+        rows.append(row)
+    lines = [title, "", *_table(header, rows), ""]
+    lines += [
+        "RCE: relative cross entropy vs. predicting the positive rate (RecSys 2021), in %. "
+        "Oracle RCE: the RCE of the true probabilities (synthetic data), the best any model can reach; "
+        "% of oracle = RCE / oracle RCE. Rounds: trees in the saved model (best iteration + 1).",
+        "",
+    ]
+    extra = [(c, k, d) for c, k, d in _EXTRA_COLUMNS if any(k in m for m in targets.values())]
+    if extra:
+        rows = [[f"**{t}**", *(_fmt(m.get(k), d) for _, k, d in extra)] for t, m in targets.items()]
+        lines += ["### Grouped and oracle metrics", "", *_table(["target", *(c for c, _, _ in extra)], rows), ""]
+        lines += ["Grouped: mean over 5 popularity quantile groups.", ""]
+    return lines
+
+
+def _timings(report: Mapping[str, Any]) -> list[str]:
+    timings = {k: _number(v) for k, v in (report.get("timings_s") or {}).items()}
+    if not timings:
+        return []
+    total = sum(v for v in timings.values() if v is not None)
+    rows = [
+        [stage, _fmt(s, 2), f"{100.0 * s / total:.1f}%" if s is not None and total > 0 else DASH]
+        for stage, s in timings.items()
+    ]
+    rows.append(["**total**", f"**{total:.2f}**", "100.0%" if total > 0 else DASH])
+    return ["## Stage timings", "", *_table(["stage", "seconds", "share"], rows), ""]
+
+
+def _plots(plots: Mapping[str, str], base: Path) -> list[str]:
+    if not plots:
+        return []
+    lines = ["## Plots", ""]
+    for name, rel in plots.items():
+        p = Path(rel)
+        if p.is_absolute():
+            p = Path(os.path.relpath(p, base))
+        link = p.as_posix()
+        title = PLOT_TITLES.get(name, name.replace("_", " ").capitalize())
+        lines += [f"### {title}", "", f"![{title}]({link})", ""]
+    return lines
+
+
+# --------------------------------------------------------------------------- public
+
+
+def render_markdown(report: Mapping[str, Any], plots: Mapping[str, str] | None = None, base: Path | None = None) -> str:
+    """The markdown text of ``report``; ``plots`` {name: path} relative to ``base`` (the
+    directory of report.md; absolute paths are made relative to it)."""
+    lines = ["# Engagement prediction report", ""]
+    lines += _summary(report)
+    lines += _metrics(report)
+    lines += _timings(report)
+    lines += _plots(plots or {}, (base or Path.cwd()).resolve())
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_markdown(report: Mapping[str, Any], plots: Mapping[str, str] | None, path: str | os.PathLike) -> Path:
+    """Write ``report.md`` for ``report`` (the report.json dict) with ``plots`` embedded,
+    atomically (temporary file, then rename). Returns the path written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = render_markdown(report, plots, path.parent)
+    tmp = path.with_name(path.name + ".part")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
