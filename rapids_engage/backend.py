@@ -102,6 +102,14 @@ class Backend:
         """The array library (numpy or cupy)."""
         return importlib.import_module("cupy" if self.is_gpu else "numpy")
 
+    def logistic_regression(self, **params: Any) -> Any:
+        """An unfitted logistic regression: cuML on GPU, scikit-learn on CPU."""
+        if self.is_gpu:
+            from cuml.linear_model import LogisticRegression
+        else:
+            from sklearn.linear_model import LogisticRegression
+        return LogisticRegression(**params)
+
     def from_pandas(self, frame: Any) -> Any:
         """A pandas frame as a frame of this backend."""
         return self.df.from_pandas(frame) if self.is_gpu else frame

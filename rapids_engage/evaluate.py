@@ -18,11 +18,13 @@ from .schema import CREATOR, TRUE_PROB_PREFIX
 POPULARITY = "engaged_with_user_follower_count"
 
 
-def gather(client: Any, valid: Any, predictions: dict[str, Any], targets: list[str]) -> tuple[Any, dict[str, Any]]:
-    """(validation labels + ids as a frame, target -> predicted probabilities), computed together."""
+def gather(
+    client: Any, valid: Any, predictions: dict[str, Any], targets: list[str], extra: list[str] = ()
+) -> tuple[Any, dict[str, Any]]:
+    """(validation labels, ids and ``extra`` columns as a frame, target -> predicted probabilities), computed together."""
     import dask
 
-    columns = ["tweet_id", CREATOR, POPULARITY, *targets]
+    columns = list(dict.fromkeys(["tweet_id", CREATOR, POPULARITY, *targets, *extra]))
     frame, *preds = dask.compute(valid[columns], *(predictions[t] for t in targets))
     return frame, dict(zip(targets, preds))
 

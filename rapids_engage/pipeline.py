@@ -16,6 +16,7 @@ from rich.console import Console
 
 from . import __version__
 from .backend import Backend, BackendError, resolve
+from .baselines import baselines, te_columns
 from .cluster import start_cluster
 from .config import Config, ConfigError, load_config
 from .data import DataError, Dataset, read_events, resolve_dataset
@@ -76,9 +77,12 @@ def run(
                     models[t].save(out / "models", built.features, {"path": str(built.store.path.resolve()), "version": built.version})
             with prog.stage("evaluate"):
                 preds = {t: predict(client, models[t], valid_f, built.features) for t in targets}
-                frame, preds = gather(client, valid_f, preds, targets)
+                te_cols = sorted({c for t in targets for c in te_columns(built.features, t)})
+                frame, preds = gather(client, valid_f, preds, targets, te_cols)
                 truth = oracle_probabilities(dataset.truth_dir, frame["tweet_id"], split.cutoff, targets)
                 results = evaluate_targets(frame, preds, targets, truth)
+                for t, b in baselines(backend, train_f, frame, targets, built.features).items():
+                    results[t]["baselines"] = b
             n_workers = cluster.n_workers
     for t, m in models.items():
         results[t]["best_iteration"] = m.best_iteration

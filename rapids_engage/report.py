@@ -68,7 +68,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 def metrics_table(report: dict) -> Table:
     table = Table(title=f"validation metrics ({report['backend']}, {report['rows']['valid']:,} rows)")
-    for col in ("target", "positive rate", "AP", "RCE", "oracle RCE", "AUC", "trees"):
+    for col in ("target", "positive rate", "AP", "RCE", "oracle RCE", "AUC", "RCE TE-logreg", "trees"):
         table.add_column(col, justify="right" if col != "target" else "left")
     for target, m in report["targets"].items():
         table.add_row(
@@ -78,6 +78,7 @@ def metrics_table(report: dict) -> Table:
             _fmt(m["rce"], 2),
             _fmt(m.get("oracle_rce"), 2),
             _fmt(m["auc"]),
+            _fmt(m.get("baselines", {}).get("te_logreg", {}).get("rce"), 2),
             str(m["best_iteration"] + 1) if m.get("best_iteration") is not None else "—",
         )
     return table

@@ -55,6 +55,8 @@ def test_models_learn_the_planted_signal(demo):
         m = report["targets"][t]
         assert m["rce"] > 0, t
         assert m["ap"] > m["positive_rate"], t
+        base = m["baselines"]
+        assert abs(base["constant"]["rce"]) < 1.0 and base["te_logreg"]["rce"] > 0
 
 
 def test_second_run_is_a_store_cache_hit(demo):
