@@ -83,11 +83,20 @@ class TargetEncodingConfig:
 
 
 @dataclass
+class HistoryConfig:
+    """Point-in-time history of keys: earlier events and engagements, overall and per window (seconds)."""
+
+    keys: list[list[str]] = field(default_factory=list)
+    windows: list[int] = field(default_factory=lambda: [86400, 604800])
+
+
+@dataclass
 class FeaturesConfig:
     """Feature groups computed for every row."""
 
     target_encoding: TargetEncodingConfig = field(default_factory=TargetEncodingConfig)
     counts: list[list[str]] = field(default_factory=list)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
     content: bool = True
     store: str | None = None  # default: <out>/store
 

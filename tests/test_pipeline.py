@@ -21,7 +21,7 @@ def _args(tmp, out, *extra):
         "--gpus", "0", "--rows", "60000", "--out", str(out), "--quiet",
         "--set", f"data.cache_dir={tmp / 'cache'}", "--set", "synthetic.days=7",
         "--set", "train.num_boost_round=60", "--set", "cluster.n_workers=2",
-        "--set", "cluster.threads_per_worker=1", *extra,
+        "--set", "cluster.threads_per_worker=1", "--set", "features.history.keys=[[engaging_user_id]]", *extra,
     ]
 
 

@@ -20,6 +20,7 @@ from .content import content_features, derived_keys, feature_names
 from .counts import DAY, CountEncoder, with_day
 from .folds import FOLD, assign_folds
 from .frames import Join, apply_joins, as_dask
+from .history import HistoryEncoder, history_features
 from .target_encoding import TargetEncoder
 
 
@@ -44,11 +45,15 @@ class FeatureBuilder:
             TargetEncoder(key, te.n_folds, te.smooth, te.fold_method, te.seed, ROW_KEY) for key in te.keys
         ]
         self.count_encoders = [CountEncoder(key) for key in config.counts]
+        hist = config.history
+        self.history_encoders = [HistoryEncoder(key, self.targets, tuple(hist.windows)) for key in hist.keys]
 
     def feature_names(self) -> list[str]:
         names = feature_names() if self.config.content else []
         for enc in self.count_encoders:
             names += enc.output_names()
+        for enc in self.history_encoders:
+            names += enc.output_names(self.targets)
         for enc in self.target_encoders:
             names += [enc.output_name(t) for t in self.targets]
         return names
@@ -68,10 +73,23 @@ class FeatureBuilder:
     def _needed(self, frame: Any, carry: list[str]) -> Any:
         """Row-wise features plus the day key, restricted to what encoders and the caller need."""
         frame = with_day(self._rowwise_features(frame))
-        keys = [c for enc in [*self.target_encoders, *self.count_encoders] for c in enc.columns]
+        keys = [c for enc in [*self.target_encoders, *self.count_encoders, *self.history_encoders] for c in enc.columns]
         content = feature_names() if self.config.content else []
         wanted = [*ROW_KEY, EVENT_TIME, DAY, *self.targets, *keys, *content, *carry]
         return frame[[c for c in dict.fromkeys(wanted) if c in frame.columns]]
+
+    def _with_history(self, frame: Any, fit: bool) -> Any:
+        """``frame`` plus the point-in-time history features (shuffled on each key, joined back on the row key).
+
+        Training rows see the labels of strictly earlier training rows; other
+        rows see training history plus earlier events of their own batch, never
+        its labels (as at serving time).
+        """
+        for enc in self.history_encoders:
+            cols = list(dict.fromkeys([*ROW_KEY, EVENT_TIME, *enc.columns, *(t for t in self.targets if t in frame.columns)]))
+            hist = history_features(frame[cols], enc, fit=fit, labels=None if fit else False)
+            frame = frame.merge(hist[[*ROW_KEY, *enc.output_names(self.targets)]], on=list(ROW_KEY), how="left")
+        return frame
 
     def fit_transform(self, train: Any, carry: list[str] = ()) -> Any:
         """Fit on ``train`` (labels present); out-of-fold encodings for its rows.
@@ -82,7 +100,8 @@ class FeatureBuilder:
         """
         frame = self._needed(train, list(carry))
         te = self.config.target_encoding
-        frame = assign_folds(frame, list(ROW_KEY), te.n_folds, te.fold_method, te.seed).persist()
+        frame = assign_folds(frame, list(ROW_KEY), te.n_folds, te.fold_method, te.seed)
+        frame = self._with_history(frame.persist(), fit=True).persist()
         te_graphs = [enc.stats_graph(frame, self.targets) for enc in self.target_encoders]
         cnt_graphs = [enc.stats_graph(frame) for enc in self.count_encoders]
         daily_graphs = [enc.daily_graph(frame) for enc in self.count_encoders]
@@ -96,20 +115,21 @@ class FeatureBuilder:
 
     def transform(self, frame: Any, carry: list[str] = ()) -> Any:
         """Features for rows outside the training set, from the fitted state only."""
-        frame = self._needed(frame, list(carry)).persist()
+        frame = self._with_history(self._needed(frame, list(carry)).persist(), fit=False).persist()
         daily_graphs = [enc.daily_graph(frame) for enc in self.count_encoders]
         return self._apply(frame, [enc.full_join() for enc in self.target_encoders], daily_graphs)
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        for enc in [*self.target_encoders, *self.count_encoders]:
+        for enc in [*self.target_encoders, *self.count_encoders, *self.history_encoders]:
             enc.save(directory)
         spec = {
             "targets": self.targets,
             "features": self.feature_names(),
             "target_encoding": [f"te_{e.name}" for e in self.target_encoders],
             "counts": [f"cnt_{e.name}" for e in self.count_encoders],
+            "history": [f"hist_{e.name}" for e in self.history_encoders],
         }
         (directory / "features.json").write_text(json.dumps(spec, indent=1))
 
@@ -120,5 +140,6 @@ class FeatureBuilder:
         builder = cls(config, spec["targets"])
         builder.target_encoders = [TargetEncoder.load(directory, n, df_lib) for n in spec["target_encoding"]]
         builder.count_encoders = [CountEncoder.load(directory, n, df_lib) for n in spec["counts"]]
+        builder.history_encoders = [HistoryEncoder.load(directory, n, df_lib) for n in spec.get("history", [])]
         return builder
 

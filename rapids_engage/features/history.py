@@ -1,0 +1,393 @@
+"""Point-in-time history features of a (possibly multi-column) key.
+
+For an event at time ``t`` with key ``k``, every feature uses only the events of
+``k`` with time STRICTLY earlier than ``t``: an event never sees its own label,
+nor any event at the same timestamp, nor later ones. With ``<key>`` the key name
+(columns joined by ``__``), ``<target>`` a label column and ``<w>`` a window::
+
+    hist_<key>_n                 earlier events of the key
+    hist_<key>_<target>          earlier positives (label > 0) of the target
+    hist_<key>_n_<w>             earlier events with time in [t - w, t)
+    hist_<key>_<target>_<w>      earlier positives with time in [t - w, t)
+    hist_<key>_dt_prev           t - time of the key's previous event, -1 when none
+    hist_<key>_dt_prev_<target>  t - time of the key's previous positive, -1 when none
+
+``<w>`` is ``<hours>h`` (``24h``) for whole hours, else ``<seconds>s``. All
+outputs are int64 (-1 rather than NaN keeps them exact and integer; no count
+is ever negative, so -1 is unambiguous).
+
+Algorithm (written once against the pandas/cudf + numpy/cupy API, no Python
+per-group code): rows are numbered by key (``groupby().ngroup()``) and sorted
+by (key, time) on one int64 composite (key id * time span + time offset; time
+ranks replace offsets when that could overflow). Counts are differences of
+prefix sums taken at the start of the row's key (or of its window: a
+``searchsorted`` of (key, t - w) in the composite) and at the start of its
+(key, time) tie block. Every row is a weighted event (``n`` events,
+per-target positives, last positive time), which lets
+:meth:`HistoryEncoder.transform` run the same code on the fitted state rows
+followed by the new rows.
+
+Fitted state (``state_``, saved as parquet; params + ``t_end_`` as JSON), for
+``T = t_end_`` (last training time) and ``W`` the longest window:
+
+* one row per (key, time) for training events with time >= ``T - W``
+  (everything a window of an event at time >= ``T`` can reach);
+* one row per key summarising its older events: their count and positives,
+  time = the last of them, and the last positive time per target.
+
+:meth:`HistoryEncoder.transform` serves events at time >= ``T`` (a time split
+puts validation strictly after training); earlier events would see "future"
+training events in the summaries and are refused.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..backend import array_module, is_gpu_object, series_like, values
+from ..schema import EVENT_TIME, TARGETS
+from .frames import as_dask, key_name, share
+
+N = "_n"
+
+
+def _pos(t: str) -> str:
+    return f"_pos_{t}"
+
+
+def _last(t: str) -> str:
+    return f"_last_{t}"
+
+
+def window_label(seconds: int) -> str:
+    """``86400`` -> ``24h``; windows that are not whole hours keep seconds (``90s``)."""
+    return f"{seconds // 3600}h" if seconds % 3600 == 0 else f"{seconds}s"
+
+
+def _lib(frame: Any) -> Any:
+    """pandas or cudf, whichever ``frame`` belongs to."""
+    return importlib.import_module(type(frame).__module__.split(".")[0])
+
+
+def _group_ids(keys: Any) -> Any:
+    """Dense int64 key ids of a frame of key columns (null keys form their own group)."""
+    gid = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup()
+    return values(gid).astype(np.int64)
+
+
+def _features(xp: Any, g: Any, t: Any, n: Any, pos: dict, last: dict, windows: list[int]) -> dict:
+    """History features of weighted events, returned in input order.
+
+    ``g`` key ids, ``t`` times, ``n`` events a row stands for, ``pos[target]``
+    positives it stands for, ``last[target]`` its last positive time (used
+    where ``pos > 0``). Rows of the same (key, time) never see each other.
+    """
+    size = len(t)
+    n_groups = int(g.max()) + 1 if size else 0
+    t_min = int(t.min()) if size else 0
+    span = int(t.max()) - t_min + 1 if size else 1
+    if n_groups * span < 2**62:  # composite = key id * span + time offset: no rank needed
+        def time_code(x: Any) -> Any:
+            return xp.maximum(x - t_min, 0)  # times below t_min all code 0: still "first time >= x"
+    else:  # rank of the first distinct time >= x: composite < n_groups * size always fits
+        times = xp.sort(t)
+        keep = xp.ones(size, dtype=bool)
+        keep[1:] = times[1:] != times[:-1]
+        times = times[keep]
+        span = len(times)
+
+        def time_code(x: Any) -> Any:
+            return xp.searchsorted(times, x)
+
+    composite = g * span + time_code(t)
+    order = xp.argsort(composite)
+    c, gs, ts = composite[order], g[order], t[order]
+
+    new_group = xp.ones(size, dtype=bool)
+    new_block = xp.ones(size, dtype=bool)
+    if size:
+        new_group[1:] = gs[1:] != gs[:-1]
+        new_block[1:] = c[1:] != c[:-1]
+    # start position of each row's key and of its (key, time) tie block
+    group_start = xp.flatnonzero(new_group)[xp.cumsum(new_group) - 1]
+    block_start = xp.flatnonzero(new_block)[xp.cumsum(new_block) - 1]
+
+    def prefix(a: Any) -> Any:  # prefix[i] = a[:i].sum()
+        out = xp.zeros(size + 1, dtype=np.int64)
+        out[1:] = xp.cumsum(a)
+        return out
+
+    def earlier(cum: Any, lo: Any) -> Any:
+        return cum[block_start] - cum[lo]
+
+    counts = {"n": prefix(n[order])}
+    for target, p in pos.items():
+        counts[target] = prefix(p[order])
+
+    feats: dict[str, Any] = {}
+    for name, cum in counts.items():
+        feats[name] = earlier(cum, group_start)
+    for w in windows:
+        lower = gs * span + time_code(ts - w)  # (key, first time >= t - w)
+        lo = xp.searchsorted(c, lower, side="left")
+        for name, cum in counts.items():
+            feats[f"{name}_{window_label(w)}"] = earlier(cum, lo)
+
+    has_prev = block_start > group_start
+    prev = xp.maximum(block_start - 1, 0)
+    feats["dt_prev"] = xp.where(has_prev, ts - ts[prev], -1)
+    for target, p in pos.items():
+        positive = p[order] > 0
+        n_positive = prefix(positive)  # positive rows before each position
+        last_time = xp.concatenate([xp.full(1, -1, dtype=np.int64), last[target][order][positive]])
+        k = n_positive[block_start]
+        has = k > n_positive[group_start]
+        feats[f"dt_prev_{target}"] = xp.where(has, ts - last_time[k], -1)
+
+    out = {}
+    for name, sorted_values in feats.items():
+        col = xp.empty(size, dtype=np.int64)
+        col[order] = sorted_values
+        out[name] = col
+    return out
+
+
+class HistoryEncoder:
+    """sklearn-style point-in-time history features of one key (see the module docstring).
+
+    ``columns``: the key (one column or a list); ``targets``: label columns
+    (``None``: those of ``schema.TARGETS`` present at fit time); ``windows``:
+    window lengths in seconds; ``time_column``: int64 event time in seconds.
+
+    Frames are in-memory pandas or cudf frames holding all the events of their
+    keys (one dask partition after a shuffle on the key: :func:`history_features`).
+    """
+
+    def __init__(
+        self,
+        columns: str | list[str],
+        targets: list[str] | None = None,
+        windows: tuple[int, ...] = (86400, 604800),
+        time_column: str = EVENT_TIME,
+        prefix: str = "hist",
+    ) -> None:
+        self.columns = [columns] if isinstance(columns, str) else list(columns)
+        self.targets = None if targets is None else list(targets)
+        self.windows = [int(w) for w in windows]
+        if any(w <= 0 for w in self.windows):
+            raise ValueError(f"HistoryEncoder windows must be > 0 seconds, got {self.windows}")
+        self.time_column = time_column
+        self.prefix = prefix
+
+    # ---- names -----------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return key_name(self.columns)
+
+    def _targets(self, frame: Any) -> list[str]:
+        if hasattr(self, "targets_"):
+            return self.targets_
+        if self.targets is None:
+            return [t for t in TARGETS if t in frame.columns]
+        return self.targets
+
+    def output_names(self, targets: list[str] | None = None) -> list[str]:
+        targets = self.targets_ if targets is None else targets
+        stems = ["n", *targets]
+        names = list(stems)
+        for w in self.windows:
+            names += [f"{s}_{window_label(w)}" for s in stems]
+        names += ["dt_prev", *[f"dt_prev_{t}" for t in targets]]
+        return [f"{self.prefix}_{self.name}_{s}" for s in names]
+
+    # ---- helpers -----------------------------------------------------------
+    def _check_columns(self, frame: Any, extra: list[str]) -> None:
+        missing = [c for c in [*self.columns, self.time_column, *extra] if c not in frame.columns]
+        if missing:
+            raise ValueError(f"HistoryEncoder({self.name}): columns {missing} are not in the frame")
+
+    def _times(self, frame: Any) -> Any:
+        return values(frame[self.time_column]).astype(np.int64)
+
+    @staticmethod
+    def _positive(frame: Any, target: str) -> Any:
+        return (values(frame[target].fillna(0)) > 0).astype(np.int64)
+
+    def _attach(self, frame: Any, feats: dict, targets: list[str], start: int = 0) -> Any:
+        prefix = f"{self.prefix}_{self.name}_"
+        cols = {f"{prefix}{k}": series_like(frame, v[start:]) for k, v in feats.items()}
+        return frame.assign(**{name: cols[name] for name in self.output_names(targets)})
+
+    # ---- partition functions ---------------------------------------------
+    def features_partition(self, frame: Any) -> Any:
+        """``frame`` (all its keys' events, labels present) with the features from its own rows.
+
+        Stateless: the training-time computation; row order and index are kept.
+        """
+        targets = self._targets(frame)
+        self._check_columns(frame, targets)
+        xp = array_module(frame)
+        t = self._times(frame)
+        pos = {target: self._positive(frame, target) for target in targets}
+        last = dict.fromkeys(targets, t)
+        g = _group_ids(frame[self.columns])
+        feats = _features(xp, g, t, xp.ones(len(t), dtype=np.int64), pos, last, self.windows)
+        return self._attach(frame, feats, targets)
+
+    def state_partition(self, frame: Any, t_end: int) -> Any:
+        """The serving-state rows of ``frame`` for a training window ending at ``t_end``."""
+        targets = self._targets(frame)
+        self._check_columns(frame, targets)
+        xp = array_module(frame)
+        t = self._times(frame)
+        tmp = frame[self.columns].reset_index(drop=True)
+        tmp[self.time_column] = t
+        tmp[N] = xp.ones(len(t), dtype=np.int64)
+        for target in targets:
+            p = self._positive(frame, target)
+            tmp[_pos(target)] = p
+            tmp[_last(target)] = xp.where(p > 0, t, -1)
+        cutoff = t_end - max(self.windows, default=0)
+        sums = {N: "sum", **{_pos(x): "sum" for x in targets}, **{_last(x): "max" for x in targets}}
+        old = tmp[tmp[self.time_column] < cutoff]
+        old = old.groupby(self.columns, sort=False, dropna=False).agg({self.time_column: "max", **sums}).reset_index()
+        recent = tmp[tmp[self.time_column] >= cutoff]
+        recent = recent.groupby([*self.columns, self.time_column], sort=False, dropna=False).agg(sums).reset_index()
+        cols = [*self.columns, self.time_column, N, *[_pos(x) for x in targets], *[_last(x) for x in targets]]
+        state = _lib(frame).concat([old[cols], recent[cols]], ignore_index=True)
+        return state.astype({c: "int64" for c in cols[len(self.columns) :]})
+
+    def set_state(self, state: Any, t_end: int, targets: list[str]) -> HistoryEncoder:
+        """Finish fitting from state rows (e.g. concatenated :meth:`state_partition` outputs)."""
+        self.state_ = state
+        self.t_end_ = int(t_end)
+        self.targets_ = list(targets)
+        return self
+
+    # ---- sklearn-style API -------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> HistoryEncoder:  # noqa: ARG002 - sklearn signature
+        """Learn the serving state from the training window ``X`` (labels present)."""
+        if len(X) == 0:
+            raise ValueError(f"HistoryEncoder({self.name}): no training rows")
+        targets = self._targets(X)
+        t_end = int(X[self.time_column].max())
+        return self.set_state(self.state_partition(X, t_end), t_end, targets)
+
+    def fit_transform(self, X: Any, y: Any = None) -> Any:
+        """Fit on ``X`` and return it with each row's features from the earlier rows of ``X``."""
+        self.fit(X, y)
+        return self.features_partition(X)
+
+    def transform(self, X: Any, labels: bool | None = None) -> Any:
+        """Features of events at time >= the end of training: fitted history + earlier rows of ``X``.
+
+        ``labels``: use the label columns of ``X`` for positives of its earlier
+        rows (``None``: when present; ``False``: never, as at serving time).
+        Without them only training positives count, and the in-frame rows still
+        count as events. Equals ``fit_transform(train + X)`` on the rows of ``X``.
+        """
+        self._check_fitted()
+        self._check_columns(X, [])
+        targets = self.targets_
+        xp = array_module(X)
+        t_new = self._times(X)
+        if len(t_new) and int(t_new.min()) < self.t_end_:
+            raise ValueError(
+                f"HistoryEncoder({self.name}).transform serves events at or after the end of training "
+                f"(time {self.t_end_}); got time {int(t_new.min())}"
+            )
+        state = self.state_
+        if is_gpu_object(X) and not is_gpu_object(state):
+            state = _lib(X).from_pandas(state)
+        elif is_gpu_object(state) and not is_gpu_object(X):
+            state = state.to_pandas()
+        keys = _lib(X).concat([state[self.columns], X[self.columns].reset_index(drop=True)], ignore_index=True)
+        g = _group_ids(keys)
+        m = len(state)
+        # only the state rows of keys that occur in X
+        present = xp.zeros(int(g.max()) + 1 if len(g) else 0, dtype=bool)
+        present[g[m:]] = True
+        keep = present[g[:m]]
+        m_kept = int(keep.sum())
+
+        def stacked(old: Any, new: Any) -> Any:
+            return xp.concatenate([old[keep], new])
+
+        t = stacked(values(state[self.time_column]), t_new)
+        n = stacked(values(state[N]), xp.ones(len(t_new), dtype=np.int64))
+        pos, last = {}, {}
+        for target in targets:
+            use = target in X.columns and labels is not False
+            p = self._positive(X, target) if use else xp.zeros(len(t_new), dtype=np.int64)
+            pos[target] = stacked(values(state[_pos(target)]), p)
+            last[target] = stacked(values(state[_last(target)]), t_new)
+        g = xp.concatenate([g[:m][keep], g[m:]])
+        feats = _features(xp, g, t, n, pos, last, self.windows)
+        return self._attach(X, feats, targets, start=m_kept)
+
+    # ---- state -----------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "state_"):
+            raise RuntimeError(f"HistoryEncoder({self.name}) is not fitted")
+
+    def params(self) -> dict:
+        return {
+            "columns": self.columns,
+            "targets": self.targets,
+            "windows": self.windows,
+            "time_column": self.time_column,
+            "prefix": self.prefix,
+        }
+
+    def save(self, directory: str | Path) -> None:
+        """Write the fitted state: ``<prefix>_<key>.parquet`` (state rows) and ``.json`` (params, t_end, targets)."""
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        stem = f"{self.prefix}_{self.name}"
+        self.state_.to_parquet(directory / f"{stem}.parquet", index=False)
+        state = {"params": self.params(), "targets": self.targets_, "t_end": self.t_end_}
+        (directory / f"{stem}.json").write_text(json.dumps(state, indent=1))
+
+    @classmethod
+    def load(cls, directory: str | Path, name: str, df_lib: Any = None) -> HistoryEncoder:
+        """Read state written by :meth:`save` (``name`` = ``hist_<key>``) into ``df_lib`` frames."""
+        import pandas as pd
+
+        directory = Path(directory)
+        state = json.loads((directory / f"{name}.json").read_text())
+        enc = cls(**state["params"])
+        table = (df_lib or pd).read_parquet(directory / f"{name}.parquet")
+        return enc.set_state(table, state["t_end"], state["targets"])
+
+
+def _transform_partition(part: Any, encoder: HistoryEncoder, labels: bool | None) -> Any:
+    return encoder.transform(part, labels)
+
+
+def history_features(frame: Any, encoder: HistoryEncoder, fit: bool = True, labels: bool | None = None) -> Any:
+    """Dask form: shuffle ``frame`` on the encoder's key, then one partition function per partition.
+
+    ``fit=True``: fit ``encoder`` on ``frame`` (its state rows are computed per
+    partition and gathered) and return its rows with in-frame features;
+    ``fit=False``: :meth:`HistoryEncoder.transform` per partition. The output is
+    lazy and partitioned by key, so rows are NOT in the input order: join it
+    back on a row key if needed.
+    """
+    import dask
+
+    frame = as_dask(frame).shuffle(on=encoder.columns)
+    if not fit:
+        meta = encoder.transform(frame._meta, labels)
+        return frame.map_partitions(_transform_partition, share(encoder), labels, meta=meta)
+    targets = encoder._targets(frame._meta)
+    t_end = int(frame[encoder.time_column].max().compute())
+    state_meta = encoder.state_partition(frame._meta, t_end)
+    (state,) = dask.compute(frame.map_partitions(encoder.state_partition, t_end, meta=state_meta))
+    encoder.set_state(state.reset_index(drop=True), t_end, targets)
+    return frame.map_partitions(encoder.features_partition, meta=encoder.features_partition(frame._meta))

@@ -1,0 +1,232 @@
+"""Point-in-time history features against a brute-force O(n^2) oracle (hypothesis)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rapids_engage.features.history import HistoryEncoder, history_features, window_label
+
+T = "tweet_timestamp"
+TARGETS = ["like", "reply"]
+WINDOWS = (3600, 7200)
+KEYS = {"single": ["engaging_user_id"], "pair": ["engaging_user_id", "engaged_with_user_id"]}
+
+
+def make_frame(n: int, n_users: int, n_times: int, seed: int, start: int = 0) -> pd.DataFrame:
+    """Few keys, few distinct times (many ties, times on window boundaries), random labels."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "engaging_user_id": rng.integers(0, n_users, n).astype("int64"),
+            "engaged_with_user_id": rng.integers(0, 3, n).astype("int64"),
+            T: (start + rng.integers(0, n_times, n) * 900).astype("int64"),
+            "like": rng.integers(0, 2, n).astype("int8"),
+            "reply": (rng.random(n) < 0.3).astype("int8"),
+        }
+    )
+    frame.index = rng.permutation(np.arange(100, 100 + n))  # a non-default index that must survive
+    return frame
+
+
+def oracle(frame: pd.DataFrame, key: list[str], targets: list[str], windows=WINDOWS) -> dict[str, np.ndarray]:
+    """Every feature row by row from its definition (same key, strictly earlier time)."""
+    keys = list(map(tuple, frame[key].to_numpy()))
+    t = frame[T].to_numpy()
+    y = {x: frame[x].to_numpy() > 0 for x in targets}
+    name = "__".join(key)
+    out: dict[str, list] = {}
+
+    def put(col: str, value: int) -> None:
+        out.setdefault(f"hist_{name}_{col}", []).append(value)
+
+    for i in range(len(frame)):
+        before = np.array([keys[j] == keys[i] and t[j] < t[i] for j in range(len(frame))], dtype=bool)
+        put("n", int(before.sum()))
+        for x in targets:
+            put(x, int((before & y[x]).sum()))
+        for w in windows:
+            inside = before & (t >= t[i] - w)
+            put(f"n_{window_label(w)}", int(inside.sum()))
+            for x in targets:
+                put(f"{x}_{window_label(w)}", int((inside & y[x]).sum()))
+        put("dt_prev", int(t[i] - t[before].max()) if before.any() else -1)
+        for x in targets:
+            hit = before & y[x]
+            put(f"dt_prev_{x}", int(t[i] - t[hit].max()) if hit.any() else -1)
+    return {k: np.asarray(v, dtype=np.int64) for k, v in out.items()}
+
+
+def assert_features(got: pd.DataFrame, want: dict[str, np.ndarray]) -> None:
+    for col, expected in want.items():
+        np.testing.assert_array_equal(got[col].to_numpy(), expected, err_msg=col)
+
+
+frames = st.builds(
+    make_frame,
+    n=st.integers(1, 60),
+    n_users=st.integers(1, 5),
+    n_times=st.integers(1, 16),
+    seed=st.integers(0, 10**6),
+)
+
+
+def test_names_and_small_example():
+    df = pd.DataFrame({"u": [1, 1, 1, 2, 1], T: [0, 0, 3600, 0, 7200], "like": np.int8([1, 0, 1, 1, 0])}, index=list("abcde"))
+    enc = HistoryEncoder("u", windows=(3600, 86400))
+    out = enc.fit_transform(df)
+    assert enc.targets_ == ["like"]  # targets=None: the schema targets present
+    assert enc.output_names() == [
+        "hist_u_n", "hist_u_like", "hist_u_n_1h", "hist_u_like_1h", "hist_u_n_24h", "hist_u_like_24h",
+        "hist_u_dt_prev", "hist_u_dt_prev_like",
+    ]  # fmt: skip
+    assert list(out.columns) == [*df.columns, *enc.output_names()]
+    assert list(out.index) == list("abcde")
+    assert out["hist_u_n"].tolist() == [0, 0, 2, 0, 3]
+    assert out["hist_u_like"].tolist() == [0, 0, 1, 0, 2]
+    assert out["hist_u_n_1h"].tolist() == [0, 0, 2, 0, 1]  # [t - 1h, t): the event 1h earlier counts
+    assert out["hist_u_dt_prev"].tolist() == [-1, -1, 3600, -1, 3600]
+    assert out["hist_u_dt_prev_like"].tolist() == [-1, -1, 3600, -1, 3600]
+    assert all(out[c].dtype == np.int64 for c in enc.output_names())
+
+
+@settings(max_examples=40, deadline=None)
+@given(frame=frames, key=st.sampled_from(sorted(KEYS)))
+def test_fit_transform_matches_oracle(frame, key):
+    key = KEYS[key]
+    out = HistoryEncoder(key, TARGETS, WINDOWS).fit_transform(frame)
+    assert out.index.equals(frame.index)
+    pd.testing.assert_frame_equal(out[frame.columns], frame)
+    assert_features(out, oracle(frame, key, TARGETS))
+
+
+@settings(max_examples=30, deadline=None)
+@given(frame=frames, cut=st.integers(0, 16), seed=st.integers(0, 10**6))
+def test_labels_at_or_after_t_never_change_features_at_t(frame, cut, seed):
+    enc = HistoryEncoder(KEYS["pair"], TARGETS, WINDOWS)
+    base = enc.fit_transform(frame)
+    t0 = cut * 900
+    changed = frame.copy()
+    late = (changed[T] >= t0).to_numpy()
+    rng = np.random.default_rng(seed)
+    for x in TARGETS:
+        changed.loc[late, x] = rng.integers(0, 2, late.sum()).astype("int8")
+    again = enc.fit_transform(changed)
+    upto = (frame[T] <= t0).to_numpy()  # rows at t0 see none of the changed labels
+    names = enc.output_names()
+    pd.testing.assert_frame_equal(again.loc[upto, names], base.loc[upto, names])
+
+
+@settings(max_examples=30, deadline=None)
+@given(frame=frames, seed=st.integers(0, 10**6))
+def test_invariant_to_row_order(frame, seed):
+    enc = HistoryEncoder(KEYS["single"], TARGETS, WINDOWS)
+    base = enc.fit_transform(frame)
+    shuffled = frame.iloc[np.random.default_rng(seed).permutation(len(frame))]
+    out = enc.fit_transform(shuffled)
+    assert out.index.equals(shuffled.index)
+    pd.testing.assert_frame_equal(out.loc[frame.index], base)
+
+
+def split(frame: pd.DataFrame, cut: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train: times < cut, and some rows AT cut; new: the rest (all at or after the end of train)."""
+    coin = np.random.default_rng(seed).random(len(frame)) < 0.5
+    t = frame[T].to_numpy()
+    in_train = (t < cut) | ((t == cut) & coin)
+    return frame[in_train], frame[~in_train]
+
+
+@settings(max_examples=30, deadline=None)
+@given(frame=frames, cut=st.integers(1, 16), seed=st.integers(0, 10**6), key=st.sampled_from(sorted(KEYS)))
+def test_transform_continues_fit_transform(frame, cut, seed, key):
+    key = KEYS[key]
+    train, new = split(frame, cut * 900, seed)
+    if len(train) == 0:
+        return
+    # new rows may share the last training time (ties stay invisible to each other)
+    enc = HistoryEncoder(key, TARGETS, WINDOWS).fit(train)
+    names = enc.output_names()
+    whole = HistoryEncoder(key, TARGETS, WINDOWS).fit_transform(pd.concat([train, new]))
+    # labels of new rows used: every feature equals the one-pass computation
+    out = enc.transform(new)
+    assert out.index.equals(new.index)
+    pd.testing.assert_frame_equal(out[names], whole.loc[new.index, names])
+    # labels absent (serving): in-frame rows count as events, only training positives count
+    unlabeled = enc.transform(new.drop(columns=TARGETS))
+    assert list(unlabeled.columns) == [*new.drop(columns=TARGETS).columns, *names]
+    blind = pd.concat([train, new.assign(like=np.int8(0), reply=np.int8(0))])
+    want = HistoryEncoder(key, TARGETS, WINDOWS).fit_transform(blind).loc[new.index, names]
+    pd.testing.assert_frame_equal(unlabeled[names], want)
+    pd.testing.assert_frame_equal(enc.transform(new, labels=False)[names], want)
+
+
+@settings(max_examples=15, deadline=None)
+@given(frame=frames, cut=st.integers(1, 16), seed=st.integers(0, 10**6))
+def test_huge_time_span_uses_time_ranks(frame, cut, seed):
+    """Times spread over ~2^62 s: key id * time span overflows int64, so times are ranked first."""
+    step, windows = 2**58, (2**58, 2**59)
+    frame = frame.assign(**{T: frame[T] // 900 * step})
+    frame.loc[frame.index[0], "engaging_user_id"] = 99  # >= 2 keys, so key count * span >= 2^62
+    frame.loc[frame.index[-1], T] = 15 * step
+    key = KEYS["single"]
+    out = HistoryEncoder(key, TARGETS, windows).fit_transform(frame)
+    assert_features(out, oracle(frame, key, TARGETS, windows))
+    train, new = split(frame, cut * step, seed)
+    if len(train):
+        names = HistoryEncoder(key, TARGETS, windows).fit(train).output_names()
+        got = HistoryEncoder(key, TARGETS, windows).fit(train).transform(new)[names]
+        pd.testing.assert_frame_equal(got, out.loc[new.index, names])
+
+
+def test_save_load_roundtrip(tmp_path):
+    frame = make_frame(400, 20, 200, seed=3)
+    train, new = split(frame, 150 * 900, seed=4)
+    enc = HistoryEncoder(KEYS["pair"], TARGETS, WINDOWS).fit(train)
+    enc.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "hist_engaging_user_id__engaged_with_user_id.json",
+        "hist_engaging_user_id__engaged_with_user_id.parquet",
+    ]
+    back = HistoryEncoder.load(tmp_path, "hist_engaging_user_id__engaged_with_user_id")
+    assert back.params() == enc.params() and back.targets_ == enc.targets_ and back.t_end_ == enc.t_end_
+    pd.testing.assert_frame_equal(back.transform(new), enc.transform(new))
+    empty = back.transform(new.iloc[:0])
+    assert len(empty) == 0 and list(empty.columns) == [*new.columns, *enc.output_names()]
+    # the state keeps only what later events can reach: a summary per key + the last window per (key, time)
+    assert len(enc.state_) < len(train)
+
+
+def test_transform_refuses_earlier_events_and_needs_fit():
+    frame = make_frame(50, 3, 10, seed=1)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        HistoryEncoder("engaging_user_id", TARGETS).transform(frame)
+    enc = HistoryEncoder("engaging_user_id", TARGETS).fit(frame)
+    with pytest.raises(ValueError, match="at or after the end of training"):
+        enc.transform(frame)
+    with pytest.raises(ValueError, match="not in the frame"):
+        HistoryEncoder("nope", TARGETS).fit_transform(frame)
+    with pytest.raises(ValueError, match="> 0"):
+        HistoryEncoder("engaging_user_id", windows=(0,))
+
+
+def test_dask_wrapper_matches_in_memory():
+    import dask.dataframe as dd
+
+    frame = make_frame(600, 40, 300, seed=7).reset_index(names="row")
+    key = KEYS["single"]
+    want = HistoryEncoder(key, TARGETS, WINDOWS).fit_transform(frame).set_index("row").sort_index()
+    enc = HistoryEncoder(key, TARGETS, WINDOWS)
+    got = history_features(dd.from_pandas(frame, npartitions=4), enc).compute().set_index("row").sort_index()
+    pd.testing.assert_frame_equal(got[want.columns], want)
+    ref = HistoryEncoder(key, TARGETS, WINDOWS).fit(frame)
+    state_cols = list(ref.state_.columns)
+    order = [*key, T]
+    pd.testing.assert_frame_equal(
+        enc.state_.sort_values(order).reset_index(drop=True), ref.state_[state_cols].sort_values(order).reset_index(drop=True)
+    )
+    later = make_frame(200, 40, 50, seed=8, start=int(frame[T].max())).reset_index(names="row")
+    served = history_features(dd.from_pandas(later, npartitions=3), enc, fit=False).compute().set_index("row").sort_index()
+    pd.testing.assert_frame_equal(served, ref.transform(later).set_index("row").sort_index())
