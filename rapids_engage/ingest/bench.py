@@ -1,8 +1,13 @@
-"""Throughput check of the raw ingest (not a test): ``python -m rapids_engage.ingest.bench [--mb 200] [--gzip]``.
+"""Throughput and memory check of the raw ingest (not a test): ``python -m rapids_engage.ingest.bench [--mb 200] [--gzip]``.
 
-Generates a raw RecSys-like file of about ``--mb`` MB (random, valid rows plus
-0.1% corrupt ones), ingests it in a fresh subprocess and prints rows/s, MB/s and
-the subprocess's peak RSS.
+Generates a raw RecSys-like file of about ``--mb`` MB (uncompressed; random,
+valid rows plus 0.1% corrupt ones), ingests it in a fresh subprocess and prints
+rows/s, MB/s and the subprocess's peak RSS (its ``ru_maxrss``: the ingest
+alone, not the generator). ``--input FILE`` ingests an existing raw file
+instead (nothing generated, the file is kept); ``--json FILE`` also writes the
+numbers there. Scratch data goes to a temporary directory under ``--work``
+(default: the system temp dir) and is deleted at the end.
+See ``bench/README.md`` for recorded results.
 """
 
 from __future__ import annotations
@@ -10,7 +15,10 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
+import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,64 +31,96 @@ import pyarrow.compute as pc
 
 from ..schema import RAW_COLUMNS
 
+T0 = 1_612_396_800  # 2021-02-04T00:00:00Z
+DAYS = 21
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+
 
 def _hex(rng: np.random.Generator, n: int, pool: int | None = None) -> pa.Array:
-    vals = rng.integers(0, 2**63, (pool or n, 2), dtype=np.int64)
-    strings = np.array([f"{a:016x}{b:016x}" for a, b in vals])
-    return pa.array(strings if pool is None else strings[rng.integers(0, pool, n)])
+    """``n`` random 32-char lowercase hex ids (drawn from ``pool`` distinct ones if given)."""
+    k = pool or n
+    chars = _HEX[rng.integers(0, 16, (k, 32), dtype=np.uint8)]
+    strings = pa.Array.from_buffers(pa.string(), k, [None, pa.py_buffer(np.arange(0, 32 * k + 1, 32, dtype=np.int32)),
+                                                     pa.py_buffer(chars)])
+    return strings if pool is None else strings.take(pa.array(rng.integers(0, pool, n)))
 
 
-def _chunk(rng: np.random.Generator, n: int, token_pool: np.ndarray) -> bytes:
-    t0 = 1_612_396_800
-    ints = lambda lo, hi: pa.array(rng.integers(lo, hi, n).astype(str))  # noqa: E731
-    bools = lambda p: pa.array(np.where(rng.random(n) < p, "true", "false"))  # noqa: E731
-    eng = lambda p: pa.array(np.where(rng.random(n) < p, (t0 + rng.integers(0, 21 * 86400, n)).astype(str), ""))  # noqa: E731
-    hashtags = pa.array(np.where(rng.random(n) < 0.2, np.array(_hex(rng, n, 5000).to_pylist(), dtype=object), ""))
+def _ints(rng: np.random.Generator, lo: int, hi: int, n: int) -> pa.Array:
+    return pc.cast(pa.array(rng.integers(lo, hi, n)), pa.string())
+
+
+def _chunk(rng: np.random.Generator, n: int, token_pool: pa.Array) -> bytes:
+    """``n`` newline-terminated raw lines (24 fields), 0.1% of them with a separator dropped."""
+    bools = lambda p: pa.array(rng.random(n) < p).cast(pa.string())  # noqa: E731 ("true" / "false")
+    empty = pa.array([""] * n)
+
+    def eng(p: float) -> pa.Array:
+        return pc.if_else(pa.array(rng.random(n) < p), _ints(rng, T0, T0 + DAYS * 86400, n), empty)
+
     cols = {
-        "text_tokens": pa.array(token_pool[rng.integers(0, len(token_pool), n)]),
-        "hashtags": hashtags,
+        "text_tokens": token_pool.take(pa.array(rng.integers(0, len(token_pool), n))),
+        "hashtags": pc.if_else(pa.array(rng.random(n) < 0.2), _hex(rng, n, 5000), empty),
         "tweet_id": _hex(rng, n),
         "present_media": pa.array(rng.choice(["", "", "Photo", "Video", "Photo\tPhoto"], n)),
-        "present_links": pa.array([""] * n),
-        "present_domains": pa.array([""] * n),
+        "present_links": empty,
+        "present_domains": empty,
         "tweet_type": pa.array(rng.choice(["TopLevel", "Retweet", "Quote", "Reply"], n)),
         "language": _hex(rng, n, 60),
-        "tweet_timestamp": ints(t0, t0 + 21 * 86400),
+        "tweet_timestamp": _ints(rng, T0, T0 + DAYS * 86400, n),
         "engaged_with_user_id": _hex(rng, n, 100_000),
-        "engaged_with_user_follower_count": ints(0, 10**7),
-        "engaged_with_user_following_count": ints(0, 10**5),
+        "engaged_with_user_follower_count": _ints(rng, 0, 10**7, n),
+        "engaged_with_user_following_count": _ints(rng, 0, 10**5, n),
         "engaged_with_user_is_verified": bools(0.1),
-        "engaged_with_user_account_creation": ints(1_200_000_000, t0),
+        "engaged_with_user_account_creation": _ints(rng, 1_200_000_000, T0, n),
         "engaging_user_id": _hex(rng, n, 200_000),
-        "engaging_user_follower_count": ints(0, 10**4),
-        "engaging_user_following_count": ints(0, 10**4),
+        "engaging_user_follower_count": _ints(rng, 0, 10**4, n),
+        "engaging_user_following_count": _ints(rng, 0, 10**4, n),
         "engaging_user_is_verified": bools(0.05),
-        "engaging_user_account_creation": ints(1_200_000_000, t0),
+        "engaging_user_account_creation": _ints(rng, 1_200_000_000, T0, n),
         "engagee_follows_engager": bools(0.5),
         "reply_timestamp": eng(0.03),
         "retweet_timestamp": eng(0.09),
         "retweet_with_comment_timestamp": eng(0.007),
         "like_timestamp": eng(0.4),
     }
-    lines = pc.binary_join_element_wise(*[cols[c] for c in RAW_COLUMNS], "\x01").to_pylist()
-    for i in rng.integers(0, n, max(1, n // 1000)):  # 0.1% corrupt rows
-        lines[i] = lines[i].replace("\x01", "", 1)
-    return ("\n".join(lines) + "\n").encode()
+    parts = [cols[c] for c in RAW_COLUMNS]
+    parts[-1] = pc.binary_join_element_wise(parts[-1], empty, "\n")  # each line ends with "\n"
+    lines = pc.binary_join_element_wise(*parts, "\x01")
+    bad = np.zeros(n, bool)
+    bad[rng.integers(0, n, max(1, n // 1000))] = True  # 0.1% corrupt rows: 23 fields
+    lines = pc.if_else(pa.array(bad), pc.replace_substring(lines, "\x01", "", max_replacements=1), lines)
+    offsets = np.frombuffer(lines.buffers()[1], np.int32)[lines.offset : lines.offset + n + 1]
+    return lines.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
 
 
 def generate(path: Path, mb: float, seed: int = 0, gz: bool = False) -> int:
-    """Write about ``mb`` MB of raw rows to ``path``; returns the row count."""
+    """Write about ``mb`` MB (uncompressed) of raw rows to ``path``; returns the row count."""
     rng = np.random.default_rng(seed)
-    token_pool = np.array(["\t".join(map(str, rng.integers(100, 30000, rng.integers(8, 60)))) for _ in range(2000)])
+    token_pool = pa.array(["\t".join(map(str, rng.integers(100, 30000, rng.integers(8, 60)))) for _ in range(2000)])
     rows, size = 0, 0
-    opener = gzip.open if gz else open
-    with opener(path, "wb") as out:
+    opener = (lambda p: gzip.open(p, "wb", compresslevel=1)) if gz else (lambda p: open(p, "wb"))
+    with opener(path) as out:
         while size < mb * 1e6:
             data = _chunk(rng, 50_000, token_pool)
             out.write(data)
             size += len(data)
             rows += 50_000
     return rows
+
+
+def device() -> str:
+    """This machine in words, e.g. ``2-core CPU (AMD EPYC), 24 GB RAM, no GPU``."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    gpu = "no GPU"
+    if shutil.which("nvidia-smi"):
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
+        gpu = out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else gpu
+    return f"{os.cpu_count()}-core CPU ({cpu}), {mem:.0f} GB RAM, {gpu}"
 
 
 def _ingest_child(path: str, out: str, block_mb: int) -> None:
@@ -92,30 +132,86 @@ def _ingest_child(path: str, out: str, block_mb: int) -> None:
                       "elapsed_s": res.elapsed_s, "peak_rss_mb": round(peak_mb, 1), "output_files": res.output_files}))
 
 
+def _raw_mb(path: Path) -> float:
+    """Uncompressed size of ``path`` in MB (gzip files are read through)."""
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    if gz:
+        size = 0
+        with gzip.open(path, "rb") as f:
+            while chunk := f.read(16 << 20):
+                size += len(chunk)
+        return size / 1e6
+    return path.stat().st_size / 1e6
+
+
+def run(args: argparse.Namespace) -> dict:
+    with tempfile.TemporaryDirectory(prefix="ingest-bench-", dir=args.work) as tmp:
+        gen_s = None
+        if args.input:
+            raw = Path(args.input)
+        else:
+            raw = Path(tmp) / ("raw.tsv.gz" if args.gzip else "raw.tsv")
+            t = time.perf_counter()
+            rows = generate(raw, args.mb, seed=args.seed, gz=args.gzip)
+            gen_s = time.perf_counter() - t
+            print(f"generated {rows:,} rows, {raw.stat().st_size / 1e6:,.0f} MB on disk in {gen_s:.1f} s", flush=True)
+        cmd = [sys.executable, "-m", "rapids_engage.ingest.bench", "--block-mb", str(args.block_mb), "--child", str(raw),
+               str(Path(tmp) / "out")]
+        t = time.perf_counter()
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        if out.returncode:
+            sys.exit(f"ingest failed ({out.returncode}):\n{out.stderr}")
+        info = json.loads(out.stdout.strip().splitlines()[-1])
+        disk_mb = raw.stat().st_size / 1e6
+        raw_mb = _raw_mb(raw) if (args.gzip or args.input) else disk_mb
+    secs = info["elapsed_s"]
+    return {
+        "device": device(),
+        "input": "gzip" if raw.name.endswith(".gz") else "plain",
+        "rows": info["rows"],
+        "ingested_rows": info["ingested"],
+        "quarantined_rows": info["quarantined"],
+        "mb_on_disk": round(disk_mb, 1),
+        "mb_uncompressed": round(raw_mb, 1),
+        "ingest_s": secs,
+        "process_wall_s": round(wall, 1),
+        "rows_per_s": round(info["rows"] / secs),
+        "mb_per_s_on_disk": round(disk_mb / secs, 1),
+        "mb_per_s_uncompressed": round(raw_mb / secs, 1),
+        "peak_rss_mb": info["peak_rss_mb"],
+        "output_files": info["output_files"],
+        "block_mb": args.block_mb,
+        "generate_s": None if gen_s is None else round(gen_s, 1),
+        "python": platform.python_version(),
+        "pyarrow": pa.__version__,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--mb", type=float, default=200)
-    ap.add_argument("--gzip", action="store_true")
-    ap.add_argument("--block-mb", type=int, default=64)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mb", type=float, default=200, help="uncompressed MB to generate (default 200)")
+    ap.add_argument("--gzip", action="store_true", help="generate a gzip-compressed file")
+    ap.add_argument("--block-mb", type=int, default=64, help="ingest block size in MiB (default 64)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--input", help="ingest this existing raw file instead of generating one")
+    ap.add_argument("--work", help="parent of the scratch directory (default: the system temp dir)")
+    ap.add_argument("--json", help="also write the results to this JSON file")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         _ingest_child(*args.child, args.block_mb)
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / ("raw.tsv.gz" if args.gzip else "raw.tsv")
-        t = time.perf_counter()
-        rows = generate(raw, args.mb, gz=args.gzip)
-        print(f"generated {rows:,} rows, {raw.stat().st_size / 1e6:.0f} MB on disk in {time.perf_counter() - t:.1f} s")
-        cmd = [sys.executable, "-m", "rapids_engage.ingest.bench", "--block-mb", str(args.block_mb), "--child", str(raw), str(Path(tmp) / "out")]
-        t = time.perf_counter()
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        wall = time.perf_counter() - t
-        info = json.loads(out.stdout.strip().splitlines()[-1])
-        size = raw.stat().st_size / 1e6
-        print(f"ingest: {info['rows']:,} rows ({info['quarantined']:,} quarantined) in {info['elapsed_s']:.1f} s "
-              f"-> {info['rows'] / info['elapsed_s']:,.0f} rows/s, {size / info['elapsed_s']:.1f} MB/s on disk; "
-              f"peak RSS {info['peak_rss_mb']:.0f} MB; {info['output_files']} parquet files (process wall {wall:.1f} s)")
+    r = run(args)
+    print(f"ingest ({r['input']}): {r['rows']:,} rows ({r['quarantined_rows']:,} quarantined), {r['mb_on_disk']:,.0f} MB on disk"
+          f" ({r['mb_uncompressed']:,.0f} MB raw) in {r['ingest_s']:.1f} s -> {r['rows_per_s']:,} rows/s, "
+          f"{r['mb_per_s_on_disk']:.1f} MB/s on disk ({r['mb_per_s_uncompressed']:.1f} MB/s raw); "
+          f"peak RSS {r['peak_rss_mb']:,.0f} MiB; {r['output_files']} parquet files (process wall {r['process_wall_s']:.1f} s)")
+    print(f"device: {r['device']}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(r, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,24 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\x28\xb5\x2f\xfd": "zstd"}
+_BZ2_LEVELS = b"123456789"
+_BZ2_BLOCKS = (b"1AY&SY", b"\x17rE8P\x90")  # first block / end of stream (an empty file)
+
+
+def _codec(head: bytes) -> str | None:
+    """The compression of a file starting with ``head`` (its first 10 bytes), None for plain text.
+
+    Full signatures, not just the 2-3 magic bytes, so a plain file whose first
+    line happens to start with e.g. ``BZh`` is read as text (its bad rows
+    quarantined) instead of failing as corrupt bz2.
+    """
+    if head.startswith(b"\x1f\x8b\x08"):  # gzip, deflate (the only method)
+        return "gzip"
+    if head.startswith(b"BZh") and head[3:4] and head[3] in _BZ2_LEVELS and head[4:10] in _BZ2_BLOCKS:
+        return "bz2"
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return "zstd"
+    return None
 
 
 class IngestError(OSError):
@@ -45,14 +62,14 @@ class LineBlock:
 
 
 def _open(path: Path) -> tuple[pa.NativeFile, pa.NativeFile]:
-    """(decompressed stream, underlying on-disk file); compression sniffed from magic bytes."""
+    """(decompressed stream, underlying on-disk file); compression sniffed from the signature (:func:`_codec`)."""
     try:
         raw = pa.OSFile(str(path), "rb")
     except (OSError, pa.ArrowException) as exc:
         raise IngestError(f"{path}: cannot open input file: {exc}") from exc
-    head = raw.read(4)
+    head = raw.read(10)
     raw.seek(0)
-    codec = next((c for magic, c in _MAGIC.items() if head.startswith(magic)), None)
+    codec = _codec(head)
     return (pa.CompressedInputStream(raw, codec) if codec else raw), raw
 
 
