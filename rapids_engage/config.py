@@ -71,11 +71,25 @@ class SplitConfig:
     valid_hours: float = 24.0
 
 
+#: Target-encoding keys of the RecSys 2021 winners: the default when a config names none.
+WINNER_TE_KEYS = [
+    ["engaging_user_id"], ["engaged_with_user_id"], ["language"], ["tweet_type"], ["present_media"],
+    ["first_hashtag"], ["first_domain"], ["engaging_user_id", "language", "tweet_type"],
+    ["engaged_with_user_id", "language", "tweet_type"], ["engaging_user_id", "engaged_with_user_id"],
+    ["language", "tweet_type", "present_media"],
+]
+#: Count-encoding keys used when a config names none.
+DEFAULT_COUNT_KEYS = [
+    ["engaging_user_id"], ["engaged_with_user_id"], ["engaging_user_id", "engaged_with_user_id"],
+    ["language"], ["first_hashtag"], ["first_domain"],
+]
+
+
 @dataclass
 class TargetEncodingConfig:
     """Out-of-fold K-fold target encoding of single- and multi-column keys."""
 
-    keys: list[list[str]] = field(default_factory=list)
+    keys: list[list[str]] = field(default_factory=lambda: [list(k) for k in WINNER_TE_KEYS])
     n_folds: int = 5
     smooth: float = 20.0
     fold_method: str = "hash"
@@ -95,7 +109,7 @@ class FeaturesConfig:
     """Feature groups computed for every row."""
 
     target_encoding: TargetEncodingConfig = field(default_factory=TargetEncodingConfig)
-    counts: list[list[str]] = field(default_factory=list)
+    counts: list[list[str]] = field(default_factory=lambda: [list(k) for k in DEFAULT_COUNT_KEYS])
     history: HistoryConfig = field(default_factory=HistoryConfig)
     content: bool = True
     store: str | None = None  # default: <out>/store
