@@ -67,10 +67,10 @@ def run(
                 built = materialize(
                     cfg.features, store_path, dataset.data_dir, train, valid, targets, split_def, backend, rebuild, prog.log,
                 )
-                train_f = drop_empty_partitions(built.store.read_split(built.version, "train").persist())
-                valid_f = drop_empty_partitions(built.store.read_split(built.version, "valid").persist())
             models = {}
             with prog.stage("train", total=len(targets)):
+                train_f = drop_empty_partitions(built.store.read_split(built.version, "train").persist())
+                valid_f = drop_empty_partitions(built.store.read_split(built.version, "valid").persist())
                 for i, t in enumerate(targets):
                     prog.update(i, len(targets), t)
                     models[t] = train_target(client, backend, cfg.train, t, train_f, valid_f, built.features)
