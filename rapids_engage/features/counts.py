@@ -8,12 +8,11 @@ batch being transformed (no stored state).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ..schema import EVENT_TIME
-from .frames import Join, apply_joins, as_dask, is_dask, key_name
+from .frames import Join, apply_joins, as_dask, is_dask, key_name, load_state, save_state
 
 DAY = "_day"
 
@@ -82,17 +81,12 @@ class CountEncoder:
         return self.fit(X, y).transform(X)
 
     def save(self, directory: str | Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.counts_.to_parquet(directory / f"cnt_{self.name}.parquet", index=False)
         params = {"columns": self.columns, "per_day": self.per_day, "time_column": self.time_column}
-        (directory / f"cnt_{self.name}.json").write_text(json.dumps({"params": params}, indent=1))
+        save_state(directory, self.total_name, self.counts_, {"params": params})
 
     @classmethod
     def load(cls, directory: str | Path, name: str, df_lib: Any = None) -> CountEncoder:
-        import pandas as pd
-
-        directory = Path(directory)
-        enc = cls(**json.loads((directory / f"{name}.json").read_text())["params"])
-        enc.counts_ = (df_lib or pd).read_parquet(directory / f"{name}.parquet")
+        state, table = load_state(directory, name, df_lib)
+        enc = cls(**state["params"])
+        enc.counts_ = table
         return enc

@@ -9,7 +9,9 @@ row order, whatever the backend (cudf merges do not keep row order; the
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dask
@@ -147,3 +149,18 @@ def drop_empty_partitions(frame: Any) -> Any:
     sizes = frame.map_partitions(len).compute().tolist()
     keep = [i for i, n in enumerate(sizes) if n > 0] or [0]
     return frame if len(keep) == len(sizes) else frame.partitions[keep]
+
+
+def save_state(directory: str | Path, stem: str, table: Any, state: dict) -> None:
+    """An encoder's fitted state: ``<stem>.parquet`` (its table) and ``<stem>.json`` (params and scalars)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(directory / f"{stem}.parquet", index=False)
+    (directory / f"{stem}.json").write_text(json.dumps(state, indent=1))
+
+
+def load_state(directory: str | Path, stem: str, df_lib: Any = None) -> tuple[dict, Any]:
+    """(JSON state, table as a ``df_lib`` frame; pandas by default) written by :func:`save_state`."""
+    directory = Path(directory)
+    state = json.loads((directory / f"{stem}.json").read_text())
+    return state, (df_lib or pd).read_parquet(directory / f"{stem}.parquet")

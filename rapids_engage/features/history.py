@@ -43,7 +43,6 @@ training events in the summaries and are refused.
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,7 @@ import numpy as np
 
 from ..backend import array_module, is_gpu_object, series_like, values
 from ..schema import EVENT_TIME, TARGETS
-from .frames import as_dask, key_name, share
+from .frames import as_dask, key_name, load_state, save_state, share
 
 N = "_n"
 
@@ -347,23 +346,14 @@ class HistoryEncoder:
     def save(self, directory: str | Path) -> None:
         """Write the fitted state: ``<prefix>_<key>.parquet`` (state rows) and ``.json`` (params, t_end, targets)."""
         self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        stem = f"{self.prefix}_{self.name}"
-        self.state_.to_parquet(directory / f"{stem}.parquet", index=False)
         state = {"params": self.params(), "targets": self.targets_, "t_end": self.t_end_}
-        (directory / f"{stem}.json").write_text(json.dumps(state, indent=1))
+        save_state(directory, f"{self.prefix}_{self.name}", self.state_, state)
 
     @classmethod
     def load(cls, directory: str | Path, name: str, df_lib: Any = None) -> HistoryEncoder:
         """Read state written by :meth:`save` (``name`` = ``hist_<key>``) into ``df_lib`` frames."""
-        import pandas as pd
-
-        directory = Path(directory)
-        state = json.loads((directory / f"{name}.json").read_text())
-        enc = cls(**state["params"])
-        table = (df_lib or pd).read_parquet(directory / f"{name}.parquet")
-        return enc.set_state(table, state["t_end"], state["targets"])
+        state, table = load_state(directory, name, df_lib)
+        return cls(**state["params"]).set_state(table, state["t_end"], state["targets"])
 
 
 def _transform_partition(part: Any, encoder: HistoryEncoder, labels: bool | None) -> Any:

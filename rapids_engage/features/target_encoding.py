@@ -15,12 +15,11 @@ JSON (:meth:`save` / :meth:`load`).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from .folds import FOLD, assign_folds
-from .frames import Join, apply_joins, as_dask, is_dask, key_name
+from .frames import Join, apply_joins, as_dask, is_dask, key_name, load_state, save_state
 
 N = "_n"
 
@@ -187,23 +186,13 @@ class TargetEncoder:
     def save(self, directory: str | Path) -> None:
         """Write the fitted state: ``<name>.parquet`` (stats) and ``<name>.json`` (params, prior)."""
         self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        stem = f"{self.prefix}_{self.name}"
-        self.stats_.to_parquet(directory / f"{stem}.parquet", index=False)
         state = {"params": self.params(), "targets": self.targets_, "prior": self.prior_, "n_rows": self.n_rows_}
-        (directory / f"{stem}.json").write_text(json.dumps(state, indent=1))
+        save_state(directory, f"{self.prefix}_{self.name}", self.stats_, state)
 
     @classmethod
     def load(cls, directory: str | Path, name: str, df_lib: Any = None) -> TargetEncoder:
         """Read state written by :meth:`save` (``name`` = ``te_<key>``) into ``df_lib`` frames."""
-        import pandas as pd
-
-        directory = Path(directory)
-        state = json.loads((directory / f"{name}.json").read_text())
+        state, table = load_state(directory, name, df_lib)
         enc = cls(**state["params"])
-        enc.stats_ = (df_lib or pd).read_parquet(directory / f"{name}.parquet")
-        enc.targets_ = state["targets"]
-        enc.prior_ = state["prior"]
-        enc.n_rows_ = state["n_rows"]
+        enc.stats_, enc.targets_, enc.prior_, enc.n_rows_ = table, state["targets"], state["prior"], state["n_rows"]
         return enc
