@@ -134,11 +134,6 @@ def apply_joins(events: Any, joins: list[Join]) -> Any:
     return events.map_partitions(_apply_joins, specs, *tables, meta=meta)
 
 
-def broadcast_join(events: Any, table: Any, on: list[str], new_columns: dict[str, str], fill: dict[str, Any] | None = None) -> Any:
-    """Join one in-memory key table onto every partition of the dask frame ``events``."""
-    return apply_joins(events, [Join(table, on, new_columns, fill)])
-
-
 def key_name(key: list[str]) -> str:
     """Column-name fragment for a (possibly multi-column) key."""
     return "__".join(key)
