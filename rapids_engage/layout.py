@@ -1,0 +1,136 @@
+"""What the columns of a canonical dataset mean: row key, event time, targets and feature roles.
+
+Every stage after ingest reads columns through a :class:`Layout` instead of
+naming them: the RecSys 2021 schema is one layout (:data:`RECSYS`), a generic
+table ingested by :mod:`.ingest.table` is another, stored as ``layout.json``
+beside its ``data/``. The feature store and the models keep the layout of the
+run so ``predict`` computes features the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .schema import CREATOR, EVENT_TIME, ROW_KEY, TARGETS, USER
+
+LAYOUT_FILE = "layout.json"
+#: Canonical name of the event time (int64 unix seconds) in an ingested table.
+TABLE_TIME = "event_time"
+#: Canonical row key of an ingested table (int64 hash of the declared row id).
+TABLE_ROW_ID = "row_id"
+TARGET_KINDS = ("present", "binary", "count")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target: label ``name`` computed from ``column`` (``present``: non-null, ``binary``: 0/1, ``count``: log1p)."""
+
+    name: str
+    column: str
+    kind: str
+
+    @property
+    def is_regression(self) -> bool:
+        return self.kind == "count"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Column roles of a canonical dataset (``kind`` is ``recsys`` or ``table``)."""
+
+    kind: str
+    row_key: tuple[str, ...]
+    time: str
+    targets: tuple[Target, ...]
+    user: str | None = None
+    item: str | None = None
+    creator: str | None = None
+    group: str | None = None
+    popularity: str | None = None  # column whose quantiles group AP/RCE (RecSys: creator followers)
+    oracle_id: str | None = None  # key of the synthetic truth files
+    categorical: tuple[str, ...] = ()
+    numeric: tuple[str, ...] = ()
+    text: tuple[str, ...] = ()
+    url: tuple[str, ...] = ()
+    lists: tuple[str, ...] = ()
+    list_sep: str = " "
+
+    def target(self, name: str) -> Target:
+        for t in self.targets:
+            if t.name == name:
+                return t
+        known = ", ".join(t.name for t in self.targets)
+        raise ValueError(f"train.targets names {name!r}, which the data do not define (targets: {known})")
+
+    def carried(self) -> list[str]:
+        """Non-feature columns kept beside the features in the store (identity, time, grouping, popularity)."""
+        cols = [*self.row_key, self.time, self.user, self.item, self.creator, self.group, self.popularity, self.oracle_id]
+        return list(dict.fromkeys(c for c in cols if c))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Layout:
+        data = dict(data)
+        data["targets"] = tuple(Target(**t) for t in data["targets"])
+        for key, value in data.items():
+            if isinstance(value, list):
+                data[key] = tuple(value)
+        return cls(**data)
+
+    def save(self, directory: str | Path) -> None:
+        (Path(directory) / LAYOUT_FILE).write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Layout | None:
+        path = Path(directory) / LAYOUT_FILE
+        return cls.from_dict(json.loads(path.read_text())) if path.is_file() else None
+
+
+RECSYS = Layout(
+    kind="recsys",
+    row_key=ROW_KEY,
+    time=EVENT_TIME,
+    targets=tuple(Target(name, col, "present") for name, col in TARGETS.items()),
+    user=USER,
+    item="tweet_id",
+    creator=CREATOR,
+    popularity="engaged_with_user_follower_count",
+    oracle_id="tweet_id",
+)
+
+
+def table_layout(spec: Any) -> Layout:
+    """The layout of a table ingested with :class:`~rapids_engage.config.TableConfig` ``spec``.
+
+    Targets keep their source column names (``present`` targets are stored as
+    0/1, so they are ``binary`` here); the time is ``event_time`` and the row key
+    ``row_id``.
+    """
+    targets = tuple(
+        Target(name, t.column, "binary" if t.kind == "present" else t.kind) for name, t in spec.targets.items()
+    )
+    for t in spec.targets.values():
+        if t.kind not in TARGET_KINDS:
+            raise ValueError(f"data.table.targets: kind must be one of {TARGET_KINDS}, got {t.kind!r}")
+    item = spec.explode.item if spec.explode and not spec.item else spec.item
+    return Layout(
+        kind="table",
+        row_key=(TABLE_ROW_ID,),
+        time=TABLE_TIME,
+        targets=targets,
+        user=spec.user,
+        item=item,
+        creator=spec.creator,
+        group=spec.group,
+        categorical=tuple(spec.categorical),
+        numeric=tuple(spec.numeric),
+        text=tuple(spec.text),
+        url=tuple(spec.url),
+        lists=tuple(spec.lists),
+        list_sep=spec.list_sep,
+    )
