@@ -21,20 +21,23 @@ from rich.table import Table
 
 from .config import Config
 from .report import write_json
-from .schema import EVENT_TIME, ROW_KEY
+from .layout import Layout
 
 MAX_SHUFFLED_RCE = 0.5
+#: Count targets: with shuffled labels the model's RMSE on log1p may beat the constant's by at most 1 %.
+MIN_SHUFFLED_RMSE_RATIO = 0.99
 
 
-def split_checks(store_dir: Path, cutoff: int) -> list[dict]:
+def split_checks(store_dir: Path, cutoff: int, layout: Layout) -> list[dict]:
     """Time order and row overlap of a store version's train/valid splits."""
     import dask
     import dask.dataframe as dd
 
-    train = dd.read_parquet(str(store_dir / "train"), columns=[*ROW_KEY, EVENT_TIME])
-    valid = dd.read_parquet(str(store_dir / "valid"), columns=[*ROW_KEY, EVENT_TIME])
-    both = train[list(ROW_KEY)].merge(valid[list(ROW_KEY)], on=list(ROW_KEY), how="inner")
-    t_max, v_min, n_both = dask.compute(train[EVENT_TIME].max(), valid[EVENT_TIME].min(), both.map_partitions(len).sum())
+    key, time = list(layout.row_key), layout.time
+    train = dd.read_parquet(str(store_dir / "train"), columns=[*key, time])
+    valid = dd.read_parquet(str(store_dir / "valid"), columns=[*key, time])
+    both = train[key].merge(valid[key], on=key, how="inner")
+    t_max, v_min, n_both = dask.compute(train[time].max(), valid[time].min(), both.map_partitions(len).sum())
     return [
         {"check": "time order", "passed": bool(t_max <= cutoff < v_min),
          "detail": f"train max time {int(t_max)} <= cut-off {cutoff} < valid min time {int(v_min)}"},
@@ -52,19 +55,28 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0)
     shuffled_cfg.out = str(out / "shuffled-labels")
     shuffled_cfg.features.store = str(out / "shuffled-labels" / "store")
     shuffled = run(shuffled_cfg, quiet=True, console=console, shuffle_seed=seed)
-    checks = [
-        {"check": f"shuffled labels: {t} RCE <= {MAX_SHUFFLED_RCE}", "passed": m["rce"] <= MAX_SHUFFLED_RCE,
-         "detail": f"validation RCE {m['rce']:.3f} with shuffled training labels (real labels: {real['targets'][t]['rce']:.2f})"}
-        for t, m in shuffled["targets"].items()
-    ]
+    checks = [shuffled_check(t, m, real["targets"][t]) for t, m in shuffled["targets"].items()]
     store_dir = Path(real["store"]["path"]) / real["store"]["version"]
-    checks += split_checks(store_dir, real["split"]["cutoff"])
+    checks += split_checks(store_dir, real["split"]["cutoff"], Layout.from_dict(real["layout"]))
     result = {"passed": all(c["passed"] for c in checks), "checks": checks, "store_version": real["store"]["version"]}
     write_json(out / "audit.json", result)
     if not quiet:
         console.print(audit_table(checks))
         console.print(f"audit: {'PASS' if result['passed'] else 'FAIL'} -> {out / 'audit.json'}")
     return result
+
+
+def shuffled_check(target: str, shuffled: dict, real: dict) -> dict:
+    """A model trained on permuted labels must show no skill on the validation window."""
+    if shuffled.get("kind") == "count":
+        const = shuffled["baselines"]["constant"]["rmse_log1p"]
+        ratio = shuffled["rmse_log1p"] / const if const else 1.0
+        return {"check": f"shuffled labels: {target} RMSE(log1p) >= {MIN_SHUFFLED_RMSE_RATIO} x constant's",
+                "passed": ratio >= MIN_SHUFFLED_RMSE_RATIO,
+                "detail": f"RMSE(log1p) {shuffled['rmse_log1p']:.4f} vs constant {const:.4f} with shuffled labels "
+                          f"(real labels: {real['rmse_log1p']:.4f})"}
+    return {"check": f"shuffled labels: {target} RCE <= {MAX_SHUFFLED_RCE}", "passed": shuffled["rce"] <= MAX_SHUFFLED_RCE,
+            "detail": f"validation RCE {shuffled['rce']:.3f} with shuffled training labels (real labels: {real['rce']:.2f})"}
 
 
 def audit_table(checks: list[dict[str, Any]]) -> Table:

@@ -110,6 +110,14 @@ class Backend:
             from sklearn.linear_model import LogisticRegression
         return LogisticRegression(**params)
 
+    def linear_regression(self) -> Any:
+        """An unfitted least-squares linear regression: cuML on GPU, scikit-learn on CPU."""
+        if self.is_gpu:
+            from cuml.linear_model import LinearRegression
+        else:
+            from sklearn.linear_model import LinearRegression
+        return LinearRegression()
+
     def from_pandas(self, frame: Any) -> Any:
         """A pandas frame as a frame of this backend."""
         return self.df.from_pandas(frame) if self.is_gpu else frame

@@ -1,10 +1,13 @@
-"""Baselines reported beside every model, on the same validation rows.
+"""Baselines reported beside every model, on the same validation rows and with the same metrics.
 
-* ``constant``: the training positive rate for every row (RCE 0 up to the
-  train/validation rate difference; AP = the positive rate).
-* ``te_logreg``: logistic regression on the logits of the target's own
-  out-of-fold target encodings (cuML on GPU, scikit-learn on CPU), fitted on a
-  sample of at most ``max_rows`` training rows: what the encodings alone give.
+* ``constant``: the training mean of the label for every row (binary: the
+  positive rate, so RCE 0 up to the train/validation rate difference; count:
+  the mean of log1p(count)).
+* ``te_logreg`` (binary) / ``te_linreg`` (count): a linear model on the
+  target's own out-of-fold target encodings, fitted on a sample of at most
+  ``max_rows`` training rows (cuML on GPU, scikit-learn on CPU): logistic
+  regression on their logits, or least squares on the encoded log1p means.
+  What the encodings alone give.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from . import metrics
 from .backend import Backend, to_host
+from .evaluate import score
+from .layout import Layout
 
 EPS = 1e-6
 
@@ -24,19 +28,34 @@ def _logit(x: Any, xp: Any) -> Any:
     return xp.log(x / (1 - x))
 
 
-def _scores(y: Any, p: Any) -> dict[str, float]:
-    return {"ap": metrics.average_precision(y, p), "rce": metrics.rce(y, p), "auc": metrics.roc_auc(y, p)}
-
-
 def te_columns(features: list[str], target: str) -> list[str]:
     """The target-encoding features of ``target`` (``te_<key>_<target>``)."""
     return [f for f in features if f.startswith("te_") and f.endswith(f"_{target}")]
 
 
+def _te_linear(backend: Backend, sample: Any, valid: Any, cols: list[str], target: str, regression: bool) -> np.ndarray:
+    """Predictions of a linear model on the TE columns (see the module docstring)."""
+    xp = backend.xp
+
+    def design(frame: Any) -> Any:
+        x = xp.asarray(frame[cols].values, dtype=xp.float64)
+        return x if regression else _logit(x, xp)
+
+    if regression:
+        model = backend.linear_regression()
+        model.fit(design(sample), xp.asarray(sample[target].values, dtype=xp.float64))
+        return np.asarray(to_host(model.predict(design(valid))), dtype=np.float64)
+    model = backend.logistic_regression(max_iter=200)
+    model.fit(design(sample), xp.asarray(sample[target].values))
+    return np.asarray(to_host(model.predict_proba(design(valid))[:, 1]), dtype=np.float64)
+
+
 def baselines(
-    backend: Backend, train: Any, valid: Any, targets: list[str], features: list[str], max_rows: int = 100_000, seed: int = 0
-) -> dict[str, dict[str, dict[str, float]]]:
-    """target -> baseline name -> {ap, rce, auc}; ``train`` is the dask training frame, ``valid`` gathered rows."""
+    backend: Backend, train: Any, valid: Any, targets: list[str], features: list[str], layout: Layout,
+    max_rows: int = 100_000, seed: int = 0,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """target -> baseline name -> metrics (as :func:`~rapids_engage.evaluate.score`); ``train`` is the
+    dask training frame, ``valid`` the gathered validation rows."""
     import dask
 
     n_train = int(train.map_partitions(len).sum().compute())
@@ -44,18 +63,14 @@ def baselines(
     te_all = sorted({c for t in targets for c in te_columns(features, t)})
     sample = train[[*te_all, *targets]]
     sample = sample.sample(frac=frac, random_state=seed) if frac < 1.0 else sample
-    sample, rates = dask.compute(sample, train[targets].mean())
-    xp = backend.xp
-    out: dict[str, dict[str, dict[str, float]]] = {}
+    sample, means = dask.compute(sample, train[targets].mean())
+    out: dict[str, dict[str, dict[str, Any]]] = {}
     for t in targets:
-        y_valid = np.asarray(to_host(valid[t]), dtype=np.float64)
-        rate = float(to_host(rates)[t])
-        result = {"constant": _scores(y_valid, np.full(len(y_valid), rate))}
+        regression = layout.target(t).is_regression
+        mean = float(to_host(means)[t])
+        result = {"constant": score(valid, layout, t, np.full(len(valid), mean))}
         cols = te_columns(features, t)
-        if cols and float(to_host(sample[t]).sum()) > 0:
-            model = backend.logistic_regression(max_iter=200)
-            model.fit(_logit(xp.asarray(sample[cols].values, dtype=xp.float64), xp), xp.asarray(sample[t].values))
-            p = to_host(model.predict_proba(_logit(xp.asarray(valid[cols].values, dtype=xp.float64), xp))[:, 1])
-            result["te_logreg"] = _scores(y_valid, np.asarray(p, dtype=np.float64))
+        if cols and (regression or float(to_host(sample[t]).sum()) > 0):
+            result["te_linreg" if regression else "te_logreg"] = score(valid, layout, t, _te_linear(backend, sample, valid, cols, t, regression))
         out[t] = result
     return out

@@ -233,9 +233,44 @@ def _unknown_keys(cls: type, data: Any, prefix: str = "") -> list[str]:
         name = f"{prefix}{key}"
         if key not in fields:
             bad.append(name)
-        elif dataclasses.is_dataclass(hints[key]):
-            bad += _unknown_keys(hints[key], value, name + ".")
+            continue
+        inner = _section_type(hints[key])
+        if dataclasses.is_dataclass(inner):
+            bad += _unknown_keys(inner, value, name + ".")
+        elif isinstance(value, dict) and _dict_value_type(hints[key]) is not None:
+            for sub, item in value.items():
+                bad += _unknown_keys(_dict_value_type(hints[key]), item, f"{name}.{sub}.")
+        elif isinstance(value, list) and _list_item_type(hints[key]) is not None:
+            for i, item in enumerate(value):
+                bad += _unknown_keys(_list_item_type(hints[key]), item, f"{name}[{i}].")
     return bad
+
+
+def _section_type(hint: Any) -> Any:
+    """``X`` for ``X`` or ``X | None`` when X is a dataclass, else ``hint``."""
+    import types
+    import typing
+
+    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+        return hint
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if len(args) == 1 and dataclasses.is_dataclass(args[0]) else hint
+
+
+def _dict_value_type(hint: Any) -> Any:
+    """The dataclass ``V`` of ``dict[str, V]``, else None."""
+    import typing
+
+    args = typing.get_args(hint)
+    return args[1] if typing.get_origin(hint) is dict and len(args) == 2 and dataclasses.is_dataclass(args[1]) else None
+
+
+def _list_item_type(hint: Any) -> Any:
+    """The dataclass ``V`` of ``list[V]``, else None."""
+    import typing
+
+    args = typing.get_args(hint)
+    return args[0] if typing.get_origin(hint) is list and len(args) == 1 and dataclasses.is_dataclass(args[0]) else None
 
 
 def _type_hints(cls: type) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .config import Config
+from .layout import RECSYS, Layout
 from .schema import DTYPES, RAW_COLUMNS
 
 
@@ -29,6 +30,7 @@ class Dataset:
     truth_dir: Path | None
     description: str
     ingest: dict | None = None  # raw sources: the ingest summary (rows in / kept / quarantined)
+    layout: Layout = RECSYS
 
 
 def _synthetic_spec(cfg: Config) -> Any:
@@ -60,7 +62,8 @@ def parquet_dataset(cfg: Config) -> Dataset:
     if not data.is_dir():
         raise DataError(f"data.path {root} is not a directory of parquet files")
     truth = root / "truth"
-    return Dataset(data, truth if truth.is_dir() else None, f"parquet {root}")
+    layout = Layout.load(root) or RECSYS
+    return Dataset(data, truth if truth.is_dir() else None, f"parquet {root}", layout=layout)
 
 
 def recsys_dataset(cfg: Config, backend: Any = None, on_chunk: Callable[[int, int], None] | None = None) -> Dataset:
@@ -69,34 +72,60 @@ def recsys_dataset(cfg: Config, backend: Any = None, on_chunk: Callable[[int, in
     The cache entry is keyed by the files' paths, sizes and modification times
     and the strict flag; bad rows are quarantined there (``quarantine.parquet``).
     """
-    import glob
-
     from .ingest import CPU_BACKEND, ingest_recsys
 
+    files, root = _raw_files(cfg, "recsys", f"strict={cfg.data.strict}")
+    summary = _ingest_once(root, lambda: ingest_recsys(
+        files, root, backend=backend or CPU_BACKEND, strict=cfg.data.strict, on_progress=on_chunk))
+    return _ingested(root, summary, f"recsys {len(files)} file(s)", RECSYS)
+
+
+def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = None) -> Dataset:
+    """Generic CSV/TSV/JSONL/parquet files (``data.path`` glob, roles in ``data.table``) ingested once into the cache."""
+    from .ingest import ingest_table
+    from .layout import table_layout
+
+    spec = cfg.data.table
+    if spec is None:
+        raise DataError("data.source is 'table' but the data.table section (format and column roles) is missing")
+    table_layout(spec)  # validates the target kinds before any file is read
+    files, root = _raw_files(cfg, "table", json.dumps([asdict(spec), cfg.data.strict], sort_keys=True))
+    summary = _ingest_once(root, lambda: ingest_table(files, root, spec, strict=cfg.data.strict, on_progress=on_chunk))
+    return _ingested(root, summary, f"table {len(files)} file(s)", Layout.load(root))
+
+
+def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:
+    """(the files ``data.path`` matches, their cache directory keyed by paths, sizes, times and ``salt``)."""
+    import glob
+
     if not cfg.data.path:
-        raise DataError("data.source is 'recsys' but data.path (a glob of raw files) is not set")
+        raise DataError(f"data.source is {kind!r} but data.path (a glob of raw files) is not set")
     pattern = str(Path(cfg.data.path).expanduser())
     files = sorted(glob.glob(pattern, recursive=True)) or ([pattern] if Path(pattern).is_file() else [])
     if not files:
         raise DataError(f"data.path {cfg.data.path!r} matches no file")
-    h = hashlib.sha256(f"strict={cfg.data.strict}".encode())
+    h = hashlib.sha256(salt.encode())
     for f in files:
         st = Path(f).stat()
         h.update(f"{Path(f).resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    root = Path(cfg.data.cache_dir).expanduser() / f"recsys-{h.hexdigest()[:12]}"
+    return files, Path(cfg.data.cache_dir).expanduser() / f"{kind}-{h.hexdigest()[:12]}"
+
+
+def _ingest_once(root: Path, ingest: Callable[[], Any]) -> dict:
+    """The ingest summary of ``root``, running ``ingest`` first when the cache has none."""
     summary_file = root / "ingest.json"
     if summary_file.is_file():
-        summary = json.loads(summary_file.read_text())
-    else:
-        result = ingest_recsys(files, root, backend=backend or CPU_BACKEND, strict=cfg.data.strict, on_progress=on_chunk)
-        summary = asdict(result)
+        return json.loads(summary_file.read_text())
+    return asdict(ingest())
+
+
+def _ingested(root: Path, summary: dict, what: str, layout: Layout | None) -> Dataset:
+    if layout is None:
+        raise DataError(f"{root}: ingest output without layout.json; delete it to ingest again")
     keep = ("files", "input_rows", "ingested_rows", "quarantined_rows", "quarantine_counts")
     info = {k: summary[k] for k in keep} | {"quarantine": str(root / "quarantine.parquet") if summary["quarantined_rows"] else None}
-    desc = (
-        f"recsys {len(files)} file(s): {summary['ingested_rows']:,} rows ingested, "
-        f"{summary['quarantined_rows']:,} quarantined ({root})"
-    )
-    return Dataset(root / "data", None, desc, info)
+    desc = f"{what}: {summary['ingested_rows']:,} rows ingested, {summary['quarantined_rows']:,} quarantined ({root})"
+    return Dataset(root / "data", None, desc, info, layout)
 
 
 def resolve_dataset(cfg: Config, backend: Any = None, on_chunk: Callable[[int, int], None] | None = None) -> Dataset:
@@ -107,18 +136,27 @@ def resolve_dataset(cfg: Config, backend: Any = None, on_chunk: Callable[[int, i
         return parquet_dataset(cfg)
     if source == "recsys":
         return recsys_dataset(cfg, backend, on_chunk)
-    raise DataError(f"data.source must be 'synthetic', 'parquet' or 'recsys', got {source!r}")
+    if source == "table":
+        return table_dataset(cfg, on_chunk)
+    raise DataError(f"data.source must be 'synthetic', 'parquet', 'recsys' or 'table', got {source!r}")
 
 
-def read_events(data_dir: Path, columns: list[str] | None = None) -> Any:
+def read_events(data_dir: Path, layout: Layout = RECSYS, columns: list[str] | None = None) -> Any:
     """Lazy dask frame of the canonical events (cudf partitions when the backend is GPU)."""
     import dask.dataframe as dd
 
     files = sorted(data_dir.rglob("*.parquet"))
     if not files:
         raise DataError(f"no parquet files under {data_dir}")
-    frame = dd.read_parquet([str(f) for f in files], columns=columns or list(RAW_COLUMNS))
-    check_schema(frame, str(files[0]))
+    if layout.kind == "recsys":
+        frame = dd.read_parquet([str(f) for f in files], columns=columns or list(RAW_COLUMNS))
+        check_schema(frame, str(files[0]))
+        return frame
+    frame = dd.read_parquet([str(f) for f in files], columns=columns)
+    needed = [*layout.row_key, layout.time, *(t.column for t in layout.targets)]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise DataError(f"{files[0]}: missing column(s) {missing} of its layout.json")
     return frame
 
 

@@ -11,27 +11,28 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import metrics
 from .backend import to_host
-from .schema import CREATOR, TRUE_PROB_PREFIX
-
-POPULARITY = "engaged_with_user_follower_count"
+from .layout import Layout
+from .schema import TRUE_PROB_PREFIX
 
 
 def gather(
-    client: Any, valid: Any, predictions: dict[str, Any], targets: list[str], extra: list[str] = ()
+    client: Any, valid: Any, predictions: dict[str, Any], targets: list[str], layout: Layout, extra: list[str] = ()
 ) -> tuple[Any, dict[str, Any]]:
-    """(validation labels, ids and ``extra`` columns as a frame, target -> predicted probabilities), computed together."""
+    """(validation labels, carried columns and ``extra`` as a frame, target -> predictions), computed together."""
     import dask
 
-    columns = list(dict.fromkeys(["tweet_id", CREATOR, POPULARITY, *targets, *extra]))
-    frame, *preds = dask.compute(valid[columns], *(predictions[t] for t in targets))
+    columns = list(dict.fromkeys([*layout.carried(), *targets, *extra]))
+    frame, *preds = dask.compute(valid[[c for c in columns if c in valid.columns]], *(predictions[t] for t in targets))
     return frame, dict(zip(targets, preds))
 
 
-def oracle_probabilities(truth_dir: Path | None, tweet_ids: Any, cutoff: int, targets: list[str]) -> Any | None:
-    """The synthetic truth for the validation rows (pandas, aligned with ``tweet_ids``), or None."""
-    if truth_dir is None or not truth_dir.is_dir():
+def oracle_probabilities(truth_dir: Path | None, ids: Any, cutoff: int, targets: list[str], id_column: str | None) -> Any | None:
+    """The synthetic truth for the validation rows (pandas, aligned with ``ids``), or None."""
+    if id_column is None or truth_dir is None or not truth_dir.is_dir():
         return None
     import pandas as pd
 
@@ -39,27 +40,50 @@ def oracle_probabilities(truth_dir: Path | None, tweet_ids: Any, cutoff: int, ta
     files = [f for d in sorted(truth_dir.glob("day=*")) if d.name[4:] >= first_day for f in sorted(d.glob("*.parquet"))]
     if not files:
         return None
-    cols = ["tweet_id", *(TRUE_PROB_PREFIX + t for t in targets)]
+    cols = [id_column, *(TRUE_PROB_PREFIX + t for t in targets)]
     truth = pd.concat([pd.read_parquet(f, columns=cols) for f in files], ignore_index=True)
-    ids = pd.DataFrame({"tweet_id": to_host(tweet_ids)})
-    aligned = ids.merge(truth, on="tweet_id", how="left")
+    aligned = pd.DataFrame({id_column: to_host(ids)}).merge(truth, on=id_column, how="left")
     if aligned[cols[1:]].isna().any().any():
         return None  # truth does not cover these rows: no oracle
     return aligned
 
 
-def evaluate_targets(frame: Any, preds: dict[str, Any], targets: list[str], truth: Any | None) -> dict[str, dict]:
-    """Per target: the report.json metrics (ap, rce, auc, positive_rate, oracle_rce, ...)."""
+def _host_f64(a: Any) -> np.ndarray:
+    a = to_host(a)
+    return np.asarray(a.to_numpy() if hasattr(a, "to_numpy") else a, dtype=np.float64)
+
+
+def score(frame: Any, layout: Layout, target: str, pred: Any) -> dict[str, Any]:
+    """The metrics of predictions ``pred`` for ``target`` on the gathered rows ``frame``.
+
+    Binary targets: the RecSys 2021 metrics (AP, RCE, ...; grouped by the
+    layout's popularity column when it has one) and, with a ranking group,
+    MAP@10 / NDCG@10 / MRR per group. Count targets (labels and predictions are
+    log1p counts): regression metrics on the counts and on log1p.
+    """
+    kind = layout.target(target).kind
+    y = frame[target]
+    if kind == "count":
+        y, pred = np.expm1(_host_f64(y)), np.expm1(np.maximum(_host_f64(pred), 0.0))
+        return {"kind": "count", **metrics.regression_report(y, pred), "mean": float(y.mean()) if len(y) else None}
+    key = frame[layout.popularity] if layout.popularity else None
+    report = {"kind": "binary", **metrics.binary_report(y, pred, key=key)}
+    if layout.group:
+        ranking = metrics.ranking_report(y, pred, frame[layout.group], k=10)
+        report.update({k: v for k, v in ranking.items() if k != "auc"})
+    report["oracle_rce"] = None
+    report["oracle_ap"] = None
+    return report
+
+
+def evaluate_targets(frame: Any, preds: dict[str, Any], targets: list[str], layout: Layout, truth: Any | None) -> dict[str, dict]:
+    """Per target: the report.json metrics of :func:`score`, plus the oracle's for synthetic data."""
     results: dict[str, dict] = {}
-    popularity = frame[POPULARITY]
     for t in targets:
-        y = frame[t]
-        report = metrics.binary_report(y, preds[t], key=popularity)
-        report["oracle_rce"] = None
-        report["oracle_ap"] = None
-        if truth is not None:
+        report = score(frame, layout, t, preds[t])
+        if truth is not None and report["kind"] == "binary":
+            y_host = _host_f64(frame[t])
             p_true = truth[TRUE_PROB_PREFIX + t].to_numpy()
-            y_host = to_host(y).to_numpy() if hasattr(to_host(y), "to_numpy") else to_host(y)
             report["oracle_rce"] = metrics.rce(y_host, p_true)
             report["oracle_ap"] = metrics.average_precision(y_host, p_true)
         results[t] = report

@@ -52,12 +52,14 @@ def run(
         with prog.stage("data"):
             dataset = resolve_dataset(cfg, backend, on_chunk=lambda done, total: prog.update(done, total, f"{done:,}/{total:,}"))
             prog.log(dataset.description)
+        layout = dataset.layout
+        kinds = {t: layout.target(t).kind for t in targets}
         with start_cluster(backend, cfg.cluster) as cluster:
             prog.log(f"backend {backend.kind}, {cluster.n_workers} worker(s) ({cluster.kind})")
             client = cluster.client
             with prog.stage("split"):
-                events = add_labels(read_events(dataset.data_dir), targets)
-                train, valid, split = time_split(events, cfg.split.valid_hours)
+                events = add_labels(read_events(dataset.data_dir, layout), targets, layout)
+                train, valid, split = time_split(events, cfg.split.valid_hours, layout.time)
                 split_def = {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff}
                 if shuffle_seed is not None:
                     train = shuffle_labels(train, targets, shuffle_seed)
@@ -65,7 +67,7 @@ def run(
             with prog.stage("features"):
                 store_path = Path(cfg.features.store) if cfg.features.store else out / "store"
                 built = materialize(
-                    cfg.features, store_path, dataset.data_dir, train, valid, targets, split_def, backend, rebuild, prog.log,
+                    cfg.features, store_path, dataset.data_dir, train, valid, targets, split_def, backend, layout, rebuild, prog.log,
                 )
             models = {}
             with prog.stage("train", total=len(targets)):
@@ -73,24 +75,30 @@ def run(
                 valid_f = drop_empty_partitions(built.store.read_split(built.version, "valid").persist())
                 for i, t in enumerate(targets):
                     prog.update(i, len(targets), t)
-                    models[t] = train_target(client, backend, cfg.train, t, train_f, valid_f, built.features)
+                    models[t] = train_target(client, backend, cfg.train, t, train_f, valid_f, built.features, kinds[t])
                     models[t].save(out / "models", built.features, {"path": str(built.store.path.resolve()), "version": built.version})
             with prog.stage("evaluate"):
                 preds = {t: predict(client, models[t], valid_f, built.features) for t in targets}
                 te_cols = sorted({c for t in targets for c in te_columns(built.features, t)})
-                frame, preds = gather(client, valid_f, preds, targets, te_cols)
-                truth = oracle_probabilities(dataset.truth_dir, frame["tweet_id"], split.cutoff, targets)
-                results = evaluate_targets(frame, preds, targets, truth)
-                for t, b in baselines(backend, train_f, frame, targets, built.features).items():
+                frame, preds = gather(client, valid_f, preds, targets, layout, te_cols)
+                oracle_ids = frame[layout.oracle_id] if layout.oracle_id else None
+                truth = oracle_probabilities(dataset.truth_dir, oracle_ids, split.cutoff, targets, layout.oracle_id)
+                results = evaluate_targets(frame, preds, targets, layout, truth)
+                for t, b in baselines(backend, train_f, frame, targets, built.features, layout).items():
                     results[t]["baselines"] = b
             n_workers = cluster.n_workers
     for t, m in models.items():
         results[t]["best_iteration"] = m.best_iteration
     report = _report(cfg, backend, n_workers, built, results, prog.timings, dataset)
+    report["layout"] = layout.to_dict()
     report["split"] = {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff, "data_dir": str(dataset.data_dir)}
-    labels = {t: frame[t] for t in targets}
-    report["plots"] = write_all(out, labels, preds, {t: m.booster for t, m in models.items()},
-                                {t: m.history for t, m in models.items()}, {t: m.best_iteration for t, m in models.items()})
+    binary = [t for t in targets if kinds[t] != "count"]
+    counts = [t for t in targets if kinds[t] == "count"]
+    report["plots"] = write_all(
+        out, {t: frame[t] for t in binary}, {t: preds[t] for t in binary}, {t: m.booster for t, m in models.items()},
+        {t: m.history for t, m in models.items()}, {t: m.best_iteration for t, m in models.items()},
+        counts=({t: frame[t] for t in counts}, {t: preds[t] for t in counts}),
+    )
     validate(report)
     write_json(out / "report.json", report)
     write_markdown(report, report["plots"], out / "report.md")
@@ -170,7 +178,7 @@ def build_predict_parser() -> argparse.ArgumentParser:
 def _predict(args: argparse.Namespace, console: Console) -> None:
     from .config import ClusterConfig
     from .predict import run_predict
-    from .report import metrics_table
+    from .report import metrics_tables
 
     backend = resolve(args.gpus).init()
     cluster_cfg = ClusterConfig(gpus=args.gpus, scheduler_address=args.scheduler_address)
@@ -179,7 +187,8 @@ def _predict(args: argparse.Namespace, console: Console) -> None:
         return
     console.print(f"{result['rows']:,} rows scored for {', '.join(result['targets'])} -> {result['predictions']}")
     if result["metrics"]:
-        console.print(metrics_table({"backend": backend.kind, "rows": {"valid": result["rows"]}, "targets": result["metrics"]}))
+        for table in metrics_tables({"backend": backend.kind, "rows": {"valid": result["rows"]}, "targets": result["metrics"]}):
+            console.print(table)
 
 
 def _audit(args: argparse.Namespace, console: Console) -> int:

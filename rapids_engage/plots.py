@@ -1,4 +1,5 @@
-"""PNG plots of a run: PR curves, reliability diagrams, feature importance, learning curves.
+"""PNG plots of a run: PR curves, reliability diagrams, feature importance, learning curves,
+and predicted against true counts for count (regression) targets.
 
 Every function draws one figure with one panel per target and writes it to
 ``path`` atomically (temporary file, then rename). Figures are plain
@@ -32,6 +33,7 @@ PLOT_FILES = {
     "calibration": "plots/calibration.png",
     "feature_importance": "plots/feature_importance.png",
     "learning_curves": "plots/learning_curves.png",
+    "count_predictions": "plots/count_predictions.png",
 }
 
 _MAX_COLS = 4
@@ -120,6 +122,27 @@ def pr_curves(labels: Mapping[str, Any], preds: Mapping[str, Any], path: str | o
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="upper right", fontsize="small")
     fig.suptitle("Precision-recall (validation)")
+    return _save(fig, path)
+
+
+def count_predictions(labels: Mapping[str, Any], preds: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Per count target: predicted against true log1p(count) (density of rows), with the diagonal;
+    ``labels`` and ``preds`` are on the log1p scale."""
+    targets = _targets(labels, preds)
+    fig, axes = _figure(len(targets))
+    if not targets:
+        _message(axes[0], "no targets")
+    for ax, target in zip(axes, targets):
+        y, p = _host(labels[target]), _host(preds[target])
+        if not len(y):
+            _message(ax, "no rows")
+            continue
+        hi = float(max(y.max(), p.max(), 1.0))
+        ax.hexbin(y, p, gridsize=40, bins="log", mincnt=1, extent=(0, hi, 0, hi), cmap="viridis")
+        ax.plot([0, hi], [0, hi], ls="--", lw=1.0, color="0.3")
+        ax.set(title=f"{target} (Spearman {_fmt(metrics.spearman(y, p), 3)})", xlabel="true log1p(count)",
+               ylabel="predicted log1p(count)", xlim=(0, hi), ylim=(0, hi))
+    fig.suptitle("Count targets: predicted vs true (validation)")
     return _save(fig, path)
 
 
@@ -219,6 +242,7 @@ def write_all(
     boosters: Mapping[str, Any] | None = None,
     histories: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
     best: Mapping[str, int] | None = None,
+    counts: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None,
 ) -> dict[str, str]:
     """Write the four plots under ``out_dir/plots/`` and return {name: path relative to
     ``out_dir``} (names: pr_curves, calibration, feature_importance, learning_curves).
@@ -233,8 +257,11 @@ def write_all(
         draw(*args, out / PLOT_FILES[name])
         written[name] = PLOT_FILES[name]
 
-    emit("pr_curves", pr_curves, labels, preds)
-    emit("calibration", calibration_curves, labels, preds)
+    if labels:
+        emit("pr_curves", pr_curves, labels, preds)
+        emit("calibration", calibration_curves, labels, preds)
+    if counts and counts[0]:
+        emit("count_predictions", count_predictions, *counts)
     if boosters:
         emit("feature_importance", feature_importance, boosters)
     if histories:

@@ -20,7 +20,8 @@ from .backend import Backend
 from .config import ClusterConfig, FeaturesConfig, section_from_dict
 from .data import DataError
 from .features import FeatureBuilder, add_labels
-from .schema import ROW_KEY, TARGETS, TEST_COLUMNS
+from .layout import Layout
+from .schema import TEST_COLUMNS
 from .store import FeatureStore
 
 PRED_PREFIX = "pred_"
@@ -62,15 +63,24 @@ def load_builder(store_info: dict, backend: Backend) -> FeatureBuilder:
     return builder
 
 
-def read_new_rows(path: Path) -> Any:
-    """Canonical parquet rows to score (a file or a directory); the 4 engagement columns are optional."""
+def required_columns(layout: Layout) -> list[str]:
+    """Input columns needed to compute a layout's features (targets are optional)."""
+    if layout.kind == "recsys":
+        return list(TEST_COLUMNS)
+    roles = [layout.user, layout.item, layout.creator, layout.group]
+    cols = [*layout.row_key, layout.time, *roles, *layout.categorical, *layout.numeric, *layout.text, *layout.url, *layout.lists]
+    return list(dict.fromkeys(c for c in cols if c))
+
+
+def read_new_rows(path: Path, layout: Layout) -> Any:
+    """Canonical parquet rows to score (a file or a directory); the target columns are optional."""
     import dask.dataframe as dd
 
     files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
     if not files:
         raise DataError(f"no parquet files at {path}")
     frame = dd.read_parquet([str(f) for f in files])
-    missing = [c for c in TEST_COLUMNS if c not in frame.columns]
+    missing = [c for c in required_columns(layout) if c not in frame.columns]
     if missing:
         raise DataError(f"{files[0]}: missing column(s) {missing} needed to compute features")
     return frame
@@ -102,11 +112,12 @@ def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path
 
     metas, store_info = load_models(model_dir)
     builder = load_builder(store_info, backend)
+    layout = builder.layout
     targets = list(metas)
-    labelled = all(TARGETS[t] in rows.columns for t in targets)
+    labelled = all(layout.target(t).column in rows.columns for t in targets)
     if labelled:
-        rows = add_labels(rows, targets)
-    keep = [*ROW_KEY, "engaged_with_user_id", "engaged_with_user_follower_count"] + (targets if labelled else [])
+        rows = add_labels(rows, targets, layout)
+    keep = layout.carried() + (targets if labelled else [])
     feats = builder.transform(rows, keep).persist()
     preds = {}
     for t, meta in metas.items():
@@ -114,13 +125,22 @@ def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path
         booster.set_param({"device": backend.xgb_device})
         preds[t] = xgb.dask.inplace_predict(client, booster, feats[meta["features"]])
     scored = feats[keep].assign(**{PRED_PREFIX + t: p for t, p in preds.items()})
-    _write_atomic(scored[[*ROW_KEY, *(PRED_PREFIX + t for t in targets)]], out / "predictions")
+    counts = [t for t in targets if layout.target(t).is_regression]
+    served = scored.assign(**{PRED_PREFIX + t: _expm1(scored[PRED_PREFIX + t]) for t in counts})
+    _write_atomic(served[[*layout.row_key, *(PRED_PREFIX + t for t in targets)]], out / "predictions")
     n = int(scored.map_partitions(len).sum().compute())
     result: dict[str, Any] = {"rows": n, "targets": targets, "predictions": str(out / "predictions"), "store": store_info, "metrics": None}
     if labelled:
-        frame, host = gather(client, scored, {t: scored[PRED_PREFIX + t] for t in targets}, targets)
-        result["metrics"] = evaluate_targets(frame, host, targets, None)
+        frame, host = gather(client, scored, {t: scored[PRED_PREFIX + t] for t in targets}, targets, layout)
+        result["metrics"] = evaluate_targets(frame, host, targets, layout, None)
     return result
+
+
+def _expm1(log_counts: Any) -> Any:
+    """Predicted counts from predicted log1p(count) (negative predictions clip to 0)."""
+    import numpy as np
+
+    return np.expm1(log_counts.clip(lower=0).astype("float64"))
 
 
 def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, cluster_cfg: ClusterConfig) -> dict:
@@ -130,7 +150,8 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
 
     if not input_path.exists():
         raise DataError(f"input {input_path} does not exist")
-    rows = read_new_rows(input_path)
+    _, store_info = load_models(model_dir)
+    rows = read_new_rows(input_path, load_builder(store_info, backend).layout)
     with start_cluster(backend, cluster_cfg) as cluster:
         result = predict(cluster.client, backend, model_dir, rows, out)
     write_json(out / "predict.json", result)

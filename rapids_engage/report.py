@@ -7,8 +7,11 @@ Contract (extend, never break)::
      "targets": {"like": {"ap", "rce", "auc", "positive_rate", "oracle_rce"}, "retweet": ..., ...},
      "timings_s": {"<stage>": float}}
 
-Extra keys so far: "version", "data", "store", "features", "models", and more
-metrics per target (log_loss, ece, grouped AP/RCE, oracle_ap, best_iteration).
+Extra keys so far: "version", "data", "store", "features", "models", "layout",
+and more metrics per target (kind, log_loss, ece, grouped AP/RCE, oracle_ap,
+best_iteration, baselines; map@10 / ndcg@10 / mrr with a ranking group).
+Count targets (``"kind": "count"``) carry regression metrics instead of the
+binary ones: {"rmse_log1p", "mae_log1p", "rmse", "mae", "spearman"}.
 """
 
 from __future__ import annotations
@@ -23,6 +26,14 @@ from rich.console import Console
 from rich.table import Table
 
 REQUIRED_TARGET_KEYS = ("ap", "rce", "auc", "positive_rate", "oracle_rce")
+REQUIRED_COUNT_KEYS = ("rmse_log1p", "mae_log1p", "rmse", "mae", "spearman")
+#: Terminal table columns per target kind: (header, metric key, digits); "base:" keys read the baselines.
+TABLE_COLUMNS = {
+    "binary": (("positive rate", "positive_rate", 4), ("AP", "ap", 4), ("RCE", "rce", 2), ("oracle RCE", "oracle_rce", 2),
+               ("AUC", "auc", 4), ("MAP@10", "map@10", 4), ("NDCG@10", "ndcg@10", 4), ("RCE TE-logreg", "base:te_logreg:rce", 2)),
+    "count": (("mean", "mean", 2), ("RMSE log1p", "rmse_log1p", 4), ("MAE log1p", "mae_log1p", 4), ("Spearman", "spearman", 4),
+              ("RMSE log1p constant", "base:constant:rmse_log1p", 4), ("RMSE log1p TE-linreg", "base:te_linreg:rmse_log1p", 4)),
+}
 
 
 def _clean(value: Any) -> Any:
@@ -57,7 +68,8 @@ def validate(report: dict) -> None:
         if not isinstance(report["rows"].get(split), int):
             raise ValueError(f"report.json rows.{split} must be an int")
     for target, values in report["targets"].items():
-        missing = [k for k in REQUIRED_TARGET_KEYS if k not in values]
+        required = REQUIRED_COUNT_KEYS if values.get("kind") == "count" else REQUIRED_TARGET_KEYS
+        missing = [k for k in required if k not in values]
         if missing:
             raise ValueError(f"report.json targets.{target} misses {missing}")
 
@@ -66,26 +78,34 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return "—" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
 
 
-def metrics_table(report: dict) -> Table:
-    table = Table(title=f"validation metrics ({report['backend']}, {report['rows']['valid']:,} rows)")
-    for col in ("target", "positive rate", "AP", "RCE", "oracle RCE", "AUC", "RCE TE-logreg", "trees"):
-        table.add_column(col, justify="right" if col != "target" else "left")
-    for target, m in report["targets"].items():
-        table.add_row(
-            target,
-            _fmt(m["positive_rate"]),
-            _fmt(m["ap"]),
-            _fmt(m["rce"], 2),
-            _fmt(m.get("oracle_rce"), 2),
-            _fmt(m["auc"]),
-            _fmt(m.get("baselines", {}).get("te_logreg", {}).get("rce"), 2),
-            str(m["best_iteration"] + 1) if m.get("best_iteration") is not None else "—",
-        )
-    return table
+def _metric(m: dict, key: str) -> Any:
+    if key.startswith("base:"):
+        _, name, metric = key.split(":")
+        return (m.get("baselines") or {}).get(name, {}).get(metric)
+    return m.get(key)
+
+
+def metrics_tables(report: dict) -> list[Table]:
+    """One table per target kind (binary, count), with the columns of :data:`TABLE_COLUMNS` that have values."""
+    tables = []
+    for kind, columns in TABLE_COLUMNS.items():
+        targets = {t: m for t, m in report["targets"].items() if m.get("kind", "binary") == kind}
+        if not targets:
+            continue
+        columns = [c for c in columns if any(_metric(m, c[1]) is not None for m in targets.values())]
+        table = Table(title=f"validation metrics: {kind} targets ({report['backend']}, {report['rows']['valid']:,} rows)")
+        for header in ("target", *(c[0] for c in columns), "trees"):
+            table.add_column(header, justify="left" if header == "target" else "right")
+        for target, m in targets.items():
+            trees = str(m["best_iteration"] + 1) if m.get("best_iteration") is not None else "—"
+            table.add_row(target, *(_fmt(_metric(m, key), digits) for _, key, digits in columns), trees)
+        tables.append(table)
+    return tables
 
 
 def print_summary(report: dict, console: Console, path: Path) -> None:
-    console.print(metrics_table(report))
+    for table in metrics_tables(report):
+        console.print(table)
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in report["timings_s"].items())
     console.print(f"timings: {timings}")
     console.print(f"report: {path} (and report.md, plots/)")

@@ -21,6 +21,7 @@ PLOT_TITLES = {
     "calibration": "Calibration (reliability diagrams)",
     "feature_importance": "Feature importance",
     "learning_curves": "Learning curves",
+    "count_predictions": "Count targets: predicted vs true",
 }
 
 # (column, key in report["targets"][t], digits)
@@ -128,12 +129,18 @@ def _baseline_names(targets: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return names
 
 
+def _of_kind(report: Mapping[str, Any], kind: str) -> dict[str, Mapping[str, Any]]:
+    return {t: m for t, m in (report.get("targets") or {}).items() if m.get("kind", "binary") == kind}
+
+
 def _metrics(report: Mapping[str, Any]) -> list[str]:
-    targets: Mapping[str, Mapping[str, Any]] = report.get("targets") or {}
+    targets = _of_kind(report, "binary")
     valid_rows = (report.get("rows") or {}).get("valid")
     title = "## Validation metrics" + (f" ({valid_rows:,} rows)" if isinstance(valid_rows, int) else "")
-    if not targets:
+    if not report.get("targets"):
         return [title, "", "No targets.", ""]
+    if not targets:
+        return [title, ""]
     baselines = _baseline_names(targets)
     header = ["target", *(c for c, _, _ in _METRIC_COLUMNS), "% of oracle", *(c for c, _, _ in _TAIL_COLUMNS), "rounds"]
     header += [f"{c} {name}" for name in baselines for c, _, _ in _BASELINE_METRICS]
@@ -158,6 +165,44 @@ def _metrics(report: Mapping[str, Any]) -> list[str]:
         lines += ["### Grouped and oracle metrics", "", *_table(["target", *(c for c, _, _ in extra)], rows), ""]
         lines += ["Grouped: mean over 5 popularity quantile groups.", ""]
     return lines
+
+
+_RANKING_METRICS = (("MAP@10", "map@10", 4), ("NDCG@10", "ndcg@10", 4), ("MRR", "mrr", 4))
+_COUNT_METRICS = (("RMSE log1p", "rmse_log1p", 4), ("MAE log1p", "mae_log1p", 4), ("RMSE", "rmse", 2),
+                  ("MAE", "mae", 2), ("Spearman", "spearman", 4))
+
+
+def _beside_baselines(targets: Mapping[str, Mapping[str, Any]], columns: tuple) -> list[list[str]]:
+    """Rows ``target / model-or-baseline`` with ``columns`` for the model and each of its baselines."""
+    rows = []
+    for target, m in targets.items():
+        rows.append([f"**{target}**", "model", *(_fmt(m.get(k), d) for _, k, d in columns), _rounds(m)])
+        for name, b in (m.get("baselines") or {}).items():
+            rows.append(["", name, *(_fmt(b.get(k), d) for _, k, d in columns), DASH])
+    return rows
+
+
+def _ranking(report: Mapping[str, Any]) -> list[str]:
+    targets = {t: m for t, m in _of_kind(report, "binary").items() if "map@10" in m}
+    if not targets:
+        return []
+    header = ["target", "scores", *(c for c, _, _ in _RANKING_METRICS), "rounds"]
+    groups = next(iter(targets.values())).get("n_groups")
+    note = f"Per ranking group ({groups:,} groups with a positive), averaged." if isinstance(groups, int) else ""
+    return ["### Ranking", "", *_table(header, _beside_baselines(targets, _RANKING_METRICS), right_from=2), "", note, ""]
+
+
+def _regression(report: Mapping[str, Any]) -> list[str]:
+    targets = _of_kind(report, "count")
+    if not targets:
+        return []
+    header = ["target", "predictions", *(c for c, _, _ in _COUNT_METRICS), "rounds"]
+    return [
+        "### Count targets (regression on log1p(count))", "",
+        *_table(header, _beside_baselines(targets, _COUNT_METRICS), right_from=2), "",
+        "RMSE / MAE log1p: errors of log1p(predicted count) against log1p(count); Spearman: rank correlation "
+        "of predicted and true counts. constant: the training mean of log1p(count) for every row.", "",
+    ]
 
 
 def _timings(report: Mapping[str, Any]) -> list[str]:
@@ -196,6 +241,8 @@ def render_markdown(report: Mapping[str, Any], plots: Mapping[str, str] | None =
     lines = ["# Engagement prediction report", ""]
     lines += _summary(report)
     lines += _metrics(report)
+    lines += _ranking(report)
+    lines += _regression(report)
     lines += _timings(report)
     lines += _plots(plots or {}, (base or Path.cwd()).resolve())
     return "\n".join(lines).rstrip() + "\n"

@@ -22,22 +22,29 @@ class TrainedModel:
     booster: Any
     best_iteration: int
     history: dict[str, list[float]] = field(default_factory=dict)
+    kind: str = "binary"  # the target's kind: count models predict log1p(count)
 
     def save(self, directory: Path, features: list[str], store: dict | None = None) -> Path:
         """``<target>.json`` (XGBoost JSON) and ``<target>.meta.json`` (features, store version)."""
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{self.target}.json"
         self.booster.save_model(str(path))
-        meta = {"target": self.target, "best_iteration": self.best_iteration, "features": features, "store": store}
+        meta = {"target": self.target, "kind": self.kind, "best_iteration": self.best_iteration, "features": features, "store": store}
         (directory / f"{self.target}.meta.json").write_text(json.dumps(meta, indent=1))
         return path
 
 
-def xgb_params(cfg: TrainConfig, target: str, backend: Backend) -> dict[str, Any]:
-    """XGBoost parameters for ``target``: the shared ones, then ``per_target`` overrides."""
+#: Objective and early-stopping metric per target kind (``count`` targets are log1p(count)).
+OBJECTIVES = {"present": ("binary:logistic", "logloss"), "binary": ("binary:logistic", "logloss"),
+              "count": ("reg:squarederror", "rmse")}
+
+
+def xgb_params(cfg: TrainConfig, target: str, backend: Backend, kind: str = "binary") -> dict[str, Any]:
+    """XGBoost parameters for ``target`` of ``kind``: the shared ones, then ``per_target`` overrides."""
+    objective, metric = OBJECTIVES[kind]
     params: dict[str, Any] = {
-        "objective": "binary:logistic",
-        "eval_metric": "logloss",
+        "objective": objective,
+        "eval_metric": metric,
         "tree_method": "hist",
         "device": backend.xgb_device,
         "max_depth": cfg.max_depth,
@@ -61,12 +68,13 @@ def train_target(
     train: Any,
     valid: Any,
     features: list[str],
+    kind: str = "binary",
 ) -> TrainedModel:
     """Train the model of one target on dask frames holding ``features`` and the label."""
     import xgboost as xgb
     import xgboost.dask  # noqa: F401 - registers xgb.dask
 
-    params = xgb_params(cfg, target, backend)
+    params = xgb_params(cfg, target, backend, kind)
     extra = cfg.per_target.get(target, {})
     rounds = int(extra.get("num_boost_round", cfg.num_boost_round))
     patience = int(extra.get("early_stopping_rounds", cfg.early_stopping_rounds))
@@ -86,7 +94,7 @@ def train_target(
     if patience > 0:
         booster = booster[: best + 1]
     history = {name: list(values) for name, values in out["history"].get("valid", {}).items()}
-    return TrainedModel(target, booster, int(best), history)
+    return TrainedModel(target, booster, int(best), history, kind)
 
 
 def predict(client: Any, model: TrainedModel, frame: Any, features: list[str]) -> Any:

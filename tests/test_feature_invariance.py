@@ -21,7 +21,7 @@ TARGETS = ["like", "retweet", "reply", "quote"]
 def events(tmp_path_factory):
     root = tmp_path_factory.mktemp("inv")
     generate(root, SyntheticSpec(rows=20_000, days=5, seed=7))
-    frame = add_labels(read_events(root / "data"), TARGETS).compute()
+    frame = add_labels(read_events(root / "data"), list(TARGETS)).compute()
     return frame.reset_index(drop=True)
 
 

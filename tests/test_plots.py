@@ -87,7 +87,10 @@ def _assert_png(path) -> None:
 def test_write_all_and_markdown(tmp_path, run):
     labels, preds, boosters, histories, best = run
     pyplot_before = "matplotlib.pyplot" in sys.modules
-    written = plots.write_all(tmp_path, labels, preds, boosters, histories, best)
+    rng = np.random.default_rng(3)
+    log_counts = np.log1p(rng.poisson(5.0, 300).astype(float))
+    counts = ({"points": log_counts}, {"points": log_counts + rng.normal(0, 0.3, 300)})
+    written = plots.write_all(tmp_path, labels, preds, boosters, histories, best, counts=counts)
     assert ("matplotlib.pyplot" in sys.modules) == pyplot_before  # plots never imports pyplot
     if pyplot_before:  # imported by another test: no figure may have been registered
         assert sys.modules["matplotlib.pyplot"].get_fignums() == []
@@ -129,10 +132,10 @@ def test_degenerate_inputs(tmp_path):
     for rel in written.values():
         _assert_png(tmp_path / rel)
     # nothing at all
-    empty = plots.write_all(tmp_path / "none", {}, {}, None, None, None)
-    assert set(empty) == {"pr_curves", "calibration"}
-    for rel in empty.values():
-        assert (tmp_path / "none" / rel).read_bytes()[:8] == PNG_MAGIC
+    assert plots.write_all(tmp_path / "none", {}, {}, None, None, None) == {}
+    # a count target without rows still gets its (annotated) panel
+    written = plots.write_all(tmp_path / "counts", {}, {}, None, None, None, counts=({"n": np.zeros(0)}, {"n": np.zeros(0)}))
+    _assert_png(tmp_path / "counts" / written["count_predictions"])
 
 
 def test_markdown_minimal_report_and_absolute_plot_paths(tmp_path):

@@ -14,9 +14,11 @@ from typing import Any
 
 import dask
 
+from functools import partial
+
 from ..config import FeaturesConfig
-from ..schema import EVENT_TIME, ROW_KEY, TARGETS
-from .content import content_features, derived_keys, feature_names
+from ..layout import RECSYS, Layout
+from . import content, table_content
 from .counts import DAY, CountEncoder, with_day
 from .folds import FOLD, assign_folds
 from .frames import Join, apply_joins, as_dask
@@ -24,9 +26,31 @@ from .history import HistoryEncoder, history_features
 from .target_encoding import TargetEncoder
 
 
-def add_labels(frame: Any, targets: list[str]) -> Any:
-    """int8 label columns: 1 where the target's engagement timestamp is present."""
-    return frame.assign(**{t: frame[TARGETS[t]].notnull().astype("int8") for t in targets})
+def label(column: Any, kind: str) -> Any:
+    """The label of a target column: ``present`` -> int8 non-null flag, ``binary`` -> int8, ``count`` -> log1p float64."""
+    if kind == "present":
+        return column.notnull().astype("int8")
+    if kind == "binary":
+        return column.astype("int8")
+    import numpy as np
+
+    return np.log1p(column.astype("float64"))
+
+
+def add_labels(frame: Any, targets: list[str], layout: Layout = RECSYS) -> Any:
+    """One label column per target, named after it (see :func:`label`)."""
+    return frame.assign(**{t: label(frame[layout.target(t).column], layout.target(t).kind) for t in targets})
+
+
+def row_features(layout: Layout) -> tuple[Any, Any, list[str]]:
+    """(derived-keys function, content-features function, content feature names) of a layout's rows."""
+    if layout.kind == "recsys":
+        return content.derived_keys, content.content_features, content.feature_names()
+    return (
+        partial(table_content.derived_keys, layout=layout),
+        partial(table_content.content_features, layout=layout),
+        table_content.feature_names(layout),
+    )
 
 
 def _rowwise(frame: Any, fn: Any) -> Any:
@@ -37,19 +61,26 @@ def _rowwise(frame: Any, fn: Any) -> Any:
 class FeatureBuilder:
     """All feature groups of one config, for the given label columns."""
 
-    def __init__(self, config: FeaturesConfig, targets: list[str]) -> None:
+    def __init__(self, config: FeaturesConfig, targets: list[str], layout: Layout = RECSYS) -> None:
         self.config = config
         self.targets = list(targets)
+        self.layout = layout
+        self.row_key = list(layout.row_key)
         te = config.target_encoding
         self.target_encoders = [
-            TargetEncoder(key, te.n_folds, te.smooth, te.fold_method, te.seed, ROW_KEY) for key in te.keys
+            TargetEncoder(key, te.n_folds, te.smooth, te.fold_method, te.seed, layout.row_key) for key in te.keys
         ]
-        self.count_encoders = [CountEncoder(key) for key in config.counts]
+        self.count_encoders = [CountEncoder(key, time_column=layout.time) for key in config.counts]
         hist = config.history
-        self.history_encoders = [HistoryEncoder(key, self.targets, tuple(hist.windows)) for key in hist.keys]
+        self.history_encoders = [
+            HistoryEncoder(key, self.targets, tuple(hist.windows), time_column=layout.time) for key in hist.keys
+        ]
+
+    def _content_names(self) -> list[str]:
+        return row_features(self.layout)[2] if self.config.content else []
 
     def feature_names(self) -> list[str]:
-        names = feature_names() if self.config.content else []
+        names = self._content_names()
         for enc in self.count_encoders:
             names += enc.output_names()
         for enc in self.history_encoders:
@@ -59,8 +90,9 @@ class FeatureBuilder:
         return names
 
     def _rowwise_features(self, frame: Any) -> Any:
-        frame = _rowwise(frame, derived_keys)
-        return _rowwise(frame, content_features) if self.config.content else frame
+        keys, features, _ = row_features(self.layout)
+        frame = _rowwise(frame, keys)
+        return _rowwise(frame, features) if self.config.content else frame
 
     def _apply(self, frame: Any, joins: list[Join], daily_graphs: list[Any]) -> Any:
         """Compute the batch's per-day counts, then add every encoder's columns in one pass."""
@@ -72,10 +104,12 @@ class FeatureBuilder:
 
     def _needed(self, frame: Any, carry: list[str]) -> Any:
         """Row-wise features plus the day key, restricted to what encoders and the caller need."""
-        frame = with_day(self._rowwise_features(frame))
+        frame = with_day(self._rowwise_features(frame), self.layout.time)
         keys = [c for enc in [*self.target_encoders, *self.count_encoders, *self.history_encoders] for c in enc.columns]
-        content = feature_names() if self.config.content else []
-        wanted = [*ROW_KEY, EVENT_TIME, DAY, *self.targets, *keys, *content, *carry]
+        missing = sorted({c for c in keys if c not in frame.columns})
+        if missing:
+            raise ValueError(f"feature keys name column(s) {missing} that the data do not have")
+        wanted = [*self.row_key, self.layout.time, DAY, *self.targets, *keys, *self._content_names(), *carry]
         return frame[[c for c in dict.fromkeys(wanted) if c in frame.columns]]
 
     def _with_history(self, frame: Any, fit: bool) -> Any:
@@ -86,9 +120,9 @@ class FeatureBuilder:
         its labels (as at serving time).
         """
         for enc in self.history_encoders:
-            cols = list(dict.fromkeys([*ROW_KEY, EVENT_TIME, *enc.columns, *(t for t in self.targets if t in frame.columns)]))
-            hist = history_features(frame[cols], enc, fit=fit, labels=None if fit else False)
-            frame = frame.merge(hist[[*ROW_KEY, *enc.output_names(self.targets)]], on=list(ROW_KEY), how="left")
+            cols = [*self.row_key, self.layout.time, *enc.columns, *(t for t in self.targets if t in frame.columns)]
+            hist = history_features(frame[list(dict.fromkeys(cols))], enc, fit=fit, labels=None if fit else False)
+            frame = frame.merge(hist[[*self.row_key, *enc.output_names(self.targets)]], on=self.row_key, how="left")
         return frame
 
     def fit_transform(self, train: Any, carry: list[str] = ()) -> Any:
@@ -100,7 +134,7 @@ class FeatureBuilder:
         """
         frame = self._needed(train, list(carry))
         te = self.config.target_encoding
-        frame = assign_folds(frame, list(ROW_KEY), te.n_folds, te.fold_method, te.seed)
+        frame = assign_folds(frame, self.row_key, te.n_folds, te.fold_method, te.seed)
         frame = self._with_history(frame.persist(), fit=True).persist()
         te_graphs = [enc.stats_graph(frame, self.targets) for enc in self.target_encoders]
         cnt_graphs = [enc.stats_graph(frame) for enc in self.count_encoders]
@@ -126,6 +160,7 @@ class FeatureBuilder:
             enc.save(directory)
         spec = {
             "targets": self.targets,
+            "layout": self.layout.to_dict(),
             "features": self.feature_names(),
             "target_encoding": [f"te_{e.name}" for e in self.target_encoders],
             "counts": [f"cnt_{e.name}" for e in self.count_encoders],
@@ -137,7 +172,8 @@ class FeatureBuilder:
     def load(cls, directory: str | Path, config: FeaturesConfig, df_lib: Any = None) -> FeatureBuilder:
         directory = Path(directory)
         spec = json.loads((directory / "features.json").read_text())
-        builder = cls(config, spec["targets"])
+        layout = Layout.from_dict(spec["layout"]) if "layout" in spec else RECSYS
+        builder = cls(config, spec["targets"], layout)
         builder.target_encoders = [TargetEncoder.load(directory, n, df_lib) for n in spec["target_encoding"]]
         builder.count_encoders = [CountEncoder.load(directory, n, df_lib) for n in spec["counts"]]
         builder.history_encoders = [HistoryEncoder.load(directory, n, df_lib) for n in spec.get("history", [])]

@@ -9,12 +9,9 @@ from typing import Any, Callable
 
 from ..backend import Backend
 from ..config import FeaturesConfig
-from ..schema import CREATOR, EVENT_TIME, ROW_KEY
+from ..layout import Layout
 from ..store import FORMAT_VERSION, FeatureStore, fingerprint_files, version_id, write_split
 from .build import FeatureBuilder
-
-#: Non-feature columns kept beside the features (row identity, grouping, time, popularity).
-CARRIED = (*ROW_KEY, CREATOR, EVENT_TIME, "engaged_with_user_follower_count")
 
 
 @dataclass(frozen=True)
@@ -49,26 +46,32 @@ def materialize(
     targets: list[str],
     split: dict,
     backend: Backend,
+    layout: Layout,
     rebuild: bool = False,
     log: Callable[[str], None] = print,
 ) -> Materialized:
-    """Compute train (out-of-fold) and validation features into a store version."""
+    """Compute train (out-of-fold) and validation features into a store version.
+
+    Besides the features and labels, the layout's identity, time, grouping and
+    popularity columns are kept (:meth:`Layout.carried`).
+    """
     store = FeatureStore(store_path)
     definition = {
         "features": asdict(cfg) | {"store": None},
         "targets": targets,
+        "layout": layout.to_dict(),
         "input": fingerprint_files(data_dir),
         "split": split,
         "format": FORMAT_VERSION,
     }
     version = version_id(definition)
-    builder = FeatureBuilder(cfg, targets)
+    builder = FeatureBuilder(cfg, targets, layout)
     names = builder.feature_names()
     manifest = store.manifest(version)
     if manifest and not rebuild:
         log(f"feature store: cache hit, version {version} ({store.version_dir(version)})")
         return Materialized(store, version, manifest["features"], manifest["rows"], True)
-    keep = list(dict.fromkeys([*CARRIED, *targets, *names]))
+    keep = list(dict.fromkeys([*layout.carried(), *targets, *names]))
     tmp = store.begin()
     try:
         write_split(builder.fit_transform(train, keep)[keep], tmp / "train")

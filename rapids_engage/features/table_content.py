@@ -1,0 +1,68 @@
+"""Row-wise features of an ingested table, from the column roles of its :class:`~rapids_engage.layout.Layout`.
+
+* time: ``hour`` and ``weekday`` (UTC) of the event;
+* text columns: ``<col>_chars``, ``<col>_words`` and the key ``<col>_first_word``
+  (lower-cased, e.g. ``show`` / ``ask`` for Hacker News titles);
+* url columns: ``<col>_present`` and the key ``<col>_domain`` (host without ``www.``);
+* list columns: ``<col>_len`` (number of ``list_sep``-separated items);
+* numeric columns pass through as features.
+
+Key columns (``*_first_word``, ``*_domain``) are strings for the target and
+count encoders; name them in ``features.target_encoding.keys`` / ``counts``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..layout import Layout
+
+
+def key_names(layout: Layout) -> list[str]:
+    """The derived key columns :func:`derived_keys` adds."""
+    return [f"{c}_first_word" for c in layout.text] + [f"{c}_domain" for c in layout.url]
+
+
+def feature_names(layout: Layout) -> list[str]:
+    """The numeric feature columns :func:`content_features` adds or passes through."""
+    names = ["hour", "weekday"]
+    for c in layout.text:
+        names += [f"{c}_chars", f"{c}_words"]
+    names += [f"{c}_present" for c in layout.url]
+    names += [f"{c}_len" for c in layout.lists]
+    return names + list(layout.numeric)
+
+
+def _count_items(s: Any, sep: str) -> Any:
+    s = s.fillna("").str.strip()
+    return ((s.str.count(sep) + 1) * (s.str.len() > 0)).astype("int32")
+
+
+def derived_keys(part: Any, layout: Layout) -> Any:
+    """One partition (pandas or cudf) with the string key columns of :func:`key_names` added."""
+    new = {}
+    for c in layout.text:
+        first = part[c].fillna("").str.strip().str.split(" ").str.get(0).fillna("")
+        new[f"{c}_first_word"] = first.str.lower()
+    for c in layout.url:
+        host = part[c].fillna("").str.extract(r"^[a-zA-Z][a-zA-Z0-9+.-]*://([^/:?#]+)", expand=False)
+        new[f"{c}_domain"] = host.fillna("").str.lower().str.replace(r"^www\.", "", regex=True)
+    return part.assign(**new) if new else part
+
+
+def content_features(part: Any, layout: Layout) -> Any:
+    """One partition with the features of :func:`feature_names` added."""
+    ts = part[layout.time]
+    new = {
+        "hour": ((ts // 3600) % 24).astype("int32"),
+        "weekday": (((ts // 86400) + 3) % 7).astype("int32"),  # 0 = Monday
+    }
+    for c in layout.text:
+        text = part[c].fillna("").str.strip()
+        new[f"{c}_chars"] = text.str.len().astype("int32")
+        new[f"{c}_words"] = _count_items(text, " ")
+    for c in layout.url:
+        new[f"{c}_present"] = (part[c].fillna("").str.len() > 0).astype("int8")
+    for c in layout.lists:
+        new[f"{c}_len"] = _count_items(part[c], layout.list_sep)
+    return part.assign(**new)
