@@ -24,6 +24,7 @@ from .report import write_json
 from .layout import Layout
 
 MAX_SHUFFLED_RCE = 0.5
+MAX_SHUFFLED_AUC = 0.55
 #: Count targets: with shuffled labels the model's RMSE on log1p may beat the constant's by at most 1 %.
 MIN_SHUFFLED_RMSE_RATIO = 0.99
 
@@ -75,6 +76,9 @@ def shuffled_check(target: str, shuffled: dict, real: dict) -> dict:
                 "passed": ratio >= MIN_SHUFFLED_RMSE_RATIO,
                 "detail": f"RMSE(log1p) {shuffled['rmse_log1p']:.4f} vs constant {const:.4f} with shuffled labels "
                           f"(real labels: {real['rmse_log1p']:.4f})"}
+    if shuffled.get("rce") is None:  # a ranking model's scores: no RCE, use the AUC
+        return {"check": f"shuffled labels: {target} AUC <= {MAX_SHUFFLED_AUC}", "passed": shuffled["auc"] <= MAX_SHUFFLED_AUC,
+                "detail": f"validation AUC {shuffled['auc']:.3f} with shuffled labels (real labels: {real['auc']:.3f})"}
     return {"check": f"shuffled labels: {target} RCE <= {MAX_SHUFFLED_RCE}", "passed": shuffled["rce"] <= MAX_SHUFFLED_RCE,
             "detail": f"validation RCE {shuffled['rce']:.3f} with shuffled training labels (real labels: {real['rce']:.2f})"}
 

@@ -65,10 +65,10 @@ class ExplodeSpec:
 
 @dataclass
 class SideTableSpec:
-    """A small metadata table (e.g. MIND news.tsv) left-joined on ``on`` before typing."""
+    """A small metadata table (e.g. MIND news.tsv) left-joined on its ``key`` column before typing."""
 
     path: str
-    on: str
+    key: str
     keep: list[str] = field(default_factory=list)
     format: str = "tsv"
     header: bool = False

@@ -53,13 +53,18 @@ def _host_f64(a: Any) -> np.ndarray:
     return np.asarray(a.to_numpy() if hasattr(a, "to_numpy") else a, dtype=np.float64)
 
 
-def score(frame: Any, layout: Layout, target: str, pred: Any) -> dict[str, Any]:
+#: Metrics that need probabilities: left out (None) for the scores of a ranking model.
+CALIBRATION_METRICS = ("rce", "log_loss", "ece", "rce_grouped")
+
+
+def score(frame: Any, layout: Layout, target: str, pred: Any, probabilities: bool = True) -> dict[str, Any]:
     """The metrics of predictions ``pred`` for ``target`` on the gathered rows ``frame``.
 
     Binary targets: the RecSys 2021 metrics (AP, RCE, ...; grouped by the
     layout's popularity column when it has one) and, with a ranking group,
     MAP@10 / NDCG@10 / MRR per group. Count targets (labels and predictions are
     log1p counts): regression metrics on the counts and on log1p.
+    ``probabilities=False`` (a ranking model's scores): rank metrics only.
     """
     kind = layout.target(target).kind
     y = frame[target]
@@ -67,7 +72,11 @@ def score(frame: Any, layout: Layout, target: str, pred: Any) -> dict[str, Any]:
         y, pred = np.expm1(_host_f64(y)), np.expm1(np.maximum(_host_f64(pred), 0.0))
         return {"kind": "count", **metrics.regression_report(y, pred), "mean": float(y.mean()) if len(y) else None}
     key = frame[layout.popularity] if layout.popularity else None
+    if not probabilities:
+        pred = 1.0 / (1.0 + np.exp(-_host_f64(pred)))  # monotone: rank metrics are those of the scores
     report = {"kind": "binary", **metrics.binary_report(y, pred, key=key)}
+    if not probabilities:
+        report.update({k: None for k in CALIBRATION_METRICS if k in report})
     if layout.group:
         ranking = metrics.ranking_report(y, pred, frame[layout.group], k=10)
         report.update({k: v for k, v in ranking.items() if k != "auc"})
@@ -76,11 +85,16 @@ def score(frame: Any, layout: Layout, target: str, pred: Any) -> dict[str, Any]:
     return report
 
 
-def evaluate_targets(frame: Any, preds: dict[str, Any], targets: list[str], layout: Layout, truth: Any | None) -> dict[str, dict]:
-    """Per target: the report.json metrics of :func:`score`, plus the oracle's for synthetic data."""
+def evaluate_targets(
+    frame: Any, preds: dict[str, Any], targets: list[str], layout: Layout, truth: Any | None, scores: tuple[str, ...] = ()
+) -> dict[str, dict]:
+    """Per target: the report.json metrics of :func:`score`, plus the oracle's for synthetic data.
+
+    ``scores``: targets whose predictions are ranking scores, not probabilities.
+    """
     results: dict[str, dict] = {}
     for t in targets:
-        report = score(frame, layout, t, preds[t])
+        report = score(frame, layout, t, preds[t], probabilities=t not in scores)
         if truth is not None and report["kind"] == "binary":
             y_host = _host_f64(frame[t])
             p_true = truth[TRUE_PROB_PREFIX + t].to_numpy()

@@ -75,7 +75,7 @@ def run(
                 valid_f = drop_empty_partitions(built.store.read_split(built.version, "valid").persist())
                 for i, t in enumerate(targets):
                     prog.update(i, len(targets), t)
-                    models[t] = train_target(client, backend, cfg.train, t, train_f, valid_f, built.features, kinds[t])
+                    models[t] = train_target(client, backend, cfg.train, t, train_f, valid_f, built.features, kinds[t], layout.group)
                     models[t].save(out / "models", built.features, {"path": str(built.store.path.resolve()), "version": built.version})
             with prog.stage("evaluate"):
                 preds = {t: predict(client, models[t], valid_f, built.features) for t in targets}
@@ -83,7 +83,8 @@ def run(
                 frame, preds = gather(client, valid_f, preds, targets, layout, te_cols)
                 oracle_ids = frame[layout.oracle_id] if layout.oracle_id else None
                 truth = oracle_probabilities(dataset.truth_dir, oracle_ids, split.cutoff, targets, layout.oracle_id)
-                results = evaluate_targets(frame, preds, targets, layout, truth)
+                ranking = tuple(t for t, m in models.items() if m.ranks)
+                results = evaluate_targets(frame, preds, targets, layout, truth, ranking)
                 for t, b in baselines(backend, train_f, frame, targets, built.features, layout).items():
                     results[t]["baselines"] = b
             n_workers = cluster.n_workers
@@ -92,7 +93,7 @@ def run(
     report = _report(cfg, backend, n_workers, built, results, prog.timings, dataset)
     report["layout"] = layout.to_dict()
     report["split"] = {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff, "data_dir": str(dataset.data_dir)}
-    binary = [t for t in targets if kinds[t] != "count"]
+    binary = [t for t in targets if kinds[t] != "count" and not models[t].ranks]  # probabilities
     counts = [t for t in targets if kinds[t] == "count"]
     report["plots"] = write_all(
         out, {t: frame[t] for t in binary}, {t: preds[t] for t in binary}, {t: m.booster for t, m in models.items()},

@@ -109,6 +109,7 @@ def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path
     import xgboost.dask  # noqa: F401 - registers xgb.dask
 
     from .evaluate import evaluate_targets, gather
+    from .train import is_ranking
 
     metas, store_info = load_models(model_dir)
     builder = load_builder(store_info, backend)
@@ -132,7 +133,8 @@ def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path
     result: dict[str, Any] = {"rows": n, "targets": targets, "predictions": str(out / "predictions"), "store": store_info, "metrics": None}
     if labelled:
         frame, host = gather(client, scored, {t: scored[PRED_PREFIX + t] for t in targets}, targets, layout)
-        result["metrics"] = evaluate_targets(frame, host, targets, layout, None)
+        ranking = tuple(t for t, m in metas.items() if is_ranking(m.get("objective", "")))
+        result["metrics"] = evaluate_targets(frame, host, targets, layout, None, ranking)
     return result
 
 

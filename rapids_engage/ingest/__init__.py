@@ -1,4 +1,4 @@
-"""Ingest of raw RecSys Challenge 2021 files into the canonical parquet store (see :mod:`.recsys`)."""
+"""Ingest into the canonical parquet store: raw RecSys Challenge 2021 files (:mod:`.recsys`), generic event tables (:mod:`.table`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from .ids import InvalidHexIdError, hex_id_to_int64, parse_hex_ids
 from .quarantine import Quarantine, StrictModeError
 from .reader import IngestError
 from .recsys import CPU_BACKEND, IngestResult, ingest_recsys
+from .table import hash_strings, ingest_table
 
 __all__ = [
     "CPU_BACKEND",
@@ -14,7 +15,9 @@ __all__ = [
     "InvalidHexIdError",
     "Quarantine",
     "StrictModeError",
+    "hash_strings",
     "hex_id_to_int64",
     "ingest_recsys",
+    "ingest_table",
     "parse_hex_ids",
 ]

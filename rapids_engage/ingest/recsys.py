@@ -74,6 +74,7 @@ class IngestResult:
     test_files: list[str] = field(default_factory=list)
     rows_per_day: dict[str, int] = field(default_factory=dict)
     output_files: int = 0
+    output_rows: int = 0  #: rows written (more than ingested_rows when a table ingest explodes rows)
 
 
 def _reason(col: str) -> str:
@@ -300,6 +301,7 @@ def ingest_recsys(
             test_files=test_files,
             rows_per_day=dict(sorted(writer.rows_per_day.items())),
             output_files=writer.files,
+            output_rows=ingested,
         )
         _write_json(tmp / RESULT_FILE, asdict(result))
         _publish(tmp, out)

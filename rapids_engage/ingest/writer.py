@@ -1,6 +1,7 @@
 """Day-partitioned parquet output: ``<dir>/day=YYYY-MM-DD/part-NNNNN.parquet``.
 
-Rows are grouped by the UTC day of ``tweet_timestamp`` and buffered per day
+Rows are grouped by the UTC day of their time column (``tweet_timestamp`` unless
+``time_column`` names another int64 unix-seconds column) and buffered per day
 until a day has ``row_group_rows`` rows (one row group) or all buffers together
 pass ``max_buffer_bytes`` (then the largest days are flushed). Each day has at
 most one open :class:`pyarrow.parquet.ParquetWriter`, rolled over to a new part
@@ -43,11 +44,11 @@ def day_name(day: int) -> str:
 
 
 class DayWriter:
-    """Appends tables to per-day parquet parts under ``root``."""
+    """Appends tables to per-day parquet parts under ``root`` (day: UTC day of ``time_column``, unix seconds)."""
 
     def __init__(self, root: Path, schema: pa.Schema, *, rows_per_file: int = 1_000_000,
-                 row_group_rows: int = 250_000, max_buffer_bytes: int = 256 << 20) -> None:
-        self.root, self.schema = Path(root), schema
+                 row_group_rows: int = 250_000, max_buffer_bytes: int = 256 << 20, time_column: str = EVENT_TIME) -> None:
+        self.root, self.schema, self.time_column = Path(root), schema, time_column
         self.rows_per_file, self.row_group_rows, self.max_buffer_bytes = rows_per_file, row_group_rows, max_buffer_bytes
         self.rows_per_day: dict[str, int] = {}
         self.files = 0
@@ -61,7 +62,7 @@ class DayWriter:
         """Add rows (already in ``schema``) to their days' buffers."""
         if table.num_rows == 0:
             return
-        day = table[EVENT_TIME].to_numpy() // SECONDS_PER_DAY
+        day = table[self.time_column].to_numpy() // SECONDS_PER_DAY
         order = np.argsort(day, kind="stable")
         day = day[order]
         table = table.take(pa.array(order))

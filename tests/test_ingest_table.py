@@ -1,0 +1,472 @@
+"""Generic table ingest: formats, typing, explode + side join, quarantine reasons, strict mode, fuzzing, real data."""
+
+from __future__ import annotations
+
+import bz2
+import dataclasses
+import gzip
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rapids_engage.config import ExplodeSpec, SideTableSpec, TableConfig, TargetSpec
+from rapids_engage.ingest import IngestError, StrictModeError, hash_strings, ingest_table
+from rapids_engage.ingest import table as table_mod
+from rapids_engage.layout import Layout, table_layout
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+HEADER = ["id", "user", "ts", "clicked", "likes", "score", "lang", "body"]
+ROWS = [
+    ["a1", "u1", "1600000000", "1", "3", "0.5", "en", "hello"],
+    ["a2", "u2", "1600000100", "true", "0", "", "fr", "salut, toi"],
+    ["a3", "u1", "1600090000", "False", "12", "-2", "en", "x"],
+    ["a4", "", "1600180000.9", "0", "1.5", "1e3", "", ""],
+]
+
+
+def spec(**kw) -> TableConfig:
+    base = dict(
+        format="csv", time="ts", time_format="unix", row_id=["id"], user="user", item="id",
+        targets={"click": TargetSpec("clicked", "binary"), "like": TargetSpec("likes", "count")},
+        numeric=["score"], categorical=["lang"], text=["body"],
+    )
+    return TableConfig(**(base | kw))
+
+
+def csv_text(rows: list[list[str]], sep: str = ",", header: list[str] | None = HEADER) -> str:
+    def field(v: str) -> str:
+        return f'"{v}"' if sep == "," and ("," in v or '"' in v) else v
+
+    lines = ([sep.join(header)] if header else []) + [sep.join(field(v) for v in r) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def run(tmp_path: Path, inputs, table_spec: TableConfig, name: str = "out", **kw):
+    out = tmp_path / name
+    result = ingest_table(inputs, out, table_spec, **kw)
+    data = out / "data"
+    frame = pd.read_parquet(data) if data.is_dir() and any(data.rglob("*.parquet")) else pd.DataFrame()
+    qpath = out / "quarantine.parquet"
+    quarantine = pd.DataFrame(pq.read_table(qpath).to_pylist() if qpath.is_file() else [],
+                              columns=["file", "line", "column", "reason", "detail", "raw"], dtype=object)
+    assert result.input_rows == result.ingested_rows + result.quarantined_rows
+    assert len(quarantine) == result.quarantined_rows
+    assert len(frame) == result.output_rows == sum(result.rows_per_day.values())
+    return result, frame, quarantine
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+def by_id(frame: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
+    return frame.set_index("id").loc[hash_strings(ids)].reset_index()
+
+
+# ---------------------------------------------------------------- typed output, formats
+
+
+def test_csv_typed_output_days_and_layout(tmp_path):
+    result, frame, quarantine = run(tmp_path, write(tmp_path / "t.csv", csv_text(ROWS)), spec())
+    assert (result.input_rows, result.ingested_rows, result.quarantined_rows) == (4, 4, 0)
+    assert result.rows_per_day == {"2020-09-13": 2, "2020-09-14": 1, "2020-09-15": 1}
+    days = sorted(p.name for p in (tmp_path / "out" / "data").iterdir())
+    assert days == ["day=2020-09-13", "day=2020-09-14", "day=2020-09-15"]
+    schema = pq.read_schema(next((tmp_path / "out" / "data").rglob("*.parquet")))
+    assert schema.names == ["row_id", "event_time", "user", "id", "clicked", "likes", "lang", "score", "body"]
+    assert [str(t) for t in schema.types] == ["int64", "int64", "int64", "int64", "int8", "double", "string", "double", "string"]
+    got = by_id(frame, ["a1", "a2", "a3", "a4"])
+    assert got.event_time.tolist() == [1600000000, 1600000100, 1600090000, 1600180000]
+    assert got.clicked.tolist() == [1, 1, 0, 0]
+    assert got.likes.tolist() == [3.0, 0.0, 12.0, 1.5]
+    assert got.score.tolist()[0] == 0.5 and np.isnan(got.score[1]) and got.score.tolist()[2:] == [-2.0, 1000.0]
+    assert got.lang.tolist() == ["en", "fr", "en", ""] and got.body.tolist() == ["hello", "salut, toi", "x", ""]
+    assert (got.row_id == got.id).all()  # row_id [id] and item id hash the same text
+    assert got.user.tolist() == hash_strings(["u1", "u2", "u1", ""]).tolist()
+    layout = Layout.load(tmp_path / "out")
+    assert layout == table_layout(spec()) and layout.row_key == ("row_id",) and layout.time == "event_time"
+    assert json.loads((tmp_path / "out" / "ingest.json").read_text())["output_rows"] == 4
+    assert not (tmp_path / "out" / "quarantine.parquet").exists()
+
+
+def _as_jsonl(rows: list[list[str]]) -> str:
+    def value(col: str, v: str):
+        return int(v) if col == "likes" else v
+
+    return "".join(json.dumps({c: value(c, v) for c, v in zip(HEADER, r)}) + "\n" for r in rows)
+
+
+def _as_parquet(path: Path, rows: list[list[str]]) -> Path:
+    frame = pd.DataFrame(rows, columns=HEADER)
+    table = pa.table({c: pa.array(frame[c].tolist(), pa.string()) for c in HEADER})
+    table = table.set_column(table.schema.get_field_index("likes"), "likes", pa.array([int(float(v)) for v in frame.likes]))
+    pq.write_table(table, path)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "tsv.bz2", "jsonl", "jsonl.gz", "parquet", "csv.gz"])
+def test_formats_give_the_csv_result(tmp_path, fmt):
+    rows = [r[:4] + [str(int(float(r[4])))] + r[5:] for r in ROWS]  # integer likes (parquet int64)
+    _, want, _ = run(tmp_path, write(tmp_path / "t.csv", csv_text(rows)), spec(), "csv")
+    path = tmp_path / f"t.{fmt}"
+    if fmt.startswith("tsv"):
+        text = csv_text(rows, "\t").encode()
+        write(path, bz2.compress(text) if fmt.endswith("bz2") else text)
+    elif fmt.startswith("jsonl"):
+        text = _as_jsonl(rows).encode()
+        write(path, gzip.compress(text) if fmt.endswith("gz") else text)
+    elif fmt == "csv.gz":
+        write(path, gzip.compress(csv_text(rows).encode()))
+    else:
+        _as_parquet(path, rows)
+    result, got, _ = run(tmp_path, path, spec(format=fmt.split(".")[0]), "other")
+    assert result.ingested_rows == 4
+    key = ["row_id"]
+    pd.testing.assert_frame_equal(got.sort_values(key).reset_index(drop=True), want.sort_values(key).reset_index(drop=True))
+
+
+def test_row_ids_deterministic_and_default_row_id(tmp_path):
+    path = write(tmp_path / "t.csv", csv_text(ROWS))
+    _, a, _ = run(tmp_path, path, spec(), "a")
+    _, b, _ = run(tmp_path, [path], spec(), "b")
+    assert a.row_id.tolist() == b.row_id.tolist()
+    _, c, _ = run(tmp_path, path, spec(row_id=[]), "c")
+    _, d, _ = run(tmp_path, path, spec(row_id=[]), "d")
+    assert c.row_id.tolist() == d.row_id.tolist() and c.row_id.nunique() == 4
+    want = hash_strings([f"t.csv\x1f{line}\x1f0" for line in (2, 3, 4, 5)])
+    assert sorted(c.row_id) == sorted(want)
+
+
+def test_time_formats(tmp_path):
+    cases = {
+        "unix_ms": (["1600000000999", "-1"], [1600000000, -1]),
+        "iso": (["2020-09-13T12:26:40Z", "2020-09-13 14:26:40+02:00", "2020-09-13T12:26:40.7", "2020-09-13"],
+                [1600000000, 1600000000, 1600000000, 1599955200]),
+        "%m/%d/%Y %H:%M": (["9/26/2016 3:26", "12/01/2016 13:05"], [1474860360, 1480597500]),
+        "%m/%d/%Y %I:%M:%S %p": (["11/12/2019 2:14:46 PM", "11/12/2019 12:14:46 AM"], [1573568086, 1573517686]),
+    }
+    for i, (fmt, (values, want)) in enumerate(cases.items()):
+        rows = [[f"x{j}", "u", v, "1", "1", "1", "en", "b"] for j, v in enumerate(values)]
+        path = write(tmp_path / f"t{i}.csv", csv_text(rows))
+        _, frame, _ = run(tmp_path, path, spec(time_format=fmt), f"o{i}")
+        assert by_id(frame, [f"x{j}" for j in range(len(values))]).event_time.tolist() == want, fmt
+
+
+def test_bom_crlf_quoted_newlines_and_blank_lines(tmp_path):
+    text = ('\ufeffid,user,ts,clicked,likes,score,lang,body\r\n'
+            'a1,u1,1600000000,1,3,0.5,en,"two\r\nlines"\r\n'
+            '\r\n'
+            'a2,u2,1600000000,1,3,0.5,en,"say ""hi"", ok"\r\n'
+            '\n'
+            'a3,u2,1600000000,1,3,0.5,en,plain\r\n'
+            'a4,u2,bad,1,3,0.5,en,plain\r\n')
+    result, frame, quarantine = run(tmp_path, write(tmp_path / "t.csv", text), spec())
+    assert result.input_rows == 4 and result.ingested_rows == 3
+    assert by_id(frame, ["a1", "a2", "a3"]).body.tolist() == ["two\r\nlines", 'say "hi", ok', "plain"]
+    assert quarantine[["line", "column", "reason"]].values.tolist() == [[8, "ts", "bad_time"]]
+    assert quarantine.raw[0] == "a4,u2,bad,1,3,0.5,en,plain"
+
+
+def test_mini_mind_explode_and_side_join(tmp_path):
+    behaviors = write(tmp_path / "behaviors.tsv", (
+        "1\tU1\t11/12/2019 2:14:46 PM\tN9 N8\tN1-1 N2-0 N3-0\n"
+        "2\tU2\t11/13/2019 9:00:00 AM\t\tN2-1  N4-0\n"
+        "3\tU1\t11/13/2019 9:00:00 AM\tN1\t\n"  # empty impression list
+        "4\tU3\t11/14/2019 1:00:00 AM\tN1\tN1-1 N5\n"  # token without label
+    ))
+    news = write(tmp_path / "news.tsv", (
+        "N1\tsports\tgolf\tTitle one\tabs\turl\t[]\t[]\n"
+        "N2\tnews\tworld\tTitle \"two\"\tabs\turl\t[]\t[]\n"
+        "N1\tdup\tdup\tignored duplicate\tabs\turl\t[]\t[]\n"
+    ))
+    mind = mind_spec(behaviors, news)
+    result, frame, quarantine = run(tmp_path, behaviors, mind)
+    assert (result.input_rows, result.ingested_rows, result.quarantined_rows, result.output_rows) == (4, 2, 2, 5)
+    assert quarantine[["line", "column", "reason"]].values.tolist() == [
+        [3, "impressions", "bad_explode_token"], [4, "impressions", "bad_explode_token"]]
+    assert quarantine.raw.tolist()[1] == "4\tU3\t11/14/2019 1:00:00 AM\tN1\tN1-1 N5"
+    got = frame.sort_values(["event_time", "row_id"]).drop(columns=["day"])
+    want = pd.DataFrame({
+        "impression_id": ["1", "1", "1", "2", "2"], "user_id": ["U1", "U1", "U1", "U2", "U2"],
+        "news_id": ["N1", "N2", "N3", "N2", "N4"], "click": [1, 0, 0, 1, 0],
+        "category": ["sports", "news", "", "news", ""], "subcategory": ["golf", "world", "", "world", ""],
+        "title": ["Title one", 'Title "two"', "", 'Title "two"', ""],
+        "event_time": [1573568086, 1573568086, 1573568086, 1573635600, 1573635600],
+    })
+    want["row_id"] = hash_strings(want.impression_id + "\x1f" + want.news_id)
+    for c in ("impression_id", "user_id", "news_id"):
+        want[c] = hash_strings(want[c])
+    want = want.sort_values(["event_time", "row_id"])[got.columns.tolist()]
+    assert got.columns.tolist() == ["row_id", "event_time", "user_id", "impression_id", "news_id", "click",
+                                    "category", "subcategory", "title"]
+    for c in got.columns:
+        assert got[c].tolist() == want[c].tolist(), c
+    assert Layout.load(tmp_path / "out").item == "news_id"
+
+
+def mind_spec(behaviors: Path, news: Path) -> TableConfig:
+    return TableConfig(
+        format="tsv", header=False, columns=["impression_id", "user_id", "time", "history", "impressions"],
+        time="time", time_format="%m/%d/%Y %I:%M:%S %p", row_id=["impression_id", "news_id"], user="user_id",
+        group="impression_id", explode=ExplodeSpec(column="impressions", item="news_id", label="click"),
+        targets={"click": TargetSpec("click", "binary")}, categorical=["category", "subcategory"], text=["title"],
+        join=[SideTableSpec(path=str(news), key="news_id", keep=["category", "subcategory", "title"], format="tsv",
+                            columns=["news_id", "category", "subcategory", "title", "abstract", "url",
+                                     "title_entities", "abstract_entities"])],
+    )
+
+
+def test_explode_chunks_are_bounded_and_give_the_same_rows(tmp_path):
+    lines = [f"{i}\tU{i % 7}\t11/12/2019 2:14:46 PM\t\t" + " ".join(f"N{j}-{j % 2}" for j in range(i % 9 + 1)) for i in range(300)]
+    behaviors = write(tmp_path / "b.tsv", "\n".join(lines) + "\n")
+    news = write(tmp_path / "n.tsv", "".join(f"N{j}\tc{j}\ts\tt{j}\ta\tu\t[]\t[]\n" for j in range(5)))
+    _, big, _ = run(tmp_path, behaviors, mind_spec(behaviors, news), "big")
+    result, small, _ = run(tmp_path, behaviors, mind_spec(behaviors, news), "small", chunk_rows=10)
+    assert result.output_rows == sum(i % 9 + 1 for i in range(300)) and result.output_files >= 1
+    key = ["row_id"]
+    pd.testing.assert_frame_equal(big.sort_values(key).reset_index(drop=True), small.sort_values(key).reset_index(drop=True))
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_every_reason_is_quarantined_with_file_line_column(tmp_path):
+    good = ["g1", "u", "1600000000", "1", "1", "1", "en", "b"]
+    csv = write(tmp_path / "a.csv", (
+        csv_text([good]).encode()
+        + b"w1,u,1600000000,1\n"                         # 3 wrong_field_count
+        + b"\n"                                          # 4 blank: not a row
+        + b"t1,u,yesterday,1,1,1,en,b\n"                 # 5 bad_time
+        + b"n1,u,1600000000,1,1,abc,en,b\n"              # 6 bad_number (numeric)
+        + b"n2,u,1600000000,1,many,1,en,b\n"             # 7 bad_number (count)
+        + b"b1,u,1600000000,yes,1,1,en,b\n"              # 8 bad_target (binary)
+        + b"b2,u,1600000000,1,-4,1,en,b\n"               # 9 bad_target (negative count)
+        + b"b3,u,1600000000,,1,1,en,b\n"                 # 10 bad_target (missing)
+        + b"u1,u,1600000000,1,1,1,en,caf\xe9\n"          # 11 invalid_utf8
+        + b"g2,u,1600000000,1,1,1,en,b\n"                # 12 fine
+    ))
+    missing = write(tmp_path / "b.csv", "id,user,ts,clicked,likes,lang,body\nm1,u,1600000000,1,1,en,b\nm2,u,1,1,1,en,b\n")
+    empty = write(tmp_path / "c.csv", "id,user,ts,clicked,likes,score,lang,body\n")
+    result, frame, q = run(tmp_path, [csv, missing, empty], spec())
+    got = q[["file", "line", "column", "reason"]].values.tolist()
+    assert got == [
+        [str(csv), 3, None, "wrong_field_count"], [str(csv), 5, "ts", "bad_time"], [str(csv), 6, "score", "bad_number"],
+        [str(csv), 7, "likes", "bad_number"], [str(csv), 8, "clicked", "bad_target"], [str(csv), 9, "likes", "bad_target"],
+        [str(csv), 10, "clicked", "bad_target"], [str(csv), 11, None, "invalid_utf8"],
+        [str(missing), 2, "score", "missing_column"], [str(missing), 3, "score", "missing_column"],
+    ]
+    assert q.raw[0] == "w1,u,1600000000,1" and q.raw[7] == "u1,u,1600000000,1,1,1,en,caf\\xe9"
+    assert (result.input_rows, result.ingested_rows) == (12, 2)
+    assert result.empty_files == [str(empty)]
+    assert sorted(frame.id) == sorted(hash_strings(["g1", "g2"]))
+    assert result.quarantine_counts == {"bad_number": 2, "bad_target": 3, "bad_time": 1, "invalid_utf8": 1,
+                                        "missing_column": 2, "wrong_field_count": 1}
+
+
+def test_bad_json_and_jsonl_quirks(tmp_path):
+    rows = [
+        {"id": "j1", "user": 7, "ts": 1600000000, "clicked": True, "likes": 2, "score": None, "lang": "en", "body": "x"},
+        "not json",
+        [1, 2],
+        "",
+        {"id": "j2", "ts": "1600000000", "clicked": 0, "likes": 0.5, "lang": "en"},
+    ]
+    text = "\ufeff" + "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows)
+    path = write(tmp_path / "t.jsonl", text.encode() + b'{"id": "\xff"}\n')  # line 6: not UTF-8
+    result, frame, q = run(tmp_path, path, spec(format="jsonl"))
+    assert q[["line", "column", "reason"]].values.tolist() == [[2, None, "bad_json"], [3, None, "bad_json"],
+                                                               [6, None, "invalid_utf8"]]
+    assert (result.input_rows, result.ingested_rows) == (5, 2)
+    got = by_id(frame, ["j1", "j2"])
+    assert got.user.tolist() == hash_strings(["7", ""]).tolist()  # a missing key reads as ""
+    assert got.clicked.tolist() == [1, 0] and got.likes.tolist() == [2.0, 0.5]
+
+
+def test_parquet_missing_column_and_record_numbers(tmp_path):
+    table = pa.table({"id": ["p1", "p2", "p3"], "ts": pa.array([1600000000, 1600000000, 1600000000]),
+                      "clicked": [True, False, None], "likes": [1.0, 2.0, 3.0]})
+    pq.write_table(table, tmp_path / "p.parquet")
+    small = spec(format="parquet", user=None, numeric=[], categorical=[], text=[])
+    result, frame, q = run(tmp_path, tmp_path / "p.parquet", small, chunk_rows=2)
+    assert q[["line", "column", "reason"]].values.tolist() == [[3, "clicked", "bad_target"]]
+    assert json.loads(q.raw[0]) == {"id": "p3", "ts": 1600000000, "clicked": None, "likes": 3.0}
+    assert sorted(frame.id) == sorted(hash_strings(["p1", "p2"]))
+    result, frame, q = run(tmp_path, tmp_path / "p.parquet", spec(format="parquet"), "o2")
+    assert set(q.reason) == {"missing_column"} and q.line.tolist() == [1, 2, 3] and frame.empty
+
+
+def test_parquet_timestamp_time_column(tmp_path):
+    ts = pa.array([1600000000_000, None], pa.timestamp("ms", tz="Europe/Paris"))
+    pq.write_table(pa.table({"id": ["p1", "p2"], "ts": ts, "clicked": [1, 1], "likes": [0, 1]}), tmp_path / "p.parquet")
+    small = spec(format="parquet", user=None, numeric=[], categorical=[], text=[])
+    for i, fmt in enumerate(["iso", "unix", "unix_ms", "%d/%m/%Y %H:%M:%S"]):
+        _, frame, q = run(tmp_path, tmp_path / "p.parquet", dataclasses.replace(small, time_format=fmt), f"o{i}")
+        assert frame.event_time.tolist() == [1600000000] and q.reason.tolist() == ["bad_time"], fmt
+
+
+def test_wrong_field_count_lines_are_physical_across_blocks(tmp_path, monkeypatch):
+    monkeypatch.setattr(table_mod, "BLOCK_BYTES", 256)
+    rng = np.random.default_rng(3)
+    lines, bad_lines = [",".join(HEADER)], []
+    for i in range(400):
+        row = [f"r{i}", "u", "1600000000", "1", "2", "3", "en", f"body {i}"]
+        kind = rng.integers(0, 12)
+        if kind == 0:
+            row = row[:5]
+        elif kind == 1:
+            row = row + ["extra"]
+        elif kind == 2:
+            lines.append("")
+        elif kind == 3:
+            row[-1] = '"quoted, with\nnewline"'
+        if kind in (0, 1):
+            bad_lines.append(sum(entry.count("\n") + 1 for entry in lines) + 1)  # physical line
+        lines.append(",".join(row))
+    path = write(tmp_path / "t.csv", gzip.compress(("\n".join(lines) + "\n").encode()))
+    result, frame, q = run(tmp_path, path, spec(), chunk_rows=7)
+    assert q.line.tolist() == bad_lines and set(q.reason) == {"wrong_field_count"}
+    assert result.input_rows == 400
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv"])
+def test_runaway_quote_or_long_line_falls_back_to_line_mode(tmp_path, monkeypatch, fmt):
+    monkeypatch.setattr(table_mod, "BLOCK_BYTES", 300)
+    sep = "," if fmt == "csv" else "\t"
+    rows = [[f"r{i}", "u", "1600000000", "1", "2", "3", "en", f"body {i}"] for i in range(200)]
+    rows[60][-1] = "x" * 1000  # longer than a block
+    lines = [sep.join(HEADER)] + [sep.join(r) for r in rows]
+    if fmt == "csv":
+        lines[100] = lines[100].replace(",u,", ',"u,')  # a quote opening a field, never closed
+    result, frame, q = run(tmp_path, write(tmp_path / f"t.{fmt}", "\n".join(lines) + "\n"), spec(format=fmt))
+    want_bad = [101] if fmt == "csv" else []
+    assert q.line.tolist() == want_bad and set(q.reason) <= {"wrong_field_count"}
+    good = [r[0] for i, r in enumerate(rows) if i + 2 not in want_bad]
+    assert sorted(frame.id) == sorted(hash_strings(good)) and result.input_rows == 200
+    assert by_id(frame, ["r60"]).body.tolist() == ["x" * 1000]
+
+
+def test_bare_carriage_return_keeps_later_line_numbers(tmp_path):
+    text = csv_text(ROWS[:1]) + "a9,u,1600000000\r1,1,1,en,b\n" + "a5,u,bad,1,1,1,en,b\n"
+    _, frame, q = run(tmp_path, write(tmp_path / "t.tsv", text.replace(",", "\t")), spec(format="tsv"))
+    assert q[["line", "reason"]].values.tolist() == [[3, "wrong_field_count"], [3, "wrong_field_count"], [4, "bad_time"]]
+
+
+def test_strict_mode_names_file_line_column(tmp_path):
+    good = ["g1", "u", "1600000000", "1", "1", "1", "en", "b"]
+    path = write(tmp_path / "a.csv", csv_text([good, good[:2] + ["1600000000", "1", "-1", "1", "en", "b"],
+                                               good[:2] + ["nope"] + good[3:]]))
+    with pytest.raises(StrictModeError, match=rf"^{path}:3:likes: bad_target") as exc:
+        ingest_table(path, tmp_path / "out", spec(), strict=True)
+    assert (exc.value.line, exc.value.column, exc.value.reason) == (3, "likes", "bad_target")
+    assert not (tmp_path / "out").exists()
+    path = write(tmp_path / "b.csv", csv_text([good]) + "x,y\n")
+    with pytest.raises(StrictModeError, match=rf"^{path}:3:-: wrong_field_count"):
+        ingest_table(path, tmp_path / "out", spec(), strict=True)
+    _, frame, _ = run(tmp_path, write(tmp_path / "c.csv", csv_text([good])), spec(), strict=True)
+    assert len(frame) == 1
+
+
+def test_spec_and_file_errors(tmp_path):
+    path = write(tmp_path / "t.csv", csv_text(ROWS))
+    with pytest.raises(IngestError, match="'lang' is both categorical and text"):
+        ingest_table(path, tmp_path / "o", spec(text=["lang"]))
+    with pytest.raises(IngestError, match="'user' is both user and categorical"):
+        ingest_table(path, tmp_path / "o", spec(categorical=["user"]))
+    with pytest.raises(IngestError, match="format"):
+        ingest_table(path, tmp_path / "o", spec(format="xlsx"))
+    with pytest.raises(IngestError, match="lacks declared column 'lang'"):
+        ingest_table(path, tmp_path / "o", spec(header=False, columns=HEADER[:6]))
+    truncated = write(tmp_path / "t.csv.gz", gzip.compress(csv_text(ROWS * 50).encode())[:-30])
+    with pytest.raises(IngestError, match=str(truncated)):
+        ingest_table(truncated, tmp_path / "o", spec())
+    assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------- fuzz
+
+GARBAGE = st.binary(min_size=1, max_size=4).filter(lambda b: b'"' not in b and b"\n" not in b)
+FUZZ_ROWS = [[f"f{i}", f"u{i % 5}", str(1600000000 + 3600 * i), str(i % 2), str(i % 4), str(i / 3), "en", f"text {i}"]
+             for i in range(60)]
+FUZZ_LINES = [",".join(r).encode() for r in FUZZ_ROWS]
+
+
+def corrupt(line: bytes, how: int, garbage: bytes, at: float) -> bytes:
+    """Truncate the line, insert garbage bytes or add delimiters.
+
+    No ``"``: a quote opening a field runs to the next one (CSV), taking clean lines with it.
+    """
+    cut = int(at * len(line))
+    if how == 0:
+        return line[:cut]
+    if how == 1:
+        return line[:cut] + garbage + line[cut:]
+    return line[:cut] + b"," * (1 + len(garbage) % 3) + line[cut:]
+
+
+def records(line: bytes) -> int:
+    """Source rows a corrupted line makes: 1 if not UTF-8, else one per non-empty piece between bare CRs."""
+    try:
+        text = line.decode()
+    except UnicodeDecodeError:
+        return 1
+    return sum(1 for piece in text.removesuffix("\r").split("\r") if piece)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, len(FUZZ_LINES) - 1), st.integers(0, 2), GARBAGE, st.floats(0, 1)), max_size=12),
+       st.booleans())
+def test_corrupted_csv_never_crashes_and_keeps_clean_lines(edits, zipped):
+    lines = list(FUZZ_LINES)
+    for i, how, garbage, at in edits:
+        lines[i] = corrupt(lines[i], how, garbage, at)
+    data = b",".join(h.encode() for h in HEADER) + b"\n" + b"\n".join(lines) + b"\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write(Path(tmp) / "t.csv", gzip.compress(data) if zipped else data)
+        result, frame, q = run(Path(tmp), path, spec(), chunk_rows=16)
+        if result.quarantined_rows:  # strict mode stops at the first bad line
+            with pytest.raises(StrictModeError, match=rf"^{path}:{min(q.line)}:"):
+                ingest_table(path, Path(tmp) / "strict", spec(), chunk_rows=16, strict=True)
+        else:
+            assert ingest_table(path, Path(tmp) / "strict", spec(), strict=True).ingested_rows == result.ingested_rows
+    clean = [i for i, line in enumerate(lines) if line == FUZZ_LINES[i]]
+    assert set(hash_strings([FUZZ_ROWS[i][0] for i in clean])) <= set(frame.id)
+    assert set(q.reason) <= set(table_mod.REASONS)
+    assert set(q.line) <= {i + 2 for i in range(len(lines)) if i not in clean}  # physical lines of corrupted rows
+    assert result.input_rows == sum(records(line) for line in lines)
+
+
+# ---------------------------------------------------------------- real data (../shared/data)
+
+
+@pytest.mark.skipif(not (SHARED / "hn" / "hacker_news.csv").is_file(), reason="needs ../shared/data/hn/hacker_news.csv")
+def test_real_hacker_news(tmp_path):
+    hn = TableConfig(
+        format="csv", time="created_at", time_format="%m/%d/%Y %H:%M", row_id=["id"], item="id", creator="author",
+        targets={"points": TargetSpec("num_points", "count"), "comments": TargetSpec("num_comments", "count")},
+        text=["title"], url=["url"],
+    )
+    result, frame, _ = run(tmp_path, SHARED / "hn" / "hacker_news.csv", hn)
+    assert result.input_rows == 14_635 and result.ingested_rows >= 14_600
+    assert all(day.startswith("2016-09-") for day in result.rows_per_day)
+    assert frame.row_id.is_unique and (frame.num_points >= 0).all() and frame.title.str.len().gt(0).mean() > 0.99
+
+
+@pytest.mark.skipif(not (SHARED / "mind" / "behaviors.tsv").is_file(), reason="needs ../shared/data/mind")
+def test_real_mind(tmp_path):
+    behaviors = SHARED / "mind" / "behaviors.tsv"
+    result, frame, _ = run(tmp_path, behaviors, mind_spec(behaviors, SHARED / "mind" / "news.tsv"))
+    assert result.input_rows == 5_000 and result.ingested_rows == 5_000
+    assert 180_000 < result.output_rows < 200_000 and frame.row_id.is_unique
+    assert frame.groupby("impression_id").click.sum().min() >= 1
+    assert all(day.startswith("2019-11-") for day in result.rows_per_day)
+    assert (frame.category != "").any()
