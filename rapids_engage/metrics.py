@@ -295,7 +295,7 @@ def grouped_by_quantile(
 
 @dataclass(frozen=True)
 class _Ranked:
-    """Rows sorted by (group, -score, row order); per-row and per-group arrays."""
+    """Rows sorted by (group, -score, label); per-row and per-group arrays."""
 
     xp: ModuleType
     seg: Any  # group index of each sorted row (0 .. n_groups - 1)
@@ -339,10 +339,17 @@ def _segments(y: Any, g: Any, order_desc: Any, xp: ModuleType) -> _Ranked:
     return _Ranked(xp, seg, rank, rel, hits, n_pos)
 
 
+def _order_desc_pessimistic(y: Any, p: Any, xp: ModuleType) -> Any:
+    """Row order by descending score with ties broken against the model (non-relevant rows first),
+    so ranking metrics do not depend on the order of the input rows."""
+    by_label = _argsort_stable(y, xp)
+    return by_label[_argsort_stable(-p[by_label], xp)]
+
+
 def _ranked_segments(y: ArrayLike, p: ArrayLike, group: ArrayLike) -> _Ranked:
     """The shared sorted-segment view used by every ranking metric."""
     xp, y, p, g = _ranking_inputs(y, p, group)
-    return _segments(y, g, _order_desc(p, xp), xp)
+    return _segments(y, g, _order_desc_pessimistic(y, p, xp), xp)
 
 
 def _check_k(k: int) -> None:
@@ -489,7 +496,7 @@ def ranking_report(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10) ->
     (those with a positive). One sort is shared by the ranking metrics."""
     _check_k(k)
     xp, y, p, g = _ranking_inputs(y, p, group)
-    order = _order_desc(p, xp)  # shared by AUC and the segments
+    order = _order_desc_pessimistic(y, p, xp)  # shared by AUC (tie blocks: order-free) and the segments
     r = _segments(y, g, order, xp)
     return {
         f"map@{k}": _map_at_k(r, k),

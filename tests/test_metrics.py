@@ -214,7 +214,7 @@ def _brute_ranking(y, p, group, k):
     aps, rrs = [], []
     for g in dict.fromkeys(group.tolist()):
         idx = [i for i in range(len(y)) if group[i] == g]
-        idx.sort(key=lambda i: -p[i])  # stable: ties keep row order
+        idx.sort(key=lambda i: (-p[i], y[i] > 0))  # ties: non-relevant rows first (pessimistic)
         rel = [y[i] > 0 for i in idx]
         n_pos = sum(rel)
         if n_pos == 0:

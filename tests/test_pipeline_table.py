@@ -1,0 +1,163 @@
+"""End to end on generic tables (``data.source: table``): a planted-signal CSV, Hacker News and MIND.
+
+The planted CSV always runs: posts by authors of different popularity, a count
+target (comments) and a binary target (upvoted) within ranking groups (the
+front page of a day-hour). The real datasets run when ``../shared/data`` has them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rapids_engage.layout import Layout
+from rapids_engage.pipeline import main
+from rapids_engage.report import validate
+
+pytestmark = pytest.mark.slow
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _planted_csv(path: Path, n: int = 12_000, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    authors = np.array([f"user{i}" for i in range(300)])
+    skill = rng.normal(0.0, 1.0, len(authors))
+    a = rng.integers(0, len(authors), n)
+    t = np.sort(rng.integers(1_600_000_000, 1_600_000_000 + 10 * 86400, n))
+    show = rng.random(n) < 0.2
+    title = np.where(show, "Show HN: a thing", "Some news about things")
+    comments = rng.poisson(np.exp(1.0 + 0.8 * skill[a] + 0.5 * show))
+    upvoted = (rng.random(n) < 1 / (1 + np.exp(-(skill[a] - 1.0)))).astype(int)
+    pd.DataFrame({
+        "id": np.arange(n), "author": authors[a], "title": title,
+        "url": np.where(rng.random(n) < 0.5, "https://www.example.com/x", ""),
+        "time": t, "page": t // 3600, "comments": comments, "upvoted": upvoted,
+    }).to_csv(path, index=False)
+
+
+def _planted_config(tmp: Path, csv: Path) -> Path:
+    cfg = f"""
+out: {tmp / 'run'}
+data:
+  source: table
+  path: {csv}
+  cache_dir: {tmp / 'cache'}
+  table:
+    format: csv
+    time: time
+    time_format: unix
+    row_id: [id]
+    creator: author
+    group: page
+    targets:
+      comments: {{column: comments, kind: count}}
+      upvoted: {{column: upvoted, kind: binary}}
+    text: [title]
+    url: [url]
+cluster: {{gpus: 0, n_workers: 1, threads_per_worker: 2}}
+split: {{valid_hours: 48}}
+features:
+  target_encoding: {{keys: [[author], [title_first_word]]}}
+  counts: [[author], [url_domain]]
+  history: {{keys: [[author]], windows: [86400]}}
+train: {{targets: [comments, upvoted], num_boost_round: 200, early_stopping_rounds: 20, max_depth: 4}}
+"""
+    path = tmp / "planted.yaml"
+    path.write_text(cfg)
+    return path
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("table")
+    csv = tmp / "posts.csv"
+    _planted_csv(csv)
+    config = _planted_config(tmp, csv)
+    assert main(["--config", str(config), "--quiet"]) == 0
+    return tmp, config, json.loads((tmp / "run" / "report.json").read_text())
+
+
+def test_planted_table_learns_counts_and_clicks(planted):
+    tmp, _, report = planted
+    validate(report)
+    assert report["layout"]["kind"] == "table" and report["ingest"]["input_rows"] == 12_000
+    comments, upvoted = report["targets"]["comments"], report["targets"]["upvoted"]
+    assert comments["kind"] == "count" and upvoted["kind"] == "binary"
+    base = comments["baselines"]
+    assert comments["rmse_log1p"] < 0.9 * base["constant"]["rmse_log1p"]
+    assert comments["spearman"] > 0.4
+    assert upvoted["rce"] > 5 and upvoted["auc"] > 0.7
+    assert upvoted["map@10"] > upvoted["baselines"]["constant"]["map@10"]
+    features = report["features"]
+    for name in ("te_author_comments", "cnt_url_domain", "title_words", "hour", "hist_author_n"):
+        assert name in features
+    md = (tmp / "run" / "report.md").read_text()
+    assert "Count targets" in md and "### Ranking" in md
+    assert (tmp / "run" / "plots" / "count_predictions.png").is_file()
+
+
+def test_predict_on_table_rows_reproduces_the_report(planted, tmp_path):
+    tmp, _, report = planted
+    data_dir = Path(report["split"]["data_dir"])
+    layout = Layout.load(data_dir.parent)
+    cutoff = report["split"]["cutoff"]
+    rows = pd.read_parquet(data_dir)
+    rows = rows[rows[layout.time] > cutoff].drop(columns=["day"], errors="ignore")
+    rows.to_parquet(tmp_path / "new.parquet", index=False)
+    out = tmp_path / "scored"
+    assert main(["predict", "--model-dir", str(tmp / "run"), "--input", str(tmp_path / "new.parquet"),
+                 "--out", str(out), "--gpus", "0", "--quiet"]) == 0
+    result = json.loads((out / "predict.json").read_text())
+    assert result["rows"] == report["rows"]["valid"]
+    for t in ("comments", "upvoted"):
+        for key in ("rmse_log1p", "spearman") if t == "comments" else ("rce", "auc", "map@10"):
+            assert result["metrics"][t][key] == pytest.approx(report["targets"][t][key], rel=1e-6), (t, key)
+    scored = pd.read_parquet(out / "predictions")
+    assert list(scored.columns) == ["row_id", "pred_comments", "pred_upvoted"]
+    assert (scored["pred_comments"] >= 0).all()  # counts, not log1p
+
+
+def test_unknown_target_is_one_line_error(planted, capsys):
+    _, config, _ = planted
+    assert main(["--config", str(config), "--set", "train.targets=[likes]", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "'likes'" in err and "comments" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(not (SHARED / "hn" / "hacker_news.csv").is_file(), reason="needs ../shared/data/hn")
+def test_hacker_news_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the config's data paths are relative to the project root, as in the README
+    out = tmp_path / "hn"
+    args = ["--config", "configs/hn.yaml", "--gpus", "0", "--out", str(out), "--quiet",
+            "--set", f"data.cache_dir={tmp_path / 'cache'}"]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["ingest"]["input_rows"] == 14_635
+    for t in ("points", "comments"):
+        m = report["targets"][t]
+        assert m["kind"] == "count"
+        assert m["rmse_log1p"] < m["baselines"]["constant"]["rmse_log1p"], t
+        assert m["spearman"] > 0.05, t
+
+
+@pytest.mark.skipif(not (SHARED / "mind" / "behaviors.tsv").is_file(), reason="needs ../shared/data/mind")
+def test_mind_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "mind"
+    args = ["--config", "configs/mind.yaml", "--gpus", "0", "--out", str(out), "--quiet",
+            "--set", f"data.cache_dir={tmp_path / 'cache'}"]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["ingest"]["input_rows"] == 5_000 and report["rows"]["valid"] > 30_000
+    click = report["targets"]["click"]
+    assert click["n_groups"] > 500
+    assert click["auc"] > 0.6 and click["rce"] > 0
+    for name in ("constant", "te_logreg"):
+        assert click["map@10"] > click["baselines"][name]["map@10"], name
+        assert click["ndcg@10"] > click["baselines"][name]["ndcg@10"], name
