@@ -10,7 +10,9 @@ A version is the features of one (feature config, input data, split) triple::
 ``version`` is a hash of the feature definitions, the input fingerprint and the
 split, so the same config on the same input is a cache hit. Versions are built
 in a temporary directory and renamed into place: a killed run never leaves a
-half-written version behind.
+half-written version behind. The manifest lists every file with its size; a
+version whose files no longer match (truncated, missing, extra, or a parquet
+file without its footer) is treated as absent and rebuilt, never read.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+PARQUET_MAGIC = b"PAR1"
 
 
 def fingerprint_files(directory: Path) -> str:
@@ -51,13 +54,21 @@ class FeatureStore:
         return self.path / version
 
     def manifest(self, version: str) -> dict | None:
-        """The manifest of a complete version, or None (absent or unreadable)."""
-        path = self.version_dir(version) / MANIFEST
+        """The manifest of a complete, intact version, or None (absent, unreadable or damaged: see :meth:`problem`)."""
+        return None if self.problem(version) else json.loads((self.version_dir(version) / MANIFEST).read_text())
+
+    def problem(self, version: str) -> str | None:
+        """Why ``version`` cannot be used (``None`` when it is complete and its files match the manifest)."""
+        root = self.version_dir(version)
+        if not root.is_dir():
+            return "absent"
         try:
-            manifest = json.loads(path.read_text())
+            manifest = json.loads((root / MANIFEST).read_text())
         except (OSError, ValueError):
-            return None
-        return manifest if manifest.get("version") == version else None
+            return "manifest missing or unreadable"
+        if manifest.get("version") != version or manifest.get("format") != FORMAT_VERSION:
+            return "manifest of another version or format"
+        return check_files(root, manifest.get("files") or {})
 
     def begin(self) -> Path:
         """A fresh temporary directory to build a version in."""
@@ -68,7 +79,8 @@ class FeatureStore:
 
     def publish(self, tmp: Path, version: str, manifest: dict) -> Path:
         """Write the manifest into ``tmp`` and rename it to the version's place."""
-        manifest = {**manifest, "version": version, "format": FORMAT_VERSION, "created": time.time()}
+        files = list_files(tmp)
+        manifest = {**manifest, "version": version, "format": FORMAT_VERSION, "created": time.time(), "files": files}
         part = tmp / (MANIFEST + ".part")
         part.write_text(json.dumps(manifest, indent=1, default=str))
         os.replace(part, tmp / MANIFEST)
@@ -86,6 +98,40 @@ class FeatureStore:
         import dask.dataframe as dd
 
         return dd.read_parquet(str(self.version_dir(version) / split))
+
+
+def list_files(root: Path) -> dict[str, int]:
+    """Relative path -> size in bytes of every file under ``root`` (the manifest itself excluded)."""
+    return {
+        f.relative_to(root).as_posix(): f.stat().st_size
+        for f in sorted(root.rglob("*"))
+        if f.is_file() and f.name not in (MANIFEST, MANIFEST + ".part")
+    }
+
+
+def check_files(root: Path, files: dict[str, int]) -> str | None:
+    """The first mismatch between ``root`` and its listing (missing, resized, extra, footer-less parquet), or None.
+
+    Costs a ``stat`` per file and 4 bytes read per parquet file: cheap enough for every cache hit.
+    """
+    if not files:
+        return "manifest lists no files"
+    on_disk = list_files(root)
+    for rel, size in files.items():
+        if rel not in on_disk:
+            return f"file {rel} is missing"
+        if on_disk[rel] != size:
+            return f"file {rel} has {on_disk[rel]} bytes, the manifest says {size}"
+        if rel.endswith(".parquet") and not _has_footer(root / rel):
+            return f"file {rel} has no parquet footer"
+    extra = sorted(set(on_disk) - set(files))
+    return f"file {extra[0]} is not in the manifest" if extra else None
+
+
+def _has_footer(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-4, os.SEEK_END)
+        return f.read(4) == PARQUET_MAGIC
 
 
 def write_split(frame: Any, directory: Path) -> None:

@@ -91,3 +91,39 @@ def test_corrupt_manifest_is_rebuilt_not_read(clean):
     assert json.loads(manifest.read_text())["version"] == first["store"]["version"]
     assert second["targets"]["like"]["rce"] == pytest.approx(first["targets"]["like"]["rce"], abs=RCE_TOL)
     pd.testing.assert_frame_equal(_store_frame(out, "train"), train_before)
+
+
+def _file_digests(version_dir: Path) -> dict[str, str]:
+    import hashlib
+
+    return {
+        f.relative_to(version_dir).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
+        for f in sorted(version_dir.rglob("*")) if f.is_file() and f.name != MANIFEST
+    }
+
+
+def test_truncated_parquet_is_rebuilt_not_read(clean):
+    out, cache = clean
+    first = json.loads((out / "report.json").read_text())
+    version_dir = Path(first["store"]["path"]) / first["store"]["version"]
+    digests = _file_digests(version_dir)
+    victim = sorted((version_dir / "train").glob("*.parquet"))[0]
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])  # a half-written file
+    _run(_cmd(cache, out))
+    second = json.loads((out / "report.json").read_text())
+    assert second["store"]["cache_hit"] is False and second["store"]["version"] == first["store"]["version"]
+    assert _file_digests(version_dir) == digests  # rebuilt byte for byte
+
+
+def test_same_config_gives_a_byte_identical_store(clean, tmp_path):
+    out, cache = clean
+    first = json.loads((out / "report.json").read_text())
+    other = tmp_path / "again"
+    _run(_cmd(cache, other))  # same input and config, a fresh store in another directory
+    second = json.loads((other / "report.json").read_text())
+    assert second["store"]["version"] == first["store"]["version"] and second["store"]["cache_hit"] is False
+    a = _file_digests(Path(first["store"]["path"]) / first["store"]["version"])
+    b = _file_digests(Path(second["store"]["path"]) / second["store"]["version"])
+    assert a == b and any(k.startswith("train/") for k in a) and any(k.startswith("state/") for k in a)
+    for t, m in first["targets"].items():
+        assert second["targets"][t]["rce"] == pytest.approx(m["rce"], abs=RCE_TOL)

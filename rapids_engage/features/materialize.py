@@ -67,7 +67,10 @@ def materialize(
     version = version_id(definition)
     builder = FeatureBuilder(cfg, targets, layout)
     names = builder.feature_names()
-    manifest = store.manifest(version)
+    problem = store.problem(version)
+    manifest = None if problem else store.manifest(version)
+    if problem not in (None, "absent"):
+        log(f"feature store: version {version} is damaged ({problem}); rebuilding it")
     if manifest and not rebuild:
         log(f"feature store: cache hit, version {version} ({store.version_dir(version)})")
         return Materialized(store, version, manifest["features"], manifest["rows"], True)
