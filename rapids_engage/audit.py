@@ -46,6 +46,53 @@ def split_checks(store_dir: Path, cutoff: int, layout: Layout) -> list[dict]:
     ]
 
 
+def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) -> list[dict]:
+    """History features must not change when the future is cut off.
+
+    For ``n_cuts`` random times in the training window, the history features
+    are recomputed from the events up to that time only and compared, row by
+    row, with the store's training rows up to that time: any difference means a
+    feature saw a later event.
+    """
+    import dask.dataframe as dd
+    import numpy as np
+
+    from .data import read_events
+    from .features import add_labels
+    from .features.build import with_derived_keys
+    from .features.history import HistoryEncoder, history_features
+
+    keys = cfg.features.history.keys
+    if not keys:
+        return [{"check": "time travel (history features)", "passed": True, "detail": "no history features configured"}]
+    layout, targets = Layout.from_dict(real["layout"]), list(cfg.train.targets)
+    row_key, time = list(layout.row_key), layout.time
+    events = with_derived_keys(add_labels(read_events(Path(real["split"]["data_dir"]), layout), targets, layout), layout)
+    store_train = dd.read_parquet(str(Path(real["store"]["path"]) / real["store"]["version"] / "train"))
+    t_min, cutoff = int(events[time].min().compute()), int(real["split"]["cutoff"])
+    cuts = sorted(int(c) for c in np.random.default_rng(seed).integers(t_min + (cutoff - t_min) // 4, cutoff, n_cuts))
+    checks = []
+    for key in keys:
+        enc = HistoryEncoder(key, targets, tuple(cfg.features.history.windows), time_column=time)
+        names = enc.output_names(targets)
+        compared = differing = 0
+        for cut in cuts:
+            past = events[events[time] <= cut][list(dict.fromkeys([*row_key, time, *key, *targets]))]
+            fresh = history_features(past, enc, fit=True)[[*row_key, *names]].compute()
+            stored = store_train[store_train[time] <= cut][[*row_key, *names]].compute()
+            both = fresh.merge(stored, on=row_key, suffixes=("", "_store"))
+            same = np.ones(len(both), dtype=bool)
+            for n in names:
+                a, b = both[n].to_numpy(dtype=float), both[n + "_store"].to_numpy(dtype=float)
+                same &= (a == b) | (np.isnan(a) & np.isnan(b))
+            compared, differing = compared + len(both), differing + int((~same).sum())
+        checks.append({
+            "check": f"time travel: hist_{'_'.join(key)} unchanged without the future", "passed": differing == 0 and compared > 0,
+            "detail": f"{compared:,} training rows recomputed at {n_cuts} cut time(s); {differing:,} differ",
+        })
+    return checks
+
+
 def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0) -> dict:
     """Run the checks for ``cfg``; results in ``<cfg.out>/audit.json``."""
     from .pipeline import run
@@ -59,6 +106,7 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0)
     checks = [shuffled_check(t, m, real["targets"][t]) for t, m in shuffled["targets"].items()]
     store_dir = Path(real["store"]["path"]) / real["store"]["version"]
     checks += split_checks(store_dir, real["split"]["cutoff"], Layout.from_dict(real["layout"]))
+    checks += time_travel_checks(cfg, real, seed=seed)
     result = {"passed": all(c["passed"] for c in checks), "checks": checks, "store_version": real["store"]["version"]}
     write_json(out / "audit.json", result)
     if not quiet:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from rapids_engage.config import ExplodeSpec, SideTableSpec, TableConfig, TargetSpec
 from rapids_engage.ingest import IngestError, StrictModeError, hash_strings, ingest_table
 from rapids_engage.ingest import table as table_mod
+from rapids_engage.ingest import table_read
 from rapids_engage.layout import Layout, table_layout
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -315,7 +316,7 @@ def test_parquet_timestamp_time_column(tmp_path):
 
 
 def test_wrong_field_count_lines_are_physical_across_blocks(tmp_path, monkeypatch):
-    monkeypatch.setattr(table_mod, "BLOCK_BYTES", 256)
+    monkeypatch.setattr(table_read, "BLOCK_BYTES", 256)
     rng = np.random.default_rng(3)
     lines, bad_lines = [",".join(HEADER)], []
     for i in range(400):
@@ -340,7 +341,7 @@ def test_wrong_field_count_lines_are_physical_across_blocks(tmp_path, monkeypatc
 
 @pytest.mark.parametrize("fmt", ["csv", "tsv"])
 def test_runaway_quote_or_long_line_falls_back_to_line_mode(tmp_path, monkeypatch, fmt):
-    monkeypatch.setattr(table_mod, "BLOCK_BYTES", 300)
+    monkeypatch.setattr(table_read, "BLOCK_BYTES", 300)
     sep = "," if fmt == "csv" else "\t"
     rows = [[f"r{i}", "u", "1600000000", "1", "2", "3", "en", f"body {i}"] for i in range(200)]
     rows[60][-1] = "x" * 1000  # longer than a block

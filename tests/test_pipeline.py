@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -141,7 +142,24 @@ def test_audit_passes_on_leakage_free_features(tmp_path):
     assert code == 0, result
     names = [c["check"] for c in result["checks"]]
     assert any("shuffled labels: like" in n for n in names) and "train/valid overlap" in names
+    assert any(n.startswith("time travel: hist_engaging_user_id") for n in names)
     assert all(c["passed"] for c in result["checks"])
+
+    # the time-travel check fails when a stored history feature saw the future
+    import pandas as pd
+
+    from rapids_engage.audit import time_travel_checks
+    from rapids_engage.pipeline import build_parser, config_from_args
+
+    real = json.loads((out / "report.json").read_text())
+    train_dir = Path(real["store"]["path"]) / real["store"]["version"] / "train"
+    part = sorted(train_dir.glob("*.parquet"))[0]
+    frame = pd.read_parquet(part)
+    frame["hist_engaging_user_id_n"] += 1  # as if one later event had been counted
+    frame.to_parquet(part, index=False)
+    cfg = config_from_args(build_parser().parse_args(_args(tmp_path, out)))
+    (check,) = time_travel_checks(cfg, real)
+    assert not check["passed"] and "differ" in check["detail"]
 
 
 def test_shuffle_labels_permutes_within_partitions():

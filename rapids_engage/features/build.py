@@ -53,6 +53,11 @@ def row_features(layout: Layout) -> tuple[Any, Any, list[str]]:
     )
 
 
+def with_derived_keys(frame: Any, layout: Layout) -> Any:
+    """``frame`` (dask) with the layout's derived key columns (e.g. ``first_hashtag``, ``url_domain``)."""
+    return _rowwise(frame, row_features(layout)[0])
+
+
 def _rowwise(frame: Any, fn: Any) -> Any:
     frame = as_dask(frame)
     return frame.map_partitions(fn, meta=fn(frame._meta))

@@ -1,0 +1,250 @@
+"""Typing of a chunk's text columns by their roles in a table spec.
+
+:func:`typed` parses the event time, hashes the ids (:func:`hash_strings`), types the targets
+and numbers and marks each row's first bad value in an :class:`Errors`; :func:`explode`
+makes one row per list token, :class:`SideTable` (read by :func:`read_side`) left-joins
+a side table's columns and :func:`row_ids` hashes the row ids.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..config import ExplodeSpec, SideTableSpec
+from ..layout import TABLE_TIME
+from .quarantine import StrictModeError
+from .reader import IngestError
+from .recsys import _input_paths
+from .table_read import PER_SECOND, Source, by_line, read
+
+if TYPE_CHECKING:
+    from .table import Plan
+
+#: Accepted event times: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z.
+MIN_TIME, MAX_TIME = -62_135_596_800, 253_402_300_799
+_SEP = "\x1f"
+_TRUE, _FALSE = ("1", "true", "1.0"), ("0", "false", "0.0")
+
+
+def hash_strings(values: Any) -> np.ndarray:
+    """int64 hash of each string (pandas' SipHash with its fixed key: the same in every run).
+
+    Missing values hash like ``""``; use this to hash raw ids the way the ingest did.
+    """
+    arr = pd.Series(values, dtype="str").fillna("").to_numpy(dtype=object)
+    return pd.util.hash_array(arr).view(np.int64)
+
+
+# ---------------------------------------------------------------- side tables
+
+
+@dataclass(frozen=True)
+class SideTable:
+    """A side table's kept columns indexed by its key (the first row of each key)."""
+
+    on: str
+    keep: tuple[str, ...]
+    table: pd.DataFrame
+
+    def join(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with the kept columns of the rows matching its ``on`` values ("" where none does)."""
+        found = self.table.reindex(frame[self.on].to_numpy(dtype=object))
+        return frame.assign(**{c: found[c].fillna("").set_axis(frame.index) for c in self.keep})
+
+
+def read_side(side: SideTableSpec, strict: bool, chunk_rows: int) -> SideTable:
+    """Read a whole side table; its malformed rows are skipped with a warning (strict: StrictModeError)."""
+    path = _input_paths([side.path])[0]
+    needed = (side.key, *side.keep)
+    src = Source(side.format, side.header, tuple(side.columns), needed, {})
+    frames, skipped = [], 0
+    for chunk in read(path, src, chunk_rows):
+        if chunk.missing:
+            raise IngestError(f"{path}: side table has no column {chunk.missing!r}")
+        if chunk.bad:
+            if strict:
+                b = min(chunk.bad, key=by_line)
+                raise StrictModeError(str(path), b.line, b.column, b.reason, b.detail)
+            skipped += len(chunk.bad)
+        frames.append(chunk.frame[list(needed)])
+    if skipped:
+        warnings.warn(f"{path}: skipped {skipped} malformed side-table rows", stacklevel=3)
+    table = pd.concat(frames, ignore_index=True) if frames else _empty_frame(needed)
+    table = table.drop_duplicates(subset=side.key, keep="first").set_index(side.key)
+    return SideTable(side.key, tuple(side.keep), table)
+
+
+def _empty_frame(columns: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([], dtype="str") for c in columns})
+
+
+# ---------------------------------------------------------------- typing
+
+
+class Errors:
+    """The first error of each row: reason ("" where none), column and detail."""
+
+    def __init__(self, n: int) -> None:
+        self.reason = np.full(n, "", dtype=object)
+        self.column = np.full(n, None, dtype=object)
+        self.detail = np.full(n, "", dtype=object)
+
+    @property
+    def bad(self) -> np.ndarray:
+        return self.reason != ""
+
+    def add(self, mask: np.ndarray, reason: str, column: str | None, values: pd.Series | None = None,
+            what: str = "") -> None:
+        """Mark the rows of ``mask`` that have no error yet (detail: ``what`` or ``reason`` and the value)."""
+        new = np.flatnonzero(np.asarray(mask, bool) & ~self.bad)
+        if not len(new):
+            return
+        self.reason[new], self.column[new] = reason, column
+        shown = values.iloc[new].tolist() if values is not None else [None] * len(new)
+        self.detail[new] = [f"{what or reason}: {v!r}"[:200] if v is not None else (what or reason) for v in shown]
+
+    def lift(self, rows: Errors, src: np.ndarray) -> None:
+        """Give each source row (``src``: source of each row) the first error of its rows."""
+        bad = np.flatnonzero(rows.bad)
+        if not len(bad):
+            return
+        s, first = np.unique(src[bad], return_index=True)
+        at = bad[first]
+        new = ~self.bad[s]
+        s, at = s[new], at[new]
+        self.reason[s], self.column[s], self.detail[s] = rows.reason[at], rows.column[at], rows.detail[at]
+
+
+def _parse_time(s: pd.Series, fmt: str) -> tuple[np.ndarray, np.ndarray]:
+    """(unix seconds, valid) of each value; naive times are UTC."""
+    s = s.str.strip()
+    if fmt in ("unix", "unix_ms"):
+        v = pd.to_numeric(s, errors="coerce").to_numpy(np.float64)
+        with np.errstate(invalid="ignore"):
+            secs = np.floor(v / (1000 if fmt == "unix_ms" else 1))
+            ok = np.isfinite(secs) & (secs >= MIN_TIME) & (secs <= MAX_TIME)
+        return np.where(ok, secs, 0).astype(np.int64), ok
+    dt = pd.to_datetime(s, format="ISO8601" if fmt == "iso" else fmt, utc=True, errors="coerce")
+    arr = dt.dt.tz_convert(None).to_numpy()
+    secs = arr.view(np.int64) // PER_SECOND[np.datetime_data(arr.dtype)[0]]
+    ok = ~np.isnat(arr) & (secs >= MIN_TIME) & (secs <= MAX_TIME)
+    return np.where(ok, secs, 0).astype(np.int64), ok
+
+
+def _numbers(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(float values, empty, unparsable or infinite) of text values ("nan" parses as NaN)."""
+    s = s.str.strip()
+    empty = (s == "").to_numpy(bool)
+    v = pd.to_numeric(s, errors="coerce").to_numpy(np.float64)
+    literal_nan = s.str.lower().isin(["nan", "+nan", "-nan"]).to_numpy(bool)
+    bad = ~empty & ((np.isnan(v) & ~literal_nan) | np.isinf(v))
+    return v, empty, bad
+
+
+def _target(s: pd.Series, kind: str, column: str, err: Errors) -> np.ndarray:
+    """Typed values of a target column; bad values marked in ``err``."""
+    if kind == "present":
+        return (s.str.strip() != "").to_numpy(bool).astype(np.int8)
+    if kind == "binary":
+        v = s.str.strip().str.lower()
+        one, zero = v.isin(_TRUE).to_numpy(bool), v.isin(_FALSE).to_numpy(bool)
+        err.add((v == "").to_numpy(bool), "bad_target", column, s, "missing target value")
+        err.add(~(one | zero), "bad_target", column, s, "not 0/1/true/false")
+        return one.astype(np.int8)
+    values, empty, bad = _numbers(s)
+    err.add(empty, "bad_target", column, s, "missing target value")
+    err.add(bad, "bad_number", column, s)
+    with np.errstate(invalid="ignore"):
+        err.add(values < 0, "bad_target", column, s, "negative count")
+    return values
+
+
+def typed(frame: pd.DataFrame, plan: Plan) -> tuple[dict[str, Any], Errors]:
+    """The output columns (but row_id) of ``frame``'s rows, and each row's first bad value."""
+    err = Errors(len(frame))
+    out: dict[str, Any] = {}
+    out[TABLE_TIME], ok = _parse_time(frame[plan.time], plan.time_format)
+    err.add(~ok, "bad_time", plan.time, frame[plan.time])
+    for c in plan.ids:
+        out[c] = hash_strings(frame[c])
+    for c, kind in plan.targets:
+        out[c] = _target(frame[c], kind, c, err)
+    for c in plan.numeric:
+        out[c], _, bad = _numbers(frame[c])
+        err.add(bad, "bad_number", c, frame[c])
+    for c in plan.strings:
+        out[c] = frame[c].fillna("")
+    return out, err
+
+
+def row_ids(frame: pd.DataFrame, cols: tuple[str, ...], key: str, line: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    if cols:
+        text = frame[cols[0]] if len(cols) == 1 else frame[cols[0]].str.cat([frame[c] for c in cols[1:]], sep=_SEP)
+    else:
+        line_text, pos_text = pd.Series(line, dtype="int64").astype("str"), pd.Series(pos, dtype="int64").astype("str")
+        text = (key + _SEP) + line_text + _SEP + pos_text
+    return hash_strings(text)
+
+
+# ---------------------------------------------------------------- explode
+
+
+def explode(frame: pd.DataFrame, ex: ExplodeSpec, err: Errors,
+            keep_list: bool) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """One row per token of ``ex.column`` (source rows with no or a malformed token marked in ``err``).
+
+    Returns the rows, the source row of each and its token position; the
+    list column itself is dropped unless ``keep_list``.
+    """
+    lists = pc.split_pattern(arrow_strings(frame[ex.column]), ex.sep)
+    tokens = pc.list_flatten(lists)
+    parent = pc.list_parent_indices(lists).to_numpy()
+    nonempty = pc.not_equal(tokens, "").to_numpy(zero_copy_only=False)
+    tokens, parent = tokens.filter(pa.array(nonempty)), parent[nonempty]
+    pos = np.arange(len(parent)) - np.searchsorted(parent, parent, side="left")
+    items, labels, bad = _split_tokens(tokens, ex)
+    n = len(frame)
+    err.add(np.bincount(parent, minlength=n) == 0, "bad_explode_token", ex.column, None, "empty list")
+    if bad.any():
+        at = np.flatnonzero(bad)
+        sources, first = np.unique(parent[at], return_index=True)
+        rows, shown = np.zeros(n, bool), pd.Series([""] * n, dtype="str")
+        rows[sources] = True
+        shown.iloc[sources] = tokens.take(pa.array(at[first])).to_pylist()
+        err.add(rows, "bad_explode_token", ex.column, shown, "malformed token")
+    keep = np.flatnonzero(~err.bad[parent])
+    parent = parent[keep]
+    out = (frame if keep_list else frame.drop(columns=[ex.column])).iloc[parent].reset_index(drop=True)
+    out[ex.item] = pd.Series(items.take(pa.array(keep)).to_pandas(), dtype="str")
+    if ex.label:
+        out[ex.label] = pd.Series(labels[keep], dtype="str")
+    return out, parent, pos[keep]
+
+
+def arrow_strings(s: pd.Series) -> pa.Array:
+    arr = pa.array(s, pa.large_string())
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _split_tokens(tokens: pa.Array, ex: ExplodeSpec) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """(items, labels, malformed) of ``ITEM<label_sep>LABEL`` tokens (labels "" without ``ex.label``)."""
+    n = len(tokens)
+    if not ex.label:
+        return tokens, np.full(n, "", dtype=object), np.zeros(n, bool)
+    parts = pc.split_pattern(tokens, ex.label_sep, max_splits=1, reverse=True)
+    two = (pc.list_value_length(parts).to_numpy(zero_copy_only=False) == 2)
+    items = pc.list_element(parts, 0)
+    labels = np.full(n, "", dtype=object)
+    labels[two] = pc.list_flatten(pc.list_slice(parts, 1, 2)).to_numpy(zero_copy_only=False)
+    bad = ~two | (pc.equal(items, "").to_numpy(zero_copy_only=False))
+    return items, labels, bad
+
+
+__all__ = ["Errors", "SideTable", "arrow_strings", "explode", "hash_strings", "read_side", "row_ids", "typed"]
