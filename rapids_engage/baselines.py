@@ -8,6 +8,10 @@
   ``max_rows`` training rows (cuML on GPU, scikit-learn on CPU): logistic
   regression on their logits, or least squares on the encoded log1p means.
   What the encodings alone give.
+* ``creator_mean`` (count targets, data with a creator/author): the author's
+  mean log1p(count) over the training rows (the overall mean for new authors).
+* ``popularity`` (binary targets ranked within groups, data with an item): the
+  item's positives in the training rows (0 for new items; ties ranked against it).
 """
 
 from __future__ import annotations
@@ -50,6 +54,15 @@ def _te_linear(backend: Backend, sample: Any, valid: Any, cols: list[str], targe
     return np.asarray(to_host(model.predict_proba(design(valid))[:, 1]), dtype=np.float64)
 
 
+def _key_statistic(train: Any, valid: Any, key: str, target: str, how: str, default: float) -> np.ndarray:
+    """Per validation row: ``how`` (mean / sum) of ``target`` over the training rows with its ``key`` value."""
+    import pandas as pd
+
+    table = to_host(train[[key, target]].groupby(key)[target].agg(how).compute())
+    keys = pd.Series(np.asarray(to_host(valid[key])))
+    return keys.map(table).fillna(default).to_numpy(dtype=np.float64)
+
+
 def baselines(
     backend: Backend, train: Any, valid: Any, targets: list[str], features: list[str], layout: Layout,
     max_rows: int = 100_000, seed: int = 0,
@@ -72,5 +85,10 @@ def baselines(
         cols = te_columns(features, t)
         if cols and (regression or float(to_host(sample[t]).sum()) > 0):
             result["te_linreg" if regression else "te_logreg"] = score(valid, layout, t, _te_linear(backend, sample, valid, cols, t, regression))
+        if regression and layout.creator:
+            result["creator_mean"] = score(valid, layout, t, _key_statistic(train, valid, layout.creator, t, "mean", mean))
+        if not regression and layout.group and layout.item:
+            clicks = _key_statistic(train, valid, layout.item, t, "sum", 0.0)
+            result["popularity"] = score(valid, layout, t, clicks, probabilities=False)  # a count: rank metrics only
         out[t] = result
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,16 @@ class ClusterInfo:
     client: Any
     n_workers: int
     kind: str  # "local-cpu", "local-cuda" or "external"
+
+
+class WorkerLostError(RuntimeError):
+    """A dask worker died during the run and what failed could not be recovered.
+
+    Dask recomputes the tasks of a dead worker (the nanny restarts it), so most deaths cost only
+    time; what holds state on one worker (an ``xgboost.dask`` training, a scattered booster)
+    fails instead. Its message is one line; running the same command again resumes from what
+    was published.
+    """
 
 
 def _cpu_cluster(cfg: ClusterConfig) -> Any:
@@ -72,7 +83,8 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
         client = Client(cfg.scheduler_address)
         try:
             n = len(client.nthreads())
-            yield ClusterInfo(client, n, "external")
+            with _worker_losses_named(client):
+                yield ClusterInfo(client, n, "external")
         finally:
             client.close()
         return
@@ -80,10 +92,52 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
     client = Client(cluster)
     try:
         client.run(_init_worker_backend, backend.kind)
-        yield ClusterInfo(client, len(cluster.workers), "local-cuda" if backend.is_gpu else "local-cpu")
+        with _worker_losses_named(client):
+            yield ClusterInfo(client, len(cluster.workers), "local-cuda" if backend.is_gpu else "local-cpu")
     finally:
         client.close()
         cluster.close()
+
+
+@contextlib.contextmanager
+def _worker_losses_named(client: Any, grace_s: float = 1.0) -> Iterator[None]:
+    """Re-raise an error of the block as :class:`WorkerLostError` when a worker died meanwhile.
+
+    A worker restarted by its nanny comes back under a new address, so a death shows as an
+    address of the start missing at the end. The scheduler may learn of the death a moment after
+    the error reaches us: we look again for up to ``grace_s`` (only on the error path).
+    """
+    started = _worker_addresses(client)
+    try:
+        yield
+    except Exception as exc:
+        deadline = time.monotonic() + grace_s
+        while True:
+            now = _worker_addresses(client)
+            lost = started - now if started and now is not None else set()
+            if lost or time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
+        if lost:
+            raise WorkerLostError(
+                f"{len(lost)} dask worker(s) died during the run ({_one_line(exc)}); "
+                "run the same command again to resume from what was published"
+            ) from exc
+        raise
+
+
+def _worker_addresses(client: Any) -> set[str] | None:
+    """Addresses of the connected workers, or None when the scheduler cannot be asked."""
+    try:
+        return set(client.nthreads())
+    except Exception:  # noqa: BLE001 - the scheduler is gone too: nothing to compare against
+        return None
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _init_worker_backend(kind: str) -> None:

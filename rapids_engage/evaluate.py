@@ -57,6 +57,13 @@ def _host_f64(a: Any) -> np.ndarray:
 CALIBRATION_METRICS = ("rce", "log_loss", "ece", "rce_grouped")
 
 
+def row_hash(frame: Any, layout: Layout) -> np.ndarray:
+    """A hash of each row's key: the order of tied scores in ranking metrics (random-like, order-free)."""
+    from .hashing import combine
+
+    return combine([np.asarray(to_host(frame[c])).astype(np.int64) for c in layout.row_key])
+
+
 def score(frame: Any, layout: Layout, target: str, pred: Any, probabilities: bool = True) -> dict[str, Any]:
     """The metrics of predictions ``pred`` for ``target`` on the gathered rows ``frame``.
 
@@ -78,7 +85,7 @@ def score(frame: Any, layout: Layout, target: str, pred: Any, probabilities: boo
     if not probabilities:
         report.update({k: None for k in CALIBRATION_METRICS if k in report})
     if layout.group:
-        ranking = metrics.ranking_report(y, pred, frame[layout.group], k=10)
+        ranking = metrics.ranking_report(y, pred, frame[layout.group], k=10, tiebreak=row_hash(frame, layout))
         report.update({k: v for k, v in ranking.items() if k != "auc"})
     report["oracle_rce"] = None
     report["oracle_ap"] = None

@@ -339,17 +339,19 @@ def _segments(y: Any, g: Any, order_desc: Any, xp: ModuleType) -> _Ranked:
     return _Ranked(xp, seg, rank, rel, hits, n_pos)
 
 
-def _order_desc_pessimistic(y: Any, p: Any, xp: ModuleType) -> Any:
-    """Row order by descending score with ties broken against the model (non-relevant rows first),
-    so ranking metrics do not depend on the order of the input rows."""
-    by_label = _argsort_stable(y, xp)
-    return by_label[_argsort_stable(-p[by_label], xp)]
+def _order_desc_tied(y: Any, p: Any, tiebreak: Any, xp: ModuleType) -> Any:
+    """Row order by descending score; ties by ascending ``tiebreak`` (e.g. a hash of the row key: as
+    good as random, yet independent of the input order) or, without one, against the model
+    (non-relevant rows first). Either way the ranking metrics do not depend on the row order."""
+    second = y if tiebreak is None else xp.asarray(_raw(tiebreak)).ravel()
+    first = _argsort_stable(second, xp)
+    return first[_argsort_stable(-p[first], xp)]
 
 
 def _ranked_segments(y: ArrayLike, p: ArrayLike, group: ArrayLike) -> _Ranked:
     """The shared sorted-segment view used by every ranking metric."""
     xp, y, p, g = _ranking_inputs(y, p, group)
-    return _segments(y, g, _order_desc_pessimistic(y, p, xp), xp)
+    return _segments(y, g, _order_desc_tied(y, p, None, xp), xp)
 
 
 def _check_k(k: int) -> None:
@@ -491,12 +493,13 @@ def binary_report(y: ArrayLike, p: ArrayLike, key: ArrayLike | None = None) -> d
     return report
 
 
-def ranking_report(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10) -> dict[str, Any]:
+def ranking_report(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10, tiebreak: ArrayLike | None = None) -> dict[str, Any]:
     """{"map@k", "ndcg@k", "mrr", "auc", "n_groups"}; ``n_groups`` counts the groups averaged
-    (those with a positive). One sort is shared by the ranking metrics."""
+    (those with a positive). One sort is shared by the ranking metrics. Tied scores are
+    ordered by ``tiebreak`` (e.g. hashed row keys), else against the model."""
     _check_k(k)
     xp, y, p, g = _ranking_inputs(y, p, group)
-    order = _order_desc_pessimistic(y, p, xp)  # shared by AUC (tie blocks: order-free) and the segments
+    order = _order_desc_tied(y, p, tiebreak, xp)  # shared by AUC (tie blocks: order-free) and the segments
     r = _segments(y, g, order, xp)
     return {
         f"map@{k}": _map_at_k(r, k),

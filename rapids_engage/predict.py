@@ -109,7 +109,7 @@ def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path
     import xgboost.dask  # noqa: F401 - registers xgb.dask
 
     from .evaluate import evaluate_targets, gather
-    from .train import is_ranking
+    from .train import is_ranking, to_label_scale
 
     metas, store_info = load_models(model_dir)
     builder = load_builder(store_info, backend)
@@ -124,7 +124,7 @@ def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path
     for t, meta in metas.items():
         booster = xgb.Booster(model_file=meta["model_file"])
         booster.set_param({"device": backend.xgb_device})
-        preds[t] = xgb.dask.inplace_predict(client, booster, feats[meta["features"]])
+        preds[t] = to_label_scale(xgb.dask.inplace_predict(client, booster, feats[meta["features"]]), meta.get("objective", ""))
     scored = feats[keep].assign(**{PRED_PREFIX + t: p for t, p in preds.items()})
     counts = [t for t in targets if layout.target(t).is_regression]
     served = scored.assign(**{PRED_PREFIX + t: _expm1(scored[PRED_PREFIX + t]) for t in counts})

@@ -45,8 +45,20 @@ OBJECTIVES = {"present": ("binary:logistic", "logloss"), "binary": ("binary:logi
               "count": ("reg:squarederror", "rmse")}
 
 
+#: Count objectives fitted on raw counts (log-link): labels are expm1(log1p label) for them and
+#: their predicted counts go back to log1p, so every other stage sees one scale.
+RAW_COUNT_OBJECTIVES = ("count:poisson", "reg:tweedie", "reg:gamma")
+
+
 def is_ranking(objective: str) -> bool:
     return objective.startswith("rank:")
+
+
+def to_label_scale(predictions: Any, objective: str) -> Any:
+    """Predictions on the scale of the stored label (log1p for count targets of a raw-count objective)."""
+    import numpy as np
+
+    return np.log1p(predictions) if objective in RAW_COUNT_OBJECTIVES else predictions
 
 
 def xgb_params(cfg: TrainConfig, target: str, backend: Backend, kind: str = "binary") -> dict[str, Any]:
@@ -67,8 +79,10 @@ def xgb_params(cfg: TrainConfig, target: str, backend: Backend, kind: str = "bin
     }
     overrides = dict(cfg.per_target.get(target, {}))
     params.update({k: v for k, v in overrides.items() if k not in ("num_boost_round", "early_stopping_rounds")})
-    if is_ranking(params["objective"]) and "eval_metric" not in overrides:
-        params["eval_metric"] = "ndcg@10"
+    if "objective" in overrides and "eval_metric" not in overrides:
+        params.pop("eval_metric")  # the objective's own metric (poisson-nloglik, tweedie-nloglik, ...)
+        if is_ranking(params["objective"]):
+            params["eval_metric"] = "ndcg@10"
     return params
 
 
@@ -103,7 +117,9 @@ def train_target(
 
     A ``rank:*`` objective (``train.per_target.<target>.objective``) learns to
     rank the rows of each ``group`` (e.g. an impression); early stopping then
-    watches NDCG@10 on the validation groups.
+    watches NDCG@10 on the validation groups. Count targets default to squared
+    error on log1p(count); ``count:poisson`` / ``reg:tweedie`` / ``reg:gamma``
+    fit the raw counts instead (see :data:`RAW_COUNT_OBJECTIVES`).
     """
     import xgboost as xgb
     import xgboost.dask  # noqa: F401 - registers xgb.dask
@@ -118,9 +134,14 @@ def train_target(
             raise ValueError(f"train: objective {params['objective']} for {target!r} needs a ranking group (data.table.group)")
         train, valid = by_group(train, group), by_group(valid, group)
         qid = {"train": {"qid": query_ids(train[group])}, "valid": {"qid": query_ids(valid[group])}}
-    dtrain = xgb.dask.DaskQuantileDMatrix(client, train[features], train[target], max_bin=params["max_bin"], **qid["train"])
+    y_train, y_valid = train[target], valid[target]
+    if params["objective"] in RAW_COUNT_OBJECTIVES:
+        if kind != "count":
+            raise ValueError(f"train: objective {params['objective']} needs a count target; {target!r} is {kind}")
+        y_train, y_valid = _expm1(y_train), _expm1(y_valid)
+    dtrain = xgb.dask.DaskQuantileDMatrix(client, train[features], y_train, max_bin=params["max_bin"], **qid["train"])
     dvalid = xgb.dask.DaskQuantileDMatrix(
-        client, valid[features], valid[target], ref=dtrain, max_bin=params["max_bin"], **qid["valid"]
+        client, valid[features], y_valid, ref=dtrain, max_bin=params["max_bin"], **qid["valid"]
     )
     out = xgb.dask.train(
         client,
@@ -144,4 +165,10 @@ def predict(client: Any, model: TrainedModel, frame: Any, features: list[str]) -
     import xgboost as xgb
     import xgboost.dask  # noqa: F401 - registers xgb.dask
 
-    return xgb.dask.inplace_predict(client, model.booster, frame[features])
+    return to_label_scale(xgb.dask.inplace_predict(client, model.booster, frame[features]), model.objective)
+
+
+def _expm1(series: Any) -> Any:
+    import numpy as np
+
+    return series.map_partitions(np.expm1, meta=series._meta)

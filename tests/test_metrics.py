@@ -354,3 +354,21 @@ def test_no_gpu_library_imported():
         "assert not {'cupy', 'cudf'} & set(sys.modules), 'GPU library imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_ranking_ties_do_not_depend_on_row_order():
+    from rapids_engage.metrics import ranking_report
+
+    rng = np.random.default_rng(0)
+    n = 400
+    y = (rng.random(n) < 0.2).astype(float)
+    p = rng.integers(0, 3, n).astype(float)  # many ties
+    group = rng.integers(0, 20, n)
+    tiebreak = rng.integers(0, 2**62, n)
+    perm = rng.permutation(n)
+    for tb in (None, tiebreak):
+        a = ranking_report(y, p, group, tiebreak=tb)
+        b = ranking_report(y[perm], p[perm], group[perm], tiebreak=None if tb is None else tb[perm])
+        assert a == b
+    pessimistic, hashed = ranking_report(y, p, group), ranking_report(y, p, group, tiebreak=tiebreak)
+    assert pessimistic["map@10"] <= hashed["map@10"]
