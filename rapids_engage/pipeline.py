@@ -131,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m rapids_engage.pipeline",
         description="Build features, train one XGBoost model per engagement target and report, on CPU or GPU. "
-        "Subcommands: `predict --help` scores new rows with a trained run; `audit [options]` runs the leakage "
+        "Subcommands: `ingest --help` turns raw files into canonical parquet; `predict --help` scores new rows "
+        "with a trained run; `audit [options]` runs the leakage "
         "checks (shuffled labels, time order, overlap) with the same options as a run.",
     )
     p.add_argument("--config", help="YAML config (default: configs/default.yaml, the synthetic demo)")
@@ -192,6 +193,50 @@ def _predict(args: argparse.Namespace, console: Console) -> None:
             console.print(table)
 
 
+def build_ingest_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m rapids_engage.pipeline ingest",
+        description="Ingest raw files (RecSys 2021 or a table described by a config's data.table) into canonical "
+        "parquet (<out>/data) with bad rows quarantined, e.g. new rows to score with `predict --input <out>`.",
+    )
+    p.add_argument("--config", help="YAML config whose data section describes the files (default: configs/default.yaml)")
+    p.add_argument("--input", help="a glob of raw files (default: the config's data.path)")
+    p.add_argument("--out", required=True, help="output directory (data/, ingest.json, quarantine.parquet, layout.json)")
+    p.add_argument("--unlabelled", action="store_true", help="the files carry no target columns (table sources)")
+    p.add_argument("--strict", action="store_true", help="fail at the first bad row (file:line:column)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def _ingest(args: argparse.Namespace, console: Console) -> None:
+    import dataclasses
+
+    from .ingest import ingest_recsys, ingest_table
+
+    cfg = load_config(args.config, args.set)
+    files = args.input or cfg.data.path
+    if not files:
+        raise ConfigError("ingest: give --input (a glob of raw files) or set data.path in the config")
+    if cfg.data.source == "table":
+        spec = cfg.data.table
+        if spec is None:
+            raise ConfigError("ingest: data.source is 'table' but the config has no data.table section")
+        if args.unlabelled:
+            explode = dataclasses.replace(spec.explode, label=None) if spec.explode else None
+            spec = dataclasses.replace(spec, targets={}, explode=explode)
+        result = ingest_table(files, args.out, spec, strict=args.strict or cfg.data.strict)
+    elif cfg.data.source in ("recsys", "synthetic", "parquet"):
+        result = ingest_recsys(files, args.out, strict=args.strict or cfg.data.strict)
+    else:
+        raise ConfigError(f"ingest: data.source {cfg.data.source!r} has no raw format")
+    if not args.quiet:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in result.quarantine_counts.items()) or "none"
+        console.print(f"{result.input_rows:,} input rows: {result.ingested_rows:,} ingested, "
+                      f"{result.quarantined_rows:,} quarantined ({reasons}) -> {args.out}")
+
+
 def _audit(args: argparse.Namespace, console: Console) -> int:
     """Exit code 0 when every audit check passes, 1 otherwise."""
     from .audit import run_audit
@@ -223,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["audit"]:
         args = build_parser().parse_args(argv[1:])
         return _guarded(lambda: _audit(args, console), args, console)
+    if argv[:1] == ["ingest"]:
+        args = build_ingest_parser().parse_args(argv[1:])
+        return _guarded(lambda: _ingest(args, console), args, console)
     if argv[:1] == ["predict"]:
         args = build_predict_parser().parse_args(argv[1:])
         return _guarded(lambda: _predict(args, console), args, console)

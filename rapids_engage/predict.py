@@ -76,6 +76,8 @@ def read_new_rows(path: Path, layout: Layout) -> Any:
     """Canonical parquet rows to score (a file or a directory); the target columns are optional."""
     import dask.dataframe as dd
 
+    if (path / "data").is_dir():  # an ingest output: its rows, not its quarantine
+        path = path / "data"
     files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
     if not files:
         raise DataError(f"no parquet files at {path}")

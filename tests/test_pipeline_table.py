@@ -123,6 +123,25 @@ def test_predict_on_table_rows_reproduces_the_report(planted, tmp_path):
     assert (scored["pred_comments"] >= 0).all()  # counts, not log1p
 
 
+def test_ingest_unlabelled_csv_then_predict(planted, tmp_path, capsys):
+    tmp, config, report = planted
+    new = tmp_path / "new.csv"
+    frame = pd.read_csv(tmp / "posts.csv")
+    frame = frame[frame["time"] > report["split"]["cutoff"]].drop(columns=["comments", "upvoted"])
+    frame.to_csv(new, index=False)
+    with open(new, "a") as f:
+        f.write("99999999,user1,a title,,not-a-time,1\n")  # one bad row: quarantined, reported
+    ingested = tmp_path / "ingested"
+    assert main(["ingest", "--config", str(config), "--input", str(new), "--out", str(ingested), "--unlabelled"]) == 0
+    assert "1 quarantined (bad_time 1)" in capsys.readouterr().err
+    assert (ingested / "quarantine.parquet").is_file()
+    out = tmp_path / "scored"
+    assert main(["predict", "--model-dir", str(tmp / "run"), "--input", str(ingested), "--out", str(out),
+                 "--gpus", "0", "--quiet"]) == 0
+    result = json.loads((out / "predict.json").read_text())
+    assert result["rows"] == len(frame) and result["metrics"] is None
+
+
 def test_unknown_target_is_one_line_error(planted, capsys):
     _, config, _ = planted
     assert main(["--config", str(config), "--set", "train.targets=[likes]", "--quiet"]) == 2
