@@ -91,6 +91,16 @@ def _fmt(value: float, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if value is not None and math.isfinite(value) else "n/a"
 
 
+def _panels(labels: Mapping[str, Any], preds: Mapping[str, Any]) -> tuple[Any, list[tuple[Any, str, np.ndarray, np.ndarray]]]:
+    """(figure, [(axes, target, labels, predictions) per target]) with one panel per target
+    (a single annotated panel when there is none)."""
+    targets = _targets(labels, preds)
+    fig, axes = _figure(len(targets))
+    if not targets:
+        _message(axes[0], "no targets")
+    return fig, [(ax, t, _host(labels[t]), _host(preds[t])) for ax, t in zip(axes, targets)]
+
+
 def _targets(labels: Mapping[str, Any], preds: Mapping[str, Any]) -> list[str]:
     """The targets with both labels and predictions, in the order of ``labels``."""
     return [t for t in labels if t in preds]
@@ -102,12 +112,8 @@ def _targets(labels: Mapping[str, Any], preds: Mapping[str, Any]) -> list[str]:
 def pr_curves(labels: Mapping[str, Any], preds: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Precision-recall curve per target; AP and the positive rate (the precision of a
     random ranking, drawn as a dashed line) in the legend."""
-    targets = _targets(labels, preds)
-    fig, axes = _figure(len(targets))
-    if not targets:
-        _message(axes[0], "no targets")
-    for ax, target in zip(axes, targets):
-        y, p = _host(labels[target]), _host(preds[target])
+    fig, panels = _panels(labels, preds)
+    for ax, target, y, p in panels:
         rate = float(y.mean()) if len(y) else float("nan")
         curve = metrics.pr_curve(y, p, max_points=400)
         if curve["recall"]:
@@ -128,12 +134,8 @@ def pr_curves(labels: Mapping[str, Any], preds: Mapping[str, Any], path: str | o
 def count_predictions(labels: Mapping[str, Any], preds: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Per count target: predicted against true log1p(count) (density of rows), with the diagonal;
     ``labels`` and ``preds`` are on the log1p scale."""
-    targets = _targets(labels, preds)
-    fig, axes = _figure(len(targets))
-    if not targets:
-        _message(axes[0], "no targets")
-    for ax, target in zip(axes, targets):
-        y, p = _host(labels[target]), _host(preds[target])
+    fig, panels = _panels(labels, preds)
+    for ax, target, y, p in panels:
         if not len(y):
             _message(ax, "no rows")
             continue
@@ -152,12 +154,8 @@ def calibration_curves(
     """Reliability diagram per target: observed positive rate against mean prediction on
     ``n_bins`` equal-width bins of [0, 1] (marker area ~ rows in the bin), the diagonal of
     perfect calibration, and the ECE in the legend."""
-    targets = _targets(labels, preds)
-    fig, axes = _figure(len(targets))
-    if not targets:
-        _message(axes[0], "no targets")
-    for ax, target in zip(axes, targets):
-        y, p = _host(labels[target]), _host(preds[target])
+    fig, panels = _panels(labels, preds)
+    for ax, target, y, p in panels:
         ax.plot([0, 1], [0, 1], ls="--", lw=1.0, color="0.5", label="perfectly calibrated")
         if len(y):
             curve = metrics.calibration_curve(y, p, n_bins=n_bins)

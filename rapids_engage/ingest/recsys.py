@@ -240,6 +240,24 @@ def _write_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
+def finish(tmp: Path, out: Path, writer: DayWriter, quarantine: Quarantine, start: float, result: IngestResult) -> IngestResult:
+    """Close ``writer``, write the quarantine, complete ``result`` (row counts from the writer and the
+    quarantine, elapsed time), write ``ingest.json`` into ``tmp`` and publish ``tmp`` as ``out``."""
+    writer.close()
+    if quarantine.total:
+        quarantine.write(tmp / QUARANTINE_FILE)
+    quarantine.cleanup()
+    result.quarantined_rows = quarantine.total
+    result.quarantine_counts = dict(sorted(quarantine.counts.items()))
+    result.elapsed_s = round(time.perf_counter() - start, 3)
+    result.rows_per_day = dict(sorted(writer.rows_per_day.items()))
+    result.output_files = writer.files
+    result.output_rows = sum(writer.rows_per_day.values())
+    _write_json(tmp / RESULT_FILE, asdict(result))
+    _publish(tmp, out)
+    return result
+
+
 def ingest_recsys(
     inputs: str | os.PathLike | list[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -285,27 +303,8 @@ def ingest_recsys(
                 empty.append(str(path))
             if state.n_fields == len(TEST_COLUMNS):
                 test_files.append(str(path))
-        writer.close()
-        if quarantine.total:
-            quarantine.write(tmp / QUARANTINE_FILE)
-        quarantine.cleanup()
-        result = IngestResult(
-            input_rows=input_rows,
-            ingested_rows=ingested,
-            quarantined_rows=quarantine.total,
-            files=len(paths),
-            quarantine_counts=dict(sorted(quarantine.counts.items())),
-            out_dir=str(out),
-            elapsed_s=round(time.perf_counter() - start, 3),
-            empty_files=empty,
-            test_files=test_files,
-            rows_per_day=dict(sorted(writer.rows_per_day.items())),
-            output_files=writer.files,
-            output_rows=ingested,
-        )
-        _write_json(tmp / RESULT_FILE, asdict(result))
-        _publish(tmp, out)
-        return result
+        return finish(tmp, out, writer, quarantine, start,
+                      IngestResult(input_rows, ingested, 0, len(paths), {}, str(out), 0.0, empty, test_files))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

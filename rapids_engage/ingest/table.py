@@ -14,7 +14,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from ..config import ExplodeSpec, TableConfig
 from ..layout import TABLE_ROW_ID, TABLE_TIME, table_layout
 from .quarantine import Quarantine, StrictModeError
 from .reader import IngestError
-from .recsys import QUARANTINE_FILE, RESULT_FILE, IngestResult, _check_out_dir, _input_paths, _publish, _write_json
+from .recsys import IngestResult, _check_out_dir, _input_paths, finish
 from .table_read import Bad, Chunk, Source, by_line, read
 from .table_types import Errors, SideTable, arrow_strings, explode, hash_strings, read_side, row_ids, typed
 from .writer import DayWriter
@@ -304,27 +304,9 @@ def ingest_table(
             input_rows, ingested = input_rows + rows, ingested + good
             if rows == 0:
                 empty.append(str(path))
-        writer.close()
-        if quarantine.total:
-            quarantine.write(tmp / QUARANTINE_FILE)
-        quarantine.cleanup()
         table_layout(spec).save(tmp)
-        result = IngestResult(
-            input_rows=input_rows,
-            ingested_rows=ingested,
-            quarantined_rows=quarantine.total,
-            files=len(paths),
-            quarantine_counts=dict(sorted(quarantine.counts.items())),
-            out_dir=str(out),
-            elapsed_s=round(time.perf_counter() - start, 3),
-            empty_files=empty,
-            rows_per_day=dict(sorted(writer.rows_per_day.items())),
-            output_files=writer.files,
-            output_rows=sum(writer.rows_per_day.values()),
-        )
-        _write_json(tmp / RESULT_FILE, asdict(result))
-        _publish(tmp, out)
-        return result
+        return finish(tmp, out, writer, quarantine, start,
+                      IngestResult(input_rows, ingested, 0, len(paths), {}, str(out), 0.0, empty))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
