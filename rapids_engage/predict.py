@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .backend import Backend
-from .config import ClusterConfig, FeaturesConfig, section_from_dict
+from .config import ClusterConfig
 from .data import DataError
 from .features import FeatureBuilder, add_labels
 from .layout import Layout
@@ -49,18 +49,15 @@ def load_builder(store_info: dict, backend: Backend) -> FeatureBuilder:
     """The fitted feature builder of the store version the models were trained on."""
     store = FeatureStore(store_info["path"])
     version = store_info["version"]
-    manifest = store.manifest(version)
-    if manifest is None:
+    if store.manifest(version) is None:
         raise ModelError(
-            f"feature-store version {version} is not in {store.path} (deleted, or rebuilt by another config); "
+            f"feature-store version {version} is not in {store.path} (deleted, damaged, or rebuilt by another config); "
             "the models cannot be served without it: rerun the pipeline"
         )
-    features_cfg = manifest["definition"]["features"]
-    cfg = section_from_dict(FeaturesConfig, features_cfg, f"{store.version_dir(version)}/manifest.json")
-    builder = FeatureBuilder.load(store.version_dir(version) / "state", cfg, backend.df)
-    if builder.feature_names() != manifest["features"]:
-        raise ModelError(f"serving state of store version {version} does not match its manifest")
-    return builder
+    try:
+        return store.builder(version, backend.df)
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
 
 
 def required_columns(layout: Layout) -> list[str]:

@@ -99,6 +99,50 @@ class FeatureStore:
 
         return dd.read_parquet(str(self.version_dir(version) / split))
 
+    # ---- library API -------------------------------------------------------
+    def versions(self) -> list[str]:
+        """The intact published versions, oldest first."""
+        found = [d.name for d in self.path.iterdir() if d.is_dir() and not d.name.startswith(".")] if self.path.is_dir() else []
+        intact = [(self.manifest(v), v) for v in found]
+        return [v for m, v in sorted((m["created"], v) for m, v in intact if m)]
+
+    def _resolve(self, version: str | None) -> str:
+        versions = self.versions()
+        if version is None and versions:
+            return versions[-1]
+        if version in versions:
+            return version
+        raise KeyError(f"feature store {self.path}: no intact version {version!r} (have: {', '.join(versions) or 'none'})")
+
+    def materialize(self, config: Any, data_dir: Path, train: Any, valid: Any, targets: list[str], split: dict,
+                    backend: Any, layout: Any, rebuild: bool = False) -> Any:
+        """Build (or reuse) the version of ``config`` for these splits; see :func:`.features.materialize.materialize`."""
+        from .features.materialize import materialize
+
+        return materialize(config, self.path, data_dir, train, valid, targets, split, backend, layout, rebuild, lambda _: None)
+
+    def training_frame(self, version: str | None = None, split: str = "train") -> Any:
+        """Features, labels and row identity of a version's ``train`` (out-of-fold) or ``valid`` rows (default: the newest)."""
+        return self.read_split(self._resolve(version), split)
+
+    def builder(self, version: str | None = None, df_lib: Any = None) -> Any:
+        """The fitted :class:`~rapids_engage.features.FeatureBuilder` of a version: its serving state."""
+        from .config import FeaturesConfig, section_from_dict
+        from .features import FeatureBuilder
+
+        version = self._resolve(version)
+        manifest = self.manifest(version)
+        source = f"{self.version_dir(version) / MANIFEST}"
+        builder = FeatureBuilder.load(self.version_dir(version) / "state",
+                                      section_from_dict(FeaturesConfig, manifest["definition"]["features"], source), df_lib)
+        if builder.feature_names() != manifest["features"]:
+            raise ValueError(f"serving state of store version {version} does not match its manifest")
+        return builder
+
+    def transform(self, rows: Any, version: str | None = None, carry: list[str] = ()) -> Any:
+        """Features of new ``rows`` (pandas, cudf or dask) from a version's serving state, exactly as its validation rows got theirs."""
+        return self.builder(version).transform(rows, list(carry))
+
 
 def list_files(root: Path) -> dict[str, int]:
     """Relative path -> size in bytes of every file under ``root`` (the manifest itself excluded)."""

@@ -4,8 +4,8 @@ partially published store, and the same command run again completes.
 The pipeline CLI runs in a subprocess; when it reaches the stage under test we SIGKILL one of its
 dask worker processes (the nanny restarts it). Dask recomputes the lost tasks of the feature
 build, so that run usually succeeds; what holds state on one worker (an ``xgboost.dask``
-training, a scattered booster) cannot be recomputed, so a kill there is a one-line ``error:``
-and exit code 2. Either way, what the store publishes is complete, and a second run resumes.
+training, a scattered booster) cannot be recomputed, so a kill there is
+``cluster.WorkerLostError``: a one-line ``error:`` and exit code 2. Either way, what the store publishes is complete, and a second run resumes.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from rapids_engage.store import MANIFEST, FeatureStore
 
 pytestmark = pytest.mark.slow
 
-ROWS = 60000
+ROWS = 30000
 #: Seconds to wait for the run to reach the stage under test, and for a run to finish.
 TIMEOUT = 300
 #: The CLI's own traceback (dask's logs may print tracebacks of worker-side errors: those are not ours).
@@ -73,20 +74,21 @@ def _workers(pid: int) -> list[psutil.Process]:
     return sorted(found, key=lambda p: p.pid)
 
 
-def _in_features(store: Path) -> bool:
-    """A version is being built: its temporary directory exists (the feature computation runs)."""
+def _in_features(out: Path, log: list[str]) -> bool:  # noqa: ARG001 - a stage predicate's signature
+    """A store version is being built: its temporary directory exists (the feature computation runs)."""
+    store = out / "store"
     return store.is_dir() and any(p.name.startswith(".tmp-") for p in store.iterdir())
 
 
-def _after_features(store: Path) -> bool:
-    """A version is published: the run is past the features stage (training next)."""
-    return store.is_dir() and any(not p.name.startswith(".") for p in store.iterdir())
+def _in_training(out: Path, log: list[str]) -> bool:
+    """``xgboost.dask`` training has begun (its workers log "got rank"; else: the first model is saved)."""
+    return any("got rank" in line for line in log) or (out / "models" / "like.json").is_file()
 
 
-def _kill_a_worker_when(proc: subprocess.Popen, reached, store: Path, delay_s: float) -> int | None:
-    """SIGKILL one dask worker once ``reached(store)`` holds (then ``delay_s`` later); its pid, or None."""
+def _kill_a_worker_when(proc: subprocess.Popen, reached, out: Path, log: list[str], delay_s: float) -> int | None:
+    """SIGKILL one dask worker once ``reached(out, log)`` holds (then ``delay_s`` later); its pid, or None."""
     deadline = time.monotonic() + TIMEOUT
-    while not (reached(store) and len(_workers(proc.pid)) >= 2):
+    while not (reached(out, log) and len(_workers(proc.pid)) >= 2):
         if proc.poll() is not None:
             return None  # finished (or failed) before the stage: checked like any other run
         assert time.monotonic() < deadline, "the run never reached the stage under test"
@@ -99,6 +101,11 @@ def _kill_a_worker_when(proc: subprocess.Popen, reached, store: Path, delay_s: f
             continue
         return worker.pid
     return None
+
+
+def _collect(stream, lines: list[str]) -> None:
+    for line in stream:
+        lines.append(line)
 
 
 def _check_store(store: Path) -> dict[str, dict]:
@@ -160,7 +167,7 @@ def _worker_loss_is_a_known_error() -> bool:
     [
         pytest.param("features", _in_features, 0.5, id="features"),
         pytest.param(
-            "train", _after_features, 0.0, id="train",
+            "train", _in_training, 0.0, id="train",
             marks=pytest.mark.xfail(
                 not _worker_loss_is_a_known_error(), strict=False,
                 reason="a worker lost during training is a traceback until pipeline.KNOWN_ERRORS holds cluster.WorkerLostError",
@@ -173,24 +180,31 @@ def test_killed_worker_retries_or_fails_cleanly_then_resumes(clean, tmp_path, st
     out = tmp_path / "run"
     store = out / "store"
     proc = subprocess.Popen(
-        _cmd(cache, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, env=_env(),
+        _cmd(cache, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, env=_env(),
     )
+    log: list[str] = []  # the run's output, line by line (the workers' too: they inherit it)
+    reader = threading.Thread(target=_collect, args=(proc.stdout, log), daemon=True)
+    reader.start()
     try:
-        killed = _kill_a_worker_when(proc, reached, store, delay_s)
-        _, stderr = proc.communicate(timeout=TIMEOUT)
+        killed = _kill_a_worker_when(proc, reached, out, log, delay_s)
+        proc.wait(timeout=TIMEOUT)
+        reader.join(timeout=30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    assert killed is not None, f"no worker was killed before the run ended (exit {proc.returncode}): {stderr[-2000:]}"
-    assert proc.returncode in (0, 2), f"stage {stage}, exit {proc.returncode}: {stderr[-3000:]}"
-    assert not CLI_TRACEBACK.search(stderr), stderr[-3000:]
-    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    output = "".join(log)
+    print(f"stage {stage}: killed worker {killed}, exit {proc.returncode}: {output.strip().splitlines()[-1:]}")
+    assert killed is not None, f"no worker was killed before the run ended (exit {proc.returncode}): {output[-2000:]}"
+    assert proc.returncode in (0, 2), f"stage {stage}, exit {proc.returncode}: {output[-3000:]}"
+    assert not CLI_TRACEBACK.search(output), output[-3000:]
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
     if proc.returncode == 2:
-        assert len(errors) == 1 and errors[0].strip() != "error:", stderr[-3000:]
+        assert len(errors) == 1 and errors[0].strip() != "error:", output[-3000:]
+        assert output.strip().splitlines()[-1] == errors[0], f"the error is not one line: {output[-3000:]}"
         assert not (out / "report.json").exists()
     else:
-        assert not errors, stderr[-3000:]
+        assert not errors, output[-3000:]
 
     manifests = _check_store(store) if store.is_dir() else {}
     if proc.returncode == 0:

@@ -142,6 +142,29 @@ def test_ingest_unlabelled_csv_then_predict(planted, tmp_path, capsys):
     assert result["rows"] == len(frame) and result["metrics"] is None
 
 
+def test_feature_store_library_api(planted):
+    from rapids_engage.features import add_labels
+    from rapids_engage.store import FeatureStore
+
+    _, _, report = planted
+    store = FeatureStore(report["store"]["path"])
+    assert store.versions() == [report["store"]["version"]]
+    assert len(store.training_frame()) == report["rows"]["train"]
+    valid = store.training_frame(split="valid").compute()
+    data_dir = Path(report["split"]["data_dir"])
+    layout = Layout.load(data_dir.parent)
+    rows = pd.read_parquet(data_dir)
+    rows = rows[rows[layout.time] > report["split"]["cutoff"]].drop(columns=["day"], errors="ignore")
+    rows = add_labels(rows, ["comments", "upvoted"], layout)
+    features = store.transform(rows, carry=["row_id"]).compute()
+    names = report["features"]
+    got = features.sort_values("row_id").reset_index(drop=True)[names]
+    want = valid.sort_values("row_id").reset_index(drop=True)[names]
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    with pytest.raises(KeyError, match="no intact version"):
+        store.training_frame("0000")
+
+
 def test_unknown_target_is_one_line_error(planted, capsys):
     _, config, _ = planted
     assert main(["--config", str(config), "--set", "train.targets=[likes]", "--quiet"]) == 2
