@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .backend import Backend, BackendError, resolve
 from .baselines import baselines, te_columns
-from .cluster import start_cluster
+from .cluster import WorkerLostError, start_cluster
 from .config import Config, ConfigError, load_config
 from .data import DataError, Dataset, read_events, resolve_dataset
 from .ingest import IngestError
@@ -33,7 +34,8 @@ from .report_md import write_markdown
 from .split import shuffle_labels, time_split
 from .train import predict, train_target
 
-KNOWN_ERRORS = (BackendError, ConfigError, DataError, IngestError, ModelError, FileNotFoundError, ValueError, MemoryError)
+KNOWN_ERRORS = (BackendError, ConfigError, DataError, IngestError, ModelError, FileNotFoundError, ValueError, MemoryError,
+                WorkerLostError)
 
 
 def run(
@@ -257,7 +259,7 @@ def _guarded(action: Any, args: argparse.Namespace, console: Console) -> int:
     except KNOWN_ERRORS as exc:
         if args.debug:
             raise
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     return code if isinstance(code, int) else 0
 

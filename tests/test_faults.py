@@ -155,25 +155,9 @@ def clean(tmp_path_factory) -> tuple[Path, dict]:
     return cache, json.loads((out / "report.json").read_text())
 
 
-def _worker_loss_is_a_known_error() -> bool:
-    from rapids_engage.cluster import WorkerLostError
-    from rapids_engage.pipeline import KNOWN_ERRORS
-
-    return issubclass(WorkerLostError, KNOWN_ERRORS)
-
-
 @pytest.mark.parametrize(
     ("stage", "reached", "delay_s"),
-    [
-        pytest.param("features", _in_features, 0.5, id="features"),
-        pytest.param(
-            "train", _in_training, 0.0, id="train",
-            marks=pytest.mark.xfail(
-                not _worker_loss_is_a_known_error(), strict=False,
-                reason="a worker lost during training is a traceback until pipeline.KNOWN_ERRORS holds cluster.WorkerLostError",
-            ),
-        ),
-    ],
+    [pytest.param("features", _in_features, 0.5, id="features"), pytest.param("train", _in_training, 0.0, id="train")],
 )
 def test_killed_worker_retries_or_fails_cleanly_then_resumes(clean, tmp_path, stage, reached, delay_s):
     cache, reference = clean
