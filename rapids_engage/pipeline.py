@@ -249,17 +249,35 @@ def _audit(args: argparse.Namespace, console: Console) -> int:
     return 0 if run_audit(cfg, console, quiet=args.quiet)["passed"] else 1
 
 
+#: Substrings of out-of-memory errors from RMM / cuDF / CUDA / XGBoost (raised as MemoryError, RuntimeError or XGBoostError).
+OOM_MARKERS = ("out of memory", "out_of_memory", "bad_alloc", "cudaerrormemoryallocation", "memoryerror")
+OOM_HINT = (
+    "out of memory. GPU: keep cuDF spilling on (cluster.spill: true), give RMM a pool below the card "
+    "(cluster.rmm_pool_size: 0.8), spread the data over more GPUs (--gpus N) or smaller input files; "
+    "CPU: set cluster.memory_limit (e.g. 8GB) so dask spills to cluster.local_directory, or use fewer workers"
+)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return isinstance(exc, MemoryError) or any(m in text for m in OOM_MARKERS)
+
+
 def _guarded(action: Any, args: argparse.Namespace, console: Console) -> int:
-    """Run ``action`` (its int result is the exit code); known failures become one line on stderr, exit 2."""
+    """Run ``action`` (its int result is the exit code); known failures and running out of memory become one
+    line on stderr (the latter with what to change), exit 2."""
     try:
         code = action()
     except KeyboardInterrupt:
         console.print("[red]error:[/red] interrupted")
         return 130
-    except KNOWN_ERRORS as exc:
-        if args.debug:
+    except Exception as exc:  # noqa: BLE001 - only known failures and OOMs are turned into one line
+        if args.debug or not (isinstance(exc, KNOWN_ERRORS) or is_out_of_memory(exc)):
             raise
-        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        message = str(exc)
+        if is_out_of_memory(exc):
+            message = f"{OOM_HINT} ({type(exc).__name__}: {(message.splitlines() or [''])[0]})"
+        console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
         return 2
     return code if isinstance(code, int) else 0
 

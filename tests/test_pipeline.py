@@ -174,3 +174,35 @@ def test_shuffle_labels_permutes_within_partitions():
     assert sorted(shuffled["like"]) == sorted(frame["like"].compute())  # a permutation
     assert (shuffled["like"].to_numpy() != frame["like"].compute().to_numpy()).any()
     assert MAX_SHUFFLED_RCE == 0.5
+
+
+@pytest.mark.parametrize("exc", [
+    MemoryError("std::bad_alloc: out_of_memory: CUDA error at: rmm/mr/device/cuda_memory_resource.hpp"),
+    RuntimeError("CUDA error: out of memory"),
+])
+def test_out_of_memory_is_one_line_with_the_options_that_help(exc, capsys):
+    import argparse
+
+    from rapids_engage.pipeline import _guarded
+    from rich.console import Console
+
+    def fail():
+        raise exc
+
+    assert _guarded(fail, argparse.Namespace(debug=False), Console(stderr=True)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: out of memory") and "cluster.rmm_pool_size" in err and "cluster.memory_limit" in err
+    assert "Traceback" not in err
+
+
+def test_unknown_failures_keep_their_traceback():
+    import argparse
+
+    from rapids_engage.pipeline import _guarded
+    from rich.console import Console
+
+    def fail():
+        raise KeyError("a bug")
+
+    with pytest.raises(KeyError):
+        _guarded(fail, argparse.Namespace(debug=False), Console(stderr=True))
