@@ -118,16 +118,14 @@ class FeatureBuilder:
         return frame[[c for c in dict.fromkeys(wanted) if c in frame.columns]]
 
     def _with_history(self, frame: Any, fit: bool) -> Any:
-        """``frame`` plus the point-in-time history features (shuffled on each key, joined back on the row key).
+        """``frame`` plus the point-in-time history features: one shuffle on each key, the rows carried along.
 
         Training rows see the labels of strictly earlier training rows; other
         rows see training history plus earlier events of their own batch, never
-        its labels (as at serving time).
+        its labels (as at serving time). The output is partitioned by the last key.
         """
         for enc in self.history_encoders:
-            cols = [*self.row_key, self.layout.time, *enc.columns, *(t for t in self.targets if t in frame.columns)]
-            hist = history_features(frame[list(dict.fromkeys(cols))], enc, fit=fit, labels=None if fit else False)
-            frame = frame.merge(hist[[*self.row_key, *enc.output_names(self.targets)]], on=self.row_key, how="left")
+            frame = history_features(frame, enc, fit=fit, labels=None if fit else False)
         return frame
 
     def fit_transform(self, train: Any, carry: list[str] = ()) -> Any:

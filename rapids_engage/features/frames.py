@@ -96,7 +96,8 @@ class KeyTable:
                 default = (fill or {}).get(name, np.nan)
                 taken = np.where(missing, default, taken)
             added[name] = taken.astype(dtypes.get(name, taken.dtype), copy=False)
-        return part.assign(**added)
+        kept = part.drop(columns=[c for c in added if c in part.columns])
+        return pd.concat([kept, pd.DataFrame(added, index=part.index)], axis=1)  # one block, not one insert per column
 
 
 def share(table: Any) -> Any:

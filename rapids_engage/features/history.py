@@ -372,6 +372,8 @@ def history_features(frame: Any, encoder: HistoryEncoder, fit: bool = True, labe
     import dask
 
     frame = as_dask(frame).shuffle(on=encoder.columns)
+    if fit:
+        frame = frame.persist()  # read twice: for the state, then for the features
     if not fit:
         meta = encoder.transform(frame._meta, labels)
         return frame.map_partitions(_transform_partition, share(encoder), labels, meta=meta)
