@@ -258,24 +258,38 @@ OOM_HINT = (
 )
 
 
+DISK_FULL_HINT = (
+    "disk full{where}: free space, or point the large outputs elsewhere (features.store, data.cache_dir, "
+    "--out, and cluster.local_directory for dask's spill files); the published store and caches are intact"
+)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
     return isinstance(exc, MemoryError) or any(m in text for m in OOM_MARKERS)
 
 
 def _guarded(action: Any, args: argparse.Namespace, console: Console) -> int:
-    """Run ``action`` (its int result is the exit code); known failures and running out of memory become one
-    line on stderr (the latter with what to change), exit 2."""
+    """Run ``action`` (its int result is the exit code); known failures, running out of memory and a full disk
+    become one line on stderr (the latter two with what to change), exit 2."""
     try:
         code = action()
     except KeyboardInterrupt:
         console.print("[red]error:[/red] interrupted")
         return 130
     except Exception as exc:  # noqa: BLE001 - only known failures and OOMs are turned into one line
-        if args.debug or not (isinstance(exc, KNOWN_ERRORS) or is_out_of_memory(exc)):
+        if args.debug or not (isinstance(exc, KNOWN_ERRORS) or is_out_of_memory(exc) or is_disk_full(exc)):
             raise
         message = str(exc)
-        if is_out_of_memory(exc):
+        if is_disk_full(exc):
+            message = DISK_FULL_HINT.format(where=f" writing {exc.filename}" if getattr(exc, "filename", None) else "")
+        elif is_out_of_memory(exc):
             message = f"{OOM_HINT} ({type(exc).__name__}: {(message.splitlines() or [''])[0]})"
         console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
         return 2

@@ -206,3 +206,18 @@ def test_unknown_failures_keep_their_traceback():
 
     with pytest.raises(KeyError):
         _guarded(fail, argparse.Namespace(debug=False), Console(stderr=True))
+
+
+def test_disk_full_is_one_line_naming_where(capsys):
+    import argparse
+    import errno
+
+    from rapids_engage.pipeline import _guarded
+    from rich.console import Console
+
+    def fail():
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/store/.tmp-1/train/part.0.parquet")
+
+    assert _guarded(fail, argparse.Namespace(debug=False), Console(stderr=True)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: disk full writing /data/store/.tmp-1/train/part.0.parquet") and "local_directory" in err
