@@ -18,6 +18,10 @@ from .backend import Backend
 from .config import ClusterConfig
 
 
+#: A free port for the dask dashboard (two runs on one machine never clash on 8787); the run logs its link.
+DASHBOARD = ":0"
+
+
 @dataclass(frozen=True)
 class ClusterInfo:
     """What a stage needs to know about the running cluster."""
@@ -25,6 +29,7 @@ class ClusterInfo:
     client: Any
     n_workers: int
     kind: str  # "local-cpu", "local-cuda" or "external"
+    dashboard: str | None = None
 
 
 class WorkerLostError(RuntimeError):
@@ -48,7 +53,7 @@ def _cpu_cluster(cfg: ClusterConfig) -> Any:
         threads_per_worker=threads,
         processes=True,
         memory_limit=cfg.memory_limit,
-        dashboard_address=None,
+        dashboard_address=DASHBOARD,
         local_directory=cfg.local_directory,
         silence_logs=logging.ERROR,
     )
@@ -68,7 +73,7 @@ def _cuda_cluster(cfg: ClusterConfig, backend: Backend) -> Any:
         enable_cudf_spill=cfg.spill,
         memory_limit=cfg.memory_limit,
         local_directory=cfg.local_directory,
-        dashboard_address=None,
+        dashboard_address=DASHBOARD,
         silence_logs=logging.ERROR,
         preload=["rapids_engage.worker_setup"],
     )
@@ -84,7 +89,7 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
         try:
             n = len(client.nthreads())
             with _worker_losses_named(client):
-                yield ClusterInfo(client, n, "external")
+                yield ClusterInfo(client, n, "external", client.dashboard_link)
         finally:
             client.close()
         return
@@ -93,7 +98,8 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
     try:
         client.run(_init_worker_backend, backend.kind)
         with _worker_losses_named(client):
-            yield ClusterInfo(client, len(cluster.workers), "local-cuda" if backend.is_gpu else "local-cpu")
+            kind = "local-cuda" if backend.is_gpu else "local-cpu"
+            yield ClusterInfo(client, len(cluster.workers), kind, client.dashboard_link)
     finally:
         client.close()
         cluster.close()

@@ -57,7 +57,7 @@ def run(
         layout = dataset.layout
         kinds = {t: layout.target(t).kind for t in targets}
         with start_cluster(backend, cfg.cluster) as cluster:
-            prog.log(f"backend {backend.kind}, {cluster.n_workers} worker(s) ({cluster.kind})")
+            prog.log(f"backend {backend.kind}, {cluster.n_workers} worker(s) ({cluster.kind}), dashboard {cluster.dashboard}")
             client = cluster.client
             with prog.stage("split"):
                 events = add_labels(read_events(dataset.data_dir, layout), targets, layout)
