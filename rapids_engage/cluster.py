@@ -152,3 +152,20 @@ def _init_worker_backend(kind: str) -> None:
 
     Backend(kind).init()
     xgboost.set_config(verbosity=0)
+
+
+def pin_partitions(client: Any, frame: Any) -> Any:
+    """``frame`` computed with partition *i* on worker *i mod n* (workers in address order).
+
+    xgboost.dask trains on the partitions where they lie; pinning them makes that layout, and
+    so the trained model, the same from run to run instead of depending on task scheduling.
+    """
+    import dask.dataframe as dd
+
+    workers = sorted(client.scheduler_info()["workers"])
+    parts = frame.to_delayed()
+    futures = [
+        client.compute(part, workers=[workers[i % len(workers)]], allow_other_workers=False)
+        for i, part in enumerate(parts)
+    ]
+    return dd.from_delayed(futures, meta=frame._meta, verify_meta=False)

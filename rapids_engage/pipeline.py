@@ -18,7 +18,7 @@ from rich.markup import escape
 from . import __version__
 from .backend import Backend, BackendError, resolve
 from .baselines import baselines, te_columns
-from .cluster import WorkerLostError, start_cluster
+from .cluster import WorkerLostError, pin_partitions, start_cluster
 from .config import Config, ConfigError, load_config
 from .data import DataError, Dataset, read_events, resolve_dataset
 from .ingest import IngestError
@@ -73,8 +73,8 @@ def run(
                 )
             models = {}
             with prog.stage("train", total=len(targets)):
-                train_f = drop_empty_partitions(built.store.read_split(built.version, "train").persist())
-                valid_f = drop_empty_partitions(built.store.read_split(built.version, "valid").persist())
+                train_f = drop_empty_partitions(pin_partitions(client, built.store.read_split(built.version, "train")))
+                valid_f = drop_empty_partitions(pin_partitions(client, built.store.read_split(built.version, "valid")))
                 for i, t in enumerate(targets):
                     prog.update(i, len(targets), t)
                     models[t] = train_target(client, backend, cfg.train, t, train_f, valid_f, built.features, kinds[t], layout.group)

@@ -343,3 +343,13 @@ def test_fuzz_corrupted_files(n_fields, corruptions, block_size, gz, blank_lines
             assert q["file"].eq(str(path)).all() and q["line"].between(1, len(b"\n".join(lines).split(b"\n"))).all()
             assert q["reason"].isin(["field_count", "invalid_utf8", "invalid_id", "invalid_int", "invalid_bool",
                                      "invalid_timestamp"]).all()
+
+
+def test_hex_ids_parse_from_a_multi_chunk_arrow_series():
+    import pandas as pd
+
+    from rapids_engage.ingest import hex_id_to_int64
+
+    parts = [pd.Series(["00" * 16] * 3, dtype="string[pyarrow]"), pd.Series(["ab" * 16] * 2, dtype="string[pyarrow]")]
+    joined = pd.concat(parts, ignore_index=True)  # backed by a chunked arrow array
+    assert list(hex_id_to_int64(joined)) == list(hex_id_to_int64(pd.Series(list(joined), dtype="string[pyarrow]")))

@@ -38,9 +38,10 @@ def _store_frame(out: Path, split: str) -> pd.DataFrame:
     return frame.sort_values(["tweet_id", "engaging_user_id"]).reset_index(drop=True)
 
 
-#: Features are bit-identical; xgboost.dask may place partitions on other workers from run to
-#: run, which changes the quantile sketch slightly, so metrics agree to this tolerance.
-RCE_TOL = 0.1
+#: Features are bit-identical, and training partitions are pinned to workers (cluster.pin_partitions),
+#: so metrics agree too; the tolerance only absorbs float summation order should xgboost order ranks
+#: differently (unpinned placement used to move rare-target RCE by up to 0.35 on this data).
+RCE_TOL = 0.01
 #: Kill-and-resume trials per test run (more: RAPIDS_ENGAGE_RESUME_TRIALS=5).
 TRIALS = int(os.environ.get("RAPIDS_ENGAGE_RESUME_TRIALS", "1"))
 

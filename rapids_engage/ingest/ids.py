@@ -57,6 +57,8 @@ def _as_binary(strings: Any) -> pa.Array:
         strings = strings.cast(pa.string())
     if not pa.types.is_binary(strings.type):
         strings = strings.cast(pa.binary())
+    if isinstance(strings, pa.ChunkedArray):  # pa.array of an arrow-backed pandas Series may be chunked
+        strings = strings.combine_chunks()
     return strings
 
 

@@ -1,0 +1,248 @@
+"""Serving latency on 1 CPU core and GPU batch throughput: ``python bench/latency.py``.
+
+Scores the validation-window rows of a finished run (new to its serving state)
+the way ``predict`` does, without a cluster: the feature store's fitted state
+computes the features (``FeatureBuilder.transform`` on dask's synchronous
+scheduler) and every target's booster scores them (``inplace_predict``).
+
+* CPU: this process pinned to one core, OMP_NUM_THREADS=1 and ``nthread=1``;
+  per batch size, several batches of different rows, median and p95 ms per batch
+  (features, models, total) and ms/row against the RecSys 2021 limit of 6 ms/row.
+* GPU (``--gpus 1``, when RAPIDS and a GPU are present; else skipped): cudf
+  frames, boosters on ``cuda``, rows/s for large batches.
+
+Without ``--model-dir`` a run of ``--rows`` synthetic rows is trained first
+(``runs/latency-<rows>``). Writes ``bench/results/latency-<device>.json``. A
+benchmark, not a test: nothing here asserts speed.
+"""
+
+from __future__ import annotations
+
+import os
+
+_OMP = os.environ.get("OMP_NUM_THREADS")
+os.environ["OMP_NUM_THREADS"] = "1"  # before numpy / xgboost start their thread pools
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+import dask  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from rapids_engage.backend import CPU, Backend, BackendError, resolve  # noqa: E402
+from rapids_engage.features.frames import as_dask  # noqa: E402
+from rapids_engage.ingest.bench import device as machine  # noqa: E402
+from rapids_engage.predict import PRED_PREFIX, load_builder, load_models, required_columns  # noqa: E402
+from rapids_engage.report import write_json  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMIT_MS_PER_ROW = 6.0  # RecSys Challenge 2021: inference on 1 CPU core
+
+
+def ensure_run(model_dir: Path, rows: int) -> None:
+    """Train a demo run into ``model_dir`` unless it already holds one."""
+    if (model_dir / "report.json").exists():
+        return
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # training uses its own threads
+    if _OMP is not None:
+        env["OMP_NUM_THREADS"] = _OMP
+    cmd = [sys.executable, "-m", "rapids_engage.pipeline", "--gpus", "0", "--rows", str(rows), "--out", str(model_dir), "--quiet"]
+    print("training a run first:", " ".join(cmd), flush=True)
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True)
+
+
+def new_rows(report: dict, columns: list[str], time_col: str) -> pd.DataFrame:
+    """The run's validation-window rows (event time > the split cut-off): the input columns only.
+
+    One arrow chunk per column, as ``predict`` gets from a partition: the CPU
+    hex-id parser (``ingest.ids._parse_cpu``) fails on multi-chunk strings.
+    """
+    import pyarrow.parquet as pq
+
+    split = report["split"]
+    table = pq.read_table(split["data_dir"], filters=[(time_col, ">", split["cutoff"])]).combine_chunks()
+    return table.to_pandas().drop(columns=["day"], errors="ignore")[columns]
+
+
+class Scorer:
+    """A run's serving state and boosters on one backend: ``features(batch)`` then ``models(features)``."""
+
+    def __init__(self, model_dir: Path, backend: Backend, nthread: int | None = None) -> None:
+        import xgboost as xgb
+
+        self.backend = backend
+        self.metas, self.store = load_models(model_dir)
+        self.builder = load_builder(self.store, backend)
+        self.layout = self.builder.layout
+        self.boosters = {}
+        for t, meta in self.metas.items():
+            booster = xgb.Booster(model_file=meta["model_file"])
+            booster.set_param({"device": backend.xgb_device, **({"nthread": nthread} if nthread else {})})
+            self.boosters[t] = booster
+
+    def features(self, batch: Any) -> Any:
+        """Features of an in-memory batch, as an in-memory frame (one dask partition, computed)."""
+        return self.builder.transform(as_dask(batch), self.layout.carried()).compute()
+
+    def models(self, feats: Any) -> dict[str, Any]:
+        """Every target's prediction (counts back from log1p, as ``predict`` serves them)."""
+        xp = self.backend.xp
+        preds = {}
+        for t, booster in self.boosters.items():
+            p = booster.inplace_predict(feats[self.metas[t]["features"]])
+            preds[PRED_PREFIX + t] = xp.expm1(xp.clip(p, 0, None)) if self.layout.target(t).is_regression else p
+        return preds
+
+
+def time_batches(scorer: Scorer, pool: pd.DataFrame, size: int, repeats: int, seed: int, sync: Callable[[], None]) -> dict:
+    """ms per batch (median, p95) of features, models and both over ``repeats`` batches of ``size`` rows.
+
+    Each batch is a different random draw from ``pool`` (with replacement when
+    ``size`` exceeds it); one untimed warm-up batch comes first.
+    """
+    rng = np.random.default_rng(seed)
+    feats_ms, models_ms = [], []
+    for i in range(repeats + 1):
+        idx = rng.choice(len(pool), size, replace=size > len(pool))
+        batch = scorer.backend.from_pandas(pool.iloc[idx].reset_index(drop=True))
+        t0 = time.perf_counter()
+        feats = scorer.features(batch)
+        sync()
+        t1 = time.perf_counter()
+        scorer.models(feats)
+        sync()
+        t2 = time.perf_counter()
+        if len(feats) != size:
+            raise RuntimeError(f"features of a {size}-row batch have {len(feats)} rows")
+        if i:  # the first batch is the warm-up
+            feats_ms.append((t1 - t0) * 1e3)
+            models_ms.append((t2 - t1) * 1e3)
+    total = np.add(feats_ms, models_ms)
+    med = float(np.median(total))
+    return {"rows": size, "batches": repeats, "features_ms": _stat(feats_ms), "models_ms": _stat(models_ms),
+            "total_ms": _stat(total), "ms_per_row": med / size, "rows_per_s": size / med * 1e3}
+
+
+def _stat(ms: Any) -> dict[str, float]:
+    return {"median": float(np.median(ms)), "p95": float(np.percentile(ms, 95))}
+
+
+def cpu_name() -> str:
+    try:
+        return next(x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def bench_cpu(model_dir: Path, pool: pd.DataFrame, sizes: list[int], repeats: int, core: int) -> dict:
+    """Single-core CPU latency: pinned to ``core``, synchronous dask, 1 XGBoost thread."""
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {core})
+    try:
+        with dask.config.set(scheduler="synchronous"):
+            t0 = time.perf_counter()
+            scorer = Scorer(model_dir, CPU.init(), nthread=1)
+            load_s = time.perf_counter() - t0
+            runs = [time_batches(scorer, pool, n, repeats, seed=n, sync=lambda: None) for n in sizes]
+    finally:
+        os.sched_setaffinity(0, allowed)
+    for r in runs:
+        r["within_limit"] = r["ms_per_row"] <= LIMIT_MS_PER_ROW
+    return {"device": f"1 core (#{core}) of {cpu_name()}", "load_s": load_s, "batches": runs}
+
+
+def bench_gpu(model_dir: Path, pool: pd.DataFrame, sizes: list[int], repeats: int) -> dict:
+    """GPU batch throughput (cudf features, XGBoost on cuda); ``{"skipped": why}`` without RAPIDS or a GPU."""
+    try:
+        backend = resolve("1").init()
+    except BackendError as e:
+        return {"skipped": str(e)}
+    import cupy
+
+    name = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"]
+    name = name.decode() if isinstance(name, bytes) else name
+    sync = cupy.cuda.Device().synchronize
+    with dask.config.set(scheduler="synchronous"):
+        t0 = time.perf_counter()
+        scorer = Scorer(model_dir, backend)
+        load_s = time.perf_counter() - t0
+        runs = [time_batches(scorer, pool, n, repeats, seed=n, sync=sync) for n in sizes]
+    return {"device": f"GPU: {name}", "load_s": load_s, "batches": runs}
+
+
+def show(console: Console, title: str, res: dict) -> None:
+    table = Table(title=title, caption="ms per batch: median (p95) over n batches; ms/row and rows/s from the median total")
+    for col in ("rows", "n", "features ms", "models ms", "total ms", "ms/row", "rows/s"):
+        table.add_column(col, justify="right")
+    for r in res["batches"]:
+        f, m, t = r["features_ms"], r["models_ms"], r["total_ms"]
+        table.add_row(f"{r['rows']:,}", str(r["batches"]), f"{f['median']:.1f} ({f['p95']:.1f})", f"{m['median']:.2f} ({m['p95']:.2f})",
+                      f"{t['median']:.1f} ({t['p95']:.1f})", f"{r['ms_per_row']:.4f}", f"{r['rows_per_s']:,.0f}")
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model-dir", help="a finished run (default: runs/latency-<rows>, trained first if absent)")
+    p.add_argument("--rows", type=int, default=200_000, help="synthetic rows of the run trained when --model-dir is absent")
+    p.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100, 1000, 10000], help="CPU batch sizes (rows)")
+    p.add_argument("--gpu-sizes", type=int, nargs="+", default=[100_000, 1_000_000], help="GPU batch sizes (rows)")
+    p.add_argument("--repeats", type=int, default=20, help="timed batches per size (after one warm-up)")
+    p.add_argument("--core", type=int, default=max(os.sched_getaffinity(0)), help="CPU core to pin to")
+    p.add_argument("--gpus", nargs="+", default=["0", "1"], choices=["0", "1"], help="0: CPU latency, 1: GPU throughput")
+    args = p.parse_args(argv)
+
+    model_dir = Path(args.model_dir) if args.model_dir else ROOT / "runs" / f"latency-{args.rows}"
+    if args.model_dir is None:
+        ensure_run(model_dir, args.rows)
+    report = json.loads((model_dir / "report.json").read_text())
+    metas, store = load_models(model_dir)
+    layout = load_builder(store, CPU).layout
+    pool = new_rows(report, required_columns(layout), layout.time)
+    if pool.empty:
+        raise SystemExit(f"no rows after the cut-off {report['split']['cutoff']} in {report['split']['data_dir']}")
+    console = Console()
+    n_feat = len(next(iter(metas.values()))["features"])
+    console.print(f"{model_dir}: {len(metas)} models ({', '.join(metas)}), {n_feat} features, "
+                  f"{len(pool):,} new rows (validation window) to draw batches from")
+
+    result: dict[str, Any] = {
+        "device": machine(), "python": platform.python_version(), "model_dir": str(model_dir), "store": store,
+        "targets": list(metas), "n_features": n_feat, "new_rows": len(pool), "limit_ms_per_row": LIMIT_MS_PER_ROW,
+        "load_avg_1min": {"start": os.getloadavg()[0]},  # other processes on the machine skew the numbers
+    }
+    for v in ("xgboost", "dask", "pandas"):
+        result[v] = __import__(v).__version__
+    if "0" in args.gpus:
+        res = result["cpu"] = bench_cpu(model_dir, pool, args.sizes, args.repeats, args.core)
+        show(console, f"single-core CPU latency, {res['device']} (state + boosters loaded in {res['load_s']:.2f} s)", res)
+        for r in res["batches"]:
+            verdict = "within" if r["within_limit"] else "OVER"
+            console.print(f"  {r['rows']:>6,} rows/batch: {r['ms_per_row']:.4f} ms/row, {verdict} the {LIMIT_MS_PER_ROW:g} ms/row limit")
+    if "1" in args.gpus:
+        res = result["gpu"] = bench_gpu(model_dir, pool, args.gpu_sizes, args.repeats)
+        if "skipped" in res:
+            console.print(f"GPU throughput skipped: {escape(res['skipped'])}")
+        else:
+            show(console, f"GPU batch throughput, {res['device']}", res)
+    result["load_avg_1min"]["end"] = os.getloadavg()[0]
+    slug = "gpu" if "batches" in result.get("gpu", {}) else "cpu"
+    if slug == "cpu" and "cpu" not in result:
+        return  # nothing measured: keep the last results
+    out = Path(__file__).parent / "results" / f"latency-{slug}.json"
+    write_json(out, result)
+    console.print(f"-> {out}")
+
+
+if __name__ == "__main__":
+    main()
