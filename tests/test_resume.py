@@ -43,7 +43,7 @@ def _store_frame(out: Path, split: str) -> pd.DataFrame:
 #: differently (unpinned placement used to move rare-target RCE by up to 0.35 on this data).
 RCE_TOL = 0.01
 #: Kill-and-resume trials per test run (more: RAPIDS_ENGAGE_RESUME_TRIALS=5).
-TRIALS = int(os.environ.get("RAPIDS_ENGAGE_RESUME_TRIALS", "1"))
+TRIALS = int(os.environ.get("RAPIDS_ENGAGE_RESUME_TRIALS", "2"))
 
 
 @pytest.fixture(scope="module")
