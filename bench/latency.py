@@ -1,9 +1,11 @@
 """Serving latency on 1 CPU core and GPU batch throughput: ``python bench/latency.py``.
 
 Scores the validation-window rows of a finished run (new to its serving state)
-the way ``predict`` does, without a cluster: the feature store's fitted state
-computes the features (``FeatureBuilder.transform`` on dask's synchronous
-scheduler) and every target's booster scores them (``inplace_predict``).
+without a cluster: the feature store's fitted state computes the features
+(``--features frame``, the default: ``FeatureBuilder.transform_frame`` on the
+in-memory batch; ``--features dask``: ``FeatureBuilder.transform`` on dask's
+synchronous scheduler, what ``predict`` runs per cluster) and every target's
+booster scores them (``inplace_predict``).
 
 * CPU: this process pinned to one core, OMP_NUM_THREADS=1 and ``nthread=1``;
   per batch size, several batches of different rows, median and p95 ms per batch
@@ -77,10 +79,11 @@ def new_rows(report: dict, columns: list[str], time_col: str) -> pd.DataFrame:
 class Scorer:
     """A run's serving state and boosters on one backend: ``features(batch)`` then ``models(features)``."""
 
-    def __init__(self, model_dir: Path, backend: Backend, nthread: int | None = None) -> None:
+    def __init__(self, model_dir: Path, backend: Backend, nthread: int | None = None, in_memory: bool = True) -> None:
         import xgboost as xgb
 
         self.backend = backend
+        self.in_memory = in_memory
         self.metas, self.store = load_models(model_dir)
         self.builder = load_builder(self.store, backend)
         self.layout = self.builder.layout
@@ -91,7 +94,9 @@ class Scorer:
             self.boosters[t] = booster
 
     def features(self, batch: Any) -> Any:
-        """Features of an in-memory batch, as an in-memory frame (one dask partition, computed)."""
+        """Features of an in-memory batch, as an in-memory frame (directly, or as one dask partition, computed)."""
+        if self.in_memory:
+            return self.builder.transform_frame(batch, self.layout.carried())
         return self.builder.transform(as_dask(batch), self.layout.carried()).compute()
 
     def models(self, feats: Any) -> dict[str, Any]:
@@ -144,14 +149,14 @@ def cpu_name() -> str:
         return platform.processor() or platform.machine()
 
 
-def bench_cpu(model_dir: Path, pool: pd.DataFrame, sizes: list[int], repeats: int, core: int) -> dict:
+def bench_cpu(model_dir: Path, pool: pd.DataFrame, sizes: list[int], repeats: int, core: int, in_memory: bool) -> dict:
     """Single-core CPU latency: pinned to ``core``, synchronous dask, 1 XGBoost thread."""
     allowed = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {core})
     try:
         with dask.config.set(scheduler="synchronous"):
             t0 = time.perf_counter()
-            scorer = Scorer(model_dir, CPU.init(), nthread=1)
+            scorer = Scorer(model_dir, CPU.init(), nthread=1, in_memory=in_memory)
             load_s = time.perf_counter() - t0
             runs = [time_batches(scorer, pool, n, repeats, seed=n, sync=lambda: None) for n in sizes]
     finally:
@@ -161,7 +166,7 @@ def bench_cpu(model_dir: Path, pool: pd.DataFrame, sizes: list[int], repeats: in
     return {"device": f"1 core (#{core}) of {cpu_name()}", "load_s": load_s, "batches": runs}
 
 
-def bench_gpu(model_dir: Path, pool: pd.DataFrame, sizes: list[int], repeats: int) -> dict:
+def bench_gpu(model_dir: Path, pool: pd.DataFrame, sizes: list[int], repeats: int, in_memory: bool) -> dict:
     """GPU batch throughput (cudf features, XGBoost on cuda); ``{"skipped": why}`` without RAPIDS or a GPU."""
     try:
         backend = resolve("1").init()
@@ -174,7 +179,7 @@ def bench_gpu(model_dir: Path, pool: pd.DataFrame, sizes: list[int], repeats: in
     sync = cupy.cuda.Device().synchronize
     with dask.config.set(scheduler="synchronous"):
         t0 = time.perf_counter()
-        scorer = Scorer(model_dir, backend)
+        scorer = Scorer(model_dir, backend, in_memory=in_memory)
         load_s = time.perf_counter() - t0
         runs = [time_batches(scorer, pool, n, repeats, seed=n, sync=sync) for n in sizes]
     return {"device": f"GPU: {name}", "load_s": load_s, "batches": runs}
@@ -200,6 +205,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=20, help="timed batches per size (after one warm-up)")
     p.add_argument("--core", type=int, default=max(os.sched_getaffinity(0)), help="CPU core to pin to")
     p.add_argument("--gpus", nargs="+", default=["0", "1"], choices=["0", "1"], help="0: CPU latency, 1: GPU throughput")
+    p.add_argument("--features", choices=["frame", "dask"], default="frame",
+                   help="frame: FeatureBuilder.transform_frame (no dask); dask: FeatureBuilder.transform")
     args = p.parse_args(argv)
 
     model_dir = Path(args.model_dir) if args.model_dir else ROOT / "runs" / f"latency-{args.rows}"
@@ -220,17 +227,18 @@ def main(argv: list[str] | None = None) -> None:
         "device": machine(), "python": platform.python_version(), "model_dir": str(model_dir), "store": store,
         "targets": list(metas), "n_features": n_feat, "new_rows": len(pool), "limit_ms_per_row": LIMIT_MS_PER_ROW,
         "load_avg_1min": {"start": os.getloadavg()[0]},  # other processes on the machine skew the numbers
+        "features_path": args.features,
     }
     for v in ("xgboost", "dask", "pandas"):
         result[v] = __import__(v).__version__
     if "0" in args.gpus:
-        res = result["cpu"] = bench_cpu(model_dir, pool, args.sizes, args.repeats, args.core)
+        res = result["cpu"] = bench_cpu(model_dir, pool, args.sizes, args.repeats, args.core, args.features == "frame")
         show(console, f"single-core CPU latency, {res['device']} (state + boosters loaded in {res['load_s']:.2f} s)", res)
         for r in res["batches"]:
             verdict = "within" if r["within_limit"] else "OVER"
             console.print(f"  {r['rows']:>6,} rows/batch: {r['ms_per_row']:.4f} ms/row, {verdict} the {LIMIT_MS_PER_ROW:g} ms/row limit")
     if "1" in args.gpus:
-        res = result["gpu"] = bench_gpu(model_dir, pool, args.gpu_sizes, args.repeats)
+        res = result["gpu"] = bench_gpu(model_dir, pool, args.gpu_sizes, args.repeats, args.features == "frame")
         if "skipped" in res:
             console.print(f"GPU throughput skipped: {escape(res['skipped'])}")
         else:
@@ -239,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     slug = "gpu" if "batches" in result.get("gpu", {}) else "cpu"
     if slug == "cpu" and "cpu" not in result:
         return  # nothing measured: keep the last results
-    out = Path(__file__).parent / "results" / f"latency-{slug}.json"
+    out = Path(__file__).parent / "results" / f"latency-{slug}{'' if args.features == 'frame' else '-dask'}.json"
     write_json(out, result)
     console.print(f"-> {out}")
 

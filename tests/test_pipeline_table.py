@@ -161,6 +161,10 @@ def test_feature_store_library_api(planted):
     got = features.sort_values("row_id").reset_index(drop=True)[names]
     want = valid.sort_values("row_id").reset_index(drop=True)[names]
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    # the dask-free serving path gives the same features, batch by batch as well
+    in_memory = store.builder().transform_frame(rows, ["row_id"])
+    got = in_memory.sort_values("row_id").reset_index(drop=True)[names]
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
     with pytest.raises(KeyError, match="no intact version"):
         store.training_frame("0000")
 

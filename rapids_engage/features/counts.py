@@ -58,6 +58,11 @@ class CountEncoder:
         """Lazy per-day counts of the batch being transformed (``frame`` from :func:`with_day`)."""
         return count_graph(frame, self.columns + [DAY], self.daily_name) if self.per_day else None
 
+    def daily_table(self, frame: Any) -> Any:
+        """Per-day counts of an in-memory batch (pandas or cudf, from :func:`with_day`)."""
+        key = self.columns + [DAY]
+        return frame[key].assign(**{self.daily_name: 1}).groupby(key, sort=False).sum().reset_index()
+
     def fit(self, X: Any, y: Any = None) -> CountEncoder:  # noqa: ARG002 - sklearn signature
         self.counts_ = self.stats_graph(as_dask(X)).compute()
         return self
