@@ -98,7 +98,7 @@ def _write_atomic(frame: Any, out: Path) -> None:
         raise
 
 
-def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path) -> dict:
+def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path, builder: FeatureBuilder | None = None) -> dict:
     """Score ``rows`` (a dask frame) with every model of ``model_dir``; write ``out/predictions``.
 
     Returns {"rows", "targets", "predictions", "metrics"}; metrics only when
@@ -111,7 +111,7 @@ def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path
     from .train import is_ranking, to_label_scale
 
     metas, store_info = load_models(model_dir)
-    builder = load_builder(store_info, backend)
+    builder = builder or load_builder(store_info, backend)
     layout = builder.layout
     targets = list(metas)
     labelled = all(layout.target(t).column in rows.columns for t in targets)
@@ -152,8 +152,9 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
     if not input_path.exists():
         raise DataError(f"input {input_path} does not exist")
     _, store_info = load_models(model_dir)
-    rows = read_new_rows(input_path, load_builder(store_info, backend).layout)
+    builder = load_builder(store_info, backend)
+    rows = read_new_rows(input_path, builder.layout)
     with start_cluster(backend, cluster_cfg) as cluster:
-        result = predict(cluster.client, backend, model_dir, rows, out)
+        result = predict(cluster.client, backend, model_dir, rows, out, builder)
     write_json(out / "predict.json", result)
     return result
