@@ -185,6 +185,16 @@ def to_host(obj: Any) -> Any:
     return obj
 
 
+def to_host_f64(obj: Any) -> Any:
+    """``obj`` (numpy / cupy / pandas / cudf) as a 1-d float64 numpy array (nulls -> nan)."""
+    import numpy as np
+
+    obj = to_host(obj)
+    if hasattr(obj, "to_numpy"):
+        return obj.to_numpy(dtype=np.float64, na_value=np.nan).ravel()
+    return np.asarray(obj, dtype=np.float64).ravel()
+
+
 def series_like(frame: Any, data: Any, name: str | None = None) -> Any:
     """A Series of ``frame``'s library holding ``data``, aligned with ``frame``'s index."""
     lib = importlib.import_module(type(frame).__module__.split(".")[0])

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics
-from .backend import to_host
+from .backend import to_host, to_host_f64
 from .layout import Layout
 from .schema import TRUE_PROB_PREFIX
 
@@ -48,11 +48,6 @@ def oracle_probabilities(truth_dir: Path | None, ids: Any, cutoff: int, targets:
     return aligned
 
 
-def _host_f64(a: Any) -> np.ndarray:
-    a = to_host(a)
-    return np.asarray(a.to_numpy() if hasattr(a, "to_numpy") else a, dtype=np.float64)
-
-
 #: Metrics that need probabilities: left out (None) for the scores of a ranking model.
 CALIBRATION_METRICS = ("rce", "log_loss", "ece", "rce_grouped")
 
@@ -76,11 +71,11 @@ def score(frame: Any, layout: Layout, target: str, pred: Any, probabilities: boo
     kind = layout.target(target).kind
     y = frame[target]
     if kind == "count":
-        y, pred = np.expm1(_host_f64(y)), np.expm1(np.maximum(_host_f64(pred), 0.0))
+        y, pred = np.expm1(to_host_f64(y)), np.expm1(np.maximum(to_host_f64(pred), 0.0))
         return {"kind": "count", **metrics.regression_report(y, pred), "mean": float(y.mean()) if len(y) else None}
     key = frame[layout.popularity] if layout.popularity else None
     if not probabilities:
-        pred = 1.0 / (1.0 + np.exp(-_host_f64(pred)))  # monotone: rank metrics are those of the scores
+        pred = 1.0 / (1.0 + np.exp(-to_host_f64(pred)))  # monotone: rank metrics are those of the scores
     report = {"kind": "binary", **metrics.binary_report(y, pred, key=key)}
     if not probabilities:
         report.update({k: None for k in CALIBRATION_METRICS if k in report})
@@ -103,7 +98,7 @@ def evaluate_targets(
     for t in targets:
         report = score(frame, layout, t, preds[t], probabilities=t not in scores)
         if truth is not None and report["kind"] == "binary":
-            y_host = _host_f64(frame[t])
+            y_host = to_host_f64(frame[t])
             p_true = truth[TRUE_PROB_PREFIX + t].to_numpy()
             report["oracle_rce"] = metrics.rce(y_host, p_true)
             report["oracle_ap"] = metrics.average_precision(y_host, p_true)

@@ -283,7 +283,7 @@ def _guarded(action: Any, args: argparse.Namespace, console: Console) -> int:
     except KeyboardInterrupt:
         console.print("[red]error:[/red] interrupted")
         return 130
-    except Exception as exc:  # noqa: BLE001 - only known failures and OOMs are turned into one line
+    except Exception as exc:  # noqa: BLE001 - only known failures, OOMs and a full disk become one line
         if args.debug or not (isinstance(exc, KNOWN_ERRORS) or is_out_of_memory(exc) or is_disk_full(exc)):
             raise
         message = str(exc)

@@ -9,7 +9,7 @@ or interactive backend is touched and nothing leaks between calls. matplotlib
 itself is imported lazily, on the first plot.
 
 Labels and predictions may be numpy or cupy arrays, pandas or cudf Series: they
-are copied to the host (:func:`rapids_engage.backend.to_host`) as float64 numpy
+are copied to the host (:func:`rapids_engage.backend.to_host_f64`) as float64 numpy
 before plotting. Degenerate inputs are drawn, not raised: a target without
 positive labels gets an annotated panel, a model without splits an empty
 importance panel, a target without history an empty learning-curve panel.
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics
-from .backend import to_host
+from .backend import to_host_f64
 
 PLOT_FILES = {
     "pr_curves": "plots/pr_curves.png",
@@ -41,14 +41,6 @@ _DPI = 110
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _host(a: Any) -> np.ndarray:
-    """``a`` (numpy / cupy / pandas / cudf) as a 1-d float64 numpy array (nulls -> nan)."""
-    a = to_host(a)
-    if hasattr(a, "to_numpy"):
-        return a.to_numpy(dtype=np.float64, na_value=np.nan).ravel()
-    return np.asarray(a, dtype=np.float64).ravel()
 
 
 def _figure(n_panels: int, panel_w: float = 4.2, panel_h: float = 3.6) -> tuple[Any, list[Any]]:
@@ -98,7 +90,7 @@ def _panels(labels: Mapping[str, Any], preds: Mapping[str, Any]) -> tuple[Any, l
     fig, axes = _figure(len(targets))
     if not targets:
         _message(axes[0], "no targets")
-    return fig, [(ax, t, _host(labels[t]), _host(preds[t])) for ax, t in zip(axes, targets)]
+    return fig, [(ax, t, to_host_f64(labels[t]), to_host_f64(preds[t])) for ax, t in zip(axes, targets)]
 
 
 def _targets(labels: Mapping[str, Any], preds: Mapping[str, Any]) -> list[str]:

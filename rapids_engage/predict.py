@@ -22,7 +22,7 @@ from .data import DataError
 from .features import FeatureBuilder, add_labels
 from .layout import Layout
 from .schema import TEST_COLUMNS
-from .store import FeatureStore
+from .store import FeatureStore, MissingVersion
 
 PRED_PREFIX = "pred_"
 
@@ -49,13 +49,13 @@ def load_builder(store_info: dict, backend: Backend) -> FeatureBuilder:
     """The fitted feature builder of the store version the models were trained on."""
     store = FeatureStore(store_info["path"])
     version = store_info["version"]
-    if store.manifest(version) is None:
+    try:
+        return store.builder(version, backend.df)
+    except MissingVersion:
         raise ModelError(
             f"feature-store version {version} is not in {store.path} (deleted, damaged, or rebuilt by another config); "
             "the models cannot be served without it: rerun the pipeline"
-        )
-    try:
-        return store.builder(version, backend.df)
+        ) from None
     except ValueError as exc:
         raise ModelError(str(exc)) from None
 

@@ -31,6 +31,10 @@ FORMAT_VERSION = 2
 PARQUET_MAGIC = b"PAR1"
 
 
+class MissingVersion(KeyError):
+    """The store has no intact version of that id."""
+
+
 def fingerprint_files(directory: Path) -> str:
     """Hash of the relative paths, sizes and modification times of the parquet files under ``directory``."""
     h = hashlib.sha256()
@@ -54,21 +58,26 @@ class FeatureStore:
         return self.path / version
 
     def manifest(self, version: str) -> dict | None:
-        """The manifest of a complete, intact version, or None (absent, unreadable or damaged: see :meth:`problem`)."""
-        return None if self.problem(version) else json.loads((self.version_dir(version) / MANIFEST).read_text())
+        """The manifest of a complete, intact version, or None (absent, unreadable or damaged: see :meth:`check`)."""
+        return self.check(version)[0]
 
     def problem(self, version: str) -> str | None:
         """Why ``version`` cannot be used (``None`` when it is complete and its files match the manifest)."""
+        return self.check(version)[1]
+
+    def check(self, version: str) -> tuple[dict | None, str | None]:
+        """(manifest, None) for an intact version, else (None, why not), reading the manifest once."""
         root = self.version_dir(version)
         if not root.is_dir():
-            return "absent"
+            return None, "absent"
         try:
             manifest = json.loads((root / MANIFEST).read_text())
         except (OSError, ValueError):
-            return "manifest missing or unreadable"
+            return None, "manifest missing or unreadable"
         if manifest.get("version") != version or manifest.get("format") != FORMAT_VERSION:
-            return "manifest of another version or format"
-        return check_files(root, manifest.get("files") or {})
+            return None, "manifest of another version or format"
+        problem = check_files(root, manifest.get("files") or {})
+        return (None, problem) if problem else (manifest, None)
 
     def begin(self) -> Path:
         """A fresh temporary directory to build a version in."""
@@ -106,13 +115,18 @@ class FeatureStore:
         intact = [(self.manifest(v), v) for v in found]
         return [v for m, v in sorted((m["created"], v) for m, v in intact if m)]
 
-    def _resolve(self, version: str | None) -> str:
-        versions = self.versions()
-        if version is None and versions:
-            return versions[-1]
-        if version in versions:
-            return version
-        raise KeyError(f"feature store {self.path}: no intact version {version!r} (have: {', '.join(versions) or 'none'})")
+    def _resolve(self, version: str | None) -> tuple[str, dict]:
+        """(version, its manifest): the newest intact version, or ``version`` if it is intact; else KeyError."""
+        if version is not None:
+            manifest = self.manifest(version)
+            if manifest is not None:
+                return version, manifest
+        else:
+            versions = self.versions()
+            if versions:
+                return versions[-1], self.manifest(versions[-1])
+        have = ", ".join(self.versions()) or "none"
+        raise MissingVersion(f"feature store {self.path}: no intact version {version!r} (have: {have})")
 
     def materialize(self, config: Any, data_dir: Path, train: Any, valid: Any, targets: list[str], split: dict,
                     backend: Any, layout: Any, rebuild: bool = False) -> Any:
@@ -123,15 +137,14 @@ class FeatureStore:
 
     def training_frame(self, version: str | None = None, split: str = "train") -> Any:
         """Features, labels and row identity of a version's ``train`` (out-of-fold) or ``valid`` rows (default: the newest)."""
-        return self.read_split(self._resolve(version), split)
+        return self.read_split(self._resolve(version)[0], split)
 
     def builder(self, version: str | None = None, df_lib: Any = None) -> Any:
         """The fitted :class:`~rapids_engage.features.FeatureBuilder` of a version: its serving state."""
         from .config import FeaturesConfig, section_from_dict
         from .features import FeatureBuilder
 
-        version = self._resolve(version)
-        manifest = self.manifest(version)
+        version, manifest = self._resolve(version)
         source = f"{self.version_dir(version) / MANIFEST}"
         builder = FeatureBuilder.load(self.version_dir(version) / "state",
                                       section_from_dict(FeaturesConfig, manifest["definition"]["features"], source), df_lib)

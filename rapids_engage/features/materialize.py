@@ -67,8 +67,7 @@ def materialize(
     version = version_id(definition)
     builder = FeatureBuilder(cfg, targets, layout)
     names = builder.feature_names()
-    problem = store.problem(version)
-    manifest = None if problem else store.manifest(version)
+    manifest, problem = store.check(version)
     if problem not in (None, "absent"):
         log(f"feature store: version {version} is damaged ({problem}); rebuilding it")
     if manifest and not rebuild:
