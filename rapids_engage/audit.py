@@ -59,8 +59,8 @@ def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) 
 
     from .data import read_events
     from .features import add_labels
-    from .features.build import with_derived_keys
-    from .features.history import HistoryEncoder, history_features
+    from .features.build import history_encoder, with_derived_keys
+    from .features.history import history_features
 
     keys = cfg.features.history.keys
     if not keys:
@@ -73,7 +73,7 @@ def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) 
     cuts = sorted(int(c) for c in np.random.default_rng(seed).integers(t_min + (cutoff - t_min) // 4, cutoff, n_cuts))
     checks = []
     for key in keys:
-        enc = HistoryEncoder(key, targets, tuple(cfg.features.history.windows), time_column=time)
+        enc = history_encoder(cfg.features.history, key, targets, time)
         names = enc.output_names(targets)
         compared = differing = 0
         for cut in cuts:

@@ -175,10 +175,15 @@ class TargetEncodingConfig:
 
 @dataclass
 class HistoryConfig:
-    """Point-in-time history of keys: earlier events and engagements, overall and per window (seconds)."""
+    """Point-in-time history of keys: earlier events and engagements, overall, per rolling window
+    (seconds) and per calendar span (the ``days`` whole UTC days before the event's day), with
+    engagement rates over labelled events when ``rates``."""
 
     keys: list[list[str]] = field(default_factory=list)
     windows: list[int] = field(default_factory=lambda: [86400, 604800])
+    days: list[int] = field(default_factory=lambda: [1])
+    rates: bool = True
+    label_delay: int = 0  # seconds before an event's label may be used (e.g. the validation window)
 
 
 @dataclass
@@ -190,6 +195,9 @@ class FeaturesConfig:
     history: HistoryConfig = field(default_factory=HistoryConfig)
     content: bool = True
     store: str | None = None  # default: <out>/store
+    # key tables (statistics per key) of more rows stay partitioned on the workers and are
+    # shuffle-joined; smaller ones are gathered and broadcast. null: always broadcast.
+    broadcast_limit: int | None = 2_000_000
 
 
 @dataclass

@@ -25,8 +25,11 @@ def events(tmp_path_factory):
     return frame.reset_index(drop=True)
 
 
-def _features(events: pd.DataFrame, npartitions: int, n_workers: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _features(
+    events: pd.DataFrame, npartitions: int, n_workers: int, broadcast_limit: int | None = None, state_dir=None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     cfg = load_config().features
+    cfg.broadcast_limit = broadcast_limit
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster):
         frame = dd.from_pandas(events, npartitions=npartitions, sort=False)
         train, valid, _ = time_split(frame, 24)
@@ -34,6 +37,8 @@ def _features(events: pd.DataFrame, npartitions: int, n_workers: int) -> tuple[p
         names = builder.feature_names()
         tr = builder.fit_transform(train)[[*ROW_KEY, *names]].compute()
         va = builder.transform(valid)[[*ROW_KEY, *names]].compute()
+        if state_dir is not None:
+            builder.save(state_dir)
     key = list(ROW_KEY)
     return tr.sort_values(key).reset_index(drop=True), va.sort_values(key).reset_index(drop=True)
 
@@ -45,3 +50,19 @@ def test_features_identical_for_any_partitioning_and_worker_count(events):
         train, valid = _features(events, npartitions=npart, n_workers=workers)
         pd.testing.assert_frame_equal(train, base_train, check_exact=False, rtol=0, atol=1e-12)
         pd.testing.assert_frame_equal(valid, base_valid, check_exact=False, rtol=0, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_partitioned_key_tables_give_the_broadcast_features(events, tmp_path):
+    """broadcast_limit 0: every key table stays partitioned on the workers and is shuffle-joined."""
+    base_train, base_valid = _features(events, npartitions=1, n_workers=1)
+    train, valid = _features(events, npartitions=5, n_workers=2, broadcast_limit=0, state_dir=tmp_path)
+    pd.testing.assert_frame_equal(train, base_train, check_exact=False, rtol=0, atol=1e-12)
+    pd.testing.assert_frame_equal(valid, base_valid, check_exact=False, rtol=0, atol=1e-12)
+    # the serving state was written by the workers as parquet parts; read back, it serves the same features
+    assert (tmp_path / "te_engaging_user_id.parquet").is_dir()
+    builder = FeatureBuilder.load(tmp_path, load_config().features)
+    rows = events[events["tweet_timestamp"] > events["tweet_timestamp"].max() - 24 * 3600]
+    served = builder.transform_frame(rows)[[*ROW_KEY, *builder.feature_names()]]
+    served = served.sort_values(list(ROW_KEY)).reset_index(drop=True)
+    pd.testing.assert_frame_equal(served, base_valid, check_exact=False, rtol=0, atol=1e-12)

@@ -13,17 +13,23 @@ from rapids_engage.features.history import HistoryEncoder, history_features, win
 T = "tweet_timestamp"
 TARGETS = ["like", "reply"]
 WINDOWS = (3600, 7200)
+DAYS = (1, 2)
 KEYS = {"single": ["engaging_user_id"], "pair": ["engaging_user_id", "engaged_with_user_id"]}
 
 
-def make_frame(n: int, n_users: int, n_times: int, seed: int, start: int = 0) -> pd.DataFrame:
-    """Few keys, few distinct times (many ties, times on window boundaries), random labels."""
+def encoder(key: list[str], windows=WINDOWS, delay: int = 0) -> HistoryEncoder:
+    """Every kind of span: whole history, rolling windows, calendar days, with rates."""
+    return HistoryEncoder(key, TARGETS, windows, days=DAYS, rates=True, label_delay=delay)
+
+
+def make_frame(n: int, n_users: int, n_times: int, seed: int, start: int = 0, step: int = 900) -> pd.DataFrame:
+    """Few keys, few distinct times (many ties, times on window and day boundaries), random labels."""
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame(
         {
             "engaging_user_id": rng.integers(0, n_users, n).astype("int64"),
             "engaged_with_user_id": rng.integers(0, 3, n).astype("int64"),
-            T: (start + rng.integers(0, n_times, n) * 900).astype("int64"),
+            T: (start + rng.integers(0, n_times, n) * step).astype("int64"),
             "like": rng.integers(0, 2, n).astype("int8"),
             "reply": (rng.random(n) < 0.3).astype("int8"),
         }
@@ -32,46 +38,63 @@ def make_frame(n: int, n_users: int, n_times: int, seed: int, start: int = 0) ->
     return frame
 
 
-def oracle(frame: pd.DataFrame, key: list[str], targets: list[str], windows=WINDOWS) -> dict[str, np.ndarray]:
-    """Every feature row by row from its definition (same key, strictly earlier time)."""
+def oracle(
+    frame: pd.DataFrame, key: list[str], targets: list[str], windows=WINDOWS, days=DAYS, labelled=None, delay=0
+) -> dict[str, np.ndarray]:
+    """Every feature row by row from its definition (same key, strictly earlier time).
+
+    ``labelled``: rows whose labels are known (default all); the others are events only.
+    A label counts for row i only when its event's time < t_i - ``delay``.
+    """
     keys = list(map(tuple, frame[key].to_numpy()))
     t = frame[T].to_numpy()
-    y = {x: frame[x].to_numpy() > 0 for x in targets}
+    known = np.ones(len(frame), dtype=bool) if labelled is None else np.asarray(labelled)
+    label = {x: (frame[x].to_numpy() > 0) & known for x in targets}
     name = "__".join(key)
     out: dict[str, list] = {}
 
-    def put(col: str, value: int) -> None:
+    def put(col: str, value) -> None:
         out.setdefault(f"hist_{name}_{col}", []).append(value)
 
     for i in range(len(frame)):
         before = np.array([keys[j] == keys[i] and t[j] < t[i] for j in range(len(frame))], dtype=bool)
-        put("n", int(before.sum()))
-        for x in targets:
-            put(x, int((before & y[x]).sum()))
-        for w in windows:
-            inside = before & (t >= t[i] - w)
-            put(f"n_{window_label(w)}", int(inside.sum()))
+        settled = known & (t < t[i] - delay)
+        y = {x: label[x] & settled for x in targets}
+        day = t[i] // 86400 * 86400
+        spans = {"": before}
+        spans.update({f"_{window_label(w)}": before & (t >= t[i] - w) for w in windows})
+        spans.update({f"_prev{d}d": before & (t >= day - d * 86400) & (t < day) for d in days})
+        for suffix, inside in spans.items():
+            put(f"n{suffix}", int(inside.sum()))
             for x in targets:
-                put(f"{x}_{window_label(w)}", int((inside & y[x]).sum()))
+                put(f"{x}{suffix}", int((inside & y[x]).sum()))
+                n_known = int((inside & settled).sum())
+                put(f"{x}_rate{suffix}", (inside & y[x]).sum() / n_known if n_known else np.nan)
         put("dt_prev", int(t[i] - t[before].max()) if before.any() else -1)
         for x in targets:
             hit = before & y[x]
             put(f"dt_prev_{x}", int(t[i] - t[hit].max()) if hit.any() else -1)
-    return {k: np.asarray(v, dtype=np.int64) for k, v in out.items()}
+    return {k: np.asarray(v, dtype=np.float64 if "_rate" in k else np.int64) for k, v in out.items()}
 
 
 def assert_features(got: pd.DataFrame, want: dict[str, np.ndarray]) -> None:
+    assert sorted(want) == sorted(c for c in got.columns if c.startswith("hist_"))
     for col, expected in want.items():
-        np.testing.assert_array_equal(got[col].to_numpy(), expected, err_msg=col)
+        np.testing.assert_array_equal(got[col].to_numpy(), expected, err_msg=col)  # exact; NaN == NaN here
 
 
-frames = st.builds(
-    make_frame,
-    n=st.integers(1, 60),
-    n_users=st.integers(1, 5),
-    n_times=st.integers(1, 16),
-    seed=st.integers(0, 10**6),
-)
+def frames_of(steps: list[int]) -> st.SearchStrategy:
+    return st.builds(
+        make_frame,
+        n=st.integers(1, 60),
+        n_users=st.integers(1, 5),
+        n_times=st.integers(1, 16),
+        seed=st.integers(0, 10**6),
+        step=st.sampled_from(steps),
+    )
+
+
+frames = frames_of([900, 21600])  # 16 steps of 6 h: spans cross UTC days
 
 
 def test_names_and_small_example():
@@ -94,19 +117,19 @@ def test_names_and_small_example():
 
 
 @settings(max_examples=40, deadline=None)
-@given(frame=frames, key=st.sampled_from(sorted(KEYS)))
-def test_fit_transform_matches_oracle(frame, key):
+@given(frame=frames, key=st.sampled_from(sorted(KEYS)), delay=st.sampled_from([0, 0, 900, 3600, 86400]))
+def test_fit_transform_matches_oracle(frame, key, delay):
     key = KEYS[key]
-    out = HistoryEncoder(key, TARGETS, WINDOWS).fit_transform(frame)
+    out = encoder(key, delay=delay).fit_transform(frame)
     assert out.index.equals(frame.index)
     pd.testing.assert_frame_equal(out[frame.columns], frame)
-    assert_features(out, oracle(frame, key, TARGETS))
+    assert_features(out, oracle(frame, key, TARGETS, delay=delay))
 
 
 @settings(max_examples=30, deadline=None)
 @given(frame=frames, cut=st.integers(0, 16), seed=st.integers(0, 10**6))
 def test_labels_at_or_after_t_never_change_features_at_t(frame, cut, seed):
-    enc = HistoryEncoder(KEYS["pair"], TARGETS, WINDOWS)
+    enc = encoder(KEYS["pair"])
     base = enc.fit_transform(frame)
     t0 = cut * 900
     changed = frame.copy()
@@ -123,7 +146,7 @@ def test_labels_at_or_after_t_never_change_features_at_t(frame, cut, seed):
 @settings(max_examples=30, deadline=None)
 @given(frame=frames, seed=st.integers(0, 10**6))
 def test_invariant_to_row_order(frame, seed):
-    enc = HistoryEncoder(KEYS["single"], TARGETS, WINDOWS)
+    enc = encoder(KEYS["single"])
     base = enc.fit_transform(frame)
     shuffled = frame.iloc[np.random.default_rng(seed).permutation(len(frame))]
     out = enc.fit_transform(shuffled)
@@ -140,31 +163,38 @@ def split(frame: pd.DataFrame, cut: int, seed: int) -> tuple[pd.DataFrame, pd.Da
 
 
 @settings(max_examples=30, deadline=None)
-@given(frame=frames, cut=st.integers(1, 16), seed=st.integers(0, 10**6), key=st.sampled_from(sorted(KEYS)))
-def test_transform_continues_fit_transform(frame, cut, seed, key):
+@given(
+    frame=frames,
+    cut=st.integers(1, 16),
+    seed=st.integers(0, 10**6),
+    key=st.sampled_from(sorted(KEYS)),
+    delay=st.sampled_from([0, 0, 900, 86400]),
+)
+def test_transform_continues_fit_transform(frame, cut, seed, key, delay):
     key = KEYS[key]
     train, new = split(frame, cut * 900, seed)
     if len(train) == 0:
         return
     # new rows may share the last training time (ties stay invisible to each other)
-    enc = HistoryEncoder(key, TARGETS, WINDOWS).fit(train)
+    enc = encoder(key, delay=delay).fit(train)
     names = enc.output_names()
-    whole = HistoryEncoder(key, TARGETS, WINDOWS).fit_transform(pd.concat([train, new]))
+    whole = encoder(key, delay=delay).fit_transform(pd.concat([train, new]))
     # labels of new rows used: every feature equals the one-pass computation
     out = enc.transform(new)
     assert out.index.equals(new.index)
     pd.testing.assert_frame_equal(out[names], whole.loc[new.index, names])
-    # labels absent (serving): in-frame rows count as events, only training positives count
+    # labels absent (serving): in-frame rows count as events, only training positives count,
+    # and rates divide by the labelled (training) events only
     unlabeled = enc.transform(new.drop(columns=TARGETS))
     assert list(unlabeled.columns) == [*new.drop(columns=TARGETS).columns, *names]
-    blind = pd.concat([train, new.assign(like=np.int8(0), reply=np.int8(0))])
-    want = HistoryEncoder(key, TARGETS, WINDOWS).fit_transform(blind).loc[new.index, names]
-    pd.testing.assert_frame_equal(unlabeled[names], want)
-    pd.testing.assert_frame_equal(enc.transform(new, labels=False)[names], want)
+    both = pd.concat([train, new])
+    want = oracle(both, key, TARGETS, labelled=np.arange(len(both)) < len(train), delay=delay)
+    assert_features(unlabeled[names], {k: v[len(train) :] for k, v in want.items()})
+    pd.testing.assert_frame_equal(enc.transform(new, labels=False)[names], unlabeled[names])
 
 
 @settings(max_examples=15, deadline=None)
-@given(frame=frames, cut=st.integers(1, 16), seed=st.integers(0, 10**6))
+@given(frame=frames_of([900]), cut=st.integers(1, 16), seed=st.integers(0, 10**6))
 def test_huge_time_span_uses_time_ranks(frame, cut, seed):
     """Times spread over ~2^62 s: key id * time span overflows int64, so times are ranked first."""
     step, windows = 2**58, (2**58, 2**59)
@@ -172,19 +202,19 @@ def test_huge_time_span_uses_time_ranks(frame, cut, seed):
     frame.loc[frame.index[0], "engaging_user_id"] = 99  # >= 2 keys, so key count * span >= 2^62
     frame.loc[frame.index[-1], T] = 15 * step
     key = KEYS["single"]
-    out = HistoryEncoder(key, TARGETS, windows).fit_transform(frame)
+    out = encoder(key, windows).fit_transform(frame)
     assert_features(out, oracle(frame, key, TARGETS, windows))
     train, new = split(frame, cut * step, seed)
     if len(train):
-        names = HistoryEncoder(key, TARGETS, windows).fit(train).output_names()
-        got = HistoryEncoder(key, TARGETS, windows).fit(train).transform(new)[names]
+        names = encoder(key, windows).fit(train).output_names()
+        got = encoder(key, windows).fit(train).transform(new)[names]
         pd.testing.assert_frame_equal(got, out.loc[new.index, names])
 
 
 def test_save_load_roundtrip(tmp_path):
     frame = make_frame(400, 20, 200, seed=3)
     train, new = split(frame, 150 * 900, seed=4)
-    enc = HistoryEncoder(KEYS["pair"], TARGETS, WINDOWS).fit(train)
+    enc = encoder(KEYS["pair"]).fit(train)
     enc.save(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "hist_engaging_user_id__engaged_with_user_id.json",
@@ -215,18 +245,18 @@ def test_transform_refuses_earlier_events_and_needs_fit():
 def test_dask_wrapper_matches_in_memory():
     import dask.dataframe as dd
 
-    frame = make_frame(600, 40, 300, seed=7).reset_index(names="row")
+    frame = make_frame(600, 40, 300, seed=7, step=3600).reset_index(names="row")
     key = KEYS["single"]
-    want = HistoryEncoder(key, TARGETS, WINDOWS).fit_transform(frame).set_index("row").sort_index()
-    enc = HistoryEncoder(key, TARGETS, WINDOWS)
+    want = encoder(key).fit_transform(frame).set_index("row").sort_index()
+    enc = encoder(key)
     got = history_features(dd.from_pandas(frame, npartitions=4), enc).compute().set_index("row").sort_index()
     pd.testing.assert_frame_equal(got[want.columns], want)
-    ref = HistoryEncoder(key, TARGETS, WINDOWS).fit(frame)
+    ref = encoder(key).fit(frame)
     state_cols = list(ref.state_.columns)
     order = [*key, T]
     pd.testing.assert_frame_equal(
         enc.state_.sort_values(order).reset_index(drop=True), ref.state_[state_cols].sort_values(order).reset_index(drop=True)
     )
-    later = make_frame(200, 40, 50, seed=8, start=int(frame[T].max())).reset_index(names="row")
+    later = make_frame(200, 40, 50, seed=8, start=int(frame[T].max()), step=3600).reset_index(names="row")
     served = history_features(dd.from_pandas(later, npartitions=3), enc, fit=False).compute().set_index("row").sort_index()
     pd.testing.assert_frame_equal(served, ref.transform(later).set_index("row").sort_index())

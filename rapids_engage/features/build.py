@@ -12,16 +12,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-import dask
-
 from functools import partial
 
-from ..config import FeaturesConfig
+from ..config import FeaturesConfig, HistoryConfig
 from ..layout import RECSYS, Layout
 from . import content, table_content
 from .counts import DAY, CountEncoder, with_day
 from .folds import FOLD, assign_folds
-from .frames import Join, KeyTable, apply_joins, as_dask
+from .frames import Join, KeyTable, apply_joins, as_dask, in_memory, key_tables
 from .history import HistoryEncoder, history_features
 from .target_encoding import TargetEncoder
 
@@ -58,6 +56,13 @@ def with_derived_keys(frame: Any, layout: Layout) -> Any:
     return _rowwise(frame, row_features(layout)[0])
 
 
+def history_encoder(cfg: HistoryConfig, key: list[str], targets: list[str], time_column: str) -> HistoryEncoder:
+    """The history encoder of one key as configured."""
+    return HistoryEncoder(
+        key, targets, tuple(cfg.windows), time_column, days=tuple(cfg.days), rates=cfg.rates, label_delay=cfg.label_delay
+    )
+
+
 def _rowwise(frame: Any, fn: Any) -> Any:
     frame = as_dask(frame)
     return frame.map_partitions(fn, meta=fn(frame._meta))
@@ -76,10 +81,7 @@ class FeatureBuilder:
             TargetEncoder(key, te.n_folds, te.smooth, te.fold_method, te.seed, layout.row_key) for key in te.keys
         ]
         self.count_encoders = [CountEncoder(key, time_column=layout.time) for key in config.counts]
-        hist = config.history
-        self.history_encoders = [
-            HistoryEncoder(key, self.targets, tuple(hist.windows), time_column=layout.time) for key in hist.keys
-        ]
+        self.history_encoders = [history_encoder(config.history, key, self.targets, layout.time) for key in config.history.keys]
 
     def _content_names(self) -> list[str]:
         return row_features(self.layout)[2] if self.config.content else []
@@ -99,11 +101,21 @@ class FeatureBuilder:
         frame = _rowwise(frame, keys)
         return _rowwise(frame, features) if self.config.content else frame
 
-    def _apply(self, frame: Any, joins: list[Join], daily_graphs: list[Any]) -> Any:
-        """Compute the batch's per-day counts, then add every encoder's columns in one pass."""
-        it = iter(dask.compute(*[g for g in daily_graphs if g is not None]))
-        for enc, graph in zip(self.count_encoders, daily_graphs):
-            joins += enc.joins(next(it) if graph is not None else None)
+    def _split_out(self, frame: Any) -> int:
+        """Partitions of the key tables of a (persisted) frame: 1 when no table can exceed the
+        broadcast limit (it has at most as many rows as the frame), else the frame's partitions."""
+        limit = self.config.broadcast_limit
+        return 1 if limit is None or len(frame) <= limit else frame.npartitions
+
+    def _key_tables(self, graphs: list[Any], split_out: int) -> list[Any]:
+        return key_tables(graphs, None if split_out == 1 else self.config.broadcast_limit)
+
+    def _apply(self, frame: Any, joins: list[Join]) -> Any:
+        """Compute the batch's per-day counts, then add every encoder's columns."""
+        split_out = self._split_out(frame)
+        daily = self._key_tables([enc.daily_graph(frame, split_out) for enc in self.count_encoders], split_out)
+        for enc, table in zip(self.count_encoders, daily):
+            joins += enc.joins(table)
         drop = [c for c in (FOLD, DAY) if c in frame.columns]
         return apply_joins(frame, joins).drop(columns=drop)
 
@@ -134,7 +146,8 @@ class FeatureBuilder:
         """Fit on ``train`` (labels present); out-of-fold encodings for its rows.
 
         The row-wise features and folds are computed once and persisted; all
-        encoder statistics come from that frame in one ``dask.compute``.
+        encoder statistics come from that frame, computed together; key tables
+        larger than ``broadcast_limit`` rows stay partitioned on the workers.
         ``carry``: further input columns to keep in the output.
         """
         self._tables = None  # refitting invalidates the serving tables of transform_frame
@@ -142,22 +155,21 @@ class FeatureBuilder:
         te = self.config.target_encoding
         frame = assign_folds(frame, self.row_key, te.n_folds, te.fold_method, te.seed)
         frame = self._with_history(frame.persist(), fit=True).persist()
-        te_graphs = [enc.stats_graph(frame, self.targets) for enc in self.target_encoders]
-        cnt_graphs = [enc.stats_graph(frame) for enc in self.count_encoders]
-        daily_graphs = [enc.daily_graph(frame) for enc in self.count_encoders]
+        split_out = self._split_out(frame)
+        te_graphs = [enc.stats_graph(frame, self.targets, split_out) for enc in self.target_encoders]
+        cnt_graphs = [enc.stats_graph(frame, split_out) for enc in self.count_encoders]
         n_te = len(te_graphs)
-        stats = dask.compute(*te_graphs, *cnt_graphs)
+        stats = self._key_tables([*te_graphs, *cnt_graphs], split_out)
         for enc, table in zip(self.target_encoders, stats[:n_te]):
             enc.set_stats(table, self.targets)
         for enc, table in zip(self.count_encoders, stats[n_te:]):
             enc.counts_ = table
-        return self._apply(frame, [enc.oof_join() for enc in self.target_encoders], daily_graphs)
+        return self._apply(frame, [enc.oof_join() for enc in self.target_encoders])
 
     def transform(self, frame: Any, carry: list[str] = ()) -> Any:
         """Features for rows outside the training set, from the fitted state only."""
         frame = self._with_history(self._needed(frame, list(carry)).persist(), fit=False).persist()
-        daily_graphs = [enc.daily_graph(frame) for enc in self.count_encoders]
-        return self._apply(frame, [enc.full_join() for enc in self.target_encoders], daily_graphs)
+        return self._apply(frame, [enc.full_join() for enc in self.target_encoders])
 
     def transform_frame(self, frame: Any, carry: list[str] = ()) -> Any:
         """:meth:`transform` for an in-memory batch (pandas or cudf) without dask: the same
@@ -183,7 +195,7 @@ class FeatureBuilder:
         if getattr(self, "_tables", None) is None:
             joins = [enc.full_join() for enc in self.target_encoders]
             joins += [enc.joins(None)[0] for enc in self.count_encoders]
-            self._tables = [(KeyTable(j.table, j.on), j) for j in joins]
+            self._tables = [(KeyTable(in_memory(j.table), j.on), j) for j in joins]
         return self._tables
 
     def save(self, directory: str | Path) -> None:

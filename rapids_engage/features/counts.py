@@ -17,9 +17,9 @@ from .frames import Join, apply_joins, as_dask, is_dask, key_name, load_state, s
 DAY = "_day"
 
 
-def count_graph(frame: Any, key: list[str], name: str) -> Any:
-    """Lazy key -> row count table of a dask frame."""
-    return frame[key].assign(**{name: 1}).groupby(key, sort=False).sum(split_out=1).reset_index()
+def count_graph(frame: Any, key: list[str], name: str, split_out: int = 1) -> Any:
+    """Lazy key -> row count table of a dask frame, in ``split_out`` partitions."""
+    return frame[key].assign(**{name: 1}).groupby(key, sort=False).sum(split_out=split_out).reset_index()
 
 
 def with_day(frame: Any, time_column: str = EVENT_TIME) -> Any:
@@ -50,13 +50,13 @@ class CountEncoder:
     def output_names(self) -> list[str]:
         return [self.total_name] + ([self.daily_name] if self.per_day else [])
 
-    def stats_graph(self, frame: Any) -> Any:
+    def stats_graph(self, frame: Any, split_out: int = 1) -> Any:
         """Lazy counts over the fitting window."""
-        return count_graph(frame, self.columns, self.total_name)
+        return count_graph(frame, self.columns, self.total_name, split_out)
 
-    def daily_graph(self, frame: Any) -> Any | None:
+    def daily_graph(self, frame: Any, split_out: int = 1) -> Any | None:
         """Lazy per-day counts of the batch being transformed (``frame`` from :func:`with_day`)."""
-        return count_graph(frame, self.columns + [DAY], self.daily_name) if self.per_day else None
+        return count_graph(frame, self.columns + [DAY], self.daily_name, split_out) if self.per_day else None
 
     def daily_table(self, frame: Any) -> Any:
         """Per-day counts of an in-memory batch (pandas or cudf, from :func:`with_day`)."""

@@ -1,10 +1,14 @@
 """Dataframe plumbing shared by the feature groups (pandas/cudf and their dask forms).
 
-Feature tables (one row per key) are joined onto event partitions by
-broadcasting the table to every partition: the event frame is never shuffled,
-so partition ``i`` of the features is partition ``i`` of the input, in the same
-row order, whatever the backend (cudf merges do not keep row order; the
-``_pos`` column restores it).
+Feature tables (one row per key) are joined onto event partitions in one of two ways:
+
+* small tables (in memory) are broadcast to every partition: the event frame
+  is not shuffled, so partition ``i`` of the features is partition ``i`` of the
+  input, in the same row order, whatever the backend (cudf merges do not keep
+  row order; the ``_pos`` column restores it);
+* large tables stay partitioned on the workers (persisted dask frames, see
+  :func:`key_tables`) and are joined by a hash (shuffle) join: no worker and
+  not the driver ever holds the whole table; the events are reshuffled.
 """
 
 from __future__ import annotations
@@ -117,13 +121,30 @@ def _apply_joins(part: Any, specs: list[tuple], *tables: KeyTable) -> Any:
     return part
 
 
-def apply_joins(events: Any, joins: list[Join]) -> Any:
-    """Join every key table onto every partition of ``events`` in one pass.
+def _fill_cast(part: Any, fill: dict[str, Any] | None, dtypes: dict[str, str]) -> Any:
+    if fill:
+        part = part.fillna({k: v for k, v in fill.items() if k in part.columns})
+    return part.assign(**{c: part[c].astype(d) for c, d in dtypes.items()})
 
-    Tables are broadcast (see :func:`share`): the event frame is never shuffled,
-    so partition ``i`` of the output is partition ``i`` of the input, same order.
+
+def shuffle_join(events: Any, join: Join) -> Any:
+    """Left-join a partitioned (dask) key table onto ``events`` by a hash join on the key."""
+    kept = events.drop(columns=[c for c in join.new_columns if c in events.columns])
+    merged = kept.merge(join.table[[*join.on, *join.new_columns]], on=join.on, how="left")
+    return merged.map_partitions(_fill_cast, join.fill, join.new_columns, meta=meta_with(kept._meta, join.new_columns))
+
+
+def apply_joins(events: Any, joins: list[Join]) -> Any:
+    """Join every key table onto every partition of ``events``.
+
+    In-memory tables are broadcast (see :func:`share`) and joined in one pass
+    that keeps partition ``i`` of the output = partition ``i`` of the input,
+    same order; partitioned (dask) tables are shuffle-joined first.
     """
     events = as_dask(events)
+    for j in [j for j in joins if is_dask(j.table)]:
+        events = shuffle_join(events, j)
+    joins = [j for j in joins if not is_dask(j.table)]
     if not joins:
         return events
     new_columns: dict[str, str] = {}
@@ -133,6 +154,28 @@ def apply_joins(events: Any, joins: list[Join]) -> Any:
     specs = [(j.fill, j.new_columns) for j in joins]
     tables = [share(KeyTable(j.table, j.on)) for j in joins]
     return events.map_partitions(_apply_joins, specs, *tables, meta=meta)
+
+
+def in_memory(obj: Any) -> Any:
+    """``obj`` computed if it is a dask collection (a partitioned table, a lazy reduction)."""
+    return obj.compute() if is_dask(obj) else obj
+
+
+def key_tables(graphs: list[Any], limit: int | None) -> list[Any]:
+    """Compute lazy key tables (``None`` entries pass through).
+
+    ``limit`` None: all in memory on the driver. Otherwise every table is
+    persisted on the workers first; those of at most ``limit`` rows are then
+    gathered (broadcast joins), the others stay partitioned (shuffle joins).
+    """
+    lazy = [g for g in graphs if g is not None]
+    if limit is None:
+        done = iter(dask.compute(*lazy))
+    else:
+        persisted = dask.persist(*lazy)
+        sizes = dask.compute(*[t.map_partitions(len).sum() for t in persisted])
+        done = iter([t.compute() if n <= limit else t for t, n in zip(persisted, sizes)])
+    return [None if g is None else next(done) for g in graphs]
 
 
 def key_name(key: list[str]) -> str:
@@ -151,12 +194,16 @@ def save_state(directory: str | Path, stem: str, table: Any, state: dict) -> Non
     """An encoder's fitted state: ``<stem>.parquet`` (its table) and ``<stem>.json`` (params and scalars)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(directory / f"{stem}.parquet", index=False)
+    if is_dask(table):  # a partitioned table: a directory of parquet parts, written by the workers
+        table.to_parquet(str(directory / f"{stem}.parquet"), write_index=False)
+    else:
+        table.to_parquet(directory / f"{stem}.parquet", index=False)
     (directory / f"{stem}.json").write_text(json.dumps(state, indent=1))
 
 
 def load_state(directory: str | Path, stem: str, df_lib: Any = None) -> tuple[dict, Any]:
-    """(JSON state, table as a ``df_lib`` frame; pandas by default) written by :func:`save_state`."""
+    """(JSON state, table as a ``df_lib`` frame; pandas by default) written by :func:`save_state`
+    (a partitioned table's directory of parts is read as one frame)."""
     directory = Path(directory)
     state = json.loads((directory / f"{stem}.json").read_text())
     return state, (df_lib or pd).read_parquet(directory / f"{stem}.parquet")

@@ -9,12 +9,27 @@ nor any event at the same timestamp, nor later ones. With ``<key>`` the key name
     hist_<key>_<target>          earlier positives (label > 0) of the target
     hist_<key>_n_<w>             earlier events with time in [t - w, t)
     hist_<key>_<target>_<w>      earlier positives with time in [t - w, t)
+    hist_<key>_n_prev<d>d        events of the <d> whole UTC days before the event's day
+    hist_<key>_<target>_prev<d>d positives of those days
     hist_<key>_dt_prev           t - time of the key's previous event, -1 when none
     hist_<key>_dt_prev_<target>  t - time of the key's previous positive, -1 when none
+    hist_<key>_<target>_rate[_<w> | _prev<d>d]
+                                 positives / LABELLED earlier events of the same span, NaN when none
 
-``<w>`` is ``<hours>h`` (``24h``) for whole hours, else ``<seconds>s``. All
-outputs are int64 (-1 rather than NaN keeps them exact and integer; no count
-is ever negative, so -1 is unambiguous).
+``<w>`` is ``<hours>h`` (``24h``) for whole hours, else ``<seconds>s``. Counts
+and times are int64 (-1 rather than NaN keeps them exact and integer; no count
+is ever negative, so -1 is unambiguous); rates are float64.
+
+Why rates over labelled events: a served (or validation) row sees the earlier
+rows of its own batch as events but not their labels, so a rolling window's
+positives / events would drop against training, where every earlier row is
+labelled. Dividing by the labelled events only keeps the rate unbiased. The
+calendar spans (``prev1d``: yesterday, UTC) of a row served the day after
+training ends are entirely training rows: the same quantity as in training.
+With ``label_delay = d`` every label-derived feature (positives, rates,
+``dt_prev_<target>``) uses only events with time < t - d, in
+training as in serving: with ``d`` >= the serving horizon, training rows see
+exactly as much labelled history as served rows.
 
 Algorithm (written once against the pandas/cudf + numpy/cupy API, no Python
 per-group code): rows are numbered by key (``groupby().ngroup()``) and sorted
@@ -28,7 +43,8 @@ per-target positives, last positive time), which lets
 followed by the new rows.
 
 Fitted state (``state_``, saved as parquet; params + ``t_end_`` as JSON), for
-``T = t_end_`` (last training time) and ``W`` the longest window:
+``T = t_end_`` (last training time) and ``W`` the longest reach of a span
+(:meth:`HistoryEncoder.reach`):
 
 * one row per (key, time) for training events with time >= ``T - W``
   (everything a window of an event at time >= ``T`` can reach);
@@ -79,12 +95,29 @@ def _group_ids(keys: Any) -> Any:
     return values(gid).astype(np.int64)
 
 
-def _features(xp: Any, g: Any, t: Any, n: Any, pos: dict, last: dict, windows: list[int]) -> dict:
+DAY_SECONDS = 86400
+
+
+def _features(
+    xp: Any,
+    g: Any,
+    t: Any,
+    n: Any,
+    lab: Any,
+    pos: dict,
+    last: dict,
+    windows: list[int],
+    days: list[int],
+    rates: bool,
+    label_delay: int = 0,
+) -> dict:
     """History features of weighted events, returned in input order.
 
-    ``g`` key ids, ``t`` times, ``n`` events a row stands for, ``pos[target]``
-    positives it stands for, ``last[target]`` its last positive time (used
-    where ``pos > 0``). Rows of the same (key, time) never see each other.
+    ``g`` key ids, ``t`` times, ``n`` events a row stands for, ``lab`` of them
+    labelled, ``pos[target]`` positives it stands for, ``last[target]`` its
+    last positive time (used where ``pos > 0``). Rows of the same (key, time)
+    never see each other; labels (positives, labelled events, last positive
+    times) only of events with time < t - ``label_delay``.
     """
     size = len(t)
     n_groups = int(g.max()) + 1 if size else 0
@@ -121,21 +154,32 @@ def _features(xp: Any, g: Any, t: Any, n: Any, pos: dict, last: dict, windows: l
         out[1:] = xp.cumsum(a)
         return out
 
-    def earlier(cum: Any, lo: Any) -> Any:
-        return cum[block_start] - cum[lo]
-
-    counts = {"n": prefix(n[order])}
+    counts = {"n": prefix(n[order]), "_lab": prefix(lab[order])}
     for target, p in pos.items():
         counts[target] = prefix(p[order])
 
-    feats: dict[str, Any] = {}
-    for name, cum in counts.items():
-        feats[name] = earlier(cum, group_start)
+    def first_at(x: Any) -> Any:  # position of the row's key's first event at time >= x (x <= t)
+        return xp.searchsorted(c, gs * span + time_code(x), side="left")
+
+    known_end = first_at(ts - label_delay) if label_delay else block_start  # labels of rows before it are known
+    spans = {"": (group_start, block_start)}
     for w in windows:
-        lower = gs * span + time_code(ts - w)  # (key, first time >= t - w)
-        lo = xp.searchsorted(c, lower, side="left")
-        for name, cum in counts.items():
-            feats[f"{name}_{window_label(w)}"] = earlier(cum, lo)
+        spans[f"_{window_label(w)}"] = (first_at(ts - w), block_start)
+    day_start = (ts // DAY_SECONDS) * DAY_SECONDS
+    for d in days:
+        spans[f"_prev{d}d"] = (first_at(day_start - d * DAY_SECONDS), first_at(day_start))
+
+    feats: dict[str, Any] = {}
+    for suffix, (lo, hi) in spans.items():
+        known = xp.maximum(xp.minimum(hi, known_end), lo)
+        span_counts = {name: cum[hi if name == "n" else known] - cum[lo] for name, cum in counts.items()}
+        labelled = span_counts.pop("_lab")
+        for name, value in span_counts.items():
+            feats[f"{name}{suffix}"] = value
+        if rates:
+            denominator = xp.where(labelled > 0, labelled, 1).astype(np.float64)
+            for target in pos:
+                feats[f"{target}_rate{suffix}"] = xp.where(labelled > 0, span_counts[target] / denominator, np.nan)
 
     has_prev = block_start > group_start
     prev = xp.maximum(block_start - 1, 0)
@@ -144,13 +188,13 @@ def _features(xp: Any, g: Any, t: Any, n: Any, pos: dict, last: dict, windows: l
         positive = p[order] > 0
         n_positive = prefix(positive)  # positive rows before each position
         last_time = xp.concatenate([xp.full(1, -1, dtype=np.int64), last[target][order][positive]])
-        k = n_positive[block_start]
+        k = n_positive[known_end]
         has = k > n_positive[group_start]
         feats[f"dt_prev_{target}"] = xp.where(has, ts - last_time[k], -1)
 
     out = {}
     for name, sorted_values in feats.items():
-        col = xp.empty(size, dtype=np.int64)
+        col = xp.empty(size, dtype=sorted_values.dtype)
         col[order] = sorted_values
         out[name] = col
     return out
@@ -165,6 +209,10 @@ class HistoryEncoder:
 
     Frames are in-memory pandas or cudf frames holding all the events of their
     keys (one dask partition after a shuffle on the key: :func:`history_features`).
+    ``days``: calendar spans, the ``d`` whole UTC days before the event's day;
+    ``rates``: add positives / labelled events per span; ``label_delay``:
+    seconds before an event's label counts (set it to the serving horizon,
+    e.g. the validation window, so training rows see labels as served rows do).
     """
 
     def __init__(
@@ -174,12 +222,22 @@ class HistoryEncoder:
         windows: tuple[int, ...] = (86400, 604800),
         time_column: str = EVENT_TIME,
         prefix: str = "hist",
+        days: tuple[int, ...] = (),
+        rates: bool = False,
+        label_delay: int = 0,
     ) -> None:
         self.columns = [columns] if isinstance(columns, str) else list(columns)
         self.targets = None if targets is None else list(targets)
         self.windows = [int(w) for w in windows]
         if any(w <= 0 for w in self.windows):
             raise ValueError(f"HistoryEncoder windows must be > 0 seconds, got {self.windows}")
+        self.days = [int(d) for d in days]
+        if any(d <= 0 for d in self.days):
+            raise ValueError(f"HistoryEncoder days must be >= 1 whole UTC days, got {self.days}")
+        self.rates = bool(rates)
+        self.label_delay = int(label_delay)
+        if self.label_delay < 0:
+            raise ValueError(f"HistoryEncoder label_delay must be >= 0 seconds, got {self.label_delay}")
         self.time_column = time_column
         self.prefix = prefix
 
@@ -198,11 +256,19 @@ class HistoryEncoder:
     def output_names(self, targets: list[str] | None = None) -> list[str]:
         targets = self.targets_ if targets is None else targets
         stems = ["n", *targets]
-        names = list(stems)
-        for w in self.windows:
-            names += [f"{s}_{window_label(w)}" for s in stems]
+        suffixes = self._span_suffixes()
+        names = [f"{s}{suffix}" for suffix in suffixes for s in stems]
         names += ["dt_prev", *[f"dt_prev_{t}" for t in targets]]
+        if self.rates:
+            names += [f"{t}_rate{suffix}" for suffix in suffixes for t in targets]
         return [f"{self.prefix}_{self.name}_{s}" for s in names]
+
+    def _span_suffixes(self) -> list[str]:
+        return ["", *[f"_{window_label(w)}" for w in self.windows], *[f"_prev{d}d" for d in self.days]]
+
+    def reach(self) -> int:
+        """How far back (seconds) any span of an event can look, at most."""
+        return max([*self.windows, *[(d + 1) * DAY_SECONDS for d in self.days]], default=0)
 
     # ---- helpers -----------------------------------------------------------
     def _check_columns(self, frame: Any, extra: list[str]) -> None:
@@ -235,7 +301,8 @@ class HistoryEncoder:
         pos = {target: self._positive(frame, target) for target in targets}
         last = dict.fromkeys(targets, t)
         g = _group_ids(frame[self.columns])
-        feats = _features(xp, g, t, xp.ones(len(t), dtype=np.int64), pos, last, self.windows)
+        ones = xp.ones(len(t), dtype=np.int64)
+        feats = _features(xp, g, t, ones, ones, pos, last, self.windows, self.days, self.rates, self.label_delay)
         return self._attach(frame, feats, targets)
 
     def state_partition(self, frame: Any, t_end: int) -> Any:
@@ -251,7 +318,7 @@ class HistoryEncoder:
             p = self._positive(frame, target)
             tmp[_pos(target)] = p
             tmp[_last(target)] = xp.where(p > 0, t, -1)
-        cutoff = t_end - max(self.windows, default=0)
+        cutoff = t_end - self.reach()
         sums = {N: "sum", **{_pos(x): "sum" for x in targets}, **{_last(x): "max" for x in targets}}
         old = tmp[tmp[self.time_column] < cutoff]
         old = old.groupby(self.columns, sort=False, dropna=False).agg({self.time_column: "max", **sums}).reset_index()
@@ -319,14 +386,15 @@ class HistoryEncoder:
 
         t = stacked(values(state[self.time_column]), t_new)
         n = stacked(values(state[N]), xp.ones(len(t_new), dtype=np.int64))
+        use = {target: target in X.columns and labels is not False for target in targets}
+        lab = stacked(values(state[N]), xp.full(len(t_new), int(all(use.values()) and bool(use)), dtype=np.int64))
         pos, last = {}, {}
         for target in targets:
-            use = target in X.columns and labels is not False
-            p = self._positive(X, target) if use else xp.zeros(len(t_new), dtype=np.int64)
+            p = self._positive(X, target) if use[target] else xp.zeros(len(t_new), dtype=np.int64)
             pos[target] = stacked(values(state[_pos(target)]), p)
             last[target] = stacked(values(state[_last(target)]), t_new)
         g = xp.concatenate([g[:m][keep], g[m:]])
-        feats = _features(xp, g, t, n, pos, last, self.windows)
+        feats = _features(xp, g, t, n, lab, pos, last, self.windows, self.days, self.rates, self.label_delay)
         return self._attach(X, feats, targets, start=m_kept)
 
     # ---- state -----------------------------------------------------------
@@ -341,6 +409,9 @@ class HistoryEncoder:
             "windows": self.windows,
             "time_column": self.time_column,
             "prefix": self.prefix,
+            "days": self.days,
+            "rates": self.rates,
+            "label_delay": self.label_delay,
         }
 
     def save(self, directory: str | Path) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .folds import FOLD, assign_folds
-from .frames import Join, apply_joins, as_dask, is_dask, key_name, load_state, save_state
+from .frames import Join, apply_joins, as_dask, in_memory, is_dask, key_name, load_state, save_state
 
 N = "_n"
 
@@ -88,19 +88,24 @@ class TargetEncoder:
             X = assign_folds(as_dask(X), self.row_key, self.n_folds, self.fold_method, self.seed)
         return as_dask(X), targets
 
-    def stats_graph(self, frame: Any, targets: list[str]) -> Any:
-        """Lazy per (key, fold) row counts and label sums of a prepared frame."""
+    def stats_graph(self, frame: Any, targets: list[str], split_out: int = 1) -> Any:
+        """Lazy per (key, fold) row counts and label sums of a prepared frame, in ``split_out`` partitions."""
         cols = self.columns + [FOLD]
         part = frame[cols + targets].astype({t: "float64" for t in targets})
         part = part.rename(columns={t: _sum(t) for t in targets}).assign(**{N: 1})
-        return part.groupby(cols, sort=False).sum(split_out=1).reset_index()
+        return part.groupby(cols, sort=False).sum(split_out=split_out).reset_index()
 
     def set_stats(self, fold_stats: Any, targets: list[str]) -> TargetEncoder:
-        """Finish fitting from the computed (key, fold) statistics."""
+        """Finish fitting from the (key, fold) statistics: an in-memory table, or a
+        partitioned (dask) one that stays on the workers (so do ``stats_`` and the joins)."""
         sums = [_sum(t) for t in targets]
         self.targets_ = list(targets)
-        self.stats_ = fold_stats.groupby(self.columns)[[N] + sums].sum().reset_index()
-        total = self.stats_[[N] + sums].sum()
+        if is_dask(fold_stats):
+            grouped = fold_stats.groupby(self.columns)[[N] + sums].sum(split_out=fold_stats.npartitions)
+            self.stats_ = grouped.reset_index().persist()
+        else:
+            self.stats_ = fold_stats.groupby(self.columns)[[N] + sums].sum().reset_index()
+        total = in_memory(self.stats_[[N] + sums].sum())
         n_rows = float(total[N])
         if n_rows == 0:
             raise ValueError(f"TargetEncoder({self.name}): no training rows")
@@ -146,26 +151,25 @@ class TargetEncoder:
     def full_table(self) -> Any:
         """Key -> full-training encoding per target (the serving table)."""
         self._check_fitted()
-        table = self.stats_[self.columns].copy()
-        for t in self.targets_:
-            table[self.output_name(t)] = self._encode(self.stats_[_sum(t)], self.stats_[N], self.prior_[t])
-        return table
+        stats = self.stats_
+        encoded = {self.output_name(t): self._encode(stats[_sum(t)], stats[N], self.prior_[t]) for t in self.targets_}
+        return stats[self.columns].assign(**encoded)
 
     def _oof_table(self, fold_stats: Any) -> Any:
         """(key, fold) -> encoding from the training rows outside that fold."""
         sums = [_sum(t) for t in self.targets_]
-        per_fold = fold_stats.groupby(FOLD)[[N] + sums].sum()
+        per_fold = in_memory(fold_stats.groupby(FOLD)[[N] + sums].sum())
         total = per_fold.sum()
         prior = ((total[sums] - per_fold[sums]).div(total[N] - per_fold[N], axis=0)).reset_index()
         prior = prior.rename(columns={s: f"{s}__prior" for s in sums})
         merged = fold_stats.merge(self.stats_, on=self.columns, suffixes=("", "__all"))
         merged = merged.merge(prior, on=FOLD)
-        table = merged[self.columns + [FOLD]].copy()
+        counts = merged[f"{N}__all"] - merged[N]
+        encoded = {}
         for t, s in zip(self.targets_, sums):
-            counts = merged[f"{N}__all"] - merged[N]
             value = self._encode(merged[f"{s}__all"] - merged[s], counts, merged[f"{s}__prior"])
-            table[self.output_name(t)] = value.where(counts + self.smooth > 0, merged[f"{s}__prior"])
-        return table
+            encoded[self.output_name(t)] = value.where(counts + self.smooth > 0, merged[f"{s}__prior"])
+        return merged[self.columns + [FOLD]].assign(**encoded)
 
     # ---- state -----------------------------------------------------------
     def _check_fitted(self) -> None:

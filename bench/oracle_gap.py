@@ -1,0 +1,186 @@
+"""How much of the synthetic oracle RCE can any model learn? ``python bench/oracle_gap.py --rows 1000000``.
+
+The oracle RCE (report.json ``oracle_rce``) scores the generator's true probabilities, which
+include effects no finite sample identifies: a random effect per (user, creator) pair that most
+pairs show once or twice, and per-user / per-creator effects of users with a handful of rows.
+This bench splits the oracle like the pipeline (the last ``--valid-hours`` are validation) and
+scores, on the validation rows:
+
+* ``oracle``: the true probabilities;
+* ``oracle_without_pair``: the Bayes probability when the pair effect is unknown (its uniform
+  distribution integrated out by quadrature, every other effect known);
+* ``structured_map``: a learner that KNOWS the generator's functional form: logistic regression on
+  the exact design (one-hot user, creator, language, media, tweet type; the follow flag, the
+  standardised log text length and profile counts; the generator's previous-day history
+  covariate), an L2 prior per coefficient (MAP), fitted on the training rows only. Its C is
+  picked on the validation rows, so it is an optimistic ceiling for a learner that has to
+  discover the structure from these rows;
+* ``pipeline`` (with ``--report``): the RCE of a pipeline run on the same data.
+
+Writes ``bench/results/oracle_gap-<rows>.json`` and prints a markdown table. Uses the
+generator's own helpers (``rapids_engage.synthetic``) to recompute the pair effect from the ids.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rapids_engage import synthetic as S
+from rapids_engage.hashing import combine
+from rapids_engage.metrics import rce
+from rapids_engage.schema import TARGETS, TRUE_PROB_PREFIX
+
+DAY = 86400
+
+
+def load(root: Path) -> pd.DataFrame:
+    """Data and truth of a generated dataset, one frame (rows in tweet-id order of the truth)."""
+    cols = [
+        "tweet_id", "tweet_timestamp", "engaging_user_id", "engaged_with_user_id", "language", "present_media",
+        "tweet_type", "text_tokens", "engagee_follows_engager", *TARGETS.values(),
+    ]  # fmt: skip
+    data = pd.read_parquet(root / "data", columns=cols)
+    truth = pd.read_parquet(root / "truth")
+    frame = data.merge(truth[["tweet_id", *[TRUE_PROB_PREFIX + t for t in S.T]]], on="tweet_id", validate="1:1")
+    for t in S.T:
+        frame[t] = frame[TARGETS[t]].notna().to_numpy()
+    return frame
+
+
+def indices(world: S._World, ids: np.ndarray) -> np.ndarray:
+    """Generator user indices of canonical int64 user ids."""
+    order = np.argsort(world.user_ids)
+    pos = np.searchsorted(world.user_ids[order], ids)
+    return order[pos]
+
+
+def pair_effect(world: S._World, u: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """The generator's (user, creator) logit effect, from the same hash."""
+    pair = S._uniform(combine([u, c], int(S._salt(world.seed, 7))))
+    return (pair - 0.5) * (np.sqrt(12.0) * S.PAIR_SD)
+
+
+def history_covariates(frame: pd.DataFrame, u: np.ndarray) -> np.ndarray:
+    """(n, 4): the generator's history term without its effect sizes, from the previous UTC day's rows."""
+    day = frame["tweet_timestamp"].to_numpy() // DAY
+    keys = pd.DataFrame({"u": u, "day": day, **{t: frame[t].to_numpy().astype(np.int64) for t in S.T}})
+    daily = keys.groupby(["u", "day"]).agg(imp=("u", "size"), **{t: (t, "sum") for t in S.T}).reset_index()
+    daily["day"] += 1  # yesterday's counts, keyed by today
+    prev = keys[["u", "day"]].merge(daily, on=["u", "day"], how="left").fillna(0)
+    imp = prev["imp"].to_numpy()[:, None]
+    rate = prev[S.T].to_numpy() / np.maximum(imp, 1.0)
+    return np.where(imp > 0, (rate - S.RATES) * imp / (imp + 1.0), 0.0)
+
+
+def design(frame: pd.DataFrame, u: np.ndarray, c: np.ndarray, world: S._World, hist: np.ndarray):
+    """Sparse design of the generator's logit (one column block per effect) and the history columns."""
+    import scipy.sparse as sp
+
+    n = len(frame)
+    blocks = [
+        sp.csr_matrix((np.ones(n), (np.arange(n), u)), shape=(n, world.user_ids.size)),
+        sp.csr_matrix((np.ones(n), (np.arange(n), c)), shape=(n, world.user_ids.size)),
+    ]
+    for col in ("language", "present_media", "tweet_type"):
+        codes, uniques = pd.factorize(frame[col])
+        blocks.append(sp.csr_matrix((np.ones(n), (np.arange(n), codes)), shape=(n, len(uniques))))
+    length = np.log(frame["text_tokens"].str.count("\t").to_numpy() + 1.0)
+    dense = np.column_stack([
+        frame["engagee_follows_engager"].to_numpy(dtype=float),
+        (length - S.LOG_LEN_MEAN) / S.LOG_LEN_SD,
+        S._std_log(world.following)[u],
+        S._std_log(world.followers)[c],
+    ])  # fmt: skip
+    return sp.hstack(blocks + [sp.csr_matrix(dense)]).tocsr(), hist
+
+
+def structured_map(X, hist: np.ndarray, y: np.ndarray, train: np.ndarray, j: int, cs: list[float], max_iter: int) -> tuple[float, float]:
+    """(best validation RCE, its C) of the MAP logistic regression for target ``j``."""
+    import scipy.sparse as sp
+    from sklearn.linear_model import LogisticRegression
+
+    Xj = sp.hstack([X, sp.csr_matrix(hist[:, [j]])]).tocsr()
+    best = (-np.inf, None)
+    for c in cs:
+        model = LogisticRegression(C=c, max_iter=max_iter, tol=1e-6).fit(Xj[train], y[train])
+        score = rce(y[~train].astype(float), model.predict_proba(Xj[~train])[:, 1])
+        best = max(best, (score, c), key=lambda b: b[0])
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--days", type=int, default=28)
+    parser.add_argument("--valid-hours", type=float, default=24.0)
+    parser.add_argument("--work", default="/tmp/oracle_gap", help="where the data are generated")
+    parser.add_argument("--report", help="report.json of a pipeline run on the same data, shown beside")
+    parser.add_argument("--c", type=float, nargs="+", default=[0.1, 0.3, 1.0], help="L2 strengths tried (C = prior variance)")
+    parser.add_argument("--max-iter", type=int, default=500, help="L-BFGS iterations per fit")
+    args = parser.parse_args()
+
+    spec = S.SyntheticSpec(rows=args.rows, days=args.days, seed=args.seed)
+    root = Path(args.work) / f"synthetic-{args.rows}-{args.seed}"
+    if not (root / "synthetic.json").exists():
+        S.generate(root, spec)
+    start = time.perf_counter()
+    frame = load(root)
+    world = S._World(spec)
+    u = indices(world, frame["engaging_user_id"].to_numpy())
+    c = indices(world, frame["engaged_with_user_id"].to_numpy())
+    t = frame["tweet_timestamp"].to_numpy()
+    train = t <= t.max() - int(round(args.valid_hours * 3600))
+    valid = ~train
+
+    p = frame[[TRUE_PROB_PREFIX + x for x in S.T]].to_numpy()
+    z_without_pair = np.log(p / (1 - p)) - pair_effect(world, u, c)[:, None]
+    q = ((np.arange(32) + 0.5) / 32 - 0.5) * np.sqrt(12.0) * S.PAIR_SD  # quadrature of the uniform pair effect
+    p_without_pair = np.mean([1 / (1 + np.exp(-(z_without_pair + v))) for v in q], axis=0)
+    X, hist = design(frame, u, c, world, history_covariates(frame, u))
+    pipeline = json.loads(Path(args.report).read_text())["targets"] if args.report else {}
+
+    rows = {}
+    for j, target in enumerate(S.T):
+        y = frame[target].to_numpy()
+        yv = y[valid].astype(float)
+        smap, best_c = structured_map(X, hist, y, train, j, args.c, args.max_iter)
+        rows[target] = {
+            "oracle": rce(yv, p[valid, j]),
+            "oracle_without_pair": rce(yv, p_without_pair[valid, j]),
+            "structured_map": smap,
+            "structured_map_c": best_c,
+            "pipeline": pipeline.get(target, {}).get("rce"),
+        }
+    result = {
+        "rows": args.rows,
+        "valid_rows": int(valid.sum()),
+        "seed": args.seed,
+        "report": args.report,
+        "seconds": round(time.perf_counter() - start, 1),
+        "targets": rows,
+    }
+    out = Path(__file__).parent / "results" / f"oracle_gap-{args.rows}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"| target | oracle RCE | pair unknown | structured MAP (C) | pipeline | pipeline / oracle | pipeline / structured |")
+    print("|---|---|---|---|---|---|---|")
+    for target, r in rows.items():
+        ours = r["pipeline"]
+        ratio = lambda ref: f"{ours / ref:.0%}" if ours is not None else "–"  # noqa: E731
+        print(
+            f"| {target} | {r['oracle']:.2f} | {r['oracle_without_pair']:.2f} | {r['structured_map']:.2f} "
+            f"({r['structured_map_c']}) | {ours if ours is None else round(ours, 2)} | {ratio(r['oracle'])} | "
+            f"{ratio(r['structured_map'])} |"
+        )
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
