@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interval", type=float, default=0.25, help="seconds between RSS samples")
     p.add_argument("--timeout", type=float, default=590, help="kill the run after this many seconds")
     p.add_argument("--json", default=str(Path(__file__).parent / "results" / "out_of_core-cpu.json"))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="further config overrides for the run")
     args = p.parse_args(argv)
 
     from dask.utils import parse_bytes
@@ -183,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
            "--set", "cluster.threads_per_worker=1",
            "--set", f"cluster.memory_limit={args.memory_limit}",
            "--set", f"cluster.local_directory={spill}"]
+    for override in args.set:
+        cmd += ["--set", override]
     console.print("$ " + " ".join(cmd))
     log = work / "pipeline.log"
     load_before = os.getloadavg()[0]

@@ -120,7 +120,7 @@ def _report(cfg: Config, backend: Backend, n_workers: int, built: Any, results: 
         "targets": results,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "data": dataset.description,
-        "store": {"path": str(built.store.path), "version": built.version, "cache_hit": built.cache_hit},
+        "store": {"path": str(built.store.path), "version": built.version, "cache_hit": built.cache_hit, "reused": built.reused},
         "features": built.features,
         "models": str(Path(cfg.out) / "models"),
     }

@@ -108,6 +108,8 @@ def _summary(report: Mapping[str, Any]) -> list[str]:
         version = f"`{store['version']}`" if store.get("version") else DASH
         hit = store.get("cache_hit")
         hit_text = "" if hit is None else (" (cache hit, reused)" if hit else " (built, cache miss)")
+        if store.get("reused"):
+            hit_text = f" (built; {len(store['reused']['groups'])} feature groups reused from `{store['reused']['from']}`)"
         rows.append(["feature store", version + hit_text])
         if store.get("path"):
             rows.append(["store path", f"`{store['path']}`"])

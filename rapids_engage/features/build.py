@@ -199,10 +199,15 @@ class FeatureBuilder:
         return self._tables
 
     def save(self, directory: str | Path) -> None:
+        """Every encoder's fitted state plus ``features.json`` (what :meth:`load` reads)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         for enc in [*self.target_encoders, *self.count_encoders, *self.history_encoders]:
             enc.save(directory)
+        self.write_spec(directory)
+
+    def write_spec(self, directory: Path) -> None:
+        """``features.json``: targets, layout, feature names and the encoders' state files."""
         spec = {
             "targets": self.targets,
             "layout": self.layout.to_dict(),

@@ -453,4 +453,5 @@ def history_features(frame: Any, encoder: HistoryEncoder, fit: bool = True, labe
     state_meta = encoder.state_partition(frame._meta, t_end)
     (state,) = dask.compute(frame.map_partitions(encoder.state_partition, t_end, meta=state_meta))
     encoder.set_state(state.reset_index(drop=True), t_end, targets)
-    return frame.map_partitions(encoder.features_partition, meta=encoder.features_partition(frame._meta))
+    stateless = HistoryEncoder(**{**encoder.params(), "targets": targets})  # the graph must not carry the state
+    return frame.map_partitions(stateless.features_partition, meta=stateless.features_partition(frame._meta))

@@ -1,8 +1,16 @@
-"""Build the features of a run into the versioned store, or reuse a cached version."""
+"""Build the features of a run into the versioned store, or reuse a cached version.
+
+Same definition -> cache hit. Otherwise, when an intact version of the same
+input, split, targets and layout exists, only the feature groups whose
+signature it lacks are computed (:mod:`.groups`); the others are read back from
+that version and joined on the row key, and their serving state is copied.
+"""
 
 from __future__ import annotations
 
+import json
 import platform
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -12,6 +20,7 @@ from ..config import FeaturesConfig
 from ..layout import Layout
 from ..store import FORMAT_VERSION, FeatureStore, fingerprint_files, version_id, write_split
 from .build import FeatureBuilder
+from .groups import only, signatures
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,7 @@ class Materialized:
     features: list[str]
     rows: dict[str, int]
     cache_hit: bool
+    reused: dict[str, list[str]] | None = None  # {"from": [version], "groups": [...]} when built incrementally
 
 
 def _rows(directory: Path) -> int:
@@ -57,7 +67,7 @@ def materialize(
     """
     store = FeatureStore(store_path)
     definition = {
-        "features": asdict(cfg) | {"store": None},
+        "features": asdict(cfg) | {"store": None, "broadcast_limit": None},  # neither changes a value
         "targets": targets,
         "layout": layout.to_dict(),
         "input": fingerprint_files(data_dir),
@@ -74,15 +84,26 @@ def materialize(
         log(f"feature store: cache hit, version {version} ({store.version_dir(version)})")
         return Materialized(store, version, manifest["features"], manifest["rows"], True)
     keep = list(dict.fromkeys([*layout.carried(), *targets, *names]))
+    sigs = signatures(cfg)
+    base = None if rebuild else _base_version(store, definition, sigs)
     tmp = store.begin()
+    reused = None
     try:
-        write_split(builder.fit_transform(train, keep)[keep], tmp / "train")
-        write_split(builder.transform(valid, keep)[keep], tmp / "valid")
-        builder.save(tmp / "state")
+        if base is not None:
+            reused = _build_reusing(store, base, cfg, builder, sigs, train, valid, targets, layout, keep, tmp, log)
+            if reused is None:  # the base did not line up row for row: start over
+                store.discard(tmp)
+                tmp = store.begin()
+        if reused is None:
+            write_split(builder.fit_transform(train, keep)[keep], tmp / "train")
+            write_split(builder.transform(valid, keep)[keep], tmp / "valid")
+            builder.save(tmp / "state")
         rows = {s: _rows(tmp / s) for s in ("train", "valid")}
         manifest = {
             "definition": definition,
             "features": names,
+            "groups": {g: {"signature": sig} for g, sig in sigs.items()},
+            "reused": reused,
             "rows": rows,
             "backend": backend.kind,
             "libraries": _library_versions(backend),
@@ -92,5 +113,64 @@ def materialize(
     except BaseException:
         store.discard(tmp)
         raise
-    log(f"feature store: built version {version} ({rows['train']:,} train / {rows['valid']:,} valid rows)")
-    return Materialized(store, version, names, rows, False)
+    how = f", {len(reused['groups'])} of {len(sigs)} feature groups reused from version {reused['from']}" if reused else ""
+    log(f"feature store: built version {version} ({rows['train']:,} train / {rows['valid']:,} valid rows{how})")
+    return Materialized(store, version, names, rows, False, reused)
+
+
+def _same(a: object, b: object) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def _base_version(store: FeatureStore, definition: dict, sigs: dict[str, str]) -> tuple[str, dict, set[str]] | None:
+    """The intact version of the same input, split, targets and layout sharing the most groups, if any."""
+    best = None
+    for version in store.versions():
+        manifest = store.manifest(version)
+        if not manifest or "groups" not in manifest:
+            continue
+        if not all(_same(manifest["definition"].get(k), v) for k, v in definition.items() if k != "features"):
+            continue
+        shared = {g for g, sig in sigs.items() if manifest["groups"].get(g, {}).get("signature") == sig}
+        if shared and (best is None or len(shared) >= len(best[2])):
+            best = (version, manifest, shared)
+    return best
+
+
+def _build_reusing(
+    store: FeatureStore,
+    base: tuple[str, dict, set[str]],
+    cfg: FeaturesConfig,
+    builder: FeatureBuilder,
+    sigs: dict[str, str],
+    train: Any,
+    valid: Any,
+    targets: list[str],
+    layout: Layout,
+    keep: list[str],
+    tmp: Path,
+    log: Callable[[str], None],
+) -> dict | None:
+    """Write the splits and state into ``tmp`` from the base version's shared groups plus the new
+    groups computed here; None (nothing to keep) when the row counts do not match the base."""
+    import dask.dataframe as dd
+
+    version, manifest, shared = base
+    fresh = FeatureBuilder(only(cfg, set(sigs) - shared), targets, layout)
+    computed = fresh.feature_names()
+    log(f"feature store: reusing {len(shared)} feature groups of version {version}; computing {len(sigs) - len(shared)}")
+    row_key = list(layout.row_key)
+    base_dir = store.version_dir(version)
+    for split, frame, build in (("train", train, fresh.fit_transform), ("valid", valid, fresh.transform)):
+        old = dd.read_parquet(str(base_dir / split), columns=[c for c in keep if c not in computed])
+        out = old if not computed else old.merge(build(frame, row_key)[[*row_key, *computed]], on=row_key, how="inner")
+        write_split(out[keep], tmp / split)
+        if _rows(tmp / split) != manifest["rows"][split]:
+            log(f"feature store: the {split} rows do not line up with version {version} on {row_key}; building in full")
+            return None
+    fresh.save(tmp / "state")
+    for group in shared - {"content"}:
+        for src in (base_dir / "state").glob(f"{group}.*"):
+            (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp / "state" / src.name)
+    builder.write_spec(tmp / "state")
+    return {"from": version, "groups": sorted(shared)}

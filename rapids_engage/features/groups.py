@@ -1,0 +1,44 @@
+"""Feature groups: the unit a store version reuses from an earlier one.
+
+A group is the content features, or one key of the target encoding, of the
+counts or of the history, with the parameters its values depend on. Its
+signature hashes that definition; two versions built from the same input,
+split, targets and layout give a group with the same signature the same
+columns, so a changed config recomputes only the groups whose signature is new.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import asdict
+
+from ..config import FeaturesConfig
+from .frames import key_name
+
+
+def groups(cfg: FeaturesConfig) -> dict[str, dict]:
+    """Group id (the prefix of its state files: ``te_<key>``, ``cnt_<key>``, ...) -> its definition."""
+    te = {k: v for k, v in asdict(cfg.target_encoding).items() if k != "keys"}
+    hist = {k: v for k, v in asdict(cfg.history).items() if k != "keys"}
+    out: dict[str, dict] = {"content": {"content": True}} if cfg.content else {}
+    out.update({f"te_{key_name(k)}": {"target_encoding": te, "key": list(k)} for k in cfg.target_encoding.keys})
+    out.update({f"cnt_{key_name(k)}": {"counts": True, "key": list(k)} for k in cfg.counts})
+    out.update({f"hist_{key_name(k)}": {"history": hist, "key": list(k)} for k in cfg.history.keys})
+    return out
+
+
+def signatures(cfg: FeaturesConfig) -> dict[str, str]:
+    """Group id -> hash of its definition."""
+    return {g: hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16] for g, d in groups(cfg).items()}
+
+
+def only(cfg: FeaturesConfig, wanted: set[str]) -> FeaturesConfig:
+    """``cfg`` restricted to the groups in ``wanted`` (same parameters)."""
+    sub = copy.deepcopy(cfg)
+    sub.content = cfg.content and "content" in wanted
+    sub.target_encoding.keys = [k for k in cfg.target_encoding.keys if f"te_{key_name(k)}" in wanted]
+    sub.counts = [k for k in cfg.counts if f"cnt_{key_name(k)}" in wanted]
+    sub.history.keys = [k for k in cfg.history.keys if f"hist_{key_name(k)}" in wanted]
+    return sub

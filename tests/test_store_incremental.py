@@ -1,0 +1,110 @@
+"""A changed feature config recomputes only the changed groups, and gives what a full build gives."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pandas as pd
+import pytest
+
+from rapids_engage.backend import CPU
+from rapids_engage.config import load_config
+from rapids_engage.data import read_events
+from rapids_engage.features import FeatureBuilder, add_labels
+from rapids_engage.features.materialize import materialize
+from rapids_engage.layout import RECSYS
+from rapids_engage.schema import ROW_KEY
+from rapids_engage.split import time_split
+from rapids_engage.synthetic import SyntheticSpec, generate
+
+TARGETS = ["like", "reply"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("incr")
+    generate(root, SyntheticSpec(rows=8_000, days=4, seed=3))
+    events = add_labels(read_events(root / "data"), TARGETS)
+    train, valid, split = time_split(events, 24)
+    return root / "data", train, valid, {"valid_hours": 24, "cutoff": split.cutoff}
+
+
+def _config(te_keys, counts, history):
+    cfg = copy.deepcopy(load_config().features)
+    cfg.target_encoding.keys = te_keys
+    cfg.counts = counts
+    cfg.history.keys = history
+    return cfg
+
+
+def _build(cfg, store, data, rebuild=False):
+    data_dir, train, valid, split = data
+    logs: list[str] = []
+    built = materialize(cfg, store, data_dir, train, valid, TARGETS, split, CPU, RECSYS, rebuild, logs.append)
+    return built, logs
+
+
+def _split(built, split):
+    frame = built.store.read_split(built.version, split).compute()
+    return frame.sort_values(list(ROW_KEY)).reset_index(drop=True)
+
+
+def test_changed_groups_only_are_recomputed(data, tmp_path):
+    user, creator, lang = ["engaging_user_id"], ["engaged_with_user_id"], ["language"]
+    first = _config([user, lang], [user], [user])
+    built_a, _ = _build(first, tmp_path / "store", data)
+    assert not built_a.cache_hit and built_a.reused is None
+
+    # one TE key added, one dropped, a count key added; content, te user, count user and history reused
+    second = _config([user, creator], [user, creator], [user])
+    built_b, logs = _build(second, tmp_path / "store", data)
+    assert built_b.reused == {"from": built_a.version, "groups": ["cnt_engaging_user_id", "content", "hist_engaging_user_id", "te_engaging_user_id"]}
+    assert any("reusing 4 feature groups" in line and "computing 2" in line for line in logs), logs
+
+    # the same as building the second config from scratch, column for column
+    full, _ = _build(second, tmp_path / "fresh", data)
+    assert full.reused is None and full.version == built_b.version and full.features == built_b.features
+    for split in ("train", "valid"):
+        got, want = _split(built_b, split), _split(full, split)
+        assert list(got.columns) == list(want.columns)
+        pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=0, atol=1e-12)
+
+    # the serving state is complete: copied groups + new groups, one spec
+    state = built_b.store.version_dir(built_b.version) / "state"
+    fresh_state = full.store.version_dir(full.version) / "state"
+    assert sorted(p.name for p in state.iterdir()) == sorted(p.name for p in fresh_state.iterdir())
+    assert json.loads((state / "features.json").read_text()) == json.loads((fresh_state / "features.json").read_text())
+    served = built_b.store.builder(built_b.version).transform_frame(data[2].compute())
+    assert list(served[built_b.features].columns) == built_b.features
+
+    # same config again: a cache hit; --rebuild: a full build, nothing reused
+    again, logs = _build(second, tmp_path / "store", data)
+    assert again.cache_hit and any("cache hit" in line for line in logs)
+    rebuilt, _ = _build(second, tmp_path / "store", data, rebuild=True)
+    assert not rebuilt.cache_hit and rebuilt.reused is None
+
+
+def test_reuse_picks_the_version_sharing_most_groups(data, tmp_path):
+    user = ["engaging_user_id"]
+    first = _config([user], [user], [])
+    _build(first, tmp_path / "store", data)
+    second = _config([user], [user], [])
+    second.target_encoding.smooth = 5.0  # the TE group changes; content and counts are shared
+    built, _ = _build(second, tmp_path / "store", data)
+    assert built.reused["groups"] == ["cnt_engaging_user_id", "content"]
+    # only the smooth-5 TE group: all of it is in the second version, nothing is computed
+    third = _config([user], [], [])
+    third.target_encoding.smooth, third.content = 5.0, False
+    subset, logs = _build(third, tmp_path / "store", data)
+    assert subset.reused == {"from": built.version, "groups": ["te_engaging_user_id"]}
+    assert any("computing 0" in line for line in logs)
+    full, _ = _build(third, tmp_path / "fresh", data)
+    assert subset.features == full.features == FeatureBuilder(third, TARGETS).feature_names()
+    for split in ("train", "valid"):
+        pd.testing.assert_frame_equal(_split(subset, split), _split(full, split), check_exact=False, rtol=0, atol=1e-12)
+    # a different input shares nothing: a full build
+    moved = dict(zip(("data_dir", "train", "valid", "split"), data))
+    other = (moved["data_dir"], moved["train"], moved["valid"], {**moved["split"], "cutoff": moved["split"]["cutoff"] - 1})
+    built, _ = _build(third, tmp_path / "store", other)
+    assert built.reused is None
