@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,6 +117,8 @@ def _worker_losses_named(client: Any, grace_s: float = 1.0) -> Iterator[None]:
     started = _worker_addresses(client)
     try:
         yield
+    except WorkerLostError:
+        raise
     except Exception as exc:
         deadline = time.monotonic() + grace_s
         while True:
@@ -130,6 +133,39 @@ def _worker_losses_named(client: Any, grace_s: float = 1.0) -> Iterator[None]:
                 "run the same command again to resume from what was published"
             ) from exc
         raise
+
+
+def while_workers_live(client: Any, fn: Callable[[], Any], poll_s: float = 0.5) -> Any:
+    """``fn()`` (a call that holds state on every worker, e.g. ``xgboost.dask.train``), raising
+    :class:`WorkerLostError` as soon as a worker of the start is gone.
+
+    Without this a collective whose ranks died waits for them forever: both workers killed for
+    memory in one training hung the run. ``fn`` runs in a daemon thread, abandoned on a loss
+    (the run is ending; closing the cluster releases it).
+    """
+    started = _worker_addresses(client)
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="while-workers-live", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(poll_s)
+        now = _worker_addresses(client) if thread.is_alive() else None
+        lost = started - now if started and now is not None else set()
+        if lost:
+            raise WorkerLostError(
+                f"{len(lost)} dask worker(s) died during training; run the same command again to resume "
+                "from what was published (if they were killed for memory: a larger cluster.memory_limit or more workers)"
+            )
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _worker_addresses(client: Any) -> set[str] | None:

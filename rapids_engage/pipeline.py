@@ -32,7 +32,7 @@ from .plots import write_all
 from .report import print_summary, validate, write_json
 from .report_md import write_markdown
 from .split import shuffle_labels, time_split
-from .train import predict, train_target
+from .train import as_float32, predict, train_target
 
 KNOWN_ERRORS = (BackendError, ConfigError, DataError, IngestError, ModelError, FileNotFoundError, ValueError, MemoryError,
                 WorkerLostError)
@@ -73,8 +73,10 @@ def run(
                 )
             models = {}
             with prog.stage("train", total=len(targets)):
-                train_f = drop_empty_partitions(pin_partitions(client, built.store.read_split(built.version, "train")))
-                valid_f = drop_empty_partitions(pin_partitions(client, built.store.read_split(built.version, "valid")))
+                train_f, valid_f = (
+                    drop_empty_partitions(pin_partitions(client, as_float32(built.store.read_split(built.version, s), built.features)))
+                    for s in ("train", "valid")
+                )
                 for i, t in enumerate(targets):
                     prog.update(i, len(targets), t)
                     models[t] = train_target(client, backend, cfg.train, t, train_f, valid_f, built.features, kinds[t], layout.group)
