@@ -169,7 +169,7 @@ def main() -> None:
     out = Path(__file__).parent / "results" / f"oracle_gap-{args.rows}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
-    print(f"| target | oracle RCE | pair unknown | structured MAP (C) | pipeline | pipeline / oracle | pipeline / structured |")
+    print("| target | oracle RCE | pair unknown | structured MAP (C) | pipeline | pipeline / oracle | pipeline / structured |")
     print("|---|---|---|---|---|---|---|")
     for target, r in rows.items():
         ours = r["pipeline"]
