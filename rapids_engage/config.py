@@ -215,6 +215,9 @@ class TrainConfig:
     early_stopping_rounds: int = 25
     seed: int = 0
     per_target: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # true: one booster per target from the store's files through XGBoost's external memory
+    # (one worker, a disk cache), for training splits larger than the workers' memory
+    external_memory: bool = False
 
 
 @dataclass

@@ -33,6 +33,7 @@ from .report import print_summary, validate, write_json
 from .report_md import write_markdown
 from .split import shuffle_labels, time_split
 from .train import as_float32, predict, train_target
+from .train_external import train_target_external
 
 KNOWN_ERRORS = (BackendError, ConfigError, DataError, IngestError, ModelError, FileNotFoundError, ValueError, MemoryError,
                 WorkerLostError)
@@ -73,13 +74,19 @@ def run(
                 )
             models = {}
             with prog.stage("train", total=len(targets)):
-                train_f, valid_f = (
-                    drop_empty_partitions(pin_partitions(client, as_float32(built.store.read_split(built.version, s), built.features)))
-                    for s in ("train", "valid")
-                )
+                external = cfg.train.external_memory
+                splits = {s: as_float32(built.store.read_split(built.version, s), built.features) for s in ("train", "valid")}
+                valid_f = drop_empty_partitions(pin_partitions(client, splits["valid"]))
+                # external memory reads the training split from its files: the workers never hold it
+                train_f = splits["train"] if external else drop_empty_partitions(pin_partitions(client, splits["train"]))
                 for i, t in enumerate(targets):
                     prog.update(i, len(targets), t)
-                    models[t] = train_target(client, backend, cfg.train, t, train_f, valid_f, built.features, kinds[t], layout.group)
+                    if external:
+                        split_dir = built.store.version_dir(built.version)
+                        models[t] = train_target_external(client, backend, cfg.train, t, split_dir / "train", split_dir / "valid",
+                                                          built.features, kinds[t], cfg.cluster.local_directory)
+                    else:
+                        models[t] = train_target(client, backend, cfg.train, t, train_f, valid_f, built.features, kinds[t], layout.group)
                     models[t].save(out / "models", built.features, {"path": str(built.store.path.resolve()), "version": built.version})
             with prog.stage("evaluate"):
                 preds = {t: predict(client, models[t], valid_f, built.features) for t in targets}

@@ -87,6 +87,12 @@ def xgb_params(cfg: TrainConfig, target: str, backend: Backend, kind: str = "bin
     return params
 
 
+def boosting_rounds(cfg: TrainConfig, target: str) -> tuple[int, int]:
+    """(most boosting rounds, early-stopping patience) of a target (``per_target`` overrides)."""
+    extra = cfg.per_target.get(target, {})
+    return int(extra.get("num_boost_round", cfg.num_boost_round)), int(extra.get("early_stopping_rounds", cfg.early_stopping_rounds))
+
+
 def as_float32(frame: Any, features: list[str]) -> Any:
     """``frame`` with its feature columns as float32, the precision XGBoost trains and predicts in:
     the same models and predictions with half the worker memory of int64 / float64 columns."""
@@ -132,9 +138,7 @@ def train_target(
     import xgboost.dask  # noqa: F401 - registers xgb.dask
 
     params = xgb_params(cfg, target, backend, kind)
-    extra = cfg.per_target.get(target, {})
-    rounds = int(extra.get("num_boost_round", cfg.num_boost_round))
-    patience = int(extra.get("early_stopping_rounds", cfg.early_stopping_rounds))
+    rounds, patience = boosting_rounds(cfg, target)
     qid: dict[str, Any] = {"train": {}, "valid": {}}
     if is_ranking(params["objective"]):
         if group is None:

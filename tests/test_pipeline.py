@@ -71,6 +71,21 @@ def test_second_run_is_a_store_cache_hit(demo):
     assert not [p for p in (out / "store").iterdir() if p.name.startswith(".tmp-")]
 
 
+def test_external_memory_training_learns_what_in_memory_training_does(demo):
+    """train.external_memory: one booster per target from the store's files (XGBoost external memory)."""
+    tmp, out, first = demo
+    run = tmp / "run-extmem"
+    extra = ["--set", f"features.store={out / 'store'}", "--set", "train.external_memory=true"]
+    assert main(_args(tmp, run, *extra)) == 0
+    report = json.loads((run / "report.json").read_text())
+    validate(report)
+    assert report["store"]["cache_hit"] is True  # the same features; only the training differs
+    for t in ("like", "retweet"):
+        ours, theirs = report["targets"][t], first["targets"][t]
+        assert ours["rce"] > 0 and abs(ours["rce"] - theirs["rce"]) < 1.5, (t, ours["rce"], theirs["rce"])
+    assert (run / "models" / "quote.json").is_file()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

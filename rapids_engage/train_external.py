@@ -1,0 +1,133 @@
+"""External-memory training (``train.external_memory``): one booster per target from the store's
+parquet files, read one file at a time, for training splits larger than the workers' memory.
+
+XGBoost builds an :class:`xgboost.ExtMemQuantileDMatrix` from a :class:`xgboost.DataIter` over the
+files: the quantised pages go to a disk cache, so memory holds one file plus the page being used,
+not the split. The training runs as one task on one dask worker (the GPU of a dask-cuda worker,
+``device="cuda"``, with cudf reading the files), so the worker's memory limit and spilling still
+apply to everything else. ``xgboost.dask`` keeps the whole split in memory and is the default.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backend import Backend
+from .config import TrainConfig
+
+
+def _batches_class() -> type:
+    import xgboost as xgb
+
+    class ParquetBatches(xgb.DataIter):
+        """Feature matrix + label of a list of parquet files, one file per batch (float32)."""
+
+        def __init__(self, files: list[str], features: list[str], target: str, raw_counts: bool, gpu: bool, cache: str) -> None:
+            self.files, self.features, self.target, self.raw_counts, self.gpu = files, features, target, raw_counts, gpu
+            self.position = 0
+            super().__init__(cache_prefix=cache)
+
+        def next(self, input_data: Any) -> bool:
+            if self.position == len(self.files):
+                return False
+            if self.gpu:
+                import cudf as lib
+            else:
+                import pandas as lib
+            frame = lib.read_parquet(self.files[self.position], columns=[*self.features, self.target])
+            label = frame[self.target].astype("float64")
+            if self.raw_counts:  # labels are log1p(count); raw-count objectives fit the counts
+                label = np.expm1(label)
+            input_data(data=frame[self.features].astype("float32"), label=label)
+            self.position += 1
+            return True
+
+        def reset(self) -> None:
+            self.position = 0
+
+    return ParquetBatches
+
+
+def parquet_files(directory: Path) -> list[str]:
+    """The non-empty parquet files of a store split, in name order."""
+    import pyarrow.parquet as pq
+
+    files = sorted(str(f) for f in Path(directory).rglob("*.parquet"))
+    return [f for f in files if pq.ParquetFile(f).metadata.num_rows > 0]
+
+
+def fit_from_files(
+    train_files: list[str],
+    valid_files: list[str],
+    features: list[str],
+    target: str,
+    params: dict[str, Any],
+    rounds: int,
+    patience: int,
+    raw_counts: bool,
+    cache_dir: str | None,
+) -> tuple[bytes, int, dict[str, list[float]]]:
+    """(booster as UBJ bytes cut at the best round, best round, validation history): runs on a worker."""
+    import xgboost as xgb
+
+    gpu = params.get("device", "cpu").startswith("cuda")
+    scratch = tempfile.mkdtemp(prefix="xgb-extmem-", dir=cache_dir)
+    try:
+        batches = _batches_class()
+        dtrain = xgb.ExtMemQuantileDMatrix(
+            batches(train_files, features, target, raw_counts, gpu, str(Path(scratch) / "train")), max_bin=params["max_bin"]
+        )
+        dvalid = xgb.ExtMemQuantileDMatrix(
+            batches(valid_files, features, target, raw_counts, gpu, str(Path(scratch) / "valid")), ref=dtrain, max_bin=params["max_bin"]
+        )
+        history: dict[str, dict[str, list[float]]] = {}
+        booster = xgb.train(
+            params, dtrain, num_boost_round=rounds, evals=[(dvalid, "valid")], evals_result=history,
+            early_stopping_rounds=patience if patience > 0 else None, verbose_eval=False,
+        )  # fmt: skip
+        best = booster.best_iteration if patience > 0 else booster.num_boosted_rounds() - 1
+        if patience > 0:
+            booster = booster[: best + 1]
+        result = bytes(booster.save_raw("ubj")), int(best), {k: list(v) for k, v in history.get("valid", {}).items()}
+        del booster, dtrain, dvalid  # release the cache pages before their directory goes
+        return result
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def train_target_external(
+    client: Any,
+    backend: Backend,
+    cfg: TrainConfig,
+    target: str,
+    train_dir: Path,
+    valid_dir: Path,
+    features: list[str],
+    kind: str = "binary",
+    cache_dir: str | None = None,
+) -> Any:
+    """:func:`~rapids_engage.train.train_target` for splits on disk, by external memory (one worker)."""
+    import xgboost as xgb
+
+    from .cluster import while_workers_live
+    from .train import RAW_COUNT_OBJECTIVES, TrainedModel, boosting_rounds, is_ranking, xgb_params
+
+    params = xgb_params(cfg, target, backend, kind)
+    if is_ranking(params["objective"]):
+        raise ValueError(f"train.external_memory: ranking objectives ({params['objective']} for {target!r}) need xgboost.dask; "
+                         "set train.external_memory: false")
+    raw_counts = params["objective"] in RAW_COUNT_OBJECTIVES
+    if raw_counts and kind != "count":
+        raise ValueError(f"train: objective {params['objective']} needs a count target; {target!r} is {kind}")
+    rounds, patience = boosting_rounds(cfg, target)
+    future = client.submit(
+        fit_from_files, parquet_files(train_dir), parquet_files(valid_dir), features, target, params, rounds, patience,
+        raw_counts, cache_dir, pure=False,
+    )  # fmt: skip
+    raw, best, history = while_workers_live(client, future.result)
+    return TrainedModel(target, xgb.Booster(model_file=bytearray(raw)), best, history, kind, params["objective"])
