@@ -260,3 +260,13 @@ def test_dask_wrapper_matches_in_memory():
     later = make_frame(200, 40, 50, seed=8, start=int(frame[T].max()), step=3600).reset_index(names="row")
     served = history_features(dd.from_pandas(later, npartitions=3), enc, fit=False).compute().set_index("row").sort_index()
     pd.testing.assert_frame_equal(served, ref.transform(later).set_index("row").sort_index())
+
+
+def test_label_delay_longer_than_every_span_still_continues_fit_transform():
+    """The serving state must keep every event whose label a served row may not see yet."""
+    frame = make_frame(300, 4, 16, seed=11)
+    train, new = split(frame, 12 * 900, seed=12)
+    enc = HistoryEncoder(KEYS["single"], TARGETS, (900,), rates=True, label_delay=5 * 900).fit(train)
+    names = enc.output_names()
+    whole = HistoryEncoder(KEYS["single"], TARGETS, (900,), rates=True, label_delay=5 * 900).fit_transform(frame)
+    pd.testing.assert_frame_equal(enc.transform(new)[names], whole.loc[new.index, names])

@@ -267,8 +267,8 @@ class HistoryEncoder:
         return ["", *[f"_{window_label(w)}" for w in self.windows], *[f"_prev{d}d" for d in self.days]]
 
     def reach(self) -> int:
-        """How far back (seconds) any span of an event can look, at most."""
-        return max([*self.windows, *[(d + 1) * DAY_SECONDS for d in self.days]], default=0)
+        """How far back (seconds) any span of an event, or the end of its labelled history, can look."""
+        return max([*self.windows, *[(d + 1) * DAY_SECONDS for d in self.days], self.label_delay])
 
     # ---- helpers -----------------------------------------------------------
     def _check_columns(self, frame: Any, extra: list[str]) -> None:
