@@ -79,10 +79,10 @@ def run(
                 valid_f = drop_empty_partitions(pin_partitions(client, splits["valid"]))
                 # external memory reads the training split from its files: the workers never hold it
                 train_f = splits["train"] if external else drop_empty_partitions(pin_partitions(client, splits["train"]))
+                split_dir = built.store.version_dir(built.version)
                 for i, t in enumerate(targets):
                     prog.update(i, len(targets), t)
                     if external:
-                        split_dir = built.store.version_dir(built.version)
                         models[t] = train_target_external(client, backend, cfg.train, t, split_dir / "train", split_dir / "valid",
                                                           built.features, kinds[t], cfg.cluster.local_directory)
                     else:

@@ -93,6 +93,22 @@ def boosting_rounds(cfg: TrainConfig, target: str) -> tuple[int, int]:
     return int(extra.get("num_boost_round", cfg.num_boost_round)), int(extra.get("early_stopping_rounds", cfg.early_stopping_rounds))
 
 
+def fits_raw_counts(params: dict[str, Any], target: str, kind: str) -> bool:
+    """Whether the objective fits raw counts (labels are log1p: expm1 them); only count targets may."""
+    raw = params["objective"] in RAW_COUNT_OBJECTIVES
+    if raw and kind != "count":
+        raise ValueError(f"train: objective {params['objective']} needs a count target; {target!r} is {kind}")
+    return raw
+
+
+def best_model(booster: Any, evals_result: dict, patience: int) -> tuple[Any, int, dict[str, list[float]]]:
+    """(booster cut at its best round when early stopping, that round, the validation metric per round)."""
+    best = booster.best_iteration if patience > 0 and hasattr(booster, "best_iteration") else booster.num_boosted_rounds() - 1
+    if patience > 0:
+        booster = booster[: best + 1]
+    return booster, int(best), {name: list(values) for name, values in evals_result.get("valid", {}).items()}
+
+
 def as_float32(frame: Any, features: list[str]) -> Any:
     """``frame`` with its feature columns as float32, the precision XGBoost trains and predicts in:
     the same models and predictions with half the worker memory of int64 / float64 columns."""
@@ -146,9 +162,7 @@ def train_target(
         train, valid = by_group(train, group), by_group(valid, group)
         qid = {"train": {"qid": query_ids(train[group])}, "valid": {"qid": query_ids(valid[group])}}
     y_train, y_valid = train[target], valid[target]
-    if params["objective"] in RAW_COUNT_OBJECTIVES:
-        if kind != "count":
-            raise ValueError(f"train: objective {params['objective']} needs a count target; {target!r} is {kind}")
+    if fits_raw_counts(params, target, kind):
         y_train, y_valid = _expm1(y_train), _expm1(y_valid)
     dtrain = xgb.dask.DaskQuantileDMatrix(client, train[features], y_train, max_bin=params["max_bin"], **qid["train"])
     dvalid = xgb.dask.DaskQuantileDMatrix(
@@ -166,12 +180,8 @@ def train_target(
             verbose_eval=False,
         ),
     )
-    booster = out["booster"]
-    best = booster.best_iteration if patience > 0 and hasattr(booster, "best_iteration") else booster.num_boosted_rounds() - 1
-    if patience > 0:
-        booster = booster[: best + 1]
-    history = {name: list(values) for name, values in out["history"].get("valid", {}).items()}
-    return TrainedModel(target, booster, int(best), history, kind, params["objective"])
+    booster, best, history = best_model(out["booster"], out["history"], patience)
+    return TrainedModel(target, booster, best, history, kind, params["objective"])
 
 
 def predict(client: Any, model: TrainedModel, frame: Any, features: list[str]) -> Any:

@@ -75,6 +75,8 @@ def fit_from_files(
     """(booster as UBJ bytes cut at the best round, best round, validation history): runs on a worker."""
     import xgboost as xgb
 
+    from .train import best_model
+
     gpu = params.get("device", "cpu").startswith("cuda")
     scratch = tempfile.mkdtemp(prefix="xgb-extmem-", dir=cache_dir)
     try:
@@ -90,10 +92,8 @@ def fit_from_files(
             params, dtrain, num_boost_round=rounds, evals=[(dvalid, "valid")], evals_result=history,
             early_stopping_rounds=patience if patience > 0 else None, verbose_eval=False,
         )  # fmt: skip
-        best = booster.best_iteration if patience > 0 else booster.num_boosted_rounds() - 1
-        if patience > 0:
-            booster = booster[: best + 1]
-        result = bytes(booster.save_raw("ubj")), int(best), {k: list(v) for k, v in history.get("valid", {}).items()}
+        booster, best, per_round = best_model(booster, history, patience)
+        result = bytes(booster.save_raw("ubj")), best, per_round
         del booster, dtrain, dvalid  # release the cache pages before their directory goes
         return result
     finally:
@@ -115,15 +115,13 @@ def train_target_external(
     import xgboost as xgb
 
     from .cluster import while_workers_live
-    from .train import RAW_COUNT_OBJECTIVES, TrainedModel, boosting_rounds, is_ranking, xgb_params
+    from .train import TrainedModel, boosting_rounds, fits_raw_counts, is_ranking, xgb_params
 
     params = xgb_params(cfg, target, backend, kind)
     if is_ranking(params["objective"]):
         raise ValueError(f"train.external_memory: ranking objectives ({params['objective']} for {target!r}) need xgboost.dask; "
                          "set train.external_memory: false")
-    raw_counts = params["objective"] in RAW_COUNT_OBJECTIVES
-    if raw_counts and kind != "count":
-        raise ValueError(f"train: objective {params['objective']} needs a count target; {target!r} is {kind}")
+    raw_counts = fits_raw_counts(params, target, kind)
     rounds, patience = boosting_rounds(cfg, target)
     future = client.submit(
         fit_from_files, parquet_files(train_dir), parquet_files(valid_dir), features, target, params, rounds, patience,

@@ -110,9 +110,8 @@ class FeatureBuilder:
     def _key_tables(self, graphs: list[Any], split_out: int) -> list[Any]:
         return key_tables(graphs, None if split_out == 1 else self.config.broadcast_limit)
 
-    def _apply(self, frame: Any, joins: list[Join]) -> Any:
+    def _apply(self, frame: Any, joins: list[Join], split_out: int) -> Any:
         """Compute the batch's per-day counts, then add every encoder's columns."""
-        split_out = self._split_out(frame)
         daily = self._key_tables([enc.daily_graph(frame, split_out) for enc in self.count_encoders], split_out)
         for enc, table in zip(self.count_encoders, daily):
             joins += enc.joins(table)
@@ -164,12 +163,12 @@ class FeatureBuilder:
             enc.set_stats(table, self.targets)
         for enc, table in zip(self.count_encoders, stats[n_te:]):
             enc.counts_ = table
-        return self._apply(frame, [enc.oof_join() for enc in self.target_encoders])
+        return self._apply(frame, [enc.oof_join() for enc in self.target_encoders], split_out)
 
     def transform(self, frame: Any, carry: list[str] = ()) -> Any:
         """Features for rows outside the training set, from the fitted state only."""
         frame = self._with_history(self._needed(frame, list(carry)).persist(), fit=False).persist()
-        return self._apply(frame, [enc.full_join() for enc in self.target_encoders])
+        return self._apply(frame, [enc.full_join() for enc in self.target_encoders], self._split_out(frame))
 
     def transform_frame(self, frame: Any, carry: list[str] = ()) -> Any:
         """:meth:`transform` for an in-memory batch (pandas or cudf) without dask: the same
