@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dacite
 import yaml
@@ -198,6 +198,11 @@ class FeaturesConfig:
     # key tables (statistics per key) of more rows stay partitioned on the workers and are
     # shuffle-joined; smaller ones are gathered and broadcast. null: always broadcast.
     broadcast_limit: int | None = 2_000_000
+    # where frames read more than once during the build live: "memory" (persisted on the workers,
+    # spilled under cluster.memory_limit), "disk" (parquet in the store's staging directory, read
+    # back a partition at a time: worker memory stays bounded whatever the data size) or "auto"
+    # (disk on CPU, where it costs nothing measurable; memory on GPU)
+    intermediates: Literal["auto", "memory", "disk"] = "auto"
 
 
 @dataclass
@@ -324,7 +329,18 @@ def from_dict(data: dict, source: str = "<dict>") -> Config:
     try:
         return dacite.from_dict(Config, data, config=dacite.Config(strict=True, cast=[float]))
     except dacite.DaciteError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        raise ConfigError(f"{source}: {_dacite_message(exc)}") from None
+
+
+def _dacite_message(exc: Exception) -> str:
+    """dacite's message, with the allowed values when a field takes one of a few (``Literal``)."""
+    import typing
+
+    hint = getattr(exc, "field_type", None)
+    if isinstance(exc, dacite.WrongTypeError) and typing.get_origin(hint) is typing.Literal:
+        allowed = ", ".join(repr(a) for a in typing.get_args(hint))
+        return f"field {exc.field_path!r} is {exc.value!r}; allowed: {allowed}"
+    return str(exc)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -354,4 +370,4 @@ def section_from_dict(cls: type, data: dict, source: str) -> Any:
     try:
         return dacite.from_dict(cls, data, config=dacite.Config(strict=True, cast=[float]))
     except dacite.DaciteError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        raise ConfigError(f"{source}: {_dacite_message(exc)}") from None

@@ -270,3 +270,24 @@ def test_label_delay_longer_than_every_span_still_continues_fit_transform():
     names = enc.output_names()
     whole = HistoryEncoder(KEYS["single"], TARGETS, (900,), rates=True, label_delay=5 * 900).fit_transform(frame)
     pd.testing.assert_frame_equal(enc.transform(new)[names], whole.loc[new.index, names])
+
+
+@settings(max_examples=30, deadline=None)
+@given(frame=frames, cut=st.integers(1, 16), seed=st.integers(0, 10**6), key=st.sampled_from(sorted(KEYS)))
+def test_transform_of_successive_batches_with_string_and_null_keys(frame, cut, seed, key):
+    """Keys as strings with nulls (their own key, as in fit); one fitted encoder serves batch after
+    batch from its key index, each batch equal to the one-pass computation over train + batch."""
+    key = KEYS[key]
+    rng = np.random.default_rng(seed)
+    for col in key:
+        text = frame[col].map(lambda v: f"u{v}").astype(object)
+        text[rng.random(len(frame)) < 0.2] = None
+        frame = frame.assign(**{col: text})
+    train, new = split(frame, cut * 900, seed)
+    if len(train) == 0:
+        return
+    enc = encoder(key).fit(train)
+    names = enc.output_names()
+    for batch in (new.iloc[::2], new.iloc[1::2], new.iloc[:0]):
+        whole = encoder(key).fit_transform(pd.concat([train, batch]))
+        pd.testing.assert_frame_equal(enc.transform(batch)[names], whole.loc[batch.index, names])

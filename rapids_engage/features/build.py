@@ -19,7 +19,7 @@ from ..layout import RECSYS, Layout
 from . import content, table_content
 from .counts import DAY, CountEncoder, with_day
 from .folds import FOLD, assign_folds
-from .frames import Join, KeyTable, apply_joins, as_dask, in_memory, key_tables
+from .frames import Checkpoints, Join, KeyTable, apply_joins, as_dask, in_memory, join_all, key_tables
 from .history import HistoryEncoder, history_features
 from .target_encoding import TargetEncoder
 
@@ -130,7 +130,7 @@ class FeatureBuilder:
         wanted = [*self.row_key, self.layout.time, DAY, *self.targets, *keys, *self._content_names(), *carry]
         return frame[[c for c in dict.fromkeys(wanted) if c in frame.columns]]
 
-    def _with_history(self, frame: Any, fit: bool) -> Any:
+    def _with_history(self, frame: Any, fit: bool, checkpoint: Checkpoints) -> Any:
         """``frame`` plus the point-in-time history features: one shuffle on each key, the rows carried along.
 
         Training rows see the labels of strictly earlier training rows; other
@@ -138,22 +138,25 @@ class FeatureBuilder:
         its labels (as at serving time). The output is partitioned by the last key.
         """
         for enc in self.history_encoders:
-            frame = history_features(frame, enc, fit=fit, labels=None if fit else False)
+            frame = history_features(frame, enc, fit=fit, labels=None if fit else False, checkpoint=checkpoint)
         return frame
 
-    def fit_transform(self, train: Any, carry: list[str] = ()) -> Any:
+    def fit_transform(self, train: Any, carry: list[str] = (), scratch: str | Path | None = None) -> Any:
         """Fit on ``train`` (labels present); out-of-fold encodings for its rows.
 
-        The row-wise features and folds are computed once and persisted; all
-        encoder statistics come from that frame, computed together; key tables
-        larger than ``broadcast_limit`` rows stay partitioned on the workers.
-        ``carry``: further input columns to keep in the output.
+        The row-wise features, folds and history features are computed once and
+        kept (see :class:`~.frames.Checkpoints`: on the workers, or as parquet
+        under ``scratch``, which must outlive the returned lazy frame's
+        computation); all encoder statistics come from that frame, computed
+        together; key tables larger than ``broadcast_limit`` rows stay
+        partitioned on the workers. ``carry``: further input columns to keep.
         """
         self._tables = None  # refitting invalidates the serving tables of transform_frame
+        keep = Checkpoints(scratch)
         frame = self._needed(train, list(carry))
         te = self.config.target_encoding
         frame = assign_folds(frame, self.row_key, te.n_folds, te.fold_method, te.seed)
-        frame = self._with_history(frame.persist(), fit=True).persist()
+        frame = keep(self._with_history(frame, fit=True, checkpoint=keep))
         split_out = self._split_out(frame)
         te_graphs = [enc.stats_graph(frame, self.targets, split_out) for enc in self.target_encoders]
         cnt_graphs = [enc.stats_graph(frame, split_out) for enc in self.count_encoders]
@@ -165,9 +168,11 @@ class FeatureBuilder:
             enc.counts_ = table
         return self._apply(frame, [enc.oof_join() for enc in self.target_encoders], split_out)
 
-    def transform(self, frame: Any, carry: list[str] = ()) -> Any:
-        """Features for rows outside the training set, from the fitted state only."""
-        frame = self._with_history(self._needed(frame, list(carry)).persist(), fit=False).persist()
+    def transform(self, frame: Any, carry: list[str] = (), scratch: str | Path | None = None) -> Any:
+        """Features for rows outside the training set, from the fitted state only (``scratch``: as in
+        :meth:`fit_transform`)."""
+        keep = Checkpoints(scratch)
+        frame = keep(self._with_history(self._needed(frame, list(carry)), fit=False, checkpoint=keep))
         return self._apply(frame, [enc.full_join() for enc in self.target_encoders], self._split_out(frame))
 
     def transform_frame(self, frame: Any, carry: list[str] = ()) -> Any:
@@ -185,8 +190,7 @@ class FeatureBuilder:
             if enc.per_day:
                 (daily,) = enc.joins(enc.daily_table(frame))[1:]
                 tables = [*tables, (KeyTable(daily.table, daily.on), daily)]
-        for table, join in tables:
-            frame = table.join(frame, join.fill, join.new_columns)
+        frame = join_all(frame, [(table, join.fill, join.new_columns) for table, join in tables])
         return frame.drop(columns=[DAY])
 
     def _serving_tables(self) -> list[tuple[KeyTable, Join]]:

@@ -85,11 +85,8 @@ class KeyTable:
             self.index = pd.Index(keys) if len(on) == 1 else pd.MultiIndex.from_frame(keys)
             self.columns = {c: table[c].to_numpy() for c in table.columns if c not in on}
 
-    def join(self, part: Any, fill: dict[str, Any] | None, dtypes: dict[str, str]) -> Any:
-        """``part`` with the table's columns for its keys (``fill`` for keys not in the table)."""
-        if self.index is None:
-            merged = merge_keep_order(part, self.table, self.on, fill)
-            return merged.assign(**{c: merged[c].astype(d) for c, d in dtypes.items()})
+    def columns_for(self, part: Any, fill: dict[str, Any] | None, dtypes: dict[str, str]) -> dict[str, Any]:
+        """pandas tables: the table's columns (numpy arrays) for the keys of ``part``'s rows."""
         keys = part[self.on[0]] if len(self.on) == 1 else pd.MultiIndex.from_frame(part[self.on])
         pos = self.index.get_indexer(keys)
         missing = pos < 0
@@ -100,8 +97,25 @@ class KeyTable:
                 default = (fill or {}).get(name, np.nan)
                 taken = np.where(missing, default, taken)
             added[name] = taken.astype(dtypes.get(name, taken.dtype), copy=False)
-        kept = part.drop(columns=[c for c in added if c in part.columns])
-        return pd.concat([kept, pd.DataFrame(added, index=part.index)], axis=1)  # one block, not one insert per column
+        return added
+
+
+def join_all(part: Any, joins: list[tuple[KeyTable, dict[str, Any] | None, dict[str, str]]]) -> Any:
+    """``part`` with the columns of every (table, fill, dtypes) in ``joins``. pandas tables add
+    their columns in one block (one copy of ``part`` whatever their number); cudf tables merge
+    one after the other."""
+    for table, fill, dtypes in joins:
+        if table.index is None:
+            merged = merge_keep_order(part, table.table, table.on, fill)
+            part = merged.assign(**{c: merged[c].astype(d) for c, d in dtypes.items()})
+    added: dict[str, Any] = {}
+    for table, fill, dtypes in joins:
+        if table.index is not None:
+            added.update(table.columns_for(part, fill, dtypes))
+    if not added:
+        return part
+    kept = part.drop(columns=[c for c in added if c in part.columns])
+    return pd.concat([kept, pd.DataFrame(added, index=part.index)], axis=1)
 
 
 def share(table: Any) -> Any:
@@ -116,9 +130,7 @@ def share(table: Any) -> Any:
 
 
 def _apply_joins(part: Any, specs: list[tuple], *tables: KeyTable) -> Any:
-    for (fill, dtypes), table in zip(specs, tables):
-        part = table.join(part, fill, dtypes)
-    return part
+    return join_all(part, [(table, fill, dtypes) for (fill, dtypes), table in zip(specs, tables)])
 
 
 def _fill_cast(part: Any, fill: dict[str, Any] | None, dtypes: dict[str, str]) -> Any:
@@ -154,6 +166,30 @@ def apply_joins(events: Any, joins: list[Join]) -> Any:
     specs = [(j.fill, j.new_columns) for j in joins]
     tables = [share(KeyTable(j.table, j.on)) for j in joins]
     return events.map_partitions(_apply_joins, specs, *tables, meta=meta)
+
+
+class Checkpoints:
+    """Where the feature build keeps a frame it reads more than once.
+
+    ``directory`` None: persisted on the workers (fast; under a memory limit
+    dask spills it). Otherwise each frame is written there as parquet and read
+    back lazily, one file per partition: the workers hold a few partitions at a
+    time whatever the data size (compressed on disk, several times smaller
+    than in memory). The caller removes ``directory`` once the results that
+    read it are written.
+    """
+
+    def __init__(self, directory: str | Path | None = None) -> None:
+        self.directory = None if directory is None else Path(directory)
+        self._count = 0
+
+    def __call__(self, frame: Any) -> Any:
+        if self.directory is None:
+            return frame.persist()
+        self._count += 1
+        path = self.directory / f"{self._count:03d}"
+        frame.to_parquet(str(path), write_index=False)
+        return dd.read_parquet(str(path))
 
 
 def in_memory(obj: Any) -> Any:

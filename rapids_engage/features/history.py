@@ -66,7 +66,7 @@ import numpy as np
 
 from ..backend import array_module, is_gpu_object, series_like, values
 from ..schema import EVENT_TIME, TARGETS
-from .frames import as_dask, key_name, load_state, save_state, share
+from .frames import Checkpoints, as_dask, key_name, load_state, save_state, share
 
 N = "_n"
 
@@ -331,6 +331,7 @@ class HistoryEncoder:
     def set_state(self, state: Any, t_end: int, targets: list[str]) -> HistoryEncoder:
         """Finish fitting from state rows (e.g. concatenated :meth:`state_partition` outputs)."""
         self.state_ = state
+        self._index = None  # the key index of transform, rebuilt from this state on first use
         self.t_end_ = int(t_end)
         self.targets_ = list(targets)
         return self
@@ -367,35 +368,45 @@ class HistoryEncoder:
                 f"HistoryEncoder({self.name}).transform serves events at or after the end of training "
                 f"(time {self.t_end_}); got time {int(t_new.min())}"
             )
-        state = self.state_
-        if is_gpu_object(X) and not is_gpu_object(state):
-            state = _lib(X).from_pandas(state)
-        elif is_gpu_object(state) and not is_gpu_object(X):
-            state = state.to_pandas()
-        keys = _lib(X).concat([state[self.columns], X[self.columns].reset_index(drop=True)], ignore_index=True)
-        g = _group_ids(keys)
-        m = len(state)
-        # only the state rows of keys that occur in X
-        present = xp.zeros(int(g.max()) + 1 if len(g) else 0, dtype=bool)
-        present[g[m:]] = True
-        keep = present[g[:m]]
-        m_kept = int(keep.sum())
+        state, g, m_kept = self._state_rows(X)
 
         def stacked(old: Any, new: Any) -> Any:
-            return xp.concatenate([old[keep], new])
+            return xp.concatenate([old, new])
 
-        t = stacked(values(state[self.time_column]), t_new)
-        n = stacked(values(state[N]), xp.ones(len(t_new), dtype=np.int64))
+        t = stacked(state[self.time_column], t_new)
+        n = stacked(state[N], xp.ones(len(t_new), dtype=np.int64))
         use = {target: target in X.columns and labels is not False for target in targets}
-        lab = stacked(values(state[N]), xp.full(len(t_new), int(all(use.values()) and bool(use)), dtype=np.int64))
+        lab = stacked(state[N], xp.full(len(t_new), int(all(use.values()) and bool(use)), dtype=np.int64))
         pos, last = {}, {}
         for target in targets:
             p = self._positive(X, target) if use[target] else xp.zeros(len(t_new), dtype=np.int64)
-            pos[target] = stacked(values(state[_pos(target)]), p)
-            last[target] = stacked(values(state[_last(target)]), t_new)
-        g = xp.concatenate([g[:m][keep], g[m:]])
+            pos[target] = stacked(state[_pos(target)], p)
+            last[target] = stacked(state[_last(target)], t_new)
         feats = _features(xp, g, t, n, lab, pos, last, self.windows, self.days, self.rates, self.label_delay)
         return self._attach(X, feats, targets, start=m_kept)
+
+    def _state_rows(self, X: Any) -> tuple[dict, Any, int]:
+        """The state rows of the keys of ``X``: (column -> array, key ids of those rows then of
+        ``X``'s rows, number of state rows). On pandas through a key index built once per encoder
+        (a call costs O(rows of X + state rows taken)); on cudf by one pass over the state."""
+        if not is_gpu_object(X):
+            if getattr(self, "_index", None) is None:
+                state = self.state_.to_pandas() if is_gpu_object(self.state_) else self.state_
+                self._index = _StateIndex(state, self.columns, self._state_columns())
+            return self._index.rows(X[self.columns])
+        state = self.state_ if is_gpu_object(self.state_) else _lib(X).from_pandas(self.state_)
+        keys = _lib(X).concat([state[self.columns], X[self.columns].reset_index(drop=True)], ignore_index=True)
+        g = _group_ids(keys)
+        m = len(state)
+        xp = array_module(X)
+        present = xp.zeros(int(g.max()) + 1 if len(g) else 0, dtype=bool)
+        present[g[m:]] = True
+        keep = present[g[:m]]
+        rows = {c: values(state[c]).astype(np.int64)[keep] for c in self._state_columns()}
+        return rows, xp.concatenate([g[:m][keep], g[m:]]), int(keep.sum())
+
+    def _state_columns(self) -> list[str]:
+        return [self.time_column, N, *[_pos(t) for t in self.targets_], *[_last(t) for t in self.targets_]]
 
     # ---- state -----------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -427,24 +438,64 @@ class HistoryEncoder:
         return cls(**state["params"]).set_state(table, state["t_end"], state["targets"])
 
 
+def _nan_nulls(keys: Any) -> Any:
+    """Every null key value as NaN: an index lookup matches NaN with NaN but not None with NaN,
+    while a groupby puts all nulls of a column in one key."""
+    return keys.where(keys.notna(), np.nan)
+
+
+class _StateIndex:
+    """A pandas state sorted by key, with its keys indexed: the rows of given keys in O(those rows)."""
+
+    def __init__(self, state: Any, columns: list[str], value_columns: list[str]) -> None:
+        import pandas as pd
+
+        gid = _group_ids(state[columns])
+        order = np.argsort(gid, kind="stable")
+        self.arrays = {c: state[c].to_numpy(np.int64)[order] for c in value_columns}
+        self.bounds = np.searchsorted(gid[order], np.arange(int(gid.max()) + 2 if len(gid) else 1))
+        keys = _nan_nulls(state[columns].iloc[order[self.bounds[:-1]]])  # one row per key, in key-id order
+        self.index = pd.Index(keys[columns[0]]) if len(columns) == 1 else pd.MultiIndex.from_frame(keys)
+
+    def rows(self, keys: Any) -> tuple[dict, Any, int]:
+        """See :meth:`HistoryEncoder._state_rows`."""
+        import pandas as pd
+
+        g_new = _group_ids(keys)
+        firsts = np.unique(g_new, return_index=True)[1]  # first row of each key of ``keys``, by key id
+        first_keys = _nan_nulls(keys.iloc[firsts])
+        found = self.index.get_indexer(
+            first_keys.iloc[:, 0] if keys.shape[1] == 1 else pd.MultiIndex.from_frame(first_keys)
+        )
+        lo = np.where(found >= 0, self.bounds[np.maximum(found, 0)], 0)
+        lengths = np.where(found >= 0, self.bounds[np.maximum(found, 0) + 1], 0) - lo
+        take = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        g_old = np.repeat(np.arange(len(firsts), dtype=np.int64), lengths)
+        return {c: a[take] for c, a in self.arrays.items()}, np.concatenate([g_old, g_new]), len(take)
+
+
 def _transform_partition(part: Any, encoder: HistoryEncoder, labels: bool | None) -> Any:
     return encoder.transform(part, labels)
 
 
-def history_features(frame: Any, encoder: HistoryEncoder, fit: bool = True, labels: bool | None = None) -> Any:
+def history_features(
+    frame: Any, encoder: HistoryEncoder, fit: bool = True, labels: bool | None = None, checkpoint: Any = None
+) -> Any:
     """Dask form: shuffle ``frame`` on the encoder's key, then one partition function per partition.
 
     ``fit=True``: fit ``encoder`` on ``frame`` (its state rows are computed per
     partition and gathered) and return its rows with in-frame features;
     ``fit=False``: :meth:`HistoryEncoder.transform` per partition. The output is
     lazy and partitioned by key, so rows are NOT in the input order: join it
-    back on a row key if needed.
+    back on a row key if needed. ``checkpoint`` keeps the shuffled frame for its
+    two reads when fitting (default: persisted on the workers; see
+    :class:`~.frames.Checkpoints`).
     """
     import dask
 
     frame = as_dask(frame).shuffle(on=encoder.columns)
     if fit:
-        frame = frame.persist()  # read twice: for the state, then for the features
+        frame = (checkpoint or Checkpoints())(frame)  # read twice: for the state, then for the features
     if not fit:
         meta = encoder.transform(frame._meta, labels)
         return frame.map_partitions(_transform_partition, share(encoder), labels, meta=meta)

@@ -67,7 +67,8 @@ def materialize(
     """
     store = FeatureStore(store_path)
     definition = {
-        "features": asdict(cfg) | {"store": None, "broadcast_limit": None},  # neither changes a value
+        # where tables and intermediates live changes no value
+        "features": asdict(cfg) | {"store": None, "broadcast_limit": None, "intermediates": None},
         "targets": targets,
         "layout": layout.to_dict(),
         "input": fingerprint_files(data_dir),
@@ -87,17 +88,21 @@ def materialize(
     sigs = signatures(cfg)
     base = None if rebuild else _base_version(store, definition, sigs)
     tmp = store.begin()
+    scratch = _scratch(cfg, backend, tmp)
     reused = None
     try:
         if base is not None:
-            reused = _build_reusing(store, base, cfg, builder, sigs, train, valid, targets, layout, keep, tmp, log)
+            reused = _build_reusing(store, base, cfg, builder, sigs, train, valid, targets, layout, keep, tmp, scratch, log)
             if reused is None:  # the base did not line up row for row: start over
                 store.discard(tmp)
                 tmp = store.begin()
+                scratch = _scratch(cfg, backend, tmp)
         if reused is None:
-            write_split(builder.fit_transform(train, keep)[keep], tmp / "train")
-            write_split(builder.transform(valid, keep)[keep], tmp / "valid")
+            write_split(builder.fit_transform(train, keep, _under(scratch, "train"))[keep], tmp / "train")
+            write_split(builder.transform(valid, keep, _under(scratch, "valid"))[keep], tmp / "valid")
             builder.save(tmp / "state")
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
         rows = {s: _rows(tmp / s) for s in ("train", "valid")}
         manifest = {
             "definition": definition,
@@ -116,6 +121,20 @@ def materialize(
     how = f", {len(reused['groups'])} of {len(sigs)} feature groups reused from version {reused['from']}" if reused else ""
     log(f"feature store: built version {version} ({rows['train']:,} train / {rows['valid']:,} valid rows{how})")
     return Materialized(store, version, names, rows, False, reused)
+
+
+SCRATCH = "_scratch"
+
+
+def _scratch(cfg: FeaturesConfig, backend: Backend, tmp: Path) -> Path | None:
+    """Where the build's intermediate frames go when they go to disk (removed before publishing):
+    ``intermediates: disk``, or ``auto`` on CPU; None keeps them on the workers."""
+    on_disk = cfg.intermediates == "disk" or (cfg.intermediates == "auto" and not backend.is_gpu)
+    return tmp / SCRATCH if on_disk else None
+
+
+def _under(scratch: Path | None, split: str) -> Path | None:
+    return None if scratch is None else scratch / split
 
 
 def _same(a: object, b: object) -> bool:
@@ -149,6 +168,7 @@ def _build_reusing(
     layout: Layout,
     keep: list[str],
     tmp: Path,
+    scratch: Path | None,
     log: Callable[[str], None],
 ) -> dict | None:
     """Write the splits and state into ``tmp`` from the base version's shared groups plus the new
@@ -163,8 +183,10 @@ def _build_reusing(
     base_dir = store.version_dir(version)
     for split, frame, build in (("train", train, fresh.fit_transform), ("valid", valid, fresh.transform)):
         old = dd.read_parquet(str(base_dir / split), columns=[c for c in keep if c not in computed])
-        out = old if not computed else old.merge(build(frame, row_key)[[*row_key, *computed]], on=row_key, how="inner")
-        write_split(out[keep], tmp / split)
+        if computed:
+            new = build(frame, row_key, _under(scratch, split))[[*row_key, *computed]]
+            old = old.merge(new, on=row_key, how="inner")
+        write_split(old[keep], tmp / split)
         if _rows(tmp / split) != manifest["rows"][split]:
             log(f"feature store: the {split} rows do not line up with version {version} on {row_key}; building in full")
             return None
