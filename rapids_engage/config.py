@@ -194,6 +194,10 @@ class FeaturesConfig:
     counts: list[list[str]] = field(default_factory=lambda: [list(k) for k in DEFAULT_COUNT_KEYS])
     history: HistoryConfig = field(default_factory=HistoryConfig)
     content: bool = True
+    # cnt_day_<key>: rows of the key on the same UTC day in the batch being transformed. Strong on a
+    # whole day scored at once (as in RecSys 2021), but a row served alone counts only itself:
+    # false when serving row by row
+    daily_counts: bool = True
     store: str | None = None  # default: <out>/store
     # key tables (statistics per key) of more rows stay partitioned on the workers and are
     # shuffle-joined; smaller ones are gathered and broadcast. null: always broadcast.

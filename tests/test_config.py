@@ -52,3 +52,9 @@ def test_missing_file_and_bad_override():
 def test_every_shipped_config_loads():
     for path in DEFAULT_CONFIG.parent.glob("*.yaml"):
         load_config(path)
+
+
+def test_a_choice_out_of_its_values_lists_them():
+    with pytest.raises(ConfigError, match=r"'features\.intermediates' is 'disc'; allowed: 'auto', 'memory', 'disk'"):
+        load_config(None, ["features.intermediates=disc"])
+    assert load_config(None, ["features.intermediates=disk"]).features.intermediates == "disk"

@@ -76,3 +76,20 @@ def test_intermediates_on_disk_give_the_same_features(events, tmp_path):
     pd.testing.assert_frame_equal(train, base_train, check_exact=False, rtol=0, atol=1e-12)
     pd.testing.assert_frame_equal(valid, base_valid, check_exact=False, rtol=0, atol=1e-12)
     assert sorted(p.name for p in (tmp_path / "train").iterdir()) == ["001", "002"]  # shuffled by key, then with history
+
+
+def test_without_daily_counts_a_row_served_alone_gets_its_batch_features(events):
+    """daily_counts false: no cnt_day_* (counted over the scored batch), so the count and target
+    encodings of a row do not depend on the rows scored with it."""
+    cfg = load_config(overrides=["features.daily_counts=false", "features.history.keys=[]"]).features
+    train, valid, _ = time_split(dd.from_pandas(events, npartitions=2, sort=False), 24)
+    builder = FeatureBuilder(cfg, TARGETS)
+    builder.fit_transform(train).compute(scheduler="sync")
+    names = builder.feature_names()
+    assert names and not [n for n in names if n.startswith("cnt_day_")]
+    batch = valid.compute().iloc[:40]
+    together = builder.transform_frame(batch)[names]
+    alone = pd.concat([builder.transform_frame(batch.iloc[[i]]) for i in range(len(batch))])[names]
+    pd.testing.assert_frame_equal(alone, together)
+    with_daily = FeatureBuilder(load_config().features, TARGETS).feature_names()
+    assert set(with_daily) - set(names) >= {f"cnt_day_{k}" for k in ("engaging_user_id", "first_hashtag")}

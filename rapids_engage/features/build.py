@@ -80,7 +80,7 @@ class FeatureBuilder:
         self.target_encoders = [
             TargetEncoder(key, te.n_folds, te.smooth, te.fold_method, te.seed, layout.row_key) for key in te.keys
         ]
-        self.count_encoders = [CountEncoder(key, time_column=layout.time) for key in config.counts]
+        self.count_encoders = [CountEncoder(key, config.daily_counts, layout.time) for key in config.counts]
         self.history_encoders = [history_encoder(config.history, key, self.targets, layout.time) for key in config.history.keys]
 
     def _content_names(self) -> list[str]:

@@ -24,7 +24,8 @@ def groups(cfg: FeaturesConfig) -> dict[str, dict]:
     hist = {k: v for k, v in asdict(cfg.history).items() if k != "keys"}
     out: dict[str, dict] = {"content": {"content": True}} if cfg.content else {}
     out.update({f"te_{key_name(k)}": {"target_encoding": te, "key": list(k)} for k in cfg.target_encoding.keys})
-    out.update({f"cnt_{key_name(k)}": {"counts": True, "key": list(k)} for k in cfg.counts})
+    out.update({f"cnt_{key_name(k)}": {"counts": True, "key": list(k)} | ({} if cfg.daily_counts else {"daily": False})
+                for k in cfg.counts})
     out.update({f"hist_{key_name(k)}": {"history": hist, "key": list(k)} for k in cfg.history.keys})
     return out
 
