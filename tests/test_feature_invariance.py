@@ -54,13 +54,15 @@ def test_features_identical_for_any_partitioning_and_worker_count(events):
 
 @pytest.mark.slow
 def test_partitioned_key_tables_give_the_broadcast_features(events, tmp_path):
-    """broadcast_limit 0: every key table stays partitioned on the workers and is shuffle-joined."""
+    """broadcast_limit 0: every key table stays partitioned on the workers and is shuffle-joined;
+    the history state stays partitioned by key and meets the validation rows of its keys."""
     base_train, base_valid = _features(events, npartitions=1, n_workers=1)
     train, valid = _features(events, npartitions=5, n_workers=2, broadcast_limit=0, state_dir=tmp_path)
     pd.testing.assert_frame_equal(train, base_train, check_exact=False, rtol=0, atol=1e-12)
     pd.testing.assert_frame_equal(valid, base_valid, check_exact=False, rtol=0, atol=1e-12)
     # the serving state was written by the workers as parquet parts; read back, it serves the same features
     assert (tmp_path / "te_engaging_user_id.parquet").is_dir()
+    assert (tmp_path / "hist_engaging_user_id.parquet").is_dir()  # the history state too: shuffled with the rows
     builder = FeatureBuilder.load(tmp_path, load_config().features)
     rows = events[events["tweet_timestamp"] > events["tweet_timestamp"].max() - 24 * 3600]
     served = builder.transform_frame(rows)[[*ROW_KEY, *builder.feature_names()]]

@@ -136,9 +136,11 @@ class FeatureBuilder:
         Training rows see the labels of strictly earlier training rows; other
         rows see training history plus earlier events of their own batch, never
         its labels (as at serving time). The output is partitioned by the last key.
+        A state of more than ``broadcast_limit`` rows stays partitioned on the workers.
         """
         for enc in self.history_encoders:
-            frame = history_features(frame, enc, fit=fit, labels=None if fit else False, checkpoint=checkpoint)
+            labels = None if fit else False
+            frame = history_features(frame, enc, fit, labels, checkpoint, limit=self.config.broadcast_limit)
         return frame
 
     def fit_transform(self, train: Any, carry: list[str] = (), scratch: str | Path | None = None) -> Any:

@@ -186,9 +186,17 @@ class Checkpoints:
     def __call__(self, frame: Any) -> Any:
         if self.directory is None:
             return frame.persist()
+        import pyarrow as pa
+
         self._count += 1
         path = self.directory / f"{self._count:03d}"
-        frame.to_parquet(str(path), write_index=False)
+        try:
+            frame.to_parquet(str(path), write_index=False)
+        except (pa.ArrowException, TypeError) as exc:  # a column parquet cannot hold (e.g. Python objects)
+            import warnings
+
+            warnings.warn(f"intermediates: kept in memory, not written as parquet ({exc})", stacklevel=2)
+            return frame.persist()
         return dd.read_parquet(str(path))
 
 

@@ -62,11 +62,12 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+import dask.dataframe as dd
 import numpy as np
 
 from ..backend import array_module, is_gpu_object, series_like, values
 from ..schema import EVENT_TIME, TARGETS
-from .frames import Checkpoints, as_dask, key_name, load_state, save_state, share
+from .frames import Checkpoints, as_dask, in_memory, is_dask, key_name, key_tables, load_state, save_state, share
 
 N = "_n"
 
@@ -388,7 +389,10 @@ class HistoryEncoder:
     def _state_rows(self, X: Any) -> tuple[dict, Any, int]:
         """The state rows of the keys of ``X``: (column -> array, key ids of those rows then of
         ``X``'s rows, number of state rows). On pandas through a key index built once per encoder
-        (a call costs O(rows of X + state rows taken)); on cudf by one pass over the state."""
+        (a call costs O(rows of X + state rows taken)); on cudf by one pass over the state. A
+        partitioned (dask) state is gathered on first use."""
+        if is_dask(self.state_):
+            self.state_ = in_memory(self.state_)
         if not is_gpu_object(X):
             if getattr(self, "_index", None) is None:
                 state = self.state_.to_pandas() if is_gpu_object(self.state_) else self.state_
@@ -478,31 +482,55 @@ def _transform_partition(part: Any, encoder: HistoryEncoder, labels: bool | None
     return encoder.transform(part, labels)
 
 
+def _transform_with_state(part: Any, state: Any, encoder: HistoryEncoder, labels: bool | None) -> Any:
+    """:meth:`HistoryEncoder.transform` of a partition with the state partition of the same keys."""
+    return HistoryEncoder(**encoder.params()).set_state(state, encoder.t_end_, encoder.targets_).transform(part, labels)
+
+
 def history_features(
-    frame: Any, encoder: HistoryEncoder, fit: bool = True, labels: bool | None = None, checkpoint: Any = None
+    frame: Any,
+    encoder: HistoryEncoder,
+    fit: bool = True,
+    labels: bool | None = None,
+    checkpoint: Any = None,
+    limit: int | None = None,
 ) -> Any:
     """Dask form: shuffle ``frame`` on the encoder's key, then one partition function per partition.
 
-    ``fit=True``: fit ``encoder`` on ``frame`` (its state rows are computed per
-    partition and gathered) and return its rows with in-frame features;
-    ``fit=False``: :meth:`HistoryEncoder.transform` per partition. The output is
-    lazy and partitioned by key, so rows are NOT in the input order: join it
-    back on a row key if needed. ``checkpoint`` keeps the shuffled frame for its
-    two reads when fitting (default: persisted on the workers; see
-    :class:`~.frames.Checkpoints`).
+    ``fit=True``: fit ``encoder`` on ``frame`` and return its rows with
+    in-frame features. Its state rows are computed per partition; ``limit``
+    None gathers them (an in-memory state), otherwise they are persisted on the
+    workers and gathered only when at most ``limit`` rows, else the state stays
+    a dask frame partitioned by key (as the key tables of :func:`~.frames.key_tables`).
+    ``fit=False``: :meth:`HistoryEncoder.transform` per partition: an in-memory
+    state is shipped to every partition; a partitioned one is shuffled like the
+    rows, so partition ``i`` of the rows meets the state of its own keys only.
+    The output is lazy and partitioned by key, so rows are NOT in the input
+    order: join it back on a row key if needed. ``checkpoint`` keeps the
+    shuffled frame for its two reads when fitting (default: persisted on the
+    workers; see :class:`~.frames.Checkpoints`).
     """
-    import dask
-
-    frame = as_dask(frame).shuffle(on=encoder.columns)
-    if fit:
-        frame = (checkpoint or Checkpoints())(frame)  # read twice: for the state, then for the features
     if not fit:
-        meta = encoder.transform(frame._meta, labels)
-        return frame.map_partitions(_transform_partition, share(encoder), labels, meta=meta)
+        return _transform_dask(as_dask(frame), encoder, labels)
+    frame = (checkpoint or Checkpoints())(as_dask(frame).shuffle(on=encoder.columns))  # read for the state, then the features
     targets = encoder._targets(frame._meta)
     t_end = int(frame[encoder.time_column].max().compute())
     state_meta = encoder.state_partition(frame._meta, t_end)
-    (state,) = dask.compute(frame.map_partitions(encoder.state_partition, t_end, meta=state_meta))
-    encoder.set_state(state.reset_index(drop=True), t_end, targets)
+    (state,) = key_tables([frame.map_partitions(encoder.state_partition, t_end, meta=state_meta)], limit)
+    encoder.set_state(state if is_dask(state) else state.reset_index(drop=True), t_end, targets)
     stateless = HistoryEncoder(**{**encoder.params(), "targets": targets})  # the graph must not carry the state
     return frame.map_partitions(stateless.features_partition, meta=stateless.features_partition(frame._meta))
+
+
+def _transform_dask(frame: Any, encoder: HistoryEncoder, labels: bool | None) -> Any:
+    encoder._check_fitted()
+    state, keys = encoder.state_, encoder.columns
+    stateless = HistoryEncoder(**encoder.params())
+    empty = state._meta if is_dask(state) else state.iloc[:0]
+    meta = stateless.set_state(empty, encoder.t_end_, encoder.targets_).transform(frame._meta, labels)
+    if not is_dask(state):
+        return frame.shuffle(on=keys).map_partitions(_transform_partition, share(encoder), labels, meta=meta)
+    # the same key values and dtypes hash to the same partition in both shuffles
+    state = state.astype({c: frame._meta[c].dtype for c in keys}).shuffle(on=keys, npartitions=state.npartitions)
+    frame = frame.shuffle(on=keys, npartitions=state.npartitions)
+    return dd.map_partitions(_transform_with_state, frame, state, stateless, labels, meta=meta, align_dataframes=False)

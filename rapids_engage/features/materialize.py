@@ -67,8 +67,8 @@ def materialize(
     """
     store = FeatureStore(store_path)
     definition = {
-        # where tables and intermediates live changes no value
-        "features": asdict(cfg) | {"store": None, "broadcast_limit": None, "intermediates": None},
+        # where the store, key tables and intermediates live changes no value
+        "features": {k: v for k, v in asdict(cfg).items() if k != "intermediates"} | {"store": None, "broadcast_limit": None},
         "targets": targets,
         "layout": layout.to_dict(),
         "input": fingerprint_files(data_dir),

@@ -43,7 +43,7 @@ def derived_keys(part: Any, layout: Layout) -> Any:
     new = {}
     for c in layout.text:
         first = part[c].fillna("").str.strip().str.split(" ").str.get(0).fillna("")
-        new[f"{c}_first_word"] = first.str.lower()
+        new[f"{c}_first_word"] = first.str.lower().astype("str")  # a string column (split + get gives object)
     for c in layout.url:
         host = part[c].fillna("").str.extract(r"^[a-zA-Z][a-zA-Z0-9+.-]*://([^/:?#]+)", expand=False)
         new[f"{c}_domain"] = host.fillna("").str.lower().str.replace(r"^www\.", "", regex=True)
