@@ -125,6 +125,9 @@ class DataConfig:
     cache_dir: str = "~/.cache/rapids_engage"
     strict: bool = False
     table: TableConfig | None = None
+    # at most this many rows per partition (input files with more are split): what one task holds,
+    # so the lever on worker memory when files are large. null: one partition per file
+    partition_rows: int | None = None
 
 
 @dataclass

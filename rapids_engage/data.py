@@ -141,8 +141,11 @@ def resolve_dataset(cfg: Config, backend: Any = None, on_chunk: Callable[[int, i
     raise DataError(f"data.source must be 'synthetic', 'parquet', 'recsys' or 'table', got {source!r}")
 
 
-def read_events(data_dir: Path, layout: Layout = RECSYS, columns: list[str] | None = None) -> Any:
-    """Lazy dask frame of the canonical events (cudf partitions when the backend is GPU)."""
+def read_events(
+    data_dir: Path, layout: Layout = RECSYS, columns: list[str] | None = None, partition_rows: int | None = None
+) -> Any:
+    """Lazy dask frame of the canonical events (cudf partitions when the backend is GPU), one
+    partition per file, or more so that none holds more than about ``partition_rows`` rows."""
     import dask.dataframe as dd
 
     files = sorted(data_dir.rglob("*.parquet"))
@@ -151,13 +154,29 @@ def read_events(data_dir: Path, layout: Layout = RECSYS, columns: list[str] | No
     if layout.kind == "recsys":
         frame = dd.read_parquet([str(f) for f in files], columns=columns or list(RAW_COLUMNS))
         check_schema(frame, str(files[0]))
+    else:
+        frame = dd.read_parquet([str(f) for f in files], columns=columns)
+        needed = [*layout.row_key, layout.time, *(t.column for t in layout.targets)]
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            raise DataError(f"{files[0]}: missing column(s) {missing} of its layout.json")
+    return _bounded(frame, files, partition_rows)
+
+
+def _bounded(frame: Any, files: list[Path], partition_rows: int | None) -> Any:
+    """``frame`` split into more partitions when its largest file has more than ``partition_rows``
+    rows (row counts from the parquet footers: nothing is read)."""
+    import math
+
+    import pyarrow.parquet as pq
+
+    if partition_rows is None:
         return frame
-    frame = dd.read_parquet([str(f) for f in files], columns=columns)
-    needed = [*layout.row_key, layout.time, *(t.column for t in layout.targets)]
-    missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        raise DataError(f"{files[0]}: missing column(s) {missing} of its layout.json")
-    return frame
+    if partition_rows < 1:
+        raise DataError(f"data.partition_rows must be >= 1, got {partition_rows}")
+    largest = max(pq.ParquetFile(f).metadata.num_rows for f in files)
+    pieces = math.ceil(largest / partition_rows)
+    return frame.repartition(npartitions=frame.npartitions * pieces) if pieces > 1 else frame
 
 
 def check_schema(frame: Any, source: str) -> None:

@@ -61,7 +61,7 @@ def run(
             prog.log(f"backend {backend.kind}, {cluster.n_workers} worker(s) ({cluster.kind}), dashboard {cluster.dashboard}")
             client = cluster.client
             with prog.stage("split"):
-                events = add_labels(read_events(dataset.data_dir, layout), targets, layout)
+                events = add_labels(read_events(dataset.data_dir, layout, partition_rows=cfg.data.partition_rows), targets, layout)
                 train, valid, split = time_split(events, cfg.split.valid_hours, layout.time)
                 split_def = {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff}
                 if shuffle_seed is not None:

@@ -223,3 +223,21 @@ def test_rejects_bad_arguments(tmp_path):
         generate(tmp_path, SMALL, fmt="csv")
     with pytest.raises(ValueError):
         generate(tmp_path, SyntheticSpec(rows=0))
+
+
+def test_partition_rows_bounds_the_partitions_and_keeps_every_row(tmp_path):
+    from rapids_engage.data import DataError, read_events
+
+    generate(tmp_path, SyntheticSpec(rows=6_000, days=2, seed=5))
+    whole = read_events(tmp_path / "data")
+    largest = max(pq.ParquetFile(f).metadata.num_rows for f in (tmp_path / "data").rglob("*.parquet"))
+    bounded = read_events(tmp_path / "data", partition_rows=largest // 3)
+    sizes = bounded.map_partitions(len).compute()
+    assert bounded.npartitions > whole.npartitions and sizes.max() <= largest // 3 + 1
+    key = ["tweet_id", "engaging_user_id"]
+    pd.testing.assert_frame_equal(
+        bounded.compute().sort_values(key).reset_index(drop=True), whole.compute().sort_values(key).reset_index(drop=True)
+    )
+    assert read_events(tmp_path / "data", partition_rows=largest).npartitions == whole.npartitions
+    with pytest.raises(DataError, match="partition_rows"):
+        read_events(tmp_path / "data", partition_rows=0)
