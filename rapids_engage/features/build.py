@@ -110,13 +110,14 @@ class FeatureBuilder:
     def _key_tables(self, graphs: list[Any], split_out: int) -> list[Any]:
         return key_tables(graphs, None if split_out == 1 else self.config.broadcast_limit)
 
-    def _apply(self, frame: Any, joins: list[Join], split_out: int) -> Any:
-        """Compute the batch's per-day counts, then add every encoder's columns."""
+    def _apply(self, frame: Any, joins: list[Join], split_out: int, keep: Checkpoints) -> Any:
+        """Compute the batch's per-day counts, then add every encoder's columns (``keep``: where a
+        shuffle join's result goes before the next, see :func:`~.frames.apply_joins`)."""
         daily = self._key_tables([enc.daily_graph(frame, split_out) for enc in self.count_encoders], split_out)
         for enc, table in zip(self.count_encoders, daily):
             joins += enc.joins(table)
         drop = [c for c in (FOLD, DAY) if c in frame.columns]
-        return apply_joins(frame, joins).drop(columns=drop)
+        return apply_joins(frame, joins, keep).drop(columns=drop)
 
     def _needed(self, frame: Any, carry: list[str]) -> Any:
         """Row-wise features plus the day key, restricted to what encoders and the caller need."""
@@ -168,14 +169,14 @@ class FeatureBuilder:
             enc.set_stats(table, self.targets)
         for enc, table in zip(self.count_encoders, stats[n_te:]):
             enc.counts_ = table
-        return self._apply(frame, [enc.oof_join() for enc in self.target_encoders], split_out)
+        return self._apply(frame, [enc.oof_join() for enc in self.target_encoders], split_out, keep)
 
     def transform(self, frame: Any, carry: list[str] = (), scratch: str | Path | None = None) -> Any:
         """Features for rows outside the training set, from the fitted state only (``scratch``: as in
         :meth:`fit_transform`)."""
         keep = Checkpoints(scratch)
         frame = keep(self._with_history(self._needed(frame, list(carry)), fit=False, checkpoint=keep))
-        return self._apply(frame, [enc.full_join() for enc in self.target_encoders], self._split_out(frame))
+        return self._apply(frame, [enc.full_join() for enc in self.target_encoders], self._split_out(frame), keep)
 
     def transform_frame(self, frame: Any, carry: list[str] = ()) -> Any:
         """:meth:`transform` for an in-memory batch (pandas or cudf) without dask: the same

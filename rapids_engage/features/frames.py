@@ -146,28 +146,6 @@ def shuffle_join(events: Any, join: Join) -> Any:
     return merged.map_partitions(_fill_cast, join.fill, join.new_columns, meta=meta_with(kept._meta, join.new_columns))
 
 
-def apply_joins(events: Any, joins: list[Join]) -> Any:
-    """Join every key table onto every partition of ``events``.
-
-    In-memory tables are broadcast (see :func:`share`) and joined in one pass
-    that keeps partition ``i`` of the output = partition ``i`` of the input,
-    same order; partitioned (dask) tables are shuffle-joined first.
-    """
-    events = as_dask(events)
-    for j in [j for j in joins if is_dask(j.table)]:
-        events = shuffle_join(events, j)
-    joins = [j for j in joins if not is_dask(j.table)]
-    if not joins:
-        return events
-    new_columns: dict[str, str] = {}
-    for j in joins:
-        new_columns.update(j.new_columns)
-    meta = meta_with(events._meta, new_columns)
-    specs = [(j.fill, j.new_columns) for j in joins]
-    tables = [share(KeyTable(j.table, j.on)) for j in joins]
-    return events.map_partitions(_apply_joins, specs, *tables, meta=meta)
-
-
 class Checkpoints:
     """Where the feature build keeps a frame it reads more than once.
 
@@ -198,6 +176,32 @@ class Checkpoints:
             warnings.warn(f"intermediates: kept in memory, not written as parquet ({exc})", stacklevel=2)
             return frame.persist()
         return dd.read_parquet(str(path))
+
+
+def apply_joins(events: Any, joins: list[Join], checkpoint: Checkpoints | None = None) -> Any:
+    """Join every key table onto every partition of ``events``.
+
+    In-memory tables are broadcast (see :func:`share`) and joined in one pass
+    that keeps partition ``i`` of the output = partition ``i`` of the input,
+    same order; partitioned (dask) tables are shuffle-joined first, each
+    result kept by ``checkpoint`` when given (on disk: one shuffle at a time
+    holds memory, instead of a chain of them running together).
+    """
+    events = as_dask(events)
+    for j in [j for j in joins if is_dask(j.table)]:
+        events = shuffle_join(events, j)
+        if checkpoint is not None and checkpoint.directory is not None:
+            events = checkpoint(events)
+    joins = [j for j in joins if not is_dask(j.table)]
+    if not joins:
+        return events
+    new_columns: dict[str, str] = {}
+    for j in joins:
+        new_columns.update(j.new_columns)
+    meta = meta_with(events._meta, new_columns)
+    specs = [(j.fill, j.new_columns) for j in joins]
+    tables = [share(KeyTable(j.table, j.on)) for j in joins]
+    return events.map_partitions(_apply_joins, specs, *tables, meta=meta)
 
 
 def in_memory(obj: Any) -> Any:
