@@ -44,24 +44,26 @@ class WorkerLostError(RuntimeError):
 
 
 def _cpu_cluster(cfg: ClusterConfig) -> Any:
+    import dask
     from distributed import LocalCluster
 
     cores = os.cpu_count() or 1
     n_workers = cfg.n_workers or min(cores, 4)
     threads = cfg.threads_per_worker or max(1, cores // n_workers)
-    return LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=threads,
-        processes=True,
-        memory_limit=cfg.memory_limit,
-        dashboard_address=DASHBOARD,
-        local_directory=cfg.local_directory,
-        silence_logs=logging.ERROR,
-        # pyarrow's default pool (mimalloc) keeps freed parquet buffers: measured 150-250 MiB per
-        # worker that dask counts as unmanaged and cannot spill, enough to pause a worker under a
-        # tight memory_limit for good; the system allocator returns them (dask sets MALLOC_TRIM_THRESHOLD_)
-        env={"ARROW_DEFAULT_MEMORY_POOL": "system"},
-    )
+    # pyarrow's default pool (mimalloc) keeps freed parquet buffers: measured 150-250 MiB per
+    # worker that dask counts as unmanaged and cannot spill, enough to pause a worker for good
+    # under a tight memory_limit. The system allocator returns them (dask sets
+    # MALLOC_TRIM_THRESHOLD_); set before the worker process starts, as it imports pyarrow early.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.ARROW_DEFAULT_MEMORY_POOL": "system"}):
+        return LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=threads,
+            processes=True,
+            memory_limit=cfg.memory_limit,
+            dashboard_address=DASHBOARD,
+            local_directory=cfg.local_directory,
+            silence_logs=logging.ERROR,
+        )
 
 
 def _cuda_cluster(cfg: ClusterConfig, backend: Backend) -> Any:
