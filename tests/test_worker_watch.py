@@ -26,3 +26,20 @@ def test_a_lost_worker_ends_the_call_with_one_clear_error():
             while_workers_live(client, lambda: time.sleep(120), poll_s=0.2)  # a collective waiting for a dead rank
         assert time.monotonic() - start < 60
         killer.join()
+
+
+def _arrow_pool() -> str:
+    import pyarrow as pa
+
+    return pa.default_memory_pool().backend_name
+
+
+def test_cpu_workers_return_freed_arrow_memory_to_the_system():
+    """The CPU cluster's workers use pyarrow's system allocator (mimalloc kept freed buffers as
+    unmanaged memory that paused workers under a tight memory_limit)."""
+    from rapids_engage.backend import resolve
+    from rapids_engage.cluster import start_cluster
+    from rapids_engage.config import ClusterConfig
+
+    with start_cluster(resolve("0"), ClusterConfig(gpus="0", n_workers=1, threads_per_worker=1)) as cluster:
+        assert set(cluster.client.run(_arrow_pool).values()) == {"system"}
