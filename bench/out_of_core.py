@@ -154,7 +154,8 @@ def data_size(data_dir: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=3_000_000)
-    p.add_argument("--memory-limit", default="3GB", help="cluster.memory_limit, per worker (at 3M rows, 1.5GB and less fail)")
+    p.add_argument("--memory-limit", default="3GB", help="cluster.memory_limit, per worker (3M rows complete at 1GB with "
+                   "--set data.partition_rows=50000 --set features.broadcast_limit=200000 --set train.external_memory=true)")
     p.add_argument("--n-workers", type=int, default=2)
     p.add_argument("--work", default="/tmp/rapids_engage_ooc", help="scratch: cache/, out/, spill/ (out/ and spill/ are emptied)")
     p.add_argument("--interval", type=float, default=0.25, help="seconds between RSS samples")
