@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from .backend import to_host_f64
 from .config import Config
 from .report import write_json
 from .layout import Layout
@@ -83,7 +84,7 @@ def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) 
             both = fresh.merge(stored, on=row_key, suffixes=("", "_store"))
             same = np.ones(len(both), dtype=bool)
             for n in names:
-                a, b = both[n].to_numpy(dtype=float), both[n + "_store"].to_numpy(dtype=float)
+                a, b = to_host_f64(both[n]), to_host_f64(both[n + "_store"])
                 same &= (a == b) | (np.isnan(a) & np.isnan(b))
             compared, differing = compared + len(both), differing + int((~same).sum())
         checks.append({

@@ -195,7 +195,14 @@ def to_host_f64(obj: Any) -> Any:
     return np.asarray(obj, dtype=np.float64).ravel()
 
 
+def frame_library(obj: Any) -> ModuleType:
+    """pandas or cudf: the single-node library of a frame or series (or of a dask collection's partitions)."""
+    return importlib.import_module("cudf" if is_gpu_object(obj) else "pandas")
+
+
 def series_like(frame: Any, data: Any, name: str | None = None) -> Any:
     """A Series of ``frame``'s library holding ``data``, aligned with ``frame``'s index."""
-    lib = importlib.import_module(type(frame).__module__.split(".")[0])
+    lib = frame_library(frame)
+    if lib.__name__ == "cudf":  # cudf turns NaN into null by default; pandas keeps NaN
+        return lib.Series(data, index=frame.index, name=name, nan_as_null=False)
     return lib.Series(data, index=frame.index, name=name)

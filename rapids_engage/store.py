@@ -154,7 +154,9 @@ class FeatureStore:
 
     def transform(self, rows: Any, version: str | None = None, carry: list[str] = ()) -> Any:
         """Features of new ``rows`` (pandas, cudf or dask) from a version's serving state, exactly as its validation rows got theirs."""
-        return self.builder(version).transform(rows, list(carry))
+        from .backend import frame_library
+
+        return self.builder(version, frame_library(rows)).transform(rows, list(carry))
 
 
 def list_files(root: Path) -> dict[str, int]:

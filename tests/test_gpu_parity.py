@@ -11,10 +11,40 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rapids_engage.features import TargetEncoder
+from rapids_engage.backend import resolve
+from rapids_engage.features import CountEncoder, TargetEncoder
+from rapids_engage.features.counts import with_day
+from rapids_engage.features.frames import group_ids
+from rapids_engage.features.history import HistoryEncoder
 from rapids_engage.pipeline import main
 
 pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="module", autouse=True)
+def gpu_backend():
+    """The GPU backend initialised as the pipeline does it (cuML's library loaded before cudf)."""
+    return resolve("1").init()
+
+
+def _events(n=5_000, seed=0):
+    """Events with a string key that has nulls, many ties in time and two labels."""
+    rng = np.random.default_rng(seed)
+    lang = rng.choice(["en", "ja", "es", ""], n).astype(object)
+    lang[rng.random(n) < 0.1] = None
+    return pd.DataFrame({
+        "engaging_user_id": rng.integers(0, 200, n).astype("int64"),
+        "language": lang,
+        "tweet_timestamp": (1_612_396_800 + rng.integers(0, 3 * 96, n) * 900).astype("int64"),
+        "like": rng.integers(0, 2, n).astype("int8"),
+        "reply": (rng.random(n) < 0.1).astype("int8"),
+    })
+
+
+def _assert_same(gpu, cpu, columns):
+    for c in columns:
+        np.testing.assert_allclose(gpu[c].to_pandas().to_numpy(dtype=float, na_value=np.nan),
+                                   cpu[c].to_numpy(dtype=float, na_value=np.nan), atol=1e-9, err_msg=c)
 
 
 def _frame(n=20_000, seed=0):
@@ -53,3 +83,62 @@ def test_pipeline_cpu_gpu_rce_agree(tmp_path):
     assert cpu["rows"] == gpu["rows"]
     for t in ("like", "retweet", "reply", "quote"):
         assert abs(cpu["targets"][t]["rce"] - gpu["targets"][t]["rce"]) <= 0.5, t
+    _serving_parity(tmp_path / "cpu", cpu)
+
+
+def _serving_parity(run, report):
+    """The CPU run's models and store served on the GPU: the features and predictions of the CPU."""
+    import cudf
+
+    from rapids_engage.backend import CPU
+    from rapids_engage.serve import Scorer
+    from rapids_engage.store import FeatureStore
+
+    split = report["split"]
+    rows = pd.read_parquet(split["data_dir"], filters=[("tweet_timestamp", ">", split["cutoff"])])
+    rows = rows.drop(columns=["day"], errors="ignore").iloc[:5000].reset_index(drop=True)
+    on_cpu, on_gpu = Scorer(run, CPU), Scorer(run, resolve("1"))
+    want, got = on_cpu.predict(rows), on_gpu.predict(cudf.from_pandas(rows)).to_pandas()
+    for t in on_cpu.targets:
+        np.testing.assert_allclose(got["pred_" + t].to_numpy(), want["pred_" + t].to_numpy(), atol=1e-5, err_msg=t)
+    store = FeatureStore(report["store"]["path"])
+    names = report["features"]
+    _assert_same(store.transform(cudf.from_pandas(rows)).compute(), store.transform(rows).compute(), names)
+
+
+def test_group_ids_with_null_keys_parity():
+    import cudf
+
+    keys = _events()[["engaging_user_id", "language"]]
+    cpu, gpu = group_ids(keys), group_ids(cudf.from_pandas(keys)).get()
+    first_cpu = pd.Series(np.arange(len(cpu))).groupby(cpu).transform("min").to_numpy()
+    first_gpu = pd.Series(np.arange(len(gpu))).groupby(gpu).transform("min").to_numpy()
+    np.testing.assert_array_equal(first_gpu, first_cpu)  # the same partition of the rows
+
+
+def test_history_parity_with_null_keys():
+    import cudf
+
+    events = _events().sort_values("tweet_timestamp", kind="stable").reset_index(drop=True)
+    cut = int(events["tweet_timestamp"].quantile(0.8))
+    train, new = events[events["tweet_timestamp"] <= cut], events[events["tweet_timestamp"] > cut]
+    key = ["engaging_user_id", "language"]
+    make = lambda: HistoryEncoder(key, ["like", "reply"], (3600, 86400), days=(1,), rates=True)  # noqa: E731
+    cpu_enc, gpu_enc = make(), make()
+    cpu, gpu = cpu_enc.fit_transform(train), gpu_enc.fit_transform(cudf.from_pandas(train))
+    _assert_same(gpu, cpu, cpu_enc.output_names())
+    _assert_same(gpu_enc.transform(cudf.from_pandas(new)), cpu_enc.transform(new), cpu_enc.output_names())
+    _assert_same(gpu_enc.transform(cudf.from_pandas(new.iloc[:1])), cpu_enc.transform(new.iloc[:1]), cpu_enc.output_names())
+
+
+def test_counts_parity_including_a_one_row_batch():
+    import cudf
+
+    train, new = _events(seed=1), _events(n=500, seed=2)
+    enc = CountEncoder(["engaging_user_id", "language"]).fit(train)
+    gpu_enc = CountEncoder(["engaging_user_id", "language"]).fit(cudf.from_pandas(train))
+    _assert_same(gpu_enc.transform(cudf.from_pandas(new)), enc.transform(new), enc.output_names())
+    for batch in (new, new.iloc[[3]]):
+        got = gpu_enc.daily_counts(with_day(cudf.from_pandas(batch)))
+        assert got.index.to_pandas().equals(batch.index)
+        np.testing.assert_array_equal(got.to_pandas().to_numpy(), enc.daily_counts(with_day(batch)).to_numpy())

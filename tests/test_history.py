@@ -291,3 +291,21 @@ def test_transform_of_successive_batches_with_string_and_null_keys(frame, cut, s
     for batch in (new.iloc[::2], new.iloc[1::2], new.iloc[:0]):
         whole = encoder(key).fit_transform(pd.concat([train, batch]))
         pd.testing.assert_frame_equal(enc.transform(batch)[names], whole.loc[batch.index, names])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.integers(0, 2)), st.one_of(st.none(), st.sampled_from(["", "a", "0"]))),
+                min_size=1, max_size=30))
+def test_group_ids_put_equal_keys_together_nulls_included(pairs):
+    """group_ids: rows share an id exactly when their keys are equal, a null equal to a null only
+    (the filled value of a null, 0 or "", is a key of its own)."""
+    from rapids_engage.features.frames import group_ids
+
+    keys = pd.DataFrame({"n": pd.array([p[0] for p in pairs], dtype="Int64"),
+                         "s": pd.array([p[1] for p in pairs], dtype="str")})
+    gid = group_ids(keys)
+    assert gid.dtype == np.int64 and sorted(set(gid)) == list(range(len(set(gid))))
+    norm = [tuple("<null>" if v is None else v for v in p) for p in pairs]
+    for i in range(len(pairs)):
+        for j in range(len(pairs)):
+            assert (gid[i] == gid[j]) == (norm[i] == norm[j]), (pairs[i], pairs[j])

@@ -26,6 +26,22 @@ import pandas as pd
 _POS = "_pos"
 
 
+def group_ids(keys: Any) -> Any:
+    """Dense int64 ids (numpy/cupy) of the rows of a frame of key columns; null keys form their own group.
+
+    cudf's ``ngroup`` gives rows with a null key a null id whatever ``dropna``
+    says, so keys with nulls are grouped on (key filled, is-null flag) pairs.
+    """
+    from ..backend import values
+
+    if bool(keys.isna().any().any()):
+        flags = {f"__null_{i}": keys[c].isna() for i, c in enumerate(keys.columns)}
+        fill = {c: 0 if keys[c].dtype.kind in "iufb" else "" for c in keys.columns}
+        keys = keys.fillna(fill).assign(**flags)
+    gid = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup()
+    return values(gid).astype(np.int64)
+
+
 def is_dask(obj: Any) -> bool:
     return isinstance(obj, (dd.DataFrame, dd.Series))
 
@@ -85,10 +101,14 @@ class KeyTable:
             self.index = pd.Index(keys) if len(on) == 1 else pd.MultiIndex.from_frame(keys)
             self.columns = {c: table[c].to_numpy() for c in table.columns if c not in on}
 
-    def columns_for(self, part: Any, fill: dict[str, Any] | None, dtypes: dict[str, str]) -> dict[str, Any]:
-        """pandas tables: the table's columns (numpy arrays) for the keys of ``part``'s rows."""
-        keys = part[self.on[0]] if len(self.on) == 1 else pd.MultiIndex.from_frame(part[self.on])
-        pos = self.index.get_indexer(keys)
+    def lookup_keys(self, part: Any) -> Any:
+        """pandas: ``part``'s keys in the form :meth:`columns_for` looks up (shareable by tables on the same key)."""
+        return part[self.on[0]] if len(self.on) == 1 else pd.MultiIndex.from_frame(part[self.on])
+
+    def columns_for(self, part: Any, fill: dict[str, Any] | None, dtypes: dict[str, str], keys: Any = None) -> dict[str, Any]:
+        """pandas tables: the table's columns (numpy arrays) for the keys of ``part``'s rows
+        (``keys``: their :meth:`lookup_keys`, when already built)."""
+        pos = self.index.get_indexer(self.lookup_keys(part) if keys is None else keys)
         missing = pos < 0
         added = {}
         for name, col in self.columns.items():
@@ -109,9 +129,13 @@ def join_all(part: Any, joins: list[tuple[KeyTable, dict[str, Any] | None, dict[
             merged = merge_keep_order(part, table.table, table.on, fill)
             part = merged.assign(**{c: merged[c].astype(d) for c, d in dtypes.items()})
     added: dict[str, Any] = {}
+    keys: dict[tuple[str, ...], Any] = {}  # one lookup key per distinct key columns
     for table, fill, dtypes in joins:
         if table.index is not None:
-            added.update(table.columns_for(part, fill, dtypes))
+            on = tuple(table.on)
+            if on not in keys:
+                keys[on] = table.lookup_keys(part)
+            added.update(table.columns_for(part, fill, dtypes, keys[on]))
     if not added:
         return part
     kept = part.drop(columns=[c for c in added if c in part.columns])

@@ -58,16 +58,15 @@ training events in the summaries and are refused.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
 import dask.dataframe as dd
 import numpy as np
 
-from ..backend import array_module, is_gpu_object, series_like, values
+from ..backend import array_module, frame_library, is_gpu_object, series_like, values
 from ..schema import EVENT_TIME, TARGETS
-from .frames import Checkpoints, as_dask, in_memory, is_dask, key_name, key_tables, load_state, save_state, share
+from .frames import Checkpoints, as_dask, group_ids, in_memory, is_dask, key_name, key_tables, load_state, save_state, share
 
 N = "_n"
 
@@ -83,17 +82,6 @@ def _last(t: str) -> str:
 def window_label(seconds: int) -> str:
     """``86400`` -> ``24h``; windows that are not whole hours keep seconds (``90s``)."""
     return f"{seconds // 3600}h" if seconds % 3600 == 0 else f"{seconds}s"
-
-
-def _lib(frame: Any) -> Any:
-    """pandas or cudf, whichever ``frame`` belongs to."""
-    return importlib.import_module(type(frame).__module__.split(".")[0])
-
-
-def _group_ids(keys: Any) -> Any:
-    """Dense int64 key ids of a frame of key columns (null keys form their own group)."""
-    gid = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup()
-    return values(gid).astype(np.int64)
 
 
 DAY_SECONDS = 86400
@@ -301,7 +289,7 @@ class HistoryEncoder:
         t = self._times(frame)
         pos = {target: self._positive(frame, target) for target in targets}
         last = dict.fromkeys(targets, t)
-        g = _group_ids(frame[self.columns])
+        g = group_ids(frame[self.columns])
         ones = xp.ones(len(t), dtype=np.int64)
         feats = _features(xp, g, t, ones, ones, pos, last, self.windows, self.days, self.rates, self.label_delay)
         return self._attach(frame, feats, targets)
@@ -326,7 +314,7 @@ class HistoryEncoder:
         recent = tmp[tmp[self.time_column] >= cutoff]
         recent = recent.groupby([*self.columns, self.time_column], sort=False, dropna=False).agg(sums).reset_index()
         cols = [*self.columns, self.time_column, N, *[_pos(x) for x in targets], *[_last(x) for x in targets]]
-        state = _lib(frame).concat([old[cols], recent[cols]], ignore_index=True)
+        state = frame_library(frame).concat([old[cols], recent[cols]], ignore_index=True)
         return state.astype({c: "int64" for c in cols[len(self.columns) :]})
 
     def set_state(self, state: Any, t_end: int, targets: list[str]) -> HistoryEncoder:
@@ -398,9 +386,9 @@ class HistoryEncoder:
                 state = self.state_.to_pandas() if is_gpu_object(self.state_) else self.state_
                 self._index = _StateIndex(state, self.columns, self._state_columns())
             return self._index.rows(X[self.columns])
-        state = self.state_ if is_gpu_object(self.state_) else _lib(X).from_pandas(self.state_)
-        keys = _lib(X).concat([state[self.columns], X[self.columns].reset_index(drop=True)], ignore_index=True)
-        g = _group_ids(keys)
+        state = self.state_ if is_gpu_object(self.state_) else frame_library(X).from_pandas(self.state_)
+        keys = frame_library(X).concat([state[self.columns], X[self.columns].reset_index(drop=True)], ignore_index=True)
+        g = group_ids(keys)
         m = len(state)
         xp = array_module(X)
         present = xp.zeros(int(g.max()) + 1 if len(g) else 0, dtype=bool)
@@ -454,7 +442,7 @@ class _StateIndex:
     def __init__(self, state: Any, columns: list[str], value_columns: list[str]) -> None:
         import pandas as pd
 
-        gid = _group_ids(state[columns])
+        gid = group_ids(state[columns])
         order = np.argsort(gid, kind="stable")
         self.arrays = {c: state[c].to_numpy(np.int64)[order] for c in value_columns}
         self.bounds = np.searchsorted(gid[order], np.arange(int(gid.max()) + 2 if len(gid) else 1))
@@ -465,7 +453,7 @@ class _StateIndex:
         """See :meth:`HistoryEncoder._state_rows`."""
         import pandas as pd
 
-        g_new = _group_ids(keys)
+        g_new = group_ids(keys)
         firsts = np.unique(g_new, return_index=True)[1]  # first row of each key of ``keys``, by key id
         first_keys = _nan_nulls(keys.iloc[firsts])
         found = self.index.get_indexer(

@@ -160,8 +160,9 @@ class TargetEncoder:
         sums = [_sum(t) for t in self.targets_]
         per_fold = in_memory(fold_stats.groupby(FOLD)[[N] + sums].sum())
         total = per_fold.sum()
-        prior = ((total[sums] - per_fold[sums]).div(total[N] - per_fold[N], axis=0)).reset_index()
-        prior = prior.rename(columns={s: f"{s}__prior" for s in sums})
+        rest = total[N] - per_fold[N]  # column by column: cudf's DataFrame.div has no axis=0
+        prior = per_fold.assign(**{f"{s}__prior": (total[s] - per_fold[s]) / rest for s in sums})
+        prior = prior[[f"{s}__prior" for s in sums]].reset_index()
         merged = fold_stats.merge(self.stats_, on=self.columns, suffixes=("", "__all"))
         merged = merged.merge(prior, on=FOLD)
         counts = merged[f"{N}__all"] - merged[N]
