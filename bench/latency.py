@@ -1,11 +1,11 @@
 """Serving latency on 1 CPU core and GPU batch throughput: ``python bench/latency.py``.
 
 Scores the validation-window rows of a finished run (new to its serving state)
-without a cluster: the feature store's fitted state computes the features
-(``--features frame``, the default: ``FeatureBuilder.transform_frame`` on the
-in-memory batch; ``--features dask``: ``FeatureBuilder.transform`` on dask's
-synchronous scheduler, what ``predict`` runs per cluster) and every target's
-booster scores them (``inplace_predict``).
+with ``rapids_engage.serve.Scorer``, without a cluster: the feature store's fitted
+state computes the features (``--features frame``, the default: ``Scorer.features``,
+``FeatureBuilder.transform_frame`` on the in-memory batch; ``--features dask``:
+``FeatureBuilder.transform`` on dask's synchronous scheduler, what ``predict`` runs
+per cluster) and every target's booster scores them (``Scorer.scores``).
 
 * CPU: this process pinned to one core, OMP_NUM_THREADS=1 and ``nthread=1``;
   per batch size, several batches of different rows, median and p95 ms per batch
@@ -41,11 +41,12 @@ from rich.console import Console  # noqa: E402
 from rich.markup import escape  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from rapids_engage.backend import CPU, Backend, BackendError, resolve  # noqa: E402
+from rapids_engage.backend import CPU, BackendError, resolve  # noqa: E402
 from rapids_engage.features.frames import as_dask  # noqa: E402
 from rapids_engage.ingest.bench import device as machine  # noqa: E402
-from rapids_engage.predict import PRED_PREFIX, load_builder, load_models, required_columns  # noqa: E402
+from rapids_engage.predict import load_builder, load_models, required_columns  # noqa: E402
 from rapids_engage.report import write_json  # noqa: E402
+from rapids_engage.serve import Scorer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT_MS_PER_ROW = 6.0  # RecSys Challenge 2021: inference on 1 CPU core
@@ -76,37 +77,12 @@ def new_rows(report: dict, columns: list[str], time_col: str) -> pd.DataFrame:
     return table.to_pandas().drop(columns=["day"], errors="ignore")[columns]
 
 
-class Scorer:
-    """A run's serving state and boosters on one backend: ``features(batch)`` then ``models(features)``."""
+class DaskScorer(Scorer):
+    """:class:`Scorer` with the features of ``FeatureBuilder.transform`` on the batch as one dask
+    partition (what ``predict`` runs on a cluster), computed."""
 
-    def __init__(self, model_dir: Path, backend: Backend, nthread: int | None = None, in_memory: bool = True) -> None:
-        import xgboost as xgb
-
-        self.backend = backend
-        self.in_memory = in_memory
-        self.metas, self.store = load_models(model_dir)
-        self.builder = load_builder(self.store, backend)
-        self.layout = self.builder.layout
-        self.boosters = {}
-        for t, meta in self.metas.items():
-            booster = xgb.Booster(model_file=meta["model_file"])
-            booster.set_param({"device": backend.xgb_device, **({"nthread": nthread} if nthread else {})})
-            self.boosters[t] = booster
-
-    def features(self, batch: Any) -> Any:
-        """Features of an in-memory batch, as an in-memory frame (directly, or as one dask partition, computed)."""
-        if self.in_memory:
-            return self.builder.transform_frame(batch, self.layout.carried())
-        return self.builder.transform(as_dask(batch), self.layout.carried()).compute()
-
-    def models(self, feats: Any) -> dict[str, Any]:
-        """Every target's prediction (counts back from log1p, as ``predict`` serves them)."""
-        xp = self.backend.xp
-        preds = {}
-        for t, booster in self.boosters.items():
-            p = booster.inplace_predict(feats[self.metas[t]["features"]])
-            preds[PRED_PREFIX + t] = xp.expm1(xp.clip(p, 0, None)) if self.layout.target(t).is_regression else p
-        return preds
+    def features(self, rows: Any) -> Any:
+        return self.builder.transform(as_dask(rows), self.layout.carried()).compute()
 
 
 def time_batches(scorer: Scorer, pool: pd.DataFrame, size: int, repeats: int, seed: int, sync: Callable[[], None]) -> dict:
@@ -124,7 +100,7 @@ def time_batches(scorer: Scorer, pool: pd.DataFrame, size: int, repeats: int, se
         feats = scorer.features(batch)
         sync()
         t1 = time.perf_counter()
-        scorer.models(feats)
+        scorer.scores(feats)
         sync()
         t2 = time.perf_counter()
         if len(feats) != size:
@@ -156,7 +132,7 @@ def bench_cpu(model_dir: Path, pool: pd.DataFrame, sizes: list[int], repeats: in
     try:
         with dask.config.set(scheduler="synchronous"):
             t0 = time.perf_counter()
-            scorer = Scorer(model_dir, CPU.init(), nthread=1, in_memory=in_memory)
+            scorer = (Scorer if in_memory else DaskScorer)(model_dir, CPU, nthread=1)
             load_s = time.perf_counter() - t0
             runs = [time_batches(scorer, pool, n, repeats, seed=n, sync=lambda: None) for n in sizes]
     finally:
@@ -179,7 +155,7 @@ def bench_gpu(model_dir: Path, pool: pd.DataFrame, sizes: list[int], repeats: in
     sync = cupy.cuda.Device().synchronize
     with dask.config.set(scheduler="synchronous"):
         t0 = time.perf_counter()
-        scorer = Scorer(model_dir, backend, in_memory=in_memory)
+        scorer = (Scorer if in_memory else DaskScorer)(model_dir, backend)
         load_s = time.perf_counter() - t0
         runs = [time_batches(scorer, pool, n, repeats, seed=n, sync=sync) for n in sizes]
     return {"device": f"GPU: {name}", "load_s": load_s, "batches": runs}

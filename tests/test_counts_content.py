@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from rapids_engage.features import CountEncoder
+from rapids_engage.features.counts import with_day
 from rapids_engage.features.content import content_features, derived_keys, feature_names
 
 
@@ -32,6 +33,17 @@ def test_counts_over_window_and_day():
     daily = new.assign(d=day).groupby(["engaging_user_id", "language", "d"])["d"].transform("size")
     np.testing.assert_array_equal(out["cnt_day_engaging_user_id__language"].to_numpy(), daily.to_numpy())
     assert out["tweet_timestamp"].tolist() == new["tweet_timestamp"].tolist()
+
+
+def test_daily_counts_of_a_batch_equal_the_joined_daily_table():
+    """The in-memory per-day count (serving) equals the dask path's joined table, null keys counting 0."""
+    new = events(200, 3).astype({"language": "object"})
+    new.loc[::7, "language"] = None
+    enc = CountEncoder(["engaging_user_id", "language"]).fit(dd.from_pandas(events(50, 4), npartitions=1))
+    joined = enc.transform(dd.from_pandas(new, npartitions=3)).compute()["cnt_day_engaging_user_id__language"]
+    direct = enc.daily_counts(with_day(new))
+    assert direct.dtype == "int64" and (direct[new["language"].isna()] == 0).all()
+    np.testing.assert_array_equal(direct.to_numpy(), joined.to_numpy())
 
 
 def test_content_features():

@@ -7,6 +7,7 @@ from pathlib import Path
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from rapids_engage.pipeline import main
@@ -128,6 +129,15 @@ def test_predict_reproduces_validation_metrics(demo, tmp_path):
     for t in TARGETS:
         for key in ("ap", "rce", "auc"):
             assert result["metrics"][t][key] == pytest.approx(report["targets"][t][key], abs=1e-9), (t, key)
+    # in process (rapids_engage.serve), the whole window as one batch: the same predictions
+    from rapids_engage.serve import Scorer
+
+    served = Scorer(out).predict(valid)
+    assert list(served.columns) == ["tweet_id", "engaging_user_id", *(f"pred_{t}" for t in sorted(TARGETS))]
+    both = preds.merge(served, on=["tweet_id", "engaging_user_id"], suffixes=("", "_served"))
+    assert len(both) == len(valid)
+    for t in TARGETS:
+        np.testing.assert_allclose(both[f"pred_{t}_served"], both[f"pred_{t}"], rtol=0, atol=1e-6)
 
 
 def test_predict_refuses_a_missing_store_version(demo, tmp_path):

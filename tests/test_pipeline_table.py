@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rapids_engage.data import DataError
 from rapids_engage.layout import Layout
 from rapids_engage.pipeline import main
 from rapids_engage.report import validate
+from rapids_engage.serve import Scorer
 
 pytestmark = pytest.mark.slow
 
@@ -121,6 +123,14 @@ def test_predict_on_table_rows_reproduces_the_report(planted, tmp_path):
     scored = pd.read_parquet(out / "predictions")
     assert list(scored.columns) == ["row_id", "pred_comments", "pred_upvoted"]
     assert (scored["pred_comments"] >= 0).all()  # counts, not log1p
+    # in process (rapids_engage.serve): the same counts and ranking scores, in the rows' order
+    served = Scorer(tmp / "run").predict(rows)
+    assert list(served.columns) == list(scored.columns) and served["row_id"].tolist() == rows["row_id"].tolist()
+    both = scored.merge(served, on="row_id", suffixes=("", "_served"))
+    for t in ("comments", "upvoted"):
+        np.testing.assert_allclose(both[f"pred_{t}_served"], both[f"pred_{t}"], rtol=1e-6, atol=1e-6)
+    with pytest.raises(DataError, match="lack column"):
+        Scorer(tmp / "run").predict(rows.drop(columns=[layout.time]))
 
 
 def test_ingest_unlabelled_csv_then_predict(planted, tmp_path, capsys):

@@ -188,13 +188,9 @@ class FeatureBuilder:
         frame = self._select(with_day(frame, self.layout.time), list(carry))
         for enc in self.history_encoders:
             frame = enc.transform(frame, labels=False)
-        tables = self._serving_tables()
-        for enc in self.count_encoders:
-            if enc.per_day:
-                (daily,) = enc.joins(enc.daily_table(frame))[1:]
-                tables = [*tables, (KeyTable(daily.table, daily.on), daily)]
-        frame = join_all(frame, [(table, join.fill, join.new_columns) for table, join in tables])
-        return frame.drop(columns=[DAY])
+        daily = {enc.daily_name: enc.daily_counts(frame) for enc in self.count_encoders if enc.per_day}
+        frame = join_all(frame, [(table, join.fill, join.new_columns) for table, join in self._serving_tables()])
+        return frame.assign(**daily).drop(columns=[DAY])
 
     def _serving_tables(self) -> list[tuple[KeyTable, Join]]:
         """The fitted (batch-independent) joins with their indexed tables, built on first use."""

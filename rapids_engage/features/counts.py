@@ -11,8 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ..backend import array_module, series_like, values
 from ..schema import EVENT_TIME
-from .frames import Join, apply_joins, as_dask, is_dask, key_name, load_state, save_state
+from .frames import Join, apply_joins, as_dask, group_ids, is_dask, key_name, load_state, save_state
 
 DAY = "_day"
 
@@ -58,10 +61,15 @@ class CountEncoder:
         """Lazy per-day counts of the batch being transformed (``frame`` from :func:`with_day`)."""
         return count_graph(frame, self.columns + [DAY], self.daily_name, split_out) if self.per_day else None
 
-    def daily_table(self, frame: Any) -> Any:
-        """Per-day counts of an in-memory batch (pandas or cudf, from :func:`with_day`)."""
-        key = self.columns + [DAY]
-        return frame[key].assign(**{self.daily_name: 1}).groupby(key, sort=False).sum().reset_index()
+    def daily_counts(self, frame: Any) -> Any:
+        """``cnt_day_<key>`` of each row of an in-memory batch (pandas or cudf, from :func:`with_day`):
+        the batch's rows with its key that day, 0 for a null key (as the joined :meth:`daily_graph`)."""
+        keys = frame[self.columns + [DAY]]
+        gid = group_ids(keys)
+        xp = array_module(gid)
+        counts = xp.bincount(gid)[gid] if len(gid) else gid
+        null = values(keys.isna().any(axis=1))
+        return series_like(frame, xp.where(null, 0, counts).astype(np.int64))
 
     def fit(self, X: Any, y: Any = None) -> CountEncoder:  # noqa: ARG002 - sklearn signature
         self.counts_ = self.stats_graph(as_dask(X)).compute()

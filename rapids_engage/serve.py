@@ -1,0 +1,85 @@
+"""In-process scoring of in-memory batches: the low-latency serving path, no Dask cluster.
+
+``Scorer(model_dir)`` loads a run's boosters and the fitted serving state of
+the feature-store version they were trained on, once. ``scorer.predict(rows)``
+computes the rows' features with :meth:`FeatureBuilder.transform_frame` and
+scores every target, giving what ``python -m rapids_engage.pipeline predict``
+writes for the same rows (the row key and ``pred_<target>``: probabilities,
+counts for count targets, scores for ranking targets).
+
+The boosters get a dense float32 matrix (numpy on CPU; the cudf frame as is on
+GPU): XGBoost converts a pandas frame column by column on every call, which
+costs more than scoring one row with all the models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backend import CPU, Backend, array_module, is_gpu_object
+from .data import DataError
+from .predict import PRED_PREFIX, load_builder, load_models, required_columns
+
+
+class Scorer:
+    """A run's serving state and boosters: ``features(rows)``, ``scores(features)``, ``predict(rows)``.
+
+    ``backend``: where features and boosters run (default: CPU). ``nthread``:
+    XGBoost threads per prediction (default: XGBoost's own choice).
+    """
+
+    def __init__(self, model_dir: str | Path, backend: Backend | None = None, nthread: int | None = None) -> None:
+        import xgboost as xgb
+
+        self.backend = (backend or CPU).init()
+        self.metas, self.store = load_models(Path(model_dir))
+        self.builder = load_builder(self.store, self.backend)
+        self.layout = self.builder.layout
+        self.required = required_columns(self.layout)
+        self.boosters = {}
+        for target, meta in self.metas.items():
+            booster = xgb.Booster(model_file=meta["model_file"])
+            booster.set_param({"device": self.backend.xgb_device, **({"nthread": nthread} if nthread else {})})
+            self.boosters[target] = booster
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.metas)
+
+    def features(self, rows: Any) -> Any:
+        """The model features of ``rows`` (a pandas or cudf frame of canonical input columns)."""
+        missing = [c for c in self.required if c not in rows.columns]
+        if missing:
+            raise DataError(f"rows to score lack column(s) {missing} needed to compute features")
+        return self.builder.transform_frame(rows, self.layout.carried())
+
+    def scores(self, features: Any) -> dict[str, Any]:
+        """target -> predictions (numpy or cupy) for a frame from :meth:`features`."""
+        from .train import to_label_scale
+
+        xp = array_module(features)
+        matrices: dict[tuple[str, ...], Any] = {}  # targets usually share their feature list
+        out = {}
+        for target, booster in self.boosters.items():
+            names = tuple(self.metas[target]["features"])
+            if names not in matrices:
+                matrices[names] = _matrix(features, list(names))
+            pred = to_label_scale(booster.inplace_predict(matrices[names]), self.metas[target].get("objective", ""))
+            out[target] = xp.expm1(xp.clip(pred, 0, None).astype(np.float64)) if self.layout.target(target).is_regression else pred
+        return out
+
+    def predict(self, rows: Any) -> Any:
+        """The row key of ``rows`` with ``pred_<target>`` for every target, in the rows' order."""
+        feats = self.features(rows)
+        preds = self.scores(feats)
+        return feats[list(self.layout.row_key)].assign(**{PRED_PREFIX + t: p for t, p in preds.items()})
+
+
+def _matrix(features: Any, names: list[str]) -> Any:
+    """The booster input for ``names``: a float32 numpy matrix (nulls as NaN), or the cudf columns."""
+    if is_gpu_object(features):
+        return features[names]
+    return features[names].to_numpy(dtype=np.float32, na_value=np.nan)
