@@ -49,7 +49,7 @@ def test_daily_counts_of_a_batch_equal_the_joined_daily_table():
 def test_content_features():
     part = pd.DataFrame(
         {
-            "text_tokens": ["101\t2\t102", "", "101\t102"],
+            "text_tokens": ["101\t137\t137\t2\t1137\t137\t102", "", "101\t137\t102"],
             "hashtags": ["a" * 32 + "\t" + "b" * 32, "", "c" * 32],
             "present_media": ["Photo\tPhoto\tVideo", "", "GIF"],
             "present_links": ["", "l", ""],
@@ -68,7 +68,8 @@ def test_content_features():
         }
     )
     out = content_features(part)
-    assert out["n_tokens"].tolist() == [3, 0, 2]
+    assert out["n_tokens"].tolist() == [7, 0, 3]
+    assert out["n_mentions"].tolist() == [3, 0, 1]  # "@" tokens, adjacent ones included; 1137 is another token
     assert out["n_hashtags"].tolist() == [2, 0, 1]
     assert out["n_photo"].tolist() == [2, 0, 0] and out["n_video"].tolist() == [1, 0, 0] and out["n_gif"].tolist() == [0, 0, 1]
     assert out["n_links"].tolist() == [0, 1, 0] and out["n_domains"].tolist() == [0, 1, 0]

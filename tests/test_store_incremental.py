@@ -108,3 +108,19 @@ def test_reuse_picks_the_version_sharing_most_groups(data, tmp_path):
     other = (moved["data_dir"], moved["train"], moved["valid"], {**moved["split"], "cutoff": moved["split"]["cutoff"] - 1})
     built, _ = _build(third, tmp_path / "store", other)
     assert built.reused is None
+
+
+def test_a_content_feature_added_by_the_code_is_a_new_version(data, tmp_path, monkeypatch):
+    """A store built before a content feature existed is no cache hit and lends no content group."""
+    from rapids_engage.features import content
+
+    user = ["engaging_user_id"]
+    cfg = _config([user], [user], [])
+    monkeypatch.setattr(content, "TOKEN_COUNTS", {})
+    old, _ = _build(cfg, tmp_path / "store", data)
+    assert "n_mentions" not in old.features
+    monkeypatch.undo()
+    new, logs = _build(cfg, tmp_path / "store", data)
+    assert not new.cache_hit and new.version != old.version and "n_mentions" in new.features
+    assert new.reused is not None and "content" not in new.reused["groups"], logs
+    assert set(new.reused["groups"]) == {"te_engaging_user_id", "cnt_engaging_user_id"}

@@ -1,7 +1,7 @@
 """Content and profile features computed row by row (no fitted state).
 
 Token, hashtag, link, domain and media counts from the tab-separated list
-columns; tweet hour and weekday; follower/following ratios; account ages;
+columns; mentions (``@`` tokens) in the text; tweet hour and weekday; follower/following ratios; account ages;
 verified and follow flags; the tweet type as a small integer code. The key
 columns ``first_hashtag`` and ``first_domain`` for the encoders come from
 :func:`derived_keys`.
@@ -20,6 +20,9 @@ LIST_COUNTS = {
     "n_domains": "present_domains",
 }
 MEDIA_COUNTS = {"n_photo": "Photo", "n_video": "Video", "n_gif": "GIF"}
+# token ids counted in ``text_tokens`` (RecSys 2021 text is BERT multilingual cased token ids:
+# 106 "!" ... 137 "@", in ASCII order after the special tokens)
+TOKEN_COUNTS = {"n_mentions": 137}
 RAW_NUMERIC = (
     "engaged_with_user_follower_count",
     "engaged_with_user_following_count",
@@ -41,11 +44,18 @@ DERIVED = (
 
 def feature_names() -> list[str]:
     """The columns :func:`content_features` adds or passes through as features."""
-    return [*LIST_COUNTS, *MEDIA_COUNTS, *DERIVED, *RAW_NUMERIC, *FLAGS]
+    return [*LIST_COUNTS, *TOKEN_COUNTS, *MEDIA_COUNTS, *DERIVED, *RAW_NUMERIC, *FLAGS]
 
 
 def _list_length(s: Any) -> Any:
     return ((s.str.count("\t") + 1) * (s.str.len() > 0)).astype("int32")
+
+
+def _token_counts(tokens: Any, ids: dict[str, int]) -> dict[str, Any]:
+    """name -> occurrences of a token id in tab-separated token lists. Every token is wrapped in
+    tabs of its own first, so adjacent equal tokens count each (regex matches do not overlap)."""
+    wrapped = "\t" + tokens.str.replace("\t", "\t\t", regex=False) + "\t"
+    return {name: wrapped.str.count(f"\t{token}\t").astype("int32") for name, token in ids.items()}
 
 
 def _first_id(lists: Any) -> Any:
@@ -66,6 +76,7 @@ def content_features(part: Any) -> Any:
     """One partition (pandas or cudf) with the content/profile features added."""
     ts = part["tweet_timestamp"]
     new = {name: _list_length(part[col]) for name, col in LIST_COUNTS.items()}
+    new.update(_token_counts(part["text_tokens"], TOKEN_COUNTS))
     new.update({name: part["present_media"].str.count(kind).astype("int32") for name, kind in MEDIA_COUNTS.items()})
     new["hour"] = ((ts // 3600) % 24).astype("int32")
     new["weekday"] = (((ts // 86400) + 3) % 7).astype("int32")  # 0 = Monday (1970-01-01 was a Thursday)

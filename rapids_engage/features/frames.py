@@ -57,19 +57,20 @@ def meta_with(meta: Any, columns: dict[str, str]) -> Any:
     return empty.assign(**{name: empty.index.to_series().astype(dtype) for name, dtype in columns.items()})
 
 
-def merge_keep_order(part: Any, table: Any, on: list[str], fill: dict[str, Any] | None = None) -> Any:
-    """Left-join ``table`` onto ``part`` on ``on``, keeping ``part``'s rows and order."""
+def merge_keep_order(part: Any, tables: list[tuple[Any, list[str], dict[str, Any] | None]]) -> Any:
+    """Left-join every (table, on, fill) onto ``part`` one after the other, then restore ``part``'s
+    rows and order with one sort (cudf merges reorder rows)."""
     from ..backend import array_module
 
     xp = array_module(part)
-    left = part.reset_index(drop=True)
-    left[_POS] = xp.arange(len(left), dtype=np.int64)
-    merged = left.merge(table, on=on, how="left", sort=False)
+    merged = part.reset_index(drop=True)
+    merged[_POS] = xp.arange(len(merged), dtype=np.int64)
+    for table, on, _ in tables:
+        merged = merged.merge(table, on=on, how="left", sort=False)
     merged = merged.sort_values(_POS).drop(columns=[_POS])
     merged.index = part.index
-    if fill:
-        merged = merged.fillna({k: v for k, v in fill.items() if k in merged.columns})
-    return merged
+    fills = {k: v for _, _, fill in tables for k, v in (fill or {}).items() if k in merged.columns}
+    return merged.fillna(fills) if fills else merged
 
 
 @dataclass(frozen=True)
@@ -123,11 +124,11 @@ class KeyTable:
 def join_all(part: Any, joins: list[tuple[KeyTable, dict[str, Any] | None, dict[str, str]]]) -> Any:
     """``part`` with the columns of every (table, fill, dtypes) in ``joins``. pandas tables add
     their columns in one block (one copy of ``part`` whatever their number); cudf tables merge
-    one after the other."""
-    for table, fill, dtypes in joins:
-        if table.index is None:
-            merged = merge_keep_order(part, table.table, table.on, fill)
-            part = merged.assign(**{c: merged[c].astype(d) for c, d in dtypes.items()})
+    one after the other, with one sort at the end."""
+    merges = [(table, fill, dtypes) for table, fill, dtypes in joins if table.index is None]
+    if merges:
+        part = merge_keep_order(part, [(table.table, table.on, fill) for table, fill, _ in merges])
+        part = part.assign(**{c: part[c].astype(d) for _, _, dtypes in merges for c, d in dtypes.items()})
     added: dict[str, Any] = {}
     keys: dict[tuple[str, ...], Any] = {}  # one lookup key per distinct key columns
     for table, fill, dtypes in joins:

@@ -18,8 +18,12 @@ from ..config import FeaturesConfig
 from .frames import key_name
 
 
-def groups(cfg: FeaturesConfig) -> dict[str, dict]:
-    """Group id (the prefix of its state files: ``te_<key>``, ``cnt_<key>``, ...) -> its definition."""
+def groups(cfg: FeaturesConfig, names: dict[str, list[str]] | None = None) -> dict[str, dict]:
+    """Group id (the prefix of its state files: ``te_<key>``, ``cnt_<key>``, ...) -> its definition.
+
+    ``names``: group id -> the feature columns it gives (with this code and these targets), part
+    of its definition: a version built before a column was added to a group does not lend it.
+    """
     te = {k: v for k, v in asdict(cfg.target_encoding).items() if k != "keys"}
     hist = {k: v for k, v in asdict(cfg.history).items() if k != "keys"}
     out: dict[str, dict] = {"content": {"content": True}} if cfg.content else {}
@@ -27,12 +31,15 @@ def groups(cfg: FeaturesConfig) -> dict[str, dict]:
     out.update({f"cnt_{key_name(k)}": {"counts": True, "key": list(k)} | ({} if cfg.daily_counts else {"daily": False})
                 for k in cfg.counts})
     out.update({f"hist_{key_name(k)}": {"history": hist, "key": list(k)} for k in cfg.history.keys})
+    if names is not None:
+        out = {g: d | {"names": list(names[g])} for g, d in out.items()}
     return out
 
 
-def signatures(cfg: FeaturesConfig) -> dict[str, str]:
-    """Group id -> hash of its definition."""
-    return {g: hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16] for g, d in groups(cfg).items()}
+def signatures(cfg: FeaturesConfig, names: dict[str, list[str]] | None = None) -> dict[str, str]:
+    """Group id -> hash of its definition (see :func:`groups`)."""
+    defs = groups(cfg, names)
+    return {g: hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16] for g, d in defs.items()}
 
 
 def only(cfg: FeaturesConfig, wanted: set[str]) -> FeaturesConfig:

@@ -20,7 +20,7 @@ from ..config import FeaturesConfig
 from ..layout import Layout
 from ..store import FORMAT_VERSION, FeatureStore, fingerprint_files, version_id, write_split
 from .build import FeatureBuilder
-from .groups import only, signatures
+from .groups import groups, only, signatures
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,8 @@ def materialize(
     popularity columns are kept (:meth:`Layout.carried`).
     """
     store = FeatureStore(store_path)
+    builder = FeatureBuilder(cfg, targets, layout)
+    names = builder.feature_names()
     definition = {
         # where the store, key tables and intermediates live changes no value
         "features": {k: v for k, v in asdict(cfg).items() if k != "intermediates"} | {"store": None, "broadcast_limit": None},
@@ -74,10 +76,9 @@ def materialize(
         "input": fingerprint_files(data_dir),
         "split": split,
         "format": FORMAT_VERSION,
+        "names": names,  # the feature set of this code: a feature added to a group is a new version
     }
     version = version_id(definition)
-    builder = FeatureBuilder(cfg, targets, layout)
-    names = builder.feature_names()
     manifest, problem = store.check(version)
     if problem not in (None, "absent"):
         log(f"feature store: version {version} is damaged ({problem}); rebuilding it")
@@ -85,7 +86,7 @@ def materialize(
         log(f"feature store: cache hit, version {version} ({store.version_dir(version)})")
         return Materialized(store, version, manifest["features"], manifest["rows"], True)
     keep = list(dict.fromkeys([*layout.carried(), *targets, *names]))
-    sigs = signatures(cfg)
+    sigs = signatures(cfg, {g: FeatureBuilder(only(cfg, {g}), targets, layout).feature_names() for g in groups(cfg)})
     base = None if rebuild else _base_version(store, definition, sigs)
     tmp = store.begin()
     scratch = _scratch(cfg, backend, tmp)
@@ -148,7 +149,7 @@ def _base_version(store: FeatureStore, definition: dict, sigs: dict[str, str]) -
         manifest = store.manifest(version)
         if not manifest or "groups" not in manifest:
             continue
-        if not all(_same(manifest["definition"].get(k), v) for k, v in definition.items() if k != "features"):
+        if not all(_same(manifest["definition"].get(k), v) for k, v in definition.items() if k not in ("features", "names")):
             continue
         shared = {g for g, sig in sigs.items() if manifest["groups"].get(g, {}).get("signature") == sig}
         if shared and (best is None or len(shared) >= len(best[2])):

@@ -1,0 +1,38 @@
+"""Key-table joins: the hash-index path (pandas) and the merge path (cudf's, run here on pandas) agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from rapids_engage.features.frames import KeyTable, join_all
+
+
+def _tables(rng):
+    users = pd.DataFrame({"u": np.arange(0, 40, 2), "te_u": rng.random(20)})
+    pairs = pd.DataFrame({"u": [0, 2, 4, 4], "lang": ["x", "x", "y", None], "cnt_pair": [5, 6, 7, 8]})
+    counts = pd.DataFrame({"u": np.arange(0, 40, 4), "cnt_u": np.arange(10)})
+    return [
+        (users, ["u"], {"te_u": 0.5}, {"te_u": "float32"}),
+        (pairs, ["u", "lang"], {"cnt_pair": 0}, {"cnt_pair": "int64"}),
+        (counts, ["u"], {"cnt_u": 0}, {"cnt_u": "int64"}),
+    ]
+
+
+def test_merge_path_equals_index_path():
+    rng = np.random.default_rng(0)
+    part = pd.DataFrame({"u": rng.integers(0, 50, 300), "lang": rng.choice(["x", "y", "z"], 300).astype(object)})
+    part.loc[::11, "lang"] = None
+    part.index = rng.permutation(np.arange(1000, 1300))  # a shuffled index that must survive
+    specs = _tables(rng)
+    indexed = [(KeyTable(t, on), fill, dtypes) for t, on, fill, dtypes in specs]
+    merged = []
+    for t, on, fill, dtypes in specs:
+        table = KeyTable(t, on)
+        table.index = None  # what a cudf table gets: merges instead of a hash index
+        merged.append((table, fill, dtypes))
+    want, got = join_all(part, indexed), join_all(part, merged)
+    pd.testing.assert_frame_equal(got[want.columns], want)
+    assert want.index.equals(part.index) and (want["te_u"][part["u"] % 2 == 1] == 0.5).all()
+    both = (part["u"] == 4) & part["lang"].isna()
+    assert (want.loc[both, "cnt_pair"] == 8).all()  # a null key component matches the table's null
