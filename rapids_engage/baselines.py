@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend, to_host
+from .backend import CPU, Backend, to_host
 from .evaluate import score
 from .layout import Layout
 
@@ -39,18 +39,24 @@ def te_columns(features: list[str], target: str) -> list[str]:
 
 def _te_linear(backend: Backend, sample: Any, valid: Any, cols: list[str], target: str, regression: bool) -> np.ndarray:
     """Predictions of a linear model on the TE columns (see the module docstring)."""
-    xp = backend.xp
+    try:
+        model = backend.linear_regression() if regression else backend.logistic_regression(max_iter=200)
+        xp = backend.xp
+    except (ImportError, OSError):  # a GPU run without a working cuML: the baseline is fitted on the host
+        model = CPU.linear_regression() if regression else CPU.logistic_regression(max_iter=200)
+        xp = np
+
+    def array(data: Any, dtype: Any = None) -> Any:
+        return xp.asarray((data if xp is not np else to_host(data)).values, dtype=dtype)
 
     def design(frame: Any) -> Any:
-        x = xp.asarray(frame[cols].values, dtype=xp.float64)
+        x = array(frame[cols], xp.float64)
         return x if regression else _logit(x, xp)
 
     if regression:
-        model = backend.linear_regression()
-        model.fit(design(sample), xp.asarray(sample[target].values, dtype=xp.float64))
+        model.fit(design(sample), array(sample[target], xp.float64))
         return np.asarray(to_host(model.predict(design(valid))), dtype=np.float64)
-    model = backend.logistic_regression(max_iter=200)
-    model.fit(design(sample), xp.asarray(sample[target].values))
+    model.fit(design(sample), array(sample[target]))
     return np.asarray(to_host(model.predict_proba(design(valid))[:, 1]), dtype=np.float64)
 
 

@@ -33,6 +33,10 @@ class ClusterInfo:
     dashboard: str | None = None
 
 
+class ClusterError(RuntimeError):
+    """The cluster cannot be used as configured (an existing scheduler without usable workers)."""
+
+
 class WorkerLostError(RuntimeError):
     """A dask worker died during the run and what failed could not be recovered.
 
@@ -71,10 +75,11 @@ def _cuda_cluster(cfg: ClusterConfig, backend: Backend) -> Any:
 
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     devices = visible.split(",")[: backend.n_gpus] if visible else [str(i) for i in range(backend.n_gpus)]
-    n_workers = cfg.n_workers or backend.n_gpus
+    # one worker per GPU: dask-cuda refuses more workers than visible devices, and cluster.n_workers
+    # of a config shared with CPU runs would otherwise leave GPUs idle
     return LocalCUDACluster(
         CUDA_VISIBLE_DEVICES=",".join(devices),
-        n_workers=n_workers,
+        n_workers=len(devices),
         threads_per_worker=cfg.threads_per_worker or 1,
         rmm_pool_size=cfg.rmm_pool_size,
         enable_cudf_spill=cfg.spill,
@@ -94,6 +99,7 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
     if cfg.scheduler_address:
         client = Client(cfg.scheduler_address)
         try:
+            _existing_workers_ready(client, cfg.scheduler_address, backend)
             n = len(client.nthreads())
             with _worker_losses_named(client):
                 yield ClusterInfo(client, n, "external", client.dashboard_link)
@@ -186,6 +192,19 @@ def _one_line(exc: BaseException, limit: int = 200) -> str:
     first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
     text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _existing_workers_ready(client: Any, address: str, backend: Backend, timeout_s: float = 60.0) -> None:
+    """Wait for a worker of an existing cluster and set its backend up as ours; one-line errors."""
+    try:
+        client.wait_for_workers(1, timeout=timeout_s)
+    except TimeoutError:
+        raise ClusterError(f"no worker joined the scheduler at {address} within {timeout_s:.0f} s; start workers "
+                           f"({'dask cuda worker' if backend.is_gpu else 'dask worker'} {address})") from None
+    try:
+        client.run(_init_worker_backend, backend.kind)
+    except Exception as exc:  # noqa: BLE001 - whatever the workers lack, say it in one line
+        raise ClusterError(f"the workers at {address} cannot run the {backend.kind} backend: {_one_line(exc)}") from None
 
 
 def _init_worker_backend(kind: str) -> None:

@@ -138,8 +138,8 @@ class ClusterConfig:
     scheduler_address: str | None = None
     n_workers: int | None = None
     threads_per_worker: int | None = None
-    memory_limit: str = "auto"
-    rmm_pool_size: str | None = None
+    memory_limit: str | float | int = "auto"  # "8GB", a fraction of the machine (0.5) or bytes
+    rmm_pool_size: str | float | int | None = None  # "60GB" or a fraction of the GPU (0.8)
     spill: bool = True
     local_directory: str | None = None
 

@@ -62,8 +62,10 @@ def _raw(a: Any) -> Any:
 
 
 def _f64(a: Any, xp: ModuleType) -> Any:
-    """``a`` as a 1-d float64 array of module ``xp``."""
-    if hasattr(a, "to_numpy") and not _on_gpu(a):
+    """``a`` as a 1-d float64 array of module ``xp`` (nulls as NaN)."""
+    if type(a).__module__.split(".")[0] == "cudf":
+        a = a.to_cupy(dtype=np.float64, na_value=np.nan)  # .values refuses columns with nulls
+    elif hasattr(a, "to_numpy"):
         a = a.to_numpy(dtype=np.float64, na_value=np.nan)  # also pandas nullable dtypes
     return xp.asarray(_raw(a), dtype=xp.float64).ravel()
 

@@ -18,7 +18,7 @@ from rich.markup import escape
 from . import __version__
 from .backend import Backend, BackendError, resolve
 from .baselines import baselines, te_columns
-from .cluster import WorkerLostError, pin_partitions, start_cluster
+from .cluster import ClusterError, WorkerLostError, pin_partitions, start_cluster
 from .config import Config, ConfigError, load_config
 from .data import DataError, Dataset, read_events, resolve_dataset
 from .ingest import IngestError
@@ -36,7 +36,7 @@ from .train import as_float32, predict, train_target
 from .train_external import train_target_external
 
 KNOWN_ERRORS = (BackendError, ConfigError, DataError, IngestError, ModelError, FileNotFoundError, ValueError, MemoryError,
-                WorkerLostError)
+                WorkerLostError, ClusterError)
 
 
 def run(

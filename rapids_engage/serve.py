@@ -7,9 +7,9 @@ scores every target, giving what ``python -m rapids_engage.pipeline predict``
 writes for the same rows (the row key and ``pred_<target>``: probabilities,
 counts for count targets, scores for ranking targets).
 
-The boosters get a dense float32 matrix (numpy on CPU; the cudf frame as is on
-GPU): XGBoost converts a pandas frame column by column on every call, which
-costs more than scoring one row with all the models.
+The boosters get a dense float32 matrix (numpy on CPU, cupy on GPU), built once
+per feature list: XGBoost converts a data frame column by column on every call,
+which costs more than scoring one row with all the models.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class Scorer:
 
 
 def _matrix(features: Any, names: list[str]) -> Any:
-    """The booster input for ``names``: a float32 numpy matrix (nulls as NaN), or the cudf columns."""
+    """The booster input for ``names``: a float32 numpy or cupy matrix, nulls as NaN."""
     if is_gpu_object(features):
-        return features[names]
+        return features[names].to_cupy(dtype=np.float32, na_value=np.nan)
     return features[names].to_numpy(dtype=np.float32, na_value=np.nan)

@@ -58,3 +58,12 @@ def test_a_choice_out_of_its_values_lists_them():
     with pytest.raises(ConfigError, match=r"'features\.intermediates' is 'disc'; allowed: 'auto', 'memory', 'disk'"):
         load_config(None, ["features.intermediates=disc"])
     assert load_config(None, ["features.intermediates=disk"]).features.intermediates == "disk"
+
+
+def test_memory_sizes_take_strings_fractions_and_bytes():
+    """cluster.memory_limit / rmm_pool_size as the README documents them: "8GB", 0.8, bytes."""
+    cluster = load_config(None, ["cluster.rmm_pool_size=0.8", "cluster.memory_limit=8GB"]).cluster
+    assert cluster.rmm_pool_size == 0.8 and cluster.memory_limit == "8GB"
+    assert load_config(None, ["cluster.memory_limit=4000000000"]).cluster.memory_limit == 4e9
+    with pytest.raises(ConfigError, match="rmm_pool_size"):
+        load_config(None, ["cluster.rmm_pool_size=[1]"])

@@ -372,3 +372,25 @@ def test_ranking_ties_do_not_depend_on_row_order():
         assert a == b
     pessimistic, hashed = ranking_report(y, p, group), ranking_report(y, p, group, tiebreak=tiebreak)
     assert pessimistic["map@10"] <= hashed["map@10"]
+
+
+def test_te_baseline_without_a_working_cuml_is_fitted_on_the_host():
+    """A GPU backend whose cuML cannot load still reports the target-encoding baseline."""
+    from rapids_engage.backend import CPU, Backend
+    from rapids_engage.baselines import _te_linear
+
+    class NoCuml(Backend):
+        def logistic_regression(self, **params):
+            raise OSError("libcuml.so: cannot open shared object file")
+
+        def linear_regression(self):
+            raise ImportError("No module named 'cuml'")
+
+    rng = np.random.default_rng(0)
+    p = rng.random(400)
+    frame = pd.DataFrame({"te_u_like": p, "like": (rng.random(400) < p).astype("int8"), "n": rng.poisson(3, 400) * 1.0})
+    for regression, target in ((False, "like"), (True, "n")):
+        want = _te_linear(CPU, frame, frame, ["te_u_like"], target, regression)
+        got = _te_linear(NoCuml("cpu", 0), frame, frame, ["te_u_like"], target, regression)
+        np.testing.assert_allclose(got, want)
+        assert np.isfinite(got).all()

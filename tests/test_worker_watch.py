@@ -43,3 +43,21 @@ def test_cpu_workers_return_freed_arrow_memory_to_the_system():
 
     with start_cluster(resolve("0"), ClusterConfig(gpus="0", n_workers=1, threads_per_worker=1)) as cluster:
         assert set(cluster.client.run(_arrow_pool).values()) == {"system"}
+
+
+def test_an_existing_cluster_gets_our_backend_and_an_empty_one_is_a_clear_error():
+    """--scheduler-address: workers are set up as ours; a scheduler without workers is one line."""
+    import dask
+
+    from rapids_engage.backend import CPU
+    from rapids_engage.cluster import ClusterError, _existing_workers_ready, start_cluster
+    from rapids_engage.config import ClusterConfig
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with start_cluster(CPU, ClusterConfig(scheduler_address=cluster.scheduler_address)) as info:
+            assert info.kind == "external" and info.n_workers == 1
+            setup = info.client.run(lambda: (dask.config.get("dataframe.backend"), __import__("xgboost").get_config()["verbosity"]))
+            assert list(setup.values()) == [("pandas", 0)]  # _init_worker_backend ran there (XGBoost quiet)
+    with LocalCluster(n_workers=0, dashboard_address=None) as empty, Client(empty) as client:
+        with pytest.raises(ClusterError, match=r"no worker joined the scheduler at tcp://.* within 1 s; start workers \(dask worker"):
+            _existing_workers_ready(client, empty.scheduler_address, CPU, timeout_s=1)
