@@ -148,8 +148,13 @@ class FeatureStore:
         source = f"{self.version_dir(version) / MANIFEST}"
         builder = FeatureBuilder.load(self.version_dir(version) / "state",
                                       section_from_dict(FeaturesConfig, manifest["definition"]["features"], source), df_lib)
-        if builder.feature_names() != manifest["features"]:
-            raise ValueError(f"serving state of store version {version} does not match its manifest")
+        names, stored = builder.feature_names(), manifest["features"]
+        if names != stored:
+            new, gone = [n for n in names if n not in stored], [n for n in stored if n not in names]
+            diff = "; ".join(part for part in (f"new: {', '.join(new)}" if new else "",
+                                                f"gone: {', '.join(gone)}" if gone else "") if part) or "same names, another order"
+            raise ValueError(f"store version {version} was built with another feature set than this version of "
+                             f"rapids_engage computes ({diff}): rerun the pipeline to rebuild it and retrain")
         return builder
 
     def transform(self, rows: Any, version: str | None = None, carry: list[str] = ()) -> Any:

@@ -160,6 +160,19 @@ def test_predict_refuses_a_missing_store_version(demo, tmp_path):
         load_models(tmp_path)
 
 
+def test_predict_refuses_a_store_built_with_another_feature_set(demo, monkeypatch):
+    """Models and a store from a release with other features: one line naming the difference."""
+    from rapids_engage.backend import CPU
+    from rapids_engage.features import content
+    from rapids_engage.predict import ModelError, load_builder, load_models
+
+    _, out, _ = demo
+    _, store = load_models(out)
+    monkeypatch.setattr(content, "TOKEN_COUNTS", {})  # this "release" no longer computes n_mentions
+    with pytest.raises(ModelError, match=r"another feature set .*\(gone: n_mentions\): rerun the pipeline"):
+        load_builder(store, CPU)
+
+
 def test_audit_passes_on_leakage_free_features(tmp_path):
     out = tmp_path / "audit"
     code = main(["audit", *_args(tmp_path, out)])
