@@ -80,11 +80,8 @@ def content_features(part: Any) -> Any:
     new.update({name: part["present_media"].str.count(kind).astype("int32") for name, kind in MEDIA_COUNTS.items()})
     new["hour"] = ((ts // 3600) % 24).astype("int32")
     new["weekday"] = (((ts // 86400) + 3) % 7).astype("int32")  # 0 = Monday (1970-01-01 was a Thursday)
-    code = part["tweet_type"] == TWEET_TYPES[0]
-    code = code.astype("int32") * 0
-    for i, kind in enumerate(TWEET_TYPES[1:], start=1):
-        code = code + (part["tweet_type"] == kind).astype("int32") * i
-    new["tweet_type_code"] = code
+    codes = {kind: i for i, kind in enumerate(TWEET_TYPES)}  # an unknown type is 0, as the first
+    new["tweet_type_code"] = part["tweet_type"].map(codes).fillna(0).astype("int32")
     cf, cg = part["engaged_with_user_follower_count"], part["engaged_with_user_following_count"]
     uf, ug = part["engaging_user_follower_count"], part["engaging_user_following_count"]
     new["creator_ff_ratio"] = cf / (cg + 1.0)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backend import array_module, series_like, values
 from ..schema import EVENT_TIME
-from .frames import Join, apply_joins, as_dask, group_ids, is_dask, key_name, load_state, save_state
+from .frames import Join, apply_joins, as_dask, is_dask, key_name, load_state, save_state
 
 DAY = "_day"
 
@@ -64,12 +64,12 @@ class CountEncoder:
     def daily_counts(self, frame: Any) -> Any:
         """``cnt_day_<key>`` of each row of an in-memory batch (pandas or cudf, from :func:`with_day`):
         the batch's rows with its key that day, 0 for a null key (as the joined :meth:`daily_graph`)."""
-        keys = frame[self.columns + [DAY]]
-        gid = group_ids(keys)
-        xp = array_module(gid)
-        counts = xp.bincount(gid)[gid] if len(gid) else gid
-        null = values(keys.isna().any(axis=1))
-        return series_like(frame, xp.where(null, 0, counts).astype(np.int64))
+        gid = frame.groupby(self.columns + [DAY], sort=False, dropna=True).ngroup()  # null keys: no id
+        ids = values(gid.fillna(-1).astype("int64"))  # row-aligned on pandas and cudf alike
+        xp = array_module(ids)
+        seen = ids >= 0
+        counts = xp.bincount(ids[seen], minlength=1)
+        return series_like(frame, xp.where(seen, counts[xp.where(seen, ids, 0)], 0).astype(np.int64))
 
     def fit(self, X: Any, y: Any = None) -> CountEncoder:  # noqa: ARG002 - sklearn signature
         self.counts_ = self.stats_graph(as_dask(X)).compute()
