@@ -82,6 +82,9 @@ def _cuda_cluster(cfg: ClusterConfig, backend: Backend) -> Any:
         n_workers=len(devices),
         threads_per_worker=cfg.threads_per_worker or 1,
         rmm_pool_size=cfg.rmm_pool_size,
+        # with a pool, CuPy (metrics, serving matrices, cuML inputs) allocates from it instead of
+        # competing with it for the memory the pool left
+        rmm_allocator_external_lib_list=["cupy"] if cfg.rmm_pool_size else None,
         enable_cudf_spill=cfg.spill,
         memory_limit=cfg.memory_limit,
         local_directory=cfg.local_directory,

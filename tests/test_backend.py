@@ -54,3 +54,26 @@ def test_import_loads_no_gpu_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_cuda_cluster_arguments(monkeypatch):
+    """What LocalCUDACluster is asked for (dask-cuda stood in for): one worker per GPU whatever
+    cluster.n_workers says, the visible devices, CuPy on the RMM pool only when there is one."""
+    import sys
+    import types
+
+    from rapids_engage.backend import Backend
+    from rapids_engage.cluster import _cuda_cluster
+    from rapids_engage.config import ClusterConfig
+
+    seen = {}
+    fake = types.ModuleType("dask_cuda")
+    fake.LocalCUDACluster = lambda **kw: seen.update(kw) or "cluster"
+    monkeypatch.setitem(sys.modules, "dask_cuda", fake)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5,7")
+    assert _cuda_cluster(ClusterConfig(n_workers=4, rmm_pool_size=0.8), Backend("gpu", 2)) == "cluster"
+    assert seen["CUDA_VISIBLE_DEVICES"] == "3,5" and seen["n_workers"] == 2
+    assert seen["rmm_pool_size"] == 0.8 and seen["rmm_allocator_external_lib_list"] == ["cupy"]
+    assert seen["enable_cudf_spill"] is True and seen["preload"] == ["rapids_engage.worker_setup"]
+    _cuda_cluster(ClusterConfig(), Backend("gpu", 1))
+    assert seen["n_workers"] == 1 and seen["rmm_pool_size"] is None and seen["rmm_allocator_external_lib_list"] is None
