@@ -1,8 +1,9 @@
 """Content and profile features computed row by row (no fitted state).
 
 Token, hashtag, link, domain and media counts from the tab-separated list
-columns; mentions (``@`` tokens) in the text; tweet hour and weekday; follower/following ratios; account ages;
-verified and follow flags; the tweet type as a small integer code. The key
+columns; mentions (``@`` tokens) in the text; tweet hour and weekday;
+follower/following ratios; account ages; verified and follow flags; the tweet
+type as a small integer code. The key
 columns ``first_hashtag`` and ``first_domain`` for the encoders come from
 :func:`derived_keys`.
 """
