@@ -218,15 +218,23 @@ def _init_worker_backend(kind: str) -> None:
     xgboost.set_config(verbosity=0)
 
 
-def pin_partitions(client: Any, frame: Any) -> Any:
-    """``frame`` computed with partition *i* on worker *i mod n* (workers in address order).
+def rank_order(client: Any) -> list[str]:
+    """The workers' addresses in the order xgboost.dask ranks them (its task ids, sorted)."""
+    info = client.scheduler_info()["workers"]
+    return sorted(info, key=lambda address: f"[xgboost.dask-{info[address].get('name')}]:{address}")
 
-    xgboost.dask trains on the partitions where they lie; pinning them makes that layout, and
-    so the trained model, the same from run to run instead of depending on task scheduling.
+
+def pin_partitions(client: Any, frame: Any) -> Any:
+    """``frame`` computed with partition *i* on worker *i mod n*, workers in xgboost.dask's rank order.
+
+    xgboost.dask trains on the partitions where they lie and ranks its workers by the task id
+    ``[xgboost.dask-<worker name>]:<address>``. Pinning partitions in that order gives every rank the
+    same rows from run to run (worker names are stable, ports are not), and so the same model,
+    instead of one that depends on task scheduling or on which worker got the lower port.
     """
     import dask.dataframe as dd
 
-    workers = sorted(client.scheduler_info()["workers"])
+    workers = rank_order(client)
     parts = frame.to_delayed()
     futures = [
         client.compute(part, workers=[workers[i % len(workers)]], allow_other_workers=False)

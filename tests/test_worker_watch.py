@@ -61,3 +61,16 @@ def test_an_existing_cluster_gets_our_backend_and_an_empty_one_is_a_clear_error(
     with LocalCluster(n_workers=0, dashboard_address=None) as empty, Client(empty) as client:
         with pytest.raises(ClusterError, match=r"no worker joined the scheduler at tcp://.* within 1 s; start workers \(dask worker"):
             _existing_workers_ready(client, empty.scheduler_address, CPU, timeout_s=1)
+
+
+def test_partitions_are_pinned_in_xgboost_rank_order():
+    """Workers are taken in xgboost.dask's rank order (by name), not by address: ports are drawn anew
+    each run, and address order let them swap which rank trained on which rows."""
+    from rapids_engage.cluster import rank_order
+
+    class Scheduler:
+        def scheduler_info(self):
+            return {"workers": {"tcp://127.0.0.1:40001": {"name": 1}, "tcp://127.0.0.1:50000": {"name": 0},
+                                "tcp://127.0.0.1:39999": {"name": 2}}}
+
+    assert rank_order(Scheduler()) == ["tcp://127.0.0.1:50000", "tcp://127.0.0.1:40001", "tcp://127.0.0.1:39999"]
