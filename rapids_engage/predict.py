@@ -45,6 +45,15 @@ def load_models(model_dir: Path) -> tuple[dict[str, dict], dict]:
     return metas, next(iter(metas.values()))["store"]
 
 
+def load_booster(meta: dict, backend: Backend, nthread: int | None = None) -> Any:
+    """The booster of one model's meta (from :func:`load_models`) on ``backend``'s device."""
+    import xgboost as xgb
+
+    booster = xgb.Booster(model_file=meta["model_file"])
+    booster.set_param({"device": backend.xgb_device, **({"nthread": nthread} if nthread else {})})
+    return booster
+
+
 def load_builder(store_info: dict, backend: Backend) -> FeatureBuilder:
     """The fitted feature builder of the store version the models were trained on."""
     store = FeatureStore(store_info["path"])
@@ -121,8 +130,7 @@ def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path
     feats = builder.transform(rows, keep).persist()
     preds = {}
     for t, meta in metas.items():
-        booster = xgb.Booster(model_file=meta["model_file"])
-        booster.set_param({"device": backend.xgb_device})
+        booster = load_booster(meta, backend)
         preds[t] = to_label_scale(xgb.dask.inplace_predict(client, booster, feats[meta["features"]]), meta.get("objective", ""))
     scored = feats[keep].assign(**{PRED_PREFIX + t: p for t, p in preds.items()})
     counts = [t for t in targets if layout.target(t).is_regression]

@@ -21,7 +21,7 @@ import numpy as np
 
 from .backend import CPU, Backend, array_module, is_gpu_object
 from .data import DataError
-from .predict import PRED_PREFIX, load_builder, load_models, required_columns
+from .predict import PRED_PREFIX, load_booster, load_builder, load_models, required_columns
 
 
 class Scorer:
@@ -32,18 +32,12 @@ class Scorer:
     """
 
     def __init__(self, model_dir: str | Path, backend: Backend | None = None, nthread: int | None = None) -> None:
-        import xgboost as xgb
-
         self.backend = (backend or CPU).init()
         self.metas, self.store = load_models(Path(model_dir))
         self.builder = load_builder(self.store, self.backend)
         self.layout = self.builder.layout
         self.required = required_columns(self.layout)
-        self.boosters = {}
-        for target, meta in self.metas.items():
-            booster = xgb.Booster(model_file=meta["model_file"])
-            booster.set_param({"device": self.backend.xgb_device, **({"nthread": nthread} if nthread else {})})
-            self.boosters[target] = booster
+        self.boosters = {target: load_booster(meta, self.backend, nthread) for target, meta in self.metas.items()}
 
     @property
     def targets(self) -> list[str]:
