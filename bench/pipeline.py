@@ -2,8 +2,11 @@
 
 Each ``--gpus`` value runs the whole pipeline on the same synthetic data (features
 rebuilt, so every run pays for them) and the table gives seconds and rows/s per
-stage, plus the ratio of each later backend to the first. Writes
-``bench/results/pipeline-<rows>.json``. A benchmark, not a test: nothing here asserts speed.
+stage, peak host RSS per stage (driver + local workers) and, on GPU, peak device memory in
+use (the report's ``memory`` section), plus the ratio of each later backend to the first. Writes
+``bench/results/pipeline-<rows>.json``. Several ``--rows`` values (``--rows 1000000 10000000``)
+run each size in turn and end with the scaling table: seconds per stage and t(N) / t(previous N).
+A benchmark, not a test: nothing here asserts speed.
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ def device_name(gpus: str) -> str:
         return f"GPU: {gpus}"
 
 
+def peak_gib(peaks: dict[str, int], stage: str) -> str:
+    """A stage's peak in GiB ("total": the run's), or "-" when not sampled."""
+    value = max(peaks.values(), default=None) if stage == "total" else peaks.get(stage)
+    return "-" if value is None else f"{value / 2**30:.2f}"
+
+
 def run_one(gpus: str, rows: int, work: Path, extra: list[str]) -> dict:
     out = work / f"gpus-{gpus}"
     args = ["--gpus", gpus, "--rows", str(rows), "--out", str(out), "--rebuild", "--quiet",
@@ -48,45 +57,104 @@ def run_one(gpus: str, rows: int, work: Path, extra: list[str]) -> dict:
     return report
 
 
+def stage_table(rows: int, gpus: list[str], reports: dict[str, dict]) -> Table:
+    """Seconds, rows/s and peak memory per stage for each backend, and the speed-up over the first."""
+    table = Table(title=f"pipeline, {rows:,} synthetic rows")
+    table.add_column("stage")
+    base = gpus[0]
+    for g in gpus:
+        table.add_column(f"--gpus {g} s", justify="right")
+        table.add_column(f"--gpus {g} rows/s", justify="right")
+        table.add_column(f"--gpus {g} peak RSS GiB", justify="right")
+        if g != "0":
+            table.add_column(f"--gpus {g} peak GPU GiB", justify="right")
+    if len(gpus) > 1:
+        table.add_column(f"speed-up vs --gpus {base}", justify="right")
+    for stage in (*STAGES, "total"):
+        cells = [stage]
+        secs = {}
+        for g in gpus:
+            secs[g] = stage_seconds(reports[g], stage)
+            cells += [f"{secs[g]:.1f}", f"{rows / secs[g]:,.0f}" if secs[g] > 0 else "-"]
+            memory = reports[g].get("memory", {})
+            for key in ("host_rss_peak_bytes", *(("gpu_used_peak_bytes",) if g != "0" else ())):
+                cells.append(peak_gib(memory.get(key) or {}, stage))
+        if len(gpus) > 1:
+            cells.append(" / ".join(f"{secs[base] / secs[g]:.1f}x" if secs[g] > 0 else "-" for g in gpus[1:]))
+        table.add_row(*cells)
+    return table
+
+
+def scaling_table(by_rows: dict[int, dict[str, dict]], gpus: list[str]) -> Table:
+    """Seconds per stage at each size and t(larger) / t(smaller) between consecutive sizes."""
+    sizes = sorted(by_rows)
+    table = Table(title="scaling: seconds per stage, and the ratio to the previous size")
+    table.add_column("--gpus")
+    table.add_column("stage")
+    for i, n in enumerate(sizes):
+        table.add_column(f"{n:,}", justify="right")
+        if i:
+            table.add_column(f"t({n:,}) / t({sizes[i - 1]:,})", justify="right")
+    for g in gpus:
+        for stage in (*STAGES, "total"):
+            cells = [g, stage]
+            for i, n in enumerate(sizes):
+                t = stage_seconds(by_rows[n][g], stage)
+                cells.append(f"{t:.1f}")
+                if i:
+                    prev = stage_seconds(by_rows[sizes[i - 1]][g], stage)
+                    cells.append(f"{t / prev:.2f}" if prev > 0 else "-")
+            table.add_row(*cells)
+    return table
+
+
+def stage_seconds(report: dict, stage: str) -> float:
+    timings = report["timings_s"]
+    return sum(timings.values()) if stage == "total" else timings.get(stage, 0.0)
+
+
+def provenance() -> dict:
+    """Date and commit of the measured code, for bench/README.md."""
+    import datetime
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False,
+                                cwd=Path(__file__).parent).stdout.strip() or None
+    except OSError:
+        commit = None
+    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "commit": commit,
+            "python": sys.version}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--rows", type=int, nargs="+", default=[1_000_000],
+                   help="rows of synthetic data; several values measure the scaling curve, e.g. 1000000 10000000")
     p.add_argument("--gpus", nargs="+", default=["0"], help="backends to compare, e.g. 0 1")
     p.add_argument("--work", help="scratch directory (default: a temporary one)")
     p.add_argument("--set", action="append", default=[], help="config overrides passed to every run")
     args = p.parse_args(argv)
     extra = [x for kv in args.set for x in ("--set", kv)]
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(args.work or tmp)
-        reports = {g: run_one(g, args.rows, work, extra) for g in args.gpus}
-    table = Table(title=f"pipeline, {args.rows:,} synthetic rows")
-    table.add_column("stage")
-    base = args.gpus[0]
-    for g in args.gpus:
-        table.add_column(f"--gpus {g} s", justify="right")
-        table.add_column(f"--gpus {g} rows/s", justify="right")
-    if len(args.gpus) > 1:
-        table.add_column(f"speed-up vs --gpus {base}", justify="right")
-    rows_total = args.rows
-    for stage in (*STAGES, "total"):
-        cells = [stage]
-        secs = {}
-        for g in args.gpus:
-            t = reports[g]["timings_s"]
-            secs[g] = sum(t.values()) if stage == "total" else t.get(stage, 0.0)
-            cells += [f"{secs[g]:.1f}", f"{rows_total / secs[g]:,.0f}" if secs[g] > 0 else "-"]
-        if len(args.gpus) > 1:
-            cells.append(" / ".join(f"{secs[base] / secs[g]:.1f}x" if secs[g] > 0 else "-" for g in args.gpus[1:]))
-        table.add_row(*cells)
     console = Console()
-    console.print(table)
-    for g in args.gpus:
-        rce = ", ".join(f"{t} {m['rce']:.2f}" for t, m in reports[g]["targets"].items())
-        console.print(f"--gpus {g} ({reports[g]['device']}): RCE {rce}")
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
-    summary = {g: {"device": r["device"], "timings_s": r["timings_s"], "targets": r["targets"], "rows": r["rows"]} for g, r in reports.items()}
-    (results / f"pipeline-{args.rows}.json").write_text(json.dumps({"rows": args.rows, "python": sys.version, "runs": summary}, indent=1))
+    by_rows: dict[int, dict[str, dict]] = {}
+    for rows in args.rows:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(args.work or tmp) / f"rows-{rows}"
+            reports = {g: run_one(g, rows, work, extra) for g in args.gpus}
+        by_rows[rows] = reports
+        console.print(stage_table(rows, args.gpus, reports))
+        for g in args.gpus:
+            rce = ", ".join(f"{t} {m['rce']:.2f}" for t, m in reports[g]["targets"].items())
+            console.print(f"--gpus {g} ({reports[g]['device']}): RCE {rce}")
+        summary = {g: {"device": r["device"], "timings_s": r["timings_s"], "memory": r.get("memory"), "targets": r["targets"],
+                       "rows": r["rows"], "n_workers": r["n_workers"]} for g, r in reports.items()}
+        out = {"rows": rows, **provenance(), "overrides": args.set, "runs": summary}
+        (results / f"pipeline-{rows}.json").write_text(json.dumps(out, indent=1))
+    if len(by_rows) > 1:
+        console.print(scaling_table(by_rows, args.gpus))
 
 
 if __name__ == "__main__":

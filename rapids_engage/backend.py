@@ -53,6 +53,21 @@ def visible_gpu_count() -> int:
     return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
 
 
+def _visible_devices(pynvml: Any) -> list[str]:
+    """The devices this process may use, in CUDA's order: ``CUDA_VISIBLE_DEVICES`` or all."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is None:
+        return [str(i) for i in range(int(pynvml.nvmlDeviceGetCount()))]
+    return [d.strip() for d in env.split(",") if d.strip() and d.strip() != "-1"]
+
+
+def _nvml_handle(pynvml: Any, device: str) -> Any:
+    """The NVML handle of a ``CUDA_VISIBLE_DEVICES`` entry (an index or a ``GPU-`` UUID)."""
+    if device.isdigit():
+        return pynvml.nvmlDeviceGetHandleByIndex(int(device))
+    return pynvml.nvmlDeviceGetHandleByUUID(device)
+
+
 def rapids_available() -> bool:
     """True when the RAPIDS Python packages are installed (nothing is imported)."""
     return all(importlib.util.find_spec(m) is not None for m in ("cudf", "dask_cudf", "dask_cuda"))
@@ -118,6 +133,19 @@ class Backend:
         else:
             from sklearn.linear_model import LinearRegression
         return LinearRegression()
+
+    def gpu_memory_probe(self) -> Any:
+        """A function giving the bytes in use on this run's GPUs (NVML: no CUDA context), or
+        None on CPU or where NVML cannot name the devices (e.g. MIG instances)."""
+        if not self.is_gpu:
+            return None
+        try:
+            pynvml = importlib.import_module("pynvml")
+            pynvml.nvmlInit()
+            handles = [_nvml_handle(pynvml, d) for d in _visible_devices(pynvml)[: self.n_gpus]]
+        except Exception:  # noqa: BLE001 - memory figures are informative; the run goes on without them
+            return None
+        return lambda: sum(int(pynvml.nvmlDeviceGetMemoryInfo(h).used) for h in handles)
 
     def from_pandas(self, frame: Any) -> Any:
         """A pandas frame as a frame of this backend."""

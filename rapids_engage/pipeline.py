@@ -27,6 +27,7 @@ from .evaluate import evaluate_targets, gather, oracle_probabilities
 from .features import add_labels
 from .features.frames import drop_empty_partitions
 from .features.materialize import materialize
+from .memory import MemoryWatch
 from .progress import StageProgress
 from .plots import write_all
 from .report import print_summary, validate, write_json
@@ -51,7 +52,9 @@ def run(
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     targets = list(cfg.train.targets)
-    with StageProgress(console, quiet) as prog:
+    remote = bool(cfg.cluster.scheduler_address)  # its workers (and GPUs) are not this machine's to sample
+    memory = MemoryWatch(None if remote else backend.gpu_memory_probe(), external=remote)
+    with memory, StageProgress(console, quiet, memory) as prog:
         with prog.stage("data"):
             dataset = resolve_dataset(cfg, backend, on_chunk=lambda done, total: prog.update(done, total, f"{done:,}/{total:,}"))
             prog.log(dataset.description)
@@ -103,6 +106,7 @@ def run(
         results[t]["best_iteration"] = m.best_iteration
     report = _report(cfg, backend, n_workers, built, results, prog.timings, dataset)
     report["layout"] = layout.to_dict()
+    report["memory"] = memory.to_report()
     report["split"] = {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff, "data_dir": str(dataset.data_dir)}
     binary = [t for t in targets if kinds[t] != "count" and not models[t].ranks]  # probabilities
     counts = [t for t in targets if kinds[t] == "count"]

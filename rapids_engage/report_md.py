@@ -212,12 +212,26 @@ def _timings(report: Mapping[str, Any]) -> list[str]:
     if not timings:
         return []
     total = sum(v for v in timings.values() if v is not None)
+    memory = report.get("memory") or {}
+    peaks = [(h, memory[k]) for h, k in (("peak host RSS GiB", "host_rss_peak_bytes"), ("peak GPU memory GiB", "gpu_used_peak_bytes"))
+             if memory.get(k)]
     rows = [
-        [stage, _fmt(s, 2), f"{100.0 * s / total:.1f}%" if s is not None and total > 0 else DASH]
+        [stage, _fmt(s, 2), f"{100.0 * s / total:.1f}%" if s is not None and total > 0 else DASH,
+         *(_fmt(_gib(p.get(stage)), 2) for _, p in peaks)]
         for stage, s in timings.items()
     ]
-    rows.append(["**total**", f"**{total:.2f}**", "100.0%" if total > 0 else DASH])
-    return ["## Stage timings", "", *_table(["stage", "seconds", "share"], rows), ""]
+    rows.append(["**total**", f"**{total:.2f}**", "100.0%" if total > 0 else DASH,
+                 *(_fmt(_gib(max(p.values())), 2) for _, p in peaks)])
+    lines = ["## Stage timings", "", *_table(["stage", "seconds", "share", *(h for h, _ in peaks)], rows), ""]
+    if peaks:
+        scopes = [memory.get(k) for k in ("host_scope", "gpu_scope") if memory.get(k)]
+        lines += [f"Peak memory per stage, sampled every {memory.get('interval_s')} s: " + "; ".join(scopes) + ".", ""]
+    return lines
+
+
+def _gib(value: Any) -> float | None:
+    x = _number(value)
+    return None if x is None else x / 2**30
 
 
 def _plots(plots: Mapping[str, str], base: Path) -> list[str]:

@@ -48,6 +48,11 @@ def test_report_contract(demo):
         assert m["oracle_rce"] is not None and m["oracle_rce"] > 0
     for stage in ("data", "split", "features", "train", "evaluate"):
         assert report["timings_s"][stage] >= 0
+        assert report["memory"]["host_rss_peak_bytes"][stage] > 50 * 2**20  # at least the driver's interpreter
+    # the workers are counted: a training step holds the driver and both workers
+    assert report["memory"]["host_rss_peak_bytes"]["train"] > report["memory"]["host_rss_peak_bytes"]["data"]
+    assert "gpu_used_peak_bytes" not in report["memory"]
+    assert "peak host RSS GiB" in (out / "report.md").read_text()
     assert (out / "models" / "like.json").is_file()
 
 

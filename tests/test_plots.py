@@ -70,6 +70,7 @@ def _report(run) -> dict:
         "rows": {"train": 300, "valid": 200},
         "targets": targets,
         "timings_s": {"data": 0.5, "features": 1.25, "train": 3.0},
+        "memory": {"interval_s": 0.25, "host_scope": "RSS of the driver", "host_rss_peak_bytes": {"data": 2**30, "features": 3 * 2**29, "train": 2**31}},
         "data": "synthetic | 500 rows",
         "store": {"path": "/tmp/store", "version": "abc123", "cache_hit": True},
         "features": FEATURES,
@@ -117,6 +118,8 @@ def test_write_all_and_markdown(tmp_path, run):
     assert "—" in reply_row  # AP / RCE / AUC undefined, oracle None
     assert "nan" not in text.lower().replace("nanos", "")
     assert "## Stage timings" in text and "4.75" in text
+    assert "| features | 1.25 | 26.3% | 1.50 |" in text and "| **total** | **4.75** | 100.0% | 2.00 |" in text
+    assert "peak GPU" not in text and "sampled every 0.25 s: RSS of the driver." in text
 
 
 def test_degenerate_inputs(tmp_path):
