@@ -187,25 +187,43 @@ def build_predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="directory for predictions/ (parquet) and predict.json")
     p.add_argument("--gpus", default="auto", help="'auto', 0 for CPU, or the number of GPUs")
     p.add_argument("--scheduler-address", help="use an existing Dask cluster")
+    p.add_argument("--set", action="append", default=[], metavar="cluster.KEY=VALUE",
+                   help="a cluster setting, e.g. cluster.memory_limit=4GB or cluster.n_workers=4 (see configs/default.yaml)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
 
 def _predict(args: argparse.Namespace, console: Console) -> None:
-    from .config import ClusterConfig
     from .predict import run_predict
     from .report import metrics_tables
 
     backend = resolve(args.gpus).init()
-    cluster_cfg = ClusterConfig(gpus=args.gpus, scheduler_address=args.scheduler_address)
-    result = run_predict(Path(args.model_dir), Path(args.input), Path(args.out), backend, cluster_cfg)
+    cluster_cfg = predict_cluster_config(args)
+    start = time.perf_counter()
+    result = run_predict(Path(args.model_dir), Path(args.input), Path(args.out), backend, cluster_cfg, console, args.quiet)
     if args.quiet:
         return
-    console.print(f"{result['rows']:,} rows scored for {', '.join(result['targets'])} -> {result['predictions']}")
+    rate = f" ({result['rows_per_s']:,.0f} rows/s)" if result.get("rows_per_s") else ""
+    console.print(f"{result['rows']:,} rows scored for {', '.join(result['targets'])}{rate} -> {result['predictions']}")
     if result["metrics"]:
         for table in metrics_tables({"backend": backend.kind, "rows": {"valid": result["rows"]}, "targets": result["metrics"]}):
             console.print(table)
+    console.print(f"done in {time.perf_counter() - start:.1f} s")
+
+
+def predict_cluster_config(args: argparse.Namespace) -> Any:
+    """The cluster of a ``predict`` run: ``--gpus``, ``--scheduler-address`` and ``--set cluster.<key>=<value>``."""
+    from .config import ClusterConfig, parse_override, section_from_dict
+
+    data: dict[str, Any] = {}
+    for text in args.set:
+        key, value = parse_override(text)
+        if not key.startswith("cluster.") or key.count(".") != 1:
+            raise ConfigError(f"predict --set takes cluster.<key>=<value> settings only, got {key!r}")
+        data[key.split(".", 1)[1]] = value
+    data.update(gpus=str(args.gpus), scheduler_address=args.scheduler_address)
+    return section_from_dict(ClusterConfig, data, "predict --set")
 
 
 def build_ingest_parser() -> argparse.ArgumentParser:

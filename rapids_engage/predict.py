@@ -16,11 +16,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from .backend import Backend
 from .config import ClusterConfig
 from .data import DataError
 from .features import FeatureBuilder, add_labels
 from .layout import Layout
+from .memory import MemoryWatch
+from .progress import StageProgress
 from .schema import TEST_COLUMNS
 from .store import FeatureStore, MissingVersion
 
@@ -107,42 +111,55 @@ def _write_atomic(frame: Any, out: Path) -> None:
         raise
 
 
-def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path, builder: FeatureBuilder | None = None) -> dict:
+def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path, builder: FeatureBuilder | None = None,
+            prog: StageProgress | None = None) -> dict:
     """Score ``rows`` (a dask frame) with every model of ``model_dir``; write ``out/predictions``.
 
-    Returns {"rows", "targets", "predictions", "metrics"}; metrics only when
-    the rows carry the engagement columns.
+    Returns {"rows", "targets", "predictions", "store", "metrics"}; metrics only when
+    the rows carry the engagement columns. ``prog`` times the "score" and "metrics" stages.
     """
-    import xgboost as xgb
-    import xgboost.dask  # noqa: F401 - registers xgb.dask
-
     from .evaluate import evaluate_targets, gather
-    from .train import is_ranking, to_label_scale
+    from .train import is_ranking
 
+    prog = prog or StageProgress(quiet=True)
     metas, store_info = load_models(model_dir)
     builder = builder or load_builder(store_info, backend)
     layout = builder.layout
     targets = list(metas)
     labelled = all(layout.target(t).column in rows.columns for t in targets)
+    with prog.stage("score"):
+        scored = _score(client, backend, builder, metas, add_labels(rows, targets, layout) if labelled else rows, labelled, out)
+        n = int(scored.map_partitions(len).sum().compute())
+    result: dict[str, Any] = {"rows": n, "targets": targets, "predictions": str(out / "predictions"), "store": store_info, "metrics": None}
     if labelled:
-        rows = add_labels(rows, targets, layout)
+        with prog.stage("metrics"):
+            frame, host = gather(client, scored, {t: scored[PRED_PREFIX + t] for t in targets}, targets, layout)
+            ranking = tuple(t for t, m in metas.items() if is_ranking(m.get("objective", "")))
+            result["metrics"] = evaluate_targets(frame, host, targets, layout, None, ranking)
+    return result
+
+
+def _score(client: Any, backend: Backend, builder: FeatureBuilder, metas: dict[str, dict], rows: Any, labelled: bool, out: Path) -> Any:
+    """The rows' carried columns and ``pred_<target>`` (persisted); writes ``out/predictions`` (counts for count targets)."""
+    import xgboost as xgb
+    import xgboost.dask  # noqa: F401 - registers xgb.dask
+
+    from .train import to_label_scale
+
+    layout = builder.layout
+    targets = list(metas)
     keep = layout.carried() + (targets if labelled else [])
     feats = builder.transform(rows, keep).persist()
     preds = {}
     for t, meta in metas.items():
         booster = load_booster(meta, backend)
         preds[t] = to_label_scale(xgb.dask.inplace_predict(client, booster, feats[meta["features"]]), meta.get("objective", ""))
-    scored = feats[keep].assign(**{PRED_PREFIX + t: p for t, p in preds.items()})
+    scored = feats[keep].assign(**{PRED_PREFIX + t: p for t, p in preds.items()}).persist()  # written, counted, gathered
+    del feats
     counts = [t for t in targets if layout.target(t).is_regression]
     served = scored.assign(**{PRED_PREFIX + t: _expm1(scored[PRED_PREFIX + t]) for t in counts})
     _write_atomic(served[[*layout.row_key, *(PRED_PREFIX + t for t in targets)]], out / "predictions")
-    n = int(scored.map_partitions(len).sum().compute())
-    result: dict[str, Any] = {"rows": n, "targets": targets, "predictions": str(out / "predictions"), "store": store_info, "metrics": None}
-    if labelled:
-        frame, host = gather(client, scored, {t: scored[PRED_PREFIX + t] for t in targets}, targets, layout)
-        ranking = tuple(t for t, m in metas.items() if is_ranking(m.get("objective", "")))
-        result["metrics"] = evaluate_targets(frame, host, targets, layout, None, ranking)
-    return result
+    return scored
 
 
 def _expm1(log_counts: Any) -> Any:
@@ -152,17 +169,30 @@ def _expm1(log_counts: Any) -> Any:
     return np.expm1(log_counts.clip(lower=0).astype("float64"))
 
 
-def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, cluster_cfg: ClusterConfig) -> dict:
-    """Start the cluster, score ``input_path`` and write ``out/predictions`` + ``out/predict.json``."""
+def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, cluster_cfg: ClusterConfig,
+                console: Console | None = None, quiet: bool = True) -> dict:
+    """Start the cluster, score ``input_path`` and write ``out/predictions`` + ``out/predict.json``
+    (with the seconds, rows/s and peak memory of each stage; progress on ``console`` unless ``quiet``)."""
     from .cluster import start_cluster
     from .report import write_json
 
     if not input_path.exists():
         raise DataError(f"input {input_path} does not exist")
-    _, store_info = load_models(model_dir)
-    builder = load_builder(store_info, backend)
-    rows = read_new_rows(input_path, builder.layout)
-    with start_cluster(backend, cluster_cfg) as cluster:
-        result = predict(cluster.client, backend, model_dir, rows, out, builder)
+    remote = bool(cluster_cfg.scheduler_address)
+    memory = MemoryWatch(None if remote else backend.gpu_memory_probe(), external=remote)
+    with memory, StageProgress(console, quiet, memory) as prog:
+        with prog.stage("load"):
+            metas, store_info = load_models(model_dir)
+            builder = load_builder(store_info, backend)
+            rows = read_new_rows(input_path, builder.layout)
+            prog.log(f"{len(metas)} model(s) ({', '.join(metas)}), feature-store version {store_info['version']}, "
+                     f"{rows.npartitions} input partition(s)")
+        with start_cluster(backend, cluster_cfg) as cluster:
+            prog.log(f"backend {backend.kind}, {cluster.n_workers} worker(s) ({cluster.kind}), dashboard {cluster.dashboard}")
+            result = predict(cluster.client, backend, model_dir, rows, out, builder, prog)
+    result["timings_s"] = {k: round(v, 3) for k, v in prog.timings.items()}
+    result["rows_per_s"] = round(result["rows"] / prog.timings["score"], 1) if prog.timings.get("score") else None
+    result["memory"] = memory.to_report()
+    result["backend"] = backend.kind
     write_json(out / "predict.json", result)
     return result

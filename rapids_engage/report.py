@@ -8,6 +8,7 @@ Contract (extend, never break)::
      "timings_s": {"<stage>": float}}
 
 Extra keys so far: "version", "data", "store", "features", "models", "layout",
+"memory" (peak host RSS and GPU memory in use per stage, see :mod:`rapids_engage.memory`),
 and more metrics per target (kind, log_loss, ece, grouped AP/RCE, oracle_ap,
 best_iteration, baselines; map@10 / ndcg@10 / mrr with a ranking group).
 Count targets (``"kind": "count"``) carry regression metrics instead of the

@@ -71,6 +71,23 @@ def test_partitioned_key_tables_give_the_broadcast_features(events, tmp_path):
 
 
 @pytest.mark.slow
+def test_tables_are_partitioned_by_their_estimated_size(events):
+    """Above the limit, only the tables whose estimated rows exceed it are reduced partitioned;
+    the mixed build gives the all-broadcast features."""
+    cfg = load_config().features
+    cfg.broadcast_limit = 3_000
+    frame = dd.from_pandas(events, npartitions=4, sort=False)
+    n_langs, n_pairs = events["language"].nunique(), len(events[["engaging_user_id", "engaged_with_user_id"]].drop_duplicates())
+    assert n_langs * 1.1 < 3_000 < n_pairs  # the data straddle the limit
+    outs = FeatureBuilder(cfg, TARGETS)._split_outs(frame, [["language"], ["engaging_user_id", "engaged_with_user_id"], None])
+    assert outs == [1, 4, 1]
+    base_train, base_valid = _features(events, npartitions=1, n_workers=1)
+    train, valid = _features(events, npartitions=4, n_workers=2, broadcast_limit=3_000)
+    pd.testing.assert_frame_equal(train, base_train, check_exact=False, rtol=0, atol=1e-12)
+    pd.testing.assert_frame_equal(valid, base_valid, check_exact=False, rtol=0, atol=1e-12)
+
+
+@pytest.mark.slow
 def test_intermediates_on_disk_give_the_same_features(events, tmp_path):
     """intermediates: disk (the build's frames written as parquet and read back) changes no value."""
     base_train, base_valid = _features(events, npartitions=1, n_workers=1)

@@ -127,6 +127,23 @@ def _serving_parity(run, report):
     _assert_same(on_gpu, on_cpu, names)
 
 
+def test_distinct_count_estimates_parity():
+    """cuDF's row hashes (xxhash64) size key tables as pandas' do: exact below the sketch size,
+    within a few percent above it, null string keys included."""
+    import cudf
+    import dask.dataframe as dd
+
+    from rapids_engage.features.cardinality import distinct_counts
+
+    events = pd.concat([_events(), _events(n=200_000, seed=5).assign(engaging_user_id=np.arange(200_000) % 50_000)])
+    groups = [["language"], ["engaging_user_id", "language"]]
+    cpu = distinct_counts(dd.from_pandas(events, npartitions=3), groups)
+    gpu = distinct_counts(dd.from_pandas(cudf.from_pandas(events), npartitions=3), groups)
+    assert gpu[0] == cpu[0] == 5  # four strings and null
+    exact = len(events[groups[1]].drop_duplicates())
+    assert abs(gpu[1] / exact - 1) < 0.08 and abs(cpu[1] / exact - 1) < 0.08
+
+
 def test_group_ids_with_null_keys_parity():
     import cudf
 

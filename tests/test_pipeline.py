@@ -125,10 +125,12 @@ def test_predict_reproduces_validation_metrics(demo, tmp_path):
     valid = events[events["tweet_timestamp"] > split["cutoff"]].drop(columns=["day"], errors="ignore")
     valid.to_parquet(tmp_path / "new.parquet", index=False)
     code = main(["predict", "--model-dir", str(out), "--input", str(tmp_path / "new.parquet"),
-                 "--out", str(tmp_path / "pred"), "--gpus", "0", "--quiet"])
+                 "--out", str(tmp_path / "pred"), "--gpus", "0", "--quiet", "--set", "cluster.n_workers=1"])
     assert code == 0
     result = json.loads((tmp_path / "pred" / "predict.json").read_text())
     assert result["rows"] == report["rows"]["valid"]
+    assert set(result["timings_s"]) == {"load", "score", "metrics"} and result["rows_per_s"] > 0
+    assert set(result["memory"]["host_rss_peak_bytes"]) == {"load", "score", "metrics"}
     preds = pd.read_parquet(tmp_path / "pred" / "predictions")
     assert len(preds) == len(valid) and {"pred_like", "pred_quote"} <= set(preds.columns)
     for t in TARGETS:
@@ -143,6 +145,15 @@ def test_predict_reproduces_validation_metrics(demo, tmp_path):
     assert len(both) == len(valid)
     for t in TARGETS:
         np.testing.assert_allclose(both[f"pred_{t}_served"], both[f"pred_{t}"], rtol=0, atol=1e-6)
+
+
+def test_predict_takes_cluster_settings_only(demo, tmp_path, capsys):
+    _, out, _ = demo
+    argv = ["predict", "--model-dir", str(out), "--input", str(tmp_path), "--out", str(tmp_path / "p"), "--gpus", "0"]
+    assert main([*argv, "--set", "train.max_depth=3"]) == 2
+    assert "cluster.<key>=<value> settings only, got 'train.max_depth'" in capsys.readouterr().err
+    assert main([*argv, "--set", "cluster.n_wrokers=3"]) == 2
+    assert "n_wrokers" in capsys.readouterr().err
 
 
 def test_predict_refuses_a_missing_store_version(demo, tmp_path):

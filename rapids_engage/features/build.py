@@ -17,11 +17,16 @@ from functools import partial
 from ..config import FeaturesConfig, HistoryConfig
 from ..layout import RECSYS, Layout
 from . import content, table_content
+from .cardinality import distinct_counts
 from .counts import DAY, CountEncoder, with_day
 from .folds import FOLD, assign_folds
 from .frames import Checkpoints, Join, KeyTable, apply_joins, as_dask, in_memory, join_all, key_tables
 from .history import HistoryEncoder, history_features
 from .target_encoding import TargetEncoder
+
+#: A key table is reduced into one (broadcast) table when its estimated rows times this are
+#: within ``broadcast_limit``: room for the estimate's error (about 2 %, see ``cardinality``).
+ESTIMATE_MARGIN = 1.1
 
 
 def label(column: Any, kind: str) -> Any:
@@ -101,19 +106,27 @@ class FeatureBuilder:
         frame = _rowwise(frame, keys)
         return _rowwise(frame, features) if self.config.content else frame
 
-    def _split_out(self, frame: Any) -> int:
-        """Partitions of the key tables of a (persisted) frame: 1 when no table can exceed the
-        broadcast limit (it has at most as many rows as the frame), else the frame's partitions."""
+    def _split_outs(self, frame: Any, groups: list[list[str] | None]) -> list[int]:
+        """Partitions of the key table grouped by each of ``groups`` (None: no table) of a
+        (persisted) frame: 1 (one table, broadcast) when it cannot exceed ``broadcast_limit`` rows
+        (the frame is no longer) or its estimated distinct groups are well under it, else the
+        frame's partitions (reduced partitioned; still gathered if it turns out small)."""
         limit = self.config.broadcast_limit
-        return 1 if limit is None or len(frame) <= limit else frame.npartitions
+        if limit is None or len(frame) <= limit:
+            return [1] * len(groups)
+        wanted = [g for g in groups if g is not None]
+        estimates = iter(distinct_counts(frame, wanted))
+        return [1 if g is None or next(estimates) * ESTIMATE_MARGIN <= limit else frame.npartitions for g in groups]
 
-    def _key_tables(self, graphs: list[Any], split_out: int) -> list[Any]:
-        return key_tables(graphs, None if split_out == 1 else self.config.broadcast_limit)
+    def _key_tables(self, graphs: list[Any], split_outs: list[int]) -> list[Any]:
+        return key_tables(graphs, self.config.broadcast_limit, [n > 1 for n in split_outs])
 
-    def _apply(self, frame: Any, joins: list[Join], split_out: int, keep: Checkpoints) -> Any:
+    def _apply(self, frame: Any, joins: list[Join], keep: Checkpoints) -> Any:
         """Compute the batch's per-day counts, then add every encoder's columns (``keep``: where a
         shuffle join's result goes before the next, see :func:`~.frames.apply_joins`)."""
-        daily = self._key_tables([enc.daily_graph(frame, split_out) for enc in self.count_encoders], split_out)
+        groups = [[*enc.columns, DAY] if enc.per_day else None for enc in self.count_encoders]
+        split_outs = self._split_outs(frame, groups)
+        daily = self._key_tables([enc.daily_graph(frame, n) for enc, n in zip(self.count_encoders, split_outs)], split_outs)
         for enc, table in zip(self.count_encoders, daily):
             joins += enc.joins(table)
         drop = [c for c in (FOLD, DAY) if c in frame.columns]
@@ -160,23 +173,24 @@ class FeatureBuilder:
         te = self.config.target_encoding
         frame = assign_folds(frame, self.row_key, te.n_folds, te.fold_method, te.seed)
         frame = keep(self._with_history(frame, fit=True, checkpoint=keep))
-        split_out = self._split_out(frame)
-        te_graphs = [enc.stats_graph(frame, self.targets, split_out) for enc in self.target_encoders]
-        cnt_graphs = [enc.stats_graph(frame, split_out) for enc in self.count_encoders]
-        n_te = len(te_graphs)
-        stats = self._key_tables([*te_graphs, *cnt_graphs], split_out)
+        n_te = len(self.target_encoders)
+        split_outs = self._split_outs(frame, [[*enc.columns, FOLD] for enc in self.target_encoders]
+                                      + [list(enc.columns) for enc in self.count_encoders])
+        te_graphs = [enc.stats_graph(frame, self.targets, n) for enc, n in zip(self.target_encoders, split_outs)]
+        cnt_graphs = [enc.stats_graph(frame, n) for enc, n in zip(self.count_encoders, split_outs[n_te:])]
+        stats = self._key_tables([*te_graphs, *cnt_graphs], split_outs)
         for enc, table in zip(self.target_encoders, stats[:n_te]):
             enc.set_stats(table, self.targets)
         for enc, table in zip(self.count_encoders, stats[n_te:]):
             enc.counts_ = table
-        return self._apply(frame, [enc.oof_join() for enc in self.target_encoders], split_out, keep)
+        return self._apply(frame, [enc.oof_join() for enc in self.target_encoders], keep)
 
     def transform(self, frame: Any, carry: list[str] = (), scratch: str | Path | None = None) -> Any:
         """Features for rows outside the training set, from the fitted state only (``scratch``: as in
         :meth:`fit_transform`)."""
         keep = Checkpoints(scratch)
         frame = keep(self._with_history(self._needed(frame, list(carry)), fit=False, checkpoint=keep))
-        return self._apply(frame, [enc.full_join() for enc in self.target_encoders], self._split_out(frame), keep)
+        return self._apply(frame, [enc.full_join() for enc in self.target_encoders], keep)
 
     def transform_frame(self, frame: Any, carry: list[str] = ()) -> Any:
         """:meth:`transform` for an in-memory batch (pandas or cudf) without dask: the same

@@ -164,11 +164,57 @@ def _fill_cast(part: Any, fill: dict[str, Any] | None, dtypes: dict[str, str]) -
     return part.assign(**{c: part[c].astype(d) for c, d in dtypes.items()})
 
 
-def shuffle_join(events: Any, join: Join) -> Any:
-    """Left-join a partitioned (dask) key table onto ``events`` by a hash join on the key."""
-    kept = events.drop(columns=[c for c in join.new_columns if c in events.columns])
-    merged = kept.merge(join.table[[*join.on, *join.new_columns]], on=join.on, how="left")
-    return merged.map_partitions(_fill_cast, join.fill, join.new_columns, meta=meta_with(kept._meta, join.new_columns))
+#: A row's place in its frame, ``partition << 32 | position``: where a shuffle join's columns go back to.
+POSITION = "__row_position"
+
+
+def _keys_with_position(part: Any, keys: list[str], partition_info: dict | None = None) -> Any:
+    """The key columns of a whole partition and each row's :data:`POSITION`. It takes the whole
+    partition so that a parquet read of the frame is not re-partitioned for a narrow projection
+    (dask fuses the files of small projections): positions refer to the frame's own partitions."""
+    from ..backend import array_module
+
+    first = (partition_info["number"] if partition_info else 0) << 32
+    return part[keys].assign(**{POSITION: array_module(part).arange(first, first + len(part), dtype=np.int64)})
+
+
+def _attach(part: Any, added: Any, specs: list[tuple[dict[str, Any] | None, dict[str, str]]]) -> Any:
+    """``part`` plus the columns of ``added`` (its rows, sorted by position), filled and cast per join
+    (they replace columns of the same names)."""
+    from ..backend import frame_library
+
+    if len(added) != len(part):
+        raise AssertionError(f"shuffle join: {len(added)} joined rows for a partition of {len(part)}")
+    for fill, dtypes in specs:
+        added = _fill_cast(added, fill, dtypes)
+    added = added.reset_index(drop=True)
+    added.index = part.index
+    kept = part.drop(columns=[c for c in added.columns if c in part.columns])  # taken whole: see _keys_with_position
+    return frame_library(part).concat([kept, added], axis=1)
+
+
+def shuffle_joins(events: Any, joins: list[Join], checkpoint: Checkpoints | None = None) -> Any:
+    """Left-join partitioned (dask) key tables onto ``events`` by hash joins, moving only keys.
+
+    A narrow frame (each row's position and the key columns) is merged with each table in turn,
+    then routed back to the rows' partitions by a range shuffle on the position, and the new
+    columns are attached in place: partition *i* of the output is partition *i* of ``events``,
+    same order, and no shuffle carries the rows' other columns. On disk (``checkpoint``) the
+    narrow frame is written after each join, so one shuffle at a time holds memory.
+    """
+    new_columns = {c: d for j in joins for c, d in j.new_columns.items()}
+    keys = list(dict.fromkeys(c for j in joins for c in j.on))
+    narrow = events.map_partitions(_keys_with_position, keys, meta=meta_with(events._meta[keys], {POSITION: "int64"}))
+    for j in joins:
+        narrow = narrow.merge(j.table[[*j.on, *j.new_columns]], on=j.on, how="left")
+        if checkpoint is not None and checkpoint.directory is not None:
+            narrow = checkpoint(narrow)
+    n = events.npartitions
+    bounds = [i << 32 for i in range(n)] + [((n - 1) << 32) | 0xFFFFFFFF]
+    routed = narrow[[POSITION, *new_columns]].set_index(POSITION, divisions=bounds)
+    meta = meta_with(events._meta.drop(columns=[c for c in new_columns if c in events.columns]), new_columns)
+    specs = [(j.fill, j.new_columns) for j in joins]
+    return dd.map_partitions(_attach, events, routed, specs, meta=meta, align_dataframes=False)
 
 
 class Checkpoints:
@@ -208,15 +254,13 @@ def apply_joins(events: Any, joins: list[Join], checkpoint: Checkpoints | None =
 
     In-memory tables are broadcast (see :func:`share`) and joined in one pass
     that keeps partition ``i`` of the output = partition ``i`` of the input,
-    same order; partitioned (dask) tables are shuffle-joined first, each
-    result kept by ``checkpoint`` when given (on disk: one shuffle at a time
-    holds memory, instead of a chain of them running together).
+    same order; partitioned (dask) tables are joined first, by
+    :func:`shuffle_joins`, which keeps the partitions and order too.
     """
     events = as_dask(events)
-    for j in [j for j in joins if is_dask(j.table)]:
-        events = shuffle_join(events, j)
-        if checkpoint is not None and checkpoint.directory is not None:
-            events = checkpoint(events)
+    partitioned = [j for j in joins if is_dask(j.table)]
+    if partitioned:
+        events = shuffle_joins(events, partitioned, checkpoint)
     joins = [j for j in joins if not is_dask(j.table)]
     if not joins:
         return events
@@ -234,21 +278,21 @@ def in_memory(obj: Any) -> Any:
     return obj.compute() if is_dask(obj) else obj
 
 
-def key_tables(graphs: list[Any], limit: int | None) -> list[Any]:
-    """Compute lazy key tables (``None`` entries pass through).
+def key_tables(graphs: list[Any], limit: int | None, partitioned: list[bool] | None = None) -> list[Any]:
+    """Compute lazy key tables (``None`` entries pass through), all in one pass.
 
-    ``limit`` None: all in memory on the driver. Otherwise every table is
-    persisted on the workers first; those of at most ``limit`` rows are then
-    gathered (broadcast joins), the others stay partitioned (shuffle joins).
+    A table reduced into one partition (``partitioned`` False, the default) is computed into
+    memory on the driver. One reduced ``partitioned`` is persisted on the workers and sized:
+    gathered when it has at most ``limit`` rows (broadcast joins), else left there, partitioned
+    (shuffle joins).
     """
-    lazy = [g for g in graphs if g is not None]
-    if limit is None:
-        done = iter(dask.compute(*lazy))
-    else:
-        persisted = dask.persist(*lazy)
-        sizes = dask.compute(*[t.map_partitions(len).sum() for t in persisted])
-        done = iter([t.compute() if n <= limit else t for t, n in zip(persisted, sizes)])
-    return [None if g is None else next(done) for g in graphs]
+    flags = partitioned or [False] * len(graphs)
+    small = [g for g, p in zip(graphs, flags) if g is not None and not p]
+    large = dask.persist(*[g for g, p in zip(graphs, flags) if g is not None and p])
+    done = dask.compute(*small, *[t.map_partitions(len).sum() for t in large])
+    tables, sizes = iter(done[: len(small)]), done[len(small) :]
+    kept = iter([t.compute() if limit is not None and n <= limit else t for t, n in zip(large, sizes)])
+    return [None if g is None else next(kept) if p else next(tables) for g, p in zip(graphs, flags)]
 
 
 def key_name(key: list[str]) -> str:

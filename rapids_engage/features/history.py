@@ -504,7 +504,7 @@ def history_features(
     targets = encoder._targets(frame._meta)
     t_end = int(frame[encoder.time_column].max().compute())
     state_meta = encoder.state_partition(frame._meta, t_end)
-    (state,) = key_tables([frame.map_partitions(encoder.state_partition, t_end, meta=state_meta)], limit)
+    (state,) = key_tables([frame.map_partitions(encoder.state_partition, t_end, meta=state_meta)], limit, [limit is not None])
     encoder.set_state(state if is_dask(state) else state.reset_index(drop=True), t_end, targets)
     stateless = HistoryEncoder(**{**encoder.params(), "targets": targets})  # the graph must not carry the state
     return frame.map_partitions(stateless.features_partition, meta=stateless.features_partition(frame._meta))
