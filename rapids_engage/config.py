@@ -202,8 +202,8 @@ class FeaturesConfig:
     # false when serving row by row
     daily_counts: bool = True
     store: str | None = None  # default: <out>/store
-    # key tables (statistics per key) of more rows stay partitioned on the workers and are
-    # shuffle-joined; smaller ones are gathered and broadcast. null: always broadcast.
+    # key tables (statistics per key) estimated to have more rows stay partitioned on the workers
+    # and are shuffle-joined (keys only); smaller ones are gathered and broadcast. null: always broadcast.
     broadcast_limit: int | None = 2_000_000
     # where frames read more than once during the build live: "memory" (persisted on the workers,
     # spilled under cluster.memory_limit), "disk" (parquet in the store's staging directory, read

@@ -32,7 +32,13 @@ def row_hashes(part: Any, columns: list[str]) -> np.ndarray:
 
 
 def _smallest(hashes: np.ndarray, k: int) -> np.ndarray:
-    return np.unique(hashes)[:k]
+    """The ``k`` smallest distinct values, sorted: a hash-based unique, then a partial sort."""
+    import pandas as pd
+
+    distinct = pd.unique(hashes)
+    if len(distinct) > k:
+        distinct = np.partition(distinct, k - 1)[:k]
+    return np.sort(distinct)
 
 
 def sketch(part: Any, groups: list[list[str]], k: int = SKETCH_SIZE) -> list[np.ndarray]:
