@@ -73,15 +73,16 @@ class MemoryWatch:
                 self._stage = None
 
     def sample(self) -> None:
-        """Read the memory now and raise the current stage's peaks."""
-        host = tree_rss(self._root)
-        gpu = self._gpu()
+        """Read the memory now and raise the current stage's peaks (nothing between stages)."""
         with self._lock:
-            if self._stage is None:
-                return
-            self.host_peak[self._stage] = max(self.host_peak.get(self._stage, 0), host)
+            stage = self._stage
+        if stage is None:
+            return
+        host, gpu = tree_rss(self._root), self._gpu()
+        with self._lock:
+            self.host_peak[stage] = max(self.host_peak.get(stage, 0), host)
             if gpu is not None:
-                self.gpu_peak[self._stage] = max(self.gpu_peak.get(self._stage, 0), gpu)
+                self.gpu_peak[stage] = max(self.gpu_peak.get(stage, 0), gpu)
 
     def to_report(self) -> dict:
         """The ``memory`` section of report.json."""

@@ -121,11 +121,15 @@ class FeatureBuilder:
     def _key_tables(self, graphs: list[Any], split_outs: list[int]) -> list[Any]:
         return key_tables(graphs, self.config.broadcast_limit, [n > 1 for n in split_outs])
 
-    def _apply(self, frame: Any, joins: list[Join], keep: Checkpoints) -> Any:
-        """Compute the batch's per-day counts, then add every encoder's columns (``keep``: where a
-        shuffle join's result goes before the next, see :func:`~.frames.apply_joins`)."""
-        groups = [[*enc.columns, DAY] if enc.per_day else None for enc in self.count_encoders]
-        split_outs = self._split_outs(frame, groups)
+    def _daily_groups(self) -> list[list[str] | None]:
+        return [[*enc.columns, DAY] if enc.per_day else None for enc in self.count_encoders]
+
+    def _apply(self, frame: Any, joins: list[Join], keep: Checkpoints, split_outs: list[int] | None = None) -> Any:
+        """Compute the batch's per-day counts (reduced into ``split_outs`` partitions, see
+        :meth:`_split_outs`; sized here when not given), then add every encoder's columns
+        (``keep``: where a shuffle join's result goes, see :func:`~.frames.apply_joins`)."""
+        if split_outs is None:
+            split_outs = self._split_outs(frame, self._daily_groups())
         daily = self._key_tables([enc.daily_graph(frame, n) for enc, n in zip(self.count_encoders, split_outs)], split_outs)
         for enc, table in zip(self.count_encoders, daily):
             joins += enc.joins(table)
@@ -173,17 +177,17 @@ class FeatureBuilder:
         te = self.config.target_encoding
         frame = assign_folds(frame, self.row_key, te.n_folds, te.fold_method, te.seed)
         frame = keep(self._with_history(frame, fit=True, checkpoint=keep))
-        n_te = len(self.target_encoders)
+        n_te, n_cnt = len(self.target_encoders), len(self.count_encoders)
         split_outs = self._split_outs(frame, [[*enc.columns, FOLD] for enc in self.target_encoders]
-                                      + [list(enc.columns) for enc in self.count_encoders])
+                                      + [list(enc.columns) for enc in self.count_encoders] + self._daily_groups())
         te_graphs = [enc.stats_graph(frame, self.targets, n) for enc, n in zip(self.target_encoders, split_outs)]
         cnt_graphs = [enc.stats_graph(frame, n) for enc, n in zip(self.count_encoders, split_outs[n_te:])]
-        stats = self._key_tables([*te_graphs, *cnt_graphs], split_outs)
+        stats = self._key_tables([*te_graphs, *cnt_graphs], split_outs[: n_te + n_cnt])
         for enc, table in zip(self.target_encoders, stats[:n_te]):
             enc.set_stats(table, self.targets)
         for enc, table in zip(self.count_encoders, stats[n_te:]):
             enc.counts_ = table
-        return self._apply(frame, [enc.oof_join() for enc in self.target_encoders], keep)
+        return self._apply(frame, [enc.oof_join() for enc in self.target_encoders], keep, split_outs[n_te + n_cnt :])
 
     def transform(self, frame: Any, carry: list[str] = (), scratch: str | Path | None = None) -> Any:
         """Features for rows outside the training set, from the fitted state only (``scratch``: as in
