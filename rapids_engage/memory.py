@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import psutil
 
@@ -52,6 +53,13 @@ class MemoryWatch:
         self._stage: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rapids-engage-memory", daemon=True)
+
+    @classmethod
+    def for_run(cls, backend: Any, scheduler_address: str | None) -> MemoryWatch:
+        """The watch of a run on ``backend``: the GPUs too, unless the workers are an external
+        cluster's (its machines are not this one's to sample)."""
+        remote = bool(scheduler_address)
+        return cls(None if remote else backend.gpu_memory_probe(), external=remote)
 
     def __enter__(self) -> MemoryWatch:
         self._thread.start()

@@ -52,8 +52,7 @@ def run(
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     targets = list(cfg.train.targets)
-    remote = bool(cfg.cluster.scheduler_address)  # its workers (and GPUs) are not this machine's to sample
-    memory = MemoryWatch(None if remote else backend.gpu_memory_probe(), external=remote)
+    memory = MemoryWatch.for_run(backend, cfg.cluster.scheduler_address)
     with memory, StageProgress(console, quiet, memory) as prog:
         with prog.stage("data"):
             dataset = resolve_dataset(cfg, backend, on_chunk=lambda done, total: prog.update(done, total, f"{done:,}/{total:,}"))

@@ -178,8 +178,7 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
 
     if not input_path.exists():
         raise DataError(f"input {input_path} does not exist")
-    remote = bool(cluster_cfg.scheduler_address)
-    memory = MemoryWatch(None if remote else backend.gpu_memory_probe(), external=remote)
+    memory = MemoryWatch.for_run(backend, cluster_cfg.scheduler_address)
     with memory, StageProgress(console, quiet, memory) as prog:
         with prog.stage("load"):
             metas, store_info = load_models(model_dir)
