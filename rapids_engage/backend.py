@@ -29,11 +29,19 @@ class BackendError(RuntimeError):
     """The requested backend cannot be used on this machine."""
 
 
+def cuda_visible_devices() -> list[str] | None:
+    """The entries of ``CUDA_VISIBLE_DEVICES`` (indices or ``GPU-`` UUIDs), None when it is unset."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is None:
+        return None
+    return [d.strip() for d in env.split(",") if d.strip() and d.strip() != "-1"]
+
+
 def visible_gpu_count() -> int:
     """Number of GPUs this process may use, without creating a CUDA context."""
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        return len([d for d in env.split(",") if d.strip() and d.strip() != "-1"])
+    visible = cuda_visible_devices()
+    if visible is not None:
+        return len(visible)
     try:
         pynvml = importlib.import_module("pynvml")
         pynvml.nvmlInit()
@@ -55,10 +63,8 @@ def visible_gpu_count() -> int:
 
 def _visible_devices(pynvml: Any) -> list[str]:
     """The devices this process may use, in CUDA's order: ``CUDA_VISIBLE_DEVICES`` or all."""
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is None:
-        return [str(i) for i in range(int(pynvml.nvmlDeviceGetCount()))]
-    return [d.strip() for d in env.split(",") if d.strip() and d.strip() != "-1"]
+    visible = cuda_visible_devices()
+    return visible if visible is not None else [str(i) for i in range(int(pynvml.nvmlDeviceGetCount()))]
 
 
 def _nvml_handle(pynvml: Any, device: str) -> Any:

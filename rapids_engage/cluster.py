@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .backend import Backend
+from .backend import Backend, cuda_visible_devices
 from .config import ClusterConfig
 
 
@@ -73,8 +73,7 @@ def _cpu_cluster(cfg: ClusterConfig) -> Any:
 def _cuda_cluster(cfg: ClusterConfig, backend: Backend) -> Any:
     from dask_cuda import LocalCUDACluster
 
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    devices = visible.split(",")[: backend.n_gpus] if visible else [str(i) for i in range(backend.n_gpus)]
+    devices = (cuda_visible_devices() or [str(i) for i in range(backend.n_gpus)])[: backend.n_gpus]
     # one worker per GPU: dask-cuda refuses more workers than visible devices, and cluster.n_workers
     # of a config shared with CPU runs would otherwise leave GPUs idle
     return LocalCUDACluster(
