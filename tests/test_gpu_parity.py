@@ -78,6 +78,36 @@ def test_target_encoding_parity():
         enc_c.transform(test)["te_engaging_user_id__language_like"].to_numpy(), atol=1e-6)
 
 
+def test_encodings_by_key_parity():
+    """Target encodings, counts and per-day counts computed where the key's rows are (the path of
+    tables above ``broadcast_limit``), on dask_cudf and on dask.dataframe: the same values and tables."""
+    import cudf
+    import dask.dataframe as dd
+
+    from rapids_engage.features.by_key import encode_by_key
+    from rapids_engage.features.counts import DAY
+    from rapids_engage.features.folds import assign_folds
+    from rapids_engage.features.frames import Checkpoints
+
+    events = with_day(_events().assign(tweet_id=np.arange(5_000)), "tweet_timestamp")
+    key, targets = ["engaging_user_id", "language"], ["like", "reply"]
+    out = {}
+    for name, frame in (("cpu", events), ("gpu", cudf.from_pandas(events))):
+        frame = assign_folds(dd.from_pandas(frame, npartitions=3, sort=False), ["tweet_id", "engaging_user_id"], 5).persist()
+        te, cnt = TargetEncoder(key, smooth=3), CountEncoder(key)
+        te.set_fold_totals(te.fold_totals_graph(frame, targets).compute(), targets)
+        rows = encode_by_key(frame, [te], [cnt], [cnt], Checkpoints(), 0).compute()
+        rows = rows.to_pandas() if name == "gpu" else rows
+        out[name] = rows.sort_values("tweet_id").reset_index(drop=True), te, cnt
+    (cpu, te_c, cnt_c), (gpu, te_g, cnt_g) = out["cpu"], out["gpu"]
+    _assert_same(cudf.from_pandas(gpu), cpu, [*te_c.output_names(), cnt_c.total_name, cnt_c.daily_name, DAY])
+    assert te_g.prior_ == pytest.approx(te_c.prior_, abs=1e-12)
+    for table_g, table_c in ((te_g.stats_, te_c.stats_), (cnt_g.counts_, cnt_c.counts_)):
+        table_g = table_g.compute().to_pandas().sort_values(key, na_position="first").reset_index(drop=True)
+        table_c = table_c.compute().sort_values(key, na_position="first").reset_index(drop=True)
+        pd.testing.assert_frame_equal(table_g, table_c, check_dtype=False, atol=1e-9)
+
+
 def test_pipeline_cpu_gpu_store_parity_and_rce(tmp_path):
     """The whole pipeline on both backends: every stored feature equal (integers exactly, floats
     within 1e-6), then RCE close (the boosters differ: GPU and CPU hist build different sketches)."""

@@ -17,6 +17,7 @@ from functools import partial
 from ..config import FeaturesConfig, HistoryConfig
 from ..layout import RECSYS, Layout
 from . import content, table_content
+from .by_key import encode_by_key
 from .cardinality import distinct_counts
 from .counts import DAY, CountEncoder, with_day
 from .folds import FOLD, assign_folds
@@ -118,19 +119,14 @@ class FeatureBuilder:
         estimates = iter(distinct_counts(frame, wanted))
         return [1 if g is None or next(estimates) * ESTIMATE_MARGIN <= limit else frame.npartitions for g in groups]
 
-    def _key_tables(self, graphs: list[Any], split_outs: list[int]) -> list[Any]:
-        return key_tables(graphs, self.config.broadcast_limit, [n > 1 for n in split_outs])
-
-    def _daily_groups(self) -> list[list[str] | None]:
-        return [[*enc.columns, DAY] if enc.per_day else None for enc in self.count_encoders]
-
-    def _apply(self, frame: Any, joins: list[Join], keep: Checkpoints, split_outs: list[int] | None = None) -> Any:
-        """Compute the batch's per-day counts (reduced into ``split_outs`` partitions, see
-        :meth:`_split_outs`; sized here when not given), then add every encoder's columns
+    def _apply(self, frame: Any, joins: list[Join], keep: Checkpoints) -> Any:
+        """Compute the batch's per-day counts (each table reduced partitioned when it may exceed
+        ``broadcast_limit`` rows, see :meth:`_split_outs`), then add every encoder's columns
         (``keep``: where a shuffle join's result goes, see :func:`~.frames.apply_joins`)."""
-        if split_outs is None:
-            split_outs = self._split_outs(frame, self._daily_groups())
-        daily = self._key_tables([enc.daily_graph(frame, n) for enc, n in zip(self.count_encoders, split_outs)], split_outs)
+        groups = [[*enc.columns, DAY] if enc.per_day else None for enc in self.count_encoders]
+        split_outs = self._split_outs(frame, groups)
+        graphs = [enc.daily_graph(frame, n) for enc, n in zip(self.count_encoders, split_outs)]
+        daily = key_tables(graphs, self.config.broadcast_limit, [n > 1 for n in split_outs])
         for enc, table in zip(self.count_encoders, daily):
             joins += enc.joins(table)
         drop = [c for c in (FOLD, DAY) if c in frame.columns]
@@ -177,17 +173,36 @@ class FeatureBuilder:
         te = self.config.target_encoding
         frame = assign_folds(frame, self.row_key, te.n_folds, te.fold_method, te.seed)
         frame = keep(self._with_history(frame, fit=True, checkpoint=keep))
-        n_te, n_cnt = len(self.target_encoders), len(self.count_encoders)
-        split_outs = self._split_outs(frame, [[*enc.columns, FOLD] for enc in self.target_encoders]
-                                      + [list(enc.columns) for enc in self.count_encoders] + self._daily_groups())
-        te_graphs = [enc.stats_graph(frame, self.targets, n) for enc, n in zip(self.target_encoders, split_outs)]
-        cnt_graphs = [enc.stats_graph(frame, n) for enc, n in zip(self.count_encoders, split_outs[n_te:])]
-        stats = self._key_tables([*te_graphs, *cnt_graphs], split_outs[: n_te + n_cnt])
-        for enc, table in zip(self.target_encoders, stats[:n_te]):
-            enc.set_stats(table, self.targets)
-        for enc, table in zip(self.count_encoders, stats[n_te:]):
-            enc.counts_ = table
-        return self._apply(frame, [enc.oof_join() for enc in self.target_encoders], keep, split_outs[n_te + n_cnt :])
+        daily = [enc for enc in self.count_encoders if enc.per_day]
+        groups = [[*e.columns, FOLD] for e in self.target_encoders] + [e.columns for e in self.count_encoders]
+        outs = iter(n > 1 for n in self._split_outs(frame, groups + [[*e.columns, DAY] for e in daily]))
+        big = [[next(outs) for _ in encoders] for encoders in (self.target_encoders, self.count_encoders, daily)]
+        joins = self._fit_broadcast_tables(frame, *big)
+        big_encoders = [[e for e, b in zip(encoders, flags) if b] for encoders, flags in zip((self.target_encoders, self.count_encoders, daily), big)]
+        frame = encode_by_key(frame, *big_encoders, keep, self.config.broadcast_limit)
+        return apply_joins(frame, joins, keep).drop(columns=[FOLD, DAY])
+
+    def _fit_broadcast_tables(self, frame: Any, big_te: list[bool], big_cnt: list[bool], big_daily: list[bool]) -> list[Join]:
+        """Fit, in one pass over ``frame``, the encoders whose tables are broadcast (``big_*`` False)
+        and the priors of the key-partitioned target encoders (the rest is :func:`~.by_key.encode_by_key`'s);
+        the joins adding the broadcast tables' columns."""
+        daily = [enc for enc in self.count_encoders if enc.per_day]
+        graphs = [e.fold_totals_graph(frame, self.targets) if b else e.stats_graph(frame, self.targets)
+                  for e, b in zip(self.target_encoders, big_te)]
+        graphs += [None if b else e.stats_graph(frame) for e, b in zip(self.count_encoders, big_cnt)]
+        graphs += [None if b else e.daily_graph(frame) for e, b in zip(daily, big_daily)]
+        tables = iter(key_tables(graphs, self.config.broadcast_limit))
+        joins = []
+        for enc, b, table in zip(self.target_encoders, big_te, tables):
+            if b:
+                enc.set_fold_totals(table, self.targets)
+            else:
+                joins.append(enc.set_stats(table, self.targets).oof_join())
+        for enc, b, table in zip(self.count_encoders, big_cnt, tables):
+            if not b:
+                enc.counts_ = table
+                joins.append(enc.total_join())
+        return joins + [enc.daily_join(table) for enc, b, table in zip(daily, big_daily, tables) if not b]
 
     def transform(self, frame: Any, carry: list[str] = (), scratch: str | Path | None = None) -> Any:
         """Features for rows outside the training set, from the fitted state only (``scratch``: as in

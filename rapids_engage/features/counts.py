@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import array_module, series_like, values
+from ..backend import array_module, series_like
 from ..schema import EVENT_TIME
-from .frames import Join, apply_joins, as_dask, is_dask, key_name, load_state, save_state
+from .frames import Join, apply_joins, as_dask, is_dask, key_ids, key_name, keys_of_ids, load_state, save_state
 
 DAY = "_day"
 
@@ -64,12 +64,13 @@ class CountEncoder:
     def daily_counts(self, frame: Any) -> Any:
         """``cnt_day_<key>`` of each row of an in-memory batch (pandas or cudf, from :func:`with_day`):
         the batch's rows with its key that day, 0 for a null key (as the joined :meth:`daily_graph`)."""
-        gid = frame.groupby(self.columns + [DAY], sort=False, dropna=True).ngroup()  # null keys: no id
-        ids = values(gid.fillna(-1).astype("int64"))  # row-aligned on pandas and cudf alike
-        xp = array_module(ids)
-        seen = ids >= 0
-        counts = xp.bincount(ids[seen], minlength=1)
-        return series_like(frame, xp.where(seen, counts[xp.where(seen, ids, 0)], 0).astype(np.int64))
+        return series_like(frame, _row_counts(key_ids(frame, self.columns + [DAY]))[0])
+
+    def partition_counts(self, frame: Any, ids: Any) -> tuple[Any, Any]:
+        """(``cnt_<key>`` of each row, the key -> count table) of an in-memory frame holding every
+        row of its keys (``ids``: their :func:`~.frames.key_ids`); the table is ``counts_``'s part for these keys."""
+        rows, per_key = _row_counts(ids)
+        return rows, keys_of_ids(frame, self.columns, ids).assign(**{self.total_name: per_key})
 
     def fit(self, X: Any, y: Any = None) -> CountEncoder:  # noqa: ARG002 - sklearn signature
         self.counts_ = self.stats_graph(as_dask(X)).compute()
@@ -77,12 +78,17 @@ class CountEncoder:
 
     def joins(self, daily: Any | None) -> list[Join]:
         """The joins adding this encoder's columns; ``daily`` is the batch's computed per-day table."""
+        return [self.total_join()] + ([self.daily_join(daily)] if self.per_day else [])
+
+    def total_join(self) -> Join:
+        """The key -> fitted count join (unseen keys count 0)."""
         if not hasattr(self, "counts_"):
             raise RuntimeError(f"CountEncoder({self.name}) is not fitted")
-        out = [Join(self.counts_, self.columns, {self.total_name: "int64"}, {self.total_name: 0})]
-        if self.per_day:
-            out.append(Join(daily, self.columns + [DAY], {self.daily_name: "int64"}, {self.daily_name: 0}))
-        return out
+        return Join(self.counts_, self.columns, {self.total_name: "int64"}, {self.total_name: 0})
+
+    def daily_join(self, daily: Any) -> Join:
+        """The (key, day) -> count join of a batch's per-day table (:meth:`daily_graph`)."""
+        return Join(daily, self.columns + [DAY], {self.daily_name: "int64"}, {self.daily_name: 0})
 
     def transform(self, X: Any) -> Any:
         frame = with_day(as_dask(X), self.time_column)
@@ -103,3 +109,11 @@ class CountEncoder:
         enc = cls(**state["params"])
         enc.counts_ = table
         return enc
+
+
+def _row_counts(ids: Any) -> tuple[Any, Any]:
+    """(each row's count of rows with its id, 0 for id -1; the count of each id) as int64 arrays."""
+    xp = array_module(ids)
+    seen = ids >= 0
+    per_id = xp.bincount(ids[seen], minlength=int(ids.max()) + 1 if len(ids) else 0).astype(np.int64)
+    return xp.where(seen, per_id[xp.where(seen, ids, 0)] if len(per_id) else 0, 0).astype(np.int64), per_id

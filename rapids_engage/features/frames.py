@@ -7,8 +7,11 @@ Feature tables (one row per key) are joined onto event partitions in one of two 
   input, in the same row order, whatever the backend (cudf merges do not keep
   row order; the ``_pos`` column restores it);
 * large tables stay partitioned on the workers (persisted dask frames, see
-  :func:`key_tables`) and are joined by a hash (shuffle) join: no worker and
-  not the driver ever holds the whole table; the events are reshuffled.
+  :func:`key_tables`) and are joined by a hash (shuffle) join of the rows'
+  positions and keys (:func:`shuffle_joins`): no worker and not the driver ever
+  holds the whole table. When fitting, the training rows' own values of such
+  keys are computed without a table join (:mod:`.by_key`); both routes take the
+  values home with :func:`route_back`.
 """
 
 from __future__ import annotations
@@ -40,6 +43,24 @@ def group_ids(keys: Any) -> Any:
         keys = keys.fillna(fill).assign(**flags)
     gid = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup()
     return values(gid).astype(np.int64)
+
+
+def key_ids(frame: Any, columns: list[str]) -> Any:
+    """Dense int64 ids (numpy/cupy) of the rows' ``columns`` values in an in-memory frame; -1 for a
+    row with a null in its key (such rows belong to no key, as in a ``groupby``)."""
+    from ..backend import values
+
+    gid = frame.groupby(list(columns), sort=False, dropna=True).ngroup()  # null keys: NaN (pandas) / null (cudf)
+    return values(gid.fillna(-1).astype("int64"))
+
+
+def keys_of_ids(frame: Any, columns: list[str], ids: Any) -> Any:
+    """The ``columns`` values of each id of :func:`key_ids`, one row per id in id order (index 0..n-1)."""
+    from ..backend import series_like
+
+    keys = frame[list(columns)].assign(__id=series_like(frame, ids))
+    keys = keys[keys["__id"] >= 0].drop_duplicates(subset="__id").sort_values("__id")
+    return keys[list(columns)].reset_index(drop=True)
 
 
 def is_dask(obj: Any) -> bool:
@@ -193,28 +214,38 @@ def _attach(part: Any, added: Any, specs: list[tuple[dict[str, Any] | None, dict
     return frame_library(part).concat([kept, added], axis=1)
 
 
-def shuffle_joins(events: Any, joins: list[Join], checkpoint: Checkpoints | None = None) -> Any:
-    """Left-join partitioned (dask) key tables onto ``events`` by hash joins, moving only keys.
+def narrow_frame(events: Any, columns: list[str]) -> Any:
+    """Each row's :data:`POSITION` in ``events`` and its ``columns``: what a shuffle carries instead of whole rows."""
+    return events.map_partitions(_keys_with_position, columns, meta=meta_with(events._meta[columns], {POSITION: "int64"}))
 
-    A narrow frame (each row's position and the key columns) is merged with each table in turn,
-    then routed back to the rows' partitions by a range shuffle on the position, and the new
-    columns are attached in place: partition *i* of the output is partition *i* of ``events``,
-    same order, and no shuffle carries the rows' other columns. On disk (``checkpoint``) the
-    narrow frame is written after each join, so one shuffle at a time holds memory.
-    """
-    new_columns = {c: d for j in joins for c, d in j.new_columns.items()}
-    keys = list(dict.fromkeys(c for j in joins for c in j.on))
-    narrow = events.map_partitions(_keys_with_position, keys, meta=meta_with(events._meta[keys], {POSITION: "int64"}))
-    for j in joins:
-        narrow = narrow.merge(j.table[[*j.on, *j.new_columns]], on=j.on, how="left")
-        if checkpoint is not None and checkpoint.directory is not None:
-            narrow = checkpoint(narrow)
+
+def route_back(events: Any, narrow: Any, specs: list[tuple[dict[str, Any] | None, dict[str, str]]]) -> Any:
+    """``events`` plus the columns that ``narrow`` (from :func:`narrow_frame` of ``events``, in any
+    partitioning) gained: a range shuffle on the position takes them to their rows' partitions, where
+    they are attached in place (partition *i* of the output is partition *i* of ``events``, same
+    order). ``specs``: (fill, name -> dtype) of the new columns, in groups."""
+    new_columns = {c: d for _, dtypes in specs for c, d in dtypes.items()}
     n = events.npartitions
     bounds = [i << 32 for i in range(n)] + [((n - 1) << 32) | 0xFFFFFFFF]
     routed = narrow[[POSITION, *new_columns]].set_index(POSITION, divisions=bounds)
     meta = meta_with(events._meta.drop(columns=[c for c in new_columns if c in events.columns]), new_columns)
-    specs = [(j.fill, j.new_columns) for j in joins]
     return dd.map_partitions(_attach, events, routed, specs, meta=meta, align_dataframes=False)
+
+
+def shuffle_joins(events: Any, joins: list[Join], checkpoint: Checkpoints | None = None) -> Any:
+    """Left-join partitioned (dask) key tables onto ``events`` by hash joins, moving only keys.
+
+    A narrow frame (each row's position and the key columns) is merged with each table in turn,
+    then routed back to the rows' partitions (:func:`route_back`): no shuffle carries the rows'
+    other columns. On disk (``checkpoint``) the narrow frame is written after each join, so one
+    shuffle at a time holds memory.
+    """
+    narrow = narrow_frame(events, list(dict.fromkeys(c for j in joins for c in j.on)))
+    for j in joins:
+        narrow = narrow.merge(j.table[[*j.on, *j.new_columns]], on=j.on, how="left")
+        if checkpoint is not None and checkpoint.directory is not None:
+            narrow = checkpoint(narrow)
+    return route_back(events, narrow, [(j.fill, j.new_columns) for j in joins])
 
 
 class Checkpoints:

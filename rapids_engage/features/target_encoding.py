@@ -18,8 +18,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ..backend import array_module, to_host, values
 from .folds import FOLD, assign_folds
-from .frames import Join, apply_joins, as_dask, in_memory, is_dask, key_name, load_state, save_state
+from .frames import Join, apply_joins, as_dask, in_memory, is_dask, key_name, keys_of_ids, load_state, save_state
 
 N = "_n"
 
@@ -99,20 +102,82 @@ class TargetEncoder:
         """Finish fitting from the (key, fold) statistics: an in-memory table, or a
         partitioned (dask) one that stays on the workers (so do ``stats_`` and the joins)."""
         sums = [_sum(t) for t in targets]
-        self.targets_ = list(targets)
         if is_dask(fold_stats):
             grouped = fold_stats.groupby(self.columns)[[N] + sums].sum(split_out=fold_stats.npartitions)
             self.stats_ = grouped.reset_index().persist()
         else:
             self.stats_ = fold_stats.groupby(self.columns)[[N] + sums].sum().reset_index()
-        total = in_memory(self.stats_[[N] + sums].sum())
+        self._set_prior(in_memory(self.stats_[[N] + sums].sum()), targets)
+        self._fold_stats = fold_stats
+        return self
+
+    def fold_totals_graph(self, frame: Any, targets: list[str]) -> Any:
+        """Lazy per-fold row counts and label sums of the rows with a (non-null) key: what
+        :meth:`set_fold_totals` needs before :meth:`partition_oof` can run."""
+        rows = frame[self.columns + [FOLD] + targets]
+        keyed = rows[self.columns[0]].notnull()
+        for c in self.columns[1:]:
+            keyed = keyed & rows[c].notnull()
+        part = rows[keyed].astype({t: "float64" for t in targets}).rename(columns={t: _sum(t) for t in targets})
+        return part.assign(**{N: 1}).groupby(FOLD)[[N] + [_sum(t) for t in targets]].sum().reset_index()
+
+    def set_fold_totals(self, per_fold: Any, targets: list[str]) -> TargetEncoder:
+        """Start fitting from per-fold totals (in memory, :meth:`fold_totals_graph`): the priors. The
+        key statistics ``stats_`` come from :meth:`partition_oof`'s tables (set by the caller)."""
+        sums = [_sum(t) for t in targets]
+        per_fold = to_host(per_fold).set_index(FOLD)[[N] + sums]
+        total = per_fold.sum()
+        self._set_prior(total, targets)
+        folds = per_fold.reindex(range(self.n_folds))  # as _oof_table's prior: the rows outside the fold
+        self._fold_prior = {t: ((total[_sum(t)] - folds[_sum(t)]) / (total[N] - folds[N])).to_numpy() for t in targets}
+        return self
+
+    def oof_state(self) -> TargetEncoder:
+        """A copy holding only what :meth:`partition_oof` needs (params, targets, fold priors):
+        small enough to travel in a task graph."""
+        copy = TargetEncoder(**self.params())
+        copy.targets_, copy._fold_prior = self.targets_, self._fold_prior
+        return copy
+
+    def _set_prior(self, total: Any, targets: list[str]) -> None:
         n_rows = float(total[N])
         if n_rows == 0:
             raise ValueError(f"TargetEncoder({self.name}): no training rows")
+        self.targets_ = list(targets)
         self.n_rows_ = int(n_rows)
         self.prior_ = {t: float(total[_sum(t)]) / n_rows for t in targets}
-        self._fold_stats = fold_stats
-        return self
+
+    def partition_oof(self, frame: Any, ids: Any) -> tuple[dict[str, Any], Any]:
+        """(out-of-fold encodings of each row, the key -> statistics table) of an in-memory frame that
+        holds every training row of its keys (``ids``: their :func:`~.frames.key_ids`, -1 for a null
+        key, whose rows get NaN as in :meth:`oof_join`), after :meth:`set_fold_totals`. The same
+        formula as :meth:`_oof_table`, from this frame alone; the table is ``stats_``'s part for these keys."""
+        xp = array_module(ids)
+        keyed = ids >= 0
+        n_keys, k = (int(ids.max()) + 1 if len(ids) else 0), self.n_folds
+        own = xp.where(keyed, ids, 0)
+        cell = own * k + values(frame[FOLD]).astype(np.int64)  # (key, fold)
+
+        def totals(weights: Any) -> tuple[Any, Any]:
+            """Per (key, fold) and per key sums of ``weights`` over the keyed rows."""
+            per_cell = xp.bincount(cell, weights=xp.where(keyed, weights, 0.0), minlength=max(n_keys * k, 1))
+            return per_cell, per_cell[: n_keys * k].reshape(n_keys, k).sum(axis=1)
+
+        n_cell, n_key = totals(xp.ones(len(ids)))
+        rest_n = n_key[own] - n_cell[cell] if n_keys else xp.zeros(len(ids))
+        table = keys_of_ids(frame, self.columns, ids).assign(**{N: n_key.astype(np.int64)})
+        folds = values(frame[FOLD]).astype(np.int64)
+        encoded = {}
+        for t in self.targets_:
+            label = values(frame[t]).astype(np.float64)
+            s_cell, s_key = totals(xp.where(xp.isnan(label), 0.0, label))
+            table[_sum(t)] = s_key
+            prior = xp.asarray(self._fold_prior[t])[folds]
+            rest = s_key[own] - s_cell[cell] if n_keys else xp.zeros(len(ids))
+            with np.errstate(divide="ignore", invalid="ignore"):  # where nothing is left: the prior
+                value = xp.where(rest_n + self.smooth > 0, self._encode(rest, rest_n, prior), prior)
+            encoded[self.output_name(t)] = xp.where(keyed, value, np.nan)
+        return encoded, table
 
     def fit(self, X: Any, y: Any = None) -> TargetEncoder:
         """Learn the full-training statistics (what :meth:`transform` uses)."""

@@ -1,0 +1,119 @@
+"""Encodings of high-cardinality keys computed where the key's training rows are.
+
+A key table above ``features.broadcast_limit`` rows is not sent to every partition. Rather than
+reduce it by a shuffle, join it by another and route the values home by a third, the training
+rows' narrow columns (position, key, fold, labels, day) are shuffled once on the key: a partition
+then holds every row of its keys, so the key statistics and each row's value come from that
+partition alone: out-of-fold target encodings (:meth:`TargetEncoder.partition_oof`), counts
+(:meth:`CountEncoder.partition_counts`) and per-day counts. One shuffle per distinct key, one
+routing shuffle for all of them (:func:`~.frames.route_back`); the partitions' tables, persisted
+on the workers, are the fitted state (gathered when they turn out small, as by
+:func:`~.frames.key_tables`). The values equal those of the table joins (the invariance tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+
+from ..backend import series_like
+from .counts import DAY, CountEncoder
+from .folds import FOLD
+from .frames import Checkpoints, is_dask, key_ids, key_tables, meta_with, narrow_frame, route_back
+from .target_encoding import TargetEncoder
+
+
+@dataclass
+class KeyPass:
+    """The encodings of one key computed in one shuffle of the training rows on it (stateless
+    copies of the encoders: only what the partition functions need travels in the graph)."""
+
+    columns: list[str]
+    target_encoder: TargetEncoder | None = None
+    count_encoder: CountEncoder | None = None  # its total count
+    daily_encoder: CountEncoder | None = None  # its per-day count
+
+    def needs(self) -> list[str]:
+        """The narrow columns the pass reads."""
+        te = self.target_encoder
+        return [*self.columns, *([FOLD, *te.targets_] if te else []), *([DAY] if self.daily_encoder else [])]
+
+    def new_columns(self) -> dict[str, str]:
+        out = dict.fromkeys(self.target_encoder.output_names() if self.target_encoder else [], "float64")
+        if self.count_encoder:
+            out[self.count_encoder.total_name] = "int64"
+        if self.daily_encoder:
+            out[self.daily_encoder.daily_name] = "int64"
+        return out
+
+    def with_values(self, part: Any) -> Any:
+        """``part`` (every row of its keys) plus the pass's row values."""
+        ids = key_ids(part, self.columns)
+        added = self.target_encoder.partition_oof(part, ids)[0] if self.target_encoder else {}
+        if self.count_encoder:
+            added[self.count_encoder.total_name] = self.count_encoder.partition_counts(part, ids)[0]
+        if self.daily_encoder:
+            added[self.daily_encoder.daily_name] = self.daily_encoder.daily_counts(part)
+        return part.assign(**{name: series_like(part, column) for name, column in added.items()})
+
+    def te_table(self, part: Any) -> Any:
+        return self.target_encoder.partition_oof(part, key_ids(part, self.columns))[1]
+
+    def count_table(self, part: Any) -> Any:
+        return self.count_encoder.partition_counts(part, key_ids(part, self.columns))[1]
+
+
+def key_passes(target_encoders: list[TargetEncoder], count_encoders: list[CountEncoder], daily_encoders: list[CountEncoder]) -> list[KeyPass]:
+    """One :class:`KeyPass` per distinct key of the given encoders (target encoders after
+    :meth:`~TargetEncoder.set_fold_totals`), in first-seen order."""
+    passes: dict[tuple[str, ...], KeyPass] = {}
+
+    def of(columns: list[str]) -> KeyPass:
+        return passes.setdefault(tuple(columns), KeyPass(list(columns)))
+
+    for enc in target_encoders:
+        of(enc.columns).target_encoder = enc.oof_state()
+    for enc in count_encoders:
+        of(enc.columns).count_encoder = CountEncoder(enc.columns, enc.per_day, enc.time_column)
+    for enc in daily_encoders:
+        of(enc.columns).daily_encoder = CountEncoder(enc.columns, enc.per_day, enc.time_column)
+    return list(passes.values())
+
+
+def encode_by_key(
+    frame: Any,
+    target_encoders: list[TargetEncoder],
+    count_encoders: list[CountEncoder],
+    daily_encoders: list[CountEncoder],
+    checkpoint: Checkpoints,
+    limit: int | None,
+) -> Any:
+    """``frame`` (dask training rows) plus the out-of-fold encodings of ``target_encoders``, the
+    counts of ``count_encoders`` and the per-day counts of ``daily_encoders``, computed key by key
+    as the module says; fits ``stats_`` / ``counts_`` of those encoders (tables of more than
+    ``limit`` rows stay partitioned on the workers). Partition *i* of the output is partition *i*
+    of ``frame``, same order."""
+    passes = key_passes(target_encoders, count_encoders, daily_encoders)
+    if not passes:
+        return frame
+    te_of = {tuple(enc.columns): enc for enc in target_encoders}
+    count_of = {tuple(enc.columns): enc for enc in count_encoders}
+    narrow = narrow_frame(frame, list(dict.fromkeys(c for p in passes for c in p.needs())))
+    fitted: list[tuple[Any, str]] = []  # (encoder, attribute) of each table
+    tables = []
+    for p in passes:
+        shuffled = checkpoint(narrow.shuffle(on=p.columns))  # read for the tables, then the values
+        graphs = []
+        if p.target_encoder:
+            graphs.append(shuffled.map_partitions(p.te_table, meta=p.te_table(shuffled._meta)))
+            fitted.append((te_of[tuple(p.columns)], "stats_"))
+        if p.count_encoder:
+            graphs.append(shuffled.map_partitions(p.count_table, meta=p.count_table(shuffled._meta)))
+            fitted.append((count_of[tuple(p.columns)], "counts_"))
+        tables += dask.persist(*graphs)  # started now: later passes do not keep this shuffle alive
+        narrow = shuffled.map_partitions(p.with_values, meta=meta_with(shuffled._meta, p.new_columns()))
+    for (enc, attribute), table in zip(fitted, key_tables(tables, limit, [True] * len(tables))):
+        setattr(enc, attribute, table if is_dask(table) else table.reset_index(drop=True))
+    return route_back(frame, narrow, [(None, p.new_columns()) for p in passes])
