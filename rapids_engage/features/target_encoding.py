@@ -156,7 +156,8 @@ class TargetEncoder:
         keyed = ids >= 0
         n_keys, k = (int(ids.max()) + 1 if len(ids) else 0), self.n_folds
         own = xp.where(keyed, ids, 0)
-        cell = own * k + values(frame[FOLD]).astype(np.int64)  # (key, fold)
+        folds = values(frame[FOLD]).astype(np.int64)
+        cell = own * k + folds  # (key, fold)
 
         def totals(weights: Any) -> tuple[Any, Any]:
             """Per (key, fold) and per key sums of ``weights`` over the keyed rows."""
@@ -166,7 +167,6 @@ class TargetEncoder:
         n_cell, n_key = totals(xp.ones(len(ids)))
         rest_n = n_key[own] - n_cell[cell] if n_keys else xp.zeros(len(ids))
         table = keys_of_ids(frame, self.columns, ids).assign(**{N: n_key.astype(np.int64)})
-        folds = values(frame[FOLD]).astype(np.int64)
         encoded = {}
         for t in self.targets_:
             label = values(frame[t]).astype(np.float64)
