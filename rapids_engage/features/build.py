@@ -165,7 +165,9 @@ class FeatureBuilder:
         under ``scratch``, which must outlive the returned lazy frame's
         computation); all encoder statistics come from that frame, computed
         together; key tables larger than ``broadcast_limit`` rows stay
-        partitioned on the workers. ``carry``: further input columns to keep.
+        partitioned on the workers, and the rows' values of their keys are
+        computed by key (:func:`~.by_key.encode_by_key`). ``carry``: further
+        input columns to keep.
         """
         self._tables = None  # refitting invalidates the serving tables of transform_frame
         keep = Checkpoints(scratch)
@@ -174,12 +176,13 @@ class FeatureBuilder:
         frame = assign_folds(frame, self.row_key, te.n_folds, te.fold_method, te.seed)
         frame = keep(self._with_history(frame, fit=True, checkpoint=keep))
         daily = [enc for enc in self.count_encoders if enc.per_day]
-        groups = [[*e.columns, FOLD] for e in self.target_encoders] + [e.columns for e in self.count_encoders]
-        outs = iter(n > 1 for n in self._split_outs(frame, groups + [[*e.columns, DAY] for e in daily]))
-        big = [[next(outs) for _ in encoders] for encoders in (self.target_encoders, self.count_encoders, daily)]
+        encoders = (self.target_encoders, self.count_encoders, daily)
+        tables = [[*e.columns, FOLD] for e in self.target_encoders] + [e.columns for e in self.count_encoders]
+        outs = iter(n > 1 for n in self._split_outs(frame, tables + [[*e.columns, DAY] for e in daily]))
+        big = [[next(outs) for _ in group] for group in encoders]  # per encoder: is its table partitioned
         joins = self._fit_broadcast_tables(frame, *big)
-        big_encoders = [[e for e, b in zip(encoders, flags) if b] for encoders, flags in zip((self.target_encoders, self.count_encoders, daily), big)]
-        frame = encode_by_key(frame, *big_encoders, keep, self.config.broadcast_limit)
+        partitioned = [[e for e, b in zip(group, flags) if b] for group, flags in zip(encoders, big)]
+        frame = encode_by_key(frame, *partitioned, keep, self.config.broadcast_limit)
         return apply_joins(frame, joins, keep).drop(columns=[FOLD, DAY])
 
     def _fit_broadcast_tables(self, frame: Any, big_te: list[bool], big_cnt: list[bool], big_daily: list[bool]) -> list[Join]:

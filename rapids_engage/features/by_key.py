@@ -65,7 +65,9 @@ class KeyPass:
         return self.count_encoder.partition_counts(part, key_ids(part, self.columns))[1]
 
 
-def key_passes(target_encoders: list[TargetEncoder], count_encoders: list[CountEncoder], daily_encoders: list[CountEncoder]) -> list[KeyPass]:
+def key_passes(
+    target_encoders: list[TargetEncoder], count_encoders: list[CountEncoder], daily_encoders: list[CountEncoder]
+) -> list[KeyPass]:
     """One :class:`KeyPass` per distinct key of the given encoders (target encoders after
     :meth:`~TargetEncoder.set_fold_totals`), in first-seen order."""
     passes: dict[tuple[str, ...], KeyPass] = {}
