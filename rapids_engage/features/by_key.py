@@ -3,12 +3,13 @@
 A key table above ``features.broadcast_limit`` rows is not sent to every partition. Rather than
 reduce it by a shuffle, join it by another and route the values home by a third, the training
 rows' narrow columns (position, key, fold, labels, day) are shuffled once on the key: a partition
-then holds every row of its keys, so the key statistics and each row's value come from that
-partition alone: out-of-fold target encodings (:meth:`TargetEncoder.partition_oof`), counts
-(:meth:`CountEncoder.partition_counts`) and per-day counts. One shuffle per distinct key, one
-routing shuffle for all of them (:func:`~.frames.route_back`); the partitions' tables, persisted
-on the workers, are the fitted state (gathered when they turn out small, as by
-:func:`~.frames.key_tables`). The values equal those of the table joins (the invariance tests).
+then holds every row of its keys, so each row's values come from that partition alone (out-of-fold
+target encodings: :meth:`TargetEncoder.partition_oof`; counts: :meth:`CountEncoder.partition_counts`;
+per-day counts), and so do the key tables (:meth:`TargetEncoder.partition_stats`,
+:meth:`CountEncoder.partition_table`). One shuffle per distinct key, one routing shuffle for all
+of them (:func:`~.frames.route_back`); the partitions' tables, persisted on the workers, are the
+fitted state (gathered when they turn out small, as by :func:`~.frames.key_tables`). The values
+equal those of the table joins (the invariance tests).
 """
 
 from __future__ import annotations
@@ -51,18 +52,18 @@ class KeyPass:
     def with_values(self, part: Any) -> Any:
         """``part`` (every row of its keys) plus the pass's row values."""
         ids = key_ids(part, self.columns)
-        added = self.target_encoder.partition_oof(part, ids)[0] if self.target_encoder else {}
+        added = self.target_encoder.partition_oof(part, ids) if self.target_encoder else {}
         if self.count_encoder:
-            added[self.count_encoder.total_name] = self.count_encoder.partition_counts(part, ids)[0]
+            added[self.count_encoder.total_name] = self.count_encoder.partition_counts(ids)
         if self.daily_encoder:
             added[self.daily_encoder.daily_name] = self.daily_encoder.daily_counts(part)
         return part.assign(**{name: series_like(part, column) for name, column in added.items()})
 
     def te_table(self, part: Any) -> Any:
-        return self.target_encoder.partition_oof(part, key_ids(part, self.columns))[1]
+        return self.target_encoder.partition_stats(part, key_ids(part, self.columns))
 
     def count_table(self, part: Any) -> Any:
-        return self.count_encoder.partition_counts(part, key_ids(part, self.columns))[1]
+        return self.count_encoder.partition_table(part, key_ids(part, self.columns))
 
 
 def key_passes(

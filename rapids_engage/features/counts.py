@@ -66,11 +66,14 @@ class CountEncoder:
         the batch's rows with its key that day, 0 for a null key (as the joined :meth:`daily_graph`)."""
         return series_like(frame, _row_counts(key_ids(frame, self.columns + [DAY]))[0])
 
-    def partition_counts(self, frame: Any, ids: Any) -> tuple[Any, Any]:
-        """(``cnt_<key>`` of each row, the key -> count table) of an in-memory frame holding every
-        row of its keys (``ids``: their :func:`~.frames.key_ids`); the table is ``counts_``'s part for these keys."""
-        rows, per_key = _row_counts(ids)
-        return rows, keys_of_ids(frame, self.columns, ids).assign(**{self.total_name: per_key})
+    def partition_counts(self, ids: Any) -> Any:
+        """``cnt_<key>`` of each row of an in-memory frame holding every row of its keys (``ids``:
+        their :func:`~.frames.key_ids`; 0 for a null key)."""
+        return _row_counts(ids)[0]
+
+    def partition_table(self, frame: Any, ids: Any) -> Any:
+        """The key -> count table (``counts_``'s rows) of such a frame."""
+        return keys_of_ids(frame, self.columns, ids).assign(**{self.total_name: _row_counts(ids)[1]})
 
     def fit(self, X: Any, y: Any = None) -> CountEncoder:  # noqa: ARG002 - sklearn signature
         self.counts_ = self.stats_graph(as_dask(X)).compute()

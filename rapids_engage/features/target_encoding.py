@@ -147,37 +147,51 @@ class TargetEncoder:
         self.n_rows_ = int(n_rows)
         self.prior_ = {t: float(total[_sum(t)]) / n_rows for t in targets}
 
-    def partition_oof(self, frame: Any, ids: Any) -> tuple[dict[str, Any], Any]:
-        """(out-of-fold encodings of each row, the key -> statistics table) of an in-memory frame that
-        holds every training row of its keys (``ids``: their :func:`~.frames.key_ids`, -1 for a null
-        key, whose rows get NaN as in :meth:`oof_join`), after :meth:`set_fold_totals`. The same
-        formula as :meth:`_oof_table`, from this frame alone; the table is ``stats_``'s part for these keys."""
+    def _partition_sums(self, frame: Any, ids: Any) -> tuple[Any, dict[str, tuple[Any, Any]]]:
+        """(each row's (key, fold) cell, per target (or ``N``): its sums per cell and per key) of the
+        keyed rows of an in-memory frame (``ids``: :func:`~.frames.key_ids`)."""
         xp = array_module(ids)
         keyed = ids >= 0
         n_keys, k = (int(ids.max()) + 1 if len(ids) else 0), self.n_folds
+        cell = xp.where(keyed, ids, 0) * k + values(frame[FOLD]).astype(np.int64)
+        sums = {}
+        for name in [N, *self.targets_]:
+            weights = xp.ones(len(ids)) if name == N else values(frame[name]).astype(np.float64)
+            weights = xp.where(keyed & ~xp.isnan(weights), weights, 0.0)
+            per_cell = xp.bincount(cell, weights=weights, minlength=max(n_keys * k, 1))
+            sums[name] = per_cell, per_cell[: n_keys * k].reshape(n_keys, k).sum(axis=1)
+        return cell, sums
+
+    def partition_stats(self, frame: Any, ids: Any) -> Any:
+        """The key -> statistics table (``stats_``'s rows) of an in-memory frame that holds every
+        training row of its keys (``ids``: their :func:`~.frames.key_ids`)."""
+        _, sums = self._partition_sums(frame, ids)
+        table = keys_of_ids(frame, self.columns, ids).assign(**{N: sums[N][1].astype(np.int64)})
+        return table.assign(**{_sum(t): sums[t][1] for t in self.targets_})
+
+    def partition_oof(self, frame: Any, ids: Any) -> dict[str, Any]:
+        """Out-of-fold encodings (arrays) of the rows of an in-memory frame that holds every training
+        row of its keys (``ids``: their :func:`~.frames.key_ids`, -1 for a null key, whose rows get
+        NaN as in :meth:`oof_join`), after :meth:`set_fold_totals`: :meth:`_oof_table`'s formula,
+        from this frame alone."""
+        xp = array_module(ids)
+        keyed = ids >= 0
         own = xp.where(keyed, ids, 0)
+        cell, sums = self._partition_sums(frame, ids)
         folds = values(frame[FOLD]).astype(np.int64)
-        cell = own * k + folds  # (key, fold)
 
-        def totals(weights: Any) -> tuple[Any, Any]:
-            """Per (key, fold) and per key sums of ``weights`` over the keyed rows."""
-            per_cell = xp.bincount(cell, weights=xp.where(keyed, weights, 0.0), minlength=max(n_keys * k, 1))
-            return per_cell, per_cell[: n_keys * k].reshape(n_keys, k).sum(axis=1)
+        def rest(name: str) -> Any:  # the sum over the row's key outside its fold
+            per_cell, per_key = sums[name]
+            return per_key[own] - per_cell[cell] if len(per_key) else xp.zeros(len(ids))
 
-        n_cell, n_key = totals(xp.ones(len(ids)))
-        rest_n = n_key[own] - n_cell[cell] if n_keys else xp.zeros(len(ids))
-        table = keys_of_ids(frame, self.columns, ids).assign(**{N: n_key.astype(np.int64)})
+        rest_n = rest(N)
         encoded = {}
         for t in self.targets_:
-            label = values(frame[t]).astype(np.float64)
-            s_cell, s_key = totals(xp.where(xp.isnan(label), 0.0, label))
-            table[_sum(t)] = s_key
             prior = xp.asarray(self._fold_prior[t])[folds]
-            rest = s_key[own] - s_cell[cell] if n_keys else xp.zeros(len(ids))
             with np.errstate(divide="ignore", invalid="ignore"):  # where nothing is left: the prior
-                value = xp.where(rest_n + self.smooth > 0, self._encode(rest, rest_n, prior), prior)
+                value = xp.where(rest_n + self.smooth > 0, self._encode(rest(t), rest_n, prior), prior)
             encoded[self.output_name(t)] = xp.where(keyed, value, np.nan)
-        return encoded, table
+        return encoded
 
     def fit(self, X: Any, y: Any = None) -> TargetEncoder:
         """Learn the full-training statistics (what :meth:`transform` uses)."""
