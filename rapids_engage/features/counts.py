@@ -53,9 +53,9 @@ class CountEncoder:
     def output_names(self) -> list[str]:
         return [self.total_name] + ([self.daily_name] if self.per_day else [])
 
-    def stats_graph(self, frame: Any, split_out: int = 1) -> Any:
+    def stats_graph(self, frame: Any) -> Any:
         """Lazy counts over the fitting window."""
-        return count_graph(frame, self.columns, self.total_name, split_out)
+        return count_graph(frame, self.columns, self.total_name)
 
     def daily_graph(self, frame: Any, split_out: int = 1) -> Any | None:
         """Lazy per-day counts of the batch being transformed (``frame`` from :func:`with_day`)."""

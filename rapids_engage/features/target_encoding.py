@@ -22,7 +22,7 @@ import numpy as np
 
 from ..backend import array_module, to_host, values
 from .folds import FOLD, assign_folds
-from .frames import Join, apply_joins, as_dask, in_memory, is_dask, key_name, keys_of_ids, load_state, save_state
+from .frames import Join, apply_joins, as_dask, is_dask, key_name, keys_of_ids, load_state, save_state
 
 N = "_n"
 
@@ -91,23 +91,19 @@ class TargetEncoder:
             X = assign_folds(as_dask(X), self.row_key, self.n_folds, self.fold_method, self.seed)
         return as_dask(X), targets
 
-    def stats_graph(self, frame: Any, targets: list[str], split_out: int = 1) -> Any:
-        """Lazy per (key, fold) row counts and label sums of a prepared frame, in ``split_out`` partitions."""
+    def stats_graph(self, frame: Any, targets: list[str]) -> Any:
+        """Lazy per (key, fold) row counts and label sums of a prepared frame, reduced into one table
+        (keys too many to broadcast are fitted by key instead: :func:`~.by_key.encode_by_key`)."""
         cols = self.columns + [FOLD]
         part = frame[cols + targets].astype({t: "float64" for t in targets})
         part = part.rename(columns={t: _sum(t) for t in targets}).assign(**{N: 1})
-        return part.groupby(cols, sort=False).sum(split_out=split_out).reset_index()
+        return part.groupby(cols, sort=False).sum().reset_index()
 
     def set_stats(self, fold_stats: Any, targets: list[str]) -> TargetEncoder:
-        """Finish fitting from the (key, fold) statistics: an in-memory table, or a
-        partitioned (dask) one that stays on the workers (so do ``stats_`` and the joins)."""
+        """Finish fitting from the in-memory (key, fold) statistics of :meth:`stats_graph`."""
         sums = [_sum(t) for t in targets]
-        if is_dask(fold_stats):
-            grouped = fold_stats.groupby(self.columns)[[N] + sums].sum(split_out=fold_stats.npartitions)
-            self.stats_ = grouped.reset_index().persist()
-        else:
-            self.stats_ = fold_stats.groupby(self.columns)[[N] + sums].sum().reset_index()
-        self._set_prior(in_memory(self.stats_[[N] + sums].sum()), targets)
+        self.stats_ = fold_stats.groupby(self.columns)[[N] + sums].sum().reset_index()
+        self._set_prior(self.stats_[[N] + sums].sum(), targets)
         self._fold_stats = fold_stats
         return self
 
@@ -237,7 +233,7 @@ class TargetEncoder:
     def _oof_table(self, fold_stats: Any) -> Any:
         """(key, fold) -> encoding from the training rows outside that fold."""
         sums = [_sum(t) for t in self.targets_]
-        per_fold = in_memory(fold_stats.groupby(FOLD)[[N] + sums].sum())
+        per_fold = fold_stats.groupby(FOLD)[[N] + sums].sum()
         total = per_fold.sum()
         rest = total[N] - per_fold[N]  # column by column: cudf's DataFrame.div has no axis=0
         prior = per_fold.assign(**{f"{s}__prior": (total[s] - per_fold[s]) / rest for s in sums})
