@@ -105,13 +105,24 @@ class Backend:
     def xgb_device(self) -> str:
         return "cuda" if self.is_gpu else "cpu"
 
+    @property
+    def min_partition_rows(self) -> int:
+        """Rows below which ``data.min_partition_rows: auto`` merges input files into one partition:
+        every task and shuffle of a partition costs a fixed overhead (more on a GPU, a kernel launch
+        per column operation), so partitions much smaller than this are slower without saving memory."""
+        return 2_000_000 if self.is_gpu else 250_000
+
     def init(self) -> Backend:
         """Import the backend's libraries and set dask's dataframe backend; idempotent."""
+        import warnings
+
         import dask
 
         if self.is_gpu:
             _load_gpu_libraries()
         dask.config.set({"dataframe.backend": "cudf" if self.is_gpu else "pandas"})
+        # dask's parquet reader under pandas >= 3.1: a deprecation per partition read, nothing a user can act on
+        warnings.filterwarnings("ignore", message="The inplace keyword in DataFrame.reset_index", module="dask.dataframe.io.parquet")
         return self
 
     @property

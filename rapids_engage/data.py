@@ -1,8 +1,9 @@
 """Input data of a run: the cached synthetic dataset or a canonical parquet store.
 
 Both are day-partitioned parquet in the canonical schema (:mod:`.schema`),
-read lazily with dask (dask_cudf on GPU) one file per partition, so data larger
-than memory stream through the cluster.
+read lazily with dask (dask_cudf on GPU) a file per partition (small consecutive
+files merged, large ones split: :func:`sized_partitions`), so data larger than
+memory stream through the cluster.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import Config
+from .backend import Backend
+from .config import Config, DataConfig
 from .layout import RECSYS, Layout
 from .schema import DTYPES, RAW_COLUMNS
 
@@ -142,10 +144,11 @@ def resolve_dataset(cfg: Config, backend: Any = None, on_chunk: Callable[[int, i
 
 
 def read_events(
-    data_dir: Path, layout: Layout = RECSYS, columns: list[str] | None = None, partition_rows: int | None = None
+    data_dir: Path, layout: Layout = RECSYS, columns: list[str] | None = None, partition_rows: int | None = None,
+    min_partition_rows: int | None = None, min_partitions: int = 1,
 ) -> Any:
-    """Lazy dask frame of the canonical events (cudf partitions when the backend is GPU), one
-    partition per file, or more so that none holds more than about ``partition_rows`` rows."""
+    """Lazy dask frame of the canonical events (cudf partitions when the backend is GPU): a partition
+    per file, sized by :func:`sized_partitions`."""
     import dask.dataframe as dd
 
     files = sorted(data_dir.rglob("*.parquet"))
@@ -160,23 +163,38 @@ def read_events(
         missing = [c for c in needed if c not in frame.columns]
         if missing:
             raise DataError(f"{files[0]}: missing column(s) {missing} of its layout.json")
-    return _bounded(frame, files, partition_rows)
+    return sized_partitions(frame, files, partition_rows, min_partition_rows, min_partitions)
 
 
-def _bounded(frame: Any, files: list[Path], partition_rows: int | None) -> Any:
-    """``frame`` split into more partitions when its largest file has more than ``partition_rows``
-    rows (row counts from the parquet footers: nothing is read)."""
+def min_partition_rows(cfg: DataConfig, backend: Backend) -> int | None:
+    """``data.min_partition_rows`` with ``auto`` resolved for ``backend``."""
+    return backend.min_partition_rows if cfg.min_partition_rows == "auto" else cfg.min_partition_rows
+
+
+def sized_partitions(
+    frame: Any, files: list[Path], max_rows: int | None, min_rows: int | None, min_partitions: int = 1
+) -> Any:
+    """``frame`` (read from ``files``, in order) with partitions of at most about ``max_rows`` rows
+    (each partition split evenly when the largest file has more) or, when files are smaller than
+    ``min_rows``, consecutive partitions merged into about ``min_rows`` (at most ``max_rows``), keeping
+    at least ``min_partitions``. Row counts come from the parquet footers: nothing is read."""
     import math
 
     import pyarrow.parquet as pq
 
-    if partition_rows is None:
+    for name, value in (("partition_rows", max_rows), ("min_partition_rows", min_rows)):
+        if value is not None and value < 1:
+            raise DataError(f"data.{name} must be >= 1, got {value}")
+    if max_rows is None and min_rows is None:
         return frame
-    if partition_rows < 1:
-        raise DataError(f"data.partition_rows must be >= 1, got {partition_rows}")
-    largest = max(pq.ParquetFile(f).metadata.num_rows for f in files)
-    pieces = math.ceil(largest / partition_rows)
-    return frame.repartition(npartitions=frame.npartitions * pieces) if pieces > 1 else frame
+    rows = [pq.read_metadata(f).num_rows for f in files]
+    if max_rows is not None and max(rows) > max_rows:
+        return frame.repartition(npartitions=frame.npartitions * math.ceil(max(rows) / max_rows))
+    if min_rows is None:
+        return frame
+    target = min(min_rows, max_rows or min_rows)
+    merged = max(math.ceil(sum(rows) / target), min_partitions)
+    return frame.repartition(npartitions=merged) if merged < frame.npartitions else frame
 
 
 def check_schema(frame: Any, source: str) -> None:

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from .backend import Backend
 from .config import ClusterConfig
-from .data import DataError
+from .data import DataError, sized_partitions
 from .features import FeatureBuilder, add_labels
 from .layout import Layout
 from .memory import MemoryWatch
@@ -82,8 +82,9 @@ def required_columns(layout: Layout) -> list[str]:
     return list(dict.fromkeys(c for c in cols if c))
 
 
-def read_new_rows(path: Path, layout: Layout) -> Any:
-    """Canonical parquet rows to score (a file or a directory); the target columns are optional."""
+def read_new_rows(path: Path, layout: Layout, min_partition_rows: int | None = None) -> Any:
+    """Canonical parquet rows to score (a file or a directory); the target columns are optional.
+    Consecutive files smaller than ``min_partition_rows`` share a partition (:func:`sized_partitions`)."""
     import dask.dataframe as dd
 
     if (path / "data").is_dir():  # an ingest output: its rows, not its quarantine
@@ -95,7 +96,7 @@ def read_new_rows(path: Path, layout: Layout) -> Any:
     missing = [c for c in required_columns(layout) if c not in frame.columns]
     if missing:
         raise DataError(f"{files[0]}: missing column(s) {missing} needed to compute features")
-    return frame
+    return sized_partitions(frame, files, None, min_partition_rows)
 
 
 def _write_atomic(frame: Any, out: Path) -> None:
@@ -183,7 +184,7 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
         with prog.stage("load"):
             metas, store_info = load_models(model_dir)
             builder = load_builder(store_info, backend)
-            rows = read_new_rows(input_path, builder.layout)
+            rows = read_new_rows(input_path, builder.layout, backend.min_partition_rows)
             prog.log(f"{len(metas)} model(s) ({', '.join(metas)}), feature-store version {store_info['version']}, "
                      f"{rows.npartitions} input partition(s)")
         with start_cluster(backend, cluster_cfg) as cluster:

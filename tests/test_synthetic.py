@@ -241,3 +241,32 @@ def test_partition_rows_bounds_the_partitions_and_keeps_every_row(tmp_path):
     assert read_events(tmp_path / "data", partition_rows=largest).npartitions == whole.npartitions
     with pytest.raises(DataError, match="partition_rows"):
         read_events(tmp_path / "data", partition_rows=0)
+
+
+def test_min_partition_rows_merges_small_files_and_keeps_every_row(tmp_path):
+    from rapids_engage.data import DataError, read_events
+
+    generate(tmp_path, SyntheticSpec(rows=8_000, days=8, seed=6))
+    data = tmp_path / "data"
+    whole = read_events(data)
+    assert whole.npartitions == 8
+    key = ["tweet_id", "engaging_user_id"]
+
+    def rows(frame):
+        return frame.compute().sort_values(key).reset_index(drop=True)
+
+    merged = read_events(data, min_partition_rows=3_000)
+    assert merged.npartitions == 3  # ceil(8,000 / 3,000)
+    pd.testing.assert_frame_equal(rows(merged), rows(whole))
+    # consecutive files: every merged partition spans a contiguous range of days
+    days = merged.map_partitions(lambda p: pd.Series([p["tweet_timestamp"].min(), p["tweet_timestamp"].max()])).compute()
+    assert list(days) == sorted(days)
+    assert read_events(data, min_partition_rows=3_000, min_partitions=5).npartitions == 5  # a task per worker thread
+    assert read_events(data, min_partition_rows=10**9).npartitions == 1
+    assert read_events(data, min_partition_rows=10).npartitions == 8  # files never split to reach it
+    # partition_rows caps the merge and still splits larger files
+    assert read_events(data, min_partition_rows=3_000, partition_rows=2_000).npartitions == 4
+    largest = max(pq.ParquetFile(f).metadata.num_rows for f in data.rglob("*.parquet"))
+    assert read_events(data, min_partition_rows=10**9, partition_rows=largest // 2).npartitions == 16
+    with pytest.raises(DataError, match="min_partition_rows"):
+        read_events(data, min_partition_rows=0)
