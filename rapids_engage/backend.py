@@ -241,13 +241,28 @@ def to_host_f64(obj: Any) -> Any:
     return np.asarray(obj, dtype=np.float64).ravel()
 
 
+def bincount(x: Any, weights: Any = None, minlength: int = 0) -> Any:
+    """``numpy/cupy.bincount`` of a numpy or cupy array that also takes an empty ``x`` (cupy's raises
+    before it looks at ``minlength``, cupy#8116); float64 whenever ``weights`` are given (numpy's is
+    int64 for an empty ``x``, so a dask meta would disagree with its partitions)."""
+    xp = array_module(x)
+    if len(x) == 0:
+        return xp.zeros(minlength, dtype=np.float64 if weights is not None else np.int64)
+    out = xp.bincount(x, weights=weights, minlength=minlength)
+    return out.astype(np.float64, copy=False) if weights is not None else out
+
+
 def frame_library(obj: Any) -> ModuleType:
     """pandas or cudf: the single-node library of a frame or series (or of a dask collection's partitions)."""
     return importlib.import_module("cudf" if is_gpu_object(obj) else "pandas")
 
 
 def series_like(frame: Any, data: Any, name: str | None = None) -> Any:
-    """A Series of ``frame``'s library holding ``data``, aligned with ``frame``'s index."""
+    """A Series of ``frame``'s library holding ``data`` (an array, in ``frame``'s row order) on
+    ``frame``'s index. Not a Series: that would be realigned by label, which cudf refuses when labels
+    repeat (partitions merged from several files do repeat them)."""
+    if hasattr(data, "index"):
+        raise TypeError("series_like takes an array (numpy / cupy), not a Series")
     lib = frame_library(frame)
     if lib.__name__ == "cudf":  # cudf turns NaN into null by default; pandas keeps NaN
         return lib.Series(data, index=frame.index, name=name, nan_as_null=False)

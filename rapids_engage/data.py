@@ -148,17 +148,18 @@ def read_events(
     min_partition_rows: int | None = None, min_partitions: int = 1,
 ) -> Any:
     """Lazy dask frame of the canonical events (cudf partitions when the backend is GPU): a partition
-    per file, sized by :func:`sized_partitions`."""
+    per file (``blocksize=None``: neither dask's nor dask_cudf's own splitting or merging), sized by
+    :func:`sized_partitions`."""
     import dask.dataframe as dd
 
     files = sorted(data_dir.rglob("*.parquet"))
     if not files:
         raise DataError(f"no parquet files under {data_dir}")
     if layout.kind == "recsys":
-        frame = dd.read_parquet([str(f) for f in files], columns=columns or list(RAW_COLUMNS))
+        frame = dd.read_parquet([str(f) for f in files], columns=columns or list(RAW_COLUMNS), blocksize=None)
         check_schema(frame, str(files[0]))
     else:
-        frame = dd.read_parquet([str(f) for f in files], columns=columns)
+        frame = dd.read_parquet([str(f) for f in files], columns=columns, blocksize=None)
         needed = [*layout.row_key, layout.time, *(t.column for t in layout.targets)]
         missing = [c for c in needed if c not in frame.columns]
         if missing:

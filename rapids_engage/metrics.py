@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from .backend import bincount
+
 ArrayLike = Any  # numpy / cupy array, pandas / cudf Series, or a sequence
 Metric = Callable[[ArrayLike, ArrayLike], float]
 
@@ -227,7 +229,7 @@ def _calibration_bins(y: Any, p: Any, xp: ModuleType, n_bins: int) -> tuple[Any,
     bins = xp.clip(xp.searchsorted(edges, p, side="right") - 1, 0, n_bins - 1)
 
     def per_bin(w: Any) -> Any:
-        return xp.bincount(bins, weights=w, minlength=n_bins)
+        return bincount(bins, weights=w, minlength=n_bins)
 
     return per_bin(None), per_bin(p), per_bin(y)
 
@@ -271,7 +273,7 @@ def _per_group(
     fn: Callable[[Any], float], groups: Any, n_groups: int, xp: ModuleType
 ) -> tuple[list[float], list[int]]:
     """(``fn(groups == g)``, size) for each non-empty group g."""
-    counts = xp.bincount(groups + 1, minlength=n_groups + 1)[1:].tolist()
+    counts = bincount(groups + 1, minlength=n_groups + 1)[1:].tolist()
     values = [float(fn(groups == g)) for g, c in enumerate(counts) if c]
     return values, [int(c) for c in counts if c]
 
@@ -308,7 +310,7 @@ class _Ranked:
 
     def per_group(self, weights: Any) -> Any:
         """Sum of ``weights`` (aligned with the sorted rows) per group."""
-        return self.xp.bincount(self.seg, weights=weights, minlength=len(self.n_pos))
+        return bincount(self.seg, weights=weights, minlength=len(self.n_pos))
 
     def mean(self, values: Any) -> float:
         """Mean over the groups with at least one positive (nan if none)."""

@@ -286,7 +286,8 @@ def _audit(args: argparse.Namespace, console: Console) -> int:
 OOM_MARKERS = ("out of memory", "out_of_memory", "bad_alloc", "cudaerrormemoryallocation", "memoryerror")
 OOM_HINT = (
     "out of memory. GPU: keep cuDF spilling on (cluster.spill: true), give RMM a pool below the card "
-    "(cluster.rmm_pool_size: 0.8), spread the data over more GPUs (--gpus N) or smaller input files; "
+    "(cluster.rmm_pool_size: 0.8 with the RAPIDS conda XGBoost; at most 0.5 with pip's, which allocates "
+    "beside the pool), spread the data over more GPUs (--gpus N) or smaller partitions (data.partition_rows); "
     "CPU: set cluster.memory_limit (e.g. 8GB) so dask spills to cluster.local_directory, or use fewer workers"
 )
 

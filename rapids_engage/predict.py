@@ -92,7 +92,7 @@ def read_new_rows(path: Path, layout: Layout, min_partition_rows: int | None = N
     files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
     if not files:
         raise DataError(f"no parquet files at {path}")
-    frame = dd.read_parquet([str(f) for f in files])
+    frame = dd.read_parquet([str(f) for f in files], blocksize=None)
     missing = [c for c in required_columns(layout) if c not in frame.columns]
     if missing:
         raise DataError(f"{files[0]}: missing column(s) {missing} needed to compute features")

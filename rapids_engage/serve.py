@@ -44,10 +44,13 @@ class Scorer:
         return list(self.metas)
 
     def features(self, rows: Any) -> Any:
-        """The model features of ``rows`` (a pandas or cudf frame of canonical input columns)."""
+        """The model features of ``rows`` (a pandas or cudf frame of canonical input columns; moved to
+        the scorer's device first when they are on the other one)."""
         missing = [c for c in self.required if c not in rows.columns]
         if missing:
             raise DataError(f"rows to score lack column(s) {missing} needed to compute features")
+        if is_gpu_object(rows) != self.backend.is_gpu:  # the fitted tables live on the scorer's device
+            rows = self.backend.from_pandas(rows) if self.backend.is_gpu else rows.to_pandas()
         return self.builder.transform_frame(rows, self.layout.carried())
 
     def scores(self, features: Any) -> dict[str, Any]:

@@ -168,20 +168,30 @@ def train_target(
     dvalid = xgb.dask.DaskQuantileDMatrix(
         client, valid[features], y_valid, ref=dtrain, max_bin=params["max_bin"], **qid["valid"]
     )
-    out = while_workers_live(
-        client,
-        lambda: xgb.dask.train(
-            client,
-            params,
-            dtrain,
-            num_boost_round=rounds,
-            evals=[(dvalid, "valid")],
-            early_stopping_rounds=patience if patience > 0 else None,
-            verbose_eval=False,
-        ),
-    )
+    def fit() -> dict:
+        # xgboost.dask sends the calling thread's global config to the workers (it is per thread)
+        with xgb.config_context(use_rmm=uses_rmm(backend)):
+            return xgb.dask.train(
+                client,
+                params,
+                dtrain,
+                num_boost_round=rounds,
+                evals=[(dvalid, "valid")],
+                early_stopping_rounds=patience if patience > 0 else None,
+                verbose_eval=False,
+            )
+
+    out = while_workers_live(client, fit)
     booster, best, history = best_model(out["booster"], out["history"], patience)
     return TrainedModel(target, booster, best, history, kind, params["objective"])
+
+
+def uses_rmm(backend: Backend) -> bool:
+    """Whether XGBoost allocates GPU memory through RMM (an RMM pool, cuDF spilling on demand): only a
+    GPU run with an XGBoost built with RMM (the RAPIDS conda packages; pip wheels are not)."""
+    import xgboost as xgb
+
+    return backend.is_gpu and bool(xgb.build_info().get("USE_RMM"))
 
 
 def predict(client: Any, model: TrainedModel, frame: Any, features: list[str]) -> Any:

@@ -2,10 +2,13 @@
 parquet files, read one file at a time, for training splits larger than the workers' memory.
 
 XGBoost builds an :class:`xgboost.ExtMemQuantileDMatrix` from a :class:`xgboost.DataIter` over the
-files: the quantised pages go to a disk cache, so memory holds one file plus the page being used,
-not the split. The training runs as one task on one dask worker (the GPU of a dask-cuda worker,
-``device="cuda"``, with cudf reading the files), so the worker's memory limit and spilling still
-apply to everything else. ``xgboost.dask`` keeps the whole split in memory and is the default.
+files: on CPU the quantised pages go to a disk cache, so memory holds one file plus the page being
+used, not the split; on GPU XGBoost (>= 3.0) keeps them in host memory instead (``on_host``, its
+fast path), about one byte per feature value (``max_bin`` <= 256), a quarter of the float32 split:
+the worker's host memory limit must allow that. The training runs as one task on one dask worker
+(the GPU of a dask-cuda worker, ``device="cuda"``, with cudf reading the files), so the worker's
+memory limit and spilling still apply to everything else. ``xgboost.dask`` keeps the whole split in
+memory and is the default.
 """
 
 from __future__ import annotations

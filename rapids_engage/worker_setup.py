@@ -13,5 +13,5 @@ def dask_setup(worker) -> None:  # noqa: ARG001 - dask's preload hook signature
         import libcuml
 
         libcuml.load_library()
-    except ImportError:
+    except (ImportError, OSError):  # cuML is optional (only the driver's baseline uses it): never stop a worker
         pass

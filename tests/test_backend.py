@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from rapids_engage import backend
@@ -77,3 +79,24 @@ def test_cuda_cluster_arguments(monkeypatch):
     assert seen["enable_cudf_spill"] is True and seen["preload"] == ["rapids_engage.worker_setup"]
     _cuda_cluster(ClusterConfig(), Backend("gpu", 1))
     assert seen["n_workers"] == 1 and seen["rmm_pool_size"] is None and seen["rmm_allocator_external_lib_list"] is None
+
+
+def test_bincount_takes_empty_input_and_weights_give_float64():
+    """cupy's bincount raises on an empty array; ours returns zeros, float64 whenever weighted (as a
+    non-empty weighted one is), so a dask meta built from an empty frame matches its partitions."""
+    from rapids_engage.backend import bincount
+
+    empty = np.array([], dtype=np.int64)
+    assert bincount(empty, minlength=3).tolist() == [0, 0, 0] and bincount(empty).dtype == np.int64
+    assert bincount(empty, weights=np.array([]), minlength=2).dtype == np.float64
+    assert bincount(np.array([0, 2, 2]), weights=np.array([1, 1, 1], dtype=np.int8)).tolist() == [1.0, 0.0, 2.0]
+
+
+def test_series_like_refuses_a_series():
+    """A Series would be realigned by label, which cudf refuses on the repeated labels of merged partitions."""
+    from rapids_engage.backend import series_like
+
+    frame = pd.DataFrame({"a": [1, 2]}, index=[0, 0])
+    assert series_like(frame, np.array([3, 4])).tolist() == [3, 4]
+    with pytest.raises(TypeError, match="array"):
+        series_like(frame, frame["a"])

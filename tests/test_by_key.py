@@ -68,16 +68,22 @@ def brute_force(df: pd.DataFrame, k_folds: int, s: float) -> dict[str, np.ndarra
 )
 def test_values_and_tables_match_brute_force(n, n_users, null_share, k, s, nparts, limit, seed):
     df = make_frame(n, n_users, null_share, seed)
-    frame = assign_folds(dd.from_pandas(df, npartitions=nparts, sort=False), ["tweet_id", "user"], k).persist()
+    # each partition indexed from 0, as parquet reads are: the shuffled key partitions repeat labels
+    parts = dd.from_pandas(df, npartitions=nparts, sort=False).map_partitions(lambda p: p.reset_index(drop=True))
+    frame = assign_folds(parts, ["tweet_id", "user"], k).persist()
     te, cnt = TargetEncoder(KEY, n_folds=k, smooth=s), CountEncoder(KEY)
     te.set_fold_totals(te.fold_totals_graph(frame, TARGETS).compute(), TARGETS)
-    got = encode_by_key(frame, [te], [cnt], [cnt], Checkpoints(), limit).compute()
+    lazy = encode_by_key(frame, [te], [cnt], [cnt], Checkpoints(), limit)
+    got = lazy.compute()
+    assert dict(got.dtypes) == dict(lazy._meta.dtypes)
     assert list(got.index) == list(frame.compute().index)  # every partition keeps its rows, in order
     want = brute_force(got, k, s)
     for name, values in want.items():
         np.testing.assert_allclose(got[name].to_numpy(), values, rtol=1e-12, atol=1e-12, err_msg=name)
     # the fitted tables are the in-memory fit's (limit 0: they stay partitioned on the workers)
     ref = TargetEncoder(KEY, n_folds=k, smooth=s).fit(df.assign(**{FOLD: got[FOLD].to_numpy()}), TARGETS)
+    if limit == 0:  # partitioned tables: their meta says what their partitions hold
+        assert dict(te.stats_.compute().dtypes) == dict(te.stats_._meta.dtypes)
     stats = te.stats_.compute() if limit == 0 else te.stats_
     pd.testing.assert_frame_equal(_sorted(stats), _sorted(ref.stats_), check_dtype=True)
     assert te.prior_ == ref.prior_ and te.n_rows_ == ref.n_rows_

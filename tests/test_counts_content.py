@@ -84,3 +84,16 @@ def test_content_features():
     assert keys[2] == int.from_bytes(bytes.fromhex("c" * 16), "big", signed=True)
     assert out["engagee_follows_engager"].dtype == np.int8
     assert set(feature_names()) <= set(out.columns)
+
+
+def test_table_list_lengths_take_the_separator_literally_and_strip_what_pandas_strips():
+    """``list_sep`` is text, not a regex ("|" used to count 6 items in "a|b|c"); the explicit
+    whitespace set strips what pandas' ``str.strip()`` does (libcudf's default differs)."""
+    from rapids_engage.features.table_content import WHITESPACE, _count_items
+
+    s = pd.Series(["a|b|c", "", None, " a ", "a||b", "x.y"], dtype="str")
+    assert _count_items(s, "|").tolist() == [3, 0, 0, 1, 3, 1]
+    assert _count_items(s, ".").tolist() == [1, 0, 0, 1, 1, 2]
+    assert _count_items(pd.Series(["a, b, c"], dtype="str"), ", ").tolist() == [3]
+    every = pd.Series([chr(c) + "x" + chr(c) for c in range(0x3100) if not 0xD800 <= c <= 0xDFFF], dtype="str")
+    pd.testing.assert_series_equal(every.str.strip(WHITESPACE), every.str.strip())

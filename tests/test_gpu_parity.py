@@ -93,7 +93,9 @@ def test_encodings_by_key_parity():
     key, targets = ["engaging_user_id", "language"], ["like", "reply"]
     out = {}
     for name, frame in (("cpu", events), ("gpu", cudf.from_pandas(events))):
-        frame = assign_folds(dd.from_pandas(frame, npartitions=3, sort=False), ["tweet_id", "engaging_user_id"], 5).persist()
+        # each partition indexed from 0 (as parquet reads are): shuffled partitions repeat labels
+        parts = dd.from_pandas(frame, npartitions=3, sort=False).map_partitions(lambda p: p.reset_index(drop=True))
+        frame = assign_folds(parts, ["tweet_id", "engaging_user_id"], 5).persist()
         te, cnt = TargetEncoder(key, smooth=3), CountEncoder(key)
         te.set_fold_totals(te.fold_totals_graph(frame, targets).compute(), targets)
         rows = encode_by_key(frame, [te], [cnt], [cnt], Checkpoints(), 0).compute()
@@ -106,6 +108,21 @@ def test_encodings_by_key_parity():
         table_g = table_g.compute().to_pandas().sort_values(key, na_position="first").reset_index(drop=True)
         table_c = table_c.compute().sort_values(key, na_position="first").reset_index(drop=True)
         pd.testing.assert_frame_equal(table_g, table_c, check_dtype=False, atol=1e-9)
+
+
+def test_string_features_on_repeated_labels_and_odd_whitespace():
+    """Row-wise string features on a cudf partition whose labels repeat (partitions merged from
+    several files) and whose text has no-break spaces and control characters: pandas' values."""
+    import cudf
+
+    from rapids_engage.features.content import _first_id
+    from rapids_engage.features.table_content import _count_items
+
+    lists = pd.Series(["ab" * 16 + "\t" + "cd" * 16, "", "zz"], index=[0, 0, 1], dtype="str")
+    np.testing.assert_array_equal(_first_id(cudf.from_pandas(lists)).to_pandas().to_numpy(), _first_id(lists).to_numpy())
+    text = pd.Series(["\xa0a b\xa0", "\x01x|y\x01", " ", None, "\u3000c|d|e"], index=[0, 0, 1, 1, 2], dtype="str")
+    for sep in (" ", "|"):
+        np.testing.assert_array_equal(_count_items(cudf.from_pandas(text), sep).to_pandas().to_numpy(), _count_items(text, sep).to_numpy())
 
 
 def test_pipeline_cpu_gpu_store_parity_and_rce(tmp_path):

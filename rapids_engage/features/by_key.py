@@ -56,7 +56,7 @@ class KeyPass:
         if self.count_encoder:
             added[self.count_encoder.total_name] = self.count_encoder.partition_counts(ids)
         if self.daily_encoder:
-            added[self.daily_encoder.daily_name] = self.daily_encoder.daily_counts(part)
+            added[self.daily_encoder.daily_name] = self.daily_encoder.partition_daily_counts(part)
         return part.assign(**{name: series_like(part, column) for name, column in added.items()})
 
     def te_table(self, part: Any) -> Any:

@@ -61,11 +61,11 @@ def _token_counts(tokens: Any, ids: dict[str, int]) -> dict[str, Any]:
 
 def _first_id(lists: Any) -> Any:
     """The first 32-hex-char id of each tab-separated list as an int64 key (0 for an empty list)."""
-    from ..backend import series_like
+    from ..backend import series_like, values
     from ..ingest.ids import parse_hex_ids
 
     keys, _ = parse_hex_ids(lists.str.slice(0, 32).fillna(""))
-    return series_like(lists, keys)
+    return series_like(lists, values(keys))  # an array: a Series would be realigned, which cudf refuses on repeated labels
 
 
 def derived_keys(part: Any) -> Any:

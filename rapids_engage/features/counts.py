@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import array_module, series_like
+from ..backend import array_module, bincount, series_like
 from ..schema import EVENT_TIME
 from .frames import Join, apply_joins, as_dask, is_dask, key_ids, key_name, keys_of_ids, load_state, save_state
 
@@ -64,7 +64,11 @@ class CountEncoder:
     def daily_counts(self, frame: Any) -> Any:
         """``cnt_day_<key>`` of each row of an in-memory batch (pandas or cudf, from :func:`with_day`):
         the batch's rows with its key that day, 0 for a null key (as the joined :meth:`daily_graph`)."""
-        return series_like(frame, _row_counts(key_ids(frame, self.columns + [DAY]))[0])
+        return series_like(frame, self.partition_daily_counts(frame))
+
+    def partition_daily_counts(self, frame: Any) -> Any:
+        """:meth:`daily_counts` as an array (numpy or cupy)."""
+        return _row_counts(key_ids(frame, self.columns + [DAY]))[0]
 
     def partition_counts(self, ids: Any) -> Any:
         """``cnt_<key>`` of each row of an in-memory frame holding every row of its keys (``ids``:
@@ -118,5 +122,5 @@ def _row_counts(ids: Any) -> tuple[Any, Any]:
     """(each row's count of rows with its id, 0 for id -1; the count of each id) as int64 arrays."""
     xp = array_module(ids)
     seen = ids >= 0
-    per_id = xp.bincount(ids[seen], minlength=int(ids.max()) + 1 if len(ids) else 0).astype(np.int64)
+    per_id = bincount(ids[seen], minlength=int(ids.max()) + 1 if len(ids) else 0).astype(np.int64)
     return xp.where(seen, per_id[xp.where(seen, ids, 0)] if len(per_id) else 0, 0).astype(np.int64), per_id

@@ -277,7 +277,7 @@ class Checkpoints:
 
             warnings.warn(f"intermediates: kept in memory, not written as parquet ({exc})", stacklevel=2)
             return frame.persist()
-        return dd.read_parquet(str(path))
+        return dd.read_parquet(str(path), blocksize=None)  # a file per partition: never split (keys stay whole)
 
 
 def apply_joins(events: Any, joins: list[Join], checkpoint: Checkpoints | None = None) -> Any:

@@ -33,16 +33,23 @@ def feature_names(layout: Layout) -> list[str]:
     return names + list(layout.numeric)
 
 
+#: What ``str.strip()`` strips on pandas (Python's whitespace), spelled out: libcudf's default strips
+#: every character up to ' ' instead (control characters in, no-break spaces out).
+WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+
+
 def _count_items(s: Any, sep: str) -> Any:
-    s = s.fillna("").str.strip()
-    return ((s.str.count(sep) + 1) * (s.str.len() > 0)).astype("int32")
+    """Items of ``sep``-separated lists (0 for an empty one); ``sep`` is literal text, not a pattern."""
+    s = s.fillna("").str.strip(WHITESPACE)
+    n_seps = (s.str.len() - s.str.replace(sep, "", regex=False).str.len()) // len(sep)
+    return ((n_seps + 1) * (s.str.len() > 0)).astype("int32")
 
 
 def derived_keys(part: Any, layout: Layout) -> Any:
     """One partition (pandas or cudf) with the string key columns of :func:`key_names` added."""
     new = {}
     for c in layout.text:
-        first = part[c].fillna("").str.strip().str.split(" ").str.get(0).fillna("")
+        first = part[c].fillna("").str.strip(WHITESPACE).str.split(" ").str.get(0).fillna("")
         new[f"{c}_first_word"] = first.str.lower().astype("str")  # a string column (split + get gives object)
     for c in layout.url:
         host = part[c].fillna("").str.extract(r"^[a-zA-Z][a-zA-Z0-9+.-]*://([^/:?#]+)", expand=False)
@@ -58,7 +65,7 @@ def content_features(part: Any, layout: Layout) -> Any:
         "weekday": (((ts // 86400) + 3) % 7).astype("int32"),  # 0 = Monday
     }
     for c in layout.text:
-        text = part[c].fillna("").str.strip()
+        text = part[c].fillna("").str.strip(WHITESPACE)
         new[f"{c}_chars"] = text.str.len().astype("int32")
         new[f"{c}_words"] = _count_items(text, " ")
     for c in layout.url:

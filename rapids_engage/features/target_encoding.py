@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import array_module, to_host, values
+from ..backend import array_module, bincount, to_host, values
 from .folds import FOLD, assign_folds
 from .frames import Join, apply_joins, as_dask, is_dask, key_name, keys_of_ids, load_state, save_state
 
@@ -154,7 +154,7 @@ class TargetEncoder:
         for name in [N, *self.targets_]:
             weights = xp.ones(len(ids)) if name == N else values(frame[name]).astype(np.float64)
             weights = xp.where(keyed & ~xp.isnan(weights), weights, 0.0)
-            per_cell = xp.bincount(cell, weights=weights, minlength=max(n_keys * k, 1))
+            per_cell = bincount(cell, weights=weights, minlength=max(n_keys * k, 1))
             sums[name] = per_cell, per_cell[: n_keys * k].reshape(n_keys, k).sum(axis=1)
         return cell, sums
 
