@@ -167,7 +167,7 @@ def read_events(
     return sized_partitions(frame, files, partition_rows, min_partition_rows, min_partitions)
 
 
-def min_partition_rows(cfg: DataConfig, backend: Backend) -> int | None:
+def resolve_min_partition_rows(cfg: DataConfig, backend: Backend) -> int | None:
     """``data.min_partition_rows`` with ``auto`` resolved for ``backend``."""
     return backend.min_partition_rows if cfg.min_partition_rows == "auto" else cfg.min_partition_rows
 

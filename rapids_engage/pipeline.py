@@ -20,7 +20,7 @@ from .backend import Backend, BackendError, resolve
 from .baselines import baselines, te_columns
 from .cluster import ClusterError, WorkerLostError, pin_partitions, start_cluster
 from .config import Config, ConfigError, load_config
-from .data import DataError, Dataset, min_partition_rows, read_events, resolve_dataset
+from .data import DataError, Dataset, read_events, resolve_dataset, resolve_min_partition_rows
 from .ingest import IngestError
 from .predict import ModelError
 from .evaluate import evaluate_targets, gather, oracle_probabilities
@@ -65,7 +65,7 @@ def run(
             with prog.stage("split"):
                 events = add_labels(read_events(
                     dataset.data_dir, layout, partition_rows=cfg.data.partition_rows,
-                    min_partition_rows=min_partition_rows(cfg.data, backend), min_partitions=sum(client.nthreads().values()),
+                    min_partition_rows=resolve_min_partition_rows(cfg.data, backend), min_partitions=sum(client.nthreads().values()),
                 ), targets, layout)
                 train, valid, split = time_split(events, cfg.split.valid_hours, layout.time)
                 split_def = {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff}

@@ -48,5 +48,6 @@ def _permute(part: Any, targets: list[str], seed: int, partition_info: dict | No
 
 
 def shuffle_labels(frame: Any, targets: list[str], seed: int) -> Any:
-    """``frame`` with its label columns permuted within each partition (a day): the leakage control."""
+    """``frame`` with its label columns permuted within each partition (a few consecutive days of the
+    training window): the leakage control."""
     return frame.map_partitions(_permute, targets, seed, meta=frame._meta)
