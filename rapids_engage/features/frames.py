@@ -342,10 +342,11 @@ def save_state(directory: str | Path, stem: str, table: Any, state: dict) -> Non
     """An encoder's fitted state: ``<stem>.parquet`` (its table) and ``<stem>.json`` (params and scalars)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    path = str(directory / f"{stem}.parquet")  # a str: what cudf's to_parquet documents
     if is_dask(table):  # a partitioned table: a directory of parquet parts, written by the workers
-        table.to_parquet(str(directory / f"{stem}.parquet"), write_index=False)
+        table.to_parquet(path, write_index=False)
     else:
-        table.to_parquet(directory / f"{stem}.parquet", index=False)
+        table.to_parquet(path, index=False)
     (directory / f"{stem}.json").write_text(json.dumps(state, indent=1))
 
 
@@ -354,4 +355,4 @@ def load_state(directory: str | Path, stem: str, df_lib: Any = None) -> tuple[di
     (a partitioned table's directory of parts is read as one frame)."""
     directory = Path(directory)
     state = json.loads((directory / f"{stem}.json").read_text())
-    return state, (df_lib or pd).read_parquet(directory / f"{stem}.parquet")
+    return state, (df_lib or pd).read_parquet(str(directory / f"{stem}.parquet"))
