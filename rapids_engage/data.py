@@ -155,11 +155,11 @@ def read_events(
     files = sorted(data_dir.rglob("*.parquet"))
     if not files:
         raise DataError(f"no parquet files under {data_dir}")
-    if layout.kind == "recsys":
-        frame = dd.read_parquet([str(f) for f in files], columns=columns or list(RAW_COLUMNS), blocksize=None)
+    recsys = layout.kind == "recsys"
+    frame = dd.read_parquet([str(f) for f in files], columns=columns or (list(RAW_COLUMNS) if recsys else None), blocksize=None)
+    if recsys:
         check_schema(frame, str(files[0]))
     else:
-        frame = dd.read_parquet([str(f) for f in files], columns=columns, blocksize=None)
         needed = [*layout.row_key, layout.time, *(t.column for t in layout.targets)]
         missing = [c for c in needed if c not in frame.columns]
         if missing:
