@@ -7,8 +7,10 @@ them and turns known failures into one-line errors (``--debug`` for tracebacks).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from .predict import ModelError
 from .evaluate import evaluate_targets, gather, oracle_probabilities
 from .features import add_labels
 from .features.frames import drop_empty_partitions
-from .features.materialize import materialize
+from .features.materialize import Materialized, materialize
 from .memory import MemoryWatch
 from .progress import StageProgress
 from .plots import write_all
@@ -40,6 +42,46 @@ KNOWN_ERRORS = (BackendError, ConfigError, DataError, IngestError, ModelError, F
                 WorkerLostError, ClusterError)
 
 
+@contextlib.contextmanager
+def _stages(cfg: Config, quiet: bool, console: Console | None) -> Iterator[tuple[Backend, Path, StageProgress, MemoryWatch]]:
+    """The backend, output directory, progress display and memory watch of a run."""
+    backend = resolve(cfg.cluster.gpus).init()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    memory = MemoryWatch.for_run(backend, cfg.cluster.scheduler_address)
+    with memory, StageProgress(console or Console(stderr=True), quiet, memory) as prog:
+        yield backend, out, prog, memory
+
+
+def _data_stage(cfg: Config, backend: Backend, prog: StageProgress) -> Dataset:
+    with prog.stage("data"):
+        dataset = resolve_dataset(cfg, backend, on_chunk=lambda done, total: prog.update(done, total, f"{done:,}/{total:,}"))
+        prog.log(dataset.description)
+    return dataset
+
+
+def _store_stages(
+    cfg: Config, backend: Backend, prog: StageProgress, cluster: Any, dataset: Dataset, rebuild: bool, shuffle_seed: int | None
+) -> tuple[Any, Materialized]:
+    """The split and feature-store stages on a started cluster: (the time split, the store version built or reused)."""
+    layout, targets, client = dataset.layout, list(cfg.train.targets), cluster.client
+    prog.log(f"backend {backend.kind}, {cluster.n_workers} worker(s) ({cluster.kind}), dashboard {cluster.dashboard}")
+    with prog.stage("split"):
+        events = add_labels(read_events(
+            dataset.data_dir, layout, partition_rows=cfg.data.partition_rows,
+            min_partition_rows=resolve_min_partition_rows(cfg.data, backend), min_partitions=sum(client.nthreads().values()),
+        ), targets, layout)
+        train, valid, split = time_split(events, cfg.split.valid_hours, layout.time)
+        split_def = {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff}
+        if shuffle_seed is not None:
+            train = shuffle_labels(train, targets, shuffle_seed)
+            split_def["shuffled_labels_seed"] = shuffle_seed
+    with prog.stage("features"):
+        store_path = Path(cfg.features.store) if cfg.features.store else Path(cfg.out) / "store"
+        built = materialize(cfg.features, store_path, dataset.data_dir, train, valid, targets, split_def, backend, layout, rebuild, prog.log)
+    return split, built
+
+
 def run(
     cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Console | None = None, shuffle_seed: int | None = None
 ) -> dict:
@@ -48,35 +90,14 @@ def run(
     ``shuffle_seed``: permute the training labels first (the leakage audit's control run).
     """
     console = console or Console(stderr=True)
-    backend = resolve(cfg.cluster.gpus).init()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     targets = list(cfg.train.targets)
-    memory = MemoryWatch.for_run(backend, cfg.cluster.scheduler_address)
-    with memory, StageProgress(console, quiet, memory) as prog:
-        with prog.stage("data"):
-            dataset = resolve_dataset(cfg, backend, on_chunk=lambda done, total: prog.update(done, total, f"{done:,}/{total:,}"))
-            prog.log(dataset.description)
+    with _stages(cfg, quiet, console) as (backend, out, prog, memory):
+        dataset = _data_stage(cfg, backend, prog)
         layout = dataset.layout
         kinds = {t: layout.target(t).kind for t in targets}
         with start_cluster(backend, cfg.cluster) as cluster:
-            prog.log(f"backend {backend.kind}, {cluster.n_workers} worker(s) ({cluster.kind}), dashboard {cluster.dashboard}")
             client = cluster.client
-            with prog.stage("split"):
-                events = add_labels(read_events(
-                    dataset.data_dir, layout, partition_rows=cfg.data.partition_rows,
-                    min_partition_rows=resolve_min_partition_rows(cfg.data, backend), min_partitions=sum(client.nthreads().values()),
-                ), targets, layout)
-                train, valid, split = time_split(events, cfg.split.valid_hours, layout.time)
-                split_def = {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff}
-                if shuffle_seed is not None:
-                    train = shuffle_labels(train, targets, shuffle_seed)
-                    split_def["shuffled_labels_seed"] = shuffle_seed
-            with prog.stage("features"):
-                store_path = Path(cfg.features.store) if cfg.features.store else out / "store"
-                built = materialize(
-                    cfg.features, store_path, dataset.data_dir, train, valid, targets, split_def, backend, layout, rebuild, prog.log,
-                )
+            split, built = _store_stages(cfg, backend, prog, cluster, dataset, rebuild, shuffle_seed)
             models = {}
             with prog.stage("train", total=len(targets)):
                 external = cfg.train.external_memory
@@ -106,10 +127,9 @@ def run(
             n_workers = cluster.n_workers
     for t, m in models.items():
         results[t]["best_iteration"] = m.best_iteration
-    report = _report(cfg, backend, n_workers, built, results, prog.timings, dataset)
-    report["layout"] = layout.to_dict()
-    report["memory"] = memory.to_report()
-    report["split"] = {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff, "data_dir": str(dataset.data_dir)}
+    report = _store_summary(cfg, backend, n_workers, built, prog.timings, dataset, split, memory)
+    report["targets"] = results
+    report["models"] = str(Path(cfg.out) / "models")
     binary = [t for t in targets if kinds[t] != "count" and not models[t].ranks]  # probabilities
     counts = [t for t in targets if kinds[t] == "count"]
     report["plots"] = write_all(
@@ -125,31 +145,60 @@ def run(
     return report
 
 
-def _report(cfg: Config, backend: Backend, n_workers: int, built: Any, results: dict, timings: dict, dataset: Dataset) -> dict:
-    report = {
+def build_features(cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Console | None = None) -> dict:
+    """The ``features`` subcommand: the data, split and feature-store stages only (no training).
+
+    Builds the store version of ``cfg`` (or finds it: a cache hit) that a run with the same
+    config would train on; returns its summary, also written to ``<out>/features.json``
+    (report.json's keys less the targets, models and plots).
+    """
+    console = console or Console(stderr=True)
+    with _stages(cfg, quiet, console) as (backend, out, prog, memory):
+        dataset = _data_stage(cfg, backend, prog)
+        with start_cluster(backend, cfg.cluster) as cluster:
+            split, built = _store_stages(cfg, backend, prog, cluster, dataset, rebuild, None)
+            n_workers = cluster.n_workers
+    summary = _store_summary(cfg, backend, n_workers, built, prog.timings, dataset, split, memory)
+    write_json(out / "features.json", summary)
+    if not quiet:
+        rows = summary["rows"]
+        console.print(f"feature store {built.store.path} version {built.version}"
+                      f"{' (cache hit)' if built.cache_hit else ''}: {len(built.features)} features, "
+                      f"{rows['train']:,} train / {rows['valid']:,} valid rows; summary {out / 'features.json'}")
+    return summary
+
+
+def _store_summary(
+    cfg: Config, backend: Backend, n_workers: int, built: Materialized, timings: dict, dataset: Dataset, split: Any,
+    memory: MemoryWatch,
+) -> dict:
+    """What report.json and features.json both say: backend, rows, store version, features, split, timings, memory."""
+    summary = {
         "version": __version__,
         "backend": backend.kind,
         "n_workers": n_workers,
         "n_gpus": backend.n_gpus,
         "rows": {"train": int(built.rows["train"]), "valid": int(built.rows["valid"])},
-        "targets": results,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "data": dataset.description,
         "store": {"path": str(built.store.path), "version": built.version, "cache_hit": built.cache_hit, "reused": built.reused},
         "features": built.features,
-        "models": str(Path(cfg.out) / "models"),
+        "layout": dataset.layout.to_dict(),
+        "memory": memory.to_report(),
+        "split": {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff, "data_dir": str(dataset.data_dir)},
     }
     if dataset.ingest is not None:
-        report["ingest"] = dataset.ingest
-    return report
+        summary["ingest"] = dataset.ingest
+    return summary
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m rapids_engage.pipeline",
         description="Build features, train one XGBoost model per engagement target and report, on CPU or GPU. "
-        "Subcommands: `ingest --help` turns raw files into canonical parquet; `predict --help` scores new rows "
-        "with a trained run; `audit [options]` runs the leakage "
+        "Subcommands: `ingest --help` turns raw files into canonical parquet; `features [options]` builds (or "
+        "finds) the feature-store version of a run and stops there, writing <out>/features.json; `predict --help` "
+        "scores new rows with a trained run; `audit [options]` runs the leakage "
         "checks (shuffled labels, time order, overlap) with the same options as a run.",
     )
     p.add_argument("--config", help="YAML config (default: configs/default.yaml, the synthetic demo)")
@@ -336,6 +385,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["audit"]:
         args = build_parser().parse_args(argv[1:])
         return _guarded(lambda: _audit(args, console), args, console)
+    if argv[:1] == ["features"]:
+        args = build_parser().parse_args(argv[1:])
+        return _timed(lambda: build_features(config_from_args(args), rebuild=args.rebuild, quiet=args.quiet, console=console),
+                      args, console)
     if argv[:1] == ["ingest"]:
         args = build_ingest_parser().parse_args(argv[1:])
         return _guarded(lambda: _ingest(args, console), args, console)
@@ -343,8 +396,13 @@ def main(argv: list[str] | None = None) -> int:
         args = build_predict_parser().parse_args(argv[1:])
         return _guarded(lambda: _predict(args, console), args, console)
     args = build_parser().parse_args(argv)
+    return _timed(lambda: run(config_from_args(args), rebuild=args.rebuild, quiet=args.quiet, console=console), args, console)
+
+
+def _timed(action: Any, args: argparse.Namespace, console: Console) -> int:
+    """:func:`_guarded` ``action``, then its wall time unless ``--quiet``."""
     start = time.perf_counter()
-    code = _guarded(lambda: run(config_from_args(args), rebuild=args.rebuild, quiet=args.quiet, console=console), args, console)
+    code = _guarded(action, args, console)
     if code == 0 and not args.quiet:
         console.print(f"done in {time.perf_counter() - start:.1f} s")
     return code

@@ -67,13 +67,18 @@ def test_models_learn_the_planted_signal(demo):
 
 
 def test_second_run_is_a_store_cache_hit(demo):
+    """`features` (the store stages of a run, no training) finds the version the demo run built."""
     tmp, out, first = demo
     assert first["store"]["cache_hit"] is False
-    assert main(_args(tmp, tmp / "run2", "--set", f"features.store={out / 'store'}")) == 0
-    second = json.loads((tmp / "run2" / "report.json").read_text())
+    run2 = tmp / "run2"
+    assert main(["features", *_args(tmp, run2, "--set", f"features.store={out / 'store'}")]) == 0
+    second = json.loads((run2 / "features.json").read_text())
     assert second["store"]["cache_hit"] is True
     assert second["store"]["version"] == first["store"]["version"]
+    assert second["features"] == first["features"] and second["rows"] == first["rows"]
     assert second["timings_s"]["features"] < first["timings_s"]["features"]
+    assert set(second["memory"]["host_rss_peak_bytes"]) == {"data", "split", "features"}
+    assert not (run2 / "report.json").exists() and not (run2 / "models").exists()
     assert not [p for p in (out / "store").iterdir() if p.name.startswith(".tmp-")]
 
 
