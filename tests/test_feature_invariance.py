@@ -43,9 +43,15 @@ def _features(
     return tr.sort_values(key).reset_index(drop=True), va.sort_values(key).reset_index(drop=True)
 
 
+@pytest.fixture(scope="module")
+def base(events) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The reference: one partition, one worker, every key table broadcast."""
+    return _features(events, npartitions=1, n_workers=1)
+
+
 @pytest.mark.slow
-def test_features_identical_for_any_partitioning_and_worker_count(events):
-    base_train, base_valid = _features(events, npartitions=1, n_workers=1)
+def test_features_identical_for_any_partitioning_and_worker_count(events, base):
+    base_train, base_valid = base
     for npart, workers in [(7, 2)]:
         train, valid = _features(events, npartitions=npart, n_workers=workers)
         pd.testing.assert_frame_equal(train, base_train, check_exact=False, rtol=0, atol=1e-12)
@@ -53,10 +59,10 @@ def test_features_identical_for_any_partitioning_and_worker_count(events):
 
 
 @pytest.mark.slow
-def test_partitioned_key_tables_give_the_broadcast_features(events, tmp_path):
+def test_partitioned_key_tables_give_the_broadcast_features(events, base, tmp_path):
     """broadcast_limit 0: every key table stays partitioned on the workers and is shuffle-joined;
     the history state stays partitioned by key and meets the validation rows of its keys."""
-    base_train, base_valid = _features(events, npartitions=1, n_workers=1)
+    base_train, base_valid = base
     train, valid = _features(events, npartitions=5, n_workers=2, broadcast_limit=0, state_dir=tmp_path)
     pd.testing.assert_frame_equal(train, base_train, check_exact=False, rtol=0, atol=1e-12)
     pd.testing.assert_frame_equal(valid, base_valid, check_exact=False, rtol=0, atol=1e-12)
@@ -71,7 +77,7 @@ def test_partitioned_key_tables_give_the_broadcast_features(events, tmp_path):
 
 
 @pytest.mark.slow
-def test_tables_are_partitioned_by_their_estimated_size(events):
+def test_tables_are_partitioned_by_their_estimated_size(events, base):
     """Above the limit, only the tables whose estimated rows exceed it are reduced partitioned;
     the mixed build gives the all-broadcast features."""
     cfg = load_config().features
@@ -81,16 +87,16 @@ def test_tables_are_partitioned_by_their_estimated_size(events):
     assert n_langs * 1.1 < 3_000 < n_pairs  # the data straddle the limit
     outs = FeatureBuilder(cfg, TARGETS)._split_outs(frame, [["language"], ["engaging_user_id", "engaged_with_user_id"], None])
     assert outs == [1, 4, 1]
-    base_train, base_valid = _features(events, npartitions=1, n_workers=1)
+    base_train, base_valid = base
     train, valid = _features(events, npartitions=4, n_workers=2, broadcast_limit=3_000)
     pd.testing.assert_frame_equal(train, base_train, check_exact=False, rtol=0, atol=1e-12)
     pd.testing.assert_frame_equal(valid, base_valid, check_exact=False, rtol=0, atol=1e-12)
 
 
 @pytest.mark.slow
-def test_intermediates_on_disk_give_the_same_features(events, tmp_path):
+def test_intermediates_on_disk_give_the_same_features(events, base, tmp_path):
     """intermediates: disk (the build's frames written as parquet and read back) changes no value."""
-    base_train, base_valid = _features(events, npartitions=1, n_workers=1)
+    base_train, base_valid = base
     train, valid = _features(events, npartitions=4, n_workers=2, broadcast_limit=0, scratch=tmp_path)
     pd.testing.assert_frame_equal(train, base_train, check_exact=False, rtol=0, atol=1e-12)
     pd.testing.assert_frame_equal(valid, base_valid, check_exact=False, rtol=0, atol=1e-12)
