@@ -76,7 +76,7 @@ def _store_stages(
         if shuffle_seed is not None:
             train = shuffle_labels(train, targets, shuffle_seed)
             split_def["shuffled_labels_seed"] = shuffle_seed
-    with prog.stage("features"):
+    with prog.stage("features", client=client):
         store_path = Path(cfg.features.store) if cfg.features.store else Path(cfg.out) / "store"
         built = materialize(cfg.features, store_path, dataset.data_dir, train, valid, targets, split_def, backend, layout, rebuild, prog.log)
     return split, built

@@ -128,7 +128,7 @@ def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path
     layout = builder.layout
     targets = list(metas)
     labelled = all(layout.target(t).column in rows.columns for t in targets)
-    with prog.stage("score"):
+    with prog.stage("score", client=client):
         scored = _score(client, backend, builder, metas, add_labels(rows, targets, layout) if labelled else rows, labelled, out)
         n = int(scored.map_partitions(len).sum().compute())
     result: dict[str, Any] = {"rows": n, "targets": targets, "predictions": str(out / "predictions"), "store": store_info, "metrics": None}

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
@@ -34,6 +35,7 @@ class StageProgress:
             transient=True,
         )
         self._task: TaskID | None = None
+        self.tasks: dict[str, int] = {}  # tasks the cluster finished per followed stage
 
     def __enter__(self) -> StageProgress:
         self._progress.__enter__()
@@ -43,15 +45,21 @@ class StageProgress:
         self._progress.__exit__(*exc)
 
     @contextlib.contextmanager
-    def stage(self, name: str, total: float | None = None) -> Iterator[StageProgress]:
-        """Time ``name``; the body may call :meth:`update` to move its bar."""
+    def stage(self, name: str, total: float | None = None, client: Any = None) -> Iterator[StageProgress]:
+        """Time ``name``; the body may call :meth:`update` to move its bar. With a dask ``client``
+        the bar follows the cluster's tasks instead (:class:`TaskWatch`): for stages made of many
+        dask computations, such as the feature build."""
         start = time.perf_counter()
         self._task = self._progress.add_task(name, total=total, detail="")
         if self.memory is not None:
             self.memory.begin(name)
+        watch = TaskWatch(client, self._show_tasks) if client is not None else contextlib.nullcontext()
         try:
-            yield self
+            with watch:
+                yield self
         finally:
+            if client is not None:
+                self.tasks[name] = watch.done
             if self.memory is not None:
                 self.memory.end(name)
             elapsed = time.perf_counter() - start
@@ -63,6 +71,9 @@ class StageProgress:
             tail = f"   peak RSS {peak / 2**30:6.2f} GiB" if peak else ""
             self.console.print(f"[green]✓[/green] {name:<10} {elapsed:8.1f} s{tail}")
 
+    def _show_tasks(self, done: int, waiting: int) -> None:
+        self.update(done, done + waiting, f"{done:,} tasks done, {waiting:,} to run")
+
     def update(self, completed: float | None = None, total: float | None = None, detail: str = "") -> None:
         if self._task is not None:
             self._progress.update(self._task, completed=completed, total=total, detail=detail)
@@ -70,3 +81,58 @@ class StageProgress:
     def log(self, message: str) -> None:
         if not self.quiet:
             self.console.print(f"  {message}")
+
+
+class TaskWatch:
+    """While open, polls the scheduler of ``client`` every ``interval`` s and calls
+    ``on_counts(done, waiting)``: the tasks finished since it opened and those still to run (the
+    total grows as the stage submits more graphs). A scheduler that cannot be asked (gone, or
+    refusing ``run_on_scheduler``) ends the polling, never the stage."""
+
+    def __init__(self, client: Any, on_counts: Callable[[int, int], None], interval: float = 0.5) -> None:
+        self.client, self.on_counts, self.interval = client, on_counts, interval
+        self.done = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _counts(self) -> tuple[int, int] | None:
+        """(tasks finished so far, tasks waiting or running) on the scheduler, from its per-prefix
+        counters (``state_counts`` accumulates every transition into a state; ``states`` is current)."""
+
+        def counts(dask_scheduler: Any) -> tuple[int, int]:  # nested, so pickled by value: any scheduler can run it
+            prefixes = list(dask_scheduler.task_prefixes.values())
+            done = sum(p.state_counts.get("memory", 0) + p.state_counts.get("erred", 0) for p in prefixes)
+            running = ("waiting", "queued", "processing", "no-worker")
+            return done, sum(p.states.get(s, 0) for p in prefixes for s in running)
+
+        try:
+            return self.client.run_on_scheduler(counts)
+        except Exception:  # noqa: BLE001 - progress is best effort
+            return None
+
+    def __enter__(self) -> TaskWatch:
+        first = self._counts()
+        if first is not None:
+            self._start = first[0]
+            self._thread = threading.Thread(target=self._loop, name="task-watch", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self.interval + 10.0)  # a poll stuck on a dying scheduler is left behind (daemon)
+            if exc_type is None:
+                self._poll()  # the final count
+
+    def _poll(self) -> bool:
+        counts = self._counts()
+        if counts is None:
+            return False
+        self.done = max(self.done, counts[0] - self._start)
+        self.on_counts(self.done, counts[1])
+        return True
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval) and self._poll():
+            pass
