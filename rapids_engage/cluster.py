@@ -67,6 +67,7 @@ def _cpu_cluster(cfg: ClusterConfig) -> Any:
             dashboard_address=DASHBOARD,
             local_directory=cfg.local_directory,
             silence_logs=logging.ERROR,
+            preload=["rapids_engage.worker_setup"],
         )
 
 
@@ -210,11 +211,15 @@ def _existing_workers_ready(client: Any, address: str, backend: Backend, timeout
 
 
 def _init_worker_backend(kind: str) -> None:
-    """Run on each worker: import the backend's libraries in the right order; quiet XGBoost."""
+    """Run on each worker: import the backend's libraries in the right order; quiet XGBoost and the
+    logs of task errors the driver reports (also the preload of the clusters we start)."""
     import xgboost
+
+    from .worker_setup import quiet_task_errors
 
     Backend(kind).init()
     xgboost.set_config(verbosity=0)
+    quiet_task_errors()
 
 
 def rank_order(client: Any) -> list[str]:

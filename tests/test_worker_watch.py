@@ -74,3 +74,28 @@ def test_partitions_are_pinned_in_xgboost_rank_order():
                                 "tcp://127.0.0.1:39999": {"name": 2}}}
 
     assert rank_order(Scheduler()) == ["tcp://127.0.0.1:50000", "tcp://127.0.0.1:40001", "tcp://127.0.0.1:39999"]
+
+
+def _bad_row() -> None:
+    raise ValueError("bad row 7")
+
+
+def test_a_failed_task_is_reported_once_by_the_driver(capfd):
+    """dask's multi-line "Compute Failed" worker log is dropped: the driver reports the error (the
+    pipeline in one line), in our clusters (preload, also after a restart) and existing ones."""
+    from rapids_engage.backend import CPU
+    from rapids_engage.cluster import start_cluster
+    from rapids_engage.config import ClusterConfig
+
+    with start_cluster(CPU, ClusterConfig(gpus="0", n_workers=1, threads_per_worker=1)) as ours:
+        with pytest.raises(ValueError, match="bad row 7"):
+            ours.client.submit(_bad_row, pure=False).result()
+        ours.client.restart()
+        with pytest.raises(ValueError, match="bad row 7"):
+            ours.client.submit(_bad_row, pure=False).result()
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with start_cluster(CPU, ClusterConfig(scheduler_address=cluster.scheduler_address)) as theirs:
+            with pytest.raises(ValueError, match="bad row 7"):
+                theirs.client.submit(_bad_row, pure=False).result()
+    time.sleep(0.5)  # the workers' stderr
+    assert "Compute Failed" not in capfd.readouterr().err
