@@ -43,13 +43,13 @@ KNOWN_ERRORS = (BackendError, ConfigError, DataError, IngestError, ModelError, F
 
 
 @contextlib.contextmanager
-def _stages(cfg: Config, quiet: bool, console: Console | None) -> Iterator[tuple[Backend, Path, StageProgress, MemoryWatch]]:
+def _stages(cfg: Config, quiet: bool, console: Console) -> Iterator[tuple[Backend, Path, StageProgress, MemoryWatch]]:
     """The backend, output directory, progress display and memory watch of a run."""
     backend = resolve(cfg.cluster.gpus).init()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     memory = MemoryWatch.for_run(backend, cfg.cluster.scheduler_address)
-    with memory, StageProgress(console or Console(stderr=True), quiet, memory) as prog:
+    with memory, StageProgress(console, quiet, memory) as prog:
         yield backend, out, prog, memory
 
 
