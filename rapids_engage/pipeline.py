@@ -114,7 +114,7 @@ def run(
                     else:
                         models[t] = train_target(client, backend, cfg.train, t, train_f, valid_f, built.features, kinds[t], layout.group)
                     models[t].save(out / "models", built.features, {"path": str(built.store.path.resolve()), "version": built.version})
-            with prog.stage("evaluate"):
+            with prog.stage("evaluate", client=client):
                 preds = {t: predict(client, models[t], valid_f, built.features) for t in targets}
                 te_cols = sorted({c for t in targets for c in te_columns(built.features, t)})
                 frame, preds = gather(client, valid_f, preds, targets, layout, te_cols)
