@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .backend import CPU, Backend, to_host
-from .evaluate import score
+from .evaluate import score, tiebreak
 from .layout import Layout
 
 EPS = 1e-6
@@ -84,17 +84,19 @@ def baselines(
     sample = sample.sample(frac=frac, random_state=seed) if frac < 1.0 else sample
     sample, means = dask.compute(sample, train[targets].mean())
     out: dict[str, dict[str, dict[str, Any]]] = {}
+    ties = tiebreak(valid, layout)
     for t in targets:
         regression = layout.target(t).is_regression
         mean = float(to_host(means)[t])
-        result = {"constant": score(valid, layout, t, np.full(len(valid), mean))}
+        result = {"constant": score(valid, layout, t, np.full(len(valid), mean), ties=ties)}
         cols = te_columns(features, t)
         if cols and (regression or float(to_host(sample[t]).sum()) > 0):
-            result["te_linreg" if regression else "te_logreg"] = score(valid, layout, t, _te_linear(backend, sample, valid, cols, t, regression))
+            te_pred = _te_linear(backend, sample, valid, cols, t, regression)
+            result["te_linreg" if regression else "te_logreg"] = score(valid, layout, t, te_pred, ties=ties)
         if regression and layout.creator:
-            result["creator_mean"] = score(valid, layout, t, _key_statistic(train, valid, layout.creator, t, "mean", mean))
+            result["creator_mean"] = score(valid, layout, t, _key_statistic(train, valid, layout.creator, t, "mean", mean), ties=ties)
         if not regression and layout.group and layout.item:
             clicks = _key_statistic(train, valid, layout.item, t, "sum", 0.0)
-            result["popularity"] = score(valid, layout, t, clicks, probabilities=False)  # a count: rank metrics only
+            result["popularity"] = score(valid, layout, t, clicks, probabilities=False, ties=ties)  # a count: rank metrics only
         out[t] = result
     return out

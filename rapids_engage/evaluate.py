@@ -52,14 +52,15 @@ def oracle_probabilities(truth_dir: Path | None, ids: Any, cutoff: int, targets:
 CALIBRATION_METRICS = ("rce", "log_loss", "ece", "rce_grouped")
 
 
-def row_hash(frame: Any, layout: Layout) -> np.ndarray:
-    """A hash of each row's key: the order of tied scores in ranking metrics (random-like, order-free)."""
+def tiebreak(frame: Any, layout: Layout) -> np.ndarray | None:
+    """A hash of each row's key, the order of tied scores in ranking metrics (random-like,
+    order-free); None without a ranking group. Computed once per frame, passed to :func:`score`."""
     from .hashing import combine
 
-    return combine([np.asarray(to_host(frame[c])).astype(np.int64) for c in layout.row_key])
+    return combine([np.asarray(to_host(frame[c])).astype(np.int64) for c in layout.row_key]) if layout.group else None
 
 
-def score(frame: Any, layout: Layout, target: str, pred: Any, probabilities: bool = True) -> dict[str, Any]:
+def score(frame: Any, layout: Layout, target: str, pred: Any, probabilities: bool = True, ties: np.ndarray | None = None) -> dict[str, Any]:
     """The metrics of predictions ``pred`` for ``target`` on the gathered rows ``frame``.
 
     Binary targets: the RecSys 2021 metrics (AP, RCE, ...; grouped by the
@@ -67,6 +68,7 @@ def score(frame: Any, layout: Layout, target: str, pred: Any, probabilities: boo
     MAP@10 / NDCG@10 / MRR per group. Count targets (labels and predictions are
     log1p counts): regression metrics on the counts and on log1p.
     ``probabilities=False`` (a ranking model's scores): rank metrics only.
+    ``ties``: :func:`tiebreak` of ``frame`` (computed here when not given).
     """
     kind = layout.target(target).kind
     y = frame[target]
@@ -80,7 +82,8 @@ def score(frame: Any, layout: Layout, target: str, pred: Any, probabilities: boo
     if not probabilities:
         report.update({k: None for k in CALIBRATION_METRICS if k in report})
     if layout.group:
-        ranking = metrics.ranking_report(y, pred, frame[layout.group], k=10, tiebreak=row_hash(frame, layout))
+        ties = tiebreak(frame, layout) if ties is None else ties
+        ranking = metrics.ranking_report(y, pred, frame[layout.group], k=10, tiebreak=ties)
         report.update({k: v for k, v in ranking.items() if k != "auc"})
     report["oracle_rce"] = None
     report["oracle_ap"] = None
@@ -95,8 +98,9 @@ def evaluate_targets(
     ``scores``: targets whose predictions are ranking scores, not probabilities.
     """
     results: dict[str, dict] = {}
+    ties = tiebreak(frame, layout)
     for t in targets:
-        report = score(frame, layout, t, preds[t], probabilities=t not in scores)
+        report = score(frame, layout, t, preds[t], probabilities=t not in scores, ties=ties)
         if truth is not None and report["kind"] == "binary":
             y_host = to_host_f64(frame[t])
             p_true = truth[TRUE_PROB_PREFIX + t].to_numpy()

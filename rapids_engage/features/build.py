@@ -180,28 +180,29 @@ class FeatureBuilder:
         tables = [[*e.columns, FOLD] for e in self.target_encoders] + [e.columns for e in self.count_encoders]
         outs = iter(n > 1 for n in self._split_outs(frame, tables + [[*e.columns, DAY] for e in daily]))
         big = [[next(outs) for _ in group] for group in encoders]  # per encoder: is its table partitioned
-        joins = self._fit_broadcast_tables(frame, *big)
+        joins = self._fit_broadcast_tables(frame, encoders, big)
         partitioned = [[e for e, b in zip(group, flags) if b] for group, flags in zip(encoders, big)]
         frame = encode_by_key(frame, *partitioned, keep, self.config.broadcast_limit)
         return apply_joins(frame, joins, keep).drop(columns=[FOLD, DAY])
 
-    def _fit_broadcast_tables(self, frame: Any, big_te: list[bool], big_cnt: list[bool], big_daily: list[bool]) -> list[Join]:
-        """Fit, in one pass over ``frame``, the encoders whose tables are broadcast (``big_*`` False)
+    def _fit_broadcast_tables(self, frame: Any, encoders: tuple[list, list, list], big: list[list[bool]]) -> list[Join]:
+        """Fit, in one pass over ``frame``, the encoders whose tables are broadcast (``big`` False)
         and the priors of the key-partitioned target encoders (the rest is :func:`~.by_key.encode_by_key`'s);
-        the joins adding the broadcast tables' columns."""
-        daily = [enc for enc in self.count_encoders if enc.per_day]
+        the joins adding the broadcast tables' columns. ``encoders``: the target encoders, the count
+        encoders and the per-day count encoders; ``big``: per encoder, whether its table is partitioned."""
+        (target, count, daily), (big_te, big_cnt, big_daily) = encoders, big
         graphs = [e.fold_totals_graph(frame, self.targets) if b else e.stats_graph(frame, self.targets)
-                  for e, b in zip(self.target_encoders, big_te)]
-        graphs += [None if b else e.stats_graph(frame) for e, b in zip(self.count_encoders, big_cnt)]
+                  for e, b in zip(target, big_te)]
+        graphs += [None if b else e.stats_graph(frame) for e, b in zip(count, big_cnt)]
         graphs += [None if b else e.daily_graph(frame) for e, b in zip(daily, big_daily)]
         tables = iter(key_tables(graphs, self.config.broadcast_limit))
         joins = []
-        for enc, b, table in zip(self.target_encoders, big_te, tables):
+        for enc, b, table in zip(target, big_te, tables):
             if b:
                 enc.set_fold_totals(table, self.targets)
             else:
                 joins.append(enc.set_stats(table, self.targets).oof_join())
-        for enc, b, table in zip(self.count_encoders, big_cnt, tables):
+        for enc, b, table in zip(count, big_cnt, tables):
             if not b:
                 enc.counts_ = table
                 joins.append(enc.total_join())
