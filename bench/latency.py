@@ -44,7 +44,7 @@ from rich.table import Table  # noqa: E402
 from rapids_engage.backend import CPU, BackendError, resolve  # noqa: E402
 from rapids_engage.features.frames import as_dask  # noqa: E402
 from rapids_engage.ingest.bench import device as machine  # noqa: E402
-from rapids_engage.predict import load_builder, load_models, required_columns  # noqa: E402
+from rapids_engage.predict import load_builder, load_models  # noqa: E402
 from rapids_engage.report import write_json  # noqa: E402
 from rapids_engage.serve import Scorer  # noqa: E402
 
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     report = json.loads((model_dir / "report.json").read_text())
     metas, store = load_models(model_dir)
     layout = load_builder(store, CPU).layout
-    pool = new_rows(report, required_columns(layout), layout.time)
+    pool = new_rows(report, layout.input_columns(), layout.time)
     if pool.empty:
         raise SystemExit(f"no rows after the cut-off {report['split']['cutoff']} in {report['split']['data_dir']}")
     console = Console()

@@ -222,6 +222,14 @@ def values(series: Any) -> Any:
     return series.to_numpy()
 
 
+def float_values(series: Any) -> Any:
+    """A pandas/cudf Series as a float64 numpy/cupy array (stays on its device), nulls as NaN
+    (cudf's ``.values`` refuses a column with nulls)."""
+    if is_gpu_object(series):
+        return series.to_cupy(dtype=np.float64, na_value=np.nan)
+    return series.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
 def to_host(obj: Any) -> Any:
     """numpy for arrays, pandas for frames, whatever the device they live on."""
     if hasattr(obj, "to_pandas"):

@@ -65,6 +65,16 @@ class Layout:
         known = ", ".join(t.name for t in self.targets)
         raise ValueError(f"train.targets names {name!r}, which the data do not define (targets: {known})")
 
+    def input_columns(self) -> list[str]:
+        """Input columns needed to compute the layout's features (the targets are optional)."""
+        if self.kind == "recsys":
+            from .schema import TEST_COLUMNS
+
+            return list(TEST_COLUMNS)
+        roles = [self.user, self.item, self.creator, self.group]
+        cols = [*self.row_key, self.time, *roles, *self.categorical, *self.numeric, *self.text, *self.url, *self.lists]
+        return list(dict.fromkeys(c for c in cols if c))
+
     def carried(self) -> list[str]:
         """Non-feature columns kept beside the features in the store (identity, time, grouping, popularity)."""
         cols = [*self.row_key, self.time, self.user, self.item, self.creator, self.group, self.popularity, self.oracle_id]

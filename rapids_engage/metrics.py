@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import bincount
+from .backend import bincount, float_values
 
 ArrayLike = Any  # numpy / cupy array, pandas / cudf Series, or a sequence
 Metric = Callable[[ArrayLike, ArrayLike], float]
@@ -65,10 +65,8 @@ def _raw(a: Any) -> Any:
 
 def _f64(a: Any, xp: ModuleType) -> Any:
     """``a`` as a 1-d float64 array of module ``xp`` (nulls as NaN)."""
-    if type(a).__module__.split(".")[0] == "cudf":
-        a = a.to_cupy(dtype=np.float64, na_value=np.nan)  # .values refuses columns with nulls
-    elif hasattr(a, "to_numpy"):
-        a = a.to_numpy(dtype=np.float64, na_value=np.nan)  # also pandas nullable dtypes
+    if hasattr(a, "to_numpy"):  # a pandas / cudf Series (also pandas nullable dtypes)
+        a = float_values(a)
     return xp.asarray(_raw(a), dtype=xp.float64).ravel()
 
 

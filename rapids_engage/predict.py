@@ -25,7 +25,6 @@ from .features import FeatureBuilder, add_labels
 from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
-from .schema import TEST_COLUMNS
 from .store import FeatureStore, MissingVersion
 
 PRED_PREFIX = "pred_"
@@ -73,15 +72,6 @@ def load_builder(store_info: dict, backend: Backend) -> FeatureBuilder:
         raise ModelError(str(exc)) from None
 
 
-def required_columns(layout: Layout) -> list[str]:
-    """Input columns needed to compute a layout's features (targets are optional)."""
-    if layout.kind == "recsys":
-        return list(TEST_COLUMNS)
-    roles = [layout.user, layout.item, layout.creator, layout.group]
-    cols = [*layout.row_key, layout.time, *roles, *layout.categorical, *layout.numeric, *layout.text, *layout.url, *layout.lists]
-    return list(dict.fromkeys(c for c in cols if c))
-
-
 def read_new_rows(path: Path, layout: Layout, min_partition_rows: int | None = None) -> Any:
     """Canonical parquet rows to score (a file or a directory); the target columns are optional.
     Consecutive files smaller than ``min_partition_rows`` share a partition (:func:`sized_partitions`)."""
@@ -93,7 +83,7 @@ def read_new_rows(path: Path, layout: Layout, min_partition_rows: int | None = N
     if not files:
         raise DataError(f"no parquet files at {path}")
     frame = dd.read_parquet([str(f) for f in files], blocksize=None)
-    missing = [c for c in required_columns(layout) if c not in frame.columns]
+    missing = [c for c in layout.input_columns() if c not in frame.columns]
     if missing:
         raise DataError(f"{files[0]}: missing column(s) {missing} needed to compute features")
     return sized_partitions(frame, files, None, min_partition_rows)

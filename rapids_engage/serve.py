@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from .backend import CPU, Backend, array_module, is_gpu_object
-from .data import DataError
-from .predict import PRED_PREFIX, load_booster, load_builder, load_models, required_columns
+from .predict import PRED_PREFIX, load_booster, load_builder, load_models
 
 
 class Scorer:
@@ -36,7 +35,6 @@ class Scorer:
         self.metas, self.store = load_models(Path(model_dir))
         self.builder = load_builder(self.store, self.backend)
         self.layout = self.builder.layout
-        self.required = required_columns(self.layout)
         self.boosters = {target: load_booster(meta, self.backend, nthread) for target, meta in self.metas.items()}
 
     @property
@@ -46,9 +44,7 @@ class Scorer:
     def features(self, rows: Any) -> Any:
         """The model features of ``rows`` (a pandas or cudf frame of canonical input columns; moved to
         the scorer's device first when they are on the other one)."""
-        missing = [c for c in self.required if c not in rows.columns]
-        if missing:
-            raise DataError(f"rows to score lack column(s) {missing} needed to compute features")
+        self.builder.check_rows(rows)
         if is_gpu_object(rows) != self.backend.is_gpu:  # the fitted tables live on the scorer's device
             rows = self.backend.from_pandas(rows) if self.backend.is_gpu else rows.to_pandas()
         return self.builder.transform_frame(rows, self.layout.carried())

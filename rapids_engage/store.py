@@ -34,6 +34,12 @@ PARQUET_MAGIC = b"PAR1"
 class MissingVersion(KeyError):
     """The store has no intact version of that id."""
 
+    def __str__(self) -> str:  # the message, without KeyError's quotes
+        return str(self.args[0]) if self.args else ""
+
+
+SPLITS = ("train", "valid")
+
 
 def fingerprint_files(directory: Path) -> str:
     """Hash of the relative paths, sizes and modification times of the parquet files under ``directory``."""
@@ -126,7 +132,18 @@ class FeatureStore:
             if versions:
                 return versions[-1], self.manifest(versions[-1])
         have = ", ".join(self.versions()) or "none"
-        raise MissingVersion(f"feature store {self.path}: no intact version {version!r} (have: {have})")
+        what = f"no intact version {version}" if version is not None else "no intact version"
+        raise MissingVersion(f"feature store {self.path}: {what} (have: {have}){self._hint()}")
+
+    def _hint(self) -> str:
+        """Where the store probably is, when :attr:`path` is not one."""
+        if not self.path.exists():
+            return "; the directory does not exist"
+        if (self.path / MANIFEST).exists():
+            return f"; {self.path} is a version directory, its store is {self.path.parent}"
+        if (self.path / "store").is_dir():
+            return f"; {self.path} looks like a run directory, its store is {self.path / 'store'}"
+        return ""
 
     def materialize(self, config: Any, data_dir: Path, train: Any, valid: Any, targets: list[str], split: dict,
                     backend: Any, layout: Any, rebuild: bool = False) -> Any:
@@ -137,7 +154,13 @@ class FeatureStore:
 
     def training_frame(self, version: str | None = None, split: str = "train") -> Any:
         """Features, labels and row identity of a version's ``train`` (out-of-fold) or ``valid`` rows (default: the newest)."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         return self.read_split(self._resolve(version)[0], split)
+
+    def feature_names(self, version: str | None = None) -> list[str]:
+        """The feature columns of a version (default: the newest), in the order the models were trained on."""
+        return list(self._resolve(version)[1]["features"])
 
     def builder(self, version: str | None = None, df_lib: Any = None) -> Any:
         """The fitted :class:`~rapids_engage.features.FeatureBuilder` of a version: its serving state."""
@@ -158,10 +181,21 @@ class FeatureStore:
         return builder
 
     def transform(self, rows: Any, version: str | None = None, carry: list[str] = ()) -> Any:
-        """Features of new ``rows`` (pandas, cudf or dask) from a version's serving state, exactly as its validation rows got theirs."""
+        """Features of new ``rows`` (pandas, cudf or dask) from a version's serving state, exactly as its
+        validation rows got theirs: a dask frame of the row identity columns (as in
+        :meth:`training_frame`), the features (:meth:`feature_names`) and the ``carry`` columns of
+        ``rows``. The history features are computed (kept on the workers) during the call, so rows
+        they cannot serve are refused at once; the rest stays lazy."""
         from .backend import frame_library
 
-        return self.builder(version, frame_library(rows)).transform(rows, list(carry))
+        builder = self.builder(version, frame_library(rows))
+        builder.check_rows(rows)
+        unknown = [c for c in carry if c not in rows.columns]
+        if unknown:
+            raise ValueError(f"carry names column(s) {unknown} that the rows do not have")
+        out = builder.transform(rows, list(carry))
+        identity = [c for c in builder.layout.carried() if c in out.columns]
+        return out[list(dict.fromkeys([*identity, *builder.feature_names(), *carry]))]
 
 
 def list_files(root: Path) -> dict[str, int]:

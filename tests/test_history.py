@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rapids_engage.features.history import HistoryEncoder, history_features, window_label
+from rapids_engage.features import NotFittedError
 
 T = "tweet_timestamp"
 TARGETS = ["like", "reply"]
@@ -231,7 +232,7 @@ def test_save_load_roundtrip(tmp_path):
 
 def test_transform_refuses_earlier_events_and_needs_fit():
     frame = make_frame(50, 3, 10, seed=1)
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         HistoryEncoder("engaging_user_id", TARGETS).transform(frame)
     enc = HistoryEncoder("engaging_user_id", TARGETS).fit(frame)
     with pytest.raises(ValueError, match="at or after the end of training"):

@@ -82,6 +82,32 @@ def test_second_run_is_a_store_cache_hit(demo):
     assert not [p for p in (out / "store").iterdir() if p.name.startswith(".tmp-")]
 
 
+def _readme_block(heading: str) -> str:
+    """The first python block under ``heading`` in the README."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index(heading):]
+    return section[section.index("```python\n") + len("```python\n"):section.index("\n```", section.index("```python"))]
+
+
+def test_readme_library_api_runs_as_written(demo):
+    """The README's Library API block, on the demo run: its values are the store's."""
+    import pandas as pd
+
+    _, out, report = demo
+    scope: dict = {}
+    exec(_readme_block("### Library API").replace('run = "runs/demo"', f"run = {str(out)!r}"), scope)
+    oof, served, features, names = scope["oof"].compute(), scope["served"].compute(), scope["features"].compute(), scope["names"]
+    assert names == report["features"] and set(names) <= set(features.columns)
+    assert len(features) == len(scope["new_rows"])
+    assert {"te_engaging_user_id__language_like", "te_engaging_user_id__language_reply"} <= set(oof.columns)
+    assert served["te_engaging_user_id__language_like"].notna().all()
+    # the whole validation window (per-day counts and history see the batch): the stored validation features
+    stored = scope["store"].training_frame(split="valid").compute().set_index(["tweet_id", "engaging_user_id"])
+    got = scope["store"].transform(scope["later"]).compute().set_index(["tweet_id", "engaging_user_id"])
+    assert len(got) == len(stored)
+    pd.testing.assert_frame_equal(got[names], stored.loc[got.index, names], check_exact=False, rtol=1e-9)
+
+
 def test_external_memory_training_learns_what_in_memory_training_does(demo):
     """train.external_memory: one booster per target from the store's files (XGBoost external memory)."""
     tmp, out, first = demo

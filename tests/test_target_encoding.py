@@ -9,17 +9,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rapids_engage.features import TargetEncoder
+from rapids_engage.features import NotFittedError, TargetEncoder
 from rapids_engage.features.folds import FOLD, assign_folds
 
 
-def make_frame(n: int, n_users: int, seed: int) -> pd.DataFrame:
+def make_frame(n: int, n_users: int, seed: int, null_share: float = 0.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
+    lang = rng.choice(np.array(["a", "b", "c"], dtype=object), n)
+    lang[rng.random(n) < null_share] = None
     return pd.DataFrame(
         {
             "tweet_id": rng.integers(-(2**62), 2**62, n),
             "engaging_user_id": rng.integers(0, n_users, n),
-            "lang": rng.choice(["a", "b", "c"], n),
+            "lang": lang,
             "like": rng.integers(0, 2, n).astype("int8"),
             "reply": (rng.random(n) < 0.1).astype("int8"),
         }
@@ -27,13 +29,18 @@ def make_frame(n: int, n_users: int, seed: int) -> pd.DataFrame:
 
 
 def brute_force_oof(df: pd.DataFrame, folds: np.ndarray, key: list[str], target: str, s: float) -> np.ndarray:
+    """Row by row: the prior is the mean over every row outside the fold; a null key gets the prior."""
     keys = list(map(tuple, df[key].to_numpy()))
+    keyed = df[key].notna().all(axis=1).to_numpy()
     y = df[target].to_numpy().astype(float)
     out = np.empty(len(df))
     for i in range(len(df)):
         other = folds != folds[i]
-        prior = y[other].mean()
-        same = other & np.array([k == keys[i] for k in keys])
+        prior = y[other].mean() if other.any() else y.mean()
+        if not keyed[i]:
+            out[i] = prior
+            continue
+        same = other & keyed & np.array([k == keys[i] for k in keys])
         with np.errstate(invalid="ignore"):
             out[i] = (y[same].sum() + s * prior) / (same.sum() + s)
     return out
@@ -44,9 +51,10 @@ def folds_of(df: pd.DataFrame, n_folds: int) -> np.ndarray:
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(20, 120), n_users=st.integers(1, 15), k=st.integers(2, 6), s=st.sampled_from([0.0, 1.0, 20.0]), seed=st.integers(0, 10**6))
-def test_oof_matches_brute_force(n, n_users, k, s, seed):
-    df = make_frame(n, n_users, seed)
+@given(n=st.integers(20, 120), n_users=st.integers(1, 15), k=st.integers(2, 6), s=st.sampled_from([0.0, 1.0, 20.0]),
+       seed=st.integers(0, 10**6), null_share=st.sampled_from([0.0, 0.2]))
+def test_oof_matches_brute_force(n, n_users, k, s, seed, null_share):
+    df = make_frame(n, n_users, seed, null_share)
     key = ["engaging_user_id", "lang"]
     out = TargetEncoder(key, n_folds=k, smooth=s).fit_transform(df, ["like", "reply"])
     folds = folds_of(df, k)
@@ -129,5 +137,64 @@ def test_clear_errors():
         TargetEncoder("nope").fit(df, "like")
     with pytest.raises(ValueError, match="fold_method"):
         TargetEncoder("lang", fold_method="bogus").fit(df, "like")
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         TargetEncoder("lang").transform(df)
+
+
+def test_null_keys_get_the_prior_in_training_and_serving():
+    """One rule for a key with a null: its fold's prior out of fold, the full prior at serving."""
+    df = make_frame(400, 10, 8, null_share=0.3)
+    enc = TargetEncoder("lang", n_folds=4)
+    oof = enc.fit_transform(df, "like")["te_lang_like"].to_numpy()
+    served = enc.transform(df)["te_lang_like"].to_numpy()
+    null = df["lang"].isna().to_numpy()
+    folds = folds_of(df, 4)
+    y = df["like"].to_numpy().astype(float)
+    np.testing.assert_allclose(oof[null], [y[folds != f].mean() for f in folds[null]], rtol=1e-12)
+    np.testing.assert_allclose(served[null], y.mean(), rtol=1e-12)
+    assert enc.prior_["like"] == pytest.approx(y.mean()) and enc.n_rows_ == len(df)
+
+
+def test_labels_given_as_arrays_series_or_frames():
+    df = make_frame(120, 6, 9)
+    X = df.drop(columns=["like"])
+    want = TargetEncoder("lang").fit_transform(df, "like")["te_lang_like"].to_numpy()
+    for y, name in [(df["like"].to_numpy(), "y"), (pd.Series(df["like"].to_numpy()), "y"), (list(df["like"]), "y"),
+                    (df[["like"]], "like"), (df["like"].to_numpy()[:, None], "y0")]:
+        got = TargetEncoder("lang").fit_transform(X, y)
+        np.testing.assert_array_equal(got[f"te_lang_{name}"].to_numpy(), want)
+    with pytest.raises(ValueError, match="y has 3 rows"):
+        TargetEncoder("lang").fit(X, [0, 1, 0])
+
+
+def test_refit_on_its_own_output_and_sklearn_conventions():
+    from sklearn.base import clone
+
+    df = make_frame(150, 6, 10)
+    enc = TargetEncoder("lang", smooth=5, row_key="tweet_id")
+    out = enc.fit_transform(df, "like")
+    again = enc.fit_transform(out, "like")  # a re-run notebook cell: the column is replaced
+    np.testing.assert_array_equal(again["te_lang_like"].to_numpy(), out["te_lang_like"].to_numpy())
+    assert enc.row_key == ["tweet_id"] and enc.output_names() == ["te_lang_like"]
+    copy = clone(enc)
+    assert copy.get_params() == enc.get_params() and not hasattr(copy, "stats_")
+    assert copy.set_params(smooth=3).smooth == 3.0
+    with pytest.raises(ValueError, match="no parameter"):
+        copy.set_params(smoothing=3)
+
+
+def test_bad_labels_and_parameters_are_refused_before_any_state_changes():
+    df = make_frame(100, 5, 11)
+    with pytest.raises(ValueError, match=r"missing label values \{'like': 2\}"):
+        TargetEncoder("lang").fit(df.assign(like=df["like"].astype(float).mask(df.index < 2)), "like")
+    with pytest.raises(ValueError, match="reserved"):
+        TargetEncoder("lang").fit(df.assign(_fold=0), "like")
+    with pytest.raises(ValueError, match="from 2 to 127"):
+        TargetEncoder("lang", n_folds=200).fit(df, "like")
+    with pytest.raises(ValueError, match="smooth"):
+        TargetEncoder("lang", smooth=-1).fit(df, "like")
+    enc = TargetEncoder("lang").fit(df, "like")
+    before = enc.transform(df)
+    with pytest.raises(ValueError, match="no training rows"):
+        enc.fit(df.iloc[:0], "like")
+    pd.testing.assert_frame_equal(enc.transform(df), before)  # the failed refit left the fit as it was

@@ -3,6 +3,7 @@
 from .build import FeatureBuilder, add_labels
 from .counts import CountEncoder
 from .history import HistoryEncoder
+from .frames import NotFittedError
 from .target_encoding import TargetEncoder
 
-__all__ = ["CountEncoder", "FeatureBuilder", "HistoryEncoder", "TargetEncoder", "add_labels"]
+__all__ = ["CountEncoder", "FeatureBuilder", "HistoryEncoder", "NotFittedError", "TargetEncoder", "add_labels"]

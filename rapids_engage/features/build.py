@@ -15,6 +15,7 @@ from typing import Any
 from functools import partial
 
 from ..config import FeaturesConfig, HistoryConfig
+from ..data import DataError
 from ..layout import RECSYS, Layout
 from . import content, table_content
 from .by_key import encode_by_key
@@ -23,7 +24,7 @@ from .counts import DAY, CountEncoder, with_day
 from .folds import FOLD, assign_folds
 from .frames import Checkpoints, Join, KeyTable, apply_joins, as_dask, in_memory, join_all, key_tables
 from .history import HistoryEncoder, history_features
-from .target_encoding import TargetEncoder
+from .target_encoding import TargetEncoder, fill_unkeyed
 
 #: A key table is reduced into one (broadcast) table when its estimated rows times this are
 #: within ``broadcast_limit``: room for the estimate's error (about 2 %, see ``cardinality``).
@@ -57,6 +58,11 @@ def row_features(layout: Layout) -> tuple[Any, Any, list[str]]:
     )
 
 
+def _is_text(dtype: Any) -> bool:
+    """Whether a key column's dtype holds text (object, string, category) rather than numbers."""
+    return getattr(dtype, "kind", "O") not in "iufb"
+
+
 def with_derived_keys(frame: Any, layout: Layout) -> Any:
     """``frame`` (dask) with the layout's derived key columns (e.g. ``first_hashtag``, ``url_domain``)."""
     return _rowwise(frame, row_features(layout)[0])
@@ -88,6 +94,34 @@ class FeatureBuilder:
         ]
         self.count_encoders = [CountEncoder(key, config.daily_counts, layout.time) for key in config.counts]
         self.history_encoders = [history_encoder(config.history, key, self.targets, layout.time) for key in config.history.keys]
+
+    def check_rows(self, frame: Any) -> None:
+        """A clear error for rows the fitted state cannot give features to: not a data frame, input
+        columns missing, a time column that is not integer epoch seconds, or a key column of another
+        kind (text / number) than the fitted tables' (every key would be unseen and get the prior)."""
+        if not hasattr(frame, "columns"):
+            raise TypeError(f"rows must be a data frame (pandas, cudf or dask), got {type(frame).__name__}")
+        missing = [c for c in self.layout.input_columns() if c not in frame.columns]
+        if missing:
+            raise DataError(f"rows lack column(s) {missing} needed to compute features")
+        time = frame.dtypes[self.layout.time]
+        if getattr(time, "kind", "O") not in "iu":
+            raise DataError(f"column {self.layout.time!r} must hold integer epoch seconds, got {time}")
+        for column, fitted in self._fitted_key_dtypes().items():
+            if column in frame.columns and _is_text(frame.dtypes[column]) != _is_text(fitted):
+                raise DataError(f"key column {column!r} is {frame.dtypes[column]} here but {fitted} in the fitted "
+                                "tables: every key would be unseen; cast it first")
+
+    def _fitted_key_dtypes(self) -> dict[str, Any]:
+        """Key column -> its dtype in the first fitted table that has it."""
+        tables = [getattr(e, "stats_", None) for e in self.target_encoders] + [getattr(e, "counts_", None) for e in self.count_encoders]
+        tables += [getattr(e, "state_", None) for e in self.history_encoders]
+        dtypes: dict[str, Any] = {}
+        for table in tables:
+            for column, dtype in (table.dtypes.items() if table is not None else ()):
+                dtypes.setdefault(column, dtype)
+        keys = {c for e in [*self.target_encoders, *self.count_encoders, *self.history_encoders] for c in e.columns}
+        return {c: d for c, d in dtypes.items() if c in keys}
 
     def _content_names(self) -> list[str]:
         return row_features(self.layout)[2] if self.config.content else []
@@ -183,7 +217,8 @@ class FeatureBuilder:
         joins = self._fit_broadcast_tables(frame, encoders, big)
         partitioned = [[e for e, b in zip(group, flags) if b] for group, flags in zip(encoders, big)]
         frame = encode_by_key(frame, *partitioned, keep, self.config.broadcast_limit)
-        return apply_joins(frame, joins, keep).drop(columns=[FOLD, DAY])
+        broadcast = [e for e, b in zip(self.target_encoders, big[0]) if not b]
+        return fill_unkeyed(apply_joins(frame, joins, keep), broadcast).drop(columns=[FOLD, DAY])
 
     def _fit_broadcast_tables(self, frame: Any, encoders: tuple[list, list, list], big: list[list[bool]]) -> list[Join]:
         """Fit, in one pass over ``frame``, the encoders whose tables are broadcast (``big`` False)
@@ -211,6 +246,7 @@ class FeatureBuilder:
     def transform(self, frame: Any, carry: list[str] = (), scratch: str | Path | None = None) -> Any:
         """Features for rows outside the training set, from the fitted state only (``scratch``: as in
         :meth:`fit_transform`)."""
+        self.check_rows(frame)
         keep = Checkpoints(scratch)
         frame = keep(self._with_history(self._needed(frame, list(carry)), fit=False, checkpoint=keep))
         return self._apply(frame, [enc.full_join() for enc in self.target_encoders], keep)
@@ -219,6 +255,7 @@ class FeatureBuilder:
         """:meth:`transform` for an in-memory batch (pandas or cudf) without dask: the same
         functions on one frame, with the fitted key tables indexed once per builder. For
         low-latency serving of small batches; equals :meth:`transform` of the same rows."""
+        self.check_rows(frame)
         keys_fn, features_fn, _ = row_features(self.layout)
         frame = keys_fn(frame)
         frame = features_fn(frame) if self.config.content else frame

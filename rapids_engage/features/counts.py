@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backend import array_module, bincount, series_like
 from ..schema import EVENT_TIME
-from .frames import Join, apply_joins, as_dask, is_dask, key_ids, key_name, keys_of_ids, load_state, save_state
+from .frames import Join, apply_joins, as_dask, check_fitted, is_dask, key_ids, key_name, keys_of_ids, load_state, save_state
 
 DAY = "_day"
 
@@ -89,8 +89,7 @@ class CountEncoder:
 
     def total_join(self) -> Join:
         """The key -> fitted count join (unseen keys count 0)."""
-        if not hasattr(self, "counts_"):
-            raise RuntimeError(f"CountEncoder({self.name}) is not fitted")
+        check_fitted(self, "counts_")
         return Join(self.counts_, self.columns, {self.total_name: "int64"}, {self.total_name: 0})
 
     def daily_join(self, daily: Any) -> Join:

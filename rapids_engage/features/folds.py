@@ -21,6 +21,7 @@ from ..backend import array_module, series_like, values
 from .frames import as_dask
 
 FOLD = "_fold"
+MAX_FOLDS = 127  # fold ids are int8
 FOLD_METHODS = ("hash", "contiguous", "random")
 
 
@@ -47,8 +48,8 @@ def assign_folds(frame: Any, row_key: list[str], n_folds: int, method: str = "ha
     """``frame`` (dask) with an int8 ``_fold`` column in [0, n_folds)."""
     if method not in FOLD_METHODS:
         raise ValueError(f"fold_method must be one of {FOLD_METHODS}, got {method!r}")
-    if n_folds < 2:
-        raise ValueError(f"n_folds must be >= 2, got {n_folds}")
+    if not 2 <= n_folds <= MAX_FOLDS:
+        raise ValueError(f"n_folds must be from 2 to {MAX_FOLDS}, got {n_folds}")
     missing = [c for c in row_key if c not in frame.columns]
     if method == "hash" and missing:
         raise ValueError(f"fold_method='hash' needs the row key columns {missing} (set row_key=...)")

@@ -338,6 +338,16 @@ def drop_empty_partitions(frame: Any) -> Any:
     return frame if len(keep) == len(sizes) else frame.partitions[keep]
 
 
+class NotFittedError(ValueError, AttributeError):
+    """An encoder used before it was fitted (as scikit-learn's: a ValueError and an AttributeError)."""
+
+
+def check_fitted(encoder: Any, attribute: str) -> None:
+    """:class:`NotFittedError` unless ``encoder`` has its fitted ``attribute``."""
+    if not hasattr(encoder, attribute):
+        raise NotFittedError(f"{type(encoder).__name__}({encoder.name}) is not fitted: call fit or fit_transform first")
+
+
 def save_state(directory: str | Path, stem: str, table: Any, state: dict) -> None:
     """An encoder's fitted state: ``<stem>.parquet`` (its table) and ``<stem>.json`` (params and scalars)."""
     directory = Path(directory)

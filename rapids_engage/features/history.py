@@ -66,7 +66,7 @@ import numpy as np
 
 from ..backend import array_module, frame_library, is_gpu_object, series_like, values
 from ..schema import EVENT_TIME, TARGETS
-from .frames import Checkpoints, as_dask, group_ids, in_memory, is_dask, key_name, key_tables, load_state, save_state, share
+from .frames import Checkpoints, as_dask, check_fitted, group_ids, in_memory, is_dask, key_name, key_tables, load_state, save_state, share
 
 N = "_n"
 
@@ -402,8 +402,7 @@ class HistoryEncoder:
 
     # ---- state -----------------------------------------------------------
     def _check_fitted(self) -> None:
-        if not hasattr(self, "state_"):
-            raise RuntimeError(f"HistoryEncoder({self.name}) is not fitted")
+        check_fitted(self, "state_")
 
     def params(self) -> dict:
         return {

@@ -5,12 +5,18 @@ For a training row of fold f with key k and target t::
     te = (sum_t(k, not f) + s * prior_t(not f)) / (count(k, not f) + s)
 
 where ``not f`` means the training rows outside fold f and ``prior_t(not f)``
-is their mean of t: a training row's value never uses its own label or any
-label of its fold. Validation, test and new rows use the full-training
-statistics with the full-training prior; keys never seen in training get the
-prior. The fitted state (``stats_``: per key the row count and the target sums;
-``prior_``) is exactly what :meth:`transform` needs, and is saved as parquet +
-JSON (:meth:`save` / :meth:`load`).
+is their mean of t (over every such row, whether its key is null or not): a
+training row's value never uses its own label or any label of its fold.
+Validation, test and new rows use the full-training statistics with the
+full-training prior ``prior_``; keys never seen in training get the prior. A row
+whose key has a null gets the prior too: its fold's prior in training, ``prior_``
+elsewhere (null is not a key value). Missing labels are an error. The fitted
+state (``stats_``: per key the row count and the target sums; ``prior_``) is
+exactly what :meth:`transform` needs, and is saved as parquet + JSON
+(:meth:`save` / :meth:`load`).
+
+Output columns are ``<prefix>_<key>_<target>``, a multi-column key's names joined
+by ``__`` (``te_engaging_user_id__language_like``); :meth:`output_names` lists them.
 """
 
 from __future__ import annotations
@@ -20,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import array_module, bincount, to_host, values
+from ..backend import array_module, bincount, float_values, series_like, to_host, values
 from .folds import FOLD, assign_folds
-from .frames import Join, apply_joins, as_dask, is_dask, key_name, keys_of_ids, load_state, save_state
+from .frames import Join, apply_joins, as_dask, check_fitted, is_dask, key_name, keys_of_ids, load_state, save_state
 
 N = "_n"
 
@@ -31,12 +37,30 @@ def _sum(t: str) -> str:
     return f"{t}__sum"
 
 
+def _names(value: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Column name(s) as a list; a list passes through as the same object (``sklearn.base.clone``
+    checks that the constructor keeps its parameters)."""
+    return [value] if isinstance(value, str) else value if isinstance(value, list) else list(value)
+
+
+def _check_labels(part: Any, targets: list[str], name: str) -> Any:
+    """``part`` unchanged; a ValueError naming the column when a label is missing (NaN / null)."""
+    missing = part[targets].isna().sum()
+    bad = {t: int(missing[t]) for t in targets if int(missing[t])}
+    if bad:
+        raise ValueError(f"TargetEncoder({name}): missing label values {bad} (column: rows); "
+                         "drop those rows or fill the labels before encoding")
+    return part
+
+
 class TargetEncoder:
     """sklearn-style out-of-fold target encoder for one key over several targets.
 
-    ``columns``: the key (one column name or a list); ``targets``: label columns
-    of ``X`` encoded at once (or pass ``y`` to :meth:`fit`); ``row_key``: the
-    columns whose hash picks a row's fold (``fold_method="hash"``).
+    ``columns``: the key (one column name or a list); the targets are given to
+    :meth:`fit` / :meth:`fit_transform` as ``y`` and encoded at once; ``row_key``:
+    the columns whose hash picks a row's fold (``fold_method="hash"``, the
+    default, so that folds do not depend on partitioning); ``smooth``: the
+    prior's weight ``s``; ``n_folds``: 2 to 127.
     """
 
     def __init__(
@@ -49,13 +73,27 @@ class TargetEncoder:
         row_key: tuple[str, ...] = ("tweet_id", "engaging_user_id"),
         prefix: str = "te",
     ) -> None:
-        self.columns = [columns] if isinstance(columns, str) else list(columns)
+        self.columns = _names(columns)
         self.n_folds = n_folds
         self.smooth = float(smooth)
         self.fold_method = fold_method
         self.seed = seed
-        self.row_key = list(row_key)
+        self.row_key = _names(row_key)
         self.prefix = prefix
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor's parameters (scikit-learn's estimator API; ``deep`` has nothing to recurse into)."""
+        return self.params()
+
+    def set_params(self, **params: Any) -> TargetEncoder:
+        """Set constructor parameters (scikit-learn's estimator API); refit afterwards."""
+        unknown = sorted(set(params) - set(self.params()))
+        if unknown:
+            raise ValueError(f"TargetEncoder has no parameter(s) {unknown}; it has {sorted(self.params())}")
+        normalize = {"columns": _names, "row_key": _names, "smooth": float}
+        for key, value in params.items():
+            setattr(self, key, normalize.get(key, lambda v: v)(value))
+        return self
 
     # ---- names -----------------------------------------------------------
     @property
@@ -66,66 +104,96 @@ class TargetEncoder:
         return f"{self.prefix}_{self.name}_{target}"
 
     def output_names(self) -> list[str]:
+        """The encoding columns :meth:`transform` adds, one per fitted target."""
+        check_fitted(self, "targets_")
         return [self.output_name(t) for t in self.targets_]
 
     # ---- fitting ---------------------------------------------------------
     def _with_targets(self, X: Any, y: Any) -> tuple[Any, list[str]]:
+        """(``X`` with the label columns, their names). ``y``: column name(s) of ``X``, or labels taken
+        by position as scikit-learn does: a Series or DataFrame (named after their columns, replacing
+        a column of ``X`` of that name), an unnamed Series or 1-d array (named ``y``), a 2-d array
+        (``y0``, ``y1``, ...)."""
         if y is None:
-            raise ValueError("TargetEncoder needs targets: y as column name(s) of X, or a Series/DataFrame")
+            raise ValueError("TargetEncoder needs targets: y as column name(s) of X, or labels (Series, DataFrame, array)")
         if isinstance(y, str):
             return X, [y]
-        if isinstance(y, (list, tuple)):
+        if isinstance(y, (list, tuple)) and y and all(isinstance(c, str) for c in y):
             return X, list(y)
         if is_dask(X) or is_dask(y):
             raise ValueError("with dask frames pass y as column name(s) of X")
-        frame = y.to_frame() if getattr(y, "ndim", 2) == 1 else y
-        return X.assign(**{c: frame[c].values for c in frame.columns}), list(frame.columns)
+        if hasattr(y, "columns"):
+            labels = {str(c): y[c] for c in y.columns}
+        elif getattr(y, "name", None) is not None:
+            labels = {str(y.name): y}
+        else:
+            arr = np.asarray(to_host(y))
+            if arr.ndim not in (1, 2):
+                raise ValueError(f"TargetEncoder: y must be 1-d or 2-d labels, got shape {arr.shape}")
+            labels = {"y": arr} if arr.ndim == 1 else {f"y{i}": arr[:, i] for i in range(arr.shape[1])}
+        lengths = {len(v) for v in labels.values()}
+        if lengths != {len(X)}:
+            raise ValueError(f"TargetEncoder: y has {lengths.pop()} rows, X has {len(X)}")
+        return X.assign(**{c: series_like(X, np.asarray(to_host(v)) if hasattr(v, "index") else v) for c, v in labels.items()}), list(labels)
 
     def prepare(self, X: Any, y: Any = None) -> tuple[Any, list[str]]:
-        """``X`` as a dask frame with the fold column and the label columns, and the label names."""
+        """``X`` as a dask frame with the fold column and the label columns, and the label names.
+        Encoding columns already in ``X`` (an earlier output) are replaced."""
+        if not hasattr(X, "columns"):
+            raise TypeError(f"TargetEncoder: X must be a DataFrame (pandas, cudf or dask), got {type(X).__name__}")
+        if self.smooth < 0:
+            raise ValueError(f"TargetEncoder({self.name}): smooth must be >= 0, got {self.smooth}")
+        if FOLD in X.columns:
+            raise ValueError(f"TargetEncoder({self.name}): the column name {FOLD!r} is reserved for the fold ids; rename it")
         X, targets = self._with_targets(X, y)
         missing = [c for c in self.columns + targets if c not in X.columns]
         if missing:
             raise ValueError(f"TargetEncoder({self.name}): columns {missing} are not in the frame")
-        if FOLD not in X.columns:
-            X = assign_folds(as_dask(X), self.row_key, self.n_folds, self.fold_method, self.seed)
-        return as_dask(X), targets
+        X = as_dask(X)
+        X = X.drop(columns=[c for c in (self.output_name(t) for t in targets) if c in X.columns])
+        return assign_folds(X, self.row_key, self.n_folds, self.fold_method, self.seed), targets
 
     def stats_graph(self, frame: Any, targets: list[str]) -> Any:
         """Lazy per (key, fold) row counts and label sums of a prepared frame, reduced into one table
         (keys too many to broadcast are fitted by key instead: :func:`~.by_key.encode_by_key`)."""
         cols = self.columns + [FOLD]
-        part = frame[cols + targets].astype({t: "float64" for t in targets})
-        part = part.rename(columns={t: _sum(t) for t in targets}).assign(**{N: 1})
-        return part.groupby(cols, sort=False).sum().reset_index()
+        part = self._label_sums(frame[cols + targets], targets)
+        return part.groupby(cols, sort=False, dropna=False).sum().reset_index()  # null keys: for the priors
+
+    def _label_sums(self, rows: Any, targets: list[str]) -> Any:
+        """``rows`` (dask) checked for missing labels, the labels as float64 sum columns, plus ``N`` = 1."""
+        rows = rows.map_partitions(_check_labels, targets, self.name, meta=rows._meta)
+        rows = rows.astype({t: "float64" for t in targets}).rename(columns={t: _sum(t) for t in targets})
+        return rows.assign(**{N: 1})
 
     def set_stats(self, fold_stats: Any, targets: list[str]) -> TargetEncoder:
-        """Finish fitting from the in-memory (key, fold) statistics of :meth:`stats_graph`."""
+        """Finish fitting from the in-memory (key, fold) statistics of :meth:`stats_graph` (whose
+        null-key rows count towards the priors only)."""
         sums = [_sum(t) for t in targets]
-        self.stats_ = fold_stats.groupby(self.columns)[[N] + sums].sum().reset_index()
-        self._set_prior(self.stats_[[N] + sums].sum(), targets)
+        self.set_fold_totals(fold_stats.groupby(FOLD)[[N] + sums].sum().reset_index(), targets)
+        self.stats_ = fold_stats.groupby(self.columns)[[N] + sums].sum().reset_index()  # dropna: keys only
         self._fold_stats = fold_stats
         return self
 
     def fold_totals_graph(self, frame: Any, targets: list[str]) -> Any:
-        """Lazy per-fold row counts and label sums of the rows with a (non-null) key: what
-        :meth:`set_fold_totals` needs before :meth:`partition_oof` can run."""
-        rows = frame[self.columns + [FOLD] + targets]
-        keyed = rows[self.columns[0]].notnull()
-        for c in self.columns[1:]:
-            keyed = keyed & rows[c].notnull()
-        part = rows[keyed].astype({t: "float64" for t in targets}).rename(columns={t: _sum(t) for t in targets})
-        return part.assign(**{N: 1}).groupby(FOLD)[[N] + [_sum(t) for t in targets]].sum().reset_index()
+        """Lazy per-fold row counts and label sums of every row: what :meth:`set_fold_totals` needs
+        before :meth:`partition_oof` can run."""
+        part = self._label_sums(frame[[FOLD] + targets], targets)
+        return part.groupby(FOLD)[[N] + [_sum(t) for t in targets]].sum().reset_index()
 
     def set_fold_totals(self, per_fold: Any, targets: list[str]) -> TargetEncoder:
         """Start fitting from per-fold totals (in memory, :meth:`fold_totals_graph`): the priors. The
-        key statistics ``stats_`` come from :meth:`partition_oof`'s tables (set by the caller)."""
+        key statistics ``stats_`` come from :meth:`set_stats` or :meth:`partition_oof`'s tables (set by
+        the caller). Raises before changing any state when there are no rows."""
         sums = [_sum(t) for t in targets]
         per_fold = to_host(per_fold).set_index(FOLD)[[N] + sums]
         total = per_fold.sum()
         self._set_prior(total, targets)
-        folds = per_fold.reindex(range(self.n_folds))  # as _oof_table's prior: the rows outside the fold
-        self._fold_prior = {t: ((total[_sum(t)] - folds[_sum(t)]) / (total[N] - folds[N])).to_numpy() for t in targets}
+        folds = per_fold.reindex(range(self.n_folds)).fillna(0.0)  # as _oof_table's prior: the rows outside the fold
+        rest = total[N] - folds[N]
+        self._fold_prior = {  # a fold holding every row has no rows outside it: the full prior
+            t: ((total[_sum(t)] - folds[_sum(t)]) / rest.where(rest > 0)).fillna(self.prior_[t]).to_numpy() for t in targets
+        }
         return self
 
     def oof_state(self) -> TargetEncoder:
@@ -186,8 +254,20 @@ class TargetEncoder:
             prior = xp.asarray(self._fold_prior[t])[folds]
             with np.errstate(divide="ignore", invalid="ignore"):  # where nothing is left: the prior
                 value = xp.where(rest_n + self.smooth > 0, self._encode(rest(t), rest_n, prior), prior)
-            encoded[self.output_name(t)] = xp.where(keyed, value, np.nan)
+            encoded[self.output_name(t)] = xp.where(keyed, value, prior)  # a null key: the fold's prior
         return encoded
+
+    def fill_unkeyed(self, part: Any) -> Any:
+        """``part`` (in memory, with the fold column) after :meth:`oof_join`: a row left without an
+        encoding, one whose key has a null, gets its fold's prior (as :meth:`partition_oof` gives it)."""
+        folds = values(part[FOLD]).astype(np.int64)
+        xp = array_module(folds)
+        new = {}
+        for t in self.targets_:
+            name = self.output_name(t)
+            value = float_values(part[name])
+            new[name] = series_like(part, xp.where(xp.isnan(value), xp.asarray(self._fold_prior[t])[folds], value))
+        return part.assign(**new)
 
     def fit(self, X: Any, y: Any = None) -> TargetEncoder:
         """Learn the full-training statistics (what :meth:`transform` uses)."""
@@ -207,12 +287,14 @@ class TargetEncoder:
         """Fit, and return ``X`` with out-of-fold encodings for its (training) rows."""
         frame, targets = self.prepare(X, y)
         self.set_stats(self.stats_graph(frame, targets).compute(), targets)
-        out = apply_joins(frame, [self.oof_join()]).drop(columns=[FOLD])
+        out = fill_unkeyed(apply_joins(frame, [self.oof_join()]), [self]).drop(columns=[FOLD])
         return out if is_dask(X) else out.compute()
 
     def transform(self, X: Any) -> Any:
-        """``X`` with full-training encodings (unseen keys get the prior)."""
+        """``X`` with full-training encodings (unseen and null keys get the prior)."""
         self._check_fitted()
+        if not hasattr(X, "columns"):
+            raise TypeError(f"TargetEncoder: X must be a DataFrame (pandas, cudf or dask), got {type(X).__name__}")
         missing = [c for c in self.columns if c not in X.columns]
         if missing:
             raise ValueError(f"TargetEncoder({self.name}): columns {missing} are not in the frame")
@@ -249,8 +331,7 @@ class TargetEncoder:
 
     # ---- state -----------------------------------------------------------
     def _check_fitted(self) -> None:
-        if not hasattr(self, "stats_"):
-            raise RuntimeError(f"TargetEncoder({self.name}) is not fitted")
+        check_fitted(self, "stats_")
 
     def params(self) -> dict:
         return {
@@ -276,3 +357,17 @@ class TargetEncoder:
         enc = cls(**state["params"])
         enc.stats_, enc.targets_, enc.prior_, enc.n_rows_ = table, state["targets"], state["prior"], state["n_rows"]
         return enc
+
+
+def _fill_unkeyed(part: Any, encoders: list[TargetEncoder]) -> Any:
+    for enc in encoders:
+        part = enc.fill_unkeyed(part)
+    return part
+
+
+def fill_unkeyed(frame: Any, encoders: list[TargetEncoder]) -> Any:
+    """``frame`` (dask, with the fold column) after the encoders' :meth:`~TargetEncoder.oof_join`:
+    the rows whose key has a null get their fold's prior (:meth:`~TargetEncoder.fill_unkeyed`)."""
+    if not encoders:
+        return frame
+    return frame.map_partitions(_fill_unkeyed, [enc.oof_state() for enc in encoders], meta=frame._meta)
