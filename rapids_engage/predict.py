@@ -80,8 +80,13 @@ def read_new_rows(path: Path, layout: Layout, min_partition_rows: int | None = N
     if (path / "data").is_dir():  # an ingest output: its rows, not its quarantine
         path = path / "data"
     files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+    raw = "raw files (CSV, TSV, JSONL, RecSys text) are read by `ingest --unlabelled` first, whose output predict takes"
     if not files:
-        raise DataError(f"no parquet files at {path}")
+        raise DataError(f"no parquet files at {path}: {raw}")
+    if path.is_file() and path.suffix != ".parquet":
+        with open(path, "rb") as f:
+            if f.read(4) != b"PAR1":
+                raise DataError(f"{path} is not a parquet file: {raw}")
     frame = dd.read_parquet([str(f) for f in files], blocksize=None)
     missing = [c for c in layout.input_columns() if c not in frame.columns]
     if missing:

@@ -88,6 +88,16 @@ MEDIA_TYPES: tuple[str, ...] = ("Photo", "Video", "GIF")
 
 #: Event time of a row (the RecSys data has no impression time; the tweet's is used).
 EVENT_TIME = "tweet_timestamp"
+#: The event times taken as plausible (epoch seconds, 1990-01-01 to 2100-01-01 UTC): outside, a
+#: time is probably in another unit (milliseconds) or mistyped.
+PLAUSIBLE_TIMES = (631_152_000, 4_102_444_800)
+
+
+def utc(t: int) -> str:
+    """An event time (epoch seconds) for messages: ``2021-02-11 08:00 UTC``."""
+    import datetime as dt
+
+    return f"{dt.datetime.fromtimestamp(t, dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
 USER = "engaging_user_id"
 CREATOR = "engaged_with_user_id"
 #: Columns that identify a row; the hash fold of a row is computed from these.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .schema import EVENT_TIME
+from .schema import EVENT_TIME, utc
 
 
 @dataclass(frozen=True)
@@ -15,11 +15,23 @@ class SplitInfo:
     max_time: int
 
 
-def time_split(frame: Any, valid_hours: float, time_column: str = EVENT_TIME) -> tuple[Any, Any, SplitInfo]:
-    """(train, valid, info) of a dask frame; the cutoff is ``max(time) - valid_hours``."""
+#: The smallest share of the rows either side of the cut-off may hold (a stray far-future time).
+MIN_SIDE_SHARE = 0.001
+
+
+def time_split(frame: Any, valid_hours: float, time_column: str = EVENT_TIME, targets: list[str] = ()) -> tuple[Any, Any, SplitInfo]:
+    """(train, valid, info) of a dask frame; the cutoff is ``max(time) - valid_hours``.
+
+    Refuses (``DataError``) a split whose training or validation side holds under
+    :data:`MIN_SIDE_SHARE` of the rows (one mistyped far-future time makes the
+    validation window nearly empty), and a target whose training labels are all
+    the same value (nothing to learn: e.g. every positive row was quarantined).
+    """
+    import dask
+
     if valid_hours <= 0:
         raise ValueError(f"split.valid_hours must be > 0, got {valid_hours}")
-    lo, hi = (int(v) for v in _min_max(frame[time_column]))
+    lo, hi = (int(v) for v in dask.compute(frame[time_column].min(), frame[time_column].max()))
     cutoff = hi - int(round(valid_hours * 3600))
     if cutoff < lo:
         raise ValueError(
@@ -28,13 +40,34 @@ def time_split(frame: Any, valid_hours: float, time_column: str = EVENT_TIME) ->
         )
     train = frame[frame[time_column] <= cutoff]
     valid = frame[frame[time_column] > cutoff]
+    labels = train[list(targets)]
+    stats = [labels.min(), labels.max()] if targets else []
+    n_valid, n_rows, *low_high = dask.compute((frame[time_column] > cutoff).sum(), frame[time_column].size, *stats)
+    _check_sides(int(n_valid), int(n_rows), valid_hours, hi, time_column)
+    if targets:
+        _check_labels(list(targets), *low_high, int(n_rows) - int(n_valid))
     return train, valid, SplitInfo(cutoff, lo, hi)
 
 
-def _min_max(column: Any) -> tuple[Any, Any]:
-    import dask
+def _check_sides(n_valid: int, n_rows: int, valid_hours: float, latest: int, time_column: str) -> None:
+    from .data import DataError
 
-    return dask.compute(column.min(), column.max())
+    for side, n in (("validation", n_valid), ("training", n_rows - n_valid)):
+        if n < MIN_SIDE_SHARE * n_rows:
+            raise DataError(
+                f"the {side} side of the split holds {n:,} of {n_rows:,} rows: the validation window is the last "
+                f"{valid_hours:g} h before the latest {time_column} ({utc(latest)}). A far-off time in the data "
+                f"(check {time_column} for outliers) or split.valid_hours may be wrong"
+            )
+
+
+def _check_labels(targets: list[str], low: Any, high: Any, n_train: int) -> None:
+    from .data import DataError
+
+    for t in targets:
+        if float(low[t]) == float(high[t]):
+            raise DataError(f"target {t!r} is {float(low[t]):g} on all {n_train:,} training rows: nothing to learn. "
+                            "Check its column (and the ingest quarantine, where bad labels go)")
 
 
 def _permute(part: Any, targets: list[str], seed: int, partition_info: dict | None = None) -> Any:

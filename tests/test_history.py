@@ -235,7 +235,7 @@ def test_transform_refuses_earlier_events_and_needs_fit():
     with pytest.raises(NotFittedError, match="not fitted"):
         HistoryEncoder("engaging_user_id", TARGETS).transform(frame)
     enc = HistoryEncoder("engaging_user_id", TARGETS).fit(frame)
-    with pytest.raises(ValueError, match="at or after the end of training"):
+    with pytest.raises(ValueError, match="at or after the end of the training window"):
         enc.transform(frame)
     with pytest.raises(ValueError, match="not in the frame"):
         HistoryEncoder("nope", TARGETS).fit_transform(frame)

@@ -129,6 +129,7 @@ def test_external_memory_training_learns_what_in_memory_training_does(demo):
         (["--gpus", "lots"], "--gpus must be"),
         (["--set", "train.max_dept=3"], "train.max_dept"),
         (["--set", "split.valid_hours=100000"], "valid_hours"),
+        (["--set", "split.valid_hours=0.0001"], "the validation side of the split holds 0 of 2,000 rows"),
     ],
 )
 def test_errors_are_one_line(tmp_path, argv, message):

@@ -131,6 +131,17 @@ def test_predict_on_table_rows_reproduces_the_report(planted, tmp_path):
         np.testing.assert_allclose(both[f"pred_{t}_served"], both[f"pred_{t}"], rtol=1e-6, atol=1e-6)
     with pytest.raises(DataError, match="lack column"):
         Scorer(tmp / "run").predict(rows.drop(columns=[layout.time]))
+    # rows the fitted state cannot serve are refused, never scored as if every key were unseen
+    with pytest.raises(DataError, match=f"key column '{layout.creator}' is str here but int64"):
+        Scorer(tmp / "run").predict(rows.astype({layout.creator: str}))
+    with pytest.raises(DataError, match="milliseconds"):
+        Scorer(tmp / "run").predict(rows.assign(**{layout.time: rows[layout.time] * 1000}))
+    with pytest.raises(DataError, match="integer epoch seconds"):
+        Scorer(tmp / "run").predict(rows.assign(**{layout.time: pd.to_datetime(rows[layout.time], unit="s")}))
+    raw_csv = tmp_path / "new.csv"
+    rows.to_csv(raw_csv, index=False)
+    with pytest.raises(DataError, match="not a parquet file.*ingest --unlabelled"):
+        main(["predict", "--model-dir", str(tmp / "run"), "--input", str(raw_csv), "--out", str(tmp_path / "p"), "--gpus", "0", "--debug"])
 
 
 def test_ingest_unlabelled_csv_then_predict(planted, tmp_path, capsys):

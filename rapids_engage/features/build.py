@@ -17,12 +17,13 @@ from functools import partial
 from ..config import FeaturesConfig, HistoryConfig
 from ..data import DataError
 from ..layout import RECSYS, Layout
+from ..schema import PLAUSIBLE_TIMES
 from . import content, table_content
 from .by_key import encode_by_key
 from .cardinality import distinct_counts
 from .counts import DAY, CountEncoder, with_day
 from .folds import FOLD, assign_folds
-from .frames import Checkpoints, Join, KeyTable, apply_joins, as_dask, in_memory, join_all, key_tables
+from .frames import Checkpoints, Join, KeyTable, apply_joins, as_dask, in_memory, is_dask, join_all, key_tables
 from .history import HistoryEncoder, history_features
 from .target_encoding import TargetEncoder, fill_unkeyed
 
@@ -56,6 +57,18 @@ def row_features(layout: Layout) -> tuple[Any, Any, list[str]]:
         partial(table_content.content_features, layout=layout),
         table_content.feature_names(layout),
     )
+
+
+def check_times(part: Any, column: str) -> Any:
+    """``part`` unchanged; a DataError when its ``column`` has times outside :data:`~..schema.PLAUSIBLE_TIMES`
+    as epoch seconds (milliseconds, say)."""
+    if len(part):
+        lo, hi = int(part[column].min()), int(part[column].max())
+        if lo < PLAUSIBLE_TIMES[0] or hi >= PLAUSIBLE_TIMES[1]:
+            bad = lo if lo < PLAUSIBLE_TIMES[0] else hi
+            hint = "; milliseconds? divide by 1000" if bad >= PLAUSIBLE_TIMES[1] * 100 else ""
+            raise DataError(f"column {column!r} holds {bad}, not an epoch-seconds time from 1990 to 2100{hint}")
+    return part
 
 
 def _is_text(dtype: Any) -> bool:
@@ -107,6 +120,8 @@ class FeatureBuilder:
         time = frame.dtypes[self.layout.time]
         if getattr(time, "kind", "O") not in "iu":
             raise DataError(f"column {self.layout.time!r} must hold integer epoch seconds, got {time}")
+        if not is_dask(frame):  # dask rows: checked per partition by transform
+            check_times(frame, self.layout.time)
         for column, fitted in self._fitted_key_dtypes().items():
             if column in frame.columns and _is_text(frame.dtypes[column]) != _is_text(fitted):
                 raise DataError(f"key column {column!r} is {frame.dtypes[column]} here but {fitted} in the fitted "
@@ -247,6 +262,8 @@ class FeatureBuilder:
         """Features for rows outside the training set, from the fitted state only (``scratch``: as in
         :meth:`fit_transform`)."""
         self.check_rows(frame)
+        frame = as_dask(frame)
+        frame = frame.map_partitions(check_times, self.layout.time, meta=frame._meta)
         keep = Checkpoints(scratch)
         frame = keep(self._with_history(self._needed(frame, list(carry)), fit=False, checkpoint=keep))
         return self._apply(frame, [enc.full_join() for enc in self.target_encoders], keep)

@@ -65,7 +65,8 @@ import dask.dataframe as dd
 import numpy as np
 
 from ..backend import array_module, frame_library, is_gpu_object, series_like, values
-from ..schema import EVENT_TIME, TARGETS
+from ..data import DataError
+from ..schema import EVENT_TIME, TARGETS, utc
 from .frames import Checkpoints, as_dask, check_fitted, group_ids, in_memory, is_dask, key_name, key_tables, load_state, save_state, share
 
 N = "_n"
@@ -353,9 +354,11 @@ class HistoryEncoder:
         xp = array_module(X)
         t_new = self._times(X)
         if len(t_new) and int(t_new.min()) < self.t_end_:
-            raise ValueError(
-                f"HistoryEncoder({self.name}).transform serves events at or after the end of training "
-                f"(time {self.t_end_}); got time {int(t_new.min())}"
+            early = int((t_new < self.t_end_).sum())
+            raise DataError(
+                f"history features ({self.name}) serve rows at or after the end of the training window "
+                f"({utc(self.t_end_)}): {early:,} of {len(t_new):,} rows are earlier (the earliest at "
+                f"{utc(int(t_new.min()))}); score rows from after training"
             )
         state, g, m_kept = self._state_rows(X)
 

@@ -1,0 +1,42 @@
+"""The forward-in-time split and its refusals: a nearly empty side, a target with nothing to learn."""
+
+from __future__ import annotations
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pytest
+
+from rapids_engage.data import DataError
+from rapids_engage.split import time_split
+
+DAY = 86_400
+
+
+def events(n: int = 3_000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"t": 1_600_000_000 + rng.integers(0, 10 * DAY, n), "like": (rng.random(n) < 0.3).astype("int8")})
+
+
+def test_split_at_the_cutoff():
+    df = events()
+    train, valid, info = time_split(dd.from_pandas(df, npartitions=3), 24, "t", ["like"])
+    train, valid = train.compute(), valid.compute()
+    assert info.cutoff == df["t"].max() - 24 * 3600
+    assert (train["t"] <= info.cutoff).all() and (valid["t"] > info.cutoff).all() and len(train) + len(valid) == len(df)
+
+
+def test_a_stray_far_future_time_is_refused():
+    """One mistyped time decades ahead would leave its row alone in the validation window."""
+    df = events()
+    df.loc[5, "t"] = 2_900_000_000
+    with pytest.raises(DataError, match=r"validation side of the split holds 1 of 3,000 rows.*2061.*outliers"):
+        time_split(dd.from_pandas(df, npartitions=3), 24, "t", ["like"])
+
+
+@pytest.mark.parametrize("value", [0, 1])
+def test_a_constant_target_is_refused(value):
+    """E.g. every positive row of a target quarantined at ingest: training would learn nothing."""
+    df = events().assign(hot=np.int8(value))
+    with pytest.raises(DataError, match=f"target 'hot' is {value} on all"):
+        time_split(dd.from_pandas(df, npartitions=3), 24, "t", ["like", "hot"])
