@@ -2,13 +2,18 @@
 
 Every section is a dataclass; :func:`load_config` turns a YAML file plus
 ``--set section.key=value`` overrides into a :class:`Config`. Unknown keys and
-wrongly typed values are :class:`ConfigError` naming the key and the file.
-dacite does the typed dict -> dataclass conversion (strict: no unknown keys).
+wrongly typed values are :class:`ConfigError` naming the file, the key path, what
+was expected and what was given (``configs/x.yaml: split.valid_hours: expected a
+number, got 'three'``), and the ``--set`` override or flag when the value came
+from one. dacite does the typed dict -> dataclass conversion once the data pass.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -250,61 +255,113 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def _unknown_keys(cls: type, data: Any, prefix: str = "") -> list[str]:
-    """Dotted names of keys in ``data`` that ``cls`` has no field for (recursively)."""
-    if not isinstance(data, dict) or not dataclasses.is_dataclass(cls):
-        return []
+#: Values their type alone does not check: (section, key) -> (test, what is expected).
+_VALUE_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
+    (ClusterConfig, "gpus"): (
+        lambda v: not isinstance(v, bool) and (str(v).strip().lower() == "auto" or str(v).strip().isdigit()),
+        "'auto' or a whole number of GPUs >= 0",
+    ),
+}
+#: The list[list[str]] fields are all column keys (features.counts, target_encoding.keys, history.keys).
+_KEY_LISTS = "a list of column lists, e.g. [[engaging_user_id], [creator_id, language]]"
+_WORDS = {int: "a whole number", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
+_PLURALS = {int: "whole numbers", float: "numbers", str: "strings", bool: "true/false values"}
+
+
+def _problem(hint: Any, value: Any, path: str) -> tuple[str, str] | None:
+    """The first (key path, message) where ``value`` does not fit the type ``hint``; None if it fits.
+
+    Unknown keys name the section's own keys (a close match first), wrong values what was expected.
+    """
+    if dataclasses.is_dataclass(hint):
+        return _section_problem(hint, value, path) if isinstance(value, dict) else _expected(hint, value, path)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if any(_problem(a, value, path) is None for a in args):
+            return None
+        # a mapping or a list where one member takes one: that member's (possibly deeper) problem
+        shaped = [a for a in args if (typing.get_origin(a) or (dict if dataclasses.is_dataclass(a) else a)) is type(value)]
+        return _problem(shaped[0], value, path) if len(shaped) == 1 and type(value) in (dict, list) else _expected(hint, value, path)
+    if origin is typing.Literal:
+        return None if any(value == a and type(value) is type(a) for a in args) else _expected(hint, value, path)
+    if origin is list:
+        if not isinstance(value, list):
+            return _expected(hint, value, path)
+        for i, item in enumerate(value):
+            found = _problem(args[0], item, f"{path}[{i}]")
+            if found:  # a wrong item is shown with its whole list; a deeper problem keeps its own path
+                return _expected(hint, value, path) if found[0] == f"{path}[{i}]" else found
+        return None
+    if origin is dict:
+        if not isinstance(value, dict):
+            return _expected(hint, value, path)
+        return next(filter(None, (_problem(args[1], item, f"{path}.{key}") for key, item in value.items())), None)
+    if hint is Any:
+        return None
+    if hint is float:  # dacite casts ints and numeric strings
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) or isinstance(value, str) and _is_float(value)
+    else:
+        ok = type(value) is hint  # bool is no int here
+    return None if ok else _expected(hint, value, path)
+
+
+def _section_problem(cls: type, data: dict, path: str) -> tuple[str, str] | None:
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = _type_hints(cls)
-    bad: list[str] = []
+    hints = typing.get_type_hints(cls)
+    prefix = f"{path}." if path else ""
     for key, value in data.items():
         name = f"{prefix}{key}"
         if key not in fields:
-            bad.append(name)
-            continue
-        inner = _section_type(hints[key])
-        if dataclasses.is_dataclass(inner):
-            bad += _unknown_keys(inner, value, name + ".")
-        elif isinstance(value, dict) and _dict_value_type(hints[key]) is not None:
-            for sub, item in value.items():
-                bad += _unknown_keys(_dict_value_type(hints[key]), item, f"{name}.{sub}.")
-        elif isinstance(value, list) and _list_item_type(hints[key]) is not None:
-            for i, item in enumerate(value):
-                bad += _unknown_keys(_list_item_type(hints[key]), item, f"{name}[{i}].")
-    return bad
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            guess = f": did you mean {prefix + close[0]!r}?" if close else ""
+            known = f"keys of {path}" if path else "top-level sections"
+            return name, f"unknown config key {name!r}{guess} ({known}: {', '.join(fields)})"
+        check = _VALUE_CHECKS.get((cls, key))
+        if check and not check[0](value):
+            return name, f"{name}: expected {check[1]}, got {_show(value)}"
+        found = _problem(hints[key], value, name)
+        if found:
+            return found
+    for f in fields.values():
+        if f.name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            return prefix + f.name, f"{prefix}{f.name}: missing, expected {_describe(hints[f.name])}"
+    return None
 
 
-def _section_type(hint: Any) -> Any:
-    """``X`` for ``X`` or ``X | None`` when X is a dataclass, else ``hint``."""
-    import types
-    import typing
-
-    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
-        return hint
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return args[0] if len(args) == 1 and dataclasses.is_dataclass(args[0]) else hint
+def _expected(hint: Any, value: Any, path: str) -> tuple[str, str]:
+    return path, f"{path}: expected {_describe(hint)}, got {_show(value)}"
 
 
-def _dict_value_type(hint: Any) -> Any:
-    """The dataclass ``V`` of ``dict[str, V]``, else None."""
-    import typing
+def _describe(hint: Any) -> str:
+    """What a value of type ``hint`` looks like, in YAML terms."""
+    if dataclasses.is_dataclass(hint):
+        return f"a section with keys {', '.join(f.name for f in dataclasses.fields(hint))}"
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        words = list(dict.fromkeys(_describe(a) for a in args if not (a is int and float in args)))
+        return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+    if origin is typing.Literal:
+        return repr(args[0]) if len(args) == 1 else "one of " + ", ".join(repr(a) for a in args)
+    if origin is list:
+        if args[0] == list[str]:
+            return _KEY_LISTS
+        return f"a list of {_PLURALS[args[0]]}" if args[0] in _PLURALS else f"a list, each item {_describe(args[0])}"
+    if origin is dict:
+        return "a mapping" if args[1] is Any else f"a mapping of names, each to {_describe(args[1])}"
+    return _WORDS.get(hint, "any value" if hint is Any else getattr(hint, "__name__", str(hint)))
 
-    args = typing.get_args(hint)
-    return args[1] if typing.get_origin(hint) is dict and len(args) == 2 and dataclasses.is_dataclass(args[1]) else None
+
+def _show(value: Any) -> str:
+    text = "null" if value is None else repr(value)
+    return text if len(text) <= 100 else text[:97] + "..."
 
 
-def _list_item_type(hint: Any) -> Any:
-    """The dataclass ``V`` of ``list[V]``, else None."""
-    import typing
-
-    args = typing.get_args(hint)
-    return args[0] if typing.get_origin(hint) is list and len(args) == 1 and dataclasses.is_dataclass(args[0]) else None
-
-
-def _type_hints(cls: type) -> dict[str, Any]:
-    import typing
-
-    return typing.get_type_hints(cls)
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _set_dotted(data: dict, dotted: str, value: Any) -> None:
@@ -330,33 +387,40 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def from_dict(data: dict, source: str = "<dict>") -> Config:
-    """Build a :class:`Config` from a nested dict, rejecting unknown keys and wrong types."""
+def from_dict(data: dict, source: str = "<dict>", origins: dict[str, str] | None = None) -> Config:
+    """Build a :class:`Config` from a nested dict, rejecting unknown keys and wrong types.
+
+    ``origins`` maps a dotted key an override set to how the user gave it (``--set KEY=VALUE``,
+    ``--gpus 2``): an error about that key names it.
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections")
-    bad = _unknown_keys(Config, data)
-    if bad:
-        known = ", ".join(f.name for f in dataclasses.fields(Config))
-        raise ConfigError(f"{source}: unknown config key {bad[0]!r} (top-level sections: {known})")
+    return _build(Config, data, "", source, origins or {})
+
+
+def _build(cls: type, data: dict, path: str, source: str, origins: dict[str, str]) -> Any:
+    found = _problem(cls, data, path)
+    if found:
+        key, message = found
+        given = [(k, label) for k, label in origins.items() if key == k or key.startswith((k + ".", k + "[")) or k.startswith(key + ".")]
+        if given and given[-1][0] == key and not given[-1][1].startswith("--set ") and message.startswith(f"{key}: expected "):
+            # the value of a flag (--gpus lots): named as the flag
+            raise ConfigError(f"{given[-1][1].split()[0]} must be {message.split(': expected ', 1)[1]}")
+        raise ConfigError(f"{source}: {message}" + (f" (from {given[-1][1]})" if given else ""))
     try:
-        return dacite.from_dict(Config, data, config=dacite.Config(strict=True, cast=[float]))
-    except dacite.DaciteError as exc:
-        raise ConfigError(f"{source}: {_dacite_message(exc)}") from None
+        return dacite.from_dict(cls, data, config=dacite.Config(strict=True, cast=[float]))
+    except (dacite.DaciteError, ValueError, TypeError) as exc:  # not expected after _problem
+        raise ConfigError(f"{source}: {exc}") from None
 
 
-def _dacite_message(exc: Exception) -> str:
-    """dacite's message, with the allowed values when a field takes one of a few (``Literal``)."""
-    import typing
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), labels: dict[str, str] | None = None
+) -> Config:
+    """Load ``path`` (default ``configs/default.yaml``) and apply ``--set`` overrides.
 
-    hint = getattr(exc, "field_type", None)
-    if isinstance(exc, dacite.WrongTypeError) and typing.get_origin(hint) is typing.Literal:
-        allowed = ", ".join(repr(a) for a in typing.get_args(hint))
-        return f"field {exc.field_path!r} is {exc.value!r}; allowed: {allowed}"
-    return str(exc)
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Load ``path`` (default ``configs/default.yaml``) and apply ``--set`` overrides."""
+    ``labels``: how the user gave an override, by its text (``cluster.gpus=2`` -> ``--gpus 2``;
+    default ``--set TEXT``), for errors about the value it set.
+    """
     path = Path(path) if path else DEFAULT_CONFIG
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -364,12 +428,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    source = str(path)
+    origins: dict[str, str] = {}
     for text in overrides:
         key, value = parse_override(text)
         _set_dotted(data, key, value)
-        source = f"{path} (with --set overrides)"
-    return from_dict(data, source)
+        origins.pop(key, None)
+        origins[key] = (labels or {}).get(text, f"--set {text}")
+    return from_dict(data, str(path), origins)
 
 
 def to_dict(config: Config) -> dict:
@@ -378,8 +443,9 @@ def to_dict(config: Config) -> dict:
 
 
 def section_from_dict(cls: type, data: dict, source: str) -> Any:
-    """One config section (e.g. :class:`FeaturesConfig`) from a stored dict, strictly typed."""
-    try:
-        return dacite.from_dict(cls, data, config=dacite.Config(strict=True, cast=[float]))
-    except dacite.DaciteError as exc:
-        raise ConfigError(f"{source}: {_dacite_message(exc)}") from None
+    """One config section (e.g. :class:`FeaturesConfig`) from a stored dict, strictly typed.
+
+    Errors name keys by their full path (``cluster.n_workers``) when ``cls`` is a top-level section.
+    """
+    path = next((name for name, hint in typing.get_type_hints(Config).items() if hint is cls), "")
+    return _build(cls, data, path, source, {})

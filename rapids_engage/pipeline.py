@@ -71,7 +71,7 @@ def _store_stages(
             dataset.data_dir, layout, partition_rows=cfg.data.partition_rows,
             min_partition_rows=resolve_min_partition_rows(cfg.data, backend), min_partitions=sum(client.nthreads().values()),
         ), targets, layout)
-        train, valid, split = time_split(events, cfg.split.valid_hours, layout.time)
+        train, valid, split = time_split(events, cfg.split.valid_hours, layout.time, targets)
         split_def = {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff}
         if shuffle_seed is not None:
             train = shuffle_labels(train, targets, shuffle_seed)
@@ -216,14 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    overrides = list(args.set)
+    overrides, labels = list(args.set), {}
     for flag, key in (("gpus", "cluster.gpus"), ("scheduler_address", "cluster.scheduler_address"), ("out", "out"), ("rows", "synthetic.rows")):
         value = getattr(args, flag)
         if value is not None:
             overrides.append(f"{key}={value}")
+            labels[f"{key}={value}"] = f"--{flag.replace('_', '-')} {value}"
     if args.strict:
         overrides.append("data.strict=true")
-    cfg = load_config(args.config, overrides)
+    cfg = load_config(args.config, overrides, labels)
     cfg.cluster.gpus = str(cfg.cluster.gpus)
     return cfg
 

@@ -55,7 +55,7 @@ def test_every_shipped_config_loads():
 
 
 def test_a_choice_out_of_its_values_lists_them():
-    with pytest.raises(ConfigError, match=r"'features\.intermediates' is 'disc'; allowed: 'auto', 'memory', 'disk'"):
+    with pytest.raises(ConfigError, match=r"features\.intermediates: expected one of 'auto', 'memory', 'disk', got 'disc'"):
         load_config(None, ["features.intermediates=disc"])
     assert load_config(None, ["features.intermediates=disk"]).features.intermediates == "disk"
 
@@ -67,3 +67,98 @@ def test_memory_sizes_take_strings_fractions_and_bytes():
     assert load_config(None, ["cluster.memory_limit=4000000000"]).cluster.memory_limit == 4e9
     with pytest.raises(ConfigError, match="rmm_pool_size"):
         load_config(None, ["cluster.rmm_pool_size=[1]"])
+
+
+def _error(tmp_path, text: str, overrides: tuple[str, ...] = ()) -> str:
+    """The message of the ConfigError that a config file ``x.yaml`` holding ``text`` raises."""
+    path = tmp_path / "x.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, overrides)
+    return str(info.value)
+
+
+def test_a_wrong_number_names_file_key_and_value(tmp_path):
+    """Not dacite's bare `could not convert string to float: 'three'`."""
+    message = _error(tmp_path, "split:\n  valid_hours: three\n")
+    assert message == f"{tmp_path / 'x.yaml'}: split.valid_hours: expected a number, got 'three'"
+    message = _error(tmp_path, "split:\n  valid_hours: 12\n", ("split.valid_hours=abc",))
+    assert message.endswith("x.yaml: split.valid_hours: expected a number, got 'abc' (from --set split.valid_hours=abc)")
+
+
+def test_a_wrong_shape_of_key_lists_shows_the_value_and_the_shape(tmp_path):
+    shape = "expected a list of column lists, e.g. [[engaging_user_id], [creator_id, language]]"
+    for text, shown in (("author", "'author'"), ("{author: 1}", "{'author': 1}"), ("[author, language]", "['author', 'language']")):
+        message = _error(tmp_path, f"features:\n  counts: {text}\n")
+        assert f"x.yaml: features.counts: {shape}, got {shown}" in message
+        assert "generator" not in message
+    assert "features.target_encoding.keys: " + shape in _error(tmp_path, "features:\n  target_encoding:\n    keys: [[a, [b]]]\n")
+
+
+def test_an_unknown_key_lists_its_section_keys_and_a_close_match(tmp_path):
+    message = _error(tmp_path, "features:\n  target_encoding:\n    n_fold: 3\n")
+    assert "x.yaml: unknown config key 'features.target_encoding.n_fold': did you mean 'features.target_encoding.n_folds'? " in message
+    assert "(keys of features.target_encoding: keys, n_folds, smooth, fold_method, seed)" in message
+    assert "top-level" not in message
+    message = _error(tmp_path, "trian:\n  max_depth: 3\n")
+    assert "unknown config key 'trian': did you mean 'train'? (top-level sections: out, data," in message
+    assert "did you mean" not in _error(tmp_path, "cluster:\n  zzz: 1\n")
+
+
+def test_overrides_are_named_only_when_they_gave_the_value(tmp_path):
+    message = _error(tmp_path, "train:\n  max_depth: deep\n")
+    assert "--set" not in message and "(from" not in message
+    message = _error(tmp_path, "train:\n  max_depth: deep\n", ("split.valid_hours=3",))
+    assert message.endswith("x.yaml: train.max_depth: expected a whole number, got 'deep'")
+    assert "(from --set cluster.n_workrs=2)" in _error(tmp_path, "", ("cluster.n_workrs=2",))
+
+
+def test_gpus_from_the_file_names_the_config_key_and_from_the_flag_the_flag(tmp_path):
+    """Not `--gpus must be ...` for a value in the file; the flag's value still names the flag."""
+    from rapids_engage.pipeline import build_parser, config_from_args
+
+    message = _error(tmp_path, "cluster:\n  gpus: two\n")
+    assert message.endswith("x.yaml: cluster.gpus: expected 'auto' or a whole number of GPUs >= 0, got 'two'")
+    assert "cluster.gpus" in _error(tmp_path, "cluster:\n  gpus: -1\n")
+    path = tmp_path / "ok.yaml"
+    path.write_text("cluster:\n  gpus: two\n")
+    for gpus, expected in (("0", "0"), ("auto", "auto")):
+        assert config_from_args(build_parser().parse_args(["--config", str(path), "--gpus", gpus])).cluster.gpus == expected
+    with pytest.raises(ConfigError, match=r"^--gpus must be 'auto' or a whole number of GPUs >= 0, got 'two'$"):
+        config_from_args(build_parser().parse_args(["--config", str(path), "--gpus", "two"]))
+
+
+def test_predict_set_unknown_and_wrong_keys_read_like_the_run():
+    import argparse
+
+    from rapids_engage.pipeline import predict_cluster_config
+
+    def cluster(*sets):
+        return predict_cluster_config(argparse.Namespace(set=list(sets), gpus="0", scheduler_address=None))
+
+    assert cluster("cluster.n_workers=2").n_workers == 2
+    with pytest.raises(ConfigError) as info:
+        cluster("cluster.n_workrs=1")
+    assert str(info.value).startswith("predict --set: unknown config key 'cluster.n_workrs': did you mean 'cluster.n_workers'? "
+                                      "(keys of cluster: gpus, ")
+    with pytest.raises(ConfigError, match=r"^predict --set: cluster\.n_workers: expected a whole number or null, got 'x'$"):
+        cluster("cluster.n_workers=x")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("train:\n  max_depth: [3]\n", "train.max_depth: expected a whole number, got [3]"),
+    ("train:\n  max_depth: 4.5\n", "train.max_depth: expected a whole number, got 4.5"),
+    ("train:\n  max_depth: true\n", "train.max_depth: expected a whole number, got True"),
+    ("split:\n  valid_hours: null\n", "split.valid_hours: expected a number, got null"),
+    ("split: 12\n", "split: expected a section with keys valid_hours, got 12"),
+    ("data:\n  table:\n    time_format: 123\n", "data.table.time_format: expected a string, got 123"),
+    ("data:\n  table:\n    header: maybe\n", "data.table.header: expected true or false, got 'maybe'"),
+    ("data:\n  table:\n    targets: {like: {column: null}}\n", "data.table.targets.like.column: expected a string, got null"),
+    ("data:\n  table:\n    targets: {like: {kind: count}}\n", "data.table.targets.like.column: missing, expected a string"),
+    ("data:\n  table:\n    targets: {like: liked}\n", "data.table.targets.like: expected a section with keys column, kind, got 'liked'"),
+    ("data:\n  min_partition_rows: lots\n", "data.min_partition_rows: expected a whole number, 'auto' or null, got 'lots'"),
+    ("cluster:\n  memory_limit: [1]\n", "cluster.memory_limit: expected a string or a number, got [1]"),
+    ("features:\n  history:\n    windows: [1d]\n", "features.history.windows: expected a list of whole numbers, got ['1d']"),
+])
+def test_wrong_types_read_the_same_way(tmp_path, text, expected):
+    assert _error(tmp_path, text) == f"{tmp_path / 'x.yaml'}: {expected}"
