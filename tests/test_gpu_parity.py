@@ -63,6 +63,21 @@ def _frame(n=20_000, seed=0):
     })
 
 
+def test_target_encoding_null_keys_and_labels_on_gpu():
+    """Null keys get the prior (out of fold and at serving) and missing labels are refused, as on CPU."""
+    import cudf
+
+    rows = _events().assign(tweet_id=np.arange(5_000, dtype="int64"))
+    cpu_enc, gpu_enc = TargetEncoder("language", row_key="tweet_id"), TargetEncoder("language", row_key="tweet_id")
+    cpu = cpu_enc.fit_transform(rows, ["like", "reply"])
+    gpu = gpu_enc.fit_transform(cudf.from_pandas(rows), ["like", "reply"])
+    _assert_same(gpu, cpu, ["te_language_like", "te_language_reply"])
+    _assert_same(gpu_enc.transform(cudf.from_pandas(rows)), cpu_enc.transform(rows), ["te_language_like"])
+    assert gpu["te_language_like"].notna().all() and gpu_enc.prior_ == pytest.approx(cpu_enc.prior_, abs=1e-12)
+    with pytest.raises(ValueError, match="missing label values"):
+        TargetEncoder("language", row_key="tweet_id").fit(cudf.from_pandas(rows.assign(like=rows["like"].astype(float).where(rows.index > 0))), "like")
+
+
 def test_target_encoding_parity():
     import cudf
 
