@@ -49,7 +49,7 @@ class TargetSpec:
     """
 
     column: str
-    kind: str = "binary"
+    kind: Literal["binary", "count", "present"] = "binary"
 
 
 @dataclass
@@ -75,7 +75,7 @@ class SideTableSpec:
     path: str
     key: str
     keep: list[str] = field(default_factory=list)
-    format: str = "tsv"
+    format: Literal["csv", "tsv", "jsonl", "parquet"] = "tsv"
     header: bool = False
     columns: list[str] = field(default_factory=list)
 
@@ -93,7 +93,7 @@ class TableConfig:
     ``numeric`` becomes float64. ``group`` is the ranking group (e.g. impression).
     """
 
-    format: str = "csv"
+    format: Literal["csv", "tsv", "jsonl", "parquet"] = "csv"
     header: bool = True
     columns: list[str] = field(default_factory=list)
     time: str = ""
