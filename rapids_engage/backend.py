@@ -192,12 +192,12 @@ def resolve(gpus: str | int | None) -> Backend:
         return CPU
     if not rapids_available():
         raise BackendError(
-            f"--gpus {wanted} needs the RAPIDS libraries (cudf, dask_cudf, dask_cuda): "
+            f"--gpus (cluster.gpus) {wanted} needs the RAPIDS libraries (cudf, dask_cudf, dask_cuda): "
             "install with `pip install 'rapids_engage[gpu]'` or use --gpus 0"
         )
     visible = visible_gpu_count()
     if wanted > visible:
-        raise BackendError(f"--gpus {wanted} asked, but only {visible} GPU(s) are visible; use --gpus {visible} or auto")
+        raise BackendError(f"--gpus (cluster.gpus) {wanted} asked, but only {visible} GPU(s) are visible; use --gpus {visible} or auto")
     return Backend("gpu", wanted)
 
 
