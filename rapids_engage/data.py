@@ -96,6 +96,11 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
     return _ingested(root, summary, f"table {len(files)} file(s)", Layout.load(root))
 
 
+#: Part of the ingest cache key: bump it when ingest writes other rows or columns for the same input
+#: (2: null keys stay null, missing row ids, out-of-range times and non-finite targets quarantined).
+INGEST_RULES = 2
+
+
 def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:
     """(the files ``data.path`` matches, their cache directory keyed by paths, sizes, times and ``salt``)."""
     import glob
@@ -106,7 +111,7 @@ def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:
     files = sorted(glob.glob(pattern, recursive=True)) or ([pattern] if Path(pattern).is_file() else [])
     if not files:
         raise DataError(f"data.path {cfg.data.path!r} matches no file")
-    h = hashlib.sha256(salt.encode())
+    h = hashlib.sha256(f"{INGEST_RULES}|{salt}".encode())
     for f in files:
         st = Path(f).stat()
         h.update(f"{Path(f).resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
