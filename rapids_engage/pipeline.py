@@ -317,9 +317,7 @@ def _ingest(args: argparse.Namespace, console: Console) -> None:
     else:
         raise ConfigError(f"ingest: data.source {cfg.data.source!r} has no raw format")
     if not args.quiet:
-        reasons = ", ".join(f"{k} {v:,}" for k, v in result.quarantine_counts.items()) or "none"
-        console.print(f"{result.input_rows:,} input rows: {result.ingested_rows:,} ingested, "
-                      f"{result.quarantined_rows:,} quarantined ({reasons}) -> {args.out}")
+        console.print(result.summary(), highlight=False, soft_wrap=True, markup=False)
 
 
 def _audit(args: argparse.Namespace, console: Console) -> int:

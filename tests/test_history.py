@@ -48,6 +48,7 @@ def oracle(
     A label counts for row i only when its event's time < t_i - ``delay``.
     """
     keys = list(map(tuple, frame[key].to_numpy()))
+    keyed = frame[key].notna().all(axis=1).to_numpy()  # a key with a null is no key: no history, in none
     t = frame[T].to_numpy()
     known = np.ones(len(frame), dtype=bool) if labelled is None else np.asarray(labelled)
     label = {x: (frame[x].to_numpy() > 0) & known for x in targets}
@@ -58,7 +59,7 @@ def oracle(
         out.setdefault(f"hist_{name}_{col}", []).append(value)
 
     for i in range(len(frame)):
-        before = np.array([keys[j] == keys[i] and t[j] < t[i] for j in range(len(frame))], dtype=bool)
+        before = np.array([keyed[i] and keyed[j] and keys[j] == keys[i] and t[j] < t[i] for j in range(len(frame))], dtype=bool)
         settled = known & (t < t[i] - delay)
         y = {x: label[x] & settled for x in targets}
         day = t[i] // 86400 * 86400
@@ -125,6 +126,16 @@ def test_fit_transform_matches_oracle(frame, key, delay):
     assert out.index.equals(frame.index)
     pd.testing.assert_frame_equal(out[frame.columns], frame)
     assert_features(out, oracle(frame, key, TARGETS, delay=delay))
+
+
+@settings(max_examples=30, deadline=None)
+@given(frame=frames, key=st.sampled_from(sorted(KEYS)), seed=st.integers(0, 10**6))
+def test_null_keys_have_no_history_and_are_in_none(frame, key, seed):
+    """A row whose key has a null: no earlier events (as a first event), and it counts for no one."""
+    key = KEYS[key]
+    null = np.random.default_rng(seed).random(len(frame)) < 0.3
+    frame = frame.assign(**{key[-1]: frame[key[-1]].astype("Int64").mask(null)})
+    assert_features(encoder(key).fit_transform(frame), oracle(frame, key, TARGETS))
 
 
 @settings(max_examples=30, deadline=None)
@@ -276,7 +287,7 @@ def test_label_delay_longer_than_every_span_still_continues_fit_transform():
 @settings(max_examples=30, deadline=None)
 @given(frame=frames, cut=st.integers(1, 16), seed=st.integers(0, 10**6), key=st.sampled_from(sorted(KEYS)))
 def test_transform_of_successive_batches_with_string_and_null_keys(frame, cut, seed, key):
-    """Keys as strings with nulls (their own key, as in fit); one fitted encoder serves batch after
+    """Keys as strings with nulls (no key: no history, as in fit); one fitted encoder serves batch after
     batch from its key index, each batch equal to the one-pass computation over train + batch."""
     key = KEYS[key]
     rng = np.random.default_rng(seed)

@@ -132,7 +132,7 @@ def test_predict_on_table_rows_reproduces_the_report(planted, tmp_path):
     with pytest.raises(DataError, match="lack column"):
         Scorer(tmp / "run").predict(rows.drop(columns=[layout.time]))
     # rows the fitted state cannot serve are refused, never scored as if every key were unseen
-    with pytest.raises(DataError, match=f"key column '{layout.creator}' is str here but int64"):
+    with pytest.raises(DataError, match=f"key column '{layout.creator}' is str here but Int64"):
         Scorer(tmp / "run").predict(rows.astype({layout.creator: str}))
     with pytest.raises(DataError, match="milliseconds"):
         Scorer(tmp / "run").predict(rows.assign(**{layout.time: rows[layout.time] * 1000}))
@@ -154,7 +154,7 @@ def test_ingest_unlabelled_csv_then_predict(planted, tmp_path, capsys):
         f.write("99999999,user1,a title,,not-a-time,1\n")  # one bad row: quarantined, reported
     ingested = tmp_path / "ingested"
     assert main(["ingest", "--config", str(config), "--input", str(new), "--out", str(ingested), "--unlabelled"]) == 0
-    assert "1 quarantined (bad_time 1)" in capsys.readouterr().err
+    assert f"1 quarantined (bad_time 1; see {ingested / 'quarantine.parquet'})" in capsys.readouterr().err
     assert (ingested / "quarantine.parquet").is_file()
     out = tmp_path / "scored"
     assert main(["predict", "--model-dir", str(tmp / "run"), "--input", str(ingested), "--out", str(out),

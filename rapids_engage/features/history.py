@@ -290,7 +290,7 @@ class HistoryEncoder:
         t = self._times(frame)
         pos = {target: self._positive(frame, target) for target in targets}
         last = dict.fromkeys(targets, t)
-        g = group_ids(frame[self.columns])
+        g = _alone_if_null(group_ids(frame[self.columns]), frame[self.columns])
         ones = xp.ones(len(t), dtype=np.int64)
         feats = _features(xp, g, t, ones, ones, pos, last, self.windows, self.days, self.rates, self.label_delay)
         return self._attach(frame, feats, targets)
@@ -303,11 +303,13 @@ class HistoryEncoder:
         t = self._times(frame)
         tmp = frame[self.columns].reset_index(drop=True)
         tmp[self.time_column] = t
+        keyed = ~values(_null_rows(tmp[self.columns]))  # a key with a null is no key: no state
         tmp[N] = xp.ones(len(t), dtype=np.int64)
         for target in targets:
             p = self._positive(frame, target)
             tmp[_pos(target)] = p
             tmp[_last(target)] = xp.where(p > 0, t, -1)
+        tmp = tmp[keyed]
         cutoff = t_end - self.reach()
         sums = {N: "sum", **{_pos(x): "sum" for x in targets}, **{_last(x): "max" for x in targets}}
         old = tmp[tmp[self.time_column] < cutoff]
@@ -361,6 +363,7 @@ class HistoryEncoder:
                 f"{utc(int(t_new.min()))}); score rows from after training"
             )
         state, g, m_kept = self._state_rows(X)
+        g = xp.concatenate([g[:m_kept], _alone_if_null(g[m_kept:], X[self.columns], int(g.max()) + 1 if len(g) else 0)])
 
         def stacked(old: Any, new: Any) -> Any:
             return xp.concatenate([old, new])
@@ -430,6 +433,26 @@ class HistoryEncoder:
         """Read state written by :meth:`save` (``name`` = ``hist_<key>``) into ``df_lib`` frames."""
         state, table = load_state(directory, name, df_lib)
         return cls(**state["params"]).set_state(table, state["t_end"], state["targets"])
+
+
+def _null_rows(keys: Any) -> Any:
+    """Whether each row of a frame of key columns has a null in its key (a Series)."""
+    null = keys[keys.columns[0]].isna()
+    for c in keys.columns[1:]:
+        null = null | keys[c].isna()
+    return null
+
+
+def _alone_if_null(g: Any, keys: Any, start: int | None = None) -> Any:
+    """Key ids ``g`` of the rows of ``keys`` where a row whose key has a null is a group of its own
+    (new ids from ``start``, default ``max(g) + 1``): null is no key, so such an event has no
+    history and is in no one's, as it gets the prior in the target encoding and counts 0."""
+    null = values(_null_rows(keys))
+    if not bool(null.any()):
+        return g
+    xp = array_module(g)
+    start = (int(g.max()) + 1 if len(g) else 0) if start is None else start
+    return xp.where(null, start + xp.arange(len(g), dtype=np.int64), g)
 
 
 def _nan_nulls(keys: Any) -> Any:

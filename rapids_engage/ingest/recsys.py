@@ -75,6 +75,15 @@ class IngestResult:
     rows_per_day: dict[str, int] = field(default_factory=dict)
     output_files: int = 0
     output_rows: int = 0  #: rows written (more than ingested_rows when a table ingest explodes rows)
+    quarantine_file: str | None = None  #: <out_dir>/quarantine.parquet when rows were quarantined
+
+    def summary(self) -> str:
+        """One line: rows in, ingested, quarantined per reason and where."""
+        line = f"{self.input_rows:,} input rows: {self.ingested_rows:,} ingested, {self.quarantined_rows:,} quarantined"
+        if self.quarantined_rows:
+            reasons = ", ".join(f"{k} {v:,}" for k, v in self.quarantine_counts.items())
+            line += f" ({reasons}; see {self.quarantine_file})"
+        return f"{line} -> {self.out_dir}"
 
 
 def _reason(col: str) -> str:
@@ -248,6 +257,7 @@ def finish(tmp: Path, out: Path, writer: DayWriter, quarantine: Quarantine, star
         quarantine.write(tmp / QUARANTINE_FILE)
     quarantine.cleanup()
     result.quarantined_rows = quarantine.total
+    result.quarantine_file = str(out / QUARANTINE_FILE) if quarantine.total else None
     result.quarantine_counts = dict(sorted(quarantine.counts.items()))
     result.elapsed_s = round(time.perf_counter() - start, 3)
     result.rows_per_day = dict(sorted(writer.rows_per_day.items()))

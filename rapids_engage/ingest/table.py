@@ -14,7 +14,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +27,14 @@ from ..layout import TABLE_ROW_ID, TABLE_TIME, table_layout
 from .quarantine import Quarantine, StrictModeError
 from .reader import IngestError
 from .recsys import IngestResult, _check_out_dir, _input_paths, finish
-from .table_read import Bad, Chunk, Source, by_line, read
+from .table_read import Bad, Chunk, Source, by_line, missing_message, read
 from .table_types import Errors, SideTable, arrow_strings, explode, hash_strings, read_side, row_ids, typed
 from .writer import DayWriter
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
 #: Quarantine reasons of a table ingest.
 REASONS = ("wrong_field_count", "invalid_utf8", "bad_json", "bad_time", "bad_number", "bad_target",
-           "bad_explode_token", "missing_column")
+           "bad_explode_token", "missing_key")
 
 
 # ---------------------------------------------------------------- plan
@@ -56,6 +56,9 @@ class Plan:
     explode: ExplodeSpec | None
     schema: pa.Schema
     keep_list: bool = False  # whether the explode column is used after explode
+    categorical: tuple[str, ...] = ()
+    scalars: dict[str, str] = field(default_factory=dict)  # column -> reason of a JSON list / object in it
+    required: tuple[str, ...] = ()  # columns without which no row is good
 
 
 def _plan(spec: TableConfig) -> Plan:
@@ -81,13 +84,24 @@ def _plan(spec: TableConfig) -> Plan:
             raise IngestError(f"data.table.columns (header-less {spec.format}) lacks declared column {absent[0]!r}")
     ids = tuple(dict.fromkeys(c for c in (spec.user, spec.item, spec.creator, spec.group, ex and ex.item) if c))
     targets = tuple((t.column, t.kind) for t in spec.targets.values())
+    required = [spec.time, *(c for c, _ in targets), *spec.row_id, *([ex.column] if ex else [])]
     return Plan(
         time=spec.time, time_format=spec.time_format, ids=ids, targets=targets, numeric=tuple(spec.numeric),
         strings=(*spec.categorical, *spec.text, *spec.url, *spec.lists), row_id=tuple(spec.row_id), needed=needed,
         list_seps={c: spec.list_sep for c in spec.lists} | ({ex.column: ex.sep} if ex else {}), explode=ex,
         schema=_schema(ids, targets, spec),
         keep_list=bool(ex) and (ex.column in roles or ex.column in spec.row_id or ex.column in ons),
+        categorical=tuple(spec.categorical), scalars=_scalars(roles, spec, needed),
+        required=tuple(c for c in dict.fromkeys(required) if c in needed),
     )
+
+
+def _scalars(roles: dict[str, str], spec: TableConfig, needed: tuple[str, ...]) -> dict[str, str]:
+    """Column -> the reason of a JSON list / object in it, for the needed columns but the list columns."""
+    lists = {*spec.lists, *([spec.explode.column] if spec.explode else [])}
+    reason = {"time": "bad_time", "numeric": "bad_number"}
+    return {c: "bad_target" if roles.get(c, "").startswith("targets.") else reason.get(roles.get(c), "bad_json")
+            for c in needed if c not in lists}
 
 
 def _roles(spec: TableConfig) -> dict[str, str]:
@@ -140,12 +154,15 @@ def _check_joins(spec: TableConfig, produced: set[str]) -> set[str]:
     return kept
 
 
-def _schema(ids: list[str], targets: tuple[tuple[str, str], ...], spec: TableConfig) -> pa.Schema:
+def _schema(ids: tuple[str, ...], targets: tuple[tuple[str, str], ...], spec: TableConfig) -> pa.Schema:
+    """The output schema; its pandas metadata makes the id columns (null: no key) read back as ``Int64``
+    in every part, whether it has nulls or not."""
     fields = [(TABLE_ROW_ID, pa.int64()), (TABLE_TIME, pa.int64())] + [(c, pa.int64()) for c in ids]
     fields += [(c, pa.float64() if kind == "count" else pa.int8()) for c, kind in targets]
     fields += [(c, pa.string()) for c in spec.categorical] + [(c, pa.float64()) for c in spec.numeric]
     fields += [(c, pa.string()) for c in (*spec.text, *spec.url, *spec.lists)]
-    return pa.schema(fields)
+    nullable = pd.DataFrame({c: pd.Series([], dtype="Int64") for c in ids})
+    return pa.schema(fields, metadata=pa.Schema.from_pandas(nullable, preserve_index=False).metadata)
 
 
 # ---------------------------------------------------------------- driver
@@ -169,9 +186,6 @@ def _process(chunk: Chunk, key: str, run: _Run) -> tuple[pa.Table | None, list[B
     if n == 0:
         return None, list(chunk.bad)
     err = Errors(n)
-    if chunk.missing:
-        err.add(np.ones(n, bool), "missing_column", chunk.missing, None, f"the file has no column {chunk.missing!r}")
-        return None, chunk.bad + _bad_rows(chunk, err)
     frame, src, pos = chunk.frame, np.arange(n), np.zeros(n, np.int64)
     if plan.explode:
         frame, src, pos = explode(frame, plan.explode, err, plan.keep_list)
@@ -200,8 +214,10 @@ def _ingest_file(path: Path, key: str, run: _Run, src: Source,
     rows = ingested = 0
     ex = run.plan.explode
     for chunk in read(path, src, run.chunk_rows):
+        if chunk.missing:
+            raise IngestError(_missing_columns(path, src.fmt, chunk, run.plan))
         weights = None
-        if ex and not chunk.missing and chunk.rows:
+        if ex and chunk.rows:
             weights = pc.count_substring(arrow_strings(chunk.frame[ex.column]), ex.sep).to_numpy() + 1
         for part in chunk.slices(run.chunk_rows, weights):
             table, bad = _process(part, key, run)
@@ -218,6 +234,14 @@ def _ingest_file(path: Path, key: str, run: _Run, src: Source,
             ingested += part.rows + len(part.bad) - len(bad)
         progress(chunk.bytes_done)
     return rows, ingested
+
+
+def _missing_columns(path: Path, fmt: str, chunk: Chunk, plan: Plan) -> str:
+    """The error of an input file without some declared columns (:func:`.table_read.missing_message`)."""
+    msg = missing_message(path, fmt, chunk)
+    if plan.targets and set(chunk.missing) == {c for c, _ in plan.targets}:
+        msg += "; rows to score without labels: ingest with --unlabelled"
+    return msg
 
 
 def _file_keys(paths: list[Path]) -> dict[Path, str]:
@@ -243,8 +267,11 @@ def ingest_table(
     ``chunk_rows`` bounds the rows handled at once (after explode);
     ``on_progress(done_bytes, total_bytes)`` is called after each chunk (on-disk
     bytes). Raises :class:`.IngestError` for a bad ``spec``, a missing or
-    unreadable input or side table, or an ``out_dir`` that is not an earlier
-    ingest output; :class:`.StrictModeError` at the first bad row when ``strict``. Writes::
+    unreadable input or side table, an input file without a declared column
+    (naming the file, the columns and the closest names it has; JSONL: a time,
+    target, row_id or explode key that none of the first records has), or an
+    ``out_dir`` that is not an earlier ingest output; :class:`.StrictModeError`
+    at the first bad row when ``strict``. Writes::
 
         <out_dir>/data/day=YYYY-MM-DD/part-NNNNN.parquet   UTC day of event_time
         <out_dir>/layout.json                              column roles (:func:`..layout.table_layout`)
@@ -255,24 +282,31 @@ def ingest_table(
     of the ``row_id`` columns joined by ``\\x1f``, else of ``file\\x1fline\\x1ftoken``),
     ``event_time`` (int64 unix seconds), the id columns (``user``, ``item``,
     ``creator``, ``group``, the explode item: int64 :func:`hash_strings` of the
-    text; an empty or missing id hashes like ``""``), the targets under their
+    text; null where it is empty, blank or missing: no key), the targets under their
     source column (``binary``/``present``: int8, ``count``: float64), the
-    ``categorical`` / ``numeric`` (float64) / ``text`` / ``url`` / ``lists``
-    columns. Every other source column is dropped.
+    ``categorical`` (null where blank) / ``numeric`` (float64; empty or ``nan``:
+    NaN) / ``text`` / ``url`` / ``lists`` columns. Every other source column is dropped.
 
     **Per chunk**: explode (one row per token of ``explode.column``), left-join the
-    side tables (read once, first row per key wins, a missing key gives ``""``),
+    side tables (read once, first row per key wins, a missing key gives ``""``: null
+    for a categorical column),
     then type the columns. A row with any bad value is quarantined as a whole *source*
     row (a line / record before explode), so always
     ``input_rows == ingested_rows + quarantined_rows``; ``output_rows`` counts the
     rows written (after explode).
 
     **Bad rows** (reason, column): ``wrong_field_count``, ``invalid_utf8``,
-    ``bad_json``, ``bad_time`` (the time column), ``bad_number`` (numeric or count
-    column not a finite number), ``bad_target`` (binary not 0/1/true/false, count
-    negative, binary / count value missing), ``bad_explode_token`` (no token, or one
-    without ``label_sep``), ``missing_column`` (a file without a declared column:
-    all its rows). A file without rows is listed in ``empty_files``; an unreadable
+    ``bad_json`` (also a JSON list / object in a key, text, url or categorical
+    column), ``bad_time`` (the time column: missing, unparsable, or outside
+    1990-01-01 .. 2099-12-31 UTC, with a hint when a unix time fits another unit;
+    fractions of a second are dropped), ``bad_number`` (numeric or count column
+    not a number, or infinite), ``bad_target`` (binary not 0/1/true/false, count
+    not an integer in [0, 2**53], binary / count value missing or NaN),
+    ``bad_explode_token`` (no token, or one without ``label_sep``),
+    ``missing_key`` (a blank ``row_id`` column). A JSON list / object (a nested
+    parquet value) in a target, numeric or time column is a ``bad_target`` /
+    ``bad_number`` / ``bad_time``; only ``lists`` and the explode column take
+    lists. A file without rows is listed in ``empty_files``; an unreadable
     file (e.g. truncated gzip) is an :class:`.IngestError`. Malformed side-table
     rows are skipped with a warning (strict: :class:`.StrictModeError`). How each format is read:
     :func:`.table_read.read`.
@@ -293,7 +327,7 @@ def ingest_table(
         writer = DayWriter(tmp / "data", plan.schema, time_column=TABLE_TIME)
         run = _Run(plan, sides, writer, quarantine, strict, chunk_rows)
         src = Source(spec.format, spec.header, tuple(spec.columns), plan.needed, plan.list_seps, spec.time,
-                     spec.time_format)
+                     spec.time_format, plan.scalars, plan.required)
         keys = _file_keys(paths)
         total = sum(p.stat().st_size for p in paths)
         done, input_rows, ingested, empty = 0, 0, 0, []

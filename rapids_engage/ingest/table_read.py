@@ -3,13 +3,15 @@
 :func:`read` yields a file as :class:`Chunk` objects: the declared columns of a run of source
 rows as text (a CSV field's text for JSONL values and parquet cells), the physical line
 (parquet: record number) of each row, and the bad rows met while reading
-(``wrong_field_count``, ``invalid_utf8``, ``bad_json``) or the first declared
-column the file lacks. Typing the text is :mod:`.table_types`' job.
+(``wrong_field_count``, ``invalid_utf8``, ``bad_json``, a JSON list / object or a nested
+parquet value where one value is expected) or the declared columns the file lacks. Typing
+the text is :mod:`.table_types`' job.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 import math
@@ -63,8 +65,9 @@ class Chunk:
     line: np.ndarray
     raw: Callable[[np.ndarray], list[bytes | str]]
     bad: list[Bad] = field(default_factory=list)
-    missing: str | None = None
+    missing: tuple[str, ...] = ()  # declared columns the file lacks
     bytes_done: int = 0
+    names: tuple[str, ...] = ()  # the file's columns (header, keys seen, schema), for messages
 
     @property
     def rows(self) -> int:
@@ -83,7 +86,27 @@ class Chunk:
         for i, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
             lo, hi = ([0] + at)[i], (at + [len(bad)])[i]
             yield Chunk(self.frame.iloc[a:b].reset_index(drop=True), self.line[a:b],
-                        lambda rows, a=a: self.raw(np.asarray(rows) + a), bad[lo:hi], self.missing, self.bytes_done)
+                        lambda rows, a=a: self.raw(np.asarray(rows) + a), bad[lo:hi], self.missing, self.bytes_done,
+                        self.names)
+
+
+def missing_message(path: Path, fmt: str, chunk: Chunk) -> str:
+    """What a file without the columns ``chunk.missing`` lacks, with the closest names it has."""
+    has = {"jsonl": "the records have", "parquet": "the schema has"}.get(fmt, "the header has")
+    parts = []
+    for col in chunk.missing:
+        near = close_names(col, chunk.names)
+        parts.append(f"{col!r}" + (f" ({has} {', '.join(map(repr, near))})" if near else ""))
+    msg = f"{path}: no column{'s' if len(parts) > 1 else ''} {', '.join(parts)}"
+    if not any(close_names(c, chunk.names) for c in chunk.missing):
+        msg += f"; {has} " + ", ".join(map(repr, chunk.names[:20])) + (", ..." if len(chunk.names) > 20 else "")
+    return msg
+
+
+def close_names(name: str, names: tuple[str, ...]) -> list[str]:
+    """Up to 3 of ``names`` like ``name``: equal but for case and surrounding blanks first, then similar ones."""
+    same = [n for n in names if n.strip().casefold() == name.strip().casefold()]
+    return list(dict.fromkeys(same + difflib.get_close_matches(name, names, n=3, cutoff=0.75)))[:3]
 
 
 @dataclass(frozen=True)
@@ -97,6 +120,8 @@ class Source:
     list_seps: dict[str, str]
     time: str | None = None
     time_format: str = "unix"
+    scalars: dict[str, str] = field(default_factory=dict)  # column -> reason of a JSON list / object in it
+    required: tuple[str, ...] = ()  # JSONL: keys one of the first block's records at least must have
 
 
 def read(path: Path, src: Source, chunk_rows: int) -> Iterator[Chunk]:
@@ -113,7 +138,12 @@ def read(path: Path, src: Source, chunk_rows: int) -> Iterator[Chunk]:
     line by line (a missing key reads as ``""``, a JSON list as its items joined
     by the column's list separator); parquet by record batches (line = 1-based
     record number; raw = the record's declared columns as JSON; timestamp columns
-    are taken as UTC instants).
+    are taken as UTC instants). A JSON list or object (a parquet list, struct or map)
+    in a column of ``src.scalars`` makes a bad row with that column's reason.
+
+    **Missing columns**: a chunk's ``missing`` lists the declared columns the
+    header (the parquet schema) lacks; for JSONL, the ``src.required`` keys that
+    none of the first block's records has.
     """
     if src.fmt == "parquet":
         return _read_parquet(path, src, chunk_rows)
@@ -368,8 +398,8 @@ class _DelimitedReader:
             picked = [c.take(pa.array(rows, pa.int64())).to_pylist() for c in cols]
             return [delim.join(values) for values in zip(*picked)]
 
-        missing = next((c for c in self.src.needed if c not in index), None)
-        return Chunk(frame, np.asarray(lines, np.int64), raw, bad, missing, self.feed.bytes_done)
+        missing = tuple(c for c in self.src.needed if c not in index)
+        return Chunk(frame, np.asarray(lines, np.int64), raw, bad, missing, self.feed.bytes_done, tuple(index))
 
     def _line_mode(self, start: int, bad: list[Bad]) -> Iterator[Chunk]:
         """Chunks of the lines from ``start`` on, each line one record."""
@@ -446,7 +476,7 @@ def _json_text(value: Any, sep: str) -> str:
 
 def _read_jsonl(path: Path, src: Source, block_size: int) -> Iterator[Chunk]:
     """JSONL chunks, one per line block; blank lines are skipped, other non-objects quarantined."""
-    first = True
+    first, checked = True, False
     for block in iter_line_blocks(path, block_size):
         objs, lines, raws, bad = [], [], [], []
         for i, text in enumerate(block.lines.to_pylist()):
@@ -463,13 +493,27 @@ def _read_jsonl(path: Path, src: Source, block_size: int) -> Iterator[Chunk]:
             if problem:
                 bad.append(Bad(line, None, "bad_json", problem, text))
                 continue
+            nested = next((c for c in src.scalars if isinstance(obj.get(c), (list, dict))), None)
+            if nested:
+                bad.append(Bad(line, nested, src.scalars[nested], _nested(obj[nested]), text))
+                continue
             objs.append(obj)
             lines.append(line)
             raws.append(text)
+        missing, names = (), ()
+        if objs and not checked:
+            checked, names = True, tuple(dict.fromkeys(k for o in objs for k in o))
+            missing = tuple(c for c in src.required if c not in names)
         frame = pd.DataFrame({c: pd.Series([_json_text(o.get(c), src.list_seps.get(c, " ")) for o in objs], dtype="str")
                               for c in src.needed}, index=range(len(objs)))
-        yield Chunk(frame, np.asarray(lines, np.int64), lambda rows, raws=raws: [raws[i] for i in rows], bad, None,
-                    block.bytes_done)
+        yield Chunk(frame, np.asarray(lines, np.int64), lambda rows, raws=raws: [raws[i] for i in rows], bad, missing,
+                    block.bytes_done, names)
+
+
+def _nested(value: Any) -> str:
+    """The detail of a JSON list / object where one value is expected."""
+    kind = "list" if isinstance(value, list) else "object"
+    return f"a JSON {kind} where one value is expected: {json.dumps(value, ensure_ascii=False)[:100]}"
 
 
 def _json_object(text: str) -> tuple[dict, str]:
@@ -491,7 +535,7 @@ def _read_parquet(path: Path, src: Source, batch_rows: int) -> Iterator[Chunk]:
     except (pa.ArrowException, OSError) as exc:
         raise IngestError(f"{path}: not a readable parquet file ({exc})") from exc
     names = pf.schema_arrow.names
-    missing = next((c for c in src.needed if c not in names), None)
+    missing = tuple(c for c in src.needed if c not in names)
     cols = [c for c in src.needed if c in names]
     first = 1
     batches = pf.iter_batches(batch_size=batch_rows, columns=cols or names[:1])
@@ -504,9 +548,14 @@ def _read_parquet(path: Path, src: Source, batch_rows: int) -> Iterator[Chunk]:
             return
         n = batch.num_rows
         texts, bad_col = {}, np.full(n, None, dtype=object)
+        reason, detail = np.full(n, "invalid_utf8", dtype=object), np.full(n, "invalid UTF-8", dtype=object)
         for c in cols:
             texts[c], bad = _arrow_text(batch.column(c), src.list_seps.get(c, " "),
                                         src.time_format if c == src.time else None)
+            if c in src.scalars and pa.types.is_nested(batch.column(c).type):
+                nested = batch.column(c).is_valid().to_numpy(zero_copy_only=False) & (bad_col == None)  # noqa: E711
+                bad_col[nested], reason[nested] = c, src.scalars[c]
+                detail[nested] = f"a parquet {batch.column(c).type} where one value is expected"
             bad_col[bad & (bad_col == None)] = c  # noqa: E711 - elementwise
         lines = np.arange(first, first + n, dtype=np.int64)
         records = batch.select(cols) if cols else None
@@ -518,20 +567,21 @@ def _read_parquet(path: Path, src: Source, batch_rows: int) -> Iterator[Chunk]:
             return [json.dumps(r, default=str, ensure_ascii=False) for r in picked]
 
         done = int(os.path.getsize(path) * (first + n - 1) / max(pf.metadata.num_rows, first + n - 1))
-        chunk = Chunk(pd.DataFrame(texts, index=range(n)), lines, raw, [], missing, done)
+        chunk = Chunk(pd.DataFrame(texts, index=range(n)), lines, raw, [], missing, done, tuple(names))
         if (bad_col != None).any():  # noqa: E711 - elementwise
-            chunk = _drop_rows(chunk, bad_col, "invalid_utf8")
+            chunk = _drop_rows(chunk, bad_col, reason, detail)
         first += n
         yield chunk
 
 
-def _drop_rows(chunk: Chunk, column: np.ndarray, reason: str) -> Chunk:
-    """``chunk`` without the rows that name a ``column``, which become bad rows with ``reason``."""
+def _drop_rows(chunk: Chunk, column: np.ndarray, reason: np.ndarray, detail: np.ndarray) -> Chunk:
+    """``chunk`` without the rows that name a ``column``, which become bad rows (``reason``, ``detail``)."""
     rows = column != None  # noqa: E711 - elementwise
     at, keep = np.flatnonzero(rows), np.flatnonzero(~rows)
-    bad = [Bad(int(chunk.line[i]), column[i], reason, reason, r) for i, r in zip(at, chunk.raw(at))]
+    bad = [Bad(int(chunk.line[i]), column[i], reason[i], detail[i], r) for i, r in zip(at, chunk.raw(at))]
     return Chunk(chunk.frame.iloc[keep].reset_index(drop=True), chunk.line[keep],
-                 lambda r: chunk.raw(keep[np.asarray(r, np.int64)]), chunk.bad + bad, chunk.missing, chunk.bytes_done)
+                 lambda r: chunk.raw(keep[np.asarray(r, np.int64)]), chunk.bad + bad, chunk.missing, chunk.bytes_done,
+                 chunk.names)
 
 
 def _arrow_text(arr: pa.Array, sep: str, time_format: str | None) -> tuple[pd.Series, np.ndarray]:
@@ -576,4 +626,5 @@ def _timestamp_text(arr: pa.Array, fmt: str) -> pa.Array:
     return pc.if_else(arr.is_null(), pa.scalar(None, pa.string()), text.cast(pa.string()))
 
 
-__all__ = ["BLOCK_BYTES", "MAX_FIELDS", "PER_SECOND", "Bad", "Chunk", "Source", "by_line", "read"]
+__all__ = ["BLOCK_BYTES", "MAX_FIELDS", "PER_SECOND", "Bad", "Chunk", "Source", "by_line", "close_names",
+           "missing_message", "read"]

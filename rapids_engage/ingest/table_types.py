@@ -19,16 +19,23 @@ import pyarrow.compute as pc
 
 from ..config import ExplodeSpec, SideTableSpec
 from ..layout import TABLE_TIME
+from ..schema import PLAUSIBLE_TIMES
 from .quarantine import StrictModeError
 from .reader import IngestError
 from .recsys import _input_paths
-from .table_read import PER_SECOND, Source, by_line, read
+from .table_read import PER_SECOND, Source, by_line, missing_message, read
 
 if TYPE_CHECKING:
     from .table import Plan
 
-#: Accepted event times: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z.
-MIN_TIME, MAX_TIME = -62_135_596_800, 253_402_300_799
+#: Plausible event times (unix seconds): from 1990-01-01T00:00:00Z up to (not including) 2100-01-01T00:00:00Z.
+MIN_TIME, MAX_TIME = PLAUSIBLE_TIMES
+#: Ticks per second of the units a unix time may be in, and the time_format that reads each.
+_UNITS = {"seconds": (1, "set time_format: unix"), "milliseconds": (1_000, "set time_format: unix_ms"),
+          "microseconds": (1_000_000, "convert them to seconds or milliseconds"),
+          "nanoseconds": (1_000_000_000, "convert them to seconds or milliseconds")}
+#: Largest count target: every integer up to it is exact in float64.
+MAX_COUNT = 2.0**53
 _SEP = "\x1f"
 _TRUE, _FALSE = ("1", "true", "1.0"), ("0", "false", "0.0")
 
@@ -36,7 +43,8 @@ _TRUE, _FALSE = ("1", "true", "1.0"), ("0", "false", "0.0")
 def hash_strings(values: Any) -> np.ndarray:
     """int64 hash of each string (pandas' SipHash with its fixed key: the same in every run).
 
-    Missing values hash like ``""``; use this to hash raw ids the way the ingest did.
+    Missing values hash like ``""``; use this to hash raw ids the way the ingest did (which
+    writes a null, not this hash, for an empty or blank id).
     """
     arr = pd.Series(values, dtype="str").fillna("").to_numpy(dtype=object)
     return pd.util.hash_array(arr).view(np.int64)
@@ -67,7 +75,7 @@ def read_side(side: SideTableSpec, strict: bool, chunk_rows: int) -> SideTable:
     frames, skipped = [], 0
     for chunk in read(path, src, chunk_rows):
         if chunk.missing:
-            raise IngestError(f"{path}: side table has no column {chunk.missing!r}")
+            raise IngestError(f"side table {missing_message(path, side.format, chunk)}")
         if chunk.bad:
             if strict:
                 b = min(chunk.bad, key=by_line)
@@ -102,13 +110,17 @@ class Errors:
 
     def add(self, mask: np.ndarray, reason: str, column: str | None, values: pd.Series | None = None,
             what: str = "") -> None:
-        """Mark the rows of ``mask`` that have no error yet (detail: ``what`` or ``reason`` and the value)."""
+        """Mark the rows of ``mask`` that have no error yet.
+
+        Detail: ``what`` (or ``reason``) and the value, or ``what`` with the value in place of ``{v}``.
+        """
         new = np.flatnonzero(np.asarray(mask, bool) & ~self.bad)
         if not len(new):
             return
         self.reason[new], self.column[new] = reason, column
         shown = values.iloc[new].tolist() if values is not None else [None] * len(new)
-        self.detail[new] = [f"{what or reason}: {v!r}"[:200] if v is not None else (what or reason) for v in shown]
+        self.detail[new] = [(what.format(v=v) if "{v}" in what else f"{what or reason}: {v!r}")[:200]
+                            if v is not None else (what or reason) for v in shown]
 
     def lift(self, rows: Errors, src: np.ndarray) -> None:
         """Give each source row (``src``: source of each row) the first error of its rows."""
@@ -122,20 +134,32 @@ class Errors:
         self.reason[s], self.column[s], self.detail[s] = rows.reason[at], rows.column[at], rows.detail[at]
 
 
-def _parse_time(s: pd.Series, fmt: str) -> tuple[np.ndarray, np.ndarray]:
-    """(unix seconds, valid) of each value; naive times are UTC."""
+def _time(s: pd.Series, fmt: str, column: str, err: Errors) -> np.ndarray:
+    """Unix seconds of each value (naive times are UTC; fractions of a second are dropped).
+
+    Unparsable times and times outside [MIN_TIME, MAX_TIME) are marked ``bad_time``
+    in ``err``; a unix time that would fit in another unit says so.
+    """
     s = s.str.strip()
     if fmt in ("unix", "unix_ms"):
-        v = pd.to_numeric(s, errors="coerce").to_numpy(np.float64)
-        with np.errstate(invalid="ignore"):
-            secs = np.floor(v / (1000 if fmt == "unix_ms" else 1))
-            ok = np.isfinite(secs) & (secs >= MIN_TIME) & (secs <= MAX_TIME)
-        return np.where(ok, secs, 0).astype(np.int64), ok
-    dt = pd.to_datetime(s, format="ISO8601" if fmt == "iso" else fmt, utc=True, errors="coerce")
-    arr = dt.dt.tz_convert(None).to_numpy()
-    secs = arr.view(np.int64) // PER_SECOND[np.datetime_data(arr.dtype)[0]]
-    ok = ~np.isnat(arr) & (secs >= MIN_TIME) & (secs <= MAX_TIME)
-    return np.where(ok, secs, 0).astype(np.int64), ok
+        raw = pd.to_numeric(s, errors="coerce").to_numpy(np.float64)
+        secs = np.floor(raw / (1000 if fmt == "unix_ms" else 1))
+    else:
+        dt = pd.to_datetime(s, format="ISO8601" if fmt == "iso" else fmt, utc=True, errors="coerce")
+        arr = dt.dt.tz_convert(None).to_numpy()
+        ticks = arr.view(np.int64) // PER_SECOND[np.datetime_data(arr.dtype)[0]]
+        secs = np.where(np.isnat(arr), np.nan, ticks)
+    with np.errstate(invalid="ignore"):
+        parsed, ok = np.isfinite(secs), (secs >= MIN_TIME) & (secs < MAX_TIME)
+        err.add((s == "").to_numpy(bool), "bad_time", column, None, "missing time")
+        err.add(~parsed, "bad_time", column, s)
+        if fmt in ("unix", "unix_ms"):
+            unit = "seconds" if fmt == "unix" else "milliseconds"
+            for guess, (per_s, hint) in _UNITS.items():
+                fits = (raw / per_s >= MIN_TIME) & (raw / per_s < MAX_TIME)
+                err.add(~ok & fits, "bad_time", column, s, f"{{v}} is out of range as {unit}; {guess}? {hint}")
+    err.add(~ok, "bad_time", column, s, "{v} is out of range (event times must be in 1990-01-01 .. 2099-12-31 UTC)")
+    return np.where(ok, secs, 0).astype(np.int64)
 
 
 def _numbers(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -161,19 +185,34 @@ def _target(s: pd.Series, kind: str, column: str, err: Errors) -> np.ndarray:
     values, empty, bad = _numbers(s)
     err.add(empty, "bad_target", column, s, "missing target value")
     err.add(bad, "bad_number", column, s)
+    err.add(np.isnan(values), "bad_target", column, s, "a target must be a finite number")
     with np.errstate(invalid="ignore"):
-        err.add(values < 0, "bad_target", column, s, "negative count")
-    return values
+        count = (values >= 0) & (values <= MAX_COUNT) & (np.floor(values) == values)
+    err.add(~count, "bad_target", column, s, "a count must be a non-negative integer (at most 2**53)")
+    return values + 0.0  # -0.0 -> 0.0
+
+
+def _keys(s: pd.Series) -> pd.arrays.IntegerArray:
+    """Hashed ids (:func:`hash_strings`), null where the value is empty or blank (no key)."""
+    return pd.arrays.IntegerArray(hash_strings(s), _blank(s))
+
+
+def _blank(s: pd.Series) -> np.ndarray:
+    return (s.fillna("").str.strip() == "").to_numpy(bool)
 
 
 def typed(frame: pd.DataFrame, plan: Plan) -> tuple[dict[str, Any], Errors]:
-    """The output columns (but row_id) of ``frame``'s rows, and each row's first bad value."""
+    """The output columns (but row_id) of ``frame``'s rows, and each row's first bad value.
+
+    A blank row key value is a bad row (``missing_key``); a blank id or categorical
+    value is null (no key).
+    """
     err = Errors(len(frame))
-    out: dict[str, Any] = {}
-    out[TABLE_TIME], ok = _parse_time(frame[plan.time], plan.time_format)
-    err.add(~ok, "bad_time", plan.time, frame[plan.time])
+    out: dict[str, Any] = {TABLE_TIME: _time(frame[plan.time], plan.time_format, plan.time, err)}
+    for c in plan.row_id:
+        err.add(_blank(frame[c]), "missing_key", c, None, "missing row key value")
     for c in plan.ids:
-        out[c] = hash_strings(frame[c])
+        out[c] = _keys(frame[c])
     for c, kind in plan.targets:
         out[c] = _target(frame[c], kind, c, err)
     for c in plan.numeric:
@@ -181,6 +220,8 @@ def typed(frame: pd.DataFrame, plan: Plan) -> tuple[dict[str, Any], Errors]:
         err.add(bad, "bad_number", c, frame[c])
     for c in plan.strings:
         out[c] = frame[c].fillna("")
+    for c in plan.categorical:
+        out[c] = out[c].mask(_blank(frame[c]))
     return out, err
 
 
