@@ -480,6 +480,8 @@ class _StateIndex:
 
         g_new = group_ids(keys)
         firsts = np.unique(g_new, return_index=True)[1]  # first row of each key of ``keys``, by key id
+        if len(self.index) == 0:  # no state (e.g. every training key had a null): no state rows
+            return {c: a[:0] for c, a in self.arrays.items()}, g_new, 0
         first_keys = _nan_nulls(keys.iloc[firsts])
         found = self.index.get_indexer(
             first_keys.iloc[:, 0] if keys.shape[1] == 1 else pd.MultiIndex.from_frame(first_keys)
