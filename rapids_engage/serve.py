@@ -44,7 +44,6 @@ class Scorer:
     def features(self, rows: Any) -> Any:
         """The model features of ``rows`` (a pandas or cudf frame of canonical input columns; moved to
         the scorer's device first when they are on the other one)."""
-        self.builder.check_rows(rows)
         if is_gpu_object(rows) != self.backend.is_gpu:  # the fitted tables live on the scorer's device
             rows = self.backend.from_pandas(rows) if self.backend.is_gpu else rows.to_pandas()
         return self.builder.transform_frame(rows, self.layout.carried())

@@ -189,8 +189,7 @@ class FeatureStore:
         from .backend import frame_library
 
         builder = self.builder(version, frame_library(rows))
-        builder.check_rows(rows)
-        unknown = [c for c in carry if c not in rows.columns]
+        unknown = [c for c in carry if c not in getattr(rows, "columns", ())]  # (not a frame: transform says so)
         if unknown:
             raise ValueError(f"carry names column(s) {unknown} that the rows do not have")
         out = builder.transform(rows, list(carry))

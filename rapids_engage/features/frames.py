@@ -45,6 +45,15 @@ def group_ids(keys: Any) -> Any:
     return values(gid).astype(np.int64)
 
 
+def null_key_rows(keys: Any) -> Any:
+    """Whether each row of a frame of key columns has a null in its key (a boolean Series): such a row
+    has no key (the encoders' rule: the target-encoding prior, count 0, no history)."""
+    null = keys[keys.columns[0]].isna()
+    for c in keys.columns[1:]:
+        null = null | keys[c].isna()
+    return null
+
+
 def key_ids(frame: Any, columns: list[str]) -> Any:
     """Dense int64 ids (numpy/cupy) of the rows' ``columns`` values in an in-memory frame; -1 for a
     row with a null in its key (such rows belong to no key, as in a ``groupby``)."""

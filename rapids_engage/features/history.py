@@ -67,7 +67,9 @@ import numpy as np
 from ..backend import array_module, frame_library, is_gpu_object, series_like, values
 from ..data import DataError
 from ..schema import EVENT_TIME, TARGETS, utc
-from .frames import Checkpoints, as_dask, check_fitted, group_ids, in_memory, is_dask, key_name, key_tables, load_state, save_state, share
+from .frames import (
+    Checkpoints, as_dask, check_fitted, group_ids, in_memory, is_dask, key_name, key_tables, load_state, null_key_rows, save_state, share,
+)
 
 N = "_n"
 
@@ -303,7 +305,7 @@ class HistoryEncoder:
         t = self._times(frame)
         tmp = frame[self.columns].reset_index(drop=True)
         tmp[self.time_column] = t
-        keyed = ~values(_null_rows(tmp[self.columns]))  # a key with a null is no key: no state
+        keyed = ~values(null_key_rows(tmp[self.columns]))  # a key with a null is no key: no state
         tmp[N] = xp.ones(len(t), dtype=np.int64)
         for target in targets:
             p = self._positive(frame, target)
@@ -435,19 +437,11 @@ class HistoryEncoder:
         return cls(**state["params"]).set_state(table, state["t_end"], state["targets"])
 
 
-def _null_rows(keys: Any) -> Any:
-    """Whether each row of a frame of key columns has a null in its key (a Series)."""
-    null = keys[keys.columns[0]].isna()
-    for c in keys.columns[1:]:
-        null = null | keys[c].isna()
-    return null
-
-
 def _alone_if_null(g: Any, keys: Any, start: int | None = None) -> Any:
     """Key ids ``g`` of the rows of ``keys`` where a row whose key has a null is a group of its own
     (new ids from ``start``, default ``max(g) + 1``): null is no key, so such an event has no
     history and is in no one's, as it gets the prior in the target encoding and counts 0."""
-    null = values(_null_rows(keys))
+    null = values(null_key_rows(keys))
     if not bool(null.any()):
         return g
     xp = array_module(g)

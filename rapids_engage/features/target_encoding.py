@@ -28,7 +28,7 @@ import numpy as np
 
 from ..backend import array_module, bincount, float_values, series_like, to_host, values
 from .folds import FOLD, assign_folds
-from .frames import Join, apply_joins, as_dask, check_fitted, is_dask, key_name, keys_of_ids, load_state, save_state
+from .frames import Join, apply_joins, as_dask, check_fitted, is_dask, key_name, keys_of_ids, load_state, null_key_rows, save_state
 
 N = "_n"
 
@@ -258,15 +258,19 @@ class TargetEncoder:
         return encoded
 
     def fill_unkeyed(self, part: Any) -> Any:
-        """``part`` (in memory, with the fold column) after :meth:`oof_join`: a row left without an
-        encoding, one whose key has a null, gets its fold's prior (as :meth:`partition_oof` gives it)."""
+        """``part`` (in memory, with the fold column and the key) after :meth:`oof_join`: a row whose
+        key has a null, which the join left without an encoding, gets its fold's prior (as
+        :meth:`partition_oof` gives it). Partitions without such rows pass as they are."""
+        null = values(null_key_rows(part[self.columns]))
+        if not bool(null.any()):
+            return part
         folds = values(part[FOLD]).astype(np.int64)
         xp = array_module(folds)
         new = {}
         for t in self.targets_:
             name = self.output_name(t)
-            value = float_values(part[name])
-            new[name] = series_like(part, xp.where(xp.isnan(value), xp.asarray(self._fold_prior[t])[folds], value))
+            prior = xp.asarray(self._fold_prior[t])[folds]
+            new[name] = series_like(part, xp.where(null, prior, float_values(part[name])))
         return part.assign(**new)
 
     def fit(self, X: Any, y: Any = None) -> TargetEncoder:
