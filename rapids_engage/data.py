@@ -131,13 +131,12 @@ def _ingested(root: Path, summary: dict, what: str, layout: Layout | None) -> Da
         raise DataError(f"{root}: ingest output without layout.json; delete it to ingest again")
     keep = ("files", "input_rows", "ingested_rows", "quarantined_rows", "quarantine_counts")
     info = {k: summary[k] for k in keep} | {"quarantine": str(root / "quarantine.parquet") if summary["quarantined_rows"] else None}
+    reasons = ", ".join(f"{k} {v:,}" for k, v in summary["quarantine_counts"].items() if v)
     if summary["ingested_rows"] == 0:  # nothing to read: say why rather than "no parquet files"
-        reasons = ", ".join(f"{k} {v:,}" for k, v in summary["quarantine_counts"].items() if v) or "no input rows"
-        raise DataError(f"{what}: none of the {summary['input_rows']:,} input rows was ingested ({reasons}); "
+        raise DataError(f"{what}: none of the {summary['input_rows']:,} input rows was ingested ({reasons or 'no input rows'}); "
                         f"the quarantine ({root / 'quarantine.parquet'}) has each row's file, line, column and reason")
     desc = f"{what}: {summary['ingested_rows']:,} rows ingested, {summary['quarantined_rows']:,} quarantined"
     if summary["quarantined_rows"]:  # why, and where to look
-        reasons = ", ".join(f"{k} {v:,}" for k, v in summary["quarantine_counts"].items() if v)
         desc += f" ({reasons}: {info['quarantine']})"
     desc += f" ({root})"
     return Dataset(root / "data", None, desc, info, layout)
