@@ -197,6 +197,17 @@ def test_unknown_target_is_one_line_error(planted, capsys):
     assert "'likes'" in err and "comments" in err and "Traceback" not in err
 
 
+def test_a_run_whose_rows_are_all_quarantined_says_why(planted, tmp_path, capsys):
+    tmp, config, _ = planted
+    bad = tmp_path / "ms.csv"
+    frame = pd.read_csv(tmp / "posts.csv").head(50)
+    frame.assign(time=frame["time"] * 1000).to_csv(bad, index=False)  # milliseconds, declared unix seconds
+    argv = ["--config", str(config), "--set", f"data.path={bad}", "--out", str(tmp_path / "o"), "--quiet"]
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "none of the 50 input rows was ingested (bad_time 50)" in err and "quarantine.parquet" in err
+
+
 @pytest.mark.skipif(not (SHARED / "hn" / "hacker_news.csv").is_file(), reason="needs ../shared/data/hn")
 def test_hacker_news_config(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # the config's data paths are relative to the project root, as in the README
