@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics
-from .backend import to_host, to_host_f64
+from .backend import to_host, to_host_f64, values
 from .layout import Layout
 from .schema import TRUE_PROB_PREFIX
 
@@ -95,12 +95,20 @@ def evaluate_targets(
 ) -> dict[str, dict]:
     """Per target: the report.json metrics of :func:`score`, plus the oracle's for synthetic data.
 
-    ``scores``: targets whose predictions are ranking scores, not probabilities.
+    ``scores``: targets whose predictions are ranking scores, not probabilities. Rows without a
+    label for a target (new rows scored by ``predict``) are left out of its metrics, and counted
+    (``unlabelled_rows``).
     """
     results: dict[str, dict] = {}
     ties = tiebreak(frame, layout)
     for t in targets:
-        report = score(frame, layout, t, preds[t], probabilities=t not in scores, ties=ties)
+        known = values(frame[t].notna())
+        if bool(known.all()):
+            report = score(frame, layout, t, preds[t], probabilities=t not in scores, ties=ties)
+        else:
+            some = None if ties is None else ties[to_host(known)]
+            report = score(frame[known], layout, t, preds[t][known], probabilities=t not in scores, ties=some)
+            report["unlabelled_rows"] = int((~known).sum())
         if truth is not None and report["kind"] == "binary":
             y_host = to_host_f64(frame[t])
             p_true = truth[TRUE_PROB_PREFIX + t].to_numpy()

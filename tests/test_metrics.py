@@ -394,3 +394,24 @@ def test_te_baseline_without_a_working_cuml_is_fitted_on_the_host():
         got = _te_linear(NoCuml("cpu", 0), frame, frame, ["te_u_like"], target, regression)
         np.testing.assert_allclose(got, want)
         assert np.isfinite(got).all()
+
+
+def test_evaluate_leaves_unlabelled_rows_out_and_counts_them():
+    """New rows scored with some labels missing: each target's metrics over its labelled rows."""
+    from rapids_engage.evaluate import evaluate_targets
+    from rapids_engage.layout import Layout, Target
+
+    layout = Layout("table", ("row_id",), "event_time", (Target("comments", "comments", "count"), Target("up", "up", "binary")))
+    rng = np.random.default_rng(0)
+    y = np.log1p(rng.integers(0, 20, 200)).astype(float)
+    up = rng.integers(0, 2, 200).astype(float)
+    frame = pd.DataFrame({"row_id": np.arange(200), "event_time": np.arange(200), "comments": y, "up": up})
+    preds = {"comments": y + rng.normal(0, 0.3, 200), "up": np.clip(up * 0.6 + 0.2, 0, 1)}
+    whole = evaluate_targets(frame, preds, ["comments", "up"], layout, None)
+    gaps = frame.assign(comments=frame["comments"].mask(frame.index % 4 == 0))
+    partial = evaluate_targets(gaps, preds, ["comments", "up"], layout, None)
+    labelled = frame.index % 4 != 0
+    alone = evaluate_targets(frame[labelled], {k: v[labelled] for k, v in preds.items()}, ["comments"], layout, None)
+    assert partial["comments"]["unlabelled_rows"] == 50 and partial["comments"]["n"] == 150
+    assert partial["comments"]["rmse_log1p"] == pytest.approx(alone["comments"]["rmse_log1p"])
+    assert partial["up"] == whole["up"] and "unlabelled_rows" not in partial["up"]
