@@ -97,8 +97,9 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
 
 
 #: Part of the ingest cache key: bump it when ingest writes other rows or columns for the same input
-#: (2: null keys stay null, missing row ids, out-of-range times and non-finite targets quarantined).
-INGEST_RULES = 2
+#: (2: null keys stay null, missing row ids, out-of-range times and non-finite targets quarantined;
+#: 3: "NaN", "null", ... in a ``present`` target are absent).
+INGEST_RULES = 3
 
 
 def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:

@@ -655,3 +655,13 @@ def test_real_mind(tmp_path):
     assert frame.groupby("impression_id").click.sum().min() >= 1
     assert all(day.startswith("2019-11-") for day in result.rows_per_day)
     assert (frame.category != "").any()
+
+
+def test_present_targets_read_written_out_missing_values_as_absent(tmp_path):
+    """A `present` target (e.g. an engagement time): "NaN", "null", "None", "NA" are no engagement."""
+    table = spec(targets={"replied": TargetSpec("likes", "present")})
+    texts = ["1612396800", "", "NaN", "null", "None", " NA ", "n/a", "yes"]
+    rows = [one_row(i, likes=v) for i, v in enumerate(texts)]
+    _, frame, q = run(tmp_path, write(tmp_path / "t.csv", csv_text(rows)), table)
+    assert len(q) == 0
+    assert by_id(frame, [f"x{i}" for i in range(len(texts))]).likes.tolist() == [1, 0, 0, 0, 0, 0, 0, 1]

@@ -172,10 +172,14 @@ def _numbers(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return v, empty, bad
 
 
+#: The texts a ``present`` target reads as absent (lower-cased): empty and the usual spellings of missing.
+ABSENT = ("", "nan", "nat", "null", "none", "na", "n/a")
+
+
 def _target(s: pd.Series, kind: str, column: str, err: Errors) -> np.ndarray:
     """Typed values of a target column; bad values marked in ``err``."""
-    if kind == "present":
-        return (s.str.strip() != "").to_numpy(bool).astype(np.int8)
+    if kind == "present":  # a value, not a written-out missing one ("NaN" from pandas, "null", ...)
+        return (~s.str.strip().str.lower().isin(ABSENT)).to_numpy(bool).astype(np.int8)
     if kind == "binary":
         v = s.str.strip().str.lower()
         one, zero = v.isin(_TRUE).to_numpy(bool), v.isin(_FALSE).to_numpy(bool)
