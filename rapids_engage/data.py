@@ -98,7 +98,7 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
 
 #: Part of the ingest cache key: bump it when ingest writes other rows or columns for the same input
 #: (2: null keys stay null, missing row ids, out-of-range times and non-finite targets quarantined;
-#: 3: "NaN", "null", ... in a ``present`` target are absent).
+#: 3: "NaN", "null", ... in a ``present`` target are absent, records an unclosed quote ran over quarantined).
 INGEST_RULES = 3
 
 

@@ -665,3 +665,26 @@ def test_present_targets_read_written_out_missing_values_as_absent(tmp_path):
     _, frame, q = run(tmp_path, write(tmp_path / "t.csv", csv_text(rows)), table)
     assert len(q) == 0
     assert by_id(frame, [f"x{i}" for i in range(len(texts))]).likes.tolist() == [1, 0, 0, 0, 0, 0, 0, 1]
+
+
+def test_an_unclosed_quote_is_one_bad_record_that_says_how_many_lines_it_took(tmp_path):
+    """The lines an unclosed quote swallows (mid-file, or to the end of the file) are one bad record,
+    whose raw text holds them and whose detail counts them: never rows vanished into a text value."""
+    rows = [one_row(i, body="STRAY" if i == 3 else "b") for i in range(10)]
+    text = csv_text(rows).replace("STRAY", '"oops', 1)  # body is the last field: the record runs to the end
+    result, frame, q = run(tmp_path, write(tmp_path / "t.csv", text), spec())
+    assert q[["line", "column", "reason"]].values.tolist() == [[5, "body", "wrong_field_count"]]
+    assert "runs over 7 lines" in q.detail[0] and "unclosed quote" in q.detail[0] and q.raw[0].count("x9") == 1
+    assert sorted(frame.body) == ["b"] * 3 and result.input_rows == 4
+    _assert_every_row_kept_or_quarantined(frame, q, 10)
+    rows = [one_row(i, lang="STRAY" if i == 3 else "en") for i in range(10)]  # mid-record: to the next quote
+    text = csv_text(rows).replace("STRAY", '"oops', 1).replace("x6,u", 'x6,"u', 1)
+    _, frame, q = run(tmp_path, write(tmp_path / "t2.csv", text), spec(), name="out2")
+    assert (q.reason == "wrong_field_count").all() and len(q) >= 1
+    _assert_every_row_kept_or_quarantined(frame, q, 10)
+
+
+def _assert_every_row_kept_or_quarantined(frame: pd.DataFrame, q: pd.DataFrame, n: int) -> None:
+    kept = set(frame.id) if len(frame) else set()
+    for i in range(n):
+        assert hash_strings([f"x{i}"])[0] in kept or any(f"x{i}," in str(raw) for raw in q.raw), f"x{i} lost"

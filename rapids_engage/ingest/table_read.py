@@ -301,8 +301,13 @@ class _RecordLines:
 
 
 def _field_count_rows(lines: np.ndarray, rows: list[tuple[str, int, int]]) -> list[Bad]:
-    return [Bad(int(line), None, "wrong_field_count", f"expected {want} fields, got {got}", text)
-            for line, (text, want, got) in zip(lines, rows)]
+    """Bad records of the wrong width; one that a quoted field stretched over several lines says how many
+    (an unclosed quote swallows the lines after it: they are in this record, not lost)."""
+    def detail(text: str, want: int, got: int) -> str:
+        spans = text.rstrip("\r\n").count("\n") + 1
+        return f"expected {want} fields, got {got}" + (f"; the record spans {spans} lines (an unclosed quote?)" if spans > 1 else "")
+
+    return [Bad(int(line), None, "wrong_field_count", detail(text, want, got), text) for line, (text, want, got) in zip(lines, rows)]
 
 
 class _LongRecord(Exception):
@@ -346,8 +351,10 @@ class _DelimitedReader:
             lines, bad = self.records.batch(nl)
             if self.index is None:
                 self.index, self.width = _header_index([c[0].as_py() for c in cols]), len(cols)
-                cols, lines = [c.slice(1) for c in cols], lines[1:]
-            yield self._chunk(cols, lines, bad + self.feed.take_bad(self.records.end))
+                cols, lines, nl = [c.slice(1) for c in cols], lines[1:], nl[1:]
+            chunk = self._chunk(cols, lines, bad + self.feed.take_bad(self.records.end))
+            swallowed = _swallowed(cols, nl, self.width, self.delim)
+            yield self._drop_swallowed(chunk, swallowed) if swallowed else chunk
         rest = self.records.rest() + self.feed.take_bad()
         if rest:
             yield self._chunk([pa.array([], pa.string())] * self.width, np.zeros(0, np.int64), rest)
@@ -388,6 +395,15 @@ class _DelimitedReader:
         if "straddl" in str(exc):
             raise _LongRecord() from exc
         raise IngestError(f"{self.path}: unreadable input ({exc})") from exc
+
+    def _drop_swallowed(self, chunk: Chunk, swallowed: dict[int, tuple[int, int]]) -> Chunk:
+        """``chunk`` without the records of :func:`_swallowed`, which become bad rows."""
+        names = {i: c for c, i in (self.index or {}).items()}
+        column, reason, detail = (np.full(chunk.rows, None, dtype=object) for _ in range(3))
+        for r, (field_no, spans) in swallowed.items():
+            column[r], reason[r] = names.get(field_no, f"field {field_no + 1}"), "wrong_field_count"
+            detail[r] = f"a quoted field runs over {spans} lines that look like records (an unclosed quote?)"
+        return _drop_rows(chunk, column, reason, detail)
 
     def _chunk(self, cols: list[pa.Array], lines: np.ndarray, bad: list[Bad]) -> Chunk:
         index, delim = self.index or {}, self.delim
@@ -446,6 +462,21 @@ def _header_index(names: list[str] | tuple[str, ...]) -> dict[str, int]:
 def _read_delimited(path: Path, src: Source, block_size: int) -> Iterator[Chunk]:
     """CSV / TSV chunks (see :class:`_DelimitedReader`)."""
     return _DelimitedReader(path, src, block_size).chunks()
+
+
+def _swallowed(cols: list[pa.Array], nl: np.ndarray, width: int, delim: str) -> dict[int, tuple[int, int]]:
+    """Record -> (field, lines it spans) of the records with a quoted field whose later lines hold as
+    many delimiters as a whole record: the rows an unclosed quote swallowed (to the next quote or the
+    end of the file), which would otherwise vanish into one text value."""
+    found: dict[int, tuple[int, int]] = {}
+    for r in np.flatnonzero(nl).tolist():
+        for f, col in enumerate(cols):
+            value = col[r].as_py() or ""
+            later = value.rstrip("\r\n").split("\n")[1:]
+            if width > 1 and any(line.count(delim) >= width - 1 for line in later):
+                found[r] = (f, len(later) + 1)
+                break
+    return found
 
 
 def _newlines(cols: list[pa.Array]) -> np.ndarray:
