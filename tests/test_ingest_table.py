@@ -688,3 +688,12 @@ def _assert_every_row_kept_or_quarantined(frame: pd.DataFrame, q: pd.DataFrame, 
     kept = set(frame.id) if len(frame) else set()
     for i in range(n):
         assert hash_strings([f"x{i}"])[0] in kept or any(f"x{i}," in str(raw) for raw in q.raw), f"x{i} lost"
+
+
+def test_a_blank_ranking_group_is_a_missing_key(tmp_path):
+    """Ranking (XGBoost's qid) and the per-group metrics need every row in a group."""
+    rows = [one_row(0), one_row(1, user=""), one_row(2, user=" ")]
+    _, frame, q = run(tmp_path, write(tmp_path / "t.csv", csv_text(rows)), spec(user=None, group="user"))
+    assert q[["line", "column", "reason", "detail"]].values.tolist() == [
+        [3, "user", "missing_key", "missing ranking group value"], [4, "user", "missing_key", "missing ranking group value"]]
+    assert len(frame) == 1 and frame.user.notna().all()

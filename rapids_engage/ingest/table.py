@@ -59,6 +59,7 @@ class Plan:
     categorical: tuple[str, ...] = ()
     scalars: dict[str, str] = field(default_factory=dict)  # column -> reason of a JSON list / object in it
     required: tuple[str, ...] = ()  # columns without which no row is good
+    group: str | None = None  # the ranking group: a row without one is bad (missing_key)
 
 
 def _plan(spec: TableConfig) -> Plan:
@@ -92,7 +93,7 @@ def _plan(spec: TableConfig) -> Plan:
         schema=_schema(ids, targets, spec),
         keep_list=bool(ex) and (ex.column in roles or ex.column in spec.row_id or ex.column in ons),
         categorical=tuple(spec.categorical), scalars=_scalars(roles, spec, needed),
-        required=tuple(c for c in dict.fromkeys(required) if c in needed),
+        required=tuple(c for c in dict.fromkeys(required) if c in needed), group=spec.group,
     )
 
 
@@ -303,7 +304,7 @@ def ingest_table(
     not a number, or infinite), ``bad_target`` (binary not 0/1/true/false, count
     not an integer in [0, 2**53], binary / count value missing or NaN),
     ``bad_explode_token`` (no token, or one without ``label_sep``),
-    ``missing_key`` (a blank ``row_id`` column). A JSON list / object (a nested
+    ``missing_key`` (a blank ``row_id`` or ``group`` column). A JSON list / object (a nested
     parquet value) in a target, numeric or time column is a ``bad_target`` /
     ``bad_number`` / ``bad_time``; only ``lists`` and the explode column take
     lists. A file without rows is listed in ``empty_files``; an unreadable

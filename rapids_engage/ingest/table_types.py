@@ -208,13 +208,15 @@ def _blank(s: pd.Series) -> np.ndarray:
 def typed(frame: pd.DataFrame, plan: Plan) -> tuple[dict[str, Any], Errors]:
     """The output columns (but row_id) of ``frame``'s rows, and each row's first bad value.
 
-    A blank row key value is a bad row (``missing_key``); a blank id or categorical
-    value is null (no key).
+    A blank row key or ranking group value is a bad row (``missing_key``); a blank id or
+    categorical value is null (no key).
     """
     err = Errors(len(frame))
     out: dict[str, Any] = {TABLE_TIME: _time(frame[plan.time], plan.time_format, plan.time, err)}
     for c in plan.row_id:
         err.add(_blank(frame[c]), "missing_key", c, None, "missing row key value")
+    if plan.group:  # ranking and per-group metrics need every row in a group
+        err.add(_blank(frame[plan.group]), "missing_key", plan.group, None, "missing ranking group value")
     for c in plan.ids:
         out[c] = _keys(frame[c])
     for c, kind in plan.targets:
