@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -220,8 +221,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
     for flag, key in (("gpus", "cluster.gpus"), ("scheduler_address", "cluster.scheduler_address"), ("out", "out"), ("rows", "synthetic.rows")):
         value = getattr(args, flag)
         if value is not None:
-            overrides.append(f"{key}={value}")
-            labels[f"{key}={value}"] = f"--{flag.replace('_', '-')} {value}"
+            text = json.dumps(value) if flag in ("out", "scheduler_address") else value  # a path, never a YAML number
+            overrides.append(f"{key}={text}")
+            labels[f"{key}={text}"] = f"--{flag.replace('_', '-')} {value}"
     if args.strict:
         overrides.append("data.strict=true")
     cfg = load_config(args.config, overrides, labels)

@@ -162,3 +162,11 @@ def test_predict_set_unknown_and_wrong_keys_read_like_the_run():
 ])
 def test_wrong_types_read_the_same_way(tmp_path, text, expected):
     assert _error(tmp_path, text) == f"{tmp_path / 'x.yaml'}: {expected}"
+
+
+def test_path_flags_stay_strings():
+    """--out 2024 is a directory name, not a YAML number; --scheduler-address keeps its colons."""
+    from rapids_engage.pipeline import build_parser, config_from_args
+
+    cfg = config_from_args(build_parser().parse_args(["--out", "2024", "--scheduler-address", "tcp://10.0.0.1:8786"]))
+    assert cfg.out == "2024" and cfg.cluster.scheduler_address == "tcp://10.0.0.1:8786"
