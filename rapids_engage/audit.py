@@ -22,6 +22,7 @@ from rich.table import Table
 from .backend import to_host_f64
 from .config import Config
 from .report import write_json
+from .schema import utc
 from .layout import Layout
 
 MAX_SHUFFLED_RCE = 0.5
@@ -42,7 +43,7 @@ def split_checks(store_dir: Path, cutoff: int, layout: Layout) -> list[dict]:
     t_max, v_min, n_both = dask.compute(train[time].max(), valid[time].min(), both.map_partitions(len).sum())
     return [
         {"check": "time order", "passed": bool(t_max <= cutoff < v_min),
-         "detail": f"train max time {int(t_max)} <= cut-off {cutoff} < valid min time {int(v_min)}"},
+         "detail": f"last training event {utc(int(t_max))} <= cut-off {utc(cutoff)} < first validation event {utc(int(v_min))}"},
         {"check": "train/valid overlap", "passed": int(n_both) == 0, "detail": f"{int(n_both)} row key(s) in both"},
     ]
 
@@ -89,7 +90,7 @@ def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) 
             differing[i] += int((~same).sum())
     checks = [{
         "check": f"time travel: hist_{'_'.join(key)} unchanged without the future", "passed": d == 0 and c > 0,
-        "detail": f"{c:,} training rows recomputed at {n_cuts} cut time(s); {d:,} differ",
+        "detail": f"{c:,} row comparisons at {n_cuts} cut time(s) (the training rows up to each cut); {d:,} differ",
     } for key, c, d in zip(keys, compared, differing)]
     return checks
 
@@ -128,8 +129,12 @@ def shuffled_check(target: str, shuffled: dict, real: dict) -> dict:
     if shuffled.get("rce") is None:  # a ranking model's scores: no RCE, use the AUC
         return {"check": f"shuffled labels: {target} AUC <= {MAX_SHUFFLED_AUC}", "passed": shuffled["auc"] <= MAX_SHUFFLED_AUC,
                 "detail": f"validation AUC {shuffled['auc']:.3f} with shuffled labels (real labels: {real['auc']:.3f})"}
-    return {"check": f"shuffled labels: {target} RCE <= {MAX_SHUFFLED_RCE}", "passed": shuffled["rce"] <= MAX_SHUFFLED_RCE,
-            "detail": f"validation RCE {shuffled['rce']:.3f} with shuffled training labels (real labels: {real['rce']:.2f})"}
+    check = {"check": f"shuffled labels: {target} RCE <= {MAX_SHUFFLED_RCE}", "passed": shuffled["rce"] <= MAX_SHUFFLED_RCE,
+             "detail": f"validation RCE {shuffled['rce']:.3f} with shuffled training labels (real labels: {real['rce']:.2f})"}
+    if real.get("rce") is not None and real["rce"] <= MAX_SHUFFLED_RCE:  # no skill to lose: the check shows nothing
+        check["inconclusive"] = True
+        check["detail"] += "; inconclusive: the real-label model has no more skill than that either"
+    return check
 
 
 def audit_table(checks: list[dict[str, Any]]) -> Table:
@@ -137,5 +142,6 @@ def audit_table(checks: list[dict[str, Any]]) -> Table:
     for col in ("check", "result", "detail"):
         table.add_column(col)
     for c in checks:
-        table.add_row(c["check"], "[green]pass[/green]" if c["passed"] else "[red]FAIL[/red]", c["detail"])
+        result = "[green]pass[/green]" if c["passed"] else "[red]FAIL[/red]"
+        table.add_row(c["check"], result + (" [yellow](inconclusive)[/yellow]" if c.get("inconclusive") else ""), c["detail"])
     return table

@@ -137,6 +137,8 @@ def _ingested(root: Path, summary: dict, what: str, layout: Layout | None) -> Da
         raise DataError(f"{what}: none of the {summary['input_rows']:,} input rows was ingested ({reasons or 'no input rows'}); "
                         f"the quarantine ({root / 'quarantine.parquet'}) has each row's file, line, column and reason")
     desc = f"{what}: {summary['ingested_rows']:,} rows ingested, {summary['quarantined_rows']:,} quarantined"
+    if summary.get("output_rows", summary["ingested_rows"]) != summary["ingested_rows"]:  # explode: rows per item
+        desc += f", {summary['output_rows']:,} event rows"
     if summary["quarantined_rows"]:  # why, and where to look
         desc += f" ({reasons}: {info['quarantine']})"
     desc += f" ({root})"

@@ -74,7 +74,8 @@ def score(frame: Any, layout: Layout, target: str, pred: Any, probabilities: boo
     y = frame[target]
     if kind == "count":
         y, pred = np.expm1(to_host_f64(y)), np.expm1(np.maximum(to_host_f64(pred), 0.0))
-        return {"kind": "count", **metrics.regression_report(y, pred), "mean": float(y.mean()) if len(y) else None}
+        return {"kind": "count", **metrics.regression_report(y, pred), "mean": float(y.mean()) if len(y) else None,
+                "mean_pred": float(pred.mean()) if len(pred) else None}
     key = frame[layout.popularity] if layout.popularity else None
     if not probabilities:
         pred = 1.0 / (1.0 + np.exp(-to_host_f64(pred)))  # monotone: rank metrics are those of the scores

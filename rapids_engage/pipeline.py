@@ -186,7 +186,9 @@ def _store_summary(
         "features": built.features,
         "layout": dataset.layout.to_dict(),
         "memory": memory.to_report(),
-        "split": {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff, "data_dir": str(dataset.data_dir)},
+        "split": {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff, "data_dir": str(dataset.data_dir),
+                  "min_time": split.min_time, "max_time": split.max_time},
+        "input": {"source": cfg.data.source, "path": cfg.data.path if cfg.data.source != "synthetic" else None},
     }
     if dataset.ingest is not None:
         summary["ingest"] = dataset.ingest

@@ -7,12 +7,14 @@ Contract (extend, never break)::
      "targets": {"like": {"ap", "rce", "auc", "positive_rate", "oracle_rce"}, "retweet": ..., ...},
      "timings_s": {"<stage>": float}}
 
-Extra keys so far: "version", "data", "store", "features", "models", "layout",
+Extra keys so far: "version", "data", "input" (source and path), "split" (cut-off, first and
+last event time, data_dir), "store", "features", "models", "layout",
 "memory" (peak host RSS and GPU memory in use per stage, see :mod:`rapids_engage.memory`),
 and more metrics per target (kind, log_loss, ece, grouped AP/RCE, oracle_ap,
 best_iteration, baselines; map@10 / ndcg@10 / mrr with a ranking group).
 Count targets (``"kind": "count"``) carry regression metrics instead of the
-binary ones: {"rmse_log1p", "mae_log1p", "rmse", "mae", "spearman"}.
+binary ones: {"rmse_log1p", "mae_log1p", "rmse", "mae", "spearman"}, and the mean true and
+predicted counts ("mean", "mean_pred").
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ REQUIRED_COUNT_KEYS = ("rmse_log1p", "mae_log1p", "rmse", "mae", "spearman")
 TABLE_COLUMNS = {
     "binary": (("positive rate", "positive_rate", 4), ("AP", "ap", 4), ("RCE", "rce", 2), ("oracle RCE", "oracle_rce", 2),
                ("AUC", "auc", 4), ("MAP@10", "map@10", 4), ("NDCG@10", "ndcg@10", 4), ("RCE TE-logreg", "base:te_logreg:rce", 2)),
-    "count": (("mean", "mean", 2), ("RMSE log1p", "rmse_log1p", 4), ("MAE log1p", "mae_log1p", 4), ("Spearman", "spearman", 4),
+    "count": (("mean count", "mean", 2), ("mean predicted", "mean_pred", 2), ("RMSE log1p", "rmse_log1p", 4), ("MAE log1p", "mae_log1p", 4), ("Spearman", "spearman", 4),
               ("RMSE log1p constant", "base:constant:rmse_log1p", 4), ("RMSE log1p TE-linreg", "base:te_linreg:rmse_log1p", 4)),
 }
 
@@ -95,7 +97,7 @@ def metrics_tables(report: dict) -> list[Table]:
             continue
         columns = [c for c in columns if any(_metric(m, c[1]) is not None for m in targets.values())]
         table = Table(title=f"validation metrics: {kind} targets ({report['backend']}, {report['rows']['valid']:,} rows)")
-        for header in ("target", *(c[0] for c in columns), "trees"):
+        for header in ("target", *(c[0] for c in columns), "rounds"):
             table.add_column(header, justify="left" if header == "target" else "right")
         for target, m in targets.items():
             trees = str(m["best_iteration"] + 1) if m.get("best_iteration") is not None else "—"

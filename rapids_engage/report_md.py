@@ -60,7 +60,7 @@ def _number(value: Any) -> float | None:
 
 def _fmt(value: Any, digits: int = 4) -> str:
     x = _number(value)
-    return DASH if x is None else f"{x:.{digits}f}"
+    return DASH if x is None else f"{x:.{digits}f}".replace(f"-{0:.{digits}f}", f"{0:.{digits}f}")  # no "-0.00"
 
 
 def _cell(text: Any) -> str:
@@ -101,8 +101,18 @@ def _summary(report: Mapping[str, Any]) -> list[str]:
     split_rows = report.get("rows") or {}
     sizes = " / ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in split_rows.items())
     rows.append(["rows", sizes or DASH])
+    source = report.get("input") or {}
+    if source.get("path"):
+        files = (report.get("ingest") or {}).get("files")
+        rows.append(["input", f"`{source['path']}`" + (f" ({files:,} file{'s' if files != 1 else ''})" if isinstance(files, int) else "")])
     if report.get("data") is not None:
         rows.append(["data", str(report["data"])])
+    split = report.get("split") or {}
+    if _number(split.get("cutoff")) is not None:
+        first = f"from {_utc(split['min_time'])} " if _number(split.get("min_time")) is not None else ""
+        last = f" (to {_utc(split['max_time'])})" if _number(split.get("max_time")) is not None else ""
+        rows.append(["split", f"train: events {first}up to {_utc(split['cutoff'])}; validation: the "
+                              f"{_number(split.get('valid_hours')) or 0:g} h after{last}"])
     store = report.get("store") or {}
     if store:
         version = f"`{store['version']}`" if store.get("version") else DASH
@@ -143,12 +153,16 @@ def _metrics(report: Mapping[str, Any]) -> list[str]:
         return [title, "", "No targets.", ""]
     if not targets:
         return [title, ""]
-    baselines = _baseline_names(targets)
-    header = ["target", *(c for c, _, _ in _METRIC_COLUMNS), "% of oracle", *(c for c, _, _ in _TAIL_COLUMNS), "rounds"]
+    baselines = [n for n in _baseline_names(targets) if any(_number(((m.get("baselines") or {}).get(n) or {}).get("rce")) is not None
+                                                            for m in targets.values())]  # a ranking score has no RCE
+    oracle = any(_number(m.get("oracle_rce")) is not None for m in targets.values())
+    first = [c for c in _METRIC_COLUMNS if oracle or c[1] != "oracle_rce"]
+    header = ["target", "positives", *(c for c, _, _ in first), *(["% of oracle"] if oracle else []),
+              *(c for c, _, _ in _TAIL_COLUMNS), "rounds"]
     header += [f"{c} {name}" for name in baselines for c, _, _ in _BASELINE_METRICS]
     rows = []
     for target, m in targets.items():
-        row = [f"**{target}**", *(_fmt(m.get(k), d) for _, k, d in _METRIC_COLUMNS), _pct_of_oracle(m)]
+        row = [f"**{target}**", _positives(m), *(_fmt(m.get(k), d) for _, k, d in first), *([_pct_of_oracle(m)] if oracle else [])]
         row += [*(_fmt(m.get(k), d) for _, k, d in _TAIL_COLUMNS), _rounds(m)]
         for name in baselines:
             b = (m.get("baselines") or {}).get(name) or {}
@@ -157,21 +171,37 @@ def _metrics(report: Mapping[str, Any]) -> list[str]:
     lines = [title, "", *_table(header, rows), ""]
     lines += [
         "RCE: relative cross entropy vs. predicting the positive rate (RecSys 2021), in %. "
-        "Oracle RCE: the RCE of the true probabilities (synthetic data), the best any model can reach; "
-        "% of oracle = RCE / oracle RCE. Rounds: trees in the saved model (best iteration + 1).",
+        + ("Oracle RCE: the RCE of the true probabilities (synthetic data), the best any model can reach; "
+           "% of oracle = RCE / oracle RCE (part of that gap cannot be learned from this many rows: "
+           "bench/README.md, \"How much of the oracle RCE is learnable\"). " if oracle else "")
+        + "Rounds: trees in the saved model (best iteration + 1).",
         "",
     ]
-    extra = [(c, k, d) for c, k, d in _EXTRA_COLUMNS if any(k in m for m in targets.values())]
+    extra = [(c, k, d) for c, k, d in _EXTRA_COLUMNS if any(_number(m.get(k)) is not None for m in targets.values())]
     if extra:
         rows = [[f"**{t}**", *(_fmt(m.get(k), d) for _, k, d in extra)] for t, m in targets.items()]
-        lines += ["### Grouped and oracle metrics", "", *_table(["target", *(c for c, _, _ in extra)], rows), ""]
-        lines += ["Grouped: mean over 5 popularity quantile groups.", ""]
+        title2 = "### Grouped and oracle metrics" if oracle else "### Grouped metrics"
+        lines += [title2, "", *_table(["target", *(c for c, _, _ in extra)], rows), ""]
+        if any(k.endswith("_grouped") for _, k, _ in extra):
+            lines += ["Grouped: the mean over 5 groups of validation rows by quantiles of the popularity column "
+                      "(RecSys: the creator's follower count), as the RecSys 2021 challenge scored.", ""]
     return lines
+
+
+def _positives(m: Mapping[str, Any]) -> str:
+    rate, n = _number(m.get("positive_rate")), _number(m.get("n"))
+    return DASH if rate is None or n is None else f"{round(rate * n):,}"
+
+
+def _utc(t: Any) -> str:
+    import datetime as dt
+
+    return f"{dt.datetime.fromtimestamp(float(t), dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
 
 
 _RANKING_METRICS = (("MAP@10", "map@10", 4), ("NDCG@10", "ndcg@10", 4), ("MRR", "mrr", 4))
 _COUNT_METRICS = (("RMSE log1p", "rmse_log1p", 4), ("MAE log1p", "mae_log1p", 4), ("RMSE", "rmse", 2),
-                  ("MAE", "mae", 2), ("Spearman", "spearman", 4))
+                  ("MAE", "mae", 2), ("Spearman", "spearman", 4), ("mean predicted", "mean_pred", 2))
 
 
 def _beside_baselines(targets: Mapping[str, Mapping[str, Any]], columns: tuple) -> list[list[str]]:
@@ -199,12 +229,73 @@ def _regression(report: Mapping[str, Any]) -> list[str]:
     if not targets:
         return []
     header = ["target", "predictions", *(c for c, _, _ in _COUNT_METRICS), "rounds"]
+    means = "; ".join(f"{t} {_fmt(m.get('mean'), 2)}" for t, m in targets.items())
     return [
         "### Count targets (regression on log1p(count))", "",
         *_table(header, _beside_baselines(targets, _COUNT_METRICS), right_from=2), "",
-        "RMSE / MAE log1p: errors of log1p(predicted count) against log1p(count); Spearman: rank correlation "
-        "of predicted and true counts. constant: the training mean of log1p(count) for every row.", "",
+        f"Mean true count in the validation window: {means}. RMSE / MAE log1p: errors of log1p(predicted count) "
+        "against log1p(count); Spearman: rank correlation of predicted and true counts. A log1p regression "
+        "predicts about the typical (median-like) count, below the mean of a skewed count: for the mean, train "
+        "with `train.per_target.<target>.objective=count:poisson` (or `reg:tweedie`).", "",
     ]
+
+
+#: (metric key, higher is better) compared with each baseline in the notes, by target kind.
+_COMPARED = {"binary": (("ap", True), ("rce", True), ("map@10", True), ("ndcg@10", True)),
+             "count": (("rmse_log1p", False), ("mae_log1p", False), ("spearman", True))}
+MIN_POSITIVES = 100
+MIN_ROUNDS = 5
+
+
+def _notes(report: Mapping[str, Any]) -> list[str]:
+    """What a reader should not miss: weak or noisy models, and baselines that beat the model."""
+    notes = []
+    for target, m in (report.get("targets") or {}).items():
+        kind = m.get("kind", "binary")
+        rce, pos, rounds = _number(m.get("rce")), _number(m.get("positive_rate")), _number(m.get("best_iteration"))
+        n = _number(m.get("n"))
+        if kind == "binary" and rce is not None and rce <= 0:
+            notes.append(f"**{target}**: RCE {rce:.2f} ≤ 0: no better than predicting the positive rate.")
+        if kind == "binary" and pos is not None and n is not None and round(pos * n) < MIN_POSITIVES:
+            notes.append(f"**{target}**: {round(pos * n):,} positives in the validation window: its metrics are noisy.")
+        if rounds is not None and rounds + 1 < MIN_ROUNDS:
+            notes.append(f"**{target}**: {int(rounds) + 1} boosting round(s): early stopping found little to learn.")
+        for name, b in (m.get("baselines") or {}).items():
+            worse = [(k, m[k], b[k]) for k, higher in _COMPARED.get(kind, ())
+                     if _number(m.get(k)) is not None and _number(b.get(k)) is not None
+                     and (b[k] > m[k] if higher else b[k] < m[k])]
+            if worse:
+                what = ", ".join(f"{k} {_fmt(v_b)} vs {_fmt(v_m)}" for k, v_m, v_b in worse)
+                notes.append(f"**{target}**: the {name} baseline is better on {what}.")
+    if not notes:
+        return []
+    return ["## Notes", "", *(f"- {n}" for n in notes), "",
+            "Early stopping watched the validation rows these metrics come from, so they are slightly optimistic.", ""]
+
+
+_GLOSSARY = (
+    ("AP", "average precision: the area under the precision-recall curve (RecSys 2021)."),
+    ("RCE", "relative cross entropy: the % by which the model's log loss beats predicting the training positive rate (RecSys 2021)."),
+    ("AUC / log loss / ECE", "ROC AUC; mean log loss; expected calibration error (mean |predicted − observed| over probability bins)."),
+    ("MAP@10 / NDCG@10 / MRR", "per ranking group (e.g. an impression) with a positive: mean average precision and "
+     "normalised discounted cumulative gain of the top 10, reciprocal rank of the first positive; averaged over groups."),
+    ("constant", "the training positive rate (or mean log1p count) for every row; for ranking, an order without information."),
+    ("te_logreg / te_linreg", "logistic / linear regression on the target-encoding features alone."),
+    ("creator_mean", "the creator's mean log1p count in training (the training mean for a new creator)."),
+    ("popularity", "the item's positives in training (ties, e.g. new items, broken at random)."),
+)
+
+
+def _glossary(report: Mapping[str, Any]) -> list[str]:
+    """The definitions of the metrics and baselines this report shows."""
+    targets = report.get("targets") or {}
+    shown = set(_baseline_names(targets)) | {"constant"}
+    if _of_kind(report, "binary"):
+        shown |= {"AP", "RCE", "AUC / log loss / ECE"}
+    if any("map@10" in m for m in targets.values()):
+        shown.add("MAP@10 / NDCG@10 / MRR")
+    rows = [[f"**{term}**", text] for term, text in _GLOSSARY if term in shown or any(p in shown for p in term.split(" / "))]
+    return ["## Reading the metrics", "", *_table(["", ""], rows, right_from=2), ""]
 
 
 def _timings(report: Mapping[str, Any]) -> list[str]:
@@ -259,6 +350,8 @@ def render_markdown(report: Mapping[str, Any], plots: Mapping[str, str] | None =
     lines += _metrics(report)
     lines += _ranking(report)
     lines += _regression(report)
+    lines += _notes(report)
+    lines += _glossary(report)
     lines += _timings(report)
     lines += _plots(plots or {}, (base or Path.cwd()).resolve())
     return "\n".join(lines).rstrip() + "\n"

@@ -248,6 +248,16 @@ def test_audit_passes_on_leakage_free_features(tmp_path):
     assert not check["passed"] and "differ" in check["detail"]
 
 
+def test_shuffled_label_check_is_inconclusive_without_real_skill():
+    from rapids_engage.audit import shuffled_check
+
+    sound = shuffled_check("like", {"rce": 0.1}, {"rce": 17.9})
+    assert sound["passed"] and "inconclusive" not in sound
+    weak = shuffled_check("quote", {"rce": -0.2}, {"rce": -0.29})
+    assert weak["passed"] and weak["inconclusive"] and "inconclusive" in weak["detail"]
+    assert not shuffled_check("like", {"rce": 3.0}, {"rce": 17.9})["passed"]  # skill without labels: leakage
+
+
 def test_shuffle_labels_permutes_within_partitions():
     import dask.dataframe as dd
     import pandas as pd

@@ -1,0 +1,44 @@
+"""report.md: what a reader must not miss (notes), what the numbers mean (glossary), the run's data and split."""
+
+from __future__ import annotations
+
+from rapids_engage.report_md import render_markdown
+
+
+def _binary(**kw) -> dict:
+    base = {"kind": "binary", "ap": 0.3, "rce": 10.0, "auc": 0.7, "positive_rate": 0.1, "n": 10_000, "oracle_rce": None,
+            "best_iteration": 40, "baselines": {"constant": {"ap": 0.1, "rce": 0.0}, "te_logreg": {"ap": 0.2, "rce": 8.0}}}
+    return base | kw
+
+
+def _report(targets: dict, **kw) -> dict:
+    return {"backend": "cpu", "n_workers": 2, "rows": {"train": 90_000, "valid": 10_000}, "targets": targets, "timings_s": {}} | kw
+
+
+def test_notes_flag_weak_noisy_and_beaten_models():
+    text = render_markdown(_report({
+        "like": _binary(),
+        "quote": _binary(rce=-0.3, positive_rate=0.005, best_iteration=0),
+        "reply": _binary(ap=0.15, baselines={"te_logreg": {"ap": 0.2, "rce": 12.0}}),
+    }))
+    notes = text[text.index("## Notes"):text.index("## Reading the metrics")]
+    assert "**quote**: RCE -0.30 ≤ 0" in notes and "**quote**: 50 positives" in notes and "1 boosting round(s)" in notes
+    assert "**reply**: the te_logreg baseline is better on ap 0.2000 vs 0.1500, rce 12.0000 vs 10.0000" in notes
+    assert "**like**" not in notes  # it beats its baselines, with enough positives and rounds
+
+
+def test_no_notes_for_a_sound_model_and_no_empty_oracle_columns():
+    text = render_markdown(_report({"like": _binary()}))
+    assert "## Notes" not in text and "oracle" not in text.lower() and "-0.00" not in text
+    assert "| **like** | 1,000 | 0.1000 |" in text  # positives beside the positive rate
+    assert "**AP**" in text and "**te_logreg / te_linreg**" in text and "MAP@10 / NDCG@10" not in text
+
+
+def test_count_targets_show_the_mean_predicted_count_and_the_split_in_dates():
+    counts = {"points": {"kind": "count", "rmse_log1p": 1.1, "mae_log1p": 0.8, "rmse": 49.0, "mae": 13.0, "spearman": 0.2,
+                         "mean": 14.5, "mean_pred": 3.7, "best_iteration": 20, "baselines": {}}}
+    split = {"valid_hours": 72, "cutoff": 1_474_601_160, "min_time": 1_473_292_620, "max_time": 1_474_860_360}
+    text = render_markdown(_report(counts, split=split, input={"source": "table", "path": "data/hn.csv"}))
+    assert "| 3.70 |" in text and "Mean true count in the validation window: points 14.50" in text
+    assert "count:poisson" in text and "| input | `data/hn.csv` |" in text
+    assert "train: events from 2016-09-07 23:57 UTC up to 2016-09-23 03:26 UTC; validation: the 72 h after" in text
