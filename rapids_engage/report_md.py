@@ -314,8 +314,8 @@ def _timings(report: Mapping[str, Any]) -> list[str]:
     rows.append(["**total**", f"**{total:.2f}**", "100.0%" if total > 0 else DASH,
                  *(_fmt(_gib(max(p.values())), 2) for _, p in peaks)])
     lines = ["## Stage timings", "", *_table(["stage", "seconds", "share", *(h for h, _ in peaks)], rows), "",
-             "The run's wall time (\"done in\") also counts starting the cluster, the baselines' and plots' "
-             "work after the stages, and writing the report.", ""]
+             "The run's wall time (\"done in\") also counts starting and stopping the cluster, "
+             "drawing the plots and writing the report.", ""]
     if peaks:
         scopes = [memory.get(k) for k in ("host_scope", "gpu_scope") if memory.get(k)]
         lines += [f"Peak memory per stage, sampled every {memory.get('interval_s')} s: " + "; ".join(scopes) + ".", ""]
