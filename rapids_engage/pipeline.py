@@ -382,9 +382,13 @@ def _guarded(action: Any, args: argparse.Namespace, console: Console) -> int:
     return code if isinstance(code, int) else 0
 
 
+#: Console width when stderr is not a terminal (a log, CI): the metrics tables' headers fit, not cut at 80.
+LOG_WIDTH = 160
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    console = Console(stderr=True)
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else LOG_WIDTH)
     if argv[:1] == ["audit"]:
         args = build_parser().parse_args(argv[1:])
         return _guarded(lambda: _audit(args, console), args, console)
