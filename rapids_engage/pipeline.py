@@ -36,6 +36,7 @@ from .plots import write_all
 from .report import print_summary, validate, write_json
 from .report_md import write_markdown
 from .split import shuffle_labels, time_split
+from .schema import TRUE_PROB_PREFIX
 from .train import as_float32, predict, train_target
 from .train_external import train_target_external
 
@@ -137,6 +138,8 @@ def run(
         out, {t: frame[t] for t in binary}, {t: preds[t] for t in binary}, {t: m.booster for t, m in models.items()},
         {t: m.history for t, m in models.items()}, {t: m.best_iteration for t, m in models.items()},
         counts=({t: frame[t] for t in counts}, {t: preds[t] for t in counts}),
+        baselines={t: (results[t].get("baselines") or {}).get("constant") or {} for t in targets},
+        oracle=None if truth is None else {t: truth[TRUE_PROB_PREFIX + t] for t in binary},
     )
     validate(report)
     write_json(out / "report.json", report)

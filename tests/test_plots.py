@@ -152,3 +152,173 @@ def test_markdown_minimal_report_and_absolute_plot_paths(tmp_path):
     text = render_markdown(report, {"pr_curves": str(tmp_path / "plots" / "pr_curves.png")}, tmp_path)
     assert "**like**" in text and "](plots/pr_curves.png)" in text
     assert "nan" not in text.lower()
+
+
+# --------------------------------------------------------------------------- what the panels show
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures the plot functions draw, kept instead of written (``_save`` releases them)."""
+    kept: list = []
+
+    def keep(fig, path):
+        kept.append(fig)
+        return path
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return kept
+
+
+def _rare(n: int = 12_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A well-calibrated rare target (~0.8% positive) with predictions over two orders of magnitude."""
+    rng = np.random.default_rng(seed)
+    p = rng.beta(0.5, 60, n)
+    return (rng.random(n) < p).astype(float), p
+
+
+def test_equal_count_bins_cover_all_rows_and_keep_ties_together():
+    p = np.r_[np.full(400, 0.01), np.linspace(0.02, 0.9, 1100)]  # a heavy tie, then distinct values
+    bins = plots.equal_count_bins(p, 15)
+    assert bins.min() == 0 and bins.max() <= 14 and len(bins) == len(p)
+    assert len(np.unique(bins[:400])) == 1  # tied predictions share a bin
+    distinct = np.bincount(bins[400:])
+    assert distinct[distinct > 0].max() - distinct[distinct > 0].min() <= 100  # equal-count bins past the tie
+
+    y, p = _rare()
+    curve = plots.quantile_calibration(y, p)
+    assert curve["count"].sum() == len(p) and len(curve["count"]) == plots.CALIBRATION_BINS
+    assert curve["count"].min() >= len(p) // plots.CALIBRATION_BINS  # no bin of 1-2 rows
+    assert np.all(np.diff(curve["mean_pred"]) > 0)
+    np.testing.assert_allclose((curve["frac_pos"] * curve["count"]).sum(), y.sum())
+    small = plots.quantile_calibration(y[:100], p[:100])  # fewer bins, each of MIN_BIN_ROWS rows or more
+    assert small["count"].sum() == 100 and small["count"].min() >= plots.MIN_BIN_ROWS
+
+
+def test_calibration_axes_fit_the_data(tmp_path, figures):
+    y_rare, p_rare = _rare()
+    rng = np.random.default_rng(1)
+    p_common = rng.uniform(0.05, 0.9, 5000)
+    y_common = (rng.random(5000) < p_common).astype(float)
+    plots.calibration_curves({"rare": y_rare, "common": y_common}, {"rare": p_rare, "common": p_common}, tmp_path / "c.png")
+    rare, common = figures[0].axes[:2]
+    assert rare.get_xscale() == rare.get_yscale() == "log"  # predictions span orders of magnitude
+    assert rare.get_xlim() == rare.get_ylim() and rare.get_xlim()[1] < 0.2  # not the whole of [0, 1]
+    assert common.get_xscale() == "linear" and 0 < common.get_xlim()[0] < 0.1 and common.get_xlim()[1] < 1.0
+    texts = [t.get_text() for t in rare.get_legend().get_texts()]
+    assert f"mean prediction {p_rare.mean():.4f}\nvs positive rate {y_rare.mean():.4f}" in texts
+    assert "perfectly calibrated" in texts
+
+
+def test_calibration_greys_out_small_bins(tmp_path, figures):
+    # 19 rows: one bin, under MIN_BIN_ROWS
+    plots.calibration_curves({"t": np.r_[np.zeros(15), np.ones(4)]}, {"t": np.linspace(0.1, 0.5, 19)}, tmp_path / "c.png")
+    texts = [t.get_text() for t in figures[0].axes[0].get_legend().get_texts()]
+    assert f"bin < {plots.MIN_BIN_ROWS} rows" in texts
+
+
+def test_pr_axis_fits_rare_targets_and_draws_the_oracle(tmp_path, figures):
+    y, p = _rare()
+    oracle = p + np.random.default_rng(2).normal(0, 0.001, len(p))
+    plots.pr_curves({"rare": y, "like": (p > 0.01).astype(float)}, {"rare": p, "like": p}, tmp_path / "pr.png",
+                    oracle={"rare": oracle})
+    rare, like = figures[0].axes[:2]
+    top = rare.get_ylim()[1]
+    assert 2 * y.mean() <= top < 0.5
+    labels = [t.get_text() for t in rare.get_legend().get_texts()]
+    assert any(lab.startswith("oracle (AP ") for lab in labels) and any(lab.startswith("positive rate") for lab in labels)
+    assert not any(t.get_text().startswith("oracle") for t in like.get_legend().get_texts())  # no oracle for it
+    assert plots.pr_top([], 0.0) == 1.02 and plots.pr_top([{"recall": [0.5], "precision": [0.99]}], 0.3) == 1.02
+
+
+def test_feature_importance_ranks_by_total_gain(tmp_path, figures):
+    class Booster:
+        asked: list = []
+
+        def get_score(self, importance_type):
+            self.asked.append(importance_type)
+            return {"gain": {"rare": 9.0, "common": 1.0}, "total_gain": {"rare": 9.0, "common": 500.0}}[importance_type]
+
+    plots.feature_importance({"t": Booster()}, tmp_path / "fi.png")
+    ax = figures[0].axes[0]
+    assert Booster.asked == ["total_gain"]
+    assert ax.get_xlabel() == "total gain"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["rare", "common"]  # largest on top
+
+
+def test_learning_curves_labels_baselines_and_integer_rounds(tmp_path, figures):
+    histories = {"like": {"logloss": [0.6, 0.5, 0.45, 0.46]}, "points": {"rmse": [1.2, 1.1, 1.05]},
+                 "click": {"ndcg@10": [0.2, 0.3, 0.31]}}
+    baselines = {"like": {"log_loss": 0.67}, "points": {"rmse_log1p": 1.14, "rmse": 49.0}, "click": {"ndcg@10": 0.25}}
+    plots.learning_curves(histories, {"like": 2, "points": 2}, tmp_path / "lc.png", baselines=baselines, log1p={"points"})
+    like, points, click = figures[0].axes[:3]
+    assert like.get_ylabel() == "valid logloss" and points.get_ylabel() == "valid RMSE (log1p)"
+    assert click.get_ylabel() == "valid ndcg@10"
+
+    def horizontal(ax):
+        return [line.get_ydata()[0] for line in ax.get_lines() if len(set(line.get_ydata())) == 1 and len(line.get_ydata()) == 2
+                and tuple(line.get_xdata()) == (0, 1)]
+
+    assert horizontal(like) == [0.67] and horizontal(points) == [1.14]
+    assert horizontal(click) == []  # XGBoost's ndcg is not the report's: no baseline line
+    for ax in (like, points, click):
+        assert all(float(t).is_integer() for t in ax.get_xticks())
+    assert plots.metric_label("rmse", log1p=False) == ("valid RMSE", "rmse")
+
+
+def test_log1p_targets_leave_out_raw_count_objectives():
+    x = np.random.default_rng(0).normal(size=(50, len(FEATURES)))
+    y = np.random.default_rng(1).poisson(3.0, 50).astype(float)
+
+    def fit(objective):
+        return xgb.train({"objective": objective, "nthread": 1}, xgb.DMatrix(x, label=y, feature_names=FEATURES), 2)
+
+    boosters = {"points": fit("reg:squarederror"), "comments": fit("count:poisson")}
+    assert plots.log1p_targets(["points", "comments", "views"], boosters) == {"points", "views"}
+    assert plots.log1p_targets(["points"], None) == {"points"}
+
+
+def test_count_ticks_are_counts():
+    assert plots.count_ticks(np.log1p(1.0), np.log1p(665.0)) == [1, 3, 10, 30, 100, 300]
+    assert plots.count_ticks(0.0, np.log1p(400.0))[:3] == [0, 1, 3]
+    narrow = plots.count_ticks(1.3, 2.3)  # predicted counts 2.7 .. 9
+    assert len(narrow) >= 3 and all(1.3 <= np.log1p(t) <= 2.3 for t in narrow)
+    assert plots.count_ticks(1.0, 1.0) == []
+    assert [plots._count_label(c) for c in (0, 0.5, 3000, 30_000, 3e6)] == ["0", "0.5", "3000", "30k", "3M"]
+
+
+def test_count_predictions_panel(tmp_path, figures):
+    rng = np.random.default_rng(3)
+    y = np.log1p(rng.poisson(20.0, 2000).astype(float))
+    p = 0.5 * y + 1.0 + rng.normal(0, 0.1, 2000)
+    plots.count_predictions({"points": y}, {"points": p}, tmp_path / "cp.png")
+    fig = figures[0]
+    ax = fig.axes[0]
+    assert len(fig.axes) == 2  # the panel and its colorbar
+    assert ax.get_xlim()[0] >= y.min() - 0.5 and ax.get_ylim()[0] >= p.min() - 0.5  # fitted, not from 0
+    assert ax.get_ylim()[1] < y.max()  # the predictions' own range
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert "10" in labels and "30" in labels
+    assert "RMSE log1p" in fig.get_suptitle() and "Spearman" in fig.get_suptitle()  # one panel: one title
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["diagonal", "median prediction"]
+    mx, my = plots.binned_medians(y, p)
+    assert len(mx) >= 5 and np.all(np.diff(mx) > 0)
+
+
+def test_one_panel_has_one_title(tmp_path, figures):
+    y, p = _rare(2000)
+    plots.pr_curves({"click": y}, {"click": p}, tmp_path / "pr.png")
+    plots.calibration_curves({"click": y, "other": y}, {"click": p, "other": p}, tmp_path / "c.png")
+    one, two = figures
+    assert one.axes[0].get_title() == "" and one.get_suptitle() == "Precision-recall (validation)\nclick"
+    assert [ax.get_title() for ax in two.axes[:2]] == ["click", "other"] and "click" not in two.get_suptitle()
+
+
+def test_write_all_passes_baselines_and_oracle(tmp_path, run):
+    labels, preds, boosters, histories, best = run
+    oracle = {"like": np.asarray(preds["like"]) * 0.9}
+    written = plots.write_all(tmp_path, labels, preds, boosters, histories, best,
+                              baselines={"like": {"log_loss": 0.7}}, oracle=oracle)
+    assert set(written) == {"pr_curves", "calibration", "feature_importance", "learning_curves"}
+    for rel in written.values():
+        _assert_png(tmp_path / rel)
