@@ -128,7 +128,13 @@ class FeatureBuilder:
                                 "tables: every key would be unseen; cast it first")
 
     def _fitted_key_dtypes(self) -> dict[str, Any]:
-        """Key column -> its dtype in the first fitted table that has it."""
+        """Key column -> its dtype in the first fitted table that has it (found once per fit: a
+        serving call checks every batch)."""
+        if getattr(self, "_key_dtypes", None) is None:
+            self._key_dtypes = self._find_key_dtypes()
+        return self._key_dtypes
+
+    def _find_key_dtypes(self) -> dict[str, Any]:
         tables = [getattr(e, "stats_", None) for e in self.target_encoders] + [getattr(e, "counts_", None) for e in self.count_encoders]
         tables += [getattr(e, "state_", None) for e in self.history_encoders]
         dtypes: dict[str, Any] = {}
@@ -218,7 +224,7 @@ class FeatureBuilder:
         computed by key (:func:`~.by_key.encode_by_key`). ``carry``: further
         input columns to keep.
         """
-        self._tables = None  # refitting invalidates the serving tables of transform_frame
+        self._tables = self._key_dtypes = None  # refitting invalidates what was derived from the fitted state
         keep = Checkpoints(scratch)
         frame = self._needed(train, list(carry))
         te = self.config.target_encoding
