@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .schema import utc
+
 DASH = "—"
 
 PLOT_TITLES = {
@@ -109,9 +111,9 @@ def _summary(report: Mapping[str, Any]) -> list[str]:
         rows.append(["data", str(report["data"])])
     split = report.get("split") or {}
     if _number(split.get("cutoff")) is not None:
-        first = f"from {_utc(split['min_time'])} " if _number(split.get("min_time")) is not None else ""
-        last = f" (to {_utc(split['max_time'])})" if _number(split.get("max_time")) is not None else ""
-        rows.append(["split", f"train: events {first}up to {_utc(split['cutoff'])}; validation: the "
+        first = f"from {utc(split['min_time'])} " if _number(split.get("min_time")) is not None else ""
+        last = f" (to {utc(split['max_time'])})" if _number(split.get("max_time")) is not None else ""
+        rows.append(["split", f"train: events {first}up to {utc(split['cutoff'])}; validation: the "
                               f"{_number(split.get('valid_hours')) or 0:g} h after{last}"])
     store = report.get("store") or {}
     if store:
@@ -191,12 +193,6 @@ def _metrics(report: Mapping[str, Any]) -> list[str]:
 def _positives(m: Mapping[str, Any]) -> str:
     rate, n = _number(m.get("positive_rate")), _number(m.get("n"))
     return DASH if rate is None or n is None else f"{round(rate * n):,}"
-
-
-def _utc(t: Any) -> str:
-    import datetime as dt
-
-    return f"{dt.datetime.fromtimestamp(float(t), dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
 
 
 _RANKING_METRICS = (("MAP@10", "map@10", 4), ("NDCG@10", "ndcg@10", 4), ("MRR", "mrr", 4))
