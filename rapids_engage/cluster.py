@@ -215,11 +215,11 @@ def _init_worker_backend(kind: str) -> None:
     logs of task errors the driver reports (also the preload of the clusters we start)."""
     import xgboost
 
-    from .worker_setup import quiet_task_errors
+    from .worker_setup import quiet_worker
 
     Backend(kind).init()
     xgboost.set_config(verbosity=0)
-    quiet_task_errors()
+    quiet_worker()
 
 
 def rank_order(client: Any) -> list[str]:

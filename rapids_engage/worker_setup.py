@@ -1,5 +1,5 @@
-"""Dask worker preload (both backends): quiet the logs of handled task errors; on GPU workers,
-load libcuml before cudf is first imported.
+"""Dask worker preload (both backends): quiet the logs of handled task errors and XGBoost's
+console lines; on GPU workers, load libcuml before cudf is first imported.
 
 With the RAPIDS 26.10 wheels, importing cudf before cuml makes cuml fail with
 "libcuml.so: cannot open shared object file". Workers import cudf as soon as
@@ -9,7 +9,13 @@ preload also runs in a worker its nanny restarts.
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import warnings
+from typing import Any
+
+#: The ctypes callback XGBoost logs through (kept alive here: XGBoost holds only its address).
+_XGBOOST_LOG_CALLBACK: Any = None
 
 
 class _HandledTaskErrors(logging.Filter):
@@ -27,11 +33,51 @@ def quiet_task_errors() -> None:
         log.addFilter(_HandledTaskErrors())
 
 
-def dask_setup(worker) -> None:  # noqa: ARG001 - dask's preload hook signature
+def _xgboost_line(message: bytes) -> None:
+    text = message.decode("utf-8", "replace")
+    if "WARNING:" in text:
+        warnings.warn(text, UserWarning, stacklevel=2)
+    else:
+        logging.getLogger("xgboost").info(text)
+
+
+def xgboost_console_to_log() -> None:
+    """Send XGBoost's native console lines to this process's ``xgboost`` logger at INFO instead of
+    stderr; its warnings stay warnings. Its collective prints "Task [xgboost.dask-0]:... got rank 0"
+    on every worker for every model trained, whatever the verbosity; workers log WARNING and up.
+
+    XGBoost's log callback is per thread and xgboost.dask starts the collective in a task thread,
+    so the callback is registered there: on entering the collective's context (once per process).
+    """
+    global _XGBOOST_LOG_CALLBACK
+    try:
+        from xgboost import collective, core
+    except ImportError:  # no XGBoost on this worker
+        return
+    context = collective.CommunicatorContext
+    if _XGBOOST_LOG_CALLBACK is not None or not hasattr(core._LIB, "XGBRegisterLogCallback"):
+        return
+    _XGBOOST_LOG_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_char_p)(_xgboost_line)
+    enter = context.__enter__
+
+    def __enter__(self: Any) -> Any:
+        core._LIB.XGBRegisterLogCallback(_XGBOOST_LOG_CALLBACK)
+        return enter(self)
+
+    context.__enter__ = __enter__
+
+
+def quiet_worker() -> None:
+    """Quiet this worker: handled task errors and XGBoost's console lines."""
     quiet_task_errors()
+    xgboost_console_to_log()
+
+
+def dask_setup(worker) -> None:  # noqa: ARG001 - dask's preload hook signature
     try:
         import libcuml
 
         libcuml.load_library()
     except (ImportError, OSError):  # cuML is optional (only the driver's baseline uses it); absent on CPU
         pass
+    quiet_worker()

@@ -1,0 +1,34 @@
+"""The worker set-up: XGBoost's collective lines do not reach the console once workers are quieted."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+
+def _printed_training(client, frame, capfd) -> str:
+    import xgboost as xgb
+    import xgboost.dask  # noqa: F401
+
+    dtrain = xgb.dask.DaskDMatrix(client, frame[["a", "b"]], frame["y"])
+    out = xgb.dask.train(client, {"objective": "binary:logistic", "nthread": 1}, dtrain, num_boost_round=2)
+    assert out["booster"].num_boosted_rounds() == 2
+    time.sleep(0.5)  # the workers write to the console on their own
+    return "".join(capfd.readouterr())
+
+
+def test_quiet_workers_print_no_rank_lines(capfd):
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+
+    from rapids_engage.worker_setup import quiet_worker
+
+    rng = np.random.default_rng(0)
+    frame = dd.from_pandas(pd.DataFrame({"a": rng.random(400), "b": rng.random(400), "y": rng.integers(0, 2, 400)}), npartitions=2)
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
+        # XGBoost prints them on workers that are not quieted: this test sees them when they are there
+        assert "got rank" in _printed_training(client, frame, capfd)
+        client.run(quiet_worker)  # what the preload of our clusters and the set-up of an existing one run
+        assert "got rank" not in _printed_training(client, frame, capfd)
