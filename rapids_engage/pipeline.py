@@ -140,6 +140,7 @@ def run(
         counts=({t: frame[t] for t in counts}, {t: preds[t] for t in counts}),
         baselines={t: (results[t].get("baselines") or {}).get("constant") or {} for t in targets},
         oracle=None if truth is None else {t: truth[TRUE_PROB_PREFIX + t] for t in binary},
+        train_histories={t: m.train_history for t, m in models.items()},
     )
     validate(report)
     write_json(out / "report.json", report)

@@ -404,8 +404,8 @@ def metric_label(metric: str, log1p: bool = False) -> tuple[str, str | None]:
     ``metric``; ``log1p``: a count model's metric, on log1p(count). The key is None where the
     report has no comparable value (e.g. XGBoost's ndcg scores groups without positives as 1)."""
     if metric in ("rmse", "mae"):
-        return (f"valid {metric.upper()} (log1p)", f"{metric}_log1p") if log1p else (f"valid {metric.upper()}", metric)
-    return f"valid {metric}", {"logloss": "log_loss", "auc": "auc"}.get(metric)
+        return (f"{metric.upper()} (log1p)", f"{metric}_log1p") if log1p else (metric.upper(), metric)
+    return metric, {"logloss": "log_loss", "auc": "auc"}.get(metric)
 
 
 def learning_curves(
@@ -414,9 +414,11 @@ def learning_curves(
     path: str | os.PathLike,
     baselines: Mapping[str, Mapping[str, Any]] | None = None,
     log1p: Collection[str] = (),
+    train: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
 ) -> Path:
-    """Validation metric(s) per boosting round for each target, the best iteration marked by a
-    vertical line and a point on each curve, and the constant baseline's value of the metric
+    """Validation metric(s) per boosting round for each target (``train``: the same on the
+    training rows, dashed: the gap is the overfit), the best iteration marked by a vertical line
+    and a point on each validation curve, and the constant baseline's value of the metric
     (``baselines[target]``: its report.json metrics) as a dotted line where known. ``log1p``: the
     count targets whose model regresses log1p(count) (their RMSE is on log1p)."""
     targets = list(histories)
@@ -429,17 +431,22 @@ def learning_curves(
         if not history:
             _message(ax, "no history")
             continue
-        _history_panel(ax, history, best.get(target), (baselines or {}).get(target) or {}, target in log1p)
-    _title(fig, axes, "Learning curves (validation)")
+        fitted = {m: np.asarray(v, dtype=np.float64) for m, v in ((train or {}).get(target) or {}).items() if len(v)}
+        _history_panel(ax, history, fitted, best.get(target), (baselines or {}).get(target) or {}, target in log1p)
+    _title(fig, axes, "Learning curves (validation solid, training dashed)" if train else "Learning curves (validation)")
     return _save(fig, path)
 
 
-def _history_panel(ax: Any, history: Mapping[str, np.ndarray], b: int | None, baseline: Mapping[str, Any], log1p: bool) -> None:
+def _history_panel(
+    ax: Any, history: Mapping[str, np.ndarray], train: Mapping[str, np.ndarray], b: int | None, baseline: Mapping[str, Any], log1p: bool
+) -> None:
     from matplotlib.ticker import MaxNLocator
 
     for metric, values in history.items():
         label, key = metric_label(metric, log1p)
-        (line,) = ax.plot(np.arange(len(values)), values, lw=1.5, label=label)
+        (line,) = ax.plot(np.arange(len(values)), values, lw=1.5, label=f"valid {label}")
+        if metric in train:
+            ax.plot(np.arange(len(train[metric])), train[metric], "--", lw=1.2, color=line.get_color(), label=f"train {label}")
         if b is not None and 0 <= b < len(values):
             ax.plot([b], [values[b]], "o", color=line.get_color(), zorder=3)
         value = baseline.get(key) if key else None
@@ -481,6 +488,7 @@ def write_all(
     *,
     baselines: Mapping[str, Mapping[str, Any]] | None = None,
     oracle: Mapping[str, Any] | None = None,
+    train_histories: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
 ) -> dict[str, str]:
     """Write the plots under ``out_dir/plots/`` and return {name: path relative to ``out_dir``}
     (names: the keys of :data:`PLOT_FILES`).
@@ -489,7 +497,8 @@ def write_all(
     count targets, on log1p. ``baselines``: per target, the constant baseline's report.json
     metrics (report["targets"][t]["baselines"]["constant"]), drawn on the learning curves;
     ``oracle``: per binary target, the true probabilities of the validation rows (aligned with
-    ``labels``; synthetic data), drawn on the PR curves. The model plots are skipped (left out
+    ``labels``; synthetic data), drawn on the PR curves; ``train_histories``: the metric(s)
+    per round on the training rows, drawn beside ``histories``. The model plots are skipped (left out
     of the result) when ``boosters`` / ``histories`` are None or empty.
     """
     out = Path(out_dir)
@@ -508,5 +517,5 @@ def write_all(
         emit("feature_importance", feature_importance, boosters)
     if histories:
         log1p = log1p_targets(counts[0] if counts else (), boosters)
-        emit("learning_curves", learning_curves, histories, best or {}, baselines=baselines, log1p=log1p)
+        emit("learning_curves", learning_curves, histories, best or {}, baselines=baselines, log1p=log1p, train=train_histories)
     return written

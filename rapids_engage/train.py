@@ -22,9 +22,10 @@ class TrainedModel:
     target: str
     booster: Any
     best_iteration: int
-    history: dict[str, list[float]] = field(default_factory=dict)
+    history: dict[str, list[float]] = field(default_factory=dict)  # validation metric(s) per round
     kind: str = "binary"  # the target's kind: count models predict log1p(count)
     objective: str = "binary:logistic"
+    train_history: dict[str, list[float]] = field(default_factory=dict)  # the same on the training rows
 
     @property
     def ranks(self) -> bool:
@@ -101,12 +102,18 @@ def fits_raw_counts(params: dict[str, Any], target: str, kind: str) -> bool:
     return raw
 
 
-def best_model(booster: Any, evals_result: dict, patience: int) -> tuple[Any, int, dict[str, list[float]]]:
-    """(booster cut at its best round when early stopping, that round, the validation metric per round)."""
+#: What the models are evaluated on each round: early stopping watches the last, the validation rows.
+EVAL_SETS = ("train", "valid")
+
+
+def best_model(booster: Any, evals_result: dict, patience: int) -> tuple[Any, int, dict[str, dict[str, list[float]]]]:
+    """(booster cut at its best round when early stopping, that round, the metric(s) per round of
+    each of :data:`EVAL_SETS`)."""
     best = booster.best_iteration if patience > 0 and hasattr(booster, "best_iteration") else booster.num_boosted_rounds() - 1
     if patience > 0:
         booster = booster[: best + 1]
-    return booster, int(best), {name: list(values) for name, values in evals_result.get("valid", {}).items()}
+    per_round = {s: {name: list(values) for name, values in evals_result.get(s, {}).items()} for s in EVAL_SETS}
+    return booster, int(best), per_round
 
 
 def as_float32(frame: Any, features: list[str]) -> Any:
@@ -176,14 +183,14 @@ def train_target(
                 params,
                 dtrain,
                 num_boost_round=rounds,
-                evals=[(dvalid, "valid")],
+                evals=list(zip((dtrain, dvalid), EVAL_SETS)),
                 early_stopping_rounds=patience if patience > 0 else None,
                 verbose_eval=False,
             )
 
     out = while_workers_live(client, fit)
     booster, best, history = best_model(out["booster"], out["history"], patience)
-    return TrainedModel(target, booster, best, history, kind, params["objective"])
+    return TrainedModel(target, booster, best, history["valid"], kind, params["objective"], history["train"])
 
 
 def uses_rmm(backend: Backend) -> bool:

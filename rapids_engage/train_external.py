@@ -74,11 +74,12 @@ def fit_from_files(
     patience: int,
     raw_counts: bool,
     cache_dir: str | None,
-) -> tuple[bytes, int, dict[str, list[float]]]:
-    """(booster as UBJ bytes cut at the best round, best round, validation history): runs on a worker."""
+) -> tuple[bytes, int, dict[str, dict[str, list[float]]]]:
+    """(booster as UBJ bytes cut at the best round, best round, metrics per round of the training and
+    validation rows): runs on a worker."""
     import xgboost as xgb
 
-    from .train import best_model
+    from .train import EVAL_SETS, best_model
 
     gpu = params.get("device", "cpu").startswith("cuda")
     scratch = tempfile.mkdtemp(prefix="xgb-extmem-", dir=cache_dir)
@@ -92,7 +93,7 @@ def fit_from_files(
         )
         history: dict[str, dict[str, list[float]]] = {}
         booster = xgb.train(
-            params, dtrain, num_boost_round=rounds, evals=[(dvalid, "valid")], evals_result=history,
+            params, dtrain, num_boost_round=rounds, evals=list(zip((dtrain, dvalid), EVAL_SETS)), evals_result=history,
             early_stopping_rounds=patience if patience > 0 else None, verbose_eval=False,
         )  # fmt: skip
         booster, best, per_round = best_model(booster, history, patience)
@@ -131,4 +132,5 @@ def train_target_external(
         raw_counts, cache_dir, pure=False,
     )  # fmt: skip
     raw, best, history = while_workers_live(client, future.result)
-    return TrainedModel(target, xgb.Booster(model_file=bytearray(raw)), best, history, kind, params["objective"])
+    booster = xgb.Booster(model_file=bytearray(raw))
+    return TrainedModel(target, booster, best, history["valid"], kind, params["objective"], history["train"])

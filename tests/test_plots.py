@@ -250,10 +250,16 @@ def test_learning_curves_labels_baselines_and_integer_rounds(tmp_path, figures):
     histories = {"like": {"logloss": [0.6, 0.5, 0.45, 0.46]}, "points": {"rmse": [1.2, 1.1, 1.05]},
                  "click": {"ndcg@10": [0.2, 0.3, 0.31]}}
     baselines = {"like": {"log_loss": 0.67}, "points": {"rmse_log1p": 1.14, "rmse": 49.0}, "click": {"ndcg@10": 0.25}}
-    plots.learning_curves(histories, {"like": 2, "points": 2}, tmp_path / "lc.png", baselines=baselines, log1p={"points"})
+    train = {"like": {"logloss": [0.6, 0.45, 0.38, 0.33]}}
+    plots.learning_curves(histories, {"like": 2, "points": 2}, tmp_path / "lc.png", baselines=baselines, log1p={"points"}, train=train)
     like, points, click = figures[0].axes[:3]
-    assert like.get_ylabel() == "valid logloss" and points.get_ylabel() == "valid RMSE (log1p)"
-    assert click.get_ylabel() == "valid ndcg@10"
+    assert like.get_ylabel() == "logloss" and points.get_ylabel() == "RMSE (log1p)"
+    assert click.get_ylabel() == "ndcg@10"
+    labelled = {line.get_label(): line for line in like.get_lines()}
+    assert list(labelled["train logloss"].get_ydata()) == train["like"]["logloss"]
+    assert labelled["train logloss"].get_linestyle() == "--"
+    assert labelled["train logloss"].get_color() == labelled["valid logloss"].get_color()
+    assert not any(line.get_label().startswith("train") for line in points.get_lines())  # no training history given
 
     def horizontal(ax):
         return [line.get_ydata()[0] for line in ax.get_lines() if len(set(line.get_ydata())) == 1 and len(line.get_ydata()) == 2
@@ -263,7 +269,7 @@ def test_learning_curves_labels_baselines_and_integer_rounds(tmp_path, figures):
     assert horizontal(click) == []  # XGBoost's ndcg is not the report's: no baseline line
     for ax in (like, points, click):
         assert all(float(t).is_integer() for t in ax.get_xticks())
-    assert plots.metric_label("rmse", log1p=False) == ("valid RMSE", "rmse")
+    assert plots.metric_label("rmse", log1p=False) == ("RMSE", "rmse")
 
 
 def test_log1p_targets_leave_out_raw_count_objectives():
