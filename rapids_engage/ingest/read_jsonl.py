@@ -1,0 +1,80 @@
+"""JSONL reader: one JSON object per line, each declared column's value as the text a CSV field would hold."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .reader import iter_line_blocks
+from .table_chunk import Bad, Chunk, Source
+
+
+def read_jsonl(path: Path, src: Source, block_size: int) -> Iterator[Chunk]:
+    """JSONL chunks, one per line block; blank lines are skipped, other non-objects quarantined."""
+    first, checked = True, False
+    for block in iter_line_blocks(path, block_size):
+        objs, lines, raws, bad = [], [], [], []
+        for i, text in enumerate(block.lines.to_pylist()):
+            line = int(block.line_no[i])
+            if i in block.bad_utf8:
+                bad.append(Bad(line, None, "invalid_utf8", "invalid UTF-8", block.bad_utf8[i]))
+                continue
+            text = text.rstrip("\r\n")
+            if first:
+                text, first = text.removeprefix("\ufeff"), False
+            if not text.strip():
+                continue
+            obj, problem = _json_object(text)
+            if problem:
+                bad.append(Bad(line, None, "bad_json", problem, text))
+                continue
+            nested = next((c for c in src.scalars if isinstance(obj.get(c), (list, dict))), None)
+            if nested:
+                bad.append(Bad(line, nested, src.scalars[nested], _nested(obj[nested]), text))
+                continue
+            objs.append(obj)
+            lines.append(line)
+            raws.append(text)
+        missing, names = (), ()
+        if objs and not checked:
+            checked, names = True, tuple(dict.fromkeys(k for o in objs for k in o))
+            missing = tuple(c for c in src.required if c not in names)
+        frame = pd.DataFrame({c: pd.Series([_json_text(o.get(c), src.list_seps.get(c, " ")) for o in objs], dtype="str")
+                              for c in src.needed}, index=range(len(objs)))
+        yield Chunk(frame, np.asarray(lines, np.int64), lambda rows, raws=raws: [raws[i] for i in rows], bad, missing,
+                    block.bytes_done, names)
+
+
+def _json_text(value: Any, sep: str) -> str:
+    """A JSON value as the text a CSV field would hold (lists joined by ``sep``)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return sep.join(_json_text(v, sep) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _nested(value: Any) -> str:
+    """The detail of a JSON list / object where one value is expected."""
+    kind = "list" if isinstance(value, list) else "object"
+    return f"a JSON {kind} where one value is expected: {json.dumps(value, ensure_ascii=False)[:100]}"
+
+
+def _json_object(text: str) -> tuple[dict, str]:
+    """(the object, "") or ({}, why the line is not a JSON object)."""
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        return {}, f"bad_json: {exc}"
+    return (obj, "") if isinstance(obj, dict) else ({}, f"bad_json: a JSON {type(obj).__name__}, not an object")

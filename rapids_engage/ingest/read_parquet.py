@@ -1,0 +1,108 @@
+"""Parquet reader: record batches of the declared columns as text (line = 1-based record number)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .reader import IngestError
+from .table_chunk import Chunk, Source, drop_rows
+
+#: Ticks per second of each time unit.
+PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def read_parquet(path: Path, src: Source, batch_rows: int) -> Iterator[Chunk]:
+    """Parquet chunks of ``batch_rows`` records; line = 1-based record number."""
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise IngestError(f"{path}: not a readable parquet file ({exc})") from exc
+    names = pf.schema_arrow.names
+    missing = tuple(c for c in src.needed if c not in names)
+    cols = [c for c in src.needed if c in names]
+    first = 1
+    batches = pf.iter_batches(batch_size=batch_rows, columns=cols or names[:1])
+    while True:
+        try:
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError) as exc:
+            raise IngestError(f"{path}: unreadable input ({exc})") from exc
+        if batch is None:
+            return
+        n = batch.num_rows
+        texts, bad_col = {}, np.full(n, None, dtype=object)
+        reason, detail = np.full(n, "invalid_utf8", dtype=object), np.full(n, "invalid UTF-8", dtype=object)
+        for c in cols:
+            texts[c], bad = _arrow_text(batch.column(c), src.list_seps.get(c, " "),
+                                        src.time_format if c == src.time else None)
+            if c in src.scalars and pa.types.is_nested(batch.column(c).type):
+                nested = batch.column(c).is_valid().to_numpy(zero_copy_only=False) & (bad_col == None)  # noqa: E711
+                bad_col[nested], reason[nested] = c, src.scalars[c]
+                detail[nested] = f"a parquet {batch.column(c).type} where one value is expected"
+            bad_col[bad & (bad_col == None)] = c  # noqa: E711 - elementwise
+        lines = np.arange(first, first + n, dtype=np.int64)
+        records = batch.select(cols) if cols else None
+
+        def raw(rows: np.ndarray, records: pa.RecordBatch | None = records) -> list[bytes | str]:
+            if records is None:
+                return ["{}"] * len(rows)
+            picked = records.take(pa.array(rows, pa.int64())).to_pylist()
+            return [json.dumps(r, default=str, ensure_ascii=False) for r in picked]
+
+        done = int(os.path.getsize(path) * (first + n - 1) / max(pf.metadata.num_rows, first + n - 1))
+        chunk = Chunk(pd.DataFrame(texts, index=range(n)), lines, raw, [], missing, done, tuple(names))
+        if (bad_col != None).any():  # noqa: E711 - elementwise
+            chunk = drop_rows(chunk, bad_col, reason, detail)
+        first += n
+        yield chunk
+
+
+def _arrow_text(arr: pa.Array, sep: str, time_format: str | None) -> tuple[pd.Series, np.ndarray]:
+    """A parquet column as text (as a CSV field would hold it) and the rows whose bytes are not UTF-8."""
+    t, bad = arr.type, np.zeros(len(arr), bool)
+    try:
+        if time_format and (pa.types.is_timestamp(t) or pa.types.is_date(t)):
+            arr = _timestamp_text(arr, time_format)
+        elif pa.types.is_list(t) or pa.types.is_large_list(t):
+            arr = pc.binary_join(pc.cast(arr, pa.list_(pa.string())), sep)
+        elif not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+            arr = pc.cast(arr, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        values = arr.to_pylist()
+        if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+            bad = np.array([v is not None and not _is_utf8(v) for v in values], bool)
+            arr = pa.array([None if b or v is None else v.decode() for v, b in zip(values, bad)], pa.string())
+        else:
+            arr = pa.array([None if v is None else json.dumps(v, default=str) for v in values], pa.string())
+    return pc.fill_null(arr, "").to_pandas(), bad
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _timestamp_text(arr: pa.Array, fmt: str) -> pa.Array:
+    """Timestamps / dates as text in ``fmt`` (instants in UTC)."""
+    if pa.types.is_date(arr.type):
+        arr = arr.cast(pa.timestamp("s"))
+    per_s = PER_SECOND[arr.type.unit]
+    ticks = pc.fill_null(arr.cast(pa.int64()), 0).to_numpy()
+    secs = ticks // per_s
+    if fmt in ("unix", "unix_ms"):
+        text = pa.array((ticks * 1000 // per_s if fmt == "unix_ms" else secs).astype(str))
+    else:
+        text = pc.strftime(pa.array(secs, pa.timestamp("s")), format="%Y-%m-%dT%H:%M:%S" if fmt == "iso" else fmt)
+    return pc.if_else(arr.is_null(), pa.scalar(None, pa.string()), text.cast(pa.string()))
