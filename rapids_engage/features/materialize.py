@@ -188,8 +188,11 @@ def _build_reusing(
             new = build(frame, row_key, _under(scratch, split))[[*row_key, *computed]]
             old = old.merge(new, on=row_key, how="inner")
         write_split(old[keep], tmp / split)
-        if _rows(tmp / split) != manifest["rows"][split]:
-            log(f"feature store: the {split} rows do not line up with version {version} on {row_key}; building in full")
+        joined = _rows(tmp / split)
+        if joined != manifest["rows"][split]:
+            more = " (a row key shared by several rows pairs each with each)" if joined > manifest["rows"][split] else ""
+            log(f"feature store: the {split} rows do not line up with version {version} on {row_key}: {joined:,} joined, "
+                f"{manifest['rows'][split]:,} stored{more}; building in full")
             return None
     fresh.save(tmp / "state")
     for group in shared - {"content"}:
