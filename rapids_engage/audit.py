@@ -6,6 +6,9 @@
 * **time order**: every training event is at or before the cut-off, every
   validation event after it.
 * **overlap**: no (tweet, engaging user) row is in both training and validation.
+* **row keys**: no row key repeats within a split (a log written twice, a bad join). Rows that
+  share a key share a hash fold, so no label crosses folds then; any other fold method may put
+  copies of a row in different folds, where one's label encodes the other's.
 
 Prints pass/fail per check and writes ``<out>/audit.json``.
 """
@@ -31,8 +34,8 @@ MAX_SHUFFLED_AUC = 0.55
 MIN_SHUFFLED_RMSE_RATIO = 0.99
 
 
-def split_checks(store_dir: Path, cutoff: int, layout: Layout) -> list[dict]:
-    """Time order and row overlap of a store version's train/valid splits."""
+def split_checks(store_dir: Path, cutoff: int, layout: Layout, fold_method: str = "hash") -> list[dict]:
+    """Time order, row overlap and repeated row keys of a store version's train/valid splits."""
     import dask
     import dask.dataframe as dd
 
@@ -40,12 +43,28 @@ def split_checks(store_dir: Path, cutoff: int, layout: Layout) -> list[dict]:
     train = dd.read_parquet(str(store_dir / "train"), columns=[*key, time])
     valid = dd.read_parquet(str(store_dir / "valid"), columns=[*key, time])
     both = train[key].merge(valid[key], on=key, how="inner")
-    t_max, v_min, n_both = dask.compute(train[time].max(), valid[time].min(), both.map_partitions(len).sum())
+    t_max, v_min, n_both, *counts = dask.compute(
+        train[time].max(), valid[time].min(), both.map_partitions(len).sum(),
+        *(frame[time].size - frame[key].drop_duplicates(split_out=True).map_partitions(len).sum() for frame in (train, valid)),
+    )
     return [
         {"check": "time order", "passed": bool(t_max <= cutoff < v_min),
          "detail": f"last training event {utc(int(t_max))} <= cut-off {utc(cutoff)} < first validation event {utc(int(v_min))}"},
         {"check": "train/valid overlap", "passed": int(n_both) == 0, "detail": f"{int(n_both)} row key(s) in both"},
+        repeated_keys_check(*(int(n) for n in counts), key, fold_method),
     ]
+
+
+def repeated_keys_check(train: int, valid: int, key: list[str], fold_method: str) -> dict:
+    """Rows that repeat an earlier row's key (``train`` / ``valid``: how many in each split)."""
+    detail = f"{train:,} training and {valid:,} validation row(s) repeat a row key ({', '.join(key)})"
+    check = {"check": "row keys unique", "passed": train == 0 or fold_method == "hash", "detail": detail}
+    if train and fold_method == "hash":
+        check["detail"] += "; their copies share a hash fold, so no label crosses folds, but they count twice"
+    elif train:
+        check["detail"] += (f"; fold_method {fold_method} may put copies of a row in different folds, where one's label "
+                            "encodes the other's: deduplicate the input or use fold_method hash")
+    return check
 
 
 def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) -> list[dict]:
@@ -107,7 +126,7 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0)
     shuffled = run(shuffled_cfg, quiet=True, console=console, shuffle_seed=seed)
     checks = [shuffled_check(t, m, real["targets"][t]) for t, m in shuffled["targets"].items()]
     store_dir = Path(real["store"]["path"]) / real["store"]["version"]
-    checks += split_checks(store_dir, real["split"]["cutoff"], Layout.from_dict(real["layout"]))
+    checks += split_checks(store_dir, real["split"]["cutoff"], Layout.from_dict(real["layout"]), cfg.features.target_encoding.fold_method)
     checks += time_travel_checks(cfg, real, seed=seed)
     result = {"passed": all(c["passed"] for c in checks), "checks": checks, "store_version": real["store"]["version"]}
     write_json(out / "audit.json", result)

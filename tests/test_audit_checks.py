@@ -1,0 +1,38 @@
+"""The audit's split checks on hand-made splits: time order, overlap, repeated row keys."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from rapids_engage.audit import split_checks
+from rapids_engage.layout import RECSYS
+
+
+def _write(store, split, rows):
+    (store / split).mkdir(parents=True)
+    frame = pd.DataFrame(rows, columns=["tweet_id", "engaging_user_id", RECSYS.time])
+    # two files: a repeat may sit in another file than its first row
+    frame.iloc[: len(frame) // 2].to_parquet(store / split / "part.0.parquet")
+    frame.iloc[len(frame) // 2:].to_parquet(store / split / "part.1.parquet")
+
+
+@pytest.mark.parametrize(("fold_method", "passed"), [("hash", True), ("random", False)])
+def test_repeated_row_keys_are_counted_per_split(tmp_path, fold_method, passed):
+    _write(tmp_path, "train", [(1, 1, 10), (2, 1, 11), (1, 1, 12), (3, 2, 13), (1, 1, 14), (2, 2, 15)])
+    _write(tmp_path, "valid", [(7, 1, 30), (8, 1, 31), (8, 1, 32), (9, 9, 33)])
+    checks = {c["check"]: c for c in split_checks(tmp_path, 20, RECSYS, fold_method)}
+    keys = checks["row keys unique"]
+    assert keys["passed"] is passed
+    assert keys["detail"].startswith("2 training and 1 validation row(s) repeat a row key (tweet_id, engaging_user_id)")
+    assert ("share a hash fold" in keys["detail"]) is passed and ("deduplicate" in keys["detail"]) is not passed
+    assert checks["time order"]["passed"] and checks["train/valid overlap"]["passed"]
+
+
+def test_unique_row_keys_pass_whatever_the_fold_method(tmp_path):
+    _write(tmp_path, "train", [(1, 1, 10), (1, 2, 11), (2, 1, 12), (2, 2, 13)])
+    _write(tmp_path, "valid", [(1, 1, 30), (5, 5, 31)])  # (1, 1) in both: the overlap check's business
+    checks = {c["check"]: c for c in split_checks(tmp_path, 20, RECSYS, "contiguous")}
+    assert checks["row keys unique"]["passed"]
+    assert checks["row keys unique"]["detail"].startswith("0 training and 0 validation")
+    assert not checks["train/valid overlap"]["passed"] and checks["train/valid overlap"]["detail"] == "1 row key(s) in both"
