@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from .features.frames import drop_empty_partitions
 from .features.materialize import Materialized, materialize
 from .memory import MemoryWatch
 from .progress import StageProgress
+from .provenance import config_data, run_info, write_config
 from .plots import write_all
 from .report import print_summary, validate, write_json
 from .report_md import write_markdown
@@ -85,13 +87,17 @@ def _store_stages(
 
 
 def run(
-    cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Console | None = None, shuffle_seed: int | None = None
+    cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Console | None = None, shuffle_seed: int | None = None,
+    command: str | None = None,
 ) -> dict:
-    """Run the whole pipeline for ``cfg``; returns the report (also written to ``<out>/report.json``).
+    """Run the whole pipeline for ``cfg``; returns the report (also written to ``<out>/report.json``,
+    the resolved config to ``<out>/config.yaml``).
 
-    ``shuffle_seed``: permute the training labels first (the leakage audit's control run).
+    ``shuffle_seed``: permute the training labels first (the leakage audit's control run);
+    ``command``: the command line, for the report.
     """
     console = console or Console(stderr=True)
+    started = time.time()
     targets = list(cfg.train.targets)
     with _stages(cfg, quiet, console) as (backend, out, prog, memory):
         dataset = _data_stage(cfg, backend, prog)
@@ -130,6 +136,7 @@ def run(
     for t, m in models.items():
         results[t]["best_iteration"] = m.best_iteration
     report = _store_summary(cfg, backend, n_workers, built, prog.timings, dataset, split, memory)
+    report["run"] = run_info(backend, started, command)
     report["targets"] = results
     report["models"] = str(Path(cfg.out) / "models")
     binary = [t for t in targets if kinds[t] != "count" and not models[t].ranks]  # probabilities
@@ -143,6 +150,7 @@ def run(
         train_histories={t: m.train_history for t, m in models.items()},
     )
     validate(report)
+    write_config(cfg, out)
     write_json(out / "report.json", report)
     write_markdown(report, report["plots"], out / "report.md")
     if not quiet:
@@ -150,20 +158,25 @@ def run(
     return report
 
 
-def build_features(cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Console | None = None) -> dict:
+def build_features(
+    cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Console | None = None, command: str | None = None
+) -> dict:
     """The ``features`` subcommand: the data, split and feature-store stages only (no training).
 
     Builds the store version of ``cfg`` (or finds it: a cache hit) that a run with the same
     config would train on; returns its summary, also written to ``<out>/features.json``
-    (report.json's keys less the targets, models and plots).
+    (report.json's keys less the targets, models and plots), the resolved config to ``<out>/config.yaml``.
     """
     console = console or Console(stderr=True)
+    started = time.time()
     with _stages(cfg, quiet, console) as (backend, out, prog, memory):
         dataset = _data_stage(cfg, backend, prog)
         with start_cluster(backend, cfg.cluster) as cluster:
             split, built = _store_stages(cfg, backend, prog, cluster, dataset, rebuild, None)
             n_workers = cluster.n_workers
     summary = _store_summary(cfg, backend, n_workers, built, prog.timings, dataset, split, memory)
+    summary["run"] = run_info(backend, started, command)
+    write_config(cfg, out)
     write_json(out / "features.json", summary)
     if not quiet:
         rows = summary["rows"]
@@ -193,6 +206,7 @@ def _store_summary(
         "split": {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff, "data_dir": str(dataset.data_dir),
                   "min_time": split.min_time, "max_time": split.max_time},
         "input": {"source": cfg.data.source, "path": cfg.data.path if cfg.data.source != "synthetic" else None},
+        "config": config_data(cfg),
     }
     if dataset.ingest is not None:
         summary["ingest"] = dataset.ingest
@@ -396,10 +410,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["audit"]:
         args = build_parser().parse_args(argv[1:])
         return _guarded(lambda: _audit(args, console), args, console)
+    command = shlex.join(["python", "-m", "rapids_engage.pipeline", *argv])
     if argv[:1] == ["features"]:
         args = build_parser().parse_args(argv[1:])
-        return _timed(lambda: build_features(config_from_args(args), rebuild=args.rebuild, quiet=args.quiet, console=console),
-                      args, console)
+        return _timed(lambda: build_features(config_from_args(args), rebuild=args.rebuild, quiet=args.quiet, console=console,
+                                             command=command), args, console)
     if argv[:1] == ["ingest"]:
         args = build_ingest_parser().parse_args(argv[1:])
         return _guarded(lambda: _ingest(args, console), args, console)
@@ -407,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_predict_parser().parse_args(argv[1:])
         return _guarded(lambda: _predict(args, console), args, console)
     args = build_parser().parse_args(argv)
-    return _timed(lambda: run(config_from_args(args), rebuild=args.rebuild, quiet=args.quiet, console=console), args, console)
+    return _timed(lambda: run(config_from_args(args), rebuild=args.rebuild, quiet=args.quiet, console=console, command=command),
+                  args, console)
 
 
 def _timed(action: Any, args: argparse.Namespace, console: Console) -> int:

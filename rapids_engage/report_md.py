@@ -131,7 +131,22 @@ def _summary(report: Mapping[str, Any]) -> list[str]:
         rows.append(["models", f"`{report['models']}`"])
     if report.get("version"):
         rows.append(["rapids_engage", str(report["version"])])
-    return ["## Run", "", *_table(["", ""], rows, right_from=2), ""]
+    return ["## Run", "", *_table(["", ""], rows + _provenance(report), right_from=2), ""]
+
+
+def _provenance(report: Mapping[str, Any]) -> list[list[str]]:
+    """Rows of report["run"]: how to rerun it and with what."""
+    run = report.get("run") or {}
+    rows = []
+    if run.get("command"):
+        rows.append(["command", f"`{run['command']}`"])
+    if report.get("config") is not None:
+        rows.append(["config", "`config.yaml` beside this report: every key resolved; `--config config.yaml` reruns it"])
+    if run.get("started_utc"):
+        rows.append(["ran", f"{run['started_utc']} to {run.get('finished_utc', DASH)} on {run.get('host') or DASH}"])
+    if run.get("libraries"):
+        rows.append(["libraries", ", ".join(f"{k} {v}" for k, v in run["libraries"].items()) + f", Python {run.get('python', '?')}"])
+    return rows
 
 
 def _baseline_names(targets: Mapping[str, Mapping[str, Any]]) -> list[str]:

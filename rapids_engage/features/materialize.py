@@ -18,6 +18,7 @@ from typing import Any, Callable
 from ..backend import Backend
 from ..config import FeaturesConfig
 from ..layout import Layout
+from ..provenance import library_versions
 from ..store import FORMAT_VERSION, FeatureStore, fingerprint_files, version_id, write_split
 from .build import FeatureBuilder
 from .groups import groups, only, signatures
@@ -38,13 +39,6 @@ def _rows(directory: Path) -> int:
     import pyarrow.parquet as pq
 
     return sum(pq.ParquetFile(f).metadata.num_rows for f in directory.rglob("*.parquet"))
-
-
-def _library_versions(backend: Backend) -> dict[str, str]:
-    import importlib
-
-    names = ["pandas", "dask", "pyarrow", "xgboost"] + (["cudf", "dask_cudf"] if backend.is_gpu else [])
-    return {n: getattr(importlib.import_module(n), "__version__", "?") for n in names}
 
 
 def materialize(
@@ -112,7 +106,7 @@ def materialize(
             "reused": reused,
             "rows": rows,
             "backend": backend.kind,
-            "libraries": _library_versions(backend),
+            "libraries": library_versions(backend),
             "python": platform.python_version(),
         }
         store.publish(tmp, version, manifest)

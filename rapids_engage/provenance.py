@@ -1,0 +1,60 @@
+"""What a run was, to compare and reproduce runs: report.json's ``config`` (the resolved config)
+and ``run`` (command, times, host, library versions), and ``<out>/config.yaml``, which reruns it
+with ``--config``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from .backend import Backend
+from .config import Config, to_dict
+
+#: Name of the resolved config a run writes into its output directory.
+CONFIG_FILE = "config.yaml"
+
+
+def library_versions(backend: Backend) -> dict[str, str]:
+    """Versions of the libraries that compute a run's numbers on ``backend``."""
+    import importlib
+
+    names = ["pandas", "dask", "distributed", "pyarrow", "numpy", "xgboost"] + (["cudf", "dask_cudf"] if backend.is_gpu else [])
+    return {n: getattr(importlib.import_module(n), "__version__", "?") for n in names}
+
+
+def _iso(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_info(backend: Backend, started: float, command: str | None) -> dict:
+    """report.json's ``run``: the command line (None when called as a library), start and end
+    (UTC), host, Python and library versions."""
+    return {
+        "command": command,
+        "started_utc": _iso(started),
+        "finished_utc": _iso(time.time()),
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "libraries": library_versions(backend),
+    }
+
+
+def config_data(cfg: Config) -> dict:
+    """The resolved config as JSON / YAML data (lists, not tuples)."""
+    return json.loads(json.dumps(to_dict(cfg)))
+
+
+def write_config(cfg: Config, directory: Path) -> Path:
+    """Write the resolved config as ``<directory>/config.yaml`` (atomically); ``--config`` of that file reruns it."""
+    import yaml
+
+    path = directory / CONFIG_FILE
+    tmp = path.with_name(path.name + ".part")
+    header = "# The resolved config of this run (every key, --set and flags applied): rerun it with --config.\n"
+    tmp.write_text(header + yaml.safe_dump(config_data(cfg), sort_keys=False))
+    os.replace(tmp, path)
+    return path
