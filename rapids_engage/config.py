@@ -395,7 +395,23 @@ def from_dict(data: dict, source: str = "<dict>", origins: dict[str, str] | None
     """
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections")
-    return _build(Config, data, "", source, origins or {})
+    config = _build(Config, data, "", source, origins or {})
+    _check_per_target(config.train, source, origins or {})
+    return config
+
+
+def _check_per_target(train: TrainConfig, source: str, origins: dict[str, str]) -> None:
+    """A ``train.per_target`` key that is no target but close to one is a typo: an error naming it.
+    (A key of a target left out of ``train.targets`` is fine: one config, runs of some targets.)"""
+    for name in train.per_target:
+        if name in train.targets:
+            continue
+        close = difflib.get_close_matches(str(name), list(train.targets), n=1, cutoff=0.75)
+        if close:
+            key = f"train.per_target.{name}"
+            given = [label for k, label in origins.items() if k == key or k.startswith(key + ".") or k == "train.per_target"]
+            raise ConfigError(f"{source}: {key}: no target {name!r}: did you mean {close[0]!r}? "
+                              f"(train.targets: {', '.join(train.targets)})" + (f" (from {given[-1]})" if given else ""))
 
 
 def _build(cls: type, data: dict, path: str, source: str, origins: dict[str, str]) -> Any:

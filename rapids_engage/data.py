@@ -98,8 +98,9 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
 
 #: Part of the ingest cache key: bump it when ingest writes other rows or columns for the same input
 #: (2: null keys stay null, missing row ids, out-of-range times and non-finite targets quarantined;
-#: 3: "NaN", "null", ... in a ``present`` target are absent, records an unclosed quote ran over quarantined).
-INGEST_RULES = 3
+#: 3: "NaN", "null", ... in a ``present`` target are absent, records an unclosed quote ran over quarantined;
+#: 4: tables keep the text of their ``row_id`` columns as ``raw_<column>``).
+INGEST_RULES = 4
 
 
 def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:
@@ -111,7 +112,8 @@ def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:
     pattern = str(Path(cfg.data.path).expanduser())
     files = sorted(glob.glob(pattern, recursive=True)) or ([pattern] if Path(pattern).is_file() else [])
     if not files:
-        raise DataError(f"data.path {cfg.data.path!r} matches no file")
+        relative = "" if Path(pattern).is_absolute() else f" (relative paths start from the current directory, {Path.cwd()})"
+        raise DataError(f"data.path {cfg.data.path!r} matches no file{relative}")
     h = hashlib.sha256(f"{INGEST_RULES}|{salt}".encode())
     for f in files:
         st = Path(f).stat()
@@ -171,6 +173,10 @@ def read_events(
     if not files:
         raise DataError(f"no parquet files under {data_dir}")
     recsys = layout.kind == "recsys"
+    if columns is None and layout.raw_ids:  # a table's raw id text: for predictions only, never read to train
+        import pyarrow.parquet as pq
+
+        columns = [c for c in pq.read_schema(files[0]).names if c not in layout.raw_ids]
     frame = dd.read_parquet([str(f) for f in files], columns=columns or (list(RAW_COLUMNS) if recsys else None), blocksize=None)
     if recsys:
         check_schema(frame, str(files[0]))

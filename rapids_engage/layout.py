@@ -21,6 +21,9 @@ LAYOUT_FILE = "layout.json"
 TABLE_TIME = "event_time"
 #: Canonical row key of an ingested table (int64 hash of the declared row id).
 TABLE_ROW_ID = "row_id"
+#: Prefix of the columns that keep the text of each declared ``row_id`` column of a table (``id`` ->
+#: ``raw_id``): ids the user knows, carried into the predictions, never features.
+RAW_ID_PREFIX = "raw_"
 TARGET_KINDS = ("present", "binary", "count")
 
 
@@ -57,6 +60,10 @@ class Layout:
     url: tuple[str, ...] = ()
     lists: tuple[str, ...] = ()
     list_sep: str = " "
+    #: The declared ``row_id`` source columns and the canonical columns keeping their text
+    #: (:func:`raw_id_name`): not features, carried into the predictions to join them to the input.
+    row_id_columns: tuple[str, ...] = ()
+    raw_ids: tuple[str, ...] = ()
 
     def target(self, name: str) -> Target:
         for t in self.targets:
@@ -81,7 +88,12 @@ class Layout:
         return list(dict.fromkeys(c for c in cols if c))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields; the raw-id ones only when set (layouts without them, e.g. RecSys, stay as they were)."""
+        data = asdict(self)
+        for key in ("row_id_columns", "raw_ids"):
+            if not data[key]:
+                del data[key]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Layout:
@@ -119,11 +131,13 @@ def table_layout(spec: Any) -> Layout:
 
     Targets keep their source column names (``present`` targets are stored as
     0/1, so they are ``binary`` here); the time is ``event_time`` and the row key
-    ``row_id``.
+    ``row_id``; the text of each declared ``row_id`` column is kept as ``raw_<column>``
+    (``raw_ids``).
     """
     targets = tuple(
         Target(name, t.column, "binary" if t.kind == "present" else t.kind) for name, t in spec.targets.items()
     )
+    row_id = tuple(dict.fromkeys(spec.row_id))
     for t in spec.targets.values():
         if t.kind not in TARGET_KINDS:
             raise ValueError(f"data.table.targets: kind must be one of {TARGET_KINDS}, got {t.kind!r}")
@@ -143,4 +157,11 @@ def table_layout(spec: Any) -> Layout:
         url=tuple(spec.url),
         lists=tuple(spec.lists),
         list_sep=spec.list_sep,
+        row_id_columns=row_id,
+        raw_ids=tuple(raw_id_name(c) for c in row_id),
     )
+
+
+def raw_id_name(column: str) -> str:
+    """The canonical column keeping the text of ``row_id`` source column ``column``: ``raw_<column>``."""
+    return RAW_ID_PREFIX + column

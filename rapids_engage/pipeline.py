@@ -135,6 +135,7 @@ def run(
             n_workers = cluster.n_workers
     for t, m in models.items():
         results[t]["best_iteration"] = m.best_iteration
+        results[t]["objective"] = m.objective
     report = _store_summary(cfg, backend, n_workers, built, prog.timings, dataset, split, memory)
     report["run"] = run_info(backend, started, command)
     report["targets"] = results
@@ -213,20 +214,33 @@ def _store_summary(
     return summary
 
 
-def build_parser() -> argparse.ArgumentParser:
+SUBCOMMANDS = ("features", "audit", "ingest", "predict")
+#: What the subcommands that take a run's options do.
+RUN_LIKE = {
+    None: "Build features, train one XGBoost model per engagement target and report, on CPU or GPU. "
+          "Subcommands (first on the line): `ingest --help` turns raw files into canonical parquet; `features [options]` "
+          "builds (or finds) the feature-store version of a run and stops there, writing <out>/features.json; `predict "
+          "--help` scores new rows with a trained run; `audit [options]` runs the leakage checks (shuffled labels, time "
+          "order, overlap, repeated row keys, time travel) with the same options as a run.",
+    "features": "Run the data, split and feature-store stages of a run with these options and stop: build (or find: "
+                "a cache hit) the store version a run would train on; writes <out>/features.json and <out>/config.yaml.",
+    "audit": "Leakage checks of a run with these options: the run, a rerun with shuffled training labels, time order, "
+             "train/valid overlap, repeated row keys and time travel of history features; writes <out>/audit.json, "
+             "exit 1 if a check fails (default --out: <config out>/audit).",
+}
+
+
+def build_parser(subcommand: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m rapids_engage.pipeline",
-        description="Build features, train one XGBoost model per engagement target and report, on CPU or GPU. "
-        "Subcommands: `ingest --help` turns raw files into canonical parquet; `features [options]` builds (or "
-        "finds) the feature-store version of a run and stops there, writing <out>/features.json; `predict --help` "
-        "scores new rows with a trained run; `audit [options]` runs the leakage "
-        "checks (shuffled labels, time order, overlap) with the same options as a run.",
+        prog="python -m rapids_engage.pipeline" + (f" {subcommand}" if subcommand else ""), description=RUN_LIKE[subcommand]
     )
     p.add_argument("--config", help="YAML config (default: configs/default.yaml, the synthetic demo)")
     p.add_argument("--gpus", help="'auto' (all visible GPUs, else CPU), 0 for CPU, or the number of GPUs")
     p.add_argument("--scheduler-address", help="use an existing Dask cluster instead of starting one")
-    p.add_argument("--out", help="output directory (report.json, models/, store/)")
-    p.add_argument("--rows", type=int, help="rows of synthetic data (synthetic.rows)")
+    p.add_argument("--out", help="output directory (report.json, config.yaml, models/, store/)")
+    p.add_argument("--store", help="feature store directory (features.store; default <out>/store): point runs at one "
+                   "store to share its versions (a version id is a hash of its definition and input)")
+    p.add_argument("--rows", type=int, help="rows of synthetic data (synthetic.rows; synthetic data only)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. train.max_depth=6")
     p.add_argument("--strict", action="store_true", help="raw input: fail at the first bad row (file:line:column) instead of quarantining it")
     p.add_argument("--rebuild", action="store_true", help="recompute features even when the store has them")
@@ -238,16 +252,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     overrides, labels = list(args.set), {}
-    for flag, key in (("gpus", "cluster.gpus"), ("scheduler_address", "cluster.scheduler_address"), ("out", "out"), ("rows", "synthetic.rows")):
+    flags = (("gpus", "cluster.gpus"), ("scheduler_address", "cluster.scheduler_address"), ("out", "out"), ("store", "features.store"),
+             ("rows", "synthetic.rows"))
+    for flag, key in flags:
         value = getattr(args, flag)
         if value is not None:
-            text = json.dumps(value) if flag in ("out", "scheduler_address") else value  # a path, never a YAML number
+            text = json.dumps(value) if flag in ("out", "scheduler_address", "store") else value  # a path, never a YAML number
             overrides.append(f"{key}={text}")
             labels[f"{key}={text}"] = f"--{flag.replace('_', '-')} {value}"
     if args.strict:
         overrides.append("data.strict=true")
     cfg = load_config(args.config, overrides, labels)
     cfg.cluster.gpus = str(cfg.cluster.gpus)
+    if args.rows is not None and cfg.data.source != "synthetic":
+        raise ConfigError(f"--rows sizes synthetic data; this config reads data.source {cfg.data.source!r} ({cfg.data.path})")
     return cfg
 
 
@@ -259,8 +277,10 @@ def build_predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-dir", required=True, help="output directory of a pipeline run (holds models/)")
     p.add_argument("--input", required=True, help="canonical parquet rows (a file or a directory); engagement columns optional")
     p.add_argument("--out", required=True, help="directory for predictions/ (parquet) and predict.json")
-    p.add_argument("--gpus", default="auto", help="'auto', 0 for CPU, or the number of GPUs")
+    p.add_argument("--gpus", help="'auto' (the default), 0 for CPU, or the number of GPUs")
     p.add_argument("--scheduler-address", help="use an existing Dask cluster")
+    p.add_argument("--store", help="feature store holding the models' version (default: the path they were trained "
+                   "with, else the store/ beside their models/)")
     p.add_argument("--set", action="append", default=[], metavar="cluster.KEY=VALUE",
                    help="a cluster setting, e.g. cluster.memory_limit=4GB or cluster.n_workers=4 (see configs/default.yaml)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
@@ -272,10 +292,11 @@ def _predict(args: argparse.Namespace, console: Console) -> None:
     from .predict import run_predict
     from .report import metrics_tables
 
-    backend = resolve(args.gpus).init()
     cluster_cfg = predict_cluster_config(args)
+    backend = resolve(cluster_cfg.gpus).init()
     start = time.perf_counter()
-    result = run_predict(Path(args.model_dir), Path(args.input), Path(args.out), backend, cluster_cfg, console, args.quiet)
+    result = run_predict(Path(args.model_dir), Path(args.input), Path(args.out), backend, cluster_cfg, console, args.quiet,
+                         Path(args.store) if args.store else None)
     if args.quiet:
         return
     rate = f" ({result['rows_per_s']:,.0f} rows/s)" if result.get("rows_per_s") else ""
@@ -287,7 +308,8 @@ def _predict(args: argparse.Namespace, console: Console) -> None:
 
 
 def predict_cluster_config(args: argparse.Namespace) -> Any:
-    """The cluster of a ``predict`` run: ``--gpus``, ``--scheduler-address`` and ``--set cluster.<key>=<value>``."""
+    """The cluster of a ``predict`` run: ``--set cluster.<key>=<value>``, then ``--gpus`` and
+    ``--scheduler-address`` where given (defaults otherwise: not the run's, scoring may be elsewhere)."""
     from .config import ClusterConfig, parse_override, section_from_dict
 
     data: dict[str, Any] = {}
@@ -296,7 +318,11 @@ def predict_cluster_config(args: argparse.Namespace) -> Any:
         if not key.startswith("cluster.") or key.count(".") != 1:
             raise ConfigError(f"predict --set takes cluster.<key>=<value> settings only, got {key!r}")
         data[key.split(".", 1)[1]] = value
-    data.update(gpus=str(args.gpus), scheduler_address=args.scheduler_address)
+    if args.gpus is not None:
+        data["gpus"] = args.gpus
+    if args.scheduler_address is not None:
+        data["scheduler_address"] = args.scheduler_address
+    data["gpus"] = str(data.get("gpus", "auto"))
     return section_from_dict(ClusterConfig, data, "predict --set")
 
 
@@ -408,11 +434,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     console = Console(stderr=True, width=None if sys.stderr.isatty() else LOG_WIDTH)
     if argv[:1] == ["audit"]:
-        args = build_parser().parse_args(argv[1:])
+        args = build_parser("audit").parse_args(argv[1:])
         return _guarded(lambda: _audit(args, console), args, console)
     command = shlex.join(["python", "-m", "rapids_engage.pipeline", *argv])
     if argv[:1] == ["features"]:
-        args = build_parser().parse_args(argv[1:])
+        args = build_parser("features").parse_args(argv[1:])
         return _timed(lambda: build_features(config_from_args(args), rebuild=args.rebuild, quiet=args.quiet, console=console,
                                              command=command), args, console)
     if argv[:1] == ["ingest"]:
@@ -421,7 +447,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["predict"]:
         args = build_predict_parser().parse_args(argv[1:])
         return _guarded(lambda: _predict(args, console), args, console)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        misplaced = [a for a in unknown if a in SUBCOMMANDS]
+        parser.error(f"the subcommand comes first: python -m rapids_engage.pipeline {misplaced[0]} [options]" if misplaced
+                     else f"unrecognized arguments: {' '.join(unknown)}")
     return _timed(lambda: run(config_from_args(args), rebuild=args.rebuild, quiet=args.quiet, console=console, command=command),
                   args, console)
 

@@ -25,7 +25,7 @@ from .features import FeatureBuilder, add_labels
 from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
-from .store import FeatureStore, MissingVersion
+from .store import FeatureStore
 
 PRED_PREFIX = "pred_"
 
@@ -57,19 +57,36 @@ def load_booster(meta: dict, backend: Backend, nthread: int | None = None) -> An
     return booster
 
 
-def load_builder(store_info: dict, backend: Backend) -> FeatureBuilder:
-    """The fitted feature builder of the store version the models were trained on."""
-    store = FeatureStore(store_info["path"])
+def store_candidates(store_info: dict, model_dir: Path | None = None, store: str | Path | None = None) -> list[Path]:
+    """Where to look for the models' store version: ``store`` alone when given; else the path the
+    models recorded, then the ``store/`` of the run directory they are in (a run copied or moved
+    with its store). A version id is a hash of its definition and input, so any copy serves."""
+    if store is not None:
+        return [Path(store)]
+    places = [Path(store_info["path"])]
+    if model_dir is not None:
+        run = model_dir if (model_dir / "models").is_dir() else model_dir.parent
+        places.append(run / "store")
+    return list(dict.fromkeys(p.resolve() if p.exists() else p for p in places))
+
+
+def load_builder(store_info: dict, backend: Backend, model_dir: Path | None = None, store: str | Path | None = None) -> FeatureBuilder:
+    """The fitted feature builder of the store version the models were trained on (looked up in
+    :func:`store_candidates`)."""
     version = store_info["version"]
-    try:
-        return store.builder(version, backend.df)
-    except MissingVersion:
-        raise ModelError(
-            f"feature-store version {version} is not in {store.path} (deleted, damaged, or rebuilt by another config); "
-            "the models cannot be served without it: rerun the pipeline"
-        ) from None
-    except ValueError as exc:
-        raise ModelError(str(exc)) from None
+    places = store_candidates(store_info, model_dir, store)
+    for place in places:
+        if FeatureStore(place).manifest(version) is None:
+            continue
+        try:
+            return FeatureStore(place).builder(version, backend.df)
+        except ValueError as exc:
+            raise ModelError(str(exc)) from None
+    where = " nor ".join(str(p) for p in places)
+    raise ModelError(
+        f"feature-store version {version} is not in {where} (deleted, damaged, or rebuilt by another config); "
+        "the models cannot be served without it: point --store at a store holding that version, or rerun the pipeline"
+    )
 
 
 def read_new_rows(path: Path, layout: Layout, min_partition_rows: int | None = None) -> Any:
@@ -119,7 +136,7 @@ def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path
 
     prog = prog or StageProgress(quiet=True)
     metas, store_info = load_models(model_dir)
-    builder = builder or load_builder(store_info, backend)
+    builder = builder or load_builder(store_info, backend, model_dir)
     layout = builder.layout
     targets = list(metas)
     labelled = all(layout.target(t).column in rows.columns for t in targets)
@@ -135,8 +152,15 @@ def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path
     return result
 
 
+def id_columns(layout: Layout, columns: Any) -> list[str]:
+    """The columns identifying each prediction: the row key, then the layout's raw ids (the text of a
+    table's ``row_id`` columns) that ``columns`` has (rows ingested before they were kept lack them)."""
+    return [*layout.row_key, *(c for c in layout.raw_ids if c in columns)]
+
+
 def _score(client: Any, backend: Backend, builder: FeatureBuilder, metas: dict[str, dict], rows: Any, labelled: bool, out: Path) -> Any:
-    """The rows' carried columns and ``pred_<target>`` (persisted); writes ``out/predictions`` (counts for count targets)."""
+    """The rows' carried columns and ``pred_<target>`` (persisted); writes ``out/predictions``: the row key, the
+    raw ids (:func:`id_columns`) and ``pred_<target>`` (counts for count targets)."""
     import xgboost as xgb
     import xgboost.dask  # noqa: F401 - registers xgb.dask
 
@@ -144,7 +168,8 @@ def _score(client: Any, backend: Backend, builder: FeatureBuilder, metas: dict[s
 
     layout = builder.layout
     targets = list(metas)
-    keep = layout.carried() + (targets if labelled else [])
+    ids = id_columns(layout, rows.columns)
+    keep = list(dict.fromkeys([*layout.carried(), *ids])) + (targets if labelled else [])
     feats = builder.transform(rows, keep).persist()
     preds = {}
     for t, meta in metas.items():
@@ -154,7 +179,7 @@ def _score(client: Any, backend: Backend, builder: FeatureBuilder, metas: dict[s
     del feats
     counts = [t for t in targets if layout.target(t).is_regression]
     served = scored.assign(**{PRED_PREFIX + t: _expm1(scored[PRED_PREFIX + t]) for t in counts})
-    _write_atomic(served[[*layout.row_key, *(PRED_PREFIX + t for t in targets)]], out / "predictions")
+    _write_atomic(served[[*ids, *(PRED_PREFIX + t for t in targets)]], out / "predictions")
     return scored
 
 
@@ -166,9 +191,10 @@ def _expm1(log_counts: Any) -> Any:
 
 
 def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, cluster_cfg: ClusterConfig,
-                console: Console | None = None, quiet: bool = True) -> dict:
+                console: Console | None = None, quiet: bool = True, store: Path | None = None) -> dict:
     """Start the cluster, score ``input_path`` and write ``out/predictions`` + ``out/predict.json``
-    (with the seconds, rows/s and peak memory of each stage; progress on ``console`` unless ``quiet``)."""
+    (with the seconds, rows/s and peak memory of each stage; progress on ``console`` unless ``quiet``).
+    ``store``: the feature store holding the models' version (default: see :func:`store_candidates`)."""
     from .cluster import start_cluster
     from .report import write_json
 
@@ -178,7 +204,7 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
     with memory, StageProgress(console, quiet, memory) as prog:
         with prog.stage("load"):
             metas, store_info = load_models(model_dir)
-            builder = load_builder(store_info, backend)
+            builder = load_builder(store_info, backend, model_dir, store)
             rows = read_new_rows(input_path, builder.layout, backend.min_partition_rows)
             prog.log(f"{len(metas)} model(s) ({', '.join(metas)}), feature-store version {store_info['version']}, "
                      f"{rows.npartitions} input partition(s)")

@@ -35,7 +35,8 @@ TABLE_COLUMNS = {
     "binary": (("positive rate", "positive_rate", 4), ("AP", "ap", 4), ("RCE", "rce", 2), ("oracle RCE", "oracle_rce", 2),
                ("AUC", "auc", 4), ("MAP@10", "map@10", 4), ("NDCG@10", "ndcg@10", 4), ("RCE TE-logreg", "base:te_logreg:rce", 2)),
     "count": (("mean count", "mean", 2), ("mean predicted", "mean_pred", 2), ("RMSE log1p", "rmse_log1p", 4), ("MAE log1p", "mae_log1p", 4), ("Spearman", "spearman", 4),
-              ("RMSE log1p constant", "base:constant:rmse_log1p", 4), ("RMSE log1p TE-linreg", "base:te_linreg:rmse_log1p", 4)),
+              ("RMSE log1p constant", "base:constant:rmse_log1p", 4), ("RMSE log1p TE-linreg", "base:te_linreg:rmse_log1p", 4),
+              ("RMSE", "rmse", 2), ("RMSE constant", "base:constant:rmse", 2)),
 }
 
 

@@ -241,9 +241,12 @@ def _regression(report: Mapping[str, Any]) -> list[str]:
         return []
     header = ["target", "predictions", *(c for c, _, _ in _COUNT_METRICS), "rounds"]
     means = "; ".join(f"{t} {_fmt(m.get('mean'), 2)}" for t, m in targets.items())
+    objectives = "; ".join(f"{t} `{m['objective']}`" + (" on counts" if _raw_counts(m) else " on log1p(count)")
+                           for t, m in targets.items() if m.get("objective"))
     return [
-        "### Count targets (regression on log1p(count))", "",
+        "### Count targets", "",
         *_table(header, _beside_baselines(targets, _COUNT_METRICS), right_from=2), "",
+        (f"Objectives: {objectives}. " if objectives else "") +
         f"Mean true count in the validation window: {means}. RMSE / MAE log1p: errors of log1p(predicted count) "
         "against log1p(count); Spearman: rank correlation of predicted and true counts. A log1p regression "
         "predicts about the typical (median-like) count, below the mean of a skewed count: for the mean, train "
@@ -251,9 +254,17 @@ def _regression(report: Mapping[str, Any]) -> list[str]:
     ]
 
 
-#: (metric key, higher is better) compared with each baseline in the notes, by target kind.
+#: (metric key, higher is better) compared with each baseline in the notes, by target kind; a count
+#: model of a raw-count objective (Poisson, Tweedie, gamma) fits the mean: its errors are on counts.
 _COMPARED = {"binary": (("ap", True), ("rce", True), ("map@10", True), ("ndcg@10", True)),
-             "count": (("rmse_log1p", False), ("mae_log1p", False), ("spearman", True))}
+             "count": (("rmse_log1p", False), ("mae_log1p", False), ("spearman", True)),
+             "raw_count": (("rmse", False), ("spearman", True))}
+
+
+def _raw_counts(m: Mapping[str, Any]) -> bool:
+    from .train import RAW_COUNT_OBJECTIVES
+
+    return m.get("kind") == "count" and m.get("objective") in RAW_COUNT_OBJECTIVES
 MIN_POSITIVES = 100
 MIN_ROUNDS = 5
 
@@ -272,7 +283,7 @@ def _notes(report: Mapping[str, Any]) -> list[str]:
         if rounds is not None and rounds + 1 < MIN_ROUNDS:
             notes.append(f"**{target}**: {int(rounds) + 1} boosting round(s): early stopping found little to learn.")
         for name, b in (m.get("baselines") or {}).items():
-            worse = [(k, m[k], b[k]) for k, higher in _COMPARED.get(kind, ())
+            worse = [(k, m[k], b[k]) for k, higher in _COMPARED.get("raw_count" if _raw_counts(m) else kind, ())
                      if _number(m.get(k)) is not None and _number(b.get(k)) is not None
                      and (b[k] > m[k] if higher else b[k] < m[k])]
             if worse:

@@ -4,7 +4,7 @@
 the feature-store version they were trained on, once. ``scorer.predict(rows)``
 computes the rows' features with :meth:`FeatureBuilder.transform_frame` and
 scores every target, giving what ``python -m rapids_engage.pipeline predict``
-writes for the same rows (the row key and ``pred_<target>``: probabilities,
+writes for the same rows (the row key, a table's raw ids and ``pred_<target>``: probabilities,
 counts for count targets, scores for ranking targets).
 
 The boosters get a dense float32 matrix (numpy on CPU, cupy on GPU), built once
@@ -20,20 +20,22 @@ from typing import Any
 import numpy as np
 
 from .backend import CPU, Backend, array_module, is_gpu_object
-from .predict import PRED_PREFIX, load_booster, load_builder, load_models
+from .predict import PRED_PREFIX, id_columns, load_booster, load_builder, load_models
 
 
 class Scorer:
     """A run's serving state and boosters: ``features(rows)``, ``scores(features)``, ``predict(rows)``.
 
     ``backend``: where features and boosters run (default: CPU). ``nthread``:
-    XGBoost threads per prediction (default: XGBoost's own choice).
+    XGBoost threads per prediction (default: XGBoost's own choice). ``store``: the feature store
+    holding the models' version (default: where they were trained, else the run's ``store/``).
     """
 
-    def __init__(self, model_dir: str | Path, backend: Backend | None = None, nthread: int | None = None) -> None:
+    def __init__(self, model_dir: str | Path, backend: Backend | None = None, nthread: int | None = None,
+                 store: str | Path | None = None) -> None:
         self.backend = (backend or CPU).init()
         self.metas, self.store = load_models(Path(model_dir))
-        self.builder = load_builder(self.store, self.backend)
+        self.builder = load_builder(self.store, self.backend, Path(model_dir), store)
         self.layout = self.builder.layout
         self.boosters = {target: load_booster(meta, self.backend, nthread) for target, meta in self.metas.items()}
 
@@ -46,7 +48,8 @@ class Scorer:
         the scorer's device first when they are on the other one)."""
         if is_gpu_object(rows) != self.backend.is_gpu:  # the fitted tables live on the scorer's device
             rows = self.backend.from_pandas(rows) if self.backend.is_gpu else rows.to_pandas()
-        return self.builder.transform_frame(rows, self.layout.carried())
+        carry = [*self.layout.carried(), *id_columns(self.layout, rows.columns)]
+        return self.builder.transform_frame(rows, list(dict.fromkeys(carry)))
 
     def scores(self, features: Any) -> dict[str, Any]:
         """target -> predictions (numpy or cupy) for a frame from :meth:`features`."""
@@ -64,10 +67,11 @@ class Scorer:
         return out
 
     def predict(self, rows: Any) -> Any:
-        """The row key of ``rows`` with ``pred_<target>`` for every target, in the rows' order."""
+        """The row key of ``rows`` (and a table's raw ids: ``raw_<row_id column>``, when the rows have them)
+        with ``pred_<target>`` for every target, in the rows' order."""
         feats = self.features(rows)
         preds = self.scores(feats)
-        return feats[list(self.layout.row_key)].assign(**{PRED_PREFIX + t: p for t, p in preds.items()})
+        return feats[id_columns(self.layout, feats.columns)].assign(**{PRED_PREFIX + t: p for t, p in preds.items()})
 
 
 def _matrix(features: Any, names: list[str]) -> Any:

@@ -26,6 +26,7 @@ class TrainedModel:
     kind: str = "binary"  # the target's kind: count models predict log1p(count)
     objective: str = "binary:logistic"
     train_history: dict[str, list[float]] = field(default_factory=dict)  # the same on the training rows
+    params: dict[str, Any] = field(default_factory=dict)  # the XGBoost parameters it was trained with
 
     @property
     def ranks(self) -> bool:
@@ -33,11 +34,12 @@ class TrainedModel:
         return is_ranking(self.objective)
 
     def save(self, directory: Path, features: list[str], store: dict | None = None) -> Path:
-        """``<target>.json`` (XGBoost JSON) and ``<target>.meta.json`` (features, store version)."""
+        """``<target>.json`` (XGBoost JSON) and ``<target>.meta.json`` (features, store version, parameters)."""
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{self.target}.json"
         self.booster.save_model(str(path))
-        meta = {"target": self.target, "kind": self.kind, "objective": self.objective, "best_iteration": self.best_iteration, "features": features, "store": store}
+        meta = {"target": self.target, "kind": self.kind, "objective": self.objective, "best_iteration": self.best_iteration,
+                "params": self.params, "features": features, "store": store}
         (directory / f"{self.target}.meta.json").write_text(json.dumps(meta, indent=1))
         return path
 
@@ -190,7 +192,7 @@ def train_target(
 
     out = while_workers_live(client, fit)
     booster, best, history = best_model(out["booster"], out["history"], patience)
-    return TrainedModel(target, booster, best, history["valid"], kind, params["objective"], history["train"])
+    return TrainedModel(target, booster, best, history["valid"], kind, params["objective"], history["train"], params)
 
 
 def uses_rmm(backend: Backend) -> bool:

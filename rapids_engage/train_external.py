@@ -133,4 +133,4 @@ def train_target_external(
     )  # fmt: skip
     raw, best, history = while_workers_live(client, future.result)
     booster = xgb.Booster(model_file=bytearray(raw))
-    return TrainedModel(target, booster, best, history["valid"], kind, params["objective"], history["train"])
+    return TrainedModel(target, booster, best, history["valid"], kind, params["objective"], history["train"], params)

@@ -90,8 +90,9 @@ def test_csv_typed_output_days_and_layout(tmp_path):
     days = sorted(p.name for p in (tmp_path / "out" / "data").iterdir())
     assert days == ["day=2020-09-13", "day=2020-09-14", "day=2020-09-15"]
     schema = pq.read_schema(next((tmp_path / "out" / "data").rglob("*.parquet")))
-    assert schema.names == ["row_id", "event_time", "user", "id", "clicked", "likes", "lang", "score", "body"]
-    assert [str(t) for t in schema.types] == ["int64", "int64", "int64", "int64", "int8", "double", "string", "double", "string"]
+    assert schema.names == ["row_id", "event_time", "user", "id", "clicked", "likes", "lang", "score", "body", "raw_id"]
+    assert [str(t) for t in schema.types] == ["int64", "int64", "int64", "int64", "int8", "double", "string", "double",
+                                              "string", "string"]
     got = by_id(frame, ["a1", "a2", "a3", "a4"])
     assert got.event_time.tolist() == [1600000000, 1600000100, 1600090000, 1600180000]
     assert got.clicked.tolist() == [1, 1, 0, 0]
@@ -100,9 +101,11 @@ def test_csv_typed_output_days_and_layout(tmp_path):
     assert got.lang.fillna("<null>").tolist() == ["en", "fr", "en", "<null>"]  # a blank categorical is null
     assert got.body.tolist() == ["hello", "salut, toi", "x", ""]
     assert (got.row_id == got.id).all()  # row_id [id] and item id hash the same text
+    assert got.raw_id.tolist() == ["a1", "a2", "a3", "a4"]  # the text of the row_id column, as in the file
     assert got.user.tolist()[:3] == hash_strings(["u1", "u2", "u1"]).tolist() and got.user.isna().tolist()[3]  # no user
     layout = Layout.load(tmp_path / "out")
     assert layout == table_layout(spec()) and layout.row_key == ("row_id",) and layout.time == "event_time"
+    assert (layout.row_id_columns, layout.raw_ids) == (("id",), ("raw_id",))
     assert json.loads((tmp_path / "out" / "ingest.json").read_text())["output_rows"] == 4
     assert not (tmp_path / "out" / "quarantine.parquet").exists()
 
@@ -153,6 +156,40 @@ def test_row_ids_deterministic_and_default_row_id(tmp_path):
     assert c.row_id.tolist() == d.row_id.tolist() and c.row_id.nunique() == 4
     want = hash_strings([f"t.csv\x1f{line}\x1f0" for line in (2, 3, 4, 5)])
     assert sorted(c.row_id) == sorted(want)
+
+
+def test_raw_row_ids_keep_the_hashed_text_in_every_format(tmp_path):
+    """``raw_<row_id column>`` holds the text that ``row_id`` hashes (as a CSV field would hold it: JSONL and
+    parquet numbers as their digits), so predictions join back to the input on the user's own ids."""
+    rows = [["00123", "u1", "1600000000", "1", "3", "0.5", "en", "x"], ["17", "u2", "1600000100", "0", "1", "", "fr", "y"],
+            [" 9 ", "u1", "1600000200", "1", "0", "1", "en", "z"]]
+    _, csv, _ = run(tmp_path, write(tmp_path / "t.csv", csv_text(rows)), spec(row_id=["id", "user"]), "csv")
+    assert sorted(csv.raw_id) == [" 9 ", "00123", "17"] and sorted(csv.raw_user) == ["u1", "u1", "u2"]
+    assert (csv.row_id == hash_strings(csv.raw_id + "\x1f" + csv.raw_user)).all()
+    assert csv.raw_id.dtype != "Int64" and "raw_ts" not in csv  # text (leading zeros, blanks kept); row_id columns only
+    records = "".join(json.dumps({"id": i, "user": "u", "ts": 1600000000 + i, "clicked": 1, "likes": 2}) + "\n"
+                      for i in (12579008, 7))
+    json_spec = spec(format="jsonl", numeric=[], categorical=[], text=[])
+    _, jl, _ = run(tmp_path, write(tmp_path / "t.jsonl", records), json_spec, "jsonl")
+    assert sorted(jl.raw_id) == ["12579008", "7"] and (jl.row_id == hash_strings(jl.raw_id)).all()
+    pq.write_table(pa.table({"id": [12579008, 7], "user": ["u", "u"], "ts": [1600000000, 1600000001],
+                             "clicked": [1, 0], "likes": [2, 3]}), tmp_path / "t.parquet")
+    _, par, _ = run(tmp_path, tmp_path / "t.parquet", dataclasses.replace(json_spec, format="parquet"), "parquet")
+    assert sorted(par.raw_id) == ["12579008", "7"] and sorted(par.row_id) == sorted(jl.row_id)
+    _, default, _ = run(tmp_path, tmp_path / "t.csv", spec(row_id=[]), "default")  # file and line: nothing to keep
+    assert not [c for c in default.columns if c.startswith("raw_")] and Layout.load(tmp_path / "default").raw_ids == ()
+
+
+def test_a_raw_row_id_name_taken_by_another_column_is_an_error(tmp_path):
+    path = write(tmp_path / "t.csv", csv_text(ROWS))
+    with pytest.raises(IngestError, match="text of column 'id' is kept as 'raw_id', which is already a column of the "
+                                          "ingested table; rename that column"):
+        ingest_table(path, tmp_path / "o", spec(categorical=["lang", "raw_id"]))
+    with pytest.raises(IngestError, match="'raw_id', which is already the label of target 'raw_id'"):
+        ingest_table(path, tmp_path / "o", spec(targets={"raw_id": TargetSpec("clicked", "binary")}))
+    with pytest.raises(IngestError, match="'raw_body_chars', which is already a feature of text column 'raw_body'"):
+        ingest_table(path, tmp_path / "o", spec(row_id=["body_chars"], text=["raw_body"]))
+    assert not (tmp_path / "o").exists()
 
 
 def test_time_formats(tmp_path):
@@ -211,12 +248,13 @@ def test_mini_mind_explode_and_side_join(tmp_path):
         "title": ["Title one", 'Title "two"', "", 'Title "two"', ""],
         "event_time": [1573568086, 1573568086, 1573568086, 1573635600, 1573635600],
     })
+    want["raw_impression_id"], want["raw_news_id"] = want.impression_id, want.news_id
     want["row_id"] = hash_strings(want.impression_id + "\x1f" + want.news_id)
     for c in ("impression_id", "user_id", "news_id"):
         want[c] = hash_strings(want[c])
     want = want.sort_values(["event_time", "row_id"])[got.columns.tolist()]
     assert got.columns.tolist() == ["row_id", "event_time", "user_id", "impression_id", "news_id", "click",
-                                    "category", "subcategory", "title"]
+                                    "category", "subcategory", "title", "raw_impression_id", "raw_news_id"]
     for c in got.columns:
         assert got[c].fillna("<null>").tolist() == want[c].fillna("<null>").tolist(), c  # unmatched: null categories
     assert Layout.load(tmp_path / "out").item == "news_id"

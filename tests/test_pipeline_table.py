@@ -121,7 +121,7 @@ def test_predict_on_table_rows_reproduces_the_report(planted, tmp_path):
         for key in ("rmse_log1p", "spearman") if t == "comments" else ("rce", "auc", "map@10"):
             assert result["metrics"][t][key] == pytest.approx(report["targets"][t][key], rel=1e-6), (t, key)
     scored = pd.read_parquet(out / "predictions")
-    assert list(scored.columns) == ["row_id", "pred_comments", "pred_upvoted"]
+    assert list(scored.columns) == ["row_id", "raw_id", "pred_comments", "pred_upvoted"]
     assert (scored["pred_comments"] >= 0).all()  # counts, not log1p
     # in process (rapids_engage.serve): the same counts and ranking scores, in the rows' order
     served = Scorer(tmp / "run").predict(rows)

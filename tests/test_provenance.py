@@ -39,3 +39,42 @@ def test_report_md_says_how_to_rerun(tmp_path):
     assert "| command | `python -m rapids_engage.pipeline --set a=b\\|c` |" in text  # a pipe cannot end the cell
     assert "`--config config.yaml` reruns it" in text and "| ran | 2023-11-14T22:13:20+00:00 to " in text
     assert "xgboost " in text
+
+
+@pytest.mark.slow
+def test_a_run_reruns_from_its_config_and_serves_from_a_copy(tmp_path):
+    import json
+    import shlex
+    import shutil
+
+    from rapids_engage.pipeline import main
+    from rapids_engage.predict import ModelError
+    from rapids_engage.serve import Scorer
+
+    out = tmp_path / "run"
+    argv = ["--gpus", "0", "--rows", "6000", "--out", str(out), "--quiet", "--set", f"data.cache_dir={tmp_path / 'cache'}",
+            "--set", "synthetic.days=3", "--set", "train.num_boost_round=8", "--set", "cluster.n_workers=1",
+            "--set", "features.history.keys=[]", "--set", "train.max_depth=4", "--set", "train.targets=[like,retweet]"]
+    assert main(argv) == 0
+    first = json.loads((out / "report.json").read_text())
+    assert first["run"]["command"] == shlex.join(["python", "-m", "rapids_engage.pipeline", *argv])
+    assert first["config"]["train"]["max_depth"] == 4 and first["targets"]["like"]["objective"] == "binary:logistic"
+    meta = json.loads((out / "models" / "like.meta.json").read_text())
+    assert meta["params"]["max_depth"] == 4 and meta["params"]["objective"] == "binary:logistic"
+
+    # --config <out>/config.yaml is the same run: the same store version (a cache hit) and metrics
+    assert main(["--config", str(out / CONFIG_FILE), "--quiet"]) == 0
+    again = json.loads((out / "report.json").read_text())
+    assert again["store"]["cache_hit"] and again["store"]["version"] == first["store"]["version"]
+    assert {t: m["rce"] for t, m in again["targets"].items()} == {t: m["rce"] for t, m in first["targets"].items()}
+
+    # a copied run serves from its own store once the original is gone; without one, the error names --store
+    copy = tmp_path / "copied-run"
+    shutil.copytree(out, copy)
+    shutil.rmtree(out / "store")
+    assert load_config(copy / CONFIG_FILE).out == str(out)  # the copy's models recorded the original store path
+    assert Scorer(copy).targets == ["like", "retweet"]
+    shutil.move(copy / "store", tmp_path / "elsewhere")
+    with pytest.raises(ModelError, match="point --store at a store holding that version"):
+        Scorer(copy)
+    assert Scorer(copy, store=tmp_path / "elsewhere").targets == ["like", "retweet"]

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..config import ExplodeSpec, TableConfig
-from ..layout import TABLE_ROW_ID, TABLE_TIME, table_layout
+from ..layout import TABLE_ROW_ID, TABLE_TIME, raw_id_name, table_layout
 from .quarantine import Quarantine, StrictModeError
 from .reader import IngestError
 from .recsys import IngestResult, _check_out_dir, _input_paths, finish
@@ -60,6 +60,7 @@ class Plan:
     scalars: dict[str, str] = field(default_factory=dict)  # column -> reason of a JSON list / object in it
     required: tuple[str, ...] = ()  # columns without which no row is good
     group: str | None = None  # the ranking group: a row without one is bad (missing_key)
+    raw_ids: tuple[tuple[str, str], ...] = ()  # (row_id column, canonical column keeping its text)
 
 
 def _plan(spec: TableConfig) -> Plan:
@@ -86,15 +87,44 @@ def _plan(spec: TableConfig) -> Plan:
     ids = tuple(dict.fromkeys(c for c in (spec.user, spec.item, spec.creator, spec.group, ex and ex.item) if c))
     targets = tuple((t.column, t.kind) for t in spec.targets.values())
     required = [spec.time, *(c for c, _ in targets), *spec.row_id, *([ex.column] if ex else [])]
+    schema = _schema(ids, targets, spec)
+    raw_ids = tuple((c, raw_id_name(c)) for c in dict.fromkeys(spec.row_id))
+    _check_raw_ids(spec, raw_ids, schema.names)
+    schema = _with_raw_ids(schema, raw_ids)
     return Plan(
         time=spec.time, time_format=spec.time_format, ids=ids, targets=targets, numeric=tuple(spec.numeric),
         strings=(*spec.categorical, *spec.text, *spec.url, *spec.lists), row_id=tuple(spec.row_id), needed=needed,
         list_seps={c: spec.list_sep for c in spec.lists} | ({ex.column: ex.sep} if ex else {}), explode=ex,
-        schema=_schema(ids, targets, spec),
+        schema=schema,
         keep_list=bool(ex) and (ex.column in roles or ex.column in spec.row_id or ex.column in ons),
         categorical=tuple(spec.categorical), scalars=_scalars(roles, spec, needed),
-        required=tuple(c for c in dict.fromkeys(required) if c in needed), group=spec.group,
+        required=tuple(c for c in dict.fromkeys(required) if c in needed), group=spec.group, raw_ids=raw_ids,
     )
+
+
+def _check_raw_ids(spec: TableConfig, raw_ids: tuple[tuple[str, str], ...], columns: list[str]) -> None:
+    """An IngestError when the column keeping a row_id column's text (``raw_<column>``) has the name of
+    another output column, a label, or a row-wise feature or key (as :mod:`..features.table_content`
+    names them)."""
+    taken = {c: "a column of the ingested table" for c in columns}
+    taken |= {name: f"the label of target {name!r}" for name in spec.targets}
+    taken |= {c: "a row-wise feature" for c in ("hour", "weekday")}
+    for c in spec.text:
+        taken |= {f"{c}_{s}": f"a feature of text column {c!r}" for s in ("chars", "words", "first_word")}
+    for c in spec.url:
+        taken |= {f"{c}_{s}": f"a feature of url column {c!r}" for s in ("present", "domain")}
+    taken |= {f"{c}_len": f"a feature of list column {c!r}" for c in spec.lists}
+    for col, raw in raw_ids:
+        if raw in taken:
+            raise IngestError(f"data.table.row_id: the text of column {col!r} is kept as {raw!r}, which is already "
+                              f"{taken[raw]}; rename that column")
+
+
+def _with_raw_ids(schema: pa.Schema, raw_ids: tuple[tuple[str, str], ...]) -> pa.Schema:
+    """``schema`` plus a string column per row_id column (after the others, the metadata kept)."""
+    for _, raw in raw_ids:
+        schema = schema.append(pa.field(raw, pa.string()))
+    return schema
 
 
 def _scalars(roles: dict[str, str], spec: TableConfig, needed: tuple[str, ...]) -> dict[str, str]:
@@ -198,6 +228,8 @@ def _process(chunk: Chunk, key: str, run: _Run) -> tuple[pa.Table | None, list[B
         columns[TABLE_ROW_ID] = columns[plan.row_id[0]]
     else:
         columns[TABLE_ROW_ID] = row_ids(frame, plan.row_id, key, chunk.line[src], pos)
+    for col, raw in plan.raw_ids:  # the text row_id hashes (a blank one is a bad row)
+        columns[raw] = frame[col]
     arrays = [pa.array(columns[f.name], f.type, from_pandas=True) for f in plan.schema]
     table = pa.Table.from_arrays(arrays, schema=plan.schema).filter(pa.array(~err.bad[src]))
     return table, chunk.bad + _bad_rows(chunk, err)
@@ -286,7 +318,9 @@ def ingest_table(
     text; null where it is empty, blank or missing: no key), the targets under their
     source column (``binary``/``present``: int8, ``count``: float64), the
     ``categorical`` (null where blank) / ``numeric`` (float64; empty or ``nan``:
-    NaN) / ``text`` / ``url`` / ``lists`` columns. Every other source column is dropped.
+    NaN) / ``text`` / ``url`` / ``lists`` columns, then ``raw_<column>`` (string: the text
+    as read, the one hashed into ``row_id``) per ``row_id`` column, to join predictions
+    back to the input (never a feature). Every other source column is dropped.
 
     **Per chunk**: explode (one row per token of ``explode.column``), left-join the
     side tables (read once, first row per key wins, a missing key gives ``""``: null

@@ -1,0 +1,142 @@
+"""Predictions of a table carry the user's own row ids (``raw_<row_id column>``) and join back to the input.
+
+A tiny Hacker-News-like CSV (``id`` is both the row id and the item key, as in ``configs/hn.yaml``)
+is trained on, then new posts are ingested ``--unlabelled`` and scored with ``predict`` and with
+``serve.Scorer``; the raw ids are never features.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rapids_engage.config import TableConfig, TargetSpec
+from rapids_engage.ingest import IngestError, ingest_table
+from rapids_engage.layout import Layout, table_layout
+from rapids_engage.pipeline import main
+from rapids_engage.serve import Scorer
+
+pytestmark = pytest.mark.slow
+
+START = 1_600_000_000
+DAYS = 6
+
+
+def _posts(n: int, seed: int, start: int, days: float) -> pd.DataFrame:
+    """Posts with ids the user knows: text with leading zeros, as a CSV holds them."""
+    rng = np.random.default_rng(seed)
+    authors = np.array([f"user{i}" for i in range(40)])
+    skill = np.linspace(-1, 1, len(authors))
+    a = rng.integers(0, len(authors), n)
+    show = rng.random(n) < 0.3
+    return pd.DataFrame({
+        "id": [f"{seed:02d}{i:06d}" for i in range(n)],
+        "author": authors[a],
+        "title": np.where(show, "Show HN: a thing", "Some news"),
+        "created": np.sort(rng.integers(start, start + int(days * 86400), n)),
+        "points": rng.poisson(np.exp(0.5 + skill[a] + 0.5 * show)),
+    })
+
+
+def _config(tmp: Path, csv: Path) -> Path:
+    cfg = f"""
+out: {tmp / 'run'}
+data:
+  source: table
+  path: {csv}
+  cache_dir: {tmp / 'cache'}
+  table:
+    format: csv
+    time: created
+    time_format: unix
+    row_id: [id]
+    item: id
+    creator: author
+    targets:
+      points: {{column: points, kind: count}}
+    text: [title]
+cluster: {{gpus: 0, n_workers: 1, threads_per_worker: 2}}
+split: {{valid_hours: 24}}
+features:
+  target_encoding: {{keys: [[author], [title_first_word]]}}
+  counts: [[author]]
+  history: {{keys: [[author]], windows: [86400]}}
+train: {{targets: [points], num_boost_round: 30, early_stopping_rounds: 10, max_depth: 3}}
+"""
+    path = tmp / "posts.yaml"
+    path.write_text(cfg)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ids")
+    csv = tmp / "posts.csv"
+    _posts(3000, 1, START, DAYS).to_csv(csv, index=False)
+    config = _config(tmp, csv)
+    assert main(["--config", str(config), "--quiet"]) == 0
+    return tmp, config, json.loads((tmp / "run" / "report.json").read_text())
+
+
+def test_predictions_join_back_to_every_input_row_once(trained, tmp_path):
+    tmp, config, _ = trained
+    new = _posts(400, 2, START + DAYS * 86400, 1).drop(columns=["points"])
+    new = new.sample(frac=1, random_state=0)  # any order: the join does not rely on it
+    new.to_csv(tmp_path / "new.csv", index=False)
+    ingested, out = tmp_path / "ingested", tmp_path / "scored"
+    assert main(["ingest", "--config", str(config), "--input", str(tmp_path / "new.csv"), "--out", str(ingested),
+                 "--unlabelled"]) == 0
+    assert main(["predict", "--model-dir", str(tmp / "run"), "--input", str(ingested), "--out", str(out),
+                 "--gpus", "0", "--quiet"]) == 0
+    preds = pd.read_parquet(out / "predictions")
+    assert list(preds.columns) == ["row_id", "raw_id", "pred_points"]
+    # the README's join: the input's id column read as text, on the raw id
+    inputs = pd.read_csv(tmp_path / "new.csv", dtype={"id": str})
+    joined = inputs.merge(preds, left_on="id", right_on="raw_id", how="outer", validate="one_to_one", indicator=True)
+    assert len(joined) == len(inputs) == len(preds) and (joined["_merge"] == "both").all()
+    assert joined["pred_points"].notna().all() and joined["id"].str.startswith("02").all()  # leading zeros kept
+    # in process: the same ids and scores, in the rows' order
+    rows = pd.read_parquet(ingested / "data").drop(columns=["day"], errors="ignore")
+    served = Scorer(tmp / "run").predict(rows)
+    assert list(served.columns) == list(preds.columns) and served["raw_id"].tolist() == rows["raw_id"].tolist()
+    both = preds.merge(served, on=["row_id", "raw_id"], suffixes=("", "_served"), validate="one_to_one")
+    assert len(both) == len(preds)
+    np.testing.assert_allclose(both["pred_points_served"], both["pred_points"], rtol=1e-6, atol=1e-6)
+    # rows without the raw ids (ingested before they were kept) are still scored, on the row key alone
+    old = Scorer(tmp / "run").predict(rows.drop(columns=["raw_id"]))
+    assert list(old.columns) == ["row_id", "pred_points"]
+
+
+def test_raw_ids_are_never_features(trained):
+    tmp, _, report = trained
+    models = tmp / "run" / "models"
+    metas = [json.loads(p.read_text()) for p in models.glob("*.meta.json")]
+    assert metas and all(not any(f.startswith("raw_") or f == "id" for f in m["features"]) for m in metas)
+    assert not [f for f in report["features"] if f.startswith("raw_")]
+    store = Path(report["store"]["path"]) / report["store"]["version"]
+    spec = json.loads((store / "state" / "features.json").read_text())
+    assert spec["layout"]["raw_ids"] == ["raw_id"] and not [f for f in spec["features"] if f.startswith("raw_")]
+    for split in ("train", "valid"):  # nor carried in the store: only predict and the Scorer carry them
+        stored = pd.read_parquet(store / split)
+        assert "raw_id" not in stored.columns and len(stored)
+    assert Layout.from_dict(spec["layout"]).raw_ids == ("raw_id",)
+
+
+def test_the_collision_check_covers_every_row_wise_feature_and_key(tmp_path):
+    """Each column the row-wise features add (:mod:`rapids_engage.features.table_content`) is refused as a
+    ``raw_<row_id>`` name, so a raw id can never shadow a feature."""
+    from rapids_engage.features.table_content import feature_names, key_names
+
+    base = dict(format="csv", time="t", targets={"raw_y": TargetSpec("y", "binary")}, text=["raw_a"], url=["raw_b"],
+                lists=["raw_c"], numeric=["raw_d"], categorical=["raw_e"])
+    names = [*feature_names(table_layout(TableConfig(**base))), *key_names(table_layout(TableConfig(**base))), "raw_y"]
+    csv = tmp_path / "t.csv"
+    csv.write_text("t,y\n1600000000,1\n")
+    for name in (n for n in names if n.startswith("raw_")):
+        spec = TableConfig(**(base | {"row_id": [name[len("raw_"):]]}))
+        with pytest.raises(IngestError, match=f"kept as '{name}', which is already"):
+            ingest_table(csv, tmp_path / "o", spec)
