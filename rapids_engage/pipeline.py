@@ -214,14 +214,15 @@ def _store_summary(
     return summary
 
 
-SUBCOMMANDS = ("features", "audit", "ingest", "predict")
+SUBCOMMANDS = ("features", "audit", "ingest", "predict", "store")
 #: What the subcommands that take a run's options do.
 RUN_LIKE = {
     None: "Build features, train one XGBoost model per engagement target and report, on CPU or GPU. "
           "Subcommands (first on the line): `ingest --help` turns raw files into canonical parquet; `features [options]` "
           "builds (or finds) the feature-store version of a run and stops there, writing <out>/features.json; `predict "
           "--help` scores new rows with a trained run; `audit [options]` runs the leakage checks (shuffled labels, time "
-          "order, overlap, repeated row keys, time travel) with the same options as a run.",
+          "order, overlap, repeated row keys, time travel) with the same options as a run; `store DIR` lists a feature "
+          "store's versions and deletes old ones.",
     "features": "Run the data, split and feature-store stages of a run with these options and stop: build (or find: "
                 "a cache hit) the store version a run would train on; writes <out>/features.json and <out>/config.yaml.",
     "audit": "Leakage checks of a run with these options: the run, a rerun with shuffled training labels, time order, "
@@ -447,6 +448,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["predict"]:
         args = build_predict_parser().parse_args(argv[1:])
         return _guarded(lambda: _predict(args, console), args, console)
+    if argv[:1] == ["store"]:
+        from .store_admin import build_store_parser, run_store_command
+
+        args = build_store_parser().parse_args(argv[1:])
+        return _guarded(lambda: run_store_command(args, console), args, console)
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:

@@ -1,0 +1,127 @@
+"""``python -m rapids_engage.pipeline store DIR``: list a feature store's versions, delete old ones.
+
+Every version is a full copy of the features (a tuning loop that changes feature settings adds
+one per change), so stores grow. Listing shows each version's rows, features, size, age and what
+it reused; ``--keep N`` deletes all but the N newest intact versions (and damaged ones),
+``--delete V`` deletes named ones, ``--tmp`` the temporary directories of killed builds.
+A deleted version disappears at once (renamed away, then removed): a run never reads half of one.
+Models trained on a deleted version can no longer be served.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .store import FeatureStore
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    problem: str | None  # None: intact
+    created: float | None
+    rows: dict[str, int]
+    n_features: int | None
+    reused_from: str | None
+    bytes: int
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def describe(store: FeatureStore) -> tuple[list[VersionInfo], list[Path]]:
+    """(every version directory, intact ones oldest first then damaged ones; the temporary
+    directories of builds, finished or killed)."""
+    found = sorted(d for d in store.path.iterdir() if d.is_dir()) if store.path.is_dir() else []
+    infos = []
+    for d in (d for d in found if not d.name.startswith(".")):
+        manifest, problem = store.check(d.name)
+        m = manifest or {}
+        infos.append(VersionInfo(d.name, problem, m.get("created"), m.get("rows") or {},
+                                 len(m["features"]) if "features" in m else None, (m.get("reused") or {}).get("from"), _size(d)))
+    infos.sort(key=lambda i: (i.problem is not None, i.created or 0.0, i.version))
+    return infos, [d for d in found if d.name.startswith(".tmp-")]
+
+
+def remove(store: FeatureStore, name: str) -> None:
+    """Delete ``<store>/<name>``: renamed out of sight first, so no reader sees part of it."""
+    trash = store.path / f".trash-{name.lstrip('.')}-{uuid.uuid4().hex[:8]}"
+    (store.path / name).rename(trash)
+    shutil.rmtree(trash)
+
+
+def to_delete(infos: list[VersionInfo], keep: int | None, named: list[str]) -> list[str]:
+    """The versions ``--keep`` / ``--delete`` select (``keep``: all but the newest ``keep`` intact ones, and the damaged)."""
+    known = {i.version for i in infos}
+    unknown = [v for v in named if v not in known]
+    if unknown:
+        raise ValueError(f"store: no version {', '.join(unknown)} (have: {', '.join(sorted(known)) or 'none'})")
+    chosen = list(named)
+    if keep is not None:
+        if keep < 0:
+            raise ValueError(f"store --keep must be >= 0, got {keep}")
+        intact = [i.version for i in infos if i.problem is None]
+        chosen += intact[: max(len(intact) - keep, 0)] + [i.version for i in infos if i.problem is not None]
+    return list(dict.fromkeys(chosen))
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def versions_table(store: FeatureStore, infos: list[VersionInfo]) -> Table:
+    table = Table(title=f"feature store {store.path}")
+    for col in ("version", "created (UTC)", "train rows", "valid rows", "features", "size", "reused from", "state"):
+        table.add_column(col, justify="right" if col.endswith(("rows", "features", "size")) else "left")
+    for i in infos:
+        created = dt.datetime.fromtimestamp(i.created, dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if i.created else "—"
+        table.add_row(i.version, created, f"{i.rows.get('train', 0):,}" if i.rows else "—", f"{i.rows.get('valid', 0):,}" if i.rows else "—",
+                      str(i.n_features) if i.n_features is not None else "—", _gib(i.bytes), i.reused_from or "—",
+                      "intact" if i.problem is None else f"[red]damaged[/red]: {i.problem}")
+    return table
+
+
+def build_store_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m rapids_engage.pipeline store",
+        description="List the versions of a feature store (rows, features, size, age, reuse, intact or damaged) and "
+        "delete old ones. Models trained on a deleted version can no longer be served.",
+    )
+    p.add_argument("path", help="the store directory (features.store; a run's <out>/store by default)")
+    p.add_argument("--keep", type=int, metavar="N", help="delete all but the N newest intact versions, and damaged ones")
+    p.add_argument("--delete", nargs="+", default=[], metavar="VERSION", help="delete these versions")
+    p.add_argument("--tmp", action="store_true", help="delete the temporary directories of killed builds "
+                   "(only while no build writes to this store)")
+    p.add_argument("--dry-run", action="store_true", help="say what would be deleted, delete nothing")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def run_store_command(args: argparse.Namespace, console: Console) -> None:
+    store = FeatureStore(args.path)
+    if not store.path.is_dir():
+        raise FileNotFoundError(f"store: {store.path} is not a directory (a run's store is <out>/store)")
+    infos, tmps = describe(store)
+    doomed = to_delete(infos, args.keep, args.delete)
+    doomed_tmp = [t.name for t in tmps] if args.tmp else []
+    if not args.quiet:
+        console.print(versions_table(store, infos))
+        total = sum(i.bytes for i in infos)
+        leftovers = f"; {len(tmps)} temporary build dir(s), {_gib(sum(_size(t) for t in tmps))} (--tmp deletes them)" if tmps else ""
+        console.print(f"{len(infos)} version(s), {_gib(total)}{leftovers}", highlight=False)
+    for name in [*doomed, *doomed_tmp]:
+        freed = _gib(_size(store.path / name))
+        if not args.dry_run:
+            remove(store, name)
+        if not args.quiet:
+            console.print(f"{'would delete' if args.dry_run else 'deleted'} {name} ({freed})", highlight=False)

@@ -1,0 +1,56 @@
+"""The ``store`` subcommand: list versions, delete old or named ones, never a version in part."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import pytest
+
+from rapids_engage.pipeline import main
+from rapids_engage.store import FeatureStore
+
+
+def _version(store: FeatureStore, name: str, rows: int) -> None:
+    tmp = store.begin()
+    (tmp / "train").mkdir()
+    pd.DataFrame({"f": range(rows)}).to_parquet(tmp / "train" / "part.0.parquet")
+    store.publish(tmp, name, {"rows": {"train": rows, "valid": 1}, "features": ["f"], "reused": None})
+    time.sleep(0.01)  # distinct creation times: oldest first
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = FeatureStore(tmp_path / "store")
+    for name, rows in (("aaa", 10), ("bbb", 20), ("ccc", 30), ("ddd", 40)):
+        _version(store, name, rows)
+    (store.version_dir("bbb") / "train" / "part.0.parquet").unlink()  # damaged
+    store.begin()  # a killed build's temporary directory
+    return store
+
+
+def test_lists_versions_oldest_first_damaged_last(store, capsys):
+    assert main(["store", str(store.path)]) == 0
+    out = capsys.readouterr().err
+    assert out.index("aaa") < out.index("ccc") < out.index("ddd") < out.index("bbb")
+    assert "damaged" in out and "4 version(s)" in out and "1 temporary build dir(s)" in out
+
+
+def test_keep_deletes_older_and_damaged_versions(store, capsys):
+    assert main(["store", str(store.path), "--keep", "1", "--dry-run"]) == 0
+    assert "would delete aaa" in capsys.readouterr().err and store.versions() == ["aaa", "ccc", "ddd"]
+    assert main(["store", str(store.path), "--keep", "1", "--quiet"]) == 0
+    assert store.versions() == ["ddd"]
+    left = sorted(p.name for p in store.path.iterdir())
+    assert left[-1] == "ddd" and len(left) == 2 and left[0].startswith(".tmp-")  # the temporary dir needs --tmp
+    assert main(["store", str(store.path), "--tmp", "--quiet"]) == 0
+    assert [p.name for p in store.path.iterdir()] == ["ddd"]
+    assert FeatureStore(store.path).manifest("ddd")["rows"]["train"] == 40
+
+
+def test_delete_names_versions_and_refuses_unknown_ones(store, capsys):
+    assert main(["store", str(store.path), "--delete", "ccc", "--quiet"]) == 0
+    assert store.versions() == ["aaa", "ddd"]
+    assert main(["store", str(store.path), "--delete", "zzz"]) == 2
+    assert "store: no version zzz (have: aaa, bbb, ddd)" in capsys.readouterr().err
+    assert main(["store", str(store.path / "nowhere")]) == 2
