@@ -303,7 +303,7 @@ def _predict(args: argparse.Namespace, console: Console) -> None:
     rate = f" ({result['rows_per_s']:,.0f} rows/s)" if result.get("rows_per_s") else ""
     console.print(f"{result['rows']:,} rows scored for {', '.join(result['targets'])}{rate} -> {result['predictions']}")
     if result["metrics"]:
-        for table in metrics_tables({"backend": backend.kind, "rows": {"valid": result["rows"]}, "targets": result["metrics"]}):
+        for table in metrics_tables({"backend": backend.kind, "rows": {"valid": result["rows"]}, "targets": result["metrics"]}, "metrics of the scored rows"):
             console.print(table)
     console.print(f"done in {time.perf_counter() - start:.1f} s")
 

@@ -89,20 +89,22 @@ def _metric(m: dict, key: str) -> Any:
     return m.get(key)
 
 
-def metrics_tables(report: dict) -> list[Table]:
-    """One table per target kind (binary, count), with the columns of :data:`TABLE_COLUMNS` that have values."""
+def metrics_tables(report: dict, title: str = "validation metrics") -> list[Table]:
+    """One table per target kind (binary, count), with the columns of :data:`TABLE_COLUMNS` that have
+    values (and the trees of each model, when the report has them)."""
     tables = []
     for kind, columns in TABLE_COLUMNS.items():
         targets = {t: m for t, m in report["targets"].items() if m.get("kind", "binary") == kind}
         if not targets:
             continue
         columns = [c for c in columns if any(_metric(m, c[1]) is not None for m in targets.values())]
-        table = Table(title=f"validation metrics: {kind} targets ({report['backend']}, {report['rows']['valid']:,} rows)")
-        for header in ("target", *(c[0] for c in columns), "rounds"):
+        rounds = any(m.get("best_iteration") is not None for m in targets.values())
+        table = Table(title=f"{title}: {kind} targets ({report['backend']}, {report['rows']['valid']:,} rows)")
+        for header in ("target", *(c[0] for c in columns), *(["rounds"] if rounds else [])):
             table.add_column(header, justify="left" if header == "target" else "right")
         for target, m in targets.items():
-            trees = str(m["best_iteration"] + 1) if m.get("best_iteration") is not None else "—"
-            table.add_row(target, *(_fmt(_metric(m, key), digits) for _, key, digits in columns), trees)
+            trees = [str(m["best_iteration"] + 1) if m.get("best_iteration") is not None else "—"] if rounds else []
+            table.add_row(target, *(_fmt(_metric(m, key), digits) for _, key, digits in columns), *trees)
         tables.append(table)
     return tables
 
