@@ -79,6 +79,12 @@ def materialize(
     if manifest and not rebuild:
         log(f"feature store: cache hit, version {version} ({store.version_dir(version)})")
         return Materialized(store, version, manifest["features"], manifest["rows"], True)
+    wider = None if rebuild else _wider_version(store, definition)
+    if wider is not None:  # a run of some of a version's targets: its features, those this run would build
+        version, manifest = wider
+        log(f"feature store: cache hit, version {version} (built for {', '.join(manifest['definition']['targets'])}; "
+            f"this run's {len(names)} features of {', '.join(targets)} are among its)")
+        return Materialized(store, version, names, manifest["rows"], True)
     keep = list(dict.fromkeys([*layout.carried(), *targets, *names]))
     sigs = signatures(cfg, {g: FeatureBuilder(only(cfg, {g}), targets, layout).feature_names() for g in groups(cfg)})
     base = None if rebuild else _base_version(store, definition, sigs)
@@ -134,6 +140,19 @@ def _under(scratch: Path | None, split: str) -> Path | None:
 
 def _same(a: object, b: object) -> bool:
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def _wider_version(store: FeatureStore, definition: dict) -> tuple[str, dict] | None:
+    """The newest intact version of the same definition but for more targets, holding every feature
+    of ``definition`` (each target's encodings are computed on their own: the same values)."""
+    for version in reversed(store.versions()):
+        manifest = store.manifest(version) or {}
+        theirs = manifest.get("definition") or {}
+        if (all(_same(theirs.get(k), v) for k, v in definition.items() if k not in ("targets", "names"))
+                and set(definition["targets"]) < set(theirs.get("targets") or ())
+                and set(definition["names"]) <= set(manifest.get("features") or ())):
+            return version, manifest
+    return None
 
 
 def _base_version(store: FeatureStore, definition: dict, sigs: dict[str, str]) -> tuple[str, dict, set[str]] | None:
