@@ -31,6 +31,13 @@ class ClusterInfo:
     n_workers: int
     kind: str  # "local-cpu", "local-cuda" or "external"
     dashboard: str | None = None
+    started: frozenset[str] = frozenset()  # the workers' addresses at the start
+
+    def workers_lost(self) -> int:
+        """Workers of the start that are gone (died; a nanny's restart comes back under a new address):
+        dask recomputed their tasks, so the run went on."""
+        now = _worker_addresses(self.client)
+        return len(self.started - now) if now is not None else 0
 
 
 class ClusterError(RuntimeError):
@@ -105,7 +112,7 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
             _existing_workers_ready(client, cfg.scheduler_address, backend)
             n = len(client.nthreads())
             with _worker_losses_named(client):
-                yield ClusterInfo(client, n, "external", client.dashboard_link)
+                yield ClusterInfo(client, n, "external", client.dashboard_link, frozenset(_worker_addresses(client) or ()))
         finally:
             client.close()
         return
@@ -115,7 +122,7 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
         client.run(_init_worker_backend, backend.kind)
         with _worker_losses_named(client):
             kind = "local-cuda" if backend.is_gpu else "local-cpu"
-            yield ClusterInfo(client, len(cluster.workers), kind, client.dashboard_link)
+            yield ClusterInfo(client, len(cluster.workers), kind, client.dashboard_link, frozenset(_worker_addresses(client) or ()))
     finally:
         client.close()
         cluster.close()

@@ -83,6 +83,10 @@ def _store_stages(
     with prog.stage("features", client=client):
         store_path = Path(cfg.features.store) if cfg.features.store else Path(cfg.out) / "store"
         built = materialize(cfg.features, store_path, dataset.data_dir, train, valid, targets, split_def, backend, layout, rebuild, prog.log)
+    lost = cluster.workers_lost()
+    if lost:
+        prog.log(f"{lost} dask worker(s) died and were restarted by now; dask recomputed their tasks "
+                 "(if they were killed for memory: a larger cluster.memory_limit or more workers)")
     return split, built
 
 
@@ -132,12 +136,13 @@ def run(
                 results = evaluate_targets(frame, preds, targets, layout, truth, ranking)
                 for t, b in baselines(backend, train_f, frame, targets, built.features, layout).items():
                     results[t]["baselines"] = b
-            n_workers = cluster.n_workers
+            n_workers, workers_lost = cluster.n_workers, cluster.workers_lost()
     for t, m in models.items():
         results[t]["best_iteration"] = m.best_iteration
         results[t]["objective"] = m.objective
     report = _store_summary(cfg, backend, n_workers, built, prog.timings, dataset, split, memory)
     report["run"] = run_info(backend, started, command)
+    report["workers_lost"] = workers_lost
     report["targets"] = results
     report["models"] = str(Path(cfg.out) / "models")
     binary = [t for t in targets if kinds[t] != "count" and not models[t].ranks]  # probabilities

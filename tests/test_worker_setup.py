@@ -32,3 +32,21 @@ def test_quiet_workers_print_no_rank_lines(capfd):
         assert "got rank" in _printed_training(client, frame, capfd)
         client.run(quiet_worker)  # what the preload of our clusters and the set-up of an existing one run
         assert "got rank" not in _printed_training(client, frame, capfd)
+
+
+def test_a_restarted_worker_is_counted_as_lost():
+    import os
+    import signal
+
+    from rapids_engage.backend import CPU
+    from rapids_engage.cluster import start_cluster
+    from rapids_engage.config import ClusterConfig
+
+    with start_cluster(CPU, ClusterConfig(gpus="0", n_workers=1, threads_per_worker=1)) as cluster:
+        assert cluster.workers_lost() == 0
+        pid = next(iter(cluster.client.run(os.getpid).values()))
+        os.kill(pid, signal.SIGKILL)  # its nanny restarts it under a new address
+        deadline = time.monotonic() + 60
+        while cluster.workers_lost() == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert cluster.workers_lost() == 1
