@@ -85,8 +85,8 @@ def _store_stages(
         built = materialize(cfg.features, store_path, dataset.data_dir, train, valid, targets, split_def, backend, layout, rebuild, prog.log)
     lost = cluster.workers_lost()
     if lost:
-        prog.log(f"{lost} dask worker(s) died and were restarted by now; dask recomputed their tasks "
-                 "(if they were killed for memory: a larger cluster.memory_limit or more workers)")
+        prog.log(f"{lost} dask worker(s) of the start left the cluster by now (died and restarted, or retired); dask "
+                 "recomputed their tasks (if they were killed for memory: a larger cluster.memory_limit or more workers)")
     return split, built
 
 

@@ -273,8 +273,9 @@ def _notes(report: Mapping[str, Any]) -> list[str]:
     """What a reader should not miss: weak or noisy models, and baselines that beat the model."""
     notes = []
     if report.get("workers_lost"):
-        notes.append(f"{report['workers_lost']} dask worker(s) died during the run and were restarted; dask recomputed "
-                     "their tasks, so the results stand, but the run was slower (killed for memory? raise cluster.memory_limit).")
+        notes.append(f"{report['workers_lost']} dask worker(s) of the start left the cluster during the run (died and "
+                     "restarted, or retired); dask recomputed their tasks, so the results stand, but the run was slower "
+                     "(killed for memory? raise cluster.memory_limit).")
     for target, m in (report.get("targets") or {}).items():
         kind = m.get("kind", "binary")
         rce, pos, rounds = _number(m.get("rce")), _number(m.get("positive_rate")), _number(m.get("best_iteration"))
