@@ -36,7 +36,7 @@ class ClusterInfo:
     def workers_lost(self) -> int:
         """Workers of the start that are gone (died; a nanny's restart comes back under a new address):
         dask recomputed their tasks, so the run went on."""
-        now = _worker_addresses(self.client)
+        now = worker_addresses(self.client)
         return len(self.started - now) if now is not None else 0
 
 
@@ -112,7 +112,7 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
             _existing_workers_ready(client, cfg.scheduler_address, backend)
             n = len(client.nthreads())
             with _worker_losses_named(client):
-                yield ClusterInfo(client, n, "external", client.dashboard_link, frozenset(_worker_addresses(client) or ()))
+                yield ClusterInfo(client, n, "external", client.dashboard_link, frozenset(worker_addresses(client) or ()))
         finally:
             client.close()
         return
@@ -122,7 +122,7 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
         client.run(_init_worker_backend, backend.kind)
         with _worker_losses_named(client):
             kind = "local-cuda" if backend.is_gpu else "local-cpu"
-            yield ClusterInfo(client, len(cluster.workers), kind, client.dashboard_link, frozenset(_worker_addresses(client) or ()))
+            yield ClusterInfo(client, len(cluster.workers), kind, client.dashboard_link, frozenset(worker_addresses(client) or ()))
     finally:
         client.close()
         cluster.close()
@@ -136,7 +136,7 @@ def _worker_losses_named(client: Any, grace_s: float = 1.0) -> Iterator[None]:
     address of the start missing at the end. The scheduler may learn of the death a moment after
     the error reaches us: we look again for up to ``grace_s`` (only on the error path).
     """
-    started = _worker_addresses(client)
+    started = worker_addresses(client)
     try:
         yield
     except WorkerLostError:
@@ -144,7 +144,7 @@ def _worker_losses_named(client: Any, grace_s: float = 1.0) -> Iterator[None]:
     except Exception as exc:
         deadline = time.monotonic() + grace_s
         while True:
-            now = _worker_addresses(client)
+            now = worker_addresses(client)
             lost = started - now if started and now is not None else set()
             if lost or time.monotonic() >= deadline:
                 break
@@ -157,15 +157,18 @@ def _worker_losses_named(client: Any, grace_s: float = 1.0) -> Iterator[None]:
         raise
 
 
-def while_workers_live(client: Any, fn: Callable[[], Any], poll_s: float = 0.5) -> Any:
+def while_workers_live(client: Any, fn: Callable[[], Any], poll_s: float = 0.5, workers: set[str] | None = None,
+                       what: str = "training") -> Any:
     """``fn()`` (a call that holds state on every worker, e.g. ``xgboost.dask.train``), raising
-    :class:`WorkerLostError` as soon as a worker of the start is gone.
+    :class:`WorkerLostError` as soon as one of ``workers`` (default: those connected now) is gone.
 
     Without this a collective whose ranks died waits for them forever: both workers killed for
-    memory in one training hung the run. ``fn`` runs in a daemon thread, abandoned on a loss
-    (the run is ending; closing the cluster releases it).
+    memory in one training hung the run. So do tasks of partitions pinned to a worker
+    (:func:`pin_partitions`) once it is gone: pass the workers of the pinning as ``workers``.
+    ``fn`` runs in a daemon thread, abandoned on a loss (the run is ending; closing the cluster
+    releases it). ``what``: the work, for the message.
     """
-    started = _worker_addresses(client)
+    started = set(workers) if workers is not None else worker_addresses(client)
     outcome: dict[str, Any] = {}
 
     def run() -> None:
@@ -178,11 +181,11 @@ def while_workers_live(client: Any, fn: Callable[[], Any], poll_s: float = 0.5) 
     thread.start()
     while thread.is_alive():
         thread.join(poll_s)
-        now = _worker_addresses(client) if thread.is_alive() else None
+        now = worker_addresses(client) if thread.is_alive() else None
         lost = started - now if started and now is not None else set()
         if lost:
             raise WorkerLostError(
-                f"{len(lost)} dask worker(s) died during training; run the same command again to resume "
+                f"{len(lost)} dask worker(s) died during {what}; run the same command again to resume "
                 "from what was published (if they were killed for memory: a larger cluster.memory_limit or more workers)"
             )
     if "error" in outcome:
@@ -190,7 +193,7 @@ def while_workers_live(client: Any, fn: Callable[[], Any], poll_s: float = 0.5) 
     return outcome["value"]
 
 
-def _worker_addresses(client: Any) -> set[str] | None:
+def worker_addresses(client: Any) -> set[str] | None:
     """Addresses of the connected workers, or None when the scheduler cannot be asked."""
     try:
         return set(client.nthreads())

@@ -22,7 +22,7 @@ from rich.markup import escape
 from . import __version__
 from .backend import Backend, BackendError, resolve
 from .baselines import baselines, te_columns
-from .cluster import ClusterError, WorkerLostError, pin_partitions, start_cluster
+from .cluster import ClusterError, WorkerLostError, pin_partitions, start_cluster, while_workers_live, worker_addresses
 from .config import Config, ConfigError, load_config
 from .data import DataError, Dataset, read_events, resolve_dataset, resolve_min_partition_rows
 from .ingest import IngestError
@@ -114,6 +114,7 @@ def run(
             with prog.stage("train", total=len(targets)):
                 external = cfg.train.external_memory
                 splits = {s: as_float32(built.store.read_split(built.version, s), built.features) for s in ("train", "valid")}
+                pinned = worker_addresses(client)  # a lost one takes pinned partitions with it: the run ends (one line)
                 valid_f = drop_empty_partitions(pin_partitions(client, splits["valid"]))
                 # external memory reads the training split from its files: the workers never hold it
                 train_f = splits["train"] if external else drop_empty_partitions(pin_partitions(client, splits["train"]))
@@ -124,17 +125,21 @@ def run(
                         models[t] = train_target_external(client, backend, cfg.train, t, split_dir / "train", split_dir / "valid",
                                                           built.features, kinds[t], cfg.cluster.local_directory)
                     else:
-                        models[t] = train_target(client, backend, cfg.train, t, train_f, valid_f, built.features, kinds[t], layout.group)
+                        models[t] = train_target(client, backend, cfg.train, t, train_f, valid_f, built.features, kinds[t], layout.group,
+                                                 pinned)
                     models[t].save(out / "models", built.features, {"path": str(built.store.path.resolve()), "version": built.version})
             with prog.stage("evaluate", client=client):
                 preds = {t: predict(client, models[t], valid_f, built.features) for t in targets}
                 te_cols = sorted({c for t in targets for c in te_columns(built.features, t)})
-                frame, preds = gather(client, valid_f, preds, targets, layout, te_cols)
+                frame, preds = while_workers_live(client, lambda: gather(client, valid_f, preds, targets, layout, te_cols),
+                                                  workers=pinned, what="evaluation")
                 oracle_ids = frame[layout.oracle_id] if layout.oracle_id else None
                 truth = oracle_probabilities(dataset.truth_dir, oracle_ids, split.cutoff, targets, layout.oracle_id)
                 ranking = tuple(t for t, m in models.items() if m.ranks)
                 results = evaluate_targets(frame, preds, targets, layout, truth, ranking)
-                for t, b in baselines(backend, train_f, frame, targets, built.features, layout).items():
+                base = while_workers_live(client, lambda: baselines(backend, train_f, frame, targets, built.features, layout),
+                                          workers=pinned, what="evaluation")
+                for t, b in base.items():
                     results[t]["baselines"] = b
             n_workers, workers_lost = cluster.n_workers, cluster.workers_lost()
     for t, m in models.items():

@@ -150,6 +150,7 @@ def train_target(
     features: list[str],
     kind: str = "binary",
     group: str | None = None,
+    workers: set[str] | None = None,
 ) -> TrainedModel:
     """Train the model of one target on dask frames holding ``features`` and the label.
 
@@ -157,7 +158,9 @@ def train_target(
     rank the rows of each ``group`` (e.g. an impression); early stopping then
     watches NDCG@10 on the validation groups. Count targets default to squared
     error on log1p(count); ``count:poisson`` / ``reg:tweedie`` / ``reg:gamma``
-    fit the raw counts instead (see :data:`RAW_COUNT_OBJECTIVES`).
+    fit the raw counts instead (see :data:`RAW_COUNT_OBJECTIVES`). ``workers``: those the frames'
+    partitions are pinned to; losing one ends the call with :class:`WorkerLostError` (the pinned
+    partitions cannot be recomputed elsewhere).
     """
     import xgboost as xgb
     import xgboost.dask  # noqa: F401 - registers xgb.dask
@@ -173,11 +176,12 @@ def train_target(
     y_train, y_valid = train[target], valid[target]
     if fits_raw_counts(params, target, kind):
         y_train, y_valid = _expm1(y_train), _expm1(y_valid)
-    dtrain = xgb.dask.DaskQuantileDMatrix(client, train[features], y_train, max_bin=params["max_bin"], **qid["train"])
-    dvalid = xgb.dask.DaskQuantileDMatrix(
-        client, valid[features], y_valid, ref=dtrain, max_bin=params["max_bin"], **qid["valid"]
-    )
+
     def fit() -> dict:
+        dtrain = xgb.dask.DaskQuantileDMatrix(client, train[features], y_train, max_bin=params["max_bin"], **qid["train"])
+        dvalid = xgb.dask.DaskQuantileDMatrix(
+            client, valid[features], y_valid, ref=dtrain, max_bin=params["max_bin"], **qid["valid"]
+        )
         # xgboost.dask sends the calling thread's global config to the workers (it is per thread)
         with xgb.config_context(use_rmm=uses_rmm(backend)):
             return xgb.dask.train(
@@ -190,7 +194,7 @@ def train_target(
                 verbose_eval=False,
             )
 
-    out = while_workers_live(client, fit)
+    out = while_workers_live(client, fit, workers=workers)  # the matrices too: they read the pinned partitions
     booster, best, history = best_model(out["booster"], out["history"], patience)
     return TrainedModel(target, booster, best, history["valid"], kind, params["objective"], history["train"], params)
 
