@@ -25,7 +25,7 @@ from .features import FeatureBuilder, add_labels
 from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
-from .store import FeatureStore
+from .store import FeatureStore, MissingVersion
 
 PRED_PREFIX = "pred_"
 
@@ -76,10 +76,10 @@ def load_builder(store_info: dict, backend: Backend, model_dir: Path | None = No
     version = store_info["version"]
     places = store_candidates(store_info, model_dir, store)
     for place in places:
-        if FeatureStore(place).manifest(version) is None:
-            continue
         try:
             return FeatureStore(place).builder(version, backend.df)
+        except MissingVersion:
+            continue
         except ValueError as exc:
             raise ModelError(str(exc)) from None
     where = " nor ".join(str(p) for p in places)
