@@ -31,7 +31,8 @@ def _features(
     cfg = load_config().features
     cfg.broadcast_limit = broadcast_limit
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster):
-        frame = dd.from_pandas(events, npartitions=npartitions, sort=False)
+        # persisted once: the rows are not shipped in the graph of every compute of the build (same partitions)
+        frame = dd.from_pandas(events, npartitions=npartitions, sort=False).persist()
         train, valid, _ = time_split(frame, 24)
         builder = FeatureBuilder(cfg, TARGETS)
         names = builder.feature_names()

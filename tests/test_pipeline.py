@@ -123,6 +123,12 @@ def test_external_memory_training_learns_what_in_memory_training_does(demo):
     assert (run / "models" / "quote.json").is_file()
 
 
+@pytest.fixture(scope="module")
+def small_cache(tmp_path_factory):
+    """One data cache for the error runs: the 2,000 synthetic rows are generated once, not per case."""
+    return tmp_path_factory.mktemp("small-cache")
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -132,9 +138,9 @@ def test_external_memory_training_learns_what_in_memory_training_does(demo):
         (["--set", "split.valid_hours=0.0001"], "the validation side of the split holds 0 of 2,000 rows"),
     ],
 )
-def test_errors_are_one_line(tmp_path, argv, message):
+def test_errors_are_one_line(small_cache, tmp_path, argv, message):
     cmd = [sys.executable, "-m", "rapids_engage.pipeline", "--gpus", "0", "--rows", "2000", "--out", str(tmp_path / "o"),
-           "--set", f"data.cache_dir={tmp_path / 'cache'}", "--quiet", *argv]
+           "--set", f"data.cache_dir={small_cache}", "--quiet", *argv]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
@@ -221,9 +227,18 @@ def test_predict_refuses_a_store_built_with_another_feature_set(demo, monkeypatc
         load_builder(store, CPU)
 
 
-def test_audit_passes_on_leakage_free_features(tmp_path):
+def test_audit_passes_on_leakage_free_features(demo, tmp_path):
+    import shutil
+
+    # the demo's config and input (its data cache): the audit's run with the real labels finds the demo's
+    # features in a copy of its store (a cache hit, which this test alters below); the shuffled-label run
+    # builds its own store
+    tmp, demo_out, _ = demo
+    store = tmp_path / "store"
+    shutil.copytree(demo_out / "store", store)
     out = tmp_path / "audit"
-    code = main(["audit", *_args(tmp_path, out)])
+    args = _args(tmp, out, "--set", f"features.store={store}")
+    code = main(["audit", *args])
     result = json.loads((out / "audit.json").read_text())
     assert code == 0, result
     names = [c["check"] for c in result["checks"]]
@@ -238,12 +253,13 @@ def test_audit_passes_on_leakage_free_features(tmp_path):
     from rapids_engage.pipeline import build_parser, config_from_args
 
     real = json.loads((out / "report.json").read_text())
+    assert real["store"]["cache_hit"] is True and Path(real["store"]["path"]) == store
     train_dir = Path(real["store"]["path"]) / real["store"]["version"] / "train"
     part = sorted(train_dir.glob("*.parquet"))[0]
     frame = pd.read_parquet(part)
     frame["hist_engaging_user_id_n"] += 1  # as if one later event had been counted
     frame.to_parquet(part, index=False)
-    cfg = config_from_args(build_parser().parse_args(_args(tmp_path, out)))
+    cfg = config_from_args(build_parser().parse_args(args))
     (check,) = time_travel_checks(cfg, real)
     assert not check["passed"] and "differ" in check["detail"]
 

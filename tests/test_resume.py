@@ -45,6 +45,20 @@ def _store_frame(out: Path, split: str, summary: str = "report.json") -> pd.Data
 RCE_TOL = 0.01
 #: Kill-and-resume trials per test run (more: RAPIDS_ENGAGE_RESUME_TRIALS=5).
 TRIALS = int(os.environ.get("RAPIDS_ENGAGE_RESUME_TRIALS", "2"))
+#: Where the trials kill the run, in turn, each at a random moment after the stage has begun: while the store
+#: version is built (a temporary version on disk, partly written), and while the models are trained (the
+#: version published, some models saved). A kill before either left nothing on disk to resume from.
+KILL_STAGES = ("features", "train")
+#: Seconds after the stage begins within which the kill lands (drawn uniformly).
+KILL_WITHIN_S = {"features": 3.0, "train": 1.0}
+
+
+def _reached(out: Path, stage: str) -> bool:
+    """``features``: a store version is being built (its temporary directory exists); ``train``: a model is saved."""
+    if stage == "features":
+        store = out / "store"
+        return store.is_dir() and any(p.name.startswith(".tmp-") for p in store.iterdir())
+    return any((out / "models").glob("*.json"))
 
 
 @pytest.fixture(scope="module")
@@ -55,24 +69,44 @@ def clean(tmp_path_factory) -> tuple[Path, Path]:
     return out, cache
 
 
-def test_killed_runs_resume_to_the_clean_result(clean, tmp_path):
-    clean, cache = clean
-    reference = json.loads((clean / "report.json").read_text())
+@pytest.fixture(scope="module")
+def resumed(clean, tmp_path_factory) -> list[dict]:
+    """The kill-and-resume trials: a run killed in a stage (:data:`KILL_STAGES` in turn), then the same command run
+    to the end. What the kill left is recorded here and checked by the tests; each trial's store is a build of the
+    clean run's config in another directory."""
+    _, cache = clean
     rng = random.Random()
+    trials = []
     for trial in range(TRIALS):
-        work = tmp_path / f"trial{trial}"
-        out = work / "run"
+        out = tmp_path_factory.mktemp(f"trial{trial}") / "run"
+        stage = KILL_STAGES[trial % len(KILL_STAGES)]
         proc = subprocess.Popen(_cmd(cache, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        time.sleep(rng.uniform(3.0, 15.0))
-        if proc.poll() is None:
+        deadline, reached = time.monotonic() + 600, False
+        while proc.poll() is None and time.monotonic() < deadline:
+            if reached := _reached(out, stage):
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, KILL_WITHIN_S[stage]))
+        killed = proc.poll() is None
+        if killed:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        store = out / "store"
-        if store.is_dir():  # whatever the kill left, no version exists without its manifest
-            for version in store.iterdir():
-                if not version.name.startswith("."):
-                    assert (version / MANIFEST).is_file()
+        store = out / "store"  # the versions the kill left, each with whether it has its manifest
+        left = {v.name: (v / MANIFEST).is_file() for v in store.iterdir() if not v.name.startswith(".")} if store.is_dir() else {}
         _run(_cmd(cache, out))
+        trials.append({"trial": trial, "stage": stage, "reached": reached, "killed": killed, "exit": proc.returncode,
+                       "left": left, "out": out})
+    return trials
+
+
+def test_killed_runs_resume_to_the_clean_result(clean, resumed):
+    clean, _ = clean
+    reference = json.loads((clean / "report.json").read_text())
+    assert len(resumed) == TRIALS
+    for trial in resumed:
+        out = trial["out"]
+        assert trial["reached"] and trial["killed"], f"not killed in {trial['stage']}: {trial}"
+        assert all(trial["left"].values()), trial  # whatever the kill left, no version exists without its manifest
         report = json.loads((out / "report.json").read_text())
         assert report["store"]["version"] == reference["store"]["version"]
         for t, m in reference["targets"].items():
@@ -116,13 +150,15 @@ def test_truncated_parquet_is_rebuilt_not_read(clean):
     assert _file_digests(version_dir) == digests  # rebuilt byte for byte
 
 
-def test_same_config_gives_a_byte_identical_store(clean, tmp_path):
-    out, cache = clean
+def test_same_config_gives_a_byte_identical_store(clean, resumed):
+    """Each kill-and-resume trial built the clean run's store version afresh, in another directory: the same bytes."""
+    out, _ = clean
     first = json.loads((out / "report.json").read_text())
-    other = tmp_path / "again"
-    _run(_cmd(cache, other, ("features",)))  # same input and config, a fresh store in another directory
-    second = json.loads((other / "features.json").read_text())
-    assert second["store"]["version"] == first["store"]["version"] and second["store"]["cache_hit"] is False
     a = _file_digests(Path(first["store"]["path"]) / first["store"]["version"])
-    b = _file_digests(Path(second["store"]["path"]) / second["store"]["version"])
-    assert a == b and any(k.startswith("train/") for k in a) and any(k.startswith("state/") for k in a)
+    assert resumed and any(k.startswith("train/") for k in a) and any(k.startswith("state/") for k in a)
+    for trial in resumed:
+        second = json.loads((trial["out"] / "report.json").read_text())
+        store = Path(second["store"]["path"])
+        assert store.resolve() == (trial["out"] / "store").resolve() != Path(first["store"]["path"]).resolve()
+        assert second["store"]["version"] == first["store"]["version"]
+        assert _file_digests(store / second["store"]["version"]) == a, trial
