@@ -117,9 +117,13 @@ class FeatureStore:
     # ---- library API -------------------------------------------------------
     def versions(self) -> list[str]:
         """The intact published versions, oldest first."""
+        return [v for v, _ in self.intact()]
+
+    def intact(self) -> list[tuple[str, dict]]:
+        """(version, manifest) of the intact published versions, oldest first (each checked once)."""
         found = [d.name for d in self.path.iterdir() if d.is_dir() and not d.name.startswith(".")] if self.path.is_dir() else []
-        intact = [(self.manifest(v), v) for v in found]
-        return [v for m, v in sorted((m["created"], v) for m, v in intact if m)]
+        manifests = {v: m for v, m in ((v, self.manifest(v)) for v in found) if m}
+        return [(v, manifests[v]) for v in sorted(manifests, key=lambda v: (manifests[v]["created"], v))]
 
     def _resolve(self, version: str | None) -> tuple[str, dict]:
         """(version, its manifest): the newest intact version, or ``version`` if it is intact; else KeyError."""

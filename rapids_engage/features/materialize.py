@@ -145,8 +145,7 @@ def _same(a: object, b: object) -> bool:
 def _wider_version(store: FeatureStore, definition: dict) -> tuple[str, dict] | None:
     """The newest intact version of the same definition but for more targets, holding every feature
     of ``definition`` (each target's encodings are computed on their own: the same values)."""
-    for version in reversed(store.versions()):
-        manifest = store.manifest(version) or {}
+    for version, manifest in reversed(store.intact()):
         theirs = manifest.get("definition") or {}
         if (all(_same(theirs.get(k), v) for k, v in definition.items() if k not in ("targets", "names"))
                 and set(definition["targets"]) < set(theirs.get("targets") or ())
@@ -158,9 +157,8 @@ def _wider_version(store: FeatureStore, definition: dict) -> tuple[str, dict] | 
 def _base_version(store: FeatureStore, definition: dict, sigs: dict[str, str]) -> tuple[str, dict, set[str]] | None:
     """The intact version of the same input, split, targets and layout sharing the most groups, if any."""
     best = None
-    for version in store.versions():
-        manifest = store.manifest(version)
-        if not manifest or "groups" not in manifest:
+    for version, manifest in store.intact():
+        if "groups" not in manifest:
             continue
         if not all(_same(manifest["definition"].get(k), v) for k, v in definition.items() if k not in ("features", "names")):
             continue
