@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from .backend import Backend
 from .config import Config, DataConfig
-from .layout import RECSYS, Layout
+from .layout import RECSYS, Layout, table_layout
 from .schema import DTYPES, RAW_COLUMNS
 
 
@@ -85,7 +85,6 @@ def recsys_dataset(cfg: Config, backend: Any = None, on_chunk: Callable[[int, in
 def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = None) -> Dataset:
     """Generic CSV/TSV/JSONL/parquet files (``data.path`` glob, roles in ``data.table``) ingested once into the cache."""
     from .ingest import ingest_table
-    from .layout import table_layout
 
     spec = cfg.data.table
     if spec is None:
@@ -158,6 +157,15 @@ def resolve_dataset(cfg: Config, backend: Any = None, on_chunk: Callable[[int, i
     if source == "table":
         return table_dataset(cfg, on_chunk)
     raise DataError(f"data.source must be 'synthetic', 'parquet', 'recsys' or 'table', got {source!r}")
+
+
+def expected_layout(cfg: Config) -> Layout | None:
+    """The layout a run's data will have, known from the config alone (``parquet`` sources: None, it is in the files)."""
+    if cfg.data.source in ("synthetic", "recsys"):
+        return RECSYS
+    if cfg.data.source == "table" and cfg.data.table is not None:
+        return table_layout(cfg.data.table)
+    return None
 
 
 def read_events(

@@ -24,7 +24,7 @@ from .backend import Backend, BackendError, resolve
 from .baselines import baselines, te_columns
 from .cluster import ClusterError, WorkerLostError, pin_partitions, start_cluster, while_workers_live, worker_addresses
 from .config import Config, ConfigError, load_config
-from .data import DataError, Dataset, read_events, resolve_dataset, resolve_min_partition_rows
+from .data import DataError, Dataset, expected_layout, read_events, resolve_dataset, resolve_min_partition_rows
 from .ingest import IngestError
 from .predict import ModelError
 from .evaluate import evaluate_targets, gather, oracle_probabilities
@@ -39,7 +39,7 @@ from .report import print_summary, validate, write_json
 from .report_md import write_markdown
 from .split import shuffle_labels, time_split
 from .schema import TRUE_PROB_PREFIX
-from .train import as_float32, predict, train_target
+from .train import as_float32, check_params, predict, train_target
 from .train_external import train_target_external
 
 KNOWN_ERRORS = (BackendError, ConfigError, DataError, IngestError, ModelError, FileNotFoundError, ValueError, MemoryError,
@@ -104,8 +104,13 @@ def run(
     started = time.time()
     targets = list(cfg.train.targets)
     with _stages(cfg, quiet, console) as (backend, out, prog, memory):
+        expected = expected_layout(cfg)
+        if expected is not None:  # before the data stage: a typo must not wait for an ingest
+            check_params(cfg.train, expected, backend)
         dataset = _data_stage(cfg, backend, prog)
         layout = dataset.layout
+        if expected is None:
+            check_params(cfg.train, layout, backend)
         kinds = {t: layout.target(t).kind for t in targets}
         with start_cluster(backend, cfg.cluster) as cluster:
             client = cluster.client

@@ -54,3 +54,34 @@ def test_predict_cluster_settings_are_not_overwritten_by_absent_flags(argv, gpus
     args = build_predict_parser().parse_args(["--model-dir", "m", "--input", "i", "--out", "o", *argv])
     cluster = predict_cluster_config(args)
     assert (cluster.gpus, cluster.scheduler_address, cluster.n_workers) == (gpus, address, workers)
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("train.per_target.like.max_dept=3", "train.per_target.like.max_dept: XGBoost has no parameter 'max_dept' (did you mean 'max_depth'?)"),
+    ("train.per_target.quote.objective=binary:logistc", "train.per_target.quote.objective: XGBoost: Unknown objective function"),
+    ("train.per_target.like.eval_metric=aucc", "train.per_target.like.eval_metric: XGBoost: Unknown metric function aucc"),
+    ("train.subsample=2.0", "train.subsample: XGBoost: value 2 for Parameter subsample exceed bound [0,1]"),
+    ("train.per_target.reply.objective=count:poisson", "train.per_target.reply.objective: objective count:poisson needs a count "
+                                                       "target; 'reply' is a 0/1 target"),
+    ("train.per_target.like.objective=rank:ndcg", "train.per_target.like.objective: objective rank:ndcg ranks the rows of a group"),
+])
+def test_xgboost_parameters_are_checked_before_the_data(tmp_path, capsys, setting, message):
+    # a cache directory that cannot exist: the check must come before the data stage touches it
+    argv = ["--gpus", "0", "--rows", "1000", "--out", str(tmp_path / "run"), "--set", setting,
+            "--set", f"data.cache_dir={tmp_path / 'never'}"]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err.replace("\n", "")
+    assert not (tmp_path / "never").exists()
+
+
+def test_valid_xgboost_parameters_of_every_shipped_config_pass():
+    from rapids_engage.backend import resolve
+    from rapids_engage.data import expected_layout
+    from rapids_engage.train import check_params
+
+    for path, sets in [("configs/default.yaml", ["train.per_target.quote.scale_pos_weight=3"]),
+                       ("configs/hn.yaml", ["train.per_target.points.objective=count:poisson",
+                                            "train.per_target.comments.objective=reg:tweedie"]),
+                       ("configs/mind.yaml", ["train.per_target.click.objective=rank:ndcg"])]:
+        cfg = load_config(path, sets)
+        check_params(cfg.train, expected_layout(cfg), resolve("0"))
