@@ -101,6 +101,20 @@ def _cuda_cluster(cfg: ClusterConfig, backend: Backend) -> Any:
     )
 
 
+def ignored_settings(cfg: ClusterConfig, backend: Backend) -> list[str]:
+    """Lines naming the ``cluster`` settings this run does not apply (a config shared by CPU and GPU
+    machines, or written for a local cluster and run on an existing one)."""
+    if cfg.scheduler_address:
+        local = [f"cluster.{k}" for k in ("n_workers", "threads_per_worker", "rmm_pool_size")
+                 if getattr(cfg, k) is not None] + (["cluster.memory_limit"] if cfg.memory_limit != "auto" else [])
+        return [f"{', '.join(local)}: not applied, the workers of {cfg.scheduler_address} keep their own"] if local else []
+    if not backend.is_gpu and cfg.rmm_pool_size is not None:
+        return ["cluster.rmm_pool_size: GPU workers only, not applied to this CPU run"]
+    if backend.is_gpu and cfg.n_workers is not None:
+        return [f"cluster.n_workers: CPU runs only, not applied: a GPU run has one worker per GPU ({backend.n_gpus})"]
+    return []
+
+
 @contextlib.contextmanager
 def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]:
     """Start (or connect to) the cluster for ``backend``; closes what it started on exit."""
@@ -151,7 +165,7 @@ def _worker_losses_named(client: Any, grace_s: float = 1.0) -> Iterator[None]:
             time.sleep(0.1)
         if lost:
             raise WorkerLostError(
-                f"{len(lost)} dask worker(s) died during the run ({_one_line(exc)}); "
+                f"{len(lost)} dask worker(s) died during the run ({', '.join(sorted(lost))}: {_one_line(exc)}); "
                 "run the same command again to resume from what was published"
             ) from exc
         raise
@@ -185,7 +199,7 @@ def while_workers_live(client: Any, fn: Callable[[], Any], poll_s: float = 0.5, 
         lost = started - now if started and now is not None else set()
         if lost:
             raise WorkerLostError(
-                f"{len(lost)} dask worker(s) died during {what}; run the same command again to resume "
+                f"{len(lost)} dask worker(s) died during {what} ({', '.join(sorted(lost))}); run the same command again to resume "
                 "from what was published (if they were killed for memory: a larger cluster.memory_limit or more workers)"
             )
     if "error" in outcome:

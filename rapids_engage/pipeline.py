@@ -22,7 +22,7 @@ from rich.markup import escape
 from . import __version__
 from .backend import Backend, BackendError, resolve
 from .baselines import baselines, te_columns
-from .cluster import ClusterError, WorkerLostError, pin_partitions, start_cluster, while_workers_live, worker_addresses
+from .cluster import ClusterError, WorkerLostError, ignored_settings, pin_partitions, start_cluster, while_workers_live, worker_addresses
 from .config import Config, ConfigError, load_config
 from .data import DataError, Dataset, expected_layout, read_events, resolve_dataset, resolve_min_partition_rows
 from .ingest import IngestError
@@ -70,6 +70,8 @@ def _store_stages(
     """The split and feature-store stages on a started cluster: (the time split, the store version built or reused)."""
     layout, targets, client = dataset.layout, list(cfg.train.targets), cluster.client
     prog.log(f"backend {backend.kind}, {cluster.n_workers} worker(s) ({cluster.kind}), dashboard {cluster.dashboard}")
+    for line in ignored_settings(cfg.cluster, backend):
+        prog.log(line)
     with prog.stage("split"):
         events = add_labels(read_events(
             dataset.data_dir, layout, partition_rows=cfg.data.partition_rows,

@@ -85,3 +85,19 @@ def test_valid_xgboost_parameters_of_every_shipped_config_pass():
                        ("configs/mind.yaml", ["train.per_target.click.objective=rank:ndcg"])]:
         cfg = load_config(path, sets)
         check_params(cfg.train, expected_layout(cfg), resolve("0"))
+
+
+def test_cluster_settings_a_run_does_not_apply_are_named():
+    from rapids_engage.backend import Backend
+    from rapids_engage.cluster import ignored_settings
+    from rapids_engage.config import ClusterConfig
+
+    cpu, gpu = Backend("cpu"), Backend("gpu", 2)
+    assert ignored_settings(ClusterConfig(rmm_pool_size=0.8), cpu) == ["cluster.rmm_pool_size: GPU workers only, not applied to this CPU run"]
+    assert ignored_settings(ClusterConfig(rmm_pool_size=0.8), gpu) == []
+    assert "one worker per GPU (2)" in ignored_settings(ClusterConfig(n_workers=4), gpu)[0]
+    assert ignored_settings(ClusterConfig(n_workers=4, memory_limit="8GB"), cpu) == []
+    external = ClusterConfig(scheduler_address="tcp://h:8786", n_workers=4, memory_limit="8GB")
+    assert ignored_settings(external, cpu) == [
+        "cluster.n_workers, cluster.memory_limit: not applied, the workers of tcp://h:8786 keep their own"]
+    assert ignored_settings(ClusterConfig(scheduler_address="tcp://h:8786"), gpu) == []
