@@ -11,7 +11,7 @@ import difflib
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .backend import Backend
 from .cluster import while_workers_live
@@ -98,6 +98,19 @@ def boosting_rounds(cfg: TrainConfig, target: str) -> tuple[int, int]:
     return int(extra.get("num_boost_round", cfg.num_boost_round)), int(extra.get("early_stopping_rounds", cfg.early_stopping_rounds))
 
 
+#: ``scale_pos_weight: balanced``: negatives / positives of the target's training rows, counted at training.
+BALANCED = "balanced"
+
+
+def weigh_classes(params: dict[str, Any], label_totals: Callable[[], tuple[float, float]]) -> None:
+    """Replace ``scale_pos_weight: balanced`` in ``params`` by negatives / positives, from
+    ``label_totals()`` = (sum of the 0/1 labels, rows); 1 when a class is missing."""
+    if params.get("scale_pos_weight") != BALANCED:
+        return
+    positives, rows = (float(v) for v in label_totals())
+    params["scale_pos_weight"] = (rows - positives) / positives if 0 < positives < rows else 1.0
+
+
 def fits_raw_counts(params: dict[str, Any], target: str, kind: str) -> bool:
     """Whether the objective fits raw counts (labels are log1p: expm1 them); only count targets may."""
     raw = params["objective"] in RAW_COUNT_OBJECTIVES
@@ -120,6 +133,13 @@ def check_params(cfg: TrainConfig, layout: Layout, backend: Backend) -> None:
             fits_raw_counts(params, target, kind)
             if is_ranking(params["objective"]) and layout.group is None:
                 raise ValueError(f"objective {params['objective']} ranks the rows of a group: set data.table.group")
+            if is_ranking(params["objective"]) and cfg.external_memory:
+                raise ValueError(f"objective {params['objective']} needs xgboost.dask: set train.external_memory: false")
+            if params.get("scale_pos_weight") == BALANCED:
+                if kind == "count" or is_ranking(params["objective"]):
+                    raise ValueError(f"{BALANCED} weighs the classes of a 0/1 target; {target!r} is "
+                                     + ("ranked" if kind != "count" else "a count target"))
+                params["scale_pos_weight"] = 1.0  # any number: XGBoost checks the rest
             _xgboost_validates({**params, "device": "cpu"})
         except ValueError as exc:
             message = str(exc).removeprefix("train: ")
@@ -232,6 +252,7 @@ def train_target(
     partitions are pinned to; losing one ends the call with :class:`WorkerLostError` (the pinned
     partitions cannot be recomputed elsewhere).
     """
+    import dask
     import xgboost as xgb
     import xgboost.dask  # noqa: F401 - registers xgb.dask
 
@@ -248,6 +269,7 @@ def train_target(
         y_train, y_valid = _expm1(y_train), _expm1(y_valid)
 
     def fit() -> dict:
+        weigh_classes(params, lambda: dask.compute(y_train.sum(), y_train.count()))
         dtrain = xgb.dask.DaskQuantileDMatrix(client, train[features], y_train, max_bin=params["max_bin"], **qid["train"])
         dvalid = xgb.dask.DaskQuantileDMatrix(
             client, valid[features], y_valid, ref=dtrain, max_bin=params["max_bin"], **qid["valid"]

@@ -64,6 +64,19 @@ def parquet_files(directory: Path) -> list[str]:
     return [f for f in files if pq.ParquetFile(f).metadata.num_rows > 0]
 
 
+def label_totals(files: list[str], target: str) -> tuple[float, int]:
+    """(sum, rows) of the label column ``target`` of parquet ``files``, read a file at a time."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    total, rows = 0.0, 0
+    for f in files:
+        column = pq.read_table(f, columns=[target]).column(target)
+        total += float(pc.sum(column).as_py() or 0)
+        rows += len(column)
+    return total, rows
+
+
 def fit_from_files(
     train_files: list[str],
     valid_files: list[str],
@@ -119,7 +132,7 @@ def train_target_external(
     import xgboost as xgb
 
     from .cluster import while_workers_live
-    from .train import TrainedModel, boosting_rounds, fits_raw_counts, is_ranking, xgb_params
+    from .train import TrainedModel, boosting_rounds, fits_raw_counts, is_ranking, weigh_classes, xgb_params
 
     params = xgb_params(cfg, target, backend, kind)
     if is_ranking(params["objective"]):
@@ -127,8 +140,10 @@ def train_target_external(
                          "set train.external_memory: false")
     raw_counts = fits_raw_counts(params, target, kind)
     rounds, patience = boosting_rounds(cfg, target)
+    train_files = parquet_files(train_dir)
+    weigh_classes(params, lambda: label_totals(train_files, target))
     future = client.submit(
-        fit_from_files, parquet_files(train_dir), parquet_files(valid_dir), features, target, params, rounds, patience,
+        fit_from_files, train_files, parquet_files(valid_dir), features, target, params, rounds, patience,
         raw_counts, cache_dir, pure=False,
     )  # fmt: skip
     raw, best, history = while_workers_live(client, future.result)

@@ -101,3 +101,33 @@ def test_cluster_settings_a_run_does_not_apply_are_named():
     assert ignored_settings(external, cpu) == [
         "cluster.n_workers, cluster.memory_limit: not applied, the workers of tcp://h:8786 keep their own"]
     assert ignored_settings(ClusterConfig(scheduler_address="tcp://h:8786"), gpu) == []
+
+
+def test_balanced_class_weights_count_the_training_labels():
+    import dask.dataframe as dd
+    import pandas as pd
+
+    from rapids_engage.train import weigh_classes
+
+    labels = dd.from_pandas(pd.Series([0, 0, 0, 1, 0, 1, 0, 0], dtype="int8"), npartitions=3)
+    params = {"scale_pos_weight": "balanced"}
+    weigh_classes(params, lambda: (labels.sum().compute(), labels.count().compute()))
+    assert params["scale_pos_weight"] == 3.0
+    for totals in [(0, 8), (8, 8)]:  # one class missing: no weighting
+        params = {"scale_pos_weight": "balanced"}
+        weigh_classes(params, lambda totals=totals: totals)
+        assert params["scale_pos_weight"] == 1.0
+    params = {"scale_pos_weight": 2.5}
+    weigh_classes(params, lambda: (1 / 0, 0))  # a number is kept, nothing counted
+    assert params == {"scale_pos_weight": 2.5}
+
+
+def test_balanced_class_weights_are_refused_for_count_targets():
+    from rapids_engage.backend import resolve
+    from rapids_engage.data import expected_layout
+    from rapids_engage.train import check_params
+
+    cfg = load_config("configs/hn.yaml", ["train.per_target.points.scale_pos_weight=balanced"])
+    with pytest.raises(ConfigError, match="train.per_target.points.scale_pos_weight: balanced weighs "
+                                          "the classes of a 0/1 target; 'points' is a count target"):
+        check_params(cfg.train, expected_layout(cfg), resolve("0"))

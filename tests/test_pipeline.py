@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from rapids_engage.pipeline import main
@@ -91,7 +92,6 @@ def _readme_block(heading: str) -> str:
 
 def test_readme_library_api_runs_as_written(demo):
     """The README's Library API block, on the demo run: its values are the store's."""
-    import pandas as pd
 
     _, out, report = demo
     scope: dict = {}
@@ -112,7 +112,8 @@ def test_external_memory_training_learns_what_in_memory_training_does(demo):
     """train.external_memory: one booster per target from the store's files (XGBoost external memory)."""
     tmp, out, first = demo
     run = tmp / "run-extmem"
-    extra = ["--set", f"features.store={out / 'store'}", "--set", "train.external_memory=true"]
+    extra = ["--set", f"features.store={out / 'store'}", "--set", "train.external_memory=true",
+             "--set", "train.per_target.quote.scale_pos_weight=balanced"]
     assert main(_args(tmp, run, *extra)) == 0
     report = json.loads((run / "report.json").read_text())
     validate(report)
@@ -121,6 +122,10 @@ def test_external_memory_training_learns_what_in_memory_training_does(demo):
         ours, theirs = report["targets"][t], first["targets"][t]
         assert ours["rce"] > 0 and abs(ours["rce"] - theirs["rce"]) < 1.5, (t, ours["rce"], theirs["rce"])
     assert (run / "models" / "quote.json").is_file()
+    # balanced: negatives / positives of the training rows, recorded as the number the model used
+    labels = pd.read_parquet(out / "store" / report["store"]["version"] / "train", columns=["quote"])["quote"]
+    meta = json.loads((run / "models" / "quote.meta.json").read_text())
+    assert meta["params"]["scale_pos_weight"] == pytest.approx((labels == 0).sum() / labels.sum())
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +160,6 @@ def test_help():
 
 
 def test_predict_reproduces_validation_metrics(demo, tmp_path):
-    import pandas as pd
 
     _, out, report = demo
     split = report["split"]
@@ -247,7 +251,6 @@ def test_audit_passes_on_leakage_free_features(demo, tmp_path):
     assert all(c["passed"] for c in result["checks"])
 
     # the time-travel check fails when a stored history feature saw the future
-    import pandas as pd
 
     from rapids_engage.audit import time_travel_checks
     from rapids_engage.pipeline import build_parser, config_from_args
@@ -276,7 +279,6 @@ def test_shuffled_label_check_is_inconclusive_without_real_skill():
 
 def test_shuffle_labels_permutes_within_partitions():
     import dask.dataframe as dd
-    import pandas as pd
 
     from rapids_engage.audit import MAX_SHUFFLED_RCE
     from rapids_engage.split import shuffle_labels
