@@ -193,8 +193,35 @@ def test_bad_labels_and_parameters_are_refused_before_any_state_changes():
         TargetEncoder("lang", n_folds=200).fit(df, "like")
     with pytest.raises(ValueError, match="smooth"):
         TargetEncoder("lang", smooth=-1).fit(df, "like")
+    with pytest.raises(ValueError, match=r"the row key columns \{'tweet_id': 'float64'\} are not integers"):
+        TargetEncoder("lang").fit(df.astype({"tweet_id": "float64"}), "like")
     enc = TargetEncoder("lang").fit(df, "like")
     before = enc.transform(df)
     with pytest.raises(ValueError, match="no training rows"):
         enc.fit(df.iloc[:0], "like")
     pd.testing.assert_frame_equal(enc.transform(df), before)  # the failed refit left the fit as it was
+
+
+def test_fit_transform_gives_the_columns_of_transform_in_a_column_transformer():
+    """Labels passed as y never come back as a column: a model after the encoder must not see them."""
+    from sklearn.compose import ColumnTransformer
+
+    df = make_frame(200, 8, 12)
+    X, y = df.drop(columns=["like", "reply"]), df["like"]
+    out = TargetEncoder("lang").fit_transform(X, y)
+    assert list(out.columns) == [*X.columns, "te_lang_like"]
+    ct = ColumnTransformer([("te", TargetEncoder("lang"), ["lang", "tweet_id", "engaging_user_id"])])
+    fitted, served = ct.fit_transform(X, y), ct.transform(X)
+    assert fitted.shape == served.shape == (200, 4)
+    assert list(ct.get_feature_names_out()) == ["te__lang", "te__tweet_id", "te__engaging_user_id", "te__te_lang_like"]
+    # labels named in X stay, as X's columns
+    assert "like" in TargetEncoder("lang").fit_transform(df, "like").columns
+
+
+def test_a_fold_holding_every_training_row_gets_the_full_prior():
+    """No rows outside the fold: no out-of-fold statistic, so the prior of all rows (a constant: no row's own label)."""
+    X = pd.DataFrame({"tweet_id": [5, 5, 5], "engaging_user_id": [7, 7, 7], "k": list("aba"), "like": [1, 0, 1]})
+    out = TargetEncoder("k").fit_transform(X, "like")["te_k_like"].to_numpy()
+    np.testing.assert_allclose(out, [2 / 3] * 3)
+    folds = folds_of(X, 5)
+    np.testing.assert_allclose(out, brute_force_oof(X, folds, ["k"], "like", 20.0))

@@ -54,6 +54,13 @@ def assign_folds(frame: Any, row_key: list[str], n_folds: int, method: str = "ha
     if method == "hash" and missing:
         raise ValueError(f"fold_method='hash' needs the row key columns {missing} (set row_key=...)")
     frame = as_dask(frame)
+    if method == "hash":
+        import pandas as pd
+
+        odd = {c: str(frame._meta[c].dtype) for c in row_key if not pd.api.types.is_integer_dtype(frame._meta[c].dtype)}
+        if odd:
+            raise ValueError(f"fold_method='hash' hashes integer row ids; the row key columns {odd} are not integers "
+                             "(pass integer id columns as row_key, e.g. ids hashed to int64, or another fold_method)")
     meta = frame._meta.assign(**{FOLD: frame._meta.index.to_series().astype("int8")})
     if method != "contiguous":
         return frame.map_partitions(_assign, row_key, n_folds, method, seed, 0, 0, meta=meta)

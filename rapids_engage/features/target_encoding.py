@@ -137,14 +137,16 @@ class TargetEncoder:
         return X.assign(**{c: series_like(X, np.asarray(to_host(v)) if hasattr(v, "index") else v) for c, v in labels.items()}), list(labels)
 
     def prepare(self, X: Any, y: Any = None) -> tuple[Any, list[str]]:
-        """``X`` as a dask frame with the fold column and the label columns, and the label names.
-        Encoding columns already in ``X`` (an earlier output) are replaced."""
+        """``X`` as a dask frame with the fold column and the label columns, and the label names
+        (fitting: sets ``feature_names_in_``, ``X``'s columns). Encoding columns already in ``X``
+        (an earlier output) are replaced."""
         if not hasattr(X, "columns"):
             raise TypeError(f"TargetEncoder: X must be a DataFrame (pandas, cudf or dask), got {type(X).__name__}")
         if self.smooth < 0:
             raise ValueError(f"TargetEncoder({self.name}): smooth must be >= 0, got {self.smooth}")
         if FOLD in X.columns:
             raise ValueError(f"TargetEncoder({self.name}): the column name {FOLD!r} is reserved for the fold ids; rename it")
+        self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
         X, targets = self._with_targets(X, y)
         missing = [c for c in self.columns + targets if c not in X.columns]
         if missing:
@@ -278,6 +280,15 @@ class TargetEncoder:
         frame, targets = self.prepare(X, y)
         return self.set_stats(self.stats_graph(frame, targets).compute(), targets)
 
+    def get_feature_names_out(self, input_features: Any = None) -> Any:
+        """The columns :meth:`transform` returns for a frame of ``input_features`` (default: those
+        seen in :meth:`fit`): they, then the encodings (scikit-learn's ``ColumnTransformer`` asks)."""
+        check_fitted(self, "targets_")
+        if input_features is None and getattr(self, "feature_names_in_", None) is None:
+            raise ValueError(f"TargetEncoder({self.name}): pass input_features (this encoder was not fitted on a frame here)")
+        names = [str(c) for c in (self.feature_names_in_ if input_features is None else input_features)]
+        return np.asarray(names + [n for n in self.output_names() if n not in names], dtype=object)
+
     def oof_join(self) -> Join:
         """The (key, fold) -> out-of-fold encoding join for the rows the encoder was fitted on."""
         return Join(self._oof_table(self._fold_stats), self.columns + [FOLD], dict.fromkeys(self.output_names(), "float64"))
@@ -288,10 +299,12 @@ class TargetEncoder:
         return Join(self.full_table(), self.columns, dict.fromkeys(fill, "float64"), fill)
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
-        """Fit, and return ``X`` with out-of-fold encodings for its (training) rows."""
+        """Fit, and return ``X`` with out-of-fold encodings for its (training) rows: the columns
+        :meth:`transform` gives (labels passed as ``y`` are not added to them)."""
         frame, targets = self.prepare(X, y)
         self.set_stats(self.stats_graph(frame, targets).compute(), targets)
-        out = fill_unkeyed(apply_joins(frame, [self.oof_join()]), [self]).drop(columns=[FOLD])
+        added = [t for t in targets if t not in X.columns]
+        out = fill_unkeyed(apply_joins(frame, [self.oof_join()]), [self]).drop(columns=[FOLD, *added])
         return out if is_dask(X) else out.compute()
 
     def transform(self, X: Any) -> Any:
@@ -321,8 +334,10 @@ class TargetEncoder:
         sums = [_sum(t) for t in self.targets_]
         per_fold = fold_stats.groupby(FOLD)[[N] + sums].sum()
         total = per_fold.sum()
-        rest = total[N] - per_fold[N]  # column by column: cudf's DataFrame.div has no axis=0
-        prior = per_fold.assign(**{f"{s}__prior": (total[s] - per_fold[s]) / rest for s in sums})
+        rest = (total[N] - per_fold[N]).where(total[N] - per_fold[N] > 0)  # column by column: cudf's DataFrame.div has no axis=0
+        prior = per_fold.assign(**{  # a fold holding every row has no rows outside it: the full prior, as set_fold_totals
+            f"{s}__prior": ((total[s] - per_fold[s]) / rest).fillna(self.prior_[t]) for t, s in zip(self.targets_, sums)
+        })
         prior = prior[[f"{s}__prior" for s in sums]].reset_index()
         merged = fold_stats.merge(self.stats_, on=self.columns, suffixes=("", "__all"))
         merged = merged.merge(prior, on=FOLD)
@@ -352,6 +367,8 @@ class TargetEncoder:
         """Write the fitted state: ``<name>.parquet`` (stats) and ``<name>.json`` (params, prior)."""
         self._check_fitted()
         state = {"params": self.params(), "targets": self.targets_, "prior": self.prior_, "n_rows": self.n_rows_}
+        if getattr(self, "feature_names_in_", None) is not None:
+            state["feature_names_in"] = [str(c) for c in self.feature_names_in_]
         save_state(directory, f"{self.prefix}_{self.name}", self.stats_, state)
 
     @classmethod
@@ -360,6 +377,8 @@ class TargetEncoder:
         state, table = load_state(directory, name, df_lib)
         enc = cls(**state["params"])
         enc.stats_, enc.targets_, enc.prior_, enc.n_rows_ = table, state["targets"], state["prior"], state["n_rows"]
+        if "feature_names_in" in state:
+            enc.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
         return enc
 
 
