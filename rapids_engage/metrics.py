@@ -9,14 +9,17 @@ rows are fine. cupy is imported only when a GPU input is seen.
 
 Conventions:
 
-* Binary labels are 0/1 (bool or any numeric dtype); scores are probabilities.
-* Undefined values are ``nan``: AUC / AP / RCE with a single class in ``y``
-  (sklearn returns 0.0 for AP without positives and raises for AUC), Spearman
-  of a constant input, a ranking mean with no group that has a positive.
+* Binary labels are 0/1 (bool or any numeric dtype; other values are an error);
+  scores are probabilities. NaN or infinite labels or scores are an error naming
+  the first row (they would otherwise be ranked or averaged into a plausible number).
+* Undefined values are ``nan``: AP without positives (sklearn returns 0.0), AUC /
+  RCE with a single class in ``y`` (sklearn raises for AUC), Spearman of a
+  constant input, a ranking mean with no group that has a positive.
 * Ranking metrics (MAP@k, NDCG@k, MRR) are per group (e.g. per impression),
-  binary relevance ``y > 0``, ties in ``p`` broken by original row order, and
-  averaged over the groups that have at least one positive (groups without
-  positives are excluded from the mean).
+  binary relevance ``y > 0``, tied scores ordered against the model (non-relevant
+  rows first) or by ``ranking_report``'s ``tiebreak``, so the row order never
+  matters, and averaged over the groups that have at least one positive (groups
+  without positives are excluded from the mean).
 * Bins and groups are half-open ``[lo, hi)`` with the last one closed: ECE /
   calibration on equal-width bins of [0, 1], popularity groups on quantiles of
   the key; a grouped mean averages the groups whose value is defined.
@@ -79,6 +82,22 @@ def _arrays(*arrays: Any, others: tuple = ()) -> tuple[ModuleType, list[Any]]:
     return xp, out
 
 
+def _checked(y: ArrayLike, p: ArrayLike, binary: bool, others: tuple = ()) -> tuple[ModuleType, Any, Any]:
+    """(module, y, p) as :func:`_arrays`, refusing NaN or infinite values (they would be ranked or
+    averaged into a plausible number) and, when ``binary``, labels other than 0/1."""
+    xp, (y, p) = _arrays(y, p, others=others)
+    for name, a in (("y", y), ("p", p)):
+        bad = ~xp.isfinite(a)
+        if bool(bad.any()):
+            raise ValueError(f"{name} has {int(bad.sum())} NaN or infinite value(s), the first at row {int(xp.argmax(bad))}")
+    if binary:
+        bad = (y != 0) & (y != 1)
+        if bool(bad.any()):
+            row = int(xp.argmax(bad))
+            raise ValueError(f"y must hold 0/1 labels; row {row} holds {float(y[row]):g}")
+    return xp, y, p
+
+
 def _argsort_stable(a: Any, xp: ModuleType) -> Any:
     """Stable argsort (cupy's argsort is always stable and may not take ``kind``)."""
     return np.argsort(a, kind="stable") if xp is np else xp.argsort(a)
@@ -118,7 +137,7 @@ def _row_entropy(y: Any, p: Any, xp: ModuleType, eps: float = 1e-15) -> Any:
 
 def log_loss(y: ArrayLike, p: ArrayLike, eps: float = 1e-15) -> float:
     """Mean binary cross-entropy, ``p`` clipped to [eps, 1 - eps]."""
-    xp, (y, p) = _arrays(y, p)
+    xp, y, p = _checked(y, p, binary=True)
     return _mean(_row_entropy(y, p, xp, eps))
 
 
@@ -136,7 +155,7 @@ def rce(y: ArrayLike, p: ArrayLike) -> float:
 
     nan when ``y`` has a single class.
     """
-    xp, (y, p) = _arrays(y, p)
+    xp, y, p = _checked(y, p, binary=True)
     return _rce(_mean(_row_entropy(y, p, xp)), _mean(y))
 
 
@@ -187,13 +206,13 @@ def _auc(tps: Any, fps: Any, xp: ModuleType) -> float:
 
 def average_precision(y: ArrayLike, p: ArrayLike) -> float:
     """Average precision as sklearn's ``average_precision_score`` (nan without positives)."""
-    xp, (y, p) = _arrays(y, p)
+    xp, y, p = _checked(y, p, binary=True)
     return _ap(*_binary_curve(y, p, xp), xp)
 
 
 def roc_auc(y: ArrayLike, p: ArrayLike) -> float:
     """ROC AUC as sklearn's ``roc_auc_score`` (ties averaged); nan with one class."""
-    xp, (y, p) = _arrays(y, p)
+    xp, y, p = _checked(y, p, binary=True)
     return _auc(*_binary_curve(y, p, xp), xp)
 
 
@@ -207,7 +226,7 @@ def _downsample(n: int, max_points: int, xp: ModuleType) -> Any:
 def pr_curve(y: ArrayLike, p: ArrayLike, max_points: int = 200) -> dict[str, list[float]]:
     """Precision / recall by increasing recall, from (recall 0, precision 1), downsampled for
     plotting; empty lists when ``y`` has no positive."""
-    xp, (y, p) = _arrays(y, p)
+    xp, y, p = _checked(y, p, binary=True)
     n_pos = float(y.sum()) if len(y) else 0.0
     if n_pos == 0:
         return {"precision": [], "recall": []}
@@ -234,7 +253,8 @@ def _calibration_bins(y: Any, p: Any, xp: ModuleType, n_bins: int) -> tuple[Any,
 
 def expected_calibration_error(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> float:
     """ECE: count-weighted mean of |mean(p) - mean(y)| over equal-width bins on [0, 1]."""
-    xp, (y, p) = _arrays(y, p)
+    _check_bins(n_bins)
+    xp, y, p = _checked(y, p, binary=True)
     if len(y) == 0:
         return float("nan")
     _, sum_p, sum_y = _calibration_bins(y, p, xp, n_bins)
@@ -243,7 +263,8 @@ def expected_calibration_error(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> 
 
 def calibration_curve(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> dict[str, list]:
     """Reliability diagram: {"mean_pred", "frac_pos", "count"} for the non-empty bins (host lists)."""
-    xp, (y, p) = _arrays(y, p)
+    _check_bins(n_bins)
+    xp, y, p = _checked(y, p, binary=True)
     count, sum_p, sum_y = _calibration_bins(y, p, xp, n_bins)
     nz = count > 0
     return {
@@ -318,7 +339,7 @@ class _Ranked:
 
 def _ranking_inputs(y: ArrayLike, p: ArrayLike, group: ArrayLike) -> tuple[ModuleType, Any, Any, Any]:
     """(module, y, p, group ids) with the group ids kept in their own dtype."""
-    xp, (y, p) = _arrays(y, p, others=(group,))
+    xp, y, p = _checked(y, p, binary=False, others=(group,))
     g = xp.asarray(_raw(group)).ravel()
     if len(g) != len(y):
         raise ValueError(f"group has {len(g)} rows, y has {len(y)}")
@@ -346,6 +367,8 @@ def _order_desc_tied(y: Any, p: Any, tiebreak: Any, xp: ModuleType) -> Any:
     good as random, yet independent of the input order) or, without one, against the model
     (non-relevant rows first). Either way the ranking metrics do not depend on the row order."""
     second = y if tiebreak is None else xp.asarray(_raw(tiebreak)).ravel()
+    if len(second) != len(p):
+        raise ValueError(f"tiebreak has {len(second)} rows, p has {len(p)}")
     first = _argsort_stable(second, xp)
     return first[_argsort_stable(-p[first], xp)]
 
@@ -357,8 +380,13 @@ def _ranked_segments(y: ArrayLike, p: ArrayLike, group: ArrayLike) -> _Ranked:
 
 
 def _check_k(k: int) -> None:
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a whole number >= 1, got {k!r}")
+
+
+def _check_bins(n_bins: int) -> None:
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a whole number >= 1, got {n_bins!r}")
 
 
 def _map_at_k(r: _Ranked, k: int) -> float:
@@ -402,7 +430,7 @@ def mrr(y: ArrayLike, p: ArrayLike, group: ArrayLike) -> float:
 
 def _log1p_pair(y: ArrayLike, pred: ArrayLike) -> tuple[Any, Any]:
     """log1p of both; counts, so negatives are clipped to 0 first."""
-    xp, (y, pred) = _arrays(y, pred)
+    xp, y, pred = _checked(y, pred, binary=False)
     return xp.log1p(xp.clip(y, 0, None)), xp.log1p(xp.clip(pred, 0, None))
 
 
@@ -416,13 +444,13 @@ def _mae(y: Any, pred: Any) -> float:
 
 def rmse(y: ArrayLike, pred: ArrayLike) -> float:
     """Root mean squared error."""
-    _, (y, pred) = _arrays(y, pred)
+    _, y, pred = _checked(y, pred, binary=False)
     return _rmse(y, pred)
 
 
 def mae(y: ArrayLike, pred: ArrayLike) -> float:
     """Mean absolute error."""
-    _, (y, pred) = _arrays(y, pred)
+    _, y, pred = _checked(y, pred, binary=False)
     return _mae(y, pred)
 
 
@@ -452,7 +480,7 @@ def _rankdata(x: Any, xp: ModuleType) -> Any:
 
 def spearman(y: ArrayLike, pred: ArrayLike) -> float:
     """Spearman rank correlation (average ranks for ties), as scipy.stats.spearmanr; nan if constant."""
-    xp, (y, pred) = _arrays(y, pred)
+    xp, y, pred = _checked(y, pred, binary=False)
     if len(y) < 2:
         return float("nan")
     a = _rankdata(y, xp)
@@ -468,7 +496,7 @@ def spearman(y: ArrayLike, pred: ArrayLike) -> float:
 def binary_report(y: ArrayLike, p: ArrayLike, key: ArrayLike | None = None) -> dict[str, Any]:
     """{"ap", "rce", "auc", "log_loss", "ece", "positive_rate", "n"}; with ``key`` also
     "ap_grouped" / "rce_grouped", the means over 5 quantile groups of ``key``."""
-    xp, (y, p) = _arrays(y, p, others=(key,))
+    xp, y, p = _checked(y, p, binary=True, others=(key,))
     n = len(y)
     order = _order_desc(p, xp)  # the one sort, shared by AP, AUC and the grouped AP
     ys, ps = y[order], p[order]
@@ -514,7 +542,7 @@ def ranking_report(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10, ti
 
 def regression_report(y: ArrayLike, pred: ArrayLike) -> dict[str, Any]:
     """{"rmse_log1p", "mae_log1p", "rmse", "mae", "spearman", "n"}."""
-    xp, (y, pred) = _arrays(y, pred)
+    xp, y, pred = _checked(y, pred, binary=False)
     return {
         "rmse_log1p": rmse_log1p(y, pred),
         "mae_log1p": mae_log1p(y, pred),

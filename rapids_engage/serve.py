@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .backend import CPU, Backend, array_module, is_gpu_object
+from .features.frames import is_dask
 from .predict import PRED_PREFIX, id_columns, load_booster, load_builder, load_models
 
 
@@ -46,6 +47,9 @@ class Scorer:
     def features(self, rows: Any) -> Any:
         """The model features of ``rows`` (a pandas or cudf frame of canonical input columns; moved to
         the scorer's device first when they are on the other one)."""
+        if is_dask(rows):
+            raise TypeError("Scorer scores in-memory rows (pandas or cudf); for a dask frame use FeatureStore.transform "
+                            "or `python -m rapids_engage.pipeline predict`")
         if is_gpu_object(rows) != self.backend.is_gpu:  # the fitted tables live on the scorer's device
             rows = self.backend.from_pandas(rows) if self.backend.is_gpu else rows.to_pandas()
         carry = [*self.layout.carried(), *id_columns(self.layout, rows.columns)]

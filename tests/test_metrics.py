@@ -322,6 +322,31 @@ def test_series_lists_and_nullable_inputs():
         m.log_loss(y, p[:-1])
 
 
+def test_nan_scores_labels_outside_0_1_and_bad_arguments_are_errors():
+    """Not a plausible number: NaN scores would be ranked last and averaged, labels of 2 give an AP above 1."""
+    y, p = np.array([0, 1, 0, 1]), np.array([0.1, np.nan, 0.3, 0.4])
+    for f in (m.log_loss, m.rce, m.average_precision, m.roc_auc, m.expected_calibration_error, m.binary_report, m.pr_curve,
+              m.calibration_curve, m.rmse, m.spearman, m.regression_report):
+        with pytest.raises(ValueError, match="p has 1 NaN or infinite value"):
+            f(y, p)
+        with pytest.raises(ValueError, match="y has 1 NaN or infinite value"):
+            f(np.array([0, np.nan, 0, 1]), np.full(4, 0.5))
+    with pytest.raises(ValueError, match=r"p has 1 NaN .* the first at row 1"):
+        m.map_at_k(y, p, [1, 1, 2, 2])
+    for f in (m.average_precision, m.rce, m.roc_auc, m.binary_report):
+        with pytest.raises(ValueError, match="y must hold 0/1 labels; row 1 holds 2"):
+            f([0, 2, 0, 2], [0.1, 0.2, 0.3, 0.4])
+        with pytest.raises(ValueError, match="row 0 holds -1"):
+            f([-1, 1, -1, 1], [0.1, 0.2, 0.3, 0.4])
+    assert m.rmse([0, 2, 5], [1, 2, 3]) == pytest.approx((5 / 3) ** 0.5)  # counts are not labels
+    with pytest.raises(ValueError, match="tiebreak has 3 rows, p has 6"):
+        m.ranking_report([1, 0, 1, 0, 1, 0], [0.5] * 6, [1, 1, 2, 2, 3, 3], tiebreak=np.arange(3))
+    with pytest.raises(ValueError, match="k must be a whole number >= 1, got 2.5"):
+        m.map_at_k([1, 0], [0.5, 0.4], [1, 1], k=2.5)
+    with pytest.raises(ValueError, match="n_bins must be a whole number >= 1, got 0"):
+        m.expected_calibration_error([1, 0], [0.5, 0.4], n_bins=0)
+
+
 def test_empty_inputs_are_nan():
     e = np.array([], dtype=float)
     for f in (m.log_loss, m.rce, m.average_precision, m.roc_auc, m.expected_calibration_error, m.rmse, m.spearman):

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rapids_engage.data import DataError
 from rapids_engage.pipeline import main
 from rapids_engage.report import validate
 
@@ -187,6 +188,19 @@ def test_predict_reproduces_validation_metrics(demo, tmp_path):
     assert len(both) == len(valid)
     for t in TARGETS:
         np.testing.assert_allclose(both[f"pred_{t}_served"], both[f"pred_{t}"], rtol=0, atol=1e-6)
+    # rows as a database hands them over: a null list is an empty one; a null time or profile value is named
+    scorer, rows = Scorer(out), valid.head(20).reset_index(drop=True)
+    want = scorer.predict(rows.assign(hashtags=rows["hashtags"].where(rows.index != 3, "")))
+    pd.testing.assert_frame_equal(scorer.predict(rows.assign(hashtags=rows["hashtags"].where(rows.index != 3, None))), want)
+    for column in ("tweet_timestamp", "engaging_user_account_creation", "engagee_follows_engager"):
+        broken = rows.astype({column: "Int64" if column != "engagee_follows_engager" else "boolean"})
+        broken.loc[5, column] = None
+        with pytest.raises(DataError, match=f"column '{column}' has 1 null value\\(s\\), the first at index 5"):
+            scorer.predict(broken)
+    import dask.dataframe as dd
+
+    with pytest.raises(TypeError, match="Scorer scores in-memory rows"):
+        scorer.predict(dd.from_pandas(rows, npartitions=2))
 
 
 def test_predict_takes_cluster_settings_only(demo, tmp_path, capsys):

@@ -31,6 +31,8 @@ RAW_NUMERIC = (
     "engaging_user_following_count",
 )
 FLAGS = ("engaged_with_user_is_verified", "engaging_user_is_verified", "engagee_follows_engager")
+#: Columns whose null has no meaning for the features (an account age, a flag): an error at serving.
+NON_NULL = ("engaged_with_user_account_creation", "engaging_user_account_creation", *FLAGS)
 DERIVED = (
     "hour",
     "weekday",
@@ -68,6 +70,10 @@ def _first_id(lists: Any) -> Any:
     return series_like(lists, values(keys))  # an array: a Series would be realigned, which cudf refuses on repeated labels
 
 
+#: The key columns :func:`derived_keys` adds.
+DERIVED_KEYS = ("first_hashtag", "first_domain")
+
+
 def derived_keys(part: Any) -> Any:
     """The int64 key columns ``first_hashtag`` and ``first_domain`` (0 when the tweet has none)."""
     return part.assign(first_hashtag=_first_id(part["hashtags"]), first_domain=_first_id(part["present_domains"]))
@@ -76,9 +82,10 @@ def derived_keys(part: Any) -> Any:
 def content_features(part: Any) -> Any:
     """One partition (pandas or cudf) with the content/profile features added."""
     ts = part["tweet_timestamp"]
-    new = {name: _list_length(part[col]) for name, col in LIST_COUNTS.items()}
-    new.update(_token_counts(part["text_tokens"], TOKEN_COUNTS))
-    new.update({name: part["present_media"].str.count(kind).astype("int32") for name, kind in MEDIA_COUNTS.items()})
+    lists = {col: part[col].fillna("") for col in (*LIST_COUNTS.values(), "present_media")}  # a null list: empty
+    new = {name: _list_length(lists[col]) for name, col in LIST_COUNTS.items()}
+    new.update(_token_counts(lists["text_tokens"], TOKEN_COUNTS))
+    new.update({name: lists["present_media"].str.count(kind).astype("int32") for name, kind in MEDIA_COUNTS.items()})
     new["hour"] = ((ts // 3600) % 24).astype("int32")
     new["weekday"] = (((ts // 86400) + 3) % 7).astype("int32")  # 0 = Monday (1970-01-01 was a Thursday)
     codes = {kind: i for i, kind in enumerate(TWEET_TYPES)}  # an unknown type is 0, as the first
