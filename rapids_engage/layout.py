@@ -9,6 +9,7 @@ run so ``predict`` computes features the same way.
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -69,8 +70,10 @@ class Layout:
         for t in self.targets:
             if t.name == name:
                 return t
-        known = ", ".join(t.name for t in self.targets)
-        raise ValueError(f"train.targets names {name!r}, which the data do not define (targets: {known})")
+        names = [t.name for t in self.targets]
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        raise ValueError(f"train.targets names {name!r}, which the data do not define"
+                         + (f": did you mean {close[0]!r}?" if close else "") + f" (targets: {', '.join(names)})")
 
     def input_columns(self) -> list[str]:
         """Input columns needed to compute the layout's features (the targets are optional)."""

@@ -30,7 +30,9 @@ from .predict import ModelError
 from .evaluate import evaluate_targets, gather, oracle_probabilities
 from .features import add_labels
 from .features.frames import drop_empty_partitions
+from .features.build import check_keys
 from .features.materialize import Materialized, materialize
+from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
 from .provenance import config_data, run_info, write_config
@@ -57,11 +59,27 @@ def _stages(cfg: Config, quiet: bool, console: Console) -> Iterator[tuple[Backen
         yield backend, out, prog, memory
 
 
-def _data_stage(cfg: Config, backend: Backend, prog: StageProgress) -> Dataset:
+def _data_stage(cfg: Config, backend: Backend, prog: StageProgress, train: bool = True) -> Dataset:
+    """The data stage, with the config checked against the data's layout (targets, feature keys and,
+    when the run trains, XGBoost parameters): before it when the config tells the layout, so a typo
+    does not wait for an ingest, else after it."""
+    expected = expected_layout(cfg)
+    if expected is not None:
+        _check_config(cfg, expected, backend, train)
     with prog.stage("data"):
         dataset = resolve_dataset(cfg, backend, on_chunk=lambda done, total: prog.update(done, total, f"{done:,}/{total:,}"))
         prog.log(dataset.description)
+    if expected is None:
+        _check_config(cfg, dataset.layout, backend, train)
     return dataset
+
+
+def _check_config(cfg: Config, layout: Layout, backend: Backend, train: bool) -> None:
+    for target in cfg.train.targets:
+        layout.target(target)
+    check_keys(cfg.features, layout)
+    if train:
+        check_params(cfg.train, layout, backend)
 
 
 def _store_stages(
@@ -106,13 +124,8 @@ def run(
     started = time.time()
     targets = list(cfg.train.targets)
     with _stages(cfg, quiet, console) as (backend, out, prog, memory):
-        expected = expected_layout(cfg)
-        if expected is not None:  # before the data stage: a typo must not wait for an ingest
-            check_params(cfg.train, expected, backend)
         dataset = _data_stage(cfg, backend, prog)
         layout = dataset.layout
-        if expected is None:
-            check_params(cfg.train, layout, backend)
         kinds = {t: layout.target(t).kind for t in targets}
         with start_cluster(backend, cfg.cluster) as cluster:
             client = cluster.client
@@ -188,7 +201,7 @@ def build_features(
     console = console or Console(stderr=True)
     started = time.time()
     with _stages(cfg, quiet, console) as (backend, out, prog, memory):
-        dataset = _data_stage(cfg, backend, prog)
+        dataset = _data_stage(cfg, backend, prog, train=False)
         with start_cluster(backend, cfg.cluster) as cluster:
             split, built = _store_stages(cfg, backend, prog, cluster, dataset, rebuild, None)
             n_workers = cluster.n_workers

@@ -125,7 +125,14 @@ def check_params(cfg: TrainConfig, layout: Layout, backend: Backend) -> None:
     or a ranking objective without a group is a :class:`ConfigError` naming the config key.
 
     XGBoost validates them on a two-row CPU booster in this process (no GPU context, milliseconds).
+    A ``per_target`` entry of a target the data do not define is an error too.
     """
+    names = [t.name for t in layout.targets]
+    for name in cfg.per_target:
+        if name not in names:
+            close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
+            raise ConfigError(f"train.per_target.{name}: the data define no target {name!r}"
+                              + (f": did you mean {close[0]!r}?" if close else "") + f" (targets: {', '.join(names)})")
     for target in cfg.targets:
         kind = layout.target(target).kind
         params = xgb_params(cfg, target, backend, kind)

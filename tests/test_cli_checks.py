@@ -64,8 +64,15 @@ def test_predict_cluster_settings_are_not_overwritten_by_absent_flags(argv, gpus
     ("train.per_target.reply.objective=count:poisson", "train.per_target.reply.objective: objective count:poisson needs a count "
                                                        "target; 'reply' is a 0/1 target"),
     ("train.per_target.like.objective=rank:ndcg", "train.per_target.like.objective: objective rank:ndcg ranks the rows of a group"),
+    ("train.per_target.buy.scale_pos_weight=5", "train.per_target.buy: the data define no target 'buy' "
+                                               "(targets: like, retweet, reply, quote)"),
+    ("train.targets=[likes]", "train.targets names 'likes', which the data do not define: did you mean 'like'?"),
+    ("features.target_encoding.keys=[[engagng_user_id]]", "features.target_encoding.keys: no column 'engagng_user_id' in the "
+                                                          "data: did you mean 'engaging_user_id'? (derived keys: first_hashtag, first_domain)"),
+    ("features.history.keys=[[engaging_user_id, tweet_typ]]", "features.history.keys: no column 'tweet_typ' in the data: "
+                                                              "did you mean 'tweet_type'?"),
 ])
-def test_xgboost_parameters_are_checked_before_the_data(tmp_path, capsys, setting, message):
+def test_config_is_checked_against_the_data_before_the_data_stage(tmp_path, capsys, setting, message):
     # a cache directory that cannot exist: the check must come before the data stage touches it
     argv = ["--gpus", "0", "--rows", "1000", "--out", str(tmp_path / "run"), "--set", setting,
             "--set", f"data.cache_dir={tmp_path / 'never'}"]

@@ -124,3 +124,15 @@ def test_a_content_feature_added_by_the_code_is_a_new_version(data, tmp_path, mo
     assert not new.cache_hit and new.version != old.version and "n_mentions" in new.features
     assert new.reused is not None and "content" not in new.reused["groups"], logs
     assert set(new.reused["groups"]) == {"te_engaging_user_id", "cnt_engaging_user_id"}
+
+
+def test_a_key_on_a_content_feature_is_computed_when_the_content_group_is_reused(data, tmp_path):
+    """The content group comes from the older version; a new history key on ``hour`` still needs the hour."""
+    user = ["engaging_user_id"]
+    _build(_config([user], [], []), tmp_path / "store", data)
+    cfg = _config([user], [], [["hour"]])
+    built, logs = _build(cfg, tmp_path / "store", data)
+    assert built.reused is not None and "content" in built.reused["groups"], logs
+    full, _ = _build(cfg, tmp_path / "fresh", data)
+    assert "hist_hour_n" in built.features and built.features == full.features
+    pd.testing.assert_frame_equal(_split(built, "valid"), _split(full, "valid"), check_exact=False, rtol=0, atol=1e-12)

@@ -8,13 +8,14 @@ directory of parquet tables + JSON (``save`` / ``load``): the serving state.
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from typing import Any
 
 from functools import partial
 
-from ..config import FeaturesConfig, HistoryConfig
+from ..config import ConfigError, FeaturesConfig, HistoryConfig
 from ..data import DataError
 from ..layout import RECSYS, Layout
 from ..schema import PLAUSIBLE_TIMES
@@ -59,9 +60,46 @@ def row_features(layout: Layout) -> tuple[Any, Any, list[str]]:
     )
 
 
-def check_times(part: Any, column: str) -> Any:
-    """``part`` unchanged; a DataError when its ``column`` has times outside :data:`~..schema.PLAUSIBLE_TIMES`
-    as epoch seconds (milliseconds, say)."""
+def key_columns(layout: Layout) -> list[str]:
+    """The columns a feature key may name for data of ``layout``: its input columns, the derived keys
+    (``first_hashtag``, ``<text>_first_word``, ``<url>_domain``, ...) and the row-wise content
+    features (``hour``, ...)."""
+    derived = list(content.DERIVED_KEYS) if layout.kind == "recsys" else table_content.key_names(layout)
+    return list(dict.fromkeys([*layout.input_columns(), *derived, *row_features(layout)[2]]))
+
+
+def check_keys(config: FeaturesConfig, layout: Layout) -> None:
+    """A ConfigError naming the config key, the column and the closest names when a feature key names
+    a column data of ``layout`` will not have (checked before any data is read)."""
+    known = key_columns(layout)
+    for path, keys in (("features.target_encoding.keys", config.target_encoding.keys), ("features.counts", config.counts),
+                       ("features.history.keys", config.history.keys)):
+        for key in keys:
+            for column in key:
+                if column not in known:
+                    raise ConfigError(f"{path}: {unknown_column(column, known, layout)}")
+
+
+def unknown_column(column: str, known: list[str], layout: Layout) -> str:
+    """``column`` is not one of ``known``: the closest names and the derived keys there are."""
+    close = difflib.get_close_matches(column, known, n=1, cutoff=0.6)
+    derived = list(content.DERIVED_KEYS) if layout.kind == "recsys" else table_content.key_names(layout)
+    return (f"no column {column!r} in the data" + (f": did you mean {close[0]!r}?" if close else "")
+            + (f" (derived keys: {', '.join(derived)})" if derived else ""))
+
+
+def check_values(part: Any, column: str, required: tuple[str, ...] = ()) -> Any:
+    """``part`` unchanged; a DataError naming the column and the first row's index label when the time
+    ``column`` or a ``required`` column has a null, or the time ``column`` holds times outside
+    :data:`~..schema.PLAUSIBLE_TIMES` as epoch seconds (milliseconds, say)."""
+    from ..backend import values
+
+    for name in (column, *required):
+        null = part[name].isna()
+        if bool(null.any()):
+            first = part.index[int(values(null).argmax())]
+            raise DataError(f"column {name!r} has {int(null.sum())} null value(s), the first at index {first!r}: "
+                            "the features need a value there")
     if len(part):
         lo, hi = int(part[column].min()), int(part[column].max())
         if lo < PLAUSIBLE_TIMES[0] or hi >= PLAUSIBLE_TIMES[1]:
@@ -110,8 +148,9 @@ class FeatureBuilder:
 
     def check_rows(self, frame: Any) -> None:
         """A clear error for rows the fitted state cannot give features to: not a data frame, input
-        columns missing, a time column that is not integer epoch seconds, or a key column of another
-        kind (text / number) than the fitted tables' (every key would be unseen and get the prior)."""
+        columns missing, a time column that is not integer epoch seconds, a null time or profile value
+        (in-memory rows here; dask rows per partition), or a key column of another kind (text / number)
+        than the fitted tables' (every key would be unseen and get the prior)."""
         if not hasattr(frame, "columns"):
             raise TypeError(f"rows must be a data frame (pandas, cudf or dask), got {type(frame).__name__}")
         missing = [c for c in self.layout.input_columns() if c not in frame.columns]
@@ -121,11 +160,15 @@ class FeatureBuilder:
         if getattr(time, "kind", "O") not in "iu":
             raise DataError(f"column {self.layout.time!r} must hold integer epoch seconds, got {time}")
         if not is_dask(frame):  # dask rows: checked per partition by transform
-            check_times(frame, self.layout.time)
+            check_values(frame, self.layout.time, self._required())
         for column, fitted in self._fitted_key_dtypes().items():
             if column in frame.columns and _is_text(frame.dtypes[column]) != _is_text(fitted):
                 raise DataError(f"key column {column!r} is {frame.dtypes[column]} here but {fitted} in the fitted "
                                 "tables: every key would be unseen; cast it first")
+
+    def _required(self) -> tuple[str, ...]:
+        """Input columns besides the time that may hold no null (the RecSys profile columns)."""
+        return content.NON_NULL if self.layout.kind == "recsys" and self.config.content else ()
 
     def _fitted_key_dtypes(self) -> dict[str, Any]:
         """Key column -> its dtype in the first fitted table that has it (found once per fit: a
@@ -147,6 +190,13 @@ class FeatureBuilder:
     def _content_names(self) -> list[str]:
         return row_features(self.layout)[2] if self.config.content else []
 
+    def _computes_content(self) -> bool:
+        """Whether the row-wise content features are computed: as features, or as the columns of a key
+        (``hour``; also in a partial build whose content group is taken from another version)."""
+        names = set(row_features(self.layout)[2])
+        return self.config.content or any(c in names for e in [*self.target_encoders, *self.count_encoders,
+                                                               *self.history_encoders] for c in e.columns)
+
     def feature_names(self) -> list[str]:
         names = self._content_names()
         for enc in self.count_encoders:
@@ -160,7 +210,7 @@ class FeatureBuilder:
     def _rowwise_features(self, frame: Any) -> Any:
         keys, features, _ = row_features(self.layout)
         frame = _rowwise(frame, keys)
-        return _rowwise(frame, features) if self.config.content else frame
+        return _rowwise(frame, features) if self._computes_content() else frame
 
     def _split_outs(self, frame: Any, groups: list[list[str] | None]) -> list[int]:
         """Partitions of the key table grouped by each of ``groups`` (None: no table) of a
@@ -195,7 +245,7 @@ class FeatureBuilder:
         keys = [c for enc in [*self.target_encoders, *self.count_encoders, *self.history_encoders] for c in enc.columns]
         missing = sorted({c for c in keys if c not in frame.columns})
         if missing:
-            raise ValueError(f"feature keys name column(s) {missing} that the data do not have")
+            raise ValueError(f"feature keys: {unknown_column(missing[0], list(frame.columns), self.layout)}")
         wanted = [*self.row_key, self.layout.time, DAY, *self.targets, *keys, *self._content_names(), *carry]
         return frame[[c for c in dict.fromkeys(wanted) if c in frame.columns]]
 
@@ -269,7 +319,7 @@ class FeatureBuilder:
         :meth:`fit_transform`)."""
         self.check_rows(frame)
         frame = as_dask(frame)
-        frame = frame.map_partitions(check_times, self.layout.time, meta=frame._meta)
+        frame = frame.map_partitions(check_values, self.layout.time, self._required(), meta=frame._meta)
         keep = Checkpoints(scratch)
         frame = keep(self._with_history(self._needed(frame, list(carry)), fit=False, checkpoint=keep))
         return self._apply(frame, [enc.full_join() for enc in self.target_encoders], keep)
@@ -281,7 +331,7 @@ class FeatureBuilder:
         self.check_rows(frame)
         keys_fn, features_fn, _ = row_features(self.layout)
         frame = keys_fn(frame)
-        frame = features_fn(frame) if self.config.content else frame
+        frame = features_fn(frame) if self._computes_content() else frame
         frame = self._select(with_day(frame, self.layout.time), list(carry))
         for enc in self.history_encoders:
             frame = enc.transform(frame, labels=False)
