@@ -124,7 +124,7 @@ def _ingest_once(root: Path, ingest: Callable[[], Any]) -> dict:
     """The ingest summary of ``root``, running ``ingest`` first when the cache has none."""
     summary_file = root / "ingest.json"
     if summary_file.is_file():
-        return json.loads(summary_file.read_text())
+        return json.loads(summary_file.read_text()) | {"reused": True}
     return asdict(ingest())
 
 
@@ -137,7 +137,8 @@ def _ingested(root: Path, summary: dict, what: str, layout: Layout | None) -> Da
     if summary["ingested_rows"] == 0:  # nothing to read: say why rather than "no parquet files"
         raise DataError(f"{what}: none of the {summary['input_rows']:,} input rows was ingested ({reasons or 'no input rows'}); "
                         f"the quarantine ({root / 'quarantine.parquet'}) has each row's file, line, column and reason")
-    desc = f"{what}: {summary['ingested_rows']:,} rows ingested, {summary['quarantined_rows']:,} quarantined"
+    desc = (f"{what}: {summary['ingested_rows']:,} rows ingested{' (by an earlier run: cached)' if summary.get('reused') else ''}, "
+            f"{summary['quarantined_rows']:,} quarantined")
     if summary.get("output_rows", summary["ingested_rows"]) != summary["ingested_rows"]:  # explode: rows per item
         desc += f", {summary['output_rows']:,} event rows"
     if summary["quarantined_rows"]:  # why, and where to look

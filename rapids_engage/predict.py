@@ -36,13 +36,17 @@ class ModelError(ValueError):
 
 def load_models(model_dir: Path) -> tuple[dict[str, dict], dict]:
     """(target -> meta, store {path, version}) of a run's ``models/`` (or the run directory)."""
+    if not model_dir.is_dir():
+        raise ModelError(f"--model-dir {model_dir} does not exist (a pipeline run's --out, holding models/)")
     models = model_dir / "models" if (model_dir / "models").is_dir() else model_dir
     metas = {m["target"]: m for m in (json.loads(p.read_text()) for p in sorted(models.glob("*.meta.json")))}
     if not metas:
         raise ModelError(f"no models (<target>.meta.json) in {models}")
     stores = {json.dumps(m.get("store"), sort_keys=True) for m in metas.values()}
     if len(stores) != 1 or not next(iter(metas.values())).get("store"):
-        raise ModelError(f"models in {models} were trained on different or unknown feature-store versions; retrain them together")
+        trained = "; ".join(f"{t}: {(m.get('store') or {}).get('version', 'unknown')}" for t, m in metas.items())
+        raise ModelError(f"models in {models} were trained on different or unknown feature-store versions ({trained}); "
+                         "retrain them together")
     for t, m in metas.items():
         m["model_file"] = str(models / f"{t}.json")
     return metas, next(iter(metas.values()))["store"]
@@ -97,7 +101,8 @@ def read_new_rows(path: Path, layout: Layout, min_partition_rows: int | None = N
     if (path / "data").is_dir():  # an ingest output: its rows, not its quarantine
         path = path / "data"
     files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
-    raw = "raw files (CSV, TSV, JSONL, RecSys text) are read by `ingest --unlabelled` first, whose output predict takes"
+    raw = ("raw files (CSV, TSV, JSONL, RecSys text) are read by `ingest` first (with --unlabelled when they have no "
+           "target columns), whose output predict takes")
     if not files:
         raise DataError(f"no parquet files at {path}: {raw}")
     if path.is_file() and path.suffix != ".parquet":

@@ -230,6 +230,13 @@ def test_predict_refuses_a_missing_store_version(demo, tmp_path):
         load_builder(store, CPU)
     with pytest.raises(ModelError, match="no models"):
         load_models(tmp_path)
+    with pytest.raises(ModelError, match="does not exist"):
+        load_models(tmp_path / "nowhere")
+    like = json.loads((run / "models" / "like.meta.json").read_text())
+    like["store"]["version"] = "1111111111111111"
+    (run / "models" / "like.meta.json").write_text(json.dumps(like))
+    with pytest.raises(ModelError, match=r"different or unknown feature-store versions \(like: 1111111111111111; quote: 0000"):
+        load_models(run)
 
 
 def test_predict_refuses_a_store_built_with_another_feature_set(demo, monkeypatch):

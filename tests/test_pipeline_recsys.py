@@ -44,6 +44,12 @@ def test_raw_files_run_end_to_end_with_quarantine(raw, tmp_path):
     assert report["rows"]["train"] + report["rows"]["valid"] == ingest["ingested_rows"]
     assert report["targets"]["like"]["rce"] > 0
     assert Path(ingest["quarantine"]).is_file()
+    # the next run reuses the ingest and says so
+    from rapids_engage.config import load_config
+    from rapids_engage.data import resolve_dataset
+
+    cfg = load_config(None, ["data.source=recsys", f"data.path={raw}/*.tsv", f"data.cache_dir={tmp_path / 'cache'}"])
+    assert "39,998 rows ingested (by an earlier run: cached), 2 quarantined" in resolve_dataset(cfg).description
 
 
 def test_strict_fails_naming_file_and_line(raw, tmp_path):

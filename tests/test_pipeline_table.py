@@ -140,7 +140,7 @@ def test_predict_on_table_rows_reproduces_the_report(planted, tmp_path):
         Scorer(tmp / "run").predict(rows.assign(**{layout.time: pd.to_datetime(rows[layout.time], unit="s")}))
     raw_csv = tmp_path / "new.csv"
     rows.to_csv(raw_csv, index=False)
-    with pytest.raises(DataError, match="not a parquet file.*ingest --unlabelled"):
+    with pytest.raises(DataError, match="not a parquet file.*by `ingest` first \(with --unlabelled when"):
         main(["predict", "--model-dir", str(tmp / "run"), "--input", str(raw_csv), "--out", str(tmp_path / "p"), "--gpus", "0", "--debug"])
 
 

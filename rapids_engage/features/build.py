@@ -155,7 +155,8 @@ class FeatureBuilder:
             raise TypeError(f"rows must be a data frame (pandas, cudf or dask), got {type(frame).__name__}")
         missing = [c for c in self.layout.input_columns() if c not in frame.columns]
         if missing:
-            raise DataError(f"rows lack column(s) {missing} needed to compute features")
+            raise DataError(f"rows lack column(s) {missing} needed to compute features (rows in the canonical form, as the "
+                            "ingest subcommand writes them)")
         time = frame.dtypes[self.layout.time]
         if getattr(time, "kind", "O") not in "iu":
             raise DataError(f"column {self.layout.time!r} must hold integer epoch seconds, got {time}")
