@@ -25,6 +25,7 @@ from .features import FeatureBuilder, add_labels
 from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
+from .schema import utc
 from .store import FeatureStore, MissingVersion
 
 PRED_PREFIX = "pred_"
@@ -93,14 +94,56 @@ def load_builder(store_info: dict, backend: Backend, model_dir: Path | None = No
     )
 
 
+def input_files(path: Path) -> list[Path]:
+    """The parquet files of ``predict --input``: a file, or a directory's (an ingest output's ``data/``)."""
+    if (path / "data").is_dir():  # an ingest output: its rows, not its quarantine
+        path = path / "data"
+    return [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+
+
+def earliest_time(files: list[Path], column: str) -> int | None:
+    """The smallest ``column`` value of parquet ``files`` from their footers' statistics (no data read);
+    None when a file has no statistics for it."""
+    import pyarrow.parquet as pq
+
+    lows = []
+    for f in files:
+        meta = pq.ParquetFile(f).metadata
+        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+        if column not in names:
+            return None
+        for g in range(meta.num_row_groups):
+            stats = meta.row_group(g).column(names.index(column)).statistics
+            if meta.row_group(g).num_rows == 0:
+                continue
+            if stats is None or not stats.has_min_max:
+                return None
+            lows.append(int(stats.min))
+    return min(lows) if lows else None
+
+
+#: A gap between the serving state's end and the first row scored beyond which history features drift.
+HISTORY_GAP_S = 86_400
+
+
+def history_gap(builder: FeatureBuilder, start: int | None) -> str | None:
+    """A line for the log when the rows to score start more than a day after the serving state ends
+    (the training cut-off): history features count no event in between."""
+    ends = [e.t_end_ for e in builder.history_encoders if getattr(e, "t_end_", None) is not None]
+    if start is None or not ends or start - max(ends) <= HISTORY_GAP_S:
+        return None
+    return (f"the rows start {utc(start)}, {(start - max(ends)) / 86_400:.1f} days after the serving state ends "
+            f"({utc(max(ends))}, the training cut-off): history features count no event in between, so their recent "
+            "windows (24h, 168h, prev1d) read lower than at training; score rows that follow the training window, or "
+            "retrain on data up to them")
+
+
 def read_new_rows(path: Path, layout: Layout, min_partition_rows: int | None = None) -> Any:
     """Canonical parquet rows to score (a file or a directory); the target columns are optional.
     Consecutive files smaller than ``min_partition_rows`` share a partition (:func:`sized_partitions`)."""
     import dask.dataframe as dd
 
-    if (path / "data").is_dir():  # an ingest output: its rows, not its quarantine
-        path = path / "data"
-    files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+    files = input_files(path)
     raw = ("raw files (CSV, TSV, JSONL, RecSys text) are read by `ingest` first (with --unlabelled when they have no "
            "target columns), whose output predict takes")
     if not files:
@@ -213,6 +256,9 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
             rows = read_new_rows(input_path, builder.layout, backend.min_partition_rows)
             prog.log(f"{len(metas)} model(s) ({', '.join(metas)}), feature-store version {store_info['version']}, "
                      f"{rows.npartitions} input partition(s)")
+            gap = history_gap(builder, earliest_time(input_files(input_path), builder.layout.time))
+            if gap:
+                prog.log(gap)
         with start_cluster(backend, cluster_cfg) as cluster:
             prog.log(f"backend {backend.kind}, {cluster.n_workers} worker(s) ({cluster.kind}), dashboard {cluster.dashboard}")
             result = predict(cluster.client, backend, model_dir, rows, out, builder, prog)
@@ -220,5 +266,6 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
     result["rows_per_s"] = round(result["rows"] / prog.timings["score"], 1) if prog.timings.get("score") else None
     result["memory"] = memory.to_report()
     result["backend"] = backend.kind
+    result["history_gap"] = gap
     write_json(out / "predict.json", result)
     return result

@@ -171,7 +171,7 @@ def test_predict_reproduces_validation_metrics(demo, tmp_path):
                  "--out", str(tmp_path / "pred"), "--gpus", "0", "--quiet", "--set", "cluster.n_workers=1"])
     assert code == 0
     result = json.loads((tmp_path / "pred" / "predict.json").read_text())
-    assert result["rows"] == report["rows"]["valid"]
+    assert result["rows"] == report["rows"]["valid"] and result["history_gap"] is None
     assert set(result["timings_s"]) == {"load", "score", "metrics"} and result["rows_per_s"] > 0
     assert set(result["memory"]["host_rss_peak_bytes"]) == {"load", "score", "metrics"}
     preds = pd.read_parquet(tmp_path / "pred" / "predictions")
@@ -201,6 +201,21 @@ def test_predict_reproduces_validation_metrics(demo, tmp_path):
 
     with pytest.raises(TypeError, match="Scorer scores in-memory rows"):
         scorer.predict(dd.from_pandas(rows, npartitions=2))
+
+
+def test_predict_says_when_the_rows_start_days_after_the_serving_state(demo, tmp_path):
+    from rapids_engage.backend import CPU
+    from rapids_engage.predict import earliest_time, history_gap, load_builder, load_models
+
+    _, out, report = demo
+    builder = load_builder(load_models(out)[1], CPU, out)
+    cutoff = report["split"]["cutoff"]
+    later = pd.read_parquet(report["split"]["data_dir"], filters=[("tweet_timestamp", ">", cutoff)])
+    later.assign(tweet_timestamp=later["tweet_timestamp"] + 3 * 86_400).to_parquet(tmp_path / "later.parquet", row_group_size=5_000)
+    start = earliest_time([tmp_path / "later.parquet"], "tweet_timestamp")
+    assert start == later["tweet_timestamp"].min() + 3 * 86_400
+    assert "3.0 days after the serving state ends" in history_gap(builder, start)
+    assert history_gap(builder, cutoff + 3_600) is None
 
 
 def test_predict_takes_cluster_settings_only(demo, tmp_path, capsys):
