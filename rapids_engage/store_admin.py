@@ -5,7 +5,8 @@ one per change), so stores grow. Listing shows each version's rows, features, si
 it reused; ``--keep N`` deletes all but the N newest intact versions (and damaged ones),
 ``--delete V`` deletes named ones, ``--tmp`` the temporary directories of killed builds.
 A deleted version disappears at once (renamed away, then removed): a run never reads half of one.
-Models trained on a deleted version can no longer be served.
+Models trained on a deleted version can no longer be served: a version the models of the runs
+beside the store use is kept (``--keep``) or refused (``--delete``) unless ``--force``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,40 @@ def describe(store: FeatureStore) -> tuple[list[VersionInfo], list[Path]]:
     return infos, [d for d in found if d.name.startswith(".tmp-")]
 
 
+def models_using(store: FeatureStore) -> dict[str, list[str]]:
+    """version -> the ``models/`` directories found whose models were trained on it: the run beside
+    the store (``<out>/store``, ``<out>/models``) and the runs beside it (a store shared by
+    ``--store runs/store``: ``runs/<run>/models``). Runs elsewhere are not seen."""
+    import json
+
+    here = store.path.resolve()
+    found: dict[str, list[str]] = {}
+    for models in sorted({*here.parent.glob("models"), *here.parent.glob("*/models")}):
+        for meta in sorted(models.glob("*.meta.json")):
+            try:
+                trained = json.loads(meta.read_text()).get("store") or {}
+            except (OSError, ValueError):
+                continue
+            if trained.get("version") and Path(trained.get("path", "")).resolve() == here:
+                users = found.setdefault(trained["version"], [])
+                if str(models) not in users:
+                    users.append(str(models))
+    return found
+
+
+def spare_served(doomed: list[str], named: list[str], served: dict[str, list[str]], force: bool) -> tuple[list[str], list[str]]:
+    """(what to delete, lines for the versions kept): without ``force`` a version that found models
+    use is kept when ``--keep`` chose it, and refused when ``--delete`` named it."""
+    if force:
+        return doomed, []
+    refused = [v for v in named if v in served]
+    if refused:
+        raise ValueError(f"store: version {refused[0]} serves the models in {', '.join(served[refused[0]])}; "
+                         "--force deletes it anyway (they can no longer be served)")
+    kept = [f"keeping {v}: the models in {', '.join(served[v])} use it (--force deletes it)" for v in doomed if v in served]
+    return [v for v in doomed if v not in served], kept
+
+
 def remove(store: FeatureStore, name: str) -> None:
     """Delete ``<store>/<name>``: renamed out of sight first, so no reader sees part of it."""
     trash = store.path / f".trash-{name.lstrip('.')}-{uuid.uuid4().hex[:8]}"
@@ -78,14 +113,15 @@ def _gib(n: int) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
-def versions_table(store: FeatureStore, infos: list[VersionInfo]) -> Table:
+def versions_table(store: FeatureStore, infos: list[VersionInfo], served: dict[str, list[str]]) -> Table:
     table = Table(title=f"feature store {store.path}")
-    for col in ("version", "created (UTC)", "train rows", "valid rows", "features", "size", "reused from", "state"):
+    for col in ("version", "created (UTC)", "train rows", "valid rows", "features", "size", "reused from", "models", "state"):
         table.add_column(col, justify="right" if col.endswith(("rows", "features", "size")) else "left")
     for i in infos:
         created = dt.datetime.fromtimestamp(i.created, dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if i.created else "—"
+        users = ", ".join(Path(m).parent.name for m in served.get(i.version, [])) or "—"
         table.add_row(i.version, created, f"{i.rows.get('train', 0):,}" if i.rows else "—", f"{i.rows.get('valid', 0):,}" if i.rows else "—",
-                      str(i.n_features) if i.n_features is not None else "—", _gib(i.bytes), i.reused_from or "—",
+                      str(i.n_features) if i.n_features is not None else "—", _gib(i.bytes), i.reused_from or "—", users,
                       "intact" if i.problem is None else f"[red]damaged[/red]: {i.problem}")
     return table
 
@@ -102,6 +138,8 @@ def build_store_parser() -> argparse.ArgumentParser:
     p.add_argument("--tmp", action="store_true", help="delete the temporary directories of killed builds "
                    "(only while no build writes to this store)")
     p.add_argument("--dry-run", action="store_true", help="say what would be deleted, delete nothing")
+    p.add_argument("--force", action="store_true", help="delete versions that models of the runs beside the store use "
+                   "(kept otherwise)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
@@ -112,10 +150,13 @@ def run_store_command(args: argparse.Namespace, console: Console) -> None:
     if not store.path.is_dir():
         raise FileNotFoundError(f"store: {store.path} is not a directory (a run's store is <out>/store)")
     infos, tmps = describe(store)
-    doomed = to_delete(infos, args.keep, args.delete)
+    served = models_using(store)
+    doomed, kept = spare_served(to_delete(infos, args.keep, args.delete), args.delete, served, args.force)
     doomed_tmp = [t.name for t in tmps] if args.tmp else []
     if not args.quiet:
-        console.print(versions_table(store, infos))
+        console.print(versions_table(store, infos, served))
+        for line in kept:
+            console.print(line, highlight=False)
         total = sum(i.bytes for i in infos)
         leftovers = f"; {len(tmps)} temporary build dir(s), {_gib(sum(_size(t) for t in tmps))} (--tmp deletes them)" if tmps else ""
         console.print(f"{len(infos)} version(s), {_gib(total)}{leftovers}", highlight=False)

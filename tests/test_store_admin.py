@@ -54,3 +54,21 @@ def test_delete_names_versions_and_refuses_unknown_ones(store, capsys):
     assert main(["store", str(store.path), "--delete", "zzz"]) == 2
     assert "store: no version zzz (have: aaa, bbb, ddd)" in capsys.readouterr().err
     assert main(["store", str(store.path / "nowhere")]) == 2
+
+
+def test_versions_that_models_beside_the_store_use_are_kept_unless_forced(store, capsys):
+    import json
+
+    for run, version in (("models", "aaa"), ("other-run/models", "ccc")):  # the store's own run; a run sharing it
+        models = store.path.parent / run
+        models.mkdir(parents=True)
+        (models / "like.meta.json").write_text(json.dumps({"target": "like", "store": {"path": str(store.path), "version": version}}))
+    assert main(["store", str(store.path), "--keep", "0"]) == 0
+    err = capsys.readouterr().err
+    assert f"keeping aaa: the models in {store.path.parent / 'models'} use it (--force deletes it)" in err
+    assert "keeping ccc" in err and "other-run" in err
+    assert store.versions() == ["aaa", "ccc"]
+    assert main(["store", str(store.path), "--delete", "ccc"]) == 2
+    assert "store: version ccc serves the models in" in capsys.readouterr().err
+    assert main(["store", str(store.path), "--delete", "ccc", "--force", "--quiet"]) == 0
+    assert store.versions() == ["aaa"]
