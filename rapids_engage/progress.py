@@ -31,7 +31,7 @@ class StageProgress:
             TextColumn("{task.fields[detail]}"),
             TimeElapsedColumn(),
             console=self.console,
-            disable=quiet,
+            disable=quiet or not self.console.is_terminal,  # a log gets the stage lines, not a bar's last frame
             transient=True,
         )
         self._task: TaskID | None = None
