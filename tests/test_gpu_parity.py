@@ -242,3 +242,37 @@ def test_counts_parity_including_a_one_row_batch():
         got = gpu_enc.daily_counts(with_day(cudf.from_pandas(batch)))
         assert got.index.to_pandas().equals(batch.index)
         np.testing.assert_array_equal(got.to_pandas().to_numpy(), enc.daily_counts(with_day(batch)).to_numpy())
+
+
+def test_input_checks_of_this_release_on_gpu(tmp_path):
+    """The checks added on the CPU (2026-12-02) behave the same on cudf / cupy inputs."""
+    import cudf
+    import cupy
+
+    from rapids_engage import metrics as m
+    from rapids_engage.data import DataError
+    from rapids_engage.features.build import check_values
+    from rapids_engage.features.content import content_features
+
+    # a fold holding every training row: the full prior, as on the CPU
+    rows = pd.DataFrame({"tweet_id": [5, 5, 5], "engaging_user_id": [7, 7, 7], "k": list("aba"), "like": [1, 0, 1]})
+    cpu = TargetEncoder("k").fit_transform(rows, "like")["te_k_like"].to_numpy()
+    gpu = TargetEncoder("k").fit_transform(cudf.from_pandas(rows), "like")["te_k_like"].to_numpy()
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-12)
+    # metrics refuse NaN scores and labels outside 0/1 on cupy arrays too
+    with pytest.raises(ValueError, match="p has 1 NaN"):
+        m.roc_auc(cupy.asarray([0, 1, 0, 1]), cupy.asarray([0.1, np.nan, 0.3, 0.4]))
+    with pytest.raises(ValueError, match="row 1 holds 2"):
+        m.average_precision(cupy.asarray([0, 2, 0, 1]), cupy.asarray([0.1, 0.2, 0.3, 0.4]))
+    # a null time is named; a null list column counts as empty
+    frame = cudf.DataFrame({"tweet_timestamp": cudf.Series([1_600_000_000, None], dtype="int64")}, index=[10, 11])
+    with pytest.raises(DataError, match="column 'tweet_timestamp' has 1 null value\\(s\\), the first at index 11"):
+        check_values(frame, "tweet_timestamp")
+    from rapids_engage.synthetic import SyntheticSpec, generate
+
+    generate(tmp_path, SyntheticSpec(rows=500, days=2, seed=1))
+    part = pd.read_parquet(tmp_path / "data").head(50).reset_index(drop=True)
+    part.loc[part.index[:5], "hashtags"] = None
+    want = content_features(part.assign(hashtags=part["hashtags"].fillna("")))
+    got = content_features(cudf.from_pandas(part)).to_pandas()
+    assert (got["n_hashtags"].to_numpy() == want["n_hashtags"].to_numpy()).all()
