@@ -98,8 +98,10 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
 #: Part of the ingest cache key: bump it when ingest writes other rows or columns for the same input
 #: (2: null keys stay null, missing row ids, out-of-range times and non-finite targets quarantined;
 #: 3: "NaN", "null", ... in a ``present`` target are absent, records an unclosed quote ran over quarantined;
-#: 4: tables keep the text of their ``row_id`` columns as ``raw_<column>``).
-INGEST_RULES = 4
+#: 4: tables keep the text of their ``row_id`` columns as ``raw_<column>``;
+#: 5: an unclosed quote quarantines only its line (``unclosed_quote``), the lines it ran over are rows,
+#: a count target that is not a number is ``bad_target``).
+INGEST_RULES = 5
 
 
 def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:
@@ -135,7 +137,8 @@ def _ingested(root: Path, summary: dict, what: str, layout: Layout | None) -> Da
     info = {k: summary[k] for k in keep} | {"quarantine": str(root / "quarantine.parquet") if summary["quarantined_rows"] else None}
     reasons = ", ".join(f"{k} {v:,}" for k, v in summary["quarantine_counts"].items() if v)
     if summary["ingested_rows"] == 0:  # nothing to read: say why rather than "no parquet files"
-        raise DataError(f"{what}: none of the {summary['input_rows']:,} input rows was ingested ({reasons or 'no input rows'}); "
+        first = f"; the first: {summary['first_quarantined']}" if summary.get("first_quarantined") else ""
+        raise DataError(f"{what}: none of the {summary['input_rows']:,} input rows was ingested ({reasons or 'no input rows'}{first}); "
                         f"the quarantine ({root / 'quarantine.parquet'}) has each row's file, line, column and reason")
     desc = (f"{what}: {summary['ingested_rows']:,} rows ingested{' (by an earlier run: cached)' if summary.get('reused') else ''}, "
             f"{summary['quarantined_rows']:,} quarantined")

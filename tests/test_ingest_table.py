@@ -294,7 +294,7 @@ def test_every_reason_is_quarantined_with_file_line_column(tmp_path):
         + b"\n"                                          # 4 blank: not a row
         + b"t1,u,yesterday,1,1,1,en,b\n"                 # 5 bad_time
         + b"n1,u,1600000000,1,1,abc,en,b\n"              # 6 bad_number (numeric)
-        + b"n2,u,1600000000,1,many,1,en,b\n"             # 7 bad_number (count)
+        + b"n2,u,1600000000,1,\x00,1,en,b\n"             # 7 bad_target (a count target not a number)
         + b"b1,u,1600000000,yes,1,1,en,b\n"              # 8 bad_target (binary)
         + b"b2,u,1600000000,1,-4,1,en,b\n"               # 9 bad_target (negative count)
         + b"b3,u,1600000000,,1,1,en,b\n"                 # 10 bad_target (missing)
@@ -306,15 +306,16 @@ def test_every_reason_is_quarantined_with_file_line_column(tmp_path):
     got = q[["file", "line", "column", "reason"]].values.tolist()
     assert got == [
         [str(csv), 3, None, "wrong_field_count"], [str(csv), 5, "ts", "bad_time"], [str(csv), 6, "score", "bad_number"],
-        [str(csv), 7, "likes", "bad_number"], [str(csv), 8, "clicked", "bad_target"], [str(csv), 9, "likes", "bad_target"],
+        [str(csv), 7, "likes", "bad_target"], [str(csv), 8, "clicked", "bad_target"], [str(csv), 9, "likes", "bad_target"],
         [str(csv), 10, "clicked", "bad_target"], [str(csv), 11, None, "invalid_utf8"],
     ]
     assert q.raw[0] == "w1,u,1600000000,1" and q.raw[7] == "u1,u,1600000000,1,1,1,en,caf\\xe9"
     assert (result.input_rows, result.ingested_rows) == (10, 2)
     assert result.empty_files == [str(empty)]
     assert sorted(frame.id) == sorted(hash_strings(["g1", "g2"]))
-    assert result.quarantine_counts == {"bad_number": 2, "bad_target": 3, "bad_time": 1, "invalid_utf8": 1,
+    assert result.quarantine_counts == {"bad_number": 1, "bad_target": 4, "bad_time": 1, "invalid_utf8": 1,
                                         "wrong_field_count": 1}
+    assert q.detail[1] == "'yesterday' is not time_format unix" and q.detail[3] == "a target must be a finite number: '\\x00'"
 
 
 def test_bad_json_and_jsonl_quirks(tmp_path):
@@ -393,7 +394,7 @@ def test_runaway_quote_or_long_line_falls_back_to_line_mode(tmp_path, monkeypatc
         lines[100] = lines[100].replace(",u,", ',"u,')  # a quote opening a field, never closed
     result, frame, q = run(tmp_path, write(tmp_path / f"t.{fmt}", "\n".join(lines) + "\n"), spec(format=fmt))
     want_bad = [101] if fmt == "csv" else []
-    assert q.line.tolist() == want_bad and set(q.reason) <= {"wrong_field_count"}
+    assert q.line.tolist() == want_bad and set(q.reason) <= {"unclosed_quote"}
     good = [r[0] for i, r in enumerate(rows) if i + 2 not in want_bad]
     assert sorted(frame.id) == sorted(hash_strings(good)) and result.input_rows == 200
     assert by_id(frame, ["r60"]).body.tolist() == ["x" * 1000]
@@ -447,8 +448,6 @@ def one_row(i: int, **values: str) -> list[str]:
 
 def count_reason(value: float) -> str | None:
     """The quarantine reason of a count target ``value`` written with repr (None: a good count)."""
-    if np.isinf(value):
-        return "bad_number"
     ok = value >= 0 and value == int(value) and value <= 2**53 if np.isfinite(value) else False
     return None if ok else "bad_target"
 
@@ -607,7 +606,8 @@ def test_result_summary_names_reasons_and_quarantine_file(tmp_path):
     result, _, _ = run(tmp_path, write(tmp_path / "t.csv", csv_text(rows)), spec())
     q = tmp_path / "out" / "quarantine.parquet"
     assert result.quarantine_file == str(q) and q.is_file()
-    assert result.summary() == (f"4 input rows: 1 ingested, 3 quarantined (bad_target 2, bad_time 1; see {q}) "
+    assert result.summary() == (f"4 input rows: 1 ingested, 3 quarantined (bad_target 2, bad_time 1; see {q}); first: "
+                                f"t.csv:3 column likes: a count must be a non-negative integer (at most 2**53): '3.5' "
                                 f"-> {tmp_path / 'out'}")
     assert json.loads((tmp_path / "out" / "ingest.json").read_text())["quarantine_file"] == str(q)
     clean, _, _ = run(tmp_path, write(tmp_path / "c.csv", csv_text([one_row(0)])), spec(), "clean")
@@ -705,20 +705,21 @@ def test_present_targets_read_written_out_missing_values_as_absent(tmp_path):
     assert by_id(frame, [f"x{i}" for i in range(len(texts))]).likes.tolist() == [1, 0, 0, 0, 0, 0, 0, 1]
 
 
-def test_an_unclosed_quote_is_one_bad_record_that_says_how_many_lines_it_took(tmp_path):
-    """The lines an unclosed quote swallows (mid-file, or to the end of the file) are one bad record,
-    whose raw text holds them and whose detail counts them: never rows vanished into a text value."""
+def test_an_unclosed_quote_quarantines_its_line_and_the_lines_it_ran_over_are_rows(tmp_path):
+    """The line an unclosed quote opens on (mid-file, or to the end of the file) is one bad row, the
+    lines it ran over are read as rows: never rows vanished into a text value (tests/test_ingest_quotes.py)."""
     rows = [one_row(i, body="STRAY" if i == 3 else "b") for i in range(10)]
     text = csv_text(rows).replace("STRAY", '"oops', 1)  # body is the last field: the record runs to the end
     result, frame, q = run(tmp_path, write(tmp_path / "t.csv", text), spec())
-    assert q[["line", "column", "reason"]].values.tolist() == [[5, "body", "wrong_field_count"]]
-    assert "runs over 7 lines" in q.detail[0] and "unclosed quote" in q.detail[0] and q.raw[0].count("x9") == 1
-    assert sorted(frame.body) == ["b"] * 3 and result.input_rows == 4
+    assert q[["line", "column", "reason"]].values.tolist() == [[5, "body", "unclosed_quote"]]
+    assert "ran over 6 more lines" in q.detail[0] and q.raw[0] == "x3,u,1600000000,1,2,0.5,en,\"oops"
+    assert sorted(frame.body) == ["b"] * 9 and result.input_rows == 10
     _assert_every_row_kept_or_quarantined(frame, q, 10)
     rows = [one_row(i, lang="STRAY" if i == 3 else "en") for i in range(10)]  # mid-record: to the next quote
     text = csv_text(rows).replace("STRAY", '"oops', 1).replace("x6,u", 'x6,"u', 1)
     _, frame, q = run(tmp_path, write(tmp_path / "t2.csv", text), spec(), name="out2")
-    assert (q.reason == "wrong_field_count").all() and len(q) >= 1
+    assert q[["line", "column", "reason"]].values.tolist() == [[5, "lang", "unclosed_quote"], [8, "user", "unclosed_quote"]]
+    assert len(frame) == 8
     _assert_every_row_kept_or_quarantined(frame, q, 10)
 
 
@@ -735,3 +736,47 @@ def test_a_blank_ranking_group_is_a_missing_key(tmp_path):
     assert q[["line", "column", "reason", "detail"]].values.tolist() == [
         [3, "user", "missing_key", "missing ranking group value"], [4, "user", "missing_key", "missing ranking group value"]]
     assert len(frame) == 1 and frame.user.notna().all()
+
+
+def test_the_summary_and_ingest_json_show_the_first_quarantined_row(tmp_path):
+    """A run whose rows were (nearly) all quarantined for one reason shows one of them, on one short line."""
+    iso = [one_row(i, ts="2024-03-01T01:00:23+01:00") for i in range(3)]
+    a = write(tmp_path / "a.csv", csv_text(iso))
+    result, _, _ = run(tmp_path, a, spec())
+    first = "a.csv:2 column ts: '2024-03-01T01:00:23+01:00' is not time_format unix"
+    assert result.first_quarantined == first and result.summary().count("\n") == 0
+    assert f"; first: {first} -> " in result.summary()
+    assert json.loads((tmp_path / "out" / "ingest.json").read_text())["first_quarantined"] == first
+    long = write(tmp_path / "b.csv", csv_text([one_row(0), one_row(1, ts="9" * 500), one_row(2, ts="x")]))
+    result, _, _ = run(tmp_path, [long, a], spec(), "out2")  # the first file's lowest line, detail cut short
+    assert result.first_quarantined.startswith("b.csv:3 column ts: '999") and result.first_quarantined.endswith("...")
+    assert len(result.first_quarantined) < 160
+    clean, _, _ = run(tmp_path, write(tmp_path / "c.csv", csv_text([one_row(0)])), spec(), "out3")
+    assert clean.first_quarantined is None and "first:" not in clean.summary()
+
+
+@pytest.mark.parametrize("fmt, hint", [("isoo", "; did you mean 'iso'?"), ("unixms", "; did you mean 'unix_ms'?"),
+                                       ("ISO", "; did you mean 'iso'?"), ("seconds", "")])
+def test_a_time_format_typo_suggests_the_closest_name(tmp_path, fmt, hint):
+    path = write(tmp_path / "t.csv", csv_text(ROWS))
+    want = f"data.table.time_format must be unix, unix_ms, iso or a strptime pattern, got {fmt!r}{hint}"
+    with pytest.raises(IngestError) as exc:
+        ingest_table(path, tmp_path / "out", spec(time_format=fmt))
+    assert str(exc.value) == want
+
+
+@pytest.mark.parametrize("fmt, sep, hint", [
+    ("tsv", ",", "; the header looks comma-separated: format: csv?"),
+    ("csv", "\t", "; the header looks tab-separated: format: tsv?"),
+    ("csv", ";", "; the header looks semicolon-separated: only comma (csv) and tab (tsv) separated files are read"),
+    ("tsv", "|", "; the header looks pipe-separated: only comma (csv) and tab (tsv) separated files are read"),
+])
+def test_a_header_split_by_another_delimiter_says_so(tmp_path, fmt, sep, hint):
+    path = write(tmp_path / "t.txt", "\n".join(sep.join(r) for r in [HEADER, *ROWS[:1]]) + "\n")
+    with pytest.raises(IngestError, match="no columns") as exc:
+        ingest_table(path, tmp_path / "out", spec(format=fmt))
+    assert str(exc.value).endswith(hint)
+    other = write(tmp_path / "o.csv", "\n".join(",".join(r) for r in [["a", "b", "c"], ["1", "2", "3"]]) + "\n")
+    with pytest.raises(IngestError, match="no columns") as exc:
+        ingest_table(other, tmp_path / "out", spec())
+    assert "separated" not in str(exc.value)

@@ -140,7 +140,7 @@ def test_predict_on_table_rows_reproduces_the_report(planted, tmp_path):
         Scorer(tmp / "run").predict(rows.assign(**{layout.time: pd.to_datetime(rows[layout.time], unit="s")}))
     raw_csv = tmp_path / "new.csv"
     rows.to_csv(raw_csv, index=False)
-    with pytest.raises(DataError, match="not a parquet file.*by `ingest` first \(with --unlabelled when"):
+    with pytest.raises(DataError, match=r"not a parquet file.*by `ingest` first \(with --unlabelled when"):
         main(["predict", "--model-dir", str(tmp / "run"), "--input", str(raw_csv), "--out", str(tmp_path / "p"), "--gpus", "0", "--debug"])
 
 
@@ -205,7 +205,8 @@ def test_a_run_whose_rows_are_all_quarantined_says_why(planted, tmp_path, capsys
     argv = ["--config", str(config), "--set", f"data.path={bad}", "--out", str(tmp_path / "o"), "--quiet"]
     assert main(argv) == 2
     err = " ".join(capsys.readouterr().err.split())
-    assert "none of the 50 input rows was ingested (bad_time 50)" in err and "quarantine.parquet" in err
+    assert "none of the 50 input rows was ingested (bad_time 50; the first: ms.csv:2 column time:" in err
+    assert "out of range as seconds; milliseconds? set time_format: unix_ms" in err and "quarantine.parquet" in err
 
 
 @pytest.mark.skipif(not (SHARED / "hn" / "hacker_news.csv").is_file(), reason="needs ../shared/data/hn")

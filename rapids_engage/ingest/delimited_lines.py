@@ -6,35 +6,68 @@ from __future__ import annotations
 import io
 import math
 import threading
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
 
-from .reader import LineBlock, iter_line_blocks
+from .reader import LineBlock, line_block
 from .table_chunk import Bad
 
 
+class _Held:
+    """A block of lines fed (as fed: non-UTF-8 lines blanked), kept while its lines may be read again."""
+
+    def __init__(self, first: int, data: memoryview) -> None:
+        self.first, self.data = first, data
+        self._nl: np.ndarray | None = None
+
+    @property
+    def newlines(self) -> np.ndarray:
+        if self._nl is None:
+            self._nl = np.flatnonzero(np.frombuffer(self.data, np.uint8) == 10)
+        return self._nl
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.newlines) - 1
+
+    def lines(self, a: int, b: int) -> bytes:
+        """Lines ``a`` .. ``b`` (clipped to this block), each with its newline."""
+        s, e = max(a, self.first) - self.first, min(b, self.last) - self.first
+        if e < s:
+            return b""
+        nl = self.newlines
+        return bytes(self.data[(int(nl[s - 1]) + 1 if s else 0) : int(nl[e]) + 1])
+
+
 class LineFeed(io.RawIOBase):
-    """A file's lines as a byte stream for pyarrow's CSV parser.
+    """A file's lines (``blocks``, the first one starting at line ``first_line``) as a byte stream for
+    pyarrow's CSV parser.
 
     Lines that are not UTF-8 are blanked (and set aside as bad rows) so the
     parser never sees them; the physical number of each non-blank line fed is
     kept, once per record pyarrow starts on it (bare ``\\r`` also end a line
     for pyarrow), so records can be mapped back to lines by :class:`RecordLines`
-    (pyarrow reads ahead in a thread, hence the lock).
+    (pyarrow reads ahead in a thread, hence the locks). The blocks fed are kept
+    until :meth:`release` d, so their lines can be read again (:meth:`lines`) or
+    handed to another feed (:meth:`hand_over`).
     """
 
-    def __init__(self, path: Path, block_size: int) -> None:
+    def __init__(self, blocks: Iterator[LineBlock], first_line: int = 1, bad: list[Bad] | None = None) -> None:
         super().__init__()
-        self._blocks = iter_line_blocks(path, block_size)
-        self._buf, self._pos, self._next_line = memoryview(b""), 0, 1
+        self._blocks = blocks
+        self._buf, self._pos, self._next_line = memoryview(b""), 0, first_line
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._detached = False
         self._lines: list[np.ndarray] = []
-        self._bad: list[Bad] = []
+        self._bad: list[Bad] = list(bad or [])
+        self._held: list[_Held] = []
         self.bytes_done = 0
         self.seen_lines = 0
+        self.exhausted = False  # whether every block was fed
 
     def readable(self) -> bool:
         return True
@@ -42,17 +75,19 @@ class LineFeed(io.RawIOBase):
     def readinto(self, b: Any) -> int:
         """Fill ``b`` whole unless the file ends (pyarrow needs a quoted record's rest within the next read)."""
         done = 0
-        while done < len(b):
-            if self._pos >= len(self._buf):
-                block = next(self._blocks, None)
-                if block is None:
-                    break
-                self._buf, self._pos = self._feed(block), 0
-                continue
-            n = min(len(b) - done, len(self._buf) - self._pos)
-            b[done : done + n] = self._buf[self._pos : self._pos + n]
-            self._pos += n
-            done += n
+        with self._read_lock:
+            while done < len(b) and not self._detached:
+                if self._pos >= len(self._buf):
+                    block = next(self._blocks, None)
+                    if block is None:
+                        self.exhausted = True
+                        break
+                    self._buf, self._pos = self._feed(block), 0
+                    continue
+                n = min(len(b) - done, len(self._buf) - self._pos)
+                b[done : done + n] = self._buf[self._pos : self._pos + n]
+                self._pos += n
+                done += n
         return done
 
     def _feed(self, block: LineBlock) -> memoryview:
@@ -76,6 +111,7 @@ class LineFeed(io.RawIOBase):
         with self._lock:
             self._lines.append(np.repeat(block.line_no, records))
             self._bad.extend(bad)
+            self._held.append(_Held(first, data))
             self.bytes_done = block.bytes_done
             self.seen_lines += int(records.sum())
         return data
@@ -92,12 +128,73 @@ class LineFeed(io.RawIOBase):
             self._bad = [b for b in self._bad if b.line > upto]
         return out
 
+    def lines(self, a: int, b: int) -> bytes:
+        """Lines ``a`` .. ``b`` as fed (each with its newline; non-UTF-8 ones blank), of the blocks still held."""
+        with self._lock:
+            held = list(self._held)
+        return b"".join(h.lines(a, b) for h in held if h.last >= a and h.first <= b)
+
+    def fed_lines(self) -> int:
+        """The last line fed so far."""
+        with self._lock:
+            return self._held[-1].last if self._held else 0
+
+    def release(self, before: int) -> None:
+        """Forget the blocks whose lines all come before line ``before``."""
+        with self._lock:
+            while self._held and self._held[0].last < before:
+                self._held.pop(0)
+
+    def hand_over(self, start: int, blank: int) -> LineFeed:
+        """A feed of this one's lines from ``start`` on, line ``blank`` blanked (the lines fed
+        again, then the blocks not fed yet); this feed ends here."""
+        with self._read_lock:
+            self._detached = True
+            blocks, self._blocks = self._blocks, iter(())
+            end = self._next_line - 1
+        rest = blocks.parts if isinstance(blocks, _Blocks) else [blocks]
+        feed = LineFeed(_Blocks([self._replay(start, end, blank), *rest]), start, self.take_bad())
+        feed.bytes_done = self.bytes_done
+        return feed
+
+    def _replay(self, start: int, end: int, blank: int, lines: int = 8192) -> Iterator[LineBlock]:
+        """Lines ``start`` .. ``end`` as fed, line ``blank`` blanked, as blocks of ``lines`` lines (made as read)."""
+        for at in range(start, end + 1, lines):
+            hi = min(at + lines - 1, end)
+            data = (self.lines(at, blank - 1) + b"\n" + self.lines(blank + 1, hi) if at <= blank <= hi
+                    else self.lines(at, hi))
+            yield line_block(data, at, self.bytes_done)
+
     def close(self) -> None:
         try:
             self._blocks.close()
-        except ValueError:  # still running in pyarrow's read-ahead thread; it ends with the reader
+        except (ValueError, AttributeError):  # still running in pyarrow's read-ahead thread; it ends with the reader
             pass
         super().close()
+
+
+class _Blocks:
+    """Line blocks from several iterators in turn (a feed handed over: lines fed again, then the file's)."""
+
+    def __init__(self, parts: list[Iterator[LineBlock]]) -> None:
+        self.parts = parts
+
+    def __iter__(self) -> _Blocks:
+        return self
+
+    def __next__(self) -> LineBlock:
+        while self.parts:
+            block = next(self.parts[0], None)
+            if block is not None:
+                return block
+            self.parts.pop(0)
+        raise StopIteration
+
+    def close(self) -> None:
+        for part in self.parts:
+            close = getattr(part, "close", None)
+            if close is not None:
+                close()
 
 
 class RecordLines:
@@ -109,13 +206,13 @@ class RecordLines:
     inside it.
     """
 
-    def __init__(self, feed: LineFeed) -> None:
+    def __init__(self, feed: LineFeed, end: int = 0) -> None:
         self.feed = feed
         self.next = 1
         self.invalid: dict[int, tuple[str, int, int]] = {}
         self._lines = np.zeros(0, np.int64)
         self._i = 0
-        self.end = 0  # last line of the last record of the last batch
+        self.end = end  # last line of the last record of the last batch (the line before the feed's first)
 
     def on_invalid(self, row: Any) -> str:
         self.invalid[row.number if row.number is not None else -len(self.invalid) - 1] = (
@@ -132,7 +229,7 @@ class RecordLines:
         rows = [self.invalid.pop(int(k)) for k in cand[is_bad]]
         all_nl = np.zeros(stop, np.int64)
         all_nl[~is_bad] = nl
-        all_nl[is_bad] = [text.count("\n") for text, _, _ in rows]
+        all_nl[is_bad] = [text_newlines(text) for text, _, _ in rows]
         starts = self._starts(all_nl)
         self.next = int(cand[-1]) + 1
         self.end = int(starts[-1] + all_nl[-1])
@@ -141,7 +238,7 @@ class RecordLines:
     def rest(self) -> list[Bad]:
         """The invalid records after the last batch."""
         rows = [self.invalid.pop(k) for k in sorted(self.invalid)]
-        return _field_count_rows(self._starts(np.array([t.count("\n") for t, _, _ in rows], np.int64)), rows)
+        return _field_count_rows(self._starts(np.array([text_newlines(t) for t, _, _ in rows], np.int64)), rows)
 
     def _starts(self, nl: np.ndarray) -> np.ndarray:
         self._lines = np.concatenate([self._lines[self._i :], *self.feed.take_lines()])
@@ -161,11 +258,17 @@ class RecordLines:
         return out
 
 
+def text_newlines(text: str) -> int:
+    """The line ends in a record's text: its newlines, and the bare ``\\r`` (pyarrow drops the ``\\n`` of a
+    ``\\r\\n`` that ends a read block from an invalid row's text; a bare ``\\r`` in a quoted field is rare)."""
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
 def _field_count_rows(lines: np.ndarray, rows: list[tuple[str, int, int]]) -> list[Bad]:
     """Bad records of the wrong width; one that a quoted field stretched over several lines says how many
     (an unclosed quote swallows the lines after it: they are in this record, not lost)."""
     def detail(text: str, want: int, got: int) -> str:
-        spans = text.rstrip("\r\n").count("\n") + 1
+        spans = text_newlines(text.rstrip("\r\n")) + 1
         return f"expected {want} fields, got {got}" + (f"; the record spans {spans} lines (an unclosed quote?)" if spans > 1 else "")
 
     return [Bad(int(line), None, "wrong_field_count", detail(text, want, got), text) for line, (text, want, got) in zip(lines, rows)]

@@ -64,6 +64,8 @@ class Quarantine:
     spill_rows: int = 100_000
     counts: dict[str, int] = field(default_factory=dict, init=False)
     total: int = field(default=0, init=False)
+    #: (file, line, column, reason, detail) of the first bad row: the lowest line of the first file with one
+    first: tuple[str, int, str | None, str, str] | None = field(default=None, init=False)
     _rows: dict[str, list] = field(default_factory=lambda: {name: [] for name in SCHEMA.names}, init=False, repr=False)
     _spilled: list[Path] = field(default_factory=list, init=False, repr=False)
 
@@ -86,12 +88,32 @@ class Quarantine:
         rows["raw"].extend(raw_text(r) for r in raws)
         for reason, k in Counter(reasons).items():
             self.counts[reason] = self.counts.get(reason, 0) + k
+        self._first(files, lines, columns, reasons, details)
         self.total += n
         if self.spill_dir is not None and len(rows["line"]) >= self.spill_rows:
             path = Path(self.spill_dir) / f".quarantine-spill-{len(self._spilled):05d}.parquet"
             pq.write_table(self.table(), path)
             self._spilled.append(path)
             self._rows = {name: [] for name in SCHEMA.names}
+
+    def _first(self, files: list[str], lines: list[int], columns: list[str | None], reasons: list[str],
+               details: list[str] | None) -> None:
+        n = len(lines)
+        one_file = len(files) != n
+        for i in [min(range(n), key=lines.__getitem__)] if one_file else range(n):
+            file = files[0] if one_file else files[i]
+            if self.first is None or (file == self.first[0] and lines[i] < self.first[1]):
+                self.first = (file, int(lines[i]), columns[i], reasons[i], details[i] if details is not None else "")
+
+    def first_text(self, limit: int = 120) -> str | None:
+        """The first bad row in short, e.g. ``events.csv:2 column ts: '2024-03-01T01:00:23' is not time_format unix``."""
+        if self.first is None:
+            return None
+        file, line, column, reason, detail = self.first
+        detail = " ".join((detail or reason).split())
+        if len(detail) > limit:
+            detail = detail[: limit - 3] + "..."
+        return f"{Path(file).name}:{line}" + (f" column {column}" if column else "") + f": {detail}"
 
     def table(self) -> pa.Table:
         """The rows held in memory (all rows unless some were spilled)."""

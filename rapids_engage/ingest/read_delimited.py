@@ -3,8 +3,9 @@ to its physical line; after a record longer than a read block, one record per li
 
 from __future__ import annotations
 
+import copy
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from .delimited_lines import LineFeed, RecordLines
-from .reader import IngestError, iter_line_blocks
-from .table_chunk import Bad, Chunk, Source, drop_rows
+from .delimited_lines import LineFeed, RecordLines, text_newlines
+from .reader import IngestError, LineBlock, iter_line_blocks, line_block
+from .table_chunk import Bad, Chunk, Source
 
 #: Fields a CSV header may have.
 MAX_FIELDS = 4096
@@ -30,33 +31,87 @@ class _LongRecord(Exception):
     """pyarrow met a record longer than a read block (or a quote left open)."""
 
 
+class _Escape(Exception):
+    """A reader of some lines again (:meth:`_DelimitedReader._reparse`) would need to read past them."""
+
+
+class _Resume(Exception):
+    """Read again from the line after ``line`` (an unclosed quote's), with a new pyarrow reader."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+#: Lines after an unclosed quote looked at for lines that look like records, when it runs past a read block.
+LOOK_AHEAD = 1000
+#: pyarrow's read block after an unclosed quote (each one parses the lines after it again, up to a block;
+#: a record longer than this then goes back to the full block).
+RESUME_BLOCK = 1 << 20
+
+
 class _DelimitedReader:
     """CSV / TSV chunks: pyarrow batches, then (after a :class:`_LongRecord`) one record per line.
 
-    A stray ``"`` opening a field makes a CSV record run to the next quote,
-    maybe past a whole read block; the rest of the file is then parsed line by
-    line (Python's csv module, quotes honoured within a line) instead of failing.
+    A stray ``"`` opening a field makes a CSV record run to the next quote (or
+    the end of the file), maybe past a whole read block. When the lines it runs
+    over look like records (as many delimiters as a record has), the line it
+    opens on is quarantined (``unclosed_quote``) and the lines after it are
+    parsed again as records: those up to the record's end by a reader of their
+    own (:meth:`_reparse`), or, when the record ran past a read block, the rest
+    of the file by a new pyarrow reader (:meth:`_restart`). A record longer than
+    a read block otherwise makes the rest of the file parsed line by line
+    (Python's csv module, quotes honoured within a line) instead of failing.
     """
 
     def __init__(self, path: Path, src: Source, block_size: int) -> None:
         self.path, self.src, self.block_size = path, src, block_size
+        self.parse_block = block_size  # pyarrow's read block (smaller after an unclosed quote: see _resume)
         self.delim = "," if src.fmt == "csv" else "\t"
-        self.feed = LineFeed(path, block_size)
+        self._blocks: Callable[[], Iterator[LineBlock]] = lambda: iter_line_blocks(path, block_size)
+        self.feed = LineFeed(self._blocks())
         self.records = RecordLines(self.feed)
         self.index: dict[str, int] | None = None if src.header else _header_index(src.columns)
         self.width = len(src.columns)  # fields per record
+        self.nested = False  # whether this reader reads again some lines of another (:meth:`_reparse`)
 
     def chunks(self) -> Iterator[Chunk]:
         try:
-            yield from self._batches()
-        except _LongRecord:
-            yield from self._line_mode(self.records.end + 1, self.feed.take_bad(self.records.end))
+            while True:
+                try:
+                    yield from self._batches()
+                    return
+                except _Resume as resume:  # a new reader from the line after an unclosed quote
+                    self._resume(resume.line, resume.line)
+                except _LongRecord:
+                    end = self.records.end
+                    bad, upto = self._restart()
+                    if upto is not None:  # the lines up to the record's end in one read, a new reader after them
+                        data = self.feed.lines(end + 1, upto)
+                        try:
+                            again = list(self._reparse(data, end + 1)) if data.strip() else []
+                        except _Escape:  # a quote in them left open: line by line
+                            yield from self._line_mode(end + 1, [b for b in bad if b.line <= end])
+                            return
+                        more = upto < self.feed.fed_lines() or not self.feed.exhausted
+                        if more:
+                            self._resume(upto + 1, 0)
+                        yield self._chunk([pa.array([], pa.string())] * self.width, np.zeros(0, np.int64), bad)
+                        yield from again
+                        if not more:
+                            return
+                        continue
+                    if bad is None:
+                        yield from self._line_mode(end + 1, self.feed.take_bad(end))
+                        return
+                    yield self._chunk([pa.array([], pa.string())] * self.width, np.zeros(0, np.int64), bad)
         finally:
             self.feed.close()
 
     def _batches(self) -> Iterator[Chunk]:
         reader = self._open()
         while reader is not None:
+            self.feed.release(self.records.end + 1)
             batch = self._next(reader)
             if batch is None:
                 break
@@ -68,21 +123,25 @@ class _DelimitedReader:
             if self.index is None:
                 self.index, self.width = _header_index([c[0].as_py() for c in cols]), len(cols)
                 cols, lines, nl = [c.slice(1) for c in cols], lines[1:], nl[1:]
-            chunk = self._chunk(cols, lines, bad + self.feed.take_bad(self.records.end))
-            swallowed = _swallowed(cols, nl, self.width, self.delim)
-            yield self._drop_swallowed(chunk, swallowed) if swallowed else chunk
+            yield from self._unquoted(cols, lines, nl, bad + self.feed.take_bad(self.records.end))
         rest = self.records.rest() + self.feed.take_bad()
         if rest:
-            yield self._chunk([pa.array([], pa.string())] * self.width, np.zeros(0, np.int64), rest)
+            yield from self._unquoted([pa.array([], pa.string())] * self.width, np.zeros(0, np.int64),
+                                      np.zeros(0, np.int64), rest)
 
     def _open(self) -> pacsv.CSVStreamingReader | None:
-        """pyarrow's streaming reader over the feed, every column a string; None for a file without records."""
-        names = None if self.src.header else list(self.src.columns)
+        """pyarrow's streaming reader over the feed, every column a string; None for a file without records.
+
+        Without a header, or once it was read (a new reader after a runaway quote), the records
+        have the known fields.
+        """
+        names = None if self.index is None else (list(self.src.columns) if not self.src.header
+                                                 else [f"f{i}" for i in range(self.width)])
         types = {n: pa.string() for n in (names or [f"f{i}" for i in range(MAX_FIELDS)])}
         try:
             reader = pacsv.open_csv(
                 self.feed,
-                read_options=pacsv.ReadOptions(use_threads=False, block_size=self.block_size, column_names=names,
+                read_options=pacsv.ReadOptions(use_threads=False, block_size=self.parse_block, column_names=names,
                                                autogenerate_column_names=names is None),
                 parse_options=pacsv.ParseOptions(delimiter=self.delim, quote_char='"' if self.src.fmt == "csv" else False,
                                                  newlines_in_values=self.src.fmt == "csv", ignore_empty_lines=True,
@@ -112,14 +171,163 @@ class _DelimitedReader:
             raise _LongRecord() from exc
         raise IngestError(f"{self.path}: unreadable input ({exc})") from exc
 
-    def _drop_swallowed(self, chunk: Chunk, swallowed: dict[int, tuple[int, int]]) -> Chunk:
-        """``chunk`` without the records of :func:`_swallowed`, which become bad rows."""
+    def _unquoted(self, cols: list[pa.Array], lines: np.ndarray, nl: np.ndarray, bad: list[Bad]) -> Iterator[Chunk]:
+        """The chunk of a batch's records; a record whose quoted field runs over lines that look like
+        records (an unclosed quote, to the next quote or the end of the file) is not one: its first line is
+        quarantined (``unclosed_quote``), and its other lines are parsed again: by a reader of their own
+        (:meth:`_reparse`) when the quote that closed it opens none (the records after it are then read
+        right), else by a new reader of the rest of the file (:class:`_Resume`: the records after it are
+        dropped), so the result is the same as if the quote's line were not there."""
+        runaway: dict[int, tuple[int, int | None]] = {}  # first line -> (last line, field the quote opens)
+        keep = np.ones(len(lines), bool)
+        for r, field_no in _swallowed(cols, nl, self.width, self.delim).items():
+            keep[r] = False
+            runaway[int(lines[r])] = (int(lines[r] + nl[r]), field_no)
+        kept_bad = []
+        for b in bad:
+            field_no = self._runaway_record(b)
+            if field_no is False:
+                kept_bad.append(b)
+            else:
+                runaway[b.line] = (b.line + text_newlines(str(b.raw)), field_no)
+        if not runaway:
+            yield self._chunk(cols, lines, bad)
+            return
+        again: list[Chunk] = []
+        resume, done = None, 0  # done: the last line read again
+        starts = {*lines[keep].tolist(), *(b.line for b in kept_bad if b.reason != "invalid_utf8")}
+        for first, (last, field_no) in sorted(runaway.items()):
+            if first <= done:
+                continue
+            last = min(last, self.feed.fed_lines())  # a quoted field to the end of the file ends with a newline
+            kept_bad.append(self._unclosed(first, field_no, f"it ran over {last - first} more lines"))
+            try:
+                done = self._rejoin(first, last, starts)
+                data = self.feed.lines(first + 1, done)
+                again += list(self._reparse(data, first + 1)) if data.strip() else []
+            except _Escape:  # a quote left open at its end: what was read after it was read wrong
+                resume = first
+                break
+            if done > last:  # what was read after it up to there is read again
+                keep &= (lines <= last) | (lines > done)
+                kept_bad = [b for b in kept_bad if not last < b.line <= done or b.reason == "invalid_utf8"]
+        if resume is not None:  # drop what was read after it (but the non-UTF-8 lines: fed blank, not read again)
+            keep &= lines < resume
+            kept_bad = [b for b in kept_bad if b.line <= resume or b.reason == "invalid_utf8"]
+        at = pa.array(np.flatnonzero(keep), pa.int64())
+        yield self._chunk([c.take(at) for c in cols], lines[keep], kept_bad)
+        yield from again
+        if resume is not None:
+            raise _Resume(resume)
+
+    def _rejoin(self, first: int, last: int, starts: set[int]) -> int:
+        """The line to read again up to after an unclosed quote on line ``first`` (its record ended on line
+        ``last``): the first from ``last`` on that a reader from line ``first + 1`` ends outside quotes and
+        before a record this reader read (``starts``: their first lines), from where both read alike;
+        :class:`_Escape` if there is none in the lines fed (or the next LOOK_AHEAD)."""
+        quoted, at, end = False, first + 1, min(max(max(starts, default=0) - 1, last), last + LOOK_AHEAD)
+        while at <= end:
+            text = self.feed.lines(at, min(at + 999, end)).decode("utf-8", "replace").split("\n")[:-1]
+            for k, line in enumerate(text):
+                if '"' in line:
+                    quoted = _open_quote(line.rstrip("\r"), self.delim, quoted) is not None
+                if not quoted and (at + k == last or (at + k > last and at + k + 1 in starts)):
+                    return at + k
+            if not text:
+                break
+            at += len(text)
+        raise _Escape()
+
+    def _runaway_record(self, bad: Bad) -> int | None | bool:
+        """The field an unclosed quote opens in a bad record whose later lines look like records (None:
+        not known); False for another bad record."""
+        if bad.reason != "wrong_field_count" or not isinstance(bad.raw, str) or "\n" not in bad.raw:
+            return False
+        first, *later = bad.raw.split("\n")
+        later[-1] = later[-1].split('"', 1)[0]  # up to the quote that closed it
+        if self.width > 1 and any(line.count(self.delim) >= self.width - 1 for line in later):
+            return _open_quote(first.rstrip("\r"), self.delim)
+        return False
+
+    def _like_record(self, line: str) -> bool:
+        """Whether ``line`` holds as many delimiters as a record."""
+        return self.width > 1 and line.count(self.delim) >= self.width - 1
+
+    def _unclosed(self, line: int, field_no: int | None, how: str) -> Bad:
+        """The bad row of the line an unclosed quote opens on."""
         names = {i: c for c, i in (self.index or {}).items()}
-        column, reason, detail = (np.full(chunk.rows, None, dtype=object) for _ in range(3))
-        for r, (field_no, spans) in swallowed.items():
-            column[r], reason[r] = names.get(field_no, f"field {field_no + 1}"), "wrong_field_count"
-            detail[r] = f"a quoted field runs over {spans} lines that look like records (an unclosed quote?)"
-        return drop_rows(chunk, column, reason, detail)
+        column = None if field_no is None else names.get(field_no, f"field {field_no + 1}")
+        raw = self.feed.lines(line, line).decode("utf-8", "replace").rstrip("\r\n")
+        where = f"the quote opening {column!r}" if column else "a quote"
+        return Bad(line, column, "unclosed_quote",
+                   f"{where} is not closed before lines that look like records ({how}; they are read again as records)",
+                   raw)
+
+    def _reparse(self, data: bytes, first_line: int) -> Iterator[Chunk]:
+        """The chunks of ``data``: the lines from ``first_line`` on that a runaway quote took."""
+        sub = copy.copy(self)
+        sub.nested = True
+        block = line_block(data, first_line, self.feed.bytes_done)
+        sub.block_size = sub.parse_block = len(data) + 1  # one read: no record runs past a block
+        sub._blocks = lambda: iter([block])
+        sub.feed = LineFeed(sub._blocks(), first_line)
+        sub.records = RecordLines(sub.feed, first_line - 1)
+        return sub.chunks()
+
+    def _restart(self) -> tuple[list[Bad] | None, int | None]:
+        """After a record ran past a read block (pyarrow gave up on it): (bad rows, None) when it opened on
+        an unclosed quote before lines that look like records (a new feed and pyarrow reader then start on
+        the line after the last record read, without the line the quote opens on); (bad lines, last line)
+        when the record ends in the lines fed (or the file does): read them in one go (as a read block that
+        large would have); (None, None) for another (a long line): the rest is read line by line."""
+        if self.src.fmt != "csv" or self.index is None:
+            return None, None
+        end, last = self.records.end, self.feed.fed_lines()
+        text = self.feed.lines(end + 1, last).decode("utf-8", "replace").split("\n")[: last - end]
+        for k, line in enumerate(text):
+            if len(line) >= self.block_size // 2:  # a long line made the long record
+                return None, None
+            field_no = _open_quote(line.rstrip("\r"), self.delim) if '"' in line else None
+            if field_no is not None:
+                break
+        else:
+            return (self.feed.take_bad(), last) if self.feed.exhausted else (None, None)
+        later, closed = [], None
+        for j, line in enumerate(text[k + 1 :], k + 1):
+            if '"' in line:
+                later.append(line.split('"', 1)[0])
+                if _open_quote(line.rstrip("\r"), self.delim, quoted=True) is None:
+                    closed = j
+                    break
+            elif len(later) < LOOK_AHEAD:
+                later.append(line)
+        if self._like_record_any(later):
+            opened = end + 1 + k
+            bad = self.feed.take_bad(opened) + [self._unclosed(opened, field_no, "it ran past a read block")]
+            self._resume(end + 1, opened)
+            return bad, None
+        if closed is not None and not _ends_quoted("\n".join(text[: closed + 1]), self.delim):
+            return self.feed.take_bad(end + 1 + closed), end + 1 + closed
+        if self.feed.exhausted:
+            return self.feed.take_bad(), last
+        if self.parse_block < self.block_size:  # a long record after an unclosed quote: read it with full blocks
+            self._resume(end + 1, 0)
+            self.parse_block = self.block_size
+            return [], None
+        return None, None
+
+    def _like_record_any(self, lines: list[str]) -> bool:
+        return any(self._like_record(line) for line in lines)
+
+    def _resume(self, start: int, blank: int) -> None:
+        """A new feed and pyarrow reader from line ``start`` on, line ``blank`` left out (:class:`_Escape`
+        in a reader of some lines again: the reader of the file reads on from its unclosed quote)."""
+        if self.nested:
+            raise _Escape()
+        self.parse_block = min(self.parse_block, RESUME_BLOCK)
+        old, self.feed = self.feed, self.feed.hand_over(start, blank)
+        old.close()
+        self.records = RecordLines(self.feed, start - 1)
 
     def _chunk(self, cols: list[pa.Array], lines: np.ndarray, bad: list[Bad]) -> Chunk:
         index, delim = self.index or {}, self.delim
@@ -135,7 +343,7 @@ class _DelimitedReader:
 
     def _line_mode(self, start: int, bad: list[Bad]) -> Iterator[Chunk]:
         """Chunks of the lines from ``start`` on, each line one record."""
-        for block in iter_line_blocks(self.path, self.block_size):
+        for block in self._blocks():
             rows, lines = [], []
             for i in np.flatnonzero(block.line_no >= start).tolist():
                 line = int(block.line_no[i])
@@ -150,13 +358,48 @@ class _DelimitedReader:
                     self.index, self.width = _header_index(fields or [text]), len(fields or [text])
                 elif fields is None or len(fields) != self.width:
                     got = "an unparsable line" if fields is None else f"{len(fields)} fields"
-                    bad.append(Bad(line, None, "wrong_field_count", f"expected {self.width} fields, got {got}", text))
+                    opened = _open_quote(text, self.delim) if self.delim == "," else None
+                    reason, detail = ("wrong_field_count", f"expected {self.width} fields, got {got}") if opened is None \
+                        else ("unclosed_quote", f"a quote opening field {opened + 1} is not closed on its line")
+                    bad.append(Bad(line, None, reason, detail, text))
                 else:
                     rows.append(fields)
                     lines.append(line)
             cols = [pa.array(col, pa.string()) for col in zip(*rows)] if rows else [pa.array([], pa.string())] * self.width
             yield self._chunk(cols, np.asarray(lines, np.int64), bad)
             bad = []
+
+
+def _ends_quoted(text: str, delim: str) -> bool:
+    """Whether the lines ``text`` (read from their start, outside quotes) end inside a quoted field."""
+    quoted = False
+    for line in text.split("\n"):
+        if '"' in line:
+            quoted = _open_quote(line.rstrip("\r"), delim, quoted) is not None
+    return quoted
+
+
+def _open_quote(text: str, delim: str, quoted: bool = False) -> int | None:
+    """The field (0-based) of ``text`` whose quote is still open at its end, None if none is: quotes
+    as pyarrow reads them (a ``"`` opens a field only at its start, ``""`` within one is a quote);
+    ``quoted``: whether the line starts inside a quoted field (a newline in it)."""
+    field_no, start, i, n = 0, not quoted, 0, len(text)
+    while i < n:
+        c = text[i]
+        if quoted:
+            if c == '"':
+                if i + 1 < n and text[i + 1] == '"':
+                    i += 2
+                    continue
+                quoted = False
+        elif c == delim:
+            field_no, start, i = field_no + 1, True, i + 1
+            continue
+        elif c == '"' and start:
+            quoted = True
+        start = False
+        i += 1
+    return field_no if quoted else None
 
 
 def _split_line(text: str, delim: str) -> list[str] | None:
@@ -175,17 +418,17 @@ def _header_index(names: list[str] | tuple[str, ...]) -> dict[str, int]:
     return index
 
 
-def _swallowed(cols: list[pa.Array], nl: np.ndarray, width: int, delim: str) -> dict[int, tuple[int, int]]:
-    """Record -> (field, lines it spans) of the records with a quoted field whose later lines hold as
+def _swallowed(cols: list[pa.Array], nl: np.ndarray, width: int, delim: str) -> dict[int, int]:
+    """Record -> field of the records with a quoted field whose later lines hold as
     many delimiters as a whole record: the rows an unclosed quote swallowed (to the next quote or the
     end of the file), which would otherwise vanish into one text value."""
-    found: dict[int, tuple[int, int]] = {}
+    found: dict[int, int] = {}
     for r in np.flatnonzero(nl).tolist():
         for f, col in enumerate(cols):
             value = col[r].as_py() or ""
             later = value.rstrip("\r\n").split("\n")[1:]
             if width > 1 and any(line.count(delim) >= width - 1 for line in later):
-                found[r] = (f, len(later) + 1)
+                found[r] = f
                 break
     return found
 

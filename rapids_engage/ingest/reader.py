@@ -146,11 +146,22 @@ def iter_line_blocks(path: str | Path, block_size: int = 64 << 20) -> Iterator[L
     """Stream ``path`` as :class:`LineBlock` s of about ``block_size`` bytes each."""
     next_line = 1
     for block, done in _raw_blocks(Path(path), max(int(block_size), 1)):
-        lines, line_no, counts, n_lines = _split_lines(block, next_line)
+        out, n_lines = _line_block(block, next_line, done)
         next_line += n_lines
-        strings, bad = _to_strings(lines)
-        has_cr = block.obj.find(b"\r", 0, block.nbytes) >= 0  # views start at 0 of their object
-        yield LineBlock(block, has_cr, strings, line_no, counts, bad, done)
+        yield out
 
 
-__all__ = ["IngestError", "LineBlock", "iter_line_blocks"]
+def line_block(data: bytes | memoryview, first_line: int, bytes_done: int) -> LineBlock:
+    """The :class:`LineBlock` of ``data`` (whole lines, each ending with a newline) whose first line is ``first_line``."""
+    return _line_block(data if isinstance(data, memoryview) else memoryview(data), first_line, bytes_done)[0]
+
+
+def _line_block(block: memoryview, first_line: int, bytes_done: int) -> tuple[LineBlock, int]:
+    """(the LineBlock of ``block``, the lines in it, empty ones too)."""
+    lines, line_no, counts, n_lines = _split_lines(block, first_line)
+    strings, bad = _to_strings(lines)
+    has_cr = block.obj.find(b"\r", 0, block.nbytes) >= 0  # views start at 0 of their object
+    return LineBlock(block, has_cr, strings, line_no, counts, bad, bytes_done), n_lines
+
+
+__all__ = ["IngestError", "LineBlock", "iter_line_blocks", "line_block"]

@@ -76,6 +76,8 @@ class IngestResult:
     output_files: int = 0
     output_rows: int = 0  #: rows written (more than ingested_rows when a table ingest explodes rows)
     quarantine_file: str | None = None  #: <out_dir>/quarantine.parquet when rows were quarantined
+    #: the first quarantined row in short (``file:line column c: detail``), when rows were quarantined
+    first_quarantined: str | None = None
 
     def summary(self) -> str:
         """One line: rows in, ingested, quarantined per reason and where."""
@@ -83,6 +85,8 @@ class IngestResult:
         if self.quarantined_rows:
             reasons = ", ".join(f"{k} {v:,}" for k, v in self.quarantine_counts.items())
             line += f" ({reasons}; see {self.quarantine_file})"
+            if self.first_quarantined:
+                line += f"; first: {self.first_quarantined}"
         return f"{line} -> {self.out_dir}"
 
 
@@ -259,6 +263,7 @@ def finish(tmp: Path, out: Path, writer: DayWriter, quarantine: Quarantine, star
     result.quarantined_rows = quarantine.total
     result.quarantine_file = str(out / QUARANTINE_FILE) if quarantine.total else None
     result.quarantine_counts = dict(sorted(quarantine.counts.items()))
+    result.first_quarantined = quarantine.first_text()
     result.elapsed_s = round(time.perf_counter() - start, 3)
     result.rows_per_day = dict(sorted(writer.rows_per_day.items()))
     result.output_files = writer.files

@@ -9,6 +9,7 @@ writes the day partitions, the quarantine and ``ingest.json`` atomically like
 
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
 import time
@@ -32,8 +33,10 @@ from .table_types import Errors, SideTable, arrow_strings, explode, hash_strings
 from .writer import DayWriter
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
+#: The named time formats (else a strptime pattern).
+TIME_FORMATS = ("unix", "unix_ms", "iso")
 #: Quarantine reasons of a table ingest.
-REASONS = ("wrong_field_count", "invalid_utf8", "bad_json", "bad_time", "bad_number", "bad_target",
+REASONS = ("wrong_field_count", "unclosed_quote", "invalid_utf8", "bad_json", "bad_time", "bad_number", "bad_target",
            "bad_explode_token", "missing_key")
 
 
@@ -160,10 +163,12 @@ def _roles(spec: TableConfig) -> dict[str, str]:
 
 
 def _check_time_format(fmt: str) -> None:
-    if fmt in ("unix", "unix_ms", "iso"):
+    if fmt in TIME_FORMATS:
         return
     if "%" not in fmt:
-        raise IngestError(f"data.table.time_format must be unix, unix_ms, iso or a strptime pattern, got {fmt!r}")
+        near = difflib.get_close_matches(fmt.strip().lower(), TIME_FORMATS, n=1, cutoff=0.6)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise IngestError(f"data.table.time_format must be unix, unix_ms, iso or a strptime pattern, got {fmt!r}{hint}")
     try:
         pd.to_datetime(pd.Series(["x"]), format=fmt, errors="coerce", utc=True)
     except ValueError as exc:
@@ -330,13 +335,15 @@ def ingest_table(
     ``input_rows == ingested_rows + quarantined_rows``; ``output_rows`` counts the
     rows written (after explode).
 
-    **Bad rows** (reason, column): ``wrong_field_count``, ``invalid_utf8``,
+    **Bad rows** (reason, column): ``wrong_field_count``, ``unclosed_quote`` (CSV: the line
+    a quote opens on when the quoted field runs over lines that look like records; the lines
+    after it are read as records), ``invalid_utf8``,
     ``bad_json`` (also a JSON list / object in a key, text, url or categorical
     column), ``bad_time`` (the time column: missing, unparsable, or outside
     1990-01-01 .. 2099-12-31 UTC, with a hint when a unix time fits another unit;
-    fractions of a second are dropped), ``bad_number`` (numeric or count column
+    fractions of a second are dropped), ``bad_number`` (numeric column
     not a number, or infinite), ``bad_target`` (binary not 0/1/true/false, count
-    not an integer in [0, 2**53], binary / count value missing or NaN),
+    not a number or not an integer in [0, 2**53], binary / count value missing or NaN),
     ``bad_explode_token`` (no token, or one without ``label_sep``),
     ``missing_key`` (a blank ``row_id`` or ``group`` column). A JSON list / object (a nested
     parquet value) in a target, numeric or time column is a ``bad_target`` /

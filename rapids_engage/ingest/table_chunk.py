@@ -81,7 +81,28 @@ def missing_message(path: Path, fmt: str, chunk: Chunk) -> str:
     msg = f"{path}: no column{'s' if len(parts) > 1 else ''} {', '.join(parts)}"
     if not any(close_names(c, chunk.names) for c in chunk.missing):
         msg += f"; {has} " + ", ".join(map(repr, chunk.names[:20])) + (", ..." if len(chunk.names) > 20 else "")
-    return msg
+    return msg + delimiter_hint(fmt, chunk.names, chunk.missing)
+
+
+#: Delimiters a header may be split by: (name, what to set).
+_DELIMITERS = {",": ("comma", "format: csv?"), "\t": ("tab", "format: tsv?"),
+               ";": ("semicolon", "only comma (csv) and tab (tsv) separated files are read"),
+               "|": ("pipe", "only comma (csv) and tab (tsv) separated files are read")}
+
+
+def delimiter_hint(fmt: str, names: tuple[str, ...], missing: tuple[str, ...]) -> str:
+    """``"; the header looks comma-separated: format: csv?"`` when a CSV / TSV header split by another
+    delimiter holds most of the ``missing`` columns, else ``""``."""
+    if fmt not in ("csv", "tsv") or not missing:
+        return ""
+    own = "," if fmt == "csv" else "\t"
+    for sep, (name, fix) in _DELIMITERS.items():
+        if sep == own:
+            continue
+        pieces = {p.strip().strip('"').strip() for n in names for p in n.split(sep)} if any(sep in n for n in names) else set()
+        if 2 * sum(c in pieces for c in missing) >= len(missing) and pieces & set(missing):
+            return f"; the header looks {name}-separated: {fix}"
+    return ""
 
 
 def close_names(name: str, names: tuple[str, ...]) -> list[str]:

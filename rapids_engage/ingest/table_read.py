@@ -34,9 +34,12 @@ def read(path: Path, src: Source, chunk_rows: int) -> Iterator[Chunk]:
     quarantined and blanked), every field read as a string, so quoted CSV fields
     may hold newlines while every record is still mapped back to its physical
     line (exact unless a quoted field holds a bare ``\\r``). CSV honours ``"``
-    quoting (a stray ``"`` opening a field runs to the next quote, as in any CSV
-    reader; should that run past a read block, the rest of the file is parsed one
-    record per line), TSV has none. A leading UTF-8 BOM is fine. JSONL is read
+    quoting; a stray ``"`` opening a field whose quoted text runs over lines that
+    look like records (to the next quote or the end of the file, maybe past a read
+    block) quarantines its line (``unclosed_quote``) and the lines after it are read
+    as records (:class:`.read_delimited._DelimitedReader`); after a record longer
+    than a read block otherwise, the rest of the file is parsed one record per line.
+    TSV has no quoting. A leading UTF-8 BOM is fine. JSONL is read
     line by line (a missing key reads as ``""``, a JSON list as its items joined
     by the column's list separator); parquet by record batches (line = 1-based
     record number; raw = the record's declared columns as JSON; timestamp columns

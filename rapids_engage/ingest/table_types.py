@@ -112,14 +112,15 @@ class Errors:
             what: str = "") -> None:
         """Mark the rows of ``mask`` that have no error yet.
 
-        Detail: ``what`` (or ``reason``) and the value, or ``what`` with the value in place of ``{v}``.
+        Detail: ``what`` (or ``reason``) and the value, or ``what`` with the value in place of ``{v}``
+        (``{v!r}``: its repr).
         """
         new = np.flatnonzero(np.asarray(mask, bool) & ~self.bad)
         if not len(new):
             return
         self.reason[new], self.column[new] = reason, column
         shown = values.iloc[new].tolist() if values is not None else [None] * len(new)
-        self.detail[new] = [(what.format(v=v) if "{v}" in what else f"{what or reason}: {v!r}")[:200]
+        self.detail[new] = [(what.format(v=v) if "{v" in what else f"{what or reason}: {v!r}")[:200]
                             if v is not None else (what or reason) for v in shown]
 
     def lift(self, rows: Errors, src: np.ndarray) -> None:
@@ -152,7 +153,7 @@ def _time(s: pd.Series, fmt: str, column: str, err: Errors) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         parsed, ok = np.isfinite(secs), (secs >= MIN_TIME) & (secs < MAX_TIME)
         err.add((s == "").to_numpy(bool), "bad_time", column, None, "missing time")
-        err.add(~parsed, "bad_time", column, s)
+        err.add(~parsed, "bad_time", column, s, f"{{v!r}} is not time_format {fmt}")
         if fmt in ("unix", "unix_ms"):
             unit = "seconds" if fmt == "unix" else "milliseconds"
             for guess, (per_s, hint) in _UNITS.items():
@@ -188,7 +189,7 @@ def _target(s: pd.Series, kind: str, column: str, err: Errors) -> np.ndarray:
         return one.astype(np.int8)
     values, empty, bad = _numbers(s)
     err.add(empty, "bad_target", column, s, "missing target value")
-    err.add(bad, "bad_number", column, s)
+    err.add(bad, "bad_target", column, s, "a target must be a finite number: {v!r}")
     err.add(np.isnan(values), "bad_target", column, s, "a target must be a finite number")
     with np.errstate(invalid="ignore"):
         count = (values >= 0) & (values <= MAX_COUNT) & (np.floor(values) == values)
