@@ -21,7 +21,7 @@ import numpy as np
 
 from .backend import CPU, Backend, array_module, is_gpu_object
 from .features.frames import is_dask
-from .predict import PRED_PREFIX, id_columns, load_booster, load_builder, load_models
+from .predict import PRED_PREFIX, ModelError, id_columns, load_booster, load_builder, load_models
 
 
 class Scorer:
@@ -35,6 +35,7 @@ class Scorer:
     def __init__(self, model_dir: str | Path, backend: Backend | None = None, nthread: int | None = None,
                  store: str | Path | None = None) -> None:
         self.backend = (backend or CPU).init()
+        self.model_dir = Path(model_dir)
         self.metas, self.store = load_models(Path(model_dir))
         self.builder = load_builder(self.store, self.backend, Path(model_dir), store)
         self.layout = self.builder.layout
@@ -76,6 +77,37 @@ class Scorer:
         feats = self.features(rows)
         preds = self.scores(feats)
         return feats[id_columns(self.layout, feats.columns)].assign(**{PRED_PREFIX + t: p for t, p in preds.items()})
+
+
+    def predict_records(self, records: Any) -> tuple[Any, Any]:
+        """(predictions, rejected records) of raw records of a table run: a list of dicts as a service
+        receives them (JSON objects), or a pandas frame of the file's columns, typed as ``ingest`` types
+        the run's files (its ``config.yaml``: ids hashed, times parsed, side tables joined). A record
+        ``ingest`` would quarantine is not scored: ``rejected`` has its position, column, reason and
+        detail. Predictions carry ``raw_<row_id column>`` to match them to the records."""
+        import pandas as pd
+
+        rows, rejected = self._record_reader().read(records)
+        if not len(rows):
+            ids = id_columns(self.layout, rows.columns)
+            return pd.DataFrame({c: rows[c] for c in ids} | {PRED_PREFIX + t: pd.Series([], dtype="float64") for t in self.targets}), rejected
+        return self.predict(rows), rejected
+
+    def _record_reader(self) -> Any:
+        """The raw-record reader of the run's table (built on first use: side tables are read once)."""
+        if getattr(self, "_reader", None) is None:
+            from .config import load_config
+            from .ingest.records import RecordReader
+
+            if self.layout.kind != "table":
+                raise TypeError("predict_records reads raw records of table sources (data.source: table); "
+                                "RecSys rows are scored in the canonical form with predict")
+            config = self.model_dir / "config.yaml"
+            if not config.is_file():
+                raise ModelError(f"{config} is missing: predict_records types records as the run's data.table says "
+                                 "(runs write it since 2026-12-02; rerun the pipeline)")
+            self._reader = RecordReader(load_config(config).data.table)
+        return self._reader
 
 
 def _matrix(features: Any, names: list[str]) -> Any:

@@ -18,6 +18,7 @@ from rapids_engage.data import DataError
 from rapids_engage.layout import Layout
 from rapids_engage.pipeline import main
 from rapids_engage.report import validate
+from rapids_engage.ingest import IngestError
 from rapids_engage.serve import Scorer
 
 pytestmark = pytest.mark.slow
@@ -161,6 +162,22 @@ def test_ingest_unlabelled_csv_then_predict(planted, tmp_path, capsys):
                  "--gpus", "0", "--quiet"]) == 0
     result = json.loads((out / "predict.json").read_text())
     assert result["rows"] == len(frame) and result["metrics"] is None
+    # in process, from the records a service receives: the same rows typed as ingest types them, the same
+    # predictions, the bad record returned apart
+    records = pd.read_csv(new, dtype=str).to_dict("records")
+    preds, rejected = Scorer(tmp / "run").predict_records(records)
+    assert rejected.to_dict("records") == [{"record": len(frame), "column": "time", "reason": "bad_time",
+                                            "detail": "'not-a-time' is not time_format unix"}]
+    scored = pd.read_parquet(out / "predictions")
+    assert len(preds) == len(scored) == len(frame)
+    both = scored.merge(preds, on="raw_id", suffixes=("", "_records"), validate="one_to_one")
+    assert (both["row_id"] == both["row_id_records"]).all()
+    for t in ("comments", "upvoted"):
+        np.testing.assert_allclose(both[f"pred_{t}_records"], both[f"pred_{t}"], rtol=0, atol=1e-6)
+    ints = [{**r, "id": int(r["id"]), "time": int(r["time"])} for r in records[:5]]  # JSON numbers, not text
+    assert Scorer(tmp / "run").predict_records(ints)[0]["row_id"].tolist() == preds["row_id"].head(5).tolist()
+    with pytest.raises(IngestError, match=r"records lack column\(s\) \['time'\]"):
+        Scorer(tmp / "run").predict_records([{"id": "1", "author": "a"}])
 
 
 def test_feature_store_library_api(planted):

@@ -6,6 +6,7 @@ from .ids import InvalidHexIdError, hex_id_to_int64, parse_hex_ids
 from .quarantine import Quarantine, StrictModeError
 from .reader import IngestError
 from .recsys import CPU_BACKEND, IngestResult, ingest_recsys
+from .records import RecordReader
 from .table import hash_strings, ingest_table
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "IngestResult",
     "InvalidHexIdError",
     "Quarantine",
+    "RecordReader",
     "StrictModeError",
     "hash_strings",
     "hex_id_to_int64",

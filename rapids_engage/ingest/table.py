@@ -66,7 +66,7 @@ class Plan:
     raw_ids: tuple[tuple[str, str], ...] = ()  # (row_id column, canonical column keeping its text)
 
 
-def _plan(spec: TableConfig) -> Plan:
+def plan_of(spec: TableConfig) -> Plan:
     """Check ``spec`` (IngestError naming the problem) and derive the output columns."""
     if spec.format not in FORMATS:
         raise IngestError(f"data.table.format must be one of {FORMATS}, got {spec.format!r}")
@@ -216,16 +216,17 @@ class _Run:
     chunk_rows: int
 
 
-def _process(chunk: Chunk, key: str, run: _Run) -> tuple[pa.Table | None, list[Bad]]:
-    """The output rows of a chunk and its bad source rows (those read bad too)."""
-    n, plan = chunk.rows, run.plan
+def process_chunk(chunk: Chunk, key: str, plan: Plan, sides: list[SideTable]) -> tuple[pa.Table | None, list[Bad]]:
+    """The output rows of a chunk (``key``: its file's name in default row ids) and its bad source rows
+    (those read bad too)."""
+    n = chunk.rows
     if n == 0:
         return None, list(chunk.bad)
     err = Errors(n)
     frame, src, pos = chunk.frame, np.arange(n), np.zeros(n, np.int64)
     if plan.explode:
         frame, src, pos = explode(frame, plan.explode, err, plan.keep_list)
-    for side in run.sides:
+    for side in sides:
         frame = side.join(frame)
     columns, row_err = typed(frame, plan)
     err.lift(row_err, src)
@@ -258,7 +259,7 @@ def _ingest_file(path: Path, key: str, run: _Run, src: Source,
         if ex and chunk.rows:
             weights = pc.count_substring(arrow_strings(chunk.frame[ex.column]), ex.sep).to_numpy() + 1
         for part in chunk.slices(run.chunk_rows, weights):
-            table, bad = _process(part, key, run)
+            table, bad = process_chunk(part, key, run.plan, run.sides)
             if bad and run.strict:
                 b = min(bad, key=by_line)
                 raise StrictModeError(str(path), b.line, b.column, b.reason, b.detail)
@@ -356,7 +357,7 @@ def ingest_table(
     start = time.perf_counter()
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
-    plan = _plan(spec)
+    plan = plan_of(spec)
     paths = _input_paths(inputs)
     out = Path(out_dir).absolute()
     _check_out_dir(out)
