@@ -41,7 +41,8 @@ from .report import print_summary, validate, write_json
 from .report_md import write_markdown
 from .split import shuffle_labels, time_split
 from .schema import TRUE_PROB_PREFIX
-from .train import as_float32, check_params, predict, train_target
+from .train import as_float32, predict, train_target
+from .train_check import check_params
 from .train_external import train_target_external
 
 KNOWN_ERRORS = (BackendError, ConfigError, DataError, IngestError, ModelError, FileNotFoundError, ValueError, MemoryError,

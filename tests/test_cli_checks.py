@@ -84,7 +84,7 @@ def test_config_is_checked_against_the_data_before_the_data_stage(tmp_path, caps
 def test_valid_xgboost_parameters_of_every_shipped_config_pass():
     from rapids_engage.backend import resolve
     from rapids_engage.data import expected_layout
-    from rapids_engage.train import check_params
+    from rapids_engage.train_check import check_params
 
     for path, sets in [("configs/default.yaml", ["train.per_target.quote.scale_pos_weight=3"]),
                        ("configs/hn.yaml", ["train.per_target.points.objective=count:poisson",
@@ -132,7 +132,7 @@ def test_balanced_class_weights_count_the_training_labels():
 def test_balanced_class_weights_are_refused_for_count_targets():
     from rapids_engage.backend import resolve
     from rapids_engage.data import expected_layout
-    from rapids_engage.train import check_params
+    from rapids_engage.train_check import check_params
 
     cfg = load_config("configs/hn.yaml", ["train.per_target.points.scale_pos_weight=balanced"])
     with pytest.raises(ConfigError, match="train.per_target.points.scale_pos_weight: balanced weighs "

@@ -1,0 +1,95 @@
+"""The training settings checked against the data before any data is read: every target's XGBoost
+parameters validated by XGBoost itself, and the settings it cannot judge (a count objective for a 0/1
+target, ranking without a group, balanced weights of a count target), each error naming its config key."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import warnings
+from dataclasses import fields
+from typing import Any
+
+from .backend import Backend
+from .config import ConfigError, TrainConfig
+from .layout import Layout
+from .train import BALANCED, fits_raw_counts, is_ranking, xgb_params
+
+
+def check_params(cfg: TrainConfig, layout: Layout, backend: Backend) -> None:
+    """Each target's XGBoost parameters, checked before any feature is built: a parameter XGBoost
+    would ignore (a typo, ``max_dept``), a value it refuses, a raw-count objective for a binary target
+    or a ranking objective without a group is a :class:`ConfigError` naming the config key.
+
+    XGBoost validates them on a two-row CPU booster in this process (no GPU context, milliseconds).
+    A ``per_target`` entry of a target the data do not define is an error too.
+    """
+    names = [t.name for t in layout.targets]
+    for name in cfg.per_target:
+        if name not in names:
+            close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
+            raise ConfigError(f"train.per_target.{name}: the data define no target {name!r}"
+                              + (f": did you mean {close[0]!r}?" if close else "") + f" (targets: {', '.join(names)})")
+    for target in cfg.targets:
+        kind = layout.target(target).kind
+        params = xgb_params(cfg, target, backend, kind)
+        try:
+            fits_raw_counts(params, target, kind)
+            if is_ranking(params["objective"]) and layout.group is None:
+                raise ValueError(f"objective {params['objective']} ranks the rows of a group: set data.table.group")
+            if is_ranking(params["objective"]) and cfg.external_memory:
+                raise ValueError(f"objective {params['objective']} needs xgboost.dask: set train.external_memory: false")
+            if params.get("scale_pos_weight") == BALANCED:
+                if kind == "count" or is_ranking(params["objective"]):
+                    raise ValueError(f"{BALANCED} weighs the classes of a 0/1 target; {target!r} is "
+                                     + ("ranked" if kind != "count" else "a count target"))
+                params["scale_pos_weight"] = 1.0  # any number: XGBoost checks the rest
+            _xgboost_validates({**params, "device": "cpu"})
+        except ValueError as exc:
+            message = str(exc).removeprefix("train: ")
+            raise ConfigError(f"{_config_key(cfg, target, message)}: {message}") from None
+
+
+def _xgboost_validates(params: dict[str, Any]) -> None:
+    """ValueError with XGBoost's own words when it refuses ``params`` or would not use one of them."""
+    import numpy as np
+    import xgboost as xgb
+
+    rows = xgb.DMatrix(np.zeros((2, 1), dtype=np.float32), label=np.array([0.0, 1.0]))
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            booster = xgb.Booster(params, [rows])
+            known = _config_keys(json.loads(booster.save_config()))
+    except xgb.core.XGBoostError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ValueError("XGBoost: " + re.sub(r"^\[[\d:]+\] \S+: ", "", first)) from None
+    for warning in caught:
+        unused = re.search(r"Parameters: \{(.*?)\} are not used", str(warning.message), re.S)
+        if unused:
+            name = unused.group(1).split(",")[0].strip().strip('"')
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+            raise ValueError(f"XGBoost has no parameter {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+
+
+def _config_keys(config: Any) -> set[str]:
+    """Every parameter name in a booster's saved configuration."""
+    if not isinstance(config, dict):
+        return set()
+    return {k for k, v in config.items() if not isinstance(v, dict)} | {k for v in config.values() for k in _config_keys(v)}
+
+
+def _config_key(cfg: TrainConfig, target: str, message: str) -> str:
+    """The config key a parameter problem comes from: the ``per_target`` entry whose name or value the
+    message holds, else the shared setting it names."""
+
+    def said(word: Any) -> bool:
+        return re.search(rf"(?<![\w:]){re.escape(str(word))}(?![\w:])", message) is not None
+
+    overrides = cfg.per_target.get(target, {})
+    named = [k for k in overrides if said(k)] or [k for k, v in overrides.items() if said(v)]
+    if named:
+        return f"train.per_target.{target}.{named[0]}"
+    shared = [f.name for f in fields(cfg) if said(f.name)]
+    return f"train.{shared[0]}" if shared else f"train (target {target!r})"
