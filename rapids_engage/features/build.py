@@ -64,8 +64,12 @@ def key_columns(layout: Layout) -> list[str]:
     """The columns a feature key may name for data of ``layout``: its input columns, the derived keys
     (``first_hashtag``, ``<text>_first_word``, ``<url>_domain``, ...) and the row-wise content
     features (``hour``, ...)."""
-    derived = list(content.DERIVED_KEYS) if layout.kind == "recsys" else table_content.key_names(layout)
-    return list(dict.fromkeys([*layout.input_columns(), *derived, *row_features(layout)[2]]))
+    return list(dict.fromkeys([*layout.input_columns(), *derived_key_names(layout), *row_features(layout)[2]]))
+
+
+def derived_key_names(layout: Layout) -> list[str]:
+    """The key columns computed from a row of ``layout`` (``first_hashtag``, ``<text>_first_word``, ...)."""
+    return list(content.DERIVED_KEYS) if layout.kind == "recsys" else table_content.key_names(layout)
 
 
 def check_keys(config: FeaturesConfig, layout: Layout) -> None:
@@ -83,7 +87,7 @@ def check_keys(config: FeaturesConfig, layout: Layout) -> None:
 def unknown_column(column: str, known: list[str], layout: Layout) -> str:
     """``column`` is not one of ``known``: the closest names and the derived keys there are."""
     close = difflib.get_close_matches(column, known, n=1, cutoff=0.6)
-    derived = list(content.DERIVED_KEYS) if layout.kind == "recsys" else table_content.key_names(layout)
+    derived = derived_key_names(layout)
     return (f"no column {column!r} in the data" + (f": did you mean {close[0]!r}?" if close else "")
             + (f" (derived keys: {', '.join(derived)})" if derived else ""))
 
