@@ -33,10 +33,6 @@ def read_jsonl(path: Path, src: Source, block_size: int) -> Iterator[Chunk]:
             if problem:
                 bad.append(Bad(line, None, "bad_json", problem, text))
                 continue
-            nested = next((c for c in src.scalars if isinstance(obj.get(c), (list, dict))), None)
-            if nested:
-                bad.append(Bad(line, nested, src.scalars[nested], _nested(obj[nested]), text))
-                continue
             objs.append(obj)
             lines.append(line)
             raws.append(text)
@@ -44,10 +40,27 @@ def read_jsonl(path: Path, src: Source, block_size: int) -> Iterator[Chunk]:
         if objs and not checked:
             checked, names = True, tuple(dict.fromkeys(k for o in objs for k in o))
             missing = tuple(c for c in src.required if c not in names)
-        frame = pd.DataFrame({c: pd.Series([_json_text(o.get(c), src.list_seps.get(c, " ")) for o in objs], dtype="str")
-                              for c in src.needed}, index=range(len(objs)))
-        yield Chunk(frame, np.asarray(lines, np.int64), lambda rows, raws=raws: [raws[i] for i in rows], bad, missing,
-                    block.bytes_done, names)
+        chunk = objects_chunk(objs, lines, raws, src.needed, src.scalars, src.list_seps)
+        chunk.bad[:0], chunk.missing, chunk.bytes_done, chunk.names = bad, missing, block.bytes_done, names
+        yield chunk
+
+
+def objects_chunk(objs: list[dict], lines: list[int], raws: list[str], needed: tuple[str, ...], scalars: dict[str, str],
+                  list_seps: dict[str, str]) -> Chunk:
+    """The :class:`Chunk` of JSON objects (their ``needed`` values as the text a CSV field would hold,
+    lists joined by their separator); an object with a list / object in one of the ``scalars`` columns
+    is a bad row (the column's reason) instead."""
+    keep, bad = [], []
+    for i, obj in enumerate(objs):
+        nested = next((c for c in scalars if isinstance(obj.get(c), (list, dict))), None)
+        if nested:
+            bad.append(Bad(lines[i], nested, scalars[nested], _nested(obj[nested]), raws[i]))
+        else:
+            keep.append(i)
+    frame = pd.DataFrame({c: pd.Series([_json_text(objs[i].get(c), list_seps.get(c, " ")) for i in keep], dtype="str")
+                          for c in needed}, index=range(len(keep)))
+    kept_raws = [raws[i] for i in keep]
+    return Chunk(frame, np.asarray([lines[i] for i in keep], np.int64), lambda rows: [kept_raws[i] for i in rows], bad)
 
 
 def _json_text(value: Any, sep: str) -> str:

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from ..config import TableConfig
-from .read_jsonl import _json_text, _nested
+from .read_jsonl import objects_chunk
 from .reader import IngestError
 from .table import plan_of, process_chunk
-from .table_read import Bad, Chunk, by_line
+from .table_read import by_line
 from .table_types import read_side
 
 #: The columns of the rejected records' frame.
@@ -55,16 +55,7 @@ class RecordReader:
             if absent:
                 have = sorted({k for o in objs for k in o})
                 raise IngestError(f"records lack column(s) {absent} (they have {have})")
-        keep, bad = [], []
-        for i, o in enumerate(objs):
-            nested = next((c for c in plan.scalars if isinstance(o.get(c), (list, dict))), None)
-            if nested:
-                bad.append(Bad(i, nested, plan.scalars[nested], _nested(o[nested]), ""))
-            else:
-                keep.append(i)
-        frame = pd.DataFrame({c: pd.Series([_json_text(objs[i].get(c), plan.list_seps.get(c, " ")) for i in keep], dtype="str")
-                              for c in plan.needed}, index=range(len(keep)))
-        chunk = Chunk(frame, np.asarray(keep, np.int64), lambda rows: ["" for _ in rows], bad)
+        chunk = objects_chunk(objs, list(range(len(objs))), [""] * len(objs), plan.needed, plan.scalars, plan.list_seps)
         table, bad = process_chunk(chunk, "records", plan, self.sides)
         rows = table.to_pandas() if table is not None else plan.schema.empty_table().to_pandas()
         rejected = pd.DataFrame([(b.line, b.column, b.reason, b.detail) for b in sorted(bad, key=by_line)],
