@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -397,7 +398,19 @@ def from_dict(data: dict, source: str = "<dict>", origins: dict[str, str] | None
         raise ConfigError(f"{source}: the top level must be a mapping of sections")
     config = _build(Config, data, "", source, origins or {})
     _check_per_target(config.train, source, origins or {})
+    config._origins = (source, dict(origins or {}))  # not a field: for later errors about a key (sourced)
     return config
+
+
+def sourced(config: Config, message: str) -> str:
+    """``message``, an error about the key it starts with (``train.per_target.like.max_dept: ...``),
+    prefixed by the config file and followed by the flag or ``--set`` that gave the key, as the errors
+    of :func:`load_config` are."""
+    source, origins = getattr(config, "_origins", ("", {}))
+    key = re.match(r"[A-Za-z_][\w.]*", message)
+    named = key.group(0) if key else None
+    given = [label for k, label in origins.items() if named and (named == k or named.startswith(k + ".") or k.startswith(named + "."))]
+    return (f"{source}: " if source else "") + message + (f" (from {given[-1]})" if given else "")
 
 
 def _check_per_target(train: TrainConfig, source: str, origins: dict[str, str]) -> None:

@@ -23,7 +23,7 @@ from . import __version__
 from .backend import Backend, BackendError, resolve
 from .baselines import baselines, te_columns
 from .cluster import ClusterError, WorkerLostError, ignored_settings, pin_partitions, start_cluster, while_workers_live, worker_addresses
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, load_config, sourced
 from .data import DataError, Dataset, expected_layout, read_events, resolve_dataset, resolve_min_partition_rows
 from .ingest import IngestError
 from .predict import ModelError
@@ -76,11 +76,14 @@ def _data_stage(cfg: Config, backend: Backend, prog: StageProgress, train: bool 
 
 
 def _check_config(cfg: Config, layout: Layout, backend: Backend, train: bool) -> None:
-    for target in cfg.train.targets:
-        layout.target(target)
-    check_keys(cfg.features, layout)
-    if train:
-        check_params(cfg.train, layout, backend)
+    try:
+        for target in cfg.train.targets:
+            layout.target(target)
+        check_keys(cfg.features, layout)
+        if train:
+            check_params(cfg.train, layout, backend)
+    except (ConfigError, ValueError) as exc:
+        raise ConfigError(sourced(cfg, str(exc))) from None
 
 
 def _store_stages(

@@ -77,7 +77,8 @@ def test_config_is_checked_against_the_data_before_the_data_stage(tmp_path, caps
     argv = ["--gpus", "0", "--rows", "1000", "--out", str(tmp_path / "run"), "--set", setting,
             "--set", f"data.cache_dir={tmp_path / 'never'}"]
     assert main(argv) == 2
-    assert message in capsys.readouterr().err.replace("\n", "")
+    err = capsys.readouterr().err.replace("\n", "")
+    assert message in err and err.rstrip().endswith(f"(from --set {setting})")  # the key's origin, as at config load
     assert not (tmp_path / "never").exists()
 
 
