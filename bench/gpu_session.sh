@@ -11,6 +11,7 @@
 #   ROWS=1000000     rows of the CPU-vs-GPU pipeline bench (both backends, same machine, one run)
 #   GPU_ROWS=10000000  rows of the GPU-only run of the scaling curve (0: skip)
 #   STEPS="imports tests pipeline scaling latency"  the steps to run
+#   COMMIT=abc1234   the commit measured (the device's copy of the tree may have no .git)
 set -uo pipefail
 export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 out="${OUT:-bench/results}"
@@ -20,13 +21,19 @@ gpu_rows="${GPU_ROWS:-10000000}"
 steps="${STEPS:-imports tests pipeline scaling latency}"
 log="$out/gpu-session.log"
 
+stamp="$(mktemp)"  # results older than this are the committed ones, not this session's
 step() { echo "== $1 ($(date +%T))" | tee -a "$log"; }
 wants() { [[ " $steps " == *" $1 "* ]]; }
-keep() { for f in "$@"; do [ -f "$f" ] && cp "$f" "$out/"; done; return 0; }
+keep() { for f in "$@"; do [ -f "$f" ] && [ "$f" -nt "$stamp" ] && cp -p "$f" "$out/"; done; return 0; }
+# a step's whole output goes to $OUT/<name>.log (a timed-out step still leaves what it printed);
+# -k: a step that ignores SIGTERM (a stuck dask or CUDA worker) is killed 15 s later
+run() { local name="$1" limit="$2"; shift 2
+  timeout -k 15 "$limit" "$@" > "$out/$name.log" 2>&1; local rc=$?
+  tail -30 "$out/$name.log" | tee -a "$log"; echo "($name: exit $rc)" | tee -a "$log"; }
 
 step "device"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee -a "$log"
-echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores" | tee -a "$log"
+echo "commit ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}, $(nproc) cores" | tee -a "$log"
 
 if wants imports; then
   step "imports (what the image lacks goes to ../shared/gpu/stage.sh as extra packages)"
@@ -46,29 +53,37 @@ for m in mods:  # cuml first: the 26.10 wheels need it before cudf
 raise SystemExit(f"missing: {' '.join(missing)}" if missing else 0)
 EOF
   [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "stop: install what is missing first" | tee -a "$log"; exit 3; }
+  # xgboost.dask on GPUs talks through NCCL even with one worker: say now whether it loads
+  python3 -c "import ctypes, xgboost.collective as c; ctypes.CDLL(c._find_nccl() or 'libnccl.so.2'); print('  nccl loads')" \
+    2>&1 | tail -1 | tee -a "$log"
+else
+  # a later call on a fresh machine (/tmp/site gone): stop before minutes of CPU-only work
+  python3 -c "import libcuml; libcuml.load_library(); import cudf, dask_cuda, cupy; cupy.arange(2).sum()" > /dev/null 2>&1 \
+    || { echo "stop: the GPU libraries do not import (install the staged parts first)" | tee -a "$log"; exit 3; }
 fi
 
 if wants tests; then
-  step "pytest -m gpu (CPU/GPU parity)"
-  timeout "${TESTS_S:-240}" python3 -m pytest -m gpu -q -x -p no:cacheprovider tests/test_gpu_parity.py 2>&1 \
-    | tail -60 | tee -a "$log" "$out/gpu-tests.log"
+  step "pytest -m gpu (CPU/GPU parity; the pipeline parity test last: the slowest)"
+  slow="tests/test_gpu_parity.py::test_pipeline_cpu_gpu_store_parity_and_rce"
+  run gpu-tests "${TESTS_S:-150}" python3 -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu_parity.py --deselect "$slow"
+  run gpu-tests-pipeline "${TESTS_PIPELINE_S:-150}" python3 -m pytest -m gpu -q -p no:cacheprovider "$slow"
 fi
 
 if wants pipeline; then
   step "bench/pipeline.py --rows $rows --gpus 0 1 (GPU/CPU ratio per stage, one run)"
-  timeout "${PIPELINE_S:-240}" python3 bench/pipeline.py --rows "$rows" --gpus 0 1 2>&1 | tail -30 | tee -a "$log"
+  run pipeline "${PIPELINE_S:-220}" python3 bench/pipeline.py --rows "$rows" --gpus 0 1
   keep "bench/results/pipeline-$rows.json"
 fi
 
 if wants scaling && [ "$gpu_rows" -gt 0 ]; then
   step "bench/pipeline.py --rows $gpu_rows --gpus 1 (scaling curve, GPU only)"
-  timeout "${SCALING_S:-180}" python3 bench/pipeline.py --rows "$gpu_rows" --gpus 1 2>&1 | tail -30 | tee -a "$log"
+  run scaling "${SCALING_S:-170}" python3 bench/pipeline.py --rows "$gpu_rows" --gpus 1
   keep "bench/results/pipeline-$gpu_rows.json"
 fi
 
 if wants latency; then
   step "bench/latency.py --gpus 0 1 (1-core CPU latency and GPU batch throughput)"
-  timeout "${LATENCY_S:-150}" python3 bench/latency.py --gpus 0 1 2>&1 | tail -30 | tee -a "$log"
+  run latency "${LATENCY_S:-120}" python3 bench/latency.py --gpus 0 1
   keep bench/results/latency-gpu.json bench/results/latency-cpu.json
 fi
 step "done"

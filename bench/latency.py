@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rows", type=int, default=200_000, help="synthetic rows of the run trained when --model-dir is absent")
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100, 1000, 10000], help="CPU batch sizes (rows)")
     p.add_argument("--gpu-sizes", type=int, nargs="+", default=[100_000, 1_000_000], help="GPU batch sizes (rows)")
-    p.add_argument("--repeats", type=int, default=20, help="timed batches per size (after one warm-up)")
+    p.add_argument("--repeats", type=int, default=20, help="timed CPU batches per size (after one warm-up)")
+    p.add_argument("--gpu-repeats", type=int, default=5, help="timed GPU batches per size (drawing a 1M-row batch costs ~1 s)")
     p.add_argument("--core", type=int, default=max(os.sched_getaffinity(0)), help="CPU core to pin to")
     p.add_argument("--gpus", nargs="+", default=["0", "1"], choices=["0", "1"], help="0: CPU latency, 1: GPU throughput")
     p.add_argument("--features", choices=["frame", "dask"], default="frame",
@@ -213,8 +214,9 @@ def main(argv: list[str] | None = None) -> None:
         for r in res["batches"]:
             verdict = "within" if r["within_limit"] else "OVER"
             console.print(f"  {r['rows']:>6,} rows/batch: {r['ms_per_row']:.4f} ms/row, {verdict} the {LIMIT_MS_PER_ROW:g} ms/row limit")
+        write_json(results_file("cpu", args.features), result)  # now: a GPU part cut off by a time limit keeps these
     if "1" in args.gpus:
-        res = result["gpu"] = bench_gpu(model_dir, pool, args.gpu_sizes, args.repeats, args.features == "frame")
+        res = result["gpu"] = bench_gpu(model_dir, pool, args.gpu_sizes, args.gpu_repeats, args.features == "frame")
         if "skipped" in res:
             console.print(f"GPU throughput skipped: {escape(res['skipped'])}")
         else:
@@ -223,9 +225,13 @@ def main(argv: list[str] | None = None) -> None:
     slug = "gpu" if "batches" in result.get("gpu", {}) else "cpu"
     if slug == "cpu" and "cpu" not in result:
         return  # nothing measured: keep the last results
-    out = Path(__file__).parent / "results" / f"latency-{slug}{'' if args.features == 'frame' else '-dask'}.json"
+    out = results_file(slug, args.features)
     write_json(out, result)
     console.print(f"-> {out}")
+
+
+def results_file(slug: str, features: str) -> Path:
+    return Path(__file__).parent / "results" / f"latency-{slug}{'' if features == 'frame' else '-dask'}.json"
 
 
 if __name__ == "__main__":

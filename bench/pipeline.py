@@ -47,11 +47,17 @@ def peak_gib(peaks: dict[str, int], stage: str) -> str:
 
 
 def run_one(gpus: str, rows: int, work: Path, extra: list[str]) -> dict:
+    """The report of one pipeline run (its stage lines go to stderr: a log shows how far a cut-off run got),
+    or ``{"error": ...}`` when it failed: the other backends' results still count."""
     out = work / f"gpus-{gpus}"
-    args = ["--gpus", gpus, "--rows", str(rows), "--out", str(out), "--rebuild", "--quiet",
+    args = ["--gpus", gpus, "--rows", str(rows), "--out", str(out), "--rebuild",
             "--set", f"data.cache_dir={work / 'cache'}", *extra]
-    if pipeline_main(args) != 0:
-        raise SystemExit(f"pipeline failed for --gpus {gpus}")
+    try:
+        code = pipeline_main(args)
+    except Exception as exc:  # noqa: BLE001 - recorded: one failing backend must not lose the others
+        return {"error": f"{type(exc).__name__}: {exc}", "device": device_name(gpus)}
+    if code != 0:
+        return {"error": f"pipeline exit code {code} (its error line is above)", "device": device_name(gpus)}
     report = json.loads((out / "report.json").read_text())
     report["device"] = device_name(gpus)
     return report
@@ -118,9 +124,12 @@ def provenance() -> dict:
     import datetime
     import subprocess
 
+    import os
+
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False,
-                                cwd=Path(__file__).parent).stdout.strip() or None
+        commit = os.environ.get("COMMIT") or subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False, cwd=Path(__file__).parent
+        ).stdout.strip() or None
     except OSError:
         commit = None
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "commit": commit,
@@ -141,20 +150,33 @@ def main(argv: list[str] | None = None) -> None:
     results.mkdir(exist_ok=True)
     by_rows: dict[int, dict[str, dict]] = {}
     for rows in args.rows:
+        reports: dict[str, dict] = {}
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(args.work or tmp) / f"rows-{rows}"
-            reports = {g: run_one(g, rows, work, extra) for g in args.gpus}
-        by_rows[rows] = reports
-        console.print(stage_table(rows, args.gpus, reports))
+            for g in args.gpus:
+                reports[g] = run_one(g, rows, work, extra)
+                write_results(results / f"pipeline-{rows}.json", rows, args.set, reports)  # after each: a cut-off run keeps its results
+        done = [g for g in args.gpus if "error" not in reports[g]]
         for g in args.gpus:
+            if g not in done:
+                console.print(f"--gpus {g} ({reports[g]['device']}) failed: {reports[g]['error']}")
+        if done:
+            console.print(stage_table(rows, done, reports))
+        for g in done:
             rce = ", ".join(f"{t} {m['rce']:.2f}" for t, m in reports[g]["targets"].items())
             console.print(f"--gpus {g} ({reports[g]['device']}): RCE {rce}")
-        summary = {g: {"device": r["device"], "timings_s": r["timings_s"], "memory": r.get("memory"), "targets": r["targets"],
-                       "rows": r["rows"], "n_workers": r["n_workers"]} for g, r in reports.items()}
-        out = {"rows": rows, **provenance(), "overrides": args.set, "runs": summary}
-        (results / f"pipeline-{rows}.json").write_text(json.dumps(out, indent=1))
-    if len(by_rows) > 1:
-        console.print(scaling_table(by_rows, args.gpus))
+        by_rows[rows] = {g: reports[g] for g in done}
+    ok = [g for g in args.gpus if all(g in r for r in by_rows.values())]
+    if len(by_rows) > 1 and ok:
+        console.print(scaling_table(by_rows, ok))
+
+
+def write_results(path: Path, rows: int, overrides: list[str], reports: dict[str, dict]) -> None:
+    """``pipeline-<rows>.json``: each backend's timings, memory and metrics, or its error."""
+    summary = {g: {"device": r["device"], "error": r["error"]} if "error" in r else
+               {"device": r["device"], "timings_s": r["timings_s"], "memory": r.get("memory"), "targets": r["targets"],
+                "rows": r["rows"], "n_workers": r["n_workers"]} for g, r in reports.items()}
+    path.write_text(json.dumps({"rows": rows, **provenance(), "overrides": overrides, "runs": summary}, indent=1))
 
 
 if __name__ == "__main__":
