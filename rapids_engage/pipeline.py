@@ -379,8 +379,6 @@ def build_ingest_parser() -> argparse.ArgumentParser:
 
 
 def _ingest(args: argparse.Namespace, console: Console) -> None:
-    import dataclasses
-
     from .ingest import ingest_recsys, ingest_table
 
     cfg = load_config(args.config, args.set)
@@ -391,10 +389,7 @@ def _ingest(args: argparse.Namespace, console: Console) -> None:
         spec = cfg.data.table
         if spec is None:
             raise ConfigError("ingest: data.source is 'table' but the config has no data.table section")
-        if args.unlabelled:
-            explode = dataclasses.replace(spec.explode, label=None) if spec.explode else None
-            spec = dataclasses.replace(spec, targets={}, explode=explode)
-        result = ingest_table(files, args.out, spec, strict=args.strict or cfg.data.strict)
+        result = ingest_table(files, args.out, spec, strict=args.strict or cfg.data.strict, unlabelled=args.unlabelled)
     elif cfg.data.source in ("recsys", "synthetic", "parquet"):
         result = ingest_recsys(files, args.out, strict=args.strict or cfg.data.strict)
     else:

@@ -22,6 +22,7 @@ import numpy as np
 from .backend import CPU, Backend, array_module, is_gpu_object
 from .features.frames import is_dask
 from .predict import PRED_PREFIX, ModelError, id_columns, load_booster, load_builder, load_models
+from .schema import utc
 
 
 class Scorer:
@@ -87,11 +88,29 @@ class Scorer:
         detail. Predictions carry ``raw_<row_id column>`` to match them to the records."""
         import pandas as pd
 
-        rows, rejected = self._record_reader().read(records)
+        reader = self._record_reader()
+        rows, rejected = reader.read(records)
+        early = self._before_serving_state(rows)
+        if early.any():  # one stale record must not fail the batch: rejected, as ingest would reject a bad one
+            first = rows.loc[early].groupby(level=0)[self.layout.time].min()
+            stale = pd.DataFrame({"record": first.index, "column": reader.plan.time, "reason": "before_training_end",
+                                  "detail": [f"{utc(int(t))} is before the end of the training window "
+                                             f"({utc(self._serving_end)}): history features would see the future" for t in first]})
+            rejected = pd.concat([rejected, stale], ignore_index=True).sort_values("record", kind="stable", ignore_index=True)
+            rows = rows.loc[~rows.index.isin(first.index)]
         if not len(rows):
             ids = id_columns(self.layout, rows.columns)
             return pd.DataFrame({c: rows[c] for c in ids} | {PRED_PREFIX + t: pd.Series([], dtype="float64") for t in self.targets}), rejected
-        return self.predict(rows), rejected
+        return self.predict(rows.reset_index(drop=True)), rejected
+
+    def _before_serving_state(self, rows: Any) -> Any:
+        """Which ``rows`` are earlier than the end of the history features' training window (all False
+        without history features)."""
+        ends = [e.t_end_ for e in self.builder.history_encoders if getattr(e, "t_end_", None) is not None]
+        self._serving_end = max(ends) if ends else None
+        if self._serving_end is None:
+            return np.zeros(len(rows), dtype=bool)
+        return (rows[self.layout.time] < self._serving_end).to_numpy()
 
     def _record_reader(self) -> Any:
         """The raw-record reader of the run's table (built on first use: side tables are read once)."""

@@ -260,6 +260,25 @@ def test_mini_mind_explode_and_side_join(tmp_path):
     assert Layout.load(tmp_path / "out").item == "news_id"
 
 
+def test_rows_to_score_with_labelled_tokens_are_quarantined(tmp_path):
+    """--unlabelled of a spec whose tokens carry labels: 'N1-1' would be read as an unseen item 'N1-1'."""
+    from rapids_engage.ingest import RecordReader, ingest_table
+
+    behaviors = write(tmp_path / "behaviors.tsv", (
+        "1\tU1\t11/12/2019 2:14:46 PM\tN9\tN1 N2 N3\n"
+        "2\tU2\t11/13/2019 9:00:00 AM\t\tN2 N4-0\n"  # a label left in
+        "3\tU3\t11/13/2019 9:00:00 AM\t\tN2-x N5\n"  # an item id with the separator: fine
+    ))
+    news = write(tmp_path / "news.tsv", "N1\tsports\tgolf\tTitle one\tabs\turl\t[]\t[]\n")
+    mind = mind_spec(behaviors, news)
+    result = ingest_table(str(behaviors), tmp_path / "out", mind, unlabelled=True)
+    assert (result.input_rows, result.ingested_rows, result.quarantine_counts) == (3, 2, {"bad_explode_token": 1})
+    assert result.first_quarantined.startswith("behaviors.tsv:2 column impressions: a token with a label in rows without labels")
+    rows, rejected = RecordReader(mind).read([{"impression_id": "7", "user_id": "U1", "time": "11/13/2019 9:00:00 AM",
+                                              "impressions": "N1 N2-1"}])
+    assert rows.empty and rejected[["record", "reason"]].values.tolist() == [[0, "bad_explode_token"]]
+
+
 def mind_spec(behaviors: Path, news: Path) -> TableConfig:
     return TableConfig(
         format="tsv", header=False, columns=["impression_id", "user_id", "time", "history", "impressions"],

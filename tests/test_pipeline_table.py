@@ -176,6 +176,11 @@ def test_ingest_unlabelled_csv_then_predict(planted, tmp_path, capsys):
         np.testing.assert_allclose(both[f"pred_{t}_records"], both[f"pred_{t}"], rtol=0, atol=1e-6)
     ints = [{**r, "id": int(r["id"]), "time": int(r["time"])} for r in records[:5]]  # JSON numbers, not text
     assert Scorer(tmp / "run").predict_records(ints)[0]["row_id"].tolist() == preds["row_id"].head(5).tolist()
+    # a record from before the training window (history would see the future) is rejected, not the batch
+    stale = [{**records[0], "time": str(int(records[0]["time"]) - 30 * 86_400)}, records[1]]
+    preds_stale, rejected_stale = Scorer(tmp / "run").predict_records(stale)
+    assert len(preds_stale) == 1 and rejected_stale[["record", "column", "reason"]].values.tolist() == [
+        [0, "time", "before_training_end"]]
     with pytest.raises(IngestError, match=r"records lack column\(s\) \['time'\]"):
         Scorer(tmp / "run").predict_records([{"id": "1", "author": "a"}])
 

@@ -8,7 +8,6 @@ record is returned with its reason instead of being written to a quarantine file
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -38,16 +37,14 @@ class RecordReader:
     target columns, else they are not read, as ``ingest --unlabelled``). Side tables are read once."""
 
     def __init__(self, spec: TableConfig, labelled: bool = False) -> None:
-        if not labelled:
-            explode = dataclasses.replace(spec.explode, label=None) if spec.explode else None
-            spec = dataclasses.replace(spec, targets={}, explode=explode)
-        self.plan = plan_of(spec)
+        self.plan = plan_of(spec, unlabelled=not labelled)
         self.sides = [read_side(j, False, 200_000) for j in spec.join]
 
     def read(self, records: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(canonical rows, rejected records) of ``records``: a list of dicts or a pandas frame. The
-        rejected frame has a row per bad record: its position in ``records``, the column, the reason
-        (the ingest's: ``bad_time``, ``missing_key``, ...) and the detail."""
+        """(canonical rows, rejected records) of ``records``: a list of dicts or a pandas frame. The rows'
+        index is the position of the record each comes from (several with ``explode``); the rejected
+        frame has a row per bad record: its position, the column, the reason (the ingest's:
+        ``bad_time``, ``missing_key``, ...) and the detail."""
         objs = [{k: _value(v) for k, v in r.items()} for r in _as_records(records)]
         plan = self.plan
         if objs:
@@ -56,8 +53,9 @@ class RecordReader:
                 have = sorted({k for o in objs for k in o})
                 raise IngestError(f"records lack column(s) {absent} (they have {have})")
         chunk = objects_chunk(objs, list(range(len(objs))), [""] * len(objs), plan.needed, plan.scalars, plan.list_seps)
-        table, bad = process_chunk(chunk, "records", plan, self.sides)
+        table, bad, sources = process_chunk(chunk, "records", plan, self.sides)
         rows = table.to_pandas() if table is not None else plan.schema.empty_table().to_pandas()
+        rows.index = pd.Index(chunk.line[sources], name="record")  # the record each row comes from
         rejected = pd.DataFrame([(b.line, b.column, b.reason, b.detail) for b in sorted(bad, key=by_line)],
                                 columns=list(REJECTED_COLUMNS))
         return rows, rejected

@@ -9,6 +9,7 @@ writes the day partitions, the quarantine and ``ingest.json`` atomically like
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import shutil
@@ -64,10 +65,16 @@ class Plan:
     required: tuple[str, ...] = ()  # columns without which no row is good
     group: str | None = None  # the ranking group: a row without one is bad (missing_key)
     raw_ids: tuple[tuple[str, str], ...] = ()  # (row_id column, canonical column keeping its text)
+    unlabelled_sep: str | None = None  # rows without labels of a spec with explode labels: a token ending in this + 0/1 is bad
 
 
-def plan_of(spec: TableConfig) -> Plan:
-    """Check ``spec`` (IngestError naming the problem) and derive the output columns."""
+def plan_of(spec: TableConfig, unlabelled: bool = False) -> Plan:
+    """Check ``spec`` (IngestError naming the problem) and derive the output columns; ``unlabelled``:
+    rows to score, without the target columns (or explode labels: a token still carrying one is a bad row)."""
+    labelled_tokens = unlabelled and spec.explode is not None and spec.explode.label is not None
+    if unlabelled:
+        explode = dataclasses.replace(spec.explode, label=None) if spec.explode else None
+        spec = dataclasses.replace(spec, targets={}, explode=explode)
     if spec.format not in FORMATS:
         raise IngestError(f"data.table.format must be one of {FORMATS}, got {spec.format!r}")
     if not spec.time:
@@ -102,6 +109,7 @@ def plan_of(spec: TableConfig) -> Plan:
         keep_list=bool(ex) and (ex.column in roles or ex.column in spec.row_id or ex.column in ons),
         categorical=tuple(spec.categorical), scalars=_scalars(roles, spec, needed),
         required=tuple(c for c in dict.fromkeys(required) if c in needed), group=spec.group, raw_ids=raw_ids,
+        unlabelled_sep=spec.explode.label_sep if labelled_tokens else None,
     )
 
 
@@ -216,16 +224,16 @@ class _Run:
     chunk_rows: int
 
 
-def process_chunk(chunk: Chunk, key: str, plan: Plan, sides: list[SideTable]) -> tuple[pa.Table | None, list[Bad]]:
-    """The output rows of a chunk (``key``: its file's name in default row ids) and its bad source rows
-    (those read bad too)."""
+def process_chunk(chunk: Chunk, key: str, plan: Plan, sides: list[SideTable]) -> tuple[pa.Table | None, list[Bad], np.ndarray]:
+    """The output rows of a chunk (``key``: its file's name in default row ids), its bad source rows
+    (those read bad too) and the chunk row each output row comes from."""
     n = chunk.rows
     if n == 0:
-        return None, list(chunk.bad)
+        return None, list(chunk.bad), np.zeros(0, np.int64)
     err = Errors(n)
     frame, src, pos = chunk.frame, np.arange(n), np.zeros(n, np.int64)
     if plan.explode:
-        frame, src, pos = explode(frame, plan.explode, err, plan.keep_list)
+        frame, src, pos = explode(frame, plan.explode, err, plan.keep_list, plan.unlabelled_sep)
     for side in sides:
         frame = side.join(frame)
     columns, row_err = typed(frame, plan)
@@ -237,8 +245,9 @@ def process_chunk(chunk: Chunk, key: str, plan: Plan, sides: list[SideTable]) ->
     for col, raw in plan.raw_ids:  # the text row_id hashes (a blank one is a bad row)
         columns[raw] = frame[col]
     arrays = [pa.array(columns[f.name], f.type, from_pandas=True) for f in plan.schema]
-    table = pa.Table.from_arrays(arrays, schema=plan.schema).filter(pa.array(~err.bad[src]))
-    return table, chunk.bad + _bad_rows(chunk, err)
+    good = ~err.bad[src]
+    table = pa.Table.from_arrays(arrays, schema=plan.schema).filter(pa.array(good))
+    return table, chunk.bad + _bad_rows(chunk, err), src[good]
 
 
 def _bad_rows(chunk: Chunk, err: Errors) -> list[Bad]:
@@ -259,7 +268,7 @@ def _ingest_file(path: Path, key: str, run: _Run, src: Source,
         if ex and chunk.rows:
             weights = pc.count_substring(arrow_strings(chunk.frame[ex.column]), ex.sep).to_numpy() + 1
         for part in chunk.slices(run.chunk_rows, weights):
-            table, bad = process_chunk(part, key, run.plan, run.sides)
+            table, bad, _ = process_chunk(part, key, run.plan, run.sides)
             if bad and run.strict:
                 b = min(bad, key=by_line)
                 raise StrictModeError(str(path), b.line, b.column, b.reason, b.detail)
@@ -300,6 +309,7 @@ def ingest_table(
     strict: bool = False,
     chunk_rows: int = 200_000,
     on_progress: Callable[[int, int], None] | None = None,
+    unlabelled: bool = False,
 ) -> IngestResult:
     """Ingest the event table files ``inputs`` (a glob or a list of paths) described by ``spec`` into ``out_dir``.
 
@@ -357,7 +367,7 @@ def ingest_table(
     start = time.perf_counter()
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
-    plan = plan_of(spec)
+    plan = plan_of(spec, unlabelled)
     paths = _input_paths(inputs)
     out = Path(out_dir).absolute()
     _check_out_dir(out)

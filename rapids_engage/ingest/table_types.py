@@ -8,6 +8,7 @@ a side table's columns and :func:`row_ids` hashes the row ids.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -245,7 +246,7 @@ def row_ids(frame: pd.DataFrame, cols: tuple[str, ...], key: str, line: np.ndarr
 
 
 def explode(frame: pd.DataFrame, ex: ExplodeSpec, err: Errors,
-            keep_list: bool) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+            keep_list: bool, unlabelled_sep: str | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """One row per token of ``ex.column`` (source rows with no or a malformed token marked in ``err``).
 
     Returns the rows, the source row of each and its token position; the
@@ -259,14 +260,22 @@ def explode(frame: pd.DataFrame, ex: ExplodeSpec, err: Errors,
     pos = np.arange(len(parent)) - np.searchsorted(parent, parent, side="left")
     items, labels, bad = _split_tokens(tokens, ex)
     n = len(frame)
-    err.add(np.bincount(parent, minlength=n) == 0, "bad_explode_token", ex.column, None, "empty list")
-    if bad.any():
-        at = np.flatnonzero(bad)
+
+    def bad_tokens(mask: np.ndarray, detail: str) -> None:  # their source rows, each shown by its first such token
+        at = np.flatnonzero(mask)
         sources, first = np.unique(parent[at], return_index=True)
         rows, shown = np.zeros(n, bool), pd.Series([""] * n, dtype="str")
         rows[sources] = True
         shown.iloc[sources] = tokens.take(pa.array(at[first])).to_pylist()
-        err.add(rows, "bad_explode_token", ex.column, shown, "malformed token")
+        err.add(rows, "bad_explode_token", ex.column, shown, detail)
+
+    if unlabelled_sep is not None:  # rows to score: a token with a label would be read as an unseen item
+        labelled = pc.match_substring_regex(tokens, re.escape(unlabelled_sep) + "[01]$").to_numpy(zero_copy_only=False)
+        if labelled.any():
+            bad_tokens(labelled, "a token with a label in rows without labels (send the item alone)")
+    err.add(np.bincount(parent, minlength=n) == 0, "bad_explode_token", ex.column, None, "empty list")
+    if bad.any():
+        bad_tokens(bad, "malformed token")
     keep = np.flatnonzero(~err.bad[parent])
     parent = parent[keep]
     out = (frame if keep_list else frame.drop(columns=[ex.column])).iloc[parent].reset_index(drop=True)
