@@ -129,11 +129,11 @@ HISTORY_GAP_S = 86_400
 def history_gap(builder: FeatureBuilder, start: int | None) -> str | None:
     """A line for the log when the rows to score start more than a day after the serving state ends
     (the training cut-off): history features count no event in between."""
-    ends = [e.t_end_ for e in builder.history_encoders if getattr(e, "t_end_", None) is not None]
-    if start is None or not ends or start - max(ends) <= HISTORY_GAP_S:
+    end = builder.history_end()
+    if start is None or end is None or start - end <= HISTORY_GAP_S:
         return None
-    return (f"the rows start {utc(start)}, {(start - max(ends)) / 86_400:.1f} days after the serving state ends "
-            f"({utc(max(ends))}, the training cut-off): history features count no event in between, so their recent "
+    return (f"the rows start {utc(start)}, {(start - end) / 86_400:.1f} days after the serving state ends "
+            f"({utc(end)}, the training cut-off): history features count no event in between, so their recent "
             "windows (24h, 168h, prev1d) read lower than at training; score rows that follow the training window, or "
             "retrain on data up to them")
 

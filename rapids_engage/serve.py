@@ -37,8 +37,8 @@ class Scorer:
                  store: str | Path | None = None) -> None:
         self.backend = (backend or CPU).init()
         self.model_dir = Path(model_dir)
-        self.metas, self.store = load_models(Path(model_dir))
-        self.builder = load_builder(self.store, self.backend, Path(model_dir), store)
+        self.metas, self.store = load_models(self.model_dir)
+        self.builder = load_builder(self.store, self.backend, self.model_dir, store)
         self.layout = self.builder.layout
         self.boosters = {target: load_booster(meta, self.backend, nthread) for target, meta in self.metas.items()}
 
@@ -79,7 +79,6 @@ class Scorer:
         preds = self.scores(feats)
         return feats[id_columns(self.layout, feats.columns)].assign(**{PRED_PREFIX + t: p for t, p in preds.items()})
 
-
     def predict_records(self, records: Any) -> tuple[Any, Any]:
         """(predictions, rejected records) of raw records of a table run: a list of dicts as a service
         receives them (JSON objects), or a pandas frame of the file's columns, typed as ``ingest`` types
@@ -90,27 +89,19 @@ class Scorer:
 
         reader = self._record_reader()
         rows, rejected = reader.read(records)
-        early = self._before_serving_state(rows)
+        end = self.builder.history_end()
+        early = rows[self.layout.time] < end if end is not None else pd.Series(False, index=rows.index)
         if early.any():  # one stale record must not fail the batch: rejected, as ingest would reject a bad one
             first = rows.loc[early].groupby(level=0)[self.layout.time].min()
             stale = pd.DataFrame({"record": first.index, "column": reader.plan.time, "reason": "before_training_end",
                                   "detail": [f"{utc(int(t))} is before the end of the training window "
-                                             f"({utc(self._serving_end)}): history features would see the future" for t in first]})
+                                             f"({utc(end)}): history features would see the future" for t in first]})
             rejected = pd.concat([rejected, stale], ignore_index=True).sort_values("record", kind="stable", ignore_index=True)
             rows = rows.loc[~rows.index.isin(first.index)]
         if not len(rows):
             ids = id_columns(self.layout, rows.columns)
             return pd.DataFrame({c: rows[c] for c in ids} | {PRED_PREFIX + t: pd.Series([], dtype="float64") for t in self.targets}), rejected
         return self.predict(rows.reset_index(drop=True)), rejected
-
-    def _before_serving_state(self, rows: Any) -> Any:
-        """Which ``rows`` are earlier than the end of the history features' training window (all False
-        without history features)."""
-        ends = [e.t_end_ for e in self.builder.history_encoders if getattr(e, "t_end_", None) is not None]
-        self._serving_end = max(ends) if ends else None
-        if self._serving_end is None:
-            return np.zeros(len(rows), dtype=bool)
-        return (rows[self.layout.time] < self._serving_end).to_numpy()
 
     def _record_reader(self) -> Any:
         """The raw-record reader of the run's table (built on first use: side tables are read once)."""

@@ -171,6 +171,12 @@ class FeatureBuilder:
                 raise DataError(f"key column {column!r} is {frame.dtypes[column]} here but {fitted} in the fitted "
                                 "tables: every key would be unseen; cast it first")
 
+    def history_end(self) -> int | None:
+        """The end of the training window the fitted history state holds (epoch seconds): rows to
+        serve start there; None without fitted history features."""
+        ends = [e.t_end_ for e in self.history_encoders if getattr(e, "t_end_", None) is not None]
+        return max(ends) if ends else None
+
     def _required(self) -> tuple[str, ...]:
         """Input columns besides the time that may hold no null (the RecSys profile columns)."""
         return content.NON_NULL if self.layout.kind == "recsys" and self.config.content else ()
