@@ -253,8 +253,13 @@ def _calibration_bins(y: Any, p: Any, xp: ModuleType, n_bins: int) -> tuple[Any,
 
 def expected_calibration_error(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> float:
     """ECE: count-weighted mean of |mean(p) - mean(y)| over equal-width bins on [0, 1]."""
-    _check_bins(n_bins)
+    _check_whole("n_bins", n_bins)
     xp, y, p = _checked(y, p, binary=True)
+    return _ece(y, p, xp, n_bins)
+
+
+def _ece(y: Any, p: Any, xp: ModuleType, n_bins: int) -> float:
+    """ECE of checked arrays."""
     if len(y) == 0:
         return float("nan")
     _, sum_p, sum_y = _calibration_bins(y, p, xp, n_bins)
@@ -263,7 +268,7 @@ def expected_calibration_error(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> 
 
 def calibration_curve(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> dict[str, list]:
     """Reliability diagram: {"mean_pred", "frac_pos", "count"} for the non-empty bins (host lists)."""
-    _check_bins(n_bins)
+    _check_whole("n_bins", n_bins)
     xp, y, p = _checked(y, p, binary=True)
     count, sum_p, sum_y = _calibration_bins(y, p, xp, n_bins)
     nz = count > 0
@@ -379,14 +384,10 @@ def _ranked_segments(y: ArrayLike, p: ArrayLike, group: ArrayLike) -> _Ranked:
     return _segments(y, g, _order_desc_tied(y, p, None, xp), xp)
 
 
-def _check_k(k: int) -> None:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a whole number >= 1, got {k!r}")
-
-
-def _check_bins(n_bins: int) -> None:
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ValueError(f"n_bins must be a whole number >= 1, got {n_bins!r}")
+def _check_whole(name: str, value: int) -> None:
+    """``value`` (``k``, ``n_bins``) must be a whole number >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
 
 
 def _map_at_k(r: _Ranked, k: int) -> float:
@@ -410,13 +411,13 @@ def _mrr(r: _Ranked) -> float:
 
 def map_at_k(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10) -> float:
     """Mean over groups of AP@k = sum_{i<=k} precision@i * rel_i / min(k, positives in group)."""
-    _check_k(k)
+    _check_whole("k", k)
     return _map_at_k(_ranked_segments(y, p, group), k)
 
 
 def ndcg_at_k(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10) -> float:
     """Mean over groups of NDCG@k: linear binary gains, log2(i + 1) discount, ideal DCG cut at k."""
-    _check_k(k)
+    _check_whole("k", k)
     return _ndcg_at_k(_ranked_segments(y, p, group), k)
 
 
@@ -431,6 +432,10 @@ def mrr(y: ArrayLike, p: ArrayLike, group: ArrayLike) -> float:
 def _log1p_pair(y: ArrayLike, pred: ArrayLike) -> tuple[Any, Any]:
     """log1p of both; counts, so negatives are clipped to 0 first."""
     xp, y, pred = _checked(y, pred, binary=False)
+    return _log1p_both(y, pred, xp)
+
+
+def _log1p_both(y: Any, pred: Any, xp: ModuleType) -> tuple[Any, Any]:
     return xp.log1p(xp.clip(y, 0, None)), xp.log1p(xp.clip(pred, 0, None))
 
 
@@ -481,6 +486,11 @@ def _rankdata(x: Any, xp: ModuleType) -> Any:
 def spearman(y: ArrayLike, pred: ArrayLike) -> float:
     """Spearman rank correlation (average ranks for ties), as scipy.stats.spearmanr; nan if constant."""
     xp, y, pred = _checked(y, pred, binary=False)
+    return _spearman(y, pred, xp)
+
+
+def _spearman(y: Any, pred: Any, xp: ModuleType) -> float:
+    """Spearman of checked arrays."""
     if len(y) < 2:
         return float("nan")
     a = _rankdata(y, xp)
@@ -508,7 +518,7 @@ def binary_report(y: ArrayLike, p: ArrayLike, key: ArrayLike | None = None) -> d
         "rce": _rce(ll, positive_rate),
         "auc": _auc(tps, fps, xp),
         "log_loss": ll,
-        "ece": expected_calibration_error(y, p),
+        "ece": _ece(y, p, xp, 10),
         "positive_rate": positive_rate,
         "n": int(n),
     }
@@ -527,7 +537,7 @@ def ranking_report(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10, ti
     """{"map@k", "ndcg@k", "mrr", "auc", "n_groups"}; ``n_groups`` counts the groups averaged
     (those with a positive). One sort is shared by the ranking metrics. Tied scores are
     ordered by ``tiebreak`` (e.g. hashed row keys), else against the model."""
-    _check_k(k)
+    _check_whole("k", k)
     xp, y, p, g = _ranking_inputs(y, p, group)
     order = _order_desc_tied(y, p, tiebreak, xp)  # shared by AUC (tie blocks: order-free) and the segments
     r = _segments(y, g, order, xp)
@@ -542,12 +552,13 @@ def ranking_report(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10, ti
 
 def regression_report(y: ArrayLike, pred: ArrayLike) -> dict[str, Any]:
     """{"rmse_log1p", "mae_log1p", "rmse", "mae", "spearman", "n"}."""
-    xp, y, pred = _checked(y, pred, binary=False)
+    xp, y, pred = _checked(y, pred, binary=False)  # once: the metrics below take the checked arrays
+    ly, lp = _log1p_both(y, pred, xp)
     return {
-        "rmse_log1p": rmse_log1p(y, pred),
-        "mae_log1p": mae_log1p(y, pred),
+        "rmse_log1p": _rmse(ly, lp),
+        "mae_log1p": _mae(ly, lp),
         "rmse": _rmse(y, pred),
         "mae": _mae(y, pred),
-        "spearman": spearman(y, pred),
+        "spearman": _spearman(y, pred, xp),
         "n": int(len(y)),
     }
