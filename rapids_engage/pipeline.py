@@ -150,7 +150,7 @@ def run(
                                                           built.features, kinds[t], cfg.cluster.local_directory)
                     else:
                         models[t] = train_target(client, backend, cfg.train, t, train_f, valid_f, built.features, kinds[t], layout.group,
-                                                 pinned)
+                                                 pinned, layout.row_key)
                     models[t].save(out / "models", built.features, {"path": str(built.store.path.resolve()), "version": built.version})
             with prog.stage("evaluate", client=client):
                 preds = {t: predict(client, models[t], valid_f, built.features) for t in targets}

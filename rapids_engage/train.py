@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from .backend import Backend
 from .cluster import while_workers_live
@@ -146,11 +146,15 @@ def query_ids(group: Any) -> Any:
     return group // (1 << 33) + (1 << 30)
 
 
-def by_group(frame: Any, group: str) -> Any:
-    """``frame`` with each ranking group in one partition, sorted by group (what XGBoost's ``qid`` needs)."""
+def by_group(frame: Any, group: str, row_key: Sequence[str] = ()) -> Any:
+    """``frame`` sorted by group across partitions, each group in one partition (what XGBoost's ``qid``
+    needs), and by ``row_key`` within a group, so the row order XGBoost sees does not depend on the
+    partitioning. A worker's partitions, concatenated in order, are then already sorted: XGBoost
+    does not concatenate and re-sort them itself (a copy of the worker's data)."""
+    by = [group, *row_key]
     if frame.npartitions > 1:
-        frame = frame.shuffle(on=group)
-    return frame.map_partitions(lambda part: part.sort_values(group), meta=frame._meta)
+        return frame.sort_values(by).optimize()  # its divisions computed here, not in XGBoost's async persist
+    return frame.map_partitions(lambda part: part.sort_values(by), meta=frame._meta)
 
 
 def train_target(
@@ -164,12 +168,13 @@ def train_target(
     kind: str = "binary",
     group: str | None = None,
     workers: set[str] | None = None,
+    row_key: Sequence[str] = (),
 ) -> TrainedModel:
     """Train the model of one target on dask frames holding ``features`` and the label.
 
     A ``rank:*`` objective (``train.per_target.<target>.objective``) learns to
     rank the rows of each ``group`` (e.g. an impression); early stopping then
-    watches NDCG@10 on the validation groups. Count targets default to squared
+    watches NDCG@10 on the validation groups (rows in ``row_key`` order within a group). Count targets default to squared
     error on log1p(count); ``count:poisson`` / ``reg:tweedie`` / ``reg:gamma``
     fit the raw counts instead (see :data:`RAW_COUNT_OBJECTIVES`). ``workers``: those the frames'
     partitions are pinned to; losing one ends the call with :class:`WorkerLostError` (the pinned
@@ -185,7 +190,7 @@ def train_target(
     if is_ranking(params["objective"]):
         if group is None:
             raise ValueError(f"train: objective {params['objective']} for {target!r} needs a ranking group (data.table.group)")
-        train, valid = by_group(train, group), by_group(valid, group)
+        train, valid = by_group(train, group, row_key), by_group(valid, group, row_key)
         qid = {"train": {"qid": query_ids(train[group])}, "valid": {"qid": query_ids(valid[group])}}
     y_train, y_valid = train[target], valid[target]
     if fits_raw_counts(params, target, kind):
