@@ -130,16 +130,24 @@ def _ingest_once(root: Path, ingest: Callable[[], Any]) -> dict:
     return asdict(ingest())
 
 
+def check_some_ingested(summary: dict, what: str, root: Path) -> None:
+    """A :class:`DataError` saying why when an ingest (``summary``: its :class:`IngestResult` as a dict)
+    kept no row: nothing to read, so say why rather than "no parquet files"."""
+    if summary["ingested_rows"]:
+        return
+    reasons = ", ".join(f"{k} {v:,}" for k, v in summary["quarantine_counts"].items() if v)
+    first = f"; the first: {summary['first_quarantined']}" if summary.get("first_quarantined") else ""
+    raise DataError(f"{what}: none of the {summary['input_rows']:,} input rows was ingested ({reasons or 'no input rows'}{first}); "
+                    f"the quarantine ({root / 'quarantine.parquet'}) has each row's file, line, column and reason")
+
+
 def _ingested(root: Path, summary: dict, what: str, layout: Layout | None) -> Dataset:
     if layout is None:
         raise DataError(f"{root}: ingest output without layout.json; delete it to ingest again")
     keep = ("files", "input_rows", "ingested_rows", "quarantined_rows", "quarantine_counts")
     info = {k: summary[k] for k in keep} | {"quarantine": str(root / "quarantine.parquet") if summary["quarantined_rows"] else None}
+    check_some_ingested(summary, what, root)
     reasons = ", ".join(f"{k} {v:,}" for k, v in summary["quarantine_counts"].items() if v)
-    if summary["ingested_rows"] == 0:  # nothing to read: say why rather than "no parquet files"
-        first = f"; the first: {summary['first_quarantined']}" if summary.get("first_quarantined") else ""
-        raise DataError(f"{what}: none of the {summary['input_rows']:,} input rows was ingested ({reasons or 'no input rows'}{first}); "
-                        f"the quarantine ({root / 'quarantine.parquet'}) has each row's file, line, column and reason")
     desc = (f"{what}: {summary['ingested_rows']:,} rows ingested{' (by an earlier run: cached)' if summary.get('reused') else ''}, "
             f"{summary['quarantined_rows']:,} quarantined")
     if summary.get("output_rows", summary["ingested_rows"]) != summary["ingested_rows"]:  # explode: rows per item
@@ -164,10 +172,14 @@ def resolve_dataset(cfg: Config, backend: Any = None, on_chunk: Callable[[int, i
 
 
 def expected_layout(cfg: Config) -> Layout | None:
-    """The layout a run's data will have, known from the config alone (``parquet`` sources: None, it is in the files)."""
+    """The layout a run's data will have, known from the config alone (``parquet`` sources: None, it is in the files);
+    a ``data.table`` the ingest would refuse is refused here (IngestError), before the keys that use its columns."""
     if cfg.data.source in ("synthetic", "recsys"):
         return RECSYS
     if cfg.data.source == "table" and cfg.data.table is not None:
+        from .ingest.table import plan_of
+
+        plan_of(cfg.data.table)
         return table_layout(cfg.data.table)
     return None
 

@@ -13,6 +13,7 @@ import shlex
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from .backend import Backend, BackendError, resolve
 from .baselines import baselines, te_columns
 from .cluster import ClusterError, WorkerLostError, ignored_settings, pin_partitions, start_cluster, while_workers_live, worker_addresses
 from .config import Config, ConfigError, load_config, sourced
-from .data import DataError, Dataset, expected_layout, read_events, resolve_dataset, resolve_min_partition_rows
+from .data import DataError, Dataset, check_some_ingested, expected_layout, read_events, resolve_dataset, resolve_min_partition_rows
 from .ingest import IngestError
 from .predict import ModelError
 from .evaluate import evaluate_targets, gather, oracle_probabilities
@@ -64,7 +65,10 @@ def _data_stage(cfg: Config, backend: Backend, prog: StageProgress, train: bool 
     """The data stage, with the config checked against the data's layout (targets, feature keys and,
     when the run trains, XGBoost parameters): before it when the config tells the layout, so a typo
     does not wait for an ingest, else after it."""
-    expected = expected_layout(cfg)
+    try:
+        expected = expected_layout(cfg)
+    except IngestError as exc:  # a data.table the ingest would refuse
+        raise ConfigError(sourced(cfg, str(exc))) from None
     if expected is not None:
         _check_config(cfg, expected, backend, train)
     with prog.stage("data"):
@@ -394,6 +398,7 @@ def _ingest(args: argparse.Namespace, console: Console) -> None:
         result = ingest_recsys(files, args.out, strict=args.strict or cfg.data.strict)
     else:
         raise ConfigError(f"ingest: data.source {cfg.data.source!r} has no raw format")
+    check_some_ingested(asdict(result), f"ingest {files}", Path(args.out))
     if not args.quiet:
         console.print(result.summary(), highlight=False, soft_wrap=True, markup=False)
 

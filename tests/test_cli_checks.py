@@ -139,3 +139,24 @@ def test_balanced_class_weights_are_refused_for_count_targets():
     with pytest.raises(ConfigError, match="train.per_target.points.scale_pos_weight: balanced weighs "
                                           "the classes of a 0/1 target; 'points' is a count target"):
         check_params(cfg.train, expected_layout(cfg), resolve("0"))
+
+
+def test_a_table_spec_the_ingest_would_refuse_is_refused_before_the_keys_that_use_it(tmp_path, capsys):
+    argv = ["--config", "configs/mind.yaml", "--gpus", "0", "--out", str(tmp_path / "run"), "--set", "data.table.user=usr_id",
+            "--set", f"data.cache_dir={tmp_path / 'never'}"]
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("error: configs/mind.yaml: data.table.user: 'usr_id' is not one of data.table.columns")
+    assert "did you mean 'user_id'? (from --set data.table.user=usr_id)" in err  # not a feature key error about user_id
+    assert not (tmp_path / "never").exists()
+
+
+def test_an_ingest_that_keeps_no_row_fails_and_says_why(tmp_path, capsys):
+    rows = tmp_path / "new.tsv"  # rows to score, ingested without --unlabelled
+    rows.write_text("1\tU1\t11/12/2019 2:14:46 PM\tN9\tN1 N2\n")
+    argv = ["ingest", "--config", "configs/mind.yaml", "--input", str(rows), "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "none of the 1 input rows was ingested (bad_explode_token 1; the first: new.tsv:1 column impressions: " in err
+    assert "a token without its label: 'N1', not ITEM-LABEL (rows without labels are for `ingest --unlabelled`" in err
+    assert main([*argv, "--unlabelled"]) == 0

@@ -240,6 +240,8 @@ def test_mini_mind_explode_and_side_join(tmp_path):
     assert quarantine[["line", "column", "reason"]].values.tolist() == [
         [3, "impressions", "bad_explode_token"], [4, "impressions", "bad_explode_token"]]
     assert quarantine.raw.tolist()[1] == "4\tU3\t11/14/2019 1:00:00 AM\tN1\tN1-1 N5"
+    assert quarantine.detail.tolist()[1] == ("a token without its label: 'N5', not ITEM-LABEL (rows without labels are for "
+                                             "`ingest --unlabelled`, then `predict`)")
     got = frame.sort_values(["event_time", "row_id"]).drop(columns=["day"])
     want = pd.DataFrame({
         "impression_id": ["1", "1", "1", "2", "2"], "user_id": ["U1", "U1", "U1", "U2", "U2"],
@@ -448,8 +450,11 @@ def test_spec_and_file_errors(tmp_path):
         ingest_table(path, tmp_path / "o", spec(categorical=["user"]))
     with pytest.raises(IngestError, match="format"):
         ingest_table(path, tmp_path / "o", spec(format="xlsx"))
-    with pytest.raises(IngestError, match="lacks declared column 'lang'"):
+    with pytest.raises(IngestError, match=r"data.table.categorical: 'lang' is not one of data.table.columns \(the header-less "
+                                          r"csv's id, user, ts, clicked, likes, score\)"):
         ingest_table(path, tmp_path / "o", spec(header=False, columns=HEADER[:6]))
+    with pytest.raises(IngestError, match=r"data.table.user: 'usr' is not one of .*; did you mean 'user'\?"):
+        ingest_table(path, tmp_path / "o", spec(header=False, columns=HEADER, user="usr"))
     truncated = write(tmp_path / "t.csv.gz", gzip.compress(csv_text(ROWS * 50).encode())[:-30])
     with pytest.raises(IngestError, match=str(truncated)):
         ingest_table(truncated, tmp_path / "o", spec())

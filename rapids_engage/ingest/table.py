@@ -29,7 +29,7 @@ from ..layout import TABLE_ROW_ID, TABLE_TIME, raw_id_name, table_layout
 from .quarantine import Quarantine, StrictModeError
 from .reader import IngestError
 from .recsys import IngestResult, _check_out_dir, _input_paths, finish
-from .table_read import Bad, Chunk, Source, by_line, missing_message, read
+from .table_read import Bad, Chunk, Source, by_line, close_names, missing_message, read
 from .table_types import Errors, SideTable, arrow_strings, explode, hash_strings, read_side, row_ids, typed
 from .writer import DayWriter
 
@@ -93,7 +93,12 @@ def plan_of(spec: TableConfig, unlabelled: bool = False) -> Plan:
     if spec.format in ("csv", "tsv") and not spec.header:
         absent = [c for c in needed if c not in spec.columns]
         if absent:
-            raise IngestError(f"data.table.columns (header-less {spec.format}) lacks declared column {absent[0]!r}")
+            key = roles.get(absent[0]) or ("row_id" if absent[0] in spec.row_id else "explode.column" if ex and absent[0] == ex.column
+                                           else "join.key")
+            near = close_names(absent[0], tuple(spec.columns))
+            hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+            raise IngestError(f"data.table.{key}: {absent[0]!r} is not one of data.table.columns (the header-less "
+                              f"{spec.format}'s {', '.join(spec.columns)}){hint}")
     ids = tuple(dict.fromkeys(c for c in (spec.user, spec.item, spec.creator, spec.group, ex and ex.item) if c))
     targets = tuple((t.column, t.kind) for t in spec.targets.values())
     required = [spec.time, *(c for c, _ in targets), *spec.row_id, *([ex.column] if ex else [])]

@@ -275,7 +275,12 @@ def explode(frame: pd.DataFrame, ex: ExplodeSpec, err: Errors,
             bad_tokens(labelled, "a token with a label in rows without labels (send the item alone)")
     err.add(np.bincount(parent, minlength=n) == 0, "bad_explode_token", ex.column, None, "empty list")
     if bad.any():
-        bad_tokens(bad, "malformed token")
+        unsplit = bad & ~pc.match_substring(tokens, ex.label_sep).to_numpy(zero_copy_only=False)
+        if unsplit.any():  # no label at all: rows to score, read as training rows
+            bad_tokens(unsplit, f"a token without its label: {{v!r}}, not ITEM{ex.label_sep}LABEL (rows without labels "
+                                "are for `ingest --unlabelled`, then `predict`)")
+        if (bad & ~unsplit).any():
+            bad_tokens(bad & ~unsplit, "malformed token")
     keep = np.flatnonzero(~err.bad[parent])
     parent = parent[keep]
     out = (frame if keep_list else frame.drop(columns=[ex.column])).iloc[parent].reset_index(drop=True)
