@@ -331,6 +331,7 @@ class _Ranked:
     rel: Any  # relevance (1.0 where y > 0)
     hits: Any  # relevant rows up to and including this one, inside its group
     n_pos: Any  # relevant rows per group
+    order: Any = None  # the input row of each sorted row
 
     def per_group(self, weights: Any) -> Any:
         """Sum of ``weights`` (aligned with the sorted rows) per group."""
@@ -364,7 +365,7 @@ def _segments(y: Any, g: Any, order_desc: Any, xp: ModuleType) -> _Ranked:
     before = _concat0(cum, xp)[starts]  # relevant rows before each group
     hits = cum - before[seg]
     n_pos = xp.diff(xp.concatenate([before, cum[-1:]]))
-    return _Ranked(xp, seg, rank, rel, hits, n_pos)
+    return _Ranked(xp, seg, rank, rel, hits, n_pos, order)
 
 
 def _order_desc_tied(y: Any, p: Any, tiebreak: Any, xp: ModuleType) -> Any:
@@ -394,6 +395,19 @@ def _map_at_k(r: _Ranked, k: int) -> float:
     top = r.rank < k
     ap = r.per_group(r.rel * top * r.hits / (r.rank + 1)) / r.xp.minimum(r.n_pos, k).clip(1, None)
     return r.mean(ap)
+
+
+def _tied_at_k(r: _Ranked, p: Any, k: int) -> float:
+    """Share of the top-``k`` rows of the groups with a positive whose score another row of their
+    group has too: the rows whose place the tie-break decides (nan if none)."""
+    xp = r.xp
+    ps, same_group = p[r.order], r.seg[1:] == r.seg[:-1]
+    same = same_group & (ps[1:] == ps[:-1])  # rows sorted by score within a group: ties are neighbours
+    tied = xp.zeros(len(ps), dtype=bool)
+    tied[1:] |= same
+    tied[:-1] |= same
+    counted = (r.rank < k) & (r.n_pos[r.seg] > 0)
+    return float(tied[counted].mean()) if bool(counted.any()) else float("nan")
 
 
 def _ndcg_at_k(r: _Ranked, k: int) -> float:
@@ -534,9 +548,11 @@ def binary_report(y: ArrayLike, p: ArrayLike, key: ArrayLike | None = None) -> d
 
 
 def ranking_report(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10, tiebreak: ArrayLike | None = None) -> dict[str, Any]:
-    """{"map@k", "ndcg@k", "mrr", "auc", "n_groups"}; ``n_groups`` counts the groups averaged
+    """{"map@k", "ndcg@k", "mrr", "auc", "n_groups", "tied@k"}; ``n_groups`` counts the groups averaged
     (those with a positive). One sort is shared by the ranking metrics. Tied scores are
-    ordered by ``tiebreak`` (e.g. hashed row keys), else against the model."""
+    ordered by ``tiebreak`` (e.g. hashed row keys), else against the model; ``tied@k`` is the
+    share of the top-k rows of those groups that tie with another row of their group (how much
+    of the ranking the tie-break decides: 1 for a constant score)."""
     _check_whole("k", k)
     xp, y, p, g = _ranking_inputs(y, p, group)
     order = _order_desc_tied(y, p, tiebreak, xp)  # shared by AUC (tie blocks: order-free) and the segments
@@ -547,6 +563,7 @@ def ranking_report(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10, ti
         "mrr": _mrr(r),
         "auc": _auc(*_sorted_curve(y[order], p[order], xp), xp),
         "n_groups": int((r.n_pos > 0).sum()),
+        f"tied@{k}": _tied_at_k(r, p, k),
     }
 
 

@@ -11,7 +11,7 @@ Extra keys so far: "version", "data", "input" (source and path), "split" (cut-of
 last event time, data_dir), "store", "features", "models", "layout",
 "memory" (peak host RSS and GPU memory in use per stage, see :mod:`rapids_engage.memory`),
 and more metrics per target (kind, log_loss, ece, grouped AP/RCE, oracle_ap,
-best_iteration, baselines; map@10 / ndcg@10 / mrr with a ranking group).
+best_iteration, baselines; map@10 / ndcg@10 / mrr / n_groups / tied@10 with a ranking group).
 Count targets (``"kind": "count"``) carry regression metrics instead of the
 binary ones: {"rmse_log1p", "mae_log1p", "rmse", "mae", "spearman"}, and the mean true and
 predicted counts ("mean", "mean_pred").
@@ -30,10 +30,13 @@ from rich.table import Table
 
 REQUIRED_TARGET_KEYS = ("ap", "rce", "auc", "positive_rate", "oracle_rce")
 REQUIRED_COUNT_KEYS = ("rmse_log1p", "mae_log1p", "rmse", "mae", "spearman")
-#: Terminal table columns per target kind: (header, metric key, digits); "base:" keys read the baselines.
+#: Terminal table columns per table (binary, ranking, count): (header, metric key, digits); "base:" keys read the baselines.
 TABLE_COLUMNS = {
     "binary": (("positive rate", "positive_rate", 4), ("AP", "ap", 4), ("RCE", "rce", 2), ("oracle RCE", "oracle_rce", 2),
-               ("AUC", "auc", 4), ("MAP@10", "map@10", 4), ("NDCG@10", "ndcg@10", 4), ("RCE TE-logreg", "base:te_logreg:rce", 2)),
+               ("AUC", "auc", 4), ("RCE TE-logreg", "base:te_logreg:rce", 2)),
+    "ranking": (("MAP@10", "map@10", 4), ("NDCG@10", "ndcg@10", 4), ("MRR", "mrr", 4), ("tied@10", "tied@10", 2),
+                ("MAP@10 constant", "base:constant:map@10", 4), ("MAP@10 popularity", "base:popularity:map@10", 4),
+                ("MAP@10 TE-logreg", "base:te_logreg:map@10", 4)),
     "count": (("mean count", "mean", 2), ("mean predicted", "mean_pred", 2), ("RMSE log1p", "rmse_log1p", 4), ("MAE log1p", "mae_log1p", 4), ("Spearman", "spearman", 4),
               ("RMSE log1p constant", "base:constant:rmse_log1p", 4), ("RMSE log1p TE-linreg", "base:te_linreg:rmse_log1p", 4),
               ("RMSE", "rmse", 2), ("RMSE constant", "base:constant:rmse", 2)),
@@ -89,17 +92,35 @@ def _metric(m: dict, key: str) -> Any:
     return m.get(key)
 
 
+def _table_targets(report: dict, table: str) -> dict[str, dict]:
+    """The targets of one terminal table: binary / count by kind; ranking: those with per-group metrics."""
+    if table == "ranking":
+        return {t: m for t, m in report["targets"].items() if m.get("map@10") is not None}
+    return {t: m for t, m in report["targets"].items() if m.get("kind", "binary") == table}
+
+
+def _table_title(report: dict, title: str, table: str, targets: dict[str, dict]) -> str:
+    rows = f"{report['backend']}, {report['rows']['valid']:,} rows"
+    if table != "ranking":
+        return f"{title}: {table} targets ({rows})"
+    group = (report.get("layout") or {}).get("group") or "group"
+    groups = next(iter(targets.values())).get("n_groups")
+    about = [report["backend"], *([f"{groups:,} groups with a positive"] if isinstance(groups, int) else []),
+             *sorted({m["objective"] for m in targets.values() if str(m.get("objective", "")).startswith("rank:")})]
+    return f"{title}: ranking per {group} ({', '.join(about)})"
+
+
 def metrics_tables(report: dict, title: str = "validation metrics") -> list[Table]:
-    """One table per target kind (binary, count), with the columns of :data:`TABLE_COLUMNS` that have
-    values (and the trees of each model, when the report has them)."""
+    """One table per :data:`TABLE_COLUMNS` entry with targets (binary, ranking within groups, count),
+    with the columns that have values (and the trees of each model, when the report has them)."""
     tables = []
     for kind, columns in TABLE_COLUMNS.items():
-        targets = {t: m for t, m in report["targets"].items() if m.get("kind", "binary") == kind}
+        targets = _table_targets(report, kind)
         if not targets:
             continue
         columns = [c for c in columns if any(_metric(m, c[1]) is not None for m in targets.values())]
-        rounds = any(m.get("best_iteration") is not None for m in targets.values())
-        table = Table(title=f"{title}: {kind} targets ({report['backend']}, {report['rows']['valid']:,} rows)")
+        rounds = kind != "ranking" and any(m.get("best_iteration") is not None for m in targets.values())
+        table = Table(title=_table_title(report, title, kind, targets))
         for header in ("target", *(c[0] for c in columns), *(["rounds"] if rounds else [])):
             table.add_column(header, justify="left" if header == "target" else "right")
         for target, m in targets.items():

@@ -210,7 +210,7 @@ def _positives(m: Mapping[str, Any]) -> str:
     return DASH if rate is None or n is None else f"{round(rate * n):,}"
 
 
-_RANKING_METRICS = (("MAP@10", "map@10", 4), ("NDCG@10", "ndcg@10", 4), ("MRR", "mrr", 4))
+_RANKING_METRICS = (("MAP@10", "map@10", 4), ("NDCG@10", "ndcg@10", 4), ("MRR", "mrr", 4), ("tied@10", "tied@10", 2))
 _COUNT_METRICS = (("RMSE log1p", "rmse_log1p", 4), ("MAE log1p", "mae_log1p", 4), ("RMSE", "rmse", 2),
                   ("MAE", "mae", 2), ("Spearman", "spearman", 4), ("mean predicted", "mean_pred", 2))
 
@@ -232,6 +232,8 @@ def _ranking(report: Mapping[str, Any]) -> list[str]:
     header = ["target", "scores", *(c for c, _, _ in _RANKING_METRICS), "rounds"]
     groups = next(iter(targets.values())).get("n_groups")
     note = f"Per ranking group ({groups:,} groups with a positive), averaged." if isinstance(groups, int) else ""
+    note += (" tied@10: the share of the top 10 rows whose score another row of their group has too, ordered by a"
+             " hash of the row key: the larger it is, the more of MAP@10 the tie-break decides.")
     return ["### Ranking", "", *_table(header, _beside_baselines(targets, _RANKING_METRICS), right_from=2), "", note, ""]
 
 
@@ -304,7 +306,8 @@ _GLOSSARY = (
     ("RCE", "relative cross entropy: the % by which the model's log loss beats predicting the training positive rate (RecSys 2021)."),
     ("AUC / log loss / ECE", "ROC AUC; mean log loss; expected calibration error (mean |predicted − observed| over probability bins)."),
     ("MAP@10 / NDCG@10 / MRR", "per ranking group (e.g. an impression) with a positive: mean average precision and "
-     "normalised discounted cumulative gain of the top 10, reciprocal rank of the first positive; averaged over groups."),
+     "normalised discounted cumulative gain of the top 10, reciprocal rank of the first positive; averaged over groups. "
+     "tied@10: the share of top-10 rows tied with another row of their group (ties ordered by a hash of the row key)."),
     ("constant", "the training positive rate (or mean log1p count) for every row; for ranking, an order without information."),
     ("te_logreg / te_linreg", "logistic / linear regression on the target-encoding features alone."),
     ("creator_mean", "the creator's mean log1p count in training (the training mean for a new creator)."),

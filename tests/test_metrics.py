@@ -269,12 +269,42 @@ def test_ranking_report_keys_and_string_groups():
     p = rng.random(300)
     group = np.array([f"u{i}" for i in rng.integers(0, 20, 300)])
     r = m.ranking_report(y, p, group, k=5)
-    assert set(r) == {"map@5", "ndcg@5", "mrr", "auc", "n_groups"}
+    assert set(r) == {"map@5", "ndcg@5", "mrr", "auc", "n_groups", "tied@5"}
     assert r["n_groups"] == len({g for g, t in zip(group, y) if t > 0})
     exp_map, exp_mrr = _brute_ranking(y, p, group, 5)
     assert r["map@5"] == pytest.approx(exp_map) and r["mrr"] == pytest.approx(exp_mrr)
     perfect = m.ranking_report(y, y + 0.1 * p, group)
     assert perfect["map@10"] == perfect["ndcg@10"] == perfect["mrr"] == pytest.approx(1.0)
+
+
+def _brute_tied(y, p, group, k, tiebreak):
+    """Share of top-k rows (by score, ties by tiebreak) of groups with a positive that share their score in the group."""
+    shown = []
+    for g in dict.fromkeys(group.tolist()):
+        idx = [i for i in range(len(y)) if group[i] == g]
+        if not any(y[i] > 0 for i in idx):
+            continue
+        idx.sort(key=lambda i: (-p[i], tiebreak[i]))
+        shown += [sum(p[j] == p[i] for j in idx) > 1 for i in idx[:k]]
+    return float(np.mean(shown)) if shown else float("nan")
+
+
+@SETTINGS
+@given(ranking_data(), st.sampled_from([1, 3, 10]))
+def test_tied_at_k_brute_force(d, k):
+    y, p, group = d
+    tiebreak = np.random.default_rng(len(y)).permutation(len(y))
+    got, want = m.ranking_report(y, p, group, k=k, tiebreak=tiebreak)[f"tied@{k}"], _brute_tied(y, p, group, k, tiebreak)
+    assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, abs=1e-12)
+
+
+def test_tied_at_k_of_constant_and_distinct_scores():
+    y, group = np.array([1, 0, 0, 0, 1, 0]), np.array([1, 1, 1, 2, 2, 2])
+    assert m.ranking_report(y, np.zeros(6), group)["tied@10"] == 1.0
+    assert m.ranking_report(y, np.arange(6.0), group)["tied@10"] == 0.0
+    assert m.ranking_report(y, np.array([0.9, 0.5, 0.5, 0.3, 0.2, 0.1]), group, k=2)["tied@2"] == pytest.approx(0.25)  # 1 of 2 + 0 of 2
+    # a score shared across groups is no tie
+    assert m.ranking_report(y, np.array([0.9, 0.5, 0.1, 0.9, 0.5, 0.1]), group)["tied@10"] == 0.0
 
 
 # ------------------------------------------------------------- regression ---

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rapids_engage.report_md import render_markdown
 
 
@@ -42,3 +44,28 @@ def test_count_targets_show_the_mean_predicted_count_and_the_split_in_dates():
     assert "| 3.70 |" in text and "Mean true count in the validation window: points 14.50" in text
     assert "count:poisson" in text and "| input | `data/hn.csv` |" in text
     assert "train: events from 2016-09-07 23:57 UTC up to 2016-09-23 03:26 UTC; validation: the 72 h after" in text
+
+
+def test_terminal_tables_put_ranking_metrics_in_their_own_table():
+    from rich.console import Console
+
+    from rapids_engage.report import metrics_tables
+
+    base = {"constant": {"map@10": 0.18}, "popularity": {"map@10": 0.19}, "te_logreg": {"map@10": 0.195, "rce": 0.1}}
+    ranked = _binary(**{"map@10": 0.21, "ndcg@10": 0.3, "mrr": 0.25, "tied@10": 0.17, "n_groups": 968, "baselines": base})
+    scores = ranked | {"rce": None, "objective": "rank:ndcg"}
+    for click, objective in ((ranked, ""), (scores, ", rank:ndcg")):
+        console = Console(width=200, record=True)
+        tables = metrics_tables(_report({"click": click}, layout={"group": "impression_id"}))
+        for table in tables:
+            console.print(table)
+        text = console.export_text()
+        assert [t.title for t in tables] == ["validation metrics: binary targets (cpu, 10,000 rows)",
+                                             f"validation metrics: ranking per impression_id (cpu, 968 groups with a positive{objective})"]
+        ranking = text[text.index("ranking per"):]
+        for header in ("MAP@10", "NDCG@10", "MRR", "tied@10", "MAP@10 constant", "MAP@10 popularity", "MAP@10 TE-logreg"):
+            assert header in ranking
+        assert "0.2100" in ranking and "0.17" in ranking and "0.1900" in ranking
+        has_rce = re.search(r"┃\s+RCE\s+┃", text[:text.index("ranking per")]) is not None
+        assert has_rce == (click is ranked)  # a ranking model's scores have no RCE column
+    assert len(metrics_tables(_report({"like": _binary()}))) == 1  # no group: no ranking table
