@@ -40,6 +40,7 @@ from .provenance import config_data, run_info, write_config
 from .plots import write_all
 from .report import print_summary, validate, write_json
 from .report_md import write_markdown
+from .skew import skew_report
 from .split import shuffle_labels, time_split
 from .schema import TRUE_PROB_PREFIX
 from .train import as_float32, predict, train_target
@@ -169,6 +170,12 @@ def run(
                                           workers=pinned, what="evaluation")
                 for t, b in base.items():
                     results[t]["baselines"] = b
+                binary_labels = [t for t in targets if kinds[t] != "count"]
+                skew = while_workers_live(client, lambda: skew_report(train_f, valid_f, binary_labels, built.features,
+                                                                      {t: models[t].booster for t in binary_labels}),
+                                          workers=pinned, what="evaluation")
+                for t, found in skew.items():
+                    results[t]["skew"] = found
             n_workers, workers_lost = cluster.n_workers, cluster.workers_lost()
     for t, m in models.items():
         results[t]["best_iteration"] = m.best_iteration

@@ -28,6 +28,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from .skew import describe
+
 REQUIRED_TARGET_KEYS = ("ap", "rce", "auc", "positive_rate", "oracle_rce")
 REQUIRED_COUNT_KEYS = ("rmse_log1p", "mae_log1p", "rmse", "mae", "spearman")
 #: Terminal table columns per table (binary, ranking, count): (header, metric key, digits); "base:" keys read the baselines.
@@ -133,6 +135,10 @@ def metrics_tables(report: dict, title: str = "validation metrics") -> list[Tabl
 def print_summary(report: dict, console: Console, path: Path) -> None:
     for table in metrics_tables(report):
         console.print(table)
+    for target, m in report["targets"].items():
+        if m.get("skew"):
+            console.print(f"skew: {target} leans on features that predict it in training but not in validation: "
+                          f"{describe(m['skew'])} (report.md: Train/validation skew)", highlight=False, markup=False)
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in report["timings_s"].items())
     console.print(f"timings: {timings}")
     console.print(f"report: {path} (and report.md, plots/)")

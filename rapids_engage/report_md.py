@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .schema import utc
+from .skew import describe
 
 DASH = "—"
 
@@ -237,6 +238,24 @@ def _ranking(report: Mapping[str, Any]) -> list[str]:
     return ["### Ranking", "", *_table(header, _beside_baselines(targets, _RANKING_METRICS), right_from=2), "", note, ""]
 
 
+def _skew(report: Mapping[str, Any]) -> list[str]:
+    """The features models lean on whose signal is gone in validation (:mod:`rapids_engage.skew`)."""
+    rows = [[f"**{t}**", d["feature"], _fmt(d["auc_train"], 3), _fmt(d["auc_valid"], 3), f"{d['gain_share']:.0%}"]
+            for t, m in (report.get("targets") or {}).items() for d in m.get("skew") or []]
+    if not rows:
+        return []
+    return [
+        "### Train/validation skew", "",
+        *_table(["target", "feature", "AUC training", "AUC validation", "share of the gain"], rows, right_from=2), "",
+        "Features the model leans on that predict the label in the training rows but not in the validation rows "
+        "(ROC AUC of the feature alone, on samples; the difference is beyond noise). The model learned a relation the "
+        "rows it scores do not have. Usual causes: history engagements of the last hours or days, known for training "
+        "rows but not yet for rows being scored (set `features.history.label_delay` to the delay before labels arrive); "
+        "counts over the training window (`cnt_<key>`), which include a training row's own future; target encodings "
+        "of items new in the validation window (they get the prior). Drop the feature, or change how it is computed.", "",
+    ]
+
+
 def _regression(report: Mapping[str, Any]) -> list[str]:
     targets = _of_kind(report, "count")
     if not targets:
@@ -288,6 +307,9 @@ def _notes(report: Mapping[str, Any]) -> list[str]:
             notes.append(f"**{target}**: {round(pos * n):,} positives in the validation window: its metrics are noisy.")
         if rounds is not None and rounds + 1 < MIN_ROUNDS:
             notes.append(f"**{target}**: {int(rounds) + 1} boosting round(s): early stopping found little to learn.")
+        if m.get("skew"):
+            notes.append(f"**{target}**: the model leans on features that predict it in training but not in validation "
+                         f"(train/serve skew): {describe(m['skew'])}; see Train/validation skew.")
         for name, b in (m.get("baselines") or {}).items():
             worse = [(k, m[k], b[k]) for k, higher in _COMPARED.get("raw_count" if _raw_counts(m) else kind, ())
                      if _number(m.get(k)) is not None and _number(b.get(k)) is not None
@@ -381,6 +403,7 @@ def render_markdown(report: Mapping[str, Any], plots: Mapping[str, str] | None =
     lines += _metrics(report)
     lines += _ranking(report)
     lines += _regression(report)
+    lines += _skew(report)
     lines += _notes(report)
     lines += _glossary(report)
     lines += _timings(report)

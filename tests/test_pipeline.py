@@ -66,6 +66,8 @@ def test_models_learn_the_planted_signal(demo):
         assert m["ap"] > m["positive_rate"], t
         base = m["baselines"]
         assert abs(base["constant"]["rce"]) < 1.0 and base["te_logreg"]["rce"] > 0
+    # leakage-free features computed alike for training and validation rows: no train/validation skew
+    assert {t: m["skew"] for t, m in report["targets"].items()} == {t: [] for t in report["targets"]}
 
 
 def test_second_run_is_a_store_cache_hit(demo):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from rapids_engage.report_md import render_markdown
 
@@ -69,3 +70,23 @@ def test_terminal_tables_put_ranking_metrics_in_their_own_table():
         has_rce = re.search(r"┃\s+RCE\s+┃", text[:text.index("ranking per")]) is not None
         assert has_rce == (click is ranked)  # a ranking model's scores have no RCE column
     assert len(metrics_tables(_report({"like": _binary()}))) == 1  # no group: no ranking table
+
+
+def test_skewed_features_get_a_section_a_note_and_a_terminal_line():
+    from rich.console import Console
+
+    from rapids_engage.report import print_summary
+
+    skew = [{"feature": "cnt_news_id", "auc_train": 0.598, "auc_valid": 0.457, "gain_share": 0.12}]
+    report = _report({"click": _binary(skew=skew), "like": _binary(skew=[])})
+    text = render_markdown(report)
+    section = text[text.index("### Train/validation skew"):text.index("## Notes")]
+    assert "| **click** | cnt_news_id | 0.598 | 0.457 | 12% |" in section and "label_delay" in section
+    assert "**click**: the model leans on features that predict it in training but not in validation" in text
+    assert "**like**" not in section
+    console = Console(width=300, record=True)
+    print_summary(report, console, Path("r/report.json"))
+    printed = " ".join(console.export_text().split())
+    assert ("skew: click leans on features that predict it in training but not in validation: cnt_news_id (AUC 0.60 → 0.46, "
+            "12% of the gain)") in printed
+    assert "### Train/validation skew" not in render_markdown(_report({"like": _binary(skew=[])}))
