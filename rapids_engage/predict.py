@@ -138,12 +138,12 @@ def history_gap(builder: FeatureBuilder, start: int | None) -> str | None:
             "retrain on data up to them")
 
 
-def read_new_rows(path: Path, layout: Layout, min_partition_rows: int | None = None) -> Any:
-    """Canonical parquet rows to score (a file or a directory); the target columns are optional.
-    Consecutive files smaller than ``min_partition_rows`` share a partition (:func:`sized_partitions`)."""
+def read_new_rows(path: Path, files: list[Path], layout: Layout, min_partition_rows: int | None = None) -> Any:
+    """Canonical parquet rows to score (a file or a directory; ``files``: its :func:`input_files`); the
+    target columns are optional. Consecutive files smaller than ``min_partition_rows`` share a
+    partition (:func:`sized_partitions`)."""
     import dask.dataframe as dd
 
-    files = input_files(path)
     raw = ("raw files (CSV, TSV, JSONL, RecSys text) are read by `ingest` first (with --unlabelled when they have no "
            "target columns), whose output predict takes")
     if not files:
@@ -253,10 +253,11 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
         with prog.stage("load"):
             metas, store_info = load_models(model_dir)
             builder = load_builder(store_info, backend, model_dir, store)
-            rows = read_new_rows(input_path, builder.layout, backend.min_partition_rows)
+            files = input_files(input_path)
+            rows = read_new_rows(input_path, files, builder.layout, backend.min_partition_rows)
             prog.log(f"{len(metas)} model(s) ({', '.join(metas)}), feature-store version {store_info['version']}, "
                      f"{rows.npartitions} input partition(s)")
-            gap = history_gap(builder, earliest_time(input_files(input_path), builder.layout.time))
+            gap = history_gap(builder, earliest_time(files, builder.layout.time))
             if gap:
                 prog.log(gap)
         with start_cluster(backend, cluster_cfg) as cluster:
