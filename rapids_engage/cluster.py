@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -215,8 +216,16 @@ def worker_addresses(client: Any) -> set[str] | None:
         return None
 
 
+#: XGBoost's prefixes of a native error line: ``[12:00:00] /workspace/src/collective/comm.cc:84: `` and,
+#: on the lines of a chained collective error, ``- [comm.cc:193|12:00:00]: ``.
+_NATIVE_PREFIX = re.compile(r"^(\[\d{1,2}:\d{2}:\d{2}\]\s+\S+:\d+:|-?\s*\[[\w./-]+:\d+\|[\d:]+\]:)\s*")
+
+
 def _one_line(exc: BaseException, limit: int = 200) -> str:
-    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    """``Type: first line`` of ``exc`` (XGBoost's time / source-file prefixes and stack trace dropped),
+    at most ``limit`` characters."""
+    lines = str(exc).split("Stack trace:")[0].splitlines()
+    first = next((text for line in lines if (text := _NATIVE_PREFIX.sub("", line.strip()).strip())), "")
     text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

@@ -99,3 +99,17 @@ def test_a_failed_task_is_reported_once_by_the_driver(capfd):
                 theirs.client.submit(_bad_row, pure=False).result()
     time.sleep(0.5)  # the workers' stderr
     assert "Compute Failed" not in capfd.readouterr().err
+
+
+def test_a_native_xgboost_error_is_told_by_its_message_not_its_source_file():
+    from rapids_engage.cluster import _one_line
+
+    class XGBoostError(Exception):
+        pass
+
+    chained = XGBoostError("[10:21:07] /workspace/src/collective/result.cc:78: \n- [comm.cc:193|10:21:07]: Connection closed "
+                           "by peer\n- [socket.h:1|10:21:07]: recv failed\nStack trace:\n  [bt] (0) /x/libxgboost.so(+0x1)")
+    assert _one_line(chained) == "XGBoostError: Connection closed by peer"
+    assert _one_line(XGBoostError("[9:01:02] /src/learner.cc:7: Check failed: n > 0\nStack trace:\n [bt]")) == \
+        "XGBoostError: Check failed: n > 0"
+    assert _one_line(ValueError("x" * 300)).endswith("…") and len(_one_line(ValueError("x" * 300))) == 200
