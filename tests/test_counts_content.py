@@ -97,3 +97,16 @@ def test_table_list_lengths_take_the_separator_literally_and_strip_what_pandas_s
     assert _count_items(pd.Series(["a, b, c"], dtype="str"), ", ").tolist() == [3]
     every = pd.Series([chr(c) + "x" + chr(c) for c in range(0x3100) if not 0xD800 <= c <= 0xDFFF], dtype="str")
     pd.testing.assert_series_equal(every.str.strip(WHITESPACE), every.str.strip())
+
+
+def test_table_computed_columns_are_the_columns_the_row_wise_features_add():
+    from rapids_engage.config import TableConfig, TargetSpec
+    from rapids_engage.features.table_content import computed_columns, content_features, derived_keys, feature_names, key_names
+    from rapids_engage.layout import table_layout
+
+    layout = table_layout(TableConfig(format="csv", time="t", row_id=["id"], targets={"y": TargetSpec("y", "binary")},
+                                      text=["title"], url=["link"], lists=["tags"], numeric=["score"]))
+    part = pd.DataFrame({"event_time": [1_600_000_000], "title": ["Show HN: x"], "link": ["https://www.a.com/b"],
+                         "tags": ["a b"], "score": [1.0]})
+    added = set(content_features(derived_keys(part, layout), layout).columns) - set(part.columns)
+    assert added == set(computed_columns(layout)) == set(feature_names(layout)) - {"score"} | set(key_names(layout))

@@ -18,19 +18,35 @@ from typing import Any
 from ..layout import Layout
 
 
+#: Suffixes of the columns computed from a text / url / list column: (features, key).
+TEXT_SUFFIXES, TEXT_KEY = ("chars", "words"), "first_word"
+URL_SUFFIXES, URL_KEY = ("present",), "domain"
+LIST_SUFFIXES = ("len",)
+
+
 def key_names(layout: Layout) -> list[str]:
     """The derived key columns :func:`derived_keys` adds."""
-    return [f"{c}_first_word" for c in layout.text] + [f"{c}_domain" for c in layout.url]
+    return [f"{c}_{TEXT_KEY}" for c in layout.text] + [f"{c}_{URL_KEY}" for c in layout.url]
 
 
 def feature_names(layout: Layout) -> list[str]:
     """The numeric feature columns :func:`content_features` adds or passes through."""
     names = ["hour", "weekday"]
     for c in layout.text:
-        names += [f"{c}_chars", f"{c}_words"]
-    names += [f"{c}_present" for c in layout.url]
-    names += [f"{c}_len" for c in layout.lists]
+        names += [f"{c}_{s}" for s in TEXT_SUFFIXES]
+    names += [f"{c}_{s}" for c in layout.url for s in URL_SUFFIXES]
+    names += [f"{c}_{s}" for c in layout.lists for s in LIST_SUFFIXES]
     return names + list(layout.numeric)
+
+
+def computed_columns(layout: Layout) -> dict[str, str]:
+    """Every column computed from a row of ``layout`` (features and keys, not the numeric pass-through)
+    -> what it is, for messages."""
+    out = {c: "a row-wise feature" for c in ("hour", "weekday")}
+    for role, columns, suffixes in (("text", layout.text, (*TEXT_SUFFIXES, TEXT_KEY)), ("url", layout.url, (*URL_SUFFIXES, URL_KEY)),
+                                    ("list", layout.lists, LIST_SUFFIXES)):
+        out |= {f"{c}_{s}": f"a feature of {role} column {c!r}" for c in columns for s in suffixes}
+    return out
 
 
 #: What ``str.strip()`` strips on pandas (Python's whitespace), spelled out: libcudf's default strips
@@ -50,10 +66,10 @@ def derived_keys(part: Any, layout: Layout) -> Any:
     new = {}
     for c in layout.text:
         first = part[c].fillna("").str.strip(WHITESPACE).str.split(" ").str.get(0).fillna("")
-        new[f"{c}_first_word"] = first.str.lower().astype("str")  # a string column (split + get gives object)
+        new[f"{c}_{TEXT_KEY}"] = first.str.lower().astype("str")  # a string column (split + get gives object)
     for c in layout.url:
         host = part[c].fillna("").str.extract(r"^[a-zA-Z][a-zA-Z0-9+.-]*://([^/:?#]+)", expand=False)
-        new[f"{c}_domain"] = host.fillna("").str.lower().str.replace(r"^www\.", "", regex=True)
+        new[f"{c}_{URL_KEY}"] = host.fillna("").str.lower().str.replace(r"^www\.", "", regex=True)
     return part.assign(**new) if new else part
 
 

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..config import ExplodeSpec, TableConfig
+from ..features.table_content import computed_columns
 from ..layout import TABLE_ROW_ID, TABLE_TIME, raw_id_name, table_layout
 from .quarantine import Quarantine, StrictModeError
 from .reader import IngestError
@@ -124,12 +125,7 @@ def _check_raw_ids(spec: TableConfig, raw_ids: tuple[tuple[str, str], ...], colu
     names them)."""
     taken = {c: "a column of the ingested table" for c in columns}
     taken |= {name: f"the label of target {name!r}" for name in spec.targets}
-    taken |= {c: "a row-wise feature" for c in ("hour", "weekday")}
-    for c in spec.text:
-        taken |= {f"{c}_{s}": f"a feature of text column {c!r}" for s in ("chars", "words", "first_word")}
-    for c in spec.url:
-        taken |= {f"{c}_{s}": f"a feature of url column {c!r}" for s in ("present", "domain")}
-    taken |= {f"{c}_len": f"a feature of list column {c!r}" for c in spec.lists}
+    taken |= computed_columns(table_layout(spec))
     for col, raw in raw_ids:
         if raw in taken:
             raise IngestError(f"data.table.row_id: the text of column {col!r} is kept as {raw!r}, which is already "
