@@ -170,9 +170,8 @@ def run(
                                           workers=pinned, what="evaluation")
                 for t, b in base.items():
                     results[t]["baselines"] = b
-                binary_labels = [t for t in targets if kinds[t] != "count"]
-                skew = while_workers_live(client, lambda: skew_report(train_f, valid_f, binary_labels, built.features,
-                                                                      {t: models[t].booster for t in binary_labels}),
+                skew = while_workers_live(client, lambda: skew_report(train_f, valid_f, kinds, built.features,
+                                                                      {t: m.booster for t, m in models.items()}),
                                           workers=pinned, what="evaluation")
                 for t, found in skew.items():
                     results[t]["skew"] = found

@@ -240,15 +240,16 @@ def _ranking(report: Mapping[str, Any]) -> list[str]:
 
 def _skew(report: Mapping[str, Any]) -> list[str]:
     """The features models lean on whose signal is gone in validation (:mod:`rapids_engage.skew`)."""
-    rows = [[f"**{t}**", d["feature"], _fmt(d["auc_train"], 3), _fmt(d["auc_valid"], 3), f"{d['gain_share']:.0%}"]
+    rows = [[f"**{t}**", d["feature"], d["measure"], _fmt(d["train"], 3), _fmt(d["valid"], 3), f"{d['gain_share']:.0%}"]
             for t, m in (report.get("targets") or {}).items() for d in m.get("skew") or []]
     if not rows:
         return []
     return [
         "### Train/validation skew", "",
-        *_table(["target", "feature", "AUC training", "AUC validation", "share of the gain"], rows, right_from=2), "",
+        *_table(["target", "feature", "measure", "training", "validation", "share of the gain"], rows, right_from=3), "",
         "Features the model leans on that predict the label in the training rows but not in the validation rows "
-        "(ROC AUC of the feature alone, on samples; the difference is beyond noise). The model learned a relation the "
+        "(ROC AUC, or Spearman correlation for counts, of the feature alone against the label, on samples; the "
+        "difference is beyond noise). The model learned a relation the "
         "rows it scores do not have. Usual causes: history engagements of the last hours or days, known for training "
         "rows but not yet for rows being scored (set `features.history.label_delay` to the delay before labels arrive); "
         "counts over the training window (`cnt_<key>`), which include a training row's own future; target encodings "

@@ -6,25 +6,25 @@ but not yet for rows being scored (``features.history.label_delay``), counts ove
 window include a training row's own future, an item new in the validation window gets the
 target-encoding prior. The model learns the training relation and fails on the rows it scores.
 
-For each binary target this compares every feature's ROC AUC against the label in a sample of the
-training rows and in the validation rows, and reports the features that (a) carry signal in
-training (``|AUC - 0.5| >= min_signal``), (b) lose at least half of it or flip its sign in
-validation, by more than ``z`` standard errors of the difference (Hanley & McNeil), and (c) hold
-at least ``min_gain`` of the model's total gain. A feature whose values drift while keeping their
-relation to the label (one that grows with time) keeps its AUC: it is not reported.
+For each target this measures every feature's relation to the label — ROC AUC for a binary target,
+Spearman correlation for a count — in a sample of the training rows and in the validation rows,
+and reports the features that (a) carry signal in training (``|AUC - 0.5| >= 0.05``, ``|rho| >= 0.1``),
+(b) keep less than half of it, or change its sign, in validation, by more than ``z`` standard errors
+of the difference (Hanley & McNeil for AUC, Bonett & Wright for Spearman), and (c) hold at least
+``min_gain`` of the model's total gain. A feature whose values drift while keeping their relation
+to the label (one that grows with time) keeps its AUC: it is not reported.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from . import metrics
 from .backend import to_host
 
-MIN_SIGNAL = 0.05
 MIN_GAIN = 0.01
 Z = 4.0
 
@@ -38,13 +38,29 @@ def auc_se(auc: float, n_pos: int, n_neg: int) -> float:
     return math.sqrt(max(var, 0.0))
 
 
-def _auc_of(y: np.ndarray, x: np.ndarray) -> float:
-    """AUC of feature values ``x`` (NaN as the lowest value) against 0/1 labels ``y``."""
-    x = np.asarray(x, dtype=np.float64)
+def spearman_se(rho: float, n: int) -> float:
+    """Standard error of a Spearman correlation: Bonett & Wright's (1 + rho^2 / 2) / (n - 3) variance of
+    its Fisher z, taken back to rho (delta method)."""
+    if n <= 3 or math.isnan(rho):
+        return float("nan")
+    return math.sqrt((1 + rho * rho / 2) / (n - 3)) * (1 - rho * rho)
+
+
+def _lowest_nan(x: Any) -> np.ndarray:
+    """Feature values as float64 with NaN (missing) below every value: a rank like any other."""
+    x = np.asarray(to_host(x), dtype=np.float64)
     missing = ~np.isfinite(x)
     if missing.any():
-        x = np.where(missing, (np.nanmin(np.where(missing, np.nan, x)) if (~missing).any() else 0.0) - 1.0, x)
-    return metrics.roc_auc(y, x)
+        low = x[~missing].min() - 1.0 if (~missing).any() else 0.0
+        x = np.where(missing, low, x)
+    return x
+
+
+#: Per target kind: (measure name, its value without signal, the least signal that counts, measure, standard error).
+_MEASURES: dict[str, tuple[str, float, float, Callable[[np.ndarray, np.ndarray], float], Callable[[float, np.ndarray], float]]] = {
+    "binary": ("AUC", 0.5, 0.05, metrics.roc_auc, lambda v, y: auc_se(v, int(y.sum()), int(len(y) - y.sum()))),
+    "count": ("Spearman", 0.0, 0.1, metrics.spearman, lambda v, y: spearman_se(v, len(y))),
+}
 
 
 def gain_shares(booster: Any) -> dict[str, float]:
@@ -55,29 +71,31 @@ def gain_shares(booster: Any) -> dict[str, float]:
 
 
 def shifted_features(
-    train: Any, valid: Any, target: str, features: list[str], gains: dict[str, float],
-    min_signal: float = MIN_SIGNAL, min_gain: float = MIN_GAIN, z: float = Z,
+    train: Any, valid: Any, target: str, features: list[str], gains: dict[str, float], kind: str = "binary",
+    min_gain: float = MIN_GAIN, z: float = Z,
 ) -> list[dict[str, Any]]:
     """The features of ``target``'s model whose signal is lost in validation (module doc), largest
-    loss first: ``{"feature", "auc_train", "auc_valid", "gain_share"}``. ``train`` / ``valid``:
-    pandas or cudf frames with the features and the 0/1 label."""
+    loss first: ``{"feature", "measure", "train", "valid", "gain_share"}``. ``train`` / ``valid``:
+    pandas or cudf frames with the features and the label; ``kind``: binary or count."""
+    name, none, least, measure, se = _MEASURES[kind]
     y_train, y_valid = (np.asarray(to_host(f[target]), dtype=np.float64) for f in (train, valid))
-    counts = [(int(y.sum()), int(len(y) - y.sum())) for y in (y_train, y_valid)]
-    if min(min(c) for c in counts) == 0:
-        return []  # one class: no AUC
+    if min(len(np.unique(y_train)), len(np.unique(y_valid))) < 2:
+        return []  # a constant label: no signal to measure
     found = []
     for f in features:
         share = gains.get(f, 0.0)
         if share < min_gain:
             continue
-        a_train, a_valid = _auc_of(y_train, to_host(train[f])), _auc_of(y_valid, to_host(valid[f]))
-        s_train, s_valid = a_train - 0.5, a_valid - 0.5
-        if abs(s_train) < min_signal or (s_train * s_valid > 0 and abs(s_valid) > abs(s_train) / 2):
+        v_train, v_valid = (measure(y, _lowest_nan(frame[f])) for y, frame in ((y_train, train), (y_valid, valid)))
+        if math.isnan(v_train):
             continue
-        se = math.hypot(auc_se(a_train, *counts[0]), auc_se(a_valid, *counts[1]))
-        if abs(a_train - a_valid) > z * se:
-            found.append({"feature": f, "auc_train": a_train, "auc_valid": a_valid, "gain_share": share})
-    return sorted(found, key=lambda d: -abs(d["auc_train"] - d["auc_valid"]))
+        v_valid = none if math.isnan(v_valid) else v_valid  # a feature constant in validation (Spearman nan): no signal
+        s_train, s_valid = v_train - none, v_valid - none
+        if abs(s_train) < least or (s_train * s_valid > 0 and abs(s_valid) > abs(s_train) / 2):
+            continue
+        if abs(v_train - v_valid) > z * math.hypot(se(v_train, y_train), se(v_valid, y_valid)):
+            found.append({"feature": f, "measure": name, "train": v_train, "valid": v_valid, "gain_share": share})
+    return sorted(found, key=lambda d: -abs(d["train"] - d["valid"]))
 
 
 def _sample(frame: Any, columns: list[str], max_rows: int, seed: int) -> Any:
@@ -89,26 +107,26 @@ def _sample(frame: Any, columns: list[str], max_rows: int, seed: int) -> Any:
 
 
 def skew_report(
-    train: Any, valid: Any, targets: list[str], features: list[str], boosters: dict[str, Any],
+    train: Any, valid: Any, kinds: dict[str, str], features: list[str], boosters: dict[str, Any],
     max_rows: int = 100_000, seed: int = 0,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Binary target -> :func:`shifted_features` of its model, on samples of at most ``max_rows``
-    rows of the dask training and validation frames."""
+    """Target -> :func:`shifted_features` of its model, for the targets of ``kinds`` (target -> binary
+    or count), on samples of at most ``max_rows`` rows of the dask training and validation frames."""
     import dask
 
-    if not targets:
+    if not kinds:
         return {}
-    columns = [*features, *targets]
+    columns = [*features, *kinds]
     train_s, valid_s = dask.compute(_sample(train, columns, max_rows, seed), _sample(valid, columns, max_rows, seed))
-    return {t: shifted_features(train_s, valid_s, t, features, gain_shares(boosters[t])) for t in targets}
+    return {t: shifted_features(train_s, valid_s, t, features, gain_shares(boosters[t]), kind) for t, kind in kinds.items()}
 
 
 def describe(found: list[dict[str, Any]], limit: int = 3) -> str:
     """``cnt_news_id (AUC 0.60 → 0.46, 1% of the gain), ...`` for the first ``limit`` features."""
-    shown = [f"{d['feature']} (AUC {d['auc_train']:.2f} → {d['auc_valid']:.2f}, {d['gain_share']:.0%} of the gain)"
+    shown = [f"{d['feature']} ({d['measure']} {d['train']:.2f} → {d['valid']:.2f}, {d['gain_share']:.0%} of the gain)"
              for d in found[:limit]]
     more = f" and {len(found) - limit} more" if len(found) > limit else ""
     return ", ".join(shown) + more
 
 
-__all__ = ["MIN_GAIN", "MIN_SIGNAL", "Z", "auc_se", "describe", "gain_shares", "shifted_features", "skew_report"]
+__all__ = ["MIN_GAIN", "Z", "auc_se", "spearman_se", "describe", "gain_shares", "shifted_features", "skew_report"]

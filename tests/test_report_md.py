@@ -77,11 +77,11 @@ def test_skewed_features_get_a_section_a_note_and_a_terminal_line():
 
     from rapids_engage.report import print_summary
 
-    skew = [{"feature": "cnt_news_id", "auc_train": 0.598, "auc_valid": 0.457, "gain_share": 0.12}]
+    skew = [{"feature": "cnt_news_id", "measure": "AUC", "train": 0.598, "valid": 0.457, "gain_share": 0.12}]
     report = _report({"click": _binary(skew=skew), "like": _binary(skew=[])})
     text = render_markdown(report)
     section = text[text.index("### Train/validation skew"):text.index("## Notes")]
-    assert "| **click** | cnt_news_id | 0.598 | 0.457 | 12% |" in section and "label_delay" in section
+    assert "| **click** | cnt_news_id | AUC | 0.598 | 0.457 | 12% |" in section and "label_delay" in section
     assert "**click**: the model leans on features that predict it in training but not in validation" in text
     assert "**like**" not in section
     console = Console(width=300, record=True)

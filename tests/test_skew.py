@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rapids_engage.skew import auc_se, describe, shifted_features, skew_report
+from rapids_engage.skew import auc_se, describe, shifted_features, skew_report, spearman_se
 
 
 def _rows(n: int, seed: int, leaky: bool) -> pd.DataFrame:
@@ -36,7 +36,7 @@ def test_the_feature_whose_signal_is_gone_in_validation_is_the_one_reported():
     train, valid = _rows(20_000, 0, leaky=True), _rows(5_000, 1, leaky=False)
     found = shifted_features(train, valid, "y", FEATURES, GAINS)
     assert [d["feature"] for d in found] == ["recent_clicks"]
-    assert found[0]["auc_train"] > 0.6 and found[0]["auc_valid"] == pytest.approx(0.5)
+    assert found[0]["measure"] == "AUC" and found[0]["train"] > 0.6 and found[0]["valid"] == pytest.approx(0.5)
     assert found[0]["gain_share"] == 0.3
     assert describe(found).startswith("recent_clicks (AUC 0.")
     assert shifted_features(train, valid, "y", FEATURES, GAINS | {"recent_clicks": 0.005}) == []  # too little gain
@@ -72,7 +72,37 @@ def test_skew_report_samples_dask_frames():
             return {k: v * 10 for k, v in GAINS.items()}
 
     train, valid = _rows(20_000, 0, leaky=True), _rows(5_000, 1, leaky=False)
-    got = skew_report(dd.from_pandas(train, npartitions=3), dd.from_pandas(valid, npartitions=2), ["y"], FEATURES,
+    got = skew_report(dd.from_pandas(train, npartitions=3), dd.from_pandas(valid, npartitions=2), {"y": "binary"}, FEATURES,
                       {"y": Booster()}, max_rows=8_000)
     assert [d["feature"] for d in got["y"]] == ["recent_clicks"]
-    assert skew_report(None, None, [], FEATURES, {}) == {}
+    assert skew_report(None, None, {}, FEATURES, {}) == {}
+
+
+def _counts(n: int, seed: int, leaky: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(size=n)
+    y = np.log1p(rng.poisson(np.exp(0.5 + 0.6 * signal)))  # log1p counts, as the store keeps them
+    recent = (y * rng.random(n)) if leaky else np.zeros(n)  # constant in validation: Spearman nan
+    return pd.DataFrame({"steady": signal + rng.normal(size=n), "drifting": signal + (0 if leaky else 9.0),
+                         "recent_clicks": recent, "unused_leak": rng.random(n), "with_nan": signal, "y": y})
+
+
+def test_count_targets_are_measured_by_spearman():
+    train, valid = _counts(20_000, 0, leaky=True), _counts(5_000, 1, leaky=False)
+    found = shifted_features(train, valid, "y", FEATURES, GAINS, kind="count")
+    assert [(d["feature"], d["measure"], d["valid"]) for d in found] == [("recent_clicks", "Spearman", 0.0)]
+    assert found[0]["train"] > 0.5
+    assert describe(found).startswith("recent_clicks (Spearman 0.")
+    for seed in range(3):  # the same relation on both sides: nothing
+        a, b = _counts(3_000, seed, leaky=False), _counts(600, seed + 50, leaky=False)
+        assert shifted_features(a, b, "y", FEATURES, GAINS, kind="count") == []
+
+
+def test_spearman_standard_error_matches_its_spread():
+    rng = np.random.default_rng(0)
+    n, rhos = 400, []
+    for _ in range(300):
+        x = rng.normal(size=n)
+        rhos.append(pd.Series(x).corr(pd.Series(0.6 * x + rng.normal(size=n)), method="spearman"))
+    assert spearman_se(float(np.mean(rhos)), n) == pytest.approx(float(np.std(rhos)), rel=0.15)
+    assert math.isnan(spearman_se(0.3, 3))
