@@ -80,11 +80,12 @@ class Scorer:
         return feats[id_columns(self.layout, feats.columns)].assign(**{PRED_PREFIX + t: p for t, p in preds.items()})
 
     def predict_records(self, records: Any) -> tuple[Any, Any]:
-        """(predictions, rejected records) of raw records of a table run: a list of dicts as a service
-        receives them (JSON objects), or a pandas frame of the file's columns, typed as ``ingest`` types
-        the run's files (its ``config.yaml``: ids hashed, times parsed, side tables joined). A record
-        ``ingest`` would quarantine is not scored: ``rejected`` has its position, column, reason and
-        detail. Predictions carry ``raw_<row_id column>`` to match them to the records."""
+        """(predictions, rejected records) of raw records: a list of dicts as a service receives them
+        (JSON objects), or a pandas frame of the file's columns, typed as ``ingest`` types the run's
+        files — a table run's ``config.yaml`` says how (ids hashed, times parsed, side tables joined);
+        a RecSys run also takes raw ``\x01``-separated lines. A record ``ingest`` would quarantine is not
+        scored: ``rejected`` has its position, column, reason and detail. The predictions' index is the
+        position of their record (a table's ``raw_<row_id column>`` columns name it too)."""
         import pandas as pd
 
         reader = self._record_reader()
@@ -93,7 +94,7 @@ class Scorer:
         early = rows[self.layout.time] < end if end is not None else pd.Series(False, index=rows.index)
         if early.any():  # one stale record must not fail the batch: rejected, as ingest would reject a bad one
             first = rows.loc[early].groupby(level=0)[self.layout.time].min()
-            stale = pd.DataFrame({"record": first.index, "column": reader.plan.time, "reason": "before_training_end",
+            stale = pd.DataFrame({"record": first.index, "column": reader.time_column, "reason": "before_training_end",
                                   "detail": [f"{utc(int(t))} is before the end of the training window "
                                              f"({utc(end)}): history features would see the future" for t in first]})
             rejected = pd.concat([rejected, stale], ignore_index=True).sort_values("record", kind="stable", ignore_index=True)
@@ -101,7 +102,9 @@ class Scorer:
         if not len(rows):
             ids = id_columns(self.layout, rows.columns)
             return pd.DataFrame({c: rows[c] for c in ids} | {PRED_PREFIX + t: pd.Series([], dtype="float64") for t in self.targets}), rejected
-        return self.predict(rows.reset_index(drop=True)), rejected
+        preds = self.predict(rows.reset_index(drop=True))
+        preds.index = rows.index  # the record of each row
+        return preds, rejected
 
     def _record_reader(self) -> Any:
         """The raw-record reader of the run's table (built on first use: side tables are read once)."""
@@ -109,9 +112,11 @@ class Scorer:
             from .config import load_config
             from .ingest.records import RecordReader
 
-            if self.layout.kind != "table":
-                raise TypeError("predict_records reads raw records of table sources (data.source: table); "
-                                "RecSys rows are scored in the canonical form with predict")
+            if self.layout.kind == "recsys":
+                from .ingest.recsys_records import RecsysRecordReader
+
+                self._reader = RecsysRecordReader()
+                return self._reader
             config = self.model_dir / "config.yaml"
             if not config.is_file():
                 raise ModelError(f"{config} is missing: predict_records types records as the run's data.table says "

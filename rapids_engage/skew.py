@@ -76,8 +76,8 @@ def shifted_features(
 ) -> list[dict[str, Any]]:
     """The features of ``target``'s model whose signal is lost in validation (module doc), largest
     loss first: ``{"feature", "measure", "train", "valid", "gain_share"}``. ``train`` / ``valid``:
-    pandas or cudf frames with the features and the label; ``kind``: binary or count."""
-    name, none, least, measure, se = _MEASURES[kind]
+    pandas or cudf frames with the features and the label; ``kind``: the target's (count, or a 0/1 kind)."""
+    name, none, least, measure, se = _MEASURES["count" if kind == "count" else "binary"]
     y_train, y_valid = (np.asarray(to_host(f[target]), dtype=np.float64) for f in (train, valid))
     if min(len(np.unique(y_train)), len(np.unique(y_valid))) < 2:
         return []  # a constant label: no signal to measure

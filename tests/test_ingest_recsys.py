@@ -353,3 +353,31 @@ def test_hex_ids_parse_from_a_multi_chunk_arrow_series():
     parts = [pd.Series(["00" * 16] * 3, dtype="string[pyarrow]"), pd.Series(["ab" * 16] * 2, dtype="string[pyarrow]")]
     joined = pd.concat(parts, ignore_index=True)  # backed by a chunked arrow array
     assert list(hex_id_to_int64(joined)) == list(hex_id_to_int64(pd.Series(list(joined), dtype="string[pyarrow]")))
+
+
+def test_records_in_process_give_the_canonical_rows_of_the_file_ingest(tmp_path):
+    from rapids_engage.ingest.recsys_records import RecsysRecordReader
+
+    frame = canonical_rows(30, seed=4)
+    lines = raw_lines(frame)  # 24 fields: labelled rows
+    ingest_recsys(write_raw(tmp_path / "a.tsv", lines), tmp_path / "out")
+    want = read_output(tmp_path / "out")
+    rows, rejected = RecsysRecordReader().read([line.decode() for line in lines])
+    assert rejected.empty and rows.index.tolist() == list(range(30))
+    got = rows.sort_values("tweet_id", ignore_index=True)
+    pd.testing.assert_frame_equal(got[want.columns], want, check_dtype=True)
+    # bytes lines, and a DataFrame of the raw fields, read alike; unknown fields and a lone dict are errors
+    as_bytes, _ = RecsysRecordReader().read(lines)
+    pd.testing.assert_frame_equal(as_bytes, rows)
+    fields = pd.DataFrame([dict(zip(RAW_COLUMNS, line.decode().split("\x01"))) for line in lines])
+    from_frame, _ = RecsysRecordReader().read(fields)
+    pd.testing.assert_frame_equal(from_frame, rows)
+    with pytest.raises(TypeError, match=r"field\(s\) \['tweet'\] are not RecSys 2021 fields"):
+        RecsysRecordReader().read([{"tweet": "x"}])
+    with pytest.raises(TypeError, match="wrap one in a list"):
+        RecsysRecordReader().read({"tweet_id": "x"})
+    # bad records come back with their position and the ingest's reason; the others are rows
+    short = lines[1].decode().rsplit("\x01", 5)[0]
+    rows, rejected = RecsysRecordReader().read([lines[0].decode(), short, "  ", lines[2].decode()])
+    assert rows.index.tolist() == [0, 3]
+    assert rejected[["record", "reason"]].values.tolist() == [[1, "field_count"], [2, "field_count"]]

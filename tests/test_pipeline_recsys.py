@@ -50,6 +50,46 @@ def test_raw_files_run_end_to_end_with_quarantine(raw, tmp_path):
 
     cfg = load_config(None, ["data.source=recsys", f"data.path={raw}/*.tsv", f"data.cache_dir={tmp_path / 'cache'}"])
     assert "39,998 rows ingested (by an earlier run: cached), 2 quarantined" in resolve_dataset(cfg).description
+    _raw_records_score_as_ingest_then_predict(raw, tmp_path)
+
+
+def _raw_records_score_as_ingest_then_predict(raw: Path, tmp_path: Path) -> None:
+    """A service of a RecSys run gets raw lines or dicts of fields: Scorer.predict_records types them as
+    ingest does and scores them as predict does; bad and stale records come back apart."""
+    import numpy as np
+    import pandas as pd
+
+    from rapids_engage.schema import TEST_COLUMNS
+    from rapids_engage.serve import Scorer
+
+    last_day = sorted(raw.glob("*.tsv"))[-1].read_text().splitlines()  # the validation day: after training
+    lines = ["\x01".join(line.split("\x01")[:20]) for line in last_day[:40]]  # as test rows: no engagements
+    (tmp_path / "new.tsv").write_text("\n".join(lines) + "\n")
+    assert main(["ingest", "--input", str(tmp_path / "new.tsv"), "--out", str(tmp_path / "ingested"), "--quiet"]) == 0
+    assert main(["predict", "--model-dir", str(tmp_path / "run"), "--input", str(tmp_path / "ingested"),
+                 "--out", str(tmp_path / "scored"), "--gpus", "0", "--quiet"]) == 0
+    key = ["tweet_id", "engaging_user_id"]
+    want = pd.read_parquet(tmp_path / "scored" / "predictions").sort_values(key, ignore_index=True)
+    first_day = sorted(raw.glob("*.tsv"))[0].read_text().splitlines()[0]  # before the end of training
+    fields = lines[1].split("\x01")
+    bad = "\x01".join([*fields[:2], "zz" + fields[2][2:], *fields[3:]])  # a malformed tweet id (the third field)
+    scorer = Scorer(tmp_path / "run")
+    preds, rejected = scorer.predict_records([lines[0], bad, "", "\x01".join(first_day.split("\x01")[:20]), *lines[1:]])
+    assert rejected[["record", "reason"]].values.tolist() == [[1, "invalid_id"], [2, "field_count"], [3, "before_training_end"]]
+    assert preds.index.tolist() == [0, *range(4, 43)]  # each prediction's record
+    got = preds.sort_values(key, ignore_index=True)
+    assert got[key].equals(want[key])
+    for t in ("like", "retweet", "reply", "quote"):
+        np.testing.assert_allclose(got[f"pred_{t}"], want[f"pred_{t}"], rtol=0, atol=1e-6)
+    # dicts of the fields, in their natural Python form, give the same rows
+    dicts = [dict(zip(TEST_COLUMNS, line.split("\x01"))) for line in lines[:5]]
+    for d in dicts:
+        d["text_tokens"] = d["text_tokens"].split("\t")
+        d["engaging_user_is_verified"] = d["engaging_user_is_verified"] == "true"
+        d["tweet_timestamp"] = int(d["tweet_timestamp"])
+    from_dicts, none = scorer.predict_records(dicts)
+    assert none.empty
+    pd.testing.assert_frame_equal(from_dicts.reset_index(drop=True), preds.loc[[0, 4, 5, 6, 7]].reset_index(drop=True))
 
 
 def test_strict_fails_naming_file_and_line(raw, tmp_path):

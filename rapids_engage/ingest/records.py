@@ -40,6 +40,11 @@ class RecordReader:
         self.plan = plan_of(spec, unlabelled=not labelled)
         self.sides = [read_side(j, False, 200_000) for j in spec.join]
 
+    @property
+    def time_column(self) -> str:
+        """The records' event time field."""
+        return self.plan.time
+
     def read(self, records: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(canonical rows, rejected records) of ``records``: a list of dicts or a pandas frame. The rows'
         index is the position of the record each comes from (several with ``explode``); the rejected

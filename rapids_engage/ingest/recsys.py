@@ -186,7 +186,11 @@ class _FileIngest:
                 reason[at], column[at] = _reason(name), name
                 detail[at] = [f"{_reason(name)}: {v!r}"[:200] for v in self.ops.pick(raw, new)]
                 ok_all[new] = False
-        self.writer.write(conform(self.ops.to_arrow(parsed, ok_all), self.schema))
+        self._emit(conform(self.ops.to_arrow(parsed, ok_all), self.schema), block.line_no[rows[ok_all]])
+
+    def _emit(self, table: Any, line_no: np.ndarray) -> None:
+        """Hand on the good rows of a block (``line_no``: the line of each)."""
+        self.writer.write(table)
 
     def _quarantine(self, block: LineBlock, bad: np.ndarray, reason: np.ndarray, column: np.ndarray, detail: np.ndarray) -> None:
         lines = block.line_no[bad]
