@@ -326,6 +326,9 @@ def build_predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler-address", help="use an existing Dask cluster")
     p.add_argument("--store", help="feature store holding the models' version (default: the path they were trained "
                    "with, else the store/ beside their models/)")
+    p.add_argument("--history", metavar="validation|PATH",
+                   help="labelled events after the training window to add to the serving state's history first: "
+                   "'validation' (the run's validation window: to score the rows after it) or canonical parquet rows")
     p.add_argument("--set", action="append", default=[], metavar="cluster.KEY=VALUE",
                    help="a cluster setting, e.g. cluster.memory_limit=4GB or cluster.n_workers=4 (see configs/default.yaml)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
@@ -341,7 +344,7 @@ def _predict(args: argparse.Namespace, console: Console) -> None:
     backend = resolve(cluster_cfg.gpus).init()
     start = time.perf_counter()
     result = run_predict(Path(args.model_dir), Path(args.input), Path(args.out), backend, cluster_cfg, console, args.quiet,
-                         Path(args.store) if args.store else None)
+                         Path(args.store) if args.store else None, args.history)
     if args.quiet:
         return
     rate = f" ({result['rows_per_s']:,.0f} rows/s)" if result.get("rows_per_s") else ""

@@ -122,6 +122,35 @@ def earliest_time(files: list[Path], column: str) -> int | None:
     return min(lows) if lows else None
 
 
+def run_directory(model_dir: Path) -> Path:
+    """The run directory of ``--model-dir`` (the run, or its ``models/``)."""
+    return model_dir if (model_dir / "models").is_dir() else model_dir.parent
+
+
+def history_events(spec: str, model_dir: Path, backend: Backend, time_column: str) -> Any:
+    """The labelled events ``predict --history`` folds into the serving state, in memory: ``validation``
+    (the run's own events after its training cut-off, from its canonical data) or canonical parquet
+    rows (a file, a directory, an ingest output)."""
+    if spec == "validation":
+        report = run_directory(model_dir) / "report.json"
+        if not report.is_file():
+            raise DataError(f"--history validation reads the run's split from {report}, which is missing")
+        split = json.loads(report.read_text())["split"]
+        data = Path(split["data_dir"])
+        if not data.is_dir():
+            raise DataError(f"--history validation: the run's data ({data}) is gone (a cleared cache?); pass the "
+                            "events' parquet directory instead")
+        files = sorted(data.rglob("*.parquet"))
+        filters = [(time_column, ">", int(split["cutoff"]))]
+    else:
+        path = Path(spec)
+        files = input_files(path) if path.exists() else []
+        if not files:
+            raise DataError(f"--history {spec}: no parquet files there (canonical rows, as `ingest` writes them)")
+        filters = None
+    return backend.df.concat([backend.df.read_parquet(f, filters=filters) for f in files], ignore_index=True)
+
+
 #: A gap between the serving state's end and the first row scored beyond which history features drift.
 HISTORY_GAP_S = 86_400
 
@@ -133,9 +162,9 @@ def history_gap(builder: FeatureBuilder, start: int | None) -> str | None:
     if start is None or end is None or start - end <= HISTORY_GAP_S:
         return None
     return (f"the rows start {utc(start)}, {(start - end) / 86_400:.1f} days after the serving state ends "
-            f"({utc(end)}, the training cut-off): history features count no event in between, so their recent "
-            "windows (24h, 168h, prev1d) read lower than at training; score rows that follow the training window, or "
-            "retrain on data up to them")
+            f"({utc(end)}): history features count no event in between, so their recent windows (24h, 168h, prev1d) "
+            "read lower than at training; pass the labelled events in between with --history (`--history validation`: "
+            "the run's validation window), or retrain on data up to them")
 
 
 def read_new_rows(path: Path, files: list[Path], layout: Layout, min_partition_rows: int | None = None) -> Any:
@@ -239,10 +268,13 @@ def _expm1(log_counts: Any) -> Any:
 
 
 def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, cluster_cfg: ClusterConfig,
-                console: Console | None = None, quiet: bool = True, store: Path | None = None) -> dict:
+                console: Console | None = None, quiet: bool = True, store: Path | None = None,
+                history: str | None = None) -> dict:
     """Start the cluster, score ``input_path`` and write ``out/predictions`` + ``out/predict.json``
     (with the seconds, rows/s and peak memory of each stage; progress on ``console`` unless ``quiet``).
-    ``store``: the feature store holding the models' version (default: see :func:`store_candidates`)."""
+    ``store``: the feature store holding the models' version (default: see :func:`store_candidates`);
+    ``history``: labelled events after the training window to fold into the serving state first
+    (:func:`history_events`)."""
     from .cluster import start_cluster
     from .report import write_json
 
@@ -253,6 +285,13 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
         with prog.stage("load"):
             metas, store_info = load_models(model_dir)
             builder = load_builder(store_info, backend, model_dir, store)
+            extended = None
+            if history is not None:
+                events = history_events(history, model_dir, backend, builder.layout.time)
+                builder.extend_history(events)
+                extended = {"source": history, "rows": len(events), "end": builder.history_end()}
+                prog.log(f"history: {len(events):,} labelled events folded into the serving state, which now ends "
+                         f"{utc(extended['end']) if extended['end'] is not None else '(no history features)'}")
             files = input_files(input_path)
             rows = read_new_rows(input_path, files, builder.layout, backend.min_partition_rows)
             prog.log(f"{len(metas)} model(s) ({', '.join(metas)}), feature-store version {store_info['version']}, "
@@ -268,5 +307,6 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
     result["memory"] = memory.to_report()
     result["backend"] = backend.kind
     result["history_gap"] = gap
+    result["history"] = extended
     write_json(out / "predict.json", result)
     return result

@@ -46,6 +46,15 @@ class Scorer:
     def targets(self) -> list[str]:
         return list(self.metas)
 
+    def extend_history(self, events: Any) -> Scorer:
+        """Fold labelled events that follow the training window (the validation window, what arrived
+        since) into the history features' serving state: rows after them see them as history
+        (:meth:`FeatureBuilder.extend_history`; ``predict --history``)."""
+        if is_gpu_object(events) != self.backend.is_gpu:
+            events = self.backend.from_pandas(events) if self.backend.is_gpu else events.to_pandas()
+        self.builder.extend_history(events)
+        return self
+
     def features(self, rows: Any) -> Any:
         """The model features of ``rows`` (a pandas or cudf frame of canonical input columns; moved to
         the scorer's device first when they are on the other one)."""

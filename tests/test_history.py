@@ -321,3 +321,40 @@ def test_group_ids_put_equal_keys_together_nulls_included(pairs):
     for i in range(len(pairs)):
         for j in range(len(pairs)):
             assert (gid[i] == gid[j]) == (norm[i] == norm[j]), (pairs[i], pairs[j])
+
+
+@settings(max_examples=40, deadline=None)
+@given(frame=frames, cuts=st.tuples(st.integers(1, 16), st.integers(0, 8)), seed=st.integers(0, 10**6),
+       key=st.sampled_from(sorted(KEYS)), delay=st.sampled_from([0, 900, 86400]))
+def test_extending_the_state_with_later_events_equals_fitting_on_both(frame, cuts, seed, key, delay):
+    """Serving the day after the validation window: the state fitted on training, extended with the
+    validation events (labelled), serves later rows as a state fitted on both does."""
+    key = KEYS[key]
+    cut = cuts[0] * 900
+    train, rest = split(frame, cut, seed)
+    later = rest[T] >= cut + cuts[1] * 900
+    events, new = rest[~later], rest[later]  # events at the training end too (ties), new rows after them
+    if len(train) == 0:
+        return
+    extended = encoder(key, delay=delay).fit(train).extend(events)
+    both = encoder(key, delay=delay).fit(pd.concat([train, events]))
+    assert extended.t_end_ == both.t_end_
+    names = both.output_names()
+    served = new.drop(columns=TARGETS)
+    pd.testing.assert_frame_equal(extended.transform(served)[names], both.transform(served)[names])
+    everything = pd.concat([train, events, new])
+    want = oracle(everything, key, TARGETS, labelled=np.arange(len(everything)) < len(train) + len(events), delay=delay)
+    assert_features(extended.transform(served)[names], {k: v[len(train) + len(events):] for k, v in want.items()})
+
+
+def test_extend_refuses_earlier_or_unlabelled_events():
+    frame = make_frame(40, 3, 8, seed=2)
+    cut = int(frame[T].median())
+    enc = encoder(["engaging_user_id"]).fit(frame[frame[T] <= cut])
+    with pytest.raises(Exception, match="extend the serving state, which ends at .*: 1 of 1 events are earlier"):
+        enc.extend(frame[frame[T] < cut].head(1))
+    later = frame[frame[T] > cut].head(3).astype({"like": "float64"})
+    later.iloc[0, later.columns.get_loc("like")] = np.nan
+    with pytest.raises(Exception, match=r"need every label: column\(s\) \['like'\] have missing values"):
+        enc.extend(later)
+    assert enc.extend(frame.head(0)) is enc

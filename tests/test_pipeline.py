@@ -220,6 +220,41 @@ def test_predict_says_when_the_rows_start_days_after_the_serving_state(demo, tmp
     assert history_gap(builder, cutoff + 3_600) is None
 
 
+def test_rows_after_the_validation_window_are_served_with_its_events_as_history(demo, tmp_path, capsys):
+    """The day after the data: --history validation folds the validation window's labelled events into
+    the serving state, so the next day's rows see them (no gap), as a state fitted on both would."""
+    from rapids_engage.backend import CPU
+    from rapids_engage.predict import history_events
+    from rapids_engage.serve import Scorer
+
+    _, out, report = demo
+    cutoff, end = report["split"]["cutoff"], report["split"]["max_time"]
+    valid = pd.read_parquet(report["split"]["data_dir"], filters=[("tweet_timestamp", ">", cutoff)]).drop(columns=["day"])
+    next_day = valid.sample(n=2_000, random_state=0).assign(tweet_timestamp=lambda f: f["tweet_timestamp"] + 86_400)
+    next_day.drop(columns=[c for c in next_day.columns if c.endswith("_timestamp") and c != "tweet_timestamp"]).to_parquet(
+        tmp_path / "next.parquet")
+    argv = ["predict", "--model-dir", str(out), "--input", str(tmp_path / "next.parquet"), "--gpus", "0"]
+    assert main([*argv, "--out", str(tmp_path / "gap")]) == 0
+    assert "pass the labelled events in between with --history" in " ".join(capsys.readouterr().err.split())
+    assert main([*argv, "--out", str(tmp_path / "hist"), "--history", "validation"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"history: {len(valid):,} labelled events folded into the serving state" in err and "--history (" not in err
+    result = json.loads((tmp_path / "hist" / "predict.json").read_text())
+    assert result["history"] == {"source": "validation", "rows": len(valid), "end": end} and result["history_gap"] is None
+    # in process: more history, never fewer events; the validation window's events now counted
+    plain, extended = Scorer(out), Scorer(out).extend_history(history_events("validation", out, CPU, "tweet_timestamp"))
+    rows = next_day.reset_index(drop=True)
+    n = "hist_engaging_user_id_n_168h"
+    before, after = plain.features(rows)[n], extended.features(rows)[n]
+    assert (after >= before).all() and (after > before).mean() > 0.5
+    scored = pd.read_parquet(tmp_path / "hist" / "predictions").sort_values(["tweet_id", "engaging_user_id"], ignore_index=True)
+    mine = extended.predict(rows).sort_values(["tweet_id", "engaging_user_id"], ignore_index=True)
+    np.testing.assert_allclose(mine["pred_like"], scored["pred_like"], rtol=0, atol=1e-6)
+    with pytest.raises(DataError, match="history events hold no engagement at all"):
+        Scorer(out).extend_history(next_day.assign(**{c: pd.NA for c in ("like_timestamp", "reply_timestamp",
+                                                                          "retweet_timestamp", "retweet_with_comment_timestamp")}))
+
+
 def test_predict_takes_cluster_settings_only(demo, tmp_path, capsys):
     _, out, _ = demo
     argv = ["predict", "--model-dir", str(out), "--input", str(tmp_path), "--out", str(tmp_path / "p"), "--gpus", "0"]

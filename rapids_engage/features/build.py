@@ -177,6 +177,33 @@ class FeatureBuilder:
         ends = [e.t_end_ for e in self.history_encoders if getattr(e, "t_end_", None) is not None]
         return max(ends) if ends else None
 
+    def extend_history(self, events: Any) -> FeatureBuilder:
+        """Fold labelled events that follow the training window into every history encoder's serving
+        state (:meth:`~.history.HistoryEncoder.extend`): rows scored after them see them as history.
+        ``events``: rows in the canonical form with their engagements (a table's target columns, RecSys
+        engagement timestamps), pandas, cudf or dask (gathered here)."""
+        if not self.history_encoders:
+            return self
+        events = in_memory(events) if is_dask(events) else events
+        self.check_rows(events)
+        sources = [self.layout.target(t).column for t in self.targets]
+        missing = [c for c in sources if c not in events.columns]
+        if missing:
+            raise DataError(f"history events lack the engagement column(s) {missing}: they extend the history with labelled "
+                            "events (rows to score carry none)")
+        if self.layout.kind == "recsys" and len(events) and not any(bool(events[c].notna().any()) for c in sources):
+            raise DataError("history events hold no engagement at all (rows of a RecSys test file?): an event without one "
+                            "would count as seen and not engaged with")
+        unlabelled = [c for c in sources if self.layout.kind != "recsys" and bool(events[c].isna().any())]
+        if unlabelled:
+            raise DataError(f"history events need every label: column(s) {unlabelled} have missing values")
+        keys_fn, _, _ = row_features(self.layout)
+        frame = keys_fn(add_labels(events, self.targets, self.layout))
+        for enc in self.history_encoders:
+            enc.extend(frame)
+        self._key_dtypes = None
+        return self
+
     def _required(self) -> tuple[str, ...]:
         """Input columns besides the time that may hold no null (the RecSys profile columns)."""
         return content.NON_NULL if self.layout.kind == "recsys" and self.config.content else ()

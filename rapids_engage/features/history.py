@@ -301,6 +301,11 @@ class HistoryEncoder:
         """The serving-state rows of ``frame`` for a training window ending at ``t_end``."""
         targets = self._targets(frame)
         self._check_columns(frame, targets)
+        return self._aggregate(self._event_rows(frame, targets), t_end, targets)
+
+    def _event_rows(self, frame: Any, targets: list[str]) -> Any:
+        """One state-format row per keyed event of ``frame``: key, time, 1 event, its positives and
+        their times (-1 where none)."""
         xp = array_module(frame)
         t = self._times(frame)
         tmp = frame[self.columns].reset_index(drop=True)
@@ -311,7 +316,12 @@ class HistoryEncoder:
             p = self._positive(frame, target)
             tmp[_pos(target)] = p
             tmp[_last(target)] = xp.where(p > 0, t, -1)
-        tmp = tmp[keyed]
+        return tmp[keyed]
+
+    def _aggregate(self, tmp: Any, t_end: int, targets: list[str]) -> Any:
+        """State rows of state-format rows ``tmp`` (events, or earlier state rows) for a window ending at
+        ``t_end``: per key one row of everything older than any span reaches, and per (key, time)
+        the recent rows."""
         cutoff = t_end - self.reach()
         sums = {N: "sum", **{_pos(x): "sum" for x in targets}, **{_last(x): "max" for x in targets}}
         old = tmp[tmp[self.time_column] < cutoff]
@@ -319,8 +329,35 @@ class HistoryEncoder:
         recent = tmp[tmp[self.time_column] >= cutoff]
         recent = recent.groupby([*self.columns, self.time_column], sort=False, dropna=False).agg(sums).reset_index()
         cols = [*self.columns, self.time_column, N, *[_pos(x) for x in targets], *[_last(x) for x in targets]]
-        state = frame_library(frame).concat([old[cols], recent[cols]], ignore_index=True)
+        state = frame_library(tmp).concat([old[cols], recent[cols]], ignore_index=True)
         return state.astype({c: "int64" for c in cols[len(self.columns) :]})
+
+    def extend(self, X: Any) -> HistoryEncoder:
+        """Fold labelled events that follow the training window (the validation window, or what arrived
+        since) into the serving state: rows after them see them as history, labels included, as if
+        :meth:`fit` had been given the training window plus ``X``. ``X``: an in-memory frame with the
+        key, the time and every target's label; an event before the state's end is an error."""
+        self._check_fitted()
+        targets = self.targets_
+        self._check_columns(X, targets)
+        if not len(X):
+            return self
+        t = self._times(X)
+        if int(t.min()) < self.t_end_:
+            raise DataError(f"history events ({self.name}) extend the serving state, which ends at {utc(self.t_end_)}: "
+                            f"{int((t < self.t_end_).sum()):,} of {len(t):,} events are earlier (the earliest at "
+                            f"{utc(int(t.min()))}); pass the events after it")
+        unlabelled = [c for c in targets if bool(X[c].isna().any())]
+        if unlabelled:
+            raise DataError(f"history events ({self.name}) need every label: column(s) {unlabelled} have missing values")
+        state = in_memory(self.state_) if is_dask(self.state_) else self.state_
+        lib = frame_library(X)
+        if is_gpu_object(X) != is_gpu_object(state):
+            state = lib.from_pandas(state) if is_gpu_object(X) else state.to_pandas()
+        events = self._event_rows(X, targets)
+        t_end = max(self.t_end_, int(t.max()))
+        merged = lib.concat([state, events.astype({c: state.dtypes[c] for c in events.columns})], ignore_index=True)
+        return self.set_state(self._aggregate(merged, t_end, targets), t_end, targets)
 
     def set_state(self, state: Any, t_end: int, targets: list[str]) -> HistoryEncoder:
         """Finish fitting from state rows (e.g. concatenated :meth:`state_partition` outputs)."""
