@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from .store import FeatureStore
+from .store import MANIFEST, FeatureStore
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,18 @@ def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def is_version_dir(path: Path) -> bool:
+    """A version directory: one with a manifest, or named like a version id (16 hex digits: a version
+    whose manifest is lost). Any other directory is not the store's, and never deleted."""
+    return (path / MANIFEST).exists() or re.fullmatch(r"[0-9a-f]{16}", path.name) is not None
+
+
 def describe(store: FeatureStore) -> tuple[list[VersionInfo], list[Path]]:
     """(every version directory, intact ones oldest first then damaged ones; the temporary
     directories of builds, finished or killed)."""
     found = sorted(d for d in store.path.iterdir() if d.is_dir()) if store.path.is_dir() else []
     infos = []
-    for d in (d for d in found if not d.name.startswith(".")):
+    for d in (d for d in found if not d.name.startswith(".") and is_version_dir(d)):
         manifest, problem = store.check(d.name)
         m = manifest or {}
         infos.append(VersionInfo(d.name, problem, m.get("created"), m.get("rows") or {},
@@ -145,24 +152,41 @@ def build_store_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_store_path(path: Path) -> None:
+    """A one-line error when ``path`` is no store: missing, not a directory, or a run directory (whose
+    models, plots and store are not versions)."""
+    if not path.is_dir():
+        raise FileNotFoundError(f"store: {path} is not a directory (a run's store is <out>/store)")
+    if (path / MANIFEST).exists():
+        raise ValueError(f"store: {path} is a version directory; its store is {path.parent}")
+    if (path / "report.json").is_file() or (path / "models").is_dir() or (path / "features.json").is_file():
+        where = f"; its store is {path / 'store'}" if (path / "store").is_dir() else ""
+        raise ValueError(f"store: {path} is a run directory, not a feature store{where}")
+
+
 def run_store_command(args: argparse.Namespace, console: Console) -> None:
+    """The ``store`` subcommand: the listing and what is deleted on stdout (``console``: errors only)."""
     store = FeatureStore(args.path)
-    if not store.path.is_dir():
-        raise FileNotFoundError(f"store: {store.path} is not a directory (a run's store is <out>/store)")
+    check_store_path(store.path)
+    out = Console(highlight=False, soft_wrap=True, width=console.width)  # a file or pipe gets the log width too
     infos, tmps = describe(store)
     served = models_using(store)
     doomed, kept = spare_served(to_delete(infos, args.keep, args.delete), args.delete, served, args.force)
     doomed_tmp = [t.name for t in tmps] if args.tmp else []
     if not args.quiet:
-        console.print(versions_table(store, infos, served))
+        out.print(versions_table(store, infos, served))
         for line in kept:
-            console.print(line, highlight=False)
+            out.print(line)
         total = sum(i.bytes for i in infos)
         leftovers = f"; {len(tmps)} temporary build dir(s), {_gib(sum(_size(t) for t in tmps))} (--tmp deletes them)" if tmps else ""
-        console.print(f"{len(infos)} version(s), {_gib(total)}{leftovers}", highlight=False)
+        others = [d.name for d in sorted(store.path.iterdir()) if d.is_dir() and not d.name.startswith(".") and not is_version_dir(d)]
+        foreign = f"; not versions, left alone: {', '.join(others)}" if others else ""
+        out.print(f"{len(infos)} version(s), {_gib(total)}{leftovers}{foreign}")
+        if (args.keep is not None or args.delete or args.tmp) and not doomed and not doomed_tmp:
+            out.print("nothing to delete")
     for name in [*doomed, *doomed_tmp]:
         freed = _gib(_size(store.path / name))
         if not args.dry_run:
             remove(store, name)
         if not args.quiet:
-            console.print(f"{'would delete' if args.dry_run else 'deleted'} {name} ({freed})", highlight=False)
+            out.print(f"{'would delete' if args.dry_run else 'deleted'} {name} ({freed})")

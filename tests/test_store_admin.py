@@ -31,14 +31,14 @@ def store(tmp_path):
 
 def test_lists_versions_oldest_first_damaged_last(store, capsys):
     assert main(["store", str(store.path)]) == 0
-    out = capsys.readouterr().err
+    out = capsys.readouterr().out  # the listing is the command's output: stdout
     assert out.index("aaa") < out.index("ccc") < out.index("ddd") < out.index("bbb")
     assert "damaged" in out and "4 version(s)" in out and "1 temporary build dir(s)" in out
 
 
 def test_keep_deletes_older_and_damaged_versions(store, capsys):
     assert main(["store", str(store.path), "--keep", "1", "--dry-run"]) == 0
-    assert "would delete aaa" in capsys.readouterr().err and store.versions() == ["aaa", "ccc", "ddd"]
+    assert "would delete aaa" in capsys.readouterr().out and store.versions() == ["aaa", "ccc", "ddd"]
     assert main(["store", str(store.path), "--keep", "1", "--quiet"]) == 0
     assert store.versions() == ["ddd"]
     left = sorted(p.name for p in store.path.iterdir())
@@ -64,7 +64,7 @@ def test_versions_that_models_beside_the_store_use_are_kept_unless_forced(store,
         models.mkdir(parents=True)
         (models / "like.meta.json").write_text(json.dumps({"target": "like", "store": {"path": str(store.path), "version": version}}))
     assert main(["store", str(store.path), "--keep", "0"]) == 0
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out
     assert f"keeping aaa: the models in {store.path.parent / 'models'} use it (--force deletes it)" in err
     assert "keeping ccc" in err and "other-run" in err
     assert store.versions() == ["aaa", "ccc"]
@@ -72,3 +72,24 @@ def test_versions_that_models_beside_the_store_use_are_kept_unless_forced(store,
     assert "store: version ccc serves the models in" in capsys.readouterr().err
     assert main(["store", str(store.path), "--delete", "ccc", "--force", "--quiet"]) == 0
     assert store.versions() == ["aaa"]
+
+
+def test_a_run_directory_or_foreign_directories_are_never_taken_for_versions(store, capsys):
+    """`store runs/demo --keep 1` (the run, not its store) once deleted the run's models, plots and store."""
+    run = store.path.parent
+    (run / "models").mkdir()
+    (run / "plots").mkdir()
+    (run / "report.json").write_text("{}")
+    assert main(["store", str(run), "--keep", "1"]) == 2
+    assert f"store: {run} is a run directory, not a feature store; its store is {store.path}" in capsys.readouterr().err
+    assert main(["store", str(store.version_dir("aaa")), "--keep", "1"]) == 2
+    assert "is a version directory; its store is" in capsys.readouterr().err
+    assert (run / "models").is_dir() and store.versions() == ["aaa", "ccc", "ddd"]
+    (store.path / "notes").mkdir()  # a directory of the user's in the store: listed apart, never deleted
+    (store.path / "0123456789abcdef").mkdir()  # a version whose manifest is lost: damaged, deleted by --keep
+    assert main(["store", str(store.path), "--keep", "3"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "not versions, left alone: notes" in out and "deleted 0123456789abcdef" in out and "deleted notes" not in out
+    assert (store.path / "notes").is_dir() and not (store.path / "0123456789abcdef").exists()
+    assert main(["store", str(store.path), "--keep", "3"]) == 0
+    assert "nothing to delete" in capsys.readouterr().out
