@@ -225,3 +225,41 @@ def test_a_fold_holding_every_training_row_gets_the_full_prior():
     np.testing.assert_allclose(out, [2 / 3] * 3)
     folds = folds_of(X, 5)
     np.testing.assert_allclose(out, brute_force_oof(X, folds, ["k"], "like", 20.0))
+
+
+def test_in_a_scikit_learn_pipeline_before_a_model():
+    """keep_input=False: the encodings alone, so the model after it never sees the raw keys; estimator
+    tags (check_is_fitted), set_output('pandas'), a readable repr, cross-validation."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.exceptions import NotFittedError as SkNotFitted
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.utils.validation import check_is_fitted
+
+    df = make_frame(300, 8, 13)
+    X, y = df.drop(columns=["like", "reply"]), df["like"]
+    te = TargetEncoder("lang", keep_input=False)
+    assert repr(te) == "TargetEncoder(columns=['lang'], keep_input=False)"
+    with pytest.raises(SkNotFitted):
+        check_is_fitted(te)
+    ct = ColumnTransformer([("te", te, ["lang", "tweet_id", "engaging_user_id"])]).set_output(transform="pandas")
+    search = GridSearchCV(make_pipeline(ct, LogisticRegression()), {"columntransformer__te__smooth": [1, 20]}, cv=3).fit(X, y)
+    fitted = search.best_estimator_.named_steps["columntransformer"]
+    check_is_fitted(fitted.named_transformers_["te"])
+    assert list(fitted.get_feature_names_out()) == ["te__te_lang_like"] and fitted.named_transformers_["te"].n_features_in_ == 3
+    alone = TargetEncoder("lang", keep_input=False)
+    assert list(alone.fit_transform(X, y).columns) == list(alone.transform(X).columns) == ["te_lang_like"]
+    np.testing.assert_array_equal(alone.transform(X)["te_lang_like"], TargetEncoder("lang").fit(X, y).transform(X)["te_lang_like"])
+
+
+def test_labels_named_like_a_column_of_x():
+    df = make_frame(120, 6, 14)
+    other = (df["reply"] * 7).rename("like")  # labels named like X's own label column: X's column comes back unchanged
+    out = TargetEncoder("lang").fit_transform(df, other)
+    pd.testing.assert_series_equal(out["like"], df["like"])
+    want = TargetEncoder("lang").fit_transform(df.assign(like=other), "like")["te_lang_like"]
+    pd.testing.assert_series_equal(out["te_lang_like"], want)
+    for name in ("lang", "tweet_id"):  # the key, a row-key column: refused, not a raw KeyError
+        with pytest.raises(ValueError, match=f"the labels y are named '{name}', a key column of X"):
+            TargetEncoder("lang").fit(df, df["like"].rename(name))

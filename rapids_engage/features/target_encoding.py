@@ -60,7 +60,9 @@ class TargetEncoder:
     :meth:`fit` / :meth:`fit_transform` as ``y`` and encoded at once; ``row_key``:
     the columns whose hash picks a row's fold (``fold_method="hash"``, the
     default, so that folds do not depend on partitioning); ``smooth``: the
-    prior's weight ``s``; ``n_folds``: 2 to 127.
+    prior's weight ``s``; ``n_folds``: 2 to 127; ``keep_input``: return ``X`` with the encodings
+    added (the default) or, ``False``, the encodings alone (a step before a model in a scikit-learn
+    ``Pipeline`` / ``ColumnTransformer``, whose model must not see the raw keys).
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class TargetEncoder:
         seed: int = 0,
         row_key: tuple[str, ...] = ("tweet_id", "engaging_user_id"),
         prefix: str = "te",
+        keep_input: bool = True,
     ) -> None:
         self.columns = _names(columns)
         self.n_folds = n_folds
@@ -80,6 +83,30 @@ class TargetEncoder:
         self.seed = seed
         self.row_key = _names(row_key)
         self.prefix = prefix
+        self.keep_input = keep_input
+
+    def __repr__(self) -> str:
+        """The key and the parameters set to other than their defaults, as scikit-learn shows estimators."""
+        import inspect
+
+        defaults = {k: p.default for k, p in inspect.signature(type(self).__init__).parameters.items()}
+        fresh = {k: v for k, v in type(self)(self.columns).params().items() if k != "columns"}  # normalized defaults
+        changed = {k: v for k, v in self.params().items() if k == "columns" or (k in defaults and v != fresh.get(k))}
+        return f"TargetEncoder({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's estimator tags (``check_is_fitted``, ``Pipeline``): a transformer that needs y."""
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
+
+        return Tags(estimator_type="transformer", target_tags=TargetTags(required=True), transformer_tags=TransformerTags(),
+                    input_tags=InputTags(categorical=True, string=True, allow_nan=True))
+
+    def set_output(self, *, transform: str | None = None) -> TargetEncoder:
+        """scikit-learn's output API: the encoder returns frames of its input's kind (pandas, cudf or dask)
+        already, which is what ``"pandas"`` / ``"default"`` ask of a pandas input."""
+        if transform not in (None, "default", "pandas"):
+            raise ValueError(f"TargetEncoder returns frames of its input's kind (pandas, cudf, dask), not {transform!r}")
+        return self
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor's parameters (scikit-learn's estimator API; ``deep`` has nothing to recurse into)."""
@@ -134,6 +161,11 @@ class TargetEncoder:
         lengths = {len(v) for v in labels.values()}
         if lengths != {len(X)}:
             raise ValueError(f"TargetEncoder: y has {lengths.pop()} rows, X has {len(X)}")
+        keys = {*self.columns, *(self.row_key if self.fold_method == "hash" else ())}
+        clash = [c for c in labels if c in keys]
+        if clash:
+            raise ValueError(f"TargetEncoder({self.name}): the labels y are named {clash[0]!r}, a key column of X; "
+                             "name them apart, e.g. y.rename('label')")
         return X.assign(**{c: series_like(X, np.asarray(to_host(v)) if hasattr(v, "index") else v) for c, v in labels.items()}), list(labels)
 
     def prepare(self, X: Any, y: Any = None) -> tuple[Any, list[str]]:
@@ -147,6 +179,7 @@ class TargetEncoder:
         if FOLD in X.columns:
             raise ValueError(f"TargetEncoder({self.name}): the column name {FOLD!r} is reserved for the fold ids; rename it")
         self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
         X, targets = self._with_targets(X, y)
         missing = [c for c in self.columns + targets if c not in X.columns]
         if missing:
@@ -287,7 +320,8 @@ class TargetEncoder:
         if input_features is None and getattr(self, "feature_names_in_", None) is None:
             raise ValueError(f"TargetEncoder({self.name}): pass input_features (this encoder was not fitted on a frame here)")
         names = [str(c) for c in (self.feature_names_in_ if input_features is None else input_features)]
-        return np.asarray(names + [n for n in self.output_names() if n not in names], dtype=object)
+        kept = names if self.keep_input else []
+        return np.asarray(kept + [n for n in self.output_names() if n not in kept], dtype=object)
 
     def oof_join(self) -> Join:
         """The (key, fold) -> out-of-fold encoding join for the rows the encoder was fitted on."""
@@ -305,7 +339,12 @@ class TargetEncoder:
         self.set_stats(self.stats_graph(frame, targets).compute(), targets)
         added = [t for t in targets if t not in X.columns]
         out = fill_unkeyed(apply_joins(frame, [self.oof_join()]), [self]).drop(columns=[FOLD, *added])
-        return out if is_dask(X) else out.compute()
+        out = out if self.keep_input else out[self.output_names()]
+        if is_dask(X):
+            return out
+        by_name = isinstance(y, str) or (isinstance(y, (list, tuple)) and all(isinstance(c, str) for c in y))
+        replaced = [] if by_name or not self.keep_input else [t for t in targets if t in X.columns]  # X's own column back
+        return out.compute().assign(**{c: X[c] for c in replaced}) if replaced else out.compute()
 
     def transform(self, X: Any) -> Any:
         """``X`` with full-training encodings (unseen and null keys get the prior)."""
@@ -316,6 +355,7 @@ class TargetEncoder:
         if missing:
             raise ValueError(f"TargetEncoder({self.name}): columns {missing} are not in the frame")
         out = apply_joins(as_dask(X), [self.full_join()])
+        out = out if self.keep_input else out[self.output_names()]
         return out if is_dask(X) else out.compute()
 
     # ---- tables ----------------------------------------------------------
@@ -361,6 +401,7 @@ class TargetEncoder:
             "seed": self.seed,
             "row_key": self.row_key,
             "prefix": self.prefix,
+            "keep_input": self.keep_input,
         }
 
     def save(self, directory: str | Path) -> None:
@@ -379,6 +420,7 @@ class TargetEncoder:
         enc.stats_, enc.targets_, enc.prior_, enc.n_rows_ = table, state["targets"], state["prior"], state["n_rows"]
         if "feature_names_in" in state:
             enc.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
+            enc.n_features_in_ = len(enc.feature_names_in_)
         return enc
 
 
