@@ -42,7 +42,8 @@ def load_models(model_dir: Path) -> tuple[dict[str, dict], dict]:
     models = model_dir / "models" if (model_dir / "models").is_dir() else model_dir
     metas = {m["target"]: m for m in (json.loads(p.read_text()) for p in sorted(models.glob("*.meta.json")))}
     if not metas:
-        raise ModelError(f"no models (<target>.meta.json) in {models}")
+        only = " (a features-only run: the `features` subcommand trains none)" if (model_dir / "features.json").is_file() else ""
+        raise ModelError(f"no models (<target>.meta.json) in {models}{only}")
     stores = {json.dumps(m.get("store"), sort_keys=True) for m in metas.values()}
     if len(stores) != 1 or not next(iter(metas.values())).get("store"):
         trained = "; ".join(f"{t}: {(m.get('store') or {}).get('version', 'unknown')}" for t, m in metas.items())

@@ -21,7 +21,7 @@ import numpy as np
 
 from .backend import CPU, Backend, array_module, is_gpu_object
 from .features.frames import is_dask
-from .predict import PRED_PREFIX, ModelError, id_columns, load_booster, load_builder, load_models
+from .predict import PRED_PREFIX, ModelError, id_columns, load_booster, load_builder, load_models, run_directory
 from .schema import utc
 
 
@@ -94,11 +94,16 @@ class Scorer:
         files — a table run's ``config.yaml`` says how (ids hashed, times parsed, side tables joined);
         a RecSys run also takes raw ``\x01``-separated lines. A record ``ingest`` would quarantine is not
         scored: ``rejected`` has its position, column, reason and detail. The predictions' index is the
-        position of their record (a table's ``raw_<row_id column>`` columns name it too)."""
+        position of their record (a DataFrame's own index label; a table's ``raw_<row_id column>``
+        columns name it too). A record lacking a column of the table but holding a field named like
+        it (``autor``, ``Author``) is rejected as ``unknown_field``; other fields are ignored."""
         import pandas as pd
 
         reader = self._record_reader()
         rows, rejected = reader.read(records)
+        if isinstance(records, pd.DataFrame) and not records.index.equals(pd.RangeIndex(len(records))):  # its own labels
+            rows.index = pd.Index(records.index[rows.index.to_numpy()], name="record")
+            rejected["record"] = records.index[rejected["record"].to_numpy(dtype="int64")]
         end = self.builder.history_end()
         early = rows[self.layout.time] < end if end is not None else pd.Series(False, index=rows.index)
         if early.any():  # one stale record must not fail the batch: rejected, as ingest would reject a bad one
@@ -126,7 +131,7 @@ class Scorer:
 
                 self._reader = RecsysRecordReader()
                 return self._reader
-            config = self.model_dir / "config.yaml"
+            config = run_directory(self.model_dir) / "config.yaml"
             if not config.is_file():
                 raise ModelError(f"{config} is missing: predict_records types records as the run's data.table says "
                                  "(runs write it since 2026-12-02; rerun the pipeline)")

@@ -18,7 +18,6 @@ from rapids_engage.data import DataError
 from rapids_engage.layout import Layout
 from rapids_engage.pipeline import main
 from rapids_engage.report import validate
-from rapids_engage.ingest import IngestError
 from rapids_engage.serve import Scorer
 
 pytestmark = pytest.mark.slow
@@ -138,6 +137,8 @@ def test_predict_on_table_rows_reproduces_the_report(planted, tmp_path):
     # rows the fitted state cannot serve are refused, never scored as if every key were unseen
     with pytest.raises(DataError, match=f"key column '{layout.creator}' is str here but Int64"):
         Scorer(tmp / "run").predict(rows.astype({layout.creator: str}))
+    with pytest.raises(DataError, match=f"key column '{layout.creator}' is float64 here but Int64 in the fitted tables: 64-bit"):
+        Scorer(tmp / "run").predict(rows.astype({layout.creator: "float64"}))  # what a missing id does to an int column
     with pytest.raises(DataError, match="milliseconds"):
         Scorer(tmp / "run").predict(rows.assign(**{layout.time: rows[layout.time] * 1000}))
     with pytest.raises(DataError, match="integer epoch seconds"):
@@ -184,8 +185,17 @@ def test_ingest_unlabelled_csv_then_predict(planted, tmp_path, capsys):
     preds_stale, rejected_stale = Scorer(tmp / "run").predict_records(stale)
     assert len(preds_stale) == 1 and rejected_stale[["record", "column", "reason"]].values.tolist() == [
         [0, "time", "before_training_end"]]
-    with pytest.raises(IngestError, match=r"records lack column\(s\) \['time'\]"):
-        Scorer(tmp / "run").predict_records([{"id": "1", "author": "a"}])
+    # a one-record request lacking a field is rejected as in a batch, never an exception; a misspelt field too
+    none, lacking = Scorer(tmp / "run").predict_records([{"id": "1", "author": "a"}])
+    assert none.empty and lacking[["record", "column", "reason"]].values.tolist() == [[0, "time", "bad_time"]]
+    typo = {("autor" if k == "author" else k): v for k, v in records[0].items()}
+    _, misspelt = Scorer(tmp / "run" / "models").predict_records([typo, records[1]])  # models/ too
+    assert misspelt.values.tolist() == [[0, "author", "unknown_field",
+                                         "no field 'author', but 'autor': misspelt? (fields not of the table are ignored)"]]
+    # a DataFrame's own index labels the predictions and the rejected records
+    framed = pd.DataFrame(records[:3], index=[100, 101, 102]).assign(time=["x", records[1]["time"], records[2]["time"]])
+    by_label, bad_label = Scorer(tmp / "run").predict_records(framed)
+    assert by_label.index.tolist() == [101, 102] and bad_label["record"].tolist() == [100]
 
 
 def test_feature_store_library_api(planted):

@@ -170,6 +170,10 @@ class FeatureBuilder:
             if column in frame.columns and _is_text(frame.dtypes[column]) != _is_text(fitted):
                 raise DataError(f"key column {column!r} is {frame.dtypes[column]} here but {fitted} in the fitted "
                                 "tables: every key would be unseen; cast it first")
+            if column in frame.columns and getattr(frame.dtypes[column], "kind", "") == "f" and getattr(fitted, "kind", "") in ("i", "u"):
+                raise DataError(f"key column {column!r} is {frame.dtypes[column]} here but {fitted} in the fitted tables: "
+                                "64-bit ids lose their low digits as floats (a missing id turns an int column to float: "
+                                "use the nullable Int64)")
 
     def history_end(self) -> int | None:
         """The end of the training window the fitted history state holds (epoch seconds): rows to

@@ -16,9 +16,8 @@ import pandas as pd
 
 from ..config import TableConfig
 from .read_jsonl import objects_chunk
-from .reader import IngestError
 from .table import plan_of, process_chunk
-from .table_read import by_line
+from .table_read import close_names
 from .table_types import read_side
 
 #: The columns of the rejected records' frame.
@@ -52,18 +51,28 @@ class RecordReader:
         ``bad_time``, ``missing_key``, ...) and the detail."""
         objs = [{k: _value(v) for k, v in r.items()} for r in _as_records(records)]
         plan = self.plan
-        if objs:
-            absent = [c for c in plan.required if all(c not in o for o in objs)]
-            if absent:
-                have = sorted({k for o in objs for k in o})
-                raise IngestError(f"records lack column(s) {absent} (they have {have})")
-        chunk = objects_chunk(objs, list(range(len(objs))), [""] * len(objs), plan.needed, plan.scalars, plan.list_seps)
+        misspelt = {i: m for i, o in enumerate(objs) if (m := _misspelt(o, plan.needed))}
+        keep = [i for i in range(len(objs)) if i not in misspelt]
+        chunk = objects_chunk([objs[i] for i in keep], keep, [""] * len(keep), plan.needed, plan.scalars, plan.list_seps)
         table, bad, sources = process_chunk(chunk, "records", plan, self.sides)
         rows = table.to_pandas() if table is not None else plan.schema.empty_table().to_pandas()
-        rows.index = pd.Index(chunk.line[sources], name="record")  # the record each row comes from
-        rejected = pd.DataFrame([(b.line, b.column, b.reason, b.detail) for b in sorted(bad, key=by_line)],
-                                columns=list(REJECTED_COLUMNS))
+        rows.index = pd.Index(np.asarray(chunk.line, dtype=np.int64)[sources], name="record")  # the record of each row
+        found = [(b.line, b.column, b.reason, b.detail) for b in bad]
+        found += [(i, column, "unknown_field", detail) for i, (column, detail) in misspelt.items()]
+        rejected = pd.DataFrame(sorted(found, key=lambda r: r[0]), columns=list(REJECTED_COLUMNS))
         return rows, rejected
+
+
+def _misspelt(record: dict, needed: tuple[str, ...]) -> tuple[str, str] | None:
+    """(column, detail) when ``record`` lacks a column of the table but has a field named like it
+    (``autor`` for ``author``, ``Author``): a typo that would otherwise read as a missing value."""
+    fields = tuple(k for k in record if k not in needed)
+    for column in needed:
+        if column not in record:
+            near = close_names(column, fields)
+            if near:
+                return column, f"no field {column!r}, but {near[0]!r}: misspelt? (fields not of the table are ignored)"
+    return None
 
 
 def _as_records(records: Any) -> list[dict]:
