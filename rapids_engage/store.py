@@ -166,6 +166,14 @@ class FeatureStore:
         """The feature columns of a version (default: the newest), in the order the models were trained on."""
         return list(self._resolve(version)[1]["features"])
 
+    def layout(self, version: str | None = None) -> Any:
+        """The :class:`~rapids_engage.layout.Layout` of a version's data (default: the newest): what
+        :func:`~rapids_engage.features.add_labels` needs for a table's rows."""
+        from .layout import RECSYS, Layout
+
+        spec = json.loads((self.version_dir(self._resolve(version)[0]) / "state" / "features.json").read_text())
+        return Layout.from_dict(spec["layout"]) if "layout" in spec else RECSYS
+
     def builder(self, version: str | None = None, df_lib: Any = None) -> Any:
         """The fitted :class:`~rapids_engage.features.FeatureBuilder` of a version: its serving state."""
         from .config import FeaturesConfig, section_from_dict

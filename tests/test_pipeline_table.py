@@ -209,9 +209,10 @@ def test_feature_store_library_api(planted):
     valid = store.training_frame(split="valid").compute()
     data_dir = Path(report["split"]["data_dir"])
     layout = Layout.load(data_dir.parent)
+    assert store.layout() == layout  # the layout add_labels needs, from the store alone
     rows = pd.read_parquet(data_dir)
     rows = rows[rows[layout.time] > report["split"]["cutoff"]].drop(columns=["day"], errors="ignore")
-    rows = add_labels(rows, ["comments", "upvoted"], layout)
+    rows = add_labels(add_labels(rows, "comments", layout), ["upvoted"], layout)  # one target's name, or a list
     features = store.transform(rows, carry=["row_id"]).compute()
     names = report["features"]
     got = features.sort_values("row_id").reset_index(drop=True)[names]

@@ -263,3 +263,10 @@ def test_labels_named_like_a_column_of_x():
     for name in ("lang", "tweet_id"):  # the key, a row-key column: refused, not a raw KeyError
         with pytest.raises(ValueError, match=f"the labels y are named '{name}', a key column of X"):
             TargetEncoder("lang").fit(df, df["like"].rename(name))
+
+
+def test_a_row_key_with_missing_ids_is_refused():
+    df = make_frame(60, 5, 15).astype({"tweet_id": "Int64"})
+    df.loc[df.index[3], "tweet_id"] = pd.NA
+    with pytest.raises(ValueError, match=r"the row key column\(s\) \['tweet_id'\] hold missing ids"):
+        TargetEncoder("lang").fit_transform(df, "like")

@@ -44,8 +44,10 @@ def label(column: Any, kind: str) -> Any:
     return np.log1p(column.astype("float64"))
 
 
-def add_labels(frame: Any, targets: list[str], layout: Layout = RECSYS) -> Any:
-    """One label column per target, named after it (see :func:`label`)."""
+def add_labels(frame: Any, targets: str | list[str], layout: Layout = RECSYS) -> Any:
+    """One label column per target, named after it (see :func:`label`); ``layout``: the data's
+    (``FeatureStore(path).layout()`` for a run's)."""
+    targets = [targets] if isinstance(targets, str) else targets
     return frame.assign(**{t: label(frame[layout.target(t).column], layout.target(t).kind) for t in targets})
 
 

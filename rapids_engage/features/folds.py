@@ -26,6 +26,10 @@ FOLD_METHODS = ("hash", "contiguous", "random")
 
 
 def _hash_folds(part: Any, row_key: list[str], n_folds: int, seed: int) -> Any:
+    nulls = [c for c in row_key if bool(part[c].isna().any())]
+    if nulls:
+        raise ValueError(f"fold_method='hash': the row key column(s) {nulls} hold missing ids; a row without its "
+                         "identity has no stable fold: fill or drop those rows")
     h = hashing.combine([values(part[c]).astype(np.int64) for c in row_key], seed)
     return (h % np.uint64(n_folds)).astype(np.int8)
 
