@@ -204,8 +204,8 @@ class FeatureStore:
         unknown = [c for c in carry if c not in getattr(rows, "columns", ())]  # (not a frame: transform says so)
         if unknown:
             raise ValueError(f"carry names column(s) {unknown} that the rows do not have")
-        out = builder.transform(rows, list(carry))
-        identity = [c for c in builder.layout.carried() if c in out.columns]
+        identity = [c for c in builder.layout.carried() if c in getattr(rows, "columns", ())]  # kept though no feature key
+        out = builder.transform(rows, list(dict.fromkeys([*identity, *carry])))
         return out[list(dict.fromkeys([*identity, *builder.feature_names(), *carry]))]
 
 

@@ -215,6 +215,8 @@ def test_feature_store_library_api(planted):
     rows = add_labels(add_labels(rows, "comments", layout), ["upvoted"], layout)  # one target's name, or a list
     features = store.transform(rows, carry=["row_id"]).compute()
     names = report["features"]
+    identity = [c for c in valid.columns if c not in names and c not in ("comments", "upvoted")]
+    assert [c for c in features.columns if c not in names] == identity  # the training frame's row identity
     got = features.sort_values("row_id").reset_index(drop=True)[names]
     want = valid.sort_values("row_id").reset_index(drop=True)[names]
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
