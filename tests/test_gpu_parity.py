@@ -276,3 +276,52 @@ def test_input_checks_of_this_release_on_gpu(tmp_path):
     want = content_features(part.assign(hashtags=part["hashtags"].fillna("")))
     got = content_features(cudf.from_pandas(part)).to_pandas()
     assert (got["n_hashtags"].to_numpy() == want["n_hashtags"].to_numpy()).all()
+
+
+def test_additions_of_2026_12_02_on_gpu(tmp_path):
+    """History extension, tied@k, the skew check, TargetEncoder(keep_input=False) and rank training
+    sorted by group: the same on cudf / cupy / dask_cudf as on the CPU."""
+    import cudf
+    import cupy
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+
+    from rapids_engage import metrics as m
+    from rapids_engage.skew import shifted_features
+
+    # history: the training state extended with later events serves as a state fitted on both
+    events = _events(6_000, seed=3)
+    cut, later = 1_612_396_800 + 100 * 900, 1_612_396_800 + 200 * 900
+    train, extra, new = (events[events.tweet_timestamp < cut], events[(events.tweet_timestamp >= cut) & (events.tweet_timestamp < later)],
+                         events[events.tweet_timestamp >= later].drop(columns=["like", "reply"]))
+    enc = lambda: HistoryEncoder("engaging_user_id", ["like", "reply"], (3600, 86400), days=(1,), rates=True)  # noqa: E731
+    cpu = enc().fit(train).extend(extra).transform(new)
+    gpu = enc().fit(cudf.from_pandas(train)).extend(cudf.from_pandas(extra)).transform(cudf.from_pandas(new))
+    _assert_same(gpu, cpu, enc().fit(train).output_names())
+    # tied@k on cupy arrays
+    y, p, g = np.array([1, 0, 0, 0, 1, 0]), np.array([0.9, 0.5, 0.5, 0.3, 0.2, 0.1]), np.array([1, 1, 1, 2, 2, 2])
+    assert m.ranking_report(cupy.asarray(y), cupy.asarray(p), cupy.asarray(g), k=2)["tied@2"] == pytest.approx(0.25)
+    # skew on cudf samples
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"f": rng.normal(size=4_000), "y": (rng.random(4_000) < 0.3).astype(float)})
+    frame["leak"] = frame["y"] * rng.random(4_000)
+    valid = frame.assign(leak=0.0)
+    want = shifted_features(frame, valid, "y", ["f", "leak"], {"f": 0.5, "leak": 0.5})
+    got = shifted_features(cudf.from_pandas(frame), cudf.from_pandas(valid), "y", ["f", "leak"], {"f": 0.5, "leak": 0.5})
+    assert [d["feature"] for d in got] == [d["feature"] for d in want] == ["leak"]
+    # the encodings alone, on cudf
+    rows = cudf.from_pandas(_frame(2_000))
+    out = TargetEncoder("language", keep_input=False).fit_transform(rows, "like")
+    assert list(out.columns) == ["te_language_like"] and isinstance(out, cudf.DataFrame)
+    # rank training: dask_cudf frames sorted by (group, row key) before xgboost.dask, no re-sort warning
+    from rapids_engage.config import TrainConfig
+    from rapids_engage.train import train_target
+
+    imp = pd.DataFrame({"row_id": np.arange(3_000), "page": np.repeat(np.arange(300), 10) * 7919 % 1_000_003,
+                        "a": rng.normal(size=3_000), "click": (rng.random(3_000) < 0.2).astype("int8")})
+    cfg = TrainConfig(targets=["click"], max_depth=3, num_boost_round=10, per_target={"click": {"objective": "rank:ndcg"}})
+    backend = resolve("1").init()
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+        parts = [dd.from_pandas(cudf.from_pandas(imp.sample(frac=1.0, random_state=s)), npartitions=3) for s in (1, 2)]
+        model = train_target(client, backend, cfg, "click", *parts, ["a"], group="page", row_key=("row_id",))
+    assert model.ranks and model.booster.num_boosted_rounds() >= 1
