@@ -71,8 +71,7 @@ def store_candidates(store_info: dict, model_dir: Path | None = None, store: str
         return [Path(store)]
     places = [Path(store_info["path"])]
     if model_dir is not None:
-        run = model_dir if (model_dir / "models").is_dir() else model_dir.parent
-        places.append(run / "store")
+        places.append(run_directory(model_dir) / "store")
     return list(dict.fromkeys(p.resolve() if p.exists() else p for p in places))
 
 

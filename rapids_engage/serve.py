@@ -50,10 +50,14 @@ class Scorer:
         """Fold labelled events that follow the training window (the validation window, what arrived
         since) into the history features' serving state: rows after them see them as history
         (:meth:`FeatureBuilder.extend_history`; ``predict --history``)."""
-        if is_gpu_object(events) != self.backend.is_gpu:
-            events = self.backend.from_pandas(events) if self.backend.is_gpu else events.to_pandas()
-        self.builder.extend_history(events)
+        self.builder.extend_history(self._on_device(events))
         return self
+
+    def _on_device(self, frame: Any) -> Any:
+        """``frame`` moved to the scorer's device when it is on the other one (the fitted tables live there)."""
+        if is_gpu_object(frame) != self.backend.is_gpu:
+            return self.backend.from_pandas(frame) if self.backend.is_gpu else frame.to_pandas()
+        return frame
 
     def features(self, rows: Any) -> Any:
         """The model features of ``rows`` (a pandas or cudf frame of canonical input columns; moved to
@@ -61,8 +65,7 @@ class Scorer:
         if is_dask(rows):
             raise TypeError("Scorer scores in-memory rows (pandas or cudf); for a dask frame use FeatureStore.transform "
                             "or `python -m rapids_engage.pipeline predict`")
-        if is_gpu_object(rows) != self.backend.is_gpu:  # the fitted tables live on the scorer's device
-            rows = self.backend.from_pandas(rows) if self.backend.is_gpu else rows.to_pandas()
+        rows = self._on_device(rows)
         carry = [*self.layout.carried(), *id_columns(self.layout, rows.columns)]
         return self.builder.transform_frame(rows, list(dict.fromkeys(carry)))
 
