@@ -22,6 +22,7 @@ import numpy as np
 
 from .backend import CPU, Backend, to_host
 from .evaluate import score, tiebreak
+from .features.frames import sample_rows
 from .layout import Layout
 
 EPS = 1e-6
@@ -77,12 +78,8 @@ def baselines(
     dask training frame, ``valid`` the gathered validation rows."""
     import dask
 
-    n_train = int(train.map_partitions(len).sum().compute())
-    frac = min(1.0, max_rows / max(n_train, 1))
     te_all = sorted({c for t in targets for c in te_columns(features, t)})
-    sample = train[[*te_all, *targets]]
-    sample = sample.sample(frac=frac, random_state=seed) if frac < 1.0 else sample
-    sample, means = dask.compute(sample, train[targets].mean())
+    sample, means = dask.compute(sample_rows(train, [*te_all, *targets], max_rows, seed), train[targets].mean())
     out: dict[str, dict[str, dict[str, Any]]] = {}
     ties = tiebreak(valid, layout)
     for t in targets:

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import metrics
 from .backend import to_host
+from .features.frames import sample_rows
 
 MIN_GAIN = 0.01
 Z = 4.0
@@ -98,14 +99,6 @@ def shifted_features(
     return sorted(found, key=lambda d: -abs(d["train"] - d["valid"]))
 
 
-def _sample(frame: Any, columns: list[str], max_rows: int, seed: int) -> Any:
-    """A lazy sample of at most about ``max_rows`` rows of dask ``frame[columns]``."""
-    n = int(frame.map_partitions(len).sum().compute())
-    frac = min(1.0, max_rows / max(n, 1))
-    part = frame[columns]
-    return part.sample(frac=frac, random_state=seed) if frac < 1.0 else part
-
-
 def skew_report(
     train: Any, valid: Any, kinds: dict[str, str], features: list[str], boosters: dict[str, Any],
     max_rows: int = 100_000, seed: int = 0,
@@ -117,7 +110,7 @@ def skew_report(
     if not kinds:
         return {}
     columns = [*features, *kinds]
-    train_s, valid_s = dask.compute(_sample(train, columns, max_rows, seed), _sample(valid, columns, max_rows, seed))
+    train_s, valid_s = dask.compute(sample_rows(train, columns, max_rows, seed), sample_rows(valid, columns, max_rows, seed))
     return {t: shifted_features(train_s, valid_s, t, features, gain_shares(boosters[t]), kind) for t, kind in kinds.items()}
 
 

@@ -313,6 +313,15 @@ def apply_joins(events: Any, joins: list[Join], checkpoint: Checkpoints | None =
     return events.map_partitions(_apply_joins, specs, *tables, meta=meta)
 
 
+def sample_rows(frame: Any, columns: list[str], max_rows: int, seed: int = 0) -> Any:
+    """A lazy sample of about ``max_rows`` rows of dask ``frame[columns]`` (all of them when it has fewer;
+    counting the rows costs a pass over the frame)."""
+    n = int(frame.map_partitions(len).sum().compute())
+    frac = min(1.0, max_rows / max(n, 1))
+    part = frame[columns]
+    return part.sample(frac=frac, random_state=seed) if frac < 1.0 else part
+
+
 def in_memory(obj: Any) -> Any:
     """``obj`` computed if it is a dask collection (a partitioned table, a lazy reduction)."""
     return obj.compute() if is_dask(obj) else obj
