@@ -116,13 +116,21 @@ def ignored_settings(cfg: ClusterConfig, backend: Backend) -> list[str]:
     return []
 
 
+#: Seconds to wait for an existing scheduler to answer.
+CONNECT_TIMEOUT_S = 30
+
+
 @contextlib.contextmanager
 def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]:
     """Start (or connect to) the cluster for ``backend``; closes what it started on exit."""
     from distributed import Client
 
     if cfg.scheduler_address:
-        client = Client(cfg.scheduler_address)
+        try:
+            client = Client(cfg.scheduler_address, timeout=CONNECT_TIMEOUT_S)
+        except OSError as exc:  # no scheduler there (distributed says so as a timeout): one line
+            raise ClusterError(f"no dask scheduler answered at {cfg.scheduler_address} within {CONNECT_TIMEOUT_S} s "
+                               f"({_one_line(exc)}); start one (dask scheduler) or fix --scheduler-address") from None
         try:
             _existing_workers_ready(client, cfg.scheduler_address, backend)
             n = len(client.nthreads())
@@ -167,7 +175,8 @@ def _worker_losses_named(client: Any, grace_s: float = 1.0) -> Iterator[None]:
         if lost:
             raise WorkerLostError(
                 f"{len(lost)} dask worker(s) died during the run ({', '.join(sorted(lost))}: {_one_line(exc)}); "
-                "run the same command again to resume from what was published"
+                "run the same command again to resume from what was published (if they were killed for memory: a larger "
+                "cluster.memory_limit, more workers, or the out-of-core settings of the README's \"Data larger than memory\")"
             ) from exc
         raise
 

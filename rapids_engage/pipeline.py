@@ -444,6 +444,15 @@ def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
+def is_path_error(exc: BaseException) -> bool:
+    """A path the run cannot write or use: read-only, not permitted, a file where a directory goes
+    (or the other way round), an existing file in the way: the user's to fix, in one line."""
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.EEXIST, errno.ENOTDIR,
+                                                      errno.EISDIR)
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
     return isinstance(exc, MemoryError) or any(m in text for m in OOM_MARKERS)
@@ -458,7 +467,7 @@ def _guarded(action: Any, args: argparse.Namespace, console: Console) -> int:
         console.print("[red]error:[/red] interrupted")
         return 130
     except Exception as exc:  # noqa: BLE001 - only known failures, OOMs and a full disk become one line
-        if args.debug or not (isinstance(exc, KNOWN_ERRORS) or is_out_of_memory(exc) or is_disk_full(exc)):
+        if args.debug or not (isinstance(exc, KNOWN_ERRORS) or is_out_of_memory(exc) or is_disk_full(exc) or is_path_error(exc)):
             raise
         message = str(exc)
         if is_disk_full(exc):
@@ -474,8 +483,22 @@ def _guarded(action: Any, args: argparse.Namespace, console: Console) -> int:
 LOG_WIDTH = 160
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (systemd, Slurm, Kubernetes) ends a run as Ctrl-C does: one line, exit 130, the cluster
+    closed and temporary directories left to the next run's clean-up (in the main thread only)."""
+    import signal
+    import threading
+
+    def interrupt(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handler signature
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _interrupt_on_sigterm()
     console = Console(stderr=True, width=None if sys.stderr.isatty() else LOG_WIDTH)
     if argv[:1] == ["audit"]:
         args = build_parser("audit").parse_args(argv[1:])

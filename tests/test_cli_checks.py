@@ -160,3 +160,37 @@ def test_an_ingest_that_keeps_no_row_fails_and_says_why(tmp_path, capsys):
     assert "none of the 1 input rows was ingested (bad_explode_token 1; the first: new.tsv:1 column impressions: " in err
     assert "a token without its label: 'N1', not ITEM-LABEL (rows without labels are for `ingest --unlabelled`" in err
     assert main([*argv, "--unlabelled"]) == 0
+
+
+def test_unusable_paths_and_an_absent_scheduler_are_one_line_errors(tmp_path, capsys, monkeypatch):
+    from rapids_engage import cluster
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    for out, message in ((a_file, "File exists"), (a_file / "sub", "Not a directory")):
+        assert main(["--gpus", "0", "--rows", "1000", "--out", str(out), "--set", f"data.cache_dir={tmp_path / 'c'}"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    from rapids_engage.backend import CPU
+    from rapids_engage.config import ClusterConfig
+
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 1)  # no scheduler at that port: a ClusterError, one line at the CLI
+    with pytest.raises(cluster.ClusterError, match=r"no dask scheduler answered at tcp://127.0.0.1:9 within 1 s"):
+        with cluster.start_cluster(CPU, ClusterConfig(scheduler_address="tcp://127.0.0.1:9")):
+            pass
+
+
+def test_sigterm_ends_a_run_as_ctrl_c_does():
+    import os
+    import signal
+
+    from rapids_engage.pipeline import _interrupt_on_sigterm
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        _interrupt_on_sigterm()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.sigtimedwait([], 0.5) if hasattr(signal, "sigtimedwait") else None
+    finally:
+        signal.signal(signal.SIGTERM, before)
