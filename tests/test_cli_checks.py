@@ -154,7 +154,8 @@ def test_a_table_spec_the_ingest_would_refuse_is_refused_before_the_keys_that_us
 def test_an_ingest_that_keeps_no_row_fails_and_says_why(tmp_path, capsys):
     rows = tmp_path / "new.tsv"  # rows to score, ingested without --unlabelled
     rows.write_text("1\tU1\t11/12/2019 2:14:46 PM\tN9\tN1 N2\n")
-    argv = ["ingest", "--config", "configs/mind.yaml", "--input", str(rows), "--out", str(tmp_path / "o")]
+    argv = ["ingest", "--config", "configs/mind.yaml", "--input", str(rows), "--out", str(tmp_path / "o"),
+            "--set", "data.table.join=[]", "--set", "data.table.categorical=[]", "--set", "data.table.text=[]"]  # no news.tsv
     assert main(argv) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "none of the 1 input rows was ingested (bad_explode_token 1; the first: new.tsv:1 column impressions: " in err
