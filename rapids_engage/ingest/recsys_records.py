@@ -18,22 +18,20 @@ from ..schema import EVENT_TIME, RAW_COLUMNS, TEST_COLUMNS
 from .convert import CpuOps
 from .quarantine import Quarantine
 from .reader import line_block
+from .records import REJECTED_COLUMNS, _value
 from .recsys import _FileIngest
 from .writer import canonical_schema
 
-#: The columns of the rejected records' frame (as :data:`.records.REJECTED_COLUMNS`).
-REJECTED_COLUMNS = ("record", "column", "reason", "detail")
-
-
 def _field(value: Any) -> str:
-    """A dict value as the raw files spell it."""
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return ""
-    if isinstance(value, (bool, np.bool_)):
-        return "true" if value else "false"
+    """A dict value as the raw files spell it (missing markers as an empty field)."""
     if isinstance(value, (list, tuple, np.ndarray)):
         return "\t".join(_field(v) for v in value)
-    return str(value.item() if isinstance(value, np.generic) else value)
+    value = _value(value)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _lines(records: Any) -> list[str]:
