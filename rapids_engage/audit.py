@@ -123,7 +123,7 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0)
     shuffled_cfg = copy.deepcopy(cfg)
     shuffled_cfg.out = str(out / "shuffled-labels")
     shuffled_cfg.features.store = str(out / "shuffled-labels" / "store")
-    shuffled = run(shuffled_cfg, quiet=True, console=console, shuffle_seed=seed)
+    shuffled = run(shuffled_cfg, quiet=True, console=console, shuffle_seed=seed, plots=False)
     checks = [shuffled_check(t, m, real["targets"][t]) for t, m in shuffled["targets"].items()]
     store_dir = Path(real["store"]["path"]) / real["store"]["version"]
     checks += split_checks(store_dir, real["split"]["cutoff"], Layout.from_dict(real["layout"]), cfg.features.target_encoding.fold_method)

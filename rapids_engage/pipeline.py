@@ -10,9 +10,10 @@ import argparse
 import contextlib
 import json
 import shlex
+import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
+from .atomic import replace_dir, staged_dir, staging_dir
 from .backend import Backend, BackendError, resolve
 from .baselines import baselines, te_columns
 from .cluster import ClusterError, WorkerLostError, ignored_settings, pin_partitions, start_cluster, while_workers_live, worker_addresses
@@ -119,20 +121,26 @@ def _store_stages(
     return split, built
 
 
+#: Whether a run draws its plots when not told (``--plots`` / ``--no-plots``); the test suite turns it off.
+PLOTS_BY_DEFAULT = True
+
+
 def run(
     cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Console | None = None, shuffle_seed: int | None = None,
-    command: str | None = None,
+    command: str | None = None, plots: bool | None = None,
 ) -> dict:
     """Run the whole pipeline for ``cfg``; returns the report (also written to ``<out>/report.json``,
     the resolved config to ``<out>/config.yaml``).
 
     ``shuffle_seed``: permute the training labels first (the leakage audit's control run);
-    ``command``: the command line, for the report.
+    ``command``: the command line, for the report; ``plots``: draw ``<out>/plots/`` (None:
+    :data:`PLOTS_BY_DEFAULT`; without them report.json's ``plots`` is empty).
     """
     console = console or Console(stderr=True)
     started = time.time()
     targets = list(cfg.train.targets)
     with _stages(cfg, quiet, console) as (backend, out, prog, memory):
+        model_dir = staging_dir(out / "models")  # published at the end (a failed run's goes at the next run's start)
         dataset = _data_stage(cfg, backend, prog)
         layout = dataset.layout
         kinds = {t: layout.target(t).kind for t in targets}
@@ -156,7 +164,7 @@ def run(
                     else:
                         models[t] = train_target(client, backend, cfg.train, t, train_f, valid_f, built.features, kinds[t], layout.group,
                                                  pinned, layout.row_key)
-                    models[t].save(out / "models", built.features, {"path": str(built.store.path.resolve()), "version": built.version})
+                    models[t].save(model_dir, built.features, {"path": str(built.store.path.resolve()), "version": built.version})
             with prog.stage("evaluate", client=client):
                 preds = {t: predict(client, models[t], valid_f, built.features) for t in targets}
                 te_cols = sorted({c for t in targets for c in te_columns(built.features, t)})
@@ -186,21 +194,34 @@ def run(
     report["models"] = str(Path(cfg.out) / "models")
     binary = [t for t in targets if kinds[t] != "count" and not models[t].ranks]  # probabilities
     counts = [t for t in targets if kinds[t] == "count"]
-    report["plots"] = write_all(
-        out, {t: frame[t] for t in binary}, {t: preds[t] for t in binary}, {t: m.booster for t, m in models.items()},
+    report["plots"] = _draw_plots(out, PLOTS_BY_DEFAULT if plots is None else plots, lambda into: write_all(
+        into, {t: frame[t] for t in binary}, {t: preds[t] for t in binary}, {t: m.booster for t, m in models.items()},
         {t: m.history for t, m in models.items()}, {t: m.best_iteration for t, m in models.items()},
         counts=({t: frame[t] for t in counts}, {t: preds[t] for t in counts}),
         baselines={t: (results[t].get("baselines") or {}).get("constant") or {} for t in targets},
         oracle=None if truth is None else {t: truth[TRUE_PROB_PREFIX + t] for t in binary},
         train_histories={t: m.train_history for t, m in models.items()},
-    )
+    ))
     validate(report)
+    replace_dir(model_dir, out / "models")  # the models of this run, whole: a killed rerun leaves the last run's
     write_config(cfg, out)
     write_json(out / "report.json", report)
     write_markdown(report, report["plots"], out / "report.md")
     if not quiet:
         print_summary(report, console, out / "report.json")
     return report
+
+
+def _draw_plots(out: Path, plots: bool, draw: Callable[[Path], dict[str, str]]) -> dict[str, str]:
+    """``draw(root)`` writes ``root/plots/``, published whole as ``<out>/plots/``; ``plots`` false: none, and
+    an earlier run's there go (report.md would not show them)."""
+    if not plots:
+        shutil.rmtree(out / "plots", ignore_errors=True)
+        return {}
+    with staged_dir(out / "plots") as root:
+        written = draw(root)
+        replace_dir(root / "plots", out / "plots")
+    return written
 
 
 def build_features(
@@ -291,6 +312,10 @@ def build_parser(subcommand: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true", help="recompute features even when the store has them")
     p.add_argument("--quiet", action="store_true", help="no progress or table (errors still print)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    if subcommand is None:
+        p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=None,
+                       help="draw <out>/plots/ (PR curves, calibration, feature importance, learning curves; the default); "
+                            "--no-plots leaves them out of the run and report.md")
     p.add_argument("--version", action="version", version=f"rapids_engage {__version__}")
     return p
 
@@ -525,8 +550,8 @@ def main(argv: list[str] | None = None) -> int:
         misplaced = [a for a in unknown if a in SUBCOMMANDS]
         parser.error(f"the subcommand comes first: python -m rapids_engage.pipeline {misplaced[0]} [options]" if misplaced
                      else f"unrecognized arguments: {' '.join(unknown)}")
-    return _timed(lambda: run(config_from_args(args), rebuild=args.rebuild, quiet=args.quiet, console=console, command=command),
-                  args, console)
+    return _timed(lambda: run(config_from_args(args), rebuild=args.rebuild, quiet=args.quiet, console=console, command=command,
+                              plots=args.plots), args, console)
 
 
 def _timed(action: Any, args: argparse.Namespace, console: Console) -> int:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics
+from .atomic import write_file
 from .backend import to_host_f64
 from .train import RAW_COUNT_OBJECTIVES
 
@@ -98,16 +99,10 @@ def _message(ax: Any, text: str) -> None:
 
 def _save(fig: Any, path: str | os.PathLike) -> Path:
     """Write ``fig`` as PNG to ``path`` atomically and release it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
     try:
-        fig.savefig(tmp, format="png", dpi=_DPI)
-        os.replace(tmp, path)
+        return write_file(path, lambda tmp: fig.savefig(tmp, format="png", dpi=_DPI))
     finally:
-        tmp.unlink(missing_ok=True)
         fig.clear()
-    return path
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import platform
 import time
 from pathlib import Path
 
+from .atomic import write_text
 from .backend import Backend
 from .config import Config, to_dict
 
@@ -52,9 +52,5 @@ def write_config(cfg: Config, directory: Path) -> Path:
     """Write the resolved config as ``<directory>/config.yaml`` (atomically); ``--config`` of that file reruns it."""
     import yaml
 
-    path = directory / CONFIG_FILE
-    tmp = path.with_name(path.name + ".part")
     header = "# The resolved config of this run (every key, --set and flags applied): rerun it with --config.\n"
-    tmp.write_text(header + yaml.safe_dump(config_data(cfg), sort_keys=False))
-    os.replace(tmp, path)
-    return path
+    return write_text(directory / CONFIG_FILE, header + yaml.safe_dump(config_data(cfg), sort_keys=False))

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from .atomic import write_text
 from .skew import describe
 
 REQUIRED_TARGET_KEYS = ("ap", "rce", "auc", "positive_rate", "oracle_rce")
@@ -60,10 +60,7 @@ def _clean(value: Any) -> Any:
 
 def write_json(path: Path, data: dict) -> None:
     """Write JSON atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(_clean(data), indent=2))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(_clean(data), indent=2))
 
 
 def validate(report: dict) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_text
 from .schema import utc
 from .skew import describe
 
@@ -416,12 +417,4 @@ def write_markdown(report: Mapping[str, Any], plots: Mapping[str, str] | None, p
     """Write ``report.md`` for ``report`` (the report.json dict) with ``plots`` embedded,
     atomically (temporary file, then rename). Returns the path written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = render_markdown(report, plots, path.parent)
-    tmp = path.with_name(path.name + ".part")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_text(path, render_markdown(report, plots, path.parent))

@@ -26,6 +26,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from .atomic import replace_dir
+
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 2
 PARQUET_MAGIC = b"PAR1"
@@ -99,11 +101,7 @@ class FeatureStore:
         part = tmp / (MANIFEST + ".part")
         part.write_text(json.dumps(manifest, indent=1, default=str))
         os.replace(part, tmp / MANIFEST)
-        final = self.version_dir(version)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        return final
+        return replace_dir(tmp, self.version_dir(version))
 
     def discard(self, tmp: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)

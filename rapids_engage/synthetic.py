@@ -28,7 +28,6 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -40,6 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from .atomic import remove_stale_partials, write_file
 from .hashing import combine, splitmix64
 from .schema import DTYPES, RAW_COLUMNS, TARGETS, TRUE_PROB_PREFIX, TWEET_TYPES
 
@@ -405,17 +405,6 @@ def _calibrate(w: _World, spec: SyntheticSpec) -> None:
 # ---------------------------------------------------------------- writing
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write ``path`` through a temporary name in the same directory, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _canonical_schema() -> pa.Schema:
     """The Arrow schema of the canonical columns, with pandas metadata (Int64, str) attached."""
     template = pd.DataFrame({c: pd.Series([], dtype=DTYPES[c]) for c in RAW_COLUMNS})
@@ -425,7 +414,7 @@ def _canonical_schema() -> pa.Schema:
 
 def _write_parquet(cols: dict[str, pa.Array], schema: pa.Schema, path: Path) -> None:
     table = pa.Table.from_arrays([cols[c] for c in RAW_COLUMNS], schema=schema)
-    _atomic(path, lambda p: pq.write_table(table, p))
+    write_file(path, lambda p: pq.write_table(table, p))
 
 
 def _write_tsv(cols: dict[str, pa.Array], path: Path) -> None:
@@ -435,7 +424,7 @@ def _write_tsv(cols: dict[str, pa.Array], path: Path) -> None:
         raw[c] = _arrow_hex(cols[c].to_numpy())
     table = pa.table({c: raw[c] for c in RAW_COLUMNS})
     options = pcsv.WriteOptions(include_header=False, delimiter="\x01", quoting_style="none")
-    _atomic(path, lambda p: pcsv.write_csv(table, str(p), options))
+    write_file(path, lambda p: pcsv.write_csv(table, str(p), options))
 
 
 def day_sizes(spec: SyntheticSpec) -> list[int]:
@@ -459,7 +448,9 @@ def _check(spec: SyntheticSpec, fmt: str) -> None:
 
 
 def _remove_stale(out: Path, written: set[Path]) -> None:
-    """Delete part files of an earlier run in this run's folders that this run did not write."""
+    """Delete part files of an earlier run in this run's folders that this run did not write, and what killed
+    runs left half-written."""
+    remove_stale_partials(out)
     for sub, pattern in (("data", "part-*.parquet"), ("truth", "part-*.parquet"), ("raw", "part-*.tsv")):
         for f in (out / sub).rglob(pattern):
             if f not in written:
@@ -516,7 +507,7 @@ def generate(
             data_path = out / "data" / f"day={date}" / f"{name}.parquet"
             _write_parquet(cols, schema, data_path)
         truth_path = out / "truth" / f"day={date}" / f"{name}.parquet"
-        _atomic(truth_path, lambda p: pq.write_table(truth, p))
+        write_file(truth_path, lambda p: pq.write_table(truth, p))
         written |= {data_path, truth_path}
         positives += engaged.sum(axis=0)
         done += n
@@ -535,7 +526,7 @@ def generate(
         "files": len(plan),
         "version": VERSION,
     }
-    _atomic(out / "synthetic.json", lambda p: p.write_text(json.dumps(info, indent=1)))
+    write_file(out / "synthetic.json", lambda p: p.write_text(json.dumps(info, indent=1)))
     return info
 
 

@@ -11,6 +11,14 @@ def gpu_ready() -> bool:
     return rapids_available() and visible_gpu_count() > 0
 
 
+def pytest_configure(config):  # noqa: ARG001 - pytest hook signature
+    """Runs draw no plots unless a test asks (``--plots`` / ``run(plots=True)``): drawing is ~2 s a run and
+    the plots are tested where they are asked for."""
+    import rapids_engage.pipeline
+
+    rapids_engage.pipeline.PLOTS_BY_DEFAULT = False
+
+
 def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest hook signature
     if gpu_ready():
         return

@@ -41,6 +41,7 @@ def _cmd(cache: Path, out: Path, subcommand: tuple[str, ...] = ()) -> list[str]:
     """A whole run; ``subcommand=("features",)``: its store stages only (summary in features.json)."""
     return [
         sys.executable, "-m", "rapids_engage.pipeline", *subcommand, "--gpus", "0", "--rows", str(ROWS), "--out", str(out), "--quiet",
+        *(() if subcommand else ("--no-plots",)),
         "--set", f"data.cache_dir={cache}", "--set", "synthetic.days=7", "--set", "train.targets=[like,retweet]",
         "--set", "train.num_boost_round=20", "--set", "cluster.n_workers=2", "--set", "cluster.threads_per_worker=1",
         "--set", "features.history.keys=[[engaging_user_id]]",

@@ -33,7 +33,7 @@ def _args(tmp, out, *extra):
 def demo(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pipeline")
     out = tmp / "run"
-    assert main(_args(tmp, out)) == 0
+    assert main(_args(tmp, out, "--plots")) == 0  # the test suite draws no plots unless told
     return tmp, out, json.loads((out / "report.json").read_text())
 
 
@@ -56,6 +56,8 @@ def test_report_contract(demo):
     assert "gpu_used_peak_bytes" not in report["memory"]
     assert "peak host RSS GiB" in (out / "report.md").read_text()
     assert (out / "models" / "like.json").is_file()
+    assert set(report["plots"]) == {"pr_curves", "calibration", "feature_importance", "learning_curves"}
+    assert all((out / rel).is_file() and f"]({rel})" in (out / "report.md").read_text() for rel in report["plots"].values())
 
 
 def test_models_learn_the_planted_signal(demo):
@@ -116,10 +118,11 @@ def test_external_memory_training_learns_what_in_memory_training_does(demo):
     tmp, out, first = demo
     run = tmp / "run-extmem"
     extra = ["--set", f"features.store={out / 'store'}", "--set", "train.external_memory=true",
-             "--set", "train.per_target.quote.scale_pos_weight=balanced"]
+             "--set", "train.per_target.quote.scale_pos_weight=balanced", "--no-plots"]
     assert main(_args(tmp, run, *extra)) == 0
     report = json.loads((run / "report.json").read_text())
     validate(report)
+    assert report["plots"] == {} and not (run / "plots").exists() and "## Plots" not in (run / "report.md").read_text()
     assert report["store"]["cache_hit"] is True  # the same features; only the training differs
     for t in ("like", "retweet"):
         ours, theirs = report["targets"][t], first["targets"][t]
@@ -158,7 +161,7 @@ def test_errors_are_one_line(small_cache, tmp_path, argv, message):
 def test_help():
     proc = subprocess.run([sys.executable, "-m", "rapids_engage.pipeline", "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
-    for flag in ("--config", "--gpus", "--scheduler-address", "--out", "--rows", "--set"):
+    for flag in ("--config", "--gpus", "--scheduler-address", "--out", "--rows", "--set", "--no-plots"):
         assert flag in proc.stdout
 
 

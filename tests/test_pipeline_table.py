@@ -81,7 +81,7 @@ def planted(tmp_path_factory):
     csv = tmp / "posts.csv"
     _planted_csv(csv)
     config = _planted_config(tmp, csv)
-    assert main(["--config", str(config), "--quiet"]) == 0
+    assert main(["--config", str(config), "--quiet", "--plots"]) == 0  # the test suite draws no plots unless told
     return tmp, config, json.loads((tmp / "run" / "report.json").read_text())
 
 

@@ -23,6 +23,7 @@ def _cmd(cache: Path, out: Path, subcommand: tuple[str, ...] = ()) -> list[str]:
     """A whole run; ``subcommand=("features",)``: its store stages only (summary in features.json)."""
     return [
         sys.executable, "-m", "rapids_engage.pipeline", *subcommand, "--gpus", "0", "--rows", "30000", "--out", str(out), "--quiet",
+        *(() if subcommand else ("--no-plots",)),
         "--set", f"data.cache_dir={cache}", "--set", "synthetic.days=5", "--set", "train.num_boost_round=30",
         "--set", "cluster.n_workers=2", "--set", "cluster.threads_per_worker=1",
     ]
@@ -54,11 +55,12 @@ KILL_WITHIN_S = {"features": 3.0, "train": 1.0}
 
 
 def _reached(out: Path, stage: str) -> bool:
-    """``features``: a store version is being built (its temporary directory exists); ``train``: a model is saved."""
+    """``features``: a store version is being built (its temporary directory exists); ``train``: a model is saved
+    (in the run's staging directory, published as ``<out>/models`` at the end)."""
     if stage == "features":
         store = out / "store"
         return store.is_dir() and any(p.name.startswith(".tmp-") for p in store.iterdir())
-    return any((out / "models").glob("*.json"))
+    return any(out.glob(".tmp-models-*/*.json"))
 
 
 @pytest.fixture(scope="module")
@@ -93,9 +95,10 @@ def resumed(clean, tmp_path_factory) -> list[dict]:
         proc.wait()
         store = out / "store"  # the versions the kill left, each with whether it has its manifest
         left = {v.name: (v / MANIFEST).is_file() for v in store.iterdir() if not v.name.startswith(".")} if store.is_dir() else {}
+        models = sorted(p.name for p in (out / "models").iterdir()) if (out / "models").exists() else []
         _run(_cmd(cache, out))
         trials.append({"trial": trial, "stage": stage, "reached": reached, "killed": killed, "exit": proc.returncode,
-                       "left": left, "out": out})
+                       "left": left, "models": models, "out": out})
     return trials
 
 
@@ -107,12 +110,29 @@ def test_killed_runs_resume_to_the_clean_result(clean, resumed):
         out = trial["out"]
         assert trial["reached"] and trial["killed"], f"not killed in {trial['stage']}: {trial}"
         assert all(trial["left"].values()), trial  # whatever the kill left, no version exists without its manifest
+        assert trial["models"] == [], trial  # nor models/ with some of the targets
+        assert not list(out.glob(".tmp-*")), trial  # the resumed run cleared what the killed one staged
         report = json.loads((out / "report.json").read_text())
         assert report["store"]["version"] == reference["store"]["version"]
         for t, m in reference["targets"].items():
             assert report["targets"][t]["rce"] == pytest.approx(m["rce"], abs=RCE_TOL)
         pd.testing.assert_frame_equal(_store_frame(out, "valid"), _store_frame(clean, "valid"))
         pd.testing.assert_frame_equal(_store_frame(out, "train"), _store_frame(clean, "train"))
+
+
+def test_a_killed_rerun_leaves_the_last_run_s_models_whole(clean):
+    """A rerun into the same --out, killed while it trains, leaves models/ as the last finished run wrote it."""
+    out, cache = clean
+    before = {p.name: p.read_bytes() for p in (out / "models").iterdir()}
+    proc = subprocess.Popen([*_cmd(cache, out), "--set", "train.learning_rate=0.3"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline and not _reached(out, "train"):
+        time.sleep(0.05)
+    assert proc.poll() is None, "the rerun ended before it saved a model"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert {p.name: p.read_bytes() for p in (out / "models").iterdir()} == before
 
 
 def test_corrupt_manifest_is_rebuilt_not_read(clean):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -146,7 +149,19 @@ def test_regenerate_removes_stale_parts(tmp_path):
     info = generate(tmp_path, SyntheticSpec(rows=6_000, days=2, seed=1))
     assert info["files"] == 2
     assert len(list((tmp_path / "data").rglob("*.parquet"))) == len(list((tmp_path / "truth").rglob("*.parquet"))) == 2
-    assert not list(tmp_path.rglob("*.tmp"))
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_regenerate_removes_what_a_killed_write_left(tmp_path):
+    spec = SyntheticSpec(rows=2_000, days=1, seed=1)
+    generate(tmp_path, spec)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    left = tmp_path / "data" / f".part-00000.parquet.{dead}.part"
+    ours = tmp_path / "data" / f".part-00001.parquet.{os.getppid()}.part"  # a live process's write in progress
+    left.write_bytes(b"PAR1 half")
+    ours.write_bytes(b"PAR1 half")
+    generate(tmp_path, SyntheticSpec(rows=2_000, days=1, seed=2))
+    assert not left.exists() and ours.exists()
 
 
 def test_positive_rates_near_targets(medium):

@@ -13,7 +13,6 @@ parquet spill file, so a wholly broken multi-GB input cannot exhaust memory.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from ..atomic import write_file
 
 RAW_LIMIT = 1000
 
@@ -127,17 +128,17 @@ class Quarantine:
 
     def write(self, path: str | Path) -> None:
         """Write every bad row to ``path`` (``.jsonl`` -> JSON lines, else parquet), atomically."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        if path.suffix == ".jsonl":
+        def jsonl(tmp: Path) -> None:
             with open(tmp, "w", encoding="utf-8") as out:
                 for batch in self.batches():
                     out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in batch.to_pylist())
-        else:
+
+        def parquet(tmp: Path) -> None:
             with pq.ParquetWriter(tmp, SCHEMA) as writer:
                 for batch in self.batches():
                     writer.write_batch(batch)
-        os.replace(tmp, path)
+
+        write_file(path, jsonl if Path(path).suffix == ".jsonl" else parquet)
 
     def cleanup(self) -> None:
         """Delete the spill files."""

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import replace_dir, write_text
 from ..backend import CPU, Backend
 from ..schema import DTYPES, EVENT_TIME, RAW_COLUMNS, TEST_COLUMNS
 from .convert import CpuOps, make_ops
@@ -242,19 +243,11 @@ def _check_out_dir(out: Path) -> None:
 def _publish(tmp: Path, out: Path) -> None:
     """Rename ``tmp`` to ``out``, replacing an earlier ingest output there."""
     _check_out_dir(out)
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_dir(tmp, out)
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(obj, indent=1))
 
 
 def finish(tmp: Path, out: Path, writer: DayWriter, quarantine: Quarantine, start: float, result: IngestResult) -> IngestResult:
