@@ -163,7 +163,7 @@ def run(
                                                           built.features, kinds[t], cfg.cluster.local_directory)
                     else:
                         models[t] = train_target(client, backend, cfg.train, t, train_f, valid_f, built.features, kinds[t], layout.group,
-                                                 pinned, layout.row_key)
+                                                 pinned, layout.row_key, log=prog.log)
                     models[t].save(model_dir, built.features, {"path": str(built.store.path.resolve()), "version": built.version})
             with prog.stage("evaluate", client=client):
                 preds = {t: predict(client, models[t], valid_f, built.features) for t in targets}

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .backend import Backend
-from .cluster import while_workers_live
+from .cluster import while_workers_live, worker_addresses
+from .train_locks import released_on_abort
 from .config import TrainConfig
 
 
@@ -169,6 +170,7 @@ def train_target(
     group: str | None = None,
     workers: set[str] | None = None,
     row_key: Sequence[str] = (),
+    log: Callable[[str], None] | None = None,
 ) -> TrainedModel:
     """Train the model of one target on dask frames holding ``features`` and the label.
 
@@ -178,7 +180,8 @@ def train_target(
     error on log1p(count); ``count:poisson`` / ``reg:tweedie`` / ``reg:gamma``
     fit the raw counts instead (see :data:`RAW_COUNT_OBJECTIVES`). ``workers``: those the frames'
     partitions are pinned to; losing one ends the call with :class:`WorkerLostError` (the pinned
-    partitions cannot be recomputed elsewhere).
+    partitions cannot be recomputed elsewhere). However the call ends, it leaves xgboost.dask's
+    worker locks free (:mod:`.train_locks`); ``log`` hears when it waits for another training's.
     """
     import dask
     import xgboost as xgb
@@ -214,7 +217,8 @@ def train_target(
                 verbose_eval=False,
             )
 
-    out = while_workers_live(client, fit, workers=workers)  # the matrices too: they read the pinned partitions
+    with released_on_abort(client, workers or worker_addresses(client) or (), log):
+        out = while_workers_live(client, fit, workers=workers)  # the matrices too: they read the pinned partitions
     booster, best, history = best_model(out["booster"], out["history"], patience)
     return TrainedModel(target, booster, best, history["valid"], kind, params["objective"], history["train"], params)
 

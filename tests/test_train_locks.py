@@ -1,0 +1,90 @@
+"""xgboost.dask's worker locks: a training stopped midway (Ctrl-C) frees them, so the next one on that cluster runs."""
+
+from __future__ import annotations
+
+import _thread
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rapids_engage.backend import CPU
+from rapids_engage.config import TrainConfig
+from rapids_engage.train import train_target
+from rapids_engage.train_locks import lock_queues, release_locks, released_on_abort
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    from distributed import Client
+
+    with Client(cluster) as client:
+        yield client
+
+
+def _frames(rows: int = 4_000):
+    import dask.dataframe as dd
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, 3))
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2],
+                          "like": (x[:, 0] + rng.normal(size=rows) > 0).astype("float32")})
+    return [dd.from_pandas(f, npartitions=2) for f in (frame.iloc[: rows // 2], frame.iloc[rows // 2:])]
+
+
+def _held(client) -> set[str]:
+    return {i for q in lock_queues(client, client.nthreads()).values() for i in q}
+
+
+def test_queues_name_a_held_lock_and_release_frees_it(client):
+    from distributed import MultiLock
+
+    workers = sorted(client.nthreads())
+    lock = MultiLock(workers, client=client)  # what a killed run's training leaves behind
+    assert lock.acquire(timeout=10)
+    assert lock_queues(client, workers) == {w: [lock.id] for w in workers}
+    said = []
+    with released_on_abort(client, workers, said.append):  # ends normally: takes nothing, releases nothing
+        pass
+    assert "another training on this cluster holds it" in said[0] and _held(client) == {lock.id}
+    assert release_locks(client, [lock.id, "not-a-lock"]) == 1
+    assert _held(client) == set()
+
+
+def test_an_interrupted_training_frees_the_workers_for_the_next(cluster, client):
+    """A run on an existing cluster stopped mid-training (its client closes while the abandoned training still
+    runs on the workers) used to leave the workers' locks held for good: the next run waited forever."""
+    from distributed import Client
+
+    cfg = TrainConfig(targets=["like"], max_depth=6, num_boost_round=3_000, early_stopping_rounds=0)
+
+    def interrupt_once_locked() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _held(client):
+            time.sleep(0.02)
+        _thread.interrupt_main()  # Ctrl-C while xgboost.dask trains
+
+    threading.Thread(target=interrupt_once_locked, daemon=True).start()
+    with Client(cluster) as stopped, pytest.raises(KeyboardInterrupt):
+        train_target(stopped, CPU, cfg, "like", *_frames(), ["a", "b", "c"])
+    assert _held(client) == set()
+    # The next training on the same workers runs (it waited forever on the abandoned training's lock)
+    done: dict = {}
+    quick = TrainConfig(targets=["like"], max_depth=3, num_boost_round=5, early_stopping_rounds=0)
+    thread = threading.Thread(target=lambda: done.setdefault("model", train_target(client, CPU, quick, "like", *_frames(),
+                                                                                     ["a", "b", "c"])), daemon=True)
+    thread.start()
+    thread.join(120)
+    assert "model" in done and done["model"].booster.num_boosted_rounds() == 5
