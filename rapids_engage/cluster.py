@@ -125,6 +125,7 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
     """Start (or connect to) the cluster for ``backend``; closes what it started on exit."""
     from distributed import Client
 
+    _quiet_closed_gathers()
     if cfg.scheduler_address:
         try:
             client = Client(cfg.scheduler_address, timeout=CONNECT_TIMEOUT_S)
@@ -149,6 +150,20 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
     finally:
         client.close()
         cluster.close()
+
+
+class _ClosedGathers(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" of a gather the client's close ended
+    (``distributed.client.AllExit``): a run stopped mid-stage (Ctrl-C) printed it as a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and record.exc_info[0] is not None and record.exc_info[0].__name__ == "AllExit")
+
+
+def _quiet_closed_gathers() -> None:
+    log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _ClosedGathers) for f in log.filters):
+        log.addFilter(_ClosedGathers())
 
 
 @contextlib.contextmanager

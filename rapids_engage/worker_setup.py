@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import signal
+import threading
 import warnings
 from typing import Any
 
@@ -73,7 +75,16 @@ def quiet_worker() -> None:
     xgboost_console_to_log()
 
 
+def ignore_interrupts() -> None:
+    """Ignore SIGINT in this worker process (of a cluster the driver started): a terminal's Ctrl-C reaches
+    every process of its group, and each worker printed its own KeyboardInterrupt traceback (~30 lines)
+    while the driver was already stopping the cluster."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def dask_setup(worker) -> None:  # noqa: ARG001 - dask's preload hook signature
+    ignore_interrupts()
     try:
         import libcuml
 

@@ -85,7 +85,7 @@ def _in_features(out: Path, log: list[str]) -> bool:  # noqa: ARG001 - a stage p
 def _in_training(out: Path, log: list[str]) -> bool:
     """Training has begun: the first model is saved, so the next one's matrices or training run now (its workers'
     "got rank" lines, when XGBoost prints them: the workers send them to their logger)."""
-    return any("got rank" in line for line in log) or (out / "models" / "like.json").is_file()
+    return any("got rank" in line for line in log) or any(out.glob(".tmp-models-*/like.json"))  # staged till the end
 
 
 def _kill_a_worker_when(proc: subprocess.Popen, reached, out: Path, log: list[str], delay_s: float) -> int | None:
@@ -210,3 +210,34 @@ def test_killed_worker_retries_or_fails_cleanly_then_resumes(clean, tmp_path, st
     _run(_cmd(cache, out))  # resume: the same command completes
     report = _check_report(out, _check_store(store), reference)
     assert report["store"]["cache_hit"] is bool(manifests)
+
+
+@pytest.mark.parametrize(("stage", "reached"), [pytest.param("features", _in_features, id="features"),
+                                               pytest.param("train", _in_training, id="train")])
+def test_ctrl_c_ends_the_run_in_one_line(clean, tmp_path, stage, reached):
+    """A terminal's Ctrl-C reaches the run and its workers (one process group): the run ends with
+    `error: interrupted` (exit 130) and nothing else; each worker printed a KeyboardInterrupt traceback,
+    and the driver asyncio's "Task exception was never retrieved" (~80 lines in all)."""
+    cache, _ = clean
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_cmd(cache, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(),
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    log: list[str] = []
+    reader = threading.Thread(target=_collect, args=(proc.stdout, log), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not reached(out, log) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, f"the run ended before {stage}: {''.join(log)[-2000:]}"
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=120)
+        reader.join(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    output = "".join(log)
+    assert proc.returncode == 130, output[-3000:]
+    assert output.strip().splitlines()[-1] == "error: interrupted" and "Traceback" not in output, output[-3000:]
