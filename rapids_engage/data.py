@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from .backend import Backend
 from .config import Config, DataConfig
+from .digests import CACHE_FILE, content_digests
 from .layout import RECSYS, Layout, table_layout
 from .schema import DTYPES, RAW_COLUMNS
 
@@ -105,7 +106,8 @@ INGEST_RULES = 5
 
 
 def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:
-    """(the files ``data.path`` matches, their cache directory keyed by paths, sizes, times and ``salt``)."""
+    """(the files ``data.path`` matches, their cache directory keyed by their names, contents and ``salt``: the
+    same files copied or moved elsewhere are not ingested again)."""
     import glob
 
     if not cfg.data.path:
@@ -115,11 +117,12 @@ def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:
     if not files:
         relative = "" if Path(pattern).is_absolute() else f" (relative paths start from the current directory, {Path.cwd()})"
         raise DataError(f"data.path {cfg.data.path!r} matches no file{relative}")
+    cache = Path(cfg.data.cache_dir).expanduser()
+    digests = content_digests([Path(f) for f in files], cache / CACHE_FILE)
     h = hashlib.sha256(f"{INGEST_RULES}|{salt}".encode())
     for f in files:
-        st = Path(f).stat()
-        h.update(f"{Path(f).resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return files, Path(cfg.data.cache_dir).expanduser() / f"{kind}-{h.hexdigest()[:12]}"
+        h.update(f"{Path(f).name}|{digests[Path(f)]}\n".encode())
+    return files, cache / f"{kind}-{h.hexdigest()[:12]}"
 
 
 def _ingest_once(root: Path, ingest: Callable[[], Any]) -> dict:

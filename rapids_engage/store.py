@@ -23,10 +23,12 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .atomic import replace_dir
+from .digests import content_digests
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 2
@@ -43,12 +45,14 @@ class MissingVersion(KeyError):
 SPLITS = ("train", "valid")
 
 
-def fingerprint_files(directory: Path) -> str:
-    """Hash of the relative paths, sizes and modification times of the parquet files under ``directory``."""
+def fingerprint_files(directory: Path, cache: Path | None = None, log: Callable[[str], None] | None = None) -> str:
+    """Hash of the relative paths and contents of the parquet files under ``directory`` (where it is or
+    when its files were written changes nothing); ``cache``: where file digests are kept (:mod:`.digests`)."""
+    files = sorted(directory.rglob("*.parquet"))
+    digests = content_digests(files, cache, log)
     h = hashlib.sha256()
-    for f in sorted(directory.rglob("*.parquet")):
-        st = f.stat()
-        h.update(f"{f.relative_to(directory)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    for f in files:
+        h.update(f"{f.relative_to(directory).as_posix()}|{digests[f]}\n".encode())
     return h.hexdigest()
 
 

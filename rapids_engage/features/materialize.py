@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from ..backend import Backend
 from ..config import FeaturesConfig
+from ..digests import CACHE_FILE
 from ..layout import Layout
 from ..provenance import library_versions
 from ..store import FORMAT_VERSION, FeatureStore, fingerprint_files, version_id, write_split
@@ -67,7 +68,7 @@ def materialize(
         "features": {k: v for k, v in asdict(cfg).items() if k != "intermediates"} | {"store": None, "broadcast_limit": None},
         "targets": targets,
         "layout": layout.to_dict(),
-        "input": fingerprint_files(data_dir),
+        "input": fingerprint_files(data_dir, store.path / CACHE_FILE, log),
         "split": split,
         "format": FORMAT_VERSION,
         "names": names,  # the feature set of this code: a feature added to a group is a new version
