@@ -30,7 +30,8 @@ def write_file(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this id runs on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -44,7 +45,7 @@ def remove_stale_partials(directory: str | os.PathLike) -> int:
     """Delete the temporary files :func:`write_file` left under ``directory`` (recursively) in
     processes no longer running (killed mid-write); returns how many."""
     stale = [f for f in Path(directory).rglob(".*.part")
-             if (pid := f.name.rsplit(".", 2)[-2]).isdigit() and int(pid) != os.getpid() and not _alive(int(pid))]
+             if (pid := f.name.rsplit(".", 2)[-2]).isdigit() and int(pid) != os.getpid() and not process_alive(int(pid))]
     for f in stale:
         f.unlink(missing_ok=True)
     return len(stale)
@@ -65,7 +66,7 @@ def staging_dir(final: str | os.PathLike) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     for d in final.parent.glob(f".tmp-{final.name}-*"):
         pid = d.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+        if pid.isdigit() and (int(pid) == os.getpid() or not process_alive(int(pid))):
             shutil.rmtree(d, ignore_errors=True)
     if final.exists():
         for d in final.parent.glob(f"{OLD_PREFIX}{final.name}-*"):

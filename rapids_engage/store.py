@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import store_builds
 from .atomic import replace_dir
 from .digests import content_digests
 
@@ -96,10 +97,12 @@ class FeatureStore:
         self.path.mkdir(parents=True, exist_ok=True)
         tmp = self.path / f".tmp-{uuid.uuid4().hex[:12]}"
         tmp.mkdir()
+        store_builds.claim(tmp)
         return tmp
 
     def publish(self, tmp: Path, version: str, manifest: dict) -> Path:
         """Write the manifest into ``tmp`` and rename it to the version's place."""
+        store_builds.release(tmp)
         files = list_files(tmp)
         manifest = {**manifest, "version": version, "format": FORMAT_VERSION, "created": time.time(), "files": files}
         part = tmp / (MANIFEST + ".part")

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .store import MANIFEST, FeatureStore
+from .store_builds import KILLED, LEFTOVER, LIVE, UNKNOWN, dir_size, state, temporary_dirs
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,6 @@ class VersionInfo:
     n_features: int | None
     reused_from: str | None
     bytes: int
-
-
-def _size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def is_version_dir(path: Path) -> bool:
@@ -55,9 +52,9 @@ def describe(store: FeatureStore) -> tuple[list[VersionInfo], list[Path]]:
         manifest, problem = store.check(d.name)
         m = manifest or {}
         infos.append(VersionInfo(d.name, problem, m.get("created"), m.get("rows") or {},
-                                 len(m["features"]) if "features" in m else None, (m.get("reused") or {}).get("from"), _size(d)))
+                                 len(m["features"]) if "features" in m else None, (m.get("reused") or {}).get("from"), dir_size(d)))
     infos.sort(key=lambda i: (i.problem is not None, i.created or 0.0, i.version))
-    return infos, [d for d in found if d.name.startswith(".tmp-")]
+    return infos, temporary_dirs(store.path)
 
 
 def models_using(store: FeatureStore) -> dict[str, list[str]]:
@@ -116,6 +113,15 @@ def to_delete(infos: list[VersionInfo], keep: int | None, named: list[str]) -> l
     return list(dict.fromkeys(chosen))
 
 
+def _tmp_states(states: dict[str, str]) -> str:
+    """What the temporary directories are, and which option deletes them."""
+    said = {KILLED: "of killed builds", LEFTOVER: "left by a replace or delete", LIVE: "of builds in progress, kept",
+            UNKNOWN: "of another host's builds or an older release, --tmp --force deletes them"}
+    counts = {s: sum(1 for v in states.values() if v == s) for s in said}
+    parts = [f"{n} {said[s]}" for s, n in counts.items() if n]
+    return "; ".join(parts) + ("; --tmp deletes those of killed builds and leftovers" if counts[KILLED] + counts[LEFTOVER] else "")
+
+
 def _gib(n: int) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
@@ -142,11 +148,11 @@ def build_store_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="the store directory (features.store; a run's <out>/store by default)")
     p.add_argument("--keep", type=int, metavar="N", help="delete all but the N newest intact versions, and damaged ones")
     p.add_argument("--delete", nargs="+", default=[], metavar="VERSION", help="delete these versions")
-    p.add_argument("--tmp", action="store_true", help="delete the temporary directories of killed builds "
-                   "(only while no build writes to this store)")
+    p.add_argument("--tmp", action="store_true", help="delete the temporary directories of killed builds (never a "
+                   "build's in progress on this machine; those of another host's builds only with --force)")
     p.add_argument("--dry-run", action="store_true", help="say what would be deleted, delete nothing")
     p.add_argument("--force", action="store_true", help="delete versions that models of the runs beside the store use "
-                   "(kept otherwise)")
+                   "(kept otherwise); with --tmp, the temporary directories this machine cannot check too")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
@@ -172,20 +178,22 @@ def run_store_command(args: argparse.Namespace, console: Console) -> None:
     infos, tmps = describe(store)
     served = models_using(store)
     doomed, kept = spare_served(to_delete(infos, args.keep, args.delete), args.delete, served, args.force)
-    doomed_tmp = [t.name for t in tmps] if args.tmp else []
+    states = {t.name: state(t) for t in tmps}
+    deletable = (KILLED, LEFTOVER, UNKNOWN) if args.force else (KILLED, LEFTOVER)
+    doomed_tmp = [name for name, s in states.items() if s in deletable] if args.tmp else []
     if not args.quiet:
         out.print(versions_table(store, infos, served))
         for line in kept:
             out.print(line)
         total = sum(i.bytes for i in infos)
-        leftovers = f"; {len(tmps)} temporary build dir(s), {_gib(sum(_size(t) for t in tmps))} (--tmp deletes them)" if tmps else ""
+        leftovers = f"; {len(tmps)} temporary dir(s), {_gib(sum(dir_size(t) for t in tmps))} ({_tmp_states(states)})" if tmps else ""
         others = [d.name for d in sorted(store.path.iterdir()) if d.is_dir() and not d.name.startswith(".") and not is_version_dir(d)]
         foreign = f"; not versions, left alone: {', '.join(others)}" if others else ""
         out.print(f"{len(infos)} version(s), {_gib(total)}{leftovers}{foreign}")
         if (args.keep is not None or args.delete or args.tmp) and not doomed and not doomed_tmp:
             out.print("nothing to delete")
     for name in [*doomed, *doomed_tmp]:
-        freed = _gib(_size(store.path / name))
+        freed = _gib(dir_size(store.path / name))
         if not args.dry_run:
             remove(store, name)
         if not args.quiet:

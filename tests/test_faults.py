@@ -114,7 +114,7 @@ def _collect(stream, lines: list[str]) -> None:
 def _check_store(store: Path) -> dict[str, dict]:
     """Every published version is complete and readable; nothing temporary is left. Manifests by version."""
     assert store.is_dir()
-    assert not [p.name for p in store.iterdir() if p.name.startswith(".")], "a temporary build was left behind"
+    assert not [p.name for p in store.iterdir() if p.is_dir() and p.name.startswith(".")], "a temporary build was left behind"
     manifests = {}
     for version in (p for p in store.iterdir() if p.is_dir()):
         assert FeatureStore(store).problem(version.name) is None, version

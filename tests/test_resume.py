@@ -112,6 +112,7 @@ def test_killed_runs_resume_to_the_clean_result(clean, resumed):
         assert all(trial["left"].values()), trial  # whatever the kill left, no version exists without its manifest
         assert trial["models"] == [], trial  # nor models/ with some of the targets
         assert not list(out.glob(".tmp-*")), trial  # the resumed run cleared what the killed one staged
+        assert not list((out / "store").glob(".tmp-*")), trial  # and the killed one's temporary build
         report = json.loads((out / "report.json").read_text())
         assert report["store"]["version"] == reference["store"]["version"]
         for t, m in reference["targets"].items():

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
 import time
 
 import pandas as pd
@@ -9,6 +13,7 @@ import pytest
 
 from rapids_engage.pipeline import main
 from rapids_engage.store import FeatureStore
+from rapids_engage.store_builds import OWNER, temporary_dirs
 
 
 def _version(store: FeatureStore, name: str, rows: int) -> None:
@@ -25,15 +30,21 @@ def store(tmp_path):
     for name, rows in (("aaa", 10), ("bbb", 20), ("ccc", 30), ("ddd", 40)):
         _version(store, name, rows)
     (store.version_dir("bbb") / "train" / "part.0.parquet").unlink()  # damaged
-    store.begin()  # a killed build's temporary directory
+    killed = store.begin()  # a killed build's temporary directory
+    (killed / OWNER).write_text(json.dumps({"host": socket.gethostname(), "pid": _dead_pid()}))
     return store
+
+
+def _dead_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    return int(proc.stdout)
 
 
 def test_lists_versions_oldest_first_damaged_last(store, capsys):
     assert main(["store", str(store.path)]) == 0
     out = capsys.readouterr().out  # the listing is the command's output: stdout
     assert out.index("aaa") < out.index("ccc") < out.index("ddd") < out.index("bbb")
-    assert "damaged" in out and "4 version(s)" in out and "1 temporary build dir(s)" in out
+    assert "damaged" in out and "4 version(s)" in out and "1 temporary dir(s)" in out and "1 of killed builds" in out
 
 
 def test_keep_deletes_older_and_damaged_versions(store, capsys):
@@ -57,8 +68,6 @@ def test_delete_names_versions_and_refuses_unknown_ones(store, capsys):
 
 
 def test_versions_that_models_beside_the_store_use_are_kept_unless_forced(store, capsys):
-    import json
-
     for run, version in (("models", "aaa"), ("other-run/models", "ccc")):  # the store's own run; a run sharing it
         models = store.path.parent / run
         models.mkdir(parents=True)
@@ -93,3 +102,34 @@ def test_a_run_directory_or_foreign_directories_are_never_taken_for_versions(sto
     assert (store.path / "notes").is_dir() and not (store.path / "0123456789abcdef").exists()
     assert main(["store", str(store.path), "--keep", "3"]) == 0
     assert "nothing to delete" in capsys.readouterr().out
+
+
+def test_tmp_deletes_killed_builds_and_leftovers_never_a_live_build(store, capsys):
+    live = store.begin()  # this process builds in it
+    elsewhere = store.begin()
+    (elsewhere / OWNER).write_text(json.dumps({"host": "another-host", "pid": 1}))
+    old = store.path / ".tmp-old-ccc-0badc0de"  # what a run killed while replacing a version left
+    (old / "train").mkdir(parents=True)
+    assert main(["store", str(store.path)]) == 0
+    out = capsys.readouterr().out
+    assert "4 temporary dir(s)" in out and "1 of killed builds" in out and "1 left by a replace or delete" in out
+    assert "1 of builds in progress, kept" in out and "1 of another host's builds or an older release" in out
+    assert main(["store", str(store.path), "--tmp", "--quiet"]) == 0
+    assert sorted(temporary_dirs(store.path)) == sorted([live, elsewhere])
+    assert main(["store", str(store.path), "--tmp", "--force", "--quiet"]) == 0
+    assert temporary_dirs(store.path) == [live]
+    (live / "train").mkdir()
+    pd.DataFrame({"f": range(5)}).to_parquet(live / "train" / "part.0.parquet")
+    store.publish(live, "eee", {"rows": {"train": 5, "valid": 1}, "features": ["f"], "reused": None})  # no owner published
+    assert OWNER not in store.manifest("eee")["files"] and not (store.version_dir("eee") / OWNER).exists()
+
+
+def test_a_build_sweeps_what_killed_builds_left(store):
+    from rapids_engage.features.materialize import _sweep
+
+    live = store.begin()
+    said = []
+    _sweep(store, said.append)
+    assert temporary_dirs(store.path) == [live]
+    assert said[0].startswith("feature store: deleted 1 temporary dir(s) of killed builds")
+    assert "1 temporary dir(s) of builds in progress or of another host" in said[1]

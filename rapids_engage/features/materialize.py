@@ -20,6 +20,7 @@ from ..config import FeaturesConfig
 from ..digests import CACHE_FILE
 from ..layout import Layout
 from ..provenance import library_versions
+from ..store_builds import dir_size, sweep
 from ..store import FORMAT_VERSION, FeatureStore, fingerprint_files, version_id, write_split
 from .build import FeatureBuilder
 from .groups import groups, only, signatures
@@ -61,6 +62,7 @@ def materialize(
     popularity columns are kept (:meth:`Layout.carried`).
     """
     store = FeatureStore(store_path)
+    _sweep(store, log)
     builder = FeatureBuilder(cfg, targets, layout)
     names = builder.feature_names()
     definition = {
@@ -126,6 +128,17 @@ def materialize(
 
 
 SCRATCH = "_scratch"
+
+
+def _sweep(store: FeatureStore, log: Callable[[str], None]) -> None:
+    """Delete what killed builds left in the store; name what is left (builds in progress, or unknown)."""
+    deleted, freed, left = sweep(store.path)
+    if deleted:
+        log(f"feature store: deleted {deleted} temporary dir(s) of killed builds ({freed / 2**30:.2f} GiB)")
+    if left:
+        log(f"feature store: {len(left)} temporary dir(s) of builds in progress or of another host "
+            f"({sum(dir_size(d) for d in left) / 2**30:.2f} GiB); `python -m rapids_engage.pipeline store {store.path}` "
+            "says which")
 
 
 def _scratch(cfg: FeaturesConfig, backend: Backend, tmp: Path) -> Path | None:
