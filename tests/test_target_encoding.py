@@ -195,6 +195,9 @@ def test_bad_labels_and_parameters_are_refused_before_any_state_changes():
         TargetEncoder("lang", smooth=-1).fit(df, "like")
     with pytest.raises(ValueError, match=r"the row key columns \{'tweet_id': 'float64'\} are not integers"):
         TargetEncoder("lang").fit(df.astype({"tweet_id": "float64"}), "like")
+    for text in (df["like"].astype(int).astype(str), df["like"].map({0: "no", 1: "yes"})):  # "1"/"0" were read as numbers
+        with pytest.raises(TypeError, match=r"labels must be numbers .* got 'like' of dtype"):
+            TargetEncoder("lang").fit(df.drop(columns="like"), text)
     enc = TargetEncoder("lang").fit(df, "like")
     before = enc.transform(df)
     with pytest.raises(ValueError, match="no training rows"):

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from ..backend import array_module, bincount, float_values, series_like, to_host, values
 from .folds import FOLD, assign_folds
@@ -184,6 +185,11 @@ class TargetEncoder:
         missing = [c for c in self.columns + targets if c not in X.columns]
         if missing:
             raise ValueError(f"TargetEncoder({self.name}): columns {missing} are not in the frame")
+        texts = {t: str(X[t].dtype) for t in targets if not (is_numeric_dtype(X[t].dtype) or is_bool_dtype(X[t].dtype))}
+        if texts:  # "1"/"0" strings were read as numbers, "yes"/"no" failed in a cast
+            raise TypeError(f"TargetEncoder({self.name}): labels must be numbers (0/1 for a binary target), got "
+                            f"{', '.join(f'{t!r} of dtype {d}' for t, d in texts.items())}; map them first, e.g. "
+                            "y.map({'no': 0, 'yes': 1})")
         X = as_dask(X)
         X = X.drop(columns=[c for c in (self.output_name(t) for t in targets) if c in X.columns])
         return assign_folds(X, self.row_key, self.n_folds, self.fold_method, self.seed), targets
