@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -43,9 +44,24 @@ def run_info(backend: Backend, started: float, command: str | None) -> dict:
     }
 
 
+#: The config's paths (section, key), written absolute: a run's config.yaml reruns it from any directory.
+PATH_KEYS = ((None, "out"), ("data", "path"), ("data", "cache_dir"), ("features", "store"), ("cluster", "local_directory"))
+
+
+def _absolute(path: str | None) -> str | None:
+    return os.path.abspath(os.path.expanduser(path)) if path else path
+
+
 def config_data(cfg: Config) -> dict:
-    """The resolved config as JSON / YAML data (lists, not tuples)."""
-    return json.loads(json.dumps(to_dict(cfg)))
+    """The resolved config as JSON / YAML data (lists, not tuples), its paths absolute (those relative
+    to the directory the run started in: rerun from elsewhere, they would point elsewhere)."""
+    data = json.loads(json.dumps(to_dict(cfg)))
+    for section, key in PATH_KEYS:
+        where = data if section is None else data[section]
+        where[key] = _absolute(where[key])
+    for side in (data["data"].get("table") or {}).get("join") or []:
+        side["path"] = _absolute(side["path"])
+    return data
 
 
 def write_config(cfg: Config, directory: Path) -> Path:

@@ -8,19 +8,23 @@ import pytest
 
 from rapids_engage.backend import CPU
 from rapids_engage.config import load_config
-from rapids_engage.provenance import CONFIG_FILE, run_info, write_config
+from rapids_engage.provenance import CONFIG_FILE, config_data, run_info, write_config
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
-def test_written_config_loads_back_equal(tmp_path, path):
-    cfg = load_config(path, ["train.max_depth=5", "train.per_target={like: {scale_pos_weight: 2.0}}", "cluster.gpus=0"])
+def test_written_config_loads_back_equal(tmp_path, path, monkeypatch):
+    cfg = load_config(path, ["train.max_depth=5", "train.per_target={like: {scale_pos_weight: 2.0}}", "cluster.gpus=0",
+                             "data.cache_dir=cache"])
     written = write_config(cfg, tmp_path)
     assert written == tmp_path / CONFIG_FILE and not list(tmp_path.glob("*.part"))
+    expected = config_data(cfg)
+    monkeypatch.chdir(tmp_path)  # rerun from another directory: its paths point where the run's did
     again = load_config(written)
-    assert again == cfg
+    assert config_data(again) == expected
     assert again.train.max_depth == 5 and again.train.per_target == {"like": {"scale_pos_weight": 2.0}}
+    assert again.data.cache_dir == str(Path(__file__).resolve().parents[1] / "cache") and Path(again.out).is_absolute()
 
 
 def test_run_info_names_the_command_times_and_libraries():
