@@ -111,6 +111,25 @@ def _collect(stream, lines: list[str]) -> None:
         lines.append(line)
 
 
+def _disturbed_run(cmd: list[str], disturb) -> tuple[subprocess.Popen, str]:
+    """Run ``cmd`` (its own process group), call ``disturb(proc, log)`` while it runs (``log``: its
+    output so far, line by line, the workers' too), wait for the end; (the process, its output)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(),
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    log: list[str] = []
+    reader = threading.Thread(target=_collect, args=(proc.stdout, log), daemon=True)
+    reader.start()
+    try:
+        disturb(proc, log)
+        proc.wait(timeout=TIMEOUT)
+        reader.join(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc, "".join(log)
+
+
 def _check_store(store: Path) -> dict[str, dict]:
     """Every published version is complete and readable; nothing temporary is left. Manifests by version."""
     assert store.is_dir()
@@ -171,21 +190,10 @@ def test_killed_worker_retries_or_fails_cleanly_then_resumes(clean, tmp_path, st
     cache, reference = clean
     out = tmp_path / "run"
     store = out / "store"
-    proc = subprocess.Popen(
-        _cmd(cache, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, env=_env(),
-    )
-    log: list[str] = []  # the run's output, line by line (the workers' too: they inherit it)
-    reader = threading.Thread(target=_collect, args=(proc.stdout, log), daemon=True)
-    reader.start()
-    try:
-        killed = _kill_a_worker_when(proc, reached, out, log, delay_s)
-        proc.wait(timeout=TIMEOUT)
-        reader.join(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    output = "".join(log)
+    found: dict = {}
+    proc, output = _disturbed_run(_cmd(cache, out), lambda p, log: found.setdefault(
+        "killed", _kill_a_worker_when(p, reached, out, log, delay_s)))
+    killed = found["killed"]
     print(f"stage {stage}: killed worker {killed}, exit {proc.returncode}: {output.strip().splitlines()[-1:]}")
     assert killed is not None, f"no worker was killed before the run ended (exit {proc.returncode}): {output[-2000:]}"
     assert proc.returncode in (0, 2), f"stage {stage}, exit {proc.returncode}: {output[-3000:]}"
@@ -220,24 +228,15 @@ def test_ctrl_c_ends_the_run_in_one_line(clean, tmp_path, stage, reached):
     and the driver asyncio's "Task exception was never retrieved" (~80 lines in all)."""
     cache, _ = clean
     out = tmp_path / "run"
-    proc = subprocess.Popen(_cmd(cache, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(),
-                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    log: list[str] = []
-    reader = threading.Thread(target=_collect, args=(proc.stdout, log), daemon=True)
-    reader.start()
-    try:
+
+    def ctrl_c(proc: subprocess.Popen, log: list[str]) -> None:
         deadline = time.monotonic() + TIMEOUT
         while not reached(out, log) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert proc.poll() is None, f"the run ended before {stage}: {''.join(log)[-2000:]}"
         time.sleep(0.5)
         os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=120)
-        reader.join(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    output = "".join(log)
+
+    proc, output = _disturbed_run(_cmd(cache, out), ctrl_c)
     assert proc.returncode == 130, output[-3000:]
     assert output.strip().splitlines()[-1] == "error: interrupted" and "Traceback" not in output, output[-3000:]
