@@ -27,6 +27,7 @@ from .backend import Backend, BackendError, resolve
 from .baselines import baselines, te_columns
 from .cluster import ClusterError, WorkerLostError, ignored_settings, pin_partitions, start_cluster, while_workers_live, worker_addresses
 from .config import Config, ConfigError, load_config, sourced
+from .digests import CACHE_FILE
 from .data import DataError, Dataset, check_some_ingested, expected_layout, read_events, resolve_dataset, resolve_min_partition_rows
 from .ingest import IngestError
 from .predict import ModelError
@@ -113,7 +114,8 @@ def _store_stages(
             split_def["shuffled_labels_seed"] = shuffle_seed
     with prog.stage("features", client=client):
         store_path = Path(cfg.features.store) if cfg.features.store else Path(cfg.out) / "store"
-        built = materialize(cfg.features, store_path, dataset.data_dir, train, valid, targets, split_def, backend, layout, rebuild, prog.log)
+        built = materialize(cfg.features, store_path, dataset.data_dir, train, valid, targets, split_def, backend, layout, rebuild,
+                            prog.log, Path(cfg.data.cache_dir).expanduser() / CACHE_FILE)
     lost = cluster.workers_lost()
     if lost:
         prog.log(f"{lost} dask worker(s) of the start left the cluster by now (died and restarted, or retired); dask "

@@ -55,11 +55,13 @@ def materialize(
     layout: Layout,
     rebuild: bool = False,
     log: Callable[[str], None] = print,
+    digests: Path | None = None,
 ) -> Materialized:
     """Compute train (out-of-fold) and validation features into a store version.
 
     Besides the features and labels, the layout's identity, time, grouping and
-    popularity columns are kept (:meth:`Layout.carried`).
+    popularity columns are kept (:meth:`Layout.carried`). ``digests``: the cache of the input
+    files' digests (default: the store's own; the pipeline shares ``data.cache_dir``'s).
     """
     store = FeatureStore(store_path)
     _sweep(store, log)
@@ -70,7 +72,7 @@ def materialize(
         "features": {k: v for k, v in asdict(cfg).items() if k != "intermediates"} | {"store": None, "broadcast_limit": None},
         "targets": targets,
         "layout": layout.to_dict(),
-        "input": fingerprint_files(data_dir, store.path / CACHE_FILE, log),
+        "input": fingerprint_files(data_dir, digests or store.path / CACHE_FILE, log),
         "split": split,
         "format": FORMAT_VERSION,
         "names": names,  # the feature set of this code: a feature added to a group is a new version
