@@ -1,7 +1,8 @@
 """Pipeline throughput per stage, CPU and GPU in one run: ``python bench/pipeline.py --rows 1000000 --gpus 0 1``.
 
 Each ``--gpus`` value runs the whole pipeline on the same synthetic data (features
-rebuilt, so every run pays for them) and the table gives seconds and rows/s per
+rebuilt, so every run pays for them), then its store stages again (a cache hit: what the
+second run of a config pays for its features), and the table gives seconds and rows/s per
 stage, peak host RSS per stage (driver + local workers) and, on GPU, peak device memory in
 use (the report's ``memory`` section), plus the ratio of each later backend to the first. Writes
 ``bench/results/pipeline-<rows>.json``. Several ``--rows`` values (``--rows 1000000 10000000``)
@@ -60,7 +61,20 @@ def run_one(gpus: str, rows: int, work: Path, extra: list[str]) -> dict:
         return {"error": f"pipeline exit code {code} (its error line is above)", "device": device_name(gpus)}
     report = json.loads((out / "report.json").read_text())
     report["device"] = device_name(gpus)
+    report["cache_hit"] = cache_hit_cost(args, out, report)
     return report
+
+
+def cache_hit_cost(args: list[str], out: Path, first: dict) -> dict:
+    """The same command again, its store stages alone (``features``): the seconds of its feature stage (a
+    cache hit: fingerprint the input, check the version's manifest and files) against the first build's."""
+    again = out.with_name(out.name + "-again")
+    argv = ["features", *[a for a in args if a != "--rebuild"], "--out", str(again), "--store", str(out / "store")]
+    if pipeline_main(argv) != 0:
+        return {"error": "the second run failed (its error line is above)"}
+    summary = json.loads((again / "features.json").read_text())
+    seconds, built = summary["timings_s"]["features"], first["timings_s"]["features"]
+    return {"hit": summary["store"]["cache_hit"], "features_s": seconds, "of_first_build": seconds / built if built else None}
 
 
 def stage_table(rows: int, gpus: list[str], reports: dict[str, dict]) -> Table:
@@ -88,6 +102,12 @@ def stage_table(rows: int, gpus: list[str], reports: dict[str, dict]) -> Table:
         if len(gpus) > 1:
             cells.append(" / ".join(f"{secs[base] / secs[g]:.1f}x" if secs[g] > 0 else "-" for g in gpus[1:]))
         table.add_row(*cells)
+    cells = ["features, 2nd run (cache hit)"]
+    for g in gpus:
+        hit = reports[g].get("cache_hit") or {}
+        share = f"{hit['of_first_build']:.1%} of the build" if hit.get("of_first_build") is not None and hit.get("hit") else "not a hit"
+        cells += [f"{hit['features_s']:.2f}" if "features_s" in hit else "-", share, "", *(("",) if g != "0" else ())]
+    table.add_row(*cells, *(("",) if len(gpus) > 1 else ()))
     return table
 
 
@@ -175,7 +195,7 @@ def write_results(path: Path, rows: int, overrides: list[str], reports: dict[str
     """``pipeline-<rows>.json``: each backend's timings, memory and metrics, or its error."""
     summary = {g: {"device": r["device"], "error": r["error"]} if "error" in r else
                {"device": r["device"], "timings_s": r["timings_s"], "memory": r.get("memory"), "targets": r["targets"],
-                "rows": r["rows"], "n_workers": r["n_workers"]} for g, r in reports.items()}
+                "rows": r["rows"], "n_workers": r["n_workers"], "cache_hit": r.get("cache_hit")} for g, r in reports.items()}
     path.write_text(json.dumps({"rows": rows, **provenance(), "overrides": overrides, "runs": summary}, indent=1))
 
 
