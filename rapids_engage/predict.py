@@ -10,14 +10,12 @@ new rows carry engagement columns the metrics are computed too.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from .atomic import replace_dir, staged_dir
 from .backend import Backend
 from .config import ClusterConfig
 from .data import DataError, sized_partitions
@@ -189,16 +187,9 @@ def read_new_rows(path: Path, files: list[Path], layout: Layout, min_partition_r
 
 
 def _write_atomic(frame: Any, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
+    with staged_dir(out) as tmp:
         frame.to_parquet(str(tmp), write_index=False)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        replace_dir(tmp, out)
 
 
 def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path, builder: FeatureBuilder | None = None,

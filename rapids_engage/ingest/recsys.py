@@ -32,9 +32,7 @@ from __future__ import annotations
 import glob
 import json
 import os
-import shutil
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import replace_dir, write_text
+from ..atomic import replace_dir, staged_dir, write_text
 from ..backend import CPU, Backend
 from ..schema import DTYPES, EVENT_TIME, RAW_COLUMNS, TEST_COLUMNS
 from .convert import CpuOps, make_ops
@@ -291,10 +289,7 @@ def ingest_recsys(
     paths = _input_paths(inputs)
     out = Path(out_dir).absolute()
     _check_out_dir(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
+    with staged_dir(out) as tmp:
         ops = make_ops(backend)
         schema = canonical_schema()
         quarantine = Quarantine(spill_dir=tmp)
@@ -317,8 +312,6 @@ def ingest_recsys(
                 test_files.append(str(path))
         return finish(tmp, out, writer, quarantine, start,
                       IngestResult(input_rows, ingested, 0, len(paths), {}, str(out), 0.0, empty, test_files))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 __all__ = ["CPU_BACKEND", "IngestResult", "ingest_recsys"]

@@ -12,9 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import shutil
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..atomic import staged_dir
 from ..config import ExplodeSpec, TableConfig
 from ..features.table_content import computed_columns
 from ..layout import TABLE_ROW_ID, TABLE_TIME, raw_id_name, table_layout
@@ -373,10 +372,7 @@ def ingest_table(
     out = Path(out_dir).absolute()
     _check_out_dir(out)
     sides = [read_side(j, strict, chunk_rows) for j in spec.join]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
+    with staged_dir(out) as tmp:
         quarantine = Quarantine(spill_dir=tmp)
         writer = DayWriter(tmp / "data", plan.schema, time_column=TABLE_TIME)
         run = _Run(plan, sides, writer, quarantine, strict, chunk_rows)
@@ -395,8 +391,6 @@ def ingest_table(
         table_layout(spec).save(tmp)
         return finish(tmp, out, writer, quarantine, start,
                       IngestResult(input_rows, ingested, 0, len(paths), {}, str(out), 0.0, empty))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 __all__ = ["FORMATS", "REASONS", "Plan", "hash_strings", "ingest_table"]
