@@ -1,0 +1,58 @@
+"""Atomic outputs: a directory is replaced whole; what killed writers left is deleted, a live writer's never."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rapids_engage.atomic import OLD_PREFIX, remove_stale_partials, replace_dir, staged_dir, staging_dir, write_text
+
+
+def _dead_pid() -> int:
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout)
+
+
+def test_replace_dir_swaps_whole_directories(tmp_path):
+    final = tmp_path / "models"
+    for run in ("first", "second"):
+        with staged_dir(final) as tmp:
+            (tmp / "like.json").write_text(run)
+            replace_dir(tmp, final)
+        assert (final / "like.json").read_text() == run and not tmp.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+
+
+def test_a_failed_stage_leaves_the_old_directory(tmp_path):
+    final = tmp_path / "models"
+    final.mkdir()
+    (final / "like.json").write_text("old")
+    with pytest.raises(RuntimeError), staged_dir(final) as tmp:
+        (tmp / "like.json").write_text("half")
+        raise RuntimeError("killed mid-run")
+    assert (final / "like.json").read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+
+
+def test_staging_deletes_what_killed_writers_left_never_a_live_one(tmp_path):
+    final = tmp_path / "models"
+    final.mkdir()
+    dead = tmp_path / f".tmp-models-{_dead_pid()}"
+    live = tmp_path / f".tmp-models-{os.getppid()}"  # another running process's stage
+    old = tmp_path / f"{OLD_PREFIX}models-0badc0de"  # killed between the two renames of a replace
+    for d in (dead, live, old):
+        d.mkdir()
+    ours = staging_dir(final)
+    assert ours == tmp_path / f".tmp-models-{os.getpid()}"
+    assert not dead.exists() and not old.exists() and live.exists()
+
+
+def test_half_written_files_of_dead_writers_go(tmp_path):
+    write_text(tmp_path / "a" / "report.json", "{}")
+    dead = tmp_path / "a" / f".report.json.{_dead_pid()}.part"
+    live = tmp_path / "a" / f".report.json.{os.getppid()}.part"
+    dead.write_text("{")
+    live.write_text("{")
+    assert remove_stale_partials(tmp_path) == 1
+    assert not dead.exists() and live.exists() and (tmp_path / "a" / "report.json").read_text() == "{}"
