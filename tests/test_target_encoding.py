@@ -246,6 +246,8 @@ def test_in_a_scikit_learn_pipeline_before_a_model():
     assert repr(te) == "TargetEncoder(columns=['lang'], keep_input=False)"
     with pytest.raises(SkNotFitted):
         check_is_fitted(te)
+    with pytest.raises(SkNotFitted, match="not fitted"):  # our own error is scikit-learn's too
+        te.transform(X)
     ct = ColumnTransformer([("te", te, ["lang", "tweet_id", "engaging_user_id"])]).set_output(transform="pandas")
     search = GridSearchCV(make_pipeline(ct, LogisticRegression()), {"columntransformer__te__smooth": [1, 20]}, cv=3).fit(X, y)
     fitted = search.best_estimator_.named_steps["columntransformer"]

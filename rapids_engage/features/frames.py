@@ -16,6 +16,7 @@ Feature tables (one row per key) are joined onto event partitions in one of two 
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -357,13 +358,25 @@ def drop_empty_partitions(frame: Any) -> Any:
 
 
 class NotFittedError(ValueError, AttributeError):
-    """An encoder used before it was fitted (as scikit-learn's: a ValueError and an AttributeError)."""
+    """An encoder used before it was fitted (as scikit-learn's: a ValueError and an AttributeError).
+
+    What :func:`check_fitted` raises is also scikit-learn's ``NotFittedError`` (``except`` of either
+    catches it), without importing scikit-learn before an encoder is misused."""
+
+
+@functools.cache
+def _not_fitted_class() -> type:
+    try:
+        from sklearn.exceptions import NotFittedError as SklearnNotFitted
+    except ImportError:
+        return NotFittedError
+    return type("NotFittedError", (NotFittedError, SklearnNotFitted), {"__module__": __name__})
 
 
 def check_fitted(encoder: Any, attribute: str) -> None:
     """:class:`NotFittedError` unless ``encoder`` has its fitted ``attribute``."""
     if not hasattr(encoder, attribute):
-        raise NotFittedError(f"{type(encoder).__name__}({encoder.name}) is not fitted: call fit or fit_transform first")
+        raise _not_fitted_class()(f"{type(encoder).__name__}({encoder.name}) is not fitted: call fit or fit_transform first")
 
 
 def save_state(directory: str | Path, stem: str, table: Any, state: dict) -> None:
