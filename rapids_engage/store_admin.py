@@ -191,7 +191,9 @@ def run_store_command(args: argparse.Namespace, console: Console) -> None:
         foreign = f"; not versions, left alone: {', '.join(others)}" if others else ""
         out.print(f"{len(infos)} version(s), {_gib(total)}{leftovers}{foreign}")
         if (args.keep is not None or args.delete or args.tmp) and not doomed and not doomed_tmp:
-            out.print("nothing to delete")
+            unknown = sum(1 for s in states.values() if s == UNKNOWN) if args.tmp and not args.force else 0
+            out.print("nothing to delete" + (f" ({unknown} temporary dir(s) this machine cannot check: --tmp --force)"
+                                             if unknown else ""))
     for name in [*doomed, *doomed_tmp]:
         freed = _gib(dir_size(store.path / name))
         if not args.dry_run:

@@ -116,6 +116,8 @@ def test_tmp_deletes_killed_builds_and_leftovers_never_a_live_build(store, capsy
     assert "1 of builds in progress, kept" in out and "1 of another host's builds or an older release" in out
     assert main(["store", str(store.path), "--tmp", "--quiet"]) == 0
     assert sorted(temporary_dirs(store.path)) == sorted([live, elsewhere])
+    assert main(["store", str(store.path), "--tmp"]) == 0
+    assert "nothing to delete (1 temporary dir(s) this machine cannot check: --tmp --force)" in capsys.readouterr().out
     assert main(["store", str(store.path), "--tmp", "--force", "--quiet"]) == 0
     assert temporary_dirs(store.path) == [live]
     (live / "train").mkdir()
