@@ -5,6 +5,8 @@ newlines stay one value."""
 from __future__ import annotations
 
 import gzip
+import random
+import re
 import tempfile
 from pathlib import Path
 
@@ -16,8 +18,9 @@ from hypothesis import strategies as st
 
 from rapids_engage.config import TableConfig, TargetSpec
 from rapids_engage.ingest import StrictModeError, hash_strings, ingest_table
-from rapids_engage.ingest import read_delimited, table_read
+from rapids_engage.ingest import read_delimited, stray_quotes, table_read
 from rapids_engage.ingest import table as table_mod
+from rapids_engage.ingest.table_chunk import Source
 
 HEADER = ["id", "user", "ts", "clicked", "likes", "score", "lang", "body"]
 SPEC = TableConfig(format="csv", time="ts", time_format="unix", row_id=["id"], user="user", item="id",
@@ -183,3 +186,137 @@ def test_a_long_quoted_record_after_an_unclosed_quote_is_read_whole(tmp_path, mo
         assert dict(zip(frame.id, frame.body))[hash_strings(["x30"])[0]] == text + "end"
         results.append((sorted(ids(frame)), result.input_rows))
     assert results[0] == results[1] and results[0][1] == n
+
+
+# ------------------------------------------- many stray quotes: told from the lines (stray_quotes)
+
+def _char_open_quote(text: str, delim: str, quoted: bool = False) -> int | None:
+    """The char-by-char reading of quotes that :func:`stray_quotes.open_quote` replaced (the oracle)."""
+    field_no, start, i, n = 0, not quoted, 0, len(text)
+    while i < n:
+        c = text[i]
+        if quoted:
+            if c == '"':
+                if i + 1 < n and text[i + 1] == '"':
+                    i += 2
+                    continue
+                quoted = False
+        elif c == delim:
+            field_no, start, i = field_no + 1, True, i + 1
+            continue
+        elif c == '"' and start:
+            quoted = True
+        start = False
+        i += 1
+    return field_no if quoted else None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet='",a \t', max_size=14), st.booleans(), st.sampled_from([",", "\t"]))
+def test_open_quote_reads_quotes_as_the_char_by_char_reading(text, quoted, delim):
+    want = _char_open_quote(text, delim, quoted)
+    assert stray_quotes.open_quote(text, delim, quoted) == want
+    assert stray_quotes.open_quote(text.encode(), delim.encode(), quoted) == want
+
+
+FIELDS = ['"a, b"', '"say ""hi"""', '"two\nlines"', '"x,\ny, z"', '"many\nmore\nlines, here"', '""', '""""',
+          '"27"" screen"', '5" screen']
+
+
+def random_csv(rng: random.Random) -> bytes:
+    """A header and up to 120 rows: stray quotes opening random fields (some lines with two, some next to
+    each other), quoted fields holding delimiters, newlines and doubled quotes, short rows, blank and
+    non-UTF-8 lines, CRLF line ends, the last line maybe unterminated."""
+    p_stray, p_quoted = rng.choice([0.02, 0.1, 0.3]), rng.choice([0, 0.05, 0.2])
+    eol = "\r\n" if rng.random() < 0.25 else "\n"
+    lines = [",".join(HEADER)]
+    for i in range(rng.randint(5, 120)):
+        fields = row(i).split(",")
+        r = rng.random()
+        for _ in range(1 + (rng.random() < 0.1)) if r < p_stray else ():
+            k = rng.randrange(len(fields))
+            fields[k] = '"' + fields[k] + rng.choice(["", " 5", ",a", '""b'])
+        if p_stray <= r < p_stray + p_quoted:
+            fields[rng.randrange(len(fields))] = rng.choice(FIELDS)
+        lines.append(",".join(fields[: rng.randrange(len(fields))] if rng.random() < 0.03 else fields))
+        if rng.random() < 0.03:
+            lines.append(rng.choice(["", " ", "\udcff", "caf\udce9,x"]))
+    text = eol.join(lines) + (eol if rng.random() < 0.8 else "")
+    return text.encode("utf-8", "surrogateescape")
+
+
+def read_all(path: Path, block: int) -> tuple[list, list]:
+    """(line, values) of every row and every bad row the CSV reader gives."""
+    src = Source("csv", True, (), tuple(HEADER), {})
+    rows, bad = [], []
+    for chunk in read_delimited.read_delimited(path, src, block):
+        rows += zip(chunk.line.tolist(), chunk.frame.itertuples(index=False, name=None))
+        bad += chunk.bad
+    return rows, bad
+
+
+def read_as_before(monkeypatch, path: Path, block: int) -> tuple[list, list]:
+    """What the reader gives with a new pyarrow reader after each stray quote (``_skip_strays`` left out)."""
+    with monkeypatch.context() as m:
+        m.setattr(read_delimited._DelimitedReader, "_skip_strays", lambda self, start, blank: ([], start, blank))
+        return read_all(path, block)
+
+
+def without_how(detail: str) -> str:
+    """An ``unclosed_quote`` detail without how far the quote ran, which pyarrow's read blocks decide."""
+    return re.sub(r"\(it ran (past a read block|over \d+ more lines);", "(it ran ...;", detail)
+
+
+def test_many_stray_quotes_read_as_with_a_new_reader_after_each(tmp_path, monkeypatch):
+    """The lines up to the last stray quote :func:`stray_quotes.scan` tells, read in one go, give the rows
+    and bad rows (details included) that a new pyarrow reader after each stray quote gives, on random
+    files (gzip too) and read blocks, some so small that records run across them. When a record can be
+    longer than a read block, pyarrow's blocks decide how an unclosed quote's detail says how far it ran,
+    as they did before: the rest is the same. (The rows are compared in line order: the old reader gave
+    the lines that a reader of their own read again after the rows that followed them.)"""
+    told = []
+    scan = stray_quotes.scan
+    monkeypatch.setattr(read_delimited, "scan", lambda *a: told.append(len(s := scan(*a))) or s)
+    for seed in range(60):
+        rng = random.Random(seed)
+        data = random_csv(rng)
+        path = tmp_path / f"r{seed}.csv"
+        path.write_bytes(gzip.compress(data) if rng.random() < 0.2 else data)
+        for block in (1 << 20, 4096, rng.choice([200, 700])):
+            new, old = read_all(path, block), read_as_before(monkeypatch, path, block)
+            assert sorted(new[0]) == sorted(old[0]), (seed, block)
+            same = (lambda b: b) if block > len(data) else (lambda b: b._replace(detail=without_how(b.detail)))
+            assert sorted(map(same, new[1]), key=repr) == sorted(map(same, old[1]), key=repr), (seed, block)
+    assert sum(told) > 300  # the stray quotes the scan told
+
+
+def test_many_stray_quotes_do_not_cost_a_reader_each(tmp_path, monkeypatch):
+    """Stray quotes on 1 line in 20: a handful of pyarrow readers (one per stray quote before), the same
+    rows and bad rows in the same order."""
+    n = 2000
+    lines = lines_of(n, **{f"r{i}": {"lang": '"en'} if i % 40 else {"body": '"oops'} for i in range(7, n, 20)})
+    path = tmp_path / "many.csv"
+    path.write_text("\n".join(lines) + "\n")
+    opened = []
+    spy = read_delimited._DelimitedReader._open
+    monkeypatch.setattr(read_delimited._DelimitedReader, "_open", lambda self: opened.append(1) or spy(self))
+    new = read_all(path, 1 << 20)
+    assert len(opened) <= 6
+    assert new == read_as_before(monkeypatch, path, 1 << 20) and len(opened) > 100
+    assert [b.line for b in new[1]] == list(range(9, n + 2, 20)) and len(new[0]) == n - 100
+
+
+def test_stray_quotes_the_scan_would_miss_are_read_as_before(tmp_path, monkeypatch):
+    """Were the scan to leave out two stray quotes among those it tells, the reader of the lines up to the
+    last would meet them and read on past its lines: the reader then reads them as before."""
+    lines = lines_of(300, **{f"r{i}": {"user": '"u'} for i in range(10, 300, 15)})
+    path = tmp_path / "missed.csv"
+    path.write_bytes(("\n".join(lines) + "\n").encode().replace(b"text 50", b"caf\xe9"))  # a non-UTF-8 line too
+    want = read_as_before(monkeypatch, path, 1 << 20)
+    scan, given_back = stray_quotes.scan, []
+    monkeypatch.setattr(read_delimited, "scan", lambda *a: (s := scan(*a))[:1] + s[3:])
+    spy = read_delimited.LineFeed.give_back
+    monkeypatch.setattr(read_delimited.LineFeed, "give_back", lambda self, bad: given_back.append(1) or spy(self, bad))
+    got = read_all(path, 1 << 20)
+    assert sorted(got[0]) == sorted(want[0]) and sorted(got[1], key=repr) == sorted(want[1], key=repr) and given_back
+    assert [b.reason for b in got[1]].count("invalid_utf8") == 1

@@ -128,11 +128,26 @@ class LineFeed(io.RawIOBase):
             self._bad = [b for b in self._bad if b.line > upto]
         return out
 
-    def lines(self, a: int, b: int) -> bytes:
-        """Lines ``a`` .. ``b`` as fed (each with its newline; non-UTF-8 ones blank), of the blocks still held."""
+    def give_back(self, bad: list[Bad]) -> None:
+        """Put bad rows taken (:meth:`take_bad`) back."""
         with self._lock:
-            held = list(self._held)
-        return b"".join(h.lines(a, b) for h in held if h.last >= a and h.first <= b)
+            self._bad = bad + self._bad
+
+    def lines(self, a: int, b: int, limit: float = math.inf) -> bytes:
+        """Lines ``a`` .. ``b`` as fed (each with its newline; non-UTF-8 ones blank), of the blocks still held;
+        with ``limit``, only those that fit in that many bytes (the first one at least)."""
+        with self._lock:
+            held = [h for h in self._held if h.last >= a and h.first <= b]
+        parts, size = [], 0
+        for h in held:
+            if size >= limit:
+                break
+            parts.append(h.lines(a, b))
+            size += len(parts[-1])
+        data = b"".join(parts)
+        if len(data) > limit:  # up to the last line that fits (or the first)
+            data = data[: data.rfind(b"\n", 0, int(limit)) + 1 or data.find(b"\n") + 1]
+        return data
 
     def fed_lines(self) -> int:
         """The last line fed so far."""

@@ -16,7 +16,9 @@ import pyarrow.csv as pacsv
 
 from .delimited_lines import LineFeed, RecordLines, text_newlines
 from .reader import IngestError, LineBlock, iter_line_blocks, line_block
-from .table_chunk import Bad, Chunk, Source
+from .stray_quotes import open_quote as _open_quote
+from .stray_quotes import Stray, blank_lines, scan
+from .table_chunk import Bad, Chunk, Source, by_line
 
 #: Fields a CSV header may have.
 MAX_FIELDS = 4096
@@ -59,7 +61,11 @@ class _DelimitedReader:
     opens on is quarantined (``unclosed_quote``) and the lines after it are
     parsed again as records: those up to the record's end by a reader of their
     own (:meth:`_reparse`), or, when the record ran past a read block, the rest
-    of the file by a new pyarrow reader (:meth:`_restart`). A record longer than
+    of the file by a new pyarrow reader (:meth:`_restart`). Before a new reader
+    starts, the stray quotes that the lines fed tell by themselves (what the
+    readers started after each would read: :mod:`.stray_quotes`) are quarantined
+    and the lines up to the last read in one go (:meth:`_skip_strays`), so many
+    stray quotes do not cost a reader each. A record longer than
     a read block otherwise makes the rest of the file parsed line by line
     (Python's csv module, quotes honoured within a line) instead of failing.
     """
@@ -74,6 +80,7 @@ class _DelimitedReader:
         self.index: dict[str, int] | None = None if src.header else _header_index(src.columns)
         self.width = len(src.columns)  # fields per record
         self.nested = False  # whether this reader reads again some lines of another (:meth:`_reparse`)
+        self.pending: list[Chunk] = []  # chunks read by :meth:`_resume`, before the feed's lines
 
     def chunks(self) -> Iterator[Chunk]:
         try:
@@ -109,6 +116,8 @@ class _DelimitedReader:
             self.feed.close()
 
     def _batches(self) -> Iterator[Chunk]:
+        pending, self.pending = self.pending, []
+        yield from pending
         reader = self._open()
         while reader is not None:
             self.feed.release(self.records.end + 1)
@@ -253,24 +262,26 @@ class _DelimitedReader:
         """Whether ``line`` holds as many delimiters as a record."""
         return self.width > 1 and line.count(self.delim) >= self.width - 1
 
-    def _unclosed(self, line: int, field_no: int | None, how: str) -> Bad:
-        """The bad row of the line an unclosed quote opens on."""
+    def _unclosed(self, line: int, field_no: int | None, how: str, raw: str | None = None) -> Bad:
+        """The bad row of the line an unclosed quote opens on (``raw``: its text, else read from the feed)."""
         names = {i: c for c, i in (self.index or {}).items()}
         column = None if field_no is None else names.get(field_no, f"field {field_no + 1}")
-        raw = self.feed.lines(line, line).decode("utf-8", "replace").rstrip("\r\n")
+        if raw is None:
+            raw = self.feed.lines(line, line).decode("utf-8", "replace").rstrip("\r\n")
         where = f"the quote opening {column!r}" if column else "a quote"
         return Bad(line, column, "unclosed_quote",
                    f"{where} is not closed before lines that look like records ({how}; they are read again as records)",
                    raw)
 
-    def _reparse(self, data: bytes, first_line: int) -> Iterator[Chunk]:
-        """The chunks of ``data``: the lines from ``first_line`` on that a runaway quote took."""
+    def _reparse(self, data: bytes, first_line: int, bad: list[Bad] | None = None) -> Iterator[Chunk]:
+        """The chunks of ``data``: the lines from ``first_line`` on that a runaway quote took (``bad``: bad
+        rows of lines left out of it, given with the records around them)."""
         sub = copy.copy(self)
-        sub.nested = True
+        sub.nested, sub.pending = True, []
         block = line_block(data, first_line, self.feed.bytes_done)
         sub.block_size = sub.parse_block = len(data) + 1  # one read: no record runs past a block
         sub._blocks = lambda: iter([block])
-        sub.feed = LineFeed(sub._blocks(), first_line)
+        sub.feed = LineFeed(sub._blocks(), first_line, bad)
         sub.records = RecordLines(sub.feed, first_line - 1)
         return sub.chunks()
 
@@ -321,13 +332,43 @@ class _DelimitedReader:
 
     def _resume(self, start: int, blank: int) -> None:
         """A new feed and pyarrow reader from line ``start`` on, line ``blank`` left out (:class:`_Escape`
-        in a reader of some lines again: the reader of the file reads on from its unclosed quote)."""
+        in a reader of some lines again: the reader of the file reads on from its unclosed quote); the
+        lines up to the last stray quote :meth:`_skip_strays` tells are read first (``pending``)."""
         if self.nested:
             raise _Escape()
         self.parse_block = min(self.parse_block, RESUME_BLOCK)
+        self.pending, start, blank = self._skip_strays(start, blank)
         old, self.feed = self.feed, self.feed.hand_over(start, blank)
         old.close()
         self.records = RecordLines(self.feed, start - 1)
+
+    def _skip_strays(self, start: int, blank: int) -> tuple[list[Chunk], int, int]:
+        """(chunks, start, blank) of a new reader from line ``start`` on, line ``blank`` left out: when
+        :func:`.stray_quotes.scan` tells stray quotes in the lines fed (a read block of them), the chunks
+        of the lines up to the last one, read in one go as the readers started after each would read them
+        (:meth:`_read_over`), and that line (left blank); else no chunks, and ``start`` and ``blank``."""
+        if self.src.fmt != "csv" or self.index is None or self.width < 2:
+            return [], start, blank
+        data = self.feed.lines(start, self.feed.fed_lines(), self.block_size)
+        data = blank_lines(data, start, [blank]) if blank >= start else data
+        strays = scan(data, start, self.delim, self.width, self.parse_block // 2)
+        chunks = self._read_over(data, start, strays) if strays and strays[0].line > blank else None
+        if chunks is None:
+            return [], start, blank
+        return chunks, strays[-1].line, strays[-1].line  # as after an unclosed quote (_Resume)
+
+    def _read_over(self, data: bytes, start: int, strays: list[Stray]) -> list[Chunk] | None:
+        """The chunks of ``data`` (lines from ``start`` on) up to the last of ``strays``, those lines left out
+        and quarantined (``unclosed_quote``); None if a reader of them would read on past them."""
+        utf8 = self.feed.take_bad(strays[-1].line)
+        bad = utf8 + [self._unclosed(s.line, s.field, f"it ran over {s.last - s.line} more lines", s.raw)
+                      for s in strays]
+        try:
+            return list(self._reparse(blank_lines(data, start, [s.line for s in strays], cut=True), start,
+                                      sorted(bad, key=by_line)))
+        except _Escape:
+            self.feed.give_back(utf8)
+            return None
 
     def _chunk(self, cols: list[pa.Array], lines: np.ndarray, bad: list[Bad]) -> Chunk:
         index, delim = self.index or {}, self.delim
@@ -377,29 +418,6 @@ def _ends_quoted(text: str, delim: str) -> bool:
         if '"' in line:
             quoted = _open_quote(line.rstrip("\r"), delim, quoted) is not None
     return quoted
-
-
-def _open_quote(text: str, delim: str, quoted: bool = False) -> int | None:
-    """The field (0-based) of ``text`` whose quote is still open at its end, None if none is: quotes
-    as pyarrow reads them (a ``"`` opens a field only at its start, ``""`` within one is a quote);
-    ``quoted``: whether the line starts inside a quoted field (a newline in it)."""
-    field_no, start, i, n = 0, not quoted, 0, len(text)
-    while i < n:
-        c = text[i]
-        if quoted:
-            if c == '"':
-                if i + 1 < n and text[i + 1] == '"':
-                    i += 2
-                    continue
-                quoted = False
-        elif c == delim:
-            field_no, start, i = field_no + 1, True, i + 1
-            continue
-        elif c == '"' and start:
-            quoted = True
-        start = False
-        i += 1
-    return field_no if quoted else None
 
 
 def _split_line(text: str, delim: str) -> list[str] | None:

@@ -8,7 +8,8 @@ parquet value where one value is expected) or the declared columns the file lack
 the text is :mod:`.table_types`' job.
 
 Here: the dispatch by format and the names the rest of the ingest imports. The readers are
-:mod:`.read_delimited` (lines fed by :mod:`.delimited_lines`), :mod:`.read_jsonl` and
+:mod:`.read_delimited` (lines fed by :mod:`.delimited_lines`, stray quotes told by
+:mod:`.stray_quotes`), :mod:`.read_jsonl` and
 :mod:`.read_parquet`; what they share is in :mod:`.table_chunk`.
 """
 
