@@ -320,3 +320,16 @@ def test_stray_quotes_the_scan_would_miss_are_read_as_before(tmp_path, monkeypat
     got = read_all(path, 1 << 20)
     assert sorted(got[0]) == sorted(want[0]) and sorted(got[1], key=repr) == sorted(want[1], key=repr) and given_back
     assert [b.reason for b in got[1]].count("invalid_utf8") == 1
+
+
+@pytest.mark.parametrize("block", [300, 4096])
+def test_each_line_is_a_row_or_a_bad_row_once(tmp_path, block):
+    """Whatever the quotes and read blocks, no line is reported twice: seed 233 at 300-byte blocks (CRLF)
+    once quarantined line 9 both as a runaway quote and again, line by line, as a quote not closed on
+    its line (35 input rows counted for 34 lines)."""
+    for seed in [233, *range(150)]:
+        path = tmp_path / f"r{seed}.csv"
+        path.write_bytes(random_csv(random.Random(seed)))
+        rows, bad = read_all(path, block)
+        lines = [line for line, _ in rows] + [b.line for b in bad]
+        assert len(lines) == len(set(lines)), (seed, sorted(line for line in lines if lines.count(line) > 1))

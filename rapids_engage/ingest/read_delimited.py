@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,7 +27,30 @@ MAX_FIELDS = 4096
 
 def read_delimited(path: Path, src: Source, block_size: int) -> Iterator[Chunk]:
     """CSV / TSV chunks (see :class:`_DelimitedReader`)."""
-    return _DelimitedReader(path, src, block_size).chunks()
+    return _each_bad_line_once(_DelimitedReader(path, src, block_size).chunks())
+
+
+def _each_bad_line_once(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """The chunks with a line's bad row kept the first time only: a line an unclosed quote's reader
+    quarantined and the line-by-line reader after a long record read again was quarantined twice
+    (an input row counted twice). The lines seen are kept as a sorted int64 array (8 bytes a bad line)."""
+    seen = np.zeros(0, np.int64)
+    for chunk in chunks:
+        if chunk.bad:
+            lines = np.array([b.line for b in chunk.bad], np.int64)
+            first = ~np.isin(lines, seen) & ~_repeats(lines)
+            if not first.all():
+                chunk = dataclasses.replace(chunk, bad=[b for b, keep in zip(chunk.bad, first) if keep])
+            seen = np.union1d(seen, lines)
+        yield chunk
+
+
+def _repeats(lines: np.ndarray) -> np.ndarray:
+    """Whether each entry repeats an earlier one of ``lines``."""
+    _, first = np.unique(lines, return_index=True)
+    repeat = np.ones(len(lines), bool)
+    repeat[first] = False
+    return repeat
 
 
 class _LongRecord(Exception):
