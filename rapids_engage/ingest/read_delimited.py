@@ -31,16 +31,18 @@ def read_delimited(path: Path, src: Source, block_size: int) -> Iterator[Chunk]:
 
 
 def _each_bad_line_once(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
-    """The chunks with a line's bad row kept the first time only: a line an unclosed quote's reader
-    quarantined and the line-by-line reader after a long record read again was quarantined twice
-    (an input row counted twice). The lines seen are kept as a sorted int64 array (8 bytes a bad line)."""
+    """The chunks with a line's ``unclosed_quote`` kept the first time only: a line an unclosed quote's
+    reader quarantined and the line-by-line reader after a long record read again was quarantined twice
+    (an input row counted twice). Other bad rows may share a line (records split by a bare ``\r``).
+    The lines seen are kept as a sorted int64 array (8 bytes a line)."""
     seen = np.zeros(0, np.int64)
     for chunk in chunks:
-        if chunk.bad:
-            lines = np.array([b.line for b in chunk.bad], np.int64)
-            first = ~np.isin(lines, seen) & ~_repeats(lines)
-            if not first.all():
-                chunk = dataclasses.replace(chunk, bad=[b for b, keep in zip(chunk.bad, first) if keep])
+        quotes = [i for i, b in enumerate(chunk.bad) if b.reason == "unclosed_quote"]
+        if quotes:
+            lines = np.array([chunk.bad[i].line for i in quotes], np.int64)
+            again = {i for i, dup in zip(quotes, np.isin(lines, seen) | _repeats(lines)) if dup}
+            if again:
+                chunk = dataclasses.replace(chunk, bad=[b for i, b in enumerate(chunk.bad) if i not in again])
             seen = np.union1d(seen, lines)
         yield chunk
 
