@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,32 +26,7 @@ MAX_FIELDS = 4096
 
 def read_delimited(path: Path, src: Source, block_size: int) -> Iterator[Chunk]:
     """CSV / TSV chunks (see :class:`_DelimitedReader`)."""
-    return _each_bad_line_once(_DelimitedReader(path, src, block_size).chunks())
-
-
-def _each_bad_line_once(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
-    """The chunks with a line's ``unclosed_quote`` kept the first time only: a line an unclosed quote's
-    reader quarantined and the line-by-line reader after a long record read again was quarantined twice
-    (an input row counted twice). Other bad rows may share a line (records split by a bare ``\r``).
-    The lines seen are kept as a sorted int64 array (8 bytes a line)."""
-    seen = np.zeros(0, np.int64)
-    for chunk in chunks:
-        quotes = [i for i, b in enumerate(chunk.bad) if b.reason == "unclosed_quote"]
-        if quotes:
-            lines = np.array([chunk.bad[i].line for i in quotes], np.int64)
-            again = {i for i, dup in zip(quotes, np.isin(lines, seen) | _repeats(lines)) if dup}
-            if again:
-                chunk = dataclasses.replace(chunk, bad=[b for i, b in enumerate(chunk.bad) if i not in again])
-            seen = np.union1d(seen, lines)
-        yield chunk
-
-
-def _repeats(lines: np.ndarray) -> np.ndarray:
-    """Whether each entry repeats an earlier one of ``lines``."""
-    _, first = np.unique(lines, return_index=True)
-    repeat = np.ones(len(lines), bool)
-    repeat[first] = False
-    return repeat
+    return _DelimitedReader(path, src, block_size).chunks()
 
 
 class _LongRecord(Exception):
@@ -107,6 +81,7 @@ class _DelimitedReader:
         self.width = len(src.columns)  # fields per record
         self.nested = False  # whether this reader reads again some lines of another (:meth:`_reparse`)
         self.pending: list[Chunk] = []  # chunks read by :meth:`_resume`, before the feed's lines
+        self.blank = 0  # the line the feed leaves blank (an unclosed quote's, quarantined): none yet
 
     def chunks(self) -> Iterator[Chunk]:
         try:
@@ -364,6 +339,7 @@ class _DelimitedReader:
             raise _Escape()
         self.parse_block = min(self.parse_block, RESUME_BLOCK)
         self.pending, start, blank = self._skip_strays(start, blank)
+        self.blank = blank
         old, self.feed = self.feed, self.feed.hand_over(start, blank)
         old.close()
         self.records = RecordLines(self.feed, start - 1)
@@ -414,6 +390,8 @@ class _DelimitedReader:
             rows, lines = [], []
             for i in np.flatnonzero(block.line_no >= start).tolist():
                 line = int(block.line_no[i])
+                if line == self.blank:  # quarantined already (the file's blocks do not have it blank)
+                    continue
                 if i in block.bad_utf8:
                     bad.append(Bad(line, None, "invalid_utf8", "invalid UTF-8", block.bad_utf8[i]))
                     continue
