@@ -147,9 +147,28 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
         with _worker_losses_named(client):
             kind = "local-cuda" if backend.is_gpu else "local-cpu"
             yield ClusterInfo(client, len(cluster.workers), kind, client.dashboard_link, frozenset(worker_addresses(client) or ()))
-    finally:
+    except BaseException:
+        with _scheduler_quiet():  # the run ends on its own error line
+            client.close()
+            cluster.close()
+        raise
+    else:
         client.close()
         cluster.close()
+
+
+@contextlib.contextmanager
+def _scheduler_quiet() -> Iterator[None]:
+    """No ``distributed`` log while a run that failed or was stopped closes its cluster: the scheduler
+    (in this process) logged the work the close cancelled as errors, with tracebacks (a shuffle's
+    ``shuffle_barrier`` KeyError after a Ctrl-C during the history features)."""
+    log = logging.getLogger("distributed")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 class _ClosedGathers(logging.Filter):

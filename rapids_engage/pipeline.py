@@ -510,22 +510,41 @@ def _guarded(action: Any, args: argparse.Namespace, console: Console) -> int:
 LOG_WIDTH = 160
 
 
-def _interrupt_on_sigterm() -> None:
-    """SIGTERM (systemd, Slurm, Kubernetes) ends a run as Ctrl-C does: one line, exit 130, the cluster
-    closed and temporary directories left to the next run's clean-up (in the main thread only)."""
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[None]:
+    """Ctrl-C and SIGTERM (systemd, Slurm, Kubernetes) end a run alike: one line, exit 130, the cluster
+    closed and temporary directories left to the next run's clean-up. From the signal on, ``distributed``
+    logs nothing: the scheduler (in this process) logged the work being cancelled as errors with
+    tracebacks (a shuffle's ``shuffle_barrier``). Main thread only; the handlers and level come back after."""
+    import logging
     import signal
     import threading
 
+    log = logging.getLogger("distributed")
+    level = log.level
+
     def interrupt(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handler signature
+        log.setLevel(logging.CRITICAL)
         raise KeyboardInterrupt
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, interrupt)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        log.setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    _interrupt_on_sigterm()
+    with _stop_signals():
+        return _main(list(sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv: list[str]) -> int:
     console = Console(stderr=True, width=None if sys.stderr.isatty() else LOG_WIDTH)
     if argv[:1] == ["audit"]:
         args = build_parser("audit").parse_args(argv[1:])

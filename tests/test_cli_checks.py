@@ -182,16 +182,22 @@ def test_unusable_paths_and_an_absent_scheduler_are_one_line_errors(tmp_path, ca
 
 
 def test_sigterm_ends_a_run_as_ctrl_c_does():
+    """SIGTERM raises KeyboardInterrupt as Ctrl-C does; from either signal on, distributed logs nothing
+    (the scheduler's errors about the work being cancelled); handlers and level come back after."""
+    import logging
     import os
     import signal
 
-    from rapids_engage.pipeline import _interrupt_on_sigterm
+    from rapids_engage.pipeline import _stop_signals
 
-    before = signal.getsignal(signal.SIGTERM)
-    try:
-        _interrupt_on_sigterm()
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGTERM)
-            signal.sigtimedwait([], 0.5) if hasattr(signal, "sigtimedwait") else None
-    finally:
-        signal.signal(signal.SIGTERM, before)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    log = logging.getLogger("distributed")
+    level = log.level
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with _stop_signals():
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), sig)
+                signal.sigtimedwait([], 0.5) if hasattr(signal, "sigtimedwait") else None
+            assert log.level == logging.CRITICAL
+        assert log.level == level
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
