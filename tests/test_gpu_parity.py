@@ -325,3 +325,79 @@ def test_additions_of_2026_12_02_on_gpu(tmp_path):
         parts = [dd.from_pandas(cudf.from_pandas(imp.sample(frac=1.0, random_state=s)), npartitions=3) for s in (1, 2)]
         model = train_target(client, backend, cfg, "click", *parts, ["a"], group="page", row_key=("row_id",))
     assert model.ranks and model.booster.num_boosted_rounds() >= 1
+
+
+def test_operations_of_2026_12_02b_on_gpu(tmp_path):
+    """On a GPU run: Ctrl-C ends it in one line (dask-cuda workers ignore the terminal's SIGINT); a rerun
+    killed while training leaves the last run's models; a copied dataset is a store cache hit; a training
+    interrupted on a LocalCUDACluster frees xgboost.dask's worker locks for the next."""
+    import _thread
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    import cudf
+    import dask.dataframe as dd
+    from dask_cuda import LocalCUDACluster
+    from distributed import Client
+
+    from rapids_engage.config import TrainConfig
+    from rapids_engage.synthetic import SyntheticSpec, generate
+    from rapids_engage.train import train_target
+    from rapids_engage.train_locks import lock_queues
+
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    cmd = [sys.executable, "-m", "rapids_engage.pipeline", "--gpus", "1", "--rows", "200000", "--out", str(out),
+           "--set", f"data.cache_dir={cache}", "--no-plots"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline and not any((out / "store").glob(".tmp-*")):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    output = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 130 and output.strip().splitlines()[-1] == "error: interrupted", output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert subprocess.run(cmd + ["--quiet"], capture_output=True, text=True, timeout=900).returncode == 0
+    before = {p.name: p.read_bytes() for p in (out / "models").iterdir()}
+    proc = subprocess.Popen(cmd + ["--quiet", "--set", "train.learning_rate=0.3"], start_new_session=True)
+    while proc.poll() is None and time.monotonic() < deadline and not any(out.glob(".tmp-models-*/*.json")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert {p.name: p.read_bytes() for p in (out / "models").iterdir()} == before
+    # a copied dataset: the same store version
+    generate(tmp_path / "orig", SyntheticSpec(rows=4_000, days=3, seed=5))
+    shutil.copytree(tmp_path / "orig", tmp_path / "copy", copy_function=shutil.copy)
+    versions = []
+    for name in ("orig", "copy"):
+        assert main(["features", "--gpus", "1", "--quiet", "--out", str(tmp_path / f"f-{name}"), "--set", "data.source=parquet",
+                     "--set", f"data.path={tmp_path / name}", "--set", f"features.store={tmp_path / 'store'}",
+                     "--set", f"data.cache_dir={cache}"]) == 0
+        versions.append(json.loads((tmp_path / f"f-{name}" / "features.json").read_text())["store"])
+    assert versions[1]["cache_hit"] and versions[1]["version"] == versions[0]["version"]
+    # an interrupted training on dask-cuda workers leaves their locks free
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.normal(size=4_000), "b": rng.normal(size=4_000)})
+    x["like"] = (x["a"] + rng.normal(size=4_000) > 0).astype("float32")
+    frames = [dd.from_pandas(cudf.from_pandas(f), npartitions=2) for f in (x.iloc[:2_000], x.iloc[2_000:])]
+    backend = resolve("1").init()
+    with LocalCUDACluster(n_workers=1, dashboard_address=None) as cluster, Client(cluster) as client:
+        held = lambda: {i for q in lock_queues(client, client.nthreads()).values() for i in q}  # noqa: E731
+
+        def interrupt_once_locked() -> None:
+            stop = time.monotonic() + 120
+            while time.monotonic() < stop and not held():
+                time.sleep(0.02)
+            _thread.interrupt_main()
+
+        threading.Thread(target=interrupt_once_locked, daemon=True).start()
+        with Client(cluster) as stopped, pytest.raises(KeyboardInterrupt):
+            train_target(stopped, backend, TrainConfig(targets=["like"], max_depth=6, num_boost_round=20_000,
+                                                       early_stopping_rounds=0), "like", *frames, ["a", "b"])
+        assert held() == set()
