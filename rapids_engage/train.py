@@ -205,6 +205,8 @@ def train_target(
         dvalid = xgb.dask.DaskQuantileDMatrix(
             client, valid[features], y_valid, ref=dtrain, max_bin=params["max_bin"], **qid["valid"]
         )
+        if abandoned.is_set():  # the run stopped while the matrices were built: take no lock it would not release
+            raise RuntimeError("training abandoned")
         # xgboost.dask sends the calling thread's global config to the workers (it is per thread)
         with xgb.config_context(use_rmm=uses_rmm(backend)):
             return xgb.dask.train(
@@ -217,7 +219,7 @@ def train_target(
                 verbose_eval=False,
             )
 
-    with released_on_abort(client, workers or worker_addresses(client) or (), log):
+    with released_on_abort(client, workers or worker_addresses(client) or (), log) as abandoned:
         out = while_workers_live(client, fit, workers=workers)  # the matrices too: they read the pinned partitions
     booster, best, history = best_model(out["booster"], out["history"], patience)
     return TrainedModel(target, booster, best, history["valid"], kind, params["objective"], history["train"], params)

@@ -88,3 +88,31 @@ def test_an_interrupted_training_frees_the_workers_for_the_next(cluster, client)
     thread.start()
     thread.join(120)
     assert "model" in done and done["model"].booster.num_boosted_rounds() == 5
+
+
+def test_a_second_ctrl_c_while_releasing_still_frees_the_lock(client, monkeypatch):
+    """An impatient second Ctrl-C landed while the first one's clean-up looked up the locks to release: the
+    release was skipped, the lock stayed held, and every later run on that scheduler waited forever."""
+    import signal
+
+    import rapids_engage.train_locks as train_locks
+    from distributed import MultiLock
+
+    workers = sorted(client.nthreads())
+    looked_up = train_locks.lock_queues
+    calls = []
+
+    def second_ctrl_c_during_the_clean_up(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the clean-up's look-up (the first is the check for a held lock)
+            signal.raise_signal(signal.SIGINT)
+        return looked_up(*args, **kwargs)
+
+    monkeypatch.setattr(train_locks, "lock_queues", second_ctrl_c_during_the_clean_up)
+    with pytest.raises(KeyboardInterrupt):
+        with released_on_abort(client, workers) as abandoned:
+            assert MultiLock(workers, client=client).acquire(timeout=10)  # what xgboost.dask.train takes
+            raise KeyboardInterrupt  # the first Ctrl-C
+    assert _held(client) == set() and len(calls) == 2
+    assert abandoned.is_set()  # a training thread left behind takes no lock now
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is back
