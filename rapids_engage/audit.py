@@ -114,20 +114,34 @@ def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) 
     return checks
 
 
-def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0) -> dict:
-    """Run the checks for ``cfg``; results in ``<cfg.out>/audit.json``."""
+def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0, plots: bool | None = None) -> dict:
+    """Run the checks for ``cfg``; results in ``<cfg.out>/audit.json``. ``plots``: the real-label run's
+    (``--plots`` / ``--no-plots``, as for a run). The split and time-travel checks run on the run's
+    cluster (``--scheduler-address`` or a local one), not in this process."""
+    from .backend import resolve
+    from .cluster import start_cluster
     from .pipeline import run
 
     out = Path(cfg.out)
-    real = run(cfg, quiet=True, console=console)
+
+    def say(line: str) -> None:
+        if not quiet:
+            console.print(f"audit: {line}", highlight=False)
+
+    say(f"run with the real labels -> {out}")
+    real = run(cfg, quiet=True, console=console, plots=plots)
     shuffled_cfg = copy.deepcopy(cfg)
     shuffled_cfg.out = str(out / "shuffled-labels")
     shuffled_cfg.features.store = str(out / "shuffled-labels" / "store")
+    say(f"run with the training labels shuffled within each day -> {shuffled_cfg.out}")
     shuffled = run(shuffled_cfg, quiet=True, console=console, shuffle_seed=seed, plots=False)
     checks = [shuffled_check(t, m, real["targets"][t]) for t, m in shuffled["targets"].items()]
     store_dir = Path(real["store"]["path"]) / real["store"]["version"]
-    checks += split_checks(store_dir, real["split"]["cutoff"], Layout.from_dict(real["layout"]), cfg.features.target_encoding.fold_method)
-    checks += time_travel_checks(cfg, real, seed=seed)
+    say("split and time-travel checks")
+    with start_cluster(resolve(cfg.cluster.gpus).init(), cfg.cluster):  # its client computes them
+        checks += split_checks(store_dir, real["split"]["cutoff"], Layout.from_dict(real["layout"]),
+                               cfg.features.target_encoding.fold_method)
+        checks += time_travel_checks(cfg, real, seed=seed)
     result = {"passed": all(c["passed"] for c in checks), "checks": checks, "store_version": real["store"]["version"]}
     write_json(out / "audit.json", result)
     if not quiet:

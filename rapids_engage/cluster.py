@@ -12,8 +12,9 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .backend import Backend, cuda_visible_devices
@@ -39,6 +40,11 @@ class ClusterInfo:
         dask recomputed their tasks, so the run went on."""
         now = worker_addresses(self.client)
         return len(self.started - now) if now is not None else 0
+
+    def describe(self, backend: Backend) -> str:
+        """The run's cluster line: backend, workers, dashboard link."""
+        dashboard = f"dashboard {self.dashboard}" if self.dashboard else "no dashboard (the scheduler serves none)"
+        return f"backend {backend.kind}, {self.n_workers} worker(s) ({self.kind}), {dashboard}"
 
 
 class ClusterError(RuntimeError):
@@ -107,8 +113,13 @@ def ignored_settings(cfg: ClusterConfig, backend: Backend) -> list[str]:
     machines, or written for a local cluster and run on an existing one)."""
     if cfg.scheduler_address:
         local = [f"cluster.{k}" for k in ("n_workers", "threads_per_worker", "rmm_pool_size")
-                 if getattr(cfg, k) is not None] + (["cluster.memory_limit"] if cfg.memory_limit != "auto" else [])
-        return [f"{', '.join(local)}: not applied, the workers of {cfg.scheduler_address} keep their own"] if local else []
+                 if getattr(cfg, k) is not None] + (["cluster.memory_limit"] if cfg.memory_limit != "auto" else []) \
+            + (["cluster.spill"] if not cfg.spill else [])
+        lines = [f"{', '.join(local)}: not applied, the workers of {cfg.scheduler_address} keep their own"] if local else []
+        if cfg.local_directory is not None:
+            lines.append(f"cluster.local_directory: the workers of {cfg.scheduler_address} spill where they were started; "
+                         "it places train.external_memory's cache only")
+        return lines
     if not backend.is_gpu and cfg.rmm_pool_size is not None:
         return ["cluster.rmm_pool_size: GPU workers only, not applied to this CPU run"]
     if backend.is_gpu and cfg.n_workers is not None:
@@ -136,14 +147,16 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
             _existing_workers_ready(client, cfg.scheduler_address, backend)
             n = len(client.nthreads())
             with _worker_losses_named(client):
-                yield ClusterInfo(client, n, "external", client.dashboard_link, frozenset(worker_addresses(client) or ()))
+                yield ClusterInfo(client, n, "external", _served_dashboard(client), frozenset(worker_addresses(client) or ()))
         finally:
             client.close()
         return
     cluster = _cuda_cluster(cfg, backend) if backend.is_gpu else _cpu_cluster(cfg)
     client = Client(cluster)
     try:
-        client.run(_init_worker_backend, backend.kind)
+        from .worker_setup import setup_backend  # its preload ran in each worker: this one needs our backend's kind
+
+        client.run(setup_backend, backend.kind)
         with _worker_losses_named(client):
             kind = "local-cuda" if backend.is_gpu else "local-cpu"
             yield ClusterInfo(client, len(cluster.workers), kind, client.dashboard_link, frozenset(worker_addresses(client) or ()))
@@ -273,6 +286,22 @@ def _one_line(exc: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _served_dashboard(client: Any) -> str | None:
+    """The dashboard link of an existing scheduler, or None when it serves none (``dask scheduler
+    --no-dashboard``, or no bokeh there): its HTTP server still runs, and the link was a 404."""
+
+    def rapids_engage_has_dashboard() -> bool:  # nested: pickled by value, any scheduler runs it
+        import sys
+
+        return "distributed.dashboard.scheduler" in sys.modules  # the scheduler imports it to serve one
+
+    try:
+        served = client.run_on_scheduler(rapids_engage_has_dashboard)
+    except Exception:  # noqa: BLE001 - best effort: give the link
+        served = True
+    return client.dashboard_link if served else None
+
+
 def _existing_workers_ready(client: Any, address: str, backend: Backend, timeout_s: float = 60.0) -> None:
     """Wait for a worker of an existing cluster and set its backend up as ours; one-line errors."""
     try:
@@ -280,22 +309,68 @@ def _existing_workers_ready(client: Any, address: str, backend: Backend, timeout
     except TimeoutError:
         raise ClusterError(f"no worker joined the scheduler at {address} within {timeout_s:.0f} s; start workers "
                            f"({'dask cuda worker' if backend.is_gpu else 'dask worker'} {address})") from None
-    try:
-        client.run(_init_worker_backend, backend.kind)
+    from .worker_setup import BackendSetup
+
+    try:  # a plugin, not one client.run: a worker its nanny restarts, or one that joins later, is set up too
+        client.register_plugin(BackendSetup(backend.kind))
     except Exception as exc:  # noqa: BLE001 - whatever the workers lack, say it in one line
         raise ClusterError(f"the workers at {address} cannot run the {backend.kind} backend: {_one_line(exc)}") from None
 
 
-def _init_worker_backend(kind: str) -> None:
-    """Run on each worker: import the backend's libraries in the right order; quiet XGBoost and the
-    logs of task errors the driver reports (also the preload of the clusters we start)."""
-    import xgboost
+def check_shared_paths(client: Any, address: str, read: Iterable[str | Path] = (), write: Iterable[str | Path] = ()) -> None:
+    """Fail in one line unless every worker of the existing cluster at ``address`` sees ``read`` and can write
+    into ``write`` as this process does: the same files at the same place (a shared filesystem).
 
-    from .worker_setup import quiet_worker
+    The workers read the input and write the feature store (and ``predict``'s predictions) themselves;
+    a worker that could not see them failed mid-stage with the bare name of a file
+    (``error: /data/.../part-00022.parquet``), or wrote the store's scratch files onto its own disk. A
+    file this process writes into each ``write`` directory must be there for every worker, so a
+    directory of the same name on another disk does not pass. Relative paths are this process's.
+    """
+    import uuid
 
-    Backend(kind).init()
-    xgboost.set_config(verbosity=0)
-    quiet_worker()
+    token = uuid.uuid4().hex
+    reads = [str(Path(p).expanduser().absolute()) for p in read]
+    probes: list[Path] = []
+    try:
+        for directory in write:
+            directory = Path(directory).expanduser().absolute()
+            directory.mkdir(parents=True, exist_ok=True)
+            probes.append(directory / f".rapids-engage-probe-{token}")
+            probes[-1].write_text(token)
+
+        def look(reads: list[str], probes: list[str], token: str) -> list[tuple[str, str]]:  # nested: travels by value
+            import os
+
+            problems = [(path, "does not see") for path in reads if not os.path.exists(path)]
+            for probe in probes:
+                try:
+                    with open(probe) as f:
+                        same = f.read() == token
+                except OSError:
+                    same = False
+                directory = os.path.dirname(probe)
+                if not same:
+                    problems.append((directory, "does not see"))
+                elif not os.access(directory, os.W_OK):
+                    problems.append((directory, "cannot write"))
+            return problems
+
+        seen = client.run(look, reads, [str(p) for p in probes], token)
+    finally:
+        for probe in probes:
+            probe.unlink(missing_ok=True)
+    blind = sorted((worker, problems) for worker, problems in seen.items() if problems)
+    if blind:
+        worker, problems = blind[0]
+        path, what = problems[0]
+        others = f" (and {len(blind) - 1} more worker(s))" if len(blind) > 1 else ""
+        raise ClusterError(
+            f"worker {worker}{others} of the cluster at {address} {what} {path} as this process does: an existing "
+            "cluster's workers read the input and write the outputs (feature store, predictions) themselves, so put the "
+            "input (data.path, data.cache_dir, predict --input) and the outputs (--out, --store) on a filesystem every "
+            "worker mounts at the same path, writable by the workers' user"
+        )
 
 
 def rank_order(client: Any) -> list[str]:

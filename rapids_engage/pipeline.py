@@ -25,7 +25,8 @@ from . import __version__
 from .atomic import replace_dir, staged_dir, staging_dir
 from .backend import Backend, BackendError, resolve
 from .baselines import baselines, te_columns
-from .cluster import ClusterError, WorkerLostError, ignored_settings, pin_partitions, start_cluster, while_workers_live, worker_addresses
+from .cluster import (ClusterError, WorkerLostError, check_shared_paths, ignored_settings, pin_partitions, start_cluster,
+                      while_workers_live, worker_addresses)
 from .config import Config, ConfigError, load_config, sourced
 from .digests import CACHE_FILE
 from .data import DataError, Dataset, check_some_ingested, expected_layout, read_events, resolve_dataset, resolve_min_partition_rows
@@ -99,9 +100,12 @@ def _store_stages(
 ) -> tuple[Any, Materialized]:
     """The split and feature-store stages on a started cluster: (the time split, the store version built or reused)."""
     layout, targets, client = dataset.layout, list(cfg.train.targets), cluster.client
-    prog.log(f"backend {backend.kind}, {cluster.n_workers} worker(s) ({cluster.kind}), dashboard {cluster.dashboard}")
+    prog.log(cluster.describe(backend))
     for line in ignored_settings(cfg.cluster, backend):
         prog.log(line)
+    store_path = Path(cfg.features.store) if cfg.features.store else Path(cfg.out) / "store"
+    if cluster.kind == "external":  # its workers read the input and write the store: they must see both
+        check_shared_paths(client, cfg.cluster.scheduler_address, read=[dataset.data_dir], write=[store_path])
     with prog.stage("split"):
         events = add_labels(read_events(
             dataset.data_dir, layout, partition_rows=cfg.data.partition_rows,
@@ -113,7 +117,6 @@ def _store_stages(
             train = shuffle_labels(train, targets, shuffle_seed)
             split_def["shuffled_labels_seed"] = shuffle_seed
     with prog.stage("features", client=client):
-        store_path = Path(cfg.features.store) if cfg.features.store else Path(cfg.out) / "store"
         built = materialize(cfg.features, store_path, dataset.data_dir, train, valid, targets, split_def, backend, layout, rebuild,
                             prog.log, Path(cfg.data.cache_dir).expanduser() / CACHE_FILE)
     lost = cluster.workers_lost()
@@ -193,7 +196,7 @@ def run(
     report["run"] = run_info(backend, started, command)
     report["workers_lost"] = workers_lost
     report["targets"] = results
-    report["models"] = str(Path(cfg.out) / "models")
+    report["models"] = str(Path(cfg.out).absolute() / "models")  # absolute, as the config's paths
     binary = [t for t in targets if kinds[t] != "count" and not models[t].ranks]  # probabilities
     counts = [t for t in targets if kinds[t] == "count"]
     report["plots"] = _draw_plots(out, PLOTS_BY_DEFAULT if plots is None else plots, lambda into: write_all(
@@ -267,11 +270,11 @@ def _store_summary(
         "rows": {"train": int(built.rows["train"]), "valid": int(built.rows["valid"])},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "data": dataset.description,
-        "store": {"path": str(built.store.path), "version": built.version, "cache_hit": built.cache_hit, "reused": built.reused},
+        "store": {"path": str(Path(built.store.path).absolute()), "version": built.version, "cache_hit": built.cache_hit, "reused": built.reused},
         "features": built.features,
         "layout": dataset.layout.to_dict(),
         "memory": memory.to_report(),
-        "split": {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff, "data_dir": str(dataset.data_dir),
+        "split": {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff, "data_dir": str(Path(dataset.data_dir).absolute()),
                   "min_time": split.min_time, "max_time": split.max_time},
         "input": {"source": cfg.data.source, "path": cfg.data.path if cfg.data.source != "synthetic" else None},
         "config": config_data(cfg),
@@ -314,7 +317,7 @@ def build_parser(subcommand: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true", help="recompute features even when the store has them")
     p.add_argument("--quiet", action="store_true", help="no progress or table (errors still print)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    if subcommand is None:
+    if subcommand in (None, "audit"):
         p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=None,
                        help="draw <out>/plots/ (PR curves, calibration, feature importance, learning curves; the default); "
                             "--no-plots leaves them out of the run and report.md")
@@ -446,7 +449,7 @@ def _audit(args: argparse.Namespace, console: Console) -> int:
     cfg = config_from_args(args)
     if args.out is None:
         cfg.out = str(Path(cfg.out) / "audit")
-    return 0 if run_audit(cfg, console, quiet=args.quiet)["passed"] else 1
+    return 0 if run_audit(cfg, console, quiet=args.quiet, plots=args.plots)["passed"] else 1
 
 
 #: Substrings of out-of-memory errors from RMM / cuDF / CUDA / XGBoost (raised as MemoryError, RuntimeError or XGBoostError).

@@ -266,7 +266,7 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
     ``store``: the feature store holding the models' version (default: see :func:`store_candidates`);
     ``history``: labelled events after the training window to fold into the serving state first
     (:func:`history_events`)."""
-    from .cluster import start_cluster
+    from .cluster import check_shared_paths, start_cluster
     from .report import write_json
 
     if not input_path.exists():
@@ -291,7 +291,9 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
             if gap:
                 prog.log(gap)
         with start_cluster(backend, cluster_cfg) as cluster:
-            prog.log(f"backend {backend.kind}, {cluster.n_workers} worker(s) ({cluster.kind}), dashboard {cluster.dashboard}")
+            prog.log(cluster.describe(backend))
+            if cluster.kind == "external":  # its workers read the rows and write the predictions
+                check_shared_paths(cluster.client, cluster_cfg.scheduler_address, read=[input_path], write=[out])
             result = predict(cluster.client, backend, model_dir, rows, out, builder, prog)
     result["timings_s"] = {k: round(v, 3) for k, v in prog.timings.items()}
     result["rows_per_s"] = round(result["rows"] / prog.timings["score"], 1) if prog.timings.get("score") else None

@@ -68,7 +68,9 @@ class StageProgress:
             self._task = None
         if not self.quiet:
             peak = self.memory.host_peak.get(name) if self.memory is not None else None
-            tail = f"   peak RSS {peak / 2**30:6.2f} GiB" if peak else ""
+            # on an existing cluster the workers are elsewhere: the figure is the driver's alone, say so
+            whose = " (driver)" if self.memory is not None and self.memory.external else ""
+            tail = f"   peak RSS{whose} {peak / 2**30:6.2f} GiB" if peak else ""
             self.console.print(f"[green]✓[/green] {name:<10} {elapsed:8.1f} s{tail}")
 
     def _show_tasks(self, done: int, waiting: int) -> None:
@@ -99,14 +101,28 @@ class TaskWatch:
         """(tasks finished so far, tasks waiting or running) on the scheduler, from its per-prefix
         counters (``state_counts`` accumulates every transition into a state; ``states`` is current)."""
 
-        def counts(dask_scheduler: Any) -> tuple[int, int]:  # nested, so pickled by value: any scheduler can run it
+        def rapids_engage_task_counts(dask_scheduler: Any) -> tuple[int, int]:  # nested: pickled by value, any scheduler runs it
+            import logging
+
+            # the scheduler logs every call ("Run out-of-band function ...") at INFO: twice a second for as long
+            # as a stage runs, in the log of a cluster the user runs. Drop the lines of this function only.
+            log = logging.getLogger("distributed.worker")
+            if not any(getattr(f, "rapids_engage_task_counts", False) for f in log.filters):
+                class QuietTaskCounts(logging.Filter):
+                    rapids_engage_task_counts = True
+
+                    def filter(self, record: logging.LogRecord) -> bool:
+                        return not (str(record.msg).startswith("Run out-of-band function")
+                                    and record.args == ("rapids_engage_task_counts",))
+
+                log.addFilter(QuietTaskCounts())
             prefixes = list(dask_scheduler.task_prefixes.values())
             done = sum(p.state_counts.get("memory", 0) + p.state_counts.get("erred", 0) for p in prefixes)
             running = ("waiting", "queued", "processing", "no-worker")
             return done, sum(p.states.get(s, 0) for p in prefixes for s in running)
 
         try:
-            return self.client.run_on_scheduler(counts)
+            return self.client.run_on_scheduler(rapids_engage_task_counts)
         except Exception:  # noqa: BLE001 - progress is best effort
             return None
 

@@ -138,4 +138,4 @@ def print_summary(report: dict, console: Console, path: Path) -> None:
                           f"{describe(m['skew'])} (report.md: Train/validation skew)", highlight=False, markup=False)
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in report["timings_s"].items())
     console.print(f"timings: {timings}")
-    console.print(f"report: {path} (and report.md, plots/)")
+    console.print(f"report: {path} (and report.md{', plots/' if report.get('plots') else ''})")

@@ -297,8 +297,10 @@ def _notes(report: Mapping[str, Any]) -> list[str]:
     notes = []
     if report.get("workers_lost"):
         notes.append(f"{report['workers_lost']} dask worker(s) of the start left the cluster during the run (died and "
-                     "restarted, or retired); dask recomputed their tasks, so the results stand, but the run was slower "
-                     "(killed for memory? raise cluster.memory_limit).")
+                     "restarted, or retired); dask recomputed their tasks, so no rows were lost, but the run was slower "
+                     "(killed for memory? raise cluster.memory_limit), and a model trained on fewer workers may differ "
+                     "slightly from an undisturbed run's (XGBoost's histogram bins depend on how the rows spread over "
+                     "the workers).")
     for target, m in (report.get("targets") or {}).items():
         kind = m.get("kind", "binary")
         rce, pos, rounds = _number(m.get("rce")), _number(m.get("positive_rate")), _number(m.get("best_iteration"))

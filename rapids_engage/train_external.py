@@ -13,6 +13,7 @@ memory and is the default.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -57,10 +58,10 @@ def _batches_class() -> type:
 
 
 def parquet_files(directory: Path) -> list[str]:
-    """The non-empty parquet files of a store split, in name order."""
+    """The non-empty parquet files of a store split, in name order, as absolute paths."""
     import pyarrow.parquet as pq
 
-    files = sorted(str(f) for f in Path(directory).rglob("*.parquet"))
+    files = sorted(str(f) for f in Path(directory).absolute().rglob("*.parquet"))  # absolute: a worker's directory is not ours
     return [f for f in files if pq.ParquetFile(f).metadata.num_rows > 0]
 
 
@@ -142,6 +143,7 @@ def train_target_external(
     rounds, patience = boosting_rounds(cfg, target)
     train_files = parquet_files(train_dir)
     weigh_classes(params, lambda: label_totals(train_files, target))
+    cache_dir = os.path.abspath(os.path.expanduser(cache_dir)) if cache_dir else None  # a worker's directory is not ours
     future = client.submit(
         fit_from_files, train_files, parquet_files(valid_dir), features, target, params, rounds, patience,
         raw_counts, cache_dir, pure=False,

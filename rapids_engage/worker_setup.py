@@ -16,6 +16,8 @@ import threading
 import warnings
 from typing import Any
 
+from distributed.diagnostics.plugin import WorkerPlugin
+
 #: The ctypes callback XGBoost logs through (kept alive here: XGBoost holds only its address).
 _XGBOOST_LOG_CALLBACK: Any = None
 
@@ -73,6 +75,34 @@ def quiet_worker() -> None:
     """Quiet this worker: handled task errors and XGBoost's console lines."""
     quiet_task_errors()
     xgboost_console_to_log()
+
+
+def setup_backend(kind: str) -> None:
+    """Set this worker up for the ``kind`` backend: its libraries imported in the right order, XGBoost and
+    the logs of task errors the driver reports quiet."""
+    import xgboost
+
+    from .backend import Backend
+
+    Backend(kind).init()
+    xgboost.set_config(verbosity=0)
+    quiet_worker()
+
+
+class BackendSetup(WorkerPlugin):
+    """A dask worker plugin that runs :func:`setup_backend` on every worker of an existing cluster: those
+    there now and those that join later, a worker its nanny restarts (after a crash or for memory)
+    included, which a one-off ``client.run`` missed (it then ran with XGBoost's console lines and the
+    default dataframe backend). Registered by name, so a later run replaces it with its own backend."""
+
+    name = "rapids-engage-backend"
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def setup(self, worker: Any) -> None:  # noqa: ARG002 - dask's hook signature
+        setup_backend(self.kind)
+
 
 
 def ignore_interrupts() -> None:

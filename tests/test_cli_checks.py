@@ -109,6 +109,9 @@ def test_cluster_settings_a_run_does_not_apply_are_named():
     assert ignored_settings(external, cpu) == [
         "cluster.n_workers, cluster.memory_limit: not applied, the workers of tcp://h:8786 keep their own"]
     assert ignored_settings(ClusterConfig(scheduler_address="tcp://h:8786"), gpu) == []
+    kept = ignored_settings(ClusterConfig(scheduler_address="tcp://h:8786", spill=False, local_directory="/scratch"), gpu)
+    assert kept[0] == "cluster.spill: not applied, the workers of tcp://h:8786 keep their own"
+    assert kept[1].startswith("cluster.local_directory: the workers of tcp://h:8786 spill where they were started")
 
 
 def test_balanced_class_weights_count_the_training_labels():
@@ -201,3 +204,10 @@ def test_sigterm_ends_a_run_as_ctrl_c_does():
             assert log.level == logging.CRITICAL
         assert log.level == level
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_audit_takes_the_plots_flags_of_a_run():
+    """The README: the audit "takes the same options as a run"; `audit --no-plots` was refused."""
+    assert build_parser("audit").parse_args(["--no-plots"]).plots is False
+    assert build_parser("audit").parse_args([]).plots is None
+    assert not hasattr(build_parser("features").parse_args([]), "plots")  # features trains no model: no plots

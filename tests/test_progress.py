@@ -41,3 +41,46 @@ def test_progress_never_fails_a_stage():
     with prog, prog.stage("features", client=_NoScheduler()):
         pass
     assert prog.tasks["features"] == 0 and "features" in prog.timings
+
+
+def test_following_the_tasks_logs_once_on_the_scheduler():
+    """The scheduler logs every ``run_on_scheduler`` call at INFO: the task count, polled twice a second, wrote
+    "Run out-of-band function 'counts'" into the log of the user's own scheduler for as long as a stage ran."""
+    import logging
+
+    from rapids_engage.progress import TaskWatch
+
+    lines: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    log = logging.getLogger("distributed.worker")
+    level = log.level
+    log.setLevel(logging.INFO)
+    log.addHandler(handler)
+    try:
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+                Client(cluster) as client:
+            seen: list[tuple[int, int]] = []
+            with TaskWatch(client, lambda done, waiting: seen.append((done, waiting)), interval=0.05):
+                time.sleep(0.5)
+            client.run_on_scheduler(lambda: None)  # other out-of-band calls are still logged
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+    assert len(seen) >= 5
+    ours = [line for line in lines if line.startswith("Run out-of-band function") and "'lambda'" not in line]
+    assert len(ours) <= 1, ours  # the first call's, before the function quiets the rest
+    assert any("Run out-of-band function 'lambda'" in line for line in lines)
+
+
+def test_the_stage_line_says_when_its_memory_is_the_drivers_alone():
+    """With --scheduler-address the workers are not sampled: "peak RSS 0.26 GiB" on the train line read as the
+    training's memory."""
+    from rapids_engage.memory import MemoryWatch
+
+    for external, expected in ((False, "peak RSS   "), (True, "peak RSS (driver)   ")):
+        out = io.StringIO()
+        with MemoryWatch(external=external) as memory, StageProgress(Console(file=out, width=120), memory=memory) as prog:
+            with prog.stage("train"):
+                pass
+        assert expected in out.getvalue() and "GiB" in out.getvalue()

@@ -37,6 +37,14 @@ def test_no_notes_for_a_sound_model_and_no_empty_oracle_columns():
     assert "**AP**" in text and "**te_logreg / te_linreg**" in text and "MAP@10 / NDCG@10" not in text
 
 
+def test_a_lost_worker_is_a_note_that_the_metrics_may_differ():
+    """A run that lost a worker kept every row, but its models may have trained on fewer workers (RCE moved
+    on the demo with one of two workers killed), so the note must not claim the results stand."""
+    notes = render_markdown(_report({"like": _binary()}, workers_lost=1))
+    assert "1 dask worker(s) of the start left the cluster" in notes and "no rows were lost" in notes
+    assert "may differ slightly from an undisturbed run's" in notes and "results stand" not in notes
+
+
 def test_count_targets_show_the_mean_predicted_count_and_the_split_in_dates():
     counts = {"points": {"kind": "count", "rmse_log1p": 1.1, "mae_log1p": 0.8, "rmse": 49.0, "mae": 13.0, "spearman": 0.2,
                          "mean": 14.5, "mean_pred": 3.7, "best_iteration": 20, "baselines": {}}}
@@ -90,3 +98,15 @@ def test_skewed_features_get_a_section_a_note_and_a_terminal_line():
     assert ("skew: click leans on features that predict it in training but not in validation: cnt_news_id (AUC 0.60 → 0.46, "
             "12% of the gain)") in printed
     assert "### Train/validation skew" not in render_markdown(_report({"like": _binary(skew=[])}))
+
+
+def test_the_summary_names_plots_only_when_the_run_drew_them():
+    from rich.console import Console
+
+    from rapids_engage.report import print_summary
+
+    for plots, line in (({}, "report: r/report.json (and report.md)"),
+                        ({"pr_curves": "plots/pr_curves.png"}, "report: r/report.json (and report.md, plots/)")):
+        console = Console(width=300, record=True)
+        print_summary({**_report({"like": _binary()}), "plots": plots}, console, Path("r/report.json"))
+        assert console.export_text().splitlines()[-1] == line  # --no-plots printed "plots/" too

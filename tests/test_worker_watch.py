@@ -46,7 +46,7 @@ def test_cpu_workers_return_freed_arrow_memory_to_the_system():
 
 
 def test_an_existing_cluster_gets_our_backend_and_an_empty_one_is_a_clear_error():
-    """--scheduler-address: workers are set up as ours; a scheduler without workers is one line."""
+    """--scheduler-address: workers are set up as ours, a restarted one too; a scheduler without workers is one line."""
     import dask
 
     from rapids_engage.backend import CPU
@@ -57,7 +57,10 @@ def test_an_existing_cluster_gets_our_backend_and_an_empty_one_is_a_clear_error(
         with start_cluster(CPU, ClusterConfig(scheduler_address=cluster.scheduler_address)) as info:
             assert info.kind == "external" and info.n_workers == 1
             setup = info.client.run(lambda: (dask.config.get("dataframe.backend"), __import__("xgboost").get_config()["verbosity"]))
-            assert list(setup.values()) == [("pandas", 0)]  # _init_worker_backend ran there (XGBoost quiet)
+            assert list(setup.values()) == [("pandas", 0)]  # set up there (XGBoost quiet)
+            info.client.restart_workers(list(info.client.nthreads()))  # its nanny restarts it: a fresh process
+            setup = info.client.run(lambda: (dask.config.get("dataframe.backend"), __import__("xgboost").get_config()["verbosity"]))
+            assert list(setup.values()) == [("pandas", 0)]  # the plugin set the new process up too
     with LocalCluster(n_workers=0, dashboard_address=None) as empty, Client(empty) as client:
         with pytest.raises(ClusterError, match=r"no worker joined the scheduler at tcp://.* within 1 s; start workers \(dask worker"):
             _existing_workers_ready(client, empty.scheduler_address, CPU, timeout_s=1)
@@ -113,3 +116,28 @@ def test_a_native_xgboost_error_is_told_by_its_message_not_its_source_file():
     assert _one_line(XGBoostError("[9:01:02] /src/learner.cc:7: Check failed: n > 0\nStack trace:\n [bt]")) == \
         "XGBoostError: Check failed: n > 0"
     assert _one_line(ValueError("x" * 300)).endswith("…") and len(_one_line(ValueError("x" * 300))) == 200
+
+
+def test_a_scheduler_without_a_dashboard_gets_no_link(tmp_path):
+    """``dask scheduler --no-dashboard`` still runs its HTTP server: the link the run logged was a 404."""
+    import subprocess
+    import sys
+
+    from rapids_engage.cluster import _served_dashboard
+
+    info = tmp_path / "scheduler.json"
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--no-dashboard", "--port", "0",
+                                  "--dashboard-address", ":0", "--scheduler-file", str(info)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not info.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with Client(scheduler_file=str(info), timeout=30) as client:
+            assert client.dashboard_link  # distributed's link regardless
+            assert _served_dashboard(client) is None
+    finally:
+        scheduler.terminate()
+        scheduler.wait(30)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as served, Client(served) as client:
+        assert _served_dashboard(client) == client.dashboard_link
