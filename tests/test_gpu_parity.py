@@ -401,3 +401,23 @@ def test_operations_of_2026_12_02b_on_gpu(tmp_path):
             train_target(stopped, backend, TrainConfig(targets=["like"], max_depth=6, num_boost_round=20_000,
                                                        early_stopping_rounds=0), "like", *frames, ["a", "b"])
         assert held() == set()
+
+
+def test_history_extend_keeps_the_state_on_its_device():
+    """A state fitted (or loaded) on the GPU stays there when extended with pandas events, and a pandas
+    state stays on the host when extended with cudf events: the events move, not the state (a state on
+    the other device would be copied back on every later serving call). Values as on the CPU."""
+    import cudf
+
+    events = _events(6_000, seed=4)
+    cut, later = 1_612_396_800 + 100 * 900, 1_612_396_800 + 200 * 900
+    train, extra, new = (events[events.tweet_timestamp < cut], events[(events.tweet_timestamp >= cut) & (events.tweet_timestamp < later)],
+                         events[events.tweet_timestamp >= later].drop(columns=["like", "reply"]))
+    enc = lambda: HistoryEncoder(["engaging_user_id", "language"], ["like", "reply"], (3600, 86400), days=(1,), rates=True)  # noqa: E731
+    cpu = enc().fit(train).extend(extra)
+    on_gpu = enc().fit(cudf.from_pandas(train)).extend(extra)  # pandas events, GPU state
+    on_cpu = enc().fit(train).extend(cudf.from_pandas(extra))  # cudf events, host state
+    assert isinstance(on_gpu.state_, cudf.DataFrame) and isinstance(on_cpu.state_, pd.DataFrame)
+    want = cpu.transform(new)
+    _assert_same(on_gpu.transform(cudf.from_pandas(new)), want, cpu.output_names())
+    pd.testing.assert_frame_equal(on_cpu.transform(new), want)

@@ -351,9 +351,10 @@ class HistoryEncoder:
         if unlabelled:
             raise DataError(f"history events ({self.name}) need every label: column(s) {unlabelled} have missing values")
         state = in_memory(self.state_) if is_dask(self.state_) else self.state_
-        lib = frame_library(X)
-        if is_gpu_object(X) != is_gpu_object(state):
-            state = lib.from_pandas(state) if is_gpu_object(X) else state.to_pandas()
+        lib = frame_library(state)
+        if is_gpu_object(X) != is_gpu_object(state):  # the events (what the state needs of them) go where the
+            X = X[list(dict.fromkeys([*self.columns, self.time_column, *targets]))]  # state lives, the serving device
+            X = lib.from_pandas(X) if is_gpu_object(state) else X.to_pandas()  # (not the state to the events')
         events = self._event_rows(X, targets)
         t_end = max(self.t_end_, int(t.max()))
         merged = lib.concat([state, events.astype({c: state.dtypes[c] for c in events.columns})], ignore_index=True)
