@@ -54,8 +54,11 @@ class Scorer:
         return self
 
     def _on_device(self, frame: Any) -> Any:
-        """``frame`` moved to the scorer's device when it is on the other one (the fitted tables live there)."""
+        """``frame`` moved to the scorer's device when it is on the other one (the fitted tables live there). A dask
+        frame on the other device is gathered first: ``cudf.from_pandas`` and ``to_pandas`` take in-memory frames
+        only (the builder gathers a dask frame anyway); one on the scorer's device passes as it is."""
         if is_gpu_object(frame) != self.backend.is_gpu:
+            frame = frame.compute() if is_dask(frame) else frame
             return self.backend.from_pandas(frame) if self.backend.is_gpu else frame.to_pandas()
         return frame
 

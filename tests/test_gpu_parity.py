@@ -421,3 +421,26 @@ def test_history_extend_keeps_the_state_on_its_device():
     want = cpu.transform(new)
     _assert_same(on_gpu.transform(cudf.from_pandas(new)), want, cpu.output_names())
     pd.testing.assert_frame_equal(on_cpu.transform(new), want)
+
+
+def test_scorer_moves_a_dask_frame_of_the_other_device():
+    """Scorer.extend_history takes a dask frame (FeatureBuilder.extend_history gathers one): on a GPU scorer a
+    dask pandas frame, on a CPU scorer a dask_cudf frame, is gathered and moved (cudf.from_pandas raised a
+    TypeError on the dask frame; a dask_cudf collection has no to_pandas)."""
+    import cudf
+    import dask.dataframe as dd
+
+    from rapids_engage.backend import CPU
+    from rapids_engage.serve import Scorer
+
+    rows = _frame(200)
+    gpu, cpu = Scorer.__new__(Scorer), Scorer.__new__(Scorer)  # the device move alone: no run needed
+    gpu.backend, cpu.backend = resolve("1").init(), CPU
+    moved = gpu._on_device(dd.from_pandas(rows, npartitions=3))
+    assert isinstance(moved, cudf.DataFrame)
+    pd.testing.assert_frame_equal(moved.to_pandas(), rows)
+    back = cpu._on_device(dd.from_pandas(cudf.from_pandas(rows), npartitions=3))
+    assert isinstance(back, pd.DataFrame)
+    pd.testing.assert_frame_equal(back, rows)
+    same = dd.from_pandas(cudf.from_pandas(rows), npartitions=3)
+    assert gpu._on_device(same) is same  # on the scorer's device: left lazy, as before
