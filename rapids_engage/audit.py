@@ -80,7 +80,7 @@ def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) 
 
     from .data import read_events
     from .features import add_labels
-    from .features.build import history_encoder, with_derived_keys
+    from .features.build import history_encoder, with_key_columns
     from .features.history import history_features
 
     keys = cfg.features.history.keys
@@ -88,7 +88,7 @@ def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) 
         return [{"check": "time travel (history features)", "passed": True, "detail": "no history features configured"}]
     layout, targets = Layout.from_dict(real["layout"]), list(cfg.train.targets)
     row_key, time = list(layout.row_key), layout.time
-    events = with_derived_keys(add_labels(read_events(Path(real["split"]["data_dir"]), layout), targets, layout), layout)
+    events = with_key_columns(add_labels(read_events(Path(real["split"]["data_dir"]), layout), targets, layout), layout, keys)
     store_train = dd.read_parquet(str(Path(real["store"]["path"]) / real["store"]["version"] / "train"))
     t_min, cutoff = int(events[time].min().compute()), int(real["split"]["cutoff"])
     cuts = sorted(int(c) for c in np.random.default_rng(seed).integers(t_min + (cutoff - t_min) // 4, cutoff, n_cuts))

@@ -123,3 +123,34 @@ def test_without_daily_counts_a_row_served_alone_gets_its_batch_features(events)
     pd.testing.assert_frame_equal(alone, together)
     with_daily = FeatureBuilder(load_config().features, TARGETS).feature_names()
     assert set(with_daily) - set(names) >= {f"cnt_day_{k}" for k in ("engaging_user_id", "first_hashtag")}
+
+
+def test_a_history_key_on_a_content_column_extends_and_serves(events):
+    """A history key may name a row-wise content column (``hour``), even with content features off: the
+    serving state's extension (``predict --history``) and the audit's time-travel check computed the
+    derived keys only, and failed with ``KeyError: ['hour'] not in index``."""
+    cfg = load_config(overrides=["features.content=false", "features.history.keys=[[hour]]", "features.target_encoding.keys=[]",
+                                 "features.counts=[]"]).features
+    train, valid, _ = time_split(dd.from_pandas(events, npartitions=2, sort=False), 24)
+    builder = FeatureBuilder(cfg, TARGETS)
+    builder.fit_transform(train).compute(scheduler="sync")
+    valid = valid.compute().sort_values("tweet_timestamp")
+    extra, later = valid.iloc[: len(valid) // 2], valid.iloc[len(valid) // 2:]
+    builder.extend_history(extra)
+    seen = pd.concat([train.compute(), extra])
+    hours = pd.to_datetime(seen["tweet_timestamp"], unit="s", utc=True).dt.hour
+    for _, row in later.iloc[::500].iterrows():
+        served = builder.transform_frame(row.to_frame().T.astype(later.dtypes))
+        hour = pd.Timestamp(row["tweet_timestamp"], unit="s", tz="UTC").hour
+        assert served["hist_hour_n"].iloc[0] == ((hours == hour) & (seen["tweet_timestamp"] < row["tweet_timestamp"])).sum()
+
+
+def test_the_audit_s_events_carry_every_column_a_key_names(events):
+    """The time-travel check recomputes history from the raw events: a key on ``hour`` needs the content column."""
+    from rapids_engage.features.build import with_key_columns
+    from rapids_engage.layout import RECSYS
+
+    frame = dd.from_pandas(events.drop(columns=["hour"], errors="ignore"), npartitions=2)
+    assert "hour" in with_key_columns(frame, RECSYS, [["engaging_user_id"], ["hour"]]).columns
+    plain = with_key_columns(frame, RECSYS, [["engaging_user_id"]])
+    assert "hour" not in plain.columns and "first_hashtag" in plain.columns  # derived keys always

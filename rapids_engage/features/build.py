@@ -120,9 +120,12 @@ def _is_text(dtype: Any) -> bool:
     return getattr(dtype, "kind", "O") not in "iufb"
 
 
-def with_derived_keys(frame: Any, layout: Layout) -> Any:
-    """``frame`` (dask) with the layout's derived key columns (e.g. ``first_hashtag``, ``url_domain``)."""
-    return _rowwise(frame, row_features(layout)[0])
+def with_key_columns(frame: Any, layout: Layout, keys: list[list[str]]) -> Any:
+    """``frame`` (dask) with the layout's derived key columns (e.g. ``first_hashtag``, ``url_domain``), and its
+    row-wise content features when one of ``keys`` names one (``hour``): every column those keys may name."""
+    derived, features, names = row_features(layout)
+    frame = _rowwise(frame, derived)
+    return _rowwise(frame, features) if any(c in names for key in keys for c in key) else frame
 
 
 def history_encoder(cfg: HistoryConfig, key: list[str], targets: list[str], time_column: str) -> HistoryEncoder:
@@ -203,8 +206,7 @@ class FeatureBuilder:
         unlabelled = [c for c in sources if self.layout.kind != "recsys" and bool(events[c].isna().any())]
         if unlabelled:
             raise DataError(f"history events need every label: column(s) {unlabelled} have missing values")
-        keys_fn, _, _ = row_features(self.layout)
-        frame = keys_fn(add_labels(events, self.targets, self.layout))
+        frame = self._rowwise_features(add_labels(events, self.targets, self.layout))  # a key may be a content column (hour)
         for enc in self.history_encoders:
             enc.extend(frame)
         self._key_dtypes = None
@@ -252,9 +254,12 @@ class FeatureBuilder:
         return names
 
     def _rowwise_features(self, frame: Any) -> Any:
+        """The derived keys and, when computed (:meth:`_computes_content`), the content features of ``frame``
+        (dask, or in memory: pandas / cudf)."""
         keys, features, _ = row_features(self.layout)
-        frame = _rowwise(frame, keys)
-        return _rowwise(frame, features) if self._computes_content() else frame
+        for fn in (keys, features) if self._computes_content() else (keys,):
+            frame = _rowwise(frame, fn) if is_dask(frame) else fn(frame)
+        return frame
 
     def _split_outs(self, frame: Any, groups: list[list[str] | None]) -> list[int]:
         """Partitions of the key table grouped by each of ``groups`` (None: no table) of a
@@ -283,7 +288,7 @@ class FeatureBuilder:
 
     def _needed(self, frame: Any, carry: list[str]) -> Any:
         """Row-wise features plus the day key, restricted to what encoders and the caller need."""
-        return self._select(with_day(self._rowwise_features(frame), self.layout.time), carry)
+        return self._select(with_day(self._rowwise_features(as_dask(frame)), self.layout.time), carry)
 
     def _select(self, frame: Any, carry: list[str]) -> Any:
         keys = [c for enc in [*self.target_encoders, *self.count_encoders, *self.history_encoders] for c in enc.columns]
@@ -373,10 +378,7 @@ class FeatureBuilder:
         functions on one frame, with the fitted key tables indexed once per builder. For
         low-latency serving of small batches; equals :meth:`transform` of the same rows."""
         self.check_rows(frame)
-        keys_fn, features_fn, _ = row_features(self.layout)
-        frame = keys_fn(frame)
-        frame = features_fn(frame) if self._computes_content() else frame
-        frame = self._select(with_day(frame, self.layout.time), list(carry))
+        frame = self._select(with_day(self._rowwise_features(frame), self.layout.time), list(carry))
         for enc in self.history_encoders:
             frame = enc.transform(frame, labels=False)
         daily = {enc.daily_name: enc.daily_counts(frame) for enc in self.count_encoders if enc.per_day}
