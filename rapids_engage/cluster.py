@@ -154,9 +154,9 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
     cluster = _cuda_cluster(cfg, backend) if backend.is_gpu else _cpu_cluster(cfg)
     client = Client(cluster)
     try:
-        from .worker_setup import setup_backend  # its preload ran in each worker: this one needs our backend's kind
+        from .worker_setup import BackendSetup  # its preload ran in each worker: this needs our backend's kind
 
-        client.run(setup_backend, backend.kind)
+        client.register_plugin(BackendSetup(backend.kind))  # a plugin: a worker its nanny restarts is set up too
         with _worker_losses_named(client):
             kind = "local-cuda" if backend.is_gpu else "local-cpu"
             yield ClusterInfo(client, len(cluster.workers), kind, client.dashboard_link, frozenset(worker_addresses(client) or ()))

@@ -101,7 +101,7 @@ class Scorer:
         a RecSys run also takes raw ``\x01``-separated lines. A record ``ingest`` would quarantine is not
         scored: ``rejected`` has its position, column, reason and detail. The predictions' index is the
         position of their record (a DataFrame's own index label; a table's ``raw_<row_id column>``
-        columns name it too). A record lacking a column of the table but holding a field named like
+        columns name it too). Both are pandas frames on either device. A record lacking a column of the table but holding a field named like
         it (``autor``, ``Author``) is rejected as ``unknown_field``; other fields are ignored."""
         import pandas as pd
 
@@ -123,6 +123,7 @@ class Scorer:
             ids = id_columns(self.layout, rows.columns)
             return pd.DataFrame({c: rows[c] for c in ids} | {PRED_PREFIX + t: pd.Series([], dtype="float64") for t in self.targets}), rejected
         preds = self.predict(rows.reset_index(drop=True))
+        preds = preds.to_pandas() if is_gpu_object(preds) else preds  # records come from the host, answers go back there
         preds.index = rows.index  # the record of each row
         return preds, rejected
 

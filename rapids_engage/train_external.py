@@ -88,9 +88,12 @@ def fit_from_files(
     patience: int,
     raw_counts: bool,
     cache_dir: str | None,
+    use_rmm: bool = False,
 ) -> tuple[bytes, int, dict[str, dict[str, list[float]]]]:
     """(booster as UBJ bytes cut at the best round, best round, metrics per round of the training and
-    validation rows): runs on a worker."""
+    validation rows): runs on a worker. ``use_rmm``: XGBoost allocates through RMM (the worker's pool), as
+    xgboost.dask's training does with the driver's config; XGBoost's global config is per thread, so a
+    plain task sets it itself (verbosity 0 too)."""
     import xgboost as xgb
 
     from .train import EVAL_SETS, best_model
@@ -98,22 +101,23 @@ def fit_from_files(
     gpu = params.get("device", "cpu").startswith("cuda")
     scratch = tempfile.mkdtemp(prefix="xgb-extmem-", dir=cache_dir)
     try:
-        batches = _batches_class()
-        dtrain = xgb.ExtMemQuantileDMatrix(
-            batches(train_files, features, target, raw_counts, gpu, str(Path(scratch) / "train")), max_bin=params["max_bin"]
-        )
-        dvalid = xgb.ExtMemQuantileDMatrix(
-            batches(valid_files, features, target, raw_counts, gpu, str(Path(scratch) / "valid")), ref=dtrain, max_bin=params["max_bin"]
-        )
-        history: dict[str, dict[str, list[float]]] = {}
-        booster = xgb.train(
-            params, dtrain, num_boost_round=rounds, evals=list(zip((dtrain, dvalid), EVAL_SETS)), evals_result=history,
-            early_stopping_rounds=patience if patience > 0 else None, verbose_eval=False,
-        )  # fmt: skip
-        booster, best, per_round = best_model(booster, history, patience)
-        result = bytes(booster.save_raw("ubj")), best, per_round
-        del booster, dtrain, dvalid  # release the cache pages before their directory goes
-        return result
+        with xgb.config_context(use_rmm=use_rmm, verbosity=0):
+            batches = _batches_class()
+            dtrain = xgb.ExtMemQuantileDMatrix(
+                batches(train_files, features, target, raw_counts, gpu, str(Path(scratch) / "train")), max_bin=params["max_bin"]
+            )
+            dvalid = xgb.ExtMemQuantileDMatrix(
+                batches(valid_files, features, target, raw_counts, gpu, str(Path(scratch) / "valid")), ref=dtrain, max_bin=params["max_bin"]
+            )
+            history: dict[str, dict[str, list[float]]] = {}
+            booster = xgb.train(
+                params, dtrain, num_boost_round=rounds, evals=list(zip((dtrain, dvalid), EVAL_SETS)), evals_result=history,
+                early_stopping_rounds=patience if patience > 0 else None, verbose_eval=False,
+            )  # fmt: skip
+            booster, best, per_round = best_model(booster, history, patience)
+            result = bytes(booster.save_raw("ubj")), best, per_round
+            del booster, dtrain, dvalid  # release the cache pages before their directory goes
+            return result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -133,7 +137,7 @@ def train_target_external(
     import xgboost as xgb
 
     from .cluster import while_workers_live
-    from .train import TrainedModel, boosting_rounds, fits_raw_counts, is_ranking, weigh_classes, xgb_params
+    from .train import TrainedModel, boosting_rounds, fits_raw_counts, is_ranking, uses_rmm, weigh_classes, xgb_params
 
     params = xgb_params(cfg, target, backend, kind)
     if is_ranking(params["objective"]):
@@ -146,7 +150,7 @@ def train_target_external(
     cache_dir = os.path.abspath(os.path.expanduser(cache_dir)) if cache_dir else None  # a worker's directory is not ours
     future = client.submit(
         fit_from_files, train_files, parquet_files(valid_dir), features, target, params, rounds, patience,
-        raw_counts, cache_dir, pure=False,
+        raw_counts, cache_dir, uses_rmm(backend), pure=False,
     )  # fmt: skip
     raw, best, history = while_workers_live(client, future.result)
     booster = xgb.Booster(model_file=bytearray(raw))

@@ -181,6 +181,15 @@ def _serving_parity(run, report):
     want, got = on_cpu.predict(rows), on_gpu.predict(cudf.from_pandas(rows)).to_pandas()
     for t in on_cpu.targets:
         np.testing.assert_allclose(got["pred_" + t].to_numpy(), want["pred_" + t].to_numpy(), atol=1e-5, err_msg=t)
+
+    class Typed:  # the records already typed: predict_records' device handling alone
+        def read(self, records):
+            return records, pd.DataFrame({"record": pd.Series([], dtype="int64"), "column": [], "reason": [], "detail": []})
+
+    on_gpu._reader = Typed()
+    answered, _ = on_gpu.predict_records(rows.iloc[:50])
+    assert isinstance(answered, pd.DataFrame)  # a service's answer: on the host, whatever the scorer's device
+    np.testing.assert_allclose(answered["pred_like"].to_numpy(), want["pred_like"].to_numpy()[:50], atol=1e-5)
     store = FeatureStore(report["store"]["path"])
     names = report["features"]
     key = ["tweet_id", "engaging_user_id"]
