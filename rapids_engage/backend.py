@@ -225,8 +225,9 @@ def values(series: Any) -> Any:
 def float_values(series: Any) -> Any:
     """A pandas/cudf Series as a float64 numpy/cupy array (stays on its device), nulls as NaN
     (cudf's ``.values`` refuses a column with nulls)."""
-    if is_gpu_object(series):
-        return series.to_cupy(dtype=np.float64, na_value=np.nan)
+    if is_gpu_object(series):  # cast, then fill: a bool / int column's nulls become NaN, not filled in its own dtype
+        floats = series if series.dtype == np.float64 else series.astype(np.float64)
+        return floats.to_cupy(na_value=np.nan)
     return series.to_numpy(dtype=np.float64, na_value=np.nan)
 
 

@@ -453,3 +453,16 @@ def test_scorer_moves_a_dask_frame_of_the_other_device():
     pd.testing.assert_frame_equal(back, rows)
     same = dd.from_pandas(cudf.from_pandas(rows), npartitions=3)
     assert gpu._on_device(same) is same  # on the scorer's device: left lazy, as before
+
+
+def test_float_values_of_bool_and_int_columns_with_nulls():
+    """backend.float_values: nulls become NaN in every numeric dtype on cudf, as on pandas."""
+    import cudf
+
+    from rapids_engage.backend import float_values
+
+    for values, dtype in (([True, None, False], "boolean"), ([1, None, 3], "Int64"), ([1.5, None, 2.0], "Float64")):
+        host = pd.Series(values, dtype=dtype)
+        got = float_values(cudf.from_pandas(host)).get()
+        np.testing.assert_array_equal(got, float_values(host), err_msg=dtype)
+        assert np.isnan(got[1]) and got.dtype == np.float64
