@@ -90,10 +90,11 @@ def setup_backend(kind: str) -> None:
 
 
 class BackendSetup(WorkerPlugin):
-    """A dask worker plugin that runs :func:`setup_backend` on every worker of an existing cluster: those
-    there now and those that join later, a worker its nanny restarts (after a crash or for memory)
-    included, which a one-off ``client.run`` missed (it then ran with XGBoost's console lines and the
-    default dataframe backend). Registered by name, so a later run replaces it with its own backend."""
+    """A dask worker plugin that runs :func:`setup_backend` on every worker of the run's cluster (one it
+    started or an existing one): those there now and those that join later, a worker its nanny restarts
+    (after a crash or for memory) included, which a one-off ``client.run`` missed (it then ran with
+    XGBoost's console lines and the default dataframe backend). Registered by name, so a later run on an
+    existing cluster replaces it with its own backend."""
 
     name = "rapids-engage-backend"
 

@@ -120,12 +120,20 @@ def _is_text(dtype: Any) -> bool:
     return getattr(dtype, "kind", "O") not in "iufb"
 
 
+def row_columns(frame: Any, layout: Layout, content: bool) -> Any:
+    """``frame`` (dask, or in memory: pandas / cudf) with the layout's derived key columns (e.g. ``first_hashtag``,
+    ``url_domain``) and, with ``content``, its row-wise content features (``hour``, ...)."""
+    derived, features, _ = row_features(layout)
+    for fn in (derived, features) if content else (derived,):
+        frame = _rowwise(frame, fn) if is_dask(frame) else fn(frame)
+    return frame
+
+
 def with_key_columns(frame: Any, layout: Layout, keys: list[list[str]]) -> Any:
-    """``frame`` (dask) with the layout's derived key columns (e.g. ``first_hashtag``, ``url_domain``), and its
-    row-wise content features when one of ``keys`` names one (``hour``): every column those keys may name."""
-    derived, features, names = row_features(layout)
-    frame = _rowwise(frame, derived)
-    return _rowwise(frame, features) if any(c in names for key in keys for c in key) else frame
+    """``frame`` with every column ``keys`` may name: the derived keys, and the content features when a key
+    names one (``hour``)."""
+    names = row_features(layout)[2]
+    return row_columns(frame, layout, any(c in names for key in keys for c in key))
 
 
 def history_encoder(cfg: HistoryConfig, key: list[str], targets: list[str], time_column: str) -> HistoryEncoder:
@@ -254,12 +262,8 @@ class FeatureBuilder:
         return names
 
     def _rowwise_features(self, frame: Any) -> Any:
-        """The derived keys and, when computed (:meth:`_computes_content`), the content features of ``frame``
-        (dask, or in memory: pandas / cudf)."""
-        keys, features, _ = row_features(self.layout)
-        for fn in (keys, features) if self._computes_content() else (keys,):
-            frame = _rowwise(frame, fn) if is_dask(frame) else fn(frame)
-        return frame
+        """:func:`row_columns` of ``frame``, the content features when computed (:meth:`_computes_content`)."""
+        return row_columns(frame, self.layout, self._computes_content())
 
     def _split_outs(self, frame: Any, groups: list[list[str] | None]) -> list[int]:
         """Partitions of the key table grouped by each of ``groups`` (None: no table) of a
