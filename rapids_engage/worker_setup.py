@@ -32,9 +32,22 @@ class _HandledTaskErrors(logging.Filter):
 
 def quiet_task_errors() -> None:
     """Install :class:`_HandledTaskErrors` on this process's ``distributed.worker`` logger (once)."""
-    log = logging.getLogger("distributed.worker")
-    if not any(isinstance(f, _HandledTaskErrors) for f in log.filters):
-        log.addFilter(_HandledTaskErrors())
+    _add_filter("distributed.worker", _HandledTaskErrors)
+
+
+class _HeartbeatsAtClose(logging.Filter):
+    """Drops a worker's "Failed to communicate with scheduler during heartbeat" (with its traceback) on a
+    cluster the run started: its scheduler lives in the driver and goes when the run closes the cluster, and
+    a heartbeat in flight then printed ~25 lines under the run's one-line error (or after its summary)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to communicate with scheduler during heartbeat")
+
+
+def _add_filter(logger: str, kind: type[logging.Filter]) -> None:
+    log = logging.getLogger(logger)
+    if not any(isinstance(f, kind) for f in log.filters):
+        log.addFilter(kind())
 
 
 def _xgboost_line(message: bytes) -> None:
@@ -115,7 +128,9 @@ def ignore_interrupts() -> None:
 
 
 def dask_setup(worker) -> None:  # noqa: ARG001 - dask's preload hook signature
+    """The preload of the workers of a cluster the run starts (an existing cluster's get :class:`BackendSetup` only)."""
     ignore_interrupts()
+    _add_filter("distributed.worker", _HeartbeatsAtClose)
     try:
         import libcuml
 
