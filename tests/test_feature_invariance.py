@@ -60,17 +60,25 @@ def test_features_identical_for_any_partitioning_and_worker_count(events, base):
 
 
 @pytest.mark.slow
-def test_partitioned_key_tables_give_the_broadcast_features(events, base, tmp_path):
+def test_partitioned_key_tables_on_disk_give_the_broadcast_features(events, base, tmp_path):
     """broadcast_limit 0: every key table stays partitioned on the workers and is shuffle-joined;
-    the history state stays partitioned by key and meets the validation rows of its keys."""
+    the history state stays partitioned by key and meets the validation rows of its keys. With
+    intermediates: disk (the build's frames written as parquet and read back, as on CPU by default):
+    no value changes. (Partitioned tables held in memory: the next test's.)"""
     base_train, base_valid = base
-    train, valid = _features(events, npartitions=5, n_workers=2, broadcast_limit=0, state_dir=tmp_path)
+    state, scratch = tmp_path / "state", tmp_path / "scratch"
+    train, valid = _features(events, npartitions=5, n_workers=2, broadcast_limit=0, state_dir=state, scratch=scratch)
     pd.testing.assert_frame_equal(train, base_train, check_exact=False, rtol=0, atol=1e-12)
     pd.testing.assert_frame_equal(valid, base_valid, check_exact=False, rtol=0, atol=1e-12)
+    # shuffled by the history key, with history, then one shuffle of the training rows per
+    # distinct key of the partitioned tables (target encodings, counts and per-day counts together)
+    features = load_config().features
+    keys = {tuple(k) for k in [*features.target_encoding.keys, *features.counts]}
+    assert len(list((scratch / "train").iterdir())) == 2 + len(keys)
     # the serving state was written by the workers as parquet parts; read back, it serves the same features
-    assert (tmp_path / "te_engaging_user_id.parquet").is_dir()
-    assert (tmp_path / "hist_engaging_user_id.parquet").is_dir()  # the history state too: shuffled with the rows
-    builder = FeatureBuilder.load(tmp_path, load_config().features)
+    assert (state / "te_engaging_user_id.parquet").is_dir()
+    assert (state / "hist_engaging_user_id.parquet").is_dir()  # the history state too: shuffled with the rows
+    builder = FeatureBuilder.load(state, features)
     rows = events[events["tweet_timestamp"] > events["tweet_timestamp"].max() - 24 * 3600]
     served = builder.transform_frame(rows)[[*ROW_KEY, *builder.feature_names()]]
     served = served.sort_values(list(ROW_KEY)).reset_index(drop=True)
@@ -80,7 +88,7 @@ def test_partitioned_key_tables_give_the_broadcast_features(events, base, tmp_pa
 @pytest.mark.slow
 def test_tables_are_partitioned_by_their_estimated_size(events, base):
     """Above the limit, only the tables whose estimated rows exceed it are reduced partitioned;
-    the mixed build gives the all-broadcast features."""
+    the mixed build (intermediates in memory, as on GPU by default) gives the all-broadcast features."""
     cfg = load_config().features
     cfg.broadcast_limit = 3_000
     frame = dd.from_pandas(events, npartitions=4, sort=False)
@@ -92,20 +100,6 @@ def test_tables_are_partitioned_by_their_estimated_size(events, base):
     train, valid = _features(events, npartitions=4, n_workers=2, broadcast_limit=3_000)
     pd.testing.assert_frame_equal(train, base_train, check_exact=False, rtol=0, atol=1e-12)
     pd.testing.assert_frame_equal(valid, base_valid, check_exact=False, rtol=0, atol=1e-12)
-
-
-@pytest.mark.slow
-def test_intermediates_on_disk_give_the_same_features(events, base, tmp_path):
-    """intermediates: disk (the build's frames written as parquet and read back) changes no value."""
-    base_train, base_valid = base
-    train, valid = _features(events, npartitions=4, n_workers=2, broadcast_limit=0, scratch=tmp_path)
-    pd.testing.assert_frame_equal(train, base_train, check_exact=False, rtol=0, atol=1e-12)
-    pd.testing.assert_frame_equal(valid, base_valid, check_exact=False, rtol=0, atol=1e-12)
-    # shuffled by the history key, with history, then one shuffle of the training rows per
-    # distinct key of the partitioned tables (target encodings, counts and per-day counts together)
-    features = load_config().features
-    keys = {tuple(k) for k in [*features.target_encoding.keys, *features.counts]}
-    assert len(list((tmp_path / "train").iterdir())) == 2 + len(keys)
 
 
 def test_without_daily_counts_a_row_served_alone_gets_its_batch_features(events):

@@ -68,7 +68,9 @@ def test_an_interrupted_training_frees_the_workers_for_the_next(cluster, client)
     runs on the workers) used to leave the workers' locks held for good: the next run waited forever."""
     from distributed import Client
 
-    cfg = TrainConfig(targets=["like"], max_depth=6, num_boost_round=3_000, early_stopping_rounds=0)
+    # long enough for the Ctrl-C to land mid-training (it lands within ~0.1 s of the lock) and short enough that
+    # the abandoned training, which runs on to its end, does not hold up the next one for long (3,000 rounds: a minute)
+    cfg = TrainConfig(targets=["like"], max_depth=6, num_boost_round=600, early_stopping_rounds=0)
 
     def interrupt_once_locked() -> None:
         deadline = time.monotonic() + 60
