@@ -183,7 +183,7 @@ class TargetEncodingConfig:
     keys: list[list[str]] = field(default_factory=lambda: [list(k) for k in WINNER_TE_KEYS])
     n_folds: int = 5
     smooth: float = 20.0
-    fold_method: str = "hash"
+    fold_method: Literal["hash", "contiguous", "random"] = "hash"
     seed: int = 0
 
 
