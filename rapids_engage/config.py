@@ -126,7 +126,7 @@ class DataConfig:
     CSV/TSV/JSONL/parquet files (``path`` glob) described by ``table``.
     """
 
-    source: str = "synthetic"
+    source: Literal["synthetic", "parquet", "recsys", "table"] = "synthetic"
     path: str | None = None
     cache_dir: str = "~/.cache/rapids_engage"
     strict: bool = False
