@@ -194,6 +194,8 @@ def run(
         results[t]["objective"] = m.objective
     report = _store_summary(cfg, backend, n_workers, built, prog.timings, dataset, split, memory)
     report["run"] = run_info(backend, started, command)
+    if shuffle_seed is not None:  # the audit's control run: say so, its metrics show no skill by design
+        report["split"]["shuffled_labels_seed"] = shuffle_seed
     report["workers_lost"] = workers_lost
     report["targets"] = results
     report["models"] = str(Path(cfg.out).absolute() / "models")  # absolute, as the config's paths
