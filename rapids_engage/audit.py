@@ -114,10 +114,12 @@ def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) 
     return checks
 
 
-def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0, plots: bool | None = None) -> dict:
+def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0, plots: bool | None = None,
+              rebuild: bool = False, command: str | None = None) -> dict:
     """Run the checks for ``cfg``; results in ``<cfg.out>/audit.json``. ``plots``: the real-label run's
-    (``--plots`` / ``--no-plots``, as for a run). The split and time-travel checks run on the run's
-    cluster (``--scheduler-address`` or a local one), not in this process."""
+    (``--plots`` / ``--no-plots``, as for a run); ``rebuild``: both runs recompute their features
+    (``--rebuild``); ``command``: the audit's command line, in both runs' reports. The split and
+    time-travel checks run on the run's cluster (``--scheduler-address`` or a local one), not in this process."""
     from .backend import resolve
     from .cluster import start_cluster
     from .pipeline import run
@@ -129,12 +131,12 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
             console.print(f"audit: {line}", highlight=False)
 
     say(f"run with the real labels -> {out}")
-    real = run(cfg, quiet=True, console=console, plots=plots)
+    real = run(cfg, quiet=True, console=console, plots=plots, rebuild=rebuild, command=command)
     shuffled_cfg = copy.deepcopy(cfg)
     shuffled_cfg.out = str(out / "shuffled-labels")
     shuffled_cfg.features.store = str(out / "shuffled-labels" / "store")
     say(f"run with the training labels shuffled within each day -> {shuffled_cfg.out}")
-    shuffled = run(shuffled_cfg, quiet=True, console=console, shuffle_seed=seed, plots=False)
+    shuffled = run(shuffled_cfg, quiet=True, console=console, shuffle_seed=seed, plots=False, rebuild=rebuild, command=command)
     checks = [shuffled_check(t, m, real["targets"][t]) for t, m in shuffled["targets"].items()]
     store_dir = Path(real["store"]["path"]) / real["store"]["version"]
     say("split and time-travel checks")

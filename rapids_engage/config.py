@@ -126,7 +126,7 @@ class DataConfig:
     CSV/TSV/JSONL/parquet files (``path`` glob) described by ``table``.
     """
 
-    source: str = "synthetic"
+    source: Literal["synthetic", "parquet", "recsys", "table"] = "synthetic"
     path: str | None = None
     cache_dir: str = "~/.cache/rapids_engage"
     strict: bool = False
@@ -183,7 +183,7 @@ class TargetEncodingConfig:
     keys: list[list[str]] = field(default_factory=lambda: [list(k) for k in WINNER_TE_KEYS])
     n_folds: int = 5
     smooth: float = 20.0
-    fold_method: str = "hash"
+    fold_method: Literal["hash", "contiguous", "random"] = "hash"
     seed: int = 0
 
 

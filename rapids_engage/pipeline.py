@@ -194,6 +194,8 @@ def run(
         results[t]["objective"] = m.objective
     report = _store_summary(cfg, backend, n_workers, built, prog.timings, dataset, split, memory)
     report["run"] = run_info(backend, started, command)
+    if shuffle_seed is not None:  # the audit's control run: say so, its metrics show no skill by design
+        report["split"]["shuffled_labels_seed"] = shuffle_seed
     report["workers_lost"] = workers_lost
     report["targets"] = results
     report["models"] = str(Path(cfg.out).absolute() / "models")  # absolute, as the config's paths
@@ -442,14 +444,14 @@ def _ingest(args: argparse.Namespace, console: Console) -> None:
         console.print(result.summary(), highlight=False, soft_wrap=True, markup=False)
 
 
-def _audit(args: argparse.Namespace, console: Console) -> int:
+def _audit(args: argparse.Namespace, console: Console, command: str | None = None) -> int:
     """Exit code 0 when every audit check passes, 1 otherwise."""
     from .audit import run_audit
 
     cfg = config_from_args(args)
     if args.out is None:
         cfg.out = str(Path(cfg.out) / "audit")
-    return 0 if run_audit(cfg, console, quiet=args.quiet, plots=args.plots)["passed"] else 1
+    return 0 if run_audit(cfg, console, quiet=args.quiet, plots=args.plots, rebuild=args.rebuild, command=command)["passed"] else 1
 
 
 #: Substrings of out-of-memory errors from RMM / cuDF / CUDA / XGBoost (raised as MemoryError, RuntimeError or XGBoostError).
@@ -549,10 +551,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     console = Console(stderr=True, width=None if sys.stderr.isatty() else LOG_WIDTH)
+    command = shlex.join(["python", "-m", "rapids_engage.pipeline", *argv])
     if argv[:1] == ["audit"]:
         args = build_parser("audit").parse_args(argv[1:])
-        return _guarded(lambda: _audit(args, console), args, console)
-    command = shlex.join(["python", "-m", "rapids_engage.pipeline", *argv])
+        return _guarded(lambda: _audit(args, console, command), args, console)
     if argv[:1] == ["features"]:
         args = build_parser("features").parse_args(argv[1:])
         return _timed(lambda: build_features(config_from_args(args), rebuild=args.rebuild, quiet=args.quiet, console=console,

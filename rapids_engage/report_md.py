@@ -117,6 +117,9 @@ def _summary(report: Mapping[str, Any]) -> list[str]:
         last = f" (to {utc(split['max_time'])})" if _number(split.get("max_time")) is not None else ""
         rows.append(["split", f"train: events {first}up to {utc(split['cutoff'])}; validation: the "
                               f"{_number(split.get('valid_hours')) or 0:g} h after{last}"])
+    if split.get("shuffled_labels_seed") is not None:
+        rows.append(["labels", f"**training labels shuffled within each day** (seed {split['shuffled_labels_seed']}): the "
+                               "leakage audit's control run, whose models must show no skill"])
     store = report.get("store") or {}
     if store:
         version = f"`{store['version']}`" if store.get("version") else DASH
@@ -143,7 +146,9 @@ def _provenance(report: Mapping[str, Any]) -> list[list[str]]:
     if run.get("command"):
         rows.append(["command", f"`{run['command']}`"])
     if report.get("config") is not None:
-        rows.append(["config", "`config.yaml` beside this report: every key resolved; `--config config.yaml` reruns it"])
+        shuffled = (report.get("split") or {}).get("shuffled_labels_seed") is not None
+        rows.append(["config", "`config.yaml` beside this report: every key resolved; `--config config.yaml` reruns it"
+                     + (" with the real labels (`audit` shuffles them)" if shuffled else "")])
     if run.get("started_utc"):
         rows.append(["ran", f"{run['started_utc']} to {run.get('finished_utc', DASH)} on {run.get('host') or DASH}"])
     if run.get("libraries"):

@@ -36,3 +36,30 @@ def test_unique_row_keys_pass_whatever_the_fold_method(tmp_path):
     assert checks["row keys unique"]["passed"]
     assert checks["row keys unique"]["detail"].startswith("0 training and 0 validation")
     assert not checks["train/valid overlap"]["passed"] and checks["train/valid overlap"]["detail"] == "1 row key(s) in both"
+
+
+def test_audit_passes_rebuild_and_its_command_line_to_both_runs(tmp_path, monkeypatch):
+    """``audit --rebuild`` recomputes the features of both runs (it was parsed and ignored: both runs were
+    cache hits), and both runs' report.json / report.md name the audit's command (``run.command`` was null)."""
+    import contextlib
+
+    import rapids_engage.audit as audit
+    import rapids_engage.cluster as cluster
+    import rapids_engage.pipeline as pipeline
+
+    calls = []
+
+    def fake_run(cfg, **kwargs):
+        calls.append(kwargs)
+        return {"targets": {"like": {"kind": "binary", "rce": 0.0 if kwargs.get("shuffle_seed") is not None else 9.0}},
+                "store": {"path": str(tmp_path), "version": "v"}, "split": {"cutoff": 0}, "layout": RECSYS.to_dict()}
+
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    monkeypatch.setattr(cluster, "start_cluster", lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr(audit, "split_checks", lambda *a, **k: [])
+    monkeypatch.setattr(audit, "time_travel_checks", lambda *a, **k: [])
+    argv = ["audit", "--gpus", "0", "--out", str(tmp_path / "out"), "--rows", "1000", "--rebuild", "--quiet"]
+    assert pipeline.main(argv) == 0
+    assert [c.get("shuffle_seed") is not None for c in calls] == [False, True]
+    assert all(c["rebuild"] for c in calls)
+    assert all(c["command"] == "python -m rapids_engage.pipeline " + " ".join(argv) for c in calls)

@@ -60,6 +60,22 @@ def test_a_choice_out_of_its_values_lists_them():
     assert load_config(None, ["features.intermediates=disk"]).features.intermediates == "disk"
 
 
+def test_a_misspelt_fold_method_is_a_config_error_naming_the_key_and_the_override():
+    # it was a bare ValueError from the feature stage ("fold_method must be one of ..."), after the data and split
+    with pytest.raises(ConfigError, match=r"features\.target_encoding\.fold_method: expected one of 'hash', 'contiguous', "
+                                          r"'random', got 'contigous' \(from --set features\.target_encoding\.fold_method="):
+        load_config(None, ["features.target_encoding.fold_method=contigous"])
+    assert load_config(None, ["features.target_encoding.fold_method=random"]).features.target_encoding.fold_method == "random"
+
+
+def test_a_misspelt_data_source_is_a_config_error_naming_the_key():
+    # it was DataError "data.source must be ..." in the data stage, and with --rows the misleading
+    # "--rows sizes synthetic data; this config reads data.source 'synthtic'"
+    with pytest.raises(ConfigError, match=r"data\.source: expected one of 'synthetic', 'parquet', 'recsys', 'table', "
+                                          r"got 'synthtic' \(from --set data\.source=synthtic\)"):
+        load_config(None, ["data.source=synthtic"])
+
+
 def test_memory_sizes_take_strings_fractions_and_bytes():
     """cluster.memory_limit / rmm_pool_size as the README documents them: "8GB", 0.8, bytes."""
     cluster = load_config(None, ["cluster.rmm_pool_size=0.8", "cluster.memory_limit=8GB"]).cluster

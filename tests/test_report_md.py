@@ -110,3 +110,14 @@ def test_the_summary_names_plots_only_when_the_run_drew_them():
         console = Console(width=300, record=True)
         print_summary({**_report({"like": _binary()}), "plots": plots}, console, Path("r/report.json"))
         assert console.export_text().splitlines()[-1] == line  # --no-plots printed "plots/" too
+
+
+def test_the_audits_shuffled_label_run_says_so():
+    """The audit's control run (<out>/shuffled-labels/) trains on permuted labels: its report must say so, or a
+    reader sees models without skill and a config.yaml that reruns something else (the real labels)."""
+    split = {"valid_hours": 24, "cutoff": 1_614_729_598, "min_time": 1_612_396_822, "max_time": 1_614_815_998}
+    shuffled = render_markdown(_report({"like": _binary(rce=0.01)}, split=split | {"shuffled_labels_seed": 0}, config={}))
+    assert "| labels | **training labels shuffled within each day** (seed 0)" in shuffled
+    assert "`--config config.yaml` reruns it with the real labels (`audit` shuffles them)" in shuffled
+    real = render_markdown(_report({"like": _binary()}, split=split, config={}))
+    assert "shuffled" not in real and "`--config config.yaml` reruns it |" in real
