@@ -193,9 +193,9 @@ class _ClosedGathers(logging.Filter):
 
 
 def _quiet_closed_gathers() -> None:
-    log = logging.getLogger("asyncio")
-    if not any(isinstance(f, _ClosedGathers) for f in log.filters):
-        log.addFilter(_ClosedGathers())
+    from .worker_setup import add_log_filter
+
+    add_log_filter("asyncio", _ClosedGathers)
 
 
 @contextlib.contextmanager

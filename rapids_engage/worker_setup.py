@@ -32,7 +32,7 @@ class _HandledTaskErrors(logging.Filter):
 
 def quiet_task_errors() -> None:
     """Install :class:`_HandledTaskErrors` on this process's ``distributed.worker`` logger (once)."""
-    _add_filter("distributed.worker", _HandledTaskErrors)
+    add_log_filter("distributed.worker", _HandledTaskErrors)
 
 
 class _HeartbeatsAtClose(logging.Filter):
@@ -44,7 +44,8 @@ class _HeartbeatsAtClose(logging.Filter):
         return not str(record.msg).startswith("Failed to communicate with scheduler during heartbeat")
 
 
-def _add_filter(logger: str, kind: type[logging.Filter]) -> None:
+def add_log_filter(logger: str, kind: type[logging.Filter]) -> None:
+    """Install a ``kind`` filter on the ``logger`` of this process, once."""
     log = logging.getLogger(logger)
     if not any(isinstance(f, kind) for f in log.filters):
         log.addFilter(kind())
@@ -130,7 +131,7 @@ def ignore_interrupts() -> None:
 def dask_setup(worker) -> None:  # noqa: ARG001 - dask's preload hook signature
     """The preload of the workers of a cluster the run starts (an existing cluster's get :class:`BackendSetup` only)."""
     ignore_interrupts()
-    _add_filter("distributed.worker", _HeartbeatsAtClose)
+    add_log_filter("distributed.worker", _HeartbeatsAtClose)
     try:
         import libcuml
 
