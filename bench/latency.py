@@ -14,7 +14,7 @@ per cluster) and every target's booster scores them (``Scorer.scores``).
   frames, boosters on ``cuda``, rows/s for large batches.
 
 Without ``--model-dir`` a run of ``--rows`` synthetic rows is trained first
-(``runs/latency-<rows>``). Writes ``bench/results/latency-<device>.json``. A
+(``runs/latency-<rows>``). Writes ``bench/results/latency-<device>.json`` (``--results DIR``: there instead). A
 benchmark, not a test: nothing here asserts speed.
 """
 
@@ -184,7 +184,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--gpus", nargs="+", default=["0", "1"], choices=["0", "1"], help="0: CPU latency, 1: GPU throughput")
     p.add_argument("--features", choices=["frame", "dask"], default="frame",
                    help="frame: FeatureBuilder.transform_frame (no dask); dask: FeatureBuilder.transform")
+    p.add_argument("--results", default=str(Path(__file__).parent / "results"),
+                   help="where latency-<device>.json goes (default: bench/results)")
     args = p.parse_args(argv)
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
 
     model_dir = Path(args.model_dir) if args.model_dir else ROOT / "runs" / f"latency-{args.rows}"
     if args.model_dir is None:
@@ -214,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         for r in res["batches"]:
             verdict = "within" if r["within_limit"] else "OVER"
             console.print(f"  {r['rows']:>6,} rows/batch: {r['ms_per_row']:.4f} ms/row, {verdict} the {LIMIT_MS_PER_ROW:g} ms/row limit")
-        write_json(results_file("cpu", args.features), result)  # now: a GPU part cut off by a time limit keeps these
+        write_json(results_file(results, "cpu", args.features), result)  # now: a GPU part cut off by a time limit keeps these
     if "1" in args.gpus:
         res = result["gpu"] = bench_gpu(model_dir, pool, args.gpu_sizes, args.gpu_repeats, args.features == "frame")
         if "skipped" in res:
@@ -225,13 +229,13 @@ def main(argv: list[str] | None = None) -> None:
     slug = "gpu" if "batches" in result.get("gpu", {}) else "cpu"
     if slug == "cpu" and "cpu" not in result:
         return  # nothing measured: keep the last results
-    out = results_file(slug, args.features)
+    out = results_file(results, slug, args.features)
     write_json(out, result)
     console.print(f"-> {out}")
 
 
-def results_file(slug: str, features: str) -> Path:
-    return Path(__file__).parent / "results" / f"latency-{slug}{'' if features == 'frame' else '-dask'}.json"
+def results_file(results: Path, slug: str, features: str) -> Path:
+    return results / f"latency-{slug}{'' if features == 'frame' else '-dask'}.json"
 
 
 if __name__ == "__main__":

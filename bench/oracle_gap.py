@@ -176,7 +176,7 @@ def main() -> None:
         ratio = lambda ref: f"{ours / ref:.0%}" if ours is not None else "–"  # noqa: E731
         print(
             f"| {target} | {r['oracle']:.2f} | {r['oracle_without_pair']:.2f} | {r['structured_map']:.2f} "
-            f"({r['structured_map_c']}) | {ours if ours is None else round(ours, 2)} | {ratio(r['oracle'])} | "
+            f"({r['structured_map_c']}) | {'–' if ours is None else round(ours, 2)} | {ratio(r['oracle'])} | "
             f"{ratio(r['structured_map'])} |"
         )
     print(f"wrote {out}")

@@ -5,7 +5,8 @@ rebuilt, so every run pays for them), then its store stages again (a cache hit: 
 second run of a config pays for its features), and the table gives seconds and rows/s per
 stage, peak host RSS per stage (driver + local workers) and, on GPU, peak device memory in
 use (the report's ``memory`` section), plus the ratio of each later backend to the first. Writes
-``bench/results/pipeline-<rows>.json``. Several ``--rows`` values (``--rows 1000000 10000000``)
+``bench/results/pipeline-<rows>.json`` (``--results DIR``: there instead); the exit status is 1
+when a backend's run failed (its error is printed and in the JSON). Several ``--rows`` values (``--rows 1000000 10000000``)
 run each size in turn and end with the scaling table: seconds per stage and t(N) / t(previous N).
 A benchmark, not a test: nothing here asserts speed.
 """
@@ -17,11 +18,13 @@ import json
 import platform
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from rapids_engage.pipeline import KNOWN_ERRORS
 from rapids_engage.pipeline import main as pipeline_main
 
 STAGES = ("data", "split", "features", "train", "evaluate")
@@ -53,12 +56,14 @@ def run_one(gpus: str, rows: int, work: Path, extra: list[str]) -> dict:
     out = work / f"gpus-{gpus}"
     args = ["--gpus", gpus, "--rows", str(rows), "--out", str(out), "--rebuild",
             "--set", f"data.cache_dir={work / 'cache'}", *extra]
-    try:
-        code = pipeline_main(args)
+    try:  # --debug: a failure reaches here, so the JSON says why (a known one in its line, any other with its traceback)
+        code = pipeline_main([*args, "--debug"])
     except Exception as exc:  # noqa: BLE001 - recorded: one failing backend must not lose the others
+        if not isinstance(exc, KNOWN_ERRORS):
+            traceback.print_exc()
         return {"error": f"{type(exc).__name__}: {exc}", "device": device_name(gpus)}
     if code != 0:
-        return {"error": f"pipeline exit code {code} (its error line is above)", "device": device_name(gpus)}
+        return {"error": f"pipeline exit code {code}", "device": device_name(gpus)}
     report = json.loads((out / "report.json").read_text())
     report["device"] = device_name(gpus)
     report["cache_hit"] = cache_hit_cost(args, out, report)
@@ -156,18 +161,21 @@ def provenance() -> dict:
             "python": sys.version}
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Exit status 1 when a run failed (its error is in the table's place and in the JSON), else 0."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, nargs="+", default=[1_000_000],
                    help="rows of synthetic data; several values measure the scaling curve, e.g. 1000000 10000000")
     p.add_argument("--gpus", nargs="+", default=["0"], help="backends to compare, e.g. 0 1")
     p.add_argument("--work", help="scratch directory (default: a temporary one)")
     p.add_argument("--set", action="append", default=[], help="config overrides passed to every run")
+    p.add_argument("--results", default=str(Path(__file__).parent / "results"),
+                   help="where pipeline-<rows>.json goes (default: bench/results)")
     args = p.parse_args(argv)
     extra = [x for kv in args.set for x in ("--set", kv)]
     console = Console()
-    results = Path(__file__).parent / "results"
-    results.mkdir(exist_ok=True)
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
     by_rows: dict[int, dict[str, dict]] = {}
     for rows in args.rows:
         reports: dict[str, dict] = {}
@@ -189,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     ok = [g for g in args.gpus if all(g in r for r in by_rows.values())]
     if len(by_rows) > 1 and ok:
         console.print(scaling_table(by_rows, ok))
+    return int(any(len(done) < len(args.gpus) for done in by_rows.values()))
 
 
 def write_results(path: Path, rows: int, overrides: list[str], reports: dict[str, dict]) -> None:
@@ -200,4 +209,4 @@ def write_results(path: Path, rows: int, overrides: list[str], reports: dict[str
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
