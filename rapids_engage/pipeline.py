@@ -27,6 +27,7 @@ from .backend import Backend, BackendError, resolve
 from .baselines import baselines, te_columns
 from .cluster import (ClusterError, WorkerLostError, check_shared_paths, ignored_settings, pin_partitions, start_cluster,
                       while_workers_live, worker_addresses)
+from .cli import Parser
 from .config import Config, ConfigError, load_config, sourced
 from .digests import CACHE_FILE
 from .data import DataError, Dataset, check_some_ingested, expected_layout, read_events, resolve_dataset, resolve_min_partition_rows
@@ -304,7 +305,7 @@ RUN_LIKE = {
 
 
 def build_parser(subcommand: str | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m rapids_engage.pipeline" + (f" {subcommand}" if subcommand else ""), description=RUN_LIKE[subcommand]
     )
     p.add_argument("--config", help="YAML config (default: configs/default.yaml, the synthetic demo)")
@@ -347,7 +348,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def build_predict_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m rapids_engage.pipeline predict",
         description="Score new rows with the models of a run and the serving state of its feature-store version.",
     )
@@ -407,7 +408,7 @@ def predict_cluster_config(args: argparse.Namespace) -> Any:
 
 
 def build_ingest_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m rapids_engage.pipeline ingest",
         description="Ingest raw files (RecSys 2021 or a table described by a config's data.table) into canonical "
         "parquet (<out>/data) with bad rows quarantined, e.g. new rows to score with `predict --input <out>`.",

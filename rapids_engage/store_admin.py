@@ -22,6 +22,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .cli import Parser
 from .store import MANIFEST, FeatureStore
 from .store_builds import KILLED, LEFTOVER, LIVE, UNKNOWN, dir_size, state, temporary_dirs
 
@@ -140,7 +141,7 @@ def versions_table(store: FeatureStore, infos: list[VersionInfo], served: dict[s
 
 
 def build_store_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m rapids_engage.pipeline store",
         description="List the versions of a feature store (rows, features, size, age, reuse, intact or damaged) and "
         "delete old ones. Models trained on a deleted version can no longer be served.",

@@ -29,6 +29,22 @@ def test_a_subcommand_after_options_says_it_comes_first(capsys):
     assert "the subcommand comes first: python -m rapids_engage.pipeline features [options]" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("argv", "said"), [
+    (["--gpu", "0"], "unrecognized arguments: --gpu 0 (did you mean --gpus?)"),  # argparse took it for --gpus
+    (["--gpus=0", "--no-plot"], "unrecognized arguments: --no-plot (did you mean --no-plots?)"),
+    (["--qiet", "--rebuld"], "(did you mean --quiet for --qiet, --rebuild for --rebuld?)"),
+    (["--bogus"], "unrecognized arguments: --bogus\n"),
+    (["predict", "--model-dir", "m", "--input", "i", "--out", "o", "--histry", "h"], "(did you mean --history?)"),
+    (["store", "s", "--kep", "2"], "(did you mean --keep?)"),
+])
+def test_flags_are_spelt_out_and_a_mistyped_one_gets_its_closest_match(capsys, argv, said):
+    """A prefix is not a flag: ``--gpu`` would stop meaning ``--gpus`` the day a ``--gpu-memory`` is added."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert said in capsys.readouterr().err
+
+
 def test_subcommand_help_names_the_subcommand():
     assert build_parser("features").format_usage().startswith("usage: python -m rapids_engage.pipeline features ")
     assert "features.json" in build_parser("features").description

@@ -1,0 +1,43 @@
+"""The command-line parser of every subcommand: flags are spelt out, and a mistyped one gets its closest match.
+
+argparse accepts any unambiguous prefix of a flag (``--gpu 0`` for ``--gpus``), so a command that works
+today stops working the day a flag with the same prefix is added (``--gpu-memory``); without prefixes, the
+mistyped flag is an error that names the flag it was probably meant to be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+from typing import Any
+
+
+class Parser(argparse.ArgumentParser):
+    """:class:`argparse.ArgumentParser` without prefix matching, suggesting a known flag for an unknown one."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.flags: list[str] = []  # before argparse adds --help
+        super().__init__(allow_abbrev=False, **kwargs)
+
+    def add_argument(self, *names: str, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*names, **kwargs)
+        self.flags += action.option_strings  # with the --no-x of a BooleanOptionalAction
+        return action
+
+    def error(self, message: str) -> None:  # type: ignore[override] - argparse's exits (status 2)
+        if message.startswith("unrecognized arguments: "):
+            message += suggestion(message.removeprefix("unrecognized arguments: ").split(), self.flags)
+        super().error(message)
+
+
+def suggestion(unknown: list[str], flags: list[str]) -> str:
+    """`` (did you mean --gpus?)`` for the unknown flags close to a known one, else ``""``."""
+    pairs = []
+    for token in unknown:
+        name = token.split("=", 1)[0]
+        # compared without the dashes they all share: --bogus is not like --gpus
+        close = difflib.get_close_matches(name.lstrip("-"), [f.lstrip("-") for f in flags], n=1, cutoff=0.7)
+        pairs += [(name, f"--{close[0]}")] if close and name.startswith("--") else []
+    if len(pairs) == 1:
+        return f" (did you mean {pairs[0][1]}?)"
+    return f" (did you mean {', '.join(f'{flag} for {name}' for name, flag in pairs)}?)" if pairs else ""
