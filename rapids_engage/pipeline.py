@@ -60,11 +60,20 @@ KNOWN_ERRORS = (BackendError, ConfigError, DataError, IngestError, ModelError, F
 def _stages(cfg: Config, quiet: bool, console: Console) -> Iterator[tuple[Backend, Path, StageProgress, MemoryWatch]]:
     """The backend, output directory, progress display and memory watch of a run."""
     backend = resolve(cfg.cluster.gpus).init()
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_out_dir(cfg)
     memory = MemoryWatch.for_run(backend, cfg.cluster.scheduler_address)
     with memory, StageProgress(console, quiet, memory) as prog:
         yield backend, out, prog, memory
+
+
+def make_out_dir(cfg: Config) -> Path:
+    """The run's output directory, created; one that cannot be is a config error naming ``out``."""
+    out = Path(cfg.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(sourced(cfg, f"out: cannot create the output directory {str(out)!r}: {exc.strerror}")) from None
+    return out
 
 
 def _data_stage(cfg: Config, backend: Backend, prog: StageProgress, train: bool = True) -> Dataset:

@@ -191,6 +191,7 @@ def test_unusable_paths_and_an_absent_scheduler_are_one_line_errors(tmp_path, ca
         assert main(["--gpus", "0", "--rows", "1000", "--out", str(out), "--set", f"data.cache_dir={tmp_path / 'c'}"]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
+        assert f"out: cannot create the output directory {str(out)!r}: {message} (from --out {out})" in err
     from rapids_engage.backend import CPU
     from rapids_engage.config import ClusterConfig
 
