@@ -35,12 +35,12 @@ REQUIRED_COUNT_KEYS = ("rmse_log1p", "mae_log1p", "rmse", "mae", "spearman")
 #: Terminal table columns per table (binary, ranking, count): (header, metric key, digits); "base:" keys read the baselines.
 TABLE_COLUMNS = {
     "binary": (("positive rate", "positive_rate", 4), ("AP", "ap", 4), ("RCE", "rce", 2), ("oracle RCE", "oracle_rce", 2),
-               ("AUC", "auc", 4), ("RCE TE-logreg", "base:te_logreg:rce", 2)),
+               ("AUC", "auc", 4), ("RCE te_logreg", "base:te_logreg:rce", 2)),
     "ranking": (("MAP@10", "map@10", 4), ("NDCG@10", "ndcg@10", 4), ("MRR", "mrr", 4), ("tied@10", "tied@10", 2),
                 ("MAP@10 constant", "base:constant:map@10", 4), ("MAP@10 popularity", "base:popularity:map@10", 4),
-                ("MAP@10 TE-logreg", "base:te_logreg:map@10", 4)),
+                ("MAP@10 te_logreg", "base:te_logreg:map@10", 4)),
     "count": (("mean count", "mean", 2), ("mean predicted", "mean_pred", 2), ("RMSE log1p", "rmse_log1p", 4), ("MAE log1p", "mae_log1p", 4), ("Spearman", "spearman", 4),
-              ("RMSE log1p constant", "base:constant:rmse_log1p", 4), ("RMSE log1p TE-linreg", "base:te_linreg:rmse_log1p", 4),
+              ("RMSE log1p constant", "base:constant:rmse_log1p", 4), ("RMSE log1p te_linreg", "base:te_linreg:rmse_log1p", 4),
               ("RMSE", "rmse", 2), ("RMSE constant", "base:constant:rmse", 2)),
 }
 

@@ -46,6 +46,8 @@ _EXTRA_COLUMNS = (
     ("oracle AP", "oracle_ap", 4),
 )
 _BASELINE_METRICS = (("AP", "ap", 4), ("RCE", "rce", 2))
+#: Digits of a metric in the notes, as in the tables (RCE in percent points: 2).
+_DIGITS = {key: digits for _, key, digits in (*_METRIC_COLUMNS, *_TAIL_COLUMNS, *_EXTRA_COLUMNS)}
 
 
 # --------------------------------------------------------------------------- formatting
@@ -324,7 +326,7 @@ def _notes(report: Mapping[str, Any]) -> list[str]:
                      if _number(m.get(k)) is not None and _number(b.get(k)) is not None
                      and (b[k] > m[k] if higher else b[k] < m[k])]
             if worse:
-                what = ", ".join(f"{k} {_fmt(v_b)} vs {_fmt(v_m)}" for k, v_m, v_b in worse)
+                what = ", ".join(f"{k} {_fmt(v_b, _DIGITS.get(k, 4))} vs {_fmt(v_m, _DIGITS.get(k, 4))}" for k, v_m, v_b in worse)
                 notes.append(f"**{target}**: the {name} baseline is better on {what}.")
     if not notes:
         return []

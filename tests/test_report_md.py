@@ -26,7 +26,7 @@ def test_notes_flag_weak_noisy_and_beaten_models():
     }))
     notes = text[text.index("## Notes"):text.index("## Reading the metrics")]
     assert "**quote**: RCE -0.30 ≤ 0" in notes and "**quote**: 50 positives" in notes and "1 boosting round(s)" in notes
-    assert "**reply**: the te_logreg baseline is better on ap 0.2000 vs 0.1500, rce 12.0000 vs 10.0000" in notes
+    assert "**reply**: the te_logreg baseline is better on ap 0.2000 vs 0.1500, rce 12.00 vs 10.00" in notes
     assert "**like**" not in notes  # it beats its baselines, with enough positives and rounds
 
 
@@ -72,7 +72,7 @@ def test_terminal_tables_put_ranking_metrics_in_their_own_table():
         assert [t.title for t in tables] == ["validation metrics: binary targets (cpu, 10,000 rows)",
                                              f"validation metrics: ranking per impression_id (cpu, 968 groups with a positive{objective})"]
         ranking = text[text.index("ranking per"):]
-        for header in ("MAP@10", "NDCG@10", "MRR", "tied@10", "MAP@10 constant", "MAP@10 popularity", "MAP@10 TE-logreg"):
+        for header in ("MAP@10", "NDCG@10", "MRR", "tied@10", "MAP@10 constant", "MAP@10 popularity", "MAP@10 te_logreg"):
             assert header in ranking
         assert "0.2100" in ranking and "0.17" in ranking and "0.1900" in ranking
         has_rce = re.search(r"┃\s+RCE\s+┃", text[:text.index("ranking per")]) is not None
