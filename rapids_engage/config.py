@@ -5,7 +5,8 @@ Every section is a dataclass; :func:`load_config` turns a YAML file plus
 wrongly typed values are :class:`ConfigError` naming the file, the key path, what
 was expected and what was given (``configs/x.yaml: split.valid_hours: expected a
 number, got 'three'``), and the ``--set`` override or flag when the value came
-from one. dacite does the typed dict -> dataclass conversion once the data pass.
+from one; so are values out of their range (``_VALUE_CHECKS``: ``cluster.n_workers: expected a whole
+number of workers >= 1 or null, got 0``). dacite does the typed dict -> dataclass conversion once the data pass.
 """
 
 from __future__ import annotations
@@ -256,12 +257,65 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-#: Values their type alone does not check: (section, key) -> (test, what is expected).
+def _size(value: Any, auto: bool) -> bool:
+    """A memory size as dask reads it: ``auto`` (where allowed), a fraction of the memory in (0, 1],
+    a whole number of bytes or a size such as ``8GB`` (``dask.utils.parse_bytes``)."""
+    if isinstance(value, str) and not _is_float(value):
+        if value.strip() == "auto":
+            return auto
+        from dask.utils import parse_bytes
+
+        try:
+            return parse_bytes(value) > 0
+        except ValueError:
+            return False
+    number = float(value)
+    return 0 < number <= 1 or number > 1 and number == int(number)
+
+
+def _keys_ok(keys: list[list[str]]) -> bool:
+    return all(key and all(column.strip() for column in key) for key in keys)
+
+
+#: Values their type alone does not check: (section, key) -> (test, what is expected). A test sees
+#: only a value of the field's type (a wrong type is reported as such first).
 _VALUE_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
     (ClusterConfig, "gpus"): (
-        lambda v: not isinstance(v, bool) and (str(v).strip().lower() == "auto" or str(v).strip().isdigit()),
+        lambda v: str(v).strip().lower() == "auto" or str(v).strip().isdigit(),
         "'auto' or a whole number of GPUs >= 0",
     ),
+    (ClusterConfig, "n_workers"): (lambda v: v is None or v >= 1, "a whole number of workers >= 1 or null"),
+    (ClusterConfig, "threads_per_worker"): (lambda v: v is None or v >= 1, "a whole number of threads >= 1 or null"),
+    (ClusterConfig, "memory_limit"): (
+        lambda v: _size(v, auto=True),
+        "'auto', a size such as '8GB', a fraction of the machine's memory in (0, 1] or a whole number of bytes",
+    ),
+    (ClusterConfig, "rmm_pool_size"): (
+        lambda v: v is None or _size(v, auto=False),
+        "null, a size such as '60GB', a fraction of the GPU's memory in (0, 1] or a whole number of bytes",
+    ),
+    (DataConfig, "partition_rows"): (lambda v: v is None or v >= 1, "a whole number of rows >= 1 or null"),
+    (DataConfig, "min_partition_rows"): (
+        lambda v: v is None or v == "auto" or v >= 1, "a whole number of rows >= 1, 'auto' or null"),
+    (SyntheticConfig, "rows"): (lambda v: v >= 1, "a whole number of rows >= 1"),
+    (SyntheticConfig, "days"): (lambda v: v >= 1, "a whole number of days >= 1"),
+    (SyntheticConfig, "seed"): (lambda v: v >= 0, "a whole number >= 0"),
+    (SyntheticConfig, "n_users"): (lambda v: v is None or v >= 1, "a whole number of users >= 1 or null"),
+    (SyntheticConfig, "chunk_rows"): (lambda v: v >= 1, "a whole number of rows >= 1"),
+    (SplitConfig, "valid_hours"): (lambda v: 0 < float(v) < float("inf"), "a number of hours > 0"),
+    (TargetEncodingConfig, "n_folds"): (lambda v: 2 <= v <= 127, "a whole number of folds from 2 to 127"),
+    (TargetEncodingConfig, "smooth"): (lambda v: 0 <= float(v) < float("inf"), "a number >= 0"),
+    (TargetEncodingConfig, "seed"): (lambda v: v >= 0, "a whole number >= 0"),
+    (TargetEncodingConfig, "keys"): (_keys_ok, "a list of non-empty column lists"),
+    (FeaturesConfig, "counts"): (_keys_ok, "a list of non-empty column lists"),
+    (FeaturesConfig, "broadcast_limit"): (lambda v: v is None or v >= 0, "a whole number of rows >= 0 or null"),
+    (HistoryConfig, "keys"): (_keys_ok, "a list of non-empty column lists"),
+    (HistoryConfig, "windows"): (lambda v: all(w >= 1 for w in v), "a list of whole numbers of seconds >= 1"),
+    (HistoryConfig, "days"): (lambda v: all(d >= 1 for d in v), "a list of whole numbers of days >= 1"),
+    (HistoryConfig, "label_delay"): (lambda v: v >= 0, "a whole number of seconds >= 0"),
+    (TrainConfig, "targets"): (lambda v: len(v) > 0 and len(set(v)) == len(v), "a non-empty list of distinct target names"),
+    (TrainConfig, "num_boost_round"): (lambda v: v >= 1, "a whole number of rounds >= 1"),
+    (TrainConfig, "early_stopping_rounds"): (lambda v: v >= 0, "a whole number of rounds >= 0 (0: no early stopping)"),
 }
 #: The list[list[str]] fields are all column keys (features.counts, target_encoding.keys, history.keys).
 _KEY_LISTS = "a list of column lists, e.g. [[engaging_user_id], [creator_id, language]]"
@@ -317,12 +371,12 @@ def _section_problem(cls: type, data: dict, path: str) -> tuple[str, str] | None
             guess = f": did you mean {prefix + close[0]!r}?" if close else ""
             known = f"keys of {path}" if path else "top-level sections"
             return name, f"unknown config key {name!r}{guess} ({known}: {', '.join(fields)})"
-        check = _VALUE_CHECKS.get((cls, key))
-        if check and not check[0](value):
-            return name, f"{name}: expected {check[1]}, got {_show(value)}"
         found = _problem(hints[key], value, name)
         if found:
             return found
+        check = _VALUE_CHECKS.get((cls, key))
+        if check and not check[0](value):
+            return name, f"{name}: expected {check[1]}, got {_show(value)}"
     for f in fields.values():
         if f.name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             return prefix + f.name, f"{prefix}{f.name}: missing, expected {_describe(hints[f.name])}"
@@ -415,8 +469,17 @@ def sourced(config: Config, message: str) -> str:
 
 def _check_per_target(train: TrainConfig, source: str, origins: dict[str, str]) -> None:
     """A ``train.per_target`` key that is no target but close to one is a typo: an error naming it.
-    (A key of a target left out of ``train.targets`` is fine: one config, runs of some targets.)"""
-    for name in train.per_target:
+    (A key of a target left out of ``train.targets`` is fine: one config, runs of some targets.)
+    Its ``num_boost_round`` and ``early_stopping_rounds`` are checked as ``train``'s own."""
+    for name, overrides in train.per_target.items():
+        for rounds in ("num_boost_round", "early_stopping_rounds"):
+            if rounds in overrides:
+                key, (test, expected) = f"train.per_target.{name}.{rounds}", _VALUE_CHECKS[(TrainConfig, rounds)]
+                value = overrides[rounds]
+                if _problem(int, value, key) or not test(value):
+                    given = [label for k, label in origins.items() if key == k or key.startswith(k + ".")]
+                    raise ConfigError(f"{source}: {key}: expected {expected}, got {_show(value)}"
+                                      + (f" (from {given[-1]})" if given else ""))
         if name in train.targets:
             continue
         close = difflib.get_close_matches(str(name), list(train.targets), n=1, cutoff=0.75)

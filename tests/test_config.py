@@ -186,3 +186,61 @@ def test_path_flags_stay_strings():
 
     cfg = config_from_args(build_parser().parse_args(["--out", "2024", "--scheduler-address", "tcp://10.0.0.1:8786"]))
     assert cfg.out == "2024" and cfg.cluster.scheduler_address == "tcp://10.0.0.1:8786"
+
+
+@pytest.mark.parametrize("setting, expected", [
+    # each was accepted at load and failed later (a stage's ValueError, numpy's "expected non-negative integer",
+    # a worker count dask hangs on) or was silently replaced (n_workers 0: the default)
+    ("synthetic.rows=0", "synthetic.rows: expected a whole number of rows >= 1, got 0"),
+    ("synthetic.days=-1", "synthetic.days: expected a whole number of days >= 1, got -1"),
+    ("synthetic.seed=-1", "synthetic.seed: expected a whole number >= 0, got -1"),
+    ("synthetic.n_users=0", "synthetic.n_users: expected a whole number of users >= 1 or null, got 0"),
+    ("synthetic.chunk_rows=0", "synthetic.chunk_rows: expected a whole number of rows >= 1, got 0"),
+    ("data.partition_rows=0", "data.partition_rows: expected a whole number of rows >= 1 or null, got 0"),
+    ("data.min_partition_rows=-1", "data.min_partition_rows: expected a whole number of rows >= 1, 'auto' or null, got -1"),
+    ("cluster.n_workers=0", "cluster.n_workers: expected a whole number of workers >= 1 or null, got 0"),
+    ("cluster.n_workers=-1", "cluster.n_workers: expected a whole number of workers >= 1 or null, got -1"),
+    ("cluster.threads_per_worker=0", "cluster.threads_per_worker: expected a whole number of threads >= 1 or null, got 0"),
+    ("cluster.memory_limit=lots", "cluster.memory_limit: expected 'auto', a size such as '8GB', a fraction of the machine's "
+                                  "memory in (0, 1] or a whole number of bytes, got 'lots'"),
+    ("cluster.memory_limit=-1", "cluster.memory_limit: expected 'auto', a size such as '8GB', a fraction of the machine's "
+                                "memory in (0, 1] or a whole number of bytes, got -1"),
+    ("cluster.rmm_pool_size=1.5", "cluster.rmm_pool_size: expected null, a size such as '60GB', a fraction of the GPU's "
+                                  "memory in (0, 1] or a whole number of bytes, got 1.5"),
+    ("split.valid_hours=0", "split.valid_hours: expected a number of hours > 0, got 0"),
+    ("split.valid_hours=-24", "split.valid_hours: expected a number of hours > 0, got -24"),
+    ("features.target_encoding.n_folds=1", "features.target_encoding.n_folds: expected a whole number of folds from 2 to 127, got 1"),
+    ("features.target_encoding.n_folds=200", "features.target_encoding.n_folds: expected a whole number of folds from 2 to 127, got 200"),
+    ("features.target_encoding.smooth=-1", "features.target_encoding.smooth: expected a number >= 0, got -1"),
+    ("features.target_encoding.seed=-1", "features.target_encoding.seed: expected a whole number >= 0, got -1"),
+    ("features.target_encoding.keys=[[language], []]", "features.target_encoding.keys: expected a list of non-empty column lists, "
+                                                       "got [['language'], []]"),
+    ("features.counts=[[]]", "features.counts: expected a list of non-empty column lists, got [[]]"),
+    ("features.history.keys=[[]]", "features.history.keys: expected a list of non-empty column lists, got [[]]"),
+    ("features.history.windows=[0]", "features.history.windows: expected a list of whole numbers of seconds >= 1, got [0]"),
+    ("features.history.days=[0]", "features.history.days: expected a list of whole numbers of days >= 1, got [0]"),
+    ("features.history.label_delay=-1", "features.history.label_delay: expected a whole number of seconds >= 0, got -1"),
+    ("features.broadcast_limit=-1", "features.broadcast_limit: expected a whole number of rows >= 0 or null, got -1"),
+    ("train.targets=[]", "train.targets: expected a non-empty list of distinct target names, got []"),
+    ("train.targets=[like, like]", "train.targets: expected a non-empty list of distinct target names, got ['like', 'like']"),
+    ("train.num_boost_round=0", "train.num_boost_round: expected a whole number of rounds >= 1, got 0"),
+    ("train.early_stopping_rounds=-1", "train.early_stopping_rounds: expected a whole number of rounds >= 0 (0: no early stopping), got -1"),
+    ("train.per_target.like.num_boost_round=abc", "train.per_target.like.num_boost_round: expected a whole number of rounds >= 1, got 'abc'"),
+    ("train.per_target.like.early_stopping_rounds=-5",
+     "train.per_target.like.early_stopping_rounds: expected a whole number of rounds >= 0 (0: no early stopping), got -5"),
+])
+def test_a_value_out_of_its_range_is_one_config_error_at_load(setting, expected):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [setting])
+    assert str(info.value) == f"{DEFAULT_CONFIG}: {expected} (from --set {setting})"
+
+
+@pytest.mark.parametrize("setting", [
+    "features.broadcast_limit=0", "features.broadcast_limit=null", "cluster.memory_limit=0.5", "cluster.memory_limit=8GB",
+    "cluster.memory_limit=4000000000", "cluster.memory_limit=auto", "cluster.rmm_pool_size=60GB", "cluster.rmm_pool_size=0.8",
+    "data.min_partition_rows=null", "data.min_partition_rows=1", "train.early_stopping_rounds=0", "synthetic.n_users=null",
+    "features.history.windows=[]", "features.counts=[]", "features.target_encoding.n_folds=2", "split.valid_hours=0.5",
+    "train.per_target.like.num_boost_round=10",
+])
+def test_values_at_the_edge_of_their_range_load(setting):
+    load_config(None, [setting])
