@@ -423,7 +423,9 @@ def _set_dotted(data: dict, dotted: str, value: Any) -> None:
     node = data
     *parents, last = dotted.split(".")
     for part in parents:
-        child = node.setdefault(part, {})
+        if node.get(part) is None:  # a section left null (default.yaml's data.table: null) takes keys
+            node[part] = {}
+        child = node[part]
         if not isinstance(child, dict):
             raise ConfigError(f"--set {dotted}: {part!r} is not a section")
         node = child

@@ -244,3 +244,13 @@ def test_a_value_out_of_its_range_is_one_config_error_at_load(setting, expected)
 ])
 def test_values_at_the_edge_of_their_range_load(setting):
     load_config(None, [setting])
+
+
+def test_set_fills_a_section_left_null():
+    # default.yaml's `data.table: null` made every --set data.table.<key> "--set data.table.format: 'table' is not a section"
+    with pytest.raises(ConfigError, match=r"data\.table\.format: expected one of 'csv', 'tsv', 'jsonl', 'parquet', got 'xlsx' "
+                                          r"\(from --set data\.table\.format=xlsx\)"):
+        load_config(None, ["data.table.format=xlsx"])
+    assert load_config(None, ["data.table.format=tsv"]).data.table.format == "tsv"
+    with pytest.raises(ConfigError, match="'out' is not a section"):
+        load_config(None, ["out.x=1"])
