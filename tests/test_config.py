@@ -254,3 +254,12 @@ def test_set_fills_a_section_left_null():
     assert load_config(None, ["data.table.format=tsv"]).data.table.format == "tsv"
     with pytest.raises(ConfigError, match="'out' is not a section"):
         load_config(None, ["out.x=1"])
+
+
+@pytest.mark.parametrize("setting", ['data.table.explode.sep=""', 'data.table.explode.label_sep=""', 'data.table.list_sep=""'])
+def test_an_empty_separator_is_refused_at_load(setting):
+    # it was pyarrow's bare "Empty separator" from the ingest
+    key = setting.split("=")[0]
+    with pytest.raises(ConfigError) as info:
+        load_config(DEFAULT_CONFIG.parent / "mind.yaml", [setting])
+    assert str(info.value).endswith(f"mind.yaml: {key}: expected a non-empty separator, got '' (from --set {setting})")
