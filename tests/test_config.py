@@ -263,3 +263,52 @@ def test_an_empty_separator_is_refused_at_load(setting):
     with pytest.raises(ConfigError) as info:
         load_config(DEFAULT_CONFIG.parent / "mind.yaml", [setting])
     assert str(info.value).endswith(f"mind.yaml: {key}: expected a non-empty separator, got '' (from --set {setting})")
+
+
+def _keys(cls: type, path: str = "") -> list[tuple[str, str]]:
+    """(dotted path, name) of every field of ``cls`` and of the sections nested in it."""
+    import dataclasses
+    import typing
+
+    out = []
+    for name, hint in typing.get_type_hints(cls).items():
+        out.append((f"{path}{name}", name))
+        nested = [h for h in (hint, *typing.get_args(hint), *(a for h in typing.get_args(hint) for a in typing.get_args(h)))
+                  if dataclasses.is_dataclass(h)]
+        if nested:
+            out += _keys(nested[0], f"{path}{name}.")
+    return out
+
+
+def test_every_key_is_documented_in_default_yaml_and_the_readme():
+    """README: "configs/default.yaml documents every key"; data.table's keys (list_sep, explode's sep and label_sep,
+    join's) were in neither default.yaml nor README's Configuration table."""
+    import re
+    from pathlib import Path
+
+    from rapids_engage.config import Config
+
+    yaml_text = DEFAULT_CONFIG.read_text()
+    readme = Path(DEFAULT_CONFIG.parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Configuration"):readme.index("## report.json")]
+    keys = _keys(Config)
+    assert len(keys) > 70 and ("data.table.explode.label_sep", "label_sep") in keys
+    assert not [path for path, name in keys if not re.search(rf"\b{name}:", yaml_text)]
+    assert not [path for path, name in keys if f"`{name}`" not in section]
+
+
+def test_documented_defaults_are_the_code_defaults():
+    """default.yaml's values are the dataclass defaults but for the demo's, which it says differ; n_users
+    was documented as rows / 20 (it is max(1000, rows / 20))."""
+    from rapids_engage.config import Config, to_dict
+    from rapids_engage.synthetic import SyntheticSpec
+
+    def flat(d, prefix=""):
+        return {k2: v2 for k, v in d.items() for k2, v2 in (flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else
+                                                            {f"{prefix}{k}": v}).items()}
+
+    shipped, code = flat(to_dict(load_config())), flat(to_dict(Config()))
+    assert {k for k in code if shipped[k] != code[k]} == {
+        "features.target_encoding.keys", "features.counts", "features.history.keys", "train.max_depth", "train.learning_rate",
+        "train.colsample_bytree", "train.max_bin", "train.num_boost_round", "train.early_stopping_rounds"}
+    assert "null: max(1000, rows / 20)" in DEFAULT_CONFIG.read_text() and SyntheticSpec(rows=5000).users == 1000
