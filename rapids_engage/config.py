@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -256,12 +257,54 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+#: The least ``cluster.memory_limit`` in bytes: an idle CPU worker (pandas, pyarrow, xgboost loaded) holds
+#: about 220 MiB, and dask pauses a worker at 80 % of its limit, kills it at 95 %.
+MIN_MEMORY_LIMIT = 2**28
+
+
+def _memory_limit_ok(value: Any) -> bool:
+    """``cluster.memory_limit`` as dask would use it: ``auto``, a fraction of the machine in (0, 1], 0 (no
+    limit) or a size of at least :data:`MIN_MEMORY_LIMIT` (dask took ``2`` as 2 bytes, ``-1GB`` failed
+    in a traceback, and a worker below the floor died at start, leaving the run waiting for ever)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return True  # the type check names it
+    if value == "auto":
+        return True
+    try:
+        number = float(value)
+    except ValueError:
+        from dask.utils import parse_bytes
+
+        try:
+            number = parse_bytes(value)
+        except ValueError:
+            return False
+        return MIN_MEMORY_LIMIT <= number < math.inf
+    return number == 0 or 0 < number <= 1 or MIN_MEMORY_LIMIT <= number < math.inf
+
+
+def _at_least(least: int) -> Any:
+    """A check that a whole number is >= ``least`` (other values are left to the type check)."""
+    return lambda v: type(v) is not int or v >= least
+
+
 #: Values their type alone does not check: (section, key) -> (test, what is expected).
 _VALUE_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
     (ClusterConfig, "gpus"): (
         lambda v: not isinstance(v, bool) and (str(v).strip().lower() == "auto" or str(v).strip().isdigit()),
         "'auto' or a whole number of GPUs >= 0",
     ),
+    (ClusterConfig, "memory_limit"): (
+        _memory_limit_ok,
+        f"'auto', a size per worker of at least {MIN_MEMORY_LIMIT >> 20}MiB (e.g. '8GB' or bytes), "
+        "a fraction of the machine's memory (0 < f <= 1) or 0 (no limit)",
+    ),
+    # they failed only once the cluster was up (data.*: a DataError after the data stage; synthetic.*: a
+    # ValueError naming the generator's spec, not the key)
+    (DataConfig, "partition_rows"): (_at_least(1), "a whole number of rows >= 1 or null"),
+    (DataConfig, "min_partition_rows"): (_at_least(1), "a whole number of rows >= 1, 'auto' or null"),
+    (SyntheticConfig, "chunk_rows"): (_at_least(1), "a whole number of rows >= 1"),
+    (FeaturesConfig, "broadcast_limit"): (_at_least(0), "a whole number of rows >= 0 or null"),
 }
 #: The list[list[str]] fields are all column keys (features.counts, target_encoding.keys, history.keys).
 _KEY_LISTS = "a list of column lists, e.g. [[engaging_user_id], [creator_id, language]]"
