@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -79,7 +80,7 @@ def _cpu_cluster(cfg: ClusterConfig) -> Any:
             processes=True,
             memory_limit=cfg.memory_limit,
             dashboard_address=DASHBOARD,
-            local_directory=cfg.local_directory,
+            local_directory=local_directory(cfg),
             silence_logs=logging.ERROR,
             preload=["rapids_engage.worker_setup"],
         )
@@ -101,11 +102,30 @@ def _cuda_cluster(cfg: ClusterConfig, backend: Backend) -> Any:
         rmm_allocator_external_lib_list=["cupy"] if cfg.rmm_pool_size else None,
         enable_cudf_spill=cfg.spill,
         memory_limit=cfg.memory_limit,
-        local_directory=cfg.local_directory,
+        local_directory=local_directory(cfg),
         dashboard_address=DASHBOARD,
         silence_logs=logging.ERROR,
         preload=["rapids_engage.worker_setup"],
     )
+
+
+def local_directory(cfg: ClusterConfig) -> str | None:
+    """``cluster.local_directory`` with ``~`` expanded, made if missing and checked writable, or a one-line
+    :class:`ClusterError` naming the key: dask failed with a bare ``[Errno 20] Not a directory: '...'``,
+    took ``~/spill`` for a directory named ``~`` under the working directory (while
+    ``train.external_memory``'s cache went to the home directory), and spills elsewhere, unsaid, where it
+    cannot write."""
+    if cfg.local_directory is None:
+        return None
+    path = Path(cfg.local_directory).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ClusterError(f"cluster.local_directory: cannot write into {cfg.local_directory} ({exc.strerror or exc}); "
+                           "give a writable directory (dask's spill files, train.external_memory's cache)") from None
+    return str(path)
 
 
 def ignored_settings(cfg: ClusterConfig, backend: Backend) -> list[str]:

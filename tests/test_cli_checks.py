@@ -211,3 +211,37 @@ def test_audit_takes_the_plots_flags_of_a_run():
     assert build_parser("audit").parse_args(["--no-plots"]).plots is False
     assert build_parser("audit").parse_args([]).plots is None
     assert not hasattr(build_parser("features").parse_args([]), "plots")  # features trains no model: no plots
+
+
+def test_an_unusable_local_directory_is_one_line_naming_the_key(tmp_path):
+    """It was dask's bare "[Errno 20] Not a directory: '.../spill'" once the data stage was done."""
+    from rapids_engage.backend import resolve
+    from rapids_engage.cluster import ClusterError, start_cluster
+    from rapids_engage.config import ClusterConfig
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ClusterError, match=r"^cluster\.local_directory: cannot write into .*file/spill \(Not a directory\)"):
+        with start_cluster(resolve("0").init(), ClusterConfig(n_workers=1, local_directory=str(tmp_path / "file" / "spill"))):
+            pass
+
+
+def test_local_directory_expands_the_home_directory(tmp_path, monkeypatch):
+    """dask took ~/spill for a directory named '~' under the working directory (train.external_memory's
+    cache, expanded, went to the home directory)."""
+    import distributed
+
+    from rapids_engage.cluster import _cpu_cluster
+    from rapids_engage.config import ClusterConfig
+
+    seen = {}
+
+    def cluster(**kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop")
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(distributed, "LocalCluster", cluster)
+    with pytest.raises(RuntimeError, match="stop"):
+        _cpu_cluster(ClusterConfig(local_directory="~/spill"))
+    assert seen["local_directory"] == str(tmp_path / "home" / "spill") and (tmp_path / "home" / "spill").is_dir()
