@@ -151,9 +151,57 @@ def ignored_settings(cfg: ClusterConfig, backend: Backend) -> list[str]:
 CONNECT_TIMEOUT_S = 30
 
 
+#: Seconds every worker stays paused for memory (or the cluster stays without a worker) before the run says so.
+STALL_S = 30.0
+
+
 @contextlib.contextmanager
-def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]:
-    """Start (or connect to) the cluster for ``backend``; closes what it started on exit."""
+def stalls_logged(client: Any, log: Callable[[str], None] | None, limit: str, after_s: float = STALL_S,
+                  poll_s: float = 2.0) -> Iterator[None]:
+    """While open, ``log`` a line once workers paused for memory have held every task back for ``after_s``
+    (or no worker has been left that long), once per such spell. Dask pauses a worker above 80 % of its
+    memory limit until spilling frees memory; when it cannot (memory that is not dask's), the run waited
+    for ever without a word (``cluster.memory_limit=400MB``: features stuck for good, one worker paused
+    with the tasks, the other idle). ``limit``: the workers'
+    memory limit, in words."""
+    if log is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def watch() -> None:
+        since, said, spell = None, False, None
+        while not stop.wait(poll_s):
+            try:
+                workers = client.scheduler_info(n_workers=-1)["workers"].values()
+            except Exception:  # noqa: BLE001 - best effort: the scheduler is gone, the run ends anyway
+                return
+            paused = sum(str(w.get("status", "")).endswith("paused") for w in workers)
+            busy = any(w.get("metrics", {}).get("task_counts", {}).get("executing") for w in workers)
+            stalled = "gone" if not workers else "paused" if paused and not busy else None
+            if stalled != spell:
+                since, said, spell = time.monotonic(), False, stalled
+            if not stalled:
+                continue
+            if not said and time.monotonic() - since >= after_s:
+                said = True
+                what = (f"{paused} of {len(workers)} dask worker(s) paused for memory (above 80 % of {limit}; spilling "
+                        "frees none) and no task running" if workers else "no dask worker left (killed for memory?)")
+                log(f"{what} for {after_s:.0f} s: the run waits until that changes; stop it (Ctrl-C) and raise "
+                    "cluster.memory_limit or lower data.partition_rows (README, \"Data larger than memory\")")
+
+    thread = threading.Thread(target=watch, name="stall-watch", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+
+
+@contextlib.contextmanager
+def start_cluster(backend: Backend, cfg: ClusterConfig, log: Callable[[str], None] | None = None) -> Iterator[ClusterInfo]:
+    """Start (or connect to) the cluster for ``backend``; closes what it started on exit. ``log``: where a
+    cluster stalled for memory is said (:func:`stalls_logged`)."""
     from distributed import Client
 
     _quiet_closed_gathers()
@@ -166,7 +214,7 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
         try:
             _existing_workers_ready(client, cfg.scheduler_address, backend)
             n = len(client.nthreads())
-            with _worker_losses_named(client):
+            with _worker_losses_named(client), stalls_logged(client, log, "their memory limit"):
                 yield ClusterInfo(client, n, "external", _served_dashboard(client), frozenset(worker_addresses(client) or ()))
         finally:
             client.close()
@@ -177,7 +225,7 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
         from .worker_setup import BackendSetup  # its preload ran in each worker: this needs our backend's kind
 
         client.register_plugin(BackendSetup(backend.kind))  # a plugin: a worker its nanny restarts is set up too
-        with _worker_losses_named(client):
+        with _worker_losses_named(client), stalls_logged(client, log, f"cluster.memory_limit {cfg.memory_limit}"):
             kind = "local-cuda" if backend.is_gpu else "local-cpu"
             yield ClusterInfo(client, len(cluster.workers), kind, client.dashboard_link, frozenset(worker_addresses(client) or ()))
     except BaseException:

@@ -149,7 +149,7 @@ def run(
         dataset = _data_stage(cfg, backend, prog)
         layout = dataset.layout
         kinds = {t: layout.target(t).kind for t in targets}
-        with start_cluster(backend, cfg.cluster) as cluster:
+        with start_cluster(backend, cfg.cluster, prog.log) as cluster:
             client = cluster.client
             split, built = _store_stages(cfg, backend, prog, cluster, dataset, rebuild, shuffle_seed)
             models = {}
@@ -244,7 +244,7 @@ def build_features(
     started = time.time()
     with _stages(cfg, quiet, console) as (backend, out, prog, memory):
         dataset = _data_stage(cfg, backend, prog, train=False)
-        with start_cluster(backend, cfg.cluster) as cluster:
+        with start_cluster(backend, cfg.cluster, prog.log) as cluster:
             split, built = _store_stages(cfg, backend, prog, cluster, dataset, rebuild, None)
             n_workers = cluster.n_workers
     summary = _store_summary(cfg, backend, n_workers, built, prog.timings, dataset, split, memory)

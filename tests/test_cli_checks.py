@@ -245,3 +245,28 @@ def test_local_directory_expands_the_home_directory(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="stop"):
         _cpu_cluster(ClusterConfig(local_directory="~/spill"))
     assert seen["local_directory"] == str(tmp_path / "home" / "spill") and (tmp_path / "home" / "spill").is_dir()
+
+
+def test_a_cluster_stalled_for_memory_is_said_once_per_spell():
+    """Workers paused for memory they could not spill (cluster.memory_limit=400MB) left the run waiting for
+    ever without a word; so did a cluster whose workers all died at start."""
+    import time
+
+    from rapids_engage.cluster import stalls_logged
+
+    class Client:
+        states = iter([["paused", "running"]] * 4 + [["paused", "executing"]] * 4 + [["paused", "paused"]] * 4 + [[]] * 100)
+
+        def scheduler_info(self, n_workers=5):
+            return {"workers": {str(i): {"status": "running" if s == "executing" else s,
+                                         "metrics": {"task_counts": {"executing": 1} if s == "executing" else {"ready": 3}}}
+                                for i, s in enumerate(next(self.states))}}
+
+    lines: list[str] = []
+    with stalls_logged(Client(), lines.append, "cluster.memory_limit 400MB", after_s=0.05, poll_s=0.02):
+        time.sleep(0.5)
+    assert len(lines) == 3, lines  # two spells of pauses holding every task back (not while a task ran), then no worker
+    assert lines[0].startswith("1 of 2 dask worker(s) paused for memory (above 80 % of cluster.memory_limit 400MB")
+    assert lines[1].startswith("2 of 2 dask worker(s) paused")
+    assert "raise cluster.memory_limit or lower data.partition_rows" in lines[0]
+    assert lines[2].startswith("no dask worker left")
