@@ -140,8 +140,12 @@ def ignored_settings(cfg: ClusterConfig, backend: Backend) -> list[str]:
             lines.append(f"cluster.local_directory: the workers of {cfg.scheduler_address} spill where they were started; "
                          "it places train.external_memory's cache only")
         return lines
-    if not backend.is_gpu and cfg.rmm_pool_size is not None:
-        return ["cluster.rmm_pool_size: GPU workers only, not applied to this CPU run"]
+    if not backend.is_gpu:
+        lines = ["cluster.rmm_pool_size: GPU workers only, not applied to this CPU run"] if cfg.rmm_pool_size is not None else []
+        if not cfg.spill:  # dask spills CPU workers above memory_limit whatever it says
+            lines.append("cluster.spill: GPU workers only (cuDF spilling), not applied to this CPU run: CPU workers spill "
+                         "above cluster.memory_limit")
+        return lines
     if backend.is_gpu and cfg.n_workers is not None:
         return [f"cluster.n_workers: CPU runs only, not applied: a GPU run has one worker per GPU ({backend.n_gpus})"]
     return []

@@ -103,6 +103,10 @@ def test_cluster_settings_a_run_does_not_apply_are_named():
     cpu, gpu = Backend("cpu"), Backend("gpu", 2)
     assert ignored_settings(ClusterConfig(rmm_pool_size=0.8), cpu) == ["cluster.rmm_pool_size: GPU workers only, not applied to this CPU run"]
     assert ignored_settings(ClusterConfig(rmm_pool_size=0.8), gpu) == []
+    # cluster.spill: false was silently ignored on CPU (dask spills above memory_limit whatever it says)
+    assert ignored_settings(ClusterConfig(spill=False), cpu) == [
+        "cluster.spill: GPU workers only (cuDF spilling), not applied to this CPU run: CPU workers spill above cluster.memory_limit"]
+    assert ignored_settings(ClusterConfig(spill=False), gpu) == []
     assert "one worker per GPU (2)" in ignored_settings(ClusterConfig(n_workers=4), gpu)[0]
     assert ignored_settings(ClusterConfig(n_workers=4, memory_limit="8GB"), cpu) == []
     external = ClusterConfig(scheduler_address="tcp://h:8786", n_workers=4, memory_limit="8GB")
