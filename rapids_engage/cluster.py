@@ -336,6 +336,19 @@ def while_workers_live(client: Any, fn: Callable[[], Any], poll_s: float = 0.5, 
     return outcome["value"]
 
 
+def spilled_bytes(client: Any) -> int:
+    """Bytes the workers have written to their spill directories so far (a restarted worker's count starts
+    again; 0 when the workers cannot be asked or have no memory limit)."""
+
+    def rapids_engage_spilled(dask_worker: Any) -> int:  # nested: pickled by value, any worker runs it
+        return int(getattr(dask_worker.data, "cumulative_metrics", {}).get(("disk-write", "bytes"), 0))
+
+    try:
+        return sum(client.run(rapids_engage_spilled).values())
+    except Exception:  # noqa: BLE001 - best effort: the figure is informative
+        return 0
+
+
 def worker_addresses(client: Any) -> set[str] | None:
     """Addresses of the connected workers, or None when the scheduler cannot be asked."""
     try:
