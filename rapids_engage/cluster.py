@@ -166,8 +166,7 @@ def stalls_logged(client: Any, log: Callable[[str], None] | None, limit: str, af
     (or no worker has been left that long), once per such spell. Dask pauses a worker above 80 % of its
     memory limit until spilling frees memory; when it cannot (memory that is not dask's), the run waited
     for ever without a word (``cluster.memory_limit=400MB``: features stuck for good, one worker paused
-    with the tasks, the other idle). ``limit``: the workers'
-    memory limit, in words."""
+    with the tasks, the other idle). ``limit``: the workers' memory limit, in words."""
     if log is None:
         yield
         return
