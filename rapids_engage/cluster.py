@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -79,7 +80,7 @@ def _cpu_cluster(cfg: ClusterConfig) -> Any:
             processes=True,
             memory_limit=cfg.memory_limit,
             dashboard_address=DASHBOARD,
-            local_directory=cfg.local_directory,
+            local_directory=local_directory(cfg),
             silence_logs=logging.ERROR,
             preload=["rapids_engage.worker_setup"],
         )
@@ -101,11 +102,30 @@ def _cuda_cluster(cfg: ClusterConfig, backend: Backend) -> Any:
         rmm_allocator_external_lib_list=["cupy"] if cfg.rmm_pool_size else None,
         enable_cudf_spill=cfg.spill,
         memory_limit=cfg.memory_limit,
-        local_directory=cfg.local_directory,
+        local_directory=local_directory(cfg),
         dashboard_address=DASHBOARD,
         silence_logs=logging.ERROR,
         preload=["rapids_engage.worker_setup"],
     )
+
+
+def local_directory(cfg: ClusterConfig) -> str | None:
+    """``cluster.local_directory`` with ``~`` expanded, made if missing and checked writable, or a one-line
+    :class:`ClusterError` naming the key: dask failed with a bare ``[Errno 20] Not a directory: '...'``,
+    took ``~/spill`` for a directory named ``~`` under the working directory (while
+    ``train.external_memory``'s cache went to the home directory), and spills elsewhere, unsaid, where it
+    cannot write."""
+    if cfg.local_directory is None:
+        return None
+    path = Path(cfg.local_directory).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ClusterError(f"cluster.local_directory: cannot write into {cfg.local_directory} ({exc.strerror or exc}); "
+                           "give a writable directory (dask's spill files, train.external_memory's cache)") from None
+    return str(path)
 
 
 def ignored_settings(cfg: ClusterConfig, backend: Backend) -> list[str]:
@@ -120,8 +140,12 @@ def ignored_settings(cfg: ClusterConfig, backend: Backend) -> list[str]:
             lines.append(f"cluster.local_directory: the workers of {cfg.scheduler_address} spill where they were started; "
                          "it places train.external_memory's cache only")
         return lines
-    if not backend.is_gpu and cfg.rmm_pool_size is not None:
-        return ["cluster.rmm_pool_size: GPU workers only, not applied to this CPU run"]
+    if not backend.is_gpu:
+        lines = ["cluster.rmm_pool_size: GPU workers only, not applied to this CPU run"] if cfg.rmm_pool_size is not None else []
+        if not cfg.spill:  # dask spills CPU workers above memory_limit whatever it says
+            lines.append("cluster.spill: GPU workers only (cuDF spilling), not applied to this CPU run: CPU workers spill "
+                         "above cluster.memory_limit")
+        return lines
     if backend.is_gpu and cfg.n_workers is not None:
         return [f"cluster.n_workers: CPU runs only, not applied: a GPU run has one worker per GPU ({backend.n_gpus})"]
     return []
@@ -131,9 +155,56 @@ def ignored_settings(cfg: ClusterConfig, backend: Backend) -> list[str]:
 CONNECT_TIMEOUT_S = 30
 
 
+#: Seconds every worker stays paused for memory (or the cluster stays without a worker) before the run says so.
+STALL_S = 30.0
+
+
 @contextlib.contextmanager
-def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]:
-    """Start (or connect to) the cluster for ``backend``; closes what it started on exit."""
+def stalls_logged(client: Any, log: Callable[[str], None] | None, limit: str, after_s: float = STALL_S,
+                  poll_s: float = 2.0) -> Iterator[None]:
+    """While open, ``log`` a line once workers paused for memory have held every task back for ``after_s``
+    (or no worker has been left that long), once per such spell. Dask pauses a worker above 80 % of its
+    memory limit until spilling frees memory; when it cannot (memory that is not dask's), the run waited
+    for ever without a word (``cluster.memory_limit=400MB``: features stuck for good, one worker paused
+    with the tasks, the other idle). ``limit``: the workers' memory limit, in words."""
+    if log is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def watch() -> None:
+        since, said, spell = None, False, None
+        while not stop.wait(poll_s):
+            try:
+                workers = client.scheduler_info(n_workers=-1)["workers"].values()
+            except Exception:  # noqa: BLE001 - best effort: the scheduler is gone, the run ends anyway
+                return
+            paused = sum(str(w.get("status", "")).endswith("paused") for w in workers)
+            busy = any(w.get("metrics", {}).get("task_counts", {}).get("executing") for w in workers)
+            stalled = "gone" if not workers else "paused" if paused and not busy else None
+            if stalled != spell:
+                since, said, spell = time.monotonic(), False, stalled
+            if not stalled:
+                continue
+            if not said and time.monotonic() - since >= after_s:
+                said = True
+                what = (f"{paused} of {len(workers)} dask worker(s) paused for memory (above 80 % of {limit}; spilling "
+                        "frees none) and no task running" if workers else "no dask worker left (killed for memory?)")
+                log(f"{what} for {after_s:.0f} s: the run waits until that changes; stop it (Ctrl-C) and raise "
+                    "cluster.memory_limit or lower data.partition_rows (README, \"Data larger than memory\")")
+
+    thread = threading.Thread(target=watch, name="stall-watch", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+
+
+@contextlib.contextmanager
+def start_cluster(backend: Backend, cfg: ClusterConfig, log: Callable[[str], None] | None = None) -> Iterator[ClusterInfo]:
+    """Start (or connect to) the cluster for ``backend``; closes what it started on exit. ``log``: where a
+    cluster stalled for memory is said (:func:`stalls_logged`)."""
     from distributed import Client
 
     _quiet_closed_gathers()
@@ -146,7 +217,7 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
         try:
             _existing_workers_ready(client, cfg.scheduler_address, backend)
             n = len(client.nthreads())
-            with _worker_losses_named(client):
+            with _worker_losses_named(client), stalls_logged(client, log, "their memory limit"):
                 yield ClusterInfo(client, n, "external", _served_dashboard(client), frozenset(worker_addresses(client) or ()))
         finally:
             client.close()
@@ -157,7 +228,7 @@ def start_cluster(backend: Backend, cfg: ClusterConfig) -> Iterator[ClusterInfo]
         from .worker_setup import BackendSetup  # its preload ran in each worker: this needs our backend's kind
 
         client.register_plugin(BackendSetup(backend.kind))  # a plugin: a worker its nanny restarts is set up too
-        with _worker_losses_named(client):
+        with _worker_losses_named(client), stalls_logged(client, log, f"cluster.memory_limit {cfg.memory_limit}"):
             kind = "local-cuda" if backend.is_gpu else "local-cpu"
             yield ClusterInfo(client, len(cluster.workers), kind, client.dashboard_link, frozenset(worker_addresses(client) or ()))
     except BaseException:
@@ -262,6 +333,19 @@ def while_workers_live(client: Any, fn: Callable[[], Any], poll_s: float = 0.5, 
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def spilled_bytes(client: Any) -> int:
+    """Bytes the workers have written to their spill directories so far (a restarted worker's count starts
+    again; 0 when the workers cannot be asked or have no memory limit)."""
+
+    def rapids_engage_spilled(dask_worker: Any) -> int:  # nested: pickled by value, any worker runs it
+        return int(getattr(dask_worker.data, "cumulative_metrics", {}).get(("disk-write", "bytes"), 0))
+
+    try:
+        return sum(client.run(rapids_engage_spilled).values())
+    except Exception:  # noqa: BLE001 - best effort: the figure is informative
+        return 0
 
 
 def worker_addresses(client: Any) -> set[str] | None:

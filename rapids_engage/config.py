@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -257,20 +258,30 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def _size(value: Any, auto: bool) -> bool:
-    """A memory size as dask reads it: ``auto`` (where allowed), a fraction of the memory in (0, 1],
-    a whole number of bytes or a size such as ``8GB`` (``dask.utils.parse_bytes``)."""
-    if isinstance(value, str) and not _is_float(value):
-        if value.strip() == "auto":
-            return auto
+#: The least ``cluster.memory_limit`` in bytes: an idle CPU worker (pandas, pyarrow, xgboost loaded) holds
+#: about 220 MiB, and dask pauses a worker at 80 % of its limit, kills it at 95 %.
+MIN_MEMORY_LIMIT = 2**28
+
+
+def _size(value: Any, *, auto: bool, no_limit: bool, least: int) -> bool:
+    """A memory size as dask reads it: ``auto`` (where allowed), a fraction of the memory in (0, 1], 0 (no
+    limit, where allowed), or a whole number of bytes or a size such as ``8GB`` (``dask.utils.parse_bytes``)
+    of at least ``least`` bytes. For ``cluster.memory_limit``, dask took ``2`` as 2 bytes, ``-1GB`` failed in a
+    traceback, and a worker below :data:`MIN_MEMORY_LIMIT` died at start, leaving the run waiting for ever."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return True  # the type check names it
+    if isinstance(value, str) and value.strip() == "auto":
+        return auto
+    try:
+        number = float(value)
+    except ValueError:
         from dask.utils import parse_bytes
 
         try:
-            return parse_bytes(value) > 0
+            number = parse_bytes(value)
         except ValueError:
             return False
-    number = float(value)
-    return 0 < number <= 1 or number > 1 and number == int(number)
+    return (no_limit and number == 0) or 0 < number <= 1 or least <= number < math.inf and number == int(number)
 
 
 def _keys_ok(keys: list[list[str]]) -> bool:
@@ -287,11 +298,12 @@ _VALUE_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
     (ClusterConfig, "n_workers"): (lambda v: v is None or v >= 1, "a whole number of workers >= 1 or null"),
     (ClusterConfig, "threads_per_worker"): (lambda v: v is None or v >= 1, "a whole number of threads >= 1 or null"),
     (ClusterConfig, "memory_limit"): (
-        lambda v: _size(v, auto=True),
-        "'auto', a size such as '8GB', a fraction of the machine's memory in (0, 1] or a whole number of bytes",
+        lambda v: _size(v, auto=True, no_limit=True, least=MIN_MEMORY_LIMIT),
+        f"'auto', a size per worker of at least {MIN_MEMORY_LIMIT >> 20}MiB (e.g. '8GB' or bytes), "
+        "a fraction of the machine's memory (0 < f <= 1) or 0 (no limit)",
     ),
     (ClusterConfig, "rmm_pool_size"): (
-        lambda v: v is None or _size(v, auto=False),
+        lambda v: v is None or _size(v, auto=False, no_limit=False, least=1),
         "null, a size such as '60GB', a fraction of the GPU's memory in (0, 1] or a whole number of bytes",
     ),
     (DataConfig, "partition_rows"): (lambda v: v is None or v >= 1, "a whole number of rows >= 1 or null"),

@@ -12,6 +12,7 @@ import json
 import shlex
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -25,8 +26,8 @@ from . import __version__
 from .atomic import replace_dir, staged_dir, staging_dir
 from .backend import Backend, BackendError, resolve
 from .baselines import baselines, te_columns
-from .cluster import (ClusterError, WorkerLostError, check_shared_paths, ignored_settings, pin_partitions, start_cluster,
-                      while_workers_live, worker_addresses)
+from .cluster import (ClusterError, WorkerLostError, check_shared_paths, ignored_settings, pin_partitions, spilled_bytes,
+                      start_cluster, while_workers_live, worker_addresses)
 from .cli import Parser
 from .config import Config, ConfigError, load_config, sourced
 from .digests import CACHE_FILE
@@ -129,6 +130,11 @@ def _store_stages(
     with prog.stage("features", client=client):
         built = materialize(cfg.features, store_path, dataset.data_dir, train, valid, targets, split_def, backend, layout, rebuild,
                             prog.log, Path(cfg.data.cache_dir).expanduser() / CACHE_FILE)
+    spilled = spilled_bytes(client)
+    if spilled:  # the memory limit was reached: the run is slower than in memory, and the disk must hold it
+        where = cfg.cluster.local_directory or tempfile.gettempdir()
+        prog.log(f"dask spilled {spilled / 2**30:.2f} GiB to disk so far (above 60 % of cluster.memory_limit "
+                 f"{cfg.cluster.memory_limit} per worker; under {where})")
     lost = cluster.workers_lost()
     if lost:
         prog.log(f"{lost} dask worker(s) of the start left the cluster by now (died and restarted, or retired); dask "
@@ -159,7 +165,7 @@ def run(
         dataset = _data_stage(cfg, backend, prog)
         layout = dataset.layout
         kinds = {t: layout.target(t).kind for t in targets}
-        with start_cluster(backend, cfg.cluster) as cluster:
+        with start_cluster(backend, cfg.cluster, prog.log) as cluster:
             client = cluster.client
             split, built = _store_stages(cfg, backend, prog, cluster, dataset, rebuild, shuffle_seed)
             models = {}
@@ -198,7 +204,7 @@ def run(
                                           workers=pinned, what="evaluation")
                 for t, found in skew.items():
                     results[t]["skew"] = found
-            n_workers, workers_lost = cluster.n_workers, cluster.workers_lost()
+            n_workers, workers_lost, spilled = cluster.n_workers, cluster.workers_lost(), spilled_bytes(client)
     for t, m in models.items():
         results[t]["best_iteration"] = m.best_iteration
         results[t]["objective"] = m.objective
@@ -207,6 +213,7 @@ def run(
     if shuffle_seed is not None:  # the audit's control run: say so, its metrics show no skill by design
         report["split"]["shuffled_labels_seed"] = shuffle_seed
     report["workers_lost"] = workers_lost
+    report["spilled_bytes"] = spilled
     report["targets"] = results
     report["models"] = str(Path(cfg.out).absolute() / "models")  # absolute, as the config's paths
     binary = [t for t in targets if kinds[t] != "count" and not models[t].ranks]  # probabilities
@@ -254,7 +261,7 @@ def build_features(
     started = time.time()
     with _stages(cfg, quiet, console) as (backend, out, prog, memory):
         dataset = _data_stage(cfg, backend, prog, train=False)
-        with start_cluster(backend, cfg.cluster) as cluster:
+        with start_cluster(backend, cfg.cluster, prog.log) as cluster:
             split, built = _store_stages(cfg, backend, prog, cluster, dataset, rebuild, None)
             n_workers = cluster.n_workers
     summary = _store_summary(cfg, backend, n_workers, built, prog.timings, dataset, split, memory)

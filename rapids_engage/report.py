@@ -10,6 +10,7 @@ Contract (extend, never break)::
 Extra keys so far: "version", "data", "input" (source and path), "split" (cut-off, first and
 last event time, data_dir), "store", "features", "models", "layout",
 "memory" (peak host RSS and GPU memory in use per stage, see :mod:`rapids_engage.memory`),
+"workers_lost", "spilled_bytes" (written to disk by dask's spilling),
 and more metrics per target (kind, log_loss, ece, grouped AP/RCE, oracle_ap,
 best_iteration, baselines; map@10 / ndcg@10 / mrr / n_groups / tied@10 with a ranking group).
 Count targets (``"kind": "count"``) carry regression metrics instead of the

@@ -104,6 +104,8 @@ def _summary(report: Mapping[str, Any]) -> list[str]:
         backend += f" ({report['n_gpus']} GPU{'s' if report['n_gpus'] != 1 else ''})"
     rows.append(["backend", backend])
     rows.append(["workers", str(report.get("n_workers", DASH))])
+    if report.get("spilled_bytes"):
+        rows.append(["spilled", f"{report['spilled_bytes'] / 2**30:.2f} GiB written to disk by dask above cluster.memory_limit"])
     split_rows = report.get("rows") or {}
     sizes = " / ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in split_rows.items())
     rows.append(["rows", sizes or DASH])

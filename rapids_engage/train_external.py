@@ -78,6 +78,27 @@ def label_totals(files: list[str], target: str) -> tuple[float, int]:
     return total, rows
 
 
+#: Prefix of a training's cache directory, followed by ``<host>-<pid>-`` of the process that made it.
+CACHE_PREFIX = "xgb-extmem-"
+
+
+def cache_scratch(cache_dir: str | None) -> str:
+    """A new cache directory under ``cache_dir`` (default: the system's temporary directory), after deleting
+    those that processes of this host no longer running left there: a run stopped (Ctrl-C) or a worker
+    killed mid-training left its quantised pages, as large as a quarter of the training split, for good."""
+    import socket
+
+    from .atomic import process_alive
+
+    host = socket.gethostname().replace("-", "_")
+    base = Path(cache_dir or tempfile.gettempdir())
+    for old in base.glob(f"{CACHE_PREFIX}{host}-*-*"):
+        pid = old.name[len(CACHE_PREFIX) + len(host) + 1:].split("-", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{CACHE_PREFIX}{host}-{os.getpid()}-", dir=cache_dir)
+
+
 def fit_from_files(
     train_files: list[str],
     valid_files: list[str],
@@ -99,7 +120,7 @@ def fit_from_files(
     from .train import EVAL_SETS, best_model
 
     gpu = params.get("device", "cpu").startswith("cuda")
-    scratch = tempfile.mkdtemp(prefix="xgb-extmem-", dir=cache_dir)
+    scratch = cache_scratch(cache_dir)
     try:
         with xgb.config_context(use_rmm=use_rmm, verbosity=0):
             batches = _batches_class()

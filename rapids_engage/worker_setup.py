@@ -44,6 +44,15 @@ class _HeartbeatsAtClose(logging.Filter):
         return not str(record.msg).startswith("Failed to communicate with scheduler during heartbeat")
 
 
+class _PeerGone(logging.Filter):
+    """Drops a worker's "Worker stream died during communication" (with its traceback): a peer it fetched
+    data from died (killed for memory under a tight ``cluster.memory_limit``); dask fetches or recomputes
+    the data and the run says what workers it lost, but the traceback printed ~25 lines mid-stage."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Worker stream died during communication")
+
+
 def add_log_filter(logger: str, kind: type[logging.Filter]) -> None:
     """Install a ``kind`` filter on the ``logger`` of this process, once."""
     log = logging.getLogger(logger)
@@ -132,6 +141,7 @@ def dask_setup(worker) -> None:  # noqa: ARG001 - dask's preload hook signature
     """The preload of the workers of a cluster the run starts (an existing cluster's get :class:`BackendSetup` only)."""
     ignore_interrupts()
     add_log_filter("distributed.worker", _HeartbeatsAtClose)
+    add_log_filter("distributed.worker", _PeerGone)
     try:
         import libcuml
 

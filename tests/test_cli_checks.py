@@ -119,6 +119,10 @@ def test_cluster_settings_a_run_does_not_apply_are_named():
     cpu, gpu = Backend("cpu"), Backend("gpu", 2)
     assert ignored_settings(ClusterConfig(rmm_pool_size=0.8), cpu) == ["cluster.rmm_pool_size: GPU workers only, not applied to this CPU run"]
     assert ignored_settings(ClusterConfig(rmm_pool_size=0.8), gpu) == []
+    # cluster.spill: false was silently ignored on CPU (dask spills above memory_limit whatever it says)
+    assert ignored_settings(ClusterConfig(spill=False), cpu) == [
+        "cluster.spill: GPU workers only (cuDF spilling), not applied to this CPU run: CPU workers spill above cluster.memory_limit"]
+    assert ignored_settings(ClusterConfig(spill=False), gpu) == []
     assert "one worker per GPU (2)" in ignored_settings(ClusterConfig(n_workers=4), gpu)[0]
     assert ignored_settings(ClusterConfig(n_workers=4, memory_limit="8GB"), cpu) == []
     external = ClusterConfig(scheduler_address="tcp://h:8786", n_workers=4, memory_limit="8GB")
@@ -228,3 +232,62 @@ def test_audit_takes_the_plots_flags_of_a_run():
     assert build_parser("audit").parse_args(["--no-plots"]).plots is False
     assert build_parser("audit").parse_args([]).plots is None
     assert not hasattr(build_parser("features").parse_args([]), "plots")  # features trains no model: no plots
+
+
+def test_an_unusable_local_directory_is_one_line_naming_the_key(tmp_path):
+    """It was dask's bare "[Errno 20] Not a directory: '.../spill'" once the data stage was done."""
+    from rapids_engage.backend import resolve
+    from rapids_engage.cluster import ClusterError, start_cluster
+    from rapids_engage.config import ClusterConfig
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ClusterError, match=r"^cluster\.local_directory: cannot write into .*file/spill \(Not a directory\)"):
+        with start_cluster(resolve("0").init(), ClusterConfig(n_workers=1, local_directory=str(tmp_path / "file" / "spill"))):
+            pass
+
+
+def test_local_directory_expands_the_home_directory(tmp_path, monkeypatch):
+    """dask took ~/spill for a directory named '~' under the working directory (train.external_memory's
+    cache, expanded, went to the home directory)."""
+    import distributed
+
+    from rapids_engage.cluster import _cpu_cluster
+    from rapids_engage.config import ClusterConfig
+
+    seen = {}
+
+    def cluster(**kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop")
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(distributed, "LocalCluster", cluster)
+    with pytest.raises(RuntimeError, match="stop"):
+        _cpu_cluster(ClusterConfig(local_directory="~/spill"))
+    assert seen["local_directory"] == str(tmp_path / "home" / "spill") and (tmp_path / "home" / "spill").is_dir()
+
+
+def test_a_cluster_stalled_for_memory_is_said_once_per_spell():
+    """Workers paused for memory they could not spill (cluster.memory_limit=400MB) left the run waiting for
+    ever without a word; so did a cluster whose workers all died at start."""
+    import time
+
+    from rapids_engage.cluster import stalls_logged
+
+    class Client:
+        states = iter([["paused", "running"]] * 4 + [["paused", "executing"]] * 4 + [["paused", "paused"]] * 4 + [[]] * 100)
+
+        def scheduler_info(self, n_workers=5):
+            return {"workers": {str(i): {"status": "running" if s == "executing" else s,
+                                         "metrics": {"task_counts": {"executing": 1} if s == "executing" else {"ready": 3}}}
+                                for i, s in enumerate(next(self.states))}}
+
+    lines: list[str] = []
+    with stalls_logged(Client(), lines.append, "cluster.memory_limit 400MB", after_s=0.05, poll_s=0.02):
+        time.sleep(0.5)
+    assert len(lines) == 3, lines  # two spells of pauses holding every task back (not while a task ran), then no worker
+    assert lines[0].startswith("1 of 2 dask worker(s) paused for memory (above 80 % of cluster.memory_limit 400MB")
+    assert lines[1].startswith("2 of 2 dask worker(s) paused")
+    assert "raise cluster.memory_limit or lower data.partition_rows" in lines[0]
+    assert lines[2].startswith("no dask worker left")

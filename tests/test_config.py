@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from rapids_engage.config import DEFAULT_CONFIG, ConfigError, load_config
@@ -83,6 +85,39 @@ def test_memory_sizes_take_strings_fractions_and_bytes():
     assert load_config(None, ["cluster.memory_limit=4000000000"]).cluster.memory_limit == 4e9
     with pytest.raises(ConfigError, match="rmm_pool_size"):
         load_config(None, ["cluster.rmm_pool_size=[1]"])
+
+
+@pytest.mark.parametrize("value", ["600mb", "0.1", "0", "auto", "1GB", "4000000000"])
+def test_memory_limits_dask_takes_are_accepted(value):
+    load_config(None, [f"cluster.memory_limit={value}"])
+
+
+@pytest.mark.parametrize("value", ["foo", "-1", "-1GB", "1.5", "2", "100MB", "inf"])
+def test_a_memory_limit_dask_would_misread_is_one_line_naming_the_key(value):
+    """Before, these reached dask: 'foo' was "error: Could not interpret 'foo' as a byte unit" (no key),
+    -1 / -1GB a traceback (Nanny failed to start), 2 or 1.5 a limit of 2 / 1 bytes, and a limit below an
+    idle worker's memory (100MB) workers dying at start and the run waiting for ever."""
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [f"cluster.memory_limit={value}"])
+    message = str(err.value)
+    assert "\n" not in message and "cluster.memory_limit: expected 'auto', a size per worker of at least 256MiB" in message
+    assert message.endswith(f"(from --set cluster.memory_limit={value})")
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("data.partition_rows=0", "data.partition_rows: expected a whole number of rows >= 1 or null, got 0"),
+    ("data.partition_rows=-5", "data.partition_rows: expected a whole number of rows >= 1 or null, got -5"),
+    ("data.min_partition_rows=0", "data.min_partition_rows: expected a whole number of rows >= 1, 'auto' or null, got 0"),
+    ("synthetic.chunk_rows=0", "synthetic.chunk_rows: expected a whole number of rows >= 1, got 0"),
+    ("features.broadcast_limit=-1", "features.broadcast_limit: expected a whole number of rows >= 0 or null, got -1"),
+])
+def test_out_of_core_row_counts_out_of_range_are_config_errors(override, expected):
+    """They failed after the data stage and the cluster's start (data.*), or named the generator's spec
+    instead of the key (synthetic.chunk_rows: "rows, days, chunk_rows and n_users must be >= 1: SyntheticSpec(...)")."""
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_config(None, [override])
+    for ok in ("data.partition_rows=null", "data.min_partition_rows=null", "features.broadcast_limit=0"):
+        load_config(None, [ok])
 
 
 def _error(tmp_path, text: str, overrides: tuple[str, ...] = ()) -> str:

@@ -148,3 +148,23 @@ def test_the_audit_s_events_carry_every_column_a_key_names(events):
     assert "hour" in with_key_columns(frame, RECSYS, [["engaging_user_id"], ["hour"]]).columns
     plain = with_key_columns(frame, RECSYS, [["engaging_user_id"]])
     assert "hour" not in plain.columns and "first_hashtag" in plain.columns  # derived keys always
+
+
+def test_the_build_names_the_key_tables_it_kept_partitioned(events):
+    """Which path a key table took (broadcast, or partitioned above features.broadcast_limit) was said nowhere:
+    a limit that changed nothing could not be told from one silently ignored."""
+    from rapids_engage.features.materialize import _log_partitioned
+
+    cfg = load_config(overrides=["features.broadcast_limit=3000", "features.history.keys=[]"]).features
+    train, _, _ = time_split(dd.from_pandas(events, npartitions=4, sort=False), 24)
+    builder = FeatureBuilder(cfg, TARGETS)
+    assert builder.partitioned is None
+    builder.fit_transform(train)  # lazy, but the tables' paths are chosen here
+    assert "counts engaging_user_id+engaged_with_user_id" in builder.partitioned
+    assert "target encoding engaging_user_id+engaged_with_user_id" in builder.partitioned
+    assert not [p for p in builder.partitioned if "language" in p.split()[-1].split("+") and "+" not in p]
+    lines: list[str] = []
+    _log_partitioned(builder, cfg, lines.append)
+    assert len(lines) == 1 and lines[0].startswith(
+        f"feature store: {len(builder.partitioned)} key table(s) estimated above features.broadcast_limit 3,000 rows kept partitioned: ")
+    assert lines[0].endswith("; the others broadcast")

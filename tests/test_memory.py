@@ -113,3 +113,17 @@ def test_gpu_probe_sums_the_runs_devices(monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     used["1"] = 1
     assert Backend("gpu", 2).gpu_memory_probe()() == 101
+
+
+def test_spilled_bytes_counts_what_dask_wrote_to_disk(tmp_path):
+    """The figure the run reports after its feature stage and in report.json's spilled_bytes."""
+    from distributed import Client, LocalCluster
+
+    from rapids_engage.cluster import spilled_bytes
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, memory_limit="300MB", local_directory=str(tmp_path),
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        assert spilled_bytes(client) == 0
+        kept = client.scatter([np.ones(12_500_000), np.zeros(12_500_000)])  # 100 MB each: above 60 % of the limit
+        assert spilled_bytes(client) >= 100_000_000
+        del kept

@@ -121,3 +121,10 @@ def test_the_audits_shuffled_label_run_says_so():
     assert "`--config config.yaml` reruns it with the real labels (`audit` shuffles them)" in shuffled
     real = render_markdown(_report({"like": _binary()}, split=split, config={}))
     assert "shuffled" not in real and "`--config config.yaml` reruns it |" in real
+
+
+def test_the_run_table_says_what_dask_spilled():
+    """A run under cluster.memory_limit did not say whether it spilled (the README's measures name GiB spilled)."""
+    assert "| spilled | 1.50 GiB written to disk by dask above cluster.memory_limit |" in render_markdown(
+        _report({"like": _binary()}, spilled_bytes=3 * 2**29))
+    assert "spilled" not in render_markdown(_report({"like": _binary()}, spilled_bytes=0))

@@ -285,3 +285,14 @@ def test_min_partition_rows_merges_small_files_and_keeps_every_row(tmp_path):
     assert read_events(data, min_partition_rows=10**9, partition_rows=largest // 2).npartitions == 16
     with pytest.raises(DataError, match="min_partition_rows"):
         read_events(data, min_partition_rows=0)
+
+
+def test_chunk_rows_sets_the_files_of_a_day_and_draws_another_sample(tmp_path):
+    """README: a day of more than synthetic.chunk_rows rows is written one file per chunk, and another value
+    gives another sample (it read as a memory knob only: "rows the generator holds at once")."""
+    small, whole = tmp_path / "small", tmp_path / "whole"
+    generate(small, SyntheticSpec(rows=6_000, days=2, seed=1, chunk_rows=1_000))
+    generate(whole, SyntheticSpec(rows=6_000, days=2, seed=1))
+    assert len(list((small / "data").rglob("*.parquet"))) == 6 and len(list((whole / "data").rglob("*.parquet"))) == 2
+    a, b = pd.read_parquet(small / "data"), pd.read_parquet(whole / "data")
+    assert len(a) == len(b) == 6_000 and not a["engaging_user_id"].equals(b["engaging_user_id"])

@@ -84,3 +84,33 @@ def test_a_heartbeat_lost_to_the_close_prints_nothing(capfd):
         assert "during heartbeat" in heartbeat_lost(client)  # distributed's own log: this test sees it when it is there
     with start_cluster(CPU, ClusterConfig(gpus="0", n_workers=1, threads_per_worker=1)) as ours:
         assert "heartbeat" not in heartbeat_lost(ours.client)
+
+
+def _peer_gone(dask_worker) -> None:
+    """What a worker logs when a peer it gathers from dies mid-transfer (killed for memory)."""
+    import logging
+
+    try:
+        raise OSError("Stream is closed")
+    except OSError:
+        logging.getLogger("distributed.worker").exception("Worker stream died during communication: %s", "tcp://127.0.0.1:1")
+
+
+def test_a_peer_lost_mid_transfer_prints_no_traceback(capfd):
+    """A worker killed for memory (cluster.memory_limit=400MB) made the other print distributed's "Worker stream
+    died during communication" traceback (~25 lines) in the middle of the feature stage."""
+    from distributed import LocalCluster
+
+    from rapids_engage.backend import CPU
+    from rapids_engage.cluster import start_cluster
+    from rapids_engage.config import ClusterConfig
+
+    def printed(client) -> str:
+        client.run(_peer_gone)
+        time.sleep(0.5)  # the worker's stderr
+        return capfd.readouterr().err
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster, cluster.get_client() as client:
+        assert "Worker stream died" in printed(client)  # distributed's own log: this test sees it when it is there
+    with start_cluster(CPU, ClusterConfig(gpus="0", n_workers=1, threads_per_worker=1)) as ours:
+        assert "Worker stream died" not in printed(ours.client)

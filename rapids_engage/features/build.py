@@ -162,6 +162,8 @@ class FeatureBuilder:
         ]
         self.count_encoders = [CountEncoder(key, config.daily_counts, layout.time) for key in config.counts]
         self.history_encoders = [history_encoder(config.history, key, self.targets, layout.time) for key in config.history.keys]
+        #: after :meth:`fit_transform`: the key tables estimated above ``broadcast_limit`` rows, kept partitioned
+        self.partitioned: list[str] | None = None
 
     def check_rows(self, frame: Any) -> None:
         """A clear error for rows the fitted state cannot give features to: not a data frame, input
@@ -338,6 +340,8 @@ class FeatureBuilder:
         tables = [[*e.columns, FOLD] for e in self.target_encoders] + [e.columns for e in self.count_encoders]
         outs = iter(n > 1 for n in self._split_outs(frame, tables + [[*e.columns, DAY] for e in daily]))
         big = [[next(outs) for _ in group] for group in encoders]  # per encoder: is its table partitioned
+        self.partitioned = [f"{kind} {'+'.join(e.columns)}" for group, flags, kind in zip(encoders, big, ("target encoding", "counts", "day counts"))
+                            for e, b in zip(group, flags) if b]
         joins = self._fit_broadcast_tables(frame, encoders, big)
         partitioned = [[e for e, b in zip(group, flags) if b] for group, flags in zip(encoders, big)]
         frame = encode_by_key(frame, *partitioned, keep, self.config.broadcast_limit)

@@ -105,6 +105,7 @@ def materialize(
                 scratch = _scratch(cfg, backend, tmp)
         if reused is None:
             write_split(builder.fit_transform(train, keep, _under(scratch, "train"))[keep], tmp / "train")
+            _log_partitioned(builder, cfg, log)
             write_split(builder.transform(valid, keep, _under(scratch, "valid"))[keep], tmp / "valid")
             builder.save(tmp / "state")
         if scratch is not None:
@@ -130,6 +131,14 @@ def materialize(
 
 
 SCRATCH = "_scratch"
+
+
+def _log_partitioned(builder: FeatureBuilder, cfg: FeaturesConfig, log: Callable[[str], None]) -> None:
+    """Name the key tables the build kept partitioned (estimated above ``features.broadcast_limit`` rows):
+    which path a table took was said nowhere, so a limit that changed nothing looked ignored."""
+    if builder.partitioned:
+        log(f"feature store: {len(builder.partitioned)} key table(s) estimated above features.broadcast_limit "
+            f"{cfg.broadcast_limit:,} rows kept partitioned: {', '.join(builder.partitioned)}; the others broadcast")
 
 
 def _sweep(store: FeatureStore, log: Callable[[str], None]) -> None:
