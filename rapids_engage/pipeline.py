@@ -204,16 +204,14 @@ def run(
                                           workers=pinned, what="evaluation")
                 for t, found in skew.items():
                     results[t]["skew"] = found
-            n_workers, workers_lost, spilled = cluster.n_workers, cluster.workers_lost(), spilled_bytes(client)
+            workers = _cluster_facts(cluster)
     for t, m in models.items():
         results[t]["best_iteration"] = m.best_iteration
         results[t]["objective"] = m.objective
-    report = _store_summary(cfg, backend, n_workers, built, prog.timings, dataset, split, memory)
+    report = _store_summary(cfg, backend, workers, built, prog.timings, dataset, split, memory)
     report["run"] = run_info(backend, started, command)
     if shuffle_seed is not None:  # the audit's control run: say so, its metrics show no skill by design
         report["split"]["shuffled_labels_seed"] = shuffle_seed
-    report["workers_lost"] = workers_lost
-    report["spilled_bytes"] = spilled
     report["targets"] = results
     report["models"] = str(Path(cfg.out).absolute() / "models")  # absolute, as the config's paths
     binary = [t for t in targets if kinds[t] != "count" and not models[t].ranks]  # probabilities
@@ -263,8 +261,8 @@ def build_features(
         dataset = _data_stage(cfg, backend, prog, train=False)
         with start_cluster(backend, cfg.cluster, prog.log) as cluster:
             split, built = _store_stages(cfg, backend, prog, cluster, dataset, rebuild, None)
-            n_workers = cluster.n_workers
-    summary = _store_summary(cfg, backend, n_workers, built, prog.timings, dataset, split, memory)
+            workers = _cluster_facts(cluster)
+    summary = _store_summary(cfg, backend, workers, built, prog.timings, dataset, split, memory)
     summary["run"] = run_info(backend, started, command)
     write_config(cfg, out)
     write_json(out / "features.json", summary)
@@ -276,15 +274,21 @@ def build_features(
     return summary
 
 
+def _cluster_facts(cluster: Any) -> dict:
+    """The cluster's part of a summary, read before it closes: workers at the start, those lost since, bytes spilled."""
+    return {"n_workers": cluster.n_workers, "workers_lost": cluster.workers_lost(), "spilled_bytes": spilled_bytes(cluster.client)}
+
+
 def _store_summary(
-    cfg: Config, backend: Backend, n_workers: int, built: Materialized, timings: dict, dataset: Dataset, split: Any,
+    cfg: Config, backend: Backend, workers: dict, built: Materialized, timings: dict, dataset: Dataset, split: Any,
     memory: MemoryWatch,
 ) -> dict:
-    """What report.json and features.json both say: backend, rows, store version, features, split, timings, memory."""
+    """What report.json and features.json both say: backend, workers (:func:`_cluster_facts`), rows, store
+    version, features, split, timings, memory."""
     summary = {
         "version": __version__,
         "backend": backend.kind,
-        "n_workers": n_workers,
+        **workers,
         "n_gpus": backend.n_gpus,
         "rows": {"train": int(built.rows["train"]), "valid": int(built.rows["valid"])},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},

@@ -84,6 +84,9 @@ def test_second_run_is_a_store_cache_hit(demo):
     assert second["features"] == first["features"] and second["rows"] == first["rows"]
     assert second["timings_s"]["features"] < first["timings_s"]["features"]
     assert set(second["memory"]["host_rss_peak_bytes"]) == {"data", "split", "features"}
+    # report.json's keys less targets, models and plots (README): the cluster's facts too
+    assert set(first) - set(second) == {"targets", "models", "plots"}, set(first) ^ set(second)
+    assert second["workers_lost"] == 0 and second["spilled_bytes"] == 0
     assert not (run2 / "report.json").exists() and not (run2 / "models").exists()
     assert not [p for p in (out / "store").iterdir() if p.name.startswith(".tmp-")]
 
