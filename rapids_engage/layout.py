@@ -73,7 +73,9 @@ class Layout:
         names = [t.name for t in self.targets]
         close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
         raise ValueError(f"train.targets names {name!r}, which the data do not define"
-                         + (f": did you mean {close[0]!r}?" if close else "") + f" (targets: {', '.join(names)})")
+                         + (f": did you mean {close[0]!r}?" if close else "")
+                         + (f" (targets: {', '.join(names)})" if names else
+                            " (it defines none" + (": data.table.targets is empty)" if self.kind == "table" else ")")))
 
     def input_columns(self) -> list[str]:
         """Input columns needed to compute the layout's features (the targets are optional)."""

@@ -98,6 +98,15 @@ def test_config_is_checked_against_the_data_before_the_data_stage(tmp_path, caps
     assert not (tmp_path / "never").exists()
 
 
+def test_a_table_without_targets_is_named_as_the_cause(tmp_path, capsys):
+    """--set data.table.targets={} left the error saying only "(targets: )"."""
+    argv = ["--config", "configs/hn.yaml", "--gpus", "0", "--out", str(tmp_path / "run"), "--set", "data.table.targets={}",
+            "--set", f"data.path={tmp_path / 'never' / '*.csv'}", "--set", f"data.cache_dir={tmp_path / 'cache'}"]
+    assert main(argv) == 2
+    assert ("train.targets names 'points', which the data do not define (it defines none: data.table.targets is empty)"
+            in capsys.readouterr().err.replace("\n", ""))
+
+
 def test_valid_xgboost_parameters_of_every_shipped_config_pass():
     from rapids_engage.backend import resolve
     from rapids_engage.data import expected_layout
