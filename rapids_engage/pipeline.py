@@ -34,6 +34,7 @@ from .digests import CACHE_FILE
 from .data import DataError, Dataset, check_some_ingested, expected_layout, read_events, resolve_dataset, resolve_min_partition_rows
 from .ingest import IngestError
 from .predict import ModelError
+from .failures import one_line
 from .evaluate import evaluate_targets, gather, oracle_probabilities
 from .features import add_labels
 from .features.frames import drop_empty_partitions
@@ -53,6 +54,7 @@ from .train import as_float32, predict, train_target
 from .train_check import check_params
 from .train_external import train_target_external
 
+#: The failures a run reports in one line (with running out of memory, a full disk and an unusable path: :mod:`.failures`).
 KNOWN_ERRORS = (BackendError, ConfigError, DataError, IngestError, ModelError, FileNotFoundError, ValueError, MemoryError,
                 WorkerLostError, ClusterError)
 
@@ -475,42 +477,6 @@ def _audit(args: argparse.Namespace, console: Console, command: str | None = Non
     return 0 if run_audit(cfg, console, quiet=args.quiet, plots=args.plots, rebuild=args.rebuild, command=command)["passed"] else 1
 
 
-#: Substrings of out-of-memory errors from RMM / cuDF / CUDA / XGBoost (raised as MemoryError, RuntimeError or XGBoostError).
-OOM_MARKERS = ("out of memory", "out_of_memory", "bad_alloc", "cudaerrormemoryallocation", "memoryerror")
-OOM_HINT = (
-    "out of memory. GPU: keep cuDF spilling on (cluster.spill: true), give RMM a pool below the card "
-    "(cluster.rmm_pool_size: 0.8 with the RAPIDS conda XGBoost; at most 0.5 with pip's, which allocates "
-    "beside the pool), spread the data over more GPUs (--gpus N) or smaller partitions (data.partition_rows); "
-    "CPU: set cluster.memory_limit (e.g. 8GB) so dask spills to cluster.local_directory, or use fewer workers"
-)
-
-
-DISK_FULL_HINT = (
-    "disk full{where}: free space, or point the large outputs elsewhere (features.store, data.cache_dir, "
-    "--out, and cluster.local_directory for dask's spill files); the published store and caches are intact"
-)
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    import errno
-
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
-
-
-def is_path_error(exc: BaseException) -> bool:
-    """A path the run cannot write or use: read-only, not permitted, a file where a directory goes
-    (or the other way round), an existing file in the way: the user's to fix, in one line."""
-    import errno
-
-    return isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.EEXIST, errno.ENOTDIR,
-                                                      errno.EISDIR)
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    return isinstance(exc, MemoryError) or any(m in text for m in OOM_MARKERS)
-
-
 def _guarded(action: Any, args: argparse.Namespace, console: Console) -> int:
     """Run ``action`` (its int result is the exit code); known failures, running out of memory and a full disk
     become one line on stderr (the latter two with what to change), exit 2."""
@@ -520,13 +486,9 @@ def _guarded(action: Any, args: argparse.Namespace, console: Console) -> int:
         console.print("[red]error:[/red] interrupted")
         return 130
     except Exception as exc:  # noqa: BLE001 - only known failures, OOMs and a full disk become one line
-        if args.debug or not (isinstance(exc, KNOWN_ERRORS) or is_out_of_memory(exc) or is_disk_full(exc) or is_path_error(exc)):
+        message = None if args.debug else one_line(exc, KNOWN_ERRORS)
+        if message is None:
             raise
-        message = str(exc)
-        if is_disk_full(exc):
-            message = DISK_FULL_HINT.format(where=f" writing {exc.filename}" if getattr(exc, "filename", None) else "")
-        elif is_out_of_memory(exc):
-            message = f"{OOM_HINT} ({type(exc).__name__}: {(message.splitlines() or [''])[0]})"
         console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
         return 2
     return code if isinstance(code, int) else 0

@@ -1,0 +1,49 @@
+"""Which failures a run reports in one line, and that line: what the user can fix (a known error, running out
+of memory, a full disk, an unusable path) gets its message, with what to change for the last three; anything
+else is a bug, and keeps its traceback."""
+
+from __future__ import annotations
+
+import errno
+
+#: Substrings of out-of-memory errors from RMM / cuDF / CUDA / XGBoost (raised as MemoryError, RuntimeError or XGBoostError).
+OOM_MARKERS = ("out of memory", "out_of_memory", "bad_alloc", "cudaerrormemoryallocation", "memoryerror")
+OOM_HINT = (
+    "out of memory. GPU: keep cuDF spilling on (cluster.spill: true), give RMM a pool below the card "
+    "(cluster.rmm_pool_size: 0.8 with the RAPIDS conda XGBoost; at most 0.5 with pip's, which allocates "
+    "beside the pool), spread the data over more GPUs (--gpus N) or smaller partitions (data.partition_rows); "
+    "CPU: set cluster.memory_limit (e.g. 8GB) so dask spills to cluster.local_directory, or use fewer workers"
+)
+
+
+DISK_FULL_HINT = (
+    "disk full{where}: free space, or point the large outputs elsewhere (features.store, data.cache_dir, "
+    "--out, and cluster.local_directory for dask's spill files); the published store and caches are intact"
+)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_path_error(exc: BaseException) -> bool:
+    """A path the run cannot write or use: read-only, not permitted, a file where a directory goes
+    (or the other way round), an existing file in the way: the user's to fix, in one line."""
+    return isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.EEXIST, errno.ENOTDIR,
+                                                      errno.EISDIR)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return isinstance(exc, MemoryError) or any(m in text for m in OOM_MARKERS)
+
+
+def one_line(exc: BaseException, known: tuple[type[BaseException], ...]) -> str | None:
+    """The one-line message for ``exc`` when it is a ``known`` error or one of the user's to fix, else None."""
+    if is_disk_full(exc):
+        return DISK_FULL_HINT.format(where=f" writing {exc.filename}" if getattr(exc, "filename", None) else "")
+    if is_out_of_memory(exc):
+        return f"{OOM_HINT} ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]})"
+    if isinstance(exc, known) or is_path_error(exc):
+        return str(exc)
+    return None
