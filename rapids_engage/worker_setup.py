@@ -35,22 +35,21 @@ def quiet_task_errors() -> None:
     add_log_filter("distributed.worker", _HandledTaskErrors)
 
 
-class _HeartbeatsAtClose(logging.Filter):
-    """Drops a worker's "Failed to communicate with scheduler during heartbeat" (with its traceback) on a
-    cluster the run started: its scheduler lives in the driver and goes when the run closes the cluster, and
-    a heartbeat in flight then printed ~25 lines under the run's one-line error (or after its summary)."""
+class _LostConnections(logging.Filter):
+    """Drops, with its traceback, a worker's log of a connection lost to something the run already handles,
+    on a cluster the run started (each printed ~25 lines)."""
+
+    PREFIXES = (
+        # the scheduler lives in the driver and goes when the run closes the cluster: a heartbeat in flight
+        # printed under the run's one-line error (or after its summary)
+        "Failed to communicate with scheduler during heartbeat",
+        # a peer it fetched data from died (killed for memory under a tight cluster.memory_limit): dask fetches
+        # or recomputes the data, and the run says what workers it lost
+        "Worker stream died during communication",
+    )
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Failed to communicate with scheduler during heartbeat")
-
-
-class _PeerGone(logging.Filter):
-    """Drops a worker's "Worker stream died during communication" (with its traceback): a peer it fetched
-    data from died (killed for memory under a tight ``cluster.memory_limit``); dask fetches or recomputes
-    the data and the run says what workers it lost, but the traceback printed ~25 lines mid-stage."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Worker stream died during communication")
+        return not str(record.msg).startswith(self.PREFIXES)
 
 
 def add_log_filter(logger: str, kind: type[logging.Filter]) -> None:
@@ -140,8 +139,7 @@ def ignore_interrupts() -> None:
 def dask_setup(worker) -> None:  # noqa: ARG001 - dask's preload hook signature
     """The preload of the workers of a cluster the run starts (an existing cluster's get :class:`BackendSetup` only)."""
     ignore_interrupts()
-    add_log_filter("distributed.worker", _HeartbeatsAtClose)
-    add_log_filter("distributed.worker", _PeerGone)
+    add_log_filter("distributed.worker", _LostConnections)
     try:
         import libcuml
 
