@@ -477,7 +477,11 @@ def sourced(config: Config, message: str) -> str:
     """``message``, an error about the key it starts with (``train.per_target.like.max_dept: ...``),
     prefixed by the config file and followed by the flag or ``--set`` that gave the key, as the errors
     of :func:`load_config` are."""
-    source, origins = getattr(config, "_origins", ("", {}))
+    return _sourced(*getattr(config, "_origins", ("", {})), message)
+
+
+def _sourced(source: str, origins: dict[str, str], message: str) -> str:
+    """:func:`sourced` with the config file ``source`` and the ``origins`` of its keys (key -> flag or ``--set``)."""
     key = re.match(r"[A-Za-z_][\w.]*", message)
     named = key.group(0) if key else None
     given = [label for k, label in origins.items() if named and (named == k or named.startswith(k + ".") or k.startswith(named + "."))]
@@ -494,17 +498,14 @@ def _check_per_target(train: TrainConfig, source: str, origins: dict[str, str]) 
                 key, (test, expected) = f"train.per_target.{name}.{rounds}", _VALUE_CHECKS[(TrainConfig, rounds)]
                 value = overrides[rounds]
                 if _problem(int, value, key) or not test(value):
-                    given = [label for k, label in origins.items() if key == k or key.startswith(k + ".")]
-                    raise ConfigError(f"{source}: {key}: expected {expected}, got {_show(value)}"
-                                      + (f" (from {given[-1]})" if given else ""))
+                    raise ConfigError(_sourced(source, origins, f"{key}: expected {expected}, got {_show(value)}"))
         if name in train.targets:
             continue
         close = difflib.get_close_matches(str(name), list(train.targets), n=1, cutoff=0.75)
         if close:
             key = f"train.per_target.{name}"
-            given = [label for k, label in origins.items() if k == key or k.startswith(key + ".") or k == "train.per_target"]
-            raise ConfigError(f"{source}: {key}: no target {name!r}: did you mean {close[0]!r}? "
-                              f"(train.targets: {', '.join(train.targets)})" + (f" (from {given[-1]})" if given else ""))
+            raise ConfigError(_sourced(source, origins, f"{key}: no target {name!r}: did you mean {close[0]!r}? "
+                                                        f"(train.targets: {', '.join(train.targets)})"))
 
 
 def _build(cls: type, data: dict, path: str, source: str, origins: dict[str, str]) -> Any:
