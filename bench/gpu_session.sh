@@ -65,8 +65,10 @@ fi
 if wants tests; then
   step "pytest -m gpu (CPU/GPU parity; the pipeline parity test last: the slowest)"
   slow="tests/test_gpu_parity.py::test_pipeline_cpu_gpu_store_parity_and_rce"
-  run gpu-tests "${TESTS_S:-150}" python3 -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu_parity.py --deselect "$slow"
-  run gpu-tests-pipeline "${TESTS_PIPELINE_S:-150}" python3 -m pytest -m gpu -q -p no:cacheprovider "$slow"
+  # one test process on the one GPU, without the suite's -n 2 (pytest-xdist, which the staged wheels may lack)
+  serial=(-p no:cacheprovider -p no:xdist -o addopts=-ra)
+  run gpu-tests "${TESTS_S:-150}" python3 -m pytest -m gpu -q "${serial[@]}" tests/test_gpu_parity.py --deselect "$slow"
+  run gpu-tests-pipeline "${TESTS_PIPELINE_S:-150}" python3 -m pytest -m gpu -q "${serial[@]}" "$slow"
 fi
 
 if wants pipeline; then

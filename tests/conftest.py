@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
 
 from rapids_engage.backend import rapids_available, visible_gpu_count
+
+# No example deadline: the suite runs two test processes on CI's 2 cores (pytest-xdist), and an
+# example's time there says how busy the machine is, not whether the code is right.
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 
 def gpu_ready() -> bool:
@@ -26,3 +32,4 @@ def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest hook 
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
