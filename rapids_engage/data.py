@@ -72,14 +72,19 @@ def parquet_dataset(cfg: Config) -> Dataset:
 def recsys_dataset(cfg: Config, backend: Any = None, on_chunk: Callable[[int, int], None] | None = None) -> Dataset:
     """Raw RecSys 2021 files (``data.path`` glob) ingested once into the cache, then reused.
 
-    The cache entry is keyed by the files' paths, sizes and modification times
-    and the strict flag; bad rows are quarantined there (``quarantine.parquet``).
+    The cache entry is keyed by the files' names and contents and the strict flag; bad rows are
+    quarantined there (``quarantine.parquet``). Test files (20 fields: no engagements) are refused:
+    their rows would train and validate as engaged with by no one.
     """
     from .ingest import CPU_BACKEND, ingest_recsys
 
     files, root = _raw_files(cfg, "recsys", f"strict={cfg.data.strict}")
     summary = _ingest_once(root, lambda: ingest_recsys(
         files, root, backend=backend or CPU_BACKEND, strict=cfg.data.strict, on_progress=on_chunk))
+    if tests := summary.get("test_files"):
+        raise DataError(f"data.path matches {len(tests)} test file(s) of 20 fields, without engagements ({tests[0]}"
+                        f"{', ...' if len(tests) > 1 else ''}): a run trains on labelled files, and their rows would count "
+                        "as not engaged with; leave them out of data.path and score them with `ingest` then `predict`")
     return _ingested(root, summary, f"recsys {len(files)} file(s)", RECSYS)
 
 

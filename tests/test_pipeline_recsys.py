@@ -99,3 +99,28 @@ def test_strict_fails_naming_file_and_line(raw, tmp_path):
     err = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("error:")
     assert ".tsv:6" in err[0]
+
+
+def _small_raw(tmp_path: Path) -> Path:
+    write_raw(tmp_path / "gen", SyntheticSpec(rows=2_000, days=2, seed=5, chunk_rows=1_000))
+    return tmp_path / "gen" / "raw"
+
+
+def _resolve(path: str, tmp_path: Path):
+    from rapids_engage.config import load_config
+    from rapids_engage.data import resolve_dataset
+
+    return resolve_dataset(load_config(None, ["data.source=recsys", f"data.path={path}", f"data.cache_dir={tmp_path / 'cache'}"]))
+
+
+def test_a_test_file_in_a_run_is_refused(tmp_path):
+    """A 20-field test file has no engagements: its rows would train and validate as negatives."""
+    from rapids_engage.data import DataError
+
+    raw = _small_raw(tmp_path)
+    last = sorted(raw.glob("*.tsv"))[-1]
+    last.write_bytes(b"\n".join(b"\x01".join(line.split(b"\x01")[:20]) for line in last.read_bytes().splitlines()))
+    for _ in range(2):  # and again from the cached ingest
+        with pytest.raises(DataError, match=rf"1 test file\(s\) of 20 fields.*{last.name}.*`ingest` then `predict`"):
+            _resolve(f"{raw}/*.tsv", tmp_path)
+
