@@ -124,3 +124,16 @@ def test_a_test_file_in_a_run_is_refused(tmp_path):
         with pytest.raises(DataError, match=rf"1 test file\(s\) of 20 fields.*{last.name}.*`ingest` then `predict`"):
             _resolve(f"{raw}/*.tsv", tmp_path)
 
+
+def test_an_input_that_is_no_file_is_named(tmp_path):
+    """A directory or a broken link among the matches: one line naming it, not the hashing's OSError."""
+    from rapids_engage.ingest import IngestError
+
+    raw = _small_raw(tmp_path)
+    (raw / "part-99998.tsv").mkdir()
+    with pytest.raises(IngestError, match="part-99998.tsv: input is not a regular file"):
+        _resolve(f"{raw}/*.tsv", tmp_path)
+    (raw / "part-99998.tsv").rmdir()
+    (raw / "part-99999.tsv").symlink_to(tmp_path / "gone.tsv")
+    with pytest.raises(IngestError, match="part-99999.tsv: no such input file"):
+        _resolve(f"{raw}/*.tsv", tmp_path)
