@@ -165,6 +165,8 @@ def _ingested(root: Path, summary: dict, what: str, layout: Layout | None) -> Da
         desc += f", {summary['output_rows']:,} event rows"
     if summary["quarantined_rows"]:  # why, and where to look
         desc += f" ({reasons}: {info['quarantine']})"
+    if empty := summary.get("empty_files"):  # a truncated download, say
+        desc += f", {len(empty)} empty file(s) ({empty[0]}{', ...' if len(empty) > 1 else ''})"
     desc += f" ({root})"
     return Dataset(root / "data", None, desc, info, layout)
 

@@ -137,3 +137,12 @@ def test_an_input_that_is_no_file_is_named(tmp_path):
     (raw / "part-99999.tsv").symlink_to(tmp_path / "gone.tsv")
     with pytest.raises(IngestError, match="part-99999.tsv: no such input file"):
         _resolve(f"{raw}/*.tsv", tmp_path)
+
+
+def test_empty_files_are_named_in_the_data_line(tmp_path):
+    """A file without rows (a truncated download) is named, not just counted among the files."""
+    import gzip
+
+    raw = _small_raw(tmp_path)
+    (raw / "part-99999.tsv").write_bytes(gzip.compress(b""))
+    assert f"rows ingested, 0 quarantined, 1 empty file(s) ({raw / 'part-99999.tsv'})" in _resolve(f"{raw}/*.tsv", tmp_path).description
