@@ -110,3 +110,13 @@ def test_table_computed_columns_are_the_columns_the_row_wise_features_add():
                          "tags": ["a b"], "score": [1.0]})
     added = set(content_features(derived_keys(part, layout), layout).columns) - set(part.columns)
     assert added == set(computed_columns(layout)) == set(feature_names(layout)) - {"score"} | set(key_names(layout))
+
+
+def test_the_readme_catalog_names_every_content_feature():
+    """The feature catalog's content row names the columns a RecSys run produces, as they are named."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| content and profile |"))
+    assert set(feature_names()) <= set(re.findall(r"`([a-z_]+)`", row))
