@@ -115,7 +115,7 @@ def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:
     same files copied or moved elsewhere are not ingested again)."""
     import glob
 
-    from .ingest.recsys import _input_paths
+    from .ingest.recsys import input_paths
 
     if not cfg.data.path:
         raise DataError(f"data.source is {kind!r} but data.path (a glob of raw files) is not set")
@@ -124,7 +124,7 @@ def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:
     if not files:
         relative = "" if Path(pattern).is_absolute() else f" (relative paths start from the current directory, {Path.cwd()})"
         raise DataError(f"data.path {cfg.data.path!r} matches no file{relative}")
-    _input_paths(files)  # each a readable file: one line naming it, not the hashing's OSError
+    input_paths(files)  # each a readable file: one line naming it, not the hashing's OSError
     cache = Path(cfg.data.cache_dir).expanduser()
     digests = content_digests([Path(f) for f in files], cache / CACHE_FILE)
     h = hashlib.sha256(f"{INGEST_RULES}|{salt}".encode())

@@ -212,7 +212,7 @@ def _utf8_column(raw: bytes, n_fields: int) -> tuple[str | None, str]:
     return None, "invalid UTF-8"
 
 
-def _input_paths(inputs: str | os.PathLike | list[str | os.PathLike]) -> list[Path]:
+def input_paths(inputs: str | os.PathLike | list[str | os.PathLike]) -> list[Path]:
     """The input files (a glob pattern or a list of paths); each must be a readable file."""
     if isinstance(inputs, (str, os.PathLike)):
         pattern = str(inputs)
@@ -286,7 +286,7 @@ def ingest_recsys(
     is not an earlier ingest output, :class:`.StrictModeError` in strict mode.
     """
     start = time.perf_counter()
-    paths = _input_paths(inputs)
+    paths = input_paths(inputs)
     out = Path(out_dir).absolute()
     _check_out_dir(out)
     with staged_dir(out) as tmp:

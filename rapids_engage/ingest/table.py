@@ -28,7 +28,7 @@ from ..features.table_content import computed_columns
 from ..layout import TABLE_ROW_ID, TABLE_TIME, raw_id_name, table_layout
 from .quarantine import Quarantine, StrictModeError
 from .reader import IngestError
-from .recsys import IngestResult, _check_out_dir, _input_paths, finish
+from .recsys import IngestResult, _check_out_dir, input_paths, finish
 from .table_read import Bad, Chunk, Source, by_line, close_names, missing_message, read
 from .table_types import Errors, SideTable, arrow_strings, explode, hash_strings, read_side, row_ids, typed
 from .writer import DayWriter
@@ -368,7 +368,7 @@ def ingest_table(
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
     plan = plan_of(spec, unlabelled)
-    paths = _input_paths(inputs)
+    paths = input_paths(inputs)
     out = Path(out_dir).absolute()
     _check_out_dir(out)
     sides = [read_side(j, strict, chunk_rows) for j in spec.join]

@@ -23,7 +23,7 @@ from ..layout import TABLE_TIME
 from ..schema import PLAUSIBLE_TIMES
 from .quarantine import StrictModeError
 from .reader import IngestError
-from .recsys import _input_paths
+from .recsys import input_paths
 from .table_read import PER_SECOND, Source, by_line, missing_message, read
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class SideTable:
 
 def read_side(side: SideTableSpec, strict: bool, chunk_rows: int) -> SideTable:
     """Read a whole side table; its malformed rows are skipped with a warning (strict: StrictModeError)."""
-    path = _input_paths([side.path])[0]
+    path = input_paths([side.path])[0]
     needed = (side.key, *side.keep)
     src = Source(side.format, side.header, tuple(side.columns), needed, {})
     frames, skipped = [], 0
