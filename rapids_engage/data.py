@@ -77,14 +77,15 @@ def recsys_dataset(cfg: Config, backend: Any = None, on_chunk: Callable[[int, in
     their rows would train and validate as engaged with by no one.
     """
     from .ingest import CPU_BACKEND, ingest_recsys
+    from .ingest.recsys import files_without_engagements
 
     files, root = _raw_files(cfg, "recsys", f"strict={cfg.data.strict}")
-    summary = _ingest_once(root, lambda: ingest_recsys(
-        files, root, backend=backend or CPU_BACKEND, strict=cfg.data.strict, on_progress=on_chunk))
-    if tests := summary.get("test_files"):
+    if tests := files_without_engagements([Path(f) for f in files]):  # before the ingest: hours of it, at scale
         raise DataError(f"data.path matches {len(tests)} test file(s) of 20 fields, without engagements ({tests[0]}"
                         f"{', ...' if len(tests) > 1 else ''}): a run trains on labelled files, and their rows would count "
                         "as not engaged with; leave them out of data.path and score them with `ingest` then `predict`")
+    summary = _ingest_once(root, lambda: ingest_recsys(
+        files, root, backend=backend or CPU_BACKEND, strict=cfg.data.strict, on_progress=on_chunk))
     return _ingested(root, summary, f"recsys {len(files)} file(s)", RECSYS)
 
 

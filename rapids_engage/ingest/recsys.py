@@ -135,16 +135,14 @@ class _FileIngest:
             self._process(block)
             return
         self._pending.append(block)
-        counts = np.delete(block.counts, list(block.bad_utf8))
-        self._votes += [(counts == len(RAW_COLUMNS)).sum(), (counts == len(TEST_COLUMNS)).sum()]
+        self._votes += _votes(block)
         if self._votes.sum() >= DETECT_LINES:
             self.finish()
 
     def finish(self) -> None:
         """Decide the file kind (if not yet) and ingest the held-back blocks."""
         if not self.decided:
-            n24, n20 = self._votes
-            self.n_fields = None if n24 == n20 == 0 else len(RAW_COLUMNS) if n24 >= n20 else len(TEST_COLUMNS)
+            self.n_fields = _n_fields(self._votes)
             self.decided = True
         pending, self._pending = self._pending, []
         for block in pending:
@@ -198,6 +196,33 @@ class _FileIngest:
             raise StrictModeError(self.name, int(block.line_no[i]), column[i], reason[i], detail[i])
         self.quarantine.extend([self.name], lines.tolist(), column[bad].tolist(), reason[bad].tolist(), block.text(bad),
                                detail[bad].tolist())
+
+
+def _votes(block: LineBlock) -> np.ndarray:
+    """The lines of ``block`` with 24 fields and with 20 (invalid UTF-8 lines not counted)."""
+    counts = np.delete(block.counts, list(block.bad_utf8))
+    return np.array([(counts == len(RAW_COLUMNS)).sum(), (counts == len(TEST_COLUMNS)).sum()], np.int64)
+
+
+def _n_fields(votes: np.ndarray) -> int | None:
+    """A file's kind by its first lines' votes: 24 fields (training), 20 (test), None (no such line)."""
+    n24, n20 = votes
+    return None if n24 == n20 == 0 else len(RAW_COLUMNS) if n24 >= n20 else len(TEST_COLUMNS)
+
+
+def files_without_engagements(paths: list[Path], block_size: int = 1 << 20) -> list[str]:
+    """The files among ``paths`` that the ingest would read as test files (20 fields), judged as it judges
+    them, on their first ``DETECT_LINES`` lines: a few blocks of each, read before any ingest."""
+    found = []
+    for path in paths:
+        votes = np.zeros(2, np.int64)
+        for block in iter_line_blocks(path, block_size):
+            votes += _votes(block)
+            if votes.sum() >= DETECT_LINES:
+                break
+        if _n_fields(votes) == len(TEST_COLUMNS):
+            found.append(str(path))
+    return found
 
 
 def _utf8_column(raw: bytes, n_fields: int) -> tuple[str | None, str]:
