@@ -195,6 +195,16 @@ def test_an_ingest_that_keeps_no_row_fails_and_says_why(tmp_path, capsys):
     assert main([*argv, "--unlabelled"]) == 0
 
 
+def test_an_ingest_of_empty_files_says_so_and_names_no_quarantine(tmp_path, capsys):
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "header.csv").write_text("id,title,url,author,created_at\n")
+    argv = ["ingest", "--config", "configs/hn.yaml", "--input", str(tmp_path / "*.csv"), "--out", str(tmp_path / "o"), "--unlabelled"]
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f": no input rows ({tmp_path / 'empty.csv'}, {tmp_path / 'header.csv'}: empty or a header alone)" in err
+    assert "quarantine" not in err  # none was written
+
+
 def test_unusable_paths_and_an_absent_scheduler_are_one_line_errors(tmp_path, capsys, monkeypatch):
     from rapids_engage import cluster
 
