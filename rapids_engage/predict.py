@@ -23,7 +23,7 @@ from .features import FeatureBuilder, add_labels
 from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
-from .schema import utc
+from .schema import PLAUSIBLE_TIMES, utc
 from .store import FeatureStore, MissingVersion
 
 PRED_PREFIX = "pred_"
@@ -157,8 +157,8 @@ def history_gap(builder: FeatureBuilder, start: int | None) -> str | None:
     """A line for the log when the rows to score start more than a day after the serving state ends
     (the training cut-off): history features count no event in between."""
     end = builder.history_end()
-    if start is None or end is None or start - end <= HISTORY_GAP_S:
-        return None
+    if start is None or end is None or start - end <= HISTORY_GAP_S or not PLAUSIBLE_TIMES[0] <= start < PLAUSIBLE_TIMES[1]:
+        return None  # an implausible time (milliseconds) is refused with its own message when the rows are read
     return (f"the rows start {utc(start)}, {(start - end) / 86_400:.1f} days after the serving state ends "
             f"({utc(end)}): history features count no event in between, so their recent windows (24h, 168h, prev1d) "
             "read lower than at training; pass the labelled events in between with --history (`--history validation`: "
