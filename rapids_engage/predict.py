@@ -196,8 +196,8 @@ def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path
             prog: StageProgress | None = None) -> dict:
     """Score ``rows`` (a dask frame) with every model of ``model_dir``; write ``out/predictions``.
 
-    Returns {"rows", "targets", "predictions", "store", "metrics"}; metrics only when
-    the rows carry the engagement columns. ``prog`` times the "score" and "metrics" stages.
+    Returns {"rows", "targets", "predictions", "store", "metrics"}; metrics for the targets whose
+    engagement column the rows carry (None without any). ``prog`` times the "score" and "metrics" stages.
     """
     from .evaluate import evaluate_targets, gather
     from .train import is_ranking
@@ -207,16 +207,16 @@ def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path
     builder = builder or load_builder(store_info, backend, model_dir)
     layout = builder.layout
     targets = list(metas)
-    labelled = all(layout.target(t).column in rows.columns for t in targets)
+    labelled = [t for t in targets if layout.target(t).column in rows.columns]
     with prog.stage("score", client=client):
-        scored = _score(client, backend, builder, metas, add_labels(rows, targets, layout) if labelled else rows, labelled, out)
+        scored = _score(client, backend, builder, metas, add_labels(rows, labelled, layout), labelled, out)
         n = int(scored.map_partitions(len).sum().compute())
     result: dict[str, Any] = {"rows": n, "targets": targets, "predictions": str(out / "predictions"), "store": store_info, "metrics": None}
     if labelled:
         with prog.stage("metrics"):
-            frame, host = gather(client, scored, {t: scored[PRED_PREFIX + t] for t in targets}, targets, layout)
+            frame, host = gather(client, scored, {t: scored[PRED_PREFIX + t] for t in labelled}, labelled, layout)
             ranking = tuple(t for t, m in metas.items() if is_ranking(m.get("objective", "")))
-            result["metrics"] = evaluate_targets(frame, host, targets, layout, None, ranking)
+            result["metrics"] = evaluate_targets(frame, host, labelled, layout, None, ranking)
     return result
 
 
@@ -226,9 +226,9 @@ def id_columns(layout: Layout, columns: Any) -> list[str]:
     return [*layout.row_key, *(c for c in layout.raw_ids if c in columns)]
 
 
-def _score(client: Any, backend: Backend, builder: FeatureBuilder, metas: dict[str, dict], rows: Any, labelled: bool, out: Path) -> Any:
-    """The rows' carried columns and ``pred_<target>`` (persisted); writes ``out/predictions``: the row key, the
-    raw ids (:func:`id_columns`) and ``pred_<target>`` (counts for count targets)."""
+def _score(client: Any, backend: Backend, builder: FeatureBuilder, metas: dict[str, dict], rows: Any, labelled: list[str], out: Path) -> Any:
+    """The rows' carried columns, the ``labelled`` targets' labels and ``pred_<target>`` (persisted); writes
+    ``out/predictions``: the row key, the raw ids (:func:`id_columns`) and ``pred_<target>`` (counts for count targets)."""
     import xgboost as xgb
     import xgboost.dask  # noqa: F401 - registers xgb.dask
 
@@ -237,7 +237,7 @@ def _score(client: Any, backend: Backend, builder: FeatureBuilder, metas: dict[s
     layout = builder.layout
     targets = list(metas)
     ids = id_columns(layout, rows.columns)
-    keep = list(dict.fromkeys([*layout.carried(), *ids])) + (targets if labelled else [])
+    keep = list(dict.fromkeys([*layout.carried(), *ids])) + labelled
     feats = builder.transform(rows, keep).persist()
     preds = {}
     for t, meta in metas.items():
