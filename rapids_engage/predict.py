@@ -270,7 +270,8 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
     from .report import write_json
 
     if not input_path.exists():
-        raise DataError(f"input {input_path} does not exist")
+        glob = " (a parquet file or directory, not a glob: `ingest` takes globs)" if any(c in str(input_path) for c in "*?[") else ""
+        raise DataError(f"input {input_path} does not exist{glob}")
     memory = MemoryWatch.for_run(backend, cluster_cfg.scheduler_address)
     with memory, StageProgress(console, quiet, memory) as prog:
         with prog.stage("load"):
