@@ -38,7 +38,7 @@ def load_models(model_dir: Path) -> tuple[dict[str, dict], dict]:
     if not model_dir.is_dir():
         raise ModelError(f"--model-dir {model_dir} does not exist (a pipeline run's --out, holding models/)")
     models = model_dir / "models" if (model_dir / "models").is_dir() else model_dir
-    metas = {m["target"]: m for m in (json.loads(p.read_text()) for p in sorted(models.glob("*.meta.json")))}
+    metas = {m["target"]: m for m in map(_read_meta, sorted(models.glob("*.meta.json")))}
     if not metas:
         only = " (a features-only run: the `features` subcommand trains none)" if (model_dir / "features.json").is_file() else ""
         raise ModelError(f"no models (<target>.meta.json) in {models}{only}")
@@ -49,7 +49,16 @@ def load_models(model_dir: Path) -> tuple[dict[str, dict], dict]:
                          "retrain them together")
     for t, m in metas.items():
         m["model_file"] = str(models / f"{t}.json")
+        if not Path(m["model_file"]).is_file():
+            raise ModelError(f"{m['model_file']} is missing (its {t}.meta.json is there): copy the run's models/ whole, or rerun")
     return metas, next(iter(metas.values()))["store"]
+
+
+def _read_meta(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise ModelError(f"{path} is damaged ({exc}): copy the run's models/ whole, or rerun") from None
 
 
 def load_booster(meta: dict, backend: Backend, nthread: int | None = None) -> Any:
