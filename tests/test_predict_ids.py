@@ -122,6 +122,8 @@ def test_rows_the_state_cannot_serve_are_one_line_errors(trained):
     # a text column of numbers, rather than a traceback from the text features
     with pytest.raises(DataError, match="column 'title' is int64 here but the layout reads it as text"):
         scorer.features(rows.assign(title=1))
+    with pytest.raises(TypeError, match=r"rows must be a data frame .*, got list \(raw records, .*Scorer.predict_records\)"):
+        scorer.predict(rows.to_dict("records"))  # records belong to predict_records
     # milliseconds are not a 'history gap' (a date out of range): the rows' check names them
     assert history_gap(scorer.builder, int(rows["event_time"].max()) * 1000) is None
 

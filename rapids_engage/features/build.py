@@ -171,7 +171,8 @@ class FeatureBuilder:
         (in-memory rows here; dask rows per partition), a text, URL or list column of numbers, or a key column of another kind (text / number)
         than the fitted tables' (every key would be unseen and get the prior)."""
         if not hasattr(frame, "columns"):
-            raise TypeError(f"rows must be a data frame (pandas, cudf or dask), got {type(frame).__name__}")
+            raise TypeError(f"rows must be a data frame (pandas, cudf or dask), got {type(frame).__name__} "
+                            "(raw records, as a service receives them: Scorer.predict_records)")
         missing = [c for c in self.layout.input_columns() if c not in frame.columns]
         if missing:
             raise DataError(f"rows lack column(s) {missing} needed to compute features (rows in the canonical form, as the "
