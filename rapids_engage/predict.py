@@ -97,7 +97,8 @@ def load_builder(store_info: dict, backend: Backend, model_dir: Path | None = No
     where = " nor ".join(str(p) for p in places)
     raise ModelError(
         f"feature-store version {version} is not in {where} (deleted, damaged, or rebuilt by another config); "
-        "the models cannot be served without it: point --store at a store holding that version, or rerun the pipeline"
+        "the models cannot be served without it: point --store (in process: Scorer(..., store=DIR)) at a store holding "
+        "that version, or rerun the pipeline"
     )
 
 
