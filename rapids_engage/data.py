@@ -147,6 +147,9 @@ def check_some_ingested(summary: dict, what: str, root: Path) -> None:
     kept no row: nothing to read, so say why rather than "no parquet files"."""
     if summary["ingested_rows"]:
         return
+    if not summary["input_rows"]:  # nothing was quarantined either: no quarantine file to point at
+        empty = ", ".join(summary.get("empty_files") or []) or "every file"
+        raise DataError(f"{what}: no input rows ({empty}: empty or a header alone)")
     reasons = ", ".join(f"{k} {v:,}" for k, v in summary["quarantine_counts"].items() if v)
     first = f"; the first: {summary['first_quarantined']}" if summary.get("first_quarantined") else ""
     raise DataError(f"{what}: none of the {summary['input_rows']:,} input rows was ingested ({reasons or 'no input rows'}{first}); "

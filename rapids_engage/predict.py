@@ -23,7 +23,7 @@ from .features import FeatureBuilder, add_labels
 from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
-from .schema import utc
+from .schema import PLAUSIBLE_TIMES, utc
 from .store import FeatureStore, MissingVersion
 
 PRED_PREFIX = "pred_"
@@ -38,7 +38,7 @@ def load_models(model_dir: Path) -> tuple[dict[str, dict], dict]:
     if not model_dir.is_dir():
         raise ModelError(f"--model-dir {model_dir} does not exist (a pipeline run's --out, holding models/)")
     models = model_dir / "models" if (model_dir / "models").is_dir() else model_dir
-    metas = {m["target"]: m for m in (json.loads(p.read_text()) for p in sorted(models.glob("*.meta.json")))}
+    metas = {m["target"]: m for m in map(_read_meta, sorted(models.glob("*.meta.json")))}
     if not metas:
         only = " (a features-only run: the `features` subcommand trains none)" if (model_dir / "features.json").is_file() else ""
         raise ModelError(f"no models (<target>.meta.json) in {models}{only}")
@@ -49,7 +49,16 @@ def load_models(model_dir: Path) -> tuple[dict[str, dict], dict]:
                          "retrain them together")
     for t, m in metas.items():
         m["model_file"] = str(models / f"{t}.json")
+        if not Path(m["model_file"]).is_file():
+            raise ModelError(f"{m['model_file']} is missing (its {t}.meta.json is there): copy the run's models/ whole, or rerun")
     return metas, next(iter(metas.values()))["store"]
+
+
+def _read_meta(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise ModelError(f"{path} is damaged ({exc}): copy the run's models/ whole, or rerun") from None
 
 
 def load_booster(meta: dict, backend: Backend, nthread: int | None = None) -> Any:
@@ -88,7 +97,8 @@ def load_builder(store_info: dict, backend: Backend, model_dir: Path | None = No
     where = " nor ".join(str(p) for p in places)
     raise ModelError(
         f"feature-store version {version} is not in {where} (deleted, damaged, or rebuilt by another config); "
-        "the models cannot be served without it: point --store at a store holding that version, or rerun the pipeline"
+        "the models cannot be served without it: point --store (in process: Scorer(..., store=DIR)) at a store holding "
+        "that version, or rerun the pipeline"
     )
 
 
@@ -157,8 +167,8 @@ def history_gap(builder: FeatureBuilder, start: int | None) -> str | None:
     """A line for the log when the rows to score start more than a day after the serving state ends
     (the training cut-off): history features count no event in between."""
     end = builder.history_end()
-    if start is None or end is None or start - end <= HISTORY_GAP_S:
-        return None
+    if start is None or end is None or start - end <= HISTORY_GAP_S or not PLAUSIBLE_TIMES[0] <= start < PLAUSIBLE_TIMES[1]:
+        return None  # an implausible time (milliseconds) is refused with its own message when the rows are read
     return (f"the rows start {utc(start)}, {(start - end) / 86_400:.1f} days after the serving state ends "
             f"({utc(end)}): history features count no event in between, so their recent windows (24h, 168h, prev1d) "
             "read lower than at training; pass the labelled events in between with --history (`--history validation`: "
@@ -196,8 +206,8 @@ def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path
             prog: StageProgress | None = None) -> dict:
     """Score ``rows`` (a dask frame) with every model of ``model_dir``; write ``out/predictions``.
 
-    Returns {"rows", "targets", "predictions", "store", "metrics"}; metrics only when
-    the rows carry the engagement columns. ``prog`` times the "score" and "metrics" stages.
+    Returns {"rows", "targets", "predictions", "store", "metrics"}; metrics for the targets whose
+    engagement column the rows carry (None without any). ``prog`` times the "score" and "metrics" stages.
     """
     from .evaluate import evaluate_targets, gather
     from .train import is_ranking
@@ -207,16 +217,16 @@ def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path
     builder = builder or load_builder(store_info, backend, model_dir)
     layout = builder.layout
     targets = list(metas)
-    labelled = all(layout.target(t).column in rows.columns for t in targets)
+    labelled = [t for t in targets if layout.target(t).column in rows.columns]
     with prog.stage("score", client=client):
-        scored = _score(client, backend, builder, metas, add_labels(rows, targets, layout) if labelled else rows, labelled, out)
+        scored = _score(client, backend, builder, metas, add_labels(rows, labelled, layout), labelled, out)
         n = int(scored.map_partitions(len).sum().compute())
     result: dict[str, Any] = {"rows": n, "targets": targets, "predictions": str(out / "predictions"), "store": store_info, "metrics": None}
     if labelled:
         with prog.stage("metrics"):
-            frame, host = gather(client, scored, {t: scored[PRED_PREFIX + t] for t in targets}, targets, layout)
+            frame, host = gather(client, scored, {t: scored[PRED_PREFIX + t] for t in labelled}, labelled, layout)
             ranking = tuple(t for t, m in metas.items() if is_ranking(m.get("objective", "")))
-            result["metrics"] = evaluate_targets(frame, host, targets, layout, None, ranking)
+            result["metrics"] = evaluate_targets(frame, host, labelled, layout, None, ranking)
     return result
 
 
@@ -226,9 +236,9 @@ def id_columns(layout: Layout, columns: Any) -> list[str]:
     return [*layout.row_key, *(c for c in layout.raw_ids if c in columns)]
 
 
-def _score(client: Any, backend: Backend, builder: FeatureBuilder, metas: dict[str, dict], rows: Any, labelled: bool, out: Path) -> Any:
-    """The rows' carried columns and ``pred_<target>`` (persisted); writes ``out/predictions``: the row key, the
-    raw ids (:func:`id_columns`) and ``pred_<target>`` (counts for count targets)."""
+def _score(client: Any, backend: Backend, builder: FeatureBuilder, metas: dict[str, dict], rows: Any, labelled: list[str], out: Path) -> Any:
+    """The rows' carried columns, the ``labelled`` targets' labels and ``pred_<target>`` (persisted); writes
+    ``out/predictions``: the row key, the raw ids (:func:`id_columns`) and ``pred_<target>`` (counts for count targets)."""
     import xgboost as xgb
     import xgboost.dask  # noqa: F401 - registers xgb.dask
 
@@ -237,7 +247,7 @@ def _score(client: Any, backend: Backend, builder: FeatureBuilder, metas: dict[s
     layout = builder.layout
     targets = list(metas)
     ids = id_columns(layout, rows.columns)
-    keep = list(dict.fromkeys([*layout.carried(), *ids])) + (targets if labelled else [])
+    keep = list(dict.fromkeys([*layout.carried(), *ids])) + labelled
     feats = builder.transform(rows, keep).persist()
     preds = {}
     for t, meta in metas.items():
@@ -270,7 +280,8 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
     from .report import write_json
 
     if not input_path.exists():
-        raise DataError(f"input {input_path} does not exist")
+        glob = " (a parquet file or directory, not a glob: `ingest` takes globs)" if any(c in str(input_path) for c in "*?[") else ""
+        raise DataError(f"input {input_path} does not exist{glob}")
     memory = MemoryWatch.for_run(backend, cluster_cfg.scheduler_address)
     with memory, StageProgress(console, quiet, memory) as prog:
         with prog.stage("load"):

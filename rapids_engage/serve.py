@@ -69,7 +69,7 @@ class Scorer:
             raise TypeError("Scorer scores in-memory rows (pandas or cudf); for a dask frame use FeatureStore.transform "
                             "or `python -m rapids_engage.pipeline predict`")
         rows = self._on_device(rows)
-        carry = [*self.layout.carried(), *id_columns(self.layout, rows.columns)]
+        carry = [*self.layout.carried(), *id_columns(self.layout, getattr(rows, "columns", ()))]  # not a frame: refused below
         return self.builder.transform_frame(rows, list(dict.fromkeys(carry)))
 
     def scores(self, features: Any) -> dict[str, Any]:

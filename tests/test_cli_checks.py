@@ -195,6 +195,23 @@ def test_an_ingest_that_keeps_no_row_fails_and_says_why(tmp_path, capsys):
     assert main([*argv, "--unlabelled"]) == 0
 
 
+def test_an_ingest_of_empty_files_says_so_and_names_no_quarantine(tmp_path, capsys):
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "header.csv").write_text("id,title,url,author,created_at\n")
+    argv = ["ingest", "--config", "configs/hn.yaml", "--input", str(tmp_path / "*.csv"), "--out", str(tmp_path / "o"), "--unlabelled"]
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f": no input rows ({tmp_path / 'empty.csv'}, {tmp_path / 'header.csv'}: empty or a header alone)" in err
+    assert "quarantine" not in err  # none was written
+
+
+def test_predict_given_a_glob_says_it_takes_a_file_or_directory(tmp_path, capsys):
+    argv = ["predict", "--model-dir", str(tmp_path), "--input", str(tmp_path / "new" / "*.parquet"), "--out", str(tmp_path / "o"),
+            "--gpus", "0"]
+    assert main(argv) == 2
+    assert "does not exist (a parquet file or directory, not a glob: `ingest` takes globs)" in " ".join(capsys.readouterr().err.split())
+
+
 def test_unusable_paths_and_an_absent_scheduler_are_one_line_errors(tmp_path, capsys, monkeypatch):
     from rapids_engage import cluster
 

@@ -325,6 +325,14 @@ def test_predict_refuses_a_missing_store_version(demo, tmp_path):
     (run / "models" / "like.meta.json").write_text(json.dumps(like))
     with pytest.raises(ModelError, match=r"different or unknown feature-store versions \(like: 1111111111111111; quote: 0000"):
         load_models(run)
+    # a damaged or missing model file: one line naming it, before a cluster starts (not XGBoost's stack trace)
+    (run / "models" / "like.meta.json").write_text(json.dumps(like | {"store": {**like["store"], "version": "0000000000000000"}}))
+    (run / "models" / "like.json").unlink()
+    with pytest.raises(ModelError, match=r"models/like.json is missing \(its like.meta.json is there\)"):
+        load_models(run)
+    (run / "models" / "like.meta.json").write_text("{")
+    with pytest.raises(ModelError, match=r"models/like.meta.json is damaged \(Expecting property name"):
+        load_models(run)
 
 
 def test_predict_refuses_a_store_built_with_another_feature_set(demo, monkeypatch):

@@ -143,6 +143,12 @@ def test_predict_on_table_rows_reproduces_the_report(planted, tmp_path):
         Scorer(tmp / "run").predict(rows.assign(**{layout.time: rows[layout.time] * 1000}))
     with pytest.raises(DataError, match="integer epoch seconds"):
         Scorer(tmp / "run").predict(rows.assign(**{layout.time: pd.to_datetime(rows[layout.time], unit="s")}))
+    # rows carrying one target's engagement column: its metrics, not none at all
+    rows.drop(columns=["upvoted"]).to_parquet(tmp_path / "comments.parquet", index=False)
+    assert main(["predict", "--model-dir", str(tmp / "run"), "--input", str(tmp_path / "comments.parquet"),
+                 "--out", str(tmp_path / "one"), "--gpus", "0", "--quiet"]) == 0
+    one = json.loads((tmp_path / "one" / "predict.json").read_text())["metrics"]
+    assert list(one) == ["comments"] and one["comments"]["rmse_log1p"] == pytest.approx(result["metrics"]["comments"]["rmse_log1p"])
     raw_csv = tmp_path / "new.csv"
     rows.to_csv(raw_csv, index=False)
     with pytest.raises(DataError, match=r"not a parquet file.*by `ingest` first \(with --unlabelled when"):

@@ -111,6 +111,23 @@ def test_predictions_join_back_to_every_input_row_once(trained, tmp_path):
     assert list(old.columns) == ["row_id", "pred_points"]
 
 
+def test_rows_the_state_cannot_serve_are_one_line_errors(trained):
+    from rapids_engage.data import DataError
+    from rapids_engage.predict import history_gap
+
+    tmp, _, report = trained
+    scorer = Scorer(tmp / "run")
+    split = report["split"]
+    rows = pd.read_parquet(split["data_dir"], filters=[("event_time", ">", split["cutoff"])]).drop(columns=["day"])
+    # a text column of numbers, rather than a traceback from the text features
+    with pytest.raises(DataError, match="column 'title' is int64 here but the layout reads it as text"):
+        scorer.features(rows.assign(title=1))
+    with pytest.raises(TypeError, match=r"rows must be a data frame .*, got list \(raw records, .*Scorer.predict_records\)"):
+        scorer.predict(rows.to_dict("records"))  # records belong to predict_records
+    # milliseconds are not a 'history gap' (a date out of range): the rows' check names them
+    assert history_gap(scorer.builder, int(rows["event_time"].max()) * 1000) is None
+
+
 def test_raw_ids_are_never_features(trained):
     tmp, _, report = trained
     models = tmp / "run" / "models"

@@ -79,6 +79,6 @@ def test_a_run_reruns_from_its_config_and_serves_from_a_copy(tmp_path):
     assert load_config(copy / CONFIG_FILE).out == str(out)  # the copy's models recorded the original store path
     assert Scorer(copy).targets == ["like", "retweet"]
     shutil.move(copy / "store", tmp_path / "elsewhere")
-    with pytest.raises(ModelError, match="point --store at a store holding that version"):
+    with pytest.raises(ModelError, match=r"point --store \(in process: Scorer\(\.\.\., store=DIR\)\) at a store holding that version"):
         Scorer(copy)
     assert Scorer(copy, store=tmp_path / "elsewhere").targets == ["like", "retweet"]

@@ -168,10 +168,11 @@ class FeatureBuilder:
     def check_rows(self, frame: Any) -> None:
         """A clear error for rows the fitted state cannot give features to: not a data frame, input
         columns missing, a time column that is not integer epoch seconds, a null time or profile value
-        (in-memory rows here; dask rows per partition), or a key column of another kind (text / number)
+        (in-memory rows here; dask rows per partition), a text, URL or list column of numbers, or a key column of another kind (text / number)
         than the fitted tables' (every key would be unseen and get the prior)."""
         if not hasattr(frame, "columns"):
-            raise TypeError(f"rows must be a data frame (pandas, cudf or dask), got {type(frame).__name__}")
+            raise TypeError(f"rows must be a data frame (pandas, cudf or dask), got {type(frame).__name__} "
+                            "(raw records, as a service receives them: Scorer.predict_records)")
         missing = [c for c in self.layout.input_columns() if c not in frame.columns]
         if missing:
             raise DataError(f"rows lack column(s) {missing} needed to compute features (rows in the canonical form, as the "
@@ -181,6 +182,9 @@ class FeatureBuilder:
             raise DataError(f"column {self.layout.time!r} must hold integer epoch seconds, got {time}")
         if not is_dask(frame):  # dask rows: checked per partition by transform
             check_values(frame, self.layout.time, self._required())
+        for column in (*self.layout.text, *self.layout.url, *self.layout.lists):
+            if column in frame.columns and not _is_text(frame.dtypes[column]):
+                raise DataError(f"column {column!r} is {frame.dtypes[column]} here but the layout reads it as text; cast it first")
         for column, fitted in self._fitted_key_dtypes().items():
             if column in frame.columns and _is_text(frame.dtypes[column]) != _is_text(fitted):
                 raise DataError(f"key column {column!r} is {frame.dtypes[column]} here but {fitted} in the fitted "
