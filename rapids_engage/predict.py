@@ -87,16 +87,20 @@ def load_builder(store_info: dict, backend: Backend, model_dir: Path | None = No
     :func:`store_candidates`)."""
     version = store_info["version"]
     places = store_candidates(store_info, model_dir, store)
+    damaged = []
     for place in places:
         try:
             return FeatureStore(place).builder(version, backend.df)
         except MissingVersion:
-            continue
+            problem = FeatureStore(place).problem(version)
+            if problem != "absent":  # there, but not whole: say which file
+                damaged.append(f"{Path(place) / version}: {problem}")
         except ValueError as exc:
             raise ModelError(str(exc)) from None
     where = " nor ".join(str(p) for p in places)
+    found = f"; damaged: {'; '.join(damaged)}" if damaged else ""
     raise ModelError(
-        f"feature-store version {version} is not in {where} (deleted, damaged, or rebuilt by another config); "
+        f"feature-store version {version} is not in {where} (deleted, damaged, or rebuilt by another config{found}); "
         "the models cannot be served without it: point --store (in process: Scorer(..., store=DIR)) at a store holding "
         "that version, or rerun the pipeline"
     )

@@ -132,8 +132,9 @@ class FeatureStore:
 
     def _resolve(self, version: str | None) -> tuple[str, dict]:
         """(version, its manifest): the newest intact version, or ``version`` if it is intact; else KeyError."""
+        problem = None
         if version is not None:
-            manifest = self.manifest(version)
+            manifest, problem = self.check(version)
             if manifest is not None:
                 return version, manifest
         else:
@@ -141,7 +142,7 @@ class FeatureStore:
             if versions:
                 return versions[-1], self.manifest(versions[-1])
         have = ", ".join(self.versions()) or "none"
-        what = f"no intact version {version}" if version is not None else "no intact version"
+        what = "no intact version" + (f" {version}" if version is not None else "") + (f" ({problem})" if problem not in (None, "absent") else "")
         raise MissingVersion(f"feature store {self.path}: {what} (have: {have}){self._hint()}")
 
     def _hint(self) -> str:

@@ -335,6 +335,29 @@ def test_predict_refuses_a_missing_store_version(demo, tmp_path):
         load_models(run)
 
 
+def test_predict_names_the_damaged_file_of_a_store_version(demo, tmp_path):
+    """A store version that is there but not whole (a serving-state file changed): the refusal names the
+    file, not only "deleted, damaged, or rebuilt"; the library API's error too."""
+    import shutil
+
+    from rapids_engage.backend import CPU
+    from rapids_engage.predict import ModelError, load_builder, load_models
+    from rapids_engage.store import FeatureStore, MissingVersion
+
+    _, out, _ = demo
+    _, store = load_models(out)
+    copy = tmp_path / "store"
+    shutil.copytree(out / "store", copy)
+    state = copy / store["version"] / "state"
+    victim = sorted(state.glob("*.json"))[0]
+    victim.write_text(victim.read_text() + " ")
+    name = f"state/{victim.name}"
+    with pytest.raises(ModelError, match=rf"damaged: .*{store['version']}: file {name} has \d+ bytes, the manifest says"):
+        load_builder(store, CPU, store=copy)
+    with pytest.raises(MissingVersion, match=rf"no intact version {store['version']} \(file {name} has"):
+        FeatureStore(copy).training_frame(store["version"])
+
+
 def test_predict_refuses_a_store_built_with_another_feature_set(demo, monkeypatch):
     """Models and a store from a release with other features: one line naming the difference."""
     from rapids_engage.backend import CPU
