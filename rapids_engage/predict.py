@@ -24,7 +24,7 @@ from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
 from .schema import PLAUSIBLE_TIMES, utc
-from .store import FeatureStore, MissingVersion
+from .store import FeatureStore, MissingVersion, has_parquet_footer
 
 PRED_PREFIX = "pred_"
 
@@ -110,7 +110,12 @@ def input_files(path: Path) -> list[Path]:
     """The parquet files of ``predict --input``: a file, or a directory's (an ingest output's ``data/``)."""
     if (path / "data").is_dir():  # an ingest output: its rows, not its quarantine
         path = path / "data"
-    return [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+    files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+    for f in files:
+        if not has_parquet_footer(f):
+            raise DataError(f"input {f} is not a parquet file (no parquet footer: cut short, or another format); raw CSV, "
+                            "TSV, JSONL or RecSys files go through `ingest` first")
+    return files
 
 
 def earliest_time(files: list[Path], column: str) -> int | None:
@@ -286,6 +291,7 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
     if not input_path.exists():
         glob = " (a parquet file or directory, not a glob: `ingest` takes globs)" if any(c in str(input_path) for c in "*?[") else ""
         raise DataError(f"input {input_path} does not exist{glob}")
+    files = input_files(input_path)
     memory = MemoryWatch.for_run(backend, cluster_cfg.scheduler_address)
     with memory, StageProgress(console, quiet, memory) as prog:
         with prog.stage("load"):
@@ -298,7 +304,6 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
                 extended = {"source": history, "rows": len(events), "end": builder.history_end()}
                 prog.log(f"history: {len(events):,} labelled events folded into the serving state, which now ends "
                          f"{utc(extended['end']) if extended['end'] is not None else '(no history features)'}")
-            files = input_files(input_path)
             rows = read_new_rows(input_path, files, builder.layout, backend.min_partition_rows)
             prog.log(f"{len(metas)} model(s) ({', '.join(metas)}), feature-store version {store_info['version']}, "
                      f"{rows.npartitions} input partition(s)")

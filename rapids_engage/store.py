@@ -237,16 +237,19 @@ def check_files(root: Path, files: dict[str, int]) -> str | None:
             return f"file {rel} is missing"
         if on_disk[rel] != size:
             return f"file {rel} has {on_disk[rel]} bytes, the manifest says {size}"
-        if rel.endswith(".parquet") and not _has_footer(root / rel):
+        if rel.endswith(".parquet") and not has_parquet_footer(root / rel):
             return f"file {rel} has no parquet footer"
     extra = sorted(set(on_disk) - set(files))
     return f"file {extra[0]} is not in the manifest" if extra else None
 
 
-def _has_footer(path: Path) -> bool:
+def has_parquet_footer(path: Path) -> bool:
+    """Whether ``path`` ends with parquet's magic bytes: a whole parquet file does, a cut one or another format not."""
     with open(path, "rb") as f:
-        f.seek(-4, os.SEEK_END)
-        return f.read(4) == PARQUET_MAGIC
+        if f.seek(0, os.SEEK_END) < len(PARQUET_MAGIC):
+            return False
+        f.seek(-len(PARQUET_MAGIC), os.SEEK_END)
+        return f.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
 
 
 def write_split(frame: Any, directory: Path) -> None:

@@ -212,6 +212,17 @@ def test_predict_given_a_glob_says_it_takes_a_file_or_directory(tmp_path, capsys
     assert "does not exist (a parquet file or directory, not a glob: `ingest` takes globs)" in " ".join(capsys.readouterr().err.split())
 
 
+def test_predict_given_a_file_that_is_not_parquet_names_it(tmp_path, capsys):
+    """A CSV named .parquet (or a cut parquet file) among the input: one line naming it, before the models load."""
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "rows.parquet").write_text("tweet_id,engaging_user_id\n1,2\n")
+    argv = ["predict", "--model-dir", str(tmp_path), "--input", str(new), "--out", str(tmp_path / "o"), "--gpus", "0"]
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"input {new / 'rows.parquet'} is not a parquet file (no parquet footer" in err and "go through `ingest` first" in err
+
+
 def test_unusable_paths_and_an_absent_scheduler_are_one_line_errors(tmp_path, capsys, monkeypatch):
     from rapids_engage import cluster
 
