@@ -106,6 +106,11 @@ def load_builder(store_info: dict, backend: Backend, model_dir: Path | None = No
     )
 
 
+#: What predict says of input that is not canonical parquet rows.
+RAW_INPUT = ("raw files (CSV, TSV, JSONL, RecSys text) are read by `ingest` first (with --unlabelled when they have no "
+             "target columns), whose output predict takes")
+
+
 def input_files(path: Path) -> list[Path]:
     """The parquet files of ``predict --input``: a file, or a directory's (an ingest output's ``data/``)."""
     if (path / "data").is_dir():  # an ingest output: its rows, not its quarantine
@@ -113,8 +118,7 @@ def input_files(path: Path) -> list[Path]:
     files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
     for f in files:
         if not has_parquet_footer(f):
-            raise DataError(f"input {f} is not a parquet file (no parquet footer: cut short, or another format); raw CSV, "
-                            "TSV, JSONL or RecSys files go through `ingest` first")
+            raise DataError(f"{f} is not a parquet file (no parquet footer: another format, or cut short): {RAW_INPUT}")
     return files
 
 
@@ -190,14 +194,8 @@ def read_new_rows(path: Path, files: list[Path], layout: Layout, min_partition_r
     partition (:func:`sized_partitions`)."""
     import dask.dataframe as dd
 
-    raw = ("raw files (CSV, TSV, JSONL, RecSys text) are read by `ingest` first (with --unlabelled when they have no "
-           "target columns), whose output predict takes")
     if not files:
-        raise DataError(f"no parquet files at {path}: {raw}")
-    if path.is_file() and path.suffix != ".parquet":
-        with open(path, "rb") as f:
-            if f.read(4) != b"PAR1":
-                raise DataError(f"{path} is not a parquet file: {raw}")
+        raise DataError(f"no parquet files at {path}: {RAW_INPUT}")
     frame = dd.read_parquet([str(f) for f in files], blocksize=None)
     missing = [c for c in layout.input_columns() if c not in frame.columns]
     if missing:

@@ -220,7 +220,7 @@ def test_predict_given_a_file_that_is_not_parquet_names_it(tmp_path, capsys):
     argv = ["predict", "--model-dir", str(tmp_path), "--input", str(new), "--out", str(tmp_path / "o"), "--gpus", "0"]
     assert main(argv) == 2
     err = " ".join(capsys.readouterr().err.split())
-    assert f"input {new / 'rows.parquet'} is not a parquet file (no parquet footer" in err and "go through `ingest` first" in err
+    assert f"{new / 'rows.parquet'} is not a parquet file (no parquet footer" in err and "read by `ingest` first" in err
 
 
 def test_unusable_paths_and_an_absent_scheduler_are_one_line_errors(tmp_path, capsys, monkeypatch):
