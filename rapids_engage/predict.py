@@ -91,10 +91,9 @@ def load_builder(store_info: dict, backend: Backend, model_dir: Path | None = No
     for place in places:
         try:
             return FeatureStore(place).builder(version, backend.df)
-        except MissingVersion:
-            problem = FeatureStore(place).problem(version)
-            if problem != "absent":  # there, but not whole: say which file
-                damaged.append(f"{Path(place) / version}: {problem}")
+        except MissingVersion as exc:
+            if exc.problem != "absent":  # there, but not whole: say which file
+                damaged.append(f"{Path(place) / version}: {exc.problem}")
         except ValueError as exc:
             raise ModelError(str(exc)) from None
     where = " nor ".join(str(p) for p in places)

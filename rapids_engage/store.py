@@ -37,7 +37,12 @@ PARQUET_MAGIC = b"PAR1"
 
 
 class MissingVersion(KeyError):
-    """The store has no intact version of that id."""
+    """The store has no intact version of that id; ``problem``: why the version asked for is not intact
+    (``"absent"``, or the damage :meth:`FeatureStore.check` found), None when none was asked for."""
+
+    def __init__(self, message: str, problem: str | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem
 
     def __str__(self) -> str:  # the message, without KeyError's quotes
         return str(self.args[0]) if self.args else ""
@@ -143,7 +148,7 @@ class FeatureStore:
                 return versions[-1], self.manifest(versions[-1])
         have = ", ".join(self.versions()) or "none"
         what = "no intact version" + (f" {version}" if version is not None else "") + (f" ({problem})" if problem not in (None, "absent") else "")
-        raise MissingVersion(f"feature store {self.path}: {what} (have: {have}){self._hint()}")
+        raise MissingVersion(f"feature store {self.path}: {what} (have: {have}){self._hint()}", problem)
 
     def _hint(self) -> str:
         """Where the store probably is, when :attr:`path` is not one."""
