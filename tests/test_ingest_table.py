@@ -581,6 +581,10 @@ def test_missing_columns_are_a_file_error_with_the_closest_names(tmp_path):
         ingest_table(write(tmp_path / "t.jsonl", records), tmp_path / "j", spec(format="jsonl"))
     result, _, _ = run(tmp_path, write(tmp_path / "u.jsonl", records.replace('"Ts"', '"ts"')), spec(format="jsonl"))
     assert result.ingested_rows == 3
+    # an optional key none of them has while they have one named like it: a misspelt config, not absent values
+    with pytest.raises(IngestError, match="v.jsonl: no column 'user' \\(the records have 'User'\\)$"):
+        ingest_table(write(tmp_path / "v.jsonl", records.replace('"Ts"', '"ts"').replace('"likes"', '"User": "u", "likes"')),
+                     tmp_path / "v", spec(format="jsonl"))
     side = SideTableSpec(path=str(write(tmp_path / "side.csv", "id,Lang\nx0,en\n")), key="id", keep=["lang"],
                          format="csv", header=True)
     message = f"side table {tmp_path / 'side.csv'}: no column 'lang' (the header has 'Lang')"

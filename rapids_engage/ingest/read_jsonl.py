@@ -11,11 +11,16 @@ import numpy as np
 import pandas as pd
 
 from .reader import iter_line_blocks
-from .table_chunk import Bad, Chunk, Source
+from .table_chunk import Bad, Chunk, Source, close_names
 
 
 def read_jsonl(path: Path, src: Source, block_size: int) -> Iterator[Chunk]:
-    """JSONL chunks, one per line block; blank lines are skipped, other non-objects quarantined."""
+    """JSONL chunks, one per line block; blank lines are skipped, other non-objects quarantined.
+
+    The first chunk's ``missing``: the required keys none of the first block's records has, and the
+    other declared keys none has while they have one named like it (``userid`` for ``user_id``: a
+    misspelt config, which would read as a null in every row).
+    """
     first, checked = True, False
     for block in iter_line_blocks(path, block_size):
         objs, lines, raws, bad = [], [], [], []
@@ -39,7 +44,7 @@ def read_jsonl(path: Path, src: Source, block_size: int) -> Iterator[Chunk]:
         missing, names = (), ()
         if objs and not checked:
             checked, names = True, tuple(dict.fromkeys(k for o in objs for k in o))
-            missing = tuple(c for c in src.required if c not in names)
+            missing = tuple(c for c in src.needed if c not in names and (c in src.required or close_names(c, names)))
         chunk = objects_chunk(objs, lines, raws, src.needed, src.scalars, src.list_seps)
         chunk.bad[:0], chunk.missing, chunk.bytes_done, chunk.names = bad, missing, block.bytes_done, names
         yield chunk

@@ -123,4 +123,4 @@ class Source:
     time: str | None = None
     time_format: str = "unix"
     scalars: dict[str, str] = field(default_factory=dict)  # column -> reason of a JSON list / object in it
-    required: tuple[str, ...] = ()  # JSONL: keys one of the first block's records at least must have
+    required: tuple[str, ...] = ()  # JSONL: keys one of the first block's records at least must have (or a key named like them)

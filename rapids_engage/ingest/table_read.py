@@ -49,7 +49,8 @@ def read(path: Path, src: Source, chunk_rows: int) -> Iterator[Chunk]:
 
     **Missing columns**: a chunk's ``missing`` lists the declared columns the
     header (the parquet schema) lacks; for JSONL, the ``src.required`` keys that
-    none of the first block's records has.
+    none of the first block's records has, and the other declared keys none of them
+    has while they have one named like it (:func:`.table_chunk.close_names`).
     """
     if src.fmt == "parquet":
         return read_parquet(path, src, chunk_rows)
