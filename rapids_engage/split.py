@@ -22,8 +22,8 @@ MIN_SIDE_SHARE = 0.001
 def time_split(frame: Any, valid_hours: float, time_column: str = EVENT_TIME, targets: list[str] = ()) -> tuple[Any, Any, SplitInfo]:
     """(train, valid, info) of a dask frame; the cutoff is ``max(time) - valid_hours``.
 
-    Refuses (``DataError``) a split whose training or validation side holds under
-    :data:`MIN_SIDE_SHARE` of the rows (one mistyped far-future time makes the
+    Refuses (``DataError``) events that all have one time, a split whose training or
+    validation side holds under :data:`MIN_SIDE_SHARE` of the rows (one mistyped far-future time makes the
     validation window nearly empty), and a target whose training labels are all
     the same value (nothing to learn: e.g. every positive row was quarantined).
     """
@@ -33,6 +33,11 @@ def time_split(frame: Any, valid_hours: float, time_column: str = EVENT_TIME, ta
         raise ValueError(f"split.valid_hours must be > 0, got {valid_hours}")
     lo, hi = (int(v) for v in dask.compute(frame[time_column].min(), frame[time_column].max()))
     cutoff = hi - int(round(valid_hours * 3600))
+    if hi == lo:
+        from .data import DataError
+
+        raise DataError(f"every row has the same {time_column}, {utc(hi)}: a split by time needs events at different "
+                        "times (check the time column and its format)")
     if cutoff < lo:
         raise ValueError(
             f"split.valid_hours={valid_hours} covers the whole data ({(hi - lo) / 3600:.1f} h); "

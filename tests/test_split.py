@@ -34,6 +34,13 @@ def test_a_stray_far_future_time_is_refused():
         time_split(dd.from_pandas(df, npartitions=3), 24, "t", ["like"])
 
 
+def test_events_all_at_one_time_are_refused_saying_so():
+    """Not 'valid_hours covers the whole data (0.0 h); lower it': no valid_hours splits them."""
+    df = events().assign(t=1_600_000_000)
+    with pytest.raises(DataError, match=r"^every row has the same t, 2020-09-13 12:26"):
+        time_split(dd.from_pandas(df, npartitions=3), 24, "t", ["like"])
+
+
 @pytest.mark.parametrize("value", [0, 1])
 def test_a_constant_target_is_refused(value):
     """E.g. every positive row of a target quarantined at ingest: training would learn nothing."""
