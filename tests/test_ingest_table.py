@@ -590,6 +590,11 @@ def test_missing_columns_are_a_file_error_with_the_closest_names(tmp_path):
     message = f"side table {tmp_path / 'side.csv'}: no column 'lang' (the header has 'Lang')"
     with pytest.raises(IngestError, match=re.escape(message)):
         ingest_table(ok, tmp_path / "s", spec(categorical=[], join=[side]))
+    gone = dataclasses.replace(side, path=str(tmp_path / "gone.csv"))  # not 'gone.csv: no such input file' alone
+    with pytest.raises(IngestError, match=re.escape(f"data.table.join: side table {tmp_path / 'gone.csv'}: no such")):
+        ingest_table(ok, tmp_path / "g", spec(categorical=[], join=[gone]))
+    with pytest.raises(IngestError, match="needs columns, or header: true to read its first line as them \\(a side table's header is false"):
+        ingest_table(ok, tmp_path / "d", spec(categorical=[], join=[SideTableSpec(path=side.path, key="id", keep=["Lang"])]))
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -190,7 +190,8 @@ def _check_joins(spec: TableConfig, produced: set[str]) -> set[str]:
         if j.format not in FORMATS:
             raise IngestError(f"data.table.join {j.path}: format must be one of {FORMATS}, got {j.format!r}")
         if j.format in ("csv", "tsv") and not j.header and not j.columns:
-            raise IngestError(f"data.table.join {j.path}: a header-less side table needs columns")
+            raise IngestError(f"data.table.join {j.path}: a header-less side table needs columns, or header: true to "
+                              "read its first line as them (a side table's header is false, and its format tsv, unless set)")
         for col in j.keep:
             if col == j.key or col in produced or col in kept or (not spec.header and col in spec.columns):
                 raise IngestError(f"data.table.join {j.path}: kept column {col!r} clashes with another column")

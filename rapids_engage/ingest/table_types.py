@@ -70,7 +70,10 @@ class SideTable:
 
 def read_side(side: SideTableSpec, strict: bool, chunk_rows: int) -> SideTable:
     """Read a whole side table; its malformed rows are skipped with a warning (strict: StrictModeError)."""
-    path = input_paths([side.path])[0]
+    try:
+        path = input_paths([side.path])[0]
+    except IngestError as exc:
+        raise IngestError(f"data.table.join: side table {exc}") from None
     needed = (side.key, *side.keep)
     src = Source(side.format, side.header, tuple(side.columns), needed, {})
     frames, skipped = [], 0
