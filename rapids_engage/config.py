@@ -455,7 +455,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML ({exc.__class__.__name__})") from None
+        escaped = raw.strip().replace('"', '\\"')
+        raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML ({exc.__class__.__name__}); to pass it as "
+                          f"text, quote it for YAML: --set '{key.strip()}=\"{escaped}\"'") from None
     return key.strip(), value
 
 

@@ -344,3 +344,14 @@ def test_documented_defaults_are_the_code_defaults():
         "features.target_encoding.keys", "features.counts", "features.history.keys", "train.max_depth", "train.learning_rate",
         "train.colsample_bytree", "train.max_bin", "train.num_boost_round", "train.early_stopping_rounds"}
     assert "null: max(1000, rows / 20)" in DEFAULT_CONFIG.read_text() and SyntheticSpec(rows=5000).users == 1000
+
+
+def test_a_set_value_yaml_cannot_read_says_how_to_quote_it():
+    """A strptime pattern starts with '%', a YAML directive: the message gives the quoted --set that works."""
+    from rapids_engage.config import parse_override
+
+    with pytest.raises(ConfigError) as info:
+        parse_override("data.table.time_format=%Y-%m-%d %H:%M")
+    quoted = "data.table.time_format=\"%Y-%m-%d %H:%M\""
+    assert str(info.value).endswith(f"to pass it as text, quote it for YAML: --set '{quoted}'")
+    assert parse_override(quoted) == ("data.table.time_format", "%Y-%m-%d %H:%M")
