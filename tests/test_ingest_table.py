@@ -235,7 +235,8 @@ def test_mini_mind_explode_and_side_join(tmp_path):
         "N1\tdup\tdup\tignored duplicate\tabs\turl\t[]\t[]\n"
     ))
     mind = mind_spec(behaviors, news)
-    result, frame, quarantine = run(tmp_path, behaviors, mind)
+    with pytest.warns(UserWarning, match=r"news.tsv: 1 side-table row\(s\) repeat the news_id of an earlier row; the first"):
+        result, frame, quarantine = run(tmp_path, behaviors, mind)
     assert (result.input_rows, result.ingested_rows, result.quarantined_rows, result.output_rows) == (4, 2, 2, 5)
     assert quarantine[["line", "column", "reason"]].values.tolist() == [
         [3, "impressions", "bad_explode_token"], [4, "impressions", "bad_explode_token"]]

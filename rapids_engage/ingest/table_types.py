@@ -69,7 +69,8 @@ class SideTable:
 
 
 def read_side(side: SideTableSpec, strict: bool, chunk_rows: int) -> SideTable:
-    """Read a whole side table; its malformed rows are skipped with a warning (strict: StrictModeError)."""
+    """Read a whole side table; its malformed rows are skipped with a warning (strict: StrictModeError), and of
+    rows repeating a key the first is kept, with a warning."""
     try:
         path = input_paths([side.path])[0]
     except IngestError as exc:
@@ -89,6 +90,10 @@ def read_side(side: SideTableSpec, strict: bool, chunk_rows: int) -> SideTable:
     if skipped:
         warnings.warn(f"{path}: skipped {skipped} malformed side-table rows", stacklevel=3)
     table = pd.concat(frames, ignore_index=True) if frames else _empty_frame(needed)
+    repeats = int(table[side.key].duplicated().sum())
+    if repeats:
+        warnings.warn(f"{path}: {repeats} side-table row(s) repeat the {side.key} of an earlier row; the first row of "
+                      "each key is joined", stacklevel=3)
     table = table.drop_duplicates(subset=side.key, keep="first").set_index(side.key)
     return SideTable(side.key, tuple(side.keep), table)
 
