@@ -8,7 +8,8 @@ them a properly quoted text (commas, doubled quotes, some with a newline). Inges
 and two digests of the output, so that runs of two versions of the code on the same files can be
 compared: of the rows (per day, sorted by ``row_id``) and the quarantine rows (sorted by line, detail
 included), and of both in the order written. ``--gzip`` writes gzip
-files; ``--json FILE`` also writes the numbers there. Nothing here asserts.
+files. Writes the numbers to ``bench/results/ingest_quotes-<rows>[-gzip].json`` (``--json FILE``: there
+instead; give one per checkout when comparing two). Nothing here asserts.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rapids_engage.cli import positive_int, writable_dir
 from rapids_engage.config import TableConfig, TargetSpec
 from rapids_engage.ingest import ingest_table
 from rapids_engage.ingest.bench import device
@@ -94,14 +96,16 @@ def run(rows: int, rate: float, quoted: float, seed: int, gz: bool, work: str | 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--rows", type=positive_int, default=200_000)
     ap.add_argument("--rates", type=float, nargs="+", default=[0.0, 0.01, 0.05], help="fractions of stray-quote lines")
     ap.add_argument("--quoted", type=float, default=0.0, help="fraction of lines with a properly quoted text")
     ap.add_argument("--gzip", action="store_true", help="write gzip files")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", help="parent of the scratch directory (default: the system temp dir)")
-    ap.add_argument("--json", help="also write the results to this JSON file")
+    ap.add_argument("--json", help="where the results go (default: bench/results/ingest_quotes-<rows>[-gzip].json)")
     args = ap.parse_args(argv)
+    out = Path(args.json or Path(__file__).parent / "results" / f"ingest_quotes-{args.rows}{'-gzip' if args.gzip else ''}.json")
+    writable_dir(ap, "--json", out.parent)
     results = []
     for rate in args.rates:
         r = run(args.rows, rate, args.quoted, args.seed, args.gzip, args.work)
@@ -111,9 +115,8 @@ def main(argv: list[str] | None = None) -> None:
               f"digest {r['digest']} (in order: {r['order_digest']})", flush=True)
     info = {"device": device(), "python": platform.python_version(), "pyarrow": pa.__version__, "results": results}
     print(f"device: {info['device']}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(info, indent=1) + "\n")
+    out.write_text(json.dumps(info, indent=1) + "\n")
+    print(f"-> {out}")
 
 
 if __name__ == "__main__":

@@ -42,9 +42,10 @@ from rich.markup import escape  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from rapids_engage.backend import CPU, BackendError, resolve  # noqa: E402
+from rapids_engage.cli import positive_int, writable_dir  # noqa: E402
 from rapids_engage.features.frames import as_dask  # noqa: E402
 from rapids_engage.ingest.bench import device as machine  # noqa: E402
-from rapids_engage.predict import load_builder, load_models  # noqa: E402
+from rapids_engage.predict import ModelError, load_builder, load_models  # noqa: E402
 from rapids_engage.report import write_json  # noqa: E402
 from rapids_engage.serve import Scorer  # noqa: E402
 
@@ -175,11 +176,11 @@ def show(console: Console, title: str, res: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model-dir", help="a finished run (default: runs/latency-<rows>, trained first if absent)")
-    p.add_argument("--rows", type=int, default=200_000, help="synthetic rows of the run trained when --model-dir is absent")
-    p.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 100, 1000, 10000], help="CPU batch sizes (rows)")
-    p.add_argument("--gpu-sizes", type=int, nargs="+", default=[100_000, 1_000_000], help="GPU batch sizes (rows)")
-    p.add_argument("--repeats", type=int, default=20, help="timed CPU batches per size (after one warm-up)")
-    p.add_argument("--gpu-repeats", type=int, default=5, help="timed GPU batches per size (drawing a 1M-row batch costs ~1 s)")
+    p.add_argument("--rows", type=positive_int, default=200_000, help="synthetic rows of the run trained when --model-dir is absent")
+    p.add_argument("--sizes", type=positive_int, nargs="+", default=[1, 10, 100, 1000, 10000], help="CPU batch sizes (rows)")
+    p.add_argument("--gpu-sizes", type=positive_int, nargs="+", default=[100_000, 1_000_000], help="GPU batch sizes (rows)")
+    p.add_argument("--repeats", type=positive_int, default=20, help="timed CPU batches per size (after one warm-up)")
+    p.add_argument("--gpu-repeats", type=positive_int, default=5, help="timed GPU batches per size (drawing a 1M-row batch costs ~1 s)")
     p.add_argument("--core", type=int, default=max(os.sched_getaffinity(0)), help="CPU core to pin to")
     p.add_argument("--gpus", nargs="+", default=["0", "1"], choices=["0", "1"], help="0: CPU latency, 1: GPU throughput")
     p.add_argument("--features", choices=["frame", "dask"], default="frame",
@@ -187,14 +188,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--results", default=str(Path(__file__).parent / "results"),
                    help="where latency-<device>.json goes (default: bench/results)")
     args = p.parse_args(argv)
-    results = Path(args.results)
-    results.mkdir(parents=True, exist_ok=True)
+    results = writable_dir(p, "--results", args.results)
 
     model_dir = Path(args.model_dir) if args.model_dir else ROOT / "runs" / f"latency-{args.rows}"
+    if args.model_dir is not None and not (model_dir / "report.json").is_file():
+        p.error(f"--model-dir {model_dir}: no report.json there; give a finished run's --out")
     if args.model_dir is None:
         ensure_run(model_dir, args.rows)
     report = json.loads((model_dir / "report.json").read_text())
-    metas, store = load_models(model_dir)
+    try:
+        metas, store = load_models(model_dir)
+    except ModelError as e:
+        p.error(str(e))
     layout = load_builder(store, CPU).layout
     pool = new_rows(report, layout.input_columns(), layout.time)
     if pool.empty:

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from rapids_engage import synthetic as S
+from rapids_engage.cli import positive_int, writable_dir
 from rapids_engage.hashing import combine
 from rapids_engage.metrics import rce
 from rapids_engage.schema import TARGETS, TRUE_PROB_PREFIX
@@ -53,16 +54,16 @@ def load(root: Path) -> pd.DataFrame:
     return frame
 
 
-def indices(world: S._World, ids: np.ndarray) -> np.ndarray:
+def indices(world: S.World, ids: np.ndarray) -> np.ndarray:
     """Generator user indices of canonical int64 user ids."""
     order = np.argsort(world.user_ids)
     pos = np.searchsorted(world.user_ids[order], ids)
     return order[pos]
 
 
-def pair_effect(world: S._World, u: np.ndarray, c: np.ndarray) -> np.ndarray:
+def pair_effect(world: S.World, u: np.ndarray, c: np.ndarray) -> np.ndarray:
     """The generator's (user, creator) logit effect, from the same hash."""
-    pair = S._uniform(combine([u, c], int(S._salt(world.seed, 7))))
+    pair = S.uniform(combine([u, c], int(S.salt(world.seed, 7))))
     return (pair - 0.5) * (np.sqrt(12.0) * S.PAIR_SD)
 
 
@@ -78,7 +79,7 @@ def history_covariates(frame: pd.DataFrame, u: np.ndarray) -> np.ndarray:
     return np.where(imp > 0, (rate - S.RATES) * imp / (imp + 1.0), 0.0)
 
 
-def design(frame: pd.DataFrame, u: np.ndarray, c: np.ndarray, world: S._World, hist: np.ndarray):
+def design(frame: pd.DataFrame, u: np.ndarray, c: np.ndarray, world: S.World, hist: np.ndarray):
     """Sparse design of the generator's logit (one column block per effect) and the history columns."""
     import scipy.sparse as sp
 
@@ -94,8 +95,8 @@ def design(frame: pd.DataFrame, u: np.ndarray, c: np.ndarray, world: S._World, h
     dense = np.column_stack([
         frame["engagee_follows_engager"].to_numpy(dtype=float),
         (length - S.LOG_LEN_MEAN) / S.LOG_LEN_SD,
-        S._std_log(world.following)[u],
-        S._std_log(world.followers)[c],
+        S.std_log(world.following)[u],
+        S.std_log(world.followers)[c],
     ])  # fmt: skip
     return sp.hstack(blocks + [sp.csr_matrix(dense)]).tocsr(), hist
 
@@ -114,17 +115,34 @@ def structured_map(X, hist: np.ndarray, y: np.ndarray, train: np.ndarray, j: int
     return best
 
 
-def main() -> None:
+def report_targets(parser: argparse.ArgumentParser, report: str | None, rows: int) -> dict:
+    """The ``targets`` of ``--report``, a run on the same ``--rows`` (else its RCE is not comparable: a usage error)."""
+    if report is None:
+        return {}
+    try:
+        data = json.loads(Path(report).read_text())
+        run_rows = data["rows"]["train"] + data["rows"]["valid"]
+        targets = data["targets"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        parser.error(f"--report {report}: not a pipeline run's report.json ({type(e).__name__}: {e})")
+    if run_rows != rows:
+        parser.error(f"--report {report} is a run on {run_rows:,} rows, not --rows {rows:,}: its RCE is not comparable")
+    return targets
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows", type=positive_int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--days", type=int, default=28)
+    parser.add_argument("--days", type=positive_int, default=28)
     parser.add_argument("--valid-hours", type=float, default=24.0)
     parser.add_argument("--work", default="/tmp/oracle_gap", help="where the data are generated")
     parser.add_argument("--report", help="report.json of a pipeline run on the same data, shown beside")
     parser.add_argument("--c", type=float, nargs="+", default=[0.1, 0.3, 1.0], help="L2 strengths tried (C = prior variance)")
     parser.add_argument("--max-iter", type=int, default=500, help="L-BFGS iterations per fit")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    results = writable_dir(parser, "bench/results", Path(__file__).parent / "results")
+    pipeline = report_targets(parser, args.report, args.rows)
 
     spec = S.SyntheticSpec(rows=args.rows, days=args.days, seed=args.seed)
     root = Path(args.work) / f"synthetic-{args.rows}-{args.seed}"
@@ -132,7 +150,7 @@ def main() -> None:
         S.generate(root, spec)
     start = time.perf_counter()
     frame = load(root)
-    world = S._World(spec)
+    world = S.World(spec)
     u = indices(world, frame["engaging_user_id"].to_numpy())
     c = indices(world, frame["engaged_with_user_id"].to_numpy())
     t = frame["tweet_timestamp"].to_numpy()
@@ -144,7 +162,6 @@ def main() -> None:
     q = ((np.arange(32) + 0.5) / 32 - 0.5) * np.sqrt(12.0) * S.PAIR_SD  # quadrature of the uniform pair effect
     p_without_pair = np.mean([1 / (1 + np.exp(-(z_without_pair + v))) for v in q], axis=0)
     X, hist = design(frame, u, c, world, history_covariates(frame, u))
-    pipeline = json.loads(Path(args.report).read_text())["targets"] if args.report else {}
 
     rows = {}
     for j, target in enumerate(S.T):
@@ -166,8 +183,7 @@ def main() -> None:
         "seconds": round(time.perf_counter() - start, 1),
         "targets": rows,
     }
-    out = Path(__file__).parent / "results" / f"oracle_gap-{args.rows}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = results / f"oracle_gap-{args.rows}.json"
     out.write_text(json.dumps(result, indent=1))
     print("| target | oracle RCE | pair unknown | structured MAP (C) | pipeline | pipeline / oracle | pipeline / structured |")
     print("|---|---|---|---|---|---|---|")

@@ -32,6 +32,8 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
+from rapids_engage.cli import positive_int, writable_dir
+
 STAGES = ("data", "split", "features", "train", "evaluate")
 MiB = 2**20
 
@@ -151,18 +153,31 @@ def data_size(data_dir: Path) -> dict:
             "disk_bytes": sum(f.stat().st_size for f in files)}
 
 
+def memory_limit(text: str) -> str:
+    """An argparse ``type``: a size dask reads (``3GB``, ``1.5GiB``, a number of bytes), kept as written."""
+    from dask.utils import parse_bytes
+
+    try:
+        parse_bytes(text)
+    except (ValueError, TypeError):
+        raise argparse.ArgumentTypeError(f"expected a size such as 3GB or 1.5GiB, got {text!r}") from None
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rows", type=int, default=3_000_000)
-    p.add_argument("--memory-limit", default="3GB", help="cluster.memory_limit, per worker (3M rows complete at 1GB with "
+    p.add_argument("--rows", type=positive_int, default=3_000_000)
+    p.add_argument("--memory-limit", default="3GB", type=memory_limit, help="cluster.memory_limit, per worker (3M rows complete at 1GB with "
                    "--set data.partition_rows=50000 --set features.broadcast_limit=200000 --set train.external_memory=true)")
-    p.add_argument("--n-workers", type=int, default=2)
+    p.add_argument("--n-workers", type=positive_int, default=2)
     p.add_argument("--work", default="/tmp/rapids_engage_ooc", help="scratch: cache/, out/, spill/ (out/ and spill/ are emptied)")
     p.add_argument("--interval", type=float, default=0.25, help="seconds between RSS samples")
     p.add_argument("--timeout", type=float, default=590, help="kill the run after this many seconds")
     p.add_argument("--json", default=str(Path(__file__).parent / "results" / "out_of_core-cpu.json"))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="further config overrides for the run")
     args = p.parse_args(argv)
+    writable_dir(p, "--json", Path(args.json).parent)
+    writable_dir(p, "--work", args.work)
 
     from dask.utils import parse_bytes
 
@@ -243,7 +258,6 @@ def main(argv: list[str] | None = None) -> int:
         "memory_log_lines": memory_lines[:20],
         "timeline_1s": [{"t": t, "total": tot, "max_worker": w, "spill": s} for t, tot, w, s in sampler.timeline],
     }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=1))
 
     mib = lambda b: f"{b / MiB:,.0f}"  # noqa: E731

@@ -24,6 +24,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from rapids_engage.cli import positive_int, writable_dir
 from rapids_engage.pipeline import KNOWN_ERRORS
 from rapids_engage.pipeline import main as pipeline_main
 
@@ -164,7 +165,7 @@ def provenance() -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Exit status 1 when a run failed (its error is in the table's place and in the JSON), else 0."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rows", type=int, nargs="+", default=[1_000_000],
+    p.add_argument("--rows", type=positive_int, nargs="+", default=[1_000_000],
                    help="rows of synthetic data; several values measure the scaling curve, e.g. 1000000 10000000")
     p.add_argument("--gpus", nargs="+", default=["0"], help="backends to compare, e.g. 0 1")
     p.add_argument("--work", help="scratch directory (default: a temporary one)")
@@ -174,8 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     extra = [x for kv in args.set for x in ("--set", kv)]
     console = Console()
-    results = Path(args.results)
-    results.mkdir(parents=True, exist_ok=True)
+    results = writable_dir(p, "--results", args.results)
     by_rows: dict[int, dict[str, dict]] = {}
     for rows in args.rows:
         reports: dict[str, dict] = {}

@@ -1,4 +1,5 @@
-"""The command-line parser of every subcommand: flags are spelt out, and a mistyped one gets its closest match.
+"""The command-line parser of every subcommand: flags are spelt out, and a mistyped one gets its closest match;
+argument checks the benchmark scripts share (:func:`positive_int`, :func:`writable_dir`).
 
 argparse accepts any unambiguous prefix of a flag (``--gpu 0`` for ``--gpus``), so a command that works
 today stops working the day a flag with the same prefix is added (``--gpu-memory``); without prefixes, the
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
+from pathlib import Path
 from typing import Any
 
 
@@ -41,3 +44,27 @@ def suggestion(unknown: list[str], flags: list[str]) -> str:
     if len(pairs) == 1:
         return f" (did you mean {pairs[0][1]}?)"
     return f" (did you mean {', '.join(f'{flag} for {name}' for name, flag in pairs)}?)" if pairs else ""
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type``: a whole number >= 1 (rows, batch sizes, repeats), else a usage error (exit status 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def writable_dir(parser: argparse.ArgumentParser, flag: str, path: str | Path) -> Path:
+    """``path``, made with its parents and writable, before any work is done; else ``parser.error`` naming
+    ``flag`` (one line, exit status 2) instead of a traceback when the results are written at the end."""
+    path = Path(path).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        parser.error(f"{flag}: cannot make the directory {path} ({e.strerror or e}); give a writable one")
+    if not os.access(path, os.W_OK | os.X_OK):
+        parser.error(f"{flag}: the directory {path} is not writable; give a writable one")
+    return path

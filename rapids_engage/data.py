@@ -52,9 +52,11 @@ def synthetic_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None =
     digest = hashlib.sha256(spec_json.encode()).hexdigest()[:12]
     root = Path(cfg.data.cache_dir).expanduser() / f"synthetic-{digest}"
     info = root / "synthetic.json"
-    if not (info.is_file() and json.loads(info.read_text()).get("spec") == asdict(spec)):
+    cached = info.is_file() and json.loads(info.read_text()).get("spec") == asdict(spec)
+    if not cached:  # absent, or cut off before synthetic.json (written last): generated again
         generate(root, spec, on_chunk=on_chunk)
-    return Dataset(root / "data", root / "truth", f"synthetic {spec.rows:,} rows, seed {spec.seed} ({root})")
+    how = "by an earlier run: cached" if cached else "generated"
+    return Dataset(root / "data", root / "truth", f"synthetic {spec.rows:,} rows, seed {spec.seed} ({how}; {root})")
 
 
 def parquet_dataset(cfg: Config) -> Dataset:

@@ -10,9 +10,10 @@ Contract (extend, never break)::
 Extra keys so far: "version", "data", "input" (source and path), "split" (cut-off, first and
 last event time, data_dir), "store", "features", "models", "layout",
 "memory" (peak host RSS and GPU memory in use per stage, see :mod:`rapids_engage.memory`),
-"workers_lost", "spilled_bytes" (written to disk by dask's spilling),
-and more metrics per target (kind, log_loss, ece, grouped AP/RCE, oracle_ap,
-best_iteration, baselines; map@10 / ndcg@10 / mrr / n_groups / tied@10 with a ranking group).
+"workers_lost", "spilled_bytes" (written to disk by dask's spilling), "plots", "config", "run", "ingest",
+and more metrics per target (kind, objective, log_loss, ece, grouped AP/RCE, oracle_ap, n,
+best_iteration, baselines, skew; map@10 / ndcg@10 / mrr / n_groups / tied@10 with a ranking group).
+Every key is documented in README.md's "report.json" (tests/test_pipeline.py checks a run's keys against it).
 Count targets (``"kind": "count"``) carry regression metrics instead of the
 binary ones: {"rmse_log1p", "mae_log1p", "rmse", "mae", "spearman"}, and the mean true and
 predicted counts ("mean", "mean_pred").

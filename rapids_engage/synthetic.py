@@ -169,7 +169,7 @@ def _draw(rng: np.random.Generator, cdf: np.ndarray, n: int) -> np.ndarray:
     return np.minimum(np.searchsorted(cdf, rng.random(n)), len(cdf) - 1)
 
 
-def _uniform(h: np.ndarray) -> np.ndarray:
+def uniform(h: np.ndarray) -> np.ndarray:
     """A uniform [0, 1) float from each uint64 hash."""
     return (h >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
@@ -178,7 +178,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def _salt(seed: int, stream: int) -> np.uint64:
+def salt(seed: int, stream: int) -> np.uint64:
     """A uint64 salt per (seed, stream)."""
     return splitmix64(np.array([(seed * 0x100000001B3 + stream) & _MASK64], dtype=np.uint64))[0]
 
@@ -190,7 +190,7 @@ def _effects(rng: np.random.Generator, n: int, sd: float) -> np.ndarray:
     return (sd * (np.sqrt(SHARED) * common + np.sqrt(1 - SHARED) * own)).astype(np.float32)
 
 
-def _std_log(counts: np.ndarray) -> np.ndarray:
+def std_log(counts: np.ndarray) -> np.ndarray:
     """Standardized log(1 + count)."""
     x = np.log1p(counts.astype(np.float64))
     return (x - x.mean()) / max(float(x.std()), 1e-9)
@@ -199,21 +199,21 @@ def _std_log(counts: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- the world
 
 
-class _World:
+class World:
     """Everything fixed for a run: user ids, popularity, profiles, effects, string pools."""
 
     def __init__(self, spec: SyntheticSpec) -> None:
         rng = np.random.default_rng([spec.seed, 0])
         n = spec.users
         self.seed = spec.seed
-        self.user_ids = splitmix64(np.arange(n, dtype=np.uint64) + _salt(spec.seed, 1)).view(np.int64)
+        self.user_ids = splitmix64(np.arange(n, dtype=np.uint64) + salt(spec.seed, 1)).view(np.int64)
         self.user_perm = rng.permutation(n)  # popularity rank -> user index (engaging)
         self.creator_perm = rng.permutation(n)  # popularity rank -> user index (creator)
         self.user_cdf = _zipf_cdf(n, *USER_ZIPF)
         self.creator_cdf = _zipf_cdf(n, *CREATOR_ZIPF)
         self._profiles(rng, n)
-        self.user_eff = _effects(rng, n, USER_SD) + (FOLLOWING_EFFECTS * _std_log(self.following)[:, None]).astype(np.float32)
-        self.creator_eff = _effects(rng, n, CREATOR_SD) + (FOLLOWER_EFFECTS * _std_log(self.followers)[:, None]).astype(np.float32)
+        self.user_eff = _effects(rng, n, USER_SD) + (FOLLOWING_EFFECTS * std_log(self.following)[:, None]).astype(np.float32)
+        self.creator_eff = _effects(rng, n, CREATOR_SD) + (FOLLOWER_EFFECTS * std_log(self.followers)[:, None]).astype(np.float32)
         self.lang_eff = rng.normal(0.0, LANG_SD, (N_LANGUAGES, 4))
         self.media_eff = rng.normal(0.0, MEDIA_SD, (len(MEDIA_OPTIONS), 4))
         self.media_eff[0] = 0.0
@@ -234,7 +234,7 @@ class _World:
 
     def _pools(self, rng: np.random.Generator) -> None:
         def ids(count: int, stream: int) -> np.ndarray:
-            return splitmix64(np.arange(count, dtype=np.uint64) + _salt(self.seed, stream)).view(np.int64)
+            return splitmix64(np.arange(count, dtype=np.uint64) + salt(self.seed, stream)).view(np.int64)
 
         self.languages = _pool(hex_ids(ids(N_LANGUAGES, 2)))
         self.lang_cdf = _zipf_cdf(N_LANGUAGES, 1.3, 0.0)
@@ -288,12 +288,12 @@ class _History:
 # ---------------------------------------------------------------- one chunk
 
 
-def _rows(w: _World, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+def _rows(w: World, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """The sampled (integer-coded) attributes of ``n`` rows."""
     u = w.user_perm[_draw(rng, w.user_cdf, n)]
     c = w.creator_perm[_draw(rng, w.creator_cdf, n)]
     follow_p = np.where(w.top_creator[c], FOLLOW_RATE[1], FOLLOW_RATE[0])
-    follows = _uniform(combine([u, c], int(_salt(w.seed, 6)))) < follow_p  # fixed per pair
+    follows = uniform(combine([u, c], int(salt(w.seed, 6)))) < follow_p  # fixed per pair
     length = np.clip(np.round(np.exp(rng.normal(LOG_LEN_MEAN, LOG_LEN_SD, n))), MIN_TOKENS, MAX_TOKENS).astype(np.int64)
     return {
         "u": u,
@@ -306,10 +306,10 @@ def _rows(w: _World, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     }
 
 
-def _logits(w: _World, r: dict[str, np.ndarray], hist: _History) -> np.ndarray:
+def _logits(w: World, r: dict[str, np.ndarray], hist: _History) -> np.ndarray:
     """(n, 4) logits of the rows ``r`` without the intercepts ``w.base``."""
     u, c = r["u"], r["c"]
-    pair = _uniform(combine([u, c], int(_salt(w.seed, 7))))
+    pair = uniform(combine([u, c], int(salt(w.seed, 7))))
     z = (pair - 0.5) * (np.sqrt(12.0) * PAIR_SD)
     z = z[:, None] + w.user_eff[u] + w.creator_eff[c] + w.mood[u][:, None]
     z += w.lang_eff[r["lang"]] + w.media_eff[r["media"]] + TYPE_EFFECTS[r["type"]]
@@ -318,7 +318,7 @@ def _logits(w: _World, r: dict[str, np.ndarray], hist: _History) -> np.ndarray:
     return z + hist.term(u)
 
 
-def _strings(w: _World, rng: np.random.Generator, r: dict[str, np.ndarray]) -> dict[str, pa.Array]:
+def _strings(w: World, rng: np.random.Generator, r: dict[str, np.ndarray]) -> dict[str, pa.Array]:
     """The string / list columns (Arrow large_string), gathered from the pools."""
     n = len(r["u"])
     variant = rng.integers(0, TOKEN_VARIANTS, n)
@@ -344,7 +344,7 @@ def _strings(w: _World, rng: np.random.Generator, r: dict[str, np.ndarray]) -> d
 
 
 def _chunk(
-    w: _World, spec: SyntheticSpec, day: int, index: int, first_row: int, n: int, window: tuple[int, int], hist: _History
+    w: World, spec: SyntheticSpec, day: int, index: int, first_row: int, n: int, window: tuple[int, int], hist: _History
 ) -> tuple[dict[str, pa.Array], pa.Table, np.ndarray]:
     """One chunk: (canonical columns, truth table, (n, 4) labels); updates ``hist``."""
     rng = np.random.default_rng([spec.seed, 2, day, index])
@@ -354,7 +354,7 @@ def _chunk(
     engaged = rng.random((n, 4)) < p
     hist.add(r["u"], engaged)
     delay = 1 + rng.exponential(ENGAGE_DELAY_S, (n, 4)).astype(np.int64)
-    tweet_ids = splitmix64(np.arange(first_row, first_row + n, dtype=np.uint64) ^ _salt(spec.seed, 8)).view(np.int64)
+    tweet_ids = splitmix64(np.arange(first_row, first_row + n, dtype=np.uint64) ^ salt(spec.seed, 8)).view(np.int64)
     u, c = r["u"], r["c"]
     cols: dict[str, pa.Array] = {
         **_strings(w, rng, r),
@@ -391,7 +391,7 @@ def _bisect_base(z: np.ndarray) -> np.ndarray:
     return (lo + hi) / 2
 
 
-def _calibrate(w: _World, spec: SyntheticSpec) -> None:
+def _calibrate(w: World, spec: SyntheticSpec) -> None:
     """Set ``w.base``: fit on a history-free sample, simulate one day, refit with its history."""
     rng = np.random.default_rng([spec.seed, 1])
     hist = _History.empty(spec.users)
@@ -490,7 +490,7 @@ def generate(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "synthetic.json").unlink(missing_ok=True)
-    world = _World(spec)
+    world = World(spec)
     _calibrate(world, spec)
     hist = _History.empty(spec.users)
     mood_rng = np.random.default_rng([spec.seed, 3])

@@ -76,3 +76,38 @@ def test_latency_bench_scores_batches_of_a_bench_run(pipeline_bench, tmp_path):
 def test_gpu_session_script_parses():
     proc = subprocess.run(["bash", "-n", str(BENCH / "gpu_session.sh")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("script, argv, said", [
+    ("pipeline", ["--rows", "0", "--gpus", "0"], "argument --rows: expected a whole number >= 1, got 0"),
+    ("pipeline", ["--rows", "100", "--gpus", "0", "--results", "{file}/sub"], "--results: cannot make the directory"),
+    ("latency", ["--gpus", "0", "--sizes", "0"], "argument --sizes: expected a whole number >= 1, got 0"),
+    ("latency", ["--gpus", "0", "--model-dir", "{tmp}/run", "--results", "{tmp}/r"], "no report.json there; give a finished run's --out"),
+    ("latency", ["--gpus", "0", "--model-dir", "{tmp}", "--results", "{tmp}/r"], "no models (<target>.meta.json) in"),
+    ("latency", ["--gpus", "0", "--results", "{file}/sub"], "--results: cannot make the directory"),
+    ("oracle_gap", ["--rows", "-5"], "argument --rows: expected a whole number >= 1, got -5"),
+    ("oracle_gap", ["--rows", "30000", "--report", "{report}"], "is a run on 20,000 rows, not --rows 30,000"),
+    ("ingest_quotes", ["--rows", "0"], "argument --rows: expected a whole number >= 1, got 0"),
+    ("ingest_quotes", ["--rows", "10", "--json", "{file}/sub/x.json"], "--json: cannot make the directory"),
+    ("out_of_core", ["--rows", "10", "--memory-limit", "lots"], "argument --memory-limit: expected a size such as 3GB"),
+    ("out_of_core", ["--rows", "10", "--work", "{tmp}/w", "--json", "{file}/x.json"], "--json: cannot make the directory"),
+])
+def test_bench_scripts_refuse_bad_arguments_in_one_line_before_any_work(tmp_path, capsys, script, argv, said):
+    """A bad size or an unwritable results place is a usage error at the start (exit status 2), not a
+    traceback after the run (a ZeroDivisionError for --sizes 0, FileNotFoundError for --results)."""
+    (tmp_path / "file").write_text("")
+    (tmp_path / "report.json").write_text(json.dumps({"rows": {"train": 19_000, "valid": 1_000}, "targets": {}}))
+    fill = {"tmp": str(tmp_path), "file": str(tmp_path / "file"), "report": str(tmp_path / "report.json")}
+    with pytest.raises(SystemExit) as exc:
+        _bench_module(script).main([a.format(**fill) for a in argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err, err
+
+
+def test_ingest_quotes_bench_writes_the_results_file_the_readme_names(tmp_path, monkeypatch):
+    module = _bench_module("ingest_quotes")
+    monkeypatch.setattr(module, "__file__", str(tmp_path / "bench" / "ingest_quotes.py"))
+    module.main(["--rows", "50", "--rates", "0", "--work", str(tmp_path)])
+    result = json.loads((tmp_path / "bench" / "results" / "ingest_quotes-50.json").read_text())
+    assert result["results"][0]["rows"] == 50

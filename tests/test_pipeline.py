@@ -415,6 +415,10 @@ def test_shuffled_label_check_is_inconclusive_without_real_skill():
     weak = shuffled_check("quote", {"rce": -0.2}, {"rce": -0.29})
     assert weak["passed"] and weak["inconclusive"] and "inconclusive" in weak["detail"]
     assert not shuffled_check("like", {"rce": 3.0}, {"rce": 17.9})["passed"]  # skill without labels: leakage
+    # a rare target's noise (1 validation positive: the shuffled run's RCE 22.9, the real one's -21.8) does not
+    # fail the audit: the check shows nothing, and says so
+    noise = shuffled_check("quote", {"rce": 22.9}, {"rce": -21.8})
+    assert noise["passed"] and noise["inconclusive"]
 
 
 def test_shuffle_labels_permutes_within_partitions():
@@ -475,3 +479,17 @@ def test_disk_full_is_one_line_naming_where(capsys):
     assert _guarded(fail, argparse.Namespace(debug=False), Console(stderr=True)) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: disk full writing /data/store/.tmp-1/train/part.0.parquet") and "local_directory" in err
+
+
+def undocumented_report_keys(report: dict, readme: str) -> list[str]:
+    """Keys of a report.json that README.md's "report.json" section does not name (as `key` or "key"): the
+    top level, `store`, `split`, `input`, `run`, `memory` and each target's (the sections whose keys it lists)."""
+    section = readme.split("\n## report.json", 1)[1].split("\n## ", 1)[0]
+    keys = [*report, *(f"{part}.{k}" for part in ("store", "split", "input", "run", "memory") for k in report.get(part) or {}),
+            *(f"targets.{t}.{k}" for t, m in report["targets"].items() for k in m)]
+    return sorted({k for k in keys if f"`{k.rsplit('.', 1)[-1]}`" not in section and f'"{k.rsplit(".", 1)[-1]}"' not in section})
+
+
+def test_every_report_key_is_documented(demo):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert undocumented_report_keys(demo[2], readme) == []

@@ -296,3 +296,17 @@ def test_chunk_rows_sets_the_files_of_a_day_and_draws_another_sample(tmp_path):
     assert len(list((small / "data").rglob("*.parquet"))) == 6 and len(list((whole / "data").rglob("*.parquet"))) == 2
     a, b = pd.read_parquet(small / "data"), pd.read_parquet(whole / "data")
     assert len(a) == len(b) == 6_000 and not a["engaging_user_id"].equals(b["engaging_user_id"])
+
+
+def test_the_data_line_says_whether_the_synthetic_data_were_cached_or_generated(tmp_path):
+    """A rerun after a kill: data whose synthetic.json (written last) is missing are generated again, and the
+    log's data line says which (before: the same line either way)."""
+    from rapids_engage.config import load_config
+    from rapids_engage.data import synthetic_dataset
+
+    cfg = load_config(None, ["synthetic.rows=300", "synthetic.days=2", f"data.cache_dir={tmp_path}"])
+    first = synthetic_dataset(cfg)
+    assert "(generated; " in first.description
+    assert "(by an earlier run: cached; " in synthetic_dataset(cfg).description
+    (first.data_dir.parent / "synthetic.json").unlink()  # a run killed while generating
+    assert "(generated; " in synthetic_dataset(cfg).description
