@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     out = Path(args.json or Path(__file__).parent / "results" / f"ingest_quotes-{args.rows}{'-gzip' if args.gzip else ''}.json")
     writable_dir(ap, "--json", out.parent)
+    if args.work is not None:
+        writable_dir(ap, "--work", args.work)
     results = []
     for rate in args.rates:
         r = run(args.rows, rate, args.quoted, args.seed, args.gzip, args.work)

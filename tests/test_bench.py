@@ -89,6 +89,7 @@ def test_gpu_session_script_parses():
     ("oracle_gap", ["--rows", "30000", "--report", "{report}"], "is a run on 20,000 rows, not --rows 30,000"),
     ("ingest_quotes", ["--rows", "0"], "argument --rows: expected a whole number >= 1, got 0"),
     ("ingest_quotes", ["--rows", "10", "--json", "{file}/sub/x.json"], "--json: cannot make the directory"),
+    ("ingest_quotes", ["--rows", "10", "--work", "{file}/w", "--json", "{tmp}/x.json"], "--work: cannot make the directory"),
     ("out_of_core", ["--rows", "10", "--memory-limit", "lots"], "argument --memory-limit: expected a size such as 3GB"),
     ("out_of_core", ["--rows", "10", "--work", "{tmp}/w", "--json", "{file}/x.json"], "--json: cannot make the directory"),
 ])
