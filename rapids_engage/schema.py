@@ -84,7 +84,6 @@ TARGETS: dict[str, str] = {
 }
 
 TWEET_TYPES: tuple[str, ...] = ("TopLevel", "Retweet", "Quote", "Reply")
-MEDIA_TYPES: tuple[str, ...] = ("Photo", "Video", "GIF")
 
 #: Event time of a row (the RecSys data has no impression time; the tweet's is used).
 EVENT_TIME = "tweet_timestamp"
