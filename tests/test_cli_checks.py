@@ -233,6 +233,12 @@ def test_unusable_paths_and_an_absent_scheduler_are_one_line_errors(tmp_path, ca
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
         assert f"out: cannot create the output directory {str(out)!r}: {message} (from --out {out})" in err
+    # the store and the cache too, before the run spends time: they said "[Errno 17] File exists: '...'", no key
+    for flag, key, what in ((["--store", str(a_file)], "features.store", "feature store"),
+                            (["--set", f"data.cache_dir={a_file}"], "data.cache_dir", "cache directory")):
+        assert main(["features", "--gpus", "0", "--rows", "1000", "--out", str(tmp_path / "o"), *flag]) == 2
+        err = capsys.readouterr().err
+        assert f"{key}: cannot create the {what} {str(a_file)!r}: File exists (from {' '.join(flag)})" in err, err
     from rapids_engage.backend import CPU
     from rapids_engage.config import ClusterConfig
 
