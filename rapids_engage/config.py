@@ -296,6 +296,10 @@ _VALUE_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
         lambda v: str(v).strip().lower() == "auto" or str(v).strip().isdigit(),
         "'auto' or a whole number of GPUs >= 0",
     ),
+    (ClusterConfig, "scheduler_address"): (  # distributed's own error named neither the flag nor the form
+        lambda v: v is None or re.fullmatch(r"((tcp|tls|ucx|wss?)://)?(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):\d{1,5}", v.strip()) is not None,
+        "a scheduler address [tcp://]HOST:PORT (tls, ucx, ws, wss too), e.g. tcp://10.0.0.1:8786",
+    ),
     (ClusterConfig, "n_workers"): (lambda v: v is None or v >= 1, "a whole number of workers >= 1 or null"),
     (ClusterConfig, "threads_per_worker"): (lambda v: v is None or v >= 1, "a whole number of threads >= 1 or null"),
     (ClusterConfig, "memory_limit"): (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from rapids_engage.config import ConfigError, load_config
@@ -70,6 +72,21 @@ def test_predict_cluster_settings_are_not_overwritten_by_absent_flags(argv, gpus
     args = build_predict_parser().parse_args(["--model-dir", "m", "--input", "i", "--out", "o", *argv])
     cluster = predict_cluster_config(args)
     assert (cluster.gpus, cluster.scheduler_address, cluster.n_workers) == (gpus, address, workers)
+
+
+@pytest.mark.parametrize("address", ["foo", "tcp://foo", "host:abc", "http://host:8786"])
+def test_a_scheduler_address_without_host_and_port_is_refused_naming_the_flag(address):
+    """It stopped, after the data stage, with distributed's "missing port number in address 'foo'" alone."""
+    from rapids_engage.pipeline import build_predict_parser, config_from_args
+
+    expected = f"--scheduler-address must be a scheduler address [tcp://]HOST:PORT (tls, ucx, ws, wss too), e.g. tcp://10.0.0.1:8786, got {address!r}"
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        config_from_args(build_parser().parse_args(["--scheduler-address", address]))
+    with pytest.raises(ConfigError, match=r"cluster.scheduler_address: expected a scheduler address \[tcp://\]HOST:PORT"):
+        predict_cluster_config(build_predict_parser().parse_args(["--model-dir", "m", "--input", "i", "--out", "o",
+                                                                  "--set", f"cluster.scheduler_address={address}"]))
+    for fine in ("10.0.0.1:8786", "tcp://[::1]:8786", "tls://scheduler.example.com:8786"):
+        assert config_from_args(build_parser().parse_args(["--scheduler-address", fine])).cluster.scheduler_address == fine
 
 
 @pytest.mark.parametrize(("setting", "message"), [
