@@ -351,3 +351,16 @@ def test_a_cluster_stalled_for_memory_is_said_once_per_spell():
     assert lines[1].startswith("2 of 2 dask worker(s) paused")
     assert "raise cluster.memory_limit or lower data.partition_rows" in lines[0]
     assert lines[2].startswith("no dask worker left")
+
+
+def test_the_readme_usage_block_names_every_flag_of_the_run_and_store_parsers():
+    """The usage block left out --plots and store's --quiet / --debug, which --help lists."""
+    from pathlib import Path
+
+    from rapids_engage.store_admin import build_store_parser
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("## Usage\n\n```\n", 1)[1].split("```", 1)[0]
+    run_lines, store_lines = block.split("python -m rapids_engage.pipeline ingest --help")[0], block.split(" store DIR ", 1)[1]
+    for text, parser in ((run_lines, build_parser()), (store_lines, build_store_parser())):
+        assert set(re.findall(r"--[a-z-]+", text)) == set(parser.flags) - {"-h", "--help"}
