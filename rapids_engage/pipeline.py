@@ -372,7 +372,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config, overrides, labels)
     cfg.cluster.gpus = str(cfg.cluster.gpus)
     if args.rows is not None and cfg.data.source != "synthetic":
-        raise ConfigError(f"--rows sizes synthetic data; this config reads data.source {cfg.data.source!r} ({cfg.data.path})")
+        where = f" ({cfg.data.path})" if cfg.data.path else ""
+        raise ConfigError(f"--rows sizes synthetic data; this config reads data.source {cfg.data.source!r}{where}")
     return cfg
 
 

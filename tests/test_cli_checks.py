@@ -22,6 +22,8 @@ def test_a_misspelt_per_target_name_is_an_error_naming_the_target():
 def test_rows_is_refused_for_data_it_cannot_size(capsys):
     assert main(["--config", "configs/hn.yaml", "--rows", "5000", "--gpus", "0"]) == 2
     assert "--rows sizes synthetic data; this config reads data.source 'table'" in capsys.readouterr().err
+    assert main(["--set", "data.source=parquet", "--rows", "5000", "--gpus", "0"]) == 2  # no path yet: not "(None)"
+    assert "--rows sizes synthetic data; this config reads data.source 'parquet'\n" in capsys.readouterr().err
 
 
 def test_a_subcommand_after_options_says_it_comes_first(capsys):
