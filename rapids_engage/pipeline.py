@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import shlex
 import shutil
@@ -565,8 +566,13 @@ def _main(argv: list[str]) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         misplaced = [a for a in unknown if a in SUBCOMMANDS]
-        parser.error(f"the subcommand comes first: python -m rapids_engage.pipeline {misplaced[0]} [options]" if misplaced
-                     else f"unrecognized arguments: {' '.join(unknown)}")
+        if misplaced:
+            parser.error(f"the subcommand comes first: python -m rapids_engage.pipeline {misplaced[0]} [options]")
+        if not argv[0].startswith("-"):  # a word where a subcommand goes (train, feature)
+            close = difflib.get_close_matches(argv[0], SUBCOMMANDS, n=1)
+            parser.error(f"no subcommand {argv[0]!r}{f' (did you mean {close[0]}?)' if close else ''}: the subcommands are "
+                         f"{', '.join(SUBCOMMANDS)}; without one, the command runs the whole pipeline")
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return _timed(lambda: run(config_from_args(args), rebuild=args.rebuild, quiet=args.quiet, console=console, command=command,
                               plots=args.plots), args, console)
 

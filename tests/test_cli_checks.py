@@ -34,6 +34,17 @@ def test_a_subcommand_after_options_says_it_comes_first(capsys):
 
 
 @pytest.mark.parametrize(("argv", "said"), [
+    (["feature", "--gpus", "0"], "no subcommand 'feature' (did you mean features?): the subcommands are features, audit, "),
+    (["train"], "no subcommand 'train': the subcommands are features, audit, ingest, predict, store; without one, the command "),
+])
+def test_an_unknown_subcommand_is_named_with_the_subcommands(capsys, argv, said):
+    """It said "unrecognized arguments: feature --gpus 0", as if the flags were wrong too."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "said"), [
     (["--gpu", "0"], "unrecognized arguments: --gpu 0 (did you mean --gpus?)"),  # argparse took it for --gpus
     (["--gpus=0", "--no-plot"], "unrecognized arguments: --no-plot (did you mean --no-plots?)"),
     (["--qiet", "--rebuld"], "(did you mean --quiet for --qiet, --rebuild for --rebuld?)"),
