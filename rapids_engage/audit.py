@@ -167,7 +167,8 @@ def shuffled_check(target: str, shuffled: dict, real: dict) -> dict:
     check = {"check": f"shuffled labels: {target} RCE <= {MAX_SHUFFLED_RCE}", "passed": shuffled["rce"] <= MAX_SHUFFLED_RCE,
              "detail": f"validation RCE {shuffled['rce']:.3f} with shuffled training labels (real labels: {real['rce']:.2f})"}
     if real.get("rce") is not None and real["rce"] <= MAX_SHUFFLED_RCE:  # no skill to lose: the check shows nothing
-        check["inconclusive"] = True
+        # a leak would give the real-label model skill too; a shuffled one's RCE above the bound is noise (1 positive)
+        check["passed"], check["inconclusive"] = True, True
         check["detail"] += "; inconclusive: the real-label model has no more skill than that either"
     return check
 

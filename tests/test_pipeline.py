@@ -414,6 +414,9 @@ def test_shuffled_label_check_is_inconclusive_without_real_skill():
     assert sound["passed"] and "inconclusive" not in sound
     weak = shuffled_check("quote", {"rce": -0.2}, {"rce": -0.29})
     assert weak["passed"] and weak["inconclusive"] and "inconclusive" in weak["detail"]
+    # a validation window with 1 positive: the shuffled model's RCE 22.9 is noise, not a leak (it was FAIL, exit 1)
+    noisy = shuffled_check("quote", {"rce": 22.9}, {"rce": -21.8})
+    assert noisy["passed"] and noisy["inconclusive"]
     assert not shuffled_check("like", {"rce": 3.0}, {"rce": 17.9})["passed"]  # skill without labels: leakage
 
 
