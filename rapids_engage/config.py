@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import re
 import types
 import typing
@@ -295,6 +296,10 @@ _VALUE_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
         lambda v: str(v).strip().lower() == "auto" or str(v).strip().isdigit(),
         "'auto' or a whole number of GPUs >= 0",
     ),
+    (ClusterConfig, "scheduler_address"): (  # distributed's own error named neither the flag nor the form
+        lambda v: v is None or re.fullmatch(r"((tcp|tls|ucx|wss?)://)?(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):\d{1,5}", v.strip()) is not None,
+        "a scheduler address [tcp://]HOST:PORT (tls, ucx, ws, wss too), e.g. tcp://10.0.0.1:8786",
+    ),
     (ClusterConfig, "n_workers"): (lambda v: v is None or v >= 1, "a whole number of workers >= 1 or null"),
     (ClusterConfig, "threads_per_worker"): (lambda v: v is None or v >= 1, "a whole number of threads >= 1 or null"),
     (ClusterConfig, "memory_limit"): (
@@ -461,6 +466,22 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+#: The config's paths (section, key): ``~`` in them is the home directory (expanded as the config loads, for every
+#: reader alike), and a run's config.yaml writes them absolute.
+PATH_KEYS = ((None, "out"), ("data", "path"), ("data", "cache_dir"), ("features", "store"), ("cluster", "local_directory"))
+
+
+def _expand_home(config: Config) -> None:
+    """``~`` in the config's paths (:data:`PATH_KEYS` and side tables) expanded: some readers (pathlib) took
+    ``~/runs`` for a directory ``~`` under the working directory while others (pandas) wrote into the home one."""
+    for section, key in PATH_KEYS:
+        holder = config if section is None else getattr(config, section)
+        if getattr(holder, key):
+            setattr(holder, key, os.path.expanduser(getattr(holder, key)))
+    for side in config.data.table.join if config.data.table else ():
+        side.path = os.path.expanduser(side.path)
+
+
 def from_dict(data: dict, source: str = "<dict>", origins: dict[str, str] | None = None) -> Config:
     """Build a :class:`Config` from a nested dict, rejecting unknown keys and wrong types.
 
@@ -471,6 +492,7 @@ def from_dict(data: dict, source: str = "<dict>", origins: dict[str, str] | None
         raise ConfigError(f"{source}: the top level must be a mapping of sections")
     config = _build(Config, data, "", source, origins or {})
     _check_per_target(config.train, source, origins or {})
+    _expand_home(config)
     config._origins = (source, dict(origins or {}))  # not a field: for later errors about a key (sourced)
     return config
 

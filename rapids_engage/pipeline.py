@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import shlex
 import shutil
@@ -63,20 +64,28 @@ KNOWN_ERRORS = (BackendError, ConfigError, DataError, IngestError, ModelError, F
 def _stages(cfg: Config, quiet: bool, console: Console) -> Iterator[tuple[Backend, Path, StageProgress, MemoryWatch]]:
     """The backend, output directory, progress display and memory watch of a run."""
     backend = resolve(cfg.cluster.gpus).init()
-    out = make_out_dir(cfg)
+    out = make_dir(cfg, "out", cfg.out, "output directory")  # and the others a run writes, before it spends time
+    make_dir(cfg, "data.cache_dir", cfg.data.cache_dir, "cache directory")
+    make_dir(cfg, "features.store", store_path(cfg), "feature store")
     memory = MemoryWatch.for_run(backend, cfg.cluster.scheduler_address)
     with memory, StageProgress(console, quiet, memory) as prog:
         yield backend, out, prog, memory
 
 
-def make_out_dir(cfg: Config) -> Path:
-    """The run's output directory, created; one that cannot be is a config error naming ``out``."""
-    out = Path(cfg.out)
+def make_dir(cfg: Config, key: str, path: str | Path, what: str) -> Path:
+    """Directory ``path`` of config ``key`` (``out``, ``features.store``, ``data.cache_dir``), created; one that
+    cannot be (a file in the way, read-only) is a config error naming the key and the flag that set it."""
+    where = Path(path)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        where.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(sourced(cfg, f"out: cannot create the output directory {str(out)!r}: {exc.strerror}")) from None
-    return out
+        raise ConfigError(sourced(cfg, f"{key}: cannot create the {what} {str(path)!r}: {exc.strerror}")) from None
+    return where
+
+
+def store_path(cfg: Config) -> Path:
+    """The run's feature store: ``features.store``, else ``<out>/store``."""
+    return Path(cfg.features.store) if cfg.features.store else Path(cfg.out) / "store"
 
 
 def _data_stage(cfg: Config, backend: Backend, prog: StageProgress, train: bool = True) -> Dataset:
@@ -116,9 +125,8 @@ def _store_stages(
     prog.log(cluster.describe(backend))
     for line in ignored_settings(cfg.cluster, backend):
         prog.log(line)
-    store_path = Path(cfg.features.store) if cfg.features.store else Path(cfg.out) / "store"
     if cluster.kind == "external":  # its workers read the input and write the store: they must see both
-        check_shared_paths(client, cfg.cluster.scheduler_address, read=[dataset.data_dir], write=[store_path])
+        check_shared_paths(client, cfg.cluster.scheduler_address, read=[dataset.data_dir], write=[store_path(cfg)])
     with prog.stage("split"):
         events = add_labels(read_events(
             dataset.data_dir, layout, partition_rows=cfg.data.partition_rows,
@@ -130,7 +138,7 @@ def _store_stages(
             train = shuffle_labels(train, targets, shuffle_seed)
             split_def["shuffled_labels_seed"] = shuffle_seed
     with prog.stage("features", client=client):
-        built = materialize(cfg.features, store_path, dataset.data_dir, train, valid, targets, split_def, backend, layout, rebuild,
+        built = materialize(cfg.features, store_path(cfg), dataset.data_dir, train, valid, targets, split_def, backend, layout, rebuild,
                             prog.log, Path(cfg.data.cache_dir).expanduser() / CACHE_FILE)
     spilled = spilled_bytes(client)
     if spilled:  # the memory limit was reached: the run is slower than in memory, and the disk must hold it
@@ -365,7 +373,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config, overrides, labels)
     cfg.cluster.gpus = str(cfg.cluster.gpus)
     if args.rows is not None and cfg.data.source != "synthetic":
-        raise ConfigError(f"--rows sizes synthetic data; this config reads data.source {cfg.data.source!r} ({cfg.data.path})")
+        where = f" ({cfg.data.path})" if cfg.data.path else ""
+        raise ConfigError(f"--rows sizes synthetic data; this config reads data.source {cfg.data.source!r}{where}")
     return cfg
 
 
@@ -557,8 +566,13 @@ def _main(argv: list[str]) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         misplaced = [a for a in unknown if a in SUBCOMMANDS]
-        parser.error(f"the subcommand comes first: python -m rapids_engage.pipeline {misplaced[0]} [options]" if misplaced
-                     else f"unrecognized arguments: {' '.join(unknown)}")
+        if misplaced:
+            parser.error(f"the subcommand comes first: python -m rapids_engage.pipeline {misplaced[0]} [options]")
+        if not argv[0].startswith("-"):  # a word where a subcommand goes (train, feature)
+            close = difflib.get_close_matches(argv[0], SUBCOMMANDS, n=1)
+            parser.error(f"no subcommand {argv[0]!r}{f' (did you mean {close[0]}?)' if close else ''}: the subcommands are "
+                         f"{', '.join(SUBCOMMANDS)}; without one, the command runs the whole pipeline")
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return _timed(lambda: run(config_from_args(args), rebuild=args.rebuild, quiet=args.quiet, console=console, command=command,
                               plots=args.plots), args, console)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .atomic import write_text
 from .backend import Backend
-from .config import Config, to_dict
+from .config import PATH_KEYS, Config, to_dict
 
 #: Name of the resolved config a run writes into its output directory.
 CONFIG_FILE = "config.yaml"
@@ -42,10 +42,6 @@ def run_info(backend: Backend, started: float, command: str | None) -> dict:
         "python": platform.python_version(),
         "libraries": library_versions(backend),
     }
-
-
-#: The config's paths (section, key), written absolute: a run's config.yaml reruns it from any directory.
-PATH_KEYS = ((None, "out"), ("data", "path"), ("data", "cache_dir"), ("features", "store"), ("cluster", "local_directory"))
 
 
 def _absolute(path: str | None) -> str | None:

@@ -288,6 +288,8 @@ def _regression(report: Mapping[str, Any]) -> list[str]:
 
 #: (metric key, higher is better) compared with each baseline in the notes, by target kind; a count
 #: model of a raw-count objective (Poisson, Tweedie, gamma) fits the mean: its errors are on counts.
+#: A metric's name in the notes: its column's in the tables (``AP``, ``MAP@10``, ``RMSE log1p``), not its report.json key.
+_LABELS = {key: label for label, key, _ in (*_METRIC_COLUMNS, *_TAIL_COLUMNS, *_EXTRA_COLUMNS, *_RANKING_METRICS, *_COUNT_METRICS)}
 _COMPARED = {"binary": (("ap", True), ("rce", True), ("map@10", True), ("ndcg@10", True)),
              "count": (("rmse_log1p", False), ("mae_log1p", False), ("spearman", True)),
              "raw_count": (("rmse", False), ("spearman", True))}
@@ -317,7 +319,9 @@ def _notes(report: Mapping[str, Any]) -> list[str]:
         if kind == "binary" and rce is not None and rce <= 0:
             notes.append(f"**{target}**: RCE {rce:.2f} ≤ 0: no better than predicting the positive rate.")
         if kind == "binary" and pos is not None and n is not None and round(pos * n) < MIN_POSITIVES:
-            notes.append(f"**{target}**: {round(pos * n):,} positives in the validation window: its metrics are noisy.")
+            positives = round(pos * n)
+            notes.append(f"**{target}**: {positives:,} positive{'' if positives == 1 else 's'} in the validation window: "
+                         "its metrics are noisy.")
         if rounds is not None and rounds + 1 < MIN_ROUNDS:
             notes.append(f"**{target}**: {int(rounds) + 1} boosting round(s): early stopping found little to learn.")
         if m.get("skew"):
@@ -328,7 +332,8 @@ def _notes(report: Mapping[str, Any]) -> list[str]:
                      if _number(m.get(k)) is not None and _number(b.get(k)) is not None
                      and (b[k] > m[k] if higher else b[k] < m[k])]
             if worse:
-                what = ", ".join(f"{k} {_fmt(v_b, _DIGITS.get(k, 4))} vs {_fmt(v_m, _DIGITS.get(k, 4))}" for k, v_m, v_b in worse)
+                what = ", ".join(f"{_LABELS.get(k, k)} {_fmt(v_b, _DIGITS.get(k, 4))} vs {_fmt(v_m, _DIGITS.get(k, 4))}"
+                                 for k, v_m, v_b in worse)
                 notes.append(f"**{target}**: the {name} baseline is better on {what}.")
     if not notes:
         return []

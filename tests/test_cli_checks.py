@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from rapids_engage.config import ConfigError, load_config
@@ -20,6 +22,8 @@ def test_a_misspelt_per_target_name_is_an_error_naming_the_target():
 def test_rows_is_refused_for_data_it_cannot_size(capsys):
     assert main(["--config", "configs/hn.yaml", "--rows", "5000", "--gpus", "0"]) == 2
     assert "--rows sizes synthetic data; this config reads data.source 'table'" in capsys.readouterr().err
+    assert main(["--set", "data.source=parquet", "--rows", "5000", "--gpus", "0"]) == 2  # no path yet: not "(None)"
+    assert "--rows sizes synthetic data; this config reads data.source 'parquet'\n" in capsys.readouterr().err
 
 
 def test_a_subcommand_after_options_says_it_comes_first(capsys):
@@ -27,6 +31,17 @@ def test_a_subcommand_after_options_says_it_comes_first(capsys):
         main(["--gpus", "0", "features"])
     assert exc.value.code == 2
     assert "the subcommand comes first: python -m rapids_engage.pipeline features [options]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["feature", "--gpus", "0"], "no subcommand 'feature' (did you mean features?): the subcommands are features, audit, "),
+    (["train"], "no subcommand 'train': the subcommands are features, audit, ingest, predict, store; without one, the command "),
+])
+def test_an_unknown_subcommand_is_named_with_the_subcommands(capsys, argv, said):
+    """It said "unrecognized arguments: feature --gpus 0", as if the flags were wrong too."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and said in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("argv", "said"), [
@@ -70,6 +85,21 @@ def test_predict_cluster_settings_are_not_overwritten_by_absent_flags(argv, gpus
     args = build_predict_parser().parse_args(["--model-dir", "m", "--input", "i", "--out", "o", *argv])
     cluster = predict_cluster_config(args)
     assert (cluster.gpus, cluster.scheduler_address, cluster.n_workers) == (gpus, address, workers)
+
+
+@pytest.mark.parametrize("address", ["foo", "tcp://foo", "host:abc", "http://host:8786"])
+def test_a_scheduler_address_without_host_and_port_is_refused_naming_the_flag(address):
+    """It stopped, after the data stage, with distributed's "missing port number in address 'foo'" alone."""
+    from rapids_engage.pipeline import build_predict_parser, config_from_args
+
+    expected = f"--scheduler-address must be a scheduler address [tcp://]HOST:PORT (tls, ucx, ws, wss too), e.g. tcp://10.0.0.1:8786, got {address!r}"
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        config_from_args(build_parser().parse_args(["--scheduler-address", address]))
+    with pytest.raises(ConfigError, match=r"cluster.scheduler_address: expected a scheduler address \[tcp://\]HOST:PORT"):
+        predict_cluster_config(build_predict_parser().parse_args(["--model-dir", "m", "--input", "i", "--out", "o",
+                                                                  "--set", f"cluster.scheduler_address={address}"]))
+    for fine in ("10.0.0.1:8786", "tcp://[::1]:8786", "tls://scheduler.example.com:8786"):
+        assert config_from_args(build_parser().parse_args(["--scheduler-address", fine])).cluster.scheduler_address == fine
 
 
 @pytest.mark.parametrize(("setting", "message"), [
@@ -233,6 +263,12 @@ def test_unusable_paths_and_an_absent_scheduler_are_one_line_errors(tmp_path, ca
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
         assert f"out: cannot create the output directory {str(out)!r}: {message} (from --out {out})" in err
+    # the store and the cache too, before the run spends time: they said "[Errno 17] File exists: '...'", no key
+    for flag, key, what in ((["--store", str(a_file)], "features.store", "feature store"),
+                            (["--set", f"data.cache_dir={a_file}"], "data.cache_dir", "cache directory")):
+        assert main(["features", "--gpus", "0", "--rows", "1000", "--out", str(tmp_path / "o"), *flag]) == 2
+        err = capsys.readouterr().err
+        assert f"{key}: cannot create the {what} {str(a_file)!r}: File exists (from {' '.join(flag)})" in err, err
     from rapids_engage.backend import CPU
     from rapids_engage.config import ClusterConfig
 
@@ -328,3 +364,16 @@ def test_a_cluster_stalled_for_memory_is_said_once_per_spell():
     assert lines[1].startswith("2 of 2 dask worker(s) paused")
     assert "raise cluster.memory_limit or lower data.partition_rows" in lines[0]
     assert lines[2].startswith("no dask worker left")
+
+
+def test_the_readme_usage_block_names_every_flag_of_the_run_and_store_parsers():
+    """The usage block left out --plots and store's --quiet / --debug, which --help lists."""
+    from pathlib import Path
+
+    from rapids_engage.store_admin import build_store_parser
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("## Usage\n\n```\n", 1)[1].split("```", 1)[0]
+    run_lines, store_lines = block.split("python -m rapids_engage.pipeline ingest --help")[0], block.split(" store DIR ", 1)[1]
+    for text, parser in ((run_lines, build_parser()), (store_lines, build_store_parser())):
+        assert set(re.findall(r"--[a-z-]+", text)) == set(parser.flags) - {"-h", "--help"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -340,6 +341,7 @@ def test_documented_defaults_are_the_code_defaults():
                                                             {f"{prefix}{k}": v}).items()}
 
     shipped, code = flat(to_dict(load_config())), flat(to_dict(Config()))
+    code["data.cache_dir"] = os.path.expanduser(code["data.cache_dir"])  # a loaded config's ~ is expanded
     assert {k for k in code if shipped[k] != code[k]} == {
         "features.target_encoding.keys", "features.counts", "features.history.keys", "train.max_depth", "train.learning_rate",
         "train.colsample_bytree", "train.max_bin", "train.num_boost_round", "train.early_stopping_rounds"}
@@ -355,3 +357,16 @@ def test_a_set_value_yaml_cannot_read_says_how_to_quote_it():
     quoted = "data.table.time_format=\"%Y-%m-%d %H:%M\""
     assert str(info.value).endswith(f"to pass it as text, quote it for YAML: --set '{quoted}'")
     assert parse_override(quoted) == ("data.table.time_format", "%Y-%m-%d %H:%M")
+
+
+def test_a_home_relative_path_is_the_home_directory_for_every_reader(monkeypatch, tmp_path):
+    """``~`` in a path key was read two ways: pathlib made a directory ``~`` under the working directory for
+    ``out``, while pandas wrote a store's state into the home one (a traceback); now expanded at load."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = load_config(None, ["out=~/runs/a", "features.store=~/store", "data.cache_dir=~/cache", "cluster.local_directory=~/spill",
+                             "data.source=table", "data.path=~/events.csv", "data.table.time=t",
+                             "data.table.join=[{path: ~/items.tsv, key: item}]"])
+    assert (cfg.out, cfg.features.store, cfg.data.cache_dir, cfg.cluster.local_directory, cfg.data.path) == (
+        f"{tmp_path}/runs/a", f"{tmp_path}/store", f"{tmp_path}/cache", f"{tmp_path}/spill", f"{tmp_path}/events.csv")
+    assert cfg.data.table.join[0].path == f"{tmp_path}/items.tsv"
+    assert load_config(None, ["out=runs/a"]).out == "runs/a"  # a relative path stays the working directory's

@@ -414,11 +414,10 @@ def test_shuffled_label_check_is_inconclusive_without_real_skill():
     assert sound["passed"] and "inconclusive" not in sound
     weak = shuffled_check("quote", {"rce": -0.2}, {"rce": -0.29})
     assert weak["passed"] and weak["inconclusive"] and "inconclusive" in weak["detail"]
+    # a validation window with 1 positive: the shuffled model's RCE 22.9 is noise, not a leak (it was FAIL, exit 1)
+    noisy = shuffled_check("quote", {"rce": 22.9}, {"rce": -21.8})
+    assert noisy["passed"] and noisy["inconclusive"]
     assert not shuffled_check("like", {"rce": 3.0}, {"rce": 17.9})["passed"]  # skill without labels: leakage
-    # a rare target's noise (1 validation positive: the shuffled run's RCE 22.9, the real one's -21.8) does not
-    # fail the audit: the check shows nothing, and says so
-    noise = shuffled_check("quote", {"rce": 22.9}, {"rce": -21.8})
-    assert noise["passed"] and noise["inconclusive"]
 
 
 def test_shuffle_labels_permutes_within_partitions():

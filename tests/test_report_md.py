@@ -26,8 +26,10 @@ def test_notes_flag_weak_noisy_and_beaten_models():
     }))
     notes = text[text.index("## Notes"):text.index("## Reading the metrics")]
     assert "**quote**: RCE -0.30 ≤ 0" in notes and "**quote**: 50 positives" in notes and "1 boosting round(s)" in notes
-    assert "**reply**: the te_logreg baseline is better on ap 0.2000 vs 0.1500, rce 12.00 vs 10.00" in notes
+    assert "**reply**: the te_logreg baseline is better on AP 0.2000 vs 0.1500, RCE 12.00 vs 10.00" in notes  # the tables' names
     assert "**like**" not in notes  # it beats its baselines, with enough positives and rounds
+    one = render_markdown(_report({"quote": _binary(positive_rate=0.0001)}))
+    assert "**quote**: 1 positive in the validation window" in one  # not "1 positives"
 
 
 def test_no_notes_for_a_sound_model_and_no_empty_oracle_columns():
