@@ -190,6 +190,18 @@ def resolve_dataset(cfg: Config, backend: Any = None, on_chunk: Callable[[int, i
     raise DataError(f"data.source must be 'synthetic', 'parquet', 'recsys' or 'table', got {source!r}")
 
 
+def ignored_data_settings(cfg: DataConfig) -> list[str]:
+    """Lines naming the ``data`` settings this run's source does not read (a config switched between sources)."""
+    lines = []
+    if cfg.table is not None and cfg.source != "table":
+        lines.append(f"data.table: read by data.source table only, not applied to this {cfg.source} run")
+    if cfg.path is not None and cfg.source == "synthetic":
+        lines.append("data.path: not read by data.source synthetic, which generates its data into data.cache_dir")
+    if cfg.strict and cfg.source in ("synthetic", "parquet"):
+        lines.append(f"data.strict (--strict): raw input only (recsys, table), not applied to this {cfg.source} run")
+    return lines
+
+
 def expected_layout(cfg: Config) -> Layout | None:
     """The layout a run's data will have, known from the config alone (``parquet`` sources: None, it is in the files);
     a ``data.table`` the ingest would refuse is refused here (IngestError), before the keys that use its columns."""

@@ -32,7 +32,8 @@ from .cluster import (ClusterError, WorkerLostError, check_shared_paths, ignored
 from .cli import Parser
 from .config import Config, ConfigError, load_config, sourced
 from .digests import CACHE_FILE
-from .data import DataError, Dataset, check_some_ingested, expected_layout, read_events, resolve_dataset, resolve_min_partition_rows
+from .data import (DataError, Dataset, check_some_ingested, expected_layout, ignored_data_settings, read_events, resolve_dataset,
+                   resolve_min_partition_rows)
 from .ingest import IngestError
 from .predict import ModelError
 from .failures import one_line
@@ -101,6 +102,8 @@ def _data_stage(cfg: Config, backend: Backend, prog: StageProgress, train: bool 
     with prog.stage("data"):
         dataset = resolve_dataset(cfg, backend, on_chunk=lambda done, total: prog.update(done, total, f"{done:,}/{total:,}"))
         prog.log(dataset.description)
+        for line in ignored_data_settings(cfg.data):
+            prog.log(line)
     if expected is None:
         _check_config(cfg, dataset.layout, backend, train)
     return dataset

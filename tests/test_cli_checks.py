@@ -377,3 +377,17 @@ def test_the_readme_usage_block_names_every_flag_of_the_run_and_store_parsers():
     run_lines, store_lines = block.split("python -m rapids_engage.pipeline ingest --help")[0], block.split(" store DIR ", 1)[1]
     for text, parser in ((run_lines, build_parser()), (store_lines, build_store_parser())):
         assert set(re.findall(r"--[a-z-]+", text)) == set(parser.flags) - {"-h", "--help"}
+
+
+def test_data_settings_the_source_does_not_read_are_named():
+    """A config switched to another source kept its data.table / data.path, which the run ignored silently."""
+    from rapids_engage.config import load_config
+    from rapids_engage.data import ignored_data_settings
+
+    hn = load_config("configs/hn.yaml", ["data.source=synthetic", "data.strict=true"])
+    assert ignored_data_settings(hn.data) == [
+        "data.table: read by data.source table only, not applied to this synthetic run",
+        "data.path: not read by data.source synthetic, which generates its data into data.cache_dir",
+        "data.strict (--strict): raw input only (recsys, table), not applied to this synthetic run"]
+    assert ignored_data_settings(load_config("configs/hn.yaml", []).data) == []
+    assert ignored_data_settings(load_config(None, []).data) == []
