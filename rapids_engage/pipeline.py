@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import difflib
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -66,8 +67,8 @@ def _stages(cfg: Config, quiet: bool, console: Console) -> Iterator[tuple[Backen
     """The backend, output directory, progress display and memory watch of a run."""
     backend = resolve(cfg.cluster.gpus).init()
     out = make_dir(cfg, "out", cfg.out, "output directory")  # and the others a run writes, before it spends time
-    make_dir(cfg, "data.cache_dir", cfg.data.cache_dir, "cache directory")
-    make_dir(cfg, "features.store", store_path(cfg), "feature store")
+    check_dir(cfg, "data.cache_dir", cfg.data.cache_dir, "cache directory")
+    check_dir(cfg, "features.store", store_path(cfg), "feature store")
     memory = MemoryWatch.for_run(backend, cfg.cluster.scheduler_address)
     with memory, StageProgress(console, quiet, memory) as prog:
         yield backend, out, prog, memory
@@ -82,6 +83,19 @@ def make_dir(cfg: Config, key: str, path: str | Path, what: str) -> Path:
     except OSError as exc:
         raise ConfigError(sourced(cfg, f"{key}: cannot create the {what} {str(path)!r}: {exc.strerror}")) from None
     return where
+
+
+def check_dir(cfg: Config, key: str, path: str | Path, what: str) -> None:
+    """Directory ``path`` of config ``key`` can be made and written, checked without making it (a run whose config
+    fails its later checks leaves nothing behind); else a config error naming the key, as :func:`make_dir`'s."""
+    where = Path(path).absolute()
+    for place in (where, *where.parents):  # the nearest that exists decides
+        if place.exists():
+            problem = ("File exists" if place == where else "Not a directory") if not place.is_dir() \
+                else None if os.access(place, os.W_OK | os.X_OK) else "Permission denied"
+            if problem:
+                raise ConfigError(sourced(cfg, f"{key}: cannot create the {what} {str(path)!r}: {problem}"))
+            return
 
 
 def store_path(cfg: Config) -> Path:
