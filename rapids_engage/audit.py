@@ -163,14 +163,25 @@ def shuffled_check(target: str, shuffled: dict, real: dict) -> dict:
                           f"(real labels: {real['rmse_log1p']:.4f})"}
     if shuffled.get("rce") is None:  # a ranking model's scores: no RCE, use the AUC
         return {"check": f"shuffled labels: {target} AUC <= {MAX_SHUFFLED_AUC}", "passed": shuffled["auc"] <= MAX_SHUFFLED_AUC,
-                "detail": f"validation AUC {shuffled['auc']:.3f} with shuffled labels (real labels: {real['auc']:.3f})"}
+                "detail": f"validation AUC {shuffled['auc']:.3f} with shuffled labels (real labels: {real['auc']:.3f})"
+                          + _scored(real)}
     check = {"check": f"shuffled labels: {target} RCE <= {MAX_SHUFFLED_RCE}", "passed": shuffled["rce"] <= MAX_SHUFFLED_RCE,
-             "detail": f"validation RCE {shuffled['rce']:.3f} with shuffled training labels (real labels: {real['rce']:.2f})"}
+             "detail": f"validation RCE {shuffled['rce']:.3f} with shuffled training labels (real labels: {real['rce']:.2f})"
+                       + _scored(real)}
     if real.get("rce") is not None and real["rce"] <= MAX_SHUFFLED_RCE:  # no skill to lose: the check shows nothing
         check["inconclusive"] = True  # and passes: a leak would give the real-label model skill too (a rare target's noise does not fail the audit)
         check["passed"] = True
         check["detail"] += "; inconclusive: the real-label model has no more skill than that either"
     return check
+
+
+def _scored(metrics: dict) -> str:
+    """`` on N validation rows (P positives)`` where the metrics say (the size that sets the shuffled RCE's noise)."""
+    n, rate = metrics.get("n"), metrics.get("positive_rate")
+    if n is None or rate is None:
+        return ""
+    positives = round(n * rate)
+    return f" on {n:,} validation rows ({positives:,} positive{'' if positives == 1 else 's'})"
 
 
 def audit_table(checks: list[dict[str, Any]]) -> Table:

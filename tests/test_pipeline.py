@@ -415,8 +415,9 @@ def test_shuffled_label_check_is_inconclusive_without_real_skill():
     weak = shuffled_check("quote", {"rce": -0.2}, {"rce": -0.29})
     assert weak["passed"] and weak["inconclusive"] and "inconclusive" in weak["detail"]
     # a validation window with 1 positive: the shuffled model's RCE 22.9 is noise, not a leak (it was FAIL, exit 1)
-    noisy = shuffled_check("quote", {"rce": 22.9}, {"rce": -21.8})
+    noisy = shuffled_check("quote", {"rce": 22.9}, {"rce": -21.8, "n": 717, "positive_rate": 1 / 717})
     assert noisy["passed"] and noisy["inconclusive"]
+    assert "(real labels: -21.80) on 717 validation rows (1 positive); inconclusive" in noisy["detail"]
     assert not shuffled_check("like", {"rce": 3.0}, {"rce": 17.9})["passed"]  # skill without labels: leakage
 
 
