@@ -60,3 +60,22 @@ def test_rows_at_the_cutoff_are_training_rows():
     # the count of training rows in the refusal of a constant target includes the rows at the cutoff
     with pytest.raises(DataError, match="target 'hot' is 0 on all 4 training rows"):
         time_split(dd.from_pandas(df.assign(hot=np.int8(0)), npartitions=2), 24, "t", ["like", "hot"])
+
+
+def test_predict_history_validation_takes_the_events_after_the_cutoff_only(tmp_path):
+    """``predict --history validation`` folds in the run's validation events: time > cutoff, as the split
+    made them (a training row at the cutoff must not be counted a second time)."""
+    import json
+
+    from rapids_engage.backend import CPU
+    from rapids_engage.predict import history_events
+
+    t0 = 1_600_000_000
+    data = tmp_path / "data"
+    data.mkdir()
+    pd.DataFrame({"t": [t0, t0 + DAY, t0 + DAY + 1, t0 + 2 * DAY], "like": [0, 1, 0, 1]}).to_parquet(data / "part.0.parquet")
+    run = tmp_path / "run"
+    (run / "models").mkdir(parents=True)
+    (run / "report.json").write_text(json.dumps({"split": {"data_dir": str(data), "cutoff": t0 + DAY}}))
+    got = history_events("validation", run / "models", CPU, "t")
+    assert sorted(got["t"]) == [t0 + DAY + 1, t0 + 2 * DAY]
