@@ -56,3 +56,28 @@ def test_half_written_files_of_dead_writers_go(tmp_path):
     live.write_text("{")
     assert remove_stale_partials(tmp_path) == 1
     assert not dead.exists() and live.exists() and (tmp_path / "a" / "report.json").read_text() == "{}"
+
+
+def test_a_replace_killed_between_its_two_renames_keeps_the_old_directory(tmp_path, monkeypatch):
+    """The old directory is renamed away, never deleted, before the new one takes its place: a run
+    killed there leaves it whole under OLD_PREFIX (and the new one staged), not nothing."""
+    import rapids_engage.atomic as atomic
+
+    final = tmp_path / "models"
+    final.mkdir()
+    (final / "like.json").write_text("old")
+    tmp = staging_dir(final)
+    (tmp / "like.json").write_text("new")
+    real = os.replace
+
+    def killed(src, dst):
+        if str(src) == str(tmp):
+            raise KeyboardInterrupt  # killed between the two renames
+        real(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        replace_dir(tmp, final)
+    old = [p for p in tmp_path.iterdir() if p.name.startswith(f"{OLD_PREFIX}models-")]
+    assert len(old) == 1 and (old[0] / "like.json").read_text() == "old"
+    assert (tmp / "like.json").read_text() == "new"

@@ -120,3 +120,15 @@ def test_the_readme_catalog_names_every_content_feature():
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith("| content and profile |"))
     assert set(feature_names()) <= set(re.findall(r"`([a-z_]+)`", row))
+
+
+def test_unseen_and_null_keys_count_zero_and_seen_keys_their_training_rows():
+    """cnt_<key> of a new row: its key's training rows, 0 for a key not seen in training (or with a null)."""
+    train = pd.DataFrame({"engaging_user_id": [1, 1, 1, 2, 3, 3], "language": ["x", "x", "y", "x", "y", None],
+                          "tweet_timestamp": 1612396800 + np.arange(6)})
+    new = pd.DataFrame({"engaging_user_id": [1, 1, 2, 9, 3, 3], "language": ["x", "y", "y", "x", "y", None],
+                        "tweet_timestamp": 1612396800 + 86400 * np.arange(6)})
+    enc = CountEncoder(["engaging_user_id", "language"]).fit(dd.from_pandas(train, npartitions=2))
+    out = enc.transform(new)
+    assert out["cnt_engaging_user_id__language"].tolist() == [2, 1, 0, 0, 1, 0]
+    assert out["cnt_day_engaging_user_id__language"].tolist() == [1, 1, 1, 1, 1, 0]  # one row a day; a null key: 0

@@ -142,6 +142,17 @@ def test_calibration_curve_matches_sklearn_on_continuous_scores():
     np.testing.assert_allclose(cc["frac_pos"], frac_pos, rtol=1e-12)
 
 
+def test_a_score_on_a_bin_edge_falls_in_the_upper_bin():
+    """Bins are [lo, hi): 0.5 is in [0.5, 0.6), not [0.4, 0.5), and 1.0 in the last (closed) bin."""
+    y, p = np.array([0.0, 1.0, 1.0, 0.0, 1.0]), np.array([0.45, 0.5, 0.55, 0.0, 1.0])
+    # bins: {0.0}: |0 - 0|, {0.45}: |0.45 - 0|, {0.5, 0.55}: |1.05 - 2|, {1.0}: |1 - 1|
+    assert m.expected_calibration_error(y, p) == pytest.approx((0.45 + 0.95) / 5, abs=1e-12)
+    cc = m.calibration_curve(y, p)
+    assert cc["count"] == [1, 1, 2, 1]
+    np.testing.assert_allclose(cc["mean_pred"], [0.0, 0.45, 0.525, 1.0], rtol=1e-12)
+    np.testing.assert_allclose(cc["frac_pos"], [0.0, 0.0, 1.0, 1.0], rtol=1e-12)
+
+
 def test_pr_curve_downsampled():
     rng = np.random.default_rng(3)
     y = (rng.random(5000) < 0.2).astype(float)

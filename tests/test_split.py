@@ -47,3 +47,35 @@ def test_a_constant_target_is_refused(value):
     df = events().assign(hot=np.int8(value))
     with pytest.raises(DataError, match=f"target 'hot' is {value} on all"):
         time_split(dd.from_pandas(df, npartitions=3), 24, "t", ["like", "hot"])
+
+
+def test_rows_at_the_cutoff_are_training_rows():
+    """Train: time <= cutoff; validation: time > cutoff (a row exactly at the cutoff is a training row)."""
+    t0 = 1_600_000_000
+    times = [t0, t0 + 1, t0 + DAY, t0 + DAY, t0 + DAY + 1, t0 + 2 * DAY]  # cutoff = t0 + DAY
+    df = pd.DataFrame({"t": times, "like": np.array([0, 1, 0, 1, 0, 1], dtype="int8")})
+    train, valid, info = time_split(dd.from_pandas(df, npartitions=2), 24, "t", ["like"])
+    assert info.cutoff == t0 + DAY
+    assert sorted(train.compute()["t"]) == times[:4] and sorted(valid.compute()["t"]) == times[4:]
+    # the count of training rows in the refusal of a constant target includes the rows at the cutoff
+    with pytest.raises(DataError, match="target 'hot' is 0 on all 4 training rows"):
+        time_split(dd.from_pandas(df.assign(hot=np.int8(0)), npartitions=2), 24, "t", ["like", "hot"])
+
+
+def test_predict_history_validation_takes_the_events_after_the_cutoff_only(tmp_path):
+    """``predict --history validation`` folds in the run's validation events: time > cutoff, as the split
+    made them (a training row at the cutoff must not be counted a second time)."""
+    import json
+
+    from rapids_engage.backend import CPU
+    from rapids_engage.predict import history_events
+
+    t0 = 1_600_000_000
+    data = tmp_path / "data"
+    data.mkdir()
+    pd.DataFrame({"t": [t0, t0 + DAY, t0 + DAY + 1, t0 + 2 * DAY], "like": [0, 1, 0, 1]}).to_parquet(data / "part.0.parquet")
+    run = tmp_path / "run"
+    (run / "models").mkdir(parents=True)
+    (run / "report.json").write_text(json.dumps({"split": {"data_dir": str(data), "cutoff": t0 + DAY}}))
+    got = history_events("validation", run / "models", CPU, "t")
+    assert sorted(got["t"]) == [t0 + DAY + 1, t0 + 2 * DAY]

@@ -1,0 +1,73 @@
+"""A damaged store version is never read: every kind of damage the manifest can see makes it absent."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from rapids_engage.store import MANIFEST, FeatureStore, MissingVersion
+
+
+def _store(tmp_path) -> FeatureStore:
+    store = FeatureStore(tmp_path / "store")
+    tmp = store.begin()
+    (tmp / "train").mkdir()
+    (tmp / "state").mkdir()
+    pd.DataFrame({"f": range(50)}).to_parquet(tmp / "train" / "part.0.parquet")
+    (tmp / "state" / "features.json").write_text('{"a": 1}')
+    store.publish(tmp, "aaa", {"rows": {"train": 50, "valid": 0}, "features": ["f"], "reused": None})
+    assert store.versions() == ["aaa"] and store.problem("aaa") is None
+    return store
+
+
+def _same_size_other_tail(path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-4:] = b"XXXX"
+    path.write_bytes(bytes(data))
+
+
+def _edit_manifest(store: FeatureStore, change) -> None:
+    path = store.version_dir("aaa") / MANIFEST
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+DAMAGE = {
+    "resized": (lambda s: (s.version_dir("aaa") / "state" / "features.json").write_text('{"a": 12}'),
+                "file state/features.json has 9 bytes, the manifest says 8"),
+    "no footer": (lambda s: _same_size_other_tail(s.version_dir("aaa") / "train" / "part.0.parquet"),
+                  "file train/part.0.parquet has no parquet footer"),
+    "missing": (lambda s: (s.version_dir("aaa") / "state" / "features.json").unlink(), "file state/features.json is missing"),
+    "extra": (lambda s: (s.version_dir("aaa") / "train" / "part.1.parquet").write_bytes(b"PAR1"),
+              "file train/part.1.parquet is not in the manifest"),
+    "no manifest": (lambda s: (s.version_dir("aaa") / MANIFEST).unlink(), "manifest missing or unreadable"),
+    "cut manifest": (lambda s: (s.version_dir("aaa") / MANIFEST).write_text('{"version": "aaa", '),
+                     "manifest missing or unreadable"),
+    "other format": (lambda s: _edit_manifest(s, lambda m: m.update(format=m["format"] + 1)), "manifest of another version or format"),
+    "no files listed": (lambda s: _edit_manifest(s, lambda m: m.update(files={})), "manifest lists no files"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_damaged_version_is_never_read(tmp_path, damage):
+    store = _store(tmp_path)
+    harm, problem = DAMAGE[damage]
+    harm(store)
+    assert store.manifest("aaa") is None and store.problem("aaa") == problem
+    assert store.versions() == []
+    with pytest.raises(MissingVersion, match="no intact version aaa") as err:
+        store.training_frame("aaa")
+    assert err.value.problem == problem
+    with pytest.raises(MissingVersion):
+        store.training_frame()  # the newest intact version: there is none
+
+
+def test_a_copied_version_directory_is_not_the_version_its_manifest_names(tmp_path):
+    """A version directory renamed or copied to another id: its manifest names another version."""
+    store = _store(tmp_path)
+    shutil.copytree(store.version_dir("aaa"), store.version_dir("bbb"))
+    assert store.problem("bbb") == "manifest of another version or format" and store.versions() == ["aaa"]
