@@ -102,6 +102,23 @@ def test_tables_are_partitioned_by_their_estimated_size(events, base):
     pd.testing.assert_frame_equal(valid, base_valid, check_exact=False, rtol=0, atol=1e-12)
 
 
+def test_serving_a_labelled_batch_in_memory_gives_the_features_of_transform(events):
+    """Serving parity, without a cluster: transform_frame (Scorer, predict_records) of validation rows that carry
+    their labels equals transform's features of the same rows, history included (a batch's own labels must not
+    reach its history features), in the builder's feature order."""
+    train, valid, _ = time_split(dd.from_pandas(events, npartitions=2, sort=False), 24)
+    builder = FeatureBuilder(load_config().features, TARGETS)
+    builder.fit_transform(train).compute(scheduler="sync")
+    names = builder.feature_names()
+    assert any(n.startswith("hist_") for n in names) and any(n.startswith("te_") for n in names)
+    key = list(ROW_KEY)
+    want = builder.transform(valid)[[*key, *names]].compute(scheduler="sync").sort_values(key).reset_index(drop=True)
+    rows = valid.compute()
+    assert set(TARGETS) <= set(rows.columns)  # labelled rows: the case a leak of the batch's labels would show
+    served = builder.transform_frame(rows)[[*key, *names]].sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(served, want, check_exact=False, rtol=0, atol=1e-12)
+
+
 def test_without_daily_counts_a_row_served_alone_gets_its_batch_features(events):
     """daily_counts false: no cnt_day_* (counted over the scored batch), so the count and target
     encodings of a row do not depend on the rows scored with it."""
