@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import difflib
 import json
-import os
 import shlex
 import shutil
 import sys
@@ -47,6 +46,7 @@ from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
 from .provenance import config_data, run_info, write_config
+from .run_dirs import check_dir, make_dir, store_path
 from .plots import write_all
 from .report import print_summary, validate, write_json
 from .report_md import write_markdown
@@ -72,35 +72,6 @@ def _stages(cfg: Config, quiet: bool, console: Console) -> Iterator[tuple[Backen
     memory = MemoryWatch.for_run(backend, cfg.cluster.scheduler_address)
     with memory, StageProgress(console, quiet, memory) as prog:
         yield backend, out, prog, memory
-
-
-def make_dir(cfg: Config, key: str, path: str | Path, what: str) -> Path:
-    """Directory ``path`` of config ``key`` (``out``, ``features.store``, ``data.cache_dir``), created; one that
-    cannot be (a file in the way, read-only) is a config error naming the key and the flag that set it."""
-    where = Path(path)
-    try:
-        where.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(sourced(cfg, f"{key}: cannot create the {what} {str(path)!r}: {exc.strerror}")) from None
-    return where
-
-
-def check_dir(cfg: Config, key: str, path: str | Path, what: str) -> None:
-    """Directory ``path`` of config ``key`` can be made and written, checked without making it (a run whose config
-    fails its later checks leaves nothing behind); else a config error naming the key, as :func:`make_dir`'s."""
-    where = Path(path).absolute()
-    for place in (where, *where.parents):  # the nearest that exists decides
-        if place.exists():
-            problem = ("File exists" if place == where else "Not a directory") if not place.is_dir() \
-                else None if os.access(place, os.W_OK | os.X_OK) else "Permission denied"
-            if problem:
-                raise ConfigError(sourced(cfg, f"{key}: cannot create the {what} {str(path)!r}: {problem}"))
-            return
-
-
-def store_path(cfg: Config) -> Path:
-    """The run's feature store: ``features.store``, else ``<out>/store``."""
-    return Path(cfg.features.store) if cfg.features.store else Path(cfg.out) / "store"
 
 
 def _data_stage(cfg: Config, backend: Backend, prog: StageProgress, train: bool = True) -> Dataset:

@@ -1,0 +1,46 @@
+"""The directories a run writes (``out``, ``data.cache_dir``, ``features.store``), checked at its start: one that
+cannot be made or written is a config error naming its key and the flag that set it, before any work."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .config import Config, ConfigError, sourced
+
+
+def store_path(cfg: Config) -> Path:
+    """The run's feature store: ``features.store``, else ``<out>/store``."""
+    return Path(cfg.features.store) if cfg.features.store else Path(cfg.out) / "store"
+
+
+def make_dir(cfg: Config, key: str, path: str | Path, what: str) -> Path:
+    """Directory ``path`` of config ``key``, created; one that cannot be (a file in the way, read-only) is a
+    :func:`refusal`."""
+    where = Path(path)
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise refusal(cfg, key, path, what, exc.strerror) from None
+    return where
+
+
+def check_dir(cfg: Config, key: str, path: str | Path, what: str) -> None:
+    """Directory ``path`` of config ``key`` can be made and written, checked without making it (a run whose config
+    fails its later checks leaves nothing behind); else a :func:`refusal`, as :func:`make_dir`'s."""
+    where = Path(path).absolute()
+    for place in (where, *where.parents):  # the nearest that exists decides
+        if place.exists():
+            problem = ("File exists" if place == where else "Not a directory") if not place.is_dir() \
+                else None if os.access(place, os.W_OK | os.X_OK) else "Permission denied"
+            if problem:
+                raise refusal(cfg, key, path, what, problem)
+            return
+
+
+def refusal(cfg: Config, key: str, path: str | Path, what: str, problem: str | None) -> ConfigError:
+    """``<key>: cannot create the <what> '<path>': <problem> (from --flag ...)``."""
+    return ConfigError(sourced(cfg, f"{key}: cannot create the {what} {str(path)!r}: {problem}"))
+
+
+__all__ = ["check_dir", "make_dir", "store_path"]
