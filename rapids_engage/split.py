@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .data import DataError
 from .schema import EVENT_TIME, utc
 
 
@@ -34,8 +35,6 @@ def time_split(frame: Any, valid_hours: float, time_column: str = EVENT_TIME, ta
     lo, hi = (int(v) for v in dask.compute(frame[time_column].min(), frame[time_column].max()))
     cutoff = hi - int(round(valid_hours * 3600))
     if hi == lo:
-        from .data import DataError
-
         raise DataError(f"every row has the same {time_column}, {utc(hi)}: a split by time needs events at different "
                         "times (check the time column and its format)")
     if cutoff < lo:
@@ -55,8 +54,6 @@ def time_split(frame: Any, valid_hours: float, time_column: str = EVENT_TIME, ta
 
 
 def _check_sides(n_valid: int, n_rows: int, valid_hours: float, latest: int, time_column: str) -> None:
-    from .data import DataError
-
     for side, n in (("validation", n_valid), ("training", n_rows - n_valid)):
         if n < MIN_SIDE_SHARE * n_rows:
             raise DataError(
@@ -67,8 +64,6 @@ def _check_sides(n_valid: int, n_rows: int, valid_hours: float, latest: int, tim
 
 
 def _check_labels(targets: list[str], low: Any, high: Any, n_train: int) -> None:
-    from .data import DataError
-
     for t in targets:
         if float(low[t]) == float(high[t]):
             raise DataError(f"target {t!r} is {float(low[t]):g} on all {n_train:,} training rows: nothing to learn. "
