@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import os
 from pathlib import Path
 from typing import Any
+
+from .run_dirs import unusable_dir
 
 
 class Parser(argparse.ArgumentParser):
@@ -61,10 +62,8 @@ def writable_dir(parser: argparse.ArgumentParser, flag: str, path: str | Path) -
     """``path``, made with its parents and writable, before any work is done; else ``parser.error`` naming
     ``flag`` (one line, exit status 2) instead of a traceback when the results are written at the end."""
     path = Path(path).expanduser()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        parser.error(f"{flag}: cannot make the directory {path} ({e.strerror or e}); give a writable one")
-    if not os.access(path, os.W_OK | os.X_OK):
-        parser.error(f"{flag}: the directory {path} is not writable; give a writable one")
+    problem = unusable_dir(path)
+    if problem:
+        parser.error(f"{flag}: cannot make the directory {path} ({problem}); give a writable one")
+    path.mkdir(parents=True, exist_ok=True)
     return path

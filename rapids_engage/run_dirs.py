@@ -28,14 +28,21 @@ def make_dir(cfg: Config, key: str, path: str | Path, what: str) -> Path:
 def check_dir(cfg: Config, key: str, path: str | Path, what: str) -> None:
     """Directory ``path`` of config ``key`` can be made and written, checked without making it (a run whose config
     fails its later checks leaves nothing behind); else a :func:`refusal`, as :func:`make_dir`'s."""
+    problem = unusable_dir(path)
+    if problem:
+        raise refusal(cfg, key, path, what, problem)
+
+
+def unusable_dir(path: str | Path) -> str | None:
+    """Why directory ``path`` cannot be made and written (``File exists``, ``Not a directory``, ``Permission
+    denied``: as ``mkdir`` says), found without making anything; None when it can."""
     where = Path(path).absolute()
     for place in (where, *where.parents):  # the nearest that exists decides
         if place.exists():
-            problem = ("File exists" if place == where else "Not a directory") if not place.is_dir() \
-                else None if os.access(place, os.W_OK | os.X_OK) else "Permission denied"
-            if problem:
-                raise refusal(cfg, key, path, what, problem)
-            return
+            if not place.is_dir():
+                return "File exists" if place == where else "Not a directory"
+            return None if os.access(place, os.W_OK | os.X_OK) else "Permission denied"
+    return None
 
 
 def refusal(cfg: Config, key: str, path: str | Path, what: str, problem: str | None) -> ConfigError:
@@ -43,4 +50,4 @@ def refusal(cfg: Config, key: str, path: str | Path, what: str, problem: str | N
     return ConfigError(sourced(cfg, f"{key}: cannot create the {what} {str(path)!r}: {problem}"))
 
 
-__all__ = ["check_dir", "make_dir", "store_path"]
+__all__ = ["check_dir", "make_dir", "store_path", "unusable_dir"]
