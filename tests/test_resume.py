@@ -25,6 +25,7 @@ def _cmd(cache: Path, out: Path, subcommand: tuple[str, ...] = ()) -> list[str]:
         sys.executable, "-m", "rapids_engage.pipeline", *subcommand, "--gpus", "0", "--rows", "30000", "--out", str(out), "--quiet",
         *(() if subcommand else ("--no-plots",)),
         "--set", f"data.cache_dir={cache}", "--set", "synthetic.days=5", "--set", "train.num_boost_round=30",
+        "--set", "train.targets=[like,quote]",  # a common and the rarest target: the rare one's RCE shows placement
         "--set", "cluster.n_workers=2", "--set", "cluster.threads_per_worker=1",
     ]
 
@@ -136,19 +137,6 @@ def test_a_killed_rerun_leaves_the_last_run_s_models_whole(clean):
     assert {p.name: p.read_bytes() for p in (out / "models").iterdir()} == before
 
 
-def test_corrupt_manifest_is_rebuilt_not_read(clean):
-    out, cache = clean
-    first = json.loads((out / "report.json").read_text())
-    manifest = Path(first["store"]["path"]) / first["store"]["version"] / MANIFEST
-    train_before = _store_frame(out, "train")
-    manifest.write_text(manifest.read_text()[:40])  # truncated
-    _run(_cmd(cache, out, ("features",)))
-    second = json.loads((out / "features.json").read_text())
-    assert second["store"]["cache_hit"] is False
-    assert json.loads(manifest.read_text())["version"] == first["store"]["version"]
-    pd.testing.assert_frame_equal(_store_frame(out, "train", "features.json"), train_before)
-
-
 def _file_digests(version_dir: Path) -> dict[str, str]:
     import hashlib
 
@@ -158,17 +146,23 @@ def _file_digests(version_dir: Path) -> dict[str, str]:
     }
 
 
-def test_truncated_parquet_is_rebuilt_not_read(clean):
+def test_a_damaged_version_is_rebuilt_not_read(clean):
+    """A half-written parquet file and a cut manifest (each kind of damage the store sees is tested on its own in
+    test_store_integrity.py): the next run rebuilds the version, byte for byte, instead of reading it."""
     out, cache = clean
     first = json.loads((out / "report.json").read_text())
     version_dir = Path(first["store"]["path"]) / first["store"]["version"]
-    digests = _file_digests(version_dir)
+    digests, train_before = _file_digests(version_dir), _store_frame(out, "train")
     victim = sorted((version_dir / "train").glob("*.parquet"))[0]
-    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])  # a half-written file
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    manifest = version_dir / MANIFEST
+    manifest.write_text(manifest.read_text()[:40])
     _run(_cmd(cache, out, ("features",)))
     second = json.loads((out / "features.json").read_text())
     assert second["store"]["cache_hit"] is False and second["store"]["version"] == first["store"]["version"]
-    assert _file_digests(version_dir) == digests  # rebuilt byte for byte
+    assert json.loads(manifest.read_text())["version"] == first["store"]["version"]
+    assert _file_digests(version_dir) == digests
+    pd.testing.assert_frame_equal(_store_frame(out, "train", "features.json"), train_before)
 
 
 def test_same_config_gives_a_byte_identical_store(clean, resumed):
