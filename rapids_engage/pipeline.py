@@ -13,7 +13,6 @@ import json
 import shlex
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -26,36 +25,26 @@ from rich.markup import escape
 from . import __version__
 from .atomic import replace_dir, staged_dir, staging_dir
 from .backend import Backend, BackendError, resolve
-from .baselines import baselines, te_columns
-from .cluster import (ClusterError, WorkerLostError, check_shared_paths, ignored_settings, pin_partitions, spilled_bytes,
-                      start_cluster, while_workers_live, worker_addresses)
+from .cluster import ClusterError, WorkerLostError, spilled_bytes, start_cluster
 from .cli import Parser
 from .config import Config, ConfigError, load_config, sourced
-from .digests import CACHE_FILE
-from .data import (DataError, Dataset, check_some_ingested, expected_layout, ignored_data_settings, read_events, resolve_dataset,
-                   resolve_min_partition_rows)
+from .data import DataError, Dataset, check_some_ingested, expected_layout, ignored_data_settings, resolve_dataset
 from .ingest import IngestError
 from .predict import ModelError
 from .failures import one_line
-from .evaluate import evaluate_targets, gather, oracle_probabilities
-from .features import add_labels
-from .features.frames import drop_empty_partitions
 from .features.build import check_keys
-from .features.materialize import Materialized, materialize
+from .features.materialize import Materialized
 from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
 from .provenance import config_data, run_info, write_config
 from .run_dirs import check_dir, make_dir, store_path
+from .run_stages import evaluate_stage, store_stages, train_stage
 from .plots import write_all
 from .report import print_summary, validate, write_json
 from .report_md import write_markdown
-from .skew import skew_report
-from .split import shuffle_labels, time_split
 from .schema import TRUE_PROB_PREFIX
-from .train import as_float32, predict, train_target
 from .train_check import check_params
-from .train_external import train_target_external
 
 #: The failures a run reports in one line (with running out of memory, a full disk and an unusable path: :mod:`.failures`).
 KNOWN_ERRORS = (BackendError, ConfigError, DataError, IngestError, ModelError, FileNotFoundError, ValueError, MemoryError,
@@ -105,41 +94,6 @@ def _check_config(cfg: Config, layout: Layout, backend: Backend, train: bool) ->
         raise ConfigError(sourced(cfg, str(exc))) from None
 
 
-def _store_stages(
-    cfg: Config, backend: Backend, prog: StageProgress, cluster: Any, dataset: Dataset, rebuild: bool, shuffle_seed: int | None
-) -> tuple[Any, Materialized]:
-    """The split and feature-store stages on a started cluster: (the time split, the store version built or reused)."""
-    layout, targets, client = dataset.layout, list(cfg.train.targets), cluster.client
-    prog.log(cluster.describe(backend))
-    for line in ignored_settings(cfg.cluster, backend):
-        prog.log(line)
-    if cluster.kind == "external":  # its workers read the input and write the store: they must see both
-        check_shared_paths(client, cfg.cluster.scheduler_address, read=[dataset.data_dir], write=[store_path(cfg)])
-    with prog.stage("split"):
-        events = add_labels(read_events(
-            dataset.data_dir, layout, partition_rows=cfg.data.partition_rows,
-            min_partition_rows=resolve_min_partition_rows(cfg.data, backend), min_partitions=sum(client.nthreads().values()),
-        ), targets, layout)
-        train, valid, split = time_split(events, cfg.split.valid_hours, layout.time, targets)
-        split_def = {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff}
-        if shuffle_seed is not None:
-            train = shuffle_labels(train, targets, shuffle_seed)
-            split_def["shuffled_labels_seed"] = shuffle_seed
-    with prog.stage("features", client=client):
-        built = materialize(cfg.features, store_path(cfg), dataset.data_dir, train, valid, targets, split_def, backend, layout, rebuild,
-                            prog.log, Path(cfg.data.cache_dir).expanduser() / CACHE_FILE)
-    spilled = spilled_bytes(client)
-    if spilled:  # the memory limit was reached: the run is slower than in memory, and the disk must hold it
-        where = cfg.cluster.local_directory or tempfile.gettempdir()
-        prog.log(f"dask spilled {spilled / 2**30:.2f} GiB to disk so far (above 60 % of cluster.memory_limit "
-                 f"{cfg.cluster.memory_limit} per worker; under {where})")
-    lost = cluster.workers_lost()
-    if lost:
-        prog.log(f"{lost} dask worker(s) of the start left the cluster by now (died and restarted, or retired); dask "
-                 "recomputed their tasks (if they were killed for memory: a larger cluster.memory_limit or more workers)")
-    return split, built
-
-
 #: Whether a run draws its plots when not told (``--plots`` / ``--no-plots``); the test suite turns it off.
 PLOTS_BY_DEFAULT = True
 
@@ -161,48 +115,12 @@ def run(
     with _stages(cfg, quiet, console) as (backend, out, prog, memory):
         model_dir = staging_dir(out / "models")  # published at the end (a failed run's goes at the next run's start)
         dataset = _data_stage(cfg, backend, prog)
-        layout = dataset.layout
-        kinds = {t: layout.target(t).kind for t in targets}
         with start_cluster(backend, cfg.cluster, prog.log) as cluster:
-            client = cluster.client
-            split, built = _store_stages(cfg, backend, prog, cluster, dataset, rebuild, shuffle_seed)
-            models = {}
-            with prog.stage("train", total=len(targets)):
-                external = cfg.train.external_memory
-                splits = {s: as_float32(built.store.read_split(built.version, s), built.features) for s in ("train", "valid")}
-                pinned = worker_addresses(client)  # a lost one takes pinned partitions with it: the run ends (one line)
-                valid_f = drop_empty_partitions(pin_partitions(client, splits["valid"]))
-                # external memory reads the training split from its files: the workers never hold it
-                train_f = splits["train"] if external else drop_empty_partitions(pin_partitions(client, splits["train"]))
-                split_dir = built.store.version_dir(built.version)
-                for i, t in enumerate(targets):
-                    prog.update(i, len(targets), t)
-                    if external:
-                        models[t] = train_target_external(client, backend, cfg.train, t, split_dir / "train", split_dir / "valid",
-                                                          built.features, kinds[t], cfg.cluster.local_directory)
-                    else:
-                        models[t] = train_target(client, backend, cfg.train, t, train_f, valid_f, built.features, kinds[t], layout.group,
-                                                 pinned, layout.row_key, log=prog.log)
-                    models[t].save(model_dir, built.features, {"path": str(built.store.path.resolve()), "version": built.version})
-            with prog.stage("evaluate", client=client):
-                preds = {t: predict(client, models[t], valid_f, built.features) for t in targets}
-                te_cols = sorted({c for t in targets for c in te_columns(built.features, t)})
-                frame, preds = while_workers_live(client, lambda: gather(client, valid_f, preds, targets, layout, te_cols),
-                                                  workers=pinned, what="evaluation")
-                oracle_ids = frame[layout.oracle_id] if layout.oracle_id else None
-                truth = oracle_probabilities(dataset.truth_dir, oracle_ids, split.cutoff, targets, layout.oracle_id)
-                ranking = tuple(t for t, m in models.items() if m.ranks)
-                results = evaluate_targets(frame, preds, targets, layout, truth, ranking)
-                base = while_workers_live(client, lambda: baselines(backend, train_f, frame, targets, built.features, layout),
-                                          workers=pinned, what="evaluation")
-                for t, b in base.items():
-                    results[t]["baselines"] = b
-                skew = while_workers_live(client, lambda: skew_report(train_f, valid_f, kinds, built.features,
-                                                                      {t: m.booster for t, m in models.items()}),
-                                          workers=pinned, what="evaluation")
-                for t, found in skew.items():
-                    results[t]["skew"] = found
+            split, built = store_stages(cfg, backend, prog, cluster, dataset, rebuild, shuffle_seed)
+            trained = train_stage(cfg, backend, prog, cluster.client, built, dataset.layout, model_dir)
+            frame, preds, truth, results = evaluate_stage(backend, prog, cluster.client, dataset, split, built, trained)
             workers = _cluster_facts(cluster)
+    models = trained.models
     for t, m in models.items():
         results[t]["best_iteration"] = m.best_iteration
         results[t]["objective"] = m.objective
@@ -212,8 +130,8 @@ def run(
         report["split"]["shuffled_labels_seed"] = shuffle_seed
     report["targets"] = results
     report["models"] = str(Path(cfg.out).absolute() / "models")  # absolute, as the config's paths
-    binary = [t for t in targets if kinds[t] != "count" and not models[t].ranks]  # probabilities
-    counts = [t for t in targets if kinds[t] == "count"]
+    binary = [t for t in targets if trained.kinds[t] != "count" and not models[t].ranks]  # probabilities
+    counts = [t for t in targets if trained.kinds[t] == "count"]
     report["plots"] = _draw_plots(out, PLOTS_BY_DEFAULT if plots is None else plots, lambda into: write_all(
         into, {t: frame[t] for t in binary}, {t: preds[t] for t in binary}, {t: m.booster for t, m in models.items()},
         {t: m.history for t, m in models.items()}, {t: m.best_iteration for t, m in models.items()},
@@ -258,7 +176,7 @@ def build_features(
     with _stages(cfg, quiet, console) as (backend, out, prog, memory):
         dataset = _data_stage(cfg, backend, prog, train=False)
         with start_cluster(backend, cfg.cluster, prog.log) as cluster:
-            split, built = _store_stages(cfg, backend, prog, cluster, dataset, rebuild, None)
+            split, built = store_stages(cfg, backend, prog, cluster, dataset, rebuild, None)
             workers = _cluster_facts(cluster)
     summary = _store_summary(cfg, backend, workers, built, prog.timings, dataset, split, memory)
     summary["run"] = run_info(backend, started, command)

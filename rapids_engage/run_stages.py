@@ -1,0 +1,126 @@
+"""The stages of a run on a started cluster: split and feature store, train, evaluate (``pipeline.run`` wires
+them together with the data stage before and the report after)."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .backend import Backend
+from .baselines import baselines, te_columns
+from .cluster import ClusterInfo, check_shared_paths, ignored_settings, pin_partitions, spilled_bytes, while_workers_live, worker_addresses
+from .config import Config
+from .data import Dataset, read_events, resolve_min_partition_rows
+from .digests import CACHE_FILE
+from .evaluate import evaluate_targets, gather, oracle_probabilities
+from .features import add_labels
+from .features.frames import drop_empty_partitions
+from .features.materialize import Materialized, materialize
+from .layout import Layout
+from .progress import StageProgress
+from .run_dirs import store_path
+from .skew import skew_report
+from .split import SplitInfo, shuffle_labels, time_split
+from .train import as_float32, predict, train_target
+from .train_external import train_target_external
+
+
+def store_stages(
+    cfg: Config, backend: Backend, prog: StageProgress, cluster: ClusterInfo, dataset: Dataset, rebuild: bool, shuffle_seed: int | None
+) -> tuple[SplitInfo, Materialized]:
+    """The split and feature-store stages on a started cluster: (the time split, the store version built or reused)."""
+    layout, targets, client = dataset.layout, list(cfg.train.targets), cluster.client
+    prog.log(cluster.describe(backend))
+    for line in ignored_settings(cfg.cluster, backend):
+        prog.log(line)
+    if cluster.kind == "external":  # its workers read the input and write the store: they must see both
+        check_shared_paths(client, cfg.cluster.scheduler_address, read=[dataset.data_dir], write=[store_path(cfg)])
+    with prog.stage("split"):
+        events = add_labels(read_events(
+            dataset.data_dir, layout, partition_rows=cfg.data.partition_rows,
+            min_partition_rows=resolve_min_partition_rows(cfg.data, backend), min_partitions=sum(client.nthreads().values()),
+        ), targets, layout)
+        train, valid, split = time_split(events, cfg.split.valid_hours, layout.time, targets)
+        split_def = {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff}
+        if shuffle_seed is not None:
+            train = shuffle_labels(train, targets, shuffle_seed)
+            split_def["shuffled_labels_seed"] = shuffle_seed
+    with prog.stage("features", client=client):
+        built = materialize(cfg.features, store_path(cfg), dataset.data_dir, train, valid, targets, split_def, backend, layout, rebuild,
+                            prog.log, Path(cfg.data.cache_dir).expanduser() / CACHE_FILE)
+    spilled = spilled_bytes(client)
+    if spilled:  # the memory limit was reached: the run is slower than in memory, and the disk must hold it
+        where = cfg.cluster.local_directory or tempfile.gettempdir()
+        prog.log(f"dask spilled {spilled / 2**30:.2f} GiB to disk so far (above 60 % of cluster.memory_limit "
+                 f"{cfg.cluster.memory_limit} per worker; under {where})")
+    lost = cluster.workers_lost()
+    if lost:
+        prog.log(f"{lost} dask worker(s) of the start left the cluster by now (died and restarted, or retired); dask "
+                 "recomputed their tasks (if they were killed for memory: a larger cluster.memory_limit or more workers)")
+    return split, built
+
+
+@dataclass(frozen=True)
+class Trained:
+    """The train stage's models and kinds by target, and the store's split frames, pinned to ``workers`` (``train``
+    not, when training read it from the store's files: ``train.external_memory``)."""
+
+    models: dict[str, Any]
+    kinds: dict[str, str]
+    train: Any
+    valid: Any
+    workers: Any
+
+
+def train_stage(cfg: Config, backend: Backend, prog: StageProgress, client: Any, built: Materialized, layout: Layout,
+                 model_dir: Path) -> Trained:
+    """One model per target on the store version's training split, early-stopped on its validation split, each
+    saved into ``model_dir`` as it is trained."""
+    targets, external = list(cfg.train.targets), cfg.train.external_memory
+    kinds = {t: layout.target(t).kind for t in targets}
+    models = {}
+    with prog.stage("train", total=len(targets)):
+        splits = {s: as_float32(built.store.read_split(built.version, s), built.features) for s in ("train", "valid")}
+        pinned = worker_addresses(client)  # a lost one takes pinned partitions with it: the run ends (one line)
+        valid_f = drop_empty_partitions(pin_partitions(client, splits["valid"]))
+        # external memory reads the training split from its files: the workers never hold it
+        train_f = splits["train"] if external else drop_empty_partitions(pin_partitions(client, splits["train"]))
+        split_dir = built.store.version_dir(built.version)
+        for i, t in enumerate(targets):
+            prog.update(i, len(targets), t)
+            if external:
+                models[t] = train_target_external(client, backend, cfg.train, t, split_dir / "train", split_dir / "valid",
+                                                  built.features, kinds[t], cfg.cluster.local_directory)
+            else:
+                models[t] = train_target(client, backend, cfg.train, t, train_f, valid_f, built.features, kinds[t], layout.group,
+                                         pinned, layout.row_key, log=prog.log)
+            models[t].save(model_dir, built.features, {"path": str(built.store.path.resolve()), "version": built.version})
+    return Trained(models, kinds, train_f, valid_f, pinned)
+
+
+def evaluate_stage(backend: Backend, prog: StageProgress, client: Any, dataset: Dataset, split: SplitInfo,
+                    built: Materialized, trained: Trained) -> tuple[Any, dict[str, Any], Any, dict[str, dict]]:
+    """The models scored on the validation rows: (the gathered validation frame, the predictions by target, the
+    oracle's true probabilities or None, the metrics by target with their baselines and feature skew)."""
+    models, layout, targets = trained.models, dataset.layout, list(trained.models)
+    with prog.stage("evaluate", client=client):
+        preds = {t: predict(client, models[t], trained.valid, built.features) for t in targets}
+        te_cols = sorted({c for t in targets for c in te_columns(built.features, t)})
+        frame, preds = while_workers_live(client, lambda: gather(client, trained.valid, preds, targets, layout, te_cols),
+                                          workers=trained.workers, what="evaluation")
+        oracle_ids = frame[layout.oracle_id] if layout.oracle_id else None
+        truth = oracle_probabilities(dataset.truth_dir, oracle_ids, split.cutoff, targets, layout.oracle_id)
+        ranking = tuple(t for t, m in models.items() if m.ranks)
+        results = evaluate_targets(frame, preds, targets, layout, truth, ranking)
+        base = while_workers_live(client, lambda: baselines(backend, trained.train, frame, targets, built.features, layout),
+                                  workers=trained.workers, what="evaluation")
+        for t, b in base.items():
+            results[t]["baselines"] = b
+        skew = while_workers_live(client, lambda: skew_report(trained.train, trained.valid, trained.kinds, built.features,
+                                                              {t: m.booster for t, m in models.items()}),
+                                  workers=trained.workers, what="evaluation")
+        for t, found in skew.items():
+            results[t]["skew"] = found
+    return frame, preds, truth, results
