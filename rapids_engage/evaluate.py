@@ -60,6 +60,14 @@ def tiebreak(frame: Any, layout: Layout) -> np.ndarray | None:
     return combine([np.asarray(to_host(frame[c])).astype(np.int64) for c in layout.row_key]) if layout.group else None
 
 
+def _rank_scale(scores: Any) -> np.ndarray:
+    """Scores (a ranking model's, counts) mapped into (0, 1) keeping their order and ties exactly, so the
+    rank metrics are those of the scores (a sigmoid rounds every score above ~37 to 1.0: ties)."""
+    scores = to_host_f64(scores)
+    distinct, position = np.unique(scores, return_inverse=True)
+    return np.where(np.isfinite(scores), (position.ravel() + 1.0) / (len(distinct) + 1.0), np.nan)  # NaN stays an error
+
+
 def score(frame: Any, layout: Layout, target: str, pred: Any, probabilities: bool = True, ties: np.ndarray | None = None) -> dict[str, Any]:
     """The metrics of predictions ``pred`` for ``target`` on the gathered rows ``frame``.
 
@@ -78,7 +86,7 @@ def score(frame: Any, layout: Layout, target: str, pred: Any, probabilities: boo
                 "mean_pred": float(pred.mean()) if len(pred) else None}
     key = frame[layout.popularity] if layout.popularity else None
     if not probabilities:
-        pred = 1.0 / (1.0 + np.exp(-to_host_f64(pred)))  # monotone: rank metrics are those of the scores
+        pred = _rank_scale(pred)
     report = {"kind": "binary", **metrics.binary_report(y, pred, key=key)}
     if not probabilities:
         report.update({k: None for k in CALIBRATION_METRICS if k in report})

@@ -481,3 +481,27 @@ def test_evaluate_leaves_unlabelled_rows_out_and_counts_them():
     assert partial["comments"]["unlabelled_rows"] == 50 and partial["comments"]["n"] == 150
     assert partial["comments"]["rmse_log1p"] == pytest.approx(alone["comments"]["rmse_log1p"])
     assert partial["up"] == whole["up"] and "unlabelled_rows" not in partial["up"]
+
+
+def test_rank_scores_keep_their_order_however_large():
+    """A ranking model's scores or the popularity baseline's training clicks (counts in the hundreds) get
+    the rank metrics of the scores themselves: a sigmoid squashed every score above ~37 to 1.0, a tie."""
+    from rapids_engage.evaluate import score, tiebreak
+    from rapids_engage.layout import Layout, Target
+
+    layout = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),), item="item", group="imp")
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = pd.DataFrame({"row_id": np.arange(n), "t": 0, "item": rng.integers(0, 50, n), "imp": np.repeat(np.arange(30), 10),
+                          "click": (rng.random(n) < 0.3).astype(float)})
+    clicks = rng.integers(0, 1000, n).astype(float)
+    clicks[::7] = 5.0  # some ties too
+    got = score(frame, layout, "click", clicks, probabilities=False)
+    want = m.ranking_report(frame["click"], clicks, frame["imp"], tiebreak=tiebreak(frame, layout))
+    for k in ("map@10", "ndcg@10", "mrr", "tied@10"):
+        assert got[k] == pytest.approx(want[k])
+    assert got["auc"] == pytest.approx(skm.roc_auc_score(frame["click"], clicks))
+    assert got["ap"] == pytest.approx(skm.average_precision_score(frame["click"], clicks))
+    assert got["rce"] is None and got["log_loss"] is None
+    with pytest.raises(ValueError, match="NaN"):
+        score(frame, layout, "click", np.where(clicks == 5.0, np.nan, clicks), probabilities=False)  # still an error
