@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 from .backend import Backend
 from .cluster import while_workers_live, worker_addresses
 from .train_locks import released_on_abort
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 
 
 @dataclass
@@ -110,6 +110,20 @@ def weigh_classes(params: dict[str, Any], label_totals: Callable[[], tuple[float
     params["scale_pos_weight"] = (rows - positives) / positives if 0 < positives < rows else 1.0
 
 
+#: Raw-count objectives whose labels must be above 0 (XGBoost: "label must be positive for gamma regression").
+POSITIVE_COUNT_OBJECTIVES = ("reg:gamma",)
+
+
+def check_lowest_label(params: dict[str, Any], target: str, lowest: Callable[[], float]) -> None:
+    """A :class:`ConfigError` naming the setting when ``target``'s objective needs counts above 0 and ``lowest()``,
+    the smallest stored (log1p) training label, says a count of 0 is there: XGBoost would stop mid-training with
+    its own stack trace. ``lowest`` is only called for such an objective."""
+    objective = params["objective"]
+    if objective in POSITIVE_COUNT_OBJECTIVES and not float(lowest()) > 0:
+        raise ConfigError(f"train.per_target.{target}.objective: {objective} needs counts above 0, and {target!r} has "
+                          "counts of 0 in the training rows; count:poisson or reg:tweedie fit counts with zeros")
+
+
 def fits_raw_counts(params: dict[str, Any], target: str, kind: str) -> bool:
     """Whether the objective fits raw counts (labels are log1p: expm1 them); only count targets may."""
     raw = params["objective"] in RAW_COUNT_OBJECTIVES
@@ -197,6 +211,7 @@ def train_target(
         qid = {"train": {"qid": query_ids(train[group])}, "valid": {"qid": query_ids(valid[group])}}
     y_train, y_valid = train[target], valid[target]
     if fits_raw_counts(params, target, kind):
+        check_lowest_label(params, target, lambda: y_train.min().compute())
         y_train, y_valid = _expm1(y_train), _expm1(y_valid)
 
     def fit() -> dict:

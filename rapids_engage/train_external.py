@@ -78,6 +78,19 @@ def label_totals(files: list[str], target: str) -> tuple[float, int]:
     return total, rows
 
 
+def lowest_label(files: list[str], target: str) -> float:
+    """The smallest value of the label column ``target`` of parquet ``files``, read a file at a time; inf without rows."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    lows = []
+    for f in files:
+        low = pc.min(pq.read_table(f, columns=[target]).column(target)).as_py()
+        if low is not None:
+            lows.append(float(low))
+    return min(lows, default=float("inf"))
+
+
 #: Prefix of a training's cache directory, followed by ``<host>-<pid>-`` of the process that made it.
 CACHE_PREFIX = "xgb-extmem-"
 
@@ -158,7 +171,7 @@ def train_target_external(
     import xgboost as xgb
 
     from .cluster import while_workers_live
-    from .train import TrainedModel, boosting_rounds, fits_raw_counts, is_ranking, uses_rmm, weigh_classes, xgb_params
+    from .train import TrainedModel, boosting_rounds, check_lowest_label, fits_raw_counts, is_ranking, uses_rmm, weigh_classes, xgb_params
 
     params = xgb_params(cfg, target, backend, kind)
     if is_ranking(params["objective"]):
@@ -167,6 +180,8 @@ def train_target_external(
     raw_counts = fits_raw_counts(params, target, kind)
     rounds, patience = boosting_rounds(cfg, target)
     train_files = parquet_files(train_dir)
+    if raw_counts:
+        check_lowest_label(params, target, lambda: lowest_label(train_files, target))
     weigh_classes(params, lambda: label_totals(train_files, target))
     cache_dir = os.path.abspath(os.path.expanduser(cache_dir)) if cache_dir else None  # a worker's directory is not ours
     future = client.submit(

@@ -1,4 +1,5 @@
-"""External-memory training's disk cache: what a stopped run left is deleted by the next."""
+"""External-memory training's disk cache: what a stopped run left is deleted by the next; the training labels a
+raw-count objective refuses are named before either training path starts."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import os
 import socket
 import subprocess
 import sys
+
+import numpy as np
+import pandas as pd
+import pytest
 
 
 def test_the_cache_of_a_stopped_training_goes_at_the_next(tmp_path):
@@ -24,3 +29,34 @@ def test_the_cache_of_a_stopped_training_goes_at_the_next(tmp_path):
     new = cache_scratch(str(tmp_path))
     assert not stale.exists() and live.exists() and other.exists()
     assert os.path.basename(new).startswith(f"xgb-extmem-{host}-{os.getpid()}-") and os.path.isdir(new)
+
+
+def test_gamma_on_counts_with_zeros_is_refused_naming_the_setting(tmp_path):
+    """reg:gamma needs counts above 0: on a count target with zeros (HN comments) XGBoost stopped mid-training with
+    "label must be positive for gamma regression" and its stack trace, after the feature stage. Both training
+    paths now refuse it first, naming the setting; counts above 0 (HN points) still train."""
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+
+    from rapids_engage.backend import CPU
+    from rapids_engage.config import ConfigError, TrainConfig
+    from rapids_engage.train import train_target
+    from rapids_engage.train_external import train_target_external
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=200)
+    counts = rng.poisson(np.exp(x))
+    frame = pd.DataFrame({"x": x.astype("float32"), "n": np.log1p(counts), "n1": np.log1p(counts + 1)})
+    assert (counts == 0).any()
+    for split in ("train", "valid"):
+        (tmp_path / split).mkdir()
+        frame.to_parquet(tmp_path / split / "part.0.parquet")
+    cfg = TrainConfig(targets=["n", "n1"], num_boost_round=3, per_target={t: {"objective": "reg:gamma"} for t in ("n", "n1")})
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as c:
+        dask_frame = dd.from_pandas(frame, npartitions=2)
+        paths = [lambda t: train_target(c, CPU, cfg, t, dask_frame, dask_frame, ["x"], "count"),
+                 lambda t: train_target_external(c, CPU, cfg, t, tmp_path / "train", tmp_path / "valid", ["x"], "count")]
+        for train in paths:
+            with pytest.raises(ConfigError, match=r"train.per_target.n.objective: reg:gamma needs counts above 0"):
+                train("n")
+            assert train("n1").booster.num_boosted_rounds() >= 1
