@@ -1,6 +1,6 @@
 """The training settings checked against the data before any data is read: every target's XGBoost
 parameters validated by XGBoost itself, and the settings it cannot judge (a count objective for a 0/1
-target, ranking without a group, balanced weights of a count target), each error naming its config key."""
+target, ranking without a group or of a count target, balanced weights of a count target), each error naming its config key."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from .train import BALANCED, fits_raw_counts, is_ranking, xgb_params
 def check_params(cfg: TrainConfig, layout: Layout, backend: Backend) -> None:
     """Each target's XGBoost parameters, checked before any feature is built: a parameter XGBoost
     would ignore (a typo, ``max_dept``), a value it refuses, a raw-count objective for a binary target
-    or a ranking objective without a group is a :class:`ConfigError` naming the config key.
+    or a ranking objective without a group or for a count target is a :class:`ConfigError` naming the config key.
 
     XGBoost validates them on a two-row CPU booster in this process (no GPU context, milliseconds).
     A ``per_target`` entry of a target the data do not define is an error too.
@@ -36,6 +36,9 @@ def check_params(cfg: TrainConfig, layout: Layout, backend: Backend) -> None:
         params = xgb_params(cfg, target, backend, kind)
         try:
             fits_raw_counts(params, target, kind)
+            if is_ranking(params["objective"]) and kind == "count":  # XGBoost's rank objectives / NDCG take 0/1 or whole relevance
+                raise ValueError(f"objective {params['objective']} ranks the rows of a group by a 0/1 target; {target!r} is a "
+                                 "count target (its label is log1p(count)): leave it to the count objectives")
             if is_ranking(params["objective"]) and layout.group is None:
                 raise ValueError(f"objective {params['objective']} ranks the rows of a group: set data.table.group")
             if is_ranking(params["objective"]) and cfg.external_memory:

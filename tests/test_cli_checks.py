@@ -203,6 +203,22 @@ def test_balanced_class_weights_are_refused_for_count_targets():
         check_params(cfg.train, expected_layout(cfg), resolve("0"))
 
 
+def test_ranking_a_count_target_is_refused_before_the_data_stage():
+    """A rank:* objective on a count target (labels log1p(count), not 0/1 or whole relevance) passed the check and
+    stopped the run mid-training with XGBoost's "label must be either 0 or positive integer" (rank:ndcg, and
+    rank:pairwise through its ndcg@10 early-stopping metric) or "map can only be used with binary labels"."""
+    from rapids_engage.backend import resolve
+    from rapids_engage.data import expected_layout
+    from rapids_engage.train_check import check_params
+
+    for objective in ("rank:ndcg", "rank:pairwise", "rank:map"):
+        cfg = load_config("configs/mind.yaml", ["data.table.targets={click: {column: click, kind: count}}",
+                                                f"train.per_target.click.objective={objective}"])
+        with pytest.raises(ConfigError, match=f"train.per_target.click.objective: objective {objective} ranks the rows of a "
+                                              "group by a 0/1 target; 'click' is a count target"):
+            check_params(cfg.train, expected_layout(cfg), resolve("0"))
+
+
 def test_a_table_spec_the_ingest_would_refuse_is_refused_before_the_keys_that_use_it(tmp_path, capsys):
     argv = ["--config", "configs/mind.yaml", "--gpus", "0", "--out", str(tmp_path / "run"), "--set", "data.table.user=usr_id",
             "--set", f"data.cache_dir={tmp_path / 'never'}"]
