@@ -11,7 +11,8 @@
 * ``creator_mean`` (count targets, data with a creator/author): the author's
   mean log1p(count) over the training rows (the overall mean for new authors).
 * ``popularity`` (binary targets ranked within groups, data with an item): the
-  item's positives in the training rows (0 for new items; ties ranked against it).
+  item's positives in the training rows (0 for new items; ties ordered by the hash of the row key, as in every
+  ranking metric: see :func:`~rapids_engage.evaluate.tiebreak`).
 """
 
 from __future__ import annotations
