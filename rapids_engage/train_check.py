@@ -1,6 +1,6 @@
 """The training settings checked against the data before any data is read: every target's XGBoost
-parameters validated by XGBoost itself, and the settings it cannot judge (a count objective for a 0/1
-target, ranking without a group or of a count target, balanced weights of a count target), each error naming its config key."""
+parameters validated by XGBoost itself, and the settings it cannot judge (an objective that does not fit the target's
+kind, ranking without a group, balanced weights of a count target), each error naming its config key."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from .train import BALANCED, fits_raw_counts, is_ranking, xgb_params
 
 def check_params(cfg: TrainConfig, layout: Layout, backend: Backend) -> None:
     """Each target's XGBoost parameters, checked before any feature is built: a parameter XGBoost
-    would ignore (a typo, ``max_dept``), a value it refuses, a raw-count objective for a binary target
-    or a ranking objective without a group or for a count target is a :class:`ConfigError` naming the config key.
+    would ignore (a typo, ``max_dept``), a value it refuses, an objective that does not fit the target's kind (a
+    0/1 target needs probabilities or a ranking, a count target no class objective) or a ranking objective without
+    a group is a :class:`ConfigError` naming the config key.
 
     XGBoost validates them on a two-row CPU booster in this process (no GPU context, milliseconds).
     A ``per_target`` entry of a target the data do not define is an error too.
@@ -49,9 +50,30 @@ def check_params(cfg: TrainConfig, layout: Layout, backend: Backend) -> None:
                                      + ("ranked" if kind != "count" else "a count target"))
                 params["scale_pos_weight"] = 1.0  # any number: XGBoost checks the rest
             _xgboost_validates({**params, "device": "cpu"})
+            _fits_kind(params["objective"], target, kind)  # a known objective (XGBoost named an unknown one)
         except ValueError as exc:
             message = str(exc).removeprefix("train: ")
             raise ConfigError(f"{_config_key(cfg, target, message)}: {message}") from None
+
+
+#: The objectives whose predictions are probabilities: a 0/1 target's RCE, log loss and calibration need them.
+PROBABILITY_OBJECTIVES = ("binary:logistic", "reg:logistic")
+#: Objectives of classes or survival times: XGBoost refuses a count target's log1p labels (``base_score must be in
+#: (0,1)``, ``label must be discrete values``) mid-training, or reads them as something else.
+CLASS_OBJECTIVES = ("binary:", "multi:", "survival:", "reg:logistic")
+
+
+def _fits_kind(objective: str, target: str, kind: str) -> None:
+    """ValueError when ``objective`` cannot model a target of ``kind`` as the evaluation reads it (ranking: its own check)."""
+    if is_ranking(objective):
+        return
+    if kind == "count" and objective.startswith(CLASS_OBJECTIVES):
+        raise ValueError(f"objective {objective} models classes, and {target!r} is a count target (its label is "
+                         "log1p(count)): reg:squarederror, count:poisson, reg:tweedie or reg:gamma")
+    if kind != "count" and objective not in PROBABILITY_OBJECTIVES:
+        raise ValueError(f"objective {objective} does not predict probabilities, which the metrics of the 0/1 target "
+                         f"{target!r} need (RCE, log loss): binary:logistic, or rank:ndcg / rank:pairwise / rank:map "
+                         "to rank the rows of a group")
 
 
 def _xgboost_validates(params: dict[str, Any]) -> None:

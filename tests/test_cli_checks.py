@@ -110,6 +110,10 @@ def test_a_scheduler_address_without_host_and_port_is_refused_naming_the_flag(ad
     ("train.per_target.reply.objective=count:poisson", "train.per_target.reply.objective: objective count:poisson needs a count "
                                                        "target; 'reply' is a 0/1 target"),
     ("train.per_target.like.objective=rank:ndcg", "train.per_target.like.objective: objective rank:ndcg ranks the rows of a group"),
+    ("train.per_target.like.objective=binary:logitraw", "train.per_target.like.objective: objective binary:logitraw does not "
+                                                        "predict probabilities, which the metrics of the 0/1 target 'like' need"),
+    ("train.per_target.reply.objective=reg:squarederror", "train.per_target.reply.objective: objective reg:squarederror does not "
+                                                          "predict probabilities"),
     ("train.per_target.buy.scale_pos_weight=5", "train.per_target.buy: the data define no target 'buy' "
                                                "(targets: like, retweet, reply, quote)"),
     ("train.targets=[likes]", "train.targets names 'likes', which the data do not define: did you mean 'like'?"),
@@ -217,6 +221,26 @@ def test_ranking_a_count_target_is_refused_before_the_data_stage():
         with pytest.raises(ConfigError, match=f"train.per_target.click.objective: objective {objective} ranks the rows of a "
                                               "group by a 0/1 target; 'click' is a count target"):
             check_params(cfg.train, expected_layout(cfg), resolve("0"))
+
+
+def test_a_class_objective_for_a_count_target_is_refused_before_the_data_stage():
+    """binary:logistic / reg:logistic on a count target passed the check and stopped the run mid-training with
+    XGBoost's "base_score must be in (0,1) for the logistic loss" (multi:softprob: "label must be discrete values")."""
+    from rapids_engage.backend import resolve
+    from rapids_engage.data import expected_layout
+    from rapids_engage.train_check import check_params
+
+    for objective in ("binary:logistic", "reg:logistic", "binary:hinge", "multi:softprob"):
+        cfg = load_config("configs/hn.yaml", [f"train.per_target.points.objective={objective}"]
+                          + (["train.per_target.points.num_class=3"] if objective.startswith("multi") else []))
+        with pytest.raises(ConfigError, match=f"train.per_target.points.objective: objective {objective} models classes, "
+                                              "and 'points' is a count target"):
+            check_params(cfg.train, expected_layout(cfg), resolve("0"))
+    for fits in ("reg:squarederror", "reg:pseudohubererror", "count:poisson", "reg:tweedie"):  # and the probabilities of 0/1 targets
+        check_params(load_config("configs/hn.yaml", [f"train.per_target.points.objective={fits}"]).train,
+                     expected_layout(load_config("configs/hn.yaml")), resolve("0"))
+    check_params(load_config(None, ["train.per_target.like.objective=reg:logistic"]).train,
+                 expected_layout(load_config(None)), resolve("0"))
 
 
 def test_a_table_spec_the_ingest_would_refuse_is_refused_before_the_keys_that_use_it(tmp_path, capsys):
