@@ -5,6 +5,8 @@ from __future__ import annotations
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rapids_engage.features import CountEncoder
 from rapids_engage.features.counts import with_day
@@ -132,3 +134,25 @@ def test_unseen_and_null_keys_count_zero_and_seen_keys_their_training_rows():
     out = enc.transform(new)
     assert out["cnt_engaging_user_id__language"].tolist() == [2, 1, 0, 0, 1, 0]
     assert out["cnt_day_engaging_user_id__language"].tolist() == [1, 1, 1, 1, 1, 0]  # one row a day; a null key: 0
+
+
+WORD_TEXT = st.text(alphabet=st.sampled_from("aBé" + " \t\n\xa0\u3000"), max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), WORD_TEXT), min_size=1, max_size=8))
+def test_table_words_and_first_word_split_on_any_run_of_whitespace(texts):
+    """``<text>_words`` and ``<text>_first_word`` are Python's ``str.split()``: a run of whitespace is one separator.
+    They split on single spaces: 1,027 Hacker News titles with a doubled space ('SQLAR  the SQLite Archiver',
+    a dash the export dropped) counted a word more, and 'Ask\\tHN' had the first word 'ask\\thn'."""
+    from rapids_engage.config import TableConfig, TargetSpec
+    from rapids_engage.features.table_content import content_features, derived_keys
+    from rapids_engage.layout import table_layout
+
+    layout = table_layout(TableConfig(format="csv", time="t", row_id=["id"], targets={"y": TargetSpec("y", "binary")}, text=["title"]))
+    part = pd.DataFrame({"event_time": 1_600_000_000, "title": pd.array(texts, dtype="str")})
+    out = content_features(derived_keys(part, layout), layout)
+    words = [(t or "").split() for t in texts]
+    assert out["title_words"].tolist() == [len(w) for w in words]
+    assert out["title_first_word"].tolist() == [w[0].lower() if w else "" for w in words]
+    assert out["title_chars"].tolist() == [len((t or "").strip()) for t in texts]

@@ -131,13 +131,15 @@ def test_string_features_on_repeated_labels_and_odd_whitespace():
     import cudf
 
     from rapids_engage.features.content import _first_id
-    from rapids_engage.features.table_content import _count_items
+    from rapids_engage.features.table_content import _count_items, _words
 
     lists = pd.Series(["ab" * 16 + "\t" + "cd" * 16, "", "zz"], index=[0, 0, 1], dtype="str")
     np.testing.assert_array_equal(_first_id(cudf.from_pandas(lists)).to_pandas().to_numpy(), _first_id(lists).to_numpy())
     text = pd.Series(["\xa0a b\xa0", "\x01x|y\x01", " ", None, "\u3000c|d|e"], index=[0, 0, 1, 1, 2], dtype="str")
     for sep in (" ", "|"):
         np.testing.assert_array_equal(_count_items(cudf.from_pandas(text), sep).to_pandas().to_numpy(), _count_items(text, sep).to_numpy())
+    words = pd.Series(["Show HN:  x", "Ask\tHN", "\xa0a \u3000 b\n", "\x01x y", None], dtype="str")  # runs of whitespace
+    np.testing.assert_array_equal(_words(cudf.from_pandas(words)).to_pandas().to_numpy(), _words(words).to_numpy())
 
 
 def test_pipeline_cpu_gpu_store_parity_and_rce(tmp_path):

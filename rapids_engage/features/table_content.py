@@ -1,8 +1,8 @@
 """Row-wise features of an ingested table, from the column roles of its :class:`~rapids_engage.layout.Layout`.
 
 * time: ``hour`` and ``weekday`` (UTC) of the event;
-* text columns: ``<col>_chars``, ``<col>_words`` and the key ``<col>_first_word``
-  (lower-cased, e.g. ``show`` / ``ask`` for Hacker News titles);
+* text columns: ``<col>_chars``, ``<col>_words`` (separated by any run of whitespace, as Python's
+  ``str.split()``) and the key ``<col>_first_word`` (lower-cased, e.g. ``show`` / ``ask`` for Hacker News titles);
 * url columns: ``<col>_present`` and the key ``<col>_domain`` (host without ``www.``);
 * list columns: ``<col>_len`` (number of ``list_sep``-separated items);
 * numeric columns pass through as features.
@@ -52,6 +52,8 @@ def computed_columns(layout: Layout) -> dict[str, str]:
 #: What ``str.strip()`` strips on pandas (Python's whitespace), spelled out: libcudf's default strips
 #: every character up to ' ' instead (control characters in, no-break spaces out).
 WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+#: A run of those characters: what separates the words of a text (as Python's ``str.split()``).
+SPACES = f"[{WHITESPACE}]+"
 
 
 def _count_items(s: Any, sep: str) -> Any:
@@ -61,11 +63,16 @@ def _count_items(s: Any, sep: str) -> Any:
     return ((n_seps + 1) * (s.str.len() > 0)).astype("int32")
 
 
+def _words(s: Any) -> Any:
+    """Text with its words separated by one space: stripped, each run of whitespace (two spaces, a tab) one space."""
+    return s.fillna("").str.strip(WHITESPACE).str.replace(SPACES, " ", regex=True)
+
+
 def derived_keys(part: Any, layout: Layout) -> Any:
     """One partition (pandas or cudf) with the string key columns of :func:`key_names` added."""
     new = {}
     for c in layout.text:
-        first = part[c].fillna("").str.strip(WHITESPACE).str.split(" ").str.get(0).fillna("")
+        first = _words(part[c]).str.split(" ").str.get(0).fillna("")
         new[f"{c}_{TEXT_KEY}"] = first.str.lower().astype("str")  # a string column (split + get gives object)
     for c in layout.url:
         host = part[c].fillna("").str.extract(r"^[a-zA-Z][a-zA-Z0-9+.-]*://([^/:?#]+)", expand=False)
@@ -83,7 +90,7 @@ def content_features(part: Any, layout: Layout) -> Any:
     for c in layout.text:
         text = part[c].fillna("").str.strip(WHITESPACE)
         new[f"{c}_chars"] = text.str.len().astype("int32")
-        new[f"{c}_words"] = _count_items(text, " ")
+        new[f"{c}_words"] = _count_items(_words(text), " ")
     for c in layout.url:
         new[f"{c}_present"] = (part[c].fillna("").str.len() > 0).astype("int8")
     for c in layout.lists:
