@@ -156,3 +156,17 @@ def test_table_words_and_first_word_split_on_any_run_of_whitespace(texts):
     assert out["title_words"].tolist() == [len(w) for w in words]
     assert out["title_first_word"].tolist() == [w[0].lower() if w else "" for w in words]
     assert out["title_chars"].tolist() == [len((t or "").strip()) for t in texts]
+
+
+def test_table_url_domain_is_the_host_of_a_url_with_credentials():
+    """``<url>_domain`` of ``scheme://user:pass@host/...`` is the host: it was ``user:pass@host``
+    (a key of its own per user name); an ``@`` in the path (medium.com/@user) stays out of it."""
+    from rapids_engage.config import TableConfig, TargetSpec
+    from rapids_engage.features.table_content import derived_keys
+    from rapids_engage.layout import table_layout
+
+    layout = table_layout(TableConfig(format="csv", time="t", row_id=["id"], targets={"y": TargetSpec("y", "binary")}, url=["url"]))
+    urls = ["http://user@B.com:80/", "https://u:p@www.a.com/x", "https://medium.com/@someone/post", "ftp://c.org?a@b",
+            "https://www.a.com#x@y", "", None, "a.com/x"]
+    got = derived_keys(pd.DataFrame({"url": pd.array(urls, dtype="str")}), layout)["url_domain"].tolist()
+    assert got == ["b.com", "a.com", "medium.com", "c.org", "a.com", "", "", ""]

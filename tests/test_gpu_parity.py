@@ -140,6 +140,14 @@ def test_string_features_on_repeated_labels_and_odd_whitespace():
         np.testing.assert_array_equal(_count_items(cudf.from_pandas(text), sep).to_pandas().to_numpy(), _count_items(text, sep).to_numpy())
     words = pd.Series(["Show HN:  x", "Ask\tHN", "\xa0a \u3000 b\n", "\x01x y", None], dtype="str")  # runs of whitespace
     np.testing.assert_array_equal(_words(cudf.from_pandas(words)).to_pandas().to_numpy(), _words(words).to_numpy())
+    from rapids_engage.config import TableConfig, TargetSpec
+    from rapids_engage.features.table_content import derived_keys
+    from rapids_engage.layout import table_layout
+
+    layout = table_layout(TableConfig(format="csv", time="t", row_id=["id"], targets={"y": TargetSpec("y", "binary")}, url=["url"]))
+    urls = pd.DataFrame({"url": pd.Series(["http://user@B.com:80/", "https://u:p@www.a.com/x", "https://medium.com/@s", "", None], dtype="str")})
+    np.testing.assert_array_equal(derived_keys(cudf.from_pandas(urls), layout)["url_domain"].to_pandas().to_numpy(),
+                                  derived_keys(urls, layout)["url_domain"].to_numpy())
 
 
 def test_pipeline_cpu_gpu_store_parity_and_rce(tmp_path):

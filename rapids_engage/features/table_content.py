@@ -75,7 +75,8 @@ def derived_keys(part: Any, layout: Layout) -> Any:
         first = _words(part[c]).str.split(" ").str.get(0).fillna("")
         new[f"{c}_{TEXT_KEY}"] = first.str.lower().astype("str")  # a string column (split + get gives object)
     for c in layout.url:
-        host = part[c].fillna("").str.extract(r"^[a-zA-Z][a-zA-Z0-9+.-]*://([^/:?#]+)", expand=False)
+        # scheme://[user[:password]@]host[:port]...: the host, not the user name of a URL with credentials
+        host = part[c].fillna("").str.extract(r"^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^/?#@]*@)?([^/:?#@]+)", expand=False)
         new[f"{c}_{URL_KEY}"] = host.fillna("").str.lower().str.replace(r"^www\.", "", regex=True)
     return part.assign(**new) if new else part
 
