@@ -271,7 +271,19 @@ def sized_partitions(
         return frame
     target = min(min_rows, max_rows or min_rows)
     merged = max(math.ceil(sum(rows) / target), min_partitions)
+    if max_rows is not None:  # more partitions where merging so few would put more than max_rows in one
+        merged = next((n for n in range(merged, frame.npartitions) if max(_merged_rows(rows, n)) <= max_rows), frame.npartitions)
     return frame.repartition(npartitions=merged) if merged < frame.npartitions else frame
+
+
+def _merged_rows(rows: list[int], n: int) -> list[int]:
+    """The rows of each partition of ``frame.repartition(npartitions=n)`` for partitions of ``rows`` rows
+    (n fewer): dask merges consecutive partitions by their count, ``int(i * len(rows) / n)`` the first of
+    merged partition ``i``, whatever their rows."""
+    import numpy as np
+
+    cuts = [int(i * (len(rows) / n)) for i in range(n)] + [len(rows)]
+    return np.add.reduceat(np.asarray(rows, dtype=np.int64), cuts[:-1]).tolist() if n else []
 
 
 def check_schema(frame: Any, source: str) -> None:

@@ -287,6 +287,29 @@ def test_min_partition_rows_merges_small_files_and_keeps_every_row(tmp_path):
         read_events(data, min_partition_rows=0)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 60), min_size=2, max_size=12), st.integers(1, 60), st.integers(1, 200), st.integers(1, 4))
+def test_merged_partitions_never_exceed_partition_rows(tmp_path_factory, sizes, max_rows, min_rows, min_partitions):
+    """README: small files are merged into partitions of about min_partition_rows rows, never more than
+    partition_rows. dask merges consecutive partitions by their count, not their rows: days of 90, 90, 10
+    and 10 rows with both at 100 were merged into partitions of 180 and 20 rows, past the memory bound."""
+    import dask.dataframe as dd
+
+    from rapids_engage.data import sized_partitions
+
+    root = tmp_path_factory.mktemp("sizes")
+    files = []
+    for i, n in enumerate(sizes):
+        files.append(root / f"part-{i:03d}.parquet")
+        pd.DataFrame({"i": np.arange(sum(sizes[:i]), sum(sizes[: i + 1]), dtype=np.int64)}).to_parquet(files[-1])
+    frame = sized_partitions(dd.read_parquet([str(f) for f in files], blocksize=None), files, max_rows, min_rows, min_partitions)
+    lengths = frame.map_partitions(len).compute().tolist()
+    assert frame.compute()["i"].tolist() == list(range(sum(sizes)))  # every row, in order
+    if max(sizes) <= max_rows:  # no file split: merged ones within the bound
+        assert max(lengths) <= max_rows, (sizes, lengths)
+        assert len(lengths) >= min(min_partitions, len(sizes))
+
+
 def test_chunk_rows_sets_the_files_of_a_day_and_draws_another_sample(tmp_path):
     """README: a day of more than synthetic.chunk_rows rows is written one file per chunk, and another value
     gives another sample (it read as a memory knob only: "rows the generator holds at once")."""
