@@ -188,10 +188,16 @@ class FeatureStore:
     def builder(self, version: str | None = None, df_lib: Any = None) -> Any:
         """The fitted :class:`~rapids_engage.features.FeatureBuilder` of a version: its serving state."""
         from .config import FeaturesConfig, section_from_dict
-        from .features import FeatureBuilder
+        from .features import VALUES_VERSION, FeatureBuilder
 
         version, manifest = self._resolve(version)
         source = f"{self.version_dir(version) / MANIFEST}"
+        built_by = manifest["definition"].get("values", 1)
+        if built_by != VALUES_VERSION:
+            raise ValueError(f"store version {version} holds feature values version {built_by}, and this version of "
+                             f"rapids_engage computes version {VALUES_VERSION} (a fix changed some values for the same "
+                             "input): served, its models would see other values than they were trained on. Rerun the "
+                             "pipeline to rebuild the store and retrain, or serve with the rapids_engage that built it")
         builder = FeatureBuilder.load(self.version_dir(version) / "state",
                                       section_from_dict(FeaturesConfig, manifest["definition"]["features"], source), df_lib)
         names, stored = builder.feature_names(), manifest["features"]

@@ -1,9 +1,9 @@
 """Feature groups: out-of-fold target encodings, counts, content/profile features, point-in-time history."""
 
-from .build import FeatureBuilder, add_labels
+from .build import VALUES_VERSION, FeatureBuilder, add_labels
 from .counts import CountEncoder
 from .history import HistoryEncoder
 from .frames import NotFittedError
 from .target_encoding import TargetEncoder
 
-__all__ = ["CountEncoder", "FeatureBuilder", "HistoryEncoder", "NotFittedError", "TargetEncoder", "add_labels"]
+__all__ = ["VALUES_VERSION", "CountEncoder", "FeatureBuilder", "HistoryEncoder", "NotFittedError", "TargetEncoder", "add_labels"]

@@ -28,6 +28,13 @@ from .frames import Checkpoints, Join, KeyTable, apply_joins, as_dask, in_memory
 from .history import HistoryEncoder, history_features
 from .target_encoding import TargetEncoder, fill_unkeyed
 
+#: The version of the feature values this code computes from the same input: raised whenever a change alters a
+#: value (a fix of the words of a text, say). A store version records it and is not served by code of another
+#: (its models would see other values than they were trained on); ``tests/test_feature_values.py`` fails on a
+#: change of values that keeps it. 1: before it was recorded; 2: words split on any run of whitespace, url
+#: domains without credentials.
+VALUES_VERSION = 2
+
 #: A key table is reduced into one (broadcast) table when its estimated rows times this are
 #: within ``broadcast_limit``: room for the estimate's error (about 2 %, see ``cardinality``).
 ESTIMATE_MARGIN = 1.1

@@ -22,7 +22,7 @@ from ..layout import Layout
 from ..provenance import library_versions
 from ..store_builds import dir_size, sweep
 from ..store import FORMAT_VERSION, FeatureStore, fingerprint_files, version_id, write_split
-from .build import FeatureBuilder
+from .build import VALUES_VERSION, FeatureBuilder
 from .groups import groups, only, signatures
 
 
@@ -75,6 +75,7 @@ def materialize(
         "input": fingerprint_files(data_dir, digests or store.path / CACHE_FILE, log),
         "split": split,
         "format": FORMAT_VERSION,
+        "values": VALUES_VERSION,  # code that computes other values for the same input builds another version
         "names": names,  # the feature set of this code: a feature added to a group is a new version
     }
     version = version_id(definition)
