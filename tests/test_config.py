@@ -249,6 +249,7 @@ def test_path_flags_stay_strings():
     ("features.target_encoding.keys=[[language], []]", "features.target_encoding.keys: expected a list of non-empty column lists, "
                                                        "got [['language'], []]"),
     ("features.counts=[[]]", "features.counts: expected a list of non-empty column lists, got [[]]"),
+    ("features.counts=[[language, ' ']]", "features.counts: expected a list of non-empty column lists, got [['language', ' ']]"),
     ("features.history.keys=[[]]", "features.history.keys: expected a list of non-empty column lists, got [[]]"),
     ("features.history.windows=[0]", "features.history.windows: expected a list of whole numbers of seconds >= 1, got [0]"),
     ("features.history.days=[0]", "features.history.days: expected a list of whole numbers of days >= 1, got [0]"),

@@ -270,6 +270,28 @@ def test_quarantine_spills_and_writes_jsonl(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q.jsonl", "q.parquet"]
 
 
+
+def test_day_writer_keeps_every_row_through_row_groups_rollovers_and_a_full_buffer(tmp_path):
+    """Days flushed many times (row groups of 2 rows, a buffer limit of 1 byte) and rolled over to a new part
+    every 3 rows: every row is written once, and rows_per_day counts them all."""
+    import pyarrow as pa
+
+    from rapids_engage.ingest.writer import DayWriter
+
+    schema = pa.schema([("t", pa.int64()), ("v", pa.int64())])
+    writer = DayWriter(tmp_path / "d", schema, rows_per_file=3, row_group_rows=2, max_buffer_bytes=1, time_column="t")
+    times = [10, 86_400 + 5, 20, 30, 86_400 + 7, 40, 50, 60, 70]
+    for start in range(0, len(times), 2):
+        part = times[start : start + 2]
+        writer.write(pa.table({"t": part, "v": list(range(start, start + len(part)))}, schema=schema))
+    writer.close()
+    parts = sorted((tmp_path / "d").rglob("*.parquet"))
+    assert writer.rows_per_day == {"1970-01-01": 7, "1970-01-02": 2} and writer.files == len(parts) == 4
+    assert all(pq.read_metadata(p).num_rows <= 3 for p in parts)
+    assert sorted(pd.concat([pd.read_parquet(p) for p in parts]).v) == list(range(len(times)))
+    assert not [p for p in (tmp_path / "d").rglob("*") if p.name.endswith(".tmp")]
+
+
 # ---------------------------------------------------------------- fuzzing
 
 BASE = canonical_rows(12, seed=11)

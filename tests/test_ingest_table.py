@@ -814,3 +814,64 @@ def test_a_header_split_by_another_delimiter_says_so(tmp_path, fmt, sep, hint):
     with pytest.raises(IngestError, match="no columns") as exc:
         ingest_table(other, tmp_path / "out", spec())
     assert "separated" not in str(exc.value)
+
+
+def test_chunks_of_two_rows_quarantine_every_bad_row_once_and_the_first_is_the_lowest_line(tmp_path):
+    """Bad rows between the good ones, read in chunks of two rows (the last one with a line read bad inside
+    it): each is quarantined once, the first shown is the file's lowest bad line, and a file of one row is
+    not empty."""
+    rows = [one_row(0), one_row(1, ts="x"), one_row(2), one_row(3, clicked="yes"), one_row(4), one_row(5, score="abc"),
+            one_row(6)]
+    a = write(tmp_path / "a.csv", csv_text(rows) + "w1,u\n" + csv_text([one_row(7)], header=None))  # line 9: read bad
+    one = write(tmp_path / "one.csv", csv_text([one_row(9)]))
+    result, frame, q = run(tmp_path, [a, one], spec(), chunk_rows=2)
+    assert q[["line", "reason"]].values.tolist() == [[3, "bad_time"], [5, "bad_target"], [7, "bad_number"],
+                                                     [9, "wrong_field_count"]]
+    assert (result.input_rows, result.ingested_rows, len(frame)) == (10, 6, 6)
+    assert result.first_quarantined.startswith("a.csv:3 column ts:")
+    assert result.empty_files == []
+
+
+def test_default_row_ids_of_files_with_the_same_name_in_two_folders_differ(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    text = csv_text([one_row(i) for i in range(3)])
+    paths = [write(tmp_path / d / "events.csv", text) for d in ("a", "b")]
+    _, frame, _ = run(tmp_path, paths, spec(row_id=[]))
+    assert len(frame) == 6 and frame.row_id.nunique() == 6
+
+
+def test_a_jsonl_without_the_row_id_key_is_a_file_error(tmp_path):
+    records = "".join(json.dumps({"user": "u", "ts": 1600000000 + i, "clicked": 1, "likes": 1}) + "\n" for i in range(3))
+    with pytest.raises(IngestError, match="r.jsonl: no column 'id'"):
+        ingest_table(write(tmp_path / "r.jsonl", records), tmp_path / "o", spec(format="jsonl"))
+
+
+def test_binary_targets_written_as_floats_are_read(tmp_path):
+    a = write(tmp_path / "a.csv", csv_text([one_row(0, clicked="1.0"), one_row(1, clicked="0.0"), one_row(2, clicked="0")]))
+    result, frame, q = run(tmp_path, a, spec())
+    assert result.quarantined_rows == 0
+    assert by_id(frame, ["x0", "x1", "x2"]).clicked.tolist() == [1, 0, 0]
+
+
+def test_a_header_naming_a_column_twice_reads_the_first(tmp_path):
+    text = csv_text([one_row(0) + ["de"]], header=[*HEADER, "lang"])
+    _, frame, _ = run(tmp_path, write(tmp_path / "a.csv", text), spec())
+    assert frame.lang.tolist() == ["en"]
+
+
+def test_side_table_malformed_rows_are_skipped_and_unmatched_numbers_are_missing(tmp_path):
+    """A malformed side-table row is skipped with a warning (strict: an error naming its line); a row whose key
+    the side table lacks gets no value: NaN for a numeric column, not a bad row."""
+    side = write(tmp_path / "users.csv", "user,weight\nu1,2.5\nu2,1,extra\nu3,4\n")
+    joined = spec(numeric=["score", "weight"],
+                  join=[SideTableSpec(path=str(side), key="user", keep=["weight"], format="csv", header=True)])
+    rows = [one_row(0, user="u1"), one_row(1, user="u3"), one_row(2, user="u9")]
+    a = write(tmp_path / "a.csv", csv_text(rows))
+    with pytest.warns(UserWarning, match=r"users.csv: skipped 1 malformed side-table rows"):
+        result, frame, _ = run(tmp_path, a, joined)
+    assert result.quarantined_rows == 0
+    got = by_id(frame, ["x0", "x1", "x2"]).weight.tolist()
+    assert got[:2] == [2.5, 4.0] and np.isnan(got[2])
+    with pytest.raises(StrictModeError, match=r"users.csv:3:-: wrong_field_count"):
+        ingest_table(a, tmp_path / "strict", joined, strict=True)

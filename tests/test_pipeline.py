@@ -256,6 +256,42 @@ def test_predict_says_when_the_rows_start_days_after_the_serving_state(demo, tmp
     assert history_gap(builder, cutoff + 3_600) is None
 
 
+
+def test_earliest_time_is_the_smallest_of_every_row_group_of_every_file(tmp_path):
+    """Rows not in time order (row groups of 2) over two files: the smallest time, not the first group's."""
+    from rapids_engage.predict import earliest_time
+
+    pd.DataFrame({"t": [50, 40, 30, 20, 10, 60]}).to_parquet(tmp_path / "a.parquet", row_group_size=2)
+    pd.DataFrame({"t": [45, 5]}).to_parquet(tmp_path / "b.parquet")
+    assert earliest_time([tmp_path / "a.parquet"], "t") == 10
+    assert earliest_time([tmp_path / "a.parquet", tmp_path / "b.parquet"], "t") == 5
+    assert earliest_time([tmp_path / "a.parquet"], "other") is None
+
+
+def test_scorer_counts_are_never_negative():
+    """A count target's booster predicts log1p(count); a negative prediction is a count of 0 (as `predict` writes),
+    not expm1 of it (a negative count)."""
+    from types import SimpleNamespace
+
+    from rapids_engage.serve import Scorer
+
+    class Booster:
+        def inplace_predict(self, matrix):
+            return np.array([-0.5, 0.0, np.log1p(3.0)], np.float32)[: len(matrix)]
+
+    scorer = object.__new__(Scorer)
+    scorer.boosters = {"points": Booster(), "click": Booster()}
+    scorer.metas = {"points": {"features": ["f"], "objective": "reg:squarederror"},
+                    "click": {"features": ["f"], "objective": "binary:logistic"}}
+    scorer.layout = SimpleNamespace(target=lambda t: SimpleNamespace(is_regression=t == "points"))
+    out = scorer.scores(pd.DataFrame({"f": [1.0, 2.0, 3.0]}))
+    np.testing.assert_allclose(out["points"], [0.0, 0.0, 3.0], rtol=1e-6)
+    np.testing.assert_allclose(out["click"], [-0.5, 0.0, np.log1p(3.0)], rtol=1e-6)  # not a count: as predicted
+    from rapids_engage.predict import _expm1  # what `predict` writes
+
+    np.testing.assert_allclose(_expm1(pd.Series([-0.5, 0.0, np.log1p(3.0)])), [0.0, 0.0, 3.0], rtol=1e-9)
+
+
 def test_rows_after_the_validation_window_are_served_with_its_events_as_history(demo, tmp_path, capsys):
     """The day after the data: --history validation folds the validation window's labelled events into
     the serving state, so the next day's rows see them (no gap), as a state fitted on both would."""

@@ -130,8 +130,10 @@ def test_a_build_sweeps_what_killed_builds_left(store):
     from rapids_engage.features.materialize import _sweep
 
     live = store.begin()
+    elsewhere = store.begin()  # a build on another host sharing the store: cannot be checked from here
+    (elsewhere / OWNER).write_text(json.dumps({"host": "another-host", "pid": 1}))
     said = []
     _sweep(store, said.append)
-    assert temporary_dirs(store.path) == [live]
+    assert sorted(temporary_dirs(store.path)) == sorted([live, elsewhere])
     assert said[0].startswith("feature store: deleted 1 temporary dir(s) of killed builds")
-    assert "1 temporary dir(s) of builds in progress or of another host" in said[1]
+    assert "2 temporary dir(s) of builds in progress or of another host" in said[1]
