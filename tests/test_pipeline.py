@@ -256,7 +256,6 @@ def test_predict_says_when_the_rows_start_days_after_the_serving_state(demo, tmp
     assert history_gap(builder, cutoff + 3_600) is None
 
 
-
 def test_earliest_time_is_the_smallest_of_every_row_group_of_every_file(tmp_path):
     """Rows not in time order (row groups of 2) over two files: the smallest time, not the first group's."""
     from rapids_engage.predict import earliest_time
