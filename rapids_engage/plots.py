@@ -224,12 +224,14 @@ def pr_curves(
 
 
 def _pr_line(ax: Any, name: str, y: np.ndarray, scores: np.ndarray) -> dict[str, list[float]]:
-    """Draw the PR curve of ``scores`` (the oracle's dotted) and return it (empty without positives)."""
+    """Draw the PR curve of ``scores`` (the oracle's dotted) and return it (empty without positives).
+    Steps "pre": the precision of a threshold holds over the recall it adds, as in AP (the area
+    under the drawn steps) and sklearn's PrecisionRecallDisplay."""
     curve = metrics.pr_curve(y, scores, max_points=400)
     if curve["recall"]:
         ap = metrics.average_precision(y, scores)
         style = {"lw": 1.6} if name == "model" else {"lw": 1.2, "ls": ":", "color": "C2"}
-        ax.step(curve["recall"], curve["precision"], where="post", label=f"{name} (AP {_fmt(ap)})", **style)
+        ax.step(curve["recall"], curve["precision"], where="pre", label=f"{name} (AP {_fmt(ap)})", **style)
     return curve
 
 

@@ -231,6 +231,21 @@ def test_pr_axis_fits_rare_targets_and_draws_the_oracle(tmp_path, figures):
     assert plots.pr_top([], 0.0) == 1.02 and plots.pr_top([{"recall": [0.5], "precision": [0.99]}], 0.3) == 1.02
 
 
+def test_pr_steps_enclose_the_average_precision(tmp_path, figures):
+    # steps "post" held each precision over the recall of the *next* threshold: the first stretch at the
+    # curve's start (precision 1), so the area under the drawn curve was not the AP of the legend
+    rng = np.random.default_rng(0)
+    p = rng.random(300)
+    y = (rng.random(300) < 0.2 * p).astype(float)
+    plots.pr_curves({"t": y}, {"t": p}, tmp_path / "pr.png")
+    line = figures[0].axes[0].lines[0]
+    recall, precision = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
+    assert line.get_drawstyle() == "steps-pre"  # the value at x[i] holds over (x[i-1], x[i]]
+    from rapids_engage.metrics import average_precision
+
+    assert np.sum(np.diff(recall) * precision[1:]) == pytest.approx(average_precision(y, p), rel=1e-9)
+
+
 def test_feature_importance_ranks_by_total_gain(tmp_path, figures):
     class Booster:
         asked: list = []
