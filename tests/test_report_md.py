@@ -39,6 +39,15 @@ def test_no_notes_for_a_sound_model_and_no_empty_oracle_columns():
     assert "**AP**" in text and "**te_logreg / te_linreg**" in text and "MAP@10 / NDCG@10" not in text
 
 
+def test_the_glossary_names_the_positive_rate_rce_is_relative_to():
+    """metrics.rce divides by the cross entropy of the scored rows' own positive rate (README: "CE(positive
+    rate of the scored set)"); the glossary said "the training positive rate", which the constant baseline
+    (the training rate, RCE -0.09 to -1.33 on the demo, not 0) contradicts in the same report."""
+    glossary = render_markdown(_report({"like": _binary()}))
+    rce = next(line for line in glossary.splitlines() if line.startswith("| **RCE** |"))
+    assert "training positive rate" not in rce and "positive rate of the validation rows scored" in rce
+
+
 def test_a_lost_worker_is_a_note_that_the_metrics_may_differ():
     """A run that lost a worker kept every row, but its models may have trained on fewer workers (RCE moved
     on the demo with one of two workers killed), so the note must not claim the results stand."""
