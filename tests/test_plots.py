@@ -261,6 +261,27 @@ def test_feature_importance_ranks_by_total_gain(tmp_path, figures):
     assert [t.get_text() for t in ax.get_yticklabels()] == ["rare", "common"]  # largest on top
 
 
+def test_feature_importance_keeps_room_for_bars_beside_long_names(tmp_path, figures):
+    # 130-character feature names (target encodings of several long columns) took the whole fixed-width
+    # panel: constrained layout squeezed the bars to a sliver and the panels' axis labels overlapped
+    class Booster:
+        def __init__(self, scores):
+            self.scores = scores
+
+        def get_score(self, importance_type):
+            return self.scores
+
+    long = {"te_" + "engaging_user_id__engaged_with_user_id__language__tweet_type__hour" * 2 + f"_{i}": 100.0 - i for i in range(20)}
+    plots.feature_importance({"like": Booster(long), "reply": Booster({"a": 1.0, "b": 2.0})}, tmp_path / "fi.png")
+    fig = figures[0]
+    fig.canvas.draw()  # constrained layout places the axes
+    for ax in fig.axes[:2]:
+        assert ax.get_position().width * fig.get_figwidth() > 2.0  # inches of bars
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert max(map(len, labels)) == plots.MAX_LABEL_CHARS and labels[-1].startswith("te_engaging") and labels[-1].endswith("hour_0")
+    assert len(set(labels)) == 20 and plots.short_name("f_a") == "f_a"
+
+
 def test_learning_curves_labels_baselines_and_integer_rounds(tmp_path, figures):
     histories = {"like": {"logloss": [0.6, 0.5, 0.45, 0.46]}, "points": {"rmse": [1.2, 1.1, 1.05]},
                  "click": {"ndcg@10": [0.2, 0.3, 0.31]}}
