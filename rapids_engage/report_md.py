@@ -318,7 +318,10 @@ def _notes(report: Mapping[str, Any]) -> list[str]:
         n = _number(m.get("n"))
         if kind == "binary" and rce is not None and rce <= 0:
             notes.append(f"**{target}**: RCE {rce:.2f} ≤ 0: no better than predicting the positive rate.")
-        if kind == "binary" and pos is not None and n is not None and round(pos * n) < MIN_POSITIVES:
+        if kind == "binary" and pos is not None and n is not None and round(pos * n) == 0:
+            notes.append(f"**{target}**: no positive in the validation window: its AP, RCE and AUC are undefined (—), "
+                         "the rows cannot tell how good the model is.")
+        elif kind == "binary" and pos is not None and n is not None and round(pos * n) < MIN_POSITIVES:
             positives = round(pos * n)
             notes.append(f"**{target}**: {positives:,} positive{'' if positives == 1 else 's'} in the validation window: "
                          "its metrics are noisy.")

@@ -32,6 +32,15 @@ def test_notes_flag_weak_noisy_and_beaten_models():
     assert "**quote**: 1 positive in the validation window" in one  # not "1 positives"
 
 
+def test_a_target_without_validation_positives_is_not_called_noisy():
+    """A rare target with no positive in the validation window (the demo's quote at 3,000 rows) has no AP, RCE or
+    AUC (— in the table); the note said "0 positives in the validation window: its metrics are noisy"."""
+    text = render_markdown(_report({"quote": _binary(ap=None, rce=None, auc=None, positive_rate=0.0, baselines={})}))
+    notes = text[text.index("## Notes"):text.index("## Reading the metrics")]
+    assert "**quote**: no positive in the validation window: its AP, RCE and AUC are undefined" in notes
+    assert "noisy" not in notes
+
+
 def test_no_notes_for_a_sound_model_and_no_empty_oracle_columns():
     text = render_markdown(_report({"like": _binary()}))
     assert "## Notes" not in text and "oracle" not in text.lower() and "-0.00" not in text
