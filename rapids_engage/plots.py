@@ -283,11 +283,16 @@ def binned_medians(y: np.ndarray, p: np.ndarray, n_bins: int = 20) -> tuple[np.n
 # --------------------------------------------------------------------------- calibration
 
 
+def _n_bins(rows: int, n_bins: int) -> int:
+    """The bins of a reliability curve of ``rows`` rows: ``n_bins``, fewer when a bin would hold under :data:`MIN_BIN_ROWS`."""
+    return max(min(n_bins, rows // MIN_BIN_ROWS), 1)
+
+
 def quantile_calibration(y: np.ndarray, p: np.ndarray, n_bins: int = CALIBRATION_BINS) -> dict[str, np.ndarray]:
     """Reliability curve on bins of equal row counts of ``p`` (:func:`equal_count_bins`; fewer bins
     when there are under :data:`MIN_BIN_ROWS` rows a bin): {"mean_pred", "frac_pos", "count"} of
     the non-empty bins by increasing prediction. The counts add up to the rows."""
-    n_bins = max(min(n_bins, len(p) // MIN_BIN_ROWS), 1)
+    n_bins = _n_bins(len(p), n_bins)
     bins = equal_count_bins(p, n_bins)
     count = np.bincount(bins, minlength=n_bins).astype(np.float64)
     nz = count > 0
@@ -333,7 +338,9 @@ def calibration_curves(
         _calibration_panel(ax, y, p, n_bins)
         ax.grid(alpha=0.3)
         _legend_below(ax)
-    _title(fig, axes, f"Calibration ({n_bins} bins of equal rows, validation)")
+    used = {_n_bins(len(p), n_bins) for _, _, _, p in panels if len(p)} or {n_bins}
+    bins = f"{used.pop()} bins" if len(used) == 1 else f"up to {n_bins} bins"  # what the panels show, not what was asked
+    _title(fig, axes, f"Calibration ({bins} of equal rows, validation)")
     return _save(fig, path)
 
 

@@ -210,6 +210,15 @@ def test_calibration_axes_fit_the_data(tmp_path, figures):
     assert "perfectly calibrated" in texts
 
 
+def test_calibration_title_counts_the_bins_drawn(tmp_path, figures):
+    # 111 validation rows (the demo at 3,000 rows) make 5 bins of 20+ rows; the title said "15 bins"
+    y, p = _rare(111)
+    plots.calibration_curves({"a": y, "b": y}, {"a": p, "b": p}, tmp_path / "c.png")
+    assert figures[0].get_suptitle().startswith("Calibration (5 bins of equal rows")
+    plots.calibration_curves({"a": y, "b": np.r_[y, y, y]}, {"a": p, "b": np.r_[p, p, p]}, tmp_path / "c.png")
+    assert figures[1].get_suptitle().startswith(f"Calibration (up to {plots.CALIBRATION_BINS} bins of equal rows")
+
+
 def test_calibration_greys_out_small_bins(tmp_path, figures):
     # 19 rows: one bin, under MIN_BIN_ROWS
     plots.calibration_curves({"t": np.r_[np.zeros(15), np.ones(4)]}, {"t": np.linspace(0.1, 0.5, 19)}, tmp_path / "c.png")
