@@ -317,7 +317,7 @@ def _notes(report: Mapping[str, Any]) -> list[str]:
         rce, pos, rounds = _number(m.get("rce")), _number(m.get("positive_rate")), _number(m.get("best_iteration"))
         n = _number(m.get("n"))
         if kind == "binary" and rce is not None and rce <= 0:
-            notes.append(f"**{target}**: RCE {rce:.2f} ≤ 0: no better than predicting the positive rate.")
+            notes.append(f"**{target}**: RCE {_fmt(rce, 2)} ≤ 0: no better than predicting the positive rate.")  # as in the table
         if kind == "binary" and pos is not None and n is not None and round(pos * n) == 0:
             notes.append(f"**{target}**: no positive in the validation window: its AP, RCE and AUC are undefined (—), "
                          "the rows cannot tell how good the model is.")

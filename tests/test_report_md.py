@@ -41,6 +41,12 @@ def test_a_target_without_validation_positives_is_not_called_noisy():
     assert "noisy" not in notes
 
 
+def test_a_note_shows_the_rce_as_the_table_does():
+    """The table prints an RCE of -0.001 as 0.00 (no "-0.00"); the note beside it printed "RCE -0.00 ≤ 0"."""
+    text = render_markdown(_report({"like": _binary(rce=-0.001)}))
+    assert "| 0.00 |" in text and "**like**: RCE 0.00 ≤ 0" in text and "-0.00" not in text
+
+
 def test_no_notes_for_a_sound_model_and_no_empty_oracle_columns():
     text = render_markdown(_report({"like": _binary()}))
     assert "## Notes" not in text and "oracle" not in text.lower() and "-0.00" not in text
