@@ -83,7 +83,10 @@ def validate(report: dict) -> None:
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
-    return "—" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    text = f"{value:.{digits}f}"
+    return text[1:] if text == f"-{0:.{digits}f}" else text  # no "-0.00": report.md prints 0.00
 
 
 def _metric(m: dict, key: str) -> Any:

@@ -45,6 +45,13 @@ def test_a_note_shows_the_rce_as_the_table_does():
     """The table prints an RCE of -0.001 as 0.00 (no "-0.00"); the note beside it printed "RCE -0.00 ≤ 0"."""
     text = render_markdown(_report({"like": _binary(rce=-0.001)}))
     assert "| 0.00 |" in text and "**like**: RCE 0.00 ≤ 0" in text and "-0.00" not in text
+    from rich.console import Console
+
+    from rapids_engage.report import print_summary
+
+    console = Console(width=300, record=True)
+    print_summary(_report({"like": _binary(rce=-0.001)}), console, Path("r/report.json"))
+    assert " 0.00 " in console.export_text() and "-0.00" not in console.export_text()  # the terminal table too
 
 
 def test_no_notes_for_a_sound_model_and_no_empty_oracle_columns():
