@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .atomic import write_text
+from .report_md import fmt_number
 from .skew import describe
 
 REQUIRED_TARGET_KEYS = ("ap", "rce", "auc", "positive_rate", "oracle_rce")
@@ -82,13 +83,6 @@ def validate(report: dict) -> None:
             raise ValueError(f"report.json targets.{target} misses {missing}")
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    text = f"{value:.{digits}f}"
-    return text[1:] if text == f"-{0:.{digits}f}" else text  # no "-0.00": report.md prints 0.00
-
-
 def _metric(m: dict, key: str) -> Any:
     if key.startswith("base:"):
         _, name, metric = key.split(":")
@@ -129,7 +123,7 @@ def metrics_tables(report: dict, title: str = "validation metrics") -> list[Tabl
             table.add_column(header, justify="left" if header == "target" else "right")
         for target, m in targets.items():
             trees = [str(m["best_iteration"] + 1) if m.get("best_iteration") is not None else "—"] if rounds else []
-            table.add_row(target, *(_fmt(_metric(m, key), digits) for _, key, digits in columns), *trees)
+            table.add_row(target, *(fmt_number(_metric(m, key), digits) for _, key, digits in columns), *trees)
         tables.append(table)
     return tables
 

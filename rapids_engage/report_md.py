@@ -64,7 +64,9 @@ def _number(value: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
+def fmt_number(value: Any, digits: int = 4) -> str:
+    """``value`` with ``digits`` decimals, a dash when it is no finite number; never ``-0.00`` (the terminal
+    table prints numbers this way too)."""
     x = _number(value)
     return DASH if x is None else f"{x:.{digits}f}".replace(f"-{0:.{digits}f}", f"{0:.{digits}f}")  # no "-0.00"
 
@@ -190,11 +192,11 @@ def _metrics(report: Mapping[str, Any]) -> list[str]:
     header += [f"{c} {name}" for name in baselines for c, _, _ in _BASELINE_METRICS]
     rows = []
     for target, m in targets.items():
-        row = [f"**{target}**", _positives(m), *(_fmt(m.get(k), d) for _, k, d in first), *([_pct_of_oracle(m)] if oracle else [])]
-        row += [*(_fmt(m.get(k), d) for _, k, d in _TAIL_COLUMNS), _rounds(m)]
+        row = [f"**{target}**", _positives(m), *(fmt_number(m.get(k), d) for _, k, d in first), *([_pct_of_oracle(m)] if oracle else [])]
+        row += [*(fmt_number(m.get(k), d) for _, k, d in _TAIL_COLUMNS), _rounds(m)]
         for name in baselines:
             b = (m.get("baselines") or {}).get(name) or {}
-            row += [_fmt(b.get(k), d) for _, k, d in _BASELINE_METRICS]
+            row += [fmt_number(b.get(k), d) for _, k, d in _BASELINE_METRICS]
         rows.append(row)
     lines = [title, "", *_table(header, rows), ""]
     lines += [
@@ -207,7 +209,7 @@ def _metrics(report: Mapping[str, Any]) -> list[str]:
     ]
     extra = [(c, k, d) for c, k, d in _EXTRA_COLUMNS if any(_number(m.get(k)) is not None for m in targets.values())]
     if extra:
-        rows = [[f"**{t}**", *(_fmt(m.get(k), d) for _, k, d in extra)] for t, m in targets.items()]
+        rows = [[f"**{t}**", *(fmt_number(m.get(k), d) for _, k, d in extra)] for t, m in targets.items()]
         title2 = "### Grouped and oracle metrics" if oracle else "### Grouped metrics"
         lines += [title2, "", *_table(["target", *(c for c, _, _ in extra)], rows), ""]
         if any(k.endswith("_grouped") for _, k, _ in extra):
@@ -230,9 +232,9 @@ def _beside_baselines(targets: Mapping[str, Mapping[str, Any]], columns: tuple) 
     """Rows ``target / model-or-baseline`` with ``columns`` for the model and each of its baselines."""
     rows = []
     for target, m in targets.items():
-        rows.append([f"**{target}**", "model", *(_fmt(m.get(k), d) for _, k, d in columns), _rounds(m)])
+        rows.append([f"**{target}**", "model", *(fmt_number(m.get(k), d) for _, k, d in columns), _rounds(m)])
         for name, b in (m.get("baselines") or {}).items():
-            rows.append(["", name, *(_fmt(b.get(k), d) for _, k, d in columns), DASH])
+            rows.append(["", name, *(fmt_number(b.get(k), d) for _, k, d in columns), DASH])
     return rows
 
 
@@ -250,7 +252,7 @@ def _ranking(report: Mapping[str, Any]) -> list[str]:
 
 def _skew(report: Mapping[str, Any]) -> list[str]:
     """The features models lean on whose signal is gone in validation (:mod:`rapids_engage.skew`)."""
-    rows = [[f"**{t}**", d["feature"], d["measure"], _fmt(d["train"], 3), _fmt(d["valid"], 3), f"{d['gain_share']:.0%}"]
+    rows = [[f"**{t}**", d["feature"], d["measure"], fmt_number(d["train"], 3), fmt_number(d["valid"], 3), f"{d['gain_share']:.0%}"]
             for t, m in (report.get("targets") or {}).items() for d in m.get("skew") or []]
     if not rows:
         return []
@@ -272,7 +274,7 @@ def _regression(report: Mapping[str, Any]) -> list[str]:
     if not targets:
         return []
     header = ["target", "predictions", *(c for c, _, _ in _COUNT_METRICS), "rounds"]
-    means = "; ".join(f"{t} {_fmt(m.get('mean'), 2)}" for t, m in targets.items())
+    means = "; ".join(f"{t} {fmt_number(m.get('mean'), 2)}" for t, m in targets.items())
     objectives = "; ".join(f"{t} `{m['objective']}`" + (" on counts" if _raw_counts(m) else " on log1p(count)")
                            for t, m in targets.items() if m.get("objective"))
     return [
@@ -317,7 +319,7 @@ def _notes(report: Mapping[str, Any]) -> list[str]:
         rce, pos, rounds = _number(m.get("rce")), _number(m.get("positive_rate")), _number(m.get("best_iteration"))
         n = _number(m.get("n"))
         if kind == "binary" and rce is not None and rce <= 0:
-            notes.append(f"**{target}**: RCE {_fmt(rce, 2)} ≤ 0: no better than predicting the positive rate.")  # as in the table
+            notes.append(f"**{target}**: RCE {fmt_number(rce, 2)} ≤ 0: no better than predicting the positive rate.")  # as in the table
         if kind == "binary" and pos is not None and n is not None and round(pos * n) == 0:
             notes.append(f"**{target}**: no positive in the validation window: its AP, RCE and AUC are undefined (—), "
                          "the rows cannot tell how good the model is.")
@@ -335,7 +337,7 @@ def _notes(report: Mapping[str, Any]) -> list[str]:
                      if _number(m.get(k)) is not None and _number(b.get(k)) is not None
                      and (b[k] > m[k] if higher else b[k] < m[k])]
             if worse:
-                what = ", ".join(f"{_LABELS.get(k, k)} {_fmt(v_b, _DIGITS.get(k, 4))} vs {_fmt(v_m, _DIGITS.get(k, 4))}"
+                what = ", ".join(f"{_LABELS.get(k, k)} {fmt_number(v_b, _DIGITS.get(k, 4))} vs {fmt_number(v_m, _DIGITS.get(k, 4))}"
                                  for k, v_m, v_b in worse)
                 notes.append(f"**{target}**: the {name} baseline is better on {what}.")
     if not notes:
@@ -380,12 +382,12 @@ def _timings(report: Mapping[str, Any]) -> list[str]:
     peaks = [(h, memory[k]) for h, k in (("peak host RSS GiB", "host_rss_peak_bytes"), ("peak GPU memory GiB", "gpu_used_peak_bytes"))
              if memory.get(k)]
     rows = [
-        [stage, _fmt(s, 2), f"{100.0 * s / total:.1f}%" if s is not None and total > 0 else DASH,
-         *(_fmt(_gib(p.get(stage)), 2) for _, p in peaks)]
+        [stage, fmt_number(s, 2), f"{100.0 * s / total:.1f}%" if s is not None and total > 0 else DASH,
+         *(fmt_number(_gib(p.get(stage)), 2) for _, p in peaks)]
         for stage, s in timings.items()
     ]
     rows.append(["**total**", f"**{total:.2f}**", "100.0%" if total > 0 else DASH,
-                 *(_fmt(_gib(max(p.values())), 2) for _, p in peaks)])
+                 *(fmt_number(_gib(max(p.values())), 2) for _, p in peaks)])
     lines = ["## Stage timings", "", *_table(["stage", "seconds", "share", *(h for h, _ in peaks)], rows), "",
              "The run's wall time (\"done in\") also counts starting and stopping the cluster, "
              "drawing the plots and writing the report.", ""]
