@@ -46,6 +46,9 @@ class _LostConnections(logging.Filter):
         # a peer it fetched data from died (killed for memory under a tight cluster.memory_limit): dask fetches
         # or recomputes the data, and the run says what workers it lost
         "Worker stream died during communication",
+        # a peer it sent data to went mid-send (the run stopped by Ctrl-C or an error, or the peer killed): the
+        # transfer is the receiver's to redo; the run says what stopped it or which workers it lost
+        "failed during get data with",
     )
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -76,6 +76,17 @@ def _peer_gone(dask_worker) -> None:
         logging.getLogger("distributed.worker").exception("Worker stream died during communication: %s", "tcp://127.0.0.1:1")
 
 
+def _receiver_gone(dask_worker) -> None:
+    """What a worker logs when the peer it sends data to goes mid-send (a Ctrl-C stopped the run)."""
+    import logging
+
+    try:
+        raise OSError("Stream is closed")
+    except OSError:
+        logging.getLogger("distributed.worker").exception("failed during get data with %s -> %s", "tcp://127.0.0.1:1",
+                                                          "tcp://127.0.0.1:2")
+
+
 #: What our workers' preload filters: (what makes a worker log it, what distributed prints).
 NOISE = {
     # the scheduler is the driver's, gone at the close: a run that stopped on an error printed ~25 lines under
@@ -83,6 +94,8 @@ NOISE = {
     "heartbeat": (_heartbeat_to_a_gone_scheduler, "during heartbeat"),
     # a worker killed for memory (cluster.memory_limit=400MB) made the other print ~25 lines mid-stage
     "peer lost": (_peer_gone, "Worker stream died"),
+    # a Ctrl-C in the feature build: the traceback of a send to a peer already gone printed above `error: interrupted`
+    "receiver lost": (_receiver_gone, "failed during get data"),
 }
 
 
