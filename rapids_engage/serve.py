@@ -106,19 +106,19 @@ class Scorer:
         import pandas as pd
 
         reader = self._record_reader()
-        rows, rejected = reader.read(records)
-        if isinstance(records, pd.DataFrame) and not records.index.equals(pd.RangeIndex(len(records))):  # its own labels
-            rows.index = pd.Index(records.index[rows.index.to_numpy()], name="record")
-            rejected["record"] = records.index[rejected["record"].to_numpy(dtype="int64")]
+        rows, rejected = reader.read(records)  # indexed by record position until the stale ones are out
         end = self.builder.history_end()
         early = rows[self.layout.time] < end if end is not None else pd.Series(False, index=rows.index)
         if early.any():  # one stale record must not fail the batch: rejected, as ingest would reject a bad one
             first = rows.loc[early].groupby(level=0)[self.layout.time].min()
             stale = pd.DataFrame({"record": first.index, "column": reader.time_column, "reason": "before_training_end",
-                                  "detail": [f"{utc(int(t))} is before the end of the training window "
+                                  "detail": [f"{utc(int(t))} is before the end of {self.builder.history_window()} "
                                              f"({utc(end)}): history features would see the future" for t in first]})
             rejected = pd.concat([rejected, stale], ignore_index=True).sort_values("record", kind="stable", ignore_index=True)
             rows = rows.loc[~rows.index.isin(first.index)]
+        if isinstance(records, pd.DataFrame) and not records.index.equals(pd.RangeIndex(len(records))):  # its own labels
+            rows.index = pd.Index(records.index[rows.index.to_numpy()], name="record")  # (labels may repeat: positions
+            rejected["record"] = records.index[rejected["record"].to_numpy(dtype="int64")]  # picked the stale rows)
         if not len(rows):
             ids = id_columns(self.layout, rows.columns)
             return pd.DataFrame({c: rows[c] for c in ids} | {PRED_PREFIX + t: pd.Series([], dtype="float64") for t in self.targets}), rejected

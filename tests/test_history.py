@@ -358,3 +358,17 @@ def test_extend_refuses_earlier_or_unlabelled_events():
     with pytest.raises(Exception, match=r"need every label: column\(s\) \['like'\] have missing values"):
         enc.extend(later)
     assert enc.extend(frame.head(0)) is enc
+
+
+def test_rows_before_an_extended_state_end_are_not_said_to_precede_training():
+    """After extend, the state ends with the events: rows refused for preceding it are told so (the
+    message named "the end of the training window" with the events' end date, as `predict --history
+    validation` of the validation rows showed)."""
+    frame = make_frame(40, 3, 8, seed=2)
+    cut = int(frame[T].median())
+    enc = encoder(["engaging_user_id"]).fit(frame[frame[T] <= cut])
+    assert enc.window() == "the training window"
+    enc.extend(frame[frame[T] > cut])
+    with pytest.raises(Exception, match=r"end of the training window and the history events folded in \("):
+        enc.transform(frame[frame[T] > cut].drop(columns=TARGETS))
+    assert HistoryEncoder(**enc.params()).set_state(enc.state_, enc.t_end_, enc.targets_).window() == "the training window"

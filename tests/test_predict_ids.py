@@ -128,6 +128,21 @@ def test_rows_the_state_cannot_serve_are_one_line_errors(trained):
     assert history_gap(scorer.builder, int(rows["event_time"].max()) * 1000) is None
 
 
+def test_a_stale_record_drops_only_itself_when_frame_labels_repeat(trained):
+    """predict_records of a DataFrame whose index repeats a label (batches concatenated without
+    ignore_index): a record before the training end is rejected, and the good record sharing its
+    label is still scored (it used to vanish: the stale rows were dropped by label, not position)."""
+    tmp, _, _ = trained
+    new = _posts(3, 2, START + DAYS * 86400, 1).drop(columns=["points"]).astype(str)
+    old = _posts(1, 3, START, 1).drop(columns=["points"]).astype(str)  # the first day: before the training end
+    batch = pd.concat([old, new.iloc[:2]]).set_axis(["a", "a", "b"])
+    preds, rejected = Scorer(tmp / "run").predict_records(batch)
+    assert preds.index.tolist() == ["a", "b"] and preds["raw_id"].tolist() == new["id"].iloc[:2].tolist()
+    assert rejected[["record", "reason"]].values.tolist() == [["a", "before_training_end"]]
+    alone, _ = Scorer(tmp / "run").predict_records(new.iloc[:2])
+    np.testing.assert_allclose(preds["pred_points"].to_numpy(), alone["pred_points"].to_numpy())
+
+
 def test_raw_ids_are_never_features(trained):
     tmp, _, report = trained
     models = tmp / "run" / "models"

@@ -207,6 +207,11 @@ class FeatureBuilder:
         ends = [e.t_end_ for e in self.history_encoders if getattr(e, "t_end_", None) is not None]
         return max(ends) if ends else None
 
+    def history_window(self) -> str:
+        """What :meth:`history_end` ends, for messages: "the training window", or that and the events
+        :meth:`extend_history` folded in."""
+        return self.history_encoders[0].window() if self.history_encoders else "the training window"
+
     def extend_history(self, events: Any) -> FeatureBuilder:
         """Fold labelled events that follow the training window into every history encoder's serving
         state (:meth:`~.history.HistoryEncoder.extend`): rows scored after them see them as history.

@@ -358,11 +358,14 @@ class HistoryEncoder:
         events = self._event_rows(X, targets)
         t_end = max(self.t_end_, int(t.max()))
         merged = lib.concat([state, events.astype({c: state.dtypes[c] for c in events.columns})], ignore_index=True)
-        return self.set_state(self._aggregate(merged, t_end, targets), t_end, targets)
+        self.set_state(self._aggregate(merged, t_end, targets), t_end, targets)
+        self.extended_ = True  # the state now ends with the events: messages say so, not "the training window"
+        return self
 
     def set_state(self, state: Any, t_end: int, targets: list[str]) -> HistoryEncoder:
         """Finish fitting from state rows (e.g. concatenated :meth:`state_partition` outputs)."""
         self.state_ = state
+        self.extended_ = False
         self._index = None  # the key index of transform, rebuilt from this state on first use
         self.t_end_ = int(t_end)
         self.targets_ = list(targets)
@@ -398,9 +401,9 @@ class HistoryEncoder:
         if len(t_new) and int(t_new.min()) < self.t_end_:
             early = int((t_new < self.t_end_).sum())
             raise DataError(
-                f"history features ({self.name}) serve rows at or after the end of the training window "
+                f"history features ({self.name}) serve rows at or after the end of {self.window()} "
                 f"({utc(self.t_end_)}): {early:,} of {len(t_new):,} rows are earlier (the earliest at "
-                f"{utc(int(t_new.min()))}); score rows from after training"
+                f"{utc(int(t_new.min()))}); score rows from after it"
             )
         state, g, m_kept = self._state_rows(X)
         g = xp.concatenate([g[:m_kept], _alone_if_null(g[m_kept:], X[self.columns], int(g.max()) + 1 if len(g) else 0)])
@@ -419,6 +422,11 @@ class HistoryEncoder:
             last[target] = stacked(state[_last(target)], t_new)
         feats = _features(xp, g, t, n, lab, pos, last, self.windows, self.days, self.rates, self.label_delay)
         return self._attach(X, feats, targets, start=m_kept)
+
+    def window(self) -> str:
+        """What the serving state's history spans, for messages: the training window, or that plus the
+        events :meth:`extend` folded in (its end is then theirs, not training's)."""
+        return "the training window and the history events folded in" if getattr(self, "extended_", False) else "the training window"
 
     def _state_rows(self, X: Any) -> tuple[dict, Any, int]:
         """The state rows of the keys of ``X``: (column -> array, key ids of those rows then of
