@@ -121,7 +121,8 @@ class Scorer:
             rejected["record"] = records.index[rejected["record"].to_numpy(dtype="int64")]  # picked the stale rows)
         if not len(rows):
             ids = id_columns(self.layout, rows.columns)
-            return pd.DataFrame({c: rows[c] for c in ids} | {PRED_PREFIX + t: pd.Series([], dtype="float64") for t in self.targets}), rejected
+            dtypes = {t: "float64" if self.layout.target(t).is_regression else "float32" for t in self.targets}  # as scores'
+            return pd.DataFrame({c: rows[c] for c in ids} | {PRED_PREFIX + t: pd.Series([], dtype=d) for t, d in dtypes.items()}), rejected
         preds = self.predict(rows.reset_index(drop=True))
         preds = preds.to_pandas() if is_gpu_object(preds) else preds  # records come from the host, answers go back there
         preds.index = rows.index  # the record of each row

@@ -194,6 +194,7 @@ def test_ingest_unlabelled_csv_then_predict(planted, tmp_path, capsys):
     # a one-record request lacking a field is rejected as in a batch, never an exception; a misspelt field too
     none, lacking = Scorer(tmp / "run").predict_records([{"id": "1", "author": "a"}])
     assert none.empty and lacking[["record", "column", "reason"]].values.tolist() == [[0, "time", "bad_time"]]
+    assert none.dtypes.to_dict() == preds_stale.dtypes.to_dict()  # the columns and dtypes of an answer with rows
     typo = {("autor" if k == "author" else k): v for k, v in records[0].items()}
     _, misspelt = Scorer(tmp / "run" / "models").predict_records([typo, records[1]])  # models/ too
     assert misspelt.values.tolist() == [[0, "author", "unknown_field",
