@@ -161,3 +161,4 @@ def test_the_run_table_says_what_dask_spilled():
     assert "| spilled | 1.50 GiB written to disk by dask above cluster.memory_limit |" in render_markdown(
         _report({"like": _binary()}, spilled_bytes=3 * 2**29))
     assert "spilled" not in render_markdown(_report({"like": _binary()}, spilled_bytes=0))
+    assert "| spilled | 3.0 MiB written" in render_markdown(_report({"like": _binary()}, spilled_bytes=3 * 2**20))  # not 0.00 GiB
