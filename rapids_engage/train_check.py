@@ -36,21 +36,17 @@ def check_params(cfg: TrainConfig, layout: Layout, backend: Backend) -> None:
         kind = layout.target(target).kind
         params = xgb_params(cfg, target, backend, kind)
         try:
-            fits_raw_counts(params, target, kind)
-            if is_ranking(params["objective"]) and kind == "count":  # XGBoost's rank objectives / NDCG take 0/1 or whole relevance
-                raise ValueError(f"objective {params['objective']} ranks the rows of a group by a 0/1 target; {target!r} is a "
-                                 "count target (its label is log1p(count)): leave it to the count objectives")
-            if is_ranking(params["objective"]) and layout.group is None:
-                raise ValueError(f"objective {params['objective']} ranks the rows of a group: set data.table.group")
-            if is_ranking(params["objective"]) and cfg.external_memory:
-                raise ValueError(f"objective {params['objective']} needs xgboost.dask: set train.external_memory: false")
             if params.get("scale_pos_weight") == BALANCED:
                 if kind == "count" or is_ranking(params["objective"]):
                     raise ValueError(f"{BALANCED} weighs the classes of a 0/1 target; {target!r} is "
                                      + ("ranked" if kind != "count" else "a count target"))
                 params["scale_pos_weight"] = 1.0  # any number: XGBoost checks the rest
             _xgboost_validates({**params, "device": "cpu"})
-            _fits_kind(params["objective"], target, kind)  # a known objective (XGBoost named an unknown one)
+            _fits_kind(params, target, kind)  # a known objective (XGBoost named an unknown one)
+            if is_ranking(params["objective"]) and layout.group is None:
+                raise ValueError(f"objective {params['objective']} ranks the rows of a group: set data.table.group")
+            if is_ranking(params["objective"]) and cfg.external_memory:
+                raise ValueError(f"objective {params['objective']} needs xgboost.dask: set train.external_memory: false")
         except ValueError as exc:
             message = str(exc).removeprefix("train: ")
             raise ConfigError(f"{_config_key(cfg, target, message)}: {message}") from None
@@ -63,8 +59,15 @@ PROBABILITY_OBJECTIVES = ("binary:logistic", "reg:logistic")
 CLASS_OBJECTIVES = ("binary:", "multi:", "survival:", "reg:logistic")
 
 
-def _fits_kind(objective: str, target: str, kind: str) -> None:
-    """ValueError when ``objective`` cannot model a target of ``kind`` as the evaluation reads it (ranking: its own check)."""
+def _fits_kind(params: dict[str, Any], target: str, kind: str) -> None:
+    """ValueError when the objective of ``params`` cannot model a target of ``kind`` as training and the evaluation
+    read it: a raw-count objective of a 0/1 target, a ranking or class objective of a count target, an objective
+    predicting no probabilities of a 0/1 target."""
+    fits_raw_counts(params, target, kind)
+    objective = params["objective"]
+    if is_ranking(objective) and kind == "count":  # XGBoost's rank objectives / NDCG take 0/1 or whole relevance
+        raise ValueError(f"objective {objective} ranks the rows of a group by a 0/1 target; {target!r} is a "
+                         "count target (its label is log1p(count)): leave it to the count objectives")
     if is_ranking(objective):
         return
     if kind == "count" and objective.startswith(CLASS_OBJECTIVES):
