@@ -251,7 +251,11 @@ def _calibration_bins(y: Any, p: Any, xp: ModuleType, n_bins: int) -> tuple[Any,
     return per_bin(None), per_bin(p), per_bin(y)
 
 
-def expected_calibration_error(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> float:
+#: Equal-width probability bins of the ECE in report.json (and the calibration plots' legends).
+ECE_BINS = 10
+
+
+def expected_calibration_error(y: ArrayLike, p: ArrayLike, n_bins: int = ECE_BINS) -> float:
     """ECE: count-weighted mean of |mean(p) - mean(y)| over equal-width bins on [0, 1]."""
     _check_whole("n_bins", n_bins)
     xp, y, p = _checked(y, p, binary=True)
@@ -532,7 +536,7 @@ def binary_report(y: ArrayLike, p: ArrayLike, key: ArrayLike | None = None) -> d
         "rce": _rce(ll, positive_rate),
         "auc": _auc(tps, fps, xp),
         "log_loss": ll,
-        "ece": _ece(y, p, xp, 10),
+        "ece": _ece(y, p, xp, ECE_BINS),
         "positive_rate": positive_rate,
         "n": int(n),
     }

@@ -328,7 +328,7 @@ def calibration_curves(
     """Reliability diagram per target: observed positive rate against mean prediction on ``n_bins``
     bins of equal row counts (:func:`quantile_calibration`), bins under :data:`MIN_BIN_ROWS` rows
     grey, axes fitted to the bins (:func:`calibration_limits`), the diagonal of perfect calibration;
-    the ECE (report.json's) and the mean prediction against the positive rate in the legend."""
+    the ECE (report.json's, on its own equal-width bins) and the mean prediction against the positive rate in the legend."""
     fig, axes, panels = _panels(labels, preds, panel_h=4.6)
     for ax, target, y, p in panels:
         ax.set(title=target, xlabel="mean prediction (bin)", ylabel="positive rate (bin)")
@@ -350,8 +350,8 @@ def _calibration_panel(ax: Any, y: np.ndarray, p: np.ndarray, n_bins: int) -> No
     lo, hi, log = calibration_limits(x, rate)
     ax.plot([lo, hi], [lo, hi], ls="--", lw=1.0, color="0.5", label="perfectly calibrated")
     shown = np.where(rate > 0, rate, lo) if log else rate  # log axes: bins without a positive at the bottom edge
-    ece = metrics.expected_calibration_error(y, p)
-    ax.plot(x[~few], shown[~few], "o-", lw=1.4, ms=4, label=f"model (ECE {_fmt(ece)})")
+    ece = metrics.expected_calibration_error(y, p, metrics.ECE_BINS)
+    ax.plot(x[~few], shown[~few], "o-", lw=1.4, ms=4, label=f"model (ECE {_fmt(ece)}, {metrics.ECE_BINS} equal-width bins)")
     if few.any():
         ax.plot(x[few], shown[few], "o", ms=4, color="0.7", label=f"bin < {MIN_BIN_ROWS} rows")
     if log and (rate == 0).any():

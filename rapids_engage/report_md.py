@@ -352,7 +352,7 @@ _GLOSSARY = (
     ("AP", "average precision: the area under the precision-recall curve (RecSys 2021)."),
     ("RCE", "relative cross entropy: the % by which the model's log loss beats predicting the positive rate of the "
      "validation rows scored (RecSys 2021); the constant baseline predicts the training rate, hence its RCE slightly below 0."),
-    ("AUC / log loss / ECE", "ROC AUC; mean log loss; expected calibration error (mean |predicted − observed| over probability bins)."),
+    ("AUC / log loss / ECE", "ROC AUC; mean log loss; expected calibration error (row-weighted mean |predicted − observed| over 10 equal-width probability bins; the calibration plot's points are bins of equal rows)."),
     ("MAP@10 / NDCG@10 / MRR", "per ranking group (e.g. an impression) with a positive: mean average precision and "
      "normalised discounted cumulative gain of the top 10, reciprocal rank of the first positive; averaged over groups. "
      "tied@10: the share of top-10 rows tied with another row of their group (ties ordered by a hash of the row key)."),

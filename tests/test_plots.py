@@ -208,6 +208,10 @@ def test_calibration_axes_fit_the_data(tmp_path, figures):
     texts = [t.get_text() for t in rare.get_legend().get_texts()]
     assert f"mean prediction {p_rare.mean():.4f}\nvs positive rate {y_rare.mean():.4f}" in texts
     assert "perfectly calibrated" in texts
+    # the legend's ECE is report.json's, on its own bins (equal-width), not the drawn bins of equal rows
+    from rapids_engage.metrics import ECE_BINS, binary_report
+    ece = binary_report(y_rare, p_rare)["ece"]
+    assert f"model (ECE {plots._fmt(ece)}, {ECE_BINS} equal-width bins)" in texts
 
 
 def test_calibration_title_counts_the_bins_drawn(tmp_path, figures):
