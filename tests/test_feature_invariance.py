@@ -185,3 +185,26 @@ def test_the_build_names_the_key_tables_it_kept_partitioned(events):
     assert len(lines) == 1 and lines[0].startswith(
         f"feature store: {len(builder.partitioned)} key table(s) estimated above features.broadcast_limit 3,000 rows kept partitioned: ")
     assert lines[0].endswith("; the others broadcast")
+
+
+def test_a_few_history_events_without_engagement_extend_the_state(events):
+    """RecSys events hold no engagement more often than not: a small labelled batch without any (a minute's
+    events) was refused as a test file's rows. Refused only when labelled events would hold none by chance
+    with a negligible probability at the training positive rates."""
+    from rapids_engage.data import DataError
+
+    cfg = load_config(overrides=["features.target_encoding.keys=[]", "features.counts=[]"]).features
+    train, valid, _ = time_split(dd.from_pandas(events, npartitions=1, sort=False), 24)
+    builder = FeatureBuilder(cfg, TARGETS)
+    builder.fit_transform(train).compute(scheduler="sync")
+    engagements = [builder.layout.target(t).column for t in TARGETS]
+    valid = valid.compute().sort_values("tweet_timestamp")
+    quiet = valid[valid[engagements].isna().all(axis=1)]
+    user = quiet["engaging_user_id"].iloc[0]
+    batch = quiet[quiet["engaging_user_id"] == user].iloc[:3]
+    later = batch.iloc[[-1]].assign(tweet_timestamp=batch["tweet_timestamp"].max() + 1)
+    before = builder.transform_frame(later)["hist_engaging_user_id_n"].iloc[0]
+    builder.extend_history(batch)
+    assert builder.transform_frame(later)["hist_engaging_user_id_n"].iloc[0] == before + len(batch)
+    with pytest.raises(DataError, match="history events hold no engagement at all"):  # a test file's rows
+        builder.extend_history(valid.assign(**{c: pd.NA for c in engagements}).iloc[:200])

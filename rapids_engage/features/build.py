@@ -35,6 +35,10 @@ from .target_encoding import TargetEncoder, fill_unkeyed
 #: domains without credentials.
 VALUES_VERSION = 2
 
+#: A RecSys batch of history events without any engagement is refused (taken for a test file's rows) when
+#: labelled events would hold none with a smaller chance than this (a few rows without one are not refused).
+NO_ENGAGEMENT_CHANCE = 1e-6
+
 #: A key table is reduced into one (broadcast) table when its estimated rows times this are
 #: within ``broadcast_limit``: room for the estimate's error (about 2 %, see ``cardinality``).
 ESTIMATE_MARGIN = 1.1
@@ -226,9 +230,12 @@ class FeatureBuilder:
         if missing:
             raise DataError(f"history events lack the engagement column(s) {missing}: they extend the history with labelled "
                             "events (rows to score carry none)")
-        if self.layout.kind == "recsys" and len(events) and not any(bool(events[c].notna().any()) for c in sources):
-            raise DataError("history events hold no engagement at all (rows of a RecSys test file?): an event without one "
-                            "would count as seen and not engaged with")
+        if self.layout.kind == "recsys" and not any(bool(events[c].notna().any()) for c in sources):
+            chance = self._no_engagement_chance(len(events))
+            if chance < NO_ENGAGEMENT_CHANCE:
+                raise DataError(f"history events hold no engagement at all (rows of a RecSys test file?): {len(events):,} "
+                                f"labelled events would hold none with a chance under {chance:.0e} at the training "
+                                "positive rates, and an event without one would count as seen and not engaged with")
         unlabelled = [c for c in sources if self.layout.kind != "recsys" and bool(events[c].isna().any())]
         if unlabelled:
             raise DataError(f"history events need every label: column(s) {unlabelled} have missing values")
@@ -237,6 +244,11 @@ class FeatureBuilder:
             enc.extend(frame)
         self._key_dtypes = None
         return self
+
+    def _no_engagement_chance(self, n: int) -> float:
+        """At most the chance that ``n`` labelled events hold no engagement at all: an event holds none with a
+        chance of at most 1 - the highest positive rate of the serving state (a test file's rows hold none)."""
+        return (1.0 - max(self.history_encoders[0].positive_rates().values(), default=0.0)) ** n
 
     def _required(self) -> tuple[str, ...]:
         """Input columns besides the time that may hold no null (the RecSys profile columns)."""

@@ -362,6 +362,13 @@ class HistoryEncoder:
         self.extended_ = True  # the state now ends with the events: messages say so, not "the training window"
         return self
 
+    def positive_rates(self) -> dict[str, float]:
+        """target -> positives per keyed event of the serving state (training, and what :meth:`extend` folded in)."""
+        self._check_fitted()
+        sums = in_memory(self.state_[[N, *[_pos(t) for t in self.targets_]]].sum())
+        n = int(sums[N])
+        return {t: int(sums[_pos(t)]) / n if n else 0.0 for t in self.targets_}
+
     def set_state(self, state: Any, t_end: int, targets: list[str]) -> HistoryEncoder:
         """Finish fitting from state rows (e.g. concatenated :meth:`state_partition` outputs)."""
         self.state_ = state
