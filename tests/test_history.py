@@ -254,6 +254,20 @@ def test_transform_refuses_earlier_events_and_needs_fit():
         HistoryEncoder("engaging_user_id", windows=(0,))
 
 
+def test_rows_carrying_some_labels_only_use_none_of_them():
+    """A frame with one target's labels but not another's counted the first one's in-frame positives but not
+    its in-frame labelled events (the rate's denominator, shared by the targets): rates above 1."""
+    train = pd.DataFrame({"engaging_user_id": [1], T: [0], "like": [1], "reply": [0]})
+    new = pd.DataFrame({"engaging_user_id": [1, 1, 1], T: [10, 20, 30], "like": [1, 1, 0]})  # no reply labels
+    enc = encoder(KEYS["single"]).fit(train)
+    names = enc.output_names()
+    out = enc.transform(new)
+    assert (out[[n for n in names if "_rate" in n]].fillna(0) <= 1).all().all()
+    pd.testing.assert_frame_equal(out[names], enc.transform(new, labels=False)[names])
+    with pytest.raises(ValueError, match="reply"):
+        enc.transform(new, labels=True)
+
+
 def test_dask_wrapper_matches_in_memory():
     import dask.dataframe as dd
 

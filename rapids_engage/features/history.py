@@ -396,13 +396,15 @@ class HistoryEncoder:
         """Features of events at time >= the end of training: fitted history + earlier rows of ``X``.
 
         ``labels``: use the label columns of ``X`` for positives of its earlier
-        rows (``None``: when present; ``False``: never, as at serving time).
-        Without them only training positives count, and the in-frame rows still
-        count as events. Equals ``fit_transform(train + X)`` on the rows of ``X``.
+        rows (``None``: when it has every target's; ``True``: it must;
+        ``False``: never, as at serving time). Without them only training
+        positives count, and the in-frame rows still count as events. Equals
+        ``fit_transform(train + X)`` on the rows of ``X``.
         """
         self._check_fitted()
-        self._check_columns(X, [])
         targets = self.targets_
+        self._check_columns(X, targets if labels else [])
+        use = labels is not False and all(target in X.columns for target in targets)  # the rates' shared denominator
         xp = array_module(X)
         t_new = self._times(X)
         if len(t_new) and int(t_new.min()) < self.t_end_:
@@ -420,11 +422,10 @@ class HistoryEncoder:
 
         t = stacked(state[self.time_column], t_new)
         n = stacked(state[N], xp.ones(len(t_new), dtype=np.int64))
-        use = {target: target in X.columns and labels is not False for target in targets}
-        lab = stacked(state[N], xp.full(len(t_new), int(all(use.values()) and bool(use)), dtype=np.int64))
+        lab = stacked(state[N], xp.full(len(t_new), int(use), dtype=np.int64))
         pos, last = {}, {}
         for target in targets:
-            p = self._positive(X, target) if use[target] else xp.zeros(len(t_new), dtype=np.int64)
+            p = self._positive(X, target) if use else xp.zeros(len(t_new), dtype=np.int64)
             pos[target] = stacked(state[_pos(target)], p)
             last[target] = stacked(state[_last(target)], t_new)
         feats = _features(xp, g, t, n, lab, pos, last, self.windows, self.days, self.rates, self.label_delay)
