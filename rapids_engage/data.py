@@ -252,11 +252,9 @@ def sized_partitions(
     frame: Any, files: list[Path], max_rows: int | None, min_rows: int | None, min_partitions: int = 1
 ) -> Any:
     """``frame`` (read from ``files``, in order) with partitions of at most about ``max_rows`` rows
-    (each partition split evenly when the largest file has more) or, when files are smaller than
+    (a file with more split evenly into as few as that takes) and, where files are smaller than
     ``min_rows``, consecutive partitions merged into about ``min_rows`` (at most ``max_rows``), keeping
     at least ``min_partitions``. Row counts come from the parquet footers: nothing is read."""
-    import math
-
     import pyarrow.parquet as pq
 
     for name, value in (("partition_rows", max_rows), ("min_partition_rows", min_rows)):
@@ -266,7 +264,39 @@ def sized_partitions(
         return frame
     rows = [pq.read_metadata(f).num_rows for f in files]
     if max_rows is not None and max(rows) > max_rows:
-        return frame.repartition(npartitions=frame.npartitions * math.ceil(max(rows) / max_rows))
+        split = _split_large(frame, rows, max_rows, min_rows)
+        return split if split.npartitions >= min_partitions else _split_large(frame, rows, max_rows, None)
+    return _merge_small(frame, rows, max_rows, min_rows, min_partitions)
+
+
+def _split_large(frame: Any, rows: list[int], max_rows: int, min_rows: int | None) -> Any:
+    """``frame`` with each file of more than ``max_rows`` rows split into ``ceil(rows / max_rows)``
+    partitions and each run of consecutive smaller files merged (:func:`_merge_small`; ``min_rows`` None:
+    a partition per file): splitting every file by the largest's count made a small file partitions of a
+    row or none."""
+    import math
+
+    import dask.dataframe as dd
+
+    pieces = [math.ceil(n / max_rows) if n > max_rows else 0 for n in rows]  # 0: a small file
+    parts, start = [], 0
+    for end in range(1, len(rows) + 1):  # runs of files of the same split count (small files: one run)
+        if end < len(rows) and pieces[end] == pieces[start]:
+            continue
+        run = frame.partitions[start:end]
+        if pieces[start]:
+            parts.append(run.repartition(npartitions=(end - start) * pieces[start]))
+        else:
+            parts.append(_merge_small(run, rows[start:end], max_rows, min_rows, 1))
+        start = end
+    return dd.concat(parts) if len(parts) > 1 else parts[0]
+
+
+def _merge_small(frame: Any, rows: list[int], max_rows: int | None, min_rows: int | None, min_partitions: int) -> Any:
+    """``frame`` (files of ``rows`` rows, none over ``max_rows``) with consecutive partitions merged into
+    about ``min_rows`` rows (at most ``max_rows``), keeping at least ``min_partitions``."""
+    import math
+
     if min_rows is None:
         return frame
     target = min(min_rows, max_rows or min_rows)

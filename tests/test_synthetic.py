@@ -305,9 +305,36 @@ def test_merged_partitions_never_exceed_partition_rows(tmp_path_factory, sizes, 
     frame = sized_partitions(dd.read_parquet([str(f) for f in files], blocksize=None), files, max_rows, min_rows, min_partitions)
     lengths = frame.map_partitions(len).compute().tolist()
     assert frame.compute()["i"].tolist() == list(range(sum(sizes)))  # every row, in order
-    if max(sizes) <= max_rows:  # no file split: merged ones within the bound
-        assert max(lengths) <= max_rows, (sizes, lengths)
+    assert max(lengths) <= max_rows, (sizes, lengths)
+    if max(sizes) <= max_rows:  # no file split
         assert len(lengths) >= min(min_partitions, len(sizes))
+    else:  # a large file's split leaves the small ones as they were or merged: no empty partition made
+        assert 0 not in lengths or 0 in sizes, (sizes, lengths)
+        assert len(lengths) <= sum(-(-n // max_rows) if n > max_rows else 1 for n in sizes), (sizes, lengths)
+
+
+def test_a_file_over_partition_rows_is_split_alone_and_small_files_beside_it_are_merged(tmp_path):
+    """README: files of more than partition_rows are split into partitions of at most that many, consecutive
+    smaller ones merged. Every file was split by the largest file's count: days of 100, 3, 3, 3, 3 and 50 rows
+    at 10 / 20 became 60 partitions, 28 of them empty, the small days never merged."""
+    import dask.dataframe as dd
+
+    from rapids_engage.data import sized_partitions
+
+    sizes, files = [100, 3, 3, 3, 3, 50], []
+    for i, n in enumerate(sizes):
+        files.append(tmp_path / f"part-{i}.parquet")
+        pd.DataFrame({"i": np.arange(sum(sizes[:i]), sum(sizes[: i + 1]), dtype=np.int64)}).to_parquet(files[-1])
+
+    def lengths(max_rows, min_rows, min_partitions):
+        frame = sized_partitions(dd.read_parquet([str(f) for f in files], blocksize=None), files, max_rows, min_rows,
+                                 min_partitions)
+        assert frame.compute()["i"].tolist() == list(range(sum(sizes)))  # every row, in order
+        return frame.map_partitions(len).compute().tolist()
+
+    assert lengths(10, 20, 2) == [10] * 10 + [6, 6] + [10] * 5
+    assert lengths(60, 20, 6) == [50, 50, 3, 3, 3, 53]
+    assert lengths(60, 20, 7) == [50, 50, 3, 3, 3, 3, 50]  # never fewer than the worker threads: not merged then
 
 
 def test_chunk_rows_sets_the_files_of_a_day_and_draws_another_sample(tmp_path):
