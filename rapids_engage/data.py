@@ -109,8 +109,9 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
 #: 3: "NaN", "null", ... in a ``present`` target are absent, records an unclosed quote ran over quarantined;
 #: 4: tables keep the text of their ``row_id`` columns as ``raw_<column>``;
 #: 5: an unclosed quote quarantines only its line (``unclosed_quote``), the lines it ran over are rows,
-#: a count target that is not a number is ``bad_target``).
-INGEST_RULES = 5
+#: a count target that is not a number is ``bad_target``;
+#: 6: a file with old Mac line ends (bare ``\r``) is read line by line, not as one line).
+INGEST_RULES = 6
 
 
 def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:

@@ -428,6 +428,15 @@ def test_bare_carriage_return_keeps_later_line_numbers(tmp_path):
     assert q[["line", "reason"]].values.tolist() == [[3, "wrong_field_count"], [3, "wrong_field_count"], [4, "bad_time"]]
 
 
+def test_old_mac_line_ends_are_lines(tmp_path):
+    """A file whose lines end in a bare \\r (Excel's "CSV (Macintosh)") was one line: every record on line 1,
+    so the default row ids (file and line) were all the same and every bad row was on line 1."""
+    text = csv_text(ROWS + [["a5", "u", "bad", "1", "1", "1", "en", "b"]]).replace("\n", "\r")
+    _, frame, q = run(tmp_path, write(tmp_path / "t.csv", text), spec(row_id=[]))
+    assert sorted(frame.row_id) == sorted(hash_strings([f"t.csv\x1f{line}\x1f0" for line in (2, 3, 4, 5)]))
+    assert q[["line", "column", "reason"]].values.tolist() == [[6, "ts", "bad_time"]]
+
+
 def test_strict_mode_names_file_line_column(tmp_path):
     good = ["g1", "u", "1600000000", "1", "1", "1", "en", "b"]
     path = write(tmp_path / "a.csv", csv_text([good, good[:2] + ["1600000000", "1", "-1", "1", "en", "b"],

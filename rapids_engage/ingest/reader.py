@@ -85,9 +85,13 @@ def _fill(stream: pa.NativeFile, view: memoryview) -> int:
 
 
 def _raw_blocks(path: Path, block_size: int) -> Iterator[tuple[memoryview, int]]:
-    """Newline-terminated byte blocks of ``path`` (a final line without newline gets one), with bytes done."""
+    """Newline-terminated byte blocks of ``path`` (a final line without newline gets one), with bytes done.
+
+    A file whose first block holds a ``\r`` but no ``\n`` has old Mac line ends: its ``\r`` are read as
+    ``\n`` (else the whole file was one line: every record on line 1, the same default row id).
+    """
     stream, raw = _open(path)
-    carry = b""
+    carry, cr_only = b"", None
     try:
         with stream:
             while True:
@@ -100,6 +104,10 @@ def _raw_blocks(path: Path, block_size: int) -> Iterator[tuple[memoryview, int]]
                 if n == 0:
                     break
                 size = len(carry) + n
+                if cr_only is None:
+                    cr_only = buf.find(b"\n", 0, size) < 0 and buf.find(b"\r", 0, size) >= 0
+                if cr_only:
+                    buf[len(carry):size] = buf[len(carry):size].replace(b"\r", b"\n")
                 cut = buf.rfind(b"\n", 0, size) + 1
                 carry = bytes(buf[cut:size])
                 if cut:  # else a line longer than the block: keep reading
