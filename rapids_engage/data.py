@@ -110,7 +110,8 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
 #: 4: tables keep the text of their ``row_id`` columns as ``raw_<column>``;
 #: 5: an unclosed quote quarantines only its line (``unclosed_quote``), the lines it ran over are rows,
 #: a count target that is not a number is ``bad_target``;
-#: 6: a file with old Mac line ends (bare ``\r``) is read line by line, not as one line).
+#: 6: a file with old Mac line ends (bare ``\r``) is read line by line, not as one line; a RecSys line's
+#: ``\r\n`` end is a line end, not a ``\r`` in its last field).
 INGEST_RULES = 6
 
 

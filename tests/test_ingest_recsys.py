@@ -186,6 +186,19 @@ def test_carriage_return_and_blank_lines(tmp_path):
     pd.testing.assert_frame_equal(read_output(tmp_path / "out"), expected(frame), check_exact=True)
 
 
+@pytest.mark.parametrize("columns", [RAW_COLUMNS, TEST_COLUMNS])
+def test_windows_line_ends_are_line_ends(tmp_path, columns):
+    """A file with "\\r\\n" line ends (written on Windows) had every row quarantined: the last field kept the
+    "\\r" (a training file's like_timestamp '\\r', a test file's engaging_user_follows 'false\\r')."""
+    frame = canonical_rows(20, seed=9)
+    lines = [line + b"\r" for line in raw_lines(frame, columns)]
+    res = ingest_recsys([write_raw(tmp_path / "crlf.tsv", lines)], tmp_path / "out", block_size=1000)
+    assert (res.input_rows, res.ingested_rows) == (20, 20)
+    for col in RAW_COLUMNS[len(columns):]:  # a test file's engagements: null
+        frame[col] = pd.array([pd.NA] * len(frame), dtype="Int64")
+    pd.testing.assert_frame_equal(read_output(tmp_path / "out"), expected(frame), check_exact=True)
+
+
 def test_bad_rows_quarantined_with_location(tmp_path):
     frame = canonical_rows(10, seed=4)
     lines = raw_lines(frame)

@@ -56,7 +56,7 @@ class CpuOps:
         lists = pc.split_pattern(block.lines, "\x01")
         starts = np.asarray(lists.offsets)[rows]
         cols = [lists.values.take(pa.array(starts + j)) for j in range(n_fields)]
-        cols[-1] = pc.utf8_slice_codeunits(cols[-1], 0, -1)  # drop the "\n"
+        cols[-1] = pc.replace_substring_regex(cols[-1], "\r?\n$", "")  # drop the line end ("\r\n": Windows)
         return cols
 
     def parse_int(self, col: pa.Array, nullable: bool = False, lo: int | None = None, hi: int | None = None) -> tuple[Any, np.ndarray]:
@@ -100,7 +100,10 @@ class GpuOps(CpuOps):
     def fields(self, block: LineBlock, rows: np.ndarray, n_fields: int) -> list[Any]:
         lines = self.cudf.Series.from_arrow(block.lines.take(pa.array(rows)).cast(pa.string()))
         parts = lines.str.slice(0, -1).str.split("\x01", expand=True)  # drop the "\n", split
-        return [parts[j].fillna("") for j in range(n_fields)]
+        cols = [parts[j].fillna("") for j in range(n_fields)]
+        last = cols[-1]
+        cols[-1] = last.where(~last.str.endswith("\r"), last.str.slice(0, -1))  # the "\r" of a Windows line end
+        return cols
 
     def parse_int(self, col: Any, nullable: bool = False, lo: int | None = None, hi: int | None = None) -> tuple[Any, np.ndarray]:
         ok = col.str.match(INT_PATTERN).fillna(False)
