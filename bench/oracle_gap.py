@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,14 @@ from rapids_engage.metrics import rce
 from rapids_engage.schema import TARGETS, TRUE_PROB_PREFIX
 
 DAY = 86400
+
+
+def generated(root: Path, spec: S.SyntheticSpec) -> Path:
+    """``root`` holding the data of ``spec``: generated there unless it holds them already (same spec)."""
+    info = root / "synthetic.json"
+    if not (info.is_file() and json.loads(info.read_text()).get("spec") == asdict(spec)):
+        S.generate(root, spec)
+    return root
 
 
 def load(root: Path) -> pd.DataFrame:
@@ -145,9 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     pipeline = report_targets(parser, args.report, args.rows)
 
     spec = S.SyntheticSpec(rows=args.rows, days=args.days, seed=args.seed)
-    root = Path(args.work) / f"synthetic-{args.rows}-{args.seed}"
-    if not (root / "synthetic.json").exists():
-        S.generate(root, spec)
+    root = generated(Path(args.work) / f"synthetic-{args.rows}-{args.seed}", spec)
     start = time.perf_counter()
     frame = load(root)
     world = S.World(spec)

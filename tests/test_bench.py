@@ -112,3 +112,15 @@ def test_ingest_quotes_bench_writes_the_results_file_the_readme_names(tmp_path, 
     module.main(["--rows", "50", "--rates", "0", "--work", str(tmp_path)])
     result = json.loads((tmp_path / "bench" / "results" / "ingest_quotes-50.json").read_text())
     assert result["results"][0]["rows"] == 50
+
+
+def test_oracle_gap_bench_generates_the_data_of_its_own_days(tmp_path, monkeypatch):
+    """--days is part of the data: a second run with other --days used to reuse the first run's
+    folder (named by rows and seed only) and score data of the wrong span."""
+    module = _bench_module("oracle_gap")
+    monkeypatch.setattr(module, "__file__", str(tmp_path / "bench" / "oracle_gap.py"))
+    args = ["--rows", "2000", "--work", str(tmp_path / "work"), "--c", "1.0", "--max-iter", "20"]
+    for days in (4, 2):
+        module.main([*args, "--days", str(days)])
+        result = json.loads((tmp_path / "bench" / "results" / "oracle_gap-2000.json").read_text())
+        assert abs(result["valid_rows"] - 2000 / days) < 100, (days, result["valid_rows"])  # the last 24 h of `days` days
