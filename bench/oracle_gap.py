@@ -124,8 +124,9 @@ def structured_map(X, hist: np.ndarray, y: np.ndarray, train: np.ndarray, j: int
     return best
 
 
-def report_targets(parser: argparse.ArgumentParser, report: str | None, rows: int) -> dict:
-    """The ``targets`` of ``--report``, a run on the same ``--rows`` (else its RCE is not comparable: a usage error)."""
+def report_targets(parser: argparse.ArgumentParser, report: str | None, spec: S.SyntheticSpec, valid_hours: float) -> dict:
+    """The ``targets`` of ``--report``, a run on the same rows (the data of ``spec``, the same validation
+    window); else its RCE is not comparable: a usage error."""
     if report is None:
         return {}
     try:
@@ -134,9 +135,27 @@ def report_targets(parser: argparse.ArgumentParser, report: str | None, rows: in
         targets = data["targets"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         parser.error(f"--report {report}: not a pipeline run's report.json ({type(e).__name__}: {e})")
-    if run_rows != rows:
-        parser.error(f"--report {report} is a run on {run_rows:,} rows, not --rows {rows:,}: its RCE is not comparable")
+    if run_rows != spec.rows:
+        parser.error(f"--report {report} is a run on {run_rows:,} rows, not --rows {spec.rows:,}: its RCE is not comparable")
+    for differs in _other_data(data, spec, valid_hours):
+        parser.error(f"--report {report} is a run with {differs}: its RCE is not comparable")
     return targets
+
+
+def _other_data(run: dict, spec: S.SyntheticSpec, valid_hours: float) -> list[str]:
+    """How the run of a report.json read other rows than this bench (its config's, where it has one)."""
+    config = run.get("config") or {}
+    if not config:
+        return []
+    if config["data"]["source"] != "synthetic":
+        return [f"data.source {config['data']['source']}, not the synthetic data"]
+    ours = {"days": f"--days {spec.days}", "seed": f"--seed {spec.seed}", "n_users": "the default (rows / 20)",
+            "chunk_rows": f"the default {spec.chunk_rows}"}
+    synthetic = config.get("synthetic", {})
+    out = [f"synthetic.{k} {synthetic.get(k)}, not {ours[k]}" for k in ours if synthetic.get(k) != getattr(spec, k)]
+    if run["split"]["valid_hours"] != valid_hours:
+        out.append(f"split.valid_hours {run['split']['valid_hours']}, not --valid-hours {valid_hours}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -151,9 +170,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-iter", type=int, default=500, help="L-BFGS iterations per fit")
     args = parser.parse_args(argv)
     results = writable_dir(parser, "bench/results", Path(__file__).parent / "results")
-    pipeline = report_targets(parser, args.report, args.rows)
-
     spec = S.SyntheticSpec(rows=args.rows, days=args.days, seed=args.seed)
+    pipeline = report_targets(parser, args.report, spec, args.valid_hours)
     root = generated(Path(args.work) / f"synthetic-{args.rows}-{args.seed}", spec)
     start = time.perf_counter()
     frame = load(root)

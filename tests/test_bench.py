@@ -124,3 +124,22 @@ def test_oracle_gap_bench_generates_the_data_of_its_own_days(tmp_path, monkeypat
         module.main([*args, "--days", str(days)])
         result = json.loads((tmp_path / "bench" / "results" / "oracle_gap-2000.json").read_text())
         assert abs(result["valid_rows"] - 2000 / days) < 100, (days, result["valid_rows"])  # the last 24 h of `days` days
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--seed", "7"], "synthetic.seed 42, not --seed 7"),
+    (["--days", "7"], "synthetic.days 28, not --days 7"),
+    (["--valid-hours", "12"], "split.valid_hours 24.0, not --valid-hours 12.0"),
+])
+def test_oracle_gap_refuses_a_report_of_other_data(tmp_path, capsys, argv, said):
+    """--report of a run on the same rows but another seed, span or validation window used to be set beside
+    this bench's oracle silently: its RCE is of other rows."""
+    run = {"rows": {"train": 19_000, "valid": 1_000}, "targets": {}, "split": {"valid_hours": 24.0},
+           "config": {"data": {"source": "synthetic"},
+                      "synthetic": {"rows": 20_000, "days": 28, "seed": 42, "n_users": None, "chunk_rows": 1_000_000}}}
+    (tmp_path / "report.json").write_text(json.dumps(run))
+    with pytest.raises(SystemExit) as exc:
+        _bench_module("oracle_gap").main(["--rows", "20000", *argv, "--report", str(tmp_path / "report.json")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err, err
