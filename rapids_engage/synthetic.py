@@ -134,14 +134,12 @@ def hex_ids(ids: np.ndarray) -> np.ndarray:
 
 
 def hex_to_ids(hex_strings: np.ndarray | list[str]) -> np.ndarray:
-    """The int64 id of each hex id: its first 16 hex chars as uint64, viewed as int64."""
-    raw = np.asarray(hex_strings, dtype="S32")
-    chars = np.frombuffer(raw.tobytes(), dtype=np.uint8).reshape(len(raw), 32)[:, :16]
-    nib = np.where(chars >= ord("a"), chars - ord("a") + 10, chars - ord("0")).astype(np.uint64)
-    u = np.zeros(len(raw), dtype=np.uint64)
-    for i in range(16):
-        u = (u << np.uint64(4)) | nib[:, i]
-    return u.view(np.int64)
+    """The int64 id of each 32-hex-char id (either case): its first 16 hex chars as uint64, viewed as
+    int64, as the ingest reads them; a ValueError (:class:`~.ingest.ids.InvalidHexIdError`) for a string
+    that is not such an id."""
+    from .ingest.ids import hex_id_to_int64
+
+    return np.asarray(hex_id_to_int64(np.asarray(hex_strings, dtype=str)), dtype=np.int64)
 
 
 def _arrow_hex(ids: np.ndarray) -> pa.Array:

@@ -233,6 +233,16 @@ def test_hex_ids_round_trip(ids):
     assert [int(h[:16], 16) for h in hexed] == arr.view(np.uint64).tolist()
 
 
+def test_hex_to_ids_reads_uppercase_ids_and_refuses_what_is_not_an_id():
+    """The official files spell ids in uppercase hex: they used to give other ids silently, as did a short
+    or non-hex string."""
+    hexed = hex_ids(np.array([-1, 123456789], dtype=np.int64))
+    np.testing.assert_array_equal(hex_to_ids([h.upper() for h in hexed]), [-1, 123456789])
+    for bad in ("abc", "z" * 32):
+        with pytest.raises(ValueError, match="invalid hex id"):
+            hex_to_ids([bad])
+
+
 def test_rejects_bad_arguments(tmp_path):
     with pytest.raises(ValueError):
         generate(tmp_path, SMALL, fmt="csv")
