@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--c", type=float, nargs="+", default=[0.1, 0.3, 1.0], help="L2 strengths tried (C = prior variance)")
     parser.add_argument("--max-iter", type=int, default=500, help="L-BFGS iterations per fit")
     args = parser.parse_args(argv)
+    if args.seed < 0:
+        parser.error(f"argument --seed: expected a whole number >= 0, got {args.seed}")
     results = writable_dir(parser, "bench/results", Path(__file__).parent / "results")
     spec = S.SyntheticSpec(rows=args.rows, days=args.days, seed=args.seed)
     pipeline = report_targets(parser, args.report, spec, args.valid_hours)

@@ -442,6 +442,8 @@ def _check(spec: SyntheticSpec, fmt: str) -> None:
         raise ValueError(f"fmt must be 'parquet' or 'raw', got {fmt!r}")
     if spec.rows < 1 or spec.days < 1 or spec.chunk_rows < 1 or spec.users < 1:
         raise ValueError(f"rows, days, chunk_rows and n_users must be >= 1: {spec}")
+    if spec.seed < 0:
+        raise ValueError(f"seed must be >= 0, got {spec.seed}")
     dt.date.fromisoformat(spec.start)
 
 

@@ -87,6 +87,7 @@ def test_gpu_session_script_parses():
     ("latency", ["--gpus", "0", "--results", "{file}/sub"], "--results: cannot make the directory"),
     ("oracle_gap", ["--rows", "-5"], "argument --rows: expected a whole number >= 1, got -5"),
     ("oracle_gap", ["--rows", "30000", "--report", "{report}"], "is a run on 20,000 rows, not --rows 30,000"),
+    ("oracle_gap", ["--rows", "10", "--seed", "-1", "--work", "{tmp}/w"], "argument --seed: expected a whole number >= 0, got -1"),
     ("ingest_quotes", ["--rows", "0"], "argument --rows: expected a whole number >= 1, got 0"),
     ("ingest_quotes", ["--rows", "10", "--json", "{file}/sub/x.json"], "--json: cannot make the directory"),
     ("ingest_quotes", ["--rows", "10", "--work", "{file}/w", "--json", "{tmp}/x.json"], "--work: cannot make the directory"),

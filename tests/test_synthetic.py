@@ -248,6 +248,8 @@ def test_rejects_bad_arguments(tmp_path):
         generate(tmp_path, SMALL, fmt="csv")
     with pytest.raises(ValueError):
         generate(tmp_path, SyntheticSpec(rows=0))
+    with pytest.raises(ValueError, match="seed must be >= 0"):  # was numpy's "expected non-negative integer"
+        generate(tmp_path, SyntheticSpec(rows=10, seed=-1))
 
 
 def test_partition_rows_bounds_the_partitions_and_keeps_every_row(tmp_path):
