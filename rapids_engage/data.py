@@ -45,15 +45,16 @@ def _synthetic_spec(cfg: Config) -> Any:
 
 def synthetic_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = None) -> Dataset:
     """The synthetic dataset for ``cfg.synthetic``, generated once into the cache and reused."""
-    from .synthetic import generate
+    from .synthetic import VERSION, generate
 
     spec = _synthetic_spec(cfg)
     spec_json = json.dumps(asdict(spec), sort_keys=True)
     digest = hashlib.sha256(spec_json.encode()).hexdigest()[:12]
     root = Path(cfg.data.cache_dir).expanduser() / f"synthetic-{digest}"
     info = root / "synthetic.json"
-    cached = info.is_file() and json.loads(info.read_text()).get("spec") == asdict(spec)
-    if not cached:  # absent, or cut off before synthetic.json (written last): generated again
+    held = json.loads(info.read_text()) if info.is_file() else {}
+    cached = held.get("spec") == asdict(spec) and held.get("version") == VERSION
+    if not cached:  # absent, cut off before synthetic.json (written last) or of another generator: generated again
         generate(root, spec, on_chunk=on_chunk)
     how = "by an earlier run: cached" if cached else "generated"
     return Dataset(root / "data", root / "truth", f"synthetic {spec.rows:,} rows, seed {spec.seed} ({how}; {root})")

@@ -372,3 +372,7 @@ def test_the_data_line_says_whether_the_synthetic_data_were_cached_or_generated(
     assert "(by an earlier run: cached; " in synthetic_dataset(cfg).description
     (first.data_dir.parent / "synthetic.json").unlink()  # a run killed while generating
     assert "(generated; " in synthetic_dataset(cfg).description
+    # data of another generator version (a release that changed what it plants) are not reused
+    info = first.data_dir.parent / "synthetic.json"
+    info.write_text(json.dumps({**json.loads(info.read_text()), "version": 0}))
+    assert "(generated; " in synthetic_dataset(cfg).description
