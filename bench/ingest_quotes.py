@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rapids_engage.cli import positive_int, writable_dir
+from rapids_engage.cli import positive_int, seed_int, writable_dir
 from rapids_engage.config import TableConfig, TargetSpec
 from rapids_engage.ingest import ingest_table
 from rapids_engage.ingest.bench import device
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rates", type=float, nargs="+", default=[0.0, 0.01, 0.05], help="fractions of stray-quote lines")
     ap.add_argument("--quoted", type=float, default=0.0, help="fraction of lines with a properly quoted text")
     ap.add_argument("--gzip", action="store_true", help="write gzip files")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=seed_int, default=0)
     ap.add_argument("--work", help="parent of the scratch directory (default: the system temp dir)")
     ap.add_argument("--json", help="where the results go (default: bench/results/ingest_quotes-<rows>[-gzip].json)")
     args = ap.parse_args(argv)

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from rapids_engage import synthetic as S
-from rapids_engage.cli import positive_int, writable_dir
+from rapids_engage.cli import positive_int, seed_int, writable_dir
 from rapids_engage.hashing import combine
 from rapids_engage.metrics import rce
 from rapids_engage.schema import TARGETS, TRUE_PROB_PREFIX
@@ -161,7 +161,7 @@ def _other_data(run: dict, spec: S.SyntheticSpec, valid_hours: float) -> list[st
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=positive_int, default=1_000_000)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=seed_int, default=42)
     parser.add_argument("--days", type=positive_int, default=28)
     parser.add_argument("--valid-hours", type=float, default=24.0)
     parser.add_argument("--work", default="/tmp/oracle_gap", help="where the data are generated")
@@ -169,8 +169,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--c", type=float, nargs="+", default=[0.1, 0.3, 1.0], help="L2 strengths tried (C = prior variance)")
     parser.add_argument("--max-iter", type=int, default=500, help="L-BFGS iterations per fit")
     args = parser.parse_args(argv)
-    if args.seed < 0:
-        parser.error(f"argument --seed: expected a whole number >= 0, got {args.seed}")
     results = writable_dir(parser, "bench/results", Path(__file__).parent / "results")
     spec = S.SyntheticSpec(rows=args.rows, days=args.days, seed=args.seed)
     pipeline = report_targets(parser, args.report, spec, args.valid_hours)

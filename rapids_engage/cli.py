@@ -47,15 +47,25 @@ def suggestion(unknown: list[str], flags: list[str]) -> str:
     return f" (did you mean {', '.join(f'{flag} for {name}' for name, flag in pairs)}?)" if pairs else ""
 
 
-def positive_int(text: str) -> int:
-    """An argparse ``type``: a whole number >= 1 (rows, batch sizes, repeats), else a usage error (exit status 2)."""
+def _whole_number(text: str, lowest: int) -> int:
+    """``text`` as a whole number >= ``lowest``, else an argparse usage error (exit status 2)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {lowest}, got {text!r}") from None
+    if value < lowest:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {lowest}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type``: a whole number >= 1 (rows, batch sizes, repeats)."""
+    return _whole_number(text, 1)
+
+
+def seed_int(text: str) -> int:
+    """An argparse ``type``: a whole number >= 0 (a seed: numpy refuses a negative one with a traceback)."""
+    return _whole_number(text, 0)
 
 
 def writable_dir(parser: argparse.ArgumentParser, flag: str, path: str | Path) -> Path:

@@ -89,6 +89,7 @@ def test_gpu_session_script_parses():
     ("oracle_gap", ["--rows", "30000", "--report", "{report}"], "is a run on 20,000 rows, not --rows 30,000"),
     ("oracle_gap", ["--rows", "10", "--seed", "-1", "--work", "{tmp}/w"], "argument --seed: expected a whole number >= 0, got -1"),
     ("ingest_quotes", ["--rows", "0"], "argument --rows: expected a whole number >= 1, got 0"),
+    ("ingest_quotes", ["--rows", "10", "--seed", "-1"], "argument --seed: expected a whole number >= 0, got -1"),
     ("ingest_quotes", ["--rows", "10", "--json", "{file}/sub/x.json"], "--json: cannot make the directory"),
     ("ingest_quotes", ["--rows", "10", "--work", "{file}/w", "--json", "{tmp}/x.json"], "--work: cannot make the directory"),
     ("out_of_core", ["--rows", "10", "--memory-limit", "lots"], "argument --memory-limit: expected a size such as 3GB"),
@@ -144,3 +145,17 @@ def test_oracle_gap_refuses_a_report_of_other_data(tmp_path, capsys, argv, said)
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert said in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--seed", "-1"], "argument --seed: expected a whole number >= 0, got -1"),
+    (["--mb", "-1"], "argument --mb: expected MB > 0, got -1"),
+    (["--block-mb", "0"], "argument --block-mb: expected a whole number >= 1, got 0"),
+])
+def test_ingest_bench_refuses_bad_arguments_in_one_line(capsys, argv, said):
+    """A negative --seed was numpy's traceback; --mb -1 'measured' 0 rows at 0 rows/s."""
+    from rapids_engage.ingest import bench
+
+    with pytest.raises(SystemExit) as exc:
+        bench.main(argv)
+    assert exc.value.code == 2 and said in capsys.readouterr().err

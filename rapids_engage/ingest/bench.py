@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..cli import positive_int, seed_int
 from ..schema import RAW_COLUMNS
 
 T0 = 1_612_396_800  # 2021-02-04T00:00:00Z
@@ -193,13 +194,15 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, default=200, help="uncompressed MB to generate (default 200)")
     ap.add_argument("--gzip", action="store_true", help="generate a gzip-compressed file")
-    ap.add_argument("--block-mb", type=int, default=64, help="ingest block size in MiB (default 64)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--block-mb", type=positive_int, default=64, help="ingest block size in MiB (default 64)")
+    ap.add_argument("--seed", type=seed_int, default=0)
     ap.add_argument("--input", help="ingest this existing raw file instead of generating one")
     ap.add_argument("--work", help="parent of the scratch directory (default: the system temp dir)")
     ap.add_argument("--json", help="also write the results to this JSON file")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if not args.mb > 0:
+        ap.error(f"argument --mb: expected MB > 0, got {args.mb:g}")
     if args.child:
         _ingest_child(*args.child, args.block_mb)
         return
