@@ -282,7 +282,7 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
     ``store``: the feature store holding the models' version (default: see :func:`store_candidates`);
     ``history``: labelled events after the training window to fold into the serving state first
     (:func:`history_events`)."""
-    from .cluster import check_shared_paths, start_cluster
+    from .cluster import check_shared_paths, ignored_settings, start_cluster
     from .report import write_json
 
     if not input_path.exists():
@@ -307,8 +307,10 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
             gap = history_gap(builder, earliest_time(files, builder.layout.time))
             if gap:
                 prog.log(gap)
-        with start_cluster(backend, cluster_cfg) as cluster:
+        with start_cluster(backend, cluster_cfg, prog.log) as cluster:  # as a run: stalls for memory said
             prog.log(cluster.describe(backend))
+            for line in ignored_settings(cluster_cfg, backend):
+                prog.log(line)
             if cluster.kind == "external":  # its workers read the rows and write the predictions
                 check_shared_paths(cluster.client, cluster_cfg.scheduler_address, read=[input_path], write=[out])
             result = predict(cluster.client, backend, model_dir, rows, out, builder, prog)

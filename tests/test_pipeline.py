@@ -335,6 +335,24 @@ def test_predict_takes_cluster_settings_only(demo, tmp_path, capsys):
     assert "n_wrokers" in capsys.readouterr().err
 
 
+def test_predict_says_the_cluster_settings_it_does_not_apply_and_its_stalls(demo, tmp_path, capsys, monkeypatch):
+    """predict takes cluster settings as a run does, but said neither the settings it did not apply
+    (cluster.rmm_pool_size on CPU) nor workers paused for memory for good: it waited for ever in silence."""
+    from rapids_engage import cluster
+
+    _, out, report = demo
+    valid = pd.read_parquet(report["split"]["data_dir"], filters=[("tweet_timestamp", ">", report["split"]["cutoff"])])
+    valid.head(500).drop(columns=["day"], errors="ignore").to_parquet(tmp_path / "new.parquet")
+    logs = []
+    start = cluster.start_cluster
+    monkeypatch.setattr(cluster, "start_cluster", lambda backend, cfg, log=None: logs.append(log) or start(backend, cfg, log))
+    argv = ["predict", "--model-dir", str(out), "--input", str(tmp_path / "new.parquet"), "--out", str(tmp_path / "p"),
+            "--gpus", "0", "--set", "cluster.n_workers=1", "--set", "cluster.rmm_pool_size=0.8"]
+    assert main(argv) == 0
+    assert "cluster.rmm_pool_size: GPU workers only, not applied to this CPU run" in capsys.readouterr().err
+    assert len(logs) == 1 and logs[0] is not None
+
+
 def test_predict_refuses_a_missing_store_version(demo, tmp_path):
     import shutil
 
