@@ -260,8 +260,10 @@ class Config:
 
 
 #: The least ``cluster.memory_limit`` in bytes: an idle CPU worker (pandas, pyarrow, xgboost loaded) holds
-#: about 220 MiB, and dask pauses a worker at 80 % of its limit, kills it at 95 %.
-MIN_MEMORY_LIMIT = 2**28
+#: about 225 MiB, and dask pauses a worker at 80 % of its limit, kills it at 95 %. At 256MiB (paused at 205 MiB)
+#: a worker was paused before its first task; the 30,000-row demo stalled at 300MB (split) and 400MB
+#: (training), and completes at 512MiB.
+MIN_MEMORY_LIMIT = 2**29
 
 
 def _size(value: Any, *, auto: bool, no_limit: bool, least: int) -> bool:

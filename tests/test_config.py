@@ -93,15 +93,17 @@ def test_memory_limits_dask_takes_are_accepted(value):
     load_config(None, [f"cluster.memory_limit={value}"])
 
 
-@pytest.mark.parametrize("value", ["foo", "-1", "-1GB", "1.5", "2", "100MB", "inf"])
+@pytest.mark.parametrize("value", ["foo", "-1", "-1GB", "1.5", "2", "100MB", "inf", "256MiB", "400MB"])
 def test_a_memory_limit_dask_would_misread_is_one_line_naming_the_key(value):
     """Before, these reached dask: 'foo' was "error: Could not interpret 'foo' as a byte unit" (no key),
     -1 / -1GB a traceback (Nanny failed to start), 2 or 1.5 a limit of 2 / 1 bytes, and a limit below an
-    idle worker's memory (100MB) workers dying at start and the run waiting for ever."""
+    idle worker's memory (100MB) workers dying at start and the run waiting for ever. 256MiB, the least allowed
+    until then, gave workers paused for memory before their first task (dask pauses at 80 %, an idle worker holds
+    ~225 MiB), and 400MB stalled the 30,000-row demo's training."""
     with pytest.raises(ConfigError) as err:
         load_config(None, [f"cluster.memory_limit={value}"])
     message = str(err.value)
-    assert "\n" not in message and "cluster.memory_limit: expected 'auto', a size per worker of at least 256MiB" in message
+    assert "\n" not in message and "cluster.memory_limit: expected 'auto', a size per worker of at least 512MiB" in message
     assert message.endswith(f"(from --set cluster.memory_limit={value})")
 
 
