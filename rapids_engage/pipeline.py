@@ -271,7 +271,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     for flag, key in flags:
         value = getattr(args, flag)
         if value is not None:
-            text = json.dumps(value) if flag in ("out", "scheduler_address", "store") else value  # a path, never a YAML number
+            # a path, never a YAML number; --gpus as typed: YAML read 1.5 as a float ("must be a string or a whole number")
+            text = json.dumps(value) if flag in ("out", "scheduler_address", "store", "gpus") else value
             overrides.append(f"{key}={text}")
             labels[f"{key}={text}"] = f"--{flag.replace('_', '-')} {value}"
     if args.strict:

@@ -431,3 +431,14 @@ def test_data_settings_the_source_does_not_read_are_named():
         "data.strict (--strict): raw input only (recsys, table), not applied to this synthetic run"]
     assert ignored_data_settings(load_config("configs/hn.yaml", []).data) == []
     assert ignored_data_settings(load_config(None, []).data) == []
+
+
+@pytest.mark.parametrize("gpus", ["1.5", "0x1", "1_0", ""])
+def test_a_gpus_flag_that_is_no_count_says_what_it_takes(gpus):
+    """YAML read the flag's text: --gpus 1.5 said "--gpus must be a string or a whole number" (it was typed as
+    one), 0x1 and 1_0 were taken as 1 and 10 GPUs, and an empty --gpus was "got null"."""
+    from rapids_engage.pipeline import config_from_args
+
+    with pytest.raises(ConfigError, match=f"^--gpus must be 'auto' or a whole number of GPUs >= 0, got '{gpus}'$"):
+        config_from_args(build_parser().parse_args(["--gpus", gpus]))
+    assert config_from_args(build_parser().parse_args(["--gpus", "2"])).cluster.gpus == "2"
