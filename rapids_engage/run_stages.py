@@ -11,7 +11,7 @@ from typing import Any
 from .backend import Backend
 from .baselines import baselines, te_columns
 from .cluster import ClusterInfo, check_shared_paths, ignored_settings, pin_partitions, spilled_bytes, while_workers_live, worker_addresses
-from .config import Config
+from .config import ClusterConfig, Config
 from .data import Dataset, read_events, resolve_min_partition_rows
 from .digests import CACHE_FILE
 from .evaluate import evaluate_targets, gather, oracle_probabilities
@@ -25,6 +25,13 @@ from .skew import skew_report
 from .split import SplitInfo, shuffle_labels, time_split
 from .train import as_float32, predict, train_target
 from .train_external import train_target_external
+
+
+def spilled_line(spilled: int, cluster: ClusterConfig) -> str:
+    """The run's line on the bytes dask spilled, in MiB below a GiB (a few MiB said "0.00 GiB": nothing)."""
+    size = f"{spilled / 2**30:.2f} GiB" if spilled >= 2**30 else f"{spilled / 2**20:.1f} MiB"
+    return (f"dask spilled {size} to disk so far (above 60 % of cluster.memory_limit {cluster.memory_limit} per worker; "
+            f"under {cluster.local_directory or tempfile.gettempdir()})")
 
 
 def store_stages(
@@ -52,9 +59,7 @@ def store_stages(
                             prog.log, Path(cfg.data.cache_dir).expanduser() / CACHE_FILE)
     spilled = spilled_bytes(client)
     if spilled:  # the memory limit was reached: the run is slower than in memory, and the disk must hold it
-        where = cfg.cluster.local_directory or tempfile.gettempdir()
-        prog.log(f"dask spilled {spilled / 2**30:.2f} GiB to disk so far (above 60 % of cluster.memory_limit "
-                 f"{cfg.cluster.memory_limit} per worker; under {where})")
+        prog.log(spilled_line(spilled, cfg.cluster))
     lost = cluster.workers_lost()
     if lost:
         prog.log(f"{lost} dask worker(s) of the start left the cluster by now (died and restarted, or retired); dask "

@@ -442,3 +442,14 @@ def test_a_gpus_flag_that_is_no_count_says_what_it_takes(gpus):
     with pytest.raises(ConfigError, match=f"^--gpus must be 'auto' or a whole number of GPUs >= 0, got '{gpus}'$"):
         config_from_args(build_parser().parse_args(["--gpus", gpus]))
     assert config_from_args(build_parser().parse_args(["--gpus", "2"])).cluster.gpus == "2"
+
+
+def test_a_few_mib_spilled_are_said_in_mib():
+    """The line after the feature stage said "dask spilled 0.00 GiB" for a run that spilled a few MiB."""
+    from rapids_engage.config import ClusterConfig
+    from rapids_engage.run_stages import spilled_line
+
+    cluster = ClusterConfig(memory_limit="1GB", local_directory="/scratch")
+    assert spilled_line(3 * 2**20, cluster) == ("dask spilled 3.0 MiB to disk so far (above 60 % of cluster.memory_limit 1GB "
+                                                "per worker; under /scratch)")
+    assert spilled_line(3 * 2**29, cluster).startswith("dask spilled 1.50 GiB to disk")
