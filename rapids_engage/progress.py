@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     from .memory import MemoryWatch
 
 
+def byte_size(n: int) -> str:
+    """``n`` bytes for a log line or report: GiB, or MiB below a GiB (a few MiB said "0.00 GiB": nothing)."""
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
 class StageProgress:
     """Shows one line per stage (spinner, then a check mark and its seconds) and keeps the timings
     (and, with ``memory``, each stage's peak memory)."""

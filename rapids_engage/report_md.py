@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_text
+from .progress import byte_size
 from .schema import utc
 from .skew import describe
 
@@ -107,9 +108,7 @@ def _summary(report: Mapping[str, Any]) -> list[str]:
     rows.append(["backend", backend])
     rows.append(["workers", str(report.get("n_workers", DASH))])
     if report.get("spilled_bytes"):
-        spilled = report["spilled_bytes"]  # in MiB below a GiB: "0.00 GiB" said nothing was spilled
-        size = f"{spilled / 2**30:.2f} GiB" if spilled >= 2**30 else f"{spilled / 2**20:.1f} MiB"
-        rows.append(["spilled", f"{size} written to disk by dask above cluster.memory_limit"])
+        rows.append(["spilled", f"{byte_size(report['spilled_bytes'])} written to disk by dask above cluster.memory_limit"])
     split_rows = report.get("rows") or {}
     sizes = " / ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in split_rows.items())
     rows.append(["rows", sizes or DASH])

@@ -19,7 +19,7 @@ from .features import add_labels
 from .features.frames import drop_empty_partitions
 from .features.materialize import Materialized, materialize
 from .layout import Layout
-from .progress import StageProgress
+from .progress import StageProgress, byte_size
 from .run_dirs import store_path
 from .skew import skew_report
 from .split import SplitInfo, shuffle_labels, time_split
@@ -29,8 +29,7 @@ from .train_external import train_target_external
 
 def spilled_line(spilled: int, cluster: ClusterConfig) -> str:
     """The run's line on the bytes dask spilled, in MiB below a GiB (a few MiB said "0.00 GiB": nothing)."""
-    size = f"{spilled / 2**30:.2f} GiB" if spilled >= 2**30 else f"{spilled / 2**20:.1f} MiB"
-    return (f"dask spilled {size} to disk so far (above 60 % of cluster.memory_limit {cluster.memory_limit} per worker; "
+    return (f"dask spilled {byte_size(spilled)} to disk so far (above 60 % of cluster.memory_limit {cluster.memory_limit} per worker; "
             f"under {cluster.local_directory or tempfile.gettempdir()})")
 
 

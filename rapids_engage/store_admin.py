@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .cli import Parser
+from .progress import byte_size
 from .store import MANIFEST, FeatureStore
 from .store_builds import KILLED, LEFTOVER, LIVE, UNKNOWN, dir_size, state, temporary_dirs
 
@@ -123,10 +124,6 @@ def _tmp_states(states: dict[str, str]) -> str:
     return "; ".join(parts) + ("; --tmp deletes those of killed builds and leftovers" if counts[KILLED] + counts[LEFTOVER] else "")
 
 
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
-
-
 def versions_table(store: FeatureStore, infos: list[VersionInfo], served: dict[str, list[str]]) -> Table:
     table = Table(title=f"feature store {store.path}")
     for col in ("version", "created (UTC)", "train rows", "valid rows", "features", "size", "reused from", "models", "state"):
@@ -135,7 +132,7 @@ def versions_table(store: FeatureStore, infos: list[VersionInfo], served: dict[s
         created = dt.datetime.fromtimestamp(i.created, dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if i.created else "—"
         users = ", ".join(Path(m).parent.name for m in served.get(i.version, [])) or "—"
         table.add_row(i.version, created, f"{i.rows.get('train', 0):,}" if i.rows else "—", f"{i.rows.get('valid', 0):,}" if i.rows else "—",
-                      str(i.n_features) if i.n_features is not None else "—", _gib(i.bytes), i.reused_from or "—", users,
+                      str(i.n_features) if i.n_features is not None else "—", byte_size(i.bytes), i.reused_from or "—", users,
                       "intact" if i.problem is None else f"[red]damaged[/red]: {i.problem}")
     return table
 
@@ -187,16 +184,16 @@ def run_store_command(args: argparse.Namespace, console: Console) -> None:
         for line in kept:
             out.print(line)
         total = sum(i.bytes for i in infos)
-        leftovers = f"; {len(tmps)} temporary dir(s), {_gib(sum(dir_size(t) for t in tmps))} ({_tmp_states(states)})" if tmps else ""
+        leftovers = f"; {len(tmps)} temporary dir(s), {byte_size(sum(dir_size(t) for t in tmps))} ({_tmp_states(states)})" if tmps else ""
         others = [d.name for d in sorted(store.path.iterdir()) if d.is_dir() and not d.name.startswith(".") and not is_version_dir(d)]
         foreign = f"; not versions, left alone: {', '.join(others)}" if others else ""
-        out.print(f"{len(infos)} version(s), {_gib(total)}{leftovers}{foreign}")
+        out.print(f"{len(infos)} version(s), {byte_size(total)}{leftovers}{foreign}")
         if (args.keep is not None or args.delete or args.tmp) and not doomed and not doomed_tmp:
             unknown = sum(1 for s in states.values() if s == UNKNOWN) if args.tmp and not args.force else 0
             out.print("nothing to delete" + (f" ({unknown} temporary dir(s) this machine cannot check: --tmp --force)"
                                              if unknown else ""))
     for name in [*doomed, *doomed_tmp]:
-        freed = _gib(dir_size(store.path / name))
+        freed = byte_size(dir_size(store.path / name))
         if not args.dry_run:
             remove(store, name)
         if not args.quiet:

@@ -135,5 +135,5 @@ def test_a_build_sweeps_what_killed_builds_left(store):
     said = []
     _sweep(store, said.append)
     assert sorted(temporary_dirs(store.path)) == sorted([live, elsewhere])
-    assert said[0].startswith("feature store: deleted 1 temporary dir(s) of killed builds")
+    assert said[0].startswith("feature store: deleted 1 temporary dir(s) of killed builds (0.0 MiB)")  # was "0.00 GiB"
     assert "2 temporary dir(s) of builds in progress or of another host" in said[1]

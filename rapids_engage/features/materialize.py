@@ -19,6 +19,7 @@ from ..backend import Backend
 from ..config import FeaturesConfig
 from ..digests import CACHE_FILE
 from ..layout import Layout
+from ..progress import byte_size
 from ..provenance import library_versions
 from ..store_builds import dir_size, sweep
 from ..store import FORMAT_VERSION, FeatureStore, fingerprint_files, version_id, write_split
@@ -146,10 +147,10 @@ def _sweep(store: FeatureStore, log: Callable[[str], None]) -> None:
     """Delete what killed builds left in the store; name what is left (builds in progress, or unknown)."""
     deleted, freed, left = sweep(store.path)
     if deleted:
-        log(f"feature store: deleted {deleted} temporary dir(s) of killed builds ({freed / 2**30:.2f} GiB)")
+        log(f"feature store: deleted {deleted} temporary dir(s) of killed builds ({byte_size(freed)})")
     if left:
         log(f"feature store: {len(left)} temporary dir(s) of builds in progress or of another host "
-            f"({sum(dir_size(d) for d in left) / 2**30:.2f} GiB); `python -m rapids_engage.pipeline store {store.path}` "
+            f"({byte_size(sum(dir_size(d) for d in left))}); `python -m rapids_engage.pipeline store {store.path}` "
             "says which")
 
 
