@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rapids_engage.features.frames import KeyTable, join_all
+from rapids_engage.features.frames import KeyTable, join_all, key_ids
 
 
 def _tables(rng):
@@ -36,3 +36,15 @@ def test_merge_path_equals_index_path():
     assert want.index.equals(part.index) and (want["te_u"][part["u"] % 2 == 1] == 0.5).all()
     both = (part["u"] == 4) & part["lang"].isna()
     assert (want.loc[both, "cnt_pair"] == 8).all()  # a null key component matches the table's null
+
+
+def test_key_ids_of_keys_with_nulls_in_several_columns():
+    """-1 for every row with a null in its key, several null groups and columns included; the keyed
+    rows get dense ids, one per key (the ids cudf's ngroup would have got wrong: GPU parity test)."""
+    part = pd.DataFrame({"u": [1, 1, 2, 3, 2, 3, 1], "day": ["a", None, None, "b", "a", "b", None]})
+    ids = key_ids(part, ["u", "day"])
+    assert ids.dtype == np.int64
+    np.testing.assert_array_equal(ids, [0, -1, -1, 1, 2, 1, -1])
+    np.testing.assert_array_equal(key_ids(part, ["day"]), [0, -1, -1, 1, 0, 1, -1])
+    np.testing.assert_array_equal(key_ids(part.iloc[[1, 2]], ["u", "day"]), [-1, -1])
+    np.testing.assert_array_equal(key_ids(part.dropna(), ["u", "day"]), [0, 1, 2, 1])

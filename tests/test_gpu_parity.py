@@ -235,6 +235,24 @@ def test_group_ids_with_null_keys_parity():
     np.testing.assert_array_equal(first_gpu, first_cpu)  # the same partition of the rows
 
 
+def test_key_ids_with_null_keys_in_several_columns_parity():
+    """cudf's ngroup nulls the id of the last sorted key only: rows with a null in one of several key
+    columns must get -1, and every keyed row a dense id, as on the CPU (the per-day counts' keys)."""
+    import cudf
+
+    from rapids_engage.features.counts import DAY
+    from rapids_engage.features.frames import key_ids
+
+    events = with_day(_events(), "tweet_timestamp")
+    for columns in (["engaging_user_id", "language"], ["language", DAY], ["language"]):
+        cpu, gpu = key_ids(events, columns), key_ids(cudf.from_pandas(events), columns).get()
+        np.testing.assert_array_equal(gpu < 0, cpu < 0, err_msg=str(columns))
+        assert sorted(set(gpu[gpu >= 0].tolist())) == list(range(int(cpu.max()) + 1))
+        first_cpu = pd.Series(np.arange(len(cpu))).groupby(cpu).transform("min").to_numpy()
+        first_gpu = pd.Series(np.arange(len(gpu))).groupby(gpu).transform("min").to_numpy()
+        np.testing.assert_array_equal(first_gpu, first_cpu, err_msg=str(columns))
+
+
 def test_history_parity_with_null_keys():
     import cudf
 

@@ -58,10 +58,18 @@ def null_key_rows(keys: Any) -> Any:
 def key_ids(frame: Any, columns: list[str]) -> Any:
     """Dense int64 ids (numpy/cupy) of the rows' ``columns`` values in an in-memory frame; -1 for a
     row with a null in its key (such rows belong to no key, as in a ``groupby``)."""
-    from ..backend import values
+    from ..backend import array_module, values
 
-    gid = frame.groupby(list(columns), sort=False, dropna=True).ngroup()  # null keys: NaN (pandas) / null (cudf)
-    return values(gid.fillna(-1).astype("int64"))
+    keys = frame[list(columns)]
+    null = null_key_rows(keys)
+    if not bool(null.any()):
+        return values(keys.groupby(list(columns), sort=False).ngroup()).astype(np.int64)
+    # not ngroup(dropna=True) on the rows with null keys: cudf's numbers the sorted unique keys and nulls only
+    # the last one, so with several key columns (or several null groups) null keys got ids, and a key sorted
+    # last none; the keyed rows are numbered alone instead (pandas: the same ids, in order of appearance)
+    ids = array_module(frame).full(len(keys), -1, dtype=np.int64)
+    ids[~values(null)] = values(keys[~null].groupby(list(columns), sort=False).ngroup()).astype(np.int64)
+    return ids
 
 
 def keys_of_ids(frame: Any, columns: list[str], ids: Any) -> Any:
