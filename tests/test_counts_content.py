@@ -170,3 +170,12 @@ def test_table_url_domain_is_the_host_of_a_url_with_credentials():
             "https://www.a.com#x@y", "", None, "a.com/x"]
     got = derived_keys(pd.DataFrame({"url": pd.array(urls, dtype="str")}), layout)["url_domain"].tolist()
     assert got == ["b.com", "a.com", "medium.com", "c.org", "a.com", "", "", ""]
+
+
+def test_without_per_day_counts_no_time_column_is_needed():
+    """per_day=False adds cnt_<key> alone: a frame without the time column is encoded, not a KeyError."""
+    train, new = events(200, 5).drop(columns="tweet_timestamp"), events(50, 6).drop(columns="tweet_timestamp")
+    out = CountEncoder("engaging_user_id", per_day=False).fit(train).transform(new)
+    assert list(out.columns) == [*new.columns, "cnt_engaging_user_id"]
+    full = train.groupby("engaging_user_id").size()
+    np.testing.assert_array_equal(out["cnt_engaging_user_id"].to_numpy(), [full.get(u, 0) for u in new["engaging_user_id"]])

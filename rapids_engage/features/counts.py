@@ -97,9 +97,13 @@ class CountEncoder:
         return Join(daily, self.columns + [DAY], {self.daily_name: "int64"}, {self.daily_name: 0})
 
     def transform(self, X: Any) -> Any:
+        """``X`` with ``cnt_<key>`` and, ``per_day``, ``cnt_day_<key>`` (only then is the time column read)."""
+        if not self.per_day:
+            out = apply_joins(as_dask(X), [self.total_join()])
+            return out if is_dask(X) else out.compute()
         frame = with_day(as_dask(X), self.time_column)
         daily = self.daily_graph(frame)
-        out = apply_joins(frame, self.joins(None if daily is None else daily.compute())).drop(columns=[DAY])
+        out = apply_joins(frame, self.joins(daily.compute())).drop(columns=[DAY])
         return out if is_dask(X) else out.compute()
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
