@@ -275,3 +275,10 @@ def test_a_row_key_with_missing_ids_is_refused():
     df.loc[df.index[3], "tweet_id"] = pd.NA
     with pytest.raises(ValueError, match=r"the row key column\(s\) \['tweet_id'\] hold missing ids"):
         TargetEncoder("lang").fit_transform(df, "like")
+
+
+@pytest.mark.parametrize("smooth", [float("nan"), float("inf")])
+def test_a_smooth_that_is_not_a_finite_number_is_refused(smooth):
+    """smooth=nan / inf gave NaN encodings (nan: every served value), as the config's check refuses them."""
+    with pytest.raises(ValueError, match=r"smooth must be a finite number >= 0, got (nan|inf)"):
+        TargetEncoder("lang", smooth=smooth).fit(make_frame(50, 5, 16), "like")

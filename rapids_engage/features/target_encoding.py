@@ -175,8 +175,8 @@ class TargetEncoder:
         (an earlier output) are replaced."""
         if not hasattr(X, "columns"):
             raise TypeError(f"TargetEncoder: X must be a DataFrame (pandas, cudf or dask), got {type(X).__name__}")
-        if self.smooth < 0:
-            raise ValueError(f"TargetEncoder({self.name}): smooth must be >= 0, got {self.smooth}")
+        if not 0 <= self.smooth < np.inf:  # nan and inf gave NaN encodings
+            raise ValueError(f"TargetEncoder({self.name}): smooth must be a finite number >= 0, got {self.smooth}")
         if FOLD in X.columns:
             raise ValueError(f"TargetEncoder({self.name}): the column name {FOLD!r} is reserved for the fold ids; rename it")
         self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
