@@ -179,3 +179,12 @@ def test_without_per_day_counts_no_time_column_is_needed():
     assert list(out.columns) == [*new.columns, "cnt_engaging_user_id"]
     full = train.groupby("engaging_user_id").size()
     np.testing.assert_array_equal(out["cnt_engaging_user_id"].to_numpy(), [full.get(u, 0) for u in new["engaging_user_id"]])
+
+
+def test_keys_of_another_kind_than_fitted_are_refused():
+    """Counts fitted on text keys, asked for number keys: every row counted 0, silently."""
+    import pytest
+
+    enc = CountEncoder("language").fit(events(50, 7).astype({"language": "category"}))
+    with pytest.raises(TypeError, match=r"the key column 'language' holds numbers \(int64\) but held text"):
+        enc.transform(events(20, 8).assign(language=1))

@@ -282,3 +282,14 @@ def test_a_smooth_that_is_not_a_finite_number_is_refused(smooth):
     """smooth=nan / inf gave NaN encodings (nan: every served value), as the config's check refuses them."""
     with pytest.raises(ValueError, match=r"smooth must be a finite number >= 0, got (nan|inf)"):
         TargetEncoder("lang", smooth=smooth).fit(make_frame(50, 5, 16), "like")
+
+
+def test_keys_of_another_kind_than_fitted_are_refused():
+    """Users fitted as numbers, served as text (ids read from a CSV as strings): every row got the prior, silently."""
+    df = make_frame(100, 6, 17)
+    enc = TargetEncoder("engaging_user_id").fit(df, "like")
+    with pytest.raises(TypeError, match=r"TargetEncoder\(engaging_user_id\): the key column 'engaging_user_id' holds "
+                                        r"text \(str\) but held numbers \(int64\) when fitted"):
+        enc.transform(df.astype({"engaging_user_id": "str"}))
+    as_float = enc.transform(df.astype({"engaging_user_id": "float64"}))  # numbers of another width still match
+    pd.testing.assert_series_equal(as_float["te_engaging_user_id_like"], enc.transform(df)["te_engaging_user_id_like"])

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backend import array_module, bincount, series_like
 from ..schema import EVENT_TIME
-from .frames import Join, apply_joins, as_dask, check_fitted, is_dask, key_ids, key_name, keys_of_ids, load_state, save_state
+from .frames import Join, apply_joins, as_dask, check_fitted, check_key_dtypes, is_dask, key_ids, key_name, keys_of_ids, load_state, save_state
 
 DAY = "_day"
 
@@ -98,6 +98,8 @@ class CountEncoder:
 
     def transform(self, X: Any) -> Any:
         """``X`` with ``cnt_<key>`` and, ``per_day``, ``cnt_day_<key>`` (only then is the time column read)."""
+        check_fitted(self, "counts_")
+        check_key_dtypes(self, self.counts_, X, self.columns)
         if not self.per_day:
             out = apply_joins(as_dask(X), [self.total_join()])
             return out if is_dask(X) else out.compute()

@@ -29,7 +29,7 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from ..backend import array_module, bincount, float_values, series_like, to_host, values
 from .folds import FOLD, assign_folds
-from .frames import Join, apply_joins, as_dask, check_fitted, is_dask, key_name, keys_of_ids, load_state, null_key_rows, save_state
+from .frames import Join, apply_joins, as_dask, check_fitted, check_key_dtypes, is_dask, key_name, keys_of_ids, load_state, null_key_rows, save_state
 
 N = "_n"
 
@@ -360,6 +360,7 @@ class TargetEncoder:
         missing = [c for c in self.columns if c not in X.columns]
         if missing:
             raise ValueError(f"TargetEncoder({self.name}): columns {missing} are not in the frame")
+        check_key_dtypes(self, self.stats_, X, self.columns)
         out = apply_joins(as_dask(X), [self.full_join()])
         out = out if self.keep_input else out[self.output_names()]
         return out if is_dask(X) else out.compute()
