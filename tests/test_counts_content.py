@@ -188,3 +188,20 @@ def test_keys_of_another_kind_than_fitted_are_refused():
     enc = CountEncoder("language").fit(events(50, 7).astype({"language": "category"}))
     with pytest.raises(TypeError, match=r"the key column 'language' holds numbers \(int64\) but held text"):
         enc.transform(events(20, 8).assign(language=1))
+
+
+def test_missing_columns_and_an_unfitted_save_are_one_line_errors():
+    import pytest
+
+    from rapids_engage.features import NotFittedError
+
+    df = events(30, 9)
+    with pytest.raises(ValueError, match=r"CountEncoder\(nope\): columns \['nope'\] are not in the frame"):
+        CountEncoder("nope").fit(df)
+    enc = CountEncoder("language").fit(df)
+    with pytest.raises(ValueError, match=r"CountEncoder\(language\): columns \['language'\] are not in the frame"):
+        enc.transform(df.drop(columns="language"))
+    with pytest.raises(ValueError, match=r"columns \['tweet_timestamp'\] are not in the frame"):  # per-day counts need the time
+        enc.transform(df.drop(columns="tweet_timestamp"))
+    with pytest.raises(NotFittedError, match="not fitted"):
+        CountEncoder("language").save("unused")

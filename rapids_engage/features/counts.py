@@ -79,7 +79,13 @@ class CountEncoder:
         """The key -> count table (``counts_``'s rows) of such a frame."""
         return keys_of_ids(frame, self.columns, ids).assign(**{self.total_name: _row_counts(ids)[1]})
 
+    def _check_columns(self, X: Any, columns: list[str]) -> None:
+        missing = [c for c in columns if c not in X.columns]
+        if missing:
+            raise ValueError(f"CountEncoder({self.name}): columns {missing} are not in the frame")
+
     def fit(self, X: Any, y: Any = None) -> CountEncoder:  # noqa: ARG002 - sklearn signature
+        self._check_columns(X, self.columns)
         self.counts_ = self.stats_graph(as_dask(X)).compute()
         return self
 
@@ -99,6 +105,7 @@ class CountEncoder:
     def transform(self, X: Any) -> Any:
         """``X`` with ``cnt_<key>`` and, ``per_day``, ``cnt_day_<key>`` (only then is the time column read)."""
         check_fitted(self, "counts_")
+        self._check_columns(X, self.columns + ([self.time_column] if self.per_day else []))
         check_key_dtypes(self, self.counts_, X, self.columns)
         if not self.per_day:
             out = apply_joins(as_dask(X), [self.total_join()])
@@ -112,6 +119,7 @@ class CountEncoder:
         return self.fit(X, y).transform(X)
 
     def save(self, directory: str | Path) -> None:
+        check_fitted(self, "counts_")
         params = {"columns": self.columns, "per_day": self.per_day, "time_column": self.time_column}
         save_state(directory, self.total_name, self.counts_, {"params": params})
 
