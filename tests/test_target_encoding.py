@@ -293,3 +293,19 @@ def test_keys_of_another_kind_than_fitted_are_refused():
         enc.transform(df.astype({"engaging_user_id": "str"}))
     as_float = enc.transform(df.astype({"engaging_user_id": "float64"}))  # numbers of another width still match
     pd.testing.assert_series_equal(as_float["te_engaging_user_id_like"], enc.transform(df)["te_engaging_user_id_like"])
+
+
+def test_parameters_are_checked_in_one_line():
+    """n_folds=5.0 failed deep in fitting ('float' object cannot be interpreted as an integer), an empty or repeated
+    key in pandas' groupby ('No group keys passed!'), and a negative seed worked for hash folds but not random ones."""
+    df = make_frame(60, 5, 18)
+    with pytest.raises(ValueError, match=r"n_folds must be a whole number from 2 to 127, got 5\.0"):
+        TargetEncoder("lang", n_folds=5.0).fit(df, "like")
+    with pytest.raises(ValueError, match=r"columns must name one or more distinct key columns, got \[\]"):
+        TargetEncoder([]).fit(df, "like")
+    with pytest.raises(ValueError, match=r"columns must name one or more distinct key columns, got \['lang', 'lang'\]"):
+        TargetEncoder(["lang", "lang"]).fit(df, "like")
+    for seed in (-1, 2**64 - 1):  # the same 64 bits: the same folds, as for fold_method="hash"
+        got = TargetEncoder("lang", fold_method="random", seed=seed).fit_transform(df, "like")["te_lang_like"]
+        assert got.notna().all()
+    pd.testing.assert_frame_equal(assign_folds(df, [], 4, "random", -1).compute(), assign_folds(df, [], 4, "random", 2**64 - 1).compute())

@@ -43,7 +43,7 @@ def _assign(part: Any, row_key: list[str], n_folds: int, method: str, seed: int,
         folds = (pos * n_folds // max(total, 1)).astype(np.int8)
     else:
         number = (partition_info or {}).get("number", 0)
-        rng = np.random.default_rng([seed, number])
+        rng = np.random.default_rng([seed & 0xFFFFFFFFFFFFFFFF, number])  # any int seed, as hashing.combine takes it
         folds = xp.asarray(rng.integers(0, n_folds, len(part)).astype(np.int8))
     return part.assign(**{FOLD: series_like(part, folds)})
 
@@ -52,8 +52,8 @@ def assign_folds(frame: Any, row_key: list[str], n_folds: int, method: str = "ha
     """``frame`` (dask) with an int8 ``_fold`` column in [0, n_folds)."""
     if method not in FOLD_METHODS:
         raise ValueError(f"fold_method must be one of {FOLD_METHODS}, got {method!r}")
-    if not 2 <= n_folds <= MAX_FOLDS:
-        raise ValueError(f"n_folds must be from 2 to {MAX_FOLDS}, got {n_folds}")
+    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or not 2 <= n_folds <= MAX_FOLDS:
+        raise ValueError(f"n_folds must be a whole number from 2 to {MAX_FOLDS}, got {n_folds!r}")
     missing = [c for c in row_key if c not in frame.columns]
     if method == "hash" and missing:
         raise ValueError(f"fold_method='hash' needs the row key columns {missing} (set row_key=...)")

@@ -177,6 +177,8 @@ class TargetEncoder:
             raise TypeError(f"TargetEncoder: X must be a DataFrame (pandas, cudf or dask), got {type(X).__name__}")
         if not 0 <= self.smooth < np.inf:  # nan and inf gave NaN encodings
             raise ValueError(f"TargetEncoder({self.name}): smooth must be a finite number >= 0, got {self.smooth}")
+        if not self.columns or len(set(self.columns)) < len(self.columns):
+            raise ValueError(f"TargetEncoder: columns must name one or more distinct key columns, got {self.columns}")
         if FOLD in X.columns:
             raise ValueError(f"TargetEncoder({self.name}): the column name {FOLD!r} is reserved for the fold ids; rename it")
         self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
