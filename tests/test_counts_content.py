@@ -205,3 +205,12 @@ def test_missing_columns_and_an_unfitted_save_are_one_line_errors():
         enc.transform(df.drop(columns="tweet_timestamp"))
     with pytest.raises(NotFittedError, match="not fitted"):
         CountEncoder("language").save("unused")
+
+
+def test_transform_of_a_frame_that_already_holds_the_counts():
+    df = events(60, 10)
+    enc = CountEncoder("language").fit(df)
+    moved = enc.transform(df).pipe(lambda d: d[["cnt_language", *df.columns, "cnt_day_language"]])  # not last
+    again = enc.transform(moved)
+    assert list(again.columns) == [*df.columns, "cnt_language", "cnt_day_language"]
+    pd.testing.assert_frame_equal(again, enc.transform(df))

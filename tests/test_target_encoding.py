@@ -309,3 +309,16 @@ def test_parameters_are_checked_in_one_line():
         got = TargetEncoder("lang", fold_method="random", seed=seed).fit_transform(df, "like")["te_lang_like"]
         assert got.notna().all()
     pd.testing.assert_frame_equal(assign_folds(df, [], 4, "random", -1).compute(), assign_folds(df, [], 4, "random", 2**64 - 1).compute())
+
+
+def test_transform_of_a_frame_that_already_holds_the_encoding():
+    """A frame encoded by two encoders (the first's column no longer last): transform raised dask's 'Order of columns
+    does not match'; the column is replaced, at the end, where get_feature_names_out says."""
+    df = make_frame(80, 5, 19)
+    first, second = TargetEncoder("lang"), TargetEncoder("engaging_user_id")
+    train = second.fit_transform(first.fit_transform(df, "like"), "like")
+    again = first.transform(train)
+    assert list(again.columns) == [c for c in train.columns if c != "te_lang_like"] + ["te_lang_like"]
+    pd.testing.assert_series_equal(again["te_lang_like"], first.transform(df)["te_lang_like"])
+    first.fit(train, "like")
+    assert list(first.get_feature_names_out()) == list(first.transform(train).columns)

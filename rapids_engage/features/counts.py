@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backend import array_module, bincount, series_like
 from ..schema import EVENT_TIME
-from .frames import Join, apply_joins, as_dask, check_fitted, check_key_dtypes, is_dask, key_ids, key_name, keys_of_ids, load_state, save_state
+from .frames import Join, apply_joins, as_dask, check_fitted, check_key_dtypes, is_dask, key_ids, key_name, keys_of_ids, load_state, save_state, without
 
 DAY = "_day"
 
@@ -107,10 +107,11 @@ class CountEncoder:
         check_fitted(self, "counts_")
         self._check_columns(X, self.columns + ([self.time_column] if self.per_day else []))
         check_key_dtypes(self, self.counts_, X, self.columns)
+        frame = without(as_dask(X), self.output_names())  # replaced, last
         if not self.per_day:
-            out = apply_joins(as_dask(X), [self.total_join()])
+            out = apply_joins(frame, [self.total_join()])
             return out if is_dask(X) else out.compute()
-        frame = with_day(as_dask(X), self.time_column)
+        frame = with_day(frame, self.time_column)
         daily = self.daily_graph(frame)
         out = apply_joins(frame, self.joins(daily.compute())).drop(columns=[DAY])
         return out if is_dask(X) else out.compute()

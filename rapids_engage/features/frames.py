@@ -90,6 +90,12 @@ def as_dask(frame: Any) -> Any:
     return frame if is_dask(frame) else dd.from_pandas(frame, npartitions=1, sort=False)
 
 
+def without(frame: Any, columns: list[str]) -> Any:
+    """``frame`` less those of ``columns`` it has (an encoder's earlier output, before it is added again)."""
+    present = [c for c in columns if c in frame.columns]
+    return frame.drop(columns=present) if present else frame
+
+
 def meta_with(meta: Any, columns: dict[str, str]) -> Any:
     """``meta`` (an empty frame) plus empty columns of the given dtypes."""
     empty = meta.iloc[:0]

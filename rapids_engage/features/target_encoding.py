@@ -29,7 +29,7 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from ..backend import array_module, bincount, float_values, series_like, to_host, values
 from .folds import FOLD, assign_folds
-from .frames import Join, apply_joins, as_dask, check_fitted, check_key_dtypes, is_dask, key_name, keys_of_ids, load_state, null_key_rows, save_state
+from .frames import Join, apply_joins, as_dask, check_fitted, check_key_dtypes, is_dask, key_name, keys_of_ids, load_state, null_key_rows, save_state, without
 
 N = "_n"
 
@@ -193,7 +193,7 @@ class TargetEncoder:
                             f"{', '.join(f'{t!r} of dtype {d}' for t, d in texts.items())}; map them first, e.g. "
                             "y.map({'no': 0, 'yes': 1})")
         X = as_dask(X)
-        X = X.drop(columns=[c for c in (self.output_name(t) for t in targets) if c in X.columns])
+        X = without(X, [self.output_name(t) for t in targets])
         return assign_folds(X, self.row_key, self.n_folds, self.fold_method, self.seed), targets
 
     def stats_graph(self, frame: Any, targets: list[str]) -> Any:
@@ -328,8 +328,8 @@ class TargetEncoder:
         if input_features is None and getattr(self, "feature_names_in_", None) is None:
             raise ValueError(f"TargetEncoder({self.name}): pass input_features (this encoder was not fitted on a frame here)")
         names = [str(c) for c in (self.feature_names_in_ if input_features is None else input_features)]
-        kept = names if self.keep_input else []
-        return np.asarray(kept + [n for n in self.output_names() if n not in kept], dtype=object)
+        kept = [n for n in names if n not in self.output_names()] if self.keep_input else []
+        return np.asarray(kept + self.output_names(), dtype=object)
 
     def oof_join(self) -> Join:
         """The (key, fold) -> out-of-fold encoding join for the rows the encoder was fitted on."""
@@ -355,7 +355,8 @@ class TargetEncoder:
         return out.compute().assign(**{c: X[c] for c in replaced}) if replaced else out.compute()
 
     def transform(self, X: Any) -> Any:
-        """``X`` with full-training encodings (unseen and null keys get the prior)."""
+        """``X`` with full-training encodings (unseen and null keys get the prior; encoding columns already
+        in ``X`` are replaced, last as in :meth:`get_feature_names_out`)."""
         self._check_fitted()
         if not hasattr(X, "columns"):
             raise TypeError(f"TargetEncoder: X must be a DataFrame (pandas, cudf or dask), got {type(X).__name__}")
@@ -363,7 +364,7 @@ class TargetEncoder:
         if missing:
             raise ValueError(f"TargetEncoder({self.name}): columns {missing} are not in the frame")
         check_key_dtypes(self, self.stats_, X, self.columns)
-        out = apply_joins(as_dask(X), [self.full_join()])
+        out = apply_joins(without(as_dask(X), self.output_names()), [self.full_join()])
         out = out if self.keep_input else out[self.output_names()]
         return out if is_dask(X) else out.compute()
 
