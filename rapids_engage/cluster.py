@@ -213,7 +213,8 @@ def start_cluster(backend: Backend, cfg: ClusterConfig, log: Callable[[str], Non
             client = Client(cfg.scheduler_address, timeout=CONNECT_TIMEOUT_S)
         except OSError as exc:  # no scheduler there (distributed says so as a timeout): one line
             raise ClusterError(f"no dask scheduler answered at {cfg.scheduler_address} within {CONNECT_TIMEOUT_S} s "
-                               f"({_one_line(exc)}); start one (dask scheduler) or fix --scheduler-address") from None
+                               f"({_unreachable(cfg.scheduler_address) or _one_line(exc)}); start one (dask scheduler) "
+                               "or fix --scheduler-address") from None
         try:
             _existing_workers_ready(client, cfg.scheduler_address, backend)
             n = len(client.nthreads())
@@ -359,6 +360,28 @@ def worker_addresses(client: Any) -> set[str] | None:
 #: XGBoost's prefixes of a native error line: ``[12:00:00] /workspace/src/collective/comm.cc:84: `` and,
 #: on the lines of a chained collective error, ``- [comm.cc:193|12:00:00]: ``.
 _NATIVE_PREFIX = re.compile(r"^(\[\d{1,2}:\d{2}:\d{2}\]\s+\S+:\d+:|-?\s*\[[\w./-]+:\d+\|[\d:]+\]:)\s*")
+
+
+def _unreachable(address: str) -> str | None:
+    """Why a TCP scheduler address cannot be reached now, in words (dask says only "Timed out trying to
+    connect"), or None: nothing listening there, an unknown host; a host that does not answer is left to dask."""
+    import socket
+
+    from distributed.comm import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        host, port = parse_host_port(location)
+        if scheme not in ("tcp", "tls"):
+            return None
+        socket.create_connection((host, port), timeout=2).close()
+    except ConnectionRefusedError:
+        return f"nothing listens at {host}:{port}: connection refused"
+    except socket.gaierror:
+        return f"unknown host {host!r}"
+    except (OSError, ValueError, TypeError):
+        return None
+    return None
 
 
 def _one_line(exc: BaseException, limit: int = 200) -> str:
