@@ -578,10 +578,11 @@ def to_dict(config: Config) -> dict:
     return dataclasses.asdict(config)
 
 
-def section_from_dict(cls: type, data: dict, source: str) -> Any:
+def section_from_dict(cls: type, data: dict, source: str, origins: dict[str, str] | None = None) -> Any:
     """One config section (e.g. :class:`FeaturesConfig`) from a stored dict, strictly typed.
 
-    Errors name keys by their full path (``cluster.n_workers``) when ``cls`` is a top-level section.
+    Errors name keys by their full path (``cluster.n_workers``) when ``cls`` is a top-level section;
+    ``origins``: full key -> how the user gave it (``--gpus 2``, ``--set cluster.x=1``), as :func:`load_config`'s.
     """
     path = next((name for name, hint in typing.get_type_hints(Config).items() if hint is cls), "")
-    return _build(cls, data, path, source, {})
+    return _build(cls, data, path, source, origins or {})

@@ -332,17 +332,19 @@ def predict_cluster_config(args: argparse.Namespace) -> Any:
     from .config import ClusterConfig, parse_override, section_from_dict
 
     data: dict[str, Any] = {}
+    origins: dict[str, str] = {}  # key -> how it was given: errors name the flag, not "predict --set"
     for text in args.set:
         key, value = parse_override(text)
         if not key.startswith("cluster.") or key.count(".") != 1:
             raise ConfigError(f"predict --set takes cluster.<key>=<value> settings only, got {key!r}")
         data[key.split(".", 1)[1]] = value
-    if args.gpus is not None:
-        data["gpus"] = args.gpus
-    if args.scheduler_address is not None:
-        data["scheduler_address"] = args.scheduler_address
+        origins[key] = f"--set {text}"
+    for flag, key in (("gpus", "gpus"), ("scheduler_address", "scheduler_address")):
+        if getattr(args, flag) is not None:
+            data[key] = getattr(args, flag)
+            origins[f"cluster.{key}"] = f"--{flag.replace('_', '-')} {getattr(args, flag)}"
     data["gpus"] = str(data.get("gpus", "auto"))
-    return section_from_dict(ClusterConfig, data, "predict --set")
+    return section_from_dict(ClusterConfig, data, "predict", origins)
 
 
 def build_ingest_parser() -> argparse.ArgumentParser:

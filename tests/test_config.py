@@ -193,10 +193,14 @@ def test_predict_set_unknown_and_wrong_keys_read_like_the_run():
     assert cluster("cluster.n_workers=2").n_workers == 2
     with pytest.raises(ConfigError) as info:
         cluster("cluster.n_workrs=1")
-    assert str(info.value).startswith("predict --set: unknown config key 'cluster.n_workrs': did you mean 'cluster.n_workers'? "
+    assert str(info.value).startswith("predict: unknown config key 'cluster.n_workrs': did you mean 'cluster.n_workers'? "
                                       "(keys of cluster: gpus, ")
-    with pytest.raises(ConfigError, match=r"^predict --set: cluster\.n_workers: expected a whole number or null, got 'x'$"):
+    with pytest.raises(ConfigError, match=r"^predict: cluster\.n_workers: expected a whole number or null, got 'x' "
+                       r"\(from --set cluster\.n_workers=x\)$"):
         cluster("cluster.n_workers=x")
+    # a flag's value is named as the flag, as a run names it (it said "predict --set: cluster.gpus: ...")
+    with pytest.raises(ConfigError, match=r"^--gpus must be 'auto' or a whole number of GPUs >= 0, got 'lots'$"):
+        predict_cluster_config(argparse.Namespace(set=[], gpus="lots", scheduler_address=None))
 
 
 @pytest.mark.parametrize("text, expected", [
