@@ -105,15 +105,21 @@ class FeatureStore:
         store_builds.claim(tmp)
         return tmp
 
-    def publish(self, tmp: Path, version: str, manifest: dict) -> Path:
-        """Write the manifest into ``tmp`` and rename it to the version's place."""
+    def publish(self, tmp: Path, version: str, manifest: dict, replace: bool = True) -> bool:
+        """Write the manifest into ``tmp`` and rename it to the version's place; False (``tmp`` discarded)
+        when not ``replace`` and the version is there intact: built meanwhile by a concurrent run, which
+        may be reading it."""
+        if not replace and self.manifest(version) is not None:
+            self.discard(tmp)
+            return False
         store_builds.release(tmp)
         files = list_files(tmp)
         manifest = {**manifest, "version": version, "format": FORMAT_VERSION, "created": time.time(), "files": files}
         part = tmp / (MANIFEST + ".part")
         part.write_text(json.dumps(manifest, indent=1, default=str))
         os.replace(part, tmp / MANIFEST)
-        return replace_dir(tmp, self.version_dir(version))
+        replace_dir(tmp, self.version_dir(version))
+        return True
 
     def discard(self, tmp: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -136,3 +136,28 @@ def test_a_key_on_a_content_feature_is_computed_when_the_content_group_is_reused
     full, _ = _build(cfg, tmp_path / "fresh", data)
     assert "hist_hour_n" in built.features and built.features == full.features
     pd.testing.assert_frame_equal(_split(built, "valid"), _split(full, "valid"), check_exact=False, rtol=0, atol=1e-12)
+
+
+def test_a_version_built_meanwhile_by_another_run_is_used_not_replaced(data, tmp_path, monkeypatch):
+    """Two runs build the same version: the later one keeps the first's files, which that run is reading
+    (its files went from under it: FileNotFoundError when the two were partitioned differently)."""
+    from rapids_engage.store import FeatureStore
+
+    cfg = _config([["engaging_user_id"]], [], [])
+    data_dir, train, valid, split = data
+    publish, first = FeatureStore.publish, {}
+
+    def other_run_first(self, *args, **kwargs):  # the other run publishes while this one still builds
+        if not first:
+            first["built"] = None
+            first["built"], _ = _build(cfg, tmp_path / "store", data)
+            first["frame"] = first["built"].store.read_split(first["built"].version, "train")
+        return publish(self, *args, **kwargs)
+
+    monkeypatch.setattr(FeatureStore, "publish", other_run_first)
+    one = (data_dir, train.repartition(npartitions=1), valid.repartition(npartitions=1), split)
+    built, logs = _build(cfg, tmp_path / "store", one)
+    assert built.version == first["built"].version and built.cache_hit
+    assert any("built by another run meanwhile" in line for line in logs), logs
+    assert len(first["frame"].compute()) == built.rows["train"]  # the first run's files are still there
+    assert [p.name for p in (tmp_path / "store").iterdir() if p.is_dir()] == [built.version]

@@ -123,10 +123,14 @@ def materialize(
             "libraries": library_versions(backend),
             "python": platform.python_version(),
         }
-        store.publish(tmp, version, manifest)
+        published = store.publish(tmp, version, manifest, replace=rebuild)
     except BaseException:
         store.discard(tmp)
         raise
+    if not published:  # another run published it while this one built: use theirs, replacing it would pull it from under them
+        log(f"feature store: version {version} was built by another run meanwhile; using it ({store.version_dir(version)})")
+        manifest = store.manifest(version)
+        return Materialized(store, version, manifest["features"], manifest["rows"], True)
     how = f", {len(reused['groups'])} of {len(sigs)} feature groups reused from version {reused['from']}" if reused else ""
     log(f"feature store: built version {version} ({rows['train']:,} train / {rows['valid']:,} valid rows{how})")
     return Materialized(store, version, names, rows, False, reused)
