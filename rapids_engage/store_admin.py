@@ -61,11 +61,13 @@ def describe(store: FeatureStore) -> tuple[list[VersionInfo], list[Path]]:
 
 def models_using(store: FeatureStore) -> dict[str, list[str]]:
     """version -> the ``models/`` directories found whose models were trained on it: the run beside
-    the store (``<out>/store``, ``<out>/models``) and the runs beside it (a store shared by
-    ``--store runs/store``: ``runs/<run>/models``). Runs elsewhere are not seen."""
+    the store (``<out>/store``, ``<out>/models``; also when the run was copied or moved, which
+    ``predict`` serves from this store) and the runs beside it (a store shared by ``--store
+    runs/store``: ``runs/<run>/models``). Runs elsewhere are not seen."""
     import json
 
     here = store.path.resolve()
+    beside = here.parent / "models" if here.name == "store" else None  # predict's fallback: <run>/store
     found: dict[str, list[str]] = {}
     for models in sorted({*here.parent.glob("models"), *here.parent.glob("*/models")}):
         for meta in sorted(models.glob("*.meta.json")):
@@ -73,7 +75,7 @@ def models_using(store: FeatureStore) -> dict[str, list[str]]:
                 trained = json.loads(meta.read_text()).get("store") or {}
             except (OSError, ValueError):
                 continue
-            if trained.get("version") and Path(trained.get("path", "")).resolve() == here:
+            if trained.get("version") and (models == beside or Path(trained.get("path", "")).resolve() == here):
                 users = found.setdefault(trained["version"], [])
                 if str(models) not in users:
                     users.append(str(models))

@@ -83,6 +83,17 @@ def test_versions_that_models_beside_the_store_use_are_kept_unless_forced(store,
     assert store.versions() == ["aaa"]
 
 
+def test_a_moved_run_s_models_keep_the_version_they_are_served_from(store, capsys):
+    """A run directory moved whole serves its models from its own store (their recorded store is gone):
+    `--keep 0` deleted the version they need, as no model seemed to use it."""
+    models = store.path.parent / "models"
+    models.mkdir()
+    (models / "like.meta.json").write_text(json.dumps({"target": "like", "store": {"path": "/moved/away/store", "version": "ccc"}}))
+    assert main(["store", str(store.path), "--keep", "0"]) == 0
+    assert f"keeping ccc: the models in {models} use it" in capsys.readouterr().out
+    assert store.versions() == ["ccc"]
+
+
 def test_a_run_directory_or_foreign_directories_are_never_taken_for_versions(store, capsys):
     """`store runs/demo --keep 1` (the run, not its store) once deleted the run's models, plots and store."""
     run = store.path.parent
