@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -60,6 +61,12 @@ def fingerprint_files(directory: Path, cache: Path | None = None, log: Callable[
     for f in files:
         h.update(f"{f.relative_to(directory).as_posix()}|{digests[f]}\n".encode())
     return h.hexdigest()
+
+
+def is_version_dir(path: Path) -> bool:
+    """A version directory: one with a manifest, or named like a version id (16 hex digits: a version
+    whose manifest is lost). Any other directory is not the store's, and never deleted."""
+    return (path / MANIFEST).exists() or re.fullmatch(r"[0-9a-f]{16}", path.name) is not None
 
 
 def version_id(definition: dict) -> str:
@@ -154,17 +161,21 @@ class FeatureStore:
                 return versions[-1], self.manifest(versions[-1])
         have = ", ".join(self.versions()) or "none"
         what = "no intact version" + (f" {version}" if version is not None else "") + (f" ({problem})" if problem not in (None, "absent") else "")
-        raise MissingVersion(f"feature store {self.path}: {what} (have: {have}){self._hint()}", problem)
+        raise MissingVersion(f"feature store {self.path}: {what} (have: {have}){self._hint(version)}", problem)
 
-    def _hint(self) -> str:
-        """Where the store probably is, when :attr:`path` is not one."""
+    def _hint(self, asked: str | None = None) -> str:
+        """Where the store probably is, when :attr:`path` is not one; else its damaged versions (but ``asked``)."""
         if not self.path.exists():
             return "; the directory does not exist"
+        if not self.path.is_dir():
+            return f"; {self.path} is a file, not a store directory"
         if (self.path / MANIFEST).exists():
             return f"; {self.path} is a version directory, its store is {self.path.parent}"
         if (self.path / "store").is_dir():
             return f"; {self.path} looks like a run directory, its store is {self.path / 'store'}"
-        return ""
+        damaged = [f"{d.name} ({problem})" for d in sorted(self.path.iterdir()) if d.is_dir() and not d.name.startswith(".")
+                   and d.name != asked and is_version_dir(d) and (problem := self.problem(d.name))]
+        return f"; damaged: {', '.join(damaged)}" if damaged else ""
 
     def materialize(self, config: Any, data_dir: Path, train: Any, valid: Any, targets: list[str], split: dict,
                     backend: Any, layout: Any, rebuild: bool = False) -> Any:

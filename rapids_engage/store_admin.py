@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from rich.table import Table
 
 from .cli import Parser
 from .progress import byte_size
-from .store import MANIFEST, FeatureStore
+from .store import MANIFEST, FeatureStore, is_version_dir
 from .store_builds import KILLED, LEFTOVER, LIVE, UNKNOWN, dir_size, state, temporary_dirs
 
 
@@ -37,12 +36,6 @@ class VersionInfo:
     n_features: int | None
     reused_from: str | None
     bytes: int
-
-
-def is_version_dir(path: Path) -> bool:
-    """A version directory: one with a manifest, or named like a version id (16 hex digits: a version
-    whose manifest is lost). Any other directory is not the store's, and never deleted."""
-    return (path / MANIFEST).exists() or re.fullmatch(r"[0-9a-f]{16}", path.name) is not None
 
 
 def describe(store: FeatureStore) -> tuple[list[VersionInfo], list[Path]]:

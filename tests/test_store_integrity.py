@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pandas as pd
@@ -62,8 +63,9 @@ def test_a_damaged_version_is_never_read(tmp_path, damage):
     with pytest.raises(MissingVersion, match="no intact version aaa") as err:
         store.training_frame("aaa")
     assert err.value.problem == problem
-    with pytest.raises(MissingVersion):
-        store.training_frame()  # the newest intact version: there is none
+    why = "" if damage == "no manifest" else f"; damaged: aaa ({problem})"  # no manifest, no version id: not a version
+    with pytest.raises(MissingVersion, match=re.escape(f"(have: none){why}") + "$"):
+        store.training_frame()  # the newest intact version: there is none, and the message says why
 
 
 def test_a_copied_version_directory_is_not_the_version_its_manifest_names(tmp_path):
@@ -71,3 +73,9 @@ def test_a_copied_version_directory_is_not_the_version_its_manifest_names(tmp_pa
     store = _store(tmp_path)
     shutil.copytree(store.version_dir("aaa"), store.version_dir("bbb"))
     assert store.problem("bbb") == "manifest of another version or format" and store.versions() == ["aaa"]
+
+
+def test_a_file_given_as_the_store_is_named_a_file(tmp_path):
+    (tmp_path / "report.json").write_text("{}")
+    with pytest.raises(MissingVersion, match="report.json is a file, not a store directory"):
+        FeatureStore(tmp_path / "report.json").training_frame()
