@@ -4,7 +4,9 @@ A store version keys on what its input files hold, not on where or when they wer
 dataset copied (``cp -r``, rsync without ``-t``), moved or ingested again to the same bytes is
 the same input. Reading 100 GB on every run would cost minutes, so each digest is kept with
 the file's size, modification time and inode, and read again only when one of them changes —
-what ``make``, rsync and DVC trust too: an edit that restores all three is not seen.
+what ``make``, rsync and DVC trust too: an edit that restores all three is not seen. A file modified
+within :data:`RACY_NS` of its hashing is not cached ("racy", as git calls it): on a filesystem with
+coarse timestamps (1 s: ext3, some NFS servers) a same-size rewrite in that second keeps its mtime.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +29,8 @@ CHUNK = 8 << 20
 MAX_THREADS = 8
 #: Hashing more than this many bytes is logged (it takes a while, once).
 LOG_BYTES = 1 << 30
+#: A digest is cached only for a file last modified this long before it was hashed (coarse mtimes).
+RACY_NS = 2 * 10**9
 
 
 def file_digest(path: str | os.PathLike) -> str:
@@ -53,6 +58,7 @@ def content_digests(files: Sequence[Path], cache: Path | None = None,
                     log: Callable[[str], None] | None = None) -> dict[Path, str]:
     """SHA-256 of each file; those whose size, mtime and inode match ``cache`` (a JSON file, updated) are not read."""
     known = _load(cache)
+    settled = time.time_ns() - RACY_NS  # modified after this: hashed, not cached (see RACY_NS)
     stats = {f: _identity(f.stat()) for f in files}
     keys = {f: str(f.resolve()) for f in files}
     found = {f: known[keys[f]][3] for f in files
@@ -65,7 +71,7 @@ def content_digests(files: Sequence[Path], cache: Path | None = None,
         found.update(zip(todo, pool.map(file_digest, todo)))
     if cache is not None and todo:
         kept = {k: v for k, v in known.items() if os.path.exists(k)}
-        kept.update({keys[f]: [*stats[f], found[f]] for f in todo})
+        kept.update({keys[f]: [*stats[f], found[f]] for f in todo if stats[f][1] < settled})
         try:
             write_text(cache, json.dumps(kept, indent=0))
         except OSError:  # a read-only store: the digests are read again next time

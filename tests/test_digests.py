@@ -32,6 +32,8 @@ def test_digests_are_read_once_and_again_when_a_file_changes(tmp_path, counted):
     a, b, cache = tmp_path / "a.bin", tmp_path / "b.bin", tmp_path / "cache" / "digests.json"
     a.write_bytes(b"x" * 1000)
     b.write_bytes(b"y" * 10)
+    for f in (a, b):
+        os.utime(f, ns=(10**18, 10**18))  # written long ago (2001): their digests are cached
     first = content_digests([a, b], cache)
     assert counted == ["a.bin", "b.bin"] and first[a] == file_digest(a)
     assert content_digests([a, b], cache) == first and counted == ["a.bin", "b.bin"]  # nothing read
@@ -39,9 +41,26 @@ def test_digests_are_read_once_and_again_when_a_file_changes(tmp_path, counted):
     assert content_digests([a, b], cache) == first and counted[2:] == ["b.bin"]
     b.write_bytes(b"z" * 10)
     assert content_digests([a, b], cache)[b] != first[b] and counted[3:] == ["b.bin"]
+    os.utime(b, ns=(10**18, 10**18))
     cache.write_text("{not json")  # a damaged cache: everything is read again, and the cache rewritten
     assert content_digests([a, b], cache)[a] == first[a] and counted[4:] == ["a.bin", "b.bin"]
     assert set(json.loads(cache.read_text())) == {str(a.resolve()), str(b.resolve())}
+
+
+def test_a_file_modified_just_before_it_is_hashed_is_not_cached(tmp_path, counted):
+    """On a filesystem with 1-second mtimes a same-size rewrite in the second it was hashed kept size,
+    mtime and inode, and its stale digest made the store a cache hit of the old data ("racy", as git says)."""
+    new, cache = tmp_path / "new.bin", tmp_path / "digests.json"
+    new.write_bytes(b"x" * 100)
+    assert content_digests([new], cache)[new] == file_digest(new) and counted == ["new.bin"]
+    assert str(new.resolve()) not in json.loads(cache.read_text())
+    stamp = new.stat().st_mtime_ns
+    new.write_bytes(b"y" * 100)  # the rewrite a coarse clock cannot tell apart
+    os.utime(new, ns=(stamp, stamp))
+    assert content_digests([new], cache)[new] == file_digest(new) and counted == ["new.bin", "new.bin"]
+    os.utime(new, ns=(10**18, 10**18))  # settled: cached from now on
+    content_digests([new], cache)
+    assert content_digests([new], cache)[new] == file_digest(new) and counted == ["new.bin"] * 3
 
 
 def test_a_copy_has_the_fingerprint_of_its_original_and_an_edit_does_not(tmp_path):
