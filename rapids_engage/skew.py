@@ -31,9 +31,11 @@ Z = 4.0
 
 
 def auc_se(auc: float, n_pos: int, n_neg: int) -> float:
-    """Standard error of a ROC AUC (Hanley & McNeil 1982)."""
+    """Standard error of a ROC AUC (Hanley & McNeil 1982); an AUC below 0.5 has that of 1 - AUC, its feature's
+    negation (Hanley & McNeil's formula assumes the positives score higher)."""
     if not n_pos or not n_neg or math.isnan(auc):
         return float("nan")
+    auc = max(auc, 1 - auc)
     q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
     var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (n_pos * n_neg)
     return math.sqrt(max(var, 0.0))
