@@ -98,13 +98,15 @@ CACHE_PREFIX = "xgb-extmem-"
 def cache_scratch(cache_dir: str | None) -> str:
     """A new cache directory under ``cache_dir`` (default: the system's temporary directory), after deleting
     those that processes of this host no longer running left there: a run stopped (Ctrl-C) or a worker
-    killed mid-training left its quantised pages, as large as a quarter of the training split, for good."""
+    killed mid-training left its quantised pages, as large as a quarter of the training split, for good.
+    ``cache_dir`` is made if missing: the workers of an existing cluster (``--scheduler-address``) may lack it."""
     import socket
 
     from .atomic import process_alive
 
     host = socket.gethostname().replace("-", "_")
     base = Path(cache_dir or tempfile.gettempdir())
+    base.mkdir(parents=True, exist_ok=True)
     for old in base.glob(f"{CACHE_PREFIX}{host}-*-*"):
         pid = old.name[len(CACHE_PREFIX) + len(host) + 1:].split("-", 1)[0]
         if pid.isdigit() and not process_alive(int(pid)):

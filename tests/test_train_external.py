@@ -31,6 +31,15 @@ def test_the_cache_of_a_stopped_training_goes_at_the_next(tmp_path):
     assert os.path.basename(new).startswith(f"xgb-extmem-{host}-{os.getpid()}-") and os.path.isdir(new)
 
 
+def test_the_cache_goes_into_a_local_directory_not_made_yet(tmp_path):
+    """On --scheduler-address no local cluster makes cluster.local_directory: a directory the workers lacked ended the
+    run after the feature stage with FileNotFoundError from tempfile.mkdtemp on the worker, and its stack trace."""
+    from rapids_engage.train_external import cache_scratch
+
+    new = cache_scratch(str(tmp_path / "spill" / "here"))
+    assert os.path.isdir(new) and os.path.dirname(new) == str(tmp_path / "spill" / "here")
+
+
 def test_gamma_on_counts_with_zeros_is_refused_naming_the_setting(tmp_path):
     """reg:gamma needs counts above 0: on a count target with zeros (HN comments) XGBoost stopped mid-training with
     "label must be positive for gamma regression" and its stack trace, after the feature stage. Both training
