@@ -7,6 +7,7 @@ later training on those workers of that scheduler then waited forever. :func:`re
 releases what the run's training took, with Ctrl-C / SIGTERM held back meanwhile (a second Ctrl-C
 while it released them left them held: every later run waited); a driver killed outright (SIGKILL)
 cannot, and its locks last until the scheduler restarts, so a training that must wait says for what.
+Only the run's own locks are released: another run's training, waiting on a shared scheduler, keeps its place.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from typing import Any
 
 #: The scheduler extension that keeps ``distributed.MultiLock`` state.
 EXTENSION = "multi_locks"
+
+#: ``id(client)`` -> a set per :func:`released_on_abort` block running on that client, of the lock ids
+#: requested through it meanwhile: its training's, not another run's.
+_requested: dict[int, list[set[str]]] = {}
+_requested_guard = threading.Lock()
 
 
 # The functions run on the scheduler are nested, so they travel by value: an existing cluster's
@@ -46,6 +52,30 @@ def release_locks(client: Any, ids: Iterable[str]) -> int:
     return client.run_on_scheduler(release, ids=sorted(ids))
 
 
+def _record_lock_ids() -> None:
+    """Make ``distributed.MultiLock``, which ``xgboost.dask.train`` looks up at each training, note each lock's
+    id in the sets of :data:`_requested` of its client (once per process)."""
+    import distributed
+
+    if getattr(distributed.MultiLock, "records_ids", False):
+        return
+    base = distributed.MultiLock
+
+    class MultiLock(base):  # type: ignore[misc,valid-type]
+        records_ids = True
+
+        def __init__(self, names: list[str] | None = None, client: Any = None) -> None:
+            super().__init__(names, client)
+            with _requested_guard:
+                for ids in _requested.get(id(self.client), ()):
+                    ids.add(self.id)
+
+        def __reduce__(self) -> Any:
+            return base, (self.names,)
+
+    distributed.MultiLock = MultiLock
+
+
 @contextmanager
 def signals_held() -> Iterator[None]:
     """SIGINT and SIGTERM that arrive inside the block take effect when it ends (their handlers run then),
@@ -71,21 +101,30 @@ def released_on_abort(client: Any, workers: Iterable[str], log: Callable[[str], 
     releases the locks taken inside when the block ends by an exception (KeyboardInterrupt included),
     a further Ctrl-C held back until they are released (:func:`signals_held`). Yields an event set when
     the block was left that way: a training thread the block abandoned checks it before taking locks,
-    which no one would release after this."""
+    which no one would release after this. Locks another client requested meanwhile (another run's training
+    waiting behind this one) are left alone."""
     workers = sorted(workers)
-    before = {i for q in lock_queues(client, workers).values() for i in q}
-    if before and log is not None:
+    if any(lock_queues(client, workers).values()) and log is not None:
         log(f"waiting for xgboost.dask's lock on {len(workers)} worker(s): another training on this cluster holds it "
             "(a run whose driver was killed outright holds it until the scheduler restarts)")
-    abandoned = threading.Event()
+    _record_lock_ids()
+    abandoned, mine = threading.Event(), set[str]()
+    with _requested_guard:
+        _requested.setdefault(id(client), []).append(mine)
     try:
         yield abandoned
     except BaseException:
         abandoned.set()
         with signals_held():
             try:
-                taken = {i for q in lock_queues(client, workers).values() for i in q} - before
+                with _requested_guard:
+                    taken = set(mine)
                 release_locks(client, taken)
             except Exception:  # noqa: BLE001 - best effort: the scheduler may be what failed
                 pass
         raise
+    finally:
+        with _requested_guard:
+            blocks = [b for b in _requested.pop(id(client)) if b is not mine]  # by identity: == would match any like set
+            if blocks:
+                _requested[id(client)] = blocks

@@ -97,24 +97,48 @@ def test_a_second_ctrl_c_while_releasing_still_frees_the_lock(client, monkeypatc
     release was skipped, the lock stayed held, and every later run on that scheduler waited forever."""
     import signal
 
+    import distributed
+
     import rapids_engage.train_locks as train_locks
-    from distributed import MultiLock
 
     workers = sorted(client.nthreads())
-    looked_up = train_locks.lock_queues
+    released = train_locks.release_locks
     calls = []
 
     def second_ctrl_c_during_the_clean_up(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:  # the clean-up's look-up (the first is the check for a held lock)
-            signal.raise_signal(signal.SIGINT)
-        return looked_up(*args, **kwargs)
+        signal.raise_signal(signal.SIGINT)
+        return released(*args, **kwargs)
 
-    monkeypatch.setattr(train_locks, "lock_queues", second_ctrl_c_during_the_clean_up)
+    monkeypatch.setattr(train_locks, "release_locks", second_ctrl_c_during_the_clean_up)
     with pytest.raises(KeyboardInterrupt):
         with released_on_abort(client, workers) as abandoned:
-            assert MultiLock(workers, client=client).acquire(timeout=10)  # what xgboost.dask.train takes
+            assert distributed.MultiLock(workers, client=client).acquire(timeout=10)  # what xgboost.dask.train takes
             raise KeyboardInterrupt  # the first Ctrl-C
-    assert _held(client) == set() and len(calls) == 2
+    assert _held(client) == set() and len(calls) == 1
     assert abandoned.is_set()  # a training thread left behind takes no lock now
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is back
+
+
+def test_a_stopped_run_leaves_another_runs_waiting_training_its_place(cluster, client):
+    """A run stopped mid-training released every lock requested since its training began, another run's too: that
+    run's training, waiting on the shared scheduler for the workers, failed with the scheduler's KeyError (or waited
+    for good) instead of training once the stopped run's locks were free."""
+    import distributed
+    from distributed import Client
+
+    workers, got = sorted(client.nthreads()), {}
+    with Client(cluster) as other:
+        with pytest.raises(KeyboardInterrupt):
+            with released_on_abort(client, workers):
+                assert distributed.MultiLock(workers, client=client).acquire(timeout=10)  # this run trains
+                waiting = distributed.MultiLock(workers, client=other)  # the other run's training, behind it
+                thread = threading.Thread(target=lambda: got.setdefault("other", waiting.acquire(timeout=20)), daemon=True)
+                thread.start()
+                while len(_held(client)) < 2:
+                    time.sleep(0.02)
+                raise KeyboardInterrupt  # this run stopped
+        thread.join(30)
+        assert got == {"other": True} and _held(client) == {waiting.id}
+        waiting.release()
+    assert _held(client) == set()
