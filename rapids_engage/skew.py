@@ -7,7 +7,7 @@ window include a training row's own future, an item new in the validation window
 target-encoding prior. The model learns the training relation and fails on the rows it scores.
 
 For each target this measures every feature's relation to the label — ROC AUC for a binary target,
-Spearman correlation for a count — in a sample of the training rows and in the validation rows,
+Spearman correlation for a count — in samples of the training rows and of the validation rows,
 and reports the features that (a) carry signal in training (``|AUC - 0.5| >= 0.05``, ``|rho| >= 0.1``),
 (b) keep less than half of it, or change its sign, in validation, by more than ``z`` standard errors
 of the difference (Hanley & McNeil for AUC, Bonett & Wright for Spearman), and (c) hold at least
