@@ -116,6 +116,7 @@ def test_ingest_quotes_bench_writes_the_results_file_the_readme_names(tmp_path, 
     assert result["results"][0]["rows"] == 50
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # --max-iter 20: quick, not converged
 def test_oracle_gap_bench_generates_the_data_of_its_own_days(tmp_path, monkeypatch):
     """--days is part of the data: a second run with other --days used to reuse the first run's
     folder (named by rows and seed only) and score data of the wrong span."""
