@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..cli import positive_int, seed_int
+from ..cli import positive_int, seed_int, writable_dir
 from ..schema import RAW_COLUMNS
 
 T0 = 1_612_396_800  # 2021-02-04T00:00:00Z
@@ -206,6 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         _ingest_child(*args.child, args.block_mb)
         return
+    if args.work is not None:  # made, as the other benches' --work, rather than tempfile's traceback
+        args.work = str(writable_dir(ap, "--work", args.work))
     r = run(args)
     print(f"ingest ({r['input']}): {r['rows']:,} rows ({r['quarantined_rows']:,} quarantined), {r['mb_on_disk']:,.0f} MB on disk"
           f" ({r['mb_uncompressed']:,.0f} MB raw) in {r['ingest_s']:.1f} s -> {r['rows_per_s']:,} rows/s, "
