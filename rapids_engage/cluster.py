@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .backend import Backend, cuda_visible_devices
-from .config import ClusterConfig
+from .config import MIN_MEMORY_LIMIT, ClusterConfig
 
 
 #: A free port for the dask dashboard (two runs on one machine never clash on 8787); the run logs its link.
@@ -62,6 +62,21 @@ class WorkerLostError(RuntimeError):
     """
 
 
+def check_memory_limit(cfg: ClusterConfig, n_workers: int, threads: int) -> None:
+    """A ClusterError when ``cluster.memory_limit`` comes to less than :data:`~.config.MIN_MEMORY_LIMIT` per
+    worker on this machine (a fraction or ``auto``: the config can check sizes only): the workers would be
+    paused for memory before their first task, and the run would wait for ever."""
+    from distributed.worker_memory import parse_memory_limit
+
+    from .progress import byte_size
+
+    limit = parse_memory_limit(cfg.memory_limit, threads, os.cpu_count() or 1, logger=logging.getLogger(__name__))
+    if limit is not None and limit < MIN_MEMORY_LIMIT:
+        raise ClusterError(f"cluster.memory_limit {cfg.memory_limit} is {byte_size(limit)} per worker on this machine "
+                           f"({n_workers} worker(s)): at least {MIN_MEMORY_LIMIT >> 20}MiB, as an idle worker holds about "
+                           "225 MiB; give a larger share or size, or fewer workers")
+
+
 def _cpu_cluster(cfg: ClusterConfig) -> Any:
     import dask
     from distributed import LocalCluster
@@ -69,6 +84,7 @@ def _cpu_cluster(cfg: ClusterConfig) -> Any:
     cores = os.cpu_count() or 1
     n_workers = cfg.n_workers or min(cores, 4)
     threads = cfg.threads_per_worker or max(1, cores // n_workers)
+    check_memory_limit(cfg, n_workers, threads)
     # pyarrow's default pool (mimalloc) keeps freed parquet buffers: measured 150-250 MiB per
     # worker that dask counts as unmanaged and cannot spill, enough to pause a worker for good
     # under a tight memory_limit. The system allocator returns them (dask sets
@@ -90,6 +106,7 @@ def _cuda_cluster(cfg: ClusterConfig, backend: Backend) -> Any:
     from dask_cuda import LocalCUDACluster
 
     devices = (cuda_visible_devices() or [str(i) for i in range(backend.n_gpus)])[: backend.n_gpus]
+    check_memory_limit(cfg, len(devices), cfg.threads_per_worker or 1)
     # one worker per GPU: dask-cuda refuses more workers than visible devices, and cluster.n_workers
     # of a config shared with CPU runs would otherwise leave GPUs idle
     return LocalCUDACluster(

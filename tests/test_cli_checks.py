@@ -454,3 +454,21 @@ def test_a_few_mib_spilled_are_said_in_mib():
     assert spilled_line(3 * 2**20, cluster) == ("dask spilled 3.0 MiB to disk so far (above 60 % of cluster.memory_limit 1GB "
                                                 "per worker; under /scratch)")
     assert spilled_line(3 * 2**29, cluster).startswith("dask spilled 1.50 GiB to disk")
+
+
+def test_a_memory_limit_share_too_small_for_a_worker_is_one_line_before_the_cluster_starts(monkeypatch):
+    """The config checks sizes (at least 512MiB); a share of the machine (0.001) or `auto` over many workers
+    is known only on the machine: 24 MiB a worker left both paused for memory before their first task."""
+    from distributed import system
+
+    from rapids_engage import cluster
+    from rapids_engage.backend import CPU
+    from rapids_engage.config import ClusterConfig
+
+    monkeypatch.setattr(system, "MEMORY_LIMIT", 24 * 2**30)
+    with pytest.raises(cluster.ClusterError, match=r"^cluster.memory_limit 0.001 is 24.6 MiB per worker on this machine "
+                       r"\(2 worker\(s\)\): at least 512MiB"):
+        with cluster.start_cluster(CPU, ClusterConfig(n_workers=2, memory_limit=0.001)):
+            pass
+    cluster.check_memory_limit(ClusterConfig(memory_limit=0.5), 2, 1)  # 12 GiB a worker
+    cluster.check_memory_limit(ClusterConfig(memory_limit=0), 2, 1)  # no limit
