@@ -162,9 +162,13 @@ def shuffled_check(target: str, shuffled: dict, real: dict) -> dict:
                 "detail": f"RMSE(log1p) {shuffled['rmse_log1p']:.4f} vs constant {const:.4f} with shuffled labels "
                           f"(real labels: {real['rmse_log1p']:.4f})"}
     if shuffled.get("rce") is None:  # a ranking model's scores: no RCE, use the AUC
+        if _undefined(shuffled.get("auc")):
+            return _one_class(f"shuffled labels: {target} AUC <= {MAX_SHUFFLED_AUC}", "AUC", real)
         return {"check": f"shuffled labels: {target} AUC <= {MAX_SHUFFLED_AUC}", "passed": shuffled["auc"] <= MAX_SHUFFLED_AUC,
                 "detail": f"validation AUC {shuffled['auc']:.3f} with shuffled labels (real labels: {real['auc']:.3f})"
                           + _scored(real)}
+    if _undefined(shuffled.get("rce")):
+        return _one_class(f"shuffled labels: {target} RCE <= {MAX_SHUFFLED_RCE}", "RCE", real)
     check = {"check": f"shuffled labels: {target} RCE <= {MAX_SHUFFLED_RCE}", "passed": shuffled["rce"] <= MAX_SHUFFLED_RCE,
              "detail": f"validation RCE {shuffled['rce']:.3f} with shuffled training labels (real labels: {real['rce']:.2f})"
                        + _scored(real)}
@@ -173,6 +177,19 @@ def shuffled_check(target: str, shuffled: dict, real: dict) -> dict:
         check["passed"] = True
         check["detail"] += "; inconclusive: the real-label model has no more skill than that either"
     return check
+
+
+def _undefined(value: Any) -> bool:
+    """A metric the run could not compute: null in report.json, NaN in the run's report."""
+    return value is None or value != value
+
+
+def _one_class(check: str, metric: str, real: dict) -> dict:
+    """The check of a target whose validation labels are all one class: the metric is undefined, so there is
+    nothing to measure a leak by; it passes, inconclusive, as one without real skill does."""
+    return {"check": check, "passed": True, "inconclusive": True,
+            "detail": f"validation {metric} undefined: the validation labels are all one class" + _scored(real)
+                      + "; inconclusive: nothing to measure a leak by"}
 
 
 def _scored(metrics: dict) -> str:

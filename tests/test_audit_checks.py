@@ -63,3 +63,18 @@ def test_audit_passes_rebuild_and_its_command_line_to_both_runs(tmp_path, monkey
     assert [c.get("shuffle_seed") is not None for c in calls] == [False, True]
     assert all(c["rebuild"] for c in calls)
     assert all(c["command"] == "python -m rapids_engage.pipeline " + " ".join(argv) for c in calls)
+
+
+
+def test_a_target_without_validation_positives_is_inconclusive_not_a_fail():
+    """A rare target with no positive in the validation window has no RCE (NaN): the audit said
+    'FAIL: validation RCE nan with shuffled training labels (real labels: nan)' and exited 1, showing no leak."""
+    from rapids_engage.audit import shuffled_check
+
+    nan = float("nan")
+    real = {"kind": "binary", "rce": nan, "auc": nan, "n": 39, "positive_rate": 0.0}
+    check = shuffled_check("quote", {"kind": "binary", "rce": nan, "auc": nan}, real)
+    assert check["passed"] and check["inconclusive"] and check["check"] == "shuffled labels: quote RCE <= 0.5"
+    assert "RCE undefined: the validation labels are all one class on 39 validation rows (0 positives)" in check["detail"]
+    ranking = shuffled_check("click", {"rce": None, "auc": nan}, {"rce": None, "auc": nan})  # a rank:* model: its AUC
+    assert ranking["passed"] and ranking["inconclusive"] and ranking["check"] == "shuffled labels: click AUC <= 0.55"
