@@ -17,7 +17,7 @@ from typing import Any, Callable
 from .backend import Backend
 from .config import Config, DataConfig
 from .digests import CACHE_FILE, content_digests
-from .layout import RECSYS, Layout, table_layout
+from .layout import LAYOUT_FILE, RECSYS, Layout, table_layout
 from .schema import DTYPES, RAW_COLUMNS
 
 
@@ -67,9 +67,19 @@ def parquet_dataset(cfg: Config) -> Dataset:
     data = root / "data" if (root / "data").is_dir() else root
     if not data.is_dir():
         raise DataError(f"data.path {root} is not a directory of parquet files")
-    truth = root / "truth"
-    layout = Layout.load(root) or RECSYS
+    home = _output_dir(root, data)
+    truth = home / "truth"
+    layout = Layout.load(home) or RECSYS
     return Dataset(data, truth if truth.is_dir() else None, f"parquet {root}", layout=layout)
+
+
+def _output_dir(root: Path, data: Path) -> Path:
+    """The directory holding ``layout.json`` and ``truth/`` beside ``data``: ``root``, or its parent where
+    ``data.path`` names the ``data/`` folder of an ingest or synthetic output (as report.json's
+    ``split.data_dir`` does)."""
+    if data != root or root.name != "data" or (root / LAYOUT_FILE).is_file():
+        return root
+    return root.parent if (root.parent / LAYOUT_FILE).is_file() or (root.parent / "truth").is_dir() else root
 
 
 def recsys_dataset(cfg: Config, backend: Any = None, on_chunk: Callable[[int, int], None] | None = None) -> Dataset:

@@ -884,3 +884,18 @@ def test_side_table_malformed_rows_are_skipped_and_unmatched_numbers_are_missing
     assert got[:2] == [2.5, 4.0] and np.isnan(got[2])
     with pytest.raises(StrictModeError, match=r"users.csv:3:-: wrong_field_count"):
         ingest_table(a, tmp_path / "strict", joined, strict=True)
+
+
+@pytest.mark.parametrize("sub", ["", "data"])
+def test_a_parquet_source_at_an_ingest_s_data_folder_reads_its_layout(tmp_path, sub):
+    """``data.source: parquet`` with ``data.path`` at the ``data/`` folder of an ingest (report.json's
+    ``split.data_dir``): layout.json one level up was not read, the table was taken for RecSys data and the
+    run ended in 'train.targets names 'click', which the data do not define (targets: like, retweet, ...)'."""
+    from rapids_engage.config import from_dict
+    from rapids_engage.data import parquet_dataset
+
+    run(tmp_path, write(tmp_path / "t.csv", csv_text(ROWS)), spec())
+    cfg = from_dict({"data": {"source": "parquet", "path": str(tmp_path / "out" / sub)}})
+    dataset = parquet_dataset(cfg)
+    assert dataset.layout == Layout.load(tmp_path / "out") and dataset.layout.kind == "table"
+    assert dataset.data_dir == tmp_path / "out" / "data"
