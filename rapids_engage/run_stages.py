@@ -51,7 +51,7 @@ def store_stages(
         train, valid, split = time_split(events, cfg.split.valid_hours, layout.time, targets)
         split_def = {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff}
         if shuffle_seed is not None:
-            train = shuffle_labels(train, targets, shuffle_seed)
+            train = shuffle_labels(train, targets, shuffle_seed, layout.time)
             split_def["shuffled_labels_seed"] = shuffle_seed
     with prog.stage("features", client=client):
         built = materialize(cfg.features, store_path(cfg), dataset.data_dir, train, valid, targets, split_def, backend, layout, rebuild,

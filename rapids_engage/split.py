@@ -16,6 +16,8 @@ class SplitInfo:
     max_time: int
 
 
+DAY_SECONDS = 86_400
+
 #: The smallest share of the rows either side of the cut-off may hold (a stray far-future time).
 MIN_SIDE_SHARE = 0.001
 
@@ -70,17 +72,23 @@ def _check_labels(targets: list[str], low: Any, high: Any, n_train: int) -> None
                             "Check its column (and the ingest quarantine, where bad labels go)")
 
 
-def _permute(part: Any, targets: list[str], seed: int, partition_info: dict | None = None) -> Any:
+def _permute(part: Any, targets: list[str], seed: int, time_column: str, partition_info: dict | None = None) -> Any:
+    """``part`` with each target's labels permuted among the rows of each UTC day (by ``time_column``)."""
     import numpy as np
 
     from .backend import array_module, series_like, values
 
     rng = np.random.default_rng([seed, (partition_info or {}).get("number", 0)])
-    order = array_module(part).asarray(rng.permutation(len(part)))
+    xp = array_module(part)
+    day = values(part[time_column]) // DAY_SECONDS
+    in_order = xp.argsort(day * len(part) + xp.arange(len(part)))  # the rows by day, in row order within a day
+    drawn = xp.argsort(day + xp.asarray(rng.random(len(part))))  # the rows by day, in a random order within a day
+    order = xp.empty_like(in_order)
+    order[in_order] = drawn  # each row takes the label of a row of its own day
     return part.assign(**{t: series_like(part, values(part[t])[order]) for t in targets})
 
 
-def shuffle_labels(frame: Any, targets: list[str], seed: int) -> Any:
-    """``frame`` with its label columns permuted within each partition (a few consecutive days of the
-    training window): the leakage control."""
-    return frame.map_partitions(_permute, targets, seed, meta=frame._meta)
+def shuffle_labels(frame: Any, targets: list[str], seed: int, time_column: str = EVENT_TIME) -> Any:
+    """``frame`` with its label columns permuted within each UTC day (of each partition): the leakage
+    control. A day keeps its positives, so a trend of the positive rate over days is kept too."""
+    return frame.map_partitions(_permute, targets, seed, time_column, meta=frame._meta)

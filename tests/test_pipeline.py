@@ -475,16 +475,25 @@ def test_shuffled_label_check_is_inconclusive_without_real_skill():
     assert not shuffled_check("like", {"rce": 3.0}, {"rce": 17.9})["passed"]  # skill without labels: leakage
 
 
-def test_shuffle_labels_permutes_within_partitions():
+def test_shuffle_labels_permutes_within_each_day():
+    """The audit's control run permutes the training labels "within each day" (README); it permuted them within
+    each partition, which merges many days (30k rows: two partitions of two weeks each), moving positives
+    across days."""
     import dask.dataframe as dd
 
     from rapids_engage.audit import MAX_SHUFFLED_RCE
     from rapids_engage.split import shuffle_labels
 
-    frame = dd.from_pandas(pd.DataFrame({"like": [0, 1] * 50, "x": range(100)}), npartitions=2)
-    shuffled = shuffle_labels(frame, ["like"], seed=1).compute()
-    assert sorted(shuffled["like"]) == sorted(frame["like"].compute())  # a permutation
-    assert (shuffled["like"].to_numpy() != frame["like"].compute().to_numpy()).any()
+    day = 86_400
+    t = 1_600_000_000 - 1_600_000_000 % day + np.arange(100) * (day // 20)  # 20 rows a day, 5 days
+    like = (np.arange(100) % 20 < 4 * (np.arange(100) // 20)).astype("int8")  # day d: 4 d positives
+    pdf = pd.DataFrame({"t": t, "like": like, "x": range(100)}).sample(frac=1, random_state=0)  # rows out of time order
+    frame = dd.from_pandas(pdf, npartitions=2, sort=False)
+    shuffled = shuffle_labels(frame, ["like"], seed=1, time_column="t").compute()
+    assert (shuffled["x"].to_numpy() == pdf["x"].to_numpy()).all()  # rows in place, labels moved
+    assert (shuffled["like"].to_numpy() != pdf["like"].to_numpy()).any()
+    positives = shuffled.groupby(shuffled["t"] // day)["like"].sum()
+    assert positives.tolist() == [0, 4, 8, 12, 16]  # each day keeps its positives
     assert MAX_SHUFFLED_RCE == 0.5
 
 
