@@ -25,7 +25,7 @@ MIN_SIDE_SHARE = 0.001
 def time_split(frame: Any, valid_hours: float, time_column: str = EVENT_TIME, targets: list[str] = ()) -> tuple[Any, Any, SplitInfo]:
     """(train, valid, info) of a dask frame; the cutoff is ``max(time) - valid_hours``.
 
-    Refuses (``DataError``) events that all have one time, a split whose training or
+    Refuses (``DataError``) rows without a time, events that all have one time, a split whose training or
     validation side holds under :data:`MIN_SIDE_SHARE` of the rows (one mistyped far-future time makes the
     validation window nearly empty), and a target whose training labels are all
     the same value (nothing to learn: e.g. every positive row was quarantined).
@@ -34,7 +34,12 @@ def time_split(frame: Any, valid_hours: float, time_column: str = EVENT_TIME, ta
 
     if valid_hours <= 0:
         raise ValueError(f"split.valid_hours must be > 0, got {valid_hours}")
-    lo, hi = (int(v) for v in dask.compute(frame[time_column].min(), frame[time_column].max()))
+    times = frame[time_column]
+    lo, hi, nulls = dask.compute(times.min(), times.max(), times.isna().sum())
+    if nulls:  # on neither side of a cut-off: the rows would be lost without a word
+        raise DataError(f"{int(nulls):,} row(s) have no {time_column} (null): a split by time cannot place them; "
+                        "drop them or fill the time in (an ingest quarantines them)")
+    lo, hi = int(lo), int(hi)
     cutoff = hi - int(round(valid_hours * 3600))
     if hi == lo:
         raise DataError(f"every row has the same {time_column}, {utc(hi)}: a split by time needs events at different "

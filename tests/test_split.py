@@ -79,3 +79,12 @@ def test_predict_history_validation_takes_the_events_after_the_cutoff_only(tmp_p
     (run / "report.json").write_text(json.dumps({"split": {"data_dir": str(data), "cutoff": t0 + DAY}}))
     got = history_events("validation", run / "models", CPU, "t")
     assert sorted(got["t"]) == [t0 + DAY + 1, t0 + 2 * DAY]
+
+
+def test_rows_without_a_time_are_refused_not_lost():
+    """A null time is neither <= nor > the cut-off: such rows were silently in neither split (hand-made parquet
+    of data.source: parquet), while the side checks counted them as training rows."""
+    df = events().astype({"t": "Int64"})
+    df.loc[:9, "t"] = pd.NA
+    with pytest.raises(DataError, match=r"^10 row\(s\) have no t \(null\)"):
+        time_split(dd.from_pandas(df, npartitions=3), 24, "t", ["like"])
