@@ -208,3 +208,20 @@ def test_a_few_history_events_without_engagement_extend_the_state(events):
     assert builder.transform_frame(later)["hist_engaging_user_id_n"].iloc[0] == before + len(batch)
     with pytest.raises(DataError, match="history events hold no engagement at all"):  # a test file's rows
         builder.extend_history(valid.assign(**{c: pd.NA for c in engagements}).iloc[:200])
+
+
+def test_the_refusal_of_a_large_engagement_free_batch_says_a_chance_above_zero(events):
+    """A test file's worth of rows made the chance underflow to 0.0: 'with a chance under 0e+00'."""
+    from rapids_engage.data import DataError
+
+    cfg = load_config(overrides=["features.target_encoding.keys=[]", "features.counts=[]"]).features
+    train, valid, _ = time_split(dd.from_pandas(events, npartitions=1, sort=False), 24)
+    builder = FeatureBuilder(cfg, TARGETS)
+    builder.fit_transform(train).compute(scheduler="sync")
+    engagements = [builder.layout.target(t).column for t in TARGETS]
+    valid = valid.compute().sort_values("tweet_timestamp")
+    rows = pd.concat([valid] * (20_000 // len(valid) + 1)).assign(**{c: pd.NA for c in engagements})
+    assert builder._no_engagement_chance(len(rows)) == 0.0  # underflows
+    with pytest.raises(DataError, match="history events hold no engagement at all") as err:
+        builder.extend_history(rows)
+    assert "0e+00" not in str(err.value) and "under 2e-308" in str(err.value)

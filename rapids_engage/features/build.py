@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -234,8 +235,8 @@ class FeatureBuilder:
             chance = self._no_engagement_chance(len(events))
             if chance < NO_ENGAGEMENT_CHANCE:
                 raise DataError(f"history events hold no engagement at all (rows of a RecSys test file?): {len(events):,} "
-                                f"labelled events would hold none with a chance under {chance:.0e} at the training "
-                                "positive rates, and an event without one would count as seen and not engaged with")
+                                f"labelled events would hold none with a chance under {max(chance, sys.float_info.min):.0e} "  # 0.0: underflow
+                                "at the training positive rates, and an event without one would count as seen and not engaged with")
         unlabelled = [c for c in sources if self.layout.kind != "recsys" and bool(events[c].isna().any())]
         if unlabelled:
             raise DataError(f"history events need every label: column(s) {unlabelled} have missing values")
