@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 
 
 def byte_size(n: int) -> str:
-    """``n`` bytes for a log line or report: GiB, or MiB below a GiB (a few MiB said "0.00 GiB": nothing)."""
+    """``n`` bytes for a log line or report: GiB, or MiB below a GiB, KiB below a MiB, bytes below a KiB (a few
+    MiB said "0.00 GiB", a few KiB "0.0 MiB": nothing)."""
+    if n < 2**20:
+        return f"{n / 2**10:.1f} KiB" if n >= 2**10 else f"{n:,} bytes"
     return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
