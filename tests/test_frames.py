@@ -48,3 +48,13 @@ def test_key_ids_of_keys_with_nulls_in_several_columns():
     np.testing.assert_array_equal(key_ids(part, ["day"]), [0, -1, -1, 1, 0, 1, -1])
     np.testing.assert_array_equal(key_ids(part.iloc[[1, 2]], ["u", "day"]), [-1, -1])
     np.testing.assert_array_equal(key_ids(part.dropna(), ["u", "day"]), [0, 1, 2, 1])
+
+
+def test_key_kinds_of_cudf_strings():
+    """cudf's string columns are of dtype object, which a pandas column's may hold anything in: the
+    number / text check of the encoders' keys took them for unknown and never fired on GPU."""
+    from rapids_engage.features.frames import _key_kind
+
+    assert _key_kind(np.dtype(object), gpu=True) == "text" and _key_kind(np.dtype(object)) is None
+    assert _key_kind(pd.CategoricalDtype(pd.Index(["a"], dtype=object)), gpu=True) == "text"
+    assert _key_kind(np.dtype("int64"), gpu=True) == "numbers"

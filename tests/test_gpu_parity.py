@@ -494,3 +494,16 @@ def test_float_values_of_bool_and_int_columns_with_nulls():
         got = float_values(cudf.from_pandas(host)).get()
         np.testing.assert_array_equal(got, float_values(host), err_msg=dtype)
         assert np.isnan(got[1]) and got.dtype == np.float64
+
+
+def test_keys_of_another_kind_than_fitted_are_refused_on_gpu():
+    """cudf's strings are of dtype object: the check of number keys served as text must fire as on the CPU."""
+    import cudf
+
+    events = cudf.from_pandas(_events(500).fillna({"language": "en"}))
+    enc = TargetEncoder("engaging_user_id").fit(events, "like")
+    with pytest.raises(TypeError, match=r"the key column 'engaging_user_id' holds text \(object\) but held numbers"):
+        enc.transform(events.astype({"engaging_user_id": "str"}))
+    counts = CountEncoder("language", per_day=False).fit(events)
+    with pytest.raises(TypeError, match=r"the key column 'language' holds numbers \(int64\) but held text \(object\)"):
+        counts.transform(events.assign(language=1))

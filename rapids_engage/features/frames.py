@@ -393,19 +393,23 @@ def check_fitted(encoder: Any, attribute: str) -> None:
         raise _not_fitted_class()(f"{type(encoder).__name__}({encoder.name}) is not fitted: call fit or fit_transform first")
 
 
-def _key_kind(dtype: Any) -> str | None:
-    """``"numbers"``, ``"text"`` or None (another kind, or unknown: object columns) of a key column's dtype."""
+def _key_kind(dtype: Any, gpu: bool = False) -> str | None:
+    """``"numbers"``, ``"text"`` or None (another kind, or unknown: pandas object columns) of a key column's
+    dtype; ``gpu``: a cudf column's, whose strings are of dtype object (its only object columns)."""
     dtype = getattr(getattr(dtype, "categories", None), "dtype", dtype)  # a categorical: its categories' kind
     if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
         return "numbers"
-    return "text" if isinstance(dtype, pd.StringDtype) or getattr(dtype, "kind", None) == "U" else None
+    text = isinstance(dtype, pd.StringDtype) or getattr(dtype, "kind", None) == "U" or (gpu and dtype == object)
+    return "text" if text else None
 
 
 def check_key_dtypes(encoder: Any, table: Any, frame: Any, columns: list[str]) -> None:
     """A TypeError naming a key column that holds numbers in the fitted ``table`` and text in ``frame`` (or
     the reverse): no key would match, and every row would silently get the value of an unseen key."""
+    from ..backend import is_gpu_object
+
     for c in columns:
-        fitted, here = _key_kind(table[c].dtype), _key_kind(frame[c].dtype)
+        fitted, here = _key_kind(table[c].dtype, is_gpu_object(table)), _key_kind(frame[c].dtype, is_gpu_object(frame))
         if fitted and here and fitted != here:
             raise TypeError(f"{type(encoder).__name__}({encoder.name}): the key column {c!r} holds {here} "
                             f"({frame[c].dtype}) but held {fitted} ({table[c].dtype}) when fitted, so no key would "
