@@ -7,6 +7,7 @@ arithmetic identically, so ``splitmix64`` is bit-identical on CPU and GPU.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ def splitmix64(x: Any) -> Any:
 
 def combine(arrays: list[Any], seed: int = 0) -> Any:
     """One uint64 hash per row of several int64 arrays (order matters), mixed with ``seed``."""
-    h = splitmix64(arrays[0].astype(np.uint64) ^ np.uint64(seed & 0xFFFFFFFFFFFFFFFF))
+    h = splitmix64(arrays[0].astype(np.uint64) ^ np.uint64(operator.index(seed) & 0xFFFFFFFFFFFFFFFF))
     for arr in arrays[1:]:
         h = splitmix64(h ^ arr.astype(np.uint64))
     return h

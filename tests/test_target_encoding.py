@@ -322,3 +322,13 @@ def test_transform_of_a_frame_that_already_holds_the_encoding():
     pd.testing.assert_series_equal(again["te_lang_like"], first.transform(df)["te_lang_like"])
     first.fit(train, "like")
     assert list(first.get_feature_names_out()) == list(first.transform(train).columns)
+
+
+@pytest.mark.parametrize("method", ["random", "hash"])
+def test_a_numpy_seed_draws_the_folds_of_its_value(method):
+    """A grid search's numpy seed (np.int64): the 64-bit mask of the random folds' seed raised OverflowError
+    ('Python int too large to convert to C long'), where the seed worked before; hash folds the same."""
+    df = make_frame(60, 5, 18)
+    want = TargetEncoder("lang", fold_method=method, seed=3).fit_transform(df, "like")["te_lang_like"]
+    got = TargetEncoder("lang", fold_method=method, seed=np.int64(3)).fit_transform(df, "like")["te_lang_like"]
+    pd.testing.assert_series_equal(got, want)

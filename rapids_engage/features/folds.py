@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,7 @@ def _assign(part: Any, row_key: list[str], n_folds: int, method: str, seed: int,
         folds = (pos * n_folds // max(total, 1)).astype(np.int8)
     else:
         number = (partition_info or {}).get("number", 0)
-        rng = np.random.default_rng([seed & 0xFFFFFFFFFFFFFFFF, number])  # any int seed, as hashing.combine takes it
+        rng = np.random.default_rng([operator.index(seed) & 0xFFFFFFFFFFFFFFFF, number])  # any int seed (numpy too), as hashing.combine takes it
         folds = xp.asarray(rng.integers(0, n_folds, len(part)).astype(np.int8))
     return part.assign(**{FOLD: series_like(part, folds)})
 
