@@ -379,9 +379,24 @@ def worker_addresses(client: Any) -> set[str] | None:
 _NATIVE_PREFIX = re.compile(r"^(\[\d{1,2}:\d{2}:\d{2}\]\s+\S+:\d+:|-?\s*\[[\w./-]+:\d+\|[\d:]+\]:)\s*")
 
 
-def _unreachable(address: str) -> str | None:
+def _unreachable(address: str, timeout_s: float = 3.0) -> str | None:
     """Why a TCP scheduler address cannot be reached now, in words (dask says only "Timed out trying to
-    connect"), or None: nothing listening there, an unknown host; a host that does not answer is left to dask."""
+    connect"), or None: nothing listening there, an unknown host; a host that does not answer, or a probe
+    (name lookup included) not done within ``timeout_s``, is left to dask's words."""
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as Late
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        return pool.submit(_probe, address, timeout_s).result(timeout=timeout_s)
+    except Late:  # a slow name server: the lookup keeps its thread, the run does not wait for it
+        return None
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _probe(address: str, timeout_s: float) -> str | None:
+    """:func:`_unreachable`'s TCP connection attempt."""
     import socket
 
     from distributed.comm import parse_address, parse_host_port
@@ -391,7 +406,7 @@ def _unreachable(address: str) -> str | None:
         host, port = parse_host_port(location)
         if scheme not in ("tcp", "tls"):
             return None
-        socket.create_connection((host, port), timeout=2).close()
+        socket.create_connection((host, port), timeout=timeout_s).close()
     except ConnectionRefusedError:
         return f"nothing listens at {host}:{port}: connection refused"
     except socket.gaierror:

@@ -480,3 +480,18 @@ def test_sizes_under_a_mib_are_not_said_as_nothing():
 
     assert [byte_size(n) for n in (0, 40, 3 * 2**10, 5 * 2**20, 3 * 2**29)] == ["0 bytes", "40 bytes", "3.0 KiB", "5.0 MiB",
                                                                               "1.50 GiB"]
+
+
+def test_the_probe_of_an_unreachable_scheduler_never_outlasts_its_timeout(monkeypatch):
+    """The probe's connect timeout did not cover the name lookup: a slow name server held the error for its own
+    timeout on top of dask's 30 s."""
+    import socket
+    import time
+
+    from rapids_engage import cluster
+
+    lookup = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: (time.sleep(3), lookup(*a, **k))[1])
+    start = time.perf_counter()
+    assert cluster._unreachable("tcp://scheduler.example:8786", timeout_s=0.5) is None  # left to dask's words
+    assert time.perf_counter() - start < 2

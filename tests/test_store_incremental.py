@@ -161,3 +161,17 @@ def test_a_version_built_meanwhile_by_another_run_is_used_not_replaced(data, tmp
     assert any("built by another run meanwhile" in line for line in logs), logs
     assert len(first["frame"].compute()) == built.rows["train"]  # the first run's files are still there
     assert [p.name for p in (tmp_path / "store").iterdir() if p.is_dir()] == [built.version]
+
+
+def test_a_version_built_meanwhile_and_gone_again_is_a_missing_version_not_a_type_error(data, tmp_path, monkeypatch):
+    """Replaced or deleted between the other run's publish and this run's reading of it (`store --delete`):
+    `manifest["features"]` of None raised a TypeError."""
+    from rapids_engage.store import FeatureStore, MissingVersion
+
+    def published_meanwhile_then_deleted(self, tmp, version, manifest, replace=True):
+        self.discard(tmp)
+        return False
+
+    monkeypatch.setattr(FeatureStore, "publish", published_meanwhile_then_deleted)
+    with pytest.raises(MissingVersion, match="no intact version"):
+        _build(_config([["engaging_user_id"]], [], []), tmp_path / "store", data)

@@ -129,7 +129,7 @@ def materialize(
         raise
     if not published:  # another run published it while this one built: use theirs, replacing it would pull it from under them
         log(f"feature store: version {version} was built by another run meanwhile; using it ({store.version_dir(version)})")
-        manifest = store.manifest(version)
+        _, manifest = store._resolve(version)  # replaced or deleted since, too: a MissingVersion naming it, not a TypeError
         return Materialized(store, version, manifest["features"], manifest["rows"], True)
     how = f", {len(reused['groups'])} of {len(sigs)} feature groups reused from version {reused['from']}" if reused else ""
     log(f"feature store: built version {version} ({rows['train']:,} train / {rows['valid']:,} valid rows{how})")
