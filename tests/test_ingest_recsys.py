@@ -199,6 +199,26 @@ def test_windows_line_ends_are_line_ends(tmp_path, columns):
     pd.testing.assert_frame_equal(read_output(tmp_path / "out"), expected(frame), check_exact=True)
 
 
+def test_mixed_line_ends_keep_the_last_field_of_each_line(tmp_path):
+    """A file whose lines end some in "\\r\\n", some in "\\n" (appended to on two systems): only the lines
+    that have a "\\r" lose it (mutation round 3: every last field cut by one when any line had one)."""
+    frame = canonical_rows(20, seed=11)
+    lines = [line + b"\r" if i % 2 else line for i, line in enumerate(raw_lines(frame))]
+    res = ingest_recsys([write_raw(tmp_path / "mixed.tsv", lines)], tmp_path / "out", block_size=1000)
+    assert (res.input_rows, res.ingested_rows) == (20, 20)
+    pd.testing.assert_frame_equal(read_output(tmp_path / "out"), expected(frame), check_exact=True)
+
+
+def test_a_first_line_longer_than_the_block_does_not_make_a_carriage_return_a_line_end(tmp_path):
+    """Old Mac line ends are told by the first block alone, and only when it holds a "\\r": a first line longer
+    than the block, with a "\\r" in a field past it, is a line of a "\\n" file, the "\\r" data (mutation round 3)."""
+    frame = canonical_rows(20, seed=12)
+    frame.loc[0, "text_tokens"] = "\t".join(["101"] * 375) + "\r\t" + "\t".join(["102"] * 375)
+    res = ingest_recsys([write_raw(tmp_path / "long.tsv", raw_lines(frame))], tmp_path / "out", block_size=1000)
+    assert (res.input_rows, res.ingested_rows) == (20, 20)
+    pd.testing.assert_frame_equal(read_output(tmp_path / "out"), expected(frame), check_exact=True)
+
+
 def test_bad_rows_quarantined_with_location(tmp_path):
     frame = canonical_rows(10, seed=4)
     lines = raw_lines(frame)

@@ -349,6 +349,22 @@ def test_a_file_over_partition_rows_is_split_alone_and_small_files_beside_it_are
     assert lengths(60, 20, 7) == [50, 50, 3, 3, 3, 3, 50]  # never fewer than the worker threads: not merged then
 
 
+def test_files_of_exactly_partition_rows_still_merge_the_smaller_ones_into_min_partitions(tmp_path):
+    """A largest file of exactly partition_rows is not over it: the small files beside it are merged down
+    to min_partitions, not left a partition each (mutation round 3: ``>`` taken for ``>=``)."""
+    import dask.dataframe as dd
+
+    from rapids_engage.data import sized_partitions
+
+    sizes, files = [10, 2, 2, 2, 2], []
+    for i, n in enumerate(sizes):
+        files.append(tmp_path / f"part-{i}.parquet")
+        pd.DataFrame({"i": np.arange(sum(sizes[:i]), sum(sizes[: i + 1]), dtype=np.int64)}).to_parquet(files[-1])
+    frame = sized_partitions(dd.read_parquet([str(f) for f in files], blocksize=None), files, 10, 10, 4)
+    assert frame.map_partitions(len).compute().tolist() == [10, 2, 2, 4]
+    assert frame.compute()["i"].tolist() == list(range(sum(sizes)))
+
+
 def test_chunk_rows_sets_the_files_of_a_day_and_draws_another_sample(tmp_path):
     """README: a day of more than synthetic.chunk_rows rows is written one file per chunk, and another value
     gives another sample (it read as a memory knob only: "rows the generator holds at once")."""
