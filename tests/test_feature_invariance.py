@@ -225,3 +225,25 @@ def test_the_refusal_of_a_large_engagement_free_batch_says_a_chance_above_zero(e
     with pytest.raises(DataError, match="history events hold no engagement at all") as err:
         builder.extend_history(rows)
     assert "0e+00" not in str(err.value) and "under 2e-308" in str(err.value)
+
+
+def test_history_events_without_engagement_are_refused_from_a_chance_under_one_in_a_million(events):
+    """The no-engagement check's bound: the fewest events that would hold none with a chance under
+    one in a million (NO_ENGAGEMENT_CHANCE) at the highest training rate are refused, one fewer extend the state (mutation round 3)."""
+    import math
+
+    from rapids_engage.data import DataError
+
+    bound = 1e-6  # NO_ENGAGEMENT_CHANCE
+    cfg = load_config(overrides=["features.target_encoding.keys=[]", "features.counts=[]"]).features
+    train, valid, _ = time_split(dd.from_pandas(events, npartitions=1, sort=False), 24)
+    builder = FeatureBuilder(cfg, TARGETS)
+    builder.fit_transform(train).compute(scheduler="sync")
+    rate = max(builder.history_encoders[0].positive_rates().values())
+    n = math.floor(math.log(bound) / math.log(1 - rate)) + 1  # (1 - rate) ** n < the bound
+    assert (1 - rate) ** n < bound <= (1 - rate) ** (n - 1) and 5 < n < 200
+    engagements = [builder.layout.target(t).column for t in TARGETS]
+    quiet = valid.compute().sort_values("tweet_timestamp").assign(**{c: pd.NA for c in engagements})
+    with pytest.raises(DataError, match="history events hold no engagement at all"):
+        builder.extend_history(quiet.iloc[:n])
+    builder.extend_history(quiet.iloc[: n - 1])

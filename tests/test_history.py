@@ -386,3 +386,16 @@ def test_rows_before_an_extended_state_end_are_not_said_to_precede_training():
     with pytest.raises(Exception, match=r"end of the training window and the history events folded in \("):
         enc.transform(frame[frame[T] > cut].drop(columns=TARGETS))
     assert HistoryEncoder(**enc.params()).set_state(enc.state_, enc.t_end_, enc.targets_).window() == "the training window"
+
+
+def test_positive_rates_are_positives_per_keyed_event_of_the_serving_state():
+    """The rates the no-engagement check of extend_history takes: training's, then with what extend folded in;
+    an event without a key is not counted (mutation round 3)."""
+    train = pd.DataFrame({"engaging_user_id": pd.array([1, 2, 2, 3, None], dtype="Int64"), T: [0, 1, 2, 3, 4],
+                          "like": [1, 0, 0, 0, 1], "reply": [0, 0, 0, 1, 0]})
+    enc = encoder(KEYS["single"]).fit(train)
+    assert enc.positive_rates() == {"like": 0.25, "reply": 0.25}
+    enc.extend(pd.DataFrame({"engaging_user_id": [1, 4, 4, 4], T: [10, 11, 12, 13], "like": [1, 1, 1, 0], "reply": 0}))
+    assert enc.positive_rates() == {"like": 0.5, "reply": 0.125}
+    with pytest.raises(NotFittedError):
+        encoder(KEYS["single"]).positive_rates()

@@ -332,3 +332,22 @@ def test_a_numpy_seed_draws_the_folds_of_its_value(method):
     want = TargetEncoder("lang", fold_method=method, seed=3).fit_transform(df, "like")["te_lang_like"]
     got = TargetEncoder("lang", fold_method=method, seed=np.int64(3)).fit_transform(df, "like")["te_lang_like"]
     pd.testing.assert_series_equal(got, want)
+
+
+def test_a_key_column_of_unknown_kind_is_not_refused():
+    """Only numbers against text is refused: an object column (Python strings, or mixed) may hold either, and
+    its keys still match where they are equal (mutation round 3)."""
+    df = make_frame(100, 6, 19)
+    enc = TargetEncoder("lang").fit(df.astype({"lang": "str"}), "like")
+    got = enc.transform(df.astype({"lang": object}))["te_lang_like"]
+    pd.testing.assert_series_equal(got, enc.transform(df.astype({"lang": "str"}))["te_lang_like"])
+
+
+def test_n_folds_may_be_the_most_an_int8_fold_id_holds():
+    from rapids_engage.features.folds import MAX_FOLDS
+
+    assert MAX_FOLDS == 127
+    folds = assign_folds(make_frame(400, 6, 20), ["tweet_id", "engaging_user_id"], 127).compute()[FOLD]
+    assert folds.between(0, 126).all() and folds.nunique() > 100
+    with pytest.raises(ValueError, match=r"n_folds must be a whole number from 2 to 127, got 128"):
+        assign_folds(make_frame(40, 6, 20), ["tweet_id", "engaging_user_id"], 128)
