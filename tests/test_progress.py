@@ -84,3 +84,10 @@ def test_the_stage_line_says_when_its_memory_is_the_drivers_alone():
             with prog.stage("train"):
                 pass
         assert expected in out.getvalue() and "GiB" in out.getvalue()
+
+
+def test_byte_size_says_gib_from_one_gib_and_mib_below():
+    from rapids_engage.progress import byte_size
+
+    assert [byte_size(n) for n in (0, 3 << 20, 2**30 - 2**19, 2**30, 5 * 2**30 // 2)] == [
+        "0.0 MiB", "3.0 MiB", "1023.5 MiB", "1.00 GiB", "2.50 GiB"]  # mutation round 3

@@ -60,7 +60,7 @@ def test_auc_standard_error_matches_the_mann_whitney_null():
     for n in (50, 1_000):
         assert auc_se(0.5, n, n) == pytest.approx(math.sqrt((2 * n + 1) / (12 * n * n)), rel=0.02)
     assert auc_se(0.9, 100, 100) < auc_se(0.6, 100, 100)
-    assert math.isnan(auc_se(0.7, 0, 10))
+    assert math.isnan(auc_se(0.7, 0, 10)) and math.isnan(auc_se(0.7, 10, 0))  # no positives or no negatives
 
 
 def test_auc_standard_error_of_a_negated_feature_is_the_same():

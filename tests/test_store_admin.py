@@ -149,3 +149,19 @@ def test_a_build_sweeps_what_killed_builds_left(store):
     assert sorted(temporary_dirs(store.path)) == sorted([live, elsewhere])
     assert re.match(r"feature store: deleted 1 temporary dir\(s\) of killed builds \(\d+ bytes\)", said[0])  # was "0.00 GiB"
     assert "2 temporary dir(s) of builds in progress or of another host" in said[1]
+
+
+def test_models_beside_a_store_of_another_name_count_only_by_their_recorded_store(tmp_path):
+    """predict falls back to ``<run>/store`` only: models beside a store of another name that were trained on
+    another store do not keep its versions, and a models directory is named once per version (mutation round 3)."""
+    from rapids_engage.store_admin import models_using
+
+    store = FeatureStore(tmp_path / "shared")
+    models = tmp_path / "models"
+    models.mkdir()
+    for target, path in (("like", tmp_path / "elsewhere" / "store"), ("reply", store.path), ("quote", store.path)):
+        (models / f"{target}.meta.json").write_text(json.dumps({"target": target, "store": {"path": str(path), "version": "aaa"}}))
+    assert models_using(store) == {"aaa": [str(models)]}
+    (models / "reply.meta.json").unlink()
+    (models / "quote.meta.json").unlink()
+    assert models_using(store) == {}

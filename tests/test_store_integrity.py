@@ -63,6 +63,7 @@ def test_a_damaged_version_is_never_read(tmp_path, damage):
     with pytest.raises(MissingVersion, match="no intact version aaa") as err:
         store.training_frame("aaa")
     assert err.value.problem == problem
+    assert "damaged:" not in str(err.value)  # the asked version's problem is said once, not again in the hint
     why = "" if damage == "no manifest" else f"; damaged: aaa ({problem})"  # no manifest, no version id: not a version
     with pytest.raises(MissingVersion, match=re.escape(f"(have: none){why}") + "$"):
         store.training_frame()  # the newest intact version: there is none, and the message says why
