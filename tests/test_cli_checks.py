@@ -495,3 +495,24 @@ def test_the_probe_of_an_unreachable_scheduler_never_outlasts_its_timeout(monkey
     start = time.perf_counter()
     assert cluster._unreachable("tcp://scheduler.example:8786", timeout_s=0.5) is None  # left to dask's words
     assert time.perf_counter() - start < 2
+
+
+def test_why_a_scheduler_address_is_unreachable_for_tcp_and_tls_only():
+    """tls:// is a TCP connection too: a refused one is named; other schemes are left to dask (mutation round 3)."""
+    from rapids_engage.cluster import _unreachable
+
+    for scheme in ("tcp", "tls"):
+        assert _unreachable(f"{scheme}://127.0.0.1:9") == "nothing listens at 127.0.0.1:9: connection refused"
+    assert _unreachable("ucx://127.0.0.1:9") is None  # not a TCP connect
+
+
+def test_whole_number_arguments_take_their_lowest_value():
+    """--seed 0 is a seed (seed_int), --rows 0 not a row count (positive_int) (mutation round 3)."""
+    import argparse
+
+    from rapids_engage.cli import positive_int, seed_int
+
+    assert (seed_int("0"), positive_int("1"), seed_int(" 7 ")) == (0, 1, 7)
+    for parse, text, lowest in ((seed_int, "-1", 0), (positive_int, "0", 1)):
+        with pytest.raises(argparse.ArgumentTypeError, match=rf"expected a whole number >= {lowest}, got "):
+            parse(text)

@@ -142,3 +142,21 @@ def test_a_stopped_run_leaves_another_runs_waiting_training_its_place(cluster, c
         assert got == {"other": True} and _held(client) == {waiting.id}
         waiting.release()
     assert _held(client) == set()
+
+
+def test_overlapping_blocks_on_one_client_keep_each_its_own_record(monkeypatch):
+    """Two trainings of one client (threads) each record the locks they request in a set of their own: the first
+    to end removes its set by identity, not the other's equal (empty) one, whose locks would then go unrecorded
+    and stay held after a Ctrl-C (mutation round 3)."""
+    from rapids_engage import train_locks
+
+    monkeypatch.setattr(train_locks, "lock_queues", lambda client, workers: {})
+    client = object()
+    first, second = released_on_abort(client, []), released_on_abort(client, [])
+    first.__enter__()
+    second.__enter__()
+    assert [len(s) for s in train_locks._requested[id(client)]] == [0, 0]
+    first.__exit__(None, None, None)
+    assert len(train_locks._requested[id(client)]) == 1  # the second's set, still recording
+    second.__exit__(None, None, None)
+    assert id(client) not in train_locks._requested
