@@ -516,3 +516,18 @@ def test_whole_number_arguments_take_their_lowest_value():
     for parse, text, lowest in ((seed_int, "-1", 0), (positive_int, "0", 1)):
         with pytest.raises(argparse.ArgumentTypeError, match=rf"expected a whole number >= {lowest}, got "):
             parse(text)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--set", "cluster.n_workers=0"], "predict: cluster.n_workers: expected a whole number of workers >= 1 or null, got 0 "
+                                       "(from --set cluster.n_workers=0)"),
+    (["--scheduler-address", "foo"], "--scheduler-address must be a scheduler address [tcp://]HOST:PORT"),
+    (["--gpus", "x"], "--gpus must be 'auto' or a whole number of GPUs >= 0, got 'x'"),
+    (["--set", "cluster.rmm.pool=1"], "predict --set takes cluster.<key>=<value> settings only, got 'cluster.rmm.pool'"),
+])
+def test_predict_cluster_errors_name_the_flag_that_gave_the_value(extra, message):
+    """Not "predict --set" for a value given by --gpus or --scheduler-address (mutation round 3)."""
+    from rapids_engage.pipeline import build_predict_parser
+
+    with pytest.raises(ConfigError, match="^" + re.escape(message)):
+        predict_cluster_config(build_predict_parser().parse_args(["--model-dir", "m", "--input", "i", "--out", "o", *extra]))
