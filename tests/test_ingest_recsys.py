@@ -199,6 +199,22 @@ def test_windows_line_ends_are_line_ends(tmp_path, columns):
     pd.testing.assert_frame_equal(read_output(tmp_path / "out"), expected(frame), check_exact=True)
 
 
+def test_a_windows_file_whose_first_block_ends_in_its_carriage_return_is_read_by_lines(tmp_path):
+    """The first block of a "\\r\\n" file that ended between the "\\r" and the "\\n" of its first line (a
+    first line of block_size - 1 bytes) held a "\\r" and no "\\n": taken for old Mac line ends, every "\\r\\n"
+    became two (found by mutation round 3)."""
+    frame = canonical_rows(20, seed=13)
+    short = len(raw_lines(frame.iloc[:1])[0])
+    frame.loc[0, "text_tokens"] += "\t" + "1" * (999 - short - 1)  # the first line: 999 bytes, its "\\r" the 1000th
+    lines = [line + b"\r" for line in raw_lines(frame)]
+    assert len(lines[0]) == 1000
+    lines[5] = lines[5].replace(b"\x01", b"\x01xyz\x01", 1)  # a bad row on line 6: 25 fields
+    res = ingest_recsys([write_raw(tmp_path / "crlf.tsv", lines)], tmp_path / "out", block_size=1000)
+    assert (res.input_rows, res.ingested_rows) == (20, 19)
+    assert pd.read_parquet(tmp_path / "out" / "quarantine.parquet")["line"].tolist() == [6]  # said 11: lines doubled
+    pd.testing.assert_frame_equal(read_output(tmp_path / "out"), expected(frame.drop(index=5)), check_exact=True)
+
+
 def test_mixed_line_ends_keep_the_last_field_of_each_line(tmp_path):
     """A file whose lines end some in "\\r\\n", some in "\\n" (appended to on two systems): only the lines
     that have a "\\r" lose it (mutation round 3: every last field cut by one when any line had one)."""

@@ -85,10 +85,11 @@ def _fill(stream: pa.NativeFile, view: memoryview) -> int:
 
 
 def _raw_blocks(path: Path, block_size: int) -> Iterator[tuple[memoryview, int]]:
-    """Newline-terminated byte blocks of ``path`` (a final line without newline gets one), with bytes done.
+    r"""Newline-terminated byte blocks of ``path`` (a final line without newline gets one), with bytes done.
 
-    A file whose first block holds a ``\r`` but no ``\n`` has old Mac line ends: its ``\r`` are read as
-    ``\n`` (else the whole file was one line: every record on line 1, the same default row id).
+    A file whose first block holds a ``\r`` followed by another byte than ``\n``, and no ``\n``, has old Mac
+    line ends: its ``\r`` are read as ``\n`` (else the whole file was one line: every record on line 1, the
+    same default row id).
     """
     stream, raw = _open(path)
     carry, cr_only = b"", None
@@ -105,7 +106,12 @@ def _raw_blocks(path: Path, block_size: int) -> Iterator[tuple[memoryview, int]]
                     break
                 size = len(carry) + n
                 if cr_only is None:
-                    cr_only = buf.find(b"\n", 0, size) < 0 and buf.find(b"\r", 0, size) >= 0
+                    cr = buf.find(b"\r", 0, size)
+                    if cr < 0 or buf.find(b"\n", 0, size) >= 0:
+                        cr_only = False
+                    elif cr < size - 1:
+                        cr_only = True
+                    # else the block ends in its one "\r": the next byte tells "\r\n" from "\r"
                 if cr_only:
                     buf[len(carry):size] = buf[len(carry):size].replace(b"\r", b"\n")
                 cut = buf.rfind(b"\n", 0, size) + 1
