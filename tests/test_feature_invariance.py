@@ -187,18 +187,24 @@ def test_the_build_names_the_key_tables_it_kept_partitioned(events):
     assert lines[0].endswith("; the others broadcast")
 
 
-def test_a_few_history_events_without_engagement_extend_the_state(events):
+@pytest.fixture
+def history_only(events):
+    """(a FeatureBuilder of history features alone fitted on the training day, the validation rows by time,
+    the engagement columns)."""
+    cfg = load_config(overrides=["features.target_encoding.keys=[]", "features.counts=[]"]).features
+    train, valid, _ = time_split(dd.from_pandas(events, npartitions=1, sort=False), 24)
+    builder = FeatureBuilder(cfg, TARGETS)
+    builder.fit_transform(train).compute(scheduler="sync")
+    return builder, valid.compute().sort_values("tweet_timestamp"), [builder.layout.target(t).column for t in TARGETS]
+
+
+def test_a_few_history_events_without_engagement_extend_the_state(history_only):
     """RecSys events hold no engagement more often than not: a small labelled batch without any (a minute's
     events) was refused as a test file's rows. Refused only when labelled events would hold none by chance
     with a negligible probability at the training positive rates."""
     from rapids_engage.data import DataError
 
-    cfg = load_config(overrides=["features.target_encoding.keys=[]", "features.counts=[]"]).features
-    train, valid, _ = time_split(dd.from_pandas(events, npartitions=1, sort=False), 24)
-    builder = FeatureBuilder(cfg, TARGETS)
-    builder.fit_transform(train).compute(scheduler="sync")
-    engagements = [builder.layout.target(t).column for t in TARGETS]
-    valid = valid.compute().sort_values("tweet_timestamp")
+    builder, valid, engagements = history_only
     quiet = valid[valid[engagements].isna().all(axis=1)]
     user = quiet["engaging_user_id"].iloc[0]
     batch = quiet[quiet["engaging_user_id"] == user].iloc[:3]
@@ -210,16 +216,11 @@ def test_a_few_history_events_without_engagement_extend_the_state(events):
         builder.extend_history(valid.assign(**{c: pd.NA for c in engagements}).iloc[:200])
 
 
-def test_the_refusal_of_a_large_engagement_free_batch_says_a_chance_above_zero(events):
+def test_the_refusal_of_a_large_engagement_free_batch_says_a_chance_above_zero(history_only):
     """A test file's worth of rows made the chance underflow to 0.0: 'with a chance under 0e+00'."""
     from rapids_engage.data import DataError
 
-    cfg = load_config(overrides=["features.target_encoding.keys=[]", "features.counts=[]"]).features
-    train, valid, _ = time_split(dd.from_pandas(events, npartitions=1, sort=False), 24)
-    builder = FeatureBuilder(cfg, TARGETS)
-    builder.fit_transform(train).compute(scheduler="sync")
-    engagements = [builder.layout.target(t).column for t in TARGETS]
-    valid = valid.compute().sort_values("tweet_timestamp")
+    builder, valid, engagements = history_only
     rows = pd.concat([valid] * (20_000 // len(valid) + 1)).assign(**{c: pd.NA for c in engagements})
     assert builder._no_engagement_chance(len(rows)) == 0.0  # underflows
     with pytest.raises(DataError, match="history events hold no engagement at all") as err:
@@ -227,7 +228,7 @@ def test_the_refusal_of_a_large_engagement_free_batch_says_a_chance_above_zero(e
     assert "0e+00" not in str(err.value) and "under 2e-308" in str(err.value)
 
 
-def test_history_events_without_engagement_are_refused_from_a_chance_under_one_in_a_million(events):
+def test_history_events_without_engagement_are_refused_from_a_chance_under_one_in_a_million(history_only):
     """The no-engagement check's bound: the fewest events that would hold none with a chance under
     one in a million (NO_ENGAGEMENT_CHANCE) at the highest training rate are refused, one fewer extend the state (mutation round 3)."""
     import math
@@ -235,15 +236,11 @@ def test_history_events_without_engagement_are_refused_from_a_chance_under_one_i
     from rapids_engage.data import DataError
 
     bound = 1e-6  # NO_ENGAGEMENT_CHANCE
-    cfg = load_config(overrides=["features.target_encoding.keys=[]", "features.counts=[]"]).features
-    train, valid, _ = time_split(dd.from_pandas(events, npartitions=1, sort=False), 24)
-    builder = FeatureBuilder(cfg, TARGETS)
-    builder.fit_transform(train).compute(scheduler="sync")
+    builder, valid, engagements = history_only
     rate = max(builder.history_encoders[0].positive_rates().values())
     n = math.floor(math.log(bound) / math.log(1 - rate)) + 1  # (1 - rate) ** n < the bound
     assert (1 - rate) ** n < bound <= (1 - rate) ** (n - 1) and 5 < n < 200
-    engagements = [builder.layout.target(t).column for t in TARGETS]
-    quiet = valid.compute().sort_values("tweet_timestamp").assign(**{c: pd.NA for c in engagements})
+    quiet = valid.assign(**{c: pd.NA for c in engagements})
     with pytest.raises(DataError, match="history events hold no engagement at all"):
         builder.extend_history(quiet.iloc[:n])
     builder.extend_history(quiet.iloc[: n - 1])
