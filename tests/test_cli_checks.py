@@ -474,14 +474,6 @@ def test_a_memory_limit_share_too_small_for_a_worker_is_one_line_before_the_clus
     cluster.check_memory_limit(ClusterConfig(memory_limit=0), 2, 1)  # no limit
 
 
-def test_sizes_under_a_mib_are_not_said_as_nothing():
-    """byte_size said "0.0 MiB" for the bytes a killed build leaves (its owner mark) or a small spill: nothing."""
-    from rapids_engage.progress import byte_size
-
-    assert [byte_size(n) for n in (0, 40, 3 * 2**10, 5 * 2**20, 3 * 2**29)] == ["0 bytes", "40 bytes", "3.0 KiB", "5.0 MiB",
-                                                                              "1.50 GiB"]
-
-
 def test_the_probe_of_an_unreachable_scheduler_never_outlasts_its_timeout(monkeypatch):
     """The probe's connect timeout did not cover the name lookup: a slow name server held the error for its own
     timeout on top of dask's 30 s."""

@@ -86,8 +86,11 @@ def test_the_stage_line_says_when_its_memory_is_the_drivers_alone():
         assert expected in out.getvalue() and "GiB" in out.getvalue()
 
 
-def test_byte_size_says_gib_from_one_gib_and_mib_below():
+def test_byte_size_says_each_size_in_its_unit():
+    """GiB from one GiB, MiB below, KiB below a MiB, bytes below a KiB: "0.0 MiB" said nothing of the bytes a
+    killed build leaves (its owner mark) or a small spill (review of the day; bounds: mutation round 3)."""
     from rapids_engage.progress import byte_size
 
-    assert [byte_size(n) for n in (0, 3 << 20, 2**30 - 2**19, 2**30, 5 * 2**30 // 2)] == [
-        "0.0 MiB", "3.0 MiB", "1023.5 MiB", "1.00 GiB", "2.50 GiB"]  # mutation round 3
+    sizes = (0, 40, 2**10, 3 * 2**10, 2**20 - 1, 2**20, 3 << 20, 2**30 - 2**19, 2**30, 5 * 2**30 // 2)
+    assert [byte_size(n) for n in sizes] == ["0 bytes", "40 bytes", "1.0 KiB", "3.0 KiB", "1024.0 KiB", "1.0 MiB", "3.0 MiB",
+                                             "1023.5 MiB", "1.00 GiB", "2.50 GiB"]
