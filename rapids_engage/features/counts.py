@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backend import array_module, bincount, series_like
 from ..schema import EVENT_TIME
-from .frames import Join, apply_joins, as_dask, check_fitted, check_key_dtypes, is_dask, key_ids, key_name, keys_of_ids, load_state, save_state, without
+from .frames import Join, apply_joins, as_dask, check_columns, check_fitted, check_key_dtypes, is_dask, key_ids, key_name, keys_of_ids, load_state, save_state, without
 
 DAY = "_day"
 
@@ -79,13 +79,8 @@ class CountEncoder:
         """The key -> count table (``counts_``'s rows) of such a frame."""
         return keys_of_ids(frame, self.columns, ids).assign(**{self.total_name: _row_counts(ids)[1]})
 
-    def _check_columns(self, X: Any, columns: list[str]) -> None:
-        missing = [c for c in columns if c not in X.columns]
-        if missing:
-            raise ValueError(f"CountEncoder({self.name}): columns {missing} are not in the frame")
-
     def fit(self, X: Any, y: Any = None) -> CountEncoder:  # noqa: ARG002 - sklearn signature
-        self._check_columns(X, self.columns)
+        check_columns(self, X, self.columns)
         self.counts_ = self.stats_graph(as_dask(X)).compute()
         return self
 
@@ -105,7 +100,7 @@ class CountEncoder:
     def transform(self, X: Any) -> Any:
         """``X`` with ``cnt_<key>`` and, ``per_day``, ``cnt_day_<key>`` (only then is the time column read)."""
         check_fitted(self, "counts_")
-        self._check_columns(X, self.columns + ([self.time_column] if self.per_day else []))
+        check_columns(self, X, self.columns + ([self.time_column] if self.per_day else []))
         check_key_dtypes(self, self.counts_, X, self.columns)
         frame = without(as_dask(X), self.output_names())  # replaced, last
         if not self.per_day:

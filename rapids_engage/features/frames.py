@@ -393,6 +393,13 @@ def check_fitted(encoder: Any, attribute: str) -> None:
         raise _not_fitted_class()(f"{type(encoder).__name__}({encoder.name}) is not fitted: call fit or fit_transform first")
 
 
+def check_columns(encoder: Any, frame: Any, columns: list[str]) -> None:
+    """A ValueError naming the ``columns`` an encoder needs that ``frame`` lacks (not a pandas / dask KeyError)."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{type(encoder).__name__}({encoder.name}): columns {missing} are not in the frame")
+
+
 def _key_kind(dtype: Any, gpu: bool = False) -> str | None:
     """``"numbers"``, ``"text"`` or None (another kind, or unknown: pandas object columns) of a key column's
     dtype; ``gpu``: a cudf column's, whose strings are of dtype object (its only object columns)."""

@@ -68,7 +68,7 @@ from ..backend import array_module, frame_library, is_gpu_object, series_like, v
 from ..data import DataError
 from ..schema import EVENT_TIME, TARGETS, utc
 from .frames import (
-    Checkpoints, as_dask, check_fitted, group_ids, in_memory, is_dask, key_name, key_tables, load_state, null_key_rows, save_state, share,
+    Checkpoints, as_dask, check_columns, check_fitted, group_ids, in_memory, is_dask, key_name, key_tables, load_state, null_key_rows, save_state, share,
 )
 
 N = "_n"
@@ -264,9 +264,7 @@ class HistoryEncoder:
 
     # ---- helpers -----------------------------------------------------------
     def _check_columns(self, frame: Any, extra: list[str]) -> None:
-        missing = [c for c in [*self.columns, self.time_column, *extra] if c not in frame.columns]
-        if missing:
-            raise ValueError(f"HistoryEncoder({self.name}): columns {missing} are not in the frame")
+        check_columns(self, frame, [*self.columns, self.time_column, *extra])
 
     def _times(self, frame: Any) -> Any:
         return values(frame[self.time_column]).astype(np.int64)

@@ -29,7 +29,7 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from ..backend import array_module, bincount, float_values, series_like, to_host, values
 from .folds import FOLD, assign_folds
-from .frames import Join, apply_joins, as_dask, check_fitted, check_key_dtypes, is_dask, key_name, keys_of_ids, load_state, null_key_rows, save_state, without
+from .frames import Join, apply_joins, as_dask, check_columns, check_fitted, check_key_dtypes, is_dask, key_name, keys_of_ids, load_state, null_key_rows, save_state, without
 
 N = "_n"
 
@@ -184,9 +184,7 @@ class TargetEncoder:
         self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         X, targets = self._with_targets(X, y)
-        missing = [c for c in self.columns + targets if c not in X.columns]
-        if missing:
-            raise ValueError(f"TargetEncoder({self.name}): columns {missing} are not in the frame")
+        check_columns(self, X, self.columns + targets)
         texts = {t: str(X[t].dtype) for t in targets if not (is_numeric_dtype(X[t].dtype) or is_bool_dtype(X[t].dtype))}
         if texts:  # "1"/"0" strings were read as numbers, "yes"/"no" failed in a cast
             raise TypeError(f"TargetEncoder({self.name}): labels must be numbers (0/1 for a binary target), got "
@@ -360,9 +358,7 @@ class TargetEncoder:
         self._check_fitted()
         if not hasattr(X, "columns"):
             raise TypeError(f"TargetEncoder: X must be a DataFrame (pandas, cudf or dask), got {type(X).__name__}")
-        missing = [c for c in self.columns if c not in X.columns]
-        if missing:
-            raise ValueError(f"TargetEncoder({self.name}): columns {missing} are not in the frame")
+        check_columns(self, X, self.columns)
         check_key_dtypes(self, self.stats_, X, self.columns)
         out = apply_joins(without(as_dask(X), self.output_names()), [self.full_join()])
         out = out if self.keep_input else out[self.output_names()]
