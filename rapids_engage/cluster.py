@@ -106,7 +106,8 @@ def _cuda_cluster(cfg: ClusterConfig, backend: Backend) -> Any:
     from dask_cuda import LocalCUDACluster
 
     devices = (cuda_visible_devices() or [str(i) for i in range(backend.n_gpus)])[: backend.n_gpus]
-    check_memory_limit(cfg, len(devices), cfg.threads_per_worker or 1)
+    if cfg.memory_limit != "auto":  # dask-cuda's auto: the host memory shared by the GPUs, not by the cores
+        check_memory_limit(cfg, len(devices), cfg.threads_per_worker or 1)
     # one worker per GPU: dask-cuda refuses more workers than visible devices, and cluster.n_workers
     # of a config shared with CPU runs would otherwise leave GPUs idle
     return LocalCUDACluster(
@@ -374,11 +375,6 @@ def worker_addresses(client: Any) -> set[str] | None:
         return None
 
 
-#: XGBoost's prefixes of a native error line: ``[12:00:00] /workspace/src/collective/comm.cc:84: `` and,
-#: on the lines of a chained collective error, ``- [comm.cc:193|12:00:00]: ``.
-_NATIVE_PREFIX = re.compile(r"^(\[\d{1,2}:\d{2}:\d{2}\]\s+\S+:\d+:|-?\s*\[[\w./-]+:\d+\|[\d:]+\]:)\s*")
-
-
 def _unreachable(address: str, timeout_s: float = 3.0) -> str | None:
     """Why a TCP scheduler address cannot be reached now, in words (dask says only "Timed out trying to
     connect"), or None: nothing listening there, an unknown host; a host that does not answer, or a probe
@@ -414,6 +410,11 @@ def _probe(address: str, timeout_s: float) -> str | None:
     except (OSError, ValueError, TypeError):
         return None
     return None
+
+
+#: XGBoost's prefixes of a native error line: ``[12:00:00] /workspace/src/collective/comm.cc:84: `` and,
+#: on the lines of a chained collective error, ``- [comm.cc:193|12:00:00]: ``.
+_NATIVE_PREFIX = re.compile(r"^(\[\d{1,2}:\d{2}:\d{2}\]\s+\S+:\d+:|-?\s*\[[\w./-]+:\d+\|[\d:]+\]:)\s*")
 
 
 def _one_line(exc: BaseException, limit: int = 200) -> str:
