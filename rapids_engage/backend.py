@@ -261,6 +261,11 @@ def bincount(x: Any, weights: Any = None, minlength: int = 0) -> Any:
     return out.astype(np.float64, copy=False) if weights is not None else out
 
 
+def argsort_stable(a: Any) -> Any:
+    """Stable argsort of a numpy or cupy array (cupy's argsort is always stable and may not take ``kind``)."""
+    return np.argsort(a, kind="stable") if array_module(a) is np else a.argsort()
+
+
 def frame_library(obj: Any) -> ModuleType:
     """pandas or cudf: the single-node library of a frame or series (or of a dask collection's partitions)."""
     return importlib.import_module("cudf" if is_gpu_object(obj) else "pandas")

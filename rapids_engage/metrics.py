@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import bincount, float_values
+from .backend import argsort_stable, bincount, float_values
 
 ArrayLike = Any  # numpy / cupy array, pandas / cudf Series, or a sequence
 Metric = Callable[[ArrayLike, ArrayLike], float]
@@ -96,11 +96,6 @@ def _checked(y: ArrayLike, p: ArrayLike, binary: bool, others: tuple = ()) -> tu
             row = int(xp.argmax(bad))
             raise ValueError(f"y must hold 0/1 labels; row {row} holds {float(y[row]):g}")
     return xp, y, p
-
-
-def _argsort_stable(a: Any, xp: ModuleType) -> Any:
-    """Stable argsort (cupy's argsort is always stable and may not take ``kind``)."""
-    return np.argsort(a, kind="stable") if xp is np else xp.argsort(a)
 
 
 def _concat0(a: Any, xp: ModuleType) -> Any:
@@ -164,7 +159,7 @@ def rce(y: ArrayLike, p: ArrayLike) -> float:
 
 def _order_desc(p: Any, xp: ModuleType) -> Any:
     """Row order by descending score, ties in row order."""
-    return _argsort_stable(-p, xp)
+    return argsort_stable(-p)
 
 
 def _sorted_curve(ys: Any, ps: Any, xp: ModuleType) -> tuple[Any, Any]:
@@ -359,7 +354,7 @@ def _ranking_inputs(y: ArrayLike, p: ArrayLike, group: ArrayLike) -> tuple[Modul
 def _segments(y: Any, g: Any, order_desc: Any, xp: ModuleType) -> _Ranked:
     """Rows by group then descending score (a stable re-sort of ``order_desc`` by group);
     per-group positions and hit counts via cumsum."""
-    order = order_desc[_argsort_stable(g[order_desc], xp)]
+    order = order_desc[argsort_stable(g[order_desc])]
     gs, rel = g[order], (y[order] > 0).astype(xp.float64)
     new = _block_starts(gs, xp)
     seg = xp.cumsum(new) - 1
@@ -379,8 +374,8 @@ def _order_desc_tied(y: Any, p: Any, tiebreak: Any, xp: ModuleType) -> Any:
     second = y if tiebreak is None else xp.asarray(_raw(tiebreak)).ravel()
     if len(second) != len(p):
         raise ValueError(f"tiebreak has {len(second)} rows, p has {len(p)}")
-    first = _argsort_stable(second, xp)
-    return first[_argsort_stable(-p[first], xp)]
+    first = argsort_stable(second)
+    return first[argsort_stable(-p[first])]
 
 
 def _ranked_segments(y: ArrayLike, p: ArrayLike, group: ArrayLike) -> _Ranked:
@@ -491,7 +486,7 @@ def mae_log1p(y: ArrayLike, pred: ArrayLike) -> float:
 
 def _rankdata(x: Any, xp: ModuleType) -> Any:
     """1-based ranks, ties get the average rank (scipy.stats.rankdata 'average')."""
-    order = _argsort_stable(x, xp)
+    order = argsort_stable(x)
     new = _block_starts(x[order], xp)
     block = xp.cumsum(new) - 1
     starts = xp.nonzero(new)[0]

@@ -87,6 +87,8 @@ TWEET_TYPES: tuple[str, ...] = ("TopLevel", "Retweet", "Quote", "Reply")
 
 #: Event time of a row (the RecSys data has no impression time; the tweet's is used).
 EVENT_TIME = "tweet_timestamp"
+#: Seconds of a UTC day: event times (unix seconds) // this is their day.
+DAY_SECONDS = 86_400
 #: The event times taken as plausible (epoch seconds, 1990-01-01 to 2100-01-01 UTC): outside, a
 #: time is probably in another unit (milliseconds) or mistyped.
 PLAUSIBLE_TIMES = (631_152_000, 4_102_444_800)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .data import DataError
-from .schema import EVENT_TIME, utc
+from .schema import DAY_SECONDS, EVENT_TIME, utc
 
 
 @dataclass(frozen=True)
@@ -15,8 +15,6 @@ class SplitInfo:
     min_time: int
     max_time: int
 
-
-DAY_SECONDS = 86_400
 
 #: The smallest share of the rows either side of the cut-off may hold (a stray far-future time).
 MIN_SIDE_SHARE = 0.001
@@ -81,12 +79,12 @@ def _permute(part: Any, targets: list[str], seed: int, time_column: str, partiti
     """``part`` with each target's labels permuted among the rows of each UTC day (by ``time_column``)."""
     import numpy as np
 
-    from .backend import array_module, series_like, values
+    from .backend import argsort_stable, array_module, series_like, values
 
     rng = np.random.default_rng([seed, (partition_info or {}).get("number", 0)])
     xp = array_module(part)
     day = values(part[time_column]) // DAY_SECONDS
-    in_order = xp.argsort(day * len(part) + xp.arange(len(part)))  # the rows by day, in row order within a day
+    in_order = argsort_stable(day)  # the rows by day, in row order within a day
     drawn = xp.argsort(day + xp.asarray(rng.random(len(part))))  # the rows by day, in a random order within a day
     order = xp.empty_like(in_order)
     order[in_order] = drawn  # each row takes the label of a row of its own day

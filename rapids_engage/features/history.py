@@ -66,7 +66,7 @@ import numpy as np
 
 from ..backend import array_module, frame_library, is_gpu_object, series_like, values
 from ..data import DataError
-from ..schema import EVENT_TIME, TARGETS, utc
+from ..schema import DAY_SECONDS, EVENT_TIME, TARGETS, utc
 from .frames import (
     Checkpoints, as_dask, check_columns, check_fitted, group_ids, in_memory, is_dask, key_name, key_tables, load_state, null_key_rows, save_state, share,
 )
@@ -85,9 +85,6 @@ def _last(t: str) -> str:
 def window_label(seconds: int) -> str:
     """``86400`` -> ``24h``; windows that are not whole hours keep seconds (``90s``)."""
     return f"{seconds // 3600}h" if seconds % 3600 == 0 else f"{seconds}s"
-
-
-DAY_SECONDS = 86400
 
 
 def _features(
