@@ -263,6 +263,15 @@ def test_mini_mind_explode_and_side_join(tmp_path):
     assert Layout.load(tmp_path / "out").item == "news_id"
 
 
+def test_an_explode_summary_counts_the_event_rows(tmp_path):
+    """`ingest` of a MIND file said '4 input rows: 2 ingested' and nothing of the 5 rows it wrote (one per
+    shown article), where the run's data line says '5 event rows'."""
+    behaviors = write(tmp_path / "behaviors.tsv", "1\tU1\t11/12/2019 2:14:46 PM\t\tN1-1 N2-0 N3-0\n"
+                                                  "2\tU2\t11/13/2019 9:00:00 AM\tN1\tN2-1 N4-0\n")
+    result, _, _ = run(tmp_path, behaviors, mind_spec(behaviors, write(tmp_path / "news.tsv", "")))
+    assert result.summary() == f"2 input rows: 2 ingested, 0 quarantined, 5 event rows -> {tmp_path / 'out'}"
+
+
 def test_rows_to_score_with_labelled_tokens_are_quarantined(tmp_path):
     """--unlabelled of a spec whose tokens carry labels: 'N1-1' would be read as an unseen item 'N1-1'."""
     from rapids_engage.ingest import RecordReader, ingest_table

@@ -81,6 +81,8 @@ class IngestResult:
     def summary(self) -> str:
         """One line: rows in, ingested, quarantined per reason and where."""
         line = f"{self.input_rows:,} input rows: {self.ingested_rows:,} ingested, {self.quarantined_rows:,} quarantined"
+        if self.output_rows and self.output_rows != self.ingested_rows:  # explode: a row per item, as the run's data line
+            line += f", {self.output_rows:,} event rows"
         if self.quarantined_rows:
             reasons = ", ".join(f"{k} {v:,}" for k, v in self.quarantine_counts.items())
             line += f" ({reasons}; see {self.quarantine_file})"
