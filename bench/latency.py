@@ -44,6 +44,7 @@ from rich.table import Table  # noqa: E402
 from rapids_engage.backend import CPU, BackendError, resolve  # noqa: E402
 from rapids_engage.cli import positive_int, writable_dir  # noqa: E402
 from rapids_engage.features.frames import as_dask  # noqa: E402
+from rapids_engage.ingest.bench import cpu_model  # noqa: E402
 from rapids_engage.ingest.bench import device as machine  # noqa: E402
 from rapids_engage.predict import ModelError, load_builder, load_models  # noqa: E402
 from rapids_engage.report import write_json  # noqa: E402
@@ -119,13 +120,6 @@ def _stat(ms: Any) -> dict[str, float]:
     return {"median": float(np.median(ms)), "p95": float(np.percentile(ms, 95))}
 
 
-def cpu_name() -> str:
-    try:
-        return next(x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
 def bench_cpu(model_dir: Path, pool: pd.DataFrame, sizes: list[int], repeats: int, core: int, in_memory: bool) -> dict:
     """Single-core CPU latency: pinned to ``core``, synchronous dask, 1 XGBoost thread."""
     allowed = os.sched_getaffinity(0)
@@ -140,7 +134,7 @@ def bench_cpu(model_dir: Path, pool: pd.DataFrame, sizes: list[int], repeats: in
         os.sched_setaffinity(0, allowed)
     for r in runs:
         r["within_limit"] = r["ms_per_row"] <= LIMIT_MS_PER_ROW
-    return {"device": f"1 core (#{core}) of {cpu_name()}", "load_s": load_s, "batches": runs}
+    return {"device": f"1 core (#{core}) of {cpu_model()}", "load_s": load_s, "batches": runs}
 
 
 def bench_gpu(model_dir: Path, pool: pd.DataFrame, sizes: list[int], repeats: int, in_memory: bool) -> dict:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import traceback
@@ -25,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rapids_engage.cli import positive_int, writable_dir
+from rapids_engage.ingest.bench import cpu_model
 from rapids_engage.pipeline import KNOWN_ERRORS
 from rapids_engage.pipeline import main as pipeline_main
 
@@ -35,7 +35,7 @@ def device_name(gpus: str) -> str:
     if gpus == "0":
         import os
 
-        return f"CPU: {os.cpu_count()} cores ({platform.processor() or platform.machine()})"
+        return f"CPU: {os.cpu_count()} cores ({cpu_model()})"
     try:
         import pynvml
 

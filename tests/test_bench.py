@@ -170,3 +170,14 @@ def test_ingest_bench_makes_its_work_directory(tmp_path, capsys):
     work = tmp_path / "not" / "there"
     bench.main(["--mb", "0.01", "--work", str(work)])
     assert work.is_dir() and "rows/s" in capsys.readouterr().out
+
+
+def test_pipeline_bench_names_the_cpu_model():
+    """The CPU column was labelled 'CPU: 2 cores (x86_64)': ``platform.processor()`` gives only the
+    architecture on Linux, not the model the README asks to give next to a number."""
+    try:
+        model = next(x.split(":", 1)[1].strip() for x in Path("/proc/cpuinfo").read_text().splitlines()
+                     if x.startswith("model name"))
+    except (OSError, StopIteration):
+        pytest.skip("no model name in /proc/cpuinfo")
+    assert model in _bench_module("pipeline").device_name("0")

@@ -109,13 +109,18 @@ def generate(path: Path, mb: float, seed: int = 0, gz: bool = False) -> int:
     return rows
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else its architecture (``platform`` gives only that on Linux)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next(x.split(":", 1)[1].strip() for x in info if x.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def device() -> str:
     """This machine in words, e.g. ``2-core CPU (AMD EPYC), 24 GB RAM, no GPU``."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     gpu = "no GPU"
     if shutil.which("nvidia-smi"):
