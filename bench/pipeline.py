@@ -4,7 +4,8 @@ Each ``--gpus`` value runs the whole pipeline on the same synthetic data (featur
 rebuilt, so every run pays for them), then its store stages again (a cache hit: what the
 second run of a config pays for its features), and the table gives seconds and rows/s per
 stage, peak host RSS per stage (driver + local workers) and, on GPU, peak device memory in
-use (the report's ``memory`` section), plus the ratio of each later backend to the first. Writes
+use (the report's ``memory`` section), plus the ratio of each later backend to the first (none
+between two CPU runs: ``--gpus auto`` without a GPU runs on the CPU, and is labelled so). Writes
 ``bench/results/pipeline-<rows>.json`` (``--results DIR``: there instead); the exit status is 1
 when a backend's run failed (its error is printed and in the JSON). Several ``--rows`` values (``--rows 1000000 10000000``)
 run each size in turn and end with the scaling table: seconds per stage and t(N) / t(previous N).
@@ -66,7 +67,7 @@ def run_one(gpus: str, rows: int, work: Path, extra: list[str]) -> dict:
     if code != 0:
         return {"error": f"pipeline exit code {code}", "device": device_name(gpus)}
     report = json.loads((out / "report.json").read_text())
-    report["device"] = device_name(gpus)
+    report["device"] = device_name(gpus if report.get("backend") == "gpu" else "0")  # --gpus auto without a GPU ran on the CPU
     report["cache_hit"] = cache_hit_cost(args, out, report)
     return report
 
@@ -92,7 +93,7 @@ def stage_table(rows: int, gpus: list[str], reports: dict[str, dict]) -> Table:
         table.add_column(f"--gpus {g} s", justify="right")
         table.add_column(f"--gpus {g} rows/s", justify="right")
         table.add_column(f"--gpus {g} peak RSS GiB", justify="right")
-        if g != "0":
+        if on_gpu(reports[g]):
             table.add_column(f"--gpus {g} peak GPU GiB", justify="right")
     if len(gpus) > 1:
         table.add_column(f"speed-up vs --gpus {base}", justify="right")
@@ -103,18 +104,30 @@ def stage_table(rows: int, gpus: list[str], reports: dict[str, dict]) -> Table:
             secs[g] = stage_seconds(reports[g], stage)
             cells += [f"{secs[g]:.1f}", f"{rows / secs[g]:,.0f}" if secs[g] > 0 else "-"]
             memory = reports[g].get("memory", {})
-            for key in ("host_rss_peak_bytes", *(("gpu_used_peak_bytes",) if g != "0" else ())):
+            for key in ("host_rss_peak_bytes", *(("gpu_used_peak_bytes",) if on_gpu(reports[g]) else ())):
                 cells.append(peak_gib(memory.get(key) or {}, stage))
         if len(gpus) > 1:
-            cells.append(" / ".join(f"{secs[base] / secs[g]:.1f}x" if secs[g] > 0 else "-" for g in gpus[1:]))
+            cells.append(" / ".join(speed_up(reports[base], reports[g], secs[base], secs[g]) for g in gpus[1:]))
         table.add_row(*cells)
     cells = ["features, 2nd run (cache hit)"]
     for g in gpus:
         hit = reports[g].get("cache_hit") or {}
         share = f"{hit['of_first_build']:.1%} of the build" if hit.get("of_first_build") is not None and hit.get("hit") else "not a hit"
-        cells += [f"{hit['features_s']:.2f}" if "features_s" in hit else "-", share, "", *(("",) if g != "0" else ())]
+        cells += [f"{hit['features_s']:.2f}" if "features_s" in hit else "-", share, "", *(("",) if on_gpu(reports[g]) else ())]
     table.add_row(*cells, *(("",) if len(gpus) > 1 else ()))
     return table
+
+
+def on_gpu(report: dict) -> bool:
+    """Whether the run ran on GPUs (``--gpus auto`` on a machine without one runs on the CPU)."""
+    return report.get("backend") == "gpu"
+
+
+def speed_up(base: dict, other: dict, base_s: float, other_s: float) -> str:
+    """``other``'s speed-up over ``base``; none between two CPU runs (``--gpus 0 auto`` without a GPU)."""
+    if not (on_gpu(base) or on_gpu(other)):
+        return "- (CPU vs CPU)"
+    return f"{base_s / other_s:.1f}x" if other_s > 0 else "-"
 
 
 def scaling_table(by_rows: dict[int, dict[str, dict]], gpus: list[str]) -> Table:

@@ -181,3 +181,32 @@ def test_pipeline_bench_names_the_cpu_model():
     except (OSError, StopIteration):
         pytest.skip("no model name in /proc/cpuinfo")
     assert model in _bench_module("pipeline").device_name("0")
+
+
+def _fake_pipeline(backend: str, rce: dict):
+    """A stand-in for ``rapids_engage.pipeline.main`` writing what a finished run of ``backend`` writes."""
+    def main(argv: list[str]) -> int:
+        out = Path(argv[len(argv) - 1 - argv[::-1].index("--out") + 1])  # the last --out counts
+        out.mkdir(parents=True, exist_ok=True)
+        timings = {"data": 0.1, "split": 0.2, "features": 1.0, "train": 2.0, "evaluate": 0.5}
+        if argv[0] == "features":
+            (out / "features.json").write_text(json.dumps({"timings_s": {"features": 0.01}, "store": {"cache_hit": True}}))
+        else:
+            (out / "report.json").write_text(json.dumps({
+                "backend": backend, "n_workers": 2, "rows": {"train": 90, "valid": 10}, "timings_s": timings,
+                "targets": {t: {"rce": v} for t, v in rce.items()}}))
+        return 0
+    return main
+
+
+def test_pipeline_bench_labels_a_run_by_the_backend_it_ran_on(tmp_path, monkeypatch, capsys):
+    """`--gpus 0 auto` on a machine without a GPU: the auto run (on the CPU) was labelled 'GPU: auto', got a
+    GPU memory column and a 'speed-up vs --gpus 0' that was the CPU against itself."""
+    module = _bench_module("pipeline")
+    monkeypatch.setattr(module, "pipeline_main", _fake_pipeline("cpu", {"like": 1.0}))
+    monkeypatch.setenv("COLUMNS", "300")  # the table unwrapped
+    module.main(["--rows", "100", "--gpus", "0", "auto", "--work", str(tmp_path / "w"), "--results", str(tmp_path)])
+    runs = json.loads((tmp_path / "pipeline-100.json").read_text())["runs"]
+    assert runs["auto"]["device"] == runs["0"]["device"] and runs["auto"]["device"].startswith("CPU"), runs
+    out = capsys.readouterr().out
+    assert "GPU" not in out and "CPU vs CPU" in out, out
