@@ -153,6 +153,11 @@ def data_size(data_dir: Path) -> dict:
             "disk_bytes": sum(f.stat().st_size for f in files)}
 
 
+def rce_line(rce: dict[str, float | None]) -> str:
+    """The run's RCE per target; "-" where report.json has none (one class in the validation window)."""
+    return "RCE " + ", ".join(f"{t} {'-' if v is None else f'{v:.2f}'}" for t, v in rce.items())
+
+
 def memory_limit(text: str) -> str:
     """An argparse ``type``: a size dask reads (``3GB``, ``1.5GiB``, a number of bytes), kept as written."""
     from dask.utils import parse_bytes
@@ -252,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         "samples": sampler.samples,
         "wall_s": wall,
         "timings_s": report.get("timings_s", {}),
-        "rce": {t: m["rce"] for t, m in report.get("targets", {}).items()},
+        "rce": {t: m.get("rce") for t, m in report.get("targets", {}).items()},
         "load_avg_1min_at_start": load_before,
         "error": " ".join(log_text[log_text.rfind("\nerror:") + 1:].split()) if "\nerror:" in log_text else None,
         "memory_log_lines": memory_lines[:20],
@@ -281,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     table.add_row("wall s (subprocess)", f"{wall:.1f}", "")
     console.print(table)
     if result["rce"]:
-        console.print("RCE " + ", ".join(f"{t} {v:.2f}" for t, v in result["rce"].items()))
+        console.print(rce_line(result["rce"]))
     console.print(f"-> {args.json}")
     return 0 if rc == 0 else 1
 

@@ -153,6 +153,11 @@ def scaling_table(by_rows: dict[int, dict[str, dict]], gpus: list[str]) -> Table
     return table
 
 
+def rce_text(rce: float | None) -> str:
+    """An RCE for the console; "-" where report.json has none (one class in the validation window)."""
+    return "-" if rce is None else f"{rce:.2f}"
+
+
 def stage_seconds(report: dict, stage: str) -> float:
     timings = report["timings_s"]
     return sum(timings.values()) if stage == "total" else timings.get(stage, 0.0)
@@ -204,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         if done:
             console.print(stage_table(rows, done, reports))
         for g in done:
-            rce = ", ".join(f"{t} {m['rce']:.2f}" for t, m in reports[g]["targets"].items())
+            rce = ", ".join(f"{t} {rce_text(m.get('rce'))}" for t, m in reports[g]["targets"].items())
             console.print(f"--gpus {g} ({reports[g]['device']}): RCE {rce}")
         by_rows[rows] = {g: reports[g] for g in done}
     ok = [g for g in args.gpus if all(g in r for r in by_rows.values())]

@@ -210,3 +210,16 @@ def test_pipeline_bench_labels_a_run_by_the_backend_it_ran_on(tmp_path, monkeypa
     assert runs["auto"]["device"] == runs["0"]["device"] and runs["auto"]["device"].startswith("CPU"), runs
     out = capsys.readouterr().out
     assert "GPU" not in out and "CPU vs CPU" in out, out
+
+
+def test_pipeline_bench_prints_a_target_without_an_rce(tmp_path, monkeypatch, capsys):
+    """A validation window with one class of a rare target (a small run's quote) has RCE null in
+    report.json: the bench's RCE line was a TypeError traceback after the whole run."""
+    module = _bench_module("pipeline")
+    monkeypatch.setattr(module, "pipeline_main", _fake_pipeline("cpu", {"like": 1.234, "quote": None}))
+    assert module.main(["--rows", "100", "--gpus", "0", "--work", str(tmp_path / "w"), "--results", str(tmp_path)]) == 0
+    assert "RCE like 1.23, quote -" in capsys.readouterr().out
+
+
+def test_out_of_core_rce_line_without_an_rce():
+    assert _bench_module("out_of_core").rce_line({"like": 1.234, "quote": None}) == "RCE like 1.23, quote -"
