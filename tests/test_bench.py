@@ -223,3 +223,22 @@ def test_pipeline_bench_prints_a_target_without_an_rce(tmp_path, monkeypatch, ca
 
 def test_out_of_core_rce_line_without_an_rce():
     assert _bench_module("out_of_core").rce_line({"like": 1.234, "quote": None}) == "RCE like 1.23, quote -"
+
+
+def test_pipeline_bench_generates_the_data_before_timing_a_backend(tmp_path, monkeypatch):
+    """The first backend's data stage (and total) held the synthetic data's generation, the next one's a
+    cache read: `--gpus 0 1` credited the GPU with the generation in its speed-up, and a GPU-only run
+    counted it in its seconds and scaling ratios."""
+    module = _bench_module("pipeline")
+    fake, found = _fake_pipeline("cpu", {"like": 1.0}), []
+
+    def pipeline_main(argv: list[str]) -> int:
+        if argv[0] != "features":
+            cache = Path(next(a for a in argv if a.startswith("data.cache_dir=")).split("=", 1)[1])
+            found.append(any(cache.glob("synthetic-*/synthetic.json")))
+        return fake(argv)
+
+    monkeypatch.setattr(module, "pipeline_main", pipeline_main)
+    module.main(["--rows", "200", "--gpus", "0", "--work", str(tmp_path / "w"), "--results", str(tmp_path),
+                 "--set", "synthetic.days=2"])
+    assert found == [True]
