@@ -120,6 +120,19 @@ def _stat(ms: Any) -> dict[str, float]:
     return {"median": float(np.median(ms)), "p95": float(np.percentile(ms, 95))}
 
 
+def usable_core(text: str) -> int:
+    """An argparse ``type``: a CPU core this process may run on (``os.sched_setaffinity`` refused any other
+    in a traceback after the models were loaded)."""
+    cores = sorted(os.sched_getaffinity(0))
+    try:
+        core = int(text)
+    except ValueError:
+        core = None
+    if core not in cores:
+        raise argparse.ArgumentTypeError(f"expected one of the cores this process may use ({', '.join(map(str, cores))}), got {text}")
+    return core
+
+
 def bench_cpu(model_dir: Path, pool: pd.DataFrame, sizes: list[int], repeats: int, core: int, in_memory: bool) -> dict:
     """Single-core CPU latency: pinned to ``core``, synchronous dask, 1 XGBoost thread."""
     allowed = os.sched_getaffinity(0)
@@ -175,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--gpu-sizes", type=positive_int, nargs="+", default=[100_000, 1_000_000], help="GPU batch sizes (rows)")
     p.add_argument("--repeats", type=positive_int, default=20, help="timed CPU batches per size (after one warm-up)")
     p.add_argument("--gpu-repeats", type=positive_int, default=5, help="timed GPU batches per size (drawing a 1M-row batch costs ~1 s)")
-    p.add_argument("--core", type=int, default=max(os.sched_getaffinity(0)), help="CPU core to pin to")
+    p.add_argument("--core", type=usable_core, default=max(os.sched_getaffinity(0)), help="CPU core to pin to")
     p.add_argument("--gpus", nargs="+", default=["0", "1"], choices=["0", "1"], help="0: CPU latency, 1: GPU throughput")
     p.add_argument("--features", choices=["frame", "dask"], default="frame",
                    help="frame: FeatureBuilder.transform_frame (no dask); dask: FeatureBuilder.transform")

@@ -85,6 +85,8 @@ def test_gpu_session_script_parses():
     ("latency", ["--gpus", "0", "--model-dir", "{tmp}/run", "--results", "{tmp}/r"], "no report.json there; give a finished run's --out"),
     ("latency", ["--gpus", "0", "--model-dir", "{tmp}", "--results", "{tmp}/r"], "no models (<target>.meta.json) in"),
     ("latency", ["--gpus", "0", "--results", "{file}/sub"], "--results: cannot make the directory"),
+    ("latency", ["--gpus", "0", "--core", "-1", "--model-dir", "{tmp}/run", "--results", "{tmp}/r"], "argument --core: expected one of the cores"),
+    ("latency", ["--gpus", "0", "--core", "4096", "--model-dir", "{tmp}/run", "--results", "{tmp}/r"], "argument --core: expected one of the cores"),
     ("oracle_gap", ["--rows", "-5"], "argument --rows: expected a whole number >= 1, got -5"),
     ("oracle_gap", ["--rows", "30000", "--report", "{report}"], "is a run on 20,000 rows, not --rows 30,000"),
     ("oracle_gap", ["--rows", "10", "--seed", "-1", "--work", "{tmp}/w"], "argument --seed: expected a whole number >= 0, got -1"),
