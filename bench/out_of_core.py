@@ -158,14 +158,31 @@ def rce_line(rce: dict[str, float | None]) -> str:
     return "RCE " + ", ".join(f"{t} {'-' if v is None else f'{v:.2f}'}" for t, v in rce.items())
 
 
-def memory_limit(text: str) -> str:
-    """An argparse ``type``: a size dask reads (``3GB``, ``1.5GiB``, a number of bytes), kept as written."""
-    from dask.utils import parse_bytes
+def limit_bytes(text: str) -> int | None:
+    """The bytes a worker (one thread) gets for ``cluster.memory_limit`` ``text``, read as dask reads it (a
+    size, a fraction of the memory or ``auto``); None for no limit (0)."""
+    import logging
 
+    from distributed.worker_memory import parse_memory_limit
+
+    return parse_memory_limit(text, 1, os.cpu_count() or 1, logger=logging.getLogger(__name__))
+
+
+def memory_limit(text: str) -> str:
+    """An argparse ``type``: a memory limit per worker that dask applies (``3GB``, ``1.5GiB``, bytes, a fraction
+    of the memory), of at least the pipeline's minimum, kept as written."""
+    from rapids_engage.config import MIN_MEMORY_LIMIT
+
+    expected = (f"expected a size such as 3GB or 1.5GiB, or a fraction of the memory, of at least "
+                f"{MIN_MEMORY_LIMIT >> 20}MiB per worker, got {text!r}")
     try:
-        parse_bytes(text)
+        limit = limit_bytes(text)
     except (ValueError, TypeError):
-        raise argparse.ArgumentTypeError(f"expected a size such as 3GB or 1.5GiB, got {text!r}") from None
+        raise argparse.ArgumentTypeError(expected) from None
+    if limit is None:
+        raise argparse.ArgumentTypeError(f"0 is no limit (nothing would spill); {expected}")
+    if limit < MIN_MEMORY_LIMIT:
+        raise argparse.ArgumentTypeError(expected)
     return text
 
 
@@ -183,8 +200,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     writable_dir(p, "--json", Path(args.json).parent)
     writable_dir(p, "--work", args.work)
-
-    from dask.utils import parse_bytes
 
     from rapids_engage.ingest.bench import device
 
@@ -233,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     report = json.loads((out / "report.json").read_text()) if rc == 0 else {}
     data_dir = Path(report["split"]["data_dir"]) if report else prepare_data(args.rows, cache)
     size = data_size(data_dir)
-    limit = parse_bytes(args.memory_limit)
+    limit = limit_bytes(args.memory_limit)
     peak_worker = max(sampler.peak_worker.values(), default=0)
     memory_lines = [line for line in log_text.splitlines() if "memory" in line.lower()]
     result = {

@@ -95,6 +95,12 @@ def test_gpu_session_script_parses():
     ("ingest_quotes", ["--rows", "10", "--json", "{file}/sub/x.json"], "--json: cannot make the directory"),
     ("ingest_quotes", ["--rows", "10", "--work", "{file}/w", "--json", "{tmp}/x.json"], "--work: cannot make the directory"),
     ("out_of_core", ["--rows", "10", "--memory-limit", "lots"], "argument --memory-limit: expected a size such as 3GB"),
+    ("out_of_core", ["--rows", "10", "--memory-limit", "0", "--work", "{tmp}/w", "--json", "{tmp}/x.json"],
+     "argument --memory-limit: 0 is no limit (nothing would spill); expected a size such as 3GB"),
+    ("out_of_core", ["--rows", "10", "--memory-limit=-1GB", "--work", "{tmp}/w", "--json", "{tmp}/x.json"],
+     "argument --memory-limit: expected a size such as 3GB"),
+    ("out_of_core", ["--rows", "10", "--memory-limit", "100MB", "--work", "{tmp}/w", "--json", "{tmp}/x.json"],
+     "argument --memory-limit: expected a size such as 3GB"),
     ("out_of_core", ["--rows", "10", "--work", "{tmp}/w", "--json", "{file}/x.json"], "--json: cannot make the directory"),
 ])
 def test_bench_scripts_refuse_bad_arguments_in_one_line_before_any_work(tmp_path, capsys, script, argv, said):
@@ -244,3 +250,10 @@ def test_pipeline_bench_generates_the_data_before_timing_a_backend(tmp_path, mon
     module.main(["--rows", "200", "--gpus", "0", "--work", str(tmp_path / "w"), "--results", str(tmp_path),
                  "--set", "synthetic.days=2"])
     assert found == [True]
+
+
+def test_out_of_core_reports_the_limit_a_worker_gets():
+    """--memory-limit 0.5 (half the memory, as dask reads it) was shown as a limit of 0 MiB, 0.00x the
+    data, in the table and the JSON (``parse_bytes`` reads a fraction as 0 bytes)."""
+    module = _bench_module("out_of_core")
+    assert module.limit_bytes("0.5") > 2**29 and module.limit_bytes("3GB") == 3 * 10**9
