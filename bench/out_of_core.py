@@ -126,12 +126,14 @@ class Sampler(threading.Thread):
             self.stop.wait(self.interval)
 
 
-def prepare_data(rows: int, cache: Path) -> Path:
-    """Generate (or find) the synthetic data in the cache, outside the measured run."""
+def prepare_data(rows: int, cache: Path, overrides: list[str]) -> Path:
+    """Generate (or find) the synthetic data of the run (its ``--set`` overrides too) in the cache, outside
+    the measured run."""
     from rapids_engage.data import synthetic_dataset
     from rapids_engage.pipeline import build_parser, config_from_args
 
-    args = build_parser().parse_args(["--gpus", "0", "--rows", str(rows), "--set", f"data.cache_dir={cache}"])
+    sets = [x for kv in (f"data.cache_dir={cache}", *overrides) for x in ("--set", kv)]
+    args = build_parser().parse_args(["--gpus", "0", "--rows", str(rows), *sets])
     return synthetic_dataset(config_from_args(args)).data_dir
 
 
@@ -201,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     writable_dir(p, "--json", Path(args.json).parent)
     writable_dir(p, "--work", args.work)
 
+    from rapids_engage.config import ConfigError
     from rapids_engage.ingest.bench import device
 
     console = Console()
@@ -210,7 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(d, ignore_errors=True)
     spill.mkdir(parents=True)
     t0 = time.perf_counter()
-    prepare_data(args.rows, cache)
+    try:
+        prepare_data(args.rows, cache, args.set)
+    except ConfigError as exc:  # a bad --set: one line, before the run
+        p.error(str(exc))
     console.print(f"data ready in {time.perf_counter() - t0:.1f} s (cache {cache})")
 
     cmd = [sys.executable, "-m", "rapids_engage.pipeline", "--gpus", "0", "--rows", str(args.rows), "--out", str(out),
@@ -246,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print("\n".join(log_text.splitlines()[-20:]), markup=False)
 
     report = json.loads((out / "report.json").read_text()) if rc == 0 else {}
-    data_dir = Path(report["split"]["data_dir"]) if report else prepare_data(args.rows, cache)
+    data_dir = Path(report["split"]["data_dir"]) if report else prepare_data(args.rows, cache, args.set)
     size = data_size(data_dir)
     limit = limit_bytes(args.memory_limit)
     peak_worker = max(sampler.peak_worker.values(), default=0)

@@ -99,6 +99,8 @@ def test_gpu_session_script_parses():
      "argument --memory-limit: 0 is no limit (nothing would spill); expected a size such as 3GB"),
     ("out_of_core", ["--rows", "10", "--memory-limit=-1GB", "--work", "{tmp}/w", "--json", "{tmp}/x.json"],
      "argument --memory-limit: expected a size such as 3GB"),
+    ("out_of_core", ["--rows", "10", "--set", "synthetic.days=0", "--work", "{tmp}/w", "--json", "{tmp}/x.json"],
+     "synthetic.days: expected a whole number of days >= 1, got 0"),
     ("out_of_core", ["--rows", "10", "--memory-limit", "100MB", "--work", "{tmp}/w", "--json", "{tmp}/x.json"],
      "argument --memory-limit: expected a size such as 3GB"),
     ("out_of_core", ["--rows", "10", "--work", "{tmp}/w", "--json", "{file}/x.json"], "--json: cannot make the directory"),
@@ -257,3 +259,10 @@ def test_out_of_core_reports_the_limit_a_worker_gets():
     data, in the table and the JSON (``parse_bytes`` reads a fraction as 0 bytes)."""
     module = _bench_module("out_of_core")
     assert module.limit_bytes("0.5") > 2**29 and module.limit_bytes("3GB") == 3 * 10**9
+
+
+def test_out_of_core_prepares_the_data_the_run_reads(tmp_path):
+    """`--set synthetic.days=2` reached the measured run but not the data prepared before it: the run
+    generated its own data inside the sampled time, and a failed run's data size was of other data."""
+    data = _bench_module("out_of_core").prepare_data(300, tmp_path / "cache", ["synthetic.days=2"])
+    assert json.loads((data.parent / "synthetic.json").read_text())["spec"]["days"] == 2
