@@ -94,11 +94,23 @@ def run(rows: int, rate: float, quoted: float, seed: int, gz: bool, work: str | 
                 **dict(zip(("digest", "order_digest"), digests(Path(tmp) / "out")))}
 
 
+def fraction(text: str) -> float:
+    """An argparse ``type``: a fraction of the lines in [0, 1] (``--rates 1 5`` meant as percent wrote
+    stray quotes on every line, twice, without a word)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction of the lines in [0, 1], got {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=positive_int, default=200_000)
-    ap.add_argument("--rates", type=float, nargs="+", default=[0.0, 0.01, 0.05], help="fractions of stray-quote lines")
-    ap.add_argument("--quoted", type=float, default=0.0, help="fraction of lines with a properly quoted text")
+    ap.add_argument("--rates", type=fraction, nargs="+", default=[0.0, 0.01, 0.05], help="fractions of stray-quote lines")
+    ap.add_argument("--quoted", type=fraction, default=0.0, help="fraction of lines with a properly quoted text")
     ap.add_argument("--gzip", action="store_true", help="write gzip files")
     ap.add_argument("--seed", type=seed_int, default=0)
     ap.add_argument("--work", help="parent of the scratch directory (default: the system temp dir)")

@@ -92,6 +92,8 @@ def test_gpu_session_script_parses():
     ("oracle_gap", ["--rows", "10", "--seed", "-1", "--work", "{tmp}/w"], "argument --seed: expected a whole number >= 0, got -1"),
     ("ingest_quotes", ["--rows", "0"], "argument --rows: expected a whole number >= 1, got 0"),
     ("ingest_quotes", ["--rows", "10", "--seed", "-1"], "argument --seed: expected a whole number >= 0, got -1"),
+    ("ingest_quotes", ["--rows", "10", "--rates", "0", "5", "--json", "{tmp}/x.json"], "argument --rates: expected a fraction of the lines in [0, 1], got 5"),
+    ("ingest_quotes", ["--rows", "10", "--quoted", "-0.1", "--json", "{tmp}/x.json"], "argument --quoted: expected a fraction of the lines in [0, 1], got -0.1"),
     ("ingest_quotes", ["--rows", "10", "--json", "{file}/sub/x.json"], "--json: cannot make the directory"),
     ("ingest_quotes", ["--rows", "10", "--work", "{file}/w", "--json", "{tmp}/x.json"], "--work: cannot make the directory"),
     ("out_of_core", ["--rows", "10", "--memory-limit", "lots"], "argument --memory-limit: expected a size such as 3GB"),
