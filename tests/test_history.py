@@ -399,3 +399,14 @@ def test_positive_rates_are_positives_per_keyed_event_of_the_serving_state():
     assert enc.positive_rates() == {"like": 0.5, "reply": 0.125}
     with pytest.raises(NotFittedError):
         encoder(KEYS["single"]).positive_rates()
+
+
+def test_refit_detects_the_targets_of_the_new_frame():
+    """A second fit of an encoder with targets=None kept the first fit's targets: a frame without one of
+    them was refused ('columns ['like'] are not in the frame'), and a new target was left out."""
+    df = pd.DataFrame({"u": [1, 1, 2], T: [0, 10, 20], "like": [1, 0, 1], "reply": [0, 1, 0]})
+    enc = HistoryEncoder("u", windows=(3600,)).fit(df)
+    assert enc.targets_ == ["like", "reply"]
+    assert enc.fit(df.drop(columns="like")).targets_ == ["reply"]
+    assert enc.fit(df.assign(retweet=1)).targets_ == ["like", "retweet", "reply"]
+    assert "hist_u_dt_prev_retweet" in enc.fit_transform(df.assign(retweet=1)).columns

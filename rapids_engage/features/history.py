@@ -236,8 +236,8 @@ class HistoryEncoder:
         return key_name(self.columns)
 
     def _targets(self, frame: Any) -> list[str]:
-        if hasattr(self, "targets_"):
-            return self.targets_
+        """The label columns to fit on: ``targets``, or those of ``schema.TARGETS`` in ``frame`` (never an
+        earlier fit's: a refit on other data detects them again)."""
         if self.targets is None:
             return [t for t in TARGETS if t in frame.columns]
         return self.targets
