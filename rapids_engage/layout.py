@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +101,13 @@ class Layout:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Layout:
+    def from_dict(cls, data: dict[str, Any], source: str = "layout") -> Layout:
+        """The layout of :meth:`to_dict`'s fields; a ValueError naming ``source`` (the file) and the field when
+        one is unknown (written by a newer rapids_engage) or a required one is missing."""
         data = dict(data)
+        _check_fields(cls, data, source)
+        for t in data["targets"]:
+            _check_fields(Target, t, f"{source}: targets")
         data["targets"] = tuple(Target(**t) for t in data["targets"])
         for key, value in data.items():
             if isinstance(value, list):
@@ -115,7 +120,20 @@ class Layout:
     @classmethod
     def load(cls, directory: str | Path) -> Layout | None:
         path = Path(directory) / LAYOUT_FILE
-        return cls.from_dict(json.loads(path.read_text())) if path.is_file() else None
+        return cls.from_dict(json.loads(path.read_text()), str(path)) if path.is_file() else None
+
+
+def _check_fields(cls: type, data: dict[str, Any], source: str) -> None:
+    """A ValueError naming ``source`` and the first field of ``data`` that dataclass ``cls`` does not have,
+    or the first required one it lacks (not the constructor's TypeError)."""
+    known = {f.name: f for f in fields(cls)}
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        raise ValueError(f"{source}: unknown field {unknown[0]!r} (written by a newer rapids_engage?): use that version, "
+                         "or ingest / build it again with this one")
+    missing = [n for n, f in known.items() if n not in data and f.default is MISSING and f.default_factory is MISSING]
+    if missing:
+        raise ValueError(f"{source}: field {missing[0]!r} is missing")
 
 
 RECSYS = Layout(

@@ -199,8 +199,9 @@ class FeatureStore:
         :func:`~rapids_engage.features.add_labels` needs for a table's rows."""
         from .layout import RECSYS, Layout
 
-        spec = json.loads((self.version_dir(self._resolve(version)[0]) / "state" / "features.json").read_text())
-        return Layout.from_dict(spec["layout"]) if "layout" in spec else RECSYS
+        path = self.version_dir(self._resolve(version)[0]) / "state" / "features.json"
+        spec = json.loads(path.read_text())
+        return Layout.from_dict(spec["layout"], f"{path}: layout") if "layout" in spec else RECSYS
 
     def builder(self, version: str | None = None, df_lib: Any = None) -> Any:
         """The fitted :class:`~rapids_engage.features.FeatureBuilder` of a version: its serving state."""

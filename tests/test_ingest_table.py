@@ -908,3 +908,18 @@ def test_a_parquet_source_at_an_ingest_s_data_folder_reads_its_layout(tmp_path, 
     dataset = parquet_dataset(cfg)
     assert dataset.layout == Layout.load(tmp_path / "out") and dataset.layout.kind == "table"
     assert dataset.data_dir == tmp_path / "out" / "data"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.update(new_field=1), r"layout.json: unknown field 'new_field' \(written by a newer rapids_engage\?\)"),
+    (lambda d: d["targets"][0].update(weight=2), r"layout.json: targets: unknown field 'weight'"),
+    (lambda d: d.pop("time"), r"layout.json: field 'time' is missing"),
+])
+def test_a_layout_of_another_version_is_refused_naming_the_file_and_the_field(tmp_path, edit, message):
+    """A layout.json with a field this version does not know (a newer ingest's) raised the constructor's
+    bare TypeError 'Layout.__init__() got an unexpected keyword argument', a traceback in a run."""
+    data = table_layout(spec()).to_dict()
+    edit(data)
+    (tmp_path / "layout.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=message):
+        Layout.load(tmp_path)

@@ -454,7 +454,7 @@ class FeatureBuilder:
     def load(cls, directory: str | Path, config: FeaturesConfig, df_lib: Any = None) -> FeatureBuilder:
         directory = Path(directory)
         spec = json.loads((directory / "features.json").read_text())
-        layout = Layout.from_dict(spec["layout"]) if "layout" in spec else RECSYS
+        layout = Layout.from_dict(spec["layout"], f"{directory / 'features.json'}: layout") if "layout" in spec else RECSYS
         builder = cls(config, spec["targets"], layout)
         builder.target_encoders = [TargetEncoder.load(directory, n, df_lib) for n in spec["target_encoding"]]
         builder.count_encoders = [CountEncoder.load(directory, n, df_lib) for n in spec["counts"]]
