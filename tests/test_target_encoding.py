@@ -351,3 +351,21 @@ def test_n_folds_may_be_the_most_an_int8_fold_id_holds():
     assert folds.between(0, 126).all() and folds.nunique() > 100
     with pytest.raises(ValueError, match=r"n_folds must be a whole number from 2 to 127, got 128"):
         assign_folds(make_frame(40, 6, 20), ["tweet_id", "engaging_user_id"], 128)
+
+
+def test_pandas_columns_and_index_come_back_as_they_were(tmp_path):
+    """dask's arrow strings turned a pandas frame's columns that the encoders only pass through into text: a
+    column of lists came back as "['x']", a mixed index's 9 as '9', and str columns as another dtype
+    (pd.NA for NaN). Frames read as dask (parquet: arrow strings) still meet the tables fitted on pandas."""
+    from rapids_engage.features import CountEncoder
+
+    df = make_frame(40, 5, seed=1, null_share=0.2).assign(
+        lang=lambda d: d["lang"].astype("str"), tags=[["x"], [], ["y", "z"], None] * 10, tweet_timestamp=1_600_000_000)
+    df.index = [9, "x", *range(2, 40)]
+    for enc in (TargetEncoder("lang"), CountEncoder("lang")):
+        enc.fit(df, "like")
+        for out in (enc.transform(df), enc.fit_transform(df, "like")):
+            pd.testing.assert_frame_equal(out[df.columns], df)
+        df.reset_index(drop=True).to_parquet(tmp_path / "rows.parquet")
+        lazy = enc.transform(dd.read_parquet(tmp_path / "rows.parquet")).compute()
+        np.testing.assert_array_equal(lazy[enc.output_names()[0]], enc.transform(df)[enc.output_names()[0]])

@@ -86,8 +86,12 @@ def is_dask(obj: Any) -> bool:
 
 
 def as_dask(frame: Any) -> Any:
-    """A dask frame for ``frame`` (in-memory frames become one partition)."""
-    return frame if is_dask(frame) else dd.from_pandas(frame, npartitions=1, sort=False)
+    """A dask frame for ``frame`` (in-memory frames become one partition, their columns and index as they are:
+    not dask's arrow strings, which would turn an object column of lists into their text)."""
+    if is_dask(frame):
+        return frame
+    with dask.config.set({"dataframe.convert-string": False}):
+        return dd.from_pandas(frame, npartitions=1, sort=False)
 
 
 def without(frame: Any, columns: list[str]) -> Any:
