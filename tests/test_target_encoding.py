@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rapids_engage.features import NotFittedError, TargetEncoder
+from rapids_engage.features import CountEncoder, HistoryEncoder, NotFittedError, TargetEncoder
 from rapids_engage.features.folds import FOLD, assign_folds
 
 
@@ -181,6 +181,28 @@ def test_refit_on_its_own_output_and_sklearn_conventions():
     assert copy.set_params(smooth=3).smooth == 3.0
     with pytest.raises(ValueError, match="no parameter"):
         copy.set_params(smoothing=3)
+
+
+@pytest.mark.parametrize("make, change", [
+    (lambda: CountEncoder(["lang"], per_day=False), {"per_day": True}),
+    (lambda: HistoryEncoder("lang", ["like"], windows=(3600,)), {"windows": (60, 120), "rates": True}),
+])
+def test_count_and_history_encoders_follow_sklearn_conventions(make, change):
+    """CountEncoder and HistoryEncoder (called sklearn-style) had no get_params / set_params: sklearn.base.clone
+    and GridSearchCV refused them ('does not implement a get_params method'), and their repr was an address."""
+    from sklearn.base import clone
+
+    df = make_frame(60, 4, 12).assign(tweet_timestamp=1_600_000_000 + np.arange(60) * 600)
+    enc = make()
+    assert enc.fit(df) is enc
+    copy = clone(enc)
+    assert copy.get_params() == enc.get_params() and type(copy) is type(enc) and "(columns=['lang']" in repr(copy)
+    assert not hasattr(copy, "counts_") and not hasattr(copy, "state_")
+    copy.set_params(**change)
+    assert all(copy.get_params()[k] == (list(v) if isinstance(v, tuple) else v) for k, v in change.items())
+    assert set(copy.fit(df).transform(df.assign(tweet_timestamp=1_700_000_000)).columns) >= set(copy.output_names())
+    with pytest.raises(ValueError, match="no parameter"):
+        copy.set_params(window=3)
 
 
 def test_bad_labels_and_parameters_are_refused_before_any_state_changes():
@@ -357,8 +379,6 @@ def test_pandas_columns_and_index_come_back_as_they_were(tmp_path):
     """dask's arrow strings turned a pandas frame's columns that the encoders only pass through into text: a
     column of lists came back as "['x']", a mixed index's 9 as '9', and str columns as another dtype
     (pd.NA for NaN). Frames read as dask (parquet: arrow strings) still meet the tables fitted on pandas."""
-    from rapids_engage.features import CountEncoder
-
     df = make_frame(40, 5, seed=1, null_share=0.2).assign(
         lang=lambda d: d["lang"].astype("str"), tags=[["x"], [], ["y", "z"], None] * 10, tweet_timestamp=1_600_000_000)
     df.index = [9, "x", *range(2, 40)]

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backend import array_module, bincount, series_like
 from ..schema import EVENT_TIME
-from .frames import Join, apply_joins, as_dask, check_columns, check_fitted, check_key_dtypes, is_dask, key_ids, key_name, keys_of_ids, load_state, save_state, without
+from .frames import EstimatorParams, Join, apply_joins, as_dask, check_columns, check_fitted, check_key_dtypes, is_dask, key_ids, key_name, keys_of_ids, load_state, save_state, without
 
 DAY = "_day"
 
@@ -30,13 +30,16 @@ def with_day(frame: Any, time_column: str = EVENT_TIME) -> Any:
     return frame.assign(**{DAY: frame[time_column] // 86400})
 
 
-class CountEncoder:
+class CountEncoder(EstimatorParams):
     """sklearn-style count encoder for one key: ``fit`` learns the counts, ``transform`` joins them."""
 
     def __init__(self, columns: str | list[str], per_day: bool = True, time_column: str = EVENT_TIME) -> None:
         self.columns = [columns] if isinstance(columns, str) else list(columns)
         self.per_day = per_day
         self.time_column = time_column
+
+    def params(self) -> dict:
+        return {"columns": self.columns, "per_day": self.per_day, "time_column": self.time_column}
 
     @property
     def name(self) -> str:
@@ -116,8 +119,7 @@ class CountEncoder:
 
     def save(self, directory: str | Path) -> None:
         check_fitted(self, "counts_")
-        params = {"columns": self.columns, "per_day": self.per_day, "time_column": self.time_column}
-        save_state(directory, self.total_name, self.counts_, {"params": params})
+        save_state(directory, self.total_name, self.counts_, {"params": self.params()})
 
     @classmethod
     def load(cls, directory: str | Path, name: str, df_lib: Any = None) -> CountEncoder:

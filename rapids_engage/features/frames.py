@@ -375,6 +375,38 @@ def drop_empty_partitions(frame: Any) -> Any:
     return frame if len(keep) == len(sizes) else frame.partitions[keep]
 
 
+class EstimatorParams:
+    """scikit-learn's estimator API from an encoder's ``params()`` (its constructor's parameters): ``get_params``,
+    ``set_params`` (through the constructor, which normalizes and checks them), ``sklearn.base.clone`` and a repr."""
+
+    def params(self) -> dict:
+        raise NotImplementedError
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor's parameters (``deep`` has nothing to recurse into)."""
+        return self.params()
+
+    def set_params(self, **params: Any) -> Any:
+        """Set constructor parameters; refit afterwards."""
+        unknown = sorted(set(params) - set(self.params()))
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no parameter(s) {unknown}; it has {sorted(self.params())}")
+        type(self).__init__(self, **{**self.params(), **params})
+        return self
+
+    def __sklearn_clone__(self) -> Any:
+        """An unfitted copy with the same parameters (what ``sklearn.base.clone`` and ``GridSearchCV`` make)."""
+        import copy
+
+        return type(self)(**copy.deepcopy(self.params()))
+
+    def __repr__(self) -> str:
+        """The key and the parameters set to other than their defaults, as scikit-learn shows estimators."""
+        fresh = type(self)(self.columns).params()  # the defaults, normalized as the constructor keeps them
+        changed = {k: v for k, v in self.params().items() if k == "columns" or v != fresh[k]}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+
 class NotFittedError(ValueError, AttributeError):
     """An encoder used before it was fitted (as scikit-learn's: a ValueError and an AttributeError).
 

@@ -68,7 +68,7 @@ from ..backend import array_module, frame_library, is_gpu_object, series_like, v
 from ..data import DataError
 from ..schema import DAY_SECONDS, EVENT_TIME, TARGETS, utc
 from .frames import (
-    Checkpoints, as_dask, check_columns, check_fitted, group_ids, in_memory, is_dask, key_name, key_tables, load_state, null_key_rows, save_state, share,
+    Checkpoints, EstimatorParams, as_dask, check_columns, check_fitted, group_ids, in_memory, is_dask, key_name, key_tables, load_state, null_key_rows, save_state, share,
 )
 
 N = "_n"
@@ -189,7 +189,7 @@ def _features(
     return out
 
 
-class HistoryEncoder:
+class HistoryEncoder(EstimatorParams):
     """sklearn-style point-in-time history features of one key (see the module docstring).
 
     ``columns``: the key (one column or a list); ``targets``: label columns

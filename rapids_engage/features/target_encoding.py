@@ -29,7 +29,7 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from ..backend import array_module, bincount, float_values, series_like, to_host, values
 from .folds import FOLD, assign_folds
-from .frames import Join, apply_joins, as_dask, check_columns, check_fitted, check_key_dtypes, is_dask, key_name, keys_of_ids, load_state, null_key_rows, save_state, without
+from .frames import EstimatorParams, Join, apply_joins, as_dask, check_columns, check_fitted, check_key_dtypes, is_dask, key_name, keys_of_ids, load_state, null_key_rows, save_state, without
 
 N = "_n"
 
@@ -54,7 +54,7 @@ def _check_labels(part: Any, targets: list[str], name: str) -> Any:
     return part
 
 
-class TargetEncoder:
+class TargetEncoder(EstimatorParams):
     """sklearn-style out-of-fold target encoder for one key over several targets.
 
     ``columns``: the key (one column name or a list); the targets are given to
@@ -86,15 +86,6 @@ class TargetEncoder:
         self.prefix = prefix
         self.keep_input = keep_input
 
-    def __repr__(self) -> str:
-        """The key and the parameters set to other than their defaults, as scikit-learn shows estimators."""
-        import inspect
-
-        defaults = {k: p.default for k, p in inspect.signature(type(self).__init__).parameters.items()}
-        fresh = {k: v for k, v in type(self)(self.columns).params().items() if k != "columns"}  # normalized defaults
-        changed = {k: v for k, v in self.params().items() if k == "columns" or (k in defaults and v != fresh.get(k))}
-        return f"TargetEncoder({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
-
     def __sklearn_tags__(self) -> Any:
         """scikit-learn's estimator tags (``check_is_fitted``, ``Pipeline``): a transformer that needs y."""
         from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
@@ -107,20 +98,6 @@ class TargetEncoder:
         already, which is what ``"pandas"`` / ``"default"`` ask of a pandas input."""
         if transform not in (None, "default", "pandas"):
             raise ValueError(f"TargetEncoder returns frames of its input's kind (pandas, cudf, dask), not {transform!r}")
-        return self
-
-    def get_params(self, deep: bool = True) -> dict:
-        """The constructor's parameters (scikit-learn's estimator API; ``deep`` has nothing to recurse into)."""
-        return self.params()
-
-    def set_params(self, **params: Any) -> TargetEncoder:
-        """Set constructor parameters (scikit-learn's estimator API); refit afterwards."""
-        unknown = sorted(set(params) - set(self.params()))
-        if unknown:
-            raise ValueError(f"TargetEncoder has no parameter(s) {unknown}; it has {sorted(self.params())}")
-        normalize = {"columns": _names, "row_key": _names, "smooth": float}
-        for key, value in params.items():
-            setattr(self, key, normalize.get(key, lambda v: v)(value))
         return self
 
     # ---- names -----------------------------------------------------------
