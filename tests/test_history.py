@@ -410,3 +410,20 @@ def test_refit_detects_the_targets_of_the_new_frame():
     assert enc.fit(df.drop(columns="like")).targets_ == ["reply"]
     assert enc.fit(df.assign(retweet=1)).targets_ == ["like", "retweet", "reply"]
     assert "hist_u_dt_prev_retweet" in enc.fit_transform(df.assign(retweet=1)).columns
+
+
+def test_dask_frames_a_missing_time_and_unfitted_names_are_one_line_errors():
+    """fit of a dask frame raised 'int() argument must be ... not 'Scalar'', fit without the time column a bare
+    KeyError, output_names() before fit an AttributeError on targets_."""
+    import dask.dataframe as dd
+
+    df = pd.DataFrame({"u": [1, 1, 2], T: [0, 10, 20], "like": [1, 0, 1]})
+    enc = HistoryEncoder("u", ["like"])
+    with pytest.raises(NotFittedError, match="not fitted"):
+        enc.output_names()
+    with pytest.raises(TypeError, match=r"in-memory frames \(pandas or cudf\); for a dask frame use .*history_features"):
+        enc.fit(dd.from_pandas(df, npartitions=1))
+    with pytest.raises(ValueError, match=rf"columns \['{T}'\] are not in the frame"):
+        enc.fit(df.drop(columns=T))
+    with pytest.raises(TypeError, match="in-memory frames"):
+        enc.fit(df).transform(dd.from_pandas(df.assign(**{T: 30}), npartitions=1))

@@ -243,7 +243,9 @@ class HistoryEncoder(EstimatorParams):
         return self.targets
 
     def output_names(self, targets: list[str] | None = None) -> list[str]:
-        targets = self.targets_ if targets is None else targets
+        if targets is None:
+            check_fitted(self, "targets_")
+            targets = self.targets_
         stems = ["n", *targets]
         suffixes = self._span_suffixes()
         names = [f"{s}{suffix}" for suffix in suffixes for s in stems]
@@ -260,6 +262,11 @@ class HistoryEncoder(EstimatorParams):
         return max([*self.windows, *[(d + 1) * DAY_SECONDS for d in self.days], self.label_delay])
 
     # ---- helpers -----------------------------------------------------------
+    def _check_in_memory(self, frame: Any) -> None:
+        if is_dask(frame):
+            raise TypeError(f"HistoryEncoder({self.name}) takes in-memory frames (pandas or cudf); for a dask frame use "
+                            "rapids_engage.features.history.history_features(frame, encoder)")
+
     def _check_columns(self, frame: Any, extra: list[str]) -> None:
         check_columns(self, frame, [*self.columns, self.time_column, *extra])
 
@@ -376,9 +383,11 @@ class HistoryEncoder(EstimatorParams):
     # ---- sklearn-style API -------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> HistoryEncoder:  # noqa: ARG002 - sklearn signature
         """Learn the serving state from the training window ``X`` (labels present)."""
+        self._check_in_memory(X)
+        targets = self._targets(X)
+        self._check_columns(X, targets)
         if len(X) == 0:
             raise ValueError(f"HistoryEncoder({self.name}): no training rows")
-        targets = self._targets(X)
         t_end = int(X[self.time_column].max())
         return self.set_state(self.state_partition(X, t_end), t_end, targets)
 
@@ -397,6 +406,7 @@ class HistoryEncoder(EstimatorParams):
         ``fit_transform(train + X)`` on the rows of ``X``.
         """
         self._check_fitted()
+        self._check_in_memory(X)
         targets = self.targets_
         self._check_columns(X, targets if labels else [])
         use = labels is not False and all(target in X.columns for target in targets)  # the rates' shared denominator
