@@ -87,6 +87,12 @@ class Layout:
         cols = [*self.row_key, self.time, *roles, *self.categorical, *self.numeric, *self.text, *self.url, *self.lists]
         return list(dict.fromkeys(c for c in cols if c))
 
+    def fold_key(self) -> list[str]:
+        """The columns whose hash picks a training row's out-of-fold fold: the ranking group where there is one
+        (an impression's rows then share a fold, so no row's encoding holds its siblings' labels: with one click
+        per impression, a sibling's label tells the row's own), else the row key."""
+        return [self.group] if self.group else list(self.row_key)
+
     def carried(self) -> list[str]:
         """Non-feature columns kept beside the features in the store (identity, time, grouping, popularity)."""
         cols = [*self.row_key, self.time, self.user, self.item, self.creator, self.group, self.popularity, self.oracle_id]

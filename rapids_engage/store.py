@@ -207,11 +207,12 @@ class FeatureStore:
         """The fitted :class:`~rapids_engage.features.FeatureBuilder` of a version: its serving state."""
         from .config import FeaturesConfig, section_from_dict
         from .features import VALUES_VERSION, FeatureBuilder
+        from .features.build import SERVES_ALIKE
 
         version, manifest = self._resolve(version)
         source = f"{self.version_dir(version) / MANIFEST}"
         built_by = manifest["definition"].get("values", 1)
-        if built_by != VALUES_VERSION:
+        if built_by != VALUES_VERSION and built_by not in SERVES_ALIKE:
             raise ValueError(f"store version {version} holds feature values version {built_by}, and this version of "
                              f"rapids_engage computes version {VALUES_VERSION} (a fix changed some values for the same "
                              "input): served, its models would see other values than they were trained on. Rerun the "

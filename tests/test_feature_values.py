@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rapids_engage.features import VALUES_VERSION
+
 DATA = Path(__file__).resolve().parent / "data" / "feature_values"
 SOURCES = ("recsys", "table")
 
@@ -89,7 +91,7 @@ def _recorded(source: str, version: int) -> Path:
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_feature_values_change_only_with_the_values_version(source, tmp_path):
-    from rapids_engage.features import VALUES_VERSION
+
 
     recorded = _recorded(source, VALUES_VERSION)
     assert recorded.is_file(), (f"no values recorded for VALUES_VERSION {VALUES_VERSION}: record them with "
@@ -111,24 +113,34 @@ def _same(a: pd.Series, b: pd.Series) -> bool:
     return a.astype("string").equals(b.astype("string"))  # ints (nullable or not) and string keys, exactly
 
 
-def test_a_store_of_other_feature_values_is_not_served(tmp_path):
+@pytest.mark.parametrize("values", [1, VALUES_VERSION + 1])
+def test_a_store_of_other_feature_values_is_not_served(tmp_path, values):
     """A store version built by code of another values version (as every version before it was recorded) is
-    refused at serving with what to do; the same version of this code's values is served."""
+    refused at serving with what to do; one of a version whose serving values this code computes alike
+    (``SERVES_ALIKE``: only the training rows' out-of-fold values differ) and one of this code's are served."""
     import json
 
-    from rapids_engage.features import VALUES_VERSION
+    from rapids_engage.config import FeaturesConfig, section_from_dict
+    from rapids_engage.features import FeatureBuilder
+    from rapids_engage.features.build import SERVES_ALIKE
     from rapids_engage.store import MANIFEST, FeatureStore
 
     store = FeatureStore(tmp_path / "store")
     tmp = store.begin()
     (tmp / "state").mkdir()
-    (tmp / "state" / "features.json").write_text("{}")
-    store.publish(tmp, "v", {"definition": {"features": {}, "values": VALUES_VERSION - 1}, "features": []})
+    (tmp / "state" / "features.json").write_text(json.dumps({"targets": [], "target_encoding": [], "counts": []}))
+    features = {"counts": [], "target_encoding": {"keys": []}}  # content features only: no state files
+    names = FeatureBuilder(section_from_dict(FeaturesConfig, features, "test"), []).feature_names()
+    store.publish(tmp, "v", {"definition": {"features": features, "values": values}, "features": names})
     manifest = store.version_dir("v") / MANIFEST
-    with pytest.raises(ValueError, match=f"store version v holds feature values version {VALUES_VERSION - 1}, and this "
+    with pytest.raises(ValueError, match=f"store version v holds feature values version {values}, and this "
                                          f"version of rapids_engage computes version {VALUES_VERSION}.*Rerun the pipeline"):
         store.builder("v")
     data = json.loads(manifest.read_text())
+    for served in (VALUES_VERSION, *SERVES_ALIKE):
+        data["definition"]["values"] = served
+        manifest.write_text(json.dumps(data))
+        assert store.builder("v").feature_names() == names
     del data["definition"]["values"]  # built before the values version was recorded: version 1
     manifest.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="holds feature values version 1,"):
@@ -139,7 +151,7 @@ def _record() -> None:
     """Record this code's values under its VALUES_VERSION (never over a recorded version's)."""
     import tempfile
 
-    from rapids_engage.features import VALUES_VERSION
+
 
     for source in SOURCES:
         path = _recorded(source, VALUES_VERSION)

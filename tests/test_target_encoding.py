@@ -389,3 +389,42 @@ def test_pandas_columns_and_index_come_back_as_they_were(tmp_path):
         df.reset_index(drop=True).to_parquet(tmp_path / "rows.parquet")
         lazy = enc.transform(dd.read_parquet(tmp_path / "rows.parquet")).compute()
         np.testing.assert_array_equal(lazy[enc.output_names()[0]], enc.transform(df)[enc.output_names()[0]])
+
+
+def _impressions(n: int = 150, seed: int = 3) -> pd.DataFrame:
+    """Ranking groups as MIND's: an impression shows 2-6 articles to a user at one time, one of them clicked."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(2, 7, n)
+    imp = np.repeat(np.arange(n, dtype=np.int64) * 7919 + 11, sizes)
+    click = np.concatenate([np.eye(s, dtype=np.int8)[rng.integers(s)] for s in sizes])
+    return pd.DataFrame({"row_id": np.arange(len(imp), dtype=np.int64), "imp": imp,
+                         "user": np.repeat(rng.integers(0, 12, n), sizes).astype(np.int64),
+                         "item": rng.integers(0, 40, len(imp)).astype(np.int64),
+                         "t": np.repeat(np.sort(rng.integers(0, 86_400 * 3, n)), sizes), "click": click})
+
+
+def test_a_ranking_group_s_rows_never_see_each_other_s_labels():
+    """A grouped table's rows share their group's fold: an impression's labels reach none of its own training
+    encodings (a sibling's label tells the row's own where each impression has one click). Moving the click to
+    another article of an impression leaves that impression's encodings as they were."""
+    from rapids_engage.config import FeaturesConfig, section_from_dict
+    from rapids_engage.features import FeatureBuilder
+    from rapids_engage.layout import Layout, Target
+
+    layout = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),), user="user", item="item", group="imp")
+    cfg = section_from_dict(FeaturesConfig, {"content": False, "counts": [], "daily_counts": False,
+                                             "target_encoding": {"keys": [["user"], ["item"]]}}, "test")
+    names = ["te_user_click", "te_item_click"]
+
+    def encoded(rows: pd.DataFrame) -> pd.DataFrame:
+        out = FeatureBuilder(cfg, ["click"], layout).fit_transform(dd.from_pandas(rows, npartitions=3, sort=False)).compute()
+        return out.set_index("row_id").sort_index()
+
+    rows = _impressions()
+    base = encoded(rows)
+    for imp in rows["imp"].unique()[:20:4]:
+        moved = rows.copy()
+        mine = moved["imp"] == imp
+        moved.loc[mine, "click"] = np.roll(moved.loc[mine, "click"].to_numpy(), 1)
+        ids = moved.loc[mine, "row_id"]
+        pd.testing.assert_frame_equal(encoded(moved).loc[ids, names], base.loc[ids, names])

@@ -33,8 +33,12 @@ from .target_encoding import TargetEncoder, fill_unkeyed
 #: value (a fix of the words of a text, say). A store version records it and is not served by code of another
 #: (its models would see other values than they were trained on); ``tests/test_feature_values.py`` fails on a
 #: change of values that keeps it. 1: before it was recorded; 2: words split on any run of whitespace, url
-#: domains without credentials.
-VALUES_VERSION = 2
+#: domains without credentials; 3: a ranking group's rows share a fold (:meth:`Layout.fold_key`), which changes
+#: the training rows' out-of-fold target encodings of grouped tables.
+VALUES_VERSION = 3
+#: Earlier values versions whose stores this code serves: they differ from this version only in the training rows'
+#: out-of-fold values, so the validation and new rows' features, what their models are served, are the same.
+SERVES_ALIKE = (2,)
 
 #: A RecSys batch of history events without any engagement is refused (taken for a test file's rows) when
 #: labelled events would hold none with a smaller chance than this (a few rows without one are not refused).
@@ -170,7 +174,7 @@ class FeatureBuilder:
         self.row_key = list(layout.row_key)
         te = config.target_encoding
         self.target_encoders = [
-            TargetEncoder(key, te.n_folds, te.smooth, te.fold_method, te.seed, layout.row_key) for key in te.keys
+            TargetEncoder(key, te.n_folds, te.smooth, te.fold_method, te.seed, layout.fold_key()) for key in te.keys
         ]
         self.count_encoders = [CountEncoder(key, config.daily_counts, layout.time) for key in config.counts]
         self.history_encoders = [history_encoder(config.history, key, self.targets, layout.time) for key in config.history.keys]
@@ -330,7 +334,7 @@ class FeatureBuilder:
         missing = sorted({c for c in keys if c not in frame.columns})
         if missing:
             raise ValueError(f"feature keys: {unknown_column(missing[0], list(frame.columns), self.layout)}")
-        wanted = [*self.row_key, self.layout.time, DAY, *self.targets, *keys, *self._content_names(), *carry]
+        wanted = [*self.row_key, *self.layout.fold_key(), self.layout.time, DAY, *self.targets, *keys, *self._content_names(), *carry]
         return frame[[c for c in dict.fromkeys(wanted) if c in frame.columns]]
 
     def _with_history(self, frame: Any, fit: bool, checkpoint: Checkpoints) -> Any:
@@ -362,7 +366,7 @@ class FeatureBuilder:
         keep = Checkpoints(scratch)
         frame = self._needed(train, list(carry))
         te = self.config.target_encoding
-        frame = assign_folds(frame, self.row_key, te.n_folds, te.fold_method, te.seed)
+        frame = assign_folds(frame, self.layout.fold_key(), te.n_folds, te.fold_method, te.seed)
         frame = keep(self._with_history(frame, fit=True, checkpoint=keep))
         daily = [enc for enc in self.count_encoders if enc.per_day]
         encoders = (self.target_encoders, self.count_encoders, daily)

@@ -60,7 +60,8 @@ class TargetEncoder(EstimatorParams):
     ``columns``: the key (one column name or a list); the targets are given to
     :meth:`fit` / :meth:`fit_transform` as ``y`` and encoded at once; ``row_key``:
     the columns whose hash picks a row's fold (``fold_method="hash"``, the
-    default, so that folds do not depend on partitioning); ``smooth``: the
+    default, so that folds do not depend on partitioning; the group column for
+    rows of ranking groups, which then share a fold); ``smooth``: the
     prior's weight ``s``; ``n_folds``: 2 to 127; ``keep_input``: return ``X`` with the encodings
     added (the default) or, ``False``, the encodings alone (a step before a model in a scikit-learn
     ``Pipeline`` / ``ColumnTransformer``, whose model must not see the raw keys).
