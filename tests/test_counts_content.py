@@ -214,3 +214,23 @@ def test_transform_of_a_frame_that_already_holds_the_counts():
     again = enc.transform(moved)
     assert list(again.columns) == [*df.columns, "cnt_language", "cnt_day_language"]
     pd.testing.assert_frame_equal(again, enc.transform(df))
+
+
+def test_a_null_profile_value_in_the_training_rows_is_named(tmp_path):
+    """A null account-creation time in training rows (a nullable Int64 column of parquet input) was
+    ``error: cannot convert NA to integer`` from the content features; it is named as at serving."""
+    import dask
+    import pytest
+
+    from rapids_engage.config import load_config
+    from rapids_engage.data import read_events
+    from rapids_engage.data import DataError
+    from rapids_engage.features import FeatureBuilder, add_labels
+    from rapids_engage.synthetic import SyntheticSpec, generate
+
+    generate(tmp_path, SyntheticSpec(rows=600, days=2, seed=3))
+    rows = add_labels(read_events(tmp_path / "data"), ["like"]).compute().reset_index(drop=True)
+    rows = rows.astype({"engaging_user_account_creation": "Int64"})
+    rows.loc[7, "engaging_user_account_creation"] = None
+    with dask.config.set(scheduler="sync"), pytest.raises(DataError, match="column 'engaging_user_account_creation' has 1 null"):
+        FeatureBuilder(load_config().features, ["like"]).fit_transform(rows).compute()

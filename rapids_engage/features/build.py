@@ -325,6 +325,12 @@ class FeatureBuilder:
         drop = [c for c in (FOLD, DAY) if c in frame.columns]
         return apply_joins(frame, joins, keep).drop(columns=drop)
 
+    def _checked(self, frame: Any) -> Any:
+        """``frame`` as dask, each partition checked by :func:`check_values` (a null time or profile value named,
+        not an integer cast's error deep in the content features)."""
+        frame = as_dask(frame)
+        return frame.map_partitions(check_values, self.layout.time, self._required(), meta=frame._meta)
+
     def _needed(self, frame: Any, carry: list[str]) -> Any:
         """Row-wise features plus the day key, restricted to what encoders and the caller need."""
         return self._select(with_day(self._rowwise_features(as_dask(frame)), self.layout.time), carry)
@@ -364,7 +370,7 @@ class FeatureBuilder:
         """
         self._tables = self._key_dtypes = None  # refitting invalidates what was derived from the fitted state
         keep = Checkpoints(scratch)
-        frame = self._needed(train, list(carry))
+        frame = self._needed(self._checked(train), list(carry))
         te = self.config.target_encoding
         frame = assign_folds(frame, self.layout.fold_key(), te.n_folds, te.fold_method, te.seed)
         frame = keep(self._with_history(frame, fit=True, checkpoint=keep))
@@ -408,8 +414,7 @@ class FeatureBuilder:
         """Features for rows outside the training set, from the fitted state only (``scratch``: as in
         :meth:`fit_transform`)."""
         self.check_rows(frame)
-        frame = as_dask(frame)
-        frame = frame.map_partitions(check_values, self.layout.time, self._required(), meta=frame._meta)
+        frame = self._checked(frame)
         keep = Checkpoints(scratch)
         frame = keep(self._with_history(self._needed(frame, list(carry)), fit=False, checkpoint=keep))
         return self._apply(frame, [enc.full_join() for enc in self.target_encoders], keep)
