@@ -234,3 +234,15 @@ def test_a_null_profile_value_in_the_training_rows_is_named(tmp_path):
     rows.loc[7, "engaging_user_account_creation"] = None
     with dask.config.set(scheduler="sync"), pytest.raises(DataError, match="column 'engaging_user_account_creation' has 1 null"):
         FeatureBuilder(load_config().features, ["like"]).fit_transform(rows).compute()
+
+
+def test_the_first_null_is_named_by_its_index_label():
+    """An int index label was written as its numpy repr: 'the first at index np.int64(11)'."""
+    import pytest
+
+    from rapids_engage.data import DataError
+    from rapids_engage.features.build import check_values
+
+    frame = pd.DataFrame({"tweet_timestamp": pd.array([1_600_000_000, None], dtype="Int64")}, index=[10, 11])
+    with pytest.raises(DataError, match=r"the first at index 11: "):
+        check_values(frame, "tweet_timestamp")

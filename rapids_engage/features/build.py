@@ -120,6 +120,7 @@ def check_values(part: Any, column: str, required: tuple[str, ...] = ()) -> Any:
         null = part[name].isna()
         if bool(null.any()):
             first = part.index[int(values(null).argmax())]
+            first = first.item() if hasattr(first, "item") else first  # a numpy scalar's repr is np.int64(11)
             raise DataError(f"column {name!r} has {int(null.sum())} null value(s), the first at index {first!r}: "
                             "the features need a value there")
     if len(part):
