@@ -287,8 +287,14 @@ def _size(value: Any, *, auto: bool, no_limit: bool, least: int) -> bool:
     return (no_limit and number == 0) or 0 < number <= 1 or least <= number < math.inf and number == int(number)
 
 
+#: What a feature key list must be (features.counts, target_encoding.keys, history.keys).
+KEYS_EXPECTED = "a list of distinct, non-empty lists of distinct columns"
+
+
 def _keys_ok(keys: list[list[str]]) -> bool:
-    return all(key and all(column.strip() for column in key) for key in keys)
+    """Non-empty keys of distinct columns, no key twice (its columns would be added twice, or not fitted)."""
+    distinct = len({tuple(key) for key in keys}) == len(keys)
+    return distinct and all(key and all(column.strip() for column in key) and len(set(key)) == len(key) for key in keys)
 
 
 #: Values their type alone does not check: (section, key) -> (test, what is expected). A test sees
@@ -325,10 +331,10 @@ _VALUE_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
     (TargetEncodingConfig, "n_folds"): (lambda v: 2 <= v <= 127, "a whole number of folds from 2 to 127"),
     (TargetEncodingConfig, "smooth"): (lambda v: 0 <= float(v) < float("inf"), "a number >= 0"),
     (TargetEncodingConfig, "seed"): (lambda v: v >= 0, "a whole number >= 0"),
-    (TargetEncodingConfig, "keys"): (_keys_ok, "a list of non-empty column lists"),
-    (FeaturesConfig, "counts"): (_keys_ok, "a list of non-empty column lists"),
+    (TargetEncodingConfig, "keys"): (_keys_ok, KEYS_EXPECTED),
+    (FeaturesConfig, "counts"): (_keys_ok, KEYS_EXPECTED),
     (FeaturesConfig, "broadcast_limit"): (lambda v: v is None or v >= 0, "a whole number of rows >= 0 or null"),
-    (HistoryConfig, "keys"): (_keys_ok, "a list of non-empty column lists"),
+    (HistoryConfig, "keys"): (_keys_ok, KEYS_EXPECTED),
     (HistoryConfig, "windows"): (lambda v: all(w >= 1 for w in v), "a list of whole numbers of seconds >= 1"),
     (HistoryConfig, "days"): (lambda v: all(d >= 1 for d in v), "a list of whole numbers of days >= 1"),
     (HistoryConfig, "label_delay"): (lambda v: v >= 0, "a whole number of seconds >= 0"),

@@ -252,11 +252,15 @@ def test_path_flags_stay_strings():
     ("features.target_encoding.n_folds=200", "features.target_encoding.n_folds: expected a whole number of folds from 2 to 127, got 200"),
     ("features.target_encoding.smooth=-1", "features.target_encoding.smooth: expected a number >= 0, got -1"),
     ("features.target_encoding.seed=-1", "features.target_encoding.seed: expected a whole number >= 0, got -1"),
-    ("features.target_encoding.keys=[[language], []]", "features.target_encoding.keys: expected a list of non-empty column lists, "
+    ("features.target_encoding.keys=[[language], []]", "features.target_encoding.keys: expected a list of distinct, non-empty lists of distinct columns, "
                                                        "got [['language'], []]"),
-    ("features.counts=[[]]", "features.counts: expected a list of non-empty column lists, got [[]]"),
-    ("features.counts=[[language, ' ']]", "features.counts: expected a list of non-empty column lists, got [['language', ' ']]"),
-    ("features.history.keys=[[]]", "features.history.keys: expected a list of non-empty column lists, got [[]]"),
+    ("features.counts=[[]]", "features.counts: expected a list of distinct, non-empty lists of distinct columns, got [[]]"),
+    ("features.counts=[[language, ' ']]", "features.counts: expected a list of distinct, non-empty lists of distinct columns, got [['language', ' ']]"),
+    ("features.counts=[[language], [language]]",  # added twice: duplicate columns, or an unfitted encoder when partitioned
+     "features.counts: expected a list of distinct, non-empty lists of distinct columns, got [['language'], ['language']]"),
+    ("features.target_encoding.keys=[[language, language]]",
+     "features.target_encoding.keys: expected a list of distinct, non-empty lists of distinct columns, got [['language', 'language']]"),
+    ("features.history.keys=[[]]", "features.history.keys: expected a list of distinct, non-empty lists of distinct columns, got [[]]"),
     ("features.history.windows=[0]", "features.history.windows: expected a list of whole numbers of seconds >= 1, got [0]"),
     ("features.history.days=[0]", "features.history.days: expected a list of whole numbers of days >= 1, got [0]"),
     ("features.history.label_delay=-1", "features.history.label_delay: expected a whole number of seconds >= 0, got -1"),
