@@ -79,13 +79,34 @@ def test_content_features():
     assert out["weekday"].tolist() == [3, 4, 6]  # 2021-02-04 was a Thursday
     assert out["tweet_type_code"].tolist() == [0, 3, 2]
     assert out["creator_ff_ratio"].tolist() == [2.0, 0.0, 5.0]
-    assert out["creator_account_age_days"].tolist() == [10, 11, 13]
+    assert out["creator_account_age_days"].tolist() == [10, 11, 13] and out["user_account_age_days"].tolist() == [0, 1, 3]
+    assert out["user_ff_ratio"].tolist() == [0.5, 1.0, 1.5] and out["user_creator_follower_ratio"].tolist() == [1 / 11, 2.0, 0.5]
     keys = derived_keys(part)["first_hashtag"].tolist()
     assert keys[1] == 0  # no hashtag
     assert keys[0] == int.from_bytes(bytes.fromhex("a" * 16), "big", signed=True)
     assert keys[2] == int.from_bytes(bytes.fromhex("c" * 16), "big", signed=True)
     assert out["engagee_follows_engager"].dtype == np.int8
     assert set(feature_names()) <= set(out.columns)
+
+
+def test_content_features_of_null_lists_unknown_types_and_accounts_created_later():
+    """A null list is an empty one; an unknown tweet type is code 0 (as the first type); an account created
+    after the tweet has a negative age, floored to whole days (a second later: -1, not 0)."""
+    t = 1612396800
+    part = pd.DataFrame({"text_tokens": ["101\t137\t102", None], "hashtags": ["a" * 32, None], "present_media": ["Photo", None],
+                         "present_links": ["l", None], "present_domains": ["d" * 32, None], "tweet_type": ["Quote", "Poll"],
+                         "tweet_timestamp": [t, t], "engaging_user_account_creation": [t + 1, t + 86400],
+                         **{c: [1, 1] for c in ("engaged_with_user_follower_count", "engaged_with_user_following_count",
+                                                "engaging_user_follower_count", "engaging_user_following_count")},
+                         "engaged_with_user_account_creation": [t, t], "engaged_with_user_is_verified": [True, False],
+                         "engaging_user_is_verified": [False, True], "engagee_follows_engager": [True, False]}).astype(
+                             {c: "str" for c in ("text_tokens", "hashtags", "present_media", "present_links", "present_domains")})
+    out = content_features(part)
+    counts = ["n_tokens", "n_mentions", "n_hashtags", "n_photo", "n_links", "n_domains"]
+    assert out.loc[0, counts].tolist() == [3, 1, 1, 1, 1, 1] and out.loc[1, counts].tolist() == [0] * 6
+    assert derived_keys(part)["first_hashtag"].tolist()[1] == 0
+    assert out["tweet_type_code"].tolist() == [2, 0]
+    assert out["user_account_age_days"].tolist() == [-1, -1]
 
 
 def test_table_list_lengths_take_the_separator_literally_and_strip_what_pandas_strips():
@@ -170,6 +191,17 @@ def test_table_url_domain_is_the_host_of_a_url_with_credentials():
             "https://www.a.com#x@y", "", None, "a.com/x"]
     got = derived_keys(pd.DataFrame({"url": pd.array(urls, dtype="str")}), layout)["url_domain"].tolist()
     assert got == ["b.com", "a.com", "medium.com", "c.org", "a.com", "", "", ""]
+
+
+def test_table_url_present_only_for_a_url():
+    """``<url>_present``: 0 for a null or empty url (rows to serve may hold nulls), 1 for a url."""
+    from rapids_engage.config import TableConfig, TargetSpec
+    from rapids_engage.features.table_content import content_features
+    from rapids_engage.layout import table_layout
+
+    layout = table_layout(TableConfig(format="csv", time="t", row_id=["id"], targets={"y": TargetSpec("y", "binary")}, url=["url"]))
+    part = pd.DataFrame({"event_time": 1_600_000_000, "url": pd.array(["https://a.com", "", None], dtype="str")})
+    assert content_features(part, layout)["url_present"].tolist() == [1, 0, 0]
 
 
 def test_without_per_day_counts_no_time_column_is_needed():
