@@ -112,3 +112,16 @@ def test_a_fold_without_rows_and_all_null_partitions():
         if name in got:
             np.testing.assert_allclose(got[name].to_numpy(), values, rtol=1e-12, atol=1e-12, err_msg=name)
     assert got.loc[:29, "cnt_user__lang"].eq(0).all() and got.loc[:29, "te_user__lang_like"].notna().all()
+
+
+def test_a_table_of_exactly_the_limit_rows_is_gathered():
+    """``broadcast_limit``: tables of more rows stay partitioned; one of exactly the limit is gathered (broadcast)."""
+    from rapids_engage.features.frames import is_dask
+
+    df = make_frame(80, 4, 0.0, 11)
+    n_keys = len(df[KEY].drop_duplicates())
+    frame = assign_folds(dd.from_pandas(df, npartitions=3, sort=False), ["tweet_id", "user"], 3).persist()
+    for limit, partitioned in ((n_keys, False), (n_keys - 1, True)):
+        cnt = CountEncoder(KEY)
+        encode_by_key(frame, [], [cnt], [], Checkpoints(), limit)
+        assert is_dask(cnt.counts_) == partitioned and len(cnt.counts_) == n_keys, limit
