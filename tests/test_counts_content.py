@@ -248,24 +248,34 @@ def test_transform_of_a_frame_that_already_holds_the_counts():
     pd.testing.assert_frame_equal(again, enc.transform(df))
 
 
-def test_a_null_profile_value_in_the_training_rows_is_named(tmp_path):
+def test_a_null_profile_value_or_a_negative_count_in_the_training_rows_is_named(tmp_path):
     """A null account-creation time in training rows (a nullable Int64 column of parquet input) was
-    ``error: cannot convert NA to integer`` from the content features; it is named as at serving."""
+    ``error: cannot convert NA to integer`` from the content features; it is named as at serving. A following
+    count of -1 made creator_ff_ratio infinite, and training ended in XGBoost's 'Input data contains `inf`'
+    and a C++ stack trace; it is named too, in training and serving."""
     import dask
     import pytest
 
     from rapids_engage.config import load_config
-    from rapids_engage.data import read_events
-    from rapids_engage.data import DataError
+    from rapids_engage.data import DataError, read_events
     from rapids_engage.features import FeatureBuilder, add_labels
     from rapids_engage.synthetic import SyntheticSpec, generate
 
     generate(tmp_path, SyntheticSpec(rows=600, days=2, seed=3))
     rows = add_labels(read_events(tmp_path / "data"), ["like"]).compute().reset_index(drop=True)
-    rows = rows.astype({"engaging_user_account_creation": "Int64"})
-    rows.loc[7, "engaging_user_account_creation"] = None
-    with dask.config.set(scheduler="sync"), pytest.raises(DataError, match="column 'engaging_user_account_creation' has 1 null"):
-        FeatureBuilder(load_config().features, ["like"]).fit_transform(rows).compute()
+    null = rows.astype({"engaging_user_account_creation": "Int64"})
+    null.loc[7, "engaging_user_account_creation"] = None
+    negative = rows.copy()
+    negative.loc[7, "engaged_with_user_following_count"] = -1
+    builder = FeatureBuilder(load_config().features, ["like"])
+    with dask.config.set(scheduler="sync"):
+        with pytest.raises(DataError, match="column 'engaging_user_account_creation' has 1 null"):
+            builder.fit_transform(null).compute()
+        with pytest.raises(DataError, match=r"column 'engaged_with_user_following_count' holds -1, not a count \(>= 0\)"):
+            builder.fit_transform(negative).compute()
+        builder.fit_transform(rows.head(400)).compute()
+        with pytest.raises(DataError, match="column 'engaged_with_user_following_count' holds -1"):
+            builder.transform_frame(negative.tail(50).assign(engaged_with_user_following_count=-1))
 
 
 def test_the_first_null_is_named_by_its_index_label():

@@ -110,10 +110,11 @@ def unknown_column(column: str, known: list[str], layout: Layout) -> str:
             + (f" (derived keys: {', '.join(derived)})" if derived else ""))
 
 
-def check_values(part: Any, column: str, required: tuple[str, ...] = ()) -> Any:
+def check_values(part: Any, column: str, required: tuple[str, ...] = (), counts: tuple[str, ...] = ()) -> Any:
     """``part`` unchanged; a DataError naming the column and the first row's index label when the time
-    ``column`` or a ``required`` column has a null, or the time ``column`` holds times outside
-    :data:`~..schema.PLAUSIBLE_TIMES` as epoch seconds (milliseconds, say)."""
+    ``column`` or a ``required`` column has a null, naming the column when the time ``column`` holds times
+    outside :data:`~..schema.PLAUSIBLE_TIMES` as epoch seconds (milliseconds, say) or a ``counts`` column
+    a negative number."""
     from ..backend import values
 
     for name in (column, *required):
@@ -129,6 +130,9 @@ def check_values(part: Any, column: str, required: tuple[str, ...] = ()) -> Any:
             bad = lo if lo < PLAUSIBLE_TIMES[0] else hi
             hint = "; milliseconds? divide by 1000" if bad >= PLAUSIBLE_TIMES[1] * 100 else ""
             raise DataError(f"column {column!r} holds {bad}, not an epoch-seconds time from 1990 to 2100{hint}")
+    for name in counts:  # a ratio's denominator is count + 1: -1 made it infinite (which XGBoost refuses)
+        if bool(part[name].lt(0).any()):
+            raise DataError(f"column {name!r} holds {int(part[name].min())}, not a count (>= 0)")
     return part
 
 
@@ -198,7 +202,7 @@ class FeatureBuilder:
         if getattr(time, "kind", "O") not in "iu":
             raise DataError(f"column {self.layout.time!r} must hold integer epoch seconds, got {time}")
         if not is_dask(frame):  # dask rows: checked per partition by transform
-            check_values(frame, self.layout.time, self._required())
+            check_values(frame, self.layout.time, *self._required())
         for column in (*self.layout.text, *self.layout.url, *self.layout.lists):
             if column in frame.columns and not _is_text(frame.dtypes[column]):
                 raise DataError(f"column {column!r} is {frame.dtypes[column]} here but the layout reads it as text; cast it first")
@@ -256,9 +260,11 @@ class FeatureBuilder:
         chance of at most 1 - the highest positive rate of the serving state (a test file's rows hold none)."""
         return (1.0 - max(self.history_encoders[0].positive_rates().values(), default=0.0)) ** n
 
-    def _required(self) -> tuple[str, ...]:
-        """Input columns besides the time that may hold no null (the RecSys profile columns)."""
-        return content.NON_NULL if self.layout.kind == "recsys" and self.config.content else ()
+    def _required(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(input columns besides the time that may hold no null, columns that may hold no negative number):
+        the RecSys profile columns and follower / following counts, with content features."""
+        recsys = self.layout.kind == "recsys" and self.config.content
+        return (content.NON_NULL, content.RAW_NUMERIC) if recsys else ((), ())
 
     def _fitted_key_dtypes(self) -> dict[str, Any]:
         """Key column -> its dtype in the first fitted table that has it (found once per fit: a
@@ -330,7 +336,7 @@ class FeatureBuilder:
         """``frame`` as dask, each partition checked by :func:`check_values` (a null time or profile value named,
         not an integer cast's error deep in the content features)."""
         frame = as_dask(frame)
-        return frame.map_partitions(check_values, self.layout.time, self._required(), meta=frame._meta)
+        return frame.map_partitions(check_values, self.layout.time, *self._required(), meta=frame._meta)
 
     def _needed(self, frame: Any, carry: list[str]) -> Any:
         """Row-wise features plus the day key, restricted to what encoders and the caller need."""
