@@ -570,6 +570,8 @@ def load_config(
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):  # before the overrides, which take sections (a flag is one)
+        return from_dict(data, str(path))  # refused: the top level must be a mapping
     origins: dict[str, str] = {}
     for text in overrides:
         key, value = parse_override(text)

@@ -52,6 +52,16 @@ def test_missing_file_and_bad_override():
         load_config(None, ["novalue"])
 
 
+@pytest.mark.parametrize("text", ["- train\n", "hello\n", "3\n"])
+def test_a_config_that_is_no_mapping_is_refused_with_a_flag_too(tmp_path, text):
+    """A flag (``--gpus 0``) is an override: applied to a list or a string, it was an AttributeError's traceback."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    for overrides in ([], ["cluster.gpus=0"]):
+        with pytest.raises(ConfigError, match=r"c\.yaml: the top level must be a mapping of sections"):
+            load_config(path, overrides)
+
+
 def test_every_shipped_config_loads():
     for path in DEFAULT_CONFIG.parent.glob("*.yaml"):
         load_config(path)
