@@ -565,11 +565,13 @@ def load_config(
     """
     path = Path(path) if path else DEFAULT_CONFIG
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"config file {path} is a directory" if path.is_dir() else f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid YAML: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if not isinstance(data, dict):  # before the overrides, which take sections (a flag is one)
         return from_dict(data, str(path))  # refused: the top level must be a mapping
     origins: dict[str, str] = {}

@@ -62,6 +62,15 @@ def test_a_config_that_is_no_mapping_is_refused_with_a_flag_too(tmp_path, text):
             load_config(path, overrides)
 
 
+def test_a_config_path_that_is_a_directory_or_not_text_says_so(tmp_path):
+    with pytest.raises(ConfigError, match=r"^config file .* is a directory$"):
+        load_config(tmp_path)
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"\xff\xfe\x00t")
+    with pytest.raises(ConfigError, match=r"c\.yaml: not valid YAML: not UTF-8 text"):
+        load_config(path)
+
+
 def test_every_shipped_config_loads():
     for path in DEFAULT_CONFIG.parent.glob("*.yaml"):
         load_config(path)
