@@ -38,7 +38,7 @@ from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
 from .provenance import config_data, run_info, write_config
-from .run_dirs import check_dir, make_dir, store_path
+from .run_dirs import check_dir, check_run_outputs, make_dir, store_path
 from .run_stages import evaluate_stage, store_stages, train_stage
 from .plots import write_all
 from .report import print_summary, validate, write_json
@@ -112,6 +112,7 @@ def run(
     console = console or Console(stderr=True)
     started = time.time()
     targets = list(cfg.train.targets)
+    check_run_outputs(cfg, Path(cfg.out))  # before _stages makes it
     with _stages(cfg, quiet, console) as (backend, out, prog, memory):
         model_dir = staging_dir(out / "models")  # published at the end (a failed run's goes at the next run's start)
         dataset = _data_stage(cfg, backend, prog)

@@ -45,9 +45,26 @@ def unusable_dir(path: str | Path) -> str | None:
     return None
 
 
+def check_run_outputs(cfg: Config, out: Path) -> None:
+    """``<out>/models`` and ``<out>/plots``, which a run replaces whole (or removes: ``--no-plots``), hold only
+    what a run writes there (``<target>.json`` / ``.meta.json``, the PNGs of :data:`~.plots.PLOT_FILES`): an
+    ``--out`` of the user's own files (``--out .``) is a :class:`ConfigError` naming them, not their deletion."""
+    from .plots import PLOT_FILES
+
+    ours = {"models": lambda p: p.is_file() and p.suffix == ".json",
+            "plots": lambda p: p.is_file() and f"plots/{p.name}" in PLOT_FILES.values()}
+    for name, is_ours in ours.items():
+        where = out / name
+        foreign = sorted(p.name for p in where.iterdir() if not is_ours(p)) if where.is_dir() else []
+        if foreign:
+            raise ConfigError(sourced(cfg, f"out: {where} holds files no run wrote ({', '.join(foreign[:3])}"
+                                           f"{', ...' if len(foreign) > 3 else ''}), and a run replaces it whole: "
+                                           "choose another --out or move them"))
+
+
 def refusal(cfg: Config, key: str, path: str | Path, what: str, problem: str | None) -> ConfigError:
     """``<key>: cannot create the <what> '<path>': <problem> (from --flag ...)``."""
     return ConfigError(sourced(cfg, f"{key}: cannot create the {what} {str(path)!r}: {problem}"))
 
 
-__all__ = ["check_dir", "make_dir", "store_path", "unusable_dir"]
+__all__ = ["check_dir", "check_run_outputs", "make_dir", "store_path", "unusable_dir"]

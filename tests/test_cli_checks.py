@@ -319,6 +319,30 @@ def test_unusable_paths_and_an_absent_scheduler_are_one_line_errors(tmp_path, ca
             pass
 
 
+def test_an_out_whose_models_or_plots_a_run_did_not_write_is_refused_and_kept(tmp_path, capsys):
+    """A run replaces <out>/models and <out>/plots whole: --out of a directory of the user's deleted its own."""
+    from rapids_engage.run_dirs import check_run_outputs
+
+    out = tmp_path / "project"
+    (out / "models").mkdir(parents=True)
+    (out / "models" / "mine.pkl").write_text("mine")
+    (out / "plots").mkdir()
+    (out / "plots" / "fig.png").write_text("png")
+    argv = ["--gpus", "0", "--rows", "1000", "--out", str(out), "--no-plots", "--set", f"data.cache_dir={tmp_path / 'c'}"]
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"out: {out / 'models'} holds files no run wrote (mine.pkl), and a run replaces it whole: choose another " \
+           f"--out or move them (from --out {out})" in err, err
+    assert (out / "models" / "mine.pkl").is_file() and (out / "plots" / "fig.png").is_file()
+    (out / "models" / "mine.pkl").unlink()
+    assert main(argv) == 2 and "plots holds files no run wrote (fig.png)" in " ".join(capsys.readouterr().err.split())
+    (out / "plots" / "fig.png").unlink()
+    for name in ("like.json", "like.meta.json"):  # a run's own: the rerun replaces them
+        (out / "models" / name).write_text("{}")
+    (out / "plots" / "pr_curves.png").write_text("png")
+    check_run_outputs(load_config(None, ["out=" + str(out)]), out)
+
+
 def test_sigterm_ends_a_run_as_ctrl_c_does():
     """SIGTERM raises KeyboardInterrupt as Ctrl-C does; from either signal on, distributed logs nothing
     (the scheduler's errors about the work being cancelled); handlers and level come back after."""
