@@ -38,7 +38,7 @@ from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
 from .provenance import config_data, run_info, write_config
-from .run_dirs import check_dir, check_run_outputs, make_dir, store_path
+from .run_dirs import check_dir, check_run_outputs, store_path
 from .run_stages import evaluate_stage, store_stages, train_stage
 from .plots import write_all
 from .report import print_summary, validate, write_json
@@ -55,12 +55,13 @@ KNOWN_ERRORS = (BackendError, ConfigError, DataError, IngestError, ModelError, F
 def _stages(cfg: Config, quiet: bool, console: Console) -> Iterator[tuple[Backend, Path, StageProgress, MemoryWatch]]:
     """The backend, output directory, progress display and memory watch of a run."""
     backend = resolve(cfg.cluster.gpus).init()
-    out = make_dir(cfg, "out", cfg.out, "output directory")  # and the others a run writes, before it spends time
+    # the directories a run writes, before it spends time; made when written (a config refused later leaves none)
+    check_dir(cfg, "out", cfg.out, "output directory")
     check_dir(cfg, "data.cache_dir", cfg.data.cache_dir, "cache directory")
     check_dir(cfg, "features.store", store_path(cfg), "feature store")
     memory = MemoryWatch.for_run(backend, cfg.cluster.scheduler_address)
     with memory, StageProgress(console, quiet, memory) as prog:
-        yield backend, out, prog, memory
+        yield backend, Path(cfg.out), prog, memory
 
 
 def _data_stage(cfg: Config, backend: Backend, prog: StageProgress, train: bool = True) -> Dataset:
@@ -112,12 +113,12 @@ def run(
     console = console or Console(stderr=True)
     started = time.time()
     targets = list(cfg.train.targets)
-    check_run_outputs(cfg, Path(cfg.out))  # before _stages makes it
+    check_run_outputs(cfg, Path(cfg.out))
     with _stages(cfg, quiet, console) as (backend, out, prog, memory):
-        model_dir = staging_dir(out / "models")  # published at the end (a failed run's goes at the next run's start)
         dataset = _data_stage(cfg, backend, prog)
         with start_cluster(backend, cfg.cluster, prog.log) as cluster:
             split, built = store_stages(cfg, backend, prog, cluster, dataset, rebuild, shuffle_seed)
+            model_dir = staging_dir(out / "models")  # published at the end (a failed run's goes at the next run's start)
             trained = train_stage(cfg, backend, prog, cluster.client, built, dataset.layout, model_dir)
             frame, preds, truth, results = evaluate_stage(backend, prog, cluster.client, dataset, split, built, trained)
             workers = _cluster_facts(cluster)

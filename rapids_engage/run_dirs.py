@@ -14,20 +14,9 @@ def store_path(cfg: Config) -> Path:
     return Path(cfg.features.store) if cfg.features.store else Path(cfg.out) / "store"
 
 
-def make_dir(cfg: Config, key: str, path: str | Path, what: str) -> Path:
-    """Directory ``path`` of config ``key``, created; one that cannot be (a file in the way, read-only) is a
-    :func:`refusal`."""
-    where = Path(path)
-    try:
-        where.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise refusal(cfg, key, path, what, exc.strerror) from None
-    return where
-
-
 def check_dir(cfg: Config, key: str, path: str | Path, what: str) -> None:
     """Directory ``path`` of config ``key`` can be made and written, checked without making it (a run whose config
-    fails its later checks leaves nothing behind); else a :func:`refusal`, as :func:`make_dir`'s."""
+    fails its later checks leaves nothing behind); else a :func:`refusal`."""
     problem = unusable_dir(path)
     if problem:
         raise refusal(cfg, key, path, what, problem)
@@ -67,4 +56,4 @@ def refusal(cfg: Config, key: str, path: str | Path, what: str, problem: str | N
     return ConfigError(sourced(cfg, f"{key}: cannot create the {what} {str(path)!r}: {problem}"))
 
 
-__all__ = ["check_dir", "check_run_outputs", "make_dir", "store_path", "unusable_dir"]
+__all__ = ["check_dir", "check_run_outputs", "store_path", "unusable_dir"]

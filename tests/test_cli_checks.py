@@ -130,6 +130,7 @@ def test_config_is_checked_against_the_data_before_the_data_stage(tmp_path, caps
     err = capsys.readouterr().err.replace("\n", "")
     assert message in err and err.rstrip().endswith(f"(from --set {setting})")  # the key's origin, as at config load
     assert not (tmp_path / "never").exists()
+    assert not (tmp_path / "run").exists()  # nor the output directory: it held an empty .tmp-models-<pid>
 
 
 def test_a_table_without_targets_is_named_as_the_cause(tmp_path, capsys):
