@@ -300,6 +300,8 @@ def _keys_ok(keys: list[list[str]]) -> bool:
 #: Values their type alone does not check: (section, key) -> (test, what is expected). A test sees
 #: only a value of the field's type (a wrong type is reported as such first).
 _VALUE_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
+    (Config, "out"): (lambda v: bool(v.strip()), "a directory path"),  # "": the run wrote into the working directory
+    (DataConfig, "cache_dir"): (lambda v: bool(v.strip()), "a directory path"),
     (ClusterConfig, "gpus"): (
         lambda v: str(v).strip().lower() == "auto" or str(v).strip().isdigit(),
         "'auto' or a whole number of GPUs >= 0",

@@ -344,6 +344,19 @@ def test_an_out_whose_models_or_plots_a_run_did_not_write_is_refused_and_kept(tm
     check_run_outputs(load_config(None, ["out=" + str(out)]), out)
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--out="], "error: --out must be a directory path, got ''"),
+    (["--out", " "], "error: --out must be a directory path, got ' '"),
+    (["--set", "data.cache_dir=' '"], "data.cache_dir: expected a directory path, got ' ' (from --set data.cache_dir=' ')"),
+])
+def test_an_empty_output_or_cache_path_is_refused(argv, message, capsys, tmp_path, monkeypatch):
+    """An empty --out (an unset shell variable: --out "$OUT") ran the whole pipeline into the working directory;
+    a blank one into a directory ' ' there."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["--gpus", "0", "--rows", "1000", "--set", f"data.cache_dir={tmp_path / 'c'}", *argv]) == 2
+    assert message in " ".join(capsys.readouterr().err.split())
+
+
 def test_sigterm_ends_a_run_as_ctrl_c_does():
     """SIGTERM raises KeyboardInterrupt as Ctrl-C does; from either signal on, distributed logs nothing
     (the scheduler's errors about the work being cancelled); handlers and level come back after."""
