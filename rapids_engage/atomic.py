@@ -1,10 +1,13 @@
 """Atomic writes: a file or a directory is seen whole or not at all; a killed run leaves the old one.
 
 Each goes through a temporary name in the same directory (same filesystem), then ``os.replace``.
+What is read back may still be damaged (a copy cut short, a disk error, an edit): :func:`read_json`
+reads a JSON file the tool wrote, or says in one line which file is damaged and how.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -54,6 +57,54 @@ def remove_stale_partials(directory: str | os.PathLike) -> int:
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return write_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+class DamagedFile(ValueError):
+    """A JSON file the tool wrote that does not read back as written (``path``, ``why``)."""
+
+    def __init__(self, path: str | os.PathLike, why: str, hint: str = "") -> None:
+        self.path, self.why = Path(path), why
+        super().__init__(f"{path} is damaged ({why})" + (f": {hint}" if hint else ""))
+
+
+#: Types as JSON names them, for :class:`DamagedFile` messages.
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
+               bool: "true or false", type(None): "null"}
+
+
+def _json_type(value: object) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def read_json(path: str | os.PathLike, fields: dict[str, type | tuple[type, ...]] | None = None, hint: str = "") -> dict:
+    """The JSON object the tool wrote to ``path``, checked by :func:`check_fields`; a :class:`DamagedFile`
+    (a ValueError: one line naming the file, what is wrong and ``hint``, what to do) when it is empty, not
+    JSON (cut short, another format) or of another shape. A file that is not there raises its OSError."""
+    text = Path(path).read_bytes()
+    try:
+        data = json.loads(text)
+    except ValueError as exc:  # UnicodeDecodeError too
+        raise DamagedFile(path, "empty" if not text.strip() else f"{exc}: not JSON, cut short or another format", hint) from None
+    return check_fields(data, fields or {}, path, hint)
+
+
+def check_fields(data: object, fields: dict[str, type | tuple[type, ...]], path: str | os.PathLike, hint: str = "",
+                 where: str = "") -> dict:
+    """``data`` when it is a JSON object whose ``fields`` (key -> the type(s) of its value; a key whose types
+    include ``NoneType`` may be absent) are there with those types (other keys, a newer version's, are
+    ignored); else a :class:`DamagedFile` naming ``path`` (and ``where``: the object's key in it)."""
+    if not isinstance(data, dict):
+        raise DamagedFile(path, f"{where or 'it'} is {_json_type(data)}, not an object", hint)
+    for key, types in fields.items():
+        types = types if isinstance(types, tuple) else (types,)
+        if key not in data:
+            if type(None) in types:
+                continue
+            raise DamagedFile(path, f"key {where}{'.' if where else ''}{key} is missing", hint)
+        if not isinstance(data[key], types) or (isinstance(data[key], bool) and bool not in types):
+            expected = " or ".join(dict.fromkeys(_JSON_TYPES.get(t, t.__name__) for t in types))
+            raise DamagedFile(path, f"key {where}{'.' if where else ''}{key} is {_json_type(data[key])}, not {expected}", hint)
+    return data
 
 
 def staging_dir(final: str | os.PathLike) -> Path:

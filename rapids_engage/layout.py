@@ -15,6 +15,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .atomic import read_json
 from .schema import CREATOR, EVENT_TIME, ROW_KEY, TARGETS, USER
 
 LAYOUT_FILE = "layout.json"
@@ -126,7 +127,10 @@ class Layout:
     @classmethod
     def load(cls, directory: str | Path) -> Layout | None:
         path = Path(directory) / LAYOUT_FILE
-        return cls.from_dict(json.loads(path.read_text()), str(path)) if path.is_file() else None
+        if not path.is_file():
+            return None
+        return cls.from_dict(read_json(path, hint="ingest the data again (an ingest cache entry in data.cache_dir: delete it, "
+                                                  "the next run ingests again)"), str(path))
 
 
 def _check_fields(cls: type, data: dict[str, Any], source: str) -> None:

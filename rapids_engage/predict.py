@@ -15,7 +15,7 @@ from typing import Any
 
 from rich.console import Console
 
-from .atomic import replace_dir, staged_dir
+from .atomic import DamagedFile, check_fields, read_json, replace_dir, staged_dir
 from .backend import Backend
 from .config import ClusterConfig
 from .data import DataError, sized_partitions
@@ -54,11 +54,18 @@ def load_models(model_dir: Path) -> tuple[dict[str, dict], dict]:
     return metas, next(iter(metas.values()))["store"]
 
 
+#: What to do about a damaged file of a run's models/.
+MODELS_HINT = "copy the run's models/ whole, or rerun"
+
+
 def _read_meta(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
-        raise ModelError(f"{path} is damaged ({exc}): copy the run's models/ whole, or rerun") from None
+        meta = read_json(path, {"target": str, "features": list, "store": (dict, type(None))}, MODELS_HINT)
+        if meta.get("store") is not None:
+            check_fields(meta["store"], {"path": str, "version": str}, path, MODELS_HINT, where="store")
+    except DamagedFile as exc:
+        raise ModelError(str(exc)) from None
+    return meta
 
 
 def load_booster(meta: dict, backend: Backend, nthread: int | None = None) -> Any:
@@ -155,7 +162,9 @@ def history_events(spec: str, model_dir: Path, backend: Backend, time_column: st
         report = run_directory(model_dir) / "report.json"
         if not report.is_file():
             raise DataError(f"--history validation reads the run's split from {report}, which is missing")
-        split = json.loads(report.read_text())["split"]
+        hint = "rerun the pipeline, or pass the events' parquet directory instead"
+        split = read_json(report, {"split": dict}, hint)["split"]
+        check_fields(split, {"data_dir": str, "cutoff": (int, float)}, report, hint, where="split")
         data = Path(split["data_dir"])
         if not data.is_dir():
             raise DataError(f"--history validation: the run's data ({data}) is gone (a cleared cache?); pass the "

@@ -21,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .atomic import read_json
 from .cli import Parser
 from .progress import byte_size
 from .store import MANIFEST, FeatureStore, is_version_dir
@@ -57,18 +58,18 @@ def models_using(store: FeatureStore) -> dict[str, list[str]]:
     the store (``<out>/store``, ``<out>/models``; also when the run was copied or moved, which
     ``predict`` serves from this store) and the runs beside it (a store shared by ``--store
     runs/store``: ``runs/<run>/models``). Runs elsewhere are not seen."""
-    import json
-
     here = store.path.resolve()
     beside = here.parent / "models" if here.name == "store" else None  # predict's fallback: <run>/store
     found: dict[str, list[str]] = {}
     for models in sorted({*here.parent.glob("models"), *here.parent.glob("*/models")}):
         for meta in sorted(models.glob("*.meta.json")):
-            try:
-                trained = json.loads(meta.read_text()).get("store") or {}
+            try:  # a damaged meta serves nothing (predict refuses it)
+                trained = read_json(meta, {"store": (dict, type(None))}).get("store") or {}
             except (OSError, ValueError):
                 continue
-            if trained.get("version") and (models == beside or Path(trained.get("path", "")).resolve() == here):
+            if not isinstance(trained.get("version"), str) or not isinstance(trained.get("path", ""), str):
+                continue
+            if trained["version"] and (models == beside or Path(trained.get("path", "")).resolve() == here):
                 users = found.setdefault(trained["version"], [])
                 if str(models) not in users:
                     users.append(str(models))

@@ -923,3 +923,17 @@ def test_a_layout_of_another_version_is_refused_naming_the_file_and_the_field(tm
     (tmp_path / "layout.json").write_text(json.dumps(data))
     with pytest.raises(ValueError, match=message):
         Layout.load(tmp_path)
+
+
+@pytest.mark.parametrize("text, why", [
+    ('{"kind": "table", "row_key": ["row_id"], ', r"layout.json is damaged \(Expecting .*: not JSON, cut short or another format\)"),
+    ("", r"layout.json is damaged \(empty\)"),
+    ('["row_id"]', r"layout.json is damaged \(it is an array, not an object\)"),
+])
+def test_a_damaged_layout_is_refused_naming_the_file(tmp_path, text, why):
+    """A layout.json cut short (a killed copy) or empty ended a run in 'error: Expecting value: line 1 column 1
+    (char 0)' without the file's name (json's JSONDecodeError); one holding an array, in a TypeError traceback.
+    (Found by the damaged-files sweep.)"""
+    (tmp_path / "layout.json").write_text(text)
+    with pytest.raises(ValueError, match=f"{re.escape(str(tmp_path))}/{why}: ingest the data again"):
+        Layout.load(tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 import subprocess
 import sys
@@ -556,3 +557,44 @@ def undocumented_report_keys(report: dict, readme: str) -> list[str]:
 def test_every_report_key_is_documented(demo):
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert undocumented_report_keys(demo[2], readme) == []
+
+
+@pytest.mark.parametrize("meta, why", [
+    ([1, 2], r"it is an array, not an object"),
+    ({"features": ["f"], "store": {"path": "s", "version": "v"}}, r"key target is missing"),
+    ({"target": "like", "store": {"path": "s", "version": "v"}}, r"key features is missing"),
+    ({"target": "like", "features": ["f"], "store": "v"}, r"key store is a string, not an object or null"),
+    ({"target": "like", "features": ["f"], "store": {"path": "s"}}, r"key store.version is missing"),
+])
+def test_a_model_meta_of_another_shape_is_refused_naming_it(tmp_path, meta, why):
+    """A models/<target>.meta.json holding valid JSON of another shape (an array, a key missing or of another
+    type) ended `predict` in a TypeError / KeyError / AttributeError traceback, or later, at scoring, in
+    KeyError 'features'. (Found by the damaged-files sweep.)"""
+    from rapids_engage.predict import ModelError, load_models
+    from rapids_engage.store_admin import models_using
+    from rapids_engage.store import FeatureStore
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "like.meta.json").write_text(json.dumps(meta))
+    (tmp_path / "models" / "like.json").write_text("{}")
+    with pytest.raises(ModelError, match=re.escape(str(tmp_path / "models" / "like.meta.json")) + rf" is damaged \({why}\): "
+                       "copy the run's models/ whole, or rerun"):
+        load_models(tmp_path)
+    models_using(FeatureStore(tmp_path / "store"))  # `store --keep` looks at it without a traceback (AttributeError)
+
+
+@pytest.mark.parametrize("report, why", [
+    ('{"split": {"cutoff": 1', r"Expecting .*: not JSON, cut short or another format"),
+    ("{}", "key split is missing"),
+    ('{"split": {"data_dir": "d"}}', "key split.cutoff is missing"),
+])
+def test_history_validation_names_a_damaged_report(tmp_path, report, why):
+    """`predict --history validation` with the run's report.json cut short said 'error: Expecting value: line 270
+    column 3' (no file named); without its split, a KeyError traceback. (Found by the damaged-files sweep.)"""
+    from rapids_engage.backend import CPU
+    from rapids_engage.predict import history_events
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "report.json").write_text(report)
+    with pytest.raises(ValueError, match=re.escape(str(tmp_path / "report.json")) + rf" is damaged \({why}\): rerun"):
+        history_events("validation", tmp_path / "models", CPU, "t")
