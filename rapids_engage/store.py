@@ -29,12 +29,17 @@ from pathlib import Path
 from typing import Any
 
 from . import store_builds
-from .atomic import replace_dir
+from .atomic import DamagedFile, check_fields, replace_dir
 from .digests import content_digests
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 2
 PARQUET_MAGIC = b"PAR1"
+#: The keys of a manifest the store reads, with their types (a key that may be None may be absent; see
+#: :func:`.atomic.check_fields`): a manifest of another shape is damaged, never read.
+MANIFEST_FIELDS = {"version": str, "format": int, "created": (int, float), "files": dict, "features": (list, type(None)),
+                   "definition": (dict, type(None)), "rows": (dict, type(None)), "reused": (dict, type(None)),
+                   "groups": (dict, type(None))}
 
 
 class MissingVersion(KeyError):
@@ -99,6 +104,10 @@ class FeatureStore:
             manifest = json.loads((root / MANIFEST).read_text())
         except (OSError, ValueError):
             return None, "manifest missing or unreadable"
+        try:
+            check_fields(manifest, MANIFEST_FIELDS, root / MANIFEST)
+        except DamagedFile as exc:
+            return None, f"manifest of another shape ({exc.why})"
         if manifest.get("version") != version or manifest.get("format") != FORMAT_VERSION:
             return None, "manifest of another version or format"
         problem = check_files(root, manifest.get("files") or {})
@@ -211,6 +220,9 @@ class FeatureStore:
 
         version, manifest = self._resolve(version)
         source = f"{self.version_dir(version) / MANIFEST}"
+        hint = "rerun the pipeline to rebuild the version"
+        check_fields(check_fields(manifest, {"definition": dict, "features": list}, source, hint)["definition"],
+                     {"features": dict}, source, hint, where="definition")
         built_by = manifest["definition"].get("values", 1)
         if built_by != VALUES_VERSION and built_by not in SERVES_ALIKE:
             raise ValueError(f"store version {version} holds feature values version {built_by}, and this version of "

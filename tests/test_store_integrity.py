@@ -50,6 +50,15 @@ DAMAGE = {
                      "manifest missing or unreadable"),
     "other format": (lambda s: _edit_manifest(s, lambda m: m.update(format=m["format"] + 1)), "manifest of another version or format"),
     "no files listed": (lambda s: _edit_manifest(s, lambda m: m.update(files={})), "manifest lists no files"),
+    # valid JSON of another shape: an AttributeError / KeyError / TypeError traceback in predict, `store DIR`
+    # and a rerun (which rebuilds it now), before the damaged-files sweep
+    "manifest an array": (lambda s: (s.version_dir("aaa") / MANIFEST).write_text("[1, 2]"),
+                          "manifest of another shape (it is an array, not an object)"),
+    "files a string": (lambda s: _edit_manifest(s, lambda m: m.update(files="x")),
+                       "manifest of another shape (key files is a string, not an object)"),
+    "no creation time": (lambda s: _edit_manifest(s, lambda m: m.pop("created")), "manifest of another shape (key created is missing)"),
+    "rows a string": (lambda s: _edit_manifest(s, lambda m: m.update(rows="x")),
+                      "manifest of another shape (key rows is a string, not an object or null)"),
 }
 
 
@@ -80,3 +89,24 @@ def test_a_file_given_as_the_store_is_named_a_file(tmp_path):
     (tmp_path / "report.json").write_text("{}")
     with pytest.raises(MissingVersion, match="report.json is a file, not a store directory"):
         FeatureStore(tmp_path / "report.json").training_frame()
+
+
+@pytest.mark.parametrize("damage", ["manifest an array", "files a string", "no creation time", "rows a string"])
+def test_the_store_listing_shows_a_manifest_of_another_shape_as_damaged(tmp_path, capsys, damage):
+    """`store DIR` (and --keep) ended in an AttributeError / TypeError traceback on a manifest of another shape.
+    (Found by the damaged-files sweep.)"""
+    from rapids_engage.pipeline import main
+
+    store = _store(tmp_path)
+    DAMAGE[damage][0](store)
+    assert main(["store", str(store.path), "--keep", "1", "--dry-run"]) == 0
+    assert "aaa" in capsys.readouterr().out
+
+
+def test_serving_a_version_whose_manifest_lacks_its_definition_names_the_manifest(tmp_path):
+    """A manifest without its definition (or features) ended Scorer / predict in KeyError 'definition'.
+    (Found by the damaged-files sweep.)"""
+    store = _store(tmp_path)  # published without a definition
+    with pytest.raises(ValueError, match=re.escape(str(store.version_dir("aaa") / MANIFEST))
+                       + r" is damaged \(key definition is missing\): rerun the pipeline"):
+        store.builder("aaa")
