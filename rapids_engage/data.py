@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .atomic import DamagedFile, read_json
 from .backend import Backend
 from .config import Config, DataConfig
 from .digests import CACHE_FILE, content_digests
@@ -52,11 +53,14 @@ def synthetic_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None =
     digest = hashlib.sha256(spec_json.encode()).hexdigest()[:12]
     root = Path(cfg.data.cache_dir).expanduser() / f"synthetic-{digest}"
     info = root / "synthetic.json"
-    held = json.loads(info.read_text()) if info.is_file() else {}
+    try:
+        held, damaged = (read_json(info) if info.is_file() else {}), ""
+    except DamagedFile as exc:  # a cache: generated again, not an error
+        held, damaged = {}, f", its synthetic.json was damaged ({exc.why})"
     cached = held.get("spec") == asdict(spec) and held.get("version") == VERSION
     if not cached:  # absent, cut off before synthetic.json (written last) or of another generator: generated again
         generate(root, spec, on_chunk=on_chunk)
-    how = "by an earlier run: cached" if cached else "generated"
+    how = "by an earlier run: cached" if cached else f"generated{damaged}"
     return Dataset(root / "data", root / "truth", f"synthetic {spec.rows:,} rows, seed {spec.seed} ({how}; {root})")
 
 
@@ -149,12 +153,22 @@ def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:
     return files, cache / f"{kind}-{h.hexdigest()[:12]}"
 
 
+#: The keys of a cached ingest summary (``ingest.json``) a run reads, with their types (:func:`.atomic.check_fields`).
+SUMMARY_FIELDS = {"files": int, "input_rows": int, "ingested_rows": int, "quarantined_rows": int, "quarantine_counts": dict,
+                  "empty_files": (list, type(None)), "output_rows": (int, type(None))}
+
+
 def _ingest_once(root: Path, ingest: Callable[[], Any]) -> dict:
-    """The ingest summary of ``root``, running ``ingest`` first when the cache has none."""
+    """The ingest summary of ``root``, running ``ingest`` first when the cache has none, or a damaged one
+    (a cache: ingested again, and the data line says why)."""
     summary_file = root / "ingest.json"
+    damaged = None
     if summary_file.is_file():
-        return json.loads(summary_file.read_text()) | {"reused": True}
-    return asdict(ingest())
+        try:
+            return read_json(summary_file, SUMMARY_FIELDS) | {"reused": True}
+        except DamagedFile as exc:
+            damaged = f"its ingest.json was damaged ({exc.why}): ingested again"
+    return asdict(ingest()) | ({"damaged": damaged} if damaged else {})
 
 
 def check_some_ingested(summary: dict, what: str, root: Path) -> None:
@@ -186,6 +200,8 @@ def _ingested(root: Path, summary: dict, what: str, layout: Layout | None) -> Da
         desc += f" ({reasons}: {info['quarantine']})"
     if empty := summary.get("empty_files"):  # a truncated download, say
         desc += f", {len(empty)} empty file(s) ({empty[0]}{', ...' if len(empty) > 1 else ''})"
+    if summary.get("damaged"):
+        desc += f", {summary['damaged']}"
     desc += f" ({root})"
     return Dataset(root / "data", None, desc, info, layout)
 

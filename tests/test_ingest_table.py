@@ -937,3 +937,28 @@ def test_a_damaged_layout_is_refused_naming_the_file(tmp_path, text, why):
     (tmp_path / "layout.json").write_text(text)
     with pytest.raises(ValueError, match=f"{re.escape(str(tmp_path))}/{why}: ingest the data again"):
         Layout.load(tmp_path)
+
+
+@pytest.mark.parametrize("text, why", [
+    ('{"input_rows": 4, "ingested_', "Unterminated string"),
+    ("", "empty"),
+    ('{"input_rows": 4}', "key files is missing"),
+])
+def test_a_damaged_ingest_summary_in_the_cache_is_ingested_again(tmp_path, text, why):
+    """The ingest cache's ingest.json cut short (a killed copy of data.cache_dir) or empty stopped every run with
+    'error: Expecting value: line 1 column 1 (char 0)' (naming no file), one without a key in a KeyError
+    traceback, though the ingest could simply run again: a cache heals itself, and the data line says why.
+    (Found by the damaged-files sweep.)"""
+    from rapids_engage.config import from_dict
+    from rapids_engage.data import table_dataset
+
+    f = write(tmp_path / "t.csv", csv_text(ROWS))
+    cfg = from_dict({"data": {"source": "table", "path": str(f), "cache_dir": str(tmp_path / "cache")}})
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, table=spec()))
+    first = table_dataset(cfg)
+    summary = first.data_dir.parent / "ingest.json"
+    summary.write_text(text)
+    again = table_dataset(cfg)
+    assert f"its ingest.json was damaged ({why}" in again.description and "cached" not in again.description
+    assert again.ingest == first.ingest and json.loads(summary.read_text())["input_rows"] == 4
+    assert "cached" in table_dataset(cfg).description  # healed

@@ -392,3 +392,19 @@ def test_the_data_line_says_whether_the_synthetic_data_were_cached_or_generated(
     info = first.data_dir.parent / "synthetic.json"
     info.write_text(json.dumps({**json.loads(info.read_text()), "version": 0}))
     assert "(generated; " in synthetic_dataset(cfg).description
+
+
+@pytest.mark.parametrize("text", ['{"spec": {"rows": 300, ', "", "[1, 2]"])
+def test_a_damaged_synthetic_json_is_generated_again(tmp_path, text):
+    """The cache's synthetic.json cut short or empty (a killed copy of data.cache_dir) stopped every run with
+    'error: Expecting value: line 1 column 1 (char 0)', naming no file; one holding an array, an AttributeError
+    traceback. A cache heals itself: the data are generated again, and the data line says why.
+    (Found by the damaged-files sweep.)"""
+    from rapids_engage.config import load_config
+    from rapids_engage.data import synthetic_dataset
+
+    cfg = load_config(None, ["synthetic.rows=300", "synthetic.days=2", f"data.cache_dir={tmp_path}"])
+    info = synthetic_dataset(cfg).data_dir.parent / "synthetic.json"
+    info.write_text(text)
+    assert "(generated, its synthetic.json was damaged (" in synthetic_dataset(cfg).description
+    assert "(by an earlier run: cached; " in synthetic_dataset(cfg).description
