@@ -10,6 +10,7 @@ new rows carry engagement columns the metrics are computed too.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,13 @@ def load_booster(meta: dict, backend: Backend, nthread: int | None = None) -> An
     """The booster of one model's meta (from :func:`load_models`) on ``backend``'s device."""
     import xgboost as xgb
 
-    booster = xgb.Booster(model_file=meta["model_file"])
+    try:
+        booster = xgb.Booster(model_file=meta["model_file"])
+    except (xgb.core.XGBoostError, UnicodeDecodeError) as exc:  # cut short, empty, not a model: its first line, less the
+        # C++ place and stack trace (a file cut short can make XGBoost's own message undecodable: UnicodeDecodeError)
+        why = ("not a whole XGBoost JSON model, cut short?" if isinstance(exc, UnicodeDecodeError)
+               else re.sub(r"^\[[\d:]+\] \S+: ", "", (str(exc).splitlines() or [""])[0]))
+        raise ModelError(f"{meta['model_file']} is damaged (XGBoost cannot load it: {why}): {MODELS_HINT}") from None
     booster.set_param({"device": backend.xgb_device, **({"nthread": nthread} if nthread else {})})
     return booster
 

@@ -598,3 +598,16 @@ def test_history_validation_names_a_damaged_report(tmp_path, report, why):
     (tmp_path / "report.json").write_text(report)
     with pytest.raises(ValueError, match=re.escape(str(tmp_path / "report.json")) + rf" is damaged \({why}\): rerun"):
         history_events("validation", tmp_path / "models", CPU, "t")
+
+
+@pytest.mark.parametrize("text", ['{"learner": {"attributes": {}, ', "", "[1]"])
+def test_a_damaged_model_file_is_refused_naming_it(tmp_path, text):
+    """A models/<target>.json cut short ended `predict` and Scorer in XGBoost's error: several lines with a C++
+    stack trace, and for a file cut short not its name. (Found by the damaged-files sweep.)"""
+    from rapids_engage.backend import CPU
+    from rapids_engage.predict import ModelError, load_booster
+
+    (tmp_path / "like.json").write_text(text)
+    with pytest.raises(ModelError, match=re.escape(str(tmp_path / "like.json")) + r" is damaged \(XGBoost cannot load it: "
+                       r"[^\n]*\): copy the run's models/ whole, or rerun$"):
+        load_booster({"model_file": str(tmp_path / "like.json")}, CPU)
