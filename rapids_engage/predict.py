@@ -40,6 +40,10 @@ def load_models(model_dir: Path) -> tuple[dict[str, dict], dict]:
         raise ModelError(f"--model-dir {model_dir} does not exist (a pipeline run's --out, holding models/)")
     models = model_dir / "models" if (model_dir / "models").is_dir() else model_dir
     metas = {m["target"]: m for m in map(_read_meta, sorted(models.glob("*.meta.json")))}
+    orphans = sorted(p.name for p in models.glob("*.json") if not p.name.endswith(".meta.json") and p.stem not in metas)
+    if orphans:  # a target's meta lost: its predictions would be missing without a word
+        raise ModelError(f"{models / orphans[0]} has no {Path(orphans[0]).stem}.meta.json beside it (its features and store "
+                         f"version): copy the run's models/ whole, or rerun")
     if not metas:
         only = " (a features-only run: the `features` subcommand trains none)" if (model_dir / "features.json").is_file() else ""
         raise ModelError(f"no models (<target>.meta.json) in {models}{only}")

@@ -583,6 +583,22 @@ def test_a_model_meta_of_another_shape_is_refused_naming_it(tmp_path, meta, why)
     models_using(FeatureStore(tmp_path / "store"))  # `store --keep` looks at it without a traceback (AttributeError)
 
 
+def test_a_model_without_its_meta_is_refused_not_left_out(tmp_path):
+    """A models/<target>.json whose <target>.meta.json was lost (a partial copy) was skipped: `predict` scored the
+    other targets only, without a word."""
+    from rapids_engage.predict import ModelError, load_models
+
+    models = tmp_path / "models"
+    models.mkdir()
+    meta = {"target": "like", "features": ["f"], "store": {"path": "s", "version": "v"}}
+    (models / "like.meta.json").write_text(json.dumps(meta))
+    (models / "like.json").write_text("{}")
+    assert list(load_models(tmp_path)[0]) == ["like"]
+    (models / "quote.json").write_text("{}")
+    with pytest.raises(ModelError, match=re.escape(str(models / "quote.json")) + " has no quote.meta.json beside it"):
+        load_models(tmp_path)
+
+
 @pytest.mark.parametrize("report, why", [
     ('{"split": {"cutoff": 1', r"Expecting .*: not JSON, cut short or another format"),
     ("{}", "key split is missing"),
