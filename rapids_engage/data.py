@@ -126,8 +126,9 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
 #: 5: an unclosed quote quarantines only its line (``unclosed_quote``), the lines it ran over are rows,
 #: a count target that is not a number is ``bad_target``;
 #: 6: a file with old Mac line ends (bare ``\r``) is read line by line, not as one line; a RecSys line's
-#: ``\r\n`` end is a line end, not a ``\r`` in its last field).
-INGEST_RULES = 6
+#: ``\r\n`` end is a line end, not a ``\r`` in its last field;
+#: 7: a CSV record whose quote is still open at the end of the file is quarantined (``unclosed_quote``).
+INGEST_RULES = 7
 
 
 def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:

@@ -123,6 +123,24 @@ def test_quoted_newlines_that_do_not_look_like_records_stay_one_value(tmp_path, 
     assert body[hash_strings(["x11"])[0]] == "text 11"
 
 
+@pytest.mark.parametrize("block", BLOCKS)
+@pytest.mark.parametrize("end", ["\n", "", "\r\n"])
+def test_a_quote_left_open_at_the_end_of_the_file_quarantines_its_record(tmp_path, monkeypatch, block, end):
+    """A stray quote on the last line (or one whose text runs over lines not like records to the end of
+    the file) is not closed: its record is quarantined with the lines it ran over, not kept with the
+    file's line end as part of a value (a newline that, without a last line end, is not even there)."""
+    n = 50
+    for name, last, spans in [("one", '"oops', 1), ("more", '"oops\nx,y', 2)]:
+        lines = lines_of(n, **{f"r{n - 1}": {"body": last}})
+        text = "\n".join(lines).replace("\n", end or "\n") + end
+        result, frame, q = ingest(tmp_path, text, f"{name}{len(end)}", block, monkeypatch)
+        assert q[["line", "column", "reason"]].values.tolist() == [[n + 1, "body", "unclosed_quote"]]
+        assert "not closed before the end of the file" in q.detail[0]
+        assert q.raw[0].replace("\r\n", "\n") == lines[n]
+        assert spans == 1 or "it ran over 1 more line)" in q.detail[0]
+        assert (result.input_rows, result.ingested_rows) == (n, n - 1) and ids(frame) == want_ids(n, {n - 1})
+
+
 def test_bad_rows_inside_the_lines_read_again_keep_their_reasons(tmp_path, monkeypatch):
     n = 60
     lines = lines_of(n, r5={"body": '"oops'}, r20={"ts": "yesterday"}, r30={"likes": "-1"})

@@ -193,6 +193,9 @@ class _DelimitedReader:
         for r, field_no in _swallowed(cols, nl, self.width, self.delim).items():
             keep[r] = False
             runaway[int(lines[r])] = (int(lines[r] + nl[r]), field_no)
+        for r in np.flatnonzero(keep & (lines + nl > self.feed.fed_lines())).tolist():  # took the file's last line end
+            keep[r] = False
+            bad = [*bad, self._open_at_end(int(lines[r]))]
         kept_bad = []
         for b in bad:
             field_no = self._runaway_record(b)
@@ -200,7 +203,7 @@ class _DelimitedReader:
                 kept_bad.append(b)
             else:
                 runaway[b.line] = (b.line + text_newlines(str(b.raw)), field_no)
-        if not runaway:
+        if not runaway and keep.all():
             yield self._chunk(cols, lines, bad)
             return
         again: list[Chunk] = []
@@ -265,14 +268,26 @@ class _DelimitedReader:
 
     def _unclosed(self, line: int, field_no: int | None, how: str, raw: str | None = None) -> Bad:
         """The bad row of the line an unclosed quote opens on (``raw``: its text, else read from the feed)."""
-        names = {i: c for c, i in (self.index or {}).items()}
-        column = None if field_no is None else names.get(field_no, f"field {field_no + 1}")
         if raw is None:
             raw = self.feed.lines(line, line).decode("utf-8", "replace").rstrip("\r\n")
+        return self._quote_bad(line, field_no, f"before lines that look like records ({how}; they are read again as "
+                                               "records)", raw)
+
+    def _open_at_end(self, line: int) -> Bad:
+        """The bad row of the record from line ``line`` whose quote is still open at the end of the file (its raw:
+        the lines it ran over too)."""
+        raw = self.feed.lines(line, self.feed.fed_lines()).decode("utf-8", "replace").rstrip("\r\n")
+        more = raw.count("\n")
+        how = f" (it ran over {more} more line{'s' if more > 1 else ''})" if more else ""
+        field_no = _open_quote(raw.split("\n", 1)[0].rstrip("\r"), self.delim)
+        return self._quote_bad(line, field_no, f"before the end of the file{how}", raw)
+
+    def _quote_bad(self, line: int, field_no: int | None, where_not: str, raw: str) -> Bad:
+        """An ``unclosed_quote`` bad row: the quote opening field ``field_no`` is not closed ``where_not``."""
+        names = {i: c for c, i in (self.index or {}).items()}
+        column = None if field_no is None else names.get(field_no, f"field {field_no + 1}")
         where = f"the quote opening {column!r}" if column else "a quote"
-        return Bad(line, column, "unclosed_quote",
-                   f"{where} is not closed before lines that look like records ({how}; they are read again as records)",
-                   raw)
+        return Bad(line, column, "unclosed_quote", f"{where} is not closed {where_not}", raw)
 
     def _reparse(self, data: bytes, first_line: int, bad: list[Bad] | None = None) -> Iterator[Chunk]:
         """The chunks of ``data``: the lines from ``first_line`` on that a runaway quote took (``bad``: bad

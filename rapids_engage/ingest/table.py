@@ -349,7 +349,7 @@ def ingest_table(
 
     **Bad rows** (reason, column): ``wrong_field_count``, ``unclosed_quote`` (CSV: the line
     a quote opens on when the quoted field runs over lines that look like records; the lines
-    after it are read as records), ``invalid_utf8``,
+    after it are read as records; a record whose quote is still open at the end of the file), ``invalid_utf8``,
     ``bad_json`` (also a JSON list / object in a key, text, url or categorical
     column), ``bad_time`` (the time column: missing, unparsable, or outside
     1990-01-01 .. 2099-12-31 UTC, with a hint when a unix time fits another unit;

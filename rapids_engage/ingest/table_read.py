@@ -38,7 +38,8 @@ def read(path: Path, src: Source, chunk_rows: int) -> Iterator[Chunk]:
     quoting; a stray ``"`` opening a field whose quoted text runs over lines that
     look like records (to the next quote or the end of the file, maybe past a read
     block) quarantines its line (``unclosed_quote``) and the lines after it are read
-    as records (:class:`.read_delimited._DelimitedReader`); after a record longer
+    as records (:class:`.read_delimited._DelimitedReader`), and a record whose quote is still open at
+    the end of the file is quarantined (``unclosed_quote``); after a record longer
     than a read block otherwise, the rest of the file is parsed one record per line.
     TSV has no quoting. A leading UTF-8 BOM is fine. JSONL is read
     line by line (a missing key reads as ``""``, a JSON list as its items joined
