@@ -127,8 +127,9 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
 #: a count target that is not a number is ``bad_target``;
 #: 6: a file with old Mac line ends (bare ``\r``) is read line by line, not as one line; a RecSys line's
 #: ``\r\n`` end is a line end, not a ``\r`` in its last field;
-#: 7: a CSV record whose quote is still open at the end of the file is quarantined (``unclosed_quote``).
-INGEST_RULES = 7
+#: 7: a CSV record whose quote is still open at the end of the file is quarantined (``unclosed_quote``);
+#: 8: ``true`` / ``false`` in a numeric column is 1 / 0, not ``bad_number``).
+INGEST_RULES = 8
 
 
 def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:

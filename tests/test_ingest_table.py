@@ -520,6 +520,20 @@ def test_nan_in_a_numeric_feature_is_a_missing_value(tmp_path):
     assert frame.score.isna().all() and len(frame) == 2
 
 
+def test_a_flag_in_a_numeric_column_reads_as_1_or_0(tmp_path):
+    """true / false (any case: CSV flags like is_verified, JSON and parquet booleans) are 1 / 0 in a numeric column."""
+    rows = [one_row(0, score="true"), one_row(1, score=" FALSE"), one_row(2, score="True"), one_row(3, score="yes")]
+    _, frame, q = run(tmp_path, write(tmp_path / "t.csv", csv_text(rows)), spec(), "csv")
+    assert q[["line", "column", "reason"]].values.tolist() == [[5, "score", "bad_number"]]
+    assert by_id(frame, ["x0", "x1", "x2"]).score.tolist() == [1.0, 0.0, 1.0]
+    records = "".join(json.dumps(dict(zip(HEADER, one_row(i)), score=v)) + "\n" for i, v in enumerate([True, False]))
+    _, frame, q = run(tmp_path, write(tmp_path / "t.jsonl", records), spec(format="jsonl"), "jsonl")
+    assert q.empty and by_id(frame, ["x0", "x1"]).score.tolist() == [1.0, 0.0]
+    table = pa.table({c: [one_row(i)[k] for i in range(2)] for k, c in enumerate(HEADER)})
+    pq.write_table(table.set_column(HEADER.index("score"), "score", pa.array([True, False])), tmp_path / "t.parquet")
+    _, frame, q = run(tmp_path, tmp_path / "t.parquet", spec(format="parquet"), "parquet")
+    assert q.empty and by_id(frame, ["x0", "x1"]).score.tolist() == [1.0, 0.0]
+
 def test_blank_keys_are_null_and_a_blank_row_key_is_quarantined(tmp_path):
     rows = [one_row(0), one_row(1, user=""), one_row(2, user="  "), one_row(3, lang=""), one_row(4, id="")]
     _, frame, q = run(tmp_path, write(tmp_path / "t.csv", csv_text(rows)), spec())

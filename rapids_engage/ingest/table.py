@@ -335,7 +335,7 @@ def ingest_table(
     text; null where it is empty, blank or missing: no key), the targets under their
     source column (``binary``/``present``: int8, ``count``: float64), the
     ``categorical`` (null where blank) / ``numeric`` (float64; empty or ``nan``:
-    NaN) / ``text`` / ``url`` / ``lists`` columns, then ``raw_<column>`` (string: the text
+    NaN; ``true`` / ``false``, any case: 1 / 0) / ``text`` / ``url`` / ``lists`` columns, then ``raw_<column>`` (string: the text
     as read, the one hashed into ``row_id``) per ``row_id`` column, to join predictions
     back to the input (never a feature). Every other source column is dropped.
 

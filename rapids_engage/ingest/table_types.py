@@ -182,6 +182,15 @@ def _numbers(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return v, empty, bad
 
 
+def _numeric(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(float values, unparsable or infinite) of a numeric column: numbers, and ``true`` / ``false`` (any case: a
+    flag column, a JSON or parquet boolean) as 1 / 0."""
+    v, _, bad = _numbers(s)
+    flag = s.str.strip().str.lower()
+    true, false = (flag == "true").to_numpy(bool), (flag == "false").to_numpy(bool)
+    return np.where(true, 1.0, np.where(false, 0.0, v)), bad & ~(true | false)
+
+
 #: The texts a ``present`` target reads as absent (lower-cased): empty and the usual spellings of missing.
 ABSENT = ("", "nan", "nat", "null", "none", "na", "n/a")
 
@@ -232,7 +241,7 @@ def typed(frame: pd.DataFrame, plan: Plan) -> tuple[dict[str, Any], Errors]:
     for c, kind in plan.targets:
         out[c] = _target(frame[c], kind, c, err)
     for c in plan.numeric:
-        out[c], _, bad = _numbers(frame[c])
+        out[c], bad = _numeric(frame[c])
         err.add(bad, "bad_number", c, frame[c])
     for c in plan.strings:
         out[c] = frame[c].fillna("")
