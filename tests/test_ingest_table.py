@@ -368,6 +368,14 @@ def test_bad_json_and_jsonl_quirks(tmp_path):
     assert got.clicked.tolist() == [1, 0] and got.likes.tolist() == [2.0, 2.0]
 
 
+def test_a_jsonl_line_that_is_not_an_object_is_named_by_its_json_type(tmp_path):
+    """A JSON value that is not an object is named as JSON names it (not by its Python type: 'a JSON NoneType')."""
+    path = write(tmp_path / "t.jsonl", "null\n5\n1.5\n\"s\"\ntrue\n[1]\n")
+    result, _, q = run(tmp_path, path, spec(format="jsonl"))
+    kinds = ["null", "number", "number", "string", "boolean", "list"]
+    assert q.detail.tolist() == [f"bad_json: a JSON {k}, not an object" for k in kinds]
+    assert (result.input_rows, result.quarantined_rows) == (6, 6) and q.line.tolist() == [1, 2, 3, 4, 5, 6]
+
 def test_parquet_missing_column_and_record_numbers(tmp_path):
     table = pa.table({"id": ["p1", "p2", "p3"], "ts": pa.array([1600000000, 1600000000, 1600000000]),
                       "clicked": [True, False, None], "likes": [1.0, 2.0, 3.0]})

@@ -95,4 +95,8 @@ def _json_object(text: str) -> tuple[dict, str]:
         obj = json.loads(text)
     except ValueError as exc:
         return {}, f"bad_json: {exc}"
-    return (obj, "") if isinstance(obj, dict) else ({}, f"bad_json: a JSON {type(obj).__name__}, not an object")
+    return (obj, "") if isinstance(obj, dict) else ({}, f"bad_json: a JSON {_JSON_TYPES[type(obj)]}, not an object")
+
+
+#: The JSON name of each type json.loads gives.
+_JSON_TYPES = {list: "list", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
