@@ -222,6 +222,18 @@ def test_bom_crlf_quoted_newlines_and_blank_lines(tmp_path):
     assert quarantine.raw[0] == "a4,u2,bad,1,3,0.5,en,plain"
 
 
+def test_the_raw_of_a_quarantined_csv_row_keeps_its_quoting(tmp_path):
+    """A bad row's raw is a CSV record of its fields: a field holding a comma, a quote or a newline stays
+    quoted, so the raw reads back as the same fields (not 'salut, "toi"': two fields and a stray quote)."""
+    text = ('id,user,ts,clicked,likes,score,lang,body\n'
+            'a1,u1,bad,1,3,0.5,en,"salut, ""toi"""\n'
+            'a2,u1,bad,1,3,0.5,"e""n","two\nlines"\n')
+    _, _, q = run(tmp_path, write(tmp_path / "t.csv", text), spec())
+    assert q.raw.tolist() == ['a1,u1,bad,1,3,0.5,en,"salut, ""toi"""', 'a2,u1,bad,1,3,0.5,"e""n","two\nlines"']
+    tsv = 'id\tuser\tts\tclicked\tlikes\tscore\tlang\tbody\na1\tu1\tbad\t1\t3\t0.5\ten\tsay "hi", ok\n'
+    _, _, q = run(tmp_path, write(tmp_path / "t.tsv", tsv), spec(format="tsv"), "tsv")  # no quoting: as read
+    assert q.raw.tolist() == ['a1\tu1\tbad\t1\t3\t0.5\ten\tsay "hi", ok']
+
 def test_mini_mind_explode_and_side_join(tmp_path):
     behaviors = write(tmp_path / "behaviors.tsv", (
         "1\tU1\t11/12/2019 2:14:46 PM\tN9 N8\tN1-1 N2-0 N3-0\n"

@@ -3,8 +3,9 @@
 Every row is one rejected input line: ``file``, ``line`` (1-based physical line
 number), ``column`` (None when the row as a whole is bad, e.g. a wrong field
 count), ``reason`` (a short stable key such as ``invalid_id``, counted in
-:attr:`Quarantine.counts`), ``detail`` (human-readable) and ``raw`` (the line,
-undecodable bytes backslash-escaped, truncated to 1000 chars).
+:attr:`Quarantine.counts`), ``detail`` (human-readable) and ``raw`` (the line; a
+parsed CSV row's fields as a CSV record, quoted where they need it; undecodable bytes
+backslash-escaped, truncated to 1000 chars).
 
 Rows are kept in memory up to ``spill_rows``; beyond that they are appended to a
 parquet spill file, so a wholly broken multi-GB input cannot exhaust memory.

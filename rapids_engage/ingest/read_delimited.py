@@ -389,12 +389,13 @@ class _DelimitedReader:
 
     def _chunk(self, cols: list[pa.Array], lines: np.ndarray, bad: list[Bad]) -> Chunk:
         index, delim = self.index or {}, self.delim
+        field = _csv_field if delim == "," else str
         frame = pd.DataFrame({c: cols[index[c]].to_pandas() for c in self.src.needed if c in index},
                              index=range(len(lines)))
 
         def raw(rows: np.ndarray) -> list[bytes | str]:
             picked = [c.take(pa.array(rows, pa.int64())).to_pylist() for c in cols]
-            return [delim.join(values) for values in zip(*picked)]
+            return [delim.join(map(field, values)) for values in zip(*picked)]  # a record that reads back as read
 
         missing = tuple(c for c in self.src.needed if c not in index)
         return Chunk(frame, np.asarray(lines, np.int64), raw, bad, missing, self.feed.bytes_done, tuple(index))
@@ -437,6 +438,11 @@ def _ends_quoted(text: str, delim: str) -> bool:
         if '"' in line:
             quoted = _open_quote(line.rstrip("\r"), delim, quoted) is not None
     return quoted
+
+
+def _csv_field(value: str) -> str:
+    """``value`` as a CSV field: quoted (its quotes doubled) when it holds a comma, a quote or a line end."""
+    return '"' + value.replace('"', '""') + '"' if any(c in value for c in ',"\n\r') else value
 
 
 def _split_line(text: str, delim: str) -> list[str] | None:
