@@ -128,8 +128,9 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
 #: 6: a file with old Mac line ends (bare ``\r``) is read line by line, not as one line; a RecSys line's
 #: ``\r\n`` end is a line end, not a ``\r`` in its last field;
 #: 7: a CSV record whose quote is still open at the end of the file is quarantined (``unclosed_quote``);
-#: 8: ``true`` / ``false`` in a numeric column is 1 / 0, not ``bad_number``).
-INGEST_RULES = 8
+#: 8: ``true`` / ``false`` in a numeric column is 1 / 0, not ``bad_number``;
+#: 9: read line by line (after a record longer than a read block), a quote left open on its line is ``unclosed_quote``).
+INGEST_RULES = 9
 
 
 def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:

@@ -415,14 +415,15 @@ class _DelimitedReader:
                 if not text:
                     continue
                 fields = _split_line(text, self.delim)
+                opened = _open_quote(text, self.delim) if self.delim == "," and '"' in text else None
                 if self.index is None:
                     self.index, self.width = _header_index(fields or [text]), len(fields or [text])
+                elif opened is not None:  # Python's csv would close it at the line end
+                    bad.append(Bad(line, None, "unclosed_quote", f"a quote opening field {opened + 1} is not closed on "
+                                   "its line", text))
                 elif fields is None or len(fields) != self.width:
                     got = "an unparsable line" if fields is None else f"{len(fields)} fields"
-                    opened = _open_quote(text, self.delim) if self.delim == "," else None
-                    reason, detail = ("wrong_field_count", f"expected {self.width} fields, got {got}") if opened is None \
-                        else ("unclosed_quote", f"a quote opening field {opened + 1} is not closed on its line")
-                    bad.append(Bad(line, None, reason, detail, text))
+                    bad.append(Bad(line, None, "wrong_field_count", f"expected {self.width} fields, got {got}", text))
                 else:
                     rows.append(fields)
                     lines.append(line)
