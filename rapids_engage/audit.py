@@ -7,7 +7,8 @@
   validation event after it.
 * **overlap**: no (tweet, engaging user) row is in both training and validation.
 * **row keys**: no row key repeats within a split (a log written twice, a bad join). Rows that
-  share a key share a hash fold, so no label crosses folds then; any other fold method may put
+  share a key share a hash fold, so no label crosses folds then, unless the folds hash a ranking
+  group (:meth:`Layout.fold_key`) and the copies lie in different groups; any other fold method may put
   copies of a row in different folds, where one's label encodes the other's.
 
 Prints pass/fail per check and writes ``<out>/audit.json``.
@@ -40,26 +41,38 @@ def split_checks(store_dir: Path, cutoff: int, layout: Layout, fold_method: str 
     import dask.dataframe as dd
 
     key, time = list(layout.row_key), layout.time
-    train = dd.read_parquet(str(store_dir / "train"), columns=[*key, time])
+    keyed = list(dict.fromkeys([*key, *layout.fold_key()]))  # a row key with its fold's: a copy in another group differs
+    train = dd.read_parquet(str(store_dir / "train"), columns=[*keyed, time])
     valid = dd.read_parquet(str(store_dir / "valid"), columns=[*key, time])
     both = train[key].merge(valid[key], on=key, how="inner")
-    t_max, v_min, n_both, *counts = dask.compute(
-        train[time].max(), valid[time].min(), both.map_partitions(len).sum(),
-        *(frame[time].size - frame[key].drop_duplicates(split_out=True).map_partitions(len).sum() for frame in (train, valid)),
+
+    def distinct(frame: Any, columns: list[str]) -> Any:
+        return frame[columns].drop_duplicates(split_out=True).map_partitions(len).sum()
+
+    t_max, v_min, n_both, n_train, n_valid, keys_train, keys_valid, folds_train = dask.compute(
+        train[time].max(), valid[time].min(), both.map_partitions(len).sum(), train[time].size, valid[time].size,
+        distinct(train, key), distinct(valid, key), distinct(train, keyed) if keyed != key else None,
     )
     return [
         {"check": "time order", "passed": bool(t_max <= cutoff < v_min),
          "detail": f"last training event {utc(int(t_max))} <= cut-off {utc(cutoff)} < first validation event {utc(int(v_min))}"},
         {"check": "train/valid overlap", "passed": int(n_both) == 0, "detail": f"{int(n_both)} row key(s) in both"},
-        repeated_keys_check(*(int(n) for n in counts), key, fold_method),
+        repeated_keys_check(int(n_train) - int(keys_train), int(n_valid) - int(keys_valid), key, fold_method,
+                            0 if folds_train is None else int(folds_train) - int(keys_train), layout.group),
     ]
 
 
-def repeated_keys_check(train: int, valid: int, key: list[str], fold_method: str) -> dict:
-    """Rows that repeat an earlier row's key (``train`` / ``valid``: how many in each split)."""
+def repeated_keys_check(train: int, valid: int, key: list[str], fold_method: str, crossing: int = 0,
+                        group: str | None = None) -> dict:
+    """Rows that repeat an earlier row's key (``train`` / ``valid``: how many in each split; ``crossing``: how
+    many training copies lie in another ``group`` than their key's first, which the folds hash then)."""
     detail = f"{train:,} training and {valid:,} validation row(s) repeat a row key ({', '.join(key)})"
-    check = {"check": "row keys unique", "passed": train == 0 or fold_method == "hash", "detail": detail}
-    if train and fold_method == "hash":
+    check = {"check": "row keys unique", "passed": train == 0 or (fold_method == "hash" and not crossing), "detail": detail}
+    if crossing and fold_method == "hash":
+        check["detail"] += (f"; {crossing:,} of them in another {group} than the key's first: folds hash the {group}, so "
+                            "those copies may lie in different folds, where one's label encodes the other's: deduplicate "
+                            f"the input or make {group} part of the row key (data.table.row_id)")
+    elif train and fold_method == "hash":
         check["detail"] += "; their copies share a hash fold, so no label crosses folds, but they count twice"
     elif train:
         check["detail"] += (f"; fold_method {fold_method} may put copies of a row in different folds, where one's label "

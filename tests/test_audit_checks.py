@@ -78,3 +78,28 @@ def test_a_target_without_validation_positives_is_inconclusive_not_a_fail():
     assert "RCE undefined: the validation labels are all one class on 39 validation rows (0 positives)" in check["detail"]
     ranking = shuffled_check("click", {"rce": None, "auc": nan}, {"rce": None, "auc": nan})  # a rank:* model: its AUC
     assert ranking["passed"] and ranking["inconclusive"] and ranking["check"] == "shuffled labels: click AUC <= 0.55"
+
+
+def test_repeated_row_keys_in_other_groups_fail_as_folds_hash_the_group(tmp_path):
+    """A grouped table's folds hash its group (``Layout.fold_key``): copies of a row key in two groups may lie in
+    different folds, where one's label encodes the other's. The check said "their copies share a hash fold" and passed."""
+    from dataclasses import replace
+
+    from rapids_engage.layout import Layout
+
+    layout = replace(Layout.from_dict(RECSYS.to_dict()), kind="table", row_key=("row_id",), group="impression_id")
+    for split, rows in (("train", [(1, 10, 10), (1, 10, 11), (2, 10, 12), (2, 11, 13), (3, 12, 14), (2, 13, 15)]),
+                        ("valid", [(7, 20, 30), (8, 21, 31)])):
+        (tmp_path / split).mkdir(parents=True)
+        pd.DataFrame(rows, columns=["row_id", "impression_id", layout.time]).to_parquet(tmp_path / split / "part.0.parquet")
+    keys = {c["check"]: c for c in split_checks(tmp_path, 20, layout, "hash")}["row keys unique"]
+    assert not keys["passed"], keys
+    assert keys["detail"].startswith("3 training and 0 validation row(s) repeat a row key (row_id); 2 of them in "
+                                     "another impression_id than the key's first"), keys["detail"]
+    assert "share a hash fold" not in keys["detail"]
+    same_group = tmp_path / "same"
+    for split, rows in (("train", [(1, 10, 10), (1, 10, 11), (2, 11, 12)]), ("valid", [(7, 20, 30)])):
+        (same_group / split).mkdir(parents=True)
+        pd.DataFrame(rows, columns=["row_id", "impression_id", layout.time]).to_parquet(same_group / split / "part.0.parquet")
+    keys = {c["check"]: c for c in split_checks(same_group, 20, layout, "hash")}["row keys unique"]
+    assert keys["passed"] and "share a hash fold" in keys["detail"], keys
