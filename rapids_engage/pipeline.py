@@ -313,6 +313,8 @@ def _predict(args: argparse.Namespace, console: Console) -> None:
     from .predict import run_predict
     from .report import metrics_tables
 
+    if not args.out.strip():  # --out "$OUT" with OUT unset: predictions/ and predict.json in the working directory
+        raise ConfigError(f"predict: --out must be a directory path, got {args.out!r}")
     cluster_cfg = predict_cluster_config(args)
     backend = resolve(cluster_cfg.gpus).init()
     start = time.perf_counter()

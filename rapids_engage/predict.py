@@ -28,6 +28,8 @@ from .schema import PLAUSIBLE_TIMES, utc
 from .store import FeatureStore, MissingVersion, has_parquet_footer
 
 PRED_PREFIX = "pred_"
+#: The metadata files dask's ``to_parquet`` may write beside the parquet parts of ``predictions/``.
+PARQUET_METADATA = ("_metadata", "_common_metadata")
 
 
 class ModelError(ValueError):
@@ -294,6 +296,18 @@ def _expm1(log_counts: Any) -> Any:
     return np.expm1(log_counts.clip(lower=0).astype("float64"))
 
 
+def check_predict_out(out: Path) -> None:
+    """A :class:`ConfigError` when ``out/predictions``, which predict replaces whole, holds files it did not write
+    (the parquet parts of dask's ``to_parquet``): ``--out .`` in a project with a ``predictions/`` of the user's."""
+    from .config import ConfigError
+    from .run_dirs import foreign_files
+
+    problem = foreign_files(out / "predictions", lambda p: p.is_file() and (p.suffix == ".parquet" or p.name in PARQUET_METADATA),
+                            "predict")
+    if problem:
+        raise ConfigError(f"predict: {problem}")
+
+
 def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, cluster_cfg: ClusterConfig,
                 console: Console | None = None, quiet: bool = True, store: Path | None = None,
                 history: str | None = None) -> dict:
@@ -305,6 +319,7 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
     from .cluster import check_shared_paths, ignored_settings, start_cluster
     from .report import write_json
 
+    check_predict_out(out)
     if not input_path.exists():
         glob = " (a parquet file or directory, not a glob: `ingest` takes globs)" if any(c in str(input_path) for c in "*?[") else ""
         raise DataError(f"input {input_path} does not exist{glob}")

@@ -4,6 +4,7 @@ cannot be made or written is a config error naming its key and the flag that set
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from .config import Config, ConfigError, sourced
@@ -43,12 +44,21 @@ def check_run_outputs(cfg: Config, out: Path) -> None:
     ours = {"models": lambda p: p.is_file() and p.suffix == ".json",
             "plots": lambda p: p.is_file() and f"plots/{p.name}" in PLOT_FILES.values()}
     for name, is_ours in ours.items():
-        where = out / name
-        foreign = sorted(p.name for p in where.iterdir() if not is_ours(p)) if where.is_dir() else []
-        if foreign:
-            raise ConfigError(sourced(cfg, f"out: {where} holds files no run wrote ({', '.join(foreign[:3])}"
-                                           f"{', ...' if len(foreign) > 3 else ''}), and a run replaces it whole: "
-                                           "choose another --out or move them"))
+        problem = foreign_files(out / name, is_ours, "a run")
+        if problem:
+            raise ConfigError(sourced(cfg, f"out: {problem}"))
+
+
+def foreign_files(where: Path, is_ours: Callable[[Path], bool], writer: str) -> str | None:
+    """Why directory ``where``, which ``writer`` (``a run``, ``predict``) replaces whole, may not be replaced: it
+    holds entries ``is_ours`` says it did not write (``<where> holds files no run wrote (mine.pkl), ...``); None
+    when it holds none (or is not there)."""
+    foreign = sorted(p.name for p in where.iterdir() if not is_ours(p)) if where.is_dir() else []
+    if not foreign:
+        return None
+    who = writer.split()[-1]
+    return (f"{where} holds files no {who} wrote ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}), "
+            f"and {writer} replaces it whole: choose another --out or move them")
 
 
 def refusal(cfg: Config, key: str, path: str | Path, what: str, problem: str | None) -> ConfigError:
@@ -56,4 +66,4 @@ def refusal(cfg: Config, key: str, path: str | Path, what: str, problem: str | N
     return ConfigError(sourced(cfg, f"{key}: cannot create the {what} {str(path)!r}: {problem}"))
 
 
-__all__ = ["check_dir", "check_run_outputs", "store_path", "unusable_dir"]
+__all__ = ["check_dir", "check_run_outputs", "foreign_files", "store_path", "unusable_dir"]

@@ -561,3 +561,30 @@ def test_predict_cluster_errors_name_the_flag_that_gave_the_value(extra, message
 
     with pytest.raises(ConfigError, match="^" + re.escape(message)):
         predict_cluster_config(build_predict_parser().parse_args(["--model-dir", "m", "--input", "i", "--out", "o", *extra]))
+
+
+def test_predict_into_a_directory_holding_the_users_own_predictions_is_refused_and_kept(tmp_path, capsys, monkeypatch):
+    """predict replaces <out>/predictions whole: --out . in a project with a predictions/ folder of the user's
+    deleted it, as a run's --out did models/ and plots/; an empty --out (unset $OUT) wrote into the working directory."""
+    out = tmp_path / "project"
+    (out / "predictions").mkdir(parents=True)
+    (out / "predictions" / "mine.csv").write_text("mine")
+    new = tmp_path / "new.parquet"
+    import pandas as pd
+
+    pd.DataFrame({"a": [1]}).to_parquet(new)
+    argv = ["predict", "--model-dir", str(tmp_path / "run"), "--input", str(new), "--gpus", "0"]
+    assert main([*argv, "--out", str(out)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"predict: {out / 'predictions'} holds files no predict wrote (mine.csv), and predict replaces it whole: " \
+           f"choose another --out or move them" in err, err
+    assert (out / "predictions" / "mine.csv").is_file()
+    (out / "predictions" / "mine.csv").unlink()
+    for name in ("part.0.parquet", "_metadata"):  # predict's own: a rerun replaces them (and then fails on the model dir)
+        (out / "predictions" / name).write_text("")
+    assert main([*argv, "--out", str(out)]) == 2
+    assert "holds files no predict wrote" not in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
+    for blank in ("", " "):
+        assert main([*argv, "--out", blank]) == 2
+        assert f"predict: --out must be a directory path, got {blank!r}" in " ".join(capsys.readouterr().err.split())
