@@ -33,6 +33,7 @@ def check_params(cfg: TrainConfig, layout: Layout, backend: Backend) -> None:
             raise ConfigError(f"train.per_target.{name}: the data define no target {name!r}"
                               + (f": did you mean {close[0]!r}?" if close else "") + f" (targets: {', '.join(names)})")
     for target in cfg.targets:
+        _device_fits(cfg.per_target.get(target, {}).get("device"), target, backend)
         kind = layout.target(target).kind
         params = xgb_params(cfg, target, backend, kind)
         try:
@@ -50,6 +51,27 @@ def check_params(cfg: TrainConfig, layout: Layout, backend: Backend) -> None:
         except ValueError as exc:
             message = str(exc).removeprefix("train: ")
             raise ConfigError(f"{_config_key(cfg, target, message)}: {message}") from None
+
+
+def _device_fits(device: Any, target: str, backend: Backend) -> None:
+    """A :class:`ConfigError` naming ``train.per_target.<target>.device`` when it contradicts the backend, which
+    picks the device (``--gpus``): a GPU device on a CPU run (XGBoost trained on the CPU anyway, with a warning, where
+    no GPU is visible, and took a GPU the run was told to leave alone where one is), ``cpu`` on a GPU run (trained
+    on the CPU from the workers' device memory) or a GPU ordinal (``cuda:0``: dask-cuda gives each worker its GPU,
+    and xgboost.dask refuses it mid-training). The backend's own device is accepted."""
+    if device is None or str(device) == backend.xgb_device:
+        return
+    key, text = f"train.per_target.{target}.device", str(device)
+    flag = f"--gpus {backend.n_gpus}"
+    if backend.is_gpu and text.startswith(("cuda:", "gpu:")):
+        raise ConfigError(f"{key}: {text!r} names a GPU, and dask-cuda gives each worker its own: "
+                          "drop the setting (--gpus picks the device)")
+    if backend.is_gpu and text in ("cuda", "gpu"):
+        return
+    where = "on a GPU" if text.startswith(("cuda", "gpu")) else "on the CPU" if text == "cpu" else f"on {text!r}"
+    runs = "runs on GPUs" if backend.is_gpu else "runs on the CPU"
+    raise ConfigError(f"{key}: {text!r} would train {where}, and {flag} {runs}: drop the setting "
+                      "(--gpus picks the device of every stage)")
 
 
 #: The objectives whose predictions are probabilities: a 0/1 target's RCE, log loss and calibration need them.

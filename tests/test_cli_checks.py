@@ -588,3 +588,28 @@ def test_predict_into_a_directory_holding_the_users_own_predictions_is_refused_a
     for blank in ("", " "):
         assert main([*argv, "--out", blank]) == 2
         assert f"predict: --out must be a directory path, got {blank!r}" in " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.parametrize(("gpus", "device", "said"), [
+    ("0", "cuda", "train.per_target.like.device: 'cuda' would train on a GPU, and --gpus 0 runs on the CPU"),
+    ("0", "gpu", "train.per_target.like.device: 'gpu' would train on a GPU, and --gpus 0 runs on the CPU"),
+    ("1", "cpu", "train.per_target.like.device: 'cpu' would train on the CPU, and --gpus 1 runs on GPUs"),
+    ("1", "cuda:0", "train.per_target.like.device: 'cuda:0' names a GPU, and dask-cuda gives each worker its own"),
+])
+def test_a_per_target_device_that_contradicts_the_backend_is_refused(gpus, device, said):
+    """train.per_target.like.device=cuda passed the check on a --gpus 0 run (checked on a CPU booster), and XGBoost
+    then trained on the CPU anyway with a warning in the workers' log where no GPU is visible, or took a GPU
+    a CPU run was told to leave alone where one is; device=cpu on a GPU run trained on the CPU from the workers'
+    device memory, and cuda:0 stopped the run at training ("Distributed training doesn't support selecting
+    device ordinal"). The backend picks the device: the same device is accepted."""
+    from rapids_engage.backend import Backend
+    from rapids_engage.data import expected_layout
+    from rapids_engage.train_check import check_params
+
+    backend = Backend("cpu") if gpus == "0" else Backend("gpu", int(gpus))
+    cfg = load_config(None, [f"train.per_target.like.device={device}", f"cluster.gpus={gpus}"])
+    with pytest.raises(ConfigError) as err:
+        check_params(cfg.train, expected_layout(cfg), backend)
+    assert said in str(err.value) and "\n" not in str(err.value)
+    check_params(load_config(None, [f"train.per_target.like.device={backend.xgb_device}"]).train,
+                 expected_layout(cfg), backend)
