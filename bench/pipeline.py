@@ -31,7 +31,7 @@ from rapids_engage.ingest.bench import cpu_model
 from rapids_engage.pipeline import KNOWN_ERRORS
 from rapids_engage.pipeline import main as pipeline_main
 
-STAGES = ("data", "split", "features", "train", "evaluate")
+STAGES = ("data", "cluster", "split", "features", "train", "evaluate", "plots", "other")  # report.json's timings_s, in run order
 
 
 def device_name(gpus: str) -> str:

@@ -116,32 +116,32 @@ def run(
     check_run_outputs(cfg, Path(cfg.out))
     with _stages(cfg, quiet, console) as (backend, out, prog, memory):
         dataset = _data_stage(cfg, backend, prog)
-        with start_cluster(backend, cfg.cluster, prog.log) as cluster:
+        with _cluster(cfg, backend, prog) as cluster:
             split, built = store_stages(cfg, backend, prog, cluster, dataset, rebuild, shuffle_seed)
             model_dir = staging_dir(out / "models")  # published at the end (a failed run's goes at the next run's start)
             trained = train_stage(cfg, backend, prog, cluster.client, built, dataset.layout, model_dir)
             frame, preds, truth, results = evaluate_stage(backend, prog, cluster.client, dataset, split, built, trained)
             workers = _cluster_facts(cluster)
-    models = trained.models
-    for t, m in models.items():
-        results[t]["best_iteration"] = m.best_iteration
-        results[t]["objective"] = m.objective
-    report = _store_summary(cfg, backend, workers, built, prog.timings, dataset, split, memory)
-    report["run"] = run_info(backend, started, command)
-    if shuffle_seed is not None:  # the audit's control run: say so, its metrics show no skill by design
-        report["split"]["shuffled_labels_seed"] = shuffle_seed
-    report["targets"] = results
-    report["models"] = str(Path(cfg.out).absolute() / "models")  # absolute, as the config's paths
-    binary = [t for t in targets if trained.kinds[t] != "count" and not models[t].ranks]  # probabilities
-    counts = [t for t in targets if trained.kinds[t] == "count"]
-    report["plots"] = _draw_plots(out, PLOTS_BY_DEFAULT if plots is None else plots, lambda into: write_all(
-        into, {t: frame[t] for t in binary}, {t: preds[t] for t in binary}, {t: m.booster for t, m in models.items()},
-        {t: m.history for t, m in models.items()}, {t: m.best_iteration for t, m in models.items()},
-        counts=({t: frame[t] for t in counts}, {t: preds[t] for t in counts}),
-        baselines={t: (results[t].get("baselines") or {}).get("constant") or {} for t in targets},
-        oracle=None if truth is None else {t: truth[TRUE_PROB_PREFIX + t] for t in binary},
-        train_histories={t: m.train_history for t, m in models.items()},
-    ))
+        models = trained.models
+        for t, m in models.items():
+            results[t]["best_iteration"] = m.best_iteration
+            results[t]["objective"] = m.objective
+        report: dict[str, Any] = {"targets": results}
+        report["models"] = str(Path(cfg.out).absolute() / "models")  # absolute, as the config's paths
+        binary = [t for t in targets if trained.kinds[t] != "count" and not models[t].ranks]  # probabilities
+        counts = [t for t in targets if trained.kinds[t] == "count"]
+        report["plots"] = _draw_plots(out, prog, PLOTS_BY_DEFAULT if plots is None else plots, lambda into: write_all(
+            into, {t: frame[t] for t in binary}, {t: preds[t] for t in binary}, {t: m.booster for t, m in models.items()},
+            {t: m.history for t, m in models.items()}, {t: m.best_iteration for t, m in models.items()},
+            counts=({t: frame[t] for t in counts}, {t: preds[t] for t in counts}),
+            baselines={t: (results[t].get("baselines") or {}).get("constant") or {} for t in targets},
+            oracle=None if truth is None else {t: truth[TRUE_PROB_PREFIX + t] for t in binary},
+            train_histories={t: m.train_history for t, m in models.items()},
+        ))
+        # the plots' seconds and memory are the run's (their stage); ``other`` is counted to here
+        report = _summary(cfg, backend, workers, built, prog, dataset, split, memory, started, command) | report
+        if shuffle_seed is not None:  # the audit's control run: say so, its metrics show no skill by design
+            report["split"]["shuffled_labels_seed"] = shuffle_seed
     validate(report)
     replace_dir(model_dir, out / "models")  # the models of this run, whole: a killed rerun leaves the last run's
     write_config(cfg, out)
@@ -152,13 +152,13 @@ def run(
     return report
 
 
-def _draw_plots(out: Path, plots: bool, draw: Callable[[Path], dict[str, str]]) -> dict[str, str]:
-    """``draw(root)`` writes ``root/plots/``, published whole as ``<out>/plots/``; ``plots`` false: none, and
-    an earlier run's there go (report.md would not show them)."""
+def _draw_plots(out: Path, prog: StageProgress, plots: bool, draw: Callable[[Path], dict[str, str]]) -> dict[str, str]:
+    """``draw(root)`` writes ``root/plots/``, published whole as ``<out>/plots/`` (the ``plots`` stage); ``plots``
+    false: none, and an earlier run's there go (report.md would not show them)."""
     if not plots:
         shutil.rmtree(out / "plots", ignore_errors=True)
         return {}
-    with staged_dir(out / "plots") as root:
+    with prog.stage("plots"), staged_dir(out / "plots") as root:
         written = draw(root)
         replace_dir(root / "plots", out / "plots")
     return written
@@ -177,11 +177,10 @@ def build_features(
     started = time.time()
     with _stages(cfg, quiet, console) as (backend, out, prog, memory):
         dataset = _data_stage(cfg, backend, prog, train=False)
-        with start_cluster(backend, cfg.cluster, prog.log) as cluster:
+        with _cluster(cfg, backend, prog) as cluster:
             split, built = store_stages(cfg, backend, prog, cluster, dataset, rebuild, None)
             workers = _cluster_facts(cluster)
-    summary = _store_summary(cfg, backend, workers, built, prog.timings, dataset, split, memory)
-    summary["run"] = run_info(backend, started, command)
+    summary = _summary(cfg, backend, workers, built, prog, dataset, split, memory, started, command)
     write_config(cfg, out)
     write_json(out / "features.json", summary)
     if not quiet:
@@ -189,6 +188,37 @@ def build_features(
         console.print(f"feature store {built.store.path} version {built.version}"
                       f"{' (cache hit)' if built.cache_hit else ''}: {len(built.features)} features, "
                       f"{rows['train']:,} train / {rows['valid']:,} valid rows; summary {out / 'features.json'}")
+    return summary
+
+
+@contextlib.contextmanager
+def _cluster(cfg: Config, backend: Backend, prog: StageProgress) -> Iterator[Any]:
+    """The run's cluster (:func:`start_cluster`), timed as the ``cluster`` stage: its start (a stage line) and its
+    close."""
+    stack = contextlib.ExitStack()
+    with prog.stage("cluster"):
+        cluster = stack.enter_context(start_cluster(backend, cfg.cluster, prog.log))
+    try:
+        yield cluster
+    except BaseException:
+        if not stack.__exit__(*sys.exc_info()):
+            raise
+        return
+    with prog.timed("cluster"):
+        stack.close()
+
+
+def _summary(
+    cfg: Config, backend: Backend, workers: dict, built: Materialized, prog: StageProgress, dataset: Dataset, split: Any,
+    memory: MemoryWatch, started: float, command: str | None,
+) -> dict:
+    """:func:`_store_summary` and ``run``, the run's end now: ``timings_s`` gets ``other``, the seconds of the run
+    outside its stages (checking the config, starting the backend), so its timings add up to
+    the run's wall time (``run.started_utc`` to ``finished_utc``)."""
+    finished = time.time()
+    prog.account("other", finished - started)
+    summary = _store_summary(cfg, backend, workers, built, prog.timings, dataset, split, memory)
+    summary["run"] = run_info(backend, started, command, finished)
     return summary
 
 

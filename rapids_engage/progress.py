@@ -81,6 +81,20 @@ class StageProgress:
             tail = f"   peak RSS{whose} {peak / 2**30:6.2f} GiB" if peak else ""
             self.console.print(f"[green]✓[/green] {name:<10} {elapsed:8.1f} s{tail}")
 
+    @contextlib.contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Add the seconds of the body to ``name``'s timing, with no line of its own (closing the cluster)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+    def account(self, name: str, wall: float) -> None:
+        """Time ``name`` as what ``wall`` seconds hold beyond the timed stages (never below 0), so the timings add up
+        to ``wall``."""
+        self.timings[name] = max(0.0, wall - sum(v for k, v in self.timings.items() if k != name))
+
     def _show_tasks(self, done: int, waiting: int) -> None:
         self.update(done, done + waiting, f"{done:,} tasks done, {waiting:,} to run")
 

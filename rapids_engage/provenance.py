@@ -31,13 +31,13 @@ def _iso(seconds: float) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def run_info(backend: Backend, started: float, command: str | None) -> dict:
+def run_info(backend: Backend, started: float, command: str | None, finished: float | None = None) -> dict:
     """report.json's ``run``: the command line (None when called as a library), start and end
-    (UTC), host, Python and library versions."""
+    (UTC; ``finished`` default: now), host, Python and library versions."""
     return {
         "command": command,
         "started_utc": _iso(started),
-        "finished_utc": _iso(time.time()),
+        "finished_utc": _iso(time.time() if finished is None else finished),
         "host": platform.node(),
         "python": platform.python_version(),
         "libraries": library_versions(backend),

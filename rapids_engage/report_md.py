@@ -389,9 +389,12 @@ def _timings(report: Mapping[str, Any]) -> list[str]:
     ]
     rows.append(["**total**", f"**{total:.2f}**", "100.0%" if total > 0 else DASH,
                  *(fmt_number(_gib(max(p.values())), 2) for _, p in peaks)])
-    lines = ["## Stage timings", "", *_table(["stage", "seconds", "share", *(h for h, _ in peaks)], rows), "",
-             "The run's wall time (\"done in\") also counts starting and stopping the cluster, "
-             "drawing the plots and writing the report.", ""]
+    note = ("`cluster` is starting and closing the cluster, `other` the rest of the run (checking the config, starting "
+            "the backend): the total is the run's wall time, less loading the config and writing the report."
+            if "other" in timings else  # a report of an earlier release
+            "The run's wall time (\"done in\") also counts starting and stopping the cluster, "
+            "drawing the plots and writing the report.")
+    lines = ["## Stage timings", "", *_table(["stage", "seconds", "share", *(h for h, _ in peaks)], rows), "", note, ""]
     if peaks:
         scopes = [memory.get(k) for k in ("host_scope", "gpu_scope") if memory.get(k)]
         lines += [f"Peak memory per stage, sampled every {memory.get('interval_s')} s: " + "; ".join(scopes) + ".", ""]
