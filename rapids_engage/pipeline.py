@@ -38,7 +38,7 @@ from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
 from .provenance import config_data, run_info, write_config
-from .run_dirs import check_dir, check_run_outputs, store_path
+from .run_dirs import check_dir, check_features_out, check_run_outputs, store_path
 from .run_stages import evaluate_stage, store_stages, train_stage
 from .plots import write_all
 from .report import print_summary, validate, write_json
@@ -175,6 +175,7 @@ def build_features(
     """
     console = console or Console(stderr=True)
     started = time.time()
+    check_features_out(cfg, Path(cfg.out))
     with _stages(cfg, quiet, console) as (backend, out, prog, memory):
         dataset = _data_stage(cfg, backend, prog, train=False)
         with _cluster(cfg, backend, prog) as cluster:

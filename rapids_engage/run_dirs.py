@@ -61,9 +61,54 @@ def foreign_files(where: Path, is_ours: Callable[[Path], bool], writer: str) -> 
             f"and {writer} replaces it whole: choose another --out or move them")
 
 
+def check_features_out(cfg: Config, out: Path) -> None:
+    """``features --out`` into the directory of a run (``report.json``) of another config is a :class:`ConfigError`
+    naming a setting that differs: its config.yaml, which the subcommand writes, would no longer be the run's
+    (``--config <out>/config.yaml`` would rerun another run, ``predict`` of a table run reads data.table there). A
+    report.json that cannot be read is refused too; the run's own config passes (config.yaml stays the same)."""
+    import json
+
+    from .provenance import config_data
+
+    path = out / "report.json"
+    if not path.is_file():
+        return
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        report = exc
+    theirs = report.get("config") if isinstance(report, dict) else None
+    if not isinstance(theirs, dict):
+        why = f"cannot be read ({report})" if isinstance(report, Exception) else "records no config"
+        raise ConfigError(sourced(cfg, f"out: {out} holds a report.json that {why}, whose run's config.yaml features "
+                                       "would replace: choose another --out"))
+    differ = _first_difference(config_data(cfg), theirs)
+    if differ is not None:
+        key, ours, there = differ
+        raise ConfigError(sourced(cfg, f"out: {out} holds a run (report.json) of another config ({key}: {ours} here, {there} "
+                                       "there), whose config.yaml features would replace: choose another --out"))
+
+
+def _first_difference(ours: object, theirs: object, key: str = "") -> tuple[str, str, str] | None:
+    """(dotted key, our value, their value) of the first setting where two config dicts differ; None when equal."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        for k in [*ours, *(k for k in theirs if k not in ours)]:
+            found = _first_difference(ours.get(k, "(none)"), theirs.get(k, "(none)"), f"{key}.{k}" if key else str(k))
+            if found is not None:
+                return found
+        return None
+    return None if ours == theirs else (key, _shown(ours), _shown(theirs))
+
+
+def _shown(value: object) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def refusal(cfg: Config, key: str, path: str | Path, what: str, problem: str | None) -> ConfigError:
     """``<key>: cannot create the <what> '<path>': <problem> (from --flag ...)``."""
     return ConfigError(sourced(cfg, f"{key}: cannot create the {what} {str(path)!r}: {problem}"))
 
 
-__all__ = ["check_dir", "check_run_outputs", "foreign_files", "store_path", "unusable_dir"]
+__all__ = ["check_dir", "check_features_out", "check_run_outputs", "foreign_files", "store_path", "unusable_dir"]

@@ -653,3 +653,24 @@ def test_timings_account_for_the_whole_run(small_cache, tmp_path):
     assert undocumented_report_keys(report, (Path(__file__).resolve().parents[1] / "README.md").read_text()) == []
     md = (out / "report.md").read_text()
     assert f"| **total** | **{sum(timings.values()):.2f}** |" in md and "| plots |" in md and "| cluster |" in md
+
+
+def test_features_into_a_run_of_another_config_is_refused_and_leaves_its_config(small_cache, tmp_path, capsys):
+    """``features --out RUN`` into the directory of a full run replaced the run's config.yaml with its own, so the
+    run's report and models no longer matched the config beside them (``--config RUN/config.yaml`` reran another
+    run; ``predict`` of a table run reads its data.table there). It is refused before any work, naming a setting
+    that differs; the run's own options (the same config) build or find its store version as before."""
+    out = tmp_path / "run"
+    argv = ["--gpus", "0", "--rows", "2000", "--out", str(out), "--quiet", "--no-plots", "--set", f"data.cache_dir={small_cache}",
+            "--set", "train.num_boost_round=5", "--set", "cluster.n_workers=1"]
+    assert main(argv) == 0
+    config = (out / "config.yaml").read_text()
+    capsys.readouterr()
+    features = ["features", *(a for a in argv if a != "--no-plots")]
+    assert main([*features, "--set", "train.max_depth=3"]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert (f"out: {out} holds a run (report.json) of another config (train.max_depth: 3 here, 6 there), whose "
+            "config.yaml features would replace: choose another --out") in err, err
+    assert (out / "config.yaml").read_text() == config and not (out / "features.json").exists()
+    assert main(features) == 0
+    assert (out / "config.yaml").read_text() == config and (out / "features.json").is_file()
