@@ -125,3 +125,17 @@ def test_a_table_of_exactly_the_limit_rows_is_gathered():
         cnt = CountEncoder(KEY)
         encode_by_key(frame, [], [cnt], [], Checkpoints(), limit)
         assert is_dask(cnt.counts_) == partitioned and len(cnt.counts_) == n_keys, limit
+
+
+def test_gathered_tables_are_indexed_like_the_in_memory_fit():
+    """A gathered table (the partitions' tables concatenated) is the fitted ``stats_`` / ``counts_``
+    (public attributes): indexed 0..n-1 as an in-memory fit's, not by the repeated labels of its partitions."""
+    df = make_frame(90, 6, 0.2, 5)
+    frame = assign_folds(dd.from_pandas(df, npartitions=3, sort=False), ["tweet_id", "user"], 3).persist()
+    te, cnt = TargetEncoder(KEY, n_folds=3, smooth=1.0), CountEncoder(KEY)
+    te.set_fold_totals(te.fold_totals_graph(frame, TARGETS).compute(), TARGETS)
+    encode_by_key(frame, [te], [cnt], [], Checkpoints(), 10**9)
+    for table in (te.stats_, cnt.counts_):
+        assert isinstance(table, pd.DataFrame)
+        pd.testing.assert_index_equal(table.index, pd.RangeIndex(len(table)), exact=False)
+        assert table.index.is_unique and len(table.loc[[0]]) == 1

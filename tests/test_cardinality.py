@@ -42,3 +42,21 @@ def test_merge_keeps_the_smallest_hashes():
     (whole,) = sketch(part, [["a"]], k=16)
     np.testing.assert_array_equal(merged, whole)
     assert len(merged) == 16 and 50 < estimate(merged, k=16) < 200
+
+
+def test_split_outs_boundaries_of_the_broadcast_limit():
+    """FeatureBuilder._split_outs: a frame of exactly broadcast_limit rows broadcasts every table
+    without estimating; above it, a table estimated at exactly limit / 1.1 rows is broadcast and
+    one more distinct key keeps it partitioned (the estimate is exact below the sketch size)."""
+    from rapids_engage.config import load_config
+    from rapids_engage.features import FeatureBuilder
+
+    cfg = load_config().features
+    frame = pd.DataFrame({"a": np.arange(40), "b": np.arange(40) % 30, "c": np.arange(40) % 31})
+    parts = dd.from_pandas(frame, npartitions=4, sort=False)
+    builder = FeatureBuilder(cfg, ["like"])
+    cfg.broadcast_limit = 40  # the frame is no longer than the limit: broadcast (a's 40 keys * 1.1 would not be)
+    assert builder._split_outs(parts, [["a"], None]) == [1, 1]
+    cfg.broadcast_limit = 33  # 30 keys * 1.1 == 33: broadcast; 31 keys: partitioned
+    assert 30 * 1.1 == 33
+    assert builder._split_outs(parts, [["b"], ["c"], None, ["a"]]) == [1, 4, 1, 4]
