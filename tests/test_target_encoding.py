@@ -400,7 +400,7 @@ def _impressions(n: int = 150, seed: int = 3) -> pd.DataFrame:
     return pd.DataFrame({"row_id": np.arange(len(imp), dtype=np.int64), "imp": imp,
                          "user": np.repeat(rng.integers(0, 12, n), sizes).astype(np.int64),
                          "item": rng.integers(0, 40, len(imp)).astype(np.int64),
-                         "t": np.repeat(np.sort(rng.integers(0, 86_400 * 3, n)), sizes), "click": click})
+                         "t": 1_600_000_000 + np.repeat(np.sort(rng.integers(0, 86_400 * 3, n)), sizes), "click": click})
 
 
 def test_a_ranking_group_s_rows_never_see_each_other_s_labels():
