@@ -428,3 +428,35 @@ def test_a_ranking_group_s_rows_never_see_each_other_s_labels():
         moved.loc[mine, "click"] = np.roll(moved.loc[mine, "click"].to_numpy(), 1)
         ids = moved.loc[mine, "row_id"]
         pd.testing.assert_frame_equal(encoded(moved).loc[ids, names], base.loc[ids, names])
+
+
+def test_fold_assignment_uses_every_fold_its_seed_and_partitions():
+    """hash: K folds all used (not K-1), another seed another assignment (the same seed the same);
+    contiguous: K blocks in data order across partitions (each partition at its offset); random: drawn
+    per partition (two partitions of the same size do not get the same draws)."""
+    df = make_frame(400, 6, 21)
+    parts = dd.from_pandas(df, npartitions=4, sort=False)
+    key = ["tweet_id", "engaging_user_id"]
+    for k in (2, 5):
+        assert set(assign_folds(parts, key, k).compute()[FOLD]) == set(range(k))
+    seeded = [assign_folds(parts, key, 5, seed=s).compute()[FOLD].to_numpy() for s in (0, 0, 1)]
+    np.testing.assert_array_equal(seeded[0], seeded[1])
+    assert (seeded[0] != seeded[2]).mean() > 0.5
+    contiguous = assign_folds(parts, [], 4, "contiguous").compute()[FOLD].to_numpy()
+    np.testing.assert_array_equal(contiguous, np.repeat(np.arange(4), 100))
+    drawn = assign_folds(parts, [], 5, "random", seed=3).compute()[FOLD].to_numpy().reshape(4, 100)
+    assert (drawn[0] != drawn[1]).any() and (drawn[2] != drawn[3]).any()
+
+
+def test_a_grouped_builder_s_encoders_fold_by_the_group():
+    """A FeatureBuilder's target encoders carry the fold key it folds by (their row_key: the group of a grouped
+    layout), so their params, saved state and a clone refit alone fold as the builder did."""
+    from rapids_engage.config import FeaturesConfig, section_from_dict
+    from rapids_engage.features import FeatureBuilder
+    from rapids_engage.layout import Layout, Target
+
+    cfg = section_from_dict(FeaturesConfig, {"target_encoding": {"keys": [["user"]]}}, "test")
+    for group, want in (("imp", ["imp"]), (None, ["row_id"])):
+        layout = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),), user="user", item="item", group=group)
+        (enc,) = FeatureBuilder(cfg, ["click"], layout).target_encoders
+        assert list(enc.get_params()["row_key"]) == want == layout.fold_key()
