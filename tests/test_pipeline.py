@@ -674,3 +674,36 @@ def test_features_into_a_run_of_another_config_is_refused_and_leaves_its_config(
     assert (out / "config.yaml").read_text() == config and not (out / "features.json").exists()
     assert main(features) == 0
     assert (out / "config.yaml").read_text() == config and (out / "features.json").is_file()
+
+
+def test_scorer_gives_each_target_the_matrix_of_its_own_features():
+    """Targets whose boosters were trained on other feature lists each get a matrix of their own list
+    (the matrix is shared only between targets of the same list)."""
+    from types import SimpleNamespace
+
+    from rapids_engage.serve import Scorer
+
+    class FirstColumn:
+        def inplace_predict(self, matrix):
+            return matrix[:, 0]
+
+    scorer = object.__new__(Scorer)
+    scorer.boosters = {"a": FirstColumn(), "b": FirstColumn(), "c": FirstColumn()}
+    scorer.metas = {t: {"features": f, "objective": "binary:logistic"} for t, f in (("a", ["f"]), ("b", ["g", "f"]), ("c", ["f"]))}
+    scorer.layout = SimpleNamespace(target=lambda t: SimpleNamespace(is_regression=False))
+    out = scorer.scores(pd.DataFrame({"f": [0.25, 0.5], "g": [0.75, np.nan]}))
+    np.testing.assert_allclose(out["a"], [0.25, 0.5])
+    np.testing.assert_allclose(out["b"], [0.75, np.nan])  # its own list, nulls as NaN
+    np.testing.assert_allclose(out["c"], [0.25, 0.5])
+
+
+def test_history_gap_is_said_only_beyond_a_day():
+    from types import SimpleNamespace
+
+    from rapids_engage.predict import HISTORY_GAP_S, history_gap
+
+    end = 1_600_000_000
+    builder = SimpleNamespace(history_end=lambda: end)
+    assert history_gap(builder, end + HISTORY_GAP_S) is None  # exactly a day: no gap said
+    assert "1.0 days after the serving state ends" in history_gap(builder, end + HISTORY_GAP_S + 1)
+    assert history_gap(builder, None) is None and history_gap(SimpleNamespace(history_end=lambda: None), end + 10**6) is None

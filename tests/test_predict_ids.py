@@ -172,3 +172,15 @@ def test_the_collision_check_covers_every_row_wise_feature_and_key(tmp_path):
         spec = TableConfig(**(base | {"row_id": [name[len("raw_"):]]}))
         with pytest.raises(IngestError, match=f"kept as '{name}', which is already"):
             ingest_table(csv, tmp_path / "o", spec)
+
+
+def test_a_record_at_the_training_end_is_scored_one_a_second_earlier_rejected(trained):
+    """predict_records rejects as stale only records before the end of the history state (as transform
+    refuses only earlier rows): a record at that very second is scored."""
+    tmp, _, _ = trained
+    scorer = Scorer(tmp / "run")
+    end = scorer.builder.history_end()
+    records = _posts(2, 4, START, 1).drop(columns=["points"]).assign(created=[end, end - 1]).astype(str)
+    preds, rejected = scorer.predict_records(records)
+    assert preds.index.tolist() == [0] and preds["pred_points"].notna().all()
+    assert rejected[["record", "reason"]].values.tolist() == [[1, "before_training_end"]]
