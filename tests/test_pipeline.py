@@ -649,7 +649,7 @@ def test_timings_account_for_the_whole_run(small_cache, tmp_path):
     run = report["run"]
     span = (datetime.datetime.fromisoformat(run["finished_utc"]) - datetime.datetime.fromisoformat(run["started_utc"])).total_seconds()
     assert sum(timings.values()) == pytest.approx(span, abs=1.01)  # report.json gives whole seconds
-    assert span <= wall and sum(timings.values()) > 0.9 * wall  # the whole run, less loading the config
+    assert span <= wall + 1.01 and sum(timings.values()) > 0.9 * wall  # the whole run, less loading the config
     assert undocumented_report_keys(report, (Path(__file__).resolve().parents[1] / "README.md").read_text()) == []
     md = (out / "report.md").read_text()
     assert f"| **total** | **{sum(timings.values()):.2f}** |" in md and "| plots |" in md and "| cluster |" in md
