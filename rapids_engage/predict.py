@@ -42,7 +42,8 @@ def load_models(model_dir: Path) -> tuple[dict[str, dict], dict]:
         raise ModelError(f"--model-dir {model_dir} does not exist (a pipeline run's --out, holding models/)")
     models = model_dir / "models" if (model_dir / "models").is_dir() else model_dir
     metas = {m["target"]: m for m in map(_read_meta, sorted(models.glob("*.meta.json")))}
-    orphans = sorted(p.name for p in models.glob("*.json") if not p.name.endswith(".meta.json") and p.stem not in metas)
+    orphans = sorted(p.name for p in models.glob("*.json") if not p.name.endswith(".meta.json") and p.stem not in metas
+                     and _is_model(p))
     if orphans:  # a target's meta lost: its predictions would be missing without a word
         raise ModelError(f"{models / orphans[0]} has no {Path(orphans[0]).stem}.meta.json beside it (its features and store "
                          f"version): copy the run's models/ whole, or rerun")
@@ -59,6 +60,12 @@ def load_models(model_dir: Path) -> tuple[dict[str, dict], dict]:
         if not Path(m["model_file"]).is_file():
             raise ModelError(f"{m['model_file']} is missing (its {t}.meta.json is there): copy the run's models/ whole, or rerun")
     return metas, next(iter(metas.values()))["store"]
+
+
+def _is_model(path: Path) -> bool:
+    """Whether ``path`` is an XGBoost JSON model (as a run saves ``<target>.json``), not a run's other JSON files."""
+    with open(path, "rb") as f:
+        return f.read(16).startswith(b'{"learner":')
 
 
 #: What to do about a damaged file of a run's models/.
