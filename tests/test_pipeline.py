@@ -85,7 +85,7 @@ def test_second_run_is_a_store_cache_hit(demo):
     assert second["store"]["version"] == first["store"]["version"]
     assert second["features"] == first["features"] and second["rows"] == first["rows"]
     assert second["timings_s"]["features"] < first["timings_s"]["features"]
-    assert set(second["memory"]["host_rss_peak_bytes"]) == {"data", "split", "features"}
+    assert set(second["memory"]["host_rss_peak_bytes"]) == {"data", "cluster", "split", "features"}
     # report.json's keys less targets, models and plots (README): the cluster's facts too
     assert set(first) - set(second) == {"targets", "models", "plots"}, set(first) ^ set(second)
     assert second["workers_lost"] == 0 and second["spilled_bytes"] == 0
@@ -595,7 +595,9 @@ def test_a_model_without_its_meta_is_refused_not_left_out(tmp_path):
     (models / "like.meta.json").write_text(json.dumps(meta))
     (models / "like.json").write_text("{}")
     assert list(load_models(tmp_path)[0]) == ["like"]
-    (models / "quote.json").write_text("{}")
+    (models / "report.json").write_text("{}")  # not a model: a run's own JSON files may lie beside (--model-dir RUN)
+    assert list(load_models(tmp_path)[0]) == ["like"]
+    (models / "quote.json").write_text('{"learner":{}}')
     with pytest.raises(ModelError, match=re.escape(str(models / "quote.json")) + " has no quote.meta.json beside it"):
         load_models(tmp_path)
 
