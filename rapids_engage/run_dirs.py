@@ -1,5 +1,7 @@
 """The directories a run writes (``out``, ``data.cache_dir``, ``features.store``), checked at its start: one that
-cannot be made or written is a config error naming its key and the flag that set it, before any work."""
+cannot be made or written is a config error naming its key and the flag that set it, before any work. So is an
+``out`` holding what the command would replace: files no run wrote in ``models/`` / ``plots/`` (and in predict's
+``predictions/``: :func:`foreign_files`), or, for ``features``, the config.yaml of a run of another config."""
 
 from __future__ import annotations
 
