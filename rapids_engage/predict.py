@@ -97,6 +97,11 @@ def load_booster(meta: dict, backend: Backend, nthread: int | None = None) -> An
     return booster
 
 
+def load_boosters(metas: dict[str, dict], backend: Backend) -> dict[str, Any]:
+    """target -> booster of every model of :func:`load_models` (a damaged model file: a :class:`ModelError` naming it)."""
+    return {t: load_booster(meta, backend) for t, meta in metas.items()}
+
+
 def store_candidates(store_info: dict, model_dir: Path | None = None, store: str | Path | None = None) -> list[Path]:
     """Where to look for the models' store version: ``store`` alone when given; else the path the
     models recorded, then the ``store/`` of the run directory they are in (a run copied or moved
@@ -238,11 +243,12 @@ def _write_atomic(frame: Any, out: Path) -> None:
 
 
 def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path, builder: FeatureBuilder | None = None,
-            prog: StageProgress | None = None) -> dict:
+            prog: StageProgress | None = None, boosters: dict[str, Any] | None = None) -> dict:
     """Score ``rows`` (a dask frame) with every model of ``model_dir``; write ``out/predictions``.
 
     Returns {"rows", "targets", "predictions", "store", "metrics"}; metrics for the targets whose
     engagement column the rows carry (None without any). ``prog`` times the "score" and "metrics" stages.
+    ``boosters``: target -> booster already loaded (:func:`load_boosters`); loaded here otherwise, before any feature.
     """
     from .evaluate import evaluate_targets, gather
     from .train import is_ranking
@@ -250,11 +256,12 @@ def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path
     prog = prog or StageProgress(quiet=True)
     metas, store_info = load_models(model_dir)
     builder = builder or load_builder(store_info, backend, model_dir)
+    boosters = boosters or load_boosters(metas, backend)
     layout = builder.layout
     targets = list(metas)
     labelled = [t for t in targets if layout.target(t).column in rows.columns]
     with prog.stage("score", client=client):
-        scored = _score(client, backend, builder, metas, add_labels(rows, labelled, layout), labelled, out)
+        scored = _score(client, boosters, builder, metas, add_labels(rows, labelled, layout), labelled, out)
         n = int(scored.map_partitions(len).sum().compute())
     result: dict[str, Any] = {"rows": n, "targets": targets, "predictions": str(out / "predictions"), "store": store_info, "metrics": None}
     if labelled:
@@ -271,7 +278,8 @@ def id_columns(layout: Layout, columns: Any) -> list[str]:
     return [*layout.row_key, *(c for c in layout.raw_ids if c in columns)]
 
 
-def _score(client: Any, backend: Backend, builder: FeatureBuilder, metas: dict[str, dict], rows: Any, labelled: list[str], out: Path) -> Any:
+def _score(client: Any, boosters: dict[str, Any], builder: FeatureBuilder, metas: dict[str, dict], rows: Any, labelled: list[str],
+           out: Path) -> Any:
     """The rows' carried columns, the ``labelled`` targets' labels and ``pred_<target>`` (persisted); writes
     ``out/predictions``: the row key, the raw ids (:func:`id_columns`) and ``pred_<target>`` (counts for count targets)."""
     import xgboost as xgb
@@ -286,8 +294,7 @@ def _score(client: Any, backend: Backend, builder: FeatureBuilder, metas: dict[s
     feats = builder.transform(rows, keep).persist()
     preds = {}
     for t, meta in metas.items():
-        booster = load_booster(meta, backend)
-        preds[t] = to_label_scale(xgb.dask.inplace_predict(client, booster, feats[meta["features"]]), meta.get("objective", ""))
+        preds[t] = to_label_scale(xgb.dask.inplace_predict(client, boosters[t], feats[meta["features"]]), meta.get("objective", ""))
     scored = feats[keep].assign(**{PRED_PREFIX + t: p for t, p in preds.items()}).persist()  # written, counted, gathered
     del feats
     counts = [t for t in targets if layout.target(t).is_regression]
@@ -335,6 +342,7 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
     with memory, StageProgress(console, quiet, memory) as prog:
         with prog.stage("load"):
             metas, store_info = load_models(model_dir)
+            boosters = load_boosters(metas, backend)  # a damaged model file is refused before the cluster starts
             builder = load_builder(store_info, backend, model_dir, store)
             extended = None
             if history is not None:
@@ -355,7 +363,7 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
                 prog.log(line)
             if cluster.kind == "external":  # its workers read the rows and write the predictions
                 check_shared_paths(cluster.client, cluster_cfg.scheduler_address, read=[input_path], write=[out])
-            result = predict(cluster.client, backend, model_dir, rows, out, builder, prog)
+            result = predict(cluster.client, backend, model_dir, rows, out, builder, prog, boosters)
     result["timings_s"] = {k: round(v, 3) for k, v in prog.timings.items()}
     result["rows_per_s"] = round(result["rows"] / prog.timings["score"], 1) if prog.timings.get("score") else None
     result["memory"] = memory.to_report()

@@ -8,6 +8,7 @@ is trained on, then new posts are ingested ``--unlabelled`` and scored with ``pr
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -184,3 +185,29 @@ def test_a_record_at_the_training_end_is_scored_one_a_second_earlier_rejected(tr
     preds, rejected = scorer.predict_records(records)
     assert preds.index.tolist() == [0] and preds["pred_points"].notna().all()
     assert rejected[["record", "reason"]].values.tolist() == [[1, "before_training_end"]]
+
+
+def test_a_damaged_model_file_is_refused_before_the_cluster_starts(trained, tmp_path, monkeypatch):
+    """`predict` with a models/<target>.json cut short started the dask cluster and built the features of the
+    input (seconds) before XGBoost read the model and the run ended in the one-line error; the models are read
+    with their metas and the store version now, before the cluster. (Left by an earlier hunt.)"""
+    import shutil
+
+    from rapids_engage import cluster
+    from rapids_engage.backend import CPU
+    from rapids_engage.config import ClusterConfig
+    from rapids_engage.predict import ModelError, run_predict
+
+    tmp, _, report = trained
+    run = tmp_path / "run"
+    shutil.copytree(tmp / "run" / "models", run / "models")
+    model = run / "models" / "points.json"
+    model.write_bytes(model.read_bytes()[:300])
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("the cluster was started before the models were checked")
+
+    monkeypatch.setattr(cluster, "start_cluster", no_cluster)
+    with pytest.raises(ModelError, match=re.escape(str(model)) + r" is damaged \(XGBoost cannot load it: "):
+        run_predict(run, Path(report["split"]["data_dir"]), tmp_path / "scored", CPU, ClusterConfig(gpus=0),
+                    store=tmp / "run" / "store")
