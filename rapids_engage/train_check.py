@@ -17,11 +17,16 @@ from .layout import Layout
 from .train import BALANCED, fits_raw_counts, is_ranking, xgb_params
 
 
+#: The boosters a run trains: xgboost.dask refuses gblinear mid-training ("not supported for distributed training"),
+#: after the features were built; the pre-data check used to name the first tree parameter it ignores instead.
+TREE_BOOSTERS = ("gbtree", "dart")
+
+
 def check_params(cfg: TrainConfig, layout: Layout, backend: Backend) -> None:
     """Each target's XGBoost parameters, checked before any feature is built: a parameter XGBoost
     would ignore (a typo, ``max_dept``), a value it refuses, an objective that does not fit the target's kind (a
     0/1 target needs probabilities or a ranking, a count target no class objective) or a ranking objective without
-    a group is a :class:`ConfigError` naming the config key.
+    a group, or a booster other than a tree booster (gblinear), is a :class:`ConfigError` naming the config key.
 
     XGBoost validates them on a two-row CPU booster in this process (no GPU context, milliseconds).
     A ``per_target`` entry of a target the data do not define is an error too.
@@ -37,6 +42,9 @@ def check_params(cfg: TrainConfig, layout: Layout, backend: Backend) -> None:
         kind = layout.target(target).kind
         params = xgb_params(cfg, target, backend, kind)
         try:
+            if params.get("booster", "gbtree") not in TREE_BOOSTERS:  # before XGBoost, which names a tree parameter
+                raise ValueError(f"booster {params['booster']!r}: a run trains tree boosters ({', '.join(TREE_BOOSTERS)}); "
+                                 "xgboost.dask trains no other")
             if params.get("scale_pos_weight") == BALANCED:
                 if kind == "count" or is_ranking(params["objective"]):
                     raise ValueError(f"{BALANCED} weighs the classes of a 0/1 target; {target!r} is "
