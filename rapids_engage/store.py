@@ -36,10 +36,12 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 2
 PARQUET_MAGIC = b"PAR1"
 #: The keys of a manifest the store reads, with their types (a key that may be None may be absent; see
-#: :func:`.atomic.check_fields`): a manifest of another shape is damaged, never read.
+#: :func:`.atomic.check_fields`): a manifest of another shape is damaged, never read. ``rows`` (each split's rows,
+#: :data:`MANIFEST_ROWS`), which a cache hit reports, is in every manifest a build writes.
 MANIFEST_FIELDS = {"version": str, "format": int, "created": (int, float), "files": dict, "features": (list, type(None)),
-                   "definition": (dict, type(None)), "rows": (dict, type(None)), "reused": (dict, type(None)),
+                   "definition": (dict, type(None)), "rows": dict, "reused": (dict, type(None)),
                    "groups": (dict, type(None))}
+MANIFEST_ROWS = {"train": int, "valid": int}
 
 
 class MissingVersion(KeyError):
@@ -106,6 +108,7 @@ class FeatureStore:
             return None, "manifest missing or unreadable"
         try:
             check_fields(manifest, MANIFEST_FIELDS, root / MANIFEST)
+            check_fields(manifest["rows"], MANIFEST_ROWS, root / MANIFEST, where="rows")
         except DamagedFile as exc:
             return None, f"manifest of another shape ({exc.why})"
         if manifest.get("version") != version or manifest.get("format") != FORMAT_VERSION:

@@ -131,7 +131,8 @@ def test_a_store_of_other_feature_values_is_not_served(tmp_path, values):
     (tmp / "state" / "features.json").write_text(json.dumps({"targets": [], "target_encoding": [], "counts": []}))
     features = {"counts": [], "target_encoding": {"keys": []}}  # content features only: no state files
     names = FeatureBuilder(section_from_dict(FeaturesConfig, features, "test"), []).feature_names()
-    store.publish(tmp, "v", {"definition": {"features": features, "values": values}, "features": names})
+    store.publish(tmp, "v", {"definition": {"features": features, "values": values}, "features": names,
+                             "rows": {"train": 0, "valid": 0}})
     manifest = store.version_dir("v") / MANIFEST
     with pytest.raises(ValueError, match=f"store version v holds feature values version {values}, and this "
                                          f"version of rapids_engage computes version {VALUES_VERSION}.*Rerun the pipeline"):
