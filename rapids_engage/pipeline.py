@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import difflib
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -127,7 +128,7 @@ def run(
             results[t]["best_iteration"] = m.best_iteration
             results[t]["objective"] = m.objective
         report: dict[str, Any] = {"targets": results}
-        report["models"] = str(Path(cfg.out).absolute() / "models")  # absolute, as the config's paths
+        report["models"] = os.path.join(_absolute(cfg.out), "models")  # absolute, as the config's paths
         binary = [t for t in targets if trained.kinds[t] != "count" and not models[t].ranks]  # probabilities
         counts = [t for t in targets if trained.kinds[t] == "count"]
         report["plots"] = _draw_plots(out, prog, PLOTS_BY_DEFAULT if plots is None else plots, lambda into: write_all(
@@ -223,6 +224,12 @@ def _summary(
     return summary
 
 
+def _absolute(path: str | os.PathLike) -> str:
+    """``path`` absolute and normalised, as the config's paths in report.json (``--out ../x``: ``/cwd/x``, not
+    ``/cwd/sub/../x``)."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
 def _cluster_facts(cluster: Any) -> dict:
     """The cluster's part of a summary, read before it closes: workers at the start, those lost since, bytes spilled."""
     return {"n_workers": cluster.n_workers, "workers_lost": cluster.workers_lost(), "spilled_bytes": spilled_bytes(cluster.client)}
@@ -242,11 +249,11 @@ def _store_summary(
         "rows": {"train": int(built.rows["train"]), "valid": int(built.rows["valid"])},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "data": dataset.description,
-        "store": {"path": str(Path(built.store.path).absolute()), "version": built.version, "cache_hit": built.cache_hit, "reused": built.reused},
+        "store": {"path": _absolute(built.store.path), "version": built.version, "cache_hit": built.cache_hit, "reused": built.reused},
         "features": built.features,
         "layout": dataset.layout.to_dict(),
         "memory": memory.to_report(),
-        "split": {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff, "data_dir": str(Path(dataset.data_dir).absolute()),
+        "split": {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff, "data_dir": _absolute(dataset.data_dir),
                   "min_time": split.min_time, "max_time": split.max_time},
         "input": {"source": cfg.data.source, "path": cfg.data.path if cfg.data.source != "synthetic" else None},
         "config": config_data(cfg),

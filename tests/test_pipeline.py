@@ -657,6 +657,23 @@ def test_timings_account_for_the_whole_run(small_cache, tmp_path):
     assert f"| **total** | **{sum(timings.values()):.2f}** |" in md and "| plots |" in md and "| cluster |" in md
 
 
+def test_report_paths_are_normalised_as_the_config_s(small_cache, tmp_path, monkeypatch):
+    """With ``--out ../x`` report.json's models and store.path (and split.data_dir, of a relative data.cache_dir) were
+    ``/cwd/sub/../x/models``, while its config's paths are normalised (``/cwd/x``). (Left by an earlier hunt.)"""
+    import os
+
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    cache = os.path.relpath(small_cache)
+    assert main(["--gpus", "0", "--rows", "2000", "--out", "../run", "--quiet", "--no-plots", "--set", f"data.cache_dir={cache}",
+                 "--set", "train.num_boost_round=5", "--set", "cluster.n_workers=1"]) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["config"]["out"] == str(tmp_path / "run")
+    assert report["models"] == str(tmp_path / "run" / "models")
+    assert report["store"]["path"] == str(tmp_path / "run" / "store")
+    assert report["split"]["data_dir"].startswith(str(small_cache) + os.sep) and ".." not in report["split"]["data_dir"]
+
+
 def test_features_into_a_run_of_another_config_is_refused_and_leaves_its_config(small_cache, tmp_path, capsys):
     """``features --out RUN`` into the directory of a full run replaced the run's config.yaml with its own, so the
     run's report and models no longer matched the config beside them (``--config RUN/config.yaml`` reran another
