@@ -147,6 +147,9 @@ def run(
     replace_dir(model_dir, out / "models")  # the models of this run, whole: a killed rerun leaves the last run's
     write_config(cfg, out)
     write_json(out / "report.json", report)
+    # an earlier `features` run's summary would stand beside this report recording another config and store version;
+    # report.json holds every key it had
+    (out / "features.json").unlink(missing_ok=True)
     write_markdown(report, report["plots"], out / "report.md")
     if not quiet:
         print_summary(report, console, out / "report.json")

@@ -693,6 +693,14 @@ def test_features_into_a_run_of_another_config_is_refused_and_leaves_its_config(
     assert (out / "config.yaml").read_text() == config and not (out / "features.json").exists()
     assert main(features) == 0
     assert (out / "config.yaml").read_text() == config and (out / "features.json").is_file()
+    # a run into a directory holding an earlier `features` run's features.json (here of another store version) left it
+    # beside the new report, recording another config and version; report.json holds its keys: it goes (left by an
+    # earlier hunt)
+    summary = json.loads((out / "features.json").read_text())
+    assert main([*argv, "--set", "features.history.keys=[]"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["store"]["version"] != summary["store"]["version"] and not (out / "features.json").exists()
+    assert set(summary) <= set(report)
 
 
 def test_scorer_gives_each_target_the_matrix_of_its_own_features():
