@@ -88,3 +88,74 @@ def test_rows_without_a_time_are_refused_not_lost():
     df.loc[:9, "t"] = pd.NA
     with pytest.raises(DataError, match=r"^10 row\(s\) have no t \(null\)"):
         time_split(dd.from_pandas(df, npartitions=3), 24, "t", ["like"])
+
+
+@pytest.mark.parametrize("hours", [0, -1])
+def test_a_window_of_no_hours_is_refused(hours):
+    """Not 'the validation side of the split holds 0 of 3,000 rows' (a data problem): the setting is wrong."""
+    with pytest.raises(ValueError, match=r"^split.valid_hours must be > 0"):
+        time_split(dd.from_pandas(events(), npartitions=3), hours, "t", ["like"])
+
+
+def test_the_window_is_valid_hours_to_the_nearest_second():
+    """1.005 h is 3,618 s, but 1.005 * 3600 is 3617.9999999999995 in floating point: truncated, a second off."""
+    df = events()
+    _, _, info = time_split(dd.from_pandas(df, npartitions=3), 1.005, "t", ["like"])
+    assert info.cutoff == df["t"].max() - 3618
+    assert (info.min_time, info.max_time) == (df["t"].min(), df["t"].max())
+
+
+def test_a_window_over_the_whole_data_is_refused_as_such():
+    """Not 'the training side of the split holds 0 of 3,000 rows': valid_hours is the setting to lower."""
+    df = events()
+    span = (df["t"].max() - df["t"].min()) / 3600
+    assert span < 240
+    with pytest.raises(ValueError, match=rf"^split.valid_hours=240 covers the whole data \({span:.1f} h\)"):
+        time_split(dd.from_pandas(df, npartitions=3), 240, "t", ["like"])
+
+
+def test_a_window_reaching_the_first_time_leaves_its_rows_for_training():
+    """cutoff == the first time: the rows at that time are training rows (time <= cutoff), not 'the whole data'."""
+    t0 = 1_600_000_000
+    df = pd.DataFrame({"t": [t0] * 10 + list(t0 + DAY + np.arange(10)), "like": np.int8([0, 1] * 10)})
+    train, valid, info = time_split(dd.from_pandas(df, npartitions=2), (DAY + 9) / 3600, "t", ["like"])
+    assert info.cutoff == t0
+    assert train.compute()["t"].tolist() == [t0] * 10 and len(valid.compute()) == 10
+
+
+def test_a_side_of_exactly_the_smallest_share_is_accepted_and_a_nearly_empty_training_side_refused():
+    """Refused under MIN_SIDE_SHARE (0.1 %) of the rows, either side: 1 row of 1,000 is accepted, 1 of 1,001 not."""
+    t0 = 1_600_000_000
+    early = pd.DataFrame({"t": t0 + np.arange(999) * 60, "like": np.int8(np.arange(999) % 2)})
+    one_late = pd.concat([early, pd.DataFrame({"t": [t0 + 10 * DAY], "like": np.int8([1])})], ignore_index=True)
+    _, valid, _ = time_split(dd.from_pandas(one_late, npartitions=2), 24, "t", ["like"])
+    assert len(valid.compute()) == 1
+    late = pd.DataFrame({"t": t0 + 10 * DAY + np.arange(999) * 60, "like": np.int8(np.arange(999) % 2)})
+    one_early = pd.concat([pd.DataFrame({"t": [t0], "like": np.int8([1])}), late], ignore_index=True)
+    train, _, _ = time_split(dd.from_pandas(one_early, npartitions=2), 24, "t", [])
+    assert len(train.compute()) == 1
+    with pytest.raises(DataError, match=r"^the training side of the split holds 1 of 1,001 rows"):
+        time_split(dd.from_pandas(pd.concat([one_early, late.tail(1)]), npartitions=2), 24, "t", [])
+
+
+def test_a_target_constant_on_the_training_rows_only_is_refused():
+    """Its validation positives do not make it learnable: the check is on the training labels."""
+    df = events()
+    cutoff = df["t"].max() - 24 * 3600
+    df.loc[df["t"] <= cutoff, "like"] = 0
+    assert df["like"].max() == 1
+    with pytest.raises(DataError, match=rf"target 'like' is 0 on all {(df['t'] <= cutoff).sum():,} training rows"):
+        time_split(dd.from_pandas(df, npartitions=3), 24, "t", ["like"])
+
+
+def test_shuffle_labels_draws_each_partition_apart():
+    """Each partition permutes with its own draw (the seed and the partition number): two partitions of the same
+    days are not permuted alike."""
+    from rapids_engage.split import shuffle_labels
+
+    half = pd.DataFrame({"t": 1_600_000_000 + np.arange(40), "like": np.arange(40)})
+    frame = dd.from_pandas(pd.concat([half, half], ignore_index=True), npartitions=2, sort=False)
+    assert frame.npartitions == 2 and frame.map_partitions(len).compute().tolist() == [40, 40]
+    shuffled = shuffle_labels(frame, ["like"], seed=1, time_column="t")["like"].compute().to_numpy()
+    assert sorted(shuffled[:40]) == sorted(shuffled[40:]) == list(range(40))
+    assert (shuffled[:40] != shuffled[40:]).any()
