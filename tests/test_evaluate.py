@@ -1,0 +1,84 @@
+"""evaluate.py's pieces on small frames: the synthetic oracle's truth, count and ranking reports, the gathered
+columns and the ranking tie-break."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pytest
+
+from rapids_engage.evaluate import evaluate_targets, gather, oracle_probabilities, score, tiebreak
+from rapids_engage.layout import Layout, Target
+
+DAY = 86_400
+T0 = 1_600_041_600  # 2020-09-14 00:00 UTC
+
+
+def _truth(tmp_path, days: dict[int, list[int]]):
+    """day offset -> ids: truth files day=YYYY-MM-DD/part.parquet with p_like = id / 100."""
+    for offset, ids in days.items():
+        d = tmp_path / "truth" / f"day={dt.datetime.fromtimestamp(T0 + offset * DAY, dt.timezone.utc):%Y-%m-%d}"
+        d.mkdir(parents=True)
+        pd.DataFrame({"id": ids, "p_like": np.array(ids) / 100}).to_parquet(d / "part.parquet")
+    return tmp_path / "truth"
+
+
+def test_the_oracle_reads_the_truth_from_the_cutoff_s_day_on(tmp_path):
+    """The cut-off falls within a day: that day's truth holds the first validation rows (a day later, no oracle)."""
+    truth = _truth(tmp_path, {0: [1, 2], 1: [3, 4], 2: [5, 6]})
+    got = oracle_probabilities(truth, np.array([6, 3, 4, 5]), T0 + DAY + 3600, ["like"], "id")
+    assert got["id"].tolist() == [6, 3, 4, 5] and got["p_like"].tolist() == [0.06, 0.03, 0.04, 0.05]
+    assert oracle_probabilities(truth, np.array([3, 5]), T0 + DAY, ["like"], "id") is not None
+
+
+def test_no_oracle_when_the_truth_misses_a_validation_row(tmp_path):
+    """Not an oracle of the other rows, misaligned with the predictions."""
+    truth = _truth(tmp_path, {0: [1, 2], 1: [3, 4]})
+    assert oracle_probabilities(truth, np.array([3, 9, 4]), T0 + 3600, ["like"], "id") is None
+    assert oracle_probabilities(truth, np.array([3, 4]), T0 + 3600, ["like"], None) is None
+    assert oracle_probabilities(tmp_path / "nowhere", np.array([3, 4]), T0 + 3600, ["like"], "id") is None
+    assert oracle_probabilities(truth, np.array([3, 4]), T0 + 5 * DAY, ["like"], "id") is None  # no truth that late
+
+
+def test_a_count_report_is_of_the_counts_with_negative_predictions_as_zero():
+    """Count labels and predictions are log1p counts; a prediction below 0 (a count below 0) is taken as 0."""
+    layout = Layout("table", ("row_id",), "t", (Target("n", "n", "count"),))
+    counts = np.array([0.0, 1.0, 3.0, 8.0])
+    frame = pd.DataFrame({"row_id": range(4), "t": 0, "n": np.log1p(counts)})
+    got = score(frame, layout, "n", np.log1p(np.array([1.0, 1.0, 3.0, 7.0])) - np.array([1.5, 0, 0, 0]))
+    assert got["kind"] == "count" and got["mean"] == pytest.approx(3.0)
+    assert got["mean_pred"] == pytest.approx((0 + 1 + 3 + 7) / 4)
+    assert got["mae"] == pytest.approx(0.25)
+
+
+def test_evaluate_gives_a_ranking_target_s_scores_rank_metrics_only():
+    """``scores``: targets whose predictions are a ranking model's scores, labelled rows or not."""
+    layout = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),), group="imp")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"row_id": np.arange(60), "t": 0, "imp": np.repeat(np.arange(6), 10),
+                          "click": (rng.random(60) < 0.4).astype(float)})
+    scores = {"click": rng.normal(0, 3, 60)}
+    for rows in (frame, frame.assign(click=frame["click"].mask(frame.index % 5 == 0))):
+        got = evaluate_targets(rows, scores, ["click"], layout, None, ("click",))["click"]
+        assert got["rce"] is None and got["log_loss"] is None and got["map@10"] is not None
+
+
+def test_gather_keeps_the_extra_columns():
+    layout = Layout("table", ("row_id",), "t", (Target("like", "like", "binary"),))
+    valid = dd.from_pandas(pd.DataFrame({"row_id": range(6), "t": 0, "like": [0, 1] * 3, "te_x": np.arange(6) / 10,
+                                         "other": 1}), npartitions=2)
+    frame, preds = gather(None, valid, {"like": valid["te_x"]}, ["like"], layout, ["te_x"])
+    assert list(frame.columns) == ["row_id", "t", "like", "te_x"] and preds["like"].tolist() == frame["te_x"].tolist()
+
+
+def test_the_ranking_tiebreak_is_a_hash_of_the_row_key_whatever_the_row_order():
+    grouped = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),), group="imp")
+    frame = pd.DataFrame({"row_id": np.arange(50) * 7, "t": 0, "imp": np.repeat(np.arange(5), 10), "click": 0.0})
+    ties = tiebreak(frame, grouped)
+    assert ties is not None and len(np.unique(ties)) == 50
+    order = np.random.default_rng(0).permutation(50)
+    assert (tiebreak(frame.iloc[order], grouped) == ties[order]).all()
+    assert tiebreak(frame, Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),))) is None
