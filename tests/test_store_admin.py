@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -165,3 +166,66 @@ def test_models_beside_a_store_of_another_name_count_only_by_their_recorded_stor
     (models / "reply.meta.json").unlink()
     (models / "quote.meta.json").unlink()
     assert models_using(store) == {}
+
+
+def test_versions_are_ordered_by_creation_not_name_and_keep_bounds(tmp_path, capsys):
+    """`--keep N` keeps the N newest by creation time (version ids are hashes, in no time order); a keep above the
+    number of intact versions deletes only the damaged ones, a negative one is refused; a version chosen twice
+    (by --keep and by --delete, or named twice) is deleted once. The listing gives each version's features and
+    what it reused."""
+    store = FeatureStore(tmp_path / "store")
+    for name in ("zzz", "mmm", "aaa"):
+        _version(store, name, 5)
+    tmp = store.begin()
+    (tmp / "train").mkdir()
+    pd.DataFrame({"f": range(3), "g": 1}).to_parquet(tmp / "train" / "part.0.parquet")
+    store.publish(tmp, "ccc", {"rows": {"train": 3, "valid": 1}, "features": ["f", "g"], "reused": {"from": "zzz"}})
+    assert main(["store", str(store.path)]) == 0
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in capsys.readouterr().out.splitlines() if "│" in line]
+    rows = {r[0]: r for r in cells if r[0] in ("zzz", "mmm", "aaa", "ccc")}
+    assert list(rows) == ["zzz", "mmm", "aaa", "ccc"]
+    assert (rows["ccc"][4], rows["ccc"][6]) == ("2", "zzz") and (rows["aaa"][4], rows["aaa"][6]) == ("1", "—")
+    assert main(["store", str(store.path), "--keep", "-1"]) == 2
+    assert "store --keep must be >= 0, got -1" in capsys.readouterr().err
+    assert main(["store", str(store.path), "--keep", "5"]) == 0  # one more than there are
+    assert "nothing to delete" in capsys.readouterr().out and sorted(store.versions()) == ["aaa", "ccc", "mmm", "zzz"]
+    assert main(["store", str(store.path), "--keep", "3", "--delete", "zzz", "mmm", "mmm"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("deleted zzz") == 1 and out.count("deleted mmm") == 1 and sorted(store.versions()) == ["aaa", "ccc"]
+
+
+def test_a_replaced_version_s_leftover_with_its_manifest_is_no_version(store, capsys):
+    """``.tmp-old-*`` (what a replace left) holds a whole version, manifest included: a temporary dir, not a
+    fifth version --keep could choose; a delete interrupted mid-way leaves a ``.trash-*`` --tmp removes."""
+    from rapids_engage.store_admin import remove
+
+    old = store.path / ".tmp-old-ccc-0badc0de"
+    shutil.copytree(store.version_dir("ccc"), old)
+    assert main(["store", str(store.path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "4 version(s)" in out and "1 left by a replace or delete" in out
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(shutil, "rmtree", lambda path: (_ for _ in ()).throw(OSError("interrupted")))
+        with pytest.raises(OSError, match="interrupted"):
+            remove(store, "aaa")
+    assert store.versions() == ["ccc", "ddd"]
+    assert [d.name.startswith(".trash-aaa-") for d in temporary_dirs(store.path)].count(True) == 1
+    assert main(["store", str(store.path), "--tmp", "--quiet"]) == 0 and temporary_dirs(store.path) == []
+
+
+def test_models_using_skips_damaged_metas_and_resolves_recorded_paths(tmp_path):
+    """A meta that is no JSON, or records a store path or version of another type, serves nothing (predict refuses
+    it); a recorded path that names the store through ``..`` is the store."""
+    from rapids_engage.store_admin import models_using
+
+    store = FeatureStore(tmp_path / "shared")
+    store.path.mkdir()
+    models = tmp_path / "run" / "models"
+    models.mkdir(parents=True)
+    (models / "a.meta.json").write_text("{not json")
+    (models / "b.meta.json").write_text(json.dumps({"store": {"path": 5, "version": "aaa"}}))
+    (models / "c.meta.json").write_text(json.dumps({"store": {"path": str(store.path), "version": 7}}))
+    (models / "d.meta.json").write_text(json.dumps({"store": {"path": str(store.path), "version": ""}}))
+    assert models_using(store) == {}
+    (models / "e.meta.json").write_text(json.dumps({"store": {"path": str(tmp_path / "run" / ".." / "shared"), "version": "bbb"}}))
+    assert models_using(store) == {"bbb": [str(models)]}
