@@ -81,3 +81,31 @@ def test_a_replace_killed_between_its_two_renames_keeps_the_old_directory(tmp_pa
     old = [p for p in tmp_path.iterdir() if p.name.startswith(f"{OLD_PREFIX}models-")]
     assert len(old) == 1 and (old[0] / "like.json").read_text() == "old"
     assert (tmp / "like.json").read_text() == "new"
+
+
+def test_read_json_names_what_is_damaged(tmp_path):
+    """A blank file is 'empty', bytes that are not UTF-8 are damaged too (not a UnicodeDecodeError traceback); a
+    field of another type names its key (nested: with the object's key), true is no number, and the types a key
+    may have are each said once; a missing file stays an OSError."""
+    import re
+
+    from rapids_engage.atomic import DamagedFile, check_fields, read_json
+
+    f = tmp_path / "r.json"
+    f.write_text("  \n")
+    with pytest.raises(DamagedFile, match=r"r.json is damaged \(empty\): rerun$"):
+        read_json(f, hint="rerun")
+    f.write_bytes(b'{"a": "\xff\xfe"}')
+    with pytest.raises(DamagedFile, match=r"r.json is damaged \(.*: not JSON, cut short or another format\)$"):
+        read_json(f)
+    f.write_text('{"n": true, "split": {"cutoff": "x"}, "other": [1]}')
+    with pytest.raises(DamagedFile, match=re.escape("(key n is true or false, not a number)")):
+        read_json(f, {"n": (int, float)})
+    assert read_json(f, {"n": bool})["other"] == [1]
+    data = read_json(f, {"split": dict})
+    with pytest.raises(DamagedFile, match=re.escape("(key split.cutoff is a string, not a number or null)")):
+        check_fields(data["split"], {"cutoff": (int, float, type(None))}, f, where="split")
+    with pytest.raises(DamagedFile, match=re.escape("(other is an array, not an object)")):
+        check_fields(data["other"], {}, f, where="other")
+    with pytest.raises(FileNotFoundError):
+        read_json(tmp_path / "nowhere.json")
