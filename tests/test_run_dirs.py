@@ -1,0 +1,71 @@
+"""run_dirs' checks of a run's output directories, on small directories (no run)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from rapids_engage.config import ConfigError, load_config
+from rapids_engage.provenance import config_data
+from rapids_engage.run_dirs import check_features_out, check_run_outputs, foreign_files
+
+
+def test_foreign_files_names_the_first_three_in_order(tmp_path):
+    """Sorted, three named then '...' (for four as for more); a directory named like a model is no model."""
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("e.pkl", "d.pkl", "c.pkl", "b.pkl"):
+        (models / name).write_text("mine")
+    (models / "like.json").write_text("{}")
+    said = foreign_files(models, lambda p: p.suffix == ".json", "a run")
+    assert said == (f"{models} holds files no run wrote (b.pkl, c.pkl, d.pkl, ...), and a run replaces it whole: "
+                    "choose another --out or move them")
+    for name in ("e.pkl", "d.pkl", "c.pkl", "b.pkl"):
+        (models / name).unlink()
+    cfg = load_config(None, ["out=" + str(tmp_path)])
+    check_run_outputs(cfg, tmp_path)
+    (models / "notes.json").mkdir()  # the user's directory: a run's models/ holds files only
+    with pytest.raises(ConfigError, match=re.escape(f"{models} holds files no run wrote (notes.json)")):
+        check_run_outputs(cfg, tmp_path)
+
+
+@pytest.fixture
+def run(tmp_path):
+    cfg = load_config(None, ["out=" + str(tmp_path)])
+    return cfg, tmp_path, config_data(cfg)
+
+
+def _report(out, data):
+    (out / "report.json").write_text(data if isinstance(data, str) else json.dumps(data))
+
+
+def test_features_out_into_a_run_names_the_first_setting_that_differs(run):
+    cfg, out, ours = run
+    check_features_out(cfg, out)  # no run there
+    _report(out, {"config": ours})
+    check_features_out(cfg, out)  # the run's own config
+    theirs = json.loads(json.dumps(ours))
+    theirs["data"]["source"] = "table"
+    _report(out, {"config": theirs})
+    with pytest.raises(ConfigError, match=re.escape("of another config (data.source: synthetic here, table there)")):
+        check_features_out(cfg, out)
+    theirs = json.loads(json.dumps(ours))
+    theirs["train"]["newer_setting"] = 1  # a key only there: another release's config
+    _report(out, {"config": theirs})
+    with pytest.raises(ConfigError, match=re.escape("of another config (train.newer_setting: (none) here, 1 there)")):
+        check_features_out(cfg, out)
+
+
+@pytest.mark.parametrize("report, why", [
+    ('{"config": {"out": ', r"cannot be read \(Expecting value"),
+    ("[1, 2]", "records no config"),
+    ({"config": 5}, "records no config"),
+    ({"run": {}}, "records no config"),
+])
+def test_features_out_into_a_damaged_report_is_refused(run, report, why):
+    cfg, out, _ = run
+    _report(out, report)
+    with pytest.raises(ConfigError, match=rf"default.yaml: out: {re.escape(str(out))} holds a report.json that {why}"):
+        check_features_out(cfg, out)
