@@ -103,3 +103,38 @@ def test_repeated_row_keys_in_other_groups_fail_as_folds_hash_the_group(tmp_path
         pd.DataFrame(rows, columns=["row_id", "impression_id", layout.time]).to_parquet(same_group / split / "part.0.parquet")
     keys = {c["check"]: c for c in split_checks(same_group, 20, layout, "hash")}["row keys unique"]
     assert keys["passed"] and "share a hash fold" in keys["detail"], keys
+
+
+@pytest.mark.parametrize(("train_last", "valid_first", "passed"), [(20, 21, True), (21, 22, False), (19, 20, False)])
+def test_time_order_puts_a_row_at_the_cutoff_in_training(tmp_path, train_last, valid_first, passed):
+    """As the split makes them: training rows have time <= cutoff < validation rows (cut-off 20 here)."""
+    _write(tmp_path, "train", [(1, 1, 10), (2, 1, train_last)])
+    _write(tmp_path, "valid", [(3, 1, valid_first), (4, 1, 40)])
+    check = {c["check"]: c for c in split_checks(tmp_path, 20, RECSYS, "hash")}["time order"]
+    assert check["passed"] is passed
+    assert check["detail"].startswith("last training event 1970-01-01 00:00") and "<= cut-off 1970-01-01 00:00" in check["detail"]
+
+
+def test_unique_row_keys_under_hash_folds_say_nothing_of_copies(tmp_path):
+    _write(tmp_path, "train", [(1, 1, 10), (1, 2, 11)])
+    _write(tmp_path, "valid", [(5, 5, 31), (6, 5, 32)])
+    keys = {c["check"]: c for c in split_checks(tmp_path, 20, RECSYS, "hash")}["row keys unique"]
+    assert keys == {"check": "row keys unique", "passed": True,
+                    "detail": "0 training and 0 validation row(s) repeat a row key (tweet_id, engaging_user_id)"}
+
+
+def test_copies_in_other_groups_under_random_folds_blame_the_fold_method(tmp_path):
+    """Random folds split copies whatever their group: the detail names fold_method, not the group's hash."""
+    from dataclasses import replace
+
+    from rapids_engage.layout import Layout
+
+    layout = replace(Layout.from_dict(RECSYS.to_dict()), kind="table", row_key=("row_id",), group="impression_id")
+    for split, rows in (("train", [(1, 10, 10), (1, 11, 11), (2, 12, 12)]), ("valid", [(7, 20, 30), (8, 21, 31)])):
+        (tmp_path / split).mkdir(parents=True)
+        pd.DataFrame(rows, columns=["row_id", "impression_id", layout.time]).to_parquet(tmp_path / split / "part.0.parquet")
+    keys = {c["check"]: c for c in split_checks(tmp_path, 20, layout, "random")}["row keys unique"]
+    assert not keys["passed"]
+    assert keys["detail"] == ("1 training and 0 validation row(s) repeat a row key (row_id); fold_method random may put "
+                              "copies of a row in different folds, where one's label encodes the other's: deduplicate the "
+                              "input or use fold_method hash")
