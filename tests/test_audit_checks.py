@@ -138,3 +138,12 @@ def test_copies_in_other_groups_under_random_folds_blame_the_fold_method(tmp_pat
     assert keys["detail"] == ("1 training and 0 validation row(s) repeat a row key (row_id); fold_method random may put "
                               "copies of a row in different folds, where one's label encodes the other's: deduplicate the "
                               "input or use fold_method hash")
+
+
+def test_overlap_counts_row_keys_not_pairs_of_their_copies(tmp_path):
+    """A key twice in training and twice in validation is one row key in both: the detail said '4 row key(s) in
+    both' (the rows of the join of the two splits' keys, copies times copies)."""
+    _write(tmp_path, "train", [(1, 1, 10), (1, 1, 11), (2, 1, 12), (3, 1, 13)])
+    _write(tmp_path, "valid", [(1, 1, 30), (1, 1, 31), (2, 1, 32), (9, 9, 33)])
+    overlap = {c["check"]: c for c in split_checks(tmp_path, 20, RECSYS, "hash")}["train/valid overlap"]
+    assert overlap == {"check": "train/valid overlap", "passed": False, "detail": "2 row key(s) in both"}
