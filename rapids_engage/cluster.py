@@ -513,10 +513,17 @@ def check_shared_paths(client: Any, address: str, read: Iterable[str | Path] = (
         )
 
 
+def _worker_names(dask_scheduler: Any) -> dict[str, Any]:
+    """The scheduler's workers: address -> name (run on the scheduler)."""
+    return {address: ws.name for address, ws in dask_scheduler.workers.items()}
+
+
 def rank_order(client: Any) -> list[str]:
-    """The workers' addresses in the order xgboost.dask ranks them (its task ids, sorted)."""
-    info = client.scheduler_info()["workers"]
-    return sorted(info, key=lambda address: f"[xgboost.dask-{info[address].get('name')}]:{address}")
+    """The workers' addresses in the order xgboost.dask ranks them (its task ids, sorted). Asked of the scheduler
+    itself: ``client.scheduler_info()`` returns the client's cached identity, which its periodic refresh (totals,
+    no workers) can replace between the fetch and the read, and then held no worker."""
+    names = client.run_on_scheduler(_worker_names)
+    return sorted(names, key=lambda address: f"[xgboost.dask-{names[address]}]:{address}")
 
 
 def pin_partitions(client: Any, frame: Any) -> Any:

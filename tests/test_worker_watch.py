@@ -72,11 +72,24 @@ def test_partitions_are_pinned_in_xgboost_rank_order():
     from rapids_engage.cluster import rank_order
 
     class Scheduler:
-        def scheduler_info(self):
-            return {"workers": {"tcp://127.0.0.1:40001": {"name": 1}, "tcp://127.0.0.1:50000": {"name": 0},
-                                "tcp://127.0.0.1:39999": {"name": 2}}}
+        def run_on_scheduler(self, fn):
+            return {"tcp://127.0.0.1:40001": 1, "tcp://127.0.0.1:50000": 0, "tcp://127.0.0.1:39999": 2}
 
     assert rank_order(Scheduler()) == ["tcp://127.0.0.1:50000", "tcp://127.0.0.1:40001", "tcp://127.0.0.1:39999"]
+
+
+def test_rank_order_asks_the_scheduler_not_the_client_s_cached_identity():
+    """client.scheduler_info() returns the client's cached identity, which its periodic refresh (cluster totals, no
+    workers) can replace between the fetch and the read: a run then found no worker to pin its partitions to
+    (ZeroDivisionError in pin_partitions, seen once in CI). The workers are asked of the scheduler."""
+    from distributed import Client, LocalCluster
+
+    from rapids_engage.cluster import rank_order
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        client.scheduler_info = lambda *a, **k: {"workers": {}}  # what the refreshed cache holds
+        assert sorted(rank_order(client)) == sorted(cluster.scheduler.workers)
 
 
 def _bad_row() -> None:
