@@ -38,7 +38,7 @@ from .features.materialize import Materialized
 from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
-from .provenance import config_data, run_info, write_config
+from .provenance import absolute_path, config_data, run_info, write_config
 from .run_dirs import check_dir, check_features_out, check_run_outputs, store_path
 from .run_stages import evaluate_stage, store_stages, train_stage
 from .plots import write_all
@@ -128,7 +128,7 @@ def run(
             results[t]["best_iteration"] = m.best_iteration
             results[t]["objective"] = m.objective
         report: dict[str, Any] = {"targets": results}
-        report["models"] = os.path.join(_absolute(cfg.out), "models")  # absolute, as the config's paths
+        report["models"] = os.path.join(absolute_path(cfg.out), "models")  # absolute, as the config's paths
         binary = [t for t in targets if trained.kinds[t] != "count" and not models[t].ranks]  # probabilities
         counts = [t for t in targets if trained.kinds[t] == "count"]
         report["plots"] = _draw_plots(out, prog, PLOTS_BY_DEFAULT if plots is None else plots, lambda into: write_all(
@@ -227,12 +227,6 @@ def _summary(
     return summary
 
 
-def _absolute(path: str | os.PathLike) -> str:
-    """``path`` absolute and normalised, as the config's paths in report.json (``--out ../x``: ``/cwd/x``, not
-    ``/cwd/sub/../x``)."""
-    return os.path.abspath(os.path.expanduser(path))
-
-
 def _cluster_facts(cluster: Any) -> dict:
     """The cluster's part of a summary, read before it closes: workers at the start, those lost since, bytes spilled."""
     return {"n_workers": cluster.n_workers, "workers_lost": cluster.workers_lost(), "spilled_bytes": spilled_bytes(cluster.client)}
@@ -252,11 +246,11 @@ def _store_summary(
         "rows": {"train": int(built.rows["train"]), "valid": int(built.rows["valid"])},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "data": dataset.description,
-        "store": {"path": _absolute(built.store.path), "version": built.version, "cache_hit": built.cache_hit, "reused": built.reused},
+        "store": {"path": absolute_path(built.store.path), "version": built.version, "cache_hit": built.cache_hit, "reused": built.reused},
         "features": built.features,
         "layout": dataset.layout.to_dict(),
         "memory": memory.to_report(),
-        "split": {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff, "data_dir": _absolute(dataset.data_dir),
+        "split": {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff, "data_dir": absolute_path(dataset.data_dir),
                   "min_time": split.min_time, "max_time": split.max_time},
         "input": {"source": cfg.data.source, "path": cfg.data.path if cfg.data.source != "synthetic" else None},
         "config": config_data(cfg),

@@ -44,7 +44,9 @@ def run_info(backend: Backend, started: float, command: str | None, finished: fl
     }
 
 
-def _absolute(path: str | None) -> str | None:
+def absolute_path(path: str | os.PathLike | None) -> str | None:
+    """``path`` absolute and normalised (``--out ../x``: ``/cwd/x``, not ``/cwd/sub/../x``), as report.json and
+    config.yaml give paths; an empty or missing one as it is."""
     return os.path.abspath(os.path.expanduser(path)) if path else path
 
 
@@ -54,9 +56,9 @@ def config_data(cfg: Config) -> dict:
     data = json.loads(json.dumps(to_dict(cfg)))
     for section, key in PATH_KEYS:
         where = data if section is None else data[section]
-        where[key] = _absolute(where[key])
+        where[key] = absolute_path(where[key])
     for side in (data["data"].get("table") or {}).get("join") or []:
-        side["path"] = _absolute(side["path"])
+        side["path"] = absolute_path(side["path"])
     return data
 
 
