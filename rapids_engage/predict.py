@@ -261,7 +261,7 @@ def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path
     targets = list(metas)
     labelled = [t for t in targets if layout.target(t).column in rows.columns]
     with prog.stage("score", client=client):
-        scored = _score(client, boosters, builder, metas, add_labels(rows, labelled, layout), labelled, out)
+        scored = _score(client, boosters, builder, metas, add_labels(rows, labelled, layout, missing=True), labelled, out)
         n = int(scored.map_partitions(len).sum().compute())
     result: dict[str, Any] = {"rows": n, "targets": targets, "predictions": str(out / "predictions"), "store": store_info, "metrics": None}
     if labelled:

@@ -507,3 +507,19 @@ def test_keys_of_another_kind_than_fitted_are_refused_on_gpu():
     counts = CountEncoder("language", per_day=False).fit(events)
     with pytest.raises(TypeError, match=r"the key column 'language' holds numbers \(int64\) but held text \(object\)"):
         counts.transform(events.assign(language=1))
+
+
+def test_missing_binary_labels_of_rows_to_score_on_gpu():
+    """predict's binary labels on cudf: a null (int8 column) or a NaN (float column) stays a missing label, as on
+    the CPU (an int8 cast keeps a null but turns a NaN into an arbitrary integer)."""
+    import cudf
+
+    from rapids_engage.features import add_labels
+    from rapids_engage.layout import Layout, Target
+
+    layout = Layout("table", ("row_id",), "event_time", (Target("up", "up", "binary"),))
+    want = add_labels(pd.DataFrame({"up": pd.array([1, None, 0, None], dtype="Int8")}), ["up"], layout, missing=True)
+    want = want["up"].to_numpy(dtype=float, na_value=np.nan)
+    for up in (cudf.Series([1, None, 0, None], dtype="int8"), cudf.Series([1.0, np.nan, 0.0, np.nan], nan_as_null=False)):
+        got = add_labels(cudf.DataFrame({"up": up}), ["up"], layout, missing=True)["up"]
+        np.testing.assert_array_equal(got.to_pandas().to_numpy(dtype=float, na_value=np.nan), want)

@@ -483,6 +483,30 @@ def test_evaluate_leaves_unlabelled_rows_out_and_counts_them():
     assert partial["up"] == whole["up"] and "unlabelled_rows" not in partial["up"]
 
 
+def test_binary_labels_of_rows_to_score_keep_a_missing_label_missing(tmp_path):
+    """predict's labels: a binary column with a null (parquet int8, read by pandas as floats) is a missing label,
+    left out of the metrics; int8 labels made the cast fail (pandas) or invent a label (cudf casts NaN to an integer)."""
+    import dask.dataframe as dd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rapids_engage.evaluate import evaluate_targets
+    from rapids_engage.features import add_labels
+    from rapids_engage.layout import Layout, Target
+
+    layout = Layout("table", ("row_id",), "event_time", (Target("up", "up", "binary"),))
+    up = [1, None, 0, 1, 0, None]
+    pq.write_table(pa.table({"row_id": pa.array(range(6), pa.int64()), "event_time": pa.array(range(6), pa.int64()),
+                             "up": pa.array(up, pa.int8())}), tmp_path / "rows.parquet")
+    rows = add_labels(dd.read_parquet(str(tmp_path / "rows.parquet"), blocksize=None), ["up"], layout, missing=True).compute()
+    np.testing.assert_array_equal(rows["up"].to_numpy(dtype=float, na_value=np.nan), np.array(up, dtype=float))
+    pred = np.array([0.9, 0.5, 0.2, 0.8, 0.3, 0.1])
+    report = evaluate_targets(rows, {"up": pred}, ["up"], layout, None)["up"]
+    known = rows["up"].notna().to_numpy()
+    assert report["unlabelled_rows"] == 2 and report["n"] == 4 and report["auc"] == m.roc_auc(np.array([1, 0, 1, 0]), pred[known])
+    assert add_labels(pd.DataFrame({"up": [1, 0]}), ["up"], layout)["up"].dtype == np.int8  # training labels as they were
+
+
 def test_rank_scores_keep_their_order_however_large():
     """A ranking model's scores or the popularity baseline's training clicks (counts in the hundreds) get
     the rank metrics of the scores themselves: a sigmoid squashed every score above ~37 to 1.0, a tie."""

@@ -49,22 +49,25 @@ NO_ENGAGEMENT_CHANCE = 1e-6
 ESTIMATE_MARGIN = 1.1
 
 
-def label(column: Any, kind: str) -> Any:
-    """The label of a target column: ``present`` -> int8 non-null flag, ``binary`` -> int8, ``count`` -> log1p float64."""
+def label(column: Any, kind: str, missing: bool = False) -> Any:
+    """The label of a target column: ``present`` -> int8 non-null flag, ``binary`` -> int8, ``count`` -> log1p float64.
+    ``missing``: labels may be missing (rows to score, whose metrics leave such rows out): a binary label is then
+    float64, missing where the column is (int8 cannot hold one on pandas, where the cast raised; cudf casts NaN to
+    an arbitrary integer)."""
     if kind == "present":
         return column.notnull().astype("int8")
     if kind == "binary":
-        return column.astype("int8")
+        return column.astype("float64" if missing else "int8")
     import numpy as np
 
     return np.log1p(column.astype("float64"))
 
 
-def add_labels(frame: Any, targets: str | list[str], layout: Layout = RECSYS) -> Any:
-    """One label column per target, named after it (see :func:`label`); ``layout``: the data's
+def add_labels(frame: Any, targets: str | list[str], layout: Layout = RECSYS, missing: bool = False) -> Any:
+    """One label column per target, named after it (see :func:`label`, also for ``missing``); ``layout``: the data's
     (``FeatureStore(path).layout()`` for a run's)."""
     targets = [targets] if isinstance(targets, str) else targets
-    return frame.assign(**{t: label(frame[layout.target(t).column], layout.target(t).kind) for t in targets})
+    return frame.assign(**{t: label(frame[layout.target(t).column], layout.target(t).kind, missing) for t in targets})
 
 
 def row_features(layout: Layout) -> tuple[Any, Any, list[str]]:
