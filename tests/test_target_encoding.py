@@ -391,6 +391,23 @@ def test_pandas_columns_and_index_come_back_as_they_were(tmp_path):
         np.testing.assert_array_equal(lazy[enc.output_names()[0]], enc.transform(df)[enc.output_names()[0]])
 
 
+@pytest.mark.parametrize("index", [
+    pd.Index(["a", None, *map(str, range(2, 40))], dtype=object),  # text with a None
+    pd.DatetimeIndex([pd.NaT, *pd.date_range("2021-02-01", periods=39)]),  # times with a NaT
+    pd.MultiIndex.from_arrays([["a", "b"] * 20, range(40)]),
+], ids=["text-null", "time-nat", "multi"])
+def test_an_index_dask_refuses_comes_back_with_the_same_encodings(index):
+    """dask's from_pandas refuses a non-numeric index with a null (and a MultiIndex): the encoders raised its
+    NotImplementedError. They do not read the index: the same values as on a plain index, the caller's index back."""
+    df = make_frame(40, 5, seed=2, null_share=0.1).assign(tweet_timestamp=1_600_000_000)
+    odd = df.set_axis(index)
+    for enc in (TargetEncoder("lang"), CountEncoder("lang")):
+        for out, plain in ((enc.fit(odd, "like").transform(odd), enc.fit(df, "like").transform(df)),
+                           (enc.fit_transform(odd, "like"), enc.fit_transform(df, "like"))):
+            assert out.index.equals(index)
+            pd.testing.assert_frame_equal(out.reset_index(drop=True), plain.reset_index(drop=True))
+
+
 def _impressions(n: int = 150, seed: int = 3) -> pd.DataFrame:
     """Ranking groups as MIND's: an impression shows 2-6 articles to a user at one time, one of them clicked."""
     rng = np.random.default_rng(seed)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backend import array_module, bincount, series_like
 from ..schema import EVENT_TIME
-from .frames import EstimatorParams, Join, apply_joins, as_dask, check_columns, check_fitted, check_key_dtypes, is_dask, key_ids, key_name, keys_of_ids, load_state, save_state, without
+from .frames import EstimatorParams, Join, apply_joins, as_dask, check_columns, check_fitted, check_key_dtypes, computed_like, key_ids, key_name, keys_of_ids, load_state, save_state, without
 
 DAY = "_day"
 
@@ -108,11 +108,11 @@ class CountEncoder(EstimatorParams):
         frame = without(as_dask(X), self.output_names())  # replaced, last
         if not self.per_day:
             out = apply_joins(frame, [self.total_join()])
-            return out if is_dask(X) else out.compute()
+            return computed_like(out, X)
         frame = with_day(frame, self.time_column)
         daily = self.daily_graph(frame)
         out = apply_joins(frame, self.joins(daily.compute())).drop(columns=[DAY])
-        return out if is_dask(X) else out.compute()
+        return computed_like(out, X)
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         return self.fit(X, y).transform(X)

@@ -85,13 +85,37 @@ def is_dask(obj: Any) -> bool:
     return isinstance(obj, (dd.DataFrame, dd.Series))
 
 
+def _index_refused(frame: Any) -> bool:
+    """Whether dask cannot take ``frame``'s index (``from_pandas`` raises): a MultiIndex, or a null in an index
+    that is not numeric (strings or times with a None / NaN / NaT)."""
+    index = frame.index
+    if getattr(index, "nlevels", 1) > 1:
+        return True
+    return not pd.api.types.is_any_real_numeric_dtype(index.dtype) and bool(index.isna().any())
+
+
 def as_dask(frame: Any) -> Any:
     """A dask frame for ``frame`` (in-memory frames become one partition, their columns and index as they are:
-    not dask's arrow strings, which would turn an object column of lists into their text)."""
+    not dask's arrow strings, which would turn an object column of lists into their text). An index dask
+    refuses (:func:`_index_refused`) is left behind (row positions instead): the features never read it, and
+    :func:`computed_like` puts it back on an in-memory result."""
     if is_dask(frame):
         return frame
+    if _index_refused(frame):
+        frame = frame.reset_index(drop=True)
     with dask.config.set({"dataframe.convert-string": False}):
         return dd.from_pandas(frame, npartitions=1, sort=False)
+
+
+def computed_like(out: Any, frame: Any) -> Any:
+    """``out`` (lazy, ``frame``'s rows in their order) as ``frame`` came: lazy for a dask ``frame``, else
+    computed, with the index :func:`as_dask` left behind put back."""
+    if is_dask(frame):
+        return out
+    done = out.compute()
+    if _index_refused(frame):
+        done.index = frame.index
+    return done
 
 
 def without(frame: Any, columns: list[str]) -> Any:

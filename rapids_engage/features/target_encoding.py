@@ -29,7 +29,7 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from ..backend import array_module, bincount, float_values, series_like, to_host, values
 from .folds import FOLD, assign_folds
-from .frames import EstimatorParams, Join, apply_joins, as_dask, check_columns, check_fitted, check_key_dtypes, is_dask, key_name, keys_of_ids, load_state, null_key_rows, save_state, without
+from .frames import EstimatorParams, Join, apply_joins, as_dask, check_columns, check_fitted, check_key_dtypes, computed_like, is_dask, key_name, keys_of_ids, load_state, null_key_rows, save_state, without
 
 N = "_n"
 
@@ -328,7 +328,8 @@ class TargetEncoder(EstimatorParams):
             return out
         by_name = isinstance(y, str) or (isinstance(y, (list, tuple)) and all(isinstance(c, str) for c in y))
         replaced = [] if by_name or not self.keep_input else [t for t in targets if t in X.columns]  # X's own column back
-        return out.compute().assign(**{c: X[c] for c in replaced}) if replaced else out.compute()
+        out = computed_like(out, X)
+        return out.assign(**{c: X[c] for c in replaced}) if replaced else out
 
     def transform(self, X: Any) -> Any:
         """``X`` with full-training encodings (unseen and null keys get the prior; encoding columns already
@@ -340,7 +341,7 @@ class TargetEncoder(EstimatorParams):
         check_key_dtypes(self, self.stats_, X, self.columns)
         out = apply_joins(without(as_dask(X), self.output_names()), [self.full_join()])
         out = out if self.keep_input else out[self.output_names()]
-        return out if is_dask(X) else out.compute()
+        return computed_like(out, X)
 
     # ---- tables ----------------------------------------------------------
     def _encode(self, sums: Any, counts: Any, prior: Any) -> Any:
