@@ -153,6 +153,17 @@ def input_files(path: Path) -> list[Path]:
     return files
 
 
+def check_some_rows(path: Path, files: list[Path]) -> None:
+    """A :class:`DataError` when ``predict --input`` (``files``: its :func:`input_files`) holds no row (its parquet
+    footers say so: nothing is read), as ``ingest`` refuses empty input: else predict wrote 0 predictions, and a
+    truncated export went unnoticed."""
+    import pyarrow.parquet as pq
+
+    if files and not any(pq.read_metadata(f).num_rows for f in files):
+        held = f"all {len(files)} parquet files under it have" if len(files) > 1 else f"{files[0]} has"
+        raise DataError(f"input {path}: no rows to score ({held} 0 rows)")
+
+
 def earliest_time(files: list[Path], column: str) -> int | None:
     """The smallest ``column`` value of parquet ``files`` from their footers' statistics (no data read);
     None when a file has no statistics for it."""
@@ -338,6 +349,7 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
         glob = " (a parquet file or directory, not a glob: `ingest` takes globs)" if any(c in str(input_path) for c in "*?[") else ""
         raise DataError(f"input {input_path} does not exist{glob}")
     files = input_files(input_path)
+    check_some_rows(input_path, files)
     memory = MemoryWatch.for_run(backend, cluster_cfg.scheduler_address)
     with memory, StageProgress(console, quiet, memory) as prog:
         with prog.stage("load"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 
 from rapids_engage.config import ConfigError, load_config
@@ -312,6 +313,22 @@ def test_predict_given_a_file_that_is_not_parquet_names_it(tmp_path, capsys):
     assert main(argv) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert f"{new / 'rows.parquet'} is not a parquet file (no parquet footer" in err and "read by `ingest` first" in err
+
+
+@pytest.mark.parametrize("files", [1, 2])
+def test_predict_given_parquet_of_no_rows_says_so(tmp_path, capsys, files):
+    """An empty parquet file (a truncated export) was scored: 0 predictions written without a word. As `ingest`
+    refuses empty input, predict names it, before the models load."""
+    new = tmp_path / "new"
+    new.mkdir()
+    for i in range(files):
+        pd.DataFrame({"tweet_id": pd.Series([], dtype="int64")}).to_parquet(new / f"part-{i}.parquet")
+    given = new if files > 1 else new / "part-0.parquet"
+    argv = ["predict", "--model-dir", str(tmp_path), "--input", str(given), "--out", str(tmp_path / "o"), "--gpus", "0"]
+    assert main(argv) == 2
+    held = "all 2 parquet files under it have" if files > 1 else f"{new / 'part-0.parquet'} has"
+    assert f"input {given}: no rows to score ({held} 0 rows)" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "o").exists()
 
 
 def test_unusable_paths_and_an_absent_scheduler_are_one_line_errors(tmp_path, capsys, monkeypatch):
