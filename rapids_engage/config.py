@@ -138,9 +138,9 @@ class DataConfig:
     # so the lever on worker memory when files are large. null: no split
     partition_rows: int | None = None
     # consecutive input files with fewer rows are merged into partitions of about this many (never
-    # more than partition_rows, never fewer partitions than the cluster has worker threads): tiny
-    # partitions cost a task's overhead each. auto: 250,000 rows on CPU, 2,000,000 on GPU; null: a
-    # partition per file
+    # more than partition_rows, never fewer partitions than the cluster has worker threads: fewer
+    # files are split): tiny partitions cost a task's overhead each. auto: 250,000 rows on CPU,
+    # 2,000,000 on GPU; null: a partition per file
     min_partition_rows: int | Literal["auto"] | None = "auto"
 
 

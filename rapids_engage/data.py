@@ -286,7 +286,10 @@ def sized_partitions(
     """``frame`` (read from ``files``, in order) with partitions of at most about ``max_rows`` rows
     (a file with more split evenly into as few as that takes) and, where files are smaller than
     ``min_rows``, consecutive partitions merged into about ``min_rows`` (at most ``max_rows``), keeping
-    at least ``min_partitions``. Row counts come from the parquet footers: nothing is read."""
+    at least ``min_partitions`` (fewer files: the largest split further, a partition per worker thread; never
+    an empty one). Row counts come from the parquet footers: nothing is read."""
+    import math
+
     import pyarrow.parquet as pq
 
     for name, value in (("partition_rows", max_rows), ("min_partition_rows", min_rows)):
@@ -296,27 +299,50 @@ def sized_partitions(
         return frame
     rows = [pq.read_metadata(f).num_rows for f in files]
     if max_rows is not None and max(rows) > max_rows:
-        split = _split_large(frame, rows, max_rows, min_rows)
-        return split if split.npartitions >= min_partitions else _split_large(frame, rows, max_rows, None)
-    return _merge_small(frame, rows, max_rows, min_rows, min_partitions)
+        pieces = [math.ceil(n / max_rows) if n > max_rows else 0 for n in rows]  # 0: a small file, merged
+        sized = _split_large(frame, rows, pieces, max_rows, min_rows)
+    else:
+        sized = _merge_small(frame, rows, max_rows, min_rows, min_partitions)
+    if sized.npartitions >= min_partitions or min_rows is None:  # None: a partition per file, as asked
+        return sized
+    # fewer than min_partitions even unmerged (few files): the files with the most rows per partition split further
+    unmerged = [math.ceil(n / max_rows) if max_rows is not None and n > max_rows else 1 for n in rows]
+    return _split_large(frame, rows, _spread(rows, unmerged, min_partitions), max_rows, None)
 
 
-def _split_large(frame: Any, rows: list[int], max_rows: int, min_rows: int | None) -> Any:
-    """``frame`` with each file of more than ``max_rows`` rows split into ``ceil(rows / max_rows)``
-    partitions and each run of consecutive smaller files merged (:func:`_merge_small`; ``min_rows`` None:
-    a partition per file): splitting every file by the largest's count made a small file partitions of a
-    row or none."""
-    import math
+def _spread(rows: list[int], pieces: list[int], min_partitions: int) -> list[int]:
+    """``pieces`` (each file's partitions, at least one) raised until they sum to ``min_partitions``, a piece
+    more each time for the file with the most rows per piece; a file never gets more pieces than rows
+    (no empty partition), so files of fewer rows in all than ``min_partitions`` stop short of it."""
+    import heapq
 
+    pieces = list(pieces)
+    heap = [(-n / p, i) for i, (n, p) in enumerate(zip(rows, pieces)) if p < n]
+    heapq.heapify(heap)
+    for _ in range(min_partitions - sum(pieces)):
+        if not heap:
+            break
+        _, i = heapq.heappop(heap)
+        pieces[i] += 1
+        if pieces[i] < rows[i]:
+            heapq.heappush(heap, (-rows[i] / pieces[i], i))
+    return pieces
+
+
+def _split_large(frame: Any, rows: list[int], pieces: list[int], max_rows: int | None, min_rows: int | None) -> Any:
+    """``frame`` with file ``i`` split into ``pieces[i]`` partitions and each run of consecutive files of
+    ``pieces`` 0 merged (:func:`_merge_small`; ``min_rows`` None: a partition per file): splitting every file
+    by the largest's count made a small file partitions of a row or none."""
     import dask.dataframe as dd
 
-    pieces = [math.ceil(n / max_rows) if n > max_rows else 0 for n in rows]  # 0: a small file
     parts, start = [], 0
     for end in range(1, len(rows) + 1):  # runs of files of the same split count (small files: one run)
         if end < len(rows) and pieces[end] == pieces[start]:
             continue
         run = frame.partitions[start:end]
-        if pieces[start]:
+        if pieces[start] == 1:  # as they are
+            parts.append(run)
+        elif pieces[start]:
             parts.append(run.repartition(npartitions=(end - start) * pieces[start]))
         else:
             parts.append(_merge_small(run, rows[start:end], max_rows, min_rows, 1))

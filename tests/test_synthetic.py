@@ -318,11 +318,10 @@ def test_merged_partitions_never_exceed_partition_rows(tmp_path_factory, sizes, 
     lengths = frame.map_partitions(len).compute().tolist()
     assert frame.compute()["i"].tolist() == list(range(sum(sizes)))  # every row, in order
     assert max(lengths) <= max_rows, (sizes, lengths)
-    if max(sizes) <= max_rows:  # no file split
-        assert len(lengths) >= min(min_partitions, len(sizes))
-    else:  # a large file's split leaves the small ones as they were or merged: no empty partition made
-        assert 0 not in lengths or 0 in sizes, (sizes, lengths)
-        assert len(lengths) <= sum(-(-n // max_rows) if n > max_rows else 1 for n in sizes), (sizes, lengths)
+    assert len(lengths) >= min(min_partitions, sum(max(n, 1) for n in sizes)), (sizes, lengths)  # a task per thread
+    assert 0 not in lengths or 0 in sizes, (sizes, lengths)  # no empty partition made
+    if max(sizes) > max_rows:  # a large file's split leaves the small ones as they were or merged
+        assert len(lengths) <= max(sum(-(-n // max_rows) if n > max_rows else 1 for n in sizes), min_partitions), (sizes, lengths)
 
 
 def test_a_file_over_partition_rows_is_split_alone_and_small_files_beside_it_are_merged(tmp_path):
@@ -347,6 +346,35 @@ def test_a_file_over_partition_rows_is_split_alone_and_small_files_beside_it_are
     assert lengths(10, 20, 2) == [10] * 10 + [6, 6] + [10] * 5
     assert lengths(60, 20, 6) == [50, 50, 3, 3, 3, 53]
     assert lengths(60, 20, 7) == [50, 50, 3, 3, 3, 3, 50]  # never fewer than the worker threads: not merged then
+
+
+def test_fewer_files_than_min_partitions_are_split_to_reach_it(tmp_path):
+    """README: never fewer partitions than the cluster has worker threads. Two files of 100 rows with 8 threads
+    came out as 4 partitions (partition_rows 60: each split in two) or 2 (no file over partition_rows): the files
+    with the most rows per partition are split further, never into an empty partition; min_partition_rows null
+    keeps a partition per file."""
+    import dask.dataframe as dd
+
+    from rapids_engage.data import sized_partitions
+
+    sizes, files = [100, 100, 30, 3], []
+    for i, n in enumerate(sizes):
+        files.append(tmp_path / f"part-{i}.parquet")
+        pd.DataFrame({"i": np.arange(sum(sizes[:i]), sum(sizes[: i + 1]), dtype=np.int64)}).to_parquet(files[-1])
+
+    def lengths(n_files, max_rows, min_rows, min_partitions):
+        frame = sized_partitions(dd.read_parquet([str(f) for f in files[:n_files]], blocksize=None), files[:n_files],
+                                 max_rows, min_rows, min_partitions)
+        assert frame.compute()["i"].tolist() == list(range(sum(sizes[:n_files])))  # every row, in order
+        return frame.map_partitions(len).compute().tolist()
+
+    assert lengths(2, 60, 20, 8) == [25] * 8
+    assert lengths(2, None, 20, 8) == [25] * 8
+    assert lengths(2, 200, 20, 3) == [50, 50, 100]  # the first of the largest split first
+    assert lengths(4, None, 500, 7) == [33, 33, 34, 50, 50, 30, 3]  # the most rows per piece first; small files whole
+    assert lengths(4, 60, 20, 2) == [50, 50, 50, 50, 30, 3]  # enough already: as before
+    assert lengths(1, None, 20, 200) == [1] * 100  # a partition per row at most
+    assert lengths(2, None, None, 8) == [100, 100]  # null: a partition per file
 
 
 def test_files_of_exactly_partition_rows_still_merge_the_smaller_ones_into_min_partitions(tmp_path):
