@@ -427,3 +427,66 @@ def test_dask_frames_a_missing_time_and_unfitted_names_are_one_line_errors():
         enc.fit(df.drop(columns=T))
     with pytest.raises(TypeError, match="in-memory frames"):
         enc.fit(df).transform(dd.from_pandas(df.assign(**{T: 30}), npartitions=1))
+
+
+def with_ids(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a unique int64 row key ``tweet_id``."""
+    return frame.assign(tweet_id=frame.index.to_numpy().astype("int64"))
+
+
+def keyed_encoder(key: list[str]) -> HistoryEncoder:
+    return HistoryEncoder(key, TARGETS, WINDOWS, days=DAYS, rates=True, row_key=["tweet_id"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(frame=frames, cuts=st.tuples(st.integers(1, 16), st.integers(0, 8)), seed=st.integers(0, 10**6),
+       key=st.sampled_from(sorted(KEYS)))
+def test_events_sent_again_at_the_state_end_count_once(frame, cuts, seed, key):
+    """Events the state holds at its last second, sent again (as a ``time >= end`` filter does) to extend
+    and to transform, are known by their row key: extend skips them, transform gives them their features
+    but does not count them as events of later rows (both counted them twice)."""
+    key, frame = KEYS[key], with_ids(frame)
+    cut = cuts[0] * 900
+    train, rest = split(frame, cut, seed)
+    later = rest[T] >= cut + cuts[1] * 900
+    events, new = rest[~later], rest[later]
+    if len(train) == 0:
+        return
+    enc = keyed_encoder(key).fit(train)
+    enc.extend(pd.concat([train[train[T] == enc.t_end_], events]))  # the training end's events again, then new ones
+    held = pd.concat([train, events])
+    served = pd.concat([held[held[T] == enc.t_end_], new]).drop(columns=TARGETS)  # the (new) end's events again
+    everything = pd.concat([train, events, new])
+    want = oracle(everything, key, TARGETS, labelled=np.arange(len(everything)) < len(held))
+    want = pd.DataFrame(want, index=everything.index).loc[served.index]
+    names = enc.output_names()
+    assert_features(enc.transform(served)[names], {c: want[c].to_numpy() for c in names})
+
+
+def test_the_state_end_s_row_ids_survive_save_load_dask_and_extend(tmp_path):
+    import dask.dataframe as dd
+
+    frame = with_ids(make_frame(300, 10, 40, seed=5))
+    frame.loc[frame.index[frame[T] == frame[T].max()][:1], "tweet_id"] = None  # an event without its id: never matched
+    frame = frame.astype({"tweet_id": "Int64"})
+    end = int(frame[T].max())
+    at_end = frame[frame[T] == end]
+    enc = keyed_encoder(KEYS["single"]).fit(frame)
+    assert sorted(enc.last_ids_.tolist()) == sorted(enc.last_ids(at_end.dropna(subset=["tweet_id"]), end).tolist())
+    assert len(enc.last_ids_) == at_end["tweet_id"].notna().sum() > 0
+    history_features(dd.from_pandas(frame, npartitions=3), dasked := keyed_encoder(KEYS["single"])).compute()
+    np.testing.assert_array_equal(dasked.last_ids_, enc.last_ids_)
+    enc.save(tmp_path)
+    back = HistoryEncoder.load(tmp_path, "hist_engaging_user_id")
+    np.testing.assert_array_equal(back.last_ids_, enc.last_ids_)
+    before = back.state_.copy()
+    back.extend(at_end.dropna(subset=["tweet_id"]))  # all held already: nothing changes
+    pd.testing.assert_frame_equal(back.state_.sort_values(back.state_.columns.tolist()).reset_index(drop=True),
+                                  before.sort_values(before.columns.tolist()).reset_index(drop=True))
+    back.extend(at_end[at_end["tweet_id"].isna()])  # without its id: counted as new
+    assert int(back.state_["_n"].sum()) == int(before["_n"].sum()) + 1
+    later = frame.assign(**{T: end + 60}).head(3)
+    back.extend(later)  # a later second: its events are the state's last ones now
+    assert back.t_end_ == end + 60 and sorted(back.last_ids_.tolist()) == sorted(back.last_ids(later, end + 60).tolist())
+    with pytest.raises(Exception, match=r"row key column\(s\) \{'tweet_id': 'object'\} are not integers"):
+        back.transform(later.astype({"tweet_id": "str"}).astype({"tweet_id": "object"}))

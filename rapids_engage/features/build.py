@@ -160,10 +160,12 @@ def with_key_columns(frame: Any, layout: Layout, keys: list[list[str]]) -> Any:
     return row_columns(frame, layout, any(c in names for key in keys for c in key))
 
 
-def history_encoder(cfg: HistoryConfig, key: list[str], targets: list[str], time_column: str) -> HistoryEncoder:
-    """The history encoder of one key as configured."""
+def history_encoder(cfg: HistoryConfig, key: list[str], targets: list[str], time_column: str,
+                    row_key: tuple[str, ...] = ()) -> HistoryEncoder:
+    """The history encoder of one key as configured (``row_key``: what tells an event sent again)."""
     return HistoryEncoder(
-        key, targets, tuple(cfg.windows), time_column, days=tuple(cfg.days), rates=cfg.rates, label_delay=cfg.label_delay
+        key, targets, tuple(cfg.windows), time_column, days=tuple(cfg.days), rates=cfg.rates, label_delay=cfg.label_delay,
+        row_key=row_key,
     )
 
 
@@ -185,7 +187,7 @@ class FeatureBuilder:
             TargetEncoder(key, te.n_folds, te.smooth, te.fold_method, te.seed, layout.fold_key()) for key in te.keys
         ]
         self.count_encoders = [CountEncoder(key, config.daily_counts, layout.time) for key in config.counts]
-        self.history_encoders = [history_encoder(config.history, key, self.targets, layout.time) for key in config.history.keys]
+        self.history_encoders = [history_encoder(config.history, key, self.targets, layout.time, layout.row_key) for key in config.history.keys]
         #: after :meth:`fit_transform`: the key tables estimated above ``broadcast_limit`` rows, kept partitioned
         self.partitioned: list[str] | None = None
 

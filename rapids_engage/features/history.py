@@ -53,7 +53,12 @@ Fitted state (``state_``, saved as parquet; params + ``t_end_`` as JSON), for
 
 :meth:`HistoryEncoder.transform` serves events at time >= ``T`` (a time split
 puts validation strictly after training); earlier events would see "future"
-training events in the summaries and are refused.
+training events in the summaries and are refused. Events AT ``T`` may be new or
+ones the state already holds (sent again, e.g. by a ``time >= T`` filter): with a
+``row_key``, the state also keeps the row-key hashes of its events at ``T``
+(``last_ids_``), and an event sent again is known by its row key and not counted
+twice (:meth:`HistoryEncoder.extend` skips it; :meth:`HistoryEncoder.transform`
+gives it its features but does not count it as an event of later rows).
 """
 
 from __future__ import annotations
@@ -64,7 +69,8 @@ from typing import Any
 import dask.dataframe as dd
 import numpy as np
 
-from ..backend import array_module, frame_library, is_gpu_object, series_like, values
+from .. import hashing
+from ..backend import array_module, frame_library, is_gpu_object, series_like, to_host, values
 from ..data import DataError
 from ..schema import DAY_SECONDS, EVENT_TIME, TARGETS, utc
 from .frames import (
@@ -202,6 +208,8 @@ class HistoryEncoder(EstimatorParams):
     ``rates``: add positives / labelled events per span; ``label_delay``:
     seconds before an event's label counts (set it to the serving horizon,
     e.g. the validation window, so training rows see labels as served rows do).
+    ``row_key``: integer columns identifying an event; with them an event the state
+    already holds (at its last second), sent again, is not counted twice.
     """
 
     def __init__(
@@ -214,6 +222,7 @@ class HistoryEncoder(EstimatorParams):
         days: tuple[int, ...] = (),
         rates: bool = False,
         label_delay: int = 0,
+        row_key: tuple[str, ...] | list[str] = (),
     ) -> None:
         self.columns = [columns] if isinstance(columns, str) else list(columns)
         self.targets = None if targets is None else list(targets)
@@ -229,6 +238,7 @@ class HistoryEncoder(EstimatorParams):
             raise ValueError(f"HistoryEncoder label_delay must be >= 0 seconds, got {self.label_delay}")
         self.time_column = time_column
         self.prefix = prefix
+        self.row_key = list(row_key)
 
     # ---- names -----------------------------------------------------------
     @property
@@ -276,6 +286,32 @@ class HistoryEncoder(EstimatorParams):
     @staticmethod
     def _positive(frame: Any, target: str) -> Any:
         return (values(frame[target].fillna(0)) > 0).astype(np.int64)
+
+    def last_ids(self, frame: Any, t_end: int) -> Any:
+        """The sorted row-key hashes (host uint64) of the events of ``frame`` at ``t_end`` with a
+        whole row key: what :meth:`_resent` recognises (empty without ``row_key``)."""
+        if not self.row_key:
+            return np.zeros(0, dtype=np.uint64)
+        ids, known = self._row_ids(frame)
+        return np.unique(to_host(ids[known & (self._times(frame) == t_end)]))
+
+    def _row_ids(self, frame: Any) -> tuple[Any, Any]:
+        """(uint64 hash of each row's ``row_key``, whether the row has one: no null in it)."""
+        keys = frame[self.row_key]
+        odd = {c: str(keys.dtypes[c]) for c in self.row_key if getattr(keys.dtypes[c], "kind", "O") not in "iu"}
+        if odd:
+            raise DataError(f"history features ({self.name}) identify events by integer row ids; the row key column(s) {odd} are not integers")
+        known = ~values(null_key_rows(keys))
+        return hashing.combine([values(keys[c].fillna(0)).astype(np.int64) for c in self.row_key]), known
+
+    def _resent(self, frame: Any, t: Any) -> Any:
+        """Whether each row of ``frame`` (times ``t``) is an event the state already holds: at its last
+        second, with a row key among :attr:`last_ids_`."""
+        xp = array_module(t)
+        if not len(self.last_ids_):
+            return xp.zeros(len(t), dtype=bool)
+        ids, known = self._row_ids(frame)
+        return known & (t == self.t_end_) & xp.isin(ids, xp.asarray(self.last_ids_))
 
     def _attach(self, frame: Any, feats: dict, targets: list[str], start: int = 0) -> Any:
         prefix = f"{self.prefix}_{self.name}_"
@@ -352,15 +388,20 @@ class HistoryEncoder(EstimatorParams):
         unlabelled = [c for c in targets if bool(X[c].isna().any())]
         if unlabelled:
             raise DataError(f"history events ({self.name}) need every label: column(s) {unlabelled} have missing values")
+        self._check_columns(X, self.row_key)
+        X = X[~self._resent(X, t)]  # events the state holds already (sent again at its last second): not twice
         state = in_memory(self.state_) if is_dask(self.state_) else self.state_
         lib = frame_library(state)
         if is_gpu_object(X) != is_gpu_object(state):  # the events (what the state needs of them) go where the
-            X = X[list(dict.fromkeys([*self.columns, self.time_column, *targets]))]  # state lives, the serving device
+            X = X[list(dict.fromkeys([*self.columns, self.time_column, *targets, *self.row_key]))]  # state lives, the serving device
             X = lib.from_pandas(X) if is_gpu_object(state) else X.to_pandas()  # (not the state to the events')
         events = self._event_rows(X, targets)
         t_end = max(self.t_end_, int(t.max()))
+        last_ids = self.last_ids(X, t_end)
+        if t_end == self.t_end_:  # the state's last second goes on: its events and these
+            last_ids = np.union1d(self.last_ids_, last_ids)
         merged = lib.concat([state, events.astype({c: state.dtypes[c] for c in events.columns})], ignore_index=True)
-        self.set_state(self._aggregate(merged, t_end, targets), t_end, targets)
+        self.set_state(self._aggregate(merged, t_end, targets), t_end, targets, last_ids)
         self.extended_ = True  # the state now ends with the events: messages say so, not "the training window"
         return self
 
@@ -371,9 +412,11 @@ class HistoryEncoder(EstimatorParams):
         n = int(sums[N])
         return {t: int(sums[_pos(t)]) / n if n else 0.0 for t in self.targets_}
 
-    def set_state(self, state: Any, t_end: int, targets: list[str]) -> HistoryEncoder:
-        """Finish fitting from state rows (e.g. concatenated :meth:`state_partition` outputs)."""
+    def set_state(self, state: Any, t_end: int, targets: list[str], last_ids: Any = None) -> HistoryEncoder:
+        """Finish fitting from state rows (e.g. concatenated :meth:`state_partition` outputs) and the
+        row-key hashes of the events at ``t_end`` (:meth:`last_ids`; None: none known)."""
         self.state_ = state
+        self.last_ids_ = np.asarray([] if last_ids is None else last_ids, dtype=np.uint64)
         self.extended_ = False
         self._index = None  # the key index of transform, rebuilt from this state on first use
         self.t_end_ = int(t_end)
@@ -385,11 +428,11 @@ class HistoryEncoder(EstimatorParams):
         """Learn the serving state from the training window ``X`` (labels present)."""
         self._check_in_memory(X)
         targets = self._targets(X)
-        self._check_columns(X, targets)
+        self._check_columns(X, [*targets, *self.row_key])
         if len(X) == 0:
             raise ValueError(f"HistoryEncoder({self.name}): no training rows")
         t_end = int(X[self.time_column].max())
-        return self.set_state(self.state_partition(X, t_end), t_end, targets)
+        return self.set_state(self.state_partition(X, t_end), t_end, targets, self.last_ids(X, t_end))
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         """Fit on ``X`` and return it with each row's features from the earlier rows of ``X``."""
@@ -408,7 +451,7 @@ class HistoryEncoder(EstimatorParams):
         self._check_fitted()
         self._check_in_memory(X)
         targets = self.targets_
-        self._check_columns(X, targets if labels else [])
+        self._check_columns(X, [*(targets if labels else []), *self.row_key])
         use = labels is not False and all(target in X.columns for target in targets)  # the rates' shared denominator
         xp = array_module(X)
         t_new = self._times(X)
@@ -425,12 +468,13 @@ class HistoryEncoder(EstimatorParams):
         def stacked(old: Any, new: Any) -> Any:
             return xp.concatenate([old, new])
 
+        fresh = (~self._resent(X, t_new)).astype(np.int64)  # an event the state holds already is none of later rows'
         t = stacked(state[self.time_column], t_new)
-        n = stacked(state[N], xp.ones(len(t_new), dtype=np.int64))
-        lab = stacked(state[N], xp.full(len(t_new), int(use), dtype=np.int64))
+        n = stacked(state[N], fresh)
+        lab = stacked(state[N], fresh * int(use))
         pos, last = {}, {}
         for target in targets:
-            p = self._positive(X, target) if use else xp.zeros(len(t_new), dtype=np.int64)
+            p = self._positive(X, target) * fresh if use else xp.zeros(len(t_new), dtype=np.int64)
             pos[target] = stacked(state[_pos(target)], p)
             last[target] = stacked(state[_last(target)], t_new)
         feats = _features(xp, g, t, n, lab, pos, last, self.windows, self.days, self.rates, self.label_delay)
@@ -481,19 +525,20 @@ class HistoryEncoder(EstimatorParams):
             "days": self.days,
             "rates": self.rates,
             "label_delay": self.label_delay,
+            "row_key": self.row_key,
         }
 
     def save(self, directory: str | Path) -> None:
         """Write the fitted state: ``<prefix>_<key>.parquet`` (state rows) and ``.json`` (params, t_end, targets)."""
         self._check_fitted()
-        state = {"params": self.params(), "targets": self.targets_, "t_end": self.t_end_}
+        state = {"params": self.params(), "targets": self.targets_, "t_end": self.t_end_, "last_ids": self.last_ids_.tolist()}
         save_state(directory, f"{self.prefix}_{self.name}", self.state_, state)
 
     @classmethod
     def load(cls, directory: str | Path, name: str, df_lib: Any = None) -> HistoryEncoder:
         """Read state written by :meth:`save` (``name`` = ``hist_<key>``) into ``df_lib`` frames."""
         state, table = load_state(directory, name, df_lib)
-        return cls(**state["params"]).set_state(table, state["t_end"], state["targets"])
+        return cls(**state["params"]).set_state(table, state["t_end"], state["targets"], state.get("last_ids"))
 
 
 def _alone_if_null(g: Any, keys: Any, start: int | None = None) -> Any:
@@ -552,7 +597,7 @@ def _transform_partition(part: Any, encoder: HistoryEncoder, labels: bool | None
 
 def _transform_with_state(part: Any, state: Any, encoder: HistoryEncoder, labels: bool | None) -> Any:
     """:meth:`HistoryEncoder.transform` of a partition with the state partition of the same keys."""
-    return HistoryEncoder(**encoder.params()).set_state(state, encoder.t_end_, encoder.targets_).transform(part, labels)
+    return HistoryEncoder(**encoder.params()).set_state(state, encoder.t_end_, encoder.targets_, encoder.last_ids_).transform(part, labels)
 
 
 def history_features(
@@ -585,7 +630,9 @@ def history_features(
     t_end = int(frame[encoder.time_column].max().compute())
     state_meta = encoder.state_partition(frame._meta, t_end)
     (state,) = key_tables([frame.map_partitions(encoder.state_partition, t_end, meta=state_meta)], limit, [limit is not None])
-    encoder.set_state(state if is_dask(state) else state.reset_index(drop=True), t_end, targets)
+    last = frame[frame[encoder.time_column] == t_end][list(dict.fromkeys([encoder.time_column, *encoder.row_key]))]
+    last_ids = encoder.last_ids(in_memory(last), t_end) if encoder.row_key else None
+    encoder.set_state(state if is_dask(state) else state.reset_index(drop=True), t_end, targets, last_ids)
     stateless = HistoryEncoder(**{**encoder.params(), "targets": targets})  # the graph must not carry the state
     return frame.map_partitions(stateless.features_partition, meta=stateless.features_partition(frame._meta))
 
@@ -595,7 +642,7 @@ def _transform_dask(frame: Any, encoder: HistoryEncoder, labels: bool | None) ->
     state, keys = encoder.state_, encoder.columns
     stateless = HistoryEncoder(**encoder.params())
     empty = state._meta if is_dask(state) else state.iloc[:0]
-    meta = stateless.set_state(empty, encoder.t_end_, encoder.targets_).transform(frame._meta, labels)
+    meta = stateless.set_state(empty, encoder.t_end_, encoder.targets_, encoder.last_ids_).transform(frame._meta, labels)
     if not is_dask(state):
         return frame.shuffle(on=keys).map_partitions(_transform_partition, share(encoder), labels, meta=meta)
     # the same key values and dtypes hash to the same partition in both shuffles
