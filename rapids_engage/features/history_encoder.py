@@ -1,0 +1,315 @@
+"""The history features' encoder: fit, transform, extend, save (see :mod:`.history`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..backend import array_module, frame_library, is_gpu_object, series_like, to_host
+from ..data import DataError
+from ..schema import DAY_SECONDS, EVENT_TIME, TARGETS, utc
+from .frames import EstimatorParams, check_columns, check_fitted, group_ids, in_memory, is_dask, key_name, load_state, save_state
+from .history_spans import span_features, window_label
+from .history_state import (
+    N, StateIndex, aggregate, alone_if_null, event_rows, last_col, pos_col, positive, row_ids, state_rows_by_pass, times, value_columns,
+)
+
+
+class HistoryEncoder(EstimatorParams):
+    """sklearn-style point-in-time history features of one key (see :mod:`.history`).
+
+    ``columns``: the key (one column or a list); ``targets``: label columns
+    (``None``: those of ``schema.TARGETS`` present at fit time); ``windows``:
+    window lengths in seconds; ``time_column``: int64 event time in seconds.
+
+    Frames are in-memory pandas or cudf frames holding all the events of their
+    keys (one dask partition after a shuffle on the key: :func:`history_features`).
+    ``days``: calendar spans, the ``d`` whole UTC days before the event's day;
+    ``rates``: add positives / labelled events per span; ``label_delay``:
+    seconds before an event's label counts (set it to the serving horizon,
+    e.g. the validation window, so training rows see labels as served rows do).
+    ``row_key``: integer columns identifying an event; with them an event the state
+    already holds (at its last second), sent again, is not counted twice.
+    """
+
+    def __init__(
+        self,
+        columns: str | list[str],
+        targets: list[str] | None = None,
+        windows: tuple[int, ...] = (86400, 604800),
+        time_column: str = EVENT_TIME,
+        prefix: str = "hist",
+        days: tuple[int, ...] = (),
+        rates: bool = False,
+        label_delay: int = 0,
+        row_key: tuple[str, ...] | list[str] = (),
+    ) -> None:
+        self.columns = [columns] if isinstance(columns, str) else list(columns)
+        self.targets = None if targets is None else list(targets)
+        self.windows = [int(w) for w in windows]
+        if any(w <= 0 for w in self.windows):
+            raise ValueError(f"HistoryEncoder windows must be > 0 seconds, got {self.windows}")
+        self.days = [int(d) for d in days]
+        if any(d <= 0 for d in self.days):
+            raise ValueError(f"HistoryEncoder days must be >= 1 whole UTC days, got {self.days}")
+        self.rates = bool(rates)
+        self.label_delay = int(label_delay)
+        if self.label_delay < 0:
+            raise ValueError(f"HistoryEncoder label_delay must be >= 0 seconds, got {self.label_delay}")
+        self.time_column = time_column
+        self.prefix = prefix
+        self.row_key = list(row_key)
+
+    # ---- names -----------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return key_name(self.columns)
+
+    def _targets(self, frame: Any) -> list[str]:
+        """The label columns to fit on: ``targets``, or those of ``schema.TARGETS`` in ``frame`` (never an
+        earlier fit's: a refit on other data detects them again)."""
+        if self.targets is None:
+            return [t for t in TARGETS if t in frame.columns]
+        return self.targets
+
+    def output_names(self, targets: list[str] | None = None) -> list[str]:
+        if targets is None:
+            check_fitted(self, "targets_")
+            targets = self.targets_
+        stems = ["n", *targets]
+        suffixes = self._span_suffixes()
+        names = [f"{s}{suffix}" for suffix in suffixes for s in stems]
+        names += ["dt_prev", *[f"dt_prev_{t}" for t in targets]]
+        if self.rates:
+            names += [f"{t}_rate{suffix}" for suffix in suffixes for t in targets]
+        return [f"{self.prefix}_{self.name}_{s}" for s in names]
+
+    def _span_suffixes(self) -> list[str]:
+        return ["", *[f"_{window_label(w)}" for w in self.windows], *[f"_prev{d}d" for d in self.days]]
+
+    def reach(self) -> int:
+        """How far back (seconds) any span of an event, or the end of its labelled history, can look."""
+        return max([*self.windows, *[(d + 1) * DAY_SECONDS for d in self.days], self.label_delay])
+
+    # ---- helpers -----------------------------------------------------------
+    def _check_in_memory(self, frame: Any) -> None:
+        if is_dask(frame):
+            raise TypeError(f"HistoryEncoder({self.name}) takes in-memory frames (pandas or cudf); for a dask frame use "
+                            "rapids_engage.features.history.history_features(frame, encoder)")
+
+    def _check_columns(self, frame: Any, extra: list[str]) -> None:
+        check_columns(self, frame, [*self.columns, self.time_column, *extra])
+
+    def _times(self, frame: Any) -> Any:
+        return times(frame, self.time_column)
+
+    def last_ids(self, frame: Any, t_end: int) -> Any:
+        """The sorted row-key hashes (host uint64) of the events of ``frame`` at ``t_end`` with a
+        whole row key: what :meth:`_resent` recognises (empty without ``row_key``)."""
+        if not self.row_key:
+            return np.zeros(0, dtype=np.uint64)
+        ids, known = row_ids(frame, self.row_key, self.name)
+        return np.unique(to_host(ids[known & (self._times(frame) == t_end)]))
+
+    def _resent(self, frame: Any, t: Any) -> Any:
+        """Whether each row of ``frame`` (times ``t``) is an event the state already holds: at its last
+        second, with a row key among :attr:`last_ids_`."""
+        xp = array_module(t)
+        if not len(self.last_ids_):
+            return xp.zeros(len(t), dtype=bool)
+        ids, known = row_ids(frame, self.row_key, self.name)
+        return known & (t == self.t_end_) & xp.isin(ids, xp.asarray(self.last_ids_))
+
+    def _attach(self, frame: Any, feats: dict, targets: list[str], start: int = 0) -> Any:
+        prefix = f"{self.prefix}_{self.name}_"
+        cols = {f"{prefix}{k}": series_like(frame, v[start:]) for k, v in feats.items()}
+        return frame.assign(**{name: cols[name] for name in self.output_names(targets)})
+
+    # ---- partition functions ---------------------------------------------
+    def features_partition(self, frame: Any) -> Any:
+        """``frame`` (all its keys' events, labels present) with the features from its own rows.
+
+        Stateless: the training-time computation; row order and index are kept.
+        """
+        targets = self._targets(frame)
+        self._check_columns(frame, targets)
+        xp = array_module(frame)
+        t = self._times(frame)
+        pos = {target: positive(frame, target) for target in targets}
+        last = dict.fromkeys(targets, t)
+        g = alone_if_null(group_ids(frame[self.columns]), frame[self.columns])
+        ones = xp.ones(len(t), dtype=np.int64)
+        feats = span_features(xp, g, t, ones, ones, pos, last, self.windows, self.days, self.rates, self.label_delay)
+        return self._attach(frame, feats, targets)
+
+    def state_partition(self, frame: Any, t_end: int) -> Any:
+        """The serving-state rows of ``frame`` for a training window ending at ``t_end``."""
+        targets = self._targets(frame)
+        self._check_columns(frame, targets)
+        return self._aggregate(event_rows(frame, self.columns, self.time_column, targets), t_end, targets)
+
+    def _aggregate(self, rows: Any, t_end: int, targets: list[str]) -> Any:
+        """State rows of state-format rows (events, or earlier state rows) for a window ending at ``t_end``."""
+        return aggregate(rows, self.columns, self.time_column, targets, t_end - self.reach())
+
+    def extend(self, X: Any) -> HistoryEncoder:
+        """Fold labelled events that follow the training window (the validation window, or what arrived
+        since) into the serving state: rows after them see them as history, labels included, as if
+        :meth:`fit` had been given the training window plus ``X``. ``X``: an in-memory frame with the
+        key, the time and every target's label; an event before the state's end is an error."""
+        self._check_fitted()
+        targets = self.targets_
+        self._check_columns(X, targets)
+        if not len(X):
+            return self
+        t = self._times(X)
+        if int(t.min()) < self.t_end_:
+            raise DataError(f"history events ({self.name}) extend the serving state, which ends at {utc(self.t_end_)}: "
+                            f"{int((t < self.t_end_).sum()):,} of {len(t):,} events are earlier (the earliest at "
+                            f"{utc(int(t.min()))}); pass the events after it")
+        unlabelled = [c for c in targets if bool(X[c].isna().any())]
+        if unlabelled:
+            raise DataError(f"history events ({self.name}) need every label: column(s) {unlabelled} have missing values")
+        self._check_columns(X, self.row_key)
+        X = X[~self._resent(X, t)]  # events the state holds already (sent again at its last second): not twice
+        state = in_memory(self.state_) if is_dask(self.state_) else self.state_
+        lib = frame_library(state)
+        if is_gpu_object(X) != is_gpu_object(state):  # the events (what the state needs of them) go where the
+            X = X[list(dict.fromkeys([*self.columns, self.time_column, *targets, *self.row_key]))]  # state lives, the serving device
+            X = lib.from_pandas(X) if is_gpu_object(state) else X.to_pandas()  # (not the state to the events')
+        events = event_rows(X, self.columns, self.time_column, targets)
+        t_end = max(self.t_end_, int(t.max()))
+        last_ids = self.last_ids(X, t_end)
+        if t_end == self.t_end_:  # the state's last second goes on: its events and these
+            last_ids = np.union1d(self.last_ids_, last_ids)
+        merged = lib.concat([state, events.astype({c: state.dtypes[c] for c in events.columns})], ignore_index=True)
+        self.set_state(self._aggregate(merged, t_end, targets), t_end, targets, last_ids)
+        self.extended_ = True  # the state now ends with the events: messages say so, not "the training window"
+        return self
+
+    def positive_rates(self) -> dict[str, float]:
+        """target -> positives per keyed event of the serving state (training, and what :meth:`extend` folded in)."""
+        self._check_fitted()
+        sums = in_memory(self.state_[[N, *[pos_col(t) for t in self.targets_]]].sum())
+        n = int(sums[N])
+        return {t: int(sums[pos_col(t)]) / n if n else 0.0 for t in self.targets_}
+
+    def set_state(self, state: Any, t_end: int, targets: list[str], last_ids: Any = None) -> HistoryEncoder:
+        """Finish fitting from state rows (e.g. concatenated :meth:`state_partition` outputs) and the
+        row-key hashes of the events at ``t_end`` (:meth:`last_ids`; None: none known)."""
+        self.state_ = state
+        self.last_ids_ = np.asarray([] if last_ids is None else last_ids, dtype=np.uint64)
+        self.extended_ = False
+        self._index = None  # the key index of transform, rebuilt from this state on first use
+        self.t_end_ = int(t_end)
+        self.targets_ = list(targets)
+        return self
+
+    # ---- sklearn-style API -------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> HistoryEncoder:  # noqa: ARG002 - sklearn signature
+        """Learn the serving state from the training window ``X`` (labels present)."""
+        self._check_in_memory(X)
+        targets = self._targets(X)
+        self._check_columns(X, [*targets, *self.row_key])
+        if len(X) == 0:
+            raise ValueError(f"HistoryEncoder({self.name}): no training rows")
+        t_end = int(X[self.time_column].max())
+        return self.set_state(self.state_partition(X, t_end), t_end, targets, self.last_ids(X, t_end))
+
+    def fit_transform(self, X: Any, y: Any = None) -> Any:
+        """Fit on ``X`` and return it with each row's features from the earlier rows of ``X``."""
+        self.fit(X, y)
+        return self.features_partition(X)
+
+    def transform(self, X: Any, labels: bool | None = None) -> Any:
+        """Features of events at time >= the end of training: fitted history + earlier rows of ``X``.
+
+        ``labels``: use the label columns of ``X`` for positives of its earlier
+        rows (``None``: when it has every target's; ``True``: it must;
+        ``False``: never, as at serving time). Without them only training
+        positives count, and the in-frame rows still count as events. Equals
+        ``fit_transform(train + X)`` on the rows of ``X``.
+        """
+        self._check_fitted()
+        self._check_in_memory(X)
+        targets = self.targets_
+        self._check_columns(X, [*(targets if labels else []), *self.row_key])
+        use = labels is not False and all(target in X.columns for target in targets)  # the rates' shared denominator
+        xp = array_module(X)
+        t_new = self._times(X)
+        if len(t_new) and int(t_new.min()) < self.t_end_:
+            early = int((t_new < self.t_end_).sum())
+            raise DataError(
+                f"history features ({self.name}) serve rows at or after the end of {self.window()} "
+                f"({utc(self.t_end_)}): {early:,} of {len(t_new):,} rows are earlier (the earliest at "
+                f"{utc(int(t_new.min()))}); score rows from after it"
+            )
+        state, g, m_kept = self._state_rows(X)
+        g = xp.concatenate([g[:m_kept], alone_if_null(g[m_kept:], X[self.columns], int(g.max()) + 1 if len(g) else 0)])
+
+        def stacked(old: Any, new: Any) -> Any:
+            return xp.concatenate([old, new])
+
+        fresh = (~self._resent(X, t_new)).astype(np.int64)  # an event the state holds already is none of later rows'
+        t = stacked(state[self.time_column], t_new)
+        n = stacked(state[N], fresh)
+        lab = stacked(state[N], fresh * int(use))
+        pos, last = {}, {}
+        for target in targets:
+            p = positive(X, target) * fresh if use else xp.zeros(len(t_new), dtype=np.int64)
+            pos[target] = stacked(state[pos_col(target)], p)
+            last[target] = stacked(state[last_col(target)], t_new)
+        feats = span_features(xp, g, t, n, lab, pos, last, self.windows, self.days, self.rates, self.label_delay)
+        return self._attach(X, feats, targets, start=m_kept)
+
+    def window(self) -> str:
+        """What the serving state's history spans, for messages: the training window, or that plus the
+        events :meth:`extend` folded in (its end is then theirs, not training's)."""
+        return "the training window and the history events folded in" if getattr(self, "extended_", False) else "the training window"
+
+    def _state_rows(self, X: Any) -> tuple[dict, Any, int]:
+        """The state rows of the keys of ``X``: (column -> array, key ids of those rows then of
+        ``X``'s rows, number of state rows). On pandas through a key index built once per encoder
+        (a call costs O(rows of X + state rows taken)); on cudf by one pass over the state. A
+        partitioned (dask) state is gathered on first use."""
+        if is_dask(self.state_):
+            self.state_ = in_memory(self.state_)
+        columns = value_columns(self.time_column, self.targets_)
+        if not is_gpu_object(X):
+            if getattr(self, "_index", None) is None:
+                state = self.state_.to_pandas() if is_gpu_object(self.state_) else self.state_
+                self._index = StateIndex(state, self.columns, columns)
+            return self._index.rows(X[self.columns])
+        state = self.state_ if is_gpu_object(self.state_) else frame_library(X).from_pandas(self.state_)
+        return state_rows_by_pass(state, X[self.columns], self.columns, columns)
+
+    # ---- state -----------------------------------------------------------
+    def _check_fitted(self) -> None:
+        check_fitted(self, "state_")
+
+    def params(self) -> dict:
+        return {
+            "columns": self.columns,
+            "targets": self.targets,
+            "windows": self.windows,
+            "time_column": self.time_column,
+            "prefix": self.prefix,
+            "days": self.days,
+            "rates": self.rates,
+            "label_delay": self.label_delay,
+            "row_key": self.row_key,
+        }
+
+    def save(self, directory: str | Path) -> None:
+        """Write the fitted state: ``<prefix>_<key>.parquet`` (state rows) and ``.json`` (params, t_end, targets)."""
+        self._check_fitted()
+        state = {"params": self.params(), "targets": self.targets_, "t_end": self.t_end_, "last_ids": self.last_ids_.tolist()}
+        save_state(directory, f"{self.prefix}_{self.name}", self.state_, state)
+
+    @classmethod
+    def load(cls, directory: str | Path, name: str, df_lib: Any = None) -> HistoryEncoder:
+        """Read state written by :meth:`save` (``name`` = ``hist_<key>``) into ``df_lib`` frames."""
+        state, table = load_state(directory, name, df_lib)
+        return cls(**state["params"]).set_state(table, state["t_end"], state["targets"], state.get("last_ids"))

@@ -1,0 +1,154 @@
+"""The history encoder's serving state: its rows, and the rows of given keys.
+
+Fitted state (``state_``, saved as parquet; params, ``t_end_`` and ``last_ids_``
+as JSON), for ``T = t_end_`` (last training time) and ``W`` the longest reach of
+a span (:meth:`~.history_encoder.HistoryEncoder.reach`):
+
+* one row per (key, time) for training events with time >= ``T - W``
+  (everything a window of an event at time >= ``T`` can reach);
+* one row per key summarising its older events: their count and positives,
+  time = the last of them, and the last positive time per target.
+
+Each row is a weighted event of :func:`~.history_spans.span_features`: ``_n``
+events, ``_pos_<target>`` positives, ``_last_<target>`` the last positive time.
+``last_ids_``: the row-key hashes (:func:`row_ids`) of the events at ``T``, which
+tell an event sent again from a new one of that second.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import hashing
+from ..backend import array_module, frame_library, values
+from ..data import DataError
+from .frames import group_ids, null_key_rows
+
+N = "_n"
+
+
+def pos_col(t: str) -> str:
+    return f"_pos_{t}"
+
+
+def last_col(t: str) -> str:
+    return f"_last_{t}"
+
+
+def value_columns(time_column: str, targets: list[str]) -> list[str]:
+    """The state's columns besides the key, in order."""
+    return [time_column, N, *[pos_col(t) for t in targets], *[last_col(t) for t in targets]]
+
+
+def times(frame: Any, time_column: str) -> Any:
+    return values(frame[time_column]).astype(np.int64)
+
+
+def positive(frame: Any, target: str) -> Any:
+    return (values(frame[target].fillna(0)) > 0).astype(np.int64)
+
+
+def event_rows(frame: Any, columns: list[str], time_column: str, targets: list[str]) -> Any:
+    """One state-format row per keyed event of ``frame``: key, time, 1 event, its positives and
+    their times (-1 where none)."""
+    xp = array_module(frame)
+    t = times(frame, time_column)
+    tmp = frame[columns].reset_index(drop=True)
+    tmp[time_column] = t
+    keyed = ~values(null_key_rows(tmp[columns]))  # a key with a null is no key: no state
+    tmp[N] = xp.ones(len(t), dtype=np.int64)
+    for target in targets:
+        p = positive(frame, target)
+        tmp[pos_col(target)] = p
+        tmp[last_col(target)] = xp.where(p > 0, t, -1)
+    return tmp[keyed]
+
+
+def aggregate(tmp: Any, columns: list[str], time_column: str, targets: list[str], cutoff: int) -> Any:
+    """State rows of state-format rows ``tmp`` (events, or earlier state rows): per key one row of
+    everything before ``cutoff`` (older than any span reaches), and per (key, time) the later rows."""
+    sums = {N: "sum", **{pos_col(x): "sum" for x in targets}, **{last_col(x): "max" for x in targets}}
+    old = tmp[tmp[time_column] < cutoff]
+    old = old.groupby(columns, sort=False, dropna=False).agg({time_column: "max", **sums}).reset_index()
+    recent = tmp[tmp[time_column] >= cutoff]
+    recent = recent.groupby([*columns, time_column], sort=False, dropna=False).agg(sums).reset_index()
+    cols = [*columns, *value_columns(time_column, targets)]
+    state = frame_library(tmp).concat([old[cols], recent[cols]], ignore_index=True)
+    return state.astype({c: "int64" for c in cols[len(columns) :]})
+
+
+def state_rows_by_pass(state: Any, keys: Any, columns: list[str], value_cols: list[str]) -> tuple[dict, Any, int]:
+    """The rows of ``state`` (a frame of ``keys``' library) of the keys of ``keys`` by one pass over the
+    state: (column -> array, key ids of those rows then of ``keys``' rows, number of state rows)."""
+    lib = frame_library(keys)
+    g = group_ids(lib.concat([state[columns], keys.reset_index(drop=True)], ignore_index=True))
+    m = len(state)
+    xp = array_module(keys)
+    present = xp.zeros(int(g.max()) + 1 if len(g) else 0, dtype=bool)
+    present[g[m:]] = True
+    keep = present[g[:m]]
+    rows = {c: values(state[c]).astype(np.int64)[keep] for c in value_cols}
+    return rows, xp.concatenate([g[:m][keep], g[m:]]), int(keep.sum())
+
+
+def row_ids(frame: Any, row_key: list[str], name: str) -> tuple[Any, Any]:
+    """(uint64 hash of each row's ``row_key``, whether the row has one: no null in it); ``name``
+    (the history key's) for the error on a row key that is not integer ids."""
+    keys = frame[row_key]
+    odd = {c: str(keys.dtypes[c]) for c in row_key if getattr(keys.dtypes[c], "kind", "O") not in "iu"}
+    if odd:
+        raise DataError(f"history features ({name}) identify events by integer row ids; the row key column(s) {odd} are not integers")
+    known = ~values(null_key_rows(keys))
+    return hashing.combine([values(keys[c].fillna(0)).astype(np.int64) for c in row_key]), known
+
+
+def alone_if_null(g: Any, keys: Any, start: int | None = None) -> Any:
+    """Key ids ``g`` of the rows of ``keys`` where a row whose key has a null is a group of its own
+    (new ids from ``start``, default ``max(g) + 1``): null is no key, so such an event has no
+    history and is in no one's, as it gets the prior in the target encoding and counts 0."""
+    null = values(null_key_rows(keys))
+    if not bool(null.any()):
+        return g
+    xp = array_module(g)
+    start = (int(g.max()) + 1 if len(g) else 0) if start is None else start
+    return xp.where(null, start + xp.arange(len(g), dtype=np.int64), g)
+
+
+def _nan_nulls(keys: Any) -> Any:
+    """Every null key value as NaN: an index lookup matches NaN with NaN but not None with NaN,
+    while a groupby puts all nulls of a column in one key."""
+    return keys.where(keys.notna(), np.nan)
+
+
+class StateIndex:
+    """A pandas state sorted by key, with its keys indexed: the rows of given keys in O(those rows)."""
+
+    def __init__(self, state: Any, columns: list[str], value_columns: list[str]) -> None:
+        import pandas as pd
+
+        gid = group_ids(state[columns])
+        order = np.argsort(gid, kind="stable")
+        self.arrays = {c: state[c].to_numpy(np.int64)[order] for c in value_columns}
+        self.bounds = np.searchsorted(gid[order], np.arange(int(gid.max()) + 2 if len(gid) else 1))
+        keys = _nan_nulls(state[columns].iloc[order[self.bounds[:-1]]])  # one row per key, in key-id order
+        self.index = pd.Index(keys[columns[0]]) if len(columns) == 1 else pd.MultiIndex.from_frame(keys)
+
+    def rows(self, keys: Any) -> tuple[dict, Any, int]:
+        """See :func:`state_rows`."""
+        import pandas as pd
+
+        g_new = group_ids(keys)
+        firsts = np.unique(g_new, return_index=True)[1]  # first row of each key of ``keys``, by key id
+        if len(self.index) == 0:  # no state (e.g. every training key had a null): no state rows
+            return {c: a[:0] for c, a in self.arrays.items()}, g_new, 0
+        first_keys = _nan_nulls(keys.iloc[firsts])
+        found = self.index.get_indexer(
+            first_keys.iloc[:, 0] if keys.shape[1] == 1 else pd.MultiIndex.from_frame(first_keys)
+        )
+        lo = np.where(found >= 0, self.bounds[np.maximum(found, 0)], 0)
+        lengths = np.where(found >= 0, self.bounds[np.maximum(found, 0) + 1], 0) - lo
+        take = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+        g_old = np.repeat(np.arange(len(firsts), dtype=np.int64), lengths)
+        return {c: a[take] for c, a in self.arrays.items()}, np.concatenate([g_old, g_new]), len(take)
