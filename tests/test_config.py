@@ -280,8 +280,11 @@ def test_path_flags_stay_strings():
     ("features.target_encoding.keys=[[language, language]]",
      "features.target_encoding.keys: expected a list of distinct, non-empty lists of distinct columns, got [['language', 'language']]"),
     ("features.history.keys=[[]]", "features.history.keys: expected a list of distinct, non-empty lists of distinct columns, got [[]]"),
-    ("features.history.windows=[0]", "features.history.windows: expected a list of whole numbers of seconds >= 1, got [0]"),
-    ("features.history.days=[0]", "features.history.days: expected a list of whole numbers of days >= 1, got [0]"),
+    ("features.history.windows=[0]", "features.history.windows: expected a list of distinct whole numbers of seconds >= 1, got [0]"),
+    ("features.history.days=[0]", "features.history.days: expected a list of distinct whole numbers of days >= 1, got [0]"),
+    # a repeated span gave two features one name: the build kept one column, training failed in XGBoost
+    ("features.history.windows=[86400,86400]", "features.history.windows: expected a list of distinct whole numbers of seconds >= 1, got [86400, 86400]"),
+    ("features.history.days=[1,1]", "features.history.days: expected a list of distinct whole numbers of days >= 1, got [1, 1]"),
     ("features.history.label_delay=-1", "features.history.label_delay: expected a whole number of seconds >= 0, got -1"),
     ("features.broadcast_limit=-1", "features.broadcast_limit: expected a whole number of rows >= 0 or null, got -1"),
     ("train.targets=[]", "train.targets: expected a non-empty list of distinct target names, got []"),

@@ -490,3 +490,11 @@ def test_the_state_end_s_row_ids_survive_save_load_dask_and_extend(tmp_path):
     assert back.t_end_ == end + 60 and sorted(back.last_ids_.tolist()) == sorted(back.last_ids(later, end + 60).tolist())
     with pytest.raises(Exception, match=r"row key column\(s\) \{'tweet_id': 'object'\} are not integers"):
         back.transform(later.astype({"tweet_id": "str"}).astype({"tweet_id": "object"}))
+
+
+def test_a_repeated_window_or_day_is_refused():
+    """Two spans of one length gave two features of one name (a run's training failed in XGBoost)."""
+    with pytest.raises(ValueError, match=r"windows must be distinct and > 0 seconds, got \[3600, 3600\]"):
+        HistoryEncoder("u", ["like"], (3600, 3600))
+    with pytest.raises(ValueError, match=r"days must be distinct whole UTC days >= 1, got \[1, 1\]"):
+        HistoryEncoder("u", ["like"], (3600,), days=(1, 1))

@@ -49,11 +49,11 @@ class HistoryEncoder(EstimatorParams):
         self.columns = [columns] if isinstance(columns, str) else list(columns)
         self.targets = None if targets is None else list(targets)
         self.windows = [int(w) for w in windows]
-        if any(w <= 0 for w in self.windows):
-            raise ValueError(f"HistoryEncoder windows must be > 0 seconds, got {self.windows}")
+        if any(w <= 0 for w in self.windows) or len(set(self.windows)) < len(self.windows):
+            raise ValueError(f"HistoryEncoder windows must be distinct and > 0 seconds, got {self.windows}")
         self.days = [int(d) for d in days]
-        if any(d <= 0 for d in self.days):
-            raise ValueError(f"HistoryEncoder days must be >= 1 whole UTC days, got {self.days}")
+        if any(d <= 0 for d in self.days) or len(set(self.days)) < len(self.days):
+            raise ValueError(f"HistoryEncoder days must be distinct whole UTC days >= 1, got {self.days}")
         self.rates = bool(rates)
         self.label_delay = int(label_delay)
         if self.label_delay < 0:
