@@ -68,8 +68,8 @@ class DamagedFile(ValueError):
 
 
 #: Types as JSON names them, for :class:`DamagedFile` messages.
-_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
-               bool: "true or false", type(None): "null"}
+_JSON_TYPES = {dict: "an object", list: "an array", tuple: "an array", str: "a string", int: "a number",
+               float: "a number", bool: "true or false", type(None): "null"}
 
 
 def _json_type(value: object) -> str:

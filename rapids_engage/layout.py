@@ -13,9 +13,10 @@ import difflib
 import json
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from .atomic import read_json
+from .atomic import check_fields, read_json
 from .schema import CREATOR, EVENT_TIME, ROW_KEY, TARGETS, USER
 
 LAYOUT_FILE = "layout.json"
@@ -108,13 +109,17 @@ class Layout:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "layout") -> Layout:
+    def from_dict(cls, data: dict[str, Any], source: str = "layout", hint: str = "") -> Layout:
         """The layout of :meth:`to_dict`'s fields; a ValueError naming ``source`` (the file) and the field when
-        one is unknown (written by a newer rapids_engage) or a required one is missing."""
-        data = dict(data)
+        one is unknown (written by a newer rapids_engage), a required one is missing, or one is of another JSON
+        type (a :class:`~.atomic.DamagedFile` then, with ``hint``)."""
+        data = dict(check_fields(data, {}, source, hint))
         _check_fields(cls, data, source)
-        for t in data["targets"]:
+        _check_types(cls, data, source, hint)
+        for i, t in enumerate(data["targets"]):
+            check_fields(t, {}, source, hint, f"targets.{i}")
             _check_fields(Target, t, f"{source}: targets")
+            _check_types(Target, t, source, hint, f"targets.{i}")
         data["targets"] = tuple(Target(**t) for t in data["targets"])
         for key, value in data.items():
             if isinstance(value, list):
@@ -129,8 +134,8 @@ class Layout:
         path = Path(directory) / LAYOUT_FILE
         if not path.is_file():
             return None
-        return cls.from_dict(read_json(path, hint="ingest the data again (an ingest cache entry in data.cache_dir: delete it, "
-                                                  "the next run ingests again)"), str(path))
+        hint = "ingest the data again (an ingest cache entry in data.cache_dir: delete it, the next run ingests again)"
+        return cls.from_dict(read_json(path, hint=hint), str(path), hint)
 
 
 def _check_fields(cls: type, data: dict[str, Any], source: str) -> None:
@@ -144,6 +149,27 @@ def _check_fields(cls: type, data: dict[str, Any], source: str) -> None:
     missing = [n for n, f in known.items() if n not in data and f.default is MISSING and f.default_factory is MISSING]
     if missing:
         raise ValueError(f"{source}: field {missing[0]!r} is missing")
+
+
+def _check_types(cls: type, data: dict[str, Any], source: str, hint: str, where: str = "") -> None:
+    """A :class:`~.atomic.DamagedFile` naming ``source`` and the first field of ``data`` whose JSON type is not
+    the one dataclass ``cls`` declares (a string, null where optional, an array (of strings) for a tuple)."""
+    hints = get_type_hints(cls)
+    types = {key: _json_types(hints[key]) for key in data}
+    check_fields(data, types, source, hint, where)
+    prefix = f"{where}." if where else ""
+    for key, value in data.items():
+        if types[key] == (list, tuple) and get_args(hints[key])[0] is str:
+            check_fields(dict(enumerate(value)), dict.fromkeys(range(len(value)), str), source, hint, prefix + key)
+
+
+def _json_types(annotation: Any) -> type | tuple[type, ...]:
+    """The JSON type(s) (as :func:`~.atomic.check_fields` takes them) of a field annotated ``annotation``."""
+    if get_origin(annotation) is tuple:
+        return list, tuple  # a tuple: :meth:`Layout.to_dict`'s own, not read back from JSON
+    if get_origin(annotation) in (Union, UnionType):
+        return get_args(annotation)
+    return annotation
 
 
 RECSYS = Layout(

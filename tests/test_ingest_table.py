@@ -959,6 +959,25 @@ def test_a_layout_of_another_version_is_refused_naming_the_file_and_the_field(tm
         Layout.load(tmp_path)
 
 
+@pytest.mark.parametrize("edit, why", [
+    (lambda d: d.update(row_key="row_id"), r"key row_key is a string, not an array"),
+    (lambda d: d.update(row_key=["row_id", 7]), r"key row_key.1 is a number, not a string"),
+    (lambda d: d.update(user=3), r"key user is a number, not a string or null"),
+    (lambda d: d.update(list_sep=None), r"key list_sep is null, not a string"),
+    (lambda d: d.update(categorical={}), r"key categorical is an object, not an array"),
+    (lambda d: d.update(targets=["click"]), r"targets.0 is a string, not an object"),
+    (lambda d: d["targets"][0].update(kind=1), r"key targets.0.kind is a number, not a string"),
+])
+def test_a_layout_field_of_another_type_is_refused_naming_the_file_and_the_field(tmp_path, edit, why):
+    """A layout.json field of the wrong JSON type (an edit) was taken: a row_key string became the key's
+    characters as columns (r, o, w, ...), a target string an 'unknown field' per character."""
+    data = table_layout(spec()).to_dict()
+    edit(data)
+    (tmp_path / "layout.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=f"{re.escape(str(tmp_path))}/layout.json is damaged \\({why}\\): ingest the data again"):
+        Layout.load(tmp_path)
+
+
 @pytest.mark.parametrize("text, why", [
     ('{"kind": "table", "row_key": ["row_id"], ', r"layout.json is damaged \(Expecting .*: not JSON, cut short or another format\)"),
     ("", r"layout.json is damaged \(empty\)"),
