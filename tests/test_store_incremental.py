@@ -175,3 +175,23 @@ def test_a_version_built_meanwhile_and_gone_again_is_a_missing_version_not_a_typ
     monkeypatch.setattr(FeatureStore, "publish", published_meanwhile_then_deleted)
     with pytest.raises(MissingVersion, match="no intact version"):
         _build(_config([["engaging_user_id"]], [], []), tmp_path / "store", data)
+
+
+@pytest.mark.parametrize("edit, reused", [
+    (lambda m: m.update(groups=None), None),
+    (lambda m: m.update(definition=None), None),
+    (lambda m: m["groups"].update(content="x"), ["te_engaging_user_id"]),
+])
+def test_a_manifest_edited_to_record_no_groups_lends_none(data, tmp_path, edit, reused):
+    """A hand-edited manifest with ``groups: null`` or ``definition: null`` (intact to the store: null is
+    'not recorded') ended the next build of another config in an AttributeError traceback while looking for
+    a version to reuse; it lends no groups now, and a group entry of another shape is not shared."""
+    user = ["engaging_user_id"]
+    first, _ = _build(_config([user], [user], []), tmp_path / "store", data)
+    path = first.store.version_dir(first.version) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+    assert first.store.check(first.version)[1] is None
+    built, _ = _build(_config([user], [], []), tmp_path / "store", data)
+    assert not built.cache_hit and (built.reused and built.reused["groups"]) == reused

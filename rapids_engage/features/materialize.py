@@ -186,14 +186,17 @@ def _wider_version(store: FeatureStore, definition: dict) -> tuple[str, dict] | 
 
 
 def _base_version(store: FeatureStore, definition: dict, sigs: dict[str, str]) -> tuple[str, dict, set[str]] | None:
-    """The intact version of the same input, split, targets and layout sharing the most groups, if any."""
+    """The intact version of the same input, split, targets and layout sharing the most groups, if any.
+    A version recording no definition or groups (absent or null: an older build's, an edit) is none; a group
+    whose entry is no object with its signature (an edit) is not shared."""
     best = None
     for version, manifest in store.intact():
-        if "groups" not in manifest:
+        theirs, groups = manifest.get("definition"), manifest.get("groups")
+        if theirs is None or groups is None:
             continue
-        if not all(_same(manifest["definition"].get(k), v) for k, v in definition.items() if k not in ("features", "names")):
+        if not all(_same(theirs.get(k), v) for k, v in definition.items() if k not in ("features", "names")):
             continue
-        shared = {g for g, sig in sigs.items() if manifest["groups"].get(g, {}).get("signature") == sig}
+        shared = {g for g, sig in sigs.items() if isinstance(info := groups.get(g), dict) and info.get("signature") == sig}
         if shared and (best is None or len(shared) >= len(best[2])):
             best = (version, manifest, shared)
     return best
