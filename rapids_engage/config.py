@@ -550,11 +550,18 @@ def _build(cls: type, data: dict, path: str, source: str, origins: dict[str, str
         if given and given[-1][0] == key and not given[-1][1].startswith("--set ") and message.startswith(f"{key}: expected "):
             # the value of a flag (--gpus lots): named as the flag
             raise ConfigError(f"{given[-1][1].split()[0]} must be {message.split(': expected ', 1)[1]}")
+        if given and given[-1][0] == key and _empty_set(given[-1][1]) and message.endswith(", got null"):
+            message = message.removesuffix("null") + "an empty value"  # the null YAML made of it is not what was typed
         raise ConfigError(f"{source}: {message}" + (f" (from {given[-1][1]})" if given else ""))
     try:
         return dacite.from_dict(cls, data, config=dacite.Config(strict=True, cast=[float]))
     except (dacite.DaciteError, ValueError, TypeError) as exc:  # not expected after _problem
         raise ConfigError(f"{source}: {exc}") from None
+
+
+def _empty_set(label: str) -> bool:
+    """Whether ``label`` (how the user gave a key) is a ``--set KEY=`` with nothing after the ``=`` (null to YAML)."""
+    return label.startswith("--set ") and not label.partition("=")[2].strip()
 
 
 def load_config(

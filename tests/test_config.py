@@ -312,6 +312,21 @@ def test_values_at_the_edge_of_their_range_load(setting):
     load_config(None, [setting])
 
 
+@pytest.mark.parametrize("setting, expected", [
+    ("data.cache_dir=", "data.cache_dir: expected a string, got an empty value"),
+    ("out=  ", "out: expected a string, got an empty value"),
+    ("split.valid_hours=", "split.valid_hours: expected a number, got an empty value"),
+    ("train.targets=", "train.targets: expected a list of strings, got an empty value"),
+    ("split.valid_hours=null", "split.valid_hours: expected a number, got null"),  # typed: named as typed
+])
+def test_an_empty_set_value_is_said_to_be_empty(setting, expected):
+    """`--set data.cache_dir=` said "expected a string, got null": YAML's reading of nothing, not what was typed."""
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [setting])
+    assert str(info.value) == f"{DEFAULT_CONFIG}: {expected} (from --set {setting})"
+    assert load_config(None, ["features.store="]).features.store is None  # an optional key: null, as before
+
+
 def test_set_fills_a_section_left_null():
     # default.yaml's `data.table: null` made every --set data.table.<key> "--set data.table.format: 'table' is not a section"
     with pytest.raises(ConfigError, match=r"data\.table\.format: expected one of 'csv', 'tsv', 'jsonl', 'parquet', got 'xlsx' "
