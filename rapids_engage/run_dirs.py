@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from .atomic import DamagedFile, read_json
 from .config import Config, ConfigError, sourced
 
 
@@ -67,23 +68,21 @@ def check_features_out(cfg: Config, out: Path) -> None:
     """``features --out`` into the directory of a run (``report.json``) of another config is a :class:`ConfigError`
     naming a setting that differs: its config.yaml, which the subcommand writes, would no longer be the run's
     (``--config <out>/config.yaml`` would rerun another run, ``predict`` of a table run reads data.table there). A
-    report.json that cannot be read is refused too; the run's own config passes (config.yaml stays the same)."""
-    import json
-
+    report.json that cannot be read, or is damaged (:func:`.atomic.read_json`: no JSON, no ``config`` object), is
+    refused too; the run's own config passes (config.yaml stays the same)."""
     from .provenance import config_data
 
     path = out / "report.json"
     if not path.is_file():
         return
     try:
-        report = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        report = exc
-    theirs = report.get("config") if isinstance(report, dict) else None
-    if not isinstance(theirs, dict):
-        why = f"cannot be read ({report})" if isinstance(report, Exception) else "records no config"
-        raise ConfigError(sourced(cfg, f"out: {out} holds a report.json that {why}, whose run's config.yaml features "
-                                       "would replace: choose another --out"))
+        theirs = read_json(path, {"config": dict}, "choose another --out (features would replace the config.yaml of "
+                                                   "the run it records)")["config"]
+    except DamagedFile as exc:
+        raise ConfigError(sourced(cfg, f"out: {exc}")) from None
+    except OSError as exc:
+        raise ConfigError(sourced(cfg, f"out: {out} holds a report.json that cannot be read ({exc}), whose run's "
+                                       "config.yaml features would replace: choose another --out")) from None
     differ = _first_difference(config_data(cfg), theirs)
     if differ is not None:
         key, ours, there = differ

@@ -59,13 +59,17 @@ def test_features_out_into_a_run_names_the_first_setting_that_differs(run):
 
 
 @pytest.mark.parametrize("report, why", [
-    ('{"config": {"out": ', r"cannot be read \(Expecting value"),
-    ("[1, 2]", "records no config"),
-    ({"config": 5}, "records no config"),
-    ({"run": {}}, "records no config"),
+    ('{"config": {"out": ', r"Expecting value.*: not JSON, cut short or another format"),
+    ("[1, 2]", "it is an array, not an object"),
+    ({"config": 5}, "key config is a number, not an object"),
+    ({"run": {}}, "key config is missing"),
 ])
 def test_features_out_into_a_damaged_report_is_refused(run, report, why):
+    """A damaged report.json is said as atomic.read_json says one elsewhere ('<file> is damaged (...): <hint>'),
+    not in check_features_out's own words ('cannot be read' / 'records no config')."""
     cfg, out, _ = run
     _report(out, report)
-    with pytest.raises(ConfigError, match=rf"default.yaml: out: {re.escape(str(out))} holds a report.json that {why}"):
+    with pytest.raises(ConfigError, match=rf"default.yaml: out: {re.escape(str(out))}/report.json is damaged \({why}\): "
+                                          r"choose another --out \(features would replace the config.yaml of the run it "
+                                          r"records\) \(from --set out="):
         check_features_out(cfg, out)
