@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
-import json
 import platform
 import tempfile
 import time
@@ -32,6 +31,7 @@ from rapids_engage.cli import positive_int, seed_int, writable_dir
 from rapids_engage.config import TableConfig, TargetSpec
 from rapids_engage.ingest import ingest_table
 from rapids_engage.ingest.bench import device
+from rapids_engage.report import write_json
 
 HEADER = ["id", "user", "ts", "clicked", "likes", "score", "lang", "body"]
 SPEC = TableConfig(format="csv", time="ts", time_format="unix", row_id=["id"], user="user", item="id",
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
               f"digest {r['digest']} (in order: {r['order_digest']})", flush=True)
     info = {"device": device(), "python": platform.python_version(), "pyarrow": pa.__version__, "results": results}
     print(f"device: {info['device']}")
-    out.write_text(json.dumps(info, indent=1) + "\n")
+    write_json(out, info)
     print(f"-> {out}")
 
 

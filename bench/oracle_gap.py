@@ -36,6 +36,7 @@ from rapids_engage import synthetic as S
 from rapids_engage.cli import positive_int, seed_int, writable_dir
 from rapids_engage.hashing import combine
 from rapids_engage.metrics import rce
+from rapids_engage.report import write_json
 from rapids_engage.schema import TARGETS, TRUE_PROB_PREFIX
 
 DAY = 86400
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         "targets": rows,
     }
     out = results / f"oracle_gap-{args.rows}.json"
-    out.write_text(json.dumps(result, indent=1))
+    write_json(out, result)
     print("| target | oracle RCE | pair unknown | structured MAP (C) | pipeline | pipeline / oracle | pipeline / structured |")
     print("|---|---|---|---|---|---|---|")
     for target, r in rows.items():

@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rapids_engage.cli import positive_int, writable_dir
+from rapids_engage.report import write_json
 
 STAGES = ("data", "split", "features", "train", "evaluate")
 MiB = 2**20
@@ -284,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory_log_lines": memory_lines[:20],
         "timeline_1s": [{"t": t, "total": tot, "max_worker": w, "spill": s} for t, tot, w, s in sampler.timeline],
     }
-    Path(args.json).write_text(json.dumps(result, indent=1))
+    write_json(Path(args.json), result)
 
     mib = lambda b: f"{b / MiB:,.0f}"  # noqa: E731
     table = Table(title=f"out-of-core run, {args.rows:,} synthetic rows, {result['device']}")

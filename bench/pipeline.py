@@ -30,6 +30,7 @@ from rapids_engage.cli import positive_int, writable_dir
 from rapids_engage.ingest.bench import cpu_model
 from rapids_engage.pipeline import KNOWN_ERRORS
 from rapids_engage.pipeline import main as pipeline_main
+from rapids_engage.report import write_json
 
 STAGES = ("data", "cluster", "split", "features", "train", "evaluate", "plots", "other")  # report.json's timings_s, in run order
 
@@ -242,7 +243,7 @@ def write_results(path: Path, rows: int, overrides: list[str], reports: dict[str
     summary = {g: {"device": r["device"], "error": r["error"]} if "error" in r else
                {"device": r["device"], "timings_s": r["timings_s"], "memory": r.get("memory"), "targets": r["targets"],
                 "rows": r["rows"], "n_workers": r["n_workers"], "cache_hit": r.get("cache_hit")} for g, r in reports.items()}
-    path.write_text(json.dumps({"rows": rows, **provenance(), "overrides": overrides, "runs": summary}, indent=1))
+    write_json(path, {"rows": rows, **provenance(), "overrides": overrides, "runs": summary})
 
 
 if __name__ == "__main__":

@@ -128,6 +128,39 @@ def test_ingest_quotes_bench_writes_the_results_file_the_readme_names(tmp_path, 
     assert result["results"][0]["rows"] == 50
 
 
+def test_bench_results_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """The benches wrote their results JSON with Path.write_text: a write cut short (a full disk, a kill) left
+    the previous results file half-written, no JSON. They write atomically now (report.write_json, atomic.write_text):
+    the old file stays whole."""
+    from rapids_engage.ingest import bench as ingest_bench
+
+    quotes = _bench_module("ingest_quotes")
+    monkeypatch.setattr(quotes, "__file__", str(tmp_path / "bench" / "ingest_quotes.py"))
+    results = tmp_path / "bench" / "results"
+    results.mkdir(parents=True)
+    old = json.dumps({"results": [{"rows": 7}], "note": "x" * 200})
+    names = ("ingest-0.01.json", "ingest_quotes-50.json", "pipeline-50.json")
+    for name in names:
+        (results / name).write_text(old)
+    write_text = Path.write_text
+
+    def cut_short(self, text, *args, **kwargs):  # in results/ only: half the text written, then the disk is full
+        if self.parent != results:
+            return write_text(self, text, *args, **kwargs)
+        write_text(self, text[: len(text) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", cut_short)
+    for write in (lambda: quotes.main(["--rows", "50", "--rates", "0", "--work", str(tmp_path)]),
+                  lambda: _bench_module("pipeline").write_results(results / names[2], 50, [], {"0": {"device": "cpu", "error": "x"}}),
+                  lambda: ingest_bench.main(["--mb", "0.01", "--work", str(tmp_path), "--json", str(results / names[0])])):
+        with pytest.raises(OSError, match="No space left"):
+            write()
+    monkeypatch.undo()
+    assert sorted(p.name for p in results.iterdir()) == sorted(names)  # no temporary file left
+    assert [(results / name).read_text() for name in names] == [old] * 3
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # --max-iter 20: quick, not converged
 def test_oracle_gap_bench_generates_the_data_of_its_own_days(tmp_path, monkeypatch):
     """--days is part of the data: a second run with other --days used to reuse the first run's

@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..atomic import write_text
 from ..cli import positive_int, seed_int, writable_dir
 from ..schema import RAW_COLUMNS
 
@@ -220,8 +221,7 @@ def main(argv: list[str] | None = None) -> None:
           f"peak RSS {r['peak_rss_mb']:,.0f} MiB; {r['output_files']} parquet files (process wall {r['process_wall_s']:.1f} s)")
     print(f"device: {r['device']}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(r, indent=1) + "\n")
+        write_text(args.json, json.dumps(r, indent=1) + "\n")
 
 
 if __name__ == "__main__":
