@@ -161,13 +161,14 @@ def test_strict_mode_stops_at_the_unclosed_quote(tmp_path, monkeypatch):
 
 
 def test_an_unclosed_quote_in_line_mode_says_so(tmp_path, monkeypatch):
-    """After a line longer than a read block the rest is read line by line; a stray quote there is unclosed_quote too."""
+    """After a line longer than a read block the rest is read line by line; a stray quote there is unclosed_quote too,
+    named by its column as the block reader names it (it was "a quote opening field 8", column None)."""
     n = 100
     lines = lines_of(n, r10={"body": "y" * 3000}, r50={"lang": '"en'}, r60={"body": '"oops'}, r70={"body": '"a ""b"", c'})
     result, frame, q = ingest(tmp_path, "\n".join(lines) + "\n", "lines", 1000, monkeypatch)
-    assert q[["line", "column", "reason"]].values.tolist() == [[52, None, "unclosed_quote"], [62, None, "unclosed_quote"],
-                                                               [72, None, "unclosed_quote"]]
-    assert q.detail[1] == "a quote opening field 8 is not closed on its line"
+    assert q[["line", "column", "reason"]].values.tolist() == [[52, "lang", "unclosed_quote"], [62, "body", "unclosed_quote"],
+                                                               [72, "body", "unclosed_quote"]]
+    assert q.detail[1] == "the quote opening 'body' is not closed on its line"
     assert ids(frame) == want_ids(n, {50, 60, 70})
 
 

@@ -419,8 +419,7 @@ class _DelimitedReader:
                 if self.index is None:
                     self.index, self.width = _header_index(fields or [text]), len(fields or [text])
                 elif opened is not None:  # Python's csv would close it at the line end
-                    bad.append(Bad(line, None, "unclosed_quote", f"a quote opening field {opened + 1} is not closed on "
-                                   "its line", text))
+                    bad.append(self._quote_bad(line, opened, "on its line", text))
                 elif fields is None or len(fields) != self.width:
                     got = "an unparsable line" if fields is None else f"{len(fields)} fields"
                     bad.append(Bad(line, None, "wrong_field_count", f"expected {self.width} fields, got {got}", text))
