@@ -254,18 +254,21 @@ def _write_atomic(frame: Any, out: Path) -> None:
 
 
 def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path, builder: FeatureBuilder | None = None,
-            prog: StageProgress | None = None, boosters: dict[str, Any] | None = None) -> dict:
+            prog: StageProgress | None = None, boosters: dict[str, Any] | None = None,
+            models: tuple[dict[str, dict], dict] | None = None) -> dict:
     """Score ``rows`` (a dask frame) with every model of ``model_dir``; write ``out/predictions``.
 
     Returns {"rows", "targets", "predictions", "store", "metrics"}; metrics for the targets whose
     engagement column the rows carry (None without any). ``prog`` times the "score" and "metrics" stages.
-    ``boosters``: target -> booster already loaded (:func:`load_boosters`); loaded here otherwise, before any feature.
+    ``models``: :func:`load_models` of ``model_dir`` already read (the metas ``boosters`` were loaded from), read
+    here otherwise; ``boosters``: target -> booster already loaded (:func:`load_boosters`), loaded here otherwise,
+    before any feature.
     """
     from .evaluate import evaluate_targets, gather
     from .train import is_ranking
 
     prog = prog or StageProgress(quiet=True)
-    metas, store_info = load_models(model_dir)
+    metas, store_info = models or load_models(model_dir)
     builder = builder or load_builder(store_info, backend, model_dir)
     boosters = boosters or load_boosters(metas, backend)
     layout = builder.layout
@@ -375,7 +378,7 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
                 prog.log(line)
             if cluster.kind == "external":  # its workers read the rows and write the predictions
                 check_shared_paths(cluster.client, cluster_cfg.scheduler_address, read=[input_path], write=[out])
-            result = predict(cluster.client, backend, model_dir, rows, out, builder, prog, boosters)
+            result = predict(cluster.client, backend, model_dir, rows, out, builder, prog, boosters, (metas, store_info))
     result["timings_s"] = {k: round(v, 3) for k, v in prog.timings.items()}
     result["rows_per_s"] = round(result["rows"] / prog.timings["score"], 1) if prog.timings.get("score") else None
     result["memory"] = memory.to_report()

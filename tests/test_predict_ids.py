@@ -211,3 +211,21 @@ def test_a_damaged_model_file_is_refused_before_the_cluster_starts(trained, tmp_
     with pytest.raises(ModelError, match=re.escape(str(model)) + r" is damaged \(XGBoost cannot load it: "):
         run_predict(run, Path(report["split"]["data_dir"]), tmp_path / "scored", CPU, ClusterConfig(gpus=0),
                     store=tmp / "run" / "store")
+
+
+def test_predict_reads_the_models_once(trained, tmp_path, monkeypatch):
+    """run_predict read models/ (every meta) before the cluster started, loaded the boosters from those, then
+    predict() read the metas again: two reads of a models/ a rerun may replace in between, the boosters of one
+    run then paired with the feature lists of the other. The metas read first are passed along now."""
+    from rapids_engage import predict as predict_mod
+
+    tmp, config, _ = trained
+    _posts(50, 4, START + DAYS * 86400, 1).drop(columns=["points"]).to_csv(tmp_path / "new.csv", index=False)
+    assert main(["ingest", "--config", str(config), "--input", str(tmp_path / "new.csv"), "--out",
+                 str(tmp_path / "ingested"), "--unlabelled", "--quiet"]) == 0
+    read, read_meta = [], predict_mod._read_meta
+    monkeypatch.setattr(predict_mod, "_read_meta", lambda path: read.append(path.name) or read_meta(path))
+    assert main(["predict", "--model-dir", str(tmp / "run"), "--input", str(tmp_path / "ingested"), "--out",
+                 str(tmp_path / "scored"), "--gpus", "0", "--quiet"]) == 0
+    assert read == ["points.meta.json"]
+    assert len(pd.read_parquet(tmp_path / "scored" / "predictions")) == 50
