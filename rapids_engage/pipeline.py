@@ -38,7 +38,7 @@ from .features.materialize import Materialized
 from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
-from .provenance import absolute_path, config_data, run_info, write_config
+from .provenance import CONFIG_FILE, absolute_path, config_data, run_info, write_config
 from .run_dirs import check_dir, check_features_out, check_run_outputs, store_path
 from .run_stages import evaluate_stage, store_stages, train_stage
 from .plots import write_all
@@ -144,6 +144,10 @@ def run(
         if shuffle_seed is not None:  # the audit's control run: say so, its metrics show no skill by design
             report["split"]["shuffled_labels_seed"] = shuffle_seed
     validate(report)
+    # what describes the last run's models goes before they are replaced: a run stopped between the rename and the
+    # writes after it (Ctrl-C, a kill) leaves this run's models without a report or config.yaml, never beside the old
+    for stale in ("report.json", "report.md", CONFIG_FILE):
+        (out / stale).unlink(missing_ok=True)
     replace_dir(model_dir, out / "models")  # the models of this run, whole: a killed rerun leaves the last run's
     write_config(cfg, out)
     write_json(out / "report.json", report)

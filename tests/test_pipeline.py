@@ -602,6 +602,36 @@ def test_a_model_without_its_meta_is_refused_not_left_out(tmp_path):
         load_models(tmp_path)
 
 
+def test_a_run_stopped_after_publishing_its_models_leaves_no_old_report_beside_them(small_cache, tmp_path, monkeypatch):
+    """Ctrl-C between the rename that publishes models/ and the writes of report.json and config.yaml left the
+    last run's report and config beside this run's models (predict --history validation then read the old
+    run's split). They are removed before the models are replaced: the report is missing, and says so."""
+    from rapids_engage import pipeline
+    from rapids_engage.backend import CPU
+    from rapids_engage.predict import history_events
+
+    out = tmp_path / "run"
+    argv = ["--gpus", "0", "--rows", "2000", "--out", str(out), "--quiet", "--no-plots", "--set", f"data.cache_dir={small_cache}",
+            "--set", "train.targets=[like]", "--set", "cluster.n_workers=1", "--set", "train.num_boost_round=5"]
+    assert main(argv) == 0
+    before = {p.name: p.read_bytes() for p in (out / "models").iterdir()}
+    publish = pipeline.replace_dir
+
+    def stopped_after(tmp, final):
+        publish(tmp, final)
+        if Path(final).name == "models":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "replace_dir", stopped_after)
+    assert main([*argv, "--set", "train.max_depth=2"]) == 130
+    assert {p.name: p.read_bytes() for p in (out / "models").iterdir()} != before  # the new models, published
+    assert not [name for name in ("report.json", "report.md", "config.yaml") if (out / name).exists()]
+    with pytest.raises(DataError, match=re.escape(f"reads the run's split from {out / 'report.json'}, which is missing")):
+        history_events("validation", out / "models", CPU, "event_time")
+    monkeypatch.undo()
+    assert main([*argv, "--set", "train.max_depth=2"]) == 0 and (out / "report.json").is_file()
+
+
 @pytest.mark.parametrize("report, why", [
     ('{"split": {"cutoff": 1', r"Expecting .*: not JSON, cut short or another format"),
     ("{}", "key split is missing"),
