@@ -24,6 +24,7 @@ from .features import FeatureBuilder, add_labels
 from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
+from .provenance import absolute_path
 from .schema import PLAUSIBLE_TIMES, utc
 from .store import FeatureStore, MissingVersion, has_parquet_footer
 
@@ -117,12 +118,19 @@ def store_candidates(store_info: dict, model_dir: Path | None = None, store: str
 def load_builder(store_info: dict, backend: Backend, model_dir: Path | None = None, store: str | Path | None = None) -> FeatureBuilder:
     """The fitted feature builder of the store version the models were trained on (looked up in
     :func:`store_candidates`)."""
+    return locate_builder(store_info, backend, model_dir, store)[0]
+
+
+def locate_builder(store_info: dict, backend: Backend, model_dir: Path | None = None,
+                   store: str | Path | None = None) -> tuple[FeatureBuilder, Path]:
+    """:func:`load_builder` with the store it was found in (``--store``, where the models were trained, or the
+    ``store/`` beside them): the one ``predict.json`` names."""
     version = store_info["version"]
     places = store_candidates(store_info, model_dir, store)
     damaged = []
     for place in places:
         try:
-            return FeatureStore(place).builder(version, backend.df)
+            return FeatureStore(place).builder(version, backend.df), Path(place)
         except MissingVersion as exc:
             if exc.problem != "absent":  # there, but not whole: say which file
                 damaged.append(f"{Path(place) / version}: {exc.problem}")
@@ -277,7 +285,7 @@ def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path
     with prog.stage("score", client=client):
         scored = _score(client, boosters, builder, metas, add_labels(rows, labelled, layout, missing=True), labelled, out)
         n = int(scored.map_partitions(len).sum().compute())
-    result: dict[str, Any] = {"rows": n, "targets": targets, "predictions": str(out / "predictions"), "store": store_info, "metrics": None}
+    result: dict[str, Any] = {"rows": n, "targets": targets, "predictions": absolute_path(out / "predictions"), "store": store_info, "metrics": None}
     if labelled:
         with prog.stage("metrics"):
             frame, host = gather(client, scored, {t: scored[PRED_PREFIX + t] for t in labelled}, labelled, layout)
@@ -358,12 +366,13 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
         with prog.stage("load"):
             metas, store_info = load_models(model_dir)
             boosters = load_boosters(metas, backend)  # a damaged model file is refused before the cluster starts
-            builder = load_builder(store_info, backend, model_dir, store)
+            builder, served_from = locate_builder(store_info, backend, model_dir, store)
             extended = None
             if history is not None:
                 events = history_events(history, model_dir, backend, builder.layout.time)
                 builder.extend_history(events)
-                extended = {"source": history, "rows": len(events), "end": builder.history_end()}
+                source = history if history == "validation" else absolute_path(history)
+                extended = {"source": source, "rows": len(events), "end": builder.history_end()}
                 prog.log(f"history: {len(events):,} labelled events folded into the serving state, which now ends "
                          f"{utc(extended['end']) if extended['end'] is not None else '(no history features)'}")
             rows = read_new_rows(input_path, files, builder.layout, backend.min_partition_rows)
@@ -379,6 +388,7 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
             if cluster.kind == "external":  # its workers read the rows and write the predictions
                 check_shared_paths(cluster.client, cluster_cfg.scheduler_address, read=[input_path], write=[out])
             result = predict(cluster.client, backend, model_dir, rows, out, builder, prog, boosters, (metas, store_info))
+    result["store"] = {**result["store"], "path": absolute_path(served_from)}  # where the serving state was read
     result["timings_s"] = {k: round(v, 3) for k, v in prog.timings.items()}
     result["rows_per_s"] = round(result["rows"] / prog.timings["score"], 1) if prog.timings.get("score") else None
     result["memory"] = memory.to_report()

@@ -328,6 +328,31 @@ def test_rows_after_the_validation_window_are_served_with_its_events_as_history(
                                                                           "retweet_timestamp", "retweet_with_comment_timestamp")}))
 
 
+def test_predict_json_names_the_store_it_served_from_by_absolute_paths(demo, tmp_path, monkeypatch):
+    """predict.json's store is the one the serving state was read from (here --store; it named where the models
+    were trained), and its paths are absolute, as report.json's (--out runs/x gave 'runs/x/predictions', which a
+    tool reading predict.json from another directory could not find)."""
+    import shutil
+
+    _, out, report = demo
+    cutoff = report["split"]["cutoff"]
+    valid = pd.read_parquet(report["split"]["data_dir"], filters=[("tweet_timestamp", ">", cutoff)]).drop(columns=["day"])
+    valid.to_parquet(tmp_path / "events.parquet")  # labelled events after the training window: --history
+    next_day = valid.head(500).assign(tweet_timestamp=lambda f: f["tweet_timestamp"] + 86_400)
+    next_day.drop(columns=[c for c in next_day.columns if c.endswith("_timestamp") and c != "tweet_timestamp"]).to_parquet(
+        tmp_path / "next.parquet")
+    shutil.copytree(out / "models", tmp_path / "copy" / "models")
+    shutil.copytree(out / "store", tmp_path / "elsewhere")
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", "--model-dir", "copy", "--input", "next.parquet", "--out", "scored", "--store", "elsewhere",
+                 "--history", "events.parquet", "--gpus", "0", "--quiet", "--set", "cluster.n_workers=1"]) == 0
+    result = json.loads((tmp_path / "scored" / "predict.json").read_text())
+    here = Path.cwd()  # tmp_path as the process sees it
+    assert result["predictions"] == str(here / "scored" / "predictions")
+    assert result["store"] == {"path": str(here / "elsewhere"), "version": report["store"]["version"]}
+    assert result["history"]["source"] == str(here / "events.parquet") and result["history"]["rows"] == len(valid)
+
+
 def test_predict_takes_cluster_settings_only(demo, tmp_path, capsys):
     _, out, _ = demo
     argv = ["predict", "--model-dir", str(out), "--input", str(tmp_path), "--out", str(tmp_path / "p"), "--gpus", "0"]
