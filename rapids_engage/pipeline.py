@@ -280,6 +280,14 @@ RUN_LIKE = {
              "exit 1 if a check fails (default --out: <config out>/audit).",
 }
 
+#: What ``--out`` holds after each of them.
+OUT_HELP = {
+    None: "output directory (report.json, report.md, config.yaml, models/, plots/, store/)",
+    "features": "output directory (features.json, config.yaml, store/)",
+    "audit": "output directory (audit.json, the real-label run's report.json, models/, store/ ..., the shuffled-label "
+             "run in shuffled-labels/)",
+}
+
 
 def build_parser(subcommand: str | None = None) -> argparse.ArgumentParser:
     p = Parser(
@@ -288,7 +296,7 @@ def build_parser(subcommand: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML config (default: configs/default.yaml, the synthetic demo)")
     p.add_argument("--gpus", help="'auto' (all visible GPUs, else CPU), 0 for CPU, or the number of GPUs")
     p.add_argument("--scheduler-address", help="use an existing Dask cluster instead of starting one")
-    p.add_argument("--out", help="output directory (report.json, config.yaml, models/, store/)")
+    p.add_argument("--out", help=OUT_HELP[subcommand])
     p.add_argument("--store", help="feature store directory (features.store; default <out>/store): point runs at one "
                    "store to share its versions (a version id is a hash of its definition and input)")
     p.add_argument("--rows", type=int, help="rows of synthetic data (synthetic.rows; synthetic data only)")

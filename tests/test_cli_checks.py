@@ -650,3 +650,15 @@ def test_a_per_target_device_that_contradicts_the_backend_is_refused(gpus, devic
     assert said in str(err.value) and "\n" not in str(err.value)
     check_params(load_config(None, [f"train.per_target.like.device={backend.xgb_device}"]).train,
                  expected_layout(cfg), backend)
+
+
+def test_out_help_names_what_each_subcommand_writes_there():
+    """`features --help` and `audit --help` described --out as a run's (report.json, models/): features writes
+    features.json, config.yaml and the store; audit its audit.json beside the real-label run."""
+    def out_help(sub):
+        action = next(a for a in build_parser(sub)._actions if "--out" in a.option_strings)
+        return action.help
+
+    assert "report.json" in out_help(None) and "models/" in out_help(None)
+    assert "features.json" in out_help("features") and not re.search(r"report\.json|models/|plots/", out_help("features"))
+    assert "audit.json" in out_help("audit") and "shuffled-labels/" in out_help("audit")
