@@ -17,7 +17,7 @@ scores, on the validation rows:
   discover the structure from these rows;
 * ``pipeline`` (with ``--report``): the RCE of a pipeline run on the same data.
 
-Writes ``bench/results/oracle_gap-<rows>.json`` and prints a markdown table. Uses the
+Writes ``bench/results/oracle_gap-<rows>.json`` (``--results DIR``: there instead) and prints a markdown table. Uses the
 generator's own helpers (``rapids_engage.synthetic``) to recompute the pair effect from the ids.
 """
 
@@ -169,8 +169,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report", help="report.json of a pipeline run on the same data, shown beside")
     parser.add_argument("--c", type=float, nargs="+", default=[0.1, 0.3, 1.0], help="L2 strengths tried (C = prior variance)")
     parser.add_argument("--max-iter", type=int, default=500, help="L-BFGS iterations per fit")
+    parser.add_argument("--results", default=str(Path(__file__).parent / "results"),
+                        help="where oracle_gap-<rows>.json goes (default: bench/results)")
     args = parser.parse_args(argv)
-    results = writable_dir(parser, "bench/results", Path(__file__).parent / "results")
+    results = writable_dir(parser, "--results", args.results)
     spec = S.SyntheticSpec(rows=args.rows, days=args.days, seed=args.seed)
     pipeline = report_targets(parser, args.report, spec, args.valid_hours)
     root = generated(Path(args.work) / f"synthetic-{args.rows}-{args.seed}", spec)
