@@ -174,7 +174,8 @@ def check_some_rows(path: Path, files: list[Path]) -> None:
 
 def earliest_time(files: list[Path], column: str) -> int | None:
     """The smallest ``column`` value of parquet ``files`` from their footers' statistics (no data read);
-    None when a file has no statistics for it."""
+    None when a file has no statistics for it, or values that are not integers (a timestamp column:
+    refused with its own message when the rows are read)."""
     import pyarrow.parquet as pq
 
     lows = []
@@ -187,7 +188,7 @@ def earliest_time(files: list[Path], column: str) -> int | None:
             stats = meta.row_group(g).column(names.index(column)).statistics
             if meta.row_group(g).num_rows == 0:
                 continue
-            if stats is None or not stats.has_min_max:
+            if stats is None or not stats.has_min_max or type(stats.min) is not int:
                 return None
             lows.append(int(stats.min))
     return min(lows) if lows else None

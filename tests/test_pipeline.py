@@ -269,6 +269,16 @@ def test_earliest_time_is_the_smallest_of_every_row_group_of_every_file(tmp_path
     assert earliest_time([tmp_path / "a.parquet"], "other") is None
 
 
+def test_earliest_time_of_a_timestamp_column_is_unknown(tmp_path):
+    """A time column stored as parquet timestamps (not epoch seconds): no start from the footers (it raised
+    TypeError on their datetime statistics), so predict reaches its own message for such a column."""
+    from rapids_engage.predict import earliest_time
+
+    pd.DataFrame({"t": pd.to_datetime([50, 10], unit="s")}).to_parquet(tmp_path / "a.parquet")
+    pd.DataFrame({"t": [5]}).to_parquet(tmp_path / "b.parquet")
+    assert earliest_time([tmp_path / "b.parquet", tmp_path / "a.parquet"], "t") is None
+
+
 def test_scorer_counts_are_never_negative():
     """A count target's booster predicts log1p(count); a negative prediction is a count of 0 (as `predict` writes),
     not expm1 of it (a negative count)."""
