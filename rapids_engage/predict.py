@@ -249,11 +249,33 @@ def read_new_rows(path: Path, files: list[Path], layout: Layout, min_partition_r
 
     if not files:
         raise DataError(f"no parquet files at {path}: {RAW_INPUT}")
-    frame = dd.read_parquet([str(f) for f in files], blocksize=None)
-    missing = [c for c in layout.input_columns() if c not in frame.columns]
-    if missing:
-        raise DataError(f"{files[0]}: missing column(s) {missing} needed to compute features")
+    frame = dd.read_parquet([str(f) for f in files], blocksize=None, columns=_shared_columns(files, layout))
     return sized_partitions(frame, files, None, min_partition_rows)
+
+
+def _shared_columns(files: list[Path], layout: Layout) -> list[str] | None:
+    """The columns to read of ``files`` (None: all, when every file has the same ones); a :class:`DataError`
+    naming the file when one lacks a column needed to compute features, or a label or raw id column another
+    file has (its rows would have neither score nor label: dask took the first file's columns for all and
+    failed on the others). Columns no feature reads, in some files only, are left out. From the footers."""
+    import pyarrow.parquet as pq
+
+    names = [pq.read_schema(f).names for f in files]
+    for f, have in zip(files, names):
+        missing = [c for c in layout.input_columns() if c not in have]
+        if missing:
+            raise DataError(f"{f}: missing column(s) {missing} needed to compute features")
+    common = set.intersection(*map(set, names))
+    if all(len(n) == len(common) for n in names):
+        return None
+    optional = {t.column: f"the label of target {t.name!r}" for t in layout.targets} | {c: "a raw id" for c in layout.raw_ids}
+    for col, what in optional.items():
+        has = next((f for f, n in zip(files, names) if col in n), None)
+        lacks = next((f for f, n in zip(files, names) if col not in n), None)
+        if has and lacks:
+            raise DataError(f"{lacks}: no column {col!r} ({what}), which {has} has: give every input file the same "
+                            "columns, or score them apart")
+    return [c for c in dict.fromkeys(names[0]) if c in common]
 
 
 def _write_atomic(frame: Any, out: Path) -> None:

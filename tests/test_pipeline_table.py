@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from rapids_engage.data import DataError
-from rapids_engage.layout import Layout
+from rapids_engage.layout import Layout, Target
 from rapids_engage.pipeline import main
 from rapids_engage.report import validate
 from rapids_engage.serve import Scorer
@@ -301,3 +301,34 @@ def test_mind_config(tmp_path, monkeypatch):
     skewed = {d["feature"]: d for d in click["skew"]}
     assert "te_news_id_click" in skewed and skewed["te_news_id_click"]["valid"] < skewed["te_news_id_click"]["train"]
     assert "Train/validation skew" in (out / "report.md").read_text()
+
+
+def test_predict_input_files_with_other_columns(tmp_path):
+    """Files of one predict input whose columns differ: a file lacking a label or raw id column another has is
+    refused naming it (dask took the first file's columns for all: KeyError); a column no feature reads, in one
+    file only, is left out and every row read."""
+    from rapids_engage.predict import read_new_rows
+
+    layout = Layout(kind="table", row_key=("row_id",), time="event_time", targets=(Target("click", "clicked", "binary"),),
+                    user="user_id", raw_ids=("raw_id",))
+    rows = pd.DataFrame({"row_id": [1, 2, 3, 4], "event_time": [10, 20, 30, 40], "user_id": pd.array([5, 6, 5, None], "Int64"),
+                         "clicked": pd.array([1, 0, 1, 0], "int8"), "raw_id": ["a", "b", "c", "d"]})
+
+    def read(*parts: pd.DataFrame) -> pd.DataFrame:
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        folder.mkdir()
+        for i, part in enumerate(parts):
+            part.to_parquet(folder / f"part{i}.parquet", index=False)
+        files = sorted(folder.glob("*.parquet"))
+        return read_new_rows(folder, files, layout).compute().reset_index(drop=True)
+
+    with pytest.raises(DataError, match=r"part1.parquet: no column 'clicked' \(the label of target 'click'\), which .*part0"):
+        read(rows[:2], rows[2:].drop(columns=["clicked"]))
+    with pytest.raises(DataError, match=r"part0.parquet: no column 'raw_id' \(a raw id\), which .*part1"):
+        read(rows[:2].drop(columns=["raw_id"]), rows[2:])
+    with pytest.raises(DataError, match=r"part1.parquet: missing column\(s\) \['user_id'\]"):
+        read(rows[:2], rows[2:].drop(columns=["user_id"]))
+    for parts in ((rows[:2].assign(foo=1.0), rows[2:]), (rows[:2], rows[2:].assign(foo="x"))):
+        got = read(*parts)
+        pd.testing.assert_frame_equal(got, rows, check_dtype=False)
+    assert "foo" in read(rows.assign(foo=1)).columns  # the same columns in every file: all read, as before
