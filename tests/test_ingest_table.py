@@ -401,6 +401,22 @@ def test_parquet_missing_column_and_record_numbers(tmp_path):
         ingest_table(tmp_path / "p.parquet", tmp_path / "o2", spec(format="parquet"))
 
 
+def test_parquet_with_a_declared_column_twice_is_an_error_naming_it(tmp_path):
+    """A parquet schema naming a declared column twice (pyarrow writes it): which to read is unknown, so an
+    IngestError naming the file, the column and its positions (pyarrow's KeyError before); a column not
+    declared may repeat."""
+    table = pa.table({"id": ["p1", "p2"], "ts": ["1700000000", "1700000060"], "clicked": [1, 0], "likes": [1, 2]})
+    pq.write_table(pa.Table.from_arrays([*table.columns, pa.array([0, 1])], [*table.column_names, "clicked"]),
+                   tmp_path / "p.parquet")
+    small = spec(format="parquet", user=None, numeric=[], categorical=[], text=[])
+    with pytest.raises(IngestError, match=r"p.parquet: the schema has 2 columns named 'clicked' \(at positions 3, 5\)"):
+        ingest_table(tmp_path / "p.parquet", tmp_path / "o", small)
+    pq.write_table(pa.Table.from_arrays([*table.columns, pa.array([0, 1]), pa.array([2, 3])], [*table.column_names, "x", "x"]),
+                   tmp_path / "x.parquet")
+    _, frame, q = run(tmp_path, tmp_path / "x.parquet", small, "ox")
+    assert len(frame) == 2 and q.empty
+
+
 def test_parquet_timestamp_time_column(tmp_path):
     ts = pa.array([1600000000_000, None], pa.timestamp("ms", tz="Europe/Paris"))
     pq.write_table(pa.table({"id": ["p1", "p2"], "ts": ts, "clicked": [1, 1], "likes": [0, 1]}), tmp_path / "p.parquet")

@@ -27,6 +27,10 @@ def read_parquet(path: Path, src: Source, batch_rows: int) -> Iterator[Chunk]:
     except (pa.ArrowException, OSError) as exc:
         raise IngestError(f"{path}: not a readable parquet file ({exc})") from exc
     names = pf.schema_arrow.names
+    twice = next((c for c in src.needed if names.count(c) > 1), None)
+    if twice:  # which one is meant is unknown (pyarrow's KeyError before)
+        raise IngestError(f"{path}: the schema has {names.count(twice)} columns named {twice!r} (at positions "
+                          f"{', '.join(str(i + 1) for i, n in enumerate(names) if n == twice)}); rename all but the one to read")
     missing = tuple(c for c in src.needed if c not in names)
     cols = [c for c in src.needed if c in names]
     first = 1
