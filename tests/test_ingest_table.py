@@ -1031,3 +1031,24 @@ def test_a_damaged_ingest_summary_in_the_cache_is_ingested_again(tmp_path, text,
     assert f"its ingest.json was damaged ({why}" in again.description and "cached" not in again.description
     assert again.ingest == first.ingest and json.loads(summary.read_text())["input_rows"] == 4
     assert "cached" in table_dataset(cfg).description  # healed
+
+
+@pytest.mark.parametrize("time_format", ["unix", "iso", "%Y-%m-%d %H:%M:%S"])
+def test_records_of_a_parquet_file_read_by_pandas_type_as_its_ingest(tmp_path, time_format):
+    """RecordReader given ``pd.read_parquet`` of a file gives the rows the file's ingest gives: a timestamp
+    time column (tz-aware or naive: UTC) read in time_format (every record was bad_time but for iso), and
+    an int id column with a missing value (float64 in pandas) hashed from "123", not "123.0" (another key)."""
+    from rapids_engage.ingest import RecordReader
+
+    ts = pd.to_datetime([1_700_000_000, 1_700_003_600, 1_700_090_000], unit="s", utc=True)
+    frame = pd.DataFrame({"id": [7.0, 8.0, 9.0], "user": [123.0, None, 45.0], "ts": ts.tz_convert("Europe/Paris"),
+                          "clicked": [1, 0, 1], "likes": [2.0, 0.0, 1.0]})
+    small = spec(format="parquet", time_format=time_format, numeric=[], categorical=[], text=[])
+    for name, part in (("paris", frame), ("naive", frame.assign(ts=ts.tz_localize(None)))):
+        part.to_parquet(tmp_path / f"{name}.parquet", index=False)
+        _, ingested, _ = run(tmp_path, tmp_path / f"{name}.parquet", small, f"o{name}")
+        rows, rejected = RecordReader(small, labelled=True).read(pd.read_parquet(tmp_path / f"{name}.parquet"))
+        assert rejected.empty
+        assert rows["raw_id"].tolist() == ["7", "8", "9"] and rows["event_time"].tolist() == [1_700_000_000, 1_700_003_600, 1_700_090_000]
+        ingested = ingested.drop(columns=["day"]).sort_values("event_time").reset_index(drop=True)
+        pd.testing.assert_frame_equal(rows.reset_index(drop=True)[list(ingested.columns)], ingested, check_dtype=False)

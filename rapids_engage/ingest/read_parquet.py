@@ -46,7 +46,7 @@ def read_parquet(path: Path, src: Source, batch_rows: int) -> Iterator[Chunk]:
         texts, bad_col = {}, np.full(n, None, dtype=object)
         reason, detail = np.full(n, "invalid_utf8", dtype=object), np.full(n, "invalid UTF-8", dtype=object)
         for c in cols:
-            texts[c], bad = _arrow_text(batch.column(c), src.list_seps.get(c, " "),
+            texts[c], bad = arrow_text(batch.column(c), src.list_seps.get(c, " "),
                                         src.time_format if c == src.time else None)
             if c in src.scalars and pa.types.is_nested(batch.column(c).type):
                 nested = batch.column(c).is_valid().to_numpy(zero_copy_only=False) & (bad_col == None)  # noqa: E711
@@ -70,7 +70,7 @@ def read_parquet(path: Path, src: Source, batch_rows: int) -> Iterator[Chunk]:
         yield chunk
 
 
-def _arrow_text(arr: pa.Array, sep: str, time_format: str | None) -> tuple[pd.Series, np.ndarray]:
+def arrow_text(arr: pa.Array, sep: str, time_format: str | None) -> tuple[pd.Series, np.ndarray]:
     """A parquet column as text (as a CSV field would hold it) and the rows whose bytes are not UTF-8."""
     t, bad = arr.type, np.zeros(len(arr), bool)
     try:

@@ -13,9 +13,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..config import TableConfig
 from .read_jsonl import objects_chunk
+from .read_parquet import arrow_text
 from .table import plan_of, process_chunk
 from .table_read import close_names
 from .table_types import read_side
@@ -49,8 +51,10 @@ class RecordReader:
         index is the position of the record each comes from (several with ``explode``); the rejected
         frame has a row per bad record: its position, the column, the reason (the ingest's:
         ``bad_time``, ``missing_key``, ...) and the detail."""
-        objs = [{k: _value(v) for k, v in r.items()} for r in _as_records(records)]
         plan = self.plan
+        if isinstance(records, pd.DataFrame):
+            records = _as_parquet_text(records, plan)
+        objs = [{k: _value(v) for k, v in r.items()} for r in _as_records(records)]
         misspelt = {i: m for i, o in enumerate(objs) if (m := _misspelt(o, plan.needed))}
         keep = [i for i in range(len(objs)) if i not in misspelt]
         chunk = objects_chunk([objs[i] for i in keep], keep, [""] * len(keep), plan.needed, plan.scalars, plan.list_seps)
@@ -61,6 +65,23 @@ class RecordReader:
         found += [(i, column, "unknown_field", detail) for i, (column, detail) in misspelt.items()]
         rejected = pd.DataFrame(sorted(found, key=lambda r: r[0]), columns=list(REJECTED_COLUMNS))
         return rows, rejected
+
+
+def _as_parquet_text(frame: pd.DataFrame, plan: Any) -> pd.DataFrame:
+    """``frame`` with its float and datetime columns of the table as the text the parquet ingest reads
+    from the same values (a frame is a parquet file's columns: ``pd.read_parquet``): ``123.0`` as
+    ``123`` (an int id column with a missing value is float64 in pandas: ``str`` gave ``"123.0"``,
+    another key), times as instants in ``time_format`` (``str`` gave ISO text, not a unix time)."""
+    from pandas.api.types import is_datetime64_any_dtype, is_float_dtype
+
+
+    texts = {}
+    for c in frame.columns:
+        s = frame[c]
+        if c in plan.needed and isinstance(s, pd.Series) and (is_float_dtype(s.dtype) or is_datetime64_any_dtype(s.dtype)):
+            fmt = plan.time_format if c == plan.time else None
+            texts[c] = arrow_text(pa.array(s), plan.list_seps.get(c, " "), fmt)[0].set_axis(frame.index)
+    return frame.assign(**texts) if texts else frame
 
 
 def _misspelt(record: dict, needed: tuple[str, ...]) -> tuple[str, str] | None:
