@@ -7,9 +7,8 @@
   validation event after it.
 * **overlap**: no (tweet, engaging user) row is in both training and validation.
 * **row keys**: no row key repeats within a split (a log written twice, a bad join). Rows that
-  share a key share a hash fold, so no label crosses folds then, unless the folds hash a ranking
-  group (:meth:`Layout.fold_key`) and the copies lie in different groups; any other fold method may put
-  copies of a row in different folds, where one's label encodes the other's.
+  share a key share a fold under every fold method, so no label crosses folds then, unless the folds
+  keep a ranking group together (:meth:`Layout.fold_key`) and the copies lie in different groups.
 
 Prints pass/fail per check and writes ``<out>/audit.json``.
 """
@@ -35,7 +34,7 @@ MAX_SHUFFLED_AUC = 0.55
 MIN_SHUFFLED_RMSE_RATIO = 0.99
 
 
-def split_checks(store_dir: Path, cutoff: int, layout: Layout, fold_method: str = "hash") -> list[dict]:
+def split_checks(store_dir: Path, cutoff: int, layout: Layout) -> list[dict]:
     """Time order, row overlap and repeated row keys of a store version's train/valid splits."""
     import dask
     import dask.dataframe as dd
@@ -57,26 +56,22 @@ def split_checks(store_dir: Path, cutoff: int, layout: Layout, fold_method: str 
         {"check": "time order", "passed": bool(t_max <= cutoff < v_min),
          "detail": f"last training event {utc(int(t_max))} <= cut-off {utc(cutoff)} < first validation event {utc(int(v_min))}"},
         {"check": "train/valid overlap", "passed": int(n_both) == 0, "detail": f"{int(n_both)} row key(s) in both"},
-        repeated_keys_check(int(n_train) - int(keys_train), int(n_valid) - int(keys_valid), key, fold_method,
+        repeated_keys_check(int(n_train) - int(keys_train), int(n_valid) - int(keys_valid), key,
                             0 if folds_train is None else int(folds_train) - int(keys_train), layout.group),
     ]
 
 
-def repeated_keys_check(train: int, valid: int, key: list[str], fold_method: str, crossing: int = 0,
-                        group: str | None = None) -> dict:
+def repeated_keys_check(train: int, valid: int, key: list[str], crossing: int = 0, group: str | None = None) -> dict:
     """Rows that repeat an earlier row's key (``train`` / ``valid``: how many in each split; ``crossing``: how
-    many training copies lie in another ``group`` than their key's first, which the folds hash then)."""
+    many training copies lie in another ``group`` than their key's first, whose rows the folds keep together then)."""
     detail = f"{train:,} training and {valid:,} validation row(s) repeat a row key ({', '.join(key)})"
-    check = {"check": "row keys unique", "passed": train == 0 or (fold_method == "hash" and not crossing), "detail": detail}
-    if crossing and fold_method == "hash":
-        check["detail"] += (f"; {crossing:,} of them in another {group} than the key's first: folds hash the {group}, so "
-                            "those copies may lie in different folds, where one's label encodes the other's: deduplicate "
-                            f"the input or make {group} part of the row key (data.table.row_id)")
-    elif train and fold_method == "hash":
-        check["detail"] += "; their copies share a hash fold, so no label crosses folds, but they count twice"
+    check = {"check": "row keys unique", "passed": not crossing, "detail": detail}
+    if crossing:
+        check["detail"] += (f"; {crossing:,} of them in another {group} than the key's first: folds keep each {group} "
+                            "together, so those copies may lie in different folds, where one's label encodes the other's: "
+                            f"deduplicate the input or make {group} part of the row key (data.table.row_id)")
     elif train:
-        check["detail"] += (f"; fold_method {fold_method} may put copies of a row in different folds, where one's label "
-                            "encodes the other's: deduplicate the input or use fold_method hash")
+        check["detail"] += "; their copies share a fold, so no label crosses folds, but they count twice"
     return check
 
 
@@ -154,8 +149,7 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
     store_dir = Path(real["store"]["path"]) / real["store"]["version"]
     say("split and time-travel checks")
     with start_cluster(resolve(cfg.cluster.gpus).init(), cfg.cluster):  # its client computes them
-        checks += split_checks(store_dir, real["split"]["cutoff"], Layout.from_dict(real["layout"]),
-                               cfg.features.target_encoding.fold_method)
+        checks += split_checks(store_dir, real["split"]["cutoff"], Layout.from_dict(real["layout"]))
         checks += time_travel_checks(cfg, real, seed=seed)
     result = {"passed": all(c["passed"] for c in checks), "checks": checks, "store_version": real["store"]["version"]}
     write_json(out / "audit.json", result)

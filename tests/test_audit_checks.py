@@ -17,22 +17,22 @@ def _write(store, split, rows):
     frame.iloc[len(frame) // 2:].to_parquet(store / split / "part.1.parquet")
 
 
-@pytest.mark.parametrize(("fold_method", "passed"), [("hash", True), ("random", False)])
-def test_repeated_row_keys_are_counted_per_split(tmp_path, fold_method, passed):
+def test_repeated_row_keys_are_counted_per_split(tmp_path):
+    """Copies of a row key share a fold under every fold method (the fold key keeps them together): they pass."""
     _write(tmp_path, "train", [(1, 1, 10), (2, 1, 11), (1, 1, 12), (3, 2, 13), (1, 1, 14), (2, 2, 15)])
     _write(tmp_path, "valid", [(7, 1, 30), (8, 1, 31), (8, 1, 32), (9, 9, 33)])
-    checks = {c["check"]: c for c in split_checks(tmp_path, 20, RECSYS, fold_method)}
+    checks = {c["check"]: c for c in split_checks(tmp_path, 20, RECSYS)}
     keys = checks["row keys unique"]
-    assert keys["passed"] is passed
-    assert keys["detail"].startswith("2 training and 1 validation row(s) repeat a row key (tweet_id, engaging_user_id)")
-    assert ("share a hash fold" in keys["detail"]) is passed and ("deduplicate" in keys["detail"]) is not passed
+    assert keys["passed"]
+    assert keys["detail"] == ("2 training and 1 validation row(s) repeat a row key (tweet_id, engaging_user_id); their "
+                              "copies share a fold, so no label crosses folds, but they count twice")
     assert checks["time order"]["passed"] and checks["train/valid overlap"]["passed"]
 
 
-def test_unique_row_keys_pass_whatever_the_fold_method(tmp_path):
+def test_unique_row_keys_pass(tmp_path):
     _write(tmp_path, "train", [(1, 1, 10), (1, 2, 11), (2, 1, 12), (2, 2, 13)])
     _write(tmp_path, "valid", [(1, 1, 30), (5, 5, 31)])  # (1, 1) in both: the overlap check's business
-    checks = {c["check"]: c for c in split_checks(tmp_path, 20, RECSYS, "contiguous")}
+    checks = {c["check"]: c for c in split_checks(tmp_path, 20, RECSYS)}
     assert checks["row keys unique"]["passed"]
     assert checks["row keys unique"]["detail"].startswith("0 training and 0 validation")
     assert not checks["train/valid overlap"]["passed"] and checks["train/valid overlap"]["detail"] == "1 row key(s) in both"
@@ -80,9 +80,9 @@ def test_a_target_without_validation_positives_is_inconclusive_not_a_fail():
     assert ranking["passed"] and ranking["inconclusive"] and ranking["check"] == "shuffled labels: click AUC <= 0.55"
 
 
-def test_repeated_row_keys_in_other_groups_fail_as_folds_hash_the_group(tmp_path):
-    """A grouped table's folds hash its group (``Layout.fold_key``): copies of a row key in two groups may lie in
-    different folds, where one's label encodes the other's. The check said "their copies share a hash fold" and passed."""
+def test_repeated_row_keys_in_other_groups_fail_as_folds_keep_the_group(tmp_path):
+    """A grouped table's folds keep its group together (``Layout.fold_key``): copies of a row key in two groups may lie
+    in different folds, where one's label encodes the other's. The check said "their copies share a hash fold" and passed."""
     from dataclasses import replace
 
     from rapids_engage.layout import Layout
@@ -92,17 +92,17 @@ def test_repeated_row_keys_in_other_groups_fail_as_folds_hash_the_group(tmp_path
                         ("valid", [(7, 20, 30), (8, 21, 31)])):
         (tmp_path / split).mkdir(parents=True)
         pd.DataFrame(rows, columns=["row_id", "impression_id", layout.time]).to_parquet(tmp_path / split / "part.0.parquet")
-    keys = {c["check"]: c for c in split_checks(tmp_path, 20, layout, "hash")}["row keys unique"]
+    keys = {c["check"]: c for c in split_checks(tmp_path, 20, layout)}["row keys unique"]
     assert not keys["passed"], keys
     assert keys["detail"].startswith("3 training and 0 validation row(s) repeat a row key (row_id); 2 of them in "
                                      "another impression_id than the key's first"), keys["detail"]
-    assert "share a hash fold" not in keys["detail"]
+    assert "share a fold" not in keys["detail"]
     same_group = tmp_path / "same"
     for split, rows in (("train", [(1, 10, 10), (1, 10, 11), (2, 11, 12)]), ("valid", [(7, 20, 30)])):
         (same_group / split).mkdir(parents=True)
         pd.DataFrame(rows, columns=["row_id", "impression_id", layout.time]).to_parquet(same_group / split / "part.0.parquet")
-    keys = {c["check"]: c for c in split_checks(same_group, 20, layout, "hash")}["row keys unique"]
-    assert keys["passed"] and "share a hash fold" in keys["detail"], keys
+    keys = {c["check"]: c for c in split_checks(same_group, 20, layout)}["row keys unique"]
+    assert keys["passed"] and "share a fold" in keys["detail"], keys
 
 
 @pytest.mark.parametrize(("train_last", "valid_first", "passed"), [(20, 21, True), (21, 22, False), (19, 20, False)])
@@ -110,34 +110,17 @@ def test_time_order_puts_a_row_at_the_cutoff_in_training(tmp_path, train_last, v
     """As the split makes them: training rows have time <= cutoff < validation rows (cut-off 20 here)."""
     _write(tmp_path, "train", [(1, 1, 10), (2, 1, train_last)])
     _write(tmp_path, "valid", [(3, 1, valid_first), (4, 1, 40)])
-    check = {c["check"]: c for c in split_checks(tmp_path, 20, RECSYS, "hash")}["time order"]
+    check = {c["check"]: c for c in split_checks(tmp_path, 20, RECSYS)}["time order"]
     assert check["passed"] is passed
     assert check["detail"].startswith("last training event 1970-01-01 00:00") and "<= cut-off 1970-01-01 00:00" in check["detail"]
 
 
-def test_unique_row_keys_under_hash_folds_say_nothing_of_copies(tmp_path):
+def test_unique_row_keys_say_nothing_of_copies(tmp_path):
     _write(tmp_path, "train", [(1, 1, 10), (1, 2, 11)])
     _write(tmp_path, "valid", [(5, 5, 31), (6, 5, 32)])
-    keys = {c["check"]: c for c in split_checks(tmp_path, 20, RECSYS, "hash")}["row keys unique"]
+    keys = {c["check"]: c for c in split_checks(tmp_path, 20, RECSYS)}["row keys unique"]
     assert keys == {"check": "row keys unique", "passed": True,
                     "detail": "0 training and 0 validation row(s) repeat a row key (tweet_id, engaging_user_id)"}
-
-
-def test_copies_in_other_groups_under_random_folds_blame_the_fold_method(tmp_path):
-    """Random folds split copies whatever their group: the detail names fold_method, not the group's hash."""
-    from dataclasses import replace
-
-    from rapids_engage.layout import Layout
-
-    layout = replace(Layout.from_dict(RECSYS.to_dict()), kind="table", row_key=("row_id",), group="impression_id")
-    for split, rows in (("train", [(1, 10, 10), (1, 11, 11), (2, 12, 12)]), ("valid", [(7, 20, 30), (8, 21, 31)])):
-        (tmp_path / split).mkdir(parents=True)
-        pd.DataFrame(rows, columns=["row_id", "impression_id", layout.time]).to_parquet(tmp_path / split / "part.0.parquet")
-    keys = {c["check"]: c for c in split_checks(tmp_path, 20, layout, "random")}["row keys unique"]
-    assert not keys["passed"]
-    assert keys["detail"] == ("1 training and 0 validation row(s) repeat a row key (row_id); fold_method random may put "
-                              "copies of a row in different folds, where one's label encodes the other's: deduplicate the "
-                              "input or use fold_method hash")
 
 
 def test_overlap_counts_row_keys_not_pairs_of_their_copies(tmp_path):
@@ -145,5 +128,5 @@ def test_overlap_counts_row_keys_not_pairs_of_their_copies(tmp_path):
     both' (the rows of the join of the two splits' keys, copies times copies)."""
     _write(tmp_path, "train", [(1, 1, 10), (1, 1, 11), (2, 1, 12), (3, 1, 13)])
     _write(tmp_path, "valid", [(1, 1, 30), (1, 1, 31), (2, 1, 32), (9, 9, 33)])
-    overlap = {c["check"]: c for c in split_checks(tmp_path, 20, RECSYS, "hash")}["train/valid overlap"]
+    overlap = {c["check"]: c for c in split_checks(tmp_path, 20, RECSYS)}["train/valid overlap"]
     assert overlap == {"check": "train/valid overlap", "passed": False, "detail": "2 row key(s) in both"}

@@ -420,17 +420,19 @@ def _impressions(n: int = 150, seed: int = 3) -> pd.DataFrame:
                          "t": 1_600_000_000 + np.repeat(np.sort(rng.integers(0, 86_400 * 3, n)), sizes), "click": click})
 
 
-def test_a_ranking_group_s_rows_never_see_each_other_s_labels():
-    """A grouped table's rows share their group's fold: an impression's labels reach none of its own training
-    encodings (a sibling's label tells the row's own where each impression has one click). Moving the click to
-    another article of an impression leaves that impression's encodings as they were."""
+@pytest.mark.parametrize("method", ["hash", "contiguous", "random"])
+def test_a_ranking_group_s_rows_never_see_each_other_s_labels(method):
+    """A grouped table's rows share their group's fold under every fold method: an impression's labels reach none
+    of its own training encodings (a sibling's label tells the row's own where each impression has one click).
+    Moving the click to another article of an impression leaves that impression's encodings as they were
+    (contiguous and random folds were drawn per row: siblings in other folds saw the click)."""
     from rapids_engage.config import FeaturesConfig, section_from_dict
     from rapids_engage.features import FeatureBuilder
     from rapids_engage.layout import Layout, Target
 
     layout = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),), user="user", item="item", group="imp")
     cfg = section_from_dict(FeaturesConfig, {"content": False, "counts": [], "daily_counts": False,
-                                             "target_encoding": {"keys": [["user"], ["item"]]}}, "test")
+                                             "target_encoding": {"keys": [["user"], ["item"]], "fold_method": method}}, "test")
     names = ["te_user_click", "te_item_click"]
 
     def encoded(rows: pd.DataFrame) -> pd.DataFrame:
@@ -463,6 +465,56 @@ def test_fold_assignment_uses_every_fold_its_seed_and_partitions():
     np.testing.assert_array_equal(contiguous, np.repeat(np.arange(4), 100))
     drawn = assign_folds(parts, [], 5, "random", seed=3).compute()[FOLD].to_numpy().reshape(4, 100)
     assert (drawn[0] != drawn[1]).any() and (drawn[2] != drawn[3]).any()
+
+
+@settings(max_examples=60, deadline=None)
+@given(groups=st.lists(st.integers(-(2**62), 2**62), min_size=1, max_size=12), n=st.integers(1, 80),
+       k=st.integers(2, 6), seed=st.integers(0, 2**64 - 1), parts=st.integers(2, 5), data=st.data())
+def test_no_group_straddles_folds_under_any_method(groups, n, k, seed, parts, data):
+    """Every fold method puts all rows of a fold key (a ranking group) in one fold, however the groups' rows are
+    interleaved and partitioned; hash, random (by key) and contiguous folds do not depend on the partition count
+    (contiguous: the block of the group's first row in data order)."""
+    picks = data.draw(st.lists(st.integers(0, len(groups) - 1), min_size=n, max_size=n))
+    df = pd.DataFrame({"g": np.asarray(groups, dtype=np.int64)[picks], "x": np.arange(n)})
+    for method in ("hash", "contiguous", "random"):
+        got = [assign_folds(dd.from_pandas(df, npartitions=p, sort=False), ["g"], k, method, seed).compute()
+               for p in (1, parts)]
+        for out in got:
+            assert out["x"].tolist() == list(range(n)), method  # rows kept, in order
+            assert out[FOLD].between(0, k - 1).all() and (out.groupby("g")[FOLD].nunique() == 1).all(), method
+        np.testing.assert_array_equal(got[0][FOLD].to_numpy(), got[1][FOLD].to_numpy(), err_msg=method)
+        if method == "contiguous":
+            first = df.groupby("g")["x"].transform("min").to_numpy()
+            np.testing.assert_array_equal(got[0][FOLD].to_numpy(), first * k // n)
+
+
+def test_random_folds_by_key_are_seeded_and_not_the_hash_folds():
+    df = make_frame(400, 6, 22)
+    parts = dd.from_pandas(df, npartitions=3, sort=False)
+    key = ["tweet_id", "engaging_user_id"]
+    drawn = {s: assign_folds(parts, key, 5, "random", s).compute()[FOLD].to_numpy() for s in (0, 1)}
+    assert set(drawn[0]) == set(range(5)) and (drawn[0] != drawn[1]).mean() > 0.5
+    assert (drawn[0] != assign_folds(parts, key, 5, "hash", 0).compute()[FOLD].to_numpy()).mean() > 0.5
+
+
+@pytest.mark.parametrize("method", ["hash", "contiguous", "random"])
+def test_a_missing_or_null_group_is_named_as_the_group(method):
+    """A grouped table's fold key is its group: a group column missing from the rows or holding a null is refused
+    naming the group, under every method (the message said "row key"; contiguous and random folds took such rows
+    one by one, apart from their siblings)."""
+    from rapids_engage.config import FeaturesConfig, section_from_dict
+    from rapids_engage.features import FeatureBuilder
+    from rapids_engage.layout import Layout, Target
+
+    layout = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),), user="user", item="item", group="imp")
+    cfg = section_from_dict(FeaturesConfig, {"content": False, "counts": [], "daily_counts": False,
+                                             "target_encoding": {"keys": [["user"]], "fold_method": method}}, "test")
+    rows = _impressions().astype({"imp": "Int64"})
+    rows.loc[3, "imp"] = None
+    with pytest.raises(ValueError, match=rf"fold_method='{method}': the group column\(s\) \['imp'\] hold missing ids"):
+        FeatureBuilder(cfg, ["click"], layout).fit_transform(dd.from_pandas(rows, npartitions=2, sort=False)).compute()
+    with pytest.raises(ValueError, match=rf"fold_method='{method}' needs the group columns \['imp'\]"):
+        assign_folds(rows.drop(columns=["imp"]), ["imp"], 5, method, what="group")
 
 
 def test_a_grouped_builder_s_encoders_fold_by_the_group():

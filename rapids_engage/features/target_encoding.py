@@ -59,9 +59,10 @@ class TargetEncoder(EstimatorParams):
 
     ``columns``: the key (one column name or a list); the targets are given to
     :meth:`fit` / :meth:`fit_transform` as ``y`` and encoded at once; ``row_key``:
-    the columns whose hash picks a row's fold (``fold_method="hash"``, the
-    default, so that folds do not depend on partitioning; the group column for
-    rows of ranking groups, which then share a fold); ``smooth``: the
+    the fold key: rows with equal values share a fold under every ``fold_method``
+    (``hash``, the default, hashes it, so that folds do not depend on partitioning);
+    the group column for rows of ranking groups; ``()``: ``contiguous`` and
+    ``random`` folds per row (see :mod:`.folds`); ``smooth``: the
     prior's weight ``s``; ``n_folds``: 2 to 127; ``keep_input``: return ``X`` with the encodings
     added (the default) or, ``False``, the encodings alone (a step before a model in a scikit-learn
     ``Pipeline`` / ``ColumnTransformer``, whose model must not see the raw keys).
@@ -140,7 +141,7 @@ class TargetEncoder(EstimatorParams):
         lengths = {len(v) for v in labels.values()}
         if lengths != {len(X)}:
             raise ValueError(f"TargetEncoder: y has {lengths.pop()} rows, X has {len(X)}")
-        keys = {*self.columns, *(self.row_key if self.fold_method == "hash" else ())}
+        keys = {*self.columns, *self.row_key}
         clash = [c for c in labels if c in keys]
         if clash:
             raise ValueError(f"TargetEncoder({self.name}): the labels y are named {clash[0]!r}, a key column of X; "
