@@ -112,12 +112,12 @@ def test_content_features_of_null_lists_unknown_types_and_accounts_created_later
 def test_table_list_lengths_take_the_separator_literally_and_strip_what_pandas_strips():
     """``list_sep`` is text, not a regex ("|" used to count 6 items in "a|b|c"); the explicit
     whitespace set strips what pandas' ``str.strip()`` does (libcudf's default differs)."""
-    from rapids_engage.features.table_content import WHITESPACE, _count_items
+    from rapids_engage.features.table_content import WHITESPACE, count_items
 
     s = pd.Series(["a|b|c", "", None, " a ", "a||b", "x.y"], dtype="str")
-    assert _count_items(s, "|").tolist() == [3, 0, 0, 1, 3, 1]
-    assert _count_items(s, ".").tolist() == [1, 0, 0, 1, 1, 2]
-    assert _count_items(pd.Series(["a, b, c"], dtype="str"), ", ").tolist() == [3]
+    assert count_items(s, "|").tolist() == [3, 0, 0, 1, 2, 1]
+    assert count_items(s, ".").tolist() == [1, 0, 0, 1, 1, 2]
+    assert count_items(pd.Series(["a, b, c"], dtype="str"), ", ").tolist() == [3]
     every = pd.Series([chr(c) + "x" + chr(c) for c in range(0x3100) if not 0xD800 <= c <= 0xDFFF], dtype="str")
     pd.testing.assert_series_equal(every.str.strip(WHITESPACE), every.str.strip())
 
@@ -157,6 +157,41 @@ def test_unseen_and_null_keys_count_zero_and_seen_keys_their_training_rows():
     assert out["cnt_day_engaging_user_id__language"].tolist() == [1, 1, 1, 1, 1, 0]  # one row a day; a null key: 0
 
 
+LIST_TEXT = st.text(alphabet=st.sampled_from("ab|., \t\xa0*(\\"), max_size=14)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), LIST_TEXT), min_size=1, max_size=6), st.sampled_from(["|", " ", "\t", ".", ", ", "||", "*(", "\\"]))
+def test_list_lengths_count_the_items_that_are_not_blank(lists, sep):
+    """``<list>_len`` is the number of ``sep``-separated items that hold more than whitespace: "a||b" with "|" held 3
+    items, "|a|" 3, "a  b" (the default separator, a space) 3; the empty items between separators, or before a
+    leading and after a trailing one, are none."""
+    from rapids_engage.features.table_content import count_items
+
+    got = count_items(pd.Series(lists, dtype="str"), sep).tolist()
+    assert got == [sum(1 for item in (t or "").split(sep) if item.strip()) for t in lists]
+
+
+def test_recsys_list_counts_and_first_ids_skip_empty_items():
+    """A stray, leading or trailing tab in a RecSys list is no item: "h\t" held 2 hashtags, "\th" 2 and a first
+    hashtag of 0 (none: the slice took the tab), "h\t\th" 3."""
+    h, d = "a" * 32, "d" * 32
+    part = pd.DataFrame({"text_tokens": ["101\t\t102\t", "\t101"], "hashtags": [h + "\t", "\t" + h + "\t\t" + h],
+                         "present_media": ["Photo\t", ""], "present_links": ["\t", "l\t\tm"], "present_domains": ["\t" + d, ""],
+                         "tweet_type": ["Quote", "Reply"], "tweet_timestamp": [1612396800] * 2,
+                         **{c: [1, 1] for c in ("engaged_with_user_follower_count", "engaged_with_user_following_count",
+                                                "engaging_user_follower_count", "engaging_user_following_count",
+                                                "engaged_with_user_account_creation", "engaging_user_account_creation")},
+                         **{c: [True, False] for c in ("engaged_with_user_is_verified", "engaging_user_is_verified",
+                                                       "engagee_follows_engager")}})
+    out = content_features(part)
+    assert out["n_tokens"].tolist() == [2, 1] and out["n_hashtags"].tolist() == [1, 2]
+    assert out["n_links"].tolist() == [0, 2] and out["n_domains"].tolist() == [1, 0] and out["n_photo"].tolist() == [1, 0]
+    keys = derived_keys(part)
+    assert keys["first_hashtag"].tolist() == [int.from_bytes(bytes.fromhex(h[:16]), "big", signed=True)] * 2
+    assert keys["first_domain"].tolist() == [int.from_bytes(bytes.fromhex(d[:16]), "big", signed=True), 0]
+
+
 WORD_TEXT = st.text(alphabet=st.sampled_from("aBé" + " \t\n\xa0\u3000"), max_size=12)
 
 
@@ -194,14 +229,18 @@ def test_table_url_domain_is_the_host_of_a_url_with_credentials():
 
 
 def test_table_url_present_only_for_a_url():
-    """``<url>_present``: 0 for a null or empty url (rows to serve may hold nulls), 1 for a url."""
+    """``<url>_present``: 0 for a null, empty or blank url (rows to serve may hold nulls; a blank one was present,
+    with an empty domain), 1 for a url; the domain is the stripped url's."""
     from rapids_engage.config import TableConfig, TargetSpec
-    from rapids_engage.features.table_content import content_features
+    from rapids_engage.features.table_content import content_features, derived_keys
     from rapids_engage.layout import table_layout
 
     layout = table_layout(TableConfig(format="csv", time="t", row_id=["id"], targets={"y": TargetSpec("y", "binary")}, url=["url"]))
-    part = pd.DataFrame({"event_time": 1_600_000_000, "url": pd.array(["https://a.com", "", None], dtype="str")})
-    assert content_features(part, layout)["url_present"].tolist() == [1, 0, 0]
+    part = pd.DataFrame({"event_time": 1_600_000_000, "url": pd.array(["https://a.com", "", None, " ", "\t\xa0",
+                                                                      " https://b.com/x\n"], dtype="str")})
+    out = content_features(derived_keys(part, layout), layout)
+    assert out["url_present"].tolist() == [1, 0, 0, 0, 0, 1]
+    assert out["url_domain"].tolist() == ["a.com", "", "", "", "", "b.com"]
 
 
 def test_without_per_day_counts_no_time_column_is_needed():

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from rapids_engage.features import VALUES_VERSION
+from rapids_engage.features.build import SERVES_ALIKE
 
 DATA = Path(__file__).resolve().parent / "data" / "feature_values"
 SOURCES = ("recsys", "table")
@@ -65,8 +66,9 @@ def _config(source: str, cache: Path):
     return load_config(path)
 
 
-def features(source: str, tmp: Path) -> pd.DataFrame:
-    """Every feature of every row of the source's input (training rows out-of-fold), sorted by the row key."""
+def features(source: str, tmp: Path, splits: tuple[str, ...] = ("train", "valid")) -> pd.DataFrame:
+    """Every feature of every row of the source's input (training rows out-of-fold), sorted by the row key
+    (``attrs["row_key"]``); ``splits``: the rows of those splits only."""
     import dask
 
     from rapids_engage.data import read_events, resolve_dataset
@@ -81,8 +83,10 @@ def features(source: str, tmp: Path) -> pd.DataFrame:
         train, valid, _ = time_split(events, cfg.split.valid_hours, layout.time, targets)
         builder = FeatureBuilder(cfg.features, targets, layout)
         columns = [*layout.row_key, *builder.feature_names()]
-        frames = [builder.fit_transform(train)[columns].compute(), builder.transform(valid)[columns].compute()]
-    return pd.concat(frames).sort_values(list(layout.row_key)).reset_index(drop=True)
+        frames = {"train": builder.fit_transform(train)[columns].compute(), "valid": builder.transform(valid)[columns].compute()}
+    out = pd.concat([frames[s] for s in splits]).sort_values(list(layout.row_key)).reset_index(drop=True)
+    out.attrs["row_key"] = list(layout.row_key)
+    return out
 
 
 def _recorded(source: str, version: int) -> Path:
@@ -106,6 +110,21 @@ def test_feature_values_change_only_with_the_values_version(source, tmp_path):
                          "`python tests/test_feature_values.py`")
 
 
+@pytest.mark.parametrize("source", SOURCES)
+def test_versions_served_alike_give_new_rows_the_same_values(source, tmp_path):
+    """``SERVES_ALIKE`` holds: a version served alike gives the validation rows (computed as new rows are) the
+    values of this version; its recorded values are kept for this test. Version 4's url and list fixes changed
+    ``tags_len`` of validation rows, so version 2 (served alike before) is no longer."""
+    got = features(source, tmp_path, splits=("valid",))
+    key = got.attrs["row_key"]
+    for version in SERVES_ALIKE:
+        recorded = _recorded(source, version)
+        assert recorded.is_file(), f"{recorded} is gone: keep the values of a version served alike"
+        want = got[key].merge(pd.read_parquet(recorded), on=key, how="left")
+        changed = [c for c in got.columns if not _same(got[c], want[c])]
+        assert not changed, f"version {version} is served alike but its new rows' {', '.join(changed[:8])} differ"
+
+
 def _same(a: pd.Series, b: pd.Series) -> bool:
     if a.dtype.kind == "f" or b.dtype.kind == "f":
         x, y = a.to_numpy(dtype="float64", na_value=np.nan), b.to_numpy(dtype="float64", na_value=np.nan)
@@ -113,16 +132,16 @@ def _same(a: pd.Series, b: pd.Series) -> bool:
     return a.astype("string").equals(b.astype("string"))  # ints (nullable or not) and string keys, exactly
 
 
-@pytest.mark.parametrize("values", [1, VALUES_VERSION + 1])
+@pytest.mark.parametrize("values", [*(v for v in range(1, VALUES_VERSION) if v not in SERVES_ALIKE), VALUES_VERSION + 1])
 def test_a_store_of_other_feature_values_is_not_served(tmp_path, values):
     """A store version built by code of another values version (as every version before it was recorded) is
     refused at serving with what to do; one of a version whose serving values this code computes alike
-    (``SERVES_ALIKE``: only the training rows' out-of-fold values differ) and one of this code's are served."""
+    (``SERVES_ALIKE``: only the training rows' out-of-fold values differ) and one of this code's are served.
+    Since version 4 (blank urls, empty list items) no earlier version's new rows get the same values."""
     import json
 
     from rapids_engage.config import FeaturesConfig, section_from_dict
     from rapids_engage.features import FeatureBuilder
-    from rapids_engage.features.build import SERVES_ALIKE
     from rapids_engage.store import MANIFEST, FeatureStore
 
     store = FeatureStore(tmp_path / "store")

@@ -131,13 +131,14 @@ def test_string_features_on_repeated_labels_and_odd_whitespace():
     import cudf
 
     from rapids_engage.features.content import _first_id
-    from rapids_engage.features.table_content import _count_items, _words
+    from rapids_engage.features.table_content import _words, count_items
 
     lists = pd.Series(["ab" * 16 + "\t" + "cd" * 16, "", "zz"], index=[0, 0, 1], dtype="str")
     np.testing.assert_array_equal(_first_id(cudf.from_pandas(lists)).to_pandas().to_numpy(), _first_id(lists).to_numpy())
-    text = pd.Series(["\xa0a b\xa0", "\x01x|y\x01", " ", None, "\u3000c|d|e"], index=[0, 0, 1, 1, 2], dtype="str")
-    for sep in (" ", "|"):
-        np.testing.assert_array_equal(_count_items(cudf.from_pandas(text), sep).to_pandas().to_numpy(), _count_items(text, sep).to_numpy())
+    text = pd.Series(["\xa0a b\xa0", "\x01x|y\x01", " ", None, "\u3000c|d|e", "|a||b| |", "a  b\t\tc", "x.(y*.", "\ta\t"],
+                     index=[0, 0, 1, 1, 2, 2, 3, 3, 3], dtype="str")  # empty, blank, leading and trailing items
+    for sep in (" ", "|", "\t", ".", ".(", "||"):
+        np.testing.assert_array_equal(count_items(cudf.from_pandas(text), sep).to_pandas().to_numpy(), count_items(text, sep).to_numpy())
     words = pd.Series(["Show HN:  x", "Ask\tHN", "\xa0a \u3000 b\n", "\x01x y", None], dtype="str")  # runs of whitespace
     np.testing.assert_array_equal(_words(cudf.from_pandas(words)).to_pandas().to_numpy(), _words(words).to_numpy())
     from rapids_engage.config import TableConfig, TargetSpec
@@ -145,7 +146,8 @@ def test_string_features_on_repeated_labels_and_odd_whitespace():
     from rapids_engage.layout import table_layout
 
     layout = table_layout(TableConfig(format="csv", time="t", row_id=["id"], targets={"y": TargetSpec("y", "binary")}, url=["url"]))
-    urls = pd.DataFrame({"url": pd.Series(["http://user@B.com:80/", "https://u:p@www.a.com/x", "https://medium.com/@s", "", None], dtype="str")})
+    urls = pd.DataFrame({"url": pd.Series(["http://user@B.com:80/", "https://u:p@www.a.com/x", "https://medium.com/@s", "", None,
+                                               " ", "\xa0http://c.org/ \n"], dtype="str")})  # blank; padded
     np.testing.assert_array_equal(derived_keys(cudf.from_pandas(urls), layout)["url_domain"].to_pandas().to_numpy(),
                                   derived_keys(urls, layout)["url_domain"].to_numpy())
 

@@ -34,11 +34,15 @@ from .target_encoding import TargetEncoder, fill_unkeyed
 #: (its models would see other values than they were trained on); ``tests/test_feature_values.py`` fails on a
 #: change of values that keeps it. 1: before it was recorded; 2: words split on any run of whitespace, url
 #: domains without credentials; 3: a ranking group's rows share a fold (:meth:`Layout.fold_key`), which changes
-#: the training rows' out-of-fold target encodings of grouped tables.
-VALUES_VERSION = 3
-#: Earlier values versions whose stores this code serves: they differ from this version only in the training rows'
-#: out-of-fold values, so the validation and new rows' features, what their models are served, are the same.
-SERVES_ALIKE = (2,)
+#: the training rows' out-of-fold target encodings of grouped tables; 4: a blank url is absent (``<url>_present``
+#: 0, the domain of the stripped url), empty list items (stray separators, RecSys tabs) are no items (``<list>_len``,
+#: ``n_tokens`` ..., ``first_hashtag`` / ``first_domain`` after a leading tab), and contiguous / random folds keep a
+#: fold key's rows together.
+VALUES_VERSION = 4
+#: Earlier values versions whose stores this code serves: they may differ from this version only in the training
+#: rows' out-of-fold values, so that the validation and new rows' features, what their models are served, are the
+#: same. None since 4: its url and list fixes change the features of new rows too.
+SERVES_ALIKE: tuple[int, ...] = ()
 
 #: A RecSys batch of history events without any engagement is refused (taken for a test file's rows) when
 #: labelled events would hold none with a smaller chance than this (a few rows without one are not refused).

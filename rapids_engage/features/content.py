@@ -1,7 +1,7 @@
 """Content and profile features computed row by row (no fitted state).
 
 Token, hashtag, link, domain and media counts from the tab-separated list
-columns; mentions (``@`` tokens) in the text; tweet hour and weekday;
+columns (an empty item, a stray or trailing tab, is none); mentions (``@`` tokens) in the text; tweet hour and weekday;
 follower/following ratios; account ages; verified and follow flags; the tweet
 type as a small integer code. The key
 columns ``first_hashtag`` and ``first_domain`` for the encoders come from
@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..schema import TWEET_TYPES
+from .table_content import WHITESPACE, count_items
 
 LIST_COUNTS = {
     "n_tokens": "text_tokens",
@@ -50,10 +51,6 @@ def feature_names() -> list[str]:
     return [*LIST_COUNTS, *TOKEN_COUNTS, *MEDIA_COUNTS, *DERIVED, *RAW_NUMERIC, *FLAGS]
 
 
-def _list_length(s: Any) -> Any:
-    return ((s.str.count("\t") + 1) * (s.str.len() > 0)).astype("int32")
-
-
 def _token_counts(tokens: Any, ids: dict[str, int]) -> dict[str, Any]:
     """name -> occurrences of a token id in tab-separated token lists. Every token is wrapped in
     tabs of its own first, so adjacent equal tokens count each (regex matches do not overlap)."""
@@ -62,11 +59,12 @@ def _token_counts(tokens: Any, ids: dict[str, int]) -> dict[str, Any]:
 
 
 def _first_id(lists: Any) -> Any:
-    """The first 32-hex-char id of each tab-separated list as an int64 key (0 for an empty list)."""
+    """The first 32-hex-char id of each tab-separated list as an int64 key (0 for an empty list); leading empty
+    items (a stray tab) are none."""
     from ..backend import series_like, values
     from ..ingest.ids import parse_hex_ids
 
-    keys, _ = parse_hex_ids(lists.str.slice(0, 32).fillna(""))
+    keys, _ = parse_hex_ids(lists.fillna("").str.lstrip(WHITESPACE).str.slice(0, 32))
     return series_like(lists, values(keys))  # an array: a Series would be realigned, which cudf refuses on repeated labels
 
 
@@ -83,7 +81,7 @@ def content_features(part: Any) -> Any:
     """One partition (pandas or cudf) with the content/profile features added."""
     ts = part["tweet_timestamp"]
     lists = {col: part[col].fillna("") for col in (*LIST_COUNTS.values(), "present_media")}  # a null list: empty
-    new = {name: _list_length(lists[col]) for name, col in LIST_COUNTS.items()}
+    new = {name: count_items(lists[col], "\t") for name, col in LIST_COUNTS.items()}  # a stray tab: no item
     new.update(_token_counts(lists["text_tokens"], TOKEN_COUNTS))
     new.update({name: lists["present_media"].str.count(kind).astype("int32") for name, kind in MEDIA_COUNTS.items()})
     new["hour"] = ((ts // 3600) % 24).astype("int32")

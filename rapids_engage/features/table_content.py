@@ -3,8 +3,9 @@
 * time: ``hour`` and ``weekday`` (UTC) of the event;
 * text columns: ``<col>_chars``, ``<col>_words`` (separated by any run of whitespace, as Python's
   ``str.split()``) and the key ``<col>_first_word`` (lower-cased, e.g. ``show`` / ``ask`` for Hacker News titles);
-* url columns: ``<col>_present`` and the key ``<col>_domain`` (host without ``www.``);
-* list columns: ``<col>_len`` (number of ``list_sep``-separated items);
+* url columns: ``<col>_present`` and the key ``<col>_domain`` (host without ``www.``), of the url stripped of
+  whitespace (a blank url is absent: 0 and an empty domain);
+* list columns: ``<col>_len`` (number of ``list_sep``-separated items; an empty or blank item is none);
 * numeric columns pass through as features.
 
 Key columns (``*_first_word``, ``*_domain``) are strings for the target and
@@ -56,11 +57,28 @@ WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 SPACES = f"[{WHITESPACE}]+"
 
 
-def _count_items(s: Any, sep: str) -> Any:
-    """Items of ``sep``-separated lists (0 for an empty one); ``sep`` is literal text, not a pattern."""
-    s = s.fillna("").str.strip(WHITESPACE)
-    n_seps = (s.str.len() - s.str.replace(sep, "", regex=False).str.len()) // len(sep)
-    return ((n_seps + 1) * (s.str.len() > 0)).astype("int32")
+#: What a regex pattern must escape to match a character literally, in Python's ``re`` and in libcudf alike
+#: (libcudf's list; ``re.escape`` escapes more, e.g. a space, whose escape libcudf does not define).
+REGEX_SPECIAL = "[\\^$.|?*+(){}"
+
+
+def literal(text: str) -> str:
+    """A regex pattern (Python and libcudf) that matches ``text`` literally."""
+    return "".join(f"\\{ch}" if ch in REGEX_SPECIAL else ch for ch in text)
+
+
+def count_items(s: Any, sep: str) -> Any:
+    """Items of ``sep``-separated lists (``sep`` is literal text, not a pattern). An item empty after stripping
+    whitespace is none: ``"a||b"``, ``"|a|"`` and ``"a| |b"`` hold 2, 1 and 2 items; an empty or blank list 0."""
+    blank = f"[{WHITESPACE}]*"
+    gap = f"{blank}(?:{literal(sep)}{blank})+"  # a run of separators with blank items between and around them
+    s = s.fillna("").str.replace(f"^{gap}|{gap}$", "", regex=True).str.strip(WHITESPACE)  # none before or after them
+    return ((s.str.count(gap) + 1) * (s.str.len() > 0)).astype("int32")  # each other run separates two items
+
+
+def _url(s: Any) -> Any:
+    """Urls stripped of whitespace (a blank url is none: empty)."""
+    return s.fillna("").str.strip(WHITESPACE)
 
 
 def _words(s: Any) -> Any:
@@ -76,7 +94,7 @@ def derived_keys(part: Any, layout: Layout) -> Any:
         new[f"{c}_{TEXT_KEY}"] = first.str.lower().astype("str")  # a string column (split + get gives object)
     for c in layout.url:
         # scheme://[user[:password]@]host[:port]...: the host, not the user name of a URL with credentials
-        host = part[c].fillna("").str.extract(r"^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^/?#@]*@)?([^/:?#@]+)", expand=False)
+        host = _url(part[c]).str.extract(r"^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^/?#@]*@)?([^/:?#@]+)", expand=False)
         new[f"{c}_{URL_KEY}"] = host.fillna("").str.lower().str.replace(r"^www\.", "", regex=True)
     return part.assign(**new) if new else part
 
@@ -91,9 +109,9 @@ def content_features(part: Any, layout: Layout) -> Any:
     for c in layout.text:
         text = part[c].fillna("").str.strip(WHITESPACE)
         new[f"{c}_chars"] = text.str.len().astype("int32")
-        new[f"{c}_words"] = _count_items(_words(text), " ")
+        new[f"{c}_words"] = count_items(_words(text), " ")
     for c in layout.url:
-        new[f"{c}_present"] = (part[c].fillna("").str.len() > 0).astype("int8")
+        new[f"{c}_present"] = (_url(part[c]).str.len() > 0).astype("int8")
     for c in layout.lists:
-        new[f"{c}_len"] = _count_items(part[c], layout.list_sep)
+        new[f"{c}_len"] = count_items(part[c], layout.list_sep)
     return part.assign(**new)
