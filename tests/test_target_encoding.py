@@ -517,6 +517,12 @@ def test_a_missing_or_null_group_is_named_as_the_group(method):
         assign_folds(rows.drop(columns=["imp"]), ["imp"], 5, method, what="group")
 
 
+def test_hash_folds_without_a_row_key_are_a_clear_error():
+    """row_key=() with hash folds failed in hashing.combine with 'IndexError: list index out of range'."""
+    with pytest.raises(ValueError, match=r"fold_method='hash' hashes the row key: row_key=\(\) leaves nothing to hash"):
+        TargetEncoder("lang", row_key=()).fit(make_frame(30, 3, 23), "like")
+
+
 def test_a_grouped_builder_s_encoders_fold_by_the_group():
     """A FeatureBuilder's target encoders carry the fold key it folds by (their row_key: the group of a grouped
     layout), so their params, saved state and a clone refit alone fold as the builder did."""

@@ -101,9 +101,12 @@ def assign_folds(frame: Any, key: list[str], n_folds: int, method: str = "hash",
         raise ValueError(f"n_folds must be a whole number from 2 to {MAX_FOLDS}, got {n_folds!r}")
     key = list(key)
     missing = [c for c in key if c not in frame.columns]
-    if missing or (method == "hash" and not key):
-        raise ValueError(f"fold_method={method!r} needs the {what} columns {missing or key}, whose rows share a fold "
+    if missing:
+        raise ValueError(f"fold_method={method!r} needs the {what} columns {missing}, whose rows share a fold "
                          "(set row_key=...; row_key=() gives contiguous and random folds per row)")
+    if method == "hash" and not key:
+        raise ValueError("fold_method='hash' hashes the row key: row_key=() leaves nothing to hash (name the id "
+                         "columns, or take fold_method contiguous or random for folds per row)")
     frame = as_dask(frame)
     if method != "contiguous" and key:
         import pandas as pd
