@@ -389,7 +389,7 @@ class FeatureBuilder:
         frame = self._needed(self._checked(train), list(carry))
         te = self.config.target_encoding
         frame = assign_folds(frame, self.layout.fold_key(), te.n_folds, te.fold_method, te.seed,
-                             "group" if self.layout.group else "row key")
+                             "group" if self.layout.group else "row key", keep)
         frame = keep(self._with_history(frame, fit=True, checkpoint=keep))
         daily = [enc for enc in self.count_encoders if enc.per_day]
         encoders = (self.target_encoders, self.count_encoders, daily)

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import hashing
 from ..backend import array_module, series_like, values
-from .frames import POSITION, Join, as_dask, narrow_frame, shuffle_joins
+from .frames import POSITION, Checkpoints, Join, as_dask, narrow_frame, shuffle_joins
 
 FOLD = "_fold"
 MAX_FOLDS = 127  # fold ids are int8
@@ -71,15 +71,18 @@ def _block_folds(firsts: Any, offsets: np.ndarray, n_folds: int, total: int) -> 
     return firsts.drop(columns=[POSITION]).assign(**{FOLD: series_like(firsts, (row * n_folds // max(total, 1)).astype(np.int8))})
 
 
-def _contiguous(frame: Any, key: list[str], n_folds: int, what: str, meta: Any) -> Any:
+def _contiguous(frame: Any, key: list[str], n_folds: int, what: str, meta: Any, checkpoint: Checkpoints | None) -> Any:
     """Blocks in data order; a key's rows take the block of its first row (found by a groupby of the rows' keys
-    and positions, joined back by a shuffle join that keeps the partitions and their order)."""
+    and positions, joined back by a shuffle join that keeps the partitions and their order). The rows are kept
+    first (``checkpoint``, default persisted): positions and the join need partitions that a lazy read would
+    re-partition differently for each of its projections."""
+    if key:
+        frame = (checkpoint or Checkpoints())(frame.map_partitions(_checked_key, key, "contiguous", what, meta=frame._meta))
     sizes = frame.map_partitions(len).compute().tolist()
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     total = int(sum(sizes))
     if not key:
         return frame.map_partitions(_row_blocks, offsets, n_folds, total, meta=meta)
-    frame = frame.map_partitions(_checked_key, key, "contiguous", what, meta=frame._meta)
     firsts = narrow_frame(frame, key).groupby(key, sort=False).agg({POSITION: "min"}, split_out=frame.npartitions).reset_index()
     table = firsts.map_partitions(_block_folds, offsets, n_folds, total, meta=meta[[*key, FOLD]])
     return shuffle_joins(frame, [Join(table, key, {FOLD: "int8"})])
@@ -92,9 +95,11 @@ def _row_blocks(part: Any, offsets: np.ndarray, n_folds: int, total: int, partit
     return part.assign(**{FOLD: series_like(part, (row * n_folds // max(total, 1)).astype(np.int8))})
 
 
-def assign_folds(frame: Any, key: list[str], n_folds: int, method: str = "hash", seed: int = 0, what: str = "row key") -> Any:
+def assign_folds(frame: Any, key: list[str], n_folds: int, method: str = "hash", seed: int = 0, what: str = "row key",
+                 checkpoint: Checkpoints | None = None) -> Any:
     """``frame`` (dask) with an int8 ``_fold`` column in [0, n_folds): rows with equal ``key`` values in one fold
-    (``key``: the fold key; ``what``: what it is, for messages: ``row key``, ``group``)."""
+    (``key``: the fold key; ``what``: what it is, for messages: ``row key``, ``group``; ``checkpoint``: where
+    contiguous folds by key keep the rows, see :class:`~.frames.Checkpoints`)."""
     if method not in FOLD_METHODS:
         raise ValueError(f"fold_method must be one of {FOLD_METHODS}, got {method!r}")
     if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or not 2 <= n_folds <= MAX_FOLDS:
@@ -117,5 +122,5 @@ def assign_folds(frame: Any, key: list[str], n_folds: int, method: str = "hash",
                              "(pass integer id columns as row_key, e.g. ids hashed to int64, or fold_method contiguous)")
     meta = frame._meta.assign(**{FOLD: frame._meta.index.to_series().astype("int8")})
     if method == "contiguous":
-        return _contiguous(frame, key, n_folds, what, meta)
+        return _contiguous(frame, key, n_folds, what, meta, checkpoint)
     return frame.map_partitions(_assign, key, n_folds, method, seed, what, meta=meta)
