@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
-from .atomic import replace_dir, staged_dir, staging_dir
+from .atomic import replace_dir, staged_dir, staging_dir, write_file
 from .backend import Backend, BackendError, resolve
 from .cluster import ClusterError, WorkerLostError, spilled_bytes, start_cluster
 from .cli import Parser
@@ -144,11 +144,7 @@ def run(
         if shuffle_seed is not None:  # the audit's control run: say so, its metrics show no skill by design
             report["split"]["shuffled_labels_seed"] = shuffle_seed
     validate(report)
-    # what describes the last run's models goes before they are replaced: a run stopped between the rename and the
-    # writes after it (Ctrl-C, a kill) leaves this run's models without a report or config.yaml, never beside the old
-    for stale in ("report.json", "report.md", CONFIG_FILE):
-        (out / stale).unlink(missing_ok=True)
-    replace_dir(model_dir, out / "models")  # the models of this run, whole: a killed rerun leaves the last run's
+    _publish_models(model_dir, out)
     write_config(cfg, out)
     write_json(out / "report.json", report)
     # an earlier `features` run's summary would stand beside this report recording another config and store version;
@@ -158,6 +154,27 @@ def run(
     if not quiet:
         print_summary(report, console, out / "report.json")
     return report
+
+
+#: What describes a run's models beside them (written after the models are published).
+RUN_FILES = ("report.json", "report.md", CONFIG_FILE)
+
+
+def _publish_models(staged: Path, out: Path) -> None:
+    """Replace ``out/models`` with ``staged`` (whole: a killed rerun leaves the last run's), the last run's
+    :data:`RUN_FILES` removed first: a run stopped between the rename and the writes after it (Ctrl-C, a kill)
+    leaves its models without a report or config.yaml, never beside the old. A publication that fails (``staged``
+    still there: the last run's models are) puts them back beside the models they describe."""
+    kept = {name: (out / name).read_bytes() for name in RUN_FILES if (out / name).is_file()}
+    for name in kept:
+        (out / name).unlink()
+    try:
+        replace_dir(staged, out / "models")
+    except BaseException:
+        if staged.exists():
+            for name, data in kept.items():
+                write_file(out / name, lambda tmp, data=data: tmp.write_bytes(data))
+        raise
 
 
 def _draw_plots(out: Path, prog: StageProgress, plots: bool, draw: Callable[[Path], dict[str, str]]) -> dict[str, str]:

@@ -667,6 +667,30 @@ def test_a_run_stopped_after_publishing_its_models_leaves_no_old_report_beside_t
     assert main([*argv, "--set", "train.max_depth=2"]) == 0 and (out / "report.json").is_file()
 
 
+def test_models_that_fail_to_publish_keep_the_last_run_s_report_beside_them(small_cache, tmp_path, monkeypatch):
+    """The last run's report.json, report.md and config.yaml are removed before new models are published; when the
+    publication itself fails (an OSError renaming models/), the last run's models stay, and so do the files that
+    describe them (they were deleted: predict --history validation and `features --out`'s check lost the run's)."""
+    from rapids_engage import pipeline
+
+    out = tmp_path / "run"
+    argv = ["--gpus", "0", "--rows", "2000", "--out", str(out), "--quiet", "--no-plots", "--set", f"data.cache_dir={small_cache}",
+            "--set", "train.targets=[like]", "--set", "cluster.n_workers=1", "--set", "train.num_boost_round=5"]
+    assert main(argv) == 0
+    names = ("report.json", "report.md", "config.yaml")
+    before = {p.relative_to(out): p.read_bytes() for p in [*(out / "models").iterdir(), *(out / n for n in names)]}
+    publish = pipeline.replace_dir
+
+    def refused(tmp, final):
+        if Path(final).name == "models":
+            raise PermissionError(13, "Permission denied", str(final))
+        publish(tmp, final)
+
+    monkeypatch.setattr(pipeline, "replace_dir", refused)
+    assert main([*argv, "--set", "train.max_depth=2"]) != 0
+    after = {p.relative_to(out): p.read_bytes() for p in [*(out / "models").iterdir(), *(out / n for n in names if (out / n).exists())]}
+    assert after == before
+
 @pytest.mark.parametrize("report, why", [
     ('{"split": {"cutoff": 1', r"Expecting .*: not JSON, cut short or another format"),
     ("{}", "key split is missing"),
