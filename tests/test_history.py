@@ -498,3 +498,56 @@ def test_a_repeated_window_or_day_is_refused():
         HistoryEncoder("u", ["like"], (3600, 3600))
     with pytest.raises(ValueError, match=r"days must be distinct whole UTC days >= 1, got \[1, 1\]"):
         HistoryEncoder("u", ["like"], (3600,), days=(1, 1))
+
+
+def test_many_ids_at_the_state_end_are_a_parquet_column_shipped_once(tmp_path):
+    """Date-only times put a whole day's events at the state's end. Their row-key hashes (``last_ids_``)
+    were a JSON list in the state file (~23 bytes an id) and went with every task of a partitioned
+    state's transform; they are a uint64 parquet column beside the state now, one object of the graph,
+    and serve the same values (the end's events sent again count once, as the oracle says)."""
+    import json
+
+    import cloudpickle
+    import dask.dataframe as dd
+
+    from rapids_engage.data import DataError
+
+    day = 86400
+    frame = with_ids(make_frame(1200, 30, 3, seed=11, step=day))  # 3 dates: ~400 events at the last
+    end = int(frame[T].max())
+    n_end = int((frame[T] == end).sum())
+    enc = keyed_encoder(KEYS["single"])
+    history_features(dd.from_pandas(frame, npartitions=3), enc, limit=0).compute()  # the state stays partitioned
+    assert isinstance(enc.state_, dd.DataFrame) and len(enc.last_ids_) == n_end > 300
+    enc.save(tmp_path)
+    stem = tmp_path / "hist_engaging_user_id"
+    assert json.loads(stem.with_suffix(".json").read_text())["last_ids"] == n_end  # their number, not the list
+    ids = pd.read_parquet(tmp_path / "hist_engaging_user_id.last_ids.parquet")
+    assert ids.dtypes.to_dict() == {"row_id": np.dtype("uint64")}
+    np.testing.assert_array_equal(ids["row_id"].to_numpy(), enc.last_ids_)
+    back = HistoryEncoder.load(tmp_path, "hist_engaging_user_id")
+    np.testing.assert_array_equal(back.last_ids_, enc.last_ids_)
+
+    new = make_frame(60, 30, 1, seed=12, start=end + day)
+    new.index = np.arange(10**6, 10**6 + len(new))
+    new = with_ids(new)
+    served = pd.concat([frame[frame[T] == end], new]).drop(columns=TARGETS)  # the end's events sent again, then new ones
+    everything = pd.concat([frame, new])
+    want = pd.DataFrame(oracle(everything, KEYS["single"], TARGETS, labelled=np.arange(len(everything)) < len(frame)),
+                        index=everything.index).loc[served.index]
+    names = back.output_names()
+    assert_features(back.transform(served)[names], {c: want[c].to_numpy() for c in names})
+    lazy = history_features(dd.from_pandas(served, npartitions=4), enc, fit=False)
+    tasks = [cloudpickle.dumps(task) for task in dict(lazy.__dask_graph__()).values()]
+    assert sum(enc.last_ids_.tobytes() in task for task in tasks) == 1  # was one per state partition
+    got = lazy.compute().set_index("tweet_id").loc[served["tweet_id"]]
+    assert_features(got[names], {c: want[c].to_numpy() for c in names})
+
+    # a state saved with the ids as a JSON list (the first code that kept them) loads alike
+    legacy = json.loads(stem.with_suffix(".json").read_text()) | {"last_ids": enc.last_ids_[::-1].tolist()}
+    stem.with_suffix(".json").write_text(json.dumps(legacy))
+    (tmp_path / "hist_engaging_user_id.last_ids.parquet").unlink()
+    np.testing.assert_array_equal(HistoryEncoder.load(tmp_path, "hist_engaging_user_id").last_ids_, enc.last_ids_)
+    stem.with_suffix(".json").write_text(json.dumps(legacy | {"last_ids": n_end}))  # the count, the file gone
+    with pytest.raises(DataError, match=r"hist_engaging_user_id\.last_ids\.parquet: cannot read the column 'row_id'"):
+        HistoryEncoder.load(tmp_path, "hist_engaging_user_id")

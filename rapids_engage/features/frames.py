@@ -26,6 +26,11 @@ import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..atomic import write_file
+from ..data import DataError
 
 _POS = "_pos"
 
@@ -501,3 +506,21 @@ def load_state(directory: str | Path, stem: str, df_lib: Any = None) -> tuple[di
     directory = Path(directory)
     state = json.loads((directory / f"{stem}.json").read_text())
     return state, (df_lib or pd).read_parquet(str(directory / f"{stem}.parquet"))
+
+
+def save_column(path: str | Path, name: str, array: Any) -> None:
+    """A host array of an encoder's fitted state as a one-column parquet file (written atomically):
+    what would make its JSON large (an id per row) goes beside it, as its tables do."""
+    write_file(path, lambda tmp: pq.write_table(pa.table({name: np.asarray(array)}), tmp))
+
+
+def load_column(path: str | Path, name: str, rows: int) -> np.ndarray:
+    """The column ``name`` of a file :func:`save_column` wrote (host numpy), which must hold ``rows``
+    values (the count its encoder's JSON recorded): else a DataError naming the file."""
+    try:
+        array = pq.read_table(str(path), columns=[name]).column(name).to_numpy()
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the column {name!r} of the fitted state ({exc})") from exc
+    if len(array) != rows:
+        raise DataError(f"{path}: {len(array):,} values of {name!r}, the state's JSON says {rows:,}: the file is not this state's")
+    return array

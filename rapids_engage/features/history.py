@@ -64,9 +64,10 @@ def _transform_partition(part: Any, encoder: HistoryEncoder, labels: bool | None
     return encoder.transform(part, labels)
 
 
-def _transform_with_state(part: Any, state: Any, encoder: HistoryEncoder, labels: bool | None) -> Any:
-    """:meth:`HistoryEncoder.transform` of a partition with the state partition of the same keys."""
-    return HistoryEncoder(**encoder.params()).set_state(state, encoder.t_end_, encoder.targets_, encoder.last_ids_).transform(part, labels)
+def _transform_with_state(part: Any, state: Any, encoder: HistoryEncoder, last_ids: Any, labels: bool | None) -> Any:
+    """:meth:`HistoryEncoder.transform` of a partition with the state partition of the same keys
+    (``encoder``: params, end and targets; ``last_ids``: the state's, shipped once, not in every task)."""
+    return HistoryEncoder(**encoder.params()).set_state(state, encoder.t_end_, encoder.targets_, last_ids).transform(part, labels)
 
 
 def history_features(
@@ -86,7 +87,8 @@ def history_features(
     a dask frame partitioned by key (as the key tables of :func:`~.frames.key_tables`).
     ``fit=False``: :meth:`HistoryEncoder.transform` per partition: an in-memory
     state is shipped to every partition; a partitioned one is shuffled like the
-    rows, so partition ``i`` of the rows meets the state of its own keys only.
+    rows, so partition ``i`` of the rows meets the state of its own keys only (and the state's
+    last ids, :attr:`HistoryEncoder.last_ids_`, go to the workers once, not in every task).
     The output is lazy and partitioned by key, so rows are NOT in the input
     order: join it back on a row key if needed. ``checkpoint`` keeps the
     shuffled frame for its two reads when fitting (default: persisted on the
@@ -111,10 +113,11 @@ def _transform_dask(frame: Any, encoder: HistoryEncoder, labels: bool | None) ->
     state, keys = encoder.state_, encoder.columns
     stateless = HistoryEncoder(**encoder.params())
     empty = state._meta if is_dask(state) else state.iloc[:0]
-    meta = stateless.set_state(empty, encoder.t_end_, encoder.targets_, encoder.last_ids_).transform(frame._meta, labels)
-    if not is_dask(state):
+    meta = stateless.set_state(empty, encoder.t_end_, encoder.targets_).transform(frame._meta, labels)
+    if not is_dask(state):  # the state and its last ids go to the workers once
         return frame.shuffle(on=keys).map_partitions(_transform_partition, share(encoder), labels, meta=meta)
     # the same key values and dtypes hash to the same partition in both shuffles
     state = state.astype({c: frame._meta[c].dtype for c in keys}).shuffle(on=keys, npartitions=state.npartitions)
     frame = frame.shuffle(on=keys, npartitions=state.npartitions)
-    return dd.map_partitions(_transform_with_state, frame, state, stateless, labels, meta=meta, align_dataframes=False)
+    return dd.map_partitions(_transform_with_state, frame, state, stateless, share(encoder.last_ids_), labels, meta=meta,
+                             align_dataframes=False)

@@ -10,11 +10,17 @@ import numpy as np
 from ..backend import array_module, frame_library, is_gpu_object, series_like, to_host
 from ..data import DataError
 from ..schema import DAY_SECONDS, EVENT_TIME, TARGETS, utc
-from .frames import EstimatorParams, check_columns, check_fitted, group_ids, in_memory, is_dask, key_name, load_state, save_state
+from .frames import (
+    EstimatorParams, check_columns, check_fitted, group_ids, in_memory, is_dask, key_name, load_column, load_state, save_column, save_state,
+)
 from .history_spans import span_features, window_label
 from .history_state import (
-    N, StateIndex, aggregate, alone_if_null, event_rows, last_col, pos_col, positive, row_ids, state_rows_by_pass, times, value_columns,
+    N, StateIndex, aggregate, alone_if_null, event_rows, last_col, pos_col, positive, row_ids, sorted_contains, state_rows_by_pass,
+    times, value_columns,
 )
+
+#: The file of the last ids beside a state's (``<prefix>_<key>.last_ids.parquet``) and its column.
+LAST_IDS, ROW_ID = "last_ids", "row_id"
 
 
 class HistoryEncoder(EstimatorParams):
@@ -115,12 +121,16 @@ class HistoryEncoder(EstimatorParams):
 
     def _resent(self, frame: Any, t: Any) -> Any:
         """Whether each row of ``frame`` (times ``t``) is an event the state already holds: at its last
-        second, with a row key among :attr:`last_ids_`."""
+        second, with a row key among :attr:`last_ids_` (only the rows at that second are hashed and
+        looked up, and the ids go to the rows' device only when there are some)."""
         xp = array_module(t)
-        if not len(self.last_ids_):
-            return xp.zeros(len(t), dtype=bool)
-        ids, known = row_ids(frame, self.row_key, self.name)
-        return known & (t == self.t_end_) & xp.isin(ids, xp.asarray(self.last_ids_))
+        resent = xp.zeros(len(t), dtype=bool)
+        at_end = t == self.t_end_
+        if not len(self.last_ids_) or not bool(at_end.any()):
+            return resent
+        ids, known = row_ids(frame[self.row_key][at_end], self.row_key, self.name)
+        resent[at_end] = known & sorted_contains(xp, xp.asarray(self.last_ids_), ids)
+        return resent
 
     def _attach(self, frame: Any, feats: dict, targets: list[str], start: int = 0) -> Any:
         prefix = f"{self.prefix}_{self.name}_"
@@ -198,7 +208,7 @@ class HistoryEncoder(EstimatorParams):
 
     def set_state(self, state: Any, t_end: int, targets: list[str], last_ids: Any = None) -> HistoryEncoder:
         """Finish fitting from state rows (e.g. concatenated :meth:`state_partition` outputs) and the
-        row-key hashes of the events at ``t_end`` (:meth:`last_ids`; None: none known)."""
+        sorted row-key hashes of the events at ``t_end`` (:meth:`last_ids`; None: none known)."""
         self.state_ = state
         self.last_ids_ = np.asarray([] if last_ids is None else last_ids, dtype=np.uint64)
         self.extended_ = False
@@ -303,13 +313,23 @@ class HistoryEncoder(EstimatorParams):
         }
 
     def save(self, directory: str | Path) -> None:
-        """Write the fitted state: ``<prefix>_<key>.parquet`` (state rows) and ``.json`` (params, t_end, targets)."""
+        """Write the fitted state: ``<prefix>_<key>.parquet`` (state rows), with a ``row_key``
+        ``<prefix>_<key>.last_ids.parquet`` (:attr:`last_ids_`, uint64 ``row_id``), and ``.json``
+        (params, t_end, targets, the number of last ids)."""
         self._check_fitted()
-        state = {"params": self.params(), "targets": self.targets_, "t_end": self.t_end_, "last_ids": self.last_ids_.tolist()}
-        save_state(directory, f"{self.prefix}_{self.name}", self.state_, state)
+        stem = f"{self.prefix}_{self.name}"
+        if self.row_key:
+            save_column(Path(directory) / f"{stem}.{LAST_IDS}.parquet", ROW_ID, self.last_ids_)
+        state = {"params": self.params(), "targets": self.targets_, "t_end": self.t_end_, "last_ids": len(self.last_ids_)}
+        save_state(directory, stem, self.state_, state)
 
     @classmethod
     def load(cls, directory: str | Path, name: str, df_lib: Any = None) -> HistoryEncoder:
-        """Read state written by :meth:`save` (``name`` = ``hist_<key>``) into ``df_lib`` frames."""
+        """Read state written by :meth:`save` (``name`` = ``hist_<key>``) into ``df_lib`` frames (the
+        last ids as a list in the JSON, as the first code that kept them wrote them, are read too)."""
         state, table = load_state(directory, name, df_lib)
-        return cls(**state["params"]).set_state(table, state["t_end"], state["targets"], state.get("last_ids"))
+        ids = state.get("last_ids")  # their number (a list: the ids themselves; absent: none kept)
+        if isinstance(ids, int):
+            ids = load_column(Path(directory) / f"{name}.{LAST_IDS}.parquet", ROW_ID, ids) if ids else None
+        ids = None if ids is None else np.unique(np.asarray(ids, dtype=np.uint64))  # sorted, as looked up
+        return cls(**state["params"]).set_state(table, state["t_end"], state["targets"], ids)

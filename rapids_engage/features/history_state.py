@@ -1,8 +1,8 @@
 """The history encoder's serving state: its rows, and the rows of given keys.
 
-Fitted state (``state_``, saved as parquet; params, ``t_end_`` and ``last_ids_``
-as JSON), for ``T = t_end_`` (last training time) and ``W`` the longest reach of
-a span (:meth:`~.history_encoder.HistoryEncoder.reach`):
+Fitted state (``state_`` and ``last_ids_``, saved as parquet; params, ``t_end_`` and
+the number of ``last_ids_`` as JSON), for ``T = t_end_`` (last training time) and ``W``
+the longest reach of a span (:meth:`~.history_encoder.HistoryEncoder.reach`):
 
 * one row per (key, time) for training events with time >= ``T - W``
   (everything a window of an event at time >= ``T`` can reach);
@@ -11,8 +11,9 @@ a span (:meth:`~.history_encoder.HistoryEncoder.reach`):
 
 Each row is a weighted event of :func:`~.history_spans.span_features`: ``_n``
 events, ``_pos_<target>`` positives, ``_last_<target>`` the last positive time.
-``last_ids_``: the row-key hashes (:func:`row_ids`) of the events at ``T``, which
-tell an event sent again from a new one of that second.
+``last_ids_``: the sorted row-key hashes (:func:`row_ids`) of the events at ``T``, which
+tell an event sent again from a new one of that second (as many as the events at ``T``: the
+whole last day of date-only times, hence a parquet file, and only rows at ``T`` look them up).
 """
 
 from __future__ import annotations
@@ -102,6 +103,15 @@ def row_ids(frame: Any, row_key: list[str], name: str) -> tuple[Any, Any]:
         raise DataError(f"history features ({name}) identify events by integer row ids; the row key column(s) {odd} are not integers")
     known = ~values(null_key_rows(keys))
     return hashing.combine([values(keys[c].fillna(0)).astype(np.int64) for c in row_key]), known
+
+
+def sorted_contains(xp: Any, sorted_values: Any, x: Any) -> Any:
+    """Whether each value of ``x`` is in ``sorted_values`` (ascending, of ``x``'s module ``xp``): a binary
+    search per value, O(len(x) log n), the sorted values neither copied nor sorted again."""
+    if not len(sorted_values):
+        return xp.zeros(len(x), dtype=bool)
+    at = xp.minimum(xp.searchsorted(sorted_values, x), len(sorted_values) - 1)
+    return sorted_values[at] == x
 
 
 def alone_if_null(g: Any, keys: Any, start: int | None = None) -> Any:
