@@ -5,7 +5,7 @@ from __future__ import annotations
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from rapids_engage.features import CountEncoder
@@ -160,16 +160,41 @@ def test_unseen_and_null_keys_count_zero_and_seen_keys_their_training_rows():
 LIST_TEXT = st.text(alphabet=st.sampled_from("ab|., \t\xa0*(\\"), max_size=14)
 
 
+#: Separators, and lists of them: texts of LIST_TEXT's characters and whole separators (runs of them, blank items).
+SEP_LISTS = st.sampled_from(["|", " ", "\t", ".", ", ", "||", "*(", "\\", " |", "\t*"]).flatmap(
+    lambda sep: st.tuples(st.lists(st.one_of(st.none(), LIST_TEXT, st.lists(st.sampled_from([*"ab \t\xa0", sep]), max_size=10).map("".join)),
+                                   min_size=1, max_size=6), st.just(sep)))
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(st.none(), LIST_TEXT), min_size=1, max_size=6), st.sampled_from(["|", " ", "\t", ".", ", ", "||", "*(", "\\"]))
-def test_list_lengths_count_the_items_that_are_not_blank(lists, sep):
+@given(SEP_LISTS, st.sampled_from(["str", "object"]))
+@example((["a | | |b", "a | |  | b | |"], " |"), "str")
+@example((["h\t*\t*\t*\t*i"], "\t*"), "object")
+def test_list_lengths_count_the_items_that_are_not_blank(case, dtype):
     """``<list>_len`` is the number of ``sep``-separated items that hold more than whitespace: "a||b" with "|" held 3
     items, "|a|" 3, "a  b" (the default separator, a space) 3; the empty items between separators, or before a
-    leading and after a trailing one, are none."""
+    leading and after a trailing one, are none. A separator that starts with whitespace (" |") ended a run of them
+    at its second one: "a | | |b" held 3 items. Object strings are matched by Python's re, arrow ones by RE2."""
     from rapids_engage.features.table_content import count_items
 
-    got = count_items(pd.Series(lists, dtype="str"), sep).tolist()
+    lists, sep = case
+    got = count_items(pd.Series(lists, dtype=dtype), sep).tolist()
     assert got == [sum(1 for item in (t or "").split(sep) if item.strip()) for t in lists]
+
+
+def test_list_counts_of_a_long_run_of_whitespace_separators_end():
+    """With a separator of whitespace (" ", the default; RecSys tabs) the run pattern was (blank sep blank)+, whose
+    blank also matches the separator: Python's re (object strings: pandas 2's, a frame of objects) tried every split
+    of a run, 2**n steps (26 spaces: 16 s). A run of 60 must be counted at once (a hang guard, not a speed target)."""
+    import subprocess
+    import sys
+
+    code = ("import pandas as pd; from rapids_engage.features.table_content import count_items; "
+            "s = pd.Series(['a' + ' ' * 60 + 'b', '\\t' * 60 + 'h', 'h' + ' \\t' * 30 + '.'], dtype=object); "
+            "print(count_items(s, ' ').tolist(), count_items(s, '\\t').tolist())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[2,", "1,", "2]", "[1,", "1,", "2]"]
 
 
 def test_recsys_list_counts_and_first_ids_skip_empty_items():

@@ -70,8 +70,11 @@ def literal(text: str) -> str:
 def count_items(s: Any, sep: str) -> Any:
     """Items of ``sep``-separated lists (``sep`` is literal text, not a pattern). An item empty after stripping
     whitespace is none: ``"a||b"``, ``"|a|"`` and ``"a| |b"`` hold 2, 1 and 2 items; an empty or blank list 0."""
-    blank = f"[{WHITESPACE}]*"
-    gap = f"{blank}(?:{literal(sep)}{blank})+"  # a run of separators with blank items between and around them
+    blank, sep_ = f"[{WHITESPACE}]*", literal(sep)
+    # a run of separators with blank items between and around them, each blank before its separator: a blank
+    # after one ate the leading whitespace of the next (" |"), which ended the run. A separator of whitespace alone
+    # (" ", RecSys tabs): a run of whitespace holding one (blank and separator alike, a repeat tried every split)
+    gap = f"{blank}{sep_}{'' if not sep.strip(WHITESPACE) else f'(?:{blank}{sep_})*'}{blank}"
     s = s.fillna("").str.replace(f"^{gap}|{gap}$", "", regex=True).str.strip(WHITESPACE)  # none before or after them
     return ((s.str.count(gap) + 1) * (s.str.len() > 0)).astype("int32")  # each other run separates two items
 
