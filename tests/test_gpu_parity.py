@@ -135,9 +135,9 @@ def test_string_features_on_repeated_labels_and_odd_whitespace():
 
     lists = pd.Series(["ab" * 16 + "\t" + "cd" * 16, "", "zz"], index=[0, 0, 1], dtype="str")
     np.testing.assert_array_equal(_first_id(cudf.from_pandas(lists)).to_pandas().to_numpy(), _first_id(lists).to_numpy())
-    text = pd.Series(["\xa0a b\xa0", "\x01x|y\x01", " ", None, "\u3000c|d|e", "|a||b| |", "a  b\t\tc", "x.(y*.", "\ta\t"],
-                     index=[0, 0, 1, 1, 2, 2, 3, 3, 3], dtype="str")  # empty, blank, leading and trailing items
-    for sep in (" ", "|", "\t", ".", ".(", "||"):
+    text = pd.Series(["\xa0a b\xa0", "\x01x|y\x01", " ", None, "\u3000c|d|e", "|a||b| |", "a  b\t\tc", "x.(y*.", "\ta\t", "a | | |b \t|"],
+                     index=[0, 0, 1, 1, 2, 2, 3, 3, 3, 4], dtype="str")  # empty, blank, leading and trailing items
+    for sep in (" ", "|", "\t", ".", ".(", "||", " |"):
         np.testing.assert_array_equal(count_items(cudf.from_pandas(text), sep).to_pandas().to_numpy(), count_items(text, sep).to_numpy())
     words = pd.Series(["Show HN:  x", "Ask\tHN", "\xa0a \u3000 b\n", "\x01x y", None], dtype="str")  # runs of whitespace
     np.testing.assert_array_equal(_words(cudf.from_pandas(words)).to_pandas().to_numpy(), _words(words).to_numpy())
