@@ -78,6 +78,18 @@ class Trained:
     workers: Any
 
 
+def pinned_splits(client: Any, splits: dict[str, Any], workers: set[str] | None, external: bool) -> tuple[Any, Any]:
+    """The store's ``train`` and ``valid`` frames pinned to ``workers`` (:func:`~.cluster.pin_partitions`), their
+    empty partitions dropped; ``train`` left unpinned when ``external`` (external memory reads its files: the
+    workers never hold it). A worker lost meanwhile ends it (:class:`~.cluster.WorkerLostError`): its partitions
+    cannot be recomputed elsewhere, and counting their rows waited for it forever."""
+    def pin() -> tuple[Any, Any]:
+        valid = drop_empty_partitions(pin_partitions(client, splits["valid"]))
+        return splits["train"] if external else drop_empty_partitions(pin_partitions(client, splits["train"])), valid
+
+    return while_workers_live(client, pin, workers=workers)
+
+
 def train_stage(cfg: Config, backend: Backend, prog: StageProgress, client: Any, built: Materialized, layout: Layout,
                  model_dir: Path) -> Trained:
     """One model per target on the store version's training split, early-stopped on its validation split, each
@@ -88,9 +100,7 @@ def train_stage(cfg: Config, backend: Backend, prog: StageProgress, client: Any,
     with prog.stage("train", total=len(targets)):
         splits = {s: as_float32(built.store.read_split(built.version, s), built.features) for s in ("train", "valid")}
         pinned = worker_addresses(client)  # a lost one takes pinned partitions with it: the run ends (one line)
-        valid_f = drop_empty_partitions(pin_partitions(client, splits["valid"]))
-        # external memory reads the training split from its files: the workers never hold it
-        train_f = splits["train"] if external else drop_empty_partitions(pin_partitions(client, splits["train"]))
+        train_f, valid_f = pinned_splits(client, splits, pinned, external)
         split_dir = built.store.version_dir(built.version)
         for i, t in enumerate(targets):
             prog.update(i, len(targets), t)

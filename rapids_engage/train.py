@@ -204,22 +204,23 @@ def train_target(
 
     params = xgb_params(cfg, target, backend, kind)
     rounds, patience = boosting_rounds(cfg, target)
-    qid: dict[str, Any] = {"train": {}, "valid": {}}
-    if is_ranking(params["objective"]):
-        if group is None:
-            raise ValueError(f"train: objective {params['objective']} for {target!r} needs a ranking group (data.table.group)")
-        train, valid = by_group(train, group, row_key), by_group(valid, group, row_key)
-        qid = {"train": {"qid": query_ids(train[group])}, "valid": {"qid": query_ids(valid[group])}}
-    y_train, y_valid = train[target], valid[target]
-    if fits_raw_counts(params, target, kind):
-        check_lowest_label(params, target, lambda: y_train.min().compute())
-        y_train, y_valid = _expm1(y_train), _expm1(y_valid)
+    ranks = is_ranking(params["objective"])
+    if ranks and group is None:
+        raise ValueError(f"train: objective {params['objective']} for {target!r} needs a ranking group (data.table.group)")
 
-    def fit() -> dict:
+    def fit() -> dict:  # all of it reads the pinned partitions: a lost worker must end it, not leave it waiting
+        rows, checks, qid = train, valid, {"train": {}, "valid": {}}
+        if ranks:
+            rows, checks = by_group(train, group, row_key), by_group(valid, group, row_key)
+            qid = {"train": {"qid": query_ids(rows[group])}, "valid": {"qid": query_ids(checks[group])}}
+        y_train, y_valid = rows[target], checks[target]
+        if fits_raw_counts(params, target, kind):
+            check_lowest_label(params, target, lambda: y_train.min().compute())
+            y_train, y_valid = _expm1(y_train), _expm1(y_valid)
         weigh_classes(params, lambda: dask.compute(y_train.sum(), y_train.count()))
-        dtrain = xgb.dask.DaskQuantileDMatrix(client, train[features], y_train, max_bin=params["max_bin"], **qid["train"])
+        dtrain = xgb.dask.DaskQuantileDMatrix(client, rows[features], y_train, max_bin=params["max_bin"], **qid["train"])
         dvalid = xgb.dask.DaskQuantileDMatrix(
-            client, valid[features], y_valid, ref=dtrain, max_bin=params["max_bin"], **qid["valid"]
+            client, checks[features], y_valid, ref=dtrain, max_bin=params["max_bin"], **qid["valid"]
         )
         if abandoned.is_set():  # the run stopped while the matrices were built: take no lock it would not release
             raise RuntimeError("training abandoned")

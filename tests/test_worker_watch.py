@@ -154,3 +154,74 @@ def test_a_scheduler_without_a_dashboard_gets_no_link(tmp_path):
         scheduler.wait(30)
     with LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as served, Client(served) as client:
         assert _served_dashboard(client) == client.dashboard_link
+
+
+def _killing_first(client, real):
+    """``real`` called after one worker process was killed (SIGKILL; its nanny restarts it under a new address)."""
+    def call(*args, **kwargs):
+        pid = next(iter(client.run(os.getpid).values()))
+        os.kill(pid, signal.SIGKILL)
+        return real(*args, **kwargs)
+
+    return call
+
+
+def _outcome(call, timeout_s: float = 60.0) -> BaseException | None:
+    """The exception ``call()`` raised, in a thread given ``timeout_s`` (a hang fails the test instead of the suite)."""
+    done: dict = {}
+    thread = threading.Thread(target=lambda: done.setdefault("error", _raised(call)), daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    assert not thread.is_alive(), f"still waiting after {timeout_s:.0f} s for a worker that died"
+    return done["error"]
+
+
+def _raised(call) -> BaseException | None:
+    try:
+        call()
+    except BaseException as exc:  # noqa: BLE001 - returned to the test
+        return exc
+    return None
+
+
+def _pinned_frame(client, rows: int = 400):
+    import dask.dataframe as dd
+    import numpy as np
+    import pandas as pd
+
+    from rapids_engage.cluster import pin_partitions
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"row_id": np.arange(rows), "page": np.arange(rows) // 4, "a": rng.normal(size=rows),
+                          "click": (rng.random(rows) < 0.3).astype("float32")})
+    return pin_partitions(client, dd.from_pandas(frame, npartitions=4, sort=False))
+
+
+def test_a_worker_lost_while_the_training_splits_are_pinned_ends_the_run(monkeypatch):
+    """A worker killed after the features (`kill -9` of a worker of `--scheduler-address`, its nanny restarting it)
+    left the run waiting forever: the pinned partitions' row counts waited for the dead worker's address."""
+    from rapids_engage import run_stages
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        frame = _pinned_frame(client)
+        monkeypatch.setattr(run_stages, "drop_empty_partitions", _killing_first(client, run_stages.drop_empty_partitions))
+        error = _outcome(lambda: run_stages.pinned_splits(client, {"train": frame, "valid": frame}, set(client.nthreads()), False))
+        assert isinstance(error, WorkerLostError), error
+
+
+def test_a_worker_lost_while_a_training_sorts_its_groups_ends_the_training(monkeypatch):
+    """The ranking sort (and a raw-count objective's label check) read the pinned partitions before the watched
+    training: a worker lost then left the run waiting forever."""
+    from rapids_engage import train
+    from rapids_engage.backend import CPU
+    from rapids_engage.config import TrainConfig
+
+    cfg = TrainConfig(targets=["click"], num_boost_round=5, per_target={"click": {"objective": "rank:ndcg"}})
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        frame, workers = _pinned_frame(client), set(client.nthreads())
+        monkeypatch.setattr(train, "by_group", _killing_first(client, train.by_group))
+        error = _outcome(lambda: train.train_target(client, CPU, cfg, "click", frame, frame, ["a"], group="page",
+                                                    workers=workers, row_key=("row_id",)))
+        assert isinstance(error, WorkerLostError), error
