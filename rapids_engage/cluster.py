@@ -413,8 +413,9 @@ def _probe(address: str, timeout_s: float) -> str | None:
 
 
 #: XGBoost's prefixes of a native error line: ``[12:00:00] /workspace/src/collective/comm.cc:84: `` and,
-#: on the lines of a chained collective error, ``- [comm.cc:193|12:00:00]: ``.
-_NATIVE_PREFIX = re.compile(r"^(\[\d{1,2}:\d{2}:\d{2}\]\s+\S+:\d+:|-?\s*\[[\w./-]+:\d+\|[\d:]+\]:)\s*")
+#: on the lines of a chained collective error, ``- [comm.cc:193|12:00:00]: ``; a line may start with both
+#: (a worker killed mid-training: ``[12:00:00] .../result.cc:83: [cat_container.cc:308|12:00:00]:``).
+_NATIVE_PREFIX = re.compile(r"^((\[\d{1,2}:\d{2}:\d{2}\]\s+\S+:\d+:|-?\s*\[[\w./-]+:\d+\|[\d:]+\]:)\s*)+")
 
 
 def _one_line(exc: BaseException, limit: int = 200) -> str:

@@ -128,6 +128,10 @@ def test_a_native_xgboost_error_is_told_by_its_message_not_its_source_file():
     assert _one_line(chained) == "XGBoostError: Connection closed by peer"
     assert _one_line(XGBoostError("[9:01:02] /src/learner.cc:7: Check failed: n > 0\nStack trace:\n [bt]")) == \
         "XGBoostError: Check failed: n > 0"
+    # a worker killed mid-training: the first line holds both prefixes and nothing else
+    both = XGBoostError("[08:32:55] /__w/xgboost/xgboost/src/collective/result.cc:83: [cat_container.cc:308|08:32:55]:\n"
+                        "- [socket.h:79|08:32:55]: Poll error condition:Success code:0\nStack trace:\n  [bt] (0) x")
+    assert _one_line(both) == "XGBoostError: Poll error condition:Success code:0"
     assert _one_line(ValueError("x" * 300)).endswith("…") and len(_one_line(ValueError("x" * 300))) == 200
 
 
