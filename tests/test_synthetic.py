@@ -377,6 +377,32 @@ def test_fewer_files_than_min_partitions_are_split_to_reach_it(tmp_path):
     assert lengths(2, None, None, 8) == [100, 100]  # null: a partition per file
 
 
+def test_splitting_to_min_partitions_keeps_partition_rows_no_empty_partition_and_the_fullest_first(tmp_path):
+    """The split to reach min_partitions starts from the files' own split by partition_rows, never makes a
+    partition of a file of one row (an empty one), and splits first the file with the most rows per partition,
+    not the largest (mutation round 6: a 1,000-row file came out in partitions of 500 at partition_rows 100;
+    two files of one row as [0, 1, 0, 1]; a 99-row file stayed whole beside partitions of 84)."""
+    import dask.dataframe as dd
+
+    from rapids_engage.data import sized_partitions
+
+    def lengths(sizes, max_rows, min_rows, min_partitions):
+        root = tmp_path / "-".join(map(str, sizes))
+        root.mkdir()
+        files = []
+        for i, n in enumerate(sizes):
+            files.append(root / f"part-{i:02d}.parquet")
+            pd.DataFrame({"i": np.arange(sum(sizes[:i]), sum(sizes[: i + 1]), dtype=np.int64)}).to_parquet(files[-1])
+        frame = sized_partitions(dd.read_parquet([str(f) for f in files], blocksize=None), files, max_rows, min_rows,
+                                 min_partitions)
+        assert frame.compute()["i"].tolist() == list(range(sum(sizes)))  # every row, in order
+        return frame.map_partitions(len).compute().tolist()
+
+    assert lengths([1000] + [10] * 15, 100, 1000, 17) == [100] * 10 + [10] * 15  # each file as it was: enough
+    assert lengths([1, 1], None, 20, 4) == [1, 1]  # fewer rows than min_partitions: a partition per row
+    assert lengths([1010, 99, 5], 100, 1000, 14) == [91, 92, 92, 92, 92, 91, 92, 92, 92, 92, 92, 49, 50, 5]
+
+
 def test_files_of_exactly_partition_rows_still_merge_the_smaller_ones_into_min_partitions(tmp_path):
     """A largest file of exactly partition_rows is not over it: the small files beside it are merged down
     to min_partitions, not left a partition each (mutation round 3: ``>`` taken for ``>=``)."""
