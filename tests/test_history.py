@@ -492,6 +492,30 @@ def test_the_state_end_s_row_ids_survive_save_load_dask_and_extend(tmp_path):
         back.transform(later.astype({"tweet_id": "str"}).astype({"tweet_id": "object"}))
 
 
+def test_only_events_of_the_state_end_with_a_whole_row_key_are_taken_as_sent_again():
+    """An event is one the state holds (sent again) only at the state's last second and with a whole row key of
+    that second: one without its row key is new even beside an event of row key 0 (what a missing id is
+    hashed as), and so is a later event with a row key of the last second (mutation round 6: both were dropped)."""
+    frame = with_ids(make_frame(300, 10, 40, seed=5))
+    end = int(frame[T].max())
+    frame.loc[frame.index[frame[T] == end][0], "tweet_id"] = 0
+    frame = frame.astype({"tweet_id": "Int64"})
+    at_end = frame[frame[T] == end]
+    enc = keyed_encoder(KEYS["single"]).fit(frame)
+    n = int(enc.state_["_n"].sum())
+    enc.extend(at_end.head(1).assign(tweet_id=pd.array([None], dtype="Int64")))  # the end's second, no row key
+    assert int(enc.state_["_n"].sum()) == n + 1
+    enc.extend(at_end.assign(**{T: end + 60}))  # a later second, row keys of the end's events
+    assert int(enc.state_["_n"].sum()) == n + 1 + len(at_end) and enc.t_end_ == end + 60
+
+
+def test_a_row_key_of_floats_is_refused():
+    """Events are told apart by integer row ids: a float row key (1.5 and 1.9 would hash alike) is refused."""
+    frame = with_ids(make_frame(100, 5, 41, seed=6))
+    with pytest.raises(Exception, match=r"row key column\(s\) \{'tweet_id': 'float64'\} are not integers"):
+        keyed_encoder(KEYS["single"]).fit(frame.astype({"tweet_id": "float64"}))
+
+
 def test_a_repeated_window_or_day_is_refused():
     """Two spans of one length gave two features of one name (a run's training failed in XGBoost)."""
     with pytest.raises(ValueError, match=r"windows must be distinct and > 0 seconds, got \[3600, 3600\]"):
