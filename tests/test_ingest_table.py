@@ -1052,3 +1052,20 @@ def test_records_of_a_parquet_file_read_by_pandas_type_as_its_ingest(tmp_path, t
         assert rows["raw_id"].tolist() == ["7", "8", "9"] and rows["event_time"].tolist() == [1_700_000_000, 1_700_003_600, 1_700_090_000]
         ingested = ingested.drop(columns=["day"]).sort_values("event_time").reset_index(drop=True)
         pd.testing.assert_frame_equal(rows.reset_index(drop=True)[list(ingested.columns)], ingested, check_dtype=False)
+
+
+def test_records_of_a_filtered_pandas_frame_are_those_rows_of_the_whole_frame():
+    """A frame of some rows of a file (its index not 0..n-1: a filter, a slice) gives those rows as the whole
+    frame gives them: its float and time columns' text kept to its own rows (mutation round 6: the converted
+    columns were aligned on positions 0..n-1, so the rows took other rows' ids and times, or none)."""
+    from rapids_engage.ingest import RecordReader
+
+    ts = pd.to_datetime([1_700_000_000, 1_700_003_600, 1_700_090_000, 1_700_100_000], unit="s", utc=True)
+    frame = pd.DataFrame({"id": [7.0, 8.0, 9.0, 10.0], "user": [123.0, None, 45.0, 6.0], "ts": ts,
+                          "clicked": [1, 0, 1, 1], "likes": [2.0, 0.0, 1.0, 3.0]})
+    reader = RecordReader(spec(format="parquet", time_format="unix", numeric=[], categorical=[], text=[]), labelled=True)
+    whole, _ = reader.read(frame)
+    some = frame[frame["clicked"] == 1].iloc[1:]  # index 2, 3
+    rows, rejected = reader.read(some)
+    assert rejected.empty and rows["raw_id"].tolist() == ["9", "10"]
+    pd.testing.assert_frame_equal(rows.reset_index(drop=True), whole.iloc[2:].reset_index(drop=True))
