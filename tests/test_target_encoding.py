@@ -408,6 +408,27 @@ def test_an_index_dask_refuses_comes_back_with_the_same_encodings(index):
             pd.testing.assert_frame_equal(out.reset_index(drop=True), plain.reset_index(drop=True))
 
 
+@pytest.mark.parametrize("method", ["hash", "random"])
+def test_folds_by_a_key_of_floats_are_refused_but_contiguous_ones_take_it(method):
+    """hash and random folds hash a key's integer ids: a float key (1.2 and 1.7 would share the fold of 1) is
+    refused naming it under both (mutation round 6: random folds cast it silently); contiguous folds take it."""
+    df = pd.DataFrame({"g": [1.2, 1.7, 2.5, 3.0] * 5, "x": np.arange(20)})
+    with pytest.raises(ValueError, match=rf"fold_method='{method}' hashes integer ids; the row key columns "
+                                         r"\{'g': 'float64'\} are not integers"):
+        assign_folds(df, ["g"], 2, method)
+    out = assign_folds(df, ["g"], 2, "contiguous").compute()
+    assert (out.groupby("g")[FOLD].nunique() == 1).all() and out["x"].tolist() == list(range(20))
+
+
+@pytest.mark.parametrize("index", [pd.Index([f"r{i}" for i in range(40)])], ids=["text"])
+def test_an_index_dask_takes_is_kept(index):
+    """A non-numeric index without a null is dask's to keep: folds and encodings keep it (mutation round 6: every
+    non-numeric index was taken for one dask refuses and replaced by row positions)."""
+    df = make_frame(40, 5, seed=2).set_axis(index)
+    assert assign_folds(df, ["tweet_id"], 3).compute().index.equals(index)
+    assert TargetEncoder("lang").fit_transform(df, "like").index.equals(index)
+
+
 def _impressions(n: int = 150, seed: int = 3) -> pd.DataFrame:
     """Ranking groups as MIND's: an impression shows 2-6 articles to a user at one time, one of them clicked."""
     rng = np.random.default_rng(seed)
