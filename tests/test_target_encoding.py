@@ -420,13 +420,19 @@ def test_folds_by_a_key_of_floats_are_refused_but_contiguous_ones_take_it(method
     assert (out.groupby("g")[FOLD].nunique() == 1).all() and out["x"].tolist() == list(range(20))
 
 
-@pytest.mark.parametrize("index", [pd.Index([f"r{i}" for i in range(40)])], ids=["text"])
+@pytest.mark.parametrize("index", [pd.Index([f"r{i}" for i in range(40)]), pd.date_range("2021-02-01", periods=40)],
+                         ids=["text", "time"])
 def test_an_index_dask_takes_is_kept(index):
-    """A non-numeric index without a null is dask's to keep: folds and encodings keep it (mutation round 6: every
-    non-numeric index was taken for one dask refuses and replaced by row positions)."""
-    df = make_frame(40, 5, seed=2).set_axis(index)
-    assert assign_folds(df, ["tweet_id"], 3).compute().index.equals(index)
-    assert TargetEncoder("lang").fit_transform(df, "like").index.equals(index)
+    """A non-numeric index without a null is dask's to keep: folds and encodings keep it, with the values of a
+    plain index (mutation round 6: every non-numeric index was taken for one dask refuses and replaced by row
+    positions; a time index made the encoders raise pandas' TypeError, the meta's fold column cast from it)."""
+    df = make_frame(40, 5, seed=2).assign(tweet_timestamp=1_600_000_000)
+    odd = df.set_axis(index)
+    assert assign_folds(odd, ["tweet_id"], 3).compute().index.equals(index)
+    for enc in (TargetEncoder("lang"), CountEncoder("lang")):
+        out = enc.fit_transform(odd, "like")
+        assert out.index.equals(index)
+        pd.testing.assert_frame_equal(out.reset_index(drop=True), enc.fit_transform(df, "like").reset_index(drop=True))
 
 
 def _impressions(n: int = 150, seed: int = 3) -> pd.DataFrame:

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import hashing
 from ..backend import array_module, series_like, values
-from .frames import POSITION, Checkpoints, Join, as_dask, narrow_frame, shuffle_joins
+from .frames import POSITION, Checkpoints, Join, as_dask, meta_with, narrow_frame, shuffle_joins
 
 FOLD = "_fold"
 MAX_FOLDS = 127  # fold ids are int8
@@ -120,7 +120,7 @@ def assign_folds(frame: Any, key: list[str], n_folds: int, method: str = "hash",
         if odd:
             raise ValueError(f"fold_method={method!r} hashes integer ids; the {what} columns {odd} are not integers "
                              "(pass integer id columns as row_key, e.g. ids hashed to int64, or fold_method contiguous)")
-    meta = frame._meta.assign(**{FOLD: frame._meta.index.to_series().astype("int8")})
+    meta = meta_with(frame._meta, {FOLD: "int8"})
     if method == "contiguous":
         return _contiguous(frame, key, n_folds, what, meta, checkpoint)
     return frame.map_partitions(_assign, key, n_folds, method, seed, what, meta=meta)

@@ -130,9 +130,13 @@ def without(frame: Any, columns: list[str]) -> Any:
 
 
 def meta_with(meta: Any, columns: dict[str, str]) -> Any:
-    """``meta`` (an empty frame) plus empty columns of the given dtypes."""
+    """``meta`` (an empty frame) plus empty columns of the given dtypes, whatever its index (not the index cast
+    to them: a time index cannot be cast to int8)."""
+    from ..backend import frame_library
+
     empty = meta.iloc[:0]
-    return empty.assign(**{name: empty.index.to_series().astype(dtype) for name, dtype in columns.items()})
+    lib = frame_library(empty)
+    return empty.assign(**{name: lib.Series([], dtype=dtype, index=empty.index) for name, dtype in columns.items()})
 
 
 def merge_keep_order(part: Any, tables: list[tuple[Any, list[str], dict[str, Any] | None]]) -> Any:
