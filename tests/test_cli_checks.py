@@ -662,3 +662,18 @@ def test_out_help_names_what_each_subcommand_writes_there():
     assert "report.json" in out_help(None) and "models/" in out_help(None)
     assert "features.json" in out_help("features") and not re.search(r"report\.json|models/|plots/", out_help("features"))
     assert "audit.json" in out_help("audit") and "shuffled-labels/" in out_help("audit")
+
+
+def test_predict_input_with_some_files_of_no_rows_is_not_refused(tmp_path):
+    """Only an input of no rows at all is refused: files of 0 rows beside files with rows (an export's empty
+    shards) are scored (mutation round 6: refused when any file was empty)."""
+    from rapids_engage.data import DataError
+    from rapids_engage.predict import check_some_rows
+
+    files = [tmp_path / "part-0.parquet", tmp_path / "part-1.parquet"]
+    pd.DataFrame({"tweet_id": pd.Series([], dtype="int64")}).to_parquet(files[0])
+    pd.DataFrame({"tweet_id": pd.Series([1, 2], dtype="int64")}).to_parquet(files[1])
+    check_some_rows(tmp_path, files)
+    check_some_rows(tmp_path, files[1:])
+    with pytest.raises(DataError, match="no rows to score"):
+        check_some_rows(tmp_path, files[:1])
