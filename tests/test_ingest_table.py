@@ -417,6 +417,25 @@ def test_parquet_with_a_declared_column_twice_is_an_error_naming_it(tmp_path):
     assert len(frame) == 2 and q.empty
 
 
+def test_csv_tsv_header_with_a_declared_column_twice_is_an_error_naming_it(tmp_path):
+    """A CSV / TSV header naming a declared column twice: the first was read and the second silently
+    ignored; now an IngestError naming the file, the column and its positions, as for parquet. An
+    undeclared column may repeat; a header-less file's ``columns`` may name no field twice."""
+    small = spec(user=None, numeric=[], categorical=[], text=[])
+    for sep, name in ((",", "a.csv"), ("\t", "a.tsv")):
+        text = csv_text([["p1", "1700000000", "1", "1", "0"]], sep, ["id", "ts", "clicked", "likes", "clicked"])
+        with pytest.raises(IngestError, match=rf"{name}: the header has 2 columns named 'clicked' \(at positions 3, 5\)"):
+            ingest_table(write(tmp_path / name, text), tmp_path / "o", spec(format=name[2:], user=None, numeric=[],
+                                                                              categorical=[], text=[]))
+    text = csv_text([["p1", "1700000000", "1", "1", "0", "7"]], ",", ["id", "ts", "clicked", "likes", "x", "x"])
+    _, frame, q = run(tmp_path, write(tmp_path / "x.csv", text), small, "ox")
+    assert len(frame) == 1 and q.empty
+    headerless = spec(user=None, numeric=[], categorical=[], text=[], header=False,
+                      columns=["id", "ts", "clicked", "likes", "clicked"])
+    with pytest.raises(IngestError, match=r"data.table.columns: 'clicked' is named 2 times \(at positions 3, 5\)"):
+        ingest_table(write(tmp_path / "h.csv", "p1,1700000000,1,1,0\n"), tmp_path / "oh", headerless)
+
+
 def test_parquet_timestamp_time_column(tmp_path):
     ts = pa.array([1600000000_000, None], pa.timestamp("ms", tz="Europe/Paris"))
     pq.write_table(pa.table({"id": ["p1", "p2"], "ts": ts, "clicked": [1, 1], "likes": [0, 1]}), tmp_path / "p.parquet")
@@ -922,10 +941,11 @@ def test_binary_targets_written_as_floats_are_read(tmp_path):
     assert by_id(frame, ["x0", "x1", "x2"]).clicked.tolist() == [1, 0, 0]
 
 
-def test_a_header_naming_a_column_twice_reads_the_first(tmp_path):
+def test_a_header_naming_a_declared_column_twice_reads_neither(tmp_path):
+    """Not the first of them silently (a wrong column read unnoticed): an error naming both positions."""
     text = csv_text([one_row(0) + ["de"]], header=[*HEADER, "lang"])
-    _, frame, _ = run(tmp_path, write(tmp_path / "a.csv", text), spec())
-    assert frame.lang.tolist() == ["en"]
+    with pytest.raises(IngestError, match=rf"the header has 2 columns named 'lang' \(at positions {HEADER.index('lang') + 1}, {len(HEADER) + 1}\)"):
+        run(tmp_path, write(tmp_path / "a.csv", text), spec())
 
 
 def test_side_table_malformed_rows_are_skipped_and_unmatched_numbers_are_missing(tmp_path):

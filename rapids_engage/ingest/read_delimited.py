@@ -18,7 +18,7 @@ from .delimited_lines import LineFeed, RecordLines, text_newlines
 from .reader import IngestError, LineBlock, iter_line_blocks, line_block
 from .stray_quotes import open_quote as _open_quote
 from .stray_quotes import Stray, blank_lines, scan
-from .table_chunk import Bad, Chunk, Source, by_line
+from .table_chunk import Bad, Chunk, Source, by_line, twice_message
 
 #: Fields a CSV header may have.
 MAX_FIELDS = 4096
@@ -131,13 +131,20 @@ class _DelimitedReader:
             nl = _newlines(cols) if self.src.fmt == "csv" else np.zeros(batch.num_rows, np.int64)
             lines, bad = self.records.batch(nl)
             if self.index is None:
-                self.index, self.width = _header_index([c[0].as_py() for c in cols]), len(cols)
+                self.index, self.width = self._header_index([c[0].as_py() for c in cols]), len(cols)
                 cols, lines, nl = [c.slice(1) for c in cols], lines[1:], nl[1:]
             yield from self._unquoted(cols, lines, nl, bad + self.feed.take_bad(self.records.end))
         rest = self.records.rest() + self.feed.take_bad()
         if rest:
             yield from self._unquoted([pa.array([], pa.string())] * self.width, np.zeros(0, np.int64),
                                       np.zeros(0, np.int64), rest)
+
+    def _header_index(self, names: list[str]) -> dict[str, int]:
+        """Column -> position of the file's header; a declared column named twice is an error."""
+        twice = twice_message(self.path, self.src.fmt, names, self.src.needed)
+        if twice:  # which one is meant is unknown
+            raise IngestError(twice)
+        return _header_index(names)
 
     def _open(self) -> pacsv.CSVStreamingReader | None:
         """pyarrow's streaming reader over the feed, every column a string; None for a file without records.
@@ -417,7 +424,7 @@ class _DelimitedReader:
                 fields = _split_line(text, self.delim)
                 opened = _open_quote(text, self.delim) if self.delim == "," and '"' in text else None
                 if self.index is None:
-                    self.index, self.width = _header_index(fields or [text]), len(fields or [text])
+                    self.index, self.width = self._header_index(fields or [text]), len(fields or [text])
                 elif opened is not None:  # Python's csv would close it at the line end
                     bad.append(self._quote_bad(line, opened, "on its line", text))
                 elif fields is None or len(fields) != self.width:
@@ -454,7 +461,8 @@ def _split_line(text: str, delim: str) -> list[str] | None:
 
 
 def _header_index(names: list[str] | tuple[str, ...]) -> dict[str, int]:
-    """Column -> position of a header (the first of duplicated names wins)."""
+    """Column -> position of a header (the first of duplicated names, undeclared ones only: see
+    :meth:`_DelimitedReader._header_index`)."""
     index: dict[str, int] = {}
     for i, name in enumerate(names):
         index.setdefault(name, i)

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .reader import IngestError
-from .table_chunk import Chunk, Source, drop_rows
+from .table_chunk import Chunk, Source, drop_rows, twice_message
 
 #: Ticks per second of each time unit.
 PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
@@ -27,10 +27,9 @@ def read_parquet(path: Path, src: Source, batch_rows: int) -> Iterator[Chunk]:
     except (pa.ArrowException, OSError) as exc:
         raise IngestError(f"{path}: not a readable parquet file ({exc})") from exc
     names = pf.schema_arrow.names
-    twice = next((c for c in src.needed if names.count(c) > 1), None)
+    twice = twice_message(path, src.fmt, names, src.needed)
     if twice:  # which one is meant is unknown (pyarrow's KeyError before)
-        raise IngestError(f"{path}: the schema has {names.count(twice)} columns named {twice!r} (at positions "
-                          f"{', '.join(str(i + 1) for i, n in enumerate(names) if n == twice)}); rename all but the one to read")
+        raise IngestError(twice)
     missing = tuple(c for c in src.needed if c not in names)
     cols = [c for c in src.needed if c in names]
     first = 1

@@ -91,6 +91,11 @@ def plan_of(spec: TableConfig, unlabelled: bool = False) -> Plan:
     declared = [*roles, *spec.row_id, *([ex.column] if ex else []), *ons]
     needed = tuple(c for c in dict.fromkeys(declared) if c not in produced | kept)
     if spec.format in ("csv", "tsv") and not spec.header:
+        twice = next((c for c in spec.columns if spec.columns.count(c) > 1), None)
+        if twice is not None:  # which field is meant is unknown (and pyarrow cannot name two fields alike)
+            at = ", ".join(str(i + 1) for i, c in enumerate(spec.columns) if c == twice)
+            raise IngestError(f"data.table.columns: {twice!r} is named {spec.columns.count(twice)} times "
+                              f"(at positions {at}); name each field once")
         absent = [c for c in needed if c not in spec.columns]
         if absent:
             key = roles.get(absent[0]) or ("row_id" if absent[0] in spec.row_id else "explode.column" if ex and absent[0] == ex.column

@@ -105,6 +105,18 @@ def delimiter_hint(fmt: str, names: tuple[str, ...], missing: tuple[str, ...]) -
     return ""
 
 
+def twice_message(path: Path, fmt: str, names: list[str] | tuple[str, ...], needed: tuple[str, ...]) -> str | None:
+    """The error for a header (schema) naming a declared column more than once, whose copy to read is
+    unknown; None when the ``needed`` columns are named once at most (undeclared ones may repeat)."""
+    twice = next((c for c in needed if list(names).count(c) > 1), None)
+    if twice is None:
+        return None
+    has = {"parquet": "the schema has"}.get(fmt, "the header has")
+    at = [str(i + 1) for i, n in enumerate(names) if n == twice]
+    return (f"{path}: {has} {len(at)} columns named {twice!r} (at positions {', '.join(at)}); "
+            "rename all but the one to read")
+
+
 def close_names(name: str, names: tuple[str, ...]) -> list[str]:
     """Up to 3 of ``names`` like ``name``: equal but for case and surrounding blanks first, then similar ones."""
     same = [n for n in names if n.strip().casefold() == name.strip().casefold()]
