@@ -129,8 +129,10 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
 #: ``\r\n`` end is a line end, not a ``\r`` in its last field;
 #: 7: a CSV record whose quote is still open at the end of the file is quarantined (``unclosed_quote``);
 #: 8: ``true`` / ``false`` in a numeric column is 1 / 0, not ``bad_number``;
-#: 9: read line by line (after a record longer than a read block), a quote left open on its line is ``unclosed_quote``).
-INGEST_RULES = 9
+#: 9: read line by line (after a record longer than a read block), a quote left open on its line is ``unclosed_quote``;
+#: 10: a JSONL float that is an integer (``123.0``) reads as the integer's text, as parquet's; a parquet float of
+#: 10 digits or more as the integer's text, not ``1.2e+10``).
+INGEST_RULES = 10
 
 
 def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:

@@ -1089,3 +1089,25 @@ def test_records_of_a_filtered_pandas_frame_are_those_rows_of_the_whole_frame():
     rows, rejected = reader.read(some)
     assert rejected.empty and rows["raw_id"].tolist() == ["9", "10"]
     pd.testing.assert_frame_equal(rows.reset_index(drop=True), whole.iloc[2:].reset_index(drop=True))
+
+
+def test_integral_float_ids_read_as_the_integer_in_jsonl_parquet_and_records(tmp_path):
+    """JSONL ``123.0`` (pandas writes an int id column with a missing value as floats) is the id ``123``,
+    the key of ``123``, as parquet and record input read it (``"123.0"`` was another key); floats of
+    10 digits and more were ``1.234567e+10`` in parquet; a non-integral float id reads as parquet reads it."""
+    from rapids_engage.ingest import RecordReader
+
+    users = [7.0, 7, 12345670000.0, 12345670000, 2.5, None]
+    small = spec(numeric=[], categorical=[], text=[])
+    rows = [{"id": f"j{i}", "user": u, "ts": 1600000000, "clicked": 1, "likes": 1} for i, u in enumerate(users)]
+    path = write(tmp_path / "t.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    _, jl, _ = run(tmp_path, path, dataclasses.replace(small, format="jsonl"), "j")
+    ids = [f"j{i}" for i in range(len(users))]
+    want = [*hash_strings(["7", "7", "12345670000", "12345670000", "2.5"]).tolist(), None]
+    assert by_id(jl, ids).user.astype(object).where(lambda s: s.notna(), None).tolist() == want
+    floats = pd.DataFrame(rows).assign(user=[u if u is None else float(u) for u in users])
+    floats.to_parquet(tmp_path / "t.parquet", index=False)
+    _, pq_frame, _ = run(tmp_path, tmp_path / "t.parquet", dataclasses.replace(small, format="parquet"), "p")
+    pd.testing.assert_series_equal(by_id(pq_frame, ids).user, by_id(jl, ids).user)
+    got, rejected = RecordReader(small, labelled=True).read(rows)
+    assert rejected.empty and got["user"].astype(object).where(lambda s: s.notna(), None).tolist() == want

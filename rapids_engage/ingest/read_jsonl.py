@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from .read_parquet import EXACT_INT, float_text
 from .reader import iter_line_blocks
 from .table_chunk import Bad, Chunk, Source, close_names
 
@@ -62,10 +64,21 @@ def objects_chunk(objs: list[dict], lines: list[int], raws: list[str], needed: t
             bad.append(Bad(lines[i], nested, scalars[nested], _nested(obj[nested]), raws[i]))
         else:
             keep.append(i)
-    frame = pd.DataFrame({c: pd.Series([_json_text(objs[i].get(c), list_seps.get(c, " ")) for i in keep], dtype="str")
+    frame = pd.DataFrame({c: pd.Series(_column_text([objs[i].get(c) for i in keep], list_seps.get(c, " ")), dtype="str")
                           for c in needed}, index=range(len(keep)))
     kept_raws = [raws[i] for i in keep]
     return Chunk(frame, np.asarray([lines[i] for i in keep], np.int64), lambda rows: [kept_raws[i] for i in rows], bad)
+
+
+def _column_text(values: list[Any], sep: str) -> list[str]:
+    """A column's JSON values as text; its floats as the parquet ingest reads them
+    (:func:`.read_parquet.float_text`: ``123.0`` as ``123``, the key of the same id written ``123``)."""
+    texts = [_json_text(v, sep) for v in values]
+    at = [i for i, v in enumerate(values) if isinstance(v, (float, np.floating))]
+    if at:
+        for i, text in zip(at, float_text(pa.array([float(values[i]) for i in at], pa.float64())).to_pylist()):
+            texts[i] = text
+    return texts
 
 
 def _json_text(value: Any, sep: str) -> str:
@@ -78,6 +91,8 @@ def _json_text(value: Any, sep: str) -> str:
         return "true" if value else "false"
     if isinstance(value, list):
         return sep.join(_json_text(v, sep) for v in value)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer() and abs(value) < EXACT_INT:
+        return str(int(value))  # a list's item (a column's floats: _column_text)
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False)
     return str(value)

@@ -77,6 +77,8 @@ def arrow_text(arr: pa.Array, sep: str, time_format: str | None) -> tuple[pd.Ser
             arr = _timestamp_text(arr, time_format)
         elif pa.types.is_list(t) or pa.types.is_large_list(t):
             arr = pc.binary_join(pc.cast(arr, pa.list_(pa.string())), sep)
+        elif pa.types.is_floating(t):
+            arr = float_text(arr)
         elif not (pa.types.is_string(t) or pa.types.is_large_string(t)):
             arr = pc.cast(arr, pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
@@ -87,6 +89,20 @@ def arrow_text(arr: pa.Array, sep: str, time_format: str | None) -> tuple[pd.Ser
         else:
             arr = pa.array([None if v is None else json.dumps(v, default=str) for v in values], pa.string())
     return pc.fill_null(arr, "").to_pandas(), bad
+
+
+#: Integral floats below this magnitude are exact integers (float64's 53-bit mantissa).
+EXACT_INT = 2.0 ** 53
+
+
+def float_text(arr: pa.Array) -> pa.Array:
+    """Floats as text: an integral one below 2**53 as the integer's text (``123.0`` and ``1e+10`` as
+    ``123`` and ``10000000000``: an id's key as in an int column; pandas makes an int column with a
+    missing value float), any other as arrow casts it (``1.5``, ``nan``)."""
+    values = arr.cast(pa.float64())
+    whole = pc.and_(pc.equal(pc.floor(values), values), pc.less(pc.abs(values), EXACT_INT))
+    ints = pc.cast(pc.if_else(whole, values, 0.0), pa.int64()).cast(pa.string())
+    return pc.if_else(whole, ints, pc.cast(arr, pa.string()))
 
 
 def _is_utf8(value: bytes) -> bool:
