@@ -134,12 +134,27 @@ def test_an_input_that_is_no_file_is_named(tmp_path):
 
     raw = _small_raw(tmp_path)
     (raw / "part-99998.tsv").mkdir()
-    with pytest.raises(IngestError, match="part-99998.tsv: input is not a regular file"):
+    with pytest.raises(IngestError, match="part-99998.tsv: a directory, not an input file; it holds no file"):
         _resolve(f"{raw}/*.tsv", tmp_path)
     (raw / "part-99998.tsv").rmdir()
     (raw / "part-99999.tsv").symlink_to(tmp_path / "gone.tsv")
     with pytest.raises(IngestError, match="part-99999.tsv: no such input file"):
         _resolve(f"{raw}/*.tsv", tmp_path)
+
+
+def test_a_directory_as_data_path_says_to_glob_its_files(tmp_path):
+    """data.path naming a directory: 'input is not a regular file' gave no hint; now the error shows a
+    glob of its files, which reads the files at any depth below it (so does ingest --input's)."""
+    from rapids_engage.ingest import IngestError
+    from rapids_engage.ingest.recsys import input_paths
+
+    raw = _small_raw(tmp_path)
+    (raw / "more").mkdir()
+    (raw / "more" / "part-0.tsv").write_bytes(b"")
+    with pytest.raises(IngestError, match=rf"{raw}: a directory, not an input file; name its files by a glob, "
+                                          rf"e.g. '{raw}/\*\*/\*\.tsv' \(every such file below it\)"):
+        _resolve(str(raw), tmp_path)
+    assert input_paths(f"{raw}/**/*.tsv") == sorted([*raw.glob("*.tsv"), raw / "more" / "part-0.tsv"])
 
 
 def test_empty_files_are_named_in_the_data_line(tmp_path):

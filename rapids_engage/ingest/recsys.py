@@ -243,7 +243,7 @@ def input_paths(inputs: str | os.PathLike | list[str | os.PathLike]) -> list[Pat
     """The input files (a glob pattern or a list of paths); each must be a readable file."""
     if isinstance(inputs, (str, os.PathLike)):
         pattern = str(inputs)
-        paths = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        paths = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]  # as data.path
         if not paths:
             raise IngestError(f"{pattern}: no input files match")
     else:
@@ -253,11 +253,25 @@ def input_paths(inputs: str | os.PathLike | list[str | os.PathLike]) -> list[Pat
     for p in paths:
         if not os.path.exists(p):
             raise IngestError(f"{p}: no such input file")
+        if os.path.isdir(p):
+            ending = _suffix(Path(p))
+            raise IngestError(f"{p}: a directory, not an input file; " + (
+                f"name its files by a glob, e.g. '{os.path.join(p, '**', '*' + ending)}' (every such file below it)"
+                if ending else "it holds no file"))
         if not os.path.isfile(p):
             raise IngestError(f"{p}: input is not a regular file")
         if not os.access(p, os.R_OK):
             raise IngestError(f"{p}: input file is not readable")
     return [Path(p) for p in paths]
+
+
+def _suffix(folder: Path) -> str:
+    """The file ending of the first file below ``folder`` (``.csv``, ``.tsv.gz``; ``""`` when no file has one)."""
+    first = next((f for f in folder.rglob("*") if f.is_file() and f.suffix), None)
+    if first is None:
+        return ""
+    two = "".join(first.suffixes[-2:])
+    return two if first.suffix in (".gz", ".bz2", ".zst") and len(first.suffixes) > 1 else first.suffix
 
 
 def _check_out_dir(out: Path) -> None:
