@@ -1111,3 +1111,26 @@ def test_integral_float_ids_read_as_the_integer_in_jsonl_parquet_and_records(tmp
     pd.testing.assert_series_equal(by_id(pq_frame, ids).user, by_id(jl, ids).user)
     got, rejected = RecordReader(small, labelled=True).read(rows)
     assert rejected.empty and got["user"].astype(object).where(lambda s: s.notna(), None).tolist() == want
+
+
+@pytest.mark.parametrize("time_format", ["unix", "iso", "%Y-%m-%d %H:%M:%S"])
+def test_records_as_dicts_with_datetimes_type_as_a_frame_does(time_format):
+    """A list of dicts holding ``pd.Timestamp`` / ``datetime`` / ``date`` / ``np.datetime64`` times gives the
+    rows a frame of the same times gives (the UTC instant in time_format; naive = UTC); they were ``str()``:
+    local ISO text, bad_time for unix or a pattern."""
+    import datetime as dt
+
+    from rapids_engage.ingest import RecordReader
+
+    stamp = pd.Timestamp(1_700_000_000, unit="s", tz="UTC")
+    times = [stamp.tz_convert("Europe/Paris"), stamp.tz_convert("Europe/Paris").to_pydatetime(),
+             dt.datetime(2023, 11, 14, 22, 13, 20), np.datetime64(1_700_000_000, "s"), np.datetime64(1_700_000_000 * 10**9, "ns")]
+    small = spec(time_format=time_format, numeric=[], categorical=[], text=[])
+    records = [{"id": f"a{i}", "user": "u", "clicked": 1, "likes": 1, "ts": t} for i, t in enumerate(times)]
+    reader = RecordReader(small, labelled=True)
+    rows, rejected = reader.read(records)
+    framed, _ = reader.read(pd.DataFrame(records[:1]))
+    assert rejected.empty and framed.event_time.tolist() == [1_700_000_000]
+    assert rows.event_time.tolist() == [1_700_000_000] * len(times)
+    day, _ = reader.read([records[0] | {"ts": dt.date(2023, 11, 14)}])
+    assert day.event_time.tolist() == [1_699_920_000]

@@ -8,6 +8,7 @@ record is returned with its reason instead of being written to a quarantine file
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any
 
@@ -27,10 +28,33 @@ REJECTED_COLUMNS = ("record", "column", "reason", "detail")
 
 
 def _value(v: Any) -> Any:
-    """A record's value with pandas' missing markers (NaN, NA, NaT) as None."""
+    """A record's value with pandas' missing markers (NaN, NA, NaT) as None, numpy's as Python's
+    (a ``datetime64`` as a ``pd.Timestamp``: its ``item()`` may be an int of nanoseconds)."""
     if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
         return None
+    if isinstance(v, np.datetime64):
+        return None if np.isnat(v) else pd.Timestamp(v)
     return v.item() if isinstance(v, np.generic) else v
+
+
+def _as_instants(objs: list[dict], plan: Any) -> None:
+    """The datetime values (``datetime``, ``date``, ``pd.Timestamp``) of the table's columns, in place, as
+    the text the parquet ingest reads from a timestamp: the UTC instant (naive = UTC) in ``time_format``
+    for the time column (``str`` gave local ISO text, not a unix time), as a frame's datetime columns."""
+    for c in plan.needed:
+        at = [i for i, o in enumerate(objs) if isinstance(o.get(c), dt.date)]
+        if at:
+            stamps = pa.array([_utc(objs[i][c]) for i in at], pa.timestamp("us", tz="UTC"))
+            texts = arrow_text(stamps, " ", plan.time_format if c == plan.time else None)[0]
+            for i, text in zip(at, texts.tolist()):
+                objs[i][c] = text
+
+
+def _utc(value: dt.date) -> dt.datetime:
+    """A date or datetime as an aware UTC datetime (a naive one, or a date's midnight, taken as UTC)."""
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day)
+    return value.astimezone(dt.timezone.utc) if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 class RecordReader:
@@ -55,6 +79,7 @@ class RecordReader:
         if isinstance(records, pd.DataFrame):
             records = _as_parquet_text(records, plan)
         objs = [{k: _value(v) for k, v in r.items()} for r in _as_records(records)]
+        _as_instants(objs, plan)  # a list of dicts' datetimes (a frame's object columns') as a frame's datetime columns
         misspelt = {i: m for i, o in enumerate(objs) if (m := _misspelt(o, plan.needed))}
         keep = [i for i in range(len(objs)) if i not in misspelt]
         chunk = objects_chunk([objs[i] for i in keep], keep, [""] * len(keep), plan.needed, plan.scalars, plan.list_seps)
