@@ -241,6 +241,42 @@ def history_gap(builder: FeatureBuilder, start: int | None) -> str | None:
             "the run's validation window), or retrain on data up to them")
 
 
+def check_not_before(builder: FeatureBuilder, files: list[Path], start: int | None) -> None:
+    """The history features' refusal of rows earlier than the serving state's end (a :class:`DataError`, their
+    message), before the cluster starts: ``start`` is the rows' earliest time from the footers
+    (:func:`earliest_time`); the early rows are counted from the footers and the time column of the row
+    groups that straddle the end. Nothing when ``start`` is unknown or implausible (refused when read)."""
+    late = [e for e in builder.history_encoders if getattr(e, "t_end_", None) is not None]
+    enc = next((e for e in late if start is not None and start < e.t_end_), None)
+    if enc is None or not PLAUSIBLE_TIMES[0] <= start < PLAUSIBLE_TIMES[1]:
+        return
+    early, rows = _rows_before(files, builder.layout.time, enc.t_end_)
+    raise DataError(enc.early_rows(early, rows, start))
+
+
+def _rows_before(files: list[Path], column: str, end: int) -> tuple[int, int]:
+    """(rows whose ``column`` is below ``end``, rows) of parquet ``files``: a row group's footer
+    statistics decide it when they can, else its ``column`` is read."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    early = rows = 0
+    for f in files:
+        pf = pq.ParquetFile(f)
+        at = pf.schema_arrow.get_field_index(column)
+        for g in range(pf.metadata.num_row_groups):
+            group = pf.metadata.row_group(g)
+            stats = group.column(at).statistics
+            rows += group.num_rows
+            if stats is not None and stats.has_min_max and stats.min >= end:
+                continue
+            if stats is not None and stats.has_min_max and stats.max < end and stats.null_count == 0:
+                early += group.num_rows
+                continue
+            early += int(pc.sum(pc.less(pf.read_row_group(g, columns=[column]).column(0), end)).as_py() or 0)
+    return early, rows
+
+
 def read_new_rows(path: Path, files: list[Path], layout: Layout, min_partition_rows: int | None = None) -> Any:
     """Canonical parquet rows to score (a file or a directory; ``files``: its :func:`input_files`); the
     target columns are optional. Consecutive files smaller than ``min_partition_rows`` share a
@@ -401,7 +437,9 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
             rows = read_new_rows(input_path, files, builder.layout, backend.min_partition_rows)
             prog.log(f"{len(metas)} model(s) ({', '.join(metas)}), feature-store version {store_info['version']}, "
                      f"{rows.npartitions} input partition(s)")
-            gap = history_gap(builder, earliest_time(files, builder.layout.time))
+            start = earliest_time(files, builder.layout.time)
+            check_not_before(builder, files, start)  # as the features would refuse them, before the cluster starts
+            gap = history_gap(builder, start)
             if gap:
                 prog.log(gap)
         with start_cluster(backend, cluster_cfg, prog.log) as cluster:  # as a run: stalls for memory said

@@ -363,6 +363,31 @@ def test_predict_json_names_the_store_it_served_from_by_absolute_paths(demo, tmp
     assert result["history"]["source"] == str(here / "events.parquet") and result["history"]["rows"] == len(valid)
 
 
+def test_predict_refuses_rows_earlier_than_the_serving_state_before_the_cluster_starts(demo, tmp_path, capsys, monkeypatch):
+    """Rows earlier than the training end were refused by the history features only once the cluster had
+    started (seconds, on GPUs minutes); the footers tell it first: the same message, every early row counted."""
+    from rapids_engage import cluster
+    from rapids_engage.schema import utc
+
+    _, out, report = demo
+    events = pd.read_parquet(report["split"]["data_dir"]).drop(columns=["day"], errors="ignore")
+    rows = pd.concat([events[events["tweet_timestamp"] <= report["split"]["cutoff"]].tail(700),
+                      events[events["tweet_timestamp"] > report["split"]["cutoff"]].head(300)]).sample(frac=1, random_state=0)
+    rows.iloc[:400].sort_values("tweet_timestamp").to_parquet(tmp_path / "a.parquet", index=False, row_group_size=50)
+    rows.iloc[400:].to_parquet(tmp_path / "b.parquet", index=False, row_group_size=100)
+    end = int(events.loc[events["tweet_timestamp"] <= report["split"]["cutoff"], "tweet_timestamp"].max())  # training's
+    early = int((rows["tweet_timestamp"] < end).sum())
+    assert 0 < early < 700
+    started = []
+    monkeypatch.setattr(cluster, "start_cluster", lambda *a, **k: started.append(a) or pytest.fail("the cluster started"))
+    argv = ["predict", "--model-dir", str(out), "--input", str(tmp_path), "--out", str(tmp_path / "p"), "--gpus", "0"]
+    assert main(argv) == 2 and not started
+    first = utc(int(rows["tweet_timestamp"].min()))
+    assert re.search(rf"history features \(engaging_user_id\) serve rows at or after the end of the training window "
+                     rf"\({utc(end)}\): {early:,} of 1,000 rows are earlier \(the earliest at {first}\); score rows from after it",
+                     capsys.readouterr().err)
+
+
 def test_predict_takes_cluster_settings_only(demo, tmp_path, capsys):
     _, out, _ = demo
     argv = ["predict", "--model-dir", str(out), "--input", str(tmp_path), "--out", str(tmp_path / "p"), "--gpus", "0"]

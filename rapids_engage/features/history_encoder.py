@@ -250,12 +250,7 @@ class HistoryEncoder(EstimatorParams):
         xp = array_module(X)
         t_new = self._times(X)
         if len(t_new) and int(t_new.min()) < self.t_end_:
-            early = int((t_new < self.t_end_).sum())
-            raise DataError(
-                f"history features ({self.name}) serve rows at or after the end of {self.window()} "
-                f"({utc(self.t_end_)}): {early:,} of {len(t_new):,} rows are earlier (the earliest at "
-                f"{utc(int(t_new.min()))}); score rows from after it"
-            )
+            raise DataError(self.early_rows(int((t_new < self.t_end_).sum()), len(t_new), int(t_new.min())))
         state, g, m_kept = self._state_rows(X)
         g = xp.concatenate([g[:m_kept], alone_if_null(g[m_kept:], X[self.columns], int(g.max()) + 1 if len(g) else 0)])
 
@@ -273,6 +268,13 @@ class HistoryEncoder(EstimatorParams):
             last[target] = stacked(state[last_col(target)], t_new)
         feats = span_features(xp, g, t, n, lab, pos, last, self.windows, self.days, self.rates, self.label_delay)
         return self._attach(X, feats, targets, start=m_kept)
+
+    def early_rows(self, early: int, rows: int, earliest: int) -> str:
+        """The refusal of rows to serve of which ``early`` (of ``rows``, the ``earliest`` at that time) are
+        earlier than the serving state's end."""
+        return (f"history features ({self.name}) serve rows at or after the end of {self.window()} "
+                f"({utc(self.t_end_)}): {early:,} of {rows:,} rows are earlier (the earliest at "
+                f"{utc(earliest)}); score rows from after it")
 
     def window(self) -> str:
         """What the serving state's history spans, for messages: the training window, or that plus the
