@@ -15,7 +15,9 @@ scores, on the validation rows:
   covariate), an L2 prior per coefficient (MAP), fitted on the training rows only. Its C is
   picked on the validation rows, so it is an optimistic ceiling for a learner that has to
   discover the structure from these rows;
-* ``pipeline`` (with ``--report``): the RCE of a pipeline run on the same data.
+* ``pipeline`` (with ``--report``): the RCE of a pipeline run on the same data, and its share of the
+  oracle's and the structured learner's RCE (``pipeline_over_oracle`` / ``_structured``; null, "n/a" in
+  the table, when that RCE is not positive: a ratio to it means nothing).
 
 Writes ``bench/results/oracle_gap-<rows>.json`` (``--results DIR``: there instead) and prints a markdown table. Uses the
 generator's own helpers (``rapids_engage.synthetic``) to recompute the pair effect from the ids.
@@ -125,6 +127,20 @@ def structured_map(X, hist: np.ndarray, y: np.ndarray, train: np.ndarray, j: int
     return best
 
 
+def share(ours: float | None, ref: float) -> float | None:
+    """The pipeline's RCE as a share of a reference RCE; None without a pipeline RCE or when the reference
+    is not positive (no better than the base rate: a ratio to it means nothing, as in tiny runs)."""
+    return None if ours is None or not ref > 0 else ours / ref
+
+
+def share_text(ours: float | None, ref: float, name: str) -> str:
+    """:func:`share` for the table: a percentage, "–" without a pipeline, else "n/a" with the reason."""
+    if ours is None:
+        return "–"
+    got = share(ours, ref)
+    return f"{got:.0%}" if got is not None else f"n/a ({name} RCE {ref:.2f} <= 0)"
+
+
 def report_targets(parser: argparse.ArgumentParser, report: str | None, spec: S.SyntheticSpec, valid_hours: float) -> dict:
     """The ``targets`` of ``--report``, a run on the same rows (the data of ``spec``, the same validation
     window); else its RCE is not comparable: a usage error."""
@@ -203,6 +219,9 @@ def main(argv: list[str] | None = None) -> None:
             "structured_map_c": best_c,
             "pipeline": pipeline.get(target, {}).get("rce"),
         }
+        ours = rows[target]["pipeline"]
+        rows[target] |= {"pipeline_over_oracle": share(ours, rows[target]["oracle"]),
+                         "pipeline_over_structured": share(ours, smap)}
     result = {
         "rows": args.rows,
         "valid_rows": int(valid.sum()),
@@ -217,11 +236,10 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---|---|---|")
     for target, r in rows.items():
         ours = r["pipeline"]
-        ratio = lambda ref: f"{ours / ref:.0%}" if ours is not None else "–"  # noqa: E731
         print(
             f"| {target} | {r['oracle']:.2f} | {r['oracle_without_pair']:.2f} | {r['structured_map']:.2f} "
-            f"({r['structured_map_c']}) | {'–' if ours is None else round(ours, 2)} | {ratio(r['oracle'])} | "
-            f"{ratio(r['structured_map'])} |"
+            f"({r['structured_map_c']}) | {'–' if ours is None else round(ours, 2)} | "
+            f"{share_text(ours, r['oracle'], 'oracle')} | {share_text(ours, r['structured_map'], 'structured')} |"
         )
     print(f"wrote {out}")
 

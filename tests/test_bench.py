@@ -174,6 +174,32 @@ def test_oracle_gap_bench_generates_the_data_of_its_own_days(tmp_path):
         assert abs(result["valid_rows"] - 2000 / days) < 100, (days, result["valid_rows"])  # the last 24 h of `days` days
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_oracle_gap_gives_no_share_of_an_rce_that_is_not_positive(tmp_path, capsys):
+    """A tiny run's oracle (or structured) RCE is negative: "pipeline / oracle 11%" of two negative RCEs meant
+    nothing; it is "n/a" with the reason, and null in the JSON, a share only of a positive RCE."""
+    module = _bench_module("oracle_gap")
+    assert module.share(-3.0, -26.7) is None and module.share(-3.0, 0.0) is None and module.share(None, 5.0) is None
+    assert module.share(3.0, 12.0) == 0.25 and module.share_text(-3.0, 12.0, "oracle") == "-25%"
+    assert module.share_text(-3.0, -26.7, "oracle") == "n/a (oracle RCE -26.70 <= 0)" and module.share_text(None, 1.0, "x") == "–"
+    run = {"rows": {"train": 290, "valid": 10}, "targets": {t: {"rce": -3.0} for t in ("like", "reply", "retweet", "quote")},
+           "split": {"valid_hours": 24.0}, "config": {"data": {"source": "synthetic"}, "synthetic": {
+               "rows": 300, "days": 10, "seed": 42, "n_users": None, "chunk_rows": 1_000_000}}}
+    (tmp_path / "report.json").write_text(json.dumps(run))
+    module.main(["--rows", "300", "--days", "10", "--work", str(tmp_path / "w"), "--c", "1.0", "--max-iter", "20",
+                 "--results", str(tmp_path / "res"), "--report", str(tmp_path / "report.json")])
+    table = {line.split(" | ")[0].strip("| "): line for line in capsys.readouterr().out.splitlines()}
+    result = json.loads((tmp_path / "res" / "oracle_gap-300.json").read_text())["targets"]
+    assert any(r["oracle"] <= 0 for r in result.values()), "the seed gives a non-positive oracle RCE"
+    for target, r in result.items():
+        for ref, key in (("oracle", "pipeline_over_oracle"), ("structured_map", "pipeline_over_structured")):
+            name = ref.split("_")[0]
+            if r[ref] > 0:
+                assert r[key] == pytest.approx(-3.0 / r[ref]) and f"{-3.0 / r[ref]:.0%}" in table[target]
+            else:
+                assert r[key] is None and f"n/a ({name} RCE {r[ref]:.2f} <= 0)" in table[target]
+
+
 @pytest.mark.parametrize("argv, said", [
     (["--seed", "7"], "synthetic.seed 42, not --seed 7"),
     (["--days", "7"], "synthetic.days 28, not --days 7"),
