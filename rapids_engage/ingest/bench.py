@@ -1,6 +1,6 @@
 """Throughput and memory check of the raw ingest (not a test): ``python -m rapids_engage.ingest.bench [--mb 200] [--gzip]``.
 
-Generates a raw RecSys-like file of about ``--mb`` MB (uncompressed; random,
+Generates a raw RecSys-like file of about ``--mb`` MB (uncompressed, within a row; random,
 valid rows plus 0.1% corrupt ones), ingests it in a fresh subprocess and prints
 rows/s, MB/s and the subprocess's peak RSS (its ``ru_maxrss``: the ingest
 alone, not the generator). ``--input FILE`` ingests an existing raw file
@@ -95,19 +95,28 @@ def _chunk(rng: np.random.Generator, n: int, token_pool: pa.Array) -> bytes:
     return lines.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
 
 
-def generate(path: Path, mb: float, seed: int = 0, gz: bool = False) -> int:
-    """Write about ``mb`` MB (uncompressed) of raw rows to ``path``; returns the row count."""
+#: Rows per generated chunk, at most.
+CHUNK_ROWS = 50_000
+#: A first guess of the bytes of a raw row, for a first chunk of ``PROBE_ROWS`` at most (then the mean of those written).
+ROW_BYTES, PROBE_ROWS = 400, 1_000
+
+
+def generate(path: Path, mb: float, seed: int = 0, gz: bool = False) -> tuple[int, int]:
+    """Write about ``mb`` MB (uncompressed) of raw rows to ``path`` (a row more at most: each chunk is
+    sized by the mean row so far, so a small ``mb`` is not a whole chunk); returns (rows, uncompressed bytes)."""
     rng = np.random.default_rng(seed)
     token_pool = pa.array(["\t".join(map(str, rng.integers(100, 30000, rng.integers(8, 60)))) for _ in range(2000)])
-    rows, size = 0, 0
+    rows, size, goal = 0, 0, mb * 1e6
     opener = (lambda p: gzip.open(p, "wb", compresslevel=1)) if gz else (lambda p: open(p, "wb"))
     with opener(path) as out:
-        while size < mb * 1e6:
-            data = _chunk(rng, 50_000, token_pool)
+        while size < goal:
+            per_row = size / rows if rows else ROW_BYTES
+            n = int(min(CHUNK_ROWS if rows else PROBE_ROWS, max(1, (goal - size) // per_row)))
+            data = _chunk(rng, n, token_pool)
             out.write(data)
             size += len(data)
-            rows += 50_000
-    return rows
+            rows += n
+    return rows, size
 
 
 def cpu_model() -> str:
@@ -139,8 +148,8 @@ def _ingest_child(path: str, out: str, block_mb: int) -> None:
                       "elapsed_s": res.elapsed_s, "peak_rss_mb": round(peak_mb, 1), "output_files": res.output_files}))
 
 
-def _raw_mb(path: Path) -> float:
-    """Uncompressed size of ``path`` in MB (gzip files are read through)."""
+def _raw_bytes(path: Path) -> int:
+    """Uncompressed size of ``path`` in bytes (gzip files are read through)."""
     with open(path, "rb") as f:
         gz = f.read(2) == b"\x1f\x8b"
     if gz:
@@ -148,8 +157,8 @@ def _raw_mb(path: Path) -> float:
         with gzip.open(path, "rb") as f:
             while chunk := f.read(16 << 20):
                 size += len(chunk)
-        return size / 1e6
-    return path.stat().st_size / 1e6
+        return size
+    return path.stat().st_size
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -160,9 +169,9 @@ def run(args: argparse.Namespace) -> dict:
         else:
             raw = Path(tmp) / ("raw.tsv.gz" if args.gzip else "raw.tsv")
             t = time.perf_counter()
-            rows = generate(raw, args.mb, seed=args.seed, gz=args.gzip)
+            rows, _ = generate(raw, args.mb, seed=args.seed, gz=args.gzip)
             gen_s = time.perf_counter() - t
-            print(f"generated {rows:,} rows, {raw.stat().st_size / 1e6:,.0f} MB on disk in {gen_s:.1f} s", flush=True)
+            print(f"generated {rows:,} rows, {raw.stat().st_size:,} bytes on disk in {gen_s:.1f} s", flush=True)
         cmd = [sys.executable, "-m", "rapids_engage.ingest.bench", "--block-mb", str(args.block_mb), "--child", str(raw),
                str(Path(tmp) / "out")]
         t = time.perf_counter()
@@ -171,8 +180,9 @@ def run(args: argparse.Namespace) -> dict:
         if out.returncode:
             sys.exit(f"ingest failed ({out.returncode}):\n{out.stderr}")
         info = json.loads(out.stdout.strip().splitlines()[-1])
-        disk_mb = raw.stat().st_size / 1e6
-        raw_mb = _raw_mb(raw) if (args.gzip or args.input) else disk_mb
+        disk_bytes = raw.stat().st_size
+        raw_bytes = _raw_bytes(raw) if (args.gzip or args.input) else disk_bytes
+        disk_mb, raw_mb = disk_bytes / 1e6, raw_bytes / 1e6
     secs = info["elapsed_s"]
     return {
         "device": device(),
@@ -180,6 +190,9 @@ def run(args: argparse.Namespace) -> dict:
         "rows": info["rows"],
         "ingested_rows": info["ingested"],
         "quarantined_rows": info["quarantined"],
+        "mb_asked": None if args.input else args.mb,
+        "bytes_on_disk": disk_bytes,
+        "bytes_uncompressed": raw_bytes,
         "mb_on_disk": round(disk_mb, 1),
         "mb_uncompressed": round(raw_mb, 1),
         "ingest_s": secs,
@@ -215,8 +228,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.work is not None:  # made, as the other benches' --work, rather than tempfile's traceback
         args.work = str(writable_dir(ap, "--work", args.work))
     r = run(args)
-    print(f"ingest ({r['input']}): {r['rows']:,} rows ({r['quarantined_rows']:,} quarantined), {r['mb_on_disk']:,.0f} MB on disk"
-          f" ({r['mb_uncompressed']:,.0f} MB raw) in {r['ingest_s']:.1f} s -> {r['rows_per_s']:,} rows/s, "
+    print(f"ingest ({r['input']}): {r['rows']:,} rows ({r['quarantined_rows']:,} quarantined), {r['bytes_on_disk']:,} bytes on disk"
+          f" ({r['bytes_uncompressed']:,} raw) in {r['ingest_s']:.1f} s -> {r['rows_per_s']:,} rows/s, "
           f"{r['mb_per_s_on_disk']:.1f} MB/s on disk ({r['mb_per_s_uncompressed']:.1f} MB/s raw); "
           f"peak RSS {r['peak_rss_mb']:,.0f} MiB; {r['output_files']} parquet files (process wall {r['process_wall_s']:.1f} s)")
     print(f"device: {r['device']}")
