@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
-from .atomic import replace_dir, staged_dir, staging_dir, write_file
+from .atomic import OLD_PREFIX, replace_dir, staging_dir, write_file
 from .backend import Backend, BackendError, resolve
 from .cluster import ClusterError, WorkerLostError, spilled_bytes, start_cluster
 from .cli import Parser
@@ -131,7 +131,7 @@ def run(
         report["models"] = os.path.join(absolute_path(cfg.out), "models")  # absolute, as the config's paths
         binary = [t for t in targets if trained.kinds[t] != "count" and not models[t].ranks]  # probabilities
         counts = [t for t in targets if trained.kinds[t] == "count"]
-        report["plots"] = _draw_plots(out, prog, PLOTS_BY_DEFAULT if plots is None else plots, lambda into: write_all(
+        report["plots"], plots_dir = _draw_plots(out, prog, PLOTS_BY_DEFAULT if plots is None else plots, lambda into: write_all(
             into, {t: frame[t] for t in binary}, {t: preds[t] for t in binary}, {t: m.booster for t, m in models.items()},
             {t: m.history for t, m in models.items()}, {t: m.best_iteration for t, m in models.items()},
             counts=({t: frame[t] for t in counts}, {t: preds[t] for t in counts}),
@@ -144,7 +144,7 @@ def run(
         if shuffle_seed is not None:  # the audit's control run: say so, its metrics show no skill by design
             report["split"]["shuffled_labels_seed"] = shuffle_seed
     validate(report)
-    _publish_models(model_dir, out)
+    _publish_models(model_dir, out, plots_dir)
     write_config(cfg, out)
     write_json(out / "report.json", report)
     # an earlier `features` run's summary would stand beside this report recording another config and store version;
@@ -160,33 +160,49 @@ def run(
 RUN_FILES = ("report.json", "report.md", CONFIG_FILE)
 
 
-def _publish_models(staged: Path, out: Path) -> None:
-    """Replace ``out/models`` with ``staged`` (whole: a killed rerun leaves the last run's), the last run's
-    :data:`RUN_FILES` removed first: a run stopped between the rename and the writes after it (Ctrl-C, a kill)
-    leaves its models without a report or config.yaml, never beside the old. A publication that fails (``staged``
-    still there: the last run's models are) puts them back beside the models they describe."""
+def _publish_models(staged: Path, out: Path, plots_root: Path | None) -> None:
+    """Replace ``out/models`` with ``staged`` (whole: a killed rerun leaves the last run's), then ``out/plots`` with
+    ``plots_root/plots`` (None: no plots). The last run's :data:`RUN_FILES` and plots go first: a run stopped between
+    the rename and the writes after it (Ctrl-C, a kill) leaves its models without a report, config.yaml or plots,
+    never beside the old. A publication that fails (``staged`` still there: the last run's models are) puts them
+    back beside the models they describe."""
     kept = {name: (out / name).read_bytes() for name in RUN_FILES if (out / name).is_file()}
+    plots = out / "plots"
+    aside = plots.with_name(f"{OLD_PREFIX}plots-{os.getpid()}") if plots.exists() else None  # swept as replace_dir's
     for name in kept:
         (out / name).unlink()
+    if aside is not None:
+        os.replace(plots, aside)
     try:
         replace_dir(staged, out / "models")
     except BaseException:
         if staged.exists():
             for name, data in kept.items():
                 write_file(out / name, lambda tmp, data=data: tmp.write_bytes(data))
+            if aside is not None:
+                os.replace(aside, plots)
         raise
+    finally:
+        if aside is not None:  # gone where put back
+            shutil.rmtree(aside, ignore_errors=True)
+    if plots_root is not None:  # this run's plots, drawn in their stage, published with its models
+        replace_dir(plots_root / "plots", plots)
+        shutil.rmtree(plots_root, ignore_errors=True)
 
 
-def _draw_plots(out: Path, prog: StageProgress, plots: bool, draw: Callable[[Path], dict[str, str]]) -> dict[str, str]:
-    """``draw(root)`` writes ``root/plots/``, published whole as ``<out>/plots/`` (the ``plots`` stage); ``plots``
-    false: none, and an earlier run's there go (report.md would not show them)."""
+def _draw_plots(out: Path, prog: StageProgress, plots: bool, draw: Callable[[Path], dict[str, str]]) -> tuple[dict[str, str], Path | None]:
+    """(the plots, the staging directory ``root``) after ``draw(root)`` wrote ``root/plots/`` (the ``plots`` stage),
+    which :func:`_publish_models` publishes whole as ``<out>/plots/`` with the models (an earlier run's plots go then,
+    drawn or not: report.md would not show them); ``plots`` false: none, ``({}, None)``."""
     if not plots:
-        shutil.rmtree(out / "plots", ignore_errors=True)
-        return {}
-    with prog.stage("plots"), staged_dir(out / "plots") as root:
-        written = draw(root)
-        replace_dir(root / "plots", out / "plots")
-    return written
+        return {}, None
+    root = staging_dir(out / "plots")  # a failed run's goes at the next run's start, as the models'
+    try:
+        with prog.stage("plots"):
+            return draw(root), root
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
 
 
 def build_features(

@@ -716,6 +716,41 @@ def test_models_that_fail_to_publish_keep_the_last_run_s_report_beside_them(smal
     after = {p.relative_to(out): p.read_bytes() for p in [*(out / "models").iterdir(), *(out / n for n in names if (out / n).exists())]}
     assert after == before
 
+
+def test_a_run_stopped_after_plotting_leaves_no_new_plots_beside_the_old_models(small_cache, tmp_path, monkeypatch):
+    """plots/ was published in its own stage, before the models: a run stopped after it (Ctrl-C, a kill) left its
+    plots beside the last run's models and report. The plots are published with the models now, the last run's
+    removed with its report: stopped between the models and the plots, a run leaves no plots; stopped before the
+    models were replaced, the last run's plots and report are put back beside them."""
+    from rapids_engage import pipeline
+
+    out = tmp_path / "run"
+    argv = ["--gpus", "0", "--rows", "2000", "--out", str(out), "--quiet", "--plots", "--set", f"data.cache_dir={small_cache}",
+            "--set", "train.targets=[like]", "--set", "cluster.n_workers=1", "--set", "train.num_boost_round=5"]
+    assert main(argv) == 0 and (out / "plots" / "pr_curves.png").is_file()
+    before = {p.name: p.read_bytes() for p in (out / "models").iterdir()}
+    publish = pipeline.replace_dir
+
+    def stopped(at: str):
+        def replace(tmp, final):
+            if Path(final).name == "models" and at == "before":
+                raise KeyboardInterrupt
+            publish(tmp, final)
+            if Path(final).name == "models" and at == "after":
+                raise KeyboardInterrupt
+        return replace
+
+    for at in ("before", "after"):
+        monkeypatch.setattr(pipeline, "replace_dir", stopped(at))
+        assert main([*argv, "--set", "train.max_depth=2"]) == 130
+        kept = at == "before"
+        assert ({p.name: p.read_bytes() for p in (out / "models").iterdir()} == before) == kept
+        assert (out / "plots" / "pr_curves.png").is_file() == kept and (out / "report.md").is_file() == kept, at
+    monkeypatch.undo()
+    assert main([*argv, "--set", "train.max_depth=2"]) == 0 and (out / "plots" / "pr_curves.png").is_file()
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".tmp-")]  # nothing staged left
+
+
 @pytest.mark.parametrize("report, why", [
     ('{"split": {"cutoff": 1', r"Expecting .*: not JSON, cut short or another format"),
     ("{}", "key split is missing"),
