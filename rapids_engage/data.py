@@ -131,7 +131,8 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
 #: 8: ``true`` / ``false`` in a numeric column is 1 / 0, not ``bad_number``;
 #: 9: read line by line (after a record longer than a read block), a quote left open on its line is ``unclosed_quote``;
 #: 10: a JSONL float that is an integer (``123.0``) reads as the integer's text, as parquet's; a parquet float of
-#: 10 digits or more as the integer's text, not ``1.2e+10``).
+#: 10 digits or more as the integer's text, not ``1.2e+10``; a CSV / TSV header naming a declared column twice is
+#: an error, not its first copy read).
 INGEST_RULES = 10
 
 
