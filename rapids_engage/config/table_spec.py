@@ -1,0 +1,81 @@
+"""The ``data.table`` section: a generic event table's format and column roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class TargetSpec:
+    """One engagement target of a table: its source column and kind.
+
+    ``binary``: 0/1 (also true/false); ``count``: a non-negative count, modelled
+    as log1p(count) by regression; ``present``: 1 where the column is non-empty
+    (e.g. an engagement timestamp).
+    """
+
+    column: str
+    kind: Literal["binary", "count", "present"] = "binary"
+
+
+@dataclass
+class ExplodeSpec:
+    """Turn one row into one row per token of a list column (e.g. MIND impressions).
+
+    Each ``sep``-separated token of ``column`` becomes a row whose ``item``
+    column holds the token; with ``label`` set, a token is ``ITEM<label_sep>LABEL``
+    and the part after the last ``label_sep`` becomes the ``label`` column.
+    """
+
+    column: str
+    item: str
+    label: str | None = None
+    sep: str = " "
+    label_sep: str = "-"
+
+
+@dataclass
+class SideTableSpec:
+    """A small metadata table (e.g. MIND news.tsv) left-joined on its ``key`` column before typing."""
+
+    path: str
+    key: str
+    keep: list[str] = field(default_factory=list)
+    format: Literal["csv", "tsv", "jsonl", "parquet"] = "tsv"
+    header: bool = False
+    columns: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TableConfig:
+    """A generic event table (``data.source: table``): the format and the role of each column.
+
+    ``format``: csv | tsv | jsonl | parquet (gzip/bz2/zstd detected from the
+    bytes); ``columns`` names the fields of header-less files. ``time_format``:
+    ``unix`` (seconds), ``unix_ms``, ``iso`` or a strptime pattern. ``row_id``:
+    columns that identify a row (after ``explode``; default: file and line).
+    ``user`` / ``item`` / ``creator`` / ``group`` and ``row_id`` are hashed to
+    int64; ``categorical``, ``text``, ``url`` and ``lists`` stay strings;
+    ``numeric`` becomes float64. ``group`` is the ranking group (e.g. impression).
+    """
+
+    format: Literal["csv", "tsv", "jsonl", "parquet"] = "csv"
+    header: bool = True
+    columns: list[str] = field(default_factory=list)
+    time: str = ""
+    time_format: str = "unix"
+    row_id: list[str] = field(default_factory=list)
+    user: str | None = None
+    item: str | None = None
+    creator: str | None = None
+    group: str | None = None
+    targets: dict[str, TargetSpec] = field(default_factory=dict)
+    categorical: list[str] = field(default_factory=list)
+    numeric: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    url: list[str] = field(default_factory=list)
+    lists: list[str] = field(default_factory=list)
+    list_sep: str = " "
+    explode: ExplodeSpec | None = None
+    join: list[SideTableSpec] = field(default_factory=list)
