@@ -205,6 +205,31 @@ def test_count_and_history_encoders_follow_sklearn_conventions(make, change):
         copy.set_params(window=3)
 
 
+@pytest.mark.parametrize("enc, keys", [
+    (CountEncoder(["lang", "user"], per_day=False, time_column="t"), ["columns", "per_day", "time_column"]),
+    (TargetEncoder("lang", n_folds=3, smooth=2, fold_method="random", seed=4, row_key=("g",), prefix="x", keep_input=False),
+     ["columns", "n_folds", "smooth", "fold_method", "seed", "row_key", "prefix", "keep_input"]),
+    (HistoryEncoder("lang", ("like",), windows=(5,), time_column="t", prefix="h", days=(1,), rates=True, label_delay=9,
+                    row_key=("r",)), ["columns", "targets", "windows", "time_column", "prefix", "days", "rates", "label_delay", "row_key"]),
+])
+def test_params_are_the_constructors_arguments_in_its_order(enc, keys):
+    """``params()`` (the saved state's ``params``, the keys in the order state JSON files hold them) comes from
+    the constructor's signature for every encoder: the constructor takes it back unchanged."""
+    assert list(enc.params()) == keys
+    assert type(enc)(**enc.params()).params() == enc.params()
+
+
+def test_a_new_encoder_gets_params_from_its_constructor():
+    """No hand-kept copy of the constructor's parameters to forget: a subclass's params() are its own."""
+
+    class Scaled(CountEncoder):
+        def __init__(self, columns: str | list[str], scale: float = 1.0) -> None:
+            super().__init__(columns)
+            self.scale = scale
+
+    assert Scaled("lang", scale=2.0).params() == {"columns": ["lang"], "scale": 2.0}
+
+
 def test_bad_labels_and_parameters_are_refused_before_any_state_changes():
     df = make_frame(100, 5, 11)
     with pytest.raises(ValueError, match=r"missing label values \{'like': 2\}"):

@@ -38,9 +38,6 @@ class CountEncoder(EstimatorParams):
         self.per_day = per_day
         self.time_column = time_column
 
-    def params(self) -> dict:
-        return {"columns": self.columns, "per_day": self.per_day, "time_column": self.time_column}
-
     @property
     def name(self) -> str:
         return key_name(self.columns)

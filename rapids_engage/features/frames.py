@@ -17,6 +17,7 @@ Feature tables (one row per key) are joined onto event partitions in one of two 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -413,7 +414,10 @@ class EstimatorParams:
     ``set_params`` (through the constructor, which normalizes and checks them), ``sklearn.base.clone`` and a repr."""
 
     def params(self) -> dict:
-        raise NotImplementedError
+        """The constructor's parameters in its order, each as the encoder keeps it (its attribute of that name):
+        what the saved state's ``params`` holds and the constructor takes back."""
+        names = list(inspect.signature(type(self).__init__).parameters)[1:]  # after self
+        return {name: getattr(self, name) for name in names}
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor's parameters (``deep`` has nothing to recurse into)."""

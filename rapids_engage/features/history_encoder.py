@@ -301,19 +301,6 @@ class HistoryEncoder(EstimatorParams):
     def _check_fitted(self) -> None:
         check_fitted(self, "state_")
 
-    def params(self) -> dict:
-        return {
-            "columns": self.columns,
-            "targets": self.targets,
-            "windows": self.windows,
-            "time_column": self.time_column,
-            "prefix": self.prefix,
-            "days": self.days,
-            "rates": self.rates,
-            "label_delay": self.label_delay,
-            "row_key": self.row_key,
-        }
-
     def save(self, directory: str | Path) -> None:
         """Write the fitted state: ``<prefix>_<key>.parquet`` (state rows), with a ``row_key``
         ``<prefix>_<key>.last_ids.parquet`` (:attr:`last_ids_`, uint64 ``row_id``), and ``.json``

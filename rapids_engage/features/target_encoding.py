@@ -378,18 +378,6 @@ class TargetEncoder(EstimatorParams):
     def _check_fitted(self) -> None:
         check_fitted(self, "stats_")
 
-    def params(self) -> dict:
-        return {
-            "columns": self.columns,
-            "n_folds": self.n_folds,
-            "smooth": self.smooth,
-            "fold_method": self.fold_method,
-            "seed": self.seed,
-            "row_key": self.row_key,
-            "prefix": self.prefix,
-            "keep_input": self.keep_input,
-        }
-
     def save(self, directory: str | Path) -> None:
         """Write the fitted state: ``<name>.parquet`` (stats) and ``<name>.json`` (params, prior)."""
         self._check_fitted()
