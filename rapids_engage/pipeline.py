@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
-from .atomic import OLD_PREFIX, replace_dir, staging_dir, write_file
+from .atomic import OLD_PREFIX, replace_dir, staged_dir, staging_dir, write_file
 from .backend import Backend, BackendError, resolve
 from .cluster import ClusterError, WorkerLostError, spilled_bytes, start_cluster
 from .cli import Parser
@@ -115,36 +115,41 @@ def run(
     started = time.time()
     targets = list(cfg.train.targets)
     check_run_outputs(cfg, Path(cfg.out))
-    with _stages(cfg, quiet, console) as (backend, out, prog, memory):
-        dataset = _data_stage(cfg, backend, prog)
-        with _cluster(cfg, backend, prog) as cluster:
-            split, built = store_stages(cfg, backend, prog, cluster, dataset, rebuild, shuffle_seed)
-            model_dir = staging_dir(out / "models")  # published at the end (a failed run's goes at the next run's start)
-            trained = train_stage(cfg, backend, prog, cluster.client, built, dataset.layout, model_dir)
-            frame, preds, truth, results = evaluate_stage(backend, prog, cluster.client, dataset, split, built, trained)
-            workers = _cluster_facts(cluster)
-        models = trained.models
-        for t, m in models.items():
-            results[t]["best_iteration"] = m.best_iteration
-            results[t]["objective"] = m.objective
-        report: dict[str, Any] = {"targets": results}
-        report["models"] = os.path.join(absolute_path(cfg.out), "models")  # absolute, as the config's paths
-        binary = [t for t in targets if trained.kinds[t] != "count" and not models[t].ranks]  # probabilities
-        counts = [t for t in targets if trained.kinds[t] == "count"]
-        report["plots"], plots_dir = _draw_plots(out, prog, PLOTS_BY_DEFAULT if plots is None else plots, lambda into: write_all(
-            into, {t: frame[t] for t in binary}, {t: preds[t] for t in binary}, {t: m.booster for t, m in models.items()},
-            {t: m.history for t, m in models.items()}, {t: m.best_iteration for t, m in models.items()},
-            counts=({t: frame[t] for t in counts}, {t: preds[t] for t in counts}),
-            baselines={t: (results[t].get("baselines") or {}).get("constant") or {} for t in targets},
-            oracle=None if truth is None else {t: truth[TRUE_PROB_PREFIX + t] for t in binary},
-            train_histories={t: m.train_history for t, m in models.items()},
-        ))
-        # the plots' seconds and memory are the run's (their stage); ``other`` is counted to here
-        report = _summary(cfg, backend, workers, built, prog, dataset, split, memory, started, command) | report
-        if shuffle_seed is not None:  # the audit's control run: say so, its metrics show no skill by design
-            report["split"]["shuffled_labels_seed"] = shuffle_seed
-    validate(report)
-    _publish_models(model_dir, out, plots_dir)
+    # a run stopped before publishing (Ctrl-C, an error) removes what it staged; published, nothing is left to remove
+    with contextlib.ExitStack() as staged:
+        with _stages(cfg, quiet, console) as (backend, out, prog, memory):
+            dataset = _data_stage(cfg, backend, prog)
+            with _cluster(cfg, backend, prog) as cluster:
+                split, built = store_stages(cfg, backend, prog, cluster, dataset, rebuild, shuffle_seed)
+                # published at the end; a run stopped before (Ctrl-C, an error) removes it on the way out
+                model_dir = staged.enter_context(staged_dir(out / "models"))
+                trained = train_stage(cfg, backend, prog, cluster.client, built, dataset.layout, model_dir)
+                frame, preds, truth, results = evaluate_stage(backend, prog, cluster.client, dataset, split, built, trained)
+                workers = _cluster_facts(cluster)
+            models = trained.models
+            for t, m in models.items():
+                results[t]["best_iteration"] = m.best_iteration
+                results[t]["objective"] = m.objective
+            report: dict[str, Any] = {"targets": results}
+            report["models"] = os.path.join(absolute_path(cfg.out), "models")  # absolute, as the config's paths
+            binary = [t for t in targets if trained.kinds[t] != "count" and not models[t].ranks]  # probabilities
+            counts = [t for t in targets if trained.kinds[t] == "count"]
+            report["plots"], plots_dir = _draw_plots(out, prog, PLOTS_BY_DEFAULT if plots is None else plots, lambda into: write_all(
+                into, {t: frame[t] for t in binary}, {t: preds[t] for t in binary}, {t: m.booster for t, m in models.items()},
+                {t: m.history for t, m in models.items()}, {t: m.best_iteration for t, m in models.items()},
+                counts=({t: frame[t] for t in counts}, {t: preds[t] for t in counts}),
+                baselines={t: (results[t].get("baselines") or {}).get("constant") or {} for t in targets},
+                oracle=None if truth is None else {t: truth[TRUE_PROB_PREFIX + t] for t in binary},
+                train_histories={t: m.train_history for t, m in models.items()},
+            ))
+            if plots_dir is not None:  # removed by the publication; by the way out when not published
+                staged.callback(shutil.rmtree, plots_dir, ignore_errors=True)
+            # the plots' seconds and memory are the run's (their stage); ``other`` is counted to here
+            report = _summary(cfg, backend, workers, built, prog, dataset, split, memory, started, command) | report
+            if shuffle_seed is not None:  # the audit's control run: say so, its metrics show no skill by design
+                report["split"]["shuffled_labels_seed"] = shuffle_seed
+        validate(report)
+        _publish_models(model_dir, out, plots_dir)
     write_config(cfg, out)
     write_json(out / "report.json", report)
     # an earlier `features` run's summary would stand beside this report recording another config and store version;

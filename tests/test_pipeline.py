@@ -883,3 +883,24 @@ def test_history_gap_is_said_only_beyond_a_day():
     assert history_gap(builder, end + HISTORY_GAP_S) is None  # exactly a day: no gap said
     assert "1.0 days after the serving state ends" in history_gap(builder, end + HISTORY_GAP_S + 1)
     assert history_gap(builder, None) is None and history_gap(SimpleNamespace(history_end=lambda: None), end + 10**6) is None
+
+
+def test_a_run_stopped_while_training_removes_its_staged_models(small_cache, tmp_path, monkeypatch):
+    """Ctrl-C during training left an empty `.tmp-models-<pid>` in --out (deleted only by the next run); the
+    stopped run removes its own staging directory now, and the last run's published models stay."""
+    from rapids_engage import pipeline
+
+    out = tmp_path / "run"
+    argv = ["--gpus", "0", "--rows", "2000", "--out", str(out), "--quiet", "--no-plots", "--set", f"data.cache_dir={small_cache}",
+            "--set", "train.targets=[like]", "--set", "cluster.n_workers=1", "--set", "train.num_boost_round=5"]
+    assert main(argv) == 0
+    before = {p.name: p.read_bytes() for p in (out / "models").iterdir()}
+
+    def stopped(*args, **kwargs):
+        assert list(out.glob(".tmp-models-*"))  # staged before training, as the models are saved into it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "train_stage", stopped)
+    assert main([*argv, "--set", "train.max_depth=2"]) == 130
+    assert not list(out.glob(".tmp-*"))
+    assert {p.name: p.read_bytes() for p in (out / "models").iterdir()} == before
