@@ -132,8 +132,10 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
 #: 9: read line by line (after a record longer than a read block), a quote left open on its line is ``unclosed_quote``;
 #: 10: a JSONL float that is an integer (``123.0``) reads as the integer's text, as parquet's; a parquet float of
 #: 10 digits or more as the integer's text, not ``1.2e+10``; a CSV / TSV header naming a declared column twice is
-#: an error, not its first copy read).
-INGEST_RULES = 10
+#: an error, not its first copy read;
+#: 11: a JSONL object giving a declared column twice (``{"user": 1, "user": 2}``) is quarantined (``duplicate_key``),
+#: not read with its last value).
+INGEST_RULES = 11
 
 
 def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:

@@ -380,6 +380,27 @@ def test_bad_json_and_jsonl_quirks(tmp_path):
     assert got.clicked.tolist() == [1, 0] and got.likes.tolist() == [2.0, 2.0]
 
 
+def test_a_jsonl_record_naming_a_column_twice_is_quarantined(tmp_path):
+    """`{"user": "u1", "user": "u2"}` kept the last value silently (json.loads); which one is meant is unknown, so the
+    record is quarantined (`duplicate_key`, the column named), in strict mode an error naming file, line and column.
+    A repeated field the table does not read is ignored, as the field is."""
+    good = '"ts": 1600000000, "clicked": 1, "likes": 2, "score": 1, "lang": "en", "body": "b"'
+    lines = ['{"id": "j1", "user": "u1", ' + good + '}',
+             '{"id": "j2", "user": "u1", "user": "u2", ' + good + '}',
+             '{"id": "j3", "user": "u1", "extra": 1, "extra": 2, ' + good + '}',
+             '{"id": "j4", "user": "u1", "clicked": 0, ' + good + '}']
+    path = write(tmp_path / "t.jsonl", "\n".join(lines) + "\n")
+    result, frame, q = run(tmp_path, path, spec(format="jsonl"))
+    assert q[["line", "column", "reason"]].values.tolist() == [[2, "user", "duplicate_key"], [4, "clicked", "duplicate_key"]]
+    assert q.detail[0] == "key 'user' appears 2 times in the object: which value is meant is unknown"
+    assert q.raw[0] == lines[1]
+    assert result.quarantine_counts == {"duplicate_key": 2} and result.ingested_rows == 2
+    assert sorted(frame.id) == sorted(hash_strings(["j1", "j3"]))
+    assert set(q.reason) <= set(table_mod.REASONS)
+    with pytest.raises(StrictModeError, match=rf"^{path}:2:user: duplicate_key"):
+        ingest_table(path, tmp_path / "strict", spec(format="jsonl"), strict=True)
+
+
 def test_a_jsonl_line_that_is_not_an_object_is_named_by_its_json_type(tmp_path):
     """A JSON value that is not an object is named as JSON names it (not by its Python type: 'a JSON NoneType')."""
     path = write(tmp_path / "t.jsonl", "null\n5\n1.5\n\"s\"\ntrue\n[1]\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,11 @@ def read_jsonl(path: Path, src: Source, block_size: int) -> Iterator[Chunk]:
             obj, problem = _json_object(text)
             if problem:
                 bad.append(Bad(line, None, "bad_json", problem, text))
+                continue
+            repeated = _repeated_column(obj, src.needed)
+            if repeated:
+                bad.append(Bad(line, repeated[0], "duplicate_key", f"key {repeated[0]!r} appears {repeated[1]} times in the "
+                               "object: which value is meant is unknown", text))
                 continue
             objs.append(obj)
             lines.append(line)
@@ -104,10 +110,37 @@ def _nested(value: Any) -> str:
     return f"a JSON {kind} where one value is expected: {json.dumps(value, ensure_ascii=False)[:100]}"
 
 
+class _Repeated(dict):
+    """A JSON object that gives keys more than once (its values: the last, as ``json.loads``'); ``counts``: how often."""
+
+    counts: dict[str, int]
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object from its ``pairs``: a :class:`_Repeated` when a key repeats, else a dict."""
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    obj = _Repeated(obj)
+    obj.counts = {k: n for k, n in Counter(k for k, _ in pairs).items() if n > 1}
+    return obj
+
+
+#: JSON text to Python, each object through :func:`_object` (built once: ``json.loads`` with a hook builds a decoder a call).
+_DECODER = json.JSONDecoder(object_pairs_hook=_object)
+
+
+def _repeated_column(obj: dict, needed: tuple[str, ...]) -> tuple[str, int] | None:
+    """(the first column of ``needed`` that ``obj`` gives more than once, how often) or None: which value is meant is
+    unknown (``json.loads`` kept the last); a repeated field the table does not read is ignored, as the field is."""
+    counts = getattr(obj, "counts", None)
+    return next(((k, n) for k, n in counts.items() if k in needed), None) if counts else None
+
+
 def _json_object(text: str) -> tuple[dict, str]:
     """(the object, "") or ({}, why the line is not a JSON object)."""
     try:
-        obj = json.loads(text)
+        obj = _DECODER.decode(text)
     except ValueError as exc:
         return {}, f"bad_json: {exc}"
     return (obj, "") if isinstance(obj, dict) else ({}, f"bad_json: a JSON {_JSON_TYPES[type(obj)]}, not an object")

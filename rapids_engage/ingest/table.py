@@ -37,8 +37,8 @@ FORMATS = ("csv", "tsv", "jsonl", "parquet")
 #: The named time formats (else a strptime pattern).
 TIME_FORMATS = ("unix", "unix_ms", "iso")
 #: Quarantine reasons of a table ingest.
-REASONS = ("wrong_field_count", "unclosed_quote", "invalid_utf8", "bad_json", "bad_time", "bad_number", "bad_target",
-           "bad_explode_token", "missing_key")
+REASONS = ("wrong_field_count", "unclosed_quote", "invalid_utf8", "bad_json", "duplicate_key", "bad_time", "bad_number",
+           "bad_target", "bad_explode_token", "missing_key")
 
 
 # ---------------------------------------------------------------- plan
@@ -356,7 +356,8 @@ def ingest_table(
     a quote opens on when the quoted field runs over lines that look like records; the lines
     after it are read as records; a record whose quote is still open at the end of the file), ``invalid_utf8``,
     ``bad_json`` (also a JSON list / object in a key, text, url or categorical
-    column), ``bad_time`` (the time column: missing, unparsable, or outside
+    column), ``duplicate_key`` (a JSONL object giving a declared column twice: which value is meant is
+    unknown), ``bad_time`` (the time column: missing, unparsable, or outside
     1990-01-01 .. 2099-12-31 UTC, with a hint when a unix time fits another unit;
     fractions of a second are dropped), ``bad_number`` (numeric column
     not a number, or infinite), ``bad_target`` (binary not 0/1/true/false, count
