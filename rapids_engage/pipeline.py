@@ -125,7 +125,7 @@ def run(
                 model_dir = staged.enter_context(staged_dir(out / "models"))
                 trained = train_stage(cfg, backend, prog, cluster.client, built, dataset.layout, model_dir)
                 frame, preds, truth, results = evaluate_stage(backend, prog, cluster.client, dataset, split, built, trained)
-                workers = _cluster_facts(cluster)
+                workers = _cluster_facts(cluster) | {"n_workers_train": _trained_on(trained)}
             models = trained.models
             for t, m in models.items():
                 results[t]["best_iteration"] = m.best_iteration
@@ -217,7 +217,7 @@ def build_features(
 
     Builds the store version of ``cfg`` (or finds it: a cache hit) that a run with the same
     config would train on; returns its summary, also written to ``<out>/features.json``
-    (report.json's keys less the targets, models and plots), the resolved config to ``<out>/config.yaml``.
+    (report.json's keys less the targets, models, ``n_workers_train`` and plots), the resolved config to ``<out>/config.yaml``.
     """
     console = console or Console(stderr=True)
     started = time.time()
@@ -272,6 +272,12 @@ def _summary(
 def _cluster_facts(cluster: Any) -> dict:
     """The cluster's part of a summary, read before it closes: workers at the start, those lost since, bytes spilled."""
     return {"n_workers": cluster.n_workers, "workers_lost": cluster.workers_lost(), "spilled_bytes": spilled_bytes(cluster.client)}
+
+
+def _trained_on(trained: Any) -> int | None:
+    """Workers connected when training started (the training splits pinned to them; ``xgboost.dask`` trained on them):
+    ``n_workers`` counts those of the start, and a worker may join or leave between. None: the scheduler did not say."""
+    return None if trained.workers is None else len(trained.workers)
 
 
 def _store_summary(

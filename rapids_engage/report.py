@@ -10,7 +10,7 @@ Contract (extend, never break)::
 Extra keys so far: "version", "data", "input" (source and path), "split" (cut-off, first and
 last event time, data_dir), "store", "features", "models", "layout",
 "memory" (peak host RSS and GPU memory in use per stage, see :mod:`rapids_engage.memory`),
-"workers_lost", "spilled_bytes" (written to disk by dask's spilling), "plots", "config", "run", "ingest",
+"workers_lost", "n_workers_train" (workers when training started), "spilled_bytes" (written to disk by dask's spilling), "plots", "config", "run", "ingest",
 and more metrics per target (kind, objective, log_loss, ece, grouped AP/RCE, oracle_ap, n,
 best_iteration, baselines, skew; map@10 / ndcg@10 / mrr / n_groups / tied@10 with a ranking group).
 Every key is documented in README.md's "report.json" (tests/test_pipeline.py checks a run's keys against it).

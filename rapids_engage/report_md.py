@@ -100,13 +100,19 @@ def _rounds(m: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- sections
 
 
+def _workers(report: Mapping[str, Any]) -> str:
+    """The workers at the start, and those training ran on when a worker joined or left between."""
+    start, train = report.get("n_workers", DASH), report.get("n_workers_train")
+    return f"{start} at the start, {train} in training" if train is not None and train != start else str(start)
+
+
 def _summary(report: Mapping[str, Any]) -> list[str]:
     rows: list[list[str]] = []
     backend = str(report.get("backend", DASH))
     if report.get("n_gpus"):
         backend += f" ({report['n_gpus']} GPU{'s' if report['n_gpus'] != 1 else ''})"
     rows.append(["backend", backend])
-    rows.append(["workers", str(report.get("n_workers", DASH))])
+    rows.append(["workers", _workers(report)])
     if report.get("spilled_bytes"):
         rows.append(["spilled", f"{byte_size(report['spilled_bytes'])} written to disk by dask above cluster.memory_limit"])
     split_rows = report.get("rows") or {}
@@ -315,6 +321,11 @@ def _notes(report: Mapping[str, Any]) -> list[str]:
                      "(killed for memory? raise cluster.memory_limit), and a model trained on fewer workers may differ "
                      "slightly from an undisturbed run's (XGBoost's histogram bins depend on how the rows spread over "
                      "the workers).")
+    elif report.get("n_workers_train") not in (None, report.get("n_workers")):  # none lost: one joined
+        notes.append(f"Training ran on {report['n_workers_train']} dask worker(s), not the {report['n_workers']} of the start "
+                     "(a worker joined the cluster during the run): a model trained on another number of workers may "
+                     "differ slightly from an undisturbed run's (XGBoost's histogram bins depend on how the rows spread "
+                     "over the workers).")
     for target, m in (report.get("targets") or {}).items():
         kind = m.get("kind", "binary")
         rce, pos, rounds = _number(m.get("rce")), _number(m.get("positive_rate")), _number(m.get("best_iteration"))

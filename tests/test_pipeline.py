@@ -86,8 +86,9 @@ def test_second_run_is_a_store_cache_hit(demo):
     assert second["features"] == first["features"] and second["rows"] == first["rows"]
     assert second["timings_s"]["features"] < first["timings_s"]["features"]
     assert set(second["memory"]["host_rss_peak_bytes"]) == {"data", "cluster", "split", "features"}
-    # report.json's keys less targets, models and plots (README): the cluster's facts too
-    assert set(first) - set(second) == {"targets", "models", "plots"}, set(first) ^ set(second)
+    # report.json's keys less targets, models, the workers training ran on and plots (README): the cluster's facts too
+    assert set(first) - set(second) == {"targets", "models", "n_workers_train", "plots"}, set(first) ^ set(second)
+    assert first["n_workers_train"] == first["n_workers"] == 2
     assert second["workers_lost"] == 0 and second["spilled_bytes"] == 0
     assert not (run2 / "report.json").exists() and not (run2 / "models").exists()
     assert not [p for p in (out / "store").iterdir() if p.name.startswith(".tmp-")]
@@ -904,3 +905,31 @@ def test_a_run_stopped_while_training_removes_its_staged_models(small_cache, tmp
     assert main([*argv, "--set", "train.max_depth=2"]) == 130
     assert not list(out.glob(".tmp-*"))
     assert {p.name: p.read_bytes() for p in (out / "models").iterdir()} == before
+
+
+@pytest.mark.parametrize("change", ["join", "retire"])
+def test_the_report_counts_the_workers_training_ran_on(small_cache, tmp_path, monkeypatch, change):
+    """report.json's n_workers counts the workers at the start; a worker that joined after (an adaptive cluster behind
+    --scheduler-address) or was retired before training left report.json and report.md saying 2 workers of a run whose
+    models were trained on 3 (nothing else said so) or 1. `n_workers_train` counts the workers training ran on."""
+    from rapids_engage import pipeline
+
+    real = pipeline.train_stage
+
+    def changed_first(cfg, backend, prog, client, *args, **kwargs):
+        if change == "join":
+            client.cluster.scale(3)
+            client.wait_for_workers(3, timeout=60)
+        else:
+            client.retire_workers([sorted(client.nthreads())[0]])
+        return real(cfg, backend, prog, client, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "train_stage", changed_first)
+    out = tmp_path / "run"
+    assert main(["--gpus", "0", "--rows", "2000", "--out", str(out), "--quiet", "--no-plots", "--set", f"data.cache_dir={small_cache}",
+                 "--set", "train.targets=[like]", "--set", "cluster.n_workers=2", "--set", "cluster.threads_per_worker=1",
+                 "--set", "train.num_boost_round=5"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    trained = 3 if change == "join" else 1
+    assert (report["n_workers"], report["n_workers_train"], report["workers_lost"]) == (2, trained, int(change == "retire"))
+    assert f"| workers | 2 at the start, {trained} in training |" in (out / "report.md").read_text()

@@ -162,3 +162,12 @@ def test_the_run_table_says_what_dask_spilled():
         _report({"like": _binary()}, spilled_bytes=3 * 2**29))
     assert "spilled" not in render_markdown(_report({"like": _binary()}, spilled_bytes=0))
     assert "| spilled | 3.0 MiB written" in render_markdown(_report({"like": _binary()}, spilled_bytes=3 * 2**20))  # not 0.00 GiB
+
+
+def test_the_workers_row_says_how_many_training_ran_on_when_they_changed():
+    """A worker joined before training (an adaptive cluster): the run table said '2' workers of models trained on 3."""
+    assert "| workers | 2 |" in render_markdown(_report({"like": _binary()}, n_workers=2, n_workers_train=2))
+    assert "| workers | 2 |" in render_markdown(_report({"like": _binary()}, n_workers=2))  # reports of earlier runs
+    joined = render_markdown(_report({"like": _binary()}, n_workers=2, n_workers_train=3))
+    assert "| workers | 2 at the start, 3 in training |" in joined
+    assert "Training ran on 3 dask worker(s), not the 2 of the start" in joined
