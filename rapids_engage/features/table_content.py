@@ -69,7 +69,8 @@ def literal(text: str) -> str:
 
 def count_items(s: Any, sep: str) -> Any:
     """Items of ``sep``-separated lists (``sep`` is literal text, not a pattern). An item empty after stripping
-    whitespace is none: ``"a||b"``, ``"|a|"`` and ``"a| |b"`` hold 2, 1 and 2 items; an empty or blank list 0."""
+    whitespace is none: ``"a||b"``, ``"|a|"`` and ``"a| |b"`` hold 2, 1 and 2 items; an empty or blank list 0.
+    A ``sep`` that overlaps itself (``"||"``) joins a trailing part of one to the item before: ``"b|||"`` holds 1."""
     blank, sep_ = f"[{WHITESPACE}]*", literal(sep)
     # a run of separators with blank items between and around them, each blank before its separator: a blank
     # after one ate the leading whitespace of the next (" |"), which ended the run. A separator of whitespace alone
