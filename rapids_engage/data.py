@@ -134,8 +134,10 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
 #: 10 digits or more as the integer's text, not ``1.2e+10``; a CSV / TSV header naming a declared column twice is
 #: an error, not its first copy read;
 #: 11: a JSONL object giving a declared column twice (``{"user": 1, "user": 2}``) is quarantined (``duplicate_key``),
-#: not read with its last value).
-INGEST_RULES = 11
+#: not read with its last value;
+#: 12: a parquet, JSONL or record list's float items read as its float columns (``12345670000``, not ``1.234567e+10``
+#: nor ``-0``; ``1e-7``, not ``1e-07``), a null item of a parquet list as no item, not a null list).
+INGEST_RULES = 12
 
 
 def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:

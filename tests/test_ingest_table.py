@@ -1134,6 +1134,44 @@ def test_integral_float_ids_read_as_the_integer_in_jsonl_parquet_and_records(tmp
     assert rejected.empty and got["user"].astype(object).where(lambda s: s.notna(), None).tolist() == want
 
 
+#: Float list items and their text: a float column's (``float_text``), a null item none.
+FLOAT_ITEMS = {12345670000.0: "12345670000", 7.0: "7", -0.0: "0", 1e-7: "1e-7", 1.5: "1.5", 2.0**53: "9.007199254740992e+15",
+               1e16: "1e+16", float("nan"): "nan", None: "", 123456789012.0: "123456789012"}
+#: The same for float32 items: values a float32 holds, in its own text (a float32 column's).
+FLOAT32_ITEMS = {7.0: "7", -0.0: "0", 1e-7: "1e-7", 1.5: "1.5", 2.0**24: "16777216", 1e16: "1e+16", float("nan"): "nan", None: ""}
+
+
+@pytest.mark.parametrize("list_type", [pa.list_(pa.float64()), pa.large_list(pa.float64()), pa.list_(pa.float32())])
+def test_float_list_items_read_as_float_columns_in_jsonl_parquet_and_records(tmp_path, list_type):
+    """The float items of a list / explode column give one text, hence one key, from JSONL, parquet and
+    records: a float column's (an integral float below 2**53 as the integer, any other as arrow prints it);
+    a null item is no item. Parquet items were arrow's cast (``1.234567e+10``, ``-0``: another key than
+    the JSONL record served), JSONL's Python's (``1e-07``, ``9007199254740992.0``), and a parquet list
+    with a null item was null: no item at all (``bad_explode_token``). A slice of a list array (a record
+    batch's) reads as those rows of the whole."""
+    from rapids_engage.ingest import RecordReader
+    from rapids_engage.ingest.read_parquet import arrow_text
+
+    items = FLOAT32_ITEMS if list_type.value_type == pa.float32() else FLOAT_ITEMS
+    sp = spec(numeric=[], categorical=[], text=[], item=None, lists=["tags"], explode=ExplodeSpec(column="imps", item="news"))
+    rows = [{"id": "r0", "user": "u", "ts": 1600000000, "clicked": 1, "likes": 1, "imps": list(items), "tags": list(items)}]
+    want_tags = [" ".join(items.values())]
+    want_news = hash_strings([t for t in items.values() if t]).tolist()
+    path = write(tmp_path / "t.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    _, jl, _ = run(tmp_path, path, dataclasses.replace(sp, format="jsonl"), "j")
+    types = {"imps": list_type, "tags": list_type, "id": pa.string(), "user": pa.string()}
+    pq.write_table(pa.table({k: pa.array([r[k] for r in rows], types.get(k)) for k in rows[0]}), tmp_path / "t.parquet")
+    _, pf, q = run(tmp_path, tmp_path / "t.parquet", dataclasses.replace(sp, format="parquet"), "p")
+    got, rejected = RecordReader(sp, labelled=True).read(rows)
+    assert q.empty and rejected.empty
+    for frame in (jl, pf, got):
+        assert frame.tags.tolist() == want_tags * len(want_news) and frame.news.tolist() == want_news
+    lists = pa.array([[1.5, None], None, [], [1e10, 2.5], [3.0]], list_type)
+    whole = arrow_text(lists, "|", None)[0].tolist()
+    assert whole == ["1.5|", "", "", "10000000000|2.5", "3"]
+    assert [arrow_text(lists.slice(i, 2), "|", None)[0].tolist() for i in range(4)] == [whole[i:i + 2] for i in range(4)]
+
+
 @pytest.mark.parametrize("time_format", ["unix", "iso", "%Y-%m-%d %H:%M:%S"])
 def test_records_as_dicts_with_datetimes_type_as_a_frame_does(time_format):
     """A list of dicts holding ``pd.Timestamp`` / ``datetime`` / ``date`` / ``np.datetime64`` times gives the

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .read_parquet import EXACT_INT, float_text
+from .read_parquet import float_text
 from .reader import iter_line_blocks
 from .table_chunk import Bad, Chunk, Source, close_names
 
@@ -77,28 +77,38 @@ def objects_chunk(objs: list[dict], lines: list[int], raws: list[str], needed: t
 
 
 def _column_text(values: list[Any], sep: str) -> list[str]:
-    """A column's JSON values as text; its floats as the parquet ingest reads them
-    (:func:`.read_parquet.float_text`: ``123.0`` as ``123``, the key of the same id written ``123``)."""
-    texts = [_json_text(v, sep) for v in values]
-    at = [i for i, v in enumerate(values) if isinstance(v, (float, np.floating))]
-    if at:
-        for i, text in zip(at, float_text(pa.array([float(values[i]) for i in at], pa.float64())).to_pylist()):
-            texts[i] = text
-    return texts
+    """A column's JSON values as text; its floats and its lists' float items as the parquet ingest reads
+    them (:func:`.read_parquet.float_text`: ``123.0`` as ``123``, the key of the same id written ``123``)."""
+    floats: list[float] = []
+    for v in values:
+        if isinstance(v, (float, np.floating, list)):
+            _collect_floats(v, floats)
+    texts = iter(float_text(pa.array(floats, pa.float64())).to_pylist() if floats else ())
+    return [_json_text(v, sep, texts) for v in values]
 
 
-def _json_text(value: Any, sep: str) -> str:
-    """A JSON value as the text a CSV field would hold (lists joined by ``sep``)."""
+def _collect_floats(value: Any, into: list[float]) -> None:
+    """Append the floats of ``value`` (a list's items, in the order :func:`_json_text` meets them)."""
+    if isinstance(value, list):
+        for v in value:
+            _collect_floats(v, into)
+    elif isinstance(value, (float, np.floating)):
+        into.append(float(value))
+
+
+def _json_text(value: Any, sep: str, floats: Iterator[str]) -> str:
+    """A JSON value as the text a CSV field would hold (lists joined by ``sep``); its floats are the
+    next texts of ``floats`` (:func:`_column_text`)."""
     if value is None:
         return ""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, (float, np.floating)):
+        return next(floats)
     if isinstance(value, list):
-        return sep.join(_json_text(v, sep) for v in value)
-    if isinstance(value, (float, np.floating)) and float(value).is_integer() and abs(value) < EXACT_INT:
-        return str(int(value))  # a list's item (a column's floats: _column_text)
+        return sep.join(_json_text(v, sep, floats) for v in value)
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False)
     return str(value)

@@ -76,7 +76,7 @@ def arrow_text(arr: pa.Array, sep: str, time_format: str | None) -> tuple[pd.Ser
         if time_format and (pa.types.is_timestamp(t) or pa.types.is_date(t)):
             arr = _timestamp_text(arr, time_format)
         elif pa.types.is_list(t) or pa.types.is_large_list(t):
-            arr = pc.binary_join(pc.cast(arr, pa.list_(pa.string())), sep)
+            arr = pc.binary_join(_items_text(arr), sep)
         elif pa.types.is_floating(t):
             arr = float_text(arr)
         elif not (pa.types.is_string(t) or pa.types.is_large_string(t)):
@@ -103,6 +103,18 @@ def float_text(arr: pa.Array) -> pa.Array:
     whole = pc.and_(pc.equal(pc.floor(values), values), pc.less(pc.abs(values), EXACT_INT))
     ints = pc.cast(pc.if_else(whole, values, 0.0), pa.int64()).cast(pa.string())
     return pc.if_else(whole, ints, pc.cast(arr, pa.string()))
+
+
+def _items_text(arr: pa.ListArray | pa.LargeListArray) -> pa.Array:
+    """A list column with its items as text: floats by :func:`float_text` (``1.2e+10`` as ``12000000000``,
+    as a float column and JSONL's list items), a null item as an empty one (a JSON list's ``null``: no item;
+    it made the whole list null)."""
+    offsets = arr.offsets  # of a slice: into its whole child array, from offsets[0]
+    start = offsets[0].as_py()
+    items = arr.values.slice(start, offsets[-1].as_py() - start)
+    text = float_text(items) if pa.types.is_floating(items.type) else pc.cast(items, pa.string())
+    offsets = pc.subtract(offsets, pa.scalar(start, offsets.type))
+    return type(arr).from_arrays(offsets, pc.fill_null(text, ""), mask=arr.is_null())
 
 
 def _is_utf8(value: bytes) -> bool:
