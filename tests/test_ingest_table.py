@@ -1172,6 +1172,32 @@ def test_float_list_items_read_as_float_columns_in_jsonl_parquet_and_records(tmp
     assert [arrow_text(lists.slice(i, 2), "|", None)[0].tolist() for i in range(4)] == [whole[i:i + 2] for i in range(4)]
 
 
+@pytest.mark.parametrize("item_type", [pa.float64(), pa.float32()])
+def test_records_of_a_parquet_file_with_list_columns_read_by_pandas_type_as_its_ingest(tmp_path, item_type):
+    """``pd.read_parquet`` gives a parquet list as a numpy array per row: RecordReader of that frame (and of
+    its ``to_dict("records")``) gives the rows of the file's ingest, float32 items in their own text
+    (``1.1``), a null item none (pandas gives a NaN: a frame's NaN item is none, as a NaN value is missing);
+    ``str`` of the arrays gave ``['a' 'b']`` and the items ``[1.1``, ``12345670000.]``: other keys."""
+    from rapids_engage.ingest import RecordReader
+
+    sp = spec(format="parquet", numeric=[], categorical=[], text=[], item=None, lists=["tags"],
+              explode=ExplodeSpec(column="imps", item="news"))
+    imps = pa.array([[1.1, 12345670000.0, -0.0], [2.5, None], [7.0]], pa.list_(item_type))
+    pq.write_table(pa.table({"id": ["r0", "r1", "r2"], "user": ["u", "v", "w"], "ts": [1600000000] * 3, "clicked": [1, 0, 1],
+                             "likes": [1, 2, 3], "imps": imps, "tags": [["a", "b"], None, ["c", None]]}), tmp_path / "t.parquet")
+    _, ingested, _ = run(tmp_path, tmp_path / "t.parquet", sp, "p")
+    assert len(ingested) == 5 and sorted(set(ingested.tags)) == ["", "a b", "c "]  # a null item is none
+    frame = pd.read_parquet(tmp_path / "t.parquet")
+    reader = RecordReader(sp, labelled=True)
+    order = ["raw_id", "news"]
+    want = ingested.drop(columns=["day"]).sort_values(order).reset_index(drop=True)
+    for records in [frame] + ([frame.to_dict("records")] if item_type == pa.float64() else []):  # a dict's float32: float64
+        rows, rejected = reader.read(records)
+        assert rejected.empty
+        got = rows.reset_index(drop=True)[list(want.columns)].sort_values(order).reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, want, check_dtype=False)
+
+
 @pytest.mark.parametrize("time_format", ["unix", "iso", "%Y-%m-%d %H:%M:%S"])
 def test_records_as_dicts_with_datetimes_type_as_a_frame_does(time_format):
     """A list of dicts holding ``pd.Timestamp`` / ``datetime`` / ``date`` / ``np.datetime64`` times gives the

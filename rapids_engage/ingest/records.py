@@ -29,9 +29,12 @@ REJECTED_COLUMNS = ("record", "column", "reason", "detail")
 
 def _value(v: Any) -> Any:
     """A record's value with pandas' missing markers (NaN, NA, NaT) as None, numpy's as Python's
-    (a ``datetime64`` as a ``pd.Timestamp``: its ``item()`` may be an int of nanoseconds)."""
+    (a ``datetime64`` as a ``pd.Timestamp``: its ``item()`` may be an int of nanoseconds; an array as a
+    list: ``str`` gave ``"['a' 'b']"``)."""
     if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
         return None
+    if isinstance(v, np.ndarray):  # a list column's value in a frame (``pd.read_parquet``) or its ``to_dict``
+        return [_value(x) for x in v.tolist()]  # a NaN item none: pandas' null float item
     if isinstance(v, np.datetime64):
         return None if np.isnat(v) else pd.Timestamp(v)
     return v.item() if isinstance(v, np.generic) else v
@@ -96,7 +99,8 @@ def _as_parquet_text(frame: pd.DataFrame, plan: Any) -> pd.DataFrame:
     """``frame`` with its float and datetime columns of the table as the text the parquet ingest reads
     from the same values (a frame is a parquet file's columns: ``pd.read_parquet``): ``123.0`` as
     ``123`` (an int id column with a missing value is float64 in pandas: ``str`` gave ``"123.0"``,
-    another key), times as instants in ``time_format`` (``str`` gave ISO text, not a unix time)."""
+    another key), times as instants in ``time_format`` (``str`` gave ISO text, not a unix time), list
+    columns as a parquet list's items (``str`` of an array gave ``"['a' 'b']"``)."""
     from pandas.api.types import is_datetime64_any_dtype, is_float_dtype
 
 
@@ -106,7 +110,21 @@ def _as_parquet_text(frame: pd.DataFrame, plan: Any) -> pd.DataFrame:
         if c in plan.needed and isinstance(s, pd.Series) and (is_float_dtype(s.dtype) or is_datetime64_any_dtype(s.dtype)):
             fmt = plan.time_format if c == plan.time else None
             texts[c] = arrow_text(pa.array(s), plan.list_seps.get(c, " "), fmt)[0].set_axis(frame.index)
+        elif c in plan.list_seps and isinstance(s, pd.Series) and (lists := _list_array(s)) is not None:
+            texts[c] = arrow_text(lists, plan.list_seps[c], None)[0].set_axis(frame.index)
     return frame.assign(**texts) if texts else frame
+
+
+def _list_array(s: pd.Series) -> pa.Array | None:
+    """A frame's list column (arrays or lists, as ``pd.read_parquet`` gives a parquet list) as arrow's, its
+    items of their dtype (a float32 item as a list<float>'s); None for another column (text, mixed values)."""
+    if s.dtype != object:
+        return None
+    try:
+        arr = pa.array(s, from_pandas=True)  # a NaN item null (no item): pandas' null float item
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    return arr if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type) else None
 
 
 def _misspelt(record: dict, needed: tuple[str, ...]) -> tuple[str, str] | None:
