@@ -36,7 +36,13 @@ def make_frame(n: int, n_users: int, n_times: int, seed: int, start: int = 0, st
         }
     )
     frame.index = rng.permutation(np.arange(100, 100 + n))  # a non-default index that must survive
+    frame.attrs["start"] = start  # where the tests' cut times count from
     return frame
+
+
+def at(frame: pd.DataFrame, steps: int) -> int:
+    """The time ``steps`` quarter hours after the frame's start (:func:`make_frame`)."""
+    return frame.attrs["start"] + steps * 900
 
 
 def oracle(
@@ -85,13 +91,19 @@ def assert_features(got: pd.DataFrame, want: dict[str, np.ndarray]) -> None:
         np.testing.assert_array_equal(got[col].to_numpy(), expected, err_msg=col)  # exact; NaN == NaN here
 
 
-def frames_of(steps: list[int]) -> st.SearchStrategy:
+#: Start times: the epoch, before it (negative times, a day boundary between steps: -10 days - 7.5 min),
+#: and far after it (2200-01-01, beyond 2**32 s).
+STARTS = [0, -10 * 86400 - 450, -7, 7_258_118_400]
+
+
+def frames_of(steps: list[int], starts: list[int] = STARTS) -> st.SearchStrategy:
     return st.builds(
         make_frame,
         n=st.integers(1, 60),
         n_users=st.integers(1, 5),
         n_times=st.integers(1, 16),
         seed=st.integers(0, 10**6),
+        start=st.sampled_from(starts),
         step=st.sampled_from(steps),
     )
 
@@ -143,7 +155,7 @@ def test_null_keys_have_no_history_and_are_in_none(frame, key, seed):
 def test_labels_at_or_after_t_never_change_features_at_t(frame, cut, seed):
     enc = encoder(KEYS["pair"])
     base = enc.fit_transform(frame)
-    t0 = cut * 900
+    t0 = at(frame, cut)
     changed = frame.copy()
     late = (changed[T] >= t0).to_numpy()
     rng = np.random.default_rng(seed)
@@ -184,7 +196,7 @@ def split(frame: pd.DataFrame, cut: int, seed: int) -> tuple[pd.DataFrame, pd.Da
 )
 def test_transform_continues_fit_transform(frame, cut, seed, key, delay):
     key = KEYS[key]
-    train, new = split(frame, cut * 900, seed)
+    train, new = split(frame, at(frame, cut), seed)
     if len(train) == 0:
         return
     # new rows may share the last training time (ties stay invisible to each other)
@@ -206,7 +218,7 @@ def test_transform_continues_fit_transform(frame, cut, seed, key, delay):
 
 
 @settings(max_examples=15, deadline=None)
-@given(frame=frames_of([900]), cut=st.integers(1, 16), seed=st.integers(0, 10**6))
+@given(frame=frames_of([900], [0]), cut=st.integers(1, 16), seed=st.integers(0, 10**6))
 def test_huge_time_span_uses_time_ranks(frame, cut, seed):
     """Times spread over ~2^62 s: key id * time span overflows int64, so times are ranked first."""
     step, windows = 2**58, (2**58, 2**59)
@@ -309,7 +321,7 @@ def test_transform_of_successive_batches_with_string_and_null_keys(frame, cut, s
         text = frame[col].map(lambda v: f"u{v}").astype(object)
         text[rng.random(len(frame)) < 0.2] = None
         frame = frame.assign(**{col: text})
-    train, new = split(frame, cut * 900, seed)
+    train, new = split(frame, at(frame, cut), seed)
     if len(train) == 0:
         return
     enc = encoder(key).fit(train)
@@ -344,7 +356,7 @@ def test_extending_the_state_with_later_events_equals_fitting_on_both(frame, cut
     """Serving the day after the validation window: the state fitted on training, extended with the
     validation events (labelled), serves later rows as a state fitted on both does."""
     key = KEYS[key]
-    cut = cuts[0] * 900
+    cut = at(frame, cuts[0])
     train, rest = split(frame, cut, seed)
     later = rest[T] >= cut + cuts[1] * 900
     events, new = rest[~later], rest[later]  # events at the training end too (ties), new rows after them
@@ -446,7 +458,7 @@ def test_events_sent_again_at_the_state_end_count_once(frame, cuts, seed, key):
     and to transform, are known by their row key: extend skips them, transform gives them their features
     but does not count them as events of later rows (both counted them twice)."""
     key, frame = KEYS[key], with_ids(frame)
-    cut = cuts[0] * 900
+    cut = at(frame, cuts[0])
     train, rest = split(frame, cut, seed)
     later = rest[T] >= cut + cuts[1] * 900
     events, new = rest[~later], rest[later]
@@ -575,3 +587,15 @@ def test_many_ids_at_the_state_end_are_a_parquet_column_shipped_once(tmp_path):
     stem.with_suffix(".json").write_text(json.dumps(legacy | {"last_ids": n_end}))  # the count, the file gone
     with pytest.raises(DataError, match=r"hist_engaging_user_id\.last_ids\.parquet: cannot read the column 'row_id'"):
         HistoryEncoder.load(tmp_path, "hist_engaging_user_id")
+
+
+def test_served_time_since_a_positive_before_1970():
+    """Negative (pre-1970) times: the state's last positive time is the positive's, not the -1 of the
+    rows without one (a max over both took -1, and served dt_prev_like read 1 s instead of 30 days)."""
+    day = 86400
+    train = pd.DataFrame({"u": [1, 1, 1, 1], T: [-30 * day, -20 * day, -5, -5], "like": np.int8([1, 0, 1, 0])})
+    new = pd.DataFrame({"u": [1], T: [0], "like": np.int8([0])}, index=[9])
+    enc = HistoryEncoder("u", ["like"], windows=(3600,)).fit(train)
+    assert enc.transform(new)["hist_u_dt_prev_like"].tolist() == [5]
+    old = HistoryEncoder("u", ["like"], windows=(3600,)).fit(train.iloc[:2])
+    assert old.transform(new)["hist_u_dt_prev_like"].tolist() == [30 * day]

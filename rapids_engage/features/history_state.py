@@ -67,16 +67,24 @@ def event_rows(frame: Any, columns: list[str], time_column: str, targets: list[s
     return tmp[keyed]
 
 
+#: A last positive time below every event time, for the max over rows without a positive (-1 is not:
+#: times before 1970 are negative).
+NO_TIME = np.iinfo(np.int64).min
+
+
 def aggregate(tmp: Any, columns: list[str], time_column: str, targets: list[str], cutoff: int) -> Any:
     """State rows of state-format rows ``tmp`` (events, or earlier state rows): per key one row of
-    everything before ``cutoff`` (older than any span reaches), and per (key, time) the later rows."""
+    everything before ``cutoff`` (older than any span reaches), and per (key, time) the later rows.
+    A row's last positive time is the latest of its positive rows' (-1 where it has no positive)."""
     sums = {N: "sum", **{pos_col(x): "sum" for x in targets}, **{last_col(x): "max" for x in targets}}
+    tmp = tmp.assign(**{last_col(x): tmp[last_col(x)].where(tmp[pos_col(x)] > 0, NO_TIME) for x in targets})
     old = tmp[tmp[time_column] < cutoff]
     old = old.groupby(columns, sort=False, dropna=False).agg({time_column: "max", **sums}).reset_index()
     recent = tmp[tmp[time_column] >= cutoff]
     recent = recent.groupby([*columns, time_column], sort=False, dropna=False).agg(sums).reset_index()
     cols = [*columns, *value_columns(time_column, targets)]
     state = frame_library(tmp).concat([old[cols], recent[cols]], ignore_index=True)
+    state = state.assign(**{last_col(x): state[last_col(x)].where(state[pos_col(x)] > 0, -1) for x in targets})
     return state.astype({c: "int64" for c in cols[len(columns) :]})
 
 
