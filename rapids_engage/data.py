@@ -136,8 +136,10 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
 #: 11: a JSONL object giving a declared column twice (``{"user": 1, "user": 2}``) is quarantined (``duplicate_key``),
 #: not read with its last value;
 #: 12: a parquet, JSONL or record list's float items read as its float columns (``12345670000``, not ``1.234567e+10``
-#: nor ``-0``; ``1e-7``, not ``1e-07``), a null item of a parquet list as no item, not a null list).
-INGEST_RULES = 12
+#: nor ``-0``; ``1e-7``, not ``1e-07``), a null item of a parquet list as no item, not a null list;
+#: 13: a parquet timestamp or date time column read with a ``time_format`` pattern holding ``%z`` / ``%Z`` is
+#: its instant, not ``bad_time`` on every row).
+INGEST_RULES = 13
 
 
 def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:

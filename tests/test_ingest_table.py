@@ -461,7 +461,8 @@ def test_parquet_timestamp_time_column(tmp_path):
     ts = pa.array([1600000000_000, None], pa.timestamp("ms", tz="Europe/Paris"))
     pq.write_table(pa.table({"id": ["p1", "p2"], "ts": ts, "clicked": [1, 1], "likes": [0, 1]}), tmp_path / "p.parquet")
     small = spec(format="parquet", user=None, numeric=[], categorical=[], text=[])
-    for i, fmt in enumerate(["iso", "unix", "unix_ms", "%d/%m/%Y %H:%M:%S"]):
+    # a pattern with the zone (%z, %Z: as for text with offsets) reads the instant too (every row was bad_time)
+    for i, fmt in enumerate(["iso", "unix", "unix_ms", "%d/%m/%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M:%S %Z"]):
         _, frame, q = run(tmp_path, tmp_path / "p.parquet", dataclasses.replace(small, time_format=fmt), f"o{i}")
         assert frame.event_time.tolist() == [1600000000] and q.reason.tolist() == ["bad_time"], fmt
 

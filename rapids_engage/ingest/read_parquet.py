@@ -126,7 +126,7 @@ def _is_utf8(value: bytes) -> bool:
 
 
 def _timestamp_text(arr: pa.Array, fmt: str) -> pa.Array:
-    """Timestamps / dates as text in ``fmt`` (instants in UTC)."""
+    """Timestamps / dates as text in ``fmt`` (instants in UTC; a ``%z`` / ``%Z`` in a pattern writes ``+0000`` / ``UTC``)."""
     if pa.types.is_date(arr.type):
         arr = arr.cast(pa.timestamp("s"))
     per_s = PER_SECOND[arr.type.unit]
@@ -135,5 +135,6 @@ def _timestamp_text(arr: pa.Array, fmt: str) -> pa.Array:
     if fmt in ("unix", "unix_ms"):
         text = pa.array((ticks * 1000 // per_s if fmt == "unix_ms" else secs).astype(str))
     else:
-        text = pc.strftime(pa.array(secs, pa.timestamp("s")), format="%Y-%m-%dT%H:%M:%S" if fmt == "iso" else fmt)
+        utc = pa.array(secs, pa.timestamp("s", tz="UTC"))  # a zone to write: arrow cannot %z a naive time
+        text = pc.strftime(utc, format="%Y-%m-%dT%H:%M:%S" if fmt == "iso" else fmt)
     return pc.if_else(arr.is_null(), pa.scalar(None, pa.string()), text.cast(pa.string()))
