@@ -599,3 +599,25 @@ def test_served_time_since_a_positive_before_1970():
     assert enc.transform(new)["hist_u_dt_prev_like"].tolist() == [5]
     old = HistoryEncoder("u", ["like"], windows=(3600,)).fit(train.iloc[:2])
     assert old.transform(new)["hist_u_dt_prev_like"].tolist() == [30 * day]
+
+
+def test_times_near_the_int64_limits_match_the_oracle_and_beyond_them_are_refused():
+    """Times up to +-(2**62 - 1) s with windows up to 2**61 s: exact (a time minus a window near int64's
+    minimum wrapped round, and a window count came out -2); beyond, a one-line error naming the column."""
+    edge = 2**62 - 1
+    ts = [-edge, -edge, -edge + 3600, -1, 0, 0, edge - 3600, edge]
+    frame = pd.DataFrame({"engaging_user_id": [1, 1, 1, 1, 1, 2, 1, 1], T: np.array(ts, dtype="int64"),
+                          "like": np.int8([1, 0, 1, 0, 1, 1, 0, 1]), "reply": np.int8([0, 1, 0, 0, 1, 0, 1, 0])})
+    windows = (3600, 2**61)
+    key = KEYS["single"]
+    out = encoder(key, windows).fit_transform(frame)
+    assert_features(out, oracle(frame, key, TARGETS, windows))
+    names = encoder(key, windows).output_names(TARGETS)
+    served = encoder(key, windows).fit(frame.iloc[:-1]).transform(frame.iloc[-1:])
+    pd.testing.assert_frame_equal(served[names], out.iloc[-1:][names])
+    for t in (-(2**62), 2**62, np.iinfo(np.int64).min):
+        beyond = frame.assign(**{T: frame[T].where(frame.index != 3, t)})
+        with pytest.raises(ValueError, match=rf"column '{T}' holds {t}, beyond the \+-2\*\*62 seconds"):
+            encoder(key, windows).fit_transform(beyond)
+    with pytest.raises(ValueError, match="under 2\\*\\*62 seconds, got 4611686018427387904"):
+        HistoryEncoder(key, TARGETS, (2**62,))

@@ -15,7 +15,7 @@ from .frames import (
 )
 from .history_spans import span_features, window_label
 from .history_state import (
-    N, StateIndex, aggregate, alone_if_null, event_rows, last_col, pos_col, positive, row_ids, sorted_contains, state_rows_by_pass,
+    N, TIME_LIMIT, StateIndex, aggregate, alone_if_null, event_rows, last_col, pos_col, positive, row_ids, sorted_contains, state_rows_by_pass,
     times, value_columns,
 )
 
@@ -64,6 +64,8 @@ class HistoryEncoder(EstimatorParams):
         self.label_delay = int(label_delay)
         if self.label_delay < 0:
             raise ValueError(f"HistoryEncoder label_delay must be >= 0 seconds, got {self.label_delay}")
+        if self.reach() >= TIME_LIMIT:
+            raise ValueError(f"HistoryEncoder windows, days and label_delay must reach back under 2**62 seconds, got {self.reach()}")
         self.time_column = time_column
         self.prefix = prefix
         self.row_key = list(row_key)

@@ -43,8 +43,19 @@ def value_columns(time_column: str, targets: list[str]) -> list[str]:
     return [time_column, N, *[pos_col(t) for t in targets], *[last_col(t) for t in targets]]
 
 
+#: Event times and spans stay below this in magnitude (about 146 billion years): a time minus a span,
+#: and the difference of two times, then fit in int64.
+TIME_LIMIT = 2**62
+
+
 def times(frame: Any, time_column: str) -> Any:
-    return values(frame[time_column]).astype(np.int64)
+    """The int64 times of ``frame``; a DataError naming the column for a time of magnitude >= :data:`TIME_LIMIT`."""
+    t = values(frame[time_column]).astype(np.int64)
+    if len(t) and (int(t.min()) <= -TIME_LIMIT or int(t.max()) >= TIME_LIMIT):
+        bad = int(t.min()) if int(t.min()) <= -TIME_LIMIT else int(t.max())
+        raise DataError(f"history features: column {time_column!r} holds {bad}, beyond the +-2**62 seconds whose "
+                        "windows int64 arithmetic can take (epoch seconds?)")
+    return t
 
 
 def positive(frame: Any, target: str) -> Any:
