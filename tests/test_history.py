@@ -621,3 +621,25 @@ def test_times_near_the_int64_limits_match_the_oracle_and_beyond_them_are_refuse
             encoder(key, windows).fit_transform(beyond)
     with pytest.raises(ValueError, match="under 2\\*\\*62 seconds, got 4611686018427387904"):
         HistoryEncoder(key, TARGETS, (2**62,))
+
+
+@settings(max_examples=12, deadline=None)
+@given(frame=frames, cut=st.integers(1, 16), seed=st.integers(0, 10**6), key=st.sampled_from(sorted(KEYS)),
+       parts=st.tuples(st.integers(1, 4), st.integers(1, 3)), limit=st.sampled_from([None, 0]))
+def test_dask_form_over_partitions_matches_the_oracle(frame, cut, seed, key, parts, limit):
+    """The dask form on 1-4 partitions (a key's same-second events may start in different ones), with an
+    in-memory or a partitioned state, equals the oracle on training rows and the in-memory serving."""
+    import dask.dataframe as dd
+
+    key, frame = KEYS[key], frame.reset_index(names="row")
+    train, new = split(frame, at(frame, cut), seed)
+    if len(train) == 0:
+        return
+    enc = encoder(key)
+    got = history_features(dd.from_pandas(train, npartitions=parts[0], sort=False), enc, limit=limit).compute()
+    got = got.set_index("row").loc[train["row"]]
+    assert_features(got, oracle(train, key, TARGETS))
+    if len(new):
+        served = history_features(dd.from_pandas(new, npartitions=parts[1], sort=False), enc, fit=False).compute()
+        want = encoder(key).fit(train).transform(new).set_index("row")
+        pd.testing.assert_frame_equal(served.set_index("row").loc[want.index], want)
