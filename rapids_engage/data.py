@@ -290,13 +290,15 @@ def resolve_min_partition_rows(cfg: DataConfig, backend: Backend) -> int | None:
 
 
 def sized_partitions(
-    frame: Any, files: list[Path], max_rows: int | None, min_rows: int | None, min_partitions: int = 1
+    frame: Any, files: list[Path], max_rows: int | None, min_rows: int | None, min_partitions: int = 1,
+    rows: list[int] | None = None,
 ) -> Any:
     """``frame`` (read from ``files``, in order) with partitions of at most about ``max_rows`` rows
     (a file with more split evenly into as few as that takes) and, where files are smaller than
     ``min_rows``, consecutive partitions merged into about ``min_rows`` (at most ``max_rows``), keeping
     at least ``min_partitions`` (fewer files: the largest split further, a partition per worker thread; never
-    an empty one). Row counts come from the parquet footers: nothing is read."""
+    an empty one). Row counts come from the parquet footers (``rows``: the files' counts, their footers read
+    already): nothing is read."""
     import math
 
     import pyarrow.parquet as pq
@@ -306,7 +308,8 @@ def sized_partitions(
             raise DataError(f"data.{name} must be >= 1, got {value}")
     if max_rows is None and min_rows is None:
         return frame
-    rows = [pq.read_metadata(f).num_rows for f in files]
+    if rows is None:
+        rows = [pq.read_metadata(f).num_rows for f in files]
     if max_rows is not None and max(rows) > max_rows:
         pieces = [math.ceil(n / max_rows) if n > max_rows else 0 for n in rows]  # 0: a small file, merged
         sized = _split_large(frame, rows, pieces, max_rows, min_rows)

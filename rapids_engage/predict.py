@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from rich.console import Console
 
@@ -21,6 +21,7 @@ from .backend import Backend
 from .config import ClusterConfig
 from .data import DataError, sized_partitions
 from .features import FeatureBuilder, add_labels
+from .footers import RAW_INPUT, Footer, as_footers, not_parquet, read_footer
 from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
@@ -145,48 +146,49 @@ def locate_builder(store_info: dict, backend: Backend, model_dir: Path | None = 
     )
 
 
-#: What predict says of input that is not canonical parquet rows.
-RAW_INPUT = ("raw files (CSV, TSV, JSONL, RecSys text) are read by `ingest` first (with --unlabelled when they have no "
-             "target columns), whose output predict takes")
-
-
-def input_files(path: Path) -> list[Path]:
+def _input_paths(path: Path) -> list[Path]:
     """The parquet files of ``predict --input``: a file, or a directory's (an ingest output's ``data/``)."""
     if (path / "data").is_dir():  # an ingest output: its rows, not its quarantine
         path = path / "data"
-    files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+    return [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+
+
+def input_files(path: Path) -> list[Path]:
+    """The parquet files of ``predict --input`` (:func:`_input_paths`), each checked to end as parquet does."""
+    files = _input_paths(path)
     for f in files:
         if not has_parquet_footer(f):
-            raise DataError(f"{f} is not a parquet file (no parquet footer: another format, or cut short): {RAW_INPUT}")
+            raise not_parquet(f)
     return files
 
 
-def check_some_rows(path: Path, files: list[Path]) -> None:
-    """A :class:`DataError` when ``predict --input`` (``files``: its :func:`input_files`) holds no row (its parquet
-    footers say so: nothing is read), as ``ingest`` refuses empty input: else predict wrote 0 predictions, and a
-    truncated export went unnoticed."""
-    import pyarrow.parquet as pq
+def input_footers(path: Path) -> list[Footer]:
+    """The footers of ``predict --input``'s parquet files (:func:`_input_paths`), each read once: what the checks
+    before the cluster starts take (:func:`check_some_rows`, :func:`read_new_rows`, :func:`earliest_time`,
+    :func:`check_not_before`)."""
+    return [read_footer(f) for f in _input_paths(path)]
 
-    if files and not any(pq.read_metadata(f).num_rows for f in files):
-        held = f"all {len(files)} parquet files under it have" if len(files) > 1 else f"{files[0]} has"
+
+def check_some_rows(path: Path, files: Sequence[Path | Footer]) -> None:
+    """A :class:`DataError` when ``predict --input`` (``files``: its :func:`input_footers`, or paths) holds no row
+    (its parquet footers say so: nothing is read), as ``ingest`` refuses empty input: else predict wrote 0
+    predictions, and a truncated export went unnoticed."""
+    footers = as_footers(files)
+    if footers and not any(f.num_rows for f in footers):
+        held = f"all {len(footers)} parquet files under it have" if len(footers) > 1 else f"{footers[0].path} has"
         raise DataError(f"input {path}: no rows to score ({held} 0 rows)")
 
 
-def earliest_time(files: list[Path], column: str) -> int | None:
-    """The smallest ``column`` value of parquet ``files`` from their footers' statistics (no data read);
-    None when a file has no statistics for it, or values that are not integers (a timestamp column:
+def earliest_time(files: Sequence[Path | Footer], column: str) -> int | None:
+    """The smallest ``column`` value of parquet ``files`` (footers, or paths) from their footers' statistics (no
+    data read); None when a file has no statistics for it, or values that are not integers (a timestamp column:
     refused with its own message when the rows are read)."""
-    import pyarrow.parquet as pq
-
     lows = []
-    for f in files:
-        meta = pq.ParquetFile(f).metadata
-        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
-        if column not in names:
+    for footer in as_footers(files):
+        if footer.leaf_index(column) is None:
             return None
-        for g in range(meta.num_row_groups):
-            stats = meta.row_group(g).column(names.index(column)).statistics
-            if meta.row_group(g).num_rows == 0:
+        for _, rows, stats in footer.row_groups(column):
+            if rows == 0:
                 continue
             if stats is None or not stats.has_min_max or type(stats.min) is not int:
                 return None
@@ -241,7 +243,7 @@ def history_gap(builder: FeatureBuilder, start: int | None) -> str | None:
             "the run's validation window), or retrain on data up to them")
 
 
-def check_not_before(builder: FeatureBuilder, files: list[Path], start: int | None) -> None:
+def check_not_before(builder: FeatureBuilder, files: Sequence[Path | Footer], start: int | None) -> None:
     """The history features' refusal of rows earlier than the serving state's end (a :class:`DataError`, their
     message), before the cluster starts: ``start`` is the rows' earliest time from the footers
     (:func:`earliest_time`); the early rows are counted from the footers and the time column of the row
@@ -254,49 +256,53 @@ def check_not_before(builder: FeatureBuilder, files: list[Path], start: int | No
     raise DataError(enc.early_rows(early, rows, start))
 
 
-def _rows_before(files: list[Path], column: str, end: int) -> tuple[int, int]:
-    """(rows whose ``column`` is below ``end``, rows) of parquet ``files``: a row group's footer
-    statistics decide it when they can, else its ``column`` is read."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
+def _rows_before(files: Sequence[Path | Footer], column: str, end: int) -> tuple[int, int]:
+    """(rows whose ``column`` is below ``end``, rows) of parquet ``files`` (footers, or paths): a row group's
+    footer statistics decide it when they can, else its ``column`` is read."""
     early = rows = 0
-    for f in files:
-        pf = pq.ParquetFile(f)
-        at = pf.schema_arrow.get_field_index(column)
-        for g in range(pf.metadata.num_row_groups):
-            group = pf.metadata.row_group(g)
-            stats = group.column(at).statistics
-            rows += group.num_rows
+    for footer in as_footers(files):
+        for g, n, stats in footer.row_groups(column):
+            rows += n
             if stats is not None and stats.has_min_max and stats.min >= end:
                 continue
             if stats is not None and stats.has_min_max and stats.max < end and stats.null_count == 0:
-                early += group.num_rows
+                early += n
                 continue
-            early += int(pc.sum(pc.less(pf.read_row_group(g, columns=[column]).column(0), end)).as_py() or 0)
+            early += _read_rows_before(footer, g, column, end)
     return early, rows
 
 
-def read_new_rows(path: Path, files: list[Path], layout: Layout, min_partition_rows: int | None = None) -> Any:
-    """Canonical parquet rows to score (a file or a directory; ``files``: its :func:`input_files`); the
+def _read_rows_before(footer: Footer, group: int, column: str, end: int) -> int:
+    """Rows of row group ``group`` of ``footer``'s file whose ``column`` is below ``end``, the column read (its
+    footer not read again)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    values = pq.ParquetFile(footer.path, metadata=footer.metadata).read_row_group(group, columns=[column]).column(0)
+    return int(pc.sum(pc.less(values, end)).as_py() or 0)
+
+
+def read_new_rows(path: Path, files: Sequence[Path | Footer], layout: Layout, min_partition_rows: int | None = None) -> Any:
+    """Canonical parquet rows to score (a file or a directory; ``files``: its :func:`input_footers`, or paths); the
     target columns are optional. Consecutive files smaller than ``min_partition_rows`` share a
     partition (:func:`sized_partitions`)."""
     import dask.dataframe as dd
 
     if not files:
         raise DataError(f"no parquet files at {path}: {RAW_INPUT}")
-    frame = dd.read_parquet([str(f) for f in files], blocksize=None, columns=_shared_columns(files, layout))
-    return sized_partitions(frame, files, None, min_partition_rows)
+    footers = as_footers(files)
+    paths = [f.path for f in footers]
+    frame = dd.read_parquet([str(p) for p in paths], blocksize=None, columns=_shared_columns(footers, layout))
+    return sized_partitions(frame, paths, None, min_partition_rows, rows=[f.num_rows for f in footers])
 
 
-def _shared_columns(files: list[Path], layout: Layout) -> list[str] | None:
-    """The columns to read of ``files`` (None: all, when every file has the same ones); a :class:`DataError`
+def _shared_columns(footers: list[Footer], layout: Layout) -> list[str] | None:
+    """The columns to read of the files of ``footers`` (None: all, when every file has the same ones); a :class:`DataError`
     naming the file when one lacks a column needed to compute features, or a label or raw id column another
     file has (its rows would have neither score nor label: dask took the first file's columns for all and
     failed on the others). Columns no feature reads, in some files only, are left out. From the footers."""
-    import pyarrow.parquet as pq
-
-    names = [pq.read_schema(f).names for f in files]
+    files = [f.path for f in footers]
+    names = [list(f.names) for f in footers]
     for f, have in zip(files, names):
         missing = [c for c in layout.input_columns() if c not in have]
         if missing:
@@ -418,7 +424,7 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
     if not input_path.exists():
         glob = " (a parquet file or directory, not a glob: `ingest` takes globs)" if any(c in str(input_path) for c in "*?[") else ""
         raise DataError(f"input {input_path} does not exist{glob}")
-    files = input_files(input_path)
+    files = input_footers(input_path)  # each file's footer read once, for every check before the cluster
     check_some_rows(input_path, files)
     memory = MemoryWatch.for_run(backend, cluster_cfg.scheduler_address)
     with memory, StageProgress(console, quiet, memory) as prog:

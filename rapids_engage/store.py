@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from . import store_builds
 from .atomic import DamagedFile, check_fields, replace_dir
@@ -291,10 +291,15 @@ def check_files(root: Path, files: dict[str, int]) -> str | None:
 def has_parquet_footer(path: Path) -> bool:
     """Whether ``path`` ends with parquet's magic bytes: a whole parquet file does, a cut one or another format not."""
     with open(path, "rb") as f:
-        if f.seek(0, os.SEEK_END) < len(PARQUET_MAGIC):
-            return False
-        f.seek(-len(PARQUET_MAGIC), os.SEEK_END)
-        return f.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
+        return ends_with_parquet_magic(f)
+
+
+def ends_with_parquet_magic(f: BinaryIO) -> bool:
+    """Whether the open binary file ``f`` ends with parquet's magic bytes (its position is left anywhere)."""
+    if f.seek(0, os.SEEK_END) < len(PARQUET_MAGIC):
+        return False
+    f.seek(-len(PARQUET_MAGIC), os.SEEK_END)
+    return f.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
 
 
 def write_split(frame: Any, directory: Path) -> None:

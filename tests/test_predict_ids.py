@@ -229,3 +229,64 @@ def test_predict_reads_the_models_once(trained, tmp_path, monkeypatch):
                  str(tmp_path / "scored"), "--gpus", "0", "--quiet"]) == 0
     assert read == ["points.meta.json"]
     assert len(pd.read_parquet(tmp_path / "scored" / "predictions")) == 50
+
+
+def _count_footer_reads(monkeypatch) -> dict[str, int]:
+    """file name -> parquet footers read of it from now on (``ParquetFile`` without a footer handed over,
+    ``read_metadata``, ``read_schema``)."""
+    import collections
+
+    import pyarrow.parquet as pq
+
+    reads: dict[str, int] = collections.Counter()
+    init = pq.ParquetFile.__init__
+
+    def counted_init(self, source, *args, metadata=None, **kwargs):
+        name = getattr(source, "name", source)  # a path, or a Python file (read_metadata's own file has no name)
+        if metadata is None and isinstance(name, (str, Path)):
+            reads[Path(name).name] += 1
+        init(self, source, *args, metadata=metadata, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "__init__", counted_init)
+    for fn in ("read_metadata", "read_schema"):
+        def counted(where, *args, _read=getattr(pq, fn), **kwargs):
+            reads[Path(where).name] += 1
+            return _read(where, *args, **kwargs)
+        monkeypatch.setattr(pq, fn, counted)
+    return reads
+
+
+def test_predict_reads_each_input_footer_once(trained, tmp_path, monkeypatch):
+    """predict read each input file's parquet footer three or four times before the cluster started (rows, columns,
+    partition sizes, earliest time; once more to count rows it refuses): seconds of latency for thousands of files
+    on a network filesystem. Each footer is read once now and passed to every check."""
+    from rapids_engage import cluster
+    from rapids_engage.backend import CPU
+    from rapids_engage.config import ClusterConfig
+    from rapids_engage.data import DataError
+    from rapids_engage.predict import run_predict
+
+    class Started(Exception):
+        pass
+
+    def started(*args, **kwargs):
+        raise Started
+
+    tmp, _, report = trained
+    time, cutoff = report["layout"]["time"], report["split"]["cutoff"]
+    events = pd.read_parquet(report["split"]["data_dir"]).sort_values(time)
+    later, earlier = events[events[time] > cutoff], events[events[time] <= cutoff].tail(30)
+    early = int((earlier[time] < earlier[time].max()).sum())  # the serving state ends at the last training time
+    for name, rows in {"later": later, "mixed": pd.concat([earlier, later.head(30)])}.items():
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            rows.iloc[i * len(rows) // 3:(i + 1) * len(rows) // 3].to_parquet(tmp_path / name / f"part-{i}.parquet", index=False, row_group_size=10)
+    monkeypatch.setattr(cluster, "start_cluster", started)
+    reads = _count_footer_reads(monkeypatch)
+    with pytest.raises(Started):
+        run_predict(tmp / "run", tmp_path / "later", tmp_path / "scored", CPU, ClusterConfig(gpus=0))
+    assert reads == {f"part-{i}.parquet": 1 for i in range(3)}
+    reads.clear()
+    with pytest.raises(DataError, match=rf": {early} of 60 rows are earlier"):  # row groups straddling the end read, not their footers
+        run_predict(tmp / "run", tmp_path / "mixed", tmp_path / "scored", CPU, ClusterConfig(gpus=0))
+    assert reads == {f"part-{i}.parquet": 1 for i in range(3)}

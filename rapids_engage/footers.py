@@ -1,0 +1,68 @@
+"""The parquet footers of ``predict --input``, read once per file.
+
+Predict's checks before the cluster starts (rows at all, columns, partition sizes, the earliest
+time, rows earlier than the serving state's end) all read the input files' footers; each file's
+is read once (:func:`read_footer`) and the one :class:`Footer` passed to all of them: on a
+network filesystem every read of thousands of footers costs seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from .data import DataError
+from .store import ends_with_parquet_magic
+
+#: What predict says of input that is not canonical parquet rows.
+RAW_INPUT = ("raw files (CSV, TSV, JSONL, RecSys text) are read by `ingest` first (with --unlabelled when they have no "
+             "target columns), whose output predict takes")
+
+
+@dataclass(frozen=True)
+class Footer:
+    """One parquet file's footer: its path, column names (as ``pq.read_schema`` gives them) and metadata
+    (``pyarrow.parquet.FileMetaData``: the row groups and their column statistics)."""
+
+    path: Path
+    names: tuple[str, ...]
+    metadata: Any = field(repr=False, compare=False)
+
+    @property
+    def num_rows(self) -> int:
+        return self.metadata.num_rows
+
+    def row_groups(self, column: str) -> Iterator[tuple[int, int, Any]]:
+        """(index, rows, statistics of ``column`` or None) of each row group; ``column`` must be a top-level
+        column of the file (:meth:`leaf_index` not None)."""
+        at = self.leaf_index(column)
+        for g in range(self.metadata.num_row_groups):
+            group = self.metadata.row_group(g)
+            yield g, group.num_rows, group.column(at).statistics
+
+    def leaf_index(self, column: str) -> int | None:
+        """The index of top-level ``column`` among the row groups' columns (None: the file has none)."""
+        schema = self.metadata.schema
+        return next((i for i in range(self.metadata.num_columns) if schema.column(i).path == column), None)
+
+
+def not_parquet(path: Path) -> DataError:
+    """The error of a ``predict`` input file that is not parquet."""
+    return DataError(f"{path} is not a parquet file (no parquet footer: another format, or cut short): {RAW_INPUT}")
+
+
+def read_footer(path: Path) -> Footer:
+    """``path``'s footer, the file opened once; :func:`not_parquet` when it does not end with parquet's magic bytes."""
+    import pyarrow.parquet as pq
+
+    with open(path, "rb") as f:
+        if not ends_with_parquet_magic(f):
+            raise not_parquet(path)
+        parquet = pq.ParquetFile(f)
+        return Footer(Path(path), tuple(parquet.schema_arrow.names), parquet.metadata)
+
+
+def as_footers(files: Sequence[Path | Footer]) -> list[Footer]:
+    """``files`` as footers: those read already as they are, paths read here (:func:`read_footer`)."""
+    return [f if isinstance(f, Footer) else read_footer(f) for f in files]
