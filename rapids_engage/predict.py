@@ -328,21 +328,24 @@ def _write_atomic(frame: Any, out: Path) -> None:
 
 def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path, builder: FeatureBuilder | None = None,
             prog: StageProgress | None = None, boosters: dict[str, Any] | None = None,
-            models: tuple[dict[str, dict], dict] | None = None) -> dict:
+            models: tuple[dict[str, dict], dict] | None = None, served_from: Path | None = None) -> dict:
     """Score ``rows`` (a dask frame) with every model of ``model_dir``; write ``out/predictions``.
 
     Returns {"rows", "targets", "predictions", "store", "metrics"}; metrics for the targets whose
     engagement column the rows carry (None without any). ``prog`` times the "score" and "metrics" stages.
     ``models``: :func:`load_models` of ``model_dir`` already read (the metas ``boosters`` were loaded from), read
     here otherwise; ``boosters``: target -> booster already loaded (:func:`load_boosters`), loaded here otherwise,
-    before any feature.
+    before any feature. ``builder``: the serving state, found here otherwise (:func:`locate_builder`);
+    ``served_from``: the store it was read from. The result's ``store`` names the store served from, as
+    ``predict.json`` does (the models' own when a ``builder`` is given without ``served_from``).
     """
     from .evaluate import evaluate_targets, gather
     from .train import is_ranking
 
     prog = prog or StageProgress(quiet=True)
     metas, store_info = models or load_models(model_dir)
-    builder = builder or load_builder(store_info, backend, model_dir)
+    if builder is None:
+        builder, served_from = locate_builder(store_info, backend, model_dir)
     boosters = boosters or load_boosters(metas, backend)
     layout = builder.layout
     targets = list(metas)
@@ -350,7 +353,8 @@ def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path
     with prog.stage("score", client=client):
         scored = _score(client, boosters, builder, metas, add_labels(rows, labelled, layout, missing=True), labelled, out)
         n = int(scored.map_partitions(len).sum().compute())
-    result: dict[str, Any] = {"rows": n, "targets": targets, "predictions": absolute_path(out / "predictions"), "store": store_info, "metrics": None}
+    store = store_info if served_from is None else {**store_info, "path": absolute_path(served_from)}
+    result: dict[str, Any] = {"rows": n, "targets": targets, "predictions": absolute_path(out / "predictions"), "store": store, "metrics": None}
     if labelled:
         with prog.stage("metrics"):
             frame, host = gather(client, scored, {t: scored[PRED_PREFIX + t] for t in labelled}, labelled, layout)
@@ -454,8 +458,8 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
                 prog.log(line)
             if cluster.kind == "external":  # its workers read the rows and write the predictions
                 check_shared_paths(cluster.client, cluster_cfg.scheduler_address, read=[input_path], write=[out])
-            result = predict(cluster.client, backend, model_dir, rows, out, builder, prog, boosters, (metas, store_info))
-    result["store"] = {**result["store"], "path": absolute_path(served_from)}  # where the serving state was read
+            result = predict(cluster.client, backend, model_dir, rows, out, builder, prog, boosters, (metas, store_info),
+                             served_from)
     result["timings_s"] = {k: round(v, 3) for k, v in prog.timings.items()}
     result["rows_per_s"] = round(result["rows"] / prog.timings["score"], 1) if prog.timings.get("score") else None
     result["memory"] = memory.to_report()

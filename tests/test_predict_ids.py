@@ -290,3 +290,27 @@ def test_predict_reads_each_input_footer_once(trained, tmp_path, monkeypatch):
     with pytest.raises(DataError, match=rf": {early} of 60 rows are earlier"):  # row groups straddling the end read, not their footers
         run_predict(tmp / "run", tmp_path / "mixed", tmp_path / "scored", CPU, ClusterConfig(gpus=0))
     assert reads == {f"part-{i}.parquet": 1 for i in range(3)}
+
+
+def test_library_predict_names_the_store_it_served_from(trained, tmp_path):
+    """predict() (the library call) of a run moved whole served the store/ beside its models/ but reported the
+    store the models were trained with, a path that no longer held the version; it names the one served from now,
+    as predict.json does."""
+    import shutil
+
+    from distributed import Client, LocalCluster
+
+    from rapids_engage.backend import CPU
+    from rapids_engage.predict import input_files, predict, read_new_rows
+
+    tmp, _, report = trained
+    moved = tmp_path / "moved"
+    for folder in ("models", "store"):
+        shutil.copytree(tmp / "run" / folder, moved / folder)
+    for meta in (moved / "models").glob("*.meta.json"):  # as if the run's old place was cleared
+        meta.write_text(json.dumps(json.loads(meta.read_text()) | {"store": {"path": str(tmp_path / "gone"),
+                                                                              "version": report["store"]["version"]}}))
+    rows = read_new_rows(tmp_path, input_files(Path(report["split"]["data_dir"]))[-1:], Layout.from_dict(report["layout"]))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+        result = predict(client, CPU, moved, rows, tmp_path / "scored")
+    assert result["store"] == {"path": str((moved / "store").resolve()), "version": report["store"]["version"]}
