@@ -163,6 +163,51 @@ def test_pr_curve_downsampled():
     assert m.pr_curve(np.zeros(3), np.ones(3)) == {"precision": [], "recall": []}
 
 
+def test_pr_curve_starts_at_recall_0_precision_1_and_ends_at_the_positive_rate():
+    y = np.array([0.0, 1.0, 0.0, 1.0, 0.0])
+    p = np.array([0.9, 0.8, 0.3, 0.2, 0.1])
+    c = m.pr_curve(y, p)
+    assert (c["recall"][0], c["precision"][0]) == (0.0, 1.0)
+    assert c["precision"][1:] == pytest.approx([0.0, 0.5, 1 / 3, 0.5, 0.4])
+    assert (c["recall"][-1], c["precision"][-1]) == (1.0, pytest.approx(y.mean()))
+
+
+def test_log_loss_clips_at_1e_15_by_default_as_the_reports_do():
+    y = np.array([1.0, 0.0, 1.0, 0.0])
+    p = np.array([0.0, 1.0, 0.7, 0.2])
+    expected = (-math.log(1e-15) - math.log(1.0 - (1.0 - 1e-15)) - math.log(0.7) - math.log(0.8)) / 4  # 1 - 1e-15 rounds
+    assert m.log_loss(y, p) == pytest.approx(expected, rel=1e-12)
+    assert m.binary_report(y, p)["log_loss"] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "y, p",
+    [
+        ([1, 1, 1, 1], [0.1, 0.2, 0.2, 0.9]),  # all positive
+        ([0, 0, 0, 0], [0.1, 0.2, 0.2, 0.9]),  # all negative
+        ([1, 0, 1, 0, 0, 1], [0.5] * 6),  # every score tied
+        ([1, 0, 1, 0, 0, 1], [0.5, 0.5, 0.2, 0.2, 0.9, 0.9]),  # tie blocks mixing the classes
+        ([1], [0.3]),  # one row
+    ],
+)
+def test_edge_inputs_agree_with_sklearn_or_are_the_documented_nan(y, p):
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    both = 0 < y.sum() < len(y)
+    assert m.log_loss(y, p) == pytest.approx(skm.log_loss(y, p, labels=[0, 1]), rel=1e-12)
+    if y.sum() > 0:
+        assert m.average_precision(y, p) == pytest.approx(skm.average_precision_score(y, p), abs=1e-12)
+    else:  # sklearn gives 0.0 (and warns): no positive to rank
+        assert math.isnan(m.average_precision(y, p))
+    if both:
+        assert m.roc_auc(y, p) == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
+        assert m.rce(y, p) == pytest.approx(_organizers_rce(y, p), rel=1e-9, abs=1e-9)
+    else:  # sklearn raises (AUC) or divides by a zero strawman (RCE)
+        assert math.isnan(m.roc_auc(y, p)) and math.isnan(m.rce(y, p))
+    report = m.binary_report(y, p, key=np.arange(len(y), dtype=float))
+    assert report["ap"] == pytest.approx(m.average_precision(y, p), nan_ok=True)
+    assert report["auc"] == pytest.approx(m.roc_auc(y, p), nan_ok=True)
+
+
 def _brute_grouped(metric, y, p, key, n_groups):
     edges = np.quantile(key, np.linspace(0, 1, n_groups + 1))
     vals = []
