@@ -547,7 +547,8 @@ def binary_report(y: ArrayLike, p: ArrayLike, key: ArrayLike | None = None) -> d
 
 
 def ranking_report(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10, tiebreak: ArrayLike | None = None) -> dict[str, Any]:
-    """{"map@k", "ndcg@k", "mrr", "auc", "n_groups", "tied@k"}; ``n_groups`` counts the groups averaged
+    """{"map@k", "ndcg@k", "mrr", "auc", "n_groups", "tied@k"}, all of the relevance ``y > 0`` (graded labels
+    too); ``n_groups`` counts the groups averaged
     (those with a positive). One sort is shared by the ranking metrics. Tied scores are
     ordered by ``tiebreak`` (e.g. hashed row keys), else against the model; ``tied@k`` is the
     share of the top-k rows of those groups that tie with another row of their group (how much
@@ -560,7 +561,7 @@ def ranking_report(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10, ti
         f"map@{k}": _map_at_k(r, k),
         f"ndcg@{k}": _ndcg_at_k(r, k),
         "mrr": _mrr(r),
-        "auc": _auc(*_sorted_curve(y[order], p[order], xp), xp),
+        "auc": _auc(*_sorted_curve((y[order] > 0).astype(xp.float64), p[order], xp), xp),  # of the relevance y > 0
         "n_groups": int((r.n_pos > 0).sum()),
         f"tied@{k}": _tied_at_k(r, p, k),
     }

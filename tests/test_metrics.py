@@ -345,6 +345,17 @@ def _brute_tied(y, p, group, k, tiebreak):
     return float(np.mean(shown)) if shown else float("nan")
 
 
+def test_ranking_report_of_graded_labels_is_that_of_binary_relevance():
+    """Labels above 1 are relevant (y > 0) for every metric of the report, AUC included."""
+    y = np.array([2.0, 0.0, 3.0, 1.0, 0.0, 0.0])
+    p = np.array([0.9, 0.1, 0.4, 0.6, 0.5, 0.2])
+    group = np.array([1, 1, 2, 2, 2, 3])
+    graded, binary = m.ranking_report(y, p, group), m.ranking_report((y > 0).astype(float), p, group)
+    assert graded == pytest.approx(binary, nan_ok=True)
+    assert graded["auc"] == pytest.approx(skm.roc_auc_score(y > 0, p))
+    assert m.ranking_report(np.array([2.0, 0.0]), np.array([0.9, 0.1]), np.array([1, 1]))["auc"] == 1.0
+
+
 @SETTINGS
 @given(ranking_data(), st.sampled_from([1, 3, 10]))
 def test_tied_at_k_brute_force(d, k):
