@@ -12,6 +12,7 @@ import pytest
 
 from rapids_engage.evaluate import evaluate_targets, gather, oracle_probabilities, score, tiebreak
 from rapids_engage.layout import Layout, Target
+from rapids_engage.metrics import average_precision, grouped_by_quantile
 
 DAY = 86_400
 T0 = 1_600_041_600  # 2020-09-14 00:00 UTC
@@ -82,3 +83,45 @@ def test_the_ranking_tiebreak_is_a_hash_of_the_row_key_whatever_the_row_order():
     order = np.random.default_rng(0).permutation(50)
     assert (tiebreak(frame.iloc[order], grouped) == ties[order]).all()
     assert tiebreak(frame, Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),))) is None
+
+
+def test_a_ranking_model_s_scores_leave_out_the_grouped_rce_and_group_ap_by_popularity():
+    """With a popularity column: AP / RCE grouped by its quantiles; a ranking model's scores keep the AP only."""
+    layout = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),), popularity="followers")
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"row_id": np.arange(200), "t": 0, "followers": rng.integers(0, 1000, 200),
+                          "click": (rng.random(200) < 0.3).astype(float)})
+    p = rng.uniform(0.05, 0.95, 200)
+    got = score(frame, layout, "click", p)
+    want = grouped_by_quantile(average_precision, frame["click"].to_numpy(), p, frame["followers"].to_numpy(float))
+    assert got["ap_grouped"] == pytest.approx(want["mean"]) and got["rce_grouped"] is not None
+    scores = score(frame, layout, "click", np.log(p / (1 - p)) * 40, probabilities=False)
+    assert scores["rce_grouped"] is None and scores["ap_grouped"] == pytest.approx(got["ap_grouped"])
+
+
+def test_unlabelled_rows_keep_their_ranking_tiebreak():
+    """Rows left out for a missing label: the others' tied scores are ordered by their own row keys' hash."""
+    layout = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),), group="imp")
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame({"row_id": np.arange(80) * 3, "t": 0, "imp": np.repeat(np.arange(8), 10),
+                          "click": (rng.random(80) < 0.3).astype(float)})
+    partial = frame.assign(click=frame["click"].mask(np.arange(80) % 3 == 0))
+    known = partial["click"].notna().to_numpy()
+    pred = np.full(80, 0.5)  # every score tied: the tie-break alone ranks
+    got = evaluate_targets(partial, {"click": pred}, ["click"], layout, None)["click"]
+    want = score(frame[known].reset_index(drop=True), layout, "click", pred[known])
+    assert got["map@10"] == pytest.approx(want["map@10"]) and got["mrr"] == pytest.approx(want["mrr"])
+
+
+def test_the_oracle_scores_the_binary_targets_only(tmp_path):
+    """The truth holds probabilities of the binary targets: their oracle RCE / AP, none for a count target."""
+    layout = Layout("table", ("row_id",), "t", (Target("like", "like", "binary"), Target("n", "n", "count")))
+    rng = np.random.default_rng(3)
+    p_true = rng.uniform(0.05, 0.95, 100)
+    frame = pd.DataFrame({"row_id": np.arange(100), "t": 0, "like": (rng.random(100) < p_true).astype(float),
+                          "n": np.log1p(rng.integers(0, 5, 100))})
+    truth = pd.DataFrame({"row_id": np.arange(100), "p_like": p_true})
+    got = evaluate_targets(frame, {"like": p_true, "n": frame["n"].to_numpy()}, ["like", "n"], layout, truth)
+    assert got["like"]["oracle_rce"] == pytest.approx(got["like"]["rce"])
+    assert got["like"]["oracle_ap"] == pytest.approx(average_precision(frame["like"].to_numpy(), p_true))
+    assert "oracle_rce" not in got["n"] and "oracle_ap" not in got["n"]
