@@ -119,8 +119,9 @@ def evaluate_targets(
             report = score(frame[known], layout, t, preds[t][known], probabilities=t not in scores, ties=some)
             report["unlabelled_rows"] = int((~known).sum())
         if truth is not None and report["kind"] == "binary":
-            y_host = to_host_f64(frame[t])
-            p_true = truth[TRUE_PROB_PREFIX + t].to_numpy()
+            labelled = to_host(known).astype(bool)  # the model's rows: the unlabelled ones are left out of both
+            y_host = to_host_f64(frame[t])[labelled]
+            p_true = truth[TRUE_PROB_PREFIX + t].to_numpy()[labelled]
             report["oracle_rce"] = metrics.rce(y_host, p_true)
             report["oracle_ap"] = metrics.average_precision(y_host, p_true)
         results[t] = report

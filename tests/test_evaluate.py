@@ -125,3 +125,17 @@ def test_the_oracle_scores_the_binary_targets_only(tmp_path):
     assert got["like"]["oracle_rce"] == pytest.approx(got["like"]["rce"])
     assert got["like"]["oracle_ap"] == pytest.approx(average_precision(frame["like"].to_numpy(), p_true))
     assert "oracle_rce" not in got["n"] and "oracle_ap" not in got["n"]
+
+
+def test_the_oracle_leaves_out_the_unlabelled_rows_as_the_model_s_metrics_do():
+    """A row without a label has no place in the oracle's RCE / AP either (it made them fail on its NaN label)."""
+    layout = Layout("table", ("row_id",), "t", (Target("like", "like", "binary"),))
+    rng = np.random.default_rng(4)
+    p_true = rng.uniform(0.05, 0.95, 100)
+    y = (rng.random(100) < p_true).astype(float)
+    frame = pd.DataFrame({"row_id": np.arange(100), "t": 0, "like": np.where(np.arange(100) % 7 == 0, np.nan, y)})
+    truth = pd.DataFrame({"row_id": np.arange(100), "p_like": p_true})
+    got = evaluate_targets(frame, {"like": p_true}, ["like"], layout, truth)["like"]
+    known = np.arange(100) % 7 != 0
+    assert got["unlabelled_rows"] == 15 and got["oracle_rce"] == pytest.approx(got["rce"])
+    assert got["oracle_ap"] == pytest.approx(average_precision(y[known], p_true[known]))
