@@ -23,8 +23,9 @@ from .progress import StageProgress, byte_size
 from .run_dirs import store_path
 from .skew import skew_report
 from .split import SplitInfo, shuffle_labels, time_split
-from .train import as_float32, predict, train_target
+from .train import as_float32, predict
 from .train_external import train_target_external
+from .train_shared_matrix import train_targets
 
 
 def spilled_line(spilled: int, cluster: ClusterConfig) -> str:
@@ -93,7 +94,8 @@ def pinned_splits(client: Any, splits: dict[str, Any], workers: set[str] | None,
 def train_stage(cfg: Config, backend: Backend, prog: StageProgress, client: Any, built: Materialized, layout: Layout,
                  model_dir: Path) -> Trained:
     """One model per target on the store version's training split, early-stopped on its validation split, each
-    saved into ``model_dir`` as it is trained."""
+    saved into ``model_dir`` as it is trained (in memory: the targets sharing a quantile sketch train together,
+    :mod:`.train_shared_matrix`; progress counts their group's targets at once)."""
     targets, external = list(cfg.train.targets), cfg.train.external_memory
     kinds = {t: layout.target(t).kind for t in targets}
     models = {}
@@ -102,15 +104,20 @@ def train_stage(cfg: Config, backend: Backend, prog: StageProgress, client: Any,
         pinned = worker_addresses(client)  # a lost one takes pinned partitions with it: the run ends (one line)
         train_f, valid_f = pinned_splits(client, splits, pinned, external)
         split_dir = built.store.version_dir(built.version)
-        for i, t in enumerate(targets):
-            prog.update(i, len(targets), t)
-            if external:
+        store = {"path": str(built.store.path.resolve()), "version": built.version}
+
+        def save(model: Any) -> None:
+            model.save(model_dir, built.features, store)
+
+        if external:
+            for i, t in enumerate(targets):
+                prog.update(i, len(targets), t)
                 models[t] = train_target_external(client, backend, cfg.train, t, split_dir / "train", split_dir / "valid",
                                                   built.features, kinds[t], cfg.cluster.local_directory)
-            else:
-                models[t] = train_target(client, backend, cfg.train, t, train_f, valid_f, built.features, kinds[t], layout.group,
-                                         pinned, layout.row_key, log=prog.log)
-            models[t].save(model_dir, built.features, {"path": str(built.store.path.resolve()), "version": built.version})
+                save(models[t])
+        else:
+            models = train_targets(client, backend, cfg.train, kinds, train_f, valid_f, built.features, layout.group, pinned,
+                                   layout.row_key, log=prog.log, progress=prog.update, trained=save)
     return Trained(models, kinds, train_f, valid_f, pinned)
 
 

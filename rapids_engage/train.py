@@ -1,4 +1,5 @@
-"""One XGBoost model per engagement target, trained on the cluster with xgboost.dask.
+"""One XGBoost model per engagement target, trained on the cluster (:mod:`.train_shared_matrix`: the targets
+share each worker's quantile sketch; :mod:`.train_external`: from the store's files).
 
 ``device="cuda"`` on GPU workers, ``"cpu"`` otherwise, always ``tree_method="hist"``,
 early stopping on the forward-in-time validation window. Models are saved in
@@ -13,8 +14,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .backend import Backend
-from .cluster import while_workers_live, worker_addresses
-from .train_locks import released_on_abort
 from .config import ConfigError, TrainConfig
 
 
@@ -173,75 +172,6 @@ def by_group(frame: Any, group: str, row_key: Sequence[str] = ()) -> Any:
     return frame.map_partitions(lambda part: part.sort_values(by), meta=frame._meta)
 
 
-def train_target(
-    client: Any,
-    backend: Backend,
-    cfg: TrainConfig,
-    target: str,
-    train: Any,
-    valid: Any,
-    features: list[str],
-    kind: str = "binary",
-    group: str | None = None,
-    workers: set[str] | None = None,
-    row_key: Sequence[str] = (),
-    log: Callable[[str], None] | None = None,
-) -> TrainedModel:
-    """Train the model of one target on dask frames holding ``features`` and the label.
-
-    A ``rank:*`` objective (``train.per_target.<target>.objective``) learns to
-    rank the rows of each ``group`` (e.g. an impression); early stopping then
-    watches NDCG@10 on the validation groups (rows in ``row_key`` order within a group). Count targets default to squared
-    error on log1p(count); ``count:poisson`` / ``reg:tweedie`` / ``reg:gamma``
-    fit the raw counts instead (see :data:`RAW_COUNT_OBJECTIVES`). ``workers``: those the frames'
-    partitions are pinned to; losing one ends the call with :class:`WorkerLostError` (the pinned
-    partitions cannot be recomputed elsewhere). However the call ends, it leaves xgboost.dask's
-    worker locks free (:mod:`.train_locks`); ``log`` hears when it waits for another training's.
-    """
-    import dask
-    import xgboost as xgb
-    import xgboost.dask  # noqa: F401 - registers xgb.dask
-
-    params = xgb_params(cfg, target, backend, kind)
-    rounds, patience = boosting_rounds(cfg, target)
-    ranks = is_ranking(params["objective"])
-    if ranks and group is None:
-        raise ValueError(f"train: objective {params['objective']} for {target!r} needs a ranking group (data.table.group)")
-
-    def fit() -> dict:  # all of it reads the pinned partitions: a lost worker must end it, not leave it waiting
-        rows, checks, qid = train, valid, {"train": {}, "valid": {}}
-        if ranks:
-            rows, checks = by_group(train, group, row_key), by_group(valid, group, row_key)
-            qid = {"train": {"qid": query_ids(rows[group])}, "valid": {"qid": query_ids(checks[group])}}
-        y_train, y_valid = rows[target], checks[target]
-        if fits_raw_counts(params, target, kind):
-            check_lowest_label(params, target, lambda: y_train.min().compute())
-            y_train, y_valid = _expm1(y_train), _expm1(y_valid)
-        weigh_classes(params, lambda: dask.compute(y_train.sum(), y_train.count()))
-        dtrain = xgb.dask.DaskQuantileDMatrix(client, rows[features], y_train, max_bin=params["max_bin"], **qid["train"])
-        dvalid = xgb.dask.DaskQuantileDMatrix(
-            client, checks[features], y_valid, ref=dtrain, max_bin=params["max_bin"], **qid["valid"]
-        )
-        if abandoned.is_set():  # the run stopped while the matrices were built: take no lock it would not release
-            raise RuntimeError("training abandoned")
-        # xgboost.dask sends the calling thread's global config to the workers (it is per thread)
-        with xgb.config_context(use_rmm=uses_rmm(backend)):
-            return xgb.dask.train(
-                client,
-                params,
-                dtrain,
-                num_boost_round=rounds,
-                evals=list(zip((dtrain, dvalid), EVAL_SETS)),
-                early_stopping_rounds=patience if patience > 0 else None,
-                verbose_eval=False,
-            )
-
-    with released_on_abort(client, workers or worker_addresses(client) or (), log) as abandoned:
-        out = while_workers_live(client, fit, workers=workers)  # the matrices too: they read the pinned partitions
-    booster, best, history = best_model(out["booster"], out["history"], patience)
-    return TrainedModel(target, booster, best, history["valid"], kind, params["objective"], history["train"], params)
-
-
 def uses_rmm(backend: Backend) -> bool:
     """Whether XGBoost allocates GPU memory through RMM (an RMM pool, cuDF spilling on demand): only a
     GPU run with an XGBoost built with RMM (the RAPIDS conda packages; pip wheels are not)."""
@@ -257,8 +187,3 @@ def predict(client: Any, model: TrainedModel, frame: Any, features: list[str]) -
 
     return to_label_scale(xgb.dask.inplace_predict(client, model.booster, frame[features]), model.objective)
 
-
-def _expm1(series: Any) -> Any:
-    import numpy as np
-
-    return series.map_partitions(np.expm1, meta=series._meta)

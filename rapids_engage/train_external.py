@@ -169,7 +169,8 @@ def train_target_external(
     kind: str = "binary",
     cache_dir: str | None = None,
 ) -> Any:
-    """:func:`~rapids_engage.train.train_target` for splits on disk, by external memory (one worker)."""
+    """One target's model from the splits on disk, by external memory (one worker): the in-memory path's model
+    (:func:`~rapids_engage.train_shared_matrix.train_targets`) for training splits larger than the workers' memory."""
     import xgboost as xgb
 
     from .cluster import while_workers_live

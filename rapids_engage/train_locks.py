@@ -1,7 +1,7 @@
 """xgboost.dask's worker locks on a shared cluster: released when a run stops mid-training, named when waited on.
 
-``xgboost.dask.train`` holds a ``distributed.MultiLock`` named by each worker's address while it
-trains; the scheduler keeps such a lock until its holder releases it. A run stopped mid-training
+``xgboost.dask.train``, and the run's training (:mod:`.train_shared_matrix`, which takes the same lock), holds a
+``distributed.MultiLock`` named by each worker's address while it trains; the scheduler keeps such a lock until its holder releases it. A run stopped mid-training
 (Ctrl-C, SIGTERM, a lost worker, any error) abandons its training thread, which never does: every
 later training on those workers of that scheduler then waited forever. :func:`released_on_abort`
 releases what the run's training took, with Ctrl-C / SIGTERM held back meanwhile (a second Ctrl-C
@@ -53,7 +53,7 @@ def release_locks(client: Any, ids: Iterable[str]) -> int:
 
 
 def _record_lock_ids() -> None:
-    """Make ``distributed.MultiLock``, which ``xgboost.dask.train`` looks up at each training, note each lock's
+    """Make ``distributed.MultiLock``, which each training looks up when it takes it, note each lock's
     id in the sets of :data:`_requested` of its client (once per process)."""
     import distributed
 
@@ -97,7 +97,7 @@ def signals_held() -> Iterator[None]:
 
 @contextmanager
 def released_on_abort(client: Any, workers: Iterable[str], log: Callable[[str], None] | None = None) -> Iterator[threading.Event]:
-    """Around one ``xgboost.dask.train`` on ``workers``: says who holds their locks if one is held, and
+    """Around one training on ``workers`` (its ``distributed.MultiLock``): says who holds their locks if one is held, and
     releases the locks taken inside when the block ends by an exception (KeyboardInterrupt included),
     a further Ctrl-C held back until they are released (:func:`signals_held`). Yields an event set when
     the block was left that way: a training thread the block abandoned checks it before taking locks,

@@ -354,7 +354,7 @@ def test_additions_of_2026_12_02_on_gpu(tmp_path):
     assert list(out.columns) == ["te_language_like"] and isinstance(out, cudf.DataFrame)
     # rank training: dask_cudf frames sorted by (group, row key) before xgboost.dask, no re-sort warning
     from rapids_engage.config import TrainConfig
-    from rapids_engage.train import train_target
+    from rapids_engage.train_shared_matrix import train_targets
 
     imp = pd.DataFrame({"row_id": np.arange(3_000), "page": np.repeat(np.arange(300), 10) * 7919 % 1_000_003,
                         "a": rng.normal(size=3_000), "click": (rng.random(3_000) < 0.2).astype("int8")})
@@ -362,7 +362,7 @@ def test_additions_of_2026_12_02_on_gpu(tmp_path):
     backend = resolve("1").init()
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
         parts = [dd.from_pandas(cudf.from_pandas(imp.sample(frac=1.0, random_state=s)), npartitions=3) for s in (1, 2)]
-        model = train_target(client, backend, cfg, "click", *parts, ["a"], group="page", row_key=("row_id",))
+        model = train_targets(client, backend, cfg, {"click": "binary"}, *parts, ["a"], group="page", row_key=("row_id",))["click"]
     assert model.ranks and model.booster.num_boosted_rounds() >= 1
 
 
@@ -386,8 +386,8 @@ def test_operations_of_2026_12_02b_on_gpu(tmp_path):
 
     from rapids_engage.config import TrainConfig
     from rapids_engage.synthetic import SyntheticSpec, generate
-    from rapids_engage.train import train_target
     from rapids_engage.train_locks import lock_queues
+    from rapids_engage.train_shared_matrix import train_targets
 
     out, cache = tmp_path / "run", tmp_path / "cache"
     cmd = [sys.executable, "-m", "rapids_engage.pipeline", "--gpus", "1", "--rows", "200000", "--out", str(out),
@@ -437,8 +437,8 @@ def test_operations_of_2026_12_02b_on_gpu(tmp_path):
 
         threading.Thread(target=interrupt_once_locked, daemon=True).start()
         with Client(cluster) as stopped, pytest.raises(KeyboardInterrupt):
-            train_target(stopped, backend, TrainConfig(targets=["like"], max_depth=6, num_boost_round=20_000,
-                                                       early_stopping_rounds=0), "like", *frames, ["a", "b"])
+            train_targets(stopped, backend, TrainConfig(targets=["like"], max_depth=6, num_boost_round=20_000,
+                                                        early_stopping_rounds=0), {"like": "binary"}, *frames, ["a", "b"])
         assert held() == set()
 
 

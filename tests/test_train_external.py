@@ -49,7 +49,7 @@ def test_gamma_on_counts_with_zeros_is_refused_naming_the_setting(tmp_path):
 
     from rapids_engage.backend import CPU
     from rapids_engage.config import ConfigError, TrainConfig
-    from rapids_engage.train import train_target
+    from rapids_engage.train_shared_matrix import train_targets
     from rapids_engage.train_external import train_target_external
 
     rng = np.random.default_rng(0)
@@ -63,7 +63,7 @@ def test_gamma_on_counts_with_zeros_is_refused_naming_the_setting(tmp_path):
     cfg = TrainConfig(targets=["n", "n1"], num_boost_round=3, per_target={t: {"objective": "reg:gamma"} for t in ("n", "n1")})
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as c:
         dask_frame = dd.from_pandas(frame, npartitions=2)
-        paths = [lambda t: train_target(c, CPU, cfg, t, dask_frame, dask_frame, ["x"], "count"),
+        paths = [lambda t: train_targets(c, CPU, cfg, {t: "count"}, dask_frame, dask_frame, ["x"])[t],
                  lambda t: train_target_external(c, CPU, cfg, t, tmp_path / "train", tmp_path / "valid", ["x"], "count")]
         for train in paths:
             with pytest.raises(ConfigError, match=r"train.per_target.n.objective: reg:gamma needs counts above 0"):

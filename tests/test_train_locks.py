@@ -1,4 +1,5 @@
-"""xgboost.dask's worker locks: a training stopped midway (Ctrl-C) frees them, so the next one on that cluster runs."""
+"""The workers' training locks (xgboost.dask's): a training stopped midway (Ctrl-C) frees them, so the next one on that
+cluster runs."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from rapids_engage.backend import CPU
 from rapids_engage.config import TrainConfig
-from rapids_engage.train import train_target
+from rapids_engage.train_shared_matrix import train_targets
 from rapids_engage.train_locks import lock_queues, release_locks, released_on_abort
 
 pytestmark = pytest.mark.slow
@@ -76,17 +77,18 @@ def test_an_interrupted_training_frees_the_workers_for_the_next(cluster, client)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not _held(client):
             time.sleep(0.02)
-        _thread.interrupt_main()  # Ctrl-C while xgboost.dask trains
+        _thread.interrupt_main()  # Ctrl-C while the workers train
 
     threading.Thread(target=interrupt_once_locked, daemon=True).start()
     with Client(cluster) as stopped, pytest.raises(KeyboardInterrupt):
-        train_target(stopped, CPU, cfg, "like", *_frames(), ["a", "b", "c"])
+        train_targets(stopped, CPU, cfg, {"like": "binary"}, *_frames(), ["a", "b", "c"])
     assert _held(client) == set()
     # The next training on the same workers runs (it waited forever on the abandoned training's lock)
     done: dict = {}
     quick = TrainConfig(targets=["like"], max_depth=3, num_boost_round=5, early_stopping_rounds=0)
-    thread = threading.Thread(target=lambda: done.setdefault("model", train_target(client, CPU, quick, "like", *_frames(),
-                                                                                     ["a", "b", "c"])), daemon=True)
+    thread = threading.Thread(target=lambda: done.setdefault("model", train_targets(client, CPU, quick, {"like": "binary"},
+                                                                                      *_frames(), ["a", "b", "c"])["like"]),
+                              daemon=True)
     thread.start()
     thread.join(120)
     assert "model" in done and done["model"].booster.num_boosted_rounds() == 5

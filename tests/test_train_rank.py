@@ -36,12 +36,12 @@ def _train(client, train: pd.DataFrame, valid: pd.DataFrame, parts: int):
 
     from rapids_engage.backend import CPU
     from rapids_engage.config import TrainConfig
-    from rapids_engage.train import train_target
+    from rapids_engage.train_shared_matrix import train_targets
 
     cfg = TrainConfig(targets=["click"], max_depth=3, num_boost_round=20, early_stopping_rounds=5, subsample=1.0,
                       colsample_bytree=1.0, per_target={"click": {"objective": "rank:ndcg"}})
     frames = [dd.from_pandas(f, npartitions=parts, sort=False) for f in (train, valid)]
-    model = train_target(client, CPU, cfg, "click", *frames, ["a", "b", "c"], group="page", row_key=("row_id",))
+    model = train_targets(client, CPU, cfg, {"click": "binary"}, *frames, ["a", "b", "c"], group="page", row_key=("row_id",))["click"]
     assert model.ranks
     return model
 

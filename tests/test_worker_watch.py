@@ -220,12 +220,13 @@ def test_a_worker_lost_while_a_training_sorts_its_groups_ends_the_training(monke
     from rapids_engage import train
     from rapids_engage.backend import CPU
     from rapids_engage.config import TrainConfig
+    from rapids_engage.train_shared_matrix import train_targets
 
     cfg = TrainConfig(targets=["click"], num_boost_round=5, per_target={"click": {"objective": "rank:ndcg"}})
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         frame, workers = _pinned_frame(client), set(client.nthreads())
         monkeypatch.setattr(train, "by_group", _killing_first(client, train.by_group))
-        error = _outcome(lambda: train.train_target(client, CPU, cfg, "click", frame, frame, ["a"], group="page",
-                                                    workers=workers, row_key=("row_id",)))
+        error = _outcome(lambda: train_targets(client, CPU, cfg, {"click": "binary"}, frame, frame, ["a"], group="page",
+                                               workers=workers, row_key=("row_id",)))
         assert isinstance(error, WorkerLostError), error

@@ -1,0 +1,107 @@
+"""Every target on one quantile sketch per worker: the same models, byte for byte, as one xgboost.dask
+training per target (the path it replaced), on 1 and 2 workers (binary with class weighting, counts with a
+raw-count objective and their own max_bin, a ranking target, per-target early stopping); the tracker honours
+dask's ``xgboost.scheduler_address`` as xgboost.dask does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+FEATURES = ["a", "b", "c"]
+KINDS = {"like": "binary", "rare": "binary", "count": "count", "click": "binary"}
+
+
+def _rows(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)).astype("float32")
+    page = np.repeat(rng.integers(-(2**62), 2**62, n // 5), 5)
+    like = (rng.random(n) < 1 / (1 + np.exp(-2 * x[:, 0]))).astype("int8")
+    rare = (rng.random(n) < 0.05 + 0.05 * (x[:, 1] > 0)).astype("int8")
+    count = np.log1p(rng.poisson(np.exp(0.5 * x[:, 2])))
+    return pd.DataFrame({"row_id": np.arange(n, dtype="int64"), "page": page, "a": x[:, 0], "b": x[:, 1], "c": x[:, 2],
+                         "like": like, "rare": rare, "count": count, "click": like})
+
+
+def _cfg():
+    from rapids_engage.config import TrainConfig
+
+    return TrainConfig(targets=list(KINDS), max_depth=3, num_boost_round=12, early_stopping_rounds=2, subsample=0.8,
+                       colsample_bytree=0.8, per_target={"rare": {"scale_pos_weight": "balanced", "early_stopping_rounds": 0},
+                                                         "count": {"objective": "count:poisson", "max_bin": 64},
+                                                         "click": {"objective": "rank:ndcg"}})
+
+
+def _one_xgboost_dask_training(client, target, kind, train, valid):
+    """The replaced path: xgboost.dask's own matrices and training, for one target."""
+    import xgboost as xgb
+    import xgboost.dask  # noqa: F401
+
+    from rapids_engage.backend import CPU
+    from rapids_engage.train import EVAL_SETS, boosting_rounds, by_group, is_ranking, query_ids, xgb_params
+    from rapids_engage.train_shared_matrix import target_spec, trained_model
+
+    ranks = is_ranking(xgb_params(_cfg(), target, CPU, kind)["objective"])
+    if ranks:
+        train, valid = by_group(train, "page", ("row_id",)), by_group(valid, "page", ("row_id",))
+    spec = target_spec(_cfg(), CPU, target, kind, train[target])
+    label = (lambda f: f[target].map_partitions(np.expm1, meta=f[target]._meta)) if spec.raw_counts else (lambda f: f[target])
+    qid = (lambda f: {"qid": query_ids(f["page"])}) if ranks else (lambda f: {})
+    dtrain = xgb.dask.DaskQuantileDMatrix(client, train[FEATURES], label(train), max_bin=spec.params["max_bin"], **qid(train))
+    dvalid = xgb.dask.DaskQuantileDMatrix(client, valid[FEATURES], label(valid), ref=dtrain, max_bin=spec.params["max_bin"],
+                                          **qid(valid))
+    rounds, patience = boosting_rounds(_cfg(), target)
+    out = xgb.dask.train(client, spec.params, dtrain, num_boost_round=rounds, evals=list(zip((dtrain, dvalid), EVAL_SETS)),
+                         early_stopping_rounds=patience if patience > 0 else None, verbose_eval=False)
+    return trained_model(spec, kind, out["booster"], out["history"])
+
+
+def _raw(model, path) -> bytes:
+    model.booster.save_model(str(path))
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("n_workers, valid_parts", [(1, 4), (2, 4), (2, 1)])  # (2, 1): a worker without validation rows
+def test_shared_matrices_train_the_models_xgboost_dask_trains(n_workers, valid_parts, tmp_path):
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+
+    from rapids_engage.backend import CPU
+    from rapids_engage.cluster import pin_partitions, worker_addresses
+    from rapids_engage.train_shared_matrix import train_targets
+
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        train, valid = (pin_partitions(client, dd.from_pandas(_rows(n, s), npartitions=p, sort=False))
+                        for n, s, p in ((1500, 0, 4), (500, 1, valid_parts)))
+        old = {t: _one_xgboost_dask_training(client, t, k, train, valid) for t, k in KINDS.items()}
+        calls, saved = [], []
+        new = train_targets(client, CPU, _cfg(), KINDS, train, valid, FEATURES, "page", worker_addresses(client), ("row_id",),
+                            progress=lambda *a: calls.append(a), trained=lambda m: saved.append(m.target))
+    assert list(new) == list(KINDS)
+    assert calls == [(0, 4, "like, rare"), (2, 4, "count"), (3, 4, "click")] and saved == ["like", "rare", "count", "click"]
+    for t in KINDS:
+        assert _raw(old[t], tmp_path / f"{t}-old.json") == _raw(new[t], tmp_path / f"{t}-new.json"), t
+        assert (old[t].best_iteration, old[t].history, old[t].train_history, old[t].params) == \
+               (new[t].best_iteration, new[t].history, new[t].train_history, new[t].params), t
+    assert new["rare"].params["scale_pos_weight"] > 1
+    assert new["count"].booster.num_boosted_rounds() < 12 and new["click"].booster.num_boosted_rounds() < 12  # stopped early
+
+
+def test_the_tracker_goes_where_dask_config_says_first_then_the_scheduler():
+    """xgboost.dask starts its tracker at ``xgboost.scheduler_address`` (dask config) when set, else at XGBoost's guess
+    of the host, falling back to the scheduler's host; so does the shared training."""
+    import dask
+
+    from rapids_engage.train_shared_matrix import tracker_addresses
+
+    class Scheduler:
+        address = "tcp://10.1.2.3:8786"
+
+    client = type("Client", (), {"scheduler": Scheduler()})()
+    assert tracker_addresses(client) == [None, "10.1.2.3"]
+    with dask.config.set({"xgboost.scheduler_address": "192.0.0.100:12345"}):
+        assert tracker_addresses(client) == [("192.0.0.100", 12345), "10.1.2.3"]
+    with dask.config.set({"xgboost.scheduler_address": "192.0.0.100"}):
+        assert tracker_addresses(client) == [("192.0.0.100", 0), "10.1.2.3"]
