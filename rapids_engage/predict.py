@@ -402,11 +402,16 @@ def _expm1(log_counts: Any) -> Any:
 
 
 def check_predict_out(out: Path) -> None:
-    """A :class:`ConfigError` when ``out/predictions``, which predict replaces whole, holds files it did not write
-    (the parquet parts of dask's ``to_parquet``): ``--out .`` in a project with a ``predictions/`` of the user's."""
+    """A :class:`ConfigError` when ``out`` cannot be made and written (read-only, a file in the way: found before the
+    models load, not after the rows are scored), or when ``out/predictions``, which predict replaces whole, holds
+    files it did not write (the parquet parts of dask's ``to_parquet``): ``--out .`` in a project with a
+    ``predictions/`` of the user's."""
     from .config import ConfigError
-    from .run_dirs import foreign_files
+    from .run_dirs import foreign_files, unusable_dir
 
+    problem = unusable_dir(out)
+    if problem:
+        raise ConfigError(f"predict: --out: cannot create the output directory {str(out)!r}: {problem}")
     problem = foreign_files(out / "predictions", lambda p: p.is_file() and (p.suffix == ".parquet" or p.name in PARQUET_METADATA),
                             "predict")
     if problem:
