@@ -241,9 +241,15 @@ def start_cluster(backend: Backend, cfg: ClusterConfig, log: Callable[[str], Non
         finally:
             client.close()
         return
-    cluster = _cuda_cluster(cfg, backend) if backend.is_gpu else _cpu_cluster(cfg)
-    client = Client(cluster)
+    from .train_locks import signals_held
+
+    cluster = client = None
     try:
+        # Ctrl-C / SIGTERM while the workers start take effect once they have, and the cluster is closed below:
+        # interrupted mid-start, it was left half made, and distributed's exit hook printed a traceback closing it
+        with signals_held():
+            cluster = _cuda_cluster(cfg, backend) if backend.is_gpu else _cpu_cluster(cfg)
+            client = Client(cluster)
         from .worker_setup import BackendSetup  # its preload ran in each worker: this needs our backend's kind
 
         client.register_plugin(BackendSetup(backend.kind))  # a plugin: a worker its nanny restarts is set up too
@@ -252,8 +258,9 @@ def start_cluster(backend: Backend, cfg: ClusterConfig, log: Callable[[str], Non
             yield ClusterInfo(client, len(cluster.workers), kind, client.dashboard_link, frozenset(worker_addresses(client) or ()))
     except BaseException:
         with _scheduler_quiet():  # the run ends on its own error line
-            client.close()
-            cluster.close()
+            for started in (client, cluster):
+                if started is not None:
+                    started.close()
         raise
     else:
         client.close()
