@@ -137,7 +137,15 @@ class FeatureStore:
         part = tmp / (MANIFEST + ".part")
         part.write_text(json.dumps(manifest, indent=1, default=str))
         os.replace(part, tmp / MANIFEST)
-        replace_dir(tmp, self.version_dir(version))
+        if not replace:
+            try:  # one step: a version a concurrent run published after the check above is not replaced under its reader
+                os.rename(tmp, self.version_dir(version))
+                return True
+            except OSError:  # a directory there: a rename does not replace one holding files
+                if self.manifest(version) is not None:  # published meanwhile: theirs is used
+                    self.discard(tmp)
+                    return False
+        replace_dir(tmp, self.version_dir(version))  # a rebuild, or a damaged version in the way
         return True
 
     def discard(self, tmp: Path) -> None:

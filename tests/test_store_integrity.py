@@ -114,3 +114,38 @@ def test_serving_a_version_whose_manifest_lacks_its_definition_names_the_manifes
     with pytest.raises(ValueError, match=re.escape(str(store.version_dir("aaa") / MANIFEST))
                        + r" is damaged \(key definition is missing\): rerun the pipeline"):
         store.builder("aaa")
+
+
+def _staged(store: FeatureStore, rows: int):
+    tmp = store.begin()
+    (tmp / "train").mkdir()
+    pd.DataFrame({"f": range(rows)}).to_parquet(tmp / "train" / "part.0.parquet")
+    return tmp
+
+
+def test_a_version_published_between_the_check_and_the_rename_is_kept(tmp_path, monkeypatch):
+    """Two runs of one config on a shared store publish at about the same time (their builds take as long): the
+    later one saw no version, then the first published, and the later one renamed the first's files away and
+    deleted them while that run read them (or, between exists() and the rename, failed with 'Directory not
+    empty'). It keeps the first's version now, as when it sees it before."""
+    from rapids_engage import store_builds
+
+    store = FeatureStore(tmp_path / "store")
+    first, later = _staged(store, 50), _staged(store, 50)
+    release = store_builds.release
+
+    def first_publishes_meanwhile(tmp):  # right after the later run's check
+        monkeypatch.setattr(store_builds, "release", release)
+        store.publish(first, "aaa", {"rows": {"train": 50, "valid": 0}, "features": ["f"], "reused": None}, replace=False)
+        reading = (store.version_dir("aaa") / "train" / "part.0.parquet").open("rb")  # the first run reads it
+        kept.append((reading, store.version_dir("aaa").stat().st_ino))
+        release(tmp)
+
+    kept = []
+    monkeypatch.setattr(store_builds, "release", first_publishes_meanwhile)
+    assert not store.publish(later, "aaa", {"rows": {"train": 50, "valid": 0}, "features": ["f"], "reused": None},
+                             replace=False)
+    reading, inode = kept[0]
+    reading.close()
+    assert store.version_dir("aaa").stat().st_ino == inode and store.problem("aaa") is None
+    assert sorted(p.name for p in store.path.iterdir()) == ["aaa"]  # the later run's build is gone, nothing left
