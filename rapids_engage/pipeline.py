@@ -40,6 +40,7 @@ from .memory import MemoryWatch
 from .progress import StageProgress
 from .provenance import CONFIG_FILE, absolute_path, config_data, run_info, write_config
 from .run_dirs import check_dir, check_features_out, check_run_outputs, store_path
+from .store_builds import in_use
 from .run_stages import evaluate_stage, store_stages, train_stage
 from .plots import write_all
 from .report import print_summary, validate, write_json
@@ -115,12 +116,15 @@ def run(
     started = time.time()
     targets = list(cfg.train.targets)
     check_run_outputs(cfg, Path(cfg.out))
-    # a run stopped before publishing (Ctrl-C, an error) removes what it staged; published, nothing is left to remove
+    # a run stopped before publishing (Ctrl-C, an error) removes what it staged; published, nothing is left to remove;
+    # the store version the models are trained from is marked in use until they are published: `store --keep`
+    # (a housekeeping job) deleted it under a run in progress, whose models then could not be served
     with contextlib.ExitStack() as staged:
         with _stages(cfg, quiet, console) as (backend, out, prog, memory):
             dataset = _data_stage(cfg, backend, prog)
             with _cluster(cfg, backend, prog) as cluster:
                 split, built = store_stages(cfg, backend, prog, cluster, dataset, rebuild, shuffle_seed)
+                staged.enter_context(in_use(built.store.path, built.version, out / "models"))
                 # published at the end; a run stopped before (Ctrl-C, an error) removes it on the way out
                 model_dir = staged.enter_context(staged_dir(out / "models"))
                 trained = train_stage(cfg, backend, prog, cluster.client, built, dataset.layout, model_dir)

@@ -25,7 +25,7 @@ from .atomic import read_json
 from .cli import Parser
 from .progress import byte_size
 from .store import MANIFEST, FeatureStore, is_version_dir
-from .store_builds import KILLED, LEFTOVER, LIVE, UNKNOWN, dir_size, state, temporary_dirs
+from .store_builds import KILLED, LEFTOVER, LIVE, UNKNOWN, dir_size, state, temporary_dirs, versions_in_use
 
 
 @dataclass(frozen=True)
@@ -171,6 +171,8 @@ def run_store_command(args: argparse.Namespace, console: Console) -> None:
     out = Console(highlight=False, soft_wrap=True, width=console.width)  # a file or pipe gets the log width too
     infos, tmps = describe(store)
     served = models_using(store)
+    for version, runs in versions_in_use(store.path).items():  # runs in progress, their models not yet published
+        served.setdefault(version, []).extend(runs)
     doomed, kept = spare_served(to_delete(infos, args.keep, args.delete), args.delete, served, args.force)
     states = {t.name: state(t) for t in tmps}
     deletable = (KILLED, LEFTOVER, UNKNOWN) if args.force else (KILLED, LEFTOVER)

@@ -13,9 +13,12 @@ import json
 import os
 import shutil
 import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from .atomic import OLD_PREFIX, process_alive
+from .atomic import OLD_PREFIX, process_alive, write_text
 
 OWNER = ".owner.json"
 #: Prefixes of a store's temporary directories.
@@ -69,3 +72,52 @@ def sweep(store: Path) -> tuple[int, int, list[Path]]:
         else:
             left.append(d)
     return deleted, freed, left
+
+
+#: Directory of a store's marks of the versions runs in progress train from (:func:`in_use`).
+IN_USE = ".in-use"
+
+
+@contextmanager
+def in_use(store: Path, version: str, models: Path) -> Iterator[None]:
+    """Mark ``version`` as used while the block runs: by a run training ``models`` from it, whose models (which
+    ``store --keep`` / ``--delete`` see) are not published yet. A killed run's mark names a process no longer running."""
+    mark = store / IN_USE / f"{version}.{uuid.uuid4().hex[:12]}.json"
+    mark.parent.mkdir(exist_ok=True)
+    for stale in _dead_marks(mark.parent):  # killed runs'
+        stale.unlink(missing_ok=True)
+    write_text(mark, json.dumps({"version": version, "host": socket.gethostname(), "pid": os.getpid(),
+                                 "models": str(Path(models).absolute())}))
+    try:
+        yield
+    finally:
+        mark.unlink(missing_ok=True)
+        with suppress(OSError):  # another run's mark there
+            mark.parent.rmdir()
+
+
+def _marks(directory: Path) -> Iterator[tuple[Path, dict]]:
+    """(mark, its fields) of the readable marks under ``directory``."""
+    for mark in sorted(directory.glob("*.json")):
+        try:
+            m = json.loads(mark.read_text())
+            yield mark, {"version": str(m["version"]), "host": str(m["host"]), "pid": int(m["pid"]), "models": str(m["models"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+
+
+def _dead_marks(directory: Path) -> list[Path]:
+    """The marks of processes of this host no longer running."""
+    return [mark for mark, m in _marks(directory) if m["host"] == socket.gethostname() and not process_alive(m["pid"])]
+
+
+def versions_in_use(store: Path) -> dict[str, list[str]]:
+    """version -> the models of the runs in progress training from it (``<out>/models (training: process N)``),
+    from their marks; a mark of a process no longer running on this host is ignored, another host's counts."""
+    found: dict[str, list[str]] = {}
+    dead = set(_dead_marks(store / IN_USE))
+    for mark, m in _marks(store / IN_USE):
+        if mark not in dead:
+            where = f"process {m['pid']}" + ("" if m["host"] == socket.gethostname() else f" on {m['host']}")
+            found.setdefault(m["version"], []).append(f"{m['models']} (training: {where})")
+    return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
@@ -229,3 +230,26 @@ def test_models_using_skips_damaged_metas_and_resolves_recorded_paths(tmp_path):
     assert models_using(store) == {}
     (models / "e.meta.json").write_text(json.dumps({"store": {"path": str(tmp_path / "run" / ".." / "shared"), "version": "bbb"}}))
     assert models_using(store) == {"bbb": [str(models)]}
+
+
+def test_a_version_a_run_in_progress_trains_from_is_kept_until_its_models_are_published(store, capsys, tmp_path):
+    """`store --keep 1` from a housekeeping job while a run trained from an older version deleted it: the run ended
+    with exit 0 and models that predict could not serve ("version ... is not in <store>"), as they were not yet
+    published for --keep to see. The run marks the version while it trains; a killed run's mark counts for nothing."""
+    from rapids_engage.store_builds import IN_USE, in_use
+
+    with in_use(store.path, "aaa", tmp_path / "run" / "models"):
+        assert main(["store", str(store.path), "--keep", "1"]) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        assert f"keeping aaa: the models in {tmp_path / 'run' / 'models'} (training: process {os.getpid()}) use it" in out, out
+        assert store.versions() == ["aaa", "ddd"]
+        assert main(["store", str(store.path), "--delete", "aaa"]) == 2
+        assert "store: version aaa serves the models in" in capsys.readouterr().err
+    killed = store.path / IN_USE / "aaa.killed.json"
+    killed.parent.mkdir()
+    killed.write_text(json.dumps({"version": "aaa", "host": socket.gethostname(), "pid": _dead_pid(), "models": "x"}))
+    assert main(["store", str(store.path), "--keep", "1", "--quiet"]) == 0
+    assert store.versions() == ["ddd"]
+    with in_use(store.path, "ddd", tmp_path / "rerun" / "models"):  # a run's start deletes killed runs' marks
+        assert killed.name not in [p.name for p in (store.path / IN_USE).iterdir()]
+    assert not (store.path / IN_USE).exists()
