@@ -138,8 +138,10 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
 #: 12: a parquet, JSONL or record list's float items read as its float columns (``12345670000``, not ``1.234567e+10``
 #: nor ``-0``; ``1e-7``, not ``1e-07``), a null item of a parquet list as no item, not a null list;
 #: 13: a parquet timestamp or date time column read with a ``time_format`` pattern holding ``%z`` / ``%Z`` is
-#: its instant, not ``bad_time`` on every row).
-INGEST_RULES = 13
+#: its instant, not ``bad_time`` on every row;
+#: 14: a parquet fixed_size_list, list_view or large_list_view column reads as a list (its items, not JSON text
+#: ``[1.0, 2.5]`` split into ``[1.0,`` and ``2.5]``)).
+INGEST_RULES = 14
 
 
 def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:

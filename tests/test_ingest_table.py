@@ -1220,3 +1220,41 @@ def test_records_as_dicts_with_datetimes_type_as_a_frame_does(time_format):
     assert rows.event_time.tolist() == [1_700_000_000] * len(times)
     day, _ = reader.read([records[0] | {"ts": dt.date(2023, 11, 14)}])
     assert day.event_time.tolist() == [1_699_920_000]
+
+
+#: Each list type arrow gives from a parquet file besides list (pyarrow's stored arrow schema keeps the view and
+#: fixed-size types; written without it they read back as lists), and a list of dictionary items (kept for strings,
+#: float dictionaries read back as floats).
+PARQUET_LIST_TYPES = {"fixed_size_list": lambda t: pa.list_(t, 2), "list_view": pa.list_view,
+              "large_list_view": pa.large_list_view, "dictionary_items": lambda t: pa.list_(pa.dictionary(pa.int32(), t))}
+
+
+@pytest.mark.parametrize("kind", list(PARQUET_LIST_TYPES))
+@pytest.mark.parametrize("item_type", [pa.float64(), pa.string()])
+def test_every_parquet_list_type_reads_as_a_list(tmp_path, kind, item_type):
+    """A fixed_size_list, list_view, large_list_view or dictionary-item list column of a parquet file gives the
+    ``lists`` text and ``explode`` items of the same values as a list: fixed_size_list and the views were
+    JSON text (``[12000000000.0, 2.5]``: the explode items ``[12000000000.0,`` and ``2.5]``, ``<col>_len``
+    of the text's spaces). A slice (a record batch's) reads as those rows of the whole."""
+    from rapids_engage.ingest.read_parquet import arrow_text
+
+    values = [[1.2e10, 2.5], None, [3.0, None], [7.0, -0.0]]
+    if item_type == pa.string():
+        values = [None if v is None else [None if x is None else f"n{x}" for x in v] for v in values]
+    sp = spec(format="parquet", numeric=[], categorical=[], text=[], item=None, lists=["tags"],
+              explode=ExplodeSpec(column="imps", item="news"))
+
+    def ingest(list_type, name):
+        lists = pa.array(values, list_type)
+        pq.write_table(pa.table({"id": [f"r{i}" for i in range(4)], "user": ["u"] * 4, "ts": [1600000000] * 4,
+                                 "clicked": [1] * 4, "likes": [1] * 4, "imps": lists, "tags": lists}), tmp_path / f"{name}.parquet")
+        assert pq.read_schema(tmp_path / f"{name}.parquet").field("imps").type.equals(lists.type) or kind == "dictionary_items"
+        return run(tmp_path, tmp_path / f"{name}.parquet", sp, name)[1:], arrow_text(lists, "|", None)[0].tolist(), lists
+
+    (want, wq), want_text, _ = ingest(pa.list_(item_type), "list")
+    (got, q), text, lists = ingest(PARQUET_LIST_TYPES[kind](item_type), kind)
+    cols = ["line", "column", "reason"]
+    assert q[cols].equals(wq[cols]) and wq.line.tolist() == [2] and len(want) == 5  # the null list's row: no item
+    pd.testing.assert_frame_equal(got, want)
+    assert text == want_text
+    assert [arrow_text(lists.slice(i, 2), "|", None)[0].tolist() for i in range(3)] == [text[i:i + 2] for i in range(3)]

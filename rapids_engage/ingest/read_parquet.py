@@ -75,7 +75,7 @@ def arrow_text(arr: pa.Array, sep: str, time_format: str | None) -> tuple[pd.Ser
     try:
         if time_format and (pa.types.is_timestamp(t) or pa.types.is_date(t)):
             arr = _timestamp_text(arr, time_format)
-        elif pa.types.is_list(t) or pa.types.is_large_list(t):
+        elif is_list_type(t):
             arr = pc.binary_join(_items_text(arr), sep)
         elif pa.types.is_floating(t):
             arr = float_text(arr)
@@ -105,16 +105,43 @@ def float_text(arr: pa.Array) -> pa.Array:
     return pc.if_else(whole, ints, pc.cast(arr, pa.string()))
 
 
-def _items_text(arr: pa.ListArray | pa.LargeListArray) -> pa.Array:
-    """A list column with its items as text: floats by :func:`float_text` (``1.2e+10`` as ``12000000000``,
-    as a float column and JSONL's list items), a null item as an empty one (a JSON list's ``null``: no item;
-    it made the whole list null)."""
-    offsets = arr.offsets  # of a slice: into its whole child array, from offsets[0]
-    start = offsets[0].as_py()
-    items = arr.values.slice(start, offsets[-1].as_py() - start)
-    text = float_text(items) if pa.types.is_floating(items.type) else pc.cast(items, pa.string())
-    offsets = pc.subtract(offsets, pa.scalar(start, offsets.type))
-    return type(arr).from_arrays(offsets, pc.fill_null(text, ""), mask=arr.is_null())
+#: The list types arrow gives from a parquet file (the view and fixed-size types from the arrow schema it stores).
+LIST_TYPES = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list, pa.types.is_list_view,
+              pa.types.is_large_list_view)
+
+
+def is_list_type(t: pa.DataType) -> bool:
+    """Whether ``t`` is one of :data:`LIST_TYPES`."""
+    return any(is_type(t) for is_type in LIST_TYPES)
+
+
+def _items_text(arr: pa.Array) -> pa.Array:
+    """A list column (any of :data:`LIST_TYPES`) as a list of its items' text: floats by :func:`float_text`
+    (``1.2e+10`` as ``12000000000``, as a float column and JSONL's list items), dictionary items by their values,
+    a null item as an empty one (a JSON list's ``null``: no item; it made the whole list null)."""
+    if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+        offsets = arr.offsets  # of a slice: into its whole child array, from offsets[0]
+        start = offsets[0].as_py()
+        items = arr.values.slice(start, offsets[-1].as_py() - start)
+        offsets = pc.subtract(offsets, pa.scalar(start, offsets.type))
+        return type(arr).from_arrays(offsets, _text(items), mask=arr.is_null())
+    items, rows = _leaves(arr)  # offsets and sizes (views), a fixed size: arrow's flatten
+    counts = np.bincount(rows.to_numpy(zero_copy_only=False), minlength=len(arr))
+    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]), pa.int64())
+    return pa.LargeListArray.from_arrays(offsets, _text(items), mask=arr.is_null())
+
+
+def _text(items: pa.Array) -> pa.Array:
+    """List items as text (:func:`_items_text`), a null one empty."""
+    if pa.types.is_dictionary(items.type):
+        items = items.dictionary_decode()
+    return pc.fill_null(float_text(items) if pa.types.is_floating(items.type) else pc.cast(items, pa.string()), "")
+
+
+def _leaves(arr: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(the items of ``arr``'s lists, in order; the row of ``arr`` each is in). Arrow's
+    flatten reads offsets, sizes (views) and slices alike and skips the values under a null list (a fixed size's)."""
+    return pc.list_flatten(arr), pc.list_parent_indices(arr)
 
 
 def _is_utf8(value: bytes) -> bool:
