@@ -1258,3 +1258,29 @@ def test_every_parquet_list_type_reads_as_a_list(tmp_path, kind, item_type):
     pd.testing.assert_frame_equal(got, want)
     assert text == want_text
     assert [arrow_text(lists.slice(i, 2), "|", None)[0].tolist() for i in range(3)] == [text[i:i + 2] for i in range(3)]
+
+
+@pytest.mark.parametrize("list_type", [pa.list_(pa.list_(pa.float64())), pa.large_list(pa.list_(pa.float64(), 1)),
+                                       pa.list_view(pa.large_list_view(pa.list_(pa.float64())))])
+def test_a_parquet_list_of_lists_reads_as_the_items_of_its_lists_as_jsonl_and_records(tmp_path, list_type):
+    """A parquet list of lists gives the items of its inner lists, in order, as a JSONL list of lists and
+    records (a dict's nested list, a ``pd.read_parquet`` frame's arrays) do: it was JSON text, so the explode
+    items were ``[[12000000000.0],`` and ``[2.5]]`` and ``<col>_len`` the text's spaces + 1."""
+    from rapids_engage.ingest import RecordReader
+
+    nested = [[[1.2e10], [2.5]], [[3.0], [1.2e10]]]
+    if list_type.value_type.value_type != pa.float64():  # a view of lists: in a list
+        nested = [[[v] for v in row] for row in nested]
+    sp = spec(numeric=[], categorical=[], text=[], item=None, lists=["tags"], explode=ExplodeSpec(column="imps", item="news"))
+    rows = [{"id": f"r{i}", "user": "u", "ts": 1600000000, "clicked": 1, "likes": 1, "imps": v, "tags": v} for i, v in enumerate(nested)]
+    _, jl, _ = run(tmp_path, write(tmp_path / "t.jsonl", "".join(json.dumps(r) + "\n" for r in rows)), dataclasses.replace(sp, format="jsonl"), "j")
+    types = {"imps": list_type, "tags": list_type}
+    pq.write_table(pa.table({k: pa.array([r[k] for r in rows], types.get(k)) for k in rows[0]}), tmp_path / "t.parquet")
+    parquet = dataclasses.replace(sp, format="parquet")
+    _, pf, q = run(tmp_path, tmp_path / "t.parquet", parquet, "p")
+    assert q.empty and jl.tags.tolist() == ["12000000000 2.5"] * 2 + ["3 12000000000"] * 2
+    assert jl.news.tolist() == hash_strings(["12000000000", "2.5", "3", "12000000000"]).tolist()
+    pd.testing.assert_frame_equal(pf, jl)
+    for records in (rows, pd.read_parquet(tmp_path / "t.parquet")):
+        got, rejected = RecordReader(parquet, labelled=True).read(records)
+        assert rejected.empty and got.news.tolist() == jl.news.tolist() and got.tags.tolist() == jl.tags.tolist()

@@ -118,14 +118,15 @@ def is_list_type(t: pa.DataType) -> bool:
 def _items_text(arr: pa.Array) -> pa.Array:
     """A list column (any of :data:`LIST_TYPES`) as a list of its items' text: floats by :func:`float_text`
     (``1.2e+10`` as ``12000000000``, as a float column and JSONL's list items), dictionary items by their values,
-    a null item as an empty one (a JSON list's ``null``: no item; it made the whole list null)."""
-    if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+    a null item as an empty one (a JSON list's ``null``: no item; it made the whole list null); a list of lists
+    as the items of its inner lists, in order (as a JSONL list of lists), a null inner list as none."""
+    if (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)) and not is_list_type(arr.type.value_type):
         offsets = arr.offsets  # of a slice: into its whole child array, from offsets[0]
         start = offsets[0].as_py()
         items = arr.values.slice(start, offsets[-1].as_py() - start)
         offsets = pc.subtract(offsets, pa.scalar(start, offsets.type))
         return type(arr).from_arrays(offsets, _text(items), mask=arr.is_null())
-    items, rows = _leaves(arr)  # offsets and sizes (views), a fixed size: arrow's flatten
+    items, rows = _leaves(arr)  # offsets and sizes (views), a fixed size, lists of lists: arrow's flatten
     counts = np.bincount(rows.to_numpy(zero_copy_only=False), minlength=len(arr))
     offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]), pa.int64())
     return pa.LargeListArray.from_arrays(offsets, _text(items), mask=arr.is_null())
@@ -139,9 +140,12 @@ def _text(items: pa.Array) -> pa.Array:
 
 
 def _leaves(arr: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """(the items of ``arr``'s lists, in order; the row of ``arr`` each is in). Arrow's
+    """(the items of ``arr``'s lists, through lists of lists, in order; the row of ``arr`` each is in). Arrow's
     flatten reads offsets, sizes (views) and slices alike and skips the values under a null list (a fixed size's)."""
-    return pc.list_flatten(arr), pc.list_parent_indices(arr)
+    rows, items = pc.list_parent_indices(arr), pc.list_flatten(arr)
+    while is_list_type(items.type):
+        rows, items = rows.take(pc.list_parent_indices(items)), pc.list_flatten(items)
+    return items, rows
 
 
 def _is_utf8(value: bytes) -> bool:
