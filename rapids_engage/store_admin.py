@@ -92,7 +92,11 @@ def spare_served(doomed: list[str], named: list[str], served: dict[str, list[str
 def remove(store: FeatureStore, name: str) -> None:
     """Delete ``<store>/<name>``: renamed out of sight first, so no reader sees part of it."""
     trash = store.path / f".trash-{name.lstrip('.')}-{uuid.uuid4().hex[:8]}"
-    (store.path / name).rename(trash)
+    try:
+        (store.path / name).rename(trash)
+    except OSError as exc:
+        raise ValueError(f"store: cannot delete {name} from {store.path}: {exc.strerror or exc} (a read-only store: "
+                         "run the store command as a user who may write it, or where it is mounted read-write)") from exc
     shutil.rmtree(trash)
 
 

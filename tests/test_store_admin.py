@@ -253,3 +253,19 @@ def test_a_version_a_run_in_progress_trains_from_is_kept_until_its_models_are_pu
     with in_use(store.path, "ddd", tmp_path / "rerun" / "models"):  # a run's start deletes killed runs' marks
         assert killed.name not in [p.name for p in (store.path / IN_USE).iterdir()]
     assert not (store.path / IN_USE).exists()
+
+
+def test_deleting_from_a_read_only_store_is_one_line_naming_the_store(store, capsys, monkeypatch):
+    import pathlib
+
+    def refuse(self, target):  # a read-only store: root ignores chmod, so the rename is refused here
+        raise PermissionError(13, "Permission denied", str(self), str(target))
+
+    monkeypatch.setattr(pathlib.Path, "rename", refuse)
+    for args, first in ((["--keep", "1"], "aaa"), (["--delete", "ccc"], "ccc")):
+        assert main(["store", str(store.path), *args, "--quiet"]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"store: cannot delete {first} from {store.path}: Permission denied" in err
+        assert "Errno" not in err and ".trash-" not in err and "read-only store" in err
+    monkeypatch.undo()
+    assert store.versions() == ["aaa", "ccc", "ddd"]
