@@ -264,17 +264,19 @@ def read_events(
 ) -> Any:
     """Lazy dask frame of the canonical events (cudf partitions when the backend is GPU): a partition
     per file (``blocksize=None``: neither dask's nor dask_cudf's own splitting or merging), sized by
-    :func:`sized_partitions`."""
+    :func:`sized_partitions`. Each file's footer is read at most once (:func:`.footers.read_footer`)."""
     import dask.dataframe as dd
+
+    from .footers import read_footer  # it imports this module
 
     files = sorted(data_dir.rglob("*.parquet"))
     if not files:
         raise DataError(f"no parquet files under {data_dir}")
     recsys = layout.kind == "recsys"
+    sizing = partition_rows is not None or min_partition_rows is not None
+    footers = [read_footer(f) for f in (files if sizing else files[:1] if layout.raw_ids else [])]
     if columns is None and layout.raw_ids:  # a table's raw id text: for predictions only, never read to train
-        import pyarrow.parquet as pq
-
-        columns = [c for c in pq.read_schema(files[0]).names if c not in layout.raw_ids]
+        columns = [c for c in footers[0].names if c not in layout.raw_ids]
     frame = dd.read_parquet([str(f) for f in files], columns=columns or (list(RAW_COLUMNS) if recsys else None), blocksize=None)
     if recsys:
         check_schema(frame, str(files[0]))
@@ -283,7 +285,8 @@ def read_events(
         missing = [c for c in needed if c not in frame.columns]
         if missing:
             raise DataError(f"{files[0]}: missing column(s) {missing} of its layout.json")
-    return sized_partitions(frame, files, partition_rows, min_partition_rows, min_partitions)
+    rows = [f.num_rows for f in footers] if sizing else None
+    return sized_partitions(frame, files, partition_rows, min_partition_rows, min_partitions, rows=rows)
 
 
 def resolve_min_partition_rows(cfg: DataConfig, backend: Backend) -> int | None:

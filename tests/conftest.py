@@ -1,6 +1,9 @@
-"""Shared test set-up: ``gpu``-marked tests skip cleanly where no GPU + RAPIDS is available."""
+"""Shared test set-up: ``gpu``-marked tests skip cleanly where no GPU + RAPIDS is available; parquet footer reads
+counted (``count_footer_reads``)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -33,3 +36,33 @@ def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest hook 
         if "gpu" in item.keywords:
             item.add_marker(skip)
 
+
+def _count_footer_reads(monkeypatch) -> dict[str, int]:
+    """file name -> parquet footers read of it from now on (``ParquetFile`` without a footer handed over,
+    ``read_metadata``, ``read_schema``)."""
+    import collections
+
+    import pyarrow.parquet as pq
+
+    reads: dict[str, int] = collections.Counter()
+    init = pq.ParquetFile.__init__
+
+    def counted_init(self, source, *args, metadata=None, **kwargs):
+        name = getattr(source, "name", source)  # a path, or a Python file (read_metadata's own file has no name)
+        if metadata is None and isinstance(name, (str, Path)):
+            reads[Path(name).name] += 1
+        init(self, source, *args, metadata=metadata, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "__init__", counted_init)
+    for fn in ("read_metadata", "read_schema"):
+        def counted(where, *args, _read=getattr(pq, fn), **kwargs):
+            reads[Path(where).name] += 1
+            return _read(where, *args, **kwargs)
+        monkeypatch.setattr(pq, fn, counted)
+    return reads
+
+
+@pytest.fixture
+def count_footer_reads(monkeypatch):
+    """Call it to count parquet footer reads from then on (:func:`_count_footer_reads`)."""
+    return lambda: _count_footer_reads(monkeypatch)

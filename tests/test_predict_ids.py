@@ -231,32 +231,7 @@ def test_predict_reads_the_models_once(trained, tmp_path, monkeypatch):
     assert len(pd.read_parquet(tmp_path / "scored" / "predictions")) == 50
 
 
-def _count_footer_reads(monkeypatch) -> dict[str, int]:
-    """file name -> parquet footers read of it from now on (``ParquetFile`` without a footer handed over,
-    ``read_metadata``, ``read_schema``)."""
-    import collections
-
-    import pyarrow.parquet as pq
-
-    reads: dict[str, int] = collections.Counter()
-    init = pq.ParquetFile.__init__
-
-    def counted_init(self, source, *args, metadata=None, **kwargs):
-        name = getattr(source, "name", source)  # a path, or a Python file (read_metadata's own file has no name)
-        if metadata is None and isinstance(name, (str, Path)):
-            reads[Path(name).name] += 1
-        init(self, source, *args, metadata=metadata, **kwargs)
-
-    monkeypatch.setattr(pq.ParquetFile, "__init__", counted_init)
-    for fn in ("read_metadata", "read_schema"):
-        def counted(where, *args, _read=getattr(pq, fn), **kwargs):
-            reads[Path(where).name] += 1
-            return _read(where, *args, **kwargs)
-        monkeypatch.setattr(pq, fn, counted)
-    return reads
-
-
-def test_predict_reads_each_input_footer_once(trained, tmp_path, monkeypatch):
+def test_predict_reads_each_input_footer_once(trained, tmp_path, monkeypatch, count_footer_reads):
     """predict read each input file's parquet footer three or four times before the cluster started (rows, columns,
     partition sizes, earliest time; once more to count rows it refuses): seconds of latency for thousands of files
     on a network filesystem. Each footer is read once now and passed to every check."""
@@ -282,7 +257,7 @@ def test_predict_reads_each_input_footer_once(trained, tmp_path, monkeypatch):
         for i in range(3):
             rows.iloc[i * len(rows) // 3:(i + 1) * len(rows) // 3].to_parquet(tmp_path / name / f"part-{i}.parquet", index=False, row_group_size=10)
     monkeypatch.setattr(cluster, "start_cluster", started)
-    reads = _count_footer_reads(monkeypatch)
+    reads = count_footer_reads()
     with pytest.raises(Started):
         run_predict(tmp / "run", tmp_path / "later", tmp_path / "scored", CPU, ClusterConfig(gpus=0))
     assert reads == {f"part-{i}.parquet": 1 for i in range(3)}

@@ -299,6 +299,25 @@ def test_min_partition_rows_merges_small_files_and_keeps_every_row(tmp_path):
         read_events(data, min_partition_rows=0)
 
 
+def test_training_input_reads_each_footer_once(tmp_path, count_footer_reads):
+    """Training read a table's first footer for its columns, then every footer again to size the partitions:
+    on a network filesystem every footer read of thousands of files costs. Each is read once now."""
+    from rapids_engage.data import read_events
+    from rapids_engage.layout import Layout, Target
+
+    for i in range(3):
+        pd.DataFrame({"row_id": range(i * 10, i * 10 + 10), "t": range(10), "click": [0, 1] * 5, "raw_x": ["a"] * 10}
+                     ).to_parquet(tmp_path / f"part-{i}.parquet", index=False)
+    layout = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),), raw_ids=("raw_x",))
+    reads = count_footer_reads()
+    frame = read_events(tmp_path, layout, min_partition_rows=15)
+    assert reads == {f"part-{i}.parquet": 1 for i in range(3)}
+    assert frame.npartitions == 2 and list(frame.columns) == ["row_id", "t", "click"]  # raw ids never read to train
+    reads.clear()
+    unsized = read_events(tmp_path, layout)
+    assert reads == {"part-0.parquet": 1} and unsized.npartitions == 3  # unsized: the first footer, for the columns
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(0, 60), min_size=2, max_size=12), st.integers(1, 60), st.integers(1, 200), st.integers(1, 4))
 def test_merged_partitions_never_exceed_partition_rows(tmp_path_factory, sizes, max_rows, min_rows, min_partitions):
