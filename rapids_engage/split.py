@@ -32,13 +32,17 @@ def time_split(frame: Any, valid_hours: float, time_column: str = EVENT_TIME, ta
 
     if valid_hours <= 0:
         raise ValueError(f"split.valid_hours must be > 0, got {valid_hours}")
+    window = int(round(valid_hours * 3600))
+    if window < 1:  # not 'the validation side holds 0 rows ... a far-off time in the data'
+        raise ValueError(f"split.valid_hours={valid_hours:g} is {valid_hours * 3600:.2g} s, which rounds to no window "
+                         "(event times are whole seconds): give at least 0.0003 (one second)")
     times = frame[time_column]
     lo, hi, nulls = dask.compute(times.min(), times.max(), times.isna().sum())
     if nulls:  # on neither side of a cut-off: the rows would be lost without a word
         raise DataError(f"{int(nulls):,} row(s) have no {time_column} (null): a split by time cannot place them; "
                         "drop them or fill the time in (an ingest quarantines them)")
     lo, hi = int(lo), int(hi)
-    cutoff = hi - int(round(valid_hours * 3600))
+    cutoff = hi - window
     if hi == lo:
         raise DataError(f"every row has the same {time_column}, {utc(hi)}: a split by time needs events at different "
                         "times (check the time column and its format)")

@@ -265,8 +265,9 @@ def test_path_flags_stay_strings():
     # cluster.memory_limit: test_a_memory_limit_dask_would_misread_is_one_line_naming_the_key
     ("cluster.rmm_pool_size=1.5", "cluster.rmm_pool_size: expected null, a size such as '60GB', a fraction of the GPU's "
                                   "memory in (0, 1] or a whole number of bytes, got 1.5"),
-    ("split.valid_hours=0", "split.valid_hours: expected a number of hours > 0, got 0"),
-    ("split.valid_hours=-24", "split.valid_hours: expected a number of hours > 0, got -24"),
+    ("split.valid_hours=0", "split.valid_hours: expected a number of hours > 0, at least one second (0.0003), got 0"),
+    ("split.valid_hours=-24", "split.valid_hours: expected a number of hours > 0, at least one second (0.0003), got -24"),
+    ("split.valid_hours=0.0001", "split.valid_hours: expected a number of hours > 0, at least one second (0.0003), got 0.0001"),
     ("features.target_encoding.n_folds=1", "features.target_encoding.n_folds: expected a whole number of folds from 2 to 127, got 1"),
     ("features.target_encoding.n_folds=200", "features.target_encoding.n_folds: expected a whole number of folds from 2 to 127, got 200"),
     ("features.target_encoding.smooth=-1", "features.target_encoding.smooth: expected a number >= 0, got -1"),

@@ -97,6 +97,17 @@ def test_a_window_of_no_hours_is_refused(hours):
         time_split(dd.from_pandas(events(), npartitions=3), hours, "t", ["like"])
 
 
+def test_a_window_under_a_second_is_refused_naming_valid_hours():
+    """0.0001 h is 0.36 s, which rounds to a 0 s window: refused, but the message blamed a far-off time in the data
+    (the config refuses it when loaded: test_config)."""
+    with pytest.raises(ValueError, match=r"^split.valid_hours=0.0001 is 0.36 s, which rounds to no window"):
+        time_split(dd.from_pandas(events(), npartitions=3), 0.0001, "t", ["like"])
+    df = events()
+    df.loc[::2, "t"] = df["t"].max()  # half the rows in the last second
+    _, _, info = time_split(dd.from_pandas(df, npartitions=3), 0.0003, "t", ["like"])
+    assert info.max_time - info.cutoff == 1  # 1.08 s: one second
+
+
 def test_the_window_is_valid_hours_to_the_nearest_second():
     """1.005 h is 3,618 s, but 1.005 * 3600 is 3617.9999999999995 in floating point: truncated, a second off."""
     df = events()

@@ -81,7 +81,10 @@ VALUE_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
     (SyntheticConfig, "seed"): (lambda v: v >= 0, "a whole number >= 0"),
     (SyntheticConfig, "n_users"): (lambda v: v is None or v >= 1, "a whole number of users >= 1 or null"),
     (SyntheticConfig, "chunk_rows"): (lambda v: v >= 1, "a whole number of rows >= 1"),
-    (SplitConfig, "valid_hours"): (lambda v: 0 < float(v) < float("inf"), "a number of hours > 0"),
+    (SplitConfig, "valid_hours"): (  # a window rounds to whole seconds (event times): under half a second is none
+        lambda v: 0 < float(v) < float("inf") and round(float(v) * 3600) >= 1,
+        "a number of hours > 0, at least one second (0.0003)",
+    ),
     (TargetEncodingConfig, "n_folds"): (lambda v: 2 <= v <= 127, "a whole number of folds from 2 to 127"),
     (TargetEncodingConfig, "smooth"): (lambda v: 0 <= float(v) < float("inf"), "a number >= 0"),
     (TargetEncodingConfig, "seed"): (lambda v: v >= 0, "a whole number >= 0"),
