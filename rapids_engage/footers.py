@@ -52,15 +52,28 @@ def not_parquet(path: Path) -> DataError:
     return DataError(f"{path} is not a parquet file (no parquet footer: another format, or cut short): {RAW_INPUT}")
 
 
+def damaged_parquet(path: Path, exc: BaseException) -> DataError:
+    """The error of a file that ends as parquet does but whose footer pyarrow cannot read (``exc``: its error)."""
+    why = (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip().rstrip(":").rstrip()
+    return DataError(f"{path} is a damaged parquet file (its footer cannot be read: {why}): write it again, "
+                     "or ingest its source again")
+
+
 def read_footer(path: Path) -> Footer:
-    """``path``'s footer, the file opened once; :func:`not_parquet` when it does not end with parquet's magic bytes."""
+    """``path``'s footer, the file opened once; :func:`not_parquet` when it does not end with parquet's magic bytes,
+    :func:`damaged_parquet` when its footer cannot be read."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     with open(path, "rb") as f:
         if not ends_with_parquet_magic(f):
             raise not_parquet(path)
-        parquet = pq.ParquetFile(f)
-        return Footer(Path(path), tuple(parquet.schema_arrow.names), parquet.metadata)
+        try:
+            parquet = pq.ParquetFile(f)
+            names = tuple(parquet.schema_arrow.names)
+        except (OSError, pa.ArrowException) as exc:  # pyarrow's "Couldn't deserialize thrift", no file named
+            raise damaged_parquet(path, exc) from exc
+        return Footer(Path(path), names, parquet.metadata)
 
 
 def as_footers(files: Sequence[Path | Footer]) -> list[Footer]:

@@ -315,6 +315,24 @@ def test_predict_given_a_file_that_is_not_parquet_names_it(tmp_path, capsys):
     assert f"{new / 'rows.parquet'} is not a parquet file (no parquet footer" in err and "read by `ingest` first" in err
 
 
+@pytest.mark.parametrize("damage", ["footer", "tiny"])
+def test_predict_given_parquet_with_a_damaged_footer_names_it(tmp_path, capsys, damage):
+    """A file ending with parquet's magic bytes whose footer is garbled (or not there at all) raised pyarrow's
+    'Couldn't deserialize thrift' with a traceback, or its size error, without the file's name."""
+    new = tmp_path / "new"
+    new.mkdir()
+    path = new / "rows.parquet"
+    pd.DataFrame({"tweet_id": range(100)}).to_parquet(path)
+    data = bytearray(path.read_bytes())
+    data[-60:-8] = b"\xff" * 52  # the footer's metadata, its length and the magic bytes kept
+    path.write_bytes(bytes(data) if damage == "footer" else b"junkPAR1")
+    argv = ["predict", "--model-dir", str(tmp_path), "--input", str(new), "--out", str(tmp_path / "o"), "--gpus", "0"]
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith(f"error: {path} is a damaged parquet file (its footer cannot be read: ") and "write it again" in err
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize("files", [1, 2])
 def test_predict_given_parquet_of_no_rows_says_so(tmp_path, capsys, files):
     """An empty parquet file (a truncated export) was scored: 0 predictions written without a word. As `ingest`
