@@ -17,8 +17,9 @@ from .layout import Layout
 from .train import BALANCED, fits_raw_counts, is_ranking, xgb_params
 
 
-#: The boosters a run trains: xgboost.dask refuses gblinear mid-training ("not supported for distributed training"),
-#: after the features were built; the pre-data check used to name the first tree parameter it ignores instead.
+#: The boosters a run trains: training builds XGBoost ``QuantileDMatrix`` (in memory and ``ExtMemQuantileDMatrix``), whose
+#: binned features gblinear cannot train on ("Not implemented for `QuantileDMatrix`", after the features were built);
+#: the pre-data check used to name the first tree parameter it ignores instead.
 TREE_BOOSTERS = ("gbtree", "dart")
 
 
@@ -43,8 +44,8 @@ def check_params(cfg: TrainConfig, layout: Layout, backend: Backend) -> None:
         params = xgb_params(cfg, target, backend, kind)
         try:
             if params.get("booster", "gbtree") not in TREE_BOOSTERS:  # before XGBoost, which names a tree parameter
-                raise ValueError(f"booster {params['booster']!r}: a run trains tree boosters ({', '.join(TREE_BOOSTERS)}); "
-                                 "xgboost.dask trains no other")
+                raise ValueError(f"booster {params['booster']!r}: a run trains tree boosters ({', '.join(TREE_BOOSTERS)}) on "
+                                 "XGBoost's QuantileDMatrix, whose binned features gblinear cannot train on")
             if params.get("scale_pos_weight") == BALANCED:
                 if kind == "count" or is_ranking(params["objective"]):
                     raise ValueError(f"{BALANCED} weighs the classes of a 0/1 target; {target!r} is "

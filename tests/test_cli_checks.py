@@ -198,10 +198,15 @@ def test_balanced_class_weights_count_the_training_labels():
     assert params == {"scale_pos_weight": 2.5}
 
 
-def test_a_booster_xgboost_dask_cannot_train_is_refused_naming_its_key():
+def test_a_booster_training_cannot_use_is_refused_naming_its_key():
     """train.per_target.<t>.booster: gblinear was refused naming train.colsample_bytree, a setting of the config file
     (XGBoost's first unused tree parameter), and with those parameters set to null it passed the check and xgboost.dask
-    raised NotImplementedError at training, after the features were built. dart trains. (Left by an earlier hunt.)"""
+    raised NotImplementedError at training, after the features were built. dart trains. (Left by an earlier hunt.)
+    Training no longer calls xgboost.dask; the reason now is XGBoost's: no gblinear on a QuantileDMatrix (checked
+    here, so the refusal goes when XGBoost changes)."""
+    import numpy as np
+    import xgboost as xgb
+
     from rapids_engage.backend import resolve
     from rapids_engage.data import expected_layout
     from rapids_engage.train_check import check_params
@@ -211,8 +216,12 @@ def test_a_booster_xgboost_dask_cannot_train_is_refused_naming_its_key():
                   "max_depth: null, subsample: null, colsample_bytree: null, min_child_weight: null, max_bin: null}"]):
         cfg = load_config("configs/default.yaml", sets)
         with pytest.raises(ConfigError, match=r"^train.per_target.like.booster: booster 'gblinear': a run trains tree boosters "
-                                              r"\(gbtree, dart\); xgboost.dask trains no other"):
+                                              r"\(gbtree, dart\) on XGBoost's QuantileDMatrix, whose binned features gblinear "
+                                              r"cannot train on$"):
             check_params(cfg.train, expected_layout(cfg), resolve("0"))
+    x = np.arange(20.0).reshape(10, 2)
+    with pytest.raises(xgb.core.XGBoostError, match="Not implemented for `QuantileDMatrix`"):
+        xgb.train({"booster": "gblinear"}, xgb.QuantileDMatrix(x, x[:, 0]), num_boost_round=1)
     for booster in ("gbtree", "dart"):
         cfg = load_config("configs/default.yaml", [f"train.per_target.like.booster={booster}"])
         check_params(cfg.train, expected_layout(cfg), resolve("0"))
