@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -76,44 +78,65 @@ def sweep(store: Path) -> tuple[int, int, list[Path]]:
 
 #: Directory of a store's marks of the versions runs in progress train from (:func:`in_use`).
 IN_USE = ".in-use"
+#: Seconds between a run's rewrites of its mark, and after which a mark not rewritten is a killed run's, whatever
+#: its host (a process of another host or container cannot be checked; a killed run's process id may be reused).
+REFRESH_S, STALE_S = 60.0, 15 * 60.0
 
 
 @contextmanager
 def in_use(store: Path, version: str, models: Path) -> Iterator[None]:
     """Mark ``version`` as used while the block runs: by a run training ``models`` from it, whose models (which
-    ``store --keep`` / ``--delete`` see) are not published yet. A killed run's mark names a process no longer running."""
+    ``store --keep`` / ``--delete`` see) are not published yet. The mark is rewritten every :data:`REFRESH_S`
+    seconds; a killed run's names a process no longer running, or was not rewritten for :data:`STALE_S`."""
     mark = store / IN_USE / f"{version}.{uuid.uuid4().hex[:12]}.json"
     mark.parent.mkdir(exist_ok=True)
     for stale in _dead_marks(mark.parent):  # killed runs'
         stale.unlink(missing_ok=True)
-    write_text(mark, json.dumps({"version": version, "host": socket.gethostname(), "pid": os.getpid(),
-                                 "models": str(Path(models).absolute())}))
+    text = json.dumps({"version": version, "host": socket.gethostname(), "pid": os.getpid(),
+                       "models": str(Path(models).absolute())})
+    write_text(mark, text)
+    stop = threading.Event()
+    refresher = threading.Thread(target=_refresh, args=(mark, text, stop), name="store in-use mark", daemon=True)
+    refresher.start()
     try:
         yield
     finally:
+        stop.set()
+        refresher.join()
         mark.unlink(missing_ok=True)
         with suppress(OSError):  # another run's mark there
             mark.parent.rmdir()
 
 
+def _refresh(mark: Path, text: str, stop: threading.Event) -> None:
+    """Rewrite ``mark`` every :data:`REFRESH_S` seconds until ``stop`` (anew if a run took it for a killed one's)."""
+    while not stop.wait(REFRESH_S):
+        with suppress(OSError):  # the store unreachable a while: the next rewrite
+            mark.parent.mkdir(exist_ok=True)
+            write_text(mark, text)
+
+
 def _marks(directory: Path) -> Iterator[tuple[Path, dict]]:
-    """(mark, its fields) of the readable marks under ``directory``."""
+    """(mark, its fields and when it was last written) of the readable marks under ``directory``."""
     for mark in sorted(directory.glob("*.json")):
         try:
             m = json.loads(mark.read_text())
-            yield mark, {"version": str(m["version"]), "host": str(m["host"]), "pid": int(m["pid"]), "models": str(m["models"])}
+            yield mark, {"version": str(m["version"]), "host": str(m["host"]), "pid": int(m["pid"]), "models": str(m["models"]),
+                         "written": mark.stat().st_mtime}
         except (OSError, ValueError, KeyError, TypeError):
             continue
 
 
 def _dead_marks(directory: Path) -> list[Path]:
-    """The marks of processes of this host no longer running."""
-    return [mark for mark, m in _marks(directory) if m["host"] == socket.gethostname() and not process_alive(m["pid"])]
+    """The marks of killed runs: not rewritten for :data:`STALE_S` seconds, or of a process of this host no longer running."""
+    now = time.time()
+    return [mark for mark, m in _marks(directory) if now - m["written"] > STALE_S
+            or (m["host"] == socket.gethostname() and not process_alive(m["pid"]))]
 
 
 def versions_in_use(store: Path) -> dict[str, list[str]]:
     """version -> the models of the runs in progress training from it (``<out>/models (training: process N)``),
-    from their marks; a mark of a process no longer running on this host is ignored, another host's counts."""
+    from their marks; a killed run's (:func:`_dead_marks`) is ignored."""
     found: dict[str, list[str]] = {}
     dead = set(_dead_marks(store / IN_USE))
     for mark, m in _marks(store / IN_USE):

@@ -269,3 +269,47 @@ def test_deleting_from_a_read_only_store_is_one_line_naming_the_store(store, cap
         assert "Errno" not in err and ".trash-" not in err and "read-only store" in err
     monkeypatch.undo()
     assert store.versions() == ["aaa", "ccc", "ddd"]
+
+
+def test_a_mark_not_rewritten_for_a_while_counts_for_nothing_whatever_its_host(store, capsys, tmp_path):
+    """A run killed on another host sharing the store (or in a container: a hostname of its own), or one whose process
+    id a later process took, left a mark that kept its version from `store --keep` forever, and no run removed it:
+    a run rewrites its mark while it trains, and one not rewritten for STALE_S is a killed run's and goes at the next run."""
+    from rapids_engage.store_builds import IN_USE, STALE_S, in_use
+
+    marks = store.path / IN_USE
+    marks.mkdir()
+    old = time.time() - STALE_S - 60
+    for name, host, pid in (("other", "node-17", 4242), ("reused", socket.gethostname(), os.getpid())):
+        mark = marks / f"aaa.{name}.json"
+        mark.write_text(json.dumps({"version": "aaa", "host": host, "pid": pid, "models": f"/runs/{name}/models"}))
+        os.utime(mark, (old, old))
+    fresh = marks / "ccc.other.json"  # another host's run in progress: it counts
+    fresh.write_text(json.dumps({"version": "ccc", "host": "node-17", "pid": 4243, "models": "/runs/live/models"}))
+    assert main(["store", str(store.path), "--keep", "1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "keeping ccc: the models in /runs/live/models (training: process 4243 on node-17)" in out, out
+    assert store.versions() == ["ccc", "ddd"]
+    with in_use(store.path, "ddd", tmp_path / "rerun" / "models"):
+        assert sorted(p.name for p in marks.iterdir() if p.name.startswith("aaa")) == []
+    assert [p.name for p in marks.iterdir()] == [fresh.name]
+
+
+def test_a_run_rewrites_its_mark_while_it_trains(store, monkeypatch, tmp_path):
+    """The mark of a run in progress stays fresh (rewritten, anew if a run took it for a killed one's), and goes with it."""
+    from rapids_engage import store_builds
+
+    monkeypatch.setattr(store_builds, "REFRESH_S", 0.01)
+    with store_builds.in_use(store.path, "ddd", tmp_path / "run" / "models"):
+        (mark,) = (store.path / store_builds.IN_USE).iterdir()
+        old = time.time() - store_builds.STALE_S - 60
+        os.utime(mark, (old, old))
+        deadline = time.monotonic() + 30
+        while (not mark.exists() or mark.stat().st_mtime == old) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert store_builds.versions_in_use(store.path) == {"ddd": [f"{tmp_path / 'run' / 'models'} (training: process {os.getpid()})"]}
+        mark.unlink()  # taken for a killed run's
+        while not mark.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert mark.exists()
+    assert not (store.path / store_builds.IN_USE).exists()
