@@ -425,11 +425,16 @@ def _probe(address: str, timeout_s: float) -> str | None:
 _NATIVE_PREFIX = re.compile(r"^((\[\d{1,2}:\d{2}:\d{2}\]\s+\S+:\d+:|-?\s*\[[\w./-]+:\d+\|[\d:]+\]:)\s*)+")
 
 
+def native_words(exc: BaseException) -> str:
+    """The first line of ``exc`` that says something, XGBoost's time / source-file prefixes and stack trace dropped."""
+    lines = str(exc).split("Stack trace:")[0].splitlines()
+    return next((text for line in lines if (text := _NATIVE_PREFIX.sub("", line.strip()).strip())), "")
+
+
 def _one_line(exc: BaseException, limit: int = 200) -> str:
     """``Type: first line`` of ``exc`` (XGBoost's time / source-file prefixes and stack trace dropped),
     at most ``limit`` characters."""
-    lines = str(exc).split("Stack trace:")[0].splitlines()
-    first = next((text for line in lines if (text := _NATIVE_PREFIX.sub("", line.strip()).strip())), "")
+    first = native_words(exc)
     text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

@@ -132,6 +132,11 @@ def _xgboost_validates(params: dict[str, Any]) -> None:
             raise ValueError(f"XGBoost has no parameter {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
 
 
+def config_key(cfg: TrainConfig, target: str, message: str) -> str:
+    """The config key a parameter problem of ``target`` comes from (:func:`_config_key`)."""
+    return _config_key(cfg, target, message)
+
+
 def _config_keys(config: Any) -> set[str]:
     """Every parameter name in a booster's saved configuration."""
     if not isinstance(config, dict):

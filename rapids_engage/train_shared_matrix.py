@@ -22,6 +22,14 @@ from .config import TrainConfig
 EMPTY = None  # what a worker without training rows returns (xgboost.dask returns none of its booster)
 
 
+class TargetFailed(ValueError):
+    """XGBoost refused to train ``target`` on a worker: its words (:func:`.cluster.native_words`)."""
+
+    def __init__(self, target: str, words: str) -> None:
+        super().__init__(target, words)
+        self.target, self.words = target, words
+
+
 @dataclass(frozen=True)
 class TargetSpec:
     """What one target's training needs on the workers."""
@@ -143,8 +151,6 @@ def fit_targets(train_parts: list[Any], valid_parts: list[Any], features: list[s
     import xgboost as xgb
     import xgboost.dask  # noqa: F401 - registers xgb.dask
 
-    from .train import EVAL_SETS
-
     nthread = worker_threads(specs[0].params, distributed.get_worker().state.nthreads)
     out = {}
     with xgb.dask.CommunicatorContext(**coll_args), xgb.config_context(**{**global_config, "nthread": nthread}):
@@ -155,13 +161,31 @@ def fit_targets(train_parts: list[Any], valid_parts: list[Any], features: list[s
             for matrix, parts in ((dtrain, train_parts), (dvalid, valid_parts)):
                 if parts:
                     matrix.set_label(labels(parts, spec))
-            history: dict = {}
-            threads = worker_threads(spec.params, distributed.get_worker().state.nthreads)
-            booster = xgb.train({**spec.params, "nthread": threads, "n_jobs": threads}, dtrain, num_boost_round=spec.rounds,
-                                evals=list(zip((dtrain, dvalid), EVAL_SETS)), evals_result=history,
-                                early_stopping_rounds=spec.patience if spec.patience > 0 else None, verbose_eval=False)
-            out[spec.target] = (bytes(booster.save_raw("ubj")), history)
+            out[spec.target] = fit_target(spec, dtrain, dvalid)
     return out if dtrain.num_row() else EMPTY
+
+
+def fit_target(spec: TargetSpec, dtrain: Any, dvalid: Any) -> tuple[bytes, dict]:
+    """On a worker, inside the collective: (the target's booster as UBJ bytes, metrics per round of each eval set);
+    :class:`TargetFailed` when XGBoost refuses (out of memory excepted: :mod:`.failures` words that)."""
+    import distributed
+    import xgboost as xgb
+
+    from .failures import is_out_of_memory
+    from .train import EVAL_SETS
+    from .cluster import native_words
+
+    history: dict = {}
+    threads = worker_threads(spec.params, distributed.get_worker().state.nthreads)
+    try:
+        booster = xgb.train({**spec.params, "nthread": threads, "n_jobs": threads}, dtrain, num_boost_round=spec.rounds,
+                            evals=list(zip((dtrain, dvalid), EVAL_SETS)), evals_result=history,
+                            early_stopping_rounds=spec.patience if spec.patience > 0 else None, verbose_eval=False)
+    except xgb.core.XGBoostError as exc:
+        if is_out_of_memory(exc):
+            raise
+        raise TargetFailed(spec.target, native_words(exc)) from None
+    return bytes(booster.save_raw("ubj")), history
 
 
 def worker_parts(client: Any, frame: Any) -> dict[str, list[Any]]:
@@ -249,6 +273,7 @@ def train_targets(client: Any, backend: Backend, cfg: TrainConfig, kinds: dict[s
 
     from .cluster import while_workers_live, worker_addresses
     from .train import by_group, uses_rmm
+    from .train_check import config_key
     from .train_locks import released_on_abort
 
     with xgb.config_context(use_rmm=uses_rmm(backend)):
@@ -264,7 +289,10 @@ def train_targets(client: Any, backend: Backend, cfg: TrainConfig, kinds: dict[s
             return specs, train_shared(client, rows, checks, features, group if ranks else None, specs, global_config, abandoned)
 
         with released_on_abort(client, workers or worker_addresses(client) or (), log) as abandoned:
-            specs, out = while_workers_live(client, fit, workers=workers)
+            try:
+                specs, out = while_workers_live(client, fit, workers=workers)
+            except TargetFailed as exc:  # XGBoost's words carry a native stack trace and name no target
+                raise ValueError(f"{config_key(cfg, exc.target, exc.words)}: XGBoost: {exc.words}") from None
         for spec in specs:
             models[spec.target] = trained_model(spec, kinds[spec.target], *out[spec.target])
             if trained is not None:

@@ -105,3 +105,29 @@ def test_the_tracker_goes_where_dask_config_says_first_then_the_scheduler():
         assert tracker_addresses(client) == [("192.0.0.100", 12345), "10.1.2.3"]
     with dask.config.set({"xgboost.scheduler_address": "192.0.0.100"}):
         assert tracker_addresses(client) == [("192.0.0.100", 0), "10.1.2.3"]
+
+
+def test_a_target_xgboost_refuses_is_named_in_one_line_with_its_config_key():
+    """A per-target parameter XGBoost refuses only once training (monotone constraints for more features than there
+    are) ended the run with XGBoost's words and a native stack trace, naming no target: the four targets train in one
+    task. The error is one line naming the config key."""
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+
+    from rapids_engage.backend import CPU
+    from rapids_engage.cluster import pin_partitions, worker_addresses
+    from rapids_engage.config import TrainConfig
+    from rapids_engage.train_shared_matrix import train_targets
+
+    cfg = TrainConfig(targets=["like", "rare"], max_depth=3, num_boost_round=3,
+                      per_target={"rare": {"monotone_constraints": "(1,1,1,1,1)"}})
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        train, valid = (pin_partitions(client, dd.from_pandas(_rows(n, s), npartitions=2, sort=False))
+                        for n, s in ((600, 0), (200, 1)))
+        with pytest.raises(ValueError) as caught:
+            train_targets(client, CPU, cfg, {"like": "binary", "rare": "binary"}, train, valid, FEATURES, None,
+                          worker_addresses(client))
+    message = str(caught.value)
+    assert message.startswith("train.per_target.rare.monotone_constraints: XGBoost: "), message
+    assert "monotone constraint" in message and "\n" not in message, message
