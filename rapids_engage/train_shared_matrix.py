@@ -13,6 +13,7 @@ byte (tested).
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -112,15 +113,18 @@ def _batches(parts: list[Any], features: list[str], qid: list[Any] | None) -> An
     return Partitions()
 
 
-def quantile_matrix(parts: list[Any], features: list[str], max_bin: int, nthread: int, group: str | None, ref: Any = None) -> Any:
-    """The ``QuantileDMatrix`` of a worker's partitions (``qid`` from ``group``), or an empty one."""
+def quantile_matrix(parts: list[Any], features: list[str], max_bin: int, nthread: int, group: str | None, ref: Any = None,
+                    cuda: bool = False) -> Any:
+    """The ``QuantileDMatrix`` of a worker's partitions (``qid`` from ``group``), or an empty one: of a cupy array
+    where the workers train on GPUs (``cuda``), as xgboost.dask makes it, so that its collective calls match theirs."""
     import numpy as np
     import xgboost as xgb
 
     from .train import query_ids
 
     if not parts:
-        return xgb.QuantileDMatrix(np.empty((0, 0)), feature_names=features, max_bin=max_bin, ref=ref)
+        empty = importlib.import_module("cupy" if cuda else "numpy").empty((0, 0))
+        return xgb.QuantileDMatrix(empty, feature_names=features, max_bin=max_bin, ref=ref)
     qid = [query_ids(p[group]) for p in parts] if group else None
     return xgb.QuantileDMatrix(_batches(parts, features, qid), missing=np.nan, nthread=nthread, max_bin=max_bin, ref=ref)
 
@@ -154,9 +158,9 @@ def fit_targets(train_parts: list[Any], valid_parts: list[Any], features: list[s
     nthread = worker_threads(specs[0].params, distributed.get_worker().state.nthreads)
     out = {}
     with xgb.dask.CommunicatorContext(**coll_args), xgb.config_context(**{**global_config, "nthread": nthread}):
-        max_bin = specs[0].params["max_bin"]
-        dtrain = quantile_matrix(train_parts, features, max_bin, nthread, group)
-        dvalid = quantile_matrix(valid_parts, features, max_bin, nthread, group, ref=dtrain)
+        max_bin, cuda = specs[0].params["max_bin"], str(specs[0].params.get("device", "")).startswith("cuda")
+        dtrain = quantile_matrix(train_parts, features, max_bin, nthread, group, cuda=cuda)
+        dvalid = quantile_matrix(valid_parts, features, max_bin, nthread, group, ref=dtrain, cuda=cuda)
         for spec in specs:
             for matrix, parts in ((dtrain, train_parts), (dvalid, valid_parts)):
                 if parts:

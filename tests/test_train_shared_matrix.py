@@ -131,3 +131,22 @@ def test_a_target_xgboost_refuses_is_named_in_one_line_with_its_config_key():
     message = str(caught.value)
     assert message.startswith("train.per_target.rare.monotone_constraints: XGBoost: "), message
     assert "monotone constraint" in message and "\n" not in message, message
+
+
+def test_a_worker_without_partitions_on_gpus_makes_its_empty_matrix_of_cupy_as_xgboost_dask(monkeypatch):
+    """On GPU workers xgboost.dask builds a worker's empty matrix of a cupy array, so that its collective calls match
+    the other workers'; ours did of numpy whatever the device (a hang or error on a multi-GPU run)."""
+    import sys
+    import types
+
+    import xgboost
+
+    from rapids_engage.train_shared_matrix import quantile_matrix
+
+    made = []
+    cupy = types.ModuleType("cupy")
+    cupy.empty = lambda shape: made.append(shape) or np.empty(shape)  # noqa: E731 - records the call, CPU stand-in
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.setattr(xgboost, "QuantileDMatrix", lambda data, **kw: data)  # an empty one needs the collective
+    assert quantile_matrix([], FEATURES, 64, 1, None).shape == (0, 0) and made == []
+    assert quantile_matrix([], FEATURES, 64, 1, None, cuda=True).shape == (0, 0) and made == [(0, 0)]
