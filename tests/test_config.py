@@ -419,3 +419,25 @@ def test_a_home_relative_path_is_the_home_directory_for_every_reader(monkeypatch
         f"{tmp_path}/runs/a", f"{tmp_path}/store", f"{tmp_path}/cache", f"{tmp_path}/spill", f"{tmp_path}/events.csv")
     assert cfg.data.table.join[0].path == f"{tmp_path}/items.tsv"
     assert load_config(None, ["out=runs/a"]).out == "runs/a"  # a relative path stays the working directory's
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("train:\n  max_depth: 3\n  seed: 1\n  max_depth: 4\n", "train.max_depth: given twice in one mapping (lines 2 and 4)"),
+    ("train:\n  seed: 1\nsplit: {}\ntrain:\n  max_depth: 4\n", "train: given twice in one mapping (lines 1 and 4)"),
+    ("train:\n  per_target:\n    like: {max_depth: 3, max_depth: 4}\n", "train.per_target.like.max_depth: given twice"),
+    ("data:\n  source: table\n  table:\n    time: t\n    join:\n      - {path: a, key: k, key: j}\n",
+     "data.table.join[0].key: given twice"),
+])
+def test_a_key_given_twice_in_a_mapping_names_the_key_and_its_lines(tmp_path, text, expected):
+    """PyYAML kept the last of two equal keys silently: the first one a user edited did nothing."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: {expected}")):
+        load_config(path)
+
+
+def test_a_key_given_twice_in_a_set_value_is_refused_and_merge_keys_may_override():
+    with pytest.raises(ConfigError, match=re.escape("train.per_target.like.max_depth: given twice")):
+        load_config(None, ["train.per_target={like: {max_depth: 3, max_depth: 4}}"])
+    cfg = load_config(None, ["train.per_target={base: &b {max_depth: 3, eta: 0.1}, like: {<<: *b, max_depth: 4}}"])
+    assert cfg.train.per_target["like"] == {"max_depth": 4, "eta": 0.1}

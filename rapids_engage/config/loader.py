@@ -15,6 +15,7 @@ from .errors import ConfigError
 from .per_target import check_per_target
 from .sections import Config
 from .typecheck import problem
+from .yaml_text import read_yaml
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent.parent / "configs" / "default.yaml"
 
@@ -38,7 +39,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise ConfigError(f"--set expects section.key=value, got {text!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = read_yaml(raw, key.strip()) if raw.strip() else None
+    except ValueError as exc:  # a key given twice in the value's mapping
+        raise ConfigError(f"{exc} (from --set {text})") from None
     except yaml.YAMLError as exc:
         escaped = raw.strip().replace('"', '\\"')
         raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML ({exc.__class__.__name__}); to pass it as "
@@ -111,11 +114,13 @@ def load_config(
     if not path.is_file():
         raise ConfigError(f"config file {path} is a directory" if path.is_dir() else f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = read_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not valid YAML: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except ValueError as exc:  # a key given twice
+        raise ConfigError(f"{path}: {exc}") from None
     if not isinstance(data, dict):  # before the overrides, which take sections (a flag is one)
         return from_dict(data, str(path))  # refused: the top level must be a mapping
     origins: dict[str, str] = {}
