@@ -441,3 +441,18 @@ def test_a_key_given_twice_in_a_set_value_is_refused_and_merge_keys_may_override
         load_config(None, ["train.per_target={like: {max_depth: 3, max_depth: 4}}"])
     cfg = load_config(None, ["train.per_target={base: &b {max_depth: 3, eta: 0.1}, like: {<<: *b, max_depth: 4}}"])
     assert cfg.train.per_target["like"] == {"max_depth": 4, "eta": 0.1}
+
+
+@pytest.mark.parametrize("setting, expected", [
+    ("train.per_target.like.objective=null", "train.per_target.like.objective: expected an XGBoost objective name "
+                                             "(e.g. binary:logistic), got null"),
+    ("train.per_target.like.objective=3", "train.per_target.like.objective: expected an XGBoost objective name "
+                                          "(e.g. binary:logistic), got 3"),
+    ("train.per_target.like.device=null", "train.per_target.like.device: null would leave XGBoost's default device"),
+])
+def test_per_target_parameters_the_run_sets_take_no_null(setting, expected):
+    """``objective: null`` was an AttributeError traceback before the data stage; ``device: null`` one at training
+    with train.external_memory, after the features were built, and XGBoost's CPU default on a GPU run."""
+    with pytest.raises(ConfigError, match=re.escape(expected) + r".*\(from --set " + re.escape(setting) + r"\)$"):
+        load_config(None, [setting])
+    assert load_config(None, ["train.per_target.like.max_depth=null"]).train.per_target == {"like": {"max_depth": None}}

@@ -13,8 +13,10 @@ from .typecheck import problem, show
 def check_per_target(train: TrainConfig, source: str, origins: dict[str, str]) -> None:
     """A ``train.per_target`` key that is no target but close to one is a typo: an error naming it.
     (A key of a target left out of ``train.targets`` is fine: one config, runs of some targets.)
-    Its ``num_boost_round`` and ``early_stopping_rounds`` are checked as ``train``'s own."""
+    Its ``num_boost_round`` and ``early_stopping_rounds`` are checked as ``train``'s own, and the parameters the run
+    sets itself (``objective``, ``device``) take no null or other type."""
     for name, overrides in train.per_target.items():
+        _check_run_set(name, overrides, source, origins)
         for rounds in ("num_boost_round", "early_stopping_rounds"):
             if rounds in overrides:
                 key, (test, expected) = f"train.per_target.{name}.{rounds}", VALUE_CHECKS[(TrainConfig, rounds)]
@@ -28,3 +30,16 @@ def check_per_target(train: TrainConfig, source: str, origins: dict[str, str]) -
             key = f"train.per_target.{name}"
             raise ConfigError(source_message(source, origins, f"{key}: no target {name!r}: did you mean {close[0]!r}? "
                                                               f"(train.targets: {', '.join(train.targets)})"))
+
+
+def _check_run_set(name: str, overrides: dict, source: str, origins: dict[str, str]) -> None:
+    """``objective`` a name, ``device`` no null: the run sets both (by the target's kind, by ``--gpus``), and
+    ``objective: null`` or a number was a traceback (AttributeError) before the data stage, ``device: null`` one
+    after the features were built (``train.external_memory``) or left XGBoost's default device (the CPU) on a GPU run."""
+    key = f"train.per_target.{name}"
+    if "objective" in overrides and not isinstance(overrides["objective"], str):
+        raise ConfigError(source_message(source, origins, f"{key}.objective: expected an XGBoost objective name "
+                                                          f"(e.g. binary:logistic), got {show(overrides['objective'])}"))
+    if "device" in overrides and overrides["device"] is None:
+        raise ConfigError(source_message(source, origins, f"{key}.device: null would leave XGBoost's default device: "
+                                                          "drop the setting (--gpus picks the device of every stage)"))
