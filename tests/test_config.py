@@ -456,3 +456,27 @@ def test_per_target_parameters_the_run_sets_take_no_null(setting, expected):
     with pytest.raises(ConfigError, match=re.escape(expected) + r".*\(from --set " + re.escape(setting) + r"\)$"):
         load_config(None, [setting])
     assert load_config(None, ["train.per_target.like.max_depth=null"]).train.per_target == {"like": {"max_depth": None}}
+
+
+_YAML_BOOLS = "(YAML reads on/off, yes/no, true/false as booleans and ~ as null: quote a name, 'no')"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("train:\n  per_target:\n    no: {max_depth: 3}\n", f"train.per_target: expected names as keys, got False {_YAML_BOOLS}"),
+    ("train:\n  per_target:\n    1: {max_depth: 3}\n", "train.per_target: expected names as keys, got 1"),
+    ("train:\n  per_target:\n    like: {1: 3}\n", "train.per_target.like: expected names as keys, got 1"),
+    ("data:\n  table:\n    time: t\n    targets: {on: {column: x}}\n",
+     f"data.table.targets: expected names as keys, got True {_YAML_BOOLS}"),
+    ("train:\n  targets: [like, no]\n", f"train.targets: expected a list of strings, got ['like', False] {_YAML_BOOLS}"),
+    ("data:\n  on: 3\n", f"unknown config key 'data.True' {_YAML_BOOLS}"),
+])
+def test_keys_and_names_yaml_made_booleans_or_numbers_are_named(tmp_path, text, expected):
+    """A per_target or data.table.targets key YAML made a boolean or number (``no``, ``1``) was dacite's 'wrong value
+    type for field "train.per_target" - should be "dict" instead of value ... of type "dict"'."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: {expected}")):
+        load_config(path)
+    path.write_text(text.replace("no:", "'no':").replace("on:", "'on':"))
+    if "'no':" in path.read_text():
+        assert "no" in load_config(path).train.per_target

@@ -44,6 +44,9 @@ def problem(hint: Any, value: Any, path: str) -> tuple[str, str] | None:
     if origin is dict:
         if not isinstance(value, dict):
             return _expected(hint, value, path)
+        named = next((key for key in value if not isinstance(key, str)), None) if args[0] is str else None
+        if named is not None or any(key is None for key in value):
+            return f"{path}.{named}", f"{path}: expected names as keys, got {show(named)}{_yaml_words(named)}"
         return next(filter(None, (problem(args[1], item, f"{path}.{key}") for key, item in value.items())), None)
     if hint is Any:
         return None
@@ -64,7 +67,7 @@ def section_problem(cls: type, data: dict, path: str) -> tuple[str, str] | None:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
             guess = f": did you mean {prefix + close[0]!r}?" if close else ""
             known = f"keys of {path}" if path else "top-level sections"
-            return name, f"unknown config key {name!r}{guess} ({known}: {', '.join(fields)})"
+            return name, f"unknown config key {name!r}{guess}{_yaml_words(key)} ({known}: {', '.join(fields)})"
         found = problem(hints[key], value, name)
         if found:
             return found
@@ -78,7 +81,18 @@ def section_problem(cls: type, data: dict, path: str) -> tuple[str, str] | None:
 
 
 def _expected(hint: Any, value: Any, path: str) -> tuple[str, str]:
-    return path, f"{path}: expected {_describe(hint)}, got {show(value)}"
+    words = _yaml_words(True) if _wants_text(hint) and any(isinstance(v, bool) for v in _items(value)) else ""
+    return path, f"{path}: expected {_describe(hint)}, got {show(value)}{words}"
+
+
+def _wants_text(hint: Any) -> bool:
+    """Whether ``hint`` takes strings (itself, a member of a union, the items of its lists)."""
+    return hint is str or any(_wants_text(a) for a in typing.get_args(hint))
+
+
+def _items(value: Any) -> list:
+    """``value`` and, for a list, its items (nested lists too: ``[[no]]``)."""
+    return [value] + [v for item in value for v in _items(item)] if isinstance(value, list) else [value]
 
 
 def _describe(hint: Any) -> str:
@@ -98,6 +112,13 @@ def _describe(hint: Any) -> str:
     if origin is dict:
         return "a mapping" if args[1] is Any else f"a mapping of names, each to {_describe(args[1])}"
     return _WORDS.get(hint, "any value" if hint is Any else getattr(hint, "__name__", str(hint)))
+
+
+def _yaml_words(key: Any) -> str:
+    """A hint for a key YAML 1.1 read as a boolean or null (``on``, ``no``, ``~``): quoted, it is a name."""
+    if isinstance(key, bool) or key is None:
+        return " (YAML reads on/off, yes/no, true/false as booleans and ~ as null: quote a name, 'no')"
+    return ""
 
 
 def show(value: Any) -> str:
