@@ -480,3 +480,14 @@ def test_keys_and_names_yaml_made_booleans_or_numbers_are_named(tmp_path, text, 
     path.write_text(text.replace("no:", "'no':").replace("on:", "'on':"))
     if "'no':" in path.read_text():
         assert "no" in load_config(path).train.per_target
+
+
+@pytest.mark.parametrize("setting", ["train.learning_rate=.nan", "train.learning_rate=.inf", "train.subsample=.nan",
+                                     "train.colsample_bytree=-.inf", "train.min_child_weight=.inf", "train.learning_rate='nan'",
+                                     "train.per_target.like.eta=.nan", "train.per_target.like.scale_pos_weight='inf'"])
+def test_xgboost_numbers_that_are_nan_or_infinite_are_refused_at_load(setting):
+    """XGBoost's own check took them: a learning rate of nan or inf predicted NaN for every row."""
+    key = setting.split("=")[0]
+    with pytest.raises(ConfigError, match=re.escape(f"{key}: expected a finite number (not nan or inf), got ")):
+        load_config(None, [setting])
+    assert load_config(None, [f"{key}=0.5"])

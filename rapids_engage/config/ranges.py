@@ -49,6 +49,19 @@ def _keys_ok(keys: list[list[str]]) -> bool:
     return distinct and all(key and all(column.strip() for column in key) and len(set(key)) == len(key) for key in keys)
 
 
+#: What a float XGBoost reads must be: it trained with ``nan`` or ``inf`` (a learning rate of them predicted NaN for
+#: every row; a ``min_child_weight`` of them grew no tree), checking only the ranges of numbers.
+FINITE = "a finite number (not nan or inf)"
+
+
+def finite(value: object) -> bool:
+    """Whether ``value`` is no float (or text of one) that is nan or infinite."""
+    try:
+        return not isinstance(value, (float, str)) or math.isfinite(float(value))
+    except ValueError:
+        return True  # not a number: the parameter's own check names it
+
+
 #: Values their type alone does not check: (section, key) -> (test, what is expected). A test sees
 #: only a value of the field's type (a wrong type is reported as such first).
 VALUE_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
@@ -99,6 +112,8 @@ VALUE_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
     (ExplodeSpec, "sep"): (lambda v: v != "", "a non-empty separator"),
     (ExplodeSpec, "label_sep"): (lambda v: v != "", "a non-empty separator"),
     (TrainConfig, "targets"): (lambda v: len(v) > 0 and len(set(v)) == len(v), "a non-empty list of distinct target names"),
+    **{(TrainConfig, name): (lambda v: math.isfinite(float(v)), FINITE)  # XGBoost took nan and inf: NaN predictions
+       for name in ("learning_rate", "subsample", "colsample_bytree", "min_child_weight")},
     (TrainConfig, "num_boost_round"): (lambda v: v >= 1, "a whole number of rounds >= 1"),
     (TrainConfig, "early_stopping_rounds"): (lambda v: v >= 0, "a whole number of rounds >= 0 (0: no early stopping)"),
 }
