@@ -491,3 +491,51 @@ def test_xgboost_numbers_that_are_nan_or_infinite_are_refused_at_load(setting):
     with pytest.raises(ConfigError, match=re.escape(f"{key}: expected a finite number (not nan or inf), got ")):
         load_config(None, [setting])
     assert load_config(None, [f"{key}=0.5"])
+
+
+
+def _leaves(cls: type, prefix: str = "") -> list[tuple[str, object]]:
+    """Every (dotted key, type hint) of a section that is no section itself, ``data.table``'s included: a target
+    ``t`` of ``data.table.targets`` and the first side table of ``data.table.join`` (``join[0]``) stand for all."""
+    import dataclasses
+    import typing
+
+    found = []
+    for name, hint in typing.get_type_hints(cls).items():
+        args, origin = typing.get_args(hint), typing.get_origin(hint)
+        sections = [a for a in (hint, *args) if dataclasses.is_dataclass(a)]
+        if origin in (dict, list) and sections:  # dict[str, TargetSpec], list[SideTableSpec]
+            found += _leaves(sections[0], f"{prefix}{name}.t." if origin is dict else f"{prefix}{name}[0].")
+        elif sections:
+            found += _leaves(sections[0], f"{prefix}{name}.")
+        else:
+            found.append((prefix + name, hint))
+    return found
+
+
+def _leaf_keys() -> list[str]:
+    from rapids_engage.config import Config
+
+    return [key for key, _ in _leaves(Config)]
+
+
+@pytest.mark.parametrize("key", _leaf_keys())
+@pytest.mark.parametrize("wrong", ["{wrong: 1}", "[[1]]", "3.5"])
+def test_every_key_set_to_a_wrong_type_is_an_error_naming_it(key, wrong):
+    """The rule of every leaf of the config: a value of a wrong type is one error naming the key, from the file
+    and from --set alike, never coerced (a mapping where a mapping is expected gets a number instead)."""
+    from rapids_engage.config import Config
+
+    hint = dict(_leaves(Config))[key]
+    takes = {"{wrong: 1}": "dict", "[[1]]": "list", "3.5": "float"}[wrong]
+    if takes in repr(hint) and not (takes == "list" and "list[str]" in repr(hint)):
+        wrong = "3" if takes != "float" else "[[1]]"  # a value of this type may be right: another wrong one
+    base = ["data.table.time=t", "data.table.targets.t.column=c"] if key.startswith("data.table.") else []
+    if "join[0]" in key:
+        side = {"path": "p", "key": "k", key.rsplit(".", 1)[1]: wrong}
+        setting = "data.table.join=[{" + ", ".join(f"{k}: {v}" for k, v in side.items()) + "}]"
+    else:
+        setting = f"{key}={wrong}"
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(DEFAULT_CONFIG))}: {re.escape(key)}(\.\w+)?: expected .*"
+                                          rf"\(from --set {re.escape(setting)}\)$"):
+        load_config(None, [*base, setting])
