@@ -1,12 +1,33 @@
-"""YAML text -> data, refusing what PyYAML would silently drop: a key given twice in one mapping."""
+"""YAML text -> data, refusing what PyYAML would silently drop or turn into another number: a key given twice in
+one mapping, YAML 1.1's base-60 (``1:30`` = 90) and leading-zero octal (``010`` = 8) numbers."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
 
 _MERGE = "tag:yaml.org,2002:merge"
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader without YAML 1.1's base-60 numbers and octal ``0``-prefixed ints (YAML 1.2 dropped both):
+    ``valid_hours: 1:30`` was 90 hours, ``seed: 010`` was 8. Such text stays text, which a number key refuses
+    by name and a name key keeps as written (a column ``007``)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_INT, re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0x[0-9a-fA-F_]+|[-+]?(?:0|[1-9][0-9_]*))$"),
+                              list("-+0123456789"))
+_Loader.add_implicit_resolver(_FLOAT, re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+    |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X), list("-+0123456789."))
 
 
 def read_yaml(text: str, path: str = "") -> Any:
@@ -14,11 +35,11 @@ def read_yaml(text: str, path: str = "") -> Any:
     path and lines: PyYAML keeps the last value silently, so the first one a user edited did nothing.
     Keys brought in by a merge key (``<<: *base``) may be overridden; that is what merging is for.
     ``path``: the dotted key the text is the value of (a ``--set`` override's)."""
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    node = yaml.compose(text, Loader=_Loader)
     if node is None:
         return None
-    _check_unique(node, path, yaml.SafeLoader(""), set())
-    return yaml.safe_load(text)
+    _check_unique(node, path, _Loader(""), set())
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
 
 
 def _check_unique(node: yaml.Node, path: str, loader: yaml.SafeLoader, seen: set[int]) -> None:
