@@ -554,3 +554,18 @@ def test_yaml_1_1_base_60_and_octal_numbers_are_not_read_as_other_numbers(tmp_pa
         load_config(path)
     cfg = load_config(None, ["data.table.time=007", "synthetic.rows=0x10", "synthetic.seed=1_000", "split.valid_hours=.5"])
     assert (cfg.data.table.time, cfg.synthetic.rows, cfg.synthetic.seed, cfg.split.valid_hours) == ("007", 16, 1000, 0.5)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("train:\n\tmax_depth: 3\n", r"not valid YAML at line 2, column 1: found character '\t' that cannot start any token "
+                                 "(while scanning for the next token); indent with spaces, not tabs"),
+    ("train: [1\n", "not valid YAML at line 2, column 1: expected ',' or ']', but got '<stream end>'"),
+])
+def test_a_yaml_syntax_error_is_one_line_at_the_files_line_and_column(tmp_path, text, expected):
+    """PyYAML's error took five lines (the README promises one), quoted the line and named the file '<unicode string>'."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: {expected}") and "\n" not in str(info.value)
+    assert "<unicode string>" not in str(info.value)

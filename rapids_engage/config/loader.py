@@ -116,7 +116,7 @@ def load_config(
     try:
         data = read_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: not valid YAML{_yaml_problem(exc)}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not valid YAML: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except ValueError as exc:  # a key given twice
@@ -130,6 +130,17 @@ def load_config(
         origins.pop(key, None)
         origins[key] = (labels or {}).get(text, f"--set {text}")
     return from_dict(data, str(path), origins)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error in one line, at the file's line and column: its own text took five lines, quoted the line
+    and named the file ``<unicode string>``."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None or not getattr(exc, "problem", None):
+        return ": " + " ".join(str(exc).split())
+    context = f" ({exc.context})" if getattr(exc, "context", None) else ""
+    tabs = "; indent with spaces, not tabs" if "'\\t'" in exc.problem else ""  # PyYAML shows the tab as '\t'
+    return f" at line {mark.line + 1}, column {mark.column + 1}: {exc.problem}{context}{tabs}"
 
 
 def to_dict(config: Config) -> dict:
