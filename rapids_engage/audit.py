@@ -160,27 +160,45 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
 
 
 def shuffled_check(target: str, shuffled: dict, real: dict) -> dict:
-    """A model trained on permuted labels must show no skill on the validation window."""
+    """A model trained on permuted labels must show no skill on the validation window. Where the real-label
+    model has no more skill than the bound either, the check passes, marked inconclusive: it shows nothing."""
     if shuffled.get("kind") == "count":
-        const = shuffled["baselines"]["constant"]["rmse_log1p"]
-        ratio = shuffled["rmse_log1p"] / const if const else 1.0
-        return {"check": f"shuffled labels: {target} RMSE(log1p) >= {MIN_SHUFFLED_RMSE_RATIO} x constant's",
-                "passed": ratio >= MIN_SHUFFLED_RMSE_RATIO,
-                "detail": f"RMSE(log1p) {shuffled['rmse_log1p']:.4f} vs constant {const:.4f} with shuffled labels "
-                          f"(real labels: {real['rmse_log1p']:.4f})"}
+        ratio, real_ratio = _rmse_ratio(shuffled), _rmse_ratio(real)
+        ratio = 1.0 if ratio is None else ratio  # no constant to beat: no skill shown
+        check = {"check": f"shuffled labels: {target} RMSE(log1p) >= {MIN_SHUFFLED_RMSE_RATIO} x constant's",
+                 "passed": ratio >= MIN_SHUFFLED_RMSE_RATIO,
+                 "detail": f"RMSE(log1p) {shuffled['rmse_log1p']:.4f} vs constant "
+                           f"{shuffled['baselines']['constant']['rmse_log1p']:.4f} with shuffled labels "
+                           f"(real labels: {real['rmse_log1p']:.4f})"}
+        return _without_skill(check, real_ratio is not None and real_ratio >= MIN_SHUFFLED_RMSE_RATIO)
     if shuffled.get("rce") is None:  # a ranking model's scores: no RCE, use the AUC
         if _undefined(shuffled.get("auc")):
             return _one_class(f"shuffled labels: {target} AUC <= {MAX_SHUFFLED_AUC}", "AUC", real)
-        return {"check": f"shuffled labels: {target} AUC <= {MAX_SHUFFLED_AUC}", "passed": shuffled["auc"] <= MAX_SHUFFLED_AUC,
-                "detail": f"validation AUC {shuffled['auc']:.3f} with shuffled labels (real labels: {real['auc']:.3f})"
-                          + _scored(real)}
+        check = {"check": f"shuffled labels: {target} AUC <= {MAX_SHUFFLED_AUC}", "passed": shuffled["auc"] <= MAX_SHUFFLED_AUC,
+                 "detail": f"validation AUC {shuffled['auc']:.3f} with shuffled labels (real labels: {real['auc']:.3f})"
+                           + _scored(real)}
+        return _without_skill(check, not _undefined(real.get("auc")) and real["auc"] <= MAX_SHUFFLED_AUC)
     if _undefined(shuffled.get("rce")):
         return _one_class(f"shuffled labels: {target} RCE <= {MAX_SHUFFLED_RCE}", "RCE", real)
     check = {"check": f"shuffled labels: {target} RCE <= {MAX_SHUFFLED_RCE}", "passed": shuffled["rce"] <= MAX_SHUFFLED_RCE,
              "detail": f"validation RCE {shuffled['rce']:.3f} with shuffled training labels (real labels: {real['rce']:.2f})"
                        + _scored(real)}
-    if real.get("rce") is not None and real["rce"] <= MAX_SHUFFLED_RCE:  # no skill to lose: the check shows nothing
-        check["inconclusive"] = True  # and passes: a leak would give the real-label model skill too (a rare target's noise does not fail the audit)
+    return _without_skill(check, real.get("rce") is not None and real["rce"] <= MAX_SHUFFLED_RCE)
+
+
+def _rmse_ratio(metrics: dict) -> float | None:
+    """A count model's RMSE on log1p over its constant baseline's (None where either is missing or 0)."""
+    const = (metrics.get("baselines") or {}).get("constant", {}).get("rmse_log1p")
+    if _undefined(metrics.get("rmse_log1p")) or _undefined(const) or not const:
+        return None
+    return metrics["rmse_log1p"] / const
+
+
+def _without_skill(check: dict, no_skill: bool) -> dict:
+    """``check``, passed and marked inconclusive when the real-label model has no more skill than its bound:
+    a leak would give that model skill too (a rare target's or a noisy target's shuffled run does not fail)."""
+    if no_skill:
+        check["inconclusive"] = True
         check["passed"] = True
         check["detail"] += "; inconclusive: the real-label model has no more skill than that either"
     return check

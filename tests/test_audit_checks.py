@@ -130,3 +130,26 @@ def test_overlap_counts_row_keys_not_pairs_of_their_copies(tmp_path):
     _write(tmp_path, "valid", [(1, 1, 30), (1, 1, 31), (2, 1, 32), (9, 9, 33)])
     overlap = {c["check"]: c for c in split_checks(tmp_path, 20, RECSYS)}["train/valid overlap"]
     assert overlap == {"check": "train/valid overlap", "passed": False, "detail": "2 row key(s) in both"}
+
+
+def test_count_and_ranking_checks_are_inconclusive_without_real_skill():
+    """Hacker News points: the real-label model's RMSE(log1p) 1.1314 vs the constant's 1.1400 (ratio 0.992) has
+    no more skill than the 0.99 bound, yet the audit said a plain 'pass' (and a shuffled run's noise below the bound
+    would have been FAIL, exit 1); only the binary RCE check knew 'inconclusive'. The ranking AUC check likewise."""
+    from rapids_engage.audit import shuffled_check
+
+    def count(rmse, const):
+        return {"kind": "count", "rmse_log1p": rmse, "baselines": {"constant": {"rmse_log1p": const}}}
+
+    hn = shuffled_check("points", count(1.1394, 1.1400), count(1.1314, 1.1400))
+    assert hn["passed"] and hn["inconclusive"] and "inconclusive" in hn["detail"]
+    noisy = shuffled_check("points", count(1.1200, 1.1400), count(1.1314, 1.1400))  # ratio 0.982: noise, no skill to leak
+    assert noisy["passed"] and noisy["inconclusive"]
+    sound = shuffled_check("points", count(1.1394, 1.1400), count(0.9000, 1.1400))
+    assert sound["passed"] and "inconclusive" not in sound
+    assert not shuffled_check("points", count(1.0000, 1.1400), count(0.9000, 1.1400))["passed"]  # a leak
+    rank_weak = shuffled_check("click", {"rce": None, "auc": 0.57}, {"rce": None, "auc": 0.53})
+    assert rank_weak["passed"] and rank_weak["inconclusive"]
+    rank_sound = shuffled_check("click", {"rce": None, "auc": 0.52}, {"rce": None, "auc": 0.67})
+    assert rank_sound["passed"] and "inconclusive" not in rank_sound
+    assert not shuffled_check("click", {"rce": None, "auc": 0.60}, {"rce": None, "auc": 0.67})["passed"]
