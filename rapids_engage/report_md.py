@@ -214,6 +214,10 @@ def _metrics(report: Mapping[str, Any]) -> list[str]:
         + "Rounds: trees in the saved model (best iteration + 1).",
         "",
     ]
+    ranked = [t for t, m in targets.items() if _ranks(m)]
+    if ranked:
+        lines += [f"{', '.join(ranked)}: a `rank:*` objective, whose scores order the rows of a ranking group and are not "
+                  "comparable across groups; AP and AUC pool every group's rows, so read its Ranking table.", ""]
     extra = [(c, k, d) for c, k, d in _EXTRA_COLUMNS if any(_number(m.get(k)) is not None for m in targets.values())]
     if extra:
         rows = [[f"**{t}**", *(fmt_number(m.get(k), d) for _, k, d in extra)] for t, m in targets.items()]
@@ -301,13 +305,33 @@ def _regression(report: Mapping[str, Any]) -> list[str]:
 _LABELS = {key: label for label, key, _ in (*_METRIC_COLUMNS, *_TAIL_COLUMNS, *_EXTRA_COLUMNS, *_RANKING_METRICS, *_COUNT_METRICS)}
 _COMPARED = {"binary": (("ap", True), ("rce", True), ("map@10", True), ("ndcg@10", True)),
              "count": (("rmse_log1p", False), ("mae_log1p", False), ("spearman", True)),
-             "raw_count": (("rmse", False), ("spearman", True))}
+             "raw_count": (("rmse", False), ("spearman", True)),
+             # a rank:* model's scores order the rows of a group: AP over all rows compares them across groups
+             "ranking": (("map@10", True), ("ndcg@10", True))}
 
 
 def _raw_counts(m: Mapping[str, Any]) -> bool:
     from .train import RAW_COUNT_OBJECTIVES
 
     return m.get("kind") == "count" and m.get("objective") in RAW_COUNT_OBJECTIVES
+
+
+def _ranks(m: Mapping[str, Any]) -> bool:
+    """Whether a target's model was trained with a ``rank:*`` objective (scores that order a group's rows)."""
+    from .train import is_ranking
+
+    return m.get("kind", "binary") == "binary" and is_ranking(m.get("objective") or "")
+
+
+def _compared(m: Mapping[str, Any]) -> tuple:
+    """The ``(metric, higher is better)`` pairs the notes compare for a target's metrics ``m``."""
+    if _raw_counts(m):
+        return _COMPARED["raw_count"]
+    if _ranks(m):
+        return _COMPARED["ranking"]
+    return _COMPARED.get(m.get("kind", "binary"), ())
+
+
 MIN_POSITIVES = 100
 MIN_ROUNDS = 5
 
@@ -345,7 +369,7 @@ def _notes(report: Mapping[str, Any]) -> list[str]:
             notes.append(f"**{target}**: the model leans on features that predict it in training but not in validation "
                          f"(train/serve skew): {describe(m['skew'])}; see Train/validation skew.")
         for name, b in (m.get("baselines") or {}).items():
-            worse = [(k, m[k], b[k]) for k, higher in _COMPARED.get("raw_count" if _raw_counts(m) else kind, ())
+            worse = [(k, m[k], b[k]) for k, higher in _compared(m)
                      if _number(m.get(k)) is not None and _number(b.get(k)) is not None
                      and (b[k] > m[k] if higher else b[k] < m[k])]
             if worse:

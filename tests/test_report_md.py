@@ -171,3 +171,21 @@ def test_the_workers_row_says_how_many_training_ran_on_when_they_changed():
     joined = render_markdown(_report({"like": _binary()}, n_workers=2, n_workers_train=3))
     assert "| workers | 2 at the start, 3 in training |" in joined
     assert "Training ran on 3 dask worker(s), not the 2 of the start" in joined
+
+
+def test_a_ranking_objective_is_not_noted_as_beaten_on_pooled_ap():
+    """MIND with ``rank:ndcg``: MAP@10 0.2045 against the constant's 0.1822 and popularity's 0.1896, but its scores,
+    which order each impression's rows, pooled over every impression gave AP 0.0377 (AUC 0.468); the notes said
+    "the constant baseline is better on AP 0.0378 vs 0.0377" and likewise popularity (whose AP no table shows)."""
+    ranking = {"map@10": 0.2045, "ndcg@10": 0.2907, "mrr": 0.2529, "tied@10": 0.35, "n_groups": 968}
+    base = {"ap": 0.0378, "rce": None, "auc": 0.48, "map@10": 0.1822, "ndcg@10": 0.2571}
+    click = _binary(ap=0.0377, rce=None, auc=0.468, log_loss=None, objective="rank:ndcg", **ranking,
+                    baselines={"constant": {**base, "rce": -0.05}, "popularity": base | {"map@10": 0.1896},
+                               "te_logreg": {**base, "ap": 0.0432, "rce": 0.3, "map@10": 0.21}})
+    text = render_markdown(_report({"click": click}))
+    notes = text[text.index("## Notes"):text.index("## Reading the metrics")]
+    assert "better on AP" not in notes and "constant baseline" not in notes and "popularity baseline" not in notes
+    assert "**click**: the te_logreg baseline is better on MAP@10 0.2100 vs 0.2045." in notes  # its group metrics still
+    assert "click: a `rank:*` objective" in text and "AP and AUC pool every group's rows" in text
+    logistic = render_markdown(_report({"click": click | {"objective": "binary:logistic"}}))
+    assert "the constant baseline is better on AP 0.0378 vs 0.0377" in logistic and "`rank:*`" not in logistic
