@@ -10,6 +10,11 @@
   What the encodings alone give.
 * ``creator_mean`` (count targets, data with a creator/author): the author's
   mean log1p(count) over the training rows (the overall mean for new authors).
+
+For a count target whose model fits the raw counts (``raw_counts``: ``count:poisson``, ``reg:tweedie``,
+``reg:gamma``, which predict the mean count), ``constant`` and ``creator_mean`` predict the mean *count*
+(log1p of it on the label's scale): the mean of log1p is the typical count, below the mean of a skewed
+count, and its RMSE on counts is no baseline for a model of the mean.
 * ``popularity`` (binary targets ranked within groups, data with an item): the
   item's positives in the training rows (0 for new items; ties ordered by the hash of the row key, as in every
   ranking metric: see :func:`~rapids_engage.evaluate.tiebreak`).
@@ -75,28 +80,38 @@ def _key_statistic(train: Any, valid: Any, key: str, target: str, how: str, defa
     return keys.map(table).fillna(default).to_numpy(dtype=np.float64)
 
 
+def _as_counts(train: Any, targets: list[str]) -> Any:
+    """``train`` with the log1p labels of ``targets`` turned back into counts."""
+    return train.assign(**{t: np.expm1(train[t]) for t in targets})
+
+
 def baselines(
     backend: Backend, train: Any, valid: Any, targets: list[str], features: list[str], layout: Layout,
-    max_rows: int = 100_000, seed: int = 0,
+    max_rows: int = 100_000, seed: int = 0, raw_counts: frozenset[str] = frozenset(),
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """target -> baseline name -> metrics (as :func:`~rapids_engage.evaluate.score`); ``train`` is the
-    dask training frame, ``valid`` the gathered validation rows."""
+    dask training frame, ``valid`` the gathered validation rows; ``raw_counts``: count targets whose models
+    predict the mean count (their ``constant`` and ``creator_mean`` do too)."""
     import dask
 
+    raw = [t for t in targets if t in raw_counts]
+    counts = _as_counts(train, raw) if raw else train
     te_all = sorted({c for t in targets for c in te_columns(features, t)})
-    sample, means = dask.compute(sample_rows(train, [*te_all, *targets], max_rows, seed), train[targets].mean())
+    sample, means = dask.compute(sample_rows(train, [*te_all, *targets], max_rows, seed), counts[targets].mean())
     out: dict[str, dict[str, dict[str, Any]]] = {}
     ties = tiebreak(valid, layout)
     for t in targets:
         regression = layout.target(t).is_regression
         mean = float(to_host(means)[t])
-        result = {"constant": score(valid, layout, t, np.full(len(valid), mean), ties=ties)}
+        on_scale = np.log1p if t in raw else (lambda x: x)  # a mean count, back on the label's log1p scale
+        result = {"constant": score(valid, layout, t, np.full(len(valid), on_scale(mean)), ties=ties)}
         cols = te_columns(features, t)
         if cols and (regression or float(to_host(sample[t]).sum()) > 0):
             te_pred = _te_linear(backend, sample, valid, cols, t, regression)
             result["te_linreg" if regression else "te_logreg"] = score(valid, layout, t, te_pred, ties=ties)
         if regression and layout.creator:
-            result["creator_mean"] = score(valid, layout, t, _key_statistic(train, valid, layout.creator, t, "mean", mean), ties=ties)
+            per_creator = _key_statistic(counts, valid, layout.creator, t, "mean", mean)
+            result["creator_mean"] = score(valid, layout, t, on_scale(per_creator), ties=ties)
         if not regression and layout.group and layout.item:
             clicks = _key_statistic(train, valid, layout.item, t, "sum", 0.0)
             result["popularity"] = score(valid, layout, t, clicks, probabilities=False, ties=ties)  # a count: rank metrics only

@@ -293,10 +293,20 @@ def _regression(report: Mapping[str, Any]) -> list[str]:
         *_table(header, _beside_baselines(targets, _COUNT_METRICS), right_from=2), "",
         (f"Objectives: {objectives}. " if objectives else "") +
         f"Mean true count in the validation window: {means}. RMSE / MAE log1p: errors of log1p(predicted count) "
-        "against log1p(count); Spearman: rank correlation of predicted and true counts. A log1p regression "
-        "predicts about the typical (median-like) count, below the mean of a skewed count: for the mean, train "
-        "with `train.per_target.<target>.objective=count:poisson` (or `reg:tweedie`).", "",
+        "against log1p(count); Spearman: rank correlation of predicted and true counts. " + _count_scale(targets), "",
     ]
+
+
+def _count_scale(targets: Mapping[str, Mapping[str, Any]]) -> str:
+    """What the count models predict, and what the constant and creator_mean baselines beside them predict."""
+    raw = [t for t, m in targets.items() if _raw_counts(m)]
+    text = "" if len(raw) == len(targets) else (
+        "A log1p regression predicts about the typical (median-like) count, below the mean of a skewed count: for the "
+        "mean, train with `train.per_target.<target>.objective=count:poisson` (or `reg:tweedie`). ")
+    if raw:
+        text += (f"{', '.join(raw)}: a model of the mean count, so its constant and creator_mean baselines predict the "
+                 "(creator's) mean count of the training rows.")
+    return text.rstrip()
 
 
 #: (metric key, higher is better) compared with each baseline in the notes, by target kind; a count
@@ -390,9 +400,9 @@ _GLOSSARY = (
     ("MAP@10 / NDCG@10 / MRR", "per ranking group (e.g. an impression) with a positive: mean average precision and "
      "normalised discounted cumulative gain of the top 10, reciprocal rank of the first positive; averaged over groups. "
      "tied@10: the share of top-10 rows tied with another row of their group (ties ordered by a hash of the row key)."),
-    ("constant", "the training positive rate (or mean log1p count) for every row; for ranking, an order without information."),
+    ("constant", "the training positive rate (or mean log1p count; the mean count beside a model of the mean count) for every row; for ranking, an order without information."),
     ("te_logreg / te_linreg", "logistic / linear regression on the target-encoding features alone."),
-    ("creator_mean", "the creator's mean log1p count in training (the training mean for a new creator)."),
+    ("creator_mean", "the creator's mean log1p count in training, or mean count beside a model of the mean count (the training mean for a new creator)."),
     ("popularity", "the item's positives in training (ties, e.g. new items, broken at random)."),
 )
 

@@ -23,7 +23,7 @@ from .progress import StageProgress, byte_size
 from .run_dirs import store_path
 from .skew import skew_report
 from .split import SplitInfo, shuffle_labels, time_split
-from .train import as_float32, predict
+from .train import RAW_COUNT_OBJECTIVES, as_float32, predict
 from .train_external import train_target_external
 from .train_shared_matrix import train_targets
 
@@ -135,7 +135,9 @@ def evaluate_stage(backend: Backend, prog: StageProgress, client: Any, dataset: 
         truth = oracle_probabilities(dataset.truth_dir, oracle_ids, split.cutoff, targets, layout.oracle_id)
         ranking = tuple(t for t, m in models.items() if m.ranks)
         results = evaluate_targets(frame, preds, targets, layout, truth, ranking)
-        base = while_workers_live(client, lambda: baselines(backend, trained.train, frame, targets, built.features, layout),
+        raw_counts = frozenset(t for t, m in models.items() if m.objective in RAW_COUNT_OBJECTIVES)
+        base = while_workers_live(client, lambda: baselines(backend, trained.train, frame, targets, built.features, layout,
+                                                            raw_counts=raw_counts),
                                   workers=trained.workers, what="evaluation")
         for t, b in base.items():
             results[t]["baselines"] = b

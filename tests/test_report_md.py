@@ -189,3 +189,17 @@ def test_a_ranking_objective_is_not_noted_as_beaten_on_pooled_ap():
     assert "click: a `rank:*` objective" in text and "AP and AUC pool every group's rows" in text
     logistic = render_markdown(_report({"click": click | {"objective": "binary:logistic"}}))
     assert "the constant baseline is better on AP 0.0378 vs 0.0377" in logistic and "`rank:*`" not in logistic
+
+
+def test_a_model_of_the_mean_count_is_not_told_to_train_for_the_mean():
+    """HN with ``count:poisson`` / ``reg:tweedie``: report.md told both targets to train with count:poisson for the
+    mean, and called the constant beside them the mean log1p count; it now says what they and their baselines predict."""
+    def count(objective):
+        return {"kind": "count", "rmse_log1p": 1.7, "mae_log1p": 1.6, "rmse": 48.0, "mae": 21.9, "spearman": 0.12,
+                "mean": 14.5, "mean_pred": 15.6, "best_iteration": 25, "objective": objective, "baselines": {}}
+
+    raw = render_markdown(_report({"points": count("count:poisson"), "comments": count("reg:tweedie")}))
+    assert "for the mean, train" not in raw
+    assert "points, comments: a model of the mean count, so its constant and creator_mean baselines predict" in raw
+    mixed = render_markdown(_report({"points": count("count:poisson"), "comments": count("reg:squarederror")}))
+    assert "for the mean, train" in mixed and "points: a model of the mean count" in mixed and "comments:" not in mixed
