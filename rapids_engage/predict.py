@@ -238,9 +238,20 @@ def history_gap(builder: FeatureBuilder, start: int | None) -> str | None:
     if start is None or end is None or start - end <= HISTORY_GAP_S or not PLAUSIBLE_TIMES[0] <= start < PLAUSIBLE_TIMES[1]:
         return None  # an implausible time (milliseconds) is refused with its own message when the rows are read
     return (f"the rows start {utc(start)}, {(start - end) / 86_400:.1f} days after the serving state ends "
-            f"({utc(end)}): history features count no event in between, so their recent windows (24h, 168h, prev1d) "
+            f"({utc(end)}): history features count no event in between, so their recent windows ({_spans(builder)}) "
             "read lower than at training; pass the labelled events in between with --history (`--history validation`: "
             "the run's validation window), or retrain on data up to them")
+
+
+def _spans(builder: FeatureBuilder) -> str:
+    """The rolling windows and calendar spans of the builder's history features (``1h, 6h, 24h, prev1d``)."""
+    from .features.history_spans import window_label
+
+    encoders = getattr(builder, "history_encoders", None) or []
+    windows = sorted({w for e in encoders for w in getattr(e, "windows", [])})
+    days = sorted({d for e in encoders for d in getattr(e, "days", [])})
+    spans = [window_label(w) for w in windows] + [f"prev{d}d" for d in days]
+    return ", ".join(spans) if spans else "rolling and previous-day spans"
 
 
 def check_not_before(builder: FeatureBuilder, files: Sequence[Path | Footer], start: int | None) -> None:

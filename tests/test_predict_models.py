@@ -70,3 +70,16 @@ def test_history_validation_is_the_run_s_events_after_its_cutoff(tmp_path):
     (tmp_path / "report.json").write_text(json.dumps({"split": {"data_dir": str(data), "cutoff": 100}}))
     events = history_events("validation", tmp_path / "models", CPU, "t")
     assert events["t"].tolist() == [101, 150]
+
+
+def test_the_history_gap_names_the_state_s_own_windows():
+    """MIND (windows 1h, 6h, 24h and prev1d) scored a day after its state: the line said "their recent windows
+    (24h, 168h, prev1d)", the demo's windows, which MIND's state does not have."""
+    from types import SimpleNamespace
+
+    end = 1_573_689_013
+    mind = SimpleNamespace(history_end=lambda: end, history_encoders=[
+        SimpleNamespace(windows=[3600, 21600, 86400], days=[1]), SimpleNamespace(windows=[3600, 21600, 86400], days=[1])])
+    line = history_gap(mind, end + 2 * HISTORY_GAP_S)
+    assert "their recent windows (1h, 6h, 24h, prev1d) read lower" in line and "168h" not in line
+    assert "(rolling and previous-day spans)" in history_gap(_State(end), end + 2 * HISTORY_GAP_S)
