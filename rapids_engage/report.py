@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .atomic import write_text
-from .report_md import fmt_number
+from .report_md import fmt_number, ranking_caveat
 from .skew import describe
 
 REQUIRED_TARGET_KEYS = ("ap", "rce", "auc", "positive_rate", "oracle_rce")
@@ -131,6 +131,9 @@ def metrics_tables(report: dict, title: str = "validation metrics") -> list[Tabl
 def print_summary(report: dict, console: Console, path: Path) -> None:
     for table in metrics_tables(report):
         console.print(table)
+    caveat = ranking_caveat(report["targets"], "ranking table (MAP@10, NDCG@10)", code="")
+    if caveat:
+        console.print(caveat, highlight=False, markup=False)
     for target, m in report["targets"].items():
         if m.get("skew"):
             console.print(f"skew: {target} leans on features that predict it in training but not in validation: "

@@ -214,10 +214,9 @@ def _metrics(report: Mapping[str, Any]) -> list[str]:
         + "Rounds: trees in the saved model (best iteration + 1).",
         "",
     ]
-    ranked = [t for t, m in targets.items() if _ranks(m)]
-    if ranked:
-        lines += [f"{', '.join(ranked)}: a `rank:*` objective, whose scores order the rows of a ranking group and are not "
-                  "comparable across groups; AP and AUC pool every group's rows, so read its Ranking table.", ""]
+    caveat = ranking_caveat(targets)
+    if caveat:
+        lines += [caveat, ""]
     extra = [(c, k, d) for c, k, d in _EXTRA_COLUMNS if any(_number(m.get(k)) is not None for m in targets.values())]
     if extra:
         rows = [[f"**{t}**", *(fmt_number(m.get(k), d) for _, k, d in extra)] for t, m in targets.items()]
@@ -227,6 +226,15 @@ def _metrics(report: Mapping[str, Any]) -> list[str]:
             lines += ["Grouped: the mean over 5 groups of validation rows by quantiles of the popularity column "
                       "(RecSys: the creator's follower count), as the RecSys 2021 challenge scored.", ""]
     return lines
+
+
+def ranking_caveat(targets: Mapping[str, Mapping[str, Any]], table: str = "Ranking table", code: str = "`") -> str | None:
+    """The line that says the AP / AUC of ``targets`` trained with a ``rank:*`` objective pool incomparable scores."""
+    ranked = [t for t, m in targets.items() if _ranks(m)]
+    if not ranked:
+        return None
+    return (f"{', '.join(ranked)}: a {code}rank:*{code} objective, whose scores order the rows of a ranking group and are not "
+            f"comparable across groups; AP and AUC pool every group's rows, so read its {table}.")
 
 
 def _positives(m: Mapping[str, Any]) -> str:

@@ -113,6 +113,24 @@ def test_terminal_tables_put_ranking_metrics_in_their_own_table():
     assert len(metrics_tables(_report({"like": _binary()}))) == 1  # no group: no ranking table
 
 
+def test_the_terminal_summary_says_a_ranking_models_ap_and_auc_pool_the_groups():
+    """report.md says a rank:* model's AP / AUC pool scores not comparable across groups; the terminal table showed
+    them (MIND click: AP 0.0378, below the constant's) without a word."""
+    from rich.console import Console
+
+    from rapids_engage.report import print_summary
+
+    ranked = _binary(**{"map@10": 0.2045, "ndcg@10": 0.3, "n_groups": 968, "rce": None, "objective": "rank:ndcg"})
+    printed = {}
+    for name, click in (("rank", ranked), ("binary", ranked | {"objective": "binary:logistic"})):
+        console = Console(width=300, record=True)
+        print_summary(_report({"click": click}, layout={"group": "impression_id"}), console, Path("r/report.json"))
+        printed[name] = " ".join(console.export_text().split())
+    assert ("click: a rank:* objective, whose scores order the rows of a ranking group and are not comparable across "
+            "groups; AP and AUC pool every group's rows, so read its ranking table (MAP@10, NDCG@10).") in printed["rank"]
+    assert "pool" not in printed["binary"]
+
+
 def test_skewed_features_get_a_section_a_note_and_a_terminal_line():
     from rich.console import Console
 
