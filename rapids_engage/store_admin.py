@@ -97,7 +97,20 @@ def remove(store: FeatureStore, name: str) -> None:
     except OSError as exc:
         raise ValueError(f"store: cannot delete {name} from {store.path}: {exc.strerror or exc} (a read-only store: "
                          "run the store command as a user who may write it, or where it is mounted read-write)") from exc
-    shutil.rmtree(trash)
+    try:
+        shutil.rmtree(trash)
+    except OSError as exc:
+        raise ValueError(f"store: cannot delete {name} from {store.path}: {exc.strerror or exc}{_at(exc, store.path)}; it is "
+                         f"renamed to {trash.name}, which `store --tmp` deletes (run it as a user who may write every "
+                         "file of it)") from exc
+
+
+def _at(exc: OSError, root: Path) -> str:
+    """`` (<file>)``: the file an OS error names, relative to ``root`` where it lies inside it; empty if it names none."""
+    if not exc.filename:
+        return ""
+    path = Path(exc.filename)
+    return f" ({path.relative_to(root) if path.is_relative_to(root) else path})"
 
 
 def to_delete(infos: list[VersionInfo], keep: int | None, named: list[str]) -> list[str]:

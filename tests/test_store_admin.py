@@ -207,7 +207,7 @@ def test_a_replaced_version_s_leftover_with_its_manifest_is_no_version(store, ca
     assert "4 version(s)" in out and "1 left by a replace or delete" in out
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(shutil, "rmtree", lambda path: (_ for _ in ()).throw(OSError("interrupted")))
-        with pytest.raises(OSError, match="interrupted"):
+        with pytest.raises(ValueError, match="interrupted"):
             remove(store, "aaa")
     assert store.versions() == ["ccc", "ddd"]
     assert [d.name.startswith(".trash-aaa-") for d in temporary_dirs(store.path)].count(True) == 1
@@ -269,6 +269,24 @@ def test_deleting_from_a_read_only_store_is_one_line_naming_the_store(store, cap
         assert "Errno" not in err and ".trash-" not in err and "read-only store" in err
     monkeypatch.undo()
     assert store.versions() == ["aaa", "ccc", "ddd"]
+
+
+def test_a_version_renamed_away_but_not_deleted_is_one_line_naming_the_trash_for_tmp(store, capsys, monkeypatch):
+    """The rename to ``.trash-*`` succeeded but deleting its files failed (a read-only subdirectory): the error was
+    a raw "[Errno 13] Permission denied: '<path>'" traceback line, silent about the half-deleted directory left."""
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path) + "/train")
+
+    monkeypatch.setattr(shutil, "rmtree", refuse)
+    assert main(["store", str(store.path), "--delete", "ccc", "--quiet"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    monkeypatch.undo()
+    trash = [d.name for d in temporary_dirs(store.path) if d.name.startswith(".trash-ccc-")]
+    assert len(trash) == 1 and store.versions() == ["aaa", "ddd"]
+    assert f"store: cannot delete ccc from {store.path}: Permission denied" in err and "Errno" not in err
+    assert f"renamed to {trash[0]}, which `store --tmp` deletes" in err
+    assert main(["store", str(store.path), "--tmp", "--quiet"]) == 0 and temporary_dirs(store.path) == []
 
 
 def test_a_mark_not_rewritten_for_a_while_counts_for_nothing_whatever_its_host(store, capsys, tmp_path):
