@@ -208,6 +208,36 @@ def worker_parts(client: Any, frame: Any) -> dict[str, list[Any]]:
     return by_worker
 
 
+#: Words of a worker's XGBoost error when a peer left the collective (its socket closed): not the cause.
+PEER_LOSS_WORDS = ("allreduce", "allgather", "broadcast failed", "broken pipe", "connection reset", "connection closed",
+                   "failed to recv", "failed to receive", "failed to send")
+#: Seconds to wait, after a training task failed, for its peers' failures to reach the driver.
+FAILURE_GRACE_S = 10.0
+
+
+def is_peer_loss(exc: BaseException) -> bool:
+    """Whether a training task's error is a peer's lost connection (another worker failed) rather than a cause."""
+    words = (exc.words if isinstance(exc, TargetFailed) else str(exc)).lower()
+    return any(w in words for w in PEER_LOSS_WORDS)
+
+
+def gather_cause(client: Any, futures: list[Any], grace_s: float = FAILURE_GRACE_S) -> list[Any]:
+    """The tasks' results; when some fail, raises the first error that is not a peer's lost connection (a worker failing
+    inside XGBoost's collective breaks its peers' allreduce, whose errors may reach the driver first)."""
+    import asyncio
+
+    import distributed
+
+    if any(f.status == "error" for f in distributed.as_completed(futures)):  # stops at the first failure
+        try:
+            distributed.wait(futures, timeout=grace_s)  # the other workers fail too, or are stuck in the collective
+        except (TimeoutError, asyncio.TimeoutError):  # one and the same from Python 3.11
+            pass
+        failed = [f for f in futures if f.status == "error"]
+        min(failed, key=lambda f: is_peer_loss(f.exception())).result()  # raises: the first cause, else a peer's error
+    return client.gather(futures)
+
+
 def train_shared(client: Any, train: Any, valid: Any, features: list[str], group: str | None, specs: list[TargetSpec],
                  global_config: dict[str, Any], abandoned: Any) -> dict[str, tuple[Any, dict]]:
     """Per target of ``specs`` (one ``max_bin``; ``group``: rows sorted by it, ``qid`` from it), (booster, metrics per round)."""
@@ -223,7 +253,7 @@ def train_shared(client: Any, train: Any, valid: Any, features: list[str], group
     with distributed.MultiLock(workers, client):  # looked up now: train_locks records its id
         futures = [client.submit(fit_targets, train_by.get(w, []), valid_by.get(w, []), features, group, specs, coll_args,
                                  global_config, workers=[w], allow_other_workers=False, pure=False) for w in workers]
-        results = client.gather(futures)
+        results = gather_cause(client, futures)
     out = next(r for r in results if r is not None)
     return {t: (xgb.Booster(model_file=bytearray(raw)), history) for t, (raw, history) in out.items()}
 

@@ -5,11 +5,17 @@ dask's ``xgboost.scheduler_address`` as xgboost.dask does."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
+import xgboost
+
+from rapids_engage.train_shared_matrix import fit_targets as _real_fit_targets
 
 FEATURES = ["a", "b", "c"]
+_REAL_TRAIN = xgboost.train
 KINDS = {"like": "binary", "rare": "binary", "count": "count", "click": "binary"}
 
 
@@ -150,3 +156,59 @@ def test_a_worker_without_partitions_on_gpus_makes_its_empty_matrix_of_cupy_as_x
     monkeypatch.setattr(xgboost, "QuantileDMatrix", lambda data, **kw: data)  # an empty one needs the collective
     assert quantile_matrix([], FEATURES, 64, 1, None).shape == (0, 0) and made == []
     assert quantile_matrix([], FEATURES, 64, 1, None, cuda=True).shape == (0, 0) and made == [(0, 0)]
+
+
+
+#: Worker 1's failure, injected: its address, and whether its peer's task has failed yet.
+_INJECTED: dict = {"failing": None, "peer_failed": threading.Event()}
+
+
+def _train_refused_on_worker_1(*args, **kwargs):
+    """``xgb.train``, but XGBoost refuses on worker 1 (the real cause)."""
+    import distributed
+    import xgboost as xgb
+
+    if distributed.get_worker().address == _INJECTED["failing"]:
+        raise xgb.core.XGBoostError("injected: the real cause on worker 1")
+    return _REAL_TRAIN(*args, **kwargs)
+
+
+def _fit_targets_worker_1_last(*args, **kwargs):
+    """``fit_targets``, whose error on worker 1 reaches the driver after its peer's."""
+    try:
+        return _real_fit_targets(*args, **kwargs)
+    except Exception:
+        import distributed
+
+        if distributed.get_worker().address == _INJECTED["failing"]:
+            _INJECTED["peer_failed"].wait(60)
+        else:
+            _INJECTED["peer_failed"].set()
+        raise
+
+
+def test_a_worker_failing_inside_the_collective_is_named_not_its_peers_lost_connection(monkeypatch):
+    """One worker failing inside XGBoost's collective breaks its peer's allreduce ("Ring allreduce small failed."); when
+    the peer's error reached the driver first, the one-line error gave the peer's words instead of the real cause."""
+    import dask.dataframe as dd
+    import xgboost as xgb
+    from distributed import Client, LocalCluster
+
+    import rapids_engage.train_shared_matrix as tsm
+    from rapids_engage.backend import CPU
+    from rapids_engage.cluster import pin_partitions, worker_addresses
+    from rapids_engage.config import TrainConfig
+
+    monkeypatch.setattr(xgb, "train", _train_refused_on_worker_1)
+    monkeypatch.setattr(tsm, "fit_targets", _fit_targets_worker_1_last)
+    cfg = TrainConfig(targets=["like"], max_depth=3, num_boost_round=3)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        monkeypatch.setitem(_INJECTED, "failing", sorted(worker_addresses(client))[1])
+        monkeypatch.setitem(_INJECTED, "peer_failed", threading.Event())
+        train, valid = (pin_partitions(client, dd.from_pandas(_rows(n, s), npartitions=2, sort=False))
+                        for n, s in ((600, 0), (200, 1)))
+        with pytest.raises(ValueError) as caught:
+            tsm.train_targets(client, CPU, cfg, {"like": "binary"}, train, valid, FEATURES, None, worker_addresses(client))
+    assert _INJECTED["peer_failed"].is_set()  # the peer did fail, on its lost connection
+    assert str(caught.value) == "train (target 'like'): XGBoost: injected: the real cause on worker 1"
