@@ -569,3 +569,18 @@ def test_a_yaml_syntax_error_is_one_line_at_the_files_line_and_column(tmp_path, 
         load_config(path)
     assert str(info.value).startswith(f"{path}: {expected}") and "\n" not in str(info.value)
     assert "<unicode string>" not in str(info.value)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("out: runs/a\x07b\n", "at line 1, column 12: character #x0007 is not allowed in YAML"),
+    ("train:\n  max_depth: 3\x00\n", "at line 2, column 15: character #x0000 is not allowed in YAML"),
+])
+def test_a_character_yaml_refuses_is_named_at_the_files_line_and_column(tmp_path, text, expected):
+    """A control character (a NUL, a BEL pasted from a terminal) gave PyYAML's ReaderError, which has no line:
+    the error said 'special characters are not allowed in "<unicode string>", position 11'."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: not valid YAML {expected}") and "\n" not in str(info.value)
+    assert "<unicode string>" not in str(info.value)

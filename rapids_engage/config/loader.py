@@ -113,10 +113,12 @@ def load_config(
     path = Path(path) if path else DEFAULT_CONFIG
     if not path.is_file():
         raise ConfigError(f"config file {path} is a directory" if path.is_dir() else f"config file not found: {path}")
+    text = ""
     try:
-        data = read_yaml(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
+        data = read_yaml(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML{_yaml_problem(exc)}") from None
+        raise ConfigError(f"{path}: not valid YAML{_yaml_problem(exc, text)}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not valid YAML: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except ValueError as exc:  # a key given twice
@@ -132,9 +134,14 @@ def load_config(
     return from_dict(data, str(path), origins)
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
     """PyYAML's error in one line, at the file's line and column: its own text took five lines, quoted the line
-    and named the file ``<unicode string>``."""
+    and named the file ``<unicode string>``; a character YAML does not allow (a control character, NUL) was
+    an error at a ``position`` of ``<unicode string>``."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        before = text[:exc.position]
+        line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+        return f" at line {line}, column {column}: character #x{exc.character:04x} is not allowed in YAML ({exc.reason})"
     mark = getattr(exc, "problem_mark", None)
     if mark is None or not getattr(exc, "problem", None):
         return ": " + " ".join(str(exc).split())
