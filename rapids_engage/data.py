@@ -140,8 +140,10 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
 #: 13: a parquet timestamp or date time column read with a ``time_format`` pattern holding ``%z`` / ``%Z`` is
 #: its instant, not ``bad_time`` on every row;
 #: 14: a parquet fixed_size_list, list_view or large_list_view column reads as a list (its items, not JSON text
-#: ``[1.0, 2.5]`` split into ``[1.0,`` and ``2.5]``), a list of lists as the items of its inner lists, as JSONL's).
-INGEST_RULES = 14
+#: ``[1.0, 2.5]`` split into ``[1.0,`` and ``2.5]``), a list of lists as the items of its inner lists, as JSONL's;
+#: 15: a parquet timestamp or date time column (or a record's datetime) read with a ``time_format`` pattern holding
+#: ``%f`` is its instant, not ``bad_time`` on every row).
+INGEST_RULES = 15
 
 
 def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:

@@ -467,6 +467,23 @@ def test_parquet_timestamp_time_column(tmp_path):
         assert frame.event_time.tolist() == [1600000000] and q.reason.tolist() == ["bad_time"], fmt
 
 
+def test_a_parquet_or_record_time_read_with_a_microseconds_pattern_is_its_instant(tmp_path):
+    """A time_format holding %f (kept from a CSV of '2020-09-13T12:26:40.250+0000') quarantined every row of a parquet
+    timestamp column, and of datetime records, as bad_time: arrow's strftime wrote the text '%f', which the pattern
+    did not read back. The fraction of a second is dropped, as a text time's is; '%%f' is the text '%f'."""
+    from rapids_engage.ingest.records import RecordReader
+
+    ts = pa.array([1600000000_250, 1600000100_999], pa.timestamp("ms", tz="Europe/Paris"))
+    pq.write_table(pa.table({"id": ["p1", "p2"], "ts": ts, "clicked": [1, 1], "likes": [0, 1]}), tmp_path / "p.parquet")
+    small = spec(format="parquet", user=None, numeric=[], categorical=[], text=[])
+    for i, fmt in enumerate(["%Y-%m-%dT%H:%M:%S.%f%z", "%d/%m/%Y %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S%%f"]):
+        _, frame, q = run(tmp_path, tmp_path / "p.parquet", dataclasses.replace(small, time_format=fmt), f"o{i}")
+        assert sorted(frame.event_time) == [1600000000, 1600000100] and q.empty, fmt
+        records = [{"id": "r1", "ts": pd.Timestamp(1600000000_250, unit="ms", tz="UTC"), "clicked": 1, "likes": 0}]
+        rows, rejected = RecordReader(dataclasses.replace(small, time_format=fmt), labelled=True).read(records)
+        assert rows.event_time.tolist() == [1600000000] and rejected.empty, fmt
+
+
 def test_wrong_field_count_lines_are_physical_across_blocks(tmp_path, monkeypatch):
     monkeypatch.setattr(table_read, "BLOCK_BYTES", 256)
     rng = np.random.default_rng(3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,7 +158,8 @@ def _is_utf8(value: bytes) -> bool:
 
 
 def _timestamp_text(arr: pa.Array, fmt: str) -> pa.Array:
-    """Timestamps / dates as text in ``fmt`` (instants in UTC; a ``%z`` / ``%Z`` in a pattern writes ``+0000`` / ``UTC``)."""
+    """Timestamps / dates as text in ``fmt`` (instants in UTC; a ``%z`` / ``%Z`` in a pattern writes ``+0000`` / ``UTC``,
+    a ``%f`` ``000000``: a text time's fraction of a second is dropped too, and arrow writes no ``%f``)."""
     if pa.types.is_date(arr.type):
         arr = arr.cast(pa.timestamp("s"))
     per_s = PER_SECOND[arr.type.unit]
@@ -167,5 +169,11 @@ def _timestamp_text(arr: pa.Array, fmt: str) -> pa.Array:
         text = pa.array((ticks * 1000 // per_s if fmt == "unix_ms" else secs).astype(str))
     else:
         utc = pa.array(secs, pa.timestamp("s", tz="UTC"))  # a zone to write: arrow cannot %z a naive time
-        text = pc.strftime(utc, format="%Y-%m-%dT%H:%M:%S" if fmt == "iso" else fmt)
+        text = pc.strftime(utc, format="%Y-%m-%dT%H:%M:%S" if fmt == "iso" else _no_fraction(fmt))
     return pc.if_else(arr.is_null(), pa.scalar(None, pa.string()), text.cast(pa.string()))
+
+
+def _no_fraction(fmt: str) -> str:
+    """``fmt`` with its ``%f`` (microseconds, which arrow's strftime left as the text ``%f``: every row bad_time) written
+    ``000000``; ``%%f`` is the text ``%f``."""
+    return re.sub(r"%[%f]", lambda m: "000000" if m.group(0) == "%f" else "%%", fmt)
