@@ -13,9 +13,9 @@ _INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
 
 
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader without YAML 1.1's base-60 numbers and octal ``0``-prefixed ints (YAML 1.2 dropped both):
-    ``valid_hours: 1:30`` was 90 hours, ``seed: 010`` was 8. Such text stays text, which a number key refuses
-    by name and a name key keeps as written (a column ``007``)."""
+    """PyYAML's safe loader without YAML 1.1's base-60 numbers and octal ``0``-prefixed ints (YAML 1.2 dropped both,
+    reading ``010`` as 10 and ``0o17`` as octal): ``valid_hours: 1:30`` was 90 hours, ``seed: 010`` was 8. Such text
+    (``0o17`` too) stays text, which a number key refuses by name and a name key keeps as written (a column ``007``)."""
 
 
 _Loader.yaml_implicit_resolvers = {
