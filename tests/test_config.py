@@ -560,6 +560,14 @@ def test_yaml_1_1_base_60_and_octal_numbers_are_not_read_as_other_numbers(tmp_pa
     ("train:\n\tmax_depth: 3\n", r"not valid YAML at line 2, column 1: found character '\t' that cannot start any token "
                                  "(while scanning for the next token); indent with spaces, not tabs"),
     ("train: [1\n", "not valid YAML at line 2, column 1: expected ',' or ']', but got '<stream end>'"),
+    # where the list or the quote was left open is not where YAML noticed: their line was lost in the one line
+    ("out: x\ntrain:\n  targets: [like, reply\n  max_depth: 3\n",
+     "not valid YAML at line 4, column 12: expected ',' or ']', but got ':' (while parsing a flow sequence "
+     "at line 3, column 12)"),
+    ("out: 'runs/x\ntrain: {max_depth: 3}\n", "not valid YAML at line 3, column 1: found unexpected end of stream "
+                                              "(while scanning a quoted scalar at line 1, column 6)"),
+    ("a: &x 1\nb: &x 2\n", "not valid YAML at line 2, column 4: second occurrence (found duplicate anchor 'x'; "
+                           "first occurrence at line 1, column 4)"),
 ])
 def test_a_yaml_syntax_error_is_one_line_at_the_files_line_and_column(tmp_path, text, expected):
     """PyYAML's error took five lines (the README promises one), quoted the line and named the file '<unicode string>'."""

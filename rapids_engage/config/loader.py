@@ -135,9 +135,10 @@ def load_config(
 
 
 def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
-    """PyYAML's error in one line, at the file's line and column: its own text took five lines, quoted the line
-    and named the file ``<unicode string>``; a character YAML does not allow (a control character, NUL) was
-    an error at a ``position`` of ``<unicode string>``."""
+    """PyYAML's error in one line, at the file's line and column, and its context's where that is elsewhere (where an
+    unclosed list or quote opened): its own text took five lines, quoted the line and named the file
+    ``<unicode string>``; a character YAML does not allow (a control character, NUL) was an error at a ``position``
+    of ``<unicode string>``."""
     if isinstance(exc, yaml.reader.ReaderError):
         before = text[:exc.position]
         line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
@@ -145,7 +146,10 @@ def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
     mark = getattr(exc, "problem_mark", None)
     if mark is None or not getattr(exc, "problem", None):
         return ": " + " ".join(str(exc).split())
-    context = f" ({exc.context})" if getattr(exc, "context", None) else ""
+    near = getattr(exc, "context_mark", None)  # where an unclosed list or quote opened, a first anchor
+    elsewhere = near is not None and (near.line, near.column) != (mark.line, mark.column)
+    at = f" at line {near.line + 1}, column {near.column + 1}" if elsewhere else ""
+    context = f" ({exc.context}{at})" if getattr(exc, "context", None) else ""
     tabs = "; indent with spaces, not tabs" if "'\\t'" in exc.problem else ""  # PyYAML shows the tab as '\t'
     return f" at line {mark.line + 1}, column {mark.column + 1}: {exc.problem}{context}{tabs}"
 
