@@ -30,7 +30,8 @@ from .layout import Layout
 
 MAX_SHUFFLED_RCE = 0.5
 MAX_SHUFFLED_AUC = 0.55
-#: Count targets: with shuffled labels the model's RMSE on log1p may beat the constant's by at most 1 %.
+#: Count targets: with shuffled labels the model's RMSE (on log1p; on counts for raw-count objectives) may beat the
+#: constant's by at most 1 %.
 MIN_SHUFFLED_RMSE_RATIO = 0.99
 
 
@@ -163,13 +164,15 @@ def shuffled_check(target: str, shuffled: dict, real: dict) -> dict:
     """A model trained on permuted labels must show no skill on the validation window. Where the real-label
     model has no more skill than the bound either, the check passes, marked inconclusive: it shows nothing."""
     if shuffled.get("kind") == "count":
-        ratio, real_ratio = _rmse_ratio(shuffled), _rmse_ratio(real)
+        key = _rmse_key(shuffled)
+        name = "RMSE" if key == "rmse" else "RMSE(log1p)"
+        ratio, real_ratio = _rmse_ratio(shuffled, key), _rmse_ratio(real, key)
         ratio = 1.0 if ratio is None else ratio  # no constant to beat: no skill shown
-        check = {"check": f"shuffled labels: {target} RMSE(log1p) >= {MIN_SHUFFLED_RMSE_RATIO} x constant's",
+        check = {"check": f"shuffled labels: {target} {name} >= {MIN_SHUFFLED_RMSE_RATIO} x constant's",
                  "passed": ratio >= MIN_SHUFFLED_RMSE_RATIO,
-                 "detail": f"RMSE(log1p) {shuffled['rmse_log1p']:.4f} vs constant "
-                           f"{shuffled['baselines']['constant']['rmse_log1p']:.4f} with shuffled labels "
-                           f"(real labels: {real['rmse_log1p']:.4f})"}
+                 "detail": f"{name} {shuffled[key]:.4f} vs constant "
+                           f"{shuffled['baselines']['constant'][key]:.4f} with shuffled labels "
+                           f"(real labels: {real[key]:.4f})"}
         return _without_skill(check, real_ratio is not None and real_ratio >= MIN_SHUFFLED_RMSE_RATIO)
     if shuffled.get("rce") is None:  # a ranking model's scores: no RCE, use the AUC
         if _undefined(shuffled.get("auc")):
@@ -186,12 +189,20 @@ def shuffled_check(target: str, shuffled: dict, real: dict) -> dict:
     return _without_skill(check, real.get("rce") is not None and real["rce"] <= MAX_SHUFFLED_RCE)
 
 
-def _rmse_ratio(metrics: dict) -> float | None:
-    """A count model's RMSE on log1p over its constant baseline's (None where either is missing or 0)."""
-    const = (metrics.get("baselines") or {}).get("constant", {}).get("rmse_log1p")
-    if _undefined(metrics.get("rmse_log1p")) or _undefined(const) or not const:
+def _rmse_key(metrics: dict) -> str:
+    """The RMSE a count model and its constant are compared on: of the counts for an objective fitted on raw counts
+    (its constant predicts the mean count, the best constant there, not on log1p), else of log1p."""
+    from .train import RAW_COUNT_OBJECTIVES
+
+    return "rmse" if metrics.get("objective") in RAW_COUNT_OBJECTIVES else "rmse_log1p"
+
+
+def _rmse_ratio(metrics: dict, key: str) -> float | None:
+    """A count model's RMSE (``key``) over its constant baseline's (None where either is missing or 0)."""
+    const = (metrics.get("baselines") or {}).get("constant", {}).get(key)
+    if _undefined(metrics.get(key)) or _undefined(const) or not const:
         return None
-    return metrics["rmse_log1p"] / const
+    return metrics[key] / const
 
 
 def _without_skill(check: dict, no_skill: bool) -> dict:

@@ -153,3 +153,22 @@ def test_count_and_ranking_checks_are_inconclusive_without_real_skill():
     rank_sound = shuffled_check("click", {"rce": None, "auc": 0.52}, {"rce": None, "auc": 0.67})
     assert rank_sound["passed"] and "inconclusive" not in rank_sound
     assert not shuffled_check("click", {"rce": None, "auc": 0.60}, {"rce": None, "auc": 0.67})["passed"]
+
+
+def test_a_raw_count_objective_s_check_compares_rmse_of_counts():
+    """For count:poisson / reg:tweedie / reg:gamma the constant baseline predicts the mean count, the best constant on
+    counts but not on log1p: the check compared RMSE(log1p), where Hacker News' shuffled tweedie model scored 0.9948 of
+    the constant (0.005 from a FAIL without a leak) while on counts it was 0.9999. Such targets compare RMSE of counts."""
+    from rapids_engage.audit import shuffled_check
+
+    def count(objective, log1p, const_log1p, rmse, const_rmse):
+        return {"kind": "count", "objective": objective, "rmse_log1p": log1p, "rmse": rmse,
+                "baselines": {"constant": {"rmse_log1p": const_log1p, "rmse": const_rmse}}}
+
+    shuffled = count("reg:tweedie", 1.1200, 1.1400, 48.130, 48.135)  # log1p ratio 0.982, counts 0.9999
+    real = count("reg:tweedie", 1.0000, 1.1400, 40.0, 48.135)
+    check = shuffled_check("points", shuffled, real)
+    assert check["passed"] and "RMSE >= 0.99" in check["check"] and "48.1300" in check["detail"], check
+    assert not shuffled_check("points", count("count:poisson", 1.13, 1.14, 45.0, 48.135), real)["passed"]  # a leak
+    squared = shuffled_check("points", count("reg:squarederror", 1.1200, 1.1400, 48.130, 48.135), real)
+    assert not squared["passed"] and "RMSE(log1p)" in squared["check"]  # log1p models stay on log1p
