@@ -182,7 +182,7 @@ def small_cache(tmp_path_factory):
         (["--gpus", "lots"], "--gpus must be"),
         (["--set", "train.max_dept=3"], "train.max_dept"),
         (["--set", "split.valid_hours=100000"], "valid_hours"),
-        (["--set", "split.valid_hours=0.0001"], "the validation side of the split holds 0 of 2,000 rows"),
+        (["--set", "split.valid_hours=0.0001"], "split.valid_hours: expected a number of hours > 0, at least one second"),
     ],
 )
 def test_errors_are_one_line(small_cache, tmp_path, argv, message):
