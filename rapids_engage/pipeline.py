@@ -406,7 +406,7 @@ def build_predict_parser() -> argparse.ArgumentParser:
 
 def _predict(args: argparse.Namespace, console: Console) -> None:
     from .predict import run_predict
-    from .report import metrics_tables
+    from .report import print_metrics
 
     if not args.out.strip():  # --out "$OUT" with OUT unset: predictions/ and predict.json in the working directory
         raise ConfigError(f"predict: --out must be a directory path, got {args.out!r}")
@@ -420,8 +420,8 @@ def _predict(args: argparse.Namespace, console: Console) -> None:
     rate = f" ({result['rows_per_s']:,.0f} rows/s)" if result.get("rows_per_s") else ""
     console.print(f"{result['rows']:,} rows scored for {', '.join(result['targets'])}{rate} -> {result['predictions']}")
     if result["metrics"]:
-        for table in metrics_tables({"backend": backend.kind, "rows": {"valid": result["rows"]}, "targets": result["metrics"]}, "metrics of the scored rows"):
-            console.print(table)
+        print_metrics({"backend": backend.kind, "rows": {"valid": result["rows"]}, "targets": result["metrics"]}, console,
+                      "metrics of the scored rows")
     console.print(f"done in {time.perf_counter() - start:.1f} s")
 
 

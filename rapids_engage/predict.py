@@ -371,6 +371,8 @@ def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path
             frame, host = gather(client, scored, {t: scored[PRED_PREFIX + t] for t in labelled}, labelled, layout)
             ranking = tuple(t for t, m in metas.items() if is_ranking(m.get("objective", "")))
             result["metrics"] = evaluate_targets(frame, host, labelled, layout, None, ranking)
+            for t in labelled:  # as report.json's: the objective tells a rank:* model's scores (their AP / AUC pool groups)
+                result["metrics"][t]["objective"] = metas[t].get("objective")
     return result
 
 

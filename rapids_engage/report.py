@@ -128,12 +128,17 @@ def metrics_tables(report: dict, title: str = "validation metrics") -> list[Tabl
     return tables
 
 
-def print_summary(report: dict, console: Console, path: Path) -> None:
-    for table in metrics_tables(report):
+def print_metrics(report: dict, console: Console, title: str = "validation metrics") -> None:
+    """The metrics tables of ``report`` (a run's, or predict's of the scored rows), with the caveat of ``rank:*`` targets' AP / AUC."""
+    for table in metrics_tables(report, title):
         console.print(table)
     caveat = ranking_caveat(report["targets"], "ranking table (MAP@10, NDCG@10)", code="")
     if caveat:
         console.print(caveat, highlight=False, markup=False)
+
+
+def print_summary(report: dict, console: Console, path: Path) -> None:
+    print_metrics(report, console)
     for target, m in report["targets"].items():
         if m.get("skew"):
             console.print(f"skew: {target} leans on features that predict it in training but not in validation: "

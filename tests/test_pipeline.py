@@ -220,6 +220,7 @@ def test_predict_reproduces_validation_metrics(demo, tmp_path):
     for t in TARGETS:
         for key in ("ap", "rce", "auc"):
             assert result["metrics"][t][key] == pytest.approx(report["targets"][t][key], abs=1e-9), (t, key)
+        assert result["metrics"][t]["objective"] == report["targets"][t]["objective"]  # tells rank:* scores' AP / AUC
     # in process (rapids_engage.serve), the whole window as one batch: the same predictions
     from rapids_engage.serve import Scorer
 
