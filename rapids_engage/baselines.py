@@ -97,12 +97,13 @@ def baselines(
     raw = [t for t in targets if t in raw_counts]
     counts = _as_counts(train, raw) if raw else train
     te_all = sorted({c for t in targets for c in te_columns(features, t)})
-    sample, means = dask.compute(sample_rows(train, [*te_all, *targets], max_rows, seed), counts[targets].mean())
+    # per column, as split's label checks (a frame's reduction of int8 columns fails on dask-cudf's empty meta)
+    sample, *means = dask.compute(sample_rows(train, [*te_all, *targets], max_rows, seed), *(counts[t].mean() for t in targets))
     out: dict[str, dict[str, dict[str, Any]]] = {}
     ties = tiebreak(valid, layout)
     for t in targets:
         regression = layout.target(t).is_regression
-        mean = float(to_host(means)[t])
+        mean = float(means[targets.index(t)])
         on_scale = np.log1p if t in raw else (lambda x: x)  # a mean count, back on the label's log1p scale
         result = {"constant": score(valid, layout, t, np.full(len(valid), on_scale(mean)), ties=ties)}
         cols = te_columns(features, t)

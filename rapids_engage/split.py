@@ -53,12 +53,14 @@ def time_split(frame: Any, valid_hours: float, time_column: str = EVENT_TIME, ta
         )
     train = frame[frame[time_column] <= cutoff]
     valid = frame[frame[time_column] > cutoff]
-    labels = train[list(targets)]
-    stats = [labels.min(), labels.max()] if targets else []
+    targets = list(targets)
+    # per column: a frame's min() on dask-cudf fails on its empty meta ("cannot convert float NaN to integer", int8)
+    stats = [train[t].min() for t in targets] + [train[t].max() for t in targets]
     n_valid, n_rows, *low_high = dask.compute((frame[time_column] > cutoff).sum(), frame[time_column].size, *stats)
     _check_sides(int(n_valid), int(n_rows), valid_hours, hi, time_column)
     if targets:
-        _check_labels(list(targets), *low_high, int(n_rows) - int(n_valid))
+        k = len(targets)
+        _check_labels(targets, dict(zip(targets, low_high[:k])), dict(zip(targets, low_high[k:])), int(n_rows) - int(n_valid))
     return train, valid, SplitInfo(cutoff, lo, hi)
 
 

@@ -304,7 +304,7 @@ def test_input_checks_of_this_release_on_gpu(tmp_path):
     with pytest.raises(ValueError, match="row 1 holds 2"):
         m.average_precision(cupy.asarray([0, 2, 0, 1]), cupy.asarray([0.1, 0.2, 0.3, 0.4]))
     # a null time is named; a null list column counts as empty
-    frame = cudf.DataFrame({"tweet_timestamp": cudf.Series([1_600_000_000, None], dtype="int64")}, index=[10, 11])
+    frame = cudf.DataFrame({"tweet_timestamp": cudf.Series([1_600_000_000, None], dtype="int64", index=[10, 11])})
     with pytest.raises(DataError, match="column 'tweet_timestamp' has 1 null value\\(s\\), the first at index 11"):
         check_values(frame, "tweet_timestamp")
     from rapids_engage.synthetic import SyntheticSpec, generate
@@ -503,7 +503,7 @@ def test_keys_of_another_kind_than_fitted_are_refused_on_gpu():
     import cudf
 
     events = cudf.from_pandas(_events(500).fillna({"language": "en"}))
-    enc = TargetEncoder("engaging_user_id").fit(events, "like")
+    enc = TargetEncoder("engaging_user_id", row_key=("engaging_user_id", "tweet_timestamp")).fit(events, "like")
     with pytest.raises(TypeError, match=r"the key column 'engaging_user_id' holds text \(object\) but held numbers"):
         enc.transform(events.astype({"engaging_user_id": "str"}))
     counts = CountEncoder("language", per_day=False).fit(events)
