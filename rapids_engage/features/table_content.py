@@ -77,7 +77,7 @@ def count_items(s: Any, sep: str) -> Any:
     # (" ", RecSys tabs): a run of whitespace holding one (blank and separator alike, a repeat tried every split)
     gap = f"{blank}{sep_}{'' if not sep.strip(WHITESPACE) else f'(?:{blank}{sep_})*'}{blank}"
     s = s.fillna("").str.replace(f"^{gap}|{gap}$", "", regex=True).str.strip(WHITESPACE)  # none before or after them
-    return ((s.str.count(gap) + 1) * (s.str.len() > 0)).astype("int32")  # each other run separates two items
+    return ((s.str.count(gap) + 1) * (s.str.len() > 0).astype("int32")).astype("int32")  # each other run separates two items
 
 
 def _url(s: Any) -> Any:
