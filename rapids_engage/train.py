@@ -135,6 +135,17 @@ def fits_raw_counts(params: dict[str, Any], target: str, kind: str) -> bool:
 EVAL_SETS = ("train", "valid")
 
 
+def loaded_booster(raw: bytes, params: dict[str, Any]) -> Any:
+    """A booster from the UBJ bytes a worker saved, on the device it was trained for: the bytes keep no
+    ``device``, and a CPU booster given GPU rows warns and copies them to the host to predict (seen on an H200)."""
+    import xgboost as xgb
+
+    booster = xgb.Booster(model_file=bytearray(raw))
+    if params.get("device"):
+        booster.set_param({"device": params["device"]})
+    return booster
+
+
 def best_model(booster: Any, evals_result: dict, patience: int) -> tuple[Any, int, dict[str, dict[str, list[float]]]]:
     """(booster cut at its best round when early stopping, that round, the metric(s) per round of
     each of :data:`EVAL_SETS`)."""

@@ -171,10 +171,9 @@ def train_target_external(
 ) -> Any:
     """One target's model from the splits on disk, by external memory (one worker): the in-memory path's model
     (:func:`~rapids_engage.train_shared_matrix.train_targets`) for training splits larger than the workers' memory."""
-    import xgboost as xgb
-
     from .cluster import while_workers_live
-    from .train import TrainedModel, boosting_rounds, check_lowest_label, fits_raw_counts, is_ranking, uses_rmm, weigh_classes, xgb_params
+    from .train import (TrainedModel, boosting_rounds, check_lowest_label, fits_raw_counts, is_ranking, loaded_booster, uses_rmm,
+                        weigh_classes, xgb_params)
 
     params = xgb_params(cfg, target, backend, kind)
     if is_ranking(params["objective"]):
@@ -192,5 +191,5 @@ def train_target_external(
         raw_counts, cache_dir, uses_rmm(backend), pure=False,
     )  # fmt: skip
     raw, best, history = while_workers_live(client, future.result)
-    booster = xgb.Booster(model_file=bytearray(raw))
+    booster = loaded_booster(raw, params)
     return TrainedModel(target, booster, best, history["valid"], kind, params["objective"], history["train"], params)

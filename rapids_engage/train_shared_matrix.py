@@ -242,7 +242,8 @@ def train_shared(client: Any, train: Any, valid: Any, features: list[str], group
                  global_config: dict[str, Any], abandoned: Any) -> dict[str, tuple[Any, dict]]:
     """Per target of ``specs`` (one ``max_bin``; ``group``: rows sorted by it, ``qid`` from it), (booster, metrics per round)."""
     import distributed
-    import xgboost as xgb
+
+    from .train import loaded_booster
 
     columns = [*features, *dict.fromkeys(s.target for s in specs), *([group] if group else [])]
     train_by, valid_by = worker_parts(client, train[columns]), worker_parts(client, valid[columns])
@@ -255,7 +256,8 @@ def train_shared(client: Any, train: Any, valid: Any, features: list[str], group
                                  global_config, workers=[w], allow_other_workers=False, pure=False) for w in workers]
         results = gather_cause(client, futures)
     out = next(r for r in results if r is not None)
-    return {t: (xgb.Booster(model_file=bytearray(raw)), history) for t, (raw, history) in out.items()}
+    params = {s.target: s.params for s in specs}
+    return {t: (loaded_booster(raw, params[t]), history) for t, (raw, history) in out.items()}
 
 
 def target_spec(cfg: TrainConfig, backend: Backend, target: str, kind: str, y_train: Any) -> TargetSpec:

@@ -212,3 +212,20 @@ def test_a_worker_failing_inside_the_collective_is_named_not_its_peers_lost_conn
             tsm.train_targets(client, CPU, cfg, {"like": "binary"}, train, valid, FEATURES, None, worker_addresses(client))
     assert _INJECTED["peer_failed"].is_set()  # the peer did fail, on its lost connection
     assert str(caught.value) == "train (target 'like'): XGBoost: injected: the real cause on worker 1"
+
+
+def test_boosters_come_back_on_the_device_they_were_trained_for(monkeypatch):
+    """A worker's UBJ bytes keep no ``device``: loaded as they were, a GPU run's boosters predicted on the CPU
+    and copied the GPU rows to the host (XGBoost's 'mismatched devices' warning on an H200)."""
+    import numpy as np
+    import xgboost as xgb
+
+    from rapids_engage.train import loaded_booster
+
+    rows = xgb.DMatrix(np.arange(40.0).reshape(20, 2), label=np.arange(20) % 2)
+    raw = bytes(xgb.train({"objective": "binary:logistic"}, rows, 2).save_raw("ubj"))
+    seen = []
+    monkeypatch.setattr(xgb.Booster, "set_param", lambda self, params, value=None: seen.append(params))
+    assert isinstance(loaded_booster(raw, {"device": "cuda", "max_depth": 8}), xgb.Booster)
+    loaded_booster(raw, {"max_depth": 8})
+    assert [p for p in seen if isinstance(p, dict)] == [{"device": "cuda"}]  # the constructor sets its own (a list)
