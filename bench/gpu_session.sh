@@ -69,7 +69,7 @@ if wants tests; then
   # one test process on the one GPU, without the suite's -n 2 (pytest-xdist, which the staged wheels may lack)
   serial=(-p no:cacheprovider -p no:xdist -o addopts=-ra)
   run gpu-tests "${TESTS_S:-150}" python3 -m pytest -m gpu -q "${serial[@]}" tests/test_gpu_parity.py --deselect "$slow"
-  run gpu-tests-pipeline "${TESTS_PIPELINE_S:-150}" python3 -m pytest -m gpu -q "${serial[@]}" "$slow"
+  run gpu-tests-pipeline "${TESTS_PIPELINE_S:-240}" python3 -m pytest -m gpu -q "${serial[@]}" "$slow"
 fi
 
 if wants pipeline; then
