@@ -529,3 +529,232 @@ def test_missing_binary_labels_of_rows_to_score_on_gpu():
     for up in (cudf.Series([1, None, 0, None], dtype="int8"), cudf.Series([1.0, np.nan, 0.0, np.nan], nan_as_null=False)):
         got = add_labels(cudf.DataFrame({"up": up}), ["up"], layout, missing=True)["up"]
         np.testing.assert_array_equal(got.to_pandas().to_numpy(dtype=float, na_value=np.nan), want)
+
+
+# ---- table configs on the GPU (configs/hn.yaml- and configs/mind.yaml-like), never run on one before 2026-12-04 ----
+#: The backend flag of the GPU side of the table tests (a constant: a dry run of their plumbing on the CPU sets it to "0").
+GPUS = "1"
+
+
+def _posts_csv(path: Path, n: int = 6_000, seed: int = 0) -> None:
+    """Hacker News-like posts: authors of different skill, titles (Show HN / Ask HN), urls of a few sites
+    (blank, absent, www.), two counts (points, comments) over 10 days."""
+    rng = np.random.default_rng(seed)
+    authors = np.array([f"user{i}" for i in range(250)])
+    skill = rng.normal(0.0, 1.0, len(authors))
+    a = rng.integers(0, len(authors), n)
+    kind = rng.choice(["Show HN: ", "Ask HN: ", "", ""], n)
+    title = np.char.add(kind.astype(str), rng.choice(["A tool", "Why  it fails", "Rust\tnotes", "new thing"], n))
+    url = rng.choice(["https://www.github.com/x", "http://blog.example.org/p?q=1", "https://news.site.com/a", "", " "], n)
+    url = np.where(kind == "Ask HN: ", "", url)
+    points = rng.poisson(np.exp(1.0 + 0.8 * skill[a] + 0.5 * (kind == "Show HN: ")))
+    comments = rng.poisson(np.exp(0.5 + 0.6 * skill[a] + 0.8 * (kind == "Ask HN: ")))
+    pd.DataFrame({"id": rng.permutation(n) + 1_000, "author": authors[a], "title": title, "url": url,
+                  "time": np.sort(rng.integers(1_600_000_000, 1_600_000_000 + 10 * 86400, n)),
+                  "points": points, "comments": comments}).to_csv(path, index=False)
+
+
+def _impressions_csv(path: Path, n_impressions: int = 1_000, seed: int = 0) -> None:
+    """MIND-like impressions, one row per shown article (the exploded form): a click per impression or none,
+    the article's category, subcategory and title, the user's earlier clicks (a space-separated list, some empty)."""
+    rng = np.random.default_rng(seed)
+    news = np.array([f"N{i}" for i in range(400)])
+    appeal = rng.normal(0.0, 1.0, len(news))
+    category = rng.choice(["news", "sports", "finance", "tv"], len(news))
+    size = rng.integers(3, 13, n_impressions)
+    imp = np.repeat(np.arange(n_impressions) + 1, size)
+    user = np.repeat(rng.integers(0, 300, n_impressions), size)
+    t = np.repeat(np.sort(rng.integers(1_573_000_000, 1_573_000_000 + 5 * 86400, n_impressions)), size)
+    item = rng.integers(0, len(news), len(imp))
+    click = (rng.random(len(imp)) < 1 / (1 + np.exp(-(appeal[item] - 2.0)))).astype(int)
+    history = np.array([" ".join(rng.choice(news, k)) for k in rng.integers(0, 5, n_impressions)])
+    frame = pd.DataFrame({"impression_id": imp, "user_id": [f"U{u}" for u in user], "time": t, "news_id": news[item],
+                          "click": click, "category": category[item], "subcategory": np.char.add(category[item], "_x"),
+                          "title": np.where(appeal[item] > 0, "Big  news today", "A story"), "history": np.repeat(history, size)})
+    frame.drop_duplicates(["impression_id", "news_id"]).to_csv(path, index=False)
+
+
+def _table_config(path: Path, body: str) -> Path:
+    path.write_text(body)
+    return path
+
+
+def _posts_config(tmp: Path) -> Path:
+    """configs/hn.yaml's features on :func:`_posts_csv`; comments trained on raw counts (count:poisson)."""
+    csv = tmp / "posts.csv"
+    _posts_csv(csv)
+    return _table_config(tmp / "posts.yaml", f"""
+data:
+  source: table
+  path: {csv}
+  cache_dir: {tmp / 'cache'}
+  table:
+    format: csv
+    time: time
+    time_format: unix
+    row_id: [id]
+    item: id
+    creator: author
+    targets:
+      points: {{column: points, kind: count}}
+      comments: {{column: comments, kind: count}}
+    text: [title]
+    url: [url]
+cluster: {{n_workers: 1}}
+split: {{valid_hours: 48}}
+features:
+  target_encoding: {{n_folds: 5, smooth: 20, keys: [[author], [url_domain], [title_first_word], [author, url_domain]]}}
+  counts: [[author], [url_domain]]
+  history: {{keys: [[author], [url_domain]], windows: [86400, 604800]}}
+train:
+  targets: [points, comments]
+  max_depth: 4
+  max_bin: 128
+  num_boost_round: 60
+  early_stopping_rounds: 10
+  per_target: {{comments: {{objective: "count:poisson"}}}}
+""")
+
+
+def _impressions_config(tmp: Path) -> Path:
+    """configs/mind.yaml's features on :func:`_impressions_csv`, click ranked by impression (rank:ndcg)."""
+    csv = tmp / "impressions.csv"
+    _impressions_csv(csv)
+    return _table_config(tmp / "impressions.yaml", f"""
+data:
+  source: table
+  path: {csv}
+  cache_dir: {tmp / 'cache'}
+  table:
+    format: csv
+    time: time
+    time_format: unix
+    row_id: [impression_id, news_id]
+    user: user_id
+    item: news_id
+    group: impression_id
+    targets:
+      click: {{column: click, kind: binary}}
+    categorical: [category, subcategory]
+    text: [title]
+    lists: [history]
+cluster: {{n_workers: 1}}
+split: {{valid_hours: 24}}
+features:
+  target_encoding: {{n_folds: 5, smooth: 20, keys: [[news_id], [category], [user_id], [user_id, category]]}}
+  counts: [[news_id], [user_id]]
+  history: {{keys: [[news_id], [user_id]], windows: [3600, 86400], rates: false}}
+train:
+  targets: [click]
+  max_depth: 6
+  max_bin: 128
+  num_boost_round: 60
+  early_stopping_rounds: 10
+  per_target: {{click: {{objective: "rank:ndcg"}}}}
+""")
+
+
+def _run(*argv) -> dict:
+    """A pipeline command (``argv`` as on the command line) that must succeed; its report.json / predict.json."""
+    args = [str(a) for a in argv]
+    assert main([*args, "--quiet", *([] if args[0] == "predict" else ["--no-plots"])]) == 0, args
+    out = Path(args[args.index("--out") + 1])
+    return json.loads((out / ("predict.json" if args[0] == "predict" else "report.json")).read_text())
+
+
+def _store_frames(report: dict, split: str) -> pd.DataFrame:
+    """A run's stored rows of ``split``, sorted by row key (history features shuffle them)."""
+    key = list(report["layout"]["row_key"])
+    frame = pd.read_parquet(Path(report["store"]["path"]) / report["store"]["version"] / split)
+    return frame.sort_values(key).reset_index(drop=True)
+
+
+def _assert_same_store(gpu: dict, cpu: dict) -> None:
+    """Every stored feature and label of two runs equal: integers exactly, floats within 1e-6."""
+    assert gpu["backend"] == "gpu" and cpu["backend"] == "cpu" or GPUS == "0"
+    assert gpu["features"] == cpu["features"] and gpu["rows"] == cpu["rows"]
+    for split in ("train", "valid"):
+        got, want = _store_frames(gpu, split), _store_frames(cpu, split)
+        assert set(got.columns) == set(want.columns), split
+        for c in [*cpu["features"], *cpu["targets"]]:
+            if want[c].dtype.kind in "iub":
+                np.testing.assert_array_equal(got[c].to_numpy(), want[c].to_numpy(), err_msg=f"{split}.{c}")
+            else:
+                np.testing.assert_allclose(got[c].to_numpy(dtype=float, na_value=np.nan), want[c].to_numpy(dtype=float, na_value=np.nan),
+                                           rtol=0, atol=1e-6, err_msg=f"{split}.{c}")
+
+
+def _assert_close_metrics(gpu: dict, cpu: dict, tolerances: dict[str, dict[str, float]]) -> None:
+    """Per target, each named metric within its absolute tolerance (the boosters differ: GPU and CPU sketches)."""
+    for t, tols in tolerances.items():
+        for name, tol in tols.items():
+            assert abs(gpu[t][name] - cpu[t][name]) <= tol, (t, name, gpu[t][name], cpu[t][name])
+
+
+def test_count_table_on_gpu_with_predict_and_external_memory(tmp_path):
+    """A Hacker News-like table (configs/hn.yaml's features; log1p points, count:poisson comments) on the GPU against
+    the CPU: the same store, close RMSE / Spearman, the same constant baselines (a mean count and a mean log1p);
+    the predict command on the GPU scores the GPU run's validation rows as the same run scored on the CPU does; and
+    train.external_memory on the GPU (the same store, found again) trains models as good as the CPU's."""
+    config = _posts_config(tmp_path)
+    runs = {name: _run("--config", config, "--gpus", flag, "--out", tmp_path / name) for name, flag in (("cpu", "0"), ("gpu", GPUS))}
+    cpu, gpu = runs["cpu"], runs["gpu"]
+    _assert_same_store(gpu, cpu)
+    for t in ("points", "comments"):
+        for name in ("rmse", "rmse_log1p"):  # the mean of the same labels
+            assert gpu["targets"][t]["baselines"]["constant"][name] == pytest.approx(cpu["targets"][t]["baselines"]["constant"][name], rel=1e-6)
+        assert gpu["targets"][t]["rmse_log1p"] < gpu["targets"][t]["baselines"]["constant"]["rmse_log1p"], t
+    assert gpu["targets"]["comments"]["objective"] == "count:poisson" and gpu["targets"]["points"]["objective"] == "reg:squarederror"
+    _assert_close_metrics(gpu["targets"], cpu["targets"], {t: {"rmse_log1p": 0.05, "spearman": 0.05} for t in ("points", "comments")})
+    # predict on the GPU from the GPU run: the validation rows score as the same models and state score them on the CPU
+    from rapids_engage.layout import Layout
+
+    data_dir = Path(gpu["split"]["data_dir"])
+    layout = Layout.load(data_dir.parent)
+    rows = pd.read_parquet(data_dir)
+    rows = rows[rows[layout.time] > gpu["split"]["cutoff"]].drop(columns=["day"], errors="ignore")
+    rows.to_parquet(tmp_path / "new.parquet", index=False)
+    scored = {flag: _run("predict", "--model-dir", tmp_path / "gpu", "--input", tmp_path / "new.parquet", "--out", tmp_path / f"p{flag}",
+                         "--gpus", flag) for flag in ("0", GPUS)}
+    assert scored[GPUS]["rows"] == gpu["rows"]["valid"]
+    for t in ("points", "comments"):
+        assert scored[GPUS]["metrics"][t]["rmse_log1p"] == pytest.approx(gpu["targets"][t]["rmse_log1p"], rel=1e-4), t
+    preds = [pd.read_parquet(tmp_path / f"p{flag}" / "predictions").sort_values("row_id").reset_index(drop=True) for flag in ("0", GPUS)]
+    assert list(preds[1].columns) == list(preds[0].columns) and (preds[1]["row_id"].to_numpy() == preds[0]["row_id"].to_numpy()).all()
+    for t in ("points", "comments"):
+        assert (preds[1]["pred_" + t] >= 0).all()  # counts, not log1p
+        np.testing.assert_allclose(preds[1]["pred_" + t].to_numpy(), preds[0]["pred_" + t].to_numpy(), rtol=1e-5, atol=1e-5, err_msg=t)
+    # train.external_memory on the GPU, on the store the GPU run built (a cache hit: the training alone), against the CPU
+    # run (on the CPU, with one worker, external memory trains the same models as xgboost.dask: equal metrics at 6,000 rows)
+    ext = _run("--config", config, "--gpus", GPUS, "--out", tmp_path / "ext-gpu", "--set", "train.external_memory=true",
+               "--set", f"features.store={Path(gpu['store']['path'])}")
+    assert ext["store"]["version"] == gpu["store"]["version"]
+    _assert_close_metrics(ext["targets"], cpu["targets"], {t: {"rmse_log1p": 0.05, "spearman": 0.05} for t in ("points", "comments")})
+    for t in ("points", "comments"):
+        assert ext["targets"][t]["rmse_log1p"] < ext["targets"][t]["baselines"]["constant"]["rmse_log1p"], t
+
+
+def test_ranking_table_audit_on_gpu(tmp_path):
+    """A MIND-like table (configs/mind.yaml's features: a group, a list column, categoricals) trained with rank:ndcg,
+    audited on the GPU against the CPU: the real-label runs store the same features and rank as well (MAP@10,
+    NDCG@10), and the audit's checks agree (the time travel of the history features compares as many rows, none
+    differing; the shuffled-label run is noise at this size, so only its check's presence is compared)."""
+    config = _impressions_config(tmp_path)
+    audits, runs = {}, {}
+    for name, flag in (("cpu", "0"), ("gpu", GPUS)):
+        out = tmp_path / name
+        assert main(["audit", "--config", str(config), "--gpus", flag, "--out", str(out), "--quiet", "--no-plots"]) in (0, 1)
+        audits[name] = json.loads((out / "audit.json").read_text())
+        runs[name] = json.loads((out / "report.json").read_text())
+    cpu, gpu = runs["cpu"], runs["gpu"]
+    _assert_same_store(gpu, cpu)
+    click = gpu["targets"]["click"]
+    assert click["n_groups"] == cpu["targets"]["click"]["n_groups"] > 50
+    assert click["map@10"] > click["baselines"]["constant"]["map@10"]
+    _assert_close_metrics(gpu["targets"], cpu["targets"], {"click": {"map@10": 0.05, "ndcg@10": 0.05, "auc": 0.05}})
+    checks = [{c["check"]: c for c in audits[name]["checks"]} for name in ("cpu", "gpu")]
+    assert list(checks[1]) == list(checks[0])
+    for name, check in checks[0].items():
+        if name.startswith(("time travel", "time order", "train/valid overlap", "row keys")):
+            assert checks[1][name]["passed"] and check["passed"], name
+            assert checks[1][name]["detail"] == check["detail"], name
