@@ -2,15 +2,16 @@
 # The GPU checks of a session with a lent machine, as one call (bench/README.md, "GPU session").
 #
 # Run on the GPU host from the project root, after ../shared/gpu/stage.sh's parts were installed
-# into /tmp/site: the last part's call runs `bash .gpu/pNN/install.sh && STEPS="imports tests" bash
-# bench/gpu_session.sh`, the next one (at once, while /tmp/site lasts) `STEPS="pipeline scaling
-# latency" bash bench/gpu_session.sh`: each stays under the device tool's 600 s per call.
+# into /tmp/site (bench/gpu_stage.sh prints the calls): the last part's call runs `bash .gpu/pNN/install.sh;
+# STEPS="imports tests" bash bench/gpu_session.sh`, the next ones (at once, while /tmp/site lasts)
+# `STEPS="tables pipeline"` and `STEPS="scaling latency"`: each stays under the device tool's 600 s per call
+# (the whole set needs ~20 minutes of device time: a 15-minute session picks).
 # Each step has its own time limit, so a failing step leaves time for the next; everything it
 # measures lands in $OUT (the device tool's output folder; bench/results when unset).
 #
 #   ROWS=1000000     rows of the CPU-vs-GPU pipeline bench (both backends, same machine, one run)
 #   GPU_ROWS=10000000  rows of the GPU-only run of the scaling curve (0: skip)
-#   STEPS="imports tests pipeline scaling latency"  the steps to run
+#   STEPS="imports tests tables pipeline scaling latency"  the steps to run
 #   COMMIT=abc1234   the commit measured (the device's copy of the tree may have no .git)
 set -uo pipefail
 export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
@@ -18,7 +19,7 @@ out="${OUT:-bench/results}"
 mkdir -p "$out"
 rows="${ROWS:-1000000}"
 gpu_rows="${GPU_ROWS:-10000000}"
-steps="${STEPS:-imports tests pipeline scaling latency}"
+steps="${STEPS:-imports tests tables pipeline scaling latency}"
 log="$out/gpu-session.log"
 
 stamp="$(mktemp)"  # results older than this are the committed ones, not this session's
@@ -68,8 +69,14 @@ if wants tests; then
   slow="tests/test_gpu_parity.py::test_pipeline_cpu_gpu_store_parity_and_rce"
   # one test process on the one GPU, without the suite's -n 2 (pytest-xdist, which the staged wheels may lack)
   serial=(-p no:cacheprovider -p no:xdist -o addopts=-ra)
-  run gpu-tests "${TESTS_S:-150}" python3 -m pytest -m gpu -q "${serial[@]}" tests/test_gpu_parity.py --deselect "$slow"
+  run gpu-tests "${TESTS_S:-150}" python3 -m pytest -m gpu -q "${serial[@]}" tests/test_gpu_parity.py --deselect "$slow" -k "not table"
   run gpu-tests-pipeline "${TESTS_PIPELINE_S:-240}" python3 -m pytest -m gpu -q "${serial[@]}" "$slow"
+fi
+
+if wants tables; then
+  step "pytest -m gpu -k table (Hacker News-like counts with predict and external memory, MIND-like ranking through audit)"
+  run gpu-tests-tables "${TABLES_S:-240}" python3 -m pytest -m gpu -q -p no:cacheprovider -p no:xdist -o addopts=-ra \
+    tests/test_gpu_parity.py -k table
 fi
 
 if wants pipeline; then
