@@ -229,3 +229,207 @@ def test_boosters_come_back_on_the_device_they_were_trained_for(monkeypatch):
     assert isinstance(loaded_booster(raw, {"device": "cuda", "max_depth": 8}), xgb.Booster)
     loaded_booster(raw, {"max_depth": 8})
     assert [p for p in seen if isinstance(p, dict)] == [{"device": "cuda"}]  # the constructor sets its own (a list)
+
+
+def test_a_bracketed_ipv6_tracker_address_without_a_port_is_its_host():
+    """dask's config writes an IPv6 host in brackets: ``[::1]`` is the host ``::1`` on any port (with the brackets
+    kept, the tracker was started on a host named ``[::1]``)."""
+    import dask
+
+    from rapids_engage.train_shared_matrix import tracker_addresses
+
+    client = type("Client", (), {"scheduler": type("Scheduler", (), {"address": "tcp://10.1.2.3:8786"})()})()
+    with dask.config.set({"xgboost.scheduler_address": "[::1]"}):
+        assert tracker_addresses(client) == [("::1", 0), "10.1.2.3"]
+    with dask.config.set({"xgboost.scheduler_address": "[::1]:9091"}):
+        assert tracker_addresses(client) == [("::1", 9091), "10.1.2.3"]
+
+
+def test_the_tracker_falls_back_to_the_next_address_and_raises_xgboost_s_error_when_none_will_do(monkeypatch):
+    """The first address XGBoost refuses falls back to the next; when the last is refused too, XGBoost's own error
+    is raised (not a Python error about a tracker never made)."""
+    import xgboost.tracker
+    from xgboost.core import XGBoostError
+
+    from rapids_engage.train_shared_matrix import start_tracker
+
+    started = []
+
+    class Tracker:
+        def __init__(self, n_workers, host_ip, port, **kwargs):
+            if host_ip != "good":
+                raise XGBoostError(f"cannot bind {host_ip}")
+            self.host = host_ip
+
+        def start(self):
+            started.append(self.host)
+
+        def wait_for(self):
+            pass
+
+        def worker_args(self):
+            return {"dmlc_tracker_uri": self.host}
+
+    monkeypatch.setattr(xgboost.tracker, "RabitTracker", Tracker)
+    client = type("Client", (), {"run_on_scheduler": staticmethod(lambda fn, *args: fn(*args))})()
+    monkeypatch.setattr("rapids_engage.train_shared_matrix.tracker_addresses", lambda c: [None, "good"])
+    assert start_tracker(client, 2) == {"dmlc_tracker_uri": "good"} and started == ["good"]
+    monkeypatch.setattr("rapids_engage.train_shared_matrix.tracker_addresses", lambda c: [None, "bad"])
+    with pytest.raises(XGBoostError, match="cannot bind bad"):
+        start_tracker(client, 2)
+
+
+def test_xgboost_threads_are_the_target_s_nthread_or_n_jobs_else_the_worker_s():
+    from rapids_engage.train_shared_matrix import worker_threads
+
+    assert worker_threads({"nthread": 3, "n_jobs": 5}, 8) == 3
+    assert worker_threads({"n_jobs": 5}, 8) == 5
+    assert worker_threads({"nthread": 0, "n_jobs": 0}, 8) == 8  # 0: XGBoost's "all", the worker's threads here
+    assert worker_threads({}, 8) == 8
+
+
+def test_only_xgboost_s_refusals_are_a_target_s_and_out_of_memory_is_not_one(monkeypatch):
+    """Out of memory is worded by :mod:`.failures` (what to change to fit), not as a parameter XGBoost refused; an
+    error that is not XGBoost's is not worded as XGBoost's."""
+    import distributed
+    import xgboost as xgb
+
+    from rapids_engage.train_shared_matrix import TargetFailed, TargetSpec, fit_target
+
+    worker = type("Worker", (), {"state": type("State", (), {"nthreads": 1})()})()
+    monkeypatch.setattr(distributed, "get_worker", lambda: worker)
+    spec = TargetSpec("like", {"objective": "binary:logistic"}, 2, 0, False)
+    for words, expected in (("std::bad_alloc", xgb.core.XGBoostError), ("Invalid Parameter format", TargetFailed),
+                            ("not XGBoost's", KeyError)):
+        def refuse(*args, _words=words, _type=KeyError if expected is KeyError else xgb.core.XGBoostError, **kwargs):
+            raise _type(_words)
+
+        monkeypatch.setattr(xgb, "train", refuse)
+        with pytest.raises((ValueError, KeyError)) as caught:
+            fit_target(spec, None, None)
+        assert type(caught.value) is expected, words
+
+
+def test_a_training_the_run_abandoned_while_its_partitions_were_computed_takes_no_lock(monkeypatch):
+    """The run stopped (Ctrl-C) while the partitions were computed and released its locks: the training thread it left
+    behind would take the workers' lock now and hold it for ever."""
+    import threading
+
+    import distributed
+
+    import rapids_engage.train_shared_matrix as tsm
+
+    frame = type("Frame", (), {"__getitem__": lambda self, columns: self})()
+    taken = []
+    monkeypatch.setattr(tsm, "worker_parts", lambda client, f: {"tcp://w1": ["part"]})
+    monkeypatch.setattr(tsm, "start_tracker", lambda client, n: {})
+    monkeypatch.setattr(distributed, "MultiLock", lambda *args: taken.append(args))
+    abandoned = threading.Event()
+    abandoned.set()
+    with pytest.raises(RuntimeError, match="training abandoned"):
+        tsm.train_shared(None, frame, frame, FEATURES, None, [], {}, abandoned)
+    assert taken == []
+
+
+def test_targets_share_matrices_by_row_order_and_max_bin_and_ranking_needs_a_group():
+    from rapids_engage.backend import CPU
+    from rapids_engage.train_shared_matrix import target_groups
+
+    assert target_groups(_cfg(), CPU, KINDS, "page") == [(False, ["like", "rare"]), (False, ["count"]), (True, ["click"])]
+    with pytest.raises(ValueError, match=r"ranking objectives for \['click'\] need a ranking group"):
+        target_groups(_cfg(), CPU, KINDS, None)
+    assert target_groups(_cfg(), CPU, {"like": "binary"}, None) == [(False, ["like"])]
+
+
+def test_a_model_keeps_its_validation_history_as_history_and_its_training_one_apart():
+    import xgboost as xgb
+
+    from rapids_engage.train_shared_matrix import TargetSpec, trained_model
+
+    rows = xgb.DMatrix(np.arange(40.0).reshape(20, 2), label=np.arange(20) % 2)
+    booster = xgb.train({"objective": "binary:logistic"}, rows, 2)
+    spec = TargetSpec("like", {"objective": "binary:logistic"}, 2, 0, False)
+    model = trained_model(spec, "binary", booster, {"train": {"logloss": [0.6, 0.5]}, "valid": {"logloss": [0.7, 0.65]}})
+    assert (model.history, model.train_history, model.best_iteration) == ({"logloss": [0.7, 0.65]}, {"logloss": [0.6, 0.5]}, 1)
+
+
+def test_every_worker_holding_rows_trains_and_the_model_is_a_training_worker_s(monkeypatch):
+    """A worker holding validation rows only joins the collective (its matrices' calls must match), and returns no
+    booster: the model is the first that a worker with training rows returned."""
+    import contextlib
+
+    import distributed
+
+    import rapids_engage.train
+    import rapids_engage.train_shared_matrix as tsm
+
+    frame = type("Frame", (), {"__getitem__": lambda self, columns: self})()
+    train, valid = frame, type("Frame", (), {"__getitem__": lambda self, columns: self})()
+    monkeypatch.setattr(tsm, "worker_parts", lambda client, f: {"tcp://a": ["t0"]} if f is train else {"tcp://b": ["v0"]})
+    monkeypatch.setattr(tsm, "start_tracker", lambda client, n: {"n": n})
+    monkeypatch.setattr(distributed, "MultiLock", lambda *args: contextlib.nullcontext())
+    submitted = []
+
+    class Client:
+        def submit(self, fn, train_parts, valid_parts, *args, workers, **kwargs):
+            submitted.append((workers, train_parts, valid_parts, args[-2]))
+            return {"tcp://a": {"like": (b"raw", {"valid": {}})}, "tcp://b": tsm.EMPTY}[workers[0]]
+
+    monkeypatch.setattr(tsm, "gather_cause", lambda client, futures: futures)
+    monkeypatch.setattr(rapids_engage.train, "loaded_booster", lambda raw, params: ("booster", raw))
+    spec = tsm.TargetSpec("like", {"max_bin": 256}, 2, 0, False)
+    out = tsm.train_shared(Client(), train, valid, FEATURES, None, [spec], {}, threading.Event())
+    assert submitted == [(["tcp://a"], ["t0"], [], {"n": 2}), (["tcp://b"], [], ["v0"], {"n": 2})]
+    assert out == {"like": (("booster", b"raw"), {"valid": {}})}
+
+
+def test_the_cause_failing_after_its_peer_s_lost_connection_is_waited_for_and_raised(monkeypatch):
+    """The peer's lost connection reached the driver first: the cause, failing within the grace period, is raised."""
+    import distributed
+
+    import rapids_engage.train_shared_matrix as tsm
+
+    class Future:
+        def __init__(self, error):
+            self.status, self.error = "pending", error
+
+        def exception(self):
+            return self.error
+
+        def result(self):
+            raise self.error
+
+    peer, cause = Future(RuntimeError("Ring allreduce small failed: connection reset")), Future(KeyError("the cause"))
+    peer.status = "error"
+    waited = []
+
+    def wait(futures, timeout):
+        waited.append(timeout)
+        cause.status = "error"  # its failure arrives within the grace period
+
+    monkeypatch.setattr(distributed, "as_completed", lambda futures: iter([peer, cause]))
+    monkeypatch.setattr(distributed, "wait", wait)
+    with pytest.raises(KeyError, match="the cause"):
+        tsm.gather_cause(None, [peer, cause], grace_s=7.0)
+    assert waited == [7.0]
+
+
+def test_a_partition_that_fails_to_compute_raises_its_own_error():
+    """Its error, not a lookup of where a partition that does not exist lies."""
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+
+    from rapids_engage.train_shared_matrix import worker_parts
+
+    def refuse(part):
+        if part["a"].iloc[0] >= 2:
+            raise KeyError("partition 1 refused")
+        return part
+
+    frame = dd.from_pandas(pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0]}), npartitions=2, sort=False)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        (parts,) = worker_parts(client, frame).values()
+        assert [len(p.result()) for p in parts] == [2, 2]
+        with pytest.raises(KeyError, match="partition 1 refused"):
+            worker_parts(client, frame.map_partitions(refuse, meta=frame._meta))
