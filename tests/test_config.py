@@ -592,3 +592,36 @@ def test_a_character_yaml_refuses_is_named_at_the_files_line_and_column(tmp_path
         load_config(path)
     assert str(info.value).startswith(f"{path}: not valid YAML {expected}") and "\n" not in str(info.value)
     assert "<unicode string>" not in str(info.value)
+
+
+def test_yaml_numbers_are_yaml_1_2_s_and_the_others_stay_text():
+    from rapids_engage.config.yaml_text import read_yaml
+
+    values = read_yaml("[0b101, -0x1F, +12, -0, 1_000, 1.5e+3, .5, -.inf, .NaN, 007, 0o17, 1:30, 0b12, 0xG]")
+    assert values[:8] == [5, -31, 12, 0, 1000, 1500.0, 0.5, float("-inf")] and values[8] != values[8]
+    assert values[9:] == ["007", "0o17", "1:30", "0b12", "0xG"]
+
+
+def test_an_alias_of_its_own_anchor_is_read_not_checked_for_ever():
+    """A list holding itself (``&x [1, *x]``): YAML allows it; checking its keys went round it until Python's recursion limit."""
+    from rapids_engage.config.yaml_text import read_yaml
+
+    data = read_yaml("a: &x [1, {b: *x}]\n")
+    assert data["a"][1]["b"] is data["a"]
+
+
+def test_a_key_given_twice_in_a_merged_mapping_written_in_place_is_refused():
+    from rapids_engage.config.yaml_text import read_yaml
+
+    with pytest.raises(ValueError, match=re.escape("train.max_depth: given twice in one mapping (lines 2 and 2)")):
+        read_yaml("train:\n  <<: {max_depth: 3, max_depth: 4}\n  seed: 1\n")
+
+
+def test_a_key_yaml_cannot_hash_is_yaml_s_own_error_not_a_type_error():
+    """A complex key (``? [a, b]``) twice: PyYAML's "found unhashable key", which the config reports as invalid YAML."""
+    import yaml
+
+    from rapids_engage.config.yaml_text import read_yaml
+
+    with pytest.raises(yaml.constructor.ConstructorError, match="found unhashable key"):
+        read_yaml("? [a, b]\n: 1\n? [a, b]\n: 2\n")
