@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -331,3 +332,96 @@ def test_a_run_rewrites_its_mark_while_it_trains(store, monkeypatch, tmp_path):
             time.sleep(0.01)
         assert mark.exists()
     assert not (store.path / store_builds.IN_USE).exists()
+
+
+def _refresher_writes(monkeypatch, store_builds, before=None):
+    """Events of the mark's rewrites by its refresher thread (``before()``: called first, in that thread)."""
+    import threading
+
+    writing, written = threading.Event(), threading.Event()
+    real = store_builds.write_text
+
+    def write(path, text):
+        if threading.current_thread().name == "store in-use mark":
+            writing.set()
+            if before is not None:
+                before()
+            real(path, text)
+            written.set()
+        else:
+            real(path, text)
+
+    monkeypatch.setattr(store_builds, "write_text", write)
+    return writing, written
+
+
+def test_a_run_s_mark_comes_back_when_a_run_took_it_for_a_killed_one_s_and_removed_its_directory(store, monkeypatch, tmp_path):
+    """Another run that took the mark for a killed run's deletes it, and its end removes the empty directory of marks:
+    the rewrite makes the directory again."""
+    from rapids_engage import store_builds
+
+    monkeypatch.setattr(store_builds, "REFRESH_S", 0.01)
+    _, written = _refresher_writes(monkeypatch, store_builds)
+    with store_builds.in_use(store.path, "ddd", tmp_path / "run" / "models"):
+        (mark,) = (store.path / store_builds.IN_USE).iterdir()
+        assert written.wait(30)
+        mark.unlink()
+        mark.parent.rmdir()
+        written.clear()
+        assert written.wait(30) and mark.exists()
+
+
+def test_a_store_unreachable_a_while_does_not_stop_the_rewrites(store, monkeypatch, tmp_path):
+    """A rewrite that fails (the store's filesystem unreachable) is retried at the next: the mark stays fresh."""
+    from rapids_engage import store_builds
+
+    monkeypatch.setattr(store_builds, "REFRESH_S", 0.01)
+    failures = [OSError(5, "Input/output error")]
+
+    def unreachable_once():
+        if failures:
+            raise failures.pop()
+
+    _, written = _refresher_writes(monkeypatch, store_builds, unreachable_once)
+    with store_builds.in_use(store.path, "ddd", tmp_path / "run" / "models"):
+        assert written.wait(30) and not failures
+
+
+def test_a_run_s_end_waits_for_a_rewrite_in_progress_and_leaves_no_mark(store, monkeypatch, tmp_path):
+    """The run ends while its mark is being rewritten: the mark goes after the rewrite, not before it (the rewrite
+    would leave a mark that kept the version from ``store --keep`` for STALE_S)."""
+    import threading
+
+    from rapids_engage import store_builds
+
+    monkeypatch.setattr(store_builds, "REFRESH_S", 0.01)
+    ending = threading.Event()
+    writing, written = _refresher_writes(monkeypatch, store_builds, lambda: ending.wait(30))
+    with store_builds.in_use(store.path, "ddd", tmp_path / "run" / "models"):
+        assert writing.wait(30)  # the refresher is in its rewrite
+        threading.Timer(0.05, ending.set).start()  # the rewrite goes on while the block ends
+    assert written.wait(30)
+    assert not (store.path / store_builds.IN_USE).exists()
+
+
+def test_a_mark_missing_a_field_counts_for_nothing(store, capsys):
+    """A mark cut short by hand or written by another version, without a field: `store --keep` went on, ignoring it."""
+    from rapids_engage.store_builds import IN_USE
+
+    (store.path / IN_USE).mkdir()
+    (store.path / IN_USE / "aaa.x.json").write_text(json.dumps({"version": "aaa", "host": "node-17", "models": "/m"}))
+    (store.path / IN_USE / "ccc.x.json").write_text(json.dumps(["ccc"]))
+    assert main(["store", str(store.path), "--keep", "1", "--quiet"]) == 0
+    assert store.versions() == ["ddd"]
+
+
+def test_a_mark_names_the_models_by_their_absolute_path(store, monkeypatch, tmp_path, capsys):
+    """A run given a relative --out marks its models by their absolute path: `store` runs from another directory."""
+    from rapids_engage.store_builds import in_use
+
+    monkeypatch.chdir(tmp_path)
+    with in_use(store.path, "aaa", Path("runs") / "x" / "models"):
+        monkeypatch.chdir("/")
+        assert main(["store", str(store.path), "--keep", "1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"keeping aaa: the models in {tmp_path / 'runs' / 'x' / 'models'} (training: process {os.getpid()})" in out, out
