@@ -147,10 +147,11 @@ def locate_builder(store_info: dict, backend: Backend, model_dir: Path | None = 
 
 
 def _input_paths(path: Path) -> list[Path]:
-    """The parquet files of ``predict --input``: a file, or a directory's (an ingest output's ``data/``)."""
+    """The parquet files of ``predict --input``: a file, or a directory's (an ingest output's ``data/``); a directory
+    named ``*.parquet`` (a Spark or dask dataset: ``x.parquet/part-0.parquet``) is searched, not taken for a file."""
     if (path / "data").is_dir():  # an ingest output: its rows, not its quarantine
         path = path / "data"
-    return [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+    return [path] if path.is_file() else sorted(f for f in path.rglob("*.parquet") if not f.is_dir())
 
 
 def input_files(path: Path) -> list[Path]:

@@ -342,6 +342,18 @@ def test_predict_given_parquet_with_a_damaged_footer_names_it(tmp_path, capsys, 
     assert "Traceback" not in err
 
 
+def test_predict_searches_a_directory_named_parquet_for_its_files(tmp_path, capsys):
+    """A dataset directory named ``*.parquet`` (Spark's and dask's ``x.parquet/part-0.parquet``) under the input
+    was opened as a file: 'error: [Errno 21] Is a directory'. Its files are read (here: none has rows)."""
+    dataset = tmp_path / "new" / "events.parquet"
+    dataset.mkdir(parents=True)
+    pd.DataFrame({"tweet_id": pd.Series([], dtype="int64")}).to_parquet(dataset / "part-0.parquet")
+    argv = ["predict", "--model-dir", str(tmp_path), "--input", str(tmp_path / "new"), "--out", str(tmp_path / "o"), "--gpus", "0"]
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"no rows to score ({dataset / 'part-0.parquet'} has 0 rows)" in err and "Is a directory" not in err
+
+
 @pytest.mark.parametrize("files", [1, 2])
 def test_predict_given_parquet_of_no_rows_says_so(tmp_path, capsys, files):
     """An empty parquet file (a truncated export) was scored: 0 predictions written without a word. As `ingest`
