@@ -59,13 +59,22 @@ def damaged_parquet(path: Path, exc: BaseException) -> DataError:
                      "or ingest its source again")
 
 
+def unreadable(path: Path, exc: OSError) -> DataError:
+    """The error of a file that cannot be opened (``exc``: why; a symlink loop or a dangling link, no permission)."""
+    return DataError(f"{path} cannot be read ({exc.strerror or exc}): fix the file or the link, or move it out of the input")
+
+
 def read_footer(path: Path) -> Footer:
     """``path``'s footer, the file opened once; :func:`not_parquet` when it does not end with parquet's magic bytes,
-    :func:`damaged_parquet` when its footer cannot be read."""
+    :func:`damaged_parquet` when its footer cannot be read, :func:`unreadable` when it cannot be opened."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    with open(path, "rb") as f:
+    try:
+        f = open(path, "rb")
+    except OSError as exc:  # a symlink loop was a traceback ending in OSError: [Errno 40]
+        raise unreadable(path, exc) from exc
+    with f:
         if not ends_with_parquet_magic(f):
             raise not_parquet(path)
         try:

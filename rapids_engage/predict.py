@@ -21,7 +21,7 @@ from .backend import Backend
 from .config import ClusterConfig
 from .data import DataError, sized_partitions
 from .features import FeatureBuilder, add_labels
-from .footers import RAW_INPUT, Footer, as_footers, not_parquet, read_footer
+from .footers import RAW_INPUT, Footer, as_footers, not_parquet, read_footer, unreadable
 from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
@@ -158,7 +158,11 @@ def input_files(path: Path) -> list[Path]:
     """The parquet files of ``predict --input`` (:func:`_input_paths`), each checked to end as parquet does."""
     files = _input_paths(path)
     for f in files:
-        if not has_parquet_footer(f):
+        try:
+            whole = has_parquet_footer(f)
+        except OSError as exc:  # a symlink loop
+            raise unreadable(f, exc) from exc
+        if not whole:
             raise not_parquet(f)
     return files
 

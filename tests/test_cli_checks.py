@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from rapids_engage.config import ConfigError, load_config
+from rapids_engage.data import DataError
 from rapids_engage.pipeline import build_parser, main, predict_cluster_config
+from rapids_engage.predict import input_files
 
 
 def test_a_misspelt_per_target_name_is_an_error_naming_the_target():
@@ -352,6 +354,22 @@ def test_predict_searches_a_directory_named_parquet_for_its_files(tmp_path, caps
     assert main(argv) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert f"no rows to score ({dataset / 'part-0.parquet'} has 0 rows)" in err and "Is a directory" not in err
+
+
+def test_predict_given_a_symlink_loop_names_it_in_one_line(tmp_path, capsys):
+    """Two ``*.parquet`` links to each other under the input ended predict with a traceback (OSError: [Errno 40]);
+    so did they under ``--history PATH``."""
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "a.parquet").symlink_to("b.parquet")
+    (new / "b.parquet").symlink_to("a.parquet")
+    with pytest.raises(DataError, match="a.parquet cannot be read \\(Too many levels of symbolic links\\)"):
+        input_files(new)  # --history PATH's files
+    argv = ["predict", "--model-dir", str(tmp_path), "--input", str(new), "--out", str(tmp_path / "o"), "--gpus", "0"]
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith(f"error: {new / 'a.parquet'} cannot be read (Too many levels of symbolic links)")
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("files", [1, 2])
