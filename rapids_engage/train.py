@@ -90,6 +90,13 @@ def xgb_params(cfg: TrainConfig, target: str, backend: Backend, kind: str = "bin
     return params
 
 
+def matrix_max_bin(params: dict[str, Any]) -> int:
+    """The target's ``max_bin`` as the whole number XGBoost's quantile matrices take: its parameters read text
+    (``per_target.like.max_bin: '64'``, checked by XGBoost before the data stage), its matrices refused it with a
+    native stack trace naming no target."""
+    return int(params["max_bin"])
+
+
 def boosting_rounds(cfg: TrainConfig, target: str) -> tuple[int, int]:
     """(most boosting rounds, early-stopping patience) of a target (``per_target`` overrides)."""
     extra = cfg.per_target.get(target, {})

@@ -132,18 +132,18 @@ def fit_from_files(
     plain task sets it itself (verbosity 0 too)."""
     import xgboost as xgb
 
-    from .train import EVAL_SETS, best_model
+    from .train import EVAL_SETS, best_model, matrix_max_bin
 
-    gpu = params.get("device", "cpu").startswith("cuda")
+    gpu, max_bin = params.get("device", "cpu").startswith("cuda"), matrix_max_bin(params)
     scratch = cache_scratch(cache_dir)
     try:
         with xgb.config_context(use_rmm=use_rmm, verbosity=0):
             batches = _batches_class()
             dtrain = xgb.ExtMemQuantileDMatrix(
-                batches(train_files, features, target, raw_counts, gpu, str(Path(scratch) / "train")), max_bin=params["max_bin"]
+                batches(train_files, features, target, raw_counts, gpu, str(Path(scratch) / "train")), max_bin=max_bin
             )
             dvalid = xgb.ExtMemQuantileDMatrix(
-                batches(valid_files, features, target, raw_counts, gpu, str(Path(scratch) / "valid")), ref=dtrain, max_bin=params["max_bin"]
+                batches(valid_files, features, target, raw_counts, gpu, str(Path(scratch) / "valid")), ref=dtrain, max_bin=max_bin
             )
             history: dict[str, dict[str, list[float]]] = {}
             booster = xgb.train(

@@ -155,10 +155,12 @@ def fit_targets(train_parts: list[Any], valid_parts: list[Any], features: list[s
     import xgboost as xgb
     import xgboost.dask  # noqa: F401 - registers xgb.dask
 
+    from .train import matrix_max_bin
+
     nthread = worker_threads(specs[0].params, distributed.get_worker().state.nthreads)
     out = {}
     with xgb.dask.CommunicatorContext(**coll_args), xgb.config_context(**{**global_config, "nthread": nthread}):
-        max_bin, cuda = specs[0].params["max_bin"], str(specs[0].params.get("device", "")).startswith("cuda")
+        max_bin, cuda = matrix_max_bin(specs[0].params), str(specs[0].params.get("device", "")).startswith("cuda")
         dtrain = quantile_matrix(train_parts, features, max_bin, nthread, group, cuda=cuda)
         dvalid = quantile_matrix(valid_parts, features, max_bin, nthread, group, ref=dtrain, cuda=cuda)
         for spec in specs:
@@ -278,12 +280,12 @@ def target_spec(cfg: TrainConfig, backend: Backend, target: str, kind: str, y_tr
 
 def target_groups(cfg: TrainConfig, backend: Backend, kinds: dict[str, str], group: str | None) -> list[tuple[bool, list[str]]]:
     """The targets of ``kinds`` that share matrices, (ranking, targets) per group: the same row order and ``max_bin``."""
-    from .train import is_ranking, xgb_params
+    from .train import is_ranking, matrix_max_bin, xgb_params
 
     groups: dict[tuple[bool, int], list[str]] = {}
     for t, kind in kinds.items():
         params = xgb_params(cfg, t, backend, kind)
-        groups.setdefault((is_ranking(params["objective"]), int(params["max_bin"])), []).append(t)
+        groups.setdefault((is_ranking(params["objective"]), matrix_max_bin(params)), []).append(t)
     for (ranks, _), targets in groups.items():
         if ranks and group is None:
             raise ValueError(f"train: ranking objectives for {targets} need a ranking group (data.table.group)")

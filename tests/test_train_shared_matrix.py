@@ -139,6 +139,29 @@ def test_a_target_xgboost_refuses_is_named_in_one_line_with_its_config_key():
     assert "monotone constraint" in message and "\n" not in message, message
 
 
+def test_a_max_bin_given_as_text_trains_as_its_number(tmp_path):
+    """``per_target.like.max_bin: '64'`` passes the config check (XGBoost's parameters read text), but the quantile
+    matrix refused it ('Invalid type for: `max_bin`' and a native stack trace) when the train stage began."""
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+
+    from rapids_engage.backend import CPU
+    from rapids_engage.cluster import pin_partitions, worker_addresses
+    from rapids_engage.config import TrainConfig
+    from rapids_engage.train_shared_matrix import train_targets
+
+    models = {}
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        train, valid = (pin_partitions(client, dd.from_pandas(_rows(n, s), npartitions=2, sort=False))
+                        for n, s in ((600, 0), (200, 1)))
+        for max_bin in ("64", 64):
+            cfg = TrainConfig(targets=["like"], max_depth=3, num_boost_round=3, per_target={"like": {"max_bin": max_bin}})
+            models[max_bin] = train_targets(client, CPU, cfg, {"like": "binary"}, train, valid, FEATURES, None,
+                                            worker_addresses(client))["like"]
+    assert _raw(models["64"], tmp_path / "text.json") == _raw(models[64], tmp_path / "number.json")
+
+
 def test_a_worker_without_partitions_on_gpus_makes_its_empty_matrix_of_cupy_as_xgboost_dask(monkeypatch):
     """On GPU workers xgboost.dask builds a worker's empty matrix of a cupy array, so that its collective calls match
     the other workers'; ours did of numpy whatever the device (a hang or error on a multi-GPU run)."""
