@@ -33,6 +33,15 @@ def write_file(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def pid_namespace() -> str | None:
+    """This process's PID namespace (Linux: ``pid:[4026531836]``), None where none can be read. Containers sharing
+    the host's name (host networking) number their processes apart: a process id is checked only in its namespace."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 def process_alive(pid: int) -> bool:
     """Whether a process of this id runs on this machine."""
     try:

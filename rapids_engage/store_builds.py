@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from .atomic import OLD_PREFIX, process_alive, write_text
+from .atomic import OLD_PREFIX, pid_namespace, process_alive, write_text
 
 OWNER = ".owner.json"
 #: Prefixes of a store's temporary directories.
@@ -29,9 +29,21 @@ PREFIXES = (".tmp-", ".trash-")
 LIVE, KILLED, LEFTOVER, UNKNOWN = "live", "killed", "leftover", "unknown"
 
 
+def this_process() -> dict:
+    """This process as build owners and in-use marks record it: host, process id and PID namespace."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "pidns": pid_namespace()}
+
+
+def checkable(host: str, pidns: str | None) -> bool:
+    """Whether the process ids of ``host`` in PID namespace ``pidns`` can be checked here: this host's and this
+    namespace's (another container with the host's name, host networking, numbers its own; a record without one,
+    of an earlier release, is taken for this namespace's)."""
+    return host == socket.gethostname() and (pidns is None or pidns == pid_namespace())
+
+
 def claim(tmp: Path) -> None:
     """Mark ``tmp`` as built by this process."""
-    (tmp / OWNER).write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+    (tmp / OWNER).write_text(json.dumps(this_process()))
 
 
 def release(tmp: Path) -> None:
@@ -45,10 +57,10 @@ def state(tmp: Path) -> str:
         return LEFTOVER
     try:
         owner = json.loads((tmp / OWNER).read_text())
-        host, pid = owner["host"], int(owner["pid"])
+        host, pid, pidns = owner["host"], int(owner["pid"]), owner.get("pidns")
     except (OSError, ValueError, KeyError, TypeError):
         return UNKNOWN
-    if host != socket.gethostname():
+    if not checkable(host, pidns):
         return UNKNOWN
     return LIVE if process_alive(pid) else KILLED
 
@@ -92,8 +104,7 @@ def in_use(store: Path, version: str, models: Path) -> Iterator[None]:
     mark.parent.mkdir(exist_ok=True)
     for stale in _dead_marks(mark.parent):  # killed runs'
         stale.unlink(missing_ok=True)
-    text = json.dumps({"version": version, "host": socket.gethostname(), "pid": os.getpid(),
-                       "models": str(Path(models).absolute())})
+    text = json.dumps({"version": version, **this_process(), "models": str(Path(models).absolute())})
     write_text(mark, text)
     stop = threading.Event()
     refresher = threading.Thread(target=_refresh, args=(mark, text, stop), name="store in-use mark", daemon=True)
@@ -122,7 +133,7 @@ def _marks(directory: Path) -> Iterator[tuple[Path, dict]]:
         try:
             m = json.loads(mark.read_text())
             yield mark, {"version": str(m["version"]), "host": str(m["host"]), "pid": int(m["pid"]), "models": str(m["models"]),
-                         "written": mark.stat().st_mtime}
+                         "pidns": None if m.get("pidns") is None else str(m["pidns"]), "written": mark.stat().st_mtime}
         except (OSError, ValueError, KeyError, TypeError):
             continue
 
@@ -131,7 +142,7 @@ def _dead_marks(directory: Path) -> list[Path]:
     """The marks of killed runs: not rewritten for :data:`STALE_S` seconds, or of a process of this host no longer running."""
     now = time.time()
     return [mark for mark, m in _marks(directory) if now - m["written"] > STALE_S
-            or (m["host"] == socket.gethostname() and not process_alive(m["pid"]))]
+            or (checkable(m["host"], m["pidns"]) and not process_alive(m["pid"]))]
 
 
 def versions_in_use(store: Path) -> dict[str, list[str]]:
@@ -141,6 +152,7 @@ def versions_in_use(store: Path) -> dict[str, list[str]]:
     dead = set(_dead_marks(store / IN_USE))
     for mark, m in _marks(store / IN_USE):
         if mark not in dead:
-            where = f"process {m['pid']}" + ("" if m["host"] == socket.gethostname() else f" on {m['host']}")
+            where = f"process {m['pid']}" + ("" if checkable(m["host"], m["pidns"]) else f" on {m['host']}"
+                                             + (" (another container)" if m["host"] == socket.gethostname() else ""))
             found.setdefault(m["version"], []).append(f"{m['models']} (training: {where})")
     return found

@@ -314,6 +314,25 @@ def test_a_mark_not_rewritten_for_a_while_counts_for_nothing_whatever_its_host(s
     assert [p.name for p in marks.iterdir()] == [fresh.name]
 
 
+def test_a_live_run_in_another_container_with_this_host_name_is_not_taken_for_a_killed_one(store, capsys):
+    """A container sharing the host's name (host networking) numbers its processes apart: its run's mark, and its
+    build's owner, named a process id not running here, so `store --keep` deleted the version that run trained from,
+    and `store --tmp` its build in progress. They record their PID namespace; another one's cannot be checked here."""
+    from rapids_engage.store_builds import IN_USE
+
+    elsewhere = {"host": socket.gethostname(), "pid": _dead_pid(), "pidns": "pid:[1]"}
+    (store.path / IN_USE).mkdir()
+    (store.path / IN_USE / "aaa.container.json").write_text(json.dumps({"version": "aaa", **elsewhere, "models": "/runs/c/models"}))
+    building = store.begin()
+    (building / OWNER).write_text(json.dumps(elsewhere))
+    assert main(["store", str(store.path), "--keep", "1", "--tmp"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"keeping aaa: the models in /runs/c/models (training: process {elsewhere['pid']} on {socket.gethostname()} " \
+           "(another container))" in out, out
+    assert store.versions() == ["aaa", "ddd"] and building in temporary_dirs(store.path)
+    assert len(temporary_dirs(store.path)) == 1  # the killed build of this namespace went
+
+
 def test_a_run_rewrites_its_mark_while_it_trains(store, monkeypatch, tmp_path):
     """The mark of a run in progress stays fresh (rewritten, anew if a run took it for a killed one's), and goes with it."""
     from rapids_engage import store_builds
