@@ -71,6 +71,19 @@ def test_a_config_path_that_is_a_directory_or_not_text_says_so(tmp_path):
         load_config(path)
 
 
+def test_a_config_given_through_a_pipe_is_read(tmp_path):
+    """``--config <(envsubst < c.yaml)`` is ``/dev/fd/63``, a pipe, not a regular file: 'config file not found'."""
+    read, write = os.pipe()
+    os.write(write, b"train:\n  max_depth: 3\n")
+    os.close(write)
+    try:
+        assert load_config(f"/dev/fd/{read}").train.max_depth == 3
+    finally:
+        os.close(read)
+    with pytest.raises(ConfigError, match=r"^config file not found: .*absent\.yaml$"):
+        load_config(tmp_path / "absent.yaml")
+
+
 def test_every_shipped_config_loads():
     for path in DEFAULT_CONFIG.parent.glob("*.yaml"):
         load_config(path)

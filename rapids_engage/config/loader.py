@@ -111,7 +111,7 @@ def load_config(
     default ``--set TEXT``), for errors about the value it set.
     """
     path = Path(path) if path else DEFAULT_CONFIG
-    if not path.is_file():
+    if not path.exists() or path.is_dir():  # a pipe is read too: --config <(...) is /dev/fd/63
         raise ConfigError(f"config file {path} is a directory" if path.is_dir() else f"config file not found: {path}")
     text = ""
     try:
