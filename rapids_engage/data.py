@@ -270,8 +270,9 @@ def read_events(
     import dask.dataframe as dd
 
     from .footers import read_footer  # it imports this module
+    from .store import parquet_files
 
-    files = sorted(data_dir.rglob("*.parquet"))
+    files = parquet_files(data_dir)
     if not files:
         raise DataError(f"no parquet files under {data_dir}")
     recsys = layout.kind == "recsys"

@@ -27,7 +27,7 @@ from .memory import MemoryWatch
 from .progress import StageProgress
 from .provenance import absolute_path
 from .schema import PLAUSIBLE_TIMES, utc
-from .store import FeatureStore, MissingVersion, has_parquet_footer
+from .store import FeatureStore, MissingVersion, has_parquet_footer, parquet_files
 
 PRED_PREFIX = "pred_"
 #: The metadata files dask's ``to_parquet`` may write beside the parquet parts of ``predictions/``.
@@ -147,11 +147,11 @@ def locate_builder(store_info: dict, backend: Backend, model_dir: Path | None = 
 
 
 def _input_paths(path: Path) -> list[Path]:
-    """The parquet files of ``predict --input``: a file, or a directory's (an ingest output's ``data/``); a directory
-    named ``*.parquet`` (a Spark or dask dataset: ``x.parquet/part-0.parquet``) is searched, not taken for a file."""
+    """The parquet files of ``predict --input``: a file, or a directory's (an ingest output's ``data/``;
+    :func:`.store.parquet_files`)."""
     if (path / "data").is_dir():  # an ingest output: its rows, not its quarantine
         path = path / "data"
-    return [path] if path.is_file() else sorted(f for f in path.rglob("*.parquet") if not f.is_dir())
+    return [path] if path.is_file() else parquet_files(path)
 
 
 def input_files(path: Path) -> list[Path]:
@@ -221,7 +221,7 @@ def history_events(spec: str, model_dir: Path, backend: Backend, time_column: st
         if not data.is_dir():
             raise DataError(f"--history validation: the run's data ({data}) is gone (a cleared cache?); pass the "
                             "events' parquet directory instead")
-        files = sorted(data.rglob("*.parquet"))
+        files = parquet_files(data)
         filters = [(time_column, ">", int(split["cutoff"]))]
     else:
         path = Path(spec)

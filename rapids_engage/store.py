@@ -59,10 +59,16 @@ class MissingVersion(KeyError):
 SPLITS = ("train", "valid")
 
 
+def parquet_files(directory: Path) -> list[Path]:
+    """The ``*.parquet`` files under ``directory`` at any depth, sorted; a directory so named (a Spark or dask dataset,
+    ``events.parquet/part-0.parquet``) is searched, not listed as a file (that was 'Is a directory')."""
+    return sorted(f for f in directory.rglob("*.parquet") if not f.is_dir())
+
+
 def fingerprint_files(directory: Path, cache: Path | None = None, log: Callable[[str], None] | None = None) -> str:
     """Hash of the relative paths and contents of the parquet files under ``directory`` (where it is or
     when its files were written changes nothing); ``cache``: where file digests are kept (:mod:`.digests`)."""
-    files = sorted(directory.rglob("*.parquet"))
+    files = parquet_files(directory)
     digests = content_digests(files, cache, log)
     h = hashlib.sha256()
     for f in files:

@@ -91,3 +91,17 @@ def test_a_copied_dataset_is_a_store_cache_hit(tmp_path):
         assert main(["features", *args, "--set", f"data.path={tmp_path / name}", "--out", str(out)]) == 0
         summaries.append(json.loads((out / "features.json").read_text())["store"])
     assert summaries[1]["cache_hit"] and summaries[1]["version"] == summaries[0]["version"]
+
+
+def test_a_dataset_directory_named_parquet_is_read_for_its_files(tmp_path):
+    """``data.source: parquet`` over a Spark or dask export (``day=X/late.parquet/part-0.parquet``) stopped at the data
+    stage: the directory was listed among the input files ('Is a directory'). Its files are read and fingerprinted."""
+    from rapids_engage.data import read_events
+
+    generate(tmp_path / "orig", SyntheticSpec(rows=3_000, days=2, seed=3))
+    data = tmp_path / "orig" / "data"
+    last = sorted(data.rglob("*.parquet"))[-1]
+    (last.parent / "late.parquet").mkdir()
+    last.rename(last.parent / "late.parquet" / "part-0.parquet")
+    assert len(fingerprint_files(data, None)) == 64
+    assert len(read_events(data, partition_rows=1_000).compute()) == 3_000
