@@ -260,6 +260,34 @@ def expected_layout(cfg: Config) -> Layout | None:
     return None
 
 
+def _partition_keys(path: Path, root: str) -> tuple[str, ...]:
+    """The keys of the ``key=value`` directories between ``root`` and ``path`` (``('day',)``)."""
+    return tuple(part.split("=", 1)[0] for part in path.parent.relative_to(root).parts if "=" in part)
+
+
+def _placed(path: Path, root: str) -> str:
+    """``path`` and the ``key=value`` directories it lies under."""
+    keys = _partition_keys(path, root)
+    return f"{path} (under {', '.join(k + '=...' for k in keys)})" if keys else f"{path} (under no key=value directory)"
+
+
+def check_partitioning(files: list[Path]) -> None:
+    """A :class:`DataError` naming two of ``files`` that lie under different ``key=value`` directories (``day=X/a.parquet``
+    and ``b.parquet``): dask reads those keys as columns, which the other files lack, and stopped with a
+    ``KeyError: 'day'`` traceback."""
+    import os
+
+    if len(files) < 2:
+        return
+    root = os.path.commonpath([str(f.parent) for f in files])
+    first = _partition_keys(files[0], root)
+    other = next((f for f in files if _partition_keys(f, root) != first), None)
+    if other is not None:
+        raise DataError(f"parquet files of two layouts: {_placed(files[0], root)} and {_placed(other, root)}; dask reads a key=value "
+                        "directory as a column, which files outside it lack: move the files so that all lie under the "
+                        "same kind of directories")
+
+
 def read_events(
     data_dir: Path, layout: Layout = RECSYS, columns: list[str] | None = None, partition_rows: int | None = None,
     min_partition_rows: int | None = None, min_partitions: int = 1,
@@ -275,6 +303,7 @@ def read_events(
     files = parquet_files(data_dir)
     if not files:
         raise DataError(f"no parquet files under {data_dir}")
+    check_partitioning(files)
     recsys = layout.kind == "recsys"
     sizing = partition_rows is not None or min_partition_rows is not None
     footers = [read_footer(f) for f in (files if sizing else files[:1] if layout.raw_ids else [])]

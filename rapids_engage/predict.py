@@ -19,7 +19,7 @@ from rich.console import Console
 from .atomic import DamagedFile, check_fields, read_json, replace_dir, staged_dir
 from .backend import Backend
 from .config import ClusterConfig
-from .data import DataError, sized_partitions
+from .data import DataError, check_partitioning, sized_partitions
 from .features import FeatureBuilder, add_labels
 from .footers import RAW_INPUT, Footer, as_footers, not_parquet, read_footer, unreadable
 from .layout import Layout
@@ -308,6 +308,7 @@ def read_new_rows(path: Path, files: Sequence[Path | Footer], layout: Layout, mi
         raise DataError(f"no parquet files at {path}: {RAW_INPUT}")
     footers = as_footers(files)
     paths = [f.path for f in footers]
+    check_partitioning(paths)
     frame = dd.read_parquet([str(p) for p in paths], blocksize=None, columns=_shared_columns(footers, layout))
     return sized_partitions(frame, paths, None, min_partition_rows, rows=[f.num_rows for f in footers])
 

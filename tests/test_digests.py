@@ -105,3 +105,17 @@ def test_a_dataset_directory_named_parquet_is_read_for_its_files(tmp_path):
     last.rename(last.parent / "late.parquet" / "part-0.parquet")
     assert len(fingerprint_files(data, None)) == 64
     assert len(read_events(data, partition_rows=1_000).compute()) == 3_000
+
+
+def test_files_inside_and_outside_partition_directories_are_named_in_one_line(tmp_path):
+    """A canonical directory of ``day=X/`` files with one file beside them (a late export dropped at its root) stopped
+    with dask's ``KeyError: 'day'`` traceback; so did such a ``predict --input``. One line names a file of each."""
+    from rapids_engage.data import DataError, read_events
+
+    generate(tmp_path / "orig", SyntheticSpec(rows=3_000, days=2, seed=3))
+    data = tmp_path / "orig" / "data"
+    last = sorted(data.rglob("*.parquet"))[-1]
+    last.rename(data / "late.parquet")
+    with pytest.raises(DataError, match=r"parquet files of two layouts: .*day=.*\(under day=\.\.\.\) and .*late\.parquet "
+                                        r"\(under no key=value directory\)"):
+        read_events(data)
