@@ -558,6 +558,9 @@ def test_every_key_set_to_a_wrong_type_is_an_error_naming_it(key, wrong):
     ("split:\n  valid_hours: 1:30\n", "split.valid_hours: expected a number, got '1:30'"),
     ("synthetic:\n  rows: 1:30\n", "synthetic.rows: expected a whole number, got '1:30'"),
     ("synthetic:\n  seed: 010\n", "synthetic.seed: expected a whole number, got '010'"),
+    # no digit after the prefix: "invalid literal for int() with base 16: ''" was the whole error
+    ("synthetic:\n  seed: 0x_\n", "synthetic.seed: expected a whole number, got '0x_'"),
+    ("train:\n  seed: -0b__\n", "train.seed: expected a whole number, got '-0b__'"),
 ])
 def test_yaml_1_1_base_60_and_octal_numbers_are_not_read_as_other_numbers(tmp_path, text, expected):
     """PyYAML read ``1:30`` as 90 (base 60: 90 hours of validation) and ``010`` as 8, silently."""
@@ -565,8 +568,10 @@ def test_yaml_1_1_base_60_and_octal_numbers_are_not_read_as_other_numbers(tmp_pa
     path.write_text(text)
     with pytest.raises(ConfigError, match=re.escape(f"{path}: {expected}")):
         load_config(path)
-    cfg = load_config(None, ["data.table.time=007", "synthetic.rows=0x10", "synthetic.seed=1_000", "split.valid_hours=.5"])
-    assert (cfg.data.table.time, cfg.synthetic.rows, cfg.synthetic.seed, cfg.split.valid_hours) == ("007", 16, 1000, 0.5)
+    cfg = load_config(None, ["data.table.time=007", "synthetic.rows=0x10", "synthetic.seed=1_000", "split.valid_hours=.5",
+                             "train.seed=0b_1_0"])
+    assert (cfg.data.table.time, cfg.synthetic.rows, cfg.synthetic.seed, cfg.split.valid_hours, cfg.train.seed) == \
+        ("007", 16, 1000, 0.5, 2)
 
 
 @pytest.mark.parametrize("text, expected", [
