@@ -643,3 +643,12 @@ def test_a_key_yaml_cannot_hash_is_yaml_s_own_error_not_a_type_error():
 
     with pytest.raises(yaml.constructor.ConstructorError, match="found unhashable key"):
         read_yaml("? [a, b]\n: 1\n? [a, b]\n: 2\n")
+
+
+def test_a_set_of_a_key_yaml_shares_through_an_alias_sets_that_key_alone(tmp_path):
+    """``retweet: *base`` is the very mapping ``like: &base`` is: ``--set train.per_target.like.max_depth=3`` set
+    retweet's max_depth too, without a word."""
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  per_target:\n    like: &base\n      max_depth: 4\n    retweet: *base\n")
+    cfg = load_config(path, ["train.per_target.like.max_depth=3", "train.per_target.retweet.subsample=0.5"])
+    assert cfg.train.per_target == {"like": {"max_depth": 3}, "retweet": {"max_depth": 4, "subsample": 0.5}}

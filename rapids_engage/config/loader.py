@@ -21,6 +21,8 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent.parent / "configs" / "de
 
 
 def _set_dotted(data: dict, dotted: str, value: Any) -> None:
+    """Set ``dotted`` in ``data``, each mapping on the way copied first: a mapping YAML shares through an alias
+    (``retweet: *like``) keeps its value (``--set train.per_target.like.max_depth=3`` set retweet's too)."""
     node = data
     *parents, last = dotted.split(".")
     for part in parents:
@@ -29,7 +31,7 @@ def _set_dotted(data: dict, dotted: str, value: Any) -> None:
         child = node[part]
         if not isinstance(child, dict):
             raise ConfigError(f"--set {dotted}: {part!r} is not a section")
-        node = child
+        node[part] = node = dict(child)
     node[last] = value
 
 
