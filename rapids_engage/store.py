@@ -59,10 +59,16 @@ class MissingVersion(KeyError):
 SPLITS = ("train", "valid")
 
 
+HIDDEN_PREFIXES = (".", "_")
+
+
 def parquet_files(directory: Path) -> list[Path]:
     """The ``*.parquet`` files under ``directory`` at any depth, sorted; a directory so named (a Spark or dask dataset,
-    ``events.parquet/part-0.parquet``) is searched, not listed as a file (that was 'Is a directory')."""
-    return sorted(f for f in directory.rglob("*.parquet") if not f.is_dir())
+    ``events.parquet/part-0.parquet``) is searched, not listed as a file (that was 'Is a directory'). Paths with a
+    part below ``directory`` starting with ``.`` or ``_`` are skipped, as pyarrow, dask and Spark skip them (a Spark
+    job's ``_temporary/`` partial files, ``_metadata``, editors' and copies' hidden files)."""
+    return sorted(f for f in directory.rglob("*.parquet")
+                  if not f.is_dir() and not any(part.startswith(HIDDEN_PREFIXES) for part in f.relative_to(directory).parts))
 
 
 def fingerprint_files(directory: Path, cache: Path | None = None, log: Callable[[str], None] | None = None) -> str:

@@ -119,3 +119,25 @@ def test_files_inside_and_outside_partition_directories_are_named_in_one_line(tm
     with pytest.raises(DataError, match=r"parquet files of two layouts: .*day=.*\(under day=\.\.\.\) and .*late\.parquet "
                                         r"\(under no key=value directory\)"):
         read_events(data)
+
+
+def test_spark_and_hidden_leftovers_are_not_read(tmp_path):
+    """A Spark export keeps a killed job's partial files under ``_temporary/`` and metadata as ``_*`` / ``.*`` files;
+    pyarrow, dask and Spark skip paths starting with ``_`` or ``.``. They were read as data: rows counted twice."""
+    import shutil
+
+    from rapids_engage.data import read_events
+    from rapids_engage.store import parquet_files
+
+    generate(tmp_path / "orig", SyntheticSpec(rows=3_000, days=2, seed=3))
+    data = tmp_path / "orig" / "data"
+    files = parquet_files(data)
+    before = fingerprint_files(data, None)
+    first = files[0]
+    (first.parent / "_temporary" / "0").mkdir(parents=True)
+    shutil.copy(first, first.parent / "_temporary" / "0" / "part-0.parquet")
+    shutil.copy(first, first.parent / ".part-0.parquet")
+    shutil.copy(first, first.parent / "_part-0.parquet")
+    assert parquet_files(data) == files
+    assert fingerprint_files(data, None) == before
+    assert len(read_events(data).compute()) == 3_000
