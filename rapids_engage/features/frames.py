@@ -228,13 +228,19 @@ def join_all(part: Any, joins: list[tuple[KeyTable, dict[str, Any] | None, dict[
 
 def share(table: Any) -> Any:
     """Ship an in-memory object to the workers once (scatter) instead of inside every task."""
+    return share_all([table])[0]
+
+
+def share_all(objects: list[Any]) -> list[Any]:
+    """:func:`share` of each of ``objects``, in one scatter: a round trip to the scheduler for all of them
+    (a feature build's 15 key tables took 15, about 0.4 s on a 2-core CPU)."""
     try:
         from distributed import get_client
 
         client = get_client()
     except (ImportError, ValueError):
-        return dask.delayed(table)
-    return client.scatter(table, broadcast=True, hash=False)
+        return [dask.delayed(o) for o in objects]
+    return client.scatter(list(objects), broadcast=True, hash=False) if objects else []
 
 
 def _apply_joins(part: Any, specs: list[tuple], *tables: KeyTable) -> Any:
@@ -362,7 +368,7 @@ def apply_joins(events: Any, joins: list[Join], checkpoint: Checkpoints | None =
         new_columns.update(j.new_columns)
     meta = meta_with(events._meta, new_columns)
     specs = [(j.fill, j.new_columns) for j in joins]
-    tables = [share(KeyTable(j.table, j.on)) for j in joins]
+    tables = share_all([KeyTable(j.table, j.on) for j in joins])
     return events.map_partitions(_apply_joins, specs, *tables, meta=meta)
 
 
