@@ -643,3 +643,33 @@ def test_dask_form_over_partitions_matches_the_oracle(frame, cut, seed, key, par
         served = history_features(dd.from_pandas(new, npartitions=parts[1], sort=False), enc, fit=False).compute()
         want = encoder(key).fit(train).transform(new).set_index("row")
         pd.testing.assert_frame_equal(served.set_index("row").loc[want.index], want)
+
+
+def test_fitting_the_dask_form_reads_the_shuffled_rows_in_two_passes_whatever_the_limit():
+    """After the shuffled rows are kept, the fit read them for their last time, then for the state (persisted,
+    sized, gathered) and the row ids at that time apart: up to 5 round trips to a cluster. Now the last time and
+    the rows' count take one pass, the state and the ids another (a state that may exceed the limit is sized in
+    it); the state and ids are the same whatever the limit."""
+    import dask.dataframe as dd
+    from dask.callbacks import Callback
+
+    frame = with_ids(make_frame(300, 10, 40, seed=5))
+    passes = []
+
+    class Passes(Callback):
+        def _start(self, dsk):
+            passes.append(dsk)
+
+    fitted = {}
+    for limit, want in ((None, 3), (10**6, 3), (0, 4)):  # the first pass keeps the shuffled rows (persist)
+        enc = keyed_encoder(KEYS["single"])
+        passes.clear()
+        with Passes():
+            history_features(dd.from_pandas(frame, npartitions=3), enc, limit=limit)
+        assert len(passes) == want, (limit, len(passes))
+        state = enc.state_.compute() if limit == 0 else enc.state_
+        fitted[limit] = (state.sort_values(list(state.columns)).reset_index(drop=True), enc.last_ids_)
+    for state, ids in fitted.values():
+        pd.testing.assert_frame_equal(state, fitted[None][0])
+        np.testing.assert_array_equal(ids, fitted[None][1])
+    assert len(fitted[None][1]) > 0

@@ -394,21 +394,21 @@ def in_memory(obj: Any) -> Any:
     return obj.compute() if is_dask(obj) else obj
 
 
-def key_tables(graphs: list[Any], limit: int | None, partitioned: list[bool] | None = None) -> list[Any]:
+def key_tables(graphs: list[Any], limit: int | None, partitioned: list[bool] | None = None, also: tuple | list = ()) -> list[Any]:
     """Compute lazy key tables (``None`` entries pass through), all in one pass.
 
     A table reduced into one partition (``partitioned`` False, the default) is computed into
     memory on the driver. One reduced ``partitioned`` is persisted on the workers and sized:
     gathered when it has at most ``limit`` rows (broadcast joins), else left there, partitioned
-    (shuffle joins).
+    (shuffle joins). ``also``: further lazy values computed in the same pass, returned after the tables.
     """
     flags = partitioned or [False] * len(graphs)
     small = [g for g, p in zip(graphs, flags) if g is not None and not p]
     large = dask.persist(*[g for g, p in zip(graphs, flags) if g is not None and p])
-    done = dask.compute(*small, *[t.map_partitions(len).sum() for t in large])
-    tables, sizes = iter(done[: len(small)]), done[len(small) :]
+    done = dask.compute(*small, *also, *[t.map_partitions(len).sum() for t in large])
+    tables, extra, sizes = iter(done[: len(small)]), done[len(small) : len(small) + len(also)], done[len(small) + len(also) :]
     kept = iter([t.compute() if limit is not None and n <= limit else t for t, n in zip(large, sizes)])
-    return [None if g is None else next(kept) if p else next(tables) for g, p in zip(graphs, flags)]
+    return [None if g is None else next(kept) if p else next(tables) for g, p in zip(graphs, flags)] + list(extra)
 
 
 def key_name(key: list[str]) -> str:

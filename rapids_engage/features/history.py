@@ -51,9 +51,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import dask
 import dask.dataframe as dd
 
-from .frames import Checkpoints, as_dask, in_memory, is_dask, key_tables, share
+from .frames import Checkpoints, as_dask, is_dask, key_tables, share
 from .history_encoder import HistoryEncoder
 from .history_spans import window_label
 
@@ -98,11 +99,16 @@ def history_features(
         return _transform_dask(as_dask(frame), encoder, labels)
     frame = (checkpoint or Checkpoints())(as_dask(frame).shuffle(on=encoder.columns))  # read for the state, then the features
     targets = encoder._targets(frame._meta)
-    t_end = int(frame[encoder.time_column].max().compute())
+    t_end, rows = dask.compute(frame[encoder.time_column].max(), frame.map_partitions(len).sum())
+    t_end = int(t_end)
     state_meta = encoder.state_partition(frame._meta, t_end)
-    (state,) = key_tables([frame.map_partitions(encoder.state_partition, t_end, meta=state_meta)], limit, [limit is not None])
     last = frame[frame[encoder.time_column] == t_end][list(dict.fromkeys([encoder.time_column, *encoder.row_key]))]
-    last_ids = encoder.last_ids(in_memory(last), t_end) if encoder.row_key else None
+    # a state has at most a row per event: within the limit when the rows are, then reduced straight into memory;
+    # the rows at t_end come in the same pass (one round trip, not three)
+    partitioned = limit is not None and rows > limit
+    state, *last = key_tables([frame.map_partitions(encoder.state_partition, t_end, meta=state_meta)], limit, [partitioned],
+                              also=[last] if encoder.row_key else [])
+    last_ids = encoder.last_ids(last[0], t_end) if encoder.row_key else None
     encoder.set_state(state if is_dask(state) else state.reset_index(drop=True), t_end, targets, last_ids)
     stateless = HistoryEncoder(**{**encoder.params(), "targets": targets})  # the graph must not carry the state
     return frame.map_partitions(stateless.features_partition, meta=stateless.features_partition(frame._meta))
