@@ -21,10 +21,24 @@ CONFIG_FILE = "config.yaml"
 
 def library_versions(backend: Backend) -> dict[str, str]:
     """Versions of the libraries that compute a run's numbers on ``backend``."""
-    import importlib
-
     names = ["pandas", "dask", "distributed", "pyarrow", "numpy", "xgboost"] + (["cudf", "dask_cudf"] if backend.is_gpu else [])
-    return {n: getattr(importlib.import_module(n), "__version__", "?") for n in names}
+    return {n: _version(n) for n in names}
+
+
+def _version(name: str) -> str:
+    """A library's version: its ``__version__`` when imported, else its installed metadata's (importing XGBoost,
+    and scikit-learn with it, to read its version cost the ``features`` subcommand's feature stage ~1 s), else
+    imported."""
+    import importlib
+    import importlib.metadata
+    import sys
+
+    if name not in sys.modules:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:  # another distribution name (cudf-cu13): import it
+            pass
+    return getattr(importlib.import_module(name), "__version__", "?")
 
 
 def _iso(seconds: float) -> str:

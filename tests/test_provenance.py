@@ -82,3 +82,17 @@ def test_a_run_reruns_from_its_config_and_serves_from_a_copy(tmp_path):
     with pytest.raises(ModelError, match=r"point --store \(in process: Scorer\(\.\.\., store=DIR\)\) at a store holding that version"):
         Scorer(copy)
     assert Scorer(copy, store=tmp_path / "elsewhere").targets == ["like", "retweet"]
+
+
+def test_library_versions_are_read_without_importing_xgboost():
+    """The store manifest of the ``features`` subcommand names XGBoost's version: importing it (and
+    scikit-learn) for that took ~1 s of the feature stage. The installed version is read instead, the
+    one ``xgboost.__version__`` says."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from rapids_engage.backend import CPU; from rapids_engage.provenance import library_versions; "
+            "v = library_versions(CPU); assert 'xgboost' not in sys.modules, 'imported'; import xgboost, pandas; "
+            "assert v['xgboost'] == xgboost.__version__ and v['pandas'] == pandas.__version__, v")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-500:]
