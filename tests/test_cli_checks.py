@@ -780,3 +780,14 @@ def test_predict_into_an_out_it_cannot_write_is_refused_before_the_models_load(t
         assert main(argv) == 2
         err = " ".join(capsys.readouterr().err.split())
         assert f"predict: --out: cannot create the output directory {str(out)!r}: {message}" in err, err
+
+
+def test_the_readme_names_every_console_script():
+    """pyproject.toml installs `rapids-engage` (the pipeline's main); the README never said so."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    readme = (root / "README.md").read_text()
+    assert scripts and [name for name in scripts if f"`{name} " not in readme] == []
