@@ -463,6 +463,18 @@ def build_ingest_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_table_spec(cfg: Config, unlabelled: bool) -> None:
+    """A ``data.table`` the ingest would refuse, refused before it starts as a run refuses it: naming the config
+    file and the ``--set`` that gave the key."""
+    from .ingest import IngestError
+    from .ingest.table import plan_of
+
+    try:
+        plan_of(cfg.data.table, unlabelled)
+    except IngestError as exc:
+        raise ConfigError(sourced(cfg, str(exc))) from None
+
+
 def _ingest(args: argparse.Namespace, console: Console) -> None:
     from .ingest import ingest_recsys, ingest_table
 
@@ -474,6 +486,7 @@ def _ingest(args: argparse.Namespace, console: Console) -> None:
         spec = cfg.data.table
         if spec is None:
             raise ConfigError("ingest: data.source is 'table' but the config has no data.table section")
+        _check_table_spec(cfg, args.unlabelled)
         result = ingest_table(files, args.out, spec, strict=args.strict or cfg.data.strict, unlabelled=args.unlabelled)
     elif cfg.data.source in ("recsys", "synthetic", "parquet"):
         result = ingest_recsys(files, args.out, strict=args.strict or cfg.data.strict)

@@ -286,6 +286,20 @@ def test_a_table_spec_the_ingest_would_refuse_is_refused_before_the_keys_that_us
     assert not (tmp_path / "never").exists()
 
 
+def test_the_ingest_subcommand_names_the_config_and_the_set_of_a_table_spec_it_refuses(tmp_path, capsys):
+    """The run named both (above); `ingest --set data.table.user=usr_id` said neither, though the README says an
+    error about a value from --set says so."""
+    argv = ["ingest", "--config", "configs/mind.yaml", "--out", str(tmp_path / "o"), "--set", "data.table.user=usr_id"]
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("error: configs/mind.yaml: data.table.user: 'usr_id' is not one of data.table.columns")
+    assert err.endswith("did you mean 'user_id'? (from --set data.table.user=usr_id)")
+    assert main(["ingest", "--config", "configs/hn.yaml", "--out", str(tmp_path / "o"), "--unlabelled",
+                 "--set", "data.table.time_format=unixms"]) == 2
+    assert "(from --set data.table.time_format=unixms)" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_an_ingest_that_keeps_no_row_fails_and_says_why(tmp_path, capsys):
     rows = tmp_path / "new.tsv"  # rows to score, ingested without --unlabelled
     rows.write_text("1\tU1\t11/12/2019 2:14:46 PM\tN9\tN1 N2\n")
