@@ -452,3 +452,21 @@ def test_records_in_process_give_the_canonical_rows_of_the_file_ingest(tmp_path)
     rows, rejected = RecsysRecordReader().read([lines[0].decode(), short, "  ", lines[2].decode()])
     assert rows.index.tolist() == [0, 3]
     assert rejected[["record", "reason"]].values.tolist() == [[1, "field_count"], [2, "field_count"]]
+
+
+def test_records_of_test_rows_and_labelled_rows_read_in_one_batch():
+    """A batch of raw lines was read as a file is, of one kind by majority: a test row (20 fields) among labelled
+    ones (24) was rejected (`field_count`, "expected 24 fields, got 20"), and a labelled one among test rows, though
+    the README says predict_records takes either, and a batch of dicts mixed them."""
+    from rapids_engage.ingest.recsys_records import RecsysRecordReader
+
+    lines = [line.decode() for line in raw_lines(canonical_rows(3, seed=5))]
+    test = [line.split("\x01", len(TEST_COLUMNS))[: len(TEST_COLUMNS)] for line in lines]
+    test = ["\x01".join(fields) for fields in test]
+    alone = pd.concat([RecsysRecordReader().read([line])[0] for line in (lines[0], test[1], lines[2])], ignore_index=True)
+    for batch in ([lines[0], test[1], lines[2]], [test[0], lines[1], test[2]]):
+        rows, rejected = RecsysRecordReader().read(batch)
+        assert rejected.empty and rows.index.tolist() == [0, 1, 2]
+        want = pd.concat([RecsysRecordReader().read([line])[0] for line in batch], ignore_index=True)
+        pd.testing.assert_frame_equal(rows.reset_index(drop=True), want)
+    assert alone["like_timestamp"].isna().tolist()[1]  # a test row's engagements are null

@@ -54,7 +54,18 @@ def _lines(records: Any) -> list[str]:
             out.append((r.decode("utf-8", "replace") if isinstance(r, bytes) else r).rstrip("\r\n"))
         else:
             raise TypeError(f"records: a raw line (str) or a dict per row, got {type(r).__name__}")
-    return out
+    return _one_kind(out)
+
+
+def _one_kind(lines: list[str]) -> list[str]:
+    """``lines`` with a test row's 20 fields given the 4 empty engagement fields of a labelled row when the batch
+    holds a labelled (24-field) one, as a batch of dicts is read: each record is either kind (a file, read by the
+    majority of its lines, quarantines the other kind)."""
+    counts = [line.count("\x01") + 1 for line in lines]
+    if len(RAW_COLUMNS) not in counts:
+        return lines
+    pad = "\x01" * (len(RAW_COLUMNS) - len(TEST_COLUMNS))
+    return [line + pad if n == len(TEST_COLUMNS) else line for line, n in zip(lines, counts)]
 
 
 class _RecordsIngest(_FileIngest):
