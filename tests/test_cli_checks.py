@@ -805,3 +805,15 @@ def test_the_readme_names_every_console_script():
     scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
     readme = (root / "README.md").read_text()
     assert scripts and [name for name in scripts if f"`{name} " not in readme] == []
+
+
+def test_the_readme_architecture_names_every_module_and_only_modules_that_exist():
+    """config/yaml_text.py (the YAML reader refusing repeated keys) was in no row of the README's Architecture."""
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    readme = (root / "README.md").read_text()
+    section = readme.split("## Architecture\n", 1)[1].split("\n## ", 1)[0]
+    modules = {p.name for p in (root / "rapids_engage").rglob("*.py") if p.name != "__init__.py"}
+    named = set(re.findall(r"([a-z_]+\.py)\b", section))
+    assert sorted(modules - named) == [] and sorted(named - modules) == []
