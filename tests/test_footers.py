@@ -10,7 +10,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rapids_engage.data import DataError
 from rapids_engage.footers import as_footers, damaged_parquet, read_footer
 
 
