@@ -123,8 +123,12 @@ def run(
         with _stages(cfg, quiet, console) as (backend, out, prog, memory):
             dataset = _data_stage(cfg, backend, prog)
             with _cluster(cfg, backend, prog) as cluster:
-                split, built = store_stages(cfg, backend, prog, cluster, dataset, rebuild, shuffle_seed)
-                staged.enter_context(in_use(built.store.path, built.version, out / "models"))
+                # marked as soon as the version is known, inside the store stage: a `store --keep` between its end
+                # and the mark deleted the version about to be trained from
+                def hold(version: str) -> None:
+                    staged.enter_context(in_use(store_path(cfg), version, out / "models"))
+
+                split, built = store_stages(cfg, backend, prog, cluster, dataset, rebuild, shuffle_seed, hold)
                 # published at the end; a run stopped before (Ctrl-C, an error) removes it on the way out
                 model_dir = staged.enter_context(staged_dir(out / "models"))
                 trained = train_stage(cfg, backend, prog, cluster.client, built, dataset.layout, model_dir)

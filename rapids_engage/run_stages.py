@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .backend import Backend
 from .baselines import baselines, te_columns
@@ -35,9 +35,11 @@ def spilled_line(spilled: int, cluster: ClusterConfig) -> str:
 
 
 def store_stages(
-    cfg: Config, backend: Backend, prog: StageProgress, cluster: ClusterInfo, dataset: Dataset, rebuild: bool, shuffle_seed: int | None
+    cfg: Config, backend: Backend, prog: StageProgress, cluster: ClusterInfo, dataset: Dataset, rebuild: bool, shuffle_seed: int | None,
+    hold: Callable[[str], None] | None = None,
 ) -> tuple[SplitInfo, Materialized]:
-    """The split and feature-store stages on a started cluster: (the time split, the store version built or reused)."""
+    """The split and feature-store stages on a started cluster: (the time split, the store version built or reused).
+    ``hold``: called with the store version as soon as it is known (:func:`~.features.materialize.materialize`)."""
     layout, targets, client = dataset.layout, list(cfg.train.targets), cluster.client
     prog.log(cluster.describe(backend))
     for line in ignored_settings(cfg.cluster, backend):
@@ -56,7 +58,7 @@ def store_stages(
             split_def["shuffled_labels_seed"] = shuffle_seed
     with prog.stage("features", client=client):
         built = materialize(cfg.features, store_path(cfg), dataset.data_dir, train, valid, targets, split_def, backend, layout, rebuild,
-                            prog.log, Path(cfg.data.cache_dir).expanduser() / CACHE_FILE)
+                            prog.log, Path(cfg.data.cache_dir).expanduser() / CACHE_FILE, hold)
     spilled = spilled_bytes(client)
     if spilled:  # the memory limit was reached: the run is slower than in memory, and the disk must hold it
         prog.log(spilled_line(spilled, cfg.cluster))

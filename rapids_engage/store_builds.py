@@ -101,7 +101,7 @@ def in_use(store: Path, version: str, models: Path) -> Iterator[None]:
     ``store --keep`` / ``--delete`` see) are not published yet. The mark is rewritten every :data:`REFRESH_S`
     seconds; a killed run's names a process no longer running, or was not rewritten for :data:`STALE_S`."""
     mark = store / IN_USE / f"{version}.{uuid.uuid4().hex[:12]}.json"
-    mark.parent.mkdir(exist_ok=True)
+    mark.parent.mkdir(parents=True, exist_ok=True)  # a run's first build marks its version before making the store
     for stale in _dead_marks(mark.parent):  # killed runs'
         stale.unlink(missing_ok=True)
     text = json.dumps({"version": version, **this_process(), "models": str(Path(models).absolute())})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from rapids_engage.data import DataError
 from rapids_engage.pipeline import main
 from rapids_engage.report import validate
+from rapids_engage.store import FeatureStore
 
 pytestmark = pytest.mark.slow
 
@@ -934,3 +936,30 @@ def test_the_report_counts_the_workers_training_ran_on(small_cache, tmp_path, mo
     trained = 3 if change == "join" else 1
     assert (report["n_workers"], report["n_workers_train"], report["workers_lost"]) == (2, trained, int(change == "retire"))
     assert f"| workers | 2 at the start, {trained} in training |" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["built", "cache-hit"])
+def test_store_keep_during_the_store_stage_spares_the_version_the_run_trains_from(small_cache, tmp_path, monkeypatch, cached):
+    """A run marked its store version in use only after the store stage returned: `store --keep 0` run in between
+    (a housekeeping job) deleted the version the run was about to train from. The mark is taken as soon as the
+    version is known, inside the store stage; a `--keep` run at its end spares the version, built or found."""
+    from rapids_engage import run_stages
+
+    store = tmp_path / "shared" / "store"
+    argv = ["--gpus", "0", "--rows", "2000", "--quiet", "--no-plots", "--set", f"data.cache_dir={small_cache}",
+            "--set", f"features.store={store}", "--set", "train.targets=[like]", "--set", "cluster.n_workers=1",
+            "--set", "train.num_boost_round=5"]
+    if cached:
+        assert main([*argv, "--out", str(tmp_path / "first")]) == 0
+        shutil.rmtree(tmp_path / "first")  # its models would keep the version
+    spilled = run_stages.spilled_bytes
+
+    def housekeeping(client):  # called by the store stage once the version is built or found
+        assert main(["store", str(store), "--keep", "0", "--quiet"]) == 0
+        return spilled(client)
+
+    monkeypatch.setattr(run_stages, "spilled_bytes", housekeeping)
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert FeatureStore(store).versions() == [report["store"]["version"]]
+    assert not (store / ".in-use").exists()  # released once the models are published

@@ -57,13 +57,17 @@ def materialize(
     rebuild: bool = False,
     log: Callable[[str], None] = print,
     digests: Path | None = None,
+    hold: Callable[[str], None] | None = None,
 ) -> Materialized:
     """Compute train (out-of-fold) and validation features into a store version.
 
     Besides the features and labels, the layout's identity, time, grouping and
     popularity columns are kept (:meth:`Layout.carried`). ``digests``: the cache of the input
-    files' digests (default: the store's own; the pipeline shares ``data.cache_dir``'s).
+    files' digests (default: the store's own; the pipeline shares ``data.cache_dir``'s). ``hold``: called with
+    the version's id before it is looked up or built, and with a version found for more targets before it is
+    used (a run marks it in use there: ``store --keep`` deleted it between this and the run's training).
     """
+    hold = hold or (lambda _: None)
     store = FeatureStore(store_path)
     _sweep(store, log)
     builder = FeatureBuilder(cfg, targets, layout)
@@ -80,6 +84,7 @@ def materialize(
         "names": names,  # the feature set of this code: a feature added to a group is a new version
     }
     version = version_id(definition)
+    hold(version)
     manifest, problem = store.check(version)
     if problem not in (None, "absent"):
         log(f"feature store: version {version} is damaged ({problem}); rebuilding it")
@@ -89,6 +94,8 @@ def materialize(
     wider = None if rebuild else _wider_version(store, definition)
     if wider is not None:  # a run of some of a version's targets: its features, those this run would build
         version, manifest = wider
+        hold(version)
+        _, manifest = store._resolve(version)  # deleted before it was held: a MissingVersion naming it
         log(f"feature store: cache hit, version {version} (built for {', '.join(manifest['definition']['targets'])}; "
             f"this run's {len(names)} features of {', '.join(targets)} are among its)")
         return Materialized(store, version, names, manifest["rows"], True)
