@@ -301,8 +301,11 @@ def test_path_flags_stay_strings():
     ("features.history.days=[1,1]", "features.history.days: expected a list of distinct whole numbers of days >= 1, got [1, 1]"),
     ("features.history.label_delay=-1", "features.history.label_delay: expected a whole number of seconds >= 0, got -1"),
     ("features.broadcast_limit=-1", "features.broadcast_limit: expected a whole number of rows >= 0 or null, got -1"),
-    ("train.targets=[]", "train.targets: expected a non-empty list of distinct target names, got []"),
-    ("train.targets=[like, like]", "train.targets: expected a non-empty list of distinct target names, got ['like', 'like']"),
+    ("train.targets=[]", "train.targets: expected a non-empty list of distinct, non-blank target names, got []"),
+    ("train.targets=[like, like]", "train.targets: expected a non-empty list of distinct, non-blank target names, got ['like', 'like']"),
+    # a name of only spaces was taken, and trained
+    ("train.targets=['  ']", "train.targets: expected a non-empty list of distinct, non-blank target names, got ['  ']"),
+    ("train.targets=[like, '']", "train.targets: expected a non-empty list of distinct, non-blank target names, got ['like', '']"),
     ("train.num_boost_round=0", "train.num_boost_round: expected a whole number of rounds >= 1, got 0"),
     ("train.early_stopping_rounds=-1", "train.early_stopping_rounds: expected a whole number of rounds >= 0 (0: no early stopping), got -1"),
     ("train.per_target.like.num_boost_round=abc", "train.per_target.like.num_boost_round: expected a whole number of rounds >= 1, got 'abc'"),
@@ -339,6 +342,16 @@ def test_an_empty_set_value_is_said_to_be_empty(setting, expected):
         load_config(None, [setting])
     assert str(info.value) == f"{DEFAULT_CONFIG}: {expected} (from --set {setting})"
     assert load_config(None, ["features.store="]).features.store is None  # an optional key: null, as before
+
+
+@pytest.mark.parametrize("name", ["  ", ""])
+def test_a_table_target_of_a_blank_name_is_refused_at_load(name):
+    """A data.table target named '  ' was taken, and trained; refused as train.targets' blank names are."""
+    setting = f"data.table.targets={{'{name}': {{column: c}}}}"
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["data.source=table", "data.table.time=t", setting])
+    assert str(info.value) == (f"{DEFAULT_CONFIG}: data.table.targets: expected target names that are not blank, "
+                               f"got {{'{name}': {{'column': 'c'}}}} (from --set {setting})")
 
 
 def test_set_fills_a_section_left_null():

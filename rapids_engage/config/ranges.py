@@ -111,7 +111,9 @@ VALUE_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
     (TableConfig, "list_sep"): (lambda v: v != "", "a non-empty separator"),
     (ExplodeSpec, "sep"): (lambda v: v != "", "a non-empty separator"),
     (ExplodeSpec, "label_sep"): (lambda v: v != "", "a non-empty separator"),
-    (TrainConfig, "targets"): (lambda v: len(v) > 0 and len(set(v)) == len(v), "a non-empty list of distinct target names"),
+    (TableConfig, "targets"): (lambda v: all(name.strip() for name in v), "target names that are not blank"),
+    (TrainConfig, "targets"): (lambda v: len(v) > 0 and len(set(v)) == len(v) and all(name.strip() for name in v),
+                               "a non-empty list of distinct, non-blank target names"),  # '  ' was taken, and trained
     **{(TrainConfig, name): (lambda v: math.isfinite(float(v)), FINITE)  # XGBoost took nan and inf: NaN predictions
        for name in ("learning_rate", "subsample", "colsample_bytree", "min_child_weight")},
     (TrainConfig, "num_boost_round"): (lambda v: v >= 1, "a whole number of rounds >= 1"),
