@@ -354,6 +354,22 @@ def test_a_table_target_of_a_blank_name_is_refused_at_load(name):
                                f"got {{'{name}': {{'column': 'c'}}}} (from --set {setting})")
 
 
+@pytest.mark.parametrize("settings, expected", [
+    (["train.per_target.n-comments.num_boost_round=abc"],
+     "train.per_target.n-comments.num_boost_round: expected a whole number of rounds >= 1, got 'abc'"),
+    (["train.targets=[like, n-comments]", "train.per_target.n-comment.max_depth=3"],
+     "train.per_target.n-comment: no target 'n-comment': did you mean 'n-comments'? (train.targets: like, n-comments)"),
+    (["train.targets=[like, 'n comments']", "train.per_target.n comment.max_depth=3"],
+     "train.per_target.n comment: no target 'n comment': did you mean 'n comments'? (train.targets: like, n comments)"),
+])
+def test_an_error_about_a_target_of_any_name_names_the_set_that_gave_it(settings, expected):
+    """The key an error starts with was read up to the first character no Python name has: an error about a
+    hyphenated target (``n-comments``) lost its "(from --set ...)"."""
+    with pytest.raises(ConfigError) as info:
+        load_config(None, settings)
+    assert str(info.value) == f"{DEFAULT_CONFIG}: {expected} (from --set {settings[-1]})"
+
+
 def test_set_fills_a_section_left_null():
     # default.yaml's `data.table: null` made every --set data.table.<key> "--set data.table.format: 'table' is not a section"
     with pytest.raises(ConfigError, match=r"data\.table\.format: expected one of 'csv', 'tsv', 'jsonl', 'parquet', got 'xlsx' "

@@ -22,7 +22,18 @@ def sourced(config: Config, message: str) -> str:
 
 def source_message(source: str, origins: dict[str, str], message: str) -> str:
     """:func:`sourced` with the config file ``source`` and the ``origins`` of its keys (key -> flag or ``--set``)."""
-    key = re.match(r"[A-Za-z_][\w.]*", message)
-    named = key.group(0) if key else None
-    given = [label for k, label in origins.items() if named and (named == k or named.startswith(k + ".") or k.startswith(named + "."))]
+    named = _named(message)
+    given = [label for k, label in origins.items() if any(_within(n, k) or _within(k, n) for n in named)]
     return (f"{source}: " if source else "") + message + (f" (from {given[-1]})" if given else "")
+
+
+def _named(message: str) -> set[str]:
+    """The key ``message`` may start with: to its first space or colon (``train.targets names 'x', ...``), or to
+    its first ``": "`` (a target's name, part of a ``per_target`` key, may hold any character: ``n-comments``)."""
+    first = re.match(r"[A-Za-z_][^\s:]*", message)
+    return {first.group(0).rstrip(".,;"), message.partition(": ")[0]} if first else set()
+
+
+def _within(key: str, section: str) -> bool:
+    """Whether ``key`` is ``section`` or a key of it (``data.table.join`` holds ``data.table.join[0].path``)."""
+    return key == section or key.startswith((section + ".", section + "["))
