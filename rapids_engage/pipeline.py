@@ -28,7 +28,7 @@ from .atomic import OLD_PREFIX, replace_dir, staged_dir, staging_dir, write_file
 from .backend import Backend, BackendError, resolve
 from .cluster import ClusterError, WorkerLostError, spilled_bytes, start_cluster
 from .cli import Parser
-from .config import Config, ConfigError, load_config, sourced
+from .config import Config, ConfigError, about_a_key, load_config, sourced
 from .data import DataError, Dataset, check_some_ingested, expected_layout, ignored_data_settings, resolve_dataset
 from .ingest import IngestError
 from .predict import ModelError
@@ -63,7 +63,12 @@ def _stages(cfg: Config, quiet: bool, console: Console) -> Iterator[tuple[Backen
     check_dir(cfg, "features.store", store_path(cfg), "feature store")
     memory = MemoryWatch.for_run(backend, cfg.cluster.scheduler_address)
     with memory, StageProgress(console, quiet, memory) as prog:
-        yield backend, Path(cfg.out), prog, memory
+        try:
+            yield backend, Path(cfg.out), prog, memory
+        except (ClusterError, DataError) as exc:  # a value refused by the run (cluster.memory_limit on this machine,
+            if not about_a_key(cfg, str(exc)):     # data.path): named as the config's errors, file and --set
+                raise
+            raise type(exc)(sourced(cfg, str(exc))) from None
 
 
 def _data_stage(cfg: Config, backend: Backend, prog: StageProgress, train: bool = True) -> Dataset:

@@ -7,7 +7,7 @@ import re
 import pandas as pd
 import pytest
 
-from rapids_engage.config import ConfigError, load_config
+from rapids_engage.config import DEFAULT_CONFIG, ConfigError, load_config
 from rapids_engage.data import DataError
 from rapids_engage.pipeline import build_parser, main, predict_cluster_config
 from rapids_engage.predict import input_files
@@ -817,3 +817,20 @@ def test_the_readme_architecture_names_every_module_and_only_modules_that_exist(
     modules = {p.name for p in (root / "rapids_engage").rglob("*.py") if p.name != "__init__.py"}
     named = set(re.findall(r"([a-z_]+\.py)\b", section))
     assert sorted(modules - named) == [] and sorted(named - modules) == []
+
+
+def test_a_memory_limit_or_data_path_refused_by_the_run_names_the_set_that_gave_it(tmp_path, monkeypatch, capsys):
+    """cluster.memory_limit refused on the machine, and data.path matching nothing, named the key but neither the
+    config file nor the --set that gave it, as other config errors do."""
+    from distributed import system
+
+    monkeypatch.setattr(system, "MEMORY_LIMIT", 24 * 2**30)
+    base = ["--gpus", "0", "--quiet", "--no-plots", "--out", str(tmp_path / "run"), "--set", f"data.cache_dir={tmp_path / 'cache'}"]
+    assert main([*base, "--rows", "2000", "--set", "cluster.n_workers=2", "--set", "cluster.memory_limit=0.001"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith(f"error: {DEFAULT_CONFIG}: cluster.memory_limit 0.001 is 24.6 MiB per worker on this machine")
+    assert err.endswith("(from --set cluster.memory_limit=0.001)")
+    missing = tmp_path / "nowhere"
+    assert main([*base, "--set", "data.source=parquet", "--set", f"data.path={missing}"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err == f"error: {DEFAULT_CONFIG}: data.path {missing} is not a directory of parquet files (from --set data.path={missing})"

@@ -10,7 +10,7 @@ the ``--set`` override or flag when the value came from one (``errors.py``); so 
 dataclass conversion once the data pass.
 """
 
-from .errors import ConfigError, sourced
+from .errors import ConfigError, about_a_key, sourced
 from .loader import DEFAULT_CONFIG, PATH_KEYS, from_dict, load_config, parse_override, section_from_dict, to_dict
 from .ranges import KEYS_EXPECTED, MIN_MEMORY_LIMIT
 from .sections import (
@@ -32,5 +32,5 @@ __all__ = [
     "DEFAULT_CONFIG", "DEFAULT_COUNT_KEYS", "KEYS_EXPECTED", "MIN_MEMORY_LIMIT", "PATH_KEYS", "WINNER_TE_KEYS",
     "ClusterConfig", "Config", "ConfigError", "DataConfig", "ExplodeSpec", "FeaturesConfig", "HistoryConfig",
     "SideTableSpec", "SplitConfig", "SyntheticConfig", "TableConfig", "TargetEncodingConfig", "TargetSpec",
-    "TrainConfig", "from_dict", "load_config", "parse_override", "section_from_dict", "sourced", "to_dict",
+    "TrainConfig", "about_a_key", "from_dict", "load_config", "parse_override", "section_from_dict", "sourced", "to_dict",
 ]

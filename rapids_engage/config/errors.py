@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,14 @@ def sourced(config: Config, message: str) -> str:
     prefixed by the config file and followed by the flag or ``--set`` that gave the key, as the errors
     of :func:`load_config` are."""
     return source_message(*getattr(config, "_origins", ("", {})), message)
+
+
+def about_a_key(config: Config, message: str) -> bool:
+    """Whether ``message`` starts with a ``section.key`` of ``config`` (``data.path /x is not ...``): an error about
+    the value of a key, which :func:`sourced` words as the config's errors are."""
+    first = re.match(r"([A-Za-z_]\w*)\.([A-Za-z_]\w*)\b", message)
+    section = getattr(config, first.group(1), None) if first else None
+    return dataclasses.is_dataclass(section) and first.group(2) in {f.name for f in dataclasses.fields(section)}
 
 
 def source_message(source: str, origins: dict[str, str], message: str) -> str:
