@@ -463,7 +463,8 @@ def build_ingest_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", help="YAML config whose data section describes the files (default: configs/default.yaml)")
     p.add_argument("--input", help="a glob of raw files (default: the config's data.path)")
-    p.add_argument("--out", required=True, help="output directory (data/, ingest.json, quarantine.parquet, layout.json)")
+    p.add_argument("--out", required=True, help="output directory (data/, ingest.json, layout.json; quarantine.parquet when "
+                   "a row is quarantined)")
     p.add_argument("--unlabelled", action="store_true", help="the files carry no target columns (table sources)")
     p.add_argument("--strict", action="store_true", help="fail at the first bad row (file:line:column)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")

@@ -834,3 +834,11 @@ def test_a_memory_limit_or_data_path_refused_by_the_run_names_the_set_that_gave_
     assert main([*base, "--set", "data.source=parquet", "--set", f"data.path={missing}"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert err == f"error: {DEFAULT_CONFIG}: data.path {missing} is not a directory of parquet files (from --set data.path={missing})"
+
+
+def test_ingest_help_says_quarantine_parquet_is_written_only_when_a_row_is_quarantined():
+    """`ingest --help` listed quarantine.parquet among the outputs as if always written; a clean ingest writes none."""
+    from rapids_engage.pipeline import build_ingest_parser
+
+    text = " ".join(build_ingest_parser().format_help().split())
+    assert "quarantine.parquet when a row is quarantined" in text
