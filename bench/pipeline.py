@@ -231,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         for g in done:
             rce = ", ".join(f"{t} {rce_text(m.get('rce'))}" for t, m in reports[g]["targets"].items())
             console.print(f"--gpus {g} ({reports[g]['device']}): RCE {rce}")
+            spent = (reports[g].get("task_seconds") or {}).get("features") or {}
+            if spent:  # where the feature stage's work went: the profile a missed target needs
+                top = ", ".join(f"{name} {s:.2f}" for name, s in list(spent.items())[:6])
+                console.print(f"--gpus {g}: feature stage, worker seconds per kind of task: {top}")
         by_rows[rows] = {g: reports[g] for g in done}
     ok = [g for g in args.gpus if all(g in r for r in by_rows.values())]
     if len(by_rows) > 1 and ok:
@@ -242,7 +246,8 @@ def write_results(path: Path, rows: int, overrides: list[str], reports: dict[str
     """``pipeline-<rows>.json``: each backend's timings, memory and metrics, or its error."""
     summary = {g: {"device": r["device"], "error": r["error"]} if "error" in r else
                {"device": r["device"], "timings_s": r["timings_s"], "memory": r.get("memory"), "targets": r["targets"],
-                "rows": r["rows"], "n_workers": r["n_workers"], "cache_hit": r.get("cache_hit")} for g, r in reports.items()}
+                "rows": r["rows"], "n_workers": r["n_workers"], "cache_hit": r.get("cache_hit"),
+                "task_seconds": r.get("task_seconds")} for g, r in reports.items()}
     write_json(path, {"rows": rows, **provenance(), "overrides": overrides, "runs": summary})
 
 

@@ -278,6 +278,7 @@ def _summary(
     finished = time.time()
     prog.account("other", finished - started)
     summary = _store_summary(cfg, backend, workers, built, prog.timings, dataset, split, memory)
+    summary["task_seconds"] = prog.task_seconds
     summary["run"] = run_info(backend, started, command, finished)
     return summary
 

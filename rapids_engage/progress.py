@@ -44,6 +44,7 @@ class StageProgress:
         )
         self._task: TaskID | None = None
         self.tasks: dict[str, int] = {}  # tasks the cluster finished per followed stage
+        self.task_seconds: dict[str, dict[str, float]] = {}  # per followed stage: compute seconds per task prefix
 
     def __enter__(self) -> StageProgress:
         self._progress.__enter__()
@@ -68,6 +69,8 @@ class StageProgress:
         finally:
             if client is not None:
                 self.tasks[name] = watch.done
+                if watch.seconds:
+                    self.task_seconds[name] = watch.seconds
             if self.memory is not None:
                 self.memory.end(name)
             elapsed = time.perf_counter() - start
@@ -113,9 +116,14 @@ class TaskWatch:
     total grows as the stage submits more graphs). A scheduler that cannot be asked (gone, or
     refusing ``run_on_scheduler``) ends the polling, never the stage."""
 
+    #: task prefixes kept per stage in :attr:`seconds` (the rest summed as ``other``)
+    TOP_PREFIXES = 12
+
     def __init__(self, client: Any, on_counts: Callable[[int, int], None], interval: float = 0.5) -> None:
         self.client, self.on_counts, self.interval = client, on_counts, interval
         self.done = 0
+        self.seconds: dict[str, float] = {}  # compute seconds per task prefix while open, the largest first
+        self._before: dict[str, float] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -135,7 +143,7 @@ class TaskWatch:
 
                     def filter(self, record: logging.LogRecord) -> bool:
                         return not (str(record.msg).startswith("Run out-of-band function")
-                                    and record.args == ("rapids_engage_task_counts",))
+                                    and record.args in (("rapids_engage_task_counts",), ("rapids_engage_task_seconds",)))
 
                 log.addFilter(QuietTaskCounts())
             prefixes = list(dask_scheduler.task_prefixes.values())
@@ -148,8 +156,29 @@ class TaskWatch:
         except Exception:  # noqa: BLE001 - progress is best effort
             return None
 
+    def _prefix_seconds(self) -> dict[str, float] | None:
+        """Seconds the workers spent computing tasks of each prefix (``read_parquet``, ``merge``, ...) since the
+        scheduler started, from its per-prefix totals; None when the scheduler cannot be asked."""
+
+        def rapids_engage_task_seconds(dask_scheduler: Any) -> dict[str, float]:  # nested: pickled by value
+            return {name: float(p.all_durations.get("compute", 0.0)) for name, p in dask_scheduler.task_prefixes.items()}
+
+        try:
+            return self.client.run_on_scheduler(rapids_engage_task_seconds)
+        except Exception:  # noqa: BLE001 - a profile is best effort
+            return None
+
+    def _keep_seconds(self, after: dict[str, float]) -> None:
+        """:attr:`seconds`: the prefixes' compute seconds since :meth:`__enter__`, the largest first, the rest as ``other``."""
+        before = self._before or {}
+        spent = sorted(((round(v - before.get(k, 0.0), 3), k) for k, v in after.items()), reverse=True)
+        spent = [(v, k) for v, k in spent if v > 0]
+        top, rest = spent[: self.TOP_PREFIXES], spent[self.TOP_PREFIXES :]
+        self.seconds = {k: v for v, k in top} | ({"other": round(sum(v for v, _ in rest), 3)} if rest else {})
+
     def __enter__(self) -> TaskWatch:
-        first = self._counts()
+        first = self._counts()  # first: it quiets the scheduler's log lines of both functions
+        self._before = self._prefix_seconds()
         if first is not None:
             self._start = first[0]
             self._thread = threading.Thread(target=self._loop, name="task-watch", daemon=True)
@@ -162,6 +191,10 @@ class TaskWatch:
             self._thread.join(self.interval + 10.0)  # a poll stuck on a dying scheduler is left behind (daemon)
             if exc_type is None:
                 self._poll()  # the final count
+        if exc_type is None and self._before is not None:
+            after = self._prefix_seconds()
+            if after is not None:
+                self._keep_seconds(after)
 
     def _poll(self) -> bool:
         counts = self._counts()

@@ -451,7 +451,17 @@ def _timings(report: Mapping[str, Any]) -> list[str]:
     if peaks:
         scopes = [memory.get(k) for k in ("host_scope", "gpu_scope") if memory.get(k)]
         lines += [f"Peak memory per stage, sampled every {memory.get('interval_s')} s: " + "; ".join(scopes) + ".", ""]
-    return lines
+    return lines + _task_seconds(report.get("task_seconds") or {})
+
+
+def _task_seconds(by_stage: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Where a stage's work went: the workers' compute seconds per kind of dask task (its prefix)."""
+    rows = [[stage, ", ".join(f"{name} {fmt_number(_number(v), 2)}" for name, v in spent.items() if (_number(v) or 0) >= 0.005)]
+            for stage, spent in by_stage.items() if spent]
+    if not rows:
+        return []
+    return ["Seconds the workers computed, per kind of dask task (largest first; summed over workers and threads, so "
+            "they can exceed the stage's wall time):", "", *_table(["stage", "task seconds"], rows, right_from=2), ""]
 
 
 def _gib(value: Any) -> float | None:

@@ -43,6 +43,11 @@ def demo(tmp_path_factory):
 def test_report_contract(demo):
     _, out, report = demo
     validate(report)
+    # where the feature stage's work went: worker seconds per kind of task, at most what 2 workers x 1 thread had
+    spent = report["task_seconds"]["features"]
+    assert 0 < len(spent) <= 13 and all(v > 0 for v in spent.values()) and any("parquet" in k for k in spent)
+    assert sum(spent.values()) <= 2 * report["timings_s"]["features"] + 1.0
+    assert "| features | " in (out / "report.md").read_text().split("task seconds")[1]
     assert report["backend"] == "cpu" and report["n_workers"] == 2
     assert report["rows"]["train"] > 0 and report["rows"]["valid"] > 0
     assert set(report["targets"]) == set(TARGETS)

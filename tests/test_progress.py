@@ -6,6 +6,7 @@ import io
 import time
 
 import dask.dataframe as dd
+import pytest
 import pandas as pd
 from distributed import Client, LocalCluster
 from rich.console import Console
@@ -69,6 +70,7 @@ def test_following_the_tasks_logs_once_on_the_scheduler():
         log.setLevel(level)
     assert len(seen) >= 5
     ours = [line for line in lines if line.startswith("Run out-of-band function") and "'lambda'" not in line]
+    assert not any("rapids_engage_task_seconds" in line for line in ours)  # the profile's two calls are quiet too
     assert len(ours) <= 1, ours  # the first call's, before the function quiets the rest
     assert any("Run out-of-band function 'lambda'" in line for line in lines)
 
@@ -94,3 +96,27 @@ def test_byte_size_says_each_size_in_its_unit():
     sizes = (0, 40, 2**10, 3 * 2**10, 2**20 - 1, 2**20, 3 << 20, 2**30 - 2**19, 2**30, 5 * 2**30 // 2)
     assert [byte_size(n) for n in sizes] == ["0 bytes", "40 bytes", "1.0 KiB", "3.0 KiB", "1024.0 KiB", "1.0 MiB", "3.0 MiB",
                                              "1023.5 MiB", "1.00 GiB", "2.50 GiB"]
+
+
+def test_a_stage_keeps_its_task_seconds_largest_first_and_the_rest_as_other():
+    """report.json's ``task_seconds``: the compute seconds of each task prefix spent while the stage ran (the
+    scheduler's totals since it started, less those at the stage's start), the 12 largest, the rest summed."""
+    from rapids_engage.progress import TaskWatch
+
+    watch = TaskWatch(None, lambda done, waiting: None)
+    watch._before = {"read_parquet": 1.0, "merge": 5.0}
+    after = {"read_parquet": 3.5, "merge": 5.0, **{f"t{i}": 0.1 * (i + 1) for i in range(13)}}
+    watch._keep_seconds(after)
+    assert list(watch.seconds)[:2] == ["read_parquet", "t12"] and watch.seconds["read_parquet"] == 2.5
+    assert "merge" not in watch.seconds and len(watch.seconds) == 13  # 12 and other
+    assert watch.seconds["other"] == pytest.approx(0.1 + 0.2)  # t0 and t1: the 2 smallest of the 14 spent
+
+
+def test_task_seconds_of_a_real_cluster_name_the_tasks_it_ran():
+    from rapids_engage.progress import TaskWatch
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        with TaskWatch(client, lambda done, waiting: None, interval=0.05) as watch:
+            client.gather(client.map(lambda x: time.sleep(0.05) or x, range(4), key=[f"nap-{i}" for i in range(4)]))
+    assert watch.seconds["nap"] >= 0.15
