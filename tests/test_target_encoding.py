@@ -519,7 +519,9 @@ def test_fold_assignment_uses_every_fold_its_seed_and_partitions():
     assert (drawn[0] != drawn[1]).any() and (drawn[2] != drawn[3]).any()
 
 
-@settings(max_examples=60, deadline=None)
+# 20 examples: with the fold key ignored (the defect), 20 found straddling groups in 6 of 6 tries for contiguous
+# folds alone and for random folds alone (each example tries all three methods)
+@settings(max_examples=20, deadline=None)
 @given(groups=st.lists(st.integers(-(2**62), 2**62), min_size=1, max_size=12), n=st.integers(1, 80),
        k=st.integers(2, 6), seed=st.integers(0, 2**64 - 1), parts=st.integers(2, 5), data=st.data())
 def test_no_group_straddles_folds_under_any_method(groups, n, k, seed, parts, data):
