@@ -671,7 +671,29 @@ def test_a_model_without_its_meta_is_refused_not_left_out(tmp_path):
         load_models(tmp_path)
 
 
-def test_a_run_stopped_after_publishing_its_models_leaves_no_old_report_beside_them(small_cache, tmp_path, monkeypatch):
+def _like_argv(small_cache, out) -> list[str]:
+    """A 2,000-row run of the like model alone on one worker: the runs that a stopped or failed publication follows."""
+    return ["--gpus", "0", "--rows", "2000", "--out", str(out), "--quiet", "--no-plots", "--set", f"data.cache_dir={small_cache}",
+            "--set", "train.targets=[like]", "--set", "cluster.n_workers=1", "--set", "train.num_boost_round=5"]
+
+
+@pytest.fixture(scope="module")
+def like_run(small_cache, tmp_path_factory):
+    """:func:`_like_argv`'s run, made once: each test that publishes over it gets a copy (:func:`_copy_of_like_run`)."""
+    out = tmp_path_factory.mktemp("like-run") / "run"
+    assert main(_like_argv(small_cache, out)) == 0
+    return out
+
+
+def _copy_of_like_run(like_run: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(like_run, out)
+    return out
+
+
+def test_a_run_stopped_after_publishing_its_models_leaves_no_old_report_beside_them(small_cache, like_run, tmp_path, monkeypatch):
     """Ctrl-C between the rename that publishes models/ and the writes of report.json and config.yaml left the
     last run's report and config beside this run's models (predict --history validation then read the old
     run's split). They are removed before the models are replaced: the report is missing, and says so."""
@@ -679,10 +701,8 @@ def test_a_run_stopped_after_publishing_its_models_leaves_no_old_report_beside_t
     from rapids_engage.backend import CPU
     from rapids_engage.predict import history_events
 
-    out = tmp_path / "run"
-    argv = ["--gpus", "0", "--rows", "2000", "--out", str(out), "--quiet", "--no-plots", "--set", f"data.cache_dir={small_cache}",
-            "--set", "train.targets=[like]", "--set", "cluster.n_workers=1", "--set", "train.num_boost_round=5"]
-    assert main(argv) == 0
+    out = _copy_of_like_run(like_run, tmp_path)
+    argv = _like_argv(small_cache, out)
     before = {p.name: p.read_bytes() for p in (out / "models").iterdir()}
     publish = pipeline.replace_dir
 
@@ -701,16 +721,14 @@ def test_a_run_stopped_after_publishing_its_models_leaves_no_old_report_beside_t
     assert main([*argv, "--set", "train.max_depth=2"]) == 0 and (out / "report.json").is_file()
 
 
-def test_models_that_fail_to_publish_keep_the_last_run_s_report_beside_them(small_cache, tmp_path, monkeypatch):
+def test_models_that_fail_to_publish_keep_the_last_run_s_report_beside_them(small_cache, like_run, tmp_path, monkeypatch):
     """The last run's report.json, report.md and config.yaml are removed before new models are published; when the
     publication itself fails (an OSError renaming models/), the last run's models stay, and so do the files that
     describe them (they were deleted: predict --history validation and `features --out`'s check lost the run's)."""
     from rapids_engage import pipeline
 
-    out = tmp_path / "run"
-    argv = ["--gpus", "0", "--rows", "2000", "--out", str(out), "--quiet", "--no-plots", "--set", f"data.cache_dir={small_cache}",
-            "--set", "train.targets=[like]", "--set", "cluster.n_workers=1", "--set", "train.num_boost_round=5"]
-    assert main(argv) == 0
+    out = _copy_of_like_run(like_run, tmp_path)
+    argv = _like_argv(small_cache, out)
     names = ("report.json", "report.md", "config.yaml")
     before = {p.relative_to(out): p.read_bytes() for p in [*(out / "models").iterdir(), *(out / n for n in names)]}
     publish = pipeline.replace_dir
@@ -894,15 +912,13 @@ def test_history_gap_is_said_only_beyond_a_day():
     assert history_gap(builder, None) is None and history_gap(SimpleNamespace(history_end=lambda: None), end + 10**6) is None
 
 
-def test_a_run_stopped_while_training_removes_its_staged_models(small_cache, tmp_path, monkeypatch):
+def test_a_run_stopped_while_training_removes_its_staged_models(small_cache, like_run, tmp_path, monkeypatch):
     """Ctrl-C during training left an empty `.tmp-models-<pid>` in --out (deleted only by the next run); the
     stopped run removes its own staging directory now, and the last run's published models stay."""
     from rapids_engage import pipeline
 
-    out = tmp_path / "run"
-    argv = ["--gpus", "0", "--rows", "2000", "--out", str(out), "--quiet", "--no-plots", "--set", f"data.cache_dir={small_cache}",
-            "--set", "train.targets=[like]", "--set", "cluster.n_workers=1", "--set", "train.num_boost_round=5"]
-    assert main(argv) == 0
+    out = _copy_of_like_run(like_run, tmp_path)
+    argv = _like_argv(small_cache, out)
     before = {p.name: p.read_bytes() for p in (out / "models").iterdir()}
 
     def stopped(*args, **kwargs):
