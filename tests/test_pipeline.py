@@ -821,7 +821,7 @@ def test_timings_account_for_the_whole_run(small_cache, tmp_path):
     out = tmp_path / "run"
     start = time.time()
     assert main(["--gpus", "0", "--rows", "2000", "--out", str(out), "--quiet", "--plots", "--set", f"data.cache_dir={small_cache}",
-                 "--set", "train.num_boost_round=5", "--set", "cluster.n_workers=1"]) == 0
+                 "--set", "train.targets=[like]", "--set", "train.num_boost_round=5", "--set", "cluster.n_workers=1"]) == 0
     wall = time.time() - start
     report = json.loads((out / "report.json").read_text())
     timings = report["timings_s"]
