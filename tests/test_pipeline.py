@@ -845,7 +845,7 @@ def test_report_paths_are_normalised_as_the_config_s(small_cache, tmp_path, monk
     monkeypatch.chdir(tmp_path / "sub")
     cache = os.path.relpath(small_cache)
     assert main(["--gpus", "0", "--rows", "2000", "--out", "../run", "--quiet", "--no-plots", "--set", f"data.cache_dir={cache}",
-                 "--set", "train.num_boost_round=5", "--set", "cluster.n_workers=1"]) == 0
+                 "--set", "train.targets=[like]", "--set", "train.num_boost_round=5", "--set", "cluster.n_workers=1"]) == 0
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["config"]["out"] == str(tmp_path / "run")
     assert report["models"] == str(tmp_path / "run" / "models")
