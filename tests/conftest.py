@@ -22,10 +22,19 @@ def gpu_ready() -> bool:
 
 def pytest_configure(config):  # noqa: ARG001 - pytest hook signature
     """Runs draw no plots unless a test asks (``--plots`` / ``run(plots=True)``): drawing is ~2 s a run and
-    the plots are tested where they are asked for."""
+    the plots are tested where they are asked for.
+
+    pyarrow converts pandas frames with a thread pool of its own per call: with the in-process dask workers some
+    tests start (``LocalCluster(processes=False)``: two workers' p2p shuffles converting at once in this process), a
+    CI run hung for good in that pool's shutdown (``Thread.join`` in ``pyarrow.pandas_compat.dataframe_to_arrays``,
+    2026-12-04, Python 3.11.7; not reproduced in 4 reruns). One conversion thread here; the workers of a run's own
+    cluster are processes of their own, unchanged."""
+    import pyarrow
+
     import rapids_engage.pipeline
 
     rapids_engage.pipeline.PLOTS_BY_DEFAULT = False
+    pyarrow.set_cpu_count(1)
 
 
 def pytest_collection_modifyitems(config, items):  # noqa: ARG001 - pytest hook signature
