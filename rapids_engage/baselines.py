@@ -98,12 +98,13 @@ def baselines(
     counts = _as_counts(train, raw) if raw else train
     te_all = sorted({c for t in targets for c in te_columns(features, t)})
     # per column, as split's label checks (a frame's reduction of int8 columns fails on dask-cudf's empty meta)
-    sample, *means = dask.compute(sample_rows(train, [*te_all, *targets], max_rows, seed), *(counts[t].mean() for t in targets))
+    sample, *per_target = dask.compute(sample_rows(train, [*te_all, *targets], max_rows, seed), *(counts[t].mean() for t in targets))
+    means = dict(zip(targets, per_target))
     out: dict[str, dict[str, dict[str, Any]]] = {}
     ties = tiebreak(valid, layout)
     for t in targets:
         regression = layout.target(t).is_regression
-        mean = float(means[targets.index(t)])
+        mean = float(means[t])
         on_scale = np.log1p if t in raw else (lambda x: x)  # a mean count, back on the label's log1p scale
         result = {"constant": score(valid, layout, t, np.full(len(valid), on_scale(mean)), ties=ties)}
         cols = te_columns(features, t)
