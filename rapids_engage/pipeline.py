@@ -62,13 +62,20 @@ def _stages(cfg: Config, quiet: bool, console: Console) -> Iterator[tuple[Backen
     check_dir(cfg, "data.cache_dir", cfg.data.cache_dir, "cache directory")
     check_dir(cfg, "features.store", store_path(cfg), "feature store")
     memory = MemoryWatch.for_run(backend, cfg.cluster.scheduler_address)
-    with memory, StageProgress(console, quiet, memory) as prog:
-        try:
-            yield backend, Path(cfg.out), prog, memory
-        except (ClusterError, DataError) as exc:  # a value refused by the run (cluster.memory_limit on this machine,
-            if not about_a_key(cfg, str(exc)):     # data.path): named as the config's errors, file and --set
-                raise
-            raise type(exc)(sourced(cfg, str(exc))) from None
+    with memory, StageProgress(console, quiet, memory) as prog, _keys_sourced(cfg):
+        yield backend, Path(cfg.out), prog, memory
+
+
+@contextlib.contextmanager
+def _keys_sourced(cfg: Config) -> Iterator[None]:
+    """A value refused by the run in the block (cluster.memory_limit on this machine, data.path) named as the
+    config's errors are: the config file (``predict``) first, the ``--set`` or flag that gave it last."""
+    try:
+        yield
+    except (ClusterError, DataError) as exc:
+        if not about_a_key(cfg, str(exc)):
+            raise
+        raise type(exc)(sourced(cfg, str(exc))) from None
 
 
 def _data_stage(cfg: Config, backend: Backend, prog: StageProgress, train: bool = True) -> Dataset:
@@ -423,8 +430,11 @@ def _predict(args: argparse.Namespace, console: Console) -> None:
     cluster_cfg = predict_cluster_config(args)
     backend = resolve(cluster_cfg.gpus).init()
     start = time.perf_counter()
-    result = run_predict(Path(args.model_dir), Path(args.input), Path(args.out), backend, cluster_cfg, console, args.quiet,
-                         Path(args.store) if args.store else None, args.history)
+    named = Config(cluster=cluster_cfg)  # its errors name the --set or flag that gave a value, as a run's
+    named._origins = cluster_cfg._origins
+    with _keys_sourced(named):
+        result = run_predict(Path(args.model_dir), Path(args.input), Path(args.out), backend, cluster_cfg, console,
+                             args.quiet, Path(args.store) if args.store else None, args.history)
     if args.quiet:
         return
     rate = f" ({result['rows_per_s']:,.0f} rows/s)" if result.get("rows_per_s") else ""
@@ -453,7 +463,9 @@ def predict_cluster_config(args: argparse.Namespace) -> Any:
             data[key] = getattr(args, flag)
             origins[f"cluster.{key}"] = f"--{flag.replace('_', '-')} {getattr(args, flag)}"
     data["gpus"] = str(data.get("gpus", "auto"))
-    return section_from_dict(ClusterConfig, data, "predict", origins)
+    cluster = section_from_dict(ClusterConfig, data, "predict", origins)
+    cluster._origins = ("predict", origins)  # not a field: for errors about a value refused later (sourced)
+    return cluster
 
 
 def build_ingest_parser() -> argparse.ArgumentParser:

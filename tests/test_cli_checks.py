@@ -836,6 +836,33 @@ def test_a_memory_limit_or_data_path_refused_by_the_run_names_the_set_that_gave_
     assert err == f"error: {DEFAULT_CONFIG}: data.path {missing} is not a directory of parquet files (from --set data.path={missing})"
 
 
+@pytest.mark.parametrize(("setting", "message"), [
+    ("cluster.memory_limit=0.001", "predict: cluster.memory_limit 0.001 is 24.6 MiB per worker on this machine"),
+    ("cluster.local_directory=FILE/spill", "predict: cluster.local_directory: cannot write into FILE/spill (Not a directory)"),
+])
+def test_a_cluster_setting_refused_by_predict_names_the_set_that_gave_it(tmp_path, monkeypatch, capsys, setting, message):
+    """predict's cluster settings refused when its cluster starts (cluster.memory_limit on this machine, an unusable
+    cluster.local_directory) named the key but not the --set that gave it, as a run's errors do."""
+    from distributed import system
+
+    from rapids_engage import predict
+    from rapids_engage.cluster import start_cluster
+
+    monkeypatch.setattr(system, "MEMORY_LIMIT", 24 * 2**30)
+    (tmp_path / "file").write_text("")
+    setting, message = (t.replace("FILE", str(tmp_path / "file")) for t in (setting, message))
+
+    def started(model_dir, input_path, out, backend, cluster_cfg, *args):  # the cluster start of a predict run
+        with start_cluster(backend, cluster_cfg):
+            raise AssertionError("refused before the cluster starts")
+
+    monkeypatch.setattr(predict, "run_predict", started)
+    argv = ["predict", "--model-dir", "m", "--input", "i", "--out", str(tmp_path / "out"), "--gpus", "0", "--quiet"]
+    assert main([*argv, "--set", "cluster.n_workers=2", "--set", setting]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith(f"error: {message}") and err.endswith(f"(from --set {setting})"), err
+
+
 def test_ingest_help_says_quarantine_parquet_is_written_only_when_a_row_is_quarantined():
     """`ingest --help` listed quarantine.parquet among the outputs as if always written; a clean ingest writes none."""
     from rapids_engage.pipeline import build_ingest_parser
