@@ -25,7 +25,8 @@ from .atomic import read_json
 from .cli import Parser
 from .progress import byte_size
 from .store import MANIFEST, FeatureStore, is_version_dir
-from .store_builds import KILLED, LEFTOVER, LIVE, UNKNOWN, dir_size, state, temporary_dirs, versions_in_use
+from .store_builds import (KILLED, LEFTOVER, LIVE, UNKNOWN, dir_size, state, temporary_dirs, versions_in_use,
+                           versions_read_by_builds)
 
 
 @dataclass(frozen=True)
@@ -76,17 +77,28 @@ def models_using(store: FeatureStore) -> dict[str, list[str]]:
     return found
 
 
-def spare_served(doomed: list[str], named: list[str], served: dict[str, list[str]], force: bool) -> tuple[list[str], list[str]]:
-    """(what to delete, lines for the versions kept): without ``force`` a version that found models
-    use is kept when ``--keep`` chose it, and refused when ``--delete`` named it."""
+def spare_served(doomed: list[str], named: list[str], served: dict[str, list[str]], force: bool,
+                 read: dict[str, list[str]] | None = None) -> tuple[list[str], list[str]]:
+    """(what to delete, lines for the versions kept): without ``force`` a version that found models use, or that
+    builds in progress ``read`` (:func:`~.store_builds.versions_read_by_builds`), is kept when ``--keep`` chose it,
+    and refused when ``--delete`` named it."""
+    read = read or {}
     if force:
         return doomed, []
-    refused = [v for v in named if v in served]
-    if refused:
-        raise ValueError(f"store: version {refused[0]} serves the models in {', '.join(served[refused[0]])}; "
-                         "--force deletes it anyway (they can no longer be served)")
-    kept = [f"keeping {v}: the models in {', '.join(served[v])} use it (--force deletes it)" for v in doomed if v in served]
-    return [v for v in doomed if v not in served], kept
+    for v in named:
+        if v in served:
+            raise ValueError(f"store: version {v} serves the models in {', '.join(served[v])}; "
+                             "--force deletes it anyway (they can no longer be served)")
+        if v in read:
+            raise ValueError(f"store: version {v} is read by {', '.join(read[v])}; --force deletes it anyway (the build fails)")
+    kept = [f"keeping {v}: {_users(v, served, read)} (--force deletes it)" for v in doomed if v in served or v in read]
+    return [v for v in doomed if v not in served and v not in read], kept
+
+
+def _users(version: str, served: dict[str, list[str]], read: dict[str, list[str]]) -> str:
+    """``the models in X use it``, ``the build of version V in Y (process N) reads it``, or both joined by ``and``."""
+    users = [f"the models in {', '.join(served[version])} use it"] if version in served else []
+    return " and ".join(users + ([f"{', '.join(read[version])} reads it"] if version in read else []))
 
 
 def remove(store: FeatureStore, name: str) -> None:
@@ -190,7 +202,8 @@ def run_store_command(args: argparse.Namespace, console: Console) -> None:
     served = models_using(store)
     for version, runs in versions_in_use(store.path).items():  # runs in progress, their models not yet published
         served.setdefault(version, []).extend(runs)
-    doomed, kept = spare_served(to_delete(infos, args.keep, args.delete), args.delete, served, args.force)
+    doomed, kept = spare_served(to_delete(infos, args.keep, args.delete), args.delete, served, args.force,
+                                versions_read_by_builds(store.path))  # builds in progress reusing its feature groups
     states = {t.name: state(t) for t in tmps}
     deletable = (KILLED, LEFTOVER, UNKNOWN) if args.force else (KILLED, LEFTOVER)
     doomed_tmp = [name for name, s in states.items() if s in deletable] if args.tmp else []

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -96,15 +96,17 @@ REFRESH_S, STALE_S = 60.0, 15 * 60.0
 
 
 @contextmanager
-def in_use(store: Path, version: str, models: Path) -> Iterator[None]:
+def in_use(store: Path, version: str, models: Path, building: str | None = None) -> Iterator[None]:
     """Mark ``version`` as used while the block runs: by a run training ``models`` from it, whose models (which
-    ``store --keep`` / ``--delete`` see) are not published yet. The mark is rewritten every :data:`REFRESH_S`
-    seconds; a killed run's names a process no longer running, or was not rewritten for :data:`STALE_S`."""
+    ``store --keep`` / ``--delete`` see) are not published yet; or (``building``) by the build of that version in
+    the temporary directory ``models``, which reads feature groups of ``version``. The mark is rewritten every
+    :data:`REFRESH_S` seconds; a killed run's names a process no longer running, or was not rewritten for :data:`STALE_S`."""
     mark = store / IN_USE / f"{version}.{uuid.uuid4().hex[:12]}.json"
     mark.parent.mkdir(parents=True, exist_ok=True)  # a run's first build marks its version before making the store
     for stale in _dead_marks(mark.parent):  # killed runs'
         stale.unlink(missing_ok=True)
-    text = json.dumps({"version": version, **this_process(), "models": str(Path(models).absolute())})
+    text = json.dumps({"version": version, **this_process(), "models": str(Path(models).absolute())}
+                      | ({"building": building} if building else {}))
     write_text(mark, text)
     stop = threading.Event()
     refresher = threading.Thread(target=_refresh, args=(mark, text, stop), name="store in-use mark", daemon=True)
@@ -133,7 +135,8 @@ def _marks(directory: Path) -> Iterator[tuple[Path, dict]]:
         try:
             m = json.loads(mark.read_text())
             yield mark, {"version": str(m["version"]), "host": str(m["host"]), "pid": int(m["pid"]), "models": str(m["models"]),
-                         "pidns": None if m.get("pidns") is None else str(m["pidns"]), "written": mark.stat().st_mtime}
+                         "pidns": None if m.get("pidns") is None else str(m["pidns"]), "written": mark.stat().st_mtime,
+                         "building": None if m.get("building") is None else str(m["building"])}
         except (OSError, ValueError, KeyError, TypeError):
             continue
 
@@ -147,12 +150,28 @@ def _dead_marks(directory: Path) -> list[Path]:
 
 def versions_in_use(store: Path) -> dict[str, list[str]]:
     """version -> the models of the runs in progress training from it (``<out>/models (training: process N)``),
-    from their marks; a killed run's (:func:`_dead_marks`) is ignored."""
+    from their marks; a killed run's (:func:`_dead_marks`) is ignored, and so are the marks of builds
+    (:func:`versions_read_by_builds`)."""
+    return _in_use(store, lambda m: None if m["building"] else f"{m['models']} (training: {_where(m)})")
+
+
+def versions_read_by_builds(store: Path) -> dict[str, list[str]]:
+    """version -> the builds in progress reading its feature groups (``the build of version V in <store>/.tmp-x
+    (process N)``), from their marks; a killed build's is ignored."""
+    return _in_use(store, lambda m: m["building"] and f"the build of version {m['building']} in {m['models']} ({_where(m)})")
+
+
+def _in_use(store: Path, describe: Callable[[dict], str | None]) -> dict[str, list[str]]:
+    """version -> ``describe(mark)`` of the live marks of it (a None description: not listed)."""
     found: dict[str, list[str]] = {}
     dead = set(_dead_marks(store / IN_USE))
     for mark, m in _marks(store / IN_USE):
-        if mark not in dead:
-            where = f"process {m['pid']}" + ("" if checkable(m["host"], m["pidns"]) else f" on {m['host']}"
-                                             + (" (another container)" if m["host"] == socket.gethostname() else ""))
-            found.setdefault(m["version"], []).append(f"{m['models']} (training: {where})")
+        if mark not in dead and (text := describe(m)):
+            found.setdefault(m["version"], []).append(text)
     return found
+
+
+def _where(m: dict) -> str:
+    """The process of mark ``m``: ``process N``, ``on <host>`` when it cannot be checked from here."""
+    return f"process {m['pid']}" + ("" if checkable(m["host"], m["pidns"]) else f" on {m['host']}"
+                                    + (" (another container)" if m["host"] == socket.gethostname() else ""))

@@ -444,3 +444,19 @@ def test_a_mark_names_the_models_by_their_absolute_path(store, monkeypatch, tmp_
         assert main(["store", str(store.path), "--keep", "1"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert f"keeping aaa: the models in {tmp_path / 'runs' / 'x' / 'models'} (training: process {os.getpid()})" in out, out
+
+
+def test_delete_refuses_a_version_a_build_in_progress_reads(store, tmp_path, capsys):
+    """A version whose feature groups a build in progress reuses is refused by --delete (and kept by --keep) unless
+    --force, as one a run in progress trains from."""
+    from rapids_engage.store_builds import in_use, versions_in_use
+
+    with in_use(store.path, "aaa", store.path / ".tmp-x", building="fff"):
+        assert versions_in_use(store.path) == {}  # no run trains from it
+        assert main(["store", str(store.path), "--delete", "aaa"]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"store: version aaa is read by the build of version fff in {store.path / '.tmp-x'} (process {os.getpid()}); " \
+               "--force deletes it anyway (the build fails)" in err, err
+        assert "aaa" in store.versions()
+        assert main(["store", str(store.path), "--delete", "aaa", "--force", "--quiet"]) == 0
+    assert "aaa" not in store.versions() and not (store.path / ".in-use").exists()

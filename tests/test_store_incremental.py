@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import re
 
 import pandas as pd
 import pytest
@@ -195,3 +197,42 @@ def test_a_manifest_edited_to_record_no_groups_lends_none(data, tmp_path, edit, 
     assert first.store.check(first.version)[1] is None
     built, _ = _build(_config([user], [], []), tmp_path / "store", data)
     assert not built.cache_hit and (built.reused and built.reused["groups"]) == reused
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["built", "build-fails"])
+def test_store_keep_during_a_reusing_build_spares_the_version_it_reads(data, tmp_path, monkeypatch, capsys, fails):
+    """A build reusing feature groups of an older version reads that version's parquet while it builds, but only the
+    new version was marked in use: `store --keep 0` run meanwhile deleted the older one from under it. The older
+    version is marked in use for the build, and the mark goes with it, whether it is published or fails."""
+    from rapids_engage.features import materialize as materialize_module
+    from rapids_engage.pipeline import main
+    from rapids_engage.store import FeatureStore
+
+    user = ["engaging_user_id"]
+    store = tmp_path / "store"
+    old, _ = _build(_config([user], [user], []), store, data)
+    real = materialize_module.write_split
+    kept: list[str] = []
+
+    def housekeeping(frame, out):  # the reusing build's first write, once it reads the older version
+        if not kept:
+            assert main(["store", str(store), "--keep", "0"]) == 0
+            kept.append(capsys.readouterr().out)
+            if fails:
+                raise RuntimeError("the build failed")
+        return real(frame, out)
+
+    monkeypatch.setattr(materialize_module, "write_split", housekeeping)
+    if fails:
+        with pytest.raises(RuntimeError, match="the build failed"):
+            _build(_config([user, ["language"]], [user], []), store, data)
+    else:
+        new, _ = _build(_config([user, ["language"]], [user], []), store, data)
+        assert new.reused["from"] == old.version and FeatureStore(store).versions() == sorted([old.version, new.version])
+    line = " ".join(kept[0].split())
+    assert re.search(rf"keeping {old.version}: the build of version \w+ in {re.escape(str(store))}/\.tmp-\S+ "
+                     rf"\(process {os.getpid()}\) reads it \(--force deletes it\)", line), line
+    assert old.version in FeatureStore(store).versions()
+    assert not (store / ".in-use").exists()  # released after the build, published or failed
+    assert main(["store", str(store), "--keep", "0", "--quiet"]) == 0  # and deletable then
+    assert FeatureStore(store).versions() == []

@@ -21,7 +21,7 @@ from ..digests import CACHE_FILE
 from ..layout import Layout
 from ..progress import byte_size
 from ..provenance import library_versions
-from ..store_builds import dir_size, sweep
+from ..store_builds import dir_size, in_use, sweep
 from ..store import FORMAT_VERSION, FeatureStore, fingerprint_files, version_id, write_split
 from .build import VALUES_VERSION, FeatureBuilder
 from .groups import groups, only, signatures
@@ -107,8 +107,14 @@ def materialize(
     reused = None
     try:
         if base is not None:
-            reused = _build_reusing(store, base, cfg, builder, sigs, train, valid, targets, layout, keep, tmp, scratch, log)
-            if reused is None:  # the base did not line up row for row: start over
+            # the base is read during the build: marked in use until then (`store --keep` deleted it mid-build)
+            with in_use(store.path, base[0], tmp, building=version):
+                if store.check(base[0])[0] is None:  # deleted or damaged since it was chosen, before the mark
+                    log(f"feature store: version {base[0]} is gone; building in full")
+                else:
+                    reused = _build_reusing(store, base, cfg, builder, sigs, train, valid, targets, layout, keep, tmp,
+                                            scratch, log)
+            if reused is None:  # the base did not line up row for row (or is gone): start over
                 store.discard(tmp)
                 tmp = store.begin()
                 scratch = _scratch(cfg, backend, tmp)
