@@ -236,3 +236,30 @@ def test_store_keep_during_a_reusing_build_spares_the_version_it_reads(data, tmp
     assert not (store / ".in-use").exists()  # released after the build, published or failed
     assert main(["store", str(store), "--keep", "0", "--quiet"]) == 0  # and deletable then
     assert FeatureStore(store).versions() == []
+
+
+def test_a_version_deleted_before_the_reusing_build_marks_it_is_built_in_full(data, tmp_path, monkeypatch):
+    """The older version chosen for its groups may be deleted before the build marks it in use: the build then
+    computes every group (it read the gone version's parquet and failed)."""
+    from contextlib import contextmanager
+
+    from rapids_engage.features import materialize as materialize_module
+    from rapids_engage.pipeline import main
+
+    user = ["engaging_user_id"]
+    store = tmp_path / "store"
+    old, _ = _build(_config([user], [user], []), store, data)
+    real = materialize_module.in_use
+
+    @contextmanager
+    def deleted_first(*args, **kwargs):  # `store --delete` just before the mark
+        assert main(["store", str(store), "--delete", old.version, "--quiet"]) == 0
+        with real(*args, **kwargs):
+            yield
+
+    monkeypatch.setattr(materialize_module, "in_use", deleted_first)
+    new, logs = _build(_config([user, ["language"]], [user], []), store, data)
+    assert new.reused is None and not new.cache_hit, logs
+    assert f"feature store: version {old.version} is gone; building in full" in logs
+    full, _ = _build(_config([user, ["language"]], [user], []), tmp_path / "fresh", data)
+    assert new.version == full.version and new.features == full.features
