@@ -758,3 +758,23 @@ def test_ranking_table_audit_on_gpu(tmp_path):
         if name.startswith(("time travel", "time order", "train/valid overlap", "row keys")):
             assert checks[1][name]["passed"] and check["passed"], name
             assert checks[1][name]["detail"] == check["detail"], name
+
+
+def test_a_cluster_without_spilling_after_an_in_process_run(tmp_path):
+    """After an in-process GPU run (dask-cuda turns cuDF spilling on in the client process: seen on an H200),
+    a user's own ``LocalCUDACluster`` without spilling still computes on cudf frames this process makes.
+    Written on the CPU to settle a question left by the first GPU session: whether the client's spill state
+    leaks into later work, and whether restoring cudf's ``spill`` option would be enough."""
+    import cudf
+    import dask.dataframe as dd
+    from dask_cuda import LocalCUDACluster
+    from distributed import Client
+
+    before = cudf.get_option("spill")
+    assert main(["features", "--gpus", "1", "--quiet", "--rows", "3000", "--out", str(tmp_path / "run"),
+                 "--set", f"data.cache_dir={tmp_path / 'cache'}"]) == 0
+    after = cudf.get_option("spill")
+    frame = dd.from_pandas(cudf.DataFrame({"a": np.arange(1_000), "b": np.arange(1_000) % 7}), npartitions=2)
+    with LocalCUDACluster(n_workers=1, dashboard_address=None, enable_cudf_spill=False) as cluster, Client(cluster):
+        sums = frame.groupby("b")["a"].sum().compute().to_pandas().sort_index()
+    assert sums.to_dict() == pd.Series(np.arange(1_000)).groupby(np.arange(1_000) % 7).sum().to_dict(), (before, after)
