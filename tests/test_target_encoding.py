@@ -589,3 +589,14 @@ def test_a_grouped_builder_s_encoders_fold_by_the_group():
         layout = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),), user="user", item="item", group=group)
         (enc,) = FeatureBuilder(cfg, ["click"], layout).target_encoders
         assert list(enc.get_params()["row_key"]) == want == layout.fold_key()
+
+
+@pytest.mark.parametrize("key, labels", [("_n", "like"), ("like__sum", "like"), ("lang", "_fold")])
+def test_keys_and_labels_named_like_the_statistics_columns_are_refused(key, labels):
+    """A key ``_n`` or ``<label>__sum``, labels ``_fold``: pandas failed ('cannot insert _n, already exists',
+    'Grouper for ... not 1-dimensional', a KeyError) without naming the column."""
+    df = make_frame(60, 5, 21).rename(columns={"lang": key})
+    y = df["like"].rename(labels)
+    with pytest.raises(ValueError, match=f"TargetEncoder\\({key}\\): the column name '{key if key != 'lang' else labels}' is reserved"):
+        TargetEncoder(key).fit(df.drop(columns="like"), y)
+    assert "_n__sum" in TargetEncoder("lang").fit(df.rename(columns={key: "lang"}), y.rename("_n")).stats_.columns  # a label `_n`: no clash

@@ -164,6 +164,7 @@ class TargetEncoder(EstimatorParams):
         self.n_features_in_ = len(self.feature_names_in_)
         X, targets = self._with_targets(X, y)
         check_columns(self, X, self.columns + targets)
+        self._check_internal_names(targets)
         texts = {t: str(X[t].dtype) for t in targets if not (is_numeric_dtype(X[t].dtype) or is_bool_dtype(X[t].dtype))}
         if texts:  # "1"/"0" strings were read as numbers, "yes"/"no" failed in a cast
             raise TypeError(f"TargetEncoder({self.name}): labels must be numbers (0/1 for a binary target), got "
@@ -172,6 +173,15 @@ class TargetEncoder(EstimatorParams):
         X = as_dask(X)
         X = without(X, [self.output_name(t) for t in targets])
         return assign_folds(X, self.row_key, self.n_folds, self.fold_method, self.seed), targets
+
+    def _check_internal_names(self, targets: list[str]) -> None:
+        """A ValueError naming a key or label column named like a column of the fitted statistics (the row count
+        ``_n``, a label's ``<label>__sum``, the fold ``_fold``): pandas failed on it with an error about neither."""
+        internal = {FOLD, N, *(_sum(t) for t in targets)}
+        clash = [c for c in self.columns if c in internal] + [t for t in targets if t == FOLD]
+        if clash:
+            raise ValueError(f"TargetEncoder({self.name}): the column name {clash[0]!r} is reserved for the encoder's "
+                             f"statistics ({', '.join(repr(c) for c in sorted(internal))}); rename it")
 
     def stats_graph(self, frame: Any, targets: list[str]) -> Any:
         """Lazy per (key, fold) row counts and label sums of a prepared frame, reduced into one table
