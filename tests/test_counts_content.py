@@ -352,3 +352,21 @@ def test_the_first_null_is_named_by_its_index_label():
     frame = pd.DataFrame({"tweet_timestamp": pd.array([1_600_000_000, None], dtype="Int64")}, index=[10, 11])
     with pytest.raises(DataError, match=r"the first at index 11: "):
         check_values(frame, "tweet_timestamp")
+
+
+def test_a_column_named_like_the_day_of_the_per_day_counts_comes_back():
+    """The per-day counts' day column `_day` overwrote X's own `_day` and then dropped it: the column was gone."""
+    import pytest
+
+    df = events(80, 11)
+    mine = df.assign(_day=np.arange(80)[::-1].astype(str))
+    for frame in (mine, dd.from_pandas(mine, npartitions=2)):
+        out = CountEncoder("language").fit(df).transform(frame)
+        out = out.compute() if hasattr(out, "compute") else out
+        assert list(out.columns) == [*mine.columns, "cnt_language", "cnt_day_language"]
+        assert out["_day"].tolist() == mine["_day"].tolist()
+        want = CountEncoder("language").fit(df).transform(df)
+        np.testing.assert_array_equal(out[["cnt_language", "cnt_day_language"]], want[["cnt_language", "cnt_day_language"]])
+    with pytest.raises(ValueError, match=r"CountEncoder\(_day\): the key column name '_day' is reserved"):
+        CountEncoder("_day").fit(mine).transform(mine)  # was 'Grouper for '_day' not 1-dimensional'
+    assert CountEncoder("_day", per_day=False).fit(mine).transform(mine)["cnt__day"].eq(1).all()

@@ -106,9 +106,13 @@ class CountEncoder(EstimatorParams):
         if not self.per_day:
             out = apply_joins(frame, [self.total_join()])
             return computed_like(out, X)
-        frame = with_day(frame, self.time_column)
+        if DAY in self.columns:
+            raise ValueError(f"CountEncoder({self.name}): the key column name {DAY!r} is reserved for the day of the "
+                             "per-day counts; rename it (or per_day=False)")
+        aside = _free_name(DAY, frame.columns)  # X's own column of that name, kept aside (it was dropped)
+        frame = with_day(frame.rename(columns={DAY: aside}), self.time_column)
         daily = self.daily_graph(frame)
-        out = apply_joins(frame, self.joins(daily.compute())).drop(columns=[DAY])
+        out = apply_joins(frame, self.joins(daily.compute())).drop(columns=[DAY]).rename(columns={aside: DAY})
         return computed_like(out, X)
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
@@ -124,6 +128,13 @@ class CountEncoder(EstimatorParams):
         enc = cls(**state["params"])
         enc.counts_ = table
         return enc
+
+
+def _free_name(name: str, columns: Any) -> str:
+    """``name`` with underscores put before it until no column of ``columns`` has it."""
+    while name in columns:
+        name = f"_{name}"
+    return name
 
 
 def _row_counts(ids: Any) -> tuple[Any, Any]:
