@@ -97,3 +97,20 @@ def test_a_pickled_key_table_carries_what_the_workers_join_with_not_the_table_to
         copy = pickle.loads(pickle.dumps(table))
         assert len(pickle.dumps(table)) < needed + 200
         pd.testing.assert_frame_equal(join_all(part, [(copy, fill, dtypes)]), join_all(part, [(table, fill, dtypes)]))
+
+
+def test_the_merge_path_keeps_a_column_named_like_its_row_positions():
+    """cudf's merge path numbered the rows in a column `_pos`, replacing the frame's own `_pos`, then dropped it:
+    a TargetEncoder / CountEncoder transform or a store's features on GPU lost that column."""
+    rng = np.random.default_rng(1)
+    part = pd.DataFrame({"u": rng.integers(0, 50, 100), "lang": rng.choice(["x", "y"], 100).astype(object),
+                         "_pos": rng.permutation(100).astype(str)}, index=rng.permutation(np.arange(100, 200)))
+    specs = _tables(rng)
+    merged = []
+    for t, on, fill, dtypes in specs:
+        table = KeyTable(t, on)
+        table.index = None  # the cudf route
+        merged.append((table, fill, dtypes))
+    got, want = join_all(part, merged), join_all(part, [(KeyTable(t, on), fill, dtypes) for t, on, fill, dtypes in specs])
+    assert got["_pos"].tolist() == part["_pos"].tolist()
+    pd.testing.assert_frame_equal(got[want.columns], want)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backend import array_module, bincount, series_like
 from ..schema import EVENT_TIME
-from .frames import EstimatorParams, Join, apply_joins, as_dask, check_columns, check_fitted, check_key_dtypes, computed_like, key_ids, key_name, keys_of_ids, load_state, save_state, without
+from .frames import EstimatorParams, Join, apply_joins, as_dask, check_columns, check_fitted, check_key_dtypes, computed_like, free_name, key_ids, key_name, keys_of_ids, load_state, save_state, without
 
 DAY = "_day"
 
@@ -109,7 +109,7 @@ class CountEncoder(EstimatorParams):
         if DAY in self.columns:
             raise ValueError(f"CountEncoder({self.name}): the key column name {DAY!r} is reserved for the day of the "
                              "per-day counts; rename it (or per_day=False)")
-        aside = _free_name(DAY, frame.columns)  # X's own column of that name, kept aside (it was dropped)
+        aside = free_name(DAY, frame.columns)  # X's own column of that name, kept aside (it was dropped)
         frame = with_day(frame.rename(columns={DAY: aside}), self.time_column)
         daily = self.daily_graph(frame)
         out = apply_joins(frame, self.joins(daily.compute())).drop(columns=[DAY]).rename(columns={aside: DAY})
@@ -128,13 +128,6 @@ class CountEncoder(EstimatorParams):
         enc = cls(**state["params"])
         enc.counts_ = table
         return enc
-
-
-def _free_name(name: str, columns: Any) -> str:
-    """``name`` with underscores put before it until no column of ``columns`` has it."""
-    while name in columns:
-        name = f"_{name}"
-    return name
 
 
 def _row_counts(ids: Any) -> tuple[Any, Any]:

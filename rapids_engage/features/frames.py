@@ -140,6 +140,14 @@ def meta_with(meta: Any, columns: dict[str, str]) -> Any:
     return empty.assign(**{name: lib.Series([], dtype=dtype, index=empty.index) for name, dtype in columns.items()})
 
 
+def free_name(name: str, columns: Any) -> str:
+    """``name`` with underscores put before it until no column of ``columns`` has it (an internal column
+    that must not replace one of the user's)."""
+    while name in columns:
+        name = f"_{name}"
+    return name
+
+
 def merge_keep_order(part: Any, tables: list[tuple[Any, list[str], dict[str, Any] | None]]) -> Any:
     """Left-join every (table, on, fill) onto ``part`` one after the other, then restore ``part``'s
     rows and order with one sort (cudf merges reorder rows)."""
@@ -147,10 +155,11 @@ def merge_keep_order(part: Any, tables: list[tuple[Any, list[str], dict[str, Any
 
     xp = array_module(part)
     merged = part.reset_index(drop=True)
-    merged[_POS] = xp.arange(len(merged), dtype=np.int64)
+    pos = free_name(_POS, [*merged.columns, *(c for table, _, _ in tables for c in table.columns)])  # not a column of theirs
+    merged[pos] = xp.arange(len(merged), dtype=np.int64)
     for table, on, _ in tables:
         merged = merged.merge(table, on=on, how="left", sort=False)
-    merged = merged.sort_values(_POS).drop(columns=[_POS])
+    merged = merged.sort_values(pos).drop(columns=[pos])
     merged.index = part.index
     fills = {k: v for _, _, fill in tables for k, v in (fill or {}).items() if k in merged.columns}
     return merged.fillna(fills) if fills else merged
