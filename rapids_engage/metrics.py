@@ -10,8 +10,10 @@ rows are fine. cupy is imported only when a GPU input is seen.
 Conventions:
 
 * Binary labels are 0/1 (bool or any numeric dtype; other values are an error);
-  scores are probabilities. NaN or infinite labels or scores are an error naming
-  the first row (they would otherwise be ranked or averaged into a plausible number).
+  log loss, RCE, ECE, calibration curves and ``binary_report`` take probabilities
+  (a score outside [0, 1] is an error), AP, AUC and the ranking metrics any scores.
+  NaN or infinite labels or scores are an error naming the first row (they would
+  otherwise be ranked or averaged into a plausible number).
 * Undefined values are ``nan``: AP without positives (sklearn returns 0.0), AUC /
   RCE with a single class in ``y`` (sklearn raises for AUC), Spearman of a
   constant input, a ranking mean with no group that has a positive.
@@ -82,14 +84,21 @@ def _arrays(*arrays: Any, others: tuple = ()) -> tuple[ModuleType, list[Any]]:
     return xp, out
 
 
-def _checked(y: ArrayLike, p: ArrayLike, binary: bool, others: tuple = ()) -> tuple[ModuleType, Any, Any]:
+def _checked(y: ArrayLike, p: ArrayLike, binary: bool, others: tuple = (), probabilities: bool = False) -> tuple[ModuleType, Any, Any]:
     """(module, y, p) as :func:`_arrays`, refusing NaN or infinite values (they would be ranked or
-    averaged into a plausible number) and, when ``binary``, labels other than 0/1."""
+    averaged into a plausible number), when ``binary`` labels other than 0/1 and, when ``probabilities``,
+    scores outside [0, 1] (a model's margins: log loss clipped them into a number that looked like one)."""
     xp, (y, p) = _arrays(y, p, others=others)
     for name, a in (("y", y), ("p", p)):
         bad = ~xp.isfinite(a)
         if bool(bad.any()):
             raise ValueError(f"{name} has {int(bad.sum())} NaN or infinite value(s), the first at row {int(xp.argmax(bad))}")
+    if probabilities:
+        bad = (p < 0) | (p > 1)
+        if bool(bad.any()):
+            row = int(xp.argmax(bad))
+            raise ValueError(f"p must hold probabilities in [0, 1]; row {row} holds {float(p[row]):g} (scores of another "
+                             "scale: average_precision, roc_auc and the ranking metrics take them)")
     if binary:
         bad = (y != 0) & (y != 1)
         if bool(bad.any()):
@@ -132,7 +141,7 @@ def _row_entropy(y: Any, p: Any, xp: ModuleType, eps: float = 1e-15) -> Any:
 
 def log_loss(y: ArrayLike, p: ArrayLike, eps: float = 1e-15) -> float:
     """Mean binary cross-entropy, ``p`` clipped to [eps, 1 - eps]."""
-    xp, y, p = _checked(y, p, binary=True)
+    xp, y, p = _checked(y, p, binary=True, probabilities=True)
     return _mean(_row_entropy(y, p, xp, eps))
 
 
@@ -150,7 +159,7 @@ def rce(y: ArrayLike, p: ArrayLike) -> float:
 
     nan when ``y`` has a single class.
     """
-    xp, y, p = _checked(y, p, binary=True)
+    xp, y, p = _checked(y, p, binary=True, probabilities=True)
     return _rce(_mean(_row_entropy(y, p, xp)), _mean(y))
 
 
@@ -253,7 +262,7 @@ ECE_BINS = 10
 def expected_calibration_error(y: ArrayLike, p: ArrayLike, n_bins: int = ECE_BINS) -> float:
     """ECE: count-weighted mean of |mean(p) - mean(y)| over equal-width bins on [0, 1]."""
     _check_whole("n_bins", n_bins)
-    xp, y, p = _checked(y, p, binary=True)
+    xp, y, p = _checked(y, p, binary=True, probabilities=True)
     return _ece(y, p, xp, n_bins)
 
 
@@ -268,7 +277,7 @@ def _ece(y: Any, p: Any, xp: ModuleType, n_bins: int) -> float:
 def calibration_curve(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> dict[str, list]:
     """Reliability diagram: {"mean_pred", "frac_pos", "count"} for the non-empty bins (host lists)."""
     _check_whole("n_bins", n_bins)
-    xp, y, p = _checked(y, p, binary=True)
+    xp, y, p = _checked(y, p, binary=True, probabilities=True)
     count, sum_p, sum_y = _calibration_bins(y, p, xp, n_bins)
     nz = count > 0
     return {
@@ -519,7 +528,7 @@ def _spearman(y: Any, pred: Any, xp: ModuleType) -> float:
 def binary_report(y: ArrayLike, p: ArrayLike, key: ArrayLike | None = None) -> dict[str, Any]:
     """{"ap", "rce", "auc", "log_loss", "ece", "positive_rate", "n"}; with ``key`` also
     "ap_grouped" / "rce_grouped", the means over 5 quantile groups of ``key``."""
-    xp, y, p = _checked(y, p, binary=True, others=(key,))
+    xp, y, p = _checked(y, p, binary=True, others=(key,), probabilities=True)
     n = len(y)
     order = _order_desc(p, xp)  # the one sort, shared by AP, AUC and the grouped AP
     ys, ps = y[order], p[order]

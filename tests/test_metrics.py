@@ -612,3 +612,17 @@ def test_rank_scores_keep_their_order_however_large():
     assert got["rce"] is None and got["log_loss"] is None
     with pytest.raises(ValueError, match="NaN"):
         score(frame, layout, "click", np.where(clicks == 5.0, np.nan, clicks), probabilities=False)  # still an error
+
+
+def test_probability_metrics_refuse_scores_outside_0_1_and_rank_metrics_take_them():
+    """A model's margins passed as p: log loss clipped them to 1e-15 / 1 - 1e-15 and gave an RCE of -1162
+    (sklearn refuses them); AP and AUC read only the order, so they take any score."""
+    y, margins = [0, 1, 1, 0], [-2.2, 1.8, -0.6, 0.3]
+    for f in (m.log_loss, m.rce, m.expected_calibration_error, m.calibration_curve, m.binary_report):
+        with pytest.raises(ValueError, match=r"p must hold probabilities in \[0, 1\]; row 0 holds -2.2"):
+            f(y, margins)
+        f(y, [0.0, 1.0, 0.5, 0.25])  # the ends are probabilities
+    with pytest.raises(ValueError, match="holds 1.8"):  # the row within its group
+        m.grouped_by_quantile(m.rce, y, [0.1, 1.8, 0.5, 0.2], [1, 2, 3, 4])
+    assert m.average_precision(y, margins) == pytest.approx(skm.average_precision_score(y, margins))
+    assert m.roc_auc(y, margins) == pytest.approx(skm.roc_auc_score(y, margins))
