@@ -600,3 +600,12 @@ def test_keys_and_labels_named_like_the_statistics_columns_are_refused(key, labe
     with pytest.raises(ValueError, match=f"TargetEncoder\\({key}\\): the column name '{key if key != 'lang' else labels}' is reserved"):
         TargetEncoder(key).fit(df.drop(columns="like"), y)
     assert "_n__sum" in TargetEncoder("lang").fit(df.rename(columns={key: "lang"}), y.rename("_n")).stats_.columns  # a label `_n`: no clash
+
+
+def test_labels_by_position_with_a_dask_frame_are_a_one_line_error_naming_the_encoder():
+    df = make_frame(40, 4, 22)
+    X = dd.from_pandas(df, npartitions=2)
+    for y in (df["like"], X["like"], df["like"].to_numpy()):
+        with pytest.raises(ValueError, match=r"TargetEncoder\(lang\): with a dask frame pass y as column name\(s\) of X"):
+            TargetEncoder("lang").fit(X, y)
+    assert TargetEncoder("lang").fit(X, "like").targets_ == ["like"]

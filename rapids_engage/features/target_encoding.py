@@ -128,7 +128,8 @@ class TargetEncoder(EstimatorParams):
         if isinstance(y, (list, tuple)) and y and all(isinstance(c, str) for c in y):
             return X, list(y)
         if is_dask(X) or is_dask(y):
-            raise ValueError("with dask frames pass y as column name(s) of X")
+            raise ValueError(f"TargetEncoder({self.name}): with a dask frame pass y as column name(s) of X (labels taken by "
+                             "position need an in-memory X and y): X.assign(label=...) first, or X.compute()")
         if hasattr(y, "columns"):
             labels = {str(c): y[c] for c in y.columns}
         elif getattr(y, "name", None) is not None:
