@@ -561,6 +561,14 @@ def test_spec_and_file_errors(tmp_path):
         ingest_table(path, tmp_path / "o", spec(text=["lang"]))
     with pytest.raises(IngestError, match="'user' is both user and categorical"):
         ingest_table(path, tmp_path / "o", spec(categorical=["user"]))
+    # names the feature build gives its own columns (a table run failed with KeyError "['_day', '_fold'] not in index")
+    renamed = write(tmp_path / "r.csv", csv_text(ROWS).replace("score", "_day", 1).replace("lang", "_fold", 1))
+    with pytest.raises(IngestError, match=r"column '_day' \(numeric\) collides with the feature build's own '_day' column"):
+        ingest_table(renamed, tmp_path / "o", spec(numeric=["_day"], categorical=[]))
+    with pytest.raises(IngestError, match=r"column '_fold' \(categorical\) collides .* \(the target-encoding fold\)"):
+        ingest_table(renamed, tmp_path / "o", spec(numeric=[], categorical=["_fold"]))
+    with pytest.raises(IngestError, match=r"data.table.targets: the target name '_fold' collides"):
+        ingest_table(path, tmp_path / "o", spec(targets={"_fold": TargetSpec("clicked", "binary")}))
     with pytest.raises(IngestError, match="format"):
         ingest_table(path, tmp_path / "o", spec(format="xlsx"))
     with pytest.raises(IngestError, match=r"data.table.categorical: 'lang' is not one of data.table.columns \(the header-less "

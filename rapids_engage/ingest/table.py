@@ -24,6 +24,8 @@ import pyarrow.compute as pc
 
 from ..atomic import staged_dir
 from ..config import ExplodeSpec, TableConfig
+from ..features.counts import DAY
+from ..features.folds import FOLD
 from ..features.table_content import computed_columns
 from ..layout import TABLE_ROW_ID, TABLE_TIME, raw_id_name, table_layout
 from .quarantine import Quarantine, StrictModeError
@@ -83,6 +85,9 @@ def plan_of(spec: TableConfig, unlabelled: bool = False) -> Plan:
     for name, t in spec.targets.items():
         if t.kind not in ("binary", "count", "present"):
             raise IngestError(f"data.table.targets.{name}: kind must be binary, count or present, got {t.kind!r}")
+        if name in (DAY, FOLD):
+            raise IngestError(f"data.table.targets: the target name {name!r} collides with the feature build's own "
+                              f"{name!r} column; rename it")
     ex = spec.explode
     roles = _roles(spec)
     produced = {ex.item, ex.label} - {None} if ex else set()
@@ -171,6 +176,9 @@ def _roles(spec: TableConfig) -> dict[str, str]:
             raise IngestError(f"data.table: column {col!r} is both {seen[col]} and {role}")
         if col in (TABLE_ROW_ID, TABLE_TIME) and role != "time":
             raise IngestError(f"data.table: column {col!r} ({role}) collides with the canonical {col!r} column")
+        if col in (DAY, FOLD) and role != "time":  # the feature build adds them to the rows (the time becomes TABLE_TIME)
+            raise IngestError(f"data.table: column {col!r} ({role}) collides with the feature build's own {col!r} column "
+                              f"(the {'event day' if col == DAY else 'target-encoding fold'}); rename it")
         seen[col] = role
     return seen
 
