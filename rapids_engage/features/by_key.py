@@ -92,18 +92,20 @@ def encode_by_key(
     daily_encoders: list[CountEncoder],
     checkpoint: Checkpoints,
     limit: int | None,
+    rows: Any = None,
 ) -> Any:
     """``frame`` (dask training rows) plus the out-of-fold encodings of ``target_encoders``, the
     counts of ``count_encoders`` and the per-day counts of ``daily_encoders``, computed key by key
     as the module says; fits ``stats_`` / ``counts_`` of those encoders (tables of more than
     ``limit`` rows stay partitioned on the workers). Partition *i* of the output is partition *i*
-    of ``frame``, same order."""
+    of ``frame``, same order. ``rows``: a frame of the same partitions, rows and order holding the narrow
+    columns, read instead of ``frame`` for them (kept rows, where ``frame`` computes further columns)."""
     passes = key_passes(target_encoders, count_encoders, daily_encoders)
     if not passes:
         return frame
     te_of = {tuple(enc.columns): enc for enc in target_encoders}
     count_of = {tuple(enc.columns): enc for enc in count_encoders}
-    narrow = narrow_frame(frame, list(dict.fromkeys(c for p in passes for c in p.needs())))
+    narrow = narrow_frame(frame if rows is None else rows, list(dict.fromkeys(c for p in passes for c in p.needs())))
     fitted: list[tuple[Any, str]] = []  # (encoder, attribute) of each table
     tables = []
     for p in passes:

@@ -58,7 +58,7 @@ from .frames import Checkpoints, as_dask, is_dask, key_tables, share
 from .history_encoder import HistoryEncoder
 from .history_spans import window_label
 
-__all__ = ["HistoryEncoder", "history_features", "window_label"]
+__all__ = ["HistoryEncoder", "fit_history", "history_features", "window_label"]
 
 
 def _transform_partition(part: Any, encoder: HistoryEncoder, labels: bool | None) -> Any:
@@ -97,6 +97,14 @@ def history_features(
     """
     if not fit:
         return _transform_dask(as_dask(frame), encoder, labels)
+    return fit_history(frame, encoder, checkpoint, limit)[0]
+
+
+def fit_history(frame: Any, encoder: HistoryEncoder, checkpoint: Any = None, limit: int | None = None) -> tuple[Any, Any]:
+    """:func:`history_features` with ``fit=True``: (the rows with their in-frame features, lazy; the kept
+    shuffled rows they are computed from, without them). Both have the same partitions, rows and row order
+    (:meth:`HistoryEncoder.features_partition` keeps them): what reads the rows' other columns again reads the
+    kept rows instead of computing the features again or keeping the frame with them too."""
     frame = (checkpoint or Checkpoints())(as_dask(frame).shuffle(on=encoder.columns))  # read for the state, then the features
     targets = encoder._targets(frame._meta)
     t_end, rows = dask.compute(frame[encoder.time_column].max(), frame.map_partitions(len).sum())
@@ -111,7 +119,7 @@ def history_features(
     last_ids = encoder.last_ids(last[0], t_end) if encoder.row_key else None
     encoder.set_state(state if is_dask(state) else state.reset_index(drop=True), t_end, targets, last_ids)
     stateless = HistoryEncoder(**{**encoder.params(), "targets": targets})  # the graph must not carry the state
-    return frame.map_partitions(stateless.features_partition, meta=stateless.features_partition(frame._meta))
+    return frame.map_partitions(stateless.features_partition, meta=stateless.features_partition(frame._meta)), frame
 
 
 def _transform_dask(frame: Any, encoder: HistoryEncoder, labels: bool | None) -> Any:
