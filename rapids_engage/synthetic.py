@@ -7,8 +7,11 @@ language, tweet type, media, the follow flag, text length, the user's
 engagements on the previous day and a slowly drifting per-user "mood". The
 true probability of every row is written beside the data (``truth/``), so
 reports can show the oracle RCE. Generation runs day by day in chunks of at
-most ``chunk_rows`` rows, so 100M+ rows never sit in memory at once; the output
-depends only on the spec (deterministic per seed).
+most ``chunk_rows`` rows, each of its own random stream; threads (one per core
+by default) draw and write up to ``workers`` chunks at once, so at most
+``workers × chunk_rows`` rows sit in memory, never 100M+. A day's engagements
+wait only for the previous day's (the history term): the output depends only
+on the spec (deterministic per seed, the same bytes for any ``workers``).
 
 Layout (``fmt="parquet"``)::
 
@@ -28,9 +31,13 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import json
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -98,7 +105,7 @@ class SyntheticSpec:
     seed: int = 42
     start: str = "2021-02-04"
     n_users: int | None = None  # default: max(1000, rows // 20)
-    chunk_rows: int = 1_000_000  # upper bound of rows held in memory at once
+    chunk_rows: int = 1_000_000  # rows per chunk (a file); each worker thread holds one chunk at once
 
     @property
     def users(self) -> int:
@@ -253,34 +260,44 @@ class World:
         self.tokens = _pool(tokens)  # index (length - MIN_TOKENS) * TOKEN_VARIANTS + variant
 
 
-@dataclass
-class _History:
-    """Per-user impressions and engagements of the previous and of the current day."""
+@dataclass(frozen=True)
+class _Yesterday:
+    """Per-user impressions and engagements of the previous day (read-only while a day is generated)."""
 
-    prev_imp: np.ndarray
-    prev_eng: np.ndarray
-    cur_imp: np.ndarray
-    cur_eng: np.ndarray
+    imp: np.ndarray
+    eng: np.ndarray
 
     @classmethod
-    def empty(cls, n: int) -> _History:
-        return cls(np.zeros(n, np.int32), np.zeros((n, 4), np.int32), np.zeros(n, np.int32), np.zeros((n, 4), np.int32))
-
-    def add(self, u: np.ndarray, engaged: np.ndarray) -> None:
-        n = len(self.cur_imp)
-        self.cur_imp += np.bincount(u, minlength=n).astype(np.int32)
-        for j in range(4):
-            self.cur_eng[:, j] += np.bincount(u, weights=engaged[:, j], minlength=n).astype(np.int32)
-
-    def next_day(self) -> None:
-        self.prev_imp, self.prev_eng = self.cur_imp, self.cur_eng
-        self.cur_imp, self.cur_eng = np.zeros_like(self.prev_imp), np.zeros_like(self.prev_eng)
+    def none(cls, n: int) -> _Yesterday:
+        return cls(np.zeros(n, np.int32), np.zeros((n, 4), np.int32))
 
     def term(self, u: np.ndarray) -> np.ndarray:
         """(n, 4) history logit term: HISTORY_EFFECTS * shrunk (yesterday's rate - overall rate)."""
-        imp = self.prev_imp[u].astype(np.float64)[:, None]
-        rate = self.prev_eng[u] / np.maximum(imp, 1.0)
+        imp = self.imp[u].astype(np.float64)[:, None]
+        rate = self.eng[u] / np.maximum(imp, 1.0)
         return np.where(imp > 0, HISTORY_EFFECTS * (rate - RATES) * imp / (imp + 1.0), 0.0)
+
+
+@dataclass
+class _Today:
+    """Per-user impressions and engagements of the day being generated, summed chunk by chunk."""
+
+    imp: np.ndarray
+    eng: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int) -> _Today:
+        return cls(np.zeros(n, np.int32), np.zeros((n, 4), np.int32))
+
+    def add(self, u: np.ndarray, engaged: np.ndarray) -> None:
+        n = len(self.imp)
+        self.imp += np.bincount(u, minlength=n).astype(np.int32)
+        for j in range(4):
+            self.eng[:, j] += np.bincount(u, weights=engaged[:, j], minlength=n).astype(np.int32)
+
+    def close(self) -> _Yesterday:
+        """This day as the next day's yesterday."""
+        return _Yesterday(self.imp, self.eng)
 
 
 # ---------------------------------------------------------------- one chunk
@@ -304,16 +321,16 @@ def _rows(w: World, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     }
 
 
-def _logits(w: World, r: dict[str, np.ndarray], hist: _History) -> np.ndarray:
-    """(n, 4) logits of the rows ``r`` without the intercepts ``w.base``."""
+def _logits(w: World, r: dict[str, np.ndarray], mood: np.ndarray) -> np.ndarray:
+    """(n, 4) logits of the rows ``r`` without the history term and the intercepts ``w.base``."""
     u, c = r["u"], r["c"]
     pair = uniform(combine([u, c], int(salt(w.seed, 7))))
     z = (pair - 0.5) * (np.sqrt(12.0) * PAIR_SD)
-    z = z[:, None] + w.user_eff[u] + w.creator_eff[c] + w.mood[u][:, None]
+    z = z[:, None] + w.user_eff[u] + w.creator_eff[c] + mood[u][:, None]
     z += w.lang_eff[r["lang"]] + w.media_eff[r["media"]] + TYPE_EFFECTS[r["type"]]
     z += FOLLOW_EFFECTS * r["follows"][:, None]
     z += LENGTH_EFFECTS * ((np.log(r["length"]) - LOG_LEN_MEAN) / LOG_LEN_SD)[:, None]
-    return z + hist.term(u)
+    return z
 
 
 def _strings(w: World, rng: np.random.Generator, r: dict[str, np.ndarray]) -> dict[str, pa.Array]:
@@ -341,16 +358,28 @@ def _strings(w: World, rng: np.random.Generator, r: dict[str, np.ndarray]) -> di
     }
 
 
-def _chunk(
-    w: World, spec: SyntheticSpec, day: int, index: int, first_row: int, n: int, window: tuple[int, int], hist: _History
-) -> tuple[dict[str, pa.Array], pa.Table, np.ndarray]:
-    """One chunk: (canonical columns, truth table, (n, 4) labels); updates ``hist``."""
-    rng = np.random.default_rng([spec.seed, 2, day, index])
-    ts = np.sort(rng.integers(window[0], window[1], n, dtype=np.int64))
+@dataclass
+class _Drawn:
+    """A chunk's part that does not depend on the previous day: every random draw, the logits without the
+    history term, the columns but the engagements."""
+
+    u: np.ndarray
+    z: np.ndarray  # (n, 4) logits without the history term and the intercepts
+    draws: np.ndarray  # (n, 4) uniforms: engaged where below the probability
+    ts: np.ndarray
+    delay: np.ndarray  # (n, 4) seconds from the tweet to each engagement
+    tweet_ids: np.ndarray
+    cols: dict[str, pa.Array]
+
+
+def _draw_chunk(w: World, spec: SyntheticSpec, step: _Step, mood: np.ndarray) -> _Drawn:
+    """The history-free part of the chunk ``step`` (its own random stream: the same in any order)."""
+    rng = np.random.default_rng([spec.seed, 2, step.day, step.index])
+    n, first_row = step.rows, step.first_row
+    ts = np.sort(rng.integers(step.window[0], step.window[1], n, dtype=np.int64))
     r = _rows(w, rng, n)
-    p = _sigmoid(_logits(w, r, hist) + w.base)
-    engaged = rng.random((n, 4)) < p
-    hist.add(r["u"], engaged)
+    z = _logits(w, r, mood)
+    draws = rng.random((n, 4))
     delay = 1 + rng.exponential(ENGAGE_DELAY_S, (n, 4)).astype(np.int64)
     tweet_ids = splitmix64(np.arange(first_row, first_row + n, dtype=np.uint64) ^ salt(spec.seed, 8)).view(np.int64)
     u, c = r["u"], r["c"]
@@ -370,9 +399,17 @@ def _chunk(
         "engaging_user_account_creation": pa.array(w.created[u]),
         "engagee_follows_engager": pa.array(r["follows"]),
     }
+    return _Drawn(u, z, draws, ts, delay, tweet_ids, cols)
+
+
+def _engage(w: World, d: _Drawn, yesterday: _Yesterday) -> tuple[dict[str, pa.Array], pa.Table, np.ndarray]:
+    """A drawn chunk's engagements given the previous day: (canonical columns, truth table, (n, 4) labels)."""
+    p = _sigmoid(d.z + yesterday.term(d.u) + w.base)
+    engaged = d.draws < p
+    cols = dict(d.cols)
     for j, t in enumerate(T):
-        cols[TARGETS[t]] = pa.array(ts + delay[:, j], mask=~engaged[:, j])
-    truth = pa.table({"tweet_id": tweet_ids, **{TRUE_PROB_PREFIX + t: p[:, j] for j, t in enumerate(T)}})
+        cols[TARGETS[t]] = pa.array(d.ts + d.delay[:, j], mask=~engaged[:, j])
+    truth = pa.table({"tweet_id": d.tweet_ids, **{TRUE_PROB_PREFIX + t: p[:, j] for j, t in enumerate(T)}})
     return cols, truth, engaged
 
 
@@ -392,12 +429,15 @@ def _bisect_base(z: np.ndarray) -> np.ndarray:
 def _calibrate(w: World, spec: SyntheticSpec) -> None:
     """Set ``w.base``: fit on a history-free sample, simulate one day, refit with its history."""
     rng = np.random.default_rng([spec.seed, 1])
-    hist = _History.empty(spec.users)
-    w.base = _bisect_base(_logits(w, _rows(w, rng, CALIBRATION_ROWS), hist))
-    day = _rows(w, rng, min(max(spec.rows // spec.days, 1), 1_000_000))
-    hist.add(day["u"], rng.random((len(day["u"]), 4)) < _sigmoid(_logits(w, day, hist) + w.base))
-    hist.next_day()
-    w.base = _bisect_base(_logits(w, _rows(w, rng, CALIBRATION_ROWS), hist))
+
+    def logits(r: dict[str, np.ndarray], yesterday: _Yesterday) -> np.ndarray:
+        return _logits(w, r, w.mood) + yesterday.term(r["u"])
+
+    none = _Yesterday.none(spec.users)
+    w.base = _bisect_base(logits(_rows(w, rng, CALIBRATION_ROWS), none))
+    day, today = _rows(w, rng, min(max(spec.rows // spec.days, 1), 1_000_000)), _Today.empty(spec.users)
+    today.add(day["u"], rng.random((len(day["u"]), 4)) < _sigmoid(logits(day, none) + w.base))
+    w.base = _bisect_base(logits(_rows(w, rng, CALIBRATION_ROWS), today.close()))
 
 
 # ---------------------------------------------------------------- writing
@@ -457,20 +497,117 @@ def _remove_stale(out: Path, written: set[Path]) -> None:
                 f.unlink()
 
 
-def _plan(spec: SyntheticSpec) -> list[tuple[int, str, int, int, tuple[int, int]]]:
-    """(day, date, chunk index, rows, [t0, t1) timestamp window) of every chunk, in order.
+class _Step(NamedTuple):
+    """One chunk of the plan: its day, date, index in the day, rows, first row, [t0, t1) timestamp window and
+    turn (how many days with rows come before its own: the history and mood it sees)."""
 
-    A day's chunks are consecutive time slices of it, so the files are in time order.
-    """
-    plan = []
+    day: int
+    date: str
+    index: int
+    rows: int
+    first_row: int
+    window: tuple[int, int]
+    turn: int
+
+
+def _plan(spec: SyntheticSpec) -> list[_Step]:
+    """Every chunk, in order. A day's chunks are consecutive time slices of it, so the files are in time order."""
+    plan: list[_Step] = []
+    first_row, turn = 0, 0
     for day, size in enumerate(day_sizes(spec)):
         date = (dt.date.fromisoformat(spec.start) + dt.timedelta(days=day)).isoformat()
         t0, start = spec.start_ts + day * 86400, 0
         for i, n in enumerate(_chunks(size, spec.chunk_rows) if size else []):
             lo, hi = t0 + start * 86400 // size, t0 + (start + n) * 86400 // size
-            plan.append((day, date, i, n, (lo, max(hi, lo + 1))))
-            start += n
+            plan.append(_Step(day, date, i, n, first_row, (lo, max(hi, lo + 1)), turn))
+            start, first_row = start + n, first_row + n
+        turn += size > 0
     return plan
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every chunk of a run shares."""
+
+    world: World
+    spec: SyntheticSpec
+    out: Path
+    fmt: str
+    schema: pa.Schema
+
+
+def _paths(job: _Job, k: int, step: _Step) -> tuple[Path, Path]:
+    """(data file, truth file) of the ``k``-th chunk."""
+    name = f"part-{k:05d}"
+    truth = job.out / "truth" / f"day={step.date}" / f"{name}.parquet"
+    if job.fmt == "raw":
+        return job.out / "raw" / f"{name}.tsv", truth
+    return job.out / "data" / f"day={step.date}" / f"{name}.parquet", truth
+
+
+def _make_chunk(job: _Job, k: int, step: _Step, mood: np.ndarray, yesterday: Future) -> tuple[np.ndarray, np.ndarray]:
+    """Draw, engage (once ``yesterday`` is known) and write the ``k``-th chunk; its (users, labels)."""
+    drawn = _draw_chunk(job.world, job.spec, step, mood)
+    cols, truth, engaged = _engage(job.world, drawn, yesterday.result())
+    data_path, truth_path = _paths(job, k, step)
+    if job.fmt == "raw":
+        _write_tsv(cols, data_path)
+    else:
+        _write_parquet(cols, job.schema, data_path)
+    write_file(truth_path, lambda p: pq.write_table(truth, p))
+    return drawn.u, engaged
+
+
+def _moods(w: World, spec: SyntheticSpec) -> Iterator[np.ndarray]:
+    """Every turn's per-user mood: a random walk of its own stream."""
+    rng, mood = np.random.default_rng([spec.seed, 3]), w.mood
+    while True:
+        yield mood
+        noise = rng.normal(0.0, MOOD_SD * np.sqrt(1 - MOOD_KEEP**2), spec.users)
+        mood = (MOOD_KEEP * mood + noise).astype(np.float32)
+
+
+def _done(fn: Callable, *args: object) -> Future:
+    """``fn(*args)`` called now, as a finished future (the serial path)."""
+    future: Future = Future()
+    future.set_result(fn(*args))
+    return future
+
+
+class _Stopped(RuntimeError):
+    """Given to the chunks still waiting for a previous day when a run stops early."""
+
+
+def _run(job: _Job, plan: list[_Step], workers: int, on_chunk: Callable[[int, int], None] | None) -> np.ndarray:
+    """Make every chunk of ``plan``, at most ``workers`` at once; the history in plan order. Positives per target."""
+    users = job.spec.users
+    turns = [Future() for _ in range(plan[-1].turn + 1)]  # each turn's yesterday, set when the previous ends
+    turns[0].set_result(_Yesterday.none(users))
+    moods, mood, mood_turn = _moods(job.world, job.spec), job.world.mood, -1
+    today, positives, pending = _Today.empty(users), np.zeros(4, dtype=np.int64), deque()
+    pool = ThreadPoolExecutor(min(workers, len(plan)), thread_name_prefix="synthetic") if workers > 1 else None
+    submit = pool.submit if pool else _done
+    try:
+        for k, step in enumerate(plan):
+            while len(pending) < workers and (ahead := k + len(pending)) < len(plan):
+                while mood_turn < plan[ahead].turn:
+                    mood, mood_turn = next(moods), mood_turn + 1
+                pending.append(submit(_make_chunk, job, ahead, plan[ahead], mood, turns[plan[ahead].turn]))
+            u, engaged = pending.popleft().result()
+            today.add(u, engaged)
+            positives += engaged.sum(axis=0)
+            if on_chunk is not None:
+                on_chunk(step.first_row + step.rows, job.spec.rows)
+            if step.turn + 1 < len(turns) and plan[k + 1].turn > step.turn:  # the last chunk of its day
+                turns[step.turn + 1].set_result(today.close())
+                today = _Today.empty(users)
+    finally:
+        for turn in turns:
+            if not turn.done():
+                turn.set_exception(_Stopped("an earlier chunk failed or the run was interrupted"))
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return positives
 
 
 def generate(
@@ -479,50 +616,30 @@ def generate(
     *,
     fmt: str = "parquet",
     on_chunk: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> dict:
     """Write the dataset of ``spec`` under ``out_dir`` in ``fmt`` ("parquet" or "raw").
 
-    ``on_chunk(rows_done, rows_total)`` is called after each chunk. Returns the
-    info also written (last) to ``<out_dir>/synthetic.json``. Part files of an
+    ``workers`` threads (default: the cores this process may use; 1: serial) make up to that many chunks
+    at once, the same bytes in any case. ``on_chunk(rows_done, rows_total)`` is called after each chunk,
+    in order. Returns the info also written (last) to ``<out_dir>/synthetic.json``. Part files of an
     earlier run in the same folders are replaced or removed.
     """
     _check(spec, fmt)
+    workers = _workers(workers)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "synthetic.json").unlink(missing_ok=True)
     world = World(spec)
     _calibrate(world, spec)
-    hist = _History.empty(spec.users)
-    mood_rng = np.random.default_rng([spec.seed, 3])
-    schema = _canonical_schema()
-    done, positives, written = 0, np.zeros(4, dtype=np.int64), set()
-    plan = _plan(spec)
-    for k, (day, date, i, n, window) in enumerate(plan):
-        cols, truth, engaged = _chunk(world, spec, day, i, done, n, window, hist)
-        name = f"part-{k:05d}"
-        if fmt == "raw":
-            data_path = out / "raw" / f"{name}.tsv"
-            _write_tsv(cols, data_path)
-        else:
-            data_path = out / "data" / f"day={date}" / f"{name}.parquet"
-            _write_parquet(cols, schema, data_path)
-        truth_path = out / "truth" / f"day={date}" / f"{name}.parquet"
-        write_file(truth_path, lambda p: pq.write_table(truth, p))
-        written |= {data_path, truth_path}
-        positives += engaged.sum(axis=0)
-        done += n
-        if on_chunk is not None:
-            on_chunk(done, spec.rows)
-        if k + 1 == len(plan) or plan[k + 1][0] != day:  # end of the day
-            hist.next_day()
-            noise = mood_rng.normal(0.0, MOOD_SD * np.sqrt(1 - MOOD_KEEP**2), spec.users)
-            world.mood = (MOOD_KEEP * world.mood + noise).astype(np.float32)
-    _remove_stale(out, written)
+    job, plan = _Job(world, spec, out, fmt, _canonical_schema()), _plan(spec)
+    positives = _run(job, plan, workers, on_chunk)
+    _remove_stale(out, {p for k, step in enumerate(plan) for p in _paths(job, k, step)})
     info = {
         "spec": asdict(spec),
         "format": fmt,
-        "rows": done,
-        "positive_rates": {t: float(positives[j] / max(done, 1)) for j, t in enumerate(T)},
+        "rows": spec.rows,
+        "positive_rates": {t: float(positives[j] / max(spec.rows, 1)) for j, t in enumerate(T)},
         "files": len(plan),
         "version": VERSION,
     }
@@ -530,11 +647,24 @@ def generate(
     return info
 
 
+def _workers(workers: int | None) -> int:
+    """The threads to generate with: ``workers``, or the cores this process may use."""
+    if workers is None:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    return workers
+
+
 def write_raw(
-    out_dir: str | Path, spec: SyntheticSpec, *, on_chunk: Callable[[int, int], None] | None = None
+    out_dir: str | Path,
+    spec: SyntheticSpec,
+    *,
+    on_chunk: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> dict:
     """:func:`generate` in the official RecSys 2021 text format (``<out_dir>/raw/*.tsv``)."""
-    return generate(out_dir, spec, fmt="raw", on_chunk=on_chunk)
+    return generate(out_dir, spec, fmt="raw", on_chunk=on_chunk, workers=workers)
 
 
 __all__ = [

@@ -481,3 +481,57 @@ def test_a_damaged_synthetic_json_is_generated_again(tmp_path, text):
     info.write_text(text)
     assert "(generated, its synthetic.json was damaged (" in synthetic_dataset(cfg).description
     assert "(by an earlier run: cached; " in synthetic_dataset(cfg).description
+
+
+def _digests(root: Path) -> dict[str, str]:
+    import hashlib
+
+    return {f.relative_to(root).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(root.rglob("*")) if f.is_file()}
+
+
+@pytest.mark.parametrize("spec, fmt", [
+    (SyntheticSpec(rows=7_003, days=3, seed=1, chunk_rows=1_000), "parquet"),  # rows not a multiple of chunk_rows
+    (SyntheticSpec(rows=5_000, days=1, seed=2, chunk_rows=700), "parquet"),
+    (SyntheticSpec(rows=5, days=9, seed=3, n_users=3), "parquet"),  # fewer rows than days: days without rows
+    (SyntheticSpec(rows=7_003, days=3, seed=1, chunk_rows=1_000), "raw"),
+])
+def test_workers_write_the_same_bytes_as_one(tmp_path, monkeypatch, spec, fmt):
+    """Several threads make chunks at once (a day's history still reaches the next day in order): every file,
+    synthetic.json included, is byte for byte what one worker writes; progress comes in order, and no more
+    than ``workers`` chunks are drawn ahead of the one reported (the memory bound)."""
+    from rapids_engage import synthetic
+
+    monkeypatch.setattr(synthetic, "CALIBRATION_ROWS", 5_000)  # the same for both: only faster
+    drawn, draw = [], synthetic._draw_chunk
+    monkeypatch.setattr(synthetic, "_draw_chunk", lambda w, s, step, mood: drawn.append(step) or draw(w, s, step, mood))
+    seen: list[tuple[int, int]] = []
+    synthetic.generate(tmp_path / "one", spec, fmt=fmt, workers=1)
+    synthetic.generate(tmp_path / "many", spec, fmt=fmt, workers=3,
+                       on_chunk=lambda done, total: seen.append((done, len(drawn))))
+    one, many = _digests(tmp_path / "one"), _digests(tmp_path / "many")
+    assert len(one) == 1 + 2 * len(synthetic._plan(spec)) and many == one
+    plan = synthetic._plan(spec)
+    assert [done for done, _ in seen] == [s.first_row + s.rows for s in plan]
+    assert all(started - len(plan) <= k + 3 for k, (_, started) in enumerate(seen))  # drawn counts both runs
+
+
+def test_a_failing_chunk_stops_the_threads_and_leaves_no_synthetic_json(tmp_path, monkeypatch):
+    """A chunk's error reaches the caller (chunks waiting for the previous day are released, not left hanging)
+    and the dataset is not marked complete."""
+    from rapids_engage import synthetic
+
+    monkeypatch.setattr(synthetic, "CALIBRATION_ROWS", 5_000)
+    draw = synthetic._draw_chunk
+
+    def failing(w, s, step, mood):
+        if step.day == 1 and step.index == 1:
+            raise OSError("disk full")
+        return draw(w, s, step, mood)
+
+    monkeypatch.setattr(synthetic, "_draw_chunk", failing)
+    with pytest.raises(OSError, match="disk full"):
+        synthetic.generate(tmp_path, SyntheticSpec(rows=6_000, days=3, seed=1, chunk_rows=1_000), workers=4)
+    assert not (tmp_path / "synthetic.json").exists()
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        synthetic.generate(tmp_path, SMALL, workers=0)
