@@ -545,17 +545,22 @@ def _paths(job: _Job, k: int, step: _Step) -> tuple[Path, Path]:
     return job.out / "data" / f"day={step.date}" / f"{name}.parquet", truth
 
 
-def _make_chunk(job: _Job, k: int, step: _Step, mood: np.ndarray, yesterday: Future) -> tuple[np.ndarray, np.ndarray]:
-    """Draw, engage (once ``yesterday`` is known) and write the ``k``-th chunk; its (users, labels)."""
-    drawn = _draw_chunk(job.world, job.spec, step, mood)
-    cols, truth, engaged = _engage(job.world, drawn, yesterday.result())
+def _make_chunk(job: _Job, k: int, step: _Step, mood: np.ndarray, yesterday: Future, labels: Future) -> None:
+    """Draw, engage (once ``yesterday`` is known) and write the ``k``-th chunk; its (users, labels) go to
+    ``labels`` before the files are written (the next day waits for them, not for the writes)."""
+    try:
+        drawn = _draw_chunk(job.world, job.spec, step, mood)
+        cols, truth, engaged = _engage(job.world, drawn, yesterday.result())
+    except BaseException as exc:
+        labels.set_exception(exc)
+        raise
+    labels.set_result((drawn.u, engaged))
     data_path, truth_path = _paths(job, k, step)
     if job.fmt == "raw":
         _write_tsv(cols, data_path)
     else:
         _write_parquet(cols, job.schema, data_path)
     write_file(truth_path, lambda p: pq.write_table(truth, p))
-    return drawn.u, engaged
 
 
 def _moods(w: World, spec: SyntheticSpec) -> Iterator[np.ndarray]:
@@ -578,35 +583,71 @@ class _Stopped(RuntimeError):
     """Given to the chunks still waiting for a previous day when a run stops early."""
 
 
+class _Chunks:
+    """The chunks of a run in flight (at most ``workers``): submitted in plan order with their day's mood and
+    yesterday, finished (written) in plan order."""
+
+    def __init__(self, job: _Job, plan: list[_Step], workers: int, turns: list[Future],
+                 on_chunk: Callable[[int, int], None] | None) -> None:
+        self.job, self.plan, self.workers, self.turns, self.on_chunk = job, plan, workers, turns, on_chunk
+        self.pool = ThreadPoolExecutor(min(workers, len(plan)), thread_name_prefix="synthetic") if workers > 1 else None
+        self.moods, self.mood, self.mood_turn = _moods(job.world, job.spec), job.world.mood, -1
+        self.labels: dict[int, Future] = {}
+        self.pending: deque[tuple[int, Future]] = deque()
+        self.submitted = 0
+
+    def labels_of(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(users, labels) of chunk ``k``, once drawn and engaged; chunks up to ``workers`` ahead submitted."""
+        while self.submitted <= k or (len(self.pending) < self.workers and self.submitted < len(self.plan)):
+            if len(self.pending) == self.workers:
+                self.finish_oldest()
+            self._submit()
+        return self.labels.pop(k).result()
+
+    def _submit(self) -> None:
+        k, step = self.submitted, self.plan[self.submitted]
+        while self.mood_turn < step.turn:
+            self.mood, self.mood_turn = next(self.moods), self.mood_turn + 1
+        self.labels[k] = Future()
+        task = (_make_chunk, self.job, k, step, self.mood, self.turns[step.turn], self.labels[k])
+        self.pending.append((k, self.pool.submit(*task) if self.pool else _done(*task)))
+        self.submitted += 1
+
+    def finish_oldest(self) -> None:
+        """Wait for the oldest chunk in flight to be written (raising its error), then report progress."""
+        k, future = self.pending.popleft()
+        future.result()
+        if self.on_chunk is not None:
+            self.on_chunk(self.plan[k].first_row + self.plan[k].rows, self.job.spec.rows)
+
+    def close(self) -> None:
+        """Release the chunks waiting for a day that will not come; wait for the threads."""
+        for turn in self.turns:
+            if not turn.done():
+                turn.set_exception(_Stopped("an earlier chunk failed or the run was interrupted"))
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _run(job: _Job, plan: list[_Step], workers: int, on_chunk: Callable[[int, int], None] | None) -> np.ndarray:
     """Make every chunk of ``plan``, at most ``workers`` at once; the history in plan order. Positives per target."""
     users = job.spec.users
     turns = [Future() for _ in range(plan[-1].turn + 1)]  # each turn's yesterday, set when the previous ends
     turns[0].set_result(_Yesterday.none(users))
-    moods, mood, mood_turn = _moods(job.world, job.spec), job.world.mood, -1
-    today, positives, pending = _Today.empty(users), np.zeros(4, dtype=np.int64), deque()
-    pool = ThreadPoolExecutor(min(workers, len(plan)), thread_name_prefix="synthetic") if workers > 1 else None
-    submit = pool.submit if pool else _done
+    today, positives = _Today.empty(users), np.zeros(4, dtype=np.int64)
+    chunks = _Chunks(job, plan, workers, turns, on_chunk)
     try:
         for k, step in enumerate(plan):
-            while len(pending) < workers and (ahead := k + len(pending)) < len(plan):
-                while mood_turn < plan[ahead].turn:
-                    mood, mood_turn = next(moods), mood_turn + 1
-                pending.append(submit(_make_chunk, job, ahead, plan[ahead], mood, turns[plan[ahead].turn]))
-            u, engaged = pending.popleft().result()
+            u, engaged = chunks.labels_of(k)
             today.add(u, engaged)
             positives += engaged.sum(axis=0)
-            if on_chunk is not None:
-                on_chunk(step.first_row + step.rows, job.spec.rows)
             if step.turn + 1 < len(turns) and plan[k + 1].turn > step.turn:  # the last chunk of its day
                 turns[step.turn + 1].set_result(today.close())
                 today = _Today.empty(users)
+        while chunks.pending:
+            chunks.finish_oldest()
     finally:
-        for turn in turns:
-            if not turn.done():
-                turn.set_exception(_Stopped("an earlier chunk failed or the run was interrupted"))
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        chunks.close()
     return positives
 
 

@@ -535,3 +535,31 @@ def test_a_failing_chunk_stops_the_threads_and_leaves_no_synthetic_json(tmp_path
     assert not (tmp_path / "synthetic.json").exists()
     with pytest.raises(ValueError, match="workers must be >= 1"):
         synthetic.generate(tmp_path, SMALL, workers=0)
+
+
+def test_the_next_day_engages_while_the_previous_day_is_still_being_written(tmp_path, monkeypatch):
+    """A day's engagements wait for the previous day's labels, not for its files: a day's last chunk hands its
+    labels over before writing, so on many cores writing is off the day-to-day critical path (it held every day
+    until its last file was written)."""
+    import threading
+
+    from rapids_engage import synthetic
+
+    monkeypatch.setattr(synthetic, "CALIBRATION_ROWS", 5_000)
+    engaged_day1, engage, write = threading.Event(), synthetic._engage, synthetic._write_parquet
+    waited: list[bool] = []
+
+    def engage_and_tell(w, d, yesterday):
+        if d.ts[0] >= DAY0 + 86400:
+            engaged_day1.set()
+        return engage(w, d, yesterday)
+
+    def write_after_day1(cols, schema, path):
+        if path.name == "part-00000.parquet":
+            waited.append(engaged_day1.wait(timeout=60))  # a guard against a hang, not a measurement
+        write(cols, schema, path)
+
+    monkeypatch.setattr(synthetic, "_engage", engage_and_tell)
+    monkeypatch.setattr(synthetic, "_write_parquet", write_after_day1)
+    synthetic.generate(tmp_path, SyntheticSpec(rows=2_000, days=2, seed=1), workers=2)
+    assert waited == [True]
