@@ -90,6 +90,10 @@ def test_gpu_session_script_parses():
     ("oracle_gap", ["--rows", "-5"], "argument --rows: expected a whole number >= 1, got -5"),
     ("oracle_gap", ["--rows", "30000", "--report", "{report}"], "is a run on 20,000 rows, not --rows 30,000"),
     ("oracle_gap", ["--rows", "10", "--seed", "-1", "--work", "{tmp}/w"], "argument --seed: expected a whole number >= 0, got -1"),
+    ("synthetic_gen", ["--rows", "0"], "argument --rows: expected a whole number >= 1, got 0"),
+    ("synthetic_gen", ["--rows", "10", "--workers", "2", "0"], "argument --workers: expected a whole number >= 1, got 0"),
+    ("synthetic_gen", ["--rows", "10", "--json", "{file}/sub/x.json"], "--json: cannot make the directory"),
+    ("synthetic_gen", ["--rows", "10", "--work", "{file}/w", "--json", "{tmp}/x.json"], "--work: cannot make the directory"),
     ("ingest_quotes", ["--rows", "0"], "argument --rows: expected a whole number >= 1, got 0"),
     ("ingest_quotes", ["--rows", "10", "--seed", "-1"], "argument --seed: expected a whole number >= 0, got -1"),
     ("ingest_quotes", ["--rows", "10", "--rates", "0", "5", "--json", "{tmp}/x.json"], "argument --rates: expected a fraction of the lines in [0, 1], got 5"),
@@ -118,6 +122,15 @@ def test_bench_scripts_refuse_bad_arguments_in_one_line_before_any_work(tmp_path
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert said in err and "Traceback" not in err, err
+
+
+def test_synthetic_gen_bench_compares_the_bytes_of_each_worker_count(tmp_path):
+    _bench_module("synthetic_gen").main(["--rows", "300", "--workers", "1", "3", "--work", str(tmp_path / "w"),
+                                        "--json", str(tmp_path / "gen.json")])
+    result = json.loads((tmp_path / "gen.json").read_text())
+    assert [r["workers"] for r in result["runs"]] == [1, 3] and [r["same_bytes"] for r in result["runs"]] == [True, True]
+    assert result["runs"][0]["digest"] == result["runs"][1]["digest"] and "CPU" in result["device"]
+    assert not list((tmp_path / "w").iterdir())  # each output deleted
 
 
 def test_ingest_quotes_bench_writes_the_results_file_the_readme_names(tmp_path, monkeypatch):
