@@ -563,3 +563,15 @@ def test_the_next_day_engages_while_the_previous_day_is_still_being_written(tmp_
     monkeypatch.setattr(synthetic, "_write_parquet", write_after_day1)
     synthetic.generate(tmp_path, SyntheticSpec(rows=2_000, days=2, seed=1), workers=2)
     assert waited == [True]
+
+
+def test_default_workers_are_the_cores_up_to_eight(monkeypatch):
+    """Threads default to the usable cores, at most 8 (each holds a chunk in memory); 1 is serial."""
+    from rapids_engage import synthetic
+
+    monkeypatch.setattr(synthetic.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert synthetic._workers(None) == synthetic.MAX_DEFAULT_WORKERS == 8
+    monkeypatch.setattr(synthetic.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert synthetic._workers(None) == 2 and synthetic._workers(16) == 16
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        synthetic._workers(0)
