@@ -4,14 +4,14 @@
 # Run on the GPU host from the project root, after ../shared/gpu/stage.sh's parts were installed
 # into /tmp/site (bench/gpu_stage.sh prints the calls): the last part's call runs `bash .gpu/pNN/install.sh;
 # STEPS="imports tests" bash bench/gpu_session.sh`, the next ones (at once, while /tmp/site lasts)
-# `STEPS="tables pipeline"` and `STEPS="scaling latency"`: each stays under the device tool's 600 s per call
+# `STEPS="tables pipeline"` and `STEPS="scaling generator latency"`: each stays under the device tool's 600 s per call
 # (the whole set needs ~20 minutes of device time: a 15-minute session picks).
 # Each step has its own time limit, so a failing step leaves time for the next; everything it
 # measures lands in $OUT (the device tool's output folder; bench/results when unset).
 #
 #   ROWS=1000000     rows of the CPU-vs-GPU pipeline bench (both backends, same machine, one run)
 #   GPU_ROWS=10000000  rows of the GPU-only run of the scaling curve (0: skip)
-#   STEPS="imports tests tables pipeline scaling latency"  the steps to run
+#   STEPS="imports tests tables pipeline scaling generator latency"  the steps to run
 #   COMMIT=abc1234   the commit measured (the device's copy of the tree may have no .git)
 set -uo pipefail
 export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
@@ -19,7 +19,7 @@ out="${OUT:-bench/results}"
 mkdir -p "$out"
 rows="${ROWS:-1000000}"
 gpu_rows="${GPU_ROWS:-10000000}"
-steps="${STEPS:-imports tests tables pipeline scaling latency}"
+steps="${STEPS:-imports tests tables pipeline scaling generator latency}"
 log="$out/gpu-session.log"
 
 stamp="$(mktemp)"  # results older than this are the committed ones, not this session's
@@ -89,6 +89,12 @@ if wants scaling && [ "$gpu_rows" -gt 0 ]; then
   step "bench/pipeline.py --rows $gpu_rows --gpus 1 (scaling curve, GPU only)"
   run scaling "${SCALING_S:-170}" python3 bench/pipeline.py --rows "$gpu_rows" --gpus 1
   keep "bench/results/pipeline-$gpu_rows.json"
+fi
+
+if wants generator; then
+  step "bench/synthetic_gen.py --rows 10000000 --workers 1 16 (the generator on the host's cores, same bytes)"
+  run generator "${GENERATOR_S:-120}" python3 bench/synthetic_gen.py --rows 10000000 --workers 1 16
+  keep bench/results/synthetic_gen-10000000.json
 fi
 
 if wants latency; then
