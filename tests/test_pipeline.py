@@ -860,7 +860,7 @@ def test_features_into_a_run_of_another_config_is_refused_and_leaves_its_config(
     that differs; the run's own options (the same config) build or find its store version as before."""
     out = tmp_path / "run"
     argv = ["--gpus", "0", "--rows", "2000", "--out", str(out), "--quiet", "--no-plots", "--set", f"data.cache_dir={small_cache}",
-            "--set", "train.num_boost_round=5", "--set", "cluster.n_workers=1"]
+            "--set", "train.targets=[like]", "--set", "train.num_boost_round=5", "--set", "cluster.n_workers=1"]
     assert main(argv) == 0
     config = (out / "config.yaml").read_text()
     capsys.readouterr()
