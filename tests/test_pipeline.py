@@ -682,10 +682,16 @@ def _like_argv(small_cache, out) -> list[str]:
 
 @pytest.fixture(scope="module")
 def like_run(small_cache, tmp_path_factory):
-    """:func:`_like_argv`'s run, made once: each test that publishes over it gets a copy (:func:`_copy_of_like_run`)."""
+    """:func:`_like_argv`'s run, made once, with its plots (the last run's plots are what a stopped run must put back
+    or remove): each test that publishes over it gets a copy (:func:`_copy_of_like_run`)."""
     out = tmp_path_factory.mktemp("like-run") / "run"
-    assert main(_like_argv(small_cache, out)) == 0
+    assert main(_plotted(_like_argv(small_cache, out))) == 0 and (out / "plots" / "pr_curves.png").is_file()
     return out
+
+
+def _plotted(argv: list[str]) -> list[str]:
+    """``argv`` drawing its plots (``--plots`` for ``--no-plots``)."""
+    return ["--plots" if a == "--no-plots" else a for a in argv]
 
 
 def _copy_of_like_run(like_run: Path, tmp_path: Path) -> Path:
@@ -747,17 +753,16 @@ def test_models_that_fail_to_publish_keep_the_last_run_s_report_beside_them(smal
     assert after == before
 
 
-def test_a_run_stopped_after_plotting_leaves_no_new_plots_beside_the_old_models(small_cache, tmp_path, monkeypatch):
+def test_a_run_stopped_after_plotting_leaves_no_new_plots_beside_the_old_models(small_cache, like_run, tmp_path, monkeypatch):
     """plots/ was published in its own stage, before the models: a run stopped after it (Ctrl-C, a kill) left its
     plots beside the last run's models and report. The plots are published with the models now, the last run's
     removed with its report: stopped between the models and the plots, a run leaves no plots; stopped before the
     models were replaced, the last run's plots and report are put back beside them."""
     from rapids_engage import pipeline
 
-    out = tmp_path / "run"
-    argv = ["--gpus", "0", "--rows", "2000", "--out", str(out), "--quiet", "--plots", "--set", f"data.cache_dir={small_cache}",
-            "--set", "train.targets=[like]", "--set", "cluster.n_workers=1", "--set", "train.num_boost_round=5"]
-    assert main(argv) == 0 and (out / "plots" / "pr_curves.png").is_file()
+    out = _copy_of_like_run(like_run, tmp_path)  # the last run, its plots drawn
+    argv = _plotted(_like_argv(small_cache, out))
+    assert (out / "plots" / "pr_curves.png").is_file()
     before = {p.name: p.read_bytes() for p in (out / "models").iterdir()}
     publish = pipeline.replace_dir
 
