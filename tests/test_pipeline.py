@@ -968,7 +968,8 @@ def test_the_report_counts_the_workers_training_ran_on(small_cache, tmp_path, mo
 
 
 @pytest.mark.parametrize("cached", [False, True], ids=["built", "cache-hit"])
-def test_store_keep_during_the_store_stage_spares_the_version_the_run_trains_from(small_cache, tmp_path, monkeypatch, cached):
+def test_store_keep_during_the_store_stage_spares_the_version_the_run_trains_from(small_cache, like_run, tmp_path, monkeypatch,
+                                                                                  cached):
     """A run marked its store version in use only after the store stage returned: `store --keep 0` run in between
     (a housekeeping job) deleted the version the run was about to train from. The mark is taken as soon as the
     version is known, inside the store stage; a `--keep` run at its end spares the version, built or found."""
@@ -978,9 +979,8 @@ def test_store_keep_during_the_store_stage_spares_the_version_the_run_trains_fro
     argv = ["--gpus", "0", "--rows", "2000", "--quiet", "--no-plots", "--set", f"data.cache_dir={small_cache}",
             "--set", f"features.store={store}", "--set", "train.targets=[like]", "--set", "cluster.n_workers=1",
             "--set", "train.num_boost_round=5"]
-    if cached:
-        assert main([*argv, "--out", str(tmp_path / "first")]) == 0
-        shutil.rmtree(tmp_path / "first")  # its models would keep the version
+    if cached:  # like_run's store holds this version (the same data and features): a copy, without models to keep it
+        shutil.copytree(like_run / "store", store)
     spilled = run_stages.spilled_bytes
 
     def housekeeping(client):  # called by the store stage once the version is built or found
@@ -990,5 +990,6 @@ def test_store_keep_during_the_store_stage_spares_the_version_the_run_trains_fro
     monkeypatch.setattr(run_stages, "spilled_bytes", housekeeping)
     assert main([*argv, "--out", str(tmp_path / "run")]) == 0
     report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["store"]["cache_hit"] is cached
     assert FeatureStore(store).versions() == [report["store"]["version"]]
     assert not (store / ".in-use").exists()  # released once the models are published
