@@ -557,6 +557,7 @@ def _stop_signals() -> Iterator[None]:
     closed and temporary directories left to the next run's clean-up. From the signal on, ``distributed``
     logs nothing: the scheduler (in this process) logged the work being cancelled as errors with
     tracebacks (a shuffle's ``shuffle_barrier``). Main thread only; the handlers and level come back after."""
+    import _thread
     import logging
     import signal
     import threading
@@ -564,9 +565,16 @@ def _stop_signals() -> Iterator[None]:
     log = logging.getLogger("distributed")
     level = log.level
 
-    def interrupt(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handler signature
+    def interrupt(signum: int, frame: Any) -> None:
         log.setLevel(logging.CRITICAL)
+        if _dropped_there(frame):  # Python would print "Exception ignored" and the run go on: deliver it again just after
+            threading.Timer(0.05, again, (signum,)).start()
+            return
         raise KeyboardInterrupt
+
+    def again(signum: int) -> None:
+        if signal.getsignal(signum) is interrupt:  # not once the run has ended
+            _thread.interrupt_main(signum)
 
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -578,6 +586,20 @@ def _stop_signals() -> Iterator[None]:
         for s, handler in before.items():
             signal.signal(s, handler)
         log.setLevel(level)
+
+
+def _dropped_there(frame: Any) -> bool:
+    """Whether an exception raised at ``frame`` would be dropped by Python ("Exception ignored in …"): a gc
+    callback (distributed registers one) or a ``__del__`` is running. A Ctrl-C landing there was lost, and
+    the run finished with exit status 0."""
+    import gc
+
+    callbacks = {getattr(getattr(cb, "__func__", cb), "__code__", None) for cb in gc.callbacks}
+    while frame is not None:
+        if frame.f_code in callbacks or frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -488,6 +488,47 @@ def test_sigterm_ends_a_run_as_ctrl_c_does():
 
 
 
+@pytest.mark.parametrize("where", ["gc callback", "__del__"])
+def test_a_signal_landing_where_python_drops_exceptions_still_stops_the_run(where):
+    """A Ctrl-C that arrived while distributed's gc callback ran was printed as "Exception ignored in ...
+    _gc_callback" and lost: the run finished with exit status 0. Such a signal is now delivered again just after."""
+    import gc
+    import os
+    import signal
+    import time
+
+    from rapids_engage.pipeline import _stop_signals
+
+    sent = []
+
+    def send() -> None:
+        if not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)  # the handler runs here, inside the callback / finaliser
+
+    def callback(phase: str, info: dict) -> None:  # noqa: ARG001 - gc callback signature
+        send()
+
+    class Finalised:
+        def __del__(self) -> None:
+            send()
+
+    with _stop_signals(), pytest.raises(KeyboardInterrupt):
+        if where == "gc callback":
+            gc.callbacks.append(callback)
+            try:
+                gc.collect()
+            finally:
+                gc.callbacks.remove(callback)
+        else:
+            Finalised()
+        assert sent
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        pytest.fail("the signal was dropped: the run went on")
+
+
 def test_a_signal_while_the_workers_start_closes_the_cluster(monkeypatch):
     """SIGTERM or Ctrl-C while the local cluster started its workers (5-35 s on a busy 2-core machine) left it half
     made: the run said "error: interrupted", then distributed's exit hook failed to close it with a traceback
