@@ -25,8 +25,8 @@ from .atomic import read_json
 from .cli import Parser
 from .progress import byte_size
 from .store import MANIFEST, FeatureStore, is_version_dir
-from .store_builds import (KILLED, LEFTOVER, LIVE, UNKNOWN, dir_size, state, temporary_dirs, versions_in_use,
-                           versions_read_by_builds)
+from .store_builds import (KILLED, LEFTOVER, LIVE, UNKNOWN, builds_reading, dir_size, state, temporary_dirs,
+                           versions_in_use, versions_read_by_builds)
 
 
 @dataclass(frozen=True)
@@ -149,13 +149,18 @@ def _tmp_states(states: dict[str, str]) -> str:
     return "; ".join(parts) + ("; --tmp deletes those of killed builds and leftovers" if counts[KILLED] + counts[LEFTOVER] else "")
 
 
-def versions_table(store: FeatureStore, infos: list[VersionInfo], served: dict[str, list[str]]) -> Table:
+def versions_table(store: FeatureStore, infos: list[VersionInfo], served: dict[str, list[str]],
+                   building: dict[str, list[str]] | None = None) -> Table:
+    """The listing; ``served``: version -> the models using it, ``building``: version -> the versions that builds in
+    progress reusing its feature groups build (both shown under models: a run's name, ``build of V``)."""
+    building = building or {}
     table = Table(title=f"feature store {store.path}")
     for col in ("version", "created (UTC)", "train rows", "valid rows", "features", "size", "reused from", "models", "state"):
         table.add_column(col, justify="right" if col.endswith(("rows", "features", "size")) else "left")
     for i in infos:
         created = dt.datetime.fromtimestamp(i.created, dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if i.created else "—"
-        users = ", ".join(Path(m).parent.name for m in served.get(i.version, [])) or "—"
+        users = ", ".join([*(Path(m).parent.name for m in served.get(i.version, [])),
+                           *(f"build of {v}" for v in building.get(i.version, []))]) or "—"
         table.add_row(i.version, created, f"{i.rows.get('train', 0):,}" if i.rows else "—", f"{i.rows.get('valid', 0):,}" if i.rows else "—",
                       str(i.n_features) if i.n_features is not None else "—", byte_size(i.bytes), i.reused_from or "—", users,
                       "intact" if i.problem is None else f"[red]damaged[/red]: {i.problem}")
@@ -208,7 +213,7 @@ def run_store_command(args: argparse.Namespace, console: Console) -> None:
     deletable = (KILLED, LEFTOVER, UNKNOWN) if args.force else (KILLED, LEFTOVER)
     doomed_tmp = [name for name, s in states.items() if s in deletable] if args.tmp else []
     if not args.quiet:
-        out.print(versions_table(store, infos, served))
+        out.print(versions_table(store, infos, served, builds_reading(store.path)))
         for line in kept:
             out.print(line)
         total = sum(i.bytes for i in infos)

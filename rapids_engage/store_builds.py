@@ -161,6 +161,11 @@ def versions_read_by_builds(store: Path) -> dict[str, list[str]]:
     return _in_use(store, lambda m: m["building"] and f"the build of version {m['building']} in {m['models']} ({_where(m)})")
 
 
+def builds_reading(store: Path) -> dict[str, list[str]]:
+    """version -> the versions that builds in progress reading its feature groups build (the listing's words)."""
+    return _in_use(store, lambda m: m["building"])
+
+
 def _in_use(store: Path, describe: Callable[[dict], str | None]) -> dict[str, list[str]]:
     """version -> ``describe(mark)`` of the live marks of it (a None description: not listed)."""
     found: dict[str, list[str]] = {}

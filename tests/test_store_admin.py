@@ -460,3 +460,16 @@ def test_delete_refuses_a_version_a_build_in_progress_reads(store, tmp_path, cap
         assert "aaa" in store.versions()
         assert main(["store", str(store.path), "--delete", "aaa", "--force", "--quiet"]) == 0
     assert "aaa" not in store.versions() and not (store.path / ".in-use").exists()
+
+
+def test_the_listing_names_a_build_in_progress_reading_a_version(store, tmp_path, capsys):
+    """The plain listing showed nothing ('—' under models) for a version a build in progress reuses, though
+    `--keep` keeps it and `--delete` refuses it: its row now names the build, as a training run's names the run."""
+    from rapids_engage.store_builds import in_use
+
+    with in_use(store.path, "aaa", store.path / ".tmp-x", building="fff"):
+        assert main(["store", str(store.path)]) == 0
+    rows = {line.split()[1]: line for line in capsys.readouterr().out.splitlines() if line.startswith("│")}
+    assert "build of fff" in rows["aaa"] and "build of" not in rows["ccc"], rows
+    assert main(["store", str(store.path)]) == 0  # the build over: its mark is gone
+    assert "build of" not in capsys.readouterr().out
