@@ -290,23 +290,30 @@ def check_partitioning(files: list[Path]) -> None:
 
 def read_events(
     data_dir: Path, layout: Layout = RECSYS, columns: list[str] | None = None, partition_rows: int | None = None,
-    min_partition_rows: int | None = None, min_partitions: int = 1,
+    min_partition_rows: int | None = None, min_partitions: int = 1, later_than: int | None = None,
+    footers: list[Any] | None = None,
 ) -> Any:
     """Lazy dask frame of the canonical events (cudf partitions when the backend is GPU): a partition
     per file (``blocksize=None``: neither dask's nor dask_cudf's own splitting or merging), sized by
-    :func:`sized_partitions`. Each file's footer is read at most once (:func:`.footers.read_footer`)."""
+    :func:`sized_partitions`. Each file's footer is read at most once (:func:`.footers.read_footer`).
+
+    ``later_than``: only rows whose time is above it are wanted (a split's validation side): a file whose footer
+    statistics show none is not read but stands as an empty partition of the frame's dtypes, so the partitions are
+    those of the whole frame, holding every such row; the caller filters the rows. ``footers``: every input file's,
+    read already (:func:`input_footers`; a frame and its ``later_than`` one read each footer once)."""
     import dask.dataframe as dd
 
-    from .footers import read_footer  # it imports this module
+    from .footers import holds_later, read_footer  # it imports this module
     from .store import parquet_files
 
-    files = parquet_files(data_dir)
+    files = parquet_files(data_dir) if footers is None else [f.path for f in footers]
     if not files:
         raise DataError(f"no parquet files under {data_dir}")
     check_partitioning(files)
     recsys = layout.kind == "recsys"
     sizing = partition_rows is not None or min_partition_rows is not None
-    footers = [read_footer(f) for f in (files if sizing else files[:1] if layout.raw_ids else [])]
+    if footers is None:
+        footers = [read_footer(f) for f in (files if sizing or later_than is not None else files[:1] if layout.raw_ids else [])]
     if columns is None and layout.raw_ids:  # a table's raw id text: for predictions only, never read to train
         columns = [c for c in footers[0].names if c not in layout.raw_ids]
     frame = dd.read_parquet([str(f) for f in files], columns=columns or (list(RAW_COLUMNS) if recsys else None), blocksize=None)
@@ -318,7 +325,40 @@ def read_events(
         if missing:
             raise DataError(f"{files[0]}: missing column(s) {missing} of its layout.json")
     rows = [f.num_rows for f in footers] if sizing else None
+    if later_than is not None:
+        frame = empty_partitions(frame, [not holds_later(f, layout.time, later_than) for f in footers])
     return sized_partitions(frame, files, partition_rows, min_partition_rows, min_partitions, rows=rows)
+
+
+def input_footers(data_dir: Path) -> list[Any]:
+    """The footers of the parquet files under ``data_dir``, in :func:`read_events`' order."""
+    from .footers import read_footer  # it imports this module
+    from .store import parquet_files
+
+    return [read_footer(f) for f in parquet_files(data_dir)]
+
+
+def empty_partitions(frame: Any, empty: list[bool]) -> Any:
+    """``frame`` with the partitions flagged in ``empty`` replaced by empty ones of its meta, whose input is not
+    read; as many partitions, in the same order."""
+    import itertools
+    from functools import partial
+
+    import dask.dataframe as dd
+
+    if not any(empty):
+        return frame
+    runs, start = [], 0
+    for skip, run in itertools.groupby(empty):
+        end = start + len(list(run))
+        runs.append(dd.from_map(partial(_meta_copy, frame._meta), range(start, end), meta=frame._meta, enforce_metadata=False)
+                    if skip else frame.partitions[start:end])
+        start = end
+    return dd.concat(runs) if len(runs) > 1 else runs[0]
+
+
+def _meta_copy(meta: Any, _: int) -> Any:
+    return meta.copy()
 
 
 def resolve_min_partition_rows(cfg: DataConfig, backend: Backend) -> int | None:

@@ -85,6 +85,17 @@ def read_footer(path: Path) -> Footer:
         return Footer(Path(path), names, parquet.metadata)
 
 
+def holds_later(footer: Footer, column: str, cutoff: int) -> bool:
+    """Whether ``footer``'s file may hold a ``column`` value above ``cutoff``: False only when every row group with
+    rows has integer statistics whose maximum is at most ``cutoff`` (no data read; nulls are above no cut-off)."""
+    if footer.leaf_index(column) is None:
+        return True
+    for _, rows, stats in footer.row_groups(column):
+        if rows and (stats is None or not stats.has_min_max or type(stats.max) is not int or stats.max > cutoff):
+            return True
+    return False
+
+
 def as_footers(files: Sequence[Path | Footer]) -> list[Footer]:
     """``files`` as footers: those read already as they are, paths read here (:func:`read_footer`)."""
     return [f if isinstance(f, Footer) else read_footer(f) for f in files]

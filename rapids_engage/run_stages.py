@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -12,7 +13,7 @@ from .backend import Backend
 from .baselines import baselines, te_columns
 from .cluster import ClusterInfo, check_shared_paths, ignored_settings, pin_partitions, spilled_bytes, while_workers_live, worker_addresses
 from .config import ClusterConfig, Config
-from .data import Dataset, read_events, resolve_min_partition_rows
+from .data import Dataset, input_footers, read_events, resolve_min_partition_rows
 from .digests import CACHE_FILE
 from .evaluate import evaluate_targets, gather, oracle_probabilities
 from .features import add_labels
@@ -47,11 +48,11 @@ def store_stages(
     if cluster.kind == "external":  # its workers read the input and write the store: they must see both
         check_shared_paths(client, cfg.cluster.scheduler_address, read=[dataset.data_dir], write=[store_path(cfg)])
     with prog.stage("split"):
-        events = add_labels(read_events(
-            dataset.data_dir, layout, partition_rows=cfg.data.partition_rows,
-            min_partition_rows=resolve_min_partition_rows(cfg.data, backend), min_partitions=sum(client.nthreads().values()),
-        ), targets, layout)
-        train, valid, split = time_split(events, cfg.split.valid_hours, layout.time, targets)
+        read = partial(read_events, dataset.data_dir, layout, partition_rows=cfg.data.partition_rows,
+                       min_partition_rows=resolve_min_partition_rows(cfg.data, backend),
+                       min_partitions=sum(client.nthreads().values()), footers=input_footers(dataset.data_dir))
+        train, valid, split = time_split(add_labels(read(), targets, layout), cfg.split.valid_hours, layout.time, targets,
+                                         later=lambda cutoff: add_labels(read(later_than=cutoff), targets, layout))
         split_def = {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff}
         if shuffle_seed is not None:
             train = shuffle_labels(train, targets, shuffle_seed, layout.time)

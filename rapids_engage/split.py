@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .data import DataError
 from .schema import DAY_SECONDS, EVENT_TIME, utc
@@ -20,8 +20,12 @@ class SplitInfo:
 MIN_SIDE_SHARE = 0.001
 
 
-def time_split(frame: Any, valid_hours: float, time_column: str = EVENT_TIME, targets: list[str] = ()) -> tuple[Any, Any, SplitInfo]:
-    """(train, valid, info) of a dask frame; the cutoff is ``max(time) - valid_hours``.
+def time_split(
+    frame: Any, valid_hours: float, time_column: str = EVENT_TIME, targets: list[str] = (), later: Callable[[int], Any] | None = None,
+) -> tuple[Any, Any, SplitInfo]:
+    """(train, valid, info) of a dask frame; the cutoff is ``max(time) - valid_hours``. ``later``: the cutoff -> a
+    frame of ``frame``'s partitions holding at least its rows later than the cutoff (``read_events(later_than=)``,
+    which reads no file without such rows), to take the validation rows from.
 
     Refuses (``DataError``) rows without a time, events that all have one time, a split whose training or
     validation side holds under :data:`MIN_SIDE_SHARE` of the rows (one mistyped far-future time makes the
@@ -52,7 +56,8 @@ def time_split(frame: Any, valid_hours: float, time_column: str = EVENT_TIME, ta
             "lower it so some events are left for training"
         )
     train = frame[frame[time_column] <= cutoff]
-    valid = frame[frame[time_column] > cutoff]
+    source = frame if later is None else later(cutoff)
+    valid = source[source[time_column] > cutoff]
     targets = list(targets)
     # per column: a frame's min() on dask-cudf fails on its empty meta ("cannot convert float NaN to integer", int8)
     stats = [train[t].min() for t in targets] + [train[t].max() for t in targets]

@@ -44,3 +44,21 @@ def test_row_groups_are_each_group_s_rows_and_statistics_of_the_column(tmp_path)
 def test_a_damaged_footer_s_error_is_pyarrow_s_first_line(error, why):
     message = str(damaged_parquet(Path("/data/rows.parquet"), error))
     assert message.startswith(f"/data/rows.parquet is a damaged parquet file (its footer cannot be read: {why}): "), message
+
+
+def test_holds_later_is_false_only_when_every_group_s_statistics_end_at_the_cutoff(tmp_path):
+    """A file is skipped by a split's validation side only when its statistics prove it holds no later time: without
+    statistics, with a null-only group, with a timestamp column, or without the column, it may hold one."""
+    from rapids_engage.footers import holds_later
+
+    pd.DataFrame({"t": [50, 40, 30, 20, 10]}).to_parquet(tmp_path / "a.parquet", row_group_size=2)
+    footer = read_footer(tmp_path / "a.parquet")
+    assert not holds_later(footer, "t", 50) and holds_later(footer, "t", 49)
+    pq.write_table(pa.table({"t": pa.array([10, 20], pa.int64())}), tmp_path / "b.parquet", write_statistics=False)
+    pq.write_table(pa.table({"t": pa.array([None, None], pa.int64())}), tmp_path / "c.parquet")
+    pd.DataFrame({"t": pd.to_datetime([10, 20], unit="s")}).to_parquet(tmp_path / "d.parquet")
+    pd.DataFrame({"u": [10, 20]}).to_parquet(tmp_path / "e.parquet")
+    for name in "bcde":
+        assert holds_later(read_footer(tmp_path / f"{name}.parquet"), "t", 10**12), name
+    pd.DataFrame({"t": pd.Series([], dtype="int64")}).to_parquet(tmp_path / "f.parquet")  # no rows: none later
+    assert not holds_later(read_footer(tmp_path / "f.parquet"), "t", 0)

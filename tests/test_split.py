@@ -170,3 +170,51 @@ def test_shuffle_labels_draws_each_partition_apart():
     shuffled = shuffle_labels(frame, ["like"], seed=1, time_column="t")["like"].compute().to_numpy()
     assert sorted(shuffled[:40]) == sorted(shuffled[40:]) == list(range(40))
     assert (shuffled[:40] != shuffled[40:]).any()
+
+
+#: data.partition_rows, data.min_partition_rows and the worker threads (min_partitions) of read_events
+#: (files of 100, 150, 250 and three of 500 rows, 4 days)
+SIZINGS = {"a partition per file": (None, None, 1), "merged into one": (None, 10**6, 1), "merged into two": (None, 10**6, 2),
+           "split": (450, None, 1), "split and merged": (450, 10**6, 1)}
+
+
+@pytest.mark.parametrize("sizing", SIZINGS)
+def test_validation_rows_are_read_from_the_files_that_hold_them_alone(tmp_path, sizing):
+    """The validation side read every input file to keep the last day; the files whose footer statistics end at or
+    before the cut-off are not read now, and every partition is the same (rows, order, dtypes; empty ones too)."""
+    import dask
+
+    from rapids_engage.data import read_events
+    from rapids_engage.features.build import add_labels
+    from rapids_engage.schema import EVENT_TIME
+    from rapids_engage.synthetic import SyntheticSpec, generate
+
+    import pyarrow.parquet as pq
+
+    generate(tmp_path, SyntheticSpec(rows=2_000, days=4, seed=3))  # a file of 500 rows a day
+    first = sorted((tmp_path / "data").rglob("*.parquet"))[0]
+    table = pq.read_table(first)
+    for i, (start, end) in enumerate([(0, 100), (100, 250), (250, 500)]):  # small files to merge
+        pq.write_table(table.slice(start, end - start), first.with_name(f"{first.stem}-{i}.parquet"))
+    first.unlink()
+    partition_rows, min_partition_rows, threads = SIZINGS[sizing]
+
+    def read(**later):
+        return add_labels(read_events(tmp_path / "data", partition_rows=partition_rows, min_partition_rows=min_partition_rows,
+                                      min_partitions=threads, **later), ["like"])
+
+    with dask.config.set(scheduler="synchronous"):
+        _, whole, info = time_split(read(), 24, EVENT_TIME, ["like"])
+        _, skipping, _ = time_split(read(), 24, EVENT_TIME, ["like"], later=lambda cutoff: read(later_than=cutoff))
+        want = [whole.get_partition(i).compute() for i in range(whole.npartitions)]
+        earlier = [f for f in sorted((tmp_path / "data").rglob("*.parquet"))
+                   if pd.read_parquet(f, columns=[EVENT_TIME])[EVENT_TIME].max() <= info.cutoff]
+        assert len(earlier) == 4 and (len(want) == 1 or not len(want[0]))  # files without validation rows; empty partitions
+        for f in earlier:  # read, they would fail the validation rows
+            f.unlink()
+        assert skipping.npartitions == whole.npartitions
+        print(sizing, [len(p) for p in want])
+        for i, expected in enumerate(want):
+            got = skipping.get_partition(i).compute()
+            assert got.dtypes.equals(expected.dtypes), i
+            pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True), check_exact=True)

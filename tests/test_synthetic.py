@@ -318,6 +318,27 @@ def test_training_input_reads_each_footer_once(tmp_path, count_footer_reads):
     assert reads == {"part-0.parquet": 1} and unsized.npartitions == 3  # unsized: the first footer, for the columns
 
 
+def test_the_rows_of_a_split_s_validation_side_read_no_footer_again(tmp_path, count_footer_reads):
+    """The validation side's frame (``later_than``: files without later times not read) takes the footers read for the
+    whole input's, not read again; its partitions are the whole input's."""
+    from rapids_engage.data import input_footers, read_events
+    from rapids_engage.layout import Layout, Target
+
+    for i in range(3):
+        pd.DataFrame({"row_id": range(i * 10, i * 10 + 10), "t": range(i * 10, i * 10 + 10), "click": [0, 1] * 5}
+                     ).to_parquet(tmp_path / f"part-{i}.parquet", index=False)
+    layout = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),))
+    reads = count_footer_reads()
+    footers = input_footers(tmp_path)
+    frame = read_events(tmp_path, layout, min_partition_rows=15, footers=footers)
+    later = read_events(tmp_path, layout, min_partition_rows=15, footers=footers, later_than=17)
+    assert reads == {f"part-{i}.parquet": 1 for i in range(3)}
+    assert later.npartitions == frame.npartitions == 2
+    assert [len(p) for p in later.partitions] == [0, 20]  # part-0 not read (its times end at 9): an empty partition
+    got = later.compute()
+    assert got[got["t"] > 17]["row_id"].tolist() == list(range(18, 30))
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(0, 60), min_size=2, max_size=12), st.integers(1, 60), st.integers(1, 200), st.integers(1, 4))
 def test_merged_partitions_never_exceed_partition_rows(tmp_path_factory, sizes, max_rows, min_rows, min_partitions):
