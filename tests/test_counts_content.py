@@ -89,6 +89,19 @@ def test_content_features():
     assert set(feature_names()) <= set(out.columns)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["137", "1137", "1370", "13", "7", "", " 137", "137 ", "137\n", "101"]), max_size=8),
+                max_size=20))
+def test_mentions_are_the_items_equal_to_the_token_id(lists):
+    """n_mentions counts the tab-separated items that are exactly 137 (adjacent ones each; 1137, 1370 and 137 with
+    whitespace are other items), as a split of each list would."""
+    from rapids_engage.features.content import _token_counts
+
+    tokens = pd.Series(["\t".join(items) for items in lists], dtype="str")
+    got = _token_counts(tokens, {"n": 137})["n"]
+    assert got.dtype == np.int32 and got.tolist() == [items.count("137") for items in lists]
+
+
 def test_content_features_of_null_lists_unknown_types_and_accounts_created_later():
     """A null list is an empty one; an unknown tweet type is code 0 (as the first type); an account created
     after the tweet has a negative age, floored to whole days (a second later: -1, not 0)."""
