@@ -556,7 +556,10 @@ def _stop_signals() -> Iterator[None]:
     """Ctrl-C and SIGTERM (systemd, Slurm, Kubernetes) end a run alike: one line, exit 130, the cluster
     closed and temporary directories left to the next run's clean-up. From the signal on, ``distributed``
     logs nothing: the scheduler (in this process) logged the work being cancelled as errors with
-    tracebacks (a shuffle's ``shuffle_barrier``). Main thread only; the handlers and level come back after."""
+    tracebacks (a shuffle's ``shuffle_barrier``). A signal landing where Python drops exceptions ("Exception
+    ignored in …": a gc callback — distributed registers one —, a weakref callback, a ``__del__``) is
+    delivered again 50 ms later: it was lost, and the run finished with exit status 0. Main thread only; the
+    handlers, hook and level come back after."""
     import _thread
     import logging
     import signal
@@ -564,42 +567,35 @@ def _stop_signals() -> Iterator[None]:
 
     log = logging.getLogger("distributed")
     level = log.level
+    last = [signal.SIGINT]
 
-    def interrupt(signum: int, frame: Any) -> None:
+    def interrupt(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handler signature
         log.setLevel(logging.CRITICAL)
-        if _dropped_there(frame):  # Python would print "Exception ignored" and the run go on: deliver it again just after
-            threading.Timer(0.05, again, (signum,)).start()
-            return
+        last[0] = signum
         raise KeyboardInterrupt
 
-    def again(signum: int) -> None:
-        if signal.getsignal(signum) is interrupt:  # not once the run has ended
-            _thread.interrupt_main(signum)
+    def again() -> None:
+        if signal.getsignal(last[0]) is interrupt:  # not once the run has ended
+            _thread.interrupt_main(last[0])
+
+    def dropped(unraisable: Any) -> None:
+        if unraisable.exc_type is KeyboardInterrupt and signal.getsignal(last[0]) is interrupt:
+            threading.Timer(0.05, again).start()
+        else:
+            hook(unraisable)
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     before = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    hook, sys.unraisablehook = sys.unraisablehook, dropped
     try:
         yield
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)
+        sys.unraisablehook = hook
         log.setLevel(level)
-
-
-def _dropped_there(frame: Any) -> bool:
-    """Whether an exception raised at ``frame`` would be dropped by Python ("Exception ignored in …"): a gc
-    callback (distributed registers one) or a ``__del__`` is running. A Ctrl-C landing there was lost, and
-    the run finished with exit status 0."""
-    import gc
-
-    callbacks = {getattr(getattr(cb, "__func__", cb), "__code__", None) for cb in gc.callbacks}
-    while frame is not None:
-        if frame.f_code in callbacks or frame.f_code.co_name == "__del__":
-            return True
-        frame = frame.f_back
-    return False
 
 
 def main(argv: list[str] | None = None) -> int:

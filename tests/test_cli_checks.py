@@ -488,14 +488,16 @@ def test_sigterm_ends_a_run_as_ctrl_c_does():
 
 
 
-@pytest.mark.parametrize("where", ["gc callback", "__del__"])
+@pytest.mark.parametrize("where", ["gc callback", "__del__", "weakref callback"])
 def test_a_signal_landing_where_python_drops_exceptions_still_stops_the_run(where):
     """A Ctrl-C that arrived while distributed's gc callback ran was printed as "Exception ignored in ...
     _gc_callback" and lost: the run finished with exit status 0. Such a signal is now delivered again just after."""
     import gc
     import os
     import signal
+    import sys
     import time
+    import weakref
 
     from rapids_engage.pipeline import _stop_signals
 
@@ -513,6 +515,10 @@ def test_a_signal_landing_where_python_drops_exceptions_still_stops_the_run(wher
         def __del__(self) -> None:
             send()
 
+    class Plain:
+        pass
+
+    hook = sys.unraisablehook
     with _stop_signals(), pytest.raises(KeyboardInterrupt):
         if where == "gc callback":
             gc.callbacks.append(callback)
@@ -520,13 +526,19 @@ def test_a_signal_landing_where_python_drops_exceptions_still_stops_the_run(wher
                 gc.collect()
             finally:
                 gc.callbacks.remove(callback)
-        else:
+        elif where == "__del__":
             Finalised()
+        else:
+            target = Plain()
+            refs = [weakref.ref(target, lambda r: send())]
+            del target  # the weakref's callback runs here
+            assert refs
         assert sent
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             time.sleep(0.01)
         pytest.fail("the signal was dropped: the run went on")
+    assert sys.unraisablehook is hook
 
 
 def test_a_signal_while_the_workers_start_closes_the_cluster(monkeypatch):
