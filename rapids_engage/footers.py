@@ -85,15 +85,27 @@ def read_footer(path: Path) -> Footer:
         return Footer(Path(path), names, parquet.metadata)
 
 
+def int_bounds(footer: Footer, column: str) -> list[tuple[int, int]] | None:
+    """(min, max) of ``column`` in each row group of ``footer``'s file that has rows, from the statistics (no data
+    read); None when they cannot tell: no such column, a group without statistics, only nulls, or values that are
+    not integers (a timestamp column)."""
+    if footer.leaf_index(column) is None:
+        return None
+    bounds = []
+    for _, rows, stats in footer.row_groups(column):
+        if rows == 0:
+            continue
+        if stats is None or not stats.has_min_max or type(stats.min) is not int or type(stats.max) is not int:
+            return None
+        bounds.append((stats.min, stats.max))
+    return bounds
+
+
 def holds_later(footer: Footer, column: str, cutoff: int) -> bool:
     """Whether ``footer``'s file may hold a ``column`` value above ``cutoff``: False only when every row group with
-    rows has integer statistics whose maximum is at most ``cutoff`` (no data read; nulls are above no cut-off)."""
-    if footer.leaf_index(column) is None:
-        return True
-    for _, rows, stats in footer.row_groups(column):
-        if rows and (stats is None or not stats.has_min_max or type(stats.max) is not int or stats.max > cutoff):
-            return True
-    return False
+    rows has integer statistics whose maximum is at most ``cutoff`` (:func:`int_bounds`; nulls are above no cut-off)."""
+    bounds = int_bounds(footer, column)
+    return bounds is None or any(high > cutoff for _, high in bounds)
 
 
 def as_footers(files: Sequence[Path | Footer]) -> list[Footer]:

@@ -21,7 +21,7 @@ from .backend import Backend
 from .config import ClusterConfig
 from .data import DataError, check_partitioning, sized_partitions
 from .features import FeatureBuilder, add_labels
-from .footers import RAW_INPUT, Footer, as_footers, not_parquet, read_footer, unreadable
+from .footers import RAW_INPUT, Footer, as_footers, int_bounds, not_parquet, read_footer, unreadable
 from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
@@ -190,14 +190,10 @@ def earliest_time(files: Sequence[Path | Footer], column: str) -> int | None:
     refused with its own message when the rows are read)."""
     lows = []
     for footer in as_footers(files):
-        if footer.leaf_index(column) is None:
+        bounds = int_bounds(footer, column)
+        if bounds is None:
             return None
-        for _, rows, stats in footer.row_groups(column):
-            if rows == 0:
-                continue
-            if stats is None or not stats.has_min_max or type(stats.min) is not int:
-                return None
-            lows.append(int(stats.min))
+        lows += [low for low, _ in bounds]
     return min(lows) if lows else None
 
 
