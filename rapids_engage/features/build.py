@@ -359,17 +359,12 @@ class FeatureBuilder:
         wanted = [*self.row_key, *self.layout.fold_key(), self.layout.time, DAY, *self.targets, *keys, *self._content_names(), *carry]
         return frame[[c for c in dict.fromkeys(wanted) if c in frame.columns]]
 
-    def _with_history(self, frame: Any, fit: bool, checkpoint: Checkpoints) -> Any:
-        """``frame`` plus the point-in-time history features: one shuffle on each key, the rows carried along.
-
-        Training rows see the labels of strictly earlier training rows; other
-        rows see training history plus earlier events of their own batch, never
-        its labels (as at serving time). The output is partitioned by the last key.
-        A state of more than ``broadcast_limit`` rows stays partitioned on the workers.
-        """
+    def _with_history(self, frame: Any) -> Any:
+        """Rows outside the training set plus their point-in-time history features: training history plus
+        earlier events of their own batch, never its labels (as at serving time); one shuffle on each key,
+        the rows carried along (training rows: :meth:`_fit_history`)."""
         for enc in self.history_encoders:
-            labels = None if fit else False
-            frame = history_features(frame, enc, fit, labels, checkpoint, limit=self.config.broadcast_limit)
+            frame = history_features(frame, enc, fit=False, labels=False)
         return frame
 
     def _fit_history(self, frame: Any, checkpoint: Checkpoints) -> tuple[Any, Any]:
@@ -445,7 +440,7 @@ class FeatureBuilder:
         self.check_rows(frame)
         frame = self._checked(frame)
         keep = Checkpoints(scratch)
-        frame = keep(self._with_history(self._needed(frame, list(carry)), fit=False, checkpoint=keep))
+        frame = keep(self._with_history(self._needed(frame, list(carry))))
         return self._apply(frame, [enc.full_join() for enc in self.target_encoders], keep)
 
     def transform_frame(self, frame: Any, carry: list[str] = ()) -> Any:
