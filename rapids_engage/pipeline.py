@@ -46,6 +46,7 @@ from .plots import write_all
 from .report import print_summary, validate, write_json
 from .report_md import write_markdown
 from .schema import TRUE_PROB_PREFIX
+from .stop_signals import stop_signals
 from .train_check import check_params
 
 #: The failures a run reports in one line (with running out of memory, a full disk and an unusable path: :mod:`.failures`).
@@ -551,55 +552,8 @@ def _guarded(action: Any, args: argparse.Namespace, console: Console) -> int:
 LOG_WIDTH = 160
 
 
-@contextlib.contextmanager
-def _stop_signals() -> Iterator[None]:
-    """Ctrl-C and SIGTERM (systemd, Slurm, Kubernetes) end a run alike: one line, exit 130, the cluster
-    closed and temporary directories left to the next run's clean-up. From the signal on, ``distributed``
-    logs nothing: the scheduler (in this process) logged the work being cancelled as errors with
-    tracebacks (a shuffle's ``shuffle_barrier``). A signal landing where Python drops exceptions ("Exception
-    ignored in …": a gc callback — distributed registers one —, a weakref callback, a ``__del__``) is
-    delivered again 50 ms later: it was lost, and the run finished with exit status 0. Main thread only; the
-    handlers, hook and level come back after."""
-    import _thread
-    import logging
-    import signal
-    import threading
-
-    log = logging.getLogger("distributed")
-    level = log.level
-    last = [signal.SIGINT]
-
-    def interrupt(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handler signature
-        log.setLevel(logging.CRITICAL)
-        last[0] = signum
-        raise KeyboardInterrupt
-
-    def again() -> None:
-        if signal.getsignal(last[0]) is interrupt:  # not once the run has ended
-            _thread.interrupt_main(last[0])
-
-    def dropped(unraisable: Any) -> None:
-        if unraisable.exc_type is KeyboardInterrupt and signal.getsignal(last[0]) is interrupt:
-            threading.Timer(0.05, again).start()
-        else:
-            hook(unraisable)
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
-    hook, sys.unraisablehook = sys.unraisablehook, dropped
-    try:
-        yield
-    finally:
-        for s, handler in before.items():
-            signal.signal(s, handler)
-        sys.unraisablehook = hook
-        log.setLevel(level)
-
-
 def main(argv: list[str] | None = None) -> int:
-    with _stop_signals():
+    with stop_signals():
         return _main(list(sys.argv[1:] if argv is None else argv))
 
 

@@ -472,13 +472,13 @@ def test_sigterm_ends_a_run_as_ctrl_c_does():
     import os
     import signal
 
-    from rapids_engage.pipeline import _stop_signals
+    from rapids_engage.stop_signals import stop_signals
 
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     log = logging.getLogger("distributed")
     level = log.level
     for sig in (signal.SIGTERM, signal.SIGINT):
-        with _stop_signals():
+        with stop_signals():
             with pytest.raises(KeyboardInterrupt):
                 os.kill(os.getpid(), sig)
                 signal.sigtimedwait([], 0.5) if hasattr(signal, "sigtimedwait") else None
@@ -499,7 +499,7 @@ def test_a_signal_landing_where_python_drops_exceptions_still_stops_the_run(wher
     import time
     import weakref
 
-    from rapids_engage.pipeline import _stop_signals
+    from rapids_engage.stop_signals import stop_signals
 
     sent = []
 
@@ -519,7 +519,7 @@ def test_a_signal_landing_where_python_drops_exceptions_still_stops_the_run(wher
         pass
 
     hook = sys.unraisablehook
-    with _stop_signals(), pytest.raises(KeyboardInterrupt):
+    with stop_signals(), pytest.raises(KeyboardInterrupt):
         if where == "gc callback":
             gc.callbacks.append(callback)
             try:
@@ -555,7 +555,7 @@ def test_a_signal_while_the_workers_start_closes_the_cluster(monkeypatch):
     from rapids_engage.backend import CPU
     from rapids_engage.cluster import start_cluster
     from rapids_engage.config import ClusterConfig
-    from rapids_engage.pipeline import _stop_signals
+    from rapids_engage.stop_signals import stop_signals
 
     start = Nanny.start_unsafe
 
@@ -565,7 +565,7 @@ def test_a_signal_while_the_workers_start_closes_the_cluster(monkeypatch):
 
     monkeypatch.setattr(Nanny, "start_unsafe", signalled)
     before = set(SpecCluster._instances)
-    with _stop_signals(), pytest.raises(KeyboardInterrupt):
+    with stop_signals(), pytest.raises(KeyboardInterrupt):
         with start_cluster(CPU, ClusterConfig(n_workers=1, threads_per_worker=1)):
             pytest.fail("the run went on after the signal")
     made = set(SpecCluster._instances) - before
