@@ -25,8 +25,8 @@ from .atomic import read_json
 from .cli import Parser
 from .progress import byte_size
 from .store import MANIFEST, FeatureStore, is_version_dir
-from .store_builds import (KILLED, LEFTOVER, LIVE, UNKNOWN, builds_reading, dir_size, state, temporary_dirs,
-                           versions_in_use, versions_read_by_builds)
+from .store_builds import (KILLED, LEFTOVER, LIVE, UNKNOWN, builds_reading, dir_size, live_marks, state,
+                           temporary_dirs, versions_in_use, versions_read_by_builds)
 
 
 @dataclass(frozen=True)
@@ -204,16 +204,16 @@ def run_store_command(args: argparse.Namespace, console: Console) -> None:
     check_store_path(store.path)
     out = Console(highlight=False, soft_wrap=True, width=console.width)  # a file or pipe gets the log width too
     infos, tmps = describe(store)
-    served = models_using(store)
-    for version, runs in versions_in_use(store.path).items():  # runs in progress, their models not yet published
+    served, marks = models_using(store), live_marks(store.path)  # one moment's marks for all that follows
+    for version, runs in versions_in_use(marks).items():  # runs in progress, their models not yet published
         served.setdefault(version, []).extend(runs)
     doomed, kept = spare_served(to_delete(infos, args.keep, args.delete), args.delete, served, args.force,
-                                versions_read_by_builds(store.path))  # builds in progress reusing its feature groups
+                                versions_read_by_builds(marks))  # builds in progress reusing its feature groups
     states = {t.name: state(t) for t in tmps}
     deletable = (KILLED, LEFTOVER, UNKNOWN) if args.force else (KILLED, LEFTOVER)
     doomed_tmp = [name for name, s in states.items() if s in deletable] if args.tmp else []
     if not args.quiet:
-        out.print(versions_table(store, infos, served, builds_reading(store.path)))
+        out.print(versions_table(store, infos, served, builds_reading(marks)))
         for line in kept:
             out.print(line)
         total = sum(i.bytes for i in infos)

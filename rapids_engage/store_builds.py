@@ -142,36 +142,46 @@ def _marks(directory: Path) -> Iterator[tuple[Path, dict]]:
 
 
 def _dead_marks(directory: Path) -> list[Path]:
-    """The marks of killed runs: not rewritten for :data:`STALE_S` seconds, or of a process of this host no longer running."""
+    """The marks of killed runs under ``directory``."""
     now = time.time()
-    return [mark for mark, m in _marks(directory) if now - m["written"] > STALE_S
-            or (checkable(m["host"], m["pidns"]) and not process_alive(m["pid"]))]
+    return [mark for mark, m in _marks(directory) if _dead(m, now)]
 
 
-def versions_in_use(store: Path) -> dict[str, list[str]]:
+def _dead(m: dict, now: float) -> bool:
+    """Whether mark ``m`` is a killed run's: not rewritten for :data:`STALE_S` seconds, or of a process of this
+    host no longer running."""
+    return now - m["written"] > STALE_S or (checkable(m["host"], m["pidns"]) and not process_alive(m["pid"]))
+
+
+def live_marks(store: Path) -> list[dict]:
+    """The fields of the marks of the runs and builds in progress on ``store`` (a killed one's left out), read once
+    for :func:`versions_in_use`, :func:`versions_read_by_builds` and :func:`builds_reading` to describe one moment."""
+    now = time.time()
+    return [m for _, m in _marks(store / IN_USE) if not _dead(m, now)]
+
+
+def versions_in_use(marks: list[dict]) -> dict[str, list[str]]:
     """version -> the models of the runs in progress training from it (``<out>/models (training: process N)``),
-    from their marks; a killed run's (:func:`_dead_marks`) is ignored, and so are the marks of builds
-    (:func:`versions_read_by_builds`)."""
-    return _in_use(store, lambda m: None if m["building"] else f"{m['models']} (training: {_where(m)})")
+    from their :func:`live_marks`; the marks of builds (:func:`versions_read_by_builds`) are left out."""
+    return _in_use(marks, lambda m: None if m["building"] else f"{m['models']} (training: {_where(m)})")
 
 
-def versions_read_by_builds(store: Path) -> dict[str, list[str]]:
+def versions_read_by_builds(marks: list[dict]) -> dict[str, list[str]]:
     """version -> the builds in progress reading its feature groups (``the build of version V in <store>/.tmp-x
-    (process N)``), from their marks; a killed build's is ignored."""
-    return _in_use(store, lambda m: m["building"] and f"the build of version {m['building']} in {m['models']} ({_where(m)})")
+    (process N)``), from their :func:`live_marks`."""
+    return _in_use(marks, lambda m: m["building"] and f"the build of version {m['building']} in {m['models']} ({_where(m)})")
 
 
-def builds_reading(store: Path) -> dict[str, list[str]]:
+def builds_reading(marks: list[dict]) -> dict[str, list[str]]:
     """version -> the versions that builds in progress reading its feature groups build (the listing's words)."""
-    return _in_use(store, lambda m: m["building"])
+    return _in_use(marks, lambda m: m["building"])
 
 
-def _in_use(store: Path, describe: Callable[[dict], str | None]) -> dict[str, list[str]]:
-    """version -> ``describe(mark)`` of the live marks of it (a None description: not listed)."""
+def _in_use(marks: list[dict], describe: Callable[[dict], str | None]) -> dict[str, list[str]]:
+    """version -> ``describe(mark)`` of ``marks`` (a None description: not listed)."""
     found: dict[str, list[str]] = {}
-    dead = set(_dead_marks(store / IN_USE))
-    for mark, m in _marks(store / IN_USE):
-        if mark not in dead and (text := describe(m)):
+    for m in marks:
+        if text := describe(m):
             found.setdefault(m["version"], []).append(text)
     return found
 

@@ -345,7 +345,7 @@ def test_a_run_rewrites_its_mark_while_it_trains(store, monkeypatch, tmp_path):
         deadline = time.monotonic() + 30
         while (not mark.exists() or mark.stat().st_mtime == old) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert store_builds.versions_in_use(store.path) == {"ddd": [f"{tmp_path / 'run' / 'models'} (training: process {os.getpid()})"]}
+        assert store_builds.versions_in_use(store_builds.live_marks(store.path)) == {"ddd": [f"{tmp_path / 'run' / 'models'} (training: process {os.getpid()})"]}
         mark.unlink()  # taken for a killed run's
         while not mark.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -449,10 +449,10 @@ def test_a_mark_names_the_models_by_their_absolute_path(store, monkeypatch, tmp_
 def test_delete_refuses_a_version_a_build_in_progress_reads(store, tmp_path, capsys):
     """A version whose feature groups a build in progress reuses is refused by --delete (and kept by --keep) unless
     --force, as one a run in progress trains from."""
-    from rapids_engage.store_builds import in_use, versions_in_use
+    from rapids_engage.store_builds import in_use, live_marks, versions_in_use
 
     with in_use(store.path, "aaa", store.path / ".tmp-x", building="fff"):
-        assert versions_in_use(store.path) == {}  # no run trains from it
+        assert versions_in_use(live_marks(store.path)) == {}  # no run trains from it
         assert main(["store", str(store.path), "--delete", "aaa"]) == 2
         err = " ".join(capsys.readouterr().err.split())
         assert f"store: version aaa is read by the build of version fff in {store.path / '.tmp-x'} (process {os.getpid()}); " \
