@@ -20,7 +20,7 @@ scores, on the validation rows:
   the table, when that RCE is not positive: a ratio to it means nothing).
 
 Writes ``bench/results/oracle_gap-<rows>.json`` (``--results DIR``: there instead) and prints a markdown table. Uses the
-generator's own helpers (``rapids_engage.synthetic``) to recompute the pair effect from the ids.
+generator's own helpers (``rapids_engage.synthetic_world``) to recompute the pair effect from the ids.
 """
 
 from __future__ import annotations
@@ -34,21 +34,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rapids_engage import synthetic as S
+from rapids_engage import synthetic_world as S
 from rapids_engage.cli import positive_int, seed_int, writable_dir
 from rapids_engage.hashing import combine
 from rapids_engage.metrics import rce
 from rapids_engage.report import write_json
 from rapids_engage.schema import TARGETS, TRUE_PROB_PREFIX
+from rapids_engage.synthetic import SyntheticSpec, generate
 
 DAY = 86400
 
 
-def generated(root: Path, spec: S.SyntheticSpec) -> Path:
+def generated(root: Path, spec: SyntheticSpec) -> Path:
     """``root`` holding the data of ``spec``: generated there unless it holds them already (same spec)."""
     info = root / "synthetic.json"
     if not (info.is_file() and json.loads(info.read_text()).get("spec") == asdict(spec)):
-        S.generate(root, spec)
+        generate(root, spec)
     return root
 
 
@@ -141,7 +142,7 @@ def share_text(ours: float | None, ref: float, name: str) -> str:
     return f"{got:.0%}" if got is not None else f"n/a ({name} RCE {ref:.2f} <= 0)"
 
 
-def report_targets(parser: argparse.ArgumentParser, report: str | None, spec: S.SyntheticSpec, valid_hours: float) -> dict:
+def report_targets(parser: argparse.ArgumentParser, report: str | None, spec: SyntheticSpec, valid_hours: float) -> dict:
     """The ``targets`` of ``--report``, a run on the same rows (the data of ``spec``, the same validation
     window); else its RCE is not comparable: a usage error."""
     if report is None:
@@ -159,7 +160,7 @@ def report_targets(parser: argparse.ArgumentParser, report: str | None, spec: S.
     return targets
 
 
-def _other_data(run: dict, spec: S.SyntheticSpec, valid_hours: float) -> list[str]:
+def _other_data(run: dict, spec: SyntheticSpec, valid_hours: float) -> list[str]:
     """How the run of a report.json read other rows than this bench (its config's, where it has one)."""
     config = run.get("config") or {}
     if not config:
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="where oracle_gap-<rows>.json goes (default: bench/results)")
     args = parser.parse_args(argv)
     results = writable_dir(parser, "--results", args.results)
-    spec = S.SyntheticSpec(rows=args.rows, days=args.days, seed=args.seed)
+    spec = SyntheticSpec(rows=args.rows, days=args.days, seed=args.seed)
     pipeline = report_targets(parser, args.report, spec, args.valid_hours)
     root = generated(Path(args.work) / f"synthetic-{args.rows}-{args.seed}", spec)
     start = time.perf_counter()

@@ -521,18 +521,19 @@ def test_workers_write_the_same_bytes_as_one(tmp_path, monkeypatch, spec, fmt):
     """Several threads make chunks at once (a day's history still reaches the next day in order): every file,
     synthetic.json included, is byte for byte what one worker writes; progress comes in order, and no more
     than ``workers`` chunks are drawn ahead of the one reported (the memory bound)."""
-    from rapids_engage import synthetic
+    from rapids_engage import synthetic_calibration, synthetic_run
+    from rapids_engage.synthetic_spec import plan_chunks
 
-    monkeypatch.setattr(synthetic, "CALIBRATION_ROWS", 5_000)  # the same for both: only faster
-    drawn, draw = [], synthetic._draw_chunk
-    monkeypatch.setattr(synthetic, "_draw_chunk", lambda w, s, step, mood: drawn.append(step) or draw(w, s, step, mood))
+    monkeypatch.setattr(synthetic_calibration, "CALIBRATION_ROWS", 5_000)  # the same for both: only faster
+    drawn, draw = [], synthetic_run.draw_chunk
+    monkeypatch.setattr(synthetic_run, "draw_chunk", lambda w, s, step, mood: drawn.append(step) or draw(w, s, step, mood))
     seen: list[tuple[int, int]] = []
-    synthetic.generate(tmp_path / "one", spec, fmt=fmt, workers=1)
-    synthetic.generate(tmp_path / "many", spec, fmt=fmt, workers=3,
-                       on_chunk=lambda done, total: seen.append((done, len(drawn))))
+    generate(tmp_path / "one", spec, fmt=fmt, workers=1)
+    generate(tmp_path / "many", spec, fmt=fmt, workers=3, on_chunk=lambda done, total: seen.append((done, len(drawn))))
     one, many = _digests(tmp_path / "one"), _digests(tmp_path / "many")
-    assert len(one) == 1 + 2 * len(synthetic._plan(spec)) and many == one
-    plan = synthetic._plan(spec)
+    plan = plan_chunks(spec)
+    assert len(one) == 1 + 2 * len(plan) and many == one
+    assert len(drawn) == 2 * len(plan)  # every chunk of both runs drawn through the counting wrapper
     assert [done for done, _ in seen] == [s.first_row + s.rows for s in plan]
     assert all(started - len(plan) <= k + 3 for k, (_, started) in enumerate(seen))  # drawn counts both runs
 
@@ -540,22 +541,22 @@ def test_workers_write_the_same_bytes_as_one(tmp_path, monkeypatch, spec, fmt):
 def test_a_failing_chunk_stops_the_threads_and_leaves_no_synthetic_json(tmp_path, monkeypatch):
     """A chunk's error reaches the caller (chunks waiting for the previous day are released, not left hanging)
     and the dataset is not marked complete."""
-    from rapids_engage import synthetic
+    from rapids_engage import synthetic_calibration, synthetic_run
 
-    monkeypatch.setattr(synthetic, "CALIBRATION_ROWS", 5_000)
-    draw = synthetic._draw_chunk
+    monkeypatch.setattr(synthetic_calibration, "CALIBRATION_ROWS", 5_000)
+    draw = synthetic_run.draw_chunk
 
     def failing(w, s, step, mood):
         if step.day == 1 and step.index == 1:
             raise OSError("disk full")
         return draw(w, s, step, mood)
 
-    monkeypatch.setattr(synthetic, "_draw_chunk", failing)
+    monkeypatch.setattr(synthetic_run, "draw_chunk", failing)
     with pytest.raises(OSError, match="disk full"):
-        synthetic.generate(tmp_path, SyntheticSpec(rows=6_000, days=3, seed=1, chunk_rows=1_000), workers=4)
+        generate(tmp_path, SyntheticSpec(rows=6_000, days=3, seed=1, chunk_rows=1_000), workers=4)
     assert not (tmp_path / "synthetic.json").exists()
     with pytest.raises(ValueError, match="workers must be >= 1"):
-        synthetic.generate(tmp_path, SMALL, workers=0)
+        generate(tmp_path, SMALL, workers=0)
 
 
 def test_the_next_day_engages_while_the_previous_day_is_still_being_written(tmp_path, monkeypatch):
@@ -564,10 +565,10 @@ def test_the_next_day_engages_while_the_previous_day_is_still_being_written(tmp_
     until its last file was written)."""
     import threading
 
-    from rapids_engage import synthetic
+    from rapids_engage import synthetic_calibration, synthetic_run
 
-    monkeypatch.setattr(synthetic, "CALIBRATION_ROWS", 5_000)
-    engaged_day1, engage, write = threading.Event(), synthetic._engage, synthetic._write_parquet
+    monkeypatch.setattr(synthetic_calibration, "CALIBRATION_ROWS", 5_000)
+    engaged_day1, engage, write = threading.Event(), synthetic_run.engage, synthetic_run.write_parquet
     waited: list[bool] = []
 
     def engage_and_tell(w, d, yesterday):
@@ -580,19 +581,19 @@ def test_the_next_day_engages_while_the_previous_day_is_still_being_written(tmp_
             waited.append(engaged_day1.wait(timeout=60))  # a guard against a hang, not a measurement
         write(cols, schema, path)
 
-    monkeypatch.setattr(synthetic, "_engage", engage_and_tell)
-    monkeypatch.setattr(synthetic, "_write_parquet", write_after_day1)
-    synthetic.generate(tmp_path, SyntheticSpec(rows=2_000, days=2, seed=1), workers=2)
+    monkeypatch.setattr(synthetic_run, "engage", engage_and_tell)
+    monkeypatch.setattr(synthetic_run, "write_parquet", write_after_day1)
+    generate(tmp_path, SyntheticSpec(rows=2_000, days=2, seed=1), workers=2)
     assert waited == [True]
 
 
 def test_default_workers_are_the_cores_up_to_eight(monkeypatch):
     """Threads default to the usable cores, at most 8 (each holds a chunk in memory); 1 is serial."""
-    from rapids_engage import synthetic
+    from rapids_engage import synthetic_run
 
-    monkeypatch.setattr(synthetic.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
-    assert synthetic._workers(None) == synthetic.MAX_DEFAULT_WORKERS == 8
-    monkeypatch.setattr(synthetic.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    assert synthetic._workers(None) == 2 and synthetic._workers(16) == 16
+    monkeypatch.setattr(synthetic_run.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert synthetic_run.resolve_workers(None) == synthetic_run.MAX_DEFAULT_WORKERS == 8
+    monkeypatch.setattr(synthetic_run.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert synthetic_run.resolve_workers(None) == 2 and synthetic_run.resolve_workers(16) == 16
     with pytest.raises(ValueError, match="workers must be >= 1"):
-        synthetic._workers(0)
+        synthetic_run.resolve_workers(0)
