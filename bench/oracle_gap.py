@@ -20,7 +20,7 @@ scores, on the validation rows:
   the table, when that RCE is not positive: a ratio to it means nothing).
 
 Writes ``bench/results/oracle_gap-<rows>.json`` (``--results DIR``: there instead) and prints a markdown table. Uses the
-generator's own helpers (``rapids_engage.synthetic_world``) to recompute the pair effect from the ids.
+generator's own helpers (``rapids_engage.synthetic.world``) to recompute the pair effect from the ids.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rapids_engage import synthetic_world as S
+from rapids_engage.synthetic import world as S
 from rapids_engage.cli import positive_int, seed_int, writable_dir
 from rapids_engage.hashing import combine
 from rapids_engage.metrics import rce

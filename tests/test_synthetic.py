@@ -521,8 +521,8 @@ def test_workers_write_the_same_bytes_as_one(tmp_path, monkeypatch, spec, fmt):
     """Several threads make chunks at once (a day's history still reaches the next day in order): every file,
     synthetic.json included, is byte for byte what one worker writes; progress comes in order, and no more
     than ``workers`` chunks are drawn ahead of the one reported (the memory bound)."""
-    from rapids_engage import synthetic_calibration, synthetic_run
-    from rapids_engage.synthetic_spec import plan_chunks
+    from rapids_engage.synthetic import calibration as synthetic_calibration, run as synthetic_run
+    from rapids_engage.synthetic.spec import plan_chunks
 
     monkeypatch.setattr(synthetic_calibration, "CALIBRATION_ROWS", 5_000)  # the same for both: only faster
     drawn, draw = [], synthetic_run.draw_chunk
@@ -541,7 +541,7 @@ def test_workers_write_the_same_bytes_as_one(tmp_path, monkeypatch, spec, fmt):
 def test_a_failing_chunk_stops_the_threads_and_leaves_no_synthetic_json(tmp_path, monkeypatch):
     """A chunk's error reaches the caller (chunks waiting for the previous day are released, not left hanging)
     and the dataset is not marked complete."""
-    from rapids_engage import synthetic_calibration, synthetic_run
+    from rapids_engage.synthetic import calibration as synthetic_calibration, run as synthetic_run
 
     monkeypatch.setattr(synthetic_calibration, "CALIBRATION_ROWS", 5_000)
     draw = synthetic_run.draw_chunk
@@ -565,7 +565,7 @@ def test_the_next_day_engages_while_the_previous_day_is_still_being_written(tmp_
     until its last file was written)."""
     import threading
 
-    from rapids_engage import synthetic_calibration, synthetic_run
+    from rapids_engage.synthetic import calibration as synthetic_calibration, run as synthetic_run
 
     monkeypatch.setattr(synthetic_calibration, "CALIBRATION_ROWS", 5_000)
     engaged_day1, engage, write = threading.Event(), synthetic_run.engage, synthetic_run.write_parquet
@@ -589,7 +589,7 @@ def test_the_next_day_engages_while_the_previous_day_is_still_being_written(tmp_
 
 def test_default_workers_are_the_cores_up_to_eight(monkeypatch):
     """Threads default to the usable cores, at most 8 (each holds a chunk in memory); 1 is serial."""
-    from rapids_engage import synthetic_run
+    from rapids_engage.synthetic import run as synthetic_run
 
     monkeypatch.setattr(synthetic_run.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
     assert synthetic_run.resolve_workers(None) == synthetic_run.MAX_DEFAULT_WORKERS == 8

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .synthetic_chunk import Today, Yesterday, draw_rows, logits_without_history
-from .synthetic_spec import SyntheticSpec
-from .synthetic_world import RATES, World, sigmoid
+from .chunk import Today, Yesterday, draw_rows, logits_without_history
+from .spec import SyntheticSpec
+from .world import RATES, World, sigmoid
 
 CALIBRATION_ROWS = 200_000
 

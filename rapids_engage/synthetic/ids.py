@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from .hashing import splitmix64
+from ..hashing import splitmix64
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
@@ -38,7 +38,7 @@ def hex_to_ids(hex_strings: np.ndarray | list[str]) -> np.ndarray:
     """The int64 id of each 32-hex-char id (either case): its first 16 hex chars as uint64, viewed as
     int64, as the ingest reads them; a ValueError (:class:`~.ingest.ids.InvalidHexIdError`) for a string
     that is not such an id."""
-    from .ingest.ids import hex_id_to_int64
+    from ..ingest.ids import hex_id_to_int64
 
     return np.asarray(hex_id_to_int64(np.asarray(hex_strings, dtype=str)), dtype=np.int64)
 

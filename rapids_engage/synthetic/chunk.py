@@ -9,10 +9,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .hashing import combine, splitmix64
-from .schema import TARGETS, TRUE_PROB_PREFIX
-from .synthetic_spec import Step, SyntheticSpec
-from .synthetic_world import (
+from ..hashing import combine, splitmix64
+from ..schema import TARGETS, TRUE_PROB_PREFIX
+from .spec import Step, SyntheticSpec
+from .world import (
     ENGAGE_DELAY_S,
     FOLLOW_EFFECTS,
     FOLLOW_RATE,

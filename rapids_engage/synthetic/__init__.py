@@ -25,11 +25,10 @@ empty engagement field = no engagement) instead of ``data/``; the first 16 hex
 chars of an id are the two's-complement bits of the canonical int64 id
 (:func:`hex_to_ids` inverts :func:`hex_ids`).
 
-This module is the entry point (:func:`generate`, :func:`write_raw`, ``synthetic.json``); the generator's
-parts: ``synthetic_spec`` (the spec and its chunk plan), ``synthetic_world`` (constants, effects and the
-fixed :class:`~.synthetic_world.World`), ``synthetic_chunk`` (one chunk's draws and engagements),
-``synthetic_calibration`` (the intercepts), ``synthetic_run`` (the threads), ``synthetic_files`` (paths and
-writers), ``synthetic_ids`` (the hex ids).
+This package's entry point (:func:`generate`, :func:`write_raw`, ``synthetic.json``); its parts: ``spec``
+(the spec and its chunk plan), ``world`` (constants, effects and the fixed :class:`~.world.World`), ``chunk``
+(one chunk's draws and engagements), ``calibration`` (the intercepts), ``run`` (the threads), ``files``
+(paths and writers), ``ids`` (the hex ids).
 """
 
 from __future__ import annotations
@@ -40,14 +39,14 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from .atomic import write_file
-from .hashing import splitmix64
-from .synthetic_calibration import calibrate
-from .synthetic_files import canonical_schema, chunk_paths, remove_stale
-from .synthetic_ids import hex_ids, hex_to_ids
-from .synthetic_run import Job, resolve_workers, run_chunks
-from .synthetic_spec import SyntheticSpec, day_sizes, plan_chunks
-from .synthetic_world import TARGET_RATES, T, World
+from ..atomic import write_file
+from ..hashing import splitmix64
+from .calibration import calibrate
+from .files import canonical_schema, chunk_paths, remove_stale
+from .ids import hex_ids, hex_to_ids
+from .run import Job, resolve_workers, run_chunks
+from .spec import SyntheticSpec, day_sizes, plan_chunks
+from .world import TARGET_RATES, T, World
 
 VERSION = 1
 

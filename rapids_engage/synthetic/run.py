@@ -15,11 +15,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import write_file
-from .synthetic_chunk import Today, Yesterday, draw_chunk, engage
-from .synthetic_files import chunk_paths, write_parquet, write_tsv
-from .synthetic_spec import Step, SyntheticSpec
-from .synthetic_world import World, moods
+from ..atomic import write_file
+from .chunk import Today, Yesterday, draw_chunk, engage
+from .files import chunk_paths, write_parquet, write_tsv
+from .spec import Step, SyntheticSpec
+from .world import World, moods
 
 #: Default threads at most: past ~8 the serial part (world, calibration, the day-to-day history) bounds the
 #: speed-up, while each thread holds a chunk (~0.54 GB per 1M rows).

@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from .atomic import remove_stale_partials, write_file
-from .schema import DTYPES, RAW_COLUMNS
-from .synthetic_ids import arrow_hex
-from .synthetic_spec import Step
+from ..atomic import remove_stale_partials, write_file
+from ..schema import DTYPES, RAW_COLUMNS
+from .ids import arrow_hex
+from .spec import Step
 
 
 def chunk_paths(out: Path, fmt: str, k: int, step: Step) -> tuple[Path, Path]:

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 
-from .hashing import splitmix64
-from .schema import TARGETS, TWEET_TYPES
-from .synthetic_ids import hex_ids
-from .synthetic_spec import SyntheticSpec
+from ..hashing import splitmix64
+from ..schema import TARGETS, TWEET_TYPES
+from .ids import hex_ids
+from .spec import SyntheticSpec
 
 TARGET_RATES: dict[str, float] = {"like": 0.40, "retweet": 0.09, "reply": 0.03, "quote": 0.007}
 T: list[str] = list(TARGETS)  # like, retweet, reply, quote (column j of every (n, 4) array)
