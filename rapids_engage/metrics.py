@@ -13,7 +13,9 @@ Conventions:
   log loss, RCE, ECE, calibration curves and ``binary_report`` take probabilities
   (a score outside [0, 1] is an error), AP, AUC and the ranking metrics any scores.
   NaN or infinite labels or scores are an error naming the first row (they would
-  otherwise be ranked or averaged into a plausible number).
+  otherwise be ranked or averaged into a plausible number). Such errors are
+  :class:`RowError` (a ``ValueError``) and name the row of the caller's input, in
+  grouped metrics too.
 * Undefined values are ``nan``: AP without positives (sklearn returns 0.0), AUC /
   RCE with a single class in ``y`` (sklearn raises for AUC), Spearman of a
   constant input, a ranking mean with no group that has a positive.
@@ -84,6 +86,19 @@ def _arrays(*arrays: Any, others: tuple = ()) -> tuple[ModuleType, list[Any]]:
     return xp, out
 
 
+class RowError(ValueError):
+    """Bad input at one row: the message names ``row``; :meth:`at` names another (the caller's row of a
+    group's row, when a metric runs on a subset such as :func:`grouped_by_quantile`'s groups)."""
+
+    def __init__(self, template: str, row: int) -> None:
+        self.template, self.row = template, row
+        super().__init__(template.format(row=row))
+
+    def at(self, row: int, context: str = "") -> RowError:
+        """The same error at the caller's ``row``, ``context`` appended to the message."""
+        return RowError(self.template + context.replace("{", "{{").replace("}", "}}"), row)
+
+
 def _checked(y: ArrayLike, p: ArrayLike, binary: bool, others: tuple = (), probabilities: bool = False) -> tuple[ModuleType, Any, Any]:
     """(module, y, p) as :func:`_arrays`, refusing NaN or infinite values (they would be ranked or
     averaged into a plausible number), when ``binary`` labels other than 0/1 and, when ``probabilities``,
@@ -92,18 +107,18 @@ def _checked(y: ArrayLike, p: ArrayLike, binary: bool, others: tuple = (), proba
     for name, a in (("y", y), ("p", p)):
         bad = ~xp.isfinite(a)
         if bool(bad.any()):
-            raise ValueError(f"{name} has {int(bad.sum())} NaN or infinite value(s), the first at row {int(xp.argmax(bad))}")
+            raise RowError(f"{name} has {int(bad.sum())} NaN or infinite value(s), the first at row {{row}}", int(xp.argmax(bad)))
     if probabilities:
         bad = (p < 0) | (p > 1)
         if bool(bad.any()):
             row = int(xp.argmax(bad))
-            raise ValueError(f"p must hold probabilities in [0, 1]; row {row} holds {float(p[row]):g} (scores of another "
-                             "scale: average_precision, roc_auc and the ranking metrics take them)")
+            raise RowError(f"p must hold probabilities in [0, 1]; row {{row}} holds {float(p[row]):g} (scores of another "
+                           "scale: average_precision, roc_auc and the ranking metrics take them)", row)
     if binary:
         bad = (y != 0) & (y != 1)
         if bool(bad.any()):
             row = int(xp.argmax(bad))
-            raise ValueError(f"y must hold 0/1 labels; row {row} holds {float(y[row]):g}")
+            raise RowError(f"y must hold 0/1 labels; row {{row}} holds {float(y[row]):g}", row)
     return xp, y, p
 
 
@@ -318,11 +333,22 @@ def grouped_by_quantile(
     Returns {"mean", "groups", "edges", "counts"}: one value and row count per
     non-empty group (empty groups, from repeated edges, are skipped), the
     ``n_groups + 1`` edges; ``mean`` averages the groups whose value is not nan.
-    Rows with a nan ``key`` are left out.
+    Rows with a nan ``key`` are left out. An input error ``metric`` raises (:class:`RowError`: NaN, a label
+    other than 0/1, ...) names the row of ``y`` / ``p``, not its place in the group.
     """
     xp, (y, p, key) = _arrays(y, p, key)
     edges, groups = _quantile_groups(key, xp, n_groups)
-    values, counts = _per_group(lambda mask: metric(y[mask], p[mask]), groups, n_groups, xp)
+
+    def of_group(mask: Any) -> float:
+        try:
+            return metric(y[mask], p[mask])
+        except RowError as error:
+            g = int(groups[mask][0])
+            close = "]" if g == n_groups - 1 else ")"
+            where = f" (among the {int(mask.sum())} rows of key quantile group {g + 1} of {n_groups}: [{edges[g]:g}, {edges[g + 1]:g}{close})"
+            raise error.at(int(xp.nonzero(mask)[0][error.row]), where) from None
+
+    values, counts = _per_group(of_group, groups, n_groups, xp)
     return {"mean": _mean_defined(values), "groups": values, "edges": edges, "counts": counts}
 
 

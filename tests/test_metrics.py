@@ -453,6 +453,28 @@ def test_empty_inputs_are_nan():
     assert r["n"] == 0 and math.isnan(r["ap"])
 
 
+@pytest.mark.parametrize(
+    "metric, bad, match",
+    [
+        (m.average_precision, {"p": np.nan}, r"p has 1 NaN or infinite value\(s\), the first at row 7 \(among the 4 rows of key quantile group 2 of 2: \[3.5, 7\]\)"),
+        (m.roc_auc, {"y": 2.0}, r"y must hold 0/1 labels; row 7 holds 2 \(among the 4 rows of key quantile group 2 of 2: \[3.5, 7\]\)"),
+        (m.rce, {"p": 1.5}, r"p must hold probabilities in \[0, 1\]; row 7 holds 1.5 .*\(among the 4 rows of key quantile group 2 of 2"),
+    ],
+)
+def test_grouped_errors_name_the_callers_row(metric, bad, match):
+    """A bad value in a quantile group is reported at its row of the caller's input (row 7), not at its place
+    in the group (3: rows 3, 5, 6, 7) nor in the key order."""
+    y = np.array([0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0])
+    p = np.array([0.2, 0.7, 0.3, 0.6, 0.4, 0.5, 0.1, 0.9])
+    key = np.array([0, 1, 2, 7, 3, 6, 4, 5])  # edges 0, 3.5, 7
+    arrays = {"y": y.copy(), "p": p.copy()}
+    for name, value in bad.items():
+        arrays[name][7] = value
+    with pytest.raises(ValueError, match=match) as raised:
+        m.grouped_by_quantile(metric, arrays["y"], arrays["p"], key, n_groups=2)
+    assert isinstance(raised.value, m.RowError) and raised.value.row == 7
+
+
 def test_grouped_nan_keys_left_out():
     rng = np.random.default_rng(9)
     y = (rng.random(1000) < 0.3).astype(float)
@@ -622,7 +644,7 @@ def test_probability_metrics_refuse_scores_outside_0_1_and_rank_metrics_take_the
         with pytest.raises(ValueError, match=r"p must hold probabilities in \[0, 1\]; row 0 holds -2.2"):
             f(y, margins)
         f(y, [0.0, 1.0, 0.5, 0.25])  # the ends are probabilities
-    with pytest.raises(ValueError, match="holds 1.8"):  # the row within its group
+    with pytest.raises(ValueError, match="row 1 holds 1.8"):  # the caller's row, not the row within its group
         m.grouped_by_quantile(m.rce, y, [0.1, 1.8, 0.5, 0.2], [1, 2, 3, 4])
     assert m.average_precision(y, margins) == pytest.approx(skm.average_precision_score(y, margins))
     assert m.roc_auc(y, margins) == pytest.approx(skm.roc_auc_score(y, margins))
