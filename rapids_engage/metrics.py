@@ -9,6 +9,8 @@ rows are fine. cupy is imported only when a GPU input is seen.
 
 Conventions:
 
+* Labels, scores and keys are numbers or booleans: text ("0"/"1" read from a CSV) is
+  an error, as scikit-learn refuses text scores (and reads text labels as class names).
 * Binary labels are 0/1 (bool or any numeric dtype; other values are an error);
   log loss, RCE, ECE, calibration curves and ``binary_report`` take probabilities
   (a score outside [0, 1] is an error), AP, AUC and the ranking metrics any scores.
@@ -39,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import argsort_stable, bincount, float_values
+from .backend import argsort_stable, bincount, float_values, to_host
 
 ArrayLike = Any  # numpy / cupy array, pandas / cudf Series, or a sequence
 Metric = Callable[[ArrayLike, ArrayLike], float]
@@ -70,17 +72,46 @@ def _raw(a: Any) -> Any:
     return a
 
 
-def _f64(a: Any, xp: ModuleType) -> Any:
-    """``a`` as a 1-d float64 array of module ``xp`` (nulls as NaN)."""
+#: What pandas' ``infer_dtype`` says of an object column of numbers, booleans and missing values.
+_NUMBER_OBJECTS = frozenset({"integer", "floating", "mixed-integer-float", "boolean", "decimal", "empty"})
+
+
+def _text_row(a: Any) -> int | None:
+    """The first row of ``a`` (an array or Series) that holds text (str / bytes), None when none does."""
+    dtype = a.dtype
+    dtype = getattr(getattr(dtype, "categories", None), "dtype", dtype)  # a categorical: its categories'
+    if dtype.kind not in "OUS":
+        return None
+    if dtype.kind == "O" and not _on_gpu(a):  # (a cudf object column is text)
+        import pandas as pd
+
+        if pd.api.types.infer_dtype(a, skipna=True) in _NUMBER_OBJECTS:
+            return None
+    cells = np.asarray(to_host(a), dtype=object).ravel()
+    return next((i for i, v in enumerate(cells) if isinstance(v, (str, bytes))), None)
+
+
+def _f64(a: Any, xp: ModuleType, name: str) -> Any:
+    """``a`` as a 1-d float64 array of module ``xp`` (nulls as NaN); text is an error (:func:`_text_row`):
+    scikit-learn refuses text scores and reads text labels as class names ("10" < "9"), and float("1.0")
+    would take " 1", "1.0" and "nan" as well."""
+    if not hasattr(a, "dtype"):  # a list / tuple / scalar
+        cells = np.asarray(a)
+        a = cells if cells.dtype.kind not in "US" else np.asarray(a, dtype=object)  # numpy makes [0, "1"] all text
+    row = _text_row(a)
+    if row is not None:
+        value = np.asarray(to_host(a), dtype=object).ravel()[row]
+        raise RowError(f"{name} holds text ({value!r} at row {{row}}): labels, scores and keys must be numbers or booleans "
+                       "(convert them first, e.g. with pandas.to_numeric)", row)
     if hasattr(a, "to_numpy"):  # a pandas / cudf Series (also pandas nullable dtypes)
         a = float_values(a)
     return xp.asarray(_raw(a), dtype=xp.float64).ravel()
 
 
-def _arrays(*arrays: Any, others: tuple = ()) -> tuple[ModuleType, list[Any]]:
+def _arrays(*arrays: Any, others: tuple = (), names: tuple[str, ...] = ("y", "p", "key")) -> tuple[ModuleType, list[Any]]:
     """(module, float64 arrays of equal length); ``others`` only take part in picking the module."""
     xp = _xp(*arrays, *others)
-    out = [_f64(a, xp) for a in arrays]
+    out = [_f64(a, xp, name) for a, name in zip(arrays, names)]
     if len({len(a) for a in out}) > 1:
         raise ValueError(f"arrays of different lengths: {[len(a) for a in out]}")
     return xp, out
@@ -571,7 +602,7 @@ def binary_report(y: ArrayLike, p: ArrayLike, key: ArrayLike | None = None) -> d
         "n": int(n),
     }
     if key is not None:  # same values as grouped_by_quantile(average_precision / rce, ...)
-        key = _f64(key, xp)
+        key = _f64(key, xp, "key")
         if len(key) != n:
             raise ValueError(f"key has {len(key)} rows, y has {n}")
         _, groups = _quantile_groups(key, xp, 5)

@@ -444,6 +444,38 @@ def test_nan_scores_labels_outside_0_1_and_bad_arguments_are_errors():
         m.expected_calibration_error([1, 0], [0.5, 0.4], n_bins=0)
 
 
+@pytest.mark.parametrize(
+    "text, row",
+    [
+        (["0", "1", "1", "0"], 0),
+        (np.array(["0", "1", "1", "0"]), 0),
+        (np.array([b"0", b"1", b"1", b"0"]), 0),
+        (pd.Series(["0", "1", "1", "0"]), 0),
+        (pd.Series(["0", "1", "1", "0"], dtype="string"), 0),
+        (pd.Series(["0", "1", "1", "0"]).astype("category"), 0),
+        ([0, 1, "1", 0], 2),
+        (pd.Series([0, None, "1", 0], dtype=object), 2),
+    ],
+)
+def test_text_labels_scores_and_keys_are_refused(text, row):
+    """Text ("0"/"1" read from a CSV) was parsed as floats. scikit-learn refuses text scores, refuses text labels in
+    average_precision_score (pos_label=1) and reads them as class names in roc_auc_score ("9" above "10"): refused
+    here, naming the argument and the first row of text."""
+    y, p, key = np.array([0, 1, 1, 0]), np.array([0.1, 0.8, 0.4, 0.3]), np.array([5.0, 1.0, 2.0, 7.0])
+    for f in (m.average_precision, m.roc_auc, m.log_loss, m.rce, m.binary_report, m.regression_report):
+        with pytest.raises(ValueError, match=rf"y holds text \(.*'1' at row {row}\)|y holds text \(.*'0' at row {row}\)"):
+            f(text, p)
+    with pytest.raises(ValueError, match=rf"p holds text .* at row {row}\): labels, scores and keys must be numbers"):
+        m.roc_auc(y, text)
+    with pytest.raises(ValueError, match=rf"y holds text .* at row {row}"):
+        m.map_at_k(text, p, [1, 1, 2, 2])
+    for grouped in (lambda: m.grouped_by_quantile(m.average_precision, y, p, text), lambda: m.binary_report(y, p, key=text)):
+        with pytest.raises(ValueError, match=rf"key holds text .* at row {row}"):
+            grouped()
+    assert m.grouped_by_quantile(m.average_precision, y, p, key.astype(int))["counts"] == [1, 1, 1, 1]  # numbers are no text
+    assert m.roc_auc(pd.Series(y).astype("category"), p) == m.roc_auc(np.array([0, 1, True, 0.0], dtype=object), p) == 1.0
+
+
 def test_empty_inputs_are_nan():
     e = np.array([], dtype=float)
     for f in (m.log_loss, m.rce, m.average_precision, m.roc_auc, m.expected_calibration_error, m.rmse, m.spearman):
