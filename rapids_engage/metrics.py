@@ -21,11 +21,11 @@ Conventions:
 * Undefined values are ``nan``: AP without positives (sklearn returns 0.0), AUC /
   RCE with a single class in ``y`` (sklearn raises for AUC), Spearman of a
   constant input, a ranking mean with no group that has a positive.
-* Ranking metrics (MAP@k, NDCG@k, MRR) are per group (e.g. per impression),
-  binary relevance ``y > 0``, tied scores ordered against the model (non-relevant
-  rows first) or by ``ranking_report``'s ``tiebreak``, so the row order never
-  matters, and averaged over the groups that have at least one positive (groups
-  without positives are excluded from the mean).
+* Ranking metrics (MAP@k, NDCG@k, MRR) are per group (e.g. per impression; a
+  missing group id is an error), binary relevance ``y > 0``, tied scores ordered
+  against the model (non-relevant rows first) or by ``ranking_report``'s
+  ``tiebreak``, so the row order never matters, and averaged over the groups that
+  have at least one positive (groups without positives are excluded from the mean).
 * Bins and groups are half-open ``[lo, hi)`` with the last one closed: ECE /
   calibration on equal-width bins of [0, 1], popularity groups on quantiles of
   the key; a grouped mean averages the groups whose value is defined.
@@ -408,13 +408,28 @@ class _Ranked:
         return _mean(values[has_pos])
 
 
+def _missing_ids(group: ArrayLike, xp: ModuleType) -> Any:
+    """True where a group id is missing: None, NaN, NaT or a pandas / cudf null."""
+    if hasattr(group, "isna"):  # a pandas / cudf Series
+        return xp.asarray(_raw(group.isna())).ravel()
+    if _on_gpu(group):  # a cupy array: only floats can be missing
+        return xp.isnan(group).ravel() if group.dtype.kind == "f" else xp.zeros(group.size, dtype=bool)
+    import pandas as pd
+
+    return xp.asarray(pd.isna(np.asarray(group))).ravel()
+
+
 def _ranking_inputs(y: ArrayLike, p: ArrayLike, group: ArrayLike) -> tuple[ModuleType, Any, Any, Any]:
-    """(module, y, p, group ids) with the group ids kept in their own dtype."""
+    """(module, y, p, group ids) with the group ids kept in their own dtype. A missing id is an error: NaN ids
+    each made a group of one (NaN != NaN), a perfectly ranked one when its row was relevant."""
     xp, y, p = _checked(y, p, binary=False, others=(group,))
-    g = xp.asarray(_raw(group)).ravel()
-    if len(g) != len(y):
-        raise ValueError(f"group has {len(g)} rows, y has {len(y)}")
-    return xp, y, p, g
+    missing = _missing_ids(group, xp)
+    if len(missing) != len(y):
+        raise ValueError(f"group has {len(missing)} rows, y has {len(y)}")
+    if bool(missing.any()):
+        raise RowError(f"group has {int(missing.sum())} missing id(s) (None, NaN or null), the first at row {{row}}: "
+                       "every row must belong to a group", int(xp.argmax(missing)))
+    return xp, y, p, xp.asarray(_raw(group)).ravel()
 
 
 def _segments(y: Any, g: Any, order_desc: Any, xp: ModuleType) -> _Ranked:

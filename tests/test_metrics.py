@@ -333,6 +333,25 @@ def test_ranking_report_keys_and_string_groups():
     assert perfect["map@10"] == perfect["ndcg@10"] == perfect["mrr"] == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize(
+    "group",
+    [
+        np.array([1, 1, np.nan, np.nan, 2, 2]),
+        [1, 1, None, float("nan"), 2, 2],
+        np.array(["a", "a", None, None, "b", "b"], dtype=object),
+        pd.Series([1, 1, None, None, 2, 2], dtype="Int64"),
+        pd.Series(["a", "a", None, None, "b", "b"]),
+    ],
+)
+def test_missing_group_ids_are_an_error(group):
+    """Rows without a group: NaN ids each made a perfectly ranked group of one (MAP@10 0.875 instead of the two real
+    groups' 0.75, n_groups 4), None ids a TypeError from the sort."""
+    y, p = np.array([0, 1, 1, 1, 1, 0.0]), np.array([0.9, 0.1, 0.8, 0.7, 0.5, 0.2])
+    for f in (m.map_at_k, m.ndcg_at_k, m.mrr, m.ranking_report):
+        with pytest.raises(ValueError, match=r"group has 2 missing id\(s\) \(None, NaN or null\), the first at row 2"):
+            f(y, p, group)
+
+
 def _brute_tied(y, p, group, k, tiebreak):
     """Share of top-k rows (by score, ties by tiebreak) of groups with a positive that share their score in the group."""
     shown = []
