@@ -338,7 +338,11 @@ def calibration_curve(y: ArrayLike, p: ArrayLike, n_bins: int = 10) -> dict[str,
 
 def _quantile_groups(key: Any, xp: ModuleType, n_groups: int) -> tuple[list[float], Any]:
     """(edges, group of each row): groups [e_i, e_{i+1}) on quantiles of ``key``, the last
-    closed; rows with a nan key get group -1."""
+    closed; rows with a nan key get group -1. An infinite key is an error: its quantile edges were nan."""
+    infinite = xp.isinf(key)
+    if bool(infinite.any()):
+        raise RowError(f"key has {int(infinite.sum())} infinite value(s), the first at row {{row}} (a NaN key leaves its row out)",
+                       int(xp.argmax(infinite)))
     valid = ~xp.isnan(key)
     if not bool(valid.any()):
         return [], xp.full(len(key), -1)
@@ -367,6 +371,7 @@ def grouped_by_quantile(
     Rows with a nan ``key`` are left out. An input error ``metric`` raises (:class:`RowError`: NaN, a label
     other than 0/1, ...) names the row of ``y`` / ``p``, not its place in the group.
     """
+    _check_whole("n_groups", n_groups)
     xp, (y, p, key) = _arrays(y, p, key)
     edges, groups = _quantile_groups(key, xp, n_groups)
 

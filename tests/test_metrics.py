@@ -526,6 +526,20 @@ def test_grouped_errors_name_the_callers_row(metric, bad, match):
     assert isinstance(raised.value, m.RowError) and raised.value.row == 7
 
 
+def test_grouped_infinite_keys_and_bad_group_counts_are_errors():
+    """An infinite key made nan quantile edges ([nan, 1.4, ..., nan]) and a group of whatever it was clipped into;
+    n_groups 0 gave an empty result, 2.5 and -1 numpy's errors."""
+    y, p = np.array([0, 1, 1, 0, 1, 0, 0, 1.0]), np.array([0.1, 0.8, 0.4, 0.3, 0.9, 0.2, 0.6, 0.5])
+    key = np.array([-np.inf, 1, 2, 3, 4, 5, 6, np.inf])
+    with pytest.raises(ValueError, match=r"key has 2 infinite value\(s\), the first at row 0"):
+        m.grouped_by_quantile(m.average_precision, y, p, key)
+    with pytest.raises(ValueError, match=r"key has 1 infinite value\(s\), the first at row 7"):
+        m.binary_report(y, p, key=np.append(np.arange(7.0), np.inf))
+    for n_groups in (0, 2.5, -1):
+        with pytest.raises(ValueError, match=f"n_groups must be a whole number >= 1, got {n_groups}"):
+            m.grouped_by_quantile(m.average_precision, y, p, np.arange(8.0), n_groups=n_groups)
+
+
 def test_grouped_nan_keys_left_out():
     rng = np.random.default_rng(9)
     y = (rng.random(1000) < 0.3).astype(float)
