@@ -498,8 +498,9 @@ def _tied_at_k(r: _Ranked, p: Any, k: int) -> float:
 def _ndcg_at_k(r: _Ranked, k: int) -> float:
     xp = r.xp
     dcg = r.per_group(r.rel * (r.rank < k) / xp.log2(r.rank + 2.0))
-    ideal = _concat0(xp.cumsum(1.0 / xp.log2(xp.arange(k) + 2.0)), xp)  # ideal[j]: j relevant on top
-    idcg = ideal[xp.minimum(r.n_pos, k).astype(xp.int64)]
+    top = min(k, int(r.n_pos.max()) if len(r.n_pos) else 0)  # not k: k=10**8 built 1.5 GB for 4 rows
+    ideal = _concat0(xp.cumsum(1.0 / xp.log2(xp.arange(top) + 2.0)), xp)  # ideal[j]: j relevant on top
+    idcg = ideal[xp.minimum(r.n_pos, top).astype(xp.int64)]
     return r.mean(dcg / xp.where(idcg > 0, idcg, 1.0))
 
 
