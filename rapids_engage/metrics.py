@@ -1,8 +1,10 @@
 """Evaluation metrics on numpy (CPU) or cupy (GPU) arrays — RecSys Challenge 2021 and more.
 
-Every function takes numpy or cupy arrays, or pandas / cudf Series, computes in
+Every function takes numpy or cupy arrays, pandas / cudf Series or lists, computes in
 float64 on the device that holds the data (cupy as soon as one input lives on
-the GPU) and returns plain Python numbers. Everything is vectorized: curves come
+the GPU) and returns plain Python numbers. Series are read by position, as
+scikit-learn reads them: their index is not aligned (``y`` on a filtered frame's
+index and ``pd.Series(model.predict(X))`` pair row i with row i). Everything is vectorized: curves come
 from one sort plus cumulative sums, per-group ranking metrics from one stable
 sort by (group, -score) plus segment sums (``bincount``), so tens of millions of
 rows are fine. cupy is imported only when a GPU input is seen.

@@ -47,26 +47,55 @@ def ranking_data(draw, tie_free: bool = False):
     return y, p, group
 
 
+def _reversed_index(a):
+    """A Series on a descending index: read by position, as sklearn does (no alignment on the index)."""
+    return pd.Series(a, index=np.arange(len(a))[::-1])
+
+
+#: What a notebook passes as 0/1 labels (float 0.0/1.0 arrays are binary_data's own).
+LABEL_FORMS = {
+    "float": lambda y: y,
+    "bool": lambda y: y.astype(bool),
+    "int8": lambda y: y.astype(np.int8),
+    "list": lambda y: y.astype(int).tolist(),
+    "Int64": lambda y: pd.Series(y.astype(int), dtype="Int64"),
+    "boolean": lambda y: pd.Series(y.astype(bool), dtype="boolean"),
+    "reversed index": _reversed_index,
+}
+#: ... and as scores.
+SCORE_FORMS = {
+    "float": lambda p: p,
+    "list": lambda p: p.tolist(),
+    "Float64": lambda p: pd.Series(p, dtype="Float64"),
+    "series": lambda p: pd.Series(p, index=np.arange(len(p)) + 1000),
+}
+forms = st.tuples(st.sampled_from(sorted(LABEL_FORMS)), st.sampled_from(sorted(SCORE_FORMS)))
+
+
+def _as(form, y, p):
+    return LABEL_FORMS[form[0]](y), SCORE_FORMS[form[1]](p)
+
+
 # ----------------------------------------------------------------- binary ---
 @SETTINGS
-@given(binary_data())
-def test_average_precision_matches_sklearn(d):
+@given(binary_data(), forms)
+def test_average_precision_matches_sklearn(d, form):
     y, p = d
-    assert m.average_precision(y, p) == pytest.approx(skm.average_precision_score(y, p), abs=1e-12)
+    assert m.average_precision(*_as(form, y, p)) == pytest.approx(skm.average_precision_score(y, p), abs=1e-12)
 
 
 @SETTINGS
-@given(binary_data())
-def test_roc_auc_matches_sklearn(d):
+@given(binary_data(), forms)
+def test_roc_auc_matches_sklearn(d, form):
     y, p = d
-    assert m.roc_auc(y, p) == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
+    assert m.roc_auc(*_as(form, y, p)) == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
 
 
 @SETTINGS
-@given(binary_data(min_n=1, both_classes=False))
-def test_log_loss_matches_sklearn(d):
+@given(binary_data(min_n=1, both_classes=False), forms)
+def test_log_loss_matches_sklearn(d, form):
     y, p = d
-    assert m.log_loss(y, p) == pytest.approx(skm.log_loss(y, p, labels=[0, 1]), rel=1e-10)
+    assert m.log_loss(*_as(form, y, p)) == pytest.approx(skm.log_loss(y, p, labels=[0, 1]), rel=1e-10)
 
 
 def test_log_loss_clips_like_sklearn_at_zero_and_one():
