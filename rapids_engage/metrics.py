@@ -74,6 +74,15 @@ def _raw(a: Any) -> Any:
     return a
 
 
+def _one_column(a: Any, name: str) -> None:
+    """``a`` must hold one value a row (1-d, or a single row or column): the two columns of ``predict_proba``
+    made twice the rows, and a (n, 2) ``y`` and ``p`` were pooled into one 2n-row metric."""
+    shape = tuple(getattr(a, "shape", ()))
+    if sum(d > 1 for d in shape) > 1:
+        raise ValueError(f"{name} has shape {shape}: one value a row expected (a 1-d array, a column or a Series; "
+                         "of predict_proba's (n, 2), the positive class is [:, 1])")
+
+
 #: What pandas' ``infer_dtype`` says of an object column of numbers, booleans and missing values.
 _NUMBER_OBJECTS = frozenset({"integer", "floating", "mixed-integer-float", "boolean", "decimal", "empty"})
 
@@ -97,9 +106,10 @@ def _f64(a: Any, xp: ModuleType, name: str) -> Any:
     """``a`` as a 1-d float64 array of module ``xp`` (nulls as NaN); text is an error (:func:`_text_row`):
     scikit-learn refuses text scores and reads text labels as class names ("10" < "9"), and float("1.0")
     would take " 1", "1.0" and "nan" as well."""
-    if not hasattr(a, "dtype"):  # a list / tuple / scalar
+    if not hasattr(a, "dtype"):  # a list / tuple / scalar / DataFrame
         cells = np.asarray(a)
         a = cells if cells.dtype.kind not in "US" else np.asarray(a, dtype=object)  # numpy makes [0, "1"] all text
+    _one_column(a, name)
     row = _text_row(a)
     if row is not None:
         value = np.asarray(to_host(a), dtype=object).ravel()[row]
@@ -430,6 +440,7 @@ def _ranking_inputs(y: ArrayLike, p: ArrayLike, group: ArrayLike) -> tuple[Modul
     """(module, y, p, group ids) with the group ids kept in their own dtype. A missing id is an error: NaN ids
     each made a group of one (NaN != NaN), a perfectly ranked one when its row was relevant."""
     xp, y, p = _checked(y, p, binary=False, others=(group,))
+    _one_column(group, "group")
     missing = _missing_ids(group, xp)
     if len(missing) != len(y):
         raise ValueError(f"group has {len(missing)} rows, y has {len(y)}")

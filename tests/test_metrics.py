@@ -534,6 +534,22 @@ def test_text_labels_scores_and_keys_are_refused(text, row):
     assert m.roc_auc(pd.Series(y).astype("category"), p) == m.roc_auc(np.array([0, 1, True, 0.0], dtype=object), p) == 1.0
 
 
+def test_inputs_of_several_columns_are_refused():
+    """predict_proba's (n, 2) scores made 2n rows ('arrays of different lengths: [4, 8]'); a (n, 2) y and p were pooled
+    into one metric of 2n rows, a (n/2, 2) group flattened beside n rows."""
+    y, p = np.array([0, 1, 1, 0]), np.array([0.2, 0.7, 0.6, 0.4])
+    proba = np.column_stack([1 - p, p])
+    with pytest.raises(ValueError, match=r"p has shape \(4, 2\): one value a row expected .* the positive class is \[:, 1\]"):
+        m.roc_auc(y, proba)
+    with pytest.raises(ValueError, match=r"y has shape \(4, 2\)"):
+        m.average_precision(np.column_stack([y, y]), proba)
+    with pytest.raises(ValueError, match=r"p has shape \(4, 2\)"):
+        m.log_loss(y, pd.DataFrame(proba))
+    with pytest.raises(ValueError, match=r"group has shape \(2, 2\)"):
+        m.map_at_k(y, p, np.array([[1, 1], [2, 2]]))
+    assert m.roc_auc(y[:, None], proba[:, 1:]) == m.roc_auc(y, pd.DataFrame(proba[:, 1:])) == 1.0  # one column: fine
+
+
 def test_empty_inputs_are_nan():
     e = np.array([], dtype=float)
     for f in (m.log_loss, m.rce, m.average_precision, m.roc_auc, m.expected_calibration_error, m.rmse, m.spearman):
