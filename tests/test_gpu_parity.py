@@ -152,6 +152,49 @@ def test_string_features_on_repeated_labels_and_odd_whitespace():
                                   derived_keys(urls, layout)["url_domain"].to_numpy())
 
 
+def test_list_counts_mentions_and_validation_read_written_after_the_h200_session(tmp_path):
+    """Code first written after the H200 session (commits 6981be8, 046c2ac, 68db60b), reviewed against the cudf
+    26.10 docs and libcudf's regex source but never run on a GPU: the list count without the regex (literal
+    ``str.len`` / ``str.replace``), n_mentions' two regex counts (``[^\\t]`` matches a newline in libcudf as in
+    Python), both on dask_cudf's meta frame first (where cudf 26.10 gave ``bool[pyarrow]`` results once,
+    43db5fe), and ``read_events(later_than=)``'s empty partitions made from that meta: each against pandas."""
+    import cudf
+
+    from rapids_engage.data import input_footers, read_events
+    from rapids_engage.features.build import _rowwise
+    from rapids_engage.features.content import _token_counts, content_features, feature_names
+    from rapids_engage.features.table_content import _plain_count_items, count_items
+    from rapids_engage.synthetic import SyntheticSpec, generate
+
+    plain = {"\t": pd.Series(["137\t1\t137", "137\t137", "1137\t1370", "", "101\t\xe9\t137", "137"], index=[0, 0, 1, 2, 2, 3], dtype="str"),
+             " ": pd.Series(["a b c", "x", "", "\xe9 d"], dtype="str")}
+    for sep, lists in plain.items():
+        assert _plain_count_items(lists, sep) is not None  # the path without the regex, on both
+        np.testing.assert_array_equal(count_items(cudf.from_pandas(lists), sep).to_pandas().to_numpy(), count_items(lists, sep).to_numpy())
+    tokens = pd.Series(["137\t137", "137\n\t137", " 137\t137 ", "1137\t1370\t137", "", "\t137\t\t137\t", "137\t\xe9137"], dtype="str")
+    got = _token_counts(cudf.from_pandas(tokens), {"n": 137})["n"]
+    assert str(got.dtype) == "int32" and got.to_pandas().tolist() == _token_counts(tokens, {"n": 137})["n"].tolist() == [2, 1, 0, 1, 0, 2, 1]
+
+    generate(tmp_path, SyntheticSpec(rows=2_000, days=3, seed=2))
+    footers = input_footers(tmp_path / "data")
+    whole = read_events(tmp_path / "data", footers=footers)
+    cut = int(whole["tweet_timestamp"].max().compute()) - 3600
+    later = read_events(tmp_path / "data", later_than=cut, footers=footers)
+    assert type(later._meta).__module__.startswith("cudf") and later.npartitions == whole.npartitions
+    parts = [later.get_partition(i).compute() for i in range(later.npartitions)]
+    empty, read = [p for p in parts if len(p) == 0], [p for p in parts if len(p)]
+    assert empty and read  # files without rows after the cut stand as empty partitions of the meta
+    assert dict(empty[0].dtypes) == dict(read[0].dtypes) == dict(whole._meta.dtypes)
+    merged = read_events(tmp_path / "data", later_than=cut, footers=footers, min_partition_rows=10**6)  # concatenated on a worker
+    assert merged.npartitions == 1
+    valid = merged[merged["tweet_timestamp"] > cut].compute().to_pandas().reset_index(drop=True)
+    pd.testing.assert_frame_equal(valid, whole[whole["tweet_timestamp"] > cut].compute().to_pandas().reset_index(drop=True))
+    gpu = _rowwise(merged, content_features).compute().to_pandas()  # content_features ran on the dask_cudf meta first
+    cpu = content_features(merged.compute().to_pandas())
+    for name in feature_names():
+        np.testing.assert_allclose(gpu[name].to_numpy(dtype=float), cpu[name].to_numpy(dtype=float), rtol=1e-12, err_msg=name)
+
+
 def test_pipeline_cpu_gpu_store_parity_and_rce(tmp_path):
     """The whole pipeline on both backends: every stored feature equal (integers exactly, floats
     within 1e-6), then RCE close (the boosters differ: GPU and CPU hist build different sketches)."""
