@@ -21,6 +21,7 @@ from .backend import Backend
 from .config import ClusterConfig
 from .data import DataError, check_partitioning, sized_partitions
 from .features import FeatureBuilder, add_labels
+from .input_checks import check_input_files
 from .footers import RAW_INPUT, Footer, as_footers, int_bounds, not_parquet, read_footer, unreadable
 from .layout import Layout
 from .memory import MemoryWatch
@@ -465,6 +466,7 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
                 prog.log(f"history: {len(events):,} labelled events folded into the serving state, which now ends "
                          f"{utc(extended['end']) if extended['end'] is not None else '(no history features)'}")
             rows = read_new_rows(input_path, files, builder.layout, backend.min_partition_rows)
+            check_input_files(files, builder)  # each file's types and values, named: dask reads all as the first
             prog.log(f"{len(metas)} model(s) ({', '.join(metas)}), feature-store version {store_info['version']}, "
                      f"{rows.npartitions} input partition(s)")
             start = earliest_time(files, builder.layout.time)

@@ -289,3 +289,36 @@ def test_library_predict_names_the_store_it_served_from(trained, tmp_path):
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
         result = predict(client, CPU, moved, rows, tmp_path / "scored")
     assert result["store"] == {"path": str((moved / "store").resolve()), "version": report["store"]["version"]}
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda p: p.assign(event_time=pd.to_datetime(p["event_time"], unit="s")),
+     r"part-1\.parquet: column 'event_time' must hold integer epoch seconds, got datetime64"),
+    (lambda p: p.assign(author=p["author"].astype(str)),
+     r"part-1\.parquet: key column 'author' is \w+ here but Int64 in the fitted tables"),
+    (lambda p: p.assign(event_time=p["event_time"].astype("Int64").mask(p.index == 4)),
+     r"part-1\.parquet: column 'event_time' has 1 null value\(s\), the first at index 4"),
+    (lambda p: p.assign(event_time=p["event_time"] * 1000),
+     r"part-1\.parquet: column 'event_time' holds \d+, not an epoch-seconds time .*milliseconds"),
+], ids=["datetime-time", "text-key", "null-time", "milliseconds"])
+def test_an_input_file_the_state_cannot_serve_is_named_before_the_cluster_starts(trained, tmp_path, monkeypatch, bad, message):
+    """dask read every file of an --input as the first one's types and checked the rows per partition: a later file
+    with a timestamp time or text keys ended in a traceback from the workers (TypeError: '<=' not supported between
+    'int' and 'Timestamp'; a P2P shuffle failure), and a null or millisecond time was told without its file (a
+    partition's index). Each file is checked from its footer now, named, before the cluster starts."""
+    from rapids_engage import cluster
+    from rapids_engage.backend import CPU
+    from rapids_engage.config import ClusterConfig
+    from rapids_engage.data import DataError
+    from rapids_engage.predict import run_predict
+
+    tmp, _, report = trained
+    split = report["split"]
+    rows = pd.read_parquet(split["data_dir"], filters=[("event_time", ">", split["cutoff"])]).drop(columns=["day"])
+    (tmp_path / "new").mkdir()
+    for i in range(3):
+        part = rows.iloc[i * 20:(i + 1) * 20].reset_index(drop=True)
+        (bad(part) if i == 1 else part).to_parquet(tmp_path / "new" / f"part-{i}.parquet", index=False)
+    monkeypatch.setattr(cluster, "start_cluster", lambda *a, **k: pytest.fail("the cluster started"))
+    with pytest.raises(DataError, match=message):
+        run_predict(tmp / "run", tmp_path / "new", tmp_path / "scored", CPU, ClusterConfig(gpus=0))

@@ -211,7 +211,7 @@ class FeatureBuilder:
         if getattr(time, "kind", "O") not in "iu":
             raise DataError(f"column {self.layout.time!r} must hold integer epoch seconds, got {time}")
         if not is_dask(frame):  # dask rows: checked per partition by transform
-            check_values(frame, self.layout.time, *self._required())
+            check_values(frame, self.layout.time, *self.required_columns())
         for column in (*self.layout.text, *self.layout.url, *self.layout.lists):
             if column in frame.columns and not _is_text(frame.dtypes[column]):
                 raise DataError(f"column {column!r} is {frame.dtypes[column]} here but the layout reads it as text; cast it first")
@@ -269,7 +269,7 @@ class FeatureBuilder:
         chance of at most 1 - the highest positive rate of the serving state (a test file's rows hold none)."""
         return (1.0 - max(self.history_encoders[0].positive_rates().values(), default=0.0)) ** n
 
-    def _required(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def required_columns(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(input columns besides the time that may hold no null, columns that may hold no negative number):
         the RecSys profile columns and follower / following counts, with content features."""
         recsys = self.layout.kind == "recsys" and self.config.content
@@ -345,7 +345,7 @@ class FeatureBuilder:
         """``frame`` as dask, each partition checked by :func:`check_values` (a null time or profile value named,
         not an integer cast's error deep in the content features)."""
         frame = as_dask(frame)
-        return frame.map_partitions(check_values, self.layout.time, *self._required(), meta=frame._meta)
+        return frame.map_partitions(check_values, self.layout.time, *self.required_columns(), meta=frame._meta)
 
     def _needed(self, frame: Any, carry: list[str]) -> Any:
         """Row-wise features plus the day key, restricted to what encoders and the caller need."""
