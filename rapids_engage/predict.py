@@ -334,10 +334,18 @@ def _shared_columns(footers: list[Footer], layout: Layout) -> list[str] | None:
     return [c for c in dict.fromkeys(names[0]) if c in common]
 
 
-def _write_atomic(frame: Any, out: Path) -> None:
-    with staged_dir(out) as tmp:
+#: The record of a predict (:func:`run_predict`), beside its ``predictions/``.
+PREDICT_JSON = "predict.json"
+
+
+def _publish_predictions(frame: Any, out: Path) -> None:
+    """Write ``out/predictions`` whole (staged, then renamed). An earlier predict's :data:`PREDICT_JSON` in ``out``
+    goes just before: a predict stopped before writing its own (Ctrl-C in the metrics stage) leaves the new
+    predictions without one, never beside the record of others."""
+    with staged_dir(out / "predictions") as tmp:
         frame.to_parquet(str(tmp), write_index=False)
-        replace_dir(tmp, out)
+        (out / PREDICT_JSON).unlink(missing_ok=True)
+        replace_dir(tmp, out / "predictions")
 
 
 def predict(client: Any, backend: Backend, model_dir: Path, rows: Any, out: Path, builder: FeatureBuilder | None = None,
@@ -406,7 +414,7 @@ def _score(client: Any, boosters: dict[str, Any], builder: FeatureBuilder, metas
     del feats
     counts = [t for t in targets if layout.target(t).is_regression]
     served = scored.assign(**{PRED_PREFIX + t: _expm1(scored[PRED_PREFIX + t]) for t in counts})
-    _write_atomic(served[[*ids, *(PRED_PREFIX + t for t in targets)]], out / "predictions")
+    _publish_predictions(served[[*ids, *(PRED_PREFIX + t for t in targets)]], out)
     return scored
 
 
@@ -488,5 +496,5 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
     result["backend"] = backend.kind
     result["history_gap"] = gap
     result["history"] = extended
-    write_json(out / "predict.json", result)
+    write_json(out / PREDICT_JSON, result)
     return result

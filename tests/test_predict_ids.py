@@ -322,3 +322,30 @@ def test_an_input_file_the_state_cannot_serve_is_named_before_the_cluster_starts
     monkeypatch.setattr(cluster, "start_cluster", lambda *a, **k: pytest.fail("the cluster started"))
     with pytest.raises(DataError, match=message):
         run_predict(tmp / "run", tmp_path / "new", tmp_path / "scored", CPU, ClusterConfig(gpus=0))
+
+
+def test_predict_stopped_after_writing_predictions_leaves_no_older_predict_json_beside_them(trained, tmp_path, monkeypatch):
+    """predict replaced predictions/ in its score stage and wrote predict.json at the end: a predict into the same --out
+    stopped in between (Ctrl-C in the metrics stage) left the last predict's predict.json (its rows, input, history)
+    beside the new predictions. The old one now goes as the new predictions are published."""
+    from rapids_engage import evaluate
+    from rapids_engage.backend import CPU
+    from rapids_engage.config import ClusterConfig
+    from rapids_engage.predict import run_predict
+
+    tmp, _, report = trained
+    split = report["split"]
+    rows = pd.read_parquet(split["data_dir"], filters=[("event_time", ">", split["cutoff"])]).drop(columns=["day"])
+    rows.head(40).to_parquet(tmp_path / "first.parquet", index=False)
+    rows.tail(20).to_parquet(tmp_path / "second.parquet", index=False)
+    out, cfg = tmp_path / "scored", ClusterConfig(gpus=0, n_workers=1, threads_per_worker=1)
+    assert run_predict(tmp / "run", tmp_path / "first.parquet", out, CPU, cfg)["rows"] == 40
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "evaluate_targets", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_predict(tmp / "run", tmp_path / "second.parquet", out, CPU, cfg)
+    assert len(pd.read_parquet(out / "predictions")) == 20  # the new predictions are out
+    assert not (out / "predict.json").exists()  # and no record of the 40 rows before beside them
