@@ -89,6 +89,15 @@ class Layout:
         cols = [*self.row_key, self.time, *roles, *self.categorical, *self.numeric, *self.text, *self.url, *self.lists]
         return list(dict.fromkeys(c for c in cols if c))
 
+    def text_columns(self) -> list[str]:
+        """Input columns the features read as text (string ops): the RecSys lists, tweet type and language;
+        a table's text, url and list columns."""
+        if self.kind == "recsys":
+            from .schema import DTYPES, TEST_COLUMNS
+
+            return [c for c in TEST_COLUMNS if DTYPES[c] == "str"]
+        return [*self.text, *self.url, *self.lists]
+
     def fold_key(self) -> list[str]:
         """The columns whose hash picks a training row's out-of-fold fold: the ranking group where there is one
         (an impression's rows then share a fold, so no row's encoding holds its siblings' labels: with one click

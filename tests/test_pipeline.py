@@ -400,6 +400,27 @@ def test_predict_refuses_rows_earlier_than_the_serving_state_before_the_cluster_
                      capsys.readouterr().err)
 
 
+@pytest.mark.parametrize("files", [1, 3])
+def test_predict_names_a_recsys_list_column_of_numbers(demo, tmp_path, capsys, monkeypatch, files):
+    """A RecSys list column (``hashtags``) holding numbers ended in a worker traceback (``Can only use .str
+    accessor``): only a table's text, url and list columns were checked. It is a one-line error naming the
+    column (and the file, among many) before the cluster starts."""
+    from rapids_engage import cluster
+
+    _, out, report = demo
+    events = pd.read_parquet(report["split"]["data_dir"]).drop(columns=["day"], errors="ignore").tail(300)
+    parts = [events.iloc[i::files].copy() for i in range(files)]
+    parts[-1]["hashtags"] = range(len(parts[-1]))
+    for i, part in enumerate(parts):
+        part.to_parquet(tmp_path / f"p{i}.parquet", index=False)
+    monkeypatch.setattr(cluster, "start_cluster", lambda *a, **k: pytest.fail("the cluster started"))
+    argv = ["predict", "--model-dir", str(out), "--input", str(tmp_path), "--out", str(tmp_path / "p"), "--gpus", "0"]
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "column 'hashtags' is int64 here but the layout reads it as text" in err, err
+    assert files == 1 or f"p{files - 1}.parquet" in err, err
+
+
 def test_predict_takes_cluster_settings_only(demo, tmp_path, capsys):
     _, out, _ = demo
     argv = ["predict", "--model-dir", str(out), "--input", str(tmp_path), "--out", str(tmp_path / "p"), "--gpus", "0"]

@@ -198,7 +198,7 @@ class FeatureBuilder:
     def check_rows(self, frame: Any) -> None:
         """A clear error for rows the fitted state cannot give features to: not a data frame, input
         columns missing, a time column that is not integer epoch seconds, a null time or profile value
-        (in-memory rows here; dask rows per partition), a text, URL or list column of numbers, or a key column of another kind (text / number)
+        (in-memory rows here; dask rows per partition), a text, URL or list column of numbers (RecSys: its lists, type, language), or a key column of another kind (text / number)
         than the fitted tables' (every key would be unseen and get the prior)."""
         if not hasattr(frame, "columns"):
             raise TypeError(f"rows must be a data frame (pandas, cudf or dask), got {type(frame).__name__} "
@@ -212,7 +212,7 @@ class FeatureBuilder:
             raise DataError(f"column {self.layout.time!r} must hold integer epoch seconds, got {time}")
         if not is_dask(frame):  # dask rows: checked per partition by transform
             check_values(frame, self.layout.time, *self.required_columns())
-        for column in (*self.layout.text, *self.layout.url, *self.layout.lists):
+        for column in self.layout.text_columns():
             if column in frame.columns and not _is_text(frame.dtypes[column]):
                 raise DataError(f"column {column!r} is {frame.dtypes[column]} here but the layout reads it as text; cast it first")
         for column, fitted in self._fitted_key_dtypes().items():
