@@ -114,3 +114,26 @@ def test_the_merge_path_keeps_a_column_named_like_its_row_positions():
     got, want = join_all(part, merged), join_all(part, [(KeyTable(t, on), fill, dtypes) for t, on, fill, dtypes in specs])
     assert got["_pos"].tolist() == part["_pos"].tolist()
     pd.testing.assert_frame_equal(got[want.columns], want)
+
+
+def test_tables_sharing_key_columns_join_as_the_merge_path():
+    """The hash-index path factorizes a key column once per partition for every table holding it (in any order
+    of the key's columns, nulls and strings included); each table's values equal those of its own merge."""
+    rng = np.random.default_rng(3)
+    part = pd.DataFrame({"u": rng.integers(0, 6, 400), "lang": pd.array(rng.choice(["x", "y", "z"], 400), dtype="string"),
+                         "day": rng.integers(0, 3, 400).astype("int8")})
+    part.loc[::13, "lang"] = None
+    pairs = part.drop_duplicates(["u", "lang"]).iloc[::2][["u", "lang"]].assign(cnt_pair=lambda t: np.arange(len(t)))
+    flipped = part.drop_duplicates(["lang", "u"]).iloc[1::2][["lang", "u"]].assign(te_pair=lambda t: rng.random(len(t)))
+    days = part.drop_duplicates(["u", "day"]).iloc[::3][["u", "day"]].assign(cnt_day=lambda t: np.arange(len(t)))
+    specs = [(pairs, ["u", "lang"], {"cnt_pair": 0}, {"cnt_pair": "int64"}), (flipped, ["lang", "u"], None, {"te_pair": "float64"}),
+             (days, ["u", "day"], {"cnt_day": 0}, {"cnt_day": "int64"})]
+    want = []
+    for t, on, fill, dtypes in specs:
+        table = KeyTable(t, on)
+        table.index = None  # the merge route, table by table
+        want.append(join_all(part, [(table, fill, dtypes)]))
+    got = join_all(part, [(KeyTable(t, on), fill, dtypes) for t, on, fill, dtypes in specs])
+    for (_, _, _, dtypes), alone in zip(specs, want):
+        pd.testing.assert_frame_equal(got[list(dtypes)], alone[list(dtypes)])
+    assert got["te_pair"].notna().any() and got["te_pair"].isna().any() and (got["cnt_day"] > 0).any()
