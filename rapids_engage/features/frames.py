@@ -252,8 +252,7 @@ def join_all(part: Any, joins: list[tuple[KeyTable, dict[str, Any] | None, dict[
     if not added:
         return part
     kept = part.drop(columns=[c for c in added if c in part.columns])
-    # copy=False: a column per block, not one 2-d block the columns are copied into (half the join's time at 250k rows)
-    return pd.concat([kept, pd.DataFrame(added, index=part.index, copy=False)], axis=1)
+    return pd.concat([kept, pd.DataFrame(added, index=part.index)], axis=1)
 
 
 def share(table: Any) -> Any:
