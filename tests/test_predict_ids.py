@@ -300,7 +300,9 @@ def test_library_predict_names_the_store_it_served_from(trained, tmp_path):
      r"part-1\.parquet: column 'event_time' has 1 null value\(s\), the first at index 4"),
     (lambda p: p.assign(event_time=p["event_time"] * 1000),
      r"part-1\.parquet: column 'event_time' holds \d+, not an epoch-seconds time .*milliseconds"),
-], ids=["datetime-time", "text-key", "null-time", "milliseconds"])
+    (lambda p: p.assign(points=p["points"].mask(p.index == 3, -2)),
+     r"part-1\.parquet: target column 'points' holds -2(\.0)? at index 3, not a count \(>= 0\)"),
+], ids=["datetime-time", "text-key", "null-time", "milliseconds", "negative-count-label"])
 def test_an_input_file_the_state_cannot_serve_is_named_before_the_cluster_starts(trained, tmp_path, monkeypatch, bad, message):
     """dask read every file of an --input as the first one's types and checked the rows per partition: a later file
     with a timestamp time or text keys ended in a traceback from the workers (TypeError: '<=' not supported between
@@ -322,6 +324,27 @@ def test_an_input_file_the_state_cannot_serve_is_named_before_the_cluster_starts
     monkeypatch.setattr(cluster, "start_cluster", lambda *a, **k: pytest.fail("the cluster started"))
     with pytest.raises(DataError, match=message):
         run_predict(tmp / "run", tmp_path / "new", tmp_path / "scored", CPU, ClusterConfig(gpus=0))
+
+
+def test_labels_outside_their_target_s_range_are_named():
+    """A negative count label was taken for a missing one (log1p gave NaN: the row left the metrics as unlabelled,
+    with a numpy RuntimeWarning); a binary label of 2 failed in the metrics naming a row of the labelled subset.
+    check_labels names the column, value and index label; missing labels pass (unlabelled rows)."""
+    from rapids_engage.data import DataError
+    from rapids_engage.features.build import check_labels, label_bounds
+    from rapids_engage.layout import Target
+
+    layout = Layout(kind="table", row_key=("id",), time="t", targets=(Target("up", "votes", "count"), Target("hit", "clicked", "binary"),
+                                                                     Target("seen", "seen_at", "present")))
+    bounds = label_bounds(layout)
+    assert bounds == {"votes": (0, None), "clicked": (0, 1)} and label_bounds(layout, ["clicked"]) == {"clicked": (0, 1)}
+    good = pd.DataFrame({"votes": pd.array([0, None, 7], dtype="Int64"), "clicked": [0.0, np.nan, 1.0], "seen_at": [-5, 1, 2]},
+                        index=["a", "b", "c"])
+    assert check_labels(good, bounds) is good
+    with pytest.raises(DataError, match=r"target column 'votes' holds -1 at index 'c', not a count \(>= 0\)"):
+        check_labels(good.assign(votes=pd.array([0, None, -1], dtype="Int64")), bounds)
+    with pytest.raises(DataError, match=r"target column 'clicked' holds 2\.0 at index 'b', not a 0/1 label"):
+        check_labels(good.assign(clicked=[0.0, 2.0, 1.0]), bounds)
 
 
 def test_predict_stopped_after_writing_predictions_leaves_no_older_predict_json_beside_them(trained, tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ import difflib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from functools import partial
 
@@ -127,8 +127,7 @@ def check_values(part: Any, column: str, required: tuple[str, ...] = (), counts:
     for name in (column, *required):
         null = part[name].isna()
         if bool(null.any()):
-            first = part.index[int(values(null).argmax())]
-            first = first.item() if hasattr(first, "item") else first  # a numpy scalar's repr is np.int64(11)
+            first = _plain(part.index[int(values(null).argmax())])
             raise DataError(f"column {name!r} has {int(null.sum())} null value(s), the first at index {first!r}: "
                             "the features need a value there")
     if len(part):
@@ -141,6 +140,34 @@ def check_values(part: Any, column: str, required: tuple[str, ...] = (), counts:
         if bool(part[name].lt(0).any()):
             raise DataError(f"column {name!r} holds {int(part[name].min())}, not a count (>= 0)")
     return part
+
+
+def label_bounds(layout: Layout, names: Sequence[str] = ()) -> dict[str, tuple[int, int | None]]:
+    """Target column -> the (lowest, highest or None) value its labels may take: 0..1 for a binary target,
+    0.. for a count (a ``present`` target takes any value); ``names``: only the columns among them."""
+    return {t.column: (0, 1 if t.kind == "binary" else None) for t in layout.targets
+            if t.kind != "present" and (not names or t.column in names)}
+
+
+def check_labels(part: Any, bounds: dict[str, tuple[int, int | None]]) -> Any:
+    """``part`` unchanged; a DataError naming the column, the value and its row's index label for the first value
+    of a target column outside its :func:`label_bounds` (a missing label is allowed: its row is unlabelled)."""
+    from ..backend import values
+
+    for name, (low, high) in bounds.items():
+        column = part[name]
+        bad = column.lt(low) | (column.gt(high) if high is not None else False)
+        if bool(bad.fillna(False).any()):
+            at = int(values(bad.fillna(False)).argmax())
+            kind = "a 0/1 label" if high is not None else "a count (>= 0)"
+            raise DataError(f"target column {name!r} holds {_plain(column.iloc[at])!r} at index {_plain(part.index[at])!r}, "
+                            f"not {kind}")
+    return part
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value (its repr is ``np.int64(11)``)."""
+    return value.item() if hasattr(value, "item") else value
 
 
 def _is_text(dtype: Any) -> bool:
