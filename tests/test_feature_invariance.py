@@ -245,3 +245,30 @@ def test_history_events_without_engagement_are_refused_from_a_chance_under_one_i
     with pytest.raises(DataError, match="history events hold no engagement at all"):
         builder.extend_history(quiet.iloc[:n])
     builder.extend_history(quiet.iloc[: n - 1])
+
+
+def test_rows_indexed_by_a_key_column_get_their_features_and_keep_their_index(events):
+    """Rows indexed by a key column as well (``set_index("engaging_user_id", drop=False)``, a notebook's habit):
+    pandas refuses a groupby on a column an index level is also named after ('is both an index level and a
+    column label, which is ambiguous'), so Scorer.predict, transform_frame, extend_history and
+    FeatureStore.transform failed on them. They now get the features of the same rows with a default
+    index, the index named as it came."""
+    cfg = load_config(overrides=["features.target_encoding.keys=[[engaging_user_id]]", "features.counts=[[engaging_user_id]]",
+                                 "features.history.keys=[[engaging_user_id]]", "features.content=false"]).features
+    train, valid, _ = time_split(dd.from_pandas(events, npartitions=2, sort=False), 24)
+    builder = FeatureBuilder(cfg, TARGETS)
+    builder.fit_transform(train).compute(scheduler="sync")
+    names, key = builder.feature_names(), list(ROW_KEY)
+    valid = valid.compute().sort_values("tweet_timestamp", kind="stable").reset_index(drop=True)
+    extra, rows = valid.iloc[: len(valid) // 2], valid.iloc[len(valid) // 2:]
+    builder.extend_history(extra.set_index("engaging_user_id", drop=False))
+    want = builder.transform_frame(rows)[names]
+    indexed = rows.set_index("engaging_user_id", drop=False)
+    served = builder.transform_frame(indexed)
+    assert served.index.equals(indexed.index)
+    pd.testing.assert_frame_equal(served[names].reset_index(drop=True), want.reset_index(drop=True))
+    lazy = builder.transform(indexed)[[*key, *names]].compute(scheduler="sync")
+    assert lazy.index.name == "engaging_user_id" and (lazy.index == lazy["engaging_user_id"]).all()
+    by_key = lazy.reset_index(drop=True).sort_values(key).reset_index(drop=True)
+    want_by_key = builder.transform_frame(rows)[[*key, *names]].sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(by_key, want_by_key, check_exact=False, rtol=0, atol=1e-12)

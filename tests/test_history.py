@@ -673,3 +673,20 @@ def test_fitting_the_dask_form_reads_the_shuffled_rows_in_two_passes_whatever_th
         pd.testing.assert_frame_equal(state, fitted[None][0])
         np.testing.assert_array_equal(ids, fitted[None][1])
     assert len(fitted[None][1]) > 0
+
+
+@pytest.mark.parametrize("key", list(KEYS))
+def test_rows_indexed_by_their_key_columns_match_the_oracle_and_keep_their_index(key):
+    """An index whose levels are named like the key columns (``set_index(key, drop=False)``) made pandas refuse
+    the key's groupby as ambiguous in fit_transform, transform and extend."""
+    frame = make_frame(300, 6, 40, seed=3)
+    train, later = frame[frame[T] < at(frame, 20)], frame[frame[T] >= at(frame, 20)]
+    first, second = later[later[T] < at(frame, 30)], later[later[T] >= at(frame, 30)]
+    indexed = frame.set_index(KEYS[key], drop=False)
+    got = encoder(KEYS[key]).fit_transform(indexed)
+    assert got.index.equals(indexed.index)
+    assert_features(got, oracle(frame, KEYS[key], TARGETS))
+    enc = encoder(KEYS[key]).fit(train.set_index(KEYS[key], drop=False)).extend(first.set_index(KEYS[key], drop=False))
+    served = enc.transform(second.set_index(KEYS[key], drop=False), labels=False)
+    want = encoder(KEYS[key]).fit(pd.concat([train, first])).transform(second, labels=False)
+    pd.testing.assert_frame_equal(served.reset_index(drop=True), want.reset_index(drop=True))

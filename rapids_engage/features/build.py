@@ -25,7 +25,7 @@ from .by_key import encode_by_key
 from .cardinality import distinct_counts
 from .counts import DAY, CountEncoder, with_day
 from .folds import FOLD, assign_folds
-from .frames import Checkpoints, Join, KeyTable, apply_joins, as_dask, in_memory, is_dask, join_all, key_tables
+from .frames import Checkpoints, Join, KeyTable, apply_joins, as_dask, in_memory, index_named, is_dask, join_all, key_tables
 from .history import HistoryEncoder, fit_history, history_features
 from .target_encoding import TargetEncoder, fill_unkeyed
 
@@ -466,9 +466,10 @@ class FeatureBuilder:
         :meth:`fit_transform`)."""
         self.check_rows(frame)
         frame = self._checked(frame)
+        name = frame._meta.index.name  # (an index named like a key column: see index_named)
         keep = Checkpoints(scratch)
-        frame = keep(self._with_history(self._needed(frame, list(carry))))
-        return self._apply(frame, [enc.full_join() for enc in self.target_encoders], keep)
+        frame = keep(self._with_history(self._needed(index_named(frame, None), list(carry))))
+        return index_named(self._apply(frame, [enc.full_join() for enc in self.target_encoders], keep), name)
 
     def transform_frame(self, frame: Any, carry: list[str] = ()) -> Any:
         """:meth:`transform` for an in-memory batch (pandas or cudf) without dask: the same

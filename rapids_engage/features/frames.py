@@ -44,6 +44,7 @@ def group_ids(keys: Any) -> Any:
     """
     from ..backend import values
 
+    keys = keys.reset_index(drop=True)  # an index level named like a key column makes the groupby ambiguous
     if bool(keys.isna().any().any()):
         flags = {f"__null_{i}": keys[c].isna() for i, c in enumerate(keys.columns)}
         fill = {c: 0 if keys[c].dtype.kind in "iufb" else "" for c in keys.columns}
@@ -66,7 +67,7 @@ def key_ids(frame: Any, columns: list[str]) -> Any:
     row with a null in its key (such rows belong to no key, as in a ``groupby``)."""
     from ..backend import array_module, values
 
-    keys = frame[list(columns)]
+    keys = frame[list(columns)].reset_index(drop=True)  # an index level named like a key column: ambiguous groupby
     null = null_key_rows(keys)
     if not bool(null.any()):
         return values(keys.groupby(list(columns), sort=False).ngroup()).astype(np.int64)
@@ -111,6 +112,21 @@ def as_dask(frame: Any) -> Any:
         frame = frame.reset_index(drop=True)
     with dask.config.set({"dataframe.convert-string": False}):
         return dd.from_pandas(frame, npartitions=1, sort=False)
+
+
+def index_named(frame: Any, name: Any) -> Any:
+    """Dask ``frame`` with its index named ``name`` (None: unnamed), per partition. The features group and shuffle
+    on key columns, which pandas refuses as ambiguous where the index is named like one (rows indexed by
+    ``set_index("user_id", drop=False)``): they run unnamed, and the name is put back on the output."""
+    if frame._meta.index.name == name:
+        return frame
+    return frame.map_partitions(_index_renamed, name, meta=_index_renamed(frame._meta, name))
+
+
+def _index_renamed(part: Any, name: Any) -> Any:
+    out = part.copy(deep=False)  # the caller's index object is not renamed in place
+    out.index = part.index.rename(name)
+    return out
 
 
 def computed_like(out: Any, frame: Any) -> Any:
