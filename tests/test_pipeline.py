@@ -400,6 +400,25 @@ def test_predict_refuses_rows_earlier_than_the_serving_state_before_the_cluster_
                      capsys.readouterr().err)
 
 
+def test_one_scorer_scores_from_several_threads_as_serially(demo):
+    """A service scores from a thread pool with one Scorer (README): every batch's predictions, its first call's
+    (which builds the history lookup index) among them, equal a serial Scorer's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rapids_engage.serve import Scorer
+
+    _, out, report = demo
+    events = pd.read_parquet(report["split"]["data_dir"]).drop(columns=["day"], errors="ignore")
+    valid = events[events["tweet_timestamp"] > report["split"]["cutoff"]].reset_index(drop=True)
+    batches = [valid.iloc[i::5] for i in range(5)] + [valid.head(1), valid.sample(frac=1.0, random_state=1)]
+    serial = [Scorer(out).predict(b) for b in batches]
+    shared = Scorer(out)
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(shared.predict, batches * 2))
+    for got, want in zip(threaded, serial * 2):
+        pd.testing.assert_frame_equal(got, want)
+
+
 @pytest.mark.parametrize("files", [1, 3])
 def test_predict_names_a_recsys_list_column_of_numbers(demo, tmp_path, capsys, monkeypatch, files):
     """A RecSys list column (``hashtags``) holding numbers ended in a worker traceback (``Can only use .str
