@@ -9,6 +9,8 @@
 * **row keys**: no row key repeats within a split (a log written twice, a bad join). Rows that
   share a key share a fold under every fold method, so no label crosses folds then, unless the folds
   keep a ranking group together (:meth:`Layout.fold_key`) and the copies lie in different groups.
+* **time travel**: history features of training rows unchanged when the future is cut off and the labels of
+  each key's last events are flipped (:func:`time_travel_checks`).
 
 Prints pass/fail per check and writes ``<out>/audit.json``.
 """
@@ -77,12 +79,13 @@ def repeated_keys_check(train: int, valid: int, key: list[str], crossing: int = 
 
 
 def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) -> list[dict]:
-    """History features must not change when the future is cut off.
+    """History features must not change when the future is cut off, nor with an event's own label.
 
     For ``n_cuts`` random times in the training window, the history features
-    are recomputed from the events up to that time only and compared, row by
-    row, with the store's training rows up to that time: any difference means a
-    feature saw a later event.
+    are recomputed from the events up to that time only, the labels of each
+    key's last events there flipped (:func:`flip_last_labels`), and compared, row
+    by row, with the store's training rows up to that time: any difference means a
+    feature saw a later event, or its own label (or one of an event at the same time).
     """
     import dask.dataframe as dd
     import numpy as np
@@ -108,6 +111,7 @@ def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) 
         stored = store_train[store_train[time] <= cut][[*row_key, *(n for ns in names for n in ns)]].compute()
         for i, (key, enc) in enumerate(zip(keys, encoders)):
             past = events[events[time] <= cut][list(dict.fromkeys([*row_key, time, *key, *targets]))]
+            past = flip_last_labels(past, key, time, targets)
             fresh = history_features(past, enc, fit=True)[[*row_key, *names[i]]].compute()
             both = fresh.merge(stored[[*row_key, *names[i]]], on=row_key, suffixes=("", "_store"))
             same = np.ones(len(both), dtype=bool)
@@ -117,10 +121,23 @@ def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) 
             compared[i] += len(both)
             differing[i] += int((~same).sum())
     checks = [{
-        "check": f"time travel: hist_{'_'.join(key)} unchanged without the future", "passed": d == 0 and c > 0,
-        "detail": f"{c:,} row comparisons at {n_cuts} cut time(s) (the training rows up to each cut); {d:,} differ",
+        "check": f"time travel: hist_{'_'.join(key)} unchanged without the future or own labels", "passed": d == 0 and c > 0,
+        "detail": f"{c:,} row comparisons at {n_cuts} cut time(s) (the training rows up to each cut, the labels of each "
+                  f"key's last events there flipped); {d:,} differ",
     } for key, c, d in zip(keys, compared, differing)]
     return checks
+
+
+def flip_last_labels(events: Any, key: list[str], time: str, targets: list[str]) -> Any:
+    """``events`` (dask) with the labels of each ``key``'s events at its latest time flipped (a positive to 0, else
+    1): no feature of any of them may change, as no event of the key is later; a feature that counts an event's
+    own label, or one of an event at the same time, does (the shuffled-label check cannot see that: the
+    validation rows see no labels of their own window)."""
+    last = events.groupby(key)[time].max().rename("_key_last").reset_index()
+    marked = events.merge(last, on=key, how="left")
+    at_last = marked[time] == marked["_key_last"]  # false for a null key (alone: no history)
+    flipped = {t: marked[t].where(~at_last, (marked[t].fillna(0) <= 0).astype(marked[t].dtype)) for t in targets}
+    return marked.assign(**flipped).drop(columns=["_key_last"])
 
 
 def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0, plots: bool | None = None,

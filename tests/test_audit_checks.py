@@ -172,3 +172,48 @@ def test_a_raw_count_objective_s_check_compares_rmse_of_counts():
     assert not shuffled_check("points", count("count:poisson", 1.13, 1.14, 45.0, 48.135), real)["passed"]  # a leak
     squared = shuffled_check("points", count("reg:squarederror", 1.1200, 1.1400, 48.130, 48.135), real)
     assert not squared["passed"] and "RMSE(log1p)" in squared["check"]  # log1p models stay on log1p
+
+
+def _own_label_spans(original):
+    """span_features whose whole-history positives count the event's own label (a planted leak)."""
+    def leaky(xp, g, t, n, lab, pos, *args, **kwargs):
+        out = original(xp, g, t, n, lab, pos, *args, **kwargs)
+        return out | {target: out[target] + p for target, p in pos.items()}
+    return leaky
+
+
+@pytest.mark.parametrize("leak", [False, True])
+def test_time_travel_fails_a_history_feature_that_counts_its_own_label(tmp_path, monkeypatch, leak):
+    """A history feature that counts the event's own label (the same code in the store and in the check) passed:
+    the check recomputed the features up to each cut with the same labels, and the shuffled-label check cannot see a
+    leak into training rows only (validation rows see no labels of their window). The labels of each key's last
+    events are now flipped there, which no feature of a training row may notice."""
+    import dask
+
+    from rapids_engage.audit import time_travel_checks
+    from rapids_engage.config import load_config
+    from rapids_engage.data import read_events
+    from rapids_engage.features import add_labels, history_encoder
+    from rapids_engage.features.build import history_encoder as make_encoder, with_key_columns
+    from rapids_engage.features.history import history_features
+    from rapids_engage.synthetic import SyntheticSpec, generate
+
+    generate(tmp_path, SyntheticSpec(rows=600, days=2, seed=3))
+    if leak:
+        monkeypatch.setattr(history_encoder, "span_features", _own_label_spans(history_encoder.span_features))
+    cfg = load_config()
+    cfg.train.targets, cfg.features.history.keys = ["like"], [["engaging_user_id"]]
+    time = RECSYS.time
+    with dask.config.set(scheduler="sync"):
+        events = with_key_columns(add_labels(read_events(tmp_path / "data"), ["like"]), RECSYS, [["engaging_user_id"]])
+        cutoff = int(events[time].max().compute()) - 3600
+        enc = make_encoder(cfg.features.history, ["engaging_user_id"], ["like"], time)
+        store = history_features(events[events[time] <= cutoff], enc).compute()  # the store's rows, as the run's
+        (tmp_path / "store" / "v" / "train").mkdir(parents=True)
+        store.to_parquet(tmp_path / "store" / "v" / "train" / "part.0.parquet")
+        real = {"layout": RECSYS.to_dict(), "split": {"data_dir": str(tmp_path / "data"), "cutoff": cutoff},
+                "store": {"path": str(tmp_path / "store"), "version": "v"}}
+        (check,) = time_travel_checks(cfg, real)
+    assert check["check"] == "time travel: hist_engaging_user_id unchanged without the future or own labels"
+    assert check["passed"] is not leak, check
+    assert ("0 differ" in check["detail"]) is not leak, check
