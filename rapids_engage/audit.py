@@ -106,14 +106,18 @@ def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) 
     cuts = sorted(int(c) for c in np.random.default_rng(seed).integers(t_min + (cutoff - t_min) // 4, cutoff, n_cuts))
     encoders = [history_encoder(cfg.features.history, key, targets, time) for key in keys]
     names = [enc.output_names(targets) for enc in encoders]
+    # a row is matched by its row key, time and history key (those the store keeps): copies of a row key at other
+    # times have other features, and matched across copies they differed without a leak
+    matched = [list(dict.fromkeys([*row_key, time, *(c for c in key if c in store_train.columns)])) for key in keys]
     compared, differing = [0] * len(keys), [0] * len(keys)
     for cut in cuts:  # the store's rows up to the cut are read once for every key
-        stored = store_train[store_train[time] <= cut][[*row_key, *(n for ns in names for n in ns)]].compute()
+        wanted = dict.fromkeys([*(c for on in matched for c in on), *(n for ns in names for n in ns)])
+        stored = store_train[store_train[time] <= cut][list(wanted)].compute()
         for i, (key, enc) in enumerate(zip(keys, encoders)):
             past = events[events[time] <= cut][list(dict.fromkeys([*row_key, time, *key, *targets]))]
             past = flip_last_labels(past, key, time, targets)
-            fresh = history_features(past, enc, fit=True)[[*row_key, *names[i]]].compute()
-            both = fresh.merge(stored[[*row_key, *names[i]]], on=row_key, suffixes=("", "_store"))
+            fresh = history_features(past, enc, fit=True)[[*matched[i], *names[i]]].compute()
+            both = fresh.merge(stored[[*matched[i], *names[i]]], on=matched[i], suffixes=("", "_store"))
             same = np.ones(len(both), dtype=bool)
             for n in names[i]:
                 a, b = to_host_f64(both[n]), to_host_f64(both[n + "_store"])

@@ -182,38 +182,61 @@ def _own_label_spans(original):
     return leaky
 
 
-@pytest.mark.parametrize("leak", [False, True])
-def test_time_travel_fails_a_history_feature_that_counts_its_own_label(tmp_path, monkeypatch, leak):
-    """A history feature that counts the event's own label (the same code in the store and in the check) passed:
-    the check recomputed the features up to each cut with the same labels, and the shuffled-label check cannot see a
-    leak into training rows only (validation rows see no labels of their window). The labels of each key's last
-    events are now flipped there, which no feature of a training row may notice."""
+
+def _time_travel_check(tmp_path, copies: int = 0) -> dict:
+    """The time-travel check of 600 synthetic events (``copies``: of the first rows, the same row key an hour
+    later), its store's training rows computed by ``history_features`` as a run's."""
     import dask
 
     from rapids_engage.audit import time_travel_checks
     from rapids_engage.config import load_config
     from rapids_engage.data import read_events
-    from rapids_engage.features import add_labels, history_encoder
-    from rapids_engage.features.build import history_encoder as make_encoder, with_key_columns
+    from rapids_engage.features import add_labels
+    from rapids_engage.features.build import history_encoder, with_key_columns
     from rapids_engage.features.history import history_features
     from rapids_engage.synthetic import SyntheticSpec, generate
 
     generate(tmp_path, SyntheticSpec(rows=600, days=2, seed=3))
-    if leak:
-        monkeypatch.setattr(history_encoder, "span_features", _own_label_spans(history_encoder.span_features))
+    if copies:
+        first = sorted((tmp_path / "data").rglob("*.parquet"))[0]
+        rows = pd.read_parquet(first)
+        later = rows.head(copies).assign(**{RECSYS.time: rows[RECSYS.time].head(copies) + 3600})
+        pd.concat([rows, later]).to_parquet(first, index=False)
     cfg = load_config()
     cfg.train.targets, cfg.features.history.keys = ["like"], [["engaging_user_id"]]
     time = RECSYS.time
     with dask.config.set(scheduler="sync"):
         events = with_key_columns(add_labels(read_events(tmp_path / "data"), ["like"]), RECSYS, [["engaging_user_id"]])
         cutoff = int(events[time].max().compute()) - 3600
-        enc = make_encoder(cfg.features.history, ["engaging_user_id"], ["like"], time)
+        enc = history_encoder(cfg.features.history, ["engaging_user_id"], ["like"], time)
         store = history_features(events[events[time] <= cutoff], enc).compute()  # the store's rows, as the run's
         (tmp_path / "store" / "v" / "train").mkdir(parents=True)
         store.to_parquet(tmp_path / "store" / "v" / "train" / "part.0.parquet")
         real = {"layout": RECSYS.to_dict(), "split": {"data_dir": str(tmp_path / "data"), "cutoff": cutoff},
                 "store": {"path": str(tmp_path / "store"), "version": "v"}}
         (check,) = time_travel_checks(cfg, real)
+    return check
+
+
+@pytest.mark.parametrize("leak", [False, True])
+def test_time_travel_fails_a_history_feature_that_counts_its_own_label(tmp_path, monkeypatch, leak):
+    """A history feature that counts the event's own label (the same code in the store and in the check) passed:
+    the check recomputed the features up to each cut with the same labels, and the shuffled-label check cannot see a
+    leak into training rows only (validation rows see no labels of their window). The labels of each key's last
+    events are now flipped there, which no feature of a training row may notice."""
+    from rapids_engage.features import history_encoder
+
+    if leak:
+        monkeypatch.setattr(history_encoder, "span_features", _own_label_spans(history_encoder.span_features))
+    check = _time_travel_check(tmp_path)
     assert check["check"] == "time travel: hist_engaging_user_id unchanged without the future or own labels"
     assert check["passed"] is not leak, check
-    assert ("0 differ" in check["detail"]) is not leak, check
+    assert ("; 0 differ" in check["detail"]) is not leak, check
+
+
+def test_time_travel_matches_copies_of_a_row_key_by_time(tmp_path):
+    """20 row keys repeated an hour later (the row-key check passes them): each copy's features were compared with
+    every copy's (a merge on the row key alone), '80 differ', FAIL without a leak; rows are matched by their time too."""
+    check = _time_travel_check(tmp_path, copies=20)
+    assert check["passed"], check
+    assert check["detail"].startswith("984 row comparisons") and check["detail"].endswith("; 0 differ"), check
