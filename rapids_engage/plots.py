@@ -436,10 +436,11 @@ def learning_curves(
     """Validation metric(s) per boosting round for each target (``train``: the same on the
     training rows, dashed: the gap is the overfit), the best iteration marked by a vertical line
     and a point on each validation curve, and the constant baseline's value of the metric
-    (``baselines[target]``: its report.json metrics) as a dotted line where known. ``log1p``: the
+    (``baselines[target]``: its report.json metrics) as a dotted line where known; the legend under
+    each panel, off the curves and the baseline. ``log1p``: the
     count targets whose model regresses log1p(count) (their RMSE is on log1p)."""
     targets = list(histories)
-    fig, axes = _figure(len(targets))
+    fig, axes = _figure(len(targets), panel_h=4.4)
     if not targets:
         _message(axes[0], "no training history")
     for ax, target in zip(axes, targets):
@@ -475,7 +476,7 @@ def _history_panel(
         ax.set_ylabel(metric_label(next(iter(history)), log1p)[0])
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize="small")
+    _legend_below(ax, ncols=2)  # inside, it hid the flat baseline line and the late rounds of the curves
 
 
 def log1p_targets(counts: Collection[str], boosters: Mapping[str, Any] | None) -> set[str]:

@@ -377,3 +377,17 @@ def test_write_all_passes_baselines_and_oracle(tmp_path, run):
     assert set(written) == {"pr_curves", "calibration", "feature_importance", "learning_curves"}
     for rel in written.values():
         _assert_png(tmp_path / rel)
+
+
+def test_learning_curve_legends_leave_the_curves_and_the_baseline_visible(tmp_path, figures):
+    # HN comments: the legend, inside the panel (loc="best"), hid the constant baseline's dotted line
+    valid = list(1.16 + 0.01 * (np.arange(70) / 20.0 - 1.0) ** 2)
+    train = list(1.19 - 0.06 * np.arange(70) / 70)
+    plots.learning_curves({"comments": {"rmse": valid}}, {"comments": 19}, tmp_path / "lc.png",
+                          baselines={"comments": {"rmse_log1p": 1.1751}}, log1p={"comments"}, train={"comments": {"rmse": train}})
+    fig = figures[0]
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    legend, panel = ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer)
+    assert legend.y1 <= panel.y0  # under the panel, covering no line
