@@ -144,11 +144,13 @@ def _spaced(ticks: list[float], min_gap: float) -> list[float]:
 
 def count_ticks(lo: float, hi: float) -> list[float]:
     """Tick values, in counts, for a log1p(count) axis spanning [``lo``, ``hi``]: 0, 1, 3, 10, 30, ...
-    when that gives 3 or more well-spaced ticks, else the first of the finer :data:`COUNT_STEPS` that does."""
+    (0.1, 0.3 too on an axis starting between 0 and 1) when that gives 3 or more well-spaced ticks,
+    else the first of the finer :data:`COUNT_STEPS` that does."""
     if not hi > lo:
         return []
     top = math.ceil(math.log10(max(math.expm1(hi), 1.0))) + 1
-    first = -1 if math.expm1(hi) < 3 else 0  # fractions of a count only on an axis below 3
+    # fractions of a count on an axis below 3, or one starting under 1 (else predictions of 0.3 .. 1 sat below the lowest tick)
+    first = -1 if math.expm1(hi) < 3 or 0 < math.expm1(lo) < 1 else 0
     best: list[float] = []
     for steps in COUNT_STEPS:
         values = sorted({0.0, *(s * 10.0**e for e in range(first, top) for s in steps)})

@@ -339,6 +339,8 @@ def test_count_ticks_are_counts():
     narrow = plots.count_ticks(1.3, 2.3)  # predicted counts 2.7 .. 9
     assert len(narrow) >= 3 and all(1.3 <= np.log1p(t) <= 2.3 for t in narrow)
     assert plots.count_ticks(1.0, 1.0) == []
+    # predicted comments 0.25 .. 3.6 (HN): the axis's lower third, where most predictions lie, had no tick under 1
+    assert plots.count_ticks(np.log1p(0.25), np.log1p(3.6)) == [0.3, 1, 3]
     assert [plots._count_label(c) for c in (0, 0.5, 3000, 30_000, 3e6)] == ["0", "0.5", "3000", "30k", "3M"]
 
 
