@@ -121,6 +121,12 @@ def _panels(
     return fig, axes, [(ax, t, to_host_f64(labels[t]), to_host_f64(preds[t])) for ax, t in zip(axes, targets)]
 
 
+def positives_title(target: str, y: np.ndarray) -> str:
+    """``target`` with its positives and rows: a curve of a dozen positives is mostly noise."""
+    positives = int(round(float(y.sum()))) if len(y) else 0
+    return f"{target} ({positives:,} positive{'' if positives == 1 else 's'} in {len(y):,} rows)"
+
+
 def _targets(labels: Mapping[str, Any], preds: Mapping[str, Any]) -> list[str]:
     """The targets with both labels and predictions, in the order of ``labels``."""
     return [t for t in labels if t in preds]
@@ -201,7 +207,7 @@ def pr_top(curves: Sequence[Mapping[str, Sequence[float]]], rate: float) -> floa
 def pr_curves(
     labels: Mapping[str, Any], preds: Mapping[str, Any], path: str | os.PathLike, oracle: Mapping[str, Any] | None = None
 ) -> Path:
-    """Precision-recall curve per target, AP in the legend, with the positive rate (the precision of
+    """Precision-recall curve per target (its positives in the title), AP in the legend, with the positive rate (the precision of
     a random ranking) as a dashed line and, where ``oracle`` has the target's true probabilities
     (synthetic data, aligned with the labels), the oracle's curve. The precision axis is cut at
     :func:`pr_top`, so rare targets are not squashed at the bottom of [0, 1]."""
@@ -217,7 +223,8 @@ def pr_curves(
             _message(ax, "no positive labels")
         if math.isfinite(rate):
             ax.axhline(rate, ls="--", lw=1.0, color="0.5", label=f"positive rate {_fmt(rate)}")
-        ax.set(title=target, xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, pr_top(curves, rate)))
+        ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, pr_top(curves, rate)))
+        ax.set_title(positives_title(target, y), fontsize="medium")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best", fontsize="small")
@@ -305,6 +312,15 @@ def quantile_calibration(y: np.ndarray, p: np.ndarray, n_bins: int = CALIBRATION
     }
 
 
+def wilson_interval(frac_pos: np.ndarray, count: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) of the 95% Wilson score interval of each bin's positive rate: how far the rate of a
+    bin of ``count`` rows may stray by chance (a bin of 150 rows and 1 positive: 0.001 .. 0.037)."""
+    n = np.maximum(count.astype(np.float64), 1.0)
+    centre = (frac_pos + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(frac_pos * (1 - frac_pos) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
 def log_scale(mean_pred: np.ndarray) -> bool:
     """Whether a reliability panel is log-log: its bins' mean predictions span :data:`LOG_SPAN`
     or more and most crowd at the low end of a linear axis (the median bin in its lowest quarter)."""
@@ -328,12 +344,15 @@ def calibration_curves(
     labels: Mapping[str, Any], preds: Mapping[str, Any], path: str | os.PathLike, n_bins: int = CALIBRATION_BINS
 ) -> Path:
     """Reliability diagram per target: observed positive rate against mean prediction on ``n_bins``
-    bins of equal row counts (:func:`quantile_calibration`), bins under :data:`MIN_BIN_ROWS` rows
+    bins of equal row counts (:func:`quantile_calibration`) with each rate's 95% interval
+    (:func:`wilson_interval`: with few positives a bin's rate strays far from the diagonal by chance),
+    the target's positives in its title, bins under :data:`MIN_BIN_ROWS` rows
     grey, axes fitted to the bins (:func:`calibration_limits`), the diagonal of perfect calibration;
     the ECE (report.json's, on its own equal-width bins) and the mean prediction against the positive rate in the legend."""
     fig, axes, panels = _panels(labels, preds, panel_h=4.6)
     for ax, target, y, p in panels:
-        ax.set(title=target, xlabel="mean prediction (bin)", ylabel="positive rate (bin)")
+        ax.set(xlabel="mean prediction (bin)", ylabel="positive rate (bin)")
+        ax.set_title(positives_title(target, y), fontsize="medium")
         if not len(y):
             _message(ax, "no rows")
             continue
@@ -353,7 +372,12 @@ def _calibration_panel(ax: Any, y: np.ndarray, p: np.ndarray, n_bins: int) -> No
     ax.plot([lo, hi], [lo, hi], ls="--", lw=1.0, color="0.5", label="perfectly calibrated")
     shown = np.where(rate > 0, rate, lo) if log else rate  # log axes: bins without a positive at the bottom edge
     ece = metrics.expected_calibration_error(y, p, metrics.ECE_BINS)
-    ax.plot(x[~few], shown[~few], "o-", lw=1.4, ms=4, label=f"model (ECE {_fmt(ece)}, {metrics.ECE_BINS} equal-width bins)")
+    (line,) = ax.plot(x[~few], shown[~few], "o-", lw=1.4, ms=4, label=f"model (ECE {_fmt(ece)}, {metrics.ECE_BINS} equal-width bins)")
+    low, high = wilson_interval(rate[~few], curve["count"][~few])
+    if log:  # an interval from 0 runs to the bottom edge
+        low = np.maximum(low, lo)
+    ax.errorbar(x[~few], shown[~few], yerr=[np.maximum(shown[~few] - low, 0), np.maximum(high - shown[~few], 0)], fmt="none",
+                ecolor=line.get_color(), alpha=0.45, lw=1.0, capsize=2, label="95% interval of the bin's rate")
     if few.any():
         ax.plot(x[few], shown[few], "o", ms=4, color="0.7", label=f"bin < {MIN_BIN_ROWS} rows")
     if log and (rate == 0).any():

@@ -367,8 +367,10 @@ def test_one_panel_has_one_title(tmp_path, figures):
     plots.pr_curves({"click": y}, {"click": p}, tmp_path / "pr.png")
     plots.calibration_curves({"click": y, "other": y}, {"click": p, "other": p}, tmp_path / "c.png")
     one, two = figures
-    assert one.axes[0].get_title() == "" and one.get_suptitle() == "Precision-recall (validation)\nclick"
-    assert [ax.get_title() for ax in two.axes[:2]] == ["click", "other"] and "click" not in two.get_suptitle()
+    click = plots.positives_title("click", y)
+    assert one.axes[0].get_title() == "" and one.get_suptitle() == f"Precision-recall (validation)\n{click}"
+    assert [ax.get_title() for ax in two.axes[:2]] == [click, plots.positives_title("other", y)]
+    assert "click" not in two.get_suptitle()
 
 
 def test_write_all_passes_baselines_and_oracle(tmp_path, run):
@@ -379,6 +381,25 @@ def test_write_all_passes_baselines_and_oracle(tmp_path, run):
     assert set(written) == {"pr_curves", "calibration", "feature_importance", "learning_curves"}
     for rel in written.values():
         _assert_png(tmp_path / rel)
+
+
+def test_binary_panels_say_how_few_positives_their_curves_rest_on(tmp_path, figures):
+    # the demo's quote: 13 positives in 2,143 validation rows, 15 calibration bins of ~1 positive each; the
+    # panels said neither, and the bins' rates (0, 0.007, 0.014) read as miscalibration
+    rng = np.random.default_rng(4)
+    p = rng.uniform(0.002, 0.012, 2143)
+    y = np.zeros(2143)
+    y[rng.choice(2143, 13, replace=False)] = 1.0
+    plots.pr_curves({"quote": y, "like": (p > 0.007).astype(float)}, {"quote": p, "like": p}, tmp_path / "pr.png")
+    plots.calibration_curves({"quote": y, "like": y}, {"quote": p, "like": p}, tmp_path / "c.png")
+    for fig in figures:
+        assert fig.axes[0].get_title() == "quote (13 positives in 2,143 rows)"
+    ax = figures[1].axes[0]
+    assert "95% interval of the bin's rate" in [t.get_text() for t in ax.get_legend().get_texts()]
+    # a bin of ~143 rows and at most a few positives: its interval reaches from 0 past the diagonal
+    low, high = plots.wilson_interval(np.array([0.0, 1 / 143]), np.array([143, 143]))
+    assert low[0] == 0.0 and 0.0 < low[1] < 1 / 143 < 0.026 < high[0] < high[1] < 0.05
+    assert plots.positives_title("t", np.array([0.0, 1.0])) == "t (1 positive in 2 rows)"
 
 
 def test_learning_curve_legends_leave_the_curves_and_the_baseline_visible(tmp_path, figures):
