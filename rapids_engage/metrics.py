@@ -27,7 +27,8 @@ Conventions:
   missing group id is an error), binary relevance ``y > 0``, tied scores ordered
   against the model (non-relevant rows first) or by ``ranking_report``'s
   ``tiebreak``, so the row order never matters, and averaged over the groups that
-  have at least one positive (groups without positives are excluded from the mean).
+  have at least one positive (groups without positives are excluded from the mean); the within-group AUC
+  (``group_auc``) over the groups with a positive and a non-relevant row, ties counted 1/2.
 * Bins and groups are half-open ``[lo, hi)`` with the last one closed: ECE /
   calibration on equal-width bins of [0, 1], popularity groups on quantiles of
   the key; a grouped mean averages the groups whose value is defined.
@@ -522,6 +523,24 @@ def _mrr(r: _Ranked) -> float:
     return r.mean(r.per_group(first / (r.rank + 1)))
 
 
+def _group_auc(r: _Ranked, p: Any) -> float:
+    """Mean over the groups with a relevant and a non-relevant row of their ROC AUC, ties 1/2. A tie block (one
+    score in one group) is a run of the sorted rows: each relevant row in it beats the group's non-relevant rows
+    below the block and half of those in it."""
+    xp = r.xp
+    ps, neg = p[r.order], 1.0 - r.rel
+    new = _block_starts(ps, xp)
+    new[1:] |= r.seg[1:] != r.seg[:-1]
+    block = xp.cumsum(new) - 1
+    starts = xp.nonzero(new)[0]
+    pos_in, neg_in = bincount(block, weights=r.rel, minlength=len(starts)), bincount(block, weights=neg, minlength=len(starts))
+    neg_above = (r.rank - (r.hits - r.rel))[starts]  # the group's non-relevant rows ranked above the block
+    seg, n_neg = r.seg[starts], r.per_group(neg)
+    wins = bincount(seg, weights=pos_in * (n_neg[seg] - neg_above - 0.5 * neg_in), minlength=len(r.n_pos))
+    both = (r.n_pos > 0) & (n_neg > 0)
+    return _mean(wins[both] / (r.n_pos[both] * n_neg[both]))
+
+
 def map_at_k(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10) -> float:
     """Mean over groups of AP@k = sum_{i<=k} precision@i * rel_i / min(k, positives in group)."""
     _check_whole("k", k)
@@ -537,6 +556,15 @@ def ndcg_at_k(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10) -> floa
 def mrr(y: ArrayLike, p: ArrayLike, group: ArrayLike) -> float:
     """Mean over groups of 1 / rank of the first positive."""
     return _mrr(_ranked_segments(y, p, group))
+
+
+def group_auc(y: ArrayLike, p: ArrayLike, group: ArrayLike) -> float:
+    """Within-group ROC AUC: the mean over the groups that hold a relevant (``y > 0``) and a non-relevant row of
+    that group's AUC, ties counted 1/2 (a constant score gives 0.5, as does any scorer without skill in
+    expectation); nan when no group holds both. Unlike the pooled AUC it compares rows of one group only,
+    so a ranking model's scores, not comparable across groups, are read as they are meant."""
+    xp, y, p, g = _ranking_inputs(y, p, group)
+    return _group_auc(_segments(y, g, _order_desc_tied(y, p, None, xp), xp), p)
 
 
 # ---------------------------------------------------------------- regression
@@ -647,8 +675,8 @@ def binary_report(y: ArrayLike, p: ArrayLike, key: ArrayLike | None = None) -> d
 
 
 def ranking_report(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10, tiebreak: ArrayLike | None = None) -> dict[str, Any]:
-    """{"map@k", "ndcg@k", "mrr", "auc", "n_groups", "tied@k"}, all of the relevance ``y > 0`` (graded labels
-    too); ``n_groups`` counts the groups averaged
+    """{"map@k", "ndcg@k", "mrr", "auc", "group_auc", "n_groups", "tied@k"}, all of the relevance ``y > 0`` (graded
+    labels too); ``auc`` pools every row, ``group_auc`` is :func:`group_auc`; ``n_groups`` counts the groups averaged
     (those with a positive). One sort is shared by the ranking metrics. Tied scores are
     ordered by ``tiebreak`` (e.g. hashed row keys), else against the model; ``tied@k`` is the
     share of the top-k rows of those groups that tie with another row of their group (how much
@@ -662,6 +690,7 @@ def ranking_report(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10, ti
         f"ndcg@{k}": _ndcg_at_k(r, k),
         "mrr": _mrr(r),
         "auc": _auc(*_sorted_curve((y[order] > 0).astype(xp.float64), p[order], xp), xp),  # of the relevance y > 0
+        "group_auc": _group_auc(r, p),
         "n_groups": int((r.n_pos > 0).sum()),
         f"tied@{k}": _tied_at_k(r, p, k),
     }

@@ -12,7 +12,7 @@ last event time, data_dir), "store", "features", "models", "layout",
 "memory" (peak host RSS and GPU memory in use per stage, see :mod:`rapids_engage.memory`),
 "workers_lost", "n_workers_train" (workers when training started), "spilled_bytes" (written to disk by dask's spilling), "plots", "config", "run", "ingest",
 and more metrics per target (kind, objective, log_loss, ece, grouped AP/RCE, oracle_ap, n,
-best_iteration, baselines, skew; map@10 / ndcg@10 / mrr / n_groups / tied@10 with a ranking group).
+best_iteration, baselines, skew; map@10 / ndcg@10 / mrr / group_auc / n_groups / tied@10 with a ranking group).
 Every key is documented in README.md's "report.json" (tests/test_pipeline.py checks a run's keys against it).
 Count targets (``"kind": "count"``) carry regression metrics instead of the
 binary ones: {"rmse_log1p", "mae_log1p", "rmse", "mae", "spearman"}, and the mean true and
@@ -39,7 +39,8 @@ REQUIRED_COUNT_KEYS = ("rmse_log1p", "mae_log1p", "rmse", "mae", "spearman")
 TABLE_COLUMNS = {
     "binary": (("positive rate", "positive_rate", 4), ("AP", "ap", 4), ("RCE", "rce", 2), ("oracle RCE", "oracle_rce", 2),
                ("AUC", "auc", 4), ("RCE te_logreg", "base:te_logreg:rce", 2)),
-    "ranking": (("MAP@10", "map@10", 4), ("NDCG@10", "ndcg@10", 4), ("MRR", "mrr", 4), ("tied@10", "tied@10", 2),
+    "ranking": (("MAP@10", "map@10", 4), ("NDCG@10", "ndcg@10", 4), ("MRR", "mrr", 4), ("group AUC", "group_auc", 4),
+                ("tied@10", "tied@10", 2),
                 ("MAP@10 constant", "base:constant:map@10", 4), ("MAP@10 popularity", "base:popularity:map@10", 4),
                 ("MAP@10 te_logreg", "base:te_logreg:map@10", 4)),
     "count": (("mean count", "mean", 2), ("mean predicted", "mean_pred", 2), ("RMSE log1p", "rmse_log1p", 4), ("MAE log1p", "mae_log1p", 4), ("Spearman", "spearman", 4),

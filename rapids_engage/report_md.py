@@ -242,7 +242,8 @@ def _positives(m: Mapping[str, Any]) -> str:
     return DASH if rate is None or n is None else f"{round(rate * n):,}"
 
 
-_RANKING_METRICS = (("MAP@10", "map@10", 4), ("NDCG@10", "ndcg@10", 4), ("MRR", "mrr", 4), ("tied@10", "tied@10", 2))
+_RANKING_METRICS = (("MAP@10", "map@10", 4), ("NDCG@10", "ndcg@10", 4), ("MRR", "mrr", 4), ("group AUC", "group_auc", 4),
+                    ("tied@10", "tied@10", 2))
 _COUNT_METRICS = (("RMSE log1p", "rmse_log1p", 4), ("MAE log1p", "mae_log1p", 4), ("RMSE", "rmse", 2),
                   ("MAE", "mae", 2), ("Spearman", "spearman", 4), ("mean predicted", "mean_pred", 2))
 
@@ -264,8 +265,9 @@ def _ranking(report: Mapping[str, Any]) -> list[str]:
     header = ["target", "scores", *(c for c, _, _ in _RANKING_METRICS), "rounds"]
     groups = next(iter(targets.values())).get("n_groups")
     note = f"Per ranking group ({groups:,} groups with a positive), averaged." if isinstance(groups, int) else ""
-    note += (" tied@10: the share of the top 10 rows whose score another row of their group has too, ordered by a"
-             " hash of the row key: the larger it is, the more of MAP@10 the tie-break decides.")
+    note += (" group AUC: the ROC AUC within each group with a positive and a negative row, averaged (0.5: no skill;"
+             " the AUC a ranking model is audited on). tied@10: the share of the top 10 rows whose score another row of"
+             " their group has too, ordered by a hash of the row key: the larger it is, the more of MAP@10 the tie-break decides.")
     return ["### Ranking", "", *_table(header, _beside_baselines(targets, _RANKING_METRICS), right_from=2), "", note, ""]
 
 
@@ -407,6 +409,7 @@ _GLOSSARY = (
     ("AUC / log loss / ECE", "ROC AUC; mean log loss; expected calibration error (row-weighted mean |predicted − observed| over 10 equal-width probability bins; the calibration plot's points are bins of equal rows)."),
     ("MAP@10 / NDCG@10 / MRR", "per ranking group (e.g. an impression) with a positive: mean average precision and "
      "normalised discounted cumulative gain of the top 10, reciprocal rank of the first positive; averaged over groups. "
+     "group AUC: the ROC AUC of each group's rows (of the groups with a positive and a negative; ties count 1/2), averaged. "
      "tied@10: the share of top-10 rows tied with another row of their group (ties ordered by a hash of the row key)."),
     ("constant", "the training positive rate (or mean log1p count; the mean count beside a model of the mean count) for every row; for ranking, an order without information."),
     ("te_logreg / te_linreg", "logistic / linear regression on the target-encoding features alone."),

@@ -364,7 +364,7 @@ def test_ranking_report_keys_and_string_groups():
     p = rng.random(300)
     group = np.array([f"u{i}" for i in rng.integers(0, 20, 300)])
     r = m.ranking_report(y, p, group, k=5)
-    assert set(r) == {"map@5", "ndcg@5", "mrr", "auc", "n_groups", "tied@5"}
+    assert set(r) == {"map@5", "ndcg@5", "mrr", "auc", "group_auc", "n_groups", "tied@5"}
     assert r["n_groups"] == len({g for g, t in zip(group, y) if t > 0})
     exp_map, exp_mrr = _brute_ranking(y, p, group, 5)
     assert r["map@5"] == pytest.approx(exp_map) and r["mrr"] == pytest.approx(exp_mrr)
@@ -412,6 +412,41 @@ def test_ranking_report_of_graded_labels_is_that_of_binary_relevance():
     assert graded == pytest.approx(binary, nan_ok=True)
     assert graded["auc"] == pytest.approx(skm.roc_auc_score(y > 0, p))
     assert m.ranking_report(np.array([2.0, 0.0]), np.array([0.9, 0.1]), np.array([1, 1]))["auc"] == 1.0
+
+
+def _brute_group_auc(y, p, group):
+    """sklearn's AUC of each group that holds a relevant and a non-relevant row, averaged (nan when none does)."""
+    values = [skm.roc_auc_score(y[group == g] > 0, p[group == g]) for g in np.unique(group)
+              if 0 < (y[group == g] > 0).sum() < (group == g).sum()]
+    return float(np.mean(values)) if values else float("nan")
+
+
+@SETTINGS
+@given(ranking_data(), st.booleans(), st.booleans())
+def test_group_auc_brute_force(d, graded, one_group):
+    """Ties (scores of 3 values), groups of one class skipped, unsorted group ids, graded labels, a single group."""
+    y, p, group = d
+    if graded:
+        y = y * np.random.default_rng(len(y)).integers(1, 4, len(y))
+    if one_group:
+        group = np.full(len(y), 11)
+    want = _brute_group_auc(y, p, group)
+    tiebreak = np.random.default_rng(len(y) + 1).permutation(len(y))
+    for got in (m.group_auc(y, p, group), m.ranking_report(y, p, group, tiebreak=tiebreak)["group_auc"]):
+        assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, abs=1e-12)
+
+
+def test_group_auc_of_a_constant_is_one_half_and_of_pooled_skill_none():
+    """A constant score is 0.5 exactly; a score that only tells the groups apart has pooled skill and none within
+    a group (0.5); scores that rank each group perfectly on scales no group shares have group AUC 1."""
+    y, group = np.array([1, 0, 0, 0, 1, 0, 0, 1, 1]), np.array([5, 5, 5, 2, 2, 2, 9, 9, 9])
+    assert m.group_auc(y, np.full(9, 0.3), group) == 0.5
+    by_group = np.where(group == 9, 3.0, np.where(group == 5, 2.0, 1.0))
+    assert m.group_auc(y, by_group, group) == 0.5 and m.roc_auc(y, by_group) > 0.6
+    ranked = y + 10.0 * np.where(group == 5, 0, np.where(group == 2, -5, 7))  # each group's own scale
+    assert m.group_auc(y, ranked, group) == 1.0 and m.roc_auc(y, ranked) < 1.0
+    assert m.group_auc(y, -ranked, group) == 0.0
+    assert math.isnan(m.group_auc(np.array([1, 1, 0]), np.array([0.2, 0.4, 0.1]), np.array([1, 1, 2])))  # no group has both
 
 
 @SETTINGS

@@ -94,7 +94,8 @@ def test_terminal_tables_put_ranking_metrics_in_their_own_table():
     from rapids_engage.report import metrics_tables
 
     base = {"constant": {"map@10": 0.18}, "popularity": {"map@10": 0.19}, "te_logreg": {"map@10": 0.195, "rce": 0.1}}
-    ranked = _binary(**{"map@10": 0.21, "ndcg@10": 0.3, "mrr": 0.25, "tied@10": 0.17, "n_groups": 968, "baselines": base})
+    ranked = _binary(**{"map@10": 0.21, "ndcg@10": 0.3, "mrr": 0.25, "group_auc": 0.6123, "tied@10": 0.17, "n_groups": 968,
+                        "baselines": base})
     scores = ranked | {"rce": None, "objective": "rank:ndcg"}
     for click, objective in ((ranked, ""), (scores, ", rank:ndcg")):
         console = Console(width=200, record=True)
@@ -105,9 +106,11 @@ def test_terminal_tables_put_ranking_metrics_in_their_own_table():
         assert [t.title for t in tables] == ["validation metrics: binary targets (cpu, 10,000 rows)",
                                              f"validation metrics: ranking per impression_id (cpu, 968 groups with a positive{objective})"]
         ranking = text[text.index("ranking per"):]
-        for header in ("MAP@10", "NDCG@10", "MRR", "tied@10", "MAP@10 constant", "MAP@10 popularity", "MAP@10 te_logreg"):
+        for header in ("MAP@10", "NDCG@10", "MRR", "group AUC", "tied@10", "MAP@10 constant", "MAP@10 popularity", "MAP@10 te_logreg"):
             assert header in ranking
-        assert "0.2100" in ranking and "0.17" in ranking and "0.1900" in ranking
+        assert "0.2100" in ranking and "0.17" in ranking and "0.1900" in ranking and "0.6123" in ranking
+        section = render_markdown(_report({"click": click}, layout={"group": "impression_id"})).split("### Ranking")[1]
+        assert "| group AUC |" in section and "| 0.6123 |" in section and "group AUC: the ROC AUC within each group" in section
         has_rce = re.search(r"┃\s+RCE\s+┃", text[:text.index("ranking per")]) is not None
         assert has_rce == (click is ranked)  # a ranking model's scores have no RCE column
     assert len(metrics_tables(_report({"like": _binary()}))) == 1  # no group: no ranking table
