@@ -76,8 +76,27 @@ def test_a_target_without_validation_positives_is_inconclusive_not_a_fail():
     check = shuffled_check("quote", {"kind": "binary", "rce": nan, "auc": nan}, real)
     assert check["passed"] and check["inconclusive"] and check["check"] == "shuffled labels: quote RCE <= 0.5"
     assert "RCE undefined: the validation labels are all one class on 39 validation rows (0 positives)" in check["detail"]
-    ranking = shuffled_check("click", {"rce": None, "auc": nan}, {"rce": None, "auc": nan})  # a rank:* model: its AUC
-    assert ranking["passed"] and ranking["inconclusive"] and ranking["check"] == "shuffled labels: click AUC <= 0.55"
+    ranking = shuffled_check("click", {"rce": None, "auc": nan, "group_auc": nan}, {"rce": None, "auc": nan, "group_auc": nan})
+    assert ranking["passed"] and ranking["inconclusive"] and ranking["check"] == "shuffled labels: click within-group AUC <= 0.55"
+    assert ranking["detail"].startswith("validation within-group AUC undefined: no group holds both a positive and a negative row")
+
+
+def test_a_ranking_model_is_audited_on_its_within_group_auc():
+    """A rank:* model's scores order a group's rows and are not comparable across groups: the check read their pooled
+    AUC (MIND's real-label model: 0.468, while it ranks within impressions), so it was always inconclusive and
+    passed a shuffled run with skill within the groups. It reads the within-group AUC (metrics.group_auc) now."""
+    from rapids_engage.audit import shuffled_check
+
+    real = {"kind": "binary", "rce": None, "auc": 0.468, "group_auc": 0.62, "n": 39_375, "positive_rate": 0.0378, "n_groups": 968}
+    sound = shuffled_check("click", {"kind": "binary", "rce": None, "auc": 0.47, "group_auc": 0.503}, real)
+    assert sound["passed"] and "inconclusive" not in sound, sound
+    assert sound["check"] == "shuffled labels: click within-group AUC <= 0.55"
+    assert sound["detail"] == ("validation within-group AUC 0.503 with shuffled labels (real labels: 0.620) on 39,375 "
+                               "validation rows (1,488 positives), 968 groups with a positive")
+    leak = shuffled_check("click", {"kind": "binary", "rce": None, "auc": 0.45, "group_auc": 0.6}, real)  # pooled: no skill
+    assert not leak["passed"] and "inconclusive" not in leak, leak
+    weak = shuffled_check("click", {"rce": None, "auc": 0.6, "group_auc": 0.54}, real | {"auc": 0.7, "group_auc": 0.53})
+    assert weak["passed"] and weak["inconclusive"] and "inconclusive: the real-label model" in weak["detail"]
 
 
 def test_repeated_row_keys_in_other_groups_fail_as_folds_keep_the_group(tmp_path):
@@ -135,7 +154,8 @@ def test_overlap_counts_row_keys_not_pairs_of_their_copies(tmp_path):
 def test_count_and_ranking_checks_are_inconclusive_without_real_skill():
     """Hacker News points: the real-label model's RMSE(log1p) 1.1314 vs the constant's 1.1400 (ratio 0.992) has
     no more skill than the 0.99 bound, yet the audit said a plain 'pass' (and a shuffled run's noise below the bound
-    would have been FAIL, exit 1); only the binary RCE check knew 'inconclusive'. The ranking AUC check likewise."""
+    would have been FAIL, exit 1); only the binary RCE check knew 'inconclusive'. The ranking check (within-group
+    AUC) likewise."""
     from rapids_engage.audit import shuffled_check
 
     def count(rmse, const):
@@ -148,11 +168,11 @@ def test_count_and_ranking_checks_are_inconclusive_without_real_skill():
     sound = shuffled_check("points", count(1.1394, 1.1400), count(0.9000, 1.1400))
     assert sound["passed"] and "inconclusive" not in sound
     assert not shuffled_check("points", count(1.0000, 1.1400), count(0.9000, 1.1400))["passed"]  # a leak
-    rank_weak = shuffled_check("click", {"rce": None, "auc": 0.57}, {"rce": None, "auc": 0.53})
+    rank_weak = shuffled_check("click", {"rce": None, "group_auc": 0.57}, {"rce": None, "group_auc": 0.53})
     assert rank_weak["passed"] and rank_weak["inconclusive"]
-    rank_sound = shuffled_check("click", {"rce": None, "auc": 0.52}, {"rce": None, "auc": 0.67})
+    rank_sound = shuffled_check("click", {"rce": None, "group_auc": 0.52}, {"rce": None, "group_auc": 0.67})
     assert rank_sound["passed"] and "inconclusive" not in rank_sound
-    assert not shuffled_check("click", {"rce": None, "auc": 0.60}, {"rce": None, "auc": 0.67})["passed"]
+    assert not shuffled_check("click", {"rce": None, "group_auc": 0.60}, {"rce": None, "group_auc": 0.67})["passed"]
 
 
 def test_a_raw_count_objective_s_check_compares_rmse_of_counts():

@@ -777,6 +777,22 @@ def test_count_table_on_gpu_with_predict_and_external_memory(tmp_path):
         assert ext["targets"][t]["rmse_log1p"] < ext["targets"][t]["baselines"]["constant"]["rmse_log1p"], t
 
 
+def test_group_auc_on_gpu():
+    """The within-group AUC (written on the CPU, 2026-12-04) on cupy arrays and a cudf group column: the CPU's values."""
+    import cudf
+    import cupy
+
+    from rapids_engage import metrics as m
+
+    rng = np.random.default_rng(4)
+    y, p, g = (rng.random(5_000) < 0.1).astype(float), rng.choice([0.1, 0.5, 0.9], 5_000), rng.integers(0, 300, 5_000) * 7
+    want = m.group_auc(y, p, g)
+    assert 0.45 < want < 0.55
+    assert m.group_auc(cupy.asarray(y), cupy.asarray(p), cudf.Series(g)) == pytest.approx(want, abs=1e-12)
+    assert m.ranking_report(cupy.asarray(y), cupy.asarray(p), cupy.asarray(g))["group_auc"] == pytest.approx(want, abs=1e-12)
+    assert m.group_auc(cupy.asarray(y), cupy.zeros(5_000), cupy.asarray(g)) == 0.5
+
+
 def test_ranking_table_audit_on_gpu(tmp_path):
     """A MIND-like table (configs/mind.yaml's features: a group, a list column, categoricals) trained with rank:ndcg,
     audited on the GPU against the CPU: the real-label runs store the same features and rank as well (MAP@10,
@@ -797,6 +813,8 @@ def test_ranking_table_audit_on_gpu(tmp_path):
     _assert_close_metrics(gpu["targets"], cpu["targets"], {"click": {"map@10": 0.05, "ndcg@10": 0.05, "auc": 0.05}})
     checks = [{c["check"]: c for c in audits[name]["checks"]} for name in ("cpu", "gpu")]
     assert list(checks[1]) == list(checks[0])
+    assert "shuffled labels: click within-group AUC <= 0.55" in checks[1]  # a rank:* model's scores: within its groups
+    assert click["group_auc"] == pytest.approx(cpu["targets"]["click"]["group_auc"], abs=0.05)
     for name, check in checks[0].items():
         if name.startswith(("time travel", "time order", "train/valid overlap", "row keys")):
             assert checks[1][name]["passed"] and check["passed"], name
