@@ -541,6 +541,16 @@ def _group_auc(r: _Ranked, p: Any) -> float:
     return _mean(wins[both] / (r.n_pos[both] * n_neg[both]))
 
 
+def _group_auc_null_se(r: _Ranked) -> float:
+    """The standard error of :func:`_group_auc` for a scorer without skill (scores independent of the labels, no
+    ties): a group of n1 relevant and n0 other rows has AUC variance (n0 + n1 + 1) / (12 n0 n1) (Mann-Whitney), and
+    the mean over G groups sqrt(sum) / G; nan when no group holds both."""
+    n_neg = r.per_group(1.0 - r.rel)
+    both = (r.n_pos > 0) & (n_neg > 0)
+    n1, n0 = r.n_pos[both], n_neg[both]
+    return float(r.xp.sqrt(((n0 + n1 + 1) / (12 * n0 * n1)).sum())) / int(both.sum()) if bool(both.any()) else float("nan")
+
+
 def map_at_k(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10) -> float:
     """Mean over groups of AP@k = sum_{i<=k} precision@i * rel_i / min(k, positives in group)."""
     _check_whole("k", k)
@@ -675,8 +685,9 @@ def binary_report(y: ArrayLike, p: ArrayLike, key: ArrayLike | None = None) -> d
 
 
 def ranking_report(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10, tiebreak: ArrayLike | None = None) -> dict[str, Any]:
-    """{"map@k", "ndcg@k", "mrr", "auc", "group_auc", "n_groups", "tied@k"}, all of the relevance ``y > 0`` (graded
-    labels too); ``auc`` pools every row, ``group_auc`` is :func:`group_auc`; ``n_groups`` counts the groups averaged
+    """{"map@k", "ndcg@k", "mrr", "auc", "group_auc", "group_auc_se", "n_groups", "tied@k"}, all of the relevance
+    ``y > 0`` (graded labels too); ``auc`` pools every row, ``group_auc`` is :func:`group_auc`, ``group_auc_se`` its
+    standard error for a scorer without skill (what chance moves it by on these groups); ``n_groups`` counts the groups averaged
     (those with a positive). One sort is shared by the ranking metrics. Tied scores are
     ordered by ``tiebreak`` (e.g. hashed row keys), else against the model; ``tied@k`` is the
     share of the top-k rows of those groups that tie with another row of their group (how much
@@ -691,6 +702,7 @@ def ranking_report(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10, ti
         "mrr": _mrr(r),
         "auc": _auc(*_sorted_curve((y[order] > 0).astype(xp.float64), p[order], xp), xp),  # of the relevance y > 0
         "group_auc": _group_auc(r, p),
+        "group_auc_se": _group_auc_null_se(r),
         "n_groups": int((r.n_pos > 0).sum()),
         f"tied@{k}": _tied_at_k(r, p, k),
     }

@@ -260,3 +260,19 @@ def test_time_travel_matches_copies_of_a_row_key_by_time(tmp_path):
     check = _time_travel_check(tmp_path, copies=20)
     assert check["passed"], check
     assert check["detail"].startswith("984 row comparisons") and check["detail"].endswith("; 0 differ"), check
+
+
+def test_a_ranking_model_s_bound_is_three_standard_errors_of_chance():
+    """A fixed 0.55 was looser than MIND's real skill (within-group AUC 0.531 on 968 impressions, where chance moves it
+    by 0.0095): every audit of a rank:* model there was inconclusive. The bound is 0.5 + 3 standard errors of a
+    scorer without skill on the validation groups (group_auc_se), so MIND's real model shows skill and a shuffled
+    model at 0.513 passes; one at 0.54 (more than chance allows) fails; a report without the error keeps 0.55."""
+    from rapids_engage.audit import group_auc_bound, shuffled_check
+
+    real = {"rce": None, "group_auc": 0.531, "group_auc_se": 0.0095, "n": 39_375, "positive_rate": 0.0378, "n_groups": 968}
+    sound = shuffled_check("click", {"rce": None, "group_auc": 0.513, "group_auc_se": 0.0095}, real)
+    assert sound["passed"] and "inconclusive" not in sound, sound
+    assert sound["check"] == "shuffled labels: click within-group AUC <= 0.528"
+    assert sound["detail"].endswith("; the bound is 0.5 + 3 x 0.0095, the standard error of a scorer without skill on these groups")
+    assert not shuffled_check("click", {"rce": None, "group_auc": 0.54, "group_auc_se": 0.0095}, real)["passed"]
+    assert group_auc_bound({"group_auc": 0.6}) == 0.55 and group_auc_bound({"group_auc_se": None}) == 0.55

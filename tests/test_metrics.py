@@ -364,7 +364,7 @@ def test_ranking_report_keys_and_string_groups():
     p = rng.random(300)
     group = np.array([f"u{i}" for i in rng.integers(0, 20, 300)])
     r = m.ranking_report(y, p, group, k=5)
-    assert set(r) == {"map@5", "ndcg@5", "mrr", "auc", "group_auc", "n_groups", "tied@5"}
+    assert set(r) == {"map@5", "ndcg@5", "mrr", "auc", "group_auc", "group_auc_se", "n_groups", "tied@5"}
     assert r["n_groups"] == len({g for g, t in zip(group, y) if t > 0})
     exp_map, exp_mrr = _brute_ranking(y, p, group, 5)
     assert r["map@5"] == pytest.approx(exp_map) and r["mrr"] == pytest.approx(exp_mrr)
@@ -434,6 +434,24 @@ def test_group_auc_brute_force(d, graded, one_group):
     tiebreak = np.random.default_rng(len(y) + 1).permutation(len(y))
     for got in (m.group_auc(y, p, group), m.ranking_report(y, p, group, tiebreak=tiebreak)["group_auc"]):
         assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, abs=1e-12)
+
+
+def test_group_auc_null_se_is_the_spread_of_scorers_without_skill():
+    """ranking_report's group_auc_se (the audit's bound) is the Mann-Whitney standard error of the mean within-group
+    AUC for scores independent of the labels: the spread of 2,000 random scorers' group_auc on MIND-like groups
+    (~40 rows, ~1.5 positives) is within 10 % of it; groups of one class do not count."""
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(5, 80, 300)
+    group = np.repeat(np.arange(300), sizes)
+    y = (rng.random(len(group)) < 0.04).astype(int)
+    se = m.ranking_report(y, rng.random(len(y)), group)["group_auc_se"]
+    spread = np.std([m.group_auc(y, rng.random(len(y)), group) for _ in range(2000)])
+    assert se == pytest.approx(spread, rel=0.1)
+    n1 = np.bincount(group, weights=y)
+    n0 = sizes - n1
+    both = (n1 > 0) & (n0 > 0)
+    assert se == pytest.approx(np.sqrt(((n0 + n1 + 1) / (12 * n0 * n1))[both].sum()) / both.sum(), rel=1e-12)
+    assert math.isnan(m.ranking_report(np.array([1, 1, 0]), np.array([0.2, 0.4, 0.1]), np.array([1, 1, 2]))["group_auc_se"])
 
 
 def test_group_auc_of_a_constant_is_one_half_and_of_pooled_skill_none():
