@@ -213,6 +213,25 @@ def _rce(cross_entropy: float, ctr: float, eps: float = 1e-15) -> float:
     return float((1.0 - cross_entropy / strawman) * 100.0)
 
 
+def _rce_chance(p: Any, ctr: float, xp: ModuleType, eps: float = 1e-15) -> tuple[float, float]:
+    """(mean, standard error) of RCE over the permutations of the labels among the rows: these predictions without
+    skill, the same positives. The cross-entropy is mean(-log(1 - p)) minus the mean of ``y * logit(p)``, whose sum
+    over P of N rows drawn without replacement has mean P * mean(logit) and variance P (N - P) / (N - 1) times the
+    logits' variance. The mean is at most 0 (each row's cross-entropy against the positive rate is at least the
+    constant's). (nan, nan) with a single class."""
+    n = len(p)
+    if not 0.0 < ctr < 1.0 or n < 2:
+        return float("nan"), float("nan")
+    q = xp.clip(p, eps, 1.0 - eps)
+    logits = xp.log(q) - xp.log(1.0 - q)
+    positives = ctr * n
+    mean_ce = float((-xp.log(1.0 - q)).mean()) - ctr * float(logits.mean())
+    sd_ce = float(np.sqrt(positives * (n - positives) / (n - 1) * float(logits.var()))) / n
+    c = min(max(ctr, eps), 1.0 - eps)
+    strawman = -(ctr * np.log(c) + (1.0 - ctr) * np.log(1.0 - c))
+    return float((1.0 - mean_ce / strawman) * 100.0), float(100.0 * sd_ce / strawman)
+
+
 def rce(y: ArrayLike, p: ArrayLike) -> float:
     """RecSys 2021 relative cross entropy: ``(1 - CE(p) / CE(positive rate)) * 100``.
 
@@ -655,8 +674,10 @@ def _spearman(y: Any, pred: Any, xp: ModuleType) -> float:
 
 
 def binary_report(y: ArrayLike, p: ArrayLike, key: ArrayLike | None = None) -> dict[str, Any]:
-    """{"ap", "rce", "auc", "log_loss", "ece", "positive_rate", "n"}; with ``key`` also
-    "ap_grouped" / "rce_grouped", the means over 5 quantile groups of ``key``."""
+    """{"ap", "rce", "auc", "log_loss", "ece", "positive_rate", "n", "rce_chance", "rce_chance_se"}; with ``key``
+    also "ap_grouped" / "rce_grouped", the means over 5 quantile groups of ``key``. ``rce_chance`` / ``rce_chance_se``:
+    the mean and standard error of RCE for these predictions without skill (the labels permuted among the rows,
+    :func:`_rce_chance`): what chance alone gives them."""
     xp, y, p = _checked(y, p, binary=True, others=(key,), probabilities=True)
     n = len(y)
     order = _order_desc(p, xp)  # the one sort, shared by AP, AUC and the grouped AP
@@ -673,6 +694,7 @@ def binary_report(y: ArrayLike, p: ArrayLike, key: ArrayLike | None = None) -> d
         "positive_rate": positive_rate,
         "n": int(n),
     }
+    report["rce_chance"], report["rce_chance_se"] = _rce_chance(p, positive_rate, xp)
     if key is not None:  # same values as grouped_by_quantile(average_precision / rce, ...)
         key = _f64(key, xp, "key")
         if len(key) != n:

@@ -276,3 +276,20 @@ def test_a_ranking_model_s_bound_is_three_standard_errors_of_chance():
     assert sound["detail"].endswith("; the bound is 0.5 + 3 x 0.0095, the standard error of a scorer without skill on these groups")
     assert not shuffled_check("click", {"rce": None, "group_auc": 0.54, "group_auc_se": 0.0095}, real)["passed"]
     assert group_auc_bound({"group_auc": 0.6}) == 0.55 and group_auc_bound({"group_auc_se": None}) == 0.55
+
+
+def test_few_positives_raise_the_rce_bound_to_what_chance_gives():
+    """A clean run with 5 validation positives failed the fixed 0.5 (quote: shuffled RCE 2.14): chance alone moves RCE
+    by several points there. The bound is the larger of 0.5 and the mean + 3 standard errors of RCE with the labels
+    permuted (rce_chance, rce_chance_se); on many positives it stays 0.5, and a leak far above chance still fails."""
+    from rapids_engage.audit import rce_bound, shuffled_check
+
+    real = {"kind": "binary", "rce": 1.5, "n": 2_143, "positive_rate": 5 / 2_143}
+    few = {"kind": "binary", "rce": 2.14, "rce_chance": -9.2, "rce_chance_se": 7.0}
+    check = shuffled_check("quote", few, real)
+    assert check["passed"] and check["inconclusive"], check  # the real model's 1.5 is within chance too
+    assert check["check"] == "shuffled labels: quote RCE <= 11.8" and "the bound is -9.20 + 3 x 7.00" in check["detail"]
+    assert not shuffled_check("quote", few | {"rce": 40.0}, real | {"rce": 45.0})["passed"]  # a leak gives both skill
+    many = {"kind": "binary", "rce": 0.7, "rce_chance": -4.9, "rce_chance_se": 0.37}
+    assert rce_bound(many) == 0.5 and not shuffled_check("like", many, real | {"rce": 17.0})["passed"]
+    assert rce_bound({"rce": 0.1}) == 0.5
