@@ -129,6 +129,22 @@ def quantile_matrix(parts: list[Any], features: list[str], max_bin: int, nthread
     return xgb.QuantileDMatrix(_batches(parts, features, qid), missing=np.nan, nthread=nthread, max_bin=max_bin, ref=ref)
 
 
+def binned_values(matrix: Any, nthread: int) -> Any:
+    """A CPU ``DMatrix`` of the values a ``QuantileDMatrix``'s bins stand for, its query groups kept: XGBoost predicts
+    it exactly as it predicts the bins (for validation rows beyond the training range too), at ~3.5 ms a round for
+    the 1M demo's 18k validation rows of a worker where the bins took ~18 ms (CPU, XGBoost 3.2: it reads every
+    feature of a row from its bins). On GPU the bins' predictions are not slow: they stay."""
+    import numpy as np
+    import xgboost as xgb
+
+    rows = xgb.DMatrix(matrix.get_data(), feature_names=matrix.feature_names, feature_types=matrix.feature_types,
+                       nthread=nthread)
+    starts = matrix.get_uint_info("group_ptr")  # of qid: where each query's rows start
+    if len(starts):
+        rows.set_group(np.diff(starts))
+    return rows
+
+
 def labels(parts: list[Any], spec: TargetSpec) -> Any:
     """The target's labels of a worker's partitions, in their order (raw counts: expm1 of the stored log1p)."""
     import numpy as np
@@ -163,6 +179,8 @@ def fit_targets(train_parts: list[Any], valid_parts: list[Any], features: list[s
         max_bin, cuda = matrix_max_bin(specs[0].params), str(specs[0].params.get("device", "")).startswith("cuda")
         dtrain = quantile_matrix(train_parts, features, max_bin, nthread, group, cuda=cuda)
         dvalid = quantile_matrix(valid_parts, features, max_bin, nthread, group, ref=dtrain, cuda=cuda)
+        if not cuda:  # evaluated every round: from its bins' values, the same predictions ~5x faster
+            dvalid = binned_values(dvalid, nthread)
         for spec in specs:
             for matrix, parts in ((dtrain, train_parts), (dvalid, valid_parts)):
                 if parts:
