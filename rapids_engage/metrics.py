@@ -730,6 +730,46 @@ def ranking_report(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10, ti
     }
 
 
+def _every_k(r: _Ranked, k_max: int) -> dict[str, Any]:
+    """MAP@k and NDCG@k of the groups with a positive for k = 1 .. ``k_max`` (as :func:`_map_at_k` /
+    :func:`_ndcg_at_k` at each k): each group's top-``k_max`` terms go into a (groups x k_max) table by
+    position, whose cumulative sums along the positions are every k's sums at once."""
+    xp = r.xp
+    has_pos = r.n_pos > 0
+    n = int(has_pos.sum())
+    if n == 0:
+        return {"k": list(range(1, k_max + 1)), "map": [float("nan")] * k_max, "ndcg": [float("nan")] * k_max, "n_groups": 0}
+    row = xp.cumsum(has_pos) - 1  # each averaged group's row of the table
+    kept = (r.rank < k_max) & has_pos[r.seg]
+    cell = (row[r.seg] * k_max + r.rank)[kept].astype(xp.int64)
+    rel, rank = r.rel[kept], r.rank[kept]
+
+    def table(weights: Any) -> Any:
+        return xp.cumsum(bincount(cell, weights=weights, minlength=n * k_max).reshape(n, k_max), axis=1)
+
+    ks = xp.arange(1, k_max + 1)
+    n_pos = r.n_pos[has_pos][:, None]
+    precision = table(rel * r.hits[kept] / (rank + 1))
+    gain = table(rel / xp.log2(rank + 2.0))
+    ideal = _concat0(xp.cumsum(1.0 / xp.log2(xp.arange(k_max) + 2.0)), xp)  # ideal[j]: j relevant on top
+    at_k = xp.minimum(n_pos, ks)
+    return {"k": ks.tolist(), "map": (precision / at_k).mean(axis=0).tolist(),
+            "ndcg": (gain / ideal[at_k.astype(xp.int64)]).mean(axis=0).tolist(), "n_groups": n}
+
+
+def ranking_at_every_k(
+    y: ArrayLike, p: ArrayLike, group: ArrayLike, k_max: int = 10, tiebreak: ArrayLike | None = None
+) -> dict[str, Any]:
+    """{"k", "map", "ndcg", "n_groups", "largest_group"}: MAP@k and NDCG@k (host lists) for every k = 1 .. ``k_max``
+    from one sort, of the groups with a positive (``n_groups`` of them, the largest of ``largest_group`` rows);
+    ties ordered as :func:`ranking_report` orders them, so the values at k equal its ``map@k`` / ``ndcg@k``."""
+    _check_whole("k_max", k_max)
+    xp, y, p, g = _ranking_inputs(y, p, group)
+    r = _segments(y, g, _order_desc_tied(y, p, tiebreak, xp), xp)
+    sizes = bincount(r.seg, minlength=len(r.n_pos))[r.n_pos > 0] if len(r.n_pos) else xp.zeros(0)
+    return {**_every_k(r, k_max), "largest_group": int(sizes.max()) if len(sizes) else 0}
+
+
 def regression_report(y: ArrayLike, pred: ArrayLike) -> dict[str, Any]:
     """{"rmse_log1p", "mae_log1p", "rmse", "mae", "spearman", "n"}."""
     xp, y, pred = _checked(y, pred, binary=False)  # once: the metrics below take the checked arrays

@@ -839,3 +839,20 @@ def test_a_cluster_without_spilling_after_an_in_process_run(tmp_path):
     with LocalCUDACluster(n_workers=1, dashboard_address=None, enable_cudf_spill=False) as cluster, Client(cluster):
         sums = frame.groupby("b")["a"].sum().compute().to_pandas().sort_index()
     assert sums.to_dict() == pd.Series(np.arange(1_000)).groupby(np.arange(1_000) % 7).sum().to_dict(), (before, after)
+
+
+def test_ranking_curves_of_cudf_and_cupy_inputs_are_the_cpu_s():
+    """The ranking plot's NDCG@k / MAP@k for every k (one table of groups x k on the device) from a cudf label column,
+    cupy scores and group ids and a host tie-break: the same as from numpy."""
+    import cudf
+    import cupy
+
+    from rapids_engage import metrics as m
+
+    rng = np.random.default_rng(7)
+    g = rng.integers(0, 300, 5_000)
+    y, p, ties = (rng.random(5_000) < 0.1).astype(float), rng.integers(0, 4, 5_000).astype(float), rng.permutation(5_000)
+    want = m.ranking_at_every_k(y, p, g, 10, tiebreak=ties)
+    got = m.ranking_at_every_k(cudf.Series(y), cupy.asarray(p), cupy.asarray(g), 10, tiebreak=ties)
+    assert got["k"] == want["k"] and (got["n_groups"], got["largest_group"]) == (want["n_groups"], want["largest_group"])
+    assert got["map"] == pytest.approx(want["map"], abs=1e-12) and got["ndcg"] == pytest.approx(want["ndcg"], abs=1e-12)

@@ -375,6 +375,44 @@ def test_ndcg_of_a_k_beyond_every_group():
     assert math.isnan(m.ndcg_at_k(np.zeros(3), p[:3], group[:3], k=10**12))
 
 
+def _brute_every_k(y, p, group, k_max, tiebreak=None):
+    """MAP@k and NDCG@k for k = 1 .. k_max, group by group in plain Python (ties by ``tiebreak``, else non-relevant first)."""
+    maps, ndcgs = [[] for _ in range(k_max)], [[] for _ in range(k_max)]
+    for g in dict.fromkeys(group.tolist()):
+        idx = [i for i in range(len(y)) if group[i] == g]
+        idx.sort(key=lambda i: (-p[i], tiebreak[i] if tiebreak is not None else y[i] > 0))
+        rel = [float(y[i] > 0) for i in idx]
+        n_pos = int(sum(rel))
+        if n_pos == 0:
+            continue
+        for k in range(1, k_max + 1):
+            top = rel[:k]
+            maps[k - 1].append(sum(r * sum(top[:i + 1]) / (i + 1) for i, r in enumerate(top)) / min(k, n_pos))
+            ideal = sum(1 / math.log2(i + 2) for i in range(min(k, n_pos)))
+            ndcgs[k - 1].append(sum(r / math.log2(i + 2) for i, r in enumerate(top)) / ideal)
+    nan = float("nan")
+    return [np.mean(v) if v else nan for v in maps], [np.mean(v) if v else nan for v in ndcgs]
+
+
+@SETTINGS
+@given(ranking_data(), st.sampled_from([1, 4, 12]), st.booleans())
+def test_ranking_at_every_k_is_each_k_s_map_and_ndcg(d, k_max, hashed):
+    """One sort for the ranking plot's curves: at each k the report's map@k / ndcg@k (ties by the same hash) and a brute force."""
+    y, p, group = d
+    ties = np.random.default_rng(len(y)).permutation(len(y)) if hashed else None
+    got = m.ranking_at_every_k(y, p, group, k_max, tiebreak=ties)
+    maps, ndcgs = _brute_every_k(y, p, group, k_max, ties)
+    assert got["k"] == list(range(1, k_max + 1))
+    assert got["map"] == pytest.approx(maps, abs=1e-12, nan_ok=True) and got["ndcg"] == pytest.approx(ndcgs, abs=1e-12, nan_ok=True)
+    for k in (1, k_max):
+        report = m.ranking_report(y, p, group, k=k, tiebreak=ties)
+        assert got["n_groups"] == report["n_groups"]
+        assert got["map"][k - 1] == pytest.approx(report[f"map@{k}"], abs=1e-12, nan_ok=True)
+        assert got["ndcg"][k - 1] == pytest.approx(report[f"ndcg@{k}"], abs=1e-12, nan_ok=True)
+    with_pos = [g for g in set(group.tolist()) if y[group == g].sum() > 0]
+    assert got["largest_group"] == max(((group == g).sum() for g in with_pos), default=0)
+
+
 def test_ranking_report_keys_and_string_groups():
     rng = np.random.default_rng(5)
     y = (rng.random(300) < 0.3).astype(float)
