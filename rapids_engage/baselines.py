@@ -22,6 +22,8 @@ count, and its RMSE on counts is no baseline for a model of the mean.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -85,13 +87,21 @@ def _as_counts(train: Any, targets: list[str]) -> Any:
     return train.assign(**{t: np.expm1(train[t]) for t in targets})
 
 
-def baselines(
+@dataclass(frozen=True)
+class Scores:
+    """A baseline's predictions for the validation rows (host float64): probabilities, or scores that only rank."""
+
+    values: np.ndarray
+    probabilities: bool = True
+
+
+def baseline_scores(
     backend: Backend, train: Any, valid: Any, targets: list[str], features: list[str], layout: Layout,
     max_rows: int = 100_000, seed: int = 0, raw_counts: frozenset[str] = frozenset(),
-) -> dict[str, dict[str, dict[str, Any]]]:
-    """target -> baseline name -> metrics (as :func:`~rapids_engage.evaluate.score`); ``train`` is the
-    dask training frame, ``valid`` the gathered validation rows; ``raw_counts``: count targets whose models
-    predict the mean count (their ``constant`` and ``creator_mean`` do too)."""
+) -> dict[str, dict[str, Scores]]:
+    """target -> baseline name -> its :class:`Scores` of the validation rows ``valid`` (gathered); ``train`` is the
+    dask training frame; ``raw_counts``: count targets whose models predict the mean count (their ``constant`` and
+    ``creator_mean`` do too)."""
     import dask
 
     raw = [t for t in targets if t in raw_counts]
@@ -100,22 +110,35 @@ def baselines(
     # per column, as split's label checks (a frame's reduction of int8 columns fails on dask-cudf's empty meta)
     sample, *per_target = dask.compute(sample_rows(train, [*te_all, *targets], max_rows, seed), *(counts[t].mean() for t in targets))
     means = dict(zip(targets, per_target))
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    ties = tiebreak(valid, layout)
+    out: dict[str, dict[str, Scores]] = {}
     for t in targets:
         regression = layout.target(t).is_regression
         mean = float(means[t])
         on_scale = np.log1p if t in raw else (lambda x: x)  # a mean count, back on the label's log1p scale
-        result = {"constant": score(valid, layout, t, np.full(len(valid), on_scale(mean)), ties=ties)}
+        result = {"constant": Scores(np.full(len(valid), on_scale(mean)))}
         cols = te_columns(features, t)
         if cols and (regression or float(to_host(sample[t]).sum()) > 0):
-            te_pred = _te_linear(backend, sample, valid, cols, t, regression)
-            result["te_linreg" if regression else "te_logreg"] = score(valid, layout, t, te_pred, ties=ties)
+            result["te_linreg" if regression else "te_logreg"] = Scores(_te_linear(backend, sample, valid, cols, t, regression))
         if regression and layout.creator:
             per_creator = _key_statistic(counts, valid, layout.creator, t, "mean", mean)
-            result["creator_mean"] = score(valid, layout, t, on_scale(per_creator), ties=ties)
+            result["creator_mean"] = Scores(on_scale(per_creator))
         if not regression and layout.group and layout.item:
             clicks = _key_statistic(train, valid, layout.item, t, "sum", 0.0)
-            result["popularity"] = score(valid, layout, t, clicks, probabilities=False, ties=ties)  # a count: rank metrics only
+            result["popularity"] = Scores(clicks, probabilities=False)  # a count: rank metrics only
         out[t] = result
     return out
+
+
+def scored(valid: Any, layout: Layout, scores: Mapping[str, Mapping[str, Scores]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """target -> baseline name -> the metrics (:func:`~rapids_engage.evaluate.score`) of ``scores`` on ``valid``."""
+    ties = tiebreak(valid, layout)
+    return {t: {name: score(valid, layout, t, s.values, probabilities=s.probabilities, ties=ties) for name, s in by_name.items()}
+            for t, by_name in scores.items()}
+
+
+def baselines(
+    backend: Backend, train: Any, valid: Any, targets: list[str], features: list[str], layout: Layout,
+    max_rows: int = 100_000, seed: int = 0, raw_counts: frozenset[str] = frozenset(),
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """target -> baseline name -> metrics (as :func:`~rapids_engage.evaluate.score`) of :func:`baseline_scores`."""
+    return scored(valid, layout, baseline_scores(backend, train, valid, targets, features, layout, max_rows, seed, raw_counts))

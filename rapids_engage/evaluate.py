@@ -8,6 +8,8 @@ data the true probabilities give the oracle RCE, the best any model can reach.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +128,35 @@ def evaluate_targets(
             report["oracle_ap"] = metrics.average_precision(y_host, p_true)
         results[t] = report
     return results
+
+
+@dataclass(frozen=True)
+class RankedRows:
+    """A binary target's validation rows ranked within their groups: labels, group ids, tie-break keys
+    (:func:`tiebreak`) and the scores of the model and of each baseline, by name (the model's first)."""
+
+    labels: Any
+    groups: Any
+    ties: np.ndarray | None
+    scores: dict[str, Any]
+
+
+def ranked_rows(frame: Any, layout: Layout, preds: Mapping[str, Any], baselines: Mapping[str, Mapping[str, Any]]) -> dict[str, RankedRows]:
+    """Per binary target of a layout with a ranking group: its labelled rows of ``frame`` with the model's ``preds``
+    and the ``baselines``' scores (name -> an object with ``values``, aligned with ``frame``); {} without a group."""
+    if not layout.group:
+        return {}
+    ties = tiebreak(frame, layout)
+    out = {}
+    for t in preds:
+        if layout.target(t).kind != "binary":
+            continue
+        scores = {"model": preds[t], **{name: b.values for name, b in (baselines.get(t) or {}).items()}}
+        known = values(frame[t].notna())
+        if bool(known.all()):
+            out[t] = RankedRows(frame[t], frame[layout.group], ties, scores)
+        else:  # rows without a label (never in a run's validation rows; as evaluate_targets)
+            host = to_host(known).astype(bool)
+            out[t] = RankedRows(frame[t][known], frame[layout.group][known], None if ties is None else ties[host],
+                                {name: s[known] if name == "model" else np.asarray(s)[host] for name, s in scores.items()})
+    return out

@@ -30,6 +30,7 @@ from .cluster import ClusterError, WorkerLostError, spilled_bytes, start_cluster
 from .cli import Parser
 from .config import Config, ConfigError, about_a_key, load_config, sourced
 from .data import DataError, Dataset, check_some_ingested, expected_layout, ignored_data_settings, resolve_dataset
+from .evaluate import ranked_rows
 from .ingest import IngestError
 from .predict import ModelError
 from .failures import one_line
@@ -145,7 +146,8 @@ def run(
                 # published at the end; a run stopped before (Ctrl-C, an error) removes it on the way out
                 model_dir = staged.enter_context(staged_dir(out / "models"))
                 trained = train_stage(cfg, backend, prog, cluster.client, built, dataset.layout, model_dir)
-                frame, preds, truth, results = evaluate_stage(backend, prog, cluster.client, dataset, split, built, trained)
+                evaluated = evaluate_stage(backend, prog, cluster.client, dataset, split, built, trained)
+                frame, preds, truth, results = evaluated.frame, evaluated.preds, evaluated.truth, evaluated.results
                 workers = _cluster_facts(cluster) | {"n_workers_train": _trained_on(trained)}
             models = trained.models
             for t, m in models.items():
@@ -162,6 +164,7 @@ def run(
                 baselines={t: (results[t].get("baselines") or {}).get("constant") or {} for t in targets},
                 oracle=None if truth is None else {t: truth[TRUE_PROB_PREFIX + t] for t in binary},
                 train_histories={t: m.train_history for t, m in models.items()},
+                ranked=ranked_rows(frame, dataset.layout, preds, evaluated.baselines),
             ))
             if plots_dir is not None:  # removed by the publication; by the way out when not published
                 staged.callback(shutil.rmtree, plots_dir, ignore_errors=True)

@@ -27,6 +27,7 @@ PLOT_TITLES = {
     "feature_importance": "Feature importance",
     "learning_curves": "Learning curves",
     "count_predictions": "Count targets: predicted vs true",
+    "ranking": "Ranking within groups: NDCG@k and MAP@k",
 }
 
 # (column, key in report["targets"][t], digits)

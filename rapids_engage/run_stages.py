@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .backend import Backend
-from .baselines import baselines, te_columns
+from .baselines import Scores, baseline_scores, scored, te_columns
 from .cluster import ClusterInfo, check_shared_paths, ignored_settings, pin_partitions, spilled_bytes, while_workers_live, worker_addresses
 from .config import ClusterConfig, Config
 from .data import Dataset, input_footers, read_events, resolve_min_partition_rows
@@ -124,10 +124,22 @@ def train_stage(cfg: Config, backend: Backend, prog: StageProgress, client: Any,
     return Trained(models, kinds, train_f, valid_f, pinned)
 
 
+@dataclass(frozen=True)
+class Evaluated:
+    """The evaluate stage's results: the gathered validation frame, the predictions by target, the oracle's true
+    probabilities or None, the metrics by target with their baselines and feature skew, and the baselines' scores of
+    the validation rows (for the ranking plot: :func:`rapids_engage.evaluate.ranked_rows`)."""
+
+    frame: Any
+    preds: dict[str, Any]
+    truth: Any
+    results: dict[str, dict]
+    baselines: dict[str, dict[str, Scores]]
+
+
 def evaluate_stage(backend: Backend, prog: StageProgress, client: Any, dataset: Dataset, split: SplitInfo,
-                    built: Materialized, trained: Trained) -> tuple[Any, dict[str, Any], Any, dict[str, dict]]:
-    """The models scored on the validation rows: (the gathered validation frame, the predictions by target, the
-    oracle's true probabilities or None, the metrics by target with their baselines and feature skew)."""
+                   built: Materialized, trained: Trained) -> Evaluated:
+    """The models scored on the validation rows, beside the baselines (:class:`Evaluated`)."""
     models, layout, targets = trained.models, dataset.layout, list(trained.models)
     with prog.stage("evaluate", client=client):
         preds = {t: predict(client, models[t], trained.valid, built.features) for t in targets}
@@ -139,14 +151,14 @@ def evaluate_stage(backend: Backend, prog: StageProgress, client: Any, dataset: 
         ranking = tuple(t for t, m in models.items() if m.ranks)
         results = evaluate_targets(frame, preds, targets, layout, truth, ranking)
         raw_counts = frozenset(t for t, m in models.items() if m.objective in RAW_COUNT_OBJECTIVES)
-        base = while_workers_live(client, lambda: baselines(backend, trained.train, frame, targets, built.features, layout,
-                                                            raw_counts=raw_counts),
+        base = while_workers_live(client, lambda: baseline_scores(backend, trained.train, frame, targets, built.features, layout,
+                                                                  raw_counts=raw_counts),
                                   workers=trained.workers, what="evaluation")
-        for t, b in base.items():
+        for t, b in scored(frame, layout, base).items():
             results[t]["baselines"] = b
         skew = while_workers_live(client, lambda: skew_report(trained.train, trained.valid, trained.kinds, built.features,
                                                               {t: m.booster for t, m in models.items()}),
                                   workers=trained.workers, what="evaluation")
         for t, found in skew.items():
             results[t]["skew"] = found
-    return frame, preds, truth, results
+    return Evaluated(frame, preds, truth, results, base)

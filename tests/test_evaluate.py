@@ -139,3 +139,21 @@ def test_the_oracle_leaves_out_the_unlabelled_rows_as_the_model_s_metrics_do():
     known = np.arange(100) % 7 != 0
     assert got["unlabelled_rows"] == 15 and got["oracle_rce"] == pytest.approx(got["rce"])
     assert got["oracle_ap"] == pytest.approx(average_precision(y[known], p_true[known]))
+
+
+def test_ranked_rows_are_the_labelled_rows_of_binary_targets_in_groups():
+    """The ranking plot's rows: each binary target's labelled rows, their groups, hash tie-break and the model's and
+    baselines' scores aligned with them; none for count targets or without a group."""
+    from rapids_engage.baselines import Scores
+    from rapids_engage.evaluate import ranked_rows
+
+    layout = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"), Target("n", "n", "count")), group="imp")
+    frame = pd.DataFrame({"row_id": range(5), "t": 0, "imp": [1, 1, 1, 2, 2], "click": [1.0, None, 0.0, 0.0, 1.0], "n": 0.0})
+    preds = {"click": np.array([0.1, 0.2, 0.3, 0.4, 0.5]), "n": np.zeros(5)}
+    got = ranked_rows(frame, layout, preds, {"click": {"constant": Scores(np.arange(5.0))}, "n": {"constant": Scores(np.zeros(5))}})
+    assert set(got) == {"click"}
+    rows = got["click"]
+    assert list(rows.labels) == [1.0, 0.0, 0.0, 1.0] and list(rows.groups) == [1, 1, 2, 2]
+    assert list(rows.ties) == list(tiebreak(frame, layout)[[0, 2, 3, 4]])
+    assert {k: list(v) for k, v in rows.scores.items()} == {"model": [0.1, 0.3, 0.4, 0.5], "constant": [0.0, 2.0, 3.0, 4.0]}
+    assert ranked_rows(frame, Layout("table", ("row_id",), "t", layout.targets), preds, {}) == {}

@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rapids_engage import plots
 from rapids_engage.data import DataError
 from rapids_engage.layout import Layout, Target
+from rapids_engage.metrics import ranking_at_every_k
 from rapids_engage.pipeline import main
 from rapids_engage.report import validate
 from rapids_engage.serve import Scorer
@@ -75,13 +77,25 @@ train: {{targets: [comments, upvoted], num_boost_round: 200, early_stopping_roun
     return path
 
 
+#: The rows the planted run's ranking plot was drawn from (target -> RankedRows), kept by the ``planted`` fixture.
+RANKED: dict = {}
+
+
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("table")
     csv = tmp / "posts.csv"
     _planted_csv(csv)
     config = _planted_config(tmp, csv)
-    assert main(["--config", str(config), "--quiet", "--plots"]) == 0  # the test suite draws no plots unless told
+    draw = plots.ranking_curves
+
+    def kept(ranked, *args, **kwargs):
+        RANKED.update(ranked)
+        return draw(ranked, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plots, "ranking_curves", kept)
+        assert main(["--config", str(config), "--quiet", "--plots"]) == 0  # the test suite draws no plots unless told
     return tmp, config, json.loads((tmp / "run" / "report.json").read_text())
 
 
@@ -105,6 +119,23 @@ def test_planted_table_learns_counts_and_clicks(planted):
     md = (tmp / "run" / "report.md").read_text()
     assert "Count targets" in md and "### Ranking" in md
     assert (tmp / "run" / "plots" / "count_predictions.png").is_file()
+
+
+def test_the_ranking_plot_of_a_grouped_target_ends_at_the_report_s_values(planted):
+    """upvoted is ranked within its page: plots/ranking.png is drawn and linked, from the rows, scores and tie-break
+    the report's MAP@10 / NDCG@10 come from (the model's and each baseline's); the count target has no such plot."""
+    tmp, _, report = planted
+    assert report["plots"]["ranking"] == "plots/ranking.png" and (tmp / "run" / "plots" / "ranking.png").is_file()
+    assert "](plots/ranking.png)" in (tmp / "run" / "report.md").read_text()
+    assert set(RANKED) == {"upvoted"}
+    rows, upvoted = RANKED["upvoted"], report["targets"]["upvoted"]
+    assert list(rows.scores) == ["model", *upvoted["baselines"]]
+    for name, s in rows.scores.items():
+        curve = ranking_at_every_k(rows.labels, s, rows.groups, 10, tiebreak=rows.ties)
+        want = upvoted if name == "model" else upvoted["baselines"][name]
+        assert curve["map"][9] == pytest.approx(want["map@10"], abs=1e-12)
+        assert curve["ndcg"][9] == pytest.approx(want["ndcg@10"], abs=1e-12)
+        assert curve["n_groups"] == upvoted["n_groups"]
 
 
 def test_predict_on_table_rows_reproduces_the_report(planted, tmp_path):

@@ -91,7 +91,7 @@ def test_write_all_and_markdown(tmp_path, run):
     rng = np.random.default_rng(3)
     log_counts = np.log1p(rng.poisson(5.0, 300).astype(float))
     counts = ({"points": log_counts}, {"points": log_counts + rng.normal(0, 0.3, 300)})
-    written = plots.write_all(tmp_path, labels, preds, boosters, histories, best, counts=counts)
+    written = plots.write_all(tmp_path, labels, preds, boosters, histories, best, counts=counts, ranked={"like": _ranked()})
     assert ("matplotlib.pyplot" in sys.modules) == pyplot_before  # plots never imports pyplot
     if pyplot_before:  # imported by another test: no figure may have been registered
         assert sys.modules["matplotlib.pyplot"].get_fignums() == []
@@ -414,3 +414,60 @@ def test_learning_curve_legends_leave_the_curves_and_the_baseline_visible(tmp_pa
     renderer = fig.canvas.get_renderer()
     legend, panel = ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer)
     assert legend.y1 <= panel.y0  # under the panel, covering no line
+
+
+def _ranked(n_groups: int = 60, size: int = 12, seed: int = 5):
+    """Groups of ``size`` rows (one without a positive) scored by a model, a constant and a noisier baseline."""
+    from rapids_engage.evaluate import RankedRows
+
+    rng = np.random.default_rng(seed)
+    n = n_groups * size
+    groups = np.repeat(np.arange(n_groups), size)
+    y = (rng.random(n) < 0.2).astype(float)
+    y[groups == 0] = 0.0
+    model = np.round(y + rng.normal(0, 0.8, n), 1)  # ties within groups: ordered by the tie-break
+    scores = {"model": model, "constant": np.full(n, 0.2), "popularity": rng.integers(0, 3, n).astype(float)}
+    return RankedRows(y, groups, rng.permutation(n), scores)
+
+
+def test_ranking_panel_curves_end_at_the_report_s_map_and_ndcg(tmp_path, figures):
+    """The ranking plot draws, per scorer, NDCG@k (solid) and MAP@k (dashed) for k = 1..10 whose k=10 points are
+    ranking_report's map@10 / ndcg@10 with the same tie-break; the groups averaged in the title; the legend below."""
+    from rapids_engage.metrics import ranking_report
+
+    rows = _ranked()
+    plots.ranking_curves({"click": rows}, tmp_path / "r.png")
+    fig = figures[0]
+    ax = fig.axes[0]
+    assert "click (59 groups with a positive)" in fig.get_suptitle()
+    assert ax.get_xlabel().startswith("k") and ax.get_ylabel()
+    lines = [line for line in ax.get_lines() if len(line.get_xdata())]
+    assert len(lines) == 2 * len(rows.scores)  # NDCG@k and MAP@k of each scorer
+    for (name, s), ndcg, map_ in zip(rows.scores.items(), lines[::2], lines[1::2]):
+        report = ranking_report(rows.labels, s, rows.groups, k=10, tiebreak=rows.ties)
+        assert list(ndcg.get_xdata()) == list(range(1, 11)) and ndcg.get_linestyle() == "-" and map_.get_linestyle() == "--"
+        assert ndcg.get_ydata()[-1] == pytest.approx(report["ndcg@10"], abs=1e-12)
+        assert map_.get_ydata()[-1] == pytest.approx(report["map@10"], abs=1e-12)
+        assert ndcg.get_ydata()[0] == pytest.approx(map_.get_ydata()[0])  # both precision@1 at k = 1
+        assert f"NDCG@10 {report['ndcg@10']:.4f}, MAP@10 {report['map@10']:.4f}" in ndcg.get_label()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    assert ax.get_legend().get_window_extent(renderer).y1 <= ax.get_window_extent(renderer).y0
+
+
+def test_ranking_curves_stop_at_the_largest_group_and_say_when_no_group_has_a_positive(tmp_path, figures):
+    small, empty = _ranked(size=4), _ranked(n_groups=3, size=5)
+    empty = type(empty)(np.zeros(15), empty.groups, empty.ties, empty.scores)
+    plots.ranking_curves({"click": small, "none": empty}, tmp_path / "r.png")
+    first, second = figures[0].axes[:2]
+    assert all(list(line.get_xdata()) == [1, 2, 3, 4] for line in first.get_lines() if len(line.get_xdata()))
+    assert "MAP@4" in first.get_lines()[0].get_label()
+    assert second.get_title() == "none (0 groups with a positive)"
+    assert [t.get_text() for t in second.texts] == ["no group with a positive"]
+
+
+def test_write_all_draws_the_ranking_plot_only_for_targets_ranked_within_groups(tmp_path):
+    assert plots.write_all(tmp_path, {}, {}, ranked={"click": _ranked()}) == {"ranking": "plots/ranking.png"}
+    _assert_png(tmp_path / "plots" / "ranking.png")
+    assert plots.write_all(tmp_path / "ungrouped", {}, {}, ranked={}) == {}
+    assert not (tmp_path / "ungrouped" / "plots").exists()

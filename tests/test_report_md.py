@@ -224,3 +224,11 @@ def test_a_model_of_the_mean_count_is_not_told_to_train_for_the_mean():
     assert "points, comments: a model of the mean count, so its constant and creator_mean baselines predict" in raw
     mixed = render_markdown(_report({"points": count("count:poisson"), "comments": count("reg:squarederror")}))
     assert "for the mean, train" in mixed and "points: a model of the mean count" in mixed and "comments:" not in mixed
+
+
+def test_the_ranking_plot_is_linked_in_the_plots_section_when_drawn():
+    ranked = _report({"click": _binary(**{"map@10": 0.2, "ndcg@10": 0.29, "n_groups": 968})})
+    text = render_markdown(ranked, {"pr_curves": "plots/pr_curves.png", "ranking": "plots/ranking.png"})
+    plots = text[text.index("## Plots"):]
+    assert "### Ranking within groups: NDCG@k and MAP@k\n\n![Ranking within groups: NDCG@k and MAP@k](plots/ranking.png)" in plots
+    assert "ranking.png" not in render_markdown(ranked, {"pr_curves": "plots/pr_curves.png"})  # not drawn: not linked
