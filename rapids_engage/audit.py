@@ -1,7 +1,8 @@
 """``python -m rapids_engage.pipeline audit``: leakage checks of the features and the split.
 
 * **shuffled labels**: the pipeline rerun with the training labels permuted
-  within each day; any validation RCE above 0.5 (a ranking model's within-group AUC above 0.55)
+  within each day; a validation RCE above 0.5, or above what chance gives on few positives (a ranking model's
+  within-group AUC above 0.5 + 3 standard errors of a scorer without skill),
   means features carry label information they should not (e.g. in-fold target encoding).
 * **time order**: every training event is at or before the cut-off, every
   validation event after it.

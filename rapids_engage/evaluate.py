@@ -51,7 +51,7 @@ def oracle_probabilities(truth_dir: Path | None, ids: Any, cutoff: int, targets:
 
 
 #: Metrics that need probabilities: left out (None) for the scores of a ranking model.
-CALIBRATION_METRICS = ("rce", "log_loss", "ece", "rce_grouped")
+CALIBRATION_METRICS = ("rce", "log_loss", "ece", "rce_grouped", "rce_chance", "rce_chance_se")
 
 
 def tiebreak(frame: Any, layout: Layout) -> np.ndarray | None:

@@ -376,7 +376,8 @@ def build_parser(subcommand: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     if subcommand in (None, "audit"):
         p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=None,
-                       help="draw <out>/plots/ (PR curves, calibration, feature importance, learning curves; the default); "
+                       help="draw <out>/plots/ (PR curves, calibration, count predictions, ranking curves, feature importance, learning "
+                            "curves; the default); "
                             "--no-plots leaves them out of the run and report.md")
     p.add_argument("--version", action="version", version=f"rapids_engage {__version__}")
     return p

@@ -65,6 +65,7 @@ def test_evaluate_gives_a_ranking_target_s_scores_rank_metrics_only():
     for rows in (frame, frame.assign(click=frame["click"].mask(frame.index % 5 == 0))):
         got = evaluate_targets(rows, scores, ["click"], layout, None, ("click",))["click"]
         assert got["rce"] is None and got["log_loss"] is None and got["map@10"] is not None
+        assert got["rce_chance"] is None and got["rce_chance_se"] is None  # RCE's chance level of rescaled scores: none
 
 
 def test_gather_keeps_the_extra_columns():
