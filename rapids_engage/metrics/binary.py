@@ -27,13 +27,17 @@ def log_loss(y: ArrayLike, p: ArrayLike, eps: float = 1e-15) -> float:
     return _mean(_row_entropy(y, p, xp, eps))
 
 
+def _constant_entropy(ctr: float, eps: float = 1e-15) -> float:
+    """The cross-entropy of the constant prediction ``ctr`` on labels of positive rate ``ctr`` (RCE's strawman)."""
+    c = min(max(ctr, eps), 1.0 - eps)
+    return float(-(ctr * np.log(c) + (1.0 - ctr) * np.log(1.0 - c)))
+
+
 def _rce(cross_entropy: float, ctr: float, eps: float = 1e-15) -> float:
     """RCE from the model's cross-entropy and the positive rate of the labels."""
     if not 0.0 < ctr < 1.0:
         return float("nan")
-    c = min(max(ctr, eps), 1.0 - eps)
-    strawman = -(ctr * np.log(c) + (1.0 - ctr) * np.log(1.0 - c))  # CE of the constant `ctr`
-    return float((1.0 - cross_entropy / strawman) * 100.0)
+    return float((1.0 - cross_entropy / _constant_entropy(ctr, eps)) * 100.0)
 
 
 def _rce_chance(p: Any, ctr: float, xp: ModuleType, eps: float = 1e-15) -> tuple[float, float]:
@@ -50,9 +54,7 @@ def _rce_chance(p: Any, ctr: float, xp: ModuleType, eps: float = 1e-15) -> tuple
     positives = ctr * n
     mean_ce = float((-xp.log(1.0 - q)).mean()) - ctr * float(logits.mean())
     sd_ce = float(np.sqrt(positives * (n - positives) / (n - 1) * float(logits.var()))) / n
-    c = min(max(ctr, eps), 1.0 - eps)
-    strawman = -(ctr * np.log(c) + (1.0 - ctr) * np.log(1.0 - c))
-    return float((1.0 - mean_ce / strawman) * 100.0), float(100.0 * sd_ce / strawman)
+    return _rce(mean_ce, ctr, eps), float(100.0 * sd_ce / _constant_entropy(ctr, eps))
 
 
 def rce(y: ArrayLike, p: ArrayLike) -> float:
