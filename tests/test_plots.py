@@ -166,7 +166,8 @@ def figures(monkeypatch):
         kept.append(fig)
         return path
 
-    monkeypatch.setattr(plots, "_save", keep)
+    for module in (plots.classification, plots.counts, plots.importance, plots.learning, plots.ranking):  # where each looks it up
+        monkeypatch.setattr(module, "_save", keep)
     return kept
 
 
@@ -211,7 +212,7 @@ def test_calibration_axes_fit_the_data(tmp_path, figures):
     # the legend's ECE is report.json's, on its own bins (equal-width), not the drawn bins of equal rows
     from rapids_engage.metrics import ECE_BINS, binary_report
     ece = binary_report(y_rare, p_rare)["ece"]
-    assert f"model (ECE {plots._fmt(ece)}, {ECE_BINS} equal-width bins)" in texts
+    assert f"model (ECE {plots.panels._fmt(ece)}, {ECE_BINS} equal-width bins)" in texts
 
 
 def test_calibration_title_counts_the_bins_drawn(tmp_path, figures):
@@ -341,7 +342,7 @@ def test_count_ticks_are_counts():
     assert plots.count_ticks(1.0, 1.0) == []
     # predicted comments 0.25 .. 3.6 (HN): the axis's lower third, where most predictions lie, had no tick under 1
     assert plots.count_ticks(np.log1p(0.25), np.log1p(3.6)) == [0.3, 1, 3]
-    assert [plots._count_label(c) for c in (0, 0.5, 3000, 30_000, 3e6)] == ["0", "0.5", "3000", "30k", "3M"]
+    assert [plots.counts._count_label(c) for c in (0, 0.5, 3000, 30_000, 3e6)] == ["0", "0.5", "3000", "30k", "3M"]
 
 
 def test_count_predictions_panel(tmp_path, figures):
