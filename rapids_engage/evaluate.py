@@ -18,6 +18,7 @@ import numpy as np
 from . import metrics
 from .backend import to_host, to_host_f64, values
 from .layout import Layout
+from .metrics import RowError
 from .schema import TRUE_PROB_PREFIX
 
 
@@ -108,7 +109,7 @@ def evaluate_targets(
 
     ``scores``: targets whose predictions are ranking scores, not probabilities. Rows without a
     label for a target (new rows scored by ``predict``) are left out of its metrics, and counted
-    (``unlabelled_rows``).
+    (``unlabelled_rows``); an input error (:class:`~rapids_engage.metrics.RowError`) names the row of ``frame``.
     """
     results: dict[str, dict] = {}
     ties = tiebreak(frame, layout)
@@ -118,7 +119,12 @@ def evaluate_targets(
             report = score(frame, layout, t, preds[t], probabilities=t not in scores, ties=ties)
         else:
             some = None if ties is None else ties[to_host(known)]
-            report = score(frame[known], layout, t, preds[t][known], probabilities=t not in scores, ties=some)
+            try:
+                report = score(frame[known], layout, t, preds[t][known], probabilities=t not in scores, ties=some)
+            except RowError as error:  # its row is one of the labelled rows: name the caller's
+                rows = np.flatnonzero(to_host(known))
+                raise error.at(int(rows[error.row]), f" (target {t}: the row among the {len(known)} given, of which the "
+                                                     f"{len(known) - len(rows)} without a label are left out of its metrics)") from None
             report["unlabelled_rows"] = int((~known).sum())
         if truth is not None and report["kind"] == "binary":
             labelled = to_host(known).astype(bool)  # the model's rows: the unlabelled ones are left out of both

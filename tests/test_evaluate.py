@@ -12,7 +12,7 @@ import pytest
 
 from rapids_engage.evaluate import evaluate_targets, gather, oracle_probabilities, score, tiebreak
 from rapids_engage.layout import Layout, Target
-from rapids_engage.metrics import average_precision, grouped_by_quantile
+from rapids_engage.metrics import RowError, average_precision, grouped_by_quantile
 
 DAY = 86_400
 T0 = 1_600_041_600  # 2020-09-14 00:00 UTC
@@ -112,6 +112,24 @@ def test_unlabelled_rows_keep_their_ranking_tiebreak():
     got = evaluate_targets(partial, {"click": pred}, ["click"], layout, None)["click"]
     want = score(frame[known].reset_index(drop=True), layout, "click", pred[known])
     assert got["map@10"] == pytest.approx(want["map@10"]) and got["mrr"] == pytest.approx(want["mrr"])
+
+
+def test_a_bad_value_among_unlabelled_rows_names_the_caller_s_row():
+    """Rows without a label are left out first: a NaN prediction at row 40 of the frame given was named by its place
+    among the labelled rows (row 26); the error names the frame's row, for a binary and a count target."""
+    layout = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"), Target("n", "n", "count")))
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"row_id": np.arange(80), "t": 0, "click": (rng.random(80) < 0.3).astype(float),
+                          "n": np.log1p(rng.integers(0, 5, 80)).astype(float)})
+    unlabelled = np.arange(80) % 3 == 0
+    frame = frame.assign(click=frame["click"].mask(unlabelled), n=frame["n"].mask(unlabelled))
+    for target in ("click", "n"):
+        pred = rng.uniform(0.05, 0.95, 80)
+        pred[40] = np.nan
+        with pytest.raises(RowError) as raised:
+            evaluate_targets(frame, {target: pred}, [target], layout, None)
+        assert raised.value.row == 40 and str(raised.value).startswith("p has 1 NaN or infinite value(s), the first at row 40 ")
+        assert f"(target {target}: the row among the 80 given, of which the 27 without a label" in str(raised.value)
 
 
 def test_the_oracle_scores_the_binary_targets_only(tmp_path):
