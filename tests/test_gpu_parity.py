@@ -842,8 +842,8 @@ def test_a_cluster_without_spilling_after_an_in_process_run(tmp_path):
 
 
 def test_ranking_curves_of_cudf_and_cupy_inputs_are_the_cpu_s():
-    """The ranking plot's NDCG@k / MAP@k for every k (one table of groups x k on the device) from a cudf label column,
-    cupy scores and group ids and a host tie-break: the same as from numpy."""
+    """The ranking plot's NDCG@k / MAP@k for every k (one table of groups x k on the device) and their bootstrap band
+    from a cudf label column, cupy scores and group ids and a host tie-break: the same as from numpy."""
     import cudf
     import cupy
 
@@ -852,7 +852,9 @@ def test_ranking_curves_of_cudf_and_cupy_inputs_are_the_cpu_s():
     rng = np.random.default_rng(7)
     g = rng.integers(0, 300, 5_000)
     y, p, ties = (rng.random(5_000) < 0.1).astype(float), rng.integers(0, 4, 5_000).astype(float), rng.permutation(5_000)
-    want = m.ranking_at_every_k(y, p, g, 10, tiebreak=ties)
-    got = m.ranking_at_every_k(cudf.Series(y), cupy.asarray(p), cupy.asarray(g), 10, tiebreak=ties)
+    want = m.ranking_at_every_k(y, p, g, 10, tiebreak=ties, resamples=50)
+    got = m.ranking_at_every_k(cudf.Series(y), cupy.asarray(p), cupy.asarray(g), 10, tiebreak=ties, resamples=50)
     assert got["k"] == want["k"] and (got["n_groups"], got["largest_group"]) == (want["n_groups"], want["largest_group"])
     assert got["map"] == pytest.approx(want["map"], abs=1e-12) and got["ndcg"] == pytest.approx(want["ndcg"], abs=1e-12)
+    for band in ("map_band", "ndcg_band"):  # the bootstrap draws on the host: the same band from the device's tables
+        assert [list(v) for v in got[band]] == [pytest.approx(list(v), abs=1e-12) for v in want[band]]

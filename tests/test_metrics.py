@@ -415,6 +415,38 @@ def test_ranking_at_every_k_is_each_k_s_map_and_ndcg(d, k_max, hashed):
     assert got["largest_group"] == max(((group == g).sum() for g in with_pos), default=0)
 
 
+def test_ranking_band_is_a_bootstrap_over_the_groups_with_a_positive():
+    """The band of ranking_at_every_k: per resample of the groups with a positive (drawn with replacement, in the
+    order of their ids), MAP@k / NDCG@k of the rows of the drawn groups (a group drawn twice counted twice) by the
+    brute force; the band is the 2.5 and 97.5 percentiles of those means at each k."""
+    from rapids_engage.metrics.ranking import _bootstrap_draws
+
+    rng = np.random.default_rng(8)
+    group = rng.choice(np.array([30, 10, 20, 50, 40, 60]), 40)  # ids out of order; some groups without a positive
+    y = (rng.random(40) < 0.3).astype(float)
+    y[group == 60] = 0.0
+    p = np.round(rng.random(40), 1)  # ties: ordered by the tie-break
+    ties = rng.permutation(40)
+    got = m.ranking_at_every_k(y, p, group, 4, tiebreak=ties, resamples=30, seed=3)
+    with_pos = sorted(g for g in set(group.tolist()) if y[group == g].sum() > 0)
+    assert got["n_groups"] == len(with_pos) >= 4
+    means = []
+    for idx in np.concatenate(list(_bootstrap_draws(len(with_pos), 30, 3))):
+        rows = [np.flatnonzero(group == with_pos[i]) for i in idx]
+        relabelled = np.concatenate([np.full(len(r), j) for j, r in enumerate(rows)])  # each draw its own group
+        rows = np.concatenate(rows)
+        means.append(np.concatenate(_brute_every_k(y[rows], p[rows], relabelled, 4, ties[rows])))
+    low, high = np.quantile(np.array(means), [0.025, 0.975], axis=0)
+    assert got["map_band"][0] == pytest.approx(low[:4], abs=1e-12) and got["map_band"][1] == pytest.approx(high[:4], abs=1e-12)
+    assert got["ndcg_band"][0] == pytest.approx(low[4:], abs=1e-12) and got["ndcg_band"][1] == pytest.approx(high[4:], abs=1e-12)
+    assert all(lo <= v <= hi for key in ("map", "ndcg") for v, lo, hi in zip(got[key], *got[f"{key}_band"]))
+    assert low[0] < high[0]  # resampling moved the means
+    assert "map_band" not in m.ranking_at_every_k(y, p, group, 4, tiebreak=ties)
+    assert m.ranking_at_every_k(np.zeros(3), p[:3], group[:3], 4, resamples=5)["map_band"] is None
+    with pytest.raises(ValueError, match="resamples must be a whole number"):
+        m.ranking_at_every_k(y, p, group, 4, resamples=-1)
+
+
 def test_ranking_report_keys_and_string_groups():
     rng = np.random.default_rng(5)
     y = (rng.random(300) < 0.3).astype(float)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import matplotlib.colors
 import numpy as np
 import pandas as pd
 import pytest
@@ -454,6 +455,29 @@ def test_ranking_panel_curves_end_at_the_report_s_map_and_ndcg(tmp_path, figures
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     assert ax.get_legend().get_window_extent(renderer).y1 <= ax.get_window_extent(renderer).y0
+
+
+def test_ranking_panel_bands_the_model_s_curves_with_the_bootstrap_interval(tmp_path, figures):
+    """The model's NDCG@k and MAP@k curves (not the baselines') have a band in their colour: ranking_at_every_k's 95%
+    bootstrap interval over the groups (plots.BAND_RESAMPLES resamples, seeded), named in the legend."""
+    from rapids_engage.metrics import ranking_at_every_k
+
+    rows = _ranked(size=6)
+    plots.ranking_curves({"click": rows}, tmp_path / "r.png")
+    ax = figures[0].axes[0]
+    bands = [c for c in ax.collections if len(c.get_paths())]
+    assert len(bands) == 2
+    want = ranking_at_every_k(rows.labels, rows.scores["model"], rows.groups, 10, tiebreak=rows.ties,
+                              resamples=plots.BAND_RESAMPLES, seed=plots.BAND_SEED)
+    model = ax.get_lines()[0]
+    for band, key in zip(bands, ("ndcg_band", "map_band")):
+        low, high = want[key]
+        xy = band.get_paths()[0].vertices
+        assert set(np.round(xy[:, 0], 9)) == {1, 2, 3, 4, 5, 6}  # up to the largest group, as the curves
+        assert xy[:, 1].min() == pytest.approx(min(low[:6])) and xy[:, 1].max() == pytest.approx(max(high[:6]))
+        assert tuple(band.get_facecolor()[0][:3]) == pytest.approx(matplotlib.colors.to_rgb(model.get_color()))
+        assert min(low[:6]) < max(high[:6])
+    assert "model: 95% band (bootstrap over groups)" in [t.get_text() for t in ax.get_legend().get_texts()]
 
 
 def test_ranking_curves_stop_at_the_largest_group_and_say_when_no_group_has_a_positive(tmp_path, figures):

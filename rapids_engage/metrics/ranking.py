@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import argsort_stable, bincount
+from ..backend import argsort_stable, bincount, to_host
 from .arrays import ArrayLike, RowError, _block_starts, _check_whole, _checked, _concat0, _mean, _on_gpu, _one_column, _raw
 from .binary import _auc, _sorted_curve
 
@@ -209,15 +209,14 @@ def ranking_report(y: ArrayLike, p: ArrayLike, group: ArrayLike, k: int = 10, ti
     }
 
 
-def _every_k(r: _Ranked, k_max: int) -> dict[str, Any]:
-    """MAP@k and NDCG@k of the groups with a positive for k = 1 .. ``k_max`` (as :func:`_map_at_k` /
-    :func:`_ndcg_at_k` at each k): each group's top-``k_max`` terms go into a (groups x k_max) table by
-    position, whose cumulative sums along the positions are every k's sums at once."""
+def _per_group_every_k(r: _Ranked, k_max: int) -> tuple[Any, Any]:
+    """(MAP@k, NDCG@k) of each group with a positive for k = 1 .. ``k_max`` (as :func:`_map_at_k` /
+    :func:`_ndcg_at_k` at each k), two (groups x k_max) tables, the groups in the order of their ids: each
+    group's top-``k_max`` terms go into a table by position, whose cumulative sums along the positions are
+    every k's sums at once."""
     xp = r.xp
     has_pos = r.n_pos > 0
     n = int(has_pos.sum())
-    if n == 0:
-        return {"k": list(range(1, k_max + 1)), "map": [float("nan")] * k_max, "ndcg": [float("nan")] * k_max, "n_groups": 0}
     row = xp.cumsum(has_pos) - 1  # each averaged group's row of the table
     kept = (r.rank < k_max) & has_pos[r.seg]
     cell = (row[r.seg] * k_max + r.rank)[kept].astype(xp.int64)
@@ -232,18 +231,67 @@ def _every_k(r: _Ranked, k_max: int) -> dict[str, Any]:
     gain = table(rel / xp.log2(rank + 2.0))
     ideal = _concat0(xp.cumsum(1.0 / xp.log2(xp.arange(k_max) + 2.0)), xp)  # ideal[j]: j relevant on top
     at_k = xp.minimum(n_pos, ks)
-    return {"k": ks.tolist(), "map": (precision / at_k).mean(axis=0).tolist(),
-            "ndcg": (gain / ideal[at_k.astype(xp.int64)]).mean(axis=0).tolist(), "n_groups": n}
+    return precision / at_k, gain / ideal[at_k.astype(xp.int64)]
+
+
+#: Bootstrap resamples of the groups are drawn this many group indices at a time (a block of resamples x groups).
+BOOTSTRAP_BLOCK = 1 << 22
+
+
+def _bootstrap_draws(n: int, resamples: int, seed: int) -> Any:
+    """Blocks (resamples x ``n``) of group indices drawn with replacement, ``resamples`` rows in all, from one
+    generator seeded by ``seed`` (a block of at most :data:`BOOTSTRAP_BLOCK` indices)."""
+    rng = np.random.default_rng(seed)
+    per_block = max(1, BOOTSTRAP_BLOCK // max(n, 1))
+    for start in range(0, resamples, per_block):
+        yield rng.integers(0, n, size=(min(per_block, resamples - start), n))
+
+
+def bootstrap_means(values: np.ndarray, resamples: int, seed: int = 0) -> np.ndarray:
+    """(``resamples`` x columns): the column means of ``values`` (rows x columns, host) over resamples of its
+    rows with replacement (:func:`_bootstrap_draws`); each resample's means are its rows' counts times ``values``."""
+    _check_whole("resamples", resamples)
+    n = len(values)
+    means = []
+    for idx in _bootstrap_draws(n, resamples, seed):
+        b = len(idx)
+        counts = np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n)
+        means.append(counts @ values / n)
+    return np.concatenate(means)
+
+
+#: The band of :func:`ranking_at_every_k`: the central 95% of the bootstrap means.
+BAND_QUANTILES = (0.025, 0.975)
 
 
 def ranking_at_every_k(
-    y: ArrayLike, p: ArrayLike, group: ArrayLike, k_max: int = 10, tiebreak: ArrayLike | None = None
+    y: ArrayLike, p: ArrayLike, group: ArrayLike, k_max: int = 10, tiebreak: ArrayLike | None = None,
+    resamples: int = 0, seed: int = 0,
 ) -> dict[str, Any]:
     """{"k", "map", "ndcg", "n_groups", "largest_group"}: MAP@k and NDCG@k (host lists) for every k = 1 .. ``k_max``
     from one sort, of the groups with a positive (``n_groups`` of them, the largest of ``largest_group`` rows);
-    ties ordered as :func:`ranking_report` orders them, so the values at k equal its ``map@k`` / ``ndcg@k``."""
+    ties ordered as :func:`ranking_report` orders them, so the values at k equal its ``map@k`` / ``ndcg@k``.
+    ``resamples``: also "map_band" / "ndcg_band", ([low], [high]) per k: the 95% percentile bootstrap interval
+    of the mean over groups (the groups with a positive resampled with replacement ``resamples`` times, a
+    generator seeded by ``seed``; the same resamples for both metrics; None without a group)."""
     _check_whole("k_max", k_max)
+    if resamples:
+        _check_whole("resamples", resamples)
     xp, y, p, g = _ranking_inputs(y, p, group)
     r = _segments(y, g, _order_desc_tied(y, p, tiebreak, xp), xp)
     sizes = bincount(r.seg, minlength=len(r.n_pos))[r.n_pos > 0] if len(r.n_pos) else xp.zeros(0)
-    return {**_every_k(r, k_max), "largest_group": int(sizes.max()) if len(sizes) else 0}
+    n = int((r.n_pos > 0).sum())
+    out = {"k": list(range(1, k_max + 1)), "map": [float("nan")] * k_max, "ndcg": [float("nan")] * k_max, "n_groups": n,
+           "largest_group": int(sizes.max()) if len(sizes) else 0}
+    if resamples:
+        out["map_band"] = out["ndcg_band"] = None
+    if n == 0:
+        return out
+    maps, ndcgs = _per_group_every_k(r, k_max)
+    out.update({"map": maps.mean(axis=0).tolist(), "ndcg": ndcgs.mean(axis=0).tolist()})
+    if resamples:
+        both = np.hstack([to_host(maps), to_host(ndcgs)])  # groups x 2 k_max, on the host: the same draws on any device
+        low, high = np.quantile(bootstrap_means(both, resamples, seed), BAND_QUANTILES, axis=0)
+        out["map_band"] = (low[:k_max].tolist(), high[:k_max].tolist())
+        out["ndcg_band"] = (low[k_max:].tolist(), high[k_max:].tolist())
+    return out

@@ -40,9 +40,11 @@ from .classification import (
 from .counts import COUNT_STEPS, binned_medians, count_predictions, count_ticks
 from .importance import LABEL_IN_PER_CHAR, MAX_LABEL_CHARS, feature_importance, short_name
 from .learning import learning_curves, log1p_targets, metric_label
-from .ranking import RANKING_K, SCORER_LABELS, ranking_curves
+from .ranking import BAND_RESAMPLES, BAND_SEED, RANKING_K, SCORER_LABELS, ranking_curves
 
 __all__ = [
+    "BAND_RESAMPLES",
+    "BAND_SEED",
     "CALIBRATION_BINS",
     "COUNT_STEPS",
     "LABEL_IN_PER_CHAR",
