@@ -145,6 +145,26 @@ def test_a_table_without_targets_is_named_as_the_cause(tmp_path, capsys):
             in capsys.readouterr().err.replace("\n", ""))
 
 
+@pytest.mark.parametrize(("sets", "path"), [([], "features.target_encoding.keys"),
+                                           (["features.target_encoding.keys=[[author]]"], "features.counts")])
+def test_a_table_config_without_feature_keys_is_told_to_name_them(tmp_path, capsys, sets, path):
+    """Without keys a table run got the RecSys defaults and stopped with "no column 'engaging_user_id' in the data",
+    a column the user never named: the message now says the default is RecSys's and what to write instead."""
+    import yaml
+
+    config = yaml.safe_load(open("configs/hn.yaml"))
+    del config["features"]
+    (tmp_path / "table.yaml").write_text(yaml.safe_dump(config))
+    argv = ["--config", str(tmp_path / "table.yaml"), "--gpus", "0", "--out", str(tmp_path / "run"),
+            "--set", f"data.path={tmp_path / 'never' / '*.csv'}", "--set", f"data.cache_dir={tmp_path / 'cache'}"]
+    assert main([*argv, *(a for s in sets for a in ("--set", s))]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert f"{path}: no column 'engaging_user_id' in the data" in err
+    assert f"; {path} was not set, and its default is the RecSys 2021 keys: name this table's keys" in err
+    assert f"e.g. {path}: [[id], [author]]" in err
+    assert not (tmp_path / "cache").exists()
+
+
 def test_valid_xgboost_parameters_of_every_shipped_config_pass():
     from rapids_engage.backend import resolve
     from rapids_engage.data import expected_layout

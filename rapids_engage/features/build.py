@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from functools import partial
 
 from ..config import ConfigError, FeaturesConfig, HistoryConfig
+from ..config.sections import DEFAULT_COUNT_KEYS, WINNER_TE_KEYS
 from ..data import DataError
 from ..layout import RECSYS, Layout
 from ..schema import PLAUSIBLE_TIMES
@@ -106,7 +107,18 @@ def check_keys(config: FeaturesConfig, layout: Layout) -> None:
         for key in keys:
             for column in key:
                 if column not in known:
-                    raise ConfigError(f"{path}: {unknown_column(column, known, layout)}")
+                    raise ConfigError(f"{path}: {unknown_column(column, known, layout)}" + _recsys_default_hint(path, keys, layout))
+
+
+def _recsys_default_hint(path: str, keys: list[list[str]], layout: Layout) -> str:
+    """For a table whose ``keys`` at ``path`` are the RecSys 2021 defaults (the config names none): what to write
+    instead (it said only "no column 'engaging_user_id' in the data", a column the user never named)."""
+    if layout.kind == "recsys" or keys not in ([list(k) for k in WINNER_TE_KEYS], [list(k) for k in DEFAULT_COUNT_KEYS]):
+        return ""
+    roles = [c for c in (layout.user, layout.item, layout.creator, *layout.categorical) if c][:3]
+    example = "[" + ", ".join(f"[{c}]" for c in roles) + "]" if roles else "[[COLUMN], ...]"
+    return (f"; {path} was not set, and its default is the RecSys 2021 keys: name this table's keys, "
+            f"e.g. {path}: {example} (features.target_encoding.keys and features.counts both default to RecSys columns)")
 
 
 def unknown_column(column: str, known: list[str], layout: Layout) -> str:
