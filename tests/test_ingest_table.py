@@ -361,6 +361,19 @@ def test_every_reason_is_quarantined_with_file_line_column(tmp_path):
     assert q.detail[1] == "'yesterday' is not time_format unix" and q.detail[3] == "a target must be a finite number: '\\x00'"
 
 
+def test_an_event_type_column_as_a_binary_target_points_to_the_event_log_recipe(tmp_path):
+    """An e-commerce log's `event` column (view / addtocart) declared as a binary target quarantined every row as
+    "not 0/1/true/false: 'view'", with nothing on what to do: the detail of text now says to map yes/no text or
+    reshape an event log (README "Event logs"); a number that is not 0/1 keeps the short detail."""
+    rows = [["e1", "u", "1600000000", "view", "1", "1", "en", "b"], ["e2", "u", "1600000001", "2", "1", "1", "en", "b"],
+            ["e3", "u", "1600000002", "1", "1", "1", "en", "b"]]
+    result, frame, q = run(tmp_path, write(tmp_path / "events.csv", csv_text(rows)), spec())
+    assert q.reason.tolist() == ["bad_target", "bad_target"] and result.ingested_rows == 1
+    assert q.detail[0].startswith("not 0/1/true/false (a label is 0/1 per row: map yes/no text to 0/1; a column of event types")
+    assert 'README "Event logs"' in q.detail[0] and q.detail[0].endswith(": 'view'")
+    assert q.detail[1] == "not 0/1/true/false: '2'"
+
+
 def test_bad_json_and_jsonl_quirks(tmp_path):
     rows = [
         {"id": "j1", "user": 7, "ts": 1600000000, "clicked": True, "likes": 2, "score": None, "lang": "en", "body": "x"},

@@ -191,6 +191,10 @@ def _numeric(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return np.where(true, 1.0, np.where(false, 0.0, v)), bad & ~(true | false)
 
 
+#: The detail of a binary target's text value: a column of event types ('view', 'addtocart') is not a label.
+EVENT_TYPE_HINT = ("not 0/1/true/false (a label is 0/1 per row: map yes/no text to 0/1; a column of event types, "
+                   "view / addtocart: reshape to one labelled row per view, README \"Event logs\"): {v!r}")
+
 #: The texts a ``present`` target reads as absent (lower-cased): empty and the usual spellings of missing.
 ABSENT = ("", "nan", "nat", "null", "none", "na", "n/a")
 
@@ -203,7 +207,10 @@ def _target(s: pd.Series, kind: str, column: str, err: Errors) -> np.ndarray:
         v = s.str.strip().str.lower()
         one, zero = v.isin(_TRUE).to_numpy(bool), v.isin(_FALSE).to_numpy(bool)
         err.add((v == "").to_numpy(bool), "bad_target", column, s, "missing target value")
-        err.add(~(one | zero), "bad_target", column, s, "not 0/1/true/false")
+        bad = ~(one | zero)
+        words = bad & np.isnan(pd.to_numeric(v, errors="coerce").to_numpy(np.float64))  # 'view', 'yes': not a number
+        err.add(words, "bad_target", column, s, EVENT_TYPE_HINT)
+        err.add(bad, "bad_target", column, s, "not 0/1/true/false")
         return one.astype(np.int8)
     values, empty, bad = _numbers(s)
     err.add(empty, "bad_target", column, s, "missing target value")
