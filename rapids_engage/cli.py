@@ -10,10 +10,21 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import sys
 from pathlib import Path
 from typing import Any
 
 from .run_dirs import unusable_dir
+
+
+#: The console script ``pyproject.toml`` installs: usage lines name it when the command was started by it.
+SCRIPT = "rapids-engage"
+
+
+def command_name(subcommand: str | None = None) -> str:
+    """How the user started the tool (``rapids-engage`` or ``python -m rapids_engage.pipeline``), with ``subcommand``."""
+    base = SCRIPT if Path(sys.argv[0]).name == SCRIPT else "python -m rapids_engage.pipeline"
+    return f"{base} {subcommand}" if subcommand else base
 
 
 class Parser(argparse.ArgumentParser):

@@ -27,7 +27,7 @@ from . import __version__
 from .atomic import OLD_PREFIX, replace_dir, staged_dir, staging_dir, write_file
 from .backend import Backend, BackendError, resolve
 from .cluster import ClusterError, WorkerLostError, spilled_bytes, start_cluster
-from .cli import Parser
+from .cli import Parser, command_name
 from .config import Config, ConfigError, about_a_key, load_config, sourced
 from .data import DataError, Dataset, check_some_ingested, expected_layout, ignored_data_settings, resolve_dataset
 from .evaluate import ranked_rows
@@ -360,7 +360,7 @@ OUT_HELP = {
 
 def build_parser(subcommand: str | None = None) -> argparse.ArgumentParser:
     p = Parser(
-        prog="python -m rapids_engage.pipeline" + (f" {subcommand}" if subcommand else ""), description=RUN_LIKE[subcommand]
+        prog=command_name(subcommand), description=RUN_LIKE[subcommand]
     )
     p.add_argument("--config", help="YAML config (default: configs/default.yaml, the synthetic demo)")
     p.add_argument("--gpus", help="'auto' (all visible GPUs, else CPU), 0 for CPU, or the number of GPUs")
@@ -406,7 +406,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def build_predict_parser() -> argparse.ArgumentParser:
     p = Parser(
-        prog="python -m rapids_engage.pipeline predict",
+        prog=command_name("predict"),
         description="Score new rows with the models of a run and the serving state of its feature-store version.",
     )
     p.add_argument("--model-dir", required=True, help="output directory of a pipeline run (holds models/)")
@@ -475,7 +475,7 @@ def predict_cluster_config(args: argparse.Namespace) -> Any:
 
 def build_ingest_parser() -> argparse.ArgumentParser:
     p = Parser(
-        prog="python -m rapids_engage.pipeline ingest",
+        prog=command_name("ingest"),
         description="Ingest raw files (RecSys 2021 or a table described by a config's data.table) into canonical "
         "parquet (<out>/data) with bad rows quarantined, e.g. new rows to score with `predict --input <out>`.",
     )
@@ -587,7 +587,7 @@ def _main(argv: list[str]) -> int:
     if unknown:
         misplaced = [a for a in unknown if a in SUBCOMMANDS]
         if misplaced:
-            parser.error(f"the subcommand comes first: python -m rapids_engage.pipeline {misplaced[0]} [options]")
+            parser.error(f"the subcommand comes first: {command_name(misplaced[0])} [options]")
         if not argv[0].startswith("-"):  # a word where a subcommand goes (train, feature)
             close = difflib.get_close_matches(argv[0], SUBCOMMANDS, n=1)
             parser.error(f"no subcommand {argv[0]!r}{f' (did you mean {close[0]}?)' if close else ''}: the subcommands are "

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .atomic import read_json
-from .cli import Parser
+from .cli import Parser, command_name
 from .progress import byte_size
 from .store import MANIFEST, FeatureStore, is_version_dir
 from .store_builds import (KILLED, LEFTOVER, LIVE, UNKNOWN, builds_reading, dir_size, live_marks, state,
@@ -169,7 +169,7 @@ def versions_table(store: FeatureStore, infos: list[VersionInfo], served: dict[s
 
 def build_store_parser() -> argparse.ArgumentParser:
     p = Parser(
-        prog="python -m rapids_engage.pipeline store",
+        prog=command_name("store"),
         description="List the versions of a feature store (rows, features, size, age, reuse, intact or damaged) and "
         "delete old ones. Models trained on a deleted version can no longer be served.",
     )

@@ -942,3 +942,16 @@ def test_ingest_help_says_quarantine_parquet_is_written_only_when_a_row_is_quara
 
     text = " ".join(build_ingest_parser().format_help().split())
     assert "quarantine.parquet when a row is quarantined" in text
+
+
+@pytest.mark.parametrize("argv0, command", [("/venv/bin/rapids-engage", "rapids-engage"),
+                                            ("/x/rapids_engage/pipeline.py", "python -m rapids_engage.pipeline")])
+@pytest.mark.parametrize("argv", [["predict", "--help"], ["ingest", "--help"], ["store", "--help"], ["audit", "--help"], ["--help"]])
+def test_usage_names_the_command_the_user_ran(monkeypatch, capsys, argv0, command, argv):
+    """The console script's usage lines name ``rapids-engage``, not ``python -m rapids_engage.pipeline``."""
+    monkeypatch.setattr("sys.argv", [argv0, *argv])
+    with pytest.raises(SystemExit):
+        main(argv)
+    usage = capsys.readouterr().out.splitlines()[0]
+    sub = f" {argv[0]}" if argv[0] != "--help" else ""
+    assert usage.startswith(f"usage: {command}{sub} ")
