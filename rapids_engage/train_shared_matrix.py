@@ -63,13 +63,20 @@ def tracker_addresses(client: Any) -> list[Any]:
     return [(host, port), scheduler]
 
 
+#: Seconds XGBoost's tracker waits for every training task to join its group (and to leave it): the tasks start
+#: together once the workers' training locks are taken, unless a worker's threads are busy with other work.
+TRACKER_TIMEOUT_S = 300
+
+
 def start_tracker(client: Any, n_workers: int) -> dict[str, Any]:
     """XGBoost's collective arguments of a ``RabitTracker`` started on the scheduler (as xgboost.dask does).
 
-    The project passes no ``xgboost.collective.Config``: XGBoost's defaults hold (no tracker timeout, the
-    communicator's own retry and timeout), as they do for ``xgboost.dask.train`` without ``coll_cfg``."""
+    The tracker gives up on forming (or closing) the group after :data:`TRACKER_TIMEOUT_S`; the group's training
+    itself has no time limit (the communicator's own retry and timeout hold, as for ``xgboost.dask.train``). Without
+    it (xgboost.dask's default) a worker lost before joining left its peers' training tasks waiting for it for ever:
+    on an existing cluster their threads stayed taken after the run ended, and the next run hung."""
 
-    def start(n_workers: int, addresses: list[Any]) -> dict[str, Any]:  # nested: travels by value
+    def start(n_workers: int, addresses: list[Any], timeout_s: int) -> dict[str, Any]:  # nested: travels by value
         import threading
 
         from xgboost.core import XGBoostError
@@ -78,16 +85,26 @@ def start_tracker(client: Any, n_workers: int) -> dict[str, Any]:
         for i, address in enumerate(addresses):
             host, port = address if isinstance(address, tuple) else (address, 0)
             try:
-                tracker = RabitTracker(n_workers=n_workers, host_ip=host, port=port, sortby="task", timeout=0)
+                tracker = RabitTracker(n_workers=n_workers, host_ip=host, port=port, sortby="task", timeout=timeout_s)
                 tracker.start()
                 break
             except XGBoostError:
                 if i == len(addresses) - 1:
                     raise
-        threading.Thread(target=tracker.wait_for, daemon=True).start()
+
+        def wait() -> None:
+            try:
+                tracker.wait_for()
+            except XGBoostError:  # the group never formed in time: its tasks fail and say so; the scheduler's log need not
+                try:
+                    tracker.free()  # now, as its __del__ would, whose error on a timed-out tracker went to stderr
+                except XGBoostError:
+                    pass
+
+        threading.Thread(target=wait, daemon=True).start()
         return tracker.worker_args()
 
-    return client.run_on_scheduler(start, n_workers, tracker_addresses(client))
+    return client.run_on_scheduler(start, n_workers, tracker_addresses(client), TRACKER_TIMEOUT_S)
 
 
 def _batches(parts: list[Any], features: list[str], qid: list[Any] | None) -> Any:
@@ -268,10 +285,10 @@ def train_shared(client: Any, train: Any, valid: Any, features: list[str], group
     columns = [*features, *dict.fromkeys(s.target for s in specs), *([group] if group else [])]
     train_by, valid_by = worker_parts(client, train[columns]), worker_parts(client, valid[columns])
     workers = sorted(set(train_by) | set(valid_by))
-    coll_args = start_tracker(client, len(workers))
     if abandoned.is_set():  # the run stopped while the partitions were computed: take no lock it would not release
         raise RuntimeError("training abandoned")
     with distributed.MultiLock(workers, client):  # looked up now: train_locks records its id
+        coll_args = start_tracker(client, len(workers))  # once the locks are ours: its timeout is for the tasks alone
         futures = [client.submit(fit_targets, train_by.get(w, []), valid_by.get(w, []), features, group, specs, coll_args,
                                  global_config, workers=[w], allow_other_workers=False, pure=False) for w in workers]
         results = gather_cause(client, futures)

@@ -480,3 +480,65 @@ def test_a_partition_that_fails_to_compute_raises_its_own_error():
         assert [len(p.result()) for p in parts] == [2, 2]
         with pytest.raises(KeyError, match="partition 1 refused"):
             worker_parts(client, frame.map_partitions(refuse, meta=frame._meta))
+
+
+def test_a_worker_whose_peer_never_joins_is_let_go_by_the_tracker(monkeypatch):
+    """A worker lost before joining XGBoost's group (killed as the training started) left its peers' training tasks
+    waiting for it in ``collective.init`` for ever: on an existing cluster their threads stayed taken after the run
+    ended and the next run hung. The tracker now gives up on the group, and the waiting task fails."""
+    import threading
+
+    from xgboost import collective
+
+    import rapids_engage.train_shared_matrix as tsm
+
+    monkeypatch.setattr(tsm, "TRACKER_TIMEOUT_S", 1)
+    monkeypatch.setattr(tsm, "tracker_addresses", lambda client: ["127.0.0.1"])
+    client = type("Client", (), {"run_on_scheduler": staticmethod(lambda fn, *args: fn(*args))})()
+    args = tsm.start_tracker(client, 2)
+    outcome = []
+
+    def lone_worker() -> None:
+        try:
+            with collective.CommunicatorContext(**args, dmlc_task_id="alone"):
+                outcome.append("joined")
+        except Exception as exc:  # noqa: BLE001 - the failure is what is asserted
+            outcome.append(type(exc).__name__)
+
+    waiting = threading.Thread(target=lone_worker, daemon=True)  # daemon: without the timeout it never ends
+    waiting.start()
+    waiting.join(60)  # a bound on a hang, not a timing: the tracker lets go after TRACKER_TIMEOUT_S
+    assert not waiting.is_alive() and outcome == ["XGBoostError"]
+
+
+def test_the_tracker_starts_once_the_workers_training_locks_are_taken(monkeypatch):
+    """The tracker's timeout bounds the wait for the training tasks: a run waiting for another run's training locks
+    must not spend it waiting."""
+    import threading
+    from contextlib import contextmanager
+
+    import distributed
+
+    import rapids_engage.train_shared_matrix as tsm
+
+    frame = type("Frame", (), {"__getitem__": lambda self, columns: self})()
+    events = []
+
+    @contextmanager
+    def lock(*args):
+        events.append("locked")
+        try:
+            yield
+        finally:
+            events.append("released")
+
+    def tracker(client, n):
+        events.append("tracker")
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(tsm, "worker_parts", lambda client, f: {"tcp://w1": ["part"]})
+    monkeypatch.setattr(tsm, "start_tracker", tracker)
+    monkeypatch.setattr(distributed, "MultiLock", lock)
+    with pytest.raises(RuntimeError, match="stop here"):
+        tsm.train_shared(None, frame, frame, FEATURES, None, [], {}, threading.Event())
+    assert events == ["locked", "tracker", "released"]
