@@ -456,7 +456,7 @@ def _served_dashboard(client: Any) -> str | None:
 
 
 def _existing_workers_ready(client: Any, address: str, backend: Backend, timeout_s: float = 60.0) -> None:
-    """Wait for a worker of an existing cluster and set its backend up as ours; one-line errors."""
+    """Wait for a worker of an existing cluster, set its backend up as ours and check it runs our code; one-line errors."""
     try:
         client.wait_for_workers(1, timeout=timeout_s)
     except TimeoutError:
@@ -468,6 +468,9 @@ def _existing_workers_ready(client: Any, address: str, backend: Backend, timeout
         client.register_plugin(BackendSetup(backend.kind))
     except Exception as exc:  # noqa: BLE001 - whatever the workers lack, say it in one line
         raise ClusterError(f"the workers at {address} cannot run the {backend.kind} backend: {_one_line(exc)}") from None
+    from .worker_versions import check_same_code
+
+    check_same_code(client, address)  # after the setup: it reads GPU libraries only where that imported them
 
 
 def check_shared_paths(client: Any, address: str, read: Iterable[str | Path] = (), write: Iterable[str | Path] = ()) -> None:
