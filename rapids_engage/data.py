@@ -114,9 +114,24 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
     if spec is None:
         raise DataError("data.source is 'table' but the data.table section (format and column roles) is missing")
     table_layout(spec)  # validates the target kinds before any file is read
-    files, root = _raw_files(cfg, "table", json.dumps([asdict(spec), cfg.data.strict], sort_keys=True))
+    files, root = table_cache(cfg)
     summary = _ingest_once(root, lambda: ingest_table(files, root, spec, strict=cfg.data.strict, on_progress=on_chunk))
     return _ingested(root, summary, f"table {len(files)} file(s)", Layout.load(root))
+
+
+def table_cache(cfg: Config) -> tuple[list[str], Path]:
+    """(the table files ``data.path`` matches, their ingest cache directory: keyed by their names and contents, the
+    ``data.table`` spec and ``data.strict``)."""
+    return _raw_files(cfg, "table", json.dumps([_spec_key(cfg.data.table), cfg.data.strict], sort_keys=True))
+
+
+def _spec_key(spec: Any) -> dict:
+    """``spec`` as its part of the ingest cache key: without ``events`` when it has none, so tables ingested before
+    ``data.table.events`` existed keep their cache entry."""
+    key = asdict(spec)
+    if key.get("events") is None:
+        key.pop("events", None)
+    return key
 
 
 #: Part of the ingest cache key: bump it when ingest writes other rows or columns for the same input
@@ -171,7 +186,7 @@ def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:
 
 #: The keys of a cached ingest summary (``ingest.json``) a run reads, with their types (:func:`.atomic.check_fields`).
 SUMMARY_FIELDS = {"files": int, "input_rows": int, "ingested_rows": int, "quarantined_rows": int, "quarantine_counts": dict,
-                  "empty_files": (list, type(None)), "output_rows": (int, type(None))}
+                  "empty_files": (list, type(None)), "output_rows": (int, type(None)), "events": (dict, type(None))}
 
 
 def _ingest_once(root: Path, ingest: Callable[[], Any]) -> dict:
@@ -190,6 +205,12 @@ def _ingest_once(root: Path, ingest: Callable[[], Any]) -> dict:
 def check_some_ingested(summary: dict, what: str, root: Path) -> None:
     """A :class:`DataError` saying why when an ingest (``summary``: its :class:`IngestResult` as a dict)
     kept no row: nothing to read, so say why rather than "no parquet files"."""
+    events = summary.get("events")
+    if summary["ingested_rows"] and events and not summary.get("output_rows"):  # events, but none to score
+        raise DataError(f"{what}: no {events['anchor']!r} row to score of the {summary['ingested_rows']:,} events ingested "
+                        f"({events['anchors']:,} {events['anchor']!r} rows, {events['anchors_in_last_horizon']:,} of them "
+                        f"within the last {events['horizon_hours']:g} h of the log, left out: their label is not final); "
+                        "data.table.events.anchor names the event type of the rows to score")
     if summary["ingested_rows"]:
         return
     if not summary["input_rows"]:  # nothing was quarantined either: no quarantine file to point at
@@ -206,16 +227,22 @@ def _ingested(root: Path, summary: dict, what: str, layout: Layout | None) -> Da
         raise DataError(f"{root}: ingest output without layout.json; delete it to ingest again")
     keep = ("files", "input_rows", "ingested_rows", "quarantined_rows", "quarantine_counts")
     info = {k: summary[k] for k in keep} | {"quarantine": str(root / "quarantine.parquet") if summary["quarantined_rows"] else None}
+    if summary.get("events"):  # an event log: the anchors labelled, left out, positives
+        info["events"] = summary["events"] | {"rows": summary["output_rows"]}
     check_some_ingested(summary, what, root)
     reasons = ", ".join(f"{k} {v:,}" for k, v in summary["quarantine_counts"].items() if v)
     desc = (f"{what}: {summary['ingested_rows']:,} rows ingested{' (by an earlier run: cached)' if summary.get('reused') else ''}, "
             f"{summary['quarantined_rows']:,} quarantined")
-    if summary.get("output_rows", summary["ingested_rows"]) != summary["ingested_rows"]:  # explode: rows per item
+    if summary.get("output_rows", summary["ingested_rows"]) != summary["ingested_rows"] and not summary.get("events"):  # explode
         desc += f", {summary['output_rows']:,} event rows"
     if summary["quarantined_rows"]:  # why, and where to look
         desc += f" ({reasons}: {info['quarantine']})"
     if empty := summary.get("empty_files"):  # a truncated download, say
         desc += f", {len(empty)} empty file(s) ({empty[0]}{', ...' if len(empty) > 1 else ''})"
+    if summary.get("events"):  # an event log: its anchors are the rows
+        from .ingest.recsys import events_line
+
+        desc += f"; {events_line(summary['events'], summary['output_rows'])}"
     if summary.get("damaged"):
         desc += f", {summary['damaged']}"
     desc += f" ({root})"

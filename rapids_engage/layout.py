@@ -198,13 +198,15 @@ def table_layout(spec: Any) -> Layout:
     """The layout of a table ingested with :class:`~rapids_engage.config.TableConfig` ``spec``.
 
     Targets keep their source column names (``present`` targets are stored as
-    0/1, so they are ``binary`` here); the time is ``event_time`` and the row key
+    0/1, so they are ``binary`` here; an event log's are 0/1 columns named as the target); the time is ``event_time`` and the row key
     ``row_id``; the text of each declared ``row_id`` column is kept as ``raw_<column>``
     (``raw_ids``).
     """
     targets = tuple(
         Target(name, t.column, "binary" if t.kind == "present" else t.kind) for name, t in spec.targets.items()
     )
+    if spec.events:  # labelled by later events: a 0/1 column named as the target
+        targets = tuple(Target(name, name, "binary") for name in spec.events.targets)
     row_id = tuple(dict.fromkeys(spec.row_id))
     for t in spec.targets.values():
         if t.kind not in TARGET_KINDS:

@@ -26,11 +26,11 @@ from .sections import (
     TargetEncodingConfig,
     TrainConfig,
 )
-from .table_spec import ExplodeSpec, SideTableSpec, TableConfig, TargetSpec
+from .table_spec import EventsSpec, ExplodeSpec, SideTableSpec, TableConfig, TargetSpec
 
 __all__ = [
     "DEFAULT_CONFIG", "DEFAULT_COUNT_KEYS", "KEYS_EXPECTED", "MIN_MEMORY_LIMIT", "PATH_KEYS", "WINNER_TE_KEYS",
-    "ClusterConfig", "Config", "ConfigError", "DataConfig", "ExplodeSpec", "FeaturesConfig", "HistoryConfig",
+    "ClusterConfig", "Config", "ConfigError", "DataConfig", "EventsSpec", "ExplodeSpec", "FeaturesConfig", "HistoryConfig",
     "SideTableSpec", "SplitConfig", "SyntheticConfig", "TableConfig", "TargetEncodingConfig", "TargetSpec",
     "TrainConfig", "about_a_key", "from_dict", "load_config", "parse_override", "section_from_dict", "sourced", "to_dict",
 ]

@@ -8,7 +8,7 @@ from typing import Any
 
 from .sections import (ClusterConfig, Config, DataConfig, FeaturesConfig, HistoryConfig, SplitConfig, SyntheticConfig,
                        TargetEncodingConfig, TrainConfig)
-from .table_spec import ExplodeSpec, TableConfig
+from .table_spec import EventsSpec, ExplodeSpec, TableConfig
 
 
 #: The least ``cluster.memory_limit`` in bytes: an idle CPU worker (pandas, pyarrow, xgboost loaded) holds
@@ -112,6 +112,16 @@ VALUE_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
     (ExplodeSpec, "sep"): (lambda v: v != "", "a non-empty separator"),
     (ExplodeSpec, "label_sep"): (lambda v: v != "", "a non-empty separator"),
     (TableConfig, "targets"): (lambda v: all(name.strip() for name in v), "target names that are not blank"),
+    (EventsSpec, "column"): (lambda v: bool(v.strip()), "the name of the event-type column"),
+    (EventsSpec, "anchor"): (lambda v: bool(v.strip()), "the event type of the rows to score (e.g. view)"),
+    (EventsSpec, "horizon_hours"): (  # labels are computed in milliseconds
+        lambda v: 0 < float(v) < float("inf") and round(float(v) * 3_600_000) >= 1,
+        "a number of hours > 0, at least a millisecond",
+    ),
+    (EventsSpec, "targets"): (
+        lambda v: len(v) > 0 and all(name.strip() and event.strip() for name, event in v.items()),
+        "a mapping of target names to event types, e.g. {cart: addtocart, buy: transaction}",
+    ),
     (TrainConfig, "targets"): (lambda v: len(v) > 0 and len(set(v)) == len(v) and all(name.strip() for name in v),
                                "a non-empty list of distinct, non-blank target names"),  # '  ' was taken, and trained
     **{(TrainConfig, name): (lambda v: math.isfinite(float(v)), FINITE)  # XGBoost took nan and inf: NaN predictions

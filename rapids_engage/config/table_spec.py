@@ -48,6 +48,22 @@ class SideTableSpec:
 
 
 @dataclass
+class EventsSpec:
+    """An event log labelled by its own later events (e-commerce views by carts and purchases).
+
+    Rows whose ``column`` is ``anchor`` are the rows to score; such a row is labelled 1 for target
+    ``name: EVENT`` when the same user has an ``EVENT`` row for the same item strictly after it and at most
+    ``horizon_hours`` later. Anchors within the last horizon of the log are left out (their label is not
+    final); rows of other types are not rows of the output.
+    """
+
+    column: str
+    anchor: str
+    horizon_hours: float
+    targets: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class TableConfig:
     """A generic event table (``data.source: table``): the format and the role of each column.
 
@@ -57,7 +73,8 @@ class TableConfig:
     columns that identify a row (after ``explode``; default: file and line).
     ``user`` / ``item`` / ``creator`` / ``group`` and ``row_id`` are hashed to
     int64; ``categorical``, ``text``, ``url`` and ``lists`` stay strings;
-    ``numeric`` becomes float64. ``group`` is the ranking group (e.g. impression).
+    ``numeric`` becomes float64. ``group`` is the ranking group (e.g. impression). ``events``: the
+    table is an event log labelled by its own later events (:class:`EventsSpec`), not by target columns.
     """
 
     format: Literal["csv", "tsv", "jsonl", "parquet"] = "csv"
@@ -79,3 +96,4 @@ class TableConfig:
     list_sep: str = " "
     explode: ExplodeSpec | None = None
     join: list[SideTableSpec] = field(default_factory=list)
+    events: EventsSpec | None = None

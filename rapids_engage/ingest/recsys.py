@@ -77,18 +77,29 @@ class IngestResult:
     quarantine_file: str | None = None  #: <out_dir>/quarantine.parquet when rows were quarantined
     #: the first quarantined row in short (``file:line column c: detail``), when rows were quarantined
     first_quarantined: str | None = None
+    #: an event log's labelling (``data.table.events``): anchors, those left out in the last horizon, positives kept
+    events: dict | None = None
 
     def summary(self) -> str:
         """One line: rows in, ingested, quarantined per reason and where."""
         line = f"{self.input_rows:,} input rows: {self.ingested_rows:,} ingested, {self.quarantined_rows:,} quarantined"
-        if self.output_rows and self.output_rows != self.ingested_rows:  # explode: a row per item, as the run's data line
+        if self.output_rows and self.output_rows != self.ingested_rows and not self.events:  # explode: a row per item, as the run's data line
             line += f", {self.output_rows:,} event rows"
         if self.quarantined_rows:
             reasons = ", ".join(f"{k} {v:,}" for k, v in self.quarantine_counts.items())
             line += f" ({reasons}; see {self.quarantine_file})"
             if self.first_quarantined:
                 line += f"; first: {self.first_quarantined}"
+        if self.events:  # an event log: its anchors are the rows
+            line += f"; {events_line(self.events, self.output_rows)}"
         return f"{line} -> {self.out_dir}"
+
+
+def events_line(events: dict, rows: int) -> str:
+    """An event log's labelling in words: the anchor rows kept and their positives, those left out."""
+    positives = ", ".join(f"{name} {n:,}" for name, n in events["positives"].items())
+    return (f"{rows:,} {events['anchor']!r} rows labelled ({positives}), {events['anchors_in_last_horizon']:,} left out "
+            f"in the last {events['horizon_hours']:g} h of the log")
 
 
 def _reason(col: str) -> str:

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..atomic import staged_dir
-from ..config import ExplodeSpec, TableConfig
+from ..config import EventsSpec, ExplodeSpec, TableConfig
 from ..features.counts import DAY
 from ..features.folds import FOLD
 from ..features.table_content import computed_columns
@@ -32,7 +32,7 @@ from .quarantine import Quarantine, StrictModeError
 from .reader import IngestError
 from .recsys import IngestResult, _check_out_dir, input_paths, finish
 from .table_read import Bad, Chunk, Source, by_line, close_names, missing_message, read
-from .table_types import Errors, SideTable, arrow_strings, explode, hash_strings, read_side, row_ids, typed
+from .table_types import EVENT_MS, Errors, SideTable, arrow_strings, explode, hash_strings, read_side, row_ids, typed
 from .writer import DayWriter
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
@@ -40,7 +40,7 @@ FORMATS = ("csv", "tsv", "jsonl", "parquet")
 TIME_FORMATS = ("unix", "unix_ms", "iso")
 #: Quarantine reasons of a table ingest.
 REASONS = ("wrong_field_count", "unclosed_quote", "invalid_utf8", "bad_json", "duplicate_key", "bad_time", "bad_number",
-           "bad_target", "bad_explode_token", "missing_key")
+           "bad_target", "bad_explode_token", "missing_key", "not_anchor")
 
 
 # ---------------------------------------------------------------- plan
@@ -68,6 +68,10 @@ class Plan:
     group: str | None = None  # the ranking group: a row without one is bad (missing_key)
     raw_ids: tuple[tuple[str, str], ...] = ()  # (row_id column, canonical column keeping its text)
     unlabelled_sep: str | None = None  # rows without labels of a spec with explode labels: a token ending in this + 0/1 is bad
+    events: EventsSpec | None = None  # an event log labelled by its own later events
+    event_keys: tuple[str, ...] = ()  # its user and item columns: a row without them is bad
+    keep_events: bool = False  # whether ``schema`` keeps the event type and EVENT_MS for labelling (else: rows to score)
+    labelled_schema: pa.Schema | None = None  # an event log's output: its anchors with their labels
 
 
 def plan_of(spec: TableConfig, unlabelled: bool = False) -> Plan:
@@ -89,6 +93,7 @@ def plan_of(spec: TableConfig, unlabelled: bool = False) -> Plan:
             raise IngestError(f"data.table.targets: the target name {name!r} collides with the feature build's own "
                               f"{name!r} column; rename it")
     ex = spec.explode
+    _check_events(spec)
     roles = _roles(spec)
     produced = {ex.item, ex.label} - {None} if ex else set()
     kept = _check_joins(spec, produced)
@@ -104,7 +109,7 @@ def plan_of(spec: TableConfig, unlabelled: bool = False) -> Plan:
         absent = [c for c in needed if c not in spec.columns]
         if absent:
             key = roles.get(absent[0]) or ("row_id" if absent[0] in spec.row_id else "explode.column" if ex and absent[0] == ex.column
-                                           else "join.key")
+                                           else "events.column" if spec.events and absent[0] == spec.events.column else "join.key")
             near = close_names(absent[0], tuple(spec.columns))
             hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
             raise IngestError(f"data.table.{key}: {absent[0]!r} is not one of data.table.columns (the header-less "
@@ -116,6 +121,13 @@ def plan_of(spec: TableConfig, unlabelled: bool = False) -> Plan:
     raw_ids = tuple((c, raw_id_name(c)) for c in dict.fromkeys(spec.row_id))
     _check_raw_ids(spec, raw_ids, schema.names)
     schema = _with_raw_ids(schema, raw_ids)
+    labelled = None
+    if spec.events:
+        labels = tuple((name, "binary") for name in spec.events.targets)
+        labelled = _with_raw_ids(_schema(ids, labels, spec), raw_ids)
+        _check_event_targets(spec, schema.names)
+        if not unlabelled:  # typed rows staged for the labelling pass
+            schema = schema.append(pa.field(spec.events.column, pa.string())).append(pa.field(EVENT_MS, pa.int64()))
     return Plan(
         time=spec.time, time_format=spec.time_format, ids=ids, targets=targets, numeric=tuple(spec.numeric),
         strings=(*spec.categorical, *spec.text, *spec.url, *spec.lists), row_id=tuple(spec.row_id), needed=needed,
@@ -125,7 +137,33 @@ def plan_of(spec: TableConfig, unlabelled: bool = False) -> Plan:
         categorical=tuple(spec.categorical), scalars=_scalars(roles, spec, needed),
         required=tuple(c for c in dict.fromkeys(required) if c in needed), group=spec.group, raw_ids=raw_ids,
         unlabelled_sep=spec.explode.label_sep if labelled_tokens else None,
+        events=spec.events, event_keys=(spec.user, spec.item) if spec.events else (), keep_events=bool(spec.events) and not unlabelled,
+        labelled_schema=None if unlabelled else labelled,
     )
+
+
+def _check_events(spec: TableConfig) -> None:
+    """An IngestError naming the key when ``data.table.events`` cannot label this table."""
+    if not spec.events:
+        return
+    missing = [role for role in ("user", "item") if not getattr(spec, role)]
+    if missing:
+        raise IngestError(f"data.table.{missing[0]}: not set; data.table.events labels rows per user and item "
+                          f"(data.table.{' and data.table.'.join(missing)} not set)")
+    if spec.targets:
+        raise IngestError("data.table.targets: an event log's targets are its event types (data.table.events.targets: "
+                          "{name: event type}), not columns; leave data.table.targets out")
+    if spec.explode:
+        raise IngestError("data.table.events: an event log is one event per row; data.table.explode is not read with it")
+
+
+def _check_event_targets(spec: TableConfig, columns: list[str]) -> None:
+    """An IngestError when an event target's name is a column of the output or of the feature build."""
+    taken = set(columns) | set(computed_columns(table_layout(spec))) | {DAY, FOLD}
+    for name in spec.events.targets:
+        if name in taken:
+            raise IngestError(f"data.table.events.targets: the target name {name!r} is already a column of the ingested "
+                              "table or of the feature build; rename the target")
 
 
 def _check_raw_ids(spec: TableConfig, raw_ids: tuple[tuple[str, str], ...], columns: list[str]) -> None:
@@ -170,6 +208,8 @@ def _roles(spec: TableConfig) -> dict[str, str]:
     roles += [(t.column, f"targets.{name}") for name, t in spec.targets.items()]
     for role in ("categorical", "numeric", "text", "url", "lists"):
         roles += [(c, role) for c in getattr(spec, role)]
+    if spec.events:
+        roles.append((spec.events.column, "events.column"))
     seen: dict[str, str] = {}
     for col, role in roles:
         if col in seen:
@@ -389,7 +429,8 @@ def ingest_table(
     sides = [read_side(j, strict, chunk_rows) for j in spec.join]
     with staged_dir(out) as tmp:
         quarantine = Quarantine(spill_dir=tmp)
-        writer = DayWriter(tmp / "data", plan.schema, time_column=TABLE_TIME)
+        typed_dir = tmp / ("_typed" if plan.keep_events else "data")  # an event log's rows are labelled from there
+        writer = DayWriter(typed_dir, plan.schema, time_column=TABLE_TIME)
         run = _Run(plan, sides, writer, quarantine, strict, chunk_rows)
         src = Source(spec.format, spec.header, tuple(spec.columns), plan.needed, plan.list_seps, spec.time,
                      spec.time_format, plan.scalars, plan.required)
@@ -404,8 +445,26 @@ def ingest_table(
             if rows == 0:
                 empty.append(str(path))
         table_layout(spec).save(tmp)
-        return finish(tmp, out, writer, quarantine, start,
-                      IngestResult(input_rows, ingested, 0, len(paths), {}, str(out), 0.0, empty))
+        result = IngestResult(input_rows, ingested, 0, len(paths), {}, str(out), 0.0, empty)
+        if plan.keep_events:
+            writer = _labelled(writer, tmp, plan, result)
+        return finish(tmp, out, writer, quarantine, start, result)
+
+
+def _labelled(typed: DayWriter, tmp: Path, plan: Plan, result: IngestResult) -> DayWriter:
+    """The writer of an event log's labelled anchors (:mod:`.event_labels`) from the typed rows ``typed`` wrote;
+    the counts in ``result.events``, the staged rows removed."""
+    import shutil
+
+    from .event_labels import label_events
+
+    typed.close()
+    writer = DayWriter(tmp / "data", plan.labelled_schema, time_column=TABLE_TIME)
+    counts = label_events(typed.root, tmp / "_labelled", writer, plan.events, *plan.event_keys)
+    for staged in (typed.root, tmp / "_labelled"):
+        shutil.rmtree(staged, ignore_errors=True)
+    result.events = counts.as_dict() | {"anchor": plan.events.anchor, "horizon_hours": float(plan.events.horizon_hours)}
+    return writer
 
 
 __all__ = ["FORMATS", "REASONS", "Plan", "hash_strings", "ingest_table"]

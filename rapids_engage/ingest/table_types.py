@@ -35,6 +35,8 @@ MIN_TIME, MAX_TIME = PLAUSIBLE_TIMES
 _UNITS = {"seconds": (1, "set time_format: unix"), "milliseconds": (1_000, "set time_format: unix_ms"),
           "microseconds": (1_000_000, "convert them to seconds or milliseconds"),
           "nanoseconds": (1_000_000_000, "convert them to seconds or milliseconds")}
+#: The staging column of an event log's times in milliseconds, the labels' clock (:mod:`.event_labels`).
+EVENT_MS = "_event_ms"
 #: Largest count target: every integer up to it is exact in float64.
 MAX_COUNT = 2.0**53
 _SEP = "\x1f"
@@ -144,8 +146,9 @@ class Errors:
         self.reason[s], self.column[s], self.detail[s] = rows.reason[at], rows.column[at], rows.detail[at]
 
 
-def _time(s: pd.Series, fmt: str, column: str, err: Errors) -> np.ndarray:
-    """Unix seconds of each value (naive times are UTC; fractions of a second are dropped).
+def _time(s: pd.Series, fmt: str, column: str, err: Errors) -> tuple[np.ndarray, np.ndarray]:
+    """(unix seconds, unix milliseconds) of each value (naive times are UTC; fractions of a second are dropped
+    from the seconds, of a millisecond from the milliseconds).
 
     Unparsable times and times outside [MIN_TIME, MAX_TIME) are marked ``bad_time``
     in ``err``; a unix time that would fit in another unit says so.
@@ -154,11 +157,14 @@ def _time(s: pd.Series, fmt: str, column: str, err: Errors) -> np.ndarray:
     if fmt in ("unix", "unix_ms"):
         raw = pd.to_numeric(s, errors="coerce").to_numpy(np.float64)
         secs = np.floor(raw / (1000 if fmt == "unix_ms" else 1))
+        ms = np.floor(raw if fmt == "unix_ms" else raw * 1000)
     else:
         dt = pd.to_datetime(s, format="ISO8601" if fmt == "iso" else fmt, utc=True, errors="coerce")
         arr = dt.dt.tz_convert(None).to_numpy()
-        ticks = arr.view(np.int64) // PER_SECOND[np.datetime_data(arr.dtype)[0]]
-        secs = np.where(np.isnat(arr), np.nan, ticks)
+        per_s = PER_SECOND[np.datetime_data(arr.dtype)[0]]
+        ticks = arr.view(np.int64)
+        secs = np.where(np.isnat(arr), np.nan, ticks // per_s)
+        ms = np.where(np.isnat(arr), np.nan, ticks // (per_s // 1000) if per_s >= 1000 else ticks * (1000 // per_s))
     with np.errstate(invalid="ignore"):
         parsed, ok = np.isfinite(secs), (secs >= MIN_TIME) & (secs < MAX_TIME)
         err.add((s == "").to_numpy(bool), "bad_time", column, None, "missing time")
@@ -169,7 +175,7 @@ def _time(s: pd.Series, fmt: str, column: str, err: Errors) -> np.ndarray:
                 fits = (raw / per_s >= MIN_TIME) & (raw / per_s < MAX_TIME)
                 err.add(~ok & fits, "bad_time", column, s, f"{{v}} is out of range as {unit}; {guess}? {hint}")
     err.add(~ok, "bad_time", column, s, "{v} is out of range (event times must be in 1990-01-01 .. 2099-12-31 UTC)")
-    return np.where(ok, secs, 0).astype(np.int64)
+    return np.where(ok, secs, 0).astype(np.int64), np.where(ok, ms, 0).astype(np.int64)
 
 
 def _numbers(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -193,7 +199,7 @@ def _numeric(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 #: The detail of a binary target's text value: a column of event types ('view', 'addtocart') is not a label.
 EVENT_TYPE_HINT = ("not 0/1/true/false (a label is 0/1 per row: map yes/no text to 0/1; a column of event types, "
-                   "view / addtocart: reshape to one labelled row per view, README \"Event logs\"): {v!r}")
+                   "view / addtocart: label the views by later events with data.table.events, README \"Event logs\"): {v!r}")
 
 #: The texts a ``present`` target reads as absent (lower-cased): empty and the usual spellings of missing.
 ABSENT = ("", "nan", "nat", "null", "none", "na", "n/a")
@@ -238,7 +244,10 @@ def typed(frame: pd.DataFrame, plan: Plan) -> tuple[dict[str, Any], Errors]:
     categorical value is null (no key).
     """
     err = Errors(len(frame))
-    out: dict[str, Any] = {TABLE_TIME: _time(frame[plan.time], plan.time_format, plan.time, err)}
+    out: dict[str, Any] = {}
+    out[TABLE_TIME], ms = _time(frame[plan.time], plan.time_format, plan.time, err)
+    if plan.events:
+        _event_types(frame, plan, ms, out, err)
     for c in plan.row_id:
         err.add(_blank(frame[c]), "missing_key", c, None, "missing row key value")
     if plan.group:  # ranking and per-group metrics need every row in a group
@@ -255,6 +264,22 @@ def typed(frame: pd.DataFrame, plan: Plan) -> tuple[dict[str, Any], Errors]:
     for c in plan.categorical:
         out[c] = out[c].mask(_blank(frame[c]))
     return out, err
+
+
+def _event_types(frame: pd.DataFrame, plan: Plan, ms: np.ndarray, out: dict[str, Any], err: Errors) -> None:
+    """An event log's checks: a row without its user, item or event type is bad (``missing_key``: labels are
+    per user and item); rows to be labelled keep their type and time in ms (:data:`EVENT_MS`), rows to score
+    must be anchors (else ``not_anchor``)."""
+    ev = plan.events
+    for c in plan.event_keys:
+        err.add(_blank(frame[c]), "missing_key", c, None, "missing user / item of an event log row (labels are per user and item)")
+    kind = frame[ev.column].fillna("")
+    err.add(_blank(kind), "missing_key", ev.column, None, "missing event type")
+    if plan.keep_events:
+        out[ev.column], out[EVENT_MS] = kind, ms
+    else:
+        err.add((kind != ev.anchor).to_numpy(bool), "not_anchor", ev.column, kind,
+                f"{{v!r}} is not the anchor event {ev.anchor!r}: rows to score are anchors (data.table.events.anchor)")
 
 
 def row_ids(frame: pd.DataFrame, cols: tuple[str, ...], key: str, line: np.ndarray, pos: np.ndarray) -> np.ndarray:

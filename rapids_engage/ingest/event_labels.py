@@ -1,0 +1,93 @@
+"""An event log's anchor rows labelled by its own later events (``data.table.events``): a dask pass after typing.
+
+The typed rows (staged parquet holding the event type and :data:`.table_types.EVENT_MS`) are shuffled by
+(user, item), so every event of a key is in one partition whatever file or day it came from. Per partition,
+per (user, item, time) the least time of each target's event type at that time, then, over the key's times in
+descending order, a cumulative min shifted by one time: the first target event *strictly* after each time. An
+anchor is 1 for a target when that event is at most the horizon later. Anchors after the log's last event less
+the horizon are left out (their label is not final) and counted. Only operations pandas and cudf share (sort,
+groupby min / cummin / shift, merge; no ``merge_asof``, which cudf lacks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..config import EventsSpec
+from .table_types import EVENT_MS
+from .writer import DayWriter, conform
+
+#: A time no event has: "no target event later".
+NEVER = int(np.iinfo(np.int64).max)
+#: The flag of an anchor within the last horizon of the log (dropped, counted).
+LEFT_OUT = "_left_out"
+
+
+@dataclass
+class EventCounts:
+    """What labelling an event log did: its anchors, those left out in the last horizon, the positives kept."""
+
+    anchors: int = 0
+    left_out: int = 0
+    positives: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"anchors": self.anchors, "anchors_in_last_horizon": self.left_out, "positives": dict(self.positives)}
+
+
+def horizon_ms(events: EventsSpec) -> int:
+    return round(float(events.horizon_hours) * 3_600_000)
+
+
+def label_partition(df: Any, user: str, item: str, events: EventsSpec, cutoff_ms: int) -> Any:
+    """The anchor rows of ``df`` (every event of its (user, item) keys; pandas or cudf), each target's label as an
+    int8 column named as the target, :data:`LEFT_OUT` where its time is after ``cutoff_ms``; the event type and
+    time in ms dropped. Sorted by (user, item, time, row id): the same rows in the same order on every run."""
+    keys, names = [user, item, EVENT_MS], list(events.targets)
+    times = df[keys].copy()
+    for name, kind in events.targets.items():
+        times[name] = df[EVENT_MS].where(df[events.column] == kind, NEVER)
+    per_time = times.groupby(keys).min().reset_index().sort_values(keys, ascending=[True, True, False])
+    per_time[names] = per_time.groupby([user, item], sort=False)[names].cummin()  # at this time or later
+    later = per_time.groupby([user, item], sort=False)[names].shift(1, fill_value=NEVER)  # strictly later
+    horizon = per_time[EVENT_MS] + horizon_ms(events)
+    for name in names:
+        per_time[name] = (later[name] <= horizon).astype("int8")
+    anchors = df[df[events.column] == events.anchor].drop(columns=[events.column])
+    anchors = anchors.merge(per_time[keys + names], on=keys, how="left")
+    anchors[LEFT_OUT] = anchors[EVENT_MS] > cutoff_ms
+    return anchors.sort_values([*keys, "row_id"]).drop(columns=[EVENT_MS]).reset_index(drop=True)
+
+
+def label_events(typed_dir: Path, scratch: Path, writer: DayWriter, events: EventsSpec, user: str, item: str) -> EventCounts:
+    """Label the typed rows under ``typed_dir`` (a dask pass, out of core: shuffled by key, written to ``scratch``),
+    then stream the kept anchors through ``writer`` (the canonical day partitions) a row group at a time."""
+    import dask.dataframe as dd
+
+    files = sorted(str(p) for p in typed_dir.rglob("*.parquet"))
+    counts = EventCounts(positives=dict.fromkeys(events.targets, 0))
+    if not files:  # every row quarantined
+        return counts
+    frame = dd.read_parquet(files, blocksize=None)
+    cutoff = int(frame[EVENT_MS].max().compute()) - horizon_ms(events)
+    shuffled = frame.shuffle(on=[user, item], npartitions=frame.npartitions)
+    meta = label_partition(frame._meta, user, item, events, cutoff)
+    labelled = shuffled.map_partitions(label_partition, user, item, events, cutoff, meta=meta)
+    labelled.to_parquet(str(scratch), write_index=False)
+    for path in sorted(scratch.glob("*.parquet")):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=writer.row_group_rows):
+            left_out = batch.column(LEFT_OUT).to_numpy(zero_copy_only=False)
+            counts.anchors += len(left_out)
+            counts.left_out += int(left_out.sum())
+            kept = conform(pa.Table.from_batches([batch]).filter(pa.array(~left_out)), writer.schema)
+            for name in events.targets:
+                counts.positives[name] += int(kept[name].to_numpy().sum())
+            writer.write(kept)
+    return counts
+
