@@ -1,0 +1,69 @@
+"""End to end on an event log (``data.table.events``): a run trains a model per event-type target on the labelled
+views, and its config.yaml serves new views (``ingest --unlabelled``, ``predict_records``): only anchors are scored."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from rapids_engage.pipeline import main
+from rapids_engage.serve import Scorer
+
+pytestmark = pytest.mark.slow
+
+T0 = 1_433_116_800_000  # 2015-06-01 UTC, in ms
+H = 3600 * 1000
+
+
+def _log(n: int = 6000, seed: int = 0) -> pd.DataFrame:
+    """Views by 300 visitors of 60 items over 6 days; a keen visitor's view is followed by a cart within an hour."""
+    rng = np.random.default_rng(seed)
+    visitor, item = rng.integers(0, 300, n), rng.integers(0, 60, n)
+    at = T0 + np.sort(rng.integers(0, 6 * 24 * H, n))
+    carted = rng.random(n) < np.where(visitor % 3 == 0, 0.6, 0.05)
+    views = pd.DataFrame({"timestamp": at, "visitorid": visitor, "event": "view", "itemid": item})
+    carts = views[carted].assign(event="addtocart", timestamp=lambda d: d["timestamp"] + rng.integers(1, H, len(d)))
+    return pd.concat([views, carts]).sort_values("timestamp").reset_index(drop=True)
+
+
+def test_a_run_on_an_event_log_and_its_serving(tmp_path, capsys):
+    _log().to_csv(tmp_path / "events.csv", index=False)
+    config = {
+        "out": str(tmp_path / "run"),
+        "data": {"source": "table", "path": str(tmp_path / "events.csv"), "cache_dir": str(tmp_path / "cache"), "table": {
+            "format": "csv", "time": "timestamp", "time_format": "unix_ms", "row_id": ["visitorid", "itemid", "timestamp"],
+            "user": "visitorid", "item": "itemid",
+            "events": {"column": "event", "anchor": "view", "horizon_hours": 2, "targets": {"cart": "addtocart"}}}},
+        "cluster": {"gpus": 0, "n_workers": 1, "threads_per_worker": 2},
+        "split": {"valid_hours": 24},
+        "features": {"target_encoding": {"keys": [["visitorid"], ["itemid"]]}, "counts": [["visitorid"]]},
+        "train": {"targets": ["cart"], "num_boost_round": 50, "early_stopping_rounds": 10, "max_depth": 3},
+    }
+    (tmp_path / "shop.yaml").write_text(yaml.safe_dump(config))
+    assert main(["--config", str(tmp_path / "shop.yaml"), "--quiet"]) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    events = report["ingest"]["events"]
+    assert list(report["targets"]) == ["cart"] and report["targets"]["cart"]["auc"] > 0.7  # the keen visitors
+    assert events["anchors"] == 6000 and events["rows"] == sum(report["rows"].values()) == 6000 - events["anchors_in_last_horizon"]
+    assert 0 < events["positives"]["cart"] < events["rows"] and "left out in the last 2 h of the log" in report["data"]
+
+    served = tmp_path / "run" / "config.yaml"
+    new = pd.DataFrame({"timestamp": [T0 + 7 * 24 * H, T0 + 7 * 24 * H + 5], "visitorid": [3, 4],
+                        "event": ["view", "addtocart"], "itemid": [5, 6]})
+    new.to_csv(tmp_path / "new.csv", index=False)
+    assert main(["ingest", "--config", str(served), "--input", str(tmp_path / "new.csv"), "--out", str(tmp_path / "new"),
+                 "--unlabelled", "--quiet"]) == 0
+    summary = json.loads((tmp_path / "new" / "ingest.json").read_text())
+    assert (summary["ingested_rows"], summary["quarantine_counts"]) == (1, {"not_anchor": 1})
+    new.drop(columns="event").to_csv(tmp_path / "bare.csv", index=False)
+    capsys.readouterr()
+    assert main(["ingest", "--config", str(served), "--input", str(tmp_path / "bare.csv"), "--out", str(tmp_path / "bare"),
+                 "--unlabelled", "--quiet"]) == 2
+    assert "no column 'event'" in capsys.readouterr().err
+    preds, rejected = Scorer(tmp_path / "run").predict_records(new.to_dict("records"))
+    assert preds["raw_visitorid"].tolist() == ["3"] and preds["pred_cart"].between(0, 1).all()
+    assert rejected[["record", "column", "reason"]].values.tolist() == [[1, "event", "not_anchor"]]
