@@ -109,7 +109,7 @@ def test_the_ingest_labels_a_random_log_as_the_readme_reshape_does(tmp_path, mon
     for i in range(3):
         (tmp_path / f"part{i}.csv").write_text(log[files == i].to_csv(index=False))
     result, data = labelled(tmp_path, readme_config(tmp_path, str(tmp_path / "part*.csv")))
-    assert len(list((tmp_path / "ingested" / "data").glob("day=*"))) >= 3  # staged typed rows: a partition per day at least
+    assert len(list((tmp_path / "ingested" / "data").glob("day=*"))) >= 3  # days: the typed rows were staged as a partition per day at least
     got = data.assign(timestamp=data["raw_timestamp"].astype("int64"))[["raw_visitorid", "raw_itemid", "timestamp", "cart", "buy"]]
     want = views[["visitorid", "itemid", "timestamp", "cart", "buy"]]
     assert sorted(map(tuple, got.drop_duplicates().values.tolist())) == sorted(map(tuple, want.values.tolist()))
@@ -120,3 +120,17 @@ def test_the_ingest_labels_a_random_log_as_the_readme_reshape_does(tmp_path, mon
     assert result.events["anchors_in_last_horizon"] == result.events["anchors"] - len(kept)
     assert result.events["positives"] == {"cart": int(data["cart"].sum()), "buy": int(data["buy"].sum())}
     assert 0 < data["cart"].sum() < len(data)  # the logs label both ways
+
+
+def test_a_log_whose_views_all_fall_in_its_last_horizon_says_so(tmp_path, monkeypatch):
+    from dataclasses import asdict
+
+    from rapids_engage.data import DataError, check_some_ingested
+
+    monkeypatch.chdir(tmp_path)
+    pd.DataFrame([(T0, 1, "view", 10, ""), (T0 + H, 1, "addtocart", 10, "")], columns=COLUMNS).to_csv("events.csv", index=False)
+    result, data = labelled(tmp_path, readme_config(tmp_path, "events.csv"))
+    assert data.empty and result.events["anchors_in_last_horizon"] == 1
+    with pytest.raises(DataError, match=r"^x: no 'view' row to score of the 2 events ingested \(1 'view' rows, 1 of them within "
+                                        r"the last 24 h of the log, left out"):
+        check_some_ingested(asdict(result), "x", tmp_path)
