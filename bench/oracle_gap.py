@@ -149,7 +149,7 @@ def report_targets(parser: argparse.ArgumentParser, report: str | None, spec: Sy
         return {}
     try:
         data = json.loads(Path(report).read_text())
-        run_rows = data["rows"]["train"] + data["rows"]["valid"]
+        run_rows = data["rows"]["train"] + data["rows"]["valid"] + (data.get("split") or {}).get("purged_rows", 0)
         targets = data["targets"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         parser.error(f"--report {report}: not a pipeline run's report.json ({type(e).__name__}: {e})")
@@ -173,6 +173,8 @@ def _other_data(run: dict, spec: SyntheticSpec, valid_hours: float) -> list[str]
     out = [f"synthetic.{k} {synthetic.get(k)}, not {ours[k]}" for k in ours if synthetic.get(k) != getattr(spec, k)]
     if run["split"]["valid_hours"] != valid_hours:
         out.append(f"split.valid_hours {run['split']['valid_hours']}, not --valid-hours {valid_hours}")
+    if run["split"].get("gap_hours"):  # its training rows end before the cut-off; the bench's reach it
+        out.append(f"split.gap_hours {run['split']['gap_hours']}, not 0 (this bench trains on every row up to the cut-off)")
     return out
 
 

@@ -4,7 +4,7 @@
   within each day; a validation RCE above 0.5, or above what chance gives on few positives (a ranking model's
   within-group AUC above 0.5 + 3 standard errors of a scorer without skill),
   means features carry label information they should not (e.g. in-fold target encoding).
-* **time order**: every training event is at or before the cut-off, every
+* **time order**: every training event is at or before the cut-off (less ``split.gap_hours``), every
   validation event after it.
 * **overlap**: no (tweet, engaging user) row is in both training and validation.
 * **row keys**: no row key repeats within a split (a log written twice, a bad join). Rows that
@@ -30,6 +30,7 @@ from .config import Config
 from .report import write_json
 from .schema import utc
 from .layout import Layout
+from .split import training_end
 
 MAX_SHUFFLED_RCE = 0.5
 MAX_SHUFFLED_AUC = 0.55
@@ -41,8 +42,9 @@ CHANCE_SES = 3
 MIN_SHUFFLED_RMSE_RATIO = 0.99
 
 
-def split_checks(store_dir: Path, cutoff: int, layout: Layout) -> list[dict]:
-    """Time order, row overlap and repeated row keys of a store version's train/valid splits."""
+def split_checks(store_dir: Path, cutoff: int, layout: Layout, train_end: int | None = None) -> list[dict]:
+    """Time order, row overlap and repeated row keys of a store version's train/valid splits. ``train_end``: the
+    latest training time, the cut-off less ``split.gap_hours`` (default: the cut-off, no gap)."""
     import dask
     import dask.dataframe as dd
 
@@ -59,9 +61,11 @@ def split_checks(store_dir: Path, cutoff: int, layout: Layout) -> list[dict]:
         train[time].max(), valid[time].min(), distinct(both, key), train[time].size, valid[time].size,
         distinct(train, key), distinct(valid, key), distinct(train, keyed) if keyed != key else None,
     )
+    end = cutoff if train_end is None else train_end
+    gap = "" if end == cutoff else f"training end {utc(end)} (the cut-off less split.gap_hours) < "
     return [
-        {"check": "time order", "passed": bool(t_max <= cutoff < v_min),
-         "detail": f"last training event {utc(int(t_max))} <= cut-off {utc(cutoff)} < first validation event {utc(int(v_min))}"},
+        {"check": "time order", "passed": bool(t_max <= end <= cutoff < v_min),
+         "detail": f"last training event {utc(int(t_max))} <= {gap}cut-off {utc(cutoff)} < first validation event {utc(int(v_min))}"},
         {"check": "train/valid overlap", "passed": int(n_both) == 0, "detail": f"{int(n_both)} row key(s) in both"},
         repeated_keys_check(int(n_train) - int(keys_train), int(n_valid) - int(keys_valid), key,
                             0 if folds_train is None else int(folds_train) - int(keys_train), layout.group),
@@ -85,7 +89,7 @@ def repeated_keys_check(train: int, valid: int, key: list[str], crossing: int = 
 def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) -> list[dict]:
     """History features must not change when the future is cut off, nor with an event's own label.
 
-    For ``n_cuts`` random times in the training window, the history features
+    For ``n_cuts`` random times in the training window (before any gap), the history features
     are recomputed from the events up to that time only, the labels of each
     key's last events there flipped (:func:`flip_last_labels`), and compared, row
     by row, with the store's training rows up to that time: any difference means a
@@ -106,8 +110,8 @@ def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) 
     row_key, time = list(layout.row_key), layout.time
     events = with_key_columns(add_labels(read_events(Path(real["split"]["data_dir"]), layout), targets, layout), layout, keys)
     store_train = dd.read_parquet(str(Path(real["store"]["path"]) / real["store"]["version"] / "train"))
-    t_min, cutoff = int(events[time].min().compute()), int(real["split"]["cutoff"])
-    cuts = sorted(int(c) for c in np.random.default_rng(seed).integers(t_min + (cutoff - t_min) // 4, cutoff, n_cuts))
+    t_min, end = int(events[time].min().compute()), training_end(real["split"])  # the training rows' end (less any gap)
+    cuts = sorted(int(c) for c in np.random.default_rng(seed).integers(t_min + (end - t_min) // 4, end, n_cuts))
     encoders = [history_encoder(cfg.features.history, key, targets, time) for key in keys]
     names = [enc.output_names(targets) for enc in encoders]
     # a row is matched by its row key, time and history key (those the store keeps): copies of a row key at other
@@ -175,7 +179,7 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
     store_dir = Path(real["store"]["path"]) / real["store"]["version"]
     say("split and time-travel checks")
     with start_cluster(resolve(cfg.cluster.gpus).init(), cfg.cluster):  # its client computes them
-        checks += split_checks(store_dir, real["split"]["cutoff"], Layout.from_dict(real["layout"]))
+        checks += split_checks(store_dir, real["split"]["cutoff"], Layout.from_dict(real["layout"]), training_end(real["split"]))
         checks += time_travel_checks(cfg, real, seed=seed)
     result = {"passed": all(c["passed"] for c in checks), "checks": checks, "store_version": real["store"]["version"]}
     write_json(out / "audit.json", result)

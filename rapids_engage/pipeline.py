@@ -323,8 +323,9 @@ def _store_summary(
         "features": built.features,
         "layout": dataset.layout.to_dict(),
         "memory": memory.to_report(),
-        "split": {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff, "data_dir": absolute_path(dataset.data_dir),
-                  "min_time": split.min_time, "max_time": split.max_time},
+        "split": {"valid_hours": cfg.split.valid_hours, "gap_hours": cfg.split.gap_hours, "purged_rows": split.purged,
+                  "cutoff": split.cutoff, "data_dir": absolute_path(dataset.data_dir), "min_time": split.min_time,
+                  "max_time": split.max_time},
         "input": {"source": cfg.data.source, "path": cfg.data.path if cfg.data.source != "synthetic" else None},
         "config": config_data(cfg),
     }

@@ -28,6 +28,7 @@ from .memory import MemoryWatch
 from .progress import StageProgress
 from .provenance import absolute_path
 from .schema import PLAUSIBLE_TIMES, utc
+from .split import training_end
 from .store import FeatureStore, MissingVersion, has_parquet_footer, parquet_files
 
 PRED_PREFIX = "pred_"
@@ -205,7 +206,8 @@ def run_directory(model_dir: Path) -> Path:
 
 def history_events(spec: str, model_dir: Path, backend: Backend, time_column: str) -> Any:
     """The labelled events ``predict --history`` folds into the serving state, in memory: ``validation``
-    (the run's own events after its training cut-off, from its canonical data) or canonical parquet
+    (the run's own events after its training rows: the validation window and a purged gap before it, from its
+    canonical data) or canonical parquet
     rows (a file, a directory, an ingest output)."""
     if spec == "validation":
         report = run_directory(model_dir) / "report.json"
@@ -219,7 +221,7 @@ def history_events(spec: str, model_dir: Path, backend: Backend, time_column: st
             raise DataError(f"--history validation: the run's data ({data}) is gone (a cleared cache?); pass the "
                             "events' parquet directory instead")
         files = parquet_files(data)
-        filters = [(time_column, ">", int(split["cutoff"]))]
+        filters = [(time_column, ">", training_end(split))]  # with a gap (split.gap_hours), its purged rows too
     else:
         path = Path(spec)
         files = input_files(path) if path.exists() else []

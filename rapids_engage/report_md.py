@@ -18,6 +18,7 @@ from .atomic import write_text
 from .progress import byte_size
 from .schema import utc
 from .skew import describe
+from .split import training_end
 
 DASH = "—"
 
@@ -53,6 +54,19 @@ _DIGITS = {key: digits for _, key, digits in (*_METRIC_COLUMNS, *_TAIL_COLUMNS, 
 
 
 # --------------------------------------------------------------------------- formatting
+
+
+def _split_line(split: Mapping, first: str, last: str) -> str:
+    """The split row: the training events, the gap purged before the validation window (``split.gap_hours``), the
+    validation window."""
+    cutoff, valid = int(split["cutoff"]), f"{_number(split.get('valid_hours')) or 0:g} h"
+    gap = _number(split.get("gap_hours")) or 0
+    if not gap:
+        return f"train: events {first}up to {utc(cutoff)}; validation: the {valid} after{last}"
+    purged = split.get("purged_rows")
+    rows = f"{purged:,} rows" if isinstance(purged, int) else "the rows"
+    return (f"train: events {first}up to {utc(training_end(split))}; gap: the {gap:g} h to {utc(cutoff)}, {rows} purged "
+            f"(`split.gap_hours`: in neither split); validation: the {valid} after{last}")
 
 
 def _number(value: Any) -> float | None:
@@ -129,8 +143,7 @@ def _summary(report: Mapping[str, Any]) -> list[str]:
     if _number(split.get("cutoff")) is not None:
         first = f"from {utc(split['min_time'])} " if _number(split.get("min_time")) is not None else ""
         last = f" (to {utc(split['max_time'])})" if _number(split.get("max_time")) is not None else ""
-        rows.append(["split", f"train: events {first}up to {utc(split['cutoff'])}; validation: the "
-                              f"{_number(split.get('valid_hours')) or 0:g} h after{last}"])
+        rows.append(["split", _split_line(split, first, last)])
     if split.get("shuffled_labels_seed") is not None:
         rows.append(["labels", f"**training labels shuffled within each day** (seed {split['shuffled_labels_seed']}): the "
                                "leakage audit's control run, whose models must show no skill"])

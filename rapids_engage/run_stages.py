@@ -52,8 +52,14 @@ def store_stages(
                        min_partition_rows=resolve_min_partition_rows(cfg.data, backend),
                        min_partitions=sum(client.nthreads().values()), footers=input_footers(dataset.data_dir))
         train, valid, split = time_split(add_labels(read(), targets, layout), cfg.split.valid_hours, layout.time, targets,
-                                         later=lambda cutoff: add_labels(read(later_than=cutoff), targets, layout))
+                                         later=lambda cutoff: add_labels(read(later_than=cutoff), targets, layout),
+                                         gap_hours=cfg.split.gap_hours)
         split_def = {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff}
+        if split.gap:  # other training rows: another store version (none without a gap: the versions built before gaps)
+            split_def["gap_hours"] = cfg.split.gap_hours
+        if split.purged:
+            prog.log(f"split: {split.purged:,} rows in the {cfg.split.gap_hours:g} h gap before the validation window "
+                     "purged (split.gap_hours): in neither split")
         if shuffle_seed is not None:
             train = shuffle_labels(train, targets, shuffle_seed, layout.time)
             split_def["shuffled_labels_seed"] = shuffle_seed

@@ -1,4 +1,6 @@
-"""Forward-in-time split: the last ``valid_hours`` of events are validation (as the RecSys 2021 winners did)."""
+"""Forward-in-time split: the last ``valid_hours`` of events are validation (as the RecSys 2021 winners did), the
+``gap_hours`` before them purged (as scikit-learn's ``TimeSeriesSplit(gap=)``): a label that reaches into the
+validation window (a view labelled by a cart up to 24 h later) stays out of training."""
 
 from __future__ import annotations
 
@@ -11,9 +13,26 @@ from .schema import DAY_SECONDS, EVENT_TIME, utc
 
 @dataclass(frozen=True)
 class SplitInfo:
-    cutoff: int  # training rows have event time <= cutoff < validation rows
+    cutoff: int  # training rows have event time <= cutoff - gap; validation rows > cutoff
     min_time: int
     max_time: int
+    gap: int = 0  # seconds before the cut-off whose rows are in neither split (split.gap_hours)
+    purged: int = 0  # rows in the gap: time in (cutoff - gap, cutoff]
+
+    @property
+    def train_end(self) -> int:
+        """The latest time a training row may have: the cut-off less the gap."""
+        return self.cutoff - self.gap
+
+
+def gap_seconds(gap_hours: float) -> int:
+    """``split.gap_hours`` in whole seconds, as event times are (rounded as ``valid_hours`` is)."""
+    return int(round(gap_hours * 3600))
+
+
+def training_end(split: dict) -> int:
+    """The latest training time of a report's ``split`` record: its cut-off less its gap (none before gaps were)."""
+    return int(split["cutoff"]) - gap_seconds(float(split.get("gap_hours") or 0))
 
 
 #: The smallest share of the rows either side of the cut-off may hold (a stray far-future time).
@@ -22,15 +41,17 @@ MIN_SIDE_SHARE = 0.001
 
 def time_split(
     frame: Any, valid_hours: float, time_column: str = EVENT_TIME, targets: list[str] = (), later: Callable[[int], Any] | None = None,
+    gap_hours: float = 0,
 ) -> tuple[Any, Any, SplitInfo]:
-    """(train, valid, info) of a dask frame; the cutoff is ``max(time) - valid_hours``. ``later``: the cutoff -> a
-    frame of ``frame``'s partitions holding at least its rows later than the cutoff (``read_events(later_than=)``,
-    which reads no file without such rows), to take the validation rows from.
+    """(train, valid, info) of a dask frame; the cutoff is ``max(time) - valid_hours``: validation rows are later,
+    training rows at most ``cutoff - gap_hours``; the rows between (``info.purged``) are in neither. ``later``: the
+    cutoff -> a frame of ``frame``'s partitions holding at least its rows later than the cutoff
+    (``read_events(later_than=)``, which reads no file without such rows), to take the validation rows from.
 
     Refuses (``DataError``) rows without a time, events that all have one time, a split whose training or
     validation side holds under :data:`MIN_SIDE_SHARE` of the rows (one mistyped far-future time makes the
-    validation window nearly empty), and a target whose training labels are all
-    the same value (nothing to learn: e.g. every positive row was quarantined).
+    validation window nearly empty), a gap that leaves no such share for training, and a target whose training
+    labels are all the same value (nothing to learn: e.g. every positive row was quarantined).
     """
     import dask
 
@@ -40,6 +61,9 @@ def time_split(
     if window < 1:  # not 'the validation side holds 0 rows ... a far-off time in the data'
         raise ValueError(f"split.valid_hours={valid_hours:g} is {valid_hours * 3600:.2g} s, which rounds to no window "
                          "(event times are whole seconds): give at least 0.0003 (one second)")
+    if not 0 <= gap_hours < float("inf"):
+        raise ValueError(f"split.gap_hours must be a number of hours >= 0, got {gap_hours}")
+    gap = gap_seconds(gap_hours)
     times = frame[time_column]
     lo, hi, nulls = dask.compute(times.min(), times.max(), times.isna().sum())
     if nulls:  # on neither side of a cut-off: the rows would be lost without a word
@@ -55,23 +79,36 @@ def time_split(
             f"split.valid_hours={valid_hours} covers the whole data ({(hi - lo) / 3600:.1f} h); "
             "lower it so some events are left for training"
         )
-    train = frame[frame[time_column] <= cutoff]
+    if cutoff - gap < lo:
+        raise ValueError(
+            f"split.gap_hours={gap_hours:g} purges every training row: the training rows would end {gap_hours:g} h before "
+            f"the validation window's cut-off ({utc(cutoff)}), before the first event ({utc(lo)}); lower split.gap_hours "
+            "(or split.valid_hours)"
+        )
+    train = frame[frame[time_column] <= cutoff - gap]
     source = frame if later is None else later(cutoff)
     valid = source[source[time_column] > cutoff]
     targets = list(targets)
     # per column: a frame's min() on dask-cudf fails on its empty meta ("cannot convert float NaN to integer", int8)
     stats = [train[t].min() for t in targets] + [train[t].max() for t in targets]
-    n_valid, n_rows, *low_high = dask.compute((frame[time_column] > cutoff).sum(), frame[time_column].size, *stats)
-    _check_sides(int(n_valid), int(n_rows), valid_hours, hi, time_column)
+    in_gap = ((times > cutoff - gap) & (times <= cutoff)).sum() if gap else 0
+    n_valid, n_rows, purged, *low_high = dask.compute((times > cutoff).sum(), times.size, in_gap, *stats)
+    n_valid, n_rows, purged = int(n_valid), int(n_rows), int(purged)
+    _check_sides(n_valid, n_rows, purged, valid_hours, gap_hours, hi, time_column)
     if targets:
         k = len(targets)
-        _check_labels(targets, dict(zip(targets, low_high[:k])), dict(zip(targets, low_high[k:])), int(n_rows) - int(n_valid))
-    return train, valid, SplitInfo(cutoff, lo, hi)
+        _check_labels(targets, dict(zip(targets, low_high[:k])), dict(zip(targets, low_high[k:])), n_rows - n_valid - purged)
+    return train, valid, SplitInfo(cutoff, lo, hi, gap, purged)
 
 
-def _check_sides(n_valid: int, n_rows: int, valid_hours: float, latest: int, time_column: str) -> None:
-    for side, n in (("validation", n_valid), ("training", n_rows - n_valid)):
-        if n < MIN_SIDE_SHARE * n_rows:
+def _check_sides(n_valid: int, n_rows: int, purged: int, valid_hours: float, gap_hours: float, latest: int, time_column: str) -> None:
+    least = MIN_SIDE_SHARE * n_rows
+    n_train = n_rows - n_valid - purged
+    if purged and n_train < least <= n_train + purged:  # the gap took them
+        raise DataError(f"split.gap_hours={gap_hours:g} purges {purged:,} of the {n_train + purged:,} rows before the "
+                        f"validation window, leaving {n_train:,} of {n_rows:,} rows for training; lower split.gap_hours")
+    for side, n in (("validation", n_valid), ("training", n_train)):
+        if n < least:
             raise DataError(
                 f"the {side} side of the split holds {n:,} of {n_rows:,} rows: the validation window is the last "
                 f"{valid_hours:g} h before the latest {time_column} ({utc(latest)}). A far-off time in the data "

@@ -134,6 +134,16 @@ def test_time_order_puts_a_row_at_the_cutoff_in_training(tmp_path, train_last, v
     assert check["detail"].startswith("last training event 1970-01-01 00:00") and "<= cut-off 1970-01-01 00:00" in check["detail"]
 
 
+@pytest.mark.parametrize(("train_last", "passed"), [(15, True), (16, False)])
+def test_time_order_with_a_gap_ends_training_at_the_cut_off_less_the_gap(tmp_path, train_last, passed):
+    """split.gap_hours: a training row in the gap (cut-off 20, training end 15) fails, though before the cut-off."""
+    _write(tmp_path, "train", [(1, 1, 10), (2, 1, train_last)])
+    _write(tmp_path, "valid", [(3, 1, 21), (4, 1, 40)])
+    check = {c["check"]: c for c in split_checks(tmp_path, 20, RECSYS, train_end=15)}["time order"]
+    assert check["passed"] is passed
+    assert "<= training end 1970-01-01 00:00 UTC (the cut-off less split.gap_hours) < cut-off 1970-01-01" in check["detail"]
+
+
 def test_unique_row_keys_say_nothing_of_copies(tmp_path):
     _write(tmp_path, "train", [(1, 1, 10), (1, 2, 11)])
     _write(tmp_path, "valid", [(5, 5, 31), (6, 5, 32)])

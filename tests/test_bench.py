@@ -232,6 +232,19 @@ def test_oracle_gap_refuses_a_report_of_other_data(tmp_path, capsys, argv, said)
     assert said in err and "Traceback" not in err, err
 
 
+def test_oracle_gap_refuses_a_report_of_a_run_with_a_gap(tmp_path, capsys):
+    """split.gap_hours: the run's rows are its training, purged and validation rows (not 'a run on 19,000 rows'), and
+    its training rows end before the bench's: its RCE is not comparable, for that reason."""
+    run = {"rows": {"train": 18_000, "valid": 1_000}, "targets": {}, "split": {"valid_hours": 24.0, "gap_hours": 24.0, "purged_rows": 1_000},
+           "config": {"data": {"source": "synthetic"},
+                      "synthetic": {"rows": 20_000, "days": 28, "seed": 42, "n_users": None, "chunk_rows": 1_000_000}}}
+    (tmp_path / "report.json").write_text(json.dumps(run))
+    with pytest.raises(SystemExit):
+        _bench_module("oracle_gap").main(["--rows", "20000", "--report", str(tmp_path / "report.json")])
+    err = capsys.readouterr().err
+    assert "split.gap_hours 24.0, not 0 (this bench trains on every row up to the cut-off)" in err and "rows, not" not in err, err
+
+
 @pytest.mark.parametrize("argv, said", [
     (["--seed", "-1"], "argument --seed: expected a whole number >= 0, got -1"),
     (["--mb", "-1"], "argument --mb: expected MB > 0, got -1"),

@@ -240,7 +240,7 @@ def test_predict_set_unknown_and_wrong_keys_read_like_the_run():
     ("train:\n  max_depth: 4.5\n", "train.max_depth: expected a whole number, got 4.5"),
     ("train:\n  max_depth: true\n", "train.max_depth: expected a whole number, got True"),
     ("split:\n  valid_hours: null\n", "split.valid_hours: expected a number, got null"),
-    ("split: 12\n", "split: expected a section with keys valid_hours, got 12"),
+    ("split: 12\n", "split: expected a section with keys valid_hours, gap_hours, got 12"),
     ("data:\n  table:\n    time_format: 123\n", "data.table.time_format: expected a string, got 123"),
     ("data:\n  table:\n    header: maybe\n", "data.table.header: expected true or false, got 'maybe'"),
     ("data:\n  table:\n    targets: {like: {column: null}}\n", "data.table.targets.like.column: expected a string, got null"),
@@ -281,6 +281,9 @@ def test_path_flags_stay_strings():
     ("split.valid_hours=0", "split.valid_hours: expected a number of hours > 0, at least one second (0.0003), got 0"),
     ("split.valid_hours=-24", "split.valid_hours: expected a number of hours > 0, at least one second (0.0003), got -24"),
     ("split.valid_hours=0.0001", "split.valid_hours: expected a number of hours > 0, at least one second (0.0003), got 0.0001"),
+    ("split.gap_hours=-1", "split.gap_hours: expected a number of hours >= 0 (0: no gap), got -1"),
+    ("split.gap_hours=.inf", "split.gap_hours: expected a number of hours >= 0 (0: no gap), got inf"),
+    ("split.gap_hours=.nan", "split.gap_hours: expected a number of hours >= 0 (0: no gap), got nan"),
     ("features.target_encoding.n_folds=1", "features.target_encoding.n_folds: expected a whole number of folds from 2 to 127, got 1"),
     ("features.target_encoding.n_folds=200", "features.target_encoding.n_folds: expected a whole number of folds from 2 to 127, got 200"),
     ("features.target_encoding.smooth=-1", "features.target_encoding.smooth: expected a number >= 0, got -1"),
@@ -323,6 +326,7 @@ def test_a_value_out_of_its_range_is_one_config_error_at_load(setting, expected)
     "cluster.memory_limit=4000000000", "cluster.memory_limit=auto", "cluster.rmm_pool_size=60GB", "cluster.rmm_pool_size=0.8",
     "data.min_partition_rows=null", "data.min_partition_rows=1", "train.early_stopping_rounds=0", "synthetic.n_users=null",
     "features.history.windows=[]", "features.counts=[]", "features.target_encoding.n_folds=2", "split.valid_hours=0.5",
+    "split.gap_hours=0",
     "train.per_target.like.num_boost_round=10",
 ])
 def test_values_at_the_edge_of_their_range_load(setting):

@@ -742,6 +742,38 @@ def _copy_of_like_run(like_run: Path, tmp_path: Path) -> Path:
     return out
 
 
+def test_a_gap_reaches_the_report_and_builds_another_store_version_and_no_gap_changes_nothing(small_cache, tmp_path):
+    """split.gap_hours=24 (--set): report.json's split says it and counts the purged rows (those of the 24 h before the
+    cut-off, from the data), the training split ends 24 h before the cut-off, validation is unchanged, and the store
+    version is another (not a cache hit of the run without a gap). Gap 0 is the definition, and version, before gaps."""
+    store = tmp_path / "store"
+    runs = {name: tmp_path / name for name in ("plain", "gap")}
+    shared = ["--set", f"features.store={store}"]
+
+    def features(out: Path, *extra: str) -> int:
+        return main(["features", *[a for a in _like_argv(small_cache, out) if a != "--no-plots"], *shared, *extra])
+
+    assert features(runs["plain"], "--set", "split.gap_hours=0") == 0
+    assert main([*_like_argv(small_cache, runs["gap"]), *shared, "--set", "split.gap_hours=24"]) == 0
+    plain = json.loads((runs["plain"] / "features.json").read_text())
+    gap = json.loads((runs["gap"] / "report.json").read_text())
+    cutoff = plain["split"]["cutoff"]
+    times = pd.read_parquet(plain["split"]["data_dir"], columns=["tweet_timestamp"])["tweet_timestamp"]
+    purged = int(((times > cutoff - 86_400) & (times <= cutoff)).sum())
+    assert purged > 0 and gap["split"] == plain["split"] | {"gap_hours": 24.0, "purged_rows": purged}
+    assert (plain["split"]["gap_hours"], plain["split"]["purged_rows"]) == (0.0, 0)
+    assert gap["rows"] == {"train": plain["rows"]["train"] - purged, "valid": plain["rows"]["valid"]}
+    assert gap["store"]["version"] != plain["store"]["version"] and gap["store"]["cache_hit"] is False
+    versions = {r["store"]["version"]: FeatureStore(store).check(r["store"]["version"])[0] for r in (plain, gap)}
+    # gap 0: the split definition, hence the store version, of the runs before gaps
+    assert versions[plain["store"]["version"]]["definition"]["split"] == {"valid_hours": 24.0, "cutoff": cutoff}
+    assert versions[gap["store"]["version"]]["definition"]["split"] == {"valid_hours": 24.0, "cutoff": cutoff, "gap_hours": 24.0}
+    stored = pd.read_parquet(store / gap["store"]["version"] / "train", columns=["tweet_timestamp"])["tweet_timestamp"]
+    assert stored.max() <= cutoff - 86_400 and len(stored) == gap["rows"]["train"]
+    assert f"{purged:,} rows purged (`split.gap_hours`" in (runs["gap"] / "report.md").read_text()
+    assert gap["config"]["split"] == {"valid_hours": 24.0, "gap_hours": 24.0}
+
+
 def test_a_run_stopped_after_publishing_its_models_leaves_no_old_report_beside_them(small_cache, like_run, tmp_path, monkeypatch):
     """Ctrl-C between the rename that publishes models/ and the writes of report.json and config.yaml left the
     last run's report and config beside this run's models (predict --history validation then read the old
@@ -841,6 +873,21 @@ def test_history_validation_names_a_damaged_report(tmp_path, report, why):
     (tmp_path / "report.json").write_text(report)
     with pytest.raises(ValueError, match=re.escape(str(tmp_path / "report.json")) + rf" is damaged \({why}\): rerun"):
         history_events("validation", tmp_path / "models", CPU, "t")
+
+
+def test_history_validation_folds_the_gap_before_the_validation_window(tmp_path):
+    """With split.gap_hours the serving state ends at the training rows' end, the gap before the cut-off: `--history
+    validation` folds the gap's rows too (from the cut-off, the state would skip them)."""
+    from rapids_engage.backend import CPU
+    from rapids_engage.predict import history_events
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "data").mkdir()
+    pd.DataFrame({"t": np.arange(1_600_000_000, 1_600_000_010)}).to_parquet(tmp_path / "data" / "part.0.parquet")
+    for gap, first in ((None, 1_600_000_008), (0, 1_600_000_008), (3 / 3600, 1_600_000_005)):
+        split = {"data_dir": str(tmp_path / "data"), "cutoff": 1_600_000_007} | ({} if gap is None else {"gap_hours": gap})
+        (tmp_path / "report.json").write_text(json.dumps({"split": split}))
+        assert history_events("validation", tmp_path / "models", CPU, "t")["t"].tolist() == list(range(first, 1_600_000_010))
 
 
 @pytest.mark.parametrize("text", ['{"learner": {"attributes": {}, ', "", "[1]"])

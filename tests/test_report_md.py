@@ -88,6 +88,18 @@ def test_count_targets_show_the_mean_predicted_count_and_the_split_in_dates():
     assert "train: events from 2016-09-07 23:57 UTC up to 2016-09-23 03:26 UTC; validation: the 72 h after" in text
 
 
+def test_the_split_line_names_a_gap_and_its_purged_rows():
+    """split.gap_hours: training ends the gap before the cut-off, and the rows between are in neither split."""
+    split = {"valid_hours": 72, "gap_hours": 24, "purged_rows": 1_234, "cutoff": 1_474_601_160, "min_time": 1_473_292_620,
+             "max_time": 1_474_860_360}
+    text = render_markdown(_report({"like": _binary()}, split=split))
+    assert ("| split | train: events from 2016-09-07 23:57 UTC up to 2016-09-22 03:26 UTC; gap: the 24 h to 2016-09-23 "
+            "03:26 UTC, 1,234 rows purged (`split.gap_hours`: in neither split); validation: the 72 h after (to "
+            "2016-09-26 03:26 UTC) |") in text
+    plain = render_markdown(_report({"like": _binary()}, split=split | {"gap_hours": 0, "purged_rows": 0}))
+    assert "gap" not in plain and "up to 2016-09-23 03:26 UTC; validation: the 72 h after" in plain
+
+
 def test_terminal_tables_put_ranking_metrics_in_their_own_table():
     from rich.console import Console
 

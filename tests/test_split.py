@@ -218,3 +218,63 @@ def test_validation_rows_are_read_from_the_files_that_hold_them_alone(tmp_path, 
             got = skipping.get_partition(i).compute()
             assert got.dtypes.equals(expected.dtypes), i
             pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True), check_exact=True)
+
+
+def test_a_gap_purges_the_training_rows_before_the_validation_window_and_counts_them():
+    """split.gap_hours: training rows end gap_hours before the cut-off, validation rows are those of no gap, the rows
+    between are in neither split (the oracle: the frame filtered by hand)."""
+    df = events(seed=1)
+    frame = dd.from_pandas(df, npartitions=3)
+    _, no_gap, plain = time_split(frame, 24, "t", ["like"])
+    train, valid, info = time_split(frame, 24, "t", ["like"], gap_hours=36)
+    cutoff = df["t"].max() - 24 * 3600
+    in_gap = (df["t"] > cutoff - 36 * 3600) & (df["t"] <= cutoff)
+    assert (info.cutoff, info.gap, info.train_end, info.purged) == (cutoff, 36 * 3600, cutoff - 36 * 3600, in_gap.sum())
+    assert info.purged > 0 and (plain.gap, plain.purged, plain.train_end) == (0, 0, cutoff)
+    pd.testing.assert_frame_equal(train.compute(), df[df["t"] <= cutoff - 36 * 3600])
+    pd.testing.assert_frame_equal(valid.compute(), no_gap.compute())
+    assert len(train.compute()) + info.purged + len(valid.compute()) == len(df)
+
+
+def test_a_gap_rounds_to_whole_seconds_and_keeps_a_row_at_its_end_for_training():
+    t0 = 1_600_000_000
+    times = [t0, t0 + DAY - 3600, t0 + DAY - 3599, t0 + DAY, t0 + 2 * DAY]  # cutoff t0 + DAY, gap 1 h (3600.4 s)
+    df = pd.DataFrame({"t": times, "like": np.int8([0, 1, 0, 1, 1])})
+    train, valid, info = time_split(dd.from_pandas(df, npartitions=2), 24, "t", ["like"], gap_hours=3600.4 / 3600)
+    assert info.gap == 3600 and info.purged == 2
+    assert sorted(train.compute()["t"]) == times[:2] and valid.compute()["t"].tolist() == times[4:]
+
+
+def test_a_gap_that_purges_every_training_row_is_refused_naming_gap_hours():
+    df = events()
+    span = (df["t"].max() - df["t"].min()) / 3600
+    with pytest.raises(ValueError, match=r"^split.gap_hours=300 purges every training row: .* lower split.gap_hours"):
+        time_split(dd.from_pandas(df, npartitions=3), 24, "t", ["like"], gap_hours=300)
+    assert span - 24 < 300
+
+
+def test_a_gap_that_leaves_too_few_training_rows_is_refused_naming_gap_hours():
+    """Not the valid_hours message (the validation window is right): the gap took the training side."""
+    t0 = 1_600_000_000
+    df = pd.DataFrame({"t": [t0] + list(t0 + 2 * DAY + np.arange(1_999) * 60), "like": np.int8([1] + [0, 1] * 999 + [0])})
+    cutoff = df["t"].max() - 24 * 3600
+    purged = int(((df["t"] > t0) & (df["t"] <= cutoff)).sum())
+    with pytest.raises(DataError, match=rf"^split.gap_hours=47 purges {purged:,} of the {purged + 1:,} rows before the "
+                                        r"validation window, leaving 1 of 2,000 rows for training; lower split.gap_hours"):
+        time_split(dd.from_pandas(df, npartitions=2), 24, "t", ["like"], gap_hours=47)
+
+
+def test_the_constant_target_check_counts_the_training_rows_left_by_the_gap():
+    df = events()
+    cutoff = df["t"].max() - 24 * 3600
+    df.loc[df["t"] <= cutoff - 24 * 3600, "like"] = 0  # positives in the gap only
+    n_train = int((df["t"] <= cutoff - 24 * 3600).sum())
+    time_split(dd.from_pandas(df, npartitions=3), 24, "t", ["like"])  # learnable with the gap's rows
+    with pytest.raises(DataError, match=rf"target 'like' is 0 on all {n_train:,} training rows"):
+        time_split(dd.from_pandas(df, npartitions=3), 24, "t", ["like"], gap_hours=24)
+
+
+@pytest.mark.parametrize("hours", [-1, float("nan"), float("inf")])
+def test_a_gap_out_of_range_is_refused(hours):
+    with pytest.raises(ValueError, match=r"^split.gap_hours must be a number of hours >= 0"):
+        time_split(dd.from_pandas(events(), npartitions=3), 24, "t", ["like"], gap_hours=hours)

@@ -98,6 +98,7 @@ VALUE_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
         lambda v: 0 < float(v) < float("inf") and round(float(v) * 3600) >= 1,
         "a number of hours > 0, at least one second (0.0003)",
     ),
+    (SplitConfig, "gap_hours"): (lambda v: 0 <= float(v) < float("inf"), "a number of hours >= 0 (0: no gap)"),
     (TargetEncodingConfig, "n_folds"): (lambda v: 2 <= v <= 127, "a whole number of folds from 2 to 127"),
     (TargetEncodingConfig, "smooth"): (lambda v: 0 <= float(v) < float("inf"), "a number >= 0"),
     (TargetEncodingConfig, "seed"): (lambda v: v >= 0, "a whole number >= 0"),

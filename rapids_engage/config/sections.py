@@ -61,9 +61,11 @@ class ClusterConfig:
 
 @dataclass
 class SplitConfig:
-    """Forward-in-time split: the last ``valid_hours`` of events are validation."""
+    """Forward-in-time split: the last ``valid_hours`` of events are validation; the ``gap_hours`` before them are
+    purged (in neither split: no labels, counts or history), so no training label reaches into validation."""
 
     valid_hours: float = 24.0
+    gap_hours: float = 0.0
 
 
 #: Target-encoding keys of the RecSys 2021 winners: the default when a config names none.
