@@ -69,3 +69,45 @@ def test_gamma_on_counts_with_zeros_is_refused_naming_the_setting(tmp_path):
             with pytest.raises(ConfigError, match=r"train.per_target.n.objective: reg:gamma needs counts above 0"):
                 train("n")
             assert train("n1").booster.num_boosted_rounds() >= 1
+
+
+def test_cpu_validation_rows_are_evaluated_from_their_bins_values_with_the_bins_predictions(tmp_path, monkeypatch):
+    """The validation rows, predicted at every round, were an ExtMemQuantileDMatrix, which XGBoost 3.2 predicts on CPU
+    by reading every feature of a row from its bins (~5x slower than a DMatrix). On CPU they are an external-memory
+    DMatrix of the values their bins stand for: the bins' predictions and labels (raw counts), so the same early
+    stopping and models, also for rows beyond the training range, where the rows' own values go another way."""
+    import xgboost
+
+    from rapids_engage.train_external import _batches_class, fit_from_files
+
+    rng = np.random.default_rng(0)
+    files: dict[str, list[str]] = {}
+    for split, scale in (("train", 1), ("valid", 5)):  # valid: beyond the training range
+        files[split] = [str(tmp_path / f"{split}.{i}.parquet") for i in range(2)]
+        for f in files[split]:
+            x = scale * rng.normal(size=(300, 3)).astype("float32")
+            x[rng.random(300) < 0.3, 0] = np.nan
+            counts = rng.poisson(np.exp(np.clip(x[:, 1], -3, 3)))
+            pd.DataFrame(x, columns=["a", "b", "c"]).assign(n=np.log1p(counts)).to_parquet(f)
+    checked, fit = [], xgboost.train
+
+    def train(params, dtrain, *args, evals, **kwargs):  # xgboost.train, then the validation rows checked
+        booster = fit(params, dtrain, *args, evals=evals, **kwargs)
+        dvalid = evals[1][0]
+        batches = _batches_class()(files["valid"], ["a", "b", "c"], "n", True, False, str(tmp_path / "bins"))
+        bins = xgboost.ExtMemQuantileDMatrix(batches, ref=dtrain, max_bin=16)
+        own = xgboost.DMatrix(pd.concat([pd.read_parquet(f) for f in files["valid"]])[["a", "b", "c"]])
+
+        def margin(rows):
+            return booster.predict(rows, output_margin=True)
+
+        assert type(dvalid) is xgboost.DMatrix and np.array_equal(margin(dvalid), margin(bins))
+        assert not np.array_equal(margin(own), margin(bins))  # the rows' own values: not the bins'
+        assert np.array_equal(dvalid.get_label(), bins.get_label()) and dvalid.feature_names == ["a", "b", "c"]
+        checked.append(dvalid.num_row())
+        return booster
+
+    monkeypatch.setattr(xgboost, "train", train)
+    params = {"objective": "count:poisson", "max_depth": 6, "max_bin": 16, "nthread": 1, "device": "cpu"}
+    fit_from_files(files["train"], files["valid"], ["a", "b", "c"], "n", params, 10, 0, True, str(tmp_path / "cache"))
+    assert checked == [600]
