@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .failures import naming
+
 #: Prefix of the directories a replaced directory is renamed to before it is deleted (``store --tmp`` deletes
 #: what a killed run left of them).
 OLD_PREFIX = ".tmp-old-"
@@ -26,7 +28,8 @@ def write_file(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
-        write(tmp)
+        with naming(path):
+            write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

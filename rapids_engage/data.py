@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +19,7 @@ from .atomic import DamagedFile, read_json
 from .backend import Backend
 from .config import Config, DataConfig
 from .digests import CACHE_FILE, content_digests
+from .failures import is_disk_full
 from .layout import LAYOUT_FILE, RECSYS, Layout, table_layout
 from .schema import DTYPES, RAW_COLUMNS
 
@@ -59,7 +61,12 @@ def synthetic_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None =
         held, damaged = {}, f", its synthetic.json was damaged ({exc.why})"
     cached = held.get("spec") == asdict(spec) and held.get("version") == VERSION
     if not cached:  # absent, cut off before synthetic.json (written last) or of another generator: generated again
-        generate(root, spec, on_chunk=on_chunk)
+        try:
+            generate(root, spec, on_chunk=on_chunk)
+        except OSError as exc:  # a full disk: what was written goes, not left filling it until a run of this spec
+            if is_disk_full(exc):
+                shutil.rmtree(root, ignore_errors=True)
+            raise
     how = "by an earlier run: cached" if cached else f"generated{damaged}"
     return Dataset(root / "data", root / "truth", f"synthetic {spec.rows:,} rows, seed {spec.seed} ({how}; {root})")
 

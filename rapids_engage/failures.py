@@ -5,6 +5,9 @@ else is a bug, and keeps its traceback."""
 from __future__ import annotations
 
 import errno
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 #: Substrings of out-of-memory errors from RMM / cuDF / CUDA / XGBoost (raised as MemoryError, RuntimeError or XGBoostError).
 OOM_MARKERS = ("out of memory", "out_of_memory", "bad_alloc", "cudaerrormemoryallocation", "memoryerror")
@@ -24,6 +27,19 @@ DISK_FULL_HINT = (
 
 def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextmanager
+def naming(path: str | os.PathLike) -> Iterator[None]:
+    """Errors of writing ``path`` name it: an OSError raised without a file name (pyarrow's and Python's write
+    errors, a dask worker's ``to_parquet``) is raised again with ``path`` as its file name, so a full disk's one
+    line says where it filled up."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
 
 
 def is_path_error(exc: BaseException) -> bool:

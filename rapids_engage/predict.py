@@ -20,6 +20,7 @@ from .atomic import DamagedFile, check_fields, read_json, replace_dir, staged_di
 from .backend import Backend
 from .config import ClusterConfig
 from .data import DataError, check_partitioning, sized_partitions
+from .failures import naming
 from .features import FeatureBuilder, add_labels
 from .input_checks import check_input_files
 from .footers import RAW_INPUT, Footer, as_footers, int_bounds, not_parquet, read_footer, unreadable
@@ -345,7 +346,8 @@ def _publish_predictions(frame: Any, out: Path) -> None:
     goes just before: a predict stopped before writing its own (Ctrl-C in the metrics stage) leaves the new
     predictions without one, never beside the record of others."""
     with staged_dir(out / "predictions") as tmp:
-        frame.to_parquet(str(tmp), write_index=False)
+        with naming(out / "predictions"):  # a worker's write error (a full disk) names no file
+            frame.to_parquet(str(tmp), write_index=False)
         (out / PREDICT_JSON).unlink(missing_ok=True)
         replace_dir(tmp, out / "predictions")
 

@@ -31,6 +31,7 @@ from typing import Any, BinaryIO
 from . import store_builds
 from .atomic import DamagedFile, check_fields, replace_dir
 from .digests import content_digests
+from .failures import naming
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 2
@@ -147,7 +148,8 @@ class FeatureStore:
         files = list_files(tmp)
         manifest = {**manifest, "version": version, "format": FORMAT_VERSION, "created": time.time(), "files": files}
         part = tmp / (MANIFEST + ".part")
-        part.write_text(json.dumps(manifest, indent=1, default=str))
+        with naming(part):
+            part.write_text(json.dumps(manifest, indent=1, default=str))
         os.replace(part, tmp / MANIFEST)
         if not replace:
             try:  # one step: a version a concurrent run published after the check above is not replaced under its reader
@@ -324,4 +326,5 @@ def ends_with_parquet_magic(f: BinaryIO) -> bool:
 
 def write_split(frame: Any, directory: Path) -> None:
     """Write a dask frame as parquet, one file per partition."""
-    frame.to_parquet(str(directory), write_index=False, overwrite=False)
+    with naming(directory):  # a worker's write error (a full disk) names no file
+        frame.to_parquet(str(directory), write_index=False, overwrite=False)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .atomic import write_file, write_text
 from .backend import Backend
 from .config import ConfigError, TrainConfig
 
@@ -37,10 +38,12 @@ class TrainedModel:
         """``<target>.json`` (XGBoost JSON) and ``<target>.meta.json`` (features, store version, parameters)."""
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{self.target}.json"
-        self.booster.save_model(str(path))
+        # the bytes save_model writes, written by Python: a full disk is an OSError naming the file (XGBoost's own
+        # write failed in a multi-line "FileStream.Write incomplete" with a native stack trace)
+        write_file(path, lambda tmp: tmp.write_bytes(bytes(self.booster.save_raw("json"))))
         meta = {"target": self.target, "kind": self.kind, "objective": self.objective, "best_iteration": self.best_iteration,
                 "params": self.params, "features": features, "store": store}
-        (directory / f"{self.target}.meta.json").write_text(json.dumps(meta, indent=1))
+        write_text(directory / f"{self.target}.meta.json", json.dumps(meta, indent=1))
         return path
 
 

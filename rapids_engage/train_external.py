@@ -140,6 +140,27 @@ def validation_matrix(batches: Any, dtrain: Any, max_bin: int) -> Any:
         batches.bins = None  # not to keep the training pages alive until the collector finds the iterator
 
 
+def cache_shortfall(train_files: list[str], features: list[str], cache_dir: str | None) -> str | None:
+    """Why a training whose worker died may have filled the disk of its cache: its quantised pages take about a
+    byte per feature value of the training split (``max_bin`` <= 256), and the cache's filesystem has less free
+    (XGBoost's failed write there ends the worker's process: ``FileStream.Write incomplete``, no Python error);
+    None when it has room (or cannot be asked)."""
+    import pyarrow.parquet as pq
+
+    from .progress import byte_size
+
+    where = cache_dir or tempfile.gettempdir()
+    try:
+        need = sum(pq.ParquetFile(f).metadata.num_rows for f in train_files) * len(features)
+        free = shutil.disk_usage(where).free
+    except OSError:
+        return None
+    if free >= need:
+        return None
+    return (f"its quantised pages need about {byte_size(need)} under {where}, which has {byte_size(free)} free: "
+            "free space, or set cluster.local_directory to a larger disk")
+
+
 def fit_from_files(
     train_files: list[str],
     valid_files: list[str],
@@ -197,7 +218,7 @@ def train_target_external(
 ) -> Any:
     """One target's model from the splits on disk, by external memory (one worker): the in-memory path's model
     (:func:`~rapids_engage.train_shared_matrix.train_targets`) for training splits larger than the workers' memory."""
-    from .cluster import while_workers_live
+    from .cluster import WorkerLostError, while_workers_live
     from .train import (TrainedModel, boosting_rounds, check_lowest_label, fits_raw_counts, is_ranking, loaded_booster, uses_rmm,
                         weigh_classes, xgb_params)
 
@@ -216,6 +237,12 @@ def train_target_external(
         fit_from_files, train_files, parquet_files(valid_dir), features, target, params, rounds, patience,
         raw_counts, cache_dir, uses_rmm(backend), pure=False,
     )  # fmt: skip
-    raw, best, history = while_workers_live(client, future.result)
+    try:
+        raw, best, history = while_workers_live(client, future.result)
+    except WorkerLostError as exc:
+        short = cache_shortfall(train_files, features, cache_dir)
+        if short is None:
+            raise
+        raise WorkerLostError(f"{exc}; or its external-memory cache filled the disk: {short}") from None
     booster = loaded_booster(raw, params)
     return TrainedModel(target, booster, best, history["valid"], kind, params["objective"], history["train"], params)

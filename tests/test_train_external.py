@@ -111,3 +111,39 @@ def test_cpu_validation_rows_are_evaluated_from_their_bins_values_with_the_bins_
     params = {"objective": "count:poisson", "max_depth": 6, "max_bin": 16, "nthread": 1, "device": "cpu"}
     fit_from_files(files["train"], files["valid"], ["a", "b", "c"], "n", params, 10, 0, True, str(tmp_path / "cache"))
     assert checked == [600]
+
+
+def test_a_worker_lost_while_the_cache_had_no_room_says_the_disk_may_be_full(tmp_path, monkeypatch):
+    """XGBoost's failed write to a full cache directory ends the worker's process (std::terminate: 'FileStream.Write
+    incomplete'), and the run said only that a worker died, 'if they were killed for memory: a larger
+    cluster.memory_limit' (seen on a 1 MiB tmpfs as cluster.local_directory at 100k rows)."""
+    import collections
+
+    import rapids_engage.cluster as cluster
+    from rapids_engage.backend import CPU
+    from rapids_engage.config import TrainConfig
+    from rapids_engage.train_external import train_target_external
+
+    frame = pd.DataFrame({"x": np.arange(1000, dtype="float32"), "y": np.arange(1000) % 2, "z": np.ones(1000)})
+    for split in ("train", "valid"):
+        (tmp_path / split).mkdir()
+        frame.to_parquet(tmp_path / split / "part.0.parquet")
+
+    class Client:
+        def submit(self, *_args, **_kwargs):
+            return collections.namedtuple("Future", "result")(lambda: None)
+
+    def lost(*_args, **_kwargs):
+        raise cluster.WorkerLostError("1 dask worker(s) died during training (tcp://w)")
+
+    monkeypatch.setattr(cluster, "while_workers_live", lost)
+    train = lambda: train_target_external(Client(), CPU, TrainConfig(targets=["y"]), "y", tmp_path / "train",  # noqa: E731
+                                          tmp_path / "valid", ["x", "z"], cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(cluster.WorkerLostError) as roomy:  # a disk with room: the death is not blamed on it
+        train()
+    assert str(roomy.value) == "1 dask worker(s) died during training (tcp://w)"
+    monkeypatch.setattr("shutil.disk_usage", lambda _where: collections.namedtuple("Usage", "total used free")(1, 1, 1000))
+    with pytest.raises(cluster.WorkerLostError, match=r"\(tcp://w\); or its external-memory cache filled the disk: its quantised "
+                       rf"pages need about 2.0 KiB under {tmp_path / 'cache'}, which has 1,000 bytes free: free space, or set "
+                       r"cluster.local_directory to a larger disk"):
+        train()

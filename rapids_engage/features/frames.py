@@ -30,7 +30,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..atomic import write_file
+from ..atomic import write_file, write_text
+from ..failures import naming
 from ..data import DataError
 
 _POS = "_pos"
@@ -384,7 +385,8 @@ class Checkpoints:
         self._count += 1
         path = self.directory / f"{self._count:03d}"
         try:
-            frame.to_parquet(str(path), write_index=False)
+            with naming(path):  # a worker's write error (a full disk) names no file
+                frame.to_parquet(str(path), write_index=False)
         except (pa.ArrowException, TypeError) as exc:  # a column parquet cannot hold (e.g. Python objects)
             import warnings
 
@@ -552,11 +554,12 @@ def save_state(directory: str | Path, stem: str, table: Any, state: dict) -> Non
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = str(directory / f"{stem}.parquet")  # a str: what cudf's to_parquet documents
-    if is_dask(table):  # a partitioned table: a directory of parquet parts, written by the workers
-        table.to_parquet(path, write_index=False)
-    else:
-        table.to_parquet(path, index=False)
-    (directory / f"{stem}.json").write_text(json.dumps(state, indent=1))
+    with naming(path):  # a write error (a full disk) names no file
+        if is_dask(table):  # a partitioned table: a directory of parquet parts, written by the workers
+            table.to_parquet(path, write_index=False)
+        else:
+            table.to_parquet(path, index=False)
+    write_text(directory / f"{stem}.json", json.dumps(state, indent=1))
 
 
 def load_state(directory: str | Path, stem: str, df_lib: Any = None) -> tuple[dict, Any]:

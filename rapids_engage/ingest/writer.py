@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..failures import naming
 from ..schema import DTYPES, EVENT_TIME
 
 SECONDS_PER_DAY = 86_400
@@ -80,6 +81,13 @@ class DayWriter:
                 self._flush(max(self._buf_size, key=self._buf_size.__getitem__))
 
     def _flush(self, d: int) -> None:
+        try:
+            self._write(d)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _write(self, d: int) -> None:
         parts = self._buf.pop(d)
         rows = self._buf_rows.pop(d)
         self._buf_size.pop(d)
@@ -91,10 +99,12 @@ class DayWriter:
                 path = self.root / f"day={name}" / f"part-{self.files:05d}.parquet"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self.files += 1
-                self._open[d] = (pq.ParquetWriter(path.with_name(f".{path.name}.tmp"), self.schema), path, 0)
+                with naming(path):  # pyarrow's write error (a full disk) names no file
+                    self._open[d] = (pq.ParquetWriter(path.with_name(f".{path.name}.tmp"), self.schema), path, 0)
             writer, path, done = self._open[d]
             take = min(table.num_rows, self.rows_per_file - done)
-            writer.write_table(table.slice(0, take), row_group_size=max(take, 1))
+            with naming(path):
+                writer.write_table(table.slice(0, take), row_group_size=max(take, 1))
             table = table.slice(take)
             self._open[d] = (writer, path, done + take)
             if done + take >= self.rows_per_file:
@@ -102,7 +112,12 @@ class DayWriter:
 
     def _close(self, d: int) -> None:
         writer, path, _ = self._open.pop(d)
-        writer.close()
+        try:
+            with naming(path):
+                writer.close()
+        except BaseException:
+            self.abort()
+            raise
         os.replace(path.with_name(f".{path.name}.tmp"), path)
 
     def close(self) -> None:
@@ -111,6 +126,17 @@ class DayWriter:
             self._flush(d)
         for d in sorted(self._open):
             self._close(d)
+
+    def abort(self) -> None:
+        """Close the open parts after a failed write, ignoring their errors (a full disk fails their footers too):
+        left open, their writers' finalizers tried again at exit and printed a traceback after the run's one-line
+        error. The caller discards the directory."""
+        for writer, _, _ in self._open.values():
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - the write's own error is the one raised
+                writer.is_open = False  # its finalizer would close it again, and fail again
+        self._open.clear()
 
 
 __all__ = ["DayWriter", "canonical_schema", "conform"]
