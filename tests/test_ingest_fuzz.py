@@ -197,19 +197,21 @@ def check(data: bytes, n_fields: int, tmp: Path, block_size: int = 64 << 20, gz:
 
 def cr_line_ends(data: bytes, block_size: int) -> bool:
     """Whether the reader takes ``data`` for a file of old Mac line ends (a bare ``\\r``; ingest.reader._raw_blocks):
-    its first block holds a ``\\r`` before its last byte and no ``\\n``; a block ending in its one ``\\r`` is decided
-    with the next block read onto it (a truncated, corrupted file can be such a file: ``\\x1f\\x8b\\r\\x00``)."""
-    size = min(len(data), block_size)
+    no ``\\n`` in what it has read when it decides: blocks read on until a ``\\n``, the end of the file, or
+    ``CR_DETECT_BYTES`` with a ``\\r`` before their last byte (a truncated, corrupted file can be such a file:
+    ``\\x1f\\x8b\\r\\x00``; a ``\\r`` in a first line longer than the block is data)."""
+    from rapids_engage.ingest.reader import CR_DETECT_BYTES
+
+    size = 0
     while True:
-        first = data[:size]
-        cr = first.find(b"\r")
-        if cr < 0 or b"\n" in first:
-            return False
-        if cr < size - 1:
-            return True
-        if size == len(data):
-            return False
         size = min(len(data), size + block_size)
+        first = data[:size]
+        if b"\n" in first:
+            return False
+        if size >= CR_DETECT_BYTES and (b"\r" in first[:-1] or b"\r" not in first):
+            return b"\r" in first
+        if size == len(data):
+            return b"\r" in first
 
 
 def clean_file(n_fields: int) -> bytes:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from rapids_engage.ingest import (
@@ -384,6 +384,8 @@ def corrupt(line: bytes, how: tuple) -> bytes:
     gz=st.booleans(),
     blank_lines=st.booleans(),
 )
+@example(n_fields=24, corruptions={0: ("junk", 1, b"\r")}, block_size=200, gz=False, blank_lines=False)  # a "\r" in
+# the first line, longer than the block: data of a "\n" file, not an old Mac line end (13 rows were read of 12)
 def test_fuzz_corrupted_files(n_fields, corruptions, block_size, gz, blank_lines):
     lines = list(BASE_LINES[n_fields])
     for i, how in corruptions.items():

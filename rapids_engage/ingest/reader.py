@@ -84,12 +84,30 @@ def _fill(stream: pa.NativeFile, view: memoryview) -> int:
     return done
 
 
+#: Bytes the reader looks at for a ``\n`` before it takes a ``\r`` for old Mac line ends.
+CR_DETECT_BYTES = 1 << 20
+
+
+def _cr_line_ends(buf: bytearray, size: int) -> bool | None:
+    """Whether the first ``size`` bytes read of a file say old Mac line ends: False once a ``\n`` is in them, True
+    when :data:`CR_DETECT_BYTES` or more hold none but a ``\r`` before their last byte (a last ``\r`` waits for
+    the next byte: ``\r\n``), else None (undecided: read on)."""
+    if buf.find(b"\n", 0, size) >= 0:
+        return False
+    if size < CR_DETECT_BYTES:
+        return None
+    if buf.find(b"\r", 0, size - 1) >= 0:
+        return True
+    return None if buf.find(b"\r", 0, size) >= 0 else False
+
+
 def _raw_blocks(path: Path, block_size: int) -> Iterator[tuple[memoryview, int]]:
     r"""Newline-terminated byte blocks of ``path`` (a final line without newline gets one), with bytes done.
 
-    A file whose first block holds a ``\r`` followed by another byte than ``\n``, and no ``\n``, has old Mac
-    line ends: its ``\r`` are read as ``\n`` (else the whole file was one line: every record on line 1, the
-    same default row id).
+    A file with a ``\r`` before another byte than ``\n`` and no ``\n`` in its first :data:`CR_DETECT_BYTES` (or in
+    all of it, when shorter) has old Mac line ends: its ``\r`` are read as ``\n`` (else the whole file was one
+    line: every record on line 1, the same default row id). The rule reads that much whatever the block size: a
+    ``\r`` in a first line longer than a small block is data of a ``\n`` file.
     """
     stream, raw = _open(path)
     carry, cr_only = b"", None
@@ -105,20 +123,19 @@ def _raw_blocks(path: Path, block_size: int) -> Iterator[tuple[memoryview, int]]
                 if n == 0:
                     break
                 size = len(carry) + n
+                start = len(carry)  # bytes before it: read as line ends already
                 if cr_only is None:
-                    cr = buf.find(b"\r", 0, size)
-                    if cr < 0 or buf.find(b"\n", 0, size) >= 0:
-                        cr_only = False
-                    elif cr < size - 1:
-                        cr_only = True
-                    # else the block ends in its one "\r": the next byte tells "\r\n" from "\r"
+                    cr_only = _cr_line_ends(buf, size)
+                    start = 0  # undecided until now: the carry held no line end
                 if cr_only:
-                    buf[len(carry):size] = buf[len(carry):size].replace(b"\r", b"\n")
+                    buf[start:size] = buf[start:size].replace(b"\r", b"\n")
                 cut = buf.rfind(b"\n", 0, size) + 1
                 carry = bytes(buf[cut:size])
                 if cut:  # else a line longer than the block: keep reading
                     yield memoryview(buf)[:cut], raw.tell()
             if carry:
+                if cr_only is None and b"\r" in carry:  # a short file without "\n": its "\r" end its lines
+                    carry = carry.replace(b"\r", b"\n")
                 yield memoryview(carry + b"\n"), raw.tell()
     finally:
         raw.close()
