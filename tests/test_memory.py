@@ -117,12 +117,16 @@ def test_gpu_probe_sums_the_runs_devices(monkeypatch):
 
 def test_spilled_bytes_counts_what_dask_wrote_to_disk(tmp_path):
     """The figure the run reports after its feature stage and in report.json's spilled_bytes."""
+    import dask
     from distributed import Client, LocalCluster
 
     from rapids_engage.cluster import spilled_bytes
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, memory_limit="300MB", local_directory=str(tmp_path),
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    # the worker runs in this process, whose memory (the tests before it: 1.2 GiB in a CI run) it would take for its
+    # own and pause at, refusing the scatter ('No valid workers found'): spilling by managed memory alone
+    with dask.config.set({"distributed.worker.memory.pause": False, "distributed.worker.memory.terminate": False}), \
+            LocalCluster(n_workers=1, threads_per_worker=1, processes=False, memory_limit="300MB", local_directory=str(tmp_path),
+                         dashboard_address=None) as cluster, Client(cluster) as client:
         assert spilled_bytes(client) == 0
         kept = client.scatter([np.ones(12_500_000), np.zeros(12_500_000)])  # 100 MB each: above 60 % of the limit
         assert spilled_bytes(client) >= 100_000_000
