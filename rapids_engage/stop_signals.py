@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM end a run in one line (``pipeline.main`` wraps every command in :func:`stop_signals`)."""
+"""Ctrl-C and SIGTERM end a run in one line (``commands.main`` wraps every command in :func:`stop_signals`)."""
 
 from __future__ import annotations
 

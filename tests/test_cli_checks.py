@@ -880,6 +880,21 @@ def test_the_readme_names_every_console_script():
     assert scripts and [name for name in scripts if f"`{name} " not in readme] == []
 
 
+def test_the_command_line_module_imports_first_and_pipeline_keeps_its_names():
+    """The command line moved to rapids_engage.commands, which imports pipeline: imported first in a fresh process
+    (a cycle fails only in that order), and pipeline's names (main, the parsers, KNOWN_ERRORS) are still its."""
+    import subprocess
+    import sys
+
+    from rapids_engage.pipeline import COMMAND_NAMES
+
+    code = ("import rapids_engage.commands as c, rapids_engage.pipeline as p;"
+            f"missing = [n for n in {sorted(COMMAND_NAMES)!r} if getattr(p, n) is not getattr(c, n)];"
+            "print(missing); raise SystemExit(1 if missing or not callable(p.main) else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 def test_the_readme_architecture_names_every_module_and_only_modules_that_exist():
     """config/yaml_text.py (the YAML reader refusing repeated keys) was in no row of the README's Architecture."""
     from pathlib import Path

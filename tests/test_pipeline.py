@@ -618,7 +618,7 @@ def test_shuffle_labels_permutes_within_each_day():
 def test_out_of_memory_is_one_line_with_the_options_that_help(exc, capsys):
     import argparse
 
-    from rapids_engage.pipeline import _guarded
+    from rapids_engage.commands import _guarded
     from rich.console import Console
 
     def fail():
@@ -633,7 +633,7 @@ def test_out_of_memory_is_one_line_with_the_options_that_help(exc, capsys):
 def test_unknown_failures_keep_their_traceback():
     import argparse
 
-    from rapids_engage.pipeline import _guarded
+    from rapids_engage.commands import _guarded
     from rich.console import Console
 
     def fail():
@@ -647,7 +647,7 @@ def test_disk_full_is_one_line_naming_where(capsys):
     import argparse
     import errno
 
-    from rapids_engage.pipeline import _guarded
+    from rapids_engage.commands import _guarded
     from rich.console import Console
 
     def fail():
