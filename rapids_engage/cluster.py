@@ -222,8 +222,11 @@ def stalls_logged(client: Any, log: Callable[[str], None] | None, limit: str, af
 @contextlib.contextmanager
 def start_cluster(backend: Backend, cfg: ClusterConfig, log: Callable[[str], None] | None = None) -> Iterator[ClusterInfo]:
     """Start (or connect to) the cluster for ``backend``; closes what it started on exit. ``log``: where a
-    cluster stalled for memory is said (:func:`stalls_logged`)."""
+    cluster stalled for memory is said (:func:`stalls_logged`). A spill / P2P shuffle write that failed for a full
+    local directory stops the run with a one-line error (:func:`~.spill_disk.full_disk_stops`)."""
     from distributed import Client
+
+    from .spill_disk import full_disk_stops
 
     _quiet_closed_gathers()
     if cfg.scheduler_address:
@@ -236,7 +239,8 @@ def start_cluster(backend: Backend, cfg: ClusterConfig, log: Callable[[str], Non
         try:
             _existing_workers_ready(client, cfg.scheduler_address, backend)
             n = len(client.nthreads())
-            with _worker_losses_named(client), stalls_logged(client, log, "their memory limit"):
+            with full_disk_stops(client, external=True), _worker_losses_named(client), \
+                    stalls_logged(client, log, "their memory limit"):
                 yield ClusterInfo(client, n, "external", _served_dashboard(client), frozenset(worker_addresses(client) or ()))
         finally:
             client.close()
@@ -253,7 +257,9 @@ def start_cluster(backend: Backend, cfg: ClusterConfig, log: Callable[[str], Non
         from .worker_setup import BackendSetup  # its preload ran in each worker: this needs our backend's kind
 
         client.register_plugin(BackendSetup(backend.kind))  # a plugin: a worker its nanny restarts is set up too
-        with _worker_losses_named(client), stalls_logged(client, log, f"cluster.memory_limit {cfg.memory_limit}"):
+        spill_to = str(Path(cfg.local_directory).expanduser()) if cfg.local_directory else None
+        with full_disk_stops(client, spill_to), _worker_losses_named(client), \
+                stalls_logged(client, log, f"cluster.memory_limit {cfg.memory_limit}"):
             kind = "local-cuda" if backend.is_gpu else "local-cpu"
             yield ClusterInfo(client, len(cluster.workers), kind, client.dashboard_link, frozenset(worker_addresses(client) or ()))
     except BaseException:

@@ -25,6 +25,17 @@ DISK_FULL_HINT = (
 )
 
 
+class LocalDirectoryFull(OSError):
+    """Dask's spill or P2P shuffle files no longer fit in the workers' local directory (``spill_disk``): an
+    ENOSPC whose text is the run's whole line (the directory, its free space, what to do)."""
+
+    def __init__(self, directory: str, line: str) -> None:
+        super().__init__(errno.ENOSPC, line, directory)
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
@@ -56,6 +67,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 def one_line(exc: BaseException, known: tuple[type[BaseException], ...]) -> str | None:
     """The one-line message for ``exc`` when it is a ``known`` error or one of the user's to fix, else None."""
+    if isinstance(exc, LocalDirectoryFull):
+        return str(exc)
     if is_disk_full(exc):
         return DISK_FULL_HINT.format(where=f" writing {exc.filename}" if getattr(exc, "filename", None) else "")
     if is_out_of_memory(exc):

@@ -1,5 +1,6 @@
 """Dask worker preload (both backends): quiet the logs of handled task errors and XGBoost's
-console lines; on GPU workers, load libcuml before cudf is first imported.
+console lines, count the spill / shuffle writes that failed for a full disk (``spill_disk``); on
+GPU workers, load libcuml before cudf is first imported.
 
 With the RAPIDS 26.10 wheels, importing cudf before cuml makes cuml fail with
 "libcuml.so: cannot open shared object file". Workers import cudf as soon as
@@ -97,9 +98,13 @@ def xgboost_console_to_log() -> None:
 
 
 def quiet_worker() -> None:
-    """Quiet this worker: handled task errors and XGBoost's console lines."""
+    """Quiet this worker: handled task errors and XGBoost's console lines; count its spill / shuffle writes that
+    failed for lack of space (which the run reports)."""
+    from .spill_disk import count_failed_writes
+
     quiet_task_errors()
     xgboost_console_to_log()
+    count_failed_writes()
 
 
 def setup_backend(kind: str) -> None:

@@ -1,0 +1,205 @@
+"""A full ``cluster.local_directory`` (dask's spill files, P2P shuffle files) ends the run in one line.
+
+Dask keeps a partition in memory when writing it there fails, and a P2P shuffle that cannot write fails and
+starts again: with that directory on a full disk a run went on until killed, logging thousands of lines. Each
+worker counts the spill and shuffle writes that failed for lack of space (:func:`count_failed_writes`, from the
+worker setup; those log lines are dropped: the run says it once); while a run uses the cluster,
+:func:`full_disk_stops` asks the workers every few seconds and stops the run at the first such failure. Only a
+failed write counts: a directory that is nearly full but still written to is no reason to stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import shutil
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from .failures import LocalDirectoryFull
+
+#: errno values of a write that found no room (a full disk, a quota).
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+
+#: Seconds between two questions to the workers.
+POLL_S = 2.0
+
+
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised from or during (at most 16)."""
+    for _ in range(16):
+        if exc is None:
+            return
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def failed_for_room(record: logging.LogRecord) -> str | None:
+    """What ``record`` of a worker's ``distributed`` log says failed to be written for lack of space ("spill" or
+    "P2P shuffle"), or None: the spill's and P2P shuffle's errors (by logger, or a ``P2POutOfDiskError`` logged
+    elsewhere) caused by an ENOSPC / EDQUOT. A task's own write error (``to_parquet`` on a full store disk) is
+    not one: it reaches the driver, which names its file."""
+    exc = record.exc_info[1] if record.exc_info else None
+    chain = list(_chain(exc))
+    if not any(isinstance(e, OSError) and e.errno in NO_ROOM for e in chain):
+        return None
+    if record.name.startswith("distributed.spill"):
+        return "spill"
+    if record.name.startswith("distributed.shuffle") or any(type(e).__name__ == "P2POutOfDiskError" for e in chain):
+        return "P2P shuffle"
+    return None
+
+
+class _FailedWrites(logging.Handler):
+    """Counts the records :func:`failed_for_room` tells, and what failed last."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+        self.what: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        what = failed_for_room(record)
+        if what is not None:
+            self.count += 1
+            self.what = what
+
+
+class _SaidByTheRun(logging.Filter):
+    """Drops, from a log handler of the worker, what :func:`failed_for_room` tells (with its traceback, every few
+    seconds), the P2P shuffle errors that follow it in this worker (a shuffle the stopped run forgot), and the
+    worker's line for each question of :func:`full_disk_stops`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Run out-of-band function") and record.args == ("rapids_engage_disk_state",):
+            return False
+        if failed_for_room(record) is not None:
+            return False
+        counter = _counter()
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (counter and counter.count and any(type(e).__module__.startswith("distributed.shuffle")
+                                                      for e in _chain(exc)))
+
+
+def _counter() -> _FailedWrites | None:
+    """This process's :class:`_FailedWrites`, if installed."""
+    return next((h for h in logging.getLogger("distributed").handlers if isinstance(h, _FailedWrites)), None)
+
+
+def count_failed_writes() -> None:
+    """In a worker process: count its spill / P2P shuffle writes that failed for lack of space (a handler on the
+    ``distributed`` logger, which its modules log under) and drop their log lines (once)."""
+    log = logging.getLogger("distributed")
+    if not any(isinstance(h, _FailedWrites) for h in log.handlers):
+        log.addHandler(_FailedWrites())
+    for handler in log.handlers + logging.getLogger().handlers:
+        if not isinstance(handler, _FailedWrites) and not any(isinstance(f, _SaidByTheRun) for f in handler.filters):
+            handler.addFilter(_SaidByTheRun())
+    worker_log = logging.getLogger("distributed.worker")  # the "Run out-of-band function" line: logger-level too
+    if not any(isinstance(f, _SaidByTheRun) for f in worker_log.filters):
+        worker_log.addFilter(_SaidByTheRun())
+
+
+def rapids_engage_disk_state(dask_worker: Any) -> dict[str, Any]:
+    """(Run on a worker.) Its failed writes for lack of space, what failed last, its local directory and the
+    bytes free there (None when that cannot be read)."""
+    counter = _counter()
+    directory = str(dask_worker.local_directory)
+    try:
+        free: int | None = shutil.disk_usage(directory).free
+    except OSError:
+        free = None
+    return {"failures": counter.count if counter else 0, "what": counter.what if counter else None,
+            "directory": directory, "free": free}
+
+
+def full_directory(client: Any, directory: str | None = None, external: bool = False) -> LocalDirectoryFull | None:
+    """The error for the workers of ``client`` whose spill or shuffle writes failed for lack of space, or None (none
+    did, or they cannot be asked). ``directory``: ``cluster.local_directory`` as configured (else the worker's
+    own); ``external``: the workers of an existing cluster, started with their own directory."""
+    from .progress import byte_size
+
+    try:
+        states = client.run(rapids_engage_disk_state, on_error="return")
+    except Exception:  # noqa: BLE001 - best effort: the scheduler is gone, the run ends anyway
+        return None
+    failed = sorted((w, s) for w, s in states.items() if isinstance(s, dict) and s["failures"])
+    if not failed:
+        return None
+    worker, state = failed[0]
+    where = directory or state["directory"]
+    free = "free space unknown" if state["free"] is None else f"{byte_size(state['free'])} free"
+    others = f" and {len(failed) - 1} more worker(s)" if len(failed) > 1 else ""
+    key = "the workers' local directory" if external else "cluster.local_directory"
+    fix = ("or start the workers with a --local-directory on a larger disk" if external
+           else "or point cluster.local_directory at a larger disk")
+    return LocalDirectoryFull(
+        where, f"disk full in {key} {where}: dask's {state['what']} files no longer fit ({free}; {state['failures']} "
+        f"failed write(s) on worker {worker}{others}); free space there, {fix}; the published store and caches are intact")
+
+
+def _asked_within(client: Any, directory: str | None, external: bool, timeout_s: float = 10.0) -> LocalDirectoryFull | None:
+    """:func:`full_directory`, or None when the workers do not answer within ``timeout_s`` (a run failing on a cluster
+    that went away does not wait for it)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as Late
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        return pool.submit(full_directory, client, directory, external).result(timeout=timeout_s)
+    except Late:
+        return None
+    finally:
+        pool.shutdown(wait=False)
+
+
+@contextlib.contextmanager
+def full_disk_stops(client: Any, directory: str | None = None, external: bool = False,
+                    poll_s: float = POLL_S) -> Iterator[None]:
+    """While open, ask the workers every ``poll_s`` s (:func:`full_directory`); at the first failed write, stop the
+    block (a SIGINT to the main thread, as Ctrl-C: the same clean-up) and raise :class:`LocalDirectoryFull` in place
+    of what it raised. An error of the block (a ``P2POutOfDiskError``, a worker lost for memory it could not spill)
+    is replaced too when the workers say the same after it. Stopping needs the block in the main thread, with a
+    Python SIGINT handler; elsewhere the error is raised only once the block fails."""
+    found: list[LocalDirectoryFull] = []
+    stop, lock = threading.Event(), threading.Lock()
+    main = threading.current_thread() is threading.main_thread()
+
+    def watch() -> None:
+        while not stop.wait(poll_s):
+            error = full_directory(client, directory, external)
+            if error is None:
+                continue
+            with lock:  # not once the block has ended: the signal would stop what comes after it
+                if not stop.is_set():
+                    found.append(error)
+                    if main and callable(signal.getsignal(signal.SIGINT)):
+                        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            return
+
+    def halt() -> None:
+        """End the watch; our own signal, when it lands here, is dropped: ``found`` is raised instead."""
+        try:
+            with lock:
+                stop.set()
+        except KeyboardInterrupt:
+            if not found:
+                raise
+
+    thread = threading.Thread(target=watch, name="full-disk-watch", daemon=True)
+    thread.start()
+    try:
+        yield
+    except BaseException as exc:
+        halt()
+        if not found and isinstance(exc, Exception):
+            found.extend(error for error in [_asked_within(client, directory, external)] if error is not None)
+        if found:
+            raise found[0] from None
+        raise
+    halt()
+    if found:
+        raise found[0] from None

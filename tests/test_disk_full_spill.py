@@ -1,0 +1,121 @@
+"""A full cluster.local_directory (dask's spill / P2P shuffle files) stops the run in one line instead of hanging:
+dask keeps data in memory when a spill fails and restarts a P2P shuffle that could not write."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from rapids_engage.backend import CPU
+from rapids_engage.cluster import start_cluster
+from rapids_engage.config import ClusterConfig
+from rapids_engage.failures import LocalDirectoryFull, one_line
+from rapids_engage.spill_disk import failed_for_room
+
+
+def _record(name: str, exc: BaseException | None) -> logging.LogRecord:
+    return logging.LogRecord(name, logging.ERROR, __file__, 1, "failed", (), (type(exc), exc, None) if exc else None)
+
+
+def _raised(exc: BaseException, cause: BaseException | None = None) -> BaseException:
+    try:
+        raise exc from cause
+    except BaseException as caught:  # noqa: BLE001 - the exception with its cause set, as logged
+        return caught
+
+
+def test_only_spill_and_shuffle_writes_without_room_count():
+    from distributed.shuffle._exceptions import P2POutOfDiskError
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    assert failed_for_room(_record("distributed.spill", full)) == "spill"
+    assert failed_for_room(_record("distributed.spill", OSError(errno.EDQUOT, "Disk quota exceeded"))) == "spill"
+    # P2P's error, logged by the module it passed through (distributed.core's comm handler)
+    assert failed_for_room(_record("distributed.core", _raised(P2POutOfDiskError(), full))) == "P2P shuffle"
+    assert failed_for_room(_record("distributed.spill", OSError(errno.EIO, "I/O error"))) is None
+    assert failed_for_room(_record("distributed.spill", None)) is None
+    # a task's own write on a full disk (to_parquet into the store) reaches the driver, which names its file
+    assert failed_for_room(_record("distributed.worker", full)) is None
+
+
+def test_the_error_is_its_own_line():
+    error = LocalDirectoryFull("/spill", "disk full in cluster.local_directory /spill: ...")
+    assert error.errno == errno.ENOSPC and error.filename == "/spill"
+    assert one_line(error, ()) == "disk full in cluster.local_directory /spill: ..."
+
+
+def _spills_find_no_room(dask_worker) -> int:
+    """Every spill of this worker fails as on a full disk; spill what it holds now."""
+    def no_room(self, key, value):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    type(dask_worker.data.slow.data).__setitem__ = no_room
+    return dask_worker.data.evict()
+
+
+def test_a_spill_that_found_no_room_stops_the_run_in_one_line(tmp_path, capfd):
+    spill = tmp_path / "spill"
+    cfg = ClusterConfig(gpus="0", n_workers=1, threads_per_worker=1, local_directory=str(spill))
+    with pytest.raises(LocalDirectoryFull) as raised:
+        with start_cluster(CPU, cfg) as cluster:
+            client = cluster.client
+            held = client.scatter(np.arange(100_000))
+            threading.Timer(0.5, client.run, (_spills_find_no_room,)).start()
+            client.submit(time.sleep, 30, pure=False).result()  # a stage waiting on the cluster: stopped
+    del held
+    line = one_line(raised.value, ())
+    assert line.startswith(f"disk full in cluster.local_directory {spill}: dask's spill files no longer fit (")
+    assert "1 failed write(s) on worker tcp://" in line and "point cluster.local_directory at a larger disk" in line
+    time.sleep(0.5)  # the worker's stderr
+    assert "Spill to disk failed" not in capfd.readouterr().err  # said once, by the run
+
+
+_TMPFS_RUN = r"""
+import sys, time
+import numpy as np
+from rapids_engage.backend import CPU
+from rapids_engage.cluster import start_cluster
+from rapids_engage.config import ClusterConfig
+from rapids_engage.failures import LocalDirectoryFull
+
+def spill(dask_worker):
+    return dask_worker.data.evict()
+
+cfg = ClusterConfig(gpus="0", n_workers=1, threads_per_worker=1, local_directory=sys.argv[1])
+try:
+    with start_cluster(CPU, cfg) as cluster:
+        client = cluster.client
+        small = client.scatter(np.random.default_rng(0).random(100_000))  # 800 kB of the 1 MiB: fits
+        assert list(client.run(spill).values()) != [-1]
+        time.sleep(5)  # polls of a nearly full directory still written to: no stop
+        print("nearly full: went on", flush=True)
+        large = client.scatter(np.random.default_rng(1).random(1_000_000))  # 8 MB: does not
+        client.run(spill)
+        time.sleep(30)
+except LocalDirectoryFull as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="mounts a tmpfs: root only")
+def test_a_real_full_tmpfs_stops_the_run_and_a_nearly_full_one_does_not(tmp_path):
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        done = subprocess.run([sys.executable, "-c", _TMPFS_RUN, str(mount)], capture_output=True, text=True, timeout=120)
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+    assert done.stdout.splitlines()[0] == "nearly full: went on", done.stdout + done.stderr
+    assert done.stdout.splitlines()[1].startswith(f"disk full in cluster.local_directory {mount}: dask's spill files "), \
+        done.stdout + done.stderr
+    assert "Spill to disk failed" not in done.stderr
