@@ -2,8 +2,8 @@
 
 The typed rows (staged parquet holding the event type and :data:`.table_types.EVENT_MS`) are shuffled by
 (user, item), so every event of a key is in one partition whatever file or day it came from: as many partitions as
-:data:`ROWS_PER_PARTITION` asks (their count from the parquet footers; one: no shuffle), each a run of the key groups
-the first release made, one per staged file, so the output keeps its order whatever the count. Per partition,
+:data:`ROWS_PER_PARTITION` asks (their count from the parquet footers; one: no shuffle), at most one per staged file.
+The output's order is a function of the staged rows alone (the count follows from them). Per partition,
 per (user, item, time) the least time of each target's event type at that time, then, over the key's times in
 descending order, a cumulative min shifted by one time: the first target event *strictly* after each time. An
 anchor is 1 for a target when that event is at most the horizon later. Anchors after the log's last event less
@@ -31,10 +31,8 @@ NEVER = int(np.iinfo(np.int64).max)
 #: The flag of an anchor within the last horizon of the log (dropped, counted).
 LEFT_OUT = "_left_out"
 #: Staged rows per labelling task, about: a smaller log gets fewer partitions than staged files (a task costs ~0.2 s
-#: whatever its rows); a larger one a partition per staged file (at most 1M rows: a task's memory), as before.
+#: whatever its rows); a larger one a partition per staged file (at most 1M rows: a task's memory).
 ROWS_PER_PARTITION = 100_000
-#: The column of a row's place in the output: its key group's rank (:func:`key_group_ranks`).
-ORDER = "_order"
 
 
 @dataclass
@@ -70,23 +68,7 @@ def label_partition(df: Any, user: str, item: str, events: EventsSpec, cutoff_ms
     anchors = df[df[events.column] == events.anchor].drop(columns=[events.column])
     anchors = anchors.merge(per_time[keys + names], on=keys, how="left")
     anchors[LEFT_OUT] = anchors[EVENT_MS] > cutoff_ms
-    first = [ORDER] if ORDER in anchors.columns else []  # a run of key groups: theirs first
-    return anchors.sort_values([*first, *keys, "row_id"]).drop(columns=[EVENT_MS, *first]).reset_index(drop=True)
-
-
-def key_group_ranks(groups: int) -> dict[int, int]:
-    """Key group (0 .. ``groups`` - 1) -> its rank in the output: the order of the first release, which wrote
-    group ``i`` as ``part.<i>.parquet`` and read the parts back in name order (part.0, part.1, part.10, ...)."""
-    return {g: rank for rank, g in enumerate(sorted(range(groups), key=lambda i: f"part.{i}.parquet"))}
-
-
-def with_order(df: Any, user: str, item: str, ranks: dict[int, int]) -> Any:
-    """``df`` (pandas or cudf) with :data:`ORDER`: the rank (``ranks``) of its (user, item) key group, the group
-    dask's shuffle by the two columns into ``len(ranks)`` partitions gives (it hashes numbers as float64)."""
-    from dask.dataframe.shuffle import partitioning_index
-
-    group = partitioning_index(df[[user, item]].astype("float64"), len(ranks))
-    return df.assign(**{ORDER: group.astype("int64").map(ranks).astype("int64")})
+    return anchors.sort_values([*keys, "row_id"]).drop(columns=[EVENT_MS]).reset_index(drop=True)
 
 
 def staged_extent(files: list[str]) -> tuple[int, int | None]:
@@ -121,23 +103,11 @@ def label_events(typed_dir: Path, scratch: Path, writer: DayWriter, events: Even
     if last is None:
         last = int(frame[EVENT_MS].max().compute())
     cutoff = int(last) - horizon_ms(events)
-    groups = frame.npartitions  # the first release's partitions, one per staged file
-    parts = min(groups, max(1, math.ceil(rows / ROWS_PER_PARTITION)))
-    ranks = key_group_ranks(groups)
-    if parts == groups:  # a partition per key group, written as its rank
-        runs = frame.shuffle(on=[user, item], npartitions=groups, shuffle_method="disk")
-        name = lambda i: f"part.{ranks[i]:06d}.parquet"  # noqa: E731
-    else:
-        ordered = frame.map_partitions(with_order, user, item, ranks, meta=with_order(frame._meta, user, item, ranks))
-        if parts == 1:
-            runs = ordered.repartition(npartitions=1)
-        else:  # each partition a run of ranks, through the disk (the log need not fit in memory)
-            bounds = [groups * i // parts for i in range(parts)] + [groups]
-            runs = ordered.set_index(ORDER, divisions=bounds, shuffle_method="disk").reset_index()
-        name = lambda i: f"part.{i:06d}.parquet"  # noqa: E731
+    parts = min(frame.npartitions, max(1, math.ceil(rows / ROWS_PER_PARTITION)))
+    runs = frame.repartition(npartitions=1) if parts == 1 else frame.shuffle(on=[user, item], npartitions=parts)
     meta = label_partition(frame._meta, user, item, events, cutoff)
     labelled = runs.map_partitions(label_partition, user, item, events, cutoff, meta=meta)
-    labelled.to_parquet(str(scratch), write_index=False, name_function=name)
+    labelled.to_parquet(str(scratch), write_index=False, name_function=lambda i: f"part.{i:06d}.parquet")  # in order
     for path in sorted(scratch.glob("*.parquet")):
         for batch in pq.ParquetFile(path).iter_batches(batch_size=writer.row_group_rows):
             left_out = batch.column(LEFT_OUT).to_numpy(zero_copy_only=False)
