@@ -368,3 +368,16 @@ def test_out_of_core_prepares_the_data_the_run_reads(tmp_path):
     generated its own data inside the sampled time, and a failed run's data size was of other data."""
     data = _bench_module("out_of_core").prepare_data(300, tmp_path / "cache", ["synthetic.days=2"])
     assert json.loads((data.parent / "synthetic.json").read_text())["spec"]["days"] == 2
+
+
+def test_event_log_bench_ingests_its_log_plain_and_labelled_with_the_config_it_writes(tmp_path):
+    from rapids_engage.config import load_config
+
+    _bench_module("event_log").main(["--rows", "3000", "--work", str(tmp_path), "--json", str(tmp_path / "r.json")])
+    result = json.loads((tmp_path / "r.json").read_text())
+    events = result["events"]
+    assert result["rows"] == sum(events.values()) and events["addtocart"] > 0 and events["transaction"] > 0
+    plain, labelled = result["runs"]["plain"], result["runs"]["events"]
+    assert plain["rows_out"] == result["rows"]  # every row kept
+    assert 0 < labelled["rows_out"] < events["view"]  # the views less those of the last horizon
+    assert load_config(result["config"]).data.table.events.targets == {"cart": "addtocart", "buy": "transaction"}
