@@ -116,17 +116,32 @@ def rapids_engage_disk_state(dask_worker: Any) -> dict[str, Any]:
             "directory": directory, "free": free}
 
 
-def full_directory(client: Any, directory: str | None = None, external: bool = False) -> LocalDirectoryFull | None:
-    """The error for the workers of ``client`` whose spill or shuffle writes failed for lack of space, or None (none
-    did, or they cannot be asked). ``directory``: ``cluster.local_directory`` as configured (else the worker's
-    own); ``external``: the workers of an existing cluster, started with their own directory."""
-    from .progress import byte_size
-
+def _disk_states(client: Any) -> dict[str, dict[str, Any]]:
+    """:func:`rapids_engage_disk_state` of each worker of ``client`` that answered; {} when they cannot be asked."""
     try:
         states = client.run(rapids_engage_disk_state, on_error="return")
     except Exception:  # noqa: BLE001 - best effort: the scheduler is gone, the run ends anyway
-        return None
-    failed = sorted((w, s) for w, s in states.items() if isinstance(s, dict) and s["failures"])
+        return {}
+    return {w: s for w, s in states.items() if isinstance(s, dict)}
+
+
+def failed_writes(client: Any) -> dict[str, int]:
+    """Each worker's failed writes so far: those before a run are not its own (a long-lived worker of an existing
+    cluster keeps its count from run to run)."""
+    return {w: s["failures"] for w, s in _disk_states(client).items()}
+
+
+def full_directory(client: Any, directory: str | None = None, external: bool = False,
+                   before: dict[str, int] | None = None) -> LocalDirectoryFull | None:
+    """The error for the workers of ``client`` whose spill or shuffle writes failed for lack of space, or None (none
+    did, or they cannot be asked). ``directory``: ``cluster.local_directory`` as configured (else the worker's
+    own); ``external``: the workers of an existing cluster, started with their own directory; ``before``: each
+    worker's :func:`failed_writes` when the run began (only failures since count)."""
+    from .progress import byte_size
+
+    before = before or {}
+    failed = sorted((w, s | {"failures": s["failures"] - before.get(w, 0)})
+                    for w, s in _disk_states(client).items() if s["failures"] > before.get(w, 0))
     if not failed:
         return None
     worker, state = failed[0]
@@ -141,15 +156,15 @@ def full_directory(client: Any, directory: str | None = None, external: bool = F
         f"failed write(s) on worker {worker}{others}); free space there, {fix}; the published store and caches are intact")
 
 
-def _asked_within(client: Any, directory: str | None, external: bool, timeout_s: float = 10.0) -> LocalDirectoryFull | None:
-    """:func:`full_directory`, or None when the workers do not answer within ``timeout_s`` (a run failing on a cluster
-    that went away does not wait for it)."""
+def _asked_within(ask: Any, *args: Any, timeout_s: float = 10.0) -> Any:
+    """``ask(*args)``, or None when the workers do not answer within ``timeout_s`` (a run failing on a cluster that
+    went away does not wait for it)."""
     from concurrent.futures import ThreadPoolExecutor
     from concurrent.futures import TimeoutError as Late
 
     pool = ThreadPoolExecutor(max_workers=1)
     try:
-        return pool.submit(full_directory, client, directory, external).result(timeout=timeout_s)
+        return pool.submit(ask, *args).result(timeout=timeout_s)
     except Late:
         return None
     finally:
@@ -159,7 +174,8 @@ def _asked_within(client: Any, directory: str | None, external: bool, timeout_s:
 @contextlib.contextmanager
 def full_disk_stops(client: Any, directory: str | None = None, external: bool = False,
                     poll_s: float = POLL_S) -> Iterator[None]:
-    """While open, ask the workers every ``poll_s`` s (:func:`full_directory`); at the first failed write, stop the
+    """While open, ask the workers every ``poll_s`` s (:func:`full_directory`); at the first failed write since it
+    opened (a worker of an existing cluster keeps the count of an earlier run's, on a disk since freed), stop the
     block (a SIGINT to the main thread, as Ctrl-C: the same clean-up) and raise :class:`LocalDirectoryFull` in place
     of what it raised. An error of the block (a ``P2POutOfDiskError``, a worker lost for memory it could not spill)
     is replaced too when the workers say the same after it. Stopping needs the block in the main thread, with a
@@ -167,10 +183,11 @@ def full_disk_stops(client: Any, directory: str | None = None, external: bool = 
     found: list[LocalDirectoryFull] = []
     stop, lock = threading.Event(), threading.Lock()
     main = threading.current_thread() is threading.main_thread()
+    before = _asked_within(failed_writes, client) or {}  # an earlier run's failures: not this run's
 
     def watch() -> None:
         while not stop.wait(poll_s):
-            error = full_directory(client, directory, external)
+            error = full_directory(client, directory, external, before)
             if error is None:
                 continue
             with lock:  # not once the block has ended: the signal would stop what comes after it
@@ -196,7 +213,7 @@ def full_disk_stops(client: Any, directory: str | None = None, external: bool = 
     except BaseException as exc:
         halt()
         if not found and isinstance(exc, Exception):
-            found.extend(error for error in [_asked_within(client, directory, external)] if error is not None)
+            found.extend(error for error in [_asked_within(full_directory, client, directory, external, before)] if error is not None)
         if found:
             raise found[0] from None
         raise

@@ -119,3 +119,30 @@ def test_a_real_full_tmpfs_stops_the_run_and_a_nearly_full_one_does_not(tmp_path
     assert done.stdout.splitlines()[1].startswith(f"disk full in cluster.local_directory {mount}: dask's spill files "), \
         done.stdout + done.stderr
     assert "Spill to disk failed" not in done.stderr
+
+
+class _CountingWorkers:
+    """A client whose one worker reports ``failures`` failed spill writes; ``asked`` is set after a few questions."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures, self.questions, self.asked = failures, 0, threading.Event()
+
+    def run(self, function, on_error=None):
+        self.questions += 1
+        if self.questions >= 4:
+            self.asked.set()
+        return {"tcp://w1": {"failures": self.failures, "what": "spill", "directory": "/spill", "free": 0}}
+
+
+def test_an_earlier_runs_failed_writes_do_not_stop_the_next_run():
+    from rapids_engage.spill_disk import full_disk_stops
+
+    workers = _CountingWorkers(failures=2)  # a long-lived worker of an existing cluster: an earlier run's failures
+    with full_disk_stops(workers, "/spill", poll_s=0.01):
+        assert workers.asked.wait(30)  # polled several times: no stop
+    workers = _CountingWorkers(failures=2)
+    with pytest.raises(LocalDirectoryFull) as raised:
+        with full_disk_stops(workers, "/spill", poll_s=0.01):
+            workers.failures = 3  # this run's own
+            time.sleep(30)  # stopped long before
+    assert "(0 bytes free; 1 failed write(s) on worker tcp://w1)" in one_line(raised.value, ())
