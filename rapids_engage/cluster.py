@@ -522,17 +522,25 @@ def check_shared_paths(client: Any, address: str, read: Iterable[str | Path] = (
     finally:
         for probe in probes:
             probe.unlink(missing_ok=True)
-    blind = sorted((worker, problems) for worker, problems in seen.items() if problems)
-    if blind:
-        worker, problems = blind[0]
+    if first := first_worker(seen):
+        worker, problems, others = first
         path, what = problems[0]
-        others = f" (and {len(blind) - 1} more worker(s))" if len(blind) > 1 else ""
         raise ClusterError(
             f"worker {worker}{others} of the cluster at {address} {what} {path} as this process does: an existing "
             "cluster's workers read the input and write the outputs (feature store, predictions) themselves, so put the "
             "input (data.path, data.cache_dir, predict --input) and the outputs (--out, --store) on a filesystem every "
             "worker mounts at the same path, writable by the workers' user"
         )
+
+
+def first_worker(found: dict[str, Any]) -> tuple[str, Any, str] | None:
+    """Of the workers whose value in ``found`` (worker address -> what is wrong there) is not empty: the first by
+    address, its value and `` (and N more worker(s))`` (or ""), for a one-line error; None when there is none."""
+    bad = sorted((worker, value) for worker, value in found.items() if value)
+    if not bad:
+        return None
+    more = f" (and {len(bad) - 1} more worker(s))" if len(bad) > 1 else ""
+    return bad[0][0], bad[0][1], more
 
 
 def _worker_names(dask_scheduler: Any) -> dict[str, Any]:

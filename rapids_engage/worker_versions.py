@@ -65,14 +65,12 @@ def differences(ours: dict[str, str | None], theirs: dict[str, str | None]) -> l
 def check_same_code(client: Any, address: str) -> None:
     """Fail in one line unless every worker of the cluster at ``address`` runs this process's rapids_engage source and
     library versions (:func:`code_versions`); run after the backend's setup on the workers."""
-    from .cluster import ClusterError
+    from .cluster import ClusterError, first_worker
 
     ours = code_versions()
     seen = client.run(_versions_by_value(), LIBRARIES, GPU_LIBRARIES)
-    other = sorted((worker, differences(ours, theirs)) for worker, theirs in seen.items() if differences(ours, theirs))
-    if other:
-        worker, diff = other[0]
-        more = f" (and {len(other) - 1} more worker(s))" if len(other) > 1 else ""
+    if first := first_worker({worker: differences(ours, theirs) for worker, theirs in seen.items()}):
+        worker, diff, more = first
         raise ClusterError(
             f"worker {worker}{more} of the cluster at {address} runs other code than this process ({'; '.join(diff)}): the "
             "workers compute the features and train the models with their own installation, so install the same "
