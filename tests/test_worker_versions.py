@@ -61,3 +61,11 @@ def test_the_source_digest_follows_the_files_and_not_their_bytecode(tmp_path, mo
     assert code_versions(libraries=(), loaded_only=()) == first
     (package / "a.py").write_text("X = 2\n")
     assert code_versions(libraries=(), loaded_only=()) != first
+
+
+def test_first_worker_names_the_first_failing_worker_and_counts_the_others():
+    from rapids_engage.cluster import first_worker
+
+    assert first_worker({"tcp://b": [], "tcp://a": None}) is None
+    assert first_worker({"tcp://b": ["x"], "tcp://a": []}) == ("tcp://b", ["x"], "")
+    assert first_worker({"tcp://c": ["z"], "tcp://b": ["y"], "tcp://a": []}) == ("tcp://b", ["y"], " (and 1 more worker(s))")
