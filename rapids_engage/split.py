@@ -25,14 +25,14 @@ class SplitInfo:
         return self.cutoff - self.gap
 
 
-def gap_seconds(gap_hours: float) -> int:
-    """``split.gap_hours`` in whole seconds, as event times are (rounded as ``valid_hours`` is)."""
-    return int(round(gap_hours * 3600))
+def whole_seconds(hours: float) -> int:
+    """``split.valid_hours`` or ``split.gap_hours`` in whole seconds, as event times are."""
+    return int(round(hours * 3600))
 
 
 def training_end(split: dict) -> int:
     """The latest training time of a report's ``split`` record: its cut-off less its gap (none before gaps were)."""
-    return int(split["cutoff"]) - gap_seconds(float(split.get("gap_hours") or 0))
+    return int(split["cutoff"]) - whole_seconds(float(split.get("gap_hours") or 0))
 
 
 #: The smallest share of the rows either side of the cut-off may hold (a stray far-future time).
@@ -57,13 +57,13 @@ def time_split(
 
     if valid_hours <= 0:
         raise ValueError(f"split.valid_hours must be > 0, got {valid_hours}")
-    window = int(round(valid_hours * 3600))
+    window = whole_seconds(valid_hours)
     if window < 1:  # not 'the validation side holds 0 rows ... a far-off time in the data'
         raise ValueError(f"split.valid_hours={valid_hours:g} is {valid_hours * 3600:.2g} s, which rounds to no window "
                          "(event times are whole seconds): give at least 0.0003 (one second)")
     if not 0 <= gap_hours < float("inf"):
         raise ValueError(f"split.gap_hours must be a number of hours >= 0, got {gap_hours}")
-    gap = gap_seconds(gap_hours)
+    gap = whole_seconds(gap_hours)
     times = frame[time_column]
     lo, hi, nulls = dask.compute(times.min(), times.max(), times.isna().sum())
     if nulls:  # on neither side of a cut-off: the rows would be lost without a word
