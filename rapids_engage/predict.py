@@ -216,7 +216,10 @@ def history_events(spec: str, model_dir: Path, backend: Backend, time_column: st
             raise DataError(f"--history validation reads the run's split from {report}, which is missing")
         hint = "rerun the pipeline, or pass the events' parquet directory instead"
         split = read_json(report, {"split": dict}, hint)["split"]
-        check_fields(split, {"data_dir": str, "cutoff": (int, float)}, report, hint, where="split")
+        check_fields(split, {"data_dir": str, "cutoff": (int, float), "gap_hours": (int, float, type(None))}, report,
+                     hint, where="split")
+        if (split.get("gap_hours") or 0) < 0:
+            raise DamagedFile(report, f"key split.gap_hours is {split['gap_hours']}, below 0", hint)
         data = Path(split["data_dir"])
         if not data.is_dir():
             raise DataError(f"--history validation: the run's data ({data}) is gone (a cleared cache?); pass the "

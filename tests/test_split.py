@@ -81,6 +81,25 @@ def test_predict_history_validation_takes_the_events_after_the_cutoff_only(tmp_p
     assert sorted(got["t"]) == [t0 + DAY + 1, t0 + 2 * DAY]
 
 
+@pytest.mark.parametrize("gap, why", [("24", "key split.gap_hours is a string, not a number or null"),
+                                       (-24, "key split.gap_hours is -24, below 0")])
+def test_predict_history_validation_refuses_a_damaged_gap(tmp_path, gap, why):
+    """A report.json whose ``split.gap_hours`` is not a number of hours >= 0 (edited by hand, damaged) was a
+    ValueError traceback (text) or a filter that left purged rows out (negative): now it names the file and key."""
+    import json
+
+    from rapids_engage.atomic import DamagedFile
+    from rapids_engage.backend import CPU
+    from rapids_engage.predict import history_events
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "models").mkdir()
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"split": {"data_dir": str(tmp_path / "data"), "cutoff": 1_600_000_000, "gap_hours": gap}}))
+    with pytest.raises(DamagedFile, match=f"^{report} is damaged \\({why}\\)"):
+        history_events("validation", tmp_path / "models", CPU, "t")
+
+
 def test_rows_without_a_time_are_refused_not_lost():
     """A null time is neither <= nor > the cut-off: such rows were silently in neither split (hand-made parquet
     of data.source: parquet), while the side checks counted them as training rows."""
