@@ -858,3 +858,49 @@ def test_ranking_curves_of_cudf_and_cupy_inputs_are_the_cpu_s():
     assert got["map"] == pytest.approx(want["map"], abs=1e-12) and got["ndcg"] == pytest.approx(want["ndcg"], abs=1e-12)
     for band in ("map_band", "ndcg_band"):  # the bootstrap draws on the host: the same band from the device's tables
         assert [list(v) for v in got[band]] == [pytest.approx(list(v), abs=1e-12) for v in want[band]]
+
+
+def test_event_log_labels_on_gpu():
+    """``event_labels.label_partition`` (groupby min / cummin / shift with a fill value, a merge on the keys) labels
+    the same anchors alike on cudf as on pandas: ties in time, events of several types at one millisecond, the
+    horizon's edge, anchors after the cut-off flagged."""
+    import cudf
+
+    from rapids_engage.config import EventsSpec
+    from rapids_engage.ingest.event_labels import LEFT_OUT, label_partition
+    from rapids_engage.ingest.table_types import EVENT_MS
+
+    rng = np.random.default_rng(3)
+    n = 20_000
+    frame = pd.DataFrame({
+        "visitorid": rng.integers(0, 300, n).astype("int64"),
+        "itemid": rng.integers(0, 8, n).astype("int64"),
+        EVENT_MS: (1_433_000_000_000 + rng.integers(0, 2_000, n) * 1_800_000 + rng.integers(0, 3, n)).astype("int64"),
+        "event": rng.choice(["view", "view", "view", "addtocart", "transaction"], n),
+        "row_id": rng.permutation(n).astype("int64"),
+    })
+    spec = EventsSpec(column="event", anchor="view", horizon_hours=24, targets={"cart": "addtocart", "buy": "transaction"})
+    cutoff = int(frame[EVENT_MS].quantile(0.9))
+    cpu = label_partition(frame, "visitorid", "itemid", spec, cutoff)
+    gpu = label_partition(cudf.from_pandas(frame), "visitorid", "itemid", spec, cutoff).to_pandas()
+    assert cpu["cart"].sum() > 100 and cpu[LEFT_OUT].any()
+    pd.testing.assert_frame_equal(gpu, cpu, check_dtype=False)
+
+
+def test_split_with_a_gap_on_gpu():
+    """``time_split(gap_hours=)`` on dask_cudf: the same training, validation and purged rows as on dask/pandas."""
+    import dask.dataframe as dd
+    pytest.importorskip("dask_cudf")  # dask's cudf backend
+
+    from rapids_engage.split import time_split
+
+    rows = _events(n=20_000).assign(tweet_id=np.arange(20_000, dtype="int64"))
+    cpu_frame = dd.from_pandas(rows, npartitions=4)
+    gpu_frame = cpu_frame.to_backend("cudf")
+    (ct, cv, ci), (gt, gv, gi) = (time_split(f, 12, "tweet_timestamp", ["like", "reply"], gap_hours=6)
+                                  for f in (cpu_frame, gpu_frame))
+    assert (gi.cutoff, gi.purged) == (ci.cutoff, ci.purged) and ci.purged > 0
+    for cpu, gpu in ((ct, gt), (cv, gv)):
+        cpu = cpu.compute().sort_values("tweet_id", ignore_index=True)
+        gpu = gpu.compute().to_pandas().sort_values("tweet_id", ignore_index=True)
+        pd.testing.assert_frame_equal(gpu, cpu, check_dtype=False)
