@@ -3,7 +3,7 @@
 Dask keeps a partition in memory when writing it there fails, and a P2P shuffle that cannot write fails and
 starts again: with that directory on a full disk a run went on until killed, logging thousands of lines. Each
 worker counts the spill and shuffle writes that failed for lack of space (:func:`count_failed_writes`, from the
-worker setup; those log lines are dropped: the run says it once); while a run uses the cluster,
+worker setup; while a run watches, those log lines are dropped: the run says it once); while a run uses the cluster,
 :func:`full_disk_stops` asks the workers every few seconds and stops the run at the first such failure. Only a
 failed write counts: a directory that is nearly full but still written to is no reason to stop.
 """
@@ -16,6 +16,7 @@ import logging
 import shutil
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +27,10 @@ NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
 
 #: Seconds between two questions to the workers.
 POLL_S = 2.0
+
+#: Seconds a worker's log leaves out what a run says in its place (:meth:`_FailedWrites.said_by_the_run`): its
+#: writes that found no room, after the run last asked; the P2P shuffle errors that follow such a write.
+QUIET_S = 30.0
 
 
 def _chain(exc: BaseException | None) -> Iterator[BaseException]:
@@ -54,34 +59,56 @@ def failed_for_room(record: logging.LogRecord) -> str | None:
 
 
 class _FailedWrites(logging.Handler):
-    """Counts the records :func:`failed_for_room` tells, and what failed last."""
+    """Counts the records :func:`failed_for_room` tells, and what failed last; knows when a run's watch last asked
+    and when this worker's last failure since the latest watch opened was (:meth:`said_by_the_run`)."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.count = 0
         self.what: str | None = None
+        self.asked_at: float | None = None
+        self.failed_at: float | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         what = failed_for_room(record)
         if what is not None:
             self.count += 1
             self.what = what
+            self.failed_at = time.monotonic()
+
+    def asked(self, opening: bool) -> None:
+        """A run's watch asked; ``opening``: a new watch, for which earlier failures are not its own."""
+        self.asked_at = time.monotonic()
+        if opening:
+            self.failed_at = None
+
+    def said_by_the_run(self, record: logging.LogRecord) -> bool:
+        """Whether a run says what ``record`` says, which the worker's log then leaves out: a write that found no
+        room (:func:`failed_for_room`, with its traceback, every few seconds) while a run watches (asked within
+        :data:`QUIET_S`), or a P2P shuffle error within :data:`QUIET_S` of such a failure seen since the latest
+        watch opened (a shuffle the stopped run left behind). Any other record, and these once that time has
+        passed or a new watch opened, is logged: a long-lived worker's later errors are not hidden."""
+        now = time.monotonic()
+        if failed_for_room(record) is not None:
+            return self.asked_at is not None and now - self.asked_at < QUIET_S
+        if self.failed_at is None or now - self.failed_at >= QUIET_S:
+            return False
+        exc = record.exc_info[1] if record.exc_info else None
+        return any(type(e).__module__.startswith("distributed.shuffle") for e in _chain(exc))
 
 
 class _SaidByTheRun(logging.Filter):
-    """Drops, from a log handler of the worker, what :func:`failed_for_room` tells (with its traceback, every few
-    seconds), the P2P shuffle errors that follow it in this worker (a shuffle the stopped run forgot), and the
-    worker's line for each question of :func:`full_disk_stops`."""
+    """Drops, from a log handler of the worker, what a run says in its place (:meth:`_FailedWrites.said_by_the_run`)
+    and the worker's line for each question of :func:`full_disk_stops`."""
+
+    def __init__(self, counter: _FailedWrites) -> None:
+        super().__init__()
+        self.counter = counter
 
     def filter(self, record: logging.LogRecord) -> bool:
         if str(record.msg).startswith("Run out-of-band function") and record.args == ("rapids_engage_disk_state",):
             return False
-        if failed_for_room(record) is not None:
-            return False
-        counter = _counter()
-        exc = record.exc_info[1] if record.exc_info else None
-        return not (counter and counter.count and any(type(e).__module__.startswith("distributed.shuffle")
-                                                      for e in _chain(exc)))
+        return not self.counter.said_by_the_run(record)
 
 
 def _counter() -> _FailedWrites | None:
@@ -91,22 +118,26 @@ def _counter() -> _FailedWrites | None:
 
 def count_failed_writes() -> None:
     """In a worker process: count its spill / P2P shuffle writes that failed for lack of space (a handler on the
-    ``distributed`` logger, which its modules log under) and drop their log lines (once)."""
+    ``distributed`` logger, which its modules log under) and drop their log lines while a run says them (once)."""
     log = logging.getLogger("distributed")
-    if not any(isinstance(h, _FailedWrites) for h in log.handlers):
-        log.addHandler(_FailedWrites())
+    counter = _counter()
+    if counter is None:
+        counter = _FailedWrites()
+        log.addHandler(counter)
     for handler in log.handlers + logging.getLogger().handlers:
         if not isinstance(handler, _FailedWrites) and not any(isinstance(f, _SaidByTheRun) for f in handler.filters):
-            handler.addFilter(_SaidByTheRun())
+            handler.addFilter(_SaidByTheRun(counter))
     worker_log = logging.getLogger("distributed.worker")  # the "Run out-of-band function" line: logger-level too
     if not any(isinstance(f, _SaidByTheRun) for f in worker_log.filters):
-        worker_log.addFilter(_SaidByTheRun())
+        worker_log.addFilter(_SaidByTheRun(counter))
 
 
-def rapids_engage_disk_state(dask_worker: Any) -> dict[str, Any]:
-    """(Run on a worker.) Its failed writes for lack of space, what failed last, its local directory and the
-    bytes free there (None when that cannot be read)."""
+def rapids_engage_disk_state(dask_worker: Any, opening: bool = False) -> dict[str, Any]:
+    """(Run on a worker, by a run's watch; ``opening``: one that opens.) Its failed writes for lack of space, what
+    failed last, its local directory and the bytes free there (None when that cannot be read)."""
     counter = _counter()
+    if counter is not None:
+        counter.asked(opening)
     directory = str(dask_worker.local_directory)
     try:
         free: int | None = shutil.disk_usage(directory).free
@@ -116,19 +147,20 @@ def rapids_engage_disk_state(dask_worker: Any) -> dict[str, Any]:
             "directory": directory, "free": free}
 
 
-def _disk_states(client: Any) -> dict[str, dict[str, Any]]:
+def _disk_states(client: Any, opening: bool = False) -> dict[str, dict[str, Any]]:
     """:func:`rapids_engage_disk_state` of each worker of ``client`` that answered; {} when they cannot be asked."""
     try:
-        states = client.run(rapids_engage_disk_state, on_error="return")
+        states = client.run(rapids_engage_disk_state, on_error="return", opening=opening)
     except Exception:  # noqa: BLE001 - best effort: the scheduler is gone, the run ends anyway
         return {}
     return {w: s for w, s in states.items() if isinstance(s, dict)}
 
 
 def failed_writes(client: Any) -> dict[str, int]:
-    """Each worker's failed writes so far: those before a run are not its own (a long-lived worker of an existing
-    cluster keeps its count from run to run)."""
-    return {w: s["failures"] for w, s in _disk_states(client).items()}
+    """Each worker's failed writes so far, asked by a watch that opens: those before a run are not its own (a
+    long-lived worker of an existing cluster keeps its count from run to run), nor are the P2P shuffle errors
+    after them (its log shows them again)."""
+    return {w: s["failures"] for w, s in _disk_states(client, opening=True).items()}
 
 
 def full_directory(client: Any, directory: str | None = None, external: bool = False,

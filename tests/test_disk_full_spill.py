@@ -127,7 +127,7 @@ class _CountingWorkers:
     def __init__(self, failures: int) -> None:
         self.failures, self.questions, self.asked = failures, 0, threading.Event()
 
-    def run(self, function, on_error=None):
+    def run(self, function, on_error=None, **kwargs):
         self.questions += 1
         if self.questions >= 4:
             self.asked.set()
@@ -146,3 +146,60 @@ def test_an_earlier_runs_failed_writes_do_not_stop_the_next_run():
             workers.failures = 3  # this run's own
             time.sleep(30)  # stopped long before
     assert "(0 bytes free; 1 failed write(s) on worker tcp://w1)" in one_line(raised.value, ())
+
+
+def _shuffle_error(text: str) -> logging.LogRecord:
+    from distributed.shuffle._exceptions import ShuffleClosedError
+
+    return _record("distributed.shuffle._core", _raised(ShuffleClosedError(text)))
+
+
+def test_the_worker_log_leaves_out_only_what_the_watching_run_says(monkeypatch):
+    """The worker's filter dropped every P2P shuffle error for ever after one failed write. It drops a write that
+    found no room only while a run watches, and the shuffle errors after one only for QUIET_S and until a new
+    watch opens; other errors never."""
+    from rapids_engage import spill_disk
+
+    counter = spill_disk._FailedWrites()
+    logged = spill_disk._SaidByTheRun(counter).filter
+    no_room = _record("distributed.spill", OSError(errno.ENOSPC, "No space left on device"))
+    assert logged(no_room)  # no run watches: the worker's own log says it
+    counter.asked(opening=True)
+    assert not logged(no_room) and logged(_shuffle_error("before any failure"))
+    counter.handle(no_room)
+    assert counter.count == 1
+    assert not logged(_shuffle_error("a shuffle the stopped run left behind"))
+    assert logged(_record("distributed.worker", _raised(ValueError("another kind"))))
+    monkeypatch.setattr(spill_disk, "QUIET_S", 0.0)  # the time has passed
+    assert logged(_shuffle_error("later")) and logged(no_room)
+
+
+def _logged_on_worker(logger: str, text: str, no_room: bool) -> None:
+    """(Run on a worker.) Log ``text`` with a write that found no room or a P2P shuffle error."""
+    from distributed.shuffle._exceptions import ShuffleClosedError
+
+    try:
+        raise OSError(errno.ENOSPC, "No space left on device") if no_room else ShuffleClosedError(text)
+    except Exception:  # noqa: BLE001 - logged as the worker's modules do
+        logging.getLogger(logger).exception(text)
+
+
+def test_a_later_runs_shuffle_errors_are_logged_again(capfd):
+    """A long-lived worker (of an existing cluster) whose spill once found no room hid every later P2P shuffle
+    error of its own, in every later run. Now only the stopped run's, and a new watch shows them again."""
+    from distributed import Client, LocalCluster
+
+    from rapids_engage.spill_disk import count_failed_writes, full_disk_stops
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
+        client.run(count_failed_writes)  # as the worker setup does
+        with pytest.raises(LocalDirectoryFull):
+            with full_disk_stops(client, "/spill", poll_s=0.05):
+                client.run(_logged_on_worker, "distributed.spill", "run 1 spill found no room", True)
+                client.run(_logged_on_worker, "distributed.shuffle._core", "run 1 shuffle left behind", False)
+                time.sleep(30)  # stopped long before
+        with full_disk_stops(client, "/spill", poll_s=0.05):
+            client.run(_logged_on_worker, "distributed.shuffle._core", "run 2 shuffle error", False)
+        err = capfd.readouterr().err
+    assert "run 1 spill found no room" not in err and "run 1 shuffle left behind" not in err  # said by run 1
+    assert "run 2 shuffle error" in err
