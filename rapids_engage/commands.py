@@ -27,7 +27,7 @@ from .failures import one_line
 from .ingest import IngestError
 from .pipeline import _keys_sourced, build_features, run
 from .predict import ModelError
-from .stop_signals import stop_signals
+from .stop_signals import interrupted_for, stop_signals
 
 #: The failures a run reports in one line (with running out of memory, a full disk and an unusable path: :mod:`.failures`).
 KNOWN_ERRORS = (BackendError, ConfigError, DataError, IngestError, ModelError, FileNotFoundError, ValueError, MemoryError,
@@ -238,19 +238,25 @@ def _audit(args: argparse.Namespace, console: Console, command: str | None = Non
 
 def _guarded(action: Any, args: argparse.Namespace, console: Console) -> int:
     """Run ``action`` (its int result is the exit code); known failures, running out of memory and a full disk
-    become one line on stderr (the latter two with what to change), exit 2."""
+    become one line on stderr (the latter two with what to change), exit 2. A KeyboardInterrupt is "interrupted",
+    exit 130, unless the run stopped itself for an error (a full spill disk, :func:`~.stop_signals.interrupted_for`):
+    that error's line, exit 2, wherever the interrupt surfaced."""
     try:
         code = action()
     except KeyboardInterrupt:
-        console.print("[red]error:[/red] interrupted")
-        return 130
+        stopped_for = interrupted_for()
+        if stopped_for is None:
+            console.print("[red]error:[/red] interrupted")
+            return 130
+        message = one_line(stopped_for, KNOWN_ERRORS) or str(stopped_for)
     except Exception as exc:  # noqa: BLE001 - only known failures, OOMs and a full disk become one line
         message = None if args.debug else one_line(exc, KNOWN_ERRORS)
         if message is None:
             raise
-        console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-        return 2
-    return code if isinstance(code, int) else 0
+    else:
+        return code if isinstance(code, int) else 0
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    return 2
 
 
 #: Console width when stderr is not a terminal (a log, CI): the metrics tables' headers fit, not cut at 80.

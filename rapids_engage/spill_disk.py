@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .failures import LocalDirectoryFull
+from .stop_signals import interrupt_main_for
 
 #: errno values of a write that found no room (a full disk, a quota).
 NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
@@ -208,10 +209,11 @@ def full_disk_stops(client: Any, directory: str | None = None, external: bool = 
                     poll_s: float = POLL_S) -> Iterator[None]:
     """While open, ask the workers every ``poll_s`` s (:func:`full_directory`); at the first failed write since it
     opened (a worker of an existing cluster keeps the count of an earlier run's, on a disk since freed), stop the
-    block (a SIGINT to the main thread, as Ctrl-C: the same clean-up) and raise :class:`LocalDirectoryFull` in place
-    of what it raised. An error of the block (a ``P2POutOfDiskError``, a worker lost for memory it could not spill)
-    is replaced too when the workers say the same after it. Stopping needs the block in the main thread, with a
-    Python SIGINT handler; elsewhere the error is raised only once the block fails."""
+    block (:func:`~.stop_signals.interrupt_main_for`: a SIGINT to the main thread, as Ctrl-C, the same clean-up) and
+    raise :class:`LocalDirectoryFull` in place of what it raised; where the interrupt surfaces past this (a stage's
+    end), the command's handler says the same line. An error of the block (a ``P2POutOfDiskError``, a worker lost
+    for memory it could not spill) is replaced too when the workers say the same after it. Stopping needs the block
+    in the main thread, with a Python SIGINT handler; elsewhere the error is raised only once the block fails."""
     found: list[LocalDirectoryFull] = []
     stop, lock = threading.Event(), threading.Lock()
     main = threading.current_thread() is threading.main_thread()
@@ -226,7 +228,7 @@ def full_disk_stops(client: Any, directory: str | None = None, external: bool = 
                 if not stop.is_set():
                     found.append(error)
                     if main and callable(signal.getsignal(signal.SIGINT)):
-                        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                        interrupt_main_for(error)
             return
 
     def halt() -> None:
@@ -242,6 +244,9 @@ def full_disk_stops(client: Any, directory: str | None = None, external: bool = 
     thread.start()
     try:
         yield
+    except GeneratorExit:  # never resumed: our interrupt landed in the ``with``'s exit; the run says it
+        halt()
+        raise
     except BaseException as exc:
         halt()
         if not found and isinstance(exc, Exception):

@@ -148,6 +148,63 @@ def test_an_earlier_runs_failed_writes_do_not_stop_the_next_run():
     assert "(0 bytes free; 1 failed write(s) on worker tcp://w1)" in one_line(raised.value, ())
 
 
+class _InterruptedOnExit:
+    """:func:`full_disk_stops`' context whose exit the interrupt reaches before the watch's code runs (a SIGINT
+    landing in contextlib's ``__exit__`` as the stage ends)."""
+
+    def __init__(self, watch) -> None:
+        self.watch = watch
+
+    def __enter__(self) -> None:
+        self.watch.__enter__()
+
+    def __exit__(self, *exc) -> None:
+        raise KeyboardInterrupt
+
+
+def test_a_stop_whose_interrupt_lands_as_the_stage_ends_says_disk_full(monkeypatch):
+    """The watch's SIGINT landing while a stage ended (in contextlib's exit, before the watch's code) surfaced as a
+    Ctrl-C: "error: interrupted", exit 130 (and the watch's error as "Exception ignored in ..."). The watch records
+    why it stopped the run; the command says that line, exit 2. A later command's Ctrl-C is "interrupted" again."""
+    import argparse
+    import gc
+    import io
+    import signal
+
+    from rich.console import Console
+
+    from rapids_engage.commands import _guarded
+    from rapids_engage.spill_disk import full_disk_stops
+    from rapids_engage.stop_signals import stop_signals
+
+    sent = threading.Event()
+    monkeypatch.setattr(signal, "pthread_kill", lambda ident, signum: sent.set())  # it lands below instead
+    ignored = []
+    monkeypatch.setattr(sys, "unraisablehook", ignored.append)
+
+    def stage() -> int:
+        workers = _CountingWorkers(failures=0)
+        with _InterruptedOnExit(full_disk_stops(workers, "/spill", poll_s=0.01)):
+            workers.failures = 1
+            assert sent.wait(30)
+        return 0
+
+    def ctrl_c() -> int:
+        raise KeyboardInterrupt
+
+    said = io.StringIO()
+    with stop_signals():
+        assert _guarded(stage, argparse.Namespace(debug=False), Console(file=said, width=300)) == 2
+    gc.collect()
+    assert said.getvalue().startswith("error: disk full in cluster.local_directory /spill: dask's spill files "), \
+        said.getvalue()
+    assert not ignored, [u.exc_value for u in ignored]
+    said = io.StringIO()
+    with stop_signals():
+        assert _guarded(ctrl_c, argparse.Namespace(debug=False), Console(file=said, width=300)) == 130
+    assert said.getvalue() == "error: interrupted\n"
+
+
 def _shuffle_error(text: str) -> logging.LogRecord:
     from distributed.shuffle._exceptions import ShuffleClosedError
 
