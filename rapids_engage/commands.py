@@ -186,6 +186,8 @@ def build_ingest_parser() -> argparse.ArgumentParser:
                    "a row is quarantined)")
     p.add_argument("--unlabelled", action="store_true", help="the files carry no target columns (table sources)")
     p.add_argument("--strict", action="store_true", help="fail at the first bad row (file:line:column)")
+    p.add_argument("--ingest-workers", metavar="N", help="processes that parse the files: a number >= 1 or auto "
+                   "(default: the config's data.ingest_workers); the output is the same whatever the number")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -207,7 +209,7 @@ def _check_table_spec(cfg: Config, unlabelled: bool) -> None:
 def _ingest(args: argparse.Namespace, console: Console) -> None:
     from .ingest import ingest_recsys, ingest_table
 
-    cfg = load_config(args.config, args.set)
+    cfg = load_config(args.config, args.set + ([f"data.ingest_workers={args.ingest_workers}"] if args.ingest_workers else []))
     files = args.input or cfg.data.path
     if not files:
         raise ConfigError("ingest: give --input (a glob of raw files) or set data.path in the config")
@@ -216,9 +218,10 @@ def _ingest(args: argparse.Namespace, console: Console) -> None:
         if spec is None:
             raise ConfigError("ingest: data.source is 'table' but the config has no data.table section")
         _check_table_spec(cfg, args.unlabelled)
-        result = ingest_table(files, args.out, spec, strict=args.strict or cfg.data.strict, unlabelled=args.unlabelled)
+        result = ingest_table(files, args.out, spec, strict=args.strict or cfg.data.strict, unlabelled=args.unlabelled,
+                              workers=cfg.data.ingest_workers)
     elif cfg.data.source in ("recsys", "synthetic", "parquet"):
-        result = ingest_recsys(files, args.out, strict=args.strict or cfg.data.strict)
+        result = ingest_recsys(files, args.out, strict=args.strict or cfg.data.strict, workers=cfg.data.ingest_workers)
     else:
         raise ConfigError(f"ingest: data.source {cfg.data.source!r} has no raw format")
     check_some_ingested(asdict(result), f"ingest {files}", Path(args.out))

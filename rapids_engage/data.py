@@ -109,7 +109,8 @@ def recsys_dataset(cfg: Config, backend: Any = None, on_chunk: Callable[[int, in
                         f"{', ...' if len(tests) > 1 else ''}): a run trains on labelled files, and their rows would count "
                         "as not engaged with; leave them out of data.path and score them with `ingest` then `predict`")
     summary = _ingest_once(root, lambda: ingest_recsys(
-        files, root, backend=backend or CPU_BACKEND, strict=cfg.data.strict, on_progress=on_chunk))
+        files, root, backend=backend or CPU_BACKEND, strict=cfg.data.strict, on_progress=on_chunk,
+        workers=cfg.data.ingest_workers))
     return _ingested(root, summary, f"recsys {len(files)} file(s)", RECSYS)
 
 
@@ -122,7 +123,8 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
         raise DataError("data.source is 'table' but the data.table section (format and column roles) is missing")
     table_layout(spec)  # validates the target kinds before any file is read
     files, root = table_cache(cfg)
-    summary = _ingest_once(root, lambda: ingest_table(files, root, spec, strict=cfg.data.strict, on_progress=on_chunk))
+    summary = _ingest_once(root, lambda: ingest_table(files, root, spec, strict=cfg.data.strict, on_progress=on_chunk,
+                                                      workers=cfg.data.ingest_workers))
     return _ingested(root, summary, f"table {len(files)} file(s)", Layout.load(root))
 
 
@@ -252,6 +254,8 @@ def _ingested(root: Path, summary: dict, what: str, layout: Layout | None) -> Da
         desc += f"; {events_line(summary['events'], summary['output_rows'])}"
     if summary.get("damaged"):
         desc += f", {summary['damaged']}"
+    if summary.get("workers", 1) > 1:
+        desc += f", parsed on {summary['workers']} processes"
     desc += f" ({root})"
     return Dataset(root / "data", None, desc, info, layout)
 

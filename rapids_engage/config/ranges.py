@@ -89,6 +89,7 @@ VALUE_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
     (DataConfig, "partition_rows"): (lambda v: v is None or v >= 1, "a whole number of rows >= 1 or null"),
     (DataConfig, "min_partition_rows"): (
         lambda v: v is None or v == "auto" or v >= 1, "a whole number of rows >= 1, 'auto' or null"),
+    (DataConfig, "ingest_workers"): (lambda v: v == "auto" or v >= 1, "a whole number of processes >= 1 or 'auto'"),
     (SyntheticConfig, "rows"): (lambda v: v >= 1, "a whole number of rows >= 1"),
     (SyntheticConfig, "days"): (lambda v: v >= 1, "a whole number of days >= 1"),
     (SyntheticConfig, "seed"): (lambda v: v >= 0, "a whole number >= 0"),

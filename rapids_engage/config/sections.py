@@ -43,6 +43,9 @@ class DataConfig:
     # files are split): tiny partitions cost a task's overhead each. auto: 250,000 rows on CPU,
     # 2,000,000 on GPU; null: a partition per file
     min_partition_rows: int | Literal["auto"] | None = "auto"
+    # processes that parse raw input (recsys, table) at ingest; the output is the same whatever their number.
+    # auto: the cores this process may use, at most one per 1.5 GiB of available memory and per read block; 1: serial
+    ingest_workers: int | Literal["auto"] = "auto"
 
 
 @dataclass

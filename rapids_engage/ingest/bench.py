@@ -1,4 +1,4 @@
-"""Throughput and memory check of the raw ingest (not a test): ``python -m rapids_engage.ingest.bench [--mb 200] [--gzip]``.
+"""Throughput and memory check of the raw ingest (not a test): ``python -m rapids_engage.ingest.bench [--mb 200] [--gzip] [--ingest-workers N]``.
 
 Generates a raw RecSys-like file of about ``--mb`` MB (uncompressed, within a row; random,
 valid rows plus 0.1% corrupt ones), ingests it in a fresh subprocess and prints
@@ -139,13 +139,15 @@ def device() -> str:
     return f"{os.cpu_count()}-core CPU ({cpu}), {mem:.0f} GB RAM, {gpu}"
 
 
-def _ingest_child(path: str, out: str, block_mb: int) -> None:
+def _ingest_child(path: str, out: str, block_mb: int, workers: str) -> None:
     from .recsys import ingest_recsys
 
-    res = ingest_recsys([path], out, block_size=block_mb << 20)
+    res = ingest_recsys([path], out, block_size=block_mb << 20, workers=workers if workers == "auto" else int(workers))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    workers_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest worker (0: none)
     print(json.dumps({"rows": res.input_rows, "ingested": res.ingested_rows, "quarantined": res.quarantined_rows,
-                      "elapsed_s": res.elapsed_s, "peak_rss_mb": round(peak_mb, 1), "output_files": res.output_files}))
+                      "elapsed_s": res.elapsed_s, "peak_rss_mb": round(peak_mb, 1), "output_files": res.output_files,
+                      "workers": res.workers, "worker_peak_rss_mb": round(workers_mb, 1)}))
 
 
 def _raw_bytes(path: Path) -> int:
@@ -172,8 +174,8 @@ def run(args: argparse.Namespace) -> dict:
             rows, _ = generate(raw, args.mb, seed=args.seed, gz=args.gzip)
             gen_s = time.perf_counter() - t
             print(f"generated {rows:,} rows, {raw.stat().st_size:,} bytes on disk in {gen_s:.1f} s", flush=True)
-        cmd = [sys.executable, "-m", "rapids_engage.ingest.bench", "--block-mb", str(args.block_mb), "--child", str(raw),
-               str(Path(tmp) / "out")]
+        cmd = [sys.executable, "-m", "rapids_engage.ingest.bench", "--block-mb", str(args.block_mb),
+               "--ingest-workers", str(args.ingest_workers), "--child", str(raw), str(Path(tmp) / "out")]
         t = time.perf_counter()
         out = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - t
@@ -201,6 +203,8 @@ def run(args: argparse.Namespace) -> dict:
         "mb_per_s_on_disk": round(disk_mb / secs, 1),
         "mb_per_s_uncompressed": round(raw_mb / secs, 1),
         "peak_rss_mb": info["peak_rss_mb"],
+        "ingest_workers": info["workers"],
+        "worker_peak_rss_mb": info["worker_peak_rss_mb"],
         "output_files": info["output_files"],
         "block_mb": args.block_mb,
         "generate_s": None if gen_s is None else round(gen_s, 1),
@@ -209,11 +213,18 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+def _workers(value: str) -> int | str:
+    """``--ingest-workers``: ``auto`` or a whole number >= 1."""
+    return value if value == "auto" else positive_int(value)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, default=200, help="uncompressed MB to generate (default 200)")
     ap.add_argument("--gzip", action="store_true", help="generate a gzip-compressed file")
     ap.add_argument("--block-mb", type=positive_int, default=64, help="ingest block size in MiB (default 64)")
+    ap.add_argument("--ingest-workers", type=_workers, default="auto",
+                    help="processes parsing the blocks: a number >= 1 or auto (default; as data.ingest_workers)")
     ap.add_argument("--seed", type=seed_int, default=0)
     ap.add_argument("--input", help="ingest this existing raw file instead of generating one")
     ap.add_argument("--work", help="parent of the scratch directory (default: the system temp dir)")
@@ -223,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.mb > 0:
         ap.error(f"argument --mb: expected MB > 0, got {args.mb:g}")
     if args.child:
-        _ingest_child(*args.child, args.block_mb)
+        _ingest_child(*args.child, args.block_mb, str(args.ingest_workers))
         return
     if args.work is not None:  # made, as the other benches' --work, rather than tempfile's traceback
         args.work = str(writable_dir(ap, "--work", args.work))
@@ -231,7 +242,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"ingest ({r['input']}): {r['rows']:,} rows ({r['quarantined_rows']:,} quarantined), {r['bytes_on_disk']:,} bytes on disk"
           f" ({r['bytes_uncompressed']:,} raw) in {r['ingest_s']:.1f} s -> {r['rows_per_s']:,} rows/s, "
           f"{r['mb_per_s_on_disk']:.1f} MB/s on disk ({r['mb_per_s_uncompressed']:.1f} MB/s raw); "
-          f"peak RSS {r['peak_rss_mb']:,.0f} MiB; {r['output_files']} parquet files (process wall {r['process_wall_s']:.1f} s)")
+          f"peak RSS {r['peak_rss_mb']:,.0f} MiB; {r['output_files']} parquet files (process wall {r['process_wall_s']:.1f} s)"
+          + (f"; {r['ingest_workers']} worker processes (peak RSS {r['worker_peak_rss_mb']:,.0f} MiB the largest)"
+             if r["ingest_workers"] > 1 else "; in process (1 worker)"))
     print(f"device: {r['device']}")
     if args.json:
         write_text(args.json, json.dumps(r, indent=1) + "\n")

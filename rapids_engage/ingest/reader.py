@@ -175,11 +175,17 @@ def _to_strings(lines: pa.LargeBinaryArray) -> tuple[pa.LargeStringArray, dict[i
 
 def iter_line_blocks(path: str | Path, block_size: int = 64 << 20) -> Iterator[LineBlock]:
     """Stream ``path`` as :class:`LineBlock` s of about ``block_size`` bytes each."""
+    for block, first_line, done in iter_raw_blocks(path, block_size):
+        yield _line_block(block, first_line, done)[0]
+
+
+def iter_raw_blocks(path: str | Path, block_size: int = 64 << 20) -> Iterator[tuple[memoryview, int, int]]:
+    """Stream ``path`` as (newline-terminated bytes, the number of their first line, on-disk bytes done) of about
+    ``block_size`` bytes each: what :func:`line_block` makes a :class:`LineBlock` of, here or in another process."""
     next_line = 1
     for block, done in _raw_blocks(Path(path), max(int(block_size), 1)):
-        out, n_lines = _line_block(block, next_line, done)
-        next_line += n_lines
-        yield out
+        yield block, next_line, done
+        next_line += block.obj.count(b"\n", 0, block.nbytes)  # views start at 0 of their object
 
 
 def line_block(data: bytes | memoryview, first_line: int, bytes_done: int) -> LineBlock:
@@ -195,4 +201,4 @@ def _line_block(block: memoryview, first_line: int, bytes_done: int) -> tuple[Li
     return LineBlock(block, has_cr, strings, line_no, counts, bad, bytes_done), n_lines
 
 
-__all__ = ["IngestError", "LineBlock", "iter_line_blocks", "line_block"]
+__all__ = ["IngestError", "LineBlock", "iter_line_blocks", "iter_raw_blocks", "line_block"]

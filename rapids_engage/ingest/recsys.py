@@ -33,7 +33,7 @@ import glob
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,8 @@ from ..backend import CPU, Backend
 from ..schema import DTYPES, EVENT_TIME, RAW_COLUMNS, TEST_COLUMNS
 from .convert import CpuOps, make_ops
 from .quarantine import Quarantine, StrictModeError
-from .reader import IngestError, LineBlock, iter_line_blocks
+from .parallel import blocks_of, ordered_map, worker_count
+from .reader import IngestError, LineBlock, iter_line_blocks, iter_raw_blocks, line_block
 from .writer import DayWriter, canonical_schema, conform
 
 CPU_BACKEND = CPU
@@ -79,6 +80,7 @@ class IngestResult:
     first_quarantined: str | None = None
     #: an event log's labelling (``data.table.events``): anchors, those left out in the last horizon, positives kept
     events: dict | None = None
+    workers: int = 1  #: processes that parsed the input (the output is the same whatever their number)
 
     def summary(self) -> str:
         """One line: rows in, ingested, quarantined per reason and where."""
@@ -92,6 +94,8 @@ class IngestResult:
                 line += f"; first: {self.first_quarantined}"
         if self.events:  # an event log: its anchors are the rows
             line += f"; {events_line(self.events, self.output_rows)}"
+        if self.workers > 1:
+            line += f"; parsed on {self.workers} processes"
         return f"{line} -> {self.out_dir}"
 
 
@@ -124,12 +128,67 @@ def _parse(ops: CpuOps, col: str, values: Any) -> tuple[Any, np.ndarray]:
     return values, np.ones(len(values), bool)
 
 
+@dataclass
+class BlockResult:
+    """What one block gives: its good rows (``table``, None when none) and their lines, its bad rows as
+    :meth:`.Quarantine.extend` takes them (``bad``: lines, columns, reasons, raw lines, details) and its rows."""
+
+    table: Any
+    line_no: np.ndarray
+    bad: tuple[list, list, list, list, list]
+    rows: int
+
+
+def process_block(block: LineBlock, n_fields: int | None, ops: CpuOps, schema: Any) -> BlockResult:
+    """Parse and check the rows of ``block`` of a file of ``n_fields`` fields (None: no line has 24 or 20)."""
+    n = len(block.lines)
+    reason = np.full(n, "", dtype=object)
+    column = np.full(n, None, dtype=object)
+    detail = np.full(n, "", dtype=object)
+    expected = n_fields or len(RAW_COLUMNS)
+    for i, raw in block.bad_utf8.items():
+        reason[i] = "invalid_utf8"
+        column[i], detail[i] = _utf8_column(raw, expected)
+    wrong = (block.counts != expected) & (reason == "")
+    reason[wrong] = "field_count"
+    detail[wrong] = [f"expected {expected} fields, got {c}" for c in block.counts[wrong]]
+    rows = np.flatnonzero(reason == "") if n_fields else np.zeros(0, np.int64)
+    table, line_no = None, np.zeros(0, np.int64)
+    if len(rows):
+        table, line_no = _parse_rows(block, rows, n_fields, ops, schema, reason, column, detail)
+    bad = np.flatnonzero(reason != "")
+    found = (block.line_no[bad].tolist(), column[bad].tolist(), reason[bad].tolist(),
+             block.text(bad) if len(bad) else [], detail[bad].tolist())
+    return BlockResult(table, line_no, found, n)
+
+
+def _parse_rows(block: LineBlock, rows: np.ndarray, n_fields: int, ops: CpuOps, schema: Any, reason: np.ndarray,
+                column: np.ndarray, detail: np.ndarray) -> tuple[Any, np.ndarray]:
+    """(the good ones of ``rows`` as a table of ``schema``, their lines); the bad ones marked in ``reason``,
+    ``column``, ``detail``."""
+    names = RAW_COLUMNS[:n_fields]
+    fields = ops.fields(block, rows, len(names))
+    parsed: dict[str, Any] = {}
+    ok_all = np.ones(len(rows), bool)
+    for name, raw in zip(names, fields):
+        parsed[name], ok = _parse(ops, name, raw)
+        new = np.flatnonzero(~ok & ok_all)  # first bad column of a row wins
+        if len(new):
+            at = rows[new]
+            reason[at], column[at] = _reason(name), name
+            detail[at] = [f"{_reason(name)}: {v!r}"[:200] for v in ops.pick(raw, new)]
+            ok_all[new] = False
+    return conform(ops.to_arrow(parsed, ok_all), schema), block.line_no[rows[ok_all]]
+
+
 class _FileIngest:
     """Ingest state of one input file.
 
     The file kind (24 or 20 fields) is decided by majority over its first
     ``DETECT_LINES`` lines (blocks are held back until then), so one corrupt
-    first line cannot flip it.
+    first line cannot flip it. :meth:`block` / :meth:`finish` ingest in this
+    process; :meth:`hold` / :meth:`ready` only decide, for blocks processed
+    elsewhere (:func:`process_block`) whose results :meth:`apply` takes, in order.
     """
 
     def __init__(self, name: str, ops: CpuOps, quarantine: Quarantine, writer: DayWriter, schema: Any, strict: bool) -> None:
@@ -137,78 +196,57 @@ class _FileIngest:
         self.n_fields: int | None = None
         self.decided = False
         self.rows = self.ingested = 0
-        self._pending: list[LineBlock] = []
+        self._pending: list[Any] = []
         self._votes = np.zeros(2, np.int64)  # lines with 24, with 20 fields
 
     def block(self, block: LineBlock) -> None:
         """Ingest one block (or hold it back until the file kind is known)."""
-        if len(block.lines) == 0:
-            return
-        if self.decided:
-            self._process(block)
-            return
-        self._pending.append(block)
-        self._votes += _votes(block)
-        if self._votes.sum() >= DETECT_LINES:
-            self.finish()
+        for ready in self.hold(block, block):
+            self._process(ready)
 
     def finish(self) -> None:
         """Decide the file kind (if not yet) and ingest the held-back blocks."""
+        for ready in self.ready():
+            self._process(ready)
+
+    def hold(self, block: LineBlock, item: Any) -> list[Any]:
+        """The items (``item``: what stands for ``block``) that can be processed now, in order: none while the
+        file kind is undecided (``item`` held back), all held back ones and ``item`` once it is."""
+        if len(block.lines) == 0:
+            return []
+        if self.decided:
+            return [item]
+        self._pending.append(item)
+        self._votes += _votes(block)
+        return self.ready() if self._votes.sum() >= DETECT_LINES else []
+
+    def ready(self) -> list[Any]:
+        """Decide the file kind (if not yet); the held-back items."""
         if not self.decided:
             self.n_fields = _n_fields(self._votes)
             self.decided = True
         pending, self._pending = self._pending, []
-        for block in pending:
-            self._process(block)
+        return pending
 
     def _process(self, block: LineBlock) -> None:
-        n = len(block.lines)
-        reason = np.full(n, "", dtype=object)
-        column = np.full(n, None, dtype=object)
-        detail = np.full(n, "", dtype=object)
-        expected = self.n_fields or len(RAW_COLUMNS)
-        for i, raw in block.bad_utf8.items():
-            reason[i] = "invalid_utf8"
-            column[i], detail[i] = _utf8_column(raw, expected)
-        wrong = (block.counts != expected) & (reason == "")
-        reason[wrong] = "field_count"
-        detail[wrong] = [f"expected {expected} fields, got {c}" for c in block.counts[wrong]]
-        rows = np.flatnonzero(reason == "") if self.n_fields else np.zeros(0, np.int64)
-        if len(rows):
-            self._parse_rows(block, rows, reason, column, detail)
-        bad = np.flatnonzero(reason != "")
-        if len(bad):
-            self._quarantine(block, bad, reason, column, detail)
-        self.rows += n
-        self.ingested += n - len(bad)
+        self.apply(process_block(block, self.n_fields, self.ops, self.schema))
 
-    def _parse_rows(self, block: LineBlock, rows: np.ndarray, reason: np.ndarray,
-                    column: np.ndarray, detail: np.ndarray) -> None:
-        names = RAW_COLUMNS[: self.n_fields]
-        fields = self.ops.fields(block, rows, len(names))
-        parsed: dict[str, Any] = {}
-        ok_all = np.ones(len(rows), bool)
-        for name, raw in zip(names, fields):
-            parsed[name], ok = _parse(self.ops, name, raw)
-            new = np.flatnonzero(~ok & ok_all)  # first bad column of a row wins
-            if len(new):
-                at = rows[new]
-                reason[at], column[at] = _reason(name), name
-                detail[at] = [f"{_reason(name)}: {v!r}"[:200] for v in self.ops.pick(raw, new)]
-                ok_all[new] = False
-        self._emit(conform(self.ops.to_arrow(parsed, ok_all), self.schema), block.line_no[rows[ok_all]])
+    def apply(self, result: BlockResult) -> None:
+        """Take one block's result: its bad rows to the quarantine (strict: StrictModeError at the first), its
+        good rows on (:meth:`_emit`)."""
+        if result.table is not None:
+            self._emit(result.table, result.line_no)
+        lines, columns, reasons, raws, details = result.bad
+        if lines:
+            if self.strict:
+                raise StrictModeError(self.name, int(lines[0]), columns[0], reasons[0], details[0])
+            self.quarantine.extend([self.name], lines, columns, reasons, raws, details)
+        self.rows += result.rows
+        self.ingested += result.rows - len(lines)
 
     def _emit(self, table: Any, line_no: np.ndarray) -> None:
         """Hand on the good rows of a block (``line_no``: the line of each)."""
         self.writer.write(table)
-
-    def _quarantine(self, block: LineBlock, bad: np.ndarray, reason: np.ndarray, column: np.ndarray, detail: np.ndarray) -> None:
-        lines = block.line_no[bad]
-        if self.strict:
-            i = bad[0]
-            raise StrictModeError(self.name, int(block.line_no[i]), column[i], reason[i], detail[i])
-        self.quarantine.extend([self.name], lines.tolist(), column[bad].tolist(), reason[bad].tolist(), block.text(bad),
-                               detail[bad].tolist())
 
 
 def _votes(block: LineBlock) -> np.ndarray:
@@ -315,7 +353,7 @@ def finish(tmp: Path, out: Path, writer: DayWriter, quarantine: Quarantine, star
     result.rows_per_day = dict(sorted(writer.rows_per_day.items()))
     result.output_files = writer.files
     result.output_rows = sum(writer.rows_per_day.values())
-    _write_json(tmp / RESULT_FILE, asdict(result))
+    _write_json(tmp / RESULT_FILE, {k: v for k, v in asdict(result).items() if k != "workers"})  # the same whatever the workers
     _publish(tmp, out)
     return result
 
@@ -329,11 +367,15 @@ def ingest_recsys(
     block_size: int = 64 << 20,
     on_progress: Callable[[int, int], None] | None = None,
     rows_per_file: int = 1_000_000,
+    workers: int | str = 1,
 ) -> IngestResult:
     """Ingest raw RecSys 2021 files (``inputs``: a list of paths or a glob) into ``out_dir``.
 
     ``on_progress(done_bytes, total_bytes)`` is called after each block (on-disk
-    bytes, so compressed files count their compressed size). Raises
+    bytes, so compressed files count their compressed size). ``workers``: processes
+    that parse the blocks (an int, or ``"auto"``: :func:`.parallel.worker_count`;
+    the GPU backend and inputs of one block ingest in this process); the output is
+    the same whatever their number. Raises
     :class:`.IngestError` for a missing/unreadable input or an ``out_dir`` that
     is not an earlier ingest output, :class:`.StrictModeError` in strict mode.
     """
@@ -346,24 +388,59 @@ def ingest_recsys(
         schema = canonical_schema()
         quarantine = Quarantine(spill_dir=tmp)
         writer = DayWriter(tmp / "data", schema, rows_per_file=rows_per_file, max_buffer_bytes=max(2 * block_size, 64 << 20))
-        total_bytes = sum(p.stat().st_size for p in paths)
-        done_bytes, input_rows, ingested, empty, test_files = 0, 0, 0, [], []
-        for path in paths:
-            state = _FileIngest(str(path), ops, quarantine, writer, schema, strict)
-            for block in iter_line_blocks(path, block_size):
-                state.block(block)
-                if on_progress:
-                    on_progress(done_bytes + block.bytes_done, total_bytes)
-            state.finish()
-            done_bytes += path.stat().st_size
-            input_rows += state.rows
-            ingested += state.ingested
-            if state.rows == 0:
-                empty.append(str(path))
-            if state.n_fields == len(TEST_COLUMNS):
-                test_files.append(str(path))
-        return finish(tmp, out, writer, quarantine, start,
-                      IngestResult(input_rows, ingested, 0, len(paths), {}, str(out), 0.0, empty, test_files))
+        sizes = [p.stat().st_size for p in paths]
+        n = 1 if backend.is_gpu else worker_count(workers, sum(blocks_of(size, block_size) for size in sizes))
+        states = [_FileIngest(str(path), ops, quarantine, writer, schema, strict) for path in paths]
+        done_bytes = dict(zip(states, np.cumsum([0, *sizes[:-1]]).tolist()))
+        setup = (_worker_ops, ()) if n > 1 else (_same, (ops, schema))
+        for (state, bytes_done), result in ordered_map(_block_work, *setup, _block_tasks(paths, states, block_size, n > 1), n):
+            if result is not None:
+                state.apply(result)
+            if on_progress and bytes_done is not None:
+                on_progress(done_bytes[state] + bytes_done, sum(sizes))
+        result = IngestResult(sum(s.rows for s in states), sum(s.ingested for s in states), 0, len(paths), {}, str(out),
+                              0.0, [s.name for s in states if s.rows == 0],
+                              [s.name for s in states if s.n_fields == len(TEST_COLUMNS)], workers=n)
+        return finish(tmp, out, writer, quarantine, start, result)
+
+
+def _block_tasks(paths: list[Path], states: list[_FileIngest], block_size: int,
+                 raw: bool) -> Iterator[tuple[tuple[_FileIngest, int | None], tuple]]:
+    """((file state, on-disk bytes done after the block or None), (block, its file's field count) or None: a block
+    held back or empty, for progress) per block read, in input order; ``raw``: the block as (bytes, first line, bytes done) for another process (a
+    :class:`LineBlock` is built here only while the file kind is undecided), else as a :class:`LineBlock`."""
+    for path, state in zip(paths, states):
+        for data, first_line, bytes_done in iter_raw_blocks(path, block_size):
+            item = (bytes(data), first_line, bytes_done) if raw else None
+            if state.decided and raw:
+                yield (state, bytes_done), (item, state.n_fields)
+                continue
+            block = line_block(data, first_line, bytes_done)
+            held = state.hold(block, item or block)
+            if not held:  # an empty block, or held back: progress as a serial ingest reports it
+                yield (state, bytes_done), None
+            for i, ready in enumerate(held):
+                yield (state, bytes_done if i == len(held) - 1 else None), (ready, state.n_fields)
+        for ready in state.ready():
+            yield (state, None), (ready, state.n_fields)
+
+
+def _block_work(state: tuple, task: tuple) -> BlockResult:
+    """:func:`process_block` of one task of :func:`_block_tasks`."""
+    ops, schema = state
+    block, n_fields = task
+    if isinstance(block, tuple):
+        block = line_block(*block)
+    return process_block(block, n_fields, ops, schema)
+
+
+def _worker_ops() -> tuple[CpuOps, Any]:
+    """A worker's state: the CPU column operations and the canonical schema."""
+    return CpuOps(), canonical_schema()
+
+
+def _same(*state: Any) -> tuple:
+    return state
 
 
 __all__ = ["CPU_BACKEND", "IngestResult", "ingest_recsys"]

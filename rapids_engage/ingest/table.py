@@ -13,7 +13,7 @@ import dataclasses
 import difflib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ..atomic import staged_dir
 from ..config import EventsSpec, ExplodeSpec, TableConfig
@@ -28,6 +29,8 @@ from ..features.counts import DAY
 from ..features.folds import FOLD
 from ..features.table_content import computed_columns
 from ..layout import TABLE_ROW_ID, TABLE_TIME, raw_id_name, table_layout
+from . import table_read
+from .parallel import blocks_of, ordered_map, worker_count
 from .quarantine import Quarantine, StrictModeError
 from .reader import IngestError
 from .recsys import IngestResult, _check_out_dir, input_paths, finish
@@ -281,11 +284,23 @@ class _Run:
 def process_chunk(chunk: Chunk, key: str, plan: Plan, sides: list[SideTable]) -> tuple[pa.Table | None, list[Bad], np.ndarray]:
     """The output rows of a chunk (``key``: its file's name in default row ids), its bad source rows
     (those read bad too) and the chunk row each output row comes from."""
-    n = chunk.rows
-    if n == 0:
+    if chunk.rows == 0:
         return None, list(chunk.bad), np.zeros(0, np.int64)
+    table, found, src = typed_chunk(chunk.frame, chunk.line, key, plan, sides)
+    return table, chunk.bad + bad_rows(chunk, found), src
+
+
+#: The rows of a chunk :func:`typed_chunk` found bad: (their positions, columns, reasons, details).
+Found = tuple[np.ndarray, list, list, list]
+
+
+def typed_chunk(frame: pd.DataFrame, line: np.ndarray, key: str, plan: Plan,
+                sides: list[SideTable]) -> tuple[pa.Table, Found, np.ndarray]:
+    """:func:`process_chunk` of the rows ``frame`` (text, ``line``: the line of each, at least one row), without
+    their raw text: (output rows, the rows found bad, the row each output row comes from)."""
+    n = len(line)
     err = Errors(n)
-    frame, src, pos = chunk.frame, np.arange(n), np.zeros(n, np.int64)
+    src, pos = np.arange(n), np.zeros(n, np.int64)
     if plan.explode:
         frame, src, pos = explode(frame, plan.explode, err, plan.keep_list, plan.unlabelled_sep)
     for side in sides:
@@ -295,25 +310,26 @@ def process_chunk(chunk: Chunk, key: str, plan: Plan, sides: list[SideTable]) ->
     if len(plan.row_id) == 1 and plan.row_id[0] in plan.ids:  # already hashed
         columns[TABLE_ROW_ID] = columns[plan.row_id[0]]
     else:
-        columns[TABLE_ROW_ID] = row_ids(frame, plan.row_id, key, chunk.line[src], pos)
+        columns[TABLE_ROW_ID] = row_ids(frame, plan.row_id, key, line[src], pos)
     for col, raw in plan.raw_ids:  # the text row_id hashes (a blank one is a bad row)
         columns[raw] = frame[col]
     arrays = [pa.array(columns[f.name], f.type, from_pandas=True) for f in plan.schema]
     good = ~err.bad[src]
     table = pa.Table.from_arrays(arrays, schema=plan.schema).filter(pa.array(good))
-    return table, chunk.bad + _bad_rows(chunk, err), src[good]
-
-
-def _bad_rows(chunk: Chunk, err: Errors) -> list[Bad]:
     at = np.flatnonzero(err.bad)
+    return table, (at, err.column[at].tolist(), err.reason[at].tolist(), err.detail[at].tolist()), src[good]
+
+
+def bad_rows(chunk: Chunk, found: Found) -> list[Bad]:
+    """The rows of ``chunk`` :func:`typed_chunk` found bad, with their raw text."""
+    at, columns, reasons, details = found
     raws = chunk.raw(at) if len(at) else []
-    return [Bad(int(chunk.line[i]), err.column[i], err.reason[i], err.detail[i], r) for i, r in zip(at, raws)]
+    return [Bad(int(chunk.line[i]), c, r, d, raw) for i, c, r, d, raw in zip(at, columns, reasons, details, raws)]
 
 
-def _ingest_file(path: Path, key: str, run: _Run, src: Source,
-                 progress: Callable[[int], None]) -> tuple[int, int]:
-    """Ingest one file: (source rows, ingested source rows)."""
-    rows = ingested = 0
+def _ingest_file(path: Path, key: str, run: _Run, src: Source) -> Iterator[tuple[tuple, tuple | None]]:
+    """The tasks of one file, in order: ((path, part or None, bytes done or None), (rows, key) or None)
+    per chunk part (None: a part without rows, or the file's last progress)."""
     ex = run.plan.explode
     for chunk in read(path, src, run.chunk_rows):
         if chunk.missing:
@@ -322,20 +338,46 @@ def _ingest_file(path: Path, key: str, run: _Run, src: Source,
         if ex and chunk.rows:
             weights = pc.count_substring(arrow_strings(chunk.frame[ex.column]), ex.sep).to_numpy() + 1
         for part in chunk.slices(run.chunk_rows, weights):
-            table, bad, _ = process_chunk(part, key, run.plan, run.sides)
-            if bad and run.strict:
-                b = min(bad, key=by_line)
-                raise StrictModeError(str(path), b.line, b.column, b.reason, b.detail)
-            if bad:
-                bad.sort(key=by_line)
-                run.quarantine.extend([str(path)], [b.line for b in bad], [b.column for b in bad],
-                                      [b.reason for b in bad], [b.raw for b in bad], [b.detail for b in bad])
-            if table is not None:
-                run.writer.write(table)
-            rows += part.rows + len(part.bad)
-            ingested += part.rows + len(part.bad) - len(bad)
-        progress(chunk.bytes_done)
-    return rows, ingested
+            yield (path, part, None), ((part.frame, part.line, key) if part.rows else None)
+        yield (path, None, chunk.bytes_done), None
+
+
+def _chunk_work(state: tuple[Plan, list[SideTable]], task: tuple) -> tuple[pa.Table, Found, np.ndarray]:
+    """:func:`typed_chunk` of one task of :func:`_ingest_file`."""
+    return typed_chunk(*task, *state)
+
+
+def _chunks_of(path: Path, fmt: str, chunk_rows: int) -> int:
+    """The chunks ``path`` is read in, about: its read blocks (text) or row batches (parquet)."""
+    if fmt == "parquet":
+        try:
+            return blocks_of(pq.ParquetFile(path).metadata.num_rows, chunk_rows)
+        except (OSError, pa.ArrowException):
+            return 1  # the reader names what is wrong with it
+    return blocks_of(path.stat().st_size, table_read.BLOCK_BYTES)
+
+
+def _same(*state: object) -> tuple:
+    return state
+
+
+def _apply(run: _Run, path: Path, part: Chunk, typed_rows: tuple | None) -> tuple[int, int]:
+    """Write one chunk part's output rows and quarantine its bad rows (strict: StrictModeError at the first);
+    (source rows, ingested source rows)."""
+    table, bad = None, list(part.bad)
+    if typed_rows is not None:
+        table, found, _ = typed_rows
+        bad += bad_rows(part, found)
+    if bad and run.strict:
+        b = min(bad, key=by_line)
+        raise StrictModeError(str(path), b.line, b.column, b.reason, b.detail)
+    if bad:
+        bad.sort(key=by_line)
+        run.quarantine.extend([str(path)], [b.line for b in bad], [b.column for b in bad],
+                              [b.reason for b in bad], [b.raw for b in bad], [b.detail for b in bad])
+    if table is not None:
+        run.writer.write(table)
+    return part.rows + len(part.bad), part.rows + len(part.bad) - len(bad)
 
 
 def _missing_columns(path: Path, fmt: str, chunk: Chunk, plan: Plan) -> str:
@@ -364,6 +406,7 @@ def ingest_table(
     chunk_rows: int = 200_000,
     on_progress: Callable[[int, int], None] | None = None,
     unlabelled: bool = False,
+    workers: int | str = 1,
 ) -> IngestResult:
     """Ingest the event table files ``inputs`` (a glob or a list of paths) described by ``spec`` into ``out_dir``.
 
@@ -435,17 +478,22 @@ def ingest_table(
         src = Source(spec.format, spec.header, tuple(spec.columns), plan.needed, plan.list_seps, spec.time,
                      spec.time_format, plan.scalars, plan.required)
         keys = _file_keys(paths)
-        total = sum(p.stat().st_size for p in paths)
-        done, input_rows, ingested, empty = 0, 0, 0, []
-        for path in paths:
-            report = (lambda b, done=done: on_progress(done + b, total)) if on_progress else (lambda b: None)
-            rows, good = _ingest_file(path, keys[path], run, src, report)
-            done += path.stat().st_size
-            input_rows, ingested = input_rows + rows, ingested + good
-            if rows == 0:
-                empty.append(str(path))
+        sizes = {p: p.stat().st_size for p in paths}
+        n = worker_count(workers, sum(_chunks_of(p, spec.format, chunk_rows) for p in paths))
+        done = dict(zip(paths, np.cumsum([0, *list(sizes.values())[:-1]]).tolist()))
+        rows = dict.fromkeys(paths, 0)
+        input_rows = ingested = 0
+        tasks = (task for path in paths for task in _ingest_file(path, keys[path], run, src))
+        for (path, part, bytes_done), typed_rows in ordered_map(_chunk_work, _same, (plan, sides), tasks, n):
+            if part is not None:
+                source, good = _apply(run, path, part, typed_rows)
+                rows[path] += source
+                input_rows, ingested = input_rows + source, ingested + good
+            elif on_progress:
+                on_progress(done[path] + bytes_done, sum(sizes.values()))
+        empty = [str(p) for p in paths if rows[p] == 0]
         table_layout(spec).save(tmp)
-        result = IngestResult(input_rows, ingested, 0, len(paths), {}, str(out), 0.0, empty)
+        result = IngestResult(input_rows, ingested, 0, len(paths), {}, str(out), 0.0, empty, workers=n)
         if plan.keep_events:
             writer = _labelled(writer, tmp, plan, result)
         return finish(tmp, out, writer, quarantine, start, result)

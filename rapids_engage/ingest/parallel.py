@@ -1,0 +1,125 @@
+"""An ordered map over worker processes, shared by the RecSys and the table ingest.
+
+The main process reads the input and hands each block (chunk) to :func:`ordered_map`, which runs
+``work(state, payload)`` in a pool of ``forkserver`` (else ``spawn``) processes and yields the
+results **in input order**, so the single writer and quarantine in the main process see exactly
+what a serial ingest gives them: the output is byte-identical whatever the worker count. ``state``
+is built once per worker by ``setup(*setup_args)`` (the pool initializer), never per block. At most
+:data:`IN_FLIGHT` blocks per worker are read ahead (memory bounded). One worker: everything runs in
+process, nothing is started.
+
+Errors raised by ``work`` in a worker are raised again in the main process, the same class and
+message. Workers ignore SIGINT: Ctrl-C reaches the main process, which terminates the pool (no
+orphan process) before the KeyboardInterrupt goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import signal
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+Tag = TypeVar("Tag")
+
+#: Blocks per worker submitted ahead of the one the main process waits for.
+IN_FLIGHT = 2
+#: Memory a worker of ``ingest_workers: auto`` is given (a 64 MiB block parsed, its Arrow result, pandas, pyarrow).
+WORKER_BYTES = 3 << 29  # 1.5 GiB
+#: Modules the forkserver imports once, so each worker starts without importing them again.
+PRELOAD = ["rapids_engage.ingest.recsys", "rapids_engage.ingest.table"]
+
+_STATE: Any = None
+
+
+def worker_count(requested: int | str, tasks: int) -> int:
+    """The workers to run for ``tasks`` blocks: ``requested`` (an int >= 1, or ``"auto"``: the cores this process
+    may use, at most one per :data:`WORKER_BYTES` of available memory), never more than ``tasks``; 1: serial."""
+    if requested == "auto":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        requested = max(1, min(cores, _available_memory() // WORKER_BYTES))
+    return max(1, min(int(requested), tasks))
+
+
+def _available_memory() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def blocks_of(size: int, block_size: int) -> int:
+    """The blocks a file of ``size`` bytes is read in, about (a compressed file has more)."""
+    return max(1, math.ceil(size / max(block_size, 1)))
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """``forkserver`` where the platform has it, else ``spawn``: never ``fork`` (the caller may have threads)."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def _init(setup: Callable[..., Any], setup_args: tuple) -> None:
+    global _STATE
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    _STATE = setup(*setup_args)
+
+
+def _call(work: Callable[[Any, Any], Any], payload: Any) -> Any:
+    return work(_STATE, payload)
+
+
+def ordered_map(work: Callable[[Any, Any], Any], setup: Callable[..., Any], setup_args: tuple,
+                tasks: Iterable[tuple[Tag, Any]], workers: int) -> Iterator[tuple[Tag, Any]]:
+    """``(tag, work(state, payload))`` for each ``(tag, payload)`` of ``tasks``, in their order (a None payload:
+    a None result, nothing run); ``state`` is ``setup(*setup_args)``, built once per worker. ``work`` and
+    ``setup`` must be module-level functions and ``payload`` / ``setup_args`` picklable when ``workers > 1``;
+    the tags stay in this process. An error raised by ``tasks`` (reading) comes after the results of the
+    tasks before it, as in a serial run."""
+    if workers <= 1:
+        state = setup(*setup_args)
+        for tag, payload in tasks:
+            yield tag, None if payload is None else work(state, payload)
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_init, initargs=(setup, setup_args))
+    pending: deque[tuple[Tag, Future | None]] = deque()
+    done = False
+    try:
+        try:
+            for tag, payload in tasks:
+                pending.append((tag, None if payload is None else pool.submit(_call, work, payload)))
+                while len(pending) >= IN_FLIGHT * workers:
+                    yield _result(*pending.popleft())
+        except Exception:
+            while pending:  # the blocks read before the error first: one of them may fail first
+                yield _result(*pending.popleft())
+            raise
+        while pending:
+            yield _result(*pending.popleft())
+        done = True
+    finally:
+        if not done:  # an error, Ctrl-C or the caller stopped early: the running blocks are not waited for
+            for _, future in pending:
+                if future is not None:
+                    future.cancel()
+            for process in list((pool._processes or {}).values()):  # no public way to stop running workers
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _result(tag: Tag, future: Future | None) -> tuple[Tag, Any]:
+    try:
+        return tag, None if future is None else future.result()
+    except BrokenProcessPool:
+        raise RuntimeError("an ingest worker process died (out of memory?); set data.ingest_workers lower "
+                           "(--ingest-workers), 1 ingests in this process") from None
+
+
+__all__ = ["IN_FLIGHT", "WORKER_BYTES", "blocks_of", "ordered_map", "worker_count"]
