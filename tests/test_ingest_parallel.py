@@ -166,3 +166,12 @@ def test_ctrl_c_stops_the_pool_and_leaves_no_process(tmp_path):
     assert "KeyboardInterrupt" in err
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, [p.cmdline() for p in alive]
+
+
+@pytest.mark.parametrize("value", ["0", "many", "1.5"])
+def test_a_bad_ingest_workers_value_is_an_error_naming_the_key(value):
+    from rapids_engage.config import ConfigError, load_config
+
+    assert load_config(None, ["data.ingest_workers=3"]).data.ingest_workers == 3
+    with pytest.raises(ConfigError, match=r"data\.ingest_workers: expected"):
+        load_config(None, [f"data.ingest_workers={value}"])

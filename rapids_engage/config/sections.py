@@ -44,7 +44,7 @@ class DataConfig:
     # 2,000,000 on GPU; null: a partition per file
     min_partition_rows: int | Literal["auto"] | None = "auto"
     # processes that parse raw input (recsys, table) at ingest; the output is the same whatever their number.
-    # auto: the cores this process may use, at most one per 1.5 GiB of available memory and per read block; 1: serial
+    # auto: the cores this process may use but one, at most one per 1.5 GiB of available memory and per read block; 1: serial
     ingest_workers: int | Literal["auto"] = "auto"
 
 

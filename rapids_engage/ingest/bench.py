@@ -144,10 +144,9 @@ def _ingest_child(path: str, out: str, block_mb: int, workers: str) -> None:
 
     res = ingest_recsys([path], out, block_size=block_mb << 20, workers=workers if workers == "auto" else int(workers))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    workers_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest worker (0: none)
     print(json.dumps({"rows": res.input_rows, "ingested": res.ingested_rows, "quarantined": res.quarantined_rows,
                       "elapsed_s": res.elapsed_s, "peak_rss_mb": round(peak_mb, 1), "output_files": res.output_files,
-                      "workers": res.workers, "worker_peak_rss_mb": round(workers_mb, 1)}))
+                      "workers": res.workers}))
 
 
 def _raw_bytes(path: Path) -> int:
@@ -204,7 +203,6 @@ def run(args: argparse.Namespace) -> dict:
         "mb_per_s_uncompressed": round(raw_mb / secs, 1),
         "peak_rss_mb": info["peak_rss_mb"],
         "ingest_workers": info["workers"],
-        "worker_peak_rss_mb": info["worker_peak_rss_mb"],
         "output_files": info["output_files"],
         "block_mb": args.block_mb,
         "generate_s": None if gen_s is None else round(gen_s, 1),
@@ -243,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
           f" ({r['bytes_uncompressed']:,} raw) in {r['ingest_s']:.1f} s -> {r['rows_per_s']:,} rows/s, "
           f"{r['mb_per_s_on_disk']:.1f} MB/s on disk ({r['mb_per_s_uncompressed']:.1f} MB/s raw); "
           f"peak RSS {r['peak_rss_mb']:,.0f} MiB; {r['output_files']} parquet files (process wall {r['process_wall_s']:.1f} s)"
-          + (f"; {r['ingest_workers']} worker processes (peak RSS {r['worker_peak_rss_mb']:,.0f} MiB the largest)"
+          + (f"; parsed on {r['ingest_workers']} worker processes (peak RSS: the main process's)"
              if r["ingest_workers"] > 1 else "; in process (1 worker)"))
     print(f"device: {r['device']}")
     if args.json:

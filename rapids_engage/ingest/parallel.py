@@ -39,10 +39,11 @@ _STATE: Any = None
 
 def worker_count(requested: int | str, tasks: int) -> int:
     """The workers to run for ``tasks`` blocks: ``requested`` (an int >= 1, or ``"auto"``: the cores this process
-    may use, at most one per :data:`WORKER_BYTES` of available memory), never more than ``tasks``; 1: serial."""
+    may use but one, left to the main process's reading and writing, at most one per :data:`WORKER_BYTES` of
+    available memory), never more than ``tasks``; 1: serial. On 2 cores 2 workers were slower than 1 (bench/README.md)."""
     if requested == "auto":
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        requested = max(1, min(cores, _available_memory() // WORKER_BYTES))
+        requested = max(1, min(cores - 1, _available_memory() // WORKER_BYTES))
     return max(1, min(int(requested), tasks))
 
 
