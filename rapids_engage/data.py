@@ -134,12 +134,18 @@ def table_cache(cfg: Config) -> tuple[list[str], Path]:
     return _raw_files(cfg, "table", json.dumps([_spec_key(cfg.data.table), cfg.data.strict], sort_keys=True))
 
 
+#: A side table's keys (``data.table.join``) left out of the ingest cache key while unset: side tables joined
+#: before point-in-time joins existed keep their cache entry.
+_AS_OF_KEYS = ("time", "time_format", "property", "value")
+
+
 def _spec_key(spec: Any) -> dict:
-    """``spec`` as its part of the ingest cache key: without ``events`` when it has none, so tables ingested before
-    ``data.table.events`` existed keep their cache entry."""
+    """``spec`` as its part of the ingest cache key: without ``events`` when it has none, nor a side table's unset
+    point-in-time keys, so tables ingested before ``data.table.events`` or them existed keep their cache entry."""
     key = asdict(spec)
     if key.get("events") is None:
         key.pop("events", None)
+    key["join"] = [{k: v for k, v in j.items() if k not in _AS_OF_KEYS or v} for j in key.get("join", [])]
     return key
 
 

@@ -30,10 +30,13 @@ def block(lang: str) -> str:
 
 
 def readme_config(tmp_path: Path, path: str) -> object:
-    """The README's config, reading ``path`` (a glob), its item table in ``tmp_path``."""
+    """The README's config, reading ``path`` (a glob), its item properties in ``tmp_path``."""
     config = yaml.safe_load(block("yaml"))
     config["data"] |= {"cache_dir": str(tmp_path / "cache"), "path": path}
-    (tmp_path / "items.csv").write_text("itemid,categoryid,price,available\n10,1,9.5,1\n11,2,120,0\n13,1,3,1\n")
+    (tmp_path / "item_properties.csv").write_text("timestamp,itemid,property,value\n" + "".join(
+        f"{T0 + h * H},{item},{prop},{value}\n" for h, item, prop, value in [
+            (-1, 10, "categoryid", 1), (-1, 10, "available", 1), (-1, 10, 888, "n552.000 639502"),
+            (3, 10, "available", 0), (0, 11, "available", 1), (6, 13, "available", 1)]))  # 13: at its view's instant
     (tmp_path / "shop.yaml").write_text(yaml.safe_dump(config))
     return load_config(tmp_path / "shop.yaml")
 
@@ -79,7 +82,10 @@ def test_the_events_block_labels_each_view_by_a_later_event_within_the_horizon(t
     assert data["event_time"].tolist() == [(T0 + h * H) // 1000 for h in (0, 2, 3, 4, 6)]  # ms read as seconds
     assert data["cart"].tolist() == [1, 0, 0, 0, 1] and data["buy"].tolist() == [1, 0, 0, 0, 0]
     assert data["raw_visitorid"].tolist() == ["1", "1", "2", "3", "5"]
-    assert data["price"].tolist()[:2] == [9.5, 120.0] and pd.isna(data["price"].iloc[2])  # item 12: not in items.csv
+    # each view's item properties as last recorded strictly before it: item 10 sold out between its views at 0 h and
+    # 4 h, item 12 never recorded, item 13's record at its view's instant not joined
+    assert data["available"].fillna(-1).tolist() == [1, 1, -1, 0, -1]
+    assert data["categoryid"].fillna("-").tolist() == ["1", "-", "-", "1", "-"]
     assert "event" not in data.columns and "_event_ms" not in data.columns
 
 

@@ -37,7 +37,13 @@ class ExplodeSpec:
 
 @dataclass
 class SideTableSpec:
-    """A small metadata table (e.g. MIND news.tsv) left-joined on its ``key`` column before typing."""
+    """A small metadata table (e.g. MIND news.tsv) left-joined on its ``key`` column before typing.
+
+    Without ``time`` a row gets the first side row of its key. With ``time`` (parsed by ``time_format``, default
+    the table's) a row gets the values of the latest side row of its key strictly earlier than its own time
+    (point-in-time); with ``property`` and ``value`` too the side table is long (key, time, property, value: one
+    property's value per row), and each ``keep`` name is a property looked up on its own rows.
+    """
 
     path: str
     key: str
@@ -45,6 +51,10 @@ class SideTableSpec:
     format: Literal["csv", "tsv", "jsonl", "parquet"] = "tsv"
     header: bool = False
     columns: list[str] = field(default_factory=list)
+    time: str = ""
+    time_format: str = ""
+    property: str = ""
+    value: str = ""
 
 
 @dataclass

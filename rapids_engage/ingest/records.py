@@ -21,7 +21,7 @@ from .read_jsonl import objects_chunk
 from .read_parquet import arrow_text
 from .table import plan_of, process_chunk
 from .table_read import close_names
-from .table_types import read_side
+from .side_tables import read_side
 
 #: The columns of the rejected records' frame.
 REJECTED_COLUMNS = ("record", "column", "reason", "detail")
@@ -66,7 +66,7 @@ class RecordReader:
 
     def __init__(self, spec: TableConfig, labelled: bool = False) -> None:
         self.plan = plan_of(spec, unlabelled=not labelled)
-        self.sides = [read_side(j, False, 200_000) for j in spec.join]
+        self.sides = [read_side(j, False, 200_000, spec.time_format) for j in spec.join]
 
     @property
     def time_column(self) -> str:

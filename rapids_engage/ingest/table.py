@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..atomic import staged_dir
-from ..config import EventsSpec, ExplodeSpec, TableConfig
+from ..config import EventsSpec, ExplodeSpec, SideTableSpec, TableConfig
 from ..features.counts import DAY
 from ..features.folds import FOLD
 from ..features.table_content import computed_columns
@@ -35,7 +35,8 @@ from .quarantine import Quarantine, StrictModeError
 from .reader import IngestError
 from .recsys import IngestResult, _check_out_dir, input_paths, finish
 from .table_read import Bad, Chunk, Source, by_line, close_names, missing_message, read
-from .table_types import EVENT_MS, Errors, SideTable, arrow_strings, explode, hash_strings, read_side, row_ids, typed
+from .side_tables import AsOfSide, SideTable, read_side
+from .table_types import EVENT_MS, Errors, arrow_strings, explode, hash_strings, row_ids, row_times, typed
 from .writer import DayWriter
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
@@ -226,17 +227,18 @@ def _roles(spec: TableConfig) -> dict[str, str]:
     return seen
 
 
-def _check_time_format(fmt: str) -> None:
+def _check_time_format(fmt: str, key: str = "data.table.time_format") -> None:
+    """An IngestError naming ``key`` when ``fmt`` is not a time format :func:`.table_types.parse_time` reads."""
     if fmt in TIME_FORMATS:
         return
     if "%" not in fmt:
         near = difflib.get_close_matches(fmt.strip().lower(), TIME_FORMATS, n=1, cutoff=0.6)
         hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise IngestError(f"data.table.time_format must be unix, unix_ms, iso or a strptime pattern, got {fmt!r}{hint}")
+        raise IngestError(f"{key} must be unix, unix_ms, iso or a strptime pattern, got {fmt!r}{hint}")
     try:
         pd.to_datetime(pd.Series(["x"]), format=fmt, errors="coerce", utc=True)
     except ValueError as exc:
-        raise IngestError(f"data.table.time_format {fmt!r} is not a valid strptime pattern: {exc}") from None
+        raise IngestError(f"{key} {fmt!r} is not a valid strptime pattern: {exc}") from None
 
 
 def _check_joins(spec: TableConfig, produced: set[str]) -> set[str]:
@@ -248,11 +250,41 @@ def _check_joins(spec: TableConfig, produced: set[str]) -> set[str]:
         if j.format in ("csv", "tsv") and not j.header and not j.columns:
             raise IngestError(f"data.table.join {j.path}: a header-less side table needs columns, or header: true to "
                               "read its first line as them (a side table's header is false, and its format tsv, unless set)")
+        _check_as_of(j, spec.time_format)
         for col in j.keep:
             if col == j.key or col in produced or col in kept or (not spec.header and col in spec.columns):
                 raise IngestError(f"data.table.join {j.path}: kept column {col!r} clashes with another column")
             kept.add(col)
     return kept
+
+
+def _check_as_of(j: SideTableSpec, table_format: str) -> None:
+    """An IngestError naming the key when a side table's ``time`` / ``time_format`` / ``property`` / ``value``
+    cannot be read."""
+    where = f"data.table.join {j.path}"
+    if bool(j.property) != bool(j.value):
+        given, other = ("property", "value") if j.property else ("value", "property")
+        raise IngestError(f"{where}: {given} without {other}; a long side table names both (the column of each row's "
+                          "property and the column of its value)")
+    if not j.time:
+        if j.time_format:
+            raise IngestError(f"{where}: time_format without time (the side table's time column); set time or leave "
+                              "time_format out")
+        if j.property:
+            raise IngestError(f"{where}: a long side table (property, value) needs time: each property's value is "
+                              "joined as of each row's time")
+        return
+    _check_time_format(j.time_format or table_format, f"{where}: time_format" if j.time_format
+                       else f"{where}: time_format (the table's, unless set)")
+    columns = {"key": j.key, "time": j.time, "property": j.property, "value": j.value}
+    if not j.property:
+        columns |= {f"keep {c!r}": c for c in j.keep}
+    seen: dict[str, str] = {}
+    for role, col in columns.items():
+        if col in seen:
+            raise IngestError(f"{where}: column {col!r} is both {seen[col]} and {role}")
+        if col:
+            seen[col] = role
 
 
 def _schema(ids: tuple[str, ...], targets: tuple[tuple[str, str], ...], spec: TableConfig) -> pa.Schema:
@@ -274,14 +306,15 @@ class _Run:
     """What every chunk of an ingest is processed with."""
 
     plan: Plan
-    sides: list[SideTable]
+    sides: list[SideTable | AsOfSide]
     writer: DayWriter
     quarantine: Quarantine
     strict: bool
     chunk_rows: int
 
 
-def process_chunk(chunk: Chunk, key: str, plan: Plan, sides: list[SideTable]) -> tuple[pa.Table | None, list[Bad], np.ndarray]:
+def process_chunk(chunk: Chunk, key: str, plan: Plan,
+                  sides: list[SideTable | AsOfSide]) -> tuple[pa.Table | None, list[Bad], np.ndarray]:
     """The output rows of a chunk (``key``: its file's name in default row ids), its bad source rows
     (those read bad too) and the chunk row each output row comes from."""
     if chunk.rows == 0:
@@ -303,9 +336,10 @@ def typed_chunk(frame: pd.DataFrame, line: np.ndarray, key: str, plan: Plan,
     src, pos = np.arange(n), np.zeros(n, np.int64)
     if plan.explode:
         frame, src, pos = explode(frame, plan.explode, err, plan.keep_list, plan.unlabelled_sep)
+    times = row_times(frame, plan) if any(isinstance(s, AsOfSide) for s in sides) else None  # parsed once
     for side in sides:
-        frame = side.join(frame)
-    columns, row_err = typed(frame, plan)
+        frame = side.join(frame, times[1] if times else None)
+    columns, row_err = typed(frame, plan, times)
     err.lift(row_err, src)
     if len(plan.row_id) == 1 and plan.row_id[0] in plan.ids:  # already hashed
         columns[TABLE_ROW_ID] = columns[plan.row_id[0]]
@@ -469,7 +503,7 @@ def ingest_table(
     paths = input_paths(inputs)
     out = Path(out_dir).absolute()
     _check_out_dir(out)
-    sides = [read_side(j, strict, chunk_rows) for j in spec.join]
+    sides = [read_side(j, strict, chunk_rows, spec.time_format) for j in spec.join]
     with staged_dir(out) as tmp:
         quarantine = Quarantine(spill_dir=tmp)
         typed_dir = tmp / ("_typed" if plan.keep_events else "data")  # an event log's rows are labelled from there

@@ -2,15 +2,12 @@
 
 :func:`typed` parses the event time, hashes the ids (:func:`hash_strings`), types the targets
 and numbers and marks each row's first bad value in an :class:`Errors`; :func:`explode`
-makes one row per list token, :class:`SideTable` (read by :func:`read_side`) left-joins
-a side table's columns and :func:`row_ids` hashes the row ids.
+makes one row per list token and :func:`row_ids` hashes the row ids. Side tables are :mod:`.side_tables`'.
 """
 
 from __future__ import annotations
 
 import re
-import warnings
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,13 +15,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..config import ExplodeSpec, SideTableSpec
+from ..config import ExplodeSpec
 from ..layout import TABLE_TIME
 from ..schema import PLAUSIBLE_TIMES
-from .quarantine import StrictModeError
-from .reader import IngestError
-from .recsys import input_paths
-from .table_read import PER_SECOND, Source, by_line, missing_message, read
+from .table_read import PER_SECOND
 
 if TYPE_CHECKING:
     from .table import Plan
@@ -51,57 +45,6 @@ def hash_strings(values: Any) -> np.ndarray:
     """
     arr = pd.Series(values, dtype="str").fillna("").to_numpy(dtype=object)
     return pd.util.hash_array(arr).view(np.int64)
-
-
-# ---------------------------------------------------------------- side tables
-
-
-@dataclass(frozen=True)
-class SideTable:
-    """A side table's kept columns indexed by its key (the first row of each key)."""
-
-    on: str
-    keep: tuple[str, ...]
-    table: pd.DataFrame
-
-    def join(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """``frame`` with the kept columns of the rows matching its ``on`` values ("" where none does)."""
-        found = self.table.reindex(frame[self.on].to_numpy(dtype=object))
-        return frame.assign(**{c: found[c].fillna("").set_axis(frame.index) for c in self.keep})
-
-
-def read_side(side: SideTableSpec, strict: bool, chunk_rows: int) -> SideTable:
-    """Read a whole side table; its malformed rows are skipped with a warning (strict: StrictModeError), and of
-    rows repeating a key the first is kept, with a warning."""
-    try:
-        path = input_paths([side.path])[0]
-    except IngestError as exc:
-        raise IngestError(f"data.table.join: side table {exc}") from None
-    needed = (side.key, *side.keep)
-    src = Source(side.format, side.header, tuple(side.columns), needed, {})
-    frames, skipped = [], 0
-    for chunk in read(path, src, chunk_rows):
-        if chunk.missing:
-            raise IngestError(f"side table {missing_message(path, side.format, chunk)}")
-        if chunk.bad:
-            if strict:
-                b = min(chunk.bad, key=by_line)
-                raise StrictModeError(str(path), b.line, b.column, b.reason, b.detail)
-            skipped += len(chunk.bad)
-        frames.append(chunk.frame[list(needed)])
-    if skipped:
-        warnings.warn(f"{path}: skipped {skipped} malformed side-table rows", stacklevel=3)
-    table = pd.concat(frames, ignore_index=True) if frames else _empty_frame(needed)
-    repeats = int(table[side.key].duplicated().sum())
-    if repeats:
-        warnings.warn(f"{path}: {repeats} side-table row(s) repeat the {side.key} of an earlier row; the first row of "
-                      "each key is joined", stacklevel=3)
-    table = table.drop_duplicates(subset=side.key, keep="first").set_index(side.key)
-    return SideTable(side.key, tuple(side.keep), table)
-
-
-def _empty_frame(columns: tuple[str, ...]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series([], dtype="str") for c in columns})
 
 
 # ---------------------------------------------------------------- typing
@@ -146,7 +89,7 @@ class Errors:
         self.reason[s], self.column[s], self.detail[s] = rows.reason[at], rows.column[at], rows.detail[at]
 
 
-def _time(s: pd.Series, fmt: str, column: str, err: Errors) -> tuple[np.ndarray, np.ndarray]:
+def parse_time(s: pd.Series, fmt: str, column: str, err: Errors) -> tuple[np.ndarray, np.ndarray]:
     """(unix seconds, unix milliseconds) of each value (naive times are UTC; fractions of a second are dropped
     from the seconds, of a millisecond from the milliseconds).
 
@@ -230,28 +173,36 @@ def _target(s: pd.Series, kind: str, column: str, err: Errors) -> np.ndarray:
 
 def _keys(s: pd.Series) -> pd.arrays.IntegerArray:
     """Hashed ids (:func:`hash_strings`), null where the value is empty or blank (no key)."""
-    return pd.arrays.IntegerArray(hash_strings(s), _blank(s))
+    return pd.arrays.IntegerArray(hash_strings(s), blank(s))
 
 
-def _blank(s: pd.Series) -> np.ndarray:
+def blank(s: pd.Series) -> np.ndarray:
     return (s.fillna("").str.strip() == "").to_numpy(bool)
 
 
-def typed(frame: pd.DataFrame, plan: Plan) -> tuple[dict[str, Any], Errors]:
-    """The output columns (but row_id) of ``frame``'s rows, and each row's first bad value.
+def row_times(frame: pd.DataFrame, plan: Plan) -> tuple[np.ndarray, np.ndarray, Errors]:
+    """(unix seconds, unix milliseconds, errors: ``bad_time`` marked) of ``frame``'s event times (:func:`parse_time`)."""
+    err = Errors(len(frame))
+    secs, ms = parse_time(frame[plan.time], plan.time_format, plan.time, err)
+    return secs, ms, err
+
+
+def typed(frame: pd.DataFrame, plan: Plan,
+          times: tuple[np.ndarray, np.ndarray, Errors] | None = None) -> tuple[dict[str, Any], Errors]:
+    """The output columns (but row_id) of ``frame``'s rows, and each row's first bad value (``times``: the
+    rows' :func:`row_times`, when parsed already).
 
     A blank row key or ranking group value is a bad row (``missing_key``); a blank id or
     categorical value is null (no key).
     """
-    err = Errors(len(frame))
     out: dict[str, Any] = {}
-    out[TABLE_TIME], ms = _time(frame[plan.time], plan.time_format, plan.time, err)
+    out[TABLE_TIME], ms, err = times if times is not None else row_times(frame, plan)
     if plan.events:
         _event_types(frame, plan, ms, out, err)
     for c in plan.row_id:
-        err.add(_blank(frame[c]), "missing_key", c, None, "missing row key value")
+        err.add(blank(frame[c]), "missing_key", c, None, "missing row key value")
     if plan.group:  # ranking and per-group metrics need every row in a group
-        err.add(_blank(frame[plan.group]), "missing_key", plan.group, None, "missing ranking group value")
+        err.add(blank(frame[plan.group]), "missing_key", plan.group, None, "missing ranking group value")
     for c in plan.ids:
         out[c] = _keys(frame[c])
     for c, kind in plan.targets:
@@ -262,7 +213,7 @@ def typed(frame: pd.DataFrame, plan: Plan) -> tuple[dict[str, Any], Errors]:
     for c in plan.strings:
         out[c] = frame[c].fillna("")
     for c in plan.categorical:
-        out[c] = out[c].mask(_blank(frame[c]))
+        out[c] = out[c].mask(blank(frame[c]))
     return out, err
 
 
@@ -272,9 +223,9 @@ def _event_types(frame: pd.DataFrame, plan: Plan, ms: np.ndarray, out: dict[str,
     must be anchors (else ``not_anchor``)."""
     ev = plan.events
     for c in plan.event_keys:
-        err.add(_blank(frame[c]), "missing_key", c, None, "missing user / item of an event log row (labels are per user and item)")
+        err.add(blank(frame[c]), "missing_key", c, None, "missing user / item of an event log row (labels are per user and item)")
     kind = frame[ev.column].fillna("")
-    err.add(_blank(kind), "missing_key", ev.column, None, "missing event type")
+    err.add(blank(kind), "missing_key", ev.column, None, "missing event type")
     if plan.keep_events:
         out[ev.column], out[EVENT_MS] = kind, ms
     else:
@@ -358,4 +309,4 @@ def _split_tokens(tokens: pa.Array, ex: ExplodeSpec) -> tuple[pa.Array, np.ndarr
     return items, labels, bad
 
 
-__all__ = ["Errors", "SideTable", "arrow_strings", "explode", "hash_strings", "read_side", "row_ids", "typed"]
+__all__ = ["Errors", "arrow_strings", "blank", "explode", "hash_strings", "parse_time", "row_ids", "row_times", "typed"]

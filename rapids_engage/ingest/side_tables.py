@@ -1,0 +1,182 @@
+"""Side tables left-joined to a table's rows before typing (``data.table.join``).
+
+:func:`read_side` reads one whole: a :class:`SideTable` joins the first row of each key; with a
+``time``, an :class:`AsOfSide` joins, per key, the latest side row strictly earlier than each row's
+own time (point-in-time: a value recorded at the row's instant or later is never joined), from a
+wide table (a column per kept value) or a long one (key, time, property, value: each kept property
+looked up over its own rows).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import SideTableSpec
+from .quarantine import StrictModeError
+from .reader import IngestError
+from .recsys import input_paths
+from .table_read import Bad, Chunk, Source, by_line, missing_message, read
+from .table_types import Errors, blank, parse_time
+
+
+@dataclass(frozen=True)
+class SideTable:
+    """A side table's kept columns indexed by its key (the first row of each key)."""
+
+    on: str
+    keep: tuple[str, ...]
+    table: pd.DataFrame
+
+    def join(self, frame: pd.DataFrame, ms: np.ndarray | None = None) -> pd.DataFrame:  # noqa: ARG002 - AsOfSide's
+        """``frame`` with the kept columns of the rows matching its ``on`` values ("" where none does)."""
+        found = self.table.reindex(frame[self.on].to_numpy(dtype=object))
+        return frame.assign(**{c: found[c].fillna("").set_axis(frame.index) for c in self.keep})
+
+
+@dataclass(frozen=True)
+class AsOfColumn:
+    """One kept column's side rows sorted by (key, time, file order): ``order`` is key code * (distinct times
+    + 1) + time rank, ascending; ``values`` their text."""
+
+    order: np.ndarray
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
+class AsOfSide:
+    """A side table joined point-in-time: per key, the values of the latest side row strictly earlier than
+    the row's time (of equal side times, the later row of the file); "" where none is."""
+
+    on: str
+    keys: pd.Index  # the side table's keys; a key's code is its position
+    times: np.ndarray  # the side rows' distinct times (unix ms), ascending
+    columns: dict[str, AsOfColumn]
+
+    @property
+    def keep(self) -> tuple[str, ...]:
+        return tuple(self.columns)
+
+    def join(self, frame: pd.DataFrame, ms: np.ndarray | None = None) -> pd.DataFrame:
+        """``frame`` with the kept columns as of each row's time ``ms`` (unix milliseconds)."""
+        if ms is None:
+            raise ValueError("a point-in-time side table joins rows by their times")
+        code = self.keys.get_indexer(frame[self.on].to_numpy(dtype=object)).astype(np.int64)
+        span = len(self.times) + 1
+        want = code * span + np.searchsorted(self.times, ms, side="left")  # below: earlier times of the same key
+        known = code >= 0
+        out = {}
+        for name, col in self.columns.items():
+            at = np.searchsorted(col.order, want, side="left") - 1
+            hit = known & (at >= 0)
+            hit[hit] = col.order[at[hit]] // span == code[hit]
+            values = np.full(len(frame), "", dtype=object)
+            values[hit] = col.values[at[hit]]
+            out[name] = pd.Series(values, index=frame.index, dtype="str").fillna("")
+        return frame.assign(**out)
+
+
+def read_side(side: SideTableSpec, strict: bool, chunk_rows: int, time_format: str = "unix") -> SideTable | AsOfSide:
+    """Read a whole side table (``time_format``: the table's, for a side ``time`` without its own); its malformed
+    rows are skipped with a warning (strict: StrictModeError). Without ``time``, of rows repeating a key the first is
+    kept, with a warning; with it, rows with a bad time or a blank key are skipped like malformed rows."""
+    try:
+        path = input_paths([side.path])[0]
+    except IngestError as exc:
+        raise IngestError(f"data.table.join: side table {exc}") from None
+    if side.time:
+        return _read_as_of(path, side, strict, chunk_rows, side.time_format or time_format)
+    needed = (side.key, *side.keep)
+    frames = [chunk.frame[list(needed)] for chunk in _chunks(path, side, needed, strict, chunk_rows)]
+    table = pd.concat(frames, ignore_index=True) if frames else _empty_frame(needed)
+    repeats = int(table[side.key].duplicated().sum())
+    if repeats:
+        warnings.warn(f"{path}: {repeats} side-table row(s) repeat the {side.key} of an earlier row; the first row of "
+                      "each key is joined", stacklevel=3)
+    table = table.drop_duplicates(subset=side.key, keep="first").set_index(side.key)
+    return SideTable(side.key, tuple(side.keep), table)
+
+
+def _chunks(path: Path, side: SideTableSpec, needed: tuple[str, ...], strict: bool, chunk_rows: int) -> Iterator[Chunk]:
+    """The side table's chunks; its malformed rows skipped with a warning (strict: StrictModeError)."""
+    src = Source(side.format, side.header, tuple(side.columns), needed, {})
+    skipped = 0
+    for chunk in read(path, src, chunk_rows):
+        if chunk.missing:
+            raise IngestError(f"side table {missing_message(path, side.format, chunk)}")
+        if chunk.bad:
+            if strict:
+                _stop(path, chunk.bad)
+            skipped += len(chunk.bad)
+        yield chunk
+    if skipped:
+        warnings.warn(f"{path}: skipped {skipped} malformed side-table rows", stacklevel=4)
+
+
+def _stop(path: Path, bad: list[Bad]) -> None:
+    b = min(bad, key=by_line)
+    raise StrictModeError(str(path), b.line, b.column, b.reason, b.detail)
+
+
+def _empty_frame(columns: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([], dtype="str") for c in columns})
+
+
+def _read_as_of(path: Path, side: SideTableSpec, strict: bool, chunk_rows: int, fmt: str) -> AsOfSide:
+    """The point-in-time side table of ``path`` (long: only the kept properties' rows are held)."""
+    long = bool(side.property)
+    needed = (side.key, side.time, side.property, side.value) if long else (side.key, side.time, *side.keep)
+    keys, times, values, first_bad, skipped = [], [], [], None, 0
+    for chunk in _chunks(path, side, needed, False, chunk_rows):  # strict: the first bad row of either kind, below
+        frame, line = chunk.frame, chunk.line
+        if long:
+            kept = frame[side.property].isin(side.keep).to_numpy(bool)
+            frame, line = frame[kept], line[kept]
+        err = Errors(len(frame))
+        err.add(blank(frame[side.key]), "missing_key", side.key, None, "missing side-table key")
+        _, ms = parse_time(frame[side.time], fmt, side.time, err)
+        bad = np.flatnonzero(err.bad)
+        if strict and (len(bad) or chunk.bad):
+            _stop(path, chunk.bad + [Bad(int(line[i]), err.column[i], err.reason[i], err.detail[i], "") for i in bad[:1]])
+        if len(bad):
+            first_bad = first_bad or (int(line[bad[0]]), err.column[bad[0]], err.detail[bad[0]])
+            skipped += len(bad)
+        good = ~err.bad
+        keys.append(frame[side.key].to_numpy(dtype=object)[good])
+        times.append(ms[good])
+        values.append(frame[[side.property, side.value] if long else list(side.keep)][good])
+    if skipped:
+        line, column, detail = first_bad
+        warnings.warn(f"{path}: skipped {skipped} side-table row(s) with a bad time or key (the first: line {line}, "
+                      f"column {column!r}: {detail})", stacklevel=3)
+    key = np.concatenate(keys) if keys else np.zeros(0, dtype=object)
+    ms = np.concatenate(times) if times else np.zeros(0, np.int64)
+    frame = pd.concat(values, ignore_index=True) if values else _empty_frame(needed)
+    index = pd.Index(pd.unique(key), dtype=object)
+    distinct = np.unique(ms)
+    order = index.get_indexer(key).astype(np.int64) * (len(distinct) + 1) + np.searchsorted(distinct, ms, side="left")
+    if long:
+        prop = frame[side.property].to_numpy(dtype=object)
+        columns = {p: _sorted(order, frame[side.value], prop == p) for p in side.keep}
+        absent = [p for p in side.keep if not len(columns[p].order)]
+        if absent:
+            warnings.warn(f"{path}: no row of {side.property} {', '.join(map(repr, absent))} (data.table.join keep): "
+                          "null in every row", stacklevel=3)
+    else:
+        columns = {c: _sorted(order, frame[c], np.ones(len(frame), bool)) for c in side.keep}
+    return AsOfSide(side.key, index, distinct, columns)
+
+
+def _sorted(order: np.ndarray, values: pd.Series, rows: np.ndarray) -> AsOfColumn:
+    """The ``rows`` of one column sorted by ``order``, the file's order kept among equal ones."""
+    order = order[rows]
+    perm = np.argsort(order, kind="stable")
+    return AsOfColumn(order[perm], values.to_numpy(dtype=object)[rows][perm])
+
+
+__all__ = ["AsOfSide", "SideTable", "read_side"]
