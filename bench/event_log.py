@@ -1,9 +1,12 @@
 """Event-log labelling: ``python bench/event_log.py [--rows 300000] [--work DIR] [--json FILE]``.
 
 Writes a RetailRocket-like log of about ``--rows`` events (view / addtocart / transaction, Unix-millisecond times,
-Zipf item popularity; a visitor's keenness and an item's price, category and availability drive carts, minutes after
-the view, and purchases, an hour or so after the cart; 30 % of views repeat a pair's earlier view) over 4 weeks as
-``events-week{1..4}.csv`` plus ``items.csv``, and ``shop.yaml``: README's "Event logs" config for them, which
+Zipf item popularity; a visitor's keenness and an item's price, category and availability at the view drive carts,
+minutes after the view, and purchases, an hour or so after the cart; 30 % of views repeat a pair's earlier view) over
+4 weeks as ``events-week{1..4}.csv`` plus ``items.csv`` (category, price) and ``item_properties.csv`` (RetailRocket's
+long form, ``timestamp,itemid,property,value``: a weekly snapshot of each item's ``available``, which flips over time,
+its ``categoryid`` and another property), and ``shop.yaml``: README's "Event logs" config for them (``available`` joined
+as of each view), which
 ``python -m rapids_engage.pipeline --config <work>/shop.yaml --out ...`` runs. Then ingests the log twice, each in a
 fresh process: as a plain table (``events`` unset: every row kept) and labelled (``data.table.events``), and prints
 seconds, rows/s and peak RSS of each. Writes the numbers to ``bench/results/event_log-<rows>.json`` (``--json FILE``:
@@ -44,7 +47,10 @@ data:
     user: visitorid
     item: itemid
     events: {{column: event, anchor: view, horizon_hours: 24, targets: {{cart: addtocart, buy: transaction}}}}
-    join: [{{path: {work}/items.csv, format: csv, header: true, key: itemid, keep: [categoryid, price, available]}}]
+    join:
+      - {{path: {work}/items.csv, format: csv, header: true, key: itemid, keep: [categoryid, price]}}
+      - {{path: {work}/item_properties.csv, format: csv, header: true, key: itemid, time: timestamp, property: property,
+         value: value, keep: [available]}}
     categorical: [categoryid]
     numeric: [price, available]
 split: {{valid_hours: 72, gap_hours: 24}}
@@ -56,15 +62,35 @@ train: {{targets: [cart, buy]}}
 """
 
 
-def _items(rng: np.random.Generator, n_items: int, out: Path) -> np.ndarray:
-    """Write ``items.csv``; returns each item's appeal (cheap, some categories, available)."""
+def _items(rng: np.random.Generator, n_items: int, out: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Write ``items.csv`` and ``item_properties.csv``; returns each item's appeal (cheap, some categories), and its
+    weekly snapshots' times and ``available`` (items x weeks: snapshot ``w`` in the day before week ``w`` starts; an
+    item's availability flips at a snapshot with probability 0.2)."""
     cat = rng.integers(0, 300, n_items)
     price = np.round(np.exp(rng.normal(3.5, 1.0, n_items)), 2)
-    avail = (rng.random(n_items) < 0.8).astype(int)
-    table = pa.table({"itemid": np.arange(n_items).astype(str), "categoryid": cat.astype(str), "price": price,
-                      "available": avail})
+    ids = np.arange(n_items).astype(str)
+    table = pa.table({"itemid": ids, "categoryid": cat.astype(str), "price": price})
     pcsv.write_csv(table, out / "items.csv", pcsv.WriteOptions(quoting_style="none"))
-    return -0.5 * (np.log(price) - 3.5) + np.where(cat % 7 == 0, 0.8, 0.0) + np.where(avail == 1, 0.3, -1.0)
+    flips = rng.random((n_items, WEEKS)) < 0.2
+    flips[:, 0] = rng.random(n_items) < 0.2  # the first snapshot: 80 % available
+    avail = 1 - np.cumsum(flips, axis=1) % 2
+    at = T0 - DAY + np.arange(WEEKS) * 7 * DAY + rng.integers(0, DAY, (n_items, WEEKS))
+    item, week = np.repeat(np.arange(n_items), WEEKS), np.tile(np.arange(WEEKS), n_items)
+    snapshots = [(at.ravel(), avail.ravel().astype(str), "available"), (at[:, 0], cat.astype(str), "categoryid"),
+                 (at.ravel() + 1, np.char.add("n", (item * 7 + week).astype(str)), "888")]  # 888: not joined
+    rows = pa.table({"timestamp": np.concatenate([t for t, _, _ in snapshots]),
+                     "itemid": np.concatenate([ids[item], ids, ids[item]]),
+                     "property": np.concatenate([np.full(len(t), name) for t, _, name in snapshots]),
+                     "value": np.concatenate([v for _, v, _ in snapshots])})
+    rows = rows.take(pa.array(np.argsort(rows["timestamp"].to_numpy(), kind="stable")))
+    pcsv.write_csv(rows, out / "item_properties.csv", pcsv.WriteOptions(quoting_style="none"))
+    return -0.5 * (np.log(price) - 3.5) + np.where(cat % 7 == 0, 0.8, 0.0), at, avail
+
+
+def _available(at: np.ndarray, avail: np.ndarray, item: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Each view's item availability as of the view (its latest snapshot strictly before it; 1 before any)."""
+    last = (at[item] < t[:, None]).sum(axis=1) - 1  # snapshots are in time order per item
+    return np.where(last >= 0, avail[item, np.maximum(last, 0)], 1)
 
 
 def _views(rng: np.random.Generator, n_views: int, n_items: int, n_visitors: int) -> tuple[np.ndarray, ...]:
@@ -85,11 +111,12 @@ def write_log(rows: int, out: Path, seed: int = 0) -> dict[str, int]:
     """Write the log's files into ``out``; returns its counts by event type."""
     rng = np.random.default_rng(seed)
     n_items, n_visitors = max(2000, int(20 * rows**0.5)), max(1000, rows // 12)
-    appeal = _items(rng, n_items, out)
+    appeal, at, avail = _items(rng, n_items, out)
     keen = rng.normal(0, 1, n_visitors)
     n_views = int(rows * 0.92)
     visitor, item, t = _views(rng, n_views, n_items, n_visitors)
-    carted = rng.random(n_views) < 1 / (1 + np.exp(3.2 - 0.9 * keen[visitor] - appeal[item]))
+    appeal = appeal[item] + np.where(_available(at, avail, item, t) == 1, 0.3, -1.0)
+    carted = rng.random(n_views) < 1 / (1 + np.exp(3.2 - 0.9 * keen[visitor] - appeal))
     ct = t[carted] + rng.exponential(20 * 60_000, carted.sum()).astype(np.int64) + 1
     cv, ci = visitor[carted], item[carted]
     bought = rng.random(len(ct)) < 0.3 + 0.2 * (keen[cv] > 1)
@@ -161,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:>6}: {run['seconds']:8.2f} s  {run['rows_per_s']:>10,} events/s  {run['rows_out']:>11,} rows out  "
               f"peak RSS {run['peak_rss_mib']:,} MiB", flush=True)
     write_json(out, {"device": device(), "rows": events, "events": counts, "runs": runs, "config": str(work / "shop.yaml")})
-    print(f"-> {out}")
+    print(f"-> {out}\nthe whole run: python -m rapids_engage.pipeline --config {work / 'shop.yaml'} --out {work / 'run'}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from rapids_engage.backend import rapids_available
@@ -381,3 +382,5 @@ def test_event_log_bench_ingests_its_log_plain_and_labelled_with_the_config_it_w
     assert plain["rows_out"] == result["rows"]  # every row kept
     assert 0 < labelled["rows_out"] < events["view"]  # the views less those of the last horizon
     assert load_config(result["config"]).data.table.events.targets == {"cart": "addtocart", "buy": "transaction"}
+    available = pd.read_parquet(tmp_path / "event_log" / "ingest-events" / "data", columns=["available"])["available"]
+    assert set(available) == {0.0, 1.0}  # item_properties.csv joined as of each view: every view after a snapshot
