@@ -32,11 +32,15 @@ def _log(n: int = 6000, seed: int = 0) -> pd.DataFrame:
 
 def test_a_run_on_an_event_log_and_its_serving(tmp_path, capsys):
     _log().to_csv(tmp_path / "events.csv", index=False)
+    (tmp_path / "item_properties.csv").write_text("timestamp,itemid,property,value\n" + "".join(  # item 5 sold out on day 7
+        f"{T0 + at},{item},available,{value}\n" for at, item, value in [(-H, 5, 1), (-H, 6, 1), (7 * 24 * H, 5, 0)]))
     config = {
         "out": str(tmp_path / "run"),
         "data": {"source": "table", "path": str(tmp_path / "events.csv"), "cache_dir": str(tmp_path / "cache"), "table": {
             "format": "csv", "time": "timestamp", "time_format": "unix_ms", "row_id": ["visitorid", "itemid", "timestamp"],
-            "user": "visitorid", "item": "itemid",
+            "user": "visitorid", "item": "itemid", "numeric": ["available"],
+            "join": [{"path": str(tmp_path / "item_properties.csv"), "format": "csv", "header": True, "key": "itemid",
+                      "time": "timestamp", "property": "property", "value": "value", "keep": ["available"]}],
             "events": {"column": "event", "anchor": "view", "horizon_hours": 2, "targets": {"cart": "addtocart"}}}},
         "cluster": {"gpus": 0, "n_workers": 1, "threads_per_worker": 2},
         "split": {"valid_hours": 24},
@@ -67,3 +71,9 @@ def test_a_run_on_an_event_log_and_its_serving(tmp_path, capsys):
     preds, rejected = Scorer(tmp_path / "run").predict_records(new.to_dict("records"))
     assert preds["raw_visitorid"].tolist() == ["3"] and preds["pred_cart"].between(0, 1).all()
     assert rejected[["record", "column", "reason"]].values.tolist() == [[1, "event", "not_anchor"]]
+    # a request gets the side table's values as of its own time: not the value recorded at its instant
+    views = [{"timestamp": T0 + 7 * 24 * H + dt, "visitorid": 3, "event": "view", "itemid": 5} for dt in (0, 1)]
+    scorer = Scorer(tmp_path / "run")
+    preds, rejected = scorer.predict_records(views)
+    assert len(preds) == 2 and rejected.empty
+    assert scorer._record_reader().read(views)[0]["available"].tolist() == [1.0, 0.0]
