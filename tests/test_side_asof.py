@@ -111,8 +111,10 @@ def test_a_side_value_at_the_row_s_own_instant_is_not_joined(tmp_path):
               [(T0 - 1, "i0", "available", 1), (T0, "i0", "available", 0), (T0 - 5, "i1", "available", 0),
                (T0 - 5, "i1", "available", 1), (T0 - 5, "i1", "categoryid", 12)])
     w = _csv(tmp_path / "prices.csv", "item,at,price,stock", [])
-    events = _csv(tmp_path / "e.csv", "id,ts,items,click", [("r0", T0, "i0", 1), ("r1", T0, "i1", 0), ("r2", T0 + 1, "i0", 0)])
-    ingest_table(events, tmp_path / "out", _table(str(w), str(lg)))
+    events = _csv(tmp_path / "e.csv", "id,ts,items,click", [("r0", T0, "i0", 1), ("r1", T0, "i1", 0), ("r2", T0 + 1, "i0", 0),
+                                                            ("r3", "soon", "i0", 1)])
+    result = ingest_table(events, tmp_path / "out", _table(str(w), str(lg)))
+    assert result.quarantine_counts == {"bad_time": 1}  # a row without a time is quarantined, whatever it joined
     got = _read(tmp_path / "out").set_index("raw_id")
     assert got.available.to_dict() == {"r0": 1.0, "r1": 1.0, "r2": 0.0}
     assert got.categoryid.to_dict() == {"r0": None, "r1": "12", "r2": None}
