@@ -107,6 +107,28 @@ def test_table_output_is_byte_identical_on_two_workers(tmp_path, monkeypatch):
     assert errors[0] == errors[1] and "behaviors-0.tsv:14:impressions: bad_explode_token" in errors[0]
 
 
+def test_a_point_in_time_side_table_is_joined_alike_on_two_workers(tmp_path, monkeypatch):
+    """A long-format side table joined as of each row's time (``time``, ``property``, ``value``) reaches the workers
+    whole: the same rows and values with 1 and 2 workers."""
+    import pandas as pd
+
+    monkeypatch.setattr(table_read, "BLOCK_BYTES", 4096)
+    paths, spec = mind_files(tmp_path)
+    props = tmp_path / "props.csv"
+    t0 = pd.Timestamp("2019-11-12", tz="UTC").value // 10**6  # the behaviours' first day, in ms
+    props.write_text("ts,news_id,property,value\n" + "".join(
+        f"{t0 + h * 3_600_000},N{j},category,cat{(j + h) % 5}\n" for h in range(0, 96, 6) for j in range(4)))
+    spec.join = [SideTableSpec(path=str(props), key="news_id", format="csv", header=True, time="ts",
+                               time_format="unix_ms", property="property", value="value", keep=["category"])]
+    spec.text = []
+    serial = ingest_table(paths, tmp_path / "one", spec, chunk_rows=100)
+    parallel = ingest_table(paths, tmp_path / "two", spec, chunk_rows=100, workers=2)
+    assert (serial.workers, parallel.workers) == (1, 2)
+    assert outputs(tmp_path / "one") == outputs(tmp_path / "two")
+    rows = pd.read_parquet(tmp_path / "two" / "data")
+    assert rows["category"].nunique() > 3  # values of several snapshots joined, not one per item
+
+
 def test_a_worker_error_is_raised_as_serially(tmp_path):
     """An OSError (a missing file, a full disk) in a worker: the same class and message as in process."""
     tasks = [(i, str(tmp_path / f"copy{i}")) for i in range(6)]
