@@ -130,8 +130,19 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
 
 def table_cache(cfg: Config) -> tuple[list[str], Path]:
     """(the table files ``data.path`` matches, their ingest cache directory: keyed by their names and contents, the
-    ``data.table`` spec and ``data.strict``)."""
-    return _raw_files(cfg, "table", json.dumps([_spec_key(cfg.data.table), cfg.data.strict], sort_keys=True))
+    ``data.table`` spec, the contents of its side tables and ``data.strict``)."""
+    salt = [_spec_key(cfg.data.table), cfg.data.strict]
+    sides = _side_digests(cfg)
+    return _raw_files(cfg, "table", json.dumps(salt + ([sides] if sides else []), sort_keys=True))
+
+
+def _side_digests(cfg: Config) -> list[str | None]:
+    """The content digest of each ``data.table.join`` side table (None: not a readable file; the ingest names it): an
+    edited side table (new item properties at the same path) is another ingest, not the rows joined to the old one."""
+    paths = [Path(j.path).expanduser() for j in cfg.data.table.join]
+    found = [p for p in paths if p.is_file()]
+    digests = content_digests(found, Path(cfg.data.cache_dir).expanduser() / CACHE_FILE) if found else {}
+    return [digests.get(p) for p in paths]
 
 
 #: A side table's keys (``data.table.join``) left out of the ingest cache key while unset: side tables joined

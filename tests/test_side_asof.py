@@ -197,3 +197,24 @@ def test_a_served_record_gets_the_values_as_of_its_own_time(tmp_path):
     reader = RecordReader(load_config(tmp_path / "config.yaml").data.table)
     rows, rejected = reader.read([{"timestamp": T0, "visitorid": 3, "itemid": 7}, {"timestamp": T0 + 1, "visitorid": 3, "itemid": 7}])
     assert rejected.empty and rows.available.tolist() == [1.0, 0.0] and rows.categoryid.tolist() == ["12", "12"]
+
+
+def test_an_edited_side_table_is_another_ingest(tmp_path):
+    """The ingest cache was keyed by the input files' contents and the spec, not the side tables' contents: new item
+    properties written to the same path reused the ingest joined to the old ones."""
+    import os
+
+    (tmp_path / "e.csv").write_text("ts,item\n1600000000000,i0\n")
+    side = tmp_path / "p.csv"
+    data = {"data": {"source": "table", "path": str(tmp_path / "e.csv"), "cache_dir": str(tmp_path / "cache"),
+                     "table": {"time": "ts", "time_format": "unix_ms", "item": "item",
+                               "join": [{"path": str(side), "key": "item", "keep": ["price"], "format": "csv",
+                                         "header": True}]}}}
+    missing = table_cache(from_dict(data))[1].name
+    side.write_text("item,price\ni0,5\n")
+    first = table_cache(from_dict(data))[1].name
+    side.write_text("item,price\ni0,6\n")
+    os.utime(side, ns=(side.stat().st_atime_ns, side.stat().st_mtime_ns + 10**9))  # a later edit, same size
+    assert len({missing, first, table_cache(from_dict(data))[1].name}) == 3
+    side.write_text("item,price\ni0,5\n")
+    assert table_cache(from_dict(data))[1].name == first
