@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -218,3 +219,21 @@ def test_an_edited_side_table_is_another_ingest(tmp_path):
     assert len({missing, first, table_cache(from_dict(data))[1].name}) == 3
     side.write_text("item,price\ni0,5\n")
     assert table_cache(from_dict(data))[1].name == first
+
+
+@pytest.mark.parametrize("zone", [None, "America/New_York"])
+def test_a_parquet_side_table_s_timestamp_column_is_its_time(tmp_path, zone):
+    """A parquet side table's time column of timestamps (naive: UTC) was read as arrow's text of them, which no
+    time_format but iso reads: every side row skipped as bad_time, nothing joined. It is read as the table's own
+    timestamp column is: the instants, in the side's time_format."""
+    at = pd.Series(pd.to_datetime([T0 - 5000, T0 + 5000], unit="ms"))
+    if zone:
+        at = at.dt.tz_localize("UTC").dt.tz_convert(zone)
+    pq.write_table(pa.table({"item": [7, 7], "at": pa.array(at), "price": [1.0, 2.0]}), tmp_path / "p.parquet")
+    events = _csv(tmp_path / "e.csv", "id,ts,items,click", [("r0", T0, "7", 1), ("r1", T0 + 5000, "7", 0),
+                                                            ("r2", T0 + 5001, "7", 0)])
+    join = SideTableSpec(path=str(tmp_path / "p.parquet"), key="item", time="at", keep=["price"], format="parquet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no side row skipped
+        ingest_table(events, tmp_path / "out", _table("", "", join=[join], categorical=[], numeric=["price"]))
+    assert _read(tmp_path / "out").price.tolist() == [1.0, 1.0, 2.0]

@@ -111,9 +111,11 @@ def read_side(side: SideTableSpec, strict: bool, chunk_rows: int, time_format: s
     return SideTable(side.key, tuple(side.keep), table)
 
 
-def _chunks(path: Path, side: SideTableSpec, needed: tuple[str, ...], strict: bool, chunk_rows: int) -> Iterator[Chunk]:
-    """The side table's chunks; its malformed rows skipped with a warning (strict: StrictModeError)."""
-    src = Source(side.format, side.header, tuple(side.columns), needed, {})
+def _chunks(path: Path, side: SideTableSpec, needed: tuple[str, ...], strict: bool, chunk_rows: int,
+            time_format: str = "unix") -> Iterator[Chunk]:
+    """The side table's chunks (a parquet timestamp ``side.time`` column as text in ``time_format``); its malformed
+    rows skipped with a warning (strict: StrictModeError)."""
+    src = Source(side.format, side.header, tuple(side.columns), needed, {}, side.time or None, time_format)
     skipped = 0
     for chunk in read(path, src, chunk_rows):
         if chunk.missing:
@@ -141,7 +143,7 @@ def _read_as_of(path: Path, side: SideTableSpec, strict: bool, chunk_rows: int, 
     long = bool(side.property)
     needed = (side.key, side.time, side.property, side.value) if long else (side.key, side.time, *side.keep)
     keys, times, values, first_bad, skipped = [], [], [], None, 0
-    for chunk in _chunks(path, side, needed, False, chunk_rows):  # strict: the first bad row of either kind, below
+    for chunk in _chunks(path, side, needed, False, chunk_rows, fmt):  # strict: the first bad row of either kind, below
         frame, line = chunk.frame, chunk.line
         if long:
             kept = frame[side.property].isin(side.keep).to_numpy(bool)
