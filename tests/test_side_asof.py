@@ -221,18 +221,20 @@ def test_an_edited_side_table_is_another_ingest(tmp_path):
     assert table_cache(from_dict(data))[1].name == first
 
 
-@pytest.mark.parametrize("zone", [None, "America/New_York"])
-def test_a_parquet_side_table_s_timestamp_column_is_its_time(tmp_path, zone):
+@pytest.mark.parametrize("zone, fmt", [(None, ""), ("America/New_York", ""), (None, "iso"), ("UTC", "%Y-%m-%d %H:%M:%S%z")])
+def test_a_parquet_side_table_s_timestamp_column_is_its_time(tmp_path, zone, fmt):
     """A parquet side table's time column of timestamps (naive: UTC) was read as arrow's text of them, which no
-    time_format but iso reads: every side row skipped as bad_time, nothing joined. It is read as the table's own
-    timestamp column is: the instants, in the side's time_format."""
-    at = pd.Series(pd.to_datetime([T0 - 5000, T0 + 5000], unit="ms"))
+    time_format but iso reads: every side row skipped as bad_time, nothing joined. It is read as its instants, to the
+    millisecond whatever the side's time_format (in iso or a pattern a timestamp's fraction of a second is dropped:
+    the value of T0 + 400 ms would be joined to the row of T0 + 100 ms)."""
+    at = pd.Series(pd.to_datetime([T0 - 5000, T0 + 400], unit="ms"))
     if zone:
         at = at.dt.tz_localize("UTC").dt.tz_convert(zone)
     pq.write_table(pa.table({"item": [7, 7], "at": pa.array(at), "price": [1.0, 2.0]}), tmp_path / "p.parquet")
-    events = _csv(tmp_path / "e.csv", "id,ts,items,click", [("r0", T0, "7", 1), ("r1", T0 + 5000, "7", 0),
-                                                            ("r2", T0 + 5001, "7", 0)])
-    join = SideTableSpec(path=str(tmp_path / "p.parquet"), key="item", time="at", keep=["price"], format="parquet")
+    events = _csv(tmp_path / "e.csv", "id,ts,items,click", [("r0", T0 + 100, "7", 1), ("r1", T0 + 400, "7", 0),
+                                                            ("r2", T0 + 401, "7", 0)])
+    join = SideTableSpec(path=str(tmp_path / "p.parquet"), key="item", time="at", time_format=fmt, keep=["price"],
+                         format="parquet")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no side row skipped
         ingest_table(events, tmp_path / "out", _table("", "", join=[join], categorical=[], numeric=["price"]))

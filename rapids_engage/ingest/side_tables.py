@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..config import SideTableSpec
 from .quarantine import StrictModeError
@@ -142,6 +144,7 @@ def _read_as_of(path: Path, side: SideTableSpec, strict: bool, chunk_rows: int, 
     """The point-in-time side table of ``path`` (long: only the kept properties' rows are held)."""
     long = bool(side.property)
     needed = (side.key, side.time, side.property, side.value) if long else (side.key, side.time, *side.keep)
+    fmt = _instants_format(path, side, fmt)
     keys, times, values, first_bad, skipped = [], [], [], None, 0
     for chunk in _chunks(path, side, needed, False, chunk_rows, fmt):  # strict: the first bad row of either kind, below
         frame, line = chunk.frame, chunk.line
@@ -181,6 +184,20 @@ def _read_as_of(path: Path, side: SideTableSpec, strict: bool, chunk_rows: int, 
     else:
         columns = {c: _sorted(order, frame[c], np.ones(len(frame), bool)) for c in side.keep}
     return AsOfSide(side.key, index, distinct, columns)
+
+
+def _instants_format(path: Path, side: SideTableSpec, fmt: str) -> str:
+    """``fmt``, but unix_ms for a parquet side table's timestamp / date time column: its instants to the millisecond
+    (written in unix or iso a timestamp drops its fraction of a second: a value of later in that second joined)."""
+    if side.format != "parquet":
+        return fmt
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException):
+        return fmt  # the reader names what is wrong with the file
+    at = schema.get_field_index(side.time)  # -1: missing or twice, which the reader names
+    kind = schema.field(at).type if at >= 0 else pa.string()
+    return "unix_ms" if pa.types.is_timestamp(kind) or pa.types.is_date(kind) else fmt
 
 
 def _sorted(order: np.ndarray, values: pd.Series, rows: np.ndarray) -> AsOfColumn:
