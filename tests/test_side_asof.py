@@ -177,6 +177,9 @@ def test_bad_side_rows_are_skipped_naming_file_line_and_column_or_stop_a_strict_
     ({"time": "price"}, "data.table.join p.csv: column 'price' is both time and keep 'price'"),
     ({"time": "at", "property": "p", "value": "p"}, "data.table.join p.csv: column 'p' is both property and value"),
     ({"time": "at", "property": "p", "value": "v", "keep": ["item"]}, "kept column 'item' clashes with another column"),
+    ({"time": "at", "property": "p", "value": "v", "keep": ["ts"]},  # was a KeyError traceback
+     "data.table.join p.csv: kept column 'ts' is the table's time (data.table.time), which a point-in-time join "
+     "looks up by; keep another column or property"),
 ])
 def test_a_side_table_the_ingest_cannot_read_point_in_time_is_refused_naming_the_key(tmp_path, join, message):
     events = _csv(tmp_path / "e.csv", "id,ts,items,click", [("r0", T0, "i0", 1)])

@@ -252,6 +252,9 @@ def _check_joins(spec: TableConfig, produced: set[str]) -> set[str]:
                               "read its first line as them (a side table's header is false, and its format tsv, unless set)")
         _check_as_of(j, spec.time_format)
         for col in j.keep:
+            if col == spec.time and any(side.time for side in spec.join):  # the rows' times are parsed before joining
+                raise IngestError(f"data.table.join {j.path}: kept column {col!r} is the table's time (data.table.time), "
+                                  "which a point-in-time join looks up by; keep another column or property")
             if col == j.key or col in produced or col in kept or (not spec.header and col in spec.columns):
                 raise IngestError(f"data.table.join {j.path}: kept column {col!r} clashes with another column")
             kept.add(col)
