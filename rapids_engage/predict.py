@@ -10,6 +10,7 @@ new rows carry engagement columns the metrics are computed too.
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any, Sequence
@@ -218,6 +219,9 @@ def history_events(spec: str, model_dir: Path, backend: Backend, time_column: st
         split = read_json(report, {"split": dict}, hint)["split"]
         check_fields(split, {"data_dir": str, "cutoff": (int, float), "gap_hours": (int, float, type(None))}, report,
                      hint, where="split")
+        for key in ("cutoff", "gap_hours"):  # JSON's NaN / Infinity: no time to filter by
+            if not math.isfinite(split.get(key) or 0):
+                raise DamagedFile(report, f"key split.{key} is {split[key]}, not a finite number", hint)
         if (split.get("gap_hours") or 0) < 0:
             raise DamagedFile(report, f"key split.gap_hours is {split['gap_hours']}, below 0", hint)
         data = Path(split["data_dir"])

@@ -82,10 +82,14 @@ def test_predict_history_validation_takes_the_events_after_the_cutoff_only(tmp_p
 
 
 @pytest.mark.parametrize("gap, why", [("24", "key split.gap_hours is a string, not a number or null"),
-                                       (-24, "key split.gap_hours is -24, below 0")])
+                                       (-24, "key split.gap_hours is -24, below 0"),
+                                       (float("nan"), "key split.gap_hours is nan, not a finite number"),
+                                       (float("inf"), "key split.gap_hours is inf, not a finite number"),
+                                       ({"cutoff": float("inf")}, "key split.cutoff is inf, not a finite number")])
 def test_predict_history_validation_refuses_a_damaged_gap(tmp_path, gap, why):
     """A report.json whose ``split.gap_hours`` is not a number of hours >= 0 (edited by hand, damaged) was a
-    ValueError traceback (text) or a filter that left purged rows out (negative): now it names the file and key."""
+    ValueError traceback (text) or a filter that left purged rows out (negative), and a NaN / Infinity gap or cut-off
+    (JSON's NaN, Infinity) a ValueError naming no file / an OverflowError traceback: now it names the file and key."""
     import json
 
     from rapids_engage.atomic import DamagedFile
@@ -95,7 +99,8 @@ def test_predict_history_validation_refuses_a_damaged_gap(tmp_path, gap, why):
     (tmp_path / "data").mkdir()
     (tmp_path / "models").mkdir()
     report = tmp_path / "report.json"
-    report.write_text(json.dumps({"split": {"data_dir": str(tmp_path / "data"), "cutoff": 1_600_000_000, "gap_hours": gap}}))
+    split = {"data_dir": str(tmp_path / "data"), "cutoff": 1_600_000_000} | (gap if isinstance(gap, dict) else {"gap_hours": gap})
+    report.write_text(json.dumps({"split": split}))
     with pytest.raises(DamagedFile, match=f"^{report} is damaged \\({why}\\)"):
         history_events("validation", tmp_path / "models", CPU, "t")
 
