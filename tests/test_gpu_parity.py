@@ -861,7 +861,7 @@ def test_ranking_curves_of_cudf_and_cupy_inputs_are_the_cpu_s():
 
 
 def test_event_log_labels_on_gpu():
-    """``event_labels.label_partition`` (groupby min / cummin / shift with a fill value, a merge on the keys) labels
+    """``event_labels.label_partition`` (a sort, shifts, cumsum, groupby cummin / cummax, ``iloc[::-1]``, a take) labels
     the same anchors alike on cudf as on pandas: ties in time, events of several types at one millisecond, the
     horizon's edge, anchors after the cut-off flagged."""
     import cudf

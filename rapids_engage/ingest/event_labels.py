@@ -3,12 +3,13 @@
 The typed rows (staged parquet holding the event type and :data:`.table_types.EVENT_MS`) are shuffled by
 (user, item), so every event of a key is in one partition whatever file or day it came from: as many partitions as
 :data:`ROWS_PER_PARTITION` asks (their count from the parquet footers; one: no shuffle), at most one per staged file.
-The output's order is a function of the staged rows alone (the count follows from them). Per partition,
-per (user, item, time) the least time of each target's event type at that time, then, over the key's times in
-descending order, a cumulative min shifted by one time: the first target event *strictly* after each time. An
-anchor is 1 for a target when that event is at most the horizon later. Anchors after the log's last event less
-the horizon are left out (their label is not final) and counted. Only operations pandas and cudf share (sort,
-groupby min / cummin / shift, merge; no ``merge_asof``, which cudf lacks).
+The output's order is a function of the staged rows alone (the count follows from them). Per partition, the
+keys, times and event types alone are sorted by (user, item, time, row id); over each key's rows in descending
+order, a cumulative min of each target's event time, taken from the next row and carried over the rows of one time
+(a groupby cummax): the first target event *strictly* after each time; no merge. An anchor is 1 for a target when
+that event is at most the horizon later; the wide anchor rows are gathered once, in that order. Anchors after the
+log's last event less the horizon are left out (their label is not final) and counted. Only operations pandas and
+cudf share (sort, shift, where, cumsum, groupby cummin / cummax, take; no ``merge_asof``, which cudf lacks).
 """
 
 from __future__ import annotations
@@ -54,21 +55,32 @@ def horizon_ms(events: EventsSpec) -> int:
 def label_partition(df: Any, user: str, item: str, events: EventsSpec, cutoff_ms: int) -> Any:
     """The anchor rows of ``df`` (every event of its (user, item) keys; pandas or cudf), each target's label as an
     int8 column named as the target, :data:`LEFT_OUT` where its time is after ``cutoff_ms``; the event type and
-    time in ms dropped. Sorted by (user, item, time, row id): the same rows in the same order on every run."""
-    keys, names = [user, item, EVENT_MS], list(events.targets)
-    times = df[keys].copy()
-    for name, kind in events.targets.items():
-        times[name] = df[EVENT_MS].where(df[events.column] == kind, NEVER)
-    per_time = times.groupby(keys).min().reset_index().sort_values(keys, ascending=[True, True, False])
-    per_time[names] = per_time.groupby([user, item], sort=False)[names].cummin()  # at this time or later
-    later = per_time.groupby([user, item], sort=False)[names].shift(1, fill_value=NEVER)  # strictly later
-    horizon = per_time[EVENT_MS] + horizon_ms(events)
-    for name in names:
-        per_time[name] = (later[name] <= horizon).astype("int8")
-    anchors = df[df[events.column] == events.anchor].drop(columns=[events.column])
-    anchors = anchors.merge(per_time[keys + names], on=keys, how="left")
-    anchors[LEFT_OUT] = anchors[EVENT_MS] > cutoff_ms
-    return anchors.sort_values([*keys, "row_id"]).drop(columns=[EVENT_MS]).reset_index(drop=True)
+    time in ms dropped. Sorted by (user, item, time, row id): the same rows in the same order on every run.
+
+    Only the keys, times and event types are sorted and scanned; the wide anchor rows are gathered once, at the end."""
+    names, order = list(events.targets), [user, item, EVENT_MS, "row_id"]
+    df = df.reset_index(drop=True)  # the index: each row's position in ``df``
+    kind = df[events.column]
+    rows = df[order].assign(_anchor=kind == events.anchor,
+                            **{name: df[EVENT_MS].where(kind == target, NEVER) for name, target in events.targets.items()})
+    rows = rows.sort_values(order)
+    prev = rows[[user, item, EVENT_MS]].shift(1)
+    new_key = ((rows[user] != prev[user]) | (rows[item] != prev[item])).fillna(True)
+    new_time = (new_key | (rows[EVENT_MS] != prev[EVENT_MS])).fillna(True)
+    back = rows.assign(_key=new_key.cumsum(), _time=new_time.cumsum()).iloc[::-1]  # each key's times descending
+    at_or_later = back.groupby("_key", sort=False)[names].cummin()
+    back = back.assign(**{name: at_or_later[name] for name in names})
+    same_key = back["_key"] == back["_key"].shift(1)
+    # the row before (a later time, or the same): at a time's first row, the first target event strictly later
+    next_row = back[names].shift(1, fill_value=NEVER)
+    back = back.assign(**{name: next_row[name].where(same_key, NEVER) for name in names})
+    first_later = back.groupby("_time", sort=False)[names].cummax()  # a time's first row's, at each of its rows
+    horizon = back[EVENT_MS] + horizon_ms(events)
+    back = back.assign(**{name: (first_later[name] <= horizon).astype("int8") for name in names})
+    anchors = back[back["_anchor"]].iloc[::-1]
+    out = df.take(anchors.index).drop(columns=[events.column, EVENT_MS])
+    out = out.assign(**{name: anchors[name] for name in names}, **{LEFT_OUT: anchors[EVENT_MS] > cutoff_ms})
+    return out.reset_index(drop=True)
 
 
 def staged_extent(files: list[str]) -> tuple[int, int | None]:

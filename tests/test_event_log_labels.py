@@ -1,0 +1,56 @@
+"""``event_labels.label_partition`` against a brute-force oracle (every anchor joined to every event of its key):
+ties in time (several types at one millisecond, repeated anchors, equal row ids), the horizon's edge, nullable keys
+and a partition's index that is not 0..n-1."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rapids_engage.config import EventsSpec
+from rapids_engage.ingest.event_labels import LEFT_OUT, label_partition
+from rapids_engage.ingest.table_types import EVENT_MS
+
+MS = 1_433_000_000_000
+
+
+def _frame(seed: int, n: int = 3000) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "visitorid": rng.integers(0, 40, n), "itemid": rng.integers(0, 5, n),
+        EVENT_MS: MS + rng.integers(0, 400, n) * 600_000 + rng.integers(0, 2, n),  # ties, and 1 ms apart
+        "event": rng.choice(["view", "view", "addtocart", "transaction"], n), "row_id": rng.integers(0, 30, n),
+        "price": rng.random(n)}, index=rng.permutation(n) + 5)
+
+
+def _oracle(frame: pd.DataFrame, spec: EventsSpec, cutoff: int) -> pd.DataFrame:
+    """Each anchor's label: any event of the target's type of its key strictly later and within the horizon."""
+    anchors = frame[frame["event"] == spec.anchor].reset_index(drop=True).rename_axis("_anchor").reset_index()
+    out = anchors.drop(columns=["event"])
+    for name, kind in spec.targets.items():
+        later = frame.loc[frame["event"] == kind, ["visitorid", "itemid", EVENT_MS]].rename(columns={EVENT_MS: "_t"})
+        pairs = anchors.merge(later, on=["visitorid", "itemid"])
+        hit = pairs[(pairs["_t"] > pairs[EVENT_MS]) & (pairs["_t"] <= pairs[EVENT_MS] + spec.horizon_hours * 3_600_000)]
+        out[name] = out["_anchor"].isin(hit["_anchor"]).astype("int8")
+    out[LEFT_OUT] = out[EVENT_MS] > cutoff
+    columns = [c for c in frame.columns if c not in ("event", EVENT_MS)] + [*spec.targets, LEFT_OUT]
+    return out.sort_values(["visitorid", "itemid", EVENT_MS, "row_id", "_anchor"], kind="stable")[columns]
+
+
+@pytest.mark.parametrize("seed, hours, keys", [(0, 24, "int64"), (1, 0.5, "Int64"), (2, 1 / 3600_000, "int64")])
+def test_each_anchor_is_labelled_by_its_keys_first_later_event_within_the_horizon(seed, hours, keys):
+    frame = _frame(seed).astype({"visitorid": keys, "itemid": keys})
+    spec = EventsSpec(column="event", anchor="view", horizon_hours=hours, targets={"cart": "addtocart", "buy": "transaction"})
+    cutoff = int(frame[EVENT_MS].quantile(0.9))
+    got = label_partition(frame, "visitorid", "itemid", spec, cutoff)
+    want = _oracle(frame, spec, cutoff).reset_index(drop=True)
+    assert min(want["cart"].sum(), want["buy"].sum()) > 0 and want[LEFT_OUT].any() and not want[LEFT_OUT].all()
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_an_empty_partition_gives_the_columns_of_a_full_one():
+    frame = _frame(0)
+    spec = EventsSpec(column="event", anchor="view", horizon_hours=1, targets={"cart": "addtocart"})
+    empty, full = (label_partition(f, "visitorid", "itemid", spec, MS) for f in (frame.iloc[:0], frame))
+    assert len(empty) == 0 and empty.dtypes.to_dict() == full.dtypes.to_dict()
