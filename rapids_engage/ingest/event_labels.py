@@ -101,13 +101,35 @@ def staged_extent(files: list[str]) -> tuple[int, int | None]:
     return rows, last
 
 
+def _arrow(frame: Any) -> pa.Table:
+    """``frame`` (pandas or cudf) as an Arrow table, without its index."""
+    if type(frame).__module__.split(".")[0] == "cudf":
+        return frame.to_arrow(preserve_index=False)
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def store_kept(labelled: Any, path: Path, schema: pa.Schema, names: list[str]) -> EventCounts:
+    """Write the kept anchors of one labelled partition to ``path`` (Arrow IPC, conformed to ``schema``: the
+    final writer's rows as they are) and count them."""
+    left_out = labelled[LEFT_OUT]
+    kept = labelled[~left_out]
+    counts = EventCounts(len(labelled), int(left_out.sum()), {name: int(kept[name].sum()) for name in names})
+    table = conform(_arrow(kept), schema)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as out:
+        out.write_table(table)
+    return counts
+
+
 def label_events(typed_dir: Path, scratch: Path, writer: DayWriter, events: EventsSpec, user: str, item: str) -> EventCounts:
-    """Label the typed rows under ``typed_dir`` (a dask pass, out of core: shuffled by key, written to ``scratch``),
-    then stream the kept anchors through ``writer`` (the canonical day partitions) a row group at a time."""
+    """Label the typed rows under ``typed_dir`` (a dask pass, out of core: shuffled by key; each partition's kept
+    anchors written to ``scratch`` by its own task, as Arrow IPC), then stream them through ``writer`` (the canonical
+    day partitions) in partition order, a row group at a time."""
+    import dask
     import dask.dataframe as dd
 
     files = sorted(str(p) for p in typed_dir.rglob("*.parquet"))
-    counts = EventCounts(positives=dict.fromkeys(events.targets, 0))
+    names = list(events.targets)
+    counts = EventCounts(positives=dict.fromkeys(names, 0))
     if not files:  # every row quarantined
         return counts
     frame = dd.read_parquet(files, blocksize=None)
@@ -119,15 +141,17 @@ def label_events(typed_dir: Path, scratch: Path, writer: DayWriter, events: Even
     runs = frame.repartition(npartitions=1) if parts == 1 else frame.shuffle(on=[user, item], npartitions=parts)
     meta = label_partition(frame._meta, user, item, events, cutoff)
     labelled = runs.map_partitions(label_partition, user, item, events, cutoff, meta=meta)
-    labelled.to_parquet(str(scratch), write_index=False, name_function=lambda i: f"part.{i:06d}.parquet")  # in order
-    for path in sorted(scratch.glob("*.parquet")):
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=writer.row_group_rows):
-            left_out = batch.column(LEFT_OUT).to_numpy(zero_copy_only=False)
-            counts.anchors += len(left_out)
-            counts.left_out += int(left_out.sum())
-            kept = conform(pa.Table.from_batches([batch]).filter(pa.array(~left_out)), writer.schema)
-            for name in events.targets:
-                counts.positives[name] += int(kept[name].to_numpy().sum())
-            writer.write(kept)
+    scratch.mkdir(parents=True, exist_ok=True)
+    paths = [scratch / f"part.{i:06d}.arrow" for i in range(labelled.npartitions)]
+    stored = [dask.delayed(store_kept)(part, path, writer.schema, names)
+              for part, path in zip(labelled.to_delayed(), paths)]
+    for done in dask.compute(*stored):
+        counts.anchors += done.anchors
+        counts.left_out += done.left_out
+        for name in names:
+            counts.positives[name] += done.positives[name]
+    for path in paths:  # in order
+        with pa.memory_map(str(path)) as source:
+            for batch in pa.ipc.open_file(source).read_all().to_batches(max_chunksize=writer.row_group_rows):
+                writer.write(pa.Table.from_batches([batch]))
     return counts
-
