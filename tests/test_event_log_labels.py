@@ -54,3 +54,15 @@ def test_an_empty_partition_gives_the_columns_of_a_full_one():
     spec = EventsSpec(column="event", anchor="view", horizon_hours=1, targets={"cart": "addtocart"})
     empty, full = (label_partition(f, "visitorid", "itemid", spec, MS) for f in (frame.iloc[:0], frame))
     assert len(empty) == 0 and empty.dtypes.to_dict() == full.dtypes.to_dict()
+
+
+def test_keys_that_differ_beyond_float64_precision_are_two_keys():
+    """Keys are 64-bit hashes: two that differ in their last bits (2**62 and 2**62 + 1: one float64) are two
+    visitors, and one's cart labels none of the other's views (a shifted int64 column compared as float64 did)."""
+    big = 2**62
+    frame = pd.DataFrame({"visitorid": np.array([big, big + 1, big + 1], dtype="int64"), "itemid": np.int64(7),
+                          EVENT_MS: [MS, MS + 1_000, MS + 2_000], "event": ["view", "addtocart", "view"],
+                          "row_id": [1, 2, 3]})
+    spec = EventsSpec(column="event", anchor="view", horizon_hours=1, targets={"cart": "addtocart"})
+    got = label_partition(frame, "visitorid", "itemid", spec, MS + 10_000)
+    assert got["visitorid"].tolist() == [big, big + 1] and got["cart"].tolist() == [0, 0]

@@ -64,9 +64,11 @@ def label_partition(df: Any, user: str, item: str, events: EventsSpec, cutoff_ms
     rows = df[order].assign(_anchor=kind == events.anchor,
                             **{name: df[EVENT_MS].where(kind == target, NEVER) for name, target in events.targets.items()})
     rows = rows.sort_values(order)
-    prev = rows[[user, item, EVENT_MS]].shift(1)
-    new_key = ((rows[user] != prev[user]) | (rows[item] != prev[item])).fillna(True)
-    new_time = (new_key | (rows[EVENT_MS] != prev[EVENT_MS])).fillna(True)
+    # the row before, kept in its int64 (a plain shift makes it float64, in which two 64-bit hashed keys may be one)
+    prev = rows[[user, item, EVENT_MS]].shift(1, fill_value=0)
+    first = rows[EVENT_MS].shift(1).isna()  # the first row (times are never null)
+    new_key = first | (rows[user] != prev[user]) | (rows[item] != prev[item])
+    new_time = new_key | (rows[EVENT_MS] != prev[EVENT_MS])
     back = rows.assign(_key=new_key.cumsum(), _time=new_time.cumsum()).iloc[::-1]  # each key's times descending
     at_or_later = back.groupby("_key", sort=False)[names].cummin()
     back = back.assign(**{name: at_or_later[name] for name in names})
