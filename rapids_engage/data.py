@@ -183,8 +183,11 @@ def _spec_key(spec: Any) -> dict:
 #: 14: a parquet fixed_size_list, list_view or large_list_view column reads as a list (its items, not JSON text
 #: ``[1.0, 2.5]`` split into ``[1.0,`` and ``2.5]``), a list of lists as the items of its inner lists, as JSONL's;
 #: 15: a parquet timestamp or date time column (or a record's datetime) read with a ``time_format`` pattern holding
-#: ``%f`` is its instant, not ``bad_time`` on every row).
-INGEST_RULES = 15
+#: ``%f`` is its instant, not ``bad_time`` on every row;
+#: 16: each input file written to parts of its own (``day=D/part-<file>-<k>.parquet``, ingested by one worker
+#: process), not the rows of all files through one writer: the same rows, other files; old caches are ingested
+#: again once).
+INGEST_RULES = 16
 
 
 def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:

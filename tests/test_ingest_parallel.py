@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import psutil
+import pyarrow.parquet as pq
 import pytest
 
 from rapids_engage.config import ExplodeSpec, SideTableSpec, TableConfig, TargetSpec
@@ -33,10 +34,12 @@ def outputs(out: Path) -> dict[str, bytes]:
 
 
 def raw_files(tmp_path: Path) -> list[Path]:
-    """Two RecSys files of several 16 KB blocks with bad rows (field count, id, int, UTF-8), one gzip."""
-    first, second = tmp_path / "part-0.tsv", tmp_path / "part-1.tsv"
+    """Three RecSys files of several 16 KB blocks: bad rows (field count, id, int, UTF-8) in the first, the second
+    gzip, the third a test file (20 fields)."""
+    first, second, third = tmp_path / "part-0.tsv", tmp_path / "part-1.tsv", tmp_path / "part-2.tsv"
     generate(first, 0.08, seed=1)
     generate(second, 0.06, seed=2)
+    generate(third, 0.04, seed=3)
     lines = first.read_bytes().splitlines(keepends=True)
     fields = lines[5].split(b"\x01")
     lines[7] = b"\x01".join([*fields[:2], b"zz" * 16, *fields[3:]])  # invalid id
@@ -45,28 +48,56 @@ def raw_files(tmp_path: Path) -> list[Path]:
     first.write_bytes(b"".join(lines))
     (tmp_path / "part-1.tsv.gz").write_bytes(gzip.compress(second.read_bytes()))
     second.unlink()
-    return [first, tmp_path / "part-1.tsv.gz"]
+    third.write_bytes(b"".join(b"\x01".join(line.split(b"\x01")[:20]) + b"\n" for line in third.read_bytes().splitlines()))
+    return [first, tmp_path / "part-1.tsv.gz", third]
 
 
-def test_recsys_output_is_byte_identical_on_two_workers(tmp_path):
+def rows_by_part_prefix(out: Path) -> dict[str, int]:
+    """The rows written under each part name prefix (``part-<file>-``)."""
+    rows: dict[str, int] = {}
+    for part in (out / "data").rglob("*.parquet"):
+        prefix = part.name.rsplit("-", 1)[0]
+        rows[prefix] = rows.get(prefix, 0) + pq.read_metadata(part).num_rows
+    return rows
+
+
+def test_recsys_output_is_byte_identical_whatever_the_workers(tmp_path):
+    """Whole files on 2 and 3 workers (each written by its worker), 2 files' blocks on 3 (written here): the same
+    bytes as serially; each input file's rows in parts of its own."""
     files = raw_files(tmp_path)
-    serial = ingest_recsys(files, tmp_path / "one", block_size=16_000, rows_per_file=150)
-    parallel = ingest_recsys(files, tmp_path / "two", block_size=16_000, rows_per_file=150, workers=2)
-    assert (serial.workers, parallel.workers) == (1, 2)
-    assert serial.quarantine_counts["invalid_id"] == serial.quarantine_counts["invalid_int"] == 1
-    assert serial.output_files > 4
-    assert outputs(tmp_path / "one") == outputs(tmp_path / "two")
-    assert "parsed on 2 processes" in parallel.summary() and "processes" not in serial.summary()
+    serial = ingest_recsys(files, tmp_path / "w1", block_size=16_000, rows_per_file=150)
+    assert {"field_count", "invalid_id", "invalid_int", "invalid_utf8"} <= set(serial.quarantine_counts)
+    assert serial.test_files == [str(files[2])] and serial.output_files > 6
+    bad = pq.read_table(tmp_path / "w1" / "quarantine.parquet")["file"].to_pylist()
+    lines = [len((gzip.open if f.suffix == ".gz" else open)(f, "rb").read().splitlines()) for f in files]
+    assert rows_by_part_prefix(tmp_path / "w1") == {f"part-{i:05d}": n - bad.count(str(f))
+                                                    for i, (f, n) in enumerate(zip(files, lines))}
+    for workers in (2, 3):
+        result = ingest_recsys(files, tmp_path / f"w{workers}", block_size=16_000, rows_per_file=150, workers=workers)
+        assert result.workers == workers
+        assert outputs(tmp_path / f"w{workers}") == outputs(tmp_path / "w1")
+    assert "parsed on 3 processes" in result.summary() and "processes" not in serial.summary()
+    ingest_recsys(files[:2], tmp_path / "blocks1", block_size=16_000, rows_per_file=150)
+    blocks = ingest_recsys(files[:2], tmp_path / "blocks3", block_size=16_000, rows_per_file=150, workers=3)
+    assert blocks.workers == 3 and outputs(tmp_path / "blocks3") == outputs(tmp_path / "blocks1")
 
 
-def test_recsys_strict_stops_at_the_same_first_bad_row(tmp_path):
+def test_recsys_strict_stops_at_the_first_bad_row_in_input_order(tmp_path):
+    """The first file's only bad row is its last line, the later files' their first: whichever worker fails first,
+    the error is the first file's, as serially."""
     files = raw_files(tmp_path)
+    generate(files[0], 0.08, seed=1)  # without the bad rows planted
+    good = [line for line in files[0].read_bytes().splitlines(keepends=True) if line.count(b"\x01") == 23]
+    files[0].write_bytes(b"".join(good) + good[0].replace(b"\x01", b"", 1))
+    for f in files[1:]:
+        text = (gzip.decompress if f.suffix == ".gz" else bytes)(f.read_bytes())
+        f.write_bytes(b"x\x01y\n" + text)  # not gzip any more: sniffed as plain text
     errors = []
-    for workers in (1, 2):
+    for workers in (1, 2, 3):
         with pytest.raises(StrictModeError) as info:
             ingest_recsys(files, tmp_path / f"out{workers}", block_size=16_000, strict=True, workers=workers)
         errors.append(str(info.value))
-    assert errors[0] == errors[1] and ":8:tweet_id: invalid_id" in errors[0]
+    assert errors[0] == errors[1] == errors[2] and f"part-0.tsv:{len(good) + 1}:-: field_count" in errors[0]
 
 
 def mind_files(tmp_path: Path) -> tuple[list[Path], TableConfig]:
@@ -91,14 +122,19 @@ def mind_files(tmp_path: Path) -> tuple[list[Path], TableConfig]:
     return paths, spec
 
 
-def test_table_output_is_byte_identical_on_two_workers(tmp_path, monkeypatch):
-    monkeypatch.setattr(table_read, "BLOCK_BYTES", 4096)  # read blocks: several per file
+def test_table_output_is_byte_identical_whatever_the_workers(tmp_path, monkeypatch):
+    """Explode and a side-table join: whole files on 2 and 3 workers, 2 files' chunks on 3 workers: the same bytes as
+    serially; strict: the same first bad row."""
+    monkeypatch.setattr(table_read, "BLOCK_BYTES", 4096)  # read blocks: several per file, in the workers too
     paths, spec = mind_files(tmp_path)
-    serial = ingest_table(paths, tmp_path / "one", spec, chunk_rows=100)
-    parallel = ingest_table(paths, tmp_path / "two", spec, chunk_rows=100, workers=2)
-    assert (serial.workers, parallel.workers) == (1, 2)
+    serial = ingest_table(paths, tmp_path / "w1", spec, chunk_rows=100)
     assert serial.quarantine_counts == {"bad_explode_token": 3, "bad_time": 3}
-    assert outputs(tmp_path / "one") == outputs(tmp_path / "two")
+    for workers in (2, 3):
+        assert ingest_table(paths, tmp_path / f"w{workers}", spec, chunk_rows=100, workers=workers).workers == workers
+        assert outputs(tmp_path / f"w{workers}") == outputs(tmp_path / "w1")
+    ingest_table(paths[:2], tmp_path / "blocks1", spec, chunk_rows=100)
+    assert ingest_table(paths[:2], tmp_path / "blocks3", spec, chunk_rows=100, workers=3).workers == 3
+    assert outputs(tmp_path / "blocks3") == outputs(tmp_path / "blocks1")
     errors = []
     for workers in (1, 2):
         with pytest.raises(StrictModeError) as info:
@@ -107,9 +143,32 @@ def test_table_output_is_byte_identical_on_two_workers(tmp_path, monkeypatch):
     assert errors[0] == errors[1] and "behaviors-0.tsv:14:impressions: bad_explode_token" in errors[0]
 
 
-def test_a_point_in_time_side_table_is_joined_alike_on_two_workers(tmp_path, monkeypatch):
+def test_an_event_log_is_labelled_alike_whatever_the_workers(tmp_path):
+    """An event log (``data.table.events``) in 3 files: its typed rows staged per file, labelled the same."""
+    import numpy as np
+
+    from rapids_engage.config import EventsSpec
+
+    rng = np.random.default_rng(0)
+    t0 = 1_433_116_800_000
+    for f in range(3):
+        rows = [f"{t0 + int(t)},{rng.integers(0, 20)},{rng.choice(['view', 'view', 'addtocart'])},{rng.integers(0, 9)}"
+                for t in np.sort(rng.integers(0, 5 * 86_400_000, 300))]
+        rows[17] = "soon,1,view,2"  # bad time
+        (tmp_path / f"events-{f}.csv").write_text("timestamp,visitorid,event,itemid\n" + "\n".join(rows) + "\n")
+    spec = TableConfig(format="csv", time="timestamp", time_format="unix_ms", row_id=["visitorid", "itemid", "timestamp"],
+                       user="visitorid", item="itemid", events=EventsSpec("event", "view", 6, {"cart": "addtocart"}))
+    paths = sorted(tmp_path.glob("events-*.csv"))
+    serial = ingest_table(paths, tmp_path / "w1", spec)
+    assert serial.quarantine_counts == {"bad_time": 3} and serial.events["positives"]["cart"] > 0
+    for workers in (2, 3):
+        assert ingest_table(paths, tmp_path / f"w{workers}", spec, workers=workers).workers == workers
+        assert outputs(tmp_path / f"w{workers}") == outputs(tmp_path / "w1")
+
+
+def test_a_point_in_time_side_table_is_joined_alike_whatever_the_workers(tmp_path, monkeypatch):
     """A long-format side table joined as of each row's time (``time``, ``property``, ``value``) reaches the workers
-    whole: the same rows and values with 1 and 2 workers."""
+    whole: the same rows and values with 1, 2 and 3 workers."""
     import pandas as pd
 
     monkeypatch.setattr(table_read, "BLOCK_BYTES", 4096)
@@ -121,11 +180,11 @@ def test_a_point_in_time_side_table_is_joined_alike_on_two_workers(tmp_path, mon
     spec.join = [SideTableSpec(path=str(props), key="news_id", format="csv", header=True, time="ts",
                                time_format="unix_ms", property="property", value="value", keep=["category"])]
     spec.text = []
-    serial = ingest_table(paths, tmp_path / "one", spec, chunk_rows=100)
-    parallel = ingest_table(paths, tmp_path / "two", spec, chunk_rows=100, workers=2)
-    assert (serial.workers, parallel.workers) == (1, 2)
-    assert outputs(tmp_path / "one") == outputs(tmp_path / "two")
-    rows = pd.read_parquet(tmp_path / "two" / "data")
+    ingest_table(paths, tmp_path / "w1", spec, chunk_rows=100)
+    for workers in (2, 3):
+        assert ingest_table(paths, tmp_path / f"w{workers}", spec, chunk_rows=100, workers=workers).workers == workers
+        assert outputs(tmp_path / f"w{workers}") == outputs(tmp_path / "w1")
+    rows = pd.read_parquet(tmp_path / "w3" / "data")
     assert rows["category"].nunique() > 3  # values of several snapshots joined, not one per item
 
 

@@ -53,6 +53,13 @@ def _available_memory() -> int:
     return int(psutil.virtual_memory().available)
 
 
+def by_file(workers: int, files: int) -> bool:
+    """Whether the workers take whole input files (each read, parsed and written by one worker: nothing but
+    the merge of their tallies stays in the main process): when there are as many files as workers or more.
+    Fewer files: the main process reads and writes them, the workers parse their blocks."""
+    return workers > 1 and files >= workers
+
+
 def blocks_of(size: int, block_size: int) -> int:
     """The blocks a file of ``size`` bytes is read in, about (a compressed file has more)."""
     return max(1, math.ceil(size / max(block_size, 1)))
@@ -123,4 +130,4 @@ def _result(tag: Tag, future: Future | None) -> tuple[Tag, Any]:
                            "(--ingest-workers), 1 ingests in this process") from None
 
 
-__all__ = ["IN_FLIGHT", "WORKER_BYTES", "blocks_of", "ordered_map", "worker_count"]
+__all__ = ["IN_FLIGHT", "WORKER_BYTES", "blocks_of", "by_file", "ordered_map", "worker_count"]

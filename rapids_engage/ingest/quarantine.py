@@ -8,7 +8,9 @@ parsed CSV row's fields as a CSV record, quoted where they need it; undecodable 
 backslash-escaped, truncated to 1000 chars).
 
 Rows are kept in memory up to ``spill_rows``; beyond that they are appended to a
-parquet spill file, so a wholly broken multi-GB input cannot exhaust memory.
+parquet spill file, so a wholly broken multi-GB input cannot exhaust memory. One input file's
+quarantine, filled in a worker process, is handed over as its spill files (:meth:`Quarantine.hand_over`)
+and taken over, in input order, by the ingest's (:meth:`Quarantine.take_over`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,16 @@ def raw_text(raw: bytes | str) -> str:
 
 
 @dataclass
+class QuarantinePart:
+    """A quarantine handed over (:meth:`Quarantine.hand_over`): its rows in spill files, in order, and its tallies."""
+
+    spilled: list[str]
+    counts: dict[str, int]
+    total: int
+    first: tuple[str, int, str | None, str, str] | None
+
+
+@dataclass
 class Quarantine:
     """Collects bad rows; see the module docstring for the columns.
 
@@ -64,6 +76,7 @@ class Quarantine:
 
     spill_dir: str | Path | None = None
     spill_rows: int = 100_000
+    spill_name: str = ".quarantine-spill"  #: spill files: ``<spill_dir>/<spill_name>-NNNNN.parquet``
     counts: dict[str, int] = field(default_factory=dict, init=False)
     total: int = field(default=0, init=False)
     #: (file, line, column, reason, detail) of the first bad row: the lowest line of the first file with one
@@ -93,10 +106,31 @@ class Quarantine:
         self._first(files, lines, columns, reasons, details)
         self.total += n
         if self.spill_dir is not None and len(rows["line"]) >= self.spill_rows:
-            path = Path(self.spill_dir) / f".quarantine-spill-{len(self._spilled):05d}.parquet"
-            pq.write_table(self.table(), path)
-            self._spilled.append(path)
-            self._rows = {name: [] for name in SCHEMA.names}
+            self._spill()
+
+    def _spill(self) -> None:
+        path = Path(self.spill_dir) / f"{self.spill_name}-{len(self._spilled):05d}.parquet"
+        pq.write_table(self.table(), path)
+        self._spilled.append(path)
+        self._rows = {name: [] for name in SCHEMA.names}
+
+    def hand_over(self) -> QuarantinePart:
+        """Every row moved to spill files (``spill_dir`` must be set), for :meth:`take_over` in another process."""
+        if self._rows["line"]:
+            self._spill()
+        return QuarantinePart([str(p) for p in self._spilled], dict(self.counts), self.total, self.first)
+
+    def take_over(self, part: QuarantinePart) -> None:
+        """Add the rows of ``part`` (an input file's, handed over) after this quarantine's, which holds none in
+        memory (it only takes over): they are written from their spill files, which :meth:`cleanup` deletes."""
+        if self._rows["line"]:
+            raise ValueError("a quarantine holding rows in memory cannot take over spilled ones after them")
+        self._spilled += [Path(p) for p in part.spilled]
+        for reason, k in part.counts.items():
+            self.counts[reason] = self.counts.get(reason, 0) + k
+        self.total += part.total
+        if self.first is None:  # the parts come in input order: the first file with a bad row has it
+            self.first = part.first
 
     def _first(self, files: list[str], lines: list[int], columns: list[str | None], reasons: list[str],
                details: list[str] | None) -> None:
@@ -148,4 +182,4 @@ class Quarantine:
         self._spilled.clear()
 
 
-__all__ = ["Quarantine", "StrictModeError", "raw_text"]
+__all__ = ["Quarantine", "QuarantinePart", "StrictModeError", "raw_text"]

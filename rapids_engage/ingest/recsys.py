@@ -3,7 +3,8 @@
 Output (built in a temporary sibling directory, renamed into place at the end,
 so a killed ingest never leaves a half-written ``out_dir``)::
 
-    <out_dir>/data/day=YYYY-MM-DD/part-NNNNN.parquet   canonical schema (schema.py), UTC day of tweet_timestamp
+    <out_dir>/data/day=YYYY-MM-DD/part-FFFFF-NNNNN.parquet   canonical schema (schema.py), UTC day of tweet_timestamp
+                                                             (FFFFF: the input file's position; NNNNN: its part)
     <out_dir>/quarantine.parquet                       bad rows with file, line, column, reason (if any)
     <out_dir>/ingest.json                              the IngestResult (written last)
 
@@ -45,7 +46,8 @@ from ..backend import CPU, Backend
 from ..schema import DTYPES, EVENT_TIME, RAW_COLUMNS, TEST_COLUMNS
 from .convert import CpuOps, make_ops
 from .quarantine import Quarantine, StrictModeError
-from .parallel import blocks_of, ordered_map, worker_count
+from .file_output import FileDone, FileOutput, Written, files_progress
+from .parallel import blocks_of, by_file, ordered_map, worker_count
 from .reader import IngestError, LineBlock, iter_line_blocks, iter_raw_blocks, line_block
 from .writer import DayWriter, canonical_schema, conform
 
@@ -338,10 +340,10 @@ def _write_json(path: Path, obj: dict) -> None:
     write_text(path, json.dumps(obj, indent=1))
 
 
-def finish(tmp: Path, out: Path, writer: DayWriter, quarantine: Quarantine, start: float, result: IngestResult) -> IngestResult:
-    """Close ``writer``, write the quarantine, complete ``result`` (row counts from the writer and the
-    quarantine, elapsed time), write ``ingest.json`` into ``tmp`` and publish ``tmp`` as ``out``."""
-    writer.close()
+def finish(tmp: Path, out: Path, written: Any, quarantine: Quarantine, start: float, result: IngestResult) -> IngestResult:
+    """Write the quarantine, complete ``result`` (row counts from ``written``: a :class:`.file_output.Written` or a
+    closed :class:`.DayWriter`, and the quarantine, elapsed time), write ``ingest.json`` into ``tmp`` and publish
+    ``tmp`` as ``out``."""
     if quarantine.total:
         quarantine.write(tmp / QUARANTINE_FILE)
     quarantine.cleanup()
@@ -350,12 +352,22 @@ def finish(tmp: Path, out: Path, writer: DayWriter, quarantine: Quarantine, star
     result.quarantine_counts = dict(sorted(quarantine.counts.items()))
     result.first_quarantined = quarantine.first_text()
     result.elapsed_s = round(time.perf_counter() - start, 3)
-    result.rows_per_day = dict(sorted(writer.rows_per_day.items()))
-    result.output_files = writer.files
-    result.output_rows = sum(writer.rows_per_day.values())
+    result.rows_per_day = dict(sorted(written.rows_per_day.items()))
+    result.output_files = written.files
+    result.output_rows = sum(written.rows_per_day.values())
     _write_json(tmp / RESULT_FILE, {k: v for k, v in asdict(result).items() if k != "workers"})  # the same whatever the workers
     _publish(tmp, out)
     return result
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every input file of a RecSys ingest is ingested with (picklable: sent with each file to a worker)."""
+
+    tmp: str  #: the staged output directory
+    strict: bool
+    block_size: int
+    rows_per_file: int
 
 
 def ingest_recsys(
@@ -371,13 +383,14 @@ def ingest_recsys(
 ) -> IngestResult:
     """Ingest raw RecSys 2021 files (``inputs``: a list of paths or a glob) into ``out_dir``.
 
-    ``on_progress(done_bytes, total_bytes)`` is called after each block (on-disk
-    bytes, so compressed files count their compressed size). ``workers``: processes
-    that parse the blocks (an int, or ``"auto"``: :func:`.parallel.worker_count`;
-    the GPU backend and inputs of one block ingest in this process); the output is
-    the same whatever their number. Raises
-    :class:`.IngestError` for a missing/unreadable input or an ``out_dir`` that
-    is not an earlier ingest output, :class:`.StrictModeError` in strict mode.
+    ``workers``: processes that ingest (an int, or ``"auto"``: :func:`.parallel.worker_count`; the GPU backend
+    and inputs of one block ingest in this process): as many input files as workers or more, each worker reads,
+    parses and writes whole files (:func:`ingest_file`); fewer, this process reads and writes and the workers
+    parse the blocks. Each input file has its own parts and quarantine (:mod:`.file_output`), so the output is
+    the same whatever the workers. ``on_progress(done_bytes, total_bytes)`` is called after each block, or
+    after each file when workers ingest whole files (on-disk bytes, so compressed files count their compressed
+    size). Raises :class:`.IngestError` for a missing/unreadable input or an ``out_dir`` that is not an earlier
+    ingest output, :class:`.StrictModeError` at the first bad row in input order in strict mode.
     """
     start = time.perf_counter()
     paths = input_paths(inputs)
@@ -385,23 +398,64 @@ def ingest_recsys(
     _check_out_dir(out)
     with staged_dir(out) as tmp:
         ops = make_ops(backend)
-        schema = canonical_schema()
-        quarantine = Quarantine(spill_dir=tmp)
-        writer = DayWriter(tmp / "data", schema, rows_per_file=rows_per_file, max_buffer_bytes=max(2 * block_size, 64 << 20))
+        job = _Job(str(tmp), strict, block_size, rows_per_file)
         sizes = [p.stat().st_size for p in paths]
         n = 1 if backend.is_gpu else worker_count(workers, sum(blocks_of(size, block_size) for size in sizes))
-        states = [_FileIngest(str(path), ops, quarantine, writer, schema, strict) for path in paths]
-        done_bytes = dict(zip(states, np.cumsum([0, *sizes[:-1]]).tolist()))
-        setup = (_worker_ops, ()) if n > 1 else (_same, (ops, schema))
-        for (state, bytes_done), result in ordered_map(_block_work, *setup, _block_tasks(paths, states, block_size, n > 1), n):
-            if result is not None:
-                state.apply(result)
-            if on_progress and bytes_done is not None:
-                on_progress(done_bytes[state] + bytes_done, sum(sizes))
-        result = IngestResult(sum(s.rows for s in states), sum(s.ingested for s in states), 0, len(paths), {}, str(out),
-                              0.0, [s.name for s in states if s.rows == 0],
-                              [s.name for s in states if s.n_fields == len(TEST_COLUMNS)], workers=n)
-        return finish(tmp, out, writer, quarantine, start, result)
+        progress = files_progress(sizes, on_progress)
+        written = Written(Quarantine(spill_dir=tmp))
+        if by_file(n, len(paths)):
+            tasks = ((i, (i, str(path), job)) for i, path in enumerate(paths))
+            for i, done in ordered_map(ingest_file, _worker_ops, (), tasks, n):
+                written.add(done)
+                progress(i, sizes[i])
+        else:
+            for done in _ingest_blocks(list(enumerate(paths)), ops, job, n, progress):
+                written.add(done)
+        result = IngestResult(written.rows, written.ingested, 0, len(paths), {}, str(out), 0.0,
+                              [str(p) for p, d in zip(paths, written.per_file) if d.rows == 0],
+                              [str(p) for p, d in zip(paths, written.per_file) if d.test_file], workers=n)
+        return finish(tmp, out, written, written.quarantine, start, result)
+
+
+def ingest_file(state: tuple, task: tuple) -> FileDone:
+    """Read, parse and write one input file (``task``: its index, path and the :class:`_Job`) in this process."""
+    index, path, job = task
+    return _ingest_blocks([(index, Path(path))], state[0], job, 1, None)[0]
+
+
+def _ingest_blocks(files: list[tuple[int, Path]], ops: CpuOps, job: _Job, workers: int,
+                   progress: Callable[[int, int], None] | None) -> list[FileDone]:
+    """Ingest ``files`` (index, path) one after the other, their blocks parsed on ``workers`` processes (1: here),
+    each file written by its own :class:`.FileOutput` here, closed once its last block is written;
+    ``progress(index, bytes done)`` after each block."""
+    schema = canonical_schema()
+    tmp = Path(job.tmp)
+    outputs = [FileOutput(i, tmp / "data", tmp, schema, rows_per_file=job.rows_per_file,
+                          max_buffer_bytes=writer_buffer_bytes(job.block_size)) for i, _ in files]
+    states = [_FileIngest(str(path), ops, o.quarantine, o.writer, schema, job.strict) for o, (_, path) in zip(outputs, files)]
+    index = {state: k for k, state in enumerate(states)}
+    setup = (_worker_ops, ()) if workers > 1 else (_same, (ops, schema))
+    current = 0
+    for (state, bytes_done), result in ordered_map(_block_work, *setup, _block_tasks([p for _, p in files], states,
+                                                                                      job.block_size, workers > 1), workers):
+        k = index[state]
+        while current < k:  # the files before are done: their buffers written, not held to the end
+            _done(outputs[current], states[current])
+            current += 1
+        if result is not None:
+            state.apply(result)
+        if progress and bytes_done is not None:
+            progress(files[k][0], bytes_done)
+    return [_done(o, s) for o, s in zip(outputs, states)]
+
+
+def _done(output: FileOutput, state: _FileIngest) -> FileDone:
+    return output.done(state.rows, state.ingested, test_file=state.n_fields == len(TEST_COLUMNS))
+
+
+def writer_buffer_bytes(block_size: int) -> int:
+    """The rows a file's writer buffers before writing (bytes): two blocks' worth, at least 64 MiB."""
+    return max(2 * block_size, 64 << 20)
 
 
 def _block_tasks(paths: list[Path], states: list[_FileIngest], block_size: int,

@@ -3,8 +3,9 @@
 :func:`ingest_table` checks a :class:`~rapids_engage.config.TableConfig` and derives the
 output schema (:func:`_plan`), then streams each input file chunk by chunk
 (:mod:`.table_read`), explodes, joins and types each chunk (:mod:`.table_types`) and
-writes the day partitions, the quarantine and ``ingest.json`` atomically like
-:func:`.ingest_recsys`.
+writes the day partitions (each input file its own parts, :mod:`.file_output`: whole files on
+worker processes when there are as many as workers), the quarantine and ``ingest.json``
+atomically like :func:`.ingest_recsys`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from ..features.folds import FOLD
 from ..features.table_content import computed_columns
 from ..layout import TABLE_ROW_ID, TABLE_TIME, raw_id_name, table_layout
 from . import table_read
-from .parallel import blocks_of, ordered_map, worker_count
+from .file_output import FileDone, FileOutput, Written, files_progress
+from .parallel import blocks_of, by_file, ordered_map, worker_count
 from .quarantine import Quarantine, StrictModeError
 from .reader import IngestError
 from .recsys import IngestResult, _check_out_dir, input_paths, finish
@@ -304,16 +306,17 @@ def _schema(ids: tuple[str, ...], targets: tuple[tuple[str, str], ...], spec: Ta
 # ---------------------------------------------------------------- driver
 
 
-@dataclass
-class _Run:
-    """What every chunk of an ingest is processed with."""
+@dataclass(frozen=True)
+class _Job:
+    """What every input file of a table ingest is ingested with but the plan and side tables (picklable: sent
+    with each file to a worker)."""
 
-    plan: Plan
-    sides: list[SideTable | AsOfSide]
-    writer: DayWriter
-    quarantine: Quarantine
+    tmp: str  #: the staged output directory
+    data: str  #: where the rows are written: ``<tmp>/data``, an event log's ``<tmp>/_typed``
+    src: Source
     strict: bool
     chunk_rows: int
+    block_bytes: int  #: :data:`.table_read.BLOCK_BYTES` of the ingest's process
 
 
 def process_chunk(chunk: Chunk, key: str, plan: Plan,
@@ -364,24 +367,56 @@ def bad_rows(chunk: Chunk, found: Found) -> list[Bad]:
     return [Bad(int(chunk.line[i]), c, r, d, raw) for i, c, r, d, raw in zip(at, columns, reasons, details, raws)]
 
 
-def _ingest_file(path: Path, key: str, run: _Run, src: Source) -> Iterator[tuple[tuple, tuple | None]]:
-    """The tasks of one file, in order: ((path, part or None, bytes done or None), (rows, key) or None)
+def _file_tasks(path: Path, key: str, plan: Plan, job: _Job) -> Iterator[tuple[tuple, tuple | None]]:
+    """The tasks of one file, in order: ((part or None, bytes done or None), (rows, key) or None)
     per chunk part (None: a part without rows, or the file's last progress)."""
-    ex = run.plan.explode
-    for chunk in read(path, src, run.chunk_rows):
+    ex = plan.explode
+    for chunk in read(path, job.src, job.chunk_rows, job.block_bytes):
         if chunk.missing:
-            raise IngestError(_missing_columns(path, src.fmt, chunk, run.plan))
+            raise IngestError(_missing_columns(path, job.src.fmt, chunk, plan))
         weights = None
         if ex and chunk.rows:
             weights = pc.count_substring(arrow_strings(chunk.frame[ex.column]), ex.sep).to_numpy() + 1
-        for part in chunk.slices(run.chunk_rows, weights):
-            yield (path, part, None), ((part.frame, part.line, key) if part.rows else None)
-        yield (path, None, chunk.bytes_done), None
+        for part in chunk.slices(job.chunk_rows, weights):
+            yield (part, None), ((part.frame, part.line, key) if part.rows else None)
+        yield (None, chunk.bytes_done), None
 
 
 def _chunk_work(state: tuple[Plan, list[SideTable]], task: tuple) -> tuple[pa.Table, Found, np.ndarray]:
-    """:func:`typed_chunk` of one task of :func:`_ingest_file`."""
+    """:func:`typed_chunk` of one task of :func:`_file_tasks`."""
     return typed_chunk(*task, *state)
+
+
+def ingest_file(state: tuple[Plan, list[SideTable]], task: tuple) -> FileDone:
+    """Read, type and write one input file (``task``: its index, path, key in row ids and the :class:`_Job`) in
+    this process."""
+    index, path, key, job = task
+    return _ingest_chunks([(index, Path(path), key)], *state, job, 1, None)[0]
+
+
+def _ingest_chunks(files: list[tuple[int, Path, str]], plan: Plan, sides: list[SideTable | AsOfSide], job: _Job,
+                   workers: int, progress: Callable[[int, int], None] | None) -> list[FileDone]:
+    """Ingest ``files`` (index, path, key in row ids) one after the other, their chunks typed on ``workers``
+    processes (1: here), each file written by its own :class:`.FileOutput` here, closed once its last chunk is;
+    ``progress(index, bytes done)`` after each read chunk."""
+    outputs = [_file_output(i, plan, job) for i, _, _ in files]  # a writer opens no file before its first rows
+    counts = [[0, 0] for _ in files]  # source rows, ingested source rows
+    tasks = (((k, tag), payload) for k, (_, path, key) in enumerate(files) for tag, payload in _file_tasks(path, key, plan, job))
+    current = 0
+    for (k, (part, bytes_done)), typed_rows in ordered_map(_chunk_work, _same, (plan, sides), tasks, workers):
+        while current < k:  # the files before are done: their buffers written, not held to the end
+            outputs[current].done(*counts[current])
+            current += 1
+        if part is not None:
+            source, good = _apply(outputs[k], job.strict, files[k][1], part, typed_rows)
+            counts[k] = [counts[k][0] + source, counts[k][1] + good]
+        elif progress:
+            progress(files[k][0], bytes_done)
+    return [output.done(*c) for output, c in zip(outputs, counts)]
+
+
+def _file_output(index: int, plan: Plan, job: _Job) -> FileOutput:
+    return FileOutput(index, Path(job.data), Path(job.tmp), plan.schema, time_column=TABLE_TIME)
 
 
 def _chunks_of(path: Path, fmt: str, chunk_rows: int) -> int:
@@ -398,22 +433,22 @@ def _same(*state: object) -> tuple:
     return state
 
 
-def _apply(run: _Run, path: Path, part: Chunk, typed_rows: tuple | None) -> tuple[int, int]:
+def _apply(output: FileOutput, strict: bool, path: Path, part: Chunk, typed_rows: tuple | None) -> tuple[int, int]:
     """Write one chunk part's output rows and quarantine its bad rows (strict: StrictModeError at the first);
     (source rows, ingested source rows)."""
     table, bad = None, list(part.bad)
     if typed_rows is not None:
         table, found, _ = typed_rows
         bad += bad_rows(part, found)
-    if bad and run.strict:
+    if bad and strict:
         b = min(bad, key=by_line)
         raise StrictModeError(str(path), b.line, b.column, b.reason, b.detail)
     if bad:
         bad.sort(key=by_line)
-        run.quarantine.extend([str(path)], [b.line for b in bad], [b.column for b in bad],
-                              [b.reason for b in bad], [b.raw for b in bad], [b.detail for b in bad])
+        output.quarantine.extend([str(path)], [b.line for b in bad], [b.column for b in bad],
+                                 [b.reason for b in bad], [b.raw for b in bad], [b.detail for b in bad])
     if table is not None:
-        run.writer.write(table)
+        output.writer.write(table)
     return part.rows + len(part.bad), part.rows + len(part.bad) - len(bad)
 
 
@@ -448,15 +483,17 @@ def ingest_table(
     """Ingest the event table files ``inputs`` (a glob or a list of paths) described by ``spec`` into ``out_dir``.
 
     ``chunk_rows`` bounds the rows handled at once (after explode);
-    ``on_progress(done_bytes, total_bytes)`` is called after each chunk (on-disk
-    bytes). Raises :class:`.IngestError` for a bad ``spec``, a missing or
+    ``on_progress(done_bytes, total_bytes)`` is called after each chunk, or after each file when
+    workers ingest whole files (on-disk bytes). ``workers``: as :func:`.ingest_recsys`'s (whole files
+    on each worker, or chunks typed on the workers when there are fewer files than workers; the
+    output is the same whatever their number). Raises :class:`.IngestError` for a bad ``spec``, a missing or
     unreadable input or side table, an input file without a declared column
     (naming the file, the columns and the closest names it has; JSONL: a time,
     target, row_id or explode key that none of the first records has), or an
     ``out_dir`` that is not an earlier ingest output; :class:`.StrictModeError`
     at the first bad row when ``strict``. Writes::
 
-        <out_dir>/data/day=YYYY-MM-DD/part-NNNNN.parquet   UTC day of event_time
+        <out_dir>/data/day=YYYY-MM-DD/part-FFFFF-NNNNN.parquet   UTC day of event_time, FFFFF: the input file
         <out_dir>/layout.json                              column roles (:func:`..layout.table_layout`)
         <out_dir>/quarantine.parquet                       bad source rows (if any)
         <out_dir>/ingest.json                              the IngestResult (written last)
@@ -508,45 +545,41 @@ def ingest_table(
     _check_out_dir(out)
     sides = [read_side(j, strict, chunk_rows, spec.time_format) for j in spec.join]
     with staged_dir(out) as tmp:
-        quarantine = Quarantine(spill_dir=tmp)
-        typed_dir = tmp / ("_typed" if plan.keep_events else "data")  # an event log's rows are labelled from there
-        writer = DayWriter(typed_dir, plan.schema, time_column=TABLE_TIME)
-        run = _Run(plan, sides, writer, quarantine, strict, chunk_rows)
         src = Source(spec.format, spec.header, tuple(spec.columns), plan.needed, plan.list_seps, spec.time,
                      spec.time_format, plan.scalars, plan.required)
+        job = _Job(str(tmp), str(tmp / ("_typed" if plan.keep_events else "data")),  # an event log's rows are labelled from there
+                   src, strict, chunk_rows, table_read.BLOCK_BYTES)
         keys = _file_keys(paths)
-        sizes = {p: p.stat().st_size for p in paths}
+        sizes = [p.stat().st_size for p in paths]
         n = worker_count(workers, sum(_chunks_of(p, spec.format, chunk_rows) for p in paths))
-        done = dict(zip(paths, np.cumsum([0, *list(sizes.values())[:-1]]).tolist()))
-        rows = dict.fromkeys(paths, 0)
-        input_rows = ingested = 0
-        tasks = (task for path in paths for task in _ingest_file(path, keys[path], run, src))
-        for (path, part, bytes_done), typed_rows in ordered_map(_chunk_work, _same, (plan, sides), tasks, n):
-            if part is not None:
-                source, good = _apply(run, path, part, typed_rows)
-                rows[path] += source
-                input_rows, ingested = input_rows + source, ingested + good
-            elif on_progress:
-                on_progress(done[path] + bytes_done, sum(sizes.values()))
-        empty = [str(p) for p in paths if rows[p] == 0]
+        progress = files_progress(sizes, on_progress)
+        written = Written(Quarantine(spill_dir=tmp))
+        if by_file(n, len(paths)):
+            tasks = ((i, (i, str(path), keys[path], job)) for i, path in enumerate(paths))
+            for i, done in ordered_map(ingest_file, _same, (plan, sides), tasks, n):
+                written.add(done)
+                progress(i, sizes[i])
+        else:
+            for done in _ingest_chunks([(i, p, keys[p]) for i, p in enumerate(paths)], plan, sides, job, n, progress):
+                written.add(done)
+        empty = [str(p) for p, d in zip(paths, written.per_file) if d.rows == 0]
         table_layout(spec).save(tmp)
-        result = IngestResult(input_rows, ingested, 0, len(paths), {}, str(out), 0.0, empty, workers=n)
-        if plan.keep_events:
-            writer = _labelled(writer, tmp, plan, result)
-        return finish(tmp, out, writer, quarantine, start, result)
+        result = IngestResult(written.rows, written.ingested, 0, len(paths), {}, str(out), 0.0, empty, workers=n)
+        labelled = _labelled(Path(job.data), tmp, plan, result) if plan.keep_events else written
+        return finish(tmp, out, labelled, written.quarantine, start, result)
 
 
-def _labelled(typed: DayWriter, tmp: Path, plan: Plan, result: IngestResult) -> DayWriter:
-    """The writer of an event log's labelled anchors (:mod:`.event_labels`) from the typed rows ``typed`` wrote;
-    the counts in ``result.events``, the staged rows removed."""
+def _labelled(typed: Path, tmp: Path, plan: Plan, result: IngestResult) -> DayWriter:
+    """The writer (closed) of an event log's labelled anchors (:mod:`.event_labels`) from the typed rows staged
+    under ``typed``; the counts in ``result.events``, the staged rows removed."""
     import shutil
 
     from .event_labels import label_events
 
-    typed.close()
     writer = DayWriter(tmp / "data", plan.labelled_schema, time_column=TABLE_TIME)
-    counts = label_events(typed.root, tmp / "_labelled", writer, plan.events, *plan.event_keys)
-    for staged in (typed.root, tmp / "_labelled"):
+    counts = label_events(typed, tmp / "_labelled", writer, plan.events, *plan.event_keys)
+    writer.close()
+    for staged in (typed, tmp / "_labelled"):
         shutil.rmtree(staged, ignore_errors=True)
     result.events = counts.as_dict() | {"anchor": plan.events.anchor, "horizon_hours": float(plan.events.horizon_hours)}
     return writer

@@ -27,8 +27,8 @@ from .table_chunk import Bad, Chunk, Source, by_line, close_names, missing_messa
 BLOCK_BYTES = 16 << 20
 
 
-def read(path: Path, src: Source, chunk_rows: int) -> Iterator[Chunk]:
-    """The chunks of one input file.
+def read(path: Path, src: Source, chunk_rows: int, block_bytes: int | None = None) -> Iterator[Chunk]:
+    """The chunks of one input file (CSV / JSONL: read ``block_bytes`` at a time, :data:`BLOCK_BYTES` unless set).
 
     **Reading**: CSV / TSV go through pyarrow's streaming CSV parser fed with the
     file's UTF-8 lines (:class:`.delimited_lines.LineFeed`; lines that are not UTF-8 are
@@ -55,9 +55,10 @@ def read(path: Path, src: Source, chunk_rows: int) -> Iterator[Chunk]:
     """
     if src.fmt == "parquet":
         return read_parquet(path, src, chunk_rows)
+    block_bytes = block_bytes or BLOCK_BYTES
     if src.fmt == "jsonl":
-        return read_jsonl(path, src, BLOCK_BYTES)
-    return read_delimited(path, src, BLOCK_BYTES)
+        return read_jsonl(path, src, block_bytes)
+    return read_delimited(path, src, block_bytes)
 
 
 __all__ = ["BLOCK_BYTES", "MAX_FIELDS", "PER_SECOND", "Bad", "Chunk", "Source", "by_line", "close_names",

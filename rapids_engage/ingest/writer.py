@@ -1,4 +1,5 @@
-"""Day-partitioned parquet output: ``<dir>/day=YYYY-MM-DD/part-NNNNN.parquet``.
+"""Day-partitioned parquet output: ``<dir>/day=YYYY-MM-DD/<prefix>NNNNN.parquet`` (prefix ``part-``; an ingest's
+writer of input file F: ``part-FFFFF-``, so the parts of every file sort in input order).
 
 Rows are grouped by the UTC day of their time column (``tweet_timestamp`` unless
 ``time_column`` names another int64 unix-seconds column) and buffered per day
@@ -48,8 +49,9 @@ class DayWriter:
     """Appends tables to per-day parquet parts under ``root`` (day: UTC day of ``time_column``, unix seconds)."""
 
     def __init__(self, root: Path, schema: pa.Schema, *, rows_per_file: int = 1_000_000,
-                 row_group_rows: int = 250_000, max_buffer_bytes: int = 256 << 20, time_column: str = EVENT_TIME) -> None:
-        self.root, self.schema, self.time_column = Path(root), schema, time_column
+                 row_group_rows: int = 250_000, max_buffer_bytes: int = 256 << 20, time_column: str = EVENT_TIME,
+                 prefix: str = "part-") -> None:
+        self.root, self.schema, self.time_column, self.prefix = Path(root), schema, time_column, prefix
         self.rows_per_file, self.row_group_rows, self.max_buffer_bytes = rows_per_file, row_group_rows, max_buffer_bytes
         self.rows_per_day: dict[str, int] = {}
         self.files = 0
@@ -96,7 +98,7 @@ class DayWriter:
         self.rows_per_day[name] = self.rows_per_day.get(name, 0) + rows
         while table.num_rows:
             if d not in self._open:
-                path = self.root / f"day={name}" / f"part-{self.files:05d}.parquet"
+                path = self.root / f"day={name}" / f"{self.prefix}{self.files:05d}.parquet"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self.files += 1
                 with naming(path):  # pyarrow's write error (a full disk) names no file
