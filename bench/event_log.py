@@ -1,4 +1,4 @@
-"""Event-log labelling: ``python bench/event_log.py [--rows 300000] [--work DIR] [--json FILE]``.
+"""Event-log labelling: ``python bench/event_log.py [--rows 300000] [--ingest-workers 1] [--work DIR] [--json FILE]``.
 
 Writes a RetailRocket-like log of about ``--rows`` events (view / addtocart / transaction, Unix-millisecond times,
 Zipf item popularity; a visitor's keenness and an item's price, category and availability at the view drive carts,
@@ -8,7 +8,8 @@ long form, ``timestamp,itemid,property,value``: a weekly snapshot of each item's
 its ``categoryid`` and another property), and ``shop.yaml``: README's "Event logs" config for them (``available`` joined
 as of each view), which
 ``python -m rapids_engage.pipeline --config <work>/shop.yaml --out ...`` runs. Then ingests the log twice, each in a
-fresh process: as a plain table (``events`` unset: every row kept) and labelled (``data.table.events``), and prints
+fresh process on ``--ingest-workers`` processes (``data.ingest_workers``): as a plain table (``events`` unset: every row
+kept) and labelled (``data.table.events``), and prints
 seconds, rows/s and peak RSS of each. Writes the numbers to ``bench/results/event_log-<rows>.json`` (``--json FILE``:
 there instead). Nothing here asserts.
 """
@@ -27,7 +28,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from rapids_engage.cli import positive_int, seed_int, writable_dir
-from rapids_engage.ingest.bench import device
+from rapids_engage.ingest.bench import device, workers_arg
 from rapids_engage.report import write_json
 
 T0 = 1_433_116_800_000  # 2015-06-01 UTC, ms
@@ -143,23 +144,23 @@ import json, resource, shutil, sys, time
 from pathlib import Path
 from rapids_engage.config import load_config
 from rapids_engage.ingest import ingest_table
-config, out, labelled = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+config, out, labelled, workers = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
 cfg = load_config(config)
 spec = cfg.data.table
 if not labelled:
     spec.events = None
 shutil.rmtree(out, ignore_errors=True)
 start = time.perf_counter()
-result = ingest_table(cfg.data.path, Path(out), spec)
+result = ingest_table(cfg.data.path, Path(out), spec, workers=workers if workers == "auto" else int(workers))
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": round(seconds, 2), "rows_out": result.output_rows,
                   "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
 """
 
 
-def _ingest(config: Path, out: Path, labelled: bool) -> dict:
-    """The :data:`INGEST` of ``config`` into ``out`` in a fresh process; its numbers."""
-    done = subprocess.run([sys.executable, "-c", INGEST, str(config), str(out), "1" if labelled else "0"],
+def _ingest(config: Path, out: Path, labelled: bool, workers: int | str = 1) -> dict:
+    """The :data:`INGEST` of ``config`` into ``out`` in a fresh process on ``workers`` processes; its numbers."""
+    done = subprocess.run([sys.executable, "-c", INGEST, str(config), str(out), "1" if labelled else "0", str(workers)],
                           capture_output=True, text=True, check=False)
     if done.returncode:
         raise SystemExit(f"the ingest of {config} failed: {done.stderr.strip().splitlines()[-1:]}")
@@ -170,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=positive_int, default=300_000, help="events, about")
     p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--ingest-workers", type=workers_arg, default=1,
+                   help="ingest processes: a number >= 1 or auto (data.ingest_workers; default 1)")
     p.add_argument("--work", default=tempfile.gettempdir(), help="folder of the log, its config and the ingests")
     p.add_argument("--json", help="results file (default: bench/results/event_log-<rows>.json)")
     args = p.parse_args(argv)
@@ -182,12 +185,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{events:,} events ({', '.join(f'{n} {k}' for k, n in counts.items())}) in {work}", flush=True)
     runs = {}
     for name, labelled in (("plain", False), ("events", True)):
-        run = _ingest(work / "shop.yaml", work / f"ingest-{name}", labelled)
+        run = _ingest(work / "shop.yaml", work / f"ingest-{name}", labelled, args.ingest_workers)
         run["rows_per_s"] = round(events / run["seconds"]) if run["seconds"] else None
         runs[name] = run
         print(f"{name:>6}: {run['seconds']:8.2f} s  {run['rows_per_s']:>10,} events/s  {run['rows_out']:>11,} rows out  "
               f"peak RSS {run['peak_rss_mib']:,} MiB", flush=True)
-    write_json(out, {"device": device(), "rows": events, "events": counts, "runs": runs, "config": str(work / "shop.yaml")})
+    write_json(out, {"device": device(), "ingest_workers": args.ingest_workers, "rows": events, "events": counts, "runs": runs,
+                     "config": str(work / "shop.yaml")})
     print(f"-> {out}\nthe whole run: python -m rapids_engage.pipeline --config {work / 'shop.yaml'} --out {work / 'run'}")
 
 

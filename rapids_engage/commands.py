@@ -186,7 +186,7 @@ def build_ingest_parser() -> argparse.ArgumentParser:
                    "a row is quarantined)")
     p.add_argument("--unlabelled", action="store_true", help="the files carry no target columns (table sources)")
     p.add_argument("--strict", action="store_true", help="fail at the first bad row (file:line:column)")
-    p.add_argument("--ingest-workers", metavar="N", help="processes that parse the files: a number >= 1 or auto "
+    p.add_argument("--ingest-workers", metavar="N", help="processes that ingest the files (whole files each, when as many or more): a number >= 1 or auto "
                    "(default: the config's data.ingest_workers); the output is the same whatever the number")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")

@@ -285,6 +285,16 @@ def test_ingest_bench_generates_about_the_size_asked_and_records_its_bytes(tmp_p
     assert rows == (tmp_path / "5.tsv").read_bytes().count(b"\n")
 
 
+def test_ingest_bench_ingests_several_files_on_workers(tmp_path):
+    """``--files 2``: two files of ``--mb`` each, ingested together (whole files on the 2 workers asked)."""
+    from rapids_engage.ingest import bench
+
+    bench.main(["--mb", "0.01", "--files", "2", "--ingest-workers", "2", "--work", str(tmp_path), "--json", str(tmp_path / "r.json")])
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["files"] == 2 and 20_000 <= r["bytes_uncompressed"] < 24_000 and r["ingest_workers"] == 2
+    assert r["peak_worker_rss_mb"] > 0  # its forkserver and workers, sampled
+
+
 def test_pipeline_bench_names_the_cpu_model():
     """The CPU column was labelled 'CPU: 2 cores (x86_64)': ``platform.processor()`` gives only the
     architecture on Linux, not the model the README asks to give next to a number."""

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rapids_engage.config import ExplodeSpec, SideTableSpec, TableConfig, TargetSpec
-from rapids_engage.ingest import StrictModeError, ingest_recsys, ingest_table, table_read
+from rapids_engage.ingest import StrictModeError, ingest_recsys, ingest_table, parallel, table_read
 from rapids_engage.ingest.bench import generate
 from rapids_engage.ingest.parallel import ordered_map, worker_count
 
@@ -212,9 +212,15 @@ def test_a_read_error_comes_after_the_results_before_it():
     assert got == [(i, 3) for i in range(5)]
 
 
-def test_worker_count():
+def test_worker_count(monkeypatch):
     assert worker_count(4, 100) == 4 and worker_count(4, 1) == 1 and worker_count(1, 100) == 1
     assert 1 <= worker_count("auto", 3) <= 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(parallel, "_available_memory", lambda: 64 << 30)
+    # as many files as cores: every core ingests whole files; fewer: one core left to the main process's writing
+    assert [worker_count("auto", 100, files) for files in (1, 3, 4, 9)] == [3, 3, 4, 4]
+    monkeypatch.setattr(parallel, "_available_memory", lambda: 2 * parallel.WORKER_BYTES)
+    assert worker_count("auto", 100, 9) == 2
 
 
 def test_ctrl_c_stops_the_pool_and_leaves_no_process(tmp_path):

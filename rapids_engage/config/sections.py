@@ -43,8 +43,10 @@ class DataConfig:
     # files are split): tiny partitions cost a task's overhead each. auto: 250,000 rows on CPU,
     # 2,000,000 on GPU; null: a partition per file
     min_partition_rows: int | Literal["auto"] | None = "auto"
-    # processes that parse raw input (recsys, table) at ingest; the output is the same whatever their number.
-    # auto: the cores this process may use but one, at most one per 1.5 GiB of available memory and per read block; 1: serial
+    # processes that ingest raw input (recsys, table): whole files each when there are as many files or more, else the
+    # blocks of the files read and written in the main process; the output is the same whatever their number.
+    # auto: the cores this process may use (but one when fewer files than cores), at most one per 1.5 GiB of available
+    # memory and per read block; 1: serial
     ingest_workers: int | Literal["auto"] = "auto"
 
 

@@ -1,9 +1,9 @@
-"""Throughput and memory check of the raw ingest (not a test): ``python -m rapids_engage.ingest.bench [--mb 200] [--gzip] [--ingest-workers N]``.
+"""Throughput and memory check of the raw ingest (not a test): ``python -m rapids_engage.ingest.bench [--mb 200] [--files N] [--gzip] [--ingest-workers N]``.
 
-Generates a raw RecSys-like file of about ``--mb`` MB (uncompressed, within a row; random,
-valid rows plus 0.1% corrupt ones), ingests it in a fresh subprocess and prints
+Generates ``--files`` raw RecSys-like files (default 1) of about ``--mb`` MB each (uncompressed, within a row; random,
+valid rows plus 0.1% corrupt ones), ingests them in a fresh subprocess and prints
 rows/s, MB/s and the subprocess's peak RSS (its ``ru_maxrss``: the ingest
-alone, not the generator). ``--input FILE`` ingests an existing raw file
+alone, not the generator), and its worker processes' largest RSS (sampled every 0.1 s). ``--input FILE`` ingests an existing raw file
 instead (nothing generated, the file is kept); ``--json FILE`` also writes the
 numbers there. Scratch data goes to a temporary directory under ``--work``
 (default: the system temp dir) and is deleted at the end.
@@ -139,14 +139,34 @@ def device() -> str:
     return f"{os.cpu_count()}-core CPU ({cpu}), {mem:.0f} GB RAM, {gpu}"
 
 
-def _ingest_child(path: str, out: str, block_mb: int, workers: str) -> None:
+def _ingest_child(paths: str, out: str, block_mb: int, workers: str) -> None:
     from .recsys import ingest_recsys
 
-    res = ingest_recsys([path], out, block_size=block_mb << 20, workers=workers if workers == "auto" else int(workers))
+    res = ingest_recsys(paths.split(os.pathsep), out, block_size=block_mb << 20, workers=workers if workers == "auto" else int(workers))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"rows": res.input_rows, "ingested": res.ingested_rows, "quarantined": res.quarantined_rows,
                       "elapsed_s": res.elapsed_s, "peak_rss_mb": round(peak_mb, 1), "output_files": res.output_files,
                       "workers": res.workers}))
+
+
+def _peak_worker_rss(proc: subprocess.Popen) -> float:
+    """The largest RSS (MiB) any process below ``proc`` (its workers, its forkserver) had, sampled every 0.1 s
+    until ``proc`` ends."""
+    import psutil
+
+    peak = 0
+    parent = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            for child in parent.children(recursive=True):
+                try:
+                    peak = max(peak, child.memory_info().rss)
+                except psutil.Error:  # ended meanwhile
+                    pass
+        except psutil.Error:
+            break
+        time.sleep(0.1)
+    return round(peak / 2**20, 1)
 
 
 def _raw_bytes(path: Path) -> int:
@@ -166,23 +186,27 @@ def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="ingest-bench-", dir=args.work) as tmp:
         gen_s = None
         if args.input:
-            raw = Path(args.input)
+            raws = [Path(args.input)]
         else:
-            raw = Path(tmp) / ("raw.tsv.gz" if args.gzip else "raw.tsv")
+            raws = [Path(tmp) / (f"raw-{i}.tsv" + (".gz" if args.gzip else "")) for i in range(args.files)]
             t = time.perf_counter()
-            rows, _ = generate(raw, args.mb, seed=args.seed, gz=args.gzip)
+            rows = sum(generate(raw, args.mb, seed=args.seed + i, gz=args.gzip)[0] for i, raw in enumerate(raws))
             gen_s = time.perf_counter() - t
-            print(f"generated {rows:,} rows, {raw.stat().st_size:,} bytes on disk in {gen_s:.1f} s", flush=True)
+            print(f"generated {rows:,} rows in {len(raws)} file(s), {sum(r.stat().st_size for r in raws):,} bytes on disk "
+                  f"in {gen_s:.1f} s", flush=True)
         cmd = [sys.executable, "-m", "rapids_engage.ingest.bench", "--block-mb", str(args.block_mb),
-               "--ingest-workers", str(args.ingest_workers), "--child", str(raw), str(Path(tmp) / "out")]
+               "--ingest-workers", str(args.ingest_workers), "--child", os.pathsep.join(map(str, raws)), str(Path(tmp) / "out")]
         t = time.perf_counter()
-        out = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        worker_rss = _peak_worker_rss(proc)
+        stdout, stderr = proc.communicate()
         wall = time.perf_counter() - t
-        if out.returncode:
-            sys.exit(f"ingest failed ({out.returncode}):\n{out.stderr}")
-        info = json.loads(out.stdout.strip().splitlines()[-1])
-        disk_bytes = raw.stat().st_size
-        raw_bytes = _raw_bytes(raw) if (args.gzip or args.input) else disk_bytes
+        if proc.returncode:
+            sys.exit(f"ingest failed ({proc.returncode}):\n{stderr}")
+        info = json.loads(stdout.strip().splitlines()[-1])
+        raw = raws[0]
+        disk_bytes = sum(r.stat().st_size for r in raws)
+        raw_bytes = sum(_raw_bytes(r) for r in raws) if (args.gzip or args.input) else disk_bytes
         disk_mb, raw_mb = disk_bytes / 1e6, raw_bytes / 1e6
     secs = info["elapsed_s"]
     return {
@@ -202,6 +226,8 @@ def run(args: argparse.Namespace) -> dict:
         "mb_per_s_on_disk": round(disk_mb / secs, 1),
         "mb_per_s_uncompressed": round(raw_mb / secs, 1),
         "peak_rss_mb": info["peak_rss_mb"],
+        "peak_worker_rss_mb": worker_rss,
+        "files": len(raws),
         "ingest_workers": info["workers"],
         "output_files": info["output_files"],
         "block_mb": args.block_mb,
@@ -211,7 +237,7 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
-def _workers(value: str) -> int | str:
+def workers_arg(value: str) -> int | str:
     """``--ingest-workers``: ``auto`` or a whole number >= 1."""
     return value if value == "auto" else positive_int(value)
 
@@ -219,10 +245,11 @@ def _workers(value: str) -> int | str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, default=200, help="uncompressed MB to generate (default 200)")
-    ap.add_argument("--gzip", action="store_true", help="generate a gzip-compressed file")
+    ap.add_argument("--files", type=positive_int, default=1, help="files to generate, each of --mb (default 1)")
+    ap.add_argument("--gzip", action="store_true", help="generate gzip-compressed files")
     ap.add_argument("--block-mb", type=positive_int, default=64, help="ingest block size in MiB (default 64)")
-    ap.add_argument("--ingest-workers", type=_workers, default="auto",
-                    help="processes parsing the blocks: a number >= 1 or auto (default; as data.ingest_workers)")
+    ap.add_argument("--ingest-workers", type=workers_arg, default="auto",
+                    help="ingest processes: a number >= 1 or auto (default; as data.ingest_workers)")
     ap.add_argument("--seed", type=seed_int, default=0)
     ap.add_argument("--input", help="ingest this existing raw file instead of generating one")
     ap.add_argument("--work", help="parent of the scratch directory (default: the system temp dir)")
@@ -237,11 +264,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.work is not None:  # made, as the other benches' --work, rather than tempfile's traceback
         args.work = str(writable_dir(ap, "--work", args.work))
     r = run(args)
-    print(f"ingest ({r['input']}): {r['rows']:,} rows ({r['quarantined_rows']:,} quarantined), {r['bytes_on_disk']:,} bytes on disk"
+    print(f"ingest ({r['input']}, {r['files']} file(s)): {r['rows']:,} rows ({r['quarantined_rows']:,} quarantined), {r['bytes_on_disk']:,} bytes on disk"
           f" ({r['bytes_uncompressed']:,} raw) in {r['ingest_s']:.1f} s -> {r['rows_per_s']:,} rows/s, "
           f"{r['mb_per_s_on_disk']:.1f} MB/s on disk ({r['mb_per_s_uncompressed']:.1f} MB/s raw); "
           f"peak RSS {r['peak_rss_mb']:,.0f} MiB; {r['output_files']} parquet files (process wall {r['process_wall_s']:.1f} s)"
-          + (f"; parsed on {r['ingest_workers']} worker processes (peak RSS: the main process's)"
+          + (f"; on {r['ingest_workers']} worker processes (peak RSS: the main process's; a worker's at most "
+             f"{r['peak_worker_rss_mb']:,.0f} MiB)"
              if r["ingest_workers"] > 1 else "; in process (1 worker)"))
     print(f"device: {r['device']}")
     if args.json:

@@ -1,9 +1,11 @@
 """An ordered map over worker processes, shared by the RecSys and the table ingest.
 
-The main process reads the input and hands each block (chunk) to :func:`ordered_map`, which runs
+The main process hands each input file (:func:`by_file`: as many files as workers or more), else each block
+(chunk) it reads, to :func:`ordered_map`, which runs
 ``work(state, payload)`` in a pool of ``forkserver`` (else ``spawn``) processes and yields the
-results **in input order**, so the single writer and quarantine in the main process see exactly
-what a serial ingest gives them: the output is byte-identical whatever the worker count. ``state``
+results **in input order**: a file's writer and quarantine (:mod:`.file_output`) see exactly what a
+serial ingest gives them, and the files' tallies are merged in input order, so the output is
+byte-identical whatever the worker count. ``state``
 is built once per worker by ``setup(*setup_args)`` (the pool initializer), never per block. At most
 :data:`IN_FLIGHT` blocks per worker are read ahead (memory bounded). One worker: everything runs in
 process, nothing is started.
@@ -29,7 +31,9 @@ Tag = TypeVar("Tag")
 
 #: Blocks per worker submitted ahead of the one the main process waits for.
 IN_FLIGHT = 2
-#: Memory a worker of ``ingest_workers: auto`` is given (a 64 MiB block parsed, its Arrow result, pandas, pyarrow).
+#: Memory a worker of ``ingest_workers: auto`` is given: a 64 MiB block parsed, its Arrow result, one input file's
+#: write buffers (``max(2 x block, 64 MiB)``), pandas, pyarrow; a worker ingesting whole 125 MB files peaked at
+#: 640-690 MiB (bench/README.md).
 WORKER_BYTES = 3 << 29  # 1.5 GiB
 #: Modules the forkserver imports once, so each worker starts without importing them again.
 PRELOAD = ["rapids_engage.ingest.recsys", "rapids_engage.ingest.table"]
@@ -37,13 +41,16 @@ PRELOAD = ["rapids_engage.ingest.recsys", "rapids_engage.ingest.table"]
 _STATE: Any = None
 
 
-def worker_count(requested: int | str, tasks: int) -> int:
-    """The workers to run for ``tasks`` blocks: ``requested`` (an int >= 1, or ``"auto"``: the cores this process
-    may use but one, left to the main process's reading and writing, at most one per :data:`WORKER_BYTES` of
-    available memory), never more than ``tasks``; 1: serial. On 2 cores 2 workers were slower than 1 (bench/README.md)."""
+def worker_count(requested: int | str, tasks: int, files: int = 1) -> int:
+    """The workers to run for ``tasks`` blocks of ``files`` input files: ``requested`` (an int >= 1, or ``"auto"``:
+    the cores this process may use, all of them when there are as many files or more (each worker then reads,
+    parses and writes whole files, :func:`by_file`; the main process waits: 0.04 CPU s of a 4-file ingest), else
+    all but one, left to the main process's reading and writing; at most one per :data:`WORKER_BYTES` of available
+    memory), never more than ``tasks``; 1: serial. On 2 cores, 2 workers parsing blocks for the main process were
+    slower than 1 (bench/README.md)."""
     if requested == "auto":
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        requested = max(1, min(cores - 1, _available_memory() // WORKER_BYTES))
+        requested = max(1, min(cores if files >= cores else cores - 1, _available_memory() // WORKER_BYTES))
     return max(1, min(int(requested), tasks))
 
 

@@ -400,7 +400,7 @@ def ingest_recsys(
         ops = make_ops(backend)
         job = _Job(str(tmp), strict, block_size, rows_per_file)
         sizes = [p.stat().st_size for p in paths]
-        n = 1 if backend.is_gpu else worker_count(workers, sum(blocks_of(size, block_size) for size in sizes))
+        n = 1 if backend.is_gpu else worker_count(workers, sum(blocks_of(size, block_size) for size in sizes), len(paths))
         progress = files_progress(sizes, on_progress)
         written = Written(Quarantine(spill_dir=tmp))
         if by_file(n, len(paths)):

@@ -551,7 +551,7 @@ def ingest_table(
                    src, strict, chunk_rows, table_read.BLOCK_BYTES)
         keys = _file_keys(paths)
         sizes = [p.stat().st_size for p in paths]
-        n = worker_count(workers, sum(_chunks_of(p, spec.format, chunk_rows) for p in paths))
+        n = worker_count(workers, sum(_chunks_of(p, spec.format, chunk_rows) for p in paths), len(paths))
         progress = files_progress(sizes, on_progress)
         written = Written(Quarantine(spill_dir=tmp))
         if by_file(n, len(paths)):
