@@ -292,7 +292,7 @@ def test_ingest_bench_ingests_several_files_on_workers(tmp_path):
     bench.main(["--mb", "0.01", "--files", "2", "--ingest-workers", "2", "--work", str(tmp_path), "--json", str(tmp_path / "r.json")])
     r = json.loads((tmp_path / "r.json").read_text())
     assert r["files"] == 2 and 20_000 <= r["bytes_uncompressed"] < 24_000 and r["ingest_workers"] == 2
-    assert r["peak_worker_rss_mb"] > 0  # its forkserver and workers, sampled
+    assert r["peak_worker_rss_mb"] > 0 and r["worker_cpu_s"] > 0 and r["main_cpu_s"] > 0  # its forkserver and workers, sampled
 
 
 def test_pipeline_bench_names_the_cpu_model():

@@ -3,7 +3,8 @@
 Generates ``--files`` raw RecSys-like files (default 1) of about ``--mb`` MB each (uncompressed, within a row; random,
 valid rows plus 0.1% corrupt ones), ingests them in a fresh subprocess and prints
 rows/s, MB/s and the subprocess's peak RSS (its ``ru_maxrss``: the ingest
-alone, not the generator), and its worker processes' largest RSS (sampled every 0.1 s). ``--input FILE`` ingests an existing raw file
+alone, not the generator), its CPU seconds, and its worker processes' largest RSS and CPU seconds (sampled
+every 0.1 s). ``--input FILE`` ingests an existing raw file
 instead (nothing generated, the file is kept); ``--json FILE`` also writes the
 numbers there. Scratch data goes to a temporary directory under ``--work``
 (default: the system temp dir) and is deleted at the end.
@@ -142,31 +143,35 @@ def device() -> str:
 def _ingest_child(paths: str, out: str, block_mb: int, workers: str) -> None:
     from .recsys import ingest_recsys
 
+    cpu = time.process_time()
     res = ingest_recsys(paths.split(os.pathsep), out, block_size=block_mb << 20, workers=workers if workers == "auto" else int(workers))
+    cpu = time.process_time() - cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"rows": res.input_rows, "ingested": res.ingested_rows, "quarantined": res.quarantined_rows,
                       "elapsed_s": res.elapsed_s, "peak_rss_mb": round(peak_mb, 1), "output_files": res.output_files,
-                      "workers": res.workers}))
+                      "workers": res.workers, "main_cpu_s": round(cpu, 2)}))
 
 
-def _peak_worker_rss(proc: subprocess.Popen) -> float:
-    """The largest RSS (MiB) any process below ``proc`` (its workers, its forkserver) had, sampled every 0.1 s
-    until ``proc`` ends."""
+def _worker_usage(proc: subprocess.Popen) -> tuple[float, float]:
+    """(the largest RSS in MiB, the CPU seconds in all) of the processes below ``proc`` (its forkserver and
+    workers), sampled every 0.1 s until ``proc`` ends (a process's last 0.1 s may be missed)."""
     import psutil
 
-    peak = 0
+    peak, cpu = 0, {}
     parent = psutil.Process(proc.pid)
     while proc.poll() is None:
         try:
             for child in parent.children(recursive=True):
                 try:
                     peak = max(peak, child.memory_info().rss)
+                    times = child.cpu_times()
+                    cpu[child.pid] = times.user + times.system
                 except psutil.Error:  # ended meanwhile
                     pass
         except psutil.Error:
             break
         time.sleep(0.1)
-    return round(peak / 2**20, 1)
+    return round(peak / 2**20, 1), round(sum(cpu.values()), 2)
 
 
 def _raw_bytes(path: Path) -> int:
@@ -198,7 +203,7 @@ def run(args: argparse.Namespace) -> dict:
                "--ingest-workers", str(args.ingest_workers), "--child", os.pathsep.join(map(str, raws)), str(Path(tmp) / "out")]
         t = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        worker_rss = _peak_worker_rss(proc)
+        worker_rss, worker_cpu = _worker_usage(proc)
         stdout, stderr = proc.communicate()
         wall = time.perf_counter() - t
         if proc.returncode:
@@ -227,6 +232,8 @@ def run(args: argparse.Namespace) -> dict:
         "mb_per_s_uncompressed": round(raw_mb / secs, 1),
         "peak_rss_mb": info["peak_rss_mb"],
         "peak_worker_rss_mb": worker_rss,
+        "main_cpu_s": info["main_cpu_s"],  # CPU seconds of the ingest's own process (what stays serial, and its threads)
+        "worker_cpu_s": worker_cpu,  # CPU seconds of its worker processes and their forkserver
         "files": len(raws),
         "ingest_workers": info["workers"],
         "output_files": info["output_files"],
@@ -269,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{r['mb_per_s_on_disk']:.1f} MB/s on disk ({r['mb_per_s_uncompressed']:.1f} MB/s raw); "
           f"peak RSS {r['peak_rss_mb']:,.0f} MiB; {r['output_files']} parquet files (process wall {r['process_wall_s']:.1f} s)"
           + (f"; on {r['ingest_workers']} worker processes (peak RSS: the main process's; a worker's at most "
-             f"{r['peak_worker_rss_mb']:,.0f} MiB)"
+             f"{r['peak_worker_rss_mb']:,.0f} MiB; CPU s: main {r['main_cpu_s']:.2f}, workers {r['worker_cpu_s']:.2f})"
              if r["ingest_workers"] > 1 else "; in process (1 worker)"))
     print(f"device: {r['device']}")
     if args.json:

@@ -1,13 +1,13 @@
 """An ordered map over worker processes, shared by the RecSys and the table ingest.
 
-The main process hands each input file (:func:`by_file`: as many files as workers or more), else each block
-(chunk) it reads, to :func:`ordered_map`, which runs
-``work(state, payload)`` in a pool of ``forkserver`` (else ``spawn``) processes and yields the
-results **in input order**: a file's writer and quarantine (:mod:`.file_output`) see exactly what a
-serial ingest gives them, and the files' tallies are merged in input order, so the output is
-byte-identical whatever the worker count. ``state``
-is built once per worker by ``setup(*setup_args)`` (the pool initializer), never per block. At most
-:data:`IN_FLIGHT` blocks per worker are read ahead (memory bounded). One worker: everything runs in
+The main process hands each input file (:func:`by_file`: as many files as workers or more), else each
+block (chunk) it reads, to :func:`ordered_map`, which runs ``work(state, payload)`` in a pool of
+``forkserver`` (else ``spawn``) processes and yields the results **in input order**: a file's writer and
+quarantine (:mod:`.file_output`) see exactly what a serial ingest gives them, and the files' tallies are
+merged in input order, so the output is byte-identical whatever the worker count; in strict mode the
+error of the first bad row in input order is raised, whichever worker met its row first. ``state`` is
+built once per worker by ``setup(*setup_args)`` (the pool initializer), never per task. At most
+:data:`IN_FLIGHT` tasks per worker are submitted ahead (memory bounded). One worker: everything runs in
 process, nothing is started.
 
 Errors raised by ``work`` in a worker are raised again in the main process, the same class and
@@ -29,11 +29,11 @@ from typing import Any, TypeVar
 
 Tag = TypeVar("Tag")
 
-#: Blocks per worker submitted ahead of the one the main process waits for.
+#: Tasks (blocks, or files) per worker submitted ahead of the one the main process waits for.
 IN_FLIGHT = 2
 #: Memory a worker of ``ingest_workers: auto`` is given: a 64 MiB block parsed, its Arrow result, one input file's
 #: write buffers (``max(2 x block, 64 MiB)``), pandas, pyarrow; a worker ingesting whole 125 MB files peaked at
-#: 640-690 MiB (bench/README.md).
+#: 638-687 MiB (bench/README.md).
 WORKER_BYTES = 3 << 29  # 1.5 GiB
 #: Modules the forkserver imports once, so each worker starts without importing them again.
 PRELOAD = ["rapids_engage.ingest.recsys", "rapids_engage.ingest.table"]
