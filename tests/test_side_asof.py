@@ -242,3 +242,36 @@ def test_a_parquet_side_table_s_timestamp_column_is_its_time(tmp_path, zone, fmt
         warnings.simplefilter("error")  # no side row skipped
         ingest_table(events, tmp_path / "out", _table("", "", join=[join], categorical=[], numeric=["price"]))
     assert _read(tmp_path / "out").price.tolist() == [1.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("block, check", [(None, None), (64, 2)])
+def test_only_kept_property_rows_are_checked_in_any_read_blocks(tmp_path, monkeypatch, block, check):
+    """A long side table's rows are checked (key, time) only for the kept properties, across read blocks and check
+    batches alike (64-byte blocks, 2 rows a batch): another property's bad time or blank key is never reported, even
+    strict, and the first bad kept row (line 4) is named before a later malformed one (line 8)."""
+    from rapids_engage.ingest import side_tables
+
+    if block:
+        monkeypatch.setattr(side_tables, "SIDE_BLOCK_BYTES", block)
+        monkeypatch.setattr(side_tables, "CHECK_ROWS", check)
+    rows = [(T0 - 9, "i0", "available", 1), ("x", "i0", "color", "red"), ("soon", "i0", "available", 0),
+            (T0 - 8, "", "color", "blue"), (T0 - 7, "i0", "categoryid", 12), (T0 - 6, "i1", "available", 0),
+            (T0 - 5, "i1")] + [(T0 - 4 + k, "i9", "color", "green") for k in range(6)] + [(T0 - 3, "i1", "categoryid", 4)]
+    w, events = _csv(tmp_path / "prices.csv", "item,at,price,stock", []), _csv(
+        tmp_path / "e.csv", "id,ts,items,click", [("r0", T0, "i0", 1), ("r1", T0, "i1", 0)])
+    lg = _csv(tmp_path / "props.csv", "timestamp,item,property,value", rows)
+    with pytest.warns(UserWarning) as caught:
+        ingest_table(events, tmp_path / "out", _table(str(w), str(lg)))
+    assert sorted(str(c.message) for c in caught) == [
+        f"{lg}: skipped 1 malformed side-table rows",  # line 8
+        f"{lg}: skipped 1 side-table row(s) with a bad time or key (the first: line 4, column 'timestamp': "
+        "'soon' is not time_format unix_ms)"]
+    got = _read(tmp_path / "out")
+    assert got.available.tolist() == [1.0, 0.0] and got.categoryid.tolist() == ["12", "4"]
+    with pytest.raises(StrictModeError, match=re.escape(f"{lg}:4:timestamp: bad_time")):
+        ingest_table(events, tmp_path / "strict", _table(str(w), str(lg)), strict=True)
+    lg = _csv(tmp_path / "props.csv", "timestamp,item,property,value", [r for r in rows if len(r) == 4 and r[0] != "soon"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing skipped: the color rows' bad time and blank key are not read
+        ingest_table(events, tmp_path / "strict2", _table(str(w), str(lg)), strict=True)
+    assert _read(tmp_path / "strict2").categoryid.tolist() == ["12", "4"]

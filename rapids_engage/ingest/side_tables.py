@@ -23,8 +23,15 @@ from ..config import SideTableSpec
 from .quarantine import StrictModeError
 from .reader import IngestError
 from .recsys import input_paths
+from . import table_read
 from .table_read import Bad, Chunk, Source, by_line, missing_message, read
 from .table_types import Errors, blank, parse_time
+
+#: Kept rows of a point-in-time side table checked (key, time) at once: not one check per read block.
+CHECK_ROWS = 1 << 20
+#: Bytes per CSV / JSONL read block of a side table: pyarrow's CSV reader reads up to 32 blocks ahead of the
+#: parsing, which with the ingest's 16 MiB blocks held ~1.5 GiB while a 20M-row long side table was read.
+SIDE_BLOCK_BYTES = 2 << 20
 
 
 @dataclass(frozen=True)
@@ -44,10 +51,11 @@ class SideTable:
 @dataclass(frozen=True)
 class AsOfColumn:
     """One kept column's side rows sorted by (key, time, file order): ``order`` is key code * (distinct times
-    + 1) + time rank, ascending; ``values`` their text."""
+    + 1) + time rank, ascending; ``codes`` their texts' positions in ``texts``, the column's distinct texts."""
 
     order: np.ndarray
-    values: np.ndarray
+    codes: np.ndarray
+    texts: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -71,22 +79,23 @@ class AsOfSide:
         code = self.keys.get_indexer(frame[self.on].to_numpy(dtype=object)).astype(np.int64)
         span = len(self.times) + 1
         want = code * span + _search(self.times, ms)  # below: earlier times of the same key
+        ahead = np.argsort(want, kind="stable")  # the needles searched in order (the cache), sorted once
         known = code >= 0
         out = {}
         for name, col in self.columns.items():
-            at = _search(col.order, want) - 1
+            at = _search(col.order, want, ahead) - 1
             hit = known & (at >= 0)
             hit[hit] = col.order[at[hit]] // span == code[hit]
             values = np.full(len(frame), "", dtype=object)
-            values[hit] = col.values[at[hit]]
+            values[hit] = col.texts[col.codes[at[hit]]]
             out[name] = pd.Series(values, index=frame.index, dtype="str").fillna("")
         return frame.assign(**out)
 
 
-def _search(sorted_values: np.ndarray, needles: np.ndarray) -> np.ndarray:
+def _search(sorted_values: np.ndarray, needles: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
     """``np.searchsorted(sorted_values, needles, side="left")``, the needles searched in order (4x faster on 200k
-    random needles in 400k values: the cache)."""
-    order = np.argsort(needles, kind="stable")
+    random needles in 400k values: the cache; ``order``: their argsort, if known)."""
+    order = np.argsort(needles, kind="stable") if order is None else order
     found = np.empty(len(needles), np.int64)
     found[order] = np.searchsorted(sorted_values, needles[order], side="left")
     return found
@@ -119,7 +128,7 @@ def _chunks(path: Path, side: SideTableSpec, needed: tuple[str, ...], strict: bo
     rows skipped with a warning (strict: StrictModeError)."""
     src = Source(side.format, side.header, tuple(side.columns), needed, {}, side.time or None, time_format)
     skipped = 0
-    for chunk in read(path, src, chunk_rows):
+    for chunk in read(path, src, chunk_rows, min(SIDE_BLOCK_BYTES, table_read.BLOCK_BYTES)):
         if chunk.missing:
             raise IngestError(f"side table {missing_message(path, side.format, chunk)}")
         if chunk.bad:
@@ -141,49 +150,72 @@ def _empty_frame(columns: tuple[str, ...]) -> pd.DataFrame:
 
 
 def _read_as_of(path: Path, side: SideTableSpec, strict: bool, chunk_rows: int, fmt: str) -> AsOfSide:
-    """The point-in-time side table of ``path`` (long: only the kept properties' rows are held)."""
+    """The point-in-time side table of ``path`` (long: only the kept properties' rows are held, their keys and
+    values as codes into their distinct texts)."""
     long = bool(side.property)
     needed = (side.key, side.time, side.property, side.value) if long else (side.key, side.time, *side.keep)
     fmt = _instants_format(path, side, fmt)
-    keys, times, values, first_bad, skipped = [], [], [], None, 0
+    held: list[tuple[pd.DataFrame, np.ndarray]] = []  # kept rows not checked yet, their lines
+    reader_bad: list[Bad] = []  # strict: the reader's bad rows not checked yet
+    good: list[tuple[pd.DataFrame, np.ndarray]] = []  # checked rows, their times (unix ms)
+    first_bad, skipped = None, 0
     for chunk in _chunks(path, side, needed, False, chunk_rows, fmt):  # strict: the first bad row of either kind, below
         frame, line = chunk.frame, chunk.line
         if long:
             kept = frame[side.property].isin(side.keep).to_numpy(bool)
             frame, line = frame[kept], line[kept]
-        err = Errors(len(frame))
-        err.add(blank(frame[side.key]), "missing_key", side.key, None, "missing side-table key")
-        _, ms = parse_time(frame[side.time], fmt, side.time, err)
-        bad = np.flatnonzero(err.bad)
-        if strict and (len(bad) or chunk.bad):
-            _stop(path, chunk.bad + [Bad(int(line[i]), err.column[i], err.reason[i], err.detail[i], "") for i in bad[:1]])
-        if len(bad):
-            first_bad = first_bad or (int(line[bad[0]]), err.column[bad[0]], err.detail[bad[0]])
-            skipped += len(bad)
-        good = ~err.bad
-        keys.append(frame[side.key].to_numpy(dtype=object)[good])
-        times.append(ms[good])
-        values.append(frame[[side.property, side.value] if long else list(side.keep)][good])
+        if len(frame):
+            held.append((frame, line))
+        reader_bad += chunk.bad if strict else []
+        if sum(len(f) for f, _ in held) >= CHECK_ROWS or reader_bad:
+            first_bad, skipped = _check(path, side, fmt, strict, held, reader_bad, good, first_bad, skipped)
+            held, reader_bad = [], []
+    first_bad, skipped = _check(path, side, fmt, strict, held, reader_bad, good, first_bad, skipped)
     if skipped:
         line, column, detail = first_bad
         warnings.warn(f"{path}: skipped {skipped} side-table row(s) with a bad time or key (the first: line {line}, "
                       f"column {column!r}: {detail})", stacklevel=3)
-    key = np.concatenate(keys) if keys else np.zeros(0, dtype=object)
-    ms = np.concatenate(times) if times else np.zeros(0, np.int64)
-    frame = pd.concat(values, ignore_index=True) if values else _empty_frame(needed)
-    index = pd.Index(pd.unique(key), dtype=object)
+    frame = pd.concat([f for f, _ in good], ignore_index=True) if good else _empty_frame(needed)
+    ms = np.concatenate([t for _, t in good]) if good else np.zeros(0, np.int64)
+    del good
+    codes, keys = pd.factorize(frame[side.key])
+    index = pd.Index(np.asarray(keys, dtype=object), dtype=object)
     distinct = np.unique(ms)
-    order = index.get_indexer(key).astype(np.int64) * (len(distinct) + 1) + np.searchsorted(distinct, ms, side="left")
+    order = codes.astype(np.int64) * (len(distinct) + 1) + np.searchsorted(distinct, ms, side="left")
     if long:
-        prop = frame[side.property].to_numpy(dtype=object)
-        columns = {p: _sorted(order, frame[side.value], prop == p) for p in side.keep}
+        value = _encoded(frame[side.value])
+        columns = {p: _sorted(order, value, (frame[side.property] == p).to_numpy(bool)) for p in side.keep}
         absent = [p for p in side.keep if not len(columns[p].order)]
         if absent:
             warnings.warn(f"{path}: no row of {side.property} {', '.join(map(repr, absent))} (data.table.join keep): "
                           "null in every row", stacklevel=3)
     else:
-        columns = {c: _sorted(order, frame[c], np.ones(len(frame), bool)) for c in side.keep}
+        columns = {c: _sorted(order, _encoded(frame[c]), np.ones(len(frame), bool)) for c in side.keep}
     return AsOfSide(side.key, index, distinct, columns)
+
+
+def _check(path: Path, side: SideTableSpec, fmt: str, strict: bool, held: list[tuple[pd.DataFrame, np.ndarray]],
+           reader_bad: list[Bad], good: list[tuple[pd.DataFrame, np.ndarray]], first_bad: tuple | None,
+           skipped: int) -> tuple[tuple | None, int]:
+    """Append to ``good`` the ``held`` rows (frames and their lines, in file order) with a key and a good time, with
+    their times; the first bad row so far (line, column, detail) and how many were skipped. Strict: StrictModeError
+    naming the first of these bad rows and ``reader_bad`` (the reader's, of the same lines)."""
+    if not held and not reader_bad:
+        return first_bad, skipped
+    frame = pd.concat([f for f, _ in held], ignore_index=True) if held else _empty_frame((side.key, side.time))
+    line = np.concatenate([n for _, n in held]) if held else np.zeros(0, np.int64)
+    err = Errors(len(frame))
+    err.add(blank(frame[side.key]), "missing_key", side.key, None, "missing side-table key")
+    _, ms = parse_time(frame[side.time], fmt, side.time, err)
+    bad = np.flatnonzero(err.bad)
+    if strict and (len(bad) or reader_bad):
+        _stop(path, reader_bad + [Bad(int(line[i]), err.column[i], err.reason[i], err.detail[i], "") for i in bad[:1]])
+    if len(bad):
+        first_bad = first_bad or (int(line[bad[0]]), err.column[bad[0]], err.detail[bad[0]])
+        keep = ~err.bad
+        frame, ms = frame[keep], ms[keep]
+    good.append((frame.drop(columns=[side.time]), ms))  # the times are in ms
+    return first_bad, skipped + len(bad)
 
 
 def _instants_format(path: Path, side: SideTableSpec, fmt: str) -> str:
@@ -200,11 +232,18 @@ def _instants_format(path: Path, side: SideTableSpec, fmt: str) -> str:
     return "unix_ms" if pa.types.is_timestamp(kind) or pa.types.is_date(kind) else fmt
 
 
-def _sorted(order: np.ndarray, values: pd.Series, rows: np.ndarray) -> AsOfColumn:
-    """The ``rows`` of one column sorted by ``order``, the file's order kept among equal ones."""
+def _encoded(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(each value's code, the distinct texts) of a column (arrow's dictionary encoding for arrow-backed text)."""
+    codes, texts = pd.factorize(values)
+    return codes.astype(np.int32 if len(texts) < 2**31 else np.int64), np.asarray(texts, dtype=object)
+
+
+def _sorted(order: np.ndarray, values: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> AsOfColumn:
+    """The ``rows`` of one column (codes, distinct texts) sorted by ``order``, the file's order kept among equal
+    ones."""
     order = order[rows]
     perm = np.argsort(order, kind="stable")
-    return AsOfColumn(order[perm], values.to_numpy(dtype=object)[rows][perm])
+    return AsOfColumn(order[perm], values[0][rows][perm], values[1])
 
 
 __all__ = ["AsOfSide", "SideTable", "read_side"]
