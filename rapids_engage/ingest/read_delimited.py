@@ -485,8 +485,18 @@ def _swallowed(cols: list[pa.Array], nl: np.ndarray, width: int, delim: str) -> 
 
 
 def _newlines(cols: list[pa.Array]) -> np.ndarray:
-    """Newlines inside each row's fields (quoted CSV fields may hold some)."""
+    """Newlines inside each row's fields (quoted CSV fields may hold some; counted only in a column whose text
+    buffer holds a newline byte at all)."""
     total = np.zeros(len(cols[0]) if cols else 0, np.int64)
     for col in cols:
-        total += pc.count_substring(col, "\n").to_numpy(zero_copy_only=False)
+        if _holds_newline(col):
+            total += pc.count_substring(col, "\n").to_numpy(zero_copy_only=False)
     return total
+
+
+def _holds_newline(col: pa.Array) -> bool:
+    """Whether a string column's data buffer (of a slice: the whole array's) may hold a newline."""
+    buffers = col.buffers()
+    if len(buffers) != 3 or buffers[2] is None:
+        return True
+    return bool((np.frombuffer(buffers[2], np.uint8) == 10).any())
