@@ -111,6 +111,8 @@ def test_gpu_session_script_parses():
     ("out_of_core", ["--rows", "10", "--memory-limit", "100MB", "--work", "{tmp}/w", "--json", "{tmp}/x.json"],
      "argument --memory-limit: expected a size such as 3GB"),
     ("out_of_core", ["--rows", "10", "--work", "{tmp}/w", "--json", "{file}/x.json"], "--json: cannot make the directory"),
+    ("side_table", ["--rows", "0"], "argument --rows: expected a whole number >= 1, got 0"),
+    ("side_table", ["--rows", "10", "--work", "{file}/w", "--json", "{tmp}/x.json"], "--work: cannot make the directory"),
 ])
 def test_bench_scripts_refuse_bad_arguments_in_one_line_before_any_work(tmp_path, capsys, script, argv, said):
     """A bad size or an unwritable results place is a usage error at the start (exit status 2), not a
@@ -394,3 +396,13 @@ def test_event_log_bench_ingests_its_log_plain_and_labelled_with_the_config_it_w
     assert load_config(result["config"]).data.table.events.targets == {"cart": "addtocart", "buy": "transaction"}
     available = pd.read_parquet(tmp_path / "event_log" / "ingest-events" / "data", columns=["available"])["available"]
     assert set(available) == {0.0, 1.0}  # item_properties.csv joined as of each view: every view after a snapshot
+
+
+
+def test_side_table_bench_reads_the_kept_properties_and_joins_them(tmp_path):
+    module = _bench_module("side_table")
+    module.main(["--rows", "4000", "--events", "300", "--work", str(tmp_path), "--json", str(tmp_path / "x.json")])
+    result = json.loads((tmp_path / "x.json").read_text())
+    kept = result["kept_rows"]
+    assert set(kept) == {"categoryid", "available"} and 0 < sum(kept.values()) < 4000 and result["join_rows"] == 300
+    assert set(result["joined_nonblank"]) == set(kept) and result["keys"] > 0  # few items in both at this size
