@@ -17,9 +17,6 @@ there instead). Nothing here asserts.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -28,7 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from rapids_engage.cli import positive_int, seed_int, writable_dir
-from rapids_engage.ingest.bench import device, workers_arg
+from rapids_engage.ingest.bench import device, fresh_process_json, workers_arg
 from rapids_engage.report import write_json
 
 T0 = 1_433_116_800_000  # 2015-06-01 UTC, ms
@@ -160,11 +157,8 @@ print(json.dumps({"seconds": round(seconds, 2), "rows_out": result.output_rows,
 
 def _ingest(config: Path, out: Path, labelled: bool, workers: int | str = 1) -> dict:
     """The :data:`INGEST` of ``config`` into ``out`` in a fresh process on ``workers`` processes; its numbers."""
-    done = subprocess.run([sys.executable, "-c", INGEST, str(config), str(out), "1" if labelled else "0", str(workers)],
-                          capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise SystemExit(f"the ingest of {config} failed: {done.stderr.strip().splitlines()[-1:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return fresh_process_json(INGEST, [str(config), str(out), "1" if labelled else "0", str(workers)],
+                              f"the ingest of {config}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,9 +11,6 @@ kept rows and peak RSS (the process's ``ru_maxrss``, the interpreter and imports
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -22,7 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from rapids_engage.cli import positive_int, seed_int, writable_dir
-from rapids_engage.ingest.bench import device
+from rapids_engage.ingest.bench import device, fresh_process_json
 from rapids_engage.report import write_json
 
 T0 = 1_431_226_800_000  # 2015-05-10 03:00 UTC, ms
@@ -106,11 +103,7 @@ def write_events(rows: int, path: Path, seed: int = 1) -> None:
 
 def _read(path: Path, events: Path) -> dict:
     """The :data:`READ` of ``path`` in a fresh process; its numbers."""
-    done = subprocess.run([sys.executable, "-c", READ, str(path), str(events)], capture_output=True, text=True,
-                          check=False)
-    if done.returncode:
-        raise SystemExit(f"reading {path} failed: {done.stderr.strip().splitlines()[-1:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return fresh_process_json(READ, [str(path), str(events)], f"reading {path}")
 
 
 def main(argv: list[str] | None = None) -> None:

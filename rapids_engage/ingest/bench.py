@@ -244,6 +244,15 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+def fresh_process_json(code: str, args: list[str], what: str) -> dict:
+    """Run ``code`` (a ``python -c`` script printing a JSON object as its last line) in a fresh process with ``args``:
+    that object; SystemExit naming ``what`` and the child's last error line when it fails."""
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"{what} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def workers_arg(value: str) -> int | str:
     """``--ingest-workers``: ``auto`` or a whole number >= 1."""
     return value if value == "auto" else positive_int(value)
