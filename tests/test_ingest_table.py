@@ -538,6 +538,19 @@ def test_runaway_quote_or_long_line_falls_back_to_line_mode(tmp_path, monkeypatc
     assert by_id(frame, ["r60"]).body.tolist() == ["x" * 1000]
 
 
+def test_csv_is_read_in_small_blocks_jsonl_in_large_ones(tmp_path, monkeypatch):
+    """CSV / TSV go to pyarrow in DELIMITED_BLOCK_BYTES (it reads ~32 blocks ahead), JSONL in BLOCK_BYTES (its first
+    block's keys checked), through the ingest's job as through a direct read."""
+    seen = []
+    for name in ("read_delimited", "read_jsonl"):
+        reader = getattr(table_read, name)
+        monkeypatch.setattr(table_read, name, lambda path, src, block, reader=reader: seen.append((src.fmt, block))
+                            or reader(path, src, block))
+    for fmt, text in (("csv", csv_text(ROWS)), ("tsv", csv_text(ROWS, "\t")), ("jsonl", _as_jsonl(ROWS[:3]))):
+        run(tmp_path, write(tmp_path / f"t.{fmt}", text), spec(format=fmt), fmt)
+    assert seen == [("csv", 2 << 20), ("tsv", 2 << 20), ("jsonl", 16 << 20)]
+
+
 def test_bare_carriage_return_keeps_later_line_numbers(tmp_path):
     text = csv_text(ROWS[:1]) + "a9,u,1600000000\r1,1,1,en,b\n" + "a5,u,bad,1,1,1,en,b\n"
     _, frame, q = run(tmp_path, write(tmp_path / "t.tsv", text.replace(",", "\t")), spec(format="tsv"))

@@ -33,7 +33,9 @@ Tag = TypeVar("Tag")
 IN_FLIGHT = 2
 #: Memory a worker of ``ingest_workers: auto`` is given: a 64 MiB block parsed, its Arrow result, one input file's
 #: write buffers (``max(2 x block, 64 MiB)``), pandas, pyarrow; a worker ingesting whole 125 MB files peaked at
-#: 638-687 MiB (bench/README.md).
+#: 638-687 MiB (bench/README.md). A table ingest in one process (side tables too, CSV in 2 MiB blocks) peaked at
+#: 395-400 MiB on 4 x 16 MB files, 637-639 MiB on one 63 MB file, 854-858 MiB on one 190 MB file (1,255 MiB in
+#: the 16 MiB blocks before, whose read-ahead grew with the file: ~1.8 GB reading 20M rows).
 WORKER_BYTES = 3 << 29  # 1.5 GiB
 #: Modules the forkserver imports once, so each worker starts without importing them again.
 PRELOAD = ["rapids_engage.ingest.recsys", "rapids_engage.ingest.table"]

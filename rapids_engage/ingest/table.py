@@ -316,7 +316,7 @@ class _Job:
     src: Source
     strict: bool
     chunk_rows: int
-    block_bytes: int  #: :data:`.table_read.BLOCK_BYTES` of the ingest's process
+    block_bytes: int  #: :func:`.table_read.block_bytes_of` the format, in the ingest's process
 
 
 def process_chunk(chunk: Chunk, key: str, plan: Plan,
@@ -420,7 +420,8 @@ def _file_output(index: int, plan: Plan, job: _Job) -> FileOutput:
 
 
 def _chunks_of(path: Path, fmt: str, chunk_rows: int) -> int:
-    """The chunks ``path`` is read in, about: its read blocks (text) or row batches (parquet)."""
+    """The tasks ``path`` is counted as when choosing the workers, about: its :data:`.table_read.BLOCK_BYTES`
+    pieces (text: a CSV / TSV reads in smaller blocks, a file under 16 MiB is one task) or row batches (parquet)."""
     if fmt == "parquet":
         try:
             return blocks_of(pq.ParquetFile(path).metadata.num_rows, chunk_rows)
@@ -548,7 +549,7 @@ def ingest_table(
         src = Source(spec.format, spec.header, tuple(spec.columns), plan.needed, plan.list_seps, spec.time,
                      spec.time_format, plan.scalars, plan.required)
         job = _Job(str(tmp), str(tmp / ("_typed" if plan.keep_events else "data")),  # an event log's rows are labelled from there
-                   src, strict, chunk_rows, table_read.BLOCK_BYTES)
+                   src, strict, chunk_rows, table_read.block_bytes_of(spec.format))
         keys = _file_keys(paths)
         sizes = [p.stat().st_size for p in paths]
         n = worker_count(workers, sum(_chunks_of(p, spec.format, chunk_rows) for p in paths), len(paths))

@@ -23,12 +23,22 @@ from .read_jsonl import read_jsonl
 from .read_parquet import PER_SECOND, read_parquet
 from .table_chunk import Bad, Chunk, Source, by_line, close_names, missing_message
 
-#: Bytes per CSV / JSONL read block (a CSV record must fit in one).
+#: Bytes per JSONL read block (its first block's keys are checked for missing columns), the most a CSV / TSV
+#: read block has, and the size a text input's share of the work is counted in (:func:`.table.ingest_table`).
 BLOCK_BYTES = 16 << 20
+#: Bytes per CSV / TSV read block (at most :data:`BLOCK_BYTES`; a record must fit in one, else the rest of its file is
+#: read line by line): pyarrow's streaming reader reads up to ~32 blocks ahead of its parsing, so 16 MiB blocks held
+#: ~1.8 GB reading a 20M-row file; 2 MiB was as fast or faster and leanest (bench/README.md "Raw ingest (CPU)").
+DELIMITED_BLOCK_BYTES = 2 << 20
+
+
+def block_bytes_of(fmt: str) -> int:
+    """The read block of a ``fmt`` file (csv, tsv, jsonl; parquet is read by record batches)."""
+    return BLOCK_BYTES if fmt == "jsonl" else min(DELIMITED_BLOCK_BYTES, BLOCK_BYTES)
 
 
 def read(path: Path, src: Source, chunk_rows: int, block_bytes: int | None = None) -> Iterator[Chunk]:
-    """The chunks of one input file (CSV / JSONL: read ``block_bytes`` at a time, :data:`BLOCK_BYTES` unless set).
+    """The chunks of one input file (CSV / JSONL: read ``block_bytes`` at a time, :func:`block_bytes_of` unless set).
 
     **Reading**: CSV / TSV go through pyarrow's streaming CSV parser fed with the
     file's UTF-8 lines (:class:`.delimited_lines.LineFeed`; lines that are not UTF-8 are
@@ -55,11 +65,11 @@ def read(path: Path, src: Source, chunk_rows: int, block_bytes: int | None = Non
     """
     if src.fmt == "parquet":
         return read_parquet(path, src, chunk_rows)
-    block_bytes = block_bytes or BLOCK_BYTES
+    block_bytes = block_bytes or block_bytes_of(src.fmt)
     if src.fmt == "jsonl":
         return read_jsonl(path, src, block_bytes)
     return read_delimited(path, src, block_bytes)
 
 
-__all__ = ["BLOCK_BYTES", "MAX_FIELDS", "PER_SECOND", "Bad", "Chunk", "Source", "by_line", "close_names",
-           "missing_message", "read"]
+__all__ = ["BLOCK_BYTES", "DELIMITED_BLOCK_BYTES", "MAX_FIELDS", "PER_SECOND", "Bad", "Chunk", "Source", "block_bytes_of",
+           "by_line", "close_names", "missing_message", "read"]
