@@ -10,11 +10,12 @@ count. :meth:`FileOutput.done` closes them and returns a :class:`FileDone` (smal
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .parallel import by_file, ordered_map
 from .quarantine import Quarantine, QuarantinePart
 from .writer import DayWriter
 
@@ -69,6 +70,10 @@ class Written:
         self.per_file.append(done)
         self.quarantine.take_over(done.quarantine)
 
+    def empty(self, paths: list[Path]) -> list[str]:
+        """The input files (``paths``, in input order) that held no row."""
+        return [str(p) for p, d in zip(paths, self.per_file) if d.rows == 0]
+
 
 def files_progress(sizes: list[int], on_progress: Callable[[int, int], None] | None) -> Callable[[int, int], None]:
     """``progress(file index, its on-disk bytes done)`` calling ``on_progress(bytes done of all files, their total)``
@@ -83,4 +88,25 @@ def files_progress(sizes: list[int], on_progress: Callable[[int, int], None] | N
     return progress
 
 
-__all__ = ["FileDone", "FileOutput", "Written", "files_progress"]
+def ingest_in_order(paths: list[Path], workers: int, quarantine: Quarantine, on_progress: Callable[[int, int], None] | None,
+                    whole_file: tuple[Callable[[Any, Any], FileDone], Callable[..., Any], tuple, Callable[[int, Path], Any]],
+                    blockwise: Callable[[Callable[[int, int], None]], Iterable[FileDone]]) -> Written:
+    """Every input file's :class:`FileDone`, summed in input order. As many files as ``workers`` or more
+    (:func:`.parallel.by_file`): ``whole_file`` = (work, setup, setup_args, task of (index, path)) maps
+    ``work(state, task)`` over the files on the workers (progress after each file); else ``blockwise(progress)``
+    ingests them here, its blocks parsed on the workers (progress as it reports it)."""
+    sizes = [p.stat().st_size for p in paths]
+    progress = files_progress(sizes, on_progress)
+    written = Written(quarantine)
+    if by_file(workers, len(paths)):
+        work, setup, setup_args, task = whole_file
+        for i, done in ordered_map(work, setup, setup_args, ((i, task(i, p)) for i, p in enumerate(paths)), workers):
+            written.add(done)
+            progress(i, sizes[i])
+    else:
+        for done in blockwise(progress):
+            written.add(done)
+    return written
+
+
+__all__ = ["FileDone", "FileOutput", "Written", "files_progress", "ingest_in_order"]

@@ -46,8 +46,8 @@ from ..backend import CPU, Backend
 from ..schema import DTYPES, EVENT_TIME, RAW_COLUMNS, TEST_COLUMNS
 from .convert import CpuOps, make_ops
 from .quarantine import Quarantine, StrictModeError
-from .file_output import FileDone, FileOutput, Written, files_progress
-from .parallel import blocks_of, by_file, ordered_map, worker_count
+from .file_output import FileDone, FileOutput, ingest_in_order
+from .parallel import blocks_of, ordered_map, worker_count
 from .reader import IngestError, LineBlock, iter_line_blocks, iter_raw_blocks, line_block
 from .writer import DayWriter, canonical_schema, conform
 
@@ -399,20 +399,12 @@ def ingest_recsys(
     with staged_dir(out) as tmp:
         ops = make_ops(backend)
         job = _Job(str(tmp), strict, block_size, rows_per_file)
-        sizes = [p.stat().st_size for p in paths]
-        n = 1 if backend.is_gpu else worker_count(workers, sum(blocks_of(size, block_size) for size in sizes), len(paths))
-        progress = files_progress(sizes, on_progress)
-        written = Written(Quarantine(spill_dir=tmp))
-        if by_file(n, len(paths)):
-            tasks = ((i, (i, str(path), job)) for i, path in enumerate(paths))
-            for i, done in ordered_map(ingest_file, _worker_ops, (), tasks, n):
-                written.add(done)
-                progress(i, sizes[i])
-        else:
-            for done in _ingest_blocks(list(enumerate(paths)), ops, job, n, progress):
-                written.add(done)
-        result = IngestResult(written.rows, written.ingested, 0, len(paths), {}, str(out), 0.0,
-                              [str(p) for p, d in zip(paths, written.per_file) if d.rows == 0],
+        blocks = sum(blocks_of(p.stat().st_size, block_size) for p in paths)
+        n = 1 if backend.is_gpu else worker_count(workers, blocks, len(paths))
+        written = ingest_in_order(paths, n, Quarantine(spill_dir=tmp), on_progress,
+                                  (ingest_file, _worker_ops, (), lambda i, path: (i, str(path), job)),
+                                  lambda progress: _ingest_blocks(list(enumerate(paths)), ops, job, n, progress))
+        result = IngestResult(written.rows, written.ingested, 0, len(paths), {}, str(out), 0.0, written.empty(paths),
                               [str(p) for p, d in zip(paths, written.per_file) if d.test_file], workers=n)
         return finish(tmp, out, written, written.quarantine, start, result)
 

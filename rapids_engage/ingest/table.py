@@ -31,8 +31,8 @@ from ..features.folds import FOLD
 from ..features.table_content import computed_columns
 from ..layout import TABLE_ROW_ID, TABLE_TIME, raw_id_name, table_layout
 from . import table_read
-from .file_output import FileDone, FileOutput, Written, files_progress
-from .parallel import blocks_of, by_file, ordered_map, worker_count
+from .file_output import FileDone, FileOutput, ingest_in_order
+from .parallel import blocks_of, ordered_map, worker_count
 from .quarantine import Quarantine, StrictModeError
 from .reader import IngestError
 from .recsys import IngestResult, _check_out_dir, input_paths, finish
@@ -551,21 +551,14 @@ def ingest_table(
         job = _Job(str(tmp), str(tmp / ("_typed" if plan.keep_events else "data")),  # an event log's rows are labelled from there
                    src, strict, chunk_rows, table_read.block_bytes_of(spec.format))
         keys = _file_keys(paths)
-        sizes = [p.stat().st_size for p in paths]
         n = worker_count(workers, sum(_chunks_of(p, spec.format, chunk_rows) for p in paths), len(paths))
-        progress = files_progress(sizes, on_progress)
-        written = Written(Quarantine(spill_dir=tmp))
-        if by_file(n, len(paths)):
-            tasks = ((i, (i, str(path), keys[path], job)) for i, path in enumerate(paths))
-            for i, done in ordered_map(ingest_file, _same, (plan, sides), tasks, n):
-                written.add(done)
-                progress(i, sizes[i])
-        else:
-            for done in _ingest_chunks([(i, p, keys[p]) for i, p in enumerate(paths)], plan, sides, job, n, progress):
-                written.add(done)
-        empty = [str(p) for p, d in zip(paths, written.per_file) if d.rows == 0]
+        written = ingest_in_order(paths, n, Quarantine(spill_dir=tmp), on_progress,
+                                  (ingest_file, _same, (plan, sides), lambda i, path: (i, str(path), keys[path], job)),
+                                  lambda progress: _ingest_chunks([(i, p, keys[p]) for i, p in enumerate(paths)], plan,
+                                                                  sides, job, n, progress))
         table_layout(spec).save(tmp)
-        result = IngestResult(written.rows, written.ingested, 0, len(paths), {}, str(out), 0.0, empty, workers=n)
+        result = IngestResult(written.rows, written.ingested, 0, len(paths), {}, str(out), 0.0, written.empty(paths),
+                              workers=n)
         labelled = _labelled(Path(job.data), tmp, plan, result) if plan.keep_events else written
         return finish(tmp, out, labelled, written.quarantine, start, result)
 
