@@ -27,6 +27,39 @@ _requested: dict[int, list[set[str]]] = {}
 _requested_guard = threading.Lock()
 
 
+class Abandonment(threading.Event):
+    """Set when the run gives its training up; what the training started on the cluster (its tracker, its tasks) is
+    stopped then by the calls it registered (:meth:`on_abandon`), each at most once and best effort."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stops: list[Callable[[], Any]] = []
+        self._guard = threading.Lock()
+
+    def on_abandon(self, stop: Callable[[], Any]) -> None:
+        """Call ``stop`` when the training is abandoned: at once if it already was (a training thread left behind)."""
+        with self._guard:
+            if not self.is_set():
+                self._stops.append(stop)
+                return
+        _best_effort(stop)
+
+    def abandon(self) -> None:
+        """Set the event and call the registered stops, in their order."""
+        with self._guard:
+            self.set()
+            stops, self._stops = self._stops, []
+        for stop in stops:
+            _best_effort(stop)
+
+
+def _best_effort(call: Callable[[], Any]) -> None:
+    try:
+        call()
+    except Exception:  # noqa: BLE001 - best effort: the scheduler may be what failed
+        pass
+
+
 # The functions run on the scheduler are nested, so they travel by value: an existing cluster's
 # scheduler need not have rapids_engage installed.
 
@@ -96,26 +129,26 @@ def signals_held() -> Iterator[None]:
 
 
 @contextmanager
-def released_on_abort(client: Any, workers: Iterable[str], log: Callable[[str], None] | None = None) -> Iterator[threading.Event]:
+def released_on_abort(client: Any, workers: Iterable[str], log: Callable[[str], None] | None = None) -> Iterator[Abandonment]:
     """Around one training on ``workers`` (its ``distributed.MultiLock``): says who holds their locks if one is held, and
     releases the locks taken inside when the block ends by an exception (KeyboardInterrupt included),
-    a further Ctrl-C held back until they are released (:func:`signals_held`). Yields an event set when
-    the block was left that way: a training thread the block abandoned checks it before taking locks,
-    which no one would release after this. Locks another client requested meanwhile (another run's training
+    a further Ctrl-C held back until they are released (:func:`signals_held`). Yields an :class:`Abandonment` set when
+    the block was left that way, its stops called first (the training's tasks and tracker, :mod:`.train_abandon`): a
+    training thread the block abandoned checks it before taking locks, which no one would release after this. Locks another client requested meanwhile (another run's training
     waiting behind this one) are left alone."""
     workers = sorted(workers)
     if any(lock_queues(client, workers).values()) and log is not None:
         log(f"waiting for xgboost.dask's lock on {len(workers)} worker(s): another training on this cluster holds it "
             "(a run whose driver was killed outright holds it until the scheduler restarts)")
     _record_lock_ids()
-    abandoned, mine = threading.Event(), set[str]()
+    abandoned, mine = Abandonment(), set[str]()
     with _requested_guard:
         _requested.setdefault(id(client), []).append(mine)
     try:
         yield abandoned
     except BaseException:
-        abandoned.set()
         with signals_held():
+            abandoned.abandon()
             try:
                 with _requested_guard:
                     taken = set(mine)

@@ -74,10 +74,12 @@ def start_tracker(client: Any, n_workers: int) -> dict[str, Any]:
     The tracker gives up on forming (or closing) the group after :data:`TRACKER_TIMEOUT_S`; the group's training
     itself has no time limit (the communicator's own retry and timeout hold, as for ``xgboost.dask.train``). Without
     it (xgboost.dask's default) a worker lost before joining left its peers' training tasks waiting for it for ever:
-    on an existing cluster their threads stayed taken after the run ended, and the next run hung."""
+    on an existing cluster their threads stayed taken after the run ended, and the next run hung. Until it ends, the
+    scheduler lists it by port for :func:`.train_abandon.stop_tracker` (:data:`.train_abandon.TRACKERS`)."""
+    from .train_abandon import TRACKERS
 
-    def start(n_workers: int, addresses: list[Any], timeout_s: int) -> dict[str, Any]:  # nested: travels by value
-        import threading
+    def start(n_workers: int, addresses: list[Any], timeout_s: int, listed: str, dask_scheduler: Any) -> dict[str, Any]:
+        import threading  # nested: travels by value
 
         from xgboost.core import XGBoostError
         from xgboost.tracker import RabitTracker
@@ -91,6 +93,10 @@ def start_tracker(client: Any, n_workers: int) -> dict[str, Any]:
             except XGBoostError:
                 if i == len(addresses) - 1:
                     raise
+        args = tracker.worker_args()
+        ended = threading.Event()
+        trackers = dask_scheduler.__dict__.setdefault(listed, {})
+        trackers[args["dmlc_tracker_port"]] = ended
 
         def wait() -> None:
             try:
@@ -100,11 +106,14 @@ def start_tracker(client: Any, n_workers: int) -> dict[str, Any]:
                     tracker.free()  # now, as its __del__ would, whose error on a timed-out tracker went to stderr
                 except XGBoostError:
                     pass
+            finally:
+                trackers.pop(args["dmlc_tracker_port"], None)
+                ended.set()
 
         threading.Thread(target=wait, daemon=True).start()
-        return tracker.worker_args()
+        return args
 
-    return client.run_on_scheduler(start, n_workers, tracker_addresses(client), TRACKER_TIMEOUT_S)
+    return client.run_on_scheduler(start, n_workers, tracker_addresses(client), TRACKER_TIMEOUT_S, TRACKERS)
 
 
 def _batches(parts: list[Any], features: list[str], qid: list[Any] | None) -> Any:
@@ -189,9 +198,12 @@ def fit_targets(train_parts: list[Any], valid_parts: list[Any], features: list[s
     import xgboost.dask  # noqa: F401 - registers xgb.dask
 
     from .train import matrix_max_bin
+    from .train_abandon import TrainingAbandoned, leave_if_abandoned, task_cancelled
 
     nthread = worker_threads(specs[0].params, distributed.get_worker().state.nthreads)
     out = {}
+    if task_cancelled():  # abandoned before it joins its group (imports take seconds in a new worker): a tracker
+        raise TrainingAbandoned("the run gave this training up")  # stopped meanwhile would be retried for ~6 s
     with xgb.dask.CommunicatorContext(**coll_args), xgb.config_context(**{**global_config, "nthread": nthread}):
         max_bin, cuda = matrix_max_bin(specs[0].params), str(specs[0].params.get("device", "")).startswith("cuda")
         dtrain = quantile_matrix(train_parts, features, max_bin, nthread, group, cuda=cuda)
@@ -199,6 +211,7 @@ def fit_targets(train_parts: list[Any], valid_parts: list[Any], features: list[s
         if not cuda:  # evaluated every round: from its bins' values, the same predictions ~5x faster
             dvalid = binned_values(dvalid, nthread)
         for spec in specs:
+            leave_if_abandoned()
             for matrix, parts in ((dtrain, train_parts), (dvalid, valid_parts)):
                 if parts:
                     matrix.set_label(labels(parts, spec))
@@ -214,13 +227,14 @@ def fit_target(spec: TargetSpec, dtrain: Any, dvalid: Any) -> tuple[bytes, dict]
 
     from .failures import is_out_of_memory
     from .train import EVAL_SETS
+    from .train_abandon import stop_callback
     from .cluster import native_words
 
     history: dict = {}
     threads = worker_threads(spec.params, distributed.get_worker().state.nthreads)
     try:
         booster = xgb.train({**spec.params, "nthread": threads, "n_jobs": threads}, dtrain, num_boost_round=spec.rounds,
-                            evals=list(zip((dtrain, dvalid), EVAL_SETS)), evals_result=history,
+                            evals=list(zip((dtrain, dvalid), EVAL_SETS)), evals_result=history, callbacks=[stop_callback()],
                             early_stopping_rounds=spec.patience if spec.patience > 0 else None, verbose_eval=False)
     except xgb.core.XGBoostError as exc:
         if is_out_of_memory(exc):
@@ -277,10 +291,12 @@ def gather_cause(client: Any, futures: list[Any], grace_s: float = FAILURE_GRACE
 
 def train_shared(client: Any, train: Any, valid: Any, features: list[str], group: str | None, specs: list[TargetSpec],
                  global_config: dict[str, Any], abandoned: Any) -> dict[str, tuple[Any, dict]]:
-    """Per target of ``specs`` (one ``max_bin``; ``group``: rows sorted by it, ``qid`` from it), (booster, metrics per round)."""
+    """Per target of ``specs`` (one ``max_bin``; ``group``: rows sorted by it, ``qid`` from it), (booster, metrics per round).
+    ``abandoned`` (:class:`.train_locks.Abandonment`): when set, the training stops on the cluster (:mod:`.train_abandon`)."""
     import distributed
 
     from .train import loaded_booster
+    from .train_abandon import stop_tracker
 
     columns = [*features, *dict.fromkeys(s.target for s in specs), *([group] if group else [])]
     train_by, valid_by = worker_parts(client, train[columns]), worker_parts(client, valid[columns])
@@ -289,8 +305,10 @@ def train_shared(client: Any, train: Any, valid: Any, features: list[str], group
         raise RuntimeError("training abandoned")
     with distributed.MultiLock(workers, client):  # looked up now: train_locks records its id
         coll_args = start_tracker(client, len(workers))  # once the locks are ours: its timeout is for the tasks alone
+        abandoned.on_abandon(lambda: stop_tracker(client, coll_args))  # its tasks waiting for their group fail at once
         futures = [client.submit(fit_targets, train_by.get(w, []), valid_by.get(w, []), features, group, specs, coll_args,
                                  global_config, workers=[w], allow_other_workers=False, pure=False) for w in workers]
+        abandoned.on_abandon(lambda: client.cancel(futures))  # the tasks in the group leave it together (train_abandon)
         results = gather_cause(client, futures)
     out = next(r for r in results if r is not None)
     params = {s.target: s.params for s in specs}

@@ -64,25 +64,50 @@ def test_queues_name_a_held_lock_and_release_frees_it(client):
     assert _held(client) == set()
 
 
+def _executing(client) -> int:
+    """Tasks running on the workers (a cancelled one too, until its function returns)."""
+    return sum(client.run(lambda dask_worker: len(dask_worker.state.executing)).values())
+
+
+def _let_go(client, bound_s: float = 60) -> bool:
+    """Whether the workers run no task within ``bound_s``: a bound on a hang (the abandoned training ran on for good,
+    or for the tracker's 300 s), not a timing."""
+    deadline = time.monotonic() + bound_s
+    while _executing(client) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not _executing(client)
+
+
+def _trackers(client) -> dict:
+    from rapids_engage.train_abandon import TRACKERS
+
+    return client.run_on_scheduler(lambda dask_scheduler: dict(dask_scheduler.__dict__.get(TRACKERS, {})))
+
+
+def _interrupt_once(ready) -> None:
+    """Ctrl-C in the main thread once ``ready()``."""
+    def interrupt() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not ready():
+            time.sleep(0.02)
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt, daemon=True).start()
+
+
 def test_an_interrupted_training_frees_the_workers_for_the_next(cluster, client):
     """A run on an existing cluster stopped mid-training (its client closes while the abandoned training still
-    runs on the workers) used to leave the workers' locks held for good: the next run waited forever."""
+    runs on the workers) used to leave the workers' locks held for good: the next run waited forever. Its training
+    then ran on to its last round on the workers, the next run's tasks queued behind it (3,000 rounds: 13 s); now
+    its tasks leave their group together at once (train_abandon)."""
     from distributed import Client
 
-    # long enough for the Ctrl-C to land mid-training (it lands within ~0.1 s of the lock) and short enough that
-    # the abandoned training, which runs on to its end, does not hold up the next one for long (3,000 rounds: a minute)
-    cfg = TrainConfig(targets=["like"], max_depth=6, num_boost_round=600, early_stopping_rounds=0)
-
-    def interrupt_once_locked() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not _held(client):
-            time.sleep(0.02)
-        _thread.interrupt_main()  # Ctrl-C while the workers train
-
-    threading.Thread(target=interrupt_once_locked, daemon=True).start()
+    endless = TrainConfig(targets=["like"], max_depth=3, num_boost_round=10**7, early_stopping_rounds=0)
+    _interrupt_once(lambda: _held(client) and _executing(client) == 2)  # Ctrl-C while the workers train
     with Client(cluster) as stopped, pytest.raises(KeyboardInterrupt):
-        train_targets(stopped, CPU, cfg, {"like": "binary"}, *_frames(), ["a", "b", "c"])
+        train_targets(stopped, CPU, endless, {"like": "binary"}, *_frames(), ["a", "b", "c"])
     assert _held(client) == set()
+    assert _let_go(client) and _trackers(client) == {}  # its tasks left, and with them its tracker
     # The next training on the same workers runs (it waited forever on the abandoned training's lock)
     done: dict = {}
     quick = TrainConfig(targets=["like"], max_depth=3, num_boost_round=5, early_stopping_rounds=0)
@@ -92,6 +117,22 @@ def test_an_interrupted_training_frees_the_workers_for_the_next(cluster, client)
     thread.start()
     thread.join(120)
     assert "model" in done and done["model"].booster.num_boosted_rounds() == 5
+
+
+def test_an_abandoned_training_whose_group_cannot_form_lets_its_workers_go(client, monkeypatch):
+    """A worker lost as training started: its peers' tasks wait for it in XGBoost's group, and the run ends with the
+    loss. Their tracker kept them waiting until its timeout (TRACKER_TIMEOUT_S, 300 s), the next run's tasks queued
+    behind them; now the abandoned training's tracker is stopped, and they fail at once."""
+    import rapids_engage.train_shared_matrix as tsm
+
+    start_tracker = tsm.start_tracker
+    monkeypatch.setattr(tsm, "start_tracker", lambda client, n: start_tracker(client, n + 1))  # a peer that never joins
+    quick = TrainConfig(targets=["like"], max_depth=3, num_boost_round=5, early_stopping_rounds=0)
+    _interrupt_once(lambda: _executing(client) == 2)  # both wait for the third
+    with pytest.raises(KeyboardInterrupt):
+        train_targets(client, CPU, quick, {"like": "binary"}, *_frames(), ["a", "b", "c"])
+    assert _held(client) == set()
+    assert _let_go(client) and _trackers(client) == {}
 
 
 def test_a_second_ctrl_c_while_releasing_still_frees_the_lock(client, monkeypatch):

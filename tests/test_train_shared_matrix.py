@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import xgboost
 
+from rapids_engage.train_locks import Abandonment
 from rapids_engage.train_shared_matrix import fit_targets as _real_fit_targets
 
 FEATURES = ["a", "b", "c"]
@@ -61,6 +62,12 @@ def _one_xgboost_dask_training(client, target, kind, train, valid):
     out = xgb.dask.train(client, spec.params, dtrain, num_boost_round=rounds, evals=list(zip((dtrain, dvalid), EVAL_SETS)),
                          early_stopping_rounds=patience if patience > 0 else None, verbose_eval=False)
     return trained_model(spec, kind, out["booster"], out["history"])
+
+
+def _scheduler_here():
+    """A client whose ``run_on_scheduler`` runs the function here, on a scheduler of no workers."""
+    scheduler = type("Scheduler", (), {})()
+    return type("Client", (), {"run_on_scheduler": staticmethod(lambda fn, *args: fn(*args, dask_scheduler=scheduler))})()
 
 
 def _raw(model, path) -> bytes:
@@ -315,12 +322,12 @@ def test_the_tracker_falls_back_to_the_next_address_and_raises_xgboost_s_error_w
             pass
 
         def worker_args(self):
-            return {"dmlc_tracker_uri": self.host}
+            return {"dmlc_tracker_uri": self.host, "dmlc_tracker_port": 9091}
 
     monkeypatch.setattr(xgboost.tracker, "RabitTracker", Tracker)
-    client = type("Client", (), {"run_on_scheduler": staticmethod(lambda fn, *args: fn(*args))})()
+    client = _scheduler_here()
     monkeypatch.setattr("rapids_engage.train_shared_matrix.tracker_addresses", lambda c: [None, "good"])
-    assert start_tracker(client, 2) == {"dmlc_tracker_uri": "good"} and started == ["good"]
+    assert start_tracker(client, 2) == {"dmlc_tracker_uri": "good", "dmlc_tracker_port": 9091} and started == ["good"]
     monkeypatch.setattr("rapids_engage.train_shared_matrix.tracker_addresses", lambda c: [None, "bad"])
     with pytest.raises(XGBoostError, match="cannot bind bad"):
         start_tracker(client, 2)
@@ -360,7 +367,6 @@ def test_only_xgboost_s_refusals_are_a_target_s_and_out_of_memory_is_not_one(mon
 def test_a_training_the_run_abandoned_while_its_partitions_were_computed_takes_no_lock(monkeypatch):
     """The run stopped (Ctrl-C) while the partitions were computed and released its locks: the training thread it left
     behind would take the workers' lock now and hold it for ever."""
-    import threading
 
     import distributed
 
@@ -371,7 +377,7 @@ def test_a_training_the_run_abandoned_while_its_partitions_were_computed_takes_n
     monkeypatch.setattr(tsm, "worker_parts", lambda client, f: {"tcp://w1": ["part"]})
     monkeypatch.setattr(tsm, "start_tracker", lambda client, n: {})
     monkeypatch.setattr(distributed, "MultiLock", lambda *args: taken.append(args))
-    abandoned = threading.Event()
+    abandoned = Abandonment()
     abandoned.set()
     with pytest.raises(RuntimeError, match="training abandoned"):
         tsm.train_shared(None, frame, frame, FEATURES, None, [], {}, abandoned)
@@ -425,7 +431,7 @@ def test_every_worker_holding_rows_trains_and_the_model_is_a_training_worker_s(m
     monkeypatch.setattr(tsm, "gather_cause", lambda client, futures: futures)
     monkeypatch.setattr(rapids_engage.train, "loaded_booster", lambda raw, params: ("booster", raw))
     spec = tsm.TargetSpec("like", {"max_bin": 256}, 2, 0, False)
-    out = tsm.train_shared(Client(), train, valid, FEATURES, None, [spec], {}, threading.Event())
+    out = tsm.train_shared(Client(), train, valid, FEATURES, None, [spec], {}, Abandonment())
     assert submitted == [(["tcp://a"], ["t0"], [], {"n": 2}), (["tcp://b"], [], ["v0"], {"n": 2})]
     assert out == {"like": (("booster", b"raw"), {"valid": {}})}
 
@@ -494,7 +500,7 @@ def test_a_worker_whose_peer_never_joins_is_let_go_by_the_tracker(monkeypatch):
 
     monkeypatch.setattr(tsm, "TRACKER_TIMEOUT_S", 1)
     monkeypatch.setattr(tsm, "tracker_addresses", lambda client: ["127.0.0.1"])
-    client = type("Client", (), {"run_on_scheduler": staticmethod(lambda fn, *args: fn(*args))})()
+    client = _scheduler_here()
     args = tsm.start_tracker(client, 2)
     outcome = []
 
@@ -514,7 +520,6 @@ def test_a_worker_whose_peer_never_joins_is_let_go_by_the_tracker(monkeypatch):
 def test_the_tracker_starts_once_the_workers_training_locks_are_taken(monkeypatch):
     """The tracker's timeout bounds the wait for the training tasks: a run waiting for another run's training locks
     must not spend it waiting."""
-    import threading
     from contextlib import contextmanager
 
     import distributed
@@ -540,5 +545,5 @@ def test_the_tracker_starts_once_the_workers_training_locks_are_taken(monkeypatc
     monkeypatch.setattr(tsm, "start_tracker", tracker)
     monkeypatch.setattr(distributed, "MultiLock", lock)
     with pytest.raises(RuntimeError, match="stop here"):
-        tsm.train_shared(None, frame, frame, FEATURES, None, [], {}, threading.Event())
+        tsm.train_shared(None, frame, frame, FEATURES, None, [], {}, Abandonment())
     assert events == ["locked", "tracker", "released"]
