@@ -85,6 +85,22 @@ def release_locks(client: Any, ids: Iterable[str]) -> int:
     return client.run_on_scheduler(release, ids=sorted(ids))
 
 
+@contextmanager
+def training_lock(client: Any, workers: list[str]) -> Iterator[None]:
+    """xgboost.dask's lock on ``workers`` held for the block (``distributed.MultiLock``, looked up now: a
+    :func:`released_on_abort` block records its id). Released as the block ends unless the run's abort has released it
+    (:func:`release_locks` checks on the scheduler, so exactly one of the two releases it): ``MultiLock.release`` there
+    raised the scheduler's KeyError, and the scheduler logged its traceback for every run given up mid-training."""
+    import distributed
+
+    lock = distributed.MultiLock(workers, client)
+    lock.acquire()
+    try:
+        yield
+    finally:
+        release_locks(client, [lock.id])
+
+
 def _record_lock_ids() -> None:
     """Make ``distributed.MultiLock``, which each training looks up when it takes it, note each lock's
     id in the sets of :data:`_requested` of its client (once per process)."""

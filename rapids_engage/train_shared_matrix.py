@@ -293,17 +293,16 @@ def train_shared(client: Any, train: Any, valid: Any, features: list[str], group
                  global_config: dict[str, Any], abandoned: Any) -> dict[str, tuple[Any, dict]]:
     """Per target of ``specs`` (one ``max_bin``; ``group``: rows sorted by it, ``qid`` from it), (booster, metrics per round).
     ``abandoned`` (:class:`.train_locks.Abandonment`): when set, the training stops on the cluster (:mod:`.train_abandon`)."""
-    import distributed
-
     from .train import loaded_booster
     from .train_abandon import stop_tracker
+    from .train_locks import training_lock
 
     columns = [*features, *dict.fromkeys(s.target for s in specs), *([group] if group else [])]
     train_by, valid_by = worker_parts(client, train[columns]), worker_parts(client, valid[columns])
     workers = sorted(set(train_by) | set(valid_by))
     if abandoned.is_set():  # the run stopped while the partitions were computed: take no lock it would not release
         raise RuntimeError("training abandoned")
-    with distributed.MultiLock(workers, client):  # looked up now: train_locks records its id
+    with training_lock(client, workers):  # train_locks records its id, and releases it once
         coll_args = start_tracker(client, len(workers))  # once the locks are ours: its timeout is for the tasks alone
         abandoned.on_abandon(lambda: stop_tracker(client, coll_args))  # its tasks waiting for their group fail at once
         futures = [client.submit(fit_targets, train_by.get(w, []), valid_by.get(w, []), features, group, specs, coll_args,

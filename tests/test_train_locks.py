@@ -4,6 +4,7 @@ cluster runs."""
 from __future__ import annotations
 
 import _thread
+import logging
 import threading
 import time
 
@@ -14,7 +15,7 @@ import pytest
 from rapids_engage.backend import CPU
 from rapids_engage.config import TrainConfig
 from rapids_engage.train_shared_matrix import train_targets
-from rapids_engage.train_locks import lock_queues, release_locks, released_on_abort
+from rapids_engage.train_locks import lock_queues, release_locks, released_on_abort, training_lock
 
 pytestmark = pytest.mark.slow
 
@@ -133,6 +134,67 @@ def test_an_abandoned_training_whose_group_cannot_form_lets_its_workers_go(clien
         train_targets(client, CPU, quick, {"like": "binary"}, *_frames(), ["a", "b", "c"])
     assert _held(client) == set()
     assert _let_go(client) and _trackers(client) == {}
+
+
+@pytest.fixture
+def errors_logged():
+    """The ERROR records logged in this process during the test: the scheduler's too (it runs in this process here;
+    distributed's loggers may not propagate to the root logger, so the handler is on both; a record once)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = lambda record: any(r is record for r in records) or records.append(record)
+    loggers = [logging.getLogger(), logging.getLogger("distributed")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    yield records
+    for logger in loggers:
+        logger.removeHandler(handler)
+
+
+def _training_threads_ended(bound_s: float = 60) -> bool:
+    """Whether the training threads (cluster.while_workers_live's) end within ``bound_s``: a bound on a hang."""
+    deadline, threads = time.monotonic() + bound_s, [t for t in threading.enumerate() if t.name == "while-workers-live"]
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return not any(t.is_alive() for t in threads)
+
+
+def test_an_abandoned_training_logs_no_error_when_the_abort_released_its_locks(client, monkeypatch, errors_logged):
+    """The abort releases the abandoned training's locks; its training thread, let go by its cancelled tasks, released
+    them again (``with MultiLock``): the scheduler logged a ``distributed.multi_lock`` KeyError traceback for every
+    Ctrl-C on an existing cluster. Exactly one of the two releases them now, and no error is logged."""
+    import rapids_engage.train_shared_matrix as tsm
+
+    gather_cause = tsm.gather_cause
+
+    def gathered_once_the_abort_released(client_, futures):  # the training thread ends after the abort's release
+        try:
+            return gather_cause(client_, futures)
+        finally:
+            deadline = time.monotonic() + 60
+            while _held(client) and time.monotonic() < deadline:
+                time.sleep(0.02)
+
+    monkeypatch.setattr(tsm, "gather_cause", gathered_once_the_abort_released)
+    endless = TrainConfig(targets=["like"], max_depth=3, num_boost_round=10**7, early_stopping_rounds=0)
+    _interrupt_once(lambda: _held(client) and _executing(client) == 2)  # Ctrl-C while the workers train
+    with pytest.raises(KeyboardInterrupt):
+        train_targets(client, CPU, endless, {"like": "binary"}, *_frames(), ["a", "b", "c"])
+    assert _training_threads_ended() and _let_go(client)
+    assert _held(client) == set()
+    assert [f"{r.name}: {r.getMessage()}" for r in errors_logged] == []
+
+
+def test_a_training_lock_is_released_once_by_whichever_releases_it_first(client, errors_logged):
+    """The training's lock is released as its block ends, or by the run's abort before that (then the block's end
+    releases nothing: ``MultiLock.release`` raised the scheduler's KeyError and the scheduler logged it)."""
+    workers = sorted(client.nthreads())
+    with training_lock(client, workers):
+        assert len(_held(client)) == 1
+    assert _held(client) == set()
+    with training_lock(client, workers):
+        assert release_locks(client, _held(client)) == 1  # the run's abort, while the training thread runs on
+    assert _held(client) == set() and errors_logged == []
 
 
 def test_a_second_ctrl_c_while_releasing_still_frees_the_lock(client, monkeypatch):

@@ -70,6 +70,25 @@ def _scheduler_here():
     return type("Client", (), {"run_on_scheduler": staticmethod(lambda fn, *args: fn(*args, dask_scheduler=scheduler))})()
 
 
+def _stub_lock(monkeypatch, events: list) -> None:
+    """The workers' training lock stubbed (``distributed.MultiLock``, and its release on the scheduler,
+    ``train_locks.release_locks``): ``events`` hears "locked" and "released"."""
+    import distributed
+
+    import rapids_engage.train_locks as train_locks
+
+    class Lock:
+        def __init__(self, workers, client):
+            self.id = "lock"
+
+        def acquire(self):
+            events.append("locked")
+            return True
+
+    monkeypatch.setattr(distributed, "MultiLock", Lock)
+    monkeypatch.setattr(train_locks, "release_locks", lambda client, ids: events.append("released") or len(ids))
+
+
 def _raw(model, path) -> bytes:
     model.booster.save_model(str(path))
     return path.read_bytes()
@@ -367,16 +386,13 @@ def test_only_xgboost_s_refusals_are_a_target_s_and_out_of_memory_is_not_one(mon
 def test_a_training_the_run_abandoned_while_its_partitions_were_computed_takes_no_lock(monkeypatch):
     """The run stopped (Ctrl-C) while the partitions were computed and released its locks: the training thread it left
     behind would take the workers' lock now and hold it for ever."""
-
-    import distributed
-
     import rapids_engage.train_shared_matrix as tsm
 
     frame = type("Frame", (), {"__getitem__": lambda self, columns: self})()
-    taken = []
+    taken: list[str] = []
     monkeypatch.setattr(tsm, "worker_parts", lambda client, f: {"tcp://w1": ["part"]})
     monkeypatch.setattr(tsm, "start_tracker", lambda client, n: {})
-    monkeypatch.setattr(distributed, "MultiLock", lambda *args: taken.append(args))
+    _stub_lock(monkeypatch, taken)
     abandoned = Abandonment()
     abandoned.set()
     with pytest.raises(RuntimeError, match="training abandoned"):
@@ -409,10 +425,6 @@ def test_a_model_keeps_its_validation_history_as_history_and_its_training_one_ap
 def test_every_worker_holding_rows_trains_and_the_model_is_a_training_worker_s(monkeypatch):
     """A worker holding validation rows only joins the collective (its matrices' calls must match), and returns no
     booster: the model is the first that a worker with training rows returned."""
-    import contextlib
-
-    import distributed
-
     import rapids_engage.train
     import rapids_engage.train_shared_matrix as tsm
 
@@ -420,7 +432,8 @@ def test_every_worker_holding_rows_trains_and_the_model_is_a_training_worker_s(m
     train, valid = frame, type("Frame", (), {"__getitem__": lambda self, columns: self})()
     monkeypatch.setattr(tsm, "worker_parts", lambda client, f: {"tcp://a": ["t0"]} if f is train else {"tcp://b": ["v0"]})
     monkeypatch.setattr(tsm, "start_tracker", lambda client, n: {"n": n})
-    monkeypatch.setattr(distributed, "MultiLock", lambda *args: contextlib.nullcontext())
+    locks: list[str] = []
+    _stub_lock(monkeypatch, locks)
     submitted = []
 
     class Client:
@@ -433,7 +446,7 @@ def test_every_worker_holding_rows_trains_and_the_model_is_a_training_worker_s(m
     spec = tsm.TargetSpec("like", {"max_bin": 256}, 2, 0, False)
     out = tsm.train_shared(Client(), train, valid, FEATURES, None, [spec], {}, Abandonment())
     assert submitted == [(["tcp://a"], ["t0"], [], {"n": 2}), (["tcp://b"], [], ["v0"], {"n": 2})]
-    assert out == {"like": (("booster", b"raw"), {"valid": {}})}
+    assert out == {"like": (("booster", b"raw"), {"valid": {}})} and locks == ["locked", "released"]
 
 
 def test_the_cause_failing_after_its_peer_s_lost_connection_is_waited_for_and_raised(monkeypatch):
@@ -520,22 +533,10 @@ def test_a_worker_whose_peer_never_joins_is_let_go_by_the_tracker(monkeypatch):
 def test_the_tracker_starts_once_the_workers_training_locks_are_taken(monkeypatch):
     """The tracker's timeout bounds the wait for the training tasks: a run waiting for another run's training locks
     must not spend it waiting."""
-    from contextlib import contextmanager
-
-    import distributed
-
     import rapids_engage.train_shared_matrix as tsm
 
     frame = type("Frame", (), {"__getitem__": lambda self, columns: self})()
-    events = []
-
-    @contextmanager
-    def lock(*args):
-        events.append("locked")
-        try:
-            yield
-        finally:
-            events.append("released")
+    events: list[str] = []
 
     def tracker(client, n):
         events.append("tracker")
@@ -543,7 +544,7 @@ def test_the_tracker_starts_once_the_workers_training_locks_are_taken(monkeypatc
 
     monkeypatch.setattr(tsm, "worker_parts", lambda client, f: {"tcp://w1": ["part"]})
     monkeypatch.setattr(tsm, "start_tracker", tracker)
-    monkeypatch.setattr(distributed, "MultiLock", lock)
+    _stub_lock(monkeypatch, events)
     with pytest.raises(RuntimeError, match="stop here"):
         tsm.train_shared(None, frame, frame, FEATURES, None, [], {}, Abandonment())
     assert events == ["locked", "tracker", "released"]
