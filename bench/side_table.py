@@ -49,7 +49,7 @@ start = time.perf_counter()
 joined = side.join(chunk, ms)
 join_s = time.perf_counter() - start
 print(json.dumps({"read_s": round(read_s, 2), "read_peak_rss_mib": round(read_rss),
-                  "kept_rows": {p: len(c.order) for p, c in side.columns.items()}, "keys": len(side.keys),
+                  "kept_rows": {p: c.num_rows for p, c in side.columns.items()}, "keys": len(side.keys),
                   "join_rows": len(joined), "join_s": round(join_s, 2),
                   "joined_nonblank": {p: int((joined[p] != "").sum()) for p in side.keep},
                   "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))

@@ -146,8 +146,8 @@ def _side_digests(cfg: Config) -> list[str | None]:
 
 
 #: A side table's keys (``data.table.join``) left out of the ingest cache key while unset: side tables joined
-#: before point-in-time joins existed keep their cache entry.
-_AS_OF_KEYS = ("time", "time_format", "property", "value")
+#: before point-in-time joins (or ``prefix``) existed keep their cache entry.
+_AS_OF_KEYS = ("time", "time_format", "property", "value", "prefix")
 
 
 def _spec_key(spec: Any) -> dict:

@@ -186,6 +186,31 @@ def test_a_point_in_time_side_table_is_joined_alike_whatever_the_workers(tmp_pat
         assert outputs(tmp_path / f"w{workers}") == outputs(tmp_path / "w1")
     rows = pd.read_parquet(tmp_path / "w3" / "data")
     assert rows["category"].nunique() > 3  # values of several snapshots joined, not one per item
+    with pytest.raises(StrictModeError):
+        ingest_table(paths, tmp_path / "strict", spec, chunk_rows=100, strict=True, workers=2)
+    assert not list(tmp_path.rglob("*.arrow"))  # the side tables' shared files removed, after an error too
+
+
+def test_side_tables_reach_the_workers_as_mapped_files(tmp_path):
+    """Each worker unpickled its own copy of every side table (a 20M-row long table: ~200 MiB a worker); a side table
+    written once (:func:`.side_share.shared_sides`) is pickled as its files' names and mapped again, joining alike."""
+    import pickle
+
+    import pandas as pd
+
+    from rapids_engage.ingest.side_share import shared_sides
+    from rapids_engage.ingest.side_tables import read_side
+
+    news = tmp_path / "news.csv"
+    news.write_text("id,category\n" + "".join(f"N{j},cat{j % 7}\n" for j in range(3000)))
+    side = read_side(SideTableSpec(path=str(news), key="id", keep=["category"], format="csv", header=True), False, 100)
+    frame = pd.DataFrame({"id": ["N1", "N9", "", "N2999", "N3000"]})
+    with shared_sides([side], tmp_path / "sides") as (mapped,):
+        sent = pickle.dumps(mapped)
+        assert len(sent) < 1000 < 20_000 < len(pickle.dumps(side))  # the files' names, not the data
+        assert pickle.loads(sent).join(frame).equals(side.join(frame))
+        assert side.join(frame)["category"].tolist() == ["cat1", "cat2", "", "cat3", ""]
+    assert not (tmp_path / "sides").exists()
 
 
 def test_a_worker_error_is_raised_as_serially(tmp_path):
@@ -221,6 +246,7 @@ def test_worker_count(monkeypatch):
     assert [worker_count("auto", 100, files) for files in (1, 3, 4, 9)] == [3, 3, 4, 4]
     monkeypatch.setattr(parallel, "_available_memory", lambda: 2 * parallel.WORKER_BYTES)
     assert worker_count("auto", 100, 9) == 2
+    assert worker_count("auto", 100, 9, shared_bytes=parallel.WORKER_BYTES // 2) == 1  # mapped side tables, once
 
 
 def test_ctrl_c_stops_the_pool_and_leaves_no_process(tmp_path):

@@ -23,7 +23,7 @@ from rapids_engage.ingest import IngestError, StrictModeError, ingest_table
 from rapids_engage.ingest.records import RecordReader
 
 T0 = 1_600_000_000_000  # 2020-09-13 UTC, in ms
-ITEMS = ["i0", "i1", "i2", "i3", "i9"]  # i9: in no side table
+ITEMS = ["i0", "i1", "i2", "i3", "i9", "nan", ""]  # i9: in no side table; nan (a float NaN's text) and "": no key
 PROPS = ["categoryid", "available", "color"]  # color: not kept
 
 
@@ -56,7 +56,7 @@ def _as_of(side: list[tuple], item: str, t: int, prop: str | None = None) -> str
     best = None
     for row in side:
         key, at, value = (row[0], row[1], row[-1]) if prop is None else (row[0], row[1], row[3])
-        if key == item and at < t and (prop is None or row[2] == prop) and (best is None or at >= best[0]):
+        if key == item and key not in ("", "nan") and at < t and (prop is None or row[2] == prop) and (best is None or at >= best[0]):
             best = (at, value if prop is not None else row[2:])
     return None if best is None else best[1]
 
@@ -67,10 +67,11 @@ def _read(out: Path) -> pd.DataFrame:
     return frame.astype(object).where(frame.notna(), None).assign(**{c: frame[c] for c in ("price", "available") if c in frame})
 
 
-rows_st = st.lists(st.tuples(st.lists(st.integers(0, 4), min_size=1, max_size=3), st.integers(0, 6)), min_size=1, max_size=12)
-wide_st = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 6), st.sampled_from(["", "1", "2.5", "40"]),
+rows_st = st.lists(st.tuples(st.lists(st.integers(0, 5), min_size=1, max_size=3), st.integers(0, 6)), min_size=1, max_size=12)
+side_keys = st.sampled_from([0, 1, 2, 3, 5, 6])
+wide_st = st.lists(st.tuples(side_keys, st.integers(0, 6), st.sampled_from(["", "1", "2.5", "40"]),
                              st.sampled_from(["", "low", "high"])), max_size=12)
-long_st = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 6), st.sampled_from(PROPS), st.sampled_from(["", "0", "1", "7"])),
+long_st = st.lists(st.tuples(side_keys, st.integers(0, 6), st.sampled_from(PROPS), st.sampled_from(["", "0", "1", "7"])),
                    max_size=16)
 
 
@@ -78,7 +79,8 @@ long_st = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 6), st.sampled_fr
 @given(rows_st, wide_st, long_st)
 def test_each_row_gets_the_latest_strictly_earlier_side_values(rows, wide, long):
     """Against the oracle on random rows over two files (chunks of 4 rows, lists exploded), side rows at the row's
-    own time (never joined), before any side row, of unknown keys, and blank latest values."""
+    own time (never joined), before any side row, of unknown keys, blank latest values, and side rows and rows keyed
+    ``nan`` or blank (no key: never joined)."""
     ms = [T0 + 1000 * k for k in range(7)]
     wide = [(ITEMS[i], ms[k], price, stock) for i, k, price, stock in wide]
     long = [(ITEMS[i], ms[k], prop, value) for i, k, prop, value in long]
@@ -103,6 +105,85 @@ def test_each_row_gets_the_latest_strictly_earlier_side_values(rows, wide, long)
         cat, available = _as_of(long, item, t, "categoryid"), _as_of(long, item, t, "available")
         assert row.categoryid == (cat or None), rid
         assert row.available == (float(available) if available else pytest.approx(np.nan, nan_ok=True)), rid
+
+
+def _keyed(tmp_path: Path, fmt: str, side: dict, join: dict) -> pd.DataFrame:
+    """The rows of ``data.parquet`` (``item`` keys: ids, then a time and a row id) joined to side table ``side`` (a
+    parquet file of its columns), as ``join`` says; the rows' ``price`` by row id."""
+    pq.write_table(pa.table(side), tmp_path / "side.parquet")
+    n = len(side["item"]) if fmt == "same" else 0
+    rows = {"id": [f"r{i}" for i in range(n)], "ts": [T0 + 10] * n, "item": side["item"]}
+    pq.write_table(pa.table(rows), tmp_path / "data.parquet")
+    spec = TableConfig(format="parquet", time="ts", time_format="unix_ms", row_id=["id"], item="item", numeric=["price"],
+                       join=[SideTableSpec(**{"path": str(tmp_path / "side.parquet"), "key": "item", "keep": ["price"],
+                                              "format": "parquet"} | join)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the side rows without a key
+        ingest_table(tmp_path / "data.parquet", tmp_path / "out", spec)
+    got = _read(tmp_path / "out")
+    return dict(zip(got.raw_id, got.price))
+
+
+@pytest.mark.parametrize("join", [{}, {"time": "at"}])
+@pytest.mark.parametrize("keys", [["", " ", "nan", "NaN", "i0"], [np.nan, None, 1.0, 2.0, 3.0]])
+def test_blank_null_and_nan_keys_never_match(tmp_path, join, keys):
+    """A blank, null or NaN side key joined the rows with the same blank, null or NaN key (their texts "", " ",
+    "nan" were equal): no key matches nothing, plain or point in time, text or float keys; the other keys join."""
+    side = {"item": keys, "price": [float(k) for k in range(len(keys))], "at": [T0] * len(keys)}
+    got = _keyed(tmp_path, "same", side, join)
+    joined = {f"r{i}" for i, k in enumerate(keys) if k == "i0" or (isinstance(k, float) and k == k)}
+    assert {r for r, price in got.items() if price == price} == joined
+    assert all(got[r] == float(r[1:]) for r in joined)
+
+
+def test_a_long_side_table_s_blank_and_nan_keys_never_match(tmp_path):
+    lg = _csv(tmp_path / "props.csv", "timestamp,item,property,value",
+              [(T0 - 9, "", "available", 1), (T0 - 9, "nan", "available", 1), (T0 - 9, "i0", "available", 0),
+               (T0 - 9, "NaN", "categoryid", 3)])
+    w = _csv(tmp_path / "prices.csv", "item,at,price,stock", [(" ", _iso(T0 - 9), 5, "low"), ("nan", _iso(T0 - 9), 6, "high")])
+    events = _csv(tmp_path / "e.csv", "id,ts,items,click", [("r0", T0, "nan", 1), ("r1", T0, "i0 NaN", 0)])
+    with pytest.warns(UserWarning) as caught:
+        ingest_table(events, tmp_path / "out", _table(str(w), str(lg)))
+    assert {str(c.message).split(": ", 1)[1][:30] for c in caught} == {
+        "skipped 3 side-table row(s) wi", "skipped 2 side-table row(s) wi", "no row of property 'categoryid"}
+    got = _read(tmp_path / "out")
+    assert got.available.fillna(-1).tolist() == [-1.0, 0.0, -1.0] and got.categoryid.tolist() == [None] * 3
+    assert got.price.isna().all() and got.stock.tolist() == [None] * 3
+
+
+def test_a_kept_column_the_table_has_is_refused_naming_the_join_and_prefix_renames_it(tmp_path):
+    """A side table's kept column named like a column of the table's files silently replaced that column; it is an
+    error naming the join, the column and the file, and ``prefix`` names the kept columns apart."""
+    side = _csv(tmp_path / "items.csv", "item,price", [("i0", 5)])
+    events = _csv(tmp_path / "e.csv", "id,ts,items,click,price", [("r0", T0, "i0", 1, 7)])
+    join = SideTableSpec(path=str(side), key="item", keep=["price"], format="csv", header=True)
+    with pytest.raises(IngestError, match=re.escape(
+            f"data.table.join {side}: kept column 'price' is also a column of {events}, which the join would replace; "
+            "set prefix on this join (its kept columns are then named prefix + column, e.g. prefix: side_ gives "
+            "'side_price') or keep another column")):
+        ingest_table(events, tmp_path / "out", _table("", "", join=[join], categorical=[], numeric=["price"]))
+    join.prefix = "side_"
+    ingest_table(events, tmp_path / "out", _table("", "", join=[join], categorical=[], numeric=["price", "side_price"]))
+    got = _read(tmp_path / "out")
+    assert (got.price.tolist(), got.side_price.tolist()) == ([7.0], [5.0])
+
+
+@pytest.mark.parametrize("table, joins, message", [
+    ({}, [{"path": "a.csv", "keep": ["price"]}, {"path": "b.csv", "keep": ["price"]}],
+     "data.table.join b.csv: kept column 'price' is also a kept column of data.table.join a.csv"),
+    ({}, [{"path": "a.csv", "keep": ["price"]}, {"path": "b.csv", "keep": ["price"], "prefix": "b_"},
+          {"path": "c.csv", "keep": ["price"], "prefix": "b_", "key": "id"}],
+     "data.table.join c.csv: kept column 'b_price' is also a kept column of data.table.join b.csv"),
+    ({"header": False, "columns": ["id", "ts", "items", "click", "price"]}, [{"path": "a.csv", "keep": ["price"]}],
+     "data.table.join a.csv: kept column 'price' is also a column of the table (data.table.columns), which the join "
+     "would replace; set prefix on this join"),
+    ({}, [{"path": "a.csv", "keep": ["price"], "prefix": "i"}, {"path": "b.csv", "key": "iprice", "keep": ["x"]}],
+     "data.table.join a.csv: kept column 'iprice' is also the key of a side table"),
+])
+def test_a_kept_column_named_like_another_is_refused_at_config_check(tmp_path, table, joins, message):
+    joins = [SideTableSpec(**{"key": "item", "format": "csv", "header": True} | j) for j in joins]
+    with pytest.raises(IngestError, match=re.escape(message)):
+        ingest_table(tmp_path / "absent.csv", tmp_path / "out", _table("", "", join=joins, categorical=[], numeric=[], **table))
 
 
 def test_a_side_value_at_the_row_s_own_instant_is_not_joined(tmp_path):

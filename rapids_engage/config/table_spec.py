@@ -55,6 +55,7 @@ class SideTableSpec:
     time_format: str = ""
     property: str = ""
     value: str = ""
+    prefix: str = ""
 
 
 @dataclass

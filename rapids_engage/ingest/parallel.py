@@ -35,7 +35,8 @@ IN_FLIGHT = 2
 #: write buffers (``max(2 x block, 64 MiB)``), pandas, pyarrow; a worker ingesting whole 125 MB files peaked at
 #: 638-687 MiB (bench/README.md). A table ingest in one process (side tables too, CSV in 2 MiB blocks) peaked at
 #: 395-400 MiB on 4 x 16 MB files, 637-639 MiB on one 63 MB file, 854-858 MiB on one 190 MB file (1,255 MiB in
-#: the 16 MiB blocks before, whose read-ahead grew with the file: ~1.8 GB reading 20M rows).
+#: the 16 MiB blocks before, whose read-ahead grew with the file: ~1.8 GB reading 20M rows). Side tables are not in
+#: it: every worker maps one shared copy (:mod:`.side_share`), counted once by :func:`worker_count`.
 WORKER_BYTES = 3 << 29  # 1.5 GiB
 #: Modules the forkserver imports once, so each worker starts without importing them again.
 PRELOAD = ["rapids_engage.ingest.recsys", "rapids_engage.ingest.table"]
@@ -43,16 +44,18 @@ PRELOAD = ["rapids_engage.ingest.recsys", "rapids_engage.ingest.table"]
 _STATE: Any = None
 
 
-def worker_count(requested: int | str, tasks: int, files: int = 1) -> int:
+def worker_count(requested: int | str, tasks: int, files: int = 1, shared_bytes: int = 0) -> int:
     """The workers to run for ``tasks`` blocks of ``files`` input files: ``requested`` (an int >= 1, or ``"auto"``:
     the cores this process may use, all of them when there are as many files or more (each worker then reads,
     parses and writes whole files, :func:`by_file`; the main process waits: 0.04 CPU s of a 4-file ingest), else
-    all but one, left to the main process's reading and writing; at most one per :data:`WORKER_BYTES` of available
-    memory), never more than ``tasks``; 1: serial. On 2 cores, 2 workers parsing blocks for the main process were
+    all but one, left to the main process's reading and writing; at most one per :data:`WORKER_BYTES` of the
+    available memory less ``shared_bytes``, what all workers share once: the memory-mapped side tables), never more
+    than ``tasks``; 1: serial. On 2 cores, 2 workers parsing blocks for the main process were
     slower than 1 (bench/README.md)."""
     if requested == "auto":
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        requested = max(1, min(cores if files >= cores else cores - 1, _available_memory() // WORKER_BYTES))
+        spare = _available_memory() - shared_bytes
+        requested = max(1, min(cores if files >= cores else cores - 1, spare // WORKER_BYTES))
     return max(1, min(int(requested), tasks))
 
 

@@ -1,17 +1,17 @@
-"""Side tables left-joined to a table's rows before typing (``data.table.join``).
+"""Side tables left-joined to a table's rows before typing (``data.table.join``): reading them.
 
-:func:`read_side` reads one whole: a :class:`SideTable` joins the first row of each key; with a
-``time``, an :class:`AsOfSide` joins, per key, the latest side row strictly earlier than each row's
+:func:`read_side` reads one whole: a :class:`.side_join.SideTable` joins the first row of each key; with a
+``time``, an :class:`.side_join.AsOfSide` joins, per key, the latest side row strictly earlier than each row's
 own time (point-in-time: a value recorded at the row's instant or later is never joined), from a
 wide table (a column per kept value) or a long one (key, time, property, value: each kept property
-looked up over its own rows).
+looked up over its own rows). Side rows without a key (blank, null, ``nan``) are never joined.
+:func:`check_kept_names` refuses a kept column the table's files have too (the join would replace it).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,80 +25,14 @@ from .reader import IngestError
 from .recsys import input_paths
 from . import table_read
 from .table_read import Bad, Chunk, Source, by_line, missing_message, read
-from .table_types import Errors, blank, parse_time
+from .side_join import AsOfSide, KeyIndex, SideTable, no_key
+from .table_types import Errors, parse_time
 
 #: Kept rows of a point-in-time side table checked (key, time) at once: not one check per read block.
 CHECK_ROWS = 1 << 20
 #: Bytes per CSV / JSONL read block of a side table: pyarrow's CSV reader reads up to 32 blocks ahead of the
 #: parsing, which with the ingest's 16 MiB blocks held ~1.5 GiB while a 20M-row long side table was read.
 SIDE_BLOCK_BYTES = 2 << 20
-
-
-@dataclass(frozen=True)
-class SideTable:
-    """A side table's kept columns indexed by its key (the first row of each key)."""
-
-    on: str
-    keep: tuple[str, ...]
-    table: pd.DataFrame
-
-    def join(self, frame: pd.DataFrame, ms: np.ndarray | None = None) -> pd.DataFrame:  # noqa: ARG002 - AsOfSide's
-        """``frame`` with the kept columns of the rows matching its ``on`` values ("" where none does)."""
-        found = self.table.reindex(frame[self.on].to_numpy(dtype=object))
-        return frame.assign(**{c: found[c].fillna("").set_axis(frame.index) for c in self.keep})
-
-
-@dataclass(frozen=True)
-class AsOfColumn:
-    """One kept column's side rows sorted by (key, time, file order): ``order`` is key code * (distinct times
-    + 1) + time rank, ascending; ``codes`` their texts' positions in ``texts``, the column's distinct texts."""
-
-    order: np.ndarray
-    codes: np.ndarray
-    texts: np.ndarray
-
-
-@dataclass(frozen=True)
-class AsOfSide:
-    """A side table joined point-in-time: per key, the values of the latest side row strictly earlier than
-    the row's time (of equal side times, the later row of the file); "" where none is."""
-
-    on: str
-    keys: pd.Index  # the side table's keys; a key's code is its position
-    times: np.ndarray  # the side rows' distinct times (unix ms), ascending
-    columns: dict[str, AsOfColumn]
-
-    @property
-    def keep(self) -> tuple[str, ...]:
-        return tuple(self.columns)
-
-    def join(self, frame: pd.DataFrame, ms: np.ndarray | None = None) -> pd.DataFrame:
-        """``frame`` with the kept columns as of each row's time ``ms`` (unix milliseconds)."""
-        if ms is None:
-            raise ValueError("a point-in-time side table joins rows by their times")
-        code = self.keys.get_indexer(frame[self.on].to_numpy(dtype=object)).astype(np.int64)
-        span = len(self.times) + 1
-        want = code * span + _search(self.times, ms)  # below: earlier times of the same key
-        ahead = np.argsort(want, kind="stable")  # the needles searched in order (the cache), sorted once
-        known = code >= 0
-        out = {}
-        for name, col in self.columns.items():
-            at = _search(col.order, want, ahead) - 1
-            hit = known & (at >= 0)
-            hit[hit] = col.order[at[hit]] // span == code[hit]
-            values = np.full(len(frame), "", dtype=object)
-            values[hit] = col.texts[col.codes[at[hit]]]
-            out[name] = pd.Series(values, index=frame.index, dtype="str").fillna("")
-        return frame.assign(**out)
-
-
-def _search(sorted_values: np.ndarray, needles: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
-    """``np.searchsorted(sorted_values, needles, side="left")``, the needles searched in order (4x faster on 200k
-    random needles in 400k values: the cache; ``order``: their argsort, if known)."""
-    order = np.argsort(needles, kind="stable") if order is None else order
-    found = np.empty(len(needles), np.int64)
-    found[order] = np.searchsorted(sorted_values, needles[order], side="left")
-    return found
 
 
 def read_side(side: SideTableSpec, strict: bool, chunk_rows: int, time_format: str = "unix") -> SideTable | AsOfSide:
@@ -114,12 +48,47 @@ def read_side(side: SideTableSpec, strict: bool, chunk_rows: int, time_format: s
     needed = (side.key, *side.keep)
     frames = [chunk.frame[list(needed)] for chunk in _chunks(path, side, needed, strict, chunk_rows)]
     table = pd.concat(frames, ignore_index=True) if frames else _empty_frame(needed)
+    keyless = no_key(table[side.key])
+    if keyless.any():
+        warnings.warn(f"{path}: {int(keyless.sum())} side-table row(s) have no {side.key} (blank, null or nan) and are "
+                      "never joined", stacklevel=3)
+        table = table[~keyless]
     repeats = int(table[side.key].duplicated().sum())
     if repeats:
         warnings.warn(f"{path}: {repeats} side-table row(s) repeat the {side.key} of an earlier row; the first row of "
                       "each key is joined", stacklevel=3)
-    table = table.drop_duplicates(subset=side.key, keep="first").set_index(side.key)
-    return SideTable(side.key, tuple(side.keep), table)
+    table = table.drop_duplicates(subset=side.key, keep="first")
+    keys, codes = KeyIndex.of(table[side.key].to_numpy(dtype=object), f"data.table.join {side.path}")
+    values = table[list(side.keep)].iloc[np.argsort(codes)]
+    arrays = [pa.array(values[c].to_numpy(dtype=object), pa.large_string()) for c in side.keep]
+    return SideTable(side.key, keys, pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))]),
+                     kept_names(side))
+
+
+def kept_names(side: SideTableSpec) -> tuple[str, ...]:
+    """The names a side table's kept columns (properties) have in the joined rows: ``prefix`` + each."""
+    return tuple(side.prefix + c for c in side.keep)
+
+
+def check_kept_names(paths: list[Path], src: Source, joins: list[SideTableSpec], chunk_rows: int) -> None:
+    """An IngestError when an input file (of ``paths``, read as ``src``) has a column named like a side table's kept
+    column (``prefix`` + column): the join would replace the file's column. Each file's header (JSONL: the keys of
+    its first block's records; parquet: its schema) is read."""
+    kept = {name: j for j in joins for name in kept_names(j)}
+    if not kept:
+        return
+    for path in paths:
+        reader = read(path, src, chunk_rows)
+        try:
+            names = next(iter(reader), None)
+        finally:
+            reader.close()
+        clash = next((c for c in (names.names if names else ()) if c in kept), None)
+        if clash is not None:
+            j = kept[clash]
+            raise IngestError(f"data.table.join {j.path}: kept column {clash!r} is also a column of {path}, which the "
+                              f"join would replace; set prefix on this join (its kept columns are then named prefix + "
+                              f"column, e.g. prefix: side_ gives 'side_{clash[len(j.prefix):]}') or keep another column")
 
 
 def _chunks(path: Path, side: SideTableSpec, needed: tuple[str, ...], strict: bool, chunk_rows: int,
@@ -178,20 +147,21 @@ def _read_as_of(path: Path, side: SideTableSpec, strict: bool, chunk_rows: int, 
     frame = pd.concat([f for f, _ in good], ignore_index=True) if good else _empty_frame(needed)
     ms = np.concatenate([t for _, t in good]) if good else np.zeros(0, np.int64)
     del good
-    codes, keys = pd.factorize(frame[side.key])
-    index = pd.Index(np.asarray(keys, dtype=object), dtype=object)
+    first, distinct_keys = pd.factorize(frame[side.key])
+    keys, codes = KeyIndex.of(np.asarray(distinct_keys, dtype=object), f"data.table.join {side.path}")
     distinct = np.unique(ms)
-    order = codes.astype(np.int64) * (len(distinct) + 1) + np.searchsorted(distinct, ms, side="left")
+    order = codes[first] * (len(distinct) + 1) + np.searchsorted(distinct, ms, side="left")
     if long:
         value = _encoded(frame[side.value])
         columns = {p: _sorted(order, value, (frame[side.property] == p).to_numpy(bool)) for p in side.keep}
-        absent = [p for p in side.keep if not len(columns[p].order)]
+        absent = [p for p in side.keep if not columns[p].num_rows]
         if absent:
             warnings.warn(f"{path}: no row of {side.property} {', '.join(map(repr, absent))} (data.table.join keep): "
                           "null in every row", stacklevel=3)
     else:
         columns = {c: _sorted(order, _encoded(frame[c]), np.ones(len(frame), bool)) for c in side.keep}
-    return AsOfSide(side.key, index, distinct, columns)
+    named = dict(zip(kept_names(side), columns.values()))
+    return AsOfSide(side.key, keys, pa.table({"ms": pa.array(distinct, pa.int64())}), named)
 
 
 def _check(path: Path, side: SideTableSpec, fmt: str, strict: bool, held: list[tuple[pd.DataFrame, np.ndarray]],
@@ -205,7 +175,7 @@ def _check(path: Path, side: SideTableSpec, fmt: str, strict: bool, held: list[t
     frame = pd.concat([f for f, _ in held], ignore_index=True) if held else _empty_frame((side.key, side.time))
     line = np.concatenate([n for _, n in held]) if held else np.zeros(0, np.int64)
     err = Errors(len(frame))
-    err.add(blank(frame[side.key]), "missing_key", side.key, None, "missing side-table key")
+    err.add(no_key(frame[side.key]), "missing_key", side.key, None, "missing side-table key")
     _, ms = parse_time(frame[side.time], fmt, side.time, err)
     bad = np.flatnonzero(err.bad)
     if strict and (len(bad) or reader_bad):
@@ -238,12 +208,13 @@ def _encoded(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int32 if len(texts) < 2**31 else np.int64), np.asarray(texts, dtype=object)
 
 
-def _sorted(order: np.ndarray, values: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> AsOfColumn:
-    """The ``rows`` of one column (codes, distinct texts) sorted by ``order``, the file's order kept among equal
-    ones."""
+def _sorted(order: np.ndarray, values: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> pa.Table:
+    """The ``rows`` of one column sorted by ``order``, the file's order kept among equal ones: ``order`` and
+    ``value`` (a dictionary of the column's distinct texts)."""
     order = order[rows]
     perm = np.argsort(order, kind="stable")
-    return AsOfColumn(order[perm], values[0][rows][perm], values[1])
+    value = pa.DictionaryArray.from_arrays(pa.array(values[0][rows][perm]), pa.array(values[1], pa.large_string()))
+    return pa.table({"order": pa.array(order[perm], pa.int64()), "value": value})
 
 
-__all__ = ["AsOfSide", "SideTable", "read_side"]
+__all__ = ["AsOfSide", "SideTable", "check_kept_names", "kept_names", "read_side"]

@@ -37,7 +37,8 @@ from .quarantine import Quarantine, StrictModeError
 from .reader import IngestError
 from .recsys import IngestResult, _check_out_dir, input_paths, finish
 from .table_read import Bad, Chunk, Source, by_line, close_names, missing_message, read
-from .side_tables import AsOfSide, SideTable, read_side
+from .side_share import mapped_bytes, shared_sides
+from .side_tables import AsOfSide, SideTable, check_kept_names, kept_names, read_side
 from .table_types import EVENT_MS, Errors, arrow_strings, explode, hash_strings, row_ids, row_times, typed
 from .writer import DayWriter
 
@@ -245,7 +246,7 @@ def _check_time_format(fmt: str, key: str = "data.table.time_format") -> None:
 
 def _check_joins(spec: TableConfig, produced: set[str]) -> set[str]:
     """The columns the side tables add (checked for clashes)."""
-    kept: set[str] = set()
+    kept: dict[str, str] = {}  # column -> the side table's path
     for j in spec.join:
         if j.format not in FORMATS:
             raise IngestError(f"data.table.join {j.path}: format must be one of {FORMATS}, got {j.format!r}")
@@ -253,14 +254,32 @@ def _check_joins(spec: TableConfig, produced: set[str]) -> set[str]:
             raise IngestError(f"data.table.join {j.path}: a header-less side table needs columns, or header: true to "
                               "read its first line as them (a side table's header is false, and its format tsv, unless set)")
         _check_as_of(j, spec.time_format)
-        for col in j.keep:
-            if col == spec.time and any(side.time for side in spec.join):  # the rows' times are parsed before joining
-                raise IngestError(f"data.table.join {j.path}: kept column {col!r} is the table's time (data.table.time), "
+        for col, name in zip(j.keep, kept_names(j)):
+            if name == spec.time and any(side.time for side in spec.join):  # the rows' times are parsed before joining
+                raise IngestError(f"data.table.join {j.path}: kept column {name!r} is the table's time (data.table.time), "
                                   "which a point-in-time join looks up by; keep another column or property")
-            if col == j.key or col in produced or col in kept or (not spec.header and col in spec.columns):
-                raise IngestError(f"data.table.join {j.path}: kept column {col!r} clashes with another column")
-            kept.add(col)
-    return kept
+            if col == j.key:
+                raise IngestError(f"data.table.join {j.path}: kept column {col!r} clashes with another column (its key)")
+            clash = _kept_clash(spec, j, name, produced, kept)
+            if clash:
+                raise IngestError(f"data.table.join {j.path}: kept column {name!r} is also {clash}, which the join would "
+                                  f"replace; set prefix on this join (its kept columns are then named prefix + column, "
+                                  f"e.g. prefix: side_ gives 'side_{col}') or keep another column")
+            kept[name] = j.path
+    return set(kept)
+
+
+def _kept_clash(spec: TableConfig, j: SideTableSpec, name: str, produced: set[str], kept: dict[str, str]) -> str:
+    """What else a side table's kept column ``name`` would be ("" if nothing the config knows of)."""
+    if name in kept:
+        return f"a kept column of data.table.join {kept[name]}"
+    if name in produced:
+        return "a column explode makes"
+    if any(name == other.key for other in spec.join):
+        return "the key of a side table"
+    if not spec.header and name in spec.columns:
+        return "a column of the table (data.table.columns)"
+    return ""
 
 
 def _check_as_of(j: SideTableSpec, table_format: str) -> None:
@@ -550,12 +569,15 @@ def ingest_table(
                      spec.time_format, plan.scalars, plan.required)
         job = _Job(str(tmp), str(tmp / ("_typed" if plan.keep_events else "data")),  # an event log's rows are labelled from there
                    src, strict, chunk_rows, table_read.block_bytes_of(spec.format))
+        check_kept_names(paths, src, spec.join, chunk_rows)
         keys = _file_keys(paths)
-        n = worker_count(workers, sum(_chunks_of(p, spec.format, chunk_rows) for p in paths), len(paths))
-        written = ingest_in_order(paths, n, Quarantine(spill_dir=tmp), on_progress,
-                                  (ingest_file, _same, (plan, sides), lambda i, path: (i, str(path), keys[path], job)),
-                                  lambda progress: _ingest_chunks([(i, p, keys[p]) for i, p in enumerate(paths)], plan,
-                                                                  sides, job, n, progress))
+        with shared_sides(sides, tmp / "_sides") as sides:  # one memory-mapped copy for every process, removed after
+            n = worker_count(workers, sum(_chunks_of(p, spec.format, chunk_rows) for p in paths), len(paths),
+                             mapped_bytes(tmp / "_sides"))
+            written = ingest_in_order(paths, n, Quarantine(spill_dir=tmp), on_progress,
+                                      (ingest_file, _same, (plan, sides), lambda i, path: (i, str(path), keys[path], job)),
+                                      lambda progress: _ingest_chunks([(i, p, keys[p]) for i, p in enumerate(paths)],
+                                                                      plan, sides, job, n, progress))
         table_layout(spec).save(tmp)
         result = IngestResult(written.rows, written.ingested, 0, len(paths), {}, str(out), 0.0, written.empty(paths),
                               workers=n)
