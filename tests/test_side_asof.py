@@ -177,8 +177,8 @@ def test_a_kept_column_the_table_has_is_refused_naming_the_join_and_prefix_renam
     ({"header": False, "columns": ["id", "ts", "items", "click", "price"]}, [{"path": "a.csv", "keep": ["price"]}],
      "data.table.join a.csv: kept column 'price' is also a column of the table (data.table.columns), which the join "
      "would replace; set prefix on this join"),
-    ({}, [{"path": "a.csv", "keep": ["price"], "prefix": "i"}, {"path": "b.csv", "key": "iprice", "keep": ["x"]}],
-     "data.table.join a.csv: kept column 'iprice' is also the key of a side table"),
+    ({}, [{"path": "b.csv", "key": "iprice", "keep": ["x"]}, {"path": "a.csv", "keep": ["price"], "prefix": "i"}],
+     "data.table.join a.csv: kept column 'iprice' is also the key of data.table.join b.csv"),
 ])
 def test_a_kept_column_named_like_another_is_refused_at_config_check(tmp_path, table, joins, message):
     joins = [SideTableSpec(**{"key": "item", "format": "csv", "header": True} | j) for j in joins]

@@ -247,7 +247,7 @@ def _check_time_format(fmt: str, key: str = "data.table.time_format") -> None:
 def _check_joins(spec: TableConfig, produced: set[str]) -> set[str]:
     """The columns the side tables add (checked for clashes)."""
     kept: dict[str, str] = {}  # column -> the side table's path
-    for j in spec.join:
+    for at, j in enumerate(spec.join):
         if j.format not in FORMATS:
             raise IngestError(f"data.table.join {j.path}: format must be one of {FORMATS}, got {j.format!r}")
         if j.format in ("csv", "tsv") and not j.header and not j.columns:
@@ -260,7 +260,7 @@ def _check_joins(spec: TableConfig, produced: set[str]) -> set[str]:
                                   "which a point-in-time join looks up by; keep another column or property")
             if col == j.key:
                 raise IngestError(f"data.table.join {j.path}: kept column {col!r} clashes with another column (its key)")
-            clash = _kept_clash(spec, j, name, produced, kept)
+            clash = _kept_clash(spec, spec.join[:at], name, produced, kept)
             if clash:
                 raise IngestError(f"data.table.join {j.path}: kept column {name!r} is also {clash}, which the join would "
                                   f"replace; set prefix on this join (its kept columns are then named prefix + column, "
@@ -269,14 +269,17 @@ def _check_joins(spec: TableConfig, produced: set[str]) -> set[str]:
     return set(kept)
 
 
-def _kept_clash(spec: TableConfig, j: SideTableSpec, name: str, produced: set[str], kept: dict[str, str]) -> str:
-    """What else a side table's kept column ``name`` would be ("" if nothing the config knows of)."""
+def _kept_clash(spec: TableConfig, before: list[SideTableSpec], name: str, produced: set[str],
+                kept: dict[str, str]) -> str:
+    """What else a side table's kept column ``name`` would be, ``before``: the joins before it ("" if nothing the
+    config knows of)."""
     if name in kept:
         return f"a kept column of data.table.join {kept[name]}"
     if name in produced:
         return "a column explode makes"
-    if any(name == other.key for other in spec.join):
-        return "the key of a side table"
+    earlier = next((o for o in before if o.key == name), None)  # a later join's key: chained, it looks the column up
+    if earlier is not None:
+        return f"the key of data.table.join {earlier.path}"
     if not spec.header and name in spec.columns:
         return "a column of the table (data.table.columns)"
     return ""
