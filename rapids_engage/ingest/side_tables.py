@@ -58,8 +58,8 @@ def read_side(side: SideTableSpec, strict: bool, chunk_rows: int, time_format: s
         warnings.warn(f"{path}: {repeats} side-table row(s) repeat the {side.key} of an earlier row; the first row of "
                       "each key is joined", stacklevel=3)
     table = table.drop_duplicates(subset=side.key, keep="first")
-    keys, codes = KeyIndex.of(table[side.key].to_numpy(dtype=object), f"data.table.join {side.path}")
-    values = table[list(side.keep)].iloc[np.argsort(codes)]
+    keys = KeyIndex.of(table[side.key].to_numpy(dtype=object))
+    values = table[list(side.keep)]
     arrays = [pa.array(values[c].to_numpy(dtype=object), pa.large_string()) for c in side.keep]
     return SideTable(side.key, keys, pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))]),
                      kept_names(side))
@@ -147,10 +147,10 @@ def _read_as_of(path: Path, side: SideTableSpec, strict: bool, chunk_rows: int, 
     frame = pd.concat([f for f, _ in good], ignore_index=True) if good else _empty_frame(needed)
     ms = np.concatenate([t for _, t in good]) if good else np.zeros(0, np.int64)
     del good
-    first, distinct_keys = pd.factorize(frame[side.key])
-    keys, codes = KeyIndex.of(np.asarray(distinct_keys, dtype=object), f"data.table.join {side.path}")
+    codes, distinct_keys = pd.factorize(frame[side.key])
+    keys = KeyIndex.of(distinct_keys)
     distinct = np.unique(ms)
-    order = codes[first] * (len(distinct) + 1) + np.searchsorted(distinct, ms, side="left")
+    order = codes.astype(np.int64) * (len(distinct) + 1) + np.searchsorted(distinct, ms, side="left")
     if long:
         value = _encoded(frame[side.value])
         columns = {p: _sorted(order, value, (frame[side.property] == p).to_numpy(bool)) for p in side.keep}
