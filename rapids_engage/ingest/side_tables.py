@@ -38,7 +38,8 @@ SIDE_BLOCK_BYTES = 2 << 20
 def read_side(side: SideTableSpec, strict: bool, chunk_rows: int, time_format: str = "unix") -> SideTable | AsOfSide:
     """Read a whole side table (``time_format``: the table's, for a side ``time`` without its own); its malformed
     rows are skipped with a warning (strict: StrictModeError). Without ``time``, of rows repeating a key the first is
-    kept, with a warning; with it, rows with a bad time or a blank key are skipped like malformed rows."""
+    kept, rows without a key (:func:`.side_join.no_key`) are dropped, each with a warning; with it, rows with a bad time
+    or no key are skipped like malformed rows."""
     try:
         path = input_paths([side.path])[0]
     except IngestError as exc:
