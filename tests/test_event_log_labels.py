@@ -1,6 +1,6 @@
 """``event_labels.label_partition`` against a brute-force oracle (every anchor joined to every event of its key):
-ties in time (several types at one millisecond, repeated anchors, equal row ids), the horizon's edge, nullable keys
-and a partition's index that is not 0..n-1."""
+ties in time (several types at one millisecond, repeated anchors, equal row ids), the horizon's edge, nullable keys,
+a partition's index that is not 0..n-1 and a target of the anchor's own type."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from rapids_engage.config import EventsSpec
-from rapids_engage.ingest.event_labels import LEFT_OUT, label_partition
+from rapids_engage.ingest.event_labels import LEFT_OUT, label_partition, with_kinds
 from rapids_engage.ingest.table_types import EVENT_MS
 
 MS = 1_433_000_000_000
@@ -38,21 +38,30 @@ def _oracle(frame: pd.DataFrame, spec: EventsSpec, cutoff: int) -> pd.DataFrame:
     return out.sort_values(["visitorid", "itemid", EVENT_MS, "row_id", "_anchor"], kind="stable")[columns]
 
 
-@pytest.mark.parametrize("seed, hours, keys", [(0, 24, "int64"), (1, 0.5, "Int64"), (2, 1 / 3600_000, "int64")])
-def test_each_anchor_is_labelled_by_its_keys_first_later_event_within_the_horizon(seed, hours, keys):
+def _by_row(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` in the order of its rows' ``price`` (a different random number each)."""
+    return frame.sort_values("price", ignore_index=True)
+
+
+@pytest.mark.parametrize("seed, hours, keys, targets", [
+    (0, 24, "int64", {"cart": "addtocart", "buy": "transaction"}), (1, 0.5, "Int64", {"cart": "addtocart", "buy": "transaction"}),
+    (2, 1 / 3600_000, "int64", {"cart": "addtocart", "buy": "transaction"}), (3, 2, "int64", {"again": "view", "buy": "transaction"})])
+def test_each_anchor_is_labelled_by_its_keys_first_later_event_within_the_horizon(seed, hours, keys, targets):
     frame = _frame(seed).astype({"visitorid": keys, "itemid": keys})
-    spec = EventsSpec(column="event", anchor="view", horizon_hours=hours, targets={"cart": "addtocart", "buy": "transaction"})
+    spec = EventsSpec(column="event", anchor="view", horizon_hours=hours, targets=targets)
     cutoff = int(frame[EVENT_MS].quantile(0.9))
-    got = label_partition(frame, "visitorid", "itemid", spec, cutoff)
+    got = label_partition(with_kinds(frame, spec), "visitorid", "itemid", spec, cutoff)
     want = _oracle(frame, spec, cutoff).reset_index(drop=True)
-    assert min(want["cart"].sum(), want["buy"].sum()) > 0 and want[LEFT_OUT].any() and not want[LEFT_OUT].all()
-    pd.testing.assert_frame_equal(got, want)
+    assert min(want[name].sum() for name in targets) > 0 and want[LEFT_OUT].any() and not want[LEFT_OUT].all()
+    keys = ["visitorid", "itemid"]  # sorted by key (then time, not a column of the output)
+    assert got[keys].equals(want[keys])
+    pd.testing.assert_frame_equal(_by_row(got), _by_row(want))
 
 
 def test_an_empty_partition_gives_the_columns_of_a_full_one():
     frame = _frame(0)
     spec = EventsSpec(column="event", anchor="view", horizon_hours=1, targets={"cart": "addtocart"})
-    empty, full = (label_partition(f, "visitorid", "itemid", spec, MS) for f in (frame.iloc[:0], frame))
+    empty, full = (label_partition(with_kinds(f, spec), "visitorid", "itemid", spec, MS) for f in (frame.iloc[:0], frame))
     assert len(empty) == 0 and empty.dtypes.to_dict() == full.dtypes.to_dict()
 
 
@@ -64,5 +73,5 @@ def test_keys_that_differ_beyond_float64_precision_are_two_keys():
                           EVENT_MS: [MS, MS + 1_000, MS + 2_000], "event": ["view", "addtocart", "view"],
                           "row_id": [1, 2, 3]})
     spec = EventsSpec(column="event", anchor="view", horizon_hours=1, targets={"cart": "addtocart"})
-    got = label_partition(frame, "visitorid", "itemid", spec, MS + 10_000)
+    got = label_partition(with_kinds(frame, spec), "visitorid", "itemid", spec, MS + 10_000)
     assert got["visitorid"].tolist() == [big, big + 1] and got["cart"].tolist() == [0, 0]

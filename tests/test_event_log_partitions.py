@@ -1,6 +1,7 @@
 """The labelling pass of ``data.table.events`` sizes its partitions by rows (a small log: one task, no shuffle), and
-labels the same rows whatever their count: those of a shuffle into one partition per staged file (the first
-release's pass), each part read back in order (part.10 after part.9)."""
+labels the same rows whatever their count: those of a shuffle of the wide rows into one partition per staged file
+(the first release's pass); in the staged rows' order (file by file, each part read back in order: part.10 after
+part.9), the same whatever the partition count."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ def first_release(typed: Path, scratch: Path, out: Path) -> pa.Table:
     plan = plan_of(SPEC)
     frame = dd.read_parquet(sorted(str(p) for p in typed.rglob("*.parquet")), blocksize=None)
     cutoff = int(frame["_event_ms"].max().compute()) - event_labels.horizon_ms(SPEC.events)
+    frame = frame.map_partitions(event_labels.with_kinds, SPEC.events)
     shuffled = frame.shuffle(on=["visitorid", "itemid"], npartitions=frame.npartitions)
     meta = event_labels.label_partition(frame._meta, "visitorid", "itemid", SPEC.events, cutoff)
     shuffled.map_partitions(event_labels.label_partition, "visitorid", "itemid", SPEC.events, cutoff,
@@ -84,6 +86,10 @@ def test_the_labelled_rows_are_the_same_whatever_the_partition_count(tmp_path, m
     assert before.num_rows > 1000 and before.column("cart").to_numpy().sum() > 0
     for table, _ in outputs.values():
         pd.testing.assert_frame_equal(_sorted(table), _sorted(before))
+        assert table.equals(outputs[10**9][0])  # the same order too
+    staged = _rows(tmp_path / "typed").to_pandas()
+    anchors = staged.loc[staged["event"] == "view", "row_id"]  # in staged order
+    assert table.column("row_id").to_pylist() == anchors[anchors.isin(table.column("row_id").to_pylist())].tolist()
     again = tmp_path / "again"
     ingest_table(str(tmp_path / "events.csv"), again, SPEC)  # ROWS_PER_PARTITION 1: the same files in the same order
     assert _rows(again / "data").equals(outputs[1][0])

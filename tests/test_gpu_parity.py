@@ -861,13 +861,14 @@ def test_ranking_curves_of_cudf_and_cupy_inputs_are_the_cpu_s():
 
 
 def test_event_log_labels_on_gpu():
-    """``event_labels.label_partition`` (a sort, shifts, cumsum, groupby cummin / cummax, ``iloc[::-1]``, a take) labels
-    the same anchors alike on cudf as on pandas: ties in time, events of several types at one millisecond, the
-    horizon's edge, anchors after the cut-off flagged."""
+    """``event_labels``' per-partition steps on cudf as on pandas: a staged file's rows located (kinds coded, a
+    cumsum of row positions), labelled (``label_partition``: a sort, shifts, cumsum, groupby cummin / cummax,
+    ``iloc[::-1]``, a take), sorted back by locator and attached to the staged rows (a take): ties in time, events of
+    several types at one millisecond, the horizon's edge, anchors after the cut-off flagged."""
     import cudf
 
     from rapids_engage.config import EventsSpec
-    from rapids_engage.ingest.event_labels import LEFT_OUT, label_partition
+    from rapids_engage.ingest.event_labels import LEFT_OUT, LOC, anchor_labels, attach, label_partition, located
     from rapids_engage.ingest.table_types import EVENT_MS
 
     rng = np.random.default_rng(3)
@@ -881,10 +882,18 @@ def test_event_log_labels_on_gpu():
     })
     spec = EventsSpec(column="event", anchor="view", horizon_hours=24, targets={"cart": "addtocart", "buy": "transaction"})
     cutoff = int(frame[EVENT_MS].quantile(0.9))
-    cpu = label_partition(frame, "visitorid", "itemid", spec, cutoff)
-    gpu = label_partition(cudf.from_pandas(frame), "visitorid", "itemid", spec, cutoff).to_pandas()
-    assert cpu["cart"].sum() > 100 and cpu[LEFT_OUT].any()
-    pd.testing.assert_frame_equal(gpu, cpu, check_dtype=False)
+    order = ["visitorid", "itemid", LOC]
+
+    def labelled(staged):
+        rows = located(staged, spec, 3)
+        each = label_partition(rows, "visitorid", "itemid", spec, cutoff).sort_values(order).reset_index(drop=True)
+        labels = anchor_labels(rows, "visitorid", "itemid", spec, cutoff).set_index(LOC).sort_index()
+        return each, attach(staged, labels, spec)
+
+    cpu, gpu = labelled(frame), labelled(cudf.from_pandas(frame))
+    assert cpu[0]["cart"].sum() > 100 and cpu[0][LEFT_OUT].any()
+    for on_gpu, on_cpu in zip(gpu, cpu):
+        pd.testing.assert_frame_equal(on_gpu.to_pandas(), on_cpu, check_dtype=False)
 
 
 def test_split_with_a_gap_on_gpu():
