@@ -41,6 +41,7 @@ LEFT_OUT = "_left_out"
 KIND = "_kind"
 #: A shuffled row's locator: its staged file's number << :data:`ROW_BITS` | its row position in that file.
 LOC = "_loc"
+#: A staged file holds at most 1M rows (the typing pass's ``DayWriter``), far below 2**32.
 ROW_BITS = 32
 #: Staged rows per labelling task, about: a smaller log gets fewer partitions than staged files (a task costs ~0.2 s
 #: whatever its rows); a larger one a partition per staged file (at most 1M rows: a task's memory).
