@@ -186,8 +186,11 @@ def _spec_key(spec: Any) -> dict:
 #: ``%f`` is its instant, not ``bad_time`` on every row;
 #: 16: each input file written to parts of its own (``day=D/part-<file>-<k>.parquet``, ingested by one worker
 #: process), not the rows of all files through one writer: the same rows, other files; old caches are ingested
-#: again once).
-INGEST_RULES = 16
+#: again once;
+#: 17: a blank, null or ``nan`` side-table key joins nothing (the row's side columns null), not the table's rows
+#: with a blank key; an event log's labelled rows come in staged order (file by file, rows as typed), not the
+#: labelling shuffle's order: the same rows and labels).
+INGEST_RULES = 17
 
 
 def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:
