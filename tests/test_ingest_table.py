@@ -551,6 +551,24 @@ def test_csv_is_read_in_small_blocks_jsonl_in_large_ones(tmp_path, monkeypatch):
     assert seen == [("csv", 2 << 20), ("tsv", 2 << 20), ("jsonl", 16 << 20)]
 
 
+def test_a_files_writer_keeps_few_parts_open_and_its_rows_read_the_same(tmp_path, monkeypatch):
+    """Each input file's writer has at most table.OPEN_PARTS parts open and table.BUFFER_BYTES of rows buffered (it
+    kept a part open per day of the file, each holding its last row group's dictionary encoders: a year-long file,
+    a year of them); tight caps cut more parts, and the rows read back the same, each day's in input order."""
+    from rapids_engage.ingest.writer import DayWriter
+
+    rows = [one_row(i, ts=str(1600000000 + 86_400 * ((i * 7) % 9) + i)) for i in range(90)]  # 9 days, no order
+    path = write(tmp_path / "t.csv", csv_text(rows))
+    result, frame, _ = run(tmp_path, path, spec(), "loose", chunk_rows=8)
+    opened, write_part = [], DayWriter._write
+    monkeypatch.setattr(DayWriter, "_write", lambda self, d: write_part(self, d) or opened.append(len(self._open)))
+    monkeypatch.setattr(table_mod, "OPEN_PARTS", 2)
+    monkeypatch.setattr(table_mod, "BUFFER_BYTES", 2_000)
+    tight, again, _ = run(tmp_path, path, spec(), "tight", chunk_rows=8)
+    assert max(opened) == 2 and tight.output_files > result.output_files == 9
+    pd.testing.assert_frame_equal(again, frame)
+
+
 def test_bare_carriage_return_keeps_later_line_numbers(tmp_path):
     text = csv_text(ROWS[:1]) + "a9,u,1600000000\r1,1,1,en,b\n" + "a5,u,bad,1,1,1,en,b\n"
     _, frame, q = run(tmp_path, write(tmp_path / "t.tsv", text.replace(",", "\t")), spec(format="tsv"))

@@ -437,8 +437,16 @@ def _ingest_chunks(files: list[tuple[int, Path, str]], plan: Plan, sides: list[S
     return [output.done(*c) for output, c in zip(outputs, counts)]
 
 
+#: An input file's writer holds at most this many day parts open (each keeps its last row group's dictionary
+#: encoders, ~4-6 MiB: a file spanning a year of days kept 365 open) and this many bytes of rows buffered, so its
+#: memory does not grow with the file (bench/README.md "Table ingest: peak memory").
+OPEN_PARTS = 16
+BUFFER_BYTES = 128 << 20
+
+
 def _file_output(index: int, plan: Plan, job: _Job) -> FileOutput:
-    return FileOutput(index, Path(job.data), Path(job.tmp), plan.schema, time_column=TABLE_TIME)
+    return FileOutput(index, Path(job.data), Path(job.tmp), plan.schema, time_column=TABLE_TIME,
+                      max_open_parts=OPEN_PARTS, max_buffer_bytes=BUFFER_BYTES)
 
 
 def _chunks_of(path: Path, fmt: str, chunk_rows: int) -> int:
