@@ -34,8 +34,9 @@ IN_FLIGHT = 2
 #: Memory a worker of ``ingest_workers: auto`` is given: a 64 MiB block parsed, its Arrow result, one input file's
 #: write buffers (``max(2 x block, 64 MiB)``), pandas, pyarrow; a worker ingesting whole 125 MB files peaked at
 #: 638-687 MiB (bench/README.md). A table ingest in one process (side tables too, CSV in 2 MiB blocks) peaked at
-#: 395-400 MiB on 4 x 16 MB files, 637-639 MiB on one 63 MB file, 854-858 MiB on one 190 MB file (1,255 MiB in
-#: the 16 MiB blocks before, whose read-ahead grew with the file: ~1.8 GB reading 20M rows). Side tables are not in
+#: ~360 MiB on a 16 MB file, 643-668 MiB on one 190 MB file and 675 MiB on one 634 MB file since the day writer's
+#: buffers are bounded (:data:`.table.OPEN_PARTS`, :data:`.table.BUFFER_BYTES`; 854-928 MiB before, growing with the
+#: file; 1,255 MiB in 16 MiB read blocks, whose read-ahead grew too). Side tables are not in
 #: it: every worker maps one shared copy (:mod:`.side_share`), counted once by :func:`worker_count`.
 WORKER_BYTES = 3 << 29  # 1.5 GiB
 #: Modules the forkserver imports once, so each worker starts without importing them again.
