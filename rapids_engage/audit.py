@@ -100,7 +100,7 @@ def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) 
 
     from .data import read_events
     from .features import add_labels
-    from .features.build import history_encoder, with_key_columns
+    from .features.build import engagement_times, history_encoder, with_key_columns
     from .features.history import history_features
 
     keys = cfg.features.history.keys
@@ -112,7 +112,8 @@ def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) 
     store_train = dd.read_parquet(str(Path(real["store"]["path"]) / real["store"]["version"] / "train"))
     t_min, end = int(events[time].min().compute()), training_end(real["split"])  # the training rows' end (less any gap)
     cuts = sorted(int(c) for c in np.random.default_rng(seed).integers(t_min + (end - t_min) // 4, end, n_cuts))
-    encoders = [history_encoder(cfg.features.history, key, targets, time) for key in keys]
+    engagement = engagement_times(cfg.features.history, layout, targets)  # label times: their columns too
+    encoders = [history_encoder(cfg.features.history, key, targets, time, engagement=engagement) for key in keys]
     names = [enc.output_names(targets) for enc in encoders]
     # a row is matched by its row key, time and history key (those the store keeps): copies of a row key at other
     # times have other features, and matched across copies they differed without a leak
@@ -122,7 +123,7 @@ def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) 
         wanted = dict.fromkeys([*(c for on in matched for c in on), *(n for ns in names for n in ns)])
         stored = store_train[store_train[time] <= cut][list(wanted)].compute()
         for i, (key, enc) in enumerate(zip(keys, encoders)):
-            past = events[events[time] <= cut][list(dict.fromkeys([*row_key, time, *key, *targets]))]
+            past = events[events[time] <= cut][list(dict.fromkeys([*row_key, time, *key, *targets, *(engagement or {}).values()]))]
             past = flip_last_labels(past, key, time, targets)
             fresh = history_features(past, enc, fit=True)[[*matched[i], *names[i]]].compute()
             both = fresh.merge(stored[[*matched[i], *names[i]]], on=matched[i], suffixes=("", "_store"))

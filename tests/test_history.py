@@ -46,18 +46,21 @@ def at(frame: pd.DataFrame, steps: int) -> int:
 
 
 def oracle(
-    frame: pd.DataFrame, key: list[str], targets: list[str], windows=WINDOWS, days=DAYS, labelled=None, delay=0
+    frame: pd.DataFrame, key: list[str], targets: list[str], windows=WINDOWS, days=DAYS, labelled=None, delay=0, engaged=None
 ) -> dict[str, np.ndarray]:
     """Every feature row by row from its definition (same key, strictly earlier time).
 
     ``labelled``: rows whose labels are known (default all); the others are events only.
-    A label counts for row i only when its event's time < t_i - ``delay``.
+    A label counts for row i only when it is known before t_i - ``delay``: at its event's time, or
+    with ``engaged`` (target -> engagement time column) at its engagement time (the event's when
+    null or earlier); positives then fall in a span by that time, events by theirs.
     """
     keys = list(map(tuple, frame[key].to_numpy()))
     keyed = frame[key].notna().all(axis=1).to_numpy()  # a key with a null is no key: no history, in none
     t = frame[T].to_numpy()
     known = np.ones(len(frame), dtype=bool) if labelled is None else np.asarray(labelled)
     label = {x: (frame[x].to_numpy() > 0) & known for x in targets}
+    at = {x: t if engaged is None else np.maximum(t, frame[engaged[x]].fillna(t.min() - 1).to_numpy(np.int64)) for x in targets}
     name = "__".join(key)
     out: dict[str, list] = {}
 
@@ -65,23 +68,24 @@ def oracle(
         out.setdefault(f"hist_{name}_{col}", []).append(value)
 
     for i in range(len(frame)):
-        before = np.array([keyed[i] and keyed[j] and keys[j] == keys[i] and t[j] < t[i] for j in range(len(frame))], dtype=bool)
+        same = np.array([keyed[i] and keyed[j] and keys[j] == keys[i] for j in range(len(frame))], dtype=bool)
+        before = same & (t < t[i])
         settled = known & (t < t[i] - delay)
-        y = {x: label[x] & settled for x in targets}
         day = t[i] // 86400 * 86400
-        spans = {"": before}
-        spans.update({f"_{window_label(w)}": before & (t >= t[i] - w) for w in windows})
-        spans.update({f"_prev{d}d": before & (t >= day - d * 86400) & (t < day) for d in days})
+        spans = {"": lambda s: s == s}
+        spans.update({f"_{window_label(w)}": lambda s, w=w: s >= t[i] - w for w in windows})
+        spans.update({f"_prev{d}d": lambda s, d=d: (s >= day - d * 86400) & (s < day) for d in days})
+        y = {x: same & label[x] & (at[x] < t[i] - delay) for x in targets}  # a positive known before t_i - delay
         for suffix, inside in spans.items():
-            put(f"n{suffix}", int(inside.sum()))
+            put(f"n{suffix}", int((before & inside(t)).sum()))
+            n_known = int((before & inside(t) & settled).sum())
             for x in targets:
-                put(f"{x}{suffix}", int((inside & y[x]).sum()))
-                n_known = int((inside & settled).sum())
-                put(f"{x}_rate{suffix}", (inside & y[x]).sum() / n_known if n_known else np.nan)
+                hits = int((y[x] & inside(at[x])).sum())
+                put(f"{x}{suffix}", hits)
+                put(f"{x}_rate{suffix}", hits / n_known if n_known else np.nan)
         put("dt_prev", int(t[i] - t[before].max()) if before.any() else -1)
         for x in targets:
-            hit = before & y[x]
-            put(f"dt_prev_{x}", int(t[i] - t[hit].max()) if hit.any() else -1)
+            put(f"dt_prev_{x}", int(t[i] - at[x][y[x]].max()) if y[x].any() else -1)
     return {k: np.asarray(v, dtype=np.float64 if "_rate" in k else np.int64) for k, v in out.items()}
 
 
@@ -690,3 +694,145 @@ def test_rows_indexed_by_their_key_columns_match_the_oracle_and_keep_their_index
     served = enc.transform(second.set_index(KEYS[key], drop=False), labels=False)
     want = encoder(KEYS[key]).fit(pd.concat([train, first])).transform(second, labels=False)
     pd.testing.assert_frame_equal(served.reset_index(drop=True), want.reset_index(drop=True))
+
+
+# ---- label_time engagement: a positive counts from its engagement time ----------------------------------
+
+ENGAGED = {x: f"{x}_at" for x in TARGETS}
+#: Engagement delays: none (at the event), on and beside the 900 s grid of the frames' times and the 1 h window,
+#: a day, and before the event (clamped to it).
+DELAYS = np.array([0, 1, 899, 900, 901, 3600, 5400, 86400, -900])
+
+
+def engaged_encoder(key: list[str], delay: int = 0) -> HistoryEncoder:
+    return HistoryEncoder(key, TARGETS, WINDOWS, days=DAYS, rates=True, label_delay=delay, engagement=ENGAGED)
+
+
+def with_engagements(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """``frame`` with an engagement time per target (nullable Int64): its event time plus a delay of
+    :data:`DELAYS` for most rows (negatives' are never read), null for some (positives: at the event)."""
+    rng = np.random.default_rng(seed)
+    out = frame.copy()
+    for x, column in ENGAGED.items():
+        at = pd.array(frame[T].to_numpy() + rng.choice(DELAYS, len(frame)), dtype="Int64")
+        at[rng.random(len(frame)) < 0.15] = pd.NA
+        out[column] = at
+    return out
+
+
+def test_engagement_counts_a_positive_only_after_its_engagement_time():
+    """An impression at 0 liked at 7200: not a like for events at 3600 or 7200 (strictly before), one at 7201;
+    the 1 h window counts it by its engagement time; dt_prev_like is from the engagement."""
+    df = pd.DataFrame({"u": [1, 1, 1, 1, 1], T: [0, 3600, 7200, 7201, 10800], "like": np.int8([1, 0, 0, 0, 0]),
+                       "like_at": pd.array([7200, None, None, None, None], dtype="Int64")})
+    out = HistoryEncoder("u", ["like"], (3600,), rates=True, engagement={"like": "like_at"}).fit_transform(df)
+    assert out["hist_u_like"].tolist() == [0, 0, 0, 1, 1]
+    assert out["hist_u_like_1h"].tolist() == [0, 0, 0, 1, 1]  # engaged at 7200: in [t - 1h, t) up to 10800
+    assert out["hist_u_dt_prev_like"].tolist() == [-1, -1, -1, 1, 3600]
+    assert out["hist_u_n"].tolist() == [0, 1, 2, 3, 4] and out["hist_u_dt_prev"].tolist() == [-1, 3600, 3600, 1, 3599]
+    assert out["hist_u_like_rate"].tolist()[1:] == [0.0, 0.0, 1 / 3, 1 / 4]  # over the labelled earlier events
+    event = HistoryEncoder("u", ["like"], (3600,), rates=True).fit_transform(df)
+    assert event["hist_u_like"].tolist() == [0, 1, 1, 1, 1]  # event label times (the default): from the impression on
+
+
+@settings(max_examples=40, deadline=None)
+@given(frame=frames, key=st.sampled_from(sorted(KEYS)), delay=st.sampled_from([0, 0, 900, 3600]), seed=st.integers(0, 10**6))
+def test_engagement_fit_transform_matches_the_oracle(frame, key, delay, seed):
+    """Never a positive whose engagement time (+ label_delay) is >= t: the oracle's definition, row by row."""
+    key, frame = KEYS[key], with_engagements(frame, seed)
+    out = engaged_encoder(key, delay).fit_transform(frame)
+    pd.testing.assert_frame_equal(out[frame.columns], frame)
+    assert_features(out, oracle(frame, key, TARGETS, delay=delay, engaged=ENGAGED))
+
+
+@settings(max_examples=30, deadline=None)
+@given(frame=frames, cut=st.integers(1, 16), seed=st.integers(0, 10**6), key=st.sampled_from(sorted(KEYS)),
+       delay=st.sampled_from([0, 0, 900]))
+def test_engagement_serving_continues_training(frame, cut, seed, key, delay, tmp_path_factory):
+    """Rows after the end of training T: served with their labels, as computed in one training frame; served
+    without (labels=False), as the oracle with training's labels only, training positives engaged after T
+    (kept in the state) counting once engaged; the same after save / load."""
+    key, frame = KEYS[key], with_engagements(frame, seed)
+    train, new = split(frame, at(frame, cut), seed)
+    if len(train) == 0:
+        return
+    enc = engaged_encoder(key, delay).fit(train)
+    names = enc.output_names()
+    whole = engaged_encoder(key, delay).fit_transform(pd.concat([train, new]))
+    pd.testing.assert_frame_equal(enc.transform(new)[names], whole.loc[new.index, names])
+    served = new.drop(columns=[*TARGETS, *ENGAGED.values()])
+    both = pd.concat([train, new])
+    want = oracle(both, key, TARGETS, labelled=np.arange(len(both)) < len(train), delay=delay, engaged=ENGAGED)
+    assert_features(enc.transform(served)[names], {k: v[len(train):] for k, v in want.items()})
+    directory = tmp_path_factory.mktemp("state")
+    enc.save(directory)
+    back = HistoryEncoder.load(directory, enc.prefix + "_" + enc.name)
+    assert back.engagement == ENGAGED
+    pd.testing.assert_frame_equal(back.transform(served, labels=False), enc.transform(served, labels=False))
+
+
+@settings(max_examples=25, deadline=None)
+@given(frame=frames, cuts=st.tuples(st.integers(1, 16), st.integers(0, 8)), seed=st.integers(0, 10**6),
+       key=st.sampled_from(sorted(KEYS)))
+def test_engagement_extending_the_state_equals_fitting_on_both(frame, cuts, seed, key):
+    key, frame = KEYS[key], with_engagements(frame, seed)
+    cut = at(frame, cuts[0])
+    train, rest = split(frame, cut, seed)
+    later = rest[T] >= cut + cuts[1] * 900
+    events, new = rest[~later], rest[later]
+    if len(train) == 0:
+        return
+    extended = engaged_encoder(key).fit(train).extend(events)
+    served = new.drop(columns=TARGETS)
+    everything = pd.concat([train, events, new])
+    want = oracle(everything, key, TARGETS, labelled=np.arange(len(everything)) < len(train) + len(events), engaged=ENGAGED)
+    assert_features(extended.transform(served)[extended.output_names()], {k: v[len(train) + len(events):] for k, v in want.items()})
+
+
+@settings(max_examples=12, deadline=None)
+@given(frame=frames, cut=st.integers(1, 16), seed=st.integers(0, 10**6), key=st.sampled_from(sorted(KEYS)),
+       parts=st.tuples(st.integers(1, 4), st.integers(1, 3)), limit=st.sampled_from([None, 0]))
+def test_engagement_dask_form_over_partitions_matches_the_oracle(frame, cut, seed, key, parts, limit):
+    """Whatever the partition counts and state form: the oracle on training rows, the in-memory serving on new ones."""
+    import dask.dataframe as dd
+
+    key, frame = KEYS[key], with_engagements(frame, seed).reset_index(names="row")
+    train, new = split(frame, at(frame, cut), seed)
+    if len(train) == 0:
+        return
+    enc = engaged_encoder(key)
+    got = history_features(dd.from_pandas(train, npartitions=parts[0], sort=False), enc, limit=limit).compute()
+    assert_features(got.set_index("row").loc[train["row"]], oracle(train, key, TARGETS, engaged=ENGAGED))
+    if len(new):
+        served = history_features(dd.from_pandas(new, npartitions=parts[1], sort=False), enc, fit=False, labels=False).compute()
+        want = engaged_encoder(key).fit(train).transform(new, labels=False).set_index("row")
+        pd.testing.assert_frame_equal(served.set_index("row").loc[want.index], want)
+
+
+def test_engagement_needs_its_time_columns():
+    frame = make_frame(20, 3, 8, seed=1)
+    with pytest.raises(ValueError, match="like_at"):
+        engaged_encoder(KEYS["single"]).fit_transform(frame)
+    enc = engaged_encoder(KEYS["single"]).fit(with_engagements(frame, 2))
+    with pytest.raises(ValueError, match="like_at"):
+        enc.transform(frame.assign(**{T: frame[T] + 10**6}))  # labels without their engagement times
+    with pytest.raises(ValueError, match="no engagement time column for target.*'reply'"):
+        HistoryEncoder(KEYS["single"], TARGETS, engagement={"like": "like_at"}).fit(with_engagements(frame, 2))
+
+
+def test_label_time_engagement_reads_recsys_engagement_timestamps_and_refuses_tables():
+    from rapids_engage.config import ConfigError, FeaturesConfig, HistoryConfig
+    from rapids_engage.features.build import FeatureBuilder, check_keys
+    from rapids_engage.layout import RECSYS, Layout, Target
+
+    cfg = FeaturesConfig(history=HistoryConfig(keys=[["engaging_user_id"]], label_time="engagement"))
+    builder = FeatureBuilder(cfg, ["like", "quote"], RECSYS)
+    assert builder.history_encoders[0].engagement == {"like": "like_timestamp", "quote": "retweet_with_comment_timestamp"}
+    table = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),), user="u")
+    cfg = FeaturesConfig(target_encoding=cfg.target_encoding.__class__(keys=[["u"]]), counts=[["u"]],
+                         history=HistoryConfig(keys=[["u"]], label_time="engagement"))
+    with pytest.raises(ConfigError, match="features.history.label_time: engagement .* only RecSys data carry"):
+        check_keys(cfg, table)
+    cfg.history.label_time = "event"
+    check_keys(cfg, table)
+    assert FeatureBuilder(cfg, ["click"], table).history_encoders[0].engagement is None

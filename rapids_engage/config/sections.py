@@ -109,6 +109,9 @@ class HistoryConfig:
     days: list[int] = field(default_factory=lambda: [1])
     rates: bool = True
     label_delay: int = 0  # seconds before an event's label may be used (e.g. the validation window)
+    # when a positive label counts: from its event's time ("event"), or from its engagement time ("engagement":
+    # RecSys data, whose <engagement>_timestamp columns say when; with label_delay, that time + label_delay)
+    label_time: Literal["event", "engagement"] = "event"
 
 
 @dataclass

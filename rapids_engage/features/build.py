@@ -100,7 +100,10 @@ def derived_key_names(layout: Layout) -> list[str]:
 
 def check_keys(config: FeaturesConfig, layout: Layout) -> None:
     """A ConfigError naming the config key, the column and the closest names when a feature key names
-    a column data of ``layout`` will not have (checked before any data is read)."""
+    a column data of ``layout`` will not have, or history label times the data do not carry (checked before
+    any data is read)."""
+    if config.history.keys:
+        engagement_times(config.history, layout, [t.name for t in layout.targets])
     known = key_columns(layout)
     for path, keys in (("features.target_encoding.keys", config.target_encoding.keys), ("features.counts", config.counts),
                        ("features.history.keys", config.history.keys)):
@@ -204,12 +207,26 @@ def with_key_columns(frame: Any, layout: Layout, keys: list[list[str]]) -> Any:
 
 
 def history_encoder(cfg: HistoryConfig, key: list[str], targets: list[str], time_column: str,
-                    row_key: tuple[str, ...] = ()) -> HistoryEncoder:
-    """The history encoder of one key as configured (``row_key``: what tells an event sent again)."""
+                    row_key: tuple[str, ...] = (), engagement: dict[str, str] | None = None) -> HistoryEncoder:
+    """The history encoder of one key as configured (``row_key``: what tells an event sent again;
+    ``engagement``: :func:`engagement_times`)."""
     return HistoryEncoder(
         key, targets, tuple(cfg.windows), time_column, days=tuple(cfg.days), rates=cfg.rates, label_delay=cfg.label_delay,
-        row_key=row_key,
+        row_key=row_key, engagement=engagement,
     )
+
+
+def engagement_times(cfg: HistoryConfig, layout: Layout, targets: list[str]) -> dict[str, str] | None:
+    """Target -> the column of its engagement times with ``label_time: engagement`` (RecSys: the
+    ``<engagement>_timestamp`` column its label is derived from), None with ``event``; a ConfigError naming
+    the key for data without such times (a table's target columns hold labels only)."""
+    if cfg.label_time == "event":
+        return None
+    if layout.kind != "recsys":
+        raise ConfigError("features.history.label_time: engagement counts a positive from its engagement time, which only "
+                          "RecSys data carry (<engagement>_timestamp columns); a table's targets (event logs' included) "
+                          "hold labels only: use label_time: event, with label_delay for labels that arrive later")
+    return {t: layout.target(t).column for t in targets}
 
 
 def _rowwise(frame: Any, fn: Any) -> Any:
@@ -230,7 +247,9 @@ class FeatureBuilder:
             TargetEncoder(key, te.n_folds, te.smooth, te.fold_method, te.seed, layout.fold_key()) for key in te.keys
         ]
         self.count_encoders = [CountEncoder(key, config.daily_counts, layout.time) for key in config.counts]
-        self.history_encoders = [history_encoder(config.history, key, self.targets, layout.time, layout.row_key) for key in config.history.keys]
+        engagement = engagement_times(config.history, layout, self.targets) if config.history.keys else None
+        self.history_encoders = [history_encoder(config.history, key, self.targets, layout.time, layout.row_key, engagement)
+                                 for key in config.history.keys]
         #: after :meth:`fit_transform`: the key tables estimated above ``broadcast_limit`` rows, kept partitioned
         self.partitioned: list[str] | None = None
 
@@ -395,7 +414,9 @@ class FeatureBuilder:
         missing = sorted({c for c in keys if c not in frame.columns})
         if missing:
             raise ValueError(f"feature keys: {unknown_column(missing[0], list(frame.columns), self.layout)}")
-        wanted = [*self.row_key, *self.layout.fold_key(), self.layout.time, DAY, *self.targets, *keys, *self._content_names(), *carry]
+        engaged = [c for enc in self.history_encoders for c in (enc.engagement or {}).values()]  # label times (training's)
+        wanted = [*self.row_key, *self.layout.fold_key(), self.layout.time, DAY, *self.targets, *engaged, *keys, *self._content_names(),
+                  *carry]
         return frame[[c for c in dict.fromkeys(wanted) if c in frame.columns]]
 
     def _with_history(self, frame: Any) -> Any:

@@ -26,6 +26,8 @@ def groups(cfg: FeaturesConfig, names: dict[str, list[str]] | None = None) -> di
     """
     te = {k: v for k, v in asdict(cfg.target_encoding).items() if k != "keys"}
     hist = {k: v for k, v in asdict(cfg.history).items() if k != "keys"}
+    if hist["label_time"] == "event":  # the definition before label times had a choice: its versions are reused
+        del hist["label_time"]
     out: dict[str, dict] = {"content": {"content": True}} if cfg.content else {}
     out.update({f"te_{key_name(k)}": {"target_encoding": te, "key": list(k)} for k in cfg.target_encoding.keys})
     out.update({f"cnt_{key_name(k)}": {"counts": True, "key": list(k)} | ({} if cfg.daily_counts else {"daily": False})

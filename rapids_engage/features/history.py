@@ -31,6 +31,35 @@ With ``label_delay = d`` every label-derived feature (positives, rates,
 training as in serving: with ``d`` >= the serving horizon, training rows see
 exactly as much labelled history as served rows.
 
+When a positive counts (``features.history.label_time``; encoder parameter
+``engagement``: target -> the column of its engagement times). ``event`` (the
+default): from its event's time, as above, so an impression at t0 < t liked at
+t1 > t counts as a like for the event at t, a value from the future (only
+``label_delay`` bounds it). ``engagement``: from the time it became known, its
+engagement time e (never before its own event's time; the event's time where
+the column is null), and with ``label_delay = d`` from e + d:
+
+* a positive counts for an event at t only when e < t - d (strict, so e = t
+  does not count); ``hist_<key>_<target>`` counts those;
+* windows and calendar spans take positives by e: ``_<w>`` those with e in
+  [t - w, t - d), ``_prev<d>d`` those with e in the span's days (and < t - d):
+  "likes in the last 24 h". Chosen over "events of the span by their time,
+  engaged before t" because it is the same prefix-sum count with each positive
+  placed at e (a row of its own, no event), so it streams by key as before;
+  the other is a 2-d count (event time in the span, e < t) per row;
+* ``dt_prev_<target>``: t - the latest e < t - d;
+* rates: those positives / labelled earlier events of the span by their event
+  time (< t - d), as in ``event``: at t every earlier labelled event is either
+  engaged by then or (so far) not, so it is in the denominator, and served
+  rows' batch rows, unlabelled, are in neither. The whole-history rate is at
+  most 1; a window's or a calendar span's may exceed 1 (an engagement in the
+  window of an event before it): engagements per labelled event of the span.
+
+The events (``n``, ``dt_prev``) are as in ``event``. Serving: training positives
+of events before the end of training ``T`` engaged after ``T`` (pending) stay in
+the state as rows at their engagement times, so rows served after those count
+them, as one frame of training and served rows would.
+
 Modules: :mod:`.history_spans` (the streaming computation: prefix sums of
 weighted events per span), :mod:`.history_state` (the serving state's rows and
 lookups), :mod:`.history_encoder` (:class:`HistoryEncoder`); this module adds the
@@ -111,9 +140,9 @@ def fit_history(frame: Any, encoder: HistoryEncoder, checkpoint: Any = None, lim
     t_end = int(t_end)
     state_meta = encoder.state_partition(frame._meta, t_end)
     last = frame[frame[encoder.time_column] == t_end][list(dict.fromkeys([encoder.time_column, *encoder.row_key]))]
-    # a state has at most a row per event: within the limit when the rows are, then reduced straight into memory;
-    # the rows at t_end come in the same pass (one round trip, not three)
-    partitioned = limit is not None and rows > limit
+    # a state has at most a row per event (and per positive, with engagement label times): within the limit when
+    # those are, then reduced straight into memory; the rows at t_end come in the same pass (one round trip, not three)
+    partitioned = limit is not None and rows * (1 + len(targets) if encoder.engagement else 1) > limit
     state, *last = key_tables([frame.map_partitions(encoder.state_partition, t_end, meta=state_meta)], limit, [partitioned],
                               also=[last] if encoder.row_key else [])
     last_ids = encoder.last_ids(last[0], t_end) if encoder.row_key else None

@@ -15,8 +15,8 @@ from .frames import (
 )
 from .history_spans import span_features, window_label
 from .history_state import (
-    N, TIME_LIMIT, StateIndex, aggregate, alone_if_null, event_rows, last_col, pos_col, positive, row_ids, sorted_contains, state_rows_by_pass,
-    times, value_columns,
+    N, TIME_LIMIT, StateIndex, aggregate, alone_if_null, at_engagement, event_rows, known_times, last_col, pos_col, positive, row_ids,
+    sorted_contains, state_rows_by_pass, times, value_columns,
 )
 
 #: The file of the last ids beside a state's (``<prefix>_<key>.last_ids.parquet``) and its column.
@@ -38,6 +38,9 @@ class HistoryEncoder(EstimatorParams):
     e.g. the validation window, so training rows see labels as served rows do).
     ``row_key``: integer columns identifying an event; with them an event the state
     already holds (at its last second), sent again, is not counted twice.
+    ``engagement``: target -> the column of its positives' engagement times (epoch
+    seconds, null: none); a positive then counts from its engagement time, not its
+    event's (``features.history.label_time: engagement``); None: from its event's.
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class HistoryEncoder(EstimatorParams):
         rates: bool = False,
         label_delay: int = 0,
         row_key: tuple[str, ...] | list[str] = (),
+        engagement: dict[str, str] | None = None,
     ) -> None:
         self.columns = [columns] if isinstance(columns, str) else list(columns)
         self.targets = None if targets is None else list(targets)
@@ -69,6 +73,7 @@ class HistoryEncoder(EstimatorParams):
         self.time_column = time_column
         self.prefix = prefix
         self.row_key = list(row_key)
+        self.engagement = None if engagement is None else {str(k): str(v) for k, v in dict(engagement).items()}
 
     # ---- names -----------------------------------------------------------
     @property
@@ -110,6 +115,24 @@ class HistoryEncoder(EstimatorParams):
     def _check_columns(self, frame: Any, extra: list[str]) -> None:
         check_columns(self, frame, [*self.columns, self.time_column, *extra])
 
+    def _engagement_columns(self, targets: list[str]) -> list[str]:
+        """The engagement time columns of ``targets`` (none with event label times); a ValueError for a
+        target without one."""
+        if self.engagement is None:
+            return []
+        missing = [t for t in targets if t not in self.engagement]
+        if missing:
+            raise ValueError(f"HistoryEncoder({self.name}): engagement names no engagement time column for target(s) {missing}")
+        return [self.engagement[t] for t in targets]
+
+    def _weighted(self, frame: Any, g: Any, t: Any, n: Any, lab: Any, pos: dict, targets: list[str], labels: bool = True) -> tuple:
+        """(g, t, n, lab, pos, last) of ``frame``'s rows for :func:`span_features`: positives at their
+        events, or with engagement times at those (rows of their own after ``frame``'s; ``labels`` False:
+        ``pos`` is all 0, and the frame need not hold the times)."""
+        if self.engagement is None or not labels:
+            return g, t, n, lab, pos, dict.fromkeys(targets, t)
+        return at_engagement(array_module(t), g, t, n, lab, pos, known_times(frame, t, self.engagement, targets))
+
     def _times(self, frame: Any) -> Any:
         return times(frame, self.time_column)
 
@@ -135,8 +158,9 @@ class HistoryEncoder(EstimatorParams):
         return resent
 
     def _attach(self, frame: Any, feats: dict, targets: list[str], start: int = 0) -> Any:
+        """``frame`` with the features of its rows, ``feats``' rows from ``start`` on (rows after them: positives)."""
         prefix = f"{self.prefix}_{self.name}_"
-        cols = {f"{prefix}{k}": series_like(frame, v[start:]) for k, v in feats.items()}
+        cols = {f"{prefix}{k}": series_like(frame, v[start : start + len(frame)]) for k, v in feats.items()}
         return frame.assign(**{name: cols[name] for name in self.output_names(targets)})
 
     # ---- partition functions ---------------------------------------------
@@ -146,21 +170,24 @@ class HistoryEncoder(EstimatorParams):
         Stateless: the training-time computation; row order and index are kept.
         """
         targets = self._targets(frame)
-        self._check_columns(frame, targets)
+        self._check_columns(frame, [*targets, *self._engagement_columns(targets)])
         xp = array_module(frame)
         t = self._times(frame)
         pos = {target: positive(frame, target) for target in targets}
-        last = dict.fromkeys(targets, t)
         g = alone_if_null(group_ids(frame[self.columns]), frame[self.columns])
         ones = xp.ones(len(t), dtype=np.int64)
-        feats = span_features(xp, g, t, ones, ones, pos, last, self.windows, self.days, self.rates, self.label_delay)
+        rows = self._weighted(frame, g, t, ones, ones, pos, targets)
+        feats = span_features(xp, *rows, self.windows, self.days, self.rates, self.label_delay)
         return self._attach(frame, feats, targets)
 
     def state_partition(self, frame: Any, t_end: int) -> Any:
         """The serving-state rows of ``frame`` for a training window ending at ``t_end``."""
         targets = self._targets(frame)
-        self._check_columns(frame, targets)
-        return self._aggregate(event_rows(frame, self.columns, self.time_column, targets), t_end, targets)
+        self._check_columns(frame, [*targets, *self._engagement_columns(targets)])
+        return self._aggregate(self._event_rows(frame, targets), t_end, targets)
+
+    def _event_rows(self, frame: Any, targets: list[str]) -> Any:
+        return event_rows(frame, self.columns, self.time_column, targets, self.engagement)
 
     def _aggregate(self, rows: Any, t_end: int, targets: list[str]) -> Any:
         """State rows of state-format rows (events, or earlier state rows) for a window ending at ``t_end``."""
@@ -173,7 +200,7 @@ class HistoryEncoder(EstimatorParams):
         key, the time and every target's label; an event before the state's end is an error."""
         self._check_fitted()
         targets = self.targets_
-        self._check_columns(X, targets)
+        self._check_columns(X, [*targets, *self._engagement_columns(targets)])
         if not len(X):
             return self
         t = self._times(X)
@@ -189,9 +216,9 @@ class HistoryEncoder(EstimatorParams):
         state = in_memory(self.state_) if is_dask(self.state_) else self.state_
         lib = frame_library(state)
         if is_gpu_object(X) != is_gpu_object(state):  # the events (what the state needs of them) go where the
-            X = X[list(dict.fromkeys([*self.columns, self.time_column, *targets, *self.row_key]))]  # state lives, the serving device
+            X = X[list(dict.fromkeys([*self.columns, self.time_column, *targets, *self._engagement_columns(targets), *self.row_key]))]
             X = lib.from_pandas(X) if is_gpu_object(state) else X.to_pandas()  # (not the state to the events')
-        events = event_rows(X, self.columns, self.time_column, targets)
+        events = self._event_rows(X, targets)
         t_end = max(self.t_end_, int(t.max()))
         last_ids = self.last_ids(X, t_end)
         if t_end == self.t_end_:  # the state's last second goes on: its events and these
@@ -249,6 +276,8 @@ class HistoryEncoder(EstimatorParams):
         targets = self.targets_
         self._check_columns(X, [*(targets if labels else []), *self.row_key])
         use = labels is not False and all(target in X.columns for target in targets)  # the rates' shared denominator
+        if use:  # labels used: with engagement label times, those times too
+            self._check_columns(X, self._engagement_columns(targets))
         xp = array_module(X)
         t_new = self._times(X)
         if len(t_new) and int(t_new.min()) < self.t_end_:
@@ -260,15 +289,12 @@ class HistoryEncoder(EstimatorParams):
             return xp.concatenate([old, new])
 
         fresh = (~self._resent(X, t_new)).astype(np.int64)  # an event the state holds already is none of later rows'
-        t = stacked(state[self.time_column], t_new)
-        n = stacked(state[N], fresh)
-        lab = stacked(state[N], fresh * int(use))
-        pos, last = {}, {}
-        for target in targets:
-            p = positive(X, target) * fresh if use else xp.zeros(len(t_new), dtype=np.int64)
-            pos[target] = stacked(state[pos_col(target)], p)
-            last[target] = stacked(state[last_col(target)], t_new)
-        feats = span_features(xp, g, t, n, lab, pos, last, self.windows, self.days, self.rates, self.label_delay)
+        pos = {target: positive(X, target) * fresh if use else xp.zeros(len(t_new), dtype=np.int64) for target in targets}
+        g_new, t_new, n_new, lab_new, pos, last = self._weighted(X, g[m_kept:], t_new, fresh, fresh * int(use), pos, targets, use)
+        pos = {target: stacked(state[pos_col(target)], pos[target]) for target in targets}
+        last = {target: stacked(state[last_col(target)], last[target]) for target in targets}
+        rows = stacked(g[:m_kept], g_new), stacked(state[self.time_column], t_new), stacked(state[N], n_new)
+        feats = span_features(xp, *rows, stacked(state[N], lab_new), pos, last, self.windows, self.days, self.rates, self.label_delay)
         return self._attach(X, feats, targets, start=m_kept)
 
     def early_rows(self, early: int, rows: int, earliest: int) -> str:

@@ -43,7 +43,9 @@ def span_features(
     labelled, ``pos[target]`` positives it stands for, ``last[target]`` its
     last positive time (used where ``pos > 0``). Rows of the same (key, time)
     never see each other; labels (positives, labelled events, last positive
-    times) only of events with time < t - ``label_delay``.
+    times) only of rows with time < t - ``label_delay``. A row with ``n`` 0
+    is no event (``dt_prev`` skips it): positives placed at the time they
+    became known (:func:`~.history_state.at_engagement`).
     """
     size = len(t)
     n_groups = int(g.max()) + 1 if size else 0
@@ -107,9 +109,11 @@ def span_features(
             for target in pos:
                 feats[f"{target}_rate{suffix}"] = xp.where(labelled > 0, span_counts[target] / denominator, np.nan)
 
-    has_prev = block_start > group_start
-    prev = xp.maximum(block_start - 1, 0)
-    feats["dt_prev"] = xp.where(has_prev, ts - ts[prev], -1)
+    event = n[order] > 0  # rows that are only positives (known at their engagement) are no event
+    n_events = prefix(event)
+    k = n_events[block_start]
+    event_time = xp.concatenate([xp.full(1, -1, dtype=np.int64), ts[event]])
+    feats["dt_prev"] = xp.where(k > n_events[group_start], ts - event_time[k], -1)
     for target, p in pos.items():
         positive = p[order] > 0
         n_positive = prefix(positive)  # positive rows before each position

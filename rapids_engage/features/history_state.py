@@ -11,6 +11,11 @@ the longest reach of a span (:meth:`~.history_encoder.HistoryEncoder.reach`):
 
 Each row is a weighted event of :func:`~.history_spans.span_features`: ``_n``
 events, ``_pos_<target>`` positives, ``_last_<target>`` the last positive time.
+With engagement label times (``label_time: engagement``) a positive sits at the
+time it became known, its engagement time, not at its event's: a row is the
+events of its (key, time) and the positives engaged then (``_n`` 0 where there
+were only those). Training positives engaged after ``T`` are such rows after
+``T`` (the pending engagements): kept, they count for rows served after them.
 ``last_ids_``: the sorted row-key hashes (:func:`row_ids`) of the events at ``T``, which
 tell an event sent again from a new one of that second (as many as the events at ``T``: the
 whole last day of date-only times, hence a parquet file, and only rows at ``T`` look them up).
@@ -62,34 +67,86 @@ def positive(frame: Any, target: str) -> Any:
     return (values(frame[target].fillna(0)) > 0).astype(np.int64)
 
 
-def event_rows(frame: Any, columns: list[str], time_column: str, targets: list[str]) -> Any:
-    """One state-format row per keyed event of ``frame``: key, time, 1 event, its positives and
-    their times (-1 where none)."""
-    xp = array_module(frame)
-    t = times(frame, time_column)
-    tmp = frame[columns].reset_index(drop=True)
-    tmp[time_column] = t
-    keyed = ~values(null_key_rows(tmp[columns]))  # a key with a null is no key: no state
-    tmp[N] = xp.ones(len(t), dtype=np.int64)
-    for target in targets:
-        p = positive(frame, target)
-        tmp[pos_col(target)] = p
-        tmp[last_col(target)] = xp.where(p > 0, t, -1)
-    return tmp[keyed]
-
-
 #: A last positive time below every event time, for the max over rows without a positive (-1 is not:
 #: times before 1970 are negative).
 NO_TIME = np.iinfo(np.int64).min
 
 
+def known_times(frame: Any, t: Any, engagement: dict[str, str], targets: list[str]) -> dict:
+    """target -> when each row's positive became known: its engagement time (column ``engagement[target]``),
+    never before the row's own time ``t``; the row's time where the column is null."""
+    xp = array_module(t)
+    out = {}
+    for target in targets:
+        column = engagement[target]
+        e = values(frame[column].fillna(NO_TIME)).astype(np.int64)
+        if len(e) and int(e.max()) >= TIME_LIMIT:
+            raise DataError(f"history features: engagement time column {column!r} holds {int(e.max())}, beyond the "
+                            "+-2**62 seconds whose windows int64 arithmetic can take (epoch seconds?)")
+        out[target] = xp.maximum(t, e)
+    return out
+
+
+def at_engagement(xp: Any, g: Any, t: Any, n: Any, lab: Any, pos: dict, known: dict) -> tuple:
+    """Weighted events (see :func:`~.history_spans.span_features`) with every positive moved to the time it
+    became known: the rows, their positives removed, then per target one row per positive at ``known[target]``
+    (no event, not labelled, that positive alone). Returns (g, t, n, lab, pos, last); the rows keep their places."""
+    def zeros(k: int) -> Any:
+        return xp.zeros(k, dtype=np.int64)
+
+    gs, ts, ns, labs = [g], [t], [n], [lab]
+    pos_out = {x: [zeros(len(t))] for x in pos}
+    last_out = {x: [t] for x in pos}  # no positive there: never read
+    for x, p in pos.items():
+        hit = xp.flatnonzero(p > 0)
+        gs.append(g[hit])
+        ts.append(known[x][hit])
+        ns.append(zeros(len(hit)))
+        labs.append(zeros(len(hit)))
+        for y in pos:
+            pos_out[y].append(p[hit] if y == x else zeros(len(hit)))
+            last_out[y].append(known[x][hit] if y == x else xp.full(len(hit), -1, dtype=np.int64))
+    cat = xp.concatenate
+    return (cat(gs), cat(ts), cat(ns), cat(labs), {x: cat(v) for x, v in pos_out.items()},
+            {x: cat(v) for x, v in last_out.items()})
+
+
+def event_rows(frame: Any, columns: list[str], time_column: str, targets: list[str], engagement: dict | None = None) -> Any:
+    """State-format rows of the keyed events of ``frame``: key, time, 1 event, its positives and their
+    times (-1 where none). With ``engagement`` (target -> engagement time column) the events' positives are
+    rows of their own at the time they became known (:func:`known_times`), without an event."""
+    xp = array_module(frame)
+    t = times(frame, time_column)
+    keys = frame[columns].reset_index(drop=True)
+    keyed = ~values(null_key_rows(keys))  # a key with a null is no key: no state
+    pos = {target: positive(frame, target) for target in targets}
+
+    def rows(mask: Any, at: Any, n: int, weights: dict) -> Any:
+        out = keys[mask]
+        out = out.assign(**{time_column: at[mask], N: xp.full(int(mask.sum()), n, dtype=np.int64)})
+        for target in targets:
+            p = weights.get(target, xp.zeros(len(t), dtype=np.int64))
+            out[pos_col(target)] = p[mask]
+            out[last_col(target)] = xp.where(p > 0, at, -1)[mask]
+        return out
+
+    if not engagement:
+        return rows(keyed, t, 1, pos)
+    known = known_times(frame, t, engagement, targets)
+    blocks = [rows(keyed, t, 1, {})]
+    blocks += [rows(keyed & (pos[x] > 0), known[x], 0, {x: pos[x]}) for x in targets]
+    return frame_library(frame).concat(blocks, ignore_index=True)
+
+
 def aggregate(tmp: Any, columns: list[str], time_column: str, targets: list[str], cutoff: int) -> Any:
     """State rows of state-format rows ``tmp`` (events, or earlier state rows): per key one row of
-    everything before ``cutoff`` (older than any span reaches), and per (key, time) the later rows.
+    everything before ``cutoff`` (older than any span reaches; time: its last event's), and per (key, time)
+    the later rows.
     A row's last positive time is the latest of its positive rows' (-1 where it has no positive)."""
     sums = {N: "sum", **{pos_col(x): "sum" for x in targets}, **{last_col(x): "max" for x in targets}}
     tmp = tmp.assign(**{last_col(x): tmp[last_col(x)].where(tmp[pos_col(x)] > 0, NO_TIME) for x in targets})
     old = tmp[tmp[time_column] < cutoff]
+    old = old.assign(**{time_column: old[time_column].where(old[N] > 0, NO_TIME)})  # the last event's time, not a positive's
     old = old.groupby(columns, sort=False, dropna=False).agg({time_column: "max", **sums}).reset_index()
     recent = tmp[tmp[time_column] >= cutoff]
     recent = recent.groupby([*columns, time_column], sort=False, dropna=False).agg(sums).reset_index()
