@@ -213,16 +213,16 @@ def _own_label_spans(original):
 
 
 
-def _time_travel_check(tmp_path, copies: int = 0) -> dict:
+def _time_travel_check(tmp_path, copies: int = 0, label_time: str = "event") -> dict:
     """The time-travel check of 600 synthetic events (``copies``: of the first rows, the same row key an hour
-    later), its store's training rows computed by ``history_features`` as a run's."""
+    later), its store's training rows computed by ``history_features`` as a run's (``label_time``: the history's)."""
     import dask
 
     from rapids_engage.audit import time_travel_checks
     from rapids_engage.config import load_config
     from rapids_engage.data import read_events
     from rapids_engage.features import add_labels
-    from rapids_engage.features.build import history_encoder, with_key_columns
+    from rapids_engage.features.build import engagement_times, history_encoder, with_key_columns
     from rapids_engage.features.history import history_features
     from rapids_engage.synthetic import SyntheticSpec, generate
 
@@ -233,12 +233,13 @@ def _time_travel_check(tmp_path, copies: int = 0) -> dict:
         later = rows.head(copies).assign(**{RECSYS.time: rows[RECSYS.time].head(copies) + 3600})
         pd.concat([rows, later]).to_parquet(first, index=False)
     cfg = load_config()
-    cfg.train.targets, cfg.features.history.keys = ["like"], [["engaging_user_id"]]
+    cfg.train.targets, cfg.features.history.keys, cfg.features.history.label_time = ["like"], [["engaging_user_id"]], label_time
     time = RECSYS.time
     with dask.config.set(scheduler="sync"):
         events = with_key_columns(add_labels(read_events(tmp_path / "data"), ["like"]), RECSYS, [["engaging_user_id"]])
         cutoff = int(events[time].max().compute()) - 3600
-        enc = history_encoder(cfg.features.history, ["engaging_user_id"], ["like"], time)
+        engagement = engagement_times(cfg.features.history, RECSYS, ["like"])
+        enc = history_encoder(cfg.features.history, ["engaging_user_id"], ["like"], time, engagement=engagement)
         store = history_features(events[events[time] <= cutoff], enc).compute()  # the store's rows, as the run's
         (tmp_path / "store" / "v" / "train").mkdir(parents=True)
         store.to_parquet(tmp_path / "store" / "v" / "train" / "part.0.parquet")
@@ -270,6 +271,12 @@ def test_time_travel_matches_copies_of_a_row_key_by_time(tmp_path):
     check = _time_travel_check(tmp_path, copies=20)
     assert check["passed"], check
     assert check["detail"].startswith("984 row comparisons") and check["detail"].endswith("; 0 differ"), check
+
+
+def test_time_travel_recomputes_history_with_engagement_label_times(tmp_path):
+    """With ``label_time: engagement`` the check reads the engagement timestamps too (it stopped on their absence)."""
+    check = _time_travel_check(tmp_path, label_time="engagement")
+    assert check["passed"] and check["detail"].endswith("; 0 differ"), check
 
 
 def test_a_ranking_model_s_bound_is_three_standard_errors_of_chance():

@@ -272,3 +272,26 @@ def test_rows_indexed_by_a_key_column_get_their_features_and_keep_their_index(ev
     by_key = lazy.reset_index(drop=True).sort_values(key).reset_index(drop=True)
     want_by_key = builder.transform_frame(rows)[[*key, *names]].sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(by_key, want_by_key, check_exact=False, rtol=0, atol=1e-12)
+
+
+def test_engagement_label_times_come_from_the_recsys_timestamps(events):
+    """``label_time: engagement``: the build carries the ``<engagement>_timestamp`` columns to the history (train: in
+    frame; valid: served from the state) and the values are the encoder's on those times, not the event-time ones."""
+    from rapids_engage.features.build import engagement_times, history_encoder
+    from rapids_engage.layout import RECSYS
+    from rapids_engage.schema import EVENT_TIME
+
+    cfg = load_config().features
+    cfg.target_encoding.keys, cfg.counts, cfg.content, cfg.history.label_time = [], [], False, "engagement"
+    train, valid, _ = time_split(dd.from_pandas(events, npartitions=3, sort=False), 24)
+    builder = FeatureBuilder(cfg, TARGETS)
+    names, key = builder.feature_names(), list(ROW_KEY)
+    got = [builder.fit_transform(train)[[*key, *names]].compute(), builder.transform(valid)[[*key, *names]].compute()]
+    engagement = engagement_times(cfg.history, RECSYS, TARGETS)
+    enc = history_encoder(cfg.history, ["engaging_user_id"], TARGETS, EVENT_TIME, engagement=engagement)
+    train, valid = train.compute(), valid.compute()
+    want = [enc.fit_transform(train), enc.transform(valid, labels=False)]
+    for g, w in zip(got, want):
+        pd.testing.assert_frame_equal(g.sort_values(key).reset_index(drop=True), w[[*key, *names]].sort_values(key).reset_index(drop=True))
+    at_events = history_encoder(cfg.history, ["engaging_user_id"], TARGETS, EVENT_TIME).fit_transform(train)
+    assert (at_events["hist_engaging_user_id_like"] != want[0]["hist_engaging_user_id_like"]).any()  # the times were read

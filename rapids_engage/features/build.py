@@ -414,9 +414,7 @@ class FeatureBuilder:
         missing = sorted({c for c in keys if c not in frame.columns})
         if missing:
             raise ValueError(f"feature keys: {unknown_column(missing[0], list(frame.columns), self.layout)}")
-        engaged = [c for enc in self.history_encoders for c in (enc.engagement or {}).values()]  # label times (training's)
-        wanted = [*self.row_key, *self.layout.fold_key(), self.layout.time, DAY, *self.targets, *engaged, *keys, *self._content_names(),
-                  *carry]
+        wanted = [*self.row_key, *self.layout.fold_key(), self.layout.time, DAY, *self.targets, *keys, *self._content_names(), *carry]
         return frame[[c for c in dict.fromkeys(wanted) if c in frame.columns]]
 
     def _with_history(self, frame: Any) -> Any:
@@ -453,7 +451,8 @@ class FeatureBuilder:
         """
         self._tables = self._key_dtypes = None  # refitting invalidates what was derived from the fitted state
         keep = Checkpoints(scratch)
-        frame = self._needed(self._checked(train), list(carry))
+        engaged = [c for enc in self.history_encoders for c in (enc.engagement or {}).values()]  # the history's label times
+        frame = self._needed(self._checked(train), [*carry, *engaged])
         te = self.config.target_encoding
         frame = assign_folds(frame, self.layout.fold_key(), te.n_folds, te.fold_method, te.seed,
                              "group" if self.layout.group else "row key", keep)
