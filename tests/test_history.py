@@ -836,3 +836,17 @@ def test_label_time_engagement_reads_recsys_engagement_timestamps_and_refuses_ta
     cfg.history.label_time = "event"
     check_keys(cfg, table)
     assert FeatureBuilder(cfg, ["click"], table).history_encoders[0].engagement is None
+
+
+def test_label_time_event_keeps_the_history_groups_signature():
+    """A store version built before label_time lends its history groups to event label times (the default), not to
+    engagement ones."""
+    from rapids_engage.config import FeaturesConfig, HistoryConfig
+    from rapids_engage.features.groups import groups, signatures
+
+    cfg = FeaturesConfig(history=HistoryConfig(keys=[["engaging_user_id"]]))
+    assert "label_time" not in groups(cfg)["hist_engaging_user_id"]["history"]
+    before = signatures(cfg)["hist_engaging_user_id"]
+    cfg.history.label_time = "engagement"
+    assert groups(cfg)["hist_engaging_user_id"]["history"]["label_time"] == "engagement"
+    assert signatures(cfg)["hist_engaging_user_id"] != before
