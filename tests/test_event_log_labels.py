@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from rapids_engage.config import EventsSpec
-from rapids_engage.ingest.event_labels import LEFT_OUT, label_partition, with_kinds
+from rapids_engage.ingest.event_labels import KIND, LEFT_OUT, event_kinds, label_partition, with_kinds
 from rapids_engage.ingest.table_types import EVENT_MS
 
 MS = 1_433_000_000_000
@@ -75,3 +75,18 @@ def test_keys_that_differ_beyond_float64_precision_are_two_keys():
     spec = EventsSpec(column="event", anchor="view", horizon_hours=1, targets={"cart": "addtocart"})
     got = label_partition(with_kinds(frame, spec), "visitorid", "itemid", spec, MS + 10_000)
     assert got["visitorid"].tolist() == [big, big + 1] and got["cart"].tolist() == [0, 0]
+
+
+def test_an_event_type_named_twice_is_one_kind():
+    """The anchor's type as a target (``again: view``) and two targets of one type: each type is one code, its place
+    among the distinct types (0: any other). Coded per name, the labels came out the same (both sides numbered a
+    type by its last name), so the oracle test passed; but the codes were not those :func:`event_kinds` documents and
+    the int8 limit counted names: 200 targets of 2 types were refused as 201 event types."""
+    frame = pd.DataFrame({"event": ["view", "transaction", "addtocart", "view"]})
+    spec = EventsSpec(column="event", anchor="view", horizon_hours=1,
+                      targets={"again": "view", "buy": "transaction", "paid": "transaction"})
+    many = EventsSpec(column="event", anchor="view", horizon_hours=1,
+                      targets={f"t{i}": ("view", "transaction")[i % 2] for i in range(200)})
+    for events in (spec, many):
+        assert event_kinds(events) == ["view", "transaction"]
+        assert with_kinds(frame, events)[KIND].tolist() == [1, 2, 0, 1]
