@@ -406,3 +406,15 @@ def test_side_table_bench_reads_the_kept_properties_and_joins_them(tmp_path):
     kept = result["kept_rows"]
     assert set(kept) == {"categoryid", "available"} and 0 < sum(kept.values()) < 4000 and result["join_rows"] == 300
     assert set(result["joined_nonblank"]) == set(kept) and result["keys"] > 0  # few items in both at this size
+
+
+def test_side_table_bench_samples_the_ingest_workers(tmp_path):
+    """``--ingest-workers 2``: 4 event files ingested on 2 workers, with the side table joined and without; each run's
+    workers' peaks (RSS counts the mapped side table, USS does not) and the ingest process's own peak RSS."""
+    _bench_module("side_table").main(["--rows", "4000", "--events", "400", "--ingest-workers", "2", "--work", str(tmp_path),
+                                      "--json", str(tmp_path / "x.json")])
+    result = json.loads((tmp_path / "x.json").read_text())
+    assert (result["ingest_workers"], result["event_files"]) == (2, 4) and set(result["runs"]) == {"side table", "no side table"}
+    for run in result["runs"].values():
+        assert run["rows_out"] == 400 and run["main_peak_rss_mib"] > 0 and 1 <= len(run["workers"]) <= 2, run
+        assert all(w["rss"] >= w["pss"] >= w["uss"] > 0 for w in run["workers"]), run
