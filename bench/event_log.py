@@ -137,10 +137,11 @@ def write_log(rows: int, out: Path, seed: int = 0) -> dict[str, int]:
 #: Run by a fresh ``python -c`` (its own peak RSS): ingest the log (labelled, or as a plain table) and print, as JSON,
 #: seconds, rows out and peak RSS.
 INGEST = """
-import json, resource, shutil, sys, time
+import json, shutil, sys, time
 from pathlib import Path
 from rapids_engage.config import load_config
 from rapids_engage.ingest import ingest_table
+from rapids_engage.ingest.bench import own_peak_rss_mib
 config, out, labelled, workers = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
 cfg = load_config(config)
 spec = cfg.data.table
@@ -151,7 +152,7 @@ start = time.perf_counter()
 result = ingest_table(cfg.data.path, Path(out), spec, workers=workers if workers == "auto" else int(workers))
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": round(seconds, 2), "rows_out": result.output_rows,
-                  "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+                  "peak_rss_mib": round(own_peak_rss_mib())}))
 """
 
 

@@ -4,7 +4,7 @@ Writes a RetailRocket-like ``item_properties.csv`` of ``--rows`` rows (``timesta
 times at 18 weekly snapshots, rows shuffled; 417k items; ~1,100 properties, most named by numbers, ``categoryid`` 4 %
 and ``available`` 7.5 % of the rows; values like ``n552.000 639502 n720.000``), then, in a fresh process, reads it as
 a side table (``read_side`` with ``keep: [categoryid, available]``) and joins a chunk of 1M events to it: seconds,
-kept rows and peak RSS (the process's ``ru_maxrss``, the interpreter and imports included). Writes the numbers to
+kept rows and peak RSS (the process's own ``VmHWM``, the interpreter and imports included). Writes the numbers to
 ``bench/results/side_table-<rows>.json`` (``--json FILE``: there instead). Nothing here asserts.
 
 ``--ingest-workers N`` measures the side table shared by the ingest's workers instead: 4 CSVs of ``--events`` / 4
@@ -42,17 +42,18 @@ BLOCK = 1_000_000
 COLUMNS = ("timestamp", "itemid", "property", "value")
 
 READ = """\
-import json, resource, sys, time
+import json, sys, time
 import numpy as np, pyarrow.csv as pcsv
 from rapids_engage.config import SideTableSpec
 from rapids_engage.ingest.side_tables import read_side
+from rapids_engage.ingest.bench import own_peak_rss_mib
 path, events = sys.argv[1], sys.argv[2]
 spec = SideTableSpec(path=path, key="itemid", time="timestamp", time_format="unix_ms", property="property",
                      value="value", keep=["categoryid", "available"], format="csv", header=True)
 start = time.perf_counter()
 side = read_side(spec, strict=False, chunk_rows=1_000_000)
 read_s = time.perf_counter() - start
-read_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+read_rss = own_peak_rss_mib()
 chunk = pcsv.read_csv(events, convert_options=pcsv.ConvertOptions(column_types={"itemid": "string"})).to_pandas()
 ms = chunk.pop("timestamp").to_numpy(np.int64)
 start = time.perf_counter()
@@ -62,7 +63,7 @@ print(json.dumps({"read_s": round(read_s, 2), "read_peak_rss_mib": round(read_rs
                   "kept_rows": {p: c.num_rows for p, c in side.columns.items()}, "keys": len(side.keys),
                   "join_rows": len(joined), "join_s": round(join_s, 2),
                   "joined_nonblank": {p: int((joined[p] != "").sum()) for p in side.keep},
-                  "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+                  "peak_rss_mib": round(own_peak_rss_mib())}))
 """
 
 
@@ -73,6 +74,7 @@ INGEST = """\
 import json, shutil, sys, time
 from rapids_engage.config import load_config
 from rapids_engage.ingest import ingest_table
+from rapids_engage.ingest.bench import own_peak_rss_mib
 config, out, workers, side = sys.argv[1:5]
 cfg = load_config(config, [f"data.ingest_workers={workers}"])
 spec = cfg.data.table
@@ -82,8 +84,7 @@ shutil.rmtree(out, ignore_errors=True)
 start = time.perf_counter()
 result = ingest_table(cfg.data.path, out, spec, workers=cfg.data.ingest_workers)
 print(json.dumps({"s": round(time.perf_counter() - start, 2), "rows_out": result.output_rows,
-                  "main_peak_rss_mib": round(next(int(line.split()[1]) for line in open("/proc/self/status")
-                                                  if line.startswith("VmHWM:")) / 1024)}))
+                  "main_peak_rss_mib": round(own_peak_rss_mib())}))
 """
 CONFIG = """\
 data:

@@ -418,3 +418,20 @@ def test_side_table_bench_samples_the_ingest_workers(tmp_path):
     for run in result["runs"].values():
         assert run["rows_out"] == 400 and run["main_peak_rss_mib"] > 0 and 1 <= len(run["workers"]) <= 2, run
         assert all(w["rss"] >= w["pss"] >= w["uss"] > 0 for w in run["workers"]), run
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="VmHWM is Linux's")
+def test_a_fresh_process_peak_rss_is_its_own_not_its_parents():
+    """Linux keeps ``ru_maxrss`` across fork and exec: a bench that generated 500 MiB of data before starting its
+    measured child read the child's peak as at least its own; ``own_peak_rss_mib`` is the child's."""
+    code = (
+        "import resource, subprocess, sys\n"
+        "big = bytearray(400 << 20)\n"
+        "for i in range(0, len(big), 4096): big[i] = 1\n"
+        "child = 'import resource; from rapids_engage.ingest.bench import own_peak_rss_mib; "
+        "print(own_peak_rss_mib(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)'\n"
+        "print(subprocess.run([sys.executable, '-c', child], capture_output=True, text=True, check=True).stdout)\n")
+    own, inherited = map(float, subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                               check=True).stdout.split())
+    assert inherited >= 400  # what the benches read before
+    assert own < 300
