@@ -53,8 +53,20 @@ def stop_callback() -> Any:
 
 
 #: The scheduler's attribute listing the trackers :func:`.train_shared_matrix.start_tracker` started that have not
-#: ended: port -> an event set when it ends.
+#: ended: :data:`TRACKER_ID` -> an event set when it ends. Not by port: a later tracker may have an ended one's (every
+#: tracker has the port dask's ``xgboost.scheduler_address`` names), and a run given up after its tracker ended
+#: stopped that later one, another run's.
 TRACKERS = "rapids_engage_trackers"
+
+#: The key, among a tracker's worker arguments (:func:`.train_shared_matrix.start_tracker`), of its id in
+#: :data:`TRACKERS`; not one of XGBoost's (:func:`worker_args`).
+TRACKER_ID = "rapids_engage_tracker_id"
+
+
+def worker_args(coll_args: dict[str, Any]) -> dict[str, Any]:
+    """A tracker's worker arguments as XGBoost's collective takes them: without :data:`TRACKER_ID`."""
+    return {k: v for k, v in coll_args.items() if k != TRACKER_ID}
+
 
 #: Seconds an abandoned training's tracker is left to end by itself (its group's tasks leave it within a boosting
 #: round) before :func:`stop_tracker` stops it: a task closing its group once the tracker is gone retried for ~6 s.
@@ -62,12 +74,12 @@ STOP_GRACE_S = 3.0
 
 
 def stop_tracker(client: Any, coll_args: dict[str, Any], grace_s: float = STOP_GRACE_S) -> None:
-    """Stop the XGBoost tracker listening where ``coll_args`` (its worker arguments) say, on the scheduler, unless it
-    ends by itself within ``grace_s``; the call does not wait. It stops as it stops itself: its listening socket shut
-    down, its accept loop then ends and closes the connections of the workers waiting for their group, which fail at
-    once. XGBoost has no call for it (``RabitTracker.free`` waits for the tracker to end)."""
+    """Stop the XGBoost tracker of ``coll_args`` (its worker arguments: its :data:`TRACKER_ID`, where it listens), on
+    the scheduler, unless it has ended or ends by itself within ``grace_s``; the call does not wait. It stops as it
+    stops itself: its listening socket shut down, its accept loop then ends and closes the connections of the workers
+    waiting for their group, which fail at once. XGBoost has no call for it (``RabitTracker.free`` waits for the tracker to end)."""
 
-    def stop(port: int, host: str, grace_s: float, listed: str, dask_scheduler: Any) -> None:
+    def stop(tracker: str, port: int, host: str, grace_s: float, listed: str, dask_scheduler: Any) -> None:
         import ipaddress  # nested: travels by value
         import os
         import socket
@@ -75,7 +87,7 @@ def stop_tracker(client: Any, coll_args: dict[str, Any], grace_s: float = STOP_G
 
         import psutil
 
-        ended = dask_scheduler.__dict__.get(listed, {}).get(port)
+        ended = dask_scheduler.__dict__.get(listed, {}).get(tracker)  # None: it ended (its port may be another's now)
         if ended is None:
             return
         try:
@@ -95,4 +107,5 @@ def stop_tracker(client: Any, coll_args: dict[str, Any], grace_s: float = STOP_G
 
         threading.Thread(target=unless_ended, name="stop-xgboost-tracker", daemon=True).start()
 
-    client.run_on_scheduler(stop, int(coll_args["dmlc_tracker_port"]), str(coll_args["dmlc_tracker_uri"]), grace_s, TRACKERS)
+    client.run_on_scheduler(stop, str(coll_args[TRACKER_ID]), int(coll_args["dmlc_tracker_port"]),
+                            str(coll_args["dmlc_tracker_uri"]), grace_s, TRACKERS)

@@ -75,11 +75,14 @@ def start_tracker(client: Any, n_workers: int) -> dict[str, Any]:
     itself has no time limit (the communicator's own retry and timeout hold, as for ``xgboost.dask.train``). Without
     it (xgboost.dask's default) a worker lost before joining left its peers' training tasks waiting for it for ever:
     on an existing cluster their threads stayed taken after the run ended, and the next run hung. Until it ends, the
-    scheduler lists it by port for :func:`.train_abandon.stop_tracker` (:data:`.train_abandon.TRACKERS`)."""
-    from .train_abandon import TRACKERS
+    scheduler lists it by its id (:data:`.train_abandon.TRACKER_ID`, in the arguments) for
+    :func:`.train_abandon.stop_tracker` (:data:`.train_abandon.TRACKERS`)."""
+    from .train_abandon import TRACKER_ID, TRACKERS
 
-    def start(n_workers: int, addresses: list[Any], timeout_s: int, listed: str, dask_scheduler: Any) -> dict[str, Any]:
+    def start(n_workers: int, addresses: list[Any], timeout_s: int, listed: str, named: str,
+              dask_scheduler: Any) -> dict[str, Any]:
         import threading  # nested: travels by value
+        import uuid
 
         from xgboost.core import XGBoostError
         from xgboost.tracker import RabitTracker
@@ -93,10 +96,10 @@ def start_tracker(client: Any, n_workers: int) -> dict[str, Any]:
             except XGBoostError:
                 if i == len(addresses) - 1:
                     raise
-        args = tracker.worker_args()
+        args = {**tracker.worker_args(), named: uuid.uuid4().hex}
         ended = threading.Event()
         trackers = dask_scheduler.__dict__.setdefault(listed, {})
-        trackers[args["dmlc_tracker_port"]] = ended
+        trackers[args[named]] = ended
 
         def wait() -> None:
             try:
@@ -107,13 +110,13 @@ def start_tracker(client: Any, n_workers: int) -> dict[str, Any]:
                 except XGBoostError:
                     pass
             finally:
-                trackers.pop(args["dmlc_tracker_port"], None)
+                trackers.pop(args[named], None)
                 ended.set()
 
         threading.Thread(target=wait, daemon=True).start()
         return args
 
-    return client.run_on_scheduler(start, n_workers, tracker_addresses(client), TRACKER_TIMEOUT_S, TRACKERS)
+    return client.run_on_scheduler(start, n_workers, tracker_addresses(client), TRACKER_TIMEOUT_S, TRACKERS, TRACKER_ID)
 
 
 def _batches(parts: list[Any], features: list[str], qid: list[Any] | None) -> Any:
@@ -198,13 +201,13 @@ def fit_targets(train_parts: list[Any], valid_parts: list[Any], features: list[s
     import xgboost.dask  # noqa: F401 - registers xgb.dask
 
     from .train import matrix_max_bin
-    from .train_abandon import TrainingAbandoned, leave_if_abandoned, task_cancelled
+    from .train_abandon import TrainingAbandoned, leave_if_abandoned, task_cancelled, worker_args
 
     nthread = worker_threads(specs[0].params, distributed.get_worker().state.nthreads)
     out = {}
     if task_cancelled():  # abandoned before it joins its group (imports take seconds in a new worker): a tracker
         raise TrainingAbandoned("the run gave this training up")  # stopped meanwhile would be retried for ~6 s
-    with xgb.dask.CommunicatorContext(**coll_args), xgb.config_context(**{**global_config, "nthread": nthread}):
+    with xgb.dask.CommunicatorContext(**worker_args(coll_args)), xgb.config_context(**{**global_config, "nthread": nthread}):
         max_bin, cuda = matrix_max_bin(specs[0].params), str(specs[0].params.get("device", "")).startswith("cuda")
         dtrain = quantile_matrix(train_parts, features, max_bin, nthread, group, cuda=cuda)
         dvalid = quantile_matrix(valid_parts, features, max_bin, nthread, group, ref=dtrain, cuda=cuda)

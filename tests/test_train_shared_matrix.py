@@ -324,6 +324,7 @@ def test_the_tracker_falls_back_to_the_next_address_and_raises_xgboost_s_error_w
     import xgboost.tracker
     from xgboost.core import XGBoostError
 
+    from rapids_engage.train_abandon import worker_args
     from rapids_engage.train_shared_matrix import start_tracker
 
     started = []
@@ -346,7 +347,8 @@ def test_the_tracker_falls_back_to_the_next_address_and_raises_xgboost_s_error_w
     monkeypatch.setattr(xgboost.tracker, "RabitTracker", Tracker)
     client = _scheduler_here()
     monkeypatch.setattr("rapids_engage.train_shared_matrix.tracker_addresses", lambda c: [None, "good"])
-    assert start_tracker(client, 2) == {"dmlc_tracker_uri": "good", "dmlc_tracker_port": 9091} and started == ["good"]
+    assert worker_args(start_tracker(client, 2)) == {"dmlc_tracker_uri": "good", "dmlc_tracker_port": 9091}
+    assert started == ["good"]
     monkeypatch.setattr("rapids_engage.train_shared_matrix.tracker_addresses", lambda c: [None, "bad"])
     with pytest.raises(XGBoostError, match="cannot bind bad"):
         start_tracker(client, 2)
@@ -510,6 +512,7 @@ def test_a_worker_whose_peer_never_joins_is_let_go_by_the_tracker(monkeypatch):
     from xgboost import collective
 
     import rapids_engage.train_shared_matrix as tsm
+    from rapids_engage.train_abandon import worker_args
 
     monkeypatch.setattr(tsm, "TRACKER_TIMEOUT_S", 1)
     monkeypatch.setattr(tsm, "tracker_addresses", lambda client: ["127.0.0.1"])
@@ -519,7 +522,7 @@ def test_a_worker_whose_peer_never_joins_is_let_go_by_the_tracker(monkeypatch):
 
     def lone_worker() -> None:
         try:
-            with collective.CommunicatorContext(**args, dmlc_task_id="alone"):
+            with collective.CommunicatorContext(**worker_args(args), dmlc_task_id="alone"):
                 outcome.append("joined")
         except Exception as exc:  # noqa: BLE001 - the failure is what is asserted
             outcome.append(type(exc).__name__)
@@ -528,6 +531,57 @@ def test_a_worker_whose_peer_never_joins_is_let_go_by_the_tracker(monkeypatch):
     waiting.start()
     waiting.join(60)  # a bound on a hang, not a timing: the tracker lets go after TRACKER_TIMEOUT_S
     assert not waiting.is_alive() and outcome == ["XGBoostError"]
+
+
+def _until(done, bound_s: float = 60) -> bool:
+    """Whether ``done()`` holds within ``bound_s``: a bound on a hang, not a timing."""
+    import time
+
+    deadline = time.monotonic() + bound_s
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return done()
+
+
+def test_stopping_an_ended_tracker_leaves_a_later_tracker_on_its_port_alone(monkeypatch):
+    """The scheduler listed its trackers by port alone: a run given up after its tracker had ended (Ctrl-C as its
+    boosters loaded) stopped the tracker listening on that port then, another run's when dask's
+    ``xgboost.scheduler_address`` names a port (every tracker's), and that run's group could not form."""
+    import socket
+
+    from xgboost import collective
+
+    import rapids_engage.train_shared_matrix as tsm
+    from rapids_engage.train_abandon import TRACKERS, stop_tracker, worker_args
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(tsm, "tracker_addresses", lambda client: [("127.0.0.1", port)])
+    client = _scheduler_here()
+    listed = lambda: client.run_on_scheduler(lambda dask_scheduler: dict(dask_scheduler.__dict__.get(TRACKERS, {})))
+    monkeypatch.setattr(tsm, "TRACKER_TIMEOUT_S", 1)
+    ended = tsm.start_tracker(client, 1)  # its group never forms: it ends after 1 s
+    assert _until(lambda: not listed())
+    monkeypatch.setattr(tsm, "TRACKER_TIMEOUT_S", 60)
+    later = tsm.start_tracker(client, 1)
+    assert later["dmlc_tracker_port"] == ended["dmlc_tracker_port"] == port
+    stop_tracker(client, ended, grace_s=0)
+    assert _until(lambda: not any(t.name == "stop-xgboost-tracker" for t in threading.enumerate()))
+    outcome = []
+
+    def worker() -> None:
+        try:
+            with collective.CommunicatorContext(**worker_args(later), dmlc_task_id="w"):
+                outcome.append("joined")
+        except Exception as exc:  # noqa: BLE001 - the failure is what is asserted
+            outcome.append(type(exc).__name__)
+
+    joining = threading.Thread(target=worker, daemon=True)
+    joining.start()
+    joining.join(120)  # a bound on a hang
+    assert outcome == ["joined"]
+    assert _until(lambda: not listed())
 
 
 def test_the_tracker_starts_once_the_workers_training_locks_are_taken(monkeypatch):
