@@ -79,10 +79,18 @@ def _let_go(client, bound_s: float = 60) -> bool:
     return not _executing(client)
 
 
-def _trackers(client) -> dict:
+def _trackers_end(client, bound_s: float = 60) -> bool:
+    """Whether the scheduler lists no tracker within ``bound_s`` (a tracker ends just after its tasks leave it): a
+    bound on a hang, not a timing."""
     from rapids_engage.train_abandon import TRACKERS
 
-    return client.run_on_scheduler(lambda dask_scheduler: dict(dask_scheduler.__dict__.get(TRACKERS, {})))
+    def listed() -> list[str]:
+        return client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.__dict__.get(TRACKERS, {})))
+
+    deadline = time.monotonic() + bound_s
+    while listed() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not listed()
 
 
 def _interrupt_once(ready) -> None:
@@ -108,7 +116,7 @@ def test_an_interrupted_training_frees_the_workers_for_the_next(cluster, client)
     with Client(cluster) as stopped, pytest.raises(KeyboardInterrupt):
         train_targets(stopped, CPU, endless, {"like": "binary"}, *_frames(), ["a", "b", "c"])
     assert _held(client) == set()
-    assert _let_go(client) and _trackers(client) == {}  # its tasks left, and with them its tracker
+    assert _let_go(client) and _trackers_end(client)  # its tasks left, and with them its tracker
     # The next training on the same workers runs (it waited forever on the abandoned training's lock)
     done: dict = {}
     quick = TrainConfig(targets=["like"], max_depth=3, num_boost_round=5, early_stopping_rounds=0)
@@ -133,7 +141,7 @@ def test_an_abandoned_training_whose_group_cannot_form_lets_its_workers_go(clien
     with pytest.raises(KeyboardInterrupt):
         train_targets(client, CPU, quick, {"like": "binary"}, *_frames(), ["a", "b", "c"])
     assert _held(client) == set()
-    assert _let_go(client) and _trackers(client) == {}
+    assert _let_go(client) and _trackers_end(client)
 
 
 @pytest.fixture
