@@ -9,7 +9,8 @@ tracker's timeout (:data:`.train_shared_matrix.TRACKER_TIMEOUT_S`). Now:
   still waiting for their group are let go as the tracker stops;
 * on the workers, :func:`leave_if_abandoned` (before each target and after each boosting round, :func:`stop_callback`):
   the tasks ask, all together through the collective, whether one of them was cancelled (by the driver, or by the
-  scheduler when the driver's client went away: a driver killed outright too), and leave their group at the same point.
+  scheduler when the driver's client went away: a driver killed outright too), and leave their group at the same point;
+  an external-memory training (one task, no collective) asks its own task (:func:`stop_if_cancelled`).
 """
 
 from __future__ import annotations
@@ -40,13 +41,29 @@ def leave_if_abandoned() -> None:
         raise TrainingAbandoned("the run gave this training up")
 
 
-def stop_callback() -> Any:
-    """An XGBoost training callback calling :func:`leave_if_abandoned` after each boosting round."""
+def stop_if_cancelled() -> None:
+    """In a training of one task outside any collective (external memory's): :class:`TrainingAbandoned` when the task
+    was cancelled; nothing when not run as a task (called in process)."""
+    import distributed
+
+    try:
+        distributed.get_worker()
+    except ValueError:
+        return
+    if task_cancelled():
+        raise TrainingAbandoned("the run gave this training up")
+
+
+def stop_callback(alone: bool = False) -> Any:
+    """An XGBoost training callback calling :func:`leave_if_abandoned` after each boosting round (``alone``: a training
+    outside any collective, :func:`stop_if_cancelled`)."""
     import xgboost as xgb
+
+    check = stop_if_cancelled if alone else leave_if_abandoned
 
     class LeaveIfAbandoned(xgb.callback.TrainingCallback):
         def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
-            leave_if_abandoned()
+            check()
             return False
 
     return LeaveIfAbandoned()

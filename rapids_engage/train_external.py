@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,7 @@ def fit_from_files(
     import xgboost as xgb
 
     from .train import EVAL_SETS, best_model, matrix_max_bin
+    from .train_abandon import stop_callback
 
     gpu, max_bin = params.get("device", "cpu").startswith("cuda"), matrix_max_bin(params)
     scratch = cache_scratch(cache_dir)
@@ -196,6 +198,7 @@ def fit_from_files(
             booster = xgb.train(
                 params, dtrain, num_boost_round=rounds, evals=list(zip((dtrain, dvalid), EVAL_SETS)), evals_result=history,
                 early_stopping_rounds=patience if patience > 0 else None, verbose_eval=False,
+                callbacks=[stop_callback(alone=True)],  # a run that gives it up cancels the task: it stops after its round
             )  # fmt: skip
             booster, best, per_round = best_model(booster, history, patience)
             result = bytes(booster.save_raw("ubj")), best, per_round
@@ -239,7 +242,11 @@ def train_target_external(
     )  # fmt: skip
     try:
         raw, best, history = while_workers_live(client, future.result)
-    except WorkerLostError as exc:
+    except BaseException as exc:
+        with suppress(Exception):  # best effort: the scheduler may be what failed
+            client.cancel(future)  # the task stops after its boosting round (a rerun would queue behind it)
+        if not isinstance(exc, WorkerLostError):
+            raise
         short = cache_shortfall(train_files, features, cache_dir)
         if short is None:
             raise

@@ -147,3 +147,43 @@ def test_a_worker_lost_while_the_cache_had_no_room_says_the_disk_may_be_full(tmp
                        rf"pages need about 2.0 KiB under {tmp_path / 'cache'}, which has 1,000 bytes free: free space, or set "
                        r"cluster.local_directory to a larger disk"):
         train()
+
+
+def test_an_abandoned_external_memory_training_stops_on_its_worker(tmp_path):
+    """A run given up (Ctrl-C) mid external-memory training left its task boosting on the worker to its last round (a
+    rerun on the same cluster queued behind it), as the in-memory path's did before train_abandon; now the task is
+    cancelled and stops after its round."""
+    import _thread
+    import threading
+    import time
+
+    from distributed import Client, LocalCluster
+
+    from rapids_engage.backend import CPU
+    from rapids_engage.config import TrainConfig
+    from rapids_engage.train_external import train_target_external
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 2)).astype("float32")
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": (x[:, 0] > 0).astype("float32")})
+    for split in ("train", "valid"):
+        (tmp_path / split).mkdir()
+        frame.to_parquet(tmp_path / split / "part.0.parquet")
+    endless = TrainConfig(targets=["y"], max_depth=2, num_boost_round=10**7, early_stopping_rounds=0)
+
+    def executing(c) -> int:
+        return sum(c.run(lambda dask_worker: len(dask_worker.state.executing)).values())
+
+    def until(done, bound_s: float = 60) -> bool:  # a bound on a hang, not a timing
+        deadline = time.monotonic() + bound_s
+        while not done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return done()
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as c:
+        threading.Thread(target=lambda: until(lambda: executing(c) == 1) and _thread.interrupt_main(), daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            train_target_external(c, CPU, endless, "y", tmp_path / "train", tmp_path / "valid", ["a", "b"],
+                                  cache_dir=str(tmp_path / "cache"))
+        assert until(lambda: executing(c) == 0)
