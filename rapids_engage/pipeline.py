@@ -26,7 +26,7 @@ from .config import Config, ConfigError, about_a_key, sourced
 from .data import DataError, Dataset, expected_layout, ignored_data_settings, resolve_dataset
 from .evaluate import ranked_rows
 from .ingest import IngestError
-from .features.build import check_keys
+from .features.build import check_keys, resolve_label_time
 from .features.materialize import Materialized
 from .layout import Layout
 from .memory import MemoryWatch
@@ -88,9 +88,12 @@ def _data_stage(cfg: Config, backend: Backend, prog: StageProgress, train: bool 
 
 
 def _check_config(cfg: Config, layout: Layout, backend: Backend, train: bool) -> None:
+    """``cfg`` checked against the data's ``layout``, and its layout-dependent defaults resolved in place
+    (``features.history.label_time: auto``), so the store, report.json and config.yaml record the value used."""
     try:
         for target in cfg.train.targets:
             layout.target(target)
+        cfg.features = resolve_label_time(cfg.features, layout)
         check_keys(cfg.features, layout)
         if train:
             check_params(cfg.train, layout, backend)

@@ -83,7 +83,14 @@ def check_features_out(cfg: Config, out: Path) -> None:
     except OSError as exc:
         raise ConfigError(sourced(cfg, f"out: {out} holds a report.json that cannot be read ({exc}), whose run's "
                                        "config.yaml features would replace: choose another --out")) from None
-    differ = _first_difference(config_data(cfg), theirs)
+    ours = config_data(cfg)
+    # a run records the label time auto resolved to, from the data and history keys compared here too: auto matches it
+    history, recorded = ours["features"]["history"], theirs.get("features")
+    recorded = recorded.get("history") if isinstance(recorded, dict) else None
+    recorded = recorded.get("label_time") if isinstance(recorded, dict) else None
+    if history["label_time"] == "auto" and recorded in ("event", "engagement"):
+        history["label_time"] = recorded
+    differ = _first_difference(ours, theirs)
     if differ is not None:
         key, ours, there = differ
         raise ConfigError(sourced(cfg, f"out: {out} holds a run (report.json) of another config ({key}: {ours} here, {there} "

@@ -303,7 +303,7 @@ def test_path_flags_stay_strings():
     ("features.history.windows=[86400,86400]", "features.history.windows: expected a list of distinct whole numbers of seconds >= 1, got [86400, 86400]"),
     ("features.history.days=[1,1]", "features.history.days: expected a list of distinct whole numbers of days >= 1, got [1, 1]"),
     ("features.history.label_delay=-1", "features.history.label_delay: expected a whole number of seconds >= 0, got -1"),
-    ("features.history.label_time=engagment", "features.history.label_time: expected one of 'event', 'engagement', got 'engagment'"),
+    ("features.history.label_time=engagment", "features.history.label_time: expected one of 'auto', 'event', 'engagement', got 'engagment'"),
     ("features.broadcast_limit=-1", "features.broadcast_limit: expected a whole number of rows >= 0 or null, got -1"),
     ("train.targets=[]", "train.targets: expected a non-empty list of distinct, non-blank target names, got []"),
     ("train.targets=[like, like]", "train.targets: expected a non-empty list of distinct, non-blank target names, got ['like', 'like']"),

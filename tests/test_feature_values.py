@@ -59,8 +59,9 @@ def _config(source: str, cache: Path):
     from rapids_engage.config import load_config
 
     if source == "recsys":
+        # event label times: those the values were recorded with (before auto, the default, resolved to engagement)
         return load_config(None, ["data.source=recsys", f"data.path={DATA / 'recsys.tsv.gz'}", f"data.cache_dir={cache}",
-                                  "split.valid_hours=24"])
+                                  "split.valid_hours=24", "features.history.label_time=event"])
     path = cache.parent / "table.yaml"
     path.write_text(TABLE_CONFIG.format(path=DATA / "table.csv.gz", cache=cache))
     return load_config(path)

@@ -844,9 +844,38 @@ def test_label_time_event_keeps_the_history_groups_signature():
     from rapids_engage.config import FeaturesConfig, HistoryConfig
     from rapids_engage.features.groups import groups, signatures
 
-    cfg = FeaturesConfig(history=HistoryConfig(keys=[["engaging_user_id"]]))
+    cfg = FeaturesConfig(history=HistoryConfig(keys=[["engaging_user_id"]], label_time="event"))
     assert "label_time" not in groups(cfg)["hist_engaging_user_id"]["history"]
     before = signatures(cfg)["hist_engaging_user_id"]
     cfg.history.label_time = "engagement"
     assert groups(cfg)["hist_engaging_user_id"]["history"]["label_time"] == "engagement"
     assert signatures(cfg)["hist_engaging_user_id"] != before
+
+
+def test_label_time_auto_is_engagement_on_recsys_data_and_event_on_tables():
+    """The default counts a positive once it happened where the data say when (RecSys), else from its event; the
+    resolved value, not ``auto``, is what the store's definition and signatures hold (an ``event`` one: those of
+    versions built before ``auto``)."""
+    from rapids_engage.config import FeaturesConfig, HistoryConfig, TargetEncodingConfig
+    from rapids_engage.features.build import FeatureBuilder, check_keys, resolve_label_time
+    from rapids_engage.features.groups import groups
+    from rapids_engage.layout import RECSYS, Layout, Target
+
+    recsys = FeaturesConfig(history=HistoryConfig(keys=[["engaging_user_id"]]))
+    assert recsys.history.label_time == "auto"
+    resolved = resolve_label_time(recsys, RECSYS)
+    assert resolved.history.label_time == "engagement" and recsys.history.label_time == "auto"  # a copy
+    assert groups(resolved)["hist_engaging_user_id"]["history"]["label_time"] == "engagement"
+    assert FeatureBuilder(recsys, ["like"], RECSYS).history_encoders[0].engagement == {"like": "like_timestamp"}
+    # no history keys: nothing to count, and the definition stays that of the versions built before
+    assert resolve_label_time(FeaturesConfig(), RECSYS).history.label_time == "event"
+
+    table = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),), user="u")
+    cfg = FeaturesConfig(target_encoding=TargetEncodingConfig(keys=[["u"]]), counts=[["u"]], history=HistoryConfig(keys=[["u"]]))
+    check_keys(cfg, table)  # auto never asks a table for engagement times
+    resolved = resolve_label_time(cfg, table)
+    assert resolved.history.label_time == "event" and "label_time" not in groups(resolved)["hist_u"]["history"]
+    assert FeatureBuilder(cfg, ["click"], table).history_encoders[0].engagement is None
+    # given, a value is kept as it is
+    cfg.history.label_time = "event"
+    assert resolve_label_time(cfg, RECSYS).history.label_time == "event"

@@ -49,6 +49,11 @@ def test_report_contract(demo):
     assert sum(spent.values()) <= 2 * report["timings_s"]["features"] + 1.0
     assert "| features | " in (out / "report.md").read_text().split("task seconds")[1]
     assert report["backend"] == "cpu" and report["n_workers"] == 2
+    # label_time auto, resolved on RecSys data: what the run used is what it records, and what its store version holds
+    assert report["config"]["features"]["history"]["label_time"] == "engagement"
+    assert "label_time: engagement" in (out / "config.yaml").read_text()
+    manifest = json.loads((out / "store" / report["store"]["version"] / "manifest.json").read_text())
+    assert manifest["definition"]["features"]["history"]["label_time"] == "engagement"
     assert report["rows"]["train"] > 0 and report["rows"]["valid"] > 0
     assert set(report["targets"]) == set(TARGETS)
     for t in TARGETS:

@@ -103,6 +103,7 @@ def test_planted_table_learns_counts_and_clicks(planted):
     tmp, _, report = planted
     validate(report)
     assert report["layout"]["kind"] == "table" and report["ingest"]["input_rows"] == 12_000
+    assert report["config"]["features"]["history"]["label_time"] == "event"  # auto on a table
     comments, upvoted = report["targets"]["comments"], report["targets"]["upvoted"]
     assert comments["kind"] == "count" and upvoted["kind"] == "binary"
     base = comments["baselines"]

@@ -109,9 +109,12 @@ class HistoryConfig:
     days: list[int] = field(default_factory=lambda: [1])
     rates: bool = True
     label_delay: int = 0  # seconds before an event's label may be used (e.g. the validation window)
-    # when a positive label counts: from its event's time ("event"), or from its engagement time ("engagement":
-    # RecSys data, whose <engagement>_timestamp columns say when; with label_delay, that time + label_delay)
-    label_time: Literal["event", "engagement"] = "event"
+    # when a positive label counts: from its event's time ("event": an impression liked later counts as a like from
+    # the impression on, a value from the future), or from its engagement time ("engagement": RecSys data, whose
+    # <engagement>_timestamp columns say when; with label_delay, that time + label_delay). "auto": engagement where the
+    # data carry engagement times (RecSys) and history keys are set, else event; a run resolves it once it knows the
+    # data's layout (features.build.label_time) and records the value it resolved to
+    label_time: Literal["auto", "event", "engagement"] = "auto"
 
 
 @dataclass

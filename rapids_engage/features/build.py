@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -216,11 +217,28 @@ def history_encoder(cfg: HistoryConfig, key: list[str], targets: list[str], time
     )
 
 
+def label_time(cfg: HistoryConfig, layout: Layout) -> str:
+    """``features.history.label_time`` resolved for data of ``layout``: ``auto`` is ``engagement`` where the data
+    carry engagement times (RecSys: a positive then counts once it happened, no value from the future) and history
+    keys are set, else ``event`` (a table's targets hold labels only; without history keys it changes nothing, and
+    ``event`` keeps the store versions built before label times had a choice); ``event`` / ``engagement`` as given."""
+    if cfg.label_time != "auto":
+        return cfg.label_time
+    return "engagement" if layout.kind == "recsys" and cfg.keys else "event"
+
+
+def resolve_label_time(config: FeaturesConfig, layout: Layout) -> FeaturesConfig:
+    """``config`` with its history's ``label_time`` resolved (:func:`label_time`; a copy, ``config`` unchanged): what
+    a run records (the store's definition and group signatures, report.json, config.yaml, the serving state)."""
+    return replace(config, history=replace(config.history, label_time=label_time(config.history, layout)))
+
+
 def engagement_times(cfg: HistoryConfig, layout: Layout, targets: list[str]) -> dict[str, str] | None:
     """Target -> the column of its engagement times with ``label_time: engagement`` (RecSys: the
-    ``<engagement>_timestamp`` column its label is derived from), None with ``event``; a ConfigError naming
-    the key for data without such times (a table's target columns hold labels only)."""
-    if cfg.label_time == "event":
+    ``<engagement>_timestamp`` column its label is derived from; ``auto``: :func:`label_time`), None with
+    ``event``; a ConfigError naming the key for data without such times (a table's target columns hold labels
+    only)."""
+    if label_time(cfg, layout) == "event":
         return None
     if layout.kind != "recsys":
         raise ConfigError("features.history.label_time: engagement counts a positive from its engagement time, which only "

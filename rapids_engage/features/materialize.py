@@ -23,7 +23,7 @@ from ..progress import byte_size
 from ..provenance import library_versions
 from ..store_builds import dir_size, in_use, sweep
 from ..store import FORMAT_VERSION, FeatureStore, fingerprint_files, version_id, write_split
-from .build import VALUES_VERSION, FeatureBuilder
+from .build import VALUES_VERSION, FeatureBuilder, resolve_label_time
 from .groups import groups, only, signatures
 
 
@@ -68,6 +68,7 @@ def materialize(
     used (a run marks it in use there: ``store --keep`` deleted it between this and the run's training).
     """
     hold = hold or (lambda _: None)
+    cfg = resolve_label_time(cfg, layout)  # the definition holds the value used (a run has resolved it already)
     store = FeatureStore(store_path)
     _sweep(store, log)
     builder = FeatureBuilder(cfg, targets, layout)
