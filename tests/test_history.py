@@ -190,6 +190,15 @@ def split(frame: pd.DataFrame, cut: int, seed: int) -> tuple[pd.DataFrame, pd.Da
     return frame[in_train], frame[~in_train]
 
 
+def split3(frame: pd.DataFrame, cuts: tuple[int, int], seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(train, events, new): :func:`split` at ``cuts[0]`` quarter hours; of the rest, the events before ``cuts[1]``
+    quarter hours later (at the training end too: ties), and the new rows after them."""
+    cut = at(frame, cuts[0])
+    train, rest = split(frame, cut, seed)
+    later = rest[T] >= cut + cuts[1] * 900
+    return train, rest[~later], rest[later]
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     frame=frames,
@@ -360,10 +369,7 @@ def test_extending_the_state_with_later_events_equals_fitting_on_both(frame, cut
     """Serving the day after the validation window: the state fitted on training, extended with the
     validation events (labelled), serves later rows as a state fitted on both does."""
     key = KEYS[key]
-    cut = at(frame, cuts[0])
-    train, rest = split(frame, cut, seed)
-    later = rest[T] >= cut + cuts[1] * 900
-    events, new = rest[~later], rest[later]  # events at the training end too (ties), new rows after them
+    train, events, new = split3(frame, cuts, seed)
     if len(train) == 0:
         return
     extended = encoder(key, delay=delay).fit(train).extend(events)
@@ -462,10 +468,7 @@ def test_events_sent_again_at_the_state_end_count_once(frame, cuts, seed, key):
     and to transform, are known by their row key: extend skips them, transform gives them their features
     but does not count them as events of later rows (both counted them twice)."""
     key, frame = KEYS[key], with_ids(frame)
-    cut = at(frame, cuts[0])
-    train, rest = split(frame, cut, seed)
-    later = rest[T] >= cut + cuts[1] * 900
-    events, new = rest[~later], rest[later]
+    train, events, new = split3(frame, cuts, seed)
     if len(train) == 0:
         return
     enc = keyed_encoder(key).fit(train)
@@ -776,10 +779,7 @@ def test_engagement_serving_continues_training(frame, cut, seed, key, delay, tmp
        key=st.sampled_from(sorted(KEYS)))
 def test_engagement_extending_the_state_equals_fitting_on_both(frame, cuts, seed, key):
     key, frame = KEYS[key], with_engagements(frame, seed)
-    cut = at(frame, cuts[0])
-    train, rest = split(frame, cut, seed)
-    later = rest[T] >= cut + cuts[1] * 900
-    events, new = rest[~later], rest[later]
+    train, events, new = split3(frame, cuts, seed)
     if len(train) == 0:
         return
     extended = engaged_encoder(key).fit(train).extend(events)

@@ -507,30 +507,36 @@ def test_a_worker_whose_peer_never_joins_is_let_go_by_the_tracker(monkeypatch):
     """A worker lost before joining XGBoost's group (killed as the training started) left its peers' training tasks
     waiting for it in ``collective.init`` for ever: on an existing cluster their threads stayed taken after the run
     ended and the next run hung. The tracker now gives up on the group, and the waiting task fails."""
-    import threading
-
-    from xgboost import collective
-
     import rapids_engage.train_shared_matrix as tsm
-    from rapids_engage.train_abandon import worker_args
 
     monkeypatch.setattr(tsm, "TRACKER_TIMEOUT_S", 1)
     monkeypatch.setattr(tsm, "tracker_addresses", lambda client: ["127.0.0.1"])
     client = _scheduler_here()
     args = tsm.start_tracker(client, 2)
-    outcome = []
+    waiting, outcome = _join_group(args, "alone")  # daemon: without the timeout it never ends
+    waiting.join(60)  # a bound on a hang, not a timing: the tracker lets go after TRACKER_TIMEOUT_S
+    assert not waiting.is_alive() and outcome == ["XGBoostError"]
 
-    def lone_worker() -> None:
+
+def _join_group(coll_args: dict, task_id: str) -> tuple[threading.Thread, list[str]]:
+    """A daemon thread joining the XGBoost group of ``coll_args`` as ``task_id``, started, and the list it appends
+    ``"joined"`` or the name of the exception it got to."""
+    from xgboost import collective
+
+    from rapids_engage.train_abandon import worker_args
+
+    outcome: list[str] = []
+
+    def join() -> None:
         try:
-            with collective.CommunicatorContext(**worker_args(args), dmlc_task_id="alone"):
+            with collective.CommunicatorContext(**worker_args(coll_args), dmlc_task_id=task_id):
                 outcome.append("joined")
         except Exception as exc:  # noqa: BLE001 - the failure is what is asserted
             outcome.append(type(exc).__name__)
 
-    waiting = threading.Thread(target=lone_worker, daemon=True)  # daemon: without the timeout it never ends
-    waiting.start()
-    waiting.join(60)  # a bound on a hang, not a timing: the tracker lets go after TRACKER_TIMEOUT_S
-    assert not waiting.is_alive() and outcome == ["XGBoostError"]
+    thread = threading.Thread(target=join, daemon=True)
+    thread.start()
+    return thread, outcome
 
 
 def _until(done, bound_s: float = 60) -> bool:
@@ -549,10 +555,8 @@ def test_stopping_an_ended_tracker_leaves_a_later_tracker_on_its_port_alone(monk
     ``xgboost.scheduler_address`` names a port (every tracker's), and that run's group could not form."""
     import socket
 
-    from xgboost import collective
-
     import rapids_engage.train_shared_matrix as tsm
-    from rapids_engage.train_abandon import TRACKERS, stop_tracker, worker_args
+    from rapids_engage.train_abandon import TRACKERS, stop_tracker
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -568,17 +572,7 @@ def test_stopping_an_ended_tracker_leaves_a_later_tracker_on_its_port_alone(monk
     assert later["dmlc_tracker_port"] == ended["dmlc_tracker_port"] == port
     stop_tracker(client, ended, grace_s=0)
     assert _until(lambda: not any(t.name == "stop-xgboost-tracker" for t in threading.enumerate()))
-    outcome = []
-
-    def worker() -> None:
-        try:
-            with collective.CommunicatorContext(**worker_args(later), dmlc_task_id="w"):
-                outcome.append("joined")
-        except Exception as exc:  # noqa: BLE001 - the failure is what is asserted
-            outcome.append(type(exc).__name__)
-
-    joining = threading.Thread(target=worker, daemon=True)
-    joining.start()
+    joining, outcome = _join_group(later, "w")
     joining.join(120)  # a bound on a hang
     assert outcome == ["joined"]
     assert _until(lambda: not listed())
