@@ -6,10 +6,13 @@ Run on a GPU machine with ``python -m pytest -m gpu``.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from rapids_engage.backend import resolve
@@ -913,3 +916,110 @@ def test_split_with_a_gap_on_gpu():
         cpu = cpu.compute().sort_values("tweet_id", ignore_index=True)
         gpu = gpu.compute().to_pandas().sort_values("tweet_id", ignore_index=True)
         pd.testing.assert_frame_equal(gpu, cpu, check_dtype=False)
+
+
+#: The engagement time columns of :func:`_engaged` (``features.history.label_time: engagement``).
+ENGAGED = {"like": "like_at", "reply": "reply_at"}
+
+
+def _engaged(events: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """``events`` with a row number and an engagement time per target (nullable Int64, null for some rows): the
+    event's time plus 0 s to 2 days, or before it (clamped to it)."""
+    rng = np.random.default_rng(seed)
+    out = events.assign(row=np.arange(len(events), dtype="int64"))
+    for column in ENGAGED.values():
+        delays = rng.choice([0, 1, 900, 3600, 5400, 86_400, 172_800, -900], len(events))
+        at = pd.array(events["tweet_timestamp"].to_numpy() + delays, dtype="Int64")
+        at[rng.random(len(events)) < 0.15] = pd.NA
+        out[column] = at
+    return out
+
+
+def _engagement_history(events: pd.DataFrame, gpu: bool) -> dict[str, pd.DataFrame]:
+    """A history with ``label_time: engagement`` (null keys, label_delay) on one device, as pandas frames by row:
+    the training fit's features, served rows with and without labels, the state, rows served after
+    :meth:`~HistoryEncoder.extend`, and the dask fit (shuffled by key: its rows back in order)."""
+    import dask.dataframe as dd
+
+    from rapids_engage.backend import to_host
+    from rapids_engage.features.history import fit_history
+
+    def device(frame: pd.DataFrame):
+        return resolve("1").from_pandas(frame) if gpu else frame
+
+    key = ["engaging_user_id", "language"]
+    make = lambda: HistoryEncoder(key, ["like", "reply"], (3600, 86400), days=(1,), rates=True, label_delay=900,  # noqa: E731
+                                  engagement=ENGAGED)
+    t = events["tweet_timestamp"]
+    train, extra, new = events[t < t.quantile(0.6)], events[(t >= t.quantile(0.6)) & (t < t.quantile(0.8))], events[t >= t.quantile(0.8)]
+    enc = make()
+    names = enc.output_names(["like", "reply"])
+    out = {"fit": enc.fit_transform(device(train)), "served": enc.transform(device(new)),
+           "served_unlabelled": enc.transform(device(new.drop(columns=["like", "reply", *ENGAGED.values()])), labels=False),
+           "extended": make().fit(device(train)).extend(device(extra)).transform(device(new), labels=False)}
+    out = {name: to_host(frame)[["row", *names]] for name, frame in out.items()}
+    out["state"] = to_host(enc.state_).sort_values([*key, "tweet_timestamp"], ignore_index=True)
+    frame = dd.from_pandas(train, npartitions=3)
+    features, _ = fit_history(frame.to_backend("cudf") if gpu else frame, make())
+    out["dask_fit"] = to_host(features.compute())[["row", *names]]
+    return {name: frame.sort_values("row", ignore_index=True) if "row" in frame else frame for name, frame in out.items()}
+
+
+def test_history_with_engagement_label_times_on_gpu():
+    """``label_time: engagement`` on cudf as on pandas: the positives moved to their engagement times (cupy
+    ``flatnonzero`` / ``concatenate``), the state's event rows (a frame filtered by a cupy mask, nullable engagement
+    times filled before ``.values``, blocks concatenated, ``Series.where`` in the aggregation), serving with and
+    without labels, extending, and the dask fit on dask_cudf."""
+    events = _engaged(_events(6_000, seed=5), seed=5)
+    cpu, gpu = _engagement_history(events, gpu=False), _engagement_history(events, gpu=True)
+    assert cpu["fit"]["hist_engaging_user_id__language_like"].sum() > 0  # positives counted at all
+    for name, want in cpu.items():
+        if name == "state":
+            pd.testing.assert_frame_equal(gpu[name], want, check_dtype=False)
+            continue
+        for c in want.columns:
+            np.testing.assert_allclose(gpu[name][c].to_numpy(dtype=float, na_value=np.nan),
+                                       want[c].to_numpy(dtype=float, na_value=np.nan), atol=1e-9, err_msg=f"{name}: {c}")
+
+
+def _event_log_ingest(tmp: Path, backend: str) -> pa.Table:
+    """A small event log ingested with ``data.table.events`` under dask's ``backend`` (the pipeline sets it before
+    its data stage): every day's labelled rows in part order."""
+    import dask
+    import pyarrow.parquet as pq
+
+    from rapids_engage.config import EventsSpec, TableConfig
+    from rapids_engage.ingest import ingest_table
+
+    rng = np.random.default_rng(7)
+    n, hour = 4_000, 3_600_000
+    log = pd.DataFrame({"timestamp": 1_433_116_800_000 + rng.integers(0, 10 * 24 * hour, n), "visitorid": rng.integers(0, 40, n),
+                        "event": rng.choice(["view", "view", "addtocart", "transaction"], n), "itemid": rng.integers(0, 15, n)})
+    log.to_csv(tmp / "events.csv", index=False)
+    spec = TableConfig(format="csv", time="timestamp", time_format="unix_ms", row_id=["visitorid", "itemid", "timestamp"],
+                       user="visitorid", item="itemid", events=EventsSpec("event", "view", 6, {"cart": "addtocart", "buy": "transaction"}))
+    out = tmp / backend
+    shutil.rmtree(out, ignore_errors=True)
+    with dask.config.set({"dataframe.backend": backend}):
+        ingest_table(str(tmp / "events.csv"), out, spec)
+    return pa.concat_tables([pq.read_table(p) for p in sorted((out / "data").rglob("*.parquet"))])
+
+
+def test_event_log_ingest_under_the_cudf_backend(tmp_path, monkeypatch):
+    """The labelling pass of ``data.table.events`` on dask_cudf (``dd.from_map`` of cudf's ``read_parquet``, a shuffle
+    by key, ``set_index`` on the int64 locator with a division per staged file, each file's anchors gathered and
+    written from cudf): the same rows and labels in the same order as under pandas, in one partition and in a
+    partition per staged file."""
+    from rapids_engage.ingest import event_labels
+
+    given, label = [], event_labels.label_partition  # the library of each frame labelled
+    monkeypatch.setattr(event_labels, "label_partition", lambda df, *a: given.append(type(df).__module__.split(".")[0]) or label(df, *a))
+    for rows in (10**9, 1):
+        monkeypatch.setattr(event_labels, "ROWS_PER_PARTITION", rows)
+        given.clear()
+        cpu = _event_log_ingest(tmp_path, "pandas")
+        assert set(given) == {"pandas"} and cpu.num_rows > 1_000 and pc.sum(cpu["cart"]).as_py() > 0
+        given.clear()
+        gpu = _event_log_ingest(tmp_path, "cudf")
+        assert set(given) == {"cudf"}
+        assert gpu.equals(cpu), rows
