@@ -122,7 +122,7 @@ def train_stage(cfg: Config, backend: Backend, prog: StageProgress, client: Any,
             for i, t in enumerate(targets):
                 prog.update(i, len(targets), t)
                 models[t] = train_target_external(client, backend, cfg.train, t, split_dir / "train", split_dir / "valid",
-                                                  built.features, kinds[t], cfg.cluster.local_directory)
+                                                  built.features, kinds[t], cfg.cluster.local_directory, log=prog.log)
                 save(models[t])
         else:
             models = train_targets(client, backend, cfg.train, kinds, train_f, valid_f, built.features, layout.group, pinned,

@@ -7,8 +7,10 @@ used, not the split; on GPU XGBoost (>= 3.0) keeps them in host memory instead (
 fast path), about one byte per feature value (``max_bin`` <= 256), a quarter of the float32 split:
 the worker's host memory limit must allow that. The training runs as one task on one dask worker
 (the GPU of a dask-cuda worker, ``device="cuda"``, with cudf reading the files), so the worker's
-memory limit and spilling still apply to everything else. ``xgboost.dask`` keeps the whole split in
-memory and is the default.
+memory limit and spilling still apply to everything else. The worker is the one whose training lock
+(:mod:`.train_locks`, xgboost.dask's) is least queued, and the task holds that lock, waited for as the
+in-memory path waits for its own: another run's training on a shared cluster never trains beside it there.
+``xgboost.dask`` keeps the whole split in memory and is the default.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from contextlib import suppress
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +210,20 @@ def fit_from_files(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def fit_on_worker(client: Any, worker: str, fit_args: tuple, abandoned: Any) -> tuple[bytes, int, dict]:
+    """:func:`fit_from_files` of ``fit_args`` as a task on ``worker`` once its training lock is taken
+    (:func:`~.train_locks.training_lock`: released once, as the block ends or by the run's abort). ``abandoned``
+    (:class:`~.train_locks.Abandonment`): set when the run gives the training up, which cancels the task."""
+    from .train_locks import training_lock
+
+    if abandoned.is_set():  # the run stopped before the lock was asked for: take none it would not release
+        raise RuntimeError("training abandoned")
+    with training_lock(client, [worker]):
+        future = client.submit(fit_from_files, *fit_args, workers=[worker], allow_other_workers=False, pure=False)
+        abandoned.on_abandon(lambda: client.cancel(future))  # the task stops after its boosting round (train_abandon)
+        return future.result()
+
+
 def train_target_external(
     client: Any,
     backend: Backend,
@@ -218,12 +234,16 @@ def train_target_external(
     features: list[str],
     kind: str = "binary",
     cache_dir: str | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> Any:
     """One target's model from the splits on disk, by external memory (one worker): the in-memory path's model
-    (:func:`~rapids_engage.train_shared_matrix.train_targets`) for training splits larger than the workers' memory."""
-    from .cluster import WorkerLostError, while_workers_live
+    (:func:`~rapids_engage.train_shared_matrix.train_targets`) for training splits larger than the workers' memory.
+    However the call ends, it leaves the worker's training lock free (:mod:`.train_locks`); ``log`` hears when it
+    waits for another training's."""
+    from .cluster import WorkerLostError, while_workers_live, worker_addresses
     from .train import (TrainedModel, boosting_rounds, check_lowest_label, fits_raw_counts, is_ranking, loaded_booster, uses_rmm,
                         weigh_classes, xgb_params)
+    from .train_locks import least_queued, released_on_abort
 
     params = xgb_params(cfg, target, backend, kind)
     if is_ranking(params["objective"]):
@@ -236,20 +256,16 @@ def train_target_external(
         check_lowest_label(params, target, lambda: lowest_label(train_files, target))
     weigh_classes(params, lambda: label_totals(train_files, target))
     cache_dir = os.path.abspath(os.path.expanduser(cache_dir)) if cache_dir else None  # a worker's directory is not ours
-    future = client.submit(
-        fit_from_files, train_files, parquet_files(valid_dir), features, target, params, rounds, patience,
-        raw_counts, cache_dir, uses_rmm(backend), pure=False,
-    )  # fmt: skip
-    try:
-        raw, best, history = while_workers_live(client, future.result)
-    except BaseException as exc:
-        with suppress(Exception):  # best effort: the scheduler may be what failed
-            client.cancel(future)  # the task stops after its boosting round (a rerun would queue behind it)
-        if not isinstance(exc, WorkerLostError):
-            raise
-        short = cache_shortfall(train_files, features, cache_dir)
-        if short is None:
-            raise
-        raise WorkerLostError(f"{exc}; or its external-memory cache filled the disk: {short}") from None
+    fit_args = (train_files, parquet_files(valid_dir), features, target, params, rounds, patience, raw_counts, cache_dir,
+                uses_rmm(backend))
+    worker = least_queued(client, worker_addresses(client) or ())
+    with released_on_abort(client, [worker], log) as abandoned:  # any other ending cancels the task, frees the lock
+        try:
+            raw, best, history = while_workers_live(client, lambda: fit_on_worker(client, worker, fit_args, abandoned))
+        except WorkerLostError as exc:
+            short = cache_shortfall(train_files, features, cache_dir)
+            if short is None:
+                raise
+            raise WorkerLostError(f"{exc}; or its external-memory cache filled the disk: {short}") from None
     booster = loaded_booster(raw, params)
     return TrainedModel(target, booster, best, history["valid"], kind, params["objective"], history["train"], params)

@@ -1,7 +1,7 @@
 """xgboost.dask's worker locks on a shared cluster: released when a run stops mid-training, named when waited on.
 
-``xgboost.dask.train``, and the run's training (:mod:`.train_shared_matrix`, which takes the same lock), holds a
-``distributed.MultiLock`` named by each worker's address while it trains; the scheduler keeps such a lock until its holder releases it. A run stopped mid-training
+``xgboost.dask.train``, and the run's training (:mod:`.train_shared_matrix`, which takes the same lock; and
+:mod:`.train_external`'s, on the one worker it trains on), holds a ``distributed.MultiLock`` named by each worker's address while it trains; the scheduler keeps such a lock until its holder releases it. A run stopped mid-training
 (Ctrl-C, SIGTERM, a lost worker, any error) abandons its training thread, which never does: every
 later training on those workers of that scheduler then waited forever. :func:`released_on_abort`
 releases what the run's training took, with Ctrl-C / SIGTERM held back meanwhile (a second Ctrl-C
@@ -71,6 +71,16 @@ def lock_queues(client: Any, workers: Iterable[str]) -> dict[str, list[str]]:
         return {w: [str(i) for i in ext.locks.get(w, [])] for w in workers} if ext is not None else {}
 
     return client.run_on_scheduler(queues, workers=sorted(workers))
+
+
+def least_queued(client: Any, workers: Iterable[str]) -> str:
+    """Of ``workers``, the one whose training lock has the fewest holders and waiters (a free one first; the first
+    address among equals): where a training of one worker queues the least behind other runs."""
+    workers = sorted(workers)
+    if not workers:
+        raise RuntimeError("no dask worker is connected to train on")
+    queues = lock_queues(client, workers)
+    return min(workers, key=lambda w: len(queues.get(w, ())))
 
 
 def release_locks(client: Any, ids: Iterable[str]) -> int:

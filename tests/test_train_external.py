@@ -129,9 +129,12 @@ def test_a_worker_lost_while_the_cache_had_no_room_says_the_disk_may_be_full(tmp
         (tmp_path / split).mkdir()
         frame.to_parquet(tmp_path / split / "part.0.parquet")
 
-    class Client:
-        def submit(self, *_args, **_kwargs):
-            return collections.namedtuple("Future", "result")(lambda: None)
+    class Client:  # one worker, no training lock held (train_locks asks the scheduler)
+        def nthreads(self):
+            return {"tcp://w": 1}
+
+        def run_on_scheduler(self, *_args, **_kwargs):
+            return {}
 
     def lost(*_args, **_kwargs):
         raise cluster.WorkerLostError("1 dask worker(s) died during training (tcp://w)")

@@ -273,3 +273,82 @@ def test_overlapping_blocks_on_one_client_keep_each_its_own_record(monkeypatch):
     assert len(train_locks._requested[id(client)]) == 1  # the second's set, still recording
     second.__exit__(None, None, None)
     assert id(client) not in train_locks._requested
+
+
+def _split_files(tmp_path, rows: int = 400) -> tuple:
+    """A store version's train / valid directories of one parquet file each, as external memory reads them."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, 2)).astype("float32")
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": (x[:, 0] > 0).astype("float32")})
+    for split in ("train", "valid"):
+        (tmp_path / split).mkdir()
+        frame.to_parquet(tmp_path / split / "part.0.parquet")
+    return tmp_path / "train", tmp_path / "valid"
+
+
+def _until(done, bound_s: float = 60) -> bool:
+    """Whether ``done()`` within ``bound_s``: a bound on a hang, not a timing."""
+    deadline = time.monotonic() + bound_s
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return bool(done())
+
+
+def test_the_least_queued_worker_is_a_free_one(client):
+    """External memory trains on one worker: one whose lock no other run holds, where there is one."""
+    from distributed import MultiLock
+
+    from rapids_engage.train_locks import least_queued
+
+    first, second = sorted(client.nthreads())
+    assert least_queued(client, [second, first]) == first  # all free: the first address
+    lock = MultiLock([first], client=client)
+    assert lock.acquire(timeout=10)
+    try:
+        assert least_queued(client, [first, second]) == second
+    finally:
+        lock.release()
+
+
+def test_an_external_memory_training_waits_for_its_workers_lock_and_frees_it(cluster, client, tmp_path):
+    """train.external_memory took no lock: on a shared cluster it trained on a worker while another run's training held
+    it (two trainings on one worker, the memory budget external memory keeps exceeded). It now queues behind the other
+    run's lock, says so, trains once it is free, and leaves no lock held."""
+    from distributed import Client, MultiLock
+
+    from rapids_engage.train_external import train_target_external
+
+    train_dir, valid_dir = _split_files(tmp_path)
+    quick = TrainConfig(targets=["y"], max_depth=2, num_boost_round=5, early_stopping_rounds=0)
+    said, done = [], {}
+    with Client(cluster) as other:
+        held = MultiLock(sorted(client.nthreads()), client=other)  # another run trains on every worker
+        assert held.acquire(timeout=10)
+        thread = threading.Thread(target=lambda: done.setdefault("model", train_target_external(
+            client, CPU, quick, "y", train_dir, valid_dir, ["a", "b"], cache_dir=str(tmp_path / "cache"), log=said.append)),
+            daemon=True)
+        thread.start()
+        assert _until(lambda: len(_held(client)) == 2 or not thread.is_alive())
+        assert thread.is_alive() and "model" not in done and _executing(client) == 0  # queued behind it, not training
+        assert "another training on this cluster holds it" in said[0]
+        held.release()
+        thread.join(60)
+    assert done["model"].booster.num_boosted_rounds() == 5
+    assert _held(client) == set()
+
+
+def test_an_abandoned_external_memory_training_leaves_its_workers_lock_free(client, tmp_path, errors_logged):
+    """A run given up (Ctrl-C) mid external-memory training: the lock it trained under is released, once (the abort or
+    the training thread, whichever first: no scheduler KeyError logged), and its task stops."""
+    from rapids_engage.train_external import train_target_external
+
+    train_dir, valid_dir = _split_files(tmp_path)
+    endless = TrainConfig(targets=["y"], max_depth=2, num_boost_round=10**7, early_stopping_rounds=0)
+    while_training: list[set[str]] = []
+    _interrupt_once(lambda: _executing(client) == 1 and not while_training.append(_held(client)))
+    with pytest.raises(KeyboardInterrupt):
+        train_target_external(client, CPU, endless, "y", train_dir, valid_dir, ["a", "b"], cache_dir=str(tmp_path / "cache"))
+    assert len(while_training[-1]) == 1  # it trained under a lock
+    assert _training_threads_ended() and _let_go(client)
+    assert _held(client) == set()
+    assert [f"{r.name}: {r.getMessage()}" for r in errors_logged] == []
