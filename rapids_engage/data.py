@@ -189,8 +189,10 @@ def _spec_key(spec: Any) -> dict:
 #: again once;
 #: 17: a blank, null or ``nan`` side-table key joins nothing (the row's side columns null), not the table's rows
 #: with a blank key; an event log's labelled rows come in staged order (file by file, rows as typed), not the
-#: labelling shuffle's order: the same rows and labels).
-INGEST_RULES = 17
+#: labelling shuffle's order: the same rows and labels);
+#: 18: an event log's labelled rows keep each target's labelling event time (``<target>_time``, unix seconds, null
+#: where 0: new columns), from which history features count a positive (``label_time: engagement``).
+INGEST_RULES = 18
 
 
 def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:

@@ -32,11 +32,14 @@ TARGET_KINDS = ("present", "binary", "count")
 
 @dataclass(frozen=True)
 class Target:
-    """A target: label ``name`` computed from ``column`` (``present``: non-null, ``binary``: 0/1, ``count``: log1p)."""
+    """A target: label ``name`` computed from ``column`` (``present``: non-null, ``binary``: 0/1, ``count``: log1p);
+    ``time``: the column of its positives' engagement times, epoch seconds (null: none), where the data keep them
+    apart from ``column`` (an event log's :func:`label_time_name`; RecSys: ``column`` is that time)."""
 
     name: str
     column: str
     kind: str
+    time: str | None = None
 
     @property
     def is_regression(self) -> bool:
@@ -110,11 +113,14 @@ class Layout:
         return list(dict.fromkeys(c for c in cols if c))
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields; the raw-id ones only when set (layouts without them, e.g. RecSys, stay as they were)."""
+        """The fields; the raw-id ones and a target's ``time`` only when set (layouts without them, e.g. RecSys, stay as they were)."""
         data = asdict(self)
         for key in ("row_id_columns", "raw_ids"):
             if not data[key]:
                 del data[key]
+        for target in data["targets"]:  # a target's time only when kept (layouts without, e.g. RecSys, as they were)
+            if target["time"] is None:
+                del target["time"]
         return data
 
     @classmethod
@@ -198,15 +204,16 @@ def table_layout(spec: Any) -> Layout:
     """The layout of a table ingested with :class:`~rapids_engage.config.TableConfig` ``spec``.
 
     Targets keep their source column names (``present`` targets are stored as
-    0/1, so they are ``binary`` here; an event log's are 0/1 columns named as the target); the time is ``event_time`` and the row key
+    0/1, so they are ``binary`` here; an event log's are 0/1 columns named as the target, with the time of the
+    event that made each 1 in ``<target>_time``: :func:`label_time_name`); the time is ``event_time`` and the row key
     ``row_id``; the text of each declared ``row_id`` column is kept as ``raw_<column>``
     (``raw_ids``).
     """
     targets = tuple(
         Target(name, t.column, "binary" if t.kind == "present" else t.kind) for name, t in spec.targets.items()
     )
-    if spec.events:  # labelled by later events: a 0/1 column named as the target
-        targets = tuple(Target(name, name, "binary") for name in spec.events.targets)
+    if spec.events:  # labelled by later events: a 0/1 column named as the target, the labelling event's time beside
+        targets = tuple(Target(name, name, "binary", label_time_name(name)) for name in spec.events.targets)
     row_id = tuple(dict.fromkeys(spec.row_id))
     for t in spec.targets.values():
         if t.kind not in TARGET_KINDS:
@@ -230,6 +237,12 @@ def table_layout(spec: Any) -> Layout:
         row_id_columns=row_id,
         raw_ids=tuple(raw_id_name(c) for c in row_id),
     )
+
+
+def label_time_name(target: str) -> str:
+    """The column of an event log's ``target``: the time of the event that labelled each anchor 1 (epoch seconds,
+    as :data:`TABLE_TIME`; null where 0): ``<target>_time``."""
+    return f"{target}_time"
 
 
 def raw_id_name(column: str) -> str:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from rapids_engage.config import EventsSpec
-from rapids_engage.ingest.event_labels import KIND, LEFT_OUT, event_kinds, label_partition, with_kinds
+from rapids_engage.ingest.event_labels import KIND, LEFT_OUT, NEVER, event_kinds, label_partition, with_kinds
 from rapids_engage.ingest.table_types import EVENT_MS
 
 MS = 1_433_000_000_000
@@ -33,8 +33,11 @@ def _oracle(frame: pd.DataFrame, spec: EventsSpec, cutoff: int) -> pd.DataFrame:
         pairs = anchors.merge(later, on=["visitorid", "itemid"])
         hit = pairs[(pairs["_t"] > pairs[EVENT_MS]) & (pairs["_t"] <= pairs[EVENT_MS] + spec.horizon_hours * 3_600_000)]
         out[name] = out["_anchor"].isin(hit["_anchor"]).astype("int8")
+        first = hit.groupby("_anchor")["_t"].min() // 1000  # the labelling event's time, in seconds
+        out[f"{name}_time"] = out["_anchor"].map(first).astype("Int64").fillna(NEVER).astype("int64")
     out[LEFT_OUT] = out[EVENT_MS] > cutoff
-    columns = [c for c in frame.columns if c not in ("event", EVENT_MS)] + [*spec.targets, LEFT_OUT]
+    times = [f"{name}_time" for name in spec.targets]
+    columns = [c for c in frame.columns if c not in ("event", EVENT_MS)] + [*spec.targets, *times, LEFT_OUT]
     return out.sort_values(["visitorid", "itemid", EVENT_MS, "row_id", "_anchor"], kind="stable")[columns]
 
 

@@ -49,7 +49,8 @@ def first_release(typed: Path, scratch: Path, out: Path) -> pa.Table:
     writer = DayWriter(out, plan.labelled_schema, time_column=TABLE_TIME)
     for path in sorted(scratch.glob("*.parquet")):
         table = pq.read_table(path)
-        writer.write(conform(table.filter(pa.compute.invert(table[event_labels.LEFT_OUT])), writer.schema))
+        kept = conform(table.filter(pa.compute.invert(table[event_labels.LEFT_OUT])), writer.schema)
+        writer.write(event_labels.null_never(kept, ["cart_time", "buy_time"]))  # no labelling event: null
     writer.close()
     return _rows(out)
 
@@ -84,6 +85,7 @@ def test_the_labelled_rows_are_the_same_whatever_the_partition_count(tmp_path, m
     assert files >= 11 and [n for _, n in outputs.values()] == [1, 6, files]
     before = first_release(tmp_path / "typed", tmp_path / "scratch", tmp_path / "before")
     assert before.num_rows > 1000 and before.column("cart").to_numpy().sum() > 0
+    assert before.column("cart_time").null_count == before.num_rows - before.column("cart").to_numpy().sum()
     for table, _ in outputs.values():
         pd.testing.assert_frame_equal(_sorted(table), _sorted(before))
         assert table.equals(outputs[10**9][0])  # the same order too

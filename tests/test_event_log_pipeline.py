@@ -44,7 +44,8 @@ def test_a_run_on_an_event_log_and_its_serving(tmp_path, capsys):
             "events": {"column": "event", "anchor": "view", "horizon_hours": 2, "targets": {"cart": "addtocart"}}}},
         "cluster": {"gpus": 0, "n_workers": 1, "threads_per_worker": 2},
         "split": {"valid_hours": 24},
-        "features": {"target_encoding": {"keys": [["visitorid"], ["itemid"]]}, "counts": [["visitorid"]]},
+        "features": {"target_encoding": {"keys": [["visitorid"], ["itemid"]]}, "counts": [["visitorid"]],
+                     "history": {"keys": [["visitorid"]], "windows": [], "days": [], "rates": False}},
         "train": {"targets": ["cart"], "num_boost_round": 50, "early_stopping_rounds": 10, "max_depth": 3},
     }
     (tmp_path / "shop.yaml").write_text(yaml.safe_dump(config))
@@ -54,6 +55,7 @@ def test_a_run_on_an_event_log_and_its_serving(tmp_path, capsys):
     assert list(report["targets"]) == ["cart"] and report["targets"]["cart"]["auc"] > 0.7  # the keen visitors
     assert events["anchors"] == 6000 and events["rows"] == sum(report["rows"].values()) == 6000 - events["anchors_in_last_horizon"]
     assert 0 < events["positives"]["cart"] < events["rows"] and "left out in the last 2 h of the log" in report["data"]
+    _check_history_counts_carts_from_their_time(report)
 
     served = tmp_path / "run" / "config.yaml"
     new = pd.DataFrame({"timestamp": [T0 + 7 * 24 * H, T0 + 7 * 24 * H + 5], "visitorid": [3, 4],
@@ -77,3 +79,28 @@ def test_a_run_on_an_event_log_and_its_serving(tmp_path, capsys):
     preds, rejected = scorer.predict_records(views)
     assert len(preds) == 2 and rejected.empty
     assert scorer._record_reader().read(views)[0]["available"].tolist() == [1.0, 0.0]
+
+
+def _check_history_counts_carts_from_their_time(report: dict) -> None:
+    """``label_time: auto`` is ``engagement`` on an event log: a view's ``hist_visitorid_cart`` counts the visitor's
+    earlier training views whose cart came strictly before it (``cart_time``), not those viewed before it and carted
+    after (counted by view time: a value from the future); ``cart_time`` is no feature nor a store column."""
+    from rapids_engage.store import FeatureStore
+
+    assert report["config"]["features"]["history"]["label_time"] == "engagement"
+    assert not any("cart_time" in name for name in report["features"])
+    rows = pd.read_parquet(report["split"]["data_dir"])
+    assert str(rows["cart_time"].dtype) == "Int64" and (rows["cart_time"].notna() == (rows["cart"] == 1)).all()
+    store = FeatureStore(report["store"]["path"])
+    frames = [store.training_frame(split=split).compute() for split in ("train", "valid")]
+    assert all("cart_time" not in frame.columns for frame in frames)
+    train = rows[rows["row_id"].isin(frames[0]["row_id"])]
+    carts = train.dropna(subset=["cart_time"])
+
+    def count(frame: pd.DataFrame, at: str) -> np.ndarray:  # per row: the training carts of its visitor before it
+        return np.array([int(((carts["visitorid"] == v) & (carts[at] < t)).sum())
+                         for v, t in zip(frame["visitorid"], frame["event_time"])])
+
+    got = pd.concat(frames)
+    assert (got["hist_visitorid_cart"].to_numpy() == count(got, "cart_time")).all()
+    assert (count(got, "cart_time") != count(got, "event_time")).sum() > 20  # carted after a later view: a leak

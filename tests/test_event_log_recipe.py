@@ -21,6 +21,7 @@ SECTION = README[README.index("#### Event logs"):]
 H = 3600 * 1000  # an hour in ms
 T0 = 1_433_116_800_000  # 2015-06-01 UTC, in ms
 COLUMNS = ["timestamp", "visitorid", "event", "itemid", "transactionid"]
+TIMES = ["cart_time", "buy_time"]  # each label's event time
 
 
 def block(lang: str) -> str:
@@ -67,11 +68,14 @@ def test_the_events_block_labels_each_view_by_a_later_event_within_the_horizon(t
     ]
     log = pd.DataFrame(rows, columns=COLUMNS).astype({"itemid": "Int64"})
     views = oracle(tmp_path, log)
-    assert views.values.tolist() == [
+    assert views.drop(columns=TIMES).values.tolist() == [
         [f"1:10:{T0}", T0, "1", "10", 1, 1], [f"1:11:{T0 + 2 * H}", T0 + 2 * H, "1", "11", 0, 0],
         [f"2:12:{T0 + 3 * H}", T0 + 3 * H, "2", "12", 0, 0], [f"3:10:{T0 + 4 * H}", T0 + 4 * H, "3", "10", 0, 0],
         [f"5:13:{T0 + 6 * H}", T0 + 6 * H, "5", "13", 1, 0],
     ]
+    # the labelling event's time in unix seconds (floored, as event_time), -1: none (label 0)
+    label_times = [[(T0 + H // 12) // 1000, (T0 + H // 6) // 1000], [-1, -1], [-1, -1], [-1, -1], [(T0 + 6 * H) // 1000, -1]]
+    assert views[TIMES].fillna(-1).astype("int64").values.tolist() == label_times
     cfg = readme_config(tmp_path, "events.csv")
     check_keys(cfg.features, expected_layout(cfg))  # the keys name columns the data will have
     result, data = labelled(tmp_path, cfg)
@@ -81,6 +85,8 @@ def test_the_events_block_labels_each_view_by_a_later_event_within_the_horizon(t
     data = data.sort_values("event_time")
     assert data["event_time"].tolist() == [(T0 + h * H) // 1000 for h in (0, 2, 3, 4, 6)]  # ms read as seconds
     assert data["cart"].tolist() == [1, 0, 0, 0, 1] and data["buy"].tolist() == [1, 0, 0, 0, 0]
+    assert all(str(data[c].dtype) == "Int64" for c in TIMES)  # nullable int64, as RecSys engagement timestamps
+    assert data[TIMES].fillna(-1).values.tolist() == label_times
     assert data["raw_visitorid"].tolist() == ["1", "1", "2", "3", "5"]
     # each view's item properties as last recorded strictly before it: item 10 sold out between its views at 0 h and
     # 4 h, item 12 never recorded, item 13's record at its view's instant not joined
@@ -116,8 +122,9 @@ def test_the_ingest_labels_a_random_log_as_the_readme_reshape_does(tmp_path, mon
         (tmp_path / f"part{i}.csv").write_text(log[files == i].to_csv(index=False))
     result, data = labelled(tmp_path, readme_config(tmp_path, str(tmp_path / "part*.csv")))
     assert len(list((tmp_path / "ingested" / "data").glob("day=*"))) >= 3  # days: the typed rows were staged as a partition per day at least
-    got = data.assign(timestamp=data["raw_timestamp"].astype("int64"))[["raw_visitorid", "raw_itemid", "timestamp", "cart", "buy"]]
-    want = views[["visitorid", "itemid", "timestamp", "cart", "buy"]]
+    got = data.assign(timestamp=data["raw_timestamp"].astype("int64"))[["raw_visitorid", "raw_itemid", "timestamp", "cart", "buy", *TIMES]]
+    want = views[["visitorid", "itemid", "timestamp", "cart", "buy", *TIMES]]
+    got, want = (frame.fillna({c: -1 for c in TIMES}).astype({c: "int64" for c in TIMES}) for frame in (got, want))
     assert sorted(map(tuple, got.drop_duplicates().values.tolist())) == sorted(map(tuple, want.values.tolist()))
     blank = log["visitorid"].isna() | log["itemid"].isna()
     kept = log[~blank & (log["event"] == "view") & (log["timestamp"] <= log.loc[~blank, "timestamp"].max() - 24 * H)]

@@ -831,11 +831,34 @@ def test_label_time_engagement_reads_recsys_engagement_timestamps_and_refuses_ta
     table = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),), user="u")
     cfg = FeaturesConfig(target_encoding=cfg.target_encoding.__class__(keys=[["u"]]), counts=[["u"]],
                          history=HistoryConfig(keys=[["u"]], label_time="engagement"))
-    with pytest.raises(ConfigError, match="features.history.label_time: engagement .* only RecSys data carry"):
+    with pytest.raises(ConfigError, match=r"features.history.label_time: engagement .* which only RecSys data .* and "
+                                          r"event logs \(data.table.events: <target>_time columns\) carry"):
         check_keys(cfg, table)
     cfg.history.label_time = "event"
     check_keys(cfg, table)
     assert FeatureBuilder(cfg, ["click"], table).history_encoders[0].engagement is None
+
+
+def test_label_time_engagement_reads_an_event_logs_label_times():
+    """An event log's layout names each target's labelling event time (``<target>_time``): ``auto`` resolves to
+    ``engagement`` there (with history keys) and the history reads those columns; a plain table's stays ``event``.
+    The layout file holds a target's time only where set (RecSys' and plain tables' unchanged)."""
+    from rapids_engage.config import EventsSpec, FeaturesConfig, HistoryConfig, TableConfig
+    from rapids_engage.config.table_spec import TargetSpec
+    from rapids_engage.features.build import FeatureBuilder, check_keys, label_time
+    from rapids_engage.layout import RECSYS, Layout, table_layout
+
+    log = table_layout(TableConfig(format="csv", time="ts", row_id=["u", "i", "ts"], user="u", item="i",
+                                   events=EventsSpec("event", "view", 24, {"cart": "addtocart", "buy": "transaction"})))
+    assert [(t.name, t.column, t.time) for t in log.targets] == [("cart", "cart", "cart_time"), ("buy", "buy", "buy_time")]
+    assert Layout.from_dict(log.to_dict()) == log and "time" not in RECSYS.to_dict()["targets"][0]
+    te = FeaturesConfig().target_encoding.__class__(keys=[["u"]])
+    cfg = FeaturesConfig(target_encoding=te, counts=[["u"]], history=HistoryConfig(keys=[["u"]]))
+    assert cfg.history.label_time == "auto" and label_time(cfg.history, log) == "engagement"
+    check_keys(cfg, log)
+    assert FeatureBuilder(cfg, ["buy"], log).history_encoders[0].engagement == {"buy": "buy_time"}
+    plain = table_layout(TableConfig(format="csv", time="ts", row_id=["u"], user="u", targets={"click": TargetSpec("c")}))
+    assert label_time(cfg.history, plain) == "event" and "time" not in plain.to_dict()["targets"][0]
 
 
 def test_label_time_event_keeps_the_history_groups_signature():

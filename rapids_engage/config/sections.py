@@ -111,8 +111,9 @@ class HistoryConfig:
     label_delay: int = 0  # seconds before an event's label may be used (e.g. the validation window)
     # when a positive label counts: from its event's time ("event": an impression liked later counts as a like from
     # the impression on, a value from the future), or from its engagement time ("engagement": RecSys data, whose
-    # <engagement>_timestamp columns say when; with label_delay, that time + label_delay). "auto": engagement where the
-    # data carry engagement times (RecSys) and history keys are set, else event; a run resolves it once it knows the
+    # <engagement>_timestamp columns say when, and event logs, whose <target>_time columns do; with label_delay, that
+    # time + label_delay). "auto": engagement where the data carry engagement times (RecSys, event logs) and history
+    # keys are set, else event; a run resolves it once it knows the
     # data's layout (features.build.label_time) and records the value it resolved to
     label_time: Literal["auto", "event", "engagement"] = "auto"
 

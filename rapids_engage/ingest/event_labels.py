@@ -7,7 +7,8 @@ partitions as :data:`ROWS_PER_PARTITION` asks (their count from the parquet foot
 (:func:`label_partition`), the rows are sorted by (user, item, time); over each key's rows in descending order, a
 cumulative min of each target's event time, taken from the next row and carried over the rows of one time (a groupby
 cummax): the first target event *strictly* after each time; no merge. An anchor is 1 for a target when that event is
-at most the horizon later. The anchors' labels (locator, a flag per target, :data:`LEFT_OUT`) go back to their staged
+at most the horizon later, and keeps that event's time (``<target>_time``, unix seconds; null when 0: what history
+features count a positive from). The anchors' labels (locator, a flag and a time per target, :data:`LEFT_OUT`) go back to their staged
 file by a second, narrow shuffle (a range partition of the locators: one partition per staged file, sorted); each
 staged file is then read once, whole, and its anchors gathered in its own order, labels attached. So the output is the
 staged rows' anchors in staged order (file by file, by name; rows as staged): a function of the staged rows alone,
@@ -26,10 +27,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..backend import frame_library
 from ..config import EventsSpec
+from ..layout import label_time_name
 from .table_types import EVENT_MS
 from .writer import DayWriter, conform
 
@@ -83,9 +86,16 @@ def with_kinds(df: Any, events: EventsSpec) -> Any:
     return df.drop(columns=[events.column]).assign(**{KIND: code})
 
 
+def _label_columns(events: EventsSpec) -> list[str]:
+    """Each target's label, then each one's labelling event time."""
+    return [*events.targets, *(label_time_name(name) for name in events.targets)]
+
+
 def label_partition(df: Any, user: str, item: str, events: EventsSpec, cutoff_ms: int) -> Any:
     """The anchor rows of ``df`` (every event of its (user, item) keys, event types coded by :func:`with_kinds`;
-    pandas or cudf), each target's label as an int8 column named as the target, :data:`LEFT_OUT` where its time is
+    pandas or cudf), each target's label as an int8 column named as the target and the time of the event that made
+    it 1 (the first target event strictly later, within the horizon) in unix seconds, :data:`NEVER` where 0, as
+    ``<target>_time`` (:func:`.layout.label_time_name`), :data:`LEFT_OUT` where its time is
     after ``cutoff_ms``; :data:`KIND` and the time in ms dropped, the other columns kept. Sorted by (user, item,
     time); the order of anchors of one key and time is not specified.
 
@@ -111,10 +121,13 @@ def label_partition(df: Any, user: str, item: str, events: EventsSpec, cutoff_ms
     back = back.assign(**{name: next_row[name].where(same_key, NEVER) for name in names})
     first_later = back.groupby("_time", sort=False)[names].cummax()  # a time's first row's, at each of its rows
     horizon = back[EVENT_MS] + horizon_ms(events)
-    back = back.assign(**{name: (first_later[name] <= horizon).astype("int8") for name in names})
+    labelled = {name: first_later[name] <= horizon for name in names}
+    # the labelling event's time in seconds (floored, as the typed rows' TABLE_TIME), NEVER where the label is 0
+    back = back.assign(**{name: labelled[name].astype("int8") for name in names},
+                       **{label_time_name(name): (first_later[name] // 1000).where(labelled[name], NEVER) for name in names})
     anchors = back[back["_anchor"]].iloc[::-1]
     out = df.take(anchors.index).drop(columns=[KIND, EVENT_MS])
-    out = out.assign(**{name: anchors[name] for name in names}, **{LEFT_OUT: anchors[EVENT_MS] > cutoff_ms})
+    out = out.assign(**{name: anchors[name] for name in _label_columns(events)}, **{LEFT_OUT: anchors[EVENT_MS] > cutoff_ms})
     return out.reset_index(drop=True)
 
 
@@ -145,7 +158,7 @@ def attach(staged: Any, labels: Any, events: EventsSpec) -> Any:
     labels = labels.reset_index()
     rows = labels[LOC] % (1 << ROW_BITS)
     out = staged.reset_index(drop=True).take(rows).drop(columns=[events.column, EVENT_MS]).reset_index(drop=True)
-    return out.assign(**{name: labels[name] for name in [*events.targets, LEFT_OUT]})
+    return out.assign(**{name: labels[name] for name in [*_label_columns(events), LEFT_OUT]})
 
 
 def staged_extent(files: list[str]) -> tuple[int, int | None]:
@@ -173,6 +186,15 @@ def _arrow(frame: Any) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
+def null_never(table: pa.Table, columns: list[str]) -> pa.Table:
+    """``table`` with :data:`NEVER` in ``columns`` (no labelling event) made null."""
+    for column in columns:
+        at = table.schema.get_field_index(column)
+        values = table[column]
+        table = table.set_column(at, table.schema.field(at), pc.if_else(pc.equal(values, NEVER), pa.nulls(len(values), values.type), values))
+    return table
+
+
 def store_kept(staged: Any, labels: Any, path: Path, schema: pa.Schema, events: EventsSpec) -> EventCounts:
     """Write the kept anchors of one staged file (``staged``, its ``labels``: :func:`attach`) to ``path`` (Arrow
     IPC, conformed to ``schema``: the final writer's rows as they are) and count them."""
@@ -181,16 +203,16 @@ def store_kept(staged: Any, labels: Any, path: Path, schema: pa.Schema, events: 
     left_out = labelled[LEFT_OUT]
     kept = labelled[~left_out]
     counts = EventCounts(len(labelled), int(left_out.sum()), {name: int(kept[name].sum()) for name in names})
-    table = conform(_arrow(kept), schema)
+    table = null_never(conform(_arrow(kept), schema), [label_time_name(name) for name in names])
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as out:
         out.write_table(table)
     return counts
 
 
 def anchor_labels(df: Any, user: str, item: str, events: EventsSpec, cutoff_ms: int) -> Any:
-    """The labels of the anchors of ``df`` (:func:`located` rows of whole keys): :data:`LOC`, a flag per target,
-    :data:`LEFT_OUT`."""
-    return label_partition(df, user, item, events, cutoff_ms)[[LOC, *events.targets, LEFT_OUT]]
+    """The labels of the anchors of ``df`` (:func:`located` rows of whole keys): :data:`LOC`, a flag and its
+    labelling event's time per target, :data:`LEFT_OUT`."""
+    return label_partition(df, user, item, events, cutoff_ms)[[LOC, *_label_columns(events), LEFT_OUT]]
 
 
 def label_events(typed_dir: Path, scratch: Path, writer: DayWriter, events: EventsSpec, user: str, item: str) -> EventCounts:

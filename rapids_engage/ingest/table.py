@@ -29,7 +29,7 @@ from ..config import EventsSpec, ExplodeSpec, SideTableSpec, TableConfig
 from ..features.counts import DAY
 from ..features.folds import FOLD
 from ..features.table_content import computed_columns
-from ..layout import TABLE_ROW_ID, TABLE_TIME, raw_id_name, table_layout
+from ..layout import TABLE_ROW_ID, TABLE_TIME, label_time_name, raw_id_name, table_layout
 from . import table_read
 from .file_output import FileDone, FileOutput, ingest_in_order
 from .parallel import blocks_of, ordered_map, worker_count
@@ -131,7 +131,8 @@ def plan_of(spec: TableConfig, unlabelled: bool = False) -> Plan:
     labelled = None
     if spec.events:
         labels = tuple((name, "binary") for name in spec.events.targets)
-        labelled = _with_raw_ids(_schema(ids, labels, spec), raw_ids)
+        times = tuple(label_time_name(name) for name in spec.events.targets)
+        labelled = _with_raw_ids(_schema(ids, labels, spec, times), raw_ids)
         _check_event_targets(spec, schema.names)
         if not unlabelled:  # typed rows staged for the labelling pass
             schema = schema.append(pa.field(spec.events.column, pa.string())).append(pa.field(EVENT_MS, pa.int64()))
@@ -165,12 +166,16 @@ def _check_events(spec: TableConfig) -> None:
 
 
 def _check_event_targets(spec: TableConfig, columns: list[str]) -> None:
-    """An IngestError when an event target's name is a column of the output or of the feature build."""
+    """An IngestError when an event target's name, or its label time column's (``<target>_time``), is a column of
+    the output or of the feature build, or another target's."""
     taken = set(columns) | set(computed_columns(table_layout(spec))) | {DAY, FOLD}
-    for name in spec.events.targets:
-        if name in taken:
-            raise IngestError(f"data.table.events.targets: the target name {name!r} is already a column of the ingested "
-                              "table or of the feature build; rename the target")
+    names = [*spec.events.targets, *(label_time_name(name) for name in spec.events.targets)]
+    for i, name in enumerate(names):
+        if name in taken or name in names[:i]:
+            target = list(spec.events.targets)[i % len(spec.events.targets)]
+            what = f"the target name {name!r}" if name == target else f"target {target!r}'s label time column {name!r}"
+            raise IngestError(f"data.table.events.targets: {what} is already a column of the ingested table, of the "
+                              "feature build or of another target; rename the target")
 
 
 def _check_raw_ids(spec: TableConfig, raw_ids: tuple[tuple[str, str], ...], columns: list[str]) -> None:
@@ -314,14 +319,17 @@ def _check_as_of(j: SideTableSpec, table_format: str) -> None:
             seen[col] = role
 
 
-def _schema(ids: tuple[str, ...], targets: tuple[tuple[str, str], ...], spec: TableConfig) -> pa.Schema:
-    """The output schema; its pandas metadata makes the id columns (null: no key) read back as ``Int64``
-    in every part, whether it has nulls or not."""
+def _schema(ids: tuple[str, ...], targets: tuple[tuple[str, str], ...], spec: TableConfig,
+            times: tuple[str, ...] = ()) -> pa.Schema:
+    """The output schema (``times``: an event log's label time columns, after the labels); its pandas metadata makes
+    the id and label time columns (null: no key, no labelling event) read back as ``Int64`` in every part, whether it
+    has nulls or not."""
     fields = [(TABLE_ROW_ID, pa.int64()), (TABLE_TIME, pa.int64())] + [(c, pa.int64()) for c in ids]
     fields += [(c, pa.float64() if kind == "count" else pa.int8()) for c, kind in targets]
+    fields += [(c, pa.int64()) for c in times]
     fields += [(c, pa.string()) for c in spec.categorical] + [(c, pa.float64()) for c in spec.numeric]
     fields += [(c, pa.string()) for c in (*spec.text, *spec.url, *spec.lists)]
-    nullable = pd.DataFrame({c: pd.Series([], dtype="Int64") for c in ids})
+    nullable = pd.DataFrame({c: pd.Series([], dtype="Int64") for c in (*ids, *times)})
     return pa.schema(fields, metadata=pa.Schema.from_pandas(nullable, preserve_index=False).metadata)
 
 
