@@ -55,7 +55,7 @@ def test_a_run_on_an_event_log_and_its_serving(tmp_path, capsys):
     assert list(report["targets"]) == ["cart"] and report["targets"]["cart"]["auc"] > 0.7  # the keen visitors
     assert events["anchors"] == 6000 and events["rows"] == sum(report["rows"].values()) == 6000 - events["anchors_in_last_horizon"]
     assert 0 < events["positives"]["cart"] < events["rows"] and "left out in the last 2 h of the log" in report["data"]
-    _check_history_counts_carts_from_their_time(report)
+    _check_history_counts_carts_from_their_time(report, tmp_path / "run")
 
     served = tmp_path / "run" / "config.yaml"
     new = pd.DataFrame({"timestamp": [T0 + 7 * 24 * H, T0 + 7 * 24 * H + 5], "visitorid": [3, 4],
@@ -81,10 +81,11 @@ def test_a_run_on_an_event_log_and_its_serving(tmp_path, capsys):
     assert scorer._record_reader().read(views)[0]["available"].tolist() == [1.0, 0.0]
 
 
-def _check_history_counts_carts_from_their_time(report: dict) -> None:
+def _check_history_counts_carts_from_their_time(report: dict, run) -> None:
     """``label_time: auto`` is ``engagement`` on an event log: a view's ``hist_visitorid_cart`` counts the visitor's
     earlier training views whose cart came strictly before it (``cart_time``), not those viewed before it and carted
     after (counted by view time: a value from the future); ``cart_time`` is no feature nor a store column."""
+    from rapids_engage.data import DataError
     from rapids_engage.store import FeatureStore
 
     assert report["config"]["features"]["history"]["label_time"] == "engagement"
@@ -104,3 +105,7 @@ def _check_history_counts_carts_from_their_time(report: dict) -> None:
     got = pd.concat(frames)
     assert (got["hist_visitorid_cart"].to_numpy() == count(got, "cart_time")).all()
     assert (count(got, "cart_time") != count(got, "event_time")).sum() > 20  # carted after a later view: a leak
+    later = rows[rows["event_time"] > report["split"]["cutoff"]].drop(columns=["day"], errors="ignore")
+    with pytest.raises(DataError, match=r"history events lack the engagement column\(s\) \['cart_time'\]"):
+        Scorer(run).extend_history(later.drop(columns="cart_time"))
+    Scorer(run).extend_history(later)  # labelled events with their cart times: folded in

@@ -324,14 +324,15 @@ class FeatureBuilder:
     def extend_history(self, events: Any) -> FeatureBuilder:
         """Fold labelled events that follow the training window into every history encoder's serving
         state (:meth:`~.history.HistoryEncoder.extend`): rows scored after them see them as history.
-        ``events``: rows in the canonical form with their engagements (a table's target columns, RecSys
-        engagement timestamps), pandas, cudf or dask (gathered here)."""
+        ``events``: rows in the canonical form with their engagements (a table's target columns, an event log's
+        with their ``<target>_time`` too, RecSys engagement timestamps), pandas, cudf or dask (gathered here)."""
         if not self.history_encoders:
             return self
         events = in_memory(events) if is_dask(events) else events
         self.check_rows(events)
         sources = [self.layout.target(t).column for t in self.targets]
-        missing = [c for c in sources if c not in events.columns]
+        times = [c for c in (self.history_encoders[0].engagement or {}).values() if c not in sources]  # an event log's
+        missing = [c for c in [*sources, *times] if c not in events.columns]
         if missing:
             raise DataError(f"history events lack the engagement column(s) {missing}: they extend the history with labelled "
                             "events (rows to score carry none)")
