@@ -46,6 +46,10 @@ def test_a_bad_events_value_is_refused_naming_the_key(events, message):
     ({"categorical": ["event"]}, "data.table: column 'event' is both categorical and events.column"),
     ({"explode": {"column": "items", "item": "it"}}, "data.table.events: an event log is one event per row"),
     ({"numeric": ["cart"]}, "data.table.events.targets: the target name 'cart' is already a column"),
+    ({"numeric": ["cart_time"]}, "data.table.events.targets: the label time column 'cart_time' of target 'cart' is "
+                                 "already a column of the ingested table, of the feature build or of another target"),
+    ({"events": EVENTS | {"targets": {"cart": "addtocart", "cart_time": "transaction"}}},
+     "data.table.events.targets: the label time column 'cart_time' of target 'cart' is already a column"),
     ({"header": False, "columns": ["ts", "visitor", "item"]},
      "data.table.events.column: 'event' is not one of data.table.columns"),
 ])
@@ -66,7 +70,8 @@ def test_a_run_says_so_in_one_line_naming_the_file_and_the_override(tmp_path, ca
 
 def test_the_layout_has_a_binary_target_per_event_type():
     layout = expected_layout(from_dict(config(EVENTS | {"targets": {"cart": "addtocart", "buy": "transaction"}})))
-    assert [(t.name, t.column, t.kind) for t in layout.targets] == [("cart", "cart", "binary"), ("buy", "buy", "binary")]
+    assert [(t.name, t.column, t.kind, t.time) for t in layout.targets] == [("cart", "cart", "binary", "cart_time"),
+                                                                           ("buy", "buy", "binary", "buy_time")]
 
 
 def test_the_events_block_is_part_of_the_ingest_cache_key(tmp_path):

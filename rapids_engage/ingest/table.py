@@ -173,7 +173,7 @@ def _check_event_targets(spec: TableConfig, columns: list[str]) -> None:
     for i, name in enumerate(names):
         if name in taken or name in names[:i]:
             target = list(spec.events.targets)[i % len(spec.events.targets)]
-            what = f"the target name {name!r}" if name == target else f"target {target!r}'s label time column {name!r}"
+            what = f"the target name {name!r}" if name == target else f"the label time column {name!r} of target {target!r}"
             raise IngestError(f"data.table.events.targets: {what} is already a column of the ingested table, of the "
                               "feature build or of another target; rename the target")
 
