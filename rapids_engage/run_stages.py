@@ -17,6 +17,7 @@ from .data import Dataset, input_footers, read_events, resolve_min_partition_row
 from .digests import CACHE_FILE
 from .evaluate import evaluate_targets, gather, oracle_probabilities
 from .features import add_labels
+from .features.build import engagement_times
 from .features.frames import drop_empty_partitions
 from .features.materialize import Materialized, materialize
 from .layout import Layout
@@ -61,7 +62,10 @@ def store_stages(
             prog.log(f"split: {split.purged:,} rows in the {cfg.split.gap_hours:g} h gap before the validation window "
                      "purged (split.gap_hours): in neither split")
         if shuffle_seed is not None:
-            train = shuffle_labels(train, targets, shuffle_seed, layout.time)
+            # each label moves with its engagement time (label_time engagement), else a shuffled positive counts in
+            # history features from the time of the real one of its row, and a real negative's from its event's
+            times = engagement_times(cfg.features.history, layout, targets) if cfg.features.history.keys else None
+            train = shuffle_labels(train, [*targets, *dict.fromkeys((times or {}).values())], shuffle_seed, layout.time)
             split_def["shuffled_labels_seed"] = shuffle_seed
     with prog.stage("features", client=client):
         built = materialize(cfg.features, store_path(cfg), dataset.data_dir, train, valid, targets, split_def, backend, layout, rebuild,

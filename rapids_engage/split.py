@@ -140,6 +140,7 @@ def _permute(part: Any, targets: list[str], seed: int, time_column: str, partiti
 
 
 def shuffle_labels(frame: Any, targets: list[str], seed: int, time_column: str = EVENT_TIME) -> Any:
-    """``frame`` with its label columns permuted within each UTC day (of each partition): the leakage
-    control. A day keeps its positives, so a trend of the positive rate over days is kept too."""
+    """``frame`` with its label columns (``targets``, and any column moving with them: engagement times) permuted
+    within each UTC day (of each partition), all by one permutation: the leakage control. A day keeps its positives,
+    so a trend of the positive rate over days is kept too."""
     return frame.map_partitions(_permute, targets, seed, time_column, meta=frame._meta)

@@ -30,11 +30,9 @@ def _log(n: int = 6000, seed: int = 0) -> pd.DataFrame:
     return pd.concat([views, carts]).sort_values("timestamp").reset_index(drop=True)
 
 
-def test_a_run_on_an_event_log_and_its_serving(tmp_path, capsys):
-    _log().to_csv(tmp_path / "events.csv", index=False)
-    (tmp_path / "item_properties.csv").write_text("timestamp,itemid,property,value\n" + "".join(  # item 5 sold out on day 7
-        f"{T0 + at},{item},available,{value}\n" for at, item, value in [(-H, 5, 1), (-H, 6, 1), (7 * 24 * H, 5, 0)]))
-    config = {
+def _config(tmp_path) -> dict:
+    """The run's config: the log in ``tmp_path``, history by visitor."""
+    return {
         "out": str(tmp_path / "run"),
         "data": {"source": "table", "path": str(tmp_path / "events.csv"), "cache_dir": str(tmp_path / "cache"), "table": {
             "format": "csv", "time": "timestamp", "time_format": "unix_ms", "row_id": ["visitorid", "itemid", "timestamp"],
@@ -48,6 +46,13 @@ def test_a_run_on_an_event_log_and_its_serving(tmp_path, capsys):
                      "history": {"keys": [["visitorid"]], "windows": [], "days": [], "rates": False}},
         "train": {"targets": ["cart"], "num_boost_round": 50, "early_stopping_rounds": 10, "max_depth": 3},
     }
+
+
+def test_a_run_on_an_event_log_and_its_serving(tmp_path, capsys):
+    _log().to_csv(tmp_path / "events.csv", index=False)
+    (tmp_path / "item_properties.csv").write_text("timestamp,itemid,property,value\n" + "".join(  # item 5 sold out on day 7
+        f"{T0 + at},{item},available,{value}\n" for at, item, value in [(-H, 5, 1), (-H, 6, 1), (7 * 24 * H, 5, 0)]))
+    config = _config(tmp_path)
     (tmp_path / "shop.yaml").write_text(yaml.safe_dump(config))
     assert main(["--config", str(tmp_path / "shop.yaml"), "--quiet"]) == 0
     report = json.loads((tmp_path / "run" / "report.json").read_text())
@@ -109,3 +114,26 @@ def _check_history_counts_carts_from_their_time(report: dict, run) -> None:
     with pytest.raises(DataError, match=r"history events lack the engagement column\(s\) \['cart_time'\]"):
         Scorer(run).extend_history(later.drop(columns="cart_time"))
     Scorer(run).extend_history(later)  # labelled events with their cart times: folded in
+
+
+def test_the_audits_shuffled_labels_move_with_their_times(tmp_path, monkeypatch):
+    """The leakage audit's control run permutes each label with its ``cart_time`` (one permutation): a shuffled
+    positive counts in history from a cart of its own, never from the real one of the row it landed on."""
+    from rapids_engage import run_stages
+    from rapids_engage.config import from_dict
+    from rapids_engage.pipeline import run
+
+    _log().to_csv(tmp_path / "events.csv", index=False)
+    (tmp_path / "item_properties.csv").write_text("timestamp,itemid,property,value\n")
+    seen = []
+
+    def stop(cfg, store, data_dir, train, *args):
+        seen.append(train.compute())
+        raise KeyboardInterrupt  # enough: the training rows the store would be built from
+
+    monkeypatch.setattr(run_stages, "materialize", stop)
+    with pytest.raises(KeyboardInterrupt):
+        run(from_dict(_config(tmp_path)), quiet=True, shuffle_seed=5)
+    train = seen[0]
+    assert 0 < train["cart"].sum() < len(train)
+    assert (train["cart_time"].notna() == (train["cart"] == 1)).all()
