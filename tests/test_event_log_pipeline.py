@@ -124,7 +124,7 @@ def test_the_audits_shuffled_labels_move_with_their_times(tmp_path, monkeypatch)
     from rapids_engage.pipeline import run
 
     _log().to_csv(tmp_path / "events.csv", index=False)
-    (tmp_path / "item_properties.csv").write_text("timestamp,itemid,property,value\n")
+    (tmp_path / "item_properties.csv").write_text(f"timestamp,itemid,property,value\n{T0 - H},5,available,1\n")
     seen = []
 
     def stop(cfg, store, data_dir, train, *args):
