@@ -55,7 +55,7 @@ split: {{valid_hours: 72, gap_hours: 24}}
 features:
   target_encoding: {{keys: [[visitorid], [itemid], [categoryid], [visitorid, categoryid]]}}
   counts: [[visitorid], [itemid]]
-  history: {{keys: [[visitorid], [visitorid, categoryid]], label_delay: 86400}}
+  history: {{keys: [[visitorid], [visitorid, categoryid]]}}
 train: {{targets: [cart, buy]}}
 """
 
