@@ -157,10 +157,10 @@ class HistoryEncoder(EstimatorParams):
         resent[at_end] = known & sorted_contains(xp, xp.asarray(self.last_ids_), ids)
         return resent
 
-    def _attach(self, frame: Any, feats: dict, targets: list[str], start: int = 0) -> Any:
-        """``frame`` with the features of its rows, ``feats``' rows from ``start`` on (rows after them: positives)."""
+    def _attach(self, frame: Any, feats: dict, targets: list[str]) -> Any:
+        """``frame`` with the features of its rows (``feats``: a value per row of ``frame``)."""
         prefix = f"{self.prefix}_{self.name}_"
-        cols = {f"{prefix}{k}": series_like(frame, v[start : start + len(frame)]) for k, v in feats.items()}
+        cols = {f"{prefix}{k}": series_like(frame, v) for k, v in feats.items()}
         return frame.assign(**{name: cols[name] for name in self.output_names(targets)})
 
     # ---- partition functions ---------------------------------------------
@@ -177,7 +177,7 @@ class HistoryEncoder(EstimatorParams):
         g = alone_if_null(group_ids(frame[self.columns]), frame[self.columns])
         ones = xp.ones(len(t), dtype=np.int64)
         rows = self._weighted(frame, g, t, ones, ones, pos, targets)
-        feats = span_features(xp, *rows, self.windows, self.days, self.rates, self.label_delay)
+        feats = span_features(xp, *rows, self.windows, self.days, self.rates, self.label_delay, rows=(0, len(frame)))
         return self._attach(frame, feats, targets)
 
     def state_partition(self, frame: Any, t_end: int) -> Any:
@@ -294,8 +294,9 @@ class HistoryEncoder(EstimatorParams):
         pos = {target: stacked(state[pos_col(target)], pos[target]) for target in targets}
         last = {target: stacked(state[last_col(target)], last[target]) for target in targets}
         rows = stacked(g[:m_kept], g_new), stacked(state[self.time_column], t_new), stacked(state[N], n_new)
-        feats = span_features(xp, *rows, stacked(state[N], lab_new), pos, last, self.windows, self.days, self.rates, self.label_delay)
-        return self._attach(X, feats, targets, start=m_kept)
+        feats = span_features(xp, *rows, stacked(state[N], lab_new), pos, last, self.windows, self.days, self.rates,
+                              self.label_delay, rows=(m_kept, m_kept + len(X)))
+        return self._attach(X, feats, targets)
 
     def early_rows(self, early: int, rows: int, earliest: int) -> str:
         """The refusal of rows to serve of which ``early`` (of ``rows``, the ``earliest`` at that time) are

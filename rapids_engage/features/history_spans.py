@@ -36,8 +36,11 @@ def span_features(
     days: list[int],
     rates: bool,
     label_delay: int = 0,
+    rows: tuple[int, int] | None = None,
 ) -> dict:
-    """History features of weighted events, returned in input order.
+    """History features of weighted events, returned in input order: of the rows ``rows`` = (start, stop)
+    of the input (default all), the others only events the counts see (serving-state rows, positives at their
+    engagement times): computed only where they are returned.
 
     ``g`` key ids, ``t`` times, ``n`` events a row stands for, ``lab`` of them
     labelled, ``pos[target]`` positives it stands for, ``last[target]`` its
@@ -76,6 +79,11 @@ def span_features(
     # start position of each row's key and of its (key, time) tie block
     group_start = xp.flatnonzero(new_group)[xp.cumsum(new_group) - 1]
     block_start = xp.flatnonzero(new_block)[xp.cumsum(new_block) - 1]
+    start, stop = (0, size) if rows is None else rows
+    gq, tq, dest = gs, ts, order
+    if (start, stop) != (0, size):  # the returned rows alone, still in sorted order (gathers stay in order)
+        picked = xp.flatnonzero((order >= start) & (order < stop))
+        group_start, block_start, gq, tq, dest = (a[picked] for a in (group_start, block_start, gs, ts, order))
 
     def prefix(a: Any) -> Any:  # prefix[i] = a[:i].sum()
         out = xp.zeros(size + 1, dtype=np.int64)
@@ -87,13 +95,13 @@ def span_features(
         counts[target] = prefix(p[order])
 
     def first_at(x: Any) -> Any:  # position of the row's key's first event at time >= x (x <= t)
-        return xp.searchsorted(c, gs * span + time_code(x), side="left")
+        return xp.searchsorted(c, gq * span + time_code(x), side="left")
 
-    known_end = first_at(ts - label_delay) if label_delay else block_start  # labels of rows before it are known
+    known_end = first_at(tq - label_delay) if label_delay else block_start  # labels of rows before it are known
     spans = {"": (group_start, block_start)}
     for w in windows:
-        spans[f"_{window_label(w)}"] = (first_at(ts - w), block_start)
-    day_start = (ts // DAY_SECONDS) * DAY_SECONDS
+        spans[f"_{window_label(w)}"] = (first_at(tq - w), block_start)
+    day_start = (tq // DAY_SECONDS) * DAY_SECONDS
     for d in days:
         spans[f"_prev{d}d"] = (first_at(day_start - d * DAY_SECONDS), first_at(day_start))
 
@@ -113,18 +121,18 @@ def span_features(
     n_events = prefix(event)
     k = n_events[block_start]
     event_time = xp.concatenate([xp.full(1, -1, dtype=np.int64), ts[event]])
-    feats["dt_prev"] = xp.where(k > n_events[group_start], ts - event_time[k], -1)
+    feats["dt_prev"] = xp.where(k > n_events[group_start], tq - event_time[k], -1)
     for target, p in pos.items():
         positive = p[order] > 0
         n_positive = prefix(positive)  # positive rows before each position
         last_time = xp.concatenate([xp.full(1, -1, dtype=np.int64), last[target][order][positive]])
         k = n_positive[known_end]
         has = k > n_positive[group_start]
-        feats[f"dt_prev_{target}"] = xp.where(has, ts - last_time[k], -1)
+        feats[f"dt_prev_{target}"] = xp.where(has, tq - last_time[k], -1)
 
     out = {}
     for name, sorted_values in feats.items():
-        col = xp.empty(size, dtype=sorted_values.dtype)
-        col[order] = sorted_values
+        col = xp.empty(stop - start, dtype=sorted_values.dtype)
+        col[dest - start] = sorted_values
         out[name] = col
     return out
