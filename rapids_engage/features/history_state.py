@@ -121,14 +121,14 @@ def event_rows(frame: Any, columns: list[str], time_column: str, targets: list[s
     keyed = ~values(null_key_rows(keys))  # a key with a null is no key: no state
     pos = {target: positive(frame, target) for target in targets}
 
-    def rows(mask: Any, at: Any, n: int, weights: dict) -> Any:
-        out = keys[mask]
-        out = out.assign(**{time_column: at[mask], N: xp.full(int(mask.sum()), n, dtype=np.int64)})
+    def rows(mask: Any, at: Any, n: int, weights: dict) -> Any:  # (the kept rows first: no full-length column per target)
+        out, at = keys[mask], at[mask]
+        columns = {time_column: at, N: xp.full(len(at), n, dtype=np.int64)}
         for target in targets:
-            p = weights.get(target, xp.zeros(len(t), dtype=np.int64))
-            out[pos_col(target)] = p[mask]
-            out[last_col(target)] = xp.where(p > 0, at, -1)[mask]
-        return out
+            p = weights[target][mask] if target in weights else xp.zeros(len(at), dtype=np.int64)
+            columns[pos_col(target)] = p
+            columns[last_col(target)] = xp.where(p > 0, at, -1)
+        return out.assign(**columns)
 
     if not engagement:
         return rows(keyed, t, 1, pos)
