@@ -131,8 +131,9 @@ def span_features(
         feats[f"dt_prev_{target}"] = xp.where(has, tq - last_time[k], -1)
 
     out = {}
+    dest = dest - start if start else dest
     for name, sorted_values in feats.items():
         col = xp.empty(stop - start, dtype=sorted_values.dtype)
-        col[dest - start] = sorted_values
+        col[dest] = sorted_values
         out[name] = col
     return out
