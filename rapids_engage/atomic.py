@@ -23,10 +23,10 @@ OLD_PREFIX = ".tmp-old-"
 
 
 def write_file(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary path beside ``path``, then rename it to ``path``."""
+    """Call ``write(tmp)`` on a temporary path beside ``path`` (:func:`part_path`), then rename it to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    tmp = part_path(path)
     try:
         with naming(path):
             write(tmp)
@@ -34,6 +34,12 @@ def write_file(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def part_path(path: Path) -> Path:
+    """A temporary name for a write of ``path``: ``.<name>.<random>.<pid>.part``, its own (two threads of one process
+    writing ``path`` at once wrote the same ``.<name>.<pid>.part``: one renamed or deleted the other's)."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.{os.getpid()}.part")
 
 
 def pid_namespace() -> str | None:
@@ -120,7 +126,9 @@ def check_fields(data: object, fields: dict[str, type | tuple[type, ...]], path:
 
 
 def staging_dir(final: str | os.PathLike) -> Path:
-    """A new empty directory beside ``final`` to build its replacement in (then :func:`replace_dir`).
+    """A new empty directory beside ``final`` to build its replacement in (then :func:`replace_dir`):
+    ``.tmp-<name>-<random>-<pid>``, its own whatever else stages ``final`` (another process, or another call in this
+    one: each deleted the other's, named by the process id alone).
 
     What killed runs left there first goes: their staging directories (by process id) and, while
     ``final`` exists, the old ones they had renamed away.
@@ -129,12 +137,12 @@ def staging_dir(final: str | os.PathLike) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     for d in final.parent.glob(f".tmp-{final.name}-*"):
         pid = d.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and (int(pid) == os.getpid() or not process_alive(int(pid))):
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
             shutil.rmtree(d, ignore_errors=True)
     if final.exists():
         for d in final.parent.glob(f"{OLD_PREFIX}{final.name}-*"):
             shutil.rmtree(d, ignore_errors=True)
-    tmp = final.with_name(f".tmp-{final.name}-{os.getpid()}")
+    tmp = final.with_name(f".tmp-{final.name}-{uuid.uuid4().hex[:8]}-{os.getpid()}")
     tmp.mkdir()
     return tmp
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from rapids_engage.atomic import OLD_PREFIX, remove_stale_partials, replace_dir, staged_dir, staging_dir, write_text
+from rapids_engage.atomic import (OLD_PREFIX, remove_stale_partials, replace_dir, staged_dir, staging_dir, write_file,
+                                 write_text)
 
 
 def _dead_pid() -> int:
@@ -44,7 +46,7 @@ def test_staging_deletes_what_killed_writers_left_never_a_live_one(tmp_path):
     for d in (dead, live, old):
         d.mkdir()
     ours = staging_dir(final)
-    assert ours == tmp_path / f".tmp-models-{os.getpid()}"
+    assert ours.parent == tmp_path and ours.name.startswith(".tmp-models-") and ours.name.endswith(f"-{os.getpid()}")
     assert not dead.exists() and not old.exists() and live.exists()
 
 
@@ -109,3 +111,24 @@ def test_read_json_names_what_is_damaged(tmp_path):
         check_fields(data["other"], {}, f, where="other")
     with pytest.raises(FileNotFoundError):
         read_json(tmp_path / "nowhere.json")
+
+
+def test_two_stagings_of_one_directory_in_one_process_keep_each_others(tmp_path):
+    """Each staging deleted this process's others: two ingests of one output in a process removed each other's."""
+    final = tmp_path / "out"
+    first = staging_dir(final)
+    (first / "part-0.parquet").write_text("first")
+    second = staging_dir(final)
+    assert first != second and (first / "part-0.parquet").read_text() == "first" and second.is_dir()
+
+
+def test_two_writes_of_one_file_at_once_in_one_process_both_publish(tmp_path):
+    """Both wrote `.<name>.<pid>.part`: the inner write renamed it away and the outer's rename failed."""
+    path = tmp_path / ".input-digests.json"
+
+    def outer(tmp: Path) -> None:
+        tmp.write_text("outer")
+        write_text(path, "inner")  # another thread's write of the same file, meanwhile
+
+    write_file(path, outer)
+    assert path.read_text() == "outer" and [p.name for p in tmp_path.iterdir()] == [path.name]

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from rapids_engage import atomic
 from rapids_engage.failures import one_line
 
 FULL = Path("/dev/full")
@@ -41,7 +42,7 @@ def test_a_write_error_without_a_file_name_is_named_after_the_file_written(tmp_p
 
 
 @needs_dev_full
-def test_a_model_saved_on_a_full_disk_is_one_line_naming_its_file(tmp_path):
+def test_a_model_saved_on_a_full_disk_is_one_line_naming_its_file(tmp_path, monkeypatch):
     """XGBoost's own save_model failed in a multi-line 'FileStream.Write incomplete' with a native stack trace."""
     import xgboost as xgb
 
@@ -50,7 +51,9 @@ def test_a_model_saved_on_a_full_disk_is_one_line_naming_its_file(tmp_path):
     rng = np.random.default_rng(0)
     booster = xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(rng.random((40, 2)), label=rng.random(40) > 0.5), 2)
     final = tmp_path / "like.json"
-    for path in (final, final.with_name(f".like.json.{os.getpid()}.part")):  # where the model is written
+    part = final.with_name(f".like.json.{os.getpid()}.part")  # where the model is written
+    monkeypatch.setattr(atomic, "part_path", lambda path: part if path == final else path.with_name(f".{path.name}.part"))
+    for path in (final, part):
         path.symlink_to(FULL)
     with pytest.raises(Exception) as caught:
         TrainedModel("like", booster, 1).save(tmp_path, ["a", "b"])
