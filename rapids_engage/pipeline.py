@@ -78,7 +78,8 @@ def _data_stage(cfg: Config, backend: Backend, prog: StageProgress, train: bool 
     if expected is not None:
         _check_config(cfg, expected, backend, train)
     with prog.stage("data"):
-        dataset = resolve_dataset(cfg, backend, on_chunk=lambda done, total: prog.update(done, total, f"{done:,}/{total:,}"))
+        dataset = resolve_dataset(cfg, backend, on_chunk=lambda done, total: prog.update(done, total, f"{done:,}/{total:,}"),
+                                  log=prog.log)
         prog.log(dataset.description)
         for line in ignored_data_settings(cfg.data):
             prog.log(line)

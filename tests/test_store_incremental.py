@@ -141,9 +141,15 @@ def test_a_key_on_a_content_feature_is_computed_when_the_content_group_is_reused
 
 
 def test_a_version_built_meanwhile_by_another_run_is_used_not_replaced(data, tmp_path, monkeypatch):
-    """Two runs build the same version: the later one keeps the first's files, which that run is reading
-    (its files went from under it: FileNotFoundError when the two were partitioned differently)."""
+    """Two runs build the same version (a store on a filesystem without locks: :mod:`.build_lock` lets both build):
+    the later one keeps the first's files, which that run is reading (its files went from under it:
+    FileNotFoundError when the two were partitioned differently)."""
+    import contextlib
+
+    import rapids_engage.features.materialize as materialize_module
     from rapids_engage.store import FeatureStore
+
+    monkeypatch.setattr(materialize_module, "building", lambda *_args: contextlib.nullcontext())
 
     cfg = _config([["engaging_user_id"]], [], [])
     data_dir, train, valid, split = data

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..backend import Backend
+from ..build_lock import building
 from ..config import FeaturesConfig
 from ..digests import CACHE_FILE
 from ..layout import Layout
@@ -100,54 +101,59 @@ def materialize(
         log(f"feature store: cache hit, version {version} (built for {', '.join(manifest['definition']['targets'])}; "
             f"this run's {len(names)} features of {', '.join(targets)} are among its)")
         return Materialized(store, version, names, manifest["rows"], True)
-    keep = list(dict.fromkeys([*layout.carried(), *targets, *names]))
-    sigs = signatures(cfg, {g: FeatureBuilder(only(cfg, {g}), targets, layout).feature_names() for g in groups(cfg)})
-    base = None if rebuild else _base_version(store, definition, sigs)
-    tmp = store.begin()
-    scratch = _scratch(cfg, backend, tmp)
-    reused = None
-    try:
-        if base is not None:
-            # the base is read during the build: marked in use until then (`store --keep` deleted it mid-build)
-            with in_use(store.path, base[0], tmp, building=version):
-                if store.check(base[0])[0] is None:  # deleted or damaged since it was chosen, before the mark
-                    log(f"feature store: version {base[0]} is gone; building in full")
-                else:
-                    reused = _build_reusing(store, base, cfg, builder, sigs, train, valid, targets, layout, keep, tmp,
-                                            scratch, log)
-            if reused is None:  # the base did not line up row for row (or is gone): start over
-                store.discard(tmp)
-                tmp = store.begin()
-                scratch = _scratch(cfg, backend, tmp)
-        if reused is None:
-            write_split(builder.fit_transform(train, keep, _under(scratch, "train"))[keep], tmp / "train")
-            _log_partitioned(builder, cfg, log)
-            write_split(builder.transform(valid, keep, _under(scratch, "valid"))[keep], tmp / "valid")
-            builder.save(tmp / "state")
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
-        rows = {s: _rows(tmp / s) for s in ("train", "valid")}
-        manifest = {
-            "definition": definition,
-            "features": names,
-            "groups": {g: {"signature": sig} for g, sig in sigs.items()},
-            "reused": reused,
-            "rows": rows,
-            "backend": backend.kind,
-            "libraries": library_versions(backend),
-            "python": platform.python_version(),
-        }
-        published = store.publish(tmp, version, manifest, replace=rebuild)
-    except BaseException:
-        store.discard(tmp)
-        raise
-    if not published:  # another run published it while this one built: use theirs, replacing it would pull it from under them
-        log(f"feature store: version {version} was built by another run meanwhile; using it ({store.version_dir(version)})")
-        _, manifest = store._resolve(version)  # replaced or deleted since, too: a MissingVersion naming it, not a TypeError
-        return Materialized(store, version, manifest["features"], manifest["rows"], True)
-    how = f", {len(reused['groups'])} of {len(sigs)} feature groups reused from version {reused['from']}" if reused else ""
-    log(f"feature store: built version {version} ({rows['train']:,} train / {rows['valid']:,} valid rows{how})")
-    return Materialized(store, version, names, rows, False, reused)
+    with building(store.version_dir(version), log):  # runs sharing the store build it once; the others wait, then reuse it
+        manifest = None if rebuild else store.manifest(version)
+        if manifest is not None:
+            log(f"feature store: version {version} was built by another run meanwhile; using it ({store.version_dir(version)})")
+            return Materialized(store, version, manifest["features"], manifest["rows"], True)
+        keep = list(dict.fromkeys([*layout.carried(), *targets, *names]))
+        sigs = signatures(cfg, {g: FeatureBuilder(only(cfg, {g}), targets, layout).feature_names() for g in groups(cfg)})
+        base = None if rebuild else _base_version(store, definition, sigs)
+        tmp = store.begin()
+        scratch = _scratch(cfg, backend, tmp)
+        reused = None
+        try:
+            if base is not None:
+                # the base is read during the build: marked in use until then (`store --keep` deleted it mid-build)
+                with in_use(store.path, base[0], tmp, building=version):
+                    if store.check(base[0])[0] is None:  # deleted or damaged since it was chosen, before the mark
+                        log(f"feature store: version {base[0]} is gone; building in full")
+                    else:
+                        reused = _build_reusing(store, base, cfg, builder, sigs, train, valid, targets, layout, keep, tmp,
+                                                scratch, log)
+                if reused is None:  # the base did not line up row for row (or is gone): start over
+                    store.discard(tmp)
+                    tmp = store.begin()
+                    scratch = _scratch(cfg, backend, tmp)
+            if reused is None:
+                write_split(builder.fit_transform(train, keep, _under(scratch, "train"))[keep], tmp / "train")
+                _log_partitioned(builder, cfg, log)
+                write_split(builder.transform(valid, keep, _under(scratch, "valid"))[keep], tmp / "valid")
+                builder.save(tmp / "state")
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+            rows = {s: _rows(tmp / s) for s in ("train", "valid")}
+            manifest = {
+                "definition": definition,
+                "features": names,
+                "groups": {g: {"signature": sig} for g, sig in sigs.items()},
+                "reused": reused,
+                "rows": rows,
+                "backend": backend.kind,
+                "libraries": library_versions(backend),
+                "python": platform.python_version(),
+            }
+            published = store.publish(tmp, version, manifest, replace=rebuild)
+        except BaseException:
+            store.discard(tmp)
+            raise
+        if not published:  # another run published it while this one built: use theirs, replacing it would pull it from under them
+            log(f"feature store: version {version} was built by another run meanwhile; using it ({store.version_dir(version)})")
+            _, manifest = store._resolve(version)  # replaced or deleted since, too: a MissingVersion naming it, not a TypeError
+            return Materialized(store, version, manifest["features"], manifest["rows"], True)
+        how = f", {len(reused['groups'])} of {len(sigs)} feature groups reused from version {reused['from']}" if reused else ""
+        log(f"feature store: built version {version} ({rows['train']:,} train / {rows['valid']:,} valid rows{how})")
+        return Materialized(store, version, names, rows, False, reused)
 
 
 SCRATCH = "_scratch"

@@ -1,0 +1,96 @@
+"""One build at a time of a cache entry or store version, across processes and threads sharing its directory.
+
+Runs of a sweep start together on the same ``data.cache_dir`` and ``features.store``: each generated, ingested or
+built the same entry, the work done as many times (its publication atomic: correct, but wasted). :func:`building`
+holds an exclusive ``fcntl.flock`` on a hidden ``.<name>.lock`` file beside the entry while it is built; a second
+run waits (logging for what), then finds the entry whole and reuses it. The kernel releases the lock when its
+holder exits, however it ends; the lock file goes when its build ends (a waiter that locked the deleted file locks
+the new one), a killed run's stays, blocking nothing, until the next build of the entry.
+
+Limits: flock locks on local disks and on NFS (Linux clients since 2.6.12 lock the server's files through NFS
+locks); a filesystem without locks (some FUSE mounts) is said once per build and built unlocked, as before: each
+run builds, the last to publish wins. Platforms without ``fcntl``: unlocked.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+#: errno values of a filesystem that does not lock (the build then runs unlocked).
+NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
+
+
+def lock_path(entry: str | os.PathLike) -> Path:
+    """The lock file of ``entry``: ``.<name>.lock`` in its directory (hidden: never taken for an entry)."""
+    entry = Path(entry)
+    return entry.with_name(f".{entry.name}.lock")
+
+
+@contextmanager
+def building(entry: str | os.PathLike, log: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold ``entry``'s build lock while the block runs; when another run (process or thread) holds it, say so with
+    ``log`` ("waiting for another run building <entry>") and wait for it. The caller checks again, inside the block,
+    whether the entry is there now: the run it waited for has built it. The lock file is deleted on release."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    path = lock_path(entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    said = False
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            locked, waited = _lock(fcntl, fd, entry, None if said else log)
+        except BaseException:
+            os.close(fd)
+            raise
+        said = said or waited
+        if locked and not _same_file(fd, path):  # deleted by the holder this one waited for: lock the new file
+            os.close(fd)
+            continue
+        try:
+            yield
+        finally:
+            if locked:
+                path.unlink(missing_ok=True)  # while held: a waiter on this file sees it gone and locks the next one
+            os.close(fd)  # releases the lock
+        return
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _lock(fcntl, fd: int, entry: str | os.PathLike, log: Callable[[str], None] | None) -> tuple[bool, bool]:
+    """(whether the lock on ``fd`` was taken: False where the filesystem does not lock, whether it was waited for)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True, False
+    except BlockingIOError:
+        if log is not None:
+            log(f"waiting for another run building {entry}")
+    except OSError as exc:
+        return _unlocked(exc, entry, log), False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return True, True
+    except OSError as exc:
+        return _unlocked(exc, entry, log), True
+
+
+def _unlocked(exc: OSError, entry: str | os.PathLike, log: Callable[[str], None] | None) -> bool:
+    if exc.errno not in NO_LOCKS:
+        raise exc
+    if log is not None:
+        log(f"{entry}: its filesystem does not lock ({exc.strerror}); building without a lock "
+            "(runs sharing it may build it twice)")
+    return False
