@@ -11,7 +11,6 @@ atomically like :func:`.ingest_recsys`.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..atomic import staged_dir
-from ..config import EventsSpec, ExplodeSpec, SideTableSpec, TableConfig
+from ..config import EventsSpec, ExplodeSpec, TableConfig
 from ..features.counts import DAY
 from ..features.folds import FOLD
 from ..features.table_content import computed_columns
@@ -36,15 +35,14 @@ from .parallel import blocks_of, ordered_map, worker_count
 from .quarantine import Quarantine, StrictModeError
 from .reader import IngestError
 from .recsys import IngestResult, _check_out_dir, input_paths, finish
-from .table_read import Bad, Chunk, Source, by_line, close_names, missing_message, read
+from .table_read import FORMATS, Bad, Chunk, Source, by_line, close_names, missing_message, read
 from .side_share import mapped_bytes, shared_sides
-from .side_tables import AsOfSide, SideTable, check_kept_names, kept_names, read_side
-from .table_types import EVENT_MS, Errors, arrow_strings, explode, hash_strings, row_ids, row_times, typed
+from .side_checks import check_joins
+from .side_tables import AsOfSide, SideTable, check_kept_names, read_side
+from .table_types import (EVENT_MS, Errors, arrow_strings, check_time_format, explode, hash_strings, row_ids, row_times,
+                          typed)
 from .writer import DayWriter
 
-FORMATS = ("csv", "tsv", "jsonl", "parquet")
-#: The named time formats (else a strptime pattern).
-TIME_FORMATS = ("unix", "unix_ms", "iso")
 #: Quarantine reasons of a table ingest.
 REASONS = ("wrong_field_count", "unclosed_quote", "invalid_utf8", "bad_json", "duplicate_key", "bad_time", "bad_number",
            "bad_target", "bad_explode_token", "missing_key", "not_anchor")
@@ -92,7 +90,7 @@ def plan_of(spec: TableConfig, unlabelled: bool = False) -> Plan:
         raise IngestError(f"data.table.format must be one of {FORMATS}, got {spec.format!r}")
     if not spec.time:
         raise IngestError("data.table.time: name the event time column")
-    _check_time_format(spec.time_format)
+    check_time_format(spec.time_format)
     for name, t in spec.targets.items():
         if t.kind not in ("binary", "count", "present"):
             raise IngestError(f"data.table.targets.{name}: kind must be binary, count or present, got {t.kind!r}")
@@ -103,7 +101,7 @@ def plan_of(spec: TableConfig, unlabelled: bool = False) -> Plan:
     _check_events(spec)
     roles = _roles(spec)
     produced = {ex.item, ex.label} - {None} if ex else set()
-    kept = _check_joins(spec, produced)
+    kept = check_joins(spec, produced)
     ons = [j.key for j in spec.join]
     declared = [*roles, *spec.row_id, *([ex.column] if ex else []), *ons]
     needed = tuple(c for c in dict.fromkeys(declared) if c not in produced | kept)
@@ -233,90 +231,6 @@ def _roles(spec: TableConfig) -> dict[str, str]:
                               f"(the {'event day' if col == DAY else 'target-encoding fold'}); rename it")
         seen[col] = role
     return seen
-
-
-def _check_time_format(fmt: str, key: str = "data.table.time_format") -> None:
-    """An IngestError naming ``key`` when ``fmt`` is not a time format :func:`.table_types.parse_time` reads."""
-    if fmt in TIME_FORMATS:
-        return
-    if "%" not in fmt:
-        near = difflib.get_close_matches(fmt.strip().lower(), TIME_FORMATS, n=1, cutoff=0.6)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise IngestError(f"{key} must be unix, unix_ms, iso or a strptime pattern, got {fmt!r}{hint}")
-    try:
-        pd.to_datetime(pd.Series(["x"]), format=fmt, errors="coerce", utc=True)
-    except ValueError as exc:
-        raise IngestError(f"{key} {fmt!r} is not a valid strptime pattern: {exc}") from None
-
-
-def _check_joins(spec: TableConfig, produced: set[str]) -> set[str]:
-    """The columns the side tables add (checked for clashes)."""
-    kept: dict[str, str] = {}  # column -> the side table's path
-    for at, j in enumerate(spec.join):
-        if j.format not in FORMATS:
-            raise IngestError(f"data.table.join {j.path}: format must be one of {FORMATS}, got {j.format!r}")
-        if j.format in ("csv", "tsv") and not j.header and not j.columns:
-            raise IngestError(f"data.table.join {j.path}: a header-less side table needs columns, or header: true to "
-                              "read its first line as them (a side table's header is false, and its format tsv, unless set)")
-        _check_as_of(j, spec.time_format)
-        for col, name in zip(j.keep, kept_names(j)):
-            if name == spec.time and any(side.time for side in spec.join):  # the rows' times are parsed before joining
-                raise IngestError(f"data.table.join {j.path}: kept column {name!r} is the table's time (data.table.time), "
-                                  "which a point-in-time join looks up by; keep another column or property")
-            if col == j.key:
-                raise IngestError(f"data.table.join {j.path}: kept column {col!r} clashes with another column (its key)")
-            clash = _kept_clash(spec, spec.join[:at], name, produced, kept)
-            if clash:
-                raise IngestError(f"data.table.join {j.path}: kept column {name!r} is also {clash}, which the join would "
-                                  f"replace; set prefix on this join (its kept columns are then named prefix + column, "
-                                  f"e.g. prefix: side_ gives 'side_{col}') or keep another column")
-            kept[name] = j.path
-    return set(kept)
-
-
-def _kept_clash(spec: TableConfig, before: list[SideTableSpec], name: str, produced: set[str],
-                kept: dict[str, str]) -> str:
-    """What else a side table's kept column ``name`` would be, ``before``: the joins before it ("" if nothing the
-    config knows of)."""
-    if name in kept:
-        return f"a kept column of data.table.join {kept[name]}"
-    if name in produced:
-        return "a column explode makes"
-    earlier = next((o for o in before if o.key == name), None)  # a later join's key: chained, it looks the column up
-    if earlier is not None:
-        return f"the key of data.table.join {earlier.path}"
-    if not spec.header and name in spec.columns:
-        return "a column of the table (data.table.columns)"
-    return ""
-
-
-def _check_as_of(j: SideTableSpec, table_format: str) -> None:
-    """An IngestError naming the key when a side table's ``time`` / ``time_format`` / ``property`` / ``value``
-    cannot be read."""
-    where = f"data.table.join {j.path}"
-    if bool(j.property) != bool(j.value):
-        given, other = ("property", "value") if j.property else ("value", "property")
-        raise IngestError(f"{where}: {given} without {other}; a long side table names both (the column of each row's "
-                          "property and the column of its value)")
-    if not j.time:
-        if j.time_format:
-            raise IngestError(f"{where}: time_format without time (the side table's time column); set time or leave "
-                              "time_format out")
-        if j.property:
-            raise IngestError(f"{where}: a long side table (property, value) needs time: each property's value is "
-                              "joined as of each row's time")
-        return
-    _check_time_format(j.time_format or table_format, f"{where}: time_format" if j.time_format
-                       else f"{where}: time_format (the table's, unless set)")
-    columns = {"key": j.key, "time": j.time, "property": j.property, "value": j.value}
-    if not j.property:
-        columns |= {f"keep {c!r}": c for c in j.keep}
-    seen: dict[str, str] = {}
-    for role, col in columns.items():
-        if col in seen:
-            raise IngestError(f"{where}: column {col!r} is both {seen[col]} and {role}")
-        if col:
-            seen[col] = role
 
 
 def _schema(ids: tuple[str, ...], targets: tuple[tuple[str, str], ...], spec: TableConfig,

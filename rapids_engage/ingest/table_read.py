@@ -23,6 +23,8 @@ from .read_jsonl import read_jsonl
 from .read_parquet import PER_SECOND, read_parquet
 from .table_chunk import Bad, Chunk, Source, by_line, close_names, missing_message
 
+#: The input formats :func:`read` reads (csv and tsv by :mod:`.read_delimited`).
+FORMATS = ("csv", "tsv", "jsonl", "parquet")
 #: Bytes per JSONL read block (its first block's keys are checked for missing columns), the most a CSV / TSV
 #: read block has, and the size a text input's share of the work is counted in (:func:`.table.ingest_table`).
 BLOCK_BYTES = 16 << 20
@@ -71,5 +73,5 @@ def read(path: Path, src: Source, chunk_rows: int, block_bytes: int | None = Non
     return read_delimited(path, src, block_bytes)
 
 
-__all__ = ["BLOCK_BYTES", "DELIMITED_BLOCK_BYTES", "MAX_FIELDS", "PER_SECOND", "Bad", "Chunk", "Source", "block_bytes_of",
-           "by_line", "close_names", "missing_message", "read"]
+__all__ = ["BLOCK_BYTES", "DELIMITED_BLOCK_BYTES", "FORMATS", "MAX_FIELDS", "PER_SECOND", "Bad", "Chunk", "Source",
+           "block_bytes_of", "by_line", "close_names", "missing_message", "read"]

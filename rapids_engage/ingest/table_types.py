@@ -7,6 +7,7 @@ makes one row per list token and :func:`row_ids` hashes the row ids. Side tables
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ import pyarrow.compute as pc
 from ..config import ExplodeSpec
 from ..layout import TABLE_TIME
 from ..schema import PLAUSIBLE_TIMES
+from .reader import IngestError
 from .table_read import PER_SECOND
 
 if TYPE_CHECKING:
@@ -33,6 +35,8 @@ _UNITS = {"seconds": (1, "set time_format: unix"), "milliseconds": (1_000, "set 
 EVENT_MS = "_event_ms"
 #: Largest count target: every integer up to it is exact in float64.
 MAX_COUNT = 2.0**53
+#: The named time formats (else a strptime pattern).
+TIME_FORMATS = ("unix", "unix_ms", "iso")
 _SEP = "\x1f"
 _TRUE, _FALSE = ("1", "true", "1.0"), ("0", "false", "0.0")
 
@@ -87,6 +91,20 @@ class Errors:
         new = ~self.bad[s]
         s, at = s[new], at[new]
         self.reason[s], self.column[s], self.detail[s] = rows.reason[at], rows.column[at], rows.detail[at]
+
+
+def check_time_format(fmt: str, key: str = "data.table.time_format") -> None:
+    """An IngestError naming ``key`` when ``fmt`` is not a time format :func:`parse_time` reads."""
+    if fmt in TIME_FORMATS:
+        return
+    if "%" not in fmt:
+        near = difflib.get_close_matches(fmt.strip().lower(), TIME_FORMATS, n=1, cutoff=0.6)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise IngestError(f"{key} must be unix, unix_ms, iso or a strptime pattern, got {fmt!r}{hint}")
+    try:
+        pd.to_datetime(pd.Series(["x"]), format=fmt, errors="coerce", utc=True)
+    except ValueError as exc:
+        raise IngestError(f"{key} {fmt!r} is not a valid strptime pattern: {exc}") from None
 
 
 def parse_time(s: pd.Series, fmt: str, column: str, err: Errors) -> tuple[np.ndarray, np.ndarray]:
@@ -309,4 +327,5 @@ def _split_tokens(tokens: pa.Array, ex: ExplodeSpec) -> tuple[pa.Array, np.ndarr
     return items, labels, bad
 
 
-__all__ = ["Errors", "arrow_strings", "blank", "explode", "hash_strings", "parse_time", "row_ids", "row_times", "typed"]
+__all__ = ["TIME_FORMATS", "Errors", "arrow_strings", "blank", "check_time_format", "explode", "hash_strings",
+           "parse_time", "row_ids", "row_times", "typed"]
