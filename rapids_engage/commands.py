@@ -198,7 +198,7 @@ def _check_table_spec(cfg: Config, unlabelled: bool) -> None:
     """A ``data.table`` the ingest would refuse, refused before it starts as a run refuses it: naming the config
     file and the ``--set`` that gave the key."""
     from .ingest import IngestError
-    from .ingest.table import plan_of
+    from .ingest.table_plan import plan_of
 
     try:
         plan_of(cfg.data.table, unlabelled)

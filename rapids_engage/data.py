@@ -357,7 +357,7 @@ def expected_layout(cfg: Config) -> Layout | None:
     if cfg.data.source in ("synthetic", "recsys"):
         return RECSYS
     if cfg.data.source == "table" and cfg.data.table is not None:
-        from .ingest.table import plan_of
+        from .ingest.table_plan import plan_of
 
         plan_of(cfg.data.table)
         return table_layout(cfg.data.table)

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from rapids_engage.config import EventsSpec, TableConfig
 from rapids_engage.ingest import event_labels, ingest_table
-from rapids_engage.ingest.table import plan_of
+from rapids_engage.ingest.table_plan import plan_of
 from rapids_engage.ingest.writer import DayWriter, conform
 from rapids_engage.layout import TABLE_TIME
 

@@ -19,7 +19,8 @@ import pyarrow as pa
 from ..config import TableConfig
 from .read_jsonl import objects_chunk
 from .read_parquet import arrow_text
-from .table import plan_of, process_chunk
+from .table import process_chunk
+from .table_plan import plan_of
 from .table_read import close_names
 from .side_tables import read_side
 

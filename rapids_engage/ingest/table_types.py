@@ -23,7 +23,7 @@ from .reader import IngestError
 from .table_read import PER_SECOND
 
 if TYPE_CHECKING:
-    from .table import Plan
+    from .table_plan import Plan
 
 #: Plausible event times (unix seconds): from 1990-01-01T00:00:00Z up to (not including) 2100-01-01T00:00:00Z.
 MIN_TIME, MAX_TIME = PLAUSIBLE_TIMES
