@@ -3,7 +3,8 @@
 Runs of a sweep start together on the same ``data.cache_dir`` and ``features.store``: each generated, ingested or
 built the same entry, the work done as many times (its publication atomic: correct, but wasted). :func:`building`
 holds an exclusive ``fcntl.flock`` on a hidden ``.<name>.lock`` file beside the entry while it is built; a second
-run waits (logging for what), then finds the entry whole and reuses it. The kernel releases the lock when its
+run waits (logging for what), then finds the entry whole and reuses it. :func:`build_once` is the sequence around
+it: look, lock, look again, build. The kernel releases the lock when its
 holder exits, however it ends; the lock file goes when its build ends (a waiter that locked the deleted file locks
 the new one), a killed run's stays, blocking nothing, until the next build of the entry.
 
@@ -17,8 +18,11 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 #: errno values of a filesystem that does not lock (the build then runs unlocked).
 NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
@@ -61,6 +65,28 @@ def building(entry: str | os.PathLike, log: Callable[[str], None] | None = None)
                 path.unlink(missing_ok=True)  # while held: a waiter on this file sees it gone and locks the next one
             os.close(fd)  # releases the lock
         return
+
+
+def build_once(lock: AbstractContextManager, look: Callable[[], tuple[T | None, str | None]],
+               build: Callable[[str | None], T]) -> tuple[T, bool]:
+    """(the entry, whether another run built it while this one waited): ``look()`` gives (the entry where it is there
+    whole, else None; why a copy there is unusable, else None); not there, :func:`look_again_or_build` under ``lock``
+    (:func:`building`: entered only then)."""
+    found, _ = look()
+    if found is not None:
+        return found, False
+    return look_again_or_build(lock, look, build)
+
+
+def look_again_or_build(lock: AbstractContextManager, look: Callable[[], tuple[T | None, str | None]],
+                        build: Callable[[str | None], T]) -> tuple[T, bool]:
+    """Under ``lock``: (``look()``'s entry, True) where a run this one waited for built it meanwhile, else
+    (``build(why)``, False), ``why`` the reason ``look`` gave for not using the copy there."""
+    with lock:
+        found, why = look()
+        if found is not None:
+            return found, True
+        return build(why), False
 
 
 def _same_file(fd: int, path: Path) -> bool:

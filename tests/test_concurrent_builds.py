@@ -18,7 +18,7 @@ import pytest
 import rapids_engage.synthetic as synthetic
 from rapids_engage.atomic import write_text
 from rapids_engage.backend import CPU
-from rapids_engage.build_lock import building, lock_path
+from rapids_engage.build_lock import build_once, building, lock_path
 from rapids_engage.config import load_config
 from rapids_engage.data import _ingest_once, _reuse, read_events, synthetic_dataset
 from rapids_engage.features import add_labels
@@ -87,6 +87,42 @@ def test_a_second_synthetic_run_waits_for_the_first_and_reuses_its_data(tmp_path
     assert [line for line in race.lines if "waiting" in line] == [f"waiting for another run building {first.data_dir.parent}"]
     assert len(read_events(second.data_dir).compute()) == 2000
     assert not list(tmp_path.glob(".*.lock"))  # released and gone
+
+
+def _look(entry: Path):
+    """An entry's look: its text when whole; a file reading "cut" is damaged."""
+    text = entry.read_text() if entry.exists() else None
+    return (None, f"damaged ({text})") if text == "cut" else (text, None)
+
+
+def test_build_once_builds_once_and_a_second_thread_waits_and_reuses_it(tmp_path):
+    """look, lock, look again, build: the second thread's first look misses, it waits, its second finds the first's."""
+    entry, built = tmp_path / "entry", []
+
+    def build(why):
+        race.enter()
+        built.append(why)
+        entry.write_text("whole")
+        return "built"
+
+    race = Race(lambda log: build_once(building(entry, log), lambda: _look(entry), build))
+    assert build_once(building(entry), lambda: _look(entry), build) == ("built", False)
+    assert race.join() == ("whole", True) and built == [None]
+    assert build_once(building(entry), lambda: _look(entry), build) == ("whole", False)
+    assert not lock_path(entry).exists()
+
+
+def test_build_once_builds_a_copy_look_calls_damaged_again_saying_why(tmp_path):
+    entry, built = tmp_path / "entry", []
+    entry.write_text("cut")
+
+    def build(why):
+        built.append(why)
+        entry.write_text("whole")
+        return "built"
+
+    assert build_once(building(entry), lambda: _look(entry), build) == ("built", False)
+    assert built == ["damaged (cut)"] and entry.read_text() == "whole"
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..backend import Backend
-from ..build_lock import building
+from ..build_lock import building, look_again_or_build
 from ..config import FeaturesConfig
 from ..digests import CACHE_FILE
 from ..layout import Layout
@@ -101,11 +101,12 @@ def materialize(
         log(f"feature store: cache hit, version {version} (built for {', '.join(manifest['definition']['targets'])}; "
             f"this run's {len(names)} features of {', '.join(targets)} are among its)")
         return Materialized(store, version, names, manifest["rows"], True)
-    with building(store.version_dir(version), log):  # runs sharing the store build it once; the others wait, then reuse it
+
+    def built_meanwhile() -> tuple[Materialized | None, None]:
         manifest = None if rebuild else store.manifest(version)
-        if manifest is not None:
-            log(f"feature store: version {version} was built by another run meanwhile; using it ({store.version_dir(version)})")
-            return Materialized(store, version, manifest["features"], manifest["rows"], True)
+        return (None if manifest is None else _built_meanwhile(store, version, log, manifest)), None
+
+    def build(_damaged: str | None) -> Materialized:
         keep = list(dict.fromkeys([*layout.carried(), *targets, *names]))
         sigs = signatures(cfg, {g: FeatureBuilder(only(cfg, {g}), targets, layout).feature_names() for g in groups(cfg)})
         base = None if rebuild else _base_version(store, definition, sigs)
@@ -148,12 +149,22 @@ def materialize(
             store.discard(tmp)
             raise
         if not published:  # another run published it while this one built: use theirs, replacing it would pull it from under them
-            log(f"feature store: version {version} was built by another run meanwhile; using it ({store.version_dir(version)})")
-            _, manifest = store._resolve(version)  # replaced or deleted since, too: a MissingVersion naming it, not a TypeError
-            return Materialized(store, version, manifest["features"], manifest["rows"], True)
+            return _built_meanwhile(store, version, log)
         how = f", {len(reused['groups'])} of {len(sigs)} feature groups reused from version {reused['from']}" if reused else ""
         log(f"feature store: built version {version} ({rows['train']:,} train / {rows['valid']:,} valid rows{how})")
         return Materialized(store, version, names, rows, False, reused)
+
+    # runs sharing the store build it once; the others wait, then reuse it
+    return look_again_or_build(building(store.version_dir(version), log), built_meanwhile, build)[0]
+
+
+def _built_meanwhile(store: FeatureStore, version: str, log: Callable[[str], None],
+                     manifest: dict | None = None) -> Materialized:
+    """The version another run built while this one waited, or built too: theirs, used (its ``manifest`` read
+    again when not given: replaced or deleted since, a MissingVersion naming it, not a TypeError)."""
+    log(f"feature store: version {version} was built by another run meanwhile; using it ({store.version_dir(version)})")
+    manifest = manifest or store._resolve(version)[1]
+    return Materialized(store, version, manifest["features"], manifest["rows"], True)
 
 
 SCRATCH = "_scratch"
