@@ -69,28 +69,31 @@ def check_features_out(cfg: Config, out: Path) -> None:
     naming a setting that differs: its config.yaml, which the subcommand writes, would no longer be the run's
     (``--config <out>/config.yaml`` would rerun another run, ``predict`` of a table run reads data.table there). A
     report.json that cannot be read, or is damaged (:func:`.atomic.read_json`: no JSON, no ``config`` object), is
-    refused too; the run's own config passes (config.yaml stays the same)."""
+    refused too; the run's own config passes (config.yaml stays the same). A run records the config resolved for its
+    data's layout (``label_time: auto`` as what it resolved to), and its layout: ours is resolved for that layout."""
+    from dataclasses import replace
+
+    from .features.build import resolve_label_time
+    from .layout import Layout
     from .provenance import config_data
 
     path = out / "report.json"
     if not path.is_file():
         return
+    hint = "choose another --out (features would replace the config.yaml of the run it records)"
     try:
-        theirs = read_json(path, {"config": dict}, "choose another --out (features would replace the config.yaml of "
-                                                   "the run it records)")["config"]
+        report = read_json(path, {"config": dict, "layout": (dict, type(None))}, hint)
+        if report.get("layout") is not None:  # recorded by every run since label_time exists
+            layout = Layout.from_dict(report["layout"], f"{path}: layout", hint)
+            cfg = replace(cfg, features=resolve_label_time(cfg.features, layout))
     except DamagedFile as exc:
         raise ConfigError(sourced(cfg, f"out: {exc}")) from None
+    except ValueError as exc:  # a layout field this release does not know
+        raise ConfigError(sourced(cfg, f"out: {exc}; {hint}")) from None
     except OSError as exc:
         raise ConfigError(sourced(cfg, f"out: {out} holds a report.json that cannot be read ({exc}), whose run's "
                                        "config.yaml features would replace: choose another --out")) from None
-    ours = config_data(cfg)
-    # a run records the label time auto resolved to, from the data and history keys compared here too: auto matches it
-    history, recorded = ours["features"]["history"], theirs.get("features")
-    recorded = recorded.get("history") if isinstance(recorded, dict) else None
-    recorded = recorded.get("label_time") if isinstance(recorded, dict) else None
-    if history["label_time"] == "auto" and recorded in ("event", "engagement"):
-        history["label_time"] = recorded
-    differ = _first_difference(ours, theirs)
+    differ = _first_difference(config_data(cfg), report["config"])
     if differ is not None:
         key, ours, there = differ
         raise ConfigError(sourced(cfg, f"out: {out} holds a run (report.json) of another config ({key}: {ours} here, {there} "

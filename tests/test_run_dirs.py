@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
 import pytest
 
 from rapids_engage.config import ConfigError, load_config
+from rapids_engage.layout import RECSYS
 from rapids_engage.provenance import config_data
 from rapids_engage.run_dirs import check_features_out, check_run_outputs, foreign_files
 
@@ -55,6 +57,25 @@ def test_features_out_into_a_run_names_the_first_setting_that_differs(run):
     theirs["train"]["newer_setting"] = 1  # a key only there: another release's config
     _report(out, {"config": theirs})
     with pytest.raises(ConfigError, match=re.escape("of another config (train.newer_setting: (none) here, 1 there)")):
+        check_features_out(cfg, out)
+
+
+def test_features_out_into_a_run_compares_label_time_auto_resolved_for_the_run_s_layout(run):
+    """auto matched whatever label time the run recorded: auto into a RecSys run (history keys set) that chose
+    ``event`` passed, and features replaced its config.yaml with one saying ``engagement``, which it then built."""
+    cfg, out, ours = run
+    assert cfg.features.history.keys and cfg.features.history.label_time == "auto"
+    for layout, recorded in [(RECSYS, "engagement"), (dataclasses.replace(RECSYS, kind="table"), "event")]:
+        theirs = json.loads(json.dumps(ours))
+        theirs["features"]["history"]["label_time"] = recorded  # what auto resolved to for the run's data
+        _report(out, {"config": theirs, "layout": layout.to_dict()})
+        check_features_out(cfg, out)
+    theirs["features"]["history"]["label_time"] = "event"  # a RecSys run of label_time: event
+    _report(out, {"config": theirs, "layout": RECSYS.to_dict()})
+    with pytest.raises(ConfigError, match=re.escape("(features.history.label_time: engagement here, event there)")):
+        check_features_out(cfg, out)
+    _report(out, {"config": theirs, "layout": RECSYS.to_dict() | {"kind": 3}})
+    with pytest.raises(ConfigError, match=re.escape("report.json: layout is damaged (key kind is a number, not a string)")):
         check_features_out(cfg, out)
 
 
