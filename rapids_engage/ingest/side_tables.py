@@ -5,7 +5,8 @@
 own time (point-in-time: a value recorded at the row's instant or later is never joined), from a
 wide table (a column per kept value) or a long one (key, time, property, value: each kept property
 looked up over its own rows). Side rows without a key (blank, null, ``nan``) are never joined.
-:func:`check_kept_names` refuses a kept column the table's files have too (the join would replace it).
+:func:`check_side_columns` refuses a side table that is not there or lacks a column, and :func:`check_kept_names` a
+kept column the table's files have too (the join would replace it), from headers only: before any side table is read.
 """
 
 from __future__ import annotations
@@ -40,13 +41,10 @@ def read_side(side: SideTableSpec, strict: bool, chunk_rows: int, time_format: s
     rows are skipped with a warning (strict: StrictModeError). Without ``time``, of rows repeating a key the first is
     kept, rows without a key (:func:`.side_join.no_key`) are dropped, each with a warning; with it, rows with a bad time
     or no key are skipped like malformed rows."""
-    try:
-        path = input_paths([side.path])[0]
-    except IngestError as exc:
-        raise IngestError(f"data.table.join: side table {exc}") from None
+    path = _path(side)
     if side.time:
         return _read_as_of(path, side, strict, chunk_rows, side.time_format or time_format)
-    needed = (side.key, *side.keep)
+    needed = _needed(side)
     frames = [chunk.frame[list(needed)] for chunk in _chunks(path, side, needed, strict, chunk_rows)]
     table = pd.concat(frames, ignore_index=True) if frames else _empty_frame(needed)
     keyless = no_key(table[side.key])
@@ -64,6 +62,27 @@ def read_side(side: SideTableSpec, strict: bool, chunk_rows: int, time_format: s
     arrays = [pa.array(values[c].to_numpy(dtype=object), pa.large_string()) for c in side.keep]
     return SideTable(side.key, keys, pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))]),
                      kept_names(side))
+
+
+def _path(side: SideTableSpec) -> Path:
+    try:
+        return input_paths([side.path])[0]
+    except IngestError as exc:
+        raise IngestError(f"data.table.join: side table {exc}") from None
+
+
+def check_side_columns(side: SideTableSpec, chunk_rows: int) -> None:
+    """The IngestError :func:`read_side` would give first when the side table is not there or lacks a column it
+    needs, from its first read block only (CSV / TSV: the header line, gzip too; JSONL: the first records; parquet:
+    the schema and first batch), so that it comes before any side table is read whole."""
+    path = _path(side)
+    reader = read(path, _source(side, _needed(side), "unix"), chunk_rows, _block_bytes())  # the format: text only
+    try:
+        first = next(iter(reader), None)
+    finally:
+        reader.close()
+    if first is not None and first.missing:
+        raise IngestError(f"side table {missing_message(path, side.format, first)}")
 
 
 def kept_names(side: SideTableSpec) -> tuple[str, ...]:
@@ -92,13 +111,27 @@ def check_kept_names(paths: list[Path], src: Source, joins: list[SideTableSpec],
                               f"column, e.g. prefix: side_ gives 'side_{clash[len(j.prefix):]}') or keep another column")
 
 
+def _needed(side: SideTableSpec) -> tuple[str, ...]:
+    """The columns read of a side table: its key, time (point in time) and kept columns (long: property and value)."""
+    if side.property:
+        return side.key, side.time, side.property, side.value
+    return (side.key, side.time, *side.keep) if side.time else (side.key, *side.keep)
+
+
+def _source(side: SideTableSpec, needed: tuple[str, ...], time_format: str) -> Source:
+    return Source(side.format, side.header, tuple(side.columns), needed, {}, side.time or None, time_format)
+
+
+def _block_bytes() -> int:
+    return min(SIDE_BLOCK_BYTES, table_read.BLOCK_BYTES)
+
+
 def _chunks(path: Path, side: SideTableSpec, needed: tuple[str, ...], strict: bool, chunk_rows: int,
             time_format: str = "unix") -> Iterator[Chunk]:
     """The side table's chunks (a parquet timestamp ``side.time`` column as text in ``time_format``); its malformed
     rows skipped with a warning (strict: StrictModeError)."""
-    src = Source(side.format, side.header, tuple(side.columns), needed, {}, side.time or None, time_format)
     skipped = 0
-    for chunk in read(path, src, chunk_rows, min(SIDE_BLOCK_BYTES, table_read.BLOCK_BYTES)):
+    for chunk in read(path, _source(side, needed, time_format), chunk_rows, _block_bytes()):
         if chunk.missing:
             raise IngestError(f"side table {missing_message(path, side.format, chunk)}")
         if chunk.bad:
@@ -123,7 +156,7 @@ def _read_as_of(path: Path, side: SideTableSpec, strict: bool, chunk_rows: int, 
     """The point-in-time side table of ``path`` (long: only the kept properties' rows are held, their keys and
     values as codes into their distinct texts)."""
     long = bool(side.property)
-    needed = (side.key, side.time, side.property, side.value) if long else (side.key, side.time, *side.keep)
+    needed = _needed(side)
     fmt = _instants_format(path, side, fmt)
     held: list[tuple[pd.DataFrame, np.ndarray]] = []  # kept rows not checked yet, their lines
     reader_bad: list[Bad] = []  # strict: the reader's bad rows not checked yet
@@ -218,4 +251,4 @@ def _sorted(order: np.ndarray, values: tuple[np.ndarray, np.ndarray], rows: np.n
     return pa.table({"order": pa.array(order[perm], pa.int64()), "value": value})
 
 
-__all__ = ["AsOfSide", "SideTable", "check_kept_names", "kept_names", "read_side"]
+__all__ = ["AsOfSide", "SideTable", "check_kept_names", "check_side_columns", "kept_names", "read_side"]

@@ -34,7 +34,7 @@ from .recsys import IngestResult, _check_out_dir, input_paths, finish
 from .table_plan import Plan, plan_of
 from .table_read import FORMATS, Bad, Chunk, Source, by_line, missing_message, read
 from .side_share import mapped_bytes, shared_sides
-from .side_tables import AsOfSide, SideTable, check_kept_names, read_side
+from .side_tables import AsOfSide, SideTable, check_kept_names, check_side_columns, read_side
 from .table_types import Errors, arrow_strings, explode, hash_strings, row_ids, row_times, typed
 from .writer import DayWriter
 
@@ -289,13 +289,15 @@ def ingest_table(
     paths = input_paths(inputs)
     out = Path(out_dir).absolute()
     _check_out_dir(out)
+    src = Source(spec.format, spec.header, tuple(spec.columns), plan.needed, plan.list_seps, spec.time,
+                 spec.time_format, plan.scalars, plan.required)
+    for side in spec.join:  # headers only, so that these errors come before any side table is read whole
+        check_side_columns(side, chunk_rows)
+    check_kept_names(paths, src, spec.join, chunk_rows)
     sides = [read_side(j, strict, chunk_rows, spec.time_format) for j in spec.join]
     with staged_dir(out) as tmp:
-        src = Source(spec.format, spec.header, tuple(spec.columns), plan.needed, plan.list_seps, spec.time,
-                     spec.time_format, plan.scalars, plan.required)
         job = _Job(str(tmp), str(tmp / ("_typed" if plan.keep_events else "data")),  # an event log's rows are labelled from there
                    src, strict, chunk_rows, table_read.block_bytes_of(spec.format))
-        check_kept_names(paths, src, spec.join, chunk_rows)
         keys = _file_keys(paths)
         with shared_sides(sides, tmp / "_sides") as sides:  # one memory-mapped copy for every process, removed after
             n = worker_count(workers, sum(_chunks_of(p, spec.format, chunk_rows) for p in paths), len(paths),
