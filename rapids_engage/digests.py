@@ -7,6 +7,7 @@ the file's size, modification time and inode, and read again only when one of th
 what ``make``, rsync and DVC trust too: an edit that restores all three is not seen. A file modified
 within :data:`RACY_NS` of its hashing is not cached ("racy", as git calls it): on a filesystem with
 coarse timestamps (1 s: ext3, some NFS servers) a same-size rewrite in that second keeps its mtime.
+Runs sharing a cache (a sweep) merge their new digests into it under a lock: none is lost.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .atomic import write_text
+from .build_lock import building
 
 #: The digest cache's file name, in the directory that holds what is built from the files (a store, a data cache).
 CACHE_FILE = ".input-digests.json"
@@ -70,10 +72,17 @@ def content_digests(files: Sequence[Path], cache: Path | None = None,
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_THREADS, os.cpu_count() or 1, len(todo)))) as pool:
         found.update(zip(todo, pool.map(file_digest, todo)))
     if cache is not None and todo:
-        kept = {k: v for k, v in known.items() if os.path.exists(k)}
-        kept.update({keys[f]: [*stats[f], found[f]] for f in todo if stats[f][1] < settled})
-        try:
-            write_text(cache, json.dumps(kept, indent=0))
-        except OSError:  # a read-only store: the digests are read again next time
-            pass
+        _save(cache, {keys[f]: [*stats[f], found[f]] for f in todo if stats[f][1] < settled})
     return found
+
+
+def _save(cache: Path, new: dict[str, list]) -> None:
+    """Add ``new`` entries to ``cache``: read, merged and written (atomically) under its lock, so runs updating it at
+    once (processes or threads) keep each other's entries; entries of files gone are dropped. A cache that cannot be
+    written (a read-only store) is left: the digests are read again next time."""
+    try:
+        with building(cache):  # held for the read-merge-write only (milliseconds)
+            kept = {k: v for k, v in _load(cache).items() if os.path.exists(k)}
+            write_text(cache, json.dumps(kept | new, indent=0))
+    except OSError:
+        pass

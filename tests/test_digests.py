@@ -63,6 +63,34 @@ def test_a_file_modified_just_before_it_is_hashed_is_not_cached(tmp_path, counte
     assert content_digests([new], cache)[new] == file_digest(new) and counted == ["new.bin"] * 3
 
 
+def test_runs_updating_the_cache_at_once_keep_each_others_digests(tmp_path, monkeypatch):
+    """Two runs that read the cache before either wrote it each wrote back what they had read plus their own digests:
+    the first writer's were lost (hashed again by the next run). Each merges with the cache on disk, under its lock."""
+    import threading
+
+    files = [tmp_path / "a.bin", tmp_path / "b.bin"]
+    for f in files:
+        f.write_bytes(f.name.encode())
+        os.utime(f, ns=(10**18, 10**18))
+    cache, load, both_read, seen = tmp_path / "digests.json", digests._load, threading.Barrier(2, timeout=30), set()
+
+    def load_together(path):  # each run's first read of the cache happens before either writes it
+        known = load(path)
+        if threading.get_ident() not in seen:
+            seen.add(threading.get_ident())
+            both_read.wait()
+        return known
+
+    monkeypatch.setattr(digests, "_load", load_together)
+    runs = [threading.Thread(target=content_digests, args=([f], cache)) for f in files]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    assert set(json.loads(cache.read_text())) == {str(f.resolve()) for f in files}
+    assert not list(tmp_path.glob(".*"))  # no lock file or part file left
+
+
 def test_a_copy_has_the_fingerprint_of_its_original_and_an_edit_does_not(tmp_path):
     generate(tmp_path / "orig", SyntheticSpec(rows=3_000, days=2, seed=3))
     shutil.copytree(tmp_path / "orig" / "data", tmp_path / "copy", copy_function=shutil.copy)  # new times, new inodes
