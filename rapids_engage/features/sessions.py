@@ -1,0 +1,286 @@
+"""Point-in-time session features of a key (default: the user).
+
+A session of a key is a run of its events whose consecutive distinct times are at most ``gap``
+seconds apart (``features.session.gap``, default 30 min; a gap of exactly ``gap`` continues the
+session). For an event at time ``t``, only the key's events with time STRICTLY earlier than ``t``
+count, as in the history features (:mod:`.history`): events at the same time never see each other
+and get the same values::
+
+    sess_n      earlier events of the event's session (0: it starts one)
+    sess_age    t - the session's first event time (0: it starts one)
+    sess_index  sessions of the key before the event's (0: its first session)
+
+The seconds since the key's previous event are the history's ``hist_<key>_dt_prev``. No label is
+used. Int64 values; an event whose key has a null is a session of its own (as it has no history).
+
+Serving state (:meth:`SessionEncoder.save`: parquet + JSON), one row per key: the time of its last
+event ``_last``, the events at that time ``_n_last``, the session's earlier events ``_n_before``,
+its start ``_start`` and index ``_index``. :meth:`SessionEncoder.transform` continues from it for
+events at time >= the end of training, exactly as the computation over training and new rows
+together would; :meth:`SessionEncoder.extend` folds later events into it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.dataframe as dd
+import numpy as np
+
+from ..backend import array_module, frame_library, is_gpu_object, series_like
+from ..data import DataError
+from ..schema import EVENT_TIME, utc
+from .frames import (
+    Checkpoints, EstimatorParams, as_dask, check_columns, check_fitted, group_ids, in_memory, is_dask, key_tables, load_state,
+    null_key_rows, save_state, share,
+)
+from .history_state import StateIndex, alone_if_null, state_rows_by_pass, times
+
+#: The group id, the prefix of the feature names and the stem of the state files.
+PREFIX = "sess"
+#: The state's value columns (besides the key).
+LAST, N_LAST, N_BEFORE, START, INDEX = "_last", "_n_last", "_n_before", "_start", "_index"
+STATE_VALUES = [LAST, N_LAST, N_BEFORE, START, INDEX]
+#: The default ``gap``: 30 minutes.
+DEFAULT_GAP = 1800
+
+
+def session_values(xp: Any, g: Any, t: Any, w: Any, base: dict | None = None, gap: int = DEFAULT_GAP) -> tuple[dict, dict]:
+    """(per input row, per key's last (key, time) block) session values of weighted events.
+
+    ``g`` key ids, ``t`` int64 times, ``w`` events a row stands for. ``base`` (state rows continued):
+    arrays ``has``, ``n_before``, ``start``, ``index`` per row, nonzero only on a key's state row, which
+    is at the key's earliest time (its last event's): the key's first session is then the state's.
+    Rows: ``n``, ``age``, ``index`` (see the module); blocks: ``g`` and the state columns.
+    """
+    size = len(t)
+    if not size:
+        empty = xp.zeros(0, dtype=np.int64)
+        return dict.fromkeys(("n", "age", "index"), empty), {"g": empty, **dict.fromkeys(STATE_VALUES, empty)}
+    distinct = xp.unique(t)
+    order = xp.argsort(g * len(distinct) + xp.searchsorted(distinct, t))  # (key, time) composite: < rows * rows
+    gs, ts = g[order], t[order]
+    new_block = xp.ones(size, dtype=bool)
+    new_block[1:] = (gs[1:] != gs[:-1]) | (ts[1:] != ts[:-1])
+    first = xp.flatnonzero(new_block)
+    block = xp.cumsum(new_block) - 1  # each sorted row's (key, time) block
+
+    def block_sum(a: Any) -> Any:
+        p = xp.zeros(size + 1, dtype=np.int64)
+        p[1:] = xp.cumsum(a[order])
+        return p[xp.concatenate([first[1:], xp.full(1, size, dtype=first.dtype)])] - p[first]
+
+    bg, bt, bw = gs[first], ts[first], block_sum(w)
+    nb = len(first)
+    new_group = xp.ones(nb, dtype=bool)
+    new_group[1:] = bg[1:] != bg[:-1]
+    brk = new_group.copy()
+    brk[1:] |= bt[1:] - bt[:-1] > gap
+    n_sessions = xp.cumsum(brk)
+    session_first = xp.flatnonzero(brk)[n_sessions - 1]
+    group_first = xp.flatnonzero(new_group)[xp.cumsum(new_group) - 1]
+    in_group = n_sessions - n_sessions[group_first]  # sessions of the key before the block's
+    bp = xp.zeros(nb + 1, dtype=np.int64)
+    bp[1:] = xp.cumsum(bw)
+    n = bp[:-1] - bp[session_first]
+    start, index = bt[session_first], in_group
+    if base is not None:
+        has, n_before, start0, index0 = (block_sum(base[k])[group_first] for k in ("has", "n_before", "start", "index"))
+        continued = (has > 0) & (in_group == 0)
+        n = n + xp.where(continued, n_before, 0)
+        start = xp.where(continued, start0, start)
+        index = index + index0
+    rows = {}
+    for name, value in (("n", n), ("age", bt - start), ("index", index)):
+        col = xp.empty(size, dtype=np.int64)
+        col[order] = value[block]
+        rows[name] = col
+    last = xp.ones(nb, dtype=bool)
+    last[:-1] = new_group[1:]
+    state = {"g": bg[last], LAST: bt[last], N_LAST: bw[last], N_BEFORE: n[last], START: start[last], INDEX: index[last]}
+    return rows, state
+
+
+class SessionEncoder(EstimatorParams):
+    """sklearn-style point-in-time session features of one key (see :mod:`.sessions`).
+
+    ``columns``: the key (one column or a list); ``gap``: the longest gap (seconds) within a session;
+    ``time_column``: int64 event times in seconds. Frames are in-memory pandas or cudf frames holding
+    all the events of their keys (a dask partition after a shuffle on the key: :func:`fit_sessions`).
+    """
+
+    def __init__(self, columns: str | list[str], gap: int = DEFAULT_GAP, time_column: str = EVENT_TIME) -> None:
+        self.columns = [columns] if isinstance(columns, str) else list(columns)
+        self.gap = int(gap)
+        if self.gap < 0:
+            raise ValueError(f"SessionEncoder gap must be >= 0 seconds, got {self.gap}")
+        self.time_column = time_column
+
+    @property
+    def name(self) -> str:
+        return PREFIX
+
+    def output_names(self) -> list[str]:
+        return [f"{PREFIX}_{s}" for s in ("n", "age", "index")]
+
+    def _check(self, frame: Any) -> None:
+        if is_dask(frame):
+            raise TypeError("SessionEncoder takes in-memory frames (pandas or cudf); for a dask frame use "
+                            "rapids_engage.features.sessions.session_features(frame, encoder)")
+        check_columns(self, frame, [*self.columns, self.time_column])
+
+    def _key_ids(self, frame: Any) -> Any:
+        return alone_if_null(group_ids(frame[self.columns]), frame[self.columns])
+
+    def _attach(self, frame: Any, rows: dict) -> Any:
+        return frame.assign(**{f"{PREFIX}_{k}": series_like(frame, v) for k, v in rows.items()})
+
+    def _state_frame(self, frame: Any, g: Any, state: dict) -> Any:
+        """State rows (key columns + :data:`STATE_VALUES`) of ``state`` blocks, keys from ``frame``'s rows of ids ``g``;
+        keys with a null are none (their events are no key's)."""
+        xp = array_module(g)
+        first_row = xp.zeros(int(g.max()) + 1 if len(g) else 0, dtype=np.int64)
+        first_row[g] = xp.arange(len(g), dtype=np.int64)  # a row of each key id (any: they share the key)
+        keys = frame[self.columns].iloc[first_row[state["g"]]].reset_index(drop=True)
+        out = keys.assign(**{c: series_like(keys, state[c]) for c in STATE_VALUES})
+        return out[~null_key_rows(out[self.columns])].reset_index(drop=True)
+
+    # ---- partition functions ---------------------------------------------
+    def features_partition(self, frame: Any) -> Any:
+        """``frame`` (all its keys' events) with the session features from its own rows; order and index kept."""
+        self._check(frame)
+        g, t = self._key_ids(frame), times(frame, self.time_column)
+        rows, _ = session_values(array_module(t), g, t, array_module(t).ones(len(t), dtype=np.int64), gap=self.gap)
+        return self._attach(frame, rows)
+
+    def state_partition(self, frame: Any) -> Any:
+        """The serving-state rows of ``frame``'s keys (one per key)."""
+        self._check(frame)
+        g, t = self._key_ids(frame), times(frame, self.time_column)
+        _, state = session_values(array_module(t), g, t, array_module(t).ones(len(t), dtype=np.int64), gap=self.gap)
+        return self._state_frame(frame, g, state)
+
+    def set_state(self, state: Any, t_end: int) -> SessionEncoder:
+        """Finish fitting from state rows (e.g. concatenated :meth:`state_partition` outputs) of a window ending at ``t_end``."""
+        self.state_, self.t_end_, self._index = state, int(t_end), None
+        return self
+
+    # ---- sklearn-style API -------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> SessionEncoder:  # noqa: ARG002 - sklearn signature
+        """Learn the serving state from the training window ``X``."""
+        self._check(X)
+        if not len(X):
+            raise ValueError("SessionEncoder: no training rows")
+        return self.set_state(self.state_partition(X), int(X[self.time_column].max()))
+
+    def fit_transform(self, X: Any, y: Any = None) -> Any:
+        self.fit(X, y)
+        return self.features_partition(X)
+
+    def transform(self, X: Any, labels: bool | None = None) -> Any:  # noqa: ARG002 - no label is used
+        """Features of events at time >= the end of training: the state continued by the earlier rows of ``X``
+        (equals ``fit_transform(train + X)`` on the rows of ``X``)."""
+        return self._attach(X, self._continued(X)[0])
+
+    def extend(self, X: Any) -> SessionEncoder:
+        """Fold events at time >= the state's end into the serving state: rows after them continue their sessions,
+        as if :meth:`fit` had been given the training window plus ``X``."""
+        if not len(X):
+            return self
+        _, blocks, g = self._continued(X)
+        rows = self._state_frame(X, g, blocks)  # the continued state of X's keys
+        old = in_memory(self.state_) if is_dask(self.state_) else self.state_
+        lib = frame_library(old)
+        if is_gpu_object(rows) != is_gpu_object(old):
+            rows = lib.from_pandas(rows) if is_gpu_object(old) else rows.to_pandas()
+        rows = rows.astype({c: old.dtypes[c] for c in rows.columns})
+        flag = "__continued"
+        others = old.merge(rows[self.columns].assign(**{flag: 1}), on=self.columns, how="left")
+        others = others[others[flag].isna()].drop(columns=flag)
+        return self.set_state(lib.concat([others, rows], ignore_index=True), max(self.t_end_, int(X[self.time_column].max())))
+
+    def _continued(self, X: Any) -> tuple[dict, dict, Any]:
+        """:func:`session_values` of the state rows of ``X``'s keys followed by ``X``'s rows: (the values of ``X``'s
+        rows, the last blocks, the key ids of ``X``'s rows, which the blocks' ``g`` are)."""
+        check_fitted(self, "state_")
+        self._check(X)
+        xp = array_module(X)
+        t = times(X, self.time_column)
+        if len(t) and int(t.min()) < self.t_end_:
+            raise DataError(f"session features serve rows at or after the end of the training window ({utc(self.t_end_)}): "
+                            f"{int((t < self.t_end_).sum()):,} of {len(t):,} rows are earlier (the earliest at "
+                            f"{utc(int(t.min()))}); score rows from after it")
+        old, g, m = self._state_rows(X)
+        g = xp.concatenate([g[:m], alone_if_null(g[m:], X[self.columns], int(g.max()) + 1 if len(g) else 0)])
+        zeros = xp.zeros(len(t), dtype=np.int64)
+        base = {"has": xp.concatenate([xp.ones(m, dtype=np.int64), zeros]),
+                **{k: xp.concatenate([old[c], zeros]) for k, c in (("n_before", N_BEFORE), ("start", START), ("index", INDEX))}}
+        rows, blocks = session_values(xp, g, xp.concatenate([old[LAST], t]), xp.concatenate([old[N_LAST], zeros + 1]), base,
+                                      self.gap)
+        return {k: v[m:] for k, v in rows.items()}, blocks, g[m:]
+
+    def _state_rows(self, X: Any) -> tuple[dict, Any, int]:
+        """The state rows of ``X``'s keys: (column -> array, key ids of those rows then of ``X``'s rows, number of state
+        rows), as the history's (:class:`~.history_state.StateIndex` on pandas, one pass on cudf)."""
+        if is_dask(self.state_):
+            self.state_ = in_memory(self.state_)
+        if not is_gpu_object(X):
+            if getattr(self, "_index", None) is None:
+                state = self.state_.to_pandas() if is_gpu_object(self.state_) else self.state_
+                self._index = StateIndex(state, self.columns, STATE_VALUES)
+            return self._index.rows(X[self.columns])
+        state = self.state_ if is_gpu_object(self.state_) else frame_library(X).from_pandas(self.state_)
+        return state_rows_by_pass(state, X[self.columns], self.columns, STATE_VALUES)
+
+    # ---- state -----------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        """Write the fitted state: ``sess.parquet`` (one row per key) and ``sess.json`` (params, t_end)."""
+        check_fitted(self, "state_")
+        save_state(directory, PREFIX, self.state_, {"params": self.params(), "t_end": self.t_end_})
+
+    @classmethod
+    def load(cls, directory: str | Path, name: str = PREFIX, df_lib: Any = None) -> SessionEncoder:
+        state, table = load_state(directory, name, df_lib)
+        return cls(**state["params"]).set_state(table, state["t_end"])
+
+
+def fit_sessions(frame: Any, encoder: SessionEncoder, checkpoint: Any = None, limit: int | None = None) -> tuple[Any, Any]:
+    """Dask form of fitting, as :func:`~.history.fit_history`: shuffle ``frame`` on the key (kept by ``checkpoint``
+    for its two reads), fit ``encoder``'s state from its partitions (gathered, or left partitioned by key when it may
+    exceed ``limit`` rows); (the rows with their features, lazy; the kept shuffled rows without them)."""
+    frame = (checkpoint or Checkpoints())(as_dask(frame).shuffle(on=encoder.columns))
+    t_end, rows = dask.compute(frame[encoder.time_column].max(), frame.map_partitions(len).sum())
+    state_meta = encoder.state_partition(frame._meta)
+    partitioned = limit is not None and rows > limit
+    (state,) = key_tables([frame.map_partitions(encoder.state_partition, meta=state_meta)], limit, [partitioned])
+    encoder.set_state(state if is_dask(state) else state.reset_index(drop=True), int(t_end))
+    stateless = SessionEncoder(**encoder.params())  # the graph must not carry the state
+    return frame.map_partitions(stateless.features_partition, meta=stateless.features_partition(frame._meta)), frame
+
+
+def _transform_partition(part: Any, encoder: SessionEncoder) -> Any:
+    return encoder.transform(part)
+
+
+def _transform_with_state(part: Any, state: Any, encoder: SessionEncoder) -> Any:
+    return SessionEncoder(**encoder.params()).set_state(state, encoder.t_end_).transform(part)
+
+
+def session_features(frame: Any, encoder: SessionEncoder, fit: bool = True, checkpoint: Any = None,
+                     limit: int | None = None) -> Any:
+    """Dask form: ``fit`` (:func:`fit_sessions`) or :meth:`SessionEncoder.transform` per partition after a shuffle
+    on the key (a partitioned state shuffled alike, so a partition meets its own keys' state). Lazy, partitioned by
+    key: rows are NOT in the input order."""
+    if fit:
+        return fit_sessions(frame, encoder, checkpoint, limit)[0]
+    check_fitted(encoder, "state_")
+    frame, state, keys = as_dask(frame), encoder.state_, encoder.columns
+    stateless = SessionEncoder(**encoder.params())
+    meta = stateless.set_state((state._meta if is_dask(state) else state.iloc[:0]), encoder.t_end_).transform(frame._meta)
+    if not is_dask(state):
+        return frame.shuffle(on=keys).map_partitions(_transform_partition, share(encoder), meta=meta)
+    state = state.astype({c: frame._meta[c].dtype for c in keys}).shuffle(on=keys, npartitions=state.npartitions)
+    frame = frame.shuffle(on=keys, npartitions=state.npartitions)
+    return dd.map_partitions(_transform_with_state, frame, state, stateless, meta=meta, align_dataframes=False)

@@ -1,0 +1,139 @@
+"""Point-in-time session features against a brute-force oracle (hypothesis): ties, gaps of exactly ``gap``,
+single-event users, null keys; dask partition invariance; serving (fit then transform / extend) equals one pass."""
+
+from __future__ import annotations
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rapids_engage.data import DataError
+from rapids_engage.features.sessions import SessionEncoder, fit_sessions, session_features
+
+T = "tweet_timestamp"
+GAP = 1800
+NAMES = ["sess_n", "sess_age", "sess_index"]
+
+
+def make_frame(n: int, n_users: int, n_times: int, seed: int, step: int, nulls: bool = False) -> pd.DataFrame:
+    """Few users, times on a grid of ``step`` (600, 900 or 1800 s: gaps below, at and above ``GAP``)."""
+    rng = np.random.default_rng(seed)
+    user = rng.integers(0, n_users, n).astype("float64")
+    if nulls:
+        user[rng.random(n) < 0.15] = np.nan
+    frame = pd.DataFrame({"user": pd.array(user, dtype="Int64"),
+                          T: (1_600_000_000 + rng.integers(0, n_times, n) * step).astype("int64")})
+    frame.index = rng.permutation(np.arange(7, 7 + n))
+    return frame
+
+
+def oracle(frame: pd.DataFrame, gap: int = GAP) -> dict[str, np.ndarray]:
+    """Each row from the definition: the user's distinct times up to and including t, cut where consecutive ones
+    are more than ``gap`` apart; the row's session is the last run; its events are those strictly before t."""
+    out = {name: [] for name in NAMES}
+    users, t = frame["user"].to_numpy(), frame[T].to_numpy()
+    for i in range(len(frame)):
+        if pd.isna(users[i]):
+            mine = np.array([t[i]])
+            same = np.zeros(len(frame), dtype=bool)
+        else:
+            same = np.array([not pd.isna(u) and u == users[i] for u in users])
+            mine = np.unique(t[same & (t <= t[i])])
+        starts = [mine[0]] + [b for a, b in zip(mine[:-1], mine[1:]) if b - a > gap]
+        start = starts[-1]
+        out["sess_n"].append(int((same & (t >= start) & (t < t[i])).sum()))
+        out["sess_age"].append(int(t[i] - start))
+        out["sess_index"].append(len(starts) - 1)
+    return {k: np.asarray(v, dtype=np.int64) for k, v in out.items()}
+
+
+frames = st.builds(make_frame, n=st.integers(1, 50), n_users=st.integers(1, 4), n_times=st.integers(1, 20),
+                   seed=st.integers(0, 10**6), step=st.sampled_from([600, 900, 1800]), nulls=st.booleans())
+
+
+@settings(max_examples=60)
+@given(frame=frames)
+def test_features_match_the_oracle(frame):
+    got = SessionEncoder("user", GAP, T).fit_transform(frame)
+    assert got.index.equals(frame.index)
+    for name, want in oracle(frame).items():
+        np.testing.assert_array_equal(got[name].to_numpy(), want, err_msg=name)
+
+
+def test_small_example_ties_exact_gap_and_a_single_event_user():
+    t0 = 1_600_000_000
+    frame = pd.DataFrame({"user": [1, 1, 1, 1, 1, 2], T: [t0, t0, t0 + 1800, t0 + 3601, t0 + 3601, t0]})
+    got = SessionEncoder("user", GAP, T).fit_transform(frame)
+    assert got["sess_n"].tolist() == [0, 0, 2, 0, 0, 0]  # tied rows see neither; a gap of exactly 1800 s continues
+    assert got["sess_age"].tolist() == [0, 0, 1800, 0, 0, 0]
+    assert got["sess_index"].tolist() == [0, 0, 0, 1, 1, 0]
+
+
+def split(frame: pd.DataFrame, cut: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows before ``cut`` then the rest; of the rows at the last training time, a random part goes to the rest."""
+    train, new = frame[frame[T] < cut], frame[frame[T] >= cut]
+    if len(train):
+        tied = train[T] == train[T].max()
+        moved = tied & (np.random.default_rng(seed).random(len(train)) < 0.5)
+        moved.iloc[np.flatnonzero(tied.to_numpy())[0]] = False  # training keeps one row of its last time
+        train, new = train[~moved], pd.concat([train[moved], new])
+    return train, new
+
+
+@settings(max_examples=40)
+@given(frame=frames, cut=st.integers(0, 20), seed=st.integers(0, 10**6))
+def test_transform_and_extend_continue_the_computation_over_all_rows(frame, cut, seed):
+    train, new = split(frame, 1_600_000_000 + cut * 600, seed)
+    if not len(train):
+        return
+    whole = SessionEncoder("user", GAP, T).fit_transform(pd.concat([train, new]))
+    enc = SessionEncoder("user", GAP, T).fit(train)
+    pd.testing.assert_frame_equal(enc.transform(new)[NAMES], whole.loc[new.index, NAMES])
+    # the state extended by the first half of the new rows serves the second half as the whole computation does
+    half = new[new[T] < new[T].median()] if len(new) else new
+    rest = new.drop(half.index)
+    enc.extend(half)
+    pd.testing.assert_frame_equal(enc.transform(rest)[NAMES], whole.loc[rest.index, NAMES])
+
+
+@pytest.mark.parametrize("partitions", [1, 2, 3, 4])
+def test_dask_values_state_and_serving_are_the_same_for_any_partitioning(partitions, tmp_path):
+    frame = make_frame(400, 30, 200, seed=3, step=900, nulls=True).reset_index(names="row")
+    train, new = frame[frame[T] < 1_600_000_000 + 150 * 900], frame[frame[T] >= 1_600_000_000 + 150 * 900]
+    ref = SessionEncoder("user", GAP, T)
+    want = ref.fit_transform(train).set_index("row").sort_index()
+    enc = SessionEncoder("user", GAP, T)
+    got = fit_sessions(dd.from_pandas(train, npartitions=partitions), enc)[0].compute().set_index("row").sort_index()
+    pd.testing.assert_frame_equal(got[want.columns], want)
+    def by_user(state):
+        return state.sort_values("user").reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(by_user(enc.state_), by_user(ref.state_))
+    enc.save(tmp_path)
+    loaded = SessionEncoder.load(tmp_path)
+    served = session_features(dd.from_pandas(new, npartitions=partitions), loaded, fit=False).compute()
+    whole = SessionEncoder("user", GAP, T).fit_transform(frame).set_index("row")
+    pd.testing.assert_frame_equal(served.set_index("row").sort_index()[NAMES], whole.loc[sorted(new["row"]), NAMES])
+
+
+def test_a_partitioned_state_serves_as_a_gathered_one():
+    frame = make_frame(300, 50, 100, seed=5, step=600).reset_index(names="row")
+    train, new = frame[frame[T] < 1_600_000_000 + 70 * 600], frame[frame[T] >= 1_600_000_000 + 70 * 600]
+    enc = SessionEncoder("user", GAP, T)
+    fit_sessions(dd.from_pandas(train, npartitions=3), enc, limit=10)[0].compute()
+    assert hasattr(enc.state_, "dask")  # more rows than the limit: the state stays partitioned by key
+    served = session_features(dd.from_pandas(new, npartitions=2), enc, fit=False).compute().set_index("row").sort_index()
+    want = SessionEncoder("user", GAP, T).fit(train).transform(new).set_index("row").sort_index()
+    pd.testing.assert_frame_equal(served[NAMES], want[NAMES])
+
+
+def test_rows_before_the_end_of_training_and_a_negative_gap_are_refused():
+    frame = make_frame(20, 3, 10, seed=1, step=900)
+    enc = SessionEncoder("user", GAP, T).fit(frame)
+    with pytest.raises(DataError, match="session features serve rows at or after the end of the training window"):
+        enc.transform(frame)
+    with pytest.raises(ValueError, match="gap must be >= 0"):
+        SessionEncoder("user", -1, T)
