@@ -137,3 +137,38 @@ def test_rows_before_the_end_of_training_and_a_negative_gap_are_refused():
         enc.transform(frame)
     with pytest.raises(ValueError, match="gap must be >= 0"):
         SessionEncoder("user", -1, T)
+
+
+def test_the_feature_builder_fits_serves_saves_and_extends_session_features(tmp_path):
+    from rapids_engage.config import load_config
+    from rapids_engage.data import read_events
+    from rapids_engage.features import FeatureBuilder, add_labels
+    from rapids_engage.schema import ROW_KEY
+    from rapids_engage.split import time_split
+    from rapids_engage.synthetic import SyntheticSpec, generate
+
+    generate(tmp_path, SyntheticSpec(rows=3_000, days=3, seed=4, n_users=60))
+    events = add_labels(read_events(tmp_path / "data"), ["like"])
+    train, valid, _ = time_split(events, 24)
+    cfg = load_config(overrides=["features.session.enabled=true", "features.history.keys=[]", "features.counts=[]",
+                                 "features.target_encoding.keys=[]", "features.content=false"]).features
+    builder = FeatureBuilder(cfg, ["like"])
+    assert builder.feature_names() == NAMES
+    key, user, time = list(ROW_KEY), "engaging_user_id", "tweet_timestamp"
+    fitted = builder.fit_transform(train).compute(scheduler="sync").sort_values(key).set_index(key)
+    served = builder.transform(valid).compute(scheduler="sync").sort_values(key).set_index(key)
+    rows = pd.concat([train.compute(), valid.compute()]).sort_values(key).reset_index(drop=True)
+    whole = SessionEncoder(user, 1800, time).fit_transform(rows).set_index(key)
+    assert whole["sess_n"].max() > 0 and whole["sess_index"].max() > 0  # sessions of several events, users of several
+    pd.testing.assert_frame_equal(fitted[NAMES], whole.loc[fitted.index, NAMES])
+    pd.testing.assert_frame_equal(served[NAMES], whole.loc[served.index, NAMES])
+    builder.save(tmp_path / "state")
+    loaded = FeatureBuilder.load(tmp_path / "state", cfg)
+    batch = valid.compute().sort_values(time)
+    in_memory = loaded.transform_frame(batch).set_index(key)
+    pd.testing.assert_frame_equal(in_memory[NAMES], whole.loc[in_memory.index, NAMES])
+    first, rest = batch.iloc[: len(batch) // 2], batch.iloc[len(batch) // 2:]
+    rest = rest[rest[time] >= first[time].max()]
+    loaded.extend_history(first)  # session features alone: the events need no label
+    later = loaded.transform_frame(rest.drop(columns=["like"])).set_index(key)
+    pd.testing.assert_frame_equal(later[NAMES], whole.loc[later.index, NAMES])

@@ -269,3 +269,26 @@ def test_a_version_deleted_before_the_reusing_build_marks_it_is_built_in_full(da
     assert f"feature store: version {old.version} is gone; building in full" in logs
     full, _ = _build(_config([user, ["language"]], [user], []), tmp_path / "fresh", data)
     assert new.version == full.version and new.features == full.features
+
+
+def test_a_changed_session_config_recomputes_the_session_group_alone(data, tmp_path):
+    user = ["engaging_user_id"]
+    off = _config([user], [user], [])
+    built_off, _ = _build(off, tmp_path / "store", data)
+    definition = built_off.store.manifest(built_off.version)["definition"]["features"]
+    assert "session" not in definition  # versions built before session features keep their ids
+    on = copy.deepcopy(off)
+    on.session.enabled = True
+    built_on, logs = _build(on, tmp_path / "store", data)
+    assert built_on.reused["groups"] == ["cnt_engaging_user_id", "content", "te_engaging_user_id"]
+    shorter = copy.deepcopy(on)
+    shorter.session.gap = 600
+    built_short, logs = _build(shorter, tmp_path / "store", data)
+    assert built_short.reused == {"from": built_on.version, "groups": ["cnt_engaging_user_id", "content", "te_engaging_user_id"]}
+    assert any("computing 1" in line for line in logs), logs
+    full, _ = _build(shorter, tmp_path / "fresh", data)
+    assert full.version == built_short.version
+    for split in ("train", "valid"):
+        pd.testing.assert_frame_equal(_split(built_short, split), _split(full, split), check_exact=False, rtol=0, atol=1e-12)
+    state = built_short.store.version_dir(built_short.version) / "state"
+    assert json.loads((state / "sess.json").read_text())["params"]["gap"] == 600

@@ -21,6 +21,7 @@ from .sections import (
     DataConfig,
     FeaturesConfig,
     HistoryConfig,
+    SessionConfig,
     SplitConfig,
     SyntheticConfig,
     TargetEncodingConfig,
@@ -31,6 +32,6 @@ from .table_spec import EventsSpec, ExplodeSpec, SideTableSpec, TableConfig, Tar
 __all__ = [
     "DEFAULT_CONFIG", "DEFAULT_COUNT_KEYS", "KEYS_EXPECTED", "MIN_MEMORY_LIMIT", "PATH_KEYS", "WINNER_TE_KEYS",
     "ClusterConfig", "Config", "ConfigError", "DataConfig", "EventsSpec", "ExplodeSpec", "FeaturesConfig", "HistoryConfig",
-    "SideTableSpec", "SplitConfig", "SyntheticConfig", "TableConfig", "TargetEncodingConfig", "TargetSpec",
+    "SessionConfig", "SideTableSpec", "SplitConfig", "SyntheticConfig", "TableConfig", "TargetEncodingConfig", "TargetSpec",
     "TrainConfig", "about_a_key", "from_dict", "load_config", "parse_override", "section_from_dict", "sourced", "to_dict",
 ]

@@ -6,8 +6,8 @@ import math
 import re
 from typing import Any
 
-from .sections import (ClusterConfig, Config, DataConfig, FeaturesConfig, HistoryConfig, SplitConfig, SyntheticConfig,
-                       TargetEncodingConfig, TrainConfig)
+from .sections import (ClusterConfig, Config, DataConfig, FeaturesConfig, HistoryConfig, SessionConfig, SplitConfig,
+                       SyntheticConfig, TargetEncodingConfig, TrainConfig)
 from .table_spec import EventsSpec, ExplodeSpec, TableConfig
 
 
@@ -110,6 +110,8 @@ VALUE_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
     (HistoryConfig, "windows"): (lambda v: all(w >= 1 for w in v) and len(set(v)) == len(v), "a list of distinct whole numbers of seconds >= 1"),
     (HistoryConfig, "days"): (lambda v: all(d >= 1 for d in v) and len(set(v)) == len(v), "a list of distinct whole numbers of days >= 1"),
     (HistoryConfig, "label_delay"): (lambda v: v >= 0, "a whole number of seconds >= 0"),
+    (SessionConfig, "key"): (lambda v: v is None or (len(v) > 0 and all(c.strip() for c in v)), "a list of column names or null"),
+    (SessionConfig, "gap"): (lambda v: v >= 0, "a whole number of seconds >= 0"),
     (TableConfig, "list_sep"): (lambda v: v != "", "a non-empty separator"),
     (ExplodeSpec, "sep"): (lambda v: v != "", "a non-empty separator"),
     (ExplodeSpec, "label_sep"): (lambda v: v != "", "a non-empty separator"),

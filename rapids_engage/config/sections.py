@@ -119,12 +119,24 @@ class HistoryConfig:
 
 
 @dataclass
+class SessionConfig:
+    """Point-in-time session features of a key (default: the user): a session is a run of its events whose
+    consecutive times are at most ``gap`` seconds apart; per event its earlier events in the session, the seconds
+    since the session started and the sessions before it (``sess_n``, ``sess_age``, ``sess_index``)."""
+
+    enabled: bool = False
+    key: list[str] | None = None  # null: the engaging user (RecSys), the table's user column (data.table.user)
+    gap: int = 1800  # seconds: a longer pause starts a new session
+
+
+@dataclass
 class FeaturesConfig:
     """Feature groups computed for every row."""
 
     target_encoding: TargetEncodingConfig = field(default_factory=TargetEncodingConfig)
     counts: list[list[str]] = field(default_factory=lambda: [list(k) for k in DEFAULT_COUNT_KEYS])
     history: HistoryConfig = field(default_factory=HistoryConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
     content: bool = True
     # cnt_day_<key>: rows of the key on the same UTC day in the batch being transformed. Strong on a
     # whole day scored at once (as in RecSys 2021), but a row served alone counts only itself:

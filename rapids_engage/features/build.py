@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from functools import partial
 
-from ..config import ConfigError, FeaturesConfig, HistoryConfig
+from ..config import ConfigError, FeaturesConfig, HistoryConfig, SessionConfig
 from ..config.sections import DEFAULT_COUNT_KEYS, WINNER_TE_KEYS
 from ..data import DataError
 from ..layout import RECSYS, Layout
@@ -29,6 +29,7 @@ from .counts import DAY, CountEncoder, with_day
 from .folds import FOLD, assign_folds
 from .frames import Checkpoints, Join, KeyTable, apply_joins, as_dask, in_memory, index_named, is_dask, join_all, key_tables
 from .history import HistoryEncoder, fit_history, history_features
+from .sessions import SessionEncoder, fit_sessions, session_features
 from .target_encoding import TargetEncoder, fill_unkeyed
 
 #: The version of the feature values this code computes from the same input: raised whenever a change alters a
@@ -106,8 +107,9 @@ def check_keys(config: FeaturesConfig, layout: Layout) -> None:
     if config.history.keys:
         engagement_times(config.history, layout, [t.name for t in layout.targets])
     known = key_columns(layout)
+    sessions = [session_key(config.session, layout)] if config.session.enabled else []
     for path, keys in (("features.target_encoding.keys", config.target_encoding.keys), ("features.counts", config.counts),
-                       ("features.history.keys", config.history.keys)):
+                       ("features.history.keys", config.history.keys), ("features.session.key", sessions)):
         for key in keys:
             for column in key:
                 if column not in known:
@@ -217,6 +219,17 @@ def history_encoder(cfg: HistoryConfig, key: list[str], targets: list[str], time
     )
 
 
+def session_key(cfg: SessionConfig, layout: Layout) -> list[str]:
+    """The key of the session features: ``features.session.key``, else the data's user (the engaging user on RecSys
+    data, a table's ``data.table.user``); a ConfigError when neither names one."""
+    if cfg.key:
+        return list(cfg.key)
+    if layout.user is None:
+        raise ConfigError("features.session.key: not set and the data name no user column (data.table.user): "
+                          "name the key, e.g. features.session.key: [visitor_id]")
+    return [layout.user]
+
+
 def label_time(cfg: HistoryConfig, layout: Layout) -> str:
     """``features.history.label_time`` resolved for data of ``layout``: ``auto`` is ``engagement`` where the data
     carry engagement times (:func:`carries_engagement_times`: RecSys, event logs; a positive then counts once it
@@ -278,6 +291,8 @@ class FeatureBuilder:
         engagement = engagement_times(config.history, layout, self.targets) if config.history.keys else None
         self.history_encoders = [history_encoder(config.history, key, self.targets, layout.time, layout.row_key, engagement)
                                  for key in config.history.keys]
+        self.session_encoders = ([SessionEncoder(session_key(config.session, layout), config.session.gap, layout.time)]
+                                 if config.session.enabled else [])
         #: after :meth:`fit_transform`: the key tables estimated above ``broadcast_limit`` rows, kept partitioned
         self.partitioned: list[str] | None = None
 
@@ -326,9 +341,12 @@ class FeatureBuilder:
         state (:meth:`~.history.HistoryEncoder.extend`): rows scored after them see them as history.
         ``events``: rows in the canonical form with their engagements (a table's target columns, an event log's
         with their ``<target>_time`` too, RecSys engagement timestamps), pandas, cudf or dask (gathered here)."""
-        if not self.history_encoders:
-            return self
         events = in_memory(events) if is_dask(events) else events
+        if not self.history_encoders:  # session features alone use no label
+            if self.session_encoders:
+                self.check_rows(events)
+                self.session_encoders[0].extend(self._rowwise_features(events))
+            return self
         self.check_rows(events)
         sources = [self.layout.target(t).column for t in self.targets]
         times = [c for c in (self.history_encoders[0].engagement or {}).values() if c not in sources]  # an event log's
@@ -346,7 +364,7 @@ class FeatureBuilder:
         if unlabelled:
             raise DataError(f"history events need every label: column(s) {unlabelled} have missing values")
         frame = self._rowwise_features(add_labels(events, self.targets, self.layout))  # a key may be a content column (hour)
-        for enc in self.history_encoders:
+        for enc in [*self.history_encoders, *self.session_encoders]:
             enc.extend(frame)
         self._key_dtypes = None
         return self
@@ -371,12 +389,13 @@ class FeatureBuilder:
 
     def _find_key_dtypes(self) -> dict[str, Any]:
         tables = [getattr(e, "stats_", None) for e in self.target_encoders] + [getattr(e, "counts_", None) for e in self.count_encoders]
-        tables += [getattr(e, "state_", None) for e in self.history_encoders]
+        tables += [getattr(e, "state_", None) for e in [*self.history_encoders, *self.session_encoders]]
         dtypes: dict[str, Any] = {}
         for table in tables:
             for column, dtype in (table.dtypes.items() if table is not None else ()):
                 dtypes.setdefault(column, dtype)
-        keys = {c for e in [*self.target_encoders, *self.count_encoders, *self.history_encoders] for c in e.columns}
+        keys = {c for e in [*self.target_encoders, *self.count_encoders, *self.history_encoders, *self.session_encoders]
+                for c in e.columns}
         return {c: d for c, d in dtypes.items() if c in keys}
 
     def _content_names(self) -> list[str]:
@@ -395,6 +414,8 @@ class FeatureBuilder:
             names += enc.output_names()
         for enc in self.history_encoders:
             names += enc.output_names(self.targets)
+        for enc in self.session_encoders:
+            names += enc.output_names()
         for enc in self.target_encoders:
             names += [enc.output_name(t) for t in self.targets]
         return names
@@ -439,7 +460,8 @@ class FeatureBuilder:
         return self._select(with_day(self._rowwise_features(as_dask(frame)), self.layout.time), carry)
 
     def _select(self, frame: Any, carry: list[str]) -> Any:
-        keys = [c for enc in [*self.target_encoders, *self.count_encoders, *self.history_encoders] for c in enc.columns]
+        keys = [c for enc in [*self.target_encoders, *self.count_encoders, *self.history_encoders, *self.session_encoders]
+                for c in enc.columns]
         missing = sorted({c for c in keys if c not in frame.columns})
         if missing:
             raise ValueError(f"feature keys: {unknown_column(missing[0], list(frame.columns), self.layout)}")
@@ -452,6 +474,8 @@ class FeatureBuilder:
         the rows carried along (training rows: :meth:`_fit_history`)."""
         for enc in self.history_encoders:
             frame = history_features(frame, enc, fit=False, labels=False)
+        for enc in self.session_encoders:
+            frame = session_features(frame, enc, fit=False)
         return frame
 
     def _fit_history(self, frame: Any, checkpoint: Checkpoints) -> tuple[Any, Any]:
@@ -462,6 +486,8 @@ class FeatureBuilder:
         kept = None
         for enc in self.history_encoders:
             frame, kept = fit_history(frame, enc, checkpoint, limit=self.config.broadcast_limit)
+        for enc in self.session_encoders:
+            frame, kept = fit_sessions(frame, enc, checkpoint, limit=self.config.broadcast_limit)
         if kept is None:
             frame = kept = checkpoint(frame)
         return frame, kept
@@ -538,7 +564,7 @@ class FeatureBuilder:
         low-latency serving of small batches; equals :meth:`transform` of the same rows."""
         self.check_rows(frame)
         frame = self._select(with_day(self._rowwise_features(frame), self.layout.time), list(carry))
-        for enc in self.history_encoders:
+        for enc in [*self.history_encoders, *self.session_encoders]:
             frame = enc.transform(frame, labels=False)
         daily = {enc.daily_name: enc.daily_counts(frame) for enc in self.count_encoders if enc.per_day}
         frame = join_all(frame, [(table, join.fill, join.new_columns) for table, join in self._serving_tables()])
@@ -556,7 +582,7 @@ class FeatureBuilder:
         """Every encoder's fitted state plus ``features.json`` (what :meth:`load` reads)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        for enc in [*self.target_encoders, *self.count_encoders, *self.history_encoders]:
+        for enc in [*self.target_encoders, *self.count_encoders, *self.history_encoders, *self.session_encoders]:
             enc.save(directory)
         self.write_spec(directory)
 
@@ -570,6 +596,8 @@ class FeatureBuilder:
             "counts": [f"cnt_{e.name}" for e in self.count_encoders],
             "history": [f"hist_{e.name}" for e in self.history_encoders],
         }
+        if self.session_encoders:
+            spec["session"] = [e.name for e in self.session_encoders]
         (directory / "features.json").write_text(json.dumps(spec, indent=1))
 
     @classmethod
@@ -581,5 +609,6 @@ class FeatureBuilder:
         builder.target_encoders = [TargetEncoder.load(directory, n, df_lib) for n in spec["target_encoding"]]
         builder.count_encoders = [CountEncoder.load(directory, n, df_lib) for n in spec["counts"]]
         builder.history_encoders = [HistoryEncoder.load(directory, n, df_lib) for n in spec.get("history", [])]
+        builder.session_encoders = [SessionEncoder.load(directory, n, df_lib) for n in spec.get("session", [])]
         return builder
 

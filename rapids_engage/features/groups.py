@@ -1,7 +1,7 @@
 """Feature groups: the unit a store version reuses from an earlier one.
 
 A group is the content features, or one key of the target encoding, of the
-counts or of the history, with the parameters its values depend on. Its
+counts or of the history, or the session features, with the parameters its values depend on. Its
 signature hashes that definition; two versions built from the same input,
 split, targets and layout give a group with the same signature the same
 columns, so a changed config recomputes only the groups whose signature is new.
@@ -16,6 +16,7 @@ from dataclasses import asdict
 
 from ..config import FeaturesConfig
 from .frames import key_name
+from .sessions import PREFIX as SESSION_GROUP
 
 
 def groups(cfg: FeaturesConfig, names: dict[str, list[str]] | None = None) -> dict[str, dict]:
@@ -33,6 +34,8 @@ def groups(cfg: FeaturesConfig, names: dict[str, list[str]] | None = None) -> di
     out.update({f"cnt_{key_name(k)}": {"counts": True, "key": list(k)} | ({} if cfg.daily_counts else {"daily": False})
                 for k in cfg.counts})
     out.update({f"hist_{key_name(k)}": {"history": hist, "key": list(k)} for k in cfg.history.keys})
+    if cfg.session.enabled:
+        out[SESSION_GROUP] = {"session": {"key": cfg.session.key, "gap": cfg.session.gap}}
     if names is not None:
         out = {g: d | {"names": list(names[g])} for g, d in out.items()}
     return out
@@ -51,4 +54,5 @@ def only(cfg: FeaturesConfig, wanted: set[str]) -> FeaturesConfig:
     sub.target_encoding.keys = [k for k in cfg.target_encoding.keys if f"te_{key_name(k)}" in wanted]
     sub.counts = [k for k in cfg.counts if f"cnt_{key_name(k)}" in wanted]
     sub.history.keys = [k for k in cfg.history.keys if f"hist_{key_name(k)}" in wanted]
+    sub.session.enabled = cfg.session.enabled and SESSION_GROUP in wanted
     return sub

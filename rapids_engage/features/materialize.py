@@ -76,7 +76,9 @@ def materialize(
     names = builder.feature_names()
     definition = {
         # where the store, key tables and intermediates live changes no value
-        "features": {k: v for k, v in asdict(cfg).items() if k != "intermediates"} | {"store": None, "broadcast_limit": None},
+        # (session features off: not named, so versions built before they existed keep being found)
+        "features": {k: v for k, v in asdict(cfg).items() if k != "intermediates" and (k != "session" or v["enabled"])}
+        | {"store": None, "broadcast_limit": None},
         "targets": targets,
         "layout": layout.to_dict(),
         "input": fingerprint_files(data_dir, digests or store.path / CACHE_FILE, log),

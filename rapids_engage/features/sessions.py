@@ -17,7 +17,8 @@ Serving state (:meth:`SessionEncoder.save`: parquet + JSON), one row per key: th
 event ``_last``, the events at that time ``_n_last``, the session's earlier events ``_n_before``,
 its start ``_start`` and index ``_index``. :meth:`SessionEncoder.transform` continues from it for
 events at time >= the end of training, exactly as the computation over training and new rows
-together would; :meth:`SessionEncoder.extend` folds later events into it.
+together would; :meth:`SessionEncoder.extend` folds later events into it. Unlike the history's, the state
+keeps no row ids of its last second: an event at the state's end sent again counts again for later rows.
 """
 
 from __future__ import annotations
