@@ -54,13 +54,21 @@ frames = st.builds(make_frame, n=st.integers(1, 50), n_users=st.integers(1, 4), 
                    seed=st.integers(0, 10**6), step=st.sampled_from([600, 900, 1800]), nulls=st.booleans())
 
 
-@settings(max_examples=60)
+@settings(max_examples=40)
 @given(frame=frames)
 def test_features_match_the_oracle(frame):
     got = SessionEncoder("user", GAP, T).fit_transform(frame)
     assert got.index.equals(frame.index)
     for name, want in oracle(frame).items():
         np.testing.assert_array_equal(got[name].to_numpy(), want, err_msg=name)
+
+
+@settings(max_examples=20)
+@given(frame=frames)
+def test_a_huge_time_span_uses_time_ranks_with_the_same_values(frame):
+    far = pd.DataFrame({"user": pd.array([99], dtype="Int64"), T: [2**61]}, index=[-1])  # key ids x span >= 2**62
+    got = SessionEncoder("user", GAP, T).fit_transform(pd.concat([frame, far]))
+    pd.testing.assert_frame_equal(got.loc[frame.index, NAMES], SessionEncoder("user", GAP, T).fit_transform(frame)[NAMES])
 
 
 def test_small_example_ties_exact_gap_and_a_single_event_user():
@@ -83,7 +91,7 @@ def split(frame: pd.DataFrame, cut: int, seed: int) -> tuple[pd.DataFrame, pd.Da
     return train, new
 
 
-@settings(max_examples=40)
+@settings(max_examples=25)
 @given(frame=frames, cut=st.integers(0, 20), seed=st.integers(0, 10**6))
 def test_transform_and_extend_continue_the_computation_over_all_rows(frame, cut, seed):
     train, new = split(frame, 1_600_000_000 + cut * 600, seed)
@@ -172,3 +180,22 @@ def test_the_feature_builder_fits_serves_saves_and_extends_session_features(tmp_
     loaded.extend_history(first)  # session features alone: the events need no label
     later = loaded.transform_frame(rest.drop(columns=["like"])).set_index(key)
     pd.testing.assert_frame_equal(later[NAMES], whole.loc[later.index, NAMES])
+
+
+def test_the_session_key_defaults_to_the_user_and_a_table_without_one_must_name_it():
+    from rapids_engage.config import ConfigError, load_config
+    from rapids_engage.features.build import check_keys
+    from rapids_engage.layout import RECSYS, Layout, Target
+
+    cfg = load_config(overrides=["features.session.enabled=true"]).features
+    check_keys(cfg, RECSYS)  # the engaging user
+    table = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),), item="item")
+    cfg = load_config(overrides=["features.session.enabled=true", "features.target_encoding.keys=[]", "features.counts=[]",
+                                 "features.history.keys=[]"]).features
+    with pytest.raises(ConfigError, match="features.session.key: not set and the data name no user column"):
+        check_keys(cfg, table)
+    cfg.session.key = ["itme"]
+    with pytest.raises(ConfigError, match="features.session.key: no column 'itme' in the data: did you mean 'item'"):
+        check_keys(cfg, table)
+    cfg.session.key = ["item"]
+    check_keys(cfg, table)

@@ -60,8 +60,7 @@ def session_values(xp: Any, g: Any, t: Any, w: Any, base: dict | None = None, ga
     if not size:
         empty = xp.zeros(0, dtype=np.int64)
         return dict.fromkeys(("n", "age", "index"), empty), {"g": empty, **dict.fromkeys(STATE_VALUES, empty)}
-    distinct = xp.unique(t)
-    order = xp.argsort(g * len(distinct) + xp.searchsorted(distinct, t))  # (key, time) composite: < rows * rows
+    order = xp.argsort(_composite(xp, g, t))
     gs, ts = g[order], t[order]
     new_block = xp.ones(size, dtype=bool)
     new_block[1:] = (gs[1:] != gs[:-1]) | (ts[1:] != ts[:-1])
@@ -102,6 +101,19 @@ def session_values(xp: Any, g: Any, t: Any, w: Any, base: dict | None = None, ga
     last[:-1] = new_group[1:]
     state = {"g": bg[last], LAST: bt[last], N_LAST: bw[last], N_BEFORE: n[last], START: start[last], INDEX: index[last]}
     return rows, state
+
+
+def _composite(xp: Any, g: Any, t: Any) -> Any:
+    """An int64 code per row ordered as (key id, time): key id * time span + time offset, or time ranks in place of
+    offsets when that could overflow (as the history's)."""
+    t_min, span = int(t.min()), int(t.max()) - int(t.min()) + 1
+    if (int(g.max()) + 1) * span < 2**62:
+        return g * span + (t - t_min)
+    distinct = xp.sort(t)
+    keep = xp.ones(len(distinct), dtype=bool)
+    keep[1:] = distinct[1:] != distinct[:-1]
+    distinct = distinct[keep]
+    return g * len(distinct) + xp.searchsorted(distinct, t)
 
 
 class SessionEncoder(EstimatorParams):
