@@ -240,6 +240,17 @@ def to_host(obj: Any) -> Any:
     return obj
 
 
+def host_frame(frame: Any) -> Any:
+    """A pandas frame of a pandas or cudf ``frame`` whose integer and bool columns with nulls stay integer / bool
+    (pandas' nullable ``Int64`` / ``boolean``): cudf's ``to_pandas`` makes them float64 (or object), so 64-bit ids
+    above 2**53 lost their low digits and a row key was no longer integers."""
+    if not is_gpu_object(frame):
+        return frame
+    host = frame.to_pandas()
+    nullable = [c for c in frame.columns if getattr(frame[c].dtype, "kind", "O") in "iub" and frame[c].null_count]
+    return host.assign(**{c: frame[c].to_pandas(nullable=True).array for c in nullable})  # positional: no realignment
+
+
 def to_host_f64(obj: Any) -> Any:
     """``obj`` (numpy / cupy / pandas / cudf) as a 1-d float64 numpy array (nulls -> nan)."""
     import numpy as np

@@ -512,6 +512,30 @@ def test_history_extend_keeps_the_state_on_its_device():
     pd.testing.assert_frame_equal(on_cpu.transform(new), want)
 
 
+def test_cudf_events_with_null_ids_extend_a_host_state_as_pandas_events_do():
+    """cudf events moved to a pandas state: cudf's to_pandas made an integer column with a null float64, so a
+    row key with one was refused as not integers, and 64-bit ids above 2**53 lost their low digits (keys merged).
+    Now they arrive as nullable Int64 (backend.host_frame) and extend the state exactly as the pandas events."""
+    import cudf
+
+    from rapids_engage.backend import host_frame
+
+    events = _events(2_000, seed=6).drop(columns=["language"])
+    events = events.assign(engaging_user_id=events["engaging_user_id"] + 2**60, tweet_id=np.arange(len(events)))
+    events = events.astype({"engaging_user_id": "Int64", "tweet_id": "Int64"})
+    cut = 1_612_396_800 + 200 * 900
+    train, extra = events[events.tweet_timestamp < cut], events[events.tweet_timestamp >= cut].copy()
+    extra.iloc[:5, extra.columns.get_loc("engaging_user_id")] = pd.NA
+    extra.iloc[5:10, extra.columns.get_loc("tweet_id")] = pd.NA
+    moved = host_frame(cudf.from_pandas(extra))
+    assert moved.dtypes["engaging_user_id"] == "Int64" and moved.dtypes["tweet_id"] == "Int64"
+    pd.testing.assert_frame_equal(moved, extra)
+    enc = lambda: HistoryEncoder(["engaging_user_id"], ["like", "reply"], (3600,), row_key=["tweet_id"]).fit(train)  # noqa: E731
+    want, got = enc().extend(extra), enc().extend(cudf.from_pandas(extra))
+    pd.testing.assert_frame_equal(got.state_, want.state_)
+    np.testing.assert_array_equal(got.last_ids_, want.last_ids_)
+
+
 def test_scorer_moves_a_dask_frame_of_the_other_device():
     """Scorer.extend_history takes a dask frame (FeatureBuilder.extend_history gathers one): on a GPU scorer a
     dask pandas frame, on a CPU scorer a dask_cudf frame, is gathered and moved (cudf.from_pandas raised a

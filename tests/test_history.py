@@ -511,6 +511,28 @@ def test_the_state_end_s_row_ids_survive_save_load_dask_and_extend(tmp_path):
         back.transform(later.astype({"tweet_id": "str"}).astype({"tweet_id": "object"}))
 
 
+def test_extend_keeps_the_state_s_integer_key_dtype_and_64_bit_ids_exact():
+    """The state and the events it is extended with are concatenated in the state's dtypes: an int64 state stays
+    int64 with nullable Int64 events (ids and row ids with nulls, as cudf events arrive on the host), an Int64 one
+    Int64 with int64 events (pandas alone made the first Int64); ids above 2**53 keep their low digits."""
+    frame = with_ids(make_frame(300, 10, 40, seed=7))
+    frame = frame.assign(engaging_user_id=frame["engaging_user_id"] + 2**60)
+    cut = at(frame, 30)
+    train, events = frame[frame[T] < cut], frame[frame[T] >= cut].astype({"engaging_user_id": "Int64", "tweet_id": "Int64"})
+    events.iloc[:3, events.columns.get_loc("engaging_user_id")] = pd.NA  # no key: no state row
+    events.iloc[3:6, events.columns.get_loc("tweet_id")] = pd.NA  # no row id: a new event
+    keyed = events.dropna(subset=["engaging_user_id"])
+    for state_dtype, events_dtype in (("int64", "Int64"), ("Int64", "int64")):
+        enc = keyed_encoder(KEYS["single"]).fit(train.astype({"engaging_user_id": state_dtype}))
+        enc.extend(keyed.astype({"engaging_user_id": "int64"}) if events_dtype == "int64" else events)  # (int64: no null key)
+        assert enc.state_.dtypes["engaging_user_id"] == state_dtype
+        both = keyed_encoder(KEYS["single"]).fit(pd.concat([train, keyed]).astype({"engaging_user_id": state_dtype}))
+        order = ["engaging_user_id", T]
+        pd.testing.assert_frame_equal(enc.state_.sort_values(order).reset_index(drop=True),
+                                      both.state_.sort_values(order).reset_index(drop=True))
+        assert set(enc.state_["engaging_user_id"].astype("int64")) == set(frame["engaging_user_id"])
+
+
 def test_only_events_of_the_state_end_with_a_whole_row_key_are_taken_as_sent_again():
     """An event is one the state holds (sent again) only at the state's last second and with a whole row key of
     that second: one without its row key is new even beside an event of row key 0 (what a missing id is

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import array_module, frame_library, is_gpu_object, series_like, to_host
+from ..backend import array_module, frame_library, host_frame, is_gpu_object, series_like, to_host
 from ..data import DataError
 from ..schema import DAY_SECONDS, EVENT_TIME, TARGETS, utc
 from .frames import (
@@ -217,7 +217,7 @@ class HistoryEncoder(EstimatorParams):
         lib = frame_library(state)
         if is_gpu_object(X) != is_gpu_object(state):  # the events (what the state needs of them) go where the
             X = X[list(dict.fromkeys([*self.columns, self.time_column, *targets, *self._engagement_columns(targets), *self.row_key]))]
-            X = lib.from_pandas(X) if is_gpu_object(state) else X.to_pandas()  # (not the state to the events')
+            X = lib.from_pandas(X) if is_gpu_object(state) else host_frame(X)  # (not the state to the events')
         events = self._event_rows(X, targets)
         t_end = max(self.t_end_, int(t.max()))
         last_ids = self.last_ids(X, t_end)
