@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -180,34 +181,42 @@ def fit_from_files(
     validation rows): runs on a worker. ``use_rmm``: XGBoost allocates through RMM (the worker's pool), as
     xgboost.dask's training does with the driver's config; XGBoost's global config is per thread, so a
     plain task sets it itself (verbosity 0 too)."""
+    scratch = cache_scratch(cache_dir)
+    try:
+        return _fit_in_cache(scratch, train_files, valid_files, features, target, params, rounds, patience, raw_counts, use_rmm)
+    except BaseException as exc:  # (abandoned: TrainingAbandoned) the error, which the task keeps, held the matrices in
+        traceback.clear_frames(exc.__traceback__)  # its frames: freed after their cache went, XGBoost warned of it then
+        raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _fit_in_cache(scratch: str, train_files: list[str], valid_files: list[str], features: list[str], target: str,
+                  params: dict[str, Any], rounds: int, patience: int, raw_counts: bool,
+                  use_rmm: bool) -> tuple[bytes, int, dict[str, dict[str, list[float]]]]:
+    """:func:`fit_from_files` with its matrices' cache under ``scratch``; they are freed when it returns."""
     import xgboost as xgb
 
     from .train import EVAL_SETS, best_model, matrix_max_bin
     from .train_abandon import stop_callback
 
     gpu, max_bin = params.get("device", "cpu").startswith("cuda"), matrix_max_bin(params)
-    scratch = cache_scratch(cache_dir)
-    try:
-        with xgb.config_context(use_rmm=use_rmm, verbosity=0):
-            batches = _batches_class()
-            dtrain = xgb.ExtMemQuantileDMatrix(
-                batches(train_files, features, target, raw_counts, gpu, str(Path(scratch) / "train")), max_bin=max_bin
-            )
-            dvalid = validation_matrix(
-                batches(valid_files, features, target, raw_counts, gpu, str(Path(scratch) / "valid")), dtrain, max_bin
-            )
-            history: dict[str, dict[str, list[float]]] = {}
-            booster = xgb.train(
-                params, dtrain, num_boost_round=rounds, evals=list(zip((dtrain, dvalid), EVAL_SETS)), evals_result=history,
-                early_stopping_rounds=patience if patience > 0 else None, verbose_eval=False,
-                callbacks=[stop_callback(alone=True)],  # a run that gives it up cancels the task: it stops after its round
-            )  # fmt: skip
-            booster, best, per_round = best_model(booster, history, patience)
-            result = bytes(booster.save_raw("ubj")), best, per_round
-            del booster, dtrain, dvalid  # release the cache pages before their directory goes
-            return result
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with xgb.config_context(use_rmm=use_rmm, verbosity=0):
+        batches = _batches_class()
+        dtrain = xgb.ExtMemQuantileDMatrix(
+            batches(train_files, features, target, raw_counts, gpu, str(Path(scratch) / "train")), max_bin=max_bin
+        )
+        dvalid = validation_matrix(
+            batches(valid_files, features, target, raw_counts, gpu, str(Path(scratch) / "valid")), dtrain, max_bin
+        )
+        history: dict[str, dict[str, list[float]]] = {}
+        booster = xgb.train(
+            params, dtrain, num_boost_round=rounds, evals=list(zip((dtrain, dvalid), EVAL_SETS)), evals_result=history,
+            early_stopping_rounds=patience if patience > 0 else None, verbose_eval=False,
+            callbacks=[stop_callback(alone=True)],  # a run that gives it up cancels the task: it stops after its round
+        )  # fmt: skip
+        booster, best, per_round = best_model(booster, history, patience)
+        return bytes(booster.save_raw("ubj")), best, per_round
 
 
 def fit_on_worker(client: Any, worker: str, fit_args: tuple, abandoned: Any) -> tuple[bytes, int, dict]:

@@ -155,10 +155,15 @@ def test_a_worker_lost_while_the_cache_had_no_room_says_the_disk_may_be_full(tmp
 def test_an_abandoned_external_memory_training_stops_on_its_worker(tmp_path):
     """A run given up (Ctrl-C) mid external-memory training left its task boosting on the worker to its last round (a
     rerun on the same cluster queued behind it), as the in-memory path's did before train_abandon; now the task is
-    cancelled and stops after its round."""
+    cancelled and stops after its round. Its matrices go with it: the task's error held them in its traceback's frames
+    after their cache directory was deleted, and when collected later (a later test, the session's end) XGBoost
+    warned that their cache files were missing and could not be removed."""
     import _thread
+    import gc
     import threading
     import time
+
+    import xgboost as xgb
 
     from distributed import Client, LocalCluster
 
@@ -183,6 +188,10 @@ def test_an_abandoned_external_memory_training_stops_on_its_worker(tmp_path):
             time.sleep(0.05)
         return done()
 
+    def live_matrices() -> set[int]:  # the in-process worker's too
+        return {id(o) for o in gc.get_objects() if isinstance(o, xgb.DMatrix)}
+
+    before = live_matrices()
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
             Client(cluster) as c:
         threading.Thread(target=lambda: until(lambda: executing(c) == 1) and _thread.interrupt_main(), daemon=True).start()
@@ -190,3 +199,4 @@ def test_an_abandoned_external_memory_training_stops_on_its_worker(tmp_path):
             train_target_external(c, CPU, endless, "y", tmp_path / "train", tmp_path / "valid", ["a", "b"],
                                   cache_dir=str(tmp_path / "cache"))
         assert until(lambda: executing(c) == 0)
+        assert live_matrices() <= before and not list((tmp_path / "cache").iterdir())
