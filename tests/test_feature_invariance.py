@@ -276,7 +276,8 @@ def test_rows_indexed_by_a_key_column_get_their_features_and_keep_their_index(ev
 
 def test_engagement_label_times_come_from_the_recsys_timestamps(events):
     """``label_time: engagement``: the build carries the ``<engagement>_timestamp`` columns to the history (train: in
-    frame; valid: served from the state) and the values are the encoder's on those times, not the event-time ones."""
+    frame; valid: served from the state), and no further unless asked to, and the values are the encoder's on those
+    times, not the event-time ones."""
     from rapids_engage.features.build import engagement_times, history_encoder
     from rapids_engage.layout import RECSYS
     from rapids_engage.schema import EVENT_TIME
@@ -286,8 +287,12 @@ def test_engagement_label_times_come_from_the_recsys_timestamps(events):
     train, valid, _ = time_split(dd.from_pandas(events, npartitions=3, sort=False), 24)
     builder = FeatureBuilder(cfg, TARGETS)
     names, key = builder.feature_names(), list(ROW_KEY)
-    got = [builder.fit_transform(train)[[*key, *names]].compute(), builder.transform(valid)[[*key, *names]].compute()]
     engagement = engagement_times(cfg.history, RECSYS, TARGETS)
+    carried = list(engagement.values())
+    assert set(carried) <= set(builder.fit_transform(train, carry=carried).columns)
+    features = builder.fit_transform(train)
+    assert not set(carried) & set(features.columns)  # dropped once the history has read them: not shuffled further
+    got = [features[[*key, *names]].compute(), builder.transform(valid)[[*key, *names]].compute()]
     enc = history_encoder(cfg.history, ["engaging_user_id"], TARGETS, EVENT_TIME, engagement=engagement)
     train, valid = train.compute(), valid.compute()
     want = [enc.fit_transform(train), enc.transform(valid, labels=False)]

@@ -270,6 +270,19 @@ def engagement_times(cfg: HistoryConfig, layout: Layout, targets: list[str]) -> 
     return {t: layout.target(t).time for t in targets}
 
 
+def _without(frame: Any, columns: list[str]) -> Any:
+    """Dask ``frame`` without ``columns``, dropped per partition: not shuffled or written further. Not by
+    ``frame.drop``: dask takes a projection into the parquet read of a checkpoint below, and fuses that read's
+    partitions, which then no longer line up with the kept rows' (a shuffle join then found no rows)."""
+    if not columns:
+        return frame
+    return frame.map_partitions(_drop_columns, columns, meta=frame._meta.drop(columns=columns))
+
+
+def _drop_columns(part: Any, columns: list[str]) -> Any:
+    return part.drop(columns=columns)
+
+
 def _rowwise(frame: Any, fn: Any) -> Any:
     frame = as_dask(frame)
     return frame.map_partitions(fn, meta=fn(frame._meta))
@@ -512,6 +525,7 @@ class FeatureBuilder:
         frame = assign_folds(frame, self.layout.fold_key(), te.n_folds, te.fold_method, te.seed,
                              "group" if self.layout.group else "row key", keep)
         frame, kept = self._fit_history(frame, keep)
+        frame = _without(frame, [c for c in dict.fromkeys(engaged) if c not in carry])  # only the history reads them
         daily = [enc for enc in self.count_encoders if enc.per_day]
         encoders = (self.target_encoders, self.count_encoders, daily)
         tables = [[*e.columns, FOLD] for e in self.target_encoders] + [e.columns for e in self.count_encoders]
