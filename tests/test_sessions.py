@@ -199,3 +199,32 @@ def test_the_session_key_defaults_to_the_user_and_a_table_without_one_must_name_
         check_keys(cfg, table)
     cfg.session.key = ["item"]
     check_keys(cfg, table)
+
+
+
+def test_session_features_alone_end_the_serving_state_where_their_training_ends(tmp_path):
+    """Without history keys the serving state's end was None: predict said no gap of days, --history recorded no end,
+    and Scorer.predict_records let a record before it through, failing the whole batch, rather than rejecting it."""
+    from rapids_engage.config import load_config
+    from rapids_engage.data import read_events
+    from rapids_engage.features import FeatureBuilder
+    from rapids_engage.predict import history_gap
+    from rapids_engage.synthetic import SyntheticSpec, generate
+
+    generate(tmp_path, SyntheticSpec(rows=1_000, days=2, seed=4, n_users=30))
+    events = read_events(tmp_path / "data").compute()
+    cfg = load_config(overrides=["features.session.enabled=true", "features.history.keys=[]", "features.counts=[]",
+                                 "features.target_encoding.keys=[]", "features.content=false"]).features
+    builder = FeatureBuilder(cfg, ["like"])
+    builder.fit_transform(add_like(events)).compute(scheduler="sync")
+    end = int(events[T].max())
+    assert builder.history_end() == end
+    assert "3.0 days after the serving state ends" in history_gap(builder, end + 3 * 86_400)
+    builder.extend_history(events.assign(**{T: events[T] + 3 * 86_400}))  # two days of events, a day later
+    assert builder.history_end() == end + 3 * 86_400
+
+
+def add_like(events: pd.DataFrame) -> pd.DataFrame:
+    from rapids_engage.features import add_labels
+
+    return add_labels(events, ["like"])

@@ -339,9 +339,9 @@ class FeatureBuilder:
                                 "use the nullable Int64)")
 
     def history_end(self) -> int | None:
-        """The end of the training window the fitted history state holds (epoch seconds): rows to
-        serve start there; None without fitted history features."""
-        ends = [e.t_end_ for e in self.history_encoders if getattr(e, "t_end_", None) is not None]
+        """The end of the training window the fitted history (or session) state holds (epoch seconds): rows to
+        serve start there; None without fitted history or session features."""
+        ends = [e.t_end_ for e in [*self.history_encoders, *self.session_encoders] if getattr(e, "t_end_", None) is not None]
         return max(ends) if ends else None
 
     def history_window(self) -> str:
