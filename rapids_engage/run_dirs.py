@@ -93,7 +93,11 @@ def check_features_out(cfg: Config, out: Path) -> None:
     except OSError as exc:
         raise ConfigError(sourced(cfg, f"out: {out} holds a report.json that cannot be read ({exc}), whose run's "
                                        "config.yaml features would replace: choose another --out")) from None
-    differ = _first_difference(config_data(cfg), report["config"])
+    ours, theirs = config_data(cfg), report["config"]
+    recorded = theirs.get("features")
+    if not ours["features"]["session"]["enabled"] and isinstance(recorded, dict) and "session" not in recorded:
+        del ours["features"]["session"]  # a run from before session features: off builds what it built
+    differ = _first_difference(ours, theirs)
     if differ is not None:
         key, ours, there = differ
         raise ConfigError(sourced(cfg, f"out: {out} holds a run (report.json) of another config ({key}: {ours} here, {there} "

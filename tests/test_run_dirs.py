@@ -79,6 +79,20 @@ def test_features_out_into_a_run_compares_label_time_auto_resolved_for_the_run_s
         check_features_out(cfg, out)
 
 
+
+def test_features_out_into_a_run_from_before_session_features_passes_with_them_off(run):
+    """A run recorded before features.session existed (no such key) was refused as another config
+    ('features.session: {...} here, (none) there'), though session features off build what it built."""
+    cfg, out, ours = run
+    theirs = json.loads(json.dumps(ours))
+    del theirs["features"]["session"]
+    _report(out, {"config": theirs})
+    check_features_out(cfg, out)
+    cfg.features.session.enabled = True  # on: another config
+    with pytest.raises(ConfigError, match=re.escape("of another config (features.session: ")):
+        check_features_out(cfg, out)
+
+
 @pytest.mark.parametrize("report, why", [
     ('{"config": {"out": ', r"Expecting value.*: not JSON, cut short or another format"),
     ("[1, 2]", "it is an array, not an object"),
