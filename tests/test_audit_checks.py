@@ -66,6 +66,41 @@ def test_audit_passes_rebuild_and_its_command_line_to_both_runs(tmp_path, monkey
 
 
 
+def test_the_shuffled_run_boosts_the_real_models_rounds_without_early_stopping(tmp_path, monkeypatch):
+    """The shuffled-label run was early-stopped on the (real) validation labels: a model of noise kept the rounds
+    in which its noise happened to rank the validation rows, and the 300k shop log's audit failed (RCE up to 5.6 by
+    seed). It boosts each target for the real model's rounds (best_iteration + 1), no early stopping: it sees no
+    validation label."""
+    import contextlib
+
+    import rapids_engage.audit as audit
+    import rapids_engage.cluster as cluster
+    import rapids_engage.pipeline as pipeline
+
+    trains = []
+
+    def fake_run(cfg, **kwargs):
+        trains.append(cfg.train)
+        best = {"like": 33, "reply": 0, "retweet": None}
+        return {"targets": {t: {"kind": "binary", "rce": 0.0 if kwargs.get("shuffle_seed") is not None else 9.0,
+                                "best_iteration": best.get(t, 5)} for t in cfg.train.targets},
+                "store": {"path": str(tmp_path), "version": "v"}, "split": {"cutoff": 0}, "layout": RECSYS.to_dict()}
+
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    monkeypatch.setattr(cluster, "start_cluster", lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr(audit, "split_checks", lambda *a, **k: [])
+    monkeypatch.setattr(audit, "time_travel_checks", lambda *a, **k: [])
+    argv = ["audit", "--gpus", "0", "--out", str(tmp_path / "out"), "--rows", "1000", "--quiet",
+            "--set", "train.targets=[like, reply, retweet]", "--set", "train.per_target.reply.early_stopping_rounds=9"]
+    assert pipeline.main(argv) == 0
+    real, control = trains
+    assert real.early_stopping_rounds > 0 and real.per_target == {"reply": {"early_stopping_rounds": 9}}
+    assert control.early_stopping_rounds == 0
+    assert control.per_target == {"like": {"num_boost_round": 34, "early_stopping_rounds": 0},
+                                  "reply": {"num_boost_round": 1, "early_stopping_rounds": 0},
+                                  "retweet": {"early_stopping_rounds": 0}}  # no best_iteration: its rounds as set
+
+
 def test_a_target_without_validation_positives_is_inconclusive_not_a_fail():
     """A rare target with no positive in the validation window has no RCE (NaN): the audit said
     'FAIL: validation RCE nan with shuffled training labels (real labels: nan)' and exited 1, showing no leak."""
