@@ -120,6 +120,8 @@ def test_content_features_of_null_lists_unknown_types_and_accounts_created_later
     assert derived_keys(part)["first_hashtag"].tolist()[1] == 0
     assert out["tweet_type_code"].tolist() == [2, 0]
     assert out["user_account_age_days"].tolist() == [-1, -1]
+    for dtype in ("str", "string", "object", "category"):  # a null type (NaN, pd.NA) is 0 too
+        assert content_features(part.assign(tweet_type=pd.Series([None, "Reply"], dtype=dtype)))["tweet_type_code"].tolist() == [0, 3]
 
 
 def test_table_list_lengths_take_the_separator_literally_and_strip_what_pandas_strips():

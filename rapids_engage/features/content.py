@@ -87,8 +87,9 @@ def content_features(part: Any) -> Any:
     new.update({name: lists["present_media"].str.count(kind).astype("int32") for name, kind in MEDIA_COUNTS.items()})
     new["hour"] = ((ts // 3600) % 24).astype("int32")
     new["weekday"] = (((ts // 86400) + 3) % 7).astype("int32")  # 0 = Monday (1970-01-01 was a Thursday)
-    codes = {kind: i for i, kind in enumerate(TWEET_TYPES)}  # an unknown type is 0, as the first
-    new["tweet_type_code"] = part["tweet_type"].map(codes).fillna(0).astype("int32")
+    # an unknown type is 0, as the first; compared type by type (a map of the strings ran in Python, row by row)
+    is_kind = {i: (part["tweet_type"] == kind).fillna(False).astype("int32") for i, kind in enumerate(TWEET_TYPES) if i}
+    new["tweet_type_code"] = sum(flag * i for i, flag in is_kind.items()).astype("int32")
     cf, cg = part["engaged_with_user_follower_count"], part["engaged_with_user_following_count"]
     uf, ug = part["engaging_user_follower_count"], part["engaging_user_following_count"]
     new["creator_ff_ratio"] = cf / (cg + 1.0)
