@@ -101,7 +101,9 @@ def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) 
 
     from .data import read_events
     from .features import add_labels
-    from .features.build import engagement_times, history_encoder, with_key_columns
+    from .features.configured_encoders import history_encoder
+    from .features.key_columns import with_key_columns
+    from .features.label_times import engagement_times
     from .features.history import history_features
 
     keys = cfg.features.history.keys

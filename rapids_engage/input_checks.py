@@ -8,7 +8,7 @@ message: its column types as the serving state reads them (:meth:`FeatureBuilder
 empty frame of its schema, once per distinct schema), and, where its row groups' statistics show a
 null in a column the features need, a time outside 1990-2100, a negative count or a label outside its
 target's range (0/1, a count >= 0: the metrics took a negative count for an unlabelled row), its rows are read
-and checked by :func:`.features.build.check_values` / :func:`~.features.build.check_labels` (the index is the
+and checked by :func:`.features.value_checks.check_values` / :func:`~.features.value_checks.check_labels` (the index is the
 row's in the file).
 """
 
@@ -18,7 +18,8 @@ from typing import Any, Sequence
 
 from .data import DataError
 from .features import FeatureBuilder
-from .features.build import check_labels, check_values, label_bounds
+from .features.labels import label_bounds
+from .features.value_checks import check_labels, check_values
 from .footers import Footer
 from .schema import PLAUSIBLE_TIMES
 

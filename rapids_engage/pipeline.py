@@ -26,7 +26,8 @@ from .config import Config, ConfigError, about_a_key, sourced
 from .data import DataError, Dataset, expected_layout, ignored_data_settings, resolve_dataset
 from .evaluate import ranked_rows
 from .ingest import IngestError
-from .features.build import check_keys, resolve_label_time
+from .features.key_checks import check_keys
+from .features.label_times import resolve_label_time
 from .features.materialize import Materialized
 from .layout import Layout
 from .memory import MemoryWatch

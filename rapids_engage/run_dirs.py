@@ -73,7 +73,7 @@ def check_features_out(cfg: Config, out: Path) -> None:
     data's layout (``label_time: auto`` as what it resolved to), and its layout: ours is resolved for that layout."""
     from dataclasses import replace
 
-    from .features.build import resolve_label_time
+    from .features.label_times import resolve_label_time
     from .layout import Layout
     from .provenance import config_data
 

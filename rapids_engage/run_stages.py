@@ -17,7 +17,7 @@ from .data import Dataset, input_footers, read_events, resolve_min_partition_row
 from .digests import CACHE_FILE
 from .evaluate import evaluate_targets, gather, oracle_probabilities
 from .features import add_labels
-from .features.build import engagement_times
+from .features.label_times import engagement_times
 from .features.frames import drop_empty_partitions
 from .features.materialize import Materialized, materialize
 from .layout import Layout

@@ -257,7 +257,9 @@ def _time_travel_check(tmp_path, copies: int = 0, label_time: str = "event") -> 
     from rapids_engage.config import load_config
     from rapids_engage.data import read_events
     from rapids_engage.features import add_labels
-    from rapids_engage.features.build import engagement_times, history_encoder, with_key_columns
+    from rapids_engage.features.configured_encoders import history_encoder
+    from rapids_engage.features.key_columns import with_key_columns
+    from rapids_engage.features.label_times import engagement_times
     from rapids_engage.features.history import history_features
     from rapids_engage.synthetic import SyntheticSpec, generate
 

@@ -388,7 +388,7 @@ def test_the_first_null_is_named_by_its_index_label():
     import pytest
 
     from rapids_engage.data import DataError
-    from rapids_engage.features.build import check_values
+    from rapids_engage.features.value_checks import check_values
 
     frame = pd.DataFrame({"tweet_timestamp": pd.array([1_600_000_000, None], dtype="Int64")}, index=[10, 11])
     with pytest.raises(DataError, match=r"the first at index 11: "):

@@ -13,7 +13,7 @@ import yaml
 
 from rapids_engage.config import load_config
 from rapids_engage.data import expected_layout
-from rapids_engage.features.build import check_keys
+from rapids_engage.features.key_checks import check_keys
 from rapids_engage.ingest import ingest_table
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()

@@ -159,7 +159,7 @@ def test_a_history_key_on_a_content_column_extends_and_serves(events):
 
 def test_the_audit_s_events_carry_every_column_a_key_names(events):
     """The time-travel check recomputes history from the raw events: a key on ``hour`` needs the content column."""
-    from rapids_engage.features.build import with_key_columns
+    from rapids_engage.features.key_columns import with_key_columns
     from rapids_engage.layout import RECSYS
 
     frame = dd.from_pandas(events.drop(columns=["hour"], errors="ignore"), npartitions=2)
@@ -278,7 +278,8 @@ def test_engagement_label_times_come_from_the_recsys_timestamps(events):
     """``label_time: engagement``: the build carries the ``<engagement>_timestamp`` columns to the history (train: in
     frame; valid: served from the state), and no further unless asked to, and the values are the encoder's on those
     times, not the event-time ones."""
-    from rapids_engage.features.build import engagement_times, history_encoder
+    from rapids_engage.features.configured_encoders import history_encoder
+    from rapids_engage.features.label_times import engagement_times
     from rapids_engage.layout import RECSYS
     from rapids_engage.schema import EVENT_TIME
 

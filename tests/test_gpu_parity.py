@@ -164,7 +164,7 @@ def test_list_counts_mentions_and_validation_read_written_after_the_h200_session
     import cudf
 
     from rapids_engage.data import input_footers, read_events
-    from rapids_engage.features.build import _rowwise
+    from rapids_engage.features.key_columns import _rowwise
     from rapids_engage.features.content import _token_counts, content_features, feature_names
     from rapids_engage.features.table_content import _plain_count_items, count_items
     from rapids_engage.synthetic import SyntheticSpec, generate
@@ -338,7 +338,7 @@ def test_input_checks_of_this_release_on_gpu(tmp_path):
 
     from rapids_engage import metrics as m
     from rapids_engage.data import DataError
-    from rapids_engage.features.build import check_values
+    from rapids_engage.features.value_checks import check_values
     from rapids_engage.features.content import content_features
 
     # a fold holding every training row: the full prior, as on the CPU

@@ -844,7 +844,8 @@ def test_engagement_needs_its_time_columns():
 
 def test_label_time_engagement_reads_recsys_engagement_timestamps_and_refuses_tables():
     from rapids_engage.config import ConfigError, FeaturesConfig, HistoryConfig
-    from rapids_engage.features.build import FeatureBuilder, check_keys
+    from rapids_engage.features.build import FeatureBuilder
+    from rapids_engage.features.key_checks import check_keys
     from rapids_engage.layout import RECSYS, Layout, Target
 
     cfg = FeaturesConfig(history=HistoryConfig(keys=[["engaging_user_id"]], label_time="engagement"))
@@ -867,7 +868,9 @@ def test_label_time_engagement_reads_an_event_logs_label_times():
     The layout file holds a target's time only where set (RecSys' and plain tables' unchanged)."""
     from rapids_engage.config import EventsSpec, FeaturesConfig, HistoryConfig, TableConfig
     from rapids_engage.config.table_spec import TargetSpec
-    from rapids_engage.features.build import FeatureBuilder, check_keys, label_time
+    from rapids_engage.features.build import FeatureBuilder
+    from rapids_engage.features.key_checks import check_keys
+    from rapids_engage.features.label_times import label_time
     from rapids_engage.layout import RECSYS, Layout, table_layout
 
     log = table_layout(TableConfig(format="csv", time="ts", row_id=["u", "i", "ts"], user="u", item="i",
@@ -902,7 +905,9 @@ def test_label_time_auto_is_engagement_on_recsys_data_and_event_on_tables():
     resolved value, not ``auto``, is what the store's definition and signatures hold (an ``event`` one: those of
     versions built before ``auto``)."""
     from rapids_engage.config import FeaturesConfig, HistoryConfig, TargetEncodingConfig
-    from rapids_engage.features.build import FeatureBuilder, check_keys, resolve_label_time
+    from rapids_engage.features.build import FeatureBuilder
+    from rapids_engage.features.key_checks import check_keys
+    from rapids_engage.features.label_times import resolve_label_time
     from rapids_engage.features.groups import groups
     from rapids_engage.layout import RECSYS, Layout, Target
 

@@ -331,7 +331,8 @@ def test_labels_outside_their_target_s_range_are_named():
     with a numpy RuntimeWarning); a binary label of 2 failed in the metrics naming a row of the labelled subset.
     check_labels names the column, value and index label; missing labels pass (unlabelled rows)."""
     from rapids_engage.data import DataError
-    from rapids_engage.features.build import check_labels, label_bounds
+    from rapids_engage.features.labels import label_bounds
+    from rapids_engage.features.value_checks import check_labels
     from rapids_engage.layout import Target
 
     layout = Layout(kind="table", row_key=("id",), time="t", targets=(Target("up", "votes", "count"), Target("hit", "clicked", "binary"),

@@ -184,7 +184,7 @@ def test_the_feature_builder_fits_serves_saves_and_extends_session_features(tmp_
 
 def test_the_session_key_defaults_to_the_user_and_a_table_without_one_must_name_it():
     from rapids_engage.config import ConfigError, load_config
-    from rapids_engage.features.build import check_keys
+    from rapids_engage.features.key_checks import check_keys
     from rapids_engage.layout import RECSYS, Layout, Target
 
     cfg = load_config(overrides=["features.session.enabled=true"]).features

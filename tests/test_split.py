@@ -209,7 +209,7 @@ def test_validation_rows_are_read_from_the_files_that_hold_them_alone(tmp_path, 
     import dask
 
     from rapids_engage.data import read_events
-    from rapids_engage.features.build import add_labels
+    from rapids_engage.features.labels import add_labels
     from rapids_engage.schema import EVENT_TIME
     from rapids_engage.synthetic import SyntheticSpec, generate
 

@@ -114,7 +114,7 @@ class HistoryConfig:
     # <engagement>_timestamp columns say when, and event logs, whose <target>_time columns do; with label_delay, that
     # time + label_delay). "auto": engagement where the data carry engagement times (RecSys, event logs) and history
     # keys are set, else event; a run resolves it once it knows the
-    # data's layout (features.build.label_time) and records the value it resolved to
+    # data's layout (features.label_times.label_time) and records the value it resolved to
     label_time: Literal["auto", "event", "engagement"] = "auto"
 
 

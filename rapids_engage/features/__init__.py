@@ -1,6 +1,7 @@
 """Feature groups: out-of-fold target encodings, counts, content/profile features, point-in-time history."""
 
-from .build import VALUES_VERSION, FeatureBuilder, add_labels
+from .build import VALUES_VERSION, FeatureBuilder
+from .labels import add_labels
 from .counts import CountEncoder
 from .history import HistoryEncoder
 from .frames import NotFittedError

@@ -8,29 +8,29 @@ directory of parquet tables + JSON (``save`` / ``load``): the serving state.
 
 from __future__ import annotations
 
-import difflib
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from functools import partial
-
-from ..config import ConfigError, FeaturesConfig, HistoryConfig, SessionConfig
-from ..config.sections import DEFAULT_COUNT_KEYS, WINNER_TE_KEYS
+from ..config import FeaturesConfig
 from ..data import DataError
 from ..layout import RECSYS, Layout
-from ..schema import PLAUSIBLE_TIMES
-from . import content, table_content
+from . import content
 from .by_key import encode_by_key
 from .cardinality import distinct_counts
+from .configured_encoders import history_encoder, session_key
 from .counts import DAY, CountEncoder, with_day
 from .folds import FOLD, assign_folds
 from .frames import Checkpoints, Join, KeyTable, apply_joins, as_dask, in_memory, index_named, is_dask, join_all, key_tables
 from .history import HistoryEncoder, fit_history, history_features
+from .key_checks import unknown_column
+from .key_columns import row_columns, row_features
+from .label_times import engagement_times
+from .labels import add_labels
 from .sessions import SessionEncoder, fit_sessions, session_features
 from .target_encoding import TargetEncoder, fill_unkeyed
+from .value_checks import check_values
 
 #: The version of the feature values this code computes from the same input: raised whenever a change alters a
 #: value (a fix of the words of a text, say). A store version records it and is not served by code of another
@@ -56,218 +56,9 @@ NO_ENGAGEMENT_CHANCE = 1e-6
 ESTIMATE_MARGIN = 1.1
 
 
-def label(column: Any, kind: str, missing: bool = False) -> Any:
-    """The label of a target column: ``present`` -> int8 non-null flag, ``binary`` -> int8, ``count`` -> log1p float64.
-    ``missing``: labels may be missing (rows to score, whose metrics leave such rows out): a binary label is then
-    float64, missing where the column is (int8 cannot hold one on pandas, where the cast raised; cudf casts NaN to
-    an arbitrary integer)."""
-    if kind == "present":
-        return column.notnull().astype("int8")
-    if kind == "binary":
-        return column.astype("float64" if missing else "int8")
-    import numpy as np
-
-    return np.log1p(column.astype("float64"))
-
-
-def add_labels(frame: Any, targets: str | list[str], layout: Layout = RECSYS, missing: bool = False) -> Any:
-    """One label column per target, named after it (see :func:`label`, also for ``missing``); ``layout``: the data's
-    (``FeatureStore(path).layout()`` for a run's)."""
-    targets = [targets] if isinstance(targets, str) else targets
-    return frame.assign(**{t: label(frame[layout.target(t).column], layout.target(t).kind, missing) for t in targets})
-
-
-def row_features(layout: Layout) -> tuple[Any, Any, list[str]]:
-    """(derived-keys function, content-features function, content feature names) of a layout's rows."""
-    if layout.kind == "recsys":
-        return content.derived_keys, content.content_features, content.feature_names()
-    return (
-        partial(table_content.derived_keys, layout=layout),
-        partial(table_content.content_features, layout=layout),
-        table_content.feature_names(layout),
-    )
-
-
-def key_columns(layout: Layout) -> list[str]:
-    """The columns a feature key may name for data of ``layout``: its input columns, the derived keys
-    (``first_hashtag``, ``<text>_first_word``, ``<url>_domain``, ...) and the row-wise content
-    features (``hour``, ...)."""
-    return list(dict.fromkeys([*layout.input_columns(), *derived_key_names(layout), *row_features(layout)[2]]))
-
-
-def derived_key_names(layout: Layout) -> list[str]:
-    """The key columns computed from a row of ``layout`` (``first_hashtag``, ``<text>_first_word``, ...)."""
-    return list(content.DERIVED_KEYS) if layout.kind == "recsys" else table_content.key_names(layout)
-
-
-def check_keys(config: FeaturesConfig, layout: Layout) -> None:
-    """A ConfigError naming the config key, the column and the closest names when a feature key names
-    a column data of ``layout`` will not have, or history label times the data do not carry (checked before
-    any data is read)."""
-    if config.history.keys:
-        engagement_times(config.history, layout, [t.name for t in layout.targets])
-    known = key_columns(layout)
-    sessions = [session_key(config.session, layout)] if config.session.enabled else []
-    for path, keys in (("features.target_encoding.keys", config.target_encoding.keys), ("features.counts", config.counts),
-                       ("features.history.keys", config.history.keys), ("features.session.key", sessions)):
-        for key in keys:
-            for column in key:
-                if column not in known:
-                    raise ConfigError(f"{path}: {unknown_column(column, known, layout)}" + _recsys_default_hint(path, keys, layout))
-
-
-def _recsys_default_hint(path: str, keys: list[list[str]], layout: Layout) -> str:
-    """For a table whose ``keys`` at ``path`` are the RecSys 2021 defaults (the config names none): what to write
-    instead (it said only "no column 'engaging_user_id' in the data", a column the user never named)."""
-    if layout.kind == "recsys" or keys not in ([list(k) for k in WINNER_TE_KEYS], [list(k) for k in DEFAULT_COUNT_KEYS]):
-        return ""
-    roles = [c for c in (layout.user, layout.item, layout.creator, *layout.categorical) if c][:3]
-    example = "[" + ", ".join(f"[{c}]" for c in roles) + "]" if roles else "[[COLUMN], ...]"
-    return (f"; {path} was not set, and its default is the RecSys 2021 keys: name this table's keys, "
-            f"e.g. {path}: {example} (features.target_encoding.keys and features.counts both default to RecSys columns)")
-
-
-def unknown_column(column: str, known: list[str], layout: Layout) -> str:
-    """``column`` is not one of ``known``: the closest names and the derived keys there are."""
-    close = difflib.get_close_matches(column, known, n=1, cutoff=0.6)
-    derived = derived_key_names(layout)
-    return (f"no column {column!r} in the data" + (f": did you mean {close[0]!r}?" if close else "")
-            + (f" (derived keys: {', '.join(derived)})" if derived else ""))
-
-
-def check_values(part: Any, column: str, required: tuple[str, ...] = (), counts: tuple[str, ...] = ()) -> Any:
-    """``part`` unchanged; a DataError naming the column and the first row's index label when the time
-    ``column`` or a ``required`` column has a null, naming the column when the time ``column`` holds times
-    outside :data:`~..schema.PLAUSIBLE_TIMES` as epoch seconds (milliseconds, say) or a ``counts`` column
-    a negative number."""
-    from ..backend import values
-
-    for name in (column, *required):
-        null = part[name].isna()
-        if bool(null.any()):
-            first = _plain(part.index[int(values(null).argmax())])
-            raise DataError(f"column {name!r} has {int(null.sum())} null value(s), the first at index {first!r}: "
-                            "the features need a value there")
-    if len(part):
-        lo, hi = int(part[column].min()), int(part[column].max())
-        if lo < PLAUSIBLE_TIMES[0] or hi >= PLAUSIBLE_TIMES[1]:
-            bad = lo if lo < PLAUSIBLE_TIMES[0] else hi
-            hint = "; milliseconds? divide by 1000" if bad >= PLAUSIBLE_TIMES[1] * 100 else ""
-            raise DataError(f"column {column!r} holds {bad}, not an epoch-seconds time from 1990 to 2100{hint}")
-    for name in counts:  # a ratio's denominator is count + 1: -1 made it infinite (which XGBoost refuses)
-        if bool(part[name].lt(0).any()):
-            raise DataError(f"column {name!r} holds {int(part[name].min())}, not a count (>= 0)")
-    return part
-
-
-def label_bounds(layout: Layout, names: Sequence[str] = ()) -> dict[str, tuple[int, int | None]]:
-    """Target column -> the (lowest, highest or None) value its labels may take: 0..1 for a binary target,
-    0.. for a count (a ``present`` target takes any value); ``names``: only the columns among them."""
-    return {t.column: (0, 1 if t.kind == "binary" else None) for t in layout.targets
-            if t.kind != "present" and (not names or t.column in names)}
-
-
-def check_labels(part: Any, bounds: dict[str, tuple[int, int | None]]) -> Any:
-    """``part`` unchanged; a DataError naming the column, the value and its row's index label for the first value
-    of a target column outside its :func:`label_bounds` (a missing label is allowed: its row is unlabelled)."""
-    from ..backend import values
-
-    for name, (low, high) in bounds.items():
-        column = part[name]
-        bad = column.lt(low) | (column.gt(high) if high is not None else False)
-        if bool(bad.fillna(False).any()):
-            at = int(values(bad.fillna(False)).argmax())
-            kind = "a 0/1 label" if high is not None else "a count (>= 0)"
-            raise DataError(f"target column {name!r} holds {_plain(column.iloc[at])!r} at index {_plain(part.index[at])!r}, "
-                            f"not {kind}")
-    return part
-
-
-def _plain(value: Any) -> Any:
-    """A numpy scalar as the Python value (its repr is ``np.int64(11)``)."""
-    return value.item() if hasattr(value, "item") else value
-
-
 def _is_text(dtype: Any) -> bool:
     """Whether a key column's dtype holds text (object, string, category) rather than numbers."""
     return getattr(dtype, "kind", "O") not in "iufb"
-
-
-def row_columns(frame: Any, layout: Layout, content: bool) -> Any:
-    """``frame`` (dask, or in memory: pandas / cudf) with the layout's derived key columns (e.g. ``first_hashtag``,
-    ``url_domain``) and, with ``content``, its row-wise content features (``hour``, ...)."""
-    derived, features, _ = row_features(layout)
-    for fn in (derived, features) if content else (derived,):
-        frame = _rowwise(frame, fn) if is_dask(frame) else fn(frame)
-    return frame
-
-
-def with_key_columns(frame: Any, layout: Layout, keys: list[list[str]]) -> Any:
-    """``frame`` with every column ``keys`` may name: the derived keys, and the content features when a key
-    names one (``hour``)."""
-    names = row_features(layout)[2]
-    return row_columns(frame, layout, any(c in names for key in keys for c in key))
-
-
-def history_encoder(cfg: HistoryConfig, key: list[str], targets: list[str], time_column: str,
-                    row_key: tuple[str, ...] = (), engagement: dict[str, str] | None = None) -> HistoryEncoder:
-    """The history encoder of one key as configured (``row_key``: what tells an event sent again;
-    ``engagement``: :func:`engagement_times`)."""
-    return HistoryEncoder(
-        key, targets, tuple(cfg.windows), time_column, days=tuple(cfg.days), rates=cfg.rates, label_delay=cfg.label_delay,
-        row_key=row_key, engagement=engagement,
-    )
-
-
-def session_key(cfg: SessionConfig, layout: Layout) -> list[str]:
-    """The key of the session features: ``features.session.key``, else the data's user (the engaging user on RecSys
-    data, a table's ``data.table.user``); a ConfigError when neither names one."""
-    if cfg.key:
-        return list(cfg.key)
-    if layout.user is None:
-        raise ConfigError("features.session.key: not set and the data name no user column (data.table.user): "
-                          "name the key, e.g. features.session.key: [visitor_id]")
-    return [layout.user]
-
-
-def label_time(cfg: HistoryConfig, layout: Layout) -> str:
-    """``features.history.label_time`` resolved for data of ``layout``: ``auto`` is ``engagement`` where the data
-    carry engagement times (:func:`carries_engagement_times`: RecSys, event logs; a positive then counts once it
-    happened, no value from the future) and history keys are set, else ``event`` (a plain table's targets hold labels
-    only; without history keys it changes nothing, and ``event`` keeps the store versions built before label times
-    had a choice); ``event`` / ``engagement`` as given."""
-    if cfg.label_time != "auto":
-        return cfg.label_time
-    return "engagement" if carries_engagement_times(layout) and cfg.keys else "event"
-
-
-def carries_engagement_times(layout: Layout) -> bool:
-    """Whether every target of ``layout`` has its positives' engagement times: RecSys (its ``<engagement>_timestamp``
-    columns are the targets), an event log (each target's ``<target>_time``: :attr:`.Target.time`)."""
-    return layout.kind == "recsys" or (bool(layout.targets) and all(t.time for t in layout.targets))
-
-
-def resolve_label_time(config: FeaturesConfig, layout: Layout) -> FeaturesConfig:
-    """``config`` with its history's ``label_time`` resolved (:func:`label_time`; a copy, ``config`` unchanged): what
-    a run records (the store's definition and group signatures, report.json, config.yaml, the serving state)."""
-    return replace(config, history=replace(config.history, label_time=label_time(config.history, layout)))
-
-
-def engagement_times(cfg: HistoryConfig, layout: Layout, targets: list[str]) -> dict[str, str] | None:
-    """Target -> the column of its engagement times with ``label_time: engagement`` (RecSys: the
-    ``<engagement>_timestamp`` column its label is derived from; an event log: ``<target>_time``, the labelling
-    event's; ``auto``: :func:`label_time`), None with ``event``; a ConfigError naming the key for data without such
-    times (a plain table's target columns hold labels only)."""
-    if label_time(cfg, layout) == "event":
-        return None
-    if not carries_engagement_times(layout):
-        raise ConfigError("features.history.label_time: engagement counts a positive from its engagement time, which only "
-                          "RecSys data (<engagement>_timestamp columns) and event logs (data.table.events: <target>_time "
-                          "columns) carry; a plain table's targets hold labels only: use label_time: event, with "
-                          "label_delay for labels that arrive later")
-    if layout.kind == "recsys":
-        return {t: layout.target(t).column for t in targets}
-    return {t: layout.target(t).time for t in targets}
 
 
 def _without(frame: Any, columns: list[str]) -> Any:
@@ -281,11 +72,6 @@ def _without(frame: Any, columns: list[str]) -> Any:
 
 def _drop_columns(part: Any, columns: list[str]) -> Any:
     return part.drop(columns=columns)
-
-
-def _rowwise(frame: Any, fn: Any) -> Any:
-    frame = as_dask(frame)
-    return frame.map_partitions(fn, meta=fn(frame._meta))
 
 
 class FeatureBuilder:

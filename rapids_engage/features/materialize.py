@@ -24,8 +24,9 @@ from ..progress import byte_size
 from ..provenance import library_versions
 from ..store_builds import dir_size, in_use, sweep
 from ..store import FORMAT_VERSION, FeatureStore, fingerprint_files, version_id, write_split
-from .build import VALUES_VERSION, FeatureBuilder, resolve_label_time
+from .build import VALUES_VERSION, FeatureBuilder
 from .groups import groups, only, signatures
+from .label_times import resolve_label_time
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,28 @@
+"""What the configured history and session encoders are built from: a history encoder of one key, the session key."""
+
+from __future__ import annotations
+
+from ..config import ConfigError, HistoryConfig, SessionConfig
+from ..layout import Layout
+from .history import HistoryEncoder
+
+
+def history_encoder(cfg: HistoryConfig, key: list[str], targets: list[str], time_column: str,
+                    row_key: tuple[str, ...] = (), engagement: dict[str, str] | None = None) -> HistoryEncoder:
+    """The history encoder of one key as configured (``row_key``: what tells an event sent again;
+    ``engagement``: :func:`~.label_times.engagement_times`)."""
+    return HistoryEncoder(
+        key, targets, tuple(cfg.windows), time_column, days=tuple(cfg.days), rates=cfg.rates, label_delay=cfg.label_delay,
+        row_key=row_key, engagement=engagement,
+    )
+
+
+def session_key(cfg: SessionConfig, layout: Layout) -> list[str]:
+    """The key of the session features: ``features.session.key``, else the data's user (the engaging user on RecSys
+    data, a table's ``data.table.user``); a ConfigError when neither names one."""
+    if cfg.key:
+        return list(cfg.key)
+    if layout.user is None:
+        raise ConfigError("features.session.key: not set and the data name no user column (data.table.user): "
+                          "name the key, e.g. features.session.key: [visitor_id]")
+    return [layout.user]
