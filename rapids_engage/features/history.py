@@ -86,6 +86,7 @@ import dask.dataframe as dd
 from .frames import Checkpoints, as_dask, is_dask, key_tables, share
 from .history_encoder import HistoryEncoder
 from .history_spans import window_label
+from .last_second import end_rows
 
 __all__ = ["HistoryEncoder", "fit_history", "history_features", "window_label"]
 
@@ -139,13 +140,12 @@ def fit_history(frame: Any, encoder: HistoryEncoder, checkpoint: Any = None, lim
     t_end, rows = dask.compute(frame[encoder.time_column].max(), frame.map_partitions(len).sum())
     t_end = int(t_end)
     state_meta = encoder.state_partition(frame._meta, t_end)
-    last = frame[frame[encoder.time_column] == t_end][list(dict.fromkeys([encoder.time_column, *encoder.row_key]))]
     # a state has at most a row per event (and per positive, with engagement label times): within the limit when
     # those are, then reduced straight into memory; the rows at t_end come in the same pass (one round trip, not three)
     partitioned = limit is not None and rows * (1 + len(targets) if encoder.engagement else 1) > limit
     state, *last = key_tables([frame.map_partitions(encoder.state_partition, t_end, meta=state_meta)], limit, [partitioned],
-                              also=[last] if encoder.row_key else [])
-    last_ids = encoder.last_ids(last[0], t_end) if encoder.row_key else None
+                              also=end_rows(frame, encoder.time_column, encoder.row_key, t_end))
+    last_ids = encoder.last_ids(last[0], t_end) if last else None
     encoder.set_state(state if is_dask(state) else state.reset_index(drop=True), t_end, targets, last_ids)
     stateless = HistoryEncoder(**{**encoder.params(), "targets": targets})  # the graph must not carry the state
     return frame.map_partitions(stateless.features_partition, meta=stateless.features_partition(frame._meta)), frame

@@ -7,23 +7,21 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import array_module, frame_library, host_frame, is_gpu_object, series_like, to_host
+from ..backend import array_module, frame_library, host_frame, is_gpu_object, series_like
 from ..data import DataError
 from ..schema import DAY_SECONDS, EVENT_TIME, TARGETS, utc
 from .frames import (
-    EstimatorParams, check_columns, check_fitted, group_ids, in_memory, is_dask, key_name, load_column, load_state, save_column, save_state,
+    EstimatorParams, check_columns, check_fitted, group_ids, in_memory, is_dask, key_name, load_state, save_state,
 )
 from .history_spans import span_features, window_label
 from .history_state import (
-    N, TIME_LIMIT, StateIndex, aggregate, alone_if_null, at_engagement, event_rows, known_times, last_col, pos_col, positive, row_ids,
-    sorted_contains, state_rows_by_pass, times, value_columns,
+    N, TIME_LIMIT, StateIndex, aggregate, alone_if_null, at_engagement, event_rows, known_times, last_col, pos_col, positive,
+    state_rows_by_pass, times, value_columns,
 )
-
-#: The file of the last ids beside a state's (``<prefix>_<key>.last_ids.parquet``) and its column.
-LAST_IDS, ROW_ID = "last_ids", "row_id"
+from .last_second import LastSecondIds, load_ids
 
 
-class HistoryEncoder(EstimatorParams):
+class HistoryEncoder(LastSecondIds, EstimatorParams):
     """sklearn-style point-in-time history features of one key (see :mod:`.history`).
 
     ``columns``: the key (one column or a list); ``targets``: label columns
@@ -136,26 +134,8 @@ class HistoryEncoder(EstimatorParams):
     def _times(self, frame: Any) -> Any:
         return times(frame, self.time_column)
 
-    def last_ids(self, frame: Any, t_end: int) -> Any:
-        """The sorted row-key hashes (host uint64) of the events of ``frame`` at ``t_end`` with a
-        whole row key: what :meth:`_resent` recognises (empty without ``row_key``)."""
-        if not self.row_key:
-            return np.zeros(0, dtype=np.uint64)
-        ids, known = row_ids(frame, self.row_key, self.name)
-        return np.unique(to_host(ids[known & (self._times(frame) == t_end)]))
-
-    def _resent(self, frame: Any, t: Any) -> Any:
-        """Whether each row of ``frame`` (times ``t``) is an event the state already holds: at its last
-        second, with a row key among :attr:`last_ids_` (only the rows at that second are hashed and
-        looked up, and the ids go to the rows' device only when there are some)."""
-        xp = array_module(t)
-        resent = xp.zeros(len(t), dtype=bool)
-        at_end = t == self.t_end_
-        if not len(self.last_ids_) or not bool(at_end.any()):
-            return resent
-        ids, known = row_ids(frame[self.row_key][at_end], self.row_key, self.name)
-        resent[at_end] = known & sorted_contains(xp, xp.asarray(self.last_ids_), ids)
-        return resent
+    def _what(self) -> str:
+        return f"history features ({self.name})"
 
     def _attach(self, frame: Any, feats: dict, targets: list[str]) -> Any:
         """``frame`` with the features of its rows (``feats``: a value per row of ``frame``)."""
@@ -220,9 +200,7 @@ class HistoryEncoder(EstimatorParams):
             X = lib.from_pandas(X) if is_gpu_object(state) else host_frame(X)  # (not the state to the events')
         events = self._event_rows(X, targets)
         t_end = max(self.t_end_, int(t.max()))
-        last_ids = self.last_ids(X, t_end)
-        if t_end == self.t_end_:  # the state's last second goes on: its events and these
-            last_ids = np.union1d(self.last_ids_, last_ids)
+        last_ids = self._ids_after(X, t_end)
         merged = lib.concat([state, events.astype({c: state.dtypes[c] for c in events.columns})], ignore_index=True)
         self.set_state(self._aggregate(merged, t_end, targets), t_end, targets, last_ids)
         self.extended_ = True  # the state now ends with the events: messages say so, not "the training window"
@@ -336,9 +314,7 @@ class HistoryEncoder(EstimatorParams):
         (params, t_end, targets, the number of last ids)."""
         self._check_fitted()
         stem = f"{self.prefix}_{self.name}"
-        if self.row_key:
-            save_column(Path(directory) / f"{stem}.{LAST_IDS}.parquet", ROW_ID, self.last_ids_)
-        state = {"params": self.params(), "targets": self.targets_, "t_end": self.t_end_, "last_ids": len(self.last_ids_)}
+        state = {"params": self.params(), "targets": self.targets_, "t_end": self.t_end_, "last_ids": self._save_ids(directory, stem)}
         save_state(directory, stem, self.state_, state)
 
     @classmethod
@@ -346,8 +322,4 @@ class HistoryEncoder(EstimatorParams):
         """Read state written by :meth:`save` (``name`` = ``hist_<key>``) into ``df_lib`` frames (the
         last ids as a list in the JSON, as the first code that kept them wrote them, are read too)."""
         state, table = load_state(directory, name, df_lib)
-        ids = state.get("last_ids")  # their number (a list: the ids themselves; absent: none kept)
-        if isinstance(ids, int):
-            ids = load_column(Path(directory) / f"{name}.{LAST_IDS}.parquet", ROW_ID, ids) if ids else None
-        ids = None if ids is None else np.unique(np.asarray(ids, dtype=np.uint64))  # sorted, as looked up
-        return cls(**state["params"]).set_state(table, state["t_end"], state["targets"], ids)
+        return cls(**state["params"]).set_state(table, state["t_end"], state["targets"], load_ids(directory, name, state))

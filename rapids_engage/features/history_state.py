@@ -16,7 +16,7 @@ time it became known, its engagement time, not at its event's: a row is the
 events of its (key, time) and the positives engaged then (``_n`` 0 where there
 were only those). Training positives engaged after ``T`` are such rows after
 ``T`` (the pending engagements): kept, they count for rows served after them.
-``last_ids_``: the sorted row-key hashes (:func:`row_ids`) of the events at ``T``, which
+``last_ids_``: the sorted row-key hashes (:func:`~.last_second.row_ids`) of the events at ``T``, which
 tell an event sent again from a new one of that second (as many as the events at ``T``: the
 whole last day of date-only times, hence a parquet file, and only rows at ``T`` look them up).
 """
@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import hashing
 from ..backend import array_module, frame_library, values
 from ..data import DataError
 from .frames import group_ids, null_key_rows
@@ -168,26 +167,6 @@ def state_rows_by_pass(state: Any, keys: Any, columns: list[str], value_cols: li
     keep = present[g[:m]]
     rows = {c: values(state[c]).astype(np.int64)[keep] for c in value_cols}
     return rows, xp.concatenate([g[:m][keep], g[m:]]), int(keep.sum())
-
-
-def row_ids(frame: Any, row_key: list[str], name: str) -> tuple[Any, Any]:
-    """(uint64 hash of each row's ``row_key``, whether the row has one: no null in it); ``name``
-    (the history key's) for the error on a row key that is not integer ids."""
-    keys = frame[row_key]
-    odd = {c: str(keys.dtypes[c]) for c in row_key if getattr(keys.dtypes[c], "kind", "O") not in "iu"}
-    if odd:
-        raise DataError(f"history features ({name}) identify events by integer row ids; the row key column(s) {odd} are not integers")
-    known = ~values(null_key_rows(keys))
-    return hashing.combine([values(keys[c].fillna(0)).astype(np.int64) for c in row_key]), known
-
-
-def sorted_contains(xp: Any, sorted_values: Any, x: Any) -> Any:
-    """Whether each value of ``x`` is in ``sorted_values`` (ascending, of ``x``'s module ``xp``): a binary
-    search per value, O(len(x) log n), the sorted values neither copied nor sorted again."""
-    if not len(sorted_values):
-        return xp.zeros(len(x), dtype=bool)
-    at = xp.minimum(xp.searchsorted(sorted_values, x), len(sorted_values) - 1)
-    return sorted_values[at] == x
 
 
 def alone_if_null(g: Any, keys: Any, start: int | None = None) -> Any:
