@@ -1,5 +1,6 @@
 """Point-in-time session features against a brute-force oracle (hypothesis): ties, gaps of exactly ``gap``,
-single-event users, null keys; dask partition invariance; serving (fit then transform / extend) equals one pass."""
+single-event users, null keys; dask partition invariance; serving (fit then transform / extend) equals one pass,
+events of the state's last second sent again included (counted once, by their row ids)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def make_frame(n: int, n_users: int, n_times: int, seed: int, step: int, nulls: 
     frame = pd.DataFrame({"user": pd.array(user, dtype="Int64"),
                           T: (1_600_000_000 + rng.integers(0, n_times, n) * step).astype("int64")})
     frame.index = rng.permutation(np.arange(7, 7 + n))
-    return frame
+    return frame.assign(rid=frame.index.to_numpy(dtype="int64"))  # the row key: an event's id
 
 
 def oracle(frame: pd.DataFrame, gap: int = GAP) -> dict[str, np.ndarray]:
@@ -107,35 +108,95 @@ def test_transform_and_extend_continue_the_computation_over_all_rows(frame, cut,
     pd.testing.assert_frame_equal(enc.transform(rest)[NAMES], whole.loc[rest.index, NAMES])
 
 
+def sent_again(train: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Some of ``train``'s events of its last second, as a ``time >= end`` filter sends them again."""
+    last = train[train[T] == train[T].max()]
+    return last[np.random.default_rng(seed).random(len(last)) < 0.7]
+
+
+@settings(max_examples=25)
+@given(frame=frames, cut=st.integers(1, 20), seed=st.integers(0, 10**6))
+def test_events_sent_again_at_the_state_end_count_once(frame, cut, seed):
+    """An event of the state's last second sent again (``predict --history`` with a ``time >= end`` filter, a batch
+    repeating it) counted twice for its key's later rows (the state kept no row ids): transform gives it its training
+    features and counts it once, extend skips it, and the ids carry on while the state's last second does."""
+    train, new = split(frame, 1_600_000_000 + cut * 600, seed)
+    if not len(train):
+        return
+    whole = SessionEncoder("user", GAP, T).fit_transform(pd.concat([train, new]))
+    again = sent_again(train, seed)
+    enc = SessionEncoder("user", GAP, T, row_key=["rid"]).fit(train)
+    batch = pd.concat([again, new])
+    pd.testing.assert_frame_equal(enc.transform(batch)[NAMES], whole.loc[batch.index, NAMES])
+    half = new[new[T] < new[T].median()] if len(new) else new
+    rest = new.drop(half.index)
+    enc.extend(again).extend(pd.concat([again, half]))  # all sent again, then again with new events
+    seen = pd.concat([train, half])
+    again = seen[seen[T] == enc.t_end_]  # the extended state's last second: training's events and half's
+    batch = pd.concat([again, rest])
+    pd.testing.assert_frame_equal(enc.transform(batch)[NAMES], whole.loc[batch.index, NAMES])
+
+
 @pytest.mark.parametrize("partitions", [1, 2, 3, 4])
 def test_dask_values_state_and_serving_are_the_same_for_any_partitioning(partitions, tmp_path):
-    frame = make_frame(400, 30, 200, seed=3, step=900, nulls=True).reset_index(names="row")
-    train, new = frame[frame[T] < 1_600_000_000 + 150 * 900], frame[frame[T] >= 1_600_000_000 + 150 * 900]
-    ref = SessionEncoder("user", GAP, T)
+    frame = make_frame(400, 30, 60, seed=3, step=900, nulls=True).reset_index(names="row")
+    train, new = frame[frame[T] < 1_600_000_000 + 45 * 900], frame[frame[T] >= 1_600_000_000 + 45 * 900]
+    ref = SessionEncoder("user", GAP, T, row_key=["rid"])
     want = ref.fit_transform(train).set_index("row").sort_index()
-    enc = SessionEncoder("user", GAP, T)
+    enc = SessionEncoder("user", GAP, T, row_key=["rid"])
     got = fit_sessions(dd.from_pandas(train, npartitions=partitions), enc)[0].compute().set_index("row").sort_index()
     pd.testing.assert_frame_equal(got[want.columns], want)
     def by_user(state):
         return state.sort_values("user").reset_index(drop=True)
 
     pd.testing.assert_frame_equal(by_user(enc.state_), by_user(ref.state_))
+    assert len(enc.last_ids_) == (train[T] == train[T].max()).sum() > 1
+    np.testing.assert_array_equal(enc.last_ids_, ref.last_ids_)
     enc.save(tmp_path)
     loaded = SessionEncoder.load(tmp_path)
-    served = session_features(dd.from_pandas(new, npartitions=partitions), loaded, fit=False).compute()
+    np.testing.assert_array_equal(loaded.last_ids_, enc.last_ids_)
+    batch = pd.concat([train[train[T] == train[T].max()], new])  # with the last second's events sent again
+    served = session_features(dd.from_pandas(batch, npartitions=partitions), loaded, fit=False).compute()
     whole = SessionEncoder("user", GAP, T).fit_transform(frame).set_index("row")
-    pd.testing.assert_frame_equal(served.set_index("row").sort_index()[NAMES], whole.loc[sorted(new["row"]), NAMES])
+    pd.testing.assert_frame_equal(served.set_index("row").sort_index()[NAMES], whole.loc[sorted(batch["row"]), NAMES])
 
 
 def test_a_partitioned_state_serves_as_a_gathered_one():
     frame = make_frame(300, 50, 100, seed=5, step=600).reset_index(names="row")
     train, new = frame[frame[T] < 1_600_000_000 + 70 * 600], frame[frame[T] >= 1_600_000_000 + 70 * 600]
-    enc = SessionEncoder("user", GAP, T)
+    enc = SessionEncoder("user", GAP, T, row_key=["rid"])
     fit_sessions(dd.from_pandas(train, npartitions=3), enc, limit=10)[0].compute()
     assert hasattr(enc.state_, "dask")  # more rows than the limit: the state stays partitioned by key
-    served = session_features(dd.from_pandas(new, npartitions=2), enc, fit=False).compute().set_index("row").sort_index()
-    want = SessionEncoder("user", GAP, T).fit(train).transform(new).set_index("row").sort_index()
-    pd.testing.assert_frame_equal(served[NAMES], want[NAMES])
+    batch = pd.concat([train[train[T] == train[T].max()], new])  # with the last second's events sent again
+    served = session_features(dd.from_pandas(batch, npartitions=2), enc, fit=False).compute().set_index("row").sort_index()
+    whole = SessionEncoder("user", GAP, T).fit_transform(frame).set_index("row")
+    pd.testing.assert_frame_equal(served[NAMES], whole.loc[served.index, NAMES])
+
+
+def test_the_last_ids_survive_save_and_load_and_a_state_from_before_them_is_read_as_it_was(tmp_path):
+    """The row ids go beside the state (``sess.last_ids.parquet``, their number in ``sess.json``); a state written
+    before the session state kept them (no ``row_key`` in its params, no ``last_ids``) is read as it was served:
+    none known, an event of its last second sent again counts again."""
+    import json
+
+    frame = make_frame(200, 10, 40, seed=8, step=600)
+    train, new = frame[frame[T] < 1_600_000_000 + 30 * 600], frame[frame[T] >= 1_600_000_000 + 30 * 600]
+    enc = SessionEncoder("user", GAP, T, row_key=["rid"]).fit(train)
+    enc.save(tmp_path)
+    saved = json.loads((tmp_path / "sess.json").read_text())
+    assert saved["last_ids"] == len(enc.last_ids_) == (train[T] == train[T].max()).sum() > 1
+    assert saved["params"]["row_key"] == ["rid"]
+    np.testing.assert_array_equal(pd.read_parquet(tmp_path / "sess.last_ids.parquet")["row_id"].to_numpy(), enc.last_ids_)
+    back = SessionEncoder.load(tmp_path)
+    np.testing.assert_array_equal(back.last_ids_, enc.last_ids_)
+    batch = pd.concat([train[train[T] == train[T].max()], new])
+    pd.testing.assert_frame_equal(back.transform(batch), enc.transform(batch))
+    old = {"params": {k: v for k, v in saved["params"].items() if k != "row_key"}, "t_end": saved["t_end"]}
+    (tmp_path / "sess.json").write_text(json.dumps(old))
+    (tmp_path / "sess.last_ids.parquet").unlink()
+    legacy = SessionEncoder.load(tmp_path)
+    assert legacy.row_key == [] and len(legacy.last_ids_) == 0
+    pd.testing.assert_frame_equal(legacy.transform(batch), SessionEncoder("user", GAP, T).fit(train).transform(batch))
 
 
 def test_rows_before_the_end_of_training_and_a_negative_gap_are_refused():
@@ -155,7 +216,7 @@ def test_the_feature_builder_fits_serves_saves_and_extends_session_features(tmp_
     from rapids_engage.split import time_split
     from rapids_engage.synthetic import SyntheticSpec, generate
 
-    generate(tmp_path, SyntheticSpec(rows=3_000, days=3, seed=4, n_users=60))
+    generate(tmp_path, SyntheticSpec(rows=3_000, days=3, seed=4, n_users=10))
     events = add_labels(read_events(tmp_path / "data"), ["like"])
     train, valid, _ = time_split(events, 24)
     cfg = load_config(overrides=["features.session.enabled=true", "features.history.keys=[]", "features.counts=[]",
@@ -173,11 +234,13 @@ def test_the_feature_builder_fits_serves_saves_and_extends_session_features(tmp_
     builder.save(tmp_path / "state")
     loaded = FeatureBuilder.load(tmp_path / "state", cfg)
     batch = valid.compute().sort_values(time)
-    in_memory = loaded.transform_frame(batch).set_index(key)
+    train_rows = train.compute()
+    again = train_rows[train_rows[time] == train_rows[time].max()]  # sent again, as a `time >= end` filter does
+    in_memory = loaded.transform_frame(pd.concat([again, batch])).set_index(key)
     pd.testing.assert_frame_equal(in_memory[NAMES], whole.loc[in_memory.index, NAMES])
     first, rest = batch.iloc[: len(batch) // 2], batch.iloc[len(batch) // 2:]
     rest = rest[rest[time] >= first[time].max()]
-    loaded.extend_history(first)  # session features alone: the events need no label
+    loaded.extend_history(pd.concat([again, first]))  # session features alone: the events need no label
     later = loaded.transform_frame(rest.drop(columns=["like"])).set_index(key)
     pd.testing.assert_frame_equal(later[NAMES], whole.loc[later.index, NAMES])
 

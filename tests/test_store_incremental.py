@@ -289,3 +289,38 @@ def test_a_changed_session_config_recomputes_the_session_group_alone(data, tmp_p
     assert not _split(built_short, "valid")["sess_n"].equals(_split(built_on, "valid")["sess_n"])  # recomputed, not lent
     state = built_short.store.version_dir(built_short.version) / "state"
     assert json.loads((state / "sess.json").read_text())["params"]["gap"] == 600
+
+
+def test_a_session_state_from_before_its_row_ids_is_served_as_it_was_and_lent_to_no_new_version(data, tmp_path):
+    """The session state keeps its last second's row ids now. A version built before (same definition, same values:
+    the same id) stays a cache hit and its state is read as it was (none known); a new version computes its own
+    session state rather than copying that one (the group's signature names the state's format)."""
+    import hashlib
+
+    from rapids_engage.store import MANIFEST, list_files
+
+    user = ["engaging_user_id"]
+    on = _config([user], [user], [])
+    on.session.enabled = True
+    built, _ = _build(on, tmp_path / "store", data)
+    root = built.store.version_dir(built.version)
+    state = json.loads((root / "state" / "sess.json").read_text())
+    assert state["params"]["row_key"] == list(ROW_KEY) and state["last_ids"] > 0
+    # as the code before wrote it: no row ids, and the group's signature of its definition then
+    old = {"params": {k: v for k, v in state["params"].items() if k != "row_key"}, "t_end": state["t_end"]}
+    (root / "state" / "sess.json").write_text(json.dumps(old))
+    (root / "state" / "sess.last_ids.parquet").unlink()
+    manifest = json.loads((root / MANIFEST).read_text())
+    then = {"session": {"key": None, "gap": 1800}, "names": ["sess_n", "sess_age", "sess_index"]}
+    manifest["groups"]["sess"]["signature"] = hashlib.sha256(json.dumps(then, sort_keys=True).encode()).hexdigest()[:16]
+    manifest["files"] = list_files(root)
+    (root / MANIFEST).write_text(json.dumps(manifest))
+    again, _ = _build(on, tmp_path / "store", data)
+    assert again.cache_hit and again.version == built.version
+    assert len(built.store.builder(built.version).session_encoders[0].last_ids_) == 0
+    wider = copy.deepcopy(on)
+    wider.target_encoding.keys = [user, ["language"]]
+    new, logs = _build(wider, tmp_path / "store", data)
+    assert new.reused == {"from": built.version, "groups": ["cnt_engaging_user_id", "content", "te_engaging_user_id"]}, logs
+    fresh = json.loads((new.store.version_dir(new.version) / "state" / "sess.json").read_text())
+    assert fresh["last_ids"] == state["last_ids"]

@@ -90,8 +90,8 @@ class FeatureBuilder:
         engagement = engagement_times(config.history, layout, self.targets) if config.history.keys else None
         self.history_encoders = [history_encoder(config.history, key, self.targets, layout.time, layout.row_key, engagement)
                                  for key in config.history.keys]
-        self.session_encoders = ([SessionEncoder(session_key(config.session, layout), config.session.gap, layout.time)]
-                                 if config.session.enabled else [])
+        self.session_encoders = ([SessionEncoder(session_key(config.session, layout), config.session.gap, layout.time,
+                                                 layout.row_key)] if config.session.enabled else [])
         #: after :meth:`fit_transform`: the key tables estimated above ``broadcast_limit`` rows, kept partitioned
         self.partitioned: list[str] | None = None
 

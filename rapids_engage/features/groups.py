@@ -17,6 +17,7 @@ from dataclasses import asdict
 from ..config import FeaturesConfig
 from .frames import key_name
 from .sessions import PREFIX as SESSION_GROUP
+from .sessions import STATE_FORMAT as SESSION_STATE
 
 
 def groups(cfg: FeaturesConfig, names: dict[str, list[str]] | None = None) -> dict[str, dict]:
@@ -34,8 +35,8 @@ def groups(cfg: FeaturesConfig, names: dict[str, list[str]] | None = None) -> di
     out.update({f"cnt_{key_name(k)}": {"counts": True, "key": list(k)} | ({} if cfg.daily_counts else {"daily": False})
                 for k in cfg.counts})
     out.update({f"hist_{key_name(k)}": {"history": hist, "key": list(k)} for k in cfg.history.keys})
-    if cfg.session.enabled:
-        out[SESSION_GROUP] = {"session": {"key": cfg.session.key, "gap": cfg.session.gap}}
+    if cfg.session.enabled:  # (the state's format: a state without the row ids it keeps now is not lent)
+        out[SESSION_GROUP] = {"session": {"key": cfg.session.key, "gap": cfg.session.gap}, "state": SESSION_STATE}
     if names is not None:
         out = {g: d | {"names": list(names[g])} for g, d in out.items()}
     return out

@@ -17,8 +17,9 @@ Serving state (:meth:`SessionEncoder.save`: parquet + JSON), one row per key: th
 event ``_last``, the events at that time ``_n_last``, the session's earlier events ``_n_before``,
 its start ``_start`` and index ``_index``. :meth:`SessionEncoder.transform` continues from it for
 events at time >= the end of training, exactly as the computation over training and new rows
-together would; :meth:`SessionEncoder.extend` folds later events into it. Unlike the history's, the state
-keeps no row ids of its last second: an event at the state's end sent again counts again for later rows.
+together would; :meth:`SessionEncoder.extend` folds later events into it. With a ``row_key`` the state
+also keeps the row ids of its events at its last second, as the history's (:mod:`.last_second`): such
+an event sent again (a ``time >= end`` filter) gets its features but is not counted again for later rows.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .frames import (
     null_key_rows, save_state, share,
 )
 from .history_state import StateIndex, alone_if_null, state_rows_by_pass, times
+from .last_second import LastSecondIds, end_rows, load_ids
 
 #: The group id, the prefix of the feature names and the stem of the state files.
 PREFIX = "sess"
@@ -46,6 +48,9 @@ LAST, N_LAST, N_BEFORE, START, INDEX = "_last", "_n_last", "_n_before", "_start"
 STATE_VALUES = [LAST, N_LAST, N_BEFORE, START, INDEX]
 #: The default ``gap``: 30 minutes.
 DEFAULT_GAP = 1800
+#: The format of the serving state, part of the session group's signature (:mod:`.groups`): 2 keeps its last
+#: second's row ids; a version whose state keeps none (1, unnamed) then lends it to no new version.
+STATE_FORMAT = 2
 
 
 def session_values(xp: Any, g: Any, t: Any, w: Any, base: dict | None = None, gap: int = DEFAULT_GAP) -> tuple[dict, dict]:
@@ -116,20 +121,24 @@ def _composite(xp: Any, g: Any, t: Any) -> Any:
     return g * len(distinct) + xp.searchsorted(distinct, t)
 
 
-class SessionEncoder(EstimatorParams):
+class SessionEncoder(LastSecondIds, EstimatorParams):
     """sklearn-style point-in-time session features of one key (see :mod:`.sessions`).
 
     ``columns``: the key (one column or a list); ``gap``: the longest gap (seconds) within a session;
-    ``time_column``: int64 event times in seconds. Frames are in-memory pandas or cudf frames holding
-    all the events of their keys (a dask partition after a shuffle on the key: :func:`fit_sessions`).
+    ``time_column``: int64 event times in seconds; ``row_key``: integer columns identifying an event (with
+    them an event of the state's last second sent again is not counted twice). Frames are in-memory pandas
+    or cudf frames holding all the events of their keys (a dask partition after a shuffle on the key:
+    :func:`fit_sessions`).
     """
 
-    def __init__(self, columns: str | list[str], gap: int = DEFAULT_GAP, time_column: str = EVENT_TIME) -> None:
+    def __init__(self, columns: str | list[str], gap: int = DEFAULT_GAP, time_column: str = EVENT_TIME,
+                 row_key: tuple[str, ...] | list[str] = ()) -> None:
         self.columns = [columns] if isinstance(columns, str) else list(columns)
         self.gap = int(gap)
         if self.gap < 0:
             raise ValueError(f"SessionEncoder gap must be >= 0 seconds, got {self.gap}")
         self.time_column = time_column
+        self.row_key = list(row_key)
 
     @property
     def name(self) -> str:
@@ -137,6 +146,9 @@ class SessionEncoder(EstimatorParams):
 
     def output_names(self) -> list[str]:
         return [f"{PREFIX}_{s}" for s in ("n", "age", "index")]
+
+    def _what(self) -> str:
+        return "session features"
 
     def _check(self, frame: Any) -> None:
         if is_dask(frame):
@@ -175,18 +187,22 @@ class SessionEncoder(EstimatorParams):
         _, state = session_values(array_module(t), g, t, array_module(t).ones(len(t), dtype=np.int64), gap=self.gap)
         return self._state_frame(frame, g, state)
 
-    def set_state(self, state: Any, t_end: int) -> SessionEncoder:
-        """Finish fitting from state rows (e.g. concatenated :meth:`state_partition` outputs) of a window ending at ``t_end``."""
+    def set_state(self, state: Any, t_end: int, last_ids: Any = None) -> SessionEncoder:
+        """Finish fitting from state rows (e.g. concatenated :meth:`state_partition` outputs) of a window ending at
+        ``t_end`` and the sorted row-key hashes of its events at ``t_end`` (:meth:`last_ids`; None: none known)."""
         self.state_, self.t_end_, self._index = state, int(t_end), None
+        self.last_ids_ = np.asarray([] if last_ids is None else last_ids, dtype=np.uint64)
         return self
 
     # ---- sklearn-style API -------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> SessionEncoder:  # noqa: ARG002 - sklearn signature
         """Learn the serving state from the training window ``X``."""
         self._check(X)
+        check_columns(self, X, self.row_key)
         if not len(X):
             raise ValueError("SessionEncoder: no training rows")
-        return self.set_state(self.state_partition(X), int(X[self.time_column].max()))
+        t_end = int(X[self.time_column].max())
+        return self.set_state(self.state_partition(X), t_end, self.last_ids(X, t_end))
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         self.fit(X, y)
@@ -194,14 +210,26 @@ class SessionEncoder(EstimatorParams):
 
     def transform(self, X: Any, labels: bool | None = None) -> Any:  # noqa: ARG002 - no label is used
         """Features of events at time >= the end of training: the state continued by the earlier rows of ``X``
-        (equals ``fit_transform(train + X)`` on the rows of ``X``)."""
+        (equals ``fit_transform(train + X)`` on the rows of ``X``; an event the state holds, sent again, gets the
+        features it got in training and is not counted again)."""
         return self._attach(X, self._continued(X)[0])
 
     def extend(self, X: Any) -> SessionEncoder:
         """Fold events at time >= the state's end into the serving state: rows after them continue their sessions,
-        as if :meth:`fit` had been given the training window plus ``X``."""
+        as if :meth:`fit` had been given the training window plus ``X`` (an event the state holds, sent again, is
+        skipped)."""
+        check_fitted(self, "state_")
+        self._check(X)
+        check_columns(self, X, self.row_key)
         if not len(X):
             return self
+        t = times(X, self.time_column)
+        self._check_not_before(t)
+        X = X[~self._resent(X, t)]  # events the state holds already (sent again at its last second): not twice
+        if not len(X):
+            return self
+        t_end = max(self.t_end_, int(X[self.time_column].max()))
+        last_ids = self._ids_after(X, t_end)
         _, blocks, g = self._continued(X)
         rows = self._state_frame(X, g, blocks)  # the continued state of X's keys
         old = in_memory(self.state_) if is_dask(self.state_) else self.state_
@@ -212,27 +240,37 @@ class SessionEncoder(EstimatorParams):
         flag = "__continued"
         others = old.merge(rows[self.columns].assign(**{flag: 1}), on=self.columns, how="left")
         others = others[others[flag].isna()].drop(columns=flag)
-        return self.set_state(lib.concat([others, rows], ignore_index=True), max(self.t_end_, int(X[self.time_column].max())))
+        return self.set_state(lib.concat([others, rows], ignore_index=True), t_end, last_ids)
 
     def _continued(self, X: Any) -> tuple[dict, dict, Any]:
         """:func:`session_values` of the state rows of ``X``'s keys followed by ``X``'s rows: (the values of ``X``'s
         rows, the last blocks, the key ids of ``X``'s rows, which the blocks' ``g`` are)."""
         check_fitted(self, "state_")
         self._check(X)
+        check_columns(self, X, self.row_key)
         xp = array_module(X)
         t = times(X, self.time_column)
-        if len(t) and int(t.min()) < self.t_end_:
-            raise DataError(f"session features serve rows at or after the end of the training window ({utc(self.t_end_)}): "
-                            f"{int((t < self.t_end_).sum()):,} of {len(t):,} rows are earlier (the earliest at "
-                            f"{utc(int(t.min()))}); score rows from after it")
+        self._check_not_before(t)
         old, g, m = self._state_rows(X)
         g = xp.concatenate([g[:m], alone_if_null(g[m:], X[self.columns], int(g.max()) + 1 if len(g) else 0)])
         zeros = xp.zeros(len(t), dtype=np.int64)
+        fresh = (~self._resent(X, t)).astype(np.int64)  # an event the state holds already is none of later rows'
         base = {"has": xp.concatenate([xp.ones(m, dtype=np.int64), zeros]),
                 **{k: xp.concatenate([old[c], zeros]) for k, c in (("n_before", N_BEFORE), ("start", START), ("index", INDEX))}}
-        rows, blocks = session_values(xp, g, xp.concatenate([old[LAST], t]), xp.concatenate([old[N_LAST], zeros + 1]), base,
+        rows, blocks = session_values(xp, g, xp.concatenate([old[LAST], t]), xp.concatenate([old[N_LAST], fresh]), base,
                                       self.gap)
         return {k: v[m:] for k, v in rows.items()}, blocks, g[m:]
+
+    def _check_not_before(self, t: Any) -> None:
+        """A DataError (:meth:`early_rows`) when a time of ``t`` is before the state's end."""
+        if len(t) and int(t.min()) < self.t_end_:
+            raise DataError(self.early_rows(int((t < self.t_end_).sum()), len(t), int(t.min())))
+
+    def early_rows(self, early: int, rows: int, earliest: int) -> str:
+        """The refusal of rows to serve of which ``early`` (of ``rows``, the ``earliest`` at that time) are
+        earlier than the serving state's end (as the history's: ``predict`` says it before its cluster starts)."""
+        return (f"session features serve rows at or after the end of the training window ({utc(self.t_end_)}): "
+                f"{early:,} of {rows:,} rows are earlier (the earliest at {utc(earliest)}); score rows from after it")
 
     def _state_rows(self, X: Any) -> tuple[dict, Any, int]:
         """The state rows of ``X``'s keys: (column -> array, key ids of those rows then of ``X``'s rows, number of state
@@ -249,14 +287,18 @@ class SessionEncoder(EstimatorParams):
 
     # ---- state -----------------------------------------------------------
     def save(self, directory: str | Path) -> None:
-        """Write the fitted state: ``sess.parquet`` (one row per key) and ``sess.json`` (params, t_end)."""
+        """Write the fitted state: ``sess.parquet`` (one row per key), with a ``row_key`` ``sess.last_ids.parquet``
+        (:attr:`last_ids_`, uint64 ``row_id``), and ``sess.json`` (params, t_end, the number of last ids)."""
         check_fitted(self, "state_")
-        save_state(directory, PREFIX, self.state_, {"params": self.params(), "t_end": self.t_end_})
+        state = {"params": self.params(), "t_end": self.t_end_, "last_ids": self._save_ids(directory, PREFIX)}
+        save_state(directory, PREFIX, self.state_, state)
 
     @classmethod
     def load(cls, directory: str | Path, name: str = PREFIX, df_lib: Any = None) -> SessionEncoder:
+        """Read state written by :meth:`save` into ``df_lib`` frames. A state written before it kept row ids (no
+        ``row_key`` in its params, no ``last_ids``) is read as it was: none known, an event sent again counts again."""
         state, table = load_state(directory, name, df_lib)
-        return cls(**state["params"]).set_state(table, state["t_end"])
+        return cls(**state["params"]).set_state(table, state["t_end"], load_ids(directory, name, state))
 
 
 def fit_sessions(frame: Any, encoder: SessionEncoder, checkpoint: Any = None, limit: int | None = None) -> tuple[Any, Any]:
@@ -265,10 +307,13 @@ def fit_sessions(frame: Any, encoder: SessionEncoder, checkpoint: Any = None, li
     exceed ``limit`` rows); (the rows with their features, lazy; the kept shuffled rows without them)."""
     frame = (checkpoint or Checkpoints())(as_dask(frame).shuffle(on=encoder.columns))
     t_end, rows = dask.compute(frame[encoder.time_column].max(), frame.map_partitions(len).sum())
+    t_end = int(t_end)
     state_meta = encoder.state_partition(frame._meta)
     partitioned = limit is not None and rows > limit
-    (state,) = key_tables([frame.map_partitions(encoder.state_partition, meta=state_meta)], limit, [partitioned])
-    encoder.set_state(state if is_dask(state) else state.reset_index(drop=True), int(t_end))
+    state, *last = key_tables([frame.map_partitions(encoder.state_partition, meta=state_meta)], limit, [partitioned],
+                              also=end_rows(frame, encoder.time_column, encoder.row_key, t_end))
+    encoder.set_state(state if is_dask(state) else state.reset_index(drop=True), t_end,
+                      encoder.last_ids(last[0], t_end) if last else None)
     stateless = SessionEncoder(**encoder.params())  # the graph must not carry the state
     return frame.map_partitions(stateless.features_partition, meta=stateless.features_partition(frame._meta)), frame
 
@@ -277,15 +322,17 @@ def _transform_partition(part: Any, encoder: SessionEncoder) -> Any:
     return encoder.transform(part)
 
 
-def _transform_with_state(part: Any, state: Any, encoder: SessionEncoder) -> Any:
-    return SessionEncoder(**encoder.params()).set_state(state, encoder.t_end_).transform(part)
+def _transform_with_state(part: Any, state: Any, encoder: SessionEncoder, last_ids: Any) -> Any:
+    """:meth:`SessionEncoder.transform` of a partition with the state partition of its keys (``last_ids``: the
+    state's, shipped once, not in every task)."""
+    return SessionEncoder(**encoder.params()).set_state(state, encoder.t_end_, last_ids).transform(part)
 
 
 def session_features(frame: Any, encoder: SessionEncoder, fit: bool = True, checkpoint: Any = None,
                      limit: int | None = None) -> Any:
     """Dask form: ``fit`` (:func:`fit_sessions`) or :meth:`SessionEncoder.transform` per partition after a shuffle
-    on the key (a partitioned state shuffled alike, so a partition meets its own keys' state). Lazy, partitioned by
-    key: rows are NOT in the input order."""
+    on the key (a partitioned state shuffled alike, so a partition meets its own keys' state; its last ids go to the
+    workers once). Lazy, partitioned by key: rows are NOT in the input order."""
     if fit:
         return fit_sessions(frame, encoder, checkpoint, limit)[0]
     check_fitted(encoder, "state_")
@@ -296,4 +343,5 @@ def session_features(frame: Any, encoder: SessionEncoder, fit: bool = True, chec
         return frame.shuffle(on=keys).map_partitions(_transform_partition, share(encoder), meta=meta)
     state = state.astype({c: frame._meta[c].dtype for c in keys}).shuffle(on=keys, npartitions=state.npartitions)
     frame = frame.shuffle(on=keys, npartitions=state.npartitions)
-    return dd.map_partitions(_transform_with_state, frame, state, stateless, meta=meta, align_dataframes=False)
+    return dd.map_partitions(_transform_with_state, frame, state, stateless, share(encoder.last_ids_), meta=meta,
+                             align_dataframes=False)
