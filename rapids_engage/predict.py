@@ -267,11 +267,12 @@ def _spans(builder: FeatureBuilder) -> str:
 
 
 def check_not_before(builder: FeatureBuilder, files: Sequence[Path | Footer], start: int | None) -> None:
-    """The history features' refusal of rows earlier than the serving state's end (a :class:`DataError`, their
-    message), before the cluster starts: ``start`` is the rows' earliest time from the footers
+    """The history or session features' refusal of rows earlier than the serving state's end (a :class:`DataError`,
+    their message), before the cluster starts: ``start`` is the rows' earliest time from the footers
     (:func:`earliest_time`); the early rows are counted from the footers and the time column of the row
     groups that straddle the end. Nothing when ``start`` is unknown or implausible (refused when read)."""
-    late = [e for e in builder.history_encoders if getattr(e, "t_end_", None) is not None]
+    encoders = [*builder.history_encoders, *builder.session_encoders]
+    late = [e for e in encoders if getattr(e, "t_end_", None) is not None]
     enc = next((e for e in late if start is not None and start < e.t_end_), None)
     if enc is None or not PLAUSIBLE_TIMES[0] <= start < PLAUSIBLE_TIMES[1]:
         return

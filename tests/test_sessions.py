@@ -287,6 +287,39 @@ def test_session_features_alone_end_the_serving_state_where_their_training_ends(
     assert builder.history_end() == end + 3 * 86_400
 
 
+def test_predict_refuses_rows_before_a_session_state_s_end_before_the_cluster_starts(tmp_path):
+    """With session features alone (no history keys) predict's early check looked at the history encoders only:
+    rows earlier than the training end passed it and were refused by the session features once the cluster had
+    started. Now the footers tell it first, with the session features' message and every early row counted."""
+    import re
+
+    from rapids_engage.config import load_config
+    from rapids_engage.data import read_events
+    from rapids_engage.features import FeatureBuilder
+    from rapids_engage.predict import check_not_before, earliest_time
+    from rapids_engage.schema import utc
+    from rapids_engage.synthetic import SyntheticSpec, generate
+
+    generate(tmp_path, SyntheticSpec(rows=1_000, days=2, seed=5, n_users=30))
+    events = read_events(tmp_path / "data").compute()
+    cfg = load_config(overrides=["features.session.enabled=true", "features.history.keys=[]", "features.counts=[]",
+                                 "features.target_encoding.keys=[]", "features.content=false"]).features
+    builder = FeatureBuilder(cfg, ["like"])
+    builder.fit_transform(add_like(events)).compute(scheduler="sync")
+    end = int(events[T].max())
+    later = events.iloc[:70].assign(**{T: end + 60})
+    later.to_parquet(tmp_path / "later.parquet", index=False)
+    check_not_before(builder, [tmp_path / "later.parquet"], earliest_time([tmp_path / "later.parquet"], T))  # none early
+    rows = pd.concat([events.iloc[:30], later]).sort_values(T)
+    rows.to_parquet(tmp_path / "rows.parquet", index=False, row_group_size=20)
+    early = int((rows[T] < end).sum())
+    assert early == 30
+    with pytest.raises(DataError, match=re.escape(f"session features serve rows at or after the end of the training window "
+                                                  f"({utc(end)}): 30 of 100 rows are earlier (the earliest at "
+                                                  f"{utc(int(rows[T].min()))}); score rows from after it")):
+        check_not_before(builder, [tmp_path / "rows.parquet"], earliest_time([tmp_path / "rows.parquet"], T))
+
+
 def add_like(events: pd.DataFrame) -> pd.DataFrame:
     from rapids_engage.features import add_labels
 
