@@ -2,7 +2,8 @@
 
 * **shuffled labels**: the pipeline rerun with the training labels permuted
   within each day, each target boosted for the real-label model's rounds (no early stopping on the validation
-  labels: :func:`control_rounds`); a validation RCE above 0.5, or above what chance gives on few positives (a ranking model's
+  labels: :func:`control_rounds`), once or more (``--shuffles``: the checks read the mean over the shuffles,
+  :mod:`.audit_shuffles`); a validation RCE above 0.5, or above what chance gives on few positives (a ranking model's
   within-group AUC above 0.5 + 3 standard errors of a scorer without skill),
   means features carry label information they should not (e.g. in-fold target encoding).
 * **time order**: every training event is at or before the cut-off (less ``split.gap_hours``), every
@@ -26,6 +27,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from .audit_shuffles import mean_of_shuffles, shuffles_phrase, spread_phrase
 from .backend import to_host_f64
 from .config import Config, TrainConfig
 from .report import write_json
@@ -41,6 +43,8 @@ CHANCE_SES = 3
 #: Count targets: with shuffled labels the model's RMSE (on log1p; on counts for raw-count objectives) may beat the
 #: constant's by at most 1 %.
 MIN_SHUFFLED_RMSE_RATIO = 0.99
+#: Shuffled-label runs of ``--shuffles auto`` where a shuffled-label check fails on its first (:func:`run_audit`).
+AUTO_SHUFFLES = 3
 
 
 def split_checks(store_dir: Path, cutoff: int, layout: Layout, train_end: int | None = None) -> list[dict]:
@@ -157,15 +161,20 @@ def flip_last_labels(events: Any, key: list[str], time: str, targets: list[str])
 
 
 def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0, plots: bool | None = None,
-              rebuild: bool = False, command: str | None = None) -> dict:
+              rebuild: bool = False, command: str | None = None, shuffles: int | None = None) -> dict:
     """Run the checks for ``cfg``; results in ``<cfg.out>/audit.json``. ``plots``: the real-label run's
-    (``--plots`` / ``--no-plots``, as for a run); ``rebuild``: both runs recompute their features
-    (``--rebuild``); ``command``: the audit's command line, in both runs' reports. The split and
-    time-travel checks run on the run's cluster (``--scheduler-address`` or a local one), not in this process."""
+    (``--plots`` / ``--no-plots``, as for a run); ``rebuild``: every run recomputes its features
+    (``--rebuild``); ``command``: the audit's command line, in every run's report. ``shuffles``: shuffled-label runs,
+    their labels shuffled with seeds ``seed``, ``seed`` + 1, ...; the checks read their mean
+    (:mod:`.audit_shuffles`); None (``--shuffles auto``): one, and :data:`AUTO_SHUFFLES` in all where a shuffled-label
+    check fails on it. ``seed`` also draws the time-travel check's cut times. The split and time-travel checks run on
+    the run's cluster (``--scheduler-address`` or a local one), not in this process."""
     from .backend import resolve
     from .cluster import start_cluster
     from .pipeline import run
 
+    if shuffles is not None and shuffles < 1:
+        raise ValueError(f"audit shuffles: {shuffles}; at least 1 (or None: auto)")
     out = Path(cfg.out)
 
     def say(line: str) -> None:
@@ -174,24 +183,62 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
 
     say(f"run with the real labels -> {out}")
     real = run(cfg, quiet=True, console=console, plots=plots, rebuild=rebuild, command=command)
-    shuffled_cfg = copy.deepcopy(cfg)
-    shuffled_cfg.out = str(out / "shuffled-labels")
-    shuffled_cfg.features.store = str(out / "shuffled-labels" / "store")
-    shuffled_cfg.train = control_rounds(cfg.train, real["targets"])
-    say(f"run with the training labels shuffled within each day -> {shuffled_cfg.out}")
-    shuffled = run(shuffled_cfg, quiet=True, console=console, shuffle_seed=seed, plots=False, rebuild=rebuild, command=command)
-    checks = [shuffled_check(t, m, real["targets"][t]) for t, m in shuffled["targets"].items()]
+    control = copy.deepcopy(cfg)
+    control.features.store = str(out / "shuffled-labels" / "store")  # one store: each shuffle is a version of it
+    control.train = control_rounds(cfg.train, real["targets"])
+    runs: list[dict] = []
+
+    def shuffle(n: int) -> list[dict]:
+        while len(runs) < n:
+            i = len(runs)
+            control.out = str(shuffled_dir(out, i))
+            of = f" of {n}" if shuffles is not None or n > 1 else f" (--shuffles auto: {AUTO_SHUFFLES} where a check fails)"
+            say(f"shuffle {i + 1}{of}, seed {seed + i}: run with the training labels shuffled within each day -> {control.out}")
+            runs.append(run(control, quiet=True, console=console, shuffle_seed=seed + i, plots=False, rebuild=rebuild,
+                            command=command))
+        return shuffled_checks(real, runs, [seed + i for i in range(n)])
+
+    checks = shuffle(shuffles or 1)
+    if shuffles is None and not all(c["passed"] for c in checks):
+        failed = ", ".join(c["target"] for c in checks if not c["passed"])
+        say(f"shuffled-label check(s) failed on one shuffle ({failed}): {AUTO_SHUFFLES - 1} more (--shuffles auto), "
+            "the checks on their mean")
+        checks = shuffle(AUTO_SHUFFLES)
+    record = {"n": len(runs), "auto": shuffles is None, "seeds": [seed + i for i in range(len(runs))],
+              "runs": [str(shuffled_dir(out, i)) for i in range(len(runs))],
+              "targets": {c["target"]: c.pop("shuffles") for c in checks}}
+    for c in checks:
+        del c["target"]
     store_dir = Path(real["store"]["path"]) / real["store"]["version"]
     say("split and time-travel checks")
     with start_cluster(resolve(cfg.cluster.gpus).init(), cfg.cluster):  # its client computes them
         checks += split_checks(store_dir, real["split"]["cutoff"], Layout.from_dict(real["layout"]), training_end(real["split"]))
         checks += time_travel_checks(cfg, real, seed=seed)
-    result = {"passed": all(c["passed"] for c in checks), "checks": checks, "store_version": real["store"]["version"]}
+    result = {"passed": all(c["passed"] for c in checks), "checks": checks, "store_version": real["store"]["version"],
+              "shuffles": record}
     write_json(out / "audit.json", result)
     if not quiet:
         console.print(audit_table(checks))
         console.print(f"audit: {'PASS' if result['passed'] else 'FAIL'} -> {out / 'audit.json'}")
     return result
+
+
+def shuffled_dir(out: Path, i: int) -> Path:
+    """The output directory of the audit's ``i``-th shuffled-label run (from 0): ``shuffled-labels/``, then
+    ``shuffled-labels-2/``, ``-3/`` ..."""
+    return out / ("shuffled-labels" if i == 0 else f"shuffled-labels-{i + 1}")
+
+
+def shuffled_checks(real: dict, runs: list[dict], seeds: list[int]) -> list[dict]:
+    """The shuffled-label check of each target (:func:`shuffled_check`) on its mean over ``runs`` (the reports of the
+    shuffled-label runs, shuffled with ``seeds``: :func:`.audit_shuffles.mean_of_shuffles`); each check carries its
+    ``target`` and the ``shuffles`` record of its metric for audit.json."""
+    checks = []
+    for target in runs[0]["targets"]:
+        merged = mean_of_shuffles([r["targets"][target] for r in runs], seeds)
+        check = shuffled_check(target, merged, real["targets"][target])
+        checks.append(check | {"target": target, "shuffles": merged["shuffles"]})
+    return checks
 
 
 def control_rounds(train: TrainConfig, real_targets: dict) -> TrainConfig:
@@ -217,24 +264,27 @@ def shuffled_check(target: str, shuffled: dict, real: dict) -> dict:
         name = "RMSE" if key == "rmse" else "RMSE(log1p)"
         ratio, real_ratio = _rmse_ratio(shuffled, key), _rmse_ratio(real, key)
         ratio = 1.0 if ratio is None else ratio  # no constant to beat: no skill shown
-        check = {"check": f"shuffled labels: {target} {name} >= {MIN_SHUFFLED_RMSE_RATIO} x constant's",
+        check = {"check": f"shuffled labels: {target} {_mean_of(shuffled)}{name} >= {MIN_SHUFFLED_RMSE_RATIO} x constant's",
                  "passed": ratio >= MIN_SHUFFLED_RMSE_RATIO,
-                 "detail": f"{name} {shuffled[key]:.4f} vs constant "
-                           f"{shuffled['baselines']['constant'][key]:.4f} with shuffled labels "
+                 "detail": f"{_mean_of(shuffled)}{name} {shuffled[key]:.4f} vs constant "
+                           f"{shuffled['baselines']['constant'][key]:.4f}{shuffles_phrase(shuffled, 4)} with shuffled labels "
                            f"(real labels: {real[key]:.4f})"}
         return _without_skill(check, real_ratio is not None and real_ratio >= MIN_SHUFFLED_RMSE_RATIO)
     if shuffled.get("rce") is None:  # a ranking model's scores: no RCE, and only comparable within a group
         return _ranking_check(target, shuffled, real)
     bound = rce_bound(shuffled)
-    name = f"shuffled labels: {target} RCE <= {bound:.3g}"
+    name = f"shuffled labels: {target} {_mean_of(shuffled)}RCE <= {bound:.3g}"
     if _undefined(shuffled.get("rce")):
         return _one_class(name, "RCE", real)
+    spread = spread_phrase(shuffled)
     chance = "" if bound == MAX_SHUFFLED_RCE else (
-        f"; the bound is {shuffled['rce_chance']:.2f} + {CHANCE_SES} x {shuffled['rce_chance_se']:.2f}, what its predictions "
-        f"reach by chance alone (labels permuted: mean + {CHANCE_SES} standard errors), above {MAX_SHUFFLED_RCE} on few positives")
+        f"; the bound is {shuffled['rce_chance']:.2f} + {CHANCE_SES} x {shuffled['rce_chance_se']:.2f}, " + (
+            f"the standard error{spread}" if spread else
+            f"what its predictions reach by chance alone (labels permuted: mean + {CHANCE_SES} standard errors), above "
+            f"{MAX_SHUFFLED_RCE} on few positives"))
     check = {"check": name, "passed": shuffled["rce"] <= bound,
-             "detail": f"validation RCE {shuffled['rce']:.3f} with shuffled training labels (real labels: {real['rce']:.2f})"
-                       + _scored(real) + chance}
+             "detail": f"{_mean_of(shuffled)}validation RCE {shuffled['rce']:.3f}{shuffles_phrase(shuffled)} with shuffled "
+                       f"training labels (real labels: {real['rce']:.2f})" + _scored(real) + chance}
     return _without_skill(check, real.get("rce") is not None and real["rce"] <= bound)
 
 
@@ -255,15 +305,15 @@ def _ranking_check(target: str, shuffled: dict, real: dict) -> dict:
     order the rows of a group and are not comparable across groups (the pooled AUC of MIND's real-label model was 0.47),
     against :func:`group_auc_bound`."""
     bound = group_auc_bound(shuffled)
-    name = f"shuffled labels: {target} within-group AUC <= {bound:.3g}"
+    name = f"shuffled labels: {target} {_mean_of(shuffled)}within-group AUC <= {bound:.3g}"
     if _undefined(shuffled.get("group_auc")):
         return _one_class(name, "within-group AUC", real, "no group holds both a positive and a negative row")
     se = shuffled.get("group_auc_se")
     check = {"check": name, "passed": shuffled["group_auc"] <= bound,
-             "detail": f"validation within-group AUC {shuffled['group_auc']:.3f} with shuffled labels "
-                       f"(real labels: {_fmt(real.get('group_auc'), 3)})" + _scored(real) + _groups(real)
-                       + ("" if _undefined(se) else f"; the bound is 0.5 + {CHANCE_SES} x {se:.4f}, the standard error of "
-                                                    "a scorer without skill on these groups")}
+             "detail": f"{_mean_of(shuffled)}validation within-group AUC {shuffled['group_auc']:.3f}{shuffles_phrase(shuffled)} "
+                       f"with shuffled labels (real labels: {_fmt(real.get('group_auc'), 3)})" + _scored(real) + _groups(real)
+                       + ("" if _undefined(se) else f"; the bound is 0.5 + {CHANCE_SES} x {se:.4f}, the standard error"
+                          + (spread_phrase(shuffled) or " of a scorer without skill on these groups"))}
     return _without_skill(check, not _undefined(real.get("group_auc")) and real["group_auc"] <= bound)
 
 
@@ -275,6 +325,11 @@ def group_auc_bound(metrics: dict) -> float:
     inconclusive."""
     se = metrics.get("group_auc_se")
     return MAX_SHUFFLED_AUC if _undefined(se) else 0.5 + CHANCE_SES * se
+
+
+def _mean_of(metrics: dict) -> str:
+    """``mean `` where ``metrics`` are a mean over shuffles (:func:`.audit_shuffles.mean_of_shuffles`), else ``""``."""
+    return "mean " if len((metrics.get("shuffles") or {}).get("values") or []) > 1 else ""
 
 
 def _fmt(value: Any, digits: int) -> str:

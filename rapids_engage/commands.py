@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from . import __version__
 from .backend import BackendError, resolve
-from .cli import Parser, command_name
+from .cli import Parser, command_name, positive_int, seed_int
 from .cluster import ClusterError, WorkerLostError
 from .config import Config, ConfigError, load_config, sourced
 from .data import DataError, check_some_ingested
@@ -45,7 +45,7 @@ RUN_LIKE = {
           "store's versions and deletes old ones.",
     "features": "Run the data, split and feature-store stages of a run with these options and stop: build (or find: "
                 "a cache hit) the store version a run would train on; writes <out>/features.json and <out>/config.yaml.",
-    "audit": "Leakage checks of a run with these options: the run, a rerun with shuffled training labels, time order, "
+    "audit": "Leakage checks of a run with these options: the run, reruns with shuffled training labels (--shuffles), time order, "
              "train/valid overlap, repeated row keys and time travel of history features; writes <out>/audit.json, "
              "exit 1 if a check fails (default --out: <config out>/audit).",
 }
@@ -55,7 +55,7 @@ OUT_HELP = {
     None: "output directory (report.json, report.md, config.yaml, models/, plots/, store/)",
     "features": "output directory (features.json, config.yaml, store/)",
     "audit": "output directory (audit.json, the real-label run's report.json, models/, store/ ..., the shuffled-label "
-             "run in shuffled-labels/)",
+             "runs in shuffled-labels/, shuffled-labels-2/ ...)",
 }
 
 
@@ -80,8 +80,24 @@ def build_parser(subcommand: str | None = None) -> argparse.ArgumentParser:
                        help="draw <out>/plots/ (PR curves, calibration, count predictions, ranking curves, feature importance, learning "
                             "curves; the default); "
                             "--no-plots leaves them out of the run and report.md")
+    if subcommand == "audit":
+        p.add_argument("--shuffles", type=shuffles_arg, default=None, metavar="N|auto",
+                       help="shuffled-label runs, each a full rerun; the checks read their mean, whose bound counts their "
+                            "spread from 3 on (default auto: 1, and 3 in all where a shuffled-label check fails on it)")
+        p.add_argument("--seed", type=seed_int, default=0,
+                       help="the first shuffle's seed (shuffle i uses SEED + i; also the time-travel check's; default 0)")
     p.add_argument("--version", action="version", version=f"rapids_engage {__version__}")
     return p
+
+
+def shuffles_arg(text: str) -> int | None:
+    """An argparse ``type`` of ``--shuffles``: a whole number >= 1, or ``auto`` (None)."""
+    if text == "auto":
+        return None
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 or auto, got {text!r}") from None
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -236,7 +252,9 @@ def _audit(args: argparse.Namespace, console: Console, command: str | None = Non
     cfg = config_from_args(args)
     if args.out is None:
         cfg.out = str(Path(cfg.out) / "audit")
-    return 0 if run_audit(cfg, console, quiet=args.quiet, plots=args.plots, rebuild=args.rebuild, command=command)["passed"] else 1
+    result = run_audit(cfg, console, quiet=args.quiet, plots=args.plots, rebuild=args.rebuild, command=command,
+                       shuffles=args.shuffles, seed=args.seed)
+    return 0 if result["passed"] else 1
 
 
 def _guarded(action: Any, args: argparse.Namespace, console: Console) -> int:

@@ -347,3 +347,157 @@ def test_few_positives_raise_the_rce_bound_to_what_chance_gives():
     many = {"kind": "binary", "rce": 0.7, "rce_chance": -4.9, "rce_chance_se": 0.37}
     assert rce_bound(many) == 0.5 and not shuffled_check("like", many, real | {"rce": 17.0})["passed"]
     assert rce_bound({"rce": 0.1}) == 0.5
+
+
+def _binary_runs(rces, chances=None, ses=None):
+    """Shuffled-label reports of one binary target ``buy`` with these RCEs (and chance means / standard errors)."""
+    chances, ses = chances or [-0.9] * len(rces), ses or [0.16] * len(rces)
+    return [{"targets": {"buy": {"kind": "binary", "rce": r, "rce_chance": c, "rce_chance_se": s}}}
+            for r, c, s in zip(rces, chances, ses)]
+
+
+SHOP_BUY = {"targets": {"buy": {"kind": "binary", "rce": 22.1, "n": 29_580, "positive_rate": 1_648 / 29_580}}}
+
+
+def test_noise_fitting_that_alternates_across_shuffles_passes_on_their_mean():
+    """bench/event_log.py's 300k log, buy, shuffle seeds 0 / 1 / 2 (RCE 0.65 / -1.31 / 1.44, chance -1.16 / -0.70 /
+    -0.86 +- 0.17 / 0.14 / 0.16): one shuffle failed 2 of 3 seeds with no leak; the mean of the three passes, its
+    bound counting their spread."""
+    from rapids_engage.audit import shuffled_checks
+
+    runs = _binary_runs([0.6518, -1.3074, 1.4402], [-1.16, -0.7037, -0.8622], [0.1744, 0.1439, 0.1589])
+    assert [shuffled_checks(SHOP_BUY, [r], [s])[0]["passed"] for s, r in enumerate(runs)] == [False, True, False]
+    (check,) = shuffled_checks(SHOP_BUY, runs, [0, 1, 2])
+    assert check["passed"] and "inconclusive" not in check, check
+    assert check["check"] == "shuffled labels: buy mean RCE <= 1.59"
+    assert check["detail"].startswith("mean validation RCE 0.262 over 3 shuffles (seeds 0, 1, 2: 0.652 / -1.307 / "
+                                      "1.440; spread 1.415) with shuffled training labels (real labels: 22.10)"), check
+    assert check["detail"].endswith("; the bound is -0.91 + 3 x 0.83, the standard error of a mean of 3 shuffles: "
+                                    "chance on these rows (0.16) with their spread (1.41 / sqrt 3)"), check
+    assert check["shuffles"]["values"] == [0.6518, -1.3074, 1.4402] and check["shuffles"]["seeds"] == [0, 1, 2]
+    assert check["shuffles"]["spread"] == pytest.approx(1.41476, abs=1e-4)
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_a_consistent_small_leak_across_shuffles_fails_on_their_mean(n):
+    """A leak gives skill in every shuffle: its spread stays small, so the mean's bound stays near one run's and a
+    leak of 1 RCE point fails (noise-fitting did not hide it)."""
+    from rapids_engage.audit import shuffled_checks
+
+    rces = [1.0 + (0.05 if i % 2 else -0.05) for i in range(n)]
+    (check,) = shuffled_checks(SHOP_BUY, _binary_runs(rces, [-0.5] * n, [0.1] * n), list(range(n)))
+    assert not check["passed"] and check["check"] == "shuffled labels: buy mean RCE <= 0.5", check
+    # the same mean from noise that spans -3 .. 5 passes: the spread is in the bound
+    noisy = [1.0 + (4.0 if i % 2 else -4.0) for i in range(n - 1)] + [1.0]
+    assert shuffled_checks(SHOP_BUY, _binary_runs(noisy, [-0.5] * n, [0.1] * n), list(range(n)))[0]["passed"]
+
+
+@pytest.mark.parametrize("metrics", [
+    {"kind": "binary", "rce": 0.7, "rce_chance": -4.9, "rce_chance_se": 0.37},  # many positives: 0.5
+    {"kind": "binary", "rce": 2.14, "rce_chance": -9.2, "rce_chance_se": 7.0},  # few: chance's bound
+    {"kind": "binary", "rce": float("nan"), "auc": float("nan")},  # one class
+    {"rce": None, "group_auc": 0.54, "group_auc_se": 0.0095},
+    {"kind": "count", "rmse_log1p": 1.1394, "baselines": {"constant": {"rmse_log1p": 1.1400}}},
+])
+def test_one_shuffle_is_one_runs_check_exactly(metrics):
+    """``--shuffles 1`` checks as the audit did before shuffles were counted: the same check, bound and detail."""
+    from rapids_engage.audit import shuffled_check, shuffled_checks
+
+    real = {"kind": "binary", "rce": 17.0, "group_auc": 0.62, "n": 2_143, "positive_rate": 0.01,
+            "rmse_log1p": 0.9, "baselines": {"constant": {"rmse_log1p": 1.14}}}
+    (check,) = shuffled_checks({"targets": {"t": real}}, [{"targets": {"t": metrics}}], [4])
+    assert check.pop("target") == "t" and check.pop("shuffles")["seeds"] == [4]
+    assert check == shuffled_check("t", metrics, real)
+
+
+def test_two_shuffles_keep_one_runs_bound_and_ranking_and_count_checks_read_the_mean():
+    """Two shuffles give their spread one degree of freedom: their mean meets one run's bound (from their mean
+    chance terms). A ranking model's within-group AUC and a count's RMSE are averaged likewise."""
+    from rapids_engage.audit import rce_bound, shuffled_checks
+
+    (two,) = shuffled_checks(SHOP_BUY, _binary_runs([0.6518, -1.3074], [-1.16, -0.70], [0.17, 0.14]), [0, 1])
+    assert two["passed"] and two["check"] == "shuffled labels: buy mean RCE <= 0.5"
+    assert rce_bound({"rce_chance": -0.93, "rce_chance_se": 0.17}) == 0.5
+    real = {"rce": None, "group_auc": 0.531, "group_auc_se": 0.0095}
+    ranking = [{"targets": {"click": {"rce": None, "group_auc": a, "group_auc_se": 0.0095}}} for a in (0.54, 0.55, 0.56)]
+    (rank,) = shuffled_checks({"targets": {"click": real | {"group_auc": 0.6}}}, ranking, [0, 1, 2])
+    se = (0.0095 ** 2 + 0.01 ** 2 / 3) ** 0.5  # the spread of 0.54 / 0.55 / 0.56 is 0.01: their mean 0.55 fails
+    assert rank["check"] == f"shuffled labels: click mean within-group AUC <= {0.5 + 3 * se:.3g}" and not rank["passed"]
+    assert "standard error of a mean of 3 shuffles: chance on these rows (0.01)" in rank["detail"], rank
+
+    def count(rmse):
+        return {"targets": {"points": {"kind": "count", "rmse_log1p": rmse, "baselines": {"constant": {"rmse_log1p": 1.14}}}}}
+
+    (points,) = shuffled_checks(count(0.9), [count(1.10), count(1.14)], [0, 1])  # ratios 0.965, 1.0: mean 0.982
+    assert not points["passed"] and points["detail"].startswith("mean RMSE(log1p) 1.1200 vs constant 1.1400 over 2 shuffles")
+
+
+def _fake_audit(tmp_path, monkeypatch, rce_by_seed):
+    """``pipeline.main`` of an audit whose runs are faked: the real run's buy RCE 22, a shuffled run's from its seed."""
+    import contextlib
+
+    import rapids_engage.audit as audit
+    import rapids_engage.cluster as cluster
+    import rapids_engage.pipeline as pipeline
+
+    calls = []
+
+    def fake_run(cfg, **kwargs):
+        seed = kwargs.get("shuffle_seed")
+        calls.append((seed, cfg.out, cfg.features.store))
+        rce = 22.0 if seed is None else rce_by_seed[seed]
+        return {"targets": {"buy": {"kind": "binary", "rce": rce, "rce_chance": -0.9, "rce_chance_se": 0.16}},
+                "store": {"path": str(tmp_path), "version": "v"}, "split": {"cutoff": 0}, "layout": RECSYS.to_dict()}
+
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    monkeypatch.setattr(cluster, "start_cluster", lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr(audit, "split_checks", lambda *a, **k: [])
+    monkeypatch.setattr(audit, "time_travel_checks", lambda *a, **k: [])
+    return calls
+
+
+@pytest.mark.parametrize(("argv", "rce_by_seed", "seeds", "code"), [
+    ([], {0: 0.1}, [0], 0),  # auto: a pass on one shuffle stops there
+    ([], {0: 0.65, 1: -1.31, 2: 1.44}, [0, 1, 2], 0),  # auto: a fail on one: 3, their mean passes
+    (["--seed", "7"], {7: 2.0, 8: 2.1, 9: 1.9}, [7, 8, 9], 1),  # auto: a fail confirmed by the mean
+    (["--shuffles", "1"], {0: 0.65}, [0], 1),  # today's audit
+    (["--shuffles", "2", "--seed", "5"], {5: 0.1, 6: 0.2}, [5, 6], 0),
+])
+def test_audit_shuffles_and_seed_flags(tmp_path, monkeypatch, argv, rce_by_seed, seeds, code):
+    """``audit --shuffles N|auto --seed S``: shuffle i uses seed S + i, in shuffled-labels/, shuffled-labels-2/ ...
+    (one store); audit.json records each shuffle's RCE and their mean and spread."""
+    import json
+
+    import rapids_engage.pipeline as pipeline
+
+    calls = _fake_audit(tmp_path, monkeypatch, rce_by_seed)
+    out = tmp_path / "out"
+    assert pipeline.main(["audit", "--gpus", "0", "--out", str(out), "--rows", "1000", "--quiet", *argv]) == code
+    assert [c[0] for c in calls] == [None, *seeds]
+    dirs = [out / "shuffled-labels", *(out / f"shuffled-labels-{i}" for i in range(2, len(seeds) + 1))]
+    assert [c[1] for c in calls[1:]] == [str(d) for d in dirs]
+    assert {c[2] for c in calls[1:]} == {str(out / "shuffled-labels" / "store")}
+    result = json.loads((out / "audit.json").read_text())
+    record = result["shuffles"]
+    assert record["n"] == len(seeds) and record["seeds"] == seeds and record["auto"] is ("--shuffles" not in argv)
+    assert record["runs"] == [str(d) for d in dirs]
+    buy = record["targets"]["buy"]
+    assert buy["values"] == [rce_by_seed[s] for s in seeds] and buy["mean"] == pytest.approx(sum(buy["values"]) / len(seeds))
+    assert (buy["spread"] is None) is (len(seeds) == 1)
+    assert all("target" not in c and "shuffles" not in c for c in result["checks"])
+
+
+def test_audit_shuffles_flags_parse():
+    from rapids_engage.pipeline import build_parser
+
+    parser = build_parser("audit")
+    args = parser.parse_args([])
+    assert args.shuffles is None and args.seed == 0
+    args = parser.parse_args(["--shuffles", "auto", "--seed", "3"])
+    assert args.shuffles is None and args.seed == 3
+    assert parser.parse_args(["--shuffles", "5"]).shuffles == 5
+    for bad in (["--shuffles", "0"], ["--shuffles", "three"], ["--seed", "-1"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(bad)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--shuffles", "3"])  # a run has no shuffles

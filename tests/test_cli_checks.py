@@ -668,6 +668,8 @@ def test_the_readme_usage_block_names_every_flag_of_the_run_and_store_parsers():
     run_lines, store_lines = block.split("python -m rapids_engage.pipeline ingest --help")[0], block.split(" store DIR ", 1)[1]
     for text, parser in ((run_lines, build_parser()), (store_lines, build_store_parser())):
         assert set(re.findall(r"--[a-z-]+", text)) == set(parser.flags) - {"-h", "--help"}
+    audit_line = block.split("python -m rapids_engage.pipeline audit ", 1)[1].split("\n", 1)[0]
+    assert set(re.findall(r"--[a-z-]+", audit_line)) == set(build_parser("audit").flags) - set(build_parser().flags)
 
 
 def test_data_settings_the_source_does_not_read_are_named():
