@@ -12,7 +12,7 @@ exact for each run's predictions; every shuffle is scored on the same labels, so
 whole, as correlated) and the shuffles' own spread ``s`` (the sample standard deviation across them), ``s / sqrt(N)``
 for a mean of N; together ``sqrt(se_chance² + s² / N)``, and the bound stays chance + :data:`.audit.CHANCE_SES` of
 them. The spread counts only from :data:`MIN_SPREAD_SHUFFLES` shuffles: two give it one degree of freedom (almost any
-value), so 2 keep one run's bound (the mean against it: never looser). One shuffle is exactly one run's check.
+value), so 2 keep one run's bound, for their mean. One shuffle is exactly one run's check.
 
 Three standard errors of an estimated spread are not one in 700 as with a known one: where the noise-fitting
 dominates, a clean target exceeds them about once in 20 audits at 3 shuffles, 1 in 50 at 5 and 1 in 130 at 10
