@@ -4,6 +4,8 @@ events of the state's last second sent again included (counted once, by their ro
 
 from __future__ import annotations
 
+import re
+
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
@@ -206,6 +208,33 @@ def test_rows_before_the_end_of_training_and_a_negative_gap_are_refused():
         enc.transform(frame)
     with pytest.raises(ValueError, match="gap must be >= 0"):
         SessionEncoder("user", -1, T)
+
+
+def test_after_extend_refused_rows_are_told_the_state_ends_with_the_folded_events():
+    """As the history's: the state extended ends with the events, not training (the message said "the training
+    window" with the events' end)."""
+    frame = make_frame(40, 3, 12, seed=2, step=900)
+    cut = int(frame[T].median())
+    enc = SessionEncoder("user", GAP, T, row_key=["rid"]).fit(frame[frame[T] <= cut])
+    assert enc.window() == "the training window"
+    enc.extend(frame[frame[T] > cut])
+    with pytest.raises(DataError, match=r"^session features serve rows at or after the end of the training window and "
+                                        r"the history events folded in \("):
+        enc.transform(frame[frame[T] > cut])
+    assert SessionEncoder(**enc.params()).set_state(enc.state_, enc.t_end_).window() == "the training window"
+
+
+@pytest.mark.parametrize("bad, said", [(2**62, "holds 4611686018427387904, beyond the"),
+                                       (None, "has 1 null time(s), the first at index 9: the features need a time")])
+def test_a_bad_or_null_time_is_refused_by_the_session_features_by_name(bad, said):
+    """The shared time check names the group that read the column (it said "history features" with sessions alone),
+    and a null time is said to be one (pandas read it as int64's minimum, beyond the limit)."""
+    frame = make_frame(20, 3, 10, seed=1, step=900)
+    frame[T] = frame[T].astype("Int64").where(frame.index != 9, bad)
+    served = SessionEncoder("user", GAP, T).fit(make_frame(5, 3, 1, seed=1, step=900))  # state ending before them
+    for call in (SessionEncoder("user", GAP, T).fit, served.transform, served.extend):
+        with pytest.raises(DataError, match=rf"^session features: column '{T}' {re.escape(said)}"):
+            call(frame)
 
 
 def test_the_feature_builder_fits_serves_saves_and_extends_session_features(tmp_path):

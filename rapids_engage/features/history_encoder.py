@@ -15,8 +15,8 @@ from .frames import (
 )
 from .history_spans import span_features, window_label
 from .history_state import (
-    N, TIME_LIMIT, StateIndex, aggregate, alone_if_null, at_engagement, event_rows, known_times, last_col, pos_col, positive,
-    state_rows_by_pass, times, value_columns,
+    N, TIME_LIMIT, StateIndex, aggregate, alone_if_null, at_engagement, early_rows_refusal, event_rows, known_times, last_col,
+    pos_col, positive, state_rows_by_pass, state_window, times, value_columns,
 )
 from .last_second import LastSecondIds, load_ids
 
@@ -132,7 +132,7 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         return at_engagement(array_module(t), g, t, n, lab, pos, known_times(frame, t, self.engagement, targets))
 
     def _times(self, frame: Any) -> Any:
-        return times(frame, self.time_column)
+        return times(frame, self.time_column, "history features")
 
     def _what(self) -> str:
         return f"history features ({self.name})"
@@ -279,14 +279,12 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
     def early_rows(self, early: int, rows: int, earliest: int) -> str:
         """The refusal of rows to serve of which ``early`` (of ``rows``, the ``earliest`` at that time) are
         earlier than the serving state's end."""
-        return (f"history features ({self.name}) serve rows at or after the end of {self.window()} "
-                f"({utc(self.t_end_)}): {early:,} of {rows:,} rows are earlier (the earliest at "
-                f"{utc(earliest)}); score rows from after it")
+        return early_rows_refusal(self._what(), self.window(), self.t_end_, early, rows, earliest)
 
     def window(self) -> str:
         """What the serving state's history spans, for messages: the training window, or that plus the
         events :meth:`extend` folded in (its end is then theirs, not training's)."""
-        return "the training window and the history events folded in" if getattr(self, "extended_", False) else "the training window"
+        return state_window(getattr(self, "extended_", False))
 
     def _state_rows(self, X: Any) -> tuple[dict, Any, int]:
         """The state rows of the keys of ``X``: (column -> array, key ids of those rows then of

@@ -29,7 +29,9 @@ import numpy as np
 
 from ..backend import array_module, frame_library, values
 from ..data import DataError
+from ..schema import utc
 from .frames import group_ids, null_key_rows
+from .value_checks import plain
 
 N = "_n"
 
@@ -52,14 +54,32 @@ def value_columns(time_column: str, targets: list[str]) -> list[str]:
 TIME_LIMIT = 2**62
 
 
-def times(frame: Any, time_column: str) -> Any:
-    """The int64 times of ``frame``; a DataError naming the column for a time of magnitude >= :data:`TIME_LIMIT`."""
+def times(frame: Any, time_column: str, what: str) -> Any:
+    """The int64 times of ``frame``; a DataError prefixed with ``what`` (the features reading them, e.g. ``history
+    features``) naming the column for a null time or a time of magnitude >= :data:`TIME_LIMIT`."""
+    null = frame[time_column].isna()
+    if bool(null.any()):  # (pandas cast a null to int64's minimum, cudf refused it: neither said so)
+        raise DataError(f"{what}: column {time_column!r} has {int(null.sum()):,} null time(s), the first at index "
+                        f"{plain(frame.index[int(values(null).argmax())])!r}: the features need a time on every row")
     t = values(frame[time_column]).astype(np.int64)
     if len(t) and (int(t.min()) <= -TIME_LIMIT or int(t.max()) >= TIME_LIMIT):
         bad = int(t.min()) if int(t.min()) <= -TIME_LIMIT else int(t.max())
-        raise DataError(f"history features: column {time_column!r} holds {bad}, beyond the +-2**62 seconds whose "
+        raise DataError(f"{what}: column {time_column!r} holds {bad}, beyond the +-2**62 seconds whose "
                         "windows int64 arithmetic can take (epoch seconds?)")
     return t
+
+
+def state_window(extended: bool) -> str:
+    """What a serving state spans, for messages: the training window, or (``extended``) that plus the events an
+    ``extend`` folded in (its end is then theirs, not training's)."""
+    return "the training window and the history events folded in" if extended else "the training window"
+
+
+def early_rows_refusal(what: str, window: str, t_end: int, early: int, rows: int, earliest: int) -> str:
+    """The refusal by ``what`` (the features) of rows to serve of which ``early`` (of ``rows``, the ``earliest`` at
+    that time) are earlier than the end ``t_end`` of its serving state's ``window``."""
+    return (f"{what} serve rows at or after the end of {window} ({utc(t_end)}): {early:,} of {rows:,} rows are "
+            f"earlier (the earliest at {utc(earliest)}); score rows from after it")
 
 
 def positive(frame: Any, target: str) -> Any:
@@ -115,7 +135,7 @@ def event_rows(frame: Any, columns: list[str], time_column: str, targets: list[s
     times (-1 where none). With ``engagement`` (target -> engagement time column) the events' positives are
     rows of their own at the time they became known (:func:`known_times`), without an event."""
     xp = array_module(frame)
-    t = times(frame, time_column)
+    t = times(frame, time_column, "history features")
     keys = frame[columns].reset_index(drop=True)
     keyed = ~values(null_key_rows(keys))  # a key with a null is no key: no state
     pos = {target: positive(frame, target) for target in targets}

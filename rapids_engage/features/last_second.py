@@ -19,7 +19,6 @@ from .. import hashing
 from ..backend import array_module, to_host, values
 from ..data import DataError
 from .frames import load_column, null_key_rows, save_column
-from .history_state import times
 
 #: The file of the last ids beside a state's (``<stem>.last_ids.parquet``) and its column.
 LAST_IDS, ROW_ID = "last_ids", "row_id"
@@ -55,7 +54,8 @@ def end_rows(frame: Any, time_column: str, row_key: list[str], t_end: int) -> li
 
 class LastSecondIds:
     """The row ids of a state's last second, for an encoder with ``row_key``, ``time_column``, ``t_end_``
-    and ``last_ids_`` (set by its ``set_state``); :meth:`_what` names its features in messages."""
+    and ``last_ids_`` (set by its ``set_state``); :meth:`_what` names its features in messages, :meth:`_times`
+    reads a frame's times (:func:`~.history_state.times`, its group named)."""
 
     row_key: list[str]
     time_column: str
@@ -65,13 +65,16 @@ class LastSecondIds:
     def _what(self) -> str:
         raise NotImplementedError
 
+    def _times(self, frame: Any) -> Any:
+        raise NotImplementedError
+
     def last_ids(self, frame: Any, t_end: int) -> np.ndarray:
         """The sorted row-key hashes (host uint64) of the events of ``frame`` at ``t_end`` with a whole row
         key: what :meth:`_resent` recognises (empty without ``row_key``)."""
         if not self.row_key:
             return np.zeros(0, dtype=np.uint64)
         ids, known = row_ids(frame, self.row_key, self._what())
-        return np.unique(to_host(ids[known & (times(frame, self.time_column) == t_end)]))
+        return np.unique(to_host(ids[known & (self._times(frame) == t_end)]))
 
     def _resent(self, frame: Any, t: Any) -> Any:
         """Whether each row of ``frame`` (times ``t``) is an event the state already holds: at its last

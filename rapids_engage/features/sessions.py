@@ -33,12 +33,12 @@ import numpy as np
 
 from ..backend import array_module, frame_library, is_gpu_object, series_like
 from ..data import DataError
-from ..schema import EVENT_TIME, utc
+from ..schema import EVENT_TIME
 from .frames import (
     Checkpoints, EstimatorParams, as_dask, check_columns, check_fitted, group_ids, in_memory, is_dask, key_tables, load_state,
     null_key_rows, save_state, share,
 )
-from .history_state import StateIndex, alone_if_null, state_rows_by_pass, times
+from .history_state import StateIndex, alone_if_null, early_rows_refusal, state_rows_by_pass, state_window, times
 from .last_second import LastSecondIds, end_rows, load_ids
 
 #: The group id, the prefix of the feature names and the stem of the state files.
@@ -150,6 +150,9 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
     def _what(self) -> str:
         return "session features"
 
+    def _times(self, frame: Any) -> Any:
+        return times(frame, self.time_column, self._what())
+
     def _check(self, frame: Any) -> None:
         if is_dask(frame):
             raise TypeError("SessionEncoder takes in-memory frames (pandas or cudf); for a dask frame use "
@@ -176,21 +179,21 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
     def features_partition(self, frame: Any) -> Any:
         """``frame`` (all its keys' events) with the session features from its own rows; order and index kept."""
         self._check(frame)
-        g, t = self._key_ids(frame), times(frame, self.time_column)
+        g, t = self._key_ids(frame), self._times(frame)
         rows, _ = session_values(array_module(t), g, t, array_module(t).ones(len(t), dtype=np.int64), gap=self.gap)
         return self._attach(frame, rows)
 
     def state_partition(self, frame: Any) -> Any:
         """The serving-state rows of ``frame``'s keys (one per key)."""
         self._check(frame)
-        g, t = self._key_ids(frame), times(frame, self.time_column)
+        g, t = self._key_ids(frame), self._times(frame)
         _, state = session_values(array_module(t), g, t, array_module(t).ones(len(t), dtype=np.int64), gap=self.gap)
         return self._state_frame(frame, g, state)
 
     def set_state(self, state: Any, t_end: int, last_ids: Any = None) -> SessionEncoder:
         """Finish fitting from state rows (e.g. concatenated :meth:`state_partition` outputs) of a window ending at
         ``t_end`` and the sorted row-key hashes of its events at ``t_end`` (:meth:`last_ids`; None: none known)."""
-        self.state_, self.t_end_, self._index = state, int(t_end), None
+        self.state_, self.t_end_, self._index, self.extended_ = state, int(t_end), None, False
         self.last_ids_ = np.asarray([] if last_ids is None else last_ids, dtype=np.uint64)
         return self
 
@@ -223,7 +226,7 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
         check_columns(self, X, self.row_key)
         if not len(X):
             return self
-        t = times(X, self.time_column)
+        t = self._times(X)
         self._check_not_before(t)
         X = X[~self._resent(X, t)]  # events the state holds already (sent again at its last second): not twice
         if not len(X):
@@ -240,7 +243,9 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
         flag = "__continued"
         others = old.merge(rows[self.columns].assign(**{flag: 1}), on=self.columns, how="left")
         others = others[others[flag].isna()].drop(columns=flag)
-        return self.set_state(lib.concat([others, rows], ignore_index=True), t_end, last_ids)
+        self.set_state(lib.concat([others, rows], ignore_index=True), t_end, last_ids)
+        self.extended_ = True  # the state now ends with the events: messages say so, not "the training window"
+        return self
 
     def _continued(self, X: Any) -> tuple[dict, dict, Any]:
         """:func:`session_values` of the state rows of ``X``'s keys followed by ``X``'s rows: (the values of ``X``'s
@@ -249,7 +254,7 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
         self._check(X)
         check_columns(self, X, self.row_key)
         xp = array_module(X)
-        t = times(X, self.time_column)
+        t = self._times(X)
         self._check_not_before(t)
         old, g, m = self._state_rows(X)
         g = xp.concatenate([g[:m], alone_if_null(g[m:], X[self.columns], int(g.max()) + 1 if len(g) else 0)])
@@ -269,8 +274,12 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
     def early_rows(self, early: int, rows: int, earliest: int) -> str:
         """The refusal of rows to serve of which ``early`` (of ``rows``, the ``earliest`` at that time) are
         earlier than the serving state's end (as the history's: ``predict`` says it before its cluster starts)."""
-        return (f"session features serve rows at or after the end of the training window ({utc(self.t_end_)}): "
-                f"{early:,} of {rows:,} rows are earlier (the earliest at {utc(earliest)}); score rows from after it")
+        return early_rows_refusal(self._what(), self.window(), self.t_end_, early, rows, earliest)
+
+    def window(self) -> str:
+        """What the serving state spans, for messages (as the history's): the training window, or that plus the
+        events :meth:`extend` folded in."""
+        return state_window(getattr(self, "extended_", False))
 
     def _state_rows(self, X: Any) -> tuple[dict, Any, int]:
         """The state rows of ``X``'s keys: (column -> array, key ids of those rows then of ``X``'s rows, number of state

@@ -19,7 +19,7 @@ def check_values(part: Any, column: str, required: tuple[str, ...] = (), counts:
     for name in (column, *required):
         null = part[name].isna()
         if bool(null.any()):
-            first = _plain(part.index[int(values(null).argmax())])
+            first = plain(part.index[int(values(null).argmax())])
             raise DataError(f"column {name!r} has {int(null.sum())} null value(s), the first at index {first!r}: "
                             "the features need a value there")
     if len(part):
@@ -45,11 +45,11 @@ def check_labels(part: Any, bounds: dict[str, tuple[int, int | None]]) -> Any:
         if bool(bad.fillna(False).any()):
             at = int(values(bad.fillna(False)).argmax())
             kind = "a 0/1 label" if high is not None else "a count (>= 0)"
-            raise DataError(f"target column {name!r} holds {_plain(column.iloc[at])!r} at index {_plain(part.index[at])!r}, "
+            raise DataError(f"target column {name!r} holds {plain(column.iloc[at])!r} at index {plain(part.index[at])!r}, "
                             f"not {kind}")
     return part
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """A numpy scalar as the Python value (its repr is ``np.int64(11)``)."""
     return value.item() if hasattr(value, "item") else value
