@@ -5,6 +5,7 @@ events of the state's last second sent again included (counted once, by their ro
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import dask.dataframe as dd
 import numpy as np
@@ -281,11 +282,17 @@ def test_the_session_key_defaults_to_the_user_and_a_table_without_one_must_name_
 
     cfg = load_config(overrides=["features.session.enabled=true"]).features
     check_keys(cfg, RECSYS)  # the engaging user
+    with pytest.raises(ConfigError, match=r"features.session.key: expected a non-empty list of column names, or null "
+                                          r"\(the user\), got \[\]"):
+        load_config(overrides=["features.session.enabled=true", "features.session.key=[]"])
     table = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),), item="item")
     cfg = load_config(overrides=["features.session.enabled=true", "features.target_encoding.keys=[]", "features.counts=[]",
                                  "features.history.keys=[]"]).features
-    with pytest.raises(ConfigError, match="features.session.key: not set and the data name no user column"):
+    with pytest.raises(ConfigError, match=r"features.session.key: not set and the data name no user column .*"
+                                          r"features.session.key: \[COLUMN\], or set data.table.user$"):
         check_keys(cfg, table)
+    with pytest.raises(ConfigError, match=r"e.g. features.session.key: \[author\]"):  # a column of the table (it said
+        check_keys(cfg, replace(table, creator="author"))                                  # [visitor_id], a column of none)
     cfg.session.key = ["itme"]
     with pytest.raises(ConfigError, match="features.session.key: no column 'itme' in the data: did you mean 'item'"):
         check_keys(cfg, table)

@@ -110,7 +110,7 @@ VALUE_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
     (HistoryConfig, "windows"): (lambda v: all(w >= 1 for w in v) and len(set(v)) == len(v), "a list of distinct whole numbers of seconds >= 1"),
     (HistoryConfig, "days"): (lambda v: all(d >= 1 for d in v) and len(set(v)) == len(v), "a list of distinct whole numbers of days >= 1"),
     (HistoryConfig, "label_delay"): (lambda v: v >= 0, "a whole number of seconds >= 0"),
-    (SessionConfig, "key"): (lambda v: v is None or (len(v) > 0 and all(c.strip() for c in v)), "a list of column names or null"),
+    (SessionConfig, "key"): (lambda v: v is None or (len(v) > 0 and all(c.strip() for c in v)), "a non-empty list of column names, or null (the user)"),
     (SessionConfig, "gap"): (lambda v: v >= 0, "a whole number of seconds >= 0"),
     (TableConfig, "list_sep"): (lambda v: v != "", "a non-empty separator"),
     (ExplodeSpec, "sep"): (lambda v: v != "", "a non-empty separator"),

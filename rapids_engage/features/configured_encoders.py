@@ -23,6 +23,7 @@ def session_key(cfg: SessionConfig, layout: Layout) -> list[str]:
     if cfg.key:
         return list(cfg.key)
     if layout.user is None:
-        raise ConfigError("features.session.key: not set and the data name no user column (data.table.user): "
-                          "name the key, e.g. features.session.key: [visitor_id]")
+        roles = [c for c in (layout.creator, *layout.categorical) if c]  # keys a session may follow
+        raise ConfigError("features.session.key: not set and the data name no user column (data.table.user): name the key, "
+                          f"e.g. features.session.key: [{roles[0] if roles else 'COLUMN'}], or set data.table.user")
     return [layout.user]
