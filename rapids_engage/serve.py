@@ -113,7 +113,7 @@ class Scorer:
             first = rows.loc[early].groupby(level=0)[self.layout.time].min()
             stale = pd.DataFrame({"record": first.index, "column": reader.time_column, "reason": "before_training_end",
                                   "detail": [f"{utc(int(t))} is before the end of {self.builder.history_window()} "
-                                             f"({utc(end)}): history features would see the future" for t in first]})
+                                             f"({utc(end)}): {self.builder.state_groups()} would see the future" for t in first]})
             rejected = pd.concat([rejected, stale], ignore_index=True).sort_values("record", kind="stable", ignore_index=True)
             rows = rows.loc[~rows.index.isin(first.index)]
         if isinstance(records, pd.DataFrame) and not records.index.equals(pd.RangeIndex(len(records))):  # its own labels

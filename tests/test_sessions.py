@@ -319,8 +319,12 @@ def test_session_features_alone_end_the_serving_state_where_their_training_ends(
     end = int(events[T].max())
     assert builder.history_end() == end
     assert "3.0 days after the serving state ends" in history_gap(builder, end + 3 * 86_400)
+    assert (builder.history_window(), builder.state_groups()) == ("the training window", "session features")
     builder.extend_history(events.assign(**{T: events[T] + 3 * 86_400}))  # two days of events, a day later
     assert builder.history_end() == end + 3 * 86_400
+    # a served record before that end is refused naming what spans it (it said "the training window": history's
+    # encoders only, and "history features would see the future" with none)
+    assert builder.history_window() == "the training window and the history events folded in"
 
 
 def test_predict_refuses_rows_before_a_session_state_s_end_before_the_cluster_starts(tmp_path):

@@ -133,7 +133,15 @@ class FeatureBuilder:
     def history_window(self) -> str:
         """What :meth:`history_end` ends, for messages: "the training window", or that and the events
         :meth:`extend_history` folded in."""
-        return self.history_encoders[0].window() if self.history_encoders else "the training window"
+        encoders = [*self.history_encoders, *self.session_encoders]
+        return encoders[0].window() if encoders else "the training window"
+
+    def state_groups(self) -> str:
+        """The feature groups whose serving state :meth:`history_end` ends, for messages: "history features",
+        "session features" or "history and session features"."""
+        names = [name for name, encoders in (("history", self.history_encoders), ("session", self.session_encoders))
+                 if encoders]
+        return " and ".join(names or ["history"]) + " features"
 
     def extend_history(self, events: Any) -> FeatureBuilder:
         """Fold labelled events that follow the training window into every history encoder's serving
