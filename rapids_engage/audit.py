@@ -33,6 +33,7 @@ from .config import Config, TrainConfig
 from .report import write_json
 from .schema import utc
 from .layout import Layout
+from .provenance import absolute_path
 from .split import training_end
 
 MAX_SHUFFLED_RCE = 0.5
@@ -205,7 +206,7 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
             "the checks on their mean")
         checks = shuffle(AUTO_SHUFFLES)
     record = {"n": len(runs), "auto": shuffles is None, "seeds": [seed + i for i in range(len(runs))],
-              "runs": [str(shuffled_dir(out, i)) for i in range(len(runs))],
+              "runs": [absolute_path(shuffled_dir(out, i)) for i in range(len(runs))],  # as report.json's paths
               "targets": {c["target"]: c.pop("shuffles") for c in checks}}
     for c in checks:
         del c["target"]

@@ -487,6 +487,20 @@ def test_audit_shuffles_and_seed_flags(tmp_path, monkeypatch, argv, rce_by_seed,
     assert all("target" not in c and "shuffles" not in c for c in result["checks"])
 
 
+def test_audit_json_names_the_shuffled_runs_by_absolute_paths(tmp_path, monkeypatch):
+    """audit.json's ``shuffles.runs`` are absolute, as report.json's paths: with a relative ``--out`` (the default
+    is ``<config out>/audit``) they were relative to the directory the audit started in."""
+    import json
+
+    import rapids_engage.pipeline as pipeline
+
+    _fake_audit(tmp_path, monkeypatch, {0: 0.65, 1: -1.31, 2: 1.44})
+    monkeypatch.chdir(tmp_path)
+    assert pipeline.main(["audit", "--gpus", "0", "--out", "out", "--rows", "1000", "--quiet"]) == 0
+    runs = json.loads((tmp_path / "out" / "audit.json").read_text())["shuffles"]["runs"]
+    assert runs == [str(tmp_path / "out" / d) for d in ("shuffled-labels", "shuffled-labels-2", "shuffled-labels-3")]
+
+
 def test_audit_shuffles_flags_parse():
     from rapids_engage.pipeline import build_parser
 
