@@ -223,6 +223,11 @@ def test_after_extend_refused_rows_are_told_the_state_ends_with_the_folded_event
                                         r"the history events folded in \("):
         enc.transform(frame[frame[T] > cut])
     assert SessionEncoder(**enc.params()).set_state(enc.state_, enc.t_end_).window() == "the training window"
+    # events to fold in that are earlier are told so as the history tells them (it said "serve rows ... score rows
+    # from after it", advice for rows to score)
+    with pytest.raises(DataError, match=r"^session events extend the serving state, which ends at .*: \d+ of \d+ "
+                                        r"events are earlier \(the earliest at .*\); pass the events after it$"):
+        enc.extend(frame[frame[T] > cut])
 
 
 @pytest.mark.parametrize("bad, said", [(2**62, "holds 4611686018427387904, beyond the"),

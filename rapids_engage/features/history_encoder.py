@@ -9,14 +9,14 @@ import numpy as np
 
 from ..backend import array_module, frame_library, host_frame, is_gpu_object, series_like
 from ..data import DataError
-from ..schema import DAY_SECONDS, EVENT_TIME, TARGETS, utc
+from ..schema import DAY_SECONDS, EVENT_TIME, TARGETS
 from .frames import (
     EstimatorParams, check_columns, check_fitted, group_ids, in_memory, is_dask, key_name, load_state, save_state,
 )
 from .history_spans import span_features, window_label
 from .history_state import (
-    N, TIME_LIMIT, StateIndex, aggregate, alone_if_null, at_engagement, early_rows_refusal, event_rows, known_times, last_col,
-    pos_col, positive, state_rows_by_pass, state_window, times, value_columns,
+    N, TIME_LIMIT, StateIndex, aggregate, alone_if_null, at_engagement, early_events_refusal, early_rows_refusal, event_rows,
+    known_times, last_col, pos_col, positive, state_rows_by_pass, state_window, times, value_columns,
 )
 from .last_second import LastSecondIds, load_ids
 
@@ -185,9 +185,8 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
             return self
         t = self._times(X)
         if int(t.min()) < self.t_end_:
-            raise DataError(f"history events ({self.name}) extend the serving state, which ends at {utc(self.t_end_)}: "
-                            f"{int((t < self.t_end_).sum()):,} of {len(t):,} events are earlier (the earliest at "
-                            f"{utc(int(t.min()))}); pass the events after it")
+            raise DataError(early_events_refusal(f"history events ({self.name})", self.t_end_,
+                                                 int((t < self.t_end_).sum()), len(t), int(t.min())))
         unlabelled = [c for c in targets if bool(X[c].isna().any())]
         if unlabelled:
             raise DataError(f"history events ({self.name}) need every label: column(s) {unlabelled} have missing values")

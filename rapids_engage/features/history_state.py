@@ -82,6 +82,13 @@ def early_rows_refusal(what: str, window: str, t_end: int, early: int, rows: int
             f"earlier (the earliest at {utc(earliest)}); score rows from after it")
 
 
+def early_events_refusal(what: str, t_end: int, early: int, events: int, earliest: int) -> str:
+    """The refusal by ``what`` (the events' features) of events to fold into a serving state ending at ``t_end``,
+    of which ``early`` (of ``events``, the ``earliest`` at that time) are earlier (``extend``, ``predict --history``)."""
+    return (f"{what} extend the serving state, which ends at {utc(t_end)}: {early:,} of {events:,} events are "
+            f"earlier (the earliest at {utc(earliest)}); pass the events after it")
+
+
 def positive(frame: Any, target: str) -> Any:
     return (values(frame[target].fillna(0)) > 0).astype(np.int64)
 

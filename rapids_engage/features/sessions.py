@@ -38,7 +38,9 @@ from .frames import (
     Checkpoints, EstimatorParams, as_dask, check_columns, check_fitted, group_ids, in_memory, is_dask, key_tables, load_state,
     null_key_rows, save_state, share,
 )
-from .history_state import StateIndex, alone_if_null, early_rows_refusal, state_rows_by_pass, state_window, times
+from .history_state import (
+    StateIndex, alone_if_null, early_events_refusal, early_rows_refusal, state_rows_by_pass, state_window, times,
+)
 from .last_second import LastSecondIds, end_rows, load_ids
 
 #: The group id, the prefix of the feature names and the stem of the state files.
@@ -227,7 +229,9 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
         if not len(X):
             return self
         t = self._times(X)
-        self._check_not_before(t)
+        if int(t.min()) < self.t_end_:  # events to fold in, not rows to score: said as the history says it
+            raise DataError(early_events_refusal("session events", self.t_end_, int((t < self.t_end_).sum()), len(t),
+                                                 int(t.min())))
         X = X[~self._resent(X, t)]  # events the state holds already (sent again at its last second): not twice
         if not len(X):
             return self
