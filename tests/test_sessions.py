@@ -305,22 +305,28 @@ def test_the_session_key_defaults_to_the_user_and_a_table_without_one_must_name_
     check_keys(cfg, table)
 
 
-
-def test_session_features_alone_end_the_serving_state_where_their_training_ends(tmp_path):
-    """Without history keys the serving state's end was None: predict said no gap of days, --history recorded no end,
-    and Scorer.predict_records let a record before it through, failing the whole batch, rather than rejecting it."""
+def _sessions_alone(tmp_path, seed):
+    """Synthetic events (1,000 rows, 2 days) and a FeatureBuilder fitted on them with session features alone."""
     from rapids_engage.config import load_config
     from rapids_engage.data import read_events
     from rapids_engage.features import FeatureBuilder
-    from rapids_engage.predict import history_gap
     from rapids_engage.synthetic import SyntheticSpec, generate
 
-    generate(tmp_path, SyntheticSpec(rows=1_000, days=2, seed=4, n_users=30))
+    generate(tmp_path, SyntheticSpec(rows=1_000, days=2, seed=seed, n_users=30))
     events = read_events(tmp_path / "data").compute()
     cfg = load_config(overrides=["features.session.enabled=true", "features.history.keys=[]", "features.counts=[]",
                                  "features.target_encoding.keys=[]", "features.content=false"]).features
     builder = FeatureBuilder(cfg, ["like"])
     builder.fit_transform(add_like(events)).compute(scheduler="sync")
+    return events, builder
+
+
+def test_session_features_alone_end_the_serving_state_where_their_training_ends(tmp_path):
+    """Without history keys the serving state's end was None: predict said no gap of days, --history recorded no end,
+    and Scorer.predict_records let a record before it through, failing the whole batch, rather than rejecting it."""
+    from rapids_engage.predict import history_gap
+
+    events, builder = _sessions_alone(tmp_path, seed=4)
     end = int(events[T].max())
     assert builder.history_end() == end
     assert "3.0 days after the serving state ends" in history_gap(builder, end + 3 * 86_400)
@@ -338,19 +344,10 @@ def test_predict_refuses_rows_before_a_session_state_s_end_before_the_cluster_st
     started. Now the footers tell it first, with the session features' message and every early row counted."""
     import re
 
-    from rapids_engage.config import load_config
-    from rapids_engage.data import read_events
-    from rapids_engage.features import FeatureBuilder
     from rapids_engage.predict import check_not_before, earliest_time
     from rapids_engage.schema import utc
-    from rapids_engage.synthetic import SyntheticSpec, generate
 
-    generate(tmp_path, SyntheticSpec(rows=1_000, days=2, seed=5, n_users=30))
-    events = read_events(tmp_path / "data").compute()
-    cfg = load_config(overrides=["features.session.enabled=true", "features.history.keys=[]", "features.counts=[]",
-                                 "features.target_encoding.keys=[]", "features.content=false"]).features
-    builder = FeatureBuilder(cfg, ["like"])
-    builder.fit_transform(add_like(events)).compute(scheduler="sync")
+    events, builder = _sessions_alone(tmp_path, seed=5)
     end = int(events[T].max())
     later = events.iloc[:70].assign(**{T: end + 60})
     later.to_parquet(tmp_path / "later.parquet", index=False)

@@ -15,8 +15,8 @@ from .frames import (
 )
 from .history_spans import span_features, window_label
 from .history_state import (
-    N, TIME_LIMIT, StateIndex, aggregate, alone_if_null, at_engagement, early_events_refusal, early_rows_refusal, event_rows,
-    known_times, last_col, pos_col, positive, state_rows_by_pass, state_window, times, value_columns,
+    N, TIME_LIMIT, aggregate, alone_if_null, at_engagement, early_events_refusal, early_rows_refusal, encoder_state_rows,
+    event_rows, known_times, last_col, pos_col, positive, state_window, times, value_columns,
 )
 from .last_second import LastSecondIds, load_ids
 
@@ -290,16 +290,7 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         ``X``'s rows, number of state rows). On pandas through a key index built once per encoder
         (a call costs O(rows of X + state rows taken)); on cudf by one pass over the state. A
         partitioned (dask) state is gathered on first use."""
-        if is_dask(self.state_):
-            self.state_ = in_memory(self.state_)
-        columns = value_columns(self.time_column, self.targets_)
-        if not is_gpu_object(X):
-            if getattr(self, "_index", None) is None:
-                state = self.state_.to_pandas() if is_gpu_object(self.state_) else self.state_
-                self._index = StateIndex(state, self.columns, columns)
-            return self._index.rows(X[self.columns])
-        state = self.state_ if is_gpu_object(self.state_) else frame_library(X).from_pandas(self.state_)
-        return state_rows_by_pass(state, X[self.columns], self.columns, columns)
+        return encoder_state_rows(self, X, value_columns(self.time_column, self.targets_))
 
     # ---- state -----------------------------------------------------------
     def _check_fitted(self) -> None:

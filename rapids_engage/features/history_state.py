@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import array_module, frame_library, values
+from ..backend import array_module, frame_library, is_gpu_object, values
 from ..data import DataError
 from ..schema import utc
-from .frames import group_ids, null_key_rows
+from .frames import group_ids, in_memory, is_dask, null_key_rows
 from .value_checks import plain
 
 N = "_n"
@@ -244,3 +244,21 @@ class StateIndex:
         take = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
         g_old = np.repeat(np.arange(len(firsts), dtype=np.int64), lengths)
         return {c: a[take] for c, a in self.arrays.items()}, np.concatenate([g_old, g_new]), len(take)
+
+
+def encoder_state_rows(encoder: Any, X: Any, value_cols: list[str]) -> tuple[dict, Any, int]:
+    """The rows of ``encoder.state_`` (a per-key serving state over ``encoder.columns``) of ``X``'s keys, their
+    ``value_cols``: (column -> array, key ids of those rows then of ``X``'s rows, number of state rows). On pandas
+    through a :class:`StateIndex` built once per encoder (``encoder._index``; a call costs O(rows of X + state rows
+    taken)); on cudf by one pass over the state (:func:`state_rows_by_pass`). A partitioned (dask) state is gathered
+    on first use."""
+    if is_dask(encoder.state_):
+        encoder.state_ = in_memory(encoder.state_)
+    columns = encoder.columns
+    if not is_gpu_object(X):
+        if getattr(encoder, "_index", None) is None:
+            state = encoder.state_.to_pandas() if is_gpu_object(encoder.state_) else encoder.state_
+            encoder._index = StateIndex(state, columns, value_cols)
+        return encoder._index.rows(X[columns])
+    state = encoder.state_ if is_gpu_object(encoder.state_) else frame_library(X).from_pandas(encoder.state_)
+    return state_rows_by_pass(state, X[columns], columns, value_cols)

@@ -39,7 +39,7 @@ from .frames import (
     null_key_rows, save_state, share,
 )
 from .history_state import (
-    StateIndex, alone_if_null, early_events_refusal, early_rows_refusal, state_rows_by_pass, state_window, times,
+    alone_if_null, early_events_refusal, early_rows_refusal, encoder_state_rows, state_window, times,
 )
 from .last_second import LastSecondIds, end_rows, load_ids
 
@@ -288,15 +288,7 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
     def _state_rows(self, X: Any) -> tuple[dict, Any, int]:
         """The state rows of ``X``'s keys: (column -> array, key ids of those rows then of ``X``'s rows, number of state
         rows), as the history's (:class:`~.history_state.StateIndex` on pandas, one pass on cudf)."""
-        if is_dask(self.state_):
-            self.state_ = in_memory(self.state_)
-        if not is_gpu_object(X):
-            if getattr(self, "_index", None) is None:
-                state = self.state_.to_pandas() if is_gpu_object(self.state_) else self.state_
-                self._index = StateIndex(state, self.columns, STATE_VALUES)
-            return self._index.rows(X[self.columns])
-        state = self.state_ if is_gpu_object(self.state_) else frame_library(X).from_pandas(self.state_)
-        return state_rows_by_pass(state, X[self.columns], self.columns, STATE_VALUES)
+        return encoder_state_rows(self, X, STATE_VALUES)
 
     # ---- state -----------------------------------------------------------
     def save(self, directory: str | Path) -> None:
