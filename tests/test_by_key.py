@@ -139,3 +139,26 @@ def test_gathered_tables_are_indexed_like_the_in_memory_fit():
         assert isinstance(table, pd.DataFrame)
         pd.testing.assert_index_equal(table.index, pd.RangeIndex(len(table)), exact=False)
         assert table.index.is_unique and len(table.loc[[0]]) == 1
+
+
+def test_a_pass_shuffles_and_writes_only_what_it_and_later_passes_read(tmp_path):
+    """Each key's shuffle carries the narrow columns its pass and the later ones read, plus the values found so
+    far: a key column, the folds and the labels that only earlier passes read are not shuffled or written again
+    (they were, in every pass's checkpoint)."""
+    import pyarrow.parquet as pq
+
+    from rapids_engage.features.frames import POSITION
+
+    df = make_frame(120, 5, 0.2, 7)
+    frame = assign_folds(dd.from_pandas(df, npartitions=3, sort=False), ["tweet_id", "user"], 3).persist()
+    te = TargetEncoder(KEY, n_folds=3, smooth=1.0)
+    te.set_fold_totals(te.fold_totals_graph(frame, TARGETS).compute(), TARGETS)
+    by_user = CountEncoder(["user"])
+    got = encode_by_key(frame, [te], [by_user], [], Checkpoints(tmp_path), 0).compute()
+    written = [set(pq.read_schema(next(path.glob("*.parquet"))).names) for path in sorted(tmp_path.iterdir())]
+    assert written[0] == {POSITION, *KEY, FOLD, *TARGETS}
+    assert written[1] == {POSITION, "user", *(f"te_user__lang_{t}" for t in TARGETS)}  # no lang, folds, labels
+    want = brute_force(got, 3, 1.0)
+    for t in TARGETS:
+        np.testing.assert_allclose(got[f"te_user__lang_{t}"].to_numpy(), want[f"te_user__lang_{t}"], rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(got["cnt_user"].to_numpy(), df.groupby("user")["user"].transform("size").to_numpy())

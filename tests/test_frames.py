@@ -137,3 +137,26 @@ def test_tables_sharing_key_columns_join_as_the_merge_path():
     for (_, _, _, dtypes), alone in zip(specs, want):
         pd.testing.assert_frame_equal(got[list(dtypes)], alone[list(dtypes)])
     assert got["te_pair"].notna().any() and got["te_pair"].isna().any() and (got["cnt_day"] > 0).any()
+
+
+def test_a_shuffle_join_writes_only_the_keys_later_joins_read(tmp_path):
+    """Partitioned tables joined by hash joins (on disk: written after each join): a key column no later join reads
+    is not shuffled or written again (every join's checkpoint held every key); the values are the broadcast joins'."""
+    import dask
+    import dask.dataframe as dd
+    import pyarrow.parquet as pq
+
+    from rapids_engage.features.frames import POSITION, Checkpoints, Join, shuffle_joins
+
+    rng = np.random.default_rng(4)
+    part = pd.DataFrame({"u": rng.integers(0, 50, 200), "lang": rng.choice(["x", "y"], 200).astype(object),
+                         "v": rng.random(200)})
+    specs = _tables(rng)[1::-1]  # the pair first: its lang is read by it alone
+    with dask.config.set({"dataframe.convert-string": False}):  # object keys, as the pandas part's
+        joins = [Join(dd.from_pandas(t, npartitions=2), on, dtypes, fill) for t, on, fill, dtypes in specs]
+        got = shuffle_joins(dd.from_pandas(part, npartitions=3), joins, Checkpoints(tmp_path)).compute()
+    written = [set(pq.read_schema(next(path.glob("*.parquet"))).names) for path in sorted(tmp_path.iterdir())]
+    assert written == [{POSITION, "u", "cnt_pair"}, {POSITION, "cnt_pair", "te_u"}]
+    want = join_all(part, [(KeyTable(t, on), fill, dtypes) for t, on, fill, dtypes in specs])
+    assert sorted(got.columns) == sorted(want.columns)
+    pd.testing.assert_frame_equal(got, want[got.columns])

@@ -22,7 +22,8 @@ from .cardinality import distinct_counts
 from .configured_encoders import history_encoder, session_key
 from .counts import DAY, CountEncoder, with_day
 from .folds import FOLD, assign_folds
-from .frames import Checkpoints, Join, KeyTable, apply_joins, as_dask, in_memory, index_named, is_dask, join_all, key_tables
+from .frames import (Checkpoints, Join, KeyTable, apply_joins, as_dask, drop_per_partition, in_memory, index_named, is_dask,
+                     join_all, key_tables)
 from .history import HistoryEncoder, fit_history, history_features
 from .key_checks import unknown_column
 from .key_columns import row_columns, row_features
@@ -59,19 +60,6 @@ ESTIMATE_MARGIN = 1.1
 def _is_text(dtype: Any) -> bool:
     """Whether a key column's dtype holds text (object, string, category) rather than numbers."""
     return getattr(dtype, "kind", "O") not in "iufb"
-
-
-def _without(frame: Any, columns: list[str]) -> Any:
-    """Dask ``frame`` without ``columns``, dropped per partition: not shuffled or written further. Not by
-    ``frame.drop``: dask takes a projection into the parquet read of a checkpoint below, and fuses that read's
-    partitions, which then no longer line up with the kept rows' (a shuffle join then found no rows)."""
-    if not columns:
-        return frame
-    return frame.map_partitions(_drop_columns, columns, meta=frame._meta.drop(columns=columns))
-
-
-def _drop_columns(part: Any, columns: list[str]) -> Any:
-    return part.drop(columns=columns)
 
 
 class FeatureBuilder:
@@ -319,7 +307,7 @@ class FeatureBuilder:
         frame = assign_folds(frame, self.layout.fold_key(), te.n_folds, te.fold_method, te.seed,
                              "group" if self.layout.group else "row key", keep)
         frame, kept = self._fit_history(frame, keep)
-        frame = _without(frame, [c for c in dict.fromkeys(engaged) if c not in carry])  # only the history reads them
+        frame = drop_per_partition(frame, [c for c in dict.fromkeys(engaged) if c not in carry])  # only the history reads them
         daily = [enc for enc in self.count_encoders if enc.per_day]
         encoders = (self.target_encoders, self.count_encoders, daily)
         tables = [[*e.columns, FOLD] for e in self.target_encoders] + [e.columns for e in self.count_encoders]

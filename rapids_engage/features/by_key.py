@@ -22,7 +22,7 @@ import dask
 from ..backend import series_like
 from .counts import DAY, CountEncoder
 from .folds import FOLD
-from .frames import Checkpoints, is_dask, key_ids, key_tables, meta_with, narrow_frame, route_back
+from .frames import Checkpoints, drop_per_partition, is_dask, key_ids, key_tables, meta_with, narrow_frame, route_back
 from .target_encoding import TargetEncoder
 
 
@@ -105,10 +105,13 @@ def encode_by_key(
         return frame
     te_of = {tuple(enc.columns): enc for enc in target_encoders}
     count_of = {tuple(enc.columns): enc for enc in count_encoders}
-    narrow = narrow_frame(frame if rows is None else rows, list(dict.fromkeys(c for p in passes for c in p.needs())))
+    needs = list(dict.fromkeys(c for p in passes for c in p.needs()))
+    narrow = narrow_frame(frame if rows is None else rows, needs)
     fitted: list[tuple[Any, str]] = []  # (encoder, attribute) of each table
     tables = []
-    for p in passes:
+    for i, p in enumerate(passes):
+        later = {c for q in passes[i:] for c in q.needs()}  # what earlier passes alone read is not shuffled again
+        narrow = drop_per_partition(narrow, [c for c in needs if c in narrow.columns and c not in later])
         shuffled = checkpoint(narrow.shuffle(on=p.columns))  # read for the tables, then the values
         graphs = []
         if p.target_encoder:

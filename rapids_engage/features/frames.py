@@ -147,6 +147,19 @@ def without(frame: Any, columns: list[str]) -> Any:
     return frame.drop(columns=present) if present else frame
 
 
+def drop_per_partition(frame: Any, columns: list[str]) -> Any:
+    """Dask ``frame`` without ``columns``, dropped per partition: not shuffled or written further. Not by
+    ``frame.drop``: dask takes a projection into the parquet read of a checkpoint below, and fuses that read's
+    partitions, which then no longer line up with the kept rows' (a shuffle join then found no rows)."""
+    if not columns:
+        return frame
+    return frame.map_partitions(_drop_columns, columns, meta=frame._meta.drop(columns=columns))
+
+
+def _drop_columns(part: Any, columns: list[str]) -> Any:
+    return part.drop(columns=columns)
+
+
 def meta_with(meta: Any, columns: dict[str, str]) -> Any:
     """``meta`` (an empty frame) plus empty columns of the given dtypes, whatever its index (not the index cast
     to them: a time index cannot be cast to int8)."""
@@ -351,12 +364,15 @@ def shuffle_joins(events: Any, joins: list[Join], checkpoint: Checkpoints | None
 
     A narrow frame (each row's position and the key columns) is merged with each table in turn,
     then routed back to the rows' partitions (:func:`route_back`): no shuffle carries the rows'
-    other columns. On disk (``checkpoint``) the narrow frame is written after each join, so one
-    shuffle at a time holds memory.
+    other columns, nor a key no later join reads. On disk (``checkpoint``) the narrow frame is written after
+    each join, so one shuffle at a time holds memory.
     """
-    narrow = narrow_frame(events, list(dict.fromkeys(c for j in joins for c in j.on)))
-    for j in joins:
+    keys = list(dict.fromkeys(c for j in joins for c in j.on))
+    narrow = narrow_frame(events, keys)
+    for i, j in enumerate(joins):
         narrow = narrow.merge(j.table[[*j.on, *j.new_columns]], on=j.on, how="left")
+        later = {c for k in joins[i + 1 :] for c in k.on}
+        narrow = drop_per_partition(narrow, [c for c in keys if c in narrow.columns and c not in later])
         if checkpoint is not None and checkpoint.directory is not None:
             narrow = checkpoint(narrow)
     return route_back(events, narrow, [(j.fill, j.new_columns) for j in joins])
