@@ -21,6 +21,7 @@ Prints pass/fail per check and writes ``<out>/audit.json``.
 from __future__ import annotations
 
 import copy
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,9 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
         say(f"shuffled-label check(s) failed on one shuffle ({failed}): {AUTO_SHUFFLES - 1} more (--shuffles auto), "
             "the checks on their mean")
         checks = shuffle(AUTO_SHUFFLES)
+    for stale in stale_shuffled_dirs(out, len(runs)):  # an earlier audit's with more shuffles: not this audit's
+        say(f"removing {stale}: an earlier audit's shuffled-label run ({len(runs)} this time)")
+        shutil.rmtree(stale)
     record = {"n": len(runs), "auto": shuffles is None, "seeds": [seed + i for i in range(len(runs))],
               "runs": [absolute_path(shuffled_dir(out, i)) for i in range(len(runs))],  # as report.json's paths
               "targets": {c["target"]: c.pop("shuffles") for c in checks}}
@@ -228,6 +232,19 @@ def shuffled_dir(out: Path, i: int) -> Path:
     """The output directory of the audit's ``i``-th shuffled-label run (from 0): ``shuffled-labels/``, then
     ``shuffled-labels-2/``, ``-3/`` ..."""
     return out / ("shuffled-labels" if i == 0 else f"shuffled-labels-{i + 1}")
+
+
+def stale_shuffled_dirs(out: Path, n: int) -> list[Path]:
+    """The shuffled-label run directories in ``out`` beyond the first ``n`` (:func:`shuffled_dir`): left by an earlier
+    audit of ``out`` with more shuffles, they would pass for this audit's. Only directories a run wrote (with its
+    ``report.json`` or ``config.yaml``) are named."""
+    found = []
+    for path in out.glob("shuffled-labels-*"):
+        number = path.name.removeprefix("shuffled-labels-")
+        if number.isdigit() and int(number) > n and path.is_dir() and (
+                (path / "report.json").exists() or (path / "config.yaml").exists()):
+            found.append(path)
+    return sorted(found, key=lambda p: int(p.name.removeprefix("shuffled-labels-")))
 
 
 def shuffled_checks(real: dict, runs: list[dict], seeds: list[int]) -> list[dict]:

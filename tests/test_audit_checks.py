@@ -501,6 +501,22 @@ def test_audit_json_names_the_shuffled_runs_by_absolute_paths(tmp_path, monkeypa
     assert runs == [str(tmp_path / "out" / d) for d in ("shuffled-labels", "shuffled-labels-2", "shuffled-labels-3")]
 
 
+def test_an_audit_with_fewer_shuffles_removes_an_earlier_audit_s_extra_runs(tmp_path, monkeypatch):
+    """A 3-shuffle audit of an --out, then one that passes on one shuffle: shuffled-labels-2/ and -3/ stayed,
+    passing for this audit's runs. They go (only run directories: a stray folder of that name with no run in it
+    stays)."""
+    import rapids_engage.pipeline as pipeline
+
+    _fake_audit(tmp_path, monkeypatch, {0: 0.1})
+    out = tmp_path / "out"
+    for i in (2, 3):
+        (out / f"shuffled-labels-{i}").mkdir(parents=True)
+        (out / f"shuffled-labels-{i}" / "report.json").write_text("{}")
+    (out / "shuffled-labels-9").mkdir()  # no run wrote it
+    assert pipeline.main(["audit", "--gpus", "0", "--out", str(out), "--rows", "1000", "--quiet"]) == 0
+    assert sorted(p.name for p in out.glob("shuffled-labels-*")) == ["shuffled-labels-9"]
+
+
 def test_audit_shuffles_flags_parse():
     from rapids_engage.pipeline import build_parser
 
