@@ -1048,3 +1048,44 @@ def test_event_log_ingest_under_the_cudf_backend(tmp_path, monkeypatch):
         gpu = _event_log_ingest(tmp_path, "cudf")
         assert set(given) == {"cudf"}
         assert gpu.equals(cpu), rows
+
+
+def test_content_features_of_null_and_categorical_tweet_types_and_odd_separators_on_cudf():
+    """content.py's tweet_type_code (2026-12-05: per-type ``==``, ``fillna(False)``, a sum of int32 flags) on cudf
+    strings with nulls and categoricals (cudf's ``==`` of a categorical looked the value up among its categories and
+    raised ValueError for one not there: _plain_values casts to the categories' values first), and
+    table_content._plain_count_items' one regex scan ``[whitespace but sep]|sepsep`` on libcudf: it sends each odd
+    list (another whitespace, a doubled separator, one at either end) to the regex count, as on pandas."""
+    import cudf
+
+    from rapids_engage.features.content import content_features, feature_names
+    from rapids_engage.features.table_content import _plain_count_items, count_items
+
+    t = 1612396800
+    n = 5
+    part = pd.DataFrame({"text_tokens": ["101\t137\t102", None, "137", "", "5\t6"], "hashtags": ["a" * 32, None, "", "b" * 32, ""],
+                         "present_media": ["Photo", None, "Video\tGIF", "", "Photo\tPhoto"], "present_links": ["l", None, "", "m", ""],
+                         "present_domains": ["d" * 32, None, "", "", ""], "tweet_timestamp": [t] * n,
+                         "engaging_user_account_creation": [t - 86400] * n, "engaged_with_user_account_creation": [t - 2 * 86400] * n,
+                         **{c: [1, 2, 3, 4, 5] for c in ("engaged_with_user_follower_count", "engaged_with_user_following_count",
+                                                        "engaging_user_follower_count", "engaging_user_following_count")},
+                         **{c: [True, False, True, False, True] for c in ("engaged_with_user_is_verified", "engaging_user_is_verified",
+                                                                          "engagee_follows_engager")}}).astype(
+                             {c: "str" for c in ("text_tokens", "hashtags", "present_media", "present_links", "present_domains")})
+    types, some = [None, "Reply", "Poll", "Quote", "Retweet"], [None, "Reply", "Poll", "Poll", "Reply"]
+    for dtype, values in (("str", types), ("object", types), ("category", types), ("category", some)):  # no Quote, Retweet, TopLevel
+        rows = part.assign(tweet_type=pd.Series(values, dtype=dtype))
+        gpu, cpu = content_features(cudf.from_pandas(rows)), content_features(rows)
+        assert str(gpu["tweet_type_code"].dtype) == "int32"
+        for name in feature_names():
+            np.testing.assert_allclose(gpu[name].to_pandas().to_numpy(dtype=float), cpu[name].to_numpy(dtype=float), err_msg=f"{values} {dtype} {name}")
+    nulls = part.assign(tweet_type=pd.Series([None] * n, dtype="str"))  # an all-null column (cudf: a special case of ==)
+    assert content_features(cudf.from_pandas(nulls))["tweet_type_code"].to_pandas().tolist() == [0] * n
+    for sep, odd in (("\t", ["a\t\tb", "\ta", "a\t", "a\x0bb", "a b", "a\xa0b", "a\u3000b"]), (" ", ["a  b", " a", "a\tb", "a\nb"]),
+                     ("|", ["a||b", "|a", "a|", "a b", "a\x1fb"])):
+        plain = pd.Series(["a" + sep + "b", "c", "", "d" + sep + "e" + sep + "f"], dtype="str")
+        assert _plain_count_items(cudf.from_pandas(plain), sep) is not None
+        for text in odd:
+            lists = pd.concat([plain, pd.Series([text], dtype="str")], ignore_index=True)
+            assert _plain_count_items(lists, sep) is None and _plain_count_items(cudf.from_pandas(lists), sep) is None, (sep, text)
+            np.testing.assert_array_equal(count_items(cudf.from_pandas(lists), sep).to_pandas().to_numpy(), count_items(lists, sep).to_numpy())

@@ -69,6 +69,13 @@ def _first_id(lists: Any) -> Any:
     return series_like(lists, values(keys))  # an array: a Series would be realigned, which cudf refuses on repeated labels
 
 
+def _plain_values(s: Any) -> Any:
+    """``s`` with a categorical column as its categories' values (nulls stay null): cudf compares a categorical column
+    with a value by looking it up among its categories and raises (ValueError, not found) for one that is not there,
+    e.g. a partition without quotes; pandas gives False."""
+    return s.astype(s.cat.categories.dtype) if getattr(s.dtype, "name", None) == "category" else s
+
+
 #: The key columns :func:`derived_keys` adds.
 DERIVED_KEYS = ("first_hashtag", "first_domain")
 
@@ -88,7 +95,8 @@ def content_features(part: Any) -> Any:
     new["hour"] = ((ts // 3600) % 24).astype("int32")
     new["weekday"] = (((ts // 86400) + 3) % 7).astype("int32")  # 0 = Monday (1970-01-01 was a Thursday)
     # an unknown type is 0, as the first; compared type by type (a map of the strings ran in Python, row by row)
-    is_kind = {i: (part["tweet_type"] == kind).fillna(False).astype("int32") for i, kind in enumerate(TWEET_TYPES) if i}
+    types = _plain_values(part["tweet_type"])
+    is_kind = {i: (types == kind).fillna(False).astype("int32") for i, kind in enumerate(TWEET_TYPES) if i}
     new["tweet_type_code"] = sum(flag * i for i, flag in is_kind.items()).astype("int32")
     cf, cg = part["engaged_with_user_follower_count"], part["engaged_with_user_following_count"]
     uf, ug = part["engaging_user_follower_count"], part["engaging_user_following_count"]
