@@ -1050,6 +1050,118 @@ def test_event_log_ingest_under_the_cudf_backend(tmp_path, monkeypatch):
         assert gpu.equals(cpu), rows
 
 
+SESSION_NAMES = ["sess_n", "sess_age", "sess_index"]
+
+
+def _session_events(n: int = 3_000, seed: int = 8) -> pd.DataFrame:
+    """Events of (user, lang) keys with nulls in both columns, many ties in time, gaps below, at and above 30 minutes
+    (a 600 s grid), and 64-bit row ids."""
+    rng = np.random.default_rng(seed)
+    user = pd.array(rng.integers(0, 60, n), dtype="Int64")
+    user[rng.random(n) < 0.08] = pd.NA
+    lang = rng.choice(["en", "ja", ""], n).astype(object)
+    lang[rng.random(n) < 0.05] = None
+    return pd.DataFrame({"user": user, "lang": pd.Series(lang, dtype="str"),
+                         "tweet_timestamp": (1_600_000_000 + rng.integers(0, 400, n) * 600).astype("int64"),
+                         "rid": np.arange(n, dtype="int64") + 2**60})
+
+
+def _sessions(**kw):
+    from rapids_engage.features.sessions import SessionEncoder
+
+    return SessionEncoder(["user", "lang"], 1800, "tweet_timestamp", row_key=["rid"], **kw)
+
+
+def _by_key(state) -> pd.DataFrame:
+    from rapids_engage.backend import to_host
+
+    return to_host(state).sort_values(["user", "lang"]).reset_index(drop=True)
+
+
+def _assert_same_values(got, want, columns):
+    """``got`` (pandas or cudf) holds ``want``'s (pandas) values of ``columns``, row by row."""
+    from rapids_engage.backend import to_host
+
+    for c in columns:
+        np.testing.assert_array_equal(to_host(got[c]).to_numpy(dtype=np.int64), want[c].to_numpy(dtype=np.int64), err_msg=c)
+
+
+def test_session_features_fit_serve_and_extend_on_cudf_as_on_pandas(tmp_path):
+    """features/sessions.py (2026-12-05) on cudf / cupy: cupy argsort / flatnonzero / cumsum of bools / scatter, cudf
+    iloc with a cupy gather map, masks of cupy booleans, the state's left merge + isna flag, the last second's row ids
+    on the device; extend with events sent again, on the state's device and across devices both ways (the state stays
+    where it is); save / load into cudf. Values, state and last ids as on pandas."""
+    import cudf
+
+    from rapids_engage.features.sessions import SessionEncoder
+
+    events = _session_events()
+    t = events["tweet_timestamp"]
+    cut, later = 1_600_000_000 + 250 * 600, 1_600_000_000 + 320 * 600
+    train, extra, new = events[t < cut], events[(t >= cut) & (t < later)], events[t >= later]
+    again = train[train["tweet_timestamp"] == train["tweet_timestamp"].max()]  # sent again, as a `time >= end` filter does
+    assert len(again) > 1
+    cpu, gpu = _sessions(), _sessions()
+    _assert_same_values(gpu.fit_transform(cudf.from_pandas(train)), cpu.fit_transform(train), SESSION_NAMES)
+    assert isinstance(gpu.state_, cudf.DataFrame) and gpu.t_end_ == cpu.t_end_
+    np.testing.assert_array_equal(gpu.last_ids_, cpu.last_ids_)
+    pd.testing.assert_frame_equal(_by_key(gpu.state_), _by_key(cpu.state_), check_dtype=False)
+    batch = pd.concat([again, extra])
+    for rows in (batch, batch.iloc[:1], batch.iloc[-1:]):
+        _assert_same_values(gpu.transform(cudf.from_pandas(rows)), cpu.transform(rows), SESSION_NAMES)
+    cpu.extend(batch)
+    extended = {"gpu state, gpu events": _sessions().fit(cudf.from_pandas(train)).extend(cudf.from_pandas(batch)),
+                "gpu state, host events": _sessions().fit(cudf.from_pandas(train)).extend(batch),
+                "host state, gpu events": _sessions().fit(train).extend(cudf.from_pandas(batch))}
+    for name, enc in extended.items():
+        assert isinstance(enc.state_, pd.DataFrame) == name.startswith("host"), name
+        assert enc.t_end_ == cpu.t_end_ and enc.extended_, name
+        np.testing.assert_array_equal(enc.last_ids_, cpu.last_ids_, err_msg=name)
+        pd.testing.assert_frame_equal(_by_key(enc.state_), _by_key(cpu.state_), check_dtype=False, obj=name)
+        resent = pd.concat([extra[extra["tweet_timestamp"] == cpu.t_end_], new])  # the extended state's last second again
+        _assert_same_values(enc.transform(cudf.from_pandas(resent)), cpu.transform(resent), SESSION_NAMES)
+    extended["gpu state, gpu events"].save(tmp_path)
+    loaded = SessionEncoder.load(tmp_path, df_lib=cudf)
+    assert isinstance(loaded.state_, cudf.DataFrame)
+    np.testing.assert_array_equal(loaded.last_ids_, cpu.last_ids_)
+    _assert_same_values(loaded.transform(cudf.from_pandas(new)), cpu.transform(new), SESSION_NAMES)
+
+
+def test_session_features_on_dask_cudf_as_on_dask_pandas():
+    """fit_sessions / session_features on dask_cudf (shuffle on the key, the state gathered or left partitioned by key,
+    the last second's rows computed with the state, ids shipped to the workers): dask pandas' values and state."""
+    import cudf
+    import dask.dataframe as dd
+
+    from rapids_engage.features.sessions import fit_sessions, session_features
+
+    events = _session_events(2_000, seed=9)
+    t = events["tweet_timestamp"]
+    cut = 1_600_000_000 + 300 * 600
+    train, new = events[t < cut], events[t >= cut]
+    batch = pd.concat([train[train["tweet_timestamp"] == train["tweet_timestamp"].max()], new])  # with re-sent events
+    for limit in (None, 10):  # the state gathered; partitioned by key (more rows than the limit)
+        out = {}
+        for name, lib in (("cpu", None), ("gpu", cudf)):
+            def parts(frame, n, lib=lib):
+                frame = lib.from_pandas(frame) if lib else frame
+                return dd.from_pandas(frame, npartitions=n, sort=False).map_partitions(lambda p: p.reset_index(drop=True))
+
+            enc = _sessions()
+            fitted = fit_sessions(parts(train, 3), enc, limit=limit)[0].compute()
+            served = session_features(parts(batch, 2), enc, fit=False).compute()
+            out[name] = fitted, served, enc
+        (fit_c, serve_c, enc_c), (fit_g, serve_g, enc_g) = out["cpu"], out["gpu"]
+        assert type(fit_g).__module__.startswith("cudf") and type(serve_g).__module__.startswith("cudf")
+        for got, want in ((fit_g, fit_c), (serve_g, serve_c)):
+            got, want = got.to_pandas().sort_values("rid"), want.sort_values("rid")
+            _assert_same_values(got, want, SESSION_NAMES)
+        np.testing.assert_array_equal(enc_g.last_ids_, enc_c.last_ids_)
+        state_g = enc_g.state_.compute() if hasattr(enc_g.state_, "dask") else enc_g.state_
+        state_c = enc_c.state_.compute() if hasattr(enc_c.state_, "dask") else enc_c.state_
+        pd.testing.assert_frame_equal(_by_key(state_g), _by_key(state_c), check_dtype=False)
+
+
 def test_content_features_of_null_and_categorical_tweet_types_and_odd_separators_on_cudf():
     """content.py's tweet_type_code (2026-12-05: per-type ``==``, ``fillna(False)``, a sum of int32 flags) on cudf
     strings with nulls and categoricals (cudf's ``==`` of a categorical looked the value up among its categories and
