@@ -366,3 +366,26 @@ def add_like(events: pd.DataFrame) -> pd.DataFrame:
     from rapids_engage.features import add_labels
 
     return add_labels(events, ["like"])
+
+
+@pytest.mark.parametrize("encoder", ["session", "history"])
+def test_extend_with_a_categorical_key_keeps_the_new_categories_state(encoder):
+    """A categorical key (library API: the pipeline reads keys as strings): extend cast the new events / state rows to
+    the state's categories, so a key new in them became null (its state lost: 'c' served as never seen), and a null
+    categorical key failed group_ids ('Cannot setitem on a Categorical with a new category'). Extending equals one fit
+    over both parts."""
+    from rapids_engage.features.frames import group_ids
+    from rapids_engage.features.history_encoder import HistoryEncoder
+
+    def part(users, t0, likes):
+        return pd.DataFrame({"user": pd.Series(users, dtype="category"), T: [t0, t0 + 10, t0 + 20],
+                             "rid": [t0 + 1, t0 + 2, t0 + 3], "like": likes})
+
+    a, b, c = part(["a", "b", "a"], 0, [1, 0, 1]), part(["c", "a", "c"], 30, [1, 1, 0]), part(["c", "a", None], 60, [0] * 3)
+    make = {"session": lambda: SessionEncoder("user", GAP, T, row_key=["rid"]),
+            "history": lambda: HistoryEncoder("user", ["like"], time_column=T, row_key=["rid"])}[encoder]
+    extended = make().fit(a).extend(b).transform(c)
+    plain = make().fit(pd.concat([a, b]).astype({"user": object})).transform(c.astype({"user": object}))
+    names = [n for n in extended.columns if n not in c.columns]
+    assert names and (extended[names].to_numpy() == plain[names].to_numpy()).all(), (extended, plain)
+    assert group_ids(c[["user"]]).tolist() == [0, 1, 2]

@@ -46,12 +46,32 @@ def group_ids(keys: Any) -> Any:
     from ..backend import values
 
     keys = keys.reset_index(drop=True)  # an index level named like a key column makes the groupby ambiguous
+    categorical = [c for c in keys.columns if str(keys[c].dtype) == "category"]
+    if categorical:  # by their codes (-1: null, a group of its own): "" is no category to fill a null with
+        keys = keys.assign(**{c: keys[c].cat.codes for c in categorical})
     if bool(keys.isna().any().any()):
         flags = {f"__null_{i}": keys[c].isna() for i, c in enumerate(keys.columns)}
         fill = {c: 0 if keys[c].dtype.kind in "iufb" else "" for c in keys.columns}
         keys = keys.fillna(fill).assign(**flags)
     gid = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup()
     return values(gid).astype(np.int64)
+
+
+def cast_to_state(state: Any, rows: Any) -> tuple[Any, Any]:
+    """(``state``, ``rows`` cast to its dtypes) for a concat: a categorical column of the state first takes the
+    values of ``rows`` it lacks as categories (a cast to the state's categories alone made them null, their keys'
+    state lost)."""
+    from ..backend import frame_library
+
+    lib = frame_library(state)
+    for c in rows.columns:
+        if str(state[c].dtype) != "category":
+            continue
+        incoming = rows[c].cat.categories if str(rows[c].dtype) == "category" else rows[c].dropna().unique()
+        new = lib.Index(incoming).difference(state[c].cat.categories)
+        if len(new):
+            state = state.assign(**{c: state[c].cat.add_categories(new)})
+    return state, rows.astype({c: state.dtypes[c] for c in rows.columns})
 
 
 def null_key_rows(keys: Any) -> Any:

@@ -11,7 +11,8 @@ from ..backend import array_module, frame_library, host_frame, is_gpu_object, se
 from ..data import DataError
 from ..schema import DAY_SECONDS, EVENT_TIME, TARGETS
 from .frames import (
-    EstimatorParams, check_columns, check_fitted, group_ids, in_memory, is_dask, key_name, load_state, save_state,
+    EstimatorParams, cast_to_state, check_columns, check_fitted, group_ids, in_memory, is_dask, key_name, load_state,
+    save_state,
 )
 from .history_spans import span_features, window_label
 from .history_state import (
@@ -200,7 +201,7 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         events = self._event_rows(X, targets)
         t_end = max(self.t_end_, int(t.max()))
         last_ids = self._ids_after(X, t_end)
-        merged = lib.concat([state, events.astype({c: state.dtypes[c] for c in events.columns})], ignore_index=True)
+        merged = lib.concat(list(cast_to_state(state, events)), ignore_index=True)
         self.set_state(self._aggregate(merged, t_end, targets), t_end, targets, last_ids)
         self.extended_ = True  # the state now ends with the events: messages say so, not "the training window"
         return self

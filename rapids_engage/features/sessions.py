@@ -35,8 +35,8 @@ from ..backend import array_module, frame_library, is_gpu_object, series_like
 from ..data import DataError
 from ..schema import EVENT_TIME
 from .frames import (
-    Checkpoints, EstimatorParams, as_dask, check_columns, check_fitted, group_ids, in_memory, is_dask, key_tables, load_state,
-    null_key_rows, save_state, share,
+    Checkpoints, EstimatorParams, as_dask, cast_to_state, check_columns, check_fitted, group_ids, in_memory, is_dask,
+    key_tables, load_state, null_key_rows, save_state, share,
 )
 from .history_state import (
     alone_if_null, early_events_refusal, early_rows_refusal, encoder_state_rows, state_window, times,
@@ -243,7 +243,7 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
         lib = frame_library(old)
         if is_gpu_object(rows) != is_gpu_object(old):
             rows = lib.from_pandas(rows) if is_gpu_object(old) else rows.to_pandas()
-        rows = rows.astype({c: old.dtypes[c] for c in rows.columns})
+        old, rows = cast_to_state(old, rows)
         flag = "__continued"
         others = old.merge(rows[self.columns].assign(**{flag: 1}), on=self.columns, how="left")
         others = others[others[flag].isna()].drop(columns=flag)
