@@ -6,10 +6,12 @@ rows' narrow columns (position, key, fold, labels, day) are shuffled once on the
 then holds every row of its keys, so each row's values come from that partition alone (out-of-fold
 target encodings: :meth:`TargetEncoder.partition_oof`; counts: :meth:`CountEncoder.partition_counts`;
 per-day counts), and so do the key tables (:meth:`TargetEncoder.partition_stats`,
-:meth:`CountEncoder.partition_table`). One shuffle per distinct key, one routing shuffle for all
-of them (:func:`~.frames.route_back`); the partitions' tables, persisted on the workers, are the
-fitted state (gathered when they turn out small, as by :func:`~.frames.key_tables`). The values
-equal those of the table joins (the invariance tests).
+:meth:`CountEncoder.partition_table`). One shuffle per distinct key, whose checkpoint the next key's
+shuffle reads; each key's values, computed from its checkpoint, are routed home on their own
+(:func:`~.frames.route_back`), never carried through a later key's shuffle or checkpoint. The
+partitions' tables, persisted on the workers, are the fitted state (gathered when they turn out
+small, as by :func:`~.frames.key_tables`). The values equal those of the table joins (the
+invariance tests).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import dask
 from ..backend import series_like
 from .counts import DAY, CountEncoder
 from .folds import FOLD
-from .frames import Checkpoints, drop_per_partition, is_dask, key_ids, key_tables, meta_with, narrow_frame, route_back
+from .frames import POSITION, Checkpoints, drop_per_partition, is_dask, key_ids, key_tables, meta_with, narrow_frame, route_back
 from .target_encoding import TargetEncoder
 
 
@@ -49,15 +51,15 @@ class KeyPass:
             out[self.daily_encoder.daily_name] = "int64"
         return out
 
-    def with_values(self, part: Any) -> Any:
-        """``part`` (every row of its keys) plus the pass's row values."""
+    def values(self, part: Any) -> Any:
+        """The pass's row values of ``part`` (every row of its keys), with each row's :data:`~.frames.POSITION`."""
         ids = key_ids(part, self.columns)
         added = self.target_encoder.partition_oof(part, ids) if self.target_encoder else {}
         if self.count_encoder:
             added[self.count_encoder.total_name] = self.count_encoder.partition_counts(ids)
         if self.daily_encoder:
             added[self.daily_encoder.daily_name] = self.daily_encoder.partition_daily_counts(part)
-        return part.assign(**{name: series_like(part, column) for name, column in added.items()})
+        return part[[POSITION]].assign(**{name: series_like(part, column) for name, column in added.items()})
 
     def te_table(self, part: Any) -> Any:
         return self.target_encoder.partition_stats(part, key_ids(part, self.columns))
@@ -108,7 +110,7 @@ def encode_by_key(
     needs = list(dict.fromkeys(c for p in passes for c in p.needs()))
     narrow = narrow_frame(frame if rows is None else rows, needs)
     fitted: list[tuple[Any, str]] = []  # (encoder, attribute) of each table
-    tables = []
+    tables, values = [], []
     for i, p in enumerate(passes):
         later = {c for q in passes[i:] for c in q.needs()}  # what earlier passes alone read is not shuffled again
         narrow = drop_per_partition(narrow, [c for c in needs if c in narrow.columns and c not in later])
@@ -121,7 +123,9 @@ def encode_by_key(
             graphs.append(shuffled.map_partitions(p.count_table, meta=p.count_table(shuffled._meta)))
             fitted.append((count_of[tuple(p.columns)], "counts_"))
         tables += dask.persist(*graphs)  # started now: later passes do not keep this shuffle alive
-        narrow = shuffled.map_partitions(p.with_values, meta=meta_with(shuffled._meta, p.new_columns()))
+        values.append((shuffled.map_partitions(p.values, meta=meta_with(shuffled._meta[[POSITION]], p.new_columns())),
+                       [(None, p.new_columns())]))  # read from the checkpoint when the rows are, not shuffled again
+        narrow = shuffled
     for (enc, attribute), table in zip(fitted, key_tables(tables, limit, [True] * len(tables))):
         setattr(enc, attribute, table if is_dask(table) else table.reset_index(drop=True))
-    return route_back(frame, narrow, [(None, p.new_columns()) for p in passes])
+    return route_back(frame, values)

@@ -346,19 +346,23 @@ def _keys_with_position(part: Any, keys: list[str], partition_info: dict | None 
     return part[keys].assign(**{POSITION: array_module(part).arange(first, first + len(part), dtype=np.int64)})
 
 
-def _attach(part: Any, added: Any, specs: list[tuple[dict[str, Any] | None, dict[str, str]]]) -> Any:
-    """``part`` plus the columns of ``added`` (its rows, sorted by position), filled and cast per join
-    (they replace columns of the same names)."""
+def _attach(part: Any, specs: list[list[tuple[dict[str, Any] | None, dict[str, str]]]], *routed: Any) -> Any:
+    """``part`` plus the columns of each frame of ``routed`` (its rows, sorted by position), filled and cast per
+    join (``specs``: one list of joins per frame; they replace columns of the same names)."""
     from ..backend import frame_library
 
-    if len(added) != len(part):
-        raise AssertionError(f"shuffle join: {len(added)} joined rows for a partition of {len(part)}")
-    for fill, dtypes in specs:
-        added = _fill_cast(added, fill, dtypes)
-    added = added.reset_index(drop=True)
-    added.index = part.index
-    kept = part.drop(columns=[c for c in added.columns if c in part.columns])  # taken whole: see _keys_with_position
-    return frame_library(part).concat([kept, added], axis=1)
+    columns = []
+    for added, joins in zip(routed, specs):
+        if len(added) != len(part):
+            raise AssertionError(f"shuffle join: {len(added)} joined rows for a partition of {len(part)}")
+        for fill, dtypes in joins:
+            added = _fill_cast(added, fill, dtypes)
+        added = added.reset_index(drop=True)
+        added.index = part.index
+        columns.append(added)
+    new = {c for added in columns for c in added.columns}
+    kept = part.drop(columns=[c for c in part.columns if c in new])  # taken whole: see _keys_with_position
+    return frame_library(part).concat([kept, *columns], axis=1)
 
 
 def narrow_frame(events: Any, columns: list[str]) -> Any:
@@ -366,17 +370,19 @@ def narrow_frame(events: Any, columns: list[str]) -> Any:
     return events.map_partitions(_keys_with_position, columns, meta=meta_with(events._meta[columns], {POSITION: "int64"}))
 
 
-def route_back(events: Any, narrow: Any, specs: list[tuple[dict[str, Any] | None, dict[str, str]]]) -> Any:
-    """``events`` plus the columns that ``narrow`` (from :func:`narrow_frame` of ``events``, in any
-    partitioning) gained: a range shuffle on the position takes them to their rows' partitions, where
-    they are attached in place (partition *i* of the output is partition *i* of ``events``, same
-    order). ``specs``: (fill, name -> dtype) of the new columns, in groups."""
-    new_columns = {c: d for _, dtypes in specs for c, d in dtypes.items()}
+def route_back(events: Any, narrow: list[tuple[Any, list[tuple[dict[str, Any] | None, dict[str, str]]]]]) -> Any:
+    """``events`` plus the columns that each frame of ``narrow`` (from :func:`narrow_frame` of ``events``, in any
+    partitioning) gained: a range shuffle per frame on the position takes them to their rows' partitions, where
+    they are attached in place (partition *i* of the output is partition *i* of ``events``, same order).
+    ``narrow``: (frame, its joins' (fill, name -> dtype) of the new columns), the frames' columns distinct."""
     n = events.npartitions
     bounds = [i << 32 for i in range(n)] + [((n - 1) << 32) | 0xFFFFFFFF]
-    routed = narrow[[POSITION, *new_columns]].set_index(POSITION, divisions=bounds)
+    new_columns = {c: d for _, joins in narrow for _, dtypes in joins for c, d in dtypes.items()}
+    routed = [frame[[POSITION, *(c for _, dtypes in joins for c in dtypes)]].set_index(POSITION, divisions=bounds)
+              for frame, joins in narrow]
     meta = meta_with(events._meta.drop(columns=[c for c in new_columns if c in events.columns]), new_columns)
-    return dd.map_partitions(_attach, events, routed, specs, meta=meta, align_dataframes=False)
+    specs = [joins for _, joins in narrow]
+    return dd.map_partitions(_attach, events, specs, *routed, meta=meta, align_dataframes=False)
 
 
 def shuffle_joins(events: Any, joins: list[Join], checkpoint: Checkpoints | None = None) -> Any:
@@ -395,7 +401,7 @@ def shuffle_joins(events: Any, joins: list[Join], checkpoint: Checkpoints | None
         narrow = drop_per_partition(narrow, [c for c in keys if c in narrow.columns and c not in later])
         if checkpoint is not None and checkpoint.directory is not None:
             narrow = checkpoint(narrow)
-    return route_back(events, narrow, [(j.fill, j.new_columns) for j in joins])
+    return route_back(events, [(narrow, [(j.fill, j.new_columns) for j in joins])])
 
 
 class Checkpoints:
