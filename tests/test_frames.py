@@ -53,7 +53,7 @@ def test_key_ids_of_keys_with_nulls_in_several_columns():
 def test_key_kinds_of_cudf_strings():
     """cudf's string columns are of dtype object, which a pandas column's may hold anything in: the
     number / text check of the encoders' keys took them for unknown and never fired on GPU."""
-    from rapids_engage.features.frames import _key_kind
+    from rapids_engage.features.estimator_conventions import _key_kind
 
     assert _key_kind(np.dtype(object), gpu=True) == "text" and _key_kind(np.dtype(object)) is None
     assert _key_kind(pd.CategoricalDtype(pd.Index(["a"], dtype=object)), gpu=True) == "text"

@@ -15,7 +15,8 @@ import numpy as np
 
 from ..backend import array_module, bincount, series_like
 from ..schema import EVENT_TIME
-from .frames import EstimatorParams, Join, apply_joins, as_dask, check_columns, check_fitted, check_key_dtypes, computed_like, free_name, key_ids, key_name, keys_of_ids, load_state, save_state, without
+from .estimator_conventions import EstimatorParams, check_columns, check_fitted, check_key_dtypes, load_state, save_state
+from .frames import Join, apply_joins, as_dask, computed_like, free_name, key_ids, key_name, keys_of_ids, without
 
 DAY = "_day"
 

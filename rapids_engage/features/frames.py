@@ -16,9 +16,6 @@ Feature tables (one row per key) are joined onto event partitions in one of two 
 
 from __future__ import annotations
 
-import functools
-import inspect
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,12 +24,8 @@ import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ..atomic import write_file, write_text
 from ..failures import naming
-from ..data import DataError
 
 _POS = "_pos"
 
@@ -502,129 +495,3 @@ def drop_empty_partitions(frame: Any) -> Any:
     sizes = frame.map_partitions(len).compute().tolist()
     keep = [i for i, n in enumerate(sizes) if n > 0] or [0]
     return frame if len(keep) == len(sizes) else frame.partitions[keep]
-
-
-class EstimatorParams:
-    """scikit-learn's estimator API from an encoder's ``params()`` (its constructor's parameters): ``get_params``,
-    ``set_params`` (through the constructor, which normalizes and checks them), ``sklearn.base.clone`` and a repr."""
-
-    def params(self) -> dict:
-        """The constructor's parameters in its order, each as the encoder keeps it (its attribute of that name):
-        what the saved state's ``params`` holds and the constructor takes back."""
-        names = list(inspect.signature(type(self).__init__).parameters)[1:]  # after self
-        return {name: getattr(self, name) for name in names}
-
-    def get_params(self, deep: bool = True) -> dict:
-        """The constructor's parameters (``deep`` has nothing to recurse into)."""
-        return self.params()
-
-    def set_params(self, **params: Any) -> Any:
-        """Set constructor parameters; refit afterwards."""
-        unknown = sorted(set(params) - set(self.params()))
-        if unknown:
-            raise ValueError(f"{type(self).__name__} has no parameter(s) {unknown}; it has {sorted(self.params())}")
-        type(self).__init__(self, **{**self.params(), **params})
-        return self
-
-    def __sklearn_clone__(self) -> Any:
-        """An unfitted copy with the same parameters (what ``sklearn.base.clone`` and ``GridSearchCV`` make)."""
-        import copy
-
-        return type(self)(**copy.deepcopy(self.params()))
-
-    def __repr__(self) -> str:
-        """The key and the parameters set to other than their defaults, as scikit-learn shows estimators."""
-        fresh = type(self)(self.columns).params()  # the defaults, normalized as the constructor keeps them
-        changed = {k: v for k, v in self.params().items() if k == "columns" or v != fresh[k]}
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
-
-
-class NotFittedError(ValueError, AttributeError):
-    """An encoder used before it was fitted (as scikit-learn's: a ValueError and an AttributeError).
-
-    What :func:`check_fitted` raises is also scikit-learn's ``NotFittedError`` (``except`` of either
-    catches it), without importing scikit-learn before an encoder is misused."""
-
-
-@functools.cache
-def _not_fitted_class() -> type:
-    try:
-        from sklearn.exceptions import NotFittedError as SklearnNotFitted
-    except ImportError:
-        return NotFittedError
-    return type("NotFittedError", (NotFittedError, SklearnNotFitted), {"__module__": __name__})
-
-
-def check_fitted(encoder: Any, attribute: str) -> None:
-    """:class:`NotFittedError` unless ``encoder`` has its fitted ``attribute``."""
-    if not hasattr(encoder, attribute):
-        raise _not_fitted_class()(f"{type(encoder).__name__}({encoder.name}) is not fitted: call fit or fit_transform first")
-
-
-def check_columns(encoder: Any, frame: Any, columns: list[str]) -> None:
-    """A ValueError naming the ``columns`` an encoder needs that ``frame`` lacks (not a pandas / dask KeyError)."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{type(encoder).__name__}({encoder.name}): columns {missing} are not in the frame")
-
-
-def _key_kind(dtype: Any, gpu: bool = False) -> str | None:
-    """``"numbers"``, ``"text"`` or None (another kind, or unknown: pandas object columns) of a key column's
-    dtype; ``gpu``: a cudf column's, whose strings are of dtype object (its only object columns)."""
-    dtype = getattr(getattr(dtype, "categories", None), "dtype", dtype)  # a categorical: its categories' kind
-    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
-        return "numbers"
-    text = isinstance(dtype, pd.StringDtype) or getattr(dtype, "kind", None) == "U" or (gpu and dtype == object)
-    return "text" if text else None
-
-
-def check_key_dtypes(encoder: Any, table: Any, frame: Any, columns: list[str]) -> None:
-    """A TypeError naming a key column that holds numbers in the fitted ``table`` and text in ``frame`` (or
-    the reverse): no key would match, and every row would silently get the value of an unseen key."""
-    from ..backend import is_gpu_object
-
-    for c in columns:
-        fitted, here = _key_kind(table[c].dtype, is_gpu_object(table)), _key_kind(frame[c].dtype, is_gpu_object(frame))
-        if fitted and here and fitted != here:
-            raise TypeError(f"{type(encoder).__name__}({encoder.name}): the key column {c!r} holds {here} "
-                            f"({frame[c].dtype}) but held {fitted} ({table[c].dtype}) when fitted, so no key would "
-                            f"match; cast it first, e.g. X.astype({{{c!r}: '{table[c].dtype}'}})")
-
-
-def save_state(directory: str | Path, stem: str, table: Any, state: dict) -> None:
-    """An encoder's fitted state: ``<stem>.parquet`` (its table) and ``<stem>.json`` (params and scalars)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = str(directory / f"{stem}.parquet")  # a str: what cudf's to_parquet documents
-    with naming(path):  # a write error (a full disk) names no file
-        if is_dask(table):  # a partitioned table: a directory of parquet parts, written by the workers
-            table.to_parquet(path, write_index=False)
-        else:
-            table.to_parquet(path, index=False)
-    write_text(directory / f"{stem}.json", json.dumps(state, indent=1))
-
-
-def load_state(directory: str | Path, stem: str, df_lib: Any = None) -> tuple[dict, Any]:
-    """(JSON state, table as a ``df_lib`` frame; pandas by default) written by :func:`save_state`
-    (a partitioned table's directory of parts is read as one frame)."""
-    directory = Path(directory)
-    state = json.loads((directory / f"{stem}.json").read_text())
-    return state, (df_lib or pd).read_parquet(str(directory / f"{stem}.parquet"))
-
-
-def save_column(path: str | Path, name: str, array: Any) -> None:
-    """A host array of an encoder's fitted state as a one-column parquet file (written atomically):
-    what would make its JSON large (an id per row) goes beside it, as its tables do."""
-    write_file(path, lambda tmp: pq.write_table(pa.table({name: np.asarray(array)}), tmp))
-
-
-def load_column(path: str | Path, name: str, rows: int) -> np.ndarray:
-    """The column ``name`` of a file :func:`save_column` wrote (host numpy), which must hold ``rows``
-    values (the count its encoder's JSON recorded): else a DataError naming the file."""
-    try:
-        array = pq.read_table(str(path), columns=[name]).column(name).to_numpy()
-    except (OSError, KeyError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read the column {name!r} of the fitted state ({exc})") from exc
-    if len(array) != rows:
-        raise DataError(f"{path}: {len(array):,} values of {name!r}, the state's JSON says {rows:,}: the file is not this state's")
-    return array

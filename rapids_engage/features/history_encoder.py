@@ -10,10 +10,8 @@ import numpy as np
 from ..backend import array_module, frame_library, host_frame, is_gpu_object, series_like
 from ..data import DataError
 from ..schema import DAY_SECONDS, EVENT_TIME, TARGETS
-from .frames import (
-    EstimatorParams, cast_to_state, check_columns, check_fitted, group_ids, in_memory, is_dask, key_name, load_state,
-    save_state,
-)
+from .estimator_conventions import EstimatorParams, check_columns, check_fitted, load_state, save_state
+from .frames import cast_to_state, group_ids, in_memory, is_dask, key_name
 from .history_spans import span_features, window_label
 from .history_state import (
     N, TIME_LIMIT, aggregate, alone_if_null, at_engagement, early_events_refusal, early_rows_refusal, encoder_state_rows,

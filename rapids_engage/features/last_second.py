@@ -18,7 +18,8 @@ import numpy as np
 from .. import hashing
 from ..backend import array_module, to_host, values
 from ..data import DataError
-from .frames import load_column, null_key_rows, save_column
+from .estimator_conventions import load_column, save_column
+from .frames import null_key_rows
 
 #: The file of the last ids beside a state's (``<stem>.last_ids.parquet``) and its column.
 LAST_IDS, ROW_ID = "last_ids", "row_id"

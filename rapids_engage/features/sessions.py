@@ -34,10 +34,8 @@ import numpy as np
 from ..backend import array_module, frame_library, is_gpu_object, series_like
 from ..data import DataError
 from ..schema import EVENT_TIME
-from .frames import (
-    Checkpoints, EstimatorParams, as_dask, cast_to_state, check_columns, check_fitted, group_ids, in_memory, is_dask,
-    key_tables, load_state, null_key_rows, save_state, share,
-)
+from .estimator_conventions import EstimatorParams, check_columns, check_fitted, load_state, save_state
+from .frames import Checkpoints, as_dask, cast_to_state, group_ids, in_memory, is_dask, key_tables, null_key_rows, share
 from .history_state import (
     alone_if_null, early_events_refusal, early_rows_refusal, encoder_state_rows, state_window, times,
 )

@@ -29,7 +29,8 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from ..backend import array_module, bincount, float_values, series_like, to_host, values
 from .folds import FOLD, assign_folds
-from .frames import EstimatorParams, Join, apply_joins, as_dask, check_columns, check_fitted, check_key_dtypes, computed_like, is_dask, key_name, keys_of_ids, load_state, null_key_rows, save_state, without
+from .estimator_conventions import EstimatorParams, check_columns, check_fitted, check_key_dtypes, load_state, save_state
+from .frames import Join, apply_joins, as_dask, computed_like, is_dask, key_name, keys_of_ids, null_key_rows, without
 
 N = "_n"
 
