@@ -929,3 +929,15 @@ def test_label_time_auto_is_engagement_on_recsys_data_and_event_on_tables():
     # given, a value is kept as it is
     cfg.history.label_time = "event"
     assert resolve_label_time(cfg, RECSYS).history.label_time == "event"
+
+
+def test_history_state_of_a_categorical_key_under_pandas_2_groupby_default(monkeypatch):
+    """pandas 2 (the pandas cudf 26.10 runs with) groups a categorical by every category unless told observed=True:
+    the state's aggregate got a row of NaN times per category absent from one of its groupbys, and fit / extend
+    failed ('Cannot convert non-finite values (NA or inf) to integer'). Emulated here by that default."""
+    groupby = pd.DataFrame.groupby
+    monkeypatch.setattr(pd.DataFrame, "groupby", lambda self, *a, observed=False, **k: groupby(self, *a, observed=observed, **k))
+    events = pd.DataFrame({"user": pd.Categorical(["a", "b", "a"], categories=["a", "b", "z"]), T: [0, 10, 20],
+                           "rid": [1, 2, 3], "like": [1, 0, 1]})
+    state = HistoryEncoder("user", ["like"], time_column=T, row_key=["rid"]).fit(events).state_
+    assert sorted(state["user"].astype(str)) == ["a", "a", "b"] and state.notna().all().all(), state

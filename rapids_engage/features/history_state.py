@@ -168,14 +168,15 @@ def aggregate(tmp: Any, columns: list[str], time_column: str, targets: list[str]
     """State rows of state-format rows ``tmp`` (events, or earlier state rows): per key one row of
     everything before ``cutoff`` (older than any span reaches; time: its last event's), and per (key, time)
     the later rows.
-    A row's last positive time is the latest of its positive rows' (-1 where it has no positive)."""
+    A row's last positive time is the latest of its positive rows' (-1 where it has no positive). A categorical key
+    is grouped by its values present (``observed``: pandas 2 also made a row of NaN times per absent category)."""
     sums = {N: "sum", **{pos_col(x): "sum" for x in targets}, **{last_col(x): "max" for x in targets}}
     tmp = tmp.assign(**{last_col(x): tmp[last_col(x)].where(tmp[pos_col(x)] > 0, NO_TIME) for x in targets})
     old = tmp[tmp[time_column] < cutoff]
     old = old.assign(**{time_column: old[time_column].where(old[N] > 0, NO_TIME)})  # the last event's time, not a positive's
-    old = old.groupby(columns, sort=False, dropna=False).agg({time_column: "max", **sums}).reset_index()
+    old = old.groupby(columns, sort=False, dropna=False, observed=True).agg({time_column: "max", **sums}).reset_index()
     recent = tmp[tmp[time_column] >= cutoff]
-    recent = recent.groupby([*columns, time_column], sort=False, dropna=False).agg(sums).reset_index()
+    recent = recent.groupby([*columns, time_column], sort=False, dropna=False, observed=True).agg(sums).reset_index()
     cols = [*columns, *value_columns(time_column, targets)]
     state = frame_library(tmp).concat([old[cols], recent[cols]], ignore_index=True)
     state = state.assign(**{last_col(x): state[last_col(x)].where(state[pos_col(x)] > 0, -1) for x in targets})
