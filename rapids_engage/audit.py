@@ -208,7 +208,10 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
         checks = shuffle(AUTO_SHUFFLES)
     for stale in stale_shuffled_dirs(out, len(runs)):  # an earlier audit's with more shuffles: not this audit's
         say(f"removing {stale}: an earlier audit's shuffled-label run ({len(runs)} this time)")
-        shutil.rmtree(stale)
+        if stale.is_symlink():  # the link goes, not what it points to (rmtree refuses a link)
+            stale.unlink()
+        else:
+            shutil.rmtree(stale)
     record = {"n": len(runs), "auto": shuffles is None, "seeds": [seed + i for i in range(len(runs))],
               "runs": [absolute_path(shuffled_dir(out, i)) for i in range(len(runs))],  # as report.json's paths
               "targets": {c["target"]: c.pop("shuffles") for c in checks}}

@@ -517,6 +517,22 @@ def test_an_audit_with_fewer_shuffles_removes_an_earlier_audit_s_extra_runs(tmp_
     assert sorted(p.name for p in out.glob("shuffled-labels-*")) == ["shuffled-labels-9"]
 
 
+def test_an_earlier_audit_s_extra_run_linked_elsewhere_loses_its_link_only(tmp_path, monkeypatch):
+    """An extra run directory that is a link (a run moved to another disk): rmtree refused it ('Cannot call rmtree on a
+    symbolic link') and the audit died after all its runs, before audit.json. The link goes; what it points to stays."""
+    import rapids_engage.pipeline as pipeline
+
+    _fake_audit(tmp_path, monkeypatch, {0: 0.1})
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "report.json").write_text("{}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "shuffled-labels-2").symlink_to(elsewhere, target_is_directory=True)
+    assert pipeline.main(["audit", "--gpus", "0", "--out", str(out), "--rows", "1000", "--quiet"]) == 0
+    assert not (out / "shuffled-labels-2").exists() and (elsewhere / "report.json").exists()
+    assert (out / "audit.json").exists()
+
+
 def test_audit_shuffles_flags_parse():
     from rapids_engage.pipeline import build_parser
 
