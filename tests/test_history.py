@@ -932,7 +932,7 @@ def test_label_time_auto_is_engagement_on_recsys_data_and_event_on_tables():
 
 
 def test_history_state_of_a_categorical_key_under_pandas_2_groupby_default(monkeypatch):
-    """pandas 2 (the pandas cudf 26.10 runs with) groups a categorical by every category unless told observed=True:
+    """pandas 2 (no longer supported) groups a categorical by every category unless told observed=True:
     the state's aggregate got a row of NaN times per category absent from one of its groupbys, and fit / extend
     failed ('Cannot convert non-finite values (NA or inf) to integer'). Emulated here by that default."""
     groupby = pd.DataFrame.groupby
