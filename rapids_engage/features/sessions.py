@@ -215,7 +215,7 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
         """Features of events at time >= the end of training: the state continued by the earlier rows of ``X``
         (equals ``fit_transform(train + X)`` on the rows of ``X``; an event the state holds, sent again, gets the
         features it got in training and is not counted again)."""
-        return self._attach(X, self._continued(X)[0])
+        return self._attach(X, self._continued(X, self._served_times(X))[0])
 
     def extend(self, X: Any) -> SessionEncoder:
         """Fold events at time >= the state's end into the serving state: rows after them continue their sessions,
@@ -230,12 +230,13 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
         if int(t.min()) < self.t_end_:  # events to fold in, not rows to score: said as the history says it
             raise DataError(early_events_refusal("session events", self.t_end_, int((t < self.t_end_).sum()), len(t),
                                                  int(t.min())))
-        X = X[~self._resent(X, t)]  # events the state holds already (sent again at its last second): not twice
+        keep = ~self._resent(X, t)  # events the state holds already (sent again at its last second): not twice
+        X, t = X[keep], t[keep]
         if not len(X):
             return self
-        t_end = max(self.t_end_, int(X[self.time_column].max()))
+        t_end = max(self.t_end_, int(t.max()))
         last_ids = self._ids_after(X, t_end)
-        _, blocks, g = self._continued(X)
+        _, blocks, g = self._continued(X, t)
         rows = self._state_frame(X, g, blocks)  # the continued state of X's keys
         old = in_memory(self.state_) if is_dask(self.state_) else self.state_
         lib = frame_library(old)
@@ -249,15 +250,19 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
         self.extended_ = True  # the state now ends with the events: messages say so, not "the training window"
         return self
 
-    def _continued(self, X: Any) -> tuple[dict, dict, Any]:
-        """:func:`session_values` of the state rows of ``X``'s keys followed by ``X``'s rows: (the values of ``X``'s
-        rows, the last blocks, the key ids of ``X``'s rows, which the blocks' ``g`` are)."""
+    def _served_times(self, X: Any) -> Any:
+        """The times of ``X``'s rows to serve, checked: the state fitted, the columns there, no row before its end."""
         check_fitted(self, "state_")
         self._check(X)
         check_columns(self, X, self.row_key)
-        xp = array_module(X)
         t = self._times(X)
         self._check_not_before(t)
+        return t
+
+    def _continued(self, X: Any, t: Any) -> tuple[dict, dict, Any]:
+        """:func:`session_values` of the state rows of ``X``'s keys followed by ``X``'s rows (times ``t``, checked):
+        (the values of ``X``'s rows, the last blocks, the key ids of ``X``'s rows, which the blocks' ``g`` are)."""
+        xp = array_module(X)
         old, g, m = self._state_rows(X)
         g = xp.concatenate([g[:m], alone_if_null(g[m:], X[self.columns], int(g.max()) + 1 if len(g) else 0)])
         zeros = xp.zeros(len(t), dtype=np.int64)
