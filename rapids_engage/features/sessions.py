@@ -31,7 +31,7 @@ import dask
 import dask.dataframe as dd
 import numpy as np
 
-from ..backend import array_module, frame_library, is_gpu_object, series_like
+from ..backend import array_module, frame_library, host_frame, is_gpu_object, series_like
 from ..data import DataError
 from ..schema import EVENT_TIME
 from .estimator_conventions import EstimatorParams, check_columns, check_fitted, load_state, save_state
@@ -241,7 +241,7 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
         old = in_memory(self.state_) if is_dask(self.state_) else self.state_
         lib = frame_library(old)
         if is_gpu_object(rows) != is_gpu_object(old):
-            rows = lib.from_pandas(rows) if is_gpu_object(old) else rows.to_pandas()
+            rows = lib.from_pandas(rows) if is_gpu_object(old) else host_frame(rows)  # as the history's events
         old, rows = cast_to_state(old, rows)
         flag = "__continued"
         others = old.merge(rows[self.columns].assign(**{flag: 1}), on=self.columns, how="left")
