@@ -370,9 +370,21 @@ MIN_POSITIVES = 100
 MIN_ROUNDS = 5
 
 
+def _quarantine_note(ingest: Mapping[str, Any] | None) -> str | None:
+    """The input rows the ingest quarantined, which no model trained or was scored on; None when there are none."""
+    held = _number((ingest or {}).get("quarantined_rows"))
+    if not held:
+        return None
+    total = _number(ingest.get("input_rows")) or held
+    reasons = ", ".join(f"{k} {int(v):,}" for k, v in (ingest.get("quarantine_counts") or {}).items())
+    where = f"; `{ingest['quarantine']}` has each row's file, line, column and reason" if ingest.get("quarantine") else ""
+    return (f"{int(held):,} of {int(total):,} input rows ({held / total:.1%}) were quarantined"
+            f"{f' ({reasons})' if reasons else ''} and left out of training and validation{where}.")
+
+
 def _notes(report: Mapping[str, Any]) -> list[str]:
-    """What a reader should not miss: weak or noisy models, and baselines that beat the model."""
-    notes = []
+    """What a reader should not miss: input rows left out, weak or noisy models, and baselines that beat the model."""
+    notes = [n for n in (_quarantine_note(report.get("ingest")),) if n]
     if report.get("workers_lost"):
         notes.append(f"{report['workers_lost']} dask worker(s) of the start left the cluster during the run (died and "
                      "restarted, or retired); dask recomputed their tasks, so no rows were lost, but the run was slower "

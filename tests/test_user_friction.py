@@ -1,0 +1,25 @@
+"""Rough edges a new user hit (following README.md only): each test fails without its fix."""
+
+from __future__ import annotations
+
+from rapids_engage.report_md import render_markdown
+
+
+def _report(**kw) -> dict:
+    like = {"kind": "binary", "ap": 0.3, "rce": 10.0, "auc": 0.7, "positive_rate": 0.1, "n": 10_000, "best_iteration": 40,
+            "baselines": {"constant": {"ap": 0.1, "rce": 0.0}}}
+    return {"backend": "cpu", "n_workers": 2, "rows": {"train": 1_904, "valid": 346}, "targets": {"like": like},
+            "timings_s": {}} | kw
+
+
+def test_report_notes_the_quarantined_input_rows():
+    """A CSV whose extra numeric column held text in a quarter of its rows lost those rows (bad_number); report.md's
+    Notes, "what a reader must not miss", did not say so (only its data line did, in the Run table)."""
+    ingest = {"files": 1, "input_rows": 3_000, "ingested_rows": 2_250, "quarantined_rows": 750,
+              "quarantine_counts": {"bad_number": 749, "bad_time": 1}, "quarantine": "/c/table-x/quarantine.parquet"}
+    text = render_markdown(_report(ingest=ingest))
+    notes = text[text.index("## Notes"):text.index("## Reading the metrics")]
+    assert ("750 of 3,000 input rows (25.0%) were quarantined (bad_number 749, bad_time 1) and left out of training "
+            "and validation; `/c/table-x/quarantine.parquet` has each row's file, line, column and reason") in notes
+    clean = render_markdown(_report(ingest=ingest | {"quarantined_rows": 0, "quarantine_counts": {}}))
+    assert "## Notes" not in clean and "## Notes" not in render_markdown(_report())  # none quarantined; synthetic data
