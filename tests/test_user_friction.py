@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from rapids_engage.config import ConfigError, load_config
 from rapids_engage.report_md import render_markdown
 
 
@@ -23,3 +26,19 @@ def test_report_notes_the_quarantined_input_rows():
             "and validation; `/c/table-x/quarantine.parquet` has each row's file, line, column and reason") in notes
     clean = render_markdown(_report(ingest=ingest | {"quarantined_rows": 0, "quarantine_counts": {}}))
     assert "## Notes" not in clean and "## Notes" not in render_markdown(_report())  # none quarantined; synthetic data
+
+
+@pytest.mark.parametrize(("setting", "hint"), [
+    ("train.targets=like", "got 'like' (a list of one: [like])"),  # README: "`row_id`, and `user` / ...", a name each
+    ("features.counts=[engaging_user_id]", "got ['engaging_user_id'] (each key a list of columns: [[engaging_user_id]])"),
+    ("features.target_encoding.keys=[language,media]", "(each key a list of columns: [[language], [media]])"),
+])
+def test_a_name_where_a_list_is_due_says_how_to_write_it(setting, hint):
+    """``row_id: post_id`` (README lists row_id beside the one-column roles), ``text: title`` or ``targets: upvotes`` said
+    only "expected a list of strings"; ``counts: [author]`` "expected a list of column lists", with RecSys columns."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, [setting])
+    assert hint in str(caught.value)
+    with pytest.raises(ConfigError) as number:
+        load_config(None, ["train.targets=3"])
+    assert "(a list of one" not in str(number.value)  # not a name: no hint

@@ -82,7 +82,25 @@ def section_problem(cls: type, data: dict, path: str) -> tuple[str, str] | None:
 
 def _expected(hint: Any, value: Any, path: str) -> tuple[str, str]:
     words = _yaml_words(True) if _wants_text(hint) and any(isinstance(v, bool) for v in _items(value)) else ""
-    return path, f"{path}: expected {_describe(hint)}, got {show(value)}{words}"
+    return path, f"{path}: expected {_describe(hint)}, got {show(value)}{words}{_as_list(hint, value)}"
+
+
+def _as_list(hint: Any, value: Any) -> str:
+    """For a name where ``hint`` takes a list of names (or of keys: lists of names), how to write it as one."""
+    lists = [a for a in (hint, *typing.get_args(hint)) if typing.get_origin(a) is list]
+    if not isinstance(value, str) and not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+        return ""
+    names = [value] if isinstance(value, str) else value
+    if any(typing.get_args(a)[0] == list[str] for a in lists):  # column keys: each a list of columns
+        return f" (each key a list of columns: {_flow([[n] for n in names])})"
+    if isinstance(value, str) and any(typing.get_args(a)[0] is str for a in lists):
+        return f" (a list of one: {_flow(names)})"
+    return ""
+
+
+def _flow(value: Any) -> str:
+    """``value`` (names, lists of them) as YAML flow text: ``[[a], [b]]``."""
+    return f"[{', '.join(_flow(v) for v in value)}]" if isinstance(value, list) else str(value)
 
 
 def _wants_text(hint: Any) -> bool:
