@@ -42,3 +42,19 @@ def test_a_name_where_a_list_is_due_says_how_to_write_it(setting, hint):
     with pytest.raises(ConfigError) as number:
         load_config(None, ["train.targets=3"])
     assert "(a list of one" not in str(number.value)  # not a name: no hint
+
+
+def test_a_worker_without_validation_rows_prints_no_xgboost_warning():
+    """A table of 2,250 rows on the default 2 workers: the validation window (the last day) lies in one partition, and
+    every run, audit rerun included, printed XGBoost's ``UserWarning: [..] WARNING: /__w/xgboost/..error_msg.cc:56:
+    Empty dataset at worker: 0`` with a native source path: a worker without those rows is by design."""
+    import warnings
+
+    from rapids_engage.worker_setup import _xgboost_line
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _xgboost_line(b"[11:10:31] WARNING: /__w/xgboost/xgboost/src/common/error_msg.cc:56: Empty dataset at worker: 0")
+        _xgboost_line(b'[11:10:31] WARNING: /__w/xgboost/src/learner.cc:738: Parameters: { "max_dept" } are not used.')
+    assert [str(w.message) for w in caught] == [
+        '[11:10:31] WARNING: /__w/xgboost/src/learner.cc:738: Parameters: { "max_dept" } are not used.']  # others stay
