@@ -39,10 +39,23 @@ class Parser(argparse.ArgumentParser):
         self.flags += action.option_strings  # with the --no-x of a BooleanOptionalAction
         return action
 
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        self.argv = list(sys.argv[1:] if args is None else args)  # for error(): what the words followed
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> None:  # type: ignore[override] - argparse's exits (status 2)
         if message.startswith("unrecognized arguments: "):
-            message += suggestion(message.removeprefix("unrecognized arguments: ").split(), self.flags)
+            unknown = message.removeprefix("unrecognized arguments: ").split()
+            message += suggestion(unknown, self.flags) + split_setting(getattr(self, "argv", []), unknown)
         super().error(message)
+
+
+def split_setting(argv: list[str], unknown: list[str]) -> str:
+    """`` (--set takes KEY=VALUE as one word: --set train.max_depth=3)`` where ``--set KEY VALUE`` left VALUE unknown."""
+    for flag, key, value in zip(argv, argv[1:], argv[2:]):
+        if flag == "--set" and "=" not in key and value in unknown:
+            return f" (--set takes KEY=VALUE as one word: --set {key}={value})"
+    return ""
 
 
 def suggestion(unknown: list[str], flags: list[str]) -> str:

@@ -58,3 +58,13 @@ def test_a_worker_without_validation_rows_prints_no_xgboost_warning():
         _xgboost_line(b'[11:10:31] WARNING: /__w/xgboost/src/learner.cc:738: Parameters: { "max_dept" } are not used.')
     assert [str(w.message) for w in caught] == [
         '[11:10:31] WARNING: /__w/xgboost/src/learner.cc:738: Parameters: { "max_dept" } are not used.']  # others stay
+
+
+def test_set_with_its_value_as_a_separate_word_says_how_to_write_it(capsys):
+    """``--set train.max_depth 3`` (a space, as for every other flag) said only ``unrecognized arguments: 3``."""
+    from rapids_engage.commands import main
+
+    with pytest.raises(SystemExit):
+        main(["--set", "train.max_depth", "3", "--gpus", "0"])
+    assert "unrecognized arguments: 3 (--set takes KEY=VALUE as one word: --set train.max_depth=3)" in capsys.readouterr().err
+
