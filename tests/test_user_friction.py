@@ -68,3 +68,14 @@ def test_set_with_its_value_as_a_separate_word_says_how_to_write_it(capsys):
         main(["--set", "train.max_depth", "3", "--gpus", "0"])
     assert "unrecognized arguments: 3 (--set takes KEY=VALUE as one word: --set train.max_depth=3)" in capsys.readouterr().err
 
+
+def test_a_config_path_without_its_suffix_names_the_file_beside_it(tmp_path):
+    """``--config configs/mind.yml`` or ``configs/hn`` (README: ``--config configs/hn.yaml``) said only "not found"."""
+    (tmp_path / "mind.yaml").write_text("out: x\n")
+    for given in ("mind.yml", "mind"):
+        with pytest.raises(ConfigError, match=r"config file not found: .*mind\.yml? \(did you mean .*mind\.yaml\?\)$|"
+                                              r"config file not found: .*mind \(did you mean .*mind\.yaml\?\)$"):
+            load_config(tmp_path / given)
+    with pytest.raises(ConfigError) as unlike:
+        load_config(tmp_path / "bogus.yaml")
+    assert "did you mean" not in str(unlike.value)

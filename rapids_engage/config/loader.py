@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import typing
 from pathlib import Path
@@ -104,6 +105,17 @@ def _empty_set(label: str) -> bool:
     return label.startswith("--set ") and not label.partition("=")[2].strip()
 
 
+def _closest_config(path: Path) -> str:
+    """`` (did you mean configs/mind.yaml?)`` for a YAML file beside ``path`` named like it, else ``""``."""
+    try:
+        files = [p for p in path.parent.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()]
+    except OSError:  # no such directory
+        return ""
+    names = {**{p.stem: p.name for p in files}, **{p.name: p.name for p in files}}  # configs/hn: hn.yaml
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.7)
+    return f" (did you mean {path.parent / names[close[0]]}?)" if close else ""
+
+
 def load_config(
     path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), labels: dict[str, str] | None = None
 ) -> Config:
@@ -114,7 +126,8 @@ def load_config(
     """
     path = Path(path) if path else DEFAULT_CONFIG
     if not path.exists() or path.is_dir():  # a pipe is read too: --config <(...) is /dev/fd/63
-        raise ConfigError(f"config file {path} is a directory" if path.is_dir() else f"config file not found: {path}")
+        raise ConfigError(f"config file {path} is a directory" if path.is_dir() else f"config file not found: {path}"
+                          f"{_closest_config(path)}")
     text = ""
     try:
         text = path.read_text(encoding="utf-8")
