@@ -236,13 +236,17 @@ def start_cluster(backend: Backend, cfg: ClusterConfig, log: Callable[[str], Non
             raise ClusterError(f"no dask scheduler answered at {cfg.scheduler_address} within {CONNECT_TIMEOUT_S} s "
                                f"({_unreachable(cfg.scheduler_address) or _one_line(exc)}); start one (dask scheduler) "
                                "or fix --scheduler-address") from None
+        import uuid
+
+        plugin = f"rapids-engage-backend-{uuid.uuid4().hex[:12]}"  # this run's: another's on the same cluster keeps its own
         try:
-            _existing_workers_ready(client, cfg.scheduler_address, backend)
+            _existing_workers_ready(client, cfg.scheduler_address, backend, plugin)
             n = len(client.nthreads())
             with full_disk_stops(client, external=True), _worker_losses_named(client), \
                     stalls_logged(client, log, "their memory limit"):
                 yield ClusterInfo(client, n, "external", _served_dashboard(client), frozenset(worker_addresses(client) or ()))
         finally:
+            _plugin_removed(client, plugin)
             client.close()
         return
     from .train_locks import signals_held
@@ -461,8 +465,10 @@ def _served_dashboard(client: Any) -> str | None:
     return client.dashboard_link if served else None
 
 
-def _existing_workers_ready(client: Any, address: str, backend: Backend, timeout_s: float = 60.0) -> None:
-    """Wait for a worker of an existing cluster, set its backend up as ours and check it runs our code; one-line errors."""
+def _existing_workers_ready(client: Any, address: str, backend: Backend, plugin: str | None = None,
+                            timeout_s: float = 60.0) -> None:
+    """Wait for a worker of an existing cluster, set its backend up as ours (the worker plugin named ``plugin``, default
+    :class:`~.worker_setup.BackendSetup`'s name) and check it runs our code; one-line errors."""
     try:
         client.wait_for_workers(1, timeout=timeout_s)
     except TimeoutError:
@@ -471,12 +477,24 @@ def _existing_workers_ready(client: Any, address: str, backend: Backend, timeout
     from .worker_setup import BackendSetup
 
     try:  # a plugin, not one client.run: a worker its nanny restarts, or one that joins later, is set up too
-        client.register_plugin(BackendSetup(backend.kind))
+        client.register_plugin(BackendSetup(backend.kind, plugin))
     except Exception as exc:  # noqa: BLE001 - whatever the workers lack, say it in one line
         raise ClusterError(f"the workers at {address} cannot run the {backend.kind} backend: {_one_line(exc)}") from None
     from .worker_versions import check_same_code
 
     check_same_code(client, address)  # after the setup: it reads GPU libraries only where that imported them
+
+
+def _plugin_removed(client: Any, name: str) -> None:
+    """Unregister the run's worker plugin ``name`` from an existing cluster's scheduler (best effort: none registered, or
+    the scheduler gone). Left there, every worker joining that cluster later had to unpickle it: one whose environment
+    lacks rapids_engage (another job's) failed to start (``No module named 'rapids_engage'``) until the scheduler
+    restarted. The workers keep what its setup did (imports, quieter logs)."""
+    try:
+        if client.status == "running":
+            client.unregister_worker_plugin(name)
+    except Exception:  # noqa: BLE001 - not registered (no worker joined in time), or the scheduler is gone
+        pass
 
 
 def check_shared_paths(client: Any, address: str, read: Iterable[str | Path] = (), write: Iterable[str | Path] = ()) -> None:

@@ -128,13 +128,15 @@ class BackendSetup(WorkerPlugin):
     """A dask worker plugin that runs :func:`setup_backend` on every worker of the run's cluster (one it
     started or an existing one): those there now and those that join later, a worker its nanny restarts
     (after a crash or for memory) included, which a one-off ``client.run`` missed (it then ran with
-    XGBoost's console lines and the default dataframe backend). Registered by name, so a later run on an
-    existing cluster replaces it with its own backend."""
+    XGBoost's console lines and the default dataframe backend). On an existing cluster each run registers its own, under
+    a name of its own, and unregisters it as it leaves (``cluster._plugin_removed``)."""
 
     name = "rapids-engage-backend"
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, name: str | None = None) -> None:
         self.kind = kind
+        if name is not None:  # dask registers a plugin under its ``name``
+            self.name = name
 
     def setup(self, worker: Any) -> None:  # noqa: ARG002 - dask's hook signature
         setup_backend(self.kind)
