@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import tempfile
 import threading
@@ -70,18 +69,28 @@ def check_memory_limit(cfg: ClusterConfig, n_workers: int, threads: int) -> None
 
     from .progress import byte_size
 
-    limit = parse_memory_limit(cfg.memory_limit, threads, os.cpu_count() or 1, logger=logging.getLogger(__name__))
+    limit = parse_memory_limit(cfg.memory_limit, threads, usable_cores(), logger=logging.getLogger(__name__))
     if limit is not None and limit < MIN_MEMORY_LIMIT:
         raise ClusterError(f"cluster.memory_limit {cfg.memory_limit} is {byte_size(limit)} per worker on this machine "
                            f"({n_workers} worker(s)): at least {MIN_MEMORY_LIMIT >> 20}MiB, as an idle worker holds about "
                            "225 MiB; give a larger share or size, or fewer workers")
 
 
+def usable_cores() -> int:
+    """The cores this process may use, as dask counts them (CPU affinity, a cgroup's CPU quota): under taskset, a Slurm
+    job or a container's quota ``os.cpu_count()`` gave the host's, and the local cluster started a thread per host core,
+    each worker with an ``auto`` memory limit that dask computes from the cores allowed (2 workers on 1 allowed core of
+    2: each the whole machine's memory)."""
+    import dask.system
+
+    return dask.system.CPU_COUNT
+
+
 def _cpu_cluster(cfg: ClusterConfig) -> Any:
     import dask
     from distributed import LocalCluster
 
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     n_workers = cfg.n_workers or min(cores, 4)
     threads = cfg.threads_per_worker or max(1, cores // n_workers)
     check_memory_limit(cfg, n_workers, threads)

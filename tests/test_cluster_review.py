@@ -7,10 +7,12 @@ import pytest
 
 @pytest.fixture
 def existing_cluster():
-    """A cluster the user runs: an in-process scheduler and worker the test owns (the run only connects to it)."""
+    """A cluster the user runs, which the test owns (the run only connects to it). Its worker is a process of its own: the
+    backend's setup there (XGBoost's verbosity 0) would otherwise be this process's, which hides XGBoost's warnings
+    from tests run after this one."""
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as owner:
         yield cluster.scheduler_address, owner
 
@@ -34,3 +36,31 @@ def test_a_run_on_an_existing_cluster_leaves_no_worker_plugin_there(existing_clu
         assert cluster.kind == "external"
     assert _worker_plugins(owner) == before
     assert owner.run(lambda: 1)  # the user's worker is still there, untouched
+
+
+def test_a_local_cluster_is_sized_by_the_cores_this_process_may_use(monkeypatch):
+    """Under taskset, a Slurm job or a container's CPU quota the local cluster took the host's cores (os.cpu_count):
+    with 1 of 2 cores allowed it started 2 workers, each with the whole machine's memory as its 'auto' limit (dask
+    divides by the cores allowed), so together they could ask twice the memory and were killed instead of spilling;
+    with 4 of 64 cores, 4 workers of 16 threads each. It takes the cores dask counts (affinity, cgroup quota)."""
+    import dask.system
+    import distributed
+
+    from rapids_engage.cluster import _cpu_cluster
+    from rapids_engage.config import ClusterConfig
+
+    seen = {}
+
+    def cluster(**kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr("os.cpu_count", lambda: 64)  # the host's
+    monkeypatch.setattr(dask.system, "CPU_COUNT", 4)  # this process's: affinity / cgroup quota
+    monkeypatch.setattr(distributed, "LocalCluster", cluster)
+    with pytest.raises(RuntimeError, match="stop"):
+        _cpu_cluster(ClusterConfig())
+    assert (seen["n_workers"], seen["threads_per_worker"]) == (4, 1)
+    with pytest.raises(RuntimeError, match="stop"):
+        _cpu_cluster(ClusterConfig(n_workers=2))
+    assert (seen["n_workers"], seen["threads_per_worker"]) == (2, 2)
