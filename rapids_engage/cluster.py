@@ -251,8 +251,8 @@ def start_cluster(backend: Backend, cfg: ClusterConfig, log: Callable[[str], Non
         try:
             _existing_workers_ready(client, cfg.scheduler_address, backend, plugin)
             n = len(client.nthreads())
-            with full_disk_stops(client, external=True), _worker_losses_named(client), \
-                    stalls_logged(client, log, "their memory limit"):
+            with _scheduler_loss_named(client, cfg.scheduler_address), full_disk_stops(client, external=True), \
+                    _worker_losses_named(client), stalls_logged(client, log, "their memory limit"):
                 yield ClusterInfo(client, n, "external", _served_dashboard(client), frozenset(worker_addresses(client) or ()))
         finally:
             _plugin_removed(client, plugin)
@@ -312,6 +312,22 @@ def _quiet_closed_gathers() -> None:
     from .worker_setup import add_log_filter
 
     add_log_filter("asyncio", _ClosedGathers)
+
+
+@contextlib.contextmanager
+def _scheduler_loss_named(client: Any, address: str) -> Iterator[None]:
+    """Re-raise an error of the block as a one-line :class:`ClusterError` when the client has lost the existing cluster's
+    scheduler meanwhile (restarted, the network cut): the run ended after distributed's reconnecting with a traceback of
+    its own (``FutureCancelledError: ... cancelled for reason: scheduler-connection-lost``)."""
+    try:
+        yield
+    except (ClusterError, WorkerLostError):
+        raise
+    except Exception as exc:
+        if client.status == "running":
+            raise
+        raise ClusterError(f"lost the dask scheduler at {address} during the run ({_one_line(exc)}); once it answers again, "
+                           "run the same command to resume from what was published") from exc
 
 
 @contextlib.contextmanager

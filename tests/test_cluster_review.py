@@ -64,3 +64,27 @@ def test_a_local_cluster_is_sized_by_the_cores_this_process_may_use(monkeypatch)
     with pytest.raises(RuntimeError, match="stop"):
         _cpu_cluster(ClusterConfig(n_workers=2))
     assert (seen["n_workers"], seen["threads_per_worker"]) == (2, 2)
+
+
+
+def test_a_scheduler_lost_mid_run_is_one_line_naming_it():
+    """The user's scheduler went away mid-run (restarted, the network cut): the run ended after distributed's 30 s of
+    reconnecting with its own traceback (``FutureCancelledError: ... cancelled for reason: scheduler-connection-lost``),
+    not a line naming the scheduler lost and what to do. (Against a real scheduler closed mid-task, with the client's
+    reconnecting shortened to 2 s: the ClusterError 2.1 s after the close; here a client in the state it is then.)"""
+    from distributed.client import FutureCancelledError
+
+    from rapids_engage.cluster import ClusterError, _scheduler_loss_named
+
+    class Client:
+        status = "connecting"  # distributed's, while it tries to reconnect; "closed" once it gave up
+
+    lost = FutureCancelledError("sleep-1", reason="scheduler-connection-lost")
+    with pytest.raises(ClusterError, match=r"^lost the dask scheduler at tcp://h:8786 during the run \(FutureCancelledError: "
+                                           r"sleep-1 cancelled for reason: scheduler-connection-lost\.\); once it answers"):
+        with _scheduler_loss_named(Client(), "tcp://h:8786"):
+            raise lost
+    Client.status = "running"  # any other error of a run whose scheduler is there stays as it was
+    with pytest.raises(ValueError, match="^bad value$"):
+        with _scheduler_loss_named(Client(), "tcp://h:8786"):
+            raise ValueError("bad value")
