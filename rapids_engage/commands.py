@@ -319,10 +319,22 @@ def _main(argv: list[str]) -> int:
         if not argv[0].startswith("-"):  # a word where a subcommand goes (train, feature)
             close = difflib.get_close_matches(argv[0], SUBCOMMANDS, n=1)
             parser.error(f"no subcommand {argv[0]!r}{f' (did you mean {close[0]}?)' if close else ''}: the subcommands are "
-                         f"{', '.join(SUBCOMMANDS)}; without one, the command runs the whole pipeline")
+                         f"{', '.join(SUBCOMMANDS)}; without one, the command runs the whole pipeline"
+                         + ("" if close else _stage_hint(argv[0])))
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return _timed(lambda: run(config_from_args(args), rebuild=args.rebuild, quiet=args.quiet, console=console, command=command,
                               plots=args.plots), args, console)
+
+
+#: The stages of the whole pipeline a user may type as a subcommand (``features`` is one).
+PIPELINE_STAGES = ("data", "split", "train", "evaluate", "report", "plots")
+
+
+def _stage_hint(word: str) -> str:
+    """`` (did you mean that? evaluate is one of its stages: ...)`` for a word like a stage of the whole pipeline
+    (``evalute``, ``train``), else ``""``."""
+    close = difflib.get_close_matches(word, PIPELINE_STAGES, n=1)
+    return f" (did you mean that? {close[0]} is one of its stages: {command_name()} [options])" if close else ""
 
 
 def _timed(action: Any, args: argparse.Namespace, console: Console) -> int:

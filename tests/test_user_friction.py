@@ -79,3 +79,20 @@ def test_a_config_path_without_its_suffix_names_the_file_beside_it(tmp_path):
     with pytest.raises(ConfigError) as unlike:
         load_config(tmp_path / "bogus.yaml")
     assert "did you mean" not in str(unlike.value)
+
+
+@pytest.mark.parametrize(("word", "stage"), [("evalute", "evaluate"), ("train", "train"), ("report", "report")])
+def test_a_pipeline_stage_typed_as_a_subcommand_is_pointed_at_the_whole_pipeline(capsys, word, stage):
+    """``python -m rapids_engage.pipeline evalute`` listed the subcommands but suggested none: no subcommand is like it,
+    and the stage it names runs in the whole pipeline, which takes none."""
+    from rapids_engage.commands import main
+
+    with pytest.raises(SystemExit):
+        main([word])
+    err = capsys.readouterr().err
+    assert (f"no subcommand {word!r}: the subcommands are features, audit, ingest, predict, store; without one, the command "
+            f"runs the whole pipeline (did you mean that? {stage} is one of its stages: python -m rapids_engage.pipeline "
+            "[options])") in " ".join(err.split())
+    with pytest.raises(SystemExit):
+        main(["bogus"])
+    assert "did you mean" not in capsys.readouterr().err  # an unlike word: no hint
