@@ -55,7 +55,7 @@ def load_models(model_dir: Path) -> tuple[dict[str, dict], dict]:
                          f"version): copy the run's models/ whole, or rerun")
     if not metas:
         only = " (a features-only run: the `features` subcommand trains none)" if (model_dir / "features.json").is_file() else ""
-        raise ModelError(f"no models (<target>.meta.json) in {models}{only}")
+        raise ModelError(f"no models (<target>.meta.json) in {models}{only or _runs_below(model_dir)}")
     stores = {json.dumps(m.get("store"), sort_keys=True) for m in metas.values()}
     if len(stores) != 1 or not next(iter(metas.values())).get("store"):
         trained = "; ".join(f"{t}: {(m.get('store') or {}).get('version', 'unknown')}" for t, m in metas.items())
@@ -66,6 +66,17 @@ def load_models(model_dir: Path) -> tuple[dict[str, dict], dict]:
         if not Path(m["model_file"]).is_file():
             raise ModelError(f"{m['model_file']} is missing (its {t}.meta.json is there): copy the run's models/ whole, or rerun")
     return metas, next(iter(metas.values()))["store"]
+
+
+def _runs_below(folder: Path, most: int = 3) -> str:
+    """`` (did you mean runs/demo? it holds models)`` for up to ``most`` subfolders of ``folder`` holding models (run
+    directories or their ``models/``: ``--model-dir runs``, the parent of runs), else ``""``."""
+    runs = [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".")
+            and (any(d.glob("*.meta.json")) or any(d.glob("models/*.meta.json")))][:most]
+    if not runs:
+        return ""
+    named = f"{', '.join(map(str, runs[:-1]))} or {runs[-1]}" if len(runs) > 1 else str(runs[0])
+    return f" (did you mean {named}? {'they hold' if len(runs) > 1 else 'it holds'} models)"
 
 
 def _is_model(path: Path) -> bool:

@@ -96,3 +96,20 @@ def test_a_pipeline_stage_typed_as_a_subcommand_is_pointed_at_the_whole_pipeline
     with pytest.raises(SystemExit):
         main(["bogus"])
     assert "did you mean" not in capsys.readouterr().err  # an unlike word: no hint
+
+
+def test_the_parent_of_run_folders_as_model_dir_names_the_runs_in_it(tmp_path):
+    """``predict --model-dir runs/`` (the parent of run folders) said only "no models (<target>.meta.json) in runs"."""
+    from rapids_engage.predict import ModelError, load_models
+
+    for run in ("demo", "hn", "mind", "zz"):
+        (tmp_path / run / "models").mkdir(parents=True)
+        (tmp_path / run / "models" / "like.meta.json").write_text("{}")
+    (tmp_path / "aa" / "models").mkdir(parents=True)  # a run without models: not named
+    with pytest.raises(ModelError) as caught:
+        load_models(tmp_path)
+    assert str(caught.value) == (f"no models (<target>.meta.json) in {tmp_path} (did you mean {tmp_path / 'demo'}, "
+                                 f"{tmp_path / 'hn'} or {tmp_path / 'mind'}? they hold models)")
+    with pytest.raises(ModelError) as bare:
+        load_models(tmp_path / "aa")
+    assert "did you mean" not in str(bare.value)
