@@ -127,7 +127,7 @@ def build_predict_parser() -> argparse.ArgumentParser:
         description="Score new rows with the models of a run and the serving state of its feature-store version.",
     )
     p.add_argument("--model-dir", required=True, help="output directory of a pipeline run (holds models/)")
-    p.add_argument("--input", required=True, help="canonical parquet rows (a file or a directory); engagement columns optional")
+    p.add_argument("--input", required=True, help="canonical parquet rows (a file, a directory or a glob); engagement columns optional")
     p.add_argument("--out", required=True, help="directory for predictions/ (parquet) and predict.json")
     p.add_argument("--gpus", help="'auto' (the default), 0 for CPU, or the number of GPUs")
     p.add_argument("--scheduler-address", help="use an existing Dask cluster")
@@ -197,7 +197,7 @@ def build_ingest_parser() -> argparse.ArgumentParser:
         "parquet (<out>/data) with bad rows quarantined, e.g. new rows to score with `predict --input <out>`.",
     )
     p.add_argument("--config", help="YAML config whose data section describes the files (default: configs/default.yaml)")
-    p.add_argument("--input", help="a glob of raw files (default: the config's data.path)")
+    p.add_argument("--input", help="a glob of raw files, or a directory of them (default: the config's data.path)")
     p.add_argument("--out", required=True, help="output directory (data/, ingest.json, layout.json; quarantine.parquet when "
                    "a row is quarantined)")
     p.add_argument("--unlabelled", action="store_true", help="the files carry no target columns (table sources)")
@@ -228,7 +228,7 @@ def _ingest(args: argparse.Namespace, console: Console) -> None:
     cfg = load_config(args.config, args.set + ([f"data.ingest_workers={args.ingest_workers}"] if args.ingest_workers else []))
     files = args.input or cfg.data.path
     if not files:
-        raise ConfigError("ingest: give --input (a glob of raw files) or set data.path in the config")
+        raise ConfigError("ingest: give --input (a glob of raw files, or a directory of them) or set data.path in the config")
     if cfg.data.source == "table":
         spec = cfg.data.table
         if spec is None:

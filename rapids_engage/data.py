@@ -219,13 +219,18 @@ def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:
     """(the files ``data.path`` matches, their cache directory keyed by their names, contents and ``salt``: the
     same files copied or moved elsewhere are not ingested again)."""
     import glob
+    import os
 
     from .ingest.recsys import input_paths
+    from .input_files import InputPathError, expand
 
     if not cfg.data.path:
-        raise DataError(f"data.source is {kind!r} but data.path (a glob of raw files) is not set")
+        raise DataError(f"data.source is {kind!r} but data.path (a glob of raw files, or a directory of them) is not set")
     pattern = str(Path(cfg.data.path).expanduser())
-    files = sorted(glob.glob(pattern, recursive=True)) or ([pattern] if Path(pattern).is_file() else [])
+    try:
+        files = [str(f) for f in expand(pattern)] if glob.has_magic(pattern) or os.path.lexists(pattern) else []
+    except InputPathError as exc:
+        raise DataError(f"data.path {exc}") from None
     if not files:
         relative = "" if Path(pattern).is_absolute() else f" (relative paths start from the current directory, {Path.cwd()})"
         raise DataError(f"data.path {cfg.data.path!r} matches no file{relative}")

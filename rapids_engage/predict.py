@@ -9,6 +9,7 @@ new rows carry engagement columns the metrics are computed too.
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import re
@@ -24,6 +25,7 @@ from .data import DataError, check_partitioning, sized_partitions
 from .failures import naming
 from .features import FeatureBuilder, add_labels
 from .input_checks import check_input_files
+from .input_files import expand, glob_root, hive_hint
 from .footers import RAW_INPUT, Footer, as_footers, int_bounds, not_parquet, read_footer, unreadable
 from .layout import Layout
 from .memory import MemoryWatch
@@ -162,11 +164,18 @@ def locate_builder(store_info: dict, backend: Backend, model_dir: Path | None = 
 
 
 def _input_paths(path: Path) -> list[Path]:
-    """The parquet files of ``predict --input``: a file, or a directory's (an ingest output's ``data/``;
-    :func:`.store.parquet_files`)."""
+    """The parquet files of ``predict --input``: a file, a directory's (an ingest output's ``data/``;
+    :func:`.store.parquet_files`), or a glob's matches (``**``: any depth; a directory matched, its files), sorted."""
+    if glob.has_magic(str(path)):
+        return sorted({f for m in expand(path) for f in _input_paths(m)}, key=str)
     if (path / "data").is_dir():  # an ingest output: its rows, not its quarantine
         path = path / "data"
     return [path] if path.is_file() else parquet_files(path)
+
+
+def input_exists(path: Path) -> bool:
+    """Whether ``predict --input`` (or ``--history``) names something: a path there, or a glob matching one."""
+    return bool(expand(path)) if glob.has_magic(str(path)) else path.exists()
 
 
 def input_files(path: Path) -> list[Path]:
@@ -243,7 +252,7 @@ def history_events(spec: str, model_dir: Path, backend: Backend, time_column: st
         filters = [(time_column, ">", training_end(split))]  # with a gap (split.gap_hours), its purged rows too
     else:
         path = Path(spec)
-        files = input_files(path) if path.exists() else []
+        files = input_files(path) if input_exists(path) else []
         if not files:
             raise DataError(f"--history {spec}: no parquet files there (canonical rows, as `ingest` writes them)")
         filters = None
@@ -342,7 +351,7 @@ def _shared_columns(footers: list[Footer], layout: Layout) -> list[str] | None:
     for f, have in zip(files, names):
         missing = [c for c in layout.input_columns() if c not in have]
         if missing:
-            raise DataError(f"{f}: missing column(s) {missing} needed to compute features")
+            raise DataError(f"{f}: missing column(s) {missing} needed to compute features{hive_hint(f, missing)}")
     common = set.intersection(*map(set, names))
     if all(len(n) == len(common) for n in names):
         return None
@@ -477,9 +486,9 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
     from .report import write_json
 
     check_predict_out(out)
-    if not input_path.exists():
-        glob = " (a parquet file or directory, not a glob: `ingest` takes globs)" if any(c in str(input_path) for c in "*?[") else ""
-        raise DataError(f"input {input_path} does not exist{glob}")
+    if not input_exists(input_path):
+        what = " (a glob matching no file)" if glob.has_magic(str(input_path)) else ""
+        raise DataError(f"input {input_path} does not exist{what}")
     files = input_footers(input_path)  # each file's footer read once, for every check before the cluster
     check_some_rows(input_path, files)
     memory = MemoryWatch.for_run(backend, cluster_cfg.scheduler_address)
@@ -510,7 +519,8 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
             for line in ignored_settings(cluster_cfg, backend):
                 prog.log(line)
             if cluster.kind == "external":  # its workers read the rows and write the predictions
-                check_shared_paths(cluster.client, cluster_cfg.scheduler_address, read=[input_path], write=[out])
+                check_shared_paths(cluster.client, cluster_cfg.scheduler_address, read=[glob_root(input_path)],
+                                   write=[out])
             result = predict(cluster.client, backend, model_dir, rows, out, builder, prog, boosters, (metas, store_info),
                              served_from)
     result["timings_s"] = {k: round(v, 3) for k, v in prog.timings.items()}

@@ -30,7 +30,6 @@ so a killed ingest never leaves a half-written ``out_dir``)::
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import time
@@ -43,6 +42,7 @@ import numpy as np
 
 from ..atomic import replace_dir, staged_dir, write_text
 from ..backend import CPU, Backend
+from ..input_files import InputPathError, expand
 from ..schema import DTYPES, EVENT_TIME, RAW_COLUMNS, TEST_COLUMNS
 from .convert import CpuOps, make_ops
 from .quarantine import Quarantine, StrictModeError
@@ -291,10 +291,14 @@ def _utf8_column(raw: bytes, n_fields: int) -> tuple[str | None, str]:
 
 
 def input_paths(inputs: str | os.PathLike | list[str | os.PathLike]) -> list[Path]:
-    """The input files (a glob pattern or a list of paths); each must be a readable file."""
+    """The input files (a glob pattern, a directory: :func:`.input_files.expand`, or a list of paths); each must be a
+    readable file."""
     if isinstance(inputs, (str, os.PathLike)):
         pattern = str(inputs)
-        paths = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]  # as data.path
+        try:
+            paths = [str(p) for p in expand(pattern)]  # as data.path
+        except InputPathError as exc:
+            raise IngestError(str(exc)) from None
         if not paths:
             raise IngestError(f"{pattern}: no input files match")
     else:

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from ..atomic import staged_dir
 from ..config import TableConfig
+from ..input_files import hive_hint
 from ..layout import TABLE_ROW_ID, TABLE_TIME, table_layout
 from . import table_read
 from .file_output import FileDone, FileOutput, ingest_in_order
@@ -200,7 +201,7 @@ def _apply(output: FileOutput, strict: bool, path: Path, part: Chunk, typed_rows
 
 def _missing_columns(path: Path, fmt: str, chunk: Chunk, plan: Plan) -> str:
     """The error of an input file without some declared columns (:func:`.table_read.missing_message`)."""
-    msg = missing_message(path, fmt, chunk)
+    msg = missing_message(path, fmt, chunk) + hive_hint(path, chunk.missing)
     if plan.targets and set(chunk.missing) == {c for c, _ in plan.targets}:
         msg += "; rows to score without labels: ingest with --unlabelled"
     return msg
