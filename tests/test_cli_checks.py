@@ -342,11 +342,11 @@ def test_an_ingest_of_empty_files_says_so_and_names_no_quarantine(tmp_path, caps
     assert "quarantine" not in err  # none was written
 
 
-def test_predict_given_a_glob_says_it_takes_a_file_or_directory(tmp_path, capsys):
+def test_predict_given_a_glob_matching_nothing_says_so(tmp_path, capsys):
     argv = ["predict", "--model-dir", str(tmp_path), "--input", str(tmp_path / "new" / "*.parquet"), "--out", str(tmp_path / "o"),
             "--gpus", "0"]
     assert main(argv) == 2
-    assert "does not exist (a parquet file or directory, not a glob: `ingest` takes globs)" in " ".join(capsys.readouterr().err.split())
+    assert "does not exist (a glob matching no file)" in " ".join(capsys.readouterr().err.split())
 
 
 def test_predict_given_a_file_that_is_not_parquet_names_it(tmp_path, capsys):

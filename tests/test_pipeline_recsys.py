@@ -142,19 +142,19 @@ def test_an_input_that_is_no_file_is_named(tmp_path):
         _resolve(f"{raw}/*.tsv", tmp_path)
 
 
-def test_a_directory_as_data_path_says_to_glob_its_files(tmp_path):
-    """data.path naming a directory: 'input is not a regular file' gave no hint; now the error shows a
-    glob of its files, which reads the files at any depth below it (so does ingest --input's)."""
+def test_a_directory_as_data_path_reads_its_files_as_its_glob(tmp_path):
+    """data.path naming a directory reads the files at any depth below it, as the glob of them does (so does
+    ingest --input's); a directory a glob matches is refused with that glob as a hint."""
     from rapids_engage.ingest import IngestError
     from rapids_engage.ingest.recsys import input_paths
 
     raw = _small_raw(tmp_path)
     (raw / "more").mkdir()
     (raw / "more" / "part-0.tsv").write_bytes(b"")
-    with pytest.raises(IngestError, match=rf"{raw}: a directory, not an input file; name its files by a glob, "
-                                          rf"e.g. '{raw}/\*\*/\*\.tsv' \(every such file below it\)"):
-        _resolve(str(raw), tmp_path)
-    assert input_paths(f"{raw}/**/*.tsv") == sorted([*raw.glob("*.tsv"), raw / "more" / "part-0.tsv"])
+    assert input_paths(str(raw)) == input_paths(f"{raw}/**/*.tsv") == sorted([*raw.glob("*.tsv"), raw / "more" / "part-0.tsv"])
+    with pytest.raises(IngestError, match=rf"{raw}/more: a directory, not an input file; name its files by a glob, "
+                                          rf"e.g. '{raw}/more/\*\*/\*\.tsv' \(every such file below it\)"):
+        input_paths(f"{raw}/*")
 
 
 def test_empty_files_are_named_in_the_data_line(tmp_path):
