@@ -5,7 +5,7 @@
   labels: :func:`control_rounds`), once or more (``--shuffles``: the checks read the mean over the shuffles,
   :mod:`.audit_shuffles`); a validation RCE above 0.5, or above what chance gives on few positives (a ranking model's
   within-group AUC above 0.5 + 3 standard errors of a scorer without skill),
-  means features carry label information they should not (e.g. in-fold target encoding).
+  means features carry label information into the validation rows (e.g. a feature copied from the label).
 * **time order**: every training event is at or before the cut-off (less ``split.gap_hours``), every
   validation event after it.
 * **overlap**: no (tweet, engaging user) row is in both training and validation.
@@ -14,6 +14,9 @@
   keep a ranking group together (:meth:`Layout.fold_key`) and the copies lie in different groups.
 * **time travel**: history features of training rows unchanged when the future is cut off and the labels of
   each key's last events are flipped (:func:`time_travel_checks`).
+* **out of fold**: target encodings of training rows unchanged when the labels of their own fold are flipped
+  (:func:`.audit_folds.out_of_fold_checks`): an in-fold encoding leaks into the training rows only, which the
+  shuffled labels cannot show.
 
 Prints pass/fail per check and writes ``<out>/audit.json``.
 """
@@ -28,6 +31,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from .audit_folds import out_of_fold_checks
 from .audit_shuffles import mean_of_shuffles, shuffles_phrase, spread_phrase
 from .backend import to_host_f64
 from .config import Config, TrainConfig
@@ -169,7 +173,8 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
     (``--rebuild``); ``command``: the audit's command line, in every run's report. ``shuffles``: shuffled-label runs,
     their labels shuffled with seeds ``seed``, ``seed`` + 1, ...; the checks read their mean
     (:mod:`.audit_shuffles`); None (``--shuffles auto``): one, and :data:`AUTO_SHUFFLES` in all where a shuffled-label
-    check fails on it. ``seed`` also draws the time-travel check's cut times. The split and time-travel checks run on
+    check fails on it. ``seed`` also draws the time-travel check's cut times and the out-of-fold check's fold (``seed`` mod
+    ``n_folds``). The split, time-travel and out-of-fold checks run on
     the run's cluster (``--scheduler-address`` or a local one), not in this process."""
     from .backend import resolve
     from .cluster import start_cluster
@@ -218,10 +223,11 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
     for c in checks:
         del c["target"]
     store_dir = Path(real["store"]["path"]) / real["store"]["version"]
-    say("split and time-travel checks")
+    say("split, time-travel and out-of-fold checks")
     with start_cluster(resolve(cfg.cluster.gpus).init(), cfg.cluster):  # its client computes them
         checks += split_checks(store_dir, real["split"]["cutoff"], Layout.from_dict(real["layout"]), training_end(real["split"]))
         checks += time_travel_checks(cfg, real, seed=seed)
+        checks += out_of_fold_checks(cfg, real, seed=seed)
     result = {"passed": all(c["passed"] for c in checks), "checks": checks, "store_version": real["store"]["version"],
               "shuffles": record}
     write_json(out / "audit.json", result)

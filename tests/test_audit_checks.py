@@ -58,6 +58,7 @@ def test_audit_passes_rebuild_and_its_command_line_to_both_runs(tmp_path, monkey
     monkeypatch.setattr(cluster, "start_cluster", lambda *a, **k: contextlib.nullcontext())
     monkeypatch.setattr(audit, "split_checks", lambda *a, **k: [])
     monkeypatch.setattr(audit, "time_travel_checks", lambda *a, **k: [])
+    monkeypatch.setattr(audit, "out_of_fold_checks", lambda *a, **k: [])
     argv = ["audit", "--gpus", "0", "--out", str(tmp_path / "out"), "--rows", "1000", "--rebuild", "--quiet"]
     assert pipeline.main(argv) == 0
     assert [c.get("shuffle_seed") is not None for c in calls] == [False, True]
@@ -90,6 +91,7 @@ def test_the_shuffled_run_boosts_the_real_models_rounds_without_early_stopping(t
     monkeypatch.setattr(cluster, "start_cluster", lambda *a, **k: contextlib.nullcontext())
     monkeypatch.setattr(audit, "split_checks", lambda *a, **k: [])
     monkeypatch.setattr(audit, "time_travel_checks", lambda *a, **k: [])
+    monkeypatch.setattr(audit, "out_of_fold_checks", lambda *a, **k: [])
     argv = ["audit", "--gpus", "0", "--out", str(tmp_path / "out"), "--rows", "1000", "--quiet",
             "--set", "train.targets=[like, reply, retweet]", "--set", "train.per_target.reply.early_stopping_rounds=9"]
     assert pipeline.main(argv) == 0
@@ -453,6 +455,7 @@ def _fake_audit(tmp_path, monkeypatch, rce_by_seed):
     monkeypatch.setattr(cluster, "start_cluster", lambda *a, **k: contextlib.nullcontext())
     monkeypatch.setattr(audit, "split_checks", lambda *a, **k: [])
     monkeypatch.setattr(audit, "time_travel_checks", lambda *a, **k: [])
+    monkeypatch.setattr(audit, "out_of_fold_checks", lambda *a, **k: [])
     return calls
 
 

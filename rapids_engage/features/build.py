@@ -287,6 +287,13 @@ class FeatureBuilder:
             frame = kept = checkpoint(frame)
         return frame, kept
 
+    def _with_folds(self, frame: Any, keep: Checkpoints) -> Any:
+        """``frame`` with its target-encoding fold (:func:`~.folds.assign_folds`; ``keep``: where contiguous folds by
+        key keep the rows)."""
+        te = self.config.target_encoding
+        return assign_folds(frame, self.layout.fold_key(), te.n_folds, te.fold_method, te.seed,
+                            "group" if self.layout.group else "row key", keep)
+
     def fit_transform(self, train: Any, carry: list[str] = (), scratch: str | Path | None = None) -> Any:
         """Fit on ``train`` (labels present); out-of-fold encodings for its rows.
 
@@ -303,10 +310,7 @@ class FeatureBuilder:
         keep = Checkpoints(scratch)
         engaged = [c for enc in self.history_encoders for c in (enc.engagement or {}).values()]  # the history's label times
         frame = self._needed(self._checked(train), [*carry, *engaged])
-        te = self.config.target_encoding
-        frame = assign_folds(frame, self.layout.fold_key(), te.n_folds, te.fold_method, te.seed,
-                             "group" if self.layout.group else "row key", keep)
-        frame, kept = self._fit_history(frame, keep)
+        frame, kept = self._fit_history(self._with_folds(frame, keep), keep)
         frame = drop_per_partition(frame, [c for c in dict.fromkeys(engaged) if c not in carry])  # only the history reads them
         daily = [enc for enc in self.count_encoders if enc.per_day]
         encoders = (self.target_encoders, self.count_encoders, daily)
