@@ -224,7 +224,7 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
         del c["target"]
     store_dir = Path(real["store"]["path"]) / real["store"]["version"]
     say("split, time-travel and out-of-fold checks")
-    with start_cluster(resolve(cfg.cluster.gpus).init(), cfg.cluster):  # its client computes them
+    with start_cluster(resolve(cfg.cluster.gpus, cfg.cluster.scheduler_address).init(), cfg.cluster):  # its client computes them
         checks += split_checks(store_dir, real["split"]["cutoff"], Layout.from_dict(real["layout"]), training_end(real["split"]))
         checks += time_travel_checks(cfg, real, seed=seed)
         checks += out_of_fold_checks(cfg, real, seed=seed)

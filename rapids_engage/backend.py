@@ -61,6 +61,18 @@ def visible_gpu_count() -> int:
     return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
 
 
+def worker_gpu() -> str | None:
+    """``host/device`` of the GPU this process computes on (a dask-cuda worker's is the first of its
+    ``CUDA_VISIBLE_DEVICES``; without that variable, device 0), None without one; no CUDA context. Run on each worker
+    of an existing cluster (:func:`~.cluster.worker_gpus`)."""
+    import socket
+
+    if visible_gpu_count() == 0:
+        return None
+    visible = cuda_visible_devices()
+    return f"{socket.gethostname()}/{visible[0] if visible else '0'}"
+
+
 def _visible_devices(pynvml: Any) -> list[str]:
     """The devices this process may use, in CUDA's order: ``CUDA_VISIBLE_DEVICES`` or all."""
     visible = cuda_visible_devices()
@@ -172,12 +184,14 @@ class Backend:
 CPU = Backend("cpu", 0)
 
 
-def resolve(gpus: str | int | None) -> Backend:
+def resolve(gpus: str | int | None, scheduler_address: str | None = None) -> Backend:
     """Resolve ``--gpus`` ("auto", "0", "N" or an int) to a :class:`Backend`.
 
     ``auto`` takes every visible GPU when RAPIDS is installed, else the CPU.
     Asking for more GPUs than are visible, or for any GPU without RAPIDS, is a
-    :class:`BackendError` with a one-line message.
+    :class:`BackendError` with a one-line message. With ``scheduler_address`` (an
+    existing cluster) ``N`` GPUs are the workers', counted once connected
+    (:func:`~.cluster.worker_gpus`): this process (a login node) needs RAPIDS only.
     """
     if gpus is None or str(gpus).strip().lower() == "auto":
         n = visible_gpu_count() if rapids_available() else 0
@@ -195,6 +209,8 @@ def resolve(gpus: str | int | None) -> Backend:
             f"--gpus (cluster.gpus) {wanted} needs the RAPIDS libraries (cudf, dask_cudf, dask_cuda): "
             "install with `pip install 'rapids_engage[gpu]'` or use --gpus 0"
         )
+    if scheduler_address:
+        return Backend("gpu", wanted)
     visible = visible_gpu_count()
     if wanted > visible:
         raise BackendError(f"--gpus (cluster.gpus) {wanted} asked, but only {visible} GPU(s) are visible; use --gpus {visible} or auto")

@@ -34,6 +34,7 @@ class ClusterInfo:
     kind: str  # "local-cpu", "local-cuda" or "external"
     dashboard: str | None = None
     started: frozenset[str] = frozenset()  # the workers' addresses at the start
+    n_gpus: int = 0  # the GPUs the workers compute on (an existing cluster's: counted there, :func:`worker_gpus`)
 
     def workers_lost(self) -> int:
         """Workers of the start that are gone (died; a nanny's restart comes back under a new address):
@@ -250,10 +251,12 @@ def start_cluster(backend: Backend, cfg: ClusterConfig, log: Callable[[str], Non
         plugin = f"rapids-engage-backend-{uuid.uuid4().hex[:12]}"  # this run's: another's on the same cluster keeps its own
         try:
             _existing_workers_ready(client, cfg.scheduler_address, backend, plugin)
+            gpus = worker_gpus(client, cfg.scheduler_address, cfg.gpus) if backend.is_gpu else 0
             n = len(client.nthreads())
             with _scheduler_loss_named(client, cfg.scheduler_address), full_disk_stops(client, external=True), \
                     _worker_losses_named(client), stalls_logged(client, log, "their memory limit"):
-                yield ClusterInfo(client, n, "external", _served_dashboard(client), frozenset(worker_addresses(client) or ()))
+                yield ClusterInfo(client, n, "external", _served_dashboard(client), frozenset(worker_addresses(client) or ()),
+                                  gpus)
         finally:
             _plugin_removed(client, plugin)
             client.close()
@@ -274,7 +277,8 @@ def start_cluster(backend: Backend, cfg: ClusterConfig, log: Callable[[str], Non
         with full_disk_stops(client, spill_to), _worker_losses_named(client), \
                 stalls_logged(client, log, f"cluster.memory_limit {cfg.memory_limit}"):
             kind = "local-cuda" if backend.is_gpu else "local-cpu"
-            yield ClusterInfo(client, len(cluster.workers), kind, client.dashboard_link, frozenset(worker_addresses(client) or ()))
+            yield ClusterInfo(client, len(cluster.workers), kind, client.dashboard_link, frozenset(worker_addresses(client) or ()),
+                              backend.n_gpus)
     except BaseException:
         with _scheduler_quiet():  # the run ends on its own error line
             for started in (client, cluster):
@@ -508,6 +512,25 @@ def _existing_workers_ready(client: Any, address: str, backend: Backend, plugin:
     from .worker_versions import check_same_code
 
     check_same_code(client, address)  # after the setup: it reads GPU libraries only where that imported them
+
+
+def worker_gpus(client: Any, address: str, asked: str | int) -> int:
+    """The GPUs the workers of the existing cluster at ``address`` compute on (:func:`~.backend.worker_gpu`: one per
+    dask-cuda worker; workers on one device count it once), or a one-line :class:`ClusterError` when they are fewer than
+    ``asked`` (``--gpus``: N, or ``auto``: one). ``--gpus N`` counted this process's GPUs instead, where a cluster's
+    driver (a login node) often has none, and report.json's ``n_gpus`` was that count."""
+    from .backend import worker_gpu
+
+    seen = client.run(worker_gpu)  # NVML or CUDA_VISIBLE_DEVICES there: no CUDA context, here or there
+    gpus = {gpu for gpu in seen.values() if gpu}
+    wanted = 1 if str(asked).strip().lower() == "auto" else int(asked)
+    if len(gpus) < wanted:
+        without = sum(not gpu for gpu in seen.values())
+        use = f"--gpus {len(gpus)}, or " if gpus else ""
+        raise ClusterError(f"--gpus (cluster.gpus) {asked} asked, but the {len(seen)} worker(s) of the cluster at {address} "
+                           f"compute on {len(gpus)} GPU(s) ({without} worker(s) without one): start a dask-cuda worker per GPU "
+                           f"(dask cuda worker {address}), or use {use}--gpus 0 for the CPU backend")
+    return len(gpus)
 
 
 def _plugin_removed(client: Any, name: str) -> None:

@@ -150,7 +150,7 @@ def _predict(args: argparse.Namespace, console: Console) -> None:
     if not args.out.strip():  # --out "$OUT" with OUT unset: predictions/ and predict.json in the working directory
         raise ConfigError(f"predict: --out must be a directory path, got {args.out!r}")
     cluster_cfg = predict_cluster_config(args)
-    backend = resolve(cluster_cfg.gpus).init()
+    backend = resolve(cluster_cfg.gpus, cluster_cfg.scheduler_address).init()
     start = time.perf_counter()
     named = Config(cluster=cluster_cfg)  # its errors name the --set or flag that gave a value, as a run's
     named._origins = cluster_cfg._origins

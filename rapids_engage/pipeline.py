@@ -46,7 +46,7 @@ from .train_check import check_params
 @contextlib.contextmanager
 def _stages(cfg: Config, quiet: bool, console: Console) -> Iterator[tuple[Backend, Path, StageProgress, MemoryWatch]]:
     """The backend, output directory, progress display and memory watch of a run."""
-    backend = resolve(cfg.cluster.gpus).init()
+    backend = resolve(cfg.cluster.gpus, cfg.cluster.scheduler_address).init()
     # the directories a run writes, before it spends time; made when written (a config refused later leaves none)
     check_dir(cfg, "out", cfg.out, "output directory")
     check_dir(cfg, "data.cache_dir", cfg.data.cache_dir, "cache directory")
@@ -287,8 +287,10 @@ def _summary(
 
 
 def _cluster_facts(cluster: Any) -> dict:
-    """The cluster's part of a summary, read before it closes: workers at the start, those lost since, bytes spilled."""
-    return {"n_workers": cluster.n_workers, "workers_lost": cluster.workers_lost(), "spilled_bytes": spilled_bytes(cluster.client)}
+    """The cluster's part of a summary, read before it closes: workers at the start, those lost since, bytes spilled, the
+    GPUs the workers compute on (an existing cluster's: theirs, not this process's)."""
+    return {"n_workers": cluster.n_workers, "workers_lost": cluster.workers_lost(), "spilled_bytes": spilled_bytes(cluster.client),
+            "n_gpus": cluster.n_gpus}
 
 
 def _trained_on(trained: Any) -> int | None:
@@ -307,7 +309,6 @@ def _store_summary(
         "version": __version__,
         "backend": backend.kind,
         **workers,
-        "n_gpus": backend.n_gpus,
         "rows": {"train": int(built.rows["train"]), "valid": int(built.rows["valid"])},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "data": dataset.description,

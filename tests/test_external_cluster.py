@@ -1,0 +1,43 @@
+"""An existing (multi-node) cluster (``--scheduler-address``): what the run asks of its workers, not of this process."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def other_machine(tmp_path_factory):
+    """Two process workers that look as if on another machine: their own home and temporary directory, and one GPU
+    (``CUDA_VISIBLE_DEVICES=0``: both, as two workers given one device) where this process has none."""
+    from distributed import Client, LocalCluster
+
+    home, tmp = tmp_path_factory.mktemp("worker-home"), tmp_path_factory.mktemp("worker-tmp")
+    env = {"HOME": str(home), "TMPDIR": str(tmp), "CUDA_VISIBLE_DEVICES": "0"}
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, env=env) as cluster, \
+            Client(cluster) as client:
+        yield client, cluster.scheduler_address, home, tmp
+
+
+def test_gpus_asked_of_an_existing_cluster_are_the_workers(monkeypatch, other_machine):
+    """``--gpus 2 --scheduler-address ...`` counted this process's GPUs (a login node's: often none, refused) and
+    report.json's n_gpus was that count; the workers' are counted (two workers on one device: one GPU)."""
+    from rapids_engage import backend
+    from rapids_engage.cluster import ClusterError, worker_gpus
+
+    monkeypatch.setattr(backend, "rapids_available", lambda: True)
+    monkeypatch.setattr(backend, "visible_gpu_count", lambda: 0)  # this process: none
+    assert backend.resolve("2", "tcp://h:8786") == backend.Backend("gpu", 2)
+    with pytest.raises(backend.BackendError, match="only 0 GPU"):
+        backend.resolve("2")  # a local cluster: this machine's
+    client, address, _, _ = other_machine
+    assert worker_gpus(client, address, "1") == worker_gpus(client, address, "auto") == 1
+    with pytest.raises(ClusterError, match=rf"^--gpus \(cluster.gpus\) 2 asked, but the 2 worker\(s\) of the cluster at "
+                                           rf"{address} compute on 1 GPU\(s\) \(0 worker\(s\) without one\).*--gpus 1, or --gpus 0"):
+        worker_gpus(client, address, "2")
+
+    class CpuWorkers:
+        def run(self, fn):
+            return {"tcp://a:1": None}
+
+    with pytest.raises(ClusterError, match=r"compute on 0 GPU\(s\) \(1 worker\(s\) without one\).* use --gpus 0 for"):
+        worker_gpus(CpuWorkers(), "tcp://a:1", "auto")
