@@ -107,23 +107,32 @@ def lowest_label(files: list[str], target: str) -> float:
 CACHE_PREFIX = "xgb-extmem-"
 
 
+def worker_cache_dir(cache_dir: str | None) -> str | None:
+    """``cache_dir`` as a worker is to read it: a relative path made this process's (a worker's directory is not ours),
+    ``~`` left for the worker to expand (:func:`cache_scratch`)."""
+    if not cache_dir or cache_dir.startswith("~"):
+        return cache_dir or None
+    return os.path.abspath(cache_dir)
+
+
 def cache_scratch(cache_dir: str | None) -> str:
     """A new cache directory under ``cache_dir`` (default: the system's temporary directory), after deleting
     those that processes of this host no longer running left there: a run stopped (Ctrl-C) or a worker
     killed mid-training left its quantised pages, as large as a quarter of the training split, for good.
-    ``cache_dir`` is made if missing: the workers of an existing cluster (``--scheduler-address``) may lack it."""
+    ``cache_dir`` is made if missing: the workers of an existing cluster (``--scheduler-address``) may lack it; its ``~``
+    is this process's home (a worker's: the driver's was taken, for a worker whose ``HOME`` differs)."""
     import socket
 
     from .atomic import process_alive
 
     host = socket.gethostname().replace("-", "_")
-    base = Path(cache_dir or tempfile.gettempdir())
+    base = Path(cache_dir or tempfile.gettempdir()).expanduser()
     base.mkdir(parents=True, exist_ok=True)
     for old in base.glob(f"{CACHE_PREFIX}{host}-*-*"):
         pid = old.name[len(CACHE_PREFIX) + len(host) + 1:].split("-", 1)[0]
         if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
-    return tempfile.mkdtemp(prefix=f"{CACHE_PREFIX}{host}-{os.getpid()}-", dir=cache_dir)
+    return tempfile.mkdtemp(prefix=f"{CACHE_PREFIX}{host}-{os.getpid()}-", dir=base)
 
 
 def validation_matrix(batches: Any, dtrain: Any, max_bin: int) -> Any:
@@ -264,7 +273,7 @@ def train_target_external(
     if raw_counts:
         check_lowest_label(params, target, lambda: lowest_label(train_files, target))
     weigh_classes(params, lambda: label_totals(train_files, target))
-    cache_dir = os.path.abspath(os.path.expanduser(cache_dir)) if cache_dir else None  # a worker's directory is not ours
+    cache_dir = worker_cache_dir(cache_dir)
     fit_args = (train_files, parquet_files(valid_dir), features, target, params, rounds, patience, raw_counts, cache_dir,
                 uses_rmm(backend))
     worker = least_queued(client, worker_addresses(client) or ())

@@ -41,3 +41,16 @@ def test_gpus_asked_of_an_existing_cluster_are_the_workers(monkeypatch, other_ma
 
     with pytest.raises(ClusterError, match=r"compute on 0 GPU\(s\) \(1 worker\(s\) without one\).* use --gpus 0 for"):
         worker_gpus(CpuWorkers(), "tcp://a:1", "auto")
+
+
+def test_a_home_relative_local_directory_is_each_workers_home(other_machine):
+    """``cluster.local_directory: ~/xgb`` was expanded by this process at load, so a worker whose HOME differs put
+    train.external_memory's cache under the driver's home (made there if it could, else failed); each worker's own."""
+    from rapids_engage.config import load_config
+    from rapids_engage.train_external import cache_scratch, worker_cache_dir
+
+    client, address, home, _ = other_machine
+    cfg = load_config(None, ["cluster.local_directory=~/xgb", f"cluster.scheduler_address={address}"])
+    scratch = client.submit(cache_scratch, worker_cache_dir(cfg.cluster.local_directory), pure=False).result()
+    assert scratch.startswith(f"{home}/xgb/xgb-extmem-")
+    assert load_config(None, ["cluster.local_directory=~/xgb"]).cluster.local_directory.startswith("/")  # a local cluster's: here

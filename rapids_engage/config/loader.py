@@ -59,8 +59,11 @@ PATH_KEYS = ((None, "out"), ("data", "path"), ("data", "cache_dir"), ("features"
 
 def _expand_home(config: Config) -> None:
     """``~`` in the config's paths (:data:`PATH_KEYS` and side tables) expanded: some readers (pathlib) took
-    ``~/runs`` for a directory ``~`` under the working directory while others (pandas) wrote into the home one."""
+    ``~/runs`` for a directory ``~`` under the working directory while others (pandas) wrote into the home one. Not
+    ``cluster.local_directory`` of an existing cluster: its workers use it, each in its own home (:func:`~.train_external.cache_scratch`)."""
     for section, key in PATH_KEYS:
+        if (section, key) == ("cluster", "local_directory") and config.cluster.scheduler_address:
+            continue
         holder = config if section is None else getattr(config, section)
         if getattr(holder, key):
             setattr(holder, key, os.path.expanduser(getattr(holder, key)))
