@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -153,25 +154,66 @@ def validation_matrix(batches: Any, dtrain: Any, max_bin: int) -> Any:
         batches.bins = None  # not to keep the training pages alive until the collector finds the iterator
 
 
-def cache_shortfall(train_files: list[str], features: list[str], cache_dir: str | None) -> str | None:
-    """Why a training whose worker died may have filled the disk of its cache: its quantised pages take about a
-    byte per feature value of the training split (``max_bin`` <= 256), and the cache's filesystem has less free
-    (XGBoost's failed write there ends the worker's process: ``FileStream.Write incomplete``, no Python error);
-    None when it has room (or cannot be asked)."""
+def cache_shortfall(client: Any, worker: str, train_files: list[str], features: list[str], cache_dir: str | None,
+                    wait_s: float = 5.0) -> str | None:
+    """Why a training whose ``worker`` died may have filled the disk of its cache: its quantised pages take about a
+    byte per feature value of the training split (``max_bin`` <= 256), and the cache's filesystem on that worker's host
+    has less free (XGBoost's failed write there ends the worker's process: ``FileStream.Write incomplete``, no Python
+    error). Asked of a worker on that host (its nanny's restart, waited for up to ``wait_s``): this process's
+    temporary directory was checked, another machine's on an existing cluster; where none answers, this process's
+    directory still is, and the hint says whose. None when it has room (or cannot be asked)."""
     import pyarrow.parquet as pq
 
     from .progress import byte_size
 
-    where = cache_dir or tempfile.gettempdir()
     try:
         need = sum(pq.ParquetFile(f).metadata.num_rows for f in train_files) * len(features)
-        free = shutil.disk_usage(where).free
     except OSError:
         return None
-    if free >= need:
+    host = _host(worker)
+    answer, whose = _free_on_host(client, host, cache_dir, wait_s), f"asked of a worker on {host}"
+    if answer is None:
+        answer, whose = cache_free(cache_dir), f"this process's machine: no worker on {host} answered"
+    if answer is None or answer[1] >= need:
         return None
+    where, free = answer
     return (f"its quantised pages need about {byte_size(need)} under {where}, which has {byte_size(free)} free: "
-            "free space, or set cluster.local_directory to a larger disk")
+            f"free space, or set cluster.local_directory to a larger disk ({whose})")
+
+
+def _free_on_host(client: Any, host: str, cache_dir: str | None, wait_s: float) -> tuple[str, int] | None:
+    """:func:`cache_free` asked of a worker on ``host`` (waited for up to ``wait_s``), None when none answers."""
+    from .cluster import worker_addresses
+
+    deadline = time.monotonic() + wait_s
+    while not (there := sorted(w for w in worker_addresses(client) or () if _host(w) == host)):
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.2)
+    try:
+        return next(iter(client.run(cache_free, cache_dir, workers=there[:1]).values()), None)
+    except Exception:  # noqa: BLE001 - best effort: gone meanwhile, or a client that cannot run functions
+        return None
+
+
+def _host(address: str) -> str:
+    """The host of a worker's address (the address itself where distributed cannot parse it)."""
+    from distributed.comm import get_address_host
+
+    try:
+        return get_address_host(address)
+    except Exception:  # noqa: BLE001 - an address of a protocol not installed here, or without a port
+        return address
+
+
+def cache_free(cache_dir: str | None) -> tuple[str, int] | None:
+    """(the cache's directory as this process reads it, its filesystem's free bytes), None when it cannot be asked: run
+    on a worker (:func:`cache_shortfall`)."""
+    where = str(Path(cache_dir or tempfile.gettempdir()).expanduser())
+    try:
+        return where, shutil.disk_usage(where).free
+    except OSError:
+        return None
 
 
 def fit_from_files(
@@ -281,7 +323,7 @@ def train_target_external(
         try:
             raw, best, history = while_workers_live(client, lambda: fit_on_worker(client, worker, fit_args, abandoned))
         except WorkerLostError as exc:
-            short = cache_shortfall(train_files, features, cache_dir)
+            short = cache_shortfall(client, worker, train_files, features, cache_dir)
             if short is None:
                 raise
             raise WorkerLostError(f"{exc}; or its external-memory cache filled the disk: {short}") from None

@@ -54,3 +54,22 @@ def test_a_home_relative_local_directory_is_each_workers_home(other_machine):
     scratch = client.submit(cache_scratch, worker_cache_dir(cfg.cluster.local_directory), pure=False).result()
     assert scratch.startswith(f"{home}/xgb/xgb-extmem-")
     assert load_config(None, ["cluster.local_directory=~/xgb"]).cluster.local_directory.startswith("/")  # a local cluster's: here
+
+
+def test_a_lost_external_memory_worker_is_hinted_about_its_own_disk(other_machine, tmp_path):
+    """After an external-memory training's worker died, "its cache filled the disk" was judged on this process's
+    temporary directory, another machine's on an existing cluster; a worker on the dead worker's host is asked."""
+    import pandas as pd
+
+    from rapids_engage.train_external import cache_shortfall
+
+    client, _, home, tmp = other_machine
+    pd.DataFrame({"f": [1.0]}).to_parquet(tmp_path / "part.parquet")
+    worker = sorted(client.nthreads())[0]
+    huge = range(10**13)  # features: pages of 1 row x 10**13 values need more than any disk has
+    short = cache_shortfall(client, worker, [str(tmp_path / "part.parquet")], huge, None)
+    assert f"under {tmp}, which has" in short and short.endswith("(asked of a worker on 127.0.0.1)")  # its TMPDIR, not ours
+    (home / "c").mkdir()
+    assert f"under {home}/c, which has" in cache_shortfall(client, worker, [str(tmp_path / "part.parquet")], huge, "~/c")
+    gone = cache_shortfall(client, "tcp://10.255.255.1:1", [str(tmp_path / "part.parquet")], huge, None, wait_s=0)
+    assert gone.endswith("(this process's machine: no worker on 10.255.255.1 answered)")  # says whose it is
