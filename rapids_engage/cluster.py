@@ -504,13 +504,13 @@ def _existing_workers_ready(client: Any, address: str, backend: Backend, plugin:
         raise ClusterError(f"no worker joined the scheduler at {address} within {timeout_s:.0f} s; start workers "
                            f"({'dask cuda worker' if backend.is_gpu else 'dask worker'} {address})") from None
     from .worker_setup import BackendSetup
+    from .worker_versions import check_same_code, check_same_python
 
+    check_same_python(client, address)  # first: what follows ships this Python's pickles and bytecode
     try:  # a plugin, not one client.run: a worker its nanny restarts, or one that joins later, is set up too
         client.register_plugin(BackendSetup(backend.kind, plugin))
     except Exception as exc:  # noqa: BLE001 - whatever the workers lack, say it in one line
         raise ClusterError(f"the workers at {address} cannot run the {backend.kind} backend: {_one_line(exc)}") from None
-    from .worker_versions import check_same_code
-
     check_same_code(client, address)  # after the setup: it reads GPU libraries only where that imported them
 
 

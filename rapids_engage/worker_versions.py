@@ -62,6 +62,32 @@ def differences(ours: dict[str, str | None], theirs: dict[str, str | None]) -> l
             if version is not None and theirs.get(name) is not None and theirs[name] != version]
 
 
+def check_same_python(client: Any, address: str) -> None:
+    """Fail in one line unless the scheduler and every worker of the cluster at ``address`` run this process's Python
+    minor version, as ``client.get_versions()`` says (distributed gathers it with its own code; skipped where it cannot).
+    The functions the run ships by value (:func:`check_same_code`'s among them) carry this Python's bytecode: a worker
+    on another minor version failed to load the first with a raw error instead of the check's line."""
+    import sys
+
+    from .cluster import ClusterError, first_worker
+
+    try:
+        found = client.get_versions()
+        pythons = {"the scheduler": found["scheduler"]["host"]["python"],
+                   **{f"worker {w}": v["host"]["python"] for w, v in found["workers"].items()}}
+    except Exception:  # noqa: BLE001 - no answer in this shape: the code check still runs
+        return
+    ours = "{}.{}".format(*sys.version_info[:2])
+    other = {who: python for who, python in pythons.items() if python and ".".join(str(python).split(".")[:2]) != ours}
+    if first := first_worker(other):
+        who, python, more = first
+        raise ClusterError(
+            f"{who}{more} of the cluster at {address} runs Python {python}, this process {sys.version.split()[0]}: the run ships "
+            f"functions to it, built for this Python, so run the scheduler and every worker on Python {ours} with the same "
+            "rapids_engage and libraries, then restart them"
+        )
+
+
 def check_same_code(client: Any, address: str) -> None:
     """Fail in one line unless every worker of the cluster at ``address`` runs this process's rapids_engage source and
     library versions (:func:`code_versions`); run after the backend's setup on the workers."""

@@ -73,3 +73,38 @@ def test_a_lost_external_memory_worker_is_hinted_about_its_own_disk(other_machin
     assert f"under {home}/c, which has" in cache_shortfall(client, worker, [str(tmp_path / "part.parquet")], huge, "~/c")
     gone = cache_shortfall(client, "tcp://10.255.255.1:1", [str(tmp_path / "part.parquet")], huge, None, wait_s=0)
     assert gone.endswith("(this process's machine: no worker on 10.255.255.1 answered)")  # says whose it is
+
+
+def test_a_worker_on_another_python_minor_version_is_one_line(other_machine):
+    """The code check ships its function by value (this Python's bytecode): a worker on another Python minor version
+    failed to load it with a raw error; the Python versions distributed gathers are compared first. (No second Python
+    here: the versions are faked, and the function's load fails as it would there.)"""
+    import sys
+
+    from rapids_engage.backend import CPU
+    from rapids_engage.cluster import ClusterError, _existing_workers_ready
+    from rapids_engage.worker_versions import check_same_python
+
+    client, address, _, _ = other_machine
+    check_same_python(client, address)  # distributed's real answer, one Python: passes
+    newer = f"{sys.version_info[0]}.{sys.version_info[1] + 1}.0.final.0"
+
+    class OtherPython:
+        def wait_for_workers(self, n, timeout=None):
+            pass
+
+        def register_plugin(self, plugin):
+            pass
+
+        def get_versions(self):
+            here = {"host": {"python": "{}.{}.{}.final.0".format(*sys.version_info[:3])}}
+            return {"scheduler": here, "client": here, "workers": {"tcp://w1:1": here, "tcp://w2:2": {"host": {"python": newer}}}}
+
+        def run(self, fn, *args):
+            raise TypeError("code() argument 13 must be str, not int")  # a 3.11 code object loaded by another minor
+
+    with pytest.raises(ClusterError, match=rf"^worker tcp://w2:2 of the cluster at tcp://s:1 runs Python {newer}, this "
+                                           rf"process {sys.version.split()[0]}: .* every worker on Python "
+                                           rf"{sys.version_info[0]}\.{sys.version_info[1]} ") as err:
+        _existing_workers_ready(OtherPython(), "tcp://s:1", CPU)
+    assert "\n" not in str(err.value)
