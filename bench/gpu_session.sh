@@ -4,14 +4,14 @@
 # Run on the GPU host from the project root, after ../shared/gpu/stage.sh's parts were installed
 # into /tmp/site (bench/gpu_stage.sh prints the calls): the last part's call runs `bash .gpu/pNN/install.sh;
 # STEPS="imports tests" bash bench/gpu_session.sh`, the next ones (at once, while /tmp/site lasts)
-# `STEPS="tables pipeline"` and `STEPS="scaling generator latency"`: each stays under the device tool's 600 s per call
+# `STEPS="tables pipeline"` and `STEPS="cluster scaling generator latency"`: each stays under the device tool's 600 s per call
 # (the whole set needs ~20 minutes of device time: a 15-minute session picks).
 # Each step has its own time limit, so a failing step leaves time for the next; everything it
 # measures lands in $OUT (the device tool's output folder; bench/results when unset).
 #
 #   ROWS=1000000     rows of the CPU-vs-GPU pipeline bench (both backends, same machine, one run)
 #   GPU_ROWS=10000000  rows of the GPU-only run of the scaling curve (0: skip)
-#   STEPS="imports tests tables pipeline scaling generator latency"  the steps to run
+#   STEPS="imports tests tables pipeline cluster scaling generator latency"  the steps to run
 #   COMMIT=abc1234   the commit measured (the device's copy of the tree may have no .git)
 set -uo pipefail
 export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
@@ -19,7 +19,7 @@ out="${OUT:-bench/results}"
 mkdir -p "$out"
 rows="${ROWS:-1000000}"
 gpu_rows="${GPU_ROWS:-10000000}"
-steps="${STEPS:-imports tests tables pipeline scaling generator latency}"
+steps="${STEPS:-imports tests tables pipeline cluster scaling generator latency}"
 log="$out/gpu-session.log"
 
 stamp="$(mktemp)"  # results older than this are the committed ones, not this session's
@@ -81,6 +81,12 @@ if wants tables; then
   step "pytest -m gpu -k table (Hacker News-like counts with predict and external memory, MIND-like ranking through audit)"
   run gpu-tests-tables "${TABLES_S:-240}" python3 -m pytest -m gpu -q -p no:cacheprovider -p no:xdist -o addopts=-ra \
     tests/test_gpu_parity.py -k table
+fi
+
+if wants cluster; then
+  step "pytest -m gpu tests/test_gpu_cluster.py (a 3,000-row run on an existing LocalCUDACluster via --scheduler-address)"
+  run gpu-tests-cluster "${CLUSTER_S:-90}" python3 -m pytest -m gpu -q -p no:cacheprovider -p no:xdist -o addopts=-ra \
+    tests/test_gpu_cluster.py
 fi
 
 if wants pipeline; then

@@ -39,4 +39,4 @@ commit=$(git rev-parse --short HEAD)  # the device's copy of the tree may carry 
 echo "  run  carry=[\".gpu/p$last\"]  command: bash .gpu/p$last/install.sh; COMMIT=$commit STEPS=\"imports tests\" bash bench/gpu_session.sh"
 echo "and at once (the machine goes back 30 s after a call, /tmp/site with it):"
 echo "  run  command: COMMIT=$commit STEPS=\"tables pipeline\" bash bench/gpu_session.sh"
-echo "  run  command: COMMIT=$commit STEPS=\"scaling latency\" bash bench/gpu_session.sh"
+echo "  run  command: COMMIT=$commit STEPS=\"cluster scaling latency\" bash bench/gpu_session.sh"
