@@ -50,9 +50,9 @@ class FoldFlippedBuilder(FeatureBuilder):
 def out_of_fold_checks(cfg: Config, real: dict, seed: int = 0) -> list[dict]:
     """One check per target-encoding key of ``cfg``: the training rows of fold ``seed`` mod ``n_folds``, their labels
     flipped, keep the encodings of the run's store (``real``: its report), compared row by row (by row key, time and
-    the fold key's stored columns); a difference names its feature, so its key and target. Runs on the current dask
-    client; the encodings are rebuilt from the run's input (the training rows up to :func:`~.split.training_end`)."""
-    import numpy as np
+    the fold key's stored columns; copies of a row sharing them, by their encodings' order: :func:`_differing`); a
+    difference names its feature, so its key and target. Runs on the current dask client; the encodings are rebuilt
+    from the run's input (the training rows up to :func:`~.split.training_end`)."""
     import dask.dataframe as dd
 
     from .data import read_events
@@ -73,18 +73,31 @@ def out_of_fold_checks(cfg: Config, real: dict, seed: int = 0) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="audit-folds-", dir=cfg.out) as scratch:
         fresh = builder.fit_transform(train, scratch=scratch)
         fresh = fresh[fresh[FLIPPED]][columns].compute()  # the fold's rows alone
-    both = fresh.merge(store[columns].compute(), on=matched, suffixes=("", "_store"))
+    stored = store[columns].compute()
+    stored = stored.merge(fresh[matched].drop_duplicates(), on=matched)  # the fold's rows (of each row key, its copies)
     checks = []
     for key, ns in zip(te.keys, names):
-        differing = {}
-        for n in ns:
-            x, y = to_host_f64(both[n]), to_host_f64(both[n + "_store"])
-            differing[n] = int((~(np.isclose(x, y, rtol=1e-12, atol=0.0) | (np.isnan(x) & np.isnan(y)))).sum())
+        differing = {n: _differing(fresh, stored, matched, ns, n) for n in ns}
         d = sum(differing.values())
         named = "; " + ", ".join(f"{n}: {c:,}" for n, c in differing.items() if c) if d else ""
         checks.append({
-            "check": f"out of fold: te_{key_name(key)} unchanged by its own fold's labels", "passed": d == 0 and len(both) > 0,
-            "detail": f"{len(both):,} training rows of fold {fold} (of {te.n_folds}), their labels flipped; "
+            "check": f"out of fold: te_{key_name(key)} unchanged by its own fold's labels", "passed": d == 0 and len(fresh) > 0,
+            "detail": f"{len(fresh):,} training rows of fold {fold} (of {te.n_folds}), their labels flipped; "
                       f"{d:,} encodings differ from the store's{named}",
         })
     return checks
+
+
+def _differing(fresh: Any, stored: Any, matched: list[str], names: list[str], name: str) -> int:
+    """How many of ``fresh``'s encodings ``name`` differ from ``stored``'s (both: computed frames of the same rows),
+    rows paired by ``matched`` (row key, time, fold key) and, among copies of a row sharing those, by the order of
+    their encodings ``names``: a merge on ``matched`` paired each copy with every copy (a difference without a leak);
+    rows that ``stored`` lacks count as differing."""
+    import numpy as np
+
+    order = [*matched, *names]
+    x = to_host_f64(fresh.sort_values(order)[name].reset_index(drop=True))
+    y = to_host_f64(stored.sort_values(order)[name].reset_index(drop=True))
+    if len(x) != len(y):
+        return max(len(x), len(y))
+    return int((~(np.isclose(x, y, rtol=1e-12, atol=0.0) | (np.isnan(x) & np.isnan(y)))).sum())
