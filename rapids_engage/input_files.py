@@ -20,11 +20,17 @@ class InputPathError(ValueError):
     """An input directory holding no data files, or files of several formats."""
 
 
+def is_glob(spec: str | os.PathLike) -> bool:
+    """Whether ``spec`` is a glob: it holds ``*``, ``?`` or ``[`` and names no path as it is (``events[1].csv``, a
+    file there, is that file)."""
+    return glob.has_magic(str(spec)) and not os.path.lexists(spec)
+
+
 def expand(spec: str | os.PathLike) -> list[Path]:
-    """The files ``spec`` names, sorted by path: a glob's matches (``**``: any depth), a directory's data files
-    (:func:`directory_files`), else ``spec`` itself (checked by the caller)."""
+    """The files ``spec`` names, sorted by path: a glob's matches (``**``: any depth; :func:`is_glob`), a directory's
+    data files (:func:`directory_files`), else ``spec`` itself (checked by the caller)."""
     text = str(spec)
-    if glob.has_magic(text):
+    if is_glob(text):
         return [Path(p) for p in sorted(glob.glob(text, recursive=True))]
     return directory_files(Path(text)) if os.path.isdir(text) else [Path(text)]
 
@@ -59,6 +65,8 @@ def file_format(path: Path) -> str:
 def glob_root(spec: str | os.PathLike) -> Path:
     """The directory a glob's matches lie under (its leading parts without a wildcard); ``spec`` itself when it
     is not a glob."""
+    if not is_glob(spec):
+        return Path(spec)
     parts = Path(spec).parts
     fixed = parts[:next((i for i, p in enumerate(parts) if glob.has_magic(p)), len(parts))]
     return Path(*fixed) if fixed else Path(".")

@@ -9,7 +9,6 @@ new rows carry engagement columns the metrics are computed too.
 
 from __future__ import annotations
 
-import glob
 import json
 import math
 import re
@@ -25,7 +24,7 @@ from .data import DataError, check_partitioning, sized_partitions
 from .failures import naming
 from .features import FeatureBuilder, add_labels
 from .input_checks import check_input_files
-from .input_files import expand, glob_root, hive_hint
+from .input_files import expand, glob_root, hive_hint, is_glob
 from .footers import RAW_INPUT, Footer, as_footers, int_bounds, not_parquet, read_footer, unreadable
 from .layout import Layout
 from .memory import MemoryWatch
@@ -166,7 +165,7 @@ def locate_builder(store_info: dict, backend: Backend, model_dir: Path | None = 
 def _input_paths(path: Path) -> list[Path]:
     """The parquet files of ``predict --input``: a file, a directory's (an ingest output's ``data/``;
     :func:`.store.parquet_files`), or a glob's matches (``**``: any depth; a directory matched, its files), sorted."""
-    if glob.has_magic(str(path)):
+    if is_glob(path):
         return sorted({f for m in expand(path) for f in _input_paths(m)}, key=str)
     if (path / "data").is_dir():  # an ingest output: its rows, not its quarantine
         path = path / "data"
@@ -175,7 +174,7 @@ def _input_paths(path: Path) -> list[Path]:
 
 def input_exists(path: Path) -> bool:
     """Whether ``predict --input`` (or ``--history``) names something: a path there, or a glob matching one."""
-    return bool(expand(path)) if glob.has_magic(str(path)) else path.exists()
+    return bool(expand(path)) if is_glob(path) else path.exists()
 
 
 def input_files(path: Path) -> list[Path]:
@@ -487,7 +486,7 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
 
     check_predict_out(out)
     if not input_exists(input_path):
-        what = " (a glob matching no file)" if glob.has_magic(str(input_path)) else ""
+        what = " (a glob matching no file)" if is_glob(input_path) else ""
         raise DataError(f"input {input_path} does not exist{what}")
     files = input_footers(input_path)  # each file's footer read once, for every check before the cluster
     check_some_rows(input_path, files)
