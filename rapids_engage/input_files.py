@@ -36,11 +36,10 @@ def expand(spec: str | os.PathLike) -> list[Path]:
 
 
 def directory_files(folder: Path) -> list[Path]:
-    """Every file under ``folder`` at any depth, sorted by path, skipping paths with a part below ``folder`` that
-    starts with ``.`` or ``_``; an :class:`InputPathError` naming ``folder`` when none is left, or when they end in
-    more than one format (``.csv`` and ``.json``: name the ones to read by a glob)."""
-    files = sorted(str(f) for f in folder.rglob("*")
-                   if f.is_file() and not any(p.startswith(HIDDEN_PREFIXES) for p in f.relative_to(folder).parts))
+    """Every file under ``folder`` at any depth (:func:`_walk`), sorted by path, skipping paths with a part below
+    ``folder`` that starts with ``.`` or ``_``; an :class:`InputPathError` naming ``folder`` when none is left, or when
+    they end in more than one format (``.csv`` and ``.json``: name the ones to read by a glob)."""
+    files = sorted(_walk(folder))
     if not files:
         raise InputPathError(f"{folder}: a directory holding no data files (names starting with '.' or '_', Spark's and "
                              "dask's markers, are skipped)")
@@ -51,6 +50,23 @@ def directory_files(folder: Path) -> list[Path]:
         raise InputPathError(f"{folder}: a directory holding files of mixed formats ({held}); name the ones to read by a "
                              f"glob, e.g. '{os.path.join(folder, '**', '*' + first)}'")
     return [Path(f) for f in files]
+
+
+def _walk(folder: Path) -> list[str]:
+    """The files under ``folder`` whose names below it start with neither ``.`` nor ``_``, following linked folders
+    (``ln -s /disk/day2 data/day2``; ``Path.rglob`` skipped their files), each real folder once (a link back up is
+    no loop)."""
+    files, seen = [], set()
+    for top, folders, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            folders[:] = []
+            continue
+        seen.add(real)
+        folders[:] = [f for f in folders if not f.startswith(HIDDEN_PREFIXES)]
+        paths = (os.path.join(top, n) for n in names if not n.startswith(HIDDEN_PREFIXES))
+        files += [p for p in paths if os.path.isfile(p)]
+    return files
 
 
 def file_format(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""Input paths at their edges: a file whose name holds glob characters."""
+"""Input paths at their edges: a file whose name holds glob characters, symbolic links inside a directory."""
 
 from __future__ import annotations
 
@@ -28,6 +28,20 @@ def test_predict_reads_a_file_named_with_glob_characters(tmp_path):
     named = tmp_path / "rows[2021].parquet"
     pq.write_table(pa.table({"row_id": [1]}), named)
     assert input_exists(named) and input_files(named) == [named]
+
+
+def test_a_directory_reads_its_linked_folders_once(tmp_path):
+    """A folder linked into the directory (ln -s /big/disk/day2 data/day2) was skipped without a word; a link back up
+    (a loop) is read once."""
+    root, elsewhere = tmp_path / "data", tmp_path / "disk" / "day2"
+    (root / "day1").mkdir(parents=True)
+    elsewhere.mkdir(parents=True)
+    (root / "day1" / "a.csv").write_text(CSV)
+    (elsewhere / "b.csv").write_text(CSV)
+    (root / "day2").symlink_to(elsewhere)
+    (root / "day1" / "up").symlink_to(root)  # a loop
+    assert input_paths(str(root)) == [root / "day1" / "a.csv", root / "day2" / "b.csv"]
+    assert input_paths(f"{root}/") == [root / "day1" / "a.csv", root / "day2" / "b.csv"]
 
 
 def test_hidden_folders_above_the_directory_are_the_user_s_own(tmp_path):
