@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,6 +38,7 @@ class Dataset:
     description: str
     ingest: dict | None = None  # raw sources: the ingest summary (rows in / kept / quarantined)
     layout: Layout = RECSYS
+    footers: tuple | None = field(default=None, compare=False, repr=False)  # data_dir's (input_footers), once read
 
 
 def _synthetic_spec(cfg: Config) -> Any:

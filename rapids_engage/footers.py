@@ -101,6 +101,18 @@ def int_bounds(footer: Footer, column: str) -> list[tuple[int, int]] | None:
     return bounds
 
 
+def int_range(footers: Sequence[Footer], column: str) -> tuple[int, int] | None:
+    """(min, max) of ``column`` over every file of ``footers`` from their statistics (no data read); None when any
+    file's cannot tell (:func:`int_bounds`) or no file has rows."""
+    bounds = []
+    for footer in footers:
+        file_bounds = int_bounds(footer, column)
+        if file_bounds is None:
+            return None
+        bounds += file_bounds
+    return (min(lo for lo, _ in bounds), max(hi for _, hi in bounds)) if bounds else None
+
+
 def holds_later(footer: Footer, column: str, cutoff: int) -> bool:
     """Whether ``footer``'s file may hold a ``column`` value above ``cutoff``: False only when every row group with
     rows has integer statistics whose maximum is at most ``cutoff`` (:func:`int_bounds`; nulls are above no cut-off)."""

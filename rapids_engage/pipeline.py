@@ -8,6 +8,7 @@ Each stage lives in its own module; this one only wires them together and times 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import sys
@@ -23,12 +24,13 @@ from .atomic import OLD_PREFIX, replace_dir, staged_dir, staging_dir, write_file
 from .backend import Backend, resolve
 from .cluster import ClusterError, spilled_bytes, start_cluster
 from .config import Config, ConfigError, about_a_key, sourced
-from .data import DataError, Dataset, expected_layout, ignored_data_settings, resolve_dataset
+from .data import DataError, Dataset, expected_layout, ignored_data_settings, input_footers, resolve_dataset
 from .evaluate import ranked_rows
 from .ingest import IngestError
 from .features.key_checks import check_keys
 from .features.label_times import resolve_label_time
 from .features.materialize import Materialized
+from .footers import int_range
 from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
@@ -36,6 +38,7 @@ from .provenance import CONFIG_FILE, absolute_path, config_data, run_info, write
 from .run_dirs import check_dir, check_features_out, check_run_outputs, store_path
 from .store_builds import in_use
 from .run_stages import evaluate_stage, store_stages, train_stage
+from .split import check_window
 from .plots import write_all
 from .report import print_summary, validate, write_json
 from .report_md import write_markdown
@@ -86,7 +89,18 @@ def _data_stage(cfg: Config, backend: Backend, prog: StageProgress, train: bool 
             prog.log(line)
     if expected is None:
         _check_config(cfg, dataset.layout, backend, train)
-    return dataset
+    return _split_checked(cfg, dataset)
+
+
+def _split_checked(cfg: Config, dataset: Dataset) -> Dataset:
+    """``dataset`` with its files' footers, its time span from their statistics checked against split.valid_hours and
+    split.gap_hours before the cluster starts (a window covering the whole data was said only after the cluster's
+    start and the split's pass over the data); the split checks it again on the data."""
+    footers = tuple(input_footers(dataset.data_dir))
+    span = int_range(footers, dataset.layout.time)
+    if span is not None:
+        check_window(*span, cfg.split.valid_hours, cfg.split.gap_hours, dataset.layout.time)
+    return dataclasses.replace(dataset, footers=footers)
 
 
 def _check_config(cfg: Config, layout: Layout, backend: Backend, train: bool) -> None:

@@ -51,7 +51,7 @@ def store_stages(
     with prog.stage("split"):
         read = partial(read_events, dataset.data_dir, layout, partition_rows=cfg.data.partition_rows,
                        min_partition_rows=resolve_min_partition_rows(cfg.data, backend),
-                       min_partitions=sum(client.nthreads().values()), footers=input_footers(dataset.data_dir))
+                       min_partitions=sum(client.nthreads().values()), footers=list(dataset.footers) if dataset.footers is not None else input_footers(dataset.data_dir))
         train, valid, split = time_split(add_labels(read(), targets, layout), cfg.split.valid_hours, layout.time, targets,
                                          later=lambda cutoff: add_labels(read(later_than=cutoff), targets, layout),
                                          gap_hours=cfg.split.gap_hours)

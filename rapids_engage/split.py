@@ -70,21 +70,7 @@ def time_split(
         raise DataError(f"{int(nulls):,} row(s) have no {time_column} (null): a split by time cannot place them; "
                         "drop them or fill the time in (an ingest quarantines them)")
     lo, hi = int(lo), int(hi)
-    cutoff = hi - window
-    if hi == lo:
-        raise DataError(f"every row has the same {time_column}, {utc(hi)}: a split by time needs events at different "
-                        "times (check the time column and its format)")
-    if cutoff < lo:
-        raise ValueError(
-            f"split.valid_hours={valid_hours} covers the whole data ({(hi - lo) / 3600:.1f} h); "
-            "lower it so some events are left for training"
-        )
-    if cutoff - gap < lo:
-        raise ValueError(
-            f"split.gap_hours={gap_hours:g} purges every training row: the training rows would end {gap_hours:g} h before "
-            f"the validation window's cut-off ({utc(cutoff)}), before the first event ({utc(lo)}); lower split.gap_hours "
-            "(or split.valid_hours)"
-        )
+    cutoff = check_window(lo, hi, valid_hours, gap_hours, time_column)
     train = frame[frame[time_column] <= cutoff - gap]
     source = frame if later is None else later(cutoff)
     valid = source[source[time_column] > cutoff]
@@ -99,6 +85,28 @@ def time_split(
         k = len(targets)
         _check_labels(targets, dict(zip(targets, low_high[:k])), dict(zip(targets, low_high[k:])), n_rows - n_valid - purged)
     return train, valid, SplitInfo(cutoff, lo, hi, gap, purged)
+
+
+def check_window(lo: int, hi: int, valid_hours: float, gap_hours: float, time_column: str = EVENT_TIME) -> int:
+    """The cut-off of events from ``lo`` to ``hi`` (the earliest and latest time); refuses (as :func:`time_split`)
+    events that all have one time, a validation window covering them all, and a gap purging every training row.
+    Also run on the input files' footer statistics before the cluster starts (:func:`~.footers.int_range`)."""
+    cutoff = hi - whole_seconds(valid_hours)
+    if hi == lo:
+        raise DataError(f"every row has the same {time_column}, {utc(hi)}: a split by time needs events at different "
+                        "times (check the time column and its format)")
+    if cutoff < lo:
+        raise ValueError(
+            f"split.valid_hours={valid_hours} covers the whole data ({(hi - lo) / 3600:.1f} h); "
+            "lower it so some events are left for training"
+        )
+    if cutoff - whole_seconds(gap_hours) < lo:
+        raise ValueError(
+            f"split.gap_hours={gap_hours:g} purges every training row: the training rows would end {gap_hours:g} h before "
+            f"the validation window's cut-off ({utc(cutoff)}), before the first event ({utc(lo)}); lower split.gap_hours "
+            "(or split.valid_hours)"
+        )
+    return cutoff
 
 
 def _check_sides(n_valid: int, n_rows: int, purged: int, valid_hours: float, gap_hours: float, latest: int, time_column: str) -> None:

@@ -209,6 +209,22 @@ def test_errors_are_one_line(small_cache, tmp_path, argv, message):
     assert len(lines) == 1 and message in lines[0] and lines[0].startswith("error:")
 
 
+@pytest.mark.parametrize(("setting", "message"), [
+    ("split.valid_hours=100000", "split.valid_hours=100000.0 covers the whole data"),
+    ("split.gap_hours=1000", "split.gap_hours=1000 purges every training row"),
+])
+def test_a_split_window_beyond_the_data_is_refused_before_the_cluster_starts(small_cache, tmp_path, monkeypatch, capsys,
+                                                                           setting, message):
+    """A validation window (or gap) covering the whole data was refused by the split, after the cluster's start and a
+    pass over the data (45 s of test_errors_are_one_line under load); the input footers' statistics tell it first."""
+    from rapids_engage import pipeline
+
+    monkeypatch.setattr(pipeline, "start_cluster", lambda *a, **k: pytest.fail("the cluster started"))
+    argv = ["--gpus", "0", "--rows", "2000", "--out", str(tmp_path / "o"), "--quiet", "--set", f"data.cache_dir={small_cache}"]
+    assert main([*argv, "--set", setting]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_help():
     proc = subprocess.run([sys.executable, "-m", "rapids_engage.pipeline", "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
