@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -570,7 +571,9 @@ def test_audit_passes_on_leakage_free_features(demo, tmp_path):
     shutil.copytree(demo_out / "store", store)
     out = tmp_path / "audit"
     # fewer boosting rounds than the demo's: its store still (training settings are not the store's)
-    args = _args(tmp, out, "--set", f"features.store={store}", "--set", "train.num_boost_round=20")
+    # the like model alone (the checks below read its and the history features'): a subset of the store's targets,
+    # still a cache hit (test_store_target_subset); the shuffled-label run builds and trains the like target only
+    args = _args(tmp, out, "--set", f"features.store={store}", "--set", "train.num_boost_round=20", "--set", "train.targets=[like]")
     code = main(["audit", *args])
     result = json.loads((out / "audit.json").read_text())
     assert code == 0, result
@@ -741,13 +744,43 @@ def _like_argv(small_cache, out) -> list[str]:
             "--set", "train.targets=[like]", "--set", "cluster.n_workers=1", "--set", "train.num_boost_round=5"]
 
 
+@dataclass(frozen=True)
+class LikeRun:
+    """:func:`_like_argv`'s run: where it ran from (``cwd``) and its ``out``, as ``../run`` from there; its wall time."""
+
+    cwd: Path
+    out: Path
+    wall: float
+
+
 @pytest.fixture(scope="module")
-def like_run(small_cache, tmp_path_factory):
+def timed_like_run(small_cache, tmp_path_factory) -> LikeRun:
     """:func:`_like_argv`'s run, made once, with its plots (the last run's plots are what a stopped run must put back
-    or remove): each test that publishes over it gets a copy (:func:`_copy_of_like_run`)."""
-    out = tmp_path_factory.mktemp("like-run") / "run"
-    assert main(_plotted(_like_argv(small_cache, out))) == 0 and (out / "plots" / "pr_curves.png").is_file()
-    return out
+    or remove), from a directory beside its --out with relative paths (``--out ../run`` and a relative
+    data.cache_dir, whose report paths :func:`test_report_paths_are_normalised_as_the_config_s` reads), timed around
+    ``main`` (:func:`test_timings_account_for_the_whole_run`)."""
+    import os
+    import time
+
+    cwd = tmp_path_factory.mktemp("like-run") / "sub"
+    cwd.mkdir()
+    before = os.getcwd()
+    os.chdir(cwd)
+    try:
+        start = time.time()
+        code = main(_plotted(_like_argv(os.path.relpath(small_cache), Path("../run"))))
+        wall = time.time() - start
+    finally:
+        os.chdir(before)
+    out = cwd.parent / "run"
+    assert code == 0 and (out / "plots" / "pr_curves.png").is_file()
+    return LikeRun(cwd, out, wall)
+
+
+@pytest.fixture(scope="module")
+def like_run(timed_like_run) -> Path:
+    """:func:`timed_like_run`'s output directory: each test that publishes over it gets a copy (:func:`_copy_of_like_run`)."""
+    return timed_like_run.out
 
 
 def _plotted(argv: list[str]) -> list[str]:
@@ -763,20 +796,17 @@ def _copy_of_like_run(like_run: Path, tmp_path: Path) -> Path:
     return out
 
 
-def test_a_gap_reaches_the_report_and_builds_another_store_version_and_no_gap_changes_nothing(small_cache, tmp_path):
+def test_a_gap_reaches_the_report_and_builds_another_store_version_and_no_gap_changes_nothing(small_cache, like_run, tmp_path):
     """split.gap_hours=24 (--set): report.json's split says it and counts the purged rows (those of the 24 h before the
     cut-off, from the data), the training split ends 24 h before the cut-off, validation is unchanged, and the store
-    version is another (not a cache hit of the run without a gap). Gap 0 is the definition, and version, before gaps."""
+    version is another (not a cache hit of the run without a gap). Gap 0 is the definition, and version, before gaps
+    (``like_run``'s: split.gap_hours 0 as configs/default.yaml sets it; the gap run builds into a copy of its store)."""
     store = tmp_path / "store"
-    runs = {name: tmp_path / name for name in ("plain", "gap")}
+    shutil.copytree(like_run / "store", store)
+    runs = {"plain": like_run, "gap": tmp_path / "gap"}
     shared = ["--set", f"features.store={store}"]
-
-    def features(out: Path, *extra: str) -> int:
-        return main(["features", *[a for a in _like_argv(small_cache, out) if a != "--no-plots"], *shared, *extra])
-
-    assert features(runs["plain"], "--set", "split.gap_hours=0") == 0
     assert main([*_like_argv(small_cache, runs["gap"]), *shared, "--set", "split.gap_hours=24"]) == 0
-    plain = json.loads((runs["plain"] / "features.json").read_text())
+    plain = json.loads((runs["plain"] / "report.json").read_text())
     gap = json.loads((runs["gap"] / "report.json").read_text())
     cutoff = plain["split"]["cutoff"]
     times = pd.read_parquet(plain["split"]["data_dir"], columns=["tweet_timestamp"])["tweet_timestamp"]
@@ -924,18 +954,14 @@ def test_a_damaged_model_file_is_refused_naming_it(tmp_path, text):
         load_booster({"model_file": str(tmp_path / "like.json")}, CPU)
 
 
-def test_timings_account_for_the_whole_run(small_cache, tmp_path):
+def test_timings_account_for_the_whole_run(timed_like_run):
     """report.json's timings_s left out starting and closing the cluster and drawing the plots: at 30k rows the
     stages added up to 25.9 s of a 43.7 s run (the plots ~15 s of the gap), so a reader looking for what is slow
-    could not find it. They now sum to the run's wall time (``run``'s start to end), in report.md's table too."""
+    could not find it. They now sum to the run's wall time (``run``'s start to end), in report.md's table too
+    (on :func:`timed_like_run`: a plotted 2,000-row run of the like model, timed around ``main``)."""
     import datetime
-    import time
 
-    out = tmp_path / "run"
-    start = time.time()
-    assert main(["--gpus", "0", "--rows", "2000", "--out", str(out), "--quiet", "--plots", "--set", f"data.cache_dir={small_cache}",
-                 "--set", "train.targets=[like]", "--set", "train.num_boost_round=5", "--set", "cluster.n_workers=1"]) == 0
-    wall = time.time() - start
+    out, wall = timed_like_run.out, timed_like_run.wall
     report = json.loads((out / "report.json").read_text())
     timings = report["timings_s"]
     assert list(timings) == ["data", "cluster", "split", "features", "train", "evaluate", "plots", "other"]
@@ -949,16 +975,14 @@ def test_timings_account_for_the_whole_run(small_cache, tmp_path):
     assert f"| **total** | **{sum(timings.values()):.2f}** |" in md and "| plots |" in md and "| cluster |" in md
 
 
-def test_report_paths_are_normalised_as_the_config_s(small_cache, tmp_path, monkeypatch):
+def test_report_paths_are_normalised_as_the_config_s(small_cache, timed_like_run):
     """With ``--out ../x`` report.json's models and store.path (and split.data_dir, of a relative data.cache_dir) were
-    ``/cwd/sub/../x/models``, while its config's paths are normalised (``/cwd/x``). (Left by an earlier hunt.)"""
+    ``/cwd/sub/../x/models``, while its config's paths are normalised (``/cwd/x``). (Left by an earlier hunt.) On
+    :func:`timed_like_run`, run from ``<tmp>/sub`` with ``--out ../run`` and a relative data.cache_dir."""
     import os
 
-    (tmp_path / "sub").mkdir()
-    monkeypatch.chdir(tmp_path / "sub")
-    cache = os.path.relpath(small_cache)
-    assert main(["--gpus", "0", "--rows", "2000", "--out", "../run", "--quiet", "--no-plots", "--set", f"data.cache_dir={cache}",
-                 "--set", "train.targets=[like]", "--set", "train.num_boost_round=5", "--set", "cluster.n_workers=1"]) == 0
+    tmp_path = timed_like_run.cwd.parent
+    assert timed_like_run.out == tmp_path / "run"
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["config"]["out"] == str(tmp_path / "run")
     assert report["models"] == str(tmp_path / "run" / "models")
