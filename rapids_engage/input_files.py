@@ -36,10 +36,10 @@ def expand(spec: str | os.PathLike) -> list[Path]:
 
 
 def directory_files(folder: Path) -> list[Path]:
-    """Every file under ``folder`` at any depth (:func:`_walk`), sorted by path, skipping paths with a part below
+    """Every file under ``folder`` at any depth (:func:`walk`), sorted by path, skipping paths with a part below
     ``folder`` that starts with ``.`` or ``_``; an :class:`InputPathError` naming ``folder`` when none is left, or when
     they end in more than one format (``.csv`` and ``.json``: name the ones to read by a glob)."""
-    files = sorted(_walk(folder))
+    files = sorted(f for f in walk(folder) if os.path.isfile(f))
     if not files:
         raise InputPathError(f"{folder}: a directory holding no data files (names starting with '.' or '_', Spark's and "
                              "dask's markers, are skipped)")
@@ -52,10 +52,11 @@ def directory_files(folder: Path) -> list[Path]:
     return [Path(f) for f in files]
 
 
-def _walk(folder: Path) -> list[str]:
-    """The files under ``folder`` whose names below it start with neither ``.`` nor ``_``, following linked folders
-    (``ln -s /disk/day2 data/day2``; ``Path.rglob`` skipped their files), each real folder once (a link back up is
-    no loop)."""
+def walk(folder: str | os.PathLike) -> list[str]:
+    """What lies under ``folder`` at any depth but folders (files, and links to nothing or in a loop, for a reader to
+    name), skipping names below it that start with ``.`` or ``_``, following linked folders (``ln -s /disk/day2
+    data/day2``; ``Path.rglob`` skipped their files), each real folder once (a link back up is no loop); the one
+    listing of a directory (:func:`directory_files`, :func:`.store.parquet_files`), in walk order."""
     files, seen = [], set()
     for top, folders, names in os.walk(folder, followlinks=True):
         real = os.path.realpath(top)
@@ -64,8 +65,7 @@ def _walk(folder: Path) -> list[str]:
             continue
         seen.add(real)
         folders[:] = [f for f in folders if not f.startswith(HIDDEN_PREFIXES)]
-        paths = (os.path.join(top, n) for n in names if not n.startswith(HIDDEN_PREFIXES))
-        files += [p for p in paths if os.path.isfile(p)]
+        files += [os.path.join(top, n) for n in names if not n.startswith(HIDDEN_PREFIXES)]
     return files
 
 

@@ -32,6 +32,7 @@ from . import store_builds
 from .atomic import DamagedFile, check_fields, replace_dir
 from .digests import content_digests
 from .failures import naming
+from .input_files import walk
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 2
@@ -60,16 +61,15 @@ class MissingVersion(KeyError):
 SPLITS = ("train", "valid")
 
 
-HIDDEN_PREFIXES = (".", "_")
-
-
-def parquet_files(directory: Path) -> list[Path]:
-    """The ``*.parquet`` files under ``directory`` at any depth, sorted; a directory so named (a Spark or dask dataset,
-    ``events.parquet/part-0.parquet``) is searched, not listed as a file (that was 'Is a directory'). Paths with a
-    part below ``directory`` starting with ``.`` or ``_`` are skipped, as pyarrow, dask and Spark skip them (a Spark
-    job's ``_temporary/`` partial files, ``_metadata``, editors' and copies' hidden files)."""
-    return sorted(f for f in directory.rglob("*.parquet")
-                  if not f.is_dir() and not any(part.startswith(HIDDEN_PREFIXES) for part in f.relative_to(directory).parts))
+def parquet_files(directory: str | os.PathLike) -> list[Path]:
+    """The files under ``directory`` at any depth whose names end in ``.parquet`` (any case: ``B.PARQUET``), sorted by
+    path parts; a directory so named (a Spark or dask dataset, ``events.parquet/part-0.parquet``) is searched, not
+    listed as a file (that was 'Is a directory'). Listed by :func:`.input_files.walk`, as ``data.path`` directories
+    are: linked folders are followed (each real folder once), and names below ``directory`` starting with ``.`` or
+    ``_`` are skipped, as pyarrow, dask and Spark skip them (a Spark job's ``_temporary/`` partial files,
+    ``_metadata``, editors' hidden files, :func:`.atomic.part_path`'s temporaries). A link to nothing or in a loop is
+    listed, for its reader to name."""
+    return sorted(Path(f) for f in walk(directory) if f.lower().endswith(".parquet"))
 
 
 def fingerprint_files(directory: Path, cache: Path | None = None, log: Callable[[str], None] | None = None) -> str:

@@ -11,6 +11,8 @@ from rapids_engage.ingest.recsys import input_paths
 from rapids_engage.input_files import expand
 
 CSV = "id,user,ts,clicked\na1,u1,1600000000,1\n"
+#: fingerprint_files of test_an_ordinary_store_keeps_its_files_order_and_fingerprint's tree, by the Path.rglob listing
+FINGERPRINT = "89eaa6ab978ac76f02855310ebf242412264de218f561679527e81aa3704d345"
 
 
 def test_a_file_named_with_glob_characters_is_that_file(tmp_path):
@@ -50,3 +52,39 @@ def test_hidden_folders_above_the_directory_are_the_user_s_own(tmp_path):
     root.mkdir(parents=True)
     (root / "a.csv").write_text(CSV)
     assert input_paths(str(root)) == [root / "a.csv"] == expand(Path(root))
+
+
+def test_predict_input_reads_linked_folders_and_upper_case_parquet(tmp_path):
+    """predict --input DIR (store.parquet_files) skipped the files of a linked folder (Path.rglob does not follow it)
+    and 'B.PARQUET', without a word; a link back up is read once, hidden and '_' names below DIR stay skipped."""
+    from rapids_engage.predict import input_files
+
+    root, elsewhere = tmp_path / "new", tmp_path / "disk" / "day2"
+    (root / "day1").mkdir(parents=True)
+    elsewhere.mkdir(parents=True)
+    for f in (root / "day1" / "a.parquet", elsewhere / "b.parquet", root / "day1" / "C.PARQUET"):
+        pq.write_table(pa.table({"row_id": [1]}), f)
+    (root / "day2").symlink_to(elsewhere)
+    (root / "day1" / "up").symlink_to(root)  # a loop
+    (root / "day1" / ".a.parquet.1a2b3c4d.99.part").write_bytes(b"")  # an atomic write's temporary
+    (root / "_temporary").mkdir()
+    pq.write_table(pa.table({"row_id": [1]}), root / "_temporary" / "x.parquet")
+    assert input_files(root) == [root / "day1" / "C.PARQUET", root / "day1" / "a.parquet", root / "day2" / "b.parquet"]
+
+
+def test_an_ordinary_store_keeps_its_files_order_and_fingerprint(tmp_path):
+    """Folding the listing into input_files' walk changed nothing for a plain tree: same files in the same (path part)
+    order, same fingerprint (the hex is what the Path.rglob listing gave)."""
+    from rapids_engage.store import fingerprint_files, parquet_files
+
+    names = ["day=1/part-0.parquet", "day=1/part-1.parquet", "day=1-x/part-0.parquet", "day=10/a.parquet",
+             "b.parquet", "day=1/manifest.json", "day=1/.part-0.parquet.1a2b.7.part", "_metadata", "x.parquet/p.parquet"]
+    for i, name in enumerate(names):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"row %d" % i)
+    rglob = sorted(f for f in tmp_path.rglob("*.parquet")
+                   if not f.is_dir() and not any(p.startswith((".", "_")) for p in f.relative_to(tmp_path).parts))
+    assert parquet_files(tmp_path) == rglob
+    assert [f.relative_to(tmp_path).as_posix() for f in rglob][:3] == ["b.parquet", "day=1/part-0.parquet",
+                                                                      "day=1/part-1.parquet"]  # before day=1-x
+    assert fingerprint_files(tmp_path) == FINGERPRINT
