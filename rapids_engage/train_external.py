@@ -71,10 +71,13 @@ def _batches_class() -> type:
 
 
 def parquet_files(directory: Path) -> list[str]:
-    """The non-empty parquet files of a store split, in name order, as absolute paths."""
+    """The non-empty parquet files of a store split (listed as :func:`.store.parquet_files` lists a store's), in name
+    order, as absolute paths."""
     import pyarrow.parquet as pq
 
-    files = sorted(str(f) for f in Path(directory).absolute().rglob("*.parquet"))  # absolute: a worker's directory is not ours
+    from .store import parquet_files as store_files
+
+    files = [str(f) for f in store_files(Path(directory).absolute())]  # absolute: a worker's directory is not ours
     return [f for f in files if pq.ParquetFile(f).metadata.num_rows > 0]
 
 
