@@ -176,8 +176,7 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
     check fails on it. ``seed`` also draws the time-travel check's cut times and the out-of-fold check's fold (``seed`` mod
     ``n_folds``). The split, time-travel and out-of-fold checks run on
     the run's cluster (``--scheduler-address`` or a local one), not in this process."""
-    from .backend import resolve
-    from .cluster import start_cluster
+    from .cluster import run_backend, start_cluster
     from .pipeline import run
 
     if shuffles is not None and shuffles < 1:
@@ -224,7 +223,7 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
         del c["target"]
     store_dir = Path(real["store"]["path"]) / real["store"]["version"]
     say("split, time-travel and out-of-fold checks")
-    with start_cluster(resolve(cfg.cluster.gpus, cfg.cluster.scheduler_address).init(), cfg.cluster):  # its client computes them
+    with start_cluster(run_backend(cfg.cluster)[0].init(), cfg.cluster):  # its client computes them
         checks += split_checks(store_dir, real["split"]["cutoff"], Layout.from_dict(real["layout"]), training_end(real["split"]))
         checks += time_travel_checks(cfg, real, seed=seed)
         checks += out_of_fold_checks(cfg, real, seed=seed)

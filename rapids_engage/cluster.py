@@ -240,12 +240,7 @@ def start_cluster(backend: Backend, cfg: ClusterConfig, log: Callable[[str], Non
 
     _quiet_closed_gathers()
     if cfg.scheduler_address:
-        try:
-            client = Client(cfg.scheduler_address, timeout=CONNECT_TIMEOUT_S)
-        except OSError as exc:  # no scheduler there (distributed says so as a timeout): one line
-            raise ClusterError(f"no dask scheduler answered at {cfg.scheduler_address} within {CONNECT_TIMEOUT_S} s "
-                               f"({_unreachable(cfg.scheduler_address) or _one_line(exc)}); start one (dask scheduler) "
-                               "or fix --scheduler-address") from None
+        client = _connected(cfg.scheduler_address)
         import uuid
 
         plugin = f"rapids-engage-backend-{uuid.uuid4().hex[:12]}"  # this run's: another's on the same cluster keeps its own
@@ -494,15 +489,33 @@ def _served_dashboard(client: Any) -> str | None:
     return client.dashboard_link if served else None
 
 
-def _existing_workers_ready(client: Any, address: str, backend: Backend, plugin: str | None = None,
-                            timeout_s: float = 60.0) -> None:
-    """Wait for a worker of an existing cluster, set its backend up as ours (the worker plugin named ``plugin``, default
-    :class:`~.worker_setup.BackendSetup`'s name) and check it runs our code; one-line errors."""
+def _connected(address: str) -> Any:
+    """A client of the existing scheduler at ``address``, or a one-line :class:`ClusterError`."""
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=CONNECT_TIMEOUT_S)
+    except OSError as exc:  # no scheduler there (distributed says so as a timeout): one line
+        raise ClusterError(f"no dask scheduler answered at {address} within {CONNECT_TIMEOUT_S} s "
+                           f"({_unreachable(address) or _one_line(exc)}); start one (dask scheduler) "
+                           "or fix --scheduler-address") from None
+
+
+def _a_worker_joined(client: Any, address: str, start: str, timeout_s: float = 60.0) -> None:
+    """Wait for a worker of the existing cluster at ``address``, or a one-line :class:`ClusterError` saying to start
+    some (``start``: the command)."""
     try:
         client.wait_for_workers(1, timeout=timeout_s)
     except TimeoutError:
         raise ClusterError(f"no worker joined the scheduler at {address} within {timeout_s:.0f} s; start workers "
-                           f"({'dask cuda worker' if backend.is_gpu else 'dask worker'} {address})") from None
+                           f"({start} {address})") from None
+
+
+def _existing_workers_ready(client: Any, address: str, backend: Backend, plugin: str | None = None,
+                            timeout_s: float = 60.0) -> None:
+    """Wait for a worker of an existing cluster, set its backend up as ours (the worker plugin named ``plugin``, default
+    :class:`~.worker_setup.BackendSetup`'s name) and check it runs our code; one-line errors."""
+    _a_worker_joined(client, address, "dask cuda worker" if backend.is_gpu else "dask worker", timeout_s)
     from .worker_setup import BackendSetup
     from .worker_versions import check_same_code, check_same_python
 
@@ -522,7 +535,7 @@ def worker_gpus(client: Any, address: str, asked: str | int) -> int:
     from .backend import worker_gpu
 
     seen = client.run(worker_gpu)  # NVML or CUDA_VISIBLE_DEVICES there: no CUDA context, here or there
-    gpus = {gpu for gpu in seen.values() if gpu}
+    gpus = _distinct(seen)
     wanted = 1 if str(asked).strip().lower() == "auto" else int(asked)
     if len(gpus) < wanted:
         without = sum(not gpu for gpu in seen.values())
@@ -531,6 +544,60 @@ def worker_gpus(client: Any, address: str, asked: str | int) -> int:
                            f"compute on {len(gpus)} GPU(s) ({without} worker(s) without one): start a dask-cuda worker per GPU "
                            f"(dask cuda worker {address}), or use {use}--gpus 0 for the CPU backend")
     return len(gpus)
+
+
+def _distinct(seen: dict[str, str | None]) -> set[str]:
+    """The distinct GPUs of ``seen`` (worker -> :func:`~.backend.worker_gpu`)."""
+    return {gpu for gpu in seen.values() if gpu}
+
+
+def run_backend(cfg: ClusterConfig) -> tuple[Backend, str | None]:
+    """The backend of a run on ``cfg``'s cluster (not yet initialised) and, for ``--gpus auto`` with
+    ``--scheduler-address``, the line saying which and why: there the workers' GPUs decide (asked over a connection of
+    its own, before the run's), with RAPIDS installed here (this process builds the dask_cudf graphs). ``auto`` counted
+    this process's GPUs instead: a login node without any drove a GPU cluster on the CPU, unsaid. Otherwise
+    :func:`~.backend.resolve`."""
+    from . import backend as backends
+
+    address = cfg.scheduler_address
+    if not address or not (cfg.gpus is None or str(cfg.gpus).strip().lower() == "auto"):
+        return backends.resolve(cfg.gpus, address), None
+    if not backends.rapids_available():
+        return backends.CPU, (f"--gpus auto: CPU backend, RAPIDS (cudf, dask_cudf, dask_cuda) is not installed here, on "
+                              f"the driver, so the GPUs of the workers at {address} were not asked; install it here for a "
+                              "GPU run")
+    return auto_backend(_workers_gpus_seen(address), address)
+
+
+def auto_backend(seen: dict[str, str | None], address: str) -> tuple[Backend, str]:
+    """``--gpus auto``'s backend on the existing cluster at ``address`` whose workers ``seen`` (worker ->
+    :func:`~.backend.worker_gpu`), RAPIDS installed here, and the line saying which and why."""
+    from .backend import CPU
+
+    gpus = _distinct(seen)
+    if gpus:
+        return Backend("gpu", len(gpus)), (f"--gpus auto: GPU backend, the {len(seen)} worker(s) of the cluster at "
+                                           f"{address} compute on {len(gpus)} GPU(s) and RAPIDS is installed here")
+    return CPU, f"--gpus auto: CPU backend, none of the {len(seen)} worker(s) of the cluster at {address} has a GPU"
+
+
+def _workers_gpus_seen(address: str) -> dict[str, str | None]:
+    """Worker -> :func:`~.backend.worker_gpu` of the existing cluster at ``address`` (once a worker joined), asked
+    over a connection closed after; one-line :class:`ClusterError` s."""
+    from .backend import worker_gpu
+    from .worker_versions import check_same_python
+
+    client = _connected(address)
+    try:
+        _a_worker_joined(client, address, "dask cuda worker or dask worker")
+        check_same_python(client, address)  # first: the question is shipped as this Python's pickle
+        try:
+            return client.run(worker_gpu)
+        except Exception as exc:  # noqa: BLE001 - whatever the workers lack, say it in one line
+            raise ClusterError(f"--gpus auto: the workers at {address} could not say their GPUs ({_one_line(exc)}); "
+                               "give --gpus N or --gpus 0") from None
+    finally:
+        client.close()
 
 
 def _plugin_removed(client: Any, name: str) -> None:

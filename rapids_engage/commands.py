@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
-from .backend import BackendError, resolve
+from .backend import BackendError
 from .cli import Parser, command_name, positive_int, seed_int
-from .cluster import ClusterError, WorkerLostError
+from .cluster import ClusterError, WorkerLostError, run_backend
 from .config import Config, ConfigError, load_config, sourced
 from .data import DataError, check_some_ingested
 from .failures import one_line
@@ -150,7 +150,10 @@ def _predict(args: argparse.Namespace, console: Console) -> None:
     if not args.out.strip():  # --out "$OUT" with OUT unset: predictions/ and predict.json in the working directory
         raise ConfigError(f"predict: --out must be a directory path, got {args.out!r}")
     cluster_cfg = predict_cluster_config(args)
-    backend = resolve(cluster_cfg.gpus, cluster_cfg.scheduler_address).init()
+    backend, why = run_backend(cluster_cfg)  # why: --gpus auto on an existing cluster, decided by its workers' GPUs
+    backend = backend.init()
+    if why and not args.quiet:
+        console.print(f"  {why}", highlight=False)
     start = time.perf_counter()
     named = Config(cluster=cluster_cfg)  # its errors name the --set or flag that gave a value, as a run's
     named._origins = cluster_cfg._origins

@@ -21,8 +21,8 @@ from rich.console import Console
 
 from . import __version__
 from .atomic import OLD_PREFIX, replace_dir, staged_dir, staging_dir, write_file
-from .backend import Backend, resolve
-from .cluster import ClusterError, spilled_bytes, start_cluster
+from .backend import Backend
+from .cluster import ClusterError, run_backend, spilled_bytes, start_cluster
 from .config import Config, ConfigError, about_a_key, sourced
 from .data import DataError, Dataset, expected_layout, ignored_data_settings, input_footers, resolve_dataset
 from .evaluate import ranked_rows
@@ -49,13 +49,16 @@ from .train_check import check_params
 @contextlib.contextmanager
 def _stages(cfg: Config, quiet: bool, console: Console) -> Iterator[tuple[Backend, Path, StageProgress, MemoryWatch]]:
     """The backend, output directory, progress display and memory watch of a run."""
-    backend = resolve(cfg.cluster.gpus, cfg.cluster.scheduler_address).init()
+    backend, why = run_backend(cfg.cluster)  # why: --gpus auto on an existing cluster, decided by its workers' GPUs
+    backend = backend.init()
     # the directories a run writes, before it spends time; made when written (a config refused later leaves none)
     check_dir(cfg, "out", cfg.out, "output directory")
     check_dir(cfg, "data.cache_dir", cfg.data.cache_dir, "cache directory")
     check_dir(cfg, "features.store", store_path(cfg), "feature store")
     memory = MemoryWatch.for_run(backend, cfg.cluster.scheduler_address)
     with memory, StageProgress(console, quiet, memory) as prog, _keys_sourced(cfg):
+        if why:
+            prog.log(why)
         yield backend, Path(cfg.out), prog, memory
 
 
