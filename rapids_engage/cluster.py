@@ -156,9 +156,10 @@ def local_directory(cfg: ClusterConfig) -> str | None:
     return str(path)
 
 
-def ignored_settings(cfg: ClusterConfig, backend: Backend) -> list[str]:
+def ignored_settings(cfg: ClusterConfig, backend: Backend, workers_gpus: int = 0) -> list[str]:
     """Lines naming the ``cluster`` settings this run does not apply (a config shared by CPU and GPU
-    machines, or written for a local cluster and run on an existing one)."""
+    machines, or written for a local cluster and run on an existing one). ``workers_gpus``: the GPUs an existing
+    cluster's workers compute on (:attr:`ClusterInfo.n_gpus`): a ``--gpus N`` below it does not limit them."""
     if cfg.scheduler_address:
         local = [f"cluster.{k}" for k in ("n_workers", "threads_per_worker", "rmm_pool_size")
                  if getattr(cfg, k) is not None] + (["cluster.memory_limit"] if cfg.memory_limit != "auto" else []) \
@@ -167,6 +168,9 @@ def ignored_settings(cfg: ClusterConfig, backend: Backend) -> list[str]:
         if cfg.local_directory is not None:
             lines.append(f"cluster.local_directory: the workers of {cfg.scheduler_address} spill where they were started; "
                          "it places train.external_memory's cache only")
+        if backend.is_gpu and 0 < backend.n_gpus < workers_gpus and str(cfg.gpus).strip().isdigit():
+            lines.append(f"the cluster's workers compute on {workers_gpus} GPU(s); --gpus {backend.n_gpus} does not limit an "
+                         "existing cluster")
         return lines
     if not backend.is_gpu:
         lines = ["cluster.rmm_pool_size: GPU workers only, not applied to this CPU run"] if cfg.rmm_pool_size is not None else []

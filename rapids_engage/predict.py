@@ -515,7 +515,7 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
                 prog.log(gap)
         with start_cluster(backend, cluster_cfg, prog.log) as cluster:  # as a run: stalls for memory said
             prog.log(cluster.describe(backend))
-            for line in ignored_settings(cluster_cfg, backend):
+            for line in ignored_settings(cluster_cfg, backend, cluster.n_gpus):
                 prog.log(line)
             if cluster.kind == "external":  # its workers read the rows and write the predictions
                 check_shared_paths(cluster.client, cluster_cfg.scheduler_address, read=[glob_root(input_path)],

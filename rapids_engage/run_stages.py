@@ -44,7 +44,7 @@ def store_stages(
     ``hold``: called with the store version as soon as it is known (:func:`~.features.materialize.materialize`)."""
     layout, targets, client = dataset.layout, list(cfg.train.targets), cluster.client
     prog.log(cluster.describe(backend))
-    for line in ignored_settings(cfg.cluster, backend):
+    for line in ignored_settings(cfg.cluster, backend, cluster.n_gpus):
         prog.log(line)
     if cluster.kind == "external":  # its workers read the input and write the store: they must see both
         check_shared_paths(client, cfg.cluster.scheduler_address, read=[dataset.data_dir], write=[store_path(cfg)])

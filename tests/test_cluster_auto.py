@@ -58,3 +58,15 @@ def test_without_an_address_or_with_a_count_resolve_decides(driver_without_gpus)
 
     assert run_backend(ClusterConfig(gpus="auto")) == (CPU, None)
     assert run_backend(ClusterConfig(gpus=2, scheduler_address="tcp://h:8786")) == (Backend("gpu", 2), None)
+
+
+def test_gpus_fewer_than_the_workers_are_said_not_to_limit_them():
+    """``--gpus 1`` on a cluster whose workers compute on 4 GPUs is not refused, and the workers use all 4 (report.json
+    says 4): it was not said."""
+    from rapids_engage.backend import Backend
+    from rapids_engage.cluster import ignored_settings
+
+    line = "the cluster's workers compute on 4 GPU(s); --gpus 1 does not limit an existing cluster"
+    assert ignored_settings(ClusterConfig(gpus=1, scheduler_address="tcp://h:8786"), Backend("gpu", 1), workers_gpus=4) == [line]
+    for gpus in (4, "auto"):
+        assert ignored_settings(ClusterConfig(gpus=gpus, scheduler_address="tcp://h:8786"), Backend("gpu", 4), workers_gpus=4) == []
