@@ -27,7 +27,7 @@ from .config import Config, ConfigError, about_a_key, sourced
 from .data import DataError, Dataset, expected_layout, ignored_data_settings, input_footers, resolve_dataset
 from .evaluate import ranked_rows
 from .ingest import IngestError
-from .features.key_checks import check_keys
+from .features.key_checks import check_keys, role_changes
 from .features.label_times import resolve_label_time
 from .features.materialize import Materialized
 from .footers import int_range
@@ -113,7 +113,7 @@ def _check_config(cfg: Config, layout: Layout, backend: Backend, train: bool) ->
         for target in cfg.train.targets:
             layout.target(target)
         cfg.features = resolve_label_time(cfg.features, layout)
-        check_keys(cfg.features, layout)
+        check_keys(cfg.features, layout, role_changes(cfg))
         if train:
             check_params(cfg.train, layout, backend)
     except (ConfigError, ValueError) as exc:

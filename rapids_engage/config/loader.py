@@ -36,6 +36,14 @@ def _set_dotted(data: dict, dotted: str, value: Any) -> None:
     node[last] = value
 
 
+def _get_dotted(data: dict, dotted: str) -> Any:
+    """The value at ``dotted`` in ``data``, None where there is none."""
+    node: Any = data
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``section.key=value`` -> (``section.key``, YAML-parsed value)."""
     key, sep, raw = text.partition("=")
@@ -144,12 +152,17 @@ def load_config(
     if not isinstance(data, dict):  # before the overrides, which take sections (a flag is one)
         return from_dict(data, str(path))  # refused: the top level must be a mapping
     origins: dict[str, str] = {}
+    in_file: dict[str, Any] = {}
     for text in overrides:
         key, value = parse_override(text)
+        if key not in in_file:
+            in_file[key] = _get_dotted(data, key)
         _set_dotted(data, key, value)
         origins.pop(key, None)
         origins[key] = (labels or {}).get(text, f"--set {text}")
-    return from_dict(data, str(path), origins)
+    config = from_dict(data, str(path), origins)
+    config._in_file = in_file  # not a field: the file's values of the keys an override set (role_changes)
+    return config
 
 
 def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:

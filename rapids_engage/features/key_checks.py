@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 
-from ..config import ConfigError, FeaturesConfig
+from ..config import Config, ConfigError, FeaturesConfig
 from ..config.sections import DEFAULT_COUNT_KEYS, WINNER_TE_KEYS
 from ..layout import Layout
 from .configured_encoders import session_key
@@ -12,10 +12,10 @@ from .key_columns import derived_key_names, key_columns
 from .label_times import engagement_times
 
 
-def check_keys(config: FeaturesConfig, layout: Layout) -> None:
+def check_keys(config: FeaturesConfig, layout: Layout, changed: dict[str, str] | None = None) -> None:
     """A ConfigError naming the config key, the column and the closest names when a feature key names
     a column data of ``layout`` will not have, or history label times the data do not carry (checked before
-    any data is read)."""
+    any data is read). ``changed``: column -> why it is gone (:func:`role_changes`), added to its message."""
     if config.history.keys:
         engagement_times(config.history, layout, [t.name for t in layout.targets])
     known = key_columns(layout)
@@ -25,7 +25,23 @@ def check_keys(config: FeaturesConfig, layout: Layout) -> None:
         for key in keys:
             for column in key:
                 if column not in known:
-                    raise ConfigError(f"{path}: {unknown_column(column, known, layout)}" + _recsys_default_hint(path, keys, layout))
+                    raise ConfigError(f"{path}: {unknown_column(column, known, layout)}" + _recsys_default_hint(path, keys, layout)
+                                      + (f"; {changed[column]}" if column in (changed or {}) else ""))
+
+
+def role_changes(config: Config) -> dict[str, str]:
+    """Column -> a line saying that ``--set data.table.<role>`` changed that role from it, for each role of the config
+    file's ``data.table`` an override re-mapped (:func:`~..config.load_config` keeps the file's values): a feature
+    key still naming the file's column was refused as the keys' mistake ("no column 'author'")."""
+    changes = {}
+    for key, old in getattr(config, "_in_file", {}).items():
+        role = key.removeprefix("data.table.")
+        new = getattr(config.data.table, role, None) if config.data.table and role != key and "." not in role else None
+        for column in ([old] if isinstance(old, str) else old if isinstance(old, list) else []):
+            if isinstance(column, str) and column not in ([new] if isinstance(new, str) else new or []):
+                changes[column] = (f"--set data.table.{role} changed it from {old!r} to {new!r}, and the keys still name "
+                                   "the old one")
+    return changes
 
 
 def _recsys_default_hint(path: str, keys: list[list[str]], layout: Layout) -> str:
