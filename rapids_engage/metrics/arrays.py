@@ -48,6 +48,14 @@ def _one_column(a: Any, name: str) -> None:
                          "of predict_proba's (n, 2), the positive class is [:, 1])")
 
 
+def _in_memory(a: Any, name: str) -> None:
+    """A one-line TypeError for a dask collection (a column of ``FeatureStore.training_frame``): its lazy
+    length and shape failed deep inside dask; the metrics read in-memory arrays and do not compute graphs."""
+    if type(a).__module__.split(".")[0] in ("dask", "dask_cudf", "dask_expr"):
+        raise TypeError(f"{name} is a dask {type(a).__name__}: the metrics take in-memory arrays; "
+                        f"pass {name}.compute() (or compute the frame once and take its columns)")
+
+
 #: What pandas' ``infer_dtype`` says of an object column of numbers, booleans and missing values.
 _NUMBER_OBJECTS = frozenset({"integer", "floating", "mixed-integer-float", "boolean", "decimal", "empty"})
 
@@ -71,6 +79,7 @@ def _f64(a: Any, xp: ModuleType, name: str) -> Any:
     """``a`` as a 1-d float64 array of module ``xp`` (nulls as NaN); text is an error (:func:`_text_row`):
     scikit-learn refuses text scores and reads text labels as class names ("10" < "9"), and float("1.0")
     would take " 1", "1.0" and "nan" as well."""
+    _in_memory(a, name)
     if not hasattr(a, "dtype"):  # a list / tuple / scalar / DataFrame
         cells = np.asarray(a)
         a = cells if cells.dtype.kind not in "US" else np.asarray(a, dtype=object)  # numpy makes [0, "1"] all text

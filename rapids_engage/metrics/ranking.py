@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import argsort_stable, bincount, to_host
-from .arrays import ArrayLike, RowError, _block_starts, _check_whole, _checked, _concat0, _mean, _on_gpu, _one_column, _raw
+from .arrays import ArrayLike, RowError, _block_starts, _check_whole, _checked, _concat0, _in_memory, _mean, _on_gpu, _one_column, _raw
 from .binary import _auc, _sorted_curve
 
 # ------------------------------------------------------------------- ranking
@@ -51,6 +51,7 @@ def _missing_ids(group: ArrayLike, xp: ModuleType) -> Any:
 def _ranking_inputs(y: ArrayLike, p: ArrayLike, group: ArrayLike) -> tuple[ModuleType, Any, Any, Any]:
     """(module, y, p, group ids) with the group ids kept in their own dtype. A missing id is an error: NaN ids
     each made a group of one (NaN != NaN), a perfectly ranked one when its row was relevant."""
+    _in_memory(group, "group")
     xp, y, p = _checked(y, p, binary=False, others=(group,))
     _one_column(group, "group")
     missing = _missing_ids(group, xp)
