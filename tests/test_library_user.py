@@ -25,3 +25,46 @@ def test_a_dask_group_given_to_a_ranking_metric_is_a_one_line_error():
     group = dd.from_pandas(pd.Series([1, 1, 2, 2]), npartitions=2)
     with pytest.raises(TypeError, match="group is a dask Series"):
         metrics.map_at_k([0, 1, 1, 0], np.array([0.1, 0.9, 0.4, 0.3]), group, k=10)
+
+
+def _events(n: int = 60) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"tweet_id": np.arange(n), "engaging_user_id": rng.integers(0, 5, n),
+                         "tweet_timestamp": 1_600_000_000 + np.arange(n) * 3600, "like": rng.integers(0, 2, n)})
+
+
+@pytest.mark.parametrize("encoder", ["count", "history"])
+@pytest.mark.parametrize("times", ["datetime", "text"])
+def test_a_time_column_of_datetimes_or_text_is_a_one_line_error(encoder, times):
+    """A pandas datetime column (what ``pd.read_csv(parse_dates=...)`` gives) failed deep inside pandas:
+    ``cannot perform __floordiv__ with this index type: DatetimeArray`` (CountEncoder) or ``int() argument must be
+    ... not 'Timestamp'`` (HistoryEncoder)."""
+    from rapids_engage.features import CountEncoder, HistoryEncoder
+
+    rows = _events()
+    stamps = pd.to_datetime(rows["tweet_timestamp"], unit="s")
+    rows["tweet_timestamp"] = stamps if times == "datetime" else stamps.astype(str)
+    enc = CountEncoder("engaging_user_id") if encoder == "count" else HistoryEncoder("engaging_user_id", targets=["like"])
+    with pytest.raises(TypeError, match=r"the time column 'tweet_timestamp' holds .*; it must hold seconds since 1970"):
+        enc.fit(rows).transform(rows)
+
+
+def test_the_conversion_the_time_column_error_suggests_gives_the_counts_of_integer_seconds():
+    from rapids_engage.features import CountEncoder
+
+    rows = _events()
+    dated = rows.assign(tweet_timestamp=pd.to_datetime(rows["tweet_timestamp"], unit="s"))
+    converted = dated.assign(tweet_timestamp=dated["tweet_timestamp"].astype("datetime64[s]").astype("int64"))
+    pd.testing.assert_frame_equal(CountEncoder("engaging_user_id").fit_transform(converted),
+                                  CountEncoder("engaging_user_id").fit_transform(rows))
+
+
+def test_a_count_encoder_without_the_time_column_says_how_to_do_without():
+    from rapids_engage.features import CountEncoder
+
+    rows = _events().drop(columns=["tweet_timestamp"])
+    with pytest.raises(ValueError, match=r"columns \['tweet_timestamp'\] are not in the frame \(the time column of the "
+                                         r"per-day counts: name yours with time_column=\.\.\., or per_day=False\)"):
+        CountEncoder("engaging_user_id").fit_transform(rows)
+    counts = CountEncoder("engaging_user_id", per_day=False).fit_transform(rows)["cnt_engaging_user_id"]
+    assert counts.sum() == (rows.groupby("engaging_user_id").size() ** 2).sum()

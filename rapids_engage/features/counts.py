@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backend import array_module, bincount, series_like
 from ..schema import EVENT_TIME
-from .estimator_conventions import EstimatorParams, check_columns, check_fitted, check_key_dtypes, load_state, save_state
+from .estimator_conventions import EstimatorParams, check_columns, check_fitted, check_key_dtypes, check_time_column, load_state, save_state
 from .frames import Join, apply_joins, as_dask, computed_like, free_name, key_ids, key_name, keys_of_ids, without
 
 DAY = "_day"
@@ -101,7 +101,12 @@ class CountEncoder(EstimatorParams):
     def transform(self, X: Any) -> Any:
         """``X`` with ``cnt_<key>`` and, ``per_day``, ``cnt_day_<key>`` (only then is the time column read)."""
         check_fitted(self, "counts_")
-        check_columns(self, X, self.columns + ([self.time_column] if self.per_day else []))
+        check_columns(self, X, self.columns)
+        if self.per_day:
+            if self.time_column not in X.columns:
+                raise ValueError(f"CountEncoder({self.name}): columns {[self.time_column]} are not in the frame (the time "
+                                 "column of the per-day counts: name yours with time_column=..., or per_day=False)")
+            check_time_column(self, X, self.time_column)
         check_key_dtypes(self, self.counts_, X, self.columns)
         frame = without(as_dask(X), self.output_names())  # replaced, last
         if not self.per_day:

@@ -84,6 +84,16 @@ def check_columns(encoder: Any, frame: Any, columns: list[str]) -> None:
         raise ValueError(f"{type(encoder).__name__}({encoder.name}): columns {missing} are not in the frame")
 
 
+def check_time_column(encoder: Any, frame: Any, column: str) -> None:
+    """A TypeError naming a time column that does not hold numbers (seconds since 1970, UTC): a datetime or
+    text column failed deep inside pandas (``cannot perform __floordiv__ ...``, ``int() argument ...``)."""
+    dtype = frame[column].dtype
+    if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+        raise TypeError(f"{type(encoder).__name__}({encoder.name}): the time column {column!r} holds {dtype}; it must "
+                        f"hold seconds since 1970 (UTC) as numbers, e.g. X.assign({column}=X[{column!r}]"
+                        ".astype('datetime64[s]').astype('int64')) for UTC datetimes")
+
+
 def _key_kind(dtype: Any, gpu: bool = False) -> str | None:
     """``"numbers"``, ``"text"`` or None (another kind, or unknown: pandas object columns) of a key column's
     dtype; ``gpu``: a cudf column's, whose strings are of dtype object (its only object columns)."""

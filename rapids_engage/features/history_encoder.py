@@ -10,7 +10,7 @@ import numpy as np
 from ..backend import array_module, frame_library, host_frame, is_gpu_object, series_like
 from ..data import DataError
 from ..schema import DAY_SECONDS, EVENT_TIME, TARGETS
-from .estimator_conventions import EstimatorParams, check_columns, check_fitted, load_state, save_state
+from .estimator_conventions import EstimatorParams, check_columns, check_fitted, check_time_column, load_state, save_state
 from .frames import cast_to_state, group_ids, in_memory, is_dask, key_name
 from .history_spans import span_features, window_label
 from .history_state import (
@@ -111,6 +111,7 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
 
     def _check_columns(self, frame: Any, extra: list[str]) -> None:
         check_columns(self, frame, [*self.columns, self.time_column, *extra])
+        check_time_column(self, frame, self.time_column)
 
     def _engagement_columns(self, targets: list[str]) -> list[str]:
         """The engagement time columns of ``targets`` (none with event label times); a ValueError for a
