@@ -68,3 +68,14 @@ def test_a_count_encoder_without_the_time_column_says_how_to_do_without():
         CountEncoder("engaging_user_id").fit_transform(rows)
     counts = CountEncoder("engaging_user_id", per_day=False).fit_transform(rows)["cnt_engaging_user_id"]
     assert counts.sum() == (rows.groupby("engaging_user_id").size() ** 2).sum()
+
+
+def test_a_saved_target_encoder_loads_by_the_name_readme_gives(tmp_path):
+    from rapids_engage.features import TargetEncoder
+
+    rows = _events().assign(language=lambda f: np.where(f["tweet_id"] % 3 == 0, None, "en"))
+    enc = TargetEncoder(["engaging_user_id", "language"]).fit(rows, "like")
+    enc.save(tmp_path)
+    loaded = TargetEncoder.load(tmp_path, "te_engaging_user_id__language")
+    pd.testing.assert_frame_equal(loaded.transform(rows), enc.transform(rows))
+    assert loaded.get_params() == enc.get_params()
