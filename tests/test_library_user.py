@@ -79,3 +79,15 @@ def test_a_saved_target_encoder_loads_by_the_name_readme_gives(tmp_path):
     loaded = TargetEncoder.load(tmp_path, "te_engaging_user_id__language")
     pd.testing.assert_frame_equal(loaded.transform(rows), enc.transform(rows))
     assert loaded.get_params() == enc.get_params()
+
+
+def test_log_loss_of_certain_wrong_probabilities_and_scikit_learns_clipping():
+    """``log_loss`` clips to 1e-15 (what the RecSys 2021 RCE code got from scikit-learn then); scikit-learn now clips
+    to float64's eps: the docstring says so and how to get its value."""
+    from sklearn.metrics import log_loss as sk_log_loss
+
+    y, p = [0, 1, 1], [1.0, 0.0, 0.7]
+    q = np.clip(np.asarray(p), 1e-15, 1 - 1e-15)
+    assert metrics.log_loss(y, p) == pytest.approx(-np.mean(np.log(np.where(np.asarray(y) == 1, q, 1 - q))))
+    assert metrics.log_loss(y, p) < sk_log_loss(y, p) - 0.5  # the clipping differs by ~1.5 per certain wrong row
+    assert metrics.log_loss(y, p, eps=np.finfo(float).eps) == pytest.approx(sk_log_loss(y, p))
