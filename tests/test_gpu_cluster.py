@@ -2,7 +2,8 @@
 ``bench/gpu_session.sh``'s ``cluster`` step runs it).
 
 GPU-unverified until run: ``cluster.worker_gpus`` counting the GPUs of dask-cuda workers (NVML /
-``CUDA_VISIBLE_DEVICES`` there, no CUDA context here), report.json's ``n_gpus`` taken from the workers, the run's
+``CUDA_VISIBLE_DEVICES`` there, no CUDA context here), ``--gpus auto`` decided by them (``cluster.run_backend``),
+report.json's ``n_gpus`` taken from the workers, the run's
 worker plugin removed from a cluster it does not own, and a whole GPU run (features, ``xgboost.dask`` training,
 evaluation) on workers this process did not start.
 """
@@ -14,7 +15,8 @@ import json
 import pytest
 
 from rapids_engage.pipeline import main
-from rapids_engage.cluster import ClusterError, worker_gpus
+from rapids_engage.cluster import ClusterError, run_backend, worker_gpus
+from rapids_engage.config import ClusterConfig
 
 pytestmark = pytest.mark.gpu
 
@@ -33,6 +35,8 @@ def test_a_run_on_an_existing_dask_cuda_cluster(tmp_path):
         assert worker_gpus(client, address, "auto") == 1
         with pytest.raises(ClusterError, match="2 asked, but the 1 worker"):
             worker_gpus(client, address, 2)
+        backend, why = run_backend(ClusterConfig(gpus="auto", scheduler_address=address))  # the workers' GPUs decide
+        assert (backend.kind, backend.n_gpus) == ("gpu", 1), why
         before = _worker_plugins(client)
         out = tmp_path / "run"
         assert main(["--gpus", "1", "--scheduler-address", address, "--quiet", "--no-plots", "--rows", "3000",
