@@ -36,7 +36,9 @@ def role_changes(config: Config) -> dict[str, str]:
     changes = {}
     for key, old in getattr(config, "_in_file", {}).items():
         role = key.removeprefix("data.table.")
-        new = getattr(config.data.table, role, None) if config.data.table and role != key and "." not in role else None
+        if role == key or "." in role or not config.data.table:  # no role: another section's key, or one below a role
+            continue
+        new = getattr(config.data.table, role, None)
         for column in ([old] if isinstance(old, str) else old if isinstance(old, list) else []):
             if isinstance(column, str) and column not in ([new] if isinstance(new, str) else new or []):
                 changes[column] = (f"--set data.table.{role} changed it from {old!r} to {new!r}, and the keys still name "
