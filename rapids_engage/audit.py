@@ -187,8 +187,12 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
         if not quiet:
             console.print(f"audit: {line}", highlight=False)
 
+    # decided once, said once: each (quiet) run and the checks asked the workers again, and the line was never shown
+    backend, why = run_backend(cfg.cluster)
+    if why:
+        say(why)
     say(f"run with the real labels -> {out}")
-    real = run(cfg, quiet=True, console=console, plots=plots, rebuild=rebuild, command=command)
+    real = run(cfg, quiet=True, console=console, plots=plots, rebuild=rebuild, command=command, backend=backend)
     control = copy.deepcopy(cfg)
     control.features.store = str(out / "shuffled-labels" / "store")  # one store: each shuffle is a version of it
     control.train = control_rounds(cfg.train, real["targets"])
@@ -201,7 +205,7 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
             of = f" of {n}" if shuffles is not None or n > 1 else f" (--shuffles auto: {AUTO_SHUFFLES} where a check fails)"
             say(f"shuffle {i + 1}{of}, seed {seed + i}: run with the training labels shuffled within each day -> {control.out}")
             runs.append(run(control, quiet=True, console=console, shuffle_seed=seed + i, plots=False, rebuild=rebuild,
-                            command=command))
+                            command=command, backend=backend))
         return shuffled_checks(real, runs, [seed + i for i in range(n)])
 
     checks = shuffle(shuffles or 1)
@@ -223,7 +227,7 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
         del c["target"]
     store_dir = Path(real["store"]["path"]) / real["store"]["version"]
     say("split, time-travel and out-of-fold checks")
-    with start_cluster(run_backend(cfg.cluster)[0].init(), cfg.cluster):  # its client computes them
+    with start_cluster(backend.init(), cfg.cluster):  # its client computes them
         checks += split_checks(store_dir, real["split"]["cutoff"], Layout.from_dict(real["layout"]), training_end(real["split"]))
         checks += time_travel_checks(cfg, real, seed=seed)
         checks += out_of_fold_checks(cfg, real, seed=seed)

@@ -47,9 +47,13 @@ from .train_check import check_params
 
 
 @contextlib.contextmanager
-def _stages(cfg: Config, quiet: bool, console: Console) -> Iterator[tuple[Backend, Path, StageProgress, MemoryWatch]]:
-    """The backend, output directory, progress display and memory watch of a run."""
-    backend, why = run_backend(cfg.cluster)  # why: --gpus auto on an existing cluster, decided by its workers' GPUs
+def _stages(cfg: Config, quiet: bool, console: Console, backend: Backend | None = None,
+            ) -> Iterator[tuple[Backend, Path, StageProgress, MemoryWatch]]:
+    """The backend (``backend``: decided already, by the audit for its runs), output directory, progress display and
+    memory watch of a run."""
+    why = None
+    if backend is None:
+        backend, why = run_backend(cfg.cluster)  # why: --gpus auto on an existing cluster, decided by its workers' GPUs
     backend = backend.init()
     # the directories a run writes, before it spends time; made when written (a config refused later leaves none)
     check_dir(cfg, "out", cfg.out, "output directory")
@@ -126,14 +130,15 @@ PLOTS_BY_DEFAULT = True
 
 def run(
     cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Console | None = None, shuffle_seed: int | None = None,
-    command: str | None = None, plots: bool | None = None,
+    command: str | None = None, plots: bool | None = None, backend: Backend | None = None,
 ) -> dict:
     """Run the whole pipeline for ``cfg``; returns the report (also written to ``<out>/report.json``,
     the resolved config to ``<out>/config.yaml``).
 
     ``shuffle_seed``: permute the training labels first (the leakage audit's control run);
     ``command``: the command line, for the report; ``plots``: draw ``<out>/plots/`` (None:
-    :data:`PLOTS_BY_DEFAULT`; without them report.json's ``plots`` is empty).
+    :data:`PLOTS_BY_DEFAULT`; without them report.json's ``plots`` is empty). ``backend``: decided already (the audit's
+    runs: one ``--gpus auto`` answer for all); None: :func:`~.cluster.run_backend`.
     """
     console = console or Console(stderr=True)
     started = time.time()
@@ -143,7 +148,7 @@ def run(
     # the store version the models are trained from is marked in use until they are published: `store --keep`
     # (a housekeeping job) deleted it under a run in progress, whose models then could not be served
     with contextlib.ExitStack() as staged:
-        with _stages(cfg, quiet, console) as (backend, out, prog, memory):
+        with _stages(cfg, quiet, console, backend) as (backend, out, prog, memory):
             dataset = _data_stage(cfg, backend, prog)
             with _cluster(cfg, backend, prog) as cluster:
                 # marked as soon as the version is known, inside the store stage: a `store --keep` between its end

@@ -23,3 +23,47 @@ def test_role_changes_names_only_data_table_roles(override):
 def test_role_changes_names_a_re_mapped_role():
     assert role_changes(load_config(HN, ["data.table.creator=username"])) == {
         "author": "--set data.table.creator changed it from 'author' to 'username', and the keys still name the old one"}
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_audit_says_the_auto_backend_once_and_its_runs_keep_it(monkeypatch, tmp_path):
+    """``audit --gpus auto --scheduler-address ...``: each of its runs (quiet) and its checks asked the workers again
+    over a connection of their own (d3579e7), and the line saying which backend and why was never shown."""
+    from rich.console import Console
+
+    from rapids_engage import audit, cluster, pipeline
+    from rapids_engage.backend import CPU
+    from rapids_engage.config import Config
+
+    asked, runs = [], []
+    monkeypatch.setattr(cluster, "run_backend", lambda cfg: asked.append(cfg) or (CPU, "--gpus auto: CPU backend, why"))
+
+    def run(cfg, **kwargs):
+        runs.append(kwargs.get("backend"))
+        raise _Stop
+
+    monkeypatch.setattr(pipeline, "run", run)
+    console = Console(record=True, width=200)
+    cfg = Config()
+    cfg.out = str(tmp_path / "audit")
+    with pytest.raises(_Stop):
+        audit.run_audit(cfg, console)
+    assert len(asked) == 1 and runs == [CPU]
+    assert "audit: --gpus auto: CPU backend, why" in console.export_text()
+
+
+def test_a_run_given_its_backend_does_not_ask_again(monkeypatch, tmp_path):
+    from rich.console import Console
+
+    from rapids_engage import pipeline
+    from rapids_engage.backend import CPU
+    from rapids_engage.config import Config
+
+    monkeypatch.setattr(pipeline, "run_backend", lambda cfg: pytest.fail("asked again"))
+    cfg = Config()
+    cfg.out, cfg.data.cache_dir = str(tmp_path / "run"), str(tmp_path / "cache")
+    with pipeline._stages(cfg, True, Console(record=True), CPU) as (backend, *_):
+        assert backend == CPU
