@@ -9,6 +9,21 @@ from rapids_engage.audit import split_checks
 from rapids_engage.layout import RECSYS
 
 
+def _audit_runs_faked(monkeypatch, fake_run) -> None:
+    """The audit's runs replaced by ``fake_run`` (``pipeline.run``'s signature), its cluster and store checks by none."""
+    import contextlib
+
+    import rapids_engage.audit as audit
+    import rapids_engage.cluster as cluster
+    import rapids_engage.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    monkeypatch.setattr(cluster, "start_cluster", lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr(audit, "split_checks", lambda *a, **k: [])
+    monkeypatch.setattr(audit, "time_travel_checks", lambda *a, **k: [])
+    monkeypatch.setattr(audit, "out_of_fold_checks", lambda *a, **k: [])
+
+
 def _write(store, split, rows):
     (store / split).mkdir(parents=True)
     frame = pd.DataFrame(rows, columns=["tweet_id", "engaging_user_id", RECSYS.time])
@@ -41,10 +56,6 @@ def test_unique_row_keys_pass(tmp_path):
 def test_audit_passes_rebuild_and_its_command_line_to_both_runs(tmp_path, monkeypatch):
     """``audit --rebuild`` recomputes the features of both runs (it was parsed and ignored: both runs were
     cache hits), and both runs' report.json / report.md name the audit's command (``run.command`` was null)."""
-    import contextlib
-
-    import rapids_engage.audit as audit
-    import rapids_engage.cluster as cluster
     import rapids_engage.pipeline as pipeline
 
     calls = []
@@ -54,11 +65,7 @@ def test_audit_passes_rebuild_and_its_command_line_to_both_runs(tmp_path, monkey
         return {"targets": {"like": {"kind": "binary", "rce": 0.0 if kwargs.get("shuffle_seed") is not None else 9.0}},
                 "store": {"path": str(tmp_path), "version": "v"}, "split": {"cutoff": 0}, "layout": RECSYS.to_dict()}
 
-    monkeypatch.setattr(pipeline, "run", fake_run)
-    monkeypatch.setattr(cluster, "start_cluster", lambda *a, **k: contextlib.nullcontext())
-    monkeypatch.setattr(audit, "split_checks", lambda *a, **k: [])
-    monkeypatch.setattr(audit, "time_travel_checks", lambda *a, **k: [])
-    monkeypatch.setattr(audit, "out_of_fold_checks", lambda *a, **k: [])
+    _audit_runs_faked(monkeypatch, fake_run)
     argv = ["audit", "--gpus", "0", "--out", str(tmp_path / "out"), "--rows", "1000", "--rebuild", "--quiet"]
     assert pipeline.main(argv) == 0
     assert [c.get("shuffle_seed") is not None for c in calls] == [False, True]
@@ -72,10 +79,6 @@ def test_the_shuffled_run_boosts_the_real_models_rounds_without_early_stopping(t
     in which its noise happened to rank the validation rows, and the 300k shop log's audit failed (RCE up to 5.6 by
     seed). It boosts each target for the real model's rounds (best_iteration + 1), no early stopping: it sees no
     validation label."""
-    import contextlib
-
-    import rapids_engage.audit as audit
-    import rapids_engage.cluster as cluster
     import rapids_engage.pipeline as pipeline
 
     trains = []
@@ -87,11 +90,7 @@ def test_the_shuffled_run_boosts_the_real_models_rounds_without_early_stopping(t
                                 "best_iteration": best.get(t, 5)} for t in cfg.train.targets},
                 "store": {"path": str(tmp_path), "version": "v"}, "split": {"cutoff": 0}, "layout": RECSYS.to_dict()}
 
-    monkeypatch.setattr(pipeline, "run", fake_run)
-    monkeypatch.setattr(cluster, "start_cluster", lambda *a, **k: contextlib.nullcontext())
-    monkeypatch.setattr(audit, "split_checks", lambda *a, **k: [])
-    monkeypatch.setattr(audit, "time_travel_checks", lambda *a, **k: [])
-    monkeypatch.setattr(audit, "out_of_fold_checks", lambda *a, **k: [])
+    _audit_runs_faked(monkeypatch, fake_run)
     argv = ["audit", "--gpus", "0", "--out", str(tmp_path / "out"), "--rows", "1000", "--quiet",
             "--set", "train.targets=[like, reply, retweet]", "--set", "train.per_target.reply.early_stopping_rounds=9"]
     assert pipeline.main(argv) == 0
@@ -436,12 +435,6 @@ def test_two_shuffles_keep_one_runs_bound_and_ranking_and_count_checks_read_the_
 
 def _fake_audit(tmp_path, monkeypatch, rce_by_seed):
     """``pipeline.main`` of an audit whose runs are faked: the real run's buy RCE 22, a shuffled run's from its seed."""
-    import contextlib
-
-    import rapids_engage.audit as audit
-    import rapids_engage.cluster as cluster
-    import rapids_engage.pipeline as pipeline
-
     calls = []
 
     def fake_run(cfg, **kwargs):
@@ -451,11 +444,7 @@ def _fake_audit(tmp_path, monkeypatch, rce_by_seed):
         return {"targets": {"buy": {"kind": "binary", "rce": rce, "rce_chance": -0.9, "rce_chance_se": 0.16}},
                 "store": {"path": str(tmp_path), "version": "v"}, "split": {"cutoff": 0}, "layout": RECSYS.to_dict()}
 
-    monkeypatch.setattr(pipeline, "run", fake_run)
-    monkeypatch.setattr(cluster, "start_cluster", lambda *a, **k: contextlib.nullcontext())
-    monkeypatch.setattr(audit, "split_checks", lambda *a, **k: [])
-    monkeypatch.setattr(audit, "time_travel_checks", lambda *a, **k: [])
-    monkeypatch.setattr(audit, "out_of_fold_checks", lambda *a, **k: [])
+    _audit_runs_faked(monkeypatch, fake_run)
     return calls
 
 
