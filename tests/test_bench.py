@@ -262,24 +262,39 @@ def test_ingest_bench_refuses_bad_arguments_in_one_line(capsys, argv, said):
     assert exc.value.code == 2 and said in capsys.readouterr().err
 
 
-def test_ingest_bench_makes_its_work_directory(tmp_path, capsys):
-    """bench/README gives `--work DIR`; a DIR not there yet was tempfile's FileNotFoundError traceback (the
-    other benches make theirs)."""
+@pytest.fixture(scope="module")
+def plain_ingest_bench(tmp_path_factory) -> tuple[Path, str, dict]:
+    """``ingest.bench --mb 0.01`` (plain input) run once, with a ``--work`` not there yet and ``--json``: its work
+    directory, what it printed and its JSON (each run is a fresh ingest process: seconds)."""
+    import contextlib
+    import io
+
     from rapids_engage.ingest import bench
 
-    work = tmp_path / "not" / "there"
-    bench.main(["--mb", "0.01", "--work", str(work)])
-    assert work.is_dir() and "rows/s" in capsys.readouterr().out
+    tmp = tmp_path_factory.mktemp("ingest-bench")
+    work, printed = tmp / "not" / "there", io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        bench.main(["--mb", "0.01", "--work", str(work), "--json", str(tmp / "r.json")])
+    return work, printed.getvalue(), json.loads((tmp / "r.json").read_text())
+
+
+def test_ingest_bench_makes_its_work_directory(plain_ingest_bench):
+    """bench/README gives `--work DIR`; a DIR not there yet was tempfile's FileNotFoundError traceback (the
+    other benches make theirs)."""
+    work, printed, _ = plain_ingest_bench
+    assert work.is_dir() and "rows/s" in printed
 
 
 @pytest.mark.parametrize("gz", [False, True])
-def test_ingest_bench_generates_about_the_size_asked_and_records_its_bytes(tmp_path, gz):
+def test_ingest_bench_generates_about_the_size_asked_and_records_its_bytes(tmp_path, gz, request):
     """--mb 0.01 (bench/ingest_recsys.sh 5 alike) generated a whole 50,000-row chunk, ~21 MB, while the
-    results were named for the size asked; it is within a row of it now, and the JSON records the bytes."""
+    results were named for the size asked; it is within a row of it now, and the JSON records the bytes
+    (plain: :func:`plain_ingest_bench`'s run)."""
     from rapids_engage.ingest import bench
 
-    bench.main(["--mb", "0.01", "--work", str(tmp_path), "--json", str(tmp_path / "r.json"), *(["--gzip"] if gz else [])])
-    r = json.loads((tmp_path / "r.json").read_text())
+    if gz:
+        bench.main(["--mb", "0.01", "--work", str(tmp_path), "--json", str(tmp_path / "r.json"), "--gzip"])
+    r = json.loads((tmp_path / "r.json").read_text()) if gz else request.getfixturevalue("plain_ingest_bench")[2]
     assert r["mb_asked"] == 0.01 and 10_000 <= r["bytes_uncompressed"] < 12_000 and r["rows"] < 40
     assert r["input"] == ("gzip" if gz else "plain") and (r["bytes_on_disk"] < r["bytes_uncompressed"]) == gz
     rows, size = bench.generate(tmp_path / "5.tsv", 5, seed=1)
