@@ -176,7 +176,8 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
     check fails on it. ``seed`` also draws the time-travel check's cut times and the out-of-fold check's fold (``seed`` mod
     ``n_folds``). The split, time-travel and out-of-fold checks run on
     the run's cluster (``--scheduler-address`` or a local one), not in this process."""
-    from .cluster import run_backend, start_cluster
+    from .cluster import start_cluster
+    from .existing_cluster import run_backend
     from .pipeline import run
 
     if shuffles is not None and shuffles < 1:

@@ -64,7 +64,7 @@ def visible_gpu_count() -> int:
 def worker_gpu() -> str | None:
     """``host/device`` of the GPU this process computes on (a dask-cuda worker's is the first of its
     ``CUDA_VISIBLE_DEVICES``; without that variable, device 0), None without one; no CUDA context. Run on each worker
-    of an existing cluster (:func:`~.cluster.worker_gpus`)."""
+    of an existing cluster (:func:`~.existing_cluster.worker_gpus`)."""
     import socket
 
     if visible_gpu_count() == 0:
@@ -191,7 +191,7 @@ def resolve(gpus: str | int | None, scheduler_address: str | None = None) -> Bac
     Asking for more GPUs than are visible, or for any GPU without RAPIDS, is a
     :class:`BackendError` with a one-line message. With ``scheduler_address`` (an
     existing cluster) ``N`` GPUs are the workers', counted once connected
-    (:func:`~.cluster.worker_gpus`): this process (a login node) needs RAPIDS only.
+    (:func:`~.existing_cluster.worker_gpus`): this process (a login node) needs RAPIDS only.
     """
     if gpus is None or str(gpus).strip().lower() == "auto":
         n = visible_gpu_count() if rapids_available() else 0

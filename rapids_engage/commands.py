@@ -20,9 +20,10 @@ from rich.markup import escape
 from . import __version__
 from .backend import BackendError
 from .cli import Parser, command_name, positive_int, seed_int
-from .cluster import ClusterError, WorkerLostError, run_backend
+from .cluster_errors import ClusterError, WorkerLostError
 from .config import Config, ConfigError, load_config, sourced
 from .data import DataError, check_some_ingested
+from .existing_cluster import run_backend
 from .failures import one_line
 from .ingest import IngestError
 from .pipeline import _keys_sourced, build_features, run

@@ -22,10 +22,12 @@ from rich.console import Console
 from . import __version__
 from .atomic import OLD_PREFIX, replace_dir, staged_dir, staging_dir, write_file
 from .backend import Backend
-from .cluster import ClusterError, run_backend, spilled_bytes, start_cluster
+from .cluster import spilled_bytes, start_cluster
+from .cluster_errors import ClusterError
 from .config import Config, ConfigError, about_a_key, sourced
 from .data import DataError, Dataset, expected_layout, ignored_data_settings, input_footers, resolve_dataset
 from .evaluate import ranked_rows
+from .existing_cluster import run_backend
 from .ingest import IngestError
 from .features.key_checks import check_keys, role_changes
 from .features.label_times import resolve_label_time
@@ -138,7 +140,7 @@ def run(
     ``shuffle_seed``: permute the training labels first (the leakage audit's control run);
     ``command``: the command line, for the report; ``plots``: draw ``<out>/plots/`` (None:
     :data:`PLOTS_BY_DEFAULT`; without them report.json's ``plots`` is empty). ``backend``: decided already (the audit's
-    runs: one ``--gpus auto`` answer for all); None: :func:`~.cluster.run_backend`.
+    runs: one ``--gpus auto`` answer for all); None: :func:`~.existing_cluster.run_backend`.
     """
     console = console or Console(stderr=True)
     started = time.time()

@@ -481,7 +481,8 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
     ``store``: the feature store holding the models' version (default: see :func:`store_candidates`);
     ``history``: labelled events after the training window to fold into the serving state first
     (:func:`history_events`)."""
-    from .cluster import check_shared_paths, ignored_settings, start_cluster
+    from .cluster import ignored_settings, start_cluster
+    from .existing_cluster import check_shared_paths
     from .report import write_json
 
     check_predict_out(out)

@@ -11,11 +11,12 @@ from typing import Any, Callable
 
 from .backend import Backend
 from .baselines import Scores, baseline_scores, scored, te_columns
-from .cluster import ClusterInfo, check_shared_paths, ignored_settings, pin_partitions, spilled_bytes, while_workers_live, worker_addresses
+from .cluster import ClusterInfo, ignored_settings, spilled_bytes, while_workers_live, worker_addresses
 from .config import ClusterConfig, Config
 from .data import Dataset, input_footers, read_events, resolve_min_partition_rows
 from .digests import CACHE_FILE
 from .evaluate import evaluate_targets, gather, oracle_probabilities
+from .existing_cluster import check_shared_paths
 from .features import add_labels
 from .features.label_times import engagement_times
 from .features.frames import drop_empty_partitions
@@ -28,6 +29,7 @@ from .split import SplitInfo, shuffle_labels, time_split
 from .train import RAW_COUNT_OBJECTIVES, as_float32, predict
 from .train_external import train_target_external
 from .train_shared_matrix import train_targets
+from .worker_order import pin_partitions
 
 
 def spilled_line(spilled: int, cluster: ClusterConfig) -> str:
@@ -93,9 +95,9 @@ class Trained:
 
 
 def pinned_splits(client: Any, splits: dict[str, Any], workers: set[str] | None, external: bool) -> tuple[Any, Any]:
-    """The store's ``train`` and ``valid`` frames pinned to ``workers`` (:func:`~.cluster.pin_partitions`), their
+    """The store's ``train`` and ``valid`` frames pinned to ``workers`` (:func:`~.worker_order.pin_partitions`), their
     empty partitions dropped; ``train`` left unpinned when ``external`` (external memory reads its files: the
-    workers never hold it). A worker lost meanwhile ends it (:class:`~.cluster.WorkerLostError`): its partitions
+    workers never hold it). A worker lost meanwhile ends it (:class:`~.cluster_errors.WorkerLostError`): its partitions
     cannot be recomputed elsewhere, and counting their rows waited for it forever."""
     def pin() -> tuple[Any, Any]:
         valid = drop_empty_partitions(pin_partitions(client, splits["valid"]))

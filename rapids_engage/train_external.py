@@ -303,7 +303,8 @@ def train_target_external(
     (:func:`~rapids_engage.train_shared_matrix.train_targets`) for training splits larger than the workers' memory.
     However the call ends, it leaves the worker's training lock free (:mod:`.train_locks`); ``log`` hears when it
     waits for another training's."""
-    from .cluster import WorkerLostError, while_workers_live, worker_addresses
+    from .cluster import while_workers_live, worker_addresses
+    from .cluster_errors import WorkerLostError
     from .train import (TrainedModel, boosting_rounds, check_lowest_label, fits_raw_counts, is_ranking, loaded_booster, uses_rmm,
                         weigh_classes, xgb_params)
     from .train_locks import least_queued, released_on_abort

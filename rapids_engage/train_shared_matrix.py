@@ -24,7 +24,7 @@ EMPTY = None  # what a worker without training rows returns (xgboost.dask return
 
 
 class TargetFailed(ValueError):
-    """XGBoost refused to train ``target`` on a worker: its words (:func:`.cluster.native_words`)."""
+    """XGBoost refused to train ``target`` on a worker: its words (:func:`.cluster_errors.native_words`)."""
 
     def __init__(self, target: str, words: str) -> None:
         super().__init__(target, words)
@@ -231,7 +231,7 @@ def fit_target(spec: TargetSpec, dtrain: Any, dvalid: Any) -> tuple[bytes, dict]
     from .failures import is_out_of_memory
     from .train import EVAL_SETS
     from .train_abandon import stop_callback
-    from .cluster import native_words
+    from .cluster_errors import native_words
 
     history: dict = {}
     threads = worker_threads(spec.params, distributed.get_worker().state.nthreads)

@@ -129,7 +129,7 @@ class BackendSetup(WorkerPlugin):
     started or an existing one): those there now and those that join later, a worker its nanny restarts
     (after a crash or for memory) included, which a one-off ``client.run`` missed (it then ran with
     XGBoost's console lines and the default dataframe backend). On an existing cluster each run registers its own, under
-    a name of its own, and unregisters it as it leaves (``cluster._plugin_removed``)."""
+    a name of its own, and unregisters it as it leaves (``existing_cluster._plugin_removed``)."""
 
     name = "rapids-engage-backend"
 

@@ -69,7 +69,7 @@ def check_same_python(client: Any, address: str) -> None:
     on another minor version failed to load the first with a raw error instead of the check's line."""
     import sys
 
-    from .cluster import ClusterError, first_worker
+    from .cluster_errors import ClusterError, first_worker
 
     try:
         found = client.get_versions()
@@ -91,7 +91,7 @@ def check_same_python(client: Any, address: str) -> None:
 def check_same_code(client: Any, address: str) -> None:
     """Fail in one line unless every worker of the cluster at ``address`` runs this process's rapids_engage source and
     library versions (:func:`code_versions`); run after the backend's setup on the workers."""
-    from .cluster import ClusterError, first_worker
+    from .cluster_errors import ClusterError, first_worker
 
     ours = code_versions()
     seen = client.run(_versions_by_value(), LIBRARIES, GPU_LIBRARIES)

@@ -423,7 +423,7 @@ def test_predict_given_parquet_of_no_rows_says_so(tmp_path, capsys, files):
 
 
 def test_unusable_paths_and_an_absent_scheduler_are_one_line_errors(tmp_path, capsys, monkeypatch):
-    from rapids_engage import cluster
+    from rapids_engage import cluster, existing_cluster
 
     a_file = tmp_path / "a_file"
     a_file.write_text("")
@@ -441,7 +441,7 @@ def test_unusable_paths_and_an_absent_scheduler_are_one_line_errors(tmp_path, ca
     from rapids_engage.backend import CPU
     from rapids_engage.config import ClusterConfig
 
-    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 1)  # no scheduler at that port: a ClusterError, one line at the CLI
+    monkeypatch.setattr(existing_cluster, "CONNECT_TIMEOUT_S", 1)  # no scheduler at that port: a ClusterError, one line at the CLI
     with pytest.raises(cluster.ClusterError, match=r"no dask scheduler answered at tcp://127.0.0.1:9 within 1 s "
                        r"\(nothing listens at 127.0.0.1:9: connection refused\)"):  # said only "Timed out trying to connect"
         with cluster.start_cluster(CPU, ClusterConfig(scheduler_address="tcp://127.0.0.1:9")):
@@ -601,7 +601,8 @@ def test_audit_takes_the_plots_flags_of_a_run():
 def test_an_unusable_local_directory_is_one_line_naming_the_key(tmp_path):
     """It was dask's bare "[Errno 20] Not a directory: '.../spill'" once the data stage was done."""
     from rapids_engage.backend import resolve
-    from rapids_engage.cluster import ClusterError, start_cluster
+    from rapids_engage.cluster import start_cluster
+    from rapids_engage.cluster_errors import ClusterError
     from rapids_engage.config import ClusterConfig
 
     (tmp_path / "file").write_text("")
@@ -732,7 +733,7 @@ def test_the_probe_of_an_unreachable_scheduler_never_outlasts_its_timeout(monkey
     import socket
     import time
 
-    from rapids_engage import cluster
+    from rapids_engage import existing_cluster as cluster
 
     lookup = socket.getaddrinfo
     monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: (time.sleep(3), lookup(*a, **k))[1])
@@ -743,7 +744,7 @@ def test_the_probe_of_an_unreachable_scheduler_never_outlasts_its_timeout(monkey
 
 def test_why_a_scheduler_address_is_unreachable_for_tcp_and_tls_only():
     """tls:// is a TCP connection too: a refused one is named; other schemes are left to dask (mutation round 3)."""
-    from rapids_engage.cluster import _unreachable
+    from rapids_engage.existing_cluster import _unreachable
 
     for scheme in ("tcp", "tls"):
         assert _unreachable(f"{scheme}://127.0.0.1:9") == "nothing listens at 127.0.0.1:9: connection refused"

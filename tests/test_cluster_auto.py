@@ -30,7 +30,7 @@ def test_auto_with_an_address_is_decided_by_the_workers_gpus(driver_without_gpus
     """``--gpus auto --scheduler-address ...`` counted this process's GPUs: a login node without any ran a GPU
     cluster on the CPU, unsaid. The workers' GPUs decide, and a line says which and why."""
     from rapids_engage.backend import Backend
-    from rapids_engage.cluster import run_backend
+    from rapids_engage.existing_cluster import run_backend
 
     backend, why = run_backend(ClusterConfig(gpus="auto", scheduler_address=gpu_workers))
     assert backend == Backend("gpu", 1)
@@ -40,7 +40,7 @@ def test_auto_with_an_address_is_decided_by_the_workers_gpus(driver_without_gpus
 
 def test_auto_with_an_address_is_the_cpu_without_worker_gpus_or_rapids_here(monkeypatch, driver_without_gpus):
     from rapids_engage import backend
-    from rapids_engage.cluster import auto_backend, run_backend
+    from rapids_engage.existing_cluster import auto_backend, run_backend
 
     cpu, why = auto_backend({"tcp://a:1": None, "tcp://a:2": None}, "tcp://a:8786")
     assert cpu == backend.CPU
@@ -54,7 +54,7 @@ def test_auto_with_an_address_is_the_cpu_without_worker_gpus_or_rapids_here(monk
 def test_without_an_address_or_with_a_count_resolve_decides(driver_without_gpus):
     """No address: this machine's GPUs, as before (none here: the CPU); ``--gpus N``: N, counted once connected."""
     from rapids_engage.backend import CPU, Backend
-    from rapids_engage.cluster import run_backend
+    from rapids_engage.existing_cluster import run_backend
 
     assert run_backend(ClusterConfig(gpus="auto")) == (CPU, None)
     assert run_backend(ClusterConfig(gpus=2, scheduler_address="tcp://h:8786")) == (Backend("gpu", 2), None)

@@ -74,7 +74,8 @@ def test_a_scheduler_lost_mid_run_is_one_line_naming_it():
     reconnecting shortened to 2 s: the ClusterError 2.1 s after the close; here a client in the state it is then.)"""
     from distributed.client import FutureCancelledError
 
-    from rapids_engage.cluster import ClusterError, _scheduler_loss_named
+    from rapids_engage.cluster import _scheduler_loss_named
+    from rapids_engage.cluster_errors import ClusterError
 
     class Client:
         status = "connecting"  # distributed's, while it tries to reconnect; "closed" once it gave up

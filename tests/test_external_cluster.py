@@ -22,7 +22,8 @@ def test_gpus_asked_of_an_existing_cluster_are_the_workers(monkeypatch, other_ma
     """``--gpus 2 --scheduler-address ...`` counted this process's GPUs (a login node's: often none, refused) and
     report.json's n_gpus was that count; the workers' are counted (two workers on one device: one GPU)."""
     from rapids_engage import backend
-    from rapids_engage.cluster import ClusterError, worker_gpus
+    from rapids_engage.cluster_errors import ClusterError
+    from rapids_engage.existing_cluster import worker_gpus
 
     monkeypatch.setattr(backend, "rapids_available", lambda: True)
     monkeypatch.setattr(backend, "visible_gpu_count", lambda: 0)  # this process: none
@@ -82,7 +83,8 @@ def test_a_worker_on_another_python_minor_version_is_one_line(other_machine):
     import sys
 
     from rapids_engage.backend import CPU
-    from rapids_engage.cluster import ClusterError, _existing_workers_ready
+    from rapids_engage.cluster_errors import ClusterError
+    from rapids_engage.existing_cluster import _existing_workers_ready
     from rapids_engage.worker_versions import check_same_python
 
     client, address, _, _ = other_machine

@@ -15,7 +15,8 @@ import json
 import pytest
 
 from rapids_engage.pipeline import main
-from rapids_engage.cluster import ClusterError, run_backend, worker_gpus
+from rapids_engage.cluster_errors import ClusterError
+from rapids_engage.existing_cluster import run_backend, worker_gpus
 from rapids_engage.config import ClusterConfig
 
 pytestmark = pytest.mark.gpu

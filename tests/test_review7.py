@@ -34,12 +34,12 @@ def test_audit_says_the_auto_backend_once_and_its_runs_keep_it(monkeypatch, tmp_
     over a connection of their own (d3579e7), and the line saying which backend and why was never shown."""
     from rich.console import Console
 
-    from rapids_engage import audit, cluster, pipeline
+    from rapids_engage import audit, existing_cluster, pipeline
     from rapids_engage.backend import CPU
     from rapids_engage.config import Config
 
     asked, runs = [], []
-    monkeypatch.setattr(cluster, "run_backend", lambda cfg: asked.append(cfg) or (CPU, "--gpus auto: CPU backend, why"))
+    monkeypatch.setattr(existing_cluster, "run_backend", lambda cfg: asked.append(cfg) or (CPU, "--gpus auto: CPU backend, why"))
 
     def run(cfg, **kwargs):
         runs.append(kwargs.get("backend"))

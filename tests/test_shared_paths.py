@@ -7,7 +7,8 @@ import os
 import pandas as pd
 import pytest
 
-from rapids_engage.cluster import ClusterError, check_shared_paths
+from rapids_engage.cluster_errors import ClusterError
+from rapids_engage.existing_cluster import check_shared_paths
 from rapids_engage.train_external import parquet_files
 
 

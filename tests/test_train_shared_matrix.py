@@ -100,7 +100,8 @@ def test_shared_matrices_train_the_models_xgboost_dask_trains(n_workers, valid_p
     from distributed import Client, LocalCluster
 
     from rapids_engage.backend import CPU
-    from rapids_engage.cluster import pin_partitions, worker_addresses
+    from rapids_engage.cluster import worker_addresses
+    from rapids_engage.worker_order import pin_partitions
     from rapids_engage.train_shared_matrix import train_targets
 
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
@@ -147,7 +148,8 @@ def test_a_target_xgboost_refuses_is_named_in_one_line_with_its_config_key():
     from distributed import Client, LocalCluster
 
     from rapids_engage.backend import CPU
-    from rapids_engage.cluster import pin_partitions, worker_addresses
+    from rapids_engage.cluster import worker_addresses
+    from rapids_engage.worker_order import pin_partitions
     from rapids_engage.config import TrainConfig
     from rapids_engage.train_shared_matrix import train_targets
 
@@ -172,7 +174,8 @@ def test_a_max_bin_given_as_text_trains_as_its_number(tmp_path):
     from distributed import Client, LocalCluster
 
     from rapids_engage.backend import CPU
-    from rapids_engage.cluster import pin_partitions, worker_addresses
+    from rapids_engage.cluster import worker_addresses
+    from rapids_engage.worker_order import pin_partitions
     from rapids_engage.config import TrainConfig
     from rapids_engage.train_shared_matrix import train_targets
 
@@ -269,7 +272,8 @@ def test_a_worker_failing_inside_the_collective_is_named_not_its_peers_lost_conn
 
     import rapids_engage.train_shared_matrix as tsm
     from rapids_engage.backend import CPU
-    from rapids_engage.cluster import pin_partitions, worker_addresses
+    from rapids_engage.cluster import worker_addresses
+    from rapids_engage.worker_order import pin_partitions
     from rapids_engage.config import TrainConfig
 
     monkeypatch.setattr(xgb, "train", _train_refused_on_worker_1)

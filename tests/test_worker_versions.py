@@ -8,7 +8,8 @@ import types
 import pytest
 
 from rapids_engage.backend import Backend
-from rapids_engage.cluster import ClusterError, _existing_workers_ready
+from rapids_engage.cluster_errors import ClusterError
+from rapids_engage.existing_cluster import _existing_workers_ready
 from rapids_engage.worker_versions import code_versions
 
 
@@ -64,7 +65,7 @@ def test_the_source_digest_follows_the_files_and_not_their_bytecode(tmp_path, mo
 
 
 def test_first_worker_names_the_first_failing_worker_and_counts_the_others():
-    from rapids_engage.cluster import first_worker
+    from rapids_engage.cluster_errors import first_worker
 
     assert first_worker({"tcp://b": [], "tcp://a": None}) is None
     assert first_worker({"tcp://b": ["x"], "tcp://a": []}) == ("tcp://b", ["x"], "")

@@ -10,7 +10,8 @@ import time
 import pytest
 from distributed import Client, LocalCluster
 
-from rapids_engage.cluster import WorkerLostError, while_workers_live
+from rapids_engage.cluster import while_workers_live
+from rapids_engage.cluster_errors import WorkerLostError
 
 
 def test_a_lost_worker_ends_the_call_with_one_clear_error():
@@ -50,7 +51,9 @@ def test_an_existing_cluster_gets_our_backend_and_an_empty_one_is_a_clear_error(
     import dask
 
     from rapids_engage.backend import CPU
-    from rapids_engage.cluster import ClusterError, _existing_workers_ready, start_cluster
+    from rapids_engage.cluster import start_cluster
+    from rapids_engage.cluster_errors import ClusterError
+    from rapids_engage.existing_cluster import _existing_workers_ready
     from rapids_engage.config import ClusterConfig
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
@@ -69,7 +72,7 @@ def test_an_existing_cluster_gets_our_backend_and_an_empty_one_is_a_clear_error(
 def test_partitions_are_pinned_in_xgboost_rank_order():
     """Workers are taken in xgboost.dask's rank order (by name), not by address: ports are drawn anew
     each run, and address order let them swap which rank trained on which rows."""
-    from rapids_engage.cluster import rank_order
+    from rapids_engage.worker_order import rank_order
 
     class Scheduler:
         def run_on_scheduler(self, fn):
@@ -84,7 +87,7 @@ def test_rank_order_asks_the_scheduler_not_the_client_s_cached_identity():
     (ZeroDivisionError in pin_partitions, seen once in CI). The workers are asked of the scheduler."""
     from distributed import Client, LocalCluster
 
-    from rapids_engage.cluster import rank_order
+    from rapids_engage.worker_order import rank_order
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
             Client(cluster) as client:
@@ -118,7 +121,7 @@ def test_a_failed_task_is_reported_once_by_the_driver(capfd):
 
 
 def test_a_native_xgboost_error_is_told_by_its_message_not_its_source_file():
-    from rapids_engage.cluster import _one_line
+    from rapids_engage.cluster_errors import _one_line
 
     class XGBoostError(Exception):
         pass
@@ -140,7 +143,7 @@ def test_a_scheduler_without_a_dashboard_gets_no_link(tmp_path):
     import subprocess
     import sys
 
-    from rapids_engage.cluster import _served_dashboard
+    from rapids_engage.existing_cluster import _served_dashboard
 
     info = tmp_path / "scheduler.json"
     scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--no-dashboard", "--port", "0",
@@ -193,7 +196,7 @@ def _pinned_frame(client, rows: int = 400):
     import numpy as np
     import pandas as pd
 
-    from rapids_engage.cluster import pin_partitions
+    from rapids_engage.worker_order import pin_partitions
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"row_id": np.arange(rows), "page": np.arange(rows) // 4, "a": rng.normal(size=rows),
