@@ -5,7 +5,7 @@ The pipeline CLI runs in a subprocess; when it reaches the stage under test we S
 dask worker processes (the nanny restarts it). Dask recomputes the lost tasks of the feature
 build, so that run usually succeeds; what holds state on one worker (an ``xgboost.dask``
 training, a scattered booster) cannot be recomputed, so a kill there is
-``cluster.WorkerLostError``: a one-line ``error:`` and exit code 2. Either way, what the store publishes is complete, and a second run resumes.
+``cluster_errors.WorkerLostError``: a one-line ``error:`` and exit code 2. Either way, what the store publishes is complete, and a second run resumes.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """An existing dask-cuda cluster through ``--scheduler-address`` (``gpu`` marker: skipped without a GPU and RAPIDS;
 ``bench/gpu_session.sh``'s ``cluster`` step runs it).
 
-GPU-unverified until run: ``cluster.worker_gpus`` counting the GPUs of dask-cuda workers (NVML /
-``CUDA_VISIBLE_DEVICES`` there, no CUDA context here), ``--gpus auto`` decided by them (``cluster.run_backend``),
+GPU-unverified until run: ``existing_cluster.worker_gpus`` counting the GPUs of dask-cuda workers (NVML /
+``CUDA_VISIBLE_DEVICES`` there, no CUDA context here), ``--gpus auto`` decided by them (``existing_cluster.run_backend``),
 report.json's ``n_gpus`` taken from the workers, the run's
 worker plugin removed from a cluster it does not own, and a whole GPU run (features, ``xgboost.dask`` training,
 evaluation) on workers this process did not start.

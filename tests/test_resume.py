@@ -41,7 +41,7 @@ def _store_frame(out: Path, split: str, summary: str = "report.json") -> pd.Data
     return frame.sort_values(["tweet_id", "engaging_user_id"]).reset_index(drop=True)
 
 
-#: Features are bit-identical, and training partitions are pinned to workers (cluster.pin_partitions),
+#: Features are bit-identical, and training partitions are pinned to workers (worker_order.pin_partitions),
 #: in xgboost.dask's rank order (by worker name), so metrics agree too; the tolerance only absorbs float summation order
 #: (unpinned placement moved rare-target RCE by up to 0.35 on this data, address-order pinning by up to 1.7).
 RCE_TOL = 0.01
