@@ -4,7 +4,8 @@
 # Run on the GPU host from the project root, after ../shared/gpu/stage.sh's parts were installed
 # into /tmp/site (bench/gpu_stage.sh prints the calls): the last part's call runs `bash .gpu/pNN/install.sh;
 # STEPS="imports tests" bash bench/gpu_session.sh`, the next ones (at once, while /tmp/site lasts)
-# `STEPS="tables pipeline"` and `STEPS="cluster scaling generator latency"`: each stays under the device tool's 600 s per call
+# `STEPS="tables pipeline"` and `STEPS="cluster scaling latency"` (+ generator where time is left): each stays under the
+# device tool's 600 s per call
 # (the whole set needs ~20 minutes of device time: a 15-minute session picks).
 # Each step has its own time limit, so a failing step leaves time for the next; everything it
 # measures lands in $OUT (the device tool's output folder; bench/results when unset).
