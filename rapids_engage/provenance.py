@@ -66,11 +66,14 @@ def absolute_path(path: str | os.PathLike | None) -> str | None:
 
 def config_data(cfg: Config) -> dict:
     """The resolved config as JSON / YAML data (lists, not tuples), its paths absolute (those relative
-    to the directory the run started in: rerun from elsewhere, they would point elsewhere)."""
+    to the directory the run started in: rerun from elsewhere, they would point elsewhere); an existing cluster's
+    ``cluster.local_directory`` starting ``~`` is kept so: each worker's home, not this process's."""
     data = json.loads(json.dumps(to_dict(cfg)))
     for section, key in PATH_KEYS:
         where = data if section is None else data[section]
-        where[key] = absolute_path(where[key])
+        workers_home = (section, key) == ("cluster", "local_directory") and data["cluster"]["scheduler_address"]
+        if not (workers_home and str(where[key] or "").startswith("~")):  # an existing cluster's: each worker's home
+            where[key] = absolute_path(where[key])
     for side in (data["data"].get("table") or {}).get("join") or []:
         side["path"] = absolute_path(side["path"])
     return data

@@ -27,6 +27,20 @@ def test_written_config_loads_back_equal(tmp_path, path, monkeypatch):
     assert again.data.cache_dir == str(Path(__file__).resolve().parents[1] / "cache") and Path(again.out).is_absolute()
 
 
+def test_an_existing_clusters_home_relative_local_directory_stays_the_workers(tmp_path, monkeypatch):
+    """With --scheduler-address, ``cluster.local_directory: ~/xgb`` is each worker's home (6682bef), but config.yaml
+    wrote it with this process's home expanded, so ``--config <out>/config.yaml`` put the workers' cache there again;
+    a relative one is made absolute, as the workers read it (``train_external.worker_cache_dir``)."""
+    monkeypatch.setenv("HOME", str(tmp_path / "driver-home"))
+    monkeypatch.chdir(tmp_path)
+    address = "cluster.scheduler_address=tcp://127.0.0.1:8786"
+    assert config_data(load_config(None, [address, "cluster.local_directory=~/xgb"]))["cluster"]["local_directory"] == "~/xgb"
+    assert config_data(load_config(None, [address, "cluster.local_directory=xgb"]))["cluster"]["local_directory"] == str(
+        tmp_path / "xgb")
+    local = config_data(load_config(None, ["cluster.local_directory=~/xgb"]))["cluster"]["local_directory"]
+    assert local == str(tmp_path / "driver-home" / "xgb")  # a local cluster's: this process's home
+
+
 def test_run_info_names_the_command_times_and_libraries():
     info = run_info(CPU, 1_700_000_000.0, "python -m rapids_engage.pipeline --gpus 0")
     assert info["command"] == "python -m rapids_engage.pipeline --gpus 0"
