@@ -274,6 +274,22 @@ def history_gap(builder: FeatureBuilder, start: int | None) -> str | None:
             "the run's validation window), or retrain on data up to them")
 
 
+def history_events_gap(builder: FeatureBuilder, events: Any) -> str | None:
+    """A line for the log when ``--history`` events (a pandas or cudf frame) start more than a day after the serving
+    state they extend ends: the events in between are missing from the history for good (folding a later day's
+    events moves the state's end past the gap, so the rows scored are not said to start after one)."""
+    end, column = builder.history_end(), builder.layout.time
+    if end is None or len(events) == 0 or column not in events.columns:
+        return None
+    start = int(events[column].min())
+    if start - end <= HISTORY_GAP_S or not PLAUSIBLE_TIMES[0] <= start < PLAUSIBLE_TIMES[1]:
+        return None
+    return (f"the --history events start {utc(start)}, {(start - end) / 86_400:.1f} days after the serving state ends "
+            f"({utc(end)}): history features will count no event in between, so their recent windows ({_spans(builder)}) "
+            "read lower than at training; pass the labelled events from the state's end on with --history, or retrain "
+            "on data up to them")
+
+
 def _spans(builder: FeatureBuilder) -> str:
     """The rolling windows and calendar spans of the builder's history features (``1h, 6h, 24h, prev1d``)."""
     from .features.history_spans import window_label
@@ -497,14 +513,17 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
             metas, store_info = load_models(model_dir)
             boosters = load_boosters(metas, backend)  # a damaged model file is refused before the cluster starts
             builder, served_from = locate_builder(store_info, backend, model_dir, store)
-            extended = None
+            extended = events_gap = None
             if history is not None:
                 events = history_events(history, model_dir, backend, builder.layout.time)
+                events_gap = history_events_gap(builder, events)  # before extending: it moves the state's end
                 builder.extend_history(events)
                 source = history if history == "validation" else absolute_path(history)
                 extended = {"source": source, "rows": len(events), "end": builder.history_end()}
                 prog.log(f"history: {len(events):,} labelled events folded into the serving state, which now ends "
                          f"{utc(extended['end']) if extended['end'] is not None else '(no history features)'}")
+                if events_gap:
+                    prog.log(events_gap)
             rows = read_new_rows(input_path, files, builder.layout, backend.min_partition_rows)
             check_input_files(files, builder)  # each file's types and values, named: dask reads all as the first
             prog.log(f"{len(metas)} model(s) ({', '.join(metas)}), feature-store version {store_info['version']}, "
@@ -529,5 +548,6 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
     result["backend"] = backend.kind
     result["history_gap"] = gap
     result["history"] = extended
+    result["history_events_gap"] = events_gap
     write_json(out / PREDICT_JSON, result)
     return result
