@@ -113,6 +113,18 @@ def int_range(footers: Sequence[Footer], column: str) -> tuple[int, int] | None:
     return (min(lo for lo, _ in bounds), max(hi for _, hi in bounds)) if bounds else None
 
 
+def null_free_int_range(footers: Sequence[Footer], column: str) -> tuple[int, int] | None:
+    """:func:`int_range` of ``column`` when the statistics also say no row of any file holds a null there (a time
+    split then needs no pass over the data for its span); None when they cannot tell."""
+    for footer in footers:
+        if footer.leaf_index(column) is None:
+            return None
+        for _, rows, stats in footer.row_groups(column):
+            if rows and (stats is None or not stats.has_null_count or stats.null_count != 0):
+                return None
+    return int_range(footers, column)
+
+
 def holds_later(footer: Footer, column: str, cutoff: int) -> bool:
     """Whether ``footer``'s file may hold a ``column`` value above ``cutoff``: False only when every row group with
     rows has integer statistics whose maximum is at most ``cutoff`` (:func:`int_bounds`; nulls are above no cut-off)."""

@@ -21,6 +21,7 @@ from .features import add_labels
 from .features.label_times import engagement_times
 from .features.frames import drop_empty_partitions
 from .features.materialize import Materialized, materialize
+from .footers import null_free_int_range
 from .layout import Layout
 from .progress import StageProgress, byte_size
 from .run_dirs import store_path
@@ -51,12 +52,14 @@ def store_stages(
     if cluster.kind == "external":  # its workers read the input and write the store: they must see both
         check_shared_paths(client, cfg.cluster.scheduler_address, read=[dataset.data_dir], write=[store_path(cfg)])
     with prog.stage("split"):
+        footers = list(dataset.footers) if dataset.footers is not None else input_footers(dataset.data_dir)
         read = partial(read_events, dataset.data_dir, layout, partition_rows=cfg.data.partition_rows,
                        min_partition_rows=resolve_min_partition_rows(cfg.data, backend),
-                       min_partitions=sum(client.nthreads().values()), footers=list(dataset.footers) if dataset.footers is not None else input_footers(dataset.data_dir))
+                       min_partitions=sum(client.nthreads().values()), footers=footers)
+        span = null_free_int_range(footers, layout.time)  # the split's earliest and latest time: no pass over the data
         train, valid, split = time_split(add_labels(read(), targets, layout), cfg.split.valid_hours, layout.time, targets,
                                          later=lambda cutoff: add_labels(read(later_than=cutoff), targets, layout),
-                                         gap_hours=cfg.split.gap_hours)
+                                         gap_hours=cfg.split.gap_hours, span=span)
         split_def = {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff}
         if split.gap:  # other training rows: another store version (none without a gap: the versions built before gaps)
             split_def["gap_hours"] = cfg.split.gap_hours

@@ -41,12 +41,14 @@ MIN_SIDE_SHARE = 0.001
 
 def time_split(
     frame: Any, valid_hours: float, time_column: str = EVENT_TIME, targets: list[str] = (), later: Callable[[int], Any] | None = None,
-    gap_hours: float = 0,
+    gap_hours: float = 0, span: tuple[int, int] | None = None,
 ) -> tuple[Any, Any, SplitInfo]:
     """(train, valid, info) of a dask frame; the cutoff is ``max(time) - valid_hours``: validation rows are later,
     training rows at most ``cutoff - gap_hours``; the rows between (``info.purged``) are in neither. ``later``: the
     cutoff -> a frame of ``frame``'s partitions holding at least its rows later than the cutoff
     (``read_events(later_than=)``, which reads no file without such rows), to take the validation rows from.
+    ``span``: the earliest and latest time of ``frame``'s rows, none null, known already (the input files' footer
+    statistics: :func:`~.footers.null_free_int_range`): the pass over the data that finds them is skipped.
 
     Refuses (``DataError``) rows without a time, events that all have one time, a split whose training or
     validation side holds under :data:`MIN_SIDE_SHARE` of the rows (one mistyped far-future time makes the
@@ -65,7 +67,7 @@ def time_split(
         raise ValueError(f"split.gap_hours must be a number of hours >= 0, got {gap_hours}")
     gap = whole_seconds(gap_hours)
     times = frame[time_column]
-    lo, hi, nulls = dask.compute(times.min(), times.max(), times.isna().sum())
+    lo, hi, nulls = (*span, 0) if span is not None else dask.compute(times.min(), times.max(), times.isna().sum())
     if nulls:  # on neither side of a cut-off: the rows would be lost without a word
         raise DataError(f"{int(nulls):,} row(s) have no {time_column} (null): a split by time cannot place them; "
                         "drop them or fill the time in (an ingest quarantines them)")

