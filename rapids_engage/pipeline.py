@@ -37,6 +37,7 @@ from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
 from .provenance import CONFIG_FILE, absolute_path, config_data, run_info, write_config
+from .run_lock import out_lock
 from .run_dirs import check_dir, check_features_out, check_run_outputs, store_path
 from .store_builds import in_use
 from .run_stages import evaluate_stage, store_stages, train_stage
@@ -131,6 +132,16 @@ PLOTS_BY_DEFAULT = True
 
 
 def run(
+    cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Console | None = None, shuffle_seed: int | None = None,
+    command: str | None = None, plots: bool | None = None, backend: Backend | None = None,
+) -> dict:
+    """:func:`_run` holding ``cfg.out``'s run lock (:func:`~.run_lock.out_lock`: another run writing there is refused)."""
+    with out_lock(Path(cfg.out)):
+        return _run(cfg, rebuild=rebuild, quiet=quiet, console=console, shuffle_seed=shuffle_seed, command=command,
+                    plots=plots, backend=backend)
+
+
+def _run(
     cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Console | None = None, shuffle_seed: int | None = None,
     command: str | None = None, plots: bool | None = None, backend: Backend | None = None,
 ) -> dict:
@@ -251,6 +262,14 @@ def _draw_plots(out: Path, prog: StageProgress, plots: bool, draw: Callable[[Pat
 
 
 def build_features(
+    cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Console | None = None, command: str | None = None
+) -> dict:
+    """:func:`_build_features` holding ``cfg.out``'s run lock, as :func:`run` (it writes config.yaml there too)."""
+    with out_lock(Path(cfg.out), "features"):
+        return _build_features(cfg, rebuild=rebuild, quiet=quiet, console=console, command=command)
+
+
+def _build_features(
     cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Console | None = None, command: str | None = None
 ) -> dict:
     """The ``features`` subcommand: the data, split and feature-store stages only (no training).

@@ -64,3 +64,42 @@ def test_footers_that_cannot_rule_out_a_null_time_give_no_span(tmp_path):
     pd.DataFrame({"u": [END]}).to_parquet(tmp_path / "b.parquet", index=False)
     assert null_free_int_range([read_footer(tmp_path / "a.parquet")], "t") is None
     assert null_free_int_range([read_footer(tmp_path / "b.parquet")], "t") is None
+
+
+def test_a_second_run_into_the_same_out_is_refused_naming_the_first(tmp_path):
+    """Today's run started while yesterday's still ran in one --out: both published there, the later to end over
+    the other's models and report (yesterday's models could win). Now the second is refused at its start."""
+    import multiprocessing
+    import os
+
+    import pytest
+
+    from rapids_engage.config import Config
+    from rapids_engage.pipeline import run
+    from rapids_engage.run_lock import OutInUse, out_lock
+
+    cfg = Config()
+    cfg.out = str(tmp_path / "run")
+    cfg.data.source, cfg.data.path, cfg.data.cache_dir = "parquet", str(tmp_path / "no-data"), str(tmp_path / "cache")
+    ctx = multiprocessing.get_context("spawn")
+    held, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_out_lock, args=(cfg.out, held, release))
+    holder.start()
+    try:
+        assert held.wait(60)
+        with pytest.raises(OutInUse, match=rf"run: another run is writing there \(run, process {holder.pid} on .*wait for it"):
+            run(cfg, quiet=True)
+        assert not (tmp_path / "run" / "models").exists()
+    finally:
+        release.set()
+        holder.join(60)
+    with out_lock(tmp_path / "run"):  # released when its holder ended
+        assert os.path.exists(tmp_path / "run" / ".run.lock")
+
+
+def _hold_out_lock(out, held, release):
+    from rapids_engage.run_lock import out_lock
+
+    with out_lock(out):
+        held.set()
+        release.wait(60)

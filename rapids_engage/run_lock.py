@@ -1,0 +1,79 @@
+"""One run at a time into a ``--out`` directory.
+
+Two runs into one ``--out`` (a daily job started while yesterday's still ran) each published their models,
+report.json and config.yaml there, the one ending last over the other's: yesterday's models could replace
+today's, and a report could describe the other run's models. :func:`out_lock` holds an exclusive
+``fcntl.flock`` on ``<out>/.run.lock`` for the whole run; a second run is refused at its start, naming the
+process holding it. The kernel releases the lock when its holder exits, however it ends (the file stays,
+locking nothing; a run that wrote nothing there, refused by its checks, leaves no ``--out``). A filesystem without locks runs unlocked, as :mod:`.build_lock` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .build_lock import NO_LOCKS
+
+#: The lock file of a run directory (hidden: never taken for a run's output).
+LOCK_NAME = ".run.lock"
+
+
+class OutInUse(ValueError):
+    """Another run is writing to this ``--out``."""
+
+
+@contextmanager
+def out_lock(out: Path, command: str = "run") -> Iterator[None]:
+    """Hold ``out``'s run lock while the block runs; :class:`OutInUse` at once when another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    out = Path(out)
+    path = out / LOCK_NAME
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:  # not a directory, or not writable: the run's own checks say so, naming the setting
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
+        except BlockingIOError:
+            raise OutInUse(f"{out}: another run is writing there ({_holder(path)}); two runs into one --out would "
+                           "each replace the other's models and report: wait for it to end, or give this one "
+                           "another --out") from None
+        except OSError as exc:
+            if exc.errno not in NO_LOCKS:
+                raise
+            locked = False
+        if locked:
+            holder = {"command": command, "pid": os.getpid(), "host": socket.gethostname(),
+                      "since": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(holder).encode(), 0)
+        yield
+    finally:
+        if created and [p.name for p in out.iterdir()] == [LOCK_NAME]:  # refused before it wrote: no --out left
+            path.unlink(missing_ok=True)
+            out.rmdir()
+        os.close(fd)  # releases the lock
+
+
+def _holder(path: Path) -> str:
+    """Who holds ``path`` as its holder wrote it (``run, process 123 on host, since ...``)."""
+    try:
+        h = json.loads(path.read_text())
+        return f"{h['command']}, process {h['pid']} on {h['host']}, since {h['since']}"
+    except (OSError, ValueError, KeyError, TypeError):  # written in the instant after it locked
+        return "a process that has just started"
