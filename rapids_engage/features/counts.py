@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backend import array_module, bincount, series_like
 from ..schema import EVENT_TIME
-from .estimator_conventions import EstimatorParams, check_columns, check_fitted, check_key_dtypes, check_time_column, load_state, save_state
+from .estimator_conventions import EstimatorParams, Param, check_columns, check_fitted, check_key_dtypes, check_time_column, load_state, save_state
 from .frames import Join, apply_joins, as_dask, computed_like, free_name, key_ids, key_name, keys_of_ids, without
 
 DAY = "_day"
@@ -34,8 +34,10 @@ def with_day(frame: Any, time_column: str = EVENT_TIME) -> Any:
 class CountEncoder(EstimatorParams):
     """sklearn-style count encoder for one key: ``fit`` learns the counts, ``transform`` joins them."""
 
+    columns = Param(lambda columns: [columns] if isinstance(columns, str) else list(columns))
+
     def __init__(self, columns: str | list[str], per_day: bool = True, time_column: str = EVENT_TIME) -> None:
-        self.columns = [columns] if isinstance(columns, str) else list(columns)
+        self.columns = columns
         self.per_day = per_day
         self.time_column = time_column
 
@@ -80,6 +82,15 @@ class CountEncoder(EstimatorParams):
         """The key -> count table (``counts_``'s rows) of such a frame."""
         return keys_of_ids(frame, self.columns, ids).assign(**{self.total_name: _row_counts(ids)[1]})
 
+    def _check_time_column(self, X: Any) -> None:
+        """With ``per_day``: a ValueError when ``X`` lacks the time column (saying how to do without), a TypeError
+        when it holds no numbers."""
+        if self.per_day:
+            if self.time_column not in X.columns:
+                raise ValueError(f"CountEncoder({self.name}): columns {[self.time_column]} are not in the frame (the time "
+                                 "column of the per-day counts: name yours with time_column=..., or per_day=False)")
+            check_time_column(self, X, self.time_column)
+
     def fit(self, X: Any, y: Any = None) -> CountEncoder:  # noqa: ARG002 - sklearn signature
         check_columns(self, X, self.columns)
         self.counts_ = self.stats_graph(as_dask(X)).compute()
@@ -102,11 +113,7 @@ class CountEncoder(EstimatorParams):
         """``X`` with ``cnt_<key>`` and, ``per_day``, ``cnt_day_<key>`` (only then is the time column read)."""
         check_fitted(self, "counts_")
         check_columns(self, X, self.columns)
-        if self.per_day:
-            if self.time_column not in X.columns:
-                raise ValueError(f"CountEncoder({self.name}): columns {[self.time_column]} are not in the frame (the time "
-                                 "column of the per-day counts: name yours with time_column=..., or per_day=False)")
-            check_time_column(self, X, self.time_column)
+        self._check_time_column(X)
         check_key_dtypes(self, self.counts_, X, self.columns)
         frame = without(as_dask(X), self.output_names())  # replaced, last
         if not self.per_day:
@@ -131,7 +138,7 @@ class CountEncoder(EstimatorParams):
     @classmethod
     def load(cls, directory: str | Path, name: str, df_lib: Any = None) -> CountEncoder:
         state, table = load_state(directory, name, df_lib)
-        enc = cls(**state["params"])
+        enc = cls.from_params(state["params"])
         enc.counts_ = table
         return enc
 

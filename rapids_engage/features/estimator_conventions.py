@@ -20,37 +20,73 @@ from ..failures import naming
 from .frames import is_dask
 
 
+class Param:
+    """A constructor parameter kept exactly as given (what ``get_params``, ``clone`` and ``set_params`` see,
+    scikit-learn's rule) and read through ``normalize`` (e.g. a column name as a list) wherever the encoder
+    uses it: a value set later (``enc.columns = "b"``) is normalized, and checked, when it is next used."""
+
+    def __init__(self, normalize: Any) -> None:
+        self.normalize = normalize
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            return self
+        try:
+            given = obj.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(f"{type(obj).__name__} has no {self.name!r} set") from None
+        return self.normalize(given)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.name] = value
+
+
 class EstimatorParams:
-    """scikit-learn's estimator API from an encoder's ``params()`` (its constructor's parameters): ``get_params``,
-    ``set_params`` (through the constructor, which normalizes and checks them), ``sklearn.base.clone`` and a repr."""
+    """scikit-learn's estimator API from an encoder's constructor parameters: ``get_params`` (as given),
+    ``set_params`` (through the constructor, which checks them), ``sklearn.base.clone`` and a repr;
+    :meth:`params` (normalized) is what saved states hold."""
+
+    def _param_names(self) -> list[str]:
+        return list(inspect.signature(type(self).__init__).parameters)[1:]  # after self
 
     def params(self) -> dict:
-        """The constructor's parameters in its order, each as the encoder keeps it (its attribute of that name):
-        what the saved state's ``params`` holds and the constructor takes back."""
-        names = list(inspect.signature(type(self).__init__).parameters)[1:]  # after self
-        return {name: getattr(self, name) for name in names}
+        """The constructor's parameters in its order, each normalized as the encoder uses it (its attribute of
+        that name, e.g. ``columns`` as a list): what the saved state's ``params`` holds and the constructor takes back."""
+        return {name: getattr(self, name) for name in self._param_names()}
 
     def get_params(self, deep: bool = True) -> dict:
-        """The constructor's parameters (``deep`` has nothing to recurse into)."""
-        return self.params()
+        """The constructor's parameters as given (``deep`` has nothing to recurse into)."""
+        given = vars(self)
+        return {name: given[name] if name in given else getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params: Any) -> Any:
         """Set constructor parameters; refit afterwards."""
-        unknown = sorted(set(params) - set(self.params()))
+        unknown = sorted(set(params) - set(self.get_params()))
         if unknown:
-            raise ValueError(f"{type(self).__name__} has no parameter(s) {unknown}; it has {sorted(self.params())}")
-        type(self).__init__(self, **{**self.params(), **params})
+            raise ValueError(f"{type(self).__name__} has no parameter(s) {unknown}; it has {sorted(self.get_params())}")
+        type(self).__init__(self, **{**self.get_params(), **params})
         return self
+
+    @classmethod
+    def from_params(cls, params: dict) -> Any:
+        """An encoder of saved :meth:`params`: a JSON list is given back as a tuple where the constructor's default
+        is a tuple (JSON has none), so a loaded encoder's ``get_params`` equals one made with the defaults' types."""
+        defaults = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()}
+        return cls(**{name: tuple(value) if isinstance(value, list) and isinstance(defaults.get(name), tuple) else value
+                      for name, value in params.items()})
 
     def __sklearn_clone__(self) -> Any:
         """An unfitted copy with the same parameters (what ``sklearn.base.clone`` and ``GridSearchCV`` make)."""
         import copy
 
-        return type(self)(**copy.deepcopy(self.params()))
+        return type(self)(**copy.deepcopy(self.get_params()))
 
     def __repr__(self) -> str:
         """The key and the parameters set to other than their defaults, as scikit-learn shows estimators."""
-        fresh = type(self)(self.columns).params()  # the defaults, normalized as the constructor keeps them
+        fresh = type(self)(self.columns).params()  # the defaults, normalized as the encoder uses them
         changed = {k: v for k, v in self.params().items() if k == "columns" or v != fresh[k]}
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 

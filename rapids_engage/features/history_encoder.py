@@ -10,7 +10,7 @@ import numpy as np
 from ..backend import array_module, frame_library, host_frame, is_gpu_object, series_like
 from ..data import DataError
 from ..schema import DAY_SECONDS, EVENT_TIME, TARGETS
-from .estimator_conventions import EstimatorParams, check_columns, check_fitted, check_time_column, load_state, save_state
+from .estimator_conventions import EstimatorParams, Param, check_columns, check_fitted, check_time_column, load_state, save_state
 from .frames import cast_to_state, group_ids, in_memory, is_dask, key_name
 from .history_spans import span_features, window_label
 from .history_state import (
@@ -18,6 +18,39 @@ from .history_state import (
     event_rows, known_times, last_col, pos_col, positive, state_window, times, value_columns,
 )
 from .last_second import LastSecondIds, load_ids
+
+
+def _names(columns: str | list[str]) -> list[str]:
+    return [columns] if isinstance(columns, str) else list(columns)
+
+
+def _seconds(value: Any, name: str) -> int:
+    """``value`` as whole seconds; a ValueError (not an OverflowError) for an infinite one."""
+    try:
+        return int(value)
+    except OverflowError:
+        raise ValueError(f"HistoryEncoder {name} must be whole seconds, got {value!r}") from None
+
+
+def _windows(windows: Any) -> list[int]:
+    out = [_seconds(w, "windows") for w in windows]
+    if any(w <= 0 for w in out) or len(set(out)) < len(out):
+        raise ValueError(f"HistoryEncoder windows must be distinct and > 0 seconds, got {out}")
+    return out
+
+
+def _days(days: Any) -> list[int]:
+    out = [_seconds(d, "days") for d in days]
+    if any(d <= 0 for d in out) or len(set(out)) < len(out):
+        raise ValueError(f"HistoryEncoder days must be distinct whole UTC days >= 1, got {out}")
+    return out
+
+
+def _label_delay(delay: Any) -> int:
+    out = _seconds(delay, "label_delay")
+    if out < 0:
+        raise ValueError(f"HistoryEncoder label_delay must be >= 0 seconds, got {out}")
+    return out
 
 
 class HistoryEncoder(LastSecondIds, EstimatorParams):
@@ -38,7 +71,17 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
     ``engagement``: target -> the column of its positives' engagement times (epoch
     seconds, null: none); a positive then counts from its engagement time, not its
     event's (``features.history.label_time: engagement``); None: from its event's.
+    Parameters are kept as given and read normalized (:class:`~.estimator_conventions.Param`).
     """
+
+    columns = Param(_names)
+    targets = Param(lambda targets: None if targets is None else list(targets))
+    windows = Param(_windows)
+    days = Param(_days)
+    rates = Param(bool)
+    label_delay = Param(_label_delay)
+    row_key = Param(list)
+    engagement = Param(lambda engagement: None if engagement is None else {str(k): str(v) for k, v in dict(engagement).items()})
 
     def __init__(
         self,
@@ -53,24 +96,23 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         row_key: tuple[str, ...] | list[str] = (),
         engagement: dict[str, str] | None = None,
     ) -> None:
-        self.columns = [columns] if isinstance(columns, str) else list(columns)
-        self.targets = None if targets is None else list(targets)
-        self.windows = [int(w) for w in windows]
-        if any(w <= 0 for w in self.windows) or len(set(self.windows)) < len(self.windows):
-            raise ValueError(f"HistoryEncoder windows must be distinct and > 0 seconds, got {self.windows}")
-        self.days = [int(d) for d in days]
-        if any(d <= 0 for d in self.days) or len(set(self.days)) < len(self.days):
-            raise ValueError(f"HistoryEncoder days must be distinct whole UTC days >= 1, got {self.days}")
-        self.rates = bool(rates)
-        self.label_delay = int(label_delay)
-        if self.label_delay < 0:
-            raise ValueError(f"HistoryEncoder label_delay must be >= 0 seconds, got {self.label_delay}")
-        if self.reach() >= TIME_LIMIT:
-            raise ValueError(f"HistoryEncoder windows, days and label_delay must reach back under 2**62 seconds, got {self.reach()}")
+        self.columns = columns
+        self.targets = targets
+        self.windows = windows
+        self.days = days
+        self.rates = rates
+        self.label_delay = label_delay
         self.time_column = time_column
         self.prefix = prefix
-        self.row_key = list(row_key)
-        self.engagement = None if engagement is None else {str(k): str(v) for k, v in dict(engagement).items()}
+        self.row_key = row_key
+        self.engagement = engagement
+        self._check_spans()  # refused when made, as before the parameters were kept as given
+
+    def _check_spans(self) -> None:
+        """A ValueError for windows, days or a label delay that are not distinct positive (>= 0) seconds, or
+        reach back 2**62 seconds or more."""
+        if self.reach() >= TIME_LIMIT:
+            raise ValueError(f"HistoryEncoder windows, days and label_delay must reach back under 2**62 seconds, got {self.reach()}")
 
     # ---- names -----------------------------------------------------------
     @property
@@ -227,6 +269,7 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
     def fit(self, X: Any, y: Any = None) -> HistoryEncoder:  # noqa: ARG002 - sklearn signature
         """Learn the serving state from the training window ``X`` (labels present)."""
         self._check_in_memory(X)
+        self._check_spans()
         targets = self._targets(X)
         self._check_columns(X, [*targets, *self.row_key])
         if len(X) == 0:
@@ -310,4 +353,4 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         """Read state written by :meth:`save` (``name`` = ``hist_<key>``) into ``df_lib`` frames (the
         last ids as a list in the JSON, as the first code that kept them wrote them, are read too)."""
         state, table = load_state(directory, name, df_lib)
-        return cls(**state["params"]).set_state(table, state["t_end"], state["targets"], load_ids(directory, name, state))
+        return cls.from_params(state["params"]).set_state(table, state["t_end"], state["targets"], load_ids(directory, name, state))

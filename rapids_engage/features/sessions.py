@@ -34,7 +34,7 @@ import numpy as np
 from ..backend import array_module, frame_library, host_frame, is_gpu_object, series_like
 from ..data import DataError
 from ..schema import EVENT_TIME
-from .estimator_conventions import EstimatorParams, check_columns, check_fitted, load_state, save_state
+from .estimator_conventions import EstimatorParams, Param, check_columns, check_fitted, load_state, save_state
 from .frames import Checkpoints, as_dask, cast_to_state, group_ids, in_memory, is_dask, key_tables, null_key_rows, share
 from .history_state import (
     alone_if_null, early_events_refusal, early_rows_refusal, encoder_state_rows, state_window, times,
@@ -108,6 +108,17 @@ def session_values(xp: Any, g: Any, t: Any, w: Any, base: dict | None = None, ga
     return rows, state
 
 
+def _gap(gap: Any) -> int:
+    """``gap`` as whole seconds >= 0, else a ValueError."""
+    try:
+        out = int(gap)
+    except OverflowError:
+        raise ValueError(f"SessionEncoder gap must be >= 0 seconds, got {gap!r}") from None
+    if out < 0:
+        raise ValueError(f"SessionEncoder gap must be >= 0 seconds, got {out}")
+    return out
+
+
 def _composite(xp: Any, g: Any, t: Any) -> Any:
     """An int64 code per row ordered as (key id, time): key id * time span + time offset, or time ranks in place of
     offsets when that could overflow (as the history's)."""
@@ -128,17 +139,20 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
     ``time_column``: int64 event times in seconds; ``row_key``: integer columns identifying an event (with
     them an event of the state's last second sent again is not counted twice). Frames are in-memory pandas
     or cudf frames holding all the events of their keys (a dask partition after a shuffle on the key:
-    :func:`fit_sessions`).
+    :func:`fit_sessions`). Parameters are kept as given and read normalized (:class:`~.estimator_conventions.Param`).
     """
+
+    columns = Param(lambda columns: [columns] if isinstance(columns, str) else list(columns))
+    gap = Param(_gap)
+    row_key = Param(list)
 
     def __init__(self, columns: str | list[str], gap: int = DEFAULT_GAP, time_column: str = EVENT_TIME,
                  row_key: tuple[str, ...] | list[str] = ()) -> None:
-        self.columns = [columns] if isinstance(columns, str) else list(columns)
-        self.gap = int(gap)
-        if self.gap < 0:
-            raise ValueError(f"SessionEncoder gap must be >= 0 seconds, got {self.gap}")
+        self.columns = columns
+        self.gap = gap
         self.time_column = time_column
-        self.row_key = list(row_key)
+        self.row_key = row_key
+        _gap(gap)  # refused when made, as before the parameters were kept as given
 
     @property
     def name(self) -> str:
@@ -306,7 +320,7 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
         """Read state written by :meth:`save` into ``df_lib`` frames. A state written before it kept row ids (no
         ``row_key`` in its params, no ``last_ids``) is read as it was: none known, an event sent again counts again."""
         state, table = load_state(directory, name, df_lib)
-        return cls(**state["params"]).set_state(table, state["t_end"], load_ids(directory, name, state))
+        return cls.from_params(state["params"]).set_state(table, state["t_end"], load_ids(directory, name, state))
 
 
 def fit_sessions(frame: Any, encoder: SessionEncoder, checkpoint: Any = None, limit: int | None = None) -> tuple[Any, Any]:

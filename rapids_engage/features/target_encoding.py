@@ -29,7 +29,7 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from ..backend import array_module, bincount, float_values, series_like, to_host, values
 from .folds import FOLD, assign_folds
-from .estimator_conventions import EstimatorParams, check_columns, check_fitted, check_key_dtypes, load_state, save_state
+from .estimator_conventions import EstimatorParams, Param, check_columns, check_fitted, check_key_dtypes, load_state, save_state
 from .frames import Join, apply_joins, as_dask, computed_like, is_dask, key_name, keys_of_ids, null_key_rows, without
 
 N = "_n"
@@ -40,8 +40,7 @@ def _sum(t: str) -> str:
 
 
 def _names(value: str | list[str] | tuple[str, ...]) -> list[str]:
-    """Column name(s) as a list; a list passes through as the same object (``sklearn.base.clone``
-    checks that the constructor keeps its parameters)."""
+    """Column name(s) as a list (a list passes through as the same object)."""
     return [value] if isinstance(value, str) else value if isinstance(value, list) else list(value)
 
 
@@ -69,6 +68,10 @@ class TargetEncoder(EstimatorParams):
     ``Pipeline`` / ``ColumnTransformer``, whose model must not see the raw keys).
     """
 
+    columns = Param(_names)
+    smooth = Param(float)
+    row_key = Param(_names)
+
     def __init__(
         self,
         columns: str | list[str],
@@ -80,12 +83,12 @@ class TargetEncoder(EstimatorParams):
         prefix: str = "te",
         keep_input: bool = True,
     ) -> None:
-        self.columns = _names(columns)
+        self.columns = columns
         self.n_folds = n_folds
-        self.smooth = float(smooth)
+        self.smooth = smooth
         self.fold_method = fold_method
         self.seed = seed
-        self.row_key = _names(row_key)
+        self.row_key = row_key
         self.prefix = prefix
         self.keep_input = keep_input
 
@@ -402,7 +405,7 @@ class TargetEncoder(EstimatorParams):
     def load(cls, directory: str | Path, name: str, df_lib: Any = None) -> TargetEncoder:
         """Read state written by :meth:`save` (``name`` = ``te_<key>``) into ``df_lib`` frames."""
         state, table = load_state(directory, name, df_lib)
-        enc = cls(**state["params"])
+        enc = cls.from_params(state["params"])
         enc.stats_, enc.targets_, enc.prior_, enc.n_rows_ = table, state["targets"], state["prior"], state["n_rows"]
         if "feature_names_in" in state:
             enc.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)

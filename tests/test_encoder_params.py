@@ -1,0 +1,63 @@
+"""The encoders keep scikit-learn's parameter conventions: the constructor stores each parameter as given
+(``get_params``, ``clone``, ``set_params`` see it unchanged) and the encoder normalizes it where it uses it."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.utils import estimator_checks
+
+from rapids_engage.features import CountEncoder, HistoryEncoder, TargetEncoder
+from rapids_engage.features.sessions import SessionEncoder
+
+ENCODERS = [TargetEncoder("k"), CountEncoder("k"), HistoryEncoder("k"), SessionEncoder("k")]
+CHECKS = ["check_no_attributes_set_in_init", "check_get_params_invariance", "check_set_params",
+          "check_parameters_default_constructible"]
+
+
+def _rows(n: int = 40) -> pd.DataFrame:
+    i = np.arange(n)
+    return pd.DataFrame({"tweet_id": i, "engaging_user_id": i % 7, "a": i % 3, "b": i % 5, "like": (i % 4 == 0).astype(int),
+                         "tweet_timestamp": 1_600_000_000 + i * 60})
+
+
+@pytest.mark.parametrize("check", CHECKS)
+@pytest.mark.parametrize("encoder", ENCODERS, ids=lambda e: type(e).__name__)
+def test_scikit_learns_parameter_checks_pass(encoder, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # check_set_params warns of the values the constructor refuses
+        getattr(estimator_checks, check)(type(encoder).__name__, encoder)
+
+
+@pytest.mark.parametrize("encoder", ENCODERS[:2], ids=lambda e: type(e).__name__)
+def test_target_and_count_encoders_accept_any_parameter_when_made(encoder):
+    """(The history and session encoders still refuse bad spans and gaps when made, as their tests ask.)"""
+    estimator_checks.check_do_not_raise_errors_in_init_or_set_params(type(encoder).__name__, encoder)
+
+
+def test_smooth_is_kept_as_given_and_saved_as_before(tmp_path):
+    enc = TargetEncoder("a", smooth=3)
+    assert type(enc.get_params()["smooth"]) is int and enc.get_params()["row_key"] == ("tweet_id", "engaging_user_id")
+    rows = _rows()
+    enc.fit(rows, "like").save(tmp_path)
+    params = json.loads((tmp_path / "te_a.json").read_text())["params"]
+    assert params["smooth"] == 3.0 and type(params["smooth"]) is float and params["columns"] == ["a"]
+    assert params["row_key"] == ["tweet_id", "engaging_user_id"]
+    loaded = TargetEncoder.load(tmp_path, "te_a")
+    assert loaded.get_params() == {**enc.get_params(), "columns": ["a"], "smooth": 3.0}
+    pd.testing.assert_frame_equal(loaded.transform(rows), TargetEncoder("a", smooth=3.0).fit(rows, "like").transform(rows))
+
+
+def test_a_key_set_as_an_attribute_is_used_by_the_next_fit():
+    rows = _rows()
+    enc = TargetEncoder("a")
+    enc.columns = "b"
+    pd.testing.assert_frame_equal(enc.fit_transform(rows, "like"), TargetEncoder("b").fit_transform(rows, "like"))
+    counts = CountEncoder("a", per_day=False)
+    counts.columns = "b"
+    assert counts.fit(rows).output_names() == ["cnt_b"] and counts.get_params()["columns"] == "b"
+
