@@ -61,3 +61,13 @@ def test_a_key_set_as_an_attribute_is_used_by_the_next_fit():
     counts.columns = "b"
     assert counts.fit(rows).output_names() == ["cnt_b"] and counts.get_params()["columns"] == "b"
 
+
+def test_count_encoder_fit_refuses_a_frame_without_its_time_column():
+    rows = _rows().drop(columns=["tweet_timestamp"])
+    enc = CountEncoder("a")
+    with pytest.raises(ValueError, match=r"CountEncoder\(a\): columns \['tweet_timestamp'\] are not in the frame \(the "
+                                         r"time column of the per-day counts: name yours with time_column=\.\.\., or "
+                                         r"per_day=False\)"):
+        enc.fit(rows)
+    assert not hasattr(enc, "counts_")
+    assert CountEncoder("a", per_day=False).fit(rows).counts_["cnt_a"].sum() == len(rows)

@@ -92,7 +92,9 @@ class CountEncoder(EstimatorParams):
             check_time_column(self, X, self.time_column)
 
     def fit(self, X: Any, y: Any = None) -> CountEncoder:  # noqa: ARG002 - sklearn signature
+        """Learn the counts; with ``per_day`` ``X`` must have the time column that :meth:`transform` reads."""
         check_columns(self, X, self.columns)
+        self._check_time_column(X)
         self.counts_ = self.stats_graph(as_dask(X)).compute()
         return self
 
