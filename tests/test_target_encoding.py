@@ -199,7 +199,7 @@ def test_count_and_history_encoders_follow_sklearn_conventions(make, change):
     assert copy.get_params() == enc.get_params() and type(copy) is type(enc) and "(columns=['lang']" in repr(copy)
     assert not hasattr(copy, "counts_") and not hasattr(copy, "state_")
     copy.set_params(**change)
-    assert all(copy.get_params()[k] == (list(v) if isinstance(v, tuple) else v) for k, v in change.items())
+    assert all(copy.get_params()[k] == v for k, v in change.items())  # as given (scikit-learn's check_set_params)
     assert set(copy.fit(df).transform(df.assign(tweet_timestamp=1_700_000_000)).columns) >= set(copy.output_names())
     with pytest.raises(ValueError, match="no parameter"):
         copy.set_params(window=3)
