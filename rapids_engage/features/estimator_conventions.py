@@ -63,11 +63,13 @@ class EstimatorParams:
         return {name: given[name] if name in given else getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params: Any) -> Any:
-        """Set constructor parameters; refit afterwards."""
+        """Set constructor parameters; refit afterwards. Values the constructor refuses leave the encoder unchanged."""
         unknown = sorted(set(params) - set(self.get_params()))
         if unknown:
             raise ValueError(f"{type(self).__name__} has no parameter(s) {unknown}; it has {sorted(self.get_params())}")
-        type(self).__init__(self, **{**self.get_params(), **params})
+        merged = {**self.get_params(), **params}
+        type(self)(**merged)  # the constructor's checks first, on a new encoder: a refusal changes nothing here
+        type(self).__init__(self, **merged)
         return self
 
     @classmethod

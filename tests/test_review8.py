@@ -1,0 +1,21 @@
+"""Defects found reviewing the encoders' parameter conventions (estimator_conventions.Param, e752cf4)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rapids_engage.features import HistoryEncoder
+from rapids_engage.features.sessions import SessionEncoder
+
+
+@pytest.mark.parametrize("encoder, bad", [
+    (HistoryEncoder("a", windows=(60, 120)), {"prefix": "p", "windows": (-1,)}),
+    (HistoryEncoder("a"), {"label_delay": -5}),
+    (SessionEncoder("a", gap=90), {"columns": "b", "gap": -1}),
+], ids=["history_windows", "history_label_delay", "session_gap"])
+def test_a_refused_set_params_leaves_the_encoder_as_it_was(encoder, bad):
+    before = encoder.get_params()
+    with pytest.raises(ValueError, match="must be"):
+        encoder.set_params(**bad)
+    assert encoder.get_params() == before
+    assert repr(encoder).startswith(f"{type(encoder).__name__}(columns=['a']")
