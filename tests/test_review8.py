@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rapids_engage.features import HistoryEncoder
+from rapids_engage.features import CountEncoder, HistoryEncoder, TargetEncoder
 from rapids_engage.features.sessions import SessionEncoder
 
 
@@ -19,3 +19,10 @@ def test_a_refused_set_params_leaves_the_encoder_as_it_was(encoder, bad):
         encoder.set_params(**bad)
     assert encoder.get_params() == before
     assert repr(encoder).startswith(f"{type(encoder).__name__}(columns=['a']")
+
+
+def test_repr_shows_a_value_that_set_params_accepted_and_fit_will_refuse():
+    enc = TargetEncoder("a").set_params(smooth="x")
+    assert repr(enc) == "TargetEncoder(columns=['a'], smooth='x')"
+    assert repr(CountEncoder("a").set_params(columns=5)) == "CountEncoder(columns=5)"
+    assert repr(HistoryEncoder("a", windows=[86400, 604800], row_key=("t",))) == "HistoryEncoder(columns=['a'], row_key=['t'])"

@@ -87,10 +87,21 @@ class EstimatorParams:
         return type(self)(**copy.deepcopy(self.get_params()))
 
     def __repr__(self) -> str:
-        """The key and the parameters set to other than their defaults, as scikit-learn shows estimators."""
-        fresh = type(self)(self.columns).params()  # the defaults, normalized as the encoder uses them
-        changed = {k: v for k, v in self.params().items() if k == "columns" or v != fresh[k]}
+        """The key and the parameters set to other than their defaults, as scikit-learn shows estimators (normalized;
+        a value its normalization refuses, accepted by ``set_params`` and refused at ``fit``, shown as given)."""
+        given = self.get_params()
+        fresh = type(self)(given["columns"])  # the defaults
+        changed = {k: _shown(self, k, v) for k, v in given.items()}
+        changed = {k: v for k, v in changed.items() if k == "columns" or v != _shown(fresh, k, v)}
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+
+def _shown(encoder: Any, name: str, given: Any) -> Any:
+    """``encoder``'s parameter ``name`` normalized as it uses it, or ``given`` where that normalization raises."""
+    try:
+        return getattr(encoder, name)
+    except (TypeError, ValueError):
+        return given
 
 
 class NotFittedError(ValueError, AttributeError):
