@@ -281,7 +281,10 @@ def history_events_gap(builder: FeatureBuilder, events: Any) -> str | None:
     end, column = builder.history_end(), builder.layout.time
     if end is None or len(events) == 0 or column not in events.columns:
         return None
-    start = int(events[column].min())
+    times = events[column]
+    if getattr(times.dtype, "kind", "O") not in "iu" or not bool(times.notna().any()):
+        return None  # not epoch seconds, or no time: extend_history's checks refuse them, naming the column
+    start = int(times.min())
     if start - end <= HISTORY_GAP_S or not PLAUSIBLE_TIMES[0] <= start < PLAUSIBLE_TIMES[1]:
         return None
     return (f"the --history events start {utc(start)}, {(start - end) / 86_400:.1f} days after the serving state ends "
