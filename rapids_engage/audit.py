@@ -175,7 +175,17 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
     (:mod:`.audit_shuffles`); None (``--shuffles auto``): one, and :data:`AUTO_SHUFFLES` in all where a shuffled-label
     check fails on it. ``seed`` also draws the time-travel check's cut times and the out-of-fold check's fold (``seed`` mod
     ``n_folds``). The split, time-travel and out-of-fold checks run on
-    the run's cluster (``--scheduler-address`` or a local one), not in this process."""
+    the run's cluster (``--scheduler-address`` or a local one), not in this process. ``cfg.out``'s run lock is held
+    throughout (:func:`~.run_lock.out_lock`: a run into it between the audit's runs is refused)."""
+    from .run_lock import out_lock
+
+    with out_lock(Path(cfg.out), "audit"):
+        return _audit(cfg, console, quiet, seed, plots, rebuild, command, shuffles)
+
+
+def _audit(cfg: Config, console: Console, quiet: bool, seed: int, plots: bool | None, rebuild: bool,
+           command: str | None, shuffles: int | None) -> dict:
+    """:func:`run_audit` holding its ``--out``."""
     from .cluster import start_cluster
     from .existing_cluster import run_backend
     from .pipeline import run

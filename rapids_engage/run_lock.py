@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,9 +29,30 @@ class OutInUse(ValueError):
     """Another run is writing to this ``--out``."""
 
 
+#: The ``--out`` directories whose lock this thread holds (``audit`` holds its own while its runs write there).
+_held = threading.local()
+
+
 @contextmanager
 def out_lock(out: Path, command: str = "run") -> Iterator[None]:
-    """Hold ``out``'s run lock while the block runs; :class:`OutInUse` at once when another process holds it."""
+    """Hold ``out``'s run lock while the block runs; :class:`OutInUse` at once when another process (or thread) holds
+    it. A thread holding it already holds it on (the audit's real-label run into the audit's own ``--out``)."""
+    key = os.path.abspath(out)
+    held = _held.__dict__.setdefault("paths", set())
+    if key in held:
+        yield
+        return
+    held.add(key)
+    try:
+        with _flock(Path(out), command):
+            yield
+    finally:
+        held.discard(key)
+
+
+@contextmanager
+def _flock(out: Path, command: str) -> Iterator[None]:
+    """:func:`out_lock`'s ``fcntl.flock`` on ``out``'s lock file."""
     try:
         import fcntl
     except ImportError:  # not POSIX
