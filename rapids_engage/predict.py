@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -492,6 +494,21 @@ def check_predict_out(out: Path) -> None:
         raise ConfigError(f"predict: {problem}")
 
 
+@contextmanager
+def serving_marks(store_info: dict, model_dir: Path, store: Path | None = None) -> Iterator[None]:
+    """Mark the models' store version in use (:func:`~.store_builds.in_use`) in each store it may be served from
+    (:func:`store_candidates`) while the block runs: a ``store --keep`` meanwhile spares it. A store that is not
+    there, or that this user cannot write (read-only, whose versions this user cannot delete either), is not marked."""
+    from .store_builds import in_use
+
+    with ExitStack() as marks:
+        for place in store_candidates(store_info, model_dir, store):
+            if Path(place).is_dir():
+                with suppress(OSError):
+                    marks.enter_context(in_use(Path(place), store_info["version"], model_dir, serving=True))
+        yield
+
+
 def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, cluster_cfg: ClusterConfig,
                 console: Console | None = None, quiet: bool = True, store: Path | None = None,
                 history: str | None = None) -> dict:
@@ -511,9 +528,10 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
     files = input_footers(input_path)  # each file's footer read once, for every check before the cluster
     check_some_rows(input_path, files)
     memory = MemoryWatch.for_run(backend, cluster_cfg.scheduler_address)
-    with memory, StageProgress(console, quiet, memory) as prog:
+    with memory, StageProgress(console, quiet, memory) as prog, ExitStack() as marks:
         with prog.stage("load"):
             metas, store_info = load_models(model_dir)
+            marks.enter_context(serving_marks(store_info, model_dir, store))  # until predict ends: `store --keep` spares it
             boosters = load_boosters(metas, backend)  # a damaged model file is refused before the cluster starts
             builder, served_from = locate_builder(store_info, backend, model_dir, store)
             extended = events_gap = None

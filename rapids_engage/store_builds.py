@@ -96,17 +96,18 @@ REFRESH_S, STALE_S = 60.0, 15 * 60.0
 
 
 @contextmanager
-def in_use(store: Path, version: str, models: Path, building: str | None = None) -> Iterator[None]:
+def in_use(store: Path, version: str, models: Path, building: str | None = None, serving: bool = False) -> Iterator[None]:
     """Mark ``version`` as used while the block runs: by a run training ``models`` from it, whose models (which
     ``store --keep`` / ``--delete`` see) are not published yet; or (``building``) by the build of that version in
-    the temporary directory ``models``, which reads feature groups of ``version``. The mark is rewritten every
+    the temporary directory ``models``, which reads feature groups of ``version``; or (``serving``) by a predict
+    serving ``models`` (which may lie where ``store`` does not look) from it. The mark is rewritten every
     :data:`REFRESH_S` seconds; a killed run's names a process no longer running, or was not rewritten for :data:`STALE_S`."""
     mark = store / IN_USE / f"{version}.{uuid.uuid4().hex[:12]}.json"
     mark.parent.mkdir(parents=True, exist_ok=True)  # a run's first build marks its version before making the store
     for stale in _dead_marks(mark.parent):  # killed runs'
         stale.unlink(missing_ok=True)
     text = json.dumps({"version": version, **this_process(), "models": str(Path(models).absolute())}
-                      | ({"building": building} if building else {}))
+                      | ({"building": building} if building else {}) | ({"serving": True} if serving else {}))
     write_text(mark, text)
     stop = threading.Event()
     refresher = threading.Thread(target=_refresh, args=(mark, text, stop), name="store in-use mark", daemon=True)
@@ -136,7 +137,8 @@ def _marks(directory: Path) -> Iterator[tuple[Path, dict]]:
             m = json.loads(mark.read_text())
             yield mark, {"version": str(m["version"]), "host": str(m["host"]), "pid": int(m["pid"]), "models": str(m["models"]),
                          "pidns": None if m.get("pidns") is None else str(m["pidns"]), "written": mark.stat().st_mtime,
-                         "building": None if m.get("building") is None else str(m["building"])}
+                         "building": None if m.get("building") is None else str(m["building"]),
+                         "serving": m.get("serving") is True}
         except (OSError, ValueError, KeyError, TypeError):
             continue
 
@@ -161,9 +163,11 @@ def live_marks(store: Path) -> list[dict]:
 
 
 def versions_in_use(marks: list[dict]) -> dict[str, list[str]]:
-    """version -> the models of the runs in progress training from it (``<out>/models (training: process N)``),
-    from their :func:`live_marks`; the marks of builds (:func:`versions_read_by_builds`) are left out."""
-    return _in_use(marks, lambda m: None if m["building"] else f"{m['models']} (training: {_where(m)})")
+    """version -> the models of the runs in progress training from it (``<out>/models (training: process N)``) and
+    of the predicts serving from it (``<model-dir> (predicting: process N)``), from their :func:`live_marks`; the
+    marks of builds (:func:`versions_read_by_builds`) are left out."""
+    return _in_use(marks, lambda m: None if m["building"] else
+                   f"{m['models']} ({'predicting' if m['serving'] else 'training'}: {_where(m)})")
 
 
 def versions_read_by_builds(marks: list[dict]) -> dict[str, list[str]]:
