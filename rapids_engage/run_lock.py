@@ -6,6 +6,8 @@ today's, and a report could describe the other run's models. :func:`out_lock` ho
 ``fcntl.flock`` on ``<out>/.run.lock`` for the whole run; a second run is refused at its start, naming the
 process holding it. The kernel releases the lock when its holder exits, however it ends (the file stays,
 locking nothing; a run that wrote nothing there, refused by its checks, leaves no ``--out``). A filesystem without locks runs unlocked, as :mod:`.build_lock` does.
+A lock file this user may not write (another user's) is locked read-only; one that cannot be opened or locked at all
+refuses the run (:class:`OutInUse`): going on unlocked could let two runs write one ``--out``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ LOCK_NAME = ".run.lock"
 
 
 class OutInUse(ValueError):
-    """Another run is writing to this ``--out``."""
+    """Another run is writing to this ``--out``, or its lock file cannot be opened or locked to tell."""
 
 
 #: The ``--out`` directories whose lock this thread holds (``audit`` holds its own while its runs write there).
@@ -63,7 +65,7 @@ def _flock(out: Path, command: str) -> Iterator[None]:
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        fd, writable = _open_lock(path)
     except OSError:  # not a directory, or not writable: the run's own checks say so, naming the setting
         yield
         return
@@ -76,10 +78,13 @@ def _flock(out: Path, command: str) -> Iterator[None]:
                            "each replace the other's models and report: wait for it to end, or give this one "
                            "another --out") from None
         except OSError as exc:
-            if exc.errno not in NO_LOCKS:
+            if exc.errno in NO_LOCKS:
+                locked = False
+            elif not writable:  # a filesystem that locks only a descriptor open for writing (NFS)
+                raise _unusable(path, exc) from None
+            else:
                 raise
-            locked = False
-        if locked:
+        if locked and writable:  # read-only, the file keeps its last holder's words
             holder = {"command": command, "pid": os.getpid(), "host": socket.gethostname(),
                       "since": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
             os.ftruncate(fd, 0)
@@ -90,6 +95,29 @@ def _flock(out: Path, command: str) -> Iterator[None]:
             path.unlink(missing_ok=True)
             out.rmdir()
         os.close(fd)  # releases the lock
+
+
+def _open_lock(path: Path) -> tuple[int, bool]:
+    """(descriptor of lock file ``path``, whether it is open for writing): read-write, made if missing; read-only when
+    it is there but this user may not write it (another user's: flock needs no write access). An :class:`OutInUse`
+    when it is there and cannot be opened at all: whether a run holds it cannot be told, and going on unlocked could
+    let two runs write one --out. Any other OSError (``out`` is not a writable directory) is the caller's."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666), True
+    except OSError:
+        if not path.is_file():
+            raise
+    try:
+        return os.open(path, os.O_RDONLY), False
+    except OSError as exc:
+        raise _unusable(path, exc) from None
+
+
+def _unusable(path: Path, exc: OSError) -> OutInUse:
+    """The refusal of a lock file that this user cannot lock, naming it and why."""
+    return OutInUse(f"{path}: cannot lock this --out's run lock ({exc.strerror or exc}), so whether another run is writing "
+                    "there cannot be told: let this user read it, remove it if no run is writing there, or give this "
+                    "run another --out")
 
 
 def _holder(path: Path) -> str:

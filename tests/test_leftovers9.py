@@ -2,6 +2,7 @@
 user cannot write, an encoder parameter named where its normalization fails, a refused run's new parent folders."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from rapids_engage.run_lock import LOCK_NAME, OutInUse, out_lock
 
 
 class _Stop(Exception):
@@ -57,3 +59,48 @@ def test_predict_marks_the_version_it_serves_from_so_store_keep_spares_it(tmp_pa
     assert pruned["rc"] == 0 and (store / "aaa").is_dir() and not (store / "bbb").exists(), out
     assert f"keeping aaa: the models in {models.parent} (predicting: process {os.getpid()}) use it" in out, out
     assert not (store / IN_USE).exists()  # the mark goes when predict ends
+
+
+def _refuse_read_write(monkeypatch, readable: bool = True) -> None:
+    """``os.open`` of a ``.run.lock`` refused as to a user who may not write it (root here bypasses permissions)."""
+    real = os.open
+
+    def guarded(path, flags, *args, **kwargs):
+        if str(path).endswith(LOCK_NAME) and (flags & (os.O_RDWR | os.O_WRONLY) or not readable):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", guarded)
+
+
+def test_a_run_lock_this_user_cannot_write_still_locks(tmp_path, monkeypatch):
+    """A .run.lock this user could not open read-write (another user's) let the run go ahead without the lock,
+    silently. flock needs no write access: it is opened read-only, and a run holding it still refuses this one."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).write_text(json.dumps({"command": "run", "pid": 1, "host": "h", "since": "s"}))
+    holder = os.open(out / LOCK_NAME, os.O_RDONLY)
+    try:
+        _refuse_read_write(monkeypatch)
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another run holds it
+        with pytest.raises(OutInUse, match="another run is writing there"):
+            with out_lock(out):
+                pass
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        with out_lock(out):  # free: this run takes it, read-only
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(holder)
+
+
+def test_a_run_lock_that_cannot_be_opened_refuses_in_one_line(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK_NAME).write_text("")
+    _refuse_read_write(monkeypatch, readable=False)
+    with pytest.raises(OutInUse) as refused:
+        with out_lock(out):
+            pytest.fail("ran without the lock")
+    message = str(refused.value)
+    assert "\n" not in message and str(out / LOCK_NAME) in message and "Permission denied" in message, message
