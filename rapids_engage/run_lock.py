@@ -5,7 +5,7 @@ report.json and config.yaml there, the one ending last over the other's: yesterd
 today's, and a report could describe the other run's models. :func:`out_lock` holds an exclusive
 ``fcntl.flock`` on ``<out>/.run.lock`` for the whole run; a second run is refused at its start, naming the
 process holding it. The kernel releases the lock when its holder exits, however it ends (the file stays,
-locking nothing; a run that wrote nothing there, refused by its checks, leaves no ``--out``). A filesystem without locks runs unlocked, as :mod:`.build_lock` does.
+locking nothing; a run that wrote nothing there, refused by its checks, leaves no ``--out``, nor the parent folders it made for it). A filesystem without locks runs unlocked, as :mod:`.build_lock` does.
 A lock file this user may not write (another user's) is locked read-only; one that cannot be opened or locked at all
 refuses the run (:class:`OutInUse`): going on unlocked could let two runs write one ``--out``.
 """
@@ -62,7 +62,8 @@ def _flock(out: Path, command: str) -> Iterator[None]:
         return
     out = Path(out)
     path = out / LOCK_NAME
-    created = not out.exists()
+    made = _missing_dirs(out)  # ``out`` and the parents this run makes, deepest first
+    created = bool(made)
     try:
         out.mkdir(parents=True, exist_ok=True)
         fd, writable = _open_lock(path)
@@ -93,8 +94,28 @@ def _flock(out: Path, command: str) -> Iterator[None]:
     finally:
         if created and [p.name for p in out.iterdir()] == [LOCK_NAME]:  # refused before it wrote: no --out left
             path.unlink(missing_ok=True)
-            out.rmdir()
+            _remove_empty(made)
         os.close(fd)  # releases the lock
+
+
+def _missing_dirs(out: Path) -> list[Path]:
+    """``out`` and its parents that are not there, deepest first: what ``mkdir(parents=True)`` makes."""
+    missing = []
+    for d in (out, *out.parents):
+        if d.exists():
+            break
+        missing.append(d)
+    return missing
+
+
+def _remove_empty(made: list[Path]) -> None:
+    """Remove the folders this run made (deepest first), up to the first that is no longer empty (another process
+    wrote there meanwhile): never a folder that was there before."""
+    for d in made:
+        try:
+            d.rmdir()
+        except OSError:
+            return
 
 
 def _open_lock(path: Path) -> tuple[int, bool]:

@@ -104,3 +104,16 @@ def test_a_run_lock_that_cannot_be_opened_refuses_in_one_line(tmp_path, monkeypa
             pytest.fail("ran without the lock")
     message = str(refused.value)
     assert "\n" not in message and str(out / LOCK_NAME) in message and "Permission denied" in message, message
+
+
+def test_a_refused_run_removes_the_parent_folders_it_made_and_no_others(tmp_path):
+    """A run refused before it wrote removed its new --out but left the empty parent folders it had made."""
+    with pytest.raises(_Stop):
+        with out_lock(tmp_path / "new" / "deeper" / "out"):
+            raise _Stop
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()  # the user's own (empty) folder stays
+    with pytest.raises(_Stop):
+        with out_lock(tmp_path / "mine" / "made" / "out"):
+            raise _Stop
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"] and not any((tmp_path / "mine").iterdir())
