@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from rapids_engage.features import CountEncoder, TargetEncoder
 from rapids_engage.run_lock import LOCK_NAME, OutInUse, out_lock
 
 
@@ -104,6 +105,23 @@ def test_a_run_lock_that_cannot_be_opened_refuses_in_one_line(tmp_path, monkeypa
             pytest.fail("ran without the lock")
     message = str(refused.value)
     assert "\n" not in message and str(out / LOCK_NAME) in message and "Permission denied" in message, message
+
+
+@pytest.mark.parametrize("make, fit, words", [
+    (lambda: TargetEncoder("a", smooth="x"), True, r"TargetEncoder: parameter smooth='x': could not convert string to float"),
+    (lambda: CountEncoder(5, per_day=False), True, r"CountEncoder: parameter columns=5: 'int' object is not iterable"),
+    (lambda: TargetEncoder("a", row_key=7), False, r"TargetEncoder: parameter row_key=7: 'int' object is not iterable"),
+], ids=["target-smooth", "count-columns", "target-row_key"])
+def test_a_wrong_encoder_parameter_is_named_where_it_is_read(make, fit, words):
+    """A value set_params / the constructor accept but the encoder cannot use failed at fit in pandas' / Python's
+    words ("could not convert string to float") naming no parameter."""
+    encoder = make()
+    repr(encoder)  # still shown (as given)
+    with pytest.raises(ValueError, match=words):
+        if fit:
+            encoder.fit(pd.DataFrame({"a": [1, 2], "like": [0, 1]}), pd.DataFrame({"like": [0, 1]}))
+        else:
+            encoder.row_key
 
 
 def test_a_refused_run_removes_the_parent_folders_it_made_and_no_others(tmp_path):

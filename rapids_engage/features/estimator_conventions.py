@@ -23,7 +23,9 @@ from .frames import is_dask
 class Param:
     """A constructor parameter kept exactly as given (what ``get_params``, ``clone`` and ``set_params`` see,
     scikit-learn's rule) and read through ``normalize`` (e.g. a column name as a list) wherever the encoder
-    uses it: a value set later (``enc.columns = "b"``) is normalized, and checked, when it is next used."""
+    uses it: a value set later (``enc.columns = "b"``) is normalized, and checked, when it is next used. A value it
+    cannot normalize is a ValueError naming the encoder and the parameter (``TargetEncoder: parameter smooth='x':
+    could not convert string to float: 'x'``), not Python's or pandas' words alone at fit."""
 
     def __init__(self, normalize: Any) -> None:
         self.normalize = normalize
@@ -38,7 +40,10 @@ class Param:
             given = obj.__dict__[self.name]
         except KeyError:
             raise AttributeError(f"{type(obj).__name__} has no {self.name!r} set") from None
-        return self.normalize(given)
+        try:
+            return self.normalize(given)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{type(obj).__name__}: parameter {self.name}={given!r}: {exc}") from exc
 
     def __set__(self, obj: Any, value: Any) -> None:
         obj.__dict__[self.name] = value
