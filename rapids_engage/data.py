@@ -212,8 +212,10 @@ def _spec_key(spec: Any) -> dict:
 #: with a blank key; an event log's labelled rows come in staged order (file by file, rows as typed), not the
 #: labelling shuffle's order: the same rows and labels);
 #: 18: an event log's labelled rows keep each target's labelling event time (``<target>_time``, unix seconds, null
-#: where 0: new columns), from which history features count a positive (``label_time: engagement``).
-INGEST_RULES = 18
+#: where 0: new columns), from which history features count a positive (``label_time: engagement``);
+#: 19: each day's consecutive small parts merged into one file once the ingest has written them (:mod:`.ingest.compact`):
+#: the same rows in the same order, in fewer files (2,000 small inputs left 2,019 files, each opened by every pass).
+INGEST_RULES = 19
 
 
 def _raw_files(cfg: Config, kind: str, salt: str) -> tuple[list[str], Path]:

@@ -13,11 +13,12 @@ import textwrap
 from pathlib import Path
 
 import psutil
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from rapids_engage.config import ExplodeSpec, SideTableSpec, TableConfig, TargetSpec
-from rapids_engage.ingest import StrictModeError, ingest_recsys, ingest_table, parallel, table_read
+from rapids_engage.ingest import StrictModeError, ingest_recsys, ingest_table, parallel, recsys, table_read
 from rapids_engage.ingest.bench import generate
 from rapids_engage.ingest.parallel import ordered_map, worker_count
 
@@ -61,17 +62,27 @@ def rows_by_part_prefix(out: Path) -> dict[str, int]:
     return rows
 
 
-def test_recsys_output_is_byte_identical_whatever_the_workers(tmp_path):
+def test_recsys_output_is_byte_identical_whatever_the_workers(tmp_path, monkeypatch):
     """Whole files on 2 and 3 workers (each written by its worker), 2 files' blocks on 3 (written here): the same
-    bytes as serially; each input file's rows in parts of its own."""
+    bytes as serially; each day one file (its small parts merged), named as its first part, holding the parts' rows
+    in order: each input file's rows in input order."""
     files = raw_files(tmp_path)
     serial = ingest_recsys(files, tmp_path / "w1", block_size=16_000, rows_per_file=150)
     assert {"field_count", "invalid_id", "invalid_int", "invalid_utf8"} <= set(serial.quarantine_counts)
-    assert serial.test_files == [str(files[2])] and serial.output_files > 6
+    days = sorted((tmp_path / "w1" / "data").glob("day=*"))
+    assert serial.test_files == [str(files[2])] and serial.output_files == len(days) > 1
+    with monkeypatch.context() as m:  # the parts as written, before the merge
+        m.setattr(recsys, "compact_parts", lambda data: sum(1 for _ in data.rglob("*.parquet")))
+        written = ingest_recsys(files, tmp_path / "parts", block_size=16_000, rows_per_file=150)
+    assert written.output_files > 6
     bad = pq.read_table(tmp_path / "w1" / "quarantine.parquet")["file"].to_pylist()
     lines = [len((gzip.open if f.suffix == ".gz" else open)(f, "rb").read().splitlines()) for f in files]
-    assert rows_by_part_prefix(tmp_path / "w1") == {f"part-{i:05d}": n - bad.count(str(f))
-                                                    for i, (f, n) in enumerate(zip(files, lines))}
+    assert rows_by_part_prefix(tmp_path / "parts") == {f"part-{i:05d}": n - bad.count(str(f))
+                                                       for i, (f, n) in enumerate(zip(files, lines))}
+    for day in days:
+        parts = sorted((tmp_path / "parts" / "data" / day.name).glob("*.parquet"))
+        assert [p.name for p in day.glob("*.parquet")] == [parts[0].name]
+        assert pq.ParquetFile(day / parts[0].name).read() == pa.concat_tables(pq.ParquetFile(p).read() for p in parts)
     for workers in (2, 3):
         result = ingest_recsys(files, tmp_path / f"w{workers}", block_size=16_000, rows_per_file=150, workers=workers)
         assert result.workers == workers

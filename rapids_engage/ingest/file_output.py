@@ -5,7 +5,8 @@ Each input file ``F`` (its position among the inputs) has its own :class:`.DayWr
 (spilled as ``.quarantine-FFFFF-NNNNN.parquet``), so the bytes written are a function of that file
 alone: the same whether it is ingested in the ingest's process or in a worker, and whatever the worker
 count. :meth:`FileOutput.done` closes them and returns a :class:`FileDone` (small, picklable);
-:class:`Written` sums those in input order and hands their quarantines to the ingest's.
+:class:`Written` sums those in input order and hands their quarantines to the ingest's. Once all are written,
+the ingest merges each day's runs of small parts into one file named as the run's first (:mod:`.compact`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Output (built in a temporary sibling directory, renamed into place at the end,
 so a killed ingest never leaves a half-written ``out_dir``)::
 
     <out_dir>/data/day=YYYY-MM-DD/part-FFFFF-NNNNN.parquet   canonical schema (schema.py), UTC day of tweet_timestamp
-                                                             (FFFFF: the input file's position; NNNNN: its part)
+                                                             (FFFFF: the input file's position; NNNNN: its part;
+                                                             a day's runs of small parts merged: :mod:`.compact`)
     <out_dir>/quarantine.parquet                       bad rows with file, line, column, reason (if any)
     <out_dir>/ingest.json                              the IngestResult (written last)
 
@@ -44,6 +45,7 @@ from ..atomic import replace_dir, staged_dir, write_text
 from ..backend import CPU, Backend
 from ..input_files import InputPathError, expand
 from ..schema import DTYPES, EVENT_TIME, RAW_COLUMNS, TEST_COLUMNS
+from .compact import compact_parts
 from .convert import CpuOps, make_ops
 from .quarantine import Quarantine, StrictModeError
 from .file_output import FileDone, FileOutput, ingest_in_order
@@ -346,8 +348,8 @@ def _write_json(path: Path, obj: dict) -> None:
 
 def finish(tmp: Path, out: Path, written: Any, quarantine: Quarantine, start: float, result: IngestResult) -> IngestResult:
     """Write the quarantine, complete ``result`` (row counts from ``written``: a :class:`.file_output.Written` or a
-    closed :class:`.DayWriter`, and the quarantine, elapsed time), write ``ingest.json`` into ``tmp`` and publish
-    ``tmp`` as ``out``."""
+    closed :class:`.DayWriter`, and the quarantine, elapsed time), merge the small parts (:mod:`.compact`), write
+    ``ingest.json`` into ``tmp`` and publish ``tmp`` as ``out``."""
     if quarantine.total:
         quarantine.write(tmp / QUARANTINE_FILE)
     quarantine.cleanup()
@@ -357,7 +359,7 @@ def finish(tmp: Path, out: Path, written: Any, quarantine: Quarantine, start: fl
     result.first_quarantined = quarantine.first_text()
     result.elapsed_s = round(time.perf_counter() - start, 3)
     result.rows_per_day = dict(sorted(written.rows_per_day.items()))
-    result.output_files = written.files
+    result.output_files = compact_parts(tmp / "data") if written.files else 0  # small parts merged, rows as written
     result.output_rows = sum(written.rows_per_day.values())
     _write_json(tmp / RESULT_FILE, {k: v for k, v in asdict(result).items() if k != "workers"})  # the same whatever the workers
     _publish(tmp, out)
@@ -390,8 +392,8 @@ def ingest_recsys(
     ``workers``: processes that ingest (an int, or ``"auto"``: :func:`.parallel.worker_count`; the GPU backend
     and inputs of one block ingest in this process): as many input files as workers or more, each worker reads,
     parses and writes whole files (:func:`ingest_file`); fewer, this process reads and writes and the workers
-    parse the blocks. Each input file has its own parts and quarantine (:mod:`.file_output`), so the output is
-    the same whatever the workers. ``on_progress(done_bytes, total_bytes)`` is called after each block, or
+    parse the blocks. Each input file has its own parts and quarantine (:mod:`.file_output`; a day's small
+    parts merged once all are written, :mod:`.compact`), so the output is the same whatever the workers. ``on_progress(done_bytes, total_bytes)`` is called after each block, or
     after each file when workers ingest whole files (on-disk bytes, so compressed files count their compressed
     size). Raises :class:`.IngestError` for a missing/unreadable input or an ``out_dir`` that is not an earlier
     ingest output, :class:`.StrictModeError` at the first bad row in input order in strict mode.

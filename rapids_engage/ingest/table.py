@@ -4,8 +4,8 @@
 output schema (:func:`.table_plan.plan_of`), then streams each input file chunk by chunk
 (:mod:`.table_read`), explodes, joins and types each chunk (:mod:`.table_types`) and
 writes the day partitions (each input file its own parts, :mod:`.file_output`: whole files on
-worker processes when there are as many as workers), the quarantine and ``ingest.json``
-atomically like :func:`.ingest_recsys`.
+worker processes when there are as many as workers; a day's small parts merged once written, :mod:`.compact`),
+the quarantine and ``ingest.json`` atomically like :func:`.ingest_recsys`.
 """
 
 from __future__ import annotations
