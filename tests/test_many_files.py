@@ -72,3 +72,21 @@ def test_runs_merge_consecutive_small_parts_under_the_limit():
     assert compact.runs([6, 6, 6], max_rows=10) == []
     assert compact.runs([4, 4, 4, 4], max_rows=10) == [(0, 2), (2, 4)]
     assert compact.runs([5], max_rows=10) == []
+
+
+def test_parts_of_other_column_types_are_left_as_they_are(tmp_path):
+    """A run of parts whose schemas differ (a column typed otherwise in one part) is left as it is, read as before:
+    concatenating them raised and failed the ingest."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rapids_engage.ingest.compact import compact_day
+
+    day = tmp_path / "day=0"
+    day.mkdir()
+    pq.write_table(pa.table({"a": pa.array([1, 2], pa.int64())}), day / "part-00000.parquet")
+    pq.write_table(pa.table({"a": pa.array([None, None], pa.null())}), day / "part-00001.parquet")
+    pq.write_table(pa.table({"a": pa.array([3], pa.int64())}), day / "part-00002.parquet")
+    pq.write_table(pa.table({"a": pa.array([4], pa.int64())}), day / "part-00003.parquet")
+    assert compact_day(day, max_rows=100) == 4
+    assert [pq.read_table(p).column("a").to_pylist() for p in sorted(day.glob("*.parquet"))] == [[1, 2], [None, None], [3], [4]]

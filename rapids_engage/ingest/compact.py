@@ -43,7 +43,10 @@ def compact_day(day_dir: Path, max_rows: int = MAX_MERGED_ROWS) -> int:
     merged = 0
     for start, end in runs(rows, max_rows):
         group, target = parts[start:end], parts[start]
-        table = pa.concat_tables([pq.ParquetFile(p).read() for p in group])  # no hive day column
+        tables = [pq.ParquetFile(p).read() for p in group]  # no hive day column
+        if any(not t.schema.equals(tables[0].schema) for t in tables[1:]):
+            continue  # parts of other column types (one writer's nulls typed otherwise): left as they are, read as before
+        table = pa.concat_tables(tables)
         tmp = target.with_name(f".{target.name}.tmp")
         with naming(target):  # pyarrow's write error (a full disk) names no file
             pq.write_table(table, tmp, row_group_size=max(table.num_rows, 1))
