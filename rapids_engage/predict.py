@@ -267,32 +267,34 @@ HISTORY_GAP_S = 86_400
 def history_gap(builder: FeatureBuilder, start: int | None) -> str | None:
     """A line for the log when the rows to score start more than a day after the serving state ends
     (the training cut-off): history features count no event in between."""
+    return _gap_line(builder, start, "the rows", "count", "pass the labelled events in between with --history "
+                     "(`--history validation`: the run's validation window)")
+
+
+def _gap_line(builder: FeatureBuilder, start: int | None, what: str, count: str, advice: str) -> str | None:
+    """The line of :func:`history_gap` / :func:`history_events_gap`: ``what`` starts at ``start``, more than a day
+    after the serving state ends; None when it does not, or ``start`` is no plausible time (milliseconds: refused with
+    its own message when the rows are read)."""
     end = builder.history_end()
     if start is None or end is None or start - end <= HISTORY_GAP_S or not PLAUSIBLE_TIMES[0] <= start < PLAUSIBLE_TIMES[1]:
-        return None  # an implausible time (milliseconds) is refused with its own message when the rows are read
-    return (f"the rows start {utc(start)}, {(start - end) / 86_400:.1f} days after the serving state ends "
-            f"({utc(end)}): history features count no event in between, so their recent windows ({_spans(builder)}) "
-            "read lower than at training; pass the labelled events in between with --history (`--history validation`: "
-            "the run's validation window), or retrain on data up to them")
+        return None
+    return (f"{what} start {utc(start)}, {(start - end) / 86_400:.1f} days after the serving state ends "
+            f"({utc(end)}): history features {count} no event in between, so their recent windows ({_spans(builder)}) "
+            f"read lower than at training; {advice}, or retrain on data up to them")
 
 
 def history_events_gap(builder: FeatureBuilder, events: Any) -> str | None:
     """A line for the log when ``--history`` events (a pandas or cudf frame) start more than a day after the serving
     state they extend ends: the events in between are missing from the history for good (folding a later day's
     events moves the state's end past the gap, so the rows scored are not said to start after one)."""
-    end, column = builder.history_end(), builder.layout.time
-    if end is None or len(events) == 0 or column not in events.columns:
+    column = builder.layout.time
+    if builder.history_end() is None or len(events) == 0 or column not in events.columns:
         return None
     times = events[column]
     if getattr(times.dtype, "kind", "O") not in "iu" or not bool(times.notna().any()):
         return None  # not epoch seconds, or no time: extend_history's checks refuse them, naming the column
-    start = int(times.min())
-    if start - end <= HISTORY_GAP_S or not PLAUSIBLE_TIMES[0] <= start < PLAUSIBLE_TIMES[1]:
-        return None
-    return (f"the --history events start {utc(start)}, {(start - end) / 86_400:.1f} days after the serving state ends "
-            f"({utc(end)}): history features will count no event in between, so their recent windows ({_spans(builder)}) "
-            "read lower than at training; pass the labelled events from the state's end on with --history, or retrain "
-            "on data up to them")
+    return _gap_line(builder, int(times.min()), "the --history events", "will count",
+                     "pass the labelled events from the state's end on with --history")
 
 
 def _spans(builder: FeatureBuilder) -> str:
