@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..failures import naming
+from ..store import parquet_files
 
 #: Rows a merged file holds at most (as a :class:`.writer.DayWriter` row group): a part of this many or more stays.
 MAX_MERGED_ROWS = 250_000
@@ -38,7 +39,7 @@ def runs(rows: list[int], max_rows: int = MAX_MERGED_ROWS) -> list[tuple[int, in
 
 def compact_day(day_dir: Path, max_rows: int = MAX_MERGED_ROWS) -> int:
     """Merge the runs of small parts in ``day_dir`` (:func:`runs`); the number of parts left."""
-    parts = sorted(p for p in day_dir.glob("*.parquet") if not p.name.startswith((".", "_")))
+    parts = parquet_files(day_dir)  # the one listing of a directory's parquet files (flat here), sorted
     rows = [pq.read_metadata(p).num_rows for p in parts]
     merged = 0
     for start, end in runs(rows, max_rows):
