@@ -184,6 +184,11 @@ class Backend:
 CPU = Backend("cpu", 0)
 
 
+def gpus_auto(gpus: str | int | None) -> bool:
+    """Whether ``--gpus`` (``cluster.gpus``) is ``auto``: unset, or the word in any case."""
+    return gpus is None or str(gpus).strip().lower() == "auto"
+
+
 def resolve(gpus: str | int | None, scheduler_address: str | None = None) -> Backend:
     """Resolve ``--gpus`` ("auto", "0", "N" or an int) to a :class:`Backend`.
 
@@ -193,7 +198,7 @@ def resolve(gpus: str | int | None, scheduler_address: str | None = None) -> Bac
     existing cluster) ``N`` GPUs are the workers', counted once connected
     (:func:`~.existing_cluster.worker_gpus`): this process (a login node) needs RAPIDS only.
     """
-    if gpus is None or str(gpus).strip().lower() == "auto":
+    if gpus_auto(gpus):
         n = visible_gpu_count() if rapids_available() else 0
         return Backend("gpu", n) if n > 0 else CPU
     try:

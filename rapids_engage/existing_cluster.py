@@ -115,11 +115,11 @@ def worker_gpus(client: Any, address: str, asked: str | int) -> int:
     dask-cuda worker; workers on one device count it once), or a one-line :class:`ClusterError` when they are fewer than
     ``asked`` (``--gpus``: N, or ``auto``: one). ``--gpus N`` counted this process's GPUs instead, where a cluster's
     driver (a login node) often has none, and report.json's ``n_gpus`` was that count."""
-    from .backend import worker_gpu
+    from .backend import gpus_auto, worker_gpu
 
     seen = client.run(worker_gpu)  # NVML or CUDA_VISIBLE_DEVICES there: no CUDA context, here or there
     gpus = _distinct(seen)
-    wanted = 1 if str(asked).strip().lower() == "auto" else int(asked)
+    wanted = 1 if gpus_auto(asked) else int(asked)
     if len(gpus) < wanted:
         without = sum(not gpu for gpu in seen.values())
         use = f"--gpus {len(gpus)}, or " if gpus else ""
@@ -143,7 +143,7 @@ def run_backend(cfg: ClusterConfig) -> tuple[Backend, str | None]:
     from . import backend as backends
 
     address = cfg.scheduler_address
-    if not address or not (cfg.gpus is None or str(cfg.gpus).strip().lower() == "auto"):
+    if not address or not backends.gpus_auto(cfg.gpus):
         return backends.resolve(cfg.gpus, address), None
     if not backends.rapids_available():
         return backends.CPU, (f"--gpus auto: CPU backend, RAPIDS (cudf, dask_cudf, dask_cuda) is not installed here, on "
