@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backend import array_module, bincount, series_like
 from ..schema import EVENT_TIME
-from .estimator_conventions import EstimatorParams, Param, check_columns, check_fitted, check_key_dtypes, check_time_column, load_state, save_state
+from .estimator_conventions import EstimatorParams, Param, column_names, check_columns, check_fitted, check_key_dtypes, check_time_column, load_state, save_state
 from .frames import Join, apply_joins, as_dask, computed_like, free_name, key_ids, key_name, keys_of_ids, without
 
 DAY = "_day"
@@ -34,7 +34,7 @@ def with_day(frame: Any, time_column: str = EVENT_TIME) -> Any:
 class CountEncoder(EstimatorParams):
     """sklearn-style count encoder for one key: ``fit`` learns the counts, ``transform`` joins them."""
 
-    columns = Param(lambda columns: [columns] if isinstance(columns, str) else list(columns))
+    columns = Param(column_names)
 
     def __init__(self, columns: str | list[str], per_day: bool = True, time_column: str = EVENT_TIME) -> None:
         self.columns = columns

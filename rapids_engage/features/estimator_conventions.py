@@ -20,6 +20,11 @@ from ..failures import naming
 from .frames import is_dask
 
 
+def column_names(columns: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Column name(s) as a list (a :class:`Param`'s normalisation of an encoder's key columns)."""
+    return [columns] if isinstance(columns, str) else list(columns)
+
+
 class Param:
     """A constructor parameter kept exactly as given (what ``get_params``, ``clone`` and ``set_params`` see,
     scikit-learn's rule) and read through ``normalize`` (e.g. a column name as a list) wherever the encoder

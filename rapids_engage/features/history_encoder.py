@@ -10,7 +10,7 @@ import numpy as np
 from ..backend import array_module, frame_library, host_frame, is_gpu_object, series_like
 from ..data import DataError
 from ..schema import DAY_SECONDS, EVENT_TIME, TARGETS
-from .estimator_conventions import EstimatorParams, Param, check_columns, check_fitted, check_time_column, load_state, save_state
+from .estimator_conventions import EstimatorParams, Param, column_names, check_columns, check_fitted, check_time_column, load_state, save_state
 from .frames import cast_to_state, group_ids, in_memory, is_dask, key_name
 from .history_spans import span_features, window_label
 from .history_state import (
@@ -18,10 +18,6 @@ from .history_state import (
     event_rows, known_times, last_col, pos_col, positive, state_window, times, value_columns,
 )
 from .last_second import LastSecondIds, load_ids
-
-
-def _names(columns: str | list[str]) -> list[str]:
-    return [columns] if isinstance(columns, str) else list(columns)
 
 
 def _seconds(value: Any, name: str) -> int:
@@ -74,7 +70,7 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
     Parameters are kept as given and read normalized (:class:`~.estimator_conventions.Param`).
     """
 
-    columns = Param(_names)
+    columns = Param(column_names)
     targets = Param(lambda targets: None if targets is None else list(targets))
     windows = Param(_windows)
     days = Param(_days)

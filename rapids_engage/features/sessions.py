@@ -34,7 +34,7 @@ import numpy as np
 from ..backend import array_module, frame_library, host_frame, is_gpu_object, series_like
 from ..data import DataError
 from ..schema import EVENT_TIME
-from .estimator_conventions import EstimatorParams, Param, check_columns, check_fitted, load_state, save_state
+from .estimator_conventions import EstimatorParams, Param, column_names, check_columns, check_fitted, load_state, save_state
 from .frames import Checkpoints, as_dask, cast_to_state, group_ids, in_memory, is_dask, key_tables, null_key_rows, share
 from .history_state import (
     alone_if_null, early_events_refusal, early_rows_refusal, encoder_state_rows, state_window, times,
@@ -142,7 +142,7 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
     :func:`fit_sessions`). Parameters are kept as given and read normalized (:class:`~.estimator_conventions.Param`).
     """
 
-    columns = Param(lambda columns: [columns] if isinstance(columns, str) else list(columns))
+    columns = Param(column_names)
     gap = Param(_gap)
     row_key = Param(list)
 

@@ -29,7 +29,7 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from ..backend import array_module, bincount, float_values, series_like, to_host, values
 from .folds import FOLD, assign_folds
-from .estimator_conventions import EstimatorParams, Param, check_columns, check_fitted, check_key_dtypes, load_state, save_state
+from .estimator_conventions import EstimatorParams, Param, column_names, check_columns, check_fitted, check_key_dtypes, load_state, save_state
 from .frames import Join, apply_joins, as_dask, computed_like, is_dask, key_name, keys_of_ids, null_key_rows, without
 
 N = "_n"
@@ -37,11 +37,6 @@ N = "_n"
 
 def _sum(t: str) -> str:
     return f"{t}__sum"
-
-
-def _names(value: str | list[str] | tuple[str, ...]) -> list[str]:
-    """Column name(s) as a list (a list passes through as the same object)."""
-    return [value] if isinstance(value, str) else value if isinstance(value, list) else list(value)
 
 
 def _check_labels(part: Any, targets: list[str], name: str) -> Any:
@@ -68,9 +63,9 @@ class TargetEncoder(EstimatorParams):
     ``Pipeline`` / ``ColumnTransformer``, whose model must not see the raw keys).
     """
 
-    columns = Param(_names)
+    columns = Param(column_names)
     smooth = Param(float)
-    row_key = Param(_names)
+    row_key = Param(column_names)
 
     def __init__(
         self,
