@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import warnings
 
+import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,10 +34,42 @@ def test_scikit_learns_parameter_checks_pass(encoder, check):
         getattr(estimator_checks, check)(type(encoder).__name__, encoder)
 
 
-@pytest.mark.parametrize("encoder", ENCODERS[:2], ids=lambda e: type(e).__name__)
-def test_target_and_count_encoders_accept_any_parameter_when_made(encoder):
-    """(The history and session encoders still refuse bad spans and gaps when made, as their tests ask.)"""
+@pytest.mark.parametrize("encoder", ENCODERS, ids=lambda e: type(e).__name__)
+def test_every_encoder_accepts_any_parameter_when_made(encoder):
+    """scikit-learn's rule: ``__init__`` and ``set_params`` only store; ``fit`` checks (the history and session
+    encoders refused bad spans and gaps when made, so ``set_params(gap=-1)`` raised where sklearn's check expects none)."""
     estimator_checks.check_do_not_raise_errors_in_init_or_set_params(type(encoder).__name__, encoder)
+
+
+@pytest.mark.parametrize("encoder, bad, message", [
+    (HistoryEncoder("engaging_user_id", ["like"]), {"windows": (60, 60)},
+     r"^HistoryEncoder windows must be distinct and > 0 seconds, got \[60, 60\]$"),
+    (HistoryEncoder("engaging_user_id", ["like"]), {"days": (0,)}, r"^HistoryEncoder days must be distinct whole UTC days >= 1"),
+    (HistoryEncoder("engaging_user_id", ["like"]), {"label_delay": -1}, r"^HistoryEncoder label_delay must be >= 0 seconds, got -1$"),
+    (HistoryEncoder("engaging_user_id", ["like"]), {"windows": (2**62,)}, r"^HistoryEncoder windows, days and label_delay must "
+                                                                             r"reach back under 2\*\*62 seconds"),
+    (SessionEncoder("engaging_user_id"), {"gap": -5}, r"^SessionEncoder gap must be >= 0 seconds, got -5$"),
+    (SessionEncoder("engaging_user_id"), {"gap": "x"}, r"^SessionEncoder: parameter gap='x': invalid literal"),
+], ids=["windows", "days", "label_delay", "reach", "gap", "gap_text"])
+def test_history_and_session_parameters_set_later_are_refused_by_fit_in_their_words(encoder, bad, message):
+    """``set_params`` and ``clone`` keep a bad value as given; ``fit`` (in memory or the dask form) refuses it with the
+    message the constructor gave, and an encoder fitted before is left fitted as it was."""
+    from sklearn.base import clone
+
+    from rapids_engage.features.history import history_features
+    from rapids_engage.features.sessions import session_features
+
+    rows = _rows()
+    fitted = clone(encoder).fit(rows)
+    before = fitted.transform(rows.assign(tweet_timestamp=rows["tweet_timestamp"].max()))
+    fitted.set_params(**bad)
+    assert clone(fitted).get_params() == {**encoder.get_params(), **bad}
+    for fit in (fitted.fit, lambda X: (history_features if isinstance(encoder, HistoryEncoder) else session_features)(
+            dd.from_pandas(X, npartitions=2), clone(fitted))):
+        with pytest.raises(ValueError, match=message):
+            fit(rows)
+    fitted.set_params(**encoder.get_params())
+    pd.testing.assert_frame_equal(fitted.transform(rows.assign(tweet_timestamp=rows["tweet_timestamp"].max())), before)
 
 
 def test_smooth_is_kept_as_given_and_saved_as_before(tmp_path):

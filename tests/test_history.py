@@ -559,10 +559,11 @@ def test_a_row_key_of_floats_is_refused():
 
 def test_a_repeated_window_or_day_is_refused():
     """Two spans of one length gave two features of one name (a run's training failed in XGBoost)."""
-    with pytest.raises(ValueError, match=r"windows must be distinct and > 0 seconds, got \[3600, 3600\]"):
-        HistoryEncoder("u", ["like"], (3600, 3600))
-    with pytest.raises(ValueError, match=r"days must be distinct whole UTC days >= 1, got \[1, 1\]"):
-        HistoryEncoder("u", ["like"], (3600,), days=(1, 1))
+    frame = make_frame(20, 3, 5, seed=1)
+    with pytest.raises(ValueError, match=r"^HistoryEncoder windows must be distinct and > 0 seconds, got \[3600, 3600\]$"):
+        HistoryEncoder("engaging_user_id", ["like"], (3600, 3600)).fit(frame)
+    with pytest.raises(ValueError, match=r"^HistoryEncoder days must be distinct whole UTC days >= 1, got \[1, 1\]$"):
+        HistoryEncoder("engaging_user_id", ["like"], (3600,), days=(1, 1)).fit(frame)
 
 
 def test_many_ids_at_the_state_end_are_a_parquet_column_shipped_once(tmp_path):
@@ -649,7 +650,7 @@ def test_times_near_the_int64_limits_match_the_oracle_and_beyond_them_are_refuse
         with pytest.raises(ValueError, match=rf"column '{T}' holds {t}, beyond the \+-2\*\*62 seconds"):
             encoder(key, windows).fit_transform(beyond)
     with pytest.raises(ValueError, match="under 2\\*\\*62 seconds, got 4611686018427387904"):
-        HistoryEncoder(key, TARGETS, (2**62,))
+        HistoryEncoder(key, TARGETS, (2**62,)).fit(frame)
 
 
 @settings(max_examples=12, deadline=None)

@@ -207,8 +207,8 @@ def test_rows_before_the_end_of_training_and_a_negative_gap_are_refused():
     enc = SessionEncoder("user", GAP, T).fit(frame)
     with pytest.raises(DataError, match="session features serve rows at or after the end of the training window"):
         enc.transform(frame)
-    with pytest.raises(ValueError, match="gap must be >= 0"):
-        SessionEncoder("user", -1, T)
+    with pytest.raises(ValueError, match=r"^SessionEncoder gap must be >= 0 seconds, got -1$"):
+        SessionEncoder("user", -1, T).fit(frame)
 
 
 def test_after_extend_refused_rows_are_told_the_state_ends_with_the_folded_events():

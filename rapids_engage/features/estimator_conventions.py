@@ -25,12 +25,17 @@ def column_names(columns: str | list[str] | tuple[str, ...]) -> list[str]:
     return [columns] if isinstance(columns, str) else list(columns)
 
 
+class ParamError(ValueError):
+    """A parameter refused by its normalization in words that name the encoder and the parameter already
+    (``HistoryEncoder windows must be distinct ...``): :class:`Param` raises it as it is."""
+
+
 class Param:
     """A constructor parameter kept exactly as given (what ``get_params``, ``clone`` and ``set_params`` see,
     scikit-learn's rule) and read through ``normalize`` (e.g. a column name as a list) wherever the encoder
     uses it: a value set later (``enc.columns = "b"``) is normalized, and checked, when it is next used. A value it
     cannot normalize is a ValueError naming the encoder and the parameter (``TargetEncoder: parameter smooth='x':
-    could not convert string to float: 'x'``), not Python's or pandas' words alone at fit."""
+    could not convert string to float: 'x'``; a :class:`ParamError` as it is), not Python's or pandas' words alone."""
 
     def __init__(self, normalize: Any) -> None:
         self.normalize = normalize
@@ -47,6 +52,8 @@ class Param:
             raise AttributeError(f"{type(obj).__name__} has no {self.name!r} set") from None
         try:
             return self.normalize(given)
+        except ParamError:
+            raise
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{type(obj).__name__}: parameter {self.name}={given!r}: {exc}") from exc
 
@@ -56,8 +63,8 @@ class Param:
 
 class EstimatorParams:
     """scikit-learn's estimator API from an encoder's constructor parameters: ``get_params`` (as given),
-    ``set_params`` (through the constructor, which checks them), ``sklearn.base.clone`` and a repr;
-    :meth:`params` (normalized) is what saved states hold."""
+    ``set_params``, ``sklearn.base.clone`` and a repr; the constructor only stores them (scikit-learn's rule),
+    ``fit`` checks them (:meth:`check_params`); :meth:`params` (normalized) is what saved states hold."""
 
     def _param_names(self) -> list[str]:
         return list(inspect.signature(type(self).__init__).parameters)[1:]  # after self
@@ -67,19 +74,22 @@ class EstimatorParams:
         that name, e.g. ``columns`` as a list): what the saved state's ``params`` holds and the constructor takes back."""
         return {name: getattr(self, name) for name in self._param_names()}
 
+    def check_params(self) -> None:
+        """A ValueError naming the first parameter its normalization refuses (what ``fit`` calls first)."""
+        self.params()
+
     def get_params(self, deep: bool = True) -> dict:
         """The constructor's parameters as given (``deep`` has nothing to recurse into)."""
         given = vars(self)
         return {name: given[name] if name in given else getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params: Any) -> Any:
-        """Set constructor parameters; refit afterwards. Values the constructor refuses leave the encoder unchanged."""
+        """Set constructor parameters, kept as given (checked by the next ``fit``); refit afterwards. An unknown
+        name is a ValueError and changes nothing."""
         unknown = sorted(set(params) - set(self.get_params()))
         if unknown:
             raise ValueError(f"{type(self).__name__} has no parameter(s) {unknown}; it has {sorted(self.get_params())}")
-        merged = {**self.get_params(), **params}
-        type(self)(**merged)  # the constructor's checks first, on a new encoder: a refusal changes nothing here
-        type(self).__init__(self, **merged)
+        type(self).__init__(self, **{**self.get_params(), **params})
         return self
 
     @classmethod

@@ -135,6 +135,7 @@ def fit_history(frame: Any, encoder: HistoryEncoder, checkpoint: Any = None, lim
     shuffled rows they are computed from, without them). Both have the same partitions, rows and row order
     (:meth:`HistoryEncoder.features_partition` keeps them): what reads the rows' other columns again reads the
     kept rows instead of computing the features again or keeping the frame with them too."""
+    encoder.check_params()
     frame = (checkpoint or Checkpoints())(as_dask(frame).shuffle(on=encoder.columns))  # read for the state, then the features
     targets = encoder._targets(frame._meta)
     t_end, rows = dask.compute(frame[encoder.time_column].max(), frame.map_partitions(len).sum())

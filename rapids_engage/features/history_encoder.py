@@ -10,7 +10,7 @@ import numpy as np
 from ..backend import array_module, frame_library, host_frame, is_gpu_object, series_like
 from ..data import DataError
 from ..schema import DAY_SECONDS, EVENT_TIME, TARGETS
-from .estimator_conventions import EstimatorParams, Param, column_names, check_columns, check_fitted, check_time_column, load_state, save_state
+from .estimator_conventions import EstimatorParams, Param, ParamError, column_names, check_columns, check_fitted, check_time_column, load_state, save_state
 from .frames import cast_to_state, group_ids, in_memory, is_dask, key_name
 from .history_spans import span_features, window_label
 from .history_state import (
@@ -25,27 +25,27 @@ def _seconds(value: Any, name: str) -> int:
     try:
         return int(value)
     except OverflowError:
-        raise ValueError(f"HistoryEncoder {name} must be whole seconds, got {value!r}") from None
+        raise ParamError(f"HistoryEncoder {name} must be whole seconds, got {value!r}") from None
 
 
 def _windows(windows: Any) -> list[int]:
     out = [_seconds(w, "windows") for w in windows]
     if any(w <= 0 for w in out) or len(set(out)) < len(out):
-        raise ValueError(f"HistoryEncoder windows must be distinct and > 0 seconds, got {out}")
+        raise ParamError(f"HistoryEncoder windows must be distinct and > 0 seconds, got {out}")
     return out
 
 
 def _days(days: Any) -> list[int]:
     out = [_seconds(d, "days") for d in days]
     if any(d <= 0 for d in out) or len(set(out)) < len(out):
-        raise ValueError(f"HistoryEncoder days must be distinct whole UTC days >= 1, got {out}")
+        raise ParamError(f"HistoryEncoder days must be distinct whole UTC days >= 1, got {out}")
     return out
 
 
 def _label_delay(delay: Any) -> int:
     out = _seconds(delay, "label_delay")
     if out < 0:
-        raise ValueError(f"HistoryEncoder label_delay must be >= 0 seconds, got {out}")
+        raise ParamError(f"HistoryEncoder label_delay must be >= 0 seconds, got {out}")
     return out
 
 
@@ -102,11 +102,11 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         self.prefix = prefix
         self.row_key = row_key
         self.engagement = engagement
-        self._check_spans()  # refused when made, as before the parameters were kept as given
 
-    def _check_spans(self) -> None:
-        """A ValueError for windows, days or a label delay that are not distinct positive (>= 0) seconds, or
-        reach back 2**62 seconds or more."""
+    def check_params(self) -> None:
+        """A ValueError for a parameter its normalization refuses: windows, days or a label delay that are not
+        distinct positive (>= 0) seconds, or reach back 2**62 seconds or more (what ``fit`` checks first)."""
+        super().check_params()
         if self.reach() >= TIME_LIMIT:
             raise ValueError(f"HistoryEncoder windows, days and label_delay must reach back under 2**62 seconds, got {self.reach()}")
 
@@ -264,8 +264,8 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
     # ---- sklearn-style API -------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> HistoryEncoder:  # noqa: ARG002 - sklearn signature
         """Learn the serving state from the training window ``X`` (labels present)."""
+        self.check_params()
         self._check_in_memory(X)
-        self._check_spans()
         targets = self._targets(X)
         self._check_columns(X, [*targets, *self.row_key])
         if len(X) == 0:

@@ -34,7 +34,7 @@ import numpy as np
 from ..backend import array_module, frame_library, host_frame, is_gpu_object, series_like
 from ..data import DataError
 from ..schema import EVENT_TIME
-from .estimator_conventions import EstimatorParams, Param, column_names, check_columns, check_fitted, load_state, save_state
+from .estimator_conventions import EstimatorParams, Param, ParamError, column_names, check_columns, check_fitted, load_state, save_state
 from .frames import Checkpoints, as_dask, cast_to_state, group_ids, in_memory, is_dask, key_tables, null_key_rows, share
 from .history_state import (
     alone_if_null, early_events_refusal, early_rows_refusal, encoder_state_rows, state_window, times,
@@ -113,9 +113,9 @@ def _gap(gap: Any) -> int:
     try:
         out = int(gap)
     except OverflowError:
-        raise ValueError(f"SessionEncoder gap must be >= 0 seconds, got {gap!r}") from None
+        raise ParamError(f"SessionEncoder gap must be >= 0 seconds, got {gap!r}") from None
     if out < 0:
-        raise ValueError(f"SessionEncoder gap must be >= 0 seconds, got {out}")
+        raise ParamError(f"SessionEncoder gap must be >= 0 seconds, got {out}")
     return out
 
 
@@ -152,7 +152,6 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
         self.gap = gap
         self.time_column = time_column
         self.row_key = row_key
-        _gap(gap)  # refused when made, as before the parameters were kept as given
 
     @property
     def name(self) -> str:
@@ -214,6 +213,7 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
     # ---- sklearn-style API -------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> SessionEncoder:  # noqa: ARG002 - sklearn signature
         """Learn the serving state from the training window ``X``."""
+        self.check_params()
         self._check(X)
         check_columns(self, X, self.row_key)
         if not len(X):
@@ -327,6 +327,7 @@ def fit_sessions(frame: Any, encoder: SessionEncoder, checkpoint: Any = None, li
     """Dask form of fitting, as :func:`~.history.fit_history`: shuffle ``frame`` on the key (kept by ``checkpoint``
     for its two reads), fit ``encoder``'s state from its partitions (gathered, or left partitioned by key when it may
     exceed ``limit`` rows); (the rows with their features, lazy; the kept shuffled rows without them)."""
+    encoder.check_params()
     frame = (checkpoint or Checkpoints())(as_dask(frame).shuffle(on=encoder.columns))
     t_end, rows = dask.compute(frame[encoder.time_column].max(), frame.map_partitions(len).sum())
     t_end = int(t_end)
