@@ -276,7 +276,7 @@ def test_transform_refuses_earlier_events_and_needs_fit():
     with pytest.raises(ValueError, match="not in the frame"):
         HistoryEncoder("nope", TARGETS).fit_transform(frame)
     with pytest.raises(ValueError, match="> 0"):
-        HistoryEncoder("engaging_user_id", windows=(0,))
+        HistoryEncoder("engaging_user_id", windows=(0,)).fit(frame)
 
 
 def test_rows_carrying_some_labels_only_use_none_of_them():
