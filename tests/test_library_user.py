@@ -91,3 +91,53 @@ def test_log_loss_of_certain_wrong_probabilities_and_scikit_learns_clipping():
     assert metrics.log_loss(y, p) == pytest.approx(-np.mean(np.log(np.where(np.asarray(y) == 1, q, 1 - q))))
     assert metrics.log_loss(y, p) < sk_log_loss(y, p) - 0.5  # the clipping differs by ~1.5 per certain wrong row
     assert metrics.log_loss(y, p, eps=np.finfo(float).eps) == pytest.approx(sk_log_loss(y, p))
+
+
+@pytest.mark.parametrize("times", ["datetime", "text"])
+def test_a_session_time_column_of_datetimes_or_text_is_a_one_line_error(times):
+    """As the count and history encoders' (above): a datetime column failed deep inside pandas (``int() argument must
+    be ... not 'Timestamp'``) and a text column of digits was silently read as numbers."""
+    from rapids_engage.features.sessions import SessionEncoder
+
+    rows = _events()
+    stamps = pd.to_datetime(rows["tweet_timestamp"], unit="s")
+    rows["tweet_timestamp"] = stamps if times == "datetime" else rows["tweet_timestamp"].astype(str)
+    with pytest.raises(TypeError, match=r"^SessionEncoder\(sess\): the time column 'tweet_timestamp' holds .*; it must "
+                                        r"hold seconds since 1970"):
+        SessionEncoder("engaging_user_id").fit(rows)
+
+
+def test_history_labels_that_are_not_numbers_are_a_one_line_error():
+    """"yes"/"no" labels failed deep in a comparison (``'>' not supported between instances of 'str' and 'int'``);
+    refused in the target encoder's words, in fit, fit_transform, transform with labels and extend."""
+    from rapids_engage.features import HistoryEncoder
+
+    rows = _events()
+    texts = rows.assign(like=rows["like"].map({0: "no", 1: "yes"}))
+    message = (r"^HistoryEncoder\(engaging_user_id\): labels must be numbers \(0/1 for a binary target\), got 'like' of "
+               r"dtype (object|str)")
+    for use in (lambda: HistoryEncoder("engaging_user_id", ["like"]).fit(texts),
+                lambda: HistoryEncoder("engaging_user_id", ["like"]).fit_transform(texts)):
+        with pytest.raises(TypeError, match=message):
+            use()
+    fitted = HistoryEncoder("engaging_user_id", ["like"]).fit(rows.iloc[:30])
+    for use in (lambda: fitted.transform(texts.iloc[30:], labels=True), lambda: fitted.extend(texts.iloc[30:])):
+        with pytest.raises(TypeError, match=message):
+            use()
+    assert fitted.transform(texts.iloc[30:], labels=False)["hist_engaging_user_id_n"].sum() > 0  # labels not read
+
+
+def test_a_y_given_to_a_history_encoder_that_finds_no_label_is_refused():
+    """``HistoryEncoder("u").fit_transform(X, y)`` silently ignored y (labels are columns of X): the features came
+    without any label's. A y beside labels found in X (a Pipeline passes one) is still fine."""
+    from rapids_engage.features import HistoryEncoder
+
+    rows = _events().rename(columns={"like": "clicked"})
+    with pytest.raises(ValueError, match=r"^HistoryEncoder\(engaging_user_id\): y is not read; the labels are columns of "
+                                         r"X named by targets, and targets=None found none of \[.*\] in X"):
+        HistoryEncoder("engaging_user_id").fit_transform(rows.drop(columns="clicked"), rows["clicked"])
+    named = HistoryEncoder("engaging_user_id", ["clicked"]).fit_transform(rows, rows["clicked"])
+    assert "hist_engaging_user_id_clicked" in named.columns
+    found = HistoryEncoder("engaging_user_id").fit_transform(rows.rename(columns={"clicked": "like"}), rows["clicked"])
+    assert "hist_engaging_user_id_like" in found.columns
+    assert HistoryEncoder("engaging_user_id").fit(rows.drop(columns="clicked")).targets_ == []  # no y: counts alone

@@ -163,6 +163,17 @@ def check_time_column(encoder: Any, frame: Any, column: str) -> None:
                         ".astype('datetime64[s]').astype('int64')) for UTC datetimes")
 
 
+def check_label_dtypes(encoder: Any, frame: Any, labels: list[str]) -> None:
+    """A TypeError naming the ``labels`` columns of ``frame`` that do not hold numbers or booleans ("1"/"0" strings
+    were read as numbers, "yes"/"no" failed deep in a cast or a comparison)."""
+    texts = {t: str(frame[t].dtype) for t in labels if not (pd.api.types.is_numeric_dtype(frame[t].dtype)
+                                                            or pd.api.types.is_bool_dtype(frame[t].dtype))}
+    if texts:
+        raise TypeError(f"{type(encoder).__name__}({encoder.name}): labels must be numbers (0/1 for a binary target), got "
+                        f"{', '.join(f'{t!r} of dtype {d}' for t, d in texts.items())}; map them first, e.g. "
+                        "y.map({'no': 0, 'yes': 1})")
+
+
 def _key_kind(dtype: Any, gpu: bool = False) -> str | None:
     """``"numbers"``, ``"text"`` or None (another kind, or unknown: pandas object columns) of a key column's
     dtype; ``gpu``: a cudf column's, whose strings are of dtype object (its only object columns)."""

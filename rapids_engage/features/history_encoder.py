@@ -10,7 +10,7 @@ import numpy as np
 from ..backend import array_module, frame_library, host_frame, is_gpu_object, series_like
 from ..data import DataError
 from ..schema import DAY_SECONDS, EVENT_TIME, TARGETS
-from .estimator_conventions import EstimatorParams, Param, ParamError, column_names, check_columns, check_fitted, check_time_column, load_state, save_state
+from .estimator_conventions import EstimatorParams, Param, ParamError, column_names, check_columns, check_fitted, check_label_dtypes, check_time_column, load_state, save_state
 from .frames import cast_to_state, group_ids, in_memory, is_dask, key_name
 from .history_spans import span_features, window_label
 from .history_state import (
@@ -151,6 +151,11 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         check_columns(self, frame, [*self.columns, self.time_column, *extra])
         check_time_column(self, frame, self.time_column)
 
+    def _check_labelled(self, frame: Any, targets: list[str]) -> None:
+        """The key, time, ``targets`` (numbers) and their engagement time columns of ``frame`` checked."""
+        self._check_columns(frame, [*targets, *self._engagement_columns(targets)])
+        check_label_dtypes(self, frame, targets)
+
     def _engagement_columns(self, targets: list[str]) -> list[str]:
         """The engagement time columns of ``targets`` (none with event label times); a ValueError for a
         target without one."""
@@ -188,7 +193,7 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         Stateless: the training-time computation; row order and index are kept.
         """
         targets = self._targets(frame)
-        self._check_columns(frame, [*targets, *self._engagement_columns(targets)])
+        self._check_labelled(frame, targets)
         xp = array_module(frame)
         t = self._times(frame)
         pos = {target: positive(frame, target) for target in targets}
@@ -201,7 +206,7 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
     def state_partition(self, frame: Any, t_end: int) -> Any:
         """The serving-state rows of ``frame`` for a training window ending at ``t_end``."""
         targets = self._targets(frame)
-        self._check_columns(frame, [*targets, *self._engagement_columns(targets)])
+        self._check_labelled(frame, targets)
         return self._aggregate(self._event_rows(frame, targets), t_end, targets)
 
     def _event_rows(self, frame: Any, targets: list[str]) -> Any:
@@ -218,7 +223,7 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         key, the time and every target's label; an event before the state's end is an error."""
         self._check_fitted()
         targets = self.targets_
-        self._check_columns(X, [*targets, *self._engagement_columns(targets)])
+        self._check_labelled(X, targets)
         if not len(X):
             return self
         t = self._times(X)
@@ -262,11 +267,16 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         return self
 
     # ---- sklearn-style API -------------------------------------------------
-    def fit(self, X: Any, y: Any = None) -> HistoryEncoder:  # noqa: ARG002 - sklearn signature
-        """Learn the serving state from the training window ``X`` (labels present)."""
+    def fit(self, X: Any, y: Any = None) -> HistoryEncoder:
+        """Learn the serving state from the training window ``X`` (labels present: its ``targets`` columns; ``y`` is
+        not read, as a Pipeline passes it, and is refused where ``targets=None`` finds no label in ``X``)."""
         self.check_params()
         self._check_in_memory(X)
         targets = self._targets(X)
+        if y is not None and self.targets is None and not targets:  # a y would have been silently ignored
+            raise ValueError(f"HistoryEncoder({self.name}): y is not read; the labels are columns of X named by targets, and "
+                             f"targets=None found none of {list(TARGETS)} in X: pass targets, e.g. HistoryEncoder(..., "
+                             "targets=['like']).fit(X.assign(like=y))")
         self._check_columns(X, [*targets, *self.row_key])
         if len(X) == 0:
             raise ValueError(f"HistoryEncoder({self.name}): no training rows")
@@ -293,7 +303,7 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         self._check_columns(X, [*(targets if labels else []), *self.row_key])
         use = labels is not False and all(target in X.columns for target in targets)  # the rates' shared denominator
         if use:  # labels used: with engagement label times, those times too
-            self._check_columns(X, self._engagement_columns(targets))
+            self._check_labelled(X, targets)
         xp = array_module(X)
         t_new = self._times(X)
         if len(t_new) and int(t_new.min()) < self.t_end_:

@@ -34,7 +34,7 @@ import numpy as np
 from ..backend import array_module, frame_library, host_frame, is_gpu_object, series_like
 from ..data import DataError
 from ..schema import EVENT_TIME
-from .estimator_conventions import EstimatorParams, Param, ParamError, column_names, check_columns, check_fitted, load_state, save_state
+from .estimator_conventions import EstimatorParams, Param, ParamError, column_names, check_columns, check_fitted, check_time_column, load_state, save_state
 from .frames import Checkpoints, as_dask, cast_to_state, group_ids, in_memory, is_dask, key_tables, null_key_rows, share
 from .history_state import (
     alone_if_null, early_events_refusal, early_rows_refusal, encoder_state_rows, state_window, times,
@@ -171,6 +171,7 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
             raise TypeError("SessionEncoder takes in-memory frames (pandas or cudf); for a dask frame use "
                             "rapids_engage.features.sessions.session_features(frame, encoder)")
         check_columns(self, frame, [*self.columns, self.time_column])
+        check_time_column(self, frame, self.time_column)
 
     def _key_ids(self, frame: Any) -> Any:
         return alone_if_null(group_ids(frame[self.columns]), frame[self.columns])

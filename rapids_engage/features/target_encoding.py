@@ -25,11 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from ..backend import array_module, bincount, float_values, series_like, to_host, values
 from .folds import FOLD, assign_folds
-from .estimator_conventions import EstimatorParams, Param, column_names, check_columns, check_fitted, check_key_dtypes, load_state, save_state
+from .estimator_conventions import EstimatorParams, Param, column_names, check_columns, check_fitted, check_label_dtypes, check_key_dtypes, load_state, save_state
 from .frames import Join, apply_joins, as_dask, computed_like, is_dask, key_name, keys_of_ids, null_key_rows, without
 
 N = "_n"
@@ -165,11 +164,7 @@ class TargetEncoder(EstimatorParams):
         X, targets = self._with_targets(X, y)
         check_columns(self, X, self.columns + targets)
         self._check_internal_names(targets)
-        texts = {t: str(X[t].dtype) for t in targets if not (is_numeric_dtype(X[t].dtype) or is_bool_dtype(X[t].dtype))}
-        if texts:  # "1"/"0" strings were read as numbers, "yes"/"no" failed in a cast
-            raise TypeError(f"TargetEncoder({self.name}): labels must be numbers (0/1 for a binary target), got "
-                            f"{', '.join(f'{t!r} of dtype {d}' for t, d in texts.items())}; map them first, e.g. "
-                            "y.map({'no': 0, 'yes': 1})")
+        check_label_dtypes(self, X, targets)
         X = as_dask(X)
         X = without(X, [self.output_name(t) for t in targets])
         return assign_folds(X, self.row_key, self.n_folds, self.fold_method, self.seed), targets
