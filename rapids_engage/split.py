@@ -134,10 +134,13 @@ def _check_labels(targets: list[str], low: Any, high: Any, n_train: int) -> None
 
 
 def _permute(part: Any, targets: list[str], seed: int, time_column: str, partition_info: dict | None = None) -> Any:
-    """``part`` with each target's labels permuted among the rows of each UTC day (by ``time_column``)."""
+    """``part`` with each target's labels permuted among the rows of each UTC day (by ``time_column``). The columns
+    are taken by position (``take``), their dtypes and nulls kept: not through their arrays, which cudf refuses for a
+    column with nulls (an engagement time where the row has no positive, an unlabelled row) and pandas turns from a
+    nullable ``Int64`` into float64."""
     import numpy as np
 
-    from .backend import argsort_stable, array_module, series_like, values
+    from .backend import argsort_stable, array_module, values
 
     rng = np.random.default_rng([seed, (partition_info or {}).get("number", 0)])
     xp = array_module(part)
@@ -146,7 +149,11 @@ def _permute(part: Any, targets: list[str], seed: int, time_column: str, partiti
     drawn = xp.argsort(day + xp.asarray(rng.random(len(part))))  # the rows by day, in a random order within a day
     order = xp.empty_like(in_order)
     order[in_order] = drawn  # each row takes the label of a row of its own day
-    return part.assign(**{t: series_like(part, values(part[t])[order]) for t in targets})
+    rows = part.reset_index(drop=True)  # both on a range index: no realignment by labels (cudf refuses repeated ones)
+    moved = rows[list(targets)].take(order).reset_index(drop=True)
+    out = rows.assign(**{t: moved[t] for t in targets})
+    out.index = part.index
+    return out
 
 
 def shuffle_labels(frame: Any, targets: list[str], seed: int, time_column: str = EVENT_TIME) -> Any:

@@ -1201,3 +1201,21 @@ def test_content_features_of_null_and_categorical_tweet_types_and_odd_separators
             lists = pd.concat([plain, pd.Series([text], dtype="str")], ignore_index=True)
             assert _plain_count_items(lists, sep) is None and _plain_count_items(cudf.from_pandas(lists), sep) is None, (sep, text)
             np.testing.assert_array_equal(count_items(cudf.from_pandas(lists), sep).to_pandas().to_numpy(), count_items(lists, sep).to_numpy())
+
+
+def test_shuffle_labels_with_null_engagement_times_on_gpu():
+    """The leakage control's label shuffle on cudf, whose label and engagement-time columns hold nulls (no positive,
+    unlabelled rows): the same permutation as on pandas, dtypes and nulls kept (cudf refused the columns' arrays)."""
+    import cudf
+    import dask.dataframe as dd
+
+    from rapids_engage.split import shuffle_labels
+
+    rows = _events()
+    rows = rows.assign(like=rows["like"].astype("Int8").mask(rows.index % 17 == 0),
+                       like_at=(rows["tweet_timestamp"] + 60).astype("Int64").where(rows["like"] == 1))
+    args = (["like", "like_at"], 3, "tweet_timestamp")
+    cpu = shuffle_labels(dd.from_pandas(rows, npartitions=1, sort=False), *args).compute()
+    gpu = shuffle_labels(dd.from_pandas(cudf.from_pandas(rows), npartitions=1, sort=False), *args).compute()
+    assert gpu["like_at"].dtype == np.int64 and int(gpu["like_at"].null_count) == int(rows["like_at"].isna().sum())
+    _assert_same(gpu, cpu, ["like", "like_at", "tweet_timestamp"])

@@ -302,3 +302,28 @@ def test_the_constant_target_check_counts_the_training_rows_left_by_the_gap():
 def test_a_gap_out_of_range_is_refused(hours):
     with pytest.raises(ValueError, match=r"^split.gap_hours must be a number of hours >= 0"):
         time_split(dd.from_pandas(events(), npartitions=3), 24, "t", ["like"], gap_hours=hours)
+
+
+def test_shuffle_labels_keeps_the_columns_dtypes_and_nulls():
+    """A label and its engagement time move together, their dtypes and nulls kept (an engagement time is null where
+    the row has no positive): through the columns' arrays a nullable Int64 came back float64 on pandas, and cudf
+    refuses the array of a column with nulls. A repeated index label stays where it was."""
+    from rapids_engage.split import shuffle_labels
+
+    n = 60
+    like = np.arange(n) % 3 == 0
+    part = pd.DataFrame({
+        "t": 1_600_000_000 + np.arange(n) * 7_200,  # 5 days of 12 rows
+        "like": pd.array(np.where(like, 1, 0), dtype="Int8"),
+        "like_at": pd.array(np.where(like, 1_600_000_000 + np.arange(n), None), dtype="Int64"),
+    }, index=np.arange(n) // 2)
+    part.loc[5, "like"] = pd.NA  # unlabelled rows (index 5: two of them)
+    shuffled = shuffle_labels(dd.from_pandas(part, npartitions=1, sort=False), ["like", "like_at"], seed=1, time_column="t")
+    got = shuffled.compute()
+    assert got.dtypes.to_dict() == part.dtypes.to_dict() and got.index.equals(part.index)
+    assert (got["t"].to_numpy() == part["t"].to_numpy()).all()
+    assert not got["like"].equals(part["like"])  # permuted
+    assert (got["like_at"].notna() == got["like"].eq(1).fillna(False)).all()  # each label with its own time
+    for column in ("like", "like_at"):  # each day keeps its values
+        per_day = [[sorted(g[column].fillna(-1).tolist()) for _, g in f.groupby(f["t"] // DAY)] for f in (got, part)]
+        assert per_day[0] == per_day[1], column
