@@ -148,7 +148,10 @@ class Scorer:
 
 
 def _matrix(features: Any, names: list[str]) -> Any:
-    """The booster input for ``names``: a float32 numpy or cupy matrix, nulls as NaN."""
+    """The booster input for ``names``: a float32 numpy or cupy matrix, nulls as NaN. Cast first, then filled: cudf's
+    ``to_cupy(na_value=)`` fills a column's nulls in its own dtype, which an integer or bool column with nulls (a
+    numeric input column passed through) refuses for NaN (TypeError: cannot safely cast)."""
+    floats = features[names].astype(np.float32)
     if is_gpu_object(features):
-        return features[names].to_cupy(dtype=np.float32, na_value=np.nan)
-    return features[names].to_numpy(dtype=np.float32, na_value=np.nan)
+        return floats.to_cupy(dtype=np.float32, na_value=np.nan)
+    return floats.to_numpy(dtype=np.float32, na_value=np.nan)

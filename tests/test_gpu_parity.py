@@ -1219,3 +1219,15 @@ def test_shuffle_labels_with_null_engagement_times_on_gpu():
     gpu = shuffle_labels(dd.from_pandas(cudf.from_pandas(rows), npartitions=1, sort=False), *args).compute()
     assert gpu["like_at"].dtype == np.int64 and int(gpu["like_at"].null_count) == int(rows["like_at"].isna().sum())
     _assert_same(gpu, cpu, ["like", "like_at", "tweet_timestamp"])
+
+
+def test_scorer_matrix_of_integer_and_bool_features_with_nulls_on_gpu():
+    """Scorer's booster input on cudf: an int64 / bool feature column with nulls (a numeric input column passed
+    through) is float32 with NaN, as on pandas (filled before the cast, cudf refused NaN in an integer column)."""
+    import cudf
+
+    from rapids_engage.serve import _matrix
+
+    host = pd.DataFrame({"n": pd.array([3, None, 2**40], dtype="Int64"), "flag": pd.array([True, None, False], dtype="boolean"),
+                         "x": [0.5, float("nan"), 1.0]})
+    np.testing.assert_array_equal(_matrix(cudf.from_pandas(host), ["x", "flag", "n"]).get(), _matrix(host, ["x", "flag", "n"]))

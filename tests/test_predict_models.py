@@ -83,3 +83,17 @@ def test_the_history_gap_names_the_state_s_own_windows():
     line = history_gap(mind, end + 2 * HISTORY_GAP_S)
     assert "their recent windows (1h, 6h, 24h, prev1d) read lower" in line and "168h" not in line
     assert "(rolling and previous-day spans)" in history_gap(_State(end), end + 2 * HISTORY_GAP_S)
+
+
+def test_the_scorer_matrix_of_integer_and_bool_features_with_nulls():
+    """Scorer's booster input: integer and bool feature columns with nulls (a numeric input column passed through) as
+    float32 with NaN, in the names' order; cudf refused them when filled before the cast (gpu test beside)."""
+    import numpy as np
+
+    from rapids_engage.serve import _matrix
+
+    features = pd.DataFrame({"n": pd.array([3, None, 2**40], dtype="Int64"), "flag": pd.array([True, None, False], dtype="boolean"),
+                             "x": [0.5, float("nan"), 1.0], "carried": ["a", "b", "c"]})
+    got = _matrix(features, ["x", "flag", "n"])
+    assert got.dtype == np.float32 and got.shape == (3, 3)
+    np.testing.assert_array_equal(got, np.array([[0.5, 1, 3], [np.nan] * 3, [1, 0, 2**40]], dtype=np.float32))
