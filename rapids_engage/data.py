@@ -121,16 +121,18 @@ def recsys_dataset(cfg: Config, backend: Any = None, on_chunk: Callable[[int, in
     their rows would train and validate as engaged with by no one.
     """
     from .ingest import CPU_BACKEND, ingest_recsys
+    from .ingest.incremental import build_entry
     from .ingest.recsys import files_without_engagements
 
-    files, root = _raw_files(cfg, "recsys", f"strict={cfg.data.strict}")
+    salt = f"strict={cfg.data.strict}"
+    files, root = _raw_files(cfg, "recsys", salt)
     if tests := files_without_engagements([Path(f) for f in files]):  # before the ingest: hours of it, at scale
         raise DataError(f"data.path matches {len(tests)} test file(s) of 20 fields, without engagements ({tests[0]}"
                         f"{', ...' if len(tests) > 1 else ''}): a run trains on labelled files, and their rows would count "
                         "as not engaged with; leave them out of data.path and score them with `ingest` then `predict`")
-    summary = _ingest_once(root, lambda: ingest_recsys(
-        files, root, backend=backend or CPU_BACKEND, strict=cfg.data.strict, on_progress=on_chunk,
-        workers=cfg.data.ingest_workers), log)
+    summary = _ingest_once(root, lambda: build_entry(root, files, f"{INGEST_RULES}|{salt}", lambda some, out: ingest_recsys(
+        some, out, backend=backend or CPU_BACKEND, strict=cfg.data.strict, on_progress=on_chunk,
+        workers=cfg.data.ingest_workers)), log)
     return _ingested(root, summary, f"recsys {len(files)} file(s)", RECSYS)
 
 
@@ -138,23 +140,25 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
                   log: Callable[[str], None] | None = None) -> Dataset:
     """Generic CSV/TSV/JSONL/parquet files (``data.path`` glob, roles in ``data.table``) ingested once into the cache."""
     from .ingest import ingest_table
+    from .ingest.incremental import build_entry
 
     spec = cfg.data.table
     if spec is None:
         raise DataError("data.source is 'table' but the data.table section (format and column roles) is missing")
     table_layout(spec)  # validates the target kinds before any file is read
-    files, root = table_cache(cfg)
-    summary = _ingest_once(root, lambda: ingest_table(files, root, spec, strict=cfg.data.strict, on_progress=on_chunk,
-                                                      workers=cfg.data.ingest_workers), log)
+    files, root, salt = table_cache(cfg)
+    unsound = "an event log (labels look at later events, in any file)" if spec.events else None
+    summary = _ingest_once(root, lambda: build_entry(root, files, f"{INGEST_RULES}|{salt}", lambda some, out: ingest_table(
+        some, out, spec, strict=cfg.data.strict, on_progress=on_chunk, workers=cfg.data.ingest_workers), unsound), log)
     return _ingested(root, summary, f"table {len(files)} file(s)", Layout.load(root))
 
 
-def table_cache(cfg: Config) -> tuple[list[str], Path]:
+def table_cache(cfg: Config) -> tuple[list[str], Path, str]:
     """(the table files ``data.path`` matches, their ingest cache directory: keyed by their names and contents, the
-    ``data.table`` spec, the contents of its side tables and ``data.strict``)."""
-    salt = [_spec_key(cfg.data.table), cfg.data.strict]
-    sides = _side_digests(cfg)
-    return _raw_files(cfg, "table", json.dumps(salt + ([sides] if sides else []), sort_keys=True))
+    ``data.table`` spec, the contents of its side tables and ``data.strict``; that salt of the key)."""
+    key, sides = [_spec_key(cfg.data.table), cfg.data.strict], _side_digests(cfg)
+    salt = json.dumps(key + ([sides] if sides else []), sort_keys=True)
+    return *_raw_files(cfg, "table", salt), salt
 
 
 def _side_digests(cfg: Config) -> list[str | None]:
@@ -256,8 +260,12 @@ def _ingest_once(root: Path, ingest: Callable[[], Any], log: Callable[[str], Non
     (a cache: ingested again, and the data line says why). Runs sharing the cache ingest it once: the others wait
     for it (``log`` says so, :func:`.build_lock.building`) and reuse it."""
     summary, waited = build_once(building(root, log), lambda: _ingested_summary(root),
-                                 lambda damaged: asdict(ingest()) | ({"damaged": damaged} if damaged else {}))
+                                 lambda damaged: _as_dict(ingest()) | ({"damaged": damaged} if damaged else {}))
     return summary | {"waited": True} if waited else summary
+
+
+def _as_dict(result: Any) -> dict:
+    return result if isinstance(result, dict) else asdict(result)
 
 
 def _ingested_summary(root: Path) -> tuple[dict | None, str | None]:
@@ -320,6 +328,8 @@ def _ingested(root: Path, summary: dict, what: str, layout: Layout | None) -> Da
         desc += f"; {events_line(summary['events'], summary['output_rows'])}"
     if summary.get("damaged"):
         desc += f", {summary['damaged']}"
+    if summary.get("incremental") and not summary.get("reused"):  # what was reused, or why nothing was
+        desc += f", {summary['incremental']}"
     if summary.get("workers", 1) > 1:
         desc += f", parsed on {summary['workers']} processes"
     desc += f" ({root})"

@@ -1,0 +1,178 @@
+"""Incremental ingest (:mod:`rapids_engage.ingest.incremental`): a day's new raw files ingested alone onto an earlier
+cache entry give what a full ingest of all the files gives; a changed file, an event log: a full ingest saying why;
+a failed incremental build leaves the earlier entry and no new one."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from rapids_engage.config import TableConfig, TargetSpec, from_dict
+from rapids_engage.data import recsys_dataset, table_dataset
+from rapids_engage.ingest import incremental as incremental_mod
+from rapids_engage.synthetic import SyntheticSpec, write_raw
+
+HEADER = "id,user,ts,clicked,lang\n"
+DAY = 86_400
+T0 = 1_600_000_000
+
+
+def day_file(folder: Path, name: str, day: int, bad: bool = True) -> Path:
+    """A CSV of events on ``day`` (and one the next day), with a bad time row when ``bad``."""
+    rows = [f"{name}-{k},u{k % 3},{T0 + day * DAY + k * 3600},{k % 2},{'en' if k % 2 else 'fr'}" for k in range(5)]
+    rows.append(f"{name}-late,u9,{T0 + (day + 1) * DAY + 60},1,en")
+    if bad:
+        rows.insert(2, f"{name}-bad,u1,yesterday,1,en")
+    path = folder / name
+    path.write_text(HEADER + "\n".join(rows) + "\n")
+    return path
+
+
+def table_cfg(folder: Path, cache: Path, **table):
+    cfg = from_dict({"data": {"source": "table", "path": str(folder / "*.csv"), "cache_dir": str(cache),
+                              "ingest_workers": 1}})
+    spec = TableConfig(format="csv", time="ts", time_format="unix", row_id=["id"], user="user", item="id",
+                       targets={"click": TargetSpec("clicked", "binary")}, categorical=["lang"], **table)
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, table=spec))
+
+
+def entry(dataset) -> Path:
+    return dataset.data_dir.parent
+
+
+def days(root: Path, sort_by: str) -> dict:
+    """Each day's rows (its parts read together, sorted by ``sort_by``) and each part's schema."""
+    out = {}
+    for day in sorted((root / "data").iterdir()):
+        parts = sorted(day.glob("*.parquet"))
+        schemas = {pq.read_schema(p).remove_metadata().to_string() for p in parts}
+        frame = pq.read_table(parts).to_pandas().sort_values(sort_by).reset_index(drop=True)
+        out[day.name] = (frame, schemas)
+    return out
+
+
+def assert_same_entry(incremental: Path, full: Path, sort_by: str) -> None:
+    """The same rows per day, types, quarantine rows and summary (but its own paths and file count)."""
+    got, want = days(incremental, sort_by), days(full, sort_by)
+    assert got.keys() == want.keys()
+    for day, (frame, schemas) in want.items():
+        assert got[day][1] == schemas, day
+        assert got[day][0].dtypes.equals(frame.dtypes), day
+        assert got[day][0].equals(frame), day
+    quarantine = [pq.read_table(r / "quarantine.parquet").to_pylist() if (r / "quarantine.parquet").is_file() else []
+                  for r in (incremental, full)]
+    assert quarantine[0] == quarantine[1]
+    skip = ("out_dir", "elapsed_s", "output_files", "quarantine_file")
+    summaries = [{k: v for k, v in json.loads((r / "ingest.json").read_text()).items() if k not in skip}
+                 for r in (incremental, full)]
+    assert summaries[0] == summaries[1]
+
+
+def test_a_new_file_is_ingested_alone_onto_the_earlier_entry_as_a_full_ingest_would(tmp_path):
+    """Every file was parsed again each day (a new cache entry, a full copy): now the earlier entry's parts are
+    linked and only the new file is ingested, a file sorting between the earlier ones too; the rows per day, their
+    types, the quarantine (in input order), the empty files and the counts are a full ingest's."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name, day in (("d1.csv", 0), ("d3.csv", 2)):
+        day_file(raw, name, day)
+    (raw / "d4.csv").write_text(HEADER)  # empty: listed in empty_files
+    earlier = table_dataset(table_cfg(raw, tmp_path / "cache"))
+    day_file(raw, "d2.csv", 1)
+    now = table_dataset(table_cfg(raw, tmp_path / "cache"))
+    assert f"1 new file(s) ingested, 3 reused from {entry(earlier)}" in now.description
+    full = table_dataset(table_cfg(raw, tmp_path / "fresh"))
+    assert "reused" not in full.description and "full ingest" not in full.description  # no earlier entry: no reason
+    assert_same_entry(entry(now), entry(full), "row_id")
+    summary = json.loads((entry(now) / "ingest.json").read_text())
+    assert summary["empty_files"] == [str(raw / "d4.csv")] and summary["quarantined_rows"] == 3
+    assert summary["first_quarantined"].startswith("d1.csv:4")
+    linked = next((entry(now) / "data").glob("day=*/part-00002-*.parquet"))  # d3, third file now: renamed, linked
+    assert linked.stat().st_nlink == 2
+    assert "cached" in table_dataset(table_cfg(raw, tmp_path / "cache")).description
+
+
+def test_a_changed_file_is_a_full_ingest_saying_which(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    day_file(raw, "d1.csv", 0)
+    day_file(raw, "d2.csv", 1)
+    earlier = table_dataset(table_cfg(raw, tmp_path / "cache"))
+    day_file(raw, "d1.csv", 0, bad=False)  # rewritten: another digest
+    day_file(raw, "d3.csv", 2)
+    now = table_dataset(table_cfg(raw, tmp_path / "cache"))
+    assert f"full ingest: d1.csv changed since {entry(earlier)}" in now.description
+    assert json.loads((entry(now) / "ingest.json").read_text())["quarantined_rows"] == 2
+    (raw / "d2.csv").unlink()
+    gone = table_dataset(table_cfg(raw, tmp_path / "cache"))
+    assert "full ingest: d2.csv of " in gone.description and " is gone" in gone.description
+
+
+def test_an_event_log_is_a_full_ingest_saying_why(tmp_path):
+    """An event log's labels look at later events, which a new file may hold: never built onto an earlier entry."""
+    from rapids_engage.config import EventsSpec
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    head = "visitor,ts,event,item\n"
+    (raw / "a.csv").write_text(head + "".join(f"v{k % 2},{T0 + k * 600},view,i{k % 3}\n" for k in range(12)))
+    events = EventsSpec(column="event", anchor="view", horizon_hours=1, targets={"cart": "addtocart"})
+
+    def cfg():
+        c = from_dict({"data": {"source": "table", "path": str(raw / "*.csv"), "cache_dir": str(tmp_path / "cache"),
+                                "ingest_workers": 1}})
+        spec = TableConfig(format="csv", time="ts", time_format="unix", user="visitor", item="item", events=events)
+        return dataclasses.replace(c, data=dataclasses.replace(c.data, table=spec))
+
+    table_dataset(cfg())
+    (raw / "b.csv").write_text(head + f"v0,{T0 + 3000},addtocart,i1\n" + f"v1,{T0 + 90_000},view,i2\n")
+    assert "full ingest: an event log (labels look at later events" in table_dataset(cfg()).description
+
+
+def test_a_failed_incremental_build_leaves_the_earlier_entry_and_no_new_one(tmp_path, monkeypatch):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    day_file(raw, "d1.csv", 0)
+    earlier = entry(table_dataset(table_cfg(raw, tmp_path / "cache")))
+    before = {p.relative_to(earlier): p.read_bytes() for p in earlier.rglob("*") if p.is_file()}
+    day_file(raw, "d2.csv", 1)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # a run stopped after the new file's ingest and the links
+
+    monkeypatch.setattr(incremental_mod, "merge_quarantines", killed)
+    with pytest.raises(KeyboardInterrupt):
+        table_dataset(table_cfg(raw, tmp_path / "cache"))
+    assert {p.relative_to(earlier): p.read_bytes() for p in earlier.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".input-")) == [earlier.name]
+    monkeypatch.undo()
+    assert "1 new file(s) ingested, 1 reused" in table_dataset(table_cfg(raw, tmp_path / "cache")).description
+
+
+def test_recsys_files_ingest_incrementally_as_in_full(tmp_path):
+    """RecSys ids are hashed, not assigned: a new day's TSV ingested alone gives a full ingest's rows."""
+    source = tmp_path / "source"
+    write_raw(source, SyntheticSpec(rows=3_000, days=3, seed=5))
+    files = sorted((source / "raw").glob("*.tsv"))
+    lines = files[-1].read_bytes().split(b"\n")
+    lines[3] = b"not a row"
+    files[-1].write_bytes(b"\n".join(lines))
+    raw = tmp_path / "raw"
+    raw.mkdir()
+
+    def cfg(cache: str):
+        return from_dict({"data": {"source": "recsys", "path": str(raw / "*.tsv"), "cache_dir": str(tmp_path / cache),
+                                   "ingest_workers": 1}})
+
+    for f in files[:-1]:
+        shutil.copy(f, raw / f.name)
+    earlier = recsys_dataset(cfg("cache"))
+    shutil.copy(files[-1], raw / files[-1].name)
+    now = recsys_dataset(cfg("cache"))
+    assert f"1 new file(s) ingested, {len(files) - 1} reused from {entry(earlier)}" in now.description
+    assert_same_entry(entry(now), entry(recsys_dataset(cfg("fresh"))), "tweet_id")
