@@ -176,3 +176,17 @@ def test_recsys_files_ingest_incrementally_as_in_full(tmp_path):
     now = recsys_dataset(cfg("cache"))
     assert f"1 new file(s) ingested, {len(files) - 1} reused from {entry(earlier)}" in now.description
     assert_same_entry(entry(now), entry(recsys_dataset(cfg("fresh"))), "tweet_id")
+
+
+def test_an_earlier_entry_missing_a_part_is_not_built_on(tmp_path):
+    """A part deleted from the earlier folder (its ingest.json still there) would have left its rows out of every
+    later day's data without a word: the parts are counted against those it wrote, and a full ingest says so."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    day_file(raw, "d1.csv", 0)
+    earlier = entry(table_dataset(table_cfg(raw, tmp_path / "cache")))
+    next((earlier / "data").glob("day=*/*.parquet")).unlink()
+    day_file(raw, "d2.csv", 1)
+    now = table_dataset(table_cfg(raw, tmp_path / "cache"))
+    assert f"full ingest: {earlier} holds 1 of the 2 parts it wrote" in now.description
+    assert json.loads((entry(now) / "ingest.json").read_text())["output_rows"] == 12

@@ -12,7 +12,8 @@ of a new file that sorts between earlier ones come after a merged run of theirs.
 Each entry lists its inputs in ``inputs.json`` (:class:`Inputs`); an entry without it (written before) is not
 built on. A full ingest as before, the reason in the data line, where an earlier entry of the family exists but:
 the source is an event log (labels look at later events, in other files), two inputs share a name, a file of it
-changed or is gone, its files are in another order now, or its output is not what an ingest writes.
+changed or is gone, its files are in another order now, or its output is not what its ingest wrote (a part
+deleted since, a file not an ingest's).
 """
 
 from __future__ import annotations
@@ -164,6 +165,8 @@ def incremental(root: Path, today: Inputs, reuse: Reuse, ingest: Ingest) -> Inge
     old_at = dict(zip(reuse.inputs.paths, reuse.positions))
     with staged_dir(root) as tmp:
         parts = link_parts(reuse.earlier / "data", tmp / "data", dict(enumerate(reuse.positions)), _link)
+        if parts != earlier.get("output_files"):  # a part deleted since: its rows would be lost without a word
+            raise _CannotReuse(f"{reuse.earlier} holds {parts} of the {earlier.get('output_files')} parts it wrote")
         fresh, new_at = None, {today.paths[i]: i for i in reuse.new}
         if reuse.new:
             fresh = ingest([today.paths[i] for i in reuse.new], tmp / "_new")
@@ -186,6 +189,8 @@ def _link(src: Path, dst: Path) -> None:
     """``dst`` a hard link to ``src``, else (another filesystem, no links) a copy."""
     try:
         os.link(src, dst)
+    except FileNotFoundError:
+        raise _CannotReuse(f"{src} was deleted meanwhile") from None
     except OSError:
         shutil.copyfile(src, dst)
 
