@@ -313,3 +313,14 @@ def series_like(frame: Any, data: Any, name: str | None = None) -> Any:
     if lib.__name__ == "cudf":  # cudf turns NaN into null by default; pandas keeps NaN
         return lib.Series(data, index=frame.index, name=name, nan_as_null=False)
     return lib.Series(data, index=frame.index, name=name)
+
+
+def read_parquet_files(like: Any, paths: list[str], columns: list[str]) -> Any:
+    """The rows of the parquet ``paths`` (``columns`` of each), in order, as one frame of ``like``'s library: cudf
+    reads the list in one call, pandas through one pyarrow read of them all (its types those of the first file)."""
+    lib = frame_library(like)
+    if lib.__name__ == "cudf":
+        return lib.read_parquet(list(paths), columns=list(columns))
+    import pyarrow.parquet as pq
+
+    return pq.read_table(list(paths), columns=list(columns)).to_pandas()

@@ -411,7 +411,8 @@ def read_events(
 ) -> Any:
     """Lazy dask frame of the canonical events (cudf partitions when the backend is GPU): a partition
     per file (``blocksize=None``: neither dask's nor dask_cudf's own splitting or merging), sized by
-    :func:`sized_partitions`. Each file's footer is read at most once (:func:`.footers.read_footer`).
+    :func:`sized_partitions`; where that only merges small files, a merged partition is read by one task
+    (:mod:`.grouped_read`). Each file's footer is read at most once (:func:`.footers.read_footer`).
 
     ``later_than``: only rows whose time is above it are wanted (a split's validation side): a file whose footer
     statistics show none is not read but stands as an empty partition of the frame's dtypes, so the partitions are
@@ -420,6 +421,7 @@ def read_events(
     import dask.dataframe as dd
 
     from .footers import holds_later, read_footer  # it imports this module
+    from .grouped_read import file_groups, grouped_frame  # it imports this module
     from .store import parquet_files
 
     files = parquet_files(data_dir) if footers is None else [f.path for f in footers]
@@ -441,8 +443,12 @@ def read_events(
         if missing:
             raise DataError(f"{files[0]}: missing column(s) {missing} of its layout.json")
     rows = [f.num_rows for f in footers] if sizing else None
-    if later_than is not None:
-        frame = empty_partitions(frame, [not holds_later(f, layout.time, later_than) for f in footers])
+    skip = [not holds_later(f, layout.time, later_than) for f in footers] if later_than is not None else None
+    groups = file_groups(rows, partition_rows, min_partition_rows, min_partitions) if sizing else None
+    if groups and (grouped := grouped_frame(frame, footers, groups, skip)) is not None:  # a task per merged partition
+        return grouped
+    if skip is not None:
+        frame = empty_partitions(frame, skip)
     return sized_partitions(frame, files, partition_rows, min_partition_rows, min_partitions, rows=rows)
 
 
@@ -558,14 +564,11 @@ def _split_large(frame: Any, rows: list[int], pieces: list[int], max_rows: int |
 def _merge_small(frame: Any, rows: list[int], max_rows: int | None, min_rows: int | None, min_partitions: int) -> Any:
     """``frame`` (files of ``rows`` rows, none over ``max_rows``) with consecutive partitions merged into
     about ``min_rows`` rows (at most ``max_rows``), keeping at least ``min_partitions``."""
-    import math
+    from .grouped_read import merged_count  # it imports this module
 
     if min_rows is None:
         return frame
-    target = min(min_rows, max_rows or min_rows)
-    merged = max(math.ceil(sum(rows) / target), min_partitions)
-    if max_rows is not None:  # more partitions where merging so few would put more than max_rows in one
-        merged = next((n for n in range(merged, frame.npartitions) if max(_merged_rows(rows, n)) <= max_rows), frame.npartitions)
+    merged = merged_count(rows, max_rows, min_rows, min_partitions)
     return frame.repartition(npartitions=merged) if merged < frame.npartitions else frame
 
 

@@ -1,0 +1,71 @@
+"""Consecutive small parquet files read a group per task.
+
+:func:`.data.sized_partitions` merges consecutive files smaller than ``data.min_partition_rows`` into partitions of
+about that many rows; read a file per task first, thousands of small files (hourly dumps, Spark's part files) cost
+a task each in every graph that reads the events, and a merge on top. Where the merge is all the sizing does, each
+merged partition is read here by one task, its files in one read (:func:`.backend.read_parquet_files`): the same
+partitions, the same rows in the same order, of the same dtypes.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any, Sequence
+
+from .backend import read_parquet_files
+from .data import DataError
+
+
+def merged_count(rows: Sequence[int], max_rows: int | None, min_rows: int, min_partitions: int) -> int:
+    """The partitions :func:`.data.sized_partitions` merges files of ``rows`` rows (none over ``max_rows``) into:
+    about ``min_rows`` rows each (at most ``max_rows``), at least ``min_partitions``; ``len(rows)`` or more: no merge."""
+    from .data import _merged_rows
+
+    target = min(min_rows, max_rows or min_rows)
+    merged = max(math.ceil(sum(rows) / target), min_partitions)
+    if max_rows is not None:  # more partitions where merging so few would put more than max_rows in one
+        merged = next((n for n in range(merged, len(rows)) if max(_merged_rows(rows, n)) <= max_rows), len(rows))
+    return merged
+
+
+def file_groups(rows: Sequence[int], max_rows: int | None, min_rows: int | None, min_partitions: int) -> list[range] | None:
+    """The files of each partition where :func:`.data.sized_partitions` only merges consecutive files (dask's
+    ``repartition(npartitions=n)``: file ``int(i * len(rows) / n)`` starts partition ``i``); None where it merges
+    none (``min_rows`` None, files as large) or splits a file (over ``max_rows``, or fewer than ``min_partitions``),
+    and for a bound under 1 (:func:`.data.sized_partitions` refuses it)."""
+    if min_rows is None or min_rows < 1 or (max_rows is not None and (max_rows < 1 or max(rows) > max_rows)):
+        return None
+    merged = merged_count(rows, max_rows, min_rows, min_partitions)
+    if merged >= len(rows):
+        return None
+    cuts = [int(i * (len(rows) / merged)) for i in range(merged)] + [len(rows)]
+    return [range(a, b) for a, b in zip(cuts, cuts[1:])]
+
+
+def grouped_frame(frame: Any, footers: Sequence[Any], groups: list[range], skip: Sequence[bool] | None) -> Any | None:
+    """``frame`` (read a partition per file of ``footers``) as a partition per group of ``groups``, each read by one
+    task, the files flagged in ``skip`` left out (a group of them only: an empty partition of ``frame``'s meta);
+    None where ``frame`` holds a column the first file lacks (a ``key=value`` directory's: dask's per-file read
+    types it). A :class:`.data.DataError` names a file lacking a column of the first."""
+    import dask.dataframe as dd
+
+    meta = frame._meta
+    columns = list(meta.columns)
+    if any(c not in footers[0].names for c in columns):
+        return None
+    for footer in footers:
+        if missing := [c for c in columns if c not in footer.names]:
+            raise DataError(f"{footer.path}: missing column(s) {missing}, which {footers[0].path} has")
+    parts = [[str(footers[i].path) for i in group if not (skip and skip[i])] for group in groups]
+    return dd.from_map(partial(read_group, meta=meta), parts, meta=meta, enforce_metadata=False)
+
+
+def read_group(paths: list[str], meta: Any) -> Any:
+    """The rows of ``paths`` in order as one frame of ``meta``'s library, columns and dtypes (none: a copy of
+    ``meta``); a categorical column as read (dask's meta may not know its categories)."""
+    if not paths:
+        return meta.copy()
+    frame = read_parquet_files(meta, paths, list(meta.columns))
+    cast = {c: t for c, t in meta.dtypes.items() if frame[c].dtype != t and str(t) != "category"}
+    return frame.astype(cast) if cast else frame

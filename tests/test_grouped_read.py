@@ -1,0 +1,97 @@
+"""Small parquet files read a merged partition per task (:mod:`rapids_engage.grouped_read`): the frame the per-file
+read and its merge gave (partitions, rows, order, dtypes), without a task per file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rapids_engage import data as data_module
+from rapids_engage.data import DataError, input_footers, read_events
+from rapids_engage.layout import Layout, Target
+
+LAYOUT = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),))
+
+
+def _part(i: int, n: int = 10) -> pd.DataFrame:
+    start = i * n
+    return pd.DataFrame({
+        "row_id": np.arange(start, start + n, dtype=np.int64), "t": np.arange(start, start + n, dtype=np.int64),
+        "click": np.resize(np.array([0, 1], dtype=np.int8), n), "score": np.linspace(0, 1, n),
+        "user": pd.array([None if k % 3 == 0 else start + k for k in range(n)], dtype="Int64"),
+        "lang": pd.array([None if k % 4 == 0 else f"l{(start + k) % 5}" for k in range(n)], dtype="string"),
+        "flag": np.resize(np.array([True, False]), n), "kind": pd.Categorical([f"k{(start + k) % 3}" for k in range(n)]),
+    })
+
+
+def _write(folder, parts) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, part in enumerate(parts):
+        part.to_parquet(folder / f"part-{i:03d}.parquet", index=False)
+
+
+def _per_file(monkeypatch):
+    """read_events as before grouped reads: a task per file, then merged."""
+    monkeypatch.setattr("rapids_engage.grouped_read.file_groups", lambda *a: None)
+
+
+def _partitions(frame) -> list[pd.DataFrame]:
+    return [p.reset_index(drop=True) for p in frame.to_delayed() for p in [p.compute(scheduler="sync")]]
+
+
+@pytest.mark.parametrize("kwargs", [dict(min_partition_rows=55), dict(min_partition_rows=40, partition_rows=45, min_partitions=3),
+                                    dict(min_partition_rows=55, later_than=200), dict(min_partition_rows=25, later_than=310)])
+def test_many_small_files_give_the_per_file_read_s_frame_in_a_task_per_partition(tmp_path, monkeypatch, kwargs):
+    _write(tmp_path, [_part(i) for i in range(40)])
+    footers = input_footers(tmp_path)
+    grouped = read_events(tmp_path, LAYOUT, footers=footers, **kwargs)
+    assert len(grouped.__dask_graph__()) <= 2 * grouped.npartitions  # was a read task per file, and the merges
+    got = _partitions(grouped)
+    _per_file(monkeypatch)
+    before = read_events(tmp_path, LAYOUT, footers=footers, **kwargs)
+    want = _partitions(before)
+    assert grouped.npartitions == before.npartitions and [len(p) for p in got] == [len(p) for p in want]
+    pd.testing.assert_series_equal(grouped._meta.dtypes, before._meta.dtypes)
+    for g, w in zip(got, want):
+        pd.testing.assert_frame_equal(g, w)
+    if "later_than" in kwargs:  # files without later rows stand as empty partitions, as before
+        assert 0 in [len(p) for p in got]
+
+
+def test_a_file_lacking_a_column_is_named(tmp_path):
+    """Was a KeyError traceback once computed ("['lang'] not in index")."""
+    _write(tmp_path, [_part(i).drop(columns=["lang"]) if i == 7 else _part(i) for i in range(12)])
+    with pytest.raises(DataError, match=r"part-007\.parquet: missing column\(s\) \['lang'\], which .*part-000\.parquet has"):
+        read_events(tmp_path, LAYOUT, min_partition_rows=55)
+
+
+def test_key_value_directories_are_read_per_file_as_before(tmp_path, monkeypatch):
+    """A ``day=`` directory's column (dask's categorical of every day) stays dask's; files in and out of such
+    directories are still refused."""
+    for d in range(3):
+        _write(tmp_path / "data" / f"day=2021-02-0{d + 1}", [_part(d * 4 + i) for i in range(4)])
+    got = read_events(tmp_path / "data", LAYOUT, min_partition_rows=30)
+    assert str(got._meta.dtypes["day"]) == "category" and got.npartitions == 4
+    _per_file(monkeypatch)
+    pd.testing.assert_frame_equal(got.compute(), read_events(tmp_path / "data", LAYOUT, min_partition_rows=30).compute())
+    _part(99).to_parquet(tmp_path / "data" / "late.parquet", index=False)
+    with pytest.raises(DataError, match="parquet files of two layouts"):
+        read_events(tmp_path / "data", LAYOUT, min_partition_rows=30)
+
+
+def test_groups_are_dask_s_merge_of_consecutive_files():
+    from rapids_engage.grouped_read import file_groups
+
+    assert file_groups([10] * 8, None, 30, 1) == [range(0, 2), range(2, 5), range(5, 8)]  # ceil(80 / 30) partitions
+    assert file_groups([10] * 8, None, None, 1) is None  # no merge: a partition per file
+    assert file_groups([10, 50, 10], 40, 30, 1) is None  # a file split: read per file
+    assert file_groups([10] * 3, None, 30, 4) is None  # fewer files than partitions wanted
+
+
+def test_merged_rows_agree_with_the_groups():
+    from rapids_engage.grouped_read import file_groups
+
+    rows = [3, 9, 1, 7, 7, 2, 8, 5]
+    groups = file_groups(rows, None, 12, 1)
+    assert [sum(rows[i] for i in g) for g in groups] == data_module._merged_rows(rows, len(groups))
