@@ -190,3 +190,30 @@ def test_an_earlier_entry_missing_a_part_is_not_built_on(tmp_path):
     now = table_dataset(table_cfg(raw, tmp_path / "cache"))
     assert f"full ingest: {earlier} holds 1 of the 2 parts it wrote" in now.description
     assert json.loads((entry(now) / "ingest.json").read_text())["output_rows"] == 12
+
+
+@pytest.mark.parametrize("when, why", [("_link", "was deleted meanwhile"),
+                                       ("merge_quarantines", "holds 0 of the 2 quarantined rows it wrote")])
+def test_an_earlier_entry_deleted_during_the_build_is_a_full_ingest(tmp_path, monkeypatch, when, why):
+    """`rm -r` of the earlier folder while a run builds on it (after its parts were linked, before its quarantine was
+    read) published the entry with the earlier files' quarantined rows missing though counted in ingest.json; while
+    linking, it was taken for 'not a day folder of an ingest'. A full ingest now, saying so."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    day_file(raw, "d1.csv", 0)
+    day_file(raw, "d2.csv", 1)
+    earlier = entry(table_dataset(table_cfg(raw, tmp_path / "cache")))
+    day_file(raw, "d3.csv", 2)
+    real = getattr(incremental_mod, when)
+
+    def deleting(*args):  # after linking the first part; before reading the quarantine
+        done = real(*args) if when == "_link" else None
+        shutil.rmtree(earlier, ignore_errors=True)
+        return done if when == "_link" else real(*args)
+
+    monkeypatch.setattr(incremental_mod, when, deleting)
+    now = table_dataset(table_cfg(raw, tmp_path / "cache"))
+    assert f"full ingest: {earlier}" in now.description and why in now.description
+    summary = json.loads((entry(now) / "ingest.json").read_text())
+    assert summary["quarantined_rows"] == 3 == pq.read_metadata(entry(now) / "quarantine.parquet").num_rows
+    assert (entry(now) / "layout.json").is_file()

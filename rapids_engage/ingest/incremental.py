@@ -12,8 +12,8 @@ of a new file that sorts between earlier ones come after a merged run of theirs.
 Each entry lists its inputs in ``inputs.json`` (:class:`Inputs`); an entry without it (written before) is not
 built on. A full ingest as before, the reason in the data line, where an earlier entry of the family exists but:
 the source is an event log (labels look at later events, in other files), two inputs share a name, a file of it
-changed or is gone, its files are in another order now, or its output is not what its ingest wrote (a part
-deleted since, a file not an ingest's).
+changed or is gone, its files are in another order now, or its output is not what its ingest wrote (a part or
+quarantined rows deleted since or during the build, a file not an ingest's).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -164,25 +165,42 @@ def incremental(root: Path, today: Inputs, reuse: Reuse, ingest: Ingest) -> Inge
         raise _CannotReuse(f"{reuse.earlier} is an event log's")
     old_at = dict(zip(reuse.inputs.paths, reuse.positions))
     with staged_dir(root) as tmp:
-        parts = link_parts(reuse.earlier / "data", tmp / "data", dict(enumerate(reuse.positions)), _link)
+        with _deleted_meanwhile(reuse.earlier):
+            parts = link_parts(reuse.earlier / "data", tmp / "data", dict(enumerate(reuse.positions)), _link)
         if parts != earlier.get("output_files"):  # a part deleted since: its rows would be lost without a word
             raise _CannotReuse(f"{reuse.earlier} holds {parts} of the {earlier.get('output_files')} parts it wrote")
         fresh, new_at = None, {today.paths[i]: i for i in reuse.new}
         if reuse.new:
             fresh = ingest([today.paths[i] for i in reuse.new], tmp / "_new")
             parts += link_parts(tmp / "_new" / "data", tmp / "data", dict(enumerate(reuse.new)), os.replace)
-        if (reuse.earlier / LAYOUT_FILE).is_file():
-            shutil.copyfile(reuse.earlier / LAYOUT_FILE, tmp / LAYOUT_FILE)
-        first = merge_quarantines([(reuse.earlier / QUARANTINE_FILE, old_at), (tmp / "_new" / QUARANTINE_FILE, new_at)],
-                                  today.paths, tmp / QUARANTINE_FILE)
+        layout = next((d / LAYOUT_FILE for d in (tmp / "_new", reuse.earlier) if (d / LAYOUT_FILE).is_file()), None)
+        if layout is not None:  # the new files' ingest wrote the spec's (the earlier one may be deleted meanwhile)
+            shutil.copyfile(layout, tmp / LAYOUT_FILE)
+        with _deleted_meanwhile(reuse.earlier):
+            first = merge_quarantines([(reuse.earlier / QUARANTINE_FILE, old_at), (tmp / "_new" / QUARANTINE_FILE, new_at)],
+                                      today.paths, tmp / QUARANTINE_FILE)
         shutil.rmtree(tmp / "_new", ignore_errors=True)
         result = combined([(earlier, old_at), (asdict(fresh) if fresh else None, new_at)], today.paths, root, first)
+        kept = pq.read_metadata(tmp / QUARANTINE_FILE).num_rows if (tmp / QUARANTINE_FILE).is_file() else 0
+        if kept != result.quarantined_rows:  # the earlier quarantine deleted: its rows would be lost without a word
+            raise _CannotReuse(f"{reuse.earlier} holds {kept - (fresh.quarantined_rows if fresh else 0)} of the "
+                               f"{earlier['quarantined_rows']} quarantined rows it wrote")
         result.output_files, result.elapsed_s = parts, round(time.perf_counter() - start, 3)
         result.workers = fresh.workers if fresh else 1
         today.save(tmp)
         _write_json(tmp / RESULT_FILE, {k: v for k, v in asdict(result).items() if k != "workers"})
         _publish(tmp, root)
     return result
+
+
+@contextmanager
+def _deleted_meanwhile(entry: Path) -> Iterator[None]:
+    """A file not found while reading ``entry`` (deleted meanwhile: ``rm -r`` of an old cache folder, or a run
+    ingesting it again) as a :class:`_CannotReuse` saying so: a full ingest, not a crash nor rows left out."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise _CannotReuse(f"{entry} was deleted meanwhile ({exc})") from None
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -200,6 +218,8 @@ def link_parts(src: Path, dst: Path, position: dict[int, int], place: Callable[[
     input file's position there to ``position[it]``; the parts placed."""
     placed = 0
     for day in sorted(src.iterdir()) if src.is_dir() else []:
+        if not day.exists():
+            raise FileNotFoundError(f"{day} is gone")
         if not (day.is_dir() and day.name.startswith("day=")):
             raise _CannotReuse(f"{day} is not a day folder of an ingest")
         (dst / day.name).mkdir(parents=True, exist_ok=True)
