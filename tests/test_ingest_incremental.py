@@ -217,3 +217,23 @@ def test_an_earlier_entry_deleted_during_the_build_is_a_full_ingest(tmp_path, mo
     summary = json.loads((entry(now) / "ingest.json").read_text())
     assert summary["quarantined_rows"] == 3 == pq.read_metadata(entry(now) / "quarantine.parquet").num_rows
     assert (entry(now) / "layout.json").is_file()
+
+
+def test_a_day_growing_by_a_file_per_run_keeps_a_full_ingests_parts(tmp_path):
+    """Old and new parts were never merged: hourly files, one more per run, left a day with a part per file for
+    ever (what compact.py ended: a file, a task and a footer read per part per pass). The days the new files write
+    into are merged again, as a full ingest's, into new files: the earlier entries' stay as they were."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    earlier = []
+    for hour in range(4):
+        day_file(raw, f"h{hour:02d}.csv", 0, bad=False)
+        earlier.append(entry(now := table_dataset(table_cfg(raw, tmp_path / "cache"))))
+    before = {p: p.read_bytes() for p in earlier[-2].rglob("*.parquet")}
+    assert "1 new file(s) ingested, 3 reused" in now.description
+    full = entry(table_dataset(table_cfg(raw, tmp_path / "fresh")))
+    assert_same_entry(entry(now), full, "row_id")
+    count = {e: {d.name: len(list(d.glob("*.parquet"))) for d in (e / "data").iterdir()} for e in (entry(now), full)}
+    assert count[entry(now)] == count[full] == {"day=2020-09-13": 1, "day=2020-09-14": 1}
+    assert json.loads((entry(now) / "ingest.json").read_text())["output_files"] == 2
+    assert {p: p.read_bytes() for p in earlier[-2].rglob("*.parquet")} == before

@@ -4,10 +4,10 @@ Each input file's parts and quarantined rows are a function of that file alone (
 and quarantine; ids are hashed, not assigned; a table's default row ids name the file by its name while the names
 are unique), so where an earlier complete entry of the same ingest rules and options (its ``family``) ingested some
 of today's files (name and content digest), today's entry is that entry's parts, hard-linked (else copied) and
-renamed to today's file positions, plus an ingest of the other files alone (its own small parts merged,
-:mod:`.compact`), the quarantine and the summary combined in input order. The same rows per day, dtypes, counts
-and quarantine rows as a full ingest, in other files: old and new parts are not merged together, and a day's rows
-of a new file that sorts between earlier ones come after a merged run of theirs.
+renamed to today's file positions, plus an ingest of the other files alone, the small parts of each day it wrote
+into merged, earlier and new (:mod:`.compact`), the quarantine and the summary combined in input order. The same
+rows per day, dtypes, counts and quarantine rows as a full ingest, in other files: a day's rows of a new file that
+sorts between earlier ones come after a merged run of theirs.
 
 Each entry lists its inputs in ``inputs.json`` (:class:`Inputs`); an entry without it (written before) is not
 built on. A full ingest as before, the reason in the data line, where an earlier entry of the family exists but:
@@ -37,6 +37,8 @@ import pyarrow.parquet as pq
 from ..atomic import DamagedFile, read_json, staged_dir, write_text
 from ..digests import CACHE_FILE, content_digests
 from ..layout import LAYOUT_FILE
+from ..store import parquet_files
+from .compact import compact_day
 from .quarantine import SCHEMA, Quarantine
 from .recsys import QUARANTINE_FILE, RESULT_FILE, IngestResult, _publish, _write_json
 
@@ -173,6 +175,7 @@ def incremental(root: Path, today: Inputs, reuse: Reuse, ingest: Ingest) -> Inge
         if reuse.new:
             fresh = ingest([today.paths[i] for i in reuse.new], tmp / "_new")
             parts += link_parts(tmp / "_new" / "data", tmp / "data", dict(enumerate(reuse.new)), os.replace)
+            parts -= merge_small_parts(tmp / "data", [d.name for d in (tmp / "_new" / "data").glob("day=*")])
         layout = next((d / LAYOUT_FILE for d in (tmp / "_new", reuse.earlier) if (d / LAYOUT_FILE).is_file()), None)
         if layout is not None:  # the new files' ingest wrote the spec's (the earlier one may be deleted meanwhile)
             shutil.copyfile(layout, tmp / LAYOUT_FILE)
@@ -232,6 +235,13 @@ def link_parts(src: Path, dst: Path, position: dict[int, int], place: Callable[[
             place(part, dst / day.name / f"part-{position[int(match[1])]:05d}-{match[2]}.parquet")
             placed += 1
     return placed
+
+
+def merge_small_parts(data: Path, days: list[str]) -> int:
+    """Merge the runs of small parts of the ``days`` (the new files wrote into) under ``data``, earlier parts and new
+    (:func:`.compact.compact_day`: each merged file written anew and renamed in, so a linked part's earlier entry
+    keeps its own); the parts fewer. Without it, each day's parts grew by a file per run adding files to it."""
+    return sum(len(parquet_files(data / d)) - compact_day(data / d) for d in days)
 
 
 def _segments(path: Path, position: dict[str, int], paths: tuple[str, ...]) -> Iterator[tuple[int, pa.Table]]:
@@ -297,4 +307,4 @@ def combined(summaries: list[tuple[dict | None, dict[str, int]]], paths: tuple[s
 
 
 __all__ = ["Inputs", "Reuse", "build_entry", "combined", "earlier_entries", "incremental", "link_parts",
-           "merge_quarantines", "plan"]
+           "merge_quarantines", "merge_small_parts", "plan"]
