@@ -180,8 +180,8 @@ def incremental(root: Path, today: Inputs, reuse: Reuse, ingest: Ingest) -> Inge
         if layout is not None:  # the new files' ingest wrote the spec's (the earlier one may be deleted meanwhile)
             shutil.copyfile(layout, tmp / LAYOUT_FILE)
         with _deleted_meanwhile(reuse.earlier):
-            first = merge_quarantines([(reuse.earlier / QUARANTINE_FILE, old_at), (tmp / "_new" / QUARANTINE_FILE, new_at)],
-                                      today.paths, tmp / QUARANTINE_FILE)
+            sources = [(reuse.earlier / QUARANTINE_FILE, old_at), (tmp / "_new" / QUARANTINE_FILE, new_at)]
+            first = merge_quarantines(sources, today.paths, tmp / QUARANTINE_FILE)
         shutil.rmtree(tmp / "_new", ignore_errors=True)
         result = combined([(earlier, old_at), (asdict(fresh) if fresh else None, new_at)], today.paths, root, first)
         kept = pq.read_metadata(tmp / QUARANTINE_FILE).num_rows if (tmp / QUARANTINE_FILE).is_file() else 0
