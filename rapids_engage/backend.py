@@ -315,12 +315,16 @@ def series_like(frame: Any, data: Any, name: str | None = None) -> Any:
     return lib.Series(data, index=frame.index, name=name)
 
 
-def read_parquet_files(like: Any, paths: list[str], columns: list[str]) -> Any:
+def read_parquet_files(like: Any, paths: list[str], columns: list[str], schema: Any = None) -> Any:
     """The rows of the parquet ``paths`` (``columns`` of each), in order, as one frame of ``like``'s library: cudf
-    reads the list in one call, pandas through one pyarrow read of them all (its types those of the first file)."""
+    reads the list in one call (files of one schema), pandas through one pyarrow read of them all, into ``schema``'s
+    types (an arrow schema; None: the first file's), integer and bool columns as pandas' nullable types."""
     lib = frame_library(like)
     if lib.__name__ == "cudf":
         return lib.read_parquet(list(paths), columns=list(columns))
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return pq.read_table(list(paths), columns=list(columns)).to_pandas()
+    nullable = {pa.bool_(): lib.BooleanDtype(), **{getattr(pa, t)(): lib.api.types.pandas_dtype(t.capitalize().replace("Ui", "UI"))
+                                                  for t in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")}}
+    return pq.read_table(list(paths), columns=list(columns), schema=schema).to_pandas(types_mapper=nullable.get)

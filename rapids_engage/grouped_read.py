@@ -13,7 +13,7 @@ import math
 from functools import partial
 from typing import Any, Sequence
 
-from .backend import read_parquet_files
+from .backend import frame_library, read_parquet_files
 from .data import DataError
 
 
@@ -47,8 +47,11 @@ def grouped_frame(frame: Any, footers: Sequence[Any], groups: list[range], skip:
     """``frame`` (read a partition per file of ``footers``) as a partition per group of ``groups``, each read by one
     task, the files flagged in ``skip`` left out (a group of them only: an empty partition of ``frame``'s meta);
     None where ``frame`` holds a column the first file lacks (a ``key=value`` directory's: dask's per-file read
-    types it). A :class:`.data.DataError` names a file lacking a column of the first."""
+    types it). A :class:`.data.DataError` names a file lacking a column of the first, or holding one in a type
+    that does not widen to the first's (:func:`.file_types.check_types`)."""
     import dask.dataframe as dd
+
+    from .file_types import check_types
 
     meta = frame._meta
     columns = list(meta.columns)
@@ -57,15 +60,35 @@ def grouped_frame(frame: Any, footers: Sequence[Any], groups: list[range], skip:
     for footer in footers:
         if missing := [c for c in columns if c not in footer.names]:
             raise DataError(f"{footer.path}: missing column(s) {missing}, which {footers[0].path} has")
+    schema = None if check_types(footers, columns) else footers[0].metadata.schema.to_arrow_schema()
     parts = [[str(footers[i].path) for i in group if not (skip and skip[i])] for group in groups]
-    return dd.from_map(partial(read_group, meta=meta), parts, meta=meta, enforce_metadata=False)
+    return dd.from_map(partial(read_group, meta=meta, schema=schema), parts, meta=meta, enforce_metadata=False)
 
 
-def read_group(paths: list[str], meta: Any) -> Any:
+def read_group(paths: list[str], meta: Any, schema: Any = None) -> Any:
     """The rows of ``paths`` in order as one frame of ``meta``'s library, columns and dtypes (none: a copy of
-    ``meta``); a categorical column as read (dask's meta may not know its categories)."""
+    ``meta``); a categorical column as read (dask's meta may not know its categories), an integer or bool column
+    holding nulls as pandas' nullable type. ``schema``: the first input file's arrow schema where some file's
+    types or nullability differ from it (widening only): cudf then reads the files one by one (its reader refuses
+    a list of files of other schemas), pyarrow into ``schema``'s types."""
     if not paths:
         return meta.copy()
-    frame = read_parquet_files(meta, paths, list(meta.columns))
-    cast = {c: t for c, t in meta.dtypes.items() if frame[c].dtype != t and str(t) != "category"}
+    columns = list(meta.columns)
+    if schema is not None and frame_library(meta).__name__ == "cudf":
+        frames = [as_meta(read_parquet_files(meta, [p], columns), meta) for p in paths]
+        return frame_library(meta).concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return as_meta(read_parquet_files(meta, paths, columns, schema), meta)
+
+
+def as_meta(frame: Any, meta: Any) -> Any:
+    """``frame`` in ``meta``'s dtypes, but for a categorical column and a nullable integer or bool column (pandas
+    ``Int64``, ``boolean``) holding nulls, which ``meta``'s numpy type cannot."""
+    cast = {}
+    for column, want in meta.dtypes.items():
+        got = frame[column].dtype
+        if got == want or str(want) == "category":
+            continue
+        if str(got).lower() in (str(want), "boolean" if str(want) == "bool" else "") and bool(frame[column].isna().any()):
+            continue
+        cast[column] = want
     return frame.astype(cast) if cast else frame

@@ -95,3 +95,51 @@ def test_merged_rows_agree_with_the_groups():
     rows = [3, 9, 1, 7, 7, 2, 8, 5]
     groups = file_groups(rows, None, 12, 1)
     assert [sum(rows[i] for i in g) for g in groups] == data_module._merged_rows(rows, len(groups))
+
+
+def _with_file_7(folder, **columns) -> None:
+    """12 files of :func:`_part`, file 7's ``columns`` replaced (each a function of its frame)."""
+    parts = [_part(i) for i in range(12)]
+    parts[7] = parts[7].assign(**{c: f(parts[7]) for c, f in columns.items()})
+    _write(folder, parts)
+
+
+@pytest.mark.parametrize("column, value, got", [
+    ("t", lambda p: p["t"] + 0.5, "double"),  # was truncated to 70, 71, ... (or an ArrowInvalid once computed)
+    ("t", lambda p: p["t"].astype(str), "large_string"),  # was parsed into numbers
+    ("t", lambda p: pd.to_datetime(p["t"], unit="s"), r"timestamp\[.*\]"),  # was its microseconds
+    ("row_id", lambda p: p["row_id"].astype(np.uint64) + np.uint64(2**63), "uint64"),  # was an ArrowInvalid
+])
+def test_a_file_whose_column_type_would_change_its_values_is_named(tmp_path, column, value, got):
+    _with_file_7(tmp_path, **{column: value})
+    with pytest.raises(DataError, match=rf"part-007\.parquet: column '{column}' is {got}, but .*part-000\.parquet has it as "
+                                        r"int64: a cast would change or lose its values"):
+        read_events(tmp_path, LAYOUT, min_partition_rows=55)
+
+
+def test_types_that_widen_to_the_first_file_s_are_read_exactly(tmp_path):
+    """int32 into int64, float32 into float64, an all-null column and an integer / bool column with nulls (this
+    file's pandas nullable types; a null-typed column was an IntCastingNaNError once computed, as were nulls in a
+    numpy int64 column of the first file)."""
+    _with_file_7(tmp_path, row_id=lambda p: p["row_id"].astype(np.int32), score=lambda p: p["score"].astype(np.float32),
+                 lang=lambda p: pd.Series([None] * len(p), dtype=object), flag=lambda p: pd.array([None] + [True] * 9, dtype="boolean"),
+                 click=lambda p: pd.array([None] + [1] * 9, dtype="Int8"))
+    got = read_events(tmp_path, LAYOUT, min_partition_rows=55).compute().reset_index(drop=True)
+    want = pd.concat([pd.read_parquet(f) for f in sorted(tmp_path.glob("*.parquet"))], ignore_index=True)
+    assert got["row_id"].dtype == np.int64 and got["row_id"].tolist() == list(range(120))
+    np.testing.assert_array_equal(got["score"].to_numpy(), want["score"].to_numpy())
+    assert got["lang"][70:80].isna().all() and got["lang"].drop(range(70, 80)).equals(want["lang"].drop(range(70, 80)).astype(got["lang"].dtype))
+    for column in ("flag", "click"):
+        assert got[column].isna().tolist() == [i == 70 for i in range(120)]
+        assert got[column].dropna().astype(int).tolist() == want[column].dropna().astype(int).tolist()
+
+
+def test_only_files_of_the_first_s_schema_are_read_as_one_list(tmp_path):
+    """cudf's reader refuses a list of files of other schemas: those groups are read a file at a time."""
+    from rapids_engage.file_types import check_types
+
+    _write(tmp_path / "same", [_part(i) for i in range(3)])
+    _with_file_7(tmp_path / "wider", row_id=lambda p: p["row_id"].astype(np.int32))
+    columns = list(_part(0).columns)
+    assert check_types(input_footers(tmp_path / "same"), columns) is True
+    assert check_types(input_footers(tmp_path / "wider"), columns) is False

@@ -1,0 +1,61 @@
+"""Column types of consecutive parquet files read as one partition (:mod:`.grouped_read`).
+
+A merged partition's files are read into the first input file's column types. A file whose type widens to it
+(int32 into int64, float32 into float64, a column all null) is read into it exactly; any other (fractions into an
+integer, text into a number, times into integers) is refused, naming the file, the column and both types: a cast
+would change or lose values without a word.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .data import DataError
+
+
+def widens(got: Any, want: Any) -> bool:
+    """Whether every value of arrow type ``got`` is held exactly by arrow type ``want``."""
+    import pyarrow.types as t
+
+    if got.equals(want) or t.is_null(got):
+        return True
+    if t.is_dictionary(got) or t.is_dictionary(want):
+        return widens(getattr(got, "value_type", got), getattr(want, "value_type", want))
+    if t.is_integer(got) and t.is_integer(want):
+        if t.is_signed_integer(got):
+            return t.is_signed_integer(want) and got.bit_width <= want.bit_width
+        return got.bit_width < want.bit_width or (t.is_unsigned_integer(want) and got.bit_width == want.bit_width)
+    if t.is_floating(want) and (t.is_floating(got) or t.is_integer(got)):
+        digits = {16: 11, 32: 24, 64: 53}[want.bit_width]  # an integer type whose every value the mantissa holds
+        return got.bit_width <= want.bit_width if t.is_floating(got) else got.bit_width < digits
+    text = (t.is_string, t.is_large_string, getattr(t, "is_string_view", lambda _: False))
+    if any(f(got) for f in text) and any(f(want) for f in text):
+        return True
+    if t.is_timestamp(got) and t.is_timestamp(want):
+        units = ["s", "ms", "us", "ns"]
+        return got.tz == want.tz and units.index(got.unit) <= units.index(want.unit)
+    return t.is_date32(got) and t.is_date64(want)
+
+
+def file_types(footer: Any, columns: Sequence[str]) -> dict[str, Any]:
+    """The arrow field of each of ``columns`` in ``footer``'s file (those it has)."""
+    schema = footer.metadata.schema.to_arrow_schema()
+    return {c: schema.field(c) for c in columns if c in schema.names}
+
+
+def check_types(footers: Sequence[Any], columns: Sequence[str]) -> bool:
+    """A :class:`.data.DataError` naming the first file of ``footers`` holding one of ``columns`` in a type that does
+    not widen to the first file's (:func:`widens`); else whether every file's fields (types and nullability) are
+    the first's (one read of a list of them: cudf's reader refuses files of other schemas)."""
+    first = file_types(footers[0], columns)
+    same = True
+    for footer in footers[1:]:
+        for column, field in file_types(footer, columns).items():
+            want = first[column]
+            if field.equals(want):
+                continue
+            if not widens(field.type, want.type):
+                raise DataError(f"{footer.path}: column {column!r} is {field.type}, but {footers[0].path} has it as "
+                                f"{want.type}: a cast would change or lose its values; write the files with one type")
+            same = False
+    return same
