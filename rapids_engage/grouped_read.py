@@ -1,6 +1,6 @@
 """Consecutive small parquet files read a group per task.
 
-:func:`.data.sized_partitions` merges consecutive files smaller than ``data.min_partition_rows`` into partitions of
+:func:`.partition_sizing.sized_partitions` merges consecutive files smaller than ``data.min_partition_rows`` into partitions of
 about that many rows; read a file per task first, thousands of small files (hourly dumps, Spark's part files) cost
 a task each in every graph that reads the events, and a merge on top. Where the merge is all the sizing does, each
 merged partition is read here by one task, its files in one read (:func:`.backend.read_parquet_files`): the same
@@ -9,31 +9,19 @@ partitions, the same rows in the same order, of the same dtypes.
 
 from __future__ import annotations
 
-import math
 from functools import partial
 from typing import Any, Sequence
 
 from .backend import frame_library, read_parquet_files
 from .data import DataError
-
-
-def merged_count(rows: Sequence[int], max_rows: int | None, min_rows: int, min_partitions: int) -> int:
-    """The partitions :func:`.data.sized_partitions` merges files of ``rows`` rows (none over ``max_rows``) into:
-    about ``min_rows`` rows each (at most ``max_rows``), at least ``min_partitions``; ``len(rows)`` or more: no merge."""
-    from .data import _merged_rows
-
-    target = min(min_rows, max_rows or min_rows)
-    merged = max(math.ceil(sum(rows) / target), min_partitions)
-    if max_rows is not None:  # more partitions where merging so few would put more than max_rows in one
-        merged = next((n for n in range(merged, len(rows)) if max(_merged_rows(rows, n)) <= max_rows), len(rows))
-    return merged
+from .partition_sizing import merged_count
 
 
 def file_groups(rows: Sequence[int], max_rows: int | None, min_rows: int | None, min_partitions: int) -> list[range] | None:
-    """The files of each partition where :func:`.data.sized_partitions` only merges consecutive files (dask's
+    """The files of each partition where :func:`.partition_sizing.sized_partitions` only merges consecutive files (dask's
     ``repartition(npartitions=n)``: file ``int(i * len(rows) / n)`` starts partition ``i``); None where it merges
     none (``min_rows`` None, files as large) or splits a file (over ``max_rows``, or fewer than ``min_partitions``),
-    and for a bound under 1 (:func:`.data.sized_partitions` refuses it)."""
+    and for a bound under 1 (:func:`.partition_sizing.sized_partitions` refuses it)."""
     if min_rows is None or min_rows < 1 or (max_rows is not None and (max_rows < 1 or max(rows) > max_rows)):
         return None
     merged = merged_count(rows, max_rows, min_rows, min_partitions)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rapids_engage import data as data_module
+from rapids_engage import partition_sizing
 from rapids_engage.data import DataError, input_footers, read_events
 from rapids_engage.layout import Layout, Target
 
@@ -94,7 +94,7 @@ def test_merged_rows_agree_with_the_groups():
 
     rows = [3, 9, 1, 7, 7, 2, 8, 5]
     groups = file_groups(rows, None, 12, 1)
-    assert [sum(rows[i] for i in g) for g in groups] == data_module._merged_rows(rows, len(groups))
+    assert [sum(rows[i] for i in g) for g in groups] == partition_sizing._merged_rows(rows, len(groups))
 
 
 def _with_file_7(folder, **columns) -> None:
