@@ -351,8 +351,10 @@ def _read_rows_before(footer: Footer, group: int, column: str, end: int) -> int:
 def read_new_rows(path: Path, files: Sequence[Path | Footer], layout: Layout, min_partition_rows: int | None = None) -> Any:
     """Canonical parquet rows to score (a file or a directory; ``files``: its :func:`input_footers`, or paths); the
     target columns are optional. Consecutive files smaller than ``min_partition_rows`` share a
-    partition (:func:`sized_partitions`)."""
+    partition (:func:`sized_partitions`), read by one task (:mod:`.grouped_read`)."""
     import dask.dataframe as dd
+
+    from .grouped_read import file_groups, grouped_frame
 
     if not files:
         raise DataError(f"no parquet files at {path}: {RAW_INPUT}")
@@ -360,7 +362,11 @@ def read_new_rows(path: Path, files: Sequence[Path | Footer], layout: Layout, mi
     paths = [f.path for f in footers]
     check_partitioning(paths)
     frame = dd.read_parquet([str(p) for p in paths], blocksize=None, columns=_shared_columns(footers, layout))
-    return sized_partitions(frame, paths, None, min_partition_rows, rows=[f.num_rows for f in footers])
+    rows = [f.num_rows for f in footers]
+    groups = file_groups(rows, None, min_partition_rows, 1)
+    if groups and (grouped := grouped_frame(frame, footers, groups, None)) is not None:  # a task per merged partition
+        return grouped
+    return sized_partitions(frame, paths, None, min_partition_rows, rows=rows)
 
 
 def _shared_columns(footers: list[Footer], layout: Layout) -> list[str] | None:
@@ -547,8 +553,8 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
                          f"{utc(extended['end']) if extended['end'] is not None else '(no history features)'}")
                 if events_gap:
                     prog.log(events_gap)
-            rows = read_new_rows(input_path, files, builder.layout, backend.min_partition_rows)
             check_input_files(files, builder)  # each file's types and values, named: dask reads all as the first
+            rows = read_new_rows(input_path, files, builder.layout, backend.min_partition_rows)
             prog.log(f"{len(metas)} model(s) ({', '.join(metas)}), feature-store version {store_info['version']}, "
                      f"{rows.npartitions} input partition(s)")
             start = earliest_time(files, builder.layout.time)

@@ -143,3 +143,19 @@ def test_only_files_of_the_first_s_schema_are_read_as_one_list(tmp_path):
     columns = list(_part(0).columns)
     assert check_types(input_footers(tmp_path / "same"), columns) is True
     assert check_types(input_footers(tmp_path / "wider"), columns) is False
+
+
+def test_predict_input_of_many_small_files_is_read_a_task_per_merged_partition(tmp_path, monkeypatch):
+    """``predict --input``'s reader read a task per file, then merged them."""
+    from rapids_engage.predict import input_footers as predict_footers, read_new_rows
+
+    _write(tmp_path, [_part(i).drop(columns=["click"]) for i in range(40)])
+    footers = predict_footers(tmp_path)
+    grouped = read_new_rows(tmp_path, footers, LAYOUT, min_partition_rows=55)
+    assert len(grouped.__dask_graph__()) <= 2 * grouped.npartitions
+    _per_file(monkeypatch)
+    before = read_new_rows(tmp_path, footers, LAYOUT, min_partition_rows=55)
+    assert grouped.npartitions == before.npartitions < 40
+    pd.testing.assert_series_equal(grouped._meta.dtypes, before._meta.dtypes)
+    for g, w in zip(_partitions(grouped), _partitions(before)):
+        pd.testing.assert_frame_equal(g, w)
