@@ -20,7 +20,7 @@ def widens(got: Any, want: Any) -> bool:
     if got.equals(want) or t.is_null(got):
         return True
     if t.is_dictionary(got) or t.is_dictionary(want):
-        return widens(getattr(got, "value_type", got), getattr(want, "value_type", want))
+        return widens(got.value_type if t.is_dictionary(got) else got, want.value_type if t.is_dictionary(want) else want)
     if t.is_integer(got) and t.is_integer(want):
         if t.is_signed_integer(got):
             return t.is_signed_integer(want) and got.bit_width <= want.bit_width

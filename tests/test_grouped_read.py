@@ -159,3 +159,21 @@ def test_predict_input_of_many_small_files_is_read_a_task_per_merged_partition(t
     pd.testing.assert_series_equal(grouped._meta.dtypes, before._meta.dtypes)
     for g, w in zip(_partitions(grouped), _partitions(before)):
         pd.testing.assert_frame_equal(g, w)
+
+
+def test_widening_types():
+    """Only types whose every value the first file's type holds exactly; a list of strings is not a categorical's
+    strings (a dictionary's and a list's ``value_type`` were compared)."""
+    import pyarrow as pa
+
+    from rapids_engage.file_types import widens
+
+    categorical = pa.dictionary(pa.int8(), pa.string())
+    assert all(widens(got, want) for got, want in [
+        (pa.int32(), pa.int64()), (pa.uint32(), pa.int64()), (pa.int32(), pa.float64()), (pa.float32(), pa.float64()),
+        (pa.null(), pa.int64()), (pa.string(), categorical), (categorical, pa.large_string()),
+        (pa.timestamp("ms"), pa.timestamp("us")), (pa.date32(), pa.date64())])
+    assert not any(widens(got, want) for got, want in [
+        (pa.int64(), pa.int32()), (pa.uint64(), pa.int64()), (pa.int64(), pa.float64()), (pa.float64(), pa.int64()),
+        (pa.string(), pa.int64()), (pa.list_(pa.string()), categorical), (categorical, pa.list_(pa.string())),
+        (pa.timestamp("ns"), pa.timestamp("us")), (pa.timestamp("us", "UTC"), pa.timestamp("us")), (pa.int64(), pa.null())])
