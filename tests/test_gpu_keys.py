@@ -4,7 +4,9 @@ and RAPIDS; run on a GPU machine with ``python -m pytest -m gpu``, ``bench/gpu_s
 Paths that were GPU-unverified (reviewed against cudf 26.10's source only): the key-partitioned feature build
 (``encode_by_key``'s per-key shuffles, ``route_back`` with several routed frames, ``shuffle_joins``) on dask_cudf;
 ``group_ids`` of categorical keys by ``.cat.codes``; ``frames.cast_to_state``'s ``.cat.add_categories`` /
-``Index.difference``; the history state's ``groupby(..., observed=True)`` on categorical keys.
+``Index.difference``; the history state's ``groupby(..., observed=True)`` on categorical keys; ``key_values``' routing of
+categorical keys by their values (dask_cudf hashes a categorical's codes) in the key shuffles, hash joins and
+``split_out`` groupbys.
 """
 
 from __future__ import annotations
@@ -224,3 +226,53 @@ def test_encoders_of_a_categorical_key_on_cudf_as_on_pandas(kind):
         for c in [c for c in want.columns if c.startswith(("hist_", "sess_")) or c == "row"]:
             np.testing.assert_allclose(got[c].to_numpy(dtype=float, na_value=np.nan), want[c].to_numpy(dtype=float, na_value=np.nan),
                                        rtol=0, atol=1e-9, err_msg=f"{kind} {name}: {c}")
+
+
+def differently_coded(frame: pd.DataFrame, n: int, device) -> object:
+    """``frame`` in ``n`` dask partitions of ``device`` frames whose ``user`` is a categorical of the partition's own
+    values, in an order of its own (as a parquet file's dictionary): a key's codes differ between partitions."""
+    import dask.dataframe as dd
+
+    bounds = np.linspace(0, len(frame), n + 1).astype(int)
+    parts = []
+    for i in range(n):
+        part = frame.iloc[bounds[i] : bounds[i + 1]].reset_index(drop=True).astype({"user": object})
+        values = sorted(part["user"].dropna().unique())
+        part["user"] = pd.Categorical(part["user"], categories=values[::-1] if i % 2 else values)
+        parts.append(device(part))
+    return dd.from_map(lambda part: part, parts)
+
+
+@pytest.mark.parametrize("limit", [None, 0])
+def test_categorical_keys_of_differently_coded_partitions_meet_on_dask_cudf(limit):
+    """dask_cudf routes a categorical by its codes (``hash_object_cudf`` -> cudf ``hash_values``): through
+    :mod:`~rapids_engage.features.key_values` the rows of a key meet whatever each partition's categories. History and
+    session features of 4 such cudf partitions, fitted (state gathered / partitioned) and served, and the by-key
+    counts (tables partitioned: shuffle joins, a ``split_out`` groupby for the per-day counts): pandas' in-memory ones."""
+    import cudf
+
+    from rapids_engage.features.by_key import encode_by_key
+    from rapids_engage.features.counts import DAY, CountEncoder
+    from rapids_engage.features.frames import Checkpoints
+    from rapids_engage.features.history import HistoryEncoder, history_features
+    from rapids_engage.features.sessions import SessionEncoder, session_features
+
+    train, _, new = categorical_parts()
+    for make, run in ((lambda: HistoryEncoder("user", ["like", "reply"], (3_600,), time_column=T), history_features),
+                      (lambda: SessionEncoder("user", 1_800, T), session_features)):
+        want = make().fit_transform(train).set_index("row").sort_index()
+        enc = make()
+        got = host_frame(run(differently_coded(train, 4, cudf.from_pandas), enc, limit=limit).compute())
+        served = host_frame(run(differently_coded(new, 3, cudf.from_pandas), enc, fit=False).compute())
+        for what, have, ref in (("fit", got, want), ("served", served, make().fit(train).transform(new).set_index("row"))):
+            have, ref = have.set_index("row").sort_index(), ref.sort_index()
+            for c in [c for c in ref.columns if c.startswith(("hist_", "sess_"))]:
+                np.testing.assert_allclose(have[c].to_numpy(dtype=float, na_value=np.nan), ref[c].to_numpy(dtype=float, na_value=np.nan),
+                                           rtol=0, atol=1e-9, err_msg=f"{what} {c} (limit {limit})")
+    days = train.assign(**{DAY: train[T] // 86_400})
+    cnt = CountEncoder("user", time_column=T)
+    got = host_frame(encode_by_key(differently_coded(days, 4, cudf.from_pandas), [], [cnt], [cnt], Checkpoints(), 0).compute())
+    users = got["user"].astype(object)
+    for name, by in (("cnt_user", users), ("cnt_day_user", users.astype(str) + "|" + got[DAY].astype(str))):
+        want = by.map(by[users.notna()].value_counts()).where(users.notna(), 0)
+        np.testing.assert_array_equal(got[name].to_numpy(dtype=np.int64), want.to_numpy(dtype=np.int64), err_msg=name)

@@ -25,6 +25,7 @@ from ..backend import series_like
 from .counts import DAY, CountEncoder
 from .folds import FOLD
 from .frames import POSITION, Checkpoints, drop_per_partition, is_dask, key_ids, key_tables, meta_with, narrow_frame, route_back
+from .key_values import shuffle_by_key
 from .target_encoding import TargetEncoder
 
 
@@ -114,7 +115,7 @@ def encode_by_key(
     for i, p in enumerate(passes):
         later = {c for q in passes[i:] for c in q.needs()}  # what earlier passes alone read is not shuffled again
         narrow = drop_per_partition(narrow, [c for c in needs if c in narrow.columns and c not in later])
-        shuffled = checkpoint(narrow.shuffle(on=p.columns))  # read for the tables, then the values
+        shuffled = checkpoint(shuffle_by_key(narrow, p.columns))  # read for the tables, then the values
         graphs = []
         if p.target_encoder:
             graphs.append(shuffled.map_partitions(p.te_table, meta=p.te_table(shuffled._meta)))

@@ -17,13 +17,14 @@ from ..backend import array_module, bincount, series_like
 from ..schema import EVENT_TIME
 from .estimator_conventions import EstimatorParams, Param, column_names, check_columns, check_fitted, check_key_dtypes, check_time_column, load_state, save_state
 from .frames import Join, apply_joins, as_dask, computed_like, free_name, key_ids, key_name, keys_of_ids, without
+from .key_values import with_key_values
 
 DAY = "_day"
 
 
 def count_graph(frame: Any, key: list[str], name: str, split_out: int = 1) -> Any:
     """Lazy key -> row count table of a dask frame, in ``split_out`` partitions."""
-    return frame[key].assign(**{name: 1}).groupby(key, sort=False).sum(split_out=split_out).reset_index()
+    return with_key_values(frame[key], key).assign(**{name: 1}).groupby(key, sort=False).sum(split_out=split_out).reset_index()
 
 
 def with_day(frame: Any, time_column: str = EVENT_TIME) -> Any:

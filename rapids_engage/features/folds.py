@@ -26,6 +26,7 @@ import numpy as np
 from .. import hashing
 from ..backend import array_module, series_like, values
 from .frames import POSITION, Checkpoints, Join, as_dask, meta_with, narrow_frame, shuffle_joins
+from .key_values import with_key_values
 
 FOLD = "_fold"
 MAX_FOLDS = 127  # fold ids are int8
@@ -83,7 +84,7 @@ def _contiguous(frame: Any, key: list[str], n_folds: int, what: str, meta: Any, 
     total = int(sum(sizes))
     if not key:
         return frame.map_partitions(_row_blocks, offsets, n_folds, total, meta=meta)
-    firsts = narrow_frame(frame, key).groupby(key, sort=False).agg({POSITION: "min"}, split_out=frame.npartitions).reset_index()
+    firsts = with_key_values(narrow_frame(frame, key), key).groupby(key, sort=False).agg({POSITION: "min"}, split_out=frame.npartitions).reset_index()
     table = firsts.map_partitions(_block_folds, offsets, n_folds, total, meta=meta[[*key, FOLD]])
     return shuffle_joins(frame, [Join(table, key, {FOLD: "int8"})])
 

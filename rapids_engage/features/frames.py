@@ -386,10 +386,12 @@ def shuffle_joins(events: Any, joins: list[Join], checkpoint: Checkpoints | None
     other columns, nor a key no later join reads. On disk (``checkpoint``) the narrow frame is written after
     each join, so one shuffle at a time holds memory.
     """
+    from .key_values import with_key_values  # it imports this module
+
     keys = list(dict.fromkeys(c for j in joins for c in j.on))
-    narrow = narrow_frame(events, keys)
+    narrow = with_key_values(narrow_frame(events, keys), keys)  # a hash join routes both sides by the keys' values
     for i, j in enumerate(joins):
-        narrow = narrow.merge(j.table[[*j.on, *j.new_columns]], on=j.on, how="left")
+        narrow = narrow.merge(with_key_values(j.table[[*j.on, *j.new_columns]], j.on), on=j.on, how="left")
         later = {c for k in joins[i + 1 :] for c in k.on}
         narrow = drop_per_partition(narrow, [c for c in keys if c in narrow.columns and c not in later])
         if checkpoint is not None and checkpoint.directory is not None:

@@ -86,6 +86,7 @@ import dask.dataframe as dd
 from .frames import Checkpoints, as_dask, is_dask, key_tables, share
 from .history_encoder import HistoryEncoder
 from .history_spans import window_label
+from .key_values import shuffle_by_key, value_dtype
 from .last_second import end_rows
 
 __all__ = ["HistoryEncoder", "fit_history", "history_features", "window_label"]
@@ -136,7 +137,7 @@ def fit_history(frame: Any, encoder: HistoryEncoder, checkpoint: Any = None, lim
     (:meth:`HistoryEncoder.features_partition` keeps them): what reads the rows' other columns again reads the
     kept rows instead of computing the features again or keeping the frame with them too."""
     encoder.check_params()
-    frame = (checkpoint or Checkpoints())(as_dask(frame).shuffle(on=encoder.columns))  # read for the state, then the features
+    frame = (checkpoint or Checkpoints())(shuffle_by_key(as_dask(frame), encoder.columns))  # read for the state, then the features
     targets = encoder._targets(frame._meta)
     t_end, rows = dask.compute(frame[encoder.time_column].max(), frame.map_partitions(len).sum())
     t_end = int(t_end)
@@ -159,9 +160,10 @@ def _transform_dask(frame: Any, encoder: HistoryEncoder, labels: bool | None) ->
     empty = state._meta if is_dask(state) else state.iloc[:0]
     meta = stateless.set_state(empty, encoder.t_end_, encoder.targets_).transform(frame._meta, labels)
     if not is_dask(state):  # the state and its last ids go to the workers once
-        return frame.shuffle(on=keys).map_partitions(_transform_partition, share(encoder), labels, meta=meta)
-    # the same key values and dtypes hash to the same partition in both shuffles
-    state = state.astype({c: frame._meta[c].dtype for c in keys}).shuffle(on=keys, npartitions=state.npartitions)
-    frame = frame.shuffle(on=keys, npartitions=state.npartitions)
+        return shuffle_by_key(frame, keys).map_partitions(_transform_partition, share(encoder), labels, meta=meta)
+    # the same key values and dtypes hash to the same partition in both shuffles: the state's keys take the rows' value
+    # dtypes (not a categorical's: its categories are each partition's own, and a cast to the meta's nulled the rest)
+    state = shuffle_by_key(state.astype({c: value_dtype(frame._meta[c].dtype) for c in keys}), keys, state.npartitions)
+    frame = shuffle_by_key(frame, keys, state.npartitions)
     return dd.map_partitions(_transform_with_state, frame, state, stateless, share(encoder.last_ids_), labels, meta=meta,
                              align_dataframes=False)

@@ -40,6 +40,7 @@ from .history_state import (
     alone_if_null, early_events_refusal, early_rows_refusal, encoder_state_rows, state_window, times,
 )
 from .last_second import LastSecondIds, end_rows, load_ids
+from .key_values import shuffle_by_key, value_dtype
 
 #: The group id, the prefix of the feature names and the stem of the state files.
 PREFIX = "sess"
@@ -329,7 +330,7 @@ def fit_sessions(frame: Any, encoder: SessionEncoder, checkpoint: Any = None, li
     for its two reads), fit ``encoder``'s state from its partitions (gathered, or left partitioned by key when it may
     exceed ``limit`` rows); (the rows with their features, lazy; the kept shuffled rows without them)."""
     encoder.check_params()
-    frame = (checkpoint or Checkpoints())(as_dask(frame).shuffle(on=encoder.columns))
+    frame = (checkpoint or Checkpoints())(shuffle_by_key(as_dask(frame), encoder.columns))
     t_end, rows = dask.compute(frame[encoder.time_column].max(), frame.map_partitions(len).sum())
     t_end = int(t_end)
     state_meta = encoder.state_partition(frame._meta)
@@ -364,8 +365,8 @@ def session_features(frame: Any, encoder: SessionEncoder, fit: bool = True, chec
     stateless = SessionEncoder(**encoder.params())
     meta = stateless.set_state((state._meta if is_dask(state) else state.iloc[:0]), encoder.t_end_).transform(frame._meta)
     if not is_dask(state):
-        return frame.shuffle(on=keys).map_partitions(_transform_partition, share(encoder), meta=meta)
-    state = state.astype({c: frame._meta[c].dtype for c in keys}).shuffle(on=keys, npartitions=state.npartitions)
-    frame = frame.shuffle(on=keys, npartitions=state.npartitions)
+        return shuffle_by_key(frame, keys).map_partitions(_transform_partition, share(encoder), meta=meta)
+    state = shuffle_by_key(state.astype({c: value_dtype(frame._meta[c].dtype) for c in keys}), keys, state.npartitions)
+    frame = shuffle_by_key(frame, keys, state.npartitions)
     return dd.map_partitions(_transform_with_state, frame, state, stateless, share(encoder.last_ids_), meta=meta,
                              align_dataframes=False)
