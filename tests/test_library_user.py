@@ -141,3 +141,24 @@ def test_a_y_given_to_a_history_encoder_that_finds_no_label_is_refused():
     found = HistoryEncoder("engaging_user_id").fit_transform(rows.rename(columns={"clicked": "like"}), rows["clicked"])
     assert "hist_engaging_user_id_like" in found.columns
     assert HistoryEncoder("engaging_user_id").fit(rows.drop(columns="clicked")).targets_ == []  # no y: counts alone
+
+
+def test_a_missing_history_label_is_refused_by_fit_as_by_extend():
+    """``fit`` took a NaN label as a labelled negative (``fillna(0)``: counted in the rates' denominators) where ``extend``
+    refused it; now every path that reads labels refuses it in extend's words (a run's labels are never missing:
+    ingest refuses a missing target value and drops an event log's anchors whose label is not final)."""
+    from rapids_engage.data import DataError
+    from rapids_engage.features import HistoryEncoder
+    from rapids_engage.features.history import history_features
+
+    rows = _events().astype({"like": "float64"})
+    gap = rows.assign(like=rows["like"].where(rows.index != 40))
+    message = r"^history events \(engaging_user_id\) need every label: column\(s\) \['like'\] have missing values$"
+    fitted = HistoryEncoder("engaging_user_id", ["like"]).fit(rows.iloc[:30])
+    for use in (lambda: HistoryEncoder("engaging_user_id", ["like"]).fit(gap),
+                lambda: HistoryEncoder("engaging_user_id", ["like"]).fit_transform(gap),
+                lambda: history_features(dd.from_pandas(gap, npartitions=2), HistoryEncoder("engaging_user_id", ["like"])).compute(),
+                lambda: fitted.transform(gap.iloc[30:], labels=True), lambda: fitted.extend(gap.iloc[30:])):
+        with pytest.raises(DataError, match=message):
+            use()
+    assert fitted.transform(gap.iloc[30:], labels=False)["hist_engaging_user_id_n"].sum() > 0  # labels not read

@@ -152,9 +152,14 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         check_time_column(self, frame, self.time_column)
 
     def _check_labelled(self, frame: Any, targets: list[str]) -> None:
-        """The key, time, ``targets`` (numbers) and their engagement time columns of ``frame`` checked."""
+        """The key, time, ``targets`` (numbers, none missing) and their engagement time columns of ``frame`` checked:
+        wherever labels are read (fit, transform with labels, extend), a missing one is a DataError, not a labelled
+        negative (fit took it as one, extend refused it; the rates divide by labelled events)."""
         self._check_columns(frame, [*targets, *self._engagement_columns(targets)])
         check_label_dtypes(self, frame, targets)
+        unlabelled = [c for c in targets if bool(frame[c].isna().any())]
+        if unlabelled:
+            raise DataError(f"history events ({self.name}) need every label: column(s) {unlabelled} have missing values")
 
     def _engagement_columns(self, targets: list[str]) -> list[str]:
         """The engagement time columns of ``targets`` (none with event label times); a ValueError for a
@@ -230,9 +235,6 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         if int(t.min()) < self.t_end_:
             raise DataError(early_events_refusal(f"history events ({self.name})", self.t_end_,
                                                  int((t < self.t_end_).sum()), len(t), int(t.min())))
-        unlabelled = [c for c in targets if bool(X[c].isna().any())]
-        if unlabelled:
-            raise DataError(f"history events ({self.name}) need every label: column(s) {unlabelled} have missing values")
         self._check_columns(X, self.row_key)
         X = X[~self._resent(X, t)]  # events the state holds already (sent again at its last second): not twice
         state = in_memory(self.state_) if is_dask(self.state_) else self.state_

@@ -90,6 +90,7 @@ def early_events_refusal(what: str, t_end: int, early: int, events: int, earlies
 
 
 def positive(frame: Any, target: str) -> Any:
+    """1 where ``frame``'s label of ``target`` is > 0, else 0 (its encoder refuses a missing label before)."""
     return (values(frame[target].fillna(0)) > 0).astype(np.int64)
 
 
