@@ -153,7 +153,7 @@ def test_a_missing_history_label_is_refused_by_fit_as_by_extend():
 
     rows = _events().astype({"like": "float64"})
     gap = rows.assign(like=rows["like"].where(rows.index != 40))
-    message = r"^history events \(engaging_user_id\) need every label: column\(s\) \['like'\] have missing values$"
+    message = r"^history events \(engaging_user_id\) need every label: column\(s\) \['like'\] have missing values"
     fitted = HistoryEncoder("engaging_user_id", ["like"]).fit(rows.iloc[:30])
     for use in (lambda: HistoryEncoder("engaging_user_id", ["like"]).fit(gap),
                 lambda: HistoryEncoder("engaging_user_id", ["like"]).fit_transform(gap),
@@ -161,4 +161,6 @@ def test_a_missing_history_label_is_refused_by_fit_as_by_extend():
                 lambda: fitted.transform(gap.iloc[30:], labels=True), lambda: fitted.extend(gap.iloc[30:])):
         with pytest.raises(DataError, match=message):
             use()
+    with pytest.raises(DataError, match=r"have missing values \(rows to score without labels: transform\(X, labels=False\)\)$"):
+        fitted.transform(gap.iloc[30:])  # labels=None reads them where X holds them
     assert fitted.transform(gap.iloc[30:], labels=False)["hist_engaging_user_id_n"].sum() > 0  # labels not read

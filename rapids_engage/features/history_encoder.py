@@ -151,15 +151,15 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         check_columns(self, frame, [*self.columns, self.time_column, *extra])
         check_time_column(self, frame, self.time_column)
 
-    def _check_labelled(self, frame: Any, targets: list[str]) -> None:
+    def _check_labelled(self, frame: Any, targets: list[str], advice: str = "") -> None:
         """The key, time, ``targets`` (numbers, none missing) and their engagement time columns of ``frame`` checked:
         wherever labels are read (fit, transform with labels, extend), a missing one is a DataError, not a labelled
-        negative (fit took it as one, extend refused it; the rates divide by labelled events)."""
+        negative (fit took it as one, extend refused it; the rates divide by labelled events); ``advice`` ends it."""
         self._check_columns(frame, [*targets, *self._engagement_columns(targets)])
         check_label_dtypes(self, frame, targets)
         unlabelled = [c for c in targets if bool(frame[c].isna().any())]
         if unlabelled:
-            raise DataError(f"history events ({self.name}) need every label: column(s) {unlabelled} have missing values")
+            raise DataError(f"history events ({self.name}) need every label: column(s) {unlabelled} have missing values{advice}")
 
     def _engagement_columns(self, targets: list[str]) -> list[str]:
         """The engagement time columns of ``targets`` (none with event label times); a ValueError for a
@@ -305,7 +305,7 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         self._check_columns(X, [*(targets if labels else []), *self.row_key])
         use = labels is not False and all(target in X.columns for target in targets)  # the rates' shared denominator
         if use:  # labels used: with engagement label times, those times too
-            self._check_labelled(X, targets)
+            self._check_labelled(X, targets, " (rows to score without labels: transform(X, labels=False))")
         xp = array_module(X)
         t_new = self._times(X)
         if len(t_new) and int(t_new.min()) < self.t_end_:
