@@ -104,3 +104,41 @@ def test_count_encoder_fit_refuses_a_frame_without_its_time_column():
         enc.fit(rows)
     assert not hasattr(enc, "counts_")
     assert CountEncoder("a", per_day=False).fit(rows).counts_["cnt_a"].sum() == len(rows)
+
+
+@pytest.mark.parametrize("make, columns", [
+    (lambda **kw: TargetEncoder("a", **kw), ["a", "tweet_id", "engaging_user_id"]),
+    (lambda **kw: CountEncoder("a", **kw), ["a", "tweet_timestamp"]),
+    (lambda **kw: HistoryEncoder("a", ["like"], (600,), **kw), ["a", "tweet_timestamp", "like"]),
+    (lambda **kw: SessionEncoder("a", 300, **kw), ["a", "tweet_timestamp"]),
+], ids=["target", "count", "history", "session"])
+def test_every_encoder_sits_in_a_column_transformer_with_pandas_output(make, columns, tmp_path):
+    """The count, history and session encoders had no get_feature_names_out nor keep_input (TargetEncoder's): a
+    ColumnTransformer with set_output(transform="pandas") refused them. Now all four alike: the features alone with
+    keep_input=False, X's columns then the features by default, the same names from a saved and loaded encoder."""
+    from sklearn.compose import ColumnTransformer
+
+    rows = _rows()
+    train, later = rows.iloc[:30], rows.iloc[30:]
+    alone = make().fit(train[columns], train["like"])
+    names = [n for n in alone.get_feature_names_out() if n not in columns]
+    assert list(alone.get_feature_names_out()) == [*columns, *names] == list(alone.transform(later[columns]).columns)
+    ct = ColumnTransformer([("enc", make(keep_input=False), columns)]).set_output(transform="pandas")
+    fitted = ct.fit_transform(train, train["like"])
+    served = ct.transform(later)
+    assert list(fitted.columns) == list(served.columns) == [f"enc__{n}" for n in names]
+    assert list(ct.get_feature_names_out()) == list(served.columns) and ct.named_transformers_["enc"].n_features_in_ == len(columns)
+    np.testing.assert_array_equal(served.to_numpy(), alone.transform(later[columns])[names].to_numpy())
+    if not isinstance(alone, TargetEncoder):  # (out-of-fold values differ between fits of other folds)
+        np.testing.assert_array_equal(fitted.to_numpy(), make().fit_transform(train[columns], train["like"])[names].to_numpy())
+    alone.save(tmp_path)
+    if isinstance(alone, (HistoryEncoder, SessionEncoder)):  # the dask form keeps the rows' columns (to join them back)
+        from rapids_engage.features.history import history_features
+        from rapids_engage.features.sessions import session_features
+
+        dask_form = history_features if isinstance(alone, HistoryEncoder) else session_features
+        out = dask_form(dd.from_pandas(later[columns], npartitions=2), ct.named_transformers_["enc"], fit=False).compute()
+        assert list(out.columns) == [*columns, *names]
+    stem = {TargetEncoder: "te_a", CountEncoder: "cnt_a", HistoryEncoder: "hist_a", SessionEncoder: "sess"}[type(alone)]
+    loaded = type(alone).load(tmp_path, stem)
+    assert list(loaded.get_feature_names_out()) == list(alone.get_feature_names_out())

@@ -206,12 +206,12 @@ def test_count_and_history_encoders_follow_sklearn_conventions(make, change):
 
 
 @pytest.mark.parametrize("enc, keys", [
-    (CountEncoder(["lang", "user"], per_day=False, time_column="t"), ["columns", "per_day", "time_column"]),
+    (CountEncoder(["lang", "user"], per_day=False, time_column="t"), ["columns", "per_day", "time_column", "keep_input"]),
     (TargetEncoder("lang", n_folds=3, smooth=2, fold_method="random", seed=4, row_key=("g",), prefix="x", keep_input=False),
      ["columns", "n_folds", "smooth", "fold_method", "seed", "row_key", "prefix", "keep_input"]),
     (HistoryEncoder("lang", ("like",), windows=(5,), time_column="t", prefix="h", days=(1,), rates=True, label_delay=9,
                     row_key=("r",), engagement={"like": "like_at"}),
-     ["columns", "targets", "windows", "time_column", "prefix", "days", "rates", "label_delay", "row_key", "engagement"]),
+     ["columns", "targets", "windows", "time_column", "prefix", "days", "rates", "label_delay", "row_key", "engagement", "keep_input"]),
 ])
 def test_params_are_the_constructors_arguments_in_its_order(enc, keys):
     """``params()`` (the saved state's ``params``, the keys in the order state JSON files hold them) comes from

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backend import array_module, bincount, series_like
 from ..schema import EVENT_TIME
-from .estimator_conventions import EstimatorParams, Param, column_names, check_columns, check_fitted, check_key_dtypes, check_time_column, load_state, save_state
+from .estimator_conventions import EstimatorParams, FrameOutput, Param, column_names, check_columns, check_fitted, check_key_dtypes, check_time_column, load_state, save_state
 from .frames import Join, apply_joins, as_dask, computed_like, free_name, key_ids, key_name, keys_of_ids, without
 from .key_values import with_key_values
 
@@ -32,15 +32,19 @@ def with_day(frame: Any, time_column: str = EVENT_TIME) -> Any:
     return frame.assign(**{DAY: frame[time_column] // 86400})
 
 
-class CountEncoder(EstimatorParams):
-    """sklearn-style count encoder for one key: ``fit`` learns the counts, ``transform`` joins them."""
+class CountEncoder(FrameOutput, EstimatorParams):
+    """sklearn-style count encoder for one key: ``fit`` learns the counts, ``transform`` joins them (``keep_input``:
+    see :class:`~.estimator_conventions.FrameOutput`)."""
 
+    _fitted = "counts_"
     columns = Param(column_names)
 
-    def __init__(self, columns: str | list[str], per_day: bool = True, time_column: str = EVENT_TIME) -> None:
+    def __init__(self, columns: str | list[str], per_day: bool = True, time_column: str = EVENT_TIME,
+                 keep_input: bool = True) -> None:
         self.columns = columns
         self.per_day = per_day
         self.time_column = time_column
+        self.keep_input = keep_input
 
     @property
     def name(self) -> str:
@@ -97,6 +101,7 @@ class CountEncoder(EstimatorParams):
         check_columns(self, X, self.columns)
         self._check_time_column(X)
         self.counts_ = self.stats_graph(as_dask(X)).compute()
+        self._remember_input(X)
         return self
 
     def joins(self, daily: Any | None) -> list[Join]:
@@ -121,7 +126,7 @@ class CountEncoder(EstimatorParams):
         frame = without(as_dask(X), self.output_names())  # replaced, last
         if not self.per_day:
             out = apply_joins(frame, [self.total_join()])
-            return computed_like(out, X)
+            return self._output(computed_like(out, X), X)
         if DAY in self.columns:
             raise ValueError(f"CountEncoder({self.name}): the key column name {DAY!r} is reserved for the day of the "
                              "per-day counts; rename it (or per_day=False)")
@@ -129,21 +134,21 @@ class CountEncoder(EstimatorParams):
         frame = with_day(frame.rename(columns={DAY: aside}), self.time_column)
         daily = self.daily_graph(frame)
         out = apply_joins(frame, self.joins(daily.compute())).drop(columns=[DAY]).rename(columns={aside: DAY})
-        return computed_like(out, X)
+        return self._output(computed_like(out, X), X)
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         return self.fit(X, y).transform(X)
 
     def save(self, directory: str | Path) -> None:
         check_fitted(self, "counts_")
-        save_state(directory, self.total_name, self.counts_, {"params": self.params()})
+        save_state(directory, self.total_name, self.counts_, {"params": self.params(), **self._input_state()})
 
     @classmethod
     def load(cls, directory: str | Path, name: str, df_lib: Any = None) -> CountEncoder:
         state, table = load_state(directory, name, df_lib)
         enc = cls.from_params(state["params"])
         enc.counts_ = table
-        return enc
+        return enc._load_input(state)
 
 
 def _row_counts(ids: Any) -> tuple[Any, Any]:

@@ -116,6 +116,58 @@ class EstimatorParams:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
 
+class FrameOutput:
+    """scikit-learn's output API of an encoder returning frames (what a ``ColumnTransformer`` with ``set_output``
+    asks): ``keep_input`` (``X`` with the features added, the default, or, ``False``, the features alone: a step
+    before a model that must not see the raw columns), ``feature_names_in_`` / ``n_features_in_`` (set by ``fit``),
+    :meth:`get_feature_names_out` and :meth:`set_output`. An encoder sets ``_fitted`` (its fitted attribute) and has
+    ``output_names()`` (its feature columns, once fitted)."""
+
+    _fitted = "state_"
+
+    def set_output(self, *, transform: str | None = None) -> Any:
+        """scikit-learn's output API: the encoder returns frames of its input's kind (pandas, cudf or dask)
+        already, which is what ``"pandas"`` / ``"default"`` ask of a pandas input."""
+        if transform not in (None, "default", "pandas"):
+            raise ValueError(f"{type(self).__name__} returns frames of its input's kind (pandas, cudf, dask), not {transform!r}")
+        return self
+
+    def _remember_input(self, X: Any) -> None:
+        """``feature_names_in_`` and ``n_features_in_`` of the frame ``X`` being fitted."""
+        self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+
+    def get_feature_names_out(self, input_features: Any = None) -> Any:
+        """The columns :meth:`transform` returns for a frame of ``input_features`` (default: those seen in ``fit``):
+        they (``keep_input``; a feature's own name replaced), then the features."""
+        check_fitted(self, self._fitted)
+        if input_features is None and getattr(self, "feature_names_in_", None) is None:
+            raise ValueError(f"{type(self).__name__}({self.name}): pass input_features (this encoder was not fitted on a frame here)")
+        names = [str(c) for c in (self.feature_names_in_ if input_features is None else input_features)]
+        added = list(self.output_names())
+        kept = [n for n in names if n not in added] if self.keep_input else []
+        return np.asarray(kept + added, dtype=object)
+
+    def _output(self, out: Any, X: Any) -> Any:
+        """``out`` (``X`` with the features) as :meth:`get_feature_names_out` says: the features alone without
+        ``keep_input``, and a feature ``X`` held already moved last (as it is replaced); ``out`` itself when so."""
+        added = list(self.output_names())
+        wanted = [*([c for c in X.columns if c not in added] if self.keep_input else []), *added]
+        return out if list(out.columns) == wanted else out[wanted]
+
+    def _input_state(self) -> dict:
+        """What a saved state keeps of the input (``feature_names_in``, where fitted on a frame here)."""
+        names = getattr(self, "feature_names_in_", None)
+        return {} if names is None else {"feature_names_in": [str(c) for c in names]}
+
+    def _load_input(self, state: dict) -> Any:
+        """The encoder with the ``feature_names_in_`` a saved state (:meth:`_input_state`) kept."""
+        if "feature_names_in" in state:
+            self.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
+            self.n_features_in_ = len(self.feature_names_in_)
+        return self
+
+
 def _shown(encoder: Any, name: str, given: Any) -> Any:
     """``encoder``'s parameter ``name`` normalized as it uses it, or ``given`` where that normalization raises."""
     try:

@@ -93,13 +93,13 @@ __all__ = ["HistoryEncoder", "fit_history", "history_features", "window_label"]
 
 
 def _transform_partition(part: Any, encoder: HistoryEncoder, labels: bool | None) -> Any:
-    return encoder.transform(part, labels)
+    return encoder.features(part, labels)
 
 
 def _transform_with_state(part: Any, state: Any, encoder: HistoryEncoder, last_ids: Any, labels: bool | None) -> Any:
     """:meth:`HistoryEncoder.transform` of a partition with the state partition of the same keys
     (``encoder``: params, end and targets; ``last_ids``: the state's, shipped once, not in every task)."""
-    return HistoryEncoder(**encoder.params()).set_state(state, encoder.t_end_, encoder.targets_, last_ids).transform(part, labels)
+    return HistoryEncoder(**encoder.params()).set_state(state, encoder.t_end_, encoder.targets_, last_ids).features(part, labels)
 
 
 def history_features(
@@ -158,7 +158,7 @@ def _transform_dask(frame: Any, encoder: HistoryEncoder, labels: bool | None) ->
     state, keys = encoder.state_, encoder.columns
     stateless = HistoryEncoder(**encoder.params())
     empty = state._meta if is_dask(state) else state.iloc[:0]
-    meta = stateless.set_state(empty, encoder.t_end_, encoder.targets_).transform(frame._meta, labels)
+    meta = stateless.set_state(empty, encoder.t_end_, encoder.targets_).features(frame._meta, labels)
     if not is_dask(state):  # the state and its last ids go to the workers once
         return shuffle_by_key(frame, keys).map_partitions(_transform_partition, share(encoder), labels, meta=meta)
     # the same key values and dtypes hash to the same partition in both shuffles: the state's keys take the rows' value

@@ -10,7 +10,7 @@ import numpy as np
 from ..backend import array_module, frame_library, host_frame, is_gpu_object, series_like
 from ..data import DataError
 from ..schema import DAY_SECONDS, EVENT_TIME, TARGETS
-from .estimator_conventions import EstimatorParams, Param, ParamError, column_names, check_columns, check_fitted, check_label_dtypes, check_time_column, load_state, save_state
+from .estimator_conventions import EstimatorParams, FrameOutput, Param, ParamError, column_names, check_columns, check_fitted, check_label_dtypes, check_time_column, load_state, save_state
 from .frames import cast_to_state, group_ids, in_memory, is_dask, key_name
 from .history_spans import span_features, window_label
 from .history_state import (
@@ -49,7 +49,7 @@ def _label_delay(delay: Any) -> int:
     return out
 
 
-class HistoryEncoder(LastSecondIds, EstimatorParams):
+class HistoryEncoder(LastSecondIds, FrameOutput, EstimatorParams):
     """sklearn-style point-in-time history features of one key (see :mod:`.history`).
 
     ``columns``: the key (one column or a list); ``targets``: label columns
@@ -67,6 +67,8 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
     ``engagement``: target -> the column of its positives' engagement times (epoch
     seconds, null: none); a positive then counts from its engagement time, not its
     event's (``features.history.label_time: engagement``); None: from its event's.
+    ``keep_input``: ``fit_transform`` / ``transform`` return ``X`` with the features (the default) or the features
+    alone (:class:`~.estimator_conventions.FrameOutput`; the dask forms always keep the rows' columns).
     Parameters are kept as given and read normalized (:class:`~.estimator_conventions.Param`).
     """
 
@@ -91,6 +93,7 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         label_delay: int = 0,
         row_key: tuple[str, ...] | list[str] = (),
         engagement: dict[str, str] | None = None,
+        keep_input: bool = True,
     ) -> None:
         self.columns = columns
         self.targets = targets
@@ -102,6 +105,7 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         self.prefix = prefix
         self.row_key = row_key
         self.engagement = engagement
+        self.keep_input = keep_input
 
     def check_params(self) -> None:
         """A ValueError for a parameter its normalization refuses: windows, days or a label delay that are not
@@ -283,12 +287,14 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         if len(X) == 0:
             raise ValueError(f"HistoryEncoder({self.name}): no training rows")
         t_end = int(X[self.time_column].max())
-        return self.set_state(self.state_partition(X, t_end), t_end, targets, self.last_ids(X, t_end))
+        self.set_state(self.state_partition(X, t_end), t_end, targets, self.last_ids(X, t_end))
+        self._remember_input(X)
+        return self
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         """Fit on ``X`` and return it with each row's features from the earlier rows of ``X``."""
         self.fit(X, y)
-        return self.features_partition(X)
+        return self._output(self.features_partition(X), X)
 
     def transform(self, X: Any, labels: bool | None = None) -> Any:
         """Features of events at time >= the end of training: fitted history + earlier rows of ``X``.
@@ -299,6 +305,10 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         positives count, and the in-frame rows still count as events. Equals
         ``fit_transform(train + X)`` on the rows of ``X``.
         """
+        return self._output(self.features(X, labels), X)
+
+    def features(self, X: Any, labels: bool | None = None) -> Any:
+        """:meth:`transform`'s ``X`` with the features, whatever ``keep_input`` (what the dask form joins back)."""
         self._check_fitted()
         self._check_in_memory(X)
         targets = self.targets_
@@ -353,7 +363,8 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         (params, t_end, targets, the number of last ids)."""
         self._check_fitted()
         stem = f"{self.prefix}_{self.name}"
-        state = {"params": self.params(), "targets": self.targets_, "t_end": self.t_end_, "last_ids": self._save_ids(directory, stem)}
+        state = {"params": self.params(), "targets": self.targets_, "t_end": self.t_end_, "last_ids": self._save_ids(directory, stem),
+                 **self._input_state()}
         save_state(directory, stem, self.state_, state)
 
     @classmethod
@@ -361,4 +372,5 @@ class HistoryEncoder(LastSecondIds, EstimatorParams):
         """Read state written by :meth:`save` (``name`` = ``hist_<key>``) into ``df_lib`` frames (the
         last ids as a list in the JSON, as the first code that kept them wrote them, are read too)."""
         state, table = load_state(directory, name, df_lib)
-        return cls.from_params(state["params"]).set_state(table, state["t_end"], state["targets"], load_ids(directory, name, state))
+        encoder = cls.from_params(state["params"]).set_state(table, state["t_end"], state["targets"], load_ids(directory, name, state))
+        return encoder._load_input(state)

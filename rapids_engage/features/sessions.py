@@ -34,7 +34,7 @@ import numpy as np
 from ..backend import array_module, frame_library, host_frame, is_gpu_object, series_like
 from ..data import DataError
 from ..schema import EVENT_TIME
-from .estimator_conventions import EstimatorParams, Param, ParamError, column_names, check_columns, check_fitted, check_time_column, load_state, save_state
+from .estimator_conventions import EstimatorParams, FrameOutput, Param, ParamError, column_names, check_columns, check_fitted, check_time_column, load_state, save_state
 from .frames import Checkpoints, as_dask, cast_to_state, group_ids, in_memory, is_dask, key_tables, null_key_rows, share
 from .history_state import (
     alone_if_null, early_events_refusal, early_rows_refusal, encoder_state_rows, state_window, times,
@@ -133,14 +133,16 @@ def _composite(xp: Any, g: Any, t: Any) -> Any:
     return g * len(distinct) + xp.searchsorted(distinct, t)
 
 
-class SessionEncoder(LastSecondIds, EstimatorParams):
+class SessionEncoder(LastSecondIds, FrameOutput, EstimatorParams):
     """sklearn-style point-in-time session features of one key (see :mod:`.sessions`).
 
     ``columns``: the key (one column or a list); ``gap``: the longest gap (seconds) within a session;
     ``time_column``: int64 event times in seconds; ``row_key``: integer columns identifying an event (with
     them an event of the state's last second sent again is not counted twice). Frames are in-memory pandas
     or cudf frames holding all the events of their keys (a dask partition after a shuffle on the key:
-    :func:`fit_sessions`). Parameters are kept as given and read normalized (:class:`~.estimator_conventions.Param`).
+    :func:`fit_sessions`); ``keep_input``: ``fit_transform`` / ``transform`` return ``X`` with the features (the
+    default) or the features alone (:class:`~.estimator_conventions.FrameOutput`; the dask forms always keep the rows'
+    columns). Parameters are kept as given and read normalized (:class:`~.estimator_conventions.Param`).
     """
 
     columns = Param(column_names)
@@ -148,11 +150,12 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
     row_key = Param(list)
 
     def __init__(self, columns: str | list[str], gap: int = DEFAULT_GAP, time_column: str = EVENT_TIME,
-                 row_key: tuple[str, ...] | list[str] = ()) -> None:
+                 row_key: tuple[str, ...] | list[str] = (), keep_input: bool = True) -> None:
         self.columns = columns
         self.gap = gap
         self.time_column = time_column
         self.row_key = row_key
+        self.keep_input = keep_input
 
     @property
     def name(self) -> str:
@@ -221,16 +224,22 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
         if not len(X):
             raise ValueError("SessionEncoder: no training rows")
         t_end = int(X[self.time_column].max())
-        return self.set_state(self.state_partition(X), t_end, self.last_ids(X, t_end))
+        self.set_state(self.state_partition(X), t_end, self.last_ids(X, t_end))
+        self._remember_input(X)
+        return self
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         self.fit(X, y)
-        return self.features_partition(X)
+        return self._output(self.features_partition(X), X)
 
     def transform(self, X: Any, labels: bool | None = None) -> Any:  # noqa: ARG002 - no label is used
         """Features of events at time >= the end of training: the state continued by the earlier rows of ``X``
         (equals ``fit_transform(train + X)`` on the rows of ``X``; an event the state holds, sent again, gets the
         features it got in training and is not counted again)."""
+        return self._output(self.features(X), X)
+
+    def features(self, X: Any) -> Any:
+        """:meth:`transform`'s ``X`` with the features, whatever ``keep_input`` (what the dask form joins back)."""
         return self._attach(X, self._continued(X, self._served_times(X))[0])
 
     def extend(self, X: Any) -> SessionEncoder:
@@ -314,7 +323,7 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
         """Write the fitted state: ``sess.parquet`` (one row per key), with a ``row_key`` ``sess.last_ids.parquet``
         (:attr:`last_ids_`, uint64 ``row_id``), and ``sess.json`` (params, t_end, the number of last ids)."""
         check_fitted(self, "state_")
-        state = {"params": self.params(), "t_end": self.t_end_, "last_ids": self._save_ids(directory, PREFIX)}
+        state = {"params": self.params(), "t_end": self.t_end_, "last_ids": self._save_ids(directory, PREFIX), **self._input_state()}
         save_state(directory, PREFIX, self.state_, state)
 
     @classmethod
@@ -322,7 +331,8 @@ class SessionEncoder(LastSecondIds, EstimatorParams):
         """Read state written by :meth:`save` into ``df_lib`` frames. A state written before it kept row ids (no
         ``row_key`` in its params, no ``last_ids``) is read as it was: none known, an event sent again counts again."""
         state, table = load_state(directory, name, df_lib)
-        return cls.from_params(state["params"]).set_state(table, state["t_end"], load_ids(directory, name, state))
+        encoder = cls.from_params(state["params"]).set_state(table, state["t_end"], load_ids(directory, name, state))
+        return encoder._load_input(state)
 
 
 def fit_sessions(frame: Any, encoder: SessionEncoder, checkpoint: Any = None, limit: int | None = None) -> tuple[Any, Any]:
@@ -344,13 +354,13 @@ def fit_sessions(frame: Any, encoder: SessionEncoder, checkpoint: Any = None, li
 
 
 def _transform_partition(part: Any, encoder: SessionEncoder) -> Any:
-    return encoder.transform(part)
+    return encoder.features(part)
 
 
 def _transform_with_state(part: Any, state: Any, encoder: SessionEncoder, last_ids: Any) -> Any:
     """:meth:`SessionEncoder.transform` of a partition with the state partition of its keys (``last_ids``: the
     state's, shipped once, not in every task)."""
-    return SessionEncoder(**encoder.params()).set_state(state, encoder.t_end_, last_ids).transform(part)
+    return SessionEncoder(**encoder.params()).set_state(state, encoder.t_end_, last_ids).features(part)
 
 
 def session_features(frame: Any, encoder: SessionEncoder, fit: bool = True, checkpoint: Any = None,
@@ -363,7 +373,7 @@ def session_features(frame: Any, encoder: SessionEncoder, fit: bool = True, chec
     check_fitted(encoder, "state_")
     frame, state, keys = as_dask(frame), encoder.state_, encoder.columns
     stateless = SessionEncoder(**encoder.params())
-    meta = stateless.set_state((state._meta if is_dask(state) else state.iloc[:0]), encoder.t_end_).transform(frame._meta)
+    meta = stateless.set_state((state._meta if is_dask(state) else state.iloc[:0]), encoder.t_end_).features(frame._meta)
     if not is_dask(state):
         return shuffle_by_key(frame, keys).map_partitions(_transform_partition, share(encoder), meta=meta)
     state = shuffle_by_key(state.astype({c: value_dtype(frame._meta[c].dtype) for c in keys}), keys, state.npartitions)

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..backend import array_module, bincount, float_values, series_like, to_host, values
 from .folds import FOLD, assign_folds
-from .estimator_conventions import EstimatorParams, Param, column_names, check_columns, check_fitted, check_label_dtypes, check_key_dtypes, load_state, save_state
+from .estimator_conventions import EstimatorParams, FrameOutput, Param, column_names, check_columns, check_fitted, check_label_dtypes, check_key_dtypes, load_state, save_state
 from .frames import Join, apply_joins, as_dask, computed_like, is_dask, key_name, keys_of_ids, null_key_rows, without
 
 N = "_n"
@@ -48,7 +48,7 @@ def _check_labels(part: Any, targets: list[str], name: str) -> Any:
     return part
 
 
-class TargetEncoder(EstimatorParams):
+class TargetEncoder(FrameOutput, EstimatorParams):
     """sklearn-style out-of-fold target encoder for one key over several targets.
 
     ``columns``: the key (one column name or a list); the targets are given to
@@ -62,6 +62,7 @@ class TargetEncoder(EstimatorParams):
     ``Pipeline`` / ``ColumnTransformer``, whose model must not see the raw keys).
     """
 
+    _fitted = "targets_"
     columns = Param(column_names)
     smooth = Param(float)
     row_key = Param(column_names)
@@ -92,13 +93,6 @@ class TargetEncoder(EstimatorParams):
 
         return Tags(estimator_type="transformer", target_tags=TargetTags(required=True), transformer_tags=TransformerTags(),
                     input_tags=InputTags(categorical=True, string=True, allow_nan=True))
-
-    def set_output(self, *, transform: str | None = None) -> TargetEncoder:
-        """scikit-learn's output API: the encoder returns frames of its input's kind (pandas, cudf or dask)
-        already, which is what ``"pandas"`` / ``"default"`` ask of a pandas input."""
-        if transform not in (None, "default", "pandas"):
-            raise ValueError(f"TargetEncoder returns frames of its input's kind (pandas, cudf, dask), not {transform!r}")
-        return self
 
     # ---- names -----------------------------------------------------------
     @property
@@ -159,8 +153,7 @@ class TargetEncoder(EstimatorParams):
             raise ValueError(f"TargetEncoder: columns must name one or more distinct key columns, got {self.columns}")
         if FOLD in X.columns:
             raise ValueError(f"TargetEncoder({self.name}): the column name {FOLD!r} is reserved for the fold ids; rename it")
-        self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
-        self.n_features_in_ = len(self.feature_names_in_)
+        self._remember_input(X)
         X, targets = self._with_targets(X, y)
         check_columns(self, X, self.columns + targets)
         self._check_internal_names(targets)
@@ -303,16 +296,6 @@ class TargetEncoder(EstimatorParams):
         frame, targets = self.prepare(X, y)
         return self.set_stats(self.stats_graph(frame, targets).compute(), targets)
 
-    def get_feature_names_out(self, input_features: Any = None) -> Any:
-        """The columns :meth:`transform` returns for a frame of ``input_features`` (default: those
-        seen in :meth:`fit`): they, then the encodings (scikit-learn's ``ColumnTransformer`` asks)."""
-        check_fitted(self, "targets_")
-        if input_features is None and getattr(self, "feature_names_in_", None) is None:
-            raise ValueError(f"TargetEncoder({self.name}): pass input_features (this encoder was not fitted on a frame here)")
-        names = [str(c) for c in (self.feature_names_in_ if input_features is None else input_features)]
-        kept = [n for n in names if n not in self.output_names()] if self.keep_input else []
-        return np.asarray(kept + self.output_names(), dtype=object)
-
     def oof_join(self) -> Join:
         """The (key, fold) -> out-of-fold encoding join for the rows the encoder was fitted on."""
         return Join(self._oof_table(self._fold_stats), self.columns + [FOLD], dict.fromkeys(self.output_names(), "float64"))
@@ -386,9 +369,8 @@ class TargetEncoder(EstimatorParams):
     def save(self, directory: str | Path) -> None:
         """Write the fitted state: ``<name>.parquet`` (stats) and ``<name>.json`` (params, prior)."""
         self._check_fitted()
-        state = {"params": self.params(), "targets": self.targets_, "prior": self.prior_, "n_rows": self.n_rows_}
-        if getattr(self, "feature_names_in_", None) is not None:
-            state["feature_names_in"] = [str(c) for c in self.feature_names_in_]
+        state = {"params": self.params(), "targets": self.targets_, "prior": self.prior_, "n_rows": self.n_rows_,
+                 **self._input_state()}
         save_state(directory, f"{self.prefix}_{self.name}", self.stats_, state)
 
     @classmethod
@@ -397,10 +379,7 @@ class TargetEncoder(EstimatorParams):
         state, table = load_state(directory, name, df_lib)
         enc = cls.from_params(state["params"])
         enc.stats_, enc.targets_, enc.prior_, enc.n_rows_ = table, state["targets"], state["prior"], state["n_rows"]
-        if "feature_names_in" in state:
-            enc.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
-            enc.n_features_in_ = len(enc.feature_names_in_)
-        return enc
+        return enc._load_input(state)
 
 
 def _fill_unkeyed(part: Any, encoders: list[TargetEncoder]) -> Any:
