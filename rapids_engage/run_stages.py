@@ -20,13 +20,14 @@ from .existing_cluster import check_shared_paths
 from .features import add_labels
 from .features.label_times import engagement_times
 from .features.frames import drop_empty_partitions
-from .features.materialize import Materialized, materialize
+from .features.materialize import Materialized, materialize, store_definition
 from .footers import null_free_int_range
 from .layout import Layout
 from .progress import StageProgress, byte_size
 from .run_dirs import store_path
 from .skew import skew_report
-from .split import SplitInfo, shuffle_labels, time_split
+from .split import SplitInfo, check_window, recorded_split, shuffle_labels, split_frames, time_split, whole_seconds
+from .store import FeatureStore, version_id
 from .train import RAW_COUNT_OBJECTIVES, as_float32, predict
 from .train_external import train_target_external
 from .train_shared_matrix import train_targets
@@ -51,18 +52,26 @@ def store_stages(
         prog.log(line)
     if cluster.kind == "external":  # its workers read the input and write the store: they must see both
         check_shared_paths(client, cfg.cluster.scheduler_address, read=[dataset.data_dir], write=[store_path(cfg)])
+    digests = Path(cfg.data.cache_dir).expanduser() / CACHE_FILE
     with prog.stage("split"):
         footers = list(dataset.footers) if dataset.footers is not None else input_footers(dataset.data_dir)
         read = partial(read_events, dataset.data_dir, layout, partition_rows=cfg.data.partition_rows,
                        min_partition_rows=resolve_min_partition_rows(cfg.data, backend),
                        min_partitions=sum(client.nthreads().values()), footers=footers)
         span = null_free_int_range(footers, layout.time)  # the split's earliest and latest time: no pass over the data
-        train, valid, split = time_split(add_labels(read(), targets, layout), cfg.split.valid_hours, layout.time, targets,
-                                         later=lambda cutoff: add_labels(read(later_than=cutoff), targets, layout),
-                                         gap_hours=cfg.split.gap_hours, span=span)
-        split_def = {"valid_hours": cfg.split.valid_hours, "cutoff": split.cutoff}
-        if split.gap:  # other training rows: another store version (none without a gap: the versions built before gaps)
-            split_def["gap_hours"] = cfg.split.gap_hours
+
+        def later(cutoff: int) -> Any:
+            return add_labels(read(later_than=cutoff), targets, layout)
+
+        known, definition = (None, None) if rebuild or span is None else _split_known(cfg, dataset, span, shuffle_seed,
+                                                                                      digests, prog.log)
+        if known is None:  # counted and checked: a pass over the data
+            train, valid, split = time_split(add_labels(read(), targets, layout), cfg.split.valid_hours, layout.time, targets,
+                                             later=later, gap_hours=cfg.split.gap_hours, span=span)
+        else:  # the version built from this input and split is in the store: its counts, checked when it was built
+            split = known
+            train, valid = split_frames(add_labels(read(), targets, layout), split.cutoff, split.gap, layout.time, later)
+        split_def = _split_def(cfg, split.cutoff, shuffle_seed)
         if split.purged:
             prog.log(f"split: {split.purged:,} rows in the {cfg.split.gap_hours:g} h gap before the validation window "
                      "purged (split.gap_hours): in neither split")
@@ -71,10 +80,9 @@ def store_stages(
             # history features from the time of the real one of its row, and a real negative's from its event's
             times = engagement_times(cfg.features.history, layout, targets) if cfg.features.history.keys else None
             train = shuffle_labels(train, [*targets, *dict.fromkeys((times or {}).values())], shuffle_seed, layout.time)
-            split_def["shuffled_labels_seed"] = shuffle_seed
     with prog.stage("features", client=client):
         built = materialize(cfg.features, store_path(cfg), dataset.data_dir, train, valid, targets, split_def, backend, layout, rebuild,
-                            prog.log, Path(cfg.data.cache_dir).expanduser() / CACHE_FILE, hold)
+                            prog.log, digests, hold, definition, split.counts())
     spilled = spilled_bytes(client)
     if spilled:  # the memory limit was reached: the run is slower than in memory, and the disk must hold it
         prog.log(spilled_line(spilled, cfg.cluster))
@@ -83,6 +91,30 @@ def store_stages(
         prog.log(f"{lost} dask worker(s) of the start left the cluster by now (died and restarted, or retired); dask "
                  "recomputed their tasks (if they were killed for memory: a larger cluster.memory_limit or more workers)")
     return split, built
+
+
+def _split_def(cfg: Config, cutoff: int, shuffle_seed: int | None) -> dict:
+    """The split as a store version's definition holds it: the validation window and its cut-off, the gap (none
+    without one: the versions built before gaps), the labels' shuffle seed (another training split)."""
+    split_def = {"valid_hours": cfg.split.valid_hours, "cutoff": cutoff}
+    if whole_seconds(cfg.split.gap_hours):
+        split_def["gap_hours"] = cfg.split.gap_hours
+    if shuffle_seed is not None:
+        split_def["shuffled_labels_seed"] = shuffle_seed
+    return split_def
+
+
+def _split_known(cfg: Config, dataset: Dataset, span: tuple[int, int], shuffle_seed: int | None, digests: Path,
+                 log: Callable[[str], None]) -> tuple[SplitInfo | None, dict]:
+    """(the split, the store definition of this input and split, its cut-off from the footers' ``span``); the split
+    is None unless the store holds that version intact with the split's counts in its manifest (they were counted
+    and checked when it was built from the same input, by its fingerprint, and split); else (a miss, or a version
+    built before manifests kept them) the split counts them."""
+    cutoff = check_window(*span, cfg.split.valid_hours, cfg.split.gap_hours, dataset.layout.time)
+    definition = store_definition(cfg.features, store_path(cfg), dataset.data_dir, list(cfg.train.targets),
+                                  _split_def(cfg, cutoff, shuffle_seed), dataset.layout, digests, log)
+    manifest = FeatureStore(store_path(cfg)).manifest(version_id(definition))
+    return recorded_split((manifest or {}).get("split_counts"), span, cutoff, whole_seconds(cfg.split.gap_hours)), definition
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,30 @@ class SplitInfo:
     max_time: int
     gap: int = 0  # seconds before the cut-off whose rows are in neither split (split.gap_hours)
     purged: int = 0  # rows in the gap: time in (cutoff - gap, cutoff]
+    rows: int | None = None  # every row of the input; None: not counted
+    valid_rows: int | None = None  # rows later than the cut-off
 
     @property
     def train_end(self) -> int:
         """The latest time a training row may have: the cut-off less the gap."""
         return self.cutoff - self.gap
+
+    def counts(self) -> dict | None:
+        """The split's counts as a store version's manifest keeps them (:func:`recorded_split` reads them back),
+        None when they were not counted."""
+        if self.rows is None or self.valid_rows is None:
+            return None
+        return {"rows": self.rows, "valid": self.valid_rows, "purged": self.purged}
+
+
+def recorded_split(counts: Any, span: tuple[int, int], cutoff: int, gap: int) -> SplitInfo | None:
+    """The :class:`SplitInfo` of a split counted before (:meth:`SplitInfo.counts`, from the manifest of the store
+    version built from the same input and split, whose time span is ``span``), or None when ``counts`` is no such
+    record (absent: a version built before they were kept; an edit): the split is counted again."""
+    keys = ("rows", "valid", "purged")
+    if not isinstance(counts, dict) or not all(type(counts.get(k)) is int and counts[k] >= 0 for k in keys):
+        return None
+    return SplitInfo(cutoff, int(span[0]), int(span[1]), gap, counts["purged"], counts["rows"], counts["valid"])
 
 
 def whole_seconds(hours: float) -> int:
@@ -73,9 +92,7 @@ def time_split(
                         "drop them or fill the time in (an ingest quarantines them)")
     lo, hi = int(lo), int(hi)
     cutoff = check_window(lo, hi, valid_hours, gap_hours, time_column)
-    train = frame[frame[time_column] <= cutoff - gap]
-    source = frame if later is None else later(cutoff)
-    valid = source[source[time_column] > cutoff]
+    train, valid = split_frames(frame, cutoff, gap, time_column, later)
     targets = list(targets)
     # per column: a frame's min() on dask-cudf fails on its empty meta ("cannot convert float NaN to integer", int8)
     stats = [train[t].min() for t in targets] + [train[t].max() for t in targets]
@@ -86,7 +103,16 @@ def time_split(
     if targets:
         k = len(targets)
         _check_labels(targets, dict(zip(targets, low_high[:k])), dict(zip(targets, low_high[k:])), n_rows - n_valid - purged)
-    return train, valid, SplitInfo(cutoff, lo, hi, gap, purged)
+    return train, valid, SplitInfo(cutoff, lo, hi, gap, purged, n_rows, n_valid)
+
+
+def split_frames(frame: Any, cutoff: int, gap: int, time_column: str = EVENT_TIME,
+                 later: Callable[[int], Any] | None = None) -> tuple[Any, Any]:
+    """(train, valid) of ``frame`` split at ``cutoff`` with ``gap`` seconds before it purged, lazily: nothing counted
+    or checked (:func:`time_split` does; ``later`` as there)."""
+    train = frame[frame[time_column] <= cutoff - gap]
+    source = frame if later is None else later(cutoff)
+    return train, source[source[time_column] > cutoff]
 
 
 def check_window(lo: int, hi: int, valid_hours: float, gap_hours: float, time_column: str = EVENT_TIME) -> int:

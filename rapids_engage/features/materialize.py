@@ -60,6 +60,8 @@ def materialize(
     log: Callable[[str], None] = print,
     digests: Path | None = None,
     hold: Callable[[str], None] | None = None,
+    definition: dict | None = None,
+    split_counts: dict | None = None,
 ) -> Materialized:
     """Compute train (out-of-fold) and validation features into a store version.
 
@@ -68,6 +70,9 @@ def materialize(
     files' digests (default: the store's own; the pipeline shares ``data.cache_dir``'s). ``hold``: called with
     the version's id before it is looked up or built, and with a version found for more targets before it is
     used (a run marks it in use there: ``store --keep`` deleted it between this and the run's training).
+    ``definition``: :func:`store_definition` of these arguments when computed already. ``split_counts``: the split's
+    counts (:meth:`~..split.SplitInfo.counts`), kept in the manifest of a version built here, so that a later run
+    finding it takes them from there instead of counting them again.
     """
     hold = hold or (lambda _: None)
     cfg = resolve_label_time(cfg, layout)  # the definition holds the value used (a run has resolved it already)
@@ -75,19 +80,8 @@ def materialize(
     _sweep(store, log)
     builder = FeatureBuilder(cfg, targets, layout)
     names = builder.feature_names()
-    definition = {
-        # where the store, key tables and intermediates live changes no value
-        # (session features off: not named, so versions built before they existed keep being found)
-        "features": {k: v for k, v in asdict(cfg).items() if k != "intermediates" and (k != "session" or v["enabled"])}
-        | {"store": None, "broadcast_limit": None},
-        "targets": targets,
-        "layout": layout.to_dict(),
-        "input": fingerprint_files(data_dir, digests or store.path / CACHE_FILE, log),
-        "split": split,
-        "format": FORMAT_VERSION,
-        "values": VALUES_VERSION,  # code that computes other values for the same input builds another version
-        "names": names,  # the feature set of this code: a feature added to a group is a new version
-    }
+    if definition is None:
+        definition = store_definition(cfg, store.path, data_dir, targets, split, layout, digests, log)
     version = version_id(definition)
     hold(version)
     manifest, problem = store.check(version)
@@ -143,6 +137,7 @@ def materialize(
                 "groups": {g: {"signature": sig} for g, sig in sigs.items()},
                 "reused": reused,
                 "rows": rows,
+                "split_counts": split_counts,
                 "backend": backend.kind,
                 "libraries": library_versions(backend),
                 "python": platform.python_version(),
@@ -159,6 +154,26 @@ def materialize(
 
     # runs sharing the store build it once; the others wait, then reuse it
     return look_again_or_build(building(store.version_dir(version), log), built_meanwhile, build)[0]
+
+
+def store_definition(cfg: FeaturesConfig, store_path: Path, data_dir: Path, targets: list[str], split: dict, layout: Layout,
+                     digests: Path | None = None, log: Callable[[str], None] = print) -> dict:
+    """What a store version is the hash of (:func:`~..store.version_id`): the features, targets, layout, input
+    fingerprint, split and code versions of :func:`materialize`'s arguments."""
+    cfg = resolve_label_time(cfg, layout)
+    return {
+        # where the store, key tables and intermediates live changes no value
+        # (session features off: not named, so versions built before they existed keep being found)
+        "features": {k: v for k, v in asdict(cfg).items() if k != "intermediates" and (k != "session" or v["enabled"])}
+        | {"store": None, "broadcast_limit": None},
+        "targets": targets,
+        "layout": layout.to_dict(),
+        "input": fingerprint_files(data_dir, digests or Path(store_path) / CACHE_FILE, log),
+        "split": split,
+        "format": FORMAT_VERSION,
+        "values": VALUES_VERSION,  # code that computes other values for the same input builds another version
+        "names": FeatureBuilder(cfg, targets, layout).feature_names(),  # a feature added to a group is a new version
+    }
 
 
 def _built_meanwhile(store: FeatureStore, version: str, log: Callable[[str], None],

@@ -1,0 +1,89 @@
+"""A second run of the same config finds its store version before the split's pass over the data: the split's
+counts come from the version's manifest (issue 3: the cache hit's cost)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rapids_engage import run_stages
+from rapids_engage.pipeline import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One in-process worker, reachable by a tcp address as an existing cluster's is (no cluster start per run)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+                      dashboard_address=None) as local:
+        yield local
+
+
+@pytest.fixture
+def counted_splits(monkeypatch) -> list[int]:
+    """One entry per split counted (:func:`~rapids_engage.split.time_split`: the pass over the data)."""
+    calls: list[int] = []
+    real = run_stages.time_split
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_stages, "time_split", counting)
+    return calls
+
+
+def _features(cluster, tmp: Path, out: Path, *extra: str) -> dict:
+    argv = ["features", "--gpus", "0", "--rows", "3000", "--out", str(out), "--store", str(tmp / "store"),
+            "--scheduler-address", cluster.scheduler_address, "--set", f"data.cache_dir={tmp / 'cache'}",
+            "--set", "synthetic.days=4", "--set", "train.targets=[like]", "--set", "split.gap_hours=6",
+            "--set", "features.history.keys=[]", *extra]
+    assert main(argv) == 0
+    return json.loads((out / "features.json").read_text())
+
+
+def _said(capsys) -> list[str]:
+    """The run's split and feature-store lines printed since the last call."""
+    text = "".join(capsys.readouterr())
+    return [line.strip() for line in text.splitlines() if line.strip().startswith(("split:", "feature store:"))]
+
+
+def test_a_cache_hit_takes_the_split_counts_from_the_store(cluster, tmp_path, counted_splits, capsys):
+    out = tmp_path / "run"
+    built = _features(cluster, tmp_path, out)
+    manifest_path = Path(built["store"]["path"]) / built["store"]["version"] / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    counts = manifest["split_counts"]
+    assert counts["purged"] == built["split"]["purged_rows"] > 0 and counts["rows"] > counts["valid"] > 0
+    assert counts["rows"] - counts["valid"] - counts["purged"] == built["rows"]["train"]
+    assert len(counted_splits) == 1
+    capsys.readouterr()
+
+    hit = _features(cluster, tmp_path, out)
+    hit_log = _said(capsys)
+    assert len(counted_splits) == 1, "the cache hit counted the split again"
+    assert hit["store"]["cache_hit"] and hit["store"]["version"] == built["store"]["version"]
+    assert hit["split"] == built["split"] and hit["rows"] == built["rows"]
+
+    # a version built before manifests kept the counts: the hit counts them, and says and reports the same
+    del manifest["split_counts"]
+    manifest_path.write_text(json.dumps(manifest, indent=1))
+    counted = _features(cluster, tmp_path, out)
+    assert len(counted_splits) == 2
+    assert counted["store"]["cache_hit"] and counted["split"] == hit["split"] and counted["rows"] == hit["rows"]
+    assert _said(capsys) == hit_log
+    assert any(line.startswith("split: ") and "purged" in line for line in hit_log), hit_log
+
+    # another split definition or input: another version, counted
+    _features(cluster, tmp_path, tmp_path / "gap", "--set", "split.gap_hours=7")
+    assert len(counted_splits) == 3
+    _features(cluster, tmp_path, tmp_path / "rows", "--rows", "3100")
+    assert len(counted_splits) == 4
+    # --rebuild counts, as before
+    _features(cluster, tmp_path, out, "--rebuild")
+    assert len(counted_splits) == 5
