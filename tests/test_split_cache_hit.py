@@ -42,7 +42,7 @@ def _features(cluster, tmp: Path, out: Path, *extra: str) -> dict:
     argv = ["features", "--gpus", "0", "--rows", "3000", "--out", str(out), "--store", str(tmp / "store"),
             "--scheduler-address", cluster.scheduler_address, "--set", f"data.cache_dir={tmp / 'cache'}",
             "--set", "synthetic.days=4", "--set", "train.targets=[like]", "--set", "split.gap_hours=6",
-            "--set", "features.history.keys=[]", *extra]
+            "--set", "features.history.keys=[]", "--set", "features.target_encoding.keys=[[language]]", *extra]
     assert main(argv) == 0
     return json.loads((out / "features.json").read_text())
 
