@@ -31,9 +31,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from .audit_compare import co_partitioned, merged_differences, per_partition_counts, totals
 from .audit_folds import out_of_fold_checks
 from .audit_shuffles import mean_of_shuffles, shuffles_phrase, spread_phrase
-from .backend import to_host_f64
 from .config import Config, TrainConfig
 from .report import write_json
 from .schema import utc
@@ -104,8 +104,10 @@ def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) 
     are recomputed from the events up to that time only, the labels of each
     key's last events there flipped (:func:`flip_last_labels`), and compared, row
     by row, with the store's training rows up to that time: any difference means a
-    feature saw a later event, or its own label (or one of an event at the same time).
+    feature saw a later event, or its own label (or one of an event at the same time). Compared partition by
+    partition on the cluster (:mod:`.audit_compare`): only counts come back.
     """
+    import dask
     import dask.dataframe as dd
     import numpy as np
 
@@ -132,20 +134,18 @@ def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) 
     # times have other features, and matched across copies they differed without a leak
     matched = [list(dict.fromkeys([*row_key, time, *(c for c in key if c in store_train.columns)])) for key in keys]
     compared, differing = [0] * len(keys), [0] * len(keys)
-    for cut in cuts:  # the store's rows up to the cut are read once for every key
-        wanted = dict.fromkeys([*(c for on in matched for c in on), *(n for ns in names for n in ns)])
-        stored = store_train[store_train[time] <= cut][list(wanted)].compute()
+    for cut in cuts:  # a cut's keys computed together: one pass over its rows
+        stored = store_train[store_train[time] <= cut]
+        counts = []
         for i, (key, enc) in enumerate(zip(keys, encoders)):
             past = events[events[time] <= cut][list(dict.fromkeys([*row_key, time, *key, *targets, *(engagement or {}).values()]))]
             past = flip_last_labels(past, key, time, targets)
-            fresh = history_features(past, enc, fit=True)[[*matched[i], *names[i]]].compute()
-            both = fresh.merge(stored[[*matched[i], *names[i]]], on=matched[i], suffixes=("", "_store"))
-            same = np.ones(len(both), dtype=bool)
-            for n in names[i]:
-                a, b = to_host_f64(both[n]), to_host_f64(both[n + "_store"])
-                same &= (a == b) | (np.isnan(a) & np.isnan(b))
-            compared[i] += len(both)
-            differing[i] += int((~same).sum())
+            fresh = history_features(past, enc, fit=True)[[*matched[i], *names[i]]]
+            pair = co_partitioned(fresh, stored[[*matched[i], *names[i]]], matched[i])
+            counts.append(per_partition_counts(merged_differences, *pair, ["compared", "differing"], matched[i], names[i]))
+        for i, frame in enumerate(dask.compute(*counts)):  # a row of counts per partition: no rows come back
+            compared[i] += totals(frame)["compared"]
+            differing[i] += totals(frame)["differing"]
     checks = [{
         "check": f"time travel: hist_{'_'.join(key)} unchanged without the future or own labels", "passed": d == 0 and c > 0,
         "detail": f"{c:,} row comparisons at {n_cuts} cut time(s) (the training rows up to each cut, the labels of each "

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .backend import to_host_f64
+from .audit_compare import co_partitioned, per_partition_counts, sorted_differences, totals
 from .config import Config
 from .features.build import FeatureBuilder
 from .features.folds import FOLD
@@ -25,6 +25,8 @@ from .split import training_end
 
 #: The column marking the rows whose labels :func:`flip_fold_labels` flipped.
 FLIPPED = "_flipped"
+#: The count of the fold's rows in the per-partition counts (:func:`_fold_counts`).
+ROWS = "_rows"
 
 
 def flip_fold_labels(frame: Any, fold: int, targets: list[str]) -> Any:
@@ -50,9 +52,10 @@ class FoldFlippedBuilder(FeatureBuilder):
 def out_of_fold_checks(cfg: Config, real: dict, seed: int = 0) -> list[dict]:
     """One check per target-encoding key of ``cfg``: the training rows of fold ``seed`` mod ``n_folds``, their labels
     flipped, keep the encodings of the run's store (``real``: its report), compared row by row (by row key, time and
-    the fold key's stored columns; copies of a row sharing them, by their encodings' order: :func:`_differing`); a
-    difference names its feature, so its key and target. Runs on the current dask client; the encodings are rebuilt
-    from the run's input (the training rows up to :func:`~.split.training_end`)."""
+    the fold key's stored columns; copies of a row sharing them, by their encodings' order:
+    :func:`~.audit_compare.sorted_differences`); a difference names its feature, so its key and target. Runs on the
+    current dask client, partition by partition where the rows lie (:mod:`.audit_compare`: only counts come back); the
+    encodings are rebuilt from the run's input (the training rows up to :func:`~.split.training_end`)."""
     import dask.dataframe as dd
 
     from .data import read_events
@@ -70,34 +73,31 @@ def out_of_fold_checks(cfg: Config, real: dict, seed: int = 0) -> list[dict]:
     matched = list(dict.fromkeys([*layout.row_key, time, *(c for c in layout.fold_key() if c in store.columns)]))
     names = [[enc.output_name(t) for t in targets] for enc in builder.target_encoders]
     columns = list(dict.fromkeys([*matched, *(n for ns in names for n in ns)]))
-    with tempfile.TemporaryDirectory(prefix="audit-folds-", dir=cfg.out) as scratch:
+    with tempfile.TemporaryDirectory(prefix="audit-folds-", dir=cfg.out) as scratch:  # fresh reads it: counted inside
         fresh = builder.fit_transform(train, scratch=scratch)
-        fresh = fresh[fresh[FLIPPED]][columns].compute()  # the fold's rows alone
-    stored = store[columns].compute()
-    stored = stored.merge(fresh[matched].drop_duplicates(), on=matched)  # the fold's rows (of each row key, its copies)
+        fresh, stored = co_partitioned(fresh[fresh[FLIPPED]][columns], store[columns], matched)  # the fold's rows alone
+        flat = [n for ns in names for n in ns]
+        counts = totals(per_partition_counts(_fold_counts, fresh, stored, [ROWS, *flat], matched, names).compute())
+    rows = counts[ROWS]
     checks = []
     for key, ns in zip(te.keys, names):
-        differing = {n: _differing(fresh, stored, matched, ns, n) for n in ns}
+        differing = {n: counts[n] for n in ns}
         d = sum(differing.values())
         named = "; " + ", ".join(f"{n}: {c:,}" for n, c in differing.items() if c) if d else ""
         checks.append({
-            "check": f"out of fold: te_{key_name(key)} unchanged by its own fold's labels", "passed": d == 0 and len(fresh) > 0,
-            "detail": f"{len(fresh):,} training rows of fold {fold} (of {te.n_folds}), their labels flipped; "
+            "check": f"out of fold: te_{key_name(key)} unchanged by its own fold's labels", "passed": d == 0 and rows > 0,
+            "detail": f"{rows:,} training rows of fold {fold} (of {te.n_folds}), their labels flipped; "
                       f"{d:,} encodings differ from the store's{named}",
         })
     return checks
 
 
-def _differing(fresh: Any, stored: Any, matched: list[str], names: list[str], name: str) -> int:
-    """How many of ``fresh``'s encodings ``name`` differ from ``stored``'s (both: computed frames of the same rows),
-    rows paired by ``matched`` (row key, time, fold key) and, among copies of a row sharing those, by the order of
-    their encodings ``names``: a merge on ``matched`` paired each copy with every copy (a difference without a leak);
-    rows that ``stored`` lacks count as differing."""
-    import numpy as np
-
-    order = [*matched, *names]
-    x = to_host_f64(fresh.sort_values(order)[name].reset_index(drop=True))
-    y = to_host_f64(stored.sort_values(order)[name].reset_index(drop=True))
-    if len(x) != len(y):
-        return max(len(x), len(y))
-    return int((~(np.isclose(x, y, rtol=1e-12, atol=0.0) | (np.isnan(x) & np.isnan(y)))).sum())
+def _fold_counts(fresh: Any, stored: Any, matched: list[str], names: list[list[str]]) -> dict:
+    """A partition pair's counts: :data:`ROWS`, ``fresh``'s rows (the fold's), and for each encoding how many differ
+    from the store's (:func:`~.audit_compare.sorted_differences` per target-encoding key's ``names``), of the stored
+    rows that share a fold row's ``matched`` values (of each row key, its copies)."""
+    stored = stored.merge(fresh[matched].drop_duplicates(), on=matched)
+    counts = {ROWS: len(fresh)}
+    for ns in names:
+        counts.update(sorted_differences(fresh, stored, matched, ns))
+    return counts

@@ -1,5 +1,5 @@
 """Shared test set-up: ``gpu``-marked tests skip cleanly where no GPU + RAPIDS is available; parquet footer reads
-counted (``count_footer_reads``)."""
+counted (``count_footer_reads``); row-level frames refused onto the driver (``refuse_rows``)."""
 
 from __future__ import annotations
 
@@ -78,3 +78,34 @@ def _count_footer_reads(monkeypatch) -> dict[str, int]:
 def count_footer_reads(monkeypatch):
     """Call it to count parquet footer reads from then on (:func:`_count_footer_reads`)."""
     return lambda: _count_footer_reads(monkeypatch)
+
+
+def _refuse_rows(monkeypatch, module, name: str, columns: list[str]) -> None:
+    """``module.name`` (a function) wrapped: while it runs, a dask compute (``dask.compute`` or a collection's
+    ``.compute()``) whose result holds a frame with all of ``columns`` (row-level rows: their row key and time) raises."""
+    import dask
+    import dask.base
+
+    function, compute = getattr(module, name), dask.base.compute
+
+    def refusing(*args, **kwargs):
+        results = compute(*args, **kwargs)
+        for result in results:
+            if set(columns) <= set(getattr(result, "columns", ())):
+                raise AssertionError(f"{len(result):,} rows collected onto one process: {list(result.columns)}")
+        return results
+
+    def guarded(*args, **kwargs):
+        with monkeypatch.context() as patched:
+            patched.setattr(dask.base, "compute", refusing)  # a collection's .compute() calls this one
+            patched.setattr(dask, "compute", refusing)
+            return function(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, guarded)
+
+
+@pytest.fixture
+def refuse_rows(monkeypatch):
+    """Call it with a module, a function's name and the row columns: that function may compute no frame of them
+    (:func:`_refuse_rows`)."""
+    return lambda module, name, columns: _refuse_rows(monkeypatch, module, name, columns)

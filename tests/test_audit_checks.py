@@ -311,6 +311,16 @@ def test_time_travel_matches_copies_of_a_row_key_by_time(tmp_path):
     assert check["detail"].startswith("984 row comparisons") and check["detail"].endswith("; 0 differ"), check
 
 
+def test_time_travel_collects_no_rows_onto_one_process(tmp_path, refuse_rows):
+    """Issue #3: the store's rows up to each cut and the recomputed history features were computed onto the driver
+    (then merged); they are compared partition by partition where they lie, only a row of counts per partition back."""
+    import rapids_engage.audit
+
+    refuse_rows(rapids_engage.audit, "time_travel_checks", [*RECSYS.row_key, RECSYS.time])
+    check = _time_travel_check(tmp_path, copies=20)
+    assert check["passed"] and check["detail"].startswith("984 row comparisons"), check
+
+
 def test_time_travel_recomputes_history_with_engagement_label_times(tmp_path):
     """With ``label_time: engagement`` the check reads the engagement timestamps too (it stopped on their absence)."""
     check = _time_travel_check(tmp_path, label_time="engagement")

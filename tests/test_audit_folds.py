@@ -62,3 +62,14 @@ def test_copies_of_a_row_do_not_hide_an_in_fold_encoding(tmp_path, monkeypatch):
     _in_fold_encodings(monkeypatch)
     checks = _out_of_fold_checks(tmp_path, copies=30)
     assert [c["passed"] for c in checks] == [False, False], checks
+
+
+def test_the_check_collects_no_rows_onto_one_process(tmp_path, refuse_rows):
+    """Issue #3: the fold's fresh rows and the store's training rows were computed onto the driver (then merged); they
+    are compared partition by partition where they lie, and only a row of counts per partition comes back."""
+    import rapids_engage.audit_folds
+
+    refuse_rows(rapids_engage.audit_folds, "out_of_fold_checks", [*RECSYS.row_key, RECSYS.time])
+    checks = _out_of_fold_checks(tmp_path, copies=30)
+    assert [c["passed"] for c in checks] == [True, True], checks
+    assert checks[0]["detail"] == "127 training rows of fold 0 (of 5), their labels flipped; 0 encodings differ from the store's"
