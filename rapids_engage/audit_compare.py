@@ -16,11 +16,17 @@ from .backend import frame_library, to_host_f64
 
 def co_partitioned(fresh: Any, stored: Any, on: list[str]) -> tuple[Any, Any]:
     """``fresh`` and ``stored`` (dask) shuffled by ``on`` to the same number of partitions: rows with the same values of
-    ``on`` lie in the same partition of both. ``fresh``'s ``on`` columns take ``stored``'s dtypes first: a value hashes
-    by its dtype (an int as a float does not land where the int does, nor an int32 as an int64 on cudf)."""
-    casts = {c: stored._meta[c].dtype for c in on if fresh._meta[c].dtype != stored._meta[c].dtype}
+    ``on`` lie in the same partition of both. Numbers hash alike whatever their dtype (dask's shuffle hashes them as
+    float64); ``fresh``'s other ``on`` columns take ``stored``'s dtypes first where they differ (a string and a
+    category, as history's state does: GPU-unverified that cudf hashes those apart)."""
+    casts = {c: stored._meta[c].dtype for c in on
+             if fresh._meta[c].dtype != stored._meta[c].dtype and not (_numeric(fresh._meta[c]) and _numeric(stored._meta[c]))}
     n = max(fresh.npartitions, stored.npartitions)
     return (fresh.astype(casts) if casts else fresh).shuffle(on=on, npartitions=n), stored.shuffle(on=on, npartitions=n)
+
+
+def _numeric(column: Any) -> bool:
+    return getattr(column.dtype, "kind", "O") in "iufb"
 
 
 def per_partition_counts(count: Callable[..., dict], fresh: Any, stored: Any, columns: list[str], *args: Any) -> Any:

@@ -1,0 +1,51 @@
+"""The audit's per-partition comparisons (:mod:`rapids_engage.audit_compare`) on hand-built frames."""
+
+from __future__ import annotations
+
+import dask
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+
+from rapids_engage.audit_compare import (co_partitioned, merged_differences, per_partition_counts,
+                                         sorted_differences, totals)
+
+
+def _frames(**fresh_types):
+    """200 rows (row key ``k``, time ``t``, encoding ``e``; every 10th key twice at one time), as stored in 3
+    partitions and, shuffled, recomputed in 4 (``fresh_types``: dtypes of the recomputed columns)."""
+    k = np.arange(200) % 190
+    stored = pd.DataFrame({"k": k, "t": k * 10, "e": np.arange(200) / 7})
+    stored.loc[stored.index[::17], "e"] = np.nan
+    fresh = stored.sample(frac=1, random_state=1).astype(fresh_types or {})
+    return dd.from_pandas(fresh, npartitions=4), dd.from_pandas(stored, npartitions=3)
+
+
+def _count(count, fresh, stored, columns, *args):
+    with dask.config.set(scheduler="sync"):
+        return totals(per_partition_counts(count, *co_partitioned(fresh, stored, ["k", "t"]), columns, *args).compute())
+
+
+def test_the_same_rows_in_other_partitions_and_dtypes_do_not_differ():
+    """Rows pair up whatever partition, and however many partitions, they were in, and whatever their numbers' dtypes
+    (the recomputed time as floats, the key as int32)."""
+    fresh, stored = _frames(t="float64", k="int32")
+    assert _count(sorted_differences, fresh, stored, ["e"], ["k", "t"], ["e"]) == {"e": 0}
+    # copies of a key merge each with each: 10 keys twice, 4 pairs each, 2 of them across copies
+    assert _count(merged_differences, fresh, stored, ["compared", "differing"], ["k", "t"], ["e"]) == {
+        "compared": 220, "differing": 20}
+
+
+def test_a_changed_value_and_a_missing_row_differ():
+    """A changed encoding counts once; a row the store lacks counts every row of its partition as differing (the
+    pairing by order is off there), not nothing."""
+    fresh, stored = _frames()
+    changed = fresh.assign(e=fresh["e"].where(fresh["k"] != 50, -1.0))
+    assert _count(sorted_differences, changed, stored, ["e"], ["k", "t"], ["e"]) == {"e": 1}
+    fewer = stored[stored["k"] != 7]
+    fresh, fewer = co_partitioned(fresh, fewer, ["k", "t"])
+    with dask.config.set(scheduler="sync"):
+        parts = [len(p) for p in dask.compute(*fresh.to_delayed())]
+        where = [int((p["k"] == 7).any()) for p in dask.compute(*fresh.to_delayed())].index(1)
+        counts = per_partition_counts(sorted_differences, fresh, fewer, ["e"], ["k", "t"], ["e"]).compute()
+    assert totals(counts) == {"e": parts[where]}
