@@ -140,7 +140,7 @@ def time_travel_checks(cfg: Config, real: dict, n_cuts: int = 2, seed: int = 0) 
         for i, (key, enc) in enumerate(zip(keys, encoders)):
             past = events[events[time] <= cut][list(dict.fromkeys([*row_key, time, *key, *targets, *(engagement or {}).values()]))]
             past = flip_last_labels(past, key, time, targets)
-            fresh = history_features(past, enc, fit=True)[[*matched[i], *names[i]]]
+            fresh = history_features(past, enc, fit=True, limit=cfg.features.broadcast_limit)[[*matched[i], *names[i]]]
             pair = co_partitioned(fresh, stored[[*matched[i], *names[i]]], matched[i])
             counts.append(per_partition_counts(merged_differences, *pair, ["compared", "differing"], matched[i], names[i]))
         for i, frame in enumerate(dask.compute(*counts)):  # a row of counts per partition: no rows come back

@@ -249,7 +249,7 @@ def _own_label_spans(original):
 
 
 
-def _time_travel_check(tmp_path, copies: int = 0, label_time: str = "event") -> dict:
+def _time_travel_check(tmp_path, copies: int = 0, label_time: str = "event", broadcast_limit: int | None = None) -> dict:
     """The time-travel check of 600 synthetic events (``copies``: of the first rows, the same row key an hour
     later), its store's training rows computed by ``history_features`` as a run's (``label_time``: the history's)."""
     import dask
@@ -272,6 +272,8 @@ def _time_travel_check(tmp_path, copies: int = 0, label_time: str = "event") -> 
         pd.concat([rows, later]).to_parquet(first, index=False)
     cfg = load_config()
     cfg.train.targets, cfg.features.history.keys, cfg.features.history.label_time = ["like"], [["engaging_user_id"]], label_time
+    if broadcast_limit is not None:
+        cfg.features.broadcast_limit = broadcast_limit
     time = RECSYS.time
     with dask.config.set(scheduler="sync"):
         events = with_key_columns(add_labels(read_events(tmp_path / "data"), ["like"]), RECSYS, [["engaging_user_id"]])
@@ -318,6 +320,16 @@ def test_time_travel_collects_no_rows_onto_one_process(tmp_path, refuse_rows):
 
     refuse_rows(rapids_engage.audit, "time_travel_checks", [*RECSYS.row_key, RECSYS.time])
     check = _time_travel_check(tmp_path, copies=20)
+    assert check["passed"] and check["detail"].startswith("984 row comparisons"), check
+
+
+def test_time_travel_keeps_a_history_state_over_the_broadcast_limit_on_the_cluster(tmp_path, refuse_rows):
+    """The recomputed history state (a row per key and event time) was gathered onto the driver whatever its size:
+    the check fitted without the feature build's ``broadcast_limit``; over it the state stays partitioned by key."""
+    import rapids_engage.audit
+
+    refuse_rows(rapids_engage.audit, "time_travel_checks", ["engaging_user_id", RECSYS.time])
+    check = _time_travel_check(tmp_path, copies=20, broadcast_limit=0)
     assert check["passed"] and check["detail"].startswith("984 row comparisons"), check
 
 
