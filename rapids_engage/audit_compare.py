@@ -12,13 +12,17 @@ from typing import Any, Callable
 import numpy as np
 
 from .backend import frame_library, to_host_f64
+from .features.key_values import with_key_values
 
 
 def co_partitioned(fresh: Any, stored: Any, on: list[str]) -> tuple[Any, Any]:
     """``fresh`` and ``stored`` (dask) shuffled by ``on`` to the same number of partitions: rows with the same values of
     ``on`` lie in the same partition of both. Numbers hash alike whatever their dtype (dask's shuffle hashes them as
-    float64); ``fresh``'s other ``on`` columns take ``stored``'s dtypes first where they differ (a string and a
-    category, as history's state does: GPU-unverified that cudf hashes those apart)."""
+    float64); categorical ``on`` columns of either side become their values first (dask_cudf hashes a categorical by
+    its codes, and a categorical sorts by them: a dictionary per stored file codes a value its own way; cast to the
+    store's unknown categories, fresh strings became null), then ``fresh``'s other ``on`` columns take ``stored``'s
+    dtypes where they differ (object and arrow strings)."""
+    fresh, stored = with_key_values(fresh, on), with_key_values(stored, on)
     casts = {c: stored._meta[c].dtype for c in on
              if fresh._meta[c].dtype != stored._meta[c].dtype and not (_numeric(fresh._meta[c]) and _numeric(stored._meta[c]))}
     n = max(fresh.npartitions, stored.npartitions)

@@ -6,6 +6,7 @@ import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+import pytest
 
 from rapids_engage.audit_compare import (co_partitioned, merged_differences, per_partition_counts,
                                          sorted_differences, totals)
@@ -49,3 +50,45 @@ def test_a_changed_value_and_a_missing_row_differ():
         where = [int((p["k"] == 7).any()) for p in dask.compute(*fresh.to_delayed())].index(1)
         counts = per_partition_counts(sorted_differences, fresh, fewer, ["e"], ["k", "t"], ["e"]).compute()
     assert totals(counts) == {"e": parts[where]}
+
+
+def _hash_categoricals_by_codes(monkeypatch) -> None:
+    """dask hashes a pandas categorical by its codes from here on, as dask_cudf does a cudf one (``hash_values``)."""
+    from dask.dataframe.dispatch import hash_object_dispatch
+
+    by_values = hash_object_dispatch.dispatch(pd.DataFrame)
+
+    def by_codes(frame, index=True, **kwargs):
+        codes = {c: frame[c].cat.codes for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)}
+        return by_values(frame.assign(**codes), index=index, **kwargs)
+
+    monkeypatch.setitem(hash_object_dispatch._lookup, pd.DataFrame, by_codes)
+
+
+@pytest.mark.parametrize("by_codes", [False, True], ids=["hash-by-values", "hash-by-codes"])
+@pytest.mark.parametrize("fresh_strings", ["object", "category"])
+def test_rows_pair_up_by_a_categorical_key_of_per_file_dictionaries(tmp_path, monkeypatch, by_codes, fresh_strings):
+    """The store read from parquet files of a dictionary each (a categorical of unknown categories, its own per
+    partition), the recomputed key as strings or as categoricals of their own: every row pairs up. Before, the fresh
+    strings were cast to the store's unknown categories (all null: 0 compared, every encoding differing), and
+    categoricals routed by their codes (dask_cudf) or sorted by them met other rows."""
+    n = 300
+    user = np.array([f"u{u}" for u in np.random.default_rng(0).integers(0, 40, n)], dtype=object)
+    rows = pd.DataFrame({"k": np.arange(n), "user": user, "t": np.arange(n) * 10, "e": np.arange(n) / 7})
+    for i in range(3):
+        part = rows.iloc[i * 100 : (i + 1) * 100].copy()
+        part["user"] = pd.Categorical(part["user"], categories=sorted(set(part["user"]), reverse=bool(i % 2)))
+        part.to_parquet(tmp_path / f"part{i}.parquet", index=False)
+    stored = dd.read_parquet(str(tmp_path))
+    fresh = rows.sample(frac=1, random_state=1)
+    parts = [fresh.iloc[i::4].astype({"user": fresh_strings}) for i in range(4)]  # categories of their own
+    fresh = dd.from_map(lambda part: part, parts)
+    if by_codes:
+        _hash_categoricals_by_codes(monkeypatch)
+    on = ["k", "user", "t"]
+    with dask.config.set(scheduler="sync"):
+        pair = co_partitioned(fresh, stored, on)
+        merged = totals(per_partition_counts(merged_differences, *pair, ["compared", "differing"], on, ["e"]).compute())
+        pair = co_partitioned(fresh, stored, on)
+        sorted_ = totals(per_partition_counts(sorted_differences, *pair, ["e"], on, ["e"]).compute())
+    assert merged == {"compared": n, "differing": 0} and sorted_ == {"e": 0}
