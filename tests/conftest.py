@@ -82,17 +82,29 @@ def count_footer_reads(monkeypatch):
 
 def _refuse_rows(monkeypatch, module, name: str, columns: list[str]) -> None:
     """``module.name`` (a function) wrapped: while it runs, a dask compute (``dask.compute`` or a collection's
-    ``.compute()``) whose result holds a frame with all of ``columns`` (row-level rows: their row key and time) raises."""
+    ``.compute()``) whose result holds a frame with all of ``columns`` (row-level rows: their row key and time) raises;
+    results are searched inside tuples, lists and dicts, and a series counts as the frame of its index and itself."""
     import dask
     import dask.base
 
     function, compute = getattr(module, name), dask.base.compute
 
+    def frames(result):
+        if isinstance(result, (tuple, list)):
+            return [f for r in result for f in frames(r)]
+        if isinstance(result, dict):
+            return [f for r in result.values() for f in frames(r)]
+        if hasattr(result, "columns"):
+            return [result]
+        if hasattr(result, "to_frame") and hasattr(result, "index"):  # a series: its values and its index's
+            return [result.to_frame().reset_index()]
+        return []
+
     def refusing(*args, **kwargs):
         results = compute(*args, **kwargs)
-        for result in results:
-            if set(columns) <= set(getattr(result, "columns", ())):
-                raise AssertionError(f"{len(result):,} rows collected onto one process: {list(result.columns)}")
+        for frame in frames(results):
+            if set(columns) <= set(frame.columns):
+                raise AssertionError(f"{len(frame):,} rows collected onto one process: {list(frame.columns)}")
         return results
 
     def guarded(*args, **kwargs):

@@ -92,3 +92,20 @@ def test_rows_pair_up_by_a_categorical_key_of_per_file_dictionaries(tmp_path, mo
         pair = co_partitioned(fresh, stored, on)
         sorted_ = totals(per_partition_counts(sorted_differences, *pair, ["e"], on, ["e"]).compute())
     assert merged == {"compared": n, "differing": 0} and sorted_ == {"e": 0}
+
+
+
+@pytest.mark.parametrize("collect", [
+    lambda f: f.compute(), lambda f: dask.compute(f), lambda f: dask.compute([f]), lambda f: dask.compute({"rows": f}),
+    lambda f: f.set_index("k")["t"].compute(),
+], ids=["frame", "compute", "in-a-list", "in-a-dict", "series-by-index"])
+def test_refuse_rows_catches_rows_collected_in_any_form(refuse_rows, collect):
+    """The guard the checks' tests use (``refuse_rows``) must see row-level rows however they come back: inside a
+    list or a dict, or as a series (the time, indexed by the row key), as well as a frame."""
+    import types
+
+    fresh, _ = _frames()
+    module = types.SimpleNamespace(collect=collect)
+    refuse_rows(module, "collect", ["k", "t"])
+    with dask.config.set(scheduler="sync"), pytest.raises(AssertionError, match="rows collected onto one process"):
+        module.collect(fresh)
