@@ -21,6 +21,15 @@ taken: on that log it put cart's bound at 5.6 (whose one shuffle passes 0.5 on e
 standard errors still has 0.5), so a leak of 5 RCE points would pass. A leak does not widen the spread (it adds the same
 skill to every shuffle), so a consistent one fails the mean as it failed one run.
 
+So ``--shuffles auto`` escalates instead (:data:`.audit.AUTO_STAGES`: 1 -> 3 -> 5 -> 10): while a check fails on the
+mean of all the shuffles so far it adds more, and fails only at the last stage. A clean target must then exceed the
+bound at every stage, whose means share their first shuffles but not their spread's luck: ``bench/audit_escalation.py``
+(this model, a clean target's and a leak's, 400,000 audits each) gives 1 in 850 where the noise-fitting dominates
+(spread 9 x ``se``; 1 in 27 stopping at 3), 1 in 4,700 on the event log's buy (1 in 81), at 1.85 / 1.36 shuffled runs
+for a clean audit against 1.74 / 1.32. A leak fails every stage, so it is caught about as often: 5 RCE points on buy
+97 % (97 %), 2 points 30 % (37 %), on cart 96 % or more. Its cost is 10 runs for a FAIL, not 3. 1 -> 3 -> 10 fails as
+rarely but costs a clean audit more (every fail at 3 runs 7 more); 1 -> 3 -> 5 still fails 1 in 125.
+
 Count targets: the mean RMSE (and its constant's, which the shuffles share: each keeps every day's labels) against
 the fixed 0.99 ratio, without a spread (that bound has no standard error). A ranking model's within-group AUC:
 as RCE, with ``group_auc_se`` as its chance part.

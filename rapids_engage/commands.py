@@ -84,7 +84,8 @@ def build_parser(subcommand: str | None = None) -> argparse.ArgumentParser:
     if subcommand == "audit":
         p.add_argument("--shuffles", type=shuffles_arg, default=None, metavar="N|auto",
                        help="shuffled-label runs, each a full rerun; the checks read their mean, whose bound counts their "
-                            "spread from 3 on (default auto: 1, and 3 in all where a shuffled-label check fails on it)")
+                            "spread from 3 on (default auto: 1, then 3, 5, 10 in all while a shuffled-label check fails on "
+                            "the mean so far; a FAIL only at 10)")
         p.add_argument("--seed", type=seed_int, default=0,
                        help="the first shuffle's seed (shuffle i uses SEED + i; also the time-travel check's; default 0)")
     p.add_argument("--version", action="version", version=f"rapids_engage {__version__}")

@@ -455,6 +455,11 @@ def test_two_shuffles_keep_one_runs_bound_and_ranking_and_count_checks_read_the_
     assert not points["passed"] and points["detail"].startswith("mean RMSE(log1p) 1.1200 vs constant 1.1400 over 2 shuffles")
 
 
+#: A clean target's shuffled RCE by seed where the noise-fitting dominates: 0.65 fails one run's 0.5, the mean of 3
+#: (2.05, spread 1.26: bound -0.9 + 3 x 0.75 = 1.34) fails too, the mean of 5 (0.33) passes.
+ESCALATED = {0: 0.65, 1: 3.0, 2: 2.5, 3: -2.0, 4: -2.5}
+
+
 def _fake_audit(tmp_path, monkeypatch, rce_by_seed):
     """``pipeline.main`` of an audit whose runs are faked: the real run's buy RCE 22, a shuffled run's from its seed."""
     calls = []
@@ -473,8 +478,10 @@ def _fake_audit(tmp_path, monkeypatch, rce_by_seed):
 @pytest.mark.parametrize(("argv", "rce_by_seed", "seeds", "code"), [
     ([], {0: 0.1}, [0], 0),  # auto: a pass on one shuffle stops there
     ([], {0: 0.65, 1: -1.31, 2: 1.44}, [0, 1, 2], 0),  # auto: a fail on one: 3, their mean passes
-    (["--seed", "7"], {7: 2.0, 8: 2.1, 9: 1.9}, [7, 8, 9], 1),  # auto: a fail confirmed by the mean
+    (["--seed", "7"], {s: 2.0 + (s % 3) / 10 for s in range(7, 17)}, list(range(7, 17)), 1),  # auto: a leak fails at 10
+    ([], ESCALATED, [0, 1, 2, 3, 4], 0),  # auto: fails on 1 and on the mean of 3, passes on the mean of 5
     (["--shuffles", "1"], {0: 0.65}, [0], 1),  # today's audit
+    (["--shuffles", "3"], ESCALATED, [0, 1, 2], 1),  # an explicit count: no more, whatever the mean
     (["--shuffles", "2", "--seed", "5"], {5: 0.1, 6: 0.2}, [5, 6], 0),
 ])
 def test_audit_shuffles_and_seed_flags(tmp_path, monkeypatch, argv, rce_by_seed, seeds, code):
@@ -499,6 +506,29 @@ def test_audit_shuffles_and_seed_flags(tmp_path, monkeypatch, argv, rce_by_seed,
     assert buy["values"] == [rce_by_seed[s] for s in seeds] and buy["mean"] == pytest.approx(sum(buy["values"]) / len(seeds))
     assert (buy["spread"] is None) is (len(seeds) == 1)
     assert all("target" not in c and "shuffles" not in c for c in result["checks"])
+    stages = record["stages"]  # each stage's verdict: the last one's is the audit's
+    assert [s["n"] for s in stages][-1] == len(seeds) and stages[-1]["passed"] is (code == 0)
+    assert all(not s["passed"] and s["targets"] == {"buy": False} for s in stages[:-1])
+
+
+def test_auto_shuffles_escalate_while_a_check_fails_and_stop_at_the_first_passing_stage(tmp_path, monkeypatch, capsys):
+    """``--shuffles auto`` failed a clean audit whenever the mean of 3 did (about 1 in 20 where noise-fitting
+    dominates): it adds shuffles (1 -> 3 -> 5 -> 10) while a check fails on the mean of all so far, saying so in a
+    line each time, and stops at the first stage that passes; a consistent leak fails at the last."""
+    import json
+
+    import rapids_engage.pipeline as pipeline
+
+    calls = _fake_audit(tmp_path, monkeypatch, ESCALATED)
+    out = tmp_path / "out"
+    assert pipeline.main(["audit", "--gpus", "0", "--out", str(out), "--rows", "1000"]) == 0
+    assert [c[0] for c in calls] == [None, 0, 1, 2, 3, 4]
+    stages = json.loads((out / "audit.json").read_text())["shuffles"]["stages"]
+    assert [(s["n"], s["passed"]) for s in stages] == [(1, False), (3, False), (5, True)]
+    log = " ".join("".join(capsys.readouterr()).split())
+    assert "failed on one shuffle (buy): 2 more (--shuffles auto: 1 -> 3 -> 5 -> 10), the checks on the mean of 3" in log
+    assert "failed on the mean of 3 shuffles (buy): 2 more (--shuffles auto: 1 -> 3 -> 5 -> 10), the checks on the mean of 5" in log
+    assert "the mean of 5 shuffles (buy)" not in log
 
 
 def test_audit_json_names_the_shuffled_runs_by_absolute_paths(tmp_path, monkeypatch):

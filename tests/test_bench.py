@@ -450,3 +450,17 @@ def test_a_fresh_process_peak_rss_is_its_own_not_its_parents():
                                                check=True).stdout.split())
     assert inherited >= 400  # what the benches read before
     assert own < 300
+
+
+def test_audit_escalation_bench_agrees_with_the_audit_s_own_checks(tmp_path):
+    """``bench/audit_escalation.py``'s vectorised rule gives the audit's verdicts (it re-checks every trial here
+    through ``shuffled_checks``: a changed bound or stage list makes them differ), and writes its JSON and table."""
+    module = _bench_module("audit_escalation")
+    assert module.main(["--trials", "40", "--verify", "40", "--results", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "audit_escalation.json").read_text())
+    from rapids_engage.audit import AUTO_STAGES
+
+    assert tuple(module.RULES["1 -> 3 -> 5 -> 10"]) == AUTO_STAGES
+    rule = result["scenarios"]["buy"]["rules"]["1 -> 3 (before)"]
+    assert 1 <= rule["d=0"]["mean_runs"] <= 3 and rule["d=10"]["failed"] == 1.0
+    assert "| buy (-0.91, 0.16, 1.42) | 1 -> 3 -> 5 -> 10 |" in (tmp_path / "audit_escalation.md").read_text()
