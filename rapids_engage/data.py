@@ -413,7 +413,9 @@ def read_events(
     """Lazy dask frame of the canonical events (cudf partitions when the backend is GPU): a partition
     per file (``blocksize=None``: neither dask's nor dask_cudf's own splitting or merging), sized by
     :func:`sized_partitions`; where that only merges small files, a merged partition is read by one task
-    (:mod:`.grouped_read`). Each file's footer is read at most once (:func:`.footers.read_footer`).
+    (:mod:`.grouped_read`). Each file's footer is read once (:func:`.footers.read_footer`): a file lacking a column of
+    the first, or holding one in a type that does not widen to the first's, is a :class:`DataError` on every path
+    (:func:`.file_types.check_files`); a file of wider types is read into the frame's dtypes.
 
     ``later_than``: only rows whose time is above it are wanted (a split's validation side): a file whose footer
     statistics show none is not read but stands as an empty partition of the frame's dtypes, so the partitions are
@@ -421,8 +423,9 @@ def read_events(
     read already (:func:`input_footers`; a frame and its ``later_than`` one read each footer once)."""
     import dask.dataframe as dd
 
+    from .file_types import check_files  # it imports this module
     from .footers import holds_later, read_footer  # it imports this module
-    from .grouped_read import file_groups, grouped_frame  # it imports this module
+    from .grouped_read import cast_partitions, file_groups, grouped_frame  # it imports this module
     from .store import parquet_files
 
     files = parquet_files(data_dir) if footers is None else [f.path for f in footers]
@@ -431,8 +434,8 @@ def read_events(
     check_partitioning(files)
     recsys = layout.kind == "recsys"
     sizing = partition_rows is not None or min_partition_rows is not None
-    if footers is None:
-        footers = [read_footer(f) for f in (files if sizing or later_than is not None else files[:1] if layout.raw_ids else [])]
+    if footers is None:  # every file's: its types are checked whatever the partitioning
+        footers = [read_footer(f) for f in files]
     if columns is None and layout.raw_ids:  # a table's raw id text: for predictions only, never read to train
         columns = [c for c in footers[0].names if c not in layout.raw_ids]
     frame = dd.read_parquet([str(f) for f in files], columns=columns or (list(RAW_COLUMNS) if recsys else None), blocksize=None)
@@ -443,11 +446,14 @@ def read_events(
         missing = [c for c in needed if c not in frame.columns]
         if missing:
             raise DataError(f"{files[0]}: missing column(s) {missing} of its layout.json")
+    same = check_files(footers, list(frame.columns))
     rows = [f.num_rows for f in footers] if sizing else None
     skip = [not holds_later(f, layout.time, later_than) for f in footers] if later_than is not None else None
     groups = file_groups(rows, partition_rows, min_partition_rows, min_partitions) if sizing else None
-    if groups and (grouped := grouped_frame(frame, footers, groups, skip)) is not None:  # a task per merged partition
+    if groups and (grouped := grouped_frame(frame, footers, groups, skip, same)) is not None:  # a task per merged partition
         return grouped
+    if not same:  # a file per partition, read in its own (wider) types
+        frame = cast_partitions(frame)
     if skip is not None:
         frame = empty_partitions(frame, skip)
     return sized_partitions(frame, files, partition_rows, min_partition_rows, min_partitions, rows=rows)

@@ -1,9 +1,11 @@
-"""Column types of consecutive parquet files read as one partition (:mod:`.grouped_read`).
+"""Column types of the parquet files of one input, checked from their footers before any read.
 
-A merged partition's files are read into the first input file's column types. A file whose type widens to it
-(int32 into int64, float32 into float64, a column all null) is read into it exactly; any other (fractions into an
-integer, text into a number, times into integers) is refused, naming the file, the column and both types: a cast
-would change or lose values without a word.
+Every file is read into the first input file's column types (the frame's meta), whatever the partitioning: a merged
+partition's files in one read (:mod:`.grouped_read`), a file per partition (or split) cast to the meta. A file whose
+type widens to it (int32 into int64, float32 into float64, a column all null) is read into it exactly; any other
+(fractions into an integer, text into a number, times into integers) is refused, naming the file, the column and
+both types: a cast would change or lose values without a word, and a file per partition read them in its own type
+(a partition of floats or text where the frame says int64).
 """
 
 from __future__ import annotations
@@ -59,3 +61,14 @@ def check_types(footers: Sequence[Any], columns: Sequence[str]) -> bool:
                                 f"{want.type}: a cast would change or lose its values; write the files with one type")
             same = False
     return same
+
+
+def check_files(footers: Sequence[Any], columns: Sequence[str]) -> bool:
+    """A :class:`.data.DataError` naming the first file of ``footers`` lacking one of ``columns`` the first file has,
+    then the first holding one in a type that does not widen to the first file's (:func:`check_types`); else whether
+    every file's fields are the first's (False: some partitions are cast to the frame's meta)."""
+    present = [c for c in columns if c in footers[0].names]  # not a key=value directory's column
+    for footer in footers[1:]:
+        if missing := [c for c in present if c not in footer.names]:
+            raise DataError(f"{footer.path}: missing column(s) {missing}, which {footers[0].path} has")
+    return check_types(footers, present)

@@ -13,7 +13,6 @@ from functools import partial
 from typing import Any, Sequence
 
 from .backend import frame_library, read_parquet_files
-from .data import DataError
 from .partition_sizing import merged_count
 
 
@@ -31,26 +30,25 @@ def file_groups(rows: Sequence[int], max_rows: int | None, min_rows: int | None,
     return [range(a, b) for a, b in zip(cuts, cuts[1:])]
 
 
-def grouped_frame(frame: Any, footers: Sequence[Any], groups: list[range], skip: Sequence[bool] | None) -> Any | None:
+def grouped_frame(frame: Any, footers: Sequence[Any], groups: list[range], skip: Sequence[bool] | None, same: bool) -> Any | None:
     """``frame`` (read a partition per file of ``footers``) as a partition per group of ``groups``, each read by one
     task, the files flagged in ``skip`` left out (a group of them only: an empty partition of ``frame``'s meta);
     None where ``frame`` holds a column the first file lacks (a ``key=value`` directory's: dask's per-file read
-    types it). A :class:`.data.DataError` names a file lacking a column of the first, or holding one in a type
-    that does not widen to the first's (:func:`.file_types.check_types`)."""
+    types it). ``same``: every file's fields are the first's (:func:`.file_types.check_files`, which the caller ran)."""
     import dask.dataframe as dd
 
-    from .file_types import check_types
-
     meta = frame._meta
-    columns = list(meta.columns)
-    if any(c not in footers[0].names for c in columns):
+    if any(c not in footers[0].names for c in meta.columns):
         return None
-    for footer in footers:
-        if missing := [c for c in columns if c not in footer.names]:
-            raise DataError(f"{footer.path}: missing column(s) {missing}, which {footers[0].path} has")
-    schema = None if check_types(footers, columns) else footers[0].metadata.schema.to_arrow_schema()
+    schema = None if same else footers[0].metadata.schema.to_arrow_schema()
     parts = [[str(footers[i].path) for i in group if not (skip and skip[i])] for group in groups]
     return dd.from_map(partial(read_group, meta=meta, schema=schema), parts, meta=meta, enforce_metadata=False)
+
+
+def cast_partitions(frame: Any) -> Any:
+    """``frame`` (a partition per file, or per piece of one, each read in its file's types) with every partition in
+    the meta's dtypes (:func:`as_meta`): the files' types were checked to widen to them (:func:`.file_types.check_files`)."""
+    return frame.map_partitions(partial(as_meta, meta=frame._meta), meta=frame._meta, enforce_metadata=False)
 
 
 def read_group(paths: list[str], meta: Any, schema: Any = None) -> Any:
@@ -69,14 +67,19 @@ def read_group(paths: list[str], meta: Any, schema: Any = None) -> Any:
 
 
 def as_meta(frame: Any, meta: Any) -> Any:
-    """``frame`` in ``meta``'s dtypes, but for a categorical column and a nullable integer or bool column (pandas
-    ``Int64``, ``boolean``) holding nulls, which ``meta``'s numpy type cannot."""
+    """``frame`` in ``meta``'s dtypes, but for a categorical column (as read) and, on pandas, an integer or bool
+    column holding nulls, which ``meta``'s numpy type cannot hold: pandas' nullable type of it (``Int64``, ``boolean``;
+    cudf's columns hold nulls in any type)."""
+    pandas = frame_library(meta).__name__ != "cudf"
     cast = {}
     for column, want in meta.dtypes.items():
         got = frame[column].dtype
         if got == want or str(want) == "category":
             continue
-        if str(got).lower() in (str(want), "boolean" if str(want) == "bool" else "") and bool(frame[column].isna().any()):
+        if pandas and getattr(want, "kind", None) in ("i", "u", "b") and bool(frame[column].isna().any()):
+            nullable = "boolean" if want.kind == "b" else str(want).capitalize().replace("Ui", "UI")
+            if str(got) != nullable:
+                cast[column] = nullable
             continue
         cast[column] = want
     return frame.astype(cast) if cast else frame

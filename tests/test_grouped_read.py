@@ -104,34 +104,73 @@ def _with_file_7(folder, **columns) -> None:
     _write(folder, parts)
 
 
+def _read_new_rows(folder, **kwargs):
+    from rapids_engage.predict import input_footers as predict_footers, read_new_rows
+
+    return read_new_rows(folder, predict_footers(folder), LAYOUT, **kwargs)
+
+
+#: Every read path of a parquet input: merged groups, a file per partition, split files, a split's validation side
+#: (files without later rows not read), predict --input's per-file and merged reads.
+READS = {
+    "grouped": lambda folder: read_events(folder, LAYOUT, min_partition_rows=55),
+    "per_file": lambda folder: read_events(folder, LAYOUT),
+    "split": lambda folder: read_events(folder, LAYOUT, partition_rows=4, min_partition_rows=None),
+    "split_and_merged": lambda folder: read_events(folder, LAYOUT, partition_rows=4, min_partition_rows=3),
+    "later_than": lambda folder: read_events(folder, LAYOUT, later_than=35),  # files 0-2 not read
+    "predict_per_file": lambda folder: _read_new_rows(folder),
+    "predict_grouped": lambda folder: _read_new_rows(folder, min_partition_rows=55),
+}
+
+
+@pytest.mark.parametrize("read", READS)
 @pytest.mark.parametrize("column, value, got", [
     ("t", lambda p: p["t"] + 0.5, "double"),  # was truncated to 70, 71, ... (or an ArrowInvalid once computed)
     ("t", lambda p: p["t"].astype(str), "large_string"),  # was parsed into numbers
     ("t", lambda p: pd.to_datetime(p["t"], unit="s"), r"timestamp\[.*\]"),  # was its microseconds
     ("row_id", lambda p: p["row_id"].astype(np.uint64) + np.uint64(2**63), "uint64"),  # was an ArrowInvalid
 ])
-def test_a_file_whose_column_type_would_change_its_values_is_named(tmp_path, column, value, got):
+def test_a_file_whose_column_type_would_change_its_values_is_named(tmp_path, column, value, got, read):
+    """On every read path alike: a file per partition read file 7 in its own type (floats, text, timestamps in a
+    partition of a frame of int64 ``t``), without a word, whether it errors depending on the partition settings."""
     _with_file_7(tmp_path, **{column: value})
     with pytest.raises(DataError, match=rf"part-007\.parquet: column '{column}' is {got}, but .*part-000\.parquet has it as "
                                         r"int64: a cast would change or lose its values"):
-        read_events(tmp_path, LAYOUT, min_partition_rows=55)
+        READS[read](tmp_path)
 
 
-def test_types_that_widen_to_the_first_file_s_are_read_exactly(tmp_path):
+@pytest.mark.parametrize("read", READS)
+def test_types_that_widen_to_the_first_file_s_are_read_exactly(tmp_path, read):
     """int32 into int64, float32 into float64, an all-null column and an integer / bool column with nulls (this
     file's pandas nullable types; a null-typed column was an IntCastingNaNError once computed, as were nulls in a
-    numpy int64 column of the first file)."""
+    numpy int64 column of the first file), on every read path alike (a file per partition read file 7 as int32,
+    float32, ... in a frame of int64, float64)."""
     _with_file_7(tmp_path, row_id=lambda p: p["row_id"].astype(np.int32), score=lambda p: p["score"].astype(np.float32),
                  lang=lambda p: pd.Series([None] * len(p), dtype=object), flag=lambda p: pd.array([None] + [True] * 9, dtype="boolean"),
                  click=lambda p: pd.array([None] + [1] * 9, dtype="Int8"))
-    got = read_events(tmp_path, LAYOUT, min_partition_rows=55).compute().reset_index(drop=True)
-    want = pd.concat([pd.read_parquet(f) for f in sorted(tmp_path.glob("*.parquet"))], ignore_index=True)
-    assert got["row_id"].dtype == np.int64 and got["row_id"].tolist() == list(range(120))
+    frame = READS[read](tmp_path)
+    parts = _partitions(frame)
+    assert all(p["row_id"].dtype == np.int64 and p["score"].dtype == np.float64 for p in parts)
+    got = pd.concat(parts, ignore_index=True)
+    skipped = 3 if read == "later_than" else 0  # files of no row above 35: empty partitions
+    want = pd.concat([pd.read_parquet(f) for f in sorted(tmp_path.glob("*.parquet"))[skipped:]], ignore_index=True)
+    seven = range(70 - 10 * skipped, 80 - 10 * skipped)
+    assert got["row_id"].tolist() == list(range(10 * skipped, 120))
     np.testing.assert_array_equal(got["score"].to_numpy(), want["score"].to_numpy())
-    assert got["lang"][70:80].isna().all() and got["lang"].drop(range(70, 80)).equals(want["lang"].drop(range(70, 80)).astype(got["lang"].dtype))
+    assert got["lang"][seven].isna().all() and got["lang"].drop(seven).equals(want["lang"].drop(seven).astype(got["lang"].dtype))
     for column in ("flag", "click"):
-        assert got[column].isna().tolist() == [i == 70 for i in range(120)]
+        assert got[column].isna().tolist() == [i == seven[0] for i in range(len(want))]
         assert got[column].dropna().astype(int).tolist() == want[column].dropna().astype(int).tolist()
+    if not skipped and read != "grouped":  # the same frame as the merged groups' read
+        pd.testing.assert_frame_equal(got, pd.concat(_partitions(READS["grouped"](tmp_path)), ignore_index=True))
+
+
+@pytest.mark.parametrize("read", ["per_file", "split", "later_than"])
+def test_a_file_lacking_a_column_is_named_on_every_path(tmp_path, read):
+    """A file per partition was a KeyError traceback once computed (predict reads the columns all files share)."""
+    _write(tmp_path, [_part(i).drop(columns=["lang"]) if i == 7 else _part(i) for i in range(12)])
+    with pytest.raises(DataError, match=r"part-007\.parquet: .*\['lang'\]"):
+        READS[read](tmp_path)
 
 
 def test_only_files_of_the_first_s_schema_are_read_as_one_list(tmp_path):
