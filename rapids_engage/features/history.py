@@ -86,7 +86,7 @@ import dask.dataframe as dd
 from .frames import Checkpoints, as_dask, is_dask, key_tables, share
 from .history_encoder import HistoryEncoder
 from .history_spans import window_label
-from .key_values import shuffle_by_key, value_dtype
+from .key_values import shuffle_by_key, value_dtypes, with_dtypes
 from .last_second import end_rows
 
 __all__ = ["HistoryEncoder", "fit_history", "history_features", "window_label"]
@@ -163,7 +163,8 @@ def _transform_dask(frame: Any, encoder: HistoryEncoder, labels: bool | None) ->
         return shuffle_by_key(frame, keys).map_partitions(_transform_partition, share(encoder), labels, meta=meta)
     # the same key values and dtypes hash to the same partition in both shuffles: the state's keys take the rows' value
     # dtypes (not a categorical's: its categories are each partition's own, and a cast to the meta's nulled the rest)
-    state = shuffle_by_key(state.astype({c: value_dtype(frame._meta[c].dtype) for c in keys}), keys, state.npartitions)
-    frame = shuffle_by_key(frame, keys, state.npartitions)
+    values = value_dtypes(frame, keys)  # categorical keys: their values' dtypes (a pass where the meta lacks categories)
+    state = shuffle_by_key(with_dtypes(state, {c: values.get(c, frame._meta[c].dtype) for c in keys}), keys, state.npartitions)
+    frame = shuffle_by_key(frame, keys, state.npartitions, values)
     return dd.map_partitions(_transform_with_state, frame, state, stateless, share(encoder.last_ids_), labels, meta=meta,
                              align_dataframes=False)

@@ -40,7 +40,7 @@ from .history_state import (
     alone_if_null, early_events_refusal, early_rows_refusal, encoder_state_rows, state_window, times,
 )
 from .last_second import LastSecondIds, end_rows, load_ids
-from .key_values import shuffle_by_key, value_dtype
+from .key_values import shuffle_by_key, value_dtypes, with_dtypes
 
 #: The group id, the prefix of the feature names and the stem of the state files.
 PREFIX = "sess"
@@ -376,7 +376,8 @@ def session_features(frame: Any, encoder: SessionEncoder, fit: bool = True, chec
     meta = stateless.set_state((state._meta if is_dask(state) else state.iloc[:0]), encoder.t_end_).features(frame._meta)
     if not is_dask(state):
         return shuffle_by_key(frame, keys).map_partitions(_transform_partition, share(encoder), meta=meta)
-    state = shuffle_by_key(state.astype({c: value_dtype(frame._meta[c].dtype) for c in keys}), keys, state.npartitions)
-    frame = shuffle_by_key(frame, keys, state.npartitions)
+    values = value_dtypes(frame, keys)  # categorical keys: their values' dtypes (a pass where the meta lacks categories)
+    state = shuffle_by_key(with_dtypes(state, {c: values.get(c, frame._meta[c].dtype) for c in keys}), keys, state.npartitions)
+    frame = shuffle_by_key(frame, keys, state.npartitions, values)
     return dd.map_partitions(_transform_with_state, frame, state, stateless, share(encoder.last_ids_), meta=meta,
                              align_dataframes=False)
