@@ -108,16 +108,17 @@ def test_by_key_tables_and_contiguous_folds_of_categorical_keys(routing):
 
 
 
-def parquet_parts(frame: pd.DataFrame, n: int, directory) -> dd.DataFrame:
-    """``frame`` with integer users (some null) in ``n`` parquet files, a dictionary each of its own values, read by
-    ``dd.read_parquet``: a meta that does not know the categories (its placeholder is text)."""
+def parquet_parts(frame: pd.DataFrame, n: int, directory, columns: tuple[str, ...] = ("user",)) -> dd.DataFrame:
+    """``frame`` with integer users (some null) in ``n`` parquet files, its ``columns`` a dictionary each of the file's
+    values, read by ``dd.read_parquet``: a meta that does not know the categories (its placeholder is text)."""
     directory.mkdir()
+    frame = frame.assign(user=frame["user"].str[1:].astype("Int64"))
     bounds = np.linspace(0, len(frame), n + 1).astype(int)
     for i in range(n):
         part = frame.iloc[bounds[i] : bounds[i + 1]].reset_index(drop=True)
-        users = part["user"].str[1:].astype("Int64")
-        values = sorted(users.dropna().unique())
-        part["user"] = pd.Categorical(users, categories=values[::-1] if i % 2 else values)
+        for c in columns:
+            values = sorted(part[c].dropna().unique())
+            part[c] = pd.Categorical(part[c], categories=values[::-1] if i % 2 else values)
         part.to_parquet(directory / f"part.{i}.parquet")
     return dd.read_parquet(str(directory))
 
@@ -141,3 +142,19 @@ def test_partitioned_state_of_integer_keys_read_with_unknown_categories(routing,
         pd.testing.assert_frame_equal(got[features], want[features])
         served = by_row(run(parquet_parts(later, 3, tmp_path / f"{run.__name__}_later"), enc, fit=False).compute())
         pd.testing.assert_frame_equal(served[features], by_row(make().fit(ints(train)).transform(ints(later)))[features])
+
+
+def test_folds_and_by_key_tables_of_keys_read_with_unknown_categories(routing, tmp_path):
+    """Contiguous folds' key -> fold table claimed the rows' (unknown) categoricals in its meta while holding the
+    groupby's values: the shuffle join's key values read categories of a partition that had none (AttributeError)."""
+    df = events(300, 3)
+    frame = assign_folds(parquet_parts(df, 4, tmp_path / "rows", ("user", "group")), ["group"], 3, method="contiguous")
+    frame = frame.persist()
+    folds = frame[["group", FOLD]].compute()
+    assert len(folds) == len(df) and folds.groupby(folds["group"].astype(object))[FOLD].nunique().eq(1).all()
+    cnt = CountEncoder(["user", "lang"])
+    got = encode_by_key(frame, [], [cnt], [], Checkpoints(), 0).compute()
+    keys = got[["user", "lang"]].astype(object)
+    keyed = keys.notna().all(axis=1)
+    same_key = keys.astype(str).where(keyed, "").agg("|".join, axis=1)
+    np.testing.assert_array_equal(got["cnt_user__lang"].to_numpy(), same_key.map(same_key[keyed].value_counts()).where(keyed, 0))

@@ -85,7 +85,8 @@ def _contiguous(frame: Any, key: list[str], n_folds: int, what: str, meta: Any, 
     if not key:
         return frame.map_partitions(_row_blocks, offsets, n_folds, total, meta=meta)
     firsts = with_key_values(narrow_frame(frame, key), key).groupby(key, sort=False).agg({POSITION: "min"}, split_out=frame.npartitions).reset_index()
-    table = firsts.map_partitions(_block_folds, offsets, n_folds, total, meta=meta[[*key, FOLD]])
+    # the table's keys are the values the groupby took (not the rows' categoricals, which its meta said they were)
+    table = firsts.map_partitions(_block_folds, offsets, n_folds, total, meta=_block_folds(firsts._meta, offsets, n_folds, total))
     return shuffle_joins(frame, [Join(table, key, {FOLD: "int8"})])
 
 
