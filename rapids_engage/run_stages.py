@@ -3,6 +3,7 @@ them together with the data stage before and the report after)."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 from functools import partial
@@ -27,7 +28,7 @@ from .progress import StageProgress, byte_size
 from .run_dirs import store_path
 from .skew import skew_report
 from .split import SplitInfo, check_window, recorded_split, shuffle_labels, split_frames, time_split, whole_seconds
-from .store import FeatureStore, version_id
+from .store import MANIFEST, FeatureStore, version_id
 from .train import RAW_COUNT_OBJECTIVES, as_float32, predict
 from .train_external import train_target_external
 from .train_shared_matrix import train_targets
@@ -105,16 +106,32 @@ def _split_def(cfg: Config, cutoff: int, shuffle_seed: int | None) -> dict:
 
 
 def _split_known(cfg: Config, dataset: Dataset, span: tuple[int, int], shuffle_seed: int | None, digests: Path,
-                 log: Callable[[str], None]) -> tuple[SplitInfo | None, dict]:
+                 log: Callable[[str], None]) -> tuple[SplitInfo | None, dict | None]:
     """(the split, the store definition of this input and split, its cut-off from the footers' ``span``); the split
     is None unless the store holds that version intact with the split's counts in its manifest (they were counted
     and checked when it was built from the same input, by its fingerprint, and split); else (a miss, or a version
-    built before manifests kept them) the split counts them."""
+    built before manifests kept them) the split counts them. (None, None) when no version records this split and these
+    targets: the input is not hashed before the pass (a first run's split errors came after hashing all of it)."""
     cutoff = check_window(*span, cfg.split.valid_hours, cfg.split.gap_hours, dataset.layout.time)
-    definition = store_definition(cfg.features, store_path(cfg), dataset.data_dir, list(cfg.train.targets),
-                                  _split_def(cfg, cutoff, shuffle_seed), dataset.layout, digests, log)
-    manifest = FeatureStore(store_path(cfg)).manifest(version_id(definition))
+    store, split_def, targets = FeatureStore(store_path(cfg)), _split_def(cfg, cutoff, shuffle_seed), list(cfg.train.targets)
+    if not _recorded(store, split_def, targets):  # a miss: the input is hashed after the pass (materialize), as before
+        return None, None
+    definition = store_definition(cfg.features, store.path, dataset.data_dir, targets, split_def, dataset.layout, digests, log)
+    manifest = store.manifest(version_id(definition))
     return recorded_split((manifest or {}).get("split_counts"), span, cutoff, whole_seconds(cfg.split.gap_hours)), definition
+
+
+def _recorded(store: FeatureStore, split_def: dict, targets: list[str]) -> bool:
+    """Whether a version in ``store`` records this split and these targets in its manifest's definition (read, not
+    checked: a cheap test before hashing the input; no such version, no version of this run's definition)."""
+    for manifest_path in store.path.glob(f"*/{MANIFEST}"):
+        try:
+            definition = json.loads(manifest_path.read_text()).get("definition")
+        except (OSError, ValueError, AttributeError):  # unreadable or of another shape: not intact, never a hit
+            continue
+        if isinstance(definition, dict) and definition.get("split") == split_def and definition.get("targets") == targets:
+            return True
+    return False
 
 
 @dataclass(frozen=True)

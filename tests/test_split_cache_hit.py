@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rapids_engage import run_stages
+from rapids_engage.features import materialize
 from rapids_engage.pipeline import main
 
 pytestmark = pytest.mark.slow
@@ -25,16 +26,19 @@ def cluster():
 
 
 @pytest.fixture
-def counted_splits(monkeypatch) -> list[int]:
-    """One entry per split counted (:func:`~rapids_engage.split.time_split`: the pass over the data)."""
-    calls: list[int] = []
-    real = run_stages.time_split
+def passes(monkeypatch) -> list[str]:
+    """In order, "split" per split counted (:func:`~rapids_engage.split.time_split`: the pass over the data) and "hash"
+    per input fingerprinted (its files' digests)."""
+    calls: list[str] = []
 
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
+    def recorded(name: str, real):
+        def record(*args, **kwargs):
+            calls.append(name)
+            return real(*args, **kwargs)
+        return record
 
-    monkeypatch.setattr(run_stages, "time_split", counting)
+    monkeypatch.setattr(run_stages, "time_split", recorded("split", run_stages.time_split))
+    monkeypatch.setattr(materialize, "fingerprint_files", recorded("hash", materialize.fingerprint_files))
     return calls
 
 
@@ -53,7 +57,7 @@ def _said(capsys) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip().startswith(("split:", "feature store:"))]
 
 
-def test_a_cache_hit_takes_the_split_counts_from_the_store(cluster, tmp_path, counted_splits, capsys):
+def test_a_cache_hit_takes_the_split_counts_from_the_store(cluster, tmp_path, passes, capsys):
     out = tmp_path / "run"
     built = _features(cluster, tmp_path, out)
     manifest_path = Path(built["store"]["path"]) / built["store"]["version"] / "manifest.json"
@@ -61,12 +65,13 @@ def test_a_cache_hit_takes_the_split_counts_from_the_store(cluster, tmp_path, co
     counts = manifest["split_counts"]
     assert counts["purged"] == built["split"]["purged_rows"] > 0 and counts["rows"] > counts["valid"] > 0
     assert counts["rows"] - counts["valid"] - counts["purged"] == built["rows"]["train"]
-    assert len(counted_splits) == 1
+    # a first run: the split's pass (and its checks, its errors) before the input's hashing, as before the lookup
+    assert passes == ["split", "hash"]
     capsys.readouterr()
 
     hit = _features(cluster, tmp_path, out)
     hit_log = _said(capsys)
-    assert len(counted_splits) == 1, "the cache hit counted the split again"
+    assert passes[2:] == ["hash"], "the cache hit counted the split again"
     assert hit["store"]["cache_hit"] and hit["store"]["version"] == built["store"]["version"]
     assert hit["split"] == built["split"] and hit["rows"] == built["rows"]
 
@@ -74,16 +79,16 @@ def test_a_cache_hit_takes_the_split_counts_from_the_store(cluster, tmp_path, co
     del manifest["split_counts"]
     manifest_path.write_text(json.dumps(manifest, indent=1))
     counted = _features(cluster, tmp_path, out)
-    assert len(counted_splits) == 2
+    assert passes.count("split") == 2
     assert counted["store"]["cache_hit"] and counted["split"] == hit["split"] and counted["rows"] == hit["rows"]
     assert _said(capsys) == hit_log
     assert any(line.startswith("split: ") and "purged" in line for line in hit_log), hit_log
 
     # another split definition or input: another version, counted
     _features(cluster, tmp_path, tmp_path / "gap", "--set", "split.gap_hours=7")
-    assert len(counted_splits) == 3
+    assert passes.count("split") == 3
     _features(cluster, tmp_path, tmp_path / "rows", "--rows", "3100")
-    assert len(counted_splits) == 4
+    assert passes.count("split") == 4
     # --rebuild counts, as before
     _features(cluster, tmp_path, out, "--rebuild")
-    assert len(counted_splits) == 5
+    assert passes.count("split") == 5
