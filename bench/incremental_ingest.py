@@ -1,11 +1,14 @@
-"""Incremental ingest against a full one: ``python bench/incremental_ingest.py [--files 30] [--rows 200000] [--work DIR]``.
+"""Incremental ingest against a full one: ``python bench/incremental_ingest.py [--files 30] [--rows 200000] [--work DIR]
+[--slide N]``.
 
 Writes ``--files`` daily CSVs of ``--rows`` events each (``id,user,item,ts,clicked,lang,score``: a day of unix times
 each, seeded), ingests them as a table into a cache (``table_dataset``, as a run does), then writes one more day's
 file and ingests the ``--files`` + 1 files twice: into the same cache (built onto the earlier entry: the new file
 alone is parsed) and into a fresh cache (a full ingest, as every day before). Seconds of each, the disk blocks each
 entry adds (``du``: hard-linked parts counted once) and the data lines, to
-``bench/results/incremental_ingest-<files>x<rows>.json`` (``--json FILE``: there instead). Nothing here asserts.
+``bench/results/incremental_ingest-<files>x<rows>.json`` (``--json FILE``: there instead). ``--slide N``: a rolling
+window instead, N times: the oldest file deleted and a new day's written, then the same two ingests (to
+``incremental_ingest-<files>x<rows>-slide.json``). Nothing here asserts.
 """
 
 from __future__ import annotations
@@ -68,7 +71,10 @@ def main() -> None:
     parser.add_argument("--workers", default="auto")
     parser.add_argument("--work", default=None)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--slide", type=int, default=0, help="slide the window N times (delete the oldest file, add one)")
     args = parser.parse_args()
+    if args.slide:
+        return slide(args)
     with tempfile.TemporaryDirectory(dir=args.work) as work:
         raw = Path(work) / "raw"
         raw.mkdir()
@@ -84,6 +90,31 @@ def main() -> None:
     result = {"files": args.files, "rows_per_file": args.rows, "raw_mib": round(raw_mib, 1), "workers": args.workers,
               "first_ingest": first, "incremental": incremental, "full": full}
     out = Path(args.json) if args.json else Path(__file__).parent / "results" / f"incremental_ingest-{args.files}x{args.rows}.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+def slide(args: argparse.Namespace) -> None:
+    """A rolling window of ``args.files`` days, slid ``args.slide`` times: incremental (onto yesterday's entry) and full."""
+    with tempfile.TemporaryDirectory(dir=args.work) as work:
+        raw = Path(work) / "raw"
+        raw.mkdir()
+        for day in range(args.files):
+            write_day(raw, day, args.rows)
+        first = timed(raw, Path(work) / "cache", args.workers)
+        slides = []
+        for day in range(args.files, args.files + args.slide):
+            (raw / f"events-{day - args.files:03d}.csv").unlink()
+            write_day(raw, day, args.rows)
+            incremental = timed(raw, Path(work) / "cache", args.workers)
+            full = timed(raw, Path(work) / f"fresh-{day}", args.workers)
+            incremental["kib"], full["kib"] = du_kib(first["entry"], incremental["entry"])[1], du_kib(full["entry"])[0]
+            slides.append({"incremental": incremental, "full": full})
+            subprocess.run(["rm", "-r", str(Path(work) / f"fresh-{day}")], check=True)
+            first = first | {"entry": incremental["entry"]}
+    result = {"files": args.files, "rows_per_file": args.rows, "workers": args.workers, "slides": slides}
+    name = f"incremental_ingest-{args.files}x{args.rows}-slide.json"
+    out = Path(args.json) if args.json else Path(__file__).parent / "results" / name
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
 

@@ -157,7 +157,7 @@ def check(data: bytes, n_fields: int, tmp: Path, block_size: int = 64 << 20, gz:
     rows, tweet_ids = parquet_rows(out)
     assert rows == res.ingested_rows == sum(res.rows_per_day.values())
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["data", "ingest.json"] + (["quarantine.parquet"] if res.quarantined_rows else []))
+        ["data", "ingest.json", "parts.json"] + (["quarantine.parquet"] if res.quarantined_rows else []))
     assert not [p for p in out.rglob(".*")], "temp / spill files left behind"
     assert [p.name for p in tmp.iterdir() if p.name.startswith(".")] == []
 

@@ -22,10 +22,11 @@ DAY = 86_400
 T0 = 1_600_000_000
 
 
-def day_file(folder: Path, name: str, day: int, bad: bool = True) -> Path:
-    """A CSV of events on ``day`` (and one the next day), with a bad time row when ``bad``."""
+def day_file(folder: Path, name: str, day: int, bad: bool = True, late: bool = True) -> Path:
+    """A CSV of events on ``day`` (and one the next day when ``late``), with a bad time row when ``bad``."""
     rows = [f"{name}-{k},u{k % 3},{T0 + day * DAY + k * 3600},{k % 2},{'en' if k % 2 else 'fr'}" for k in range(5)]
-    rows.append(f"{name}-late,u9,{T0 + (day + 1) * DAY + 60},1,en")
+    if late:
+        rows.append(f"{name}-late,u9,{T0 + (day + 1) * DAY + 60},1,en")
     if bad:
         rows.insert(2, f"{name}-bad,u1,yesterday,1,en")
     path = folder / name
@@ -237,3 +238,57 @@ def test_a_day_growing_by_a_file_per_run_keeps_a_full_ingests_parts(tmp_path):
     assert count[entry(now)] == count[full] == {"day=2020-09-13": 1, "day=2020-09-14": 1}
     assert json.loads((entry(now) / "ingest.json").read_text())["output_files"] == 2
     assert {p: p.read_bytes() for p in earlier[-2].rglob("*.parquet")} == before
+
+
+def test_a_rolling_window_drops_the_removed_files_parts_as_a_full_ingest_would(tmp_path):
+    """The oldest day's file deleted as a new one arrives (a 3-day window) was a full ingest every day: now the removed
+    file's parts (its rows alone) are left out, its quarantined rows too, the counts recounted; sliding 3 times, each
+    entry is a full ingest's of the same files (rows per day, types, quarantine, ingest.json)."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for day in range(3):
+        day_file(raw, f"d{day}.csv", day, bad=day != 1, late=False)
+    previous = entry(table_dataset(table_cfg(raw, tmp_path / "cache")))
+    for day in range(3, 6):
+        (raw / f"d{day - 3}.csv").unlink()
+        day_file(raw, f"d{day}.csv", day, bad=day % 2 == 0, late=False)
+        now = table_dataset(table_cfg(raw, tmp_path / "cache"))
+        assert f"1 new file(s) ingested, 2 reused, 1 removed from {previous}" in now.description
+        full = entry(table_dataset(table_cfg(raw, tmp_path / f"fresh{day}")))
+        assert_same_entry(entry(now), full, "row_id")
+        summary = json.loads((entry(now) / "ingest.json").read_text())
+        assert len(summary["rows_per_day"]) == 3 and summary["output_files"] == 3
+        previous = entry(now)
+    assert summary["quarantined_rows"] == 1 and summary["first_quarantined"].startswith("d4.csv")  # d0's, d2's left out
+
+
+def test_a_removed_file_whose_rows_share_a_part_with_a_kept_ones_is_a_full_ingest_saying_which(tmp_path):
+    """Hourly files merged into one part per day: one hour's rows cannot be left out without rewriting the day, so
+    removing it is a full ingest, the part and the kept file it shares named."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for hour in range(4):
+        day_file(raw, f"h{hour:02d}.csv", 0, late=False)
+    earlier = entry(table_dataset(table_cfg(raw, tmp_path / "cache")))
+    recorded = json.loads((earlier / "parts.json").read_text())["parts"]
+    assert recorded == {"day=2020-09-13/part-00000-00000.parquet": [0, 1, 2, 3]}
+    (raw / "h01.csv").unlink()
+    now = table_dataset(table_cfg(raw, tmp_path / "cache"))
+    assert (f"full ingest: h01.csv of {earlier} is gone and its part day=2020-09-13/part-00000-00000.parquet holds "
+            "rows of h00.csv too") in now.description
+    assert_same_entry(entry(now), entry(table_dataset(table_cfg(raw, tmp_path / "fresh"))), "row_id")
+
+
+def test_an_entry_recording_no_part_sources_is_a_full_ingest_when_a_file_is_removed(tmp_path):
+    """An entry written before parts.json: which parts hold a removed file's rows is unknown, so a full ingest."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for day in range(2):
+        day_file(raw, f"d{day}.csv", day, late=False)
+    earlier = entry(table_dataset(table_cfg(raw, tmp_path / "cache")))
+    (earlier / "parts.json").unlink()
+    (raw / "d0.csv").unlink()
+    day_file(raw, "d2.csv", 2, late=False)
+    now = table_dataset(table_cfg(raw, tmp_path / "cache"))
+    assert f"full ingest: d0.csv of {earlier} is gone (its parts.json does not say" in now.description
+    assert json.loads((entry(now) / "ingest.json").read_text())["quarantined_rows"] == 2

@@ -39,6 +39,7 @@ from ..digests import CACHE_FILE, content_digests
 from ..layout import LAYOUT_FILE
 from ..store import parquet_files
 from .compact import compact_day
+from .part_sources import PARTS_FILE, FileCounts, PartSources, after_merge, listing
 from .quarantine import SCHEMA, Quarantine
 from .recsys import QUARANTINE_FILE, RESULT_FILE, IngestResult, _publish, _write_json
 
@@ -86,12 +87,18 @@ class Inputs:
 
 @dataclass(frozen=True)
 class Reuse:
-    """An earlier entry to build on: today's position of each of its files (in its order), those of the new files."""
+    """An earlier entry to build on: today's position of each of its files (in its order; None: removed since), those
+    of the new files, and the input files of each of its parts (None: it records none, and no file was removed)."""
 
     earlier: Path
     inputs: Inputs
-    positions: tuple[int, ...]
+    positions: tuple[int | None, ...]
     new: tuple[int, ...]
+    sources: PartSources | None = None
+
+    @property
+    def kept(self) -> int:
+        return sum(p is not None for p in self.positions)
 
 
 def build_entry(root: Path, files: list[str], rules: str, ingest: Ingest, unsound: str | None = None) -> dict:
@@ -104,8 +111,9 @@ def build_entry(root: Path, files: list[str], rules: str, ingest: Ingest, unsoun
     if reuse is not None:
         try:
             result = incremental(root, today, reuse, ingest)
-            return asdict(result) | {"incremental": f"{len(reuse.new)} new file(s) ingested, {len(reuse.positions)} "
-                                                    f"reused from {reuse.earlier}"}
+            removed = len(reuse.positions) - reuse.kept
+            done = f"{len(reuse.new)} new file(s) ingested, {reuse.kept} reused" + (f", {removed} removed" if removed else "")
+            return asdict(result) | {"incremental": f"{done} from {reuse.earlier}"}
         except _CannotReuse as exc:
             why = str(exc)
     result = ingest(list(today.paths), root)
@@ -125,8 +133,8 @@ def earlier_entries(root: Path, family: str) -> list[tuple[Path, Inputs]]:
 
 
 def plan(root: Path, today: Inputs, unsound: str | None = None) -> tuple[Reuse | None, str]:
-    """(the earlier entry of the most of today's files, which holds no other, or None; why none, "" where there is
-    no earlier entry of the family at all)."""
+    """(the earlier entry of the most of today's files, whose other files are gone from today's and had parts of their
+    own (:func:`_sources`), or None; why none, "" where there is no earlier entry of the family at all)."""
     earlier = earlier_entries(root, today.family)
     if not earlier:
         return None, ""
@@ -139,20 +147,37 @@ def plan(root: Path, today: Inputs, unsound: str | None = None) -> tuple[Reuse |
     best, why = None, ""
     for entry, held in earlier:
         at = [position.get(key) for key in held.keys()]
-        if None in at:
-            why = why or _gone(entry, held, position)
-        elif any(a >= b for a, b in zip(at, at[1:])):  # another order, or two of its files one of today's
-            why = why or f"the files of {entry} sort in another order now"
-        elif best is None or len(at) > len(best.positions):
-            best = Reuse(entry, held, tuple(at), tuple(sorted(set(range(len(names))) - set(at))))
+        kept = [a for a in at if a is not None]
+        try:
+            if changed := next((n for (n, _), a in zip(held.keys(), at) if a is None and n in names), None):
+                raise _CannotReuse(f"{changed} changed since {entry}")
+            if any(a >= b for a, b in zip(kept, kept[1:])):  # another order, or two of its files one of today's
+                raise _CannotReuse(f"the files of {entry} sort in another order now")
+            sources = _sources(entry, held, at)
+        except _CannotReuse as exc:
+            why = why or str(exc)
+            continue
+        if best is None or len(kept) > best.kept:
+            best = Reuse(entry, held, tuple(at), tuple(sorted(set(range(len(names))) - set(kept))), sources)
     return (best, "") if best else (None, why)
 
 
-def _gone(entry: Path, held: Inputs, position: dict[tuple[str, str], int]) -> str:
-    """Why ``entry`` cannot be built on: the first of its files that changed since (another digest today) or is gone."""
-    names = {name for name, _ in position}
-    name = next(n for n, d in held.keys() if (n, d) not in position)
-    return f"{name} changed since {entry}" if name in names else f"{name} of {entry} is gone"
+def _sources(entry: Path, held: Inputs, at: list[int | None]) -> PartSources | None:
+    """The input files of ``entry``'s parts (None where it records none and no file of it is gone): where files of
+    it are gone (``at``: None), each part holding rows of one of them must hold no other file's (it is left out);
+    else a :class:`_CannotReuse` saying which part mixes them."""
+    sources = PartSources.load(entry)
+    gone = [n for (n, _), a in zip(held.keys(), at) if a is None]
+    if not gone:
+        return sources
+    if sources is None or len(sources.files) != len(at) or any(f >= len(at) for v in sources.parts.values() for f in v):
+        raise _CannotReuse(f"{gone[0]} of {entry} is gone (its {PARTS_FILE} does not say which parts hold its rows)")
+    for part, files in sorted(sources.parts.items()):
+        if any(at[f] is None for f in files) and (keep := next((f for f in files if at[f] is not None), None)) is not None:
+            lost = next(Path(held.paths[f]).name for f in files if at[f] is None)
+            raise _CannotReuse(f"{lost} of {entry} is gone and its part {part} holds rows of "
+                               f"{Path(held.paths[keep]).name} too (kept: rewriting it is a full ingest)")
+    return sources
 
 
 def incremental(root: Path, today: Inputs, reuse: Reuse, ingest: Ingest) -> IngestResult:
@@ -168,26 +193,36 @@ def incremental(root: Path, today: Inputs, reuse: Reuse, ingest: Ingest) -> Inge
     old_at = dict(zip(reuse.inputs.paths, reuse.positions))
     with staged_dir(root) as tmp:
         with _deleted_meanwhile(reuse.earlier):
-            parts = link_parts(reuse.earlier / "data", tmp / "data", dict(enumerate(reuse.positions)), _link)
-        if parts != earlier.get("output_files"):  # a part deleted since: its rows would be lost without a word
-            raise _CannotReuse(f"{reuse.earlier} holds {parts} of the {earlier.get('output_files')} parts it wrote")
+            linked = link_parts(reuse.earlier / "data", tmp / "data", dict(enumerate(reuse.positions)), _link)
+        if len(linked) != earlier.get("output_files"):  # a part deleted since: its rows would be lost without a word
+            raise _CannotReuse(f"{reuse.earlier} holds {len(linked)} of the {earlier.get('output_files')} parts it wrote")
+        sources = _linked_sources(reuse, linked)
         fresh, new_at = None, {today.paths[i]: i for i in reuse.new}
         if reuse.new:
             fresh = ingest([today.paths[i] for i in reuse.new], tmp / "_new")
-            parts += link_parts(tmp / "_new" / "data", tmp / "data", dict(enumerate(reuse.new)), os.replace)
-            parts -= merge_small_parts(tmp / "data", [d.name for d in (tmp / "_new" / "data").glob("day=*")])
+            new_parts = link_parts(tmp / "_new" / "data", tmp / "data", dict(enumerate(reuse.new)), os.replace)
+            sources = _new_sources(sources, PartSources.load(tmp / "_new"), reuse.new, new_parts)
+            merge_small_parts(tmp / "data", [d.name for d in (tmp / "_new" / "data").glob("day=*")])
+        parts = len(listing(tmp / "data"))
         layout = next((d / LAYOUT_FILE for d in (tmp / "_new", reuse.earlier) if (d / LAYOUT_FILE).is_file()), None)
         if layout is not None:  # the new files' ingest wrote the spec's (the earlier one may be deleted meanwhile)
             shutil.copyfile(layout, tmp / LAYOUT_FILE)
         with _deleted_meanwhile(reuse.earlier):
-            sources = [(reuse.earlier / QUARANTINE_FILE, old_at), (tmp / "_new" / QUARANTINE_FILE, new_at)]
-            first = merge_quarantines(sources, today.paths, tmp / QUARANTINE_FILE)
+            quarantines = [(reuse.earlier / QUARANTINE_FILE, old_at), (tmp / "_new" / QUARANTINE_FILE, new_at)]
+            first = merge_quarantines(quarantines, today.paths, tmp / QUARANTINE_FILE)
         shutil.rmtree(tmp / "_new", ignore_errors=True)
-        result = combined([(earlier, old_at), (asdict(fresh) if fresh else None, new_at)], today.paths, root, first)
+        if sources is not None:  # each file's counts: the removed files' left out
+            sources = PartSources(after_merge(sources.parts, listing(tmp / "data")), sources.files)
+            result = combined([(summary_of(sources.files, today.paths), {p: i for i, p in enumerate(today.paths)})],
+                              today.paths, root, first)
+            sources.save(tmp)
+        else:
+            result = combined([(earlier, old_at), (asdict(fresh) if fresh else None, new_at)], today.paths, root, first)
         kept = pq.read_metadata(tmp / QUARANTINE_FILE).num_rows if (tmp / QUARANTINE_FILE).is_file() else 0
         if kept != result.quarantined_rows:  # the earlier quarantine deleted: its rows would be lost without a word
-            raise _CannotReuse(f"{reuse.earlier} holds {kept - (fresh.quarantined_rows if fresh else 0)} of the "
-                               f"{earlier['quarantined_rows']} quarantined rows it wrote")
+            new = fresh.quarantined_rows if fresh else 0
+            raise _CannotReuse(f"{reuse.earlier} holds {kept - new} of the {result.quarantined_rows - new} quarantined "
+                               "rows it wrote" + (" of the files kept" if reuse.kept < len(reuse.positions) else ""))
         result.output_files, result.elapsed_s = parts, round(time.perf_counter() - start, 3)
         result.workers = fresh.workers if fresh else 1
         today.save(tmp)
@@ -216,25 +251,71 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def link_parts(src: Path, dst: Path, position: dict[int, int], place: Callable[[Path, Path], Any]) -> int:
+def link_parts(src: Path, dst: Path, position: dict[int, int | None],
+               place: Callable[[Path, Path], Any]) -> dict[str, str | None]:
     """Place (``place(part, target)``) each part of the day folders under ``src`` under ``dst``, renamed from its
-    input file's position there to ``position[it]``; the parts placed."""
-    placed = 0
+    input file's position there to ``position[it]`` (None: a file removed since, its part left out); each part
+    found (``day=D/part-...``) with its name under ``dst`` (None: left out)."""
+    placed: dict[str, str | None] = {}
     for day in sorted(src.iterdir()) if src.is_dir() else []:
         if not day.exists():
             raise FileNotFoundError(f"{day} is gone")
         if not (day.is_dir() and day.name.startswith("day=")):
             raise _CannotReuse(f"{day} is not a day folder of an ingest")
-        (dst / day.name).mkdir(parents=True, exist_ok=True)
         for part in sorted(day.iterdir()):
             match = PART.fullmatch(part.name)
             if part.name.startswith("."):
                 continue
             if match is None or int(match[1]) not in position:
                 raise _CannotReuse(f"{part} is not a part of an input file of its ingest")
-            place(part, dst / day.name / f"part-{position[int(match[1])]:05d}-{match[2]}.parquet")
-            placed += 1
+            if (at := position[int(match[1])]) is None:
+                placed[f"{day.name}/{part.name}"] = None
+                continue
+            (dst / day.name).mkdir(parents=True, exist_ok=True)
+            place(part, dst / day.name / f"part-{at:05d}-{match[2]}.parquet")
+            placed[f"{day.name}/{part.name}"] = f"{day.name}/part-{at:05d}-{match[2]}.parquet"
     return placed
+
+
+def _linked_sources(reuse: Reuse, linked: dict[str, str | None]) -> PartSources | None:
+    """The input files (today's positions) of the earlier parts linked, and the kept files' counts (today's order;
+    the new files' come in :func:`_new_sources`); None where the earlier entry records none."""
+    if reuse.sources is None:
+        return None
+    if set(linked) != set(reuse.sources.parts):  # a part not its ingest's, or listed but not there
+        odd = sorted(set(linked) ^ set(reuse.sources.parts))[0]
+        raise _CannotReuse(f"{reuse.earlier}'s part {odd} is not as its {PARTS_FILE} lists its parts")
+    at = reuse.positions
+    parts = {new: tuple(at[f] for f in reuse.sources.parts[old]) for old, new in linked.items() if new is not None}
+    files = {at[i]: counts for i, counts in enumerate(reuse.sources.files) if at[i] is not None}
+    return PartSources(parts, tuple(files[i] for i in sorted(files)))
+
+
+def _new_sources(sources: PartSources | None, fresh: PartSources | None, new: tuple[int, ...],
+                 placed: dict[str, str | None]) -> PartSources | None:
+    """``sources`` with the new files' parts (``placed``: named by today's positions ``new``) and counts, in today's
+    input order; None where either records none."""
+    if sources is None or fresh is None:
+        return None
+    kept = sorted(set(range(len(sources.files) + len(new))) - set(new))
+    files = dict(zip(kept, sources.files)) | dict(zip(new, fresh.files))
+    parts = sources.parts | {placed[old]: tuple(new[f] for f in fresh.parts[old]) for old in placed}
+    return PartSources(parts, tuple(files[i] for i in sorted(files)))
+
+
+def summary_of(files: tuple[FileCounts, ...], paths: tuple[str, ...]) -> dict:
+    """The counts of an ingest of ``paths`` from each file's (as :func:`combined` takes an ingest's summary)."""
+    counts: dict[str, int] = {}
+    days: dict[str, int] = {}
+    for f in files:
+        for reason, n in f.quarantined.items():
+            counts[reason] = counts.get(reason, 0) + n
+        for day, n in f.rows_per_day.items():
+            days[day] = days.get(day, 0) + n
+    return {"input_rows": sum(f.rows for f in files), "ingested_rows": sum(f.ingested for f in files),
+            "quarantined_rows": sum(counts.values()), "output_rows": sum(days.values()), "quarantine_counts": counts,
+            "rows_per_day": days, "empty_files": [p for p, f in zip(paths, files) if f.rows == 0],
+            "test_files": [p for p, f in zip(paths, files) if f.test_file]}
 
 
 def merge_small_parts(data: Path, days: list[str]) -> int:
@@ -244,7 +325,7 @@ def merge_small_parts(data: Path, days: list[str]) -> int:
     return sum(len(parquet_files(data / d)) - compact_day(data / d) for d in days)
 
 
-def _segments(path: Path, position: dict[str, int], paths: tuple[str, ...]) -> Iterator[tuple[int, pa.Table]]:
+def _segments(path: Path, position: dict[str, int | None], paths: tuple[str, ...]) -> Iterator[tuple[int, pa.Table]]:
     """The quarantined rows in ``path`` (if any) in runs of one input file: (its position today, its rows naming
     it by today's path)."""
     if not path.is_file():
@@ -257,6 +338,8 @@ def _segments(path: Path, position: dict[str, int], paths: tuple[str, ...]) -> I
             raise _CannotReuse(f"{path} names {exc.args[0]}, not an input of its ingest") from None
         cuts = [0, *(i for i in range(1, len(at)) if at[i] != at[i - 1]), len(at)]
         for a, b in zip(cuts, cuts[1:]):
+            if at[a] is None:  # a file removed since: its rows left out
+                continue
             yield at[a], rows.slice(a, b - a).set_column(0, "file", pa.array([paths[at[a]]] * (b - a), pa.string()))
 
 
@@ -307,4 +390,4 @@ def combined(summaries: list[tuple[dict | None, dict[str, int]]], paths: tuple[s
 
 
 __all__ = ["Inputs", "Reuse", "build_entry", "combined", "earlier_entries", "incremental", "link_parts",
-           "merge_quarantines", "merge_small_parts", "plan"]
+           "merge_quarantines", "merge_small_parts", "plan", "summary_of"]

@@ -48,7 +48,8 @@ from ..schema import DTYPES, EVENT_TIME, RAW_COLUMNS, TEST_COLUMNS
 from .compact import compact_parts
 from .convert import CpuOps, make_ops
 from .quarantine import Quarantine, StrictModeError
-from .file_output import FileDone, FileOutput, ingest_in_order
+from .file_output import FileDone, FileOutput, Written, ingest_in_order
+from .part_sources import FileCounts, PartSources, after_merge, listing, own_sources
 from .parallel import blocks_of, ordered_map, worker_count
 from .reader import IngestError, LineBlock, iter_line_blocks, iter_raw_blocks, line_block
 from .writer import DayWriter, canonical_schema, conform
@@ -349,7 +350,8 @@ def _write_json(path: Path, obj: dict) -> None:
 def finish(tmp: Path, out: Path, written: Any, quarantine: Quarantine, start: float, result: IngestResult) -> IngestResult:
     """Write the quarantine, complete ``result`` (row counts from ``written``: a :class:`.file_output.Written` or a
     closed :class:`.DayWriter`, and the quarantine, elapsed time), merge the small parts (:mod:`.compact`), write
-    ``ingest.json`` into ``tmp`` and publish ``tmp`` as ``out``."""
+    each part's input files (:mod:`.part_sources`; not an event log's) and ``ingest.json`` into ``tmp`` and publish
+    ``tmp`` as ``out``."""
     if quarantine.total:
         quarantine.write(tmp / QUARANTINE_FILE)
     quarantine.cleanup()
@@ -359,7 +361,11 @@ def finish(tmp: Path, out: Path, written: Any, quarantine: Quarantine, start: fl
     result.first_quarantined = quarantine.first_text()
     result.elapsed_s = round(time.perf_counter() - start, 3)
     result.rows_per_day = dict(sorted(written.rows_per_day.items()))
+    before = own_sources(listing(tmp / "data"))
     result.output_files = compact_parts(tmp / "data") if written.files else 0  # small parts merged, rows as written
+    if isinstance(written, Written):  # each file's parts (an event log's labelled rows are no file's alone)
+        files = [FileCounts(d.rows, d.ingested, d.rows_per_day, d.quarantine.counts, d.test_file) for d in written.per_file]
+        PartSources(after_merge(before, listing(tmp / "data")), tuple(files)).save(tmp)
     result.output_rows = sum(written.rows_per_day.values())
     _write_json(tmp / RESULT_FILE, {k: v for k, v in asdict(result).items() if k != "workers"})  # the same whatever the workers
     _publish(tmp, out)

@@ -243,6 +243,7 @@ def ingest_table(
         <out_dir>/data/day=YYYY-MM-DD/part-FFFFF-NNNNN.parquet   UTC day of event_time, FFFFF: the input file
         <out_dir>/layout.json                              column roles (:func:`..layout.table_layout`)
         <out_dir>/quarantine.parquet                       bad source rows (if any)
+        <out_dir>/parts.json                               each part's input files, each file's counts (not events)
         <out_dir>/ingest.json                              the IngestResult (written last)
 
     **Columns** (one schema for every part, in this order): ``row_id`` (int64 hash
