@@ -177,6 +177,10 @@ def test_recsys_files_ingest_incrementally_as_in_full(tmp_path):
     now = recsys_dataset(cfg("cache"))
     assert f"1 new file(s) ingested, {len(files) - 1} reused from {entry(earlier)}" in now.description
     assert_same_entry(entry(now), entry(recsys_dataset(cfg("fresh"))), "tweet_id")
+    (raw / files[0].name).unlink()  # the oldest day's file deleted: its day's part left out
+    slid = recsys_dataset(cfg("cache"))
+    assert f"0 new file(s) ingested, {len(files) - 1} reused, 1 removed from {entry(now)}" in slid.description
+    assert_same_entry(entry(slid), entry(recsys_dataset(cfg("fresh2"))), "tweet_id")
 
 
 def test_an_earlier_entry_missing_a_part_is_not_built_on(tmp_path):
@@ -260,6 +264,10 @@ def test_a_rolling_window_drops_the_removed_files_parts_as_a_full_ingest_would(t
         assert len(summary["rows_per_day"]) == 3 and summary["output_files"] == 3
         previous = entry(now)
     assert summary["quarantined_rows"] == 1 and summary["first_quarantined"].startswith("d4.csv")  # d0's, d2's left out
+    (raw / "d3.csv").unlink()  # the window shrinks: no new file
+    now = table_dataset(table_cfg(raw, tmp_path / "cache"))
+    assert f"0 new file(s) ingested, 2 reused, 1 removed from {previous}" in now.description
+    assert_same_entry(entry(now), entry(table_dataset(table_cfg(raw, tmp_path / "fresh"))), "row_id")
 
 
 def test_a_removed_file_whose_rows_share_a_part_with_a_kept_ones_is_a_full_ingest_saying_which(tmp_path):

@@ -211,6 +211,8 @@ def incremental(root: Path, today: Inputs, reuse: Reuse, ingest: Ingest) -> Inge
             quarantines = [(reuse.earlier / QUARANTINE_FILE, old_at), (tmp / "_new" / QUARANTINE_FILE, new_at)]
             first = merge_quarantines(quarantines, today.paths, tmp / QUARANTINE_FILE)
         shutil.rmtree(tmp / "_new", ignore_errors=True)
+        if sources is None and reuse.kept < len(reuse.positions):  # the removed files' counts could not be left out
+            raise _CannotReuse(f"the new files' ingest recorded no {PARTS_FILE}")
         if sources is not None:  # each file's counts: the removed files' left out
             sources = PartSources(after_merge(sources.parts, listing(tmp / "data")), sources.files)
             result = combined([(summary_of(sources.files, today.paths), {p: i for i, p in enumerate(today.paths)})],
@@ -295,7 +297,7 @@ def _new_sources(sources: PartSources | None, fresh: PartSources | None, new: tu
                  placed: dict[str, str | None]) -> PartSources | None:
     """``sources`` with the new files' parts (``placed``: named by today's positions ``new``) and counts, in today's
     input order; None where either records none."""
-    if sources is None or fresh is None:
+    if sources is None or fresh is None or set(placed) != set(fresh.parts):
         return None
     kept = sorted(set(range(len(sources.files) + len(new))) - set(new))
     files = dict(zip(kept, sources.files)) | dict(zip(new, fresh.files))
