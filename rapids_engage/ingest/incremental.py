@@ -9,11 +9,16 @@ into merged, earlier and new (:mod:`.compact`), the quarantine and the summary c
 rows per day, dtypes, counts and quarantine rows as a full ingest, in other files: a day's rows of a new file that
 sorts between earlier ones come after a merged run of theirs.
 
+Files of the earlier entry gone today (a rolling window: the oldest deleted as new ones arrive) are left out where
+its ``parts.json`` (:mod:`.part_sources`) shows every part holding their rows holds no other file's: those parts
+are not linked, their quarantined rows are dropped and the counts are summed from today's files' own.
+
 Each entry lists its inputs in ``inputs.json`` (:class:`Inputs`); an entry without it (written before) is not
 built on. A full ingest as before, the reason in the data line, where an earlier entry of the family exists but:
 the source is an event log (labels look at later events, in other files), two inputs share a name, a file of it
-changed or is gone, its files are in another order now, or its output is not what its ingest wrote (a part or
-quarantined rows deleted since or during the build, a file not an ingest's).
+changed, a file of it is gone whose rows share a part with a kept file's (or it has no ``parts.json``), its files
+are in another order now, or its output is not what its ingest wrote (a part or quarantined rows deleted since or
+during the build, a file not an ingest's).
 """
 
 from __future__ import annotations
