@@ -37,6 +37,7 @@ from .layout import Layout
 from .memory import MemoryWatch
 from .progress import StageProgress
 from .provenance import CONFIG_FILE, absolute_path, config_data, run_info, write_config
+from .retention import apply_retention
 from .run_lock import out_lock
 from .run_dirs import check_dir, check_features_out, check_run_outputs, store_path
 from .store_builds import in_use
@@ -201,6 +202,9 @@ def _run(
                 report["split"]["shuffled_labels_seed"] = shuffle_seed
         validate(report)
         _publish_models(model_dir, out, plots_dir)
+    # published: features.keep_versions applies (a run that failed deletes nothing); not in the audit's control runs,
+    # whose shuffles are each a version of their own store
+    report["store"]["retention"] = None if shuffle_seed is not None else _retention(cfg, built, quiet, console)
     write_config(cfg, out)
     write_json(out / "report.json", report)
     # an earlier `features` run's summary would stand beside this report recording another config and store version;
@@ -287,6 +291,7 @@ def _build_features(
             split, built = store_stages(cfg, backend, prog, cluster, dataset, rebuild, None)
             workers = _cluster_facts(cluster)
     summary = _summary(cfg, backend, workers, built, prog, dataset, split, memory, started, command)
+    summary["store"]["retention"] = _retention(cfg, built, quiet, console)
     write_config(cfg, out)
     write_json(out / "features.json", summary)
     if not quiet:
@@ -295,6 +300,13 @@ def _build_features(
                       f"{' (cache hit)' if built.cache_hit else ''}: {len(built.features)} features, "
                       f"{rows['train']:,} train / {rows['valid']:,} valid rows; summary {out / 'features.json'}")
     return summary
+
+
+def _retention(cfg: Config, built: Materialized, quiet: bool, console: Console) -> dict | None:
+    """``features.keep_versions`` applied to the run's store once its outputs are published, never deleting its own
+    version (:func:`~.retention.apply_retention`): report.json's / features.json's ``store.retention``."""
+    return apply_retention(built.store.path, cfg.features.keep_versions, built.version,
+                           lambda line: None if quiet else console.print(f"  {line}", highlight=False, soft_wrap=True))
 
 
 @contextlib.contextmanager

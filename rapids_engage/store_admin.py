@@ -78,10 +78,10 @@ def models_using(store: FeatureStore) -> dict[str, list[str]]:
 
 
 def spare_served(doomed: list[str], named: list[str], served: dict[str, list[str]], force: bool,
-                 read: dict[str, list[str]] | None = None) -> tuple[list[str], list[str]]:
-    """(what to delete, lines for the versions kept): without ``force`` a version that found models use, or that
-    builds in progress ``read`` (:func:`~.store_builds.versions_read_by_builds`), is kept when ``--keep`` chose it,
-    and refused when ``--delete`` named it."""
+                 read: dict[str, list[str]] | None = None, hint: str = " (--force deletes it)") -> tuple[list[str], list[str]]:
+    """(what to delete, lines for the versions kept, each ending in ``hint``): without ``force`` a version that found
+    models use, or that builds in progress ``read`` (:func:`~.store_builds.versions_read_by_builds`), is kept when
+    ``--keep`` chose it, and refused when ``--delete`` named it."""
     read = read or {}
     if force:
         return doomed, []
@@ -91,7 +91,7 @@ def spare_served(doomed: list[str], named: list[str], served: dict[str, list[str
                              "--force deletes it anyway (they can no longer be served)")
         if v in read:
             raise ValueError(f"store: version {v} is read by {', '.join(read[v])}; --force deletes it anyway (the build fails)")
-    kept = [f"keeping {v}: {_users(v, served, read)} (--force deletes it)" for v in doomed if v in served or v in read]
+    kept = [f"keeping {v}: {_users(v, served, read)}{hint}" for v in doomed if v in served or v in read]
     return [v for v in doomed if v not in served and v not in read], kept
 
 
@@ -198,17 +198,39 @@ def check_store_path(path: Path) -> None:
         raise ValueError(f"store: {path} is a run directory, not a feature store{where}")
 
 
+@dataclass(frozen=True)
+class Selection:
+    """What ``--keep`` / ``--delete`` choose in a store at one moment (:func:`select`)."""
+
+    infos: list[VersionInfo]
+    tmps: list[Path]
+    served: dict[str, list[str]]  # version -> the models using it: found beside the store, and of runs in progress
+    marks: list[dict]  # the live in-use marks read once (:func:`~.store_builds.live_marks`)
+    doomed: list[str]  # the versions to delete
+    kept: list[str]  # a line per version chosen but kept (in use)
+
+
+def select(store: FeatureStore, keep: int | None, named: list[str], force: bool,
+           hint: str = " (--force deletes it)") -> Selection:
+    """The versions ``keep`` / ``named`` choose (:func:`to_delete`) less those in use (:func:`spare_served`): the
+    ``store`` subcommand's selection, and a run's ``features.keep_versions`` (:mod:`.retention`)."""
+    infos, tmps = describe(store)
+    served, marks = models_using(store), live_marks(store.path)  # one moment's marks for all that follows
+    for version, runs in versions_in_use(marks).items():  # runs in progress, their models not yet published
+        served.setdefault(version, []).extend(runs)
+    doomed, kept = spare_served(to_delete(infos, keep, named), named, served, force,
+                                versions_read_by_builds(marks), hint)  # builds in progress reusing its feature groups
+    return Selection(infos, tmps, served, marks, doomed, kept)
+
+
 def run_store_command(args: argparse.Namespace, console: Console) -> None:
     """The ``store`` subcommand: the listing and what is deleted on stdout (``console``: errors only)."""
     store = FeatureStore(args.path)
     check_store_path(store.path)
     out = Console(highlight=False, soft_wrap=True, width=console.width)  # a file or pipe gets the log width too
-    infos, tmps = describe(store)
-    served, marks = models_using(store), live_marks(store.path)  # one moment's marks for all that follows
-    for version, runs in versions_in_use(marks).items():  # runs in progress, their models not yet published
-        served.setdefault(version, []).extend(runs)
-    doomed, kept = spare_served(to_delete(infos, args.keep, args.delete), args.delete, served, args.force,
-                                versions_read_by_builds(marks))  # builds in progress reusing its feature groups
+    chosen = select(store, args.keep, args.delete, args.force)
+    infos, tmps, served, marks, doomed, kept = (chosen.infos, chosen.tmps, chosen.served, chosen.marks, chosen.doomed,
+                                                chosen.kept)
     states = {t.name: state(t) for t in tmps}
     deletable = (KILLED, LEFTOVER, UNKNOWN) if args.force else (KILLED, LEFTOVER)
     doomed_tmp = [name for name, s in states.items() if s in deletable] if args.tmp else []

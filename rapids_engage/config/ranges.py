@@ -106,6 +106,8 @@ VALUE_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
     (TargetEncodingConfig, "keys"): (_keys_ok, KEYS_EXPECTED),
     (FeaturesConfig, "counts"): (_keys_ok, KEYS_EXPECTED),
     (FeaturesConfig, "broadcast_limit"): (lambda v: v is None or v >= 0, "a whole number of rows >= 0 or null"),
+    (FeaturesConfig, "keep_versions"): (  # 0 would delete the version the run trains on: it is kept, as 1 keeps it
+        lambda v: v is None or v >= 1, "a whole number of versions >= 1 (this run's among them) or null (keep all)"),
     (HistoryConfig, "keys"): (_keys_ok, KEYS_EXPECTED),
     (HistoryConfig, "windows"): (lambda v: all(w >= 1 for w in v) and len(set(v)) == len(v), "a list of distinct whole numbers of seconds >= 1"),
     (HistoryConfig, "days"): (lambda v: all(d >= 1 for d in v) and len(set(v)) == len(v), "a list of distinct whole numbers of days >= 1"),

@@ -151,6 +151,10 @@ class FeaturesConfig:
     # back a partition at a time: worker memory stays bounded whatever the data size) or "auto"
     # (disk on CPU, where it costs nothing measurable; memory on GPU)
     intermediates: Literal["auto", "memory", "disk"] = "auto"
+    # at the end of a successful run / features: delete all but this many newest intact versions of the store (and
+    # the damaged ones), as `store --keep N` does: never this run's version nor one in use (models beside the store,
+    # runs, predicts and builds in progress). null: keep all
+    keep_versions: int | None = None
 
 
 @dataclass

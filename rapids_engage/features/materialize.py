@@ -162,9 +162,10 @@ def store_definition(cfg: FeaturesConfig, store_path: Path, data_dir: Path, targ
     fingerprint, split and code versions of :func:`materialize`'s arguments."""
     cfg = resolve_label_time(cfg, layout)
     return {
-        # where the store, key tables and intermediates live changes no value
+        # where the store, key tables and intermediates live, and how many versions are kept, change no value
         # (session features off: not named, so versions built before they existed keep being found)
-        "features": {k: v for k, v in asdict(cfg).items() if k != "intermediates" and (k != "session" or v["enabled"])}
+        "features": {k: v for k, v in asdict(cfg).items() if k not in ("intermediates", "keep_versions")
+                     and (k != "session" or v["enabled"])}
         | {"store": None, "broadcast_limit": None},
         "targets": targets,
         "layout": layout.to_dict(),

@@ -1,0 +1,59 @@
+"""``features.keep_versions``: a successful ``run`` / ``features`` deletes its store's older versions at its end.
+
+The selection is ``store --keep N``'s (:func:`~.store_admin.select`): all but the N newest intact versions, and
+the damaged ones, less every version in use (models beside the store, runs and predicts in progress, builds
+reusing its feature groups); the version this run built or found is never deleted either (a cache hit on an
+older version keeps N + 1). A deletion that fails is said and recorded, never the run's failure: its models
+are published already.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .progress import byte_size
+from .store import FeatureStore
+from .store_admin import remove, select
+from .store_builds import dir_size
+
+
+def apply_retention(store_dir: str | Path, keep: int | None, own: str, log: Callable[[str], None]) -> dict | None:
+    """Delete what ``features.keep_versions`` (``keep``; None: keep all) selects in ``store_dir``, never version
+    ``own``; a line per version kept in use and one summing up go to ``log``. Returns report.json's
+    ``store.retention``: ``keep_versions``, ``deleted``, ``kept`` (the versions left, oldest first),
+    ``freed_bytes`` and ``errors`` (one line per deletion that failed); None when ``keep`` is None."""
+    if keep is None:
+        return None
+    store = FeatureStore(store_dir)
+    chosen = select(store, keep, [], force=False, hint="")
+    said = "features.keep_versions"
+    for line in chosen.kept:
+        log(f"{said}: {line}")
+    if own in chosen.doomed:
+        log(f"{said}: keeping {own}: this run's version")
+    deleted, errors, freed = [], [], 0
+    for version in (v for v in chosen.doomed if v != own):
+        size = _size(store.path / version)
+        try:
+            remove(store, version)
+        except ValueError as exc:
+            if (store.path / version).exists():  # else another run deleted it meanwhile
+                errors.append(str(exc))
+                log(f"{said}: {exc}")
+            continue
+        deleted.append(version)
+        freed += size
+    kept = [i.version for i in chosen.infos if i.version not in deleted]
+    log(f"{said} {keep}: deleted {len(deleted)} version(s) of {store.path}"
+        f"{' (' + ', '.join(deleted) + f'; {byte_size(freed)} freed)' if deleted else ''}; kept {len(kept)}: "
+        f"{', '.join(kept) or 'none'}")
+    return {"keep_versions": keep, "deleted": deleted, "kept": kept, "freed_bytes": freed, "errors": errors}
+
+
+def _size(path: Path) -> int:
+    """Bytes under ``path``; 0 where it goes meanwhile (another run deleting it)."""
+    try:
+        return dir_size(path)
+    except OSError:
+        return 0
