@@ -528,12 +528,22 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
     (with the seconds, rows/s and peak memory of each stage; progress on ``console`` unless ``quiet``).
     ``store``: the feature store holding the models' version (default: see :func:`store_candidates`);
     ``history``: labelled events after the training window to fold into the serving state first
-    (:func:`history_events`)."""
+    (:func:`history_events`). ``out``'s run lock is held throughout (:func:`~.run_lock.out_lock`: another predict, or a
+    run, writing there is refused at the start, naming it)."""
+    from .run_lock import out_lock
+
+    check_predict_out(out)
+    with out_lock(out, "predict"):  # another predict into ``out`` meanwhile (a retried cron job) is refused at its start
+        return _run_predict(model_dir, input_path, out, backend, cluster_cfg, console, quiet, store, history)
+
+
+def _run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, cluster_cfg: ClusterConfig,
+                 console: Console | None, quiet: bool, store: Path | None, history: str | None) -> dict:
+    """:func:`run_predict` holding ``out``'s lock."""
     from .cluster import ignored_settings, start_cluster
     from .existing_cluster import check_shared_paths
     from .report import write_json
 
-    check_predict_out(out)
     if not input_exists(input_path):
         what = " (a glob matching no file)" if is_glob(input_path) else ""
         raise DataError(f"input {input_path} does not exist{what}")

@@ -4,8 +4,9 @@ Two runs into one ``--out`` (a daily job started while yesterday's still ran) ea
 report.json and config.yaml there, the one ending last over the other's: yesterday's models could replace
 today's, and a report could describe the other run's models. :func:`out_lock` holds an exclusive
 ``fcntl.flock`` on ``<out>/.run.lock`` for the whole run; a second run is refused at its start, naming the
-process holding it. The kernel releases the lock when its holder exits, however it ends (the file stays,
-locking nothing; a run that wrote nothing there, refused by its checks, leaves no ``--out``, nor the parent folders it made for it). A filesystem without locks runs unlocked, as :mod:`.build_lock` does.
+process holding it (``predict`` takes the same lock for its ``--out``: a retried cron job's second predict
+interleaved the first's ``predictions/`` parts and ``predict.json``). The kernel releases the lock when its holder
+exits, however it ends (the file stays, locking nothing; a run that wrote nothing there, refused by its checks, leaves no ``--out``, nor the parent folders it made for it). A filesystem without locks runs unlocked, as :mod:`.build_lock` does.
 A lock file this user may not write (another user's) is locked read-only; one that cannot be opened or locked at all
 refuses the run (:class:`OutInUse`): going on unlocked could let two runs write one ``--out``.
 """
@@ -75,9 +76,7 @@ def _flock(out: Path, command: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             locked = True
         except BlockingIOError:
-            raise OutInUse(f"{out}: another run is writing there ({_holder(path)}); two runs into one --out would "
-                           "each replace the other's models and report: wait for it to end, or give this one "
-                           "another --out") from None
+            raise _in_use(out, path, command) from None
         except OSError as exc:
             if exc.errno in NO_LOCKS:
                 locked = False
@@ -132,6 +131,16 @@ def _open_lock(path: Path) -> tuple[int, bool]:
         return os.open(path, os.O_RDONLY), False
     except OSError as exc:
         raise _unusable(path, exc) from None
+
+
+def _in_use(out: Path, path: Path, command: str) -> OutInUse:
+    """The refusal of ``command`` into ``out`` while another process holds its lock file ``path``, naming the holder."""
+    if command == "predict":  # its outputs are not a run's: predictions/ and predict.json
+        return OutInUse(f"{out}: another command is writing there ({_holder(path)}); two predicts into one --out would "
+                        "interleave their predictions/ parts and predict.json: wait for it to end, or give this predict "
+                        "another --out")
+    return OutInUse(f"{out}: another run is writing there ({_holder(path)}); two runs into one --out would each replace "
+                    "the other's models and report: wait for it to end, or give this one another --out")
 
 
 def _unusable(path: Path, exc: OSError) -> OutInUse:

@@ -1,0 +1,50 @@
+"""``predict --out P`` holds P's run lock (:func:`rapids_engage.run_lock.out_lock`): two predicts into one P at once (a
+retried cron job) interleaved their ``predictions/`` parts and ``predict.json``."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+
+from rapids_engage.commands import main
+from rapids_engage.run_lock import LOCK_NAME, out_lock
+
+
+def _predict(tmp_path, out, capsys) -> tuple[int, str]:
+    """(exit code, stderr) of a predict into ``out`` whose models and input are not there."""
+    code = main(["predict", "--model-dir", str(tmp_path / "run"), "--input", str(tmp_path / "rows.parquet"),
+                 "--out", str(out), "--quiet"])
+    return code, capsys.readouterr().err
+
+
+def test_a_second_predict_into_a_locked_out_is_refused_naming_the_holder(tmp_path, capsys):
+    out = tmp_path / "scored"
+    held, release = threading.Event(), threading.Event()
+
+    def hold():  # another thread: its lock is not this one's (a second process alike)
+        with out_lock(out, "predict"):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(30)
+        code, err = _predict(tmp_path, out, capsys)
+        left = sorted(p.name for p in out.iterdir())
+    finally:
+        release.set()
+        holder.join(30)
+    assert code == 2
+    assert err.count("\n") == 1, err  # one line
+    assert re.match(rf"error: {re.escape(str(out))}: another command is writing there \(predict, process {os.getpid()} on "
+                    r".*, since .*\); two predicts into one --out would interleave .*give this predict another --out$",
+                    err.strip()), err
+    assert left == [LOCK_NAME]  # the holder's: nothing of the refused predict
+
+    code, err = _predict(tmp_path, out, capsys)  # released: on to its own checks
+    assert code == 2 and "does not exist" in err and "writing there" not in err, err
+    with out_lock(out, "run"):  # this thread holds it already (re-entrant, as an audit's own run): not refused
+        code, err = _predict(tmp_path, out, capsys)
+    assert code == 2 and "does not exist" in err and "writing there" not in err, err
