@@ -32,6 +32,7 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, **kwargs: Any) -> None:
         self.flags: list[str] = []  # before argparse adds --help
+        self.not_here: dict[str, str] = {}  # a flag of another subcommand -> why this one takes none
         super().__init__(allow_abbrev=False, **kwargs)
 
     def add_argument(self, *names: str, **kwargs: Any) -> argparse.Action:
@@ -46,7 +47,10 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override] - argparse's exits (status 2)
         if message.startswith("unrecognized arguments: "):
             unknown = message.removeprefix("unrecognized arguments: ").split()
-            message += suggestion(unknown, self.flags) + split_setting(getattr(self, "argv", []), unknown)
+            reasons = dict.fromkeys(self.not_here[t.split("=", 1)[0]] for t in unknown if t.split("=", 1)[0] in self.not_here)
+            others = [t for t in unknown if t.split("=", 1)[0] not in self.not_here]
+            message += "".join(f" ({why})" for why in reasons)
+            message += suggestion(others, self.flags) + split_setting(getattr(self, "argv", []), others)
         super().error(message)
 
 

@@ -81,6 +81,9 @@ def build_parser(subcommand: str | None = None) -> argparse.ArgumentParser:
                        help="draw <out>/plots/ (PR curves, calibration, count predictions, ranking curves, feature importance, learning "
                             "curves; the default); "
                             "--no-plots leaves them out of the run and report.md")
+    else:  # a script passing a run's flags on to `features` learns why they are refused
+        why = f"{subcommand} draws no plots: --plots / --no-plots are a run's and audit's; leave them out here"
+        p.not_here.update({"--plots": why, "--no-plots": why})
     if subcommand == "audit":
         p.add_argument("--shuffles", type=shuffles_arg, default=None, metavar="N|auto",
                        help="shuffled-label runs, each a full rerun; the checks read their mean, whose bound counts their "

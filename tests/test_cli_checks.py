@@ -54,6 +54,9 @@ def test_an_unknown_subcommand_is_named_with_the_subcommands(capsys, argv, said)
     (["--bogus"], "unrecognized arguments: --bogus\n"),
     (["predict", "--model-dir", "m", "--input", "i", "--out", "o", "--histry", "h"], "(did you mean --history?)"),
     (["store", "s", "--kep", "2"], "(did you mean --keep?)"),
+    # a daily script passing a run's flags on to `features` was told only "unrecognized arguments: --no-plots"
+    (["features", "--no-plots", "--qiet"], "unrecognized arguments: --no-plots --qiet (features draws no plots: --plots / "
+     "--no-plots are a run's and audit's; leave them out here) (did you mean --quiet?)"),
 ])
 def test_flags_are_spelt_out_and_a_mistyped_one_gets_its_closest_match(capsys, argv, said):
     """A prefix is not a flag: ``--gpu`` would stop meaning ``--gpus`` the day a ``--gpu-memory`` is added."""
