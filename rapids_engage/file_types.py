@@ -2,10 +2,11 @@
 
 Every file is read into the first input file's column types (the frame's meta), whatever the partitioning: a merged
 partition's files in one read (:mod:`.grouped_read`), a file per partition (or split) cast to the meta. A file whose
-type widens to it (int32 into int64, float32 into float64, a column all null) is read into it exactly; any other
-(fractions into an integer, text into a number, times into integers) is refused, naming the file, the column and
-both types: a cast would change or lose values without a word, and a file per partition read them in its own type
-(a partition of floats or text where the frame says int64).
+type widens to it (int32 into int64, float32 into float64, a column all null; int64 into float64 where the file's
+statistics bound its values within 2**53, as a day written as int64 where the others are float64) is read into it
+exactly; any other (fractions into an integer, text into a number, times into integers) is refused, naming the file,
+the column and both types: a cast would change or lose values without a word, and a file per partition read them in
+its own type (a partition of floats or text where the frame says int64).
 """
 
 from __future__ import annotations
@@ -39,6 +40,21 @@ def widens(got: Any, want: Any) -> bool:
     return t.is_date32(got) and t.is_date64(want)
 
 
+def held_exactly(footer: Any, column: str, got: Any, want: Any) -> bool:
+    """Whether the integer ``column`` (arrow type ``got``) of ``footer``'s file is held exactly by floating type
+    ``want``: its statistics bound every row group's values within the mantissa (2**53 for float64); False where
+    they cannot tell (no statistics, only nulls)."""
+    import pyarrow.types as t
+
+    from .footers import int_bounds
+
+    if not (t.is_integer(got) and t.is_floating(want)):
+        return False
+    limit = 2 ** {16: 11, 32: 24, 64: 53}[want.bit_width]
+    bounds = int_bounds(footer, column)
+    return bounds is not None and all(-limit <= low and high <= limit for low, high in bounds)
+
+
 def file_types(footer: Any, columns: Sequence[str]) -> dict[str, Any]:
     """The arrow field of each of ``columns`` in ``footer``'s file (those it has)."""
     schema = footer.metadata.schema.to_arrow_schema()
@@ -56,7 +72,7 @@ def check_types(footers: Sequence[Any], columns: Sequence[str]) -> bool:
             want = first[column]
             if field.equals(want):
                 continue
-            if not widens(field.type, want.type):
+            if not widens(field.type, want.type) and not held_exactly(footer, column, field.type, want.type):
                 raise DataError(f"{footer.path}: column {column!r} is {field.type}, but {footers[0].path} has it as "
                                 f"{want.type}: a cast would change or lose its values; write the files with one type")
             same = False

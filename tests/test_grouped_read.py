@@ -173,6 +173,18 @@ def test_a_file_lacking_a_column_is_named_on_every_path(tmp_path, read):
         READS[read](tmp_path)
 
 
+def test_whole_numbers_in_int64_read_into_the_first_file_s_float64_exactly(tmp_path):
+    """A day written as int64 where the others are float64 (pandas writes an int column with a missing value as
+    float64) was refused as 'a cast would change or lose its values': its statistics show it holds none above
+    2**53, so it reads exactly; one holding a larger value is still refused."""
+    _with_file_7(tmp_path / "whole", score=lambda p: (p["score"] * 0 + p["t"]).astype(np.int64))
+    got = read_events(tmp_path / "whole", LAYOUT, min_partition_rows=55).compute().reset_index(drop=True)
+    assert got["score"].dtype == np.float64 and got["score"][70:80].tolist() == list(range(70, 80))
+    _with_file_7(tmp_path / "large", score=lambda p: pd.Series([2**53 + 1] * len(p), dtype=np.int64))
+    with pytest.raises(DataError, match=r"part-007\.parquet: column 'score' is int64, but .* has it as double"):
+        read_events(tmp_path / "large", LAYOUT, min_partition_rows=55)
+
+
 def test_only_files_of_the_first_s_schema_are_read_as_one_list(tmp_path):
     """cudf's reader refuses a list of files of other schemas: those groups are read a file at a time."""
     from rapids_engage.file_types import check_types
