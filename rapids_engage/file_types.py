@@ -73,8 +73,7 @@ def check_types(footers: Sequence[Any], columns: Sequence[str]) -> bool:
             if field.equals(want):
                 continue
             if not widens(field.type, want.type) and not held_exactly(footer, column, field.type, want.type):
-                raise DataError(f"{footer.path}: column {column!r} is {field.type}, but {footers[0].path} has it as "
-                                f"{want.type}: a cast would change or lose its values; write the files with one type")
+                raise _refused(footers, column, footer, field.type, want.type)
             same = False
     return same
 
@@ -88,3 +87,15 @@ def check_files(footers: Sequence[Any], columns: Sequence[str]) -> bool:
         if missing := [c for c in present if c not in footer.names]:
             raise DataError(f"{footer.path}: missing column(s) {missing}, which {footers[0].path} has")
     return check_types(footers, present)
+
+
+def _refused(footers: Sequence[Any], column: str, footer: Any, got: Any, want: Any) -> DataError:
+    """The error of ``footer``'s ``column`` of type ``got``, which the first file's ``want`` cannot hold; where every
+    other file has ``got``, it names the first file as the odd one (naming the second sent the user to a good file)."""
+    first = footers[0].path
+    rest = [f for f in footers[1:] if column in f.names]
+    if len(rest) > 1 and all(file_types(f, [column])[column].type.equals(got) for f in rest):
+        return DataError(f"{first}: column {column!r} is {want}, but the {len(rest)} other files have it as {got} "
+                         "(every file is read into the first file's types): write the files with one type")
+    return DataError(f"{footer.path}: column {column!r} is {got}, but {first} has it as {want}: a cast would change "
+                     "or lose its values; write the files with one type")

@@ -139,6 +139,17 @@ def test_a_file_whose_column_type_would_change_its_values_is_named(tmp_path, col
         READS[read](tmp_path)
 
 
+def test_a_first_file_unlike_all_the_others_is_the_one_named(tmp_path):
+    """Only the first file holding text: the second file was named (``part-001 ... is double, but part-000 has it as
+    large_string``), a file with nothing wrong."""
+    parts = [_part(i) for i in range(12)]
+    parts[0] = parts[0].assign(score=parts[0]["score"].astype(str))
+    _write(tmp_path, parts)
+    with pytest.raises(DataError, match=r"part-000\.parquet: column 'score' is large_string, but the 11 other files have "
+                                        r"it as double \(every file is read into the first file's types\)"):
+        read_events(tmp_path, LAYOUT, min_partition_rows=55)
+
+
 @pytest.mark.parametrize("read", READS)
 def test_types_that_widen_to_the_first_file_s_are_read_exactly(tmp_path, read):
     """int32 into int64, float32 into float64, an all-null column and an integer / bool column with nulls (this
