@@ -3,7 +3,8 @@
 The selection is ``store --keep N``'s (:func:`~.store_admin.select`): all but the N newest intact versions, and
 the damaged ones, less every version in use (models beside the store, runs and predicts in progress, builds
 reusing its feature groups); the version this run built or found is never deleted either (a cache hit on an
-older version keeps N + 1). A deletion that fails is said and recorded, never the run's failure: its models
+older version keeps N + 1). A version a run marks in use after the selection, before its deletion, is kept
+(:func:`~.store_admin.remove_unless_in_use`). A deletion that fails is said and recorded, never the run's failure: its models
 are published already.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from .progress import byte_size
 from .store import FeatureStore
-from .store_admin import remove, select
+from .store_admin import remove_unless_in_use, select
 from .store_builds import dir_size
 
 
@@ -36,11 +37,14 @@ def apply_retention(store_dir: str | Path, keep: int | None, own: str, log: Call
     for version in (v for v in chosen.doomed if v != own):
         size = _size(store.path / version)
         try:
-            remove(store, version)
+            users = remove_unless_in_use(store, version)
         except ValueError as exc:
             if (store.path / version).exists():  # else another run deleted it meanwhile
                 errors.append(str(exc))
                 log(f"{said}: {exc}")
+            continue
+        if users:  # marked since the selection: a run found it and trains from it
+            log(f"{said}: keeping {version}: {', '.join(users)} use(s) it")
             continue
         deleted.append(version)
         freed += size

@@ -25,11 +25,13 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from . import store_builds
 from .atomic import DamagedFile, check_fields, replace_dir
+from .build_lock import building
 from .digests import content_digests
 from .failures import naming
 from .input_files import walk
@@ -87,6 +89,13 @@ def is_version_dir(path: Path) -> bool:
     """A version directory: one with a manifest, or named like a version id (16 hex digits: a version
     whose manifest is lost). Any other directory is not the store's, and never deleted."""
     return (path / MANIFEST).exists() or re.fullmatch(r"[0-9a-f]{16}", path.name) is not None
+
+
+def use_lock(store_path: str | os.PathLike, version: str) -> AbstractContextManager:
+    """The lock (``<store>/.<version>.use.lock``) a run holds from marking ``version`` in use to checking it there,
+    and a deletion from reading the marks to renaming it away: a run either finds it marked-for and kept, or gone
+    (and builds it); never found, then deleted under it (:func:`~.store_admin.remove_unless_in_use`)."""
+    return building(Path(store_path) / f"{version}.use")
 
 
 def version_id(definition: dict) -> str:

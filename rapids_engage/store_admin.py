@@ -24,7 +24,7 @@ from rich.table import Table
 from .atomic import read_json
 from .cli import Parser, command_name
 from .progress import byte_size
-from .store import MANIFEST, FeatureStore, is_version_dir
+from .store import MANIFEST, FeatureStore, is_version_dir, use_lock
 from .store_builds import (KILLED, LEFTOVER, LIVE, UNKNOWN, builds_reading, dir_size, live_marks, state,
                            temporary_dirs, versions_in_use, versions_read_by_builds)
 
@@ -103,12 +103,37 @@ def _users(version: str, served: dict[str, list[str]], read: dict[str, list[str]
 
 def remove(store: FeatureStore, name: str) -> None:
     """Delete ``<store>/<name>``: renamed out of sight first, so no reader sees part of it."""
+    _remove_renamed(store, name, _rename_away(store, name))
+
+
+def remove_unless_in_use(store: FeatureStore, version: str) -> list[str]:
+    """Delete ``version`` as :func:`remove` does unless a run, predict or build marked it in use since it was selected
+    (:func:`select` read the marks earlier: a run marking it and finding it meanwhile would have trained from a version
+    deleted under it); the marks read again and the rename under the version's :func:`~.store.use_lock`, which a run
+    holds from its mark to its check. Returns who uses it (nothing deleted), or [] once deleted."""
+    with use_lock(store.path, version):
+        marks = live_marks(store.path)
+        users = [*versions_in_use(marks).get(version, []), *versions_read_by_builds(marks).get(version, [])]
+        if users:
+            return users
+        trash = _rename_away(store, version)
+    _remove_renamed(store, version, trash)
+    return []
+
+
+def _rename_away(store: FeatureStore, name: str) -> Path:
+    """``<store>/<name>`` renamed to a ``.trash-`` directory (out of every reader's sight); that directory."""
     trash = store.path / f".trash-{name.lstrip('.')}-{uuid.uuid4().hex[:8]}"
     try:
         (store.path / name).rename(trash)
     except OSError as exc:
         raise ValueError(f"store: cannot delete {name} from {store.path}: {exc.strerror or exc} (a read-only store: "
                          "run the store command as a user who may write it, or where it is mounted read-write)") from exc
+    return trash
+
+
+def _remove_renamed(store: FeatureStore, name: str, trash: Path) -> None:
+    """Remove ``trash``, what :func:`_rename_away` made of ``<store>/<name>``."""
     try:
         shutil.rmtree(trash)
     except OSError as exc:
@@ -249,7 +274,13 @@ def run_store_command(args: argparse.Namespace, console: Console) -> None:
                                              if unknown else ""))
     for name in [*doomed, *doomed_tmp]:
         freed = byte_size(dir_size(store.path / name))
-        if not args.dry_run:
+        if not args.dry_run and name in doomed and not args.force:
+            users = remove_unless_in_use(store, name)  # a run may have marked it since the selection
+            if users:
+                if not args.quiet:
+                    out.print(f"keeping {name}: {', '.join(users)} use(s) it (--force deletes it)")
+                continue
+        elif not args.dry_run:
             remove(store, name)
         if not args.quiet:
             out.print(f"{'would delete' if args.dry_run else 'deleted'} {name} ({freed})")

@@ -106,3 +106,36 @@ def test_a_failed_run_deletes_nothing_and_a_run_prunes_once_published(cluster, t
 def test_keep_versions_below_one_is_refused_naming_the_key(value):
     with pytest.raises(ConfigError, match=r"features\.keep_versions: expected a whole number of versions >= 1"):
         from_dict({"features": {"keep_versions": value}})
+
+
+def test_a_version_marked_after_the_selection_is_not_deleted_under_the_run(cluster, tmp_path, monkeypatch):
+    """Run A's retention selects (no mark on v1 yet), run B marks v1 and finds it (a cache hit), then A deletes what it
+    selected: v1 must stay, B's training reads it after. Deleted, B failed on its missing files."""
+    from contextlib import contextmanager
+
+    from rapids_engage import retention, store_admin
+
+    v1, v2 = (_features(cluster, tmp_path, seed, None)["version"] for seed in (1, 2))
+    store = FeatureStore(tmp_path / "store")
+    early = {}
+    real_in_use, real_train = pipeline.in_use, pipeline.train_stage
+
+    @contextmanager
+    def marking(path, version, *args, **kwargs):
+        early.setdefault("selection", store_admin.select(store, 1, [], force=False, hint=""))  # A's, before B's mark
+        with real_in_use(path, version, *args, **kwargs):
+            yield
+
+    def a_deletes_then_b_trains(*args, **kwargs):
+        monkeypatch.setattr(retention, "select", lambda *_a, **_k: early["selection"])
+        early["a"] = retention.apply_retention(store.path, 1, v2, lambda line: None)  # A's end, B's version cached
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "in_use", marking)
+    monkeypatch.setattr(pipeline, "train_stage", a_deletes_then_b_trains)
+    assert early.get("selection") is None
+    assert main(_argv(cluster, tmp_path, "run", 1, None)) == 0  # B: day 1's input again, a cache hit on v1
+    assert early["selection"].doomed == [v1]  # A chose it before B marked it
+    assert early["a"]["deleted"] == [] and store.versions() == [v1, v2]
+    report = json.loads((tmp_path / "run-1" / "report.json").read_text())
+    assert report["store"]["version"] == v1 and report["store"]["cache_hit"]

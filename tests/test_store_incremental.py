@@ -255,15 +255,16 @@ def test_a_version_deleted_before_the_reusing_build_marks_it_is_built_in_full(da
     user = ["engaging_user_id"]
     store = tmp_path / "store"
     old, _ = _build(_config([user], [user], []), store, data)
-    real = materialize_module.in_use
+    real = materialize_module.use_lock
 
     @contextmanager
-    def deleted_first(*args, **kwargs):  # `store --delete` just before the mark
-        assert main(["store", str(store), "--delete", old.version, "--quiet"]) == 0
-        with real(*args, **kwargs):
+    def deleted_first(path, version):  # `store --delete` just before the mark (taken under the version's use lock)
+        if version == old.version:
+            assert main(["store", str(store), "--delete", old.version, "--quiet"]) == 0
+        with real(path, version):
             yield
 
-    monkeypatch.setattr(materialize_module, "in_use", deleted_first)
+    monkeypatch.setattr(materialize_module, "use_lock", deleted_first)
     new, logs = _build(_config([user, ["language"]], [user], []), store, data)
     assert new.reused is None and not new.cache_hit, logs
     assert f"feature store: version {old.version} is gone; building in full" in logs

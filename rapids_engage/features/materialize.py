@@ -8,6 +8,7 @@ that version and joined on the row key, and their serving state is copied.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import shutil
@@ -23,7 +24,7 @@ from ..layout import Layout
 from ..progress import byte_size
 from ..provenance import library_versions
 from ..store_builds import dir_size, in_use, sweep
-from ..store import FORMAT_VERSION, FeatureStore, fingerprint_files, version_id, write_split
+from ..store import FORMAT_VERSION, FeatureStore, fingerprint_files, use_lock, version_id, write_split
 from .build import VALUES_VERSION, FeatureBuilder
 from .groups import groups, only, signatures
 from .label_times import resolve_label_time
@@ -83,8 +84,9 @@ def materialize(
     if definition is None:
         definition = store_definition(cfg, store.path, data_dir, targets, split, layout, digests, log)
     version = version_id(definition)
-    hold(version)
-    manifest, problem = store.check(version)
+    with use_lock(store.path, version):  # marked, then found: a deletion selecting it meanwhile keeps it (retention)
+        hold(version)
+        manifest, problem = store.check(version)
     if problem not in (None, "absent"):
         log(f"feature store: version {version} is damaged ({problem}); rebuilding it")
     if manifest and not rebuild:
@@ -92,12 +94,15 @@ def materialize(
         return Materialized(store, version, manifest["features"], manifest["rows"], True)
     wider = None if rebuild else _wider_version(store, definition)
     if wider is not None:  # a run of some of a version's targets: its features, those this run would build
-        version, manifest = wider
-        hold(version)
-        _, manifest = store._resolve(version)  # deleted before it was held: a MissingVersion naming it
-        log(f"feature store: cache hit, version {version} (built for {', '.join(manifest['definition']['targets'])}; "
-            f"this run's {len(names)} features of {', '.join(targets)} are among its)")
-        return Materialized(store, version, names, manifest["rows"], True)
+        with use_lock(store.path, wider[0]):
+            hold(wider[0])
+            found, _ = store.check(wider[0])
+        if found is None:  # deleted (or damaged) since it was chosen, before the mark: this run's is built
+            log(f"feature store: version {wider[0]} is gone; building version {version}")
+        else:
+            log(f"feature store: cache hit, version {wider[0]} (built for {', '.join(found['definition']['targets'])}; "
+                f"this run's {len(names)} features of {', '.join(targets)} are among its)")
+            return Materialized(store, wider[0], names, found["rows"], True)
 
     def built_meanwhile() -> tuple[Materialized | None, None]:
         manifest = None if rebuild else store.manifest(version)
@@ -113,8 +118,11 @@ def materialize(
         try:
             if base is not None:
                 # the base is read during the build: marked in use until then (`store --keep` deleted it mid-build)
-                with in_use(store.path, base[0], tmp, building=version):
-                    if store.check(base[0])[0] is None:  # deleted or damaged since it was chosen, before the mark
+                with contextlib.ExitStack() as reading:
+                    with use_lock(store.path, base[0]):
+                        reading.enter_context(in_use(store.path, base[0], tmp, building=version))
+                        intact = store.check(base[0])[0] is not None
+                    if not intact:  # deleted or damaged since it was chosen, before the mark
                         log(f"feature store: version {base[0]} is gone; building in full")
                     else:
                         reused = _build_reusing(store, base, cfg, builder, sigs, train, valid, targets, layout, keep, tmp,
