@@ -53,8 +53,8 @@ def cast_partitions(frame: Any) -> Any:
 
 def read_group(paths: list[str], meta: Any, schema: Any = None) -> Any:
     """The rows of ``paths`` in order as one frame of ``meta``'s library, columns and dtypes (none: a copy of
-    ``meta``); a categorical column as read (dask's meta may not know its categories), an integer or bool column
-    holding nulls as pandas' nullable type. ``schema``: the first input file's arrow schema where some file's
+    ``meta``); a categorical column of the files' categories (dask's meta may not know them), an integer or bool
+    column holding nulls as pandas' nullable type. ``schema``: the first input file's arrow schema where some file's
     types or nullability differ from it (widening only): cudf then reads the files one by one (its reader refuses
     a list of files of other schemas), pyarrow into ``schema``'s types."""
     if not paths:
@@ -67,14 +67,19 @@ def read_group(paths: list[str], meta: Any, schema: Any = None) -> Any:
 
 
 def as_meta(frame: Any, meta: Any) -> Any:
-    """``frame`` in ``meta``'s dtypes, but for a categorical column (as read) and, on pandas, an integer or bool
-    column holding nulls, which ``meta``'s numpy type cannot hold: pandas' nullable type of it (``Int64``, ``boolean``;
-    cudf's columns hold nulls in any type)."""
+    """``frame`` in ``meta``'s dtypes, but for a categorical column, whose categories are the file's (dask's meta may not
+    know them): a column read as its values (cudf's parquet reader has no categorical type, cudf#12497) becomes a
+    categorical of them; and, on pandas, an integer or bool column holding nulls, which ``meta``'s numpy type cannot
+    hold: pandas' nullable type of it (``Int64``, ``boolean``; cudf's columns hold nulls in any type)."""
     pandas = frame_library(meta).__name__ != "cudf"
     cast = {}
     for column, want in meta.dtypes.items():
         got = frame[column].dtype
-        if got == want or str(want) == "category":
+        if str(want) == "category":
+            if str(got) != "category":
+                cast[column] = "category"
+            continue
+        if got == want:
             continue
         if pandas and getattr(want, "kind", None) in ("i", "u", "b") and bool(frame[column].isna().any()):
             nullable = "boolean" if want.kind == "b" else str(want).capitalize().replace("Ui", "UI")

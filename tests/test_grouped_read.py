@@ -207,6 +207,31 @@ def test_only_files_of_the_first_s_schema_are_read_as_one_list(tmp_path):
     assert check_types(input_footers(tmp_path / "wider"), columns) is False
 
 
+@pytest.mark.parametrize("same", [True, False])
+def test_a_categorical_read_as_its_values_is_a_categorical_of_the_meta_s_kind(tmp_path, monkeypatch, same):
+    """cudf's parquet reader has no categorical type (cudf#12497): a dictionary column comes back as its values, here
+    simulated on pandas. The frame's meta says categorical, so such partitions were text under a categorical meta, and
+    the key handling's ``.cat`` failed ('Can only use .cat accessor'); now each is a categorical of its file's values,
+    as the per-file read gives; with files of one schema and of two."""
+    from rapids_engage import backend, grouped_read
+    from rapids_engage.features.key_values import value_dtypes, with_key_values
+
+    def values_only(like, paths, columns, schema=None):  # what cudf.read_parquet gives a dictionary column
+        frame = backend.read_parquet_files(like, paths, columns, schema)
+        return frame.astype({c: frame[c].cat.categories.dtype for c in frame.columns if str(frame[c].dtype) == "category"})
+
+    _with_file_7(tmp_path, **({} if same else {"row_id": lambda p: p["row_id"].astype(np.int32)}))
+    monkeypatch.setattr(grouped_read, "read_parquet_files", values_only)
+    frame = read_events(tmp_path, LAYOUT, min_partition_rows=55)
+    assert str(frame._meta.dtypes["kind"]) == "category"
+    parts = _partitions(frame)
+    assert all(str(p["kind"].dtype) == "category" for p in parts)
+    want = pd.concat([pd.read_parquet(f) for f in sorted(tmp_path.glob("*.parquet"))], ignore_index=True)
+    assert pd.concat(parts, ignore_index=True)["kind"].astype(str).tolist() == want["kind"].astype(str).tolist()
+    assert str(value_dtypes(frame, ["kind"])["kind"]) == "str"
+    assert sorted(with_key_values(frame, ["kind"])["kind"].compute().unique()) == ["k0", "k1", "k2"]
+
+
 def test_predict_input_of_many_small_files_is_read_a_task_per_merged_partition(tmp_path, monkeypatch):
     """``predict --input``'s reader read a task per file, then merged them."""
     from rapids_engage.predict import input_footers as predict_footers, read_new_rows
