@@ -10,6 +10,7 @@ partition; ``dd.from_map`` of those reads under dask_cudf's meta; ``key_values``
 
 from __future__ import annotations
 
+import dask
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,8 +27,6 @@ LAYOUT = Layout("table", ("row_id",), "t", (Target("click", "click", "binary"),)
 @pytest.fixture(scope="module", autouse=True)
 def gpu_backend():
     """The GPU backend initialised as the pipeline does it; dask's dataframe backend put back afterwards."""
-    import dask
-
     with dask.config.set({"dataframe.backend": dask.config.get("dataframe.backend")}):
         yield resolve("1").init()
 
@@ -51,11 +50,9 @@ def _write(folder, file_7: dict) -> None:
         part.to_parquet(folder / f"part-{i:03d}.parquet", index=False)
 
 
-def _cpu_frame(folder) -> pd.DataFrame:
-    import dask
-
+def _cpu_frame(folder, **kwargs) -> pd.DataFrame:
     with dask.config.set({"dataframe.backend": "pandas"}):
-        return read_events(folder, LAYOUT, min_partition_rows=55).compute().reset_index(drop=True)
+        return read_events(folder, LAYOUT, **kwargs).compute().reset_index(drop=True)
 
 
 @pytest.mark.parametrize("file_7", ["same", "other_types"])
@@ -76,9 +73,25 @@ def test_grouped_read_on_gpu_gives_the_cpu_frame(tmp_path, file_7):
         for column, want in frame._meta.dtypes.items():
             assert str(part[column].dtype) == str(want), (column, part[column].dtype, want)
     got = host_frame(cudf.concat(parts, ignore_index=True))
-    want = _cpu_frame(tmp_path)
+    want = _cpu_frame(tmp_path, min_partition_rows=55)
     for column in want.columns:  # values and nulls alike (dtypes: cudf's own, not pandas' nullable ones)
         assert got[column].isna().tolist() == want[column].isna().tolist(), column
         assert got[column].dropna().astype(str).tolist() == want[column].dropna().astype(str).tolist(), column
     assert str(value_dtypes(frame, ["kind"])["kind"]) in ("object", "str")
     assert sorted(with_key_values(frame, ["kind"])["kind"].compute().to_pandas().unique()) == ["k0", "k1", "k2"]
+
+
+def test_per_file_read_on_gpu_gives_the_cpu_frame(tmp_path):
+    """A partition per file (no merging) is dask_cudf's own reader: a dictionary column's arrow type went through
+    ``cudf_dtype_from_pa_type``, NotImplementedError in dask-cudf 24.10 (cudf#9179). Should this fail, route the
+    per-file read through ``grouped_read`` (a group per file) instead of dask_cudf's reader."""
+    import cudf
+
+    _write(tmp_path, {})
+    frame = read_events(tmp_path, LAYOUT)
+    assert isinstance(frame._meta, cudf.DataFrame) and frame.npartitions == 12
+    got = host_frame(frame.compute()).reset_index(drop=True)
+    want = _cpu_frame(tmp_path)
+    for column in want.columns:
+        assert got[column].isna().tolist() == want[column].isna().tolist(), column
+        assert got[column].dropna().astype(str).tolist() == want[column].dropna().astype(str).tolist(), column
