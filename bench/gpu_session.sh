@@ -71,10 +71,12 @@ if wants tests; then
   # one test process on the one GPU, without the suite's -n 2 (pytest-xdist, which the staged wheels may lack)
   serial=(-p no:cacheprovider -p no:xdist -o addopts=-ra)
   run gpu-tests "${TESTS_S:-150}" python3 -m pytest -m gpu -q "${serial[@]}" tests/test_gpu_parity.py --deselect "$slow" -k "not table"
-  # key handling on dask_cudf / cudf (tests/test_gpu_keys.py: 4 tests, a 6,000-row build with every key table
-  # partitioned on both backends, categorical keys): ~30-60 s estimated, its own limit and log so that either run
-  # timing out leaves the other's results (this call: 150 + 90 + 240 s of limits, each + 15 s to kill, under 600 s)
-  run gpu-tests-keys "${TESTS_KEYS_S:-90}" python3 -m pytest -m gpu -q "${serial[@]}" tests/test_gpu_keys.py
+  # key handling on dask_cudf / cudf (tests/test_gpu_keys.py: a 6,000-row build with every key table partitioned on
+  # both backends, categorical keys coded differently per partition) and grouped parquet reads (list reads, a file at
+  # a time with differing schemas, dictionary columns: tests/test_gpu_grouped_read.py): ~40-80 s estimated, its own
+  # limit and log so that either run timing out leaves the other's results (this call: 150 + 120 + 240 s of limits,
+  # each + 15 s to kill, under 600 s)
+  run gpu-tests-keys "${TESTS_KEYS_S:-120}" python3 -m pytest -m gpu -q "${serial[@]}" tests/test_gpu_keys.py tests/test_gpu_grouped_read.py
   run gpu-tests-pipeline "${TESTS_PIPELINE_S:-240}" python3 -m pytest -m gpu -q "${serial[@]}" "$slow"
 fi
 
