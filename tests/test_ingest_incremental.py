@@ -300,3 +300,25 @@ def test_an_entry_recording_no_part_sources_is_a_full_ingest_when_a_file_is_remo
     now = table_dataset(table_cfg(raw, tmp_path / "cache"))
     assert f"full ingest: d0.csv of {earlier} is gone (its parts.json does not say" in now.description
     assert json.loads((entry(now) / "ingest.json").read_text())["quarantined_rows"] == 2
+
+
+@pytest.mark.parametrize("edit, why", [
+    (lambda held: held["parts"].update({next(iter(held["parts"])): [7]}), "is not the input positions of a part"),
+    (lambda held: held["files"][1].update(rows_per_day=[1]), "key files[1].rows_per_day is an array, not an object"),
+    (lambda held: held["files"][0].update(rows="5"), "key files[0].rows is a string, not a number"),
+    (lambda held: held["files"].append(held["files"][0]), "counts 3 input files, not its 2")])
+def test_a_damaged_parts_json_is_a_full_ingest_naming_it(tmp_path, edit, why):
+    """A hand-edited or cut parts.json crashed the build (IndexError, AttributeError) or summed its counts as they
+    were: each field is checked as read, and a full ingest names the file and what is wrong."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for day in range(2):
+        day_file(raw, f"d{day}.csv", day, late=False)
+    earlier = entry(table_dataset(table_cfg(raw, tmp_path / "cache")))
+    held = json.loads((earlier / "parts.json").read_text())
+    edit(held)
+    (earlier / "parts.json").write_text(json.dumps(held))
+    day_file(raw, "d2.csv", 2, late=False)
+    now = table_dataset(table_cfg(raw, tmp_path / "cache"))
+    assert f"full ingest: {earlier / 'parts.json'} " in now.description and why in now.description
+    assert_same_entry(entry(now), entry(table_dataset(table_cfg(raw, tmp_path / "fresh"))), "row_id")

@@ -171,11 +171,16 @@ def _sources(entry: Path, held: Inputs, at: list[int | None]) -> PartSources | N
     """The input files of ``entry``'s parts (None where it records none and no file of it is gone): where files of
     it are gone (``at``: None), each part holding rows of one of them must hold no other file's (it is left out);
     else a :class:`_CannotReuse` saying which part mixes them."""
-    sources = PartSources.load(entry)
+    try:
+        sources = PartSources.load(entry)
+    except (DamagedFile, OSError) as exc:  # hand-edited, cut short: its parts and counts are not to be trusted
+        raise _CannotReuse(str(exc)) from None
+    if sources is not None and len(sources.files) != len(at):
+        raise _CannotReuse(f"{entry / PARTS_FILE} counts {len(sources.files)} input files, not its {len(at)}")
     gone = [n for (n, _), a in zip(held.keys(), at) if a is None]
     if not gone:
         return sources
-    if sources is None or len(sources.files) != len(at) or any(f >= len(at) for v in sources.parts.values() for f in v):
+    if sources is None:
         raise _CannotReuse(f"{gone[0]} of {entry} is gone (its {PARTS_FILE} does not say which parts hold its rows)")
     for part, files in sorted(sources.parts.items()):
         if any(at[f] is None for f in files) and (keep := next((f for f in files if at[f] is not None), None)) is not None:

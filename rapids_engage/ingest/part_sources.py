@@ -15,7 +15,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..atomic import DamagedFile, read_json, write_text
+from ..atomic import DamagedFile, check_fields, read_json, write_text
 
 PARTS_FILE = "parts.json"
 PART = re.compile(r"part-(\d+)-(\d+)\.parquet")
@@ -46,13 +46,40 @@ class PartSources:
 
     @classmethod
     def load(cls, entry: Path) -> PartSources | None:
-        """The sources ``entry`` records; None where it records none (written before this module) or a damaged list."""
+        """The sources ``entry`` records; None where it records none (written before this module); a
+        :class:`.DamagedFile` naming the file and entry where it does not read back as written (cut short, edited)."""
+        path = entry / PARTS_FILE
         try:
-            held = read_json(entry / PARTS_FILE, {"parts": dict, "files": list})
-            return cls({k: tuple(int(i) for i in v) for k, v in held["parts"].items()},
-                       tuple(FileCounts(**f) for f in held["files"]))
-        except (DamagedFile, OSError, TypeError, ValueError):
+            held = read_json(path, {"parts": dict, "files": list})
+        except FileNotFoundError:
             return None
+        files = tuple(_file_counts(f, path, i) for i, f in enumerate(held["files"]))
+        parts = {k: _positions(v, len(files), path, k) for k, v in held["parts"].items()}
+        return cls(parts, files)
+
+
+def _positions(value: object, files: int, path: Path, part: str) -> tuple[int, ...]:
+    """A part's input positions as :meth:`PartSources.save` wrote them: increasing, each an input of the entry, its
+    name's among them; else a :class:`.DamagedFile`."""
+    name = PART.fullmatch(part.rsplit("/", 1)[-1]) if part.startswith("day=") else None
+    ok = (name is not None and isinstance(value, list) and value
+          and all(type(f) is int and 0 <= f < files for f in value) and value == sorted(set(value))
+          and int(name[1]) in value)
+    if not ok:
+        raise DamagedFile(path, f"part {part!r}: {json.dumps(value)} is not the input positions of a part of its "
+                                f"{files} input files")
+    return tuple(value)
+
+
+def _file_counts(value: object, path: Path, at: int) -> FileCounts:
+    """Input file ``at``'s :class:`FileCounts` as :meth:`PartSources.save` wrote them; else a :class:`.DamagedFile`."""
+    held = check_fields(value, {"rows": int, "ingested": int, "rows_per_day": dict, "quarantined": dict,
+                                "test_file": (bool, type(None))}, path, where=f"files[{at}]")
+    counts = [held["rows"], held["ingested"], *held["rows_per_day"].values(), *held["quarantined"].values()]
+    if any(type(n) is not int or n < 0 for n in counts):
+        raise DamagedFile(path, f"files[{at}] holds a count that is not a whole number of rows")
+    return FileCounts(held["rows"], held["ingested"], dict(held["rows_per_day"]), dict(held["quarantined"]),
+                      bool(held.get("test_file")))
 
 
 def listing(data: Path) -> list[str]:
