@@ -1,5 +1,5 @@
 """Incremental ingest against a full one: ``python bench/incremental_ingest.py [--files 30] [--rows 200000] [--work DIR]
-[--slide N]``.
+[--slide N [--late K]]``.
 
 Writes ``--files`` daily CSVs of ``--rows`` events each (``id,user,item,ts,clicked,lang,score``: a day of unix times
 each, seeded), ingests them as a table into a cache (``table_dataset``, as a run does), then writes one more day's
@@ -8,7 +8,9 @@ alone is parsed) and into a fresh cache (a full ingest, as every day before). Se
 entry adds (``du``: hard-linked parts counted once) and the data lines, to
 ``bench/results/incremental_ingest-<files>x<rows>.json`` (``--json FILE``: there instead). ``--slide N``: a rolling
 window instead, N times: the oldest file deleted and a new day's written, then the same two ingests (to
-``incremental_ingest-<files>x<rows>-slide.json``). Nothing here asserts.
+``incremental_ingest-<files>x<rows>-slide.json``); ``--late K``: each day's last K events fall after midnight (late
+events in a daily dump: they share the next day's part with the next file's rows; ``...-slide-late<K>.json``).
+Nothing here asserts.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ T0 = 1_767_225_600  # 2026-01-01 UTC
 HEADER = "id,user,item,ts,clicked,lang,score\n"
 
 
-def write_day(folder: Path, day: int, rows: int) -> Path:
-    """One day's events (seeded by the day)."""
+def write_day(folder: Path, day: int, rows: int, late: int = 0) -> Path:
+    """One day's events (seeded by the day), its last ``late`` in the next day's first minutes."""
     rng = np.random.default_rng(day)
     ts = T0 + day * 86_400 + np.sort(rng.integers(0, 86_400, rows))
+    if late:
+        ts[-late:] = T0 + (day + 1) * 86_400 + np.arange(late)
     users, items = rng.integers(0, 200_000, rows), rng.integers(0, 50_000, rows)
     clicked, lang, score = rng.random(rows) < 0.1, rng.choice(["en", "fr", "de", "es"], rows), rng.random(rows).round(4)
     lines = [f"d{day}-{k},u{u},i{i},{t},{int(c)},{g},{s}" for k, (u, i, t, c, g, s) in
@@ -72,6 +76,7 @@ def main() -> None:
     parser.add_argument("--work", default=None)
     parser.add_argument("--json", default=None)
     parser.add_argument("--slide", type=int, default=0, help="slide the window N times (delete the oldest file, add one)")
+    parser.add_argument("--late", type=int, default=0, help="with --slide: each day's last K events after midnight")
     args = parser.parse_args()
     if args.slide:
         return slide(args)
@@ -100,20 +105,20 @@ def slide(args: argparse.Namespace) -> None:
         raw = Path(work) / "raw"
         raw.mkdir()
         for day in range(args.files):
-            write_day(raw, day, args.rows)
+            write_day(raw, day, args.rows, args.late)
         first = timed(raw, Path(work) / "cache", args.workers)
         slides = []
         for day in range(args.files, args.files + args.slide):
             (raw / f"events-{day - args.files:03d}.csv").unlink()
-            write_day(raw, day, args.rows)
+            write_day(raw, day, args.rows, args.late)
             incremental = timed(raw, Path(work) / "cache", args.workers)
             full = timed(raw, Path(work) / f"fresh-{day}", args.workers)
             incremental["kib"], full["kib"] = du_kib(first["entry"], incremental["entry"])[1], du_kib(full["entry"])[0]
             slides.append({"incremental": incremental, "full": full})
             subprocess.run(["rm", "-r", str(Path(work) / f"fresh-{day}")], check=True)
             first = first | {"entry": incremental["entry"]}
-    result = {"files": args.files, "rows_per_file": args.rows, "workers": args.workers, "slides": slides}
-    name = f"incremental_ingest-{args.files}x{args.rows}-slide.json"
+    result = {"files": args.files, "rows_per_file": args.rows, "late": args.late, "workers": args.workers, "slides": slides}
+    name = f"incremental_ingest-{args.files}x{args.rows}-slide{f'-late{args.late}' if args.late else ''}.json"
     out = Path(args.json) if args.json else Path(__file__).parent / "results" / name
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))

@@ -109,9 +109,10 @@ def test_a_changed_file_is_a_full_ingest_saying_which(tmp_path):
     now = table_dataset(table_cfg(raw, tmp_path / "cache"))
     assert f"full ingest: d1.csv changed since {entry(earlier)}" in now.description
     assert json.loads((entry(now) / "ingest.json").read_text())["quarantined_rows"] == 2
-    (raw / "d2.csv").unlink()
+    (raw / "d2.csv").unlink()  # its late row shares day 3's part with d3's rows: sliced out of it
     gone = table_dataset(table_cfg(raw, tmp_path / "cache"))
-    assert "full ingest: d2.csv of " in gone.description and " is gone" in gone.description
+    assert f"0 new file(s) ingested, 2 reused, 1 removed from {entry(now)}" in gone.description
+    assert_same_entry(entry(gone), entry(table_dataset(table_cfg(raw, tmp_path / "fresh"))), "row_id")
 
 
 def test_an_event_log_is_a_full_ingest_saying_why(tmp_path):
@@ -270,21 +271,64 @@ def test_a_rolling_window_drops_the_removed_files_parts_as_a_full_ingest_would(t
     assert_same_entry(entry(now), entry(table_dataset(table_cfg(raw, tmp_path / "fresh"))), "row_id")
 
 
-def test_a_removed_file_whose_rows_share_a_part_with_a_kept_ones_is_a_full_ingest_saying_which(tmp_path):
-    """Hourly files merged into one part per day: one hour's rows cannot be left out without rewriting the day, so
-    removing it is a full ingest, the part and the kept file it shares named."""
+def strip_ranges(cache: Path) -> None:
+    """The parts.json of each entry in ``cache`` as written before row ranges were recorded."""
+    for path in cache.glob("*/parts.json"):
+        held = json.loads(path.read_text())
+        del held["ranges"]
+        path.write_text(json.dumps(held))
+
+
+def test_a_removed_file_whose_rows_share_a_part_with_a_kept_ones_is_sliced_out_of_it(tmp_path):
+    """Hourly files merged into one part per day: removing an hour was a full ingest; its row range is sliced out of
+    the day's part into a new file (the earlier entry's part, a hard link, left as it was), as a full ingest's. An
+    entry whose parts.json records no row ranges (written before them): a full ingest naming the part, as before."""
     raw = tmp_path / "raw"
     raw.mkdir()
     for hour in range(4):
         day_file(raw, f"h{hour:02d}.csv", 0, late=False)
     earlier = entry(table_dataset(table_cfg(raw, tmp_path / "cache")))
-    recorded = json.loads((earlier / "parts.json").read_text())["parts"]
-    assert recorded == {"day=2020-09-13/part-00000-00000.parquet": [0, 1, 2, 3]}
+    recorded = json.loads((earlier / "parts.json").read_text())
+    assert recorded["parts"] == {"day=2020-09-13/part-00000-00000.parquet": [0, 1, 2, 3]}
+    assert recorded["ranges"] == {"day=2020-09-13/part-00000-00000.parquet": [[h, 0, 5 * h, 5 * h + 5] for h in range(4)]}
+    before = {p: p.read_bytes() for p in earlier.rglob("*.parquet")}
     (raw / "h01.csv").unlink()
+    (raw / "h00.csv").unlink()
     now = table_dataset(table_cfg(raw, tmp_path / "cache"))
-    assert (f"full ingest: h01.csv of {earlier} is gone and its part day=2020-09-13/part-00000-00000.parquet holds "
-            "rows of h00.csv too") in now.description
+    assert f"0 new file(s) ingested, 2 reused, 2 removed from {earlier}" in now.description
     assert_same_entry(entry(now), entry(table_dataset(table_cfg(raw, tmp_path / "fresh"))), "row_id")
+    assert json.loads((entry(now) / "parts.json").read_text())["ranges"] == {
+        "day=2020-09-13/part-00000-00000.parquet": [[0, 0, 0, 5], [1, 0, 5, 10]]}
+    assert {p: p.read_bytes() for p in earlier.rglob("*.parquet")} == before
+    strip_ranges(tmp_path / "cache")
+    (raw / "h02.csv").unlink()
+    old = table_dataset(table_cfg(raw, tmp_path / "cache"))
+    assert (f"full ingest: h02.csv of {entry(now)} is gone and its part day=2020-09-13/part-00000-00000.parquet holds "
+            "rows of h03.csv too (its parts.json records no row ranges") in old.description
+    assert_same_entry(entry(old), entry(table_dataset(table_cfg(raw, tmp_path / "fresh2"))), "row_id")
+
+
+def test_daily_files_with_late_rows_slide_as_a_full_ingest(tmp_path):
+    """Daily dumps whose last rows fall in the next day (late events around midnight) share that day's part with the
+    next file's rows: removing the oldest file was a full ingest every day. Its rows are sliced out of the shared part
+    now; sliding a 3-day window 3 times, each entry is a full ingest's (rows per day, types, quarantine, ingest.json)."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for day in range(3):
+        day_file(raw, f"d{day}.csv", day, bad=day != 1)
+    previous = entry(table_dataset(table_cfg(raw, tmp_path / "cache")))
+    for day in range(3, 6):
+        (raw / f"d{day - 3}.csv").unlink()
+        day_file(raw, f"d{day}.csv", day, bad=day % 2 == 0)
+        now = table_dataset(table_cfg(raw, tmp_path / "cache"))
+        assert f"1 new file(s) ingested, 2 reused, 1 removed from {previous}" in now.description
+        full = entry(table_dataset(table_cfg(raw, tmp_path / f"fresh{day}")))
+        assert_same_entry(entry(now), full, "row_id")
+        summary = json.loads((entry(now) / "ingest.json").read_text())
+        assert summary["output_files"] == json.loads((full / "ingest.json").read_text())["output_files"] == 4
+        assert list(summary["rows_per_day"].values()) == [5, 6, 6, 1]  # first day: no late row of a removed file
+        previous = entry(now)
+    assert summary["quarantined_rows"] == 1 and summary["first_quarantined"].startswith("d4.csv")
 
 
 def test_an_entry_recording_no_part_sources_is_a_full_ingest_when_a_file_is_removed(tmp_path):

@@ -58,6 +58,18 @@ def compact_day(day_dir: Path, max_rows: int = MAX_MERGED_ROWS) -> int:
     return len(parts) - merged
 
 
+def slice_part(src: Path, keep: list[tuple[int, int]], target: Path) -> int:
+    """Write the rows ``keep`` (``(start, end)`` runs, in order) of the part ``src`` as the new file ``target``
+    (through a temporary name: a hard link ``src`` shares with an earlier entry is read, never written); its rows."""
+    table = pq.ParquetFile(src).read()  # no hive day column
+    table = pa.concat_tables([table.slice(start, end - start) for start, end in keep])
+    tmp = target.with_name(f".{target.name}.tmp")
+    with naming(target):
+        pq.write_table(table, tmp, row_group_size=max(table.num_rows, 1))
+    os.replace(tmp, target)
+    return table.num_rows
+
+
 def compact_parts(data_dir: Path, max_rows: int = MAX_MERGED_ROWS) -> int:
     """Merge the small parts of every ``day=D`` directory under ``data_dir`` (:func:`compact_day`); the parquet
     files left."""
@@ -65,4 +77,4 @@ def compact_parts(data_dir: Path, max_rows: int = MAX_MERGED_ROWS) -> int:
     return sum(compact_day(d, max_rows) for d in days)
 
 
-__all__ = ["MAX_MERGED_ROWS", "compact_day", "compact_parts", "runs"]
+__all__ = ["MAX_MERGED_ROWS", "compact_day", "compact_parts", "runs", "slice_part"]

@@ -10,13 +10,16 @@ rows per day, dtypes, counts and quarantine rows as a full ingest, in other file
 sorts between earlier ones come after a merged run of theirs.
 
 Files of the earlier entry gone today (a rolling window: the oldest deleted as new ones arrive) are left out where
-its ``parts.json`` (:mod:`.part_sources`) shows every part holding their rows holds no other file's: those parts
-are not linked, their quarantined rows are dropped and the counts are summed from today's files' own.
+its ``parts.json`` (:mod:`.part_sources`) says which rows of which parts are theirs: a part holding only their rows
+is not linked, a part holding a kept file's rows too (a day's late events merged with the next file's) is written
+anew without their row ranges (:func:`.compact.slice_part`, in the staged folder: the earlier entry's file is read,
+never written), their quarantined rows are dropped and the counts are summed from today's files' own.
 
 Each entry lists its inputs in ``inputs.json`` (:class:`Inputs`); an entry without it (written before) is not
 built on. A full ingest as before, the reason in the data line, where an earlier entry of the family exists but:
 the source is an event log (labels look at later events, in other files), two inputs share a name, a file of it
-changed, a file of it is gone whose rows share a part with a kept file's (or it has no ``parts.json``), its files
+changed, a file of it is gone whose rows share a part with a kept file's and its ``parts.json`` records no row
+ranges (written before them; or it has no ``parts.json``, or a damaged one), its files
 are in another order now, or its output is not what its ingest wrote (a part or quarantined rows deleted since or
 during the build, a file not an ingest's).
 """
@@ -43,8 +46,8 @@ from ..atomic import DamagedFile, read_json, staged_dir, write_text
 from ..digests import CACHE_FILE, content_digests
 from ..layout import LAYOUT_FILE
 from ..store import parquet_files
-from .compact import compact_day
-from .part_sources import PARTS_FILE, FileCounts, PartSources, after_merge, listing
+from .compact import compact_day, slice_part
+from .part_sources import PARTS_FILE, FileCounts, PartSources, after_merge, kept_ranges, listing, merged_ranges
 from .quarantine import SCHEMA, Quarantine
 from .recsys import QUARANTINE_FILE, RESULT_FILE, IngestResult, _publish, _write_json
 
@@ -169,8 +172,9 @@ def plan(root: Path, today: Inputs, unsound: str | None = None) -> tuple[Reuse |
 
 def _sources(entry: Path, held: Inputs, at: list[int | None]) -> PartSources | None:
     """The input files of ``entry``'s parts (None where it records none and no file of it is gone): where files of
-    it are gone (``at``: None), each part holding rows of one of them must hold no other file's (it is left out);
-    else a :class:`_CannotReuse` saying which part mixes them."""
+    it are gone (``at``: None), each part holding rows of one of them and of a kept file must have its row ranges
+    recorded (it is rewritten without them: :func:`_rewrite_mixed`); else a :class:`_CannotReuse` saying which part
+    mixes them."""
     try:
         sources = PartSources.load(entry)
     except (DamagedFile, OSError) as exc:  # hand-edited, cut short: its parts and counts are not to be trusted
@@ -182,11 +186,11 @@ def _sources(entry: Path, held: Inputs, at: list[int | None]) -> PartSources | N
         return sources
     if sources is None:
         raise _CannotReuse(f"{gone[0]} of {entry} is gone (its {PARTS_FILE} does not say which parts hold its rows)")
-    for part, files in sorted(sources.parts.items()):
+    for part, files in sorted(sources.parts.items()) if sources.ranges is None else []:
         if any(at[f] is None for f in files) and (keep := next((f for f in files if at[f] is not None), None)) is not None:
             lost = next(Path(held.paths[f]).name for f in files if at[f] is None)
             raise _CannotReuse(f"{lost} of {entry} is gone and its part {part} holds rows of "
-                               f"{Path(held.paths[keep]).name} too (kept: rewriting it is a full ingest)")
+                               f"{Path(held.paths[keep]).name} too (its {PARTS_FILE} records no row ranges: written before them)")
     return sources
 
 
@@ -202,17 +206,21 @@ def incremental(root: Path, today: Inputs, reuse: Reuse, ingest: Ingest) -> Inge
         raise _CannotReuse(f"{reuse.earlier} is an event log's")
     old_at = dict(zip(reuse.inputs.paths, reuse.positions))
     with staged_dir(root) as tmp:
+        mixed = _mixed(reuse)
         with _deleted_meanwhile(reuse.earlier):
-            linked = link_parts(reuse.earlier / "data", tmp / "data", dict(enumerate(reuse.positions)), _link)
+            linked = link_parts(reuse.earlier / "data", tmp / "data", dict(enumerate(reuse.positions)), _link, mixed)
+            linked |= _rewrite_mixed(reuse, mixed, tmp / "data")
         if len(linked) != earlier.get("output_files"):  # a part deleted since: its rows would be lost without a word
             raise _CannotReuse(f"{reuse.earlier} holds {len(linked)} of the {earlier.get('output_files')} parts it wrote")
         sources = _linked_sources(reuse, linked)
         fresh, new_at = None, {today.paths[i]: i for i in reuse.new}
+        changed = {old.split("/", 1)[0] for old, new in linked.items() if new is None or old in mixed}  # rows left out
         if reuse.new:
             fresh = ingest([today.paths[i] for i in reuse.new], tmp / "_new")
             new_parts = link_parts(tmp / "_new" / "data", tmp / "data", dict(enumerate(reuse.new)), os.replace)
             sources = _new_sources(sources, PartSources.load(tmp / "_new"), reuse.new, new_parts)
-            merge_small_parts(tmp / "data", [d.name for d in (tmp / "_new" / "data").glob("day=*")])
+            changed |= {d.name for d in (tmp / "_new" / "data").glob("day=*")}
+        merge_small_parts(tmp / "data", sorted(d for d in changed if (tmp / "data" / d).is_dir()))
         parts = len(listing(tmp / "data"))
         layout = next((d / LAYOUT_FILE for d in (tmp / "_new", reuse.earlier) if (d / LAYOUT_FILE).is_file()), None)
         if layout is not None:  # the new files' ingest wrote the spec's (the earlier one may be deleted meanwhile)
@@ -224,7 +232,9 @@ def incremental(root: Path, today: Inputs, reuse: Reuse, ingest: Ingest) -> Inge
         if sources is None and reuse.kept < len(reuse.positions):  # the removed files' counts could not be left out
             raise _CannotReuse(f"the new files' ingest recorded no {PARTS_FILE}")
         if sources is not None:  # each file's counts: the removed files' left out
-            sources = PartSources(after_merge(sources.parts, listing(tmp / "data")), sources.files)
+            after = listing(tmp / "data")
+            ranges = merged_ranges(sources.ranges, after) if sources.ranges is not None else None
+            sources = PartSources(after_merge(sources.parts, after), sources.files, ranges)
             result = combined([(summary_of(sources.files, today.paths), {p: i for i, p in enumerate(today.paths)})],
                               today.paths, root, first)
             sources.save(tmp)
@@ -263,11 +273,11 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def link_parts(src: Path, dst: Path, position: dict[int, int | None],
-               place: Callable[[Path, Path], Any]) -> dict[str, str | None]:
+def link_parts(src: Path, dst: Path, position: dict[int, int | None], place: Callable[[Path, Path], Any],
+               skip: frozenset[str] = frozenset()) -> dict[str, str | None]:
     """Place (``place(part, target)``) each part of the day folders under ``src`` under ``dst``, renamed from its
     input file's position there to ``position[it]`` (None: a file removed since, its part left out); each part
-    found (``day=D/part-...``) with its name under ``dst`` (None: left out)."""
+    found (``day=D/part-...``) with its name under ``dst`` (None: left out, as the parts ``skip``)."""
     placed: dict[str, str | None] = {}
     for day in sorted(src.iterdir()) if src.is_dir() else []:
         if not day.exists():
@@ -280,13 +290,40 @@ def link_parts(src: Path, dst: Path, position: dict[int, int | None],
                 continue
             if match is None or int(match[1]) not in position:
                 raise _CannotReuse(f"{part} is not a part of an input file of its ingest")
-            if (at := position[int(match[1])]) is None:
+            if (at := position[int(match[1])]) is None or f"{day.name}/{part.name}" in skip:
                 placed[f"{day.name}/{part.name}"] = None
                 continue
             (dst / day.name).mkdir(parents=True, exist_ok=True)
             place(part, dst / day.name / f"part-{at:05d}-{match[2]}.parquet")
             placed[f"{day.name}/{part.name}"] = f"{day.name}/part-{at:05d}-{match[2]}.parquet"
     return placed
+
+
+def _mixed(reuse: Reuse) -> frozenset[str]:
+    """The earlier entry's parts holding rows of a file removed since and of a file kept."""
+    parts = reuse.sources.parts if reuse.sources is not None else {}
+    at = reuse.positions
+    return frozenset(k for k, files in parts.items()
+                     if any(at[f] is None for f in files) and any(at[f] is not None for f in files))
+
+
+def _rewrite_mixed(reuse: Reuse, mixed: frozenset[str], data: Path) -> dict[str, str]:
+    """Each of the ``mixed`` parts of the earlier entry written under ``data`` without its removed files' row ranges
+    (:func:`.compact.slice_part`), named as the first kept range's part was (today's position): the part's name
+    there. A part whose rows are not those its ``parts.json`` counts: a :class:`_CannotReuse`."""
+    written = {}
+    for old in sorted(mixed):
+        ranges, src = reuse.sources.ranges[old], reuse.earlier / "data" / old
+        if (rows := pq.read_metadata(src).num_rows) != ranges[-1][3]:
+            raise _CannotReuse(f"{src} holds {rows} rows, not the {ranges[-1][3]} its {PARTS_FILE} lists")
+        f, k = next((reuse.positions[f], k) for f, k, _, _ in ranges if reuse.positions[f] is not None)
+        new = f"{old.split('/', 1)[0]}/part-{f:05d}-{k:05d}.parquet"
+        if (data / new).exists():
+            raise _CannotReuse(f"{reuse.earlier}'s part {old} rewritten would replace {new}")
+        (data / new).parent.mkdir(parents=True, exist_ok=True)
+        slice_part(src, [(s, e) for f, _, s, e in ranges if reuse.positions[f] is not None], data / new)
+        written[old] = new
+    return written
 
 
 def _linked_sources(reuse: Reuse, linked: dict[str, str | None]) -> PartSources | None:
@@ -298,9 +335,12 @@ def _linked_sources(reuse: Reuse, linked: dict[str, str | None]) -> PartSources 
         odd = sorted(set(linked) ^ set(reuse.sources.parts))[0]
         raise _CannotReuse(f"{reuse.earlier}'s part {odd} is not as its {PARTS_FILE} lists its parts")
     at = reuse.positions
-    parts = {new: tuple(at[f] for f in reuse.sources.parts[old]) for old, new in linked.items() if new is not None}
+    parts = {new: tuple(at[f] for f in reuse.sources.parts[old] if at[f] is not None)
+             for old, new in linked.items() if new is not None}
+    ranges = None if reuse.sources.ranges is None else {
+        new: kept_ranges(reuse.sources.ranges[old], at) for old, new in linked.items() if new is not None}
     files = {at[i]: counts for i, counts in enumerate(reuse.sources.files) if at[i] is not None}
-    return PartSources(parts, tuple(files[i] for i in sorted(files)))
+    return PartSources(parts, tuple(files[i] for i in sorted(files)), ranges)
 
 
 def _new_sources(sources: PartSources | None, fresh: PartSources | None, new: tuple[int, ...],
@@ -312,7 +352,9 @@ def _new_sources(sources: PartSources | None, fresh: PartSources | None, new: tu
     kept = sorted(set(range(len(sources.files) + len(new))) - set(new))
     files = dict(zip(kept, sources.files)) | dict(zip(new, fresh.files))
     parts = sources.parts | {placed[old]: tuple(new[f] for f in fresh.parts[old]) for old in placed}
-    return PartSources(parts, tuple(files[i] for i in sorted(files)))
+    ranges = None if sources.ranges is None or fresh.ranges is None else sources.ranges | {
+        placed[old]: tuple((new[f], k, s, e) for f, k, s, e in fresh.ranges[old]) for old in placed}
+    return PartSources(parts, tuple(files[i] for i in sorted(files)), ranges)
 
 
 def summary_of(files: tuple[FileCounts, ...], paths: tuple[str, ...]) -> dict:
@@ -331,9 +373,9 @@ def summary_of(files: tuple[FileCounts, ...], paths: tuple[str, ...]) -> dict:
 
 
 def merge_small_parts(data: Path, days: list[str]) -> int:
-    """Merge the runs of small parts of the ``days`` (the new files wrote into) under ``data``, earlier parts and new
-    (:func:`.compact.compact_day`: each merged file written anew and renamed in, so a linked part's earlier entry
-    keeps its own); the parts fewer. Without it, each day's parts grew by a file per run adding files to it."""
+    """Merge the runs of small parts of the ``days`` (the new files wrote into, or rows were left out of) under
+    ``data``, earlier parts and new (:func:`.compact.compact_day`: each merged file written anew and renamed in, so a
+    linked part's earlier entry keeps its own); the parts fewer. Without it, each day's parts grew by a file per run adding files to it."""
     return sum(len(parquet_files(data / d)) - compact_day(data / d) for d in days)
 
 

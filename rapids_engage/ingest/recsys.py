@@ -49,7 +49,7 @@ from .compact import compact_parts
 from .convert import CpuOps, make_ops
 from .quarantine import Quarantine, StrictModeError
 from .file_output import FileDone, FileOutput, Written, ingest_in_order
-from .part_sources import FileCounts, PartSources, after_merge, listing, own_sources
+from .part_sources import FileCounts, PartSources, after_merge, listing, merged_ranges, own_ranges, own_sources
 from .parallel import blocks_of, ordered_map, worker_count
 from .reader import IngestError, LineBlock, iter_line_blocks, iter_raw_blocks, line_block
 from .writer import DayWriter, canonical_schema, conform
@@ -362,10 +362,12 @@ def finish(tmp: Path, out: Path, written: Any, quarantine: Quarantine, start: fl
     result.elapsed_s = round(time.perf_counter() - start, 3)
     result.rows_per_day = dict(sorted(written.rows_per_day.items()))
     before = own_sources(listing(tmp / "data"))
+    ranges = own_ranges(tmp / "data", list(before)) if isinstance(written, Written) else {}
     result.output_files = compact_parts(tmp / "data") if written.files else 0  # small parts merged, rows as written
     if isinstance(written, Written):  # each file's parts (an event log's labelled rows are no file's alone)
         files = [FileCounts(d.rows, d.ingested, d.rows_per_day, d.quarantine.counts, d.test_file) for d in written.per_file]
-        PartSources(after_merge(before, listing(tmp / "data")), tuple(files)).save(tmp)
+        after = listing(tmp / "data")
+        PartSources(after_merge(before, after), tuple(files), merged_ranges(ranges, after)).save(tmp)
     result.output_rows = sum(written.rows_per_day.values())
     _write_json(tmp / RESULT_FILE, {k: v for k, v in asdict(result).items() if k != "workers"})  # the same whatever the workers
     _publish(tmp, out)
