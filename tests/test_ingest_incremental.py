@@ -329,6 +329,10 @@ def test_daily_files_with_late_rows_slide_as_a_full_ingest(tmp_path):
         assert list(summary["rows_per_day"].values()) == [5, 6, 6, 1]  # first day: no late row of a removed file
         previous = entry(now)
     assert summary["quarantined_rows"] == 1 and summary["first_quarantined"].startswith("d4.csv")
+    strip_ranges(tmp_path / "cache")  # older entries: its removed file's late row is in a part it shares, so a full ingest
+    (raw / "d3.csv").unlink()
+    old = table_dataset(table_cfg(raw, tmp_path / "cache"))
+    assert "full ingest: d3.csv of " in old.description and "records no row ranges" in old.description, old.description
 
 
 def test_an_entry_recording_no_part_sources_is_a_full_ingest_when_a_file_is_removed(tmp_path):
@@ -365,4 +369,18 @@ def test_a_damaged_parts_json_is_a_full_ingest_naming_it(tmp_path, edit, why):
     day_file(raw, "d2.csv", 2, late=False)
     now = table_dataset(table_cfg(raw, tmp_path / "cache"))
     assert f"full ingest: {earlier / 'parts.json'} " in now.description and why in now.description
+    assert_same_entry(entry(now), entry(table_dataset(table_cfg(raw, tmp_path / "fresh"))), "row_id")
+
+
+def test_an_earlier_entry_of_none_of_todays_files_is_not_built_on(tmp_path):
+    """An entry all of whose files are gone was built on ('2 new file(s) ingested, 0 reused, 3 removed'): nothing
+    linked, its folder read for nothing. A full ingest now, saying so."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    day_file(raw, "d0.csv", 0)
+    earlier = entry(table_dataset(table_cfg(raw, tmp_path / "cache")))
+    (raw / "d0.csv").unlink()
+    day_file(raw, "d1.csv", 1)
+    now = table_dataset(table_cfg(raw, tmp_path / "cache"))
+    assert f"full ingest: no file of {earlier} is one of today's" in now.description
     assert_same_entry(entry(now), entry(table_dataset(table_cfg(raw, tmp_path / "fresh"))), "row_id")

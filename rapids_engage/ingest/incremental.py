@@ -156,6 +156,9 @@ def plan(root: Path, today: Inputs, unsound: str | None = None) -> tuple[Reuse |
     for entry, held in earlier:
         at = [position.get(key) for key in held.keys()]
         kept = [a for a in at if a is not None]
+        if not kept:  # none of today's files: nothing to link, only its files to leave out
+            why = why or f"no file of {entry} is one of today's"
+            continue
         try:
             if changed := next((n for (n, _), a in zip(held.keys(), at) if a is None and n in names), None):
                 raise _CannotReuse(f"{changed} changed since {entry}")
