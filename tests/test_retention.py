@@ -139,3 +139,30 @@ def test_a_version_marked_after_the_selection_is_not_deleted_under_the_run(clust
     assert early["a"]["deleted"] == [] and store.versions() == [v1, v2]
     report = json.loads((tmp_path / "run-1" / "report.json").read_text())
     assert report["store"]["version"] == v1 and report["store"]["cache_hit"]
+
+
+def test_a_wider_version_deleted_between_lookup_and_mark_is_rebuilt_as_the_runs_own(cluster, tmp_path, monkeypatch,
+                                                                                       capsys):
+    """A run of some of a version's targets finds that wider version, which `store --delete` removes before the run marks
+    it: the run builds its own version and says so (it raised MissingVersion naming the wider one)."""
+    from rapids_engage.features import materialize as materialize_module
+
+    wide = ["--set", "train.targets=[like,reply]"]
+    assert main([*_argv(cluster, tmp_path, "features", 1, None), *wide]) == 0
+    wider = json.loads((tmp_path / "features-1" / "features.json").read_text())["store"]["version"]
+    real = materialize_module._wider_version
+
+    def deleted_after_lookup(store, definition):
+        found = real(store, definition)
+        assert found is not None and found[0] == wider
+        assert main(["store", str(store.path), "--delete", wider, "--quiet"]) == 0  # another job, before the mark
+        return found
+
+    monkeypatch.setattr(materialize_module, "_wider_version", deleted_after_lookup)
+    capsys.readouterr()
+    assert main(_argv(cluster, tmp_path, "run", 1, None)) == 0  # like alone: a subset of the wider version's targets
+    report = json.loads((tmp_path / "run-1" / "report.json").read_text())
+    own = report["store"]["version"]
+    assert own != wider and not report["store"]["cache_hit"]
+    assert FeatureStore(tmp_path / "store").versions() == [own]
+    assert f"feature store: version {wider} is gone; building version {own}" in "".join(capsys.readouterr())
