@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import copy
 import shutil
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from .audit_shuffles import mean_of_shuffles, shuffles_phrase, spread_phrase
 from .config import Config, TrainConfig
 from .report import write_json
 from .schema import utc
+from .store import FeatureStore, marked_in_use
 from .layout import Layout
 from .provenance import absolute_path
 from .split import training_end
@@ -182,13 +185,14 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
     throughout (:func:`~.run_lock.out_lock`: a run into it between the audit's runs is refused)."""
     from .run_lock import out_lock
 
-    with out_lock(Path(cfg.out), "audit"):
-        return _audit(cfg, console, quiet, seed, plots, rebuild, command, shuffles)
+    with out_lock(Path(cfg.out), "audit"), ExitStack() as held:
+        return _audit(cfg, console, quiet, seed, plots, rebuild, command, shuffles, held)
 
 
 def _audit(cfg: Config, console: Console, quiet: bool, seed: int, plots: bool | None, rebuild: bool,
-           command: str | None, shuffles: int | None) -> dict:
-    """:func:`run_audit` holding its ``--out``."""
+           command: str | None, shuffles: int | None, held: ExitStack) -> dict:
+    """:func:`run_audit` holding its ``--out``; ``held``: what the audit holds until it ends (its real-label run's
+    store version marked in use, :func:`real_version_held`)."""
     from .cluster import start_cluster
     from .existing_cluster import run_backend
     from .pipeline import run
@@ -207,6 +211,9 @@ def _audit(cfg: Config, console: Console, quiet: bool, seed: int, plots: bool | 
         say(why)
     say(f"run with the real labels -> {out}")
     real = run(cfg, quiet=True, console=console, plots=plots, rebuild=rebuild, command=command, backend=backend)
+    # marked in use from here to the audit's end: a `store --keep` / features.keep_versions of a job sharing the store
+    # deleted it under the shuffled runs or the checks (the audit's models are not beside that store: unseen)
+    store_dir = held.enter_context(real_version_held(real, out))
     control = copy.deepcopy(cfg)
     control.features.store = str(out / "shuffled-labels" / "store")  # one store: each shuffle is a version of it
     control.train = control_rounds(cfg.train, real["targets"])
@@ -247,7 +254,6 @@ def _audit(cfg: Config, console: Console, quiet: bool, seed: int, plots: bool | 
               "targets": {c["target"]: c.pop("shuffles") for c in checks}}
     for c in checks:
         del c["target"]
-    store_dir = Path(real["store"]["path"]) / real["store"]["version"]
     say("split, time-travel and out-of-fold checks")
     with start_cluster(backend.init(), cfg.cluster):  # its client computes them
         checks += split_checks(store_dir, real["split"]["cutoff"], Layout.from_dict(real["layout"]), training_end(real["split"]))
@@ -260,6 +266,22 @@ def _audit(cfg: Config, console: Console, quiet: bool, seed: int, plots: bool | 
         console.print(audit_table(checks))
         console.print(f"audit: {'PASS' if result['passed'] else 'FAIL'} -> {out / 'audit.json'}")
     return result
+
+
+@contextmanager
+def real_version_held(real: dict, out: Path) -> Iterator[Path]:
+    """The directory of the real-label run's store version (``real``: its report), marked in use by ``<out>/models``
+    while the block runs (:func:`~.store.marked_in_use`, as a predict's): a deletion meanwhile keeps it. Deleted or
+    damaged before the mark (after the run's own mark ended): a ValueError naming it, the checks not run."""
+    store, version = Path(real["store"]["path"]), real["store"]["version"]
+    with marked_in_use(store, version, out / "models", serving=True):
+        problem = FeatureStore(store).problem(version)
+        if problem is not None:
+            what = "gone" if problem == "absent" else f"damaged ({problem})"
+            raise ValueError(f"audit: store version {version} of the real-label run is {what} in {store} (deleted by "
+                             "a `store --keep` / features.keep_versions sharing the store since the run?): the split, "
+                             "time-travel and out-of-fold checks read it; rerun the audit")
+        yield store / version
 
 
 def _shuffles_count(n: int) -> str:

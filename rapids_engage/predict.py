@@ -34,7 +34,7 @@ from .progress import StageProgress
 from .provenance import absolute_path
 from .schema import PLAUSIBLE_TIMES, utc
 from .split import training_end
-from .store import FeatureStore, MissingVersion, has_parquet_footer, parquet_files
+from .store import FeatureStore, MissingVersion, has_parquet_footer, marked_in_use, parquet_files
 
 PRED_PREFIX = "pred_"
 #: The metadata files dask's ``to_parquet`` may write beside the parquet parts of ``predictions/``.
@@ -509,15 +509,16 @@ def check_predict_out(out: Path) -> None:
 @contextmanager
 def serving_marks(store_info: dict, model_dir: Path, store: Path | None = None) -> Iterator[None]:
     """Mark the models' store version in use (:func:`~.store_builds.in_use`) in each store it may be served from
-    (:func:`store_candidates`) while the block runs: a ``store --keep`` meanwhile spares it. A store that is not
-    there, or that this user cannot write (read-only, whose versions this user cannot delete either), is not marked."""
-    from .store_builds import in_use
-
+    (:func:`store_candidates`) while the block runs: a ``store --keep`` meanwhile spares it. Each mark is written under
+    the version's use lock (:func:`~.store.marked_in_use`): a deletion that read the marks before it (retention in a
+    daily job) renamed the version away before the mark, and the read after it (:func:`locate_builder`) finds it gone;
+    never found, then deleted under the predict. A store that is not there, or that this user cannot write
+    (read-only, whose versions this user cannot delete either), is not marked."""
     with ExitStack() as marks:
         for place in store_candidates(store_info, model_dir, store):
             if Path(place).is_dir():
                 with suppress(OSError):
-                    marks.enter_context(in_use(Path(place), store_info["version"], model_dir, serving=True))
+                    marks.enter_context(marked_in_use(place, store_info["version"], model_dir, serving=True))
         yield
 
 

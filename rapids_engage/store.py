@@ -24,8 +24,8 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -96,6 +96,19 @@ def use_lock(store_path: str | os.PathLike, version: str) -> AbstractContextMana
     and a deletion from reading the marks to renaming it away: a run either finds it marked-for and kept, or gone
     (and builds it); never found, then deleted under it (:func:`~.store_admin.remove_unless_in_use`)."""
     return building(Path(store_path) / f"{version}.use")
+
+
+@contextmanager
+def marked_in_use(store_path: str | os.PathLike, version: str, models: str | os.PathLike,
+                  serving: bool = False) -> Iterator[None]:
+    """``version`` marked in use (:func:`~.store_builds.in_use`, by ``models``) while the block runs, the mark written
+    under :func:`use_lock`: a deletion either read the mark and keeps the version, or renamed it away before the mark
+    was written. So a look at the version inside the block (the caller's check) finds it gone, or there until the
+    block ends (deleted only by ``store --delete --force``); never found, then deleted under the block."""
+    with ExitStack() as mark:
+        with use_lock(store_path, version):
+            mark.enter_context(store_builds.in_use(Path(store_path), version, Path(models), serving=serving))
+        yield
 
 
 def version_id(definition: dict) -> str:
