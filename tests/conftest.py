@@ -1,5 +1,6 @@
 """Shared test set-up: ``gpu``-marked tests skip cleanly where no GPU + RAPIDS is available; parquet footer reads
-counted (``count_footer_reads``); row-level frames refused onto the driver (``refuse_rows``)."""
+counted (``count_footer_reads``); row-level frames refused onto the driver
+(``refuse_rows``); an in-process worker at a tcp address, as an existing cluster's (``tcp_cluster``)."""
 
 from __future__ import annotations
 
@@ -121,3 +122,14 @@ def refuse_rows(monkeypatch):
     """Call it with a module, a function's name and the row columns: that function may compute no frame of them
     (:func:`_refuse_rows`)."""
     return lambda module, name, columns: _refuse_rows(monkeypatch, module, name, columns)
+
+
+@pytest.fixture(scope="module")
+def tcp_cluster():
+    """One in-process worker, reachable by a tcp address as an existing cluster's is (``--scheduler-address``: no
+    cluster start per run); one per test module."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+                      dashboard_address=None) as local:
+        yield local

@@ -18,6 +18,7 @@ import pytest
 from rapids_engage.backend import host_frame, resolve
 from rapids_engage.data import read_events
 from rapids_engage.layout import Layout, Target
+from test_grouped_read import _part as grouped_part
 
 pytestmark = pytest.mark.gpu
 
@@ -31,15 +32,10 @@ def gpu_backend():
         yield resolve("1").init()
 
 
-def _part(i: int, n: int = 10) -> pd.DataFrame:
-    start = i * n
-    return pd.DataFrame({
-        "row_id": np.arange(start, start + n, dtype=np.int64), "t": np.arange(start, start + n, dtype=np.int64),
-        "click": np.resize(np.array([0, 1], dtype=np.int8), n), "score": np.linspace(0, 1, n),
-        "user": pd.array([None if k % 3 == 0 else start + k for k in range(n)], dtype="Int64"),
-        "lang": pd.array([None if k % 4 == 0 else f"l{(start + k) % 5}" for k in range(n)], dtype="string"),
-        "kind": pd.Categorical([f"k{(start + k) % 3}" for k in range(n)]),
-    })
+def _part(i: int) -> pd.DataFrame:
+    """``tests/test_grouped_read.py``'s part ``i`` (ids, times, a label, floats, nullable ints, strings with nulls,
+    a categorical), less its boolean column."""
+    return grouped_part(i).drop(columns="flag")
 
 
 def _write(folder, file_7: dict) -> None:

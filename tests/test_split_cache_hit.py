@@ -15,16 +15,6 @@ from rapids_engage.pipeline import main
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """One in-process worker, reachable by a tcp address as an existing cluster's is (no cluster start per run)."""
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
-                      dashboard_address=None) as local:
-        yield local
-
-
 @pytest.fixture
 def passes(monkeypatch) -> list[str]:
     """In order, "split" per split counted (:func:`~rapids_engage.split.time_split`: the pass over the data) and "hash"
@@ -42,9 +32,9 @@ def passes(monkeypatch) -> list[str]:
     return calls
 
 
-def _features(cluster, tmp: Path, out: Path, *extra: str) -> dict:
+def _features(tcp_cluster, tmp: Path, out: Path, *extra: str) -> dict:
     argv = ["features", "--gpus", "0", "--rows", "3000", "--out", str(out), "--store", str(tmp / "store"),
-            "--scheduler-address", cluster.scheduler_address, "--set", f"data.cache_dir={tmp / 'cache'}",
+            "--scheduler-address", tcp_cluster.scheduler_address, "--set", f"data.cache_dir={tmp / 'cache'}",
             "--set", "synthetic.days=4", "--set", "train.targets=[like]", "--set", "split.gap_hours=6",
             "--set", "features.history.keys=[]", "--set", "features.target_encoding.keys=[[language]]", *extra]
     assert main(argv) == 0
@@ -57,9 +47,9 @@ def _said(capsys) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip().startswith(("split:", "feature store:"))]
 
 
-def test_a_cache_hit_takes_the_split_counts_from_the_store(cluster, tmp_path, passes, capsys):
+def test_a_cache_hit_takes_the_split_counts_from_the_store(tcp_cluster, tmp_path, passes, capsys):
     out = tmp_path / "run"
-    built = _features(cluster, tmp_path, out)
+    built = _features(tcp_cluster, tmp_path, out)
     manifest_path = Path(built["store"]["path"]) / built["store"]["version"] / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     counts = manifest["split_counts"]
@@ -69,7 +59,7 @@ def test_a_cache_hit_takes_the_split_counts_from_the_store(cluster, tmp_path, pa
     assert passes == ["split", "hash"]
     capsys.readouterr()
 
-    hit = _features(cluster, tmp_path, out)
+    hit = _features(tcp_cluster, tmp_path, out)
     hit_log = _said(capsys)
     assert passes[2:] == ["hash"], "the cache hit counted the split again"
     assert hit["store"]["cache_hit"] and hit["store"]["version"] == built["store"]["version"]
@@ -78,17 +68,17 @@ def test_a_cache_hit_takes_the_split_counts_from_the_store(cluster, tmp_path, pa
     # a version built before manifests kept the counts: the hit counts them, and says and reports the same
     del manifest["split_counts"]
     manifest_path.write_text(json.dumps(manifest, indent=1))
-    counted = _features(cluster, tmp_path, out)
+    counted = _features(tcp_cluster, tmp_path, out)
     assert passes.count("split") == 2
     assert counted["store"]["cache_hit"] and counted["split"] == hit["split"] and counted["rows"] == hit["rows"]
     assert _said(capsys) == hit_log
     assert any(line.startswith("split: ") and "purged" in line for line in hit_log), hit_log
 
     # another split definition or input: another version, counted
-    _features(cluster, tmp_path, tmp_path / "gap", "--set", "split.gap_hours=7")
+    _features(tcp_cluster, tmp_path, tmp_path / "gap", "--set", "split.gap_hours=7")
     assert passes.count("split") == 3
-    _features(cluster, tmp_path, tmp_path / "rows", "--rows", "3100")
+    _features(tcp_cluster, tmp_path, tmp_path / "rows", "--rows", "3100")
     assert passes.count("split") == 4
     # --rebuild counts, as before
-    _features(cluster, tmp_path, out, "--rebuild")
+    _features(tcp_cluster, tmp_path, out, "--rebuild")
     assert passes.count("split") == 5
