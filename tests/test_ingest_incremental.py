@@ -308,6 +308,24 @@ def test_a_removed_file_whose_rows_share_a_part_with_a_kept_ones_is_sliced_out_o
     assert_same_entry(entry(old), entry(table_dataset(table_cfg(raw, tmp_path / "fresh2"))), "row_id")
 
 
+def test_a_cut_short_part_to_be_rewritten_is_a_full_ingest_naming_it(tmp_path):
+    """A part linked is not read, but one rewritten without a removed file's rows is: a damaged one (cut short)
+    crashed the ingest (ArrowInvalid: Parquet magic bytes not found). A full ingest naming it now."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for hour in range(3):
+        day_file(raw, f"h{hour:02d}.csv", 0, late=False)
+    earlier = entry(table_dataset(table_cfg(raw, tmp_path / "cache")))
+    part = earlier / "data" / "day=2020-09-13" / "part-00000-00000.parquet"
+    held = part.read_bytes()
+    part.unlink()
+    part.write_bytes(held[: len(held) // 2])
+    (raw / "h00.csv").unlink()
+    now = table_dataset(table_cfg(raw, tmp_path / "cache"))
+    assert f"full ingest: {part} is unreadable (" in now.description, now.description
+    assert_same_entry(entry(now), entry(table_dataset(table_cfg(raw, tmp_path / "fresh"))), "row_id")
+
+
 def test_daily_files_with_late_rows_slide_as_a_full_ingest(tmp_path):
     """Daily dumps whose last rows fall in the next day (late events around midnight) share that day's part with the
     next file's rows: removing the oldest file was a full ingest every day. Its rows are sliced out of the shared part

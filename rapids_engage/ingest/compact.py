@@ -58,10 +58,10 @@ def compact_day(day_dir: Path, max_rows: int = MAX_MERGED_ROWS) -> int:
     return len(parts) - merged
 
 
-def slice_part(src: Path, keep: list[tuple[int, int]], target: Path) -> int:
-    """Write the rows ``keep`` (``(start, end)`` runs, in order) of the part ``src`` as the new file ``target``
-    (through a temporary name: a hard link ``src`` shares with an earlier entry is read, never written); its rows."""
-    table = pq.ParquetFile(src).read()  # no hive day column
+def slice_part(table: pa.Table, keep: list[tuple[int, int]], target: Path) -> int:
+    """Write the rows ``keep`` (``(start, end)`` runs, in order) of a part's rows ``table`` (as read: its schema and
+    metadata kept) as the new file ``target``, through a temporary name (the part read, a hard link it shares with an
+    earlier entry, is never written); its rows."""
     table = pa.concat_tables([table.slice(start, end - start) for start, end in keep])
     tmp = target.with_name(f".{target.name}.tmp")
     with naming(target):

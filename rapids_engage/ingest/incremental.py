@@ -21,7 +21,7 @@ the source is an event log (labels look at later events, in other files), two in
 changed, a file of it is gone whose rows share a part with a kept file's and its ``parts.json`` records no row
 ranges (written before them; or it has no ``parts.json``, or a damaged one), its files
 are in another order now, or its output is not what its ingest wrote (a part or quarantined rows deleted since or
-during the build, a file not an ingest's).
+during the build, a file not an ingest's, a part to be rewritten unreadable).
 """
 
 from __future__ import annotations
@@ -313,18 +313,25 @@ def _mixed(reuse: Reuse) -> frozenset[str]:
 def _rewrite_mixed(reuse: Reuse, mixed: frozenset[str], data: Path) -> dict[str, str]:
     """Each of the ``mixed`` parts of the earlier entry written under ``data`` without its removed files' row ranges
     (:func:`.compact.slice_part`), named as the first kept range's part was (today's position): the part's name
-    there. A part whose rows are not those its ``parts.json`` counts: a :class:`_CannotReuse`."""
+    there. A part unreadable (cut short, not parquet) or whose rows are not those its ``parts.json`` counts: a
+    :class:`_CannotReuse` (a part gone: FileNotFoundError, for :func:`_deleted_meanwhile`)."""
     written = {}
     for old in sorted(mixed):
         ranges, src = reuse.sources.ranges[old], reuse.earlier / "data" / old
-        if (rows := pq.read_metadata(src).num_rows) != ranges[-1][3]:
-            raise _CannotReuse(f"{src} holds {rows} rows, not the {ranges[-1][3]} its {PARTS_FILE} lists")
+        try:
+            table = pq.ParquetFile(src).read()  # no hive day column
+        except FileNotFoundError:
+            raise
+        except (OSError, pa.ArrowException) as exc:  # a linked part is not read; this one is, so it must be whole
+            raise _CannotReuse(f"{src} is unreadable ({exc})") from None
+        if table.num_rows != ranges[-1][3]:
+            raise _CannotReuse(f"{src} holds {table.num_rows} rows, not the {ranges[-1][3]} its {PARTS_FILE} lists")
         f, k = next((reuse.positions[f], k) for f, k, _, _ in ranges if reuse.positions[f] is not None)
         new = f"{old.split('/', 1)[0]}/part-{f:05d}-{k:05d}.parquet"
         if (data / new).exists():
             raise _CannotReuse(f"{reuse.earlier}'s part {old} rewritten would replace {new}")
         (data / new).parent.mkdir(parents=True, exist_ok=True)
-        slice_part(src, [(s, e) for f, _, s, e in ranges if reuse.positions[f] is not None], data / new)
+        slice_part(table, [(s, e) for f, _, s, e in ranges if reuse.positions[f] is not None], data / new)
         written[old] = new
     return written
 
