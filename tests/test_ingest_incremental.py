@@ -324,6 +324,10 @@ def test_a_cut_short_part_to_be_rewritten_is_a_full_ingest_naming_it(tmp_path):
     now = table_dataset(table_cfg(raw, tmp_path / "cache"))
     assert f"full ingest: {part} is unreadable (" in now.description, now.description
     assert_same_entry(entry(now), entry(table_dataset(table_cfg(raw, tmp_path / "fresh"))), "row_id")
+    next((entry(now) / "data").rglob("*.parquet")).unlink()  # gone: said as a linked part's, not 'deleted meanwhile'
+    (raw / "h01.csv").unlink()
+    gone = table_dataset(table_cfg(raw, tmp_path / "cache"))
+    assert f"full ingest: {entry(now)} holds 0 of the 1 parts it wrote" in gone.description, gone.description
 
 
 def test_daily_files_with_late_rows_slide_as_a_full_ingest(tmp_path):

@@ -314,10 +314,12 @@ def _rewrite_mixed(reuse: Reuse, mixed: frozenset[str], data: Path) -> dict[str,
     """Each of the ``mixed`` parts of the earlier entry written under ``data`` without its removed files' row ranges
     (:func:`.compact.slice_part`), named as the first kept range's part was (today's position): the part's name
     there. A part unreadable (cut short, not parquet) or whose rows are not those its ``parts.json`` counts: a
-    :class:`_CannotReuse` (a part gone: FileNotFoundError, for :func:`_deleted_meanwhile`)."""
+    :class:`_CannotReuse`; a part gone is left out (the caller counts the parts), or FileNotFoundError (gone while read)."""
     written = {}
     for old in sorted(mixed):
         ranges, src = reuse.sources.ranges[old], reuse.earlier / "data" / old
+        if not src.is_file():  # deleted since, as a linked part can be: the parts counted after say so
+            continue
         try:
             table = pq.ParquetFile(src).read()  # no hive day column
         except FileNotFoundError:
