@@ -182,11 +182,13 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
     of all so far, up to the last of :data:`AUTO_STAGES` (a FAIL only there). ``seed`` also draws the time-travel
     check's cut times and the out-of-fold check's fold (``seed`` mod ``n_folds``). The split, time-travel and
     out-of-fold checks run on the run's cluster (``--scheduler-address`` or a local one), not in this process. ``cfg.out``'s run lock is held
-    throughout (:func:`~.run_lock.out_lock`: a run into it between the audit's runs is refused)."""
+    throughout (:func:`~.run_lock.out_lock`: a run into it between the audit's runs is refused), and so is the mark of the
+    ingest folder its runs read (:func:`~.ingest.reader_marks.keep_reading`: ``data.keep_ingests`` keeps it)."""
+    from .ingest.reader_marks import keep_reading
     from .run_lock import out_lock
 
-    with out_lock(Path(cfg.out), "audit"), ExitStack() as held:
-        return _audit(cfg, console, quiet, seed, plots, rebuild, command, shuffles, held)
+    with out_lock(Path(cfg.out), "audit"), keep_reading(), ExitStack() as held:  # keep_reading: its checks read the
+        return _audit(cfg, console, quiet, seed, plots, rebuild, command, shuffles, held)  # real run's ingest folder again
 
 
 def _audit(cfg: Config, console: Console, quiet: bool, seed: int, plots: bool | None, rebuild: bool,

@@ -13,6 +13,7 @@ import json
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from contextlib import AbstractContextManager
 from typing import Any, Callable
 
 from .atomic import DamagedFile, read_json
@@ -91,7 +92,7 @@ def _generate(root: Path, spec: Any, on_chunk: Callable[[int, int], None] | None
     return f"generated{damaged}"
 
 
-def parquet_dataset(cfg: Config) -> Dataset:
+def parquet_dataset(cfg: Config, hold: Hold | None = None) -> Dataset:
     if not cfg.data.path:
         raise DataError("data.source is 'parquet' but data.path is not set")
     root = Path(cfg.data.path).expanduser()
@@ -99,6 +100,10 @@ def parquet_dataset(cfg: Config) -> Dataset:
     if not data.is_dir():
         raise DataError(f"data.path {root} is not a directory of parquet files")
     home = _output_dir(root, data)
+    if hold is not None:  # data.path naming an ingest folder of the cache (report.json's split.data_dir)
+        from .ingest.reader_marks import read_if_ingest
+
+        hold(read_if_ingest(data))
     truth = home / "truth"
     layout = Layout.load(home) or RECSYS
     return Dataset(data, truth if truth.is_dir() else None, f"parquet {root}", layout=layout)
@@ -113,8 +118,22 @@ def _output_dir(root: Path, data: Path) -> Path:
     return root.parent if (root.parent / LAYOUT_FILE).is_file() or (root.parent / "truth").is_dir() else root
 
 
+#: Where a command holds what marks the folder it reads (:func:`resolve_dataset`'s ``hold``: an ExitStack's
+#: ``enter_context``), until it ends.
+Hold = Callable[[AbstractContextManager], Any]
+
+
+def _mark_read(root: Path, hold: Hold | None) -> None:
+    """Mark the ingest folder ``root`` read (:func:`.ingest.reader_marks.reading`) through ``hold``, before it is looked
+    for or built: ``data.keep_ingests`` of another run deletes no folder a run reads."""
+    if hold is not None:
+        from .ingest.reader_marks import reading
+
+        hold(reading(root))
+
+
 def recsys_dataset(cfg: Config, backend: Any = None, on_chunk: Callable[[int, int], None] | None = None,
-                   log: Callable[[str], None] | None = None) -> Dataset:
+                   log: Callable[[str], None] | None = None, hold: Hold | None = None) -> Dataset:
     """Raw RecSys 2021 files (``data.path`` glob) ingested once into the cache, then reused.
 
     The cache entry is keyed by the files' names and contents and the strict flag; bad rows are
@@ -131,6 +150,7 @@ def recsys_dataset(cfg: Config, backend: Any = None, on_chunk: Callable[[int, in
         raise DataError(f"data.path matches {len(tests)} test file(s) of 20 fields, without engagements ({tests[0]}"
                         f"{', ...' if len(tests) > 1 else ''}): a run trains on labelled files, and their rows would count "
                         "as not engaged with; leave them out of data.path and score them with `ingest` then `predict`")
+    _mark_read(root, hold)
     summary = _ingest_once(root, lambda: build_entry(root, files, f"{INGEST_RULES}|{salt}", lambda some, out: ingest_recsys(
         some, out, backend=backend or CPU_BACKEND, strict=cfg.data.strict, on_progress=on_chunk,
         workers=cfg.data.ingest_workers)), log)
@@ -138,7 +158,7 @@ def recsys_dataset(cfg: Config, backend: Any = None, on_chunk: Callable[[int, in
 
 
 def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = None,
-                  log: Callable[[str], None] | None = None) -> Dataset:
+                  log: Callable[[str], None] | None = None, hold: Hold | None = None) -> Dataset:
     """Generic CSV/TSV/JSONL/parquet files (``data.path`` glob, roles in ``data.table``) ingested once into the cache."""
     from .ingest import ingest_table
     from .ingest.incremental import build_entry
@@ -149,6 +169,7 @@ def table_dataset(cfg: Config, on_chunk: Callable[[int, int], None] | None = Non
     table_layout(spec)  # validates the target kinds before any file is read
     files, root, salt = table_cache(cfg)
     unsound = "an event log (labels look at later events, in any file)" if spec.events else None
+    _mark_read(root, hold)
     summary = _ingest_once(root, lambda: build_entry(root, files, f"{INGEST_RULES}|{salt}", lambda some, out: ingest_table(
         some, out, spec, strict=cfg.data.strict, on_progress=on_chunk, workers=cfg.data.ingest_workers), unsound), log)
     return _ingested(root, summary, f"table {len(files)} file(s)", Layout.load(root))
@@ -338,17 +359,18 @@ def _ingested(root: Path, summary: dict, what: str, layout: Layout | None) -> Da
 
 
 def resolve_dataset(cfg: Config, backend: Any = None, on_chunk: Callable[[int, int], None] | None = None,
-                    log: Callable[[str], None] | None = None) -> Dataset:
-    """The run's input data; ``log``: where a wait for another run building the same cache entry is said."""
+                    log: Callable[[str], None] | None = None, hold: Hold | None = None) -> Dataset:
+    """The run's input data; ``log``: where a wait for another run building the same cache entry is said; ``hold``:
+    where the mark of the ingest folder it reads is held (:data:`Hold`; None: unmarked)."""
     source = cfg.data.source
     if source == "synthetic":
         return synthetic_dataset(cfg, on_chunk, log)
     if source == "parquet":
-        return parquet_dataset(cfg)
+        return parquet_dataset(cfg, hold)
     if source == "recsys":
-        return recsys_dataset(cfg, backend, on_chunk, log)
+        return recsys_dataset(cfg, backend, on_chunk, log, hold)
     if source == "table":
-        return table_dataset(cfg, on_chunk, log)
+        return table_dataset(cfg, on_chunk, log, hold)
     raise DataError(f"data.source must be 'synthetic', 'parquet', 'recsys' or 'table', got {source!r}")
 
 

@@ -82,10 +82,12 @@ def _keys_sourced(cfg: Config) -> Iterator[None]:
         raise type(exc)(sourced(cfg, str(exc))) from None
 
 
-def _data_stage(cfg: Config, backend: Backend, prog: StageProgress, train: bool = True) -> Dataset:
+def _data_stage(cfg: Config, backend: Backend, prog: StageProgress, train: bool = True,
+                hold: Callable[[Any], Any] | None = None) -> Dataset:
     """The data stage, with the config checked against the data's layout (targets, feature keys and,
     when the run trains, XGBoost parameters): before it when the config tells the layout, so a typo
-    does not wait for an ingest, else after it."""
+    does not wait for an ingest, else after it. ``hold``: where the mark of the ingest folder read is held until the
+    command ends (:func:`.data.resolve_dataset`)."""
     try:
         expected = expected_layout(cfg)
     except IngestError as exc:  # a data.table the ingest would refuse
@@ -94,7 +96,7 @@ def _data_stage(cfg: Config, backend: Backend, prog: StageProgress, train: bool 
         _check_config(cfg, expected, backend, train)
     with prog.stage("data"):
         dataset = resolve_dataset(cfg, backend, on_chunk=lambda done, total: prog.update(done, total, f"{done:,}/{total:,}"),
-                                  log=prog.log)
+                                  log=prog.log, hold=hold)
         prog.log(dataset.description)
         for line in ignored_data_settings(cfg.data):
             prog.log(line)
@@ -137,14 +139,15 @@ def run(
     command: str | None = None, plots: bool | None = None, backend: Backend | None = None,
 ) -> dict:
     """:func:`_run` holding ``cfg.out``'s run lock (:func:`~.run_lock.out_lock`: another run writing there is refused)."""
-    with out_lock(Path(cfg.out)):
+    with out_lock(Path(cfg.out)), contextlib.ExitStack() as readers:  # the ingest folder read, marked to the end
         return _run(cfg, rebuild=rebuild, quiet=quiet, console=console, shuffle_seed=shuffle_seed, command=command,
-                    plots=plots, backend=backend)
+                    plots=plots, backend=backend, hold=readers.enter_context)
 
 
 def _run(
     cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Console | None = None, shuffle_seed: int | None = None,
     command: str | None = None, plots: bool | None = None, backend: Backend | None = None,
+    hold: Callable[[Any], Any] | None = None,
 ) -> dict:
     """Run the whole pipeline for ``cfg``; returns the report (also written to ``<out>/report.json``,
     the resolved config to ``<out>/config.yaml``).
@@ -152,7 +155,8 @@ def _run(
     ``shuffle_seed``: permute the training labels first (the leakage audit's control run);
     ``command``: the command line, for the report; ``plots``: draw ``<out>/plots/`` (None:
     :data:`PLOTS_BY_DEFAULT`; without them report.json's ``plots`` is empty). ``backend``: decided already (the audit's
-    runs: one ``--gpus auto`` answer for all); None: :func:`~.existing_cluster.run_backend`.
+    runs: one ``--gpus auto`` answer for all); None: :func:`~.existing_cluster.run_backend`. ``hold``: as
+    :func:`_data_stage`'s.
     """
     console = console or Console(stderr=True)
     started = time.time()
@@ -163,7 +167,7 @@ def _run(
     # (a housekeeping job) deleted it under a run in progress, whose models then could not be served
     with contextlib.ExitStack() as staged:
         with _stages(cfg, quiet, console, backend) as (backend, out, prog, memory):
-            dataset = _data_stage(cfg, backend, prog)
+            dataset = _data_stage(cfg, backend, prog, hold=hold)
             with _cluster(cfg, backend, prog) as cluster:
                 # marked as soon as the version is known, inside the store stage: a `store --keep` between its end
                 # and the mark deleted the version about to be trained from
@@ -205,6 +209,8 @@ def _run(
     # published: features.keep_versions applies (a run that failed deletes nothing); not in the audit's control runs,
     # whose shuffles are each a version of their own store
     report["store"]["retention"] = None if shuffle_seed is not None else _retention(cfg, built, quiet, console)
+    if "ingest" in report:  # data.keep_ingests likewise, of the ingest folders
+        report["ingest"]["retention"] = None if shuffle_seed is not None else _ingest_retention(cfg, dataset, quiet, console)
     write_config(cfg, out)
     write_json(out / "report.json", report)
     # an earlier `features` run's summary would stand beside this report recording another config and store version;
@@ -269,12 +275,14 @@ def build_features(
     cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Console | None = None, command: str | None = None
 ) -> dict:
     """:func:`_build_features` holding ``cfg.out``'s run lock, as :func:`run` (it writes config.yaml there too)."""
-    with out_lock(Path(cfg.out), "features"):
-        return _build_features(cfg, rebuild=rebuild, quiet=quiet, console=console, command=command)
+    with out_lock(Path(cfg.out), "features"), contextlib.ExitStack() as readers:
+        return _build_features(cfg, rebuild=rebuild, quiet=quiet, console=console, command=command,
+                               hold=readers.enter_context)
 
 
 def _build_features(
-    cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Console | None = None, command: str | None = None
+    cfg: Config, *, rebuild: bool = False, quiet: bool = False, console: Console | None = None, command: str | None = None,
+    hold: Callable[[Any], Any] | None = None,
 ) -> dict:
     """The ``features`` subcommand: the data, split and feature-store stages only (no training).
 
@@ -286,12 +294,14 @@ def _build_features(
     started = time.time()
     check_features_out(cfg, Path(cfg.out))
     with _stages(cfg, quiet, console) as (backend, out, prog, memory):
-        dataset = _data_stage(cfg, backend, prog, train=False)
+        dataset = _data_stage(cfg, backend, prog, train=False, hold=hold)
         with _cluster(cfg, backend, prog) as cluster:
             split, built = store_stages(cfg, backend, prog, cluster, dataset, rebuild, None)
             workers = _cluster_facts(cluster)
     summary = _summary(cfg, backend, workers, built, prog, dataset, split, memory, started, command)
     summary["store"]["retention"] = _retention(cfg, built, quiet, console)
+    if "ingest" in summary:
+        summary["ingest"]["retention"] = _ingest_retention(cfg, dataset, quiet, console)
     write_config(cfg, out)
     write_json(out / "features.json", summary)
     if not quiet:
@@ -307,6 +317,15 @@ def _retention(cfg: Config, built: Materialized, quiet: bool, console: Console) 
     version (:func:`~.retention.apply_retention`): report.json's / features.json's ``store.retention``."""
     return apply_retention(built.store.path, cfg.features.keep_versions, built.version,
                            lambda line: None if quiet else console.print(f"  {line}", highlight=False, soft_wrap=True))
+
+
+def _ingest_retention(cfg: Config, dataset: Dataset, quiet: bool, console: Console) -> dict | None:
+    """``data.keep_ingests`` applied to the run's ingest cache once its outputs are published, never deleting the
+    folder it read (:func:`~.ingest.cache_pruning.prune_ingests`): report.json's / features.json's ``ingest.retention``."""
+    from .ingest.cache_pruning import prune_ingests
+
+    return prune_ingests(dataset.data_dir, cfg.data.keep_ingests,
+                         lambda line: None if quiet else console.print(f"  {line}", highlight=False, soft_wrap=True))
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ from .data import DataError, check_partitioning, sized_partitions
 from .failures import naming
 from .features import FeatureBuilder, add_labels
 from .input_checks import check_input_files
+from .ingest.reader_marks import read_if_ingest
 from .input_files import expand, glob_root, hive_hint, is_glob
 from .footers import RAW_INPUT, Footer, as_footers, int_bounds, not_parquet, read_footer, unreadable
 from .layout import Layout
@@ -246,18 +247,17 @@ def history_events(spec: str, model_dir: Path, backend: Backend, time_column: st
         if (split.get("gap_hours") or 0) < 0:
             raise DamagedFile(report, f"key split.gap_hours is {split['gap_hours']}, below 0", hint)
         data = Path(split["data_dir"])
-        if not data.is_dir():
-            raise DataError(f"--history validation: the run's data ({data}) is gone (a cleared cache?); pass the "
-                            "events' parquet directory instead")
-        files = parquet_files(data)
         filters = [(time_column, ">", training_end(split))]  # with a gap (split.gap_hours), its purged rows too
     else:
-        path = Path(spec)
-        files = input_files(path) if input_exists(path) else []
+        data, filters = Path(spec), None
+    with read_if_ingest(data):  # an ingest cache folder: data.keep_ingests deletes it not while it is read
+        if spec == "validation" and not data.is_dir():
+            raise DataError(f"--history validation: the run's data ({data}) is gone (a cleared cache?); pass the "
+                            "events' parquet directory instead")
+        files = parquet_files(data) if spec == "validation" else input_files(data) if input_exists(data) else []
         if not files:
             raise DataError(f"--history {spec}: no parquet files there (canonical rows, as `ingest` writes them)")
-        filters = None
-    return backend.df.concat([backend.df.read_parquet(f, filters=filters) for f in files], ignore_index=True)
+        return backend.df.concat([backend.df.read_parquet(f, filters=filters) for f in files], ignore_index=True)
 
 
 #: A gap between the serving state's end and the first row scored beyond which history features drift.

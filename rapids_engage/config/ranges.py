@@ -106,6 +106,8 @@ VALUE_CHECKS: dict[tuple[type, str], tuple[Any, str]] = {
     (TargetEncodingConfig, "keys"): (_keys_ok, KEYS_EXPECTED),
     (FeaturesConfig, "counts"): (_keys_ok, KEYS_EXPECTED),
     (FeaturesConfig, "broadcast_limit"): (lambda v: v is None or v >= 0, "a whole number of rows >= 0 or null"),
+    (DataConfig, "keep_ingests"): (  # 0 would delete the folder the run reads: it is kept, as 1 keeps it
+        lambda v: v is None or v >= 1, "a whole number of ingest folders >= 1 (this run's among them) or null (keep all)"),
     (FeaturesConfig, "keep_versions"): (  # 0 would delete the version the run trains on: it is kept, as 1 keeps it
         lambda v: v is None or v >= 1, "a whole number of versions >= 1 (this run's among them) or null (keep all)"),
     (HistoryConfig, "keys"): (_keys_ok, KEYS_EXPECTED),

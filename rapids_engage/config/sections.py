@@ -48,6 +48,9 @@ class DataConfig:
     # auto: the cores this process may use (but one when fewer files than cores), at most one per 1.5 GiB of available
     # memory and per read block; 1: serial
     ingest_workers: int | Literal["auto"] = "auto"
+    # at a successful run's end, delete the ingest folders of this data.table / data.strict (the cache key's salt) but
+    # this many newest (this run's among them, never deleted) and those a command reads; null: keep all
+    keep_ingests: int | None = None
 
 
 @dataclass

@@ -49,6 +49,7 @@ from ..store import parquet_files
 from .compact import compact_day, slice_part
 from .part_sources import PARTS_FILE, FileCounts, PartSources, after_merge, kept_ranges, listing, merged_ranges
 from .quarantine import SCHEMA, Quarantine
+from .reader_marks import reading
 from .recsys import QUARANTINE_FILE, RESULT_FILE, IngestResult, _publish, _write_json
 
 MANIFEST = "inputs.json"
@@ -208,7 +209,7 @@ def incremental(root: Path, today: Inputs, reuse: Reuse, ingest: Ingest) -> Inge
     if earlier.get("events"):
         raise _CannotReuse(f"{reuse.earlier} is an event log's")
     old_at = dict(zip(reuse.inputs.paths, reuse.positions))
-    with staged_dir(root) as tmp:
+    with staged_dir(root) as tmp, reading(reuse.earlier, keep=False):  # data.keep_ingests deletes it not meanwhile
         mixed = _mixed(reuse)
         with _deleted_meanwhile(reuse.earlier):
             linked = link_parts(reuse.earlier / "data", tmp / "data", dict(enumerate(reuse.positions)), _link, mixed)

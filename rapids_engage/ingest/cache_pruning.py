@@ -1,0 +1,131 @@
+"""``data.keep_ingests``: a successful ``run`` / ``features`` deletes its ingest family's older cache folders at its end.
+
+A rolling window ingests a folder a day, each built on the one before with hard links (:mod:`.incremental`): without
+pruning the cache holds a folder per day and every part ever ingested. The family is the folders of the same ingest
+rules and options (``inputs.json``'s ``family``: the cache key's salt); of its complete folders, all but the N newest
+(by their ``ingest.json``) are deleted, never the one this run read, each only under an exclusive non-blocking lock on
+its readers' lock file (:mod:`.reader_marks`; else kept: a command reads it), renamed away under it, then removed.
+The bytes freed are those of files no other folder links (a superseded folder's parts mostly are today's too).
+A deletion that fails is said and recorded, never the run's failure: its models are published already.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from ..atomic import OLD_PREFIX
+from ..build_lock import NO_LOCKS
+from ..progress import byte_size
+from .incremental import Inputs, earlier_entries
+from .reader_marks import ingest_entry, marks_path, same_file
+from .recsys import RESULT_FILE
+
+SAID = "data.keep_ingests"
+OWN = "this run's"
+
+
+def prune_ingests(data_dir: str | os.PathLike, keep: int | None, log: Callable[[str], None]) -> dict | None:
+    """Delete what ``data.keep_ingests`` (``keep``; None: keep all) selects of the family of the ingest folder holding
+    ``data_dir`` (the run's data); one line to ``log``. report.json's ``ingest.retention``: ``keep_ingests``,
+    ``deleted`` / ``kept`` (folder names, oldest first), ``in_use`` (those kept as read by a command), ``freed_bytes``,
+    ``errors``; None when ``keep`` is None or the data are no ingest folder."""
+    if keep is None or (own := ingest_entry(data_dir)) is None:
+        return None
+    held = Inputs.load(own)
+    if held is None:  # written before inputs.json: its family cannot be told
+        log(f"{SAID} {keep}: {own} lists no inputs.json (an older ingest): nothing pruned")
+        return {"keep_ingests": keep, "deleted": [], "kept": [own.name], "in_use": [], "freed_bytes": 0, "errors": []}
+    family = _newest_first(own, held.family)
+    doomed = [e for e in family[keep:] if e != own]
+    deleted, in_use, errors, freed, why = [], [], [], 0, {}
+    for entry in doomed:
+        try:
+            gone = _delete_unless_read(entry)
+        except OSError as exc:
+            errors.append(f"{entry}: {exc.strerror or exc}")
+            why[entry.name] = f"its deletion failed: {exc.strerror or exc}"
+            continue
+        if gone is None:
+            in_use.append(entry.name)
+            why[entry.name] = "a command is reading it"
+        elif gone is False:
+            why[entry.name] = "its filesystem does not lock: whether a command reads it cannot be told"
+        else:
+            deleted.append(entry.name)
+            freed += gone
+    deleted.reverse()  # oldest first, as kept
+    in_use.reverse()
+    kept = [e.name for e in reversed(family) if e.name not in deleted]
+    shown = [f"{n} ({why.get(n) or (OWN if n == own.name else 'newest')})" for n in kept]
+    log(f"{SAID} {keep}: deleted {len(deleted)} ingest folder(s) of {own.parent}"
+        f"{' (' + ', '.join(deleted) + f'; {byte_size(freed)} freed)' if deleted else ''}; kept {len(kept)}: "
+        f"{', '.join(shown)}")
+    return {"keep_ingests": keep, "deleted": deleted, "kept": kept, "in_use": in_use, "freed_bytes": freed,
+            "errors": errors}
+
+
+def _newest_first(own: Path, family: str) -> list[Path]:
+    """The complete folders of ``family`` beside ``own``, ``own`` among them, the newest first."""
+    found = [e for e, _ in earlier_entries(own, family)] + [own]
+    return sorted(found, key=lambda e: (-_mtime(e / RESULT_FILE), e.name))
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # deleted meanwhile (another run's pruning): the oldest
+        return 0.0
+
+
+def _delete_unless_read(entry: Path) -> int | bool | None:
+    """Delete ``entry`` under an exclusive lock on its readers' lock file; the bytes freed (0 where it was gone
+    already), None where a command reads it, False where its filesystem does not lock."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: nothing marks a folder read
+        return False
+    path = marks_path(entry)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in NO_LOCKS:
+                return False
+            raise
+        if same_file(fd, path):
+            break
+        os.close(fd)  # unlinked by its last reader letting go: lock the next one
+    try:
+        if not entry.is_dir():  # another run's pruning deleted it meanwhile
+            path.unlink(missing_ok=True)
+            return 0
+        aside = entry.with_name(f"{OLD_PREFIX}{entry.name}-{uuid.uuid4().hex[:8]}")
+        os.replace(entry, aside)
+        path.unlink(missing_ok=True)  # while held: a reader waiting on it locks the next one, finds no folder
+    finally:
+        os.close(fd)
+    freed = _unshared_bytes(aside)
+    shutil.rmtree(aside, ignore_errors=True)
+    return freed
+
+
+def _unshared_bytes(folder: Path) -> int:
+    """Bytes of the files under ``folder`` no other folder links (one link): what deleting it frees."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            total += st.st_size if st.st_nlink == 1 else 0
+    return total

@@ -1,0 +1,151 @@
+"""Reader marks on ingest cache folders: ``data.keep_ingests`` (:mod:`.cache_pruning`) never deletes one being read.
+
+A command reading an ingest folder (``run`` / ``features`` from its data stage to their end, an incremental build the
+earlier folder it links from, ``audit`` through its checks, ``predict --history``) holds a SHARED ``fcntl.flock`` on
+``.<folder>.readers.lock`` beside it (:func:`reading`); the pruning deletes a folder only under an EXCLUSIVE
+non-blocking flock on that file, renaming it away and unlinking the lock file before it lets go. The kernel releases a
+lock when its holder exits, however it ends: no stale mark. The file lies beside the folder, not in it: a run marks the
+folder it is about to reuse or build before looking, and a reader that waited on a deleted folder's file locks the new
+one (then finds the folder gone and ingests it again).
+
+Limits, as :mod:`..build_lock`'s: a filesystem without locks, or a cache this user can neither write nor find a lock
+file in, reads unmarked (the pruning keeps a folder it cannot lock); platforms without ``fcntl``: unmarked.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from ..build_lock import NO_LOCKS
+from .recsys import RESULT_FILE
+
+#: An ingest cache folder's name (``data.cache_dir/<kind>-<12 hex digits>``).
+ENTRY_NAME = re.compile(r"(recsys|table)-[0-9a-f]{12}")
+
+#: The stacks of :func:`keep_reading` blocks of this thread, innermost last.
+_outer = threading.local()
+
+
+def marks_path(entry: str | os.PathLike) -> Path:
+    """The readers' lock file of ingest folder ``entry``: ``.<name>.readers.lock`` beside it (hidden)."""
+    entry = Path(entry)
+    return entry.with_name(f".{entry.name}.readers.lock")
+
+
+def ingest_entry(path: str | os.PathLike) -> Path | None:
+    """The ingest cache folder ``path`` is or lies in (its ``data/`` or a day folder of it, as report.json's
+    ``split.data_dir`` names it); None when it is not in one."""
+    path = Path(path).absolute()
+    for p in (path, *list(path.parents)[:2]):
+        if ENTRY_NAME.fullmatch(p.name) and (p / RESULT_FILE).is_file():
+            return p
+    return None
+
+
+@contextmanager
+def reading(entry: str | os.PathLike, keep: bool = True) -> Iterator[None]:
+    """Mark ``entry`` read while the block runs (a shared lock; waits only for a pruning renaming it away). ``keep``:
+    an enclosing :func:`keep_reading` of this thread holds a mark of its own until it ends."""
+    with ExitStack() as stack:
+        stack.enter_context(_marked(Path(entry)))
+        stacks = getattr(_outer, "stacks", [])
+        if keep and stacks and Path(entry).absolute() not in stacks[-1][1]:
+            stacks[-1][1].add(Path(entry).absolute())
+            stacks[-1][0].enter_context(_marked(Path(entry)))
+        yield
+
+
+@contextmanager
+def keep_reading() -> Iterator[None]:
+    """The folders :func:`reading` marks in this thread during the block stay marked until its end (``audit``: its
+    runs read the folder, then its checks read it again)."""
+    stacks = _outer.__dict__.setdefault("stacks", [])
+    with ExitStack() as stack:
+        stacks.append((stack, set()))
+        try:
+            yield
+        finally:
+            stacks.pop()
+
+
+@contextmanager
+def read_if_ingest(path: str | os.PathLike) -> Iterator[None]:
+    """:func:`reading` the ingest folder ``path`` lies in, if it lies in one."""
+    entry = ingest_entry(path)
+    with reading(entry) if entry is not None else ExitStack():
+        yield
+
+
+@contextmanager
+def _marked(entry: Path) -> Iterator[None]:
+    path = marks_path(entry)
+    fd = _lock_shared(path)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            _release(fd, path)
+
+
+def _release(fd: int, path: Path) -> None:
+    """Let go of the shared lock on ``path``; its file goes when no other command holds it (taken exclusively at once:
+    a reader or pruning waiting on the unlinked file sees it gone and locks the next one)."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if same_file(fd, path):
+            path.unlink(missing_ok=True)
+    except OSError:  # another command reads it too: the file stays for it
+        pass
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock_shared(path: Path) -> int | None:
+    """A descriptor of ``path`` holding a shared lock on it (the file there now, not one a pruning unlinked); None
+    where it cannot be marked (no ``fcntl``, a filesystem without locks, a cache this user cannot write)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return None
+    while True:
+        fd = _open(path)
+        if fd is None:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in NO_LOCKS or exc.errno == errno.EBADF:  # a read-only descriptor on NFS
+                return None
+            raise
+        if same_file(fd, path):
+            return fd
+        os.close(fd)  # unlinked by the pruning that held it: lock the next one
+
+
+def _open(path: Path) -> int | None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        pass
+    try:  # another user's cache: flock needs no write access
+        return os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+
+
+def same_file(fd: int, path: Path) -> bool:
+    """Whether ``fd`` is open on the file at ``path`` now (not one unlinked since)."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False

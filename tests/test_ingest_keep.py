@@ -1,0 +1,155 @@
+"""``data.keep_ingests``: a rolling window's ingest cache keeps its newest folders (:mod:`rapids_engage.ingest.cache_pruning`),
+never one a command reads (:mod:`rapids_engage.ingest.reader_marks`); a failed run prunes nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from rapids_engage import pipeline
+from rapids_engage.config import ConfigError, from_dict
+from rapids_engage.data import table_dataset
+from rapids_engage.ingest.cache_pruning import prune_ingests
+from rapids_engage.ingest.reader_marks import keep_reading, marks_path, reading
+from rapids_engage.pipeline import main
+from rapids_engage.synthetic import SyntheticSpec, write_raw
+
+from test_ingest_incremental import assert_same_entry, day_file, entry, table_cfg
+
+
+def folders(cache: Path) -> list[str]:
+    return sorted(p.name for p in cache.iterdir() if p.name.startswith("table-") or p.name.startswith("recsys-"))
+
+
+def slide(raw: Path, cache: Path, day: int, keep: int | None, said: list[str]) -> tuple[Path, dict | None]:
+    """The window slid to ``day`` (its oldest file deleted, ``day``'s added), ingested and pruned as a run does: its
+    folder marked read from before it is built to after the pruning."""
+    (raw / f"d{day - 3}.csv").unlink()
+    day_file(raw, f"d{day}.csv", day, bad=day % 2 == 0)
+    with ExitStack() as readers:
+        dataset = table_dataset(table_cfg(raw, cache), hold=readers.enter_context)
+        return entry(dataset), prune_ingests(dataset.data_dir, keep, said.append)
+
+
+def window(tmp: Path) -> Path:
+    raw = tmp / "raw"
+    raw.mkdir()
+    for day in range(3):
+        day_file(raw, f"d{day}.csv", day, bad=day != 1)
+    table_dataset(table_cfg(raw, tmp / "cache"))
+    return raw
+
+
+def test_a_rolling_window_keeping_one_ingest_leaves_one_folder_equal_to_a_full_ingest(tmp_path):
+    raw, cache, said = window(tmp_path), tmp_path / "cache", []
+    for day in range(3, 7):  # four days slid
+        before = folders(cache)
+        now, retention = slide(raw, cache, day, 1, said)
+        assert folders(cache) == [now.name]
+        assert retention["deleted"] == before and retention["kept"] == [now.name] and retention["errors"] == []
+        assert retention["freed_bytes"] > 0  # the removed day's parts, linked by no newer folder
+        assert said[-1].startswith(f"data.keep_ingests 1: deleted 1 ingest folder(s) of {cache} ({before[0]}; ")
+        assert said[-1].endswith(f"freed); kept 1: {now.name} (this run's)")
+    assert_same_entry(now, entry(table_dataset(table_cfg(raw, tmp_path / "fresh"))), "row_id")
+    assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == [".input-digests.json"]  # no lock file left
+
+
+def test_without_keep_ingests_every_folder_stays(tmp_path):
+    raw, cache = window(tmp_path), tmp_path / "cache"
+    for day in range(3, 5):
+        _, retention = slide(raw, cache, day, None, [])
+        assert retention is None
+    assert len(folders(cache)) == 3
+
+
+def test_a_folder_a_command_reads_is_kept_until_it_ends(tmp_path):
+    raw, cache, said = window(tmp_path), tmp_path / "cache", []
+    first = cache / folders(cache)[0]
+    held, release = threading.Event(), threading.Event()
+
+    def reader() -> None:  # another command reading yesterday's folder (predict --history validation, say)
+        with reading(first):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        assert held.wait(30)
+        now, retention = slide(raw, cache, 3, 1, said)
+        assert retention["deleted"] == [] and retention["in_use"] == [first.name]
+        assert folders(cache) == sorted([first.name, now.name])
+        assert said[-1] == (f"data.keep_ingests 1: deleted 0 ingest folder(s) of {cache}; kept 2: "
+                            f"{first.name} (a command is reading it), {now.name} (this run's)")
+    finally:
+        release.set()
+        thread.join()
+    assert prune_ingests(now / "data", 1, said.append)["deleted"] == [first.name]
+    assert folders(cache) == [now.name] and not marks_path(first).exists()
+
+
+def test_the_audit_keeps_its_runs_folder_marked_between_them(tmp_path):
+    raw, cache = window(tmp_path), tmp_path / "cache"
+    first = cache / folders(cache)[0]
+    with keep_reading():
+        with reading(first):  # the audit's real-label run: marked from its data stage to its end
+            pass
+        now, retention = slide(raw, cache, 3, 1, [])  # another run prunes while the audit's checks read it
+        assert retention["in_use"] == [first.name] and first.is_dir()
+    assert prune_ingests(now / "data", 1, lambda _: None)["deleted"] == [first.name]
+
+
+@pytest.mark.parametrize("value", [0, -1])
+def test_keep_ingests_below_one_is_refused_naming_the_key(value):
+    with pytest.raises(ConfigError, match=r"data\.keep_ingests: expected a whole number of ingest folders >= 1"):
+        from_dict({"data": {"keep_ingests": value}})
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One in-process worker, reachable by a tcp address as an existing cluster's is (no cluster start per run)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+                      dashboard_address=None) as local:
+        yield local
+
+
+@pytest.mark.slow
+def test_a_failed_run_prunes_nothing_and_a_successful_one_prunes_at_its_end(cluster, tmp_path, monkeypatch):
+    gen, raw, cache = tmp_path / "gen", tmp_path / "raw", tmp_path / "cache"
+    write_raw(gen, SyntheticSpec(rows=3_000, days=4, seed=5))
+    files = sorted((gen / "raw").glob("*.tsv"))
+    raw.mkdir()
+    for f in files[:3]:
+        shutil.copy(f, raw / f.name)
+
+    def argv(command: str) -> list[str]:
+        return [*([] if command == "run" else [command]), "--gpus", "0", "--quiet", "--out", str(tmp_path / command),
+                "--scheduler-address", cluster.scheduler_address, "--set", "data.source=recsys",
+                "--set", f"data.path={raw}/*.tsv", "--set", f"data.cache_dir={cache}", "--set", "data.keep_ingests=1",
+                "--set", "train.targets=[like]", "--set", "features.history.keys=[]",
+                "--set", "features.target_encoding.keys=[[language]]", "--set", "features.counts=[[language]]",
+                "--set", "train.num_boost_round=3"]
+
+    assert main(argv("features")) == 0
+    yesterday = folders(cache)
+    (raw / files[0].name).unlink()
+    shutil.copy(files[3], raw / files[3].name)
+    with monkeypatch.context() as patched:
+        patched.setattr(pipeline, "train_stage", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("training failed")))
+        try:
+            code = main(argv("run"))
+        except RuntimeError:
+            code = 1
+    assert code != 0
+    assert len(folders(cache)) == 2 and set(yesterday) < set(folders(cache))  # today's ingested, none deleted
+    assert main(argv("features")) == 0
+    summary = json.loads((tmp_path / "features" / "features.json").read_text())
+    assert summary["ingest"]["retention"]["deleted"] == yesterday
+    assert folders(cache) == summary["ingest"]["retention"]["kept"] and yesterday[0] not in folders(cache)
