@@ -1,5 +1,5 @@
 """Incremental ingest against a full one: ``python bench/incremental_ingest.py [--files 30] [--rows 200000] [--work DIR]
-[--slide N [--late K]]``.
+[--slide N [--late K] [--keep-ingests K|all]]``.
 
 Writes ``--files`` daily CSVs of ``--rows`` events each (``id,user,item,ts,clicked,lang,score``: a day of unix times
 each, seeded), ingests them as a table into a cache (``table_dataset``, as a run does), then writes one more day's
@@ -9,8 +9,10 @@ entry adds (``du``: hard-linked parts counted once) and the data lines, to
 ``bench/results/incremental_ingest-<files>x<rows>.json`` (``--json FILE``: there instead). ``--slide N``: a rolling
 window instead, N times: the oldest file deleted and a new day's written, then the same two ingests (to
 ``incremental_ingest-<files>x<rows>-slide.json``); ``--late K``: each day's last K events fall after midnight (late
-events in a daily dump: they share the next day's part with the next file's rows; ``...-slide-late<K>.json``).
-Nothing here asserts.
+events in a daily dump: they share the next day's part with the next file's rows; ``...-slide-late<K>.json``);
+``--keep-ingests K|all``: the cache's disk instead of the full ingests: after each slide ``data.keep_ingests`` K (all:
+null, nothing pruned) is applied as a run's end does, and the whole cache's ``du`` and folders recorded
+(``...-slide<N>-keep<K>.json``). Nothing here asserts.
 """
 
 from __future__ import annotations
@@ -77,7 +79,11 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     parser.add_argument("--slide", type=int, default=0, help="slide the window N times (delete the oldest file, add one)")
     parser.add_argument("--late", type=int, default=0, help="with --slide: each day's last K events after midnight")
+    parser.add_argument("--keep-ingests", default=None,
+                        help="with --slide: the cache's disk after each slide, pruned to K folders (all: none pruned)")
     args = parser.parse_args()
+    if args.slide and args.keep_ingests is not None:
+        return slide_kept(args)
     if args.slide:
         return slide(args)
     with tempfile.TemporaryDirectory(dir=args.work) as work:
@@ -119,6 +125,36 @@ def slide(args: argparse.Namespace) -> None:
             first = first | {"entry": incremental["entry"]}
     result = {"files": args.files, "rows_per_file": args.rows, "late": args.late, "workers": args.workers, "slides": slides}
     name = f"incremental_ingest-{args.files}x{args.rows}-slide{f'-late{args.late}' if args.late else ''}.json"
+    out = Path(args.json) if args.json else Path(__file__).parent / "results" / name
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+def slide_kept(args: argparse.Namespace) -> None:
+    """A rolling window slid ``args.slide`` times, ``data.keep_ingests`` applied after each incremental ingest (as a
+    run's end does; ``all``: nothing pruned): the whole cache's disk and folders after each."""
+    from rapids_engage.ingest.cache_pruning import prune_ingests
+
+    keep = None if args.keep_ingests == "all" else int(args.keep_ingests)
+    with tempfile.TemporaryDirectory(dir=args.work) as work:
+        raw, cache = Path(work) / "raw", Path(work) / "cache"
+        raw.mkdir()
+        for day in range(args.files):
+            write_day(raw, day, args.rows, args.late)
+        first = timed(raw, cache, args.workers)
+        slides = [{"first": first, "cache_kib": du_kib(str(cache))[0]}]
+        for day in range(args.files, args.files + args.slide):
+            (raw / f"events-{day - args.files:03d}.csv").unlink()
+            write_day(raw, day, args.rows, args.late)
+            incremental = timed(raw, cache, args.workers)
+            said: list[str] = []
+            retention = prune_ingests(Path(incremental["entry"]) / "data", keep, said.append)
+            slides.append({"incremental": incremental, "retention": retention, "line": said[0] if said else None,
+                           "cache_kib": du_kib(str(cache))[0],
+                           "folders": sorted(p.name for p in cache.iterdir() if p.name.startswith("table-"))})
+    result = {"files": args.files, "rows_per_file": args.rows, "late": args.late, "workers": args.workers,
+              "keep_ingests": keep, "slides": slides}
+    name = f"incremental_ingest-{args.files}x{args.rows}-slide{args.slide}-keep{args.keep_ingests}.json"
     out = Path(args.json) if args.json else Path(__file__).parent / "results" / name
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
