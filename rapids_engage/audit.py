@@ -187,8 +187,9 @@ def run_audit(cfg: Config, console: Console, quiet: bool = False, seed: int = 0,
     from .ingest.reader_marks import keep_reading
     from .run_lock import out_lock
 
-    with out_lock(Path(cfg.out), "audit"), keep_reading(), ExitStack() as held:  # keep_reading: its checks read the
-        return _audit(cfg, console, quiet, seed, plots, rebuild, command, shuffles, held)  # real run's ingest folder again
+    # keep_reading: the checks read the real run's ingest folder again; held: the real run's store version's mark
+    with out_lock(Path(cfg.out), "audit"), keep_reading(), ExitStack() as held:
+        return _audit(cfg, console, quiet, seed, plots, rebuild, command, shuffles, held)
 
 
 def _audit(cfg: Config, console: Console, quiet: bool, seed: int, plots: bool | None, rebuild: bool,
