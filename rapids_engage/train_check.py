@@ -116,8 +116,12 @@ def _xgboost_validates(params: dict[str, Any]) -> None:
     import xgboost as xgb
 
     rows = xgb.DMatrix(np.zeros((2, 1), dtype=np.float32), label=np.array([0.0, 1.0]))
+    # XGBoost says "not used" at verbosity >= 1 only: a quiet process (a worker's setup in this process, a user's
+    # set_config) or verbosity 0 in the parameters let a misspelt parameter through unseen
+    if params.get("verbosity") == 0:
+        params = {**params, "verbosity": 1}
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, xgb.config_context(verbosity=1):
             warnings.simplefilter("always")
             booster = xgb.Booster(params, [rows])
             known = _config_keys(json.loads(booster.save_config()))

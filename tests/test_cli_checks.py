@@ -108,6 +108,27 @@ def test_a_scheduler_address_without_host_and_port_is_refused_naming_the_flag(ad
         assert config_from_args(build_parser().parse_args(["--scheduler-address", fine])).cluster.scheduler_address == fine
 
 
+@pytest.mark.parametrize("quiet", ["process", "parameters"])
+def test_a_misspelt_parameter_is_refused_in_a_quiet_process_or_with_verbosity_0(quiet):
+    """XGBoost says "not used" at verbosity >= 1 only: after an in-process cluster's worker set-up (``set_config(
+    verbosity=0)``: test_ingest_keep's run then test_cli_checks' in one pytest process), or with ``verbosity: 0`` in
+    the parameters, ``max_dept`` passed the config check unseen."""
+    import xgboost
+
+    from rapids_engage.train_check import _xgboost_validates
+
+    params, verbosity = {"max_dept": 3, "objective": "binary:logistic"}, xgboost.get_config()["verbosity"]
+    if quiet == "process":
+        xgboost.set_config(verbosity=0)
+    else:
+        params["verbosity"] = 0
+    try:
+        with pytest.raises(ValueError, match=r"XGBoost has no parameter 'max_dept' \(did you mean 'max_depth'\?\)"):
+            _xgboost_validates(params)
+    finally:
+        xgboost.set_config(verbosity=verbosity)
+
+
 @pytest.mark.parametrize(("setting", "message"), [
     ("train.per_target.like.max_dept=3", "train.per_target.like.max_dept: XGBoost has no parameter 'max_dept' (did you mean 'max_depth'?)"),
     ("train.per_target.quote.objective=binary:logistc", "train.per_target.quote.objective: XGBoost: Unknown objective function"),
