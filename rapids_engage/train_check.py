@@ -4,12 +4,14 @@ kind, ranking without a group, balanced weights of a count target), each error n
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import difflib
 import json
 import re
 import warnings
 from dataclasses import fields
-from typing import Any
+from typing import Any, Iterator
 
 from .backend import Backend
 from .config import ConfigError, TrainConfig
@@ -121,19 +123,44 @@ def _xgboost_validates(params: dict[str, Any]) -> None:
     if params.get("verbosity") == 0:
         params = {**params, "verbosity": 1}
     try:
-        with warnings.catch_warnings(record=True) as caught, xgb.config_context(verbosity=1):
-            warnings.simplefilter("always")
+        with _xgboost_log_lines() as lines, xgb.config_context(verbosity=1):
             booster = xgb.Booster(params, [rows])
             known = _config_keys(json.loads(booster.save_config()))
     except xgb.core.XGBoostError as exc:
         first = str(exc).strip().splitlines()[0]
         raise ValueError("XGBoost: " + re.sub(r"^\[[\d:]+\] \S+: ", "", first)) from None
-    for warning in caught:
-        unused = re.search(r"Parameters: \{(.*?)\} are not used", str(warning.message), re.S)
+    for line in lines:
+        unused = re.search(r"Parameters: \{(.*?)\} are not used", line, re.S)
         if unused:
             name = unused.group(1).split(",")[0].strip().strip('"')
             close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
             raise ValueError(f"XGBoost has no parameter {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+
+
+@contextlib.contextmanager
+def _xgboost_log_lines() -> Iterator[list[str]]:
+    """XGBoost's log lines of this thread while the block runs, then its own Python callback registered again.
+
+    Its native log reaches Python (as warnings) through the callback ``import xgboost`` registers, per thread; after an
+    xgboost.dask training on in-process workers, this thread's lines went to stderr instead, so a misspelt parameter
+    passed unseen. Where the library lacks the hook, the warnings its callback raises are read instead."""
+    from xgboost import core
+
+    lib = core._LIB
+    if not (hasattr(lib, "XGBRegisterLogCallback") and hasattr(lib, "callback")):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            lines: list[str] = []
+            yield lines
+        lines.extend(str(w.message) for w in caught)
+        return
+    lines = []
+    collect = ctypes.CFUNCTYPE(None, ctypes.c_char_p)(lambda message: lines.append(message.decode("utf-8", "replace")))
+    lib.XGBRegisterLogCallback(collect)
+    try:
+        yield lines
+    finally:
+        lib.XGBRegisterLogCallback(lib.callback)
 
 
 def config_key(cfg: TrainConfig, target: str, message: str) -> str:
