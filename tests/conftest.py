@@ -1,10 +1,14 @@
 """Shared test set-up: ``gpu``-marked tests skip cleanly where no GPU + RAPIDS is available; parquet footer reads
 counted (``count_footer_reads``); row-level frames refused onto the driver
-(``refuse_rows``); an in-process worker at a tcp address, as an existing cluster's (``tcp_cluster``)."""
+(``refuse_rows``); an in-process worker at a tcp address, as an existing cluster's (``tcp_cluster``); a context held
+by another thread, as by another command (``held_elsewhere``)."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import pytest
 from hypothesis import settings
@@ -133,3 +137,30 @@ def tcp_cluster():
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
                       dashboard_address=None) as local:
         yield local
+
+
+@contextlib.contextmanager
+def _held_elsewhere(context: Callable[[], Any]) -> Iterator[None]:
+    """``context()`` entered in another thread (another command alike: a lock is not this thread's) for as long as
+    the block runs; left when it ends."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with context():
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(30), "the other thread did not enter its context"
+        yield
+    finally:
+        release.set()
+        holder.join(30)
+
+
+@pytest.fixture
+def held_elsewhere():
+    """Call it with a context's factory: ``with held_elsewhere(lambda: lock(...)):`` (:func:`_held_elsewhere`)."""
+    return _held_elsewhere

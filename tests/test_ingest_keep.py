@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -67,28 +66,15 @@ def test_without_keep_ingests_every_folder_stays(tmp_path):
     assert len(folders(cache)) == 3
 
 
-def test_a_folder_a_command_reads_is_kept_until_it_ends(tmp_path):
+def test_a_folder_a_command_reads_is_kept_until_it_ends(tmp_path, held_elsewhere):
     raw, cache, said = window(tmp_path), tmp_path / "cache", []
     first = cache / folders(cache)[0]
-    held, release = threading.Event(), threading.Event()
-
-    def reader() -> None:  # another command reading yesterday's folder (predict --history validation, say)
-        with reading(first):
-            held.set()
-            release.wait(30)
-
-    thread = threading.Thread(target=reader)
-    thread.start()
-    try:
-        assert held.wait(30)
+    with held_elsewhere(lambda: reading(first)):  # another command reading yesterday's folder (predict --history, say)
         now, retention = slide(raw, cache, 3, 1, said)
         assert retention["deleted"] == [] and retention["in_use"] == [first.name]
         assert folders(cache) == sorted([first.name, now.name])
         assert said[-1] == (f"data.keep_ingests 1: deleted 0 ingest folder(s) of {cache}; kept 2: "
                             f"{first.name} (a command is reading it), {now.name} (this run's)")
-    finally:
-        release.set()
-        thread.join()
     assert prune_ingests(now / "data", 1, said.append)["deleted"] == [first.name]
     assert folders(cache) == [now.name] and not marks_path(first).exists()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 
 from rapids_engage.commands import main
 from rapids_engage.run_lock import LOCK_NAME, out_lock
@@ -18,24 +17,11 @@ def _predict(tmp_path, out, capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-def test_a_second_predict_into_a_locked_out_is_refused_naming_the_holder(tmp_path, capsys):
+def test_a_second_predict_into_a_locked_out_is_refused_naming_the_holder(tmp_path, capsys, held_elsewhere):
     out = tmp_path / "scored"
-    held, release = threading.Event(), threading.Event()
-
-    def hold():  # another thread: its lock is not this one's (a second process alike)
-        with out_lock(out, "predict"):
-            held.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert held.wait(30)
+    with held_elsewhere(lambda: out_lock(out, "predict")):  # another thread's lock is not this one's (a process alike)
         code, err = _predict(tmp_path, out, capsys)
         left = sorted(p.name for p in out.iterdir())
-    finally:
-        release.set()
-        holder.join(30)
     assert code == 2
     assert err.count("\n") == 1, err  # one line
     assert re.match(rf"error: {re.escape(str(out))}: another command is writing there \(predict, process {os.getpid()} on "
