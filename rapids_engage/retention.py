@@ -49,10 +49,15 @@ def apply_retention(store_dir: str | Path, keep: int | None, own: str, log: Call
         deleted.append(version)
         freed += size
     kept = [i.version for i in chosen.infos if i.version not in deleted]
-    log(f"{said} {keep}: deleted {len(deleted)} version(s) of {store.path}"
-        f"{' (' + ', '.join(deleted) + f'; {byte_size(freed)} freed)' if deleted else ''}; kept {len(kept)}: "
-        f"{', '.join(kept) or 'none'}")
+    log(summary_line(f"{said} {keep}", "version", store.path, deleted, freed, kept))
     return {"keep_versions": keep, "deleted": deleted, "kept": kept, "freed_bytes": freed, "errors": errors}
+
+
+def summary_line(said: str, what: str, where: str | Path, deleted: list[str], freed: int, kept: list[str]) -> str:
+    """The line a retention (``features.keep_versions``, ``data.keep_ingests``) ends with: what it deleted of
+    ``where``, the bytes freed, and what it kept (each as shown: a reason beside it where it has one)."""
+    gone = f" ({', '.join(deleted)}; {byte_size(freed)} freed)" if deleted else ""
+    return f"{said}: deleted {len(deleted)} {what}(s) of {where}{gone}; kept {len(kept)}: {', '.join(kept) or 'none'}"
 
 
 def _size(path: Path) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..atomic import OLD_PREFIX
 from ..build_lock import NO_LOCKS
-from ..progress import byte_size
+from ..retention import summary_line
 from .incremental import Inputs, earlier_entries
 from .reader_marks import ingest_entry, marks_path, same_file
 from .recsys import RESULT_FILE
@@ -61,9 +61,7 @@ def prune_ingests(data_dir: str | os.PathLike, keep: int | None, log: Callable[[
     in_use.reverse()
     kept = [e.name for e in reversed(family) if e.name not in deleted]
     shown = [f"{n} ({why.get(n) or (OWN if n == own.name else 'newest')})" for n in kept]
-    log(f"{SAID} {keep}: deleted {len(deleted)} ingest folder(s) of {own.parent}"
-        f"{' (' + ', '.join(deleted) + f'; {byte_size(freed)} freed)' if deleted else ''}; kept {len(kept)}: "
-        f"{', '.join(shown)}")
+    log(summary_line(f"{SAID} {keep}", "ingest folder", own.parent, deleted, freed, shown))
     return {"keep_ingests": keep, "deleted": deleted, "kept": kept, "in_use": in_use, "freed_bytes": freed,
             "errors": errors}
 
