@@ -55,7 +55,7 @@ def building(entry: str | os.PathLike, log: Callable[[str], None] | None = None)
             os.close(fd)
             raise
         said = said or waited
-        if locked and not _same_file(fd, path):  # deleted by the holder this one waited for: lock the new file
+        if locked and not same_file(fd, path):  # deleted by the holder this one waited for: lock the new file
             os.close(fd)
             continue
         try:
@@ -89,7 +89,8 @@ def look_again_or_build(lock: AbstractContextManager, look: Callable[[], tuple[T
         return build(why), False
 
 
-def _same_file(fd: int, path: Path) -> bool:
+def same_file(fd: int, path: Path) -> bool:
+    """Whether ``fd`` is open on the file at ``path`` now (not one unlinked since)."""
     try:
         return os.path.samestat(os.fstat(fd), os.stat(path))
     except FileNotFoundError:

@@ -18,10 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..atomic import OLD_PREFIX
-from ..build_lock import NO_LOCKS
 from ..retention import summary_line
 from .incremental import Inputs, earlier_entries
-from .reader_marks import ingest_entry, marks_path, same_file
+from .reader_marks import ingest_entry, lock_current, marks_path
 from .recsys import RESULT_FILE
 
 SAID = "data.keep_ingests"
@@ -81,27 +80,14 @@ def _mtime(path: Path) -> float:
 
 def _delete_unless_read(entry: Path) -> int | bool | None:
     """Delete ``entry`` under an exclusive lock on its readers' lock file; the bytes freed (0 where it was gone
-    already), None where a command reads it, False where its filesystem does not lock."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: nothing marks a folder read
-        return False
+    already), None where a command reads it, False where it cannot be locked (a filesystem without locks)."""
     path = marks_path(entry)
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in NO_LOCKS:
-                return False
-            raise
-        if same_file(fd, path):
-            break
-        os.close(fd)  # unlinked by its last reader letting go: lock the next one
+    try:
+        fd = lock_current(path, exclusive=True)
+    except BlockingIOError:
+        return None
+    if fd is None:
+        return False
     try:
         if not entry.is_dir():  # another run's pruning deleted it meanwhile
             path.unlink(missing_ok=True)

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from ..build_lock import NO_LOCKS
+from ..build_lock import NO_LOCKS, same_file
 from .recsys import RESULT_FILE
 
 #: An ingest cache folder's name (``data.cache_dir/<kind>-<12 hex digits>``).
@@ -85,7 +85,7 @@ def read_if_ingest(path: str | os.PathLike) -> Iterator[None]:
 @contextmanager
 def _marked(entry: Path) -> Iterator[None]:
     path = marks_path(entry)
-    fd = _lock_shared(path)
+    fd = lock_current(path)
     try:
         yield
     finally:
@@ -108,19 +108,21 @@ def _release(fd: int, path: Path) -> None:
         os.close(fd)  # releases the lock
 
 
-def _lock_shared(path: Path) -> int | None:
-    """A descriptor of ``path`` holding a shared lock on it (the file there now, not one a pruning unlinked); None
-    where it cannot be marked (no ``fcntl``, a filesystem without locks, a cache this user cannot write)."""
+def lock_current(path: Path, exclusive: bool = False) -> int | None:
+    """A descriptor of the file at ``path`` now (not one unlinked since) holding a lock on it: shared (waiting only for
+    a pruning) or, ``exclusive``, without waiting (``BlockingIOError`` where a command holds it); None where it cannot
+    be locked (no ``fcntl``, a filesystem without locks, a file this user can neither create nor open)."""
     try:
         import fcntl
     except ImportError:  # not POSIX
         return None
+    mode = fcntl.LOCK_EX | fcntl.LOCK_NB if exclusive else fcntl.LOCK_SH
     while True:
         fd = _open(path)
         if fd is None:
             return None
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
+            fcntl.flock(fd, mode)
         except OSError as exc:
             os.close(fd)
             if exc.errno in NO_LOCKS or exc.errno == errno.EBADF:  # a read-only descriptor on NFS
@@ -128,7 +130,7 @@ def _lock_shared(path: Path) -> int | None:
             raise
         if same_file(fd, path):
             return fd
-        os.close(fd)  # unlinked by the pruning that held it: lock the next one
+        os.close(fd)  # unlinked by the command that held it (its last reader, a pruning): lock the next one
 
 
 def _open(path: Path) -> int | None:
@@ -141,11 +143,3 @@ def _open(path: Path) -> int | None:
         return os.open(path, os.O_RDONLY)
     except OSError:
         return None
-
-
-def same_file(fd: int, path: Path) -> bool:
-    """Whether ``fd`` is open on the file at ``path`` now (not one unlinked since)."""
-    try:
-        return os.path.samestat(os.fstat(fd), os.stat(path))
-    except FileNotFoundError:
-        return False
