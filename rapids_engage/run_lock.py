@@ -134,11 +134,17 @@ def _open_lock(path: Path) -> tuple[int, bool]:
 
 
 def _in_use(out: Path, path: Path, command: str) -> OutInUse:
-    """The refusal of ``command`` into ``out`` while another process holds its lock file ``path``, naming the holder."""
-    if command == "predict":  # its outputs are not a run's: predictions/ and predict.json
+    """The refusal of ``command`` into ``out`` while another process holds its lock file ``path``, naming the holder
+    and, by both commands, what writing there at once would do."""
+    holding = _holder_record(path).get("command")
+    if command == "predict" and holding == "predict":  # its outputs are not a run's: predictions/ and predict.json
         return OutInUse(f"{out}: another command is writing there ({_holder(path)}); two predicts into one --out would "
                         "interleave their predictions/ parts and predict.json: wait for it to end, or give this predict "
                         "another --out")
+    if "predict" in (command, holding):  # a predict and a run (or a holder not yet named)
+        return OutInUse(f"{out}: another command is writing there ({_holder(path)}); one command at a time writes an "
+                        f"--out (a run's models and report, a predict's predictions/ and predict.json): wait for it "
+                        f"to end, or give this {command} another --out")
     return OutInUse(f"{out}: another run is writing there ({_holder(path)}); two runs into one --out would each replace "
                     "the other's models and report: wait for it to end, or give this one another --out")
 
@@ -150,10 +156,20 @@ def _unusable(path: Path, exc: OSError) -> OutInUse:
                     "run another --out")
 
 
-def _holder(path: Path) -> str:
-    """Who holds ``path`` as its holder wrote it (``run, process 123 on host, since ...``)."""
+def _holder_record(path: Path) -> dict:
+    """What the holder of ``path`` wrote there (``command``, ``pid``, ``host``, ``since``); {} when unreadable (written
+    in the instant after it locked)."""
     try:
         h = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return h if isinstance(h, dict) else {}
+
+
+def _holder(path: Path) -> str:
+    """Who holds ``path`` as its holder wrote it (``run, process 123 on host, since ...``)."""
+    h = _holder_record(path)
+    try:
         return f"{h['command']}, process {h['pid']} on {h['host']}, since {h['since']}"
-    except (OSError, ValueError, KeyError, TypeError):  # written in the instant after it locked
+    except KeyError:
         return "a process that has just started"

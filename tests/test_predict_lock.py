@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import re
 
+import pytest
+
 from rapids_engage.commands import main
-from rapids_engage.run_lock import LOCK_NAME, out_lock
+from rapids_engage.run_lock import LOCK_NAME, OutInUse, out_lock
 
 
 def _predict(tmp_path, out, capsys) -> tuple[int, str]:
@@ -34,3 +36,20 @@ def test_a_second_predict_into_a_locked_out_is_refused_naming_the_holder(tmp_pat
     with out_lock(out, "run"):  # this thread holds it already (re-entrant, as an audit's own run): not refused
         code, err = _predict(tmp_path, out, capsys)
     assert code == 2 and "does not exist" in err and "writing there" not in err, err
+
+
+def test_a_predict_and_a_run_refused_by_each_other_say_so_not_two_predicts_or_two_runs(tmp_path, capsys, held_elsewhere):
+    """The refusal read 'two predicts into one --out would interleave ...' for a predict while a run wrote there, and
+    'two runs ... would each replace the other's models' for a run while a predict did: it names both commands."""
+    out = tmp_path / "scored"
+    with held_elsewhere(lambda: out_lock(out, "run")):
+        code, err = _predict(tmp_path, out, capsys)
+    assert code == 2 and "(run, process" in err and "two predicts" not in err, err
+    assert "one command at a time writes an --out" in err and err.strip().endswith("give this predict another --out")
+    with held_elsewhere(lambda: out_lock(out, "predict")):
+        with pytest.raises(OutInUse) as refused:
+            with out_lock(out, "run"):
+                pass
+    message = str(refused.value)
+    assert "(predict, process" in message and "two runs" not in message and "models and report" in message, message
+    assert message.endswith("give this run another --out"), message
