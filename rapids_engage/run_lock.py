@@ -40,7 +40,7 @@ _held = threading.local()
 def out_lock(out: Path, command: str = "run") -> Iterator[None]:
     """Hold ``out``'s run lock while the block runs; :class:`OutInUse` at once when another process (or thread) holds
     it. A thread holding it already holds it on (the audit's real-label run into the audit's own ``--out``)."""
-    key = os.path.abspath(out)
+    key = os.path.realpath(out)  # one directory by any path to it (a symlink, ..): the lock file is the same one
     held = _held.__dict__.setdefault("paths", set())
     if key in held:
         yield

@@ -53,3 +53,13 @@ def test_a_predict_and_a_run_refused_by_each_other_say_so_not_two_predicts_or_tw
     message = str(refused.value)
     assert "(predict, process" in message and "two runs" not in message and "models and report" in message, message
     assert message.endswith("give this run another --out"), message
+
+
+def test_a_thread_holding_an_out_holds_it_by_any_path_to_it(tmp_path):
+    """Re-entrancy was keyed by the path as given: a thread holding ``real`` (a run) refused its own predict into
+    ``link`` -> ``real`` ('another command is writing there', naming this very process); by the directory now."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with out_lock(tmp_path / "real", "run"):
+        with out_lock(tmp_path / "link", "predict"), out_lock(tmp_path / "real" / ".." / "real", "predict"):
+            pass
