@@ -26,8 +26,9 @@ mean of all the shuffles so far it adds more, and fails only at the last stage. 
 bound at every stage, whose means share their first shuffles but not their spread's luck: ``bench/audit_escalation.py``
 (this model, a clean target's and a leak's, 400,000 audits each) gives 1 in 850 where the noise-fitting dominates
 (spread 9 x ``se``; 1 in 27 stopping at 3), 1 in 4,700 on the event log's buy (1 in 81), at 1.85 / 1.36 shuffled runs
-for a clean audit against 1.74 / 1.32. A leak fails every stage, so it is caught about as often: 5 RCE points on buy
-97 % (97 %), 2 points 30 % (37 %), on cart 96 % or more. Its cost is 10 runs for a FAIL, not 3. 1 -> 3 -> 10 fails as
+for a clean audit against 1.74 / 1.32. A leak must fail every stage: one well above the spread does (5 RCE points on
+buy 97 %, as before; 2 points 30 % (37 %); on cart 96 % or more), at 10 runs for a FAIL, not 3; one the noise-fitting
+swamps is caught less often than stopping at 3 (noise-dominated, 5 x ``se``: 3.5 % (14 %); 10 x ``se``: 21 % (33 %)). 1 -> 3 -> 10 fails as
 rarely but costs a clean audit more (every fail at 3 runs 7 more); 1 -> 3 -> 5 still fails 1 in 125.
 
 Count targets: the mean RMSE (and its constant's, which the shuffles share: each keeps every day's labels) against
