@@ -530,11 +530,13 @@ def run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend, 
     ``store``: the feature store holding the models' version (default: see :func:`store_candidates`);
     ``history``: labelled events after the training window to fold into the serving state first
     (:func:`history_events`). ``out``'s run lock is held throughout (:func:`~.run_lock.out_lock`: another predict, or a
-    run, writing there is refused at the start, naming it)."""
+    run, writing there is refused at the start, naming it), and so is the mark of the ingest cache folder ``input_path``
+    lies in, if it does (:func:`~.ingest.reader_marks.read_if_ingest`: ``data.keep_ingests`` keeps it)."""
     from .run_lock import out_lock
 
     check_predict_out(out)
-    with out_lock(out, "predict"):  # another predict into ``out`` meanwhile (a retried cron job) is refused at its start
+    # read_if_ingest: --input in an ingest cache folder (report.json's split.data_dir): data.keep_ingests keeps it
+    with out_lock(out, "predict"), read_if_ingest(glob_root(input_path)):  # another predict into ``out`` is refused
         return _run_predict(model_dir, input_path, out, backend, cluster_cfg, console, quiet, store, history)
 
 

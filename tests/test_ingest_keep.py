@@ -139,3 +139,27 @@ def test_a_failed_run_prunes_nothing_and_a_successful_one_prunes_at_its_end(clus
     summary = json.loads((tmp_path / "features" / "features.json").read_text())
     assert summary["ingest"]["retention"]["deleted"] == yesterday
     assert folders(cache) == summary["ingest"]["retention"]["kept"] and yesterday[0] not in folders(cache)
+
+
+def test_predict_marks_the_ingest_folder_its_input_lies_in(tmp_path, monkeypatch):
+    """``predict --input <cache>/<folder>/data`` (report.json's split.data_dir): another job's pruning keeps the folder
+    while the predict reads it (it was deleted under the scoring)."""
+    from rapids_engage import predict
+    from rapids_engage.backend import CPU
+    from rapids_engage.config import ClusterConfig
+
+    raw, cache, said = window(tmp_path), tmp_path / "cache", []
+    first = cache / folders(cache)[0]
+    now, _ = slide(raw, cache, 3, None, said)
+    pruned = []
+
+    def footers_while_pruned(path):  # another daily job's run ends while this predict reads its input
+        pruned.append(prune_ingests(now / "data", 1, said.append))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(predict, "input_footers", footers_while_pruned)
+    with pytest.raises(RuntimeError, match="stop here"):
+        predict.run_predict(tmp_path / "run", first / "data" / "day=*" / "*.parquet", tmp_path / "scored", CPU,
+                            ClusterConfig(gpus=0))
+    assert pruned[0]["deleted"] == [] and pruned[0]["in_use"] == [first.name] and first.is_dir()
+    assert not marks_path(first).exists()  # its last reader removed the mark
