@@ -2,11 +2,11 @@
 
 A command reading an ingest folder (``run`` / ``features`` from its data stage to their end, an incremental build the
 earlier folder it links from, ``audit`` through its checks, ``predict`` the folder of its ``--input`` or ``--history``)
-holds a SHARED ``fcntl.flock`` on ``.<folder>.readers.lock`` beside it (:func:`reading`); the pruning deletes a folder only under an EXCLUSIVE
-non-blocking flock on that file, renaming it away and unlinking the lock file before it lets go. The kernel releases a
-lock when its holder exits, however it ends: no stale mark. The file lies beside the folder, not in it: a run marks the
-folder it is about to reuse or build before looking, and a reader that waited on a deleted folder's file locks the new
-one (then finds the folder gone and ingests it again).
+holds a SHARED ``fcntl.flock`` on ``.<folder>.readers.lock`` beside it (:func:`reading`); the pruning deletes a folder
+only under an EXCLUSIVE non-blocking flock on that file, renaming it away and unlinking the lock file before it lets
+go. The kernel releases a lock when its holder exits, however it ends: no stale mark. The file lies beside the folder,
+not in it: a run marks the folder it is about to reuse or build before looking, and a reader that waited on a deleted
+folder's file locks the new one (then finds the folder gone and ingests it again).
 
 Limits, as :mod:`..build_lock`'s: a filesystem without locks, or a cache this user can neither write nor find a lock
 file in, reads unmarked (the pruning keeps a folder it cannot lock); platforms without ``fcntl``: unmarked.
