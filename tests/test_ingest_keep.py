@@ -163,3 +163,27 @@ def test_predict_marks_the_ingest_folder_its_input_lies_in(tmp_path, monkeypatch
                             ClusterConfig(gpus=0))
     assert pruned[0]["deleted"] == [] and pruned[0]["in_use"] == [first.name] and first.is_dir()
     assert not marks_path(first).exists()  # its last reader removed the mark
+
+
+def test_a_folder_marked_twice_in_one_process_stays_marked_under_posix_locks(tmp_path, monkeypatch):
+    """On NFS flock locks are POSIX locks, per process (emulated with lockf): the inner of two marks of one folder
+    (predict's --input and --history of split.data_dir, an audit's run in its keep_reading) upgraded the process's
+    lock, unlinked the file and closed the lock away at its end: another job's pruning deleted the folder still read."""
+    import fcntl
+    import os
+
+    raw, cache = window(tmp_path), tmp_path / "cache"
+    first = cache / folders(cache)[0]
+    now, _ = slide(raw, cache, 3, None, [])
+    monkeypatch.setattr(fcntl, "flock", fcntl.lockf)
+    with reading(first):
+        with reading(first):
+            pass
+        if (pid := os.fork()) == 0:  # another process's pruning (POSIX locks never conflict within one)
+            try:
+                (tmp_path / "pruned.json").write_text(json.dumps(prune_ingests(now / "data", 1, lambda _: None)))
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        assert json.loads((tmp_path / "pruned.json").read_text())["in_use"] == [first.name] and first.is_dir()
+    assert not marks_path(first).exists()

@@ -6,7 +6,8 @@ holds a SHARED ``fcntl.flock`` on ``.<folder>.readers.lock`` beside it (:func:`r
 only under an EXCLUSIVE non-blocking flock on that file, renaming it away and unlinking the lock file before it lets
 go. The kernel releases a lock when its holder exits, however it ends: no stale mark. The file lies beside the folder,
 not in it: a run marks the folder it is about to reuse or build before looking, and a reader that waited on a deleted
-folder's file locks the new one (then finds the folder gone and ingests it again).
+folder's file locks the new one (then finds the folder gone and ingests it again). A process marks a folder through
+one descriptor however many blocks mark it (NFS locks per process: a second descriptor's release dropped the first's).
 
 Limits, as :mod:`..build_lock`'s: a filesystem without locks, or a cache this user can neither write nor find a lock
 file in, reads unmarked (the pruning keeps a folder it cannot lock); platforms without ``fcntl``: unmarked.
@@ -82,15 +83,30 @@ def read_if_ingest(path: str | os.PathLike) -> Iterator[None]:
         yield
 
 
+#: This process's marks: lock file -> [its one descriptor, the blocks holding it]. One descriptor per file: on NFS
+#: (flock as POSIX locks, per process) a second one's release upgraded and closed the process's lock under the first.
+_held: dict[Path, list[int]] = {}
+_held_guard = threading.Lock()
+
+
 @contextmanager
 def _marked(entry: Path) -> Iterator[None]:
-    path = marks_path(entry)
-    fd = lock_current(path)
+    path = marks_path(entry).absolute()
+    with _held_guard:
+        held = _held.get(path)
+        if held is None and (fd := lock_current(path)) is not None:
+            held = _held[path] = [fd, 0]
+        if held is not None:
+            held[1] += 1
     try:
         yield
     finally:
-        if fd is not None:
-            _release(fd, path)
+        if held is not None:
+            with _held_guard:
+                held[1] -= 1
+                if not held[1]:
+                    del _held[path]
+                    _release(held[0], path)
 
 
 def _release(fd: int, path: Path) -> None:
