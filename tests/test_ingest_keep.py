@@ -187,3 +187,27 @@ def test_a_folder_marked_twice_in_one_process_stays_marked_under_posix_locks(tmp
         os.waitpid(pid, 0)
         assert json.loads((tmp_path / "pruned.json").read_text())["in_use"] == [first.name] and first.is_dir()
     assert not marks_path(first).exists()
+
+
+def test_a_pruning_that_cannot_make_a_lock_file_keeps_the_folder_and_says_why(tmp_path, monkeypatch):
+    """A cache this user cannot write (another user's): the folder stays, recorded as the error it is, not as a
+    filesystem without locks (4c3b015 said 'its filesystem does not lock' and recorded no error)."""
+    import os
+
+    from rapids_engage.ingest import reader_marks
+
+    raw, cache, said = window(tmp_path), tmp_path / "cache", []
+    first = cache / folders(cache)[0]
+    now, _ = slide(raw, cache, 3, None, [])
+    real_open = os.open
+
+    def denied(path, flags, *mode):
+        if str(path).endswith(".readers.lock"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *mode)
+
+    monkeypatch.setattr(reader_marks.os, "open", denied)
+    retention = prune_ingests(now / "data", 1, said.append)
+    assert retention["deleted"] == [] and first.is_dir()
+    assert retention["errors"] == [f"{first}: Permission denied"]
+    assert f"{first.name} (its deletion failed: Permission denied)" in said[-1]

@@ -10,7 +10,8 @@ folder's file locks the new one (then finds the folder gone and ingests it again
 one descriptor however many blocks mark it (NFS locks per process: a second descriptor's release dropped the first's).
 
 Limits, as :mod:`..build_lock`'s: a filesystem without locks, or a cache this user can neither write nor find a lock
-file in, reads unmarked (the pruning keeps a folder it cannot lock); platforms without ``fcntl``: unmarked.
+file in, reads unmarked (the pruning keeps a folder it cannot lock: there, for the error of making its lock file);
+platforms without ``fcntl``: unmarked.
 """
 
 from __future__ import annotations
@@ -126,15 +127,16 @@ def _release(fd: int, path: Path) -> None:
 
 def lock_current(path: Path, exclusive: bool = False) -> int | None:
     """A descriptor of the file at ``path`` now (not one unlinked since) holding a lock on it: shared (waiting only for
-    a pruning) or, ``exclusive``, without waiting (``BlockingIOError`` where a command holds it); None where it cannot
-    be locked (no ``fcntl``, a filesystem without locks, a file this user can neither create nor open)."""
+    a pruning) or, ``exclusive``, without waiting (``BlockingIOError`` where a command holds it; the OSError of making a
+    file this user can neither create nor open); None where it cannot be locked (no ``fcntl``, a filesystem without
+    locks, a file a reader can neither create nor open)."""
     try:
         import fcntl
     except ImportError:  # not POSIX
         return None
     mode = fcntl.LOCK_EX | fcntl.LOCK_NB if exclusive else fcntl.LOCK_SH
     while True:
-        fd = _open(path)
+        fd = _open(path, exclusive)
         if fd is None:
             return None
         try:
@@ -149,13 +151,17 @@ def lock_current(path: Path, exclusive: bool = False) -> int | None:
         os.close(fd)  # unlinked by the command that held it (its last reader, a pruning): lock the next one
 
 
-def _open(path: Path) -> int | None:
+def _open(path: Path, exclusive: bool) -> int | None:
+    """``path`` opened (made where missing); None where it cannot be, but the error of making it for ``exclusive`` (a
+    pruning: it could delete nothing there, and says why)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError:
-        pass
+    except OSError as exc:
+        made = exc
     try:  # another user's cache: flock needs no write access
         return os.open(path, os.O_RDONLY)
     except OSError:
+        if exclusive:
+            raise made from None
         return None
