@@ -250,7 +250,7 @@ def history_events(spec: str, model_dir: Path, backend: Backend, time_column: st
         filters = [(time_column, ">", training_end(split))]  # with a gap (split.gap_hours), its purged rows too
     else:
         data, filters = Path(spec), None
-    with read_if_ingest(data):  # an ingest cache folder: data.keep_ingests deletes it not while it is read
+    with read_if_ingest(glob_root(data)):  # an ingest cache folder: data.keep_ingests deletes it not while it is read
         if spec == "validation" and not data.is_dir():
             raise DataError(f"--history validation: the run's data ({data}) is gone (a cleared cache?); pass the "
                             "events' parquet directory instead")

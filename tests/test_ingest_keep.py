@@ -211,3 +211,24 @@ def test_a_pruning_that_cannot_make_a_lock_file_keeps_the_folder_and_says_why(tm
     assert retention["deleted"] == [] and first.is_dir()
     assert retention["errors"] == [f"{first}: Permission denied"]
     assert f"{first.name} (its deletion failed: Permission denied)" in said[-1]
+
+
+def test_predict_history_marks_the_ingest_folder_a_glob_of_it_names(tmp_path, monkeypatch):
+    """``predict --history '<cache>/<folder>/data/day=*/*.parquet'``: the folder was read unmarked (only a path in it
+    or its data/ was told), so another job's pruning deleted it under the read."""
+    from rapids_engage import predict
+    from rapids_engage.backend import CPU
+
+    raw, cache = window(tmp_path), tmp_path / "cache"
+    first = cache / folders(cache)[0]
+    now, _ = slide(raw, cache, 3, None, [])
+    pruned = []
+
+    def files_while_pruned(path):
+        pruned.append(prune_ingests(now / "data", 1, lambda _: None))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(predict, "input_files", files_while_pruned)
+    with pytest.raises(RuntimeError, match="stop here"):
+        predict.history_events(str(first / "data" / "day=*" / "*.parquet"), tmp_path / "run", CPU, "time")
+    assert pruned[0]["in_use"] == [first.name] and first.is_dir()
