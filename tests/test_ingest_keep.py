@@ -232,3 +232,16 @@ def test_predict_history_marks_the_ingest_folder_a_glob_of_it_names(tmp_path, mo
     with pytest.raises(RuntimeError, match="stop here"):
         predict.history_events(str(first / "data" / "day=*" / "*.parquet"), tmp_path / "run", CPU, "time")
     assert pruned[0]["in_use"] == [first.name] and first.is_dir()
+
+
+def test_a_killed_prunings_folder_left_renamed_away_goes_at_the_next_pruning(tmp_path):
+    """A pruning killed between its rename and its rmtree left ``.tmp-old-<folder>-<hex>`` (the removed day's parts):
+    nothing removed it, each day's folder having a name of its own."""
+    raw, cache, said = window(tmp_path), tmp_path / "cache", []
+    left = cache / ".tmp-old-table-0123456789ab-89abcdef"
+    (left / "data").mkdir(parents=True)
+    (left / "data" / "part-0.parquet").write_bytes(b"x" * 1000)
+    other = cache / ".tmp-old-plots-1"  # not an ingest folder's: not this pruning's to judge
+    other.mkdir()
+    _, retention = slide(raw, cache, 3, 1, said)
+    assert not left.exists() and other.is_dir() and retention["freed_bytes"] >= 1000

@@ -5,13 +5,15 @@ pruning the cache holds a folder per day and every part ever ingested. The famil
 rules and options (``inputs.json``'s ``family``: the cache key's salt); of its complete folders, all but the N newest
 (by their ``ingest.json``) are deleted, never the one this run read, each only under an exclusive non-blocking lock on
 its readers' lock file (:mod:`.reader_marks`; else kept: a command reads it), renamed away under it, then removed.
-The bytes freed are those of files no other folder links (a superseded folder's parts mostly are today's too).
+The bytes freed are those of files no other folder links (a superseded folder's parts mostly are today's too); a
+killed pruning's folder left renamed away goes too.
 A deletion that fails is said and recorded, never the run's failure: its models are published already.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable
@@ -24,6 +26,8 @@ from .reader_marks import ingest_entry, lock_current, marks_path
 from .recsys import RESULT_FILE
 
 SAID = "data.keep_ingests"
+#: An ingest folder renamed away to be deleted (:func:`_delete_unless_read`, :func:`..atomic.replace_dir`).
+LEFTOVER = re.compile(rf"{re.escape(OLD_PREFIX)}(recsys|table)-[0-9a-f]{{12}}-[0-9a-f]{{8}}")
 OWN = "this run's"
 
 
@@ -56,6 +60,7 @@ def prune_ingests(data_dir: str | os.PathLike, keep: int | None, log: Callable[[
         else:
             deleted.append(entry.name)
             freed += gone
+    freed += _sweep_leftovers(own.parent)
     deleted.reverse()  # oldest first, as kept
     in_use.reverse()
     kept = [e.name for e in reversed(family) if e.name not in deleted]
@@ -99,6 +104,17 @@ def _delete_unless_read(entry: Path) -> int | bool | None:
         os.close(fd)
     freed = _unshared_bytes(aside)
     shutil.rmtree(aside, ignore_errors=True)
+    return freed
+
+
+def _sweep_leftovers(cache: Path) -> int:
+    """Delete the ingest folders a killed pruning (or rebuild) renamed away but did not remove (no run removed them:
+    each day's folder has a name of its own); the bytes freed."""
+    freed = 0
+    for aside in cache.glob(f"{OLD_PREFIX}*"):
+        if LEFTOVER.fullmatch(aside.name) and aside.is_dir() and not aside.is_symlink():
+            freed += _unshared_bytes(aside)
+            shutil.rmtree(aside, ignore_errors=True)
     return freed
 
 
