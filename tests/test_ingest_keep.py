@@ -245,3 +245,22 @@ def test_a_killed_prunings_folder_left_renamed_away_goes_at_the_next_pruning(tmp
     other.mkdir()
     _, retention = slide(raw, cache, 3, 1, said)
     assert not left.exists() and other.is_dir() and retention["freed_bytes"] >= 1000
+
+
+def test_a_lock_file_that_cannot_be_unlinked_after_the_rename_still_deletes_the_folder(tmp_path, monkeypatch):
+    """Another user's lock file in a sticky cache directory: its unlink after the rename raised, so the folder renamed
+    away was said kept with 'its deletion failed' and left on disk."""
+    raw, cache = window(tmp_path), tmp_path / "cache"
+    first = cache / folders(cache)[0]
+    now, _ = slide(raw, cache, 3, None, [])
+    real_unlink = Path.unlink
+
+    def denied(self, missing_ok=False):
+        if self.name.endswith(".readers.lock"):
+            raise PermissionError(1, "Operation not permitted", str(self))
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", denied)
+    retention = prune_ingests(now / "data", 1, lambda _: None)
+    assert retention["deleted"] == [first.name] and retention["errors"] == []
+    assert folders(cache) == [now.name] and not list(cache.glob(".tmp-old-*"))

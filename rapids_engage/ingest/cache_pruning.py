@@ -17,6 +17,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
 from ..atomic import OLD_PREFIX
@@ -99,7 +100,8 @@ def _delete_unless_read(entry: Path) -> int | bool | None:
             return 0
         aside = entry.with_name(f"{OLD_PREFIX}{entry.name}-{uuid.uuid4().hex[:8]}")
         os.replace(entry, aside)
-        path.unlink(missing_ok=True)  # while held: a reader waiting on it locks the next one, finds no folder
+        with suppress(OSError):  # another user's in a sticky cache: a reader waiting on it finds no folder all the same
+            path.unlink(missing_ok=True)  # while held: a reader waiting on it locks the next one, finds no folder
     finally:
         os.close(fd)
     freed = _unshared_bytes(aside)
