@@ -264,3 +264,28 @@ def test_a_lock_file_that_cannot_be_unlinked_after_the_rename_still_deletes_the_
     retention = prune_ingests(now / "data", 1, lambda _: None)
     assert retention["deleted"] == [first.name] and retention["errors"] == []
     assert folders(cache) == [now.name] and not list(cache.glob(".tmp-old-*"))
+
+
+def test_a_forked_process_marking_its_parents_folder_keeps_it_after_the_parent_lets_go(tmp_path):
+    """A forked process (a dask worker) copied the parent's table of marks: its mark of a folder the parent marked only
+    counted the parent's descriptor, so the parent's release unlinked the lock file (the shared descriptor let it lock
+    exclusively) and a pruning deleted the folder the child still read."""
+    import os
+
+    raw, cache = window(tmp_path), tmp_path / "cache"
+    first = cache / folders(cache)[0]
+    now, _ = slide(raw, cache, 3, None, [])
+    marked, pruned = os.pipe(), os.pipe()
+    with reading(first):
+        if (pid := os.fork()) == 0:
+            try:
+                with reading(first):
+                    os.write(marked[1], b"x")
+                    os.read(pruned[0], 1)  # reads until the parent's pruning is done
+            finally:
+                os._exit(0)
+        os.read(marked[0], 1)
+    retention = prune_ingests(now / "data", 1, lambda _: None)
+    os.write(pruned[1], b"x")
+    os.waitpid(pid, 0)
+    assert retention["in_use"] == [first.name] and first.is_dir()

@@ -90,6 +90,20 @@ _held: dict[Path, list[int]] = {}
 _held_guard = threading.Lock()
 
 
+def _forget_parents_marks() -> None:
+    """In a forked child (a dask worker): the parent's marks are not its own (a shared descriptor let the parent's
+    release unlink the file under the child's mark; POSIX locks are not inherited), nor is a guard held at the fork."""
+    global _held_guard
+    for fd, _ in _held.values():
+        os.close(fd)
+    _held.clear()
+    _held_guard = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parents_marks)
+
+
 @contextmanager
 def _marked(entry: Path) -> Iterator[None]:
     path = marks_path(entry).absolute()
@@ -102,8 +116,8 @@ def _marked(entry: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        if held is not None:
-            with _held_guard:
+        with _held_guard:  # not in a forked child leaving its parent's block: not its mark
+            if held is not None and _held.get(path) is held:
                 held[1] -= 1
                 if not held[1]:
                     del _held[path]
