@@ -189,6 +189,22 @@ def test_a_folder_marked_twice_in_one_process_stays_marked_under_posix_locks(tmp
     assert not marks_path(first).exists()
 
 
+def test_a_pruning_keeps_a_folder_its_own_process_reads_under_posix_locks(tmp_path, monkeypatch):
+    """On NFS (POSIX locks, emulated with lockf) a process's locks never conflict with each other: a pruning in the
+    process that reads a folder (a run inside an audit's hold, a library user's loop) took the exclusive lock over its
+    own shared one and deleted the folder it was reading."""
+    import fcntl
+
+    raw, cache = window(tmp_path), tmp_path / "cache"
+    first = cache / folders(cache)[0]
+    now, _ = slide(raw, cache, 3, None, [])
+    monkeypatch.setattr(fcntl, "flock", fcntl.lockf)
+    with reading(first):
+        pruned = prune_ingests(now / "data", 1, lambda _: None)
+        assert pruned["deleted"] == [] and pruned["in_use"] == [first.name] and first.is_dir()
+    assert prune_ingests(now / "data", 1, lambda _: None)["deleted"] == [first.name]
+
+
 def test_a_pruning_that_cannot_make_a_lock_file_keeps_the_folder_and_says_why(tmp_path, monkeypatch):
     """A cache this user cannot write (another user's): the folder stays, recorded as the error it is, not as a
     filesystem without locks (4c3b015 said 'its filesystem does not lock' and recorded no error)."""

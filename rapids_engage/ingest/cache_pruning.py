@@ -23,7 +23,7 @@ from pathlib import Path
 from ..atomic import OLD_PREFIX
 from ..retention import summary_line
 from .incremental import Inputs, earlier_entries
-from .reader_marks import ingest_entry, lock_current, marks_path
+from .reader_marks import ingest_entry, lock_current, marked_here, marks_path
 from .recsys import RESULT_FILE
 
 SAID = "data.keep_ingests"
@@ -88,6 +88,8 @@ def _delete_unless_read(entry: Path) -> int | bool | None:
     """Delete ``entry`` under an exclusive lock on its readers' lock file; the bytes freed (0 where it was gone
     already), None where a command reads it, False where it cannot be locked (a filesystem without locks)."""
     path = marks_path(entry)
+    if marked_here(entry):  # this process reads it (its own lock would not stop it on NFS)
+        return None
     try:
         fd = lock_current(path, exclusive=True)
     except BlockingIOError:

@@ -104,6 +104,13 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_parents_marks)
 
 
+def marked_here(entry: str | os.PathLike) -> bool:
+    """Whether this process marks ``entry`` read now: on NFS (POSIX locks, per process) a pruning in this process
+    would take the exclusive lock over this process's own shared one."""
+    with _held_guard:
+        return marks_path(entry).absolute() in _held
+
+
 @contextmanager
 def _marked(entry: Path) -> Iterator[None]:
     path = marks_path(entry).absolute()
