@@ -445,9 +445,7 @@ def read_events(
     read already (:func:`input_footers`; a frame and its ``later_than`` one read each footer once)."""
     import dask.dataframe as dd
 
-    from .file_types import check_files  # it imports this module
     from .footers import holds_later, read_footer  # it imports this module
-    from .grouped_read import cast_partitions, file_groups, grouped_frame  # it imports this module
     from .store import parquet_files
 
     files = parquet_files(data_dir) if footers is None else [f.path for f in footers]
@@ -468,9 +466,22 @@ def read_events(
         missing = [c for c in needed if c not in frame.columns]
         if missing:
             raise DataError(f"{files[0]}: missing column(s) {missing} of its layout.json")
+    skip = [not holds_later(f, layout.time, later_than) for f in footers] if later_than is not None else None
+    return sized_input(frame, footers, partition_rows, min_partition_rows, min_partitions, sizing, skip)
+
+
+def sized_input(frame: Any, footers: list[Any], partition_rows: int | None, min_partition_rows: int | None,
+                min_partitions: int, sizing: bool, skip: list[bool] | None = None) -> Any:
+    """``frame`` (``dd.read_parquet`` of ``footers``' files, a partition per file) with every file's column types
+    checked (:func:`.file_types.check_files`) and sized (``sizing``: by the footers' row counts,
+    :func:`sized_partitions`): where that only merges small files, a merged partition is read by one task
+    (:mod:`.grouped_read`), else a file per partition, cast to the frame's types where a file's differ; ``skip``: the
+    files standing as empty partitions (:func:`empty_partitions`)."""
+    from .file_types import check_files  # it imports this module
+    from .grouped_read import cast_partitions, file_groups, grouped_frame  # it imports this module
+
     same = check_files(footers, list(frame.columns))
     rows = [f.num_rows for f in footers] if sizing else None
-    skip = [not holds_later(f, layout.time, later_than) for f in footers] if later_than is not None else None
     groups = file_groups(rows, partition_rows, min_partition_rows, min_partitions) if sizing else None
     if groups and (grouped := grouped_frame(frame, footers, groups, skip, same)) is not None:  # a task per merged partition
         return grouped
@@ -478,7 +489,7 @@ def read_events(
         frame = cast_partitions(frame)
     if skip is not None:
         frame = empty_partitions(frame, skip)
-    return sized_partitions(frame, files, partition_rows, min_partition_rows, min_partitions, rows=rows)
+    return sized_partitions(frame, [f.path for f in footers], partition_rows, min_partition_rows, min_partitions, rows=rows)
 
 
 def input_footers(data_dir: Path) -> list[Any]:

@@ -22,7 +22,7 @@ from rich.console import Console
 from .atomic import DamagedFile, check_fields, read_json, replace_dir, staged_dir
 from .backend import Backend
 from .config import ClusterConfig
-from .data import DataError, check_partitioning, sized_partitions
+from .data import DataError, check_partitioning, sized_input
 from .failures import naming
 from .features import FeatureBuilder, add_labels
 from .input_checks import check_input_files
@@ -354,23 +354,13 @@ def read_new_rows(path: Path, files: Sequence[Path | Footer], layout: Layout, mi
     partition (:func:`sized_partitions`), read by one task (:mod:`.grouped_read`)."""
     import dask.dataframe as dd
 
-    from .file_types import check_files
-    from .grouped_read import cast_partitions, file_groups, grouped_frame
-
     if not files:
         raise DataError(f"no parquet files at {path}: {RAW_INPUT}")
     footers = as_footers(files)
     paths = [f.path for f in footers]
     check_partitioning(paths)
     frame = dd.read_parquet([str(p) for p in paths], blocksize=None, columns=_shared_columns(footers, layout))
-    same = check_files(footers, list(frame.columns))  # every file's types, whatever the partitioning
-    rows = [f.num_rows for f in footers]
-    groups = file_groups(rows, None, min_partition_rows, 1)
-    if groups and (grouped := grouped_frame(frame, footers, groups, None, same)) is not None:  # a task per merged partition
-        return grouped
-    if not same:  # a file per partition, read in its own (wider) types
-        frame = cast_partitions(frame)
-    return sized_partitions(frame, paths, None, min_partition_rows, rows=rows)
+    return sized_input(frame, footers, None, min_partition_rows, 1, sizing=True)
 
 
 def _shared_columns(footers: list[Footer], layout: Layout) -> list[str] | None:
