@@ -1,0 +1,116 @@
+"""Every config key does what README says: documented in its section's row, read outside ``config/``, and in a store
+version's definition exactly when it changes the stored values (in: another version, never stale features from the
+cache; out: no needless rebuild)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from pathlib import Path
+
+import pytest
+
+from rapids_engage.config import Config, FeaturesConfig, load_config
+from rapids_engage.features.materialize import store_definition
+from rapids_engage.layout import RECSYS
+from rapids_engage.store import version_id
+
+ROOT = Path(__file__).parent.parent
+
+
+def _leaves(cls: type, path: str = "") -> list[tuple[str, str]]:
+    """(dotted path, name) of every field of ``cls`` and of the sections nested in it (sections themselves too)."""
+    out = []
+    for name, hint in typing.get_type_hints(cls).items():
+        out.append((f"{path}{name}", name))
+        nested = [h for h in (hint, *typing.get_args(hint), *(a for h in typing.get_args(hint) for a in typing.get_args(h)))
+                  if dataclasses.is_dataclass(h)]
+        if nested:
+            out += _leaves(nested[0], f"{path}{name}.")
+    return out
+
+
+def test_every_key_is_named_in_its_own_section_s_row_of_the_readme_table():
+    """README's Configuration table has a row per section; a key must be in its section's row (the check over the
+    whole section, test_config.py, let a key documented in another section's row pass)."""
+    readme = (ROOT / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `([\w.]+)` \| (.*) \|$", readme[readme.index("## Configuration"):readme.index("## report.json")],
+                           re.MULTILINE))
+    assert {"data", "data.table", "synthetic", "cluster", "split", "features", "train"} <= set(rows)
+    missing = []
+    for path, name in _leaves(Config):
+        parts = path.split(".")
+        row = next((".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1) if ".".join(parts[:i]) in rows), None)
+        if row is not None and f"`{name}`" not in rows[row]:
+            missing.append(path)
+    assert missing == []
+
+
+def test_every_key_is_read_outside_the_config_package():
+    """A key parsed and checked but read nowhere is a setting that silently does nothing: each field's name is read as
+    an attribute (``.name``) by some module of rapids_engage outside ``config/``."""
+    sources = "\n".join(p.read_text() for p in (ROOT / "rapids_engage").rglob("*.py") if "config" not in p.parent.name)
+    unread = [path for path, name in _leaves(Config) if not re.search(rf"\.{name}\b", sources)]
+    assert unread == []
+
+
+#: A features.* key -> a --set that changes it from the base config below. Every key of FeaturesConfig is here: a new
+#: key must be put in VALUE_KEYS (it changes the features) or not (it changes where or how they are built only).
+CHANGES = {
+    "target_encoding": "features.target_encoding.keys=[[language]]",
+    "target_encoding.keys": "features.target_encoding.keys=[[language]]",
+    "target_encoding.n_folds": "features.target_encoding.n_folds=3",
+    "target_encoding.smooth": "features.target_encoding.smooth=5",
+    "target_encoding.fold_method": "features.target_encoding.fold_method=random",
+    "target_encoding.seed": "features.target_encoding.seed=3",
+    "counts": "features.counts=[[language]]",
+    "history": "features.history.keys=[]",
+    "history.keys": "features.history.keys=[[engaged_with_user_id]]",
+    "history.windows": "features.history.windows=[3600]",
+    "history.days": "features.history.days=[2]",
+    "history.rates": "features.history.rates=false",
+    "history.label_delay": "features.history.label_delay=60",
+    "history.label_time": "features.history.label_time=event",
+    "session": "features.session.enabled=false",
+    "session.enabled": "features.session.enabled=false",
+    "session.key": "features.session.key=[engaged_with_user_id]",
+    "session.gap": "features.session.gap=60",
+    "content": "features.content=false",
+    "daily_counts": "features.daily_counts=false",
+    "store": "features.store=/elsewhere",
+    "broadcast_limit": "features.broadcast_limit=0",
+    "intermediates": "features.intermediates=memory",
+    "keep_versions": "features.keep_versions=2",
+}
+#: The keys whose change changes the stored features; the others (where the store is, how key tables meet the rows,
+#: where intermediates live, how many versions are kept) give the same values (tests/test_feature_invariance.py).
+VALUE_KEYS = {k for k in CHANGES if k not in ("store", "broadcast_limit", "intermediates", "keep_versions")}
+#: The base: the demo's features with session features on (so that their keys count).
+BASE = ["features.session.enabled=true"]
+
+
+def _version(tmp_path: Path, overrides: list[str]) -> str:
+    cfg = load_config(None, [*BASE, *overrides])
+    split = {"valid_hours": cfg.split.valid_hours, "cutoff": 0}
+    return version_id(store_definition(cfg.features, tmp_path / "store", tmp_path, list(cfg.train.targets), split, RECSYS,
+                                       tmp_path / "digests", lambda _: None))
+
+
+def test_every_features_key_is_classified():
+    assert set(CHANGES) == {path for path, _ in _leaves(FeaturesConfig)}
+
+
+@pytest.mark.parametrize("key", list(CHANGES))
+def test_a_features_key_is_in_the_store_version_exactly_when_it_changes_the_values(tmp_path, key):
+    changed = _version(tmp_path, [CHANGES[key]]) != _version(tmp_path, [])
+    assert changed == (key in VALUE_KEYS)
+
+
+@pytest.mark.parametrize("override", ["split.valid_hours=12", "split.gap_hours=2"])
+def test_a_split_key_is_in_the_store_version(override):
+    """The split's keys enter a version's definition (``split``): another window is another training split."""
+    from rapids_engage.run_stages import _split_def
+
+    cutoff = 1_000_000
+    assert _split_def(load_config(None, [override]), cutoff, None) != _split_def(load_config(), cutoff, None)
