@@ -276,8 +276,11 @@ class FeatureStore:
                              f"rapids_engage computes version {VALUES_VERSION} (a fix changed some values for the same "
                              "input): served, its models would see other values than they were trained on. Rerun the "
                              "pipeline to rebuild the store and retrain, or serve with the rapids_engage that built it")
-        builder = FeatureBuilder.load(self.version_dir(version) / "state",
-                                      section_from_dict(FeaturesConfig, manifest["definition"]["features"], source), df_lib)
+        # the definition's broadcast_limit is null (no value changes with it): the build's, kept beside it (versions
+        # built before it was kept: the default), so that serving partitions the tables the build would
+        features = manifest["definition"]["features"] | {
+            "broadcast_limit": manifest["broadcast_limit"] if "broadcast_limit" in manifest else FeaturesConfig.broadcast_limit}
+        builder = FeatureBuilder.load(self.version_dir(version) / "state", section_from_dict(FeaturesConfig, features, source), df_lib)
         names, stored = builder.feature_names(), manifest["features"]
         if names != stored:
             new, gone = [n for n in names if n not in stored], [n for n in stored if n not in names]

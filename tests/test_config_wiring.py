@@ -114,3 +114,42 @@ def test_a_split_key_is_in_the_store_version(override):
 
     cutoff = 1_000_000
     assert _split_def(load_config(None, [override]), cutoff, None) != _split_def(load_config(), cutoff, None)
+
+
+@pytest.fixture(scope="module")
+def small_split(tmp_path_factory):
+    from rapids_engage.data import read_events
+    from rapids_engage.features import add_labels
+    from rapids_engage.split import time_split
+    from rapids_engage.synthetic import SyntheticSpec, generate
+
+    root = tmp_path_factory.mktemp("wiring")
+    generate(root, SyntheticSpec(rows=3_000, days=3, seed=5))
+    train, valid, split = time_split(add_labels(read_events(root / "data"), ["like"]), 24)
+    return root / "data", train, valid, {"valid_hours": 24, "cutoff": split.cutoff}
+
+
+@pytest.mark.parametrize("limit", [0, 1_000, None])
+def test_serving_keeps_the_broadcast_limit_the_version_was_built_with(small_split, tmp_path, limit):
+    """The definition holds ``broadcast_limit: null`` (it changes no value, so no version of its own), and the serving
+    builder (predict, FeatureStore.transform) was loaded from it: null, "broadcast all", whatever the build was given
+    (the default 2,000,000 too), so a batch's per-day count tables were always gathered on the driver."""
+    from rapids_engage.backend import CPU
+    from rapids_engage.features.materialize import materialize
+
+    data_dir, train, valid, split = small_split
+    cfg = load_config(None, ["features.target_encoding.keys=[[language]]", "features.counts=[[engaging_user_id]]",
+                             "features.history.keys=[]"]).features
+    cfg.broadcast_limit = limit
+    built = materialize(cfg, tmp_path / "store", data_dir, train, valid, ["like"], split, CPU, RECSYS, False, lambda _: None)
+    assert built.store.builder(built.version).config.broadcast_limit == limit
+    if limit is None:  # a version built before the manifest kept it: the default, not the definition's null
+        import json
+
+        from rapids_engage.store import MANIFEST
+
+        path = built.store.version_dir(built.version) / MANIFEST
+        manifest = json.loads(path.read_text())
+        del manifest["broadcast_limit"]
+        path.write_text(json.dumps(manifest))
+        assert built.store.builder(built.version).config.broadcast_limit == FeaturesConfig().broadcast_limit

@@ -146,6 +146,9 @@ def materialize(
                 "reused": reused,
                 "rows": rows,
                 "split_counts": split_counts,
+                # out of the definition (no value changes with it), and what serving the version keeps to (predict,
+                # FeatureStore.transform): the definition's null would gather every batch's per-day count tables
+                "broadcast_limit": cfg.broadcast_limit,
                 "backend": backend.kind,
                 "libraries": library_versions(backend),
                 "python": platform.python_version(),
