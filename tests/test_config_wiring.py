@@ -153,3 +153,22 @@ def test_serving_keeps_the_broadcast_limit_the_version_was_built_with(small_spli
         del manifest["broadcast_limit"]
         path.write_text(json.dumps(manifest))
         assert built.store.builder(built.version).config.broadcast_limit == FeaturesConfig().broadcast_limit
+
+
+@pytest.mark.parametrize(("unused", "change"), [
+    ("features.history.keys=[]", "features.history.windows=[3600]"),
+    ("features.history.keys=[]", "features.history.days=[2]"),
+    ("features.history.keys=[]", "features.history.rates=false"),
+    ("features.history.keys=[]", "features.history.label_delay=60"),
+    ("features.target_encoding.keys=[]", "features.target_encoding.n_folds=3"),
+    ("features.target_encoding.keys=[]", "features.target_encoding.smooth=5"),
+    ("features.target_encoding.keys=[]", "features.target_encoding.fold_method=contiguous"),
+    ("features.target_encoding.keys=[]", "features.target_encoding.seed=3"),
+    ("features.target_encoding.fold_method=contiguous", "features.target_encoding.seed=3"),  # contiguous folds draw nothing
+    ("features.counts=[]", "features.daily_counts=false"),
+])
+def test_a_parameter_of_a_group_the_config_leaves_out_is_not_in_the_store_version(tmp_path, unused, change):
+    """History windows without history keys (a table config without them), target-encoding parameters without
+    target-encoding keys, the seed of contiguous folds, daily counts without count keys: no value changes, and each
+    was another version id, built again (the same columns, a new version directory)."""
+    assert _version(tmp_path, [unused, change]) == _version(tmp_path, [unused])

@@ -12,9 +12,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
-from ..config import FeaturesConfig
+from ..config import FeaturesConfig, HistoryConfig, TargetEncodingConfig
 from .frames import key_name
 from .sessions import PREFIX as SESSION_GROUP
 from .sessions import STATE_FORMAT as SESSION_STATE
@@ -57,3 +57,19 @@ def only(cfg: FeaturesConfig, wanted: set[str]) -> FeaturesConfig:
     sub.history.keys = [k for k in cfg.history.keys if f"hist_{key_name(k)}" in wanted]
     sub.session.enabled = cfg.session.enabled and SESSION_GROUP in wanted
     return sub
+
+
+def values_config(cfg: FeaturesConfig) -> FeaturesConfig:
+    """``cfg`` with the parameters no value depends on at their defaults (a copy): those of the target encoding and
+    the history when it names no key, the seed of contiguous folds (which draw nothing), ``daily_counts`` without
+    count keys. A store version's definition holds these, so that changing them builds no other version."""
+    te, history, daily = cfg.target_encoding, cfg.history, cfg.daily_counts
+    if not te.keys:
+        te = TargetEncodingConfig(keys=[])
+    elif te.fold_method == "contiguous":
+        te = replace(te, seed=TargetEncodingConfig.seed)
+    if not history.keys:
+        history = HistoryConfig()
+    if not cfg.counts:
+        daily = FeaturesConfig.daily_counts
+    return replace(cfg, target_encoding=te, history=history, daily_counts=daily)

@@ -26,7 +26,7 @@ from ..provenance import library_versions
 from ..store_builds import dir_size, in_use, sweep
 from ..store import FORMAT_VERSION, FeatureStore, fingerprint_files, use_lock, version_id, write_split
 from .build import VALUES_VERSION, FeatureBuilder
-from .groups import groups, only, signatures
+from .groups import groups, only, signatures, values_config
 from .label_times import resolve_label_time
 
 
@@ -170,8 +170,9 @@ def materialize(
 def store_definition(cfg: FeaturesConfig, store_path: Path, data_dir: Path, targets: list[str], split: dict, layout: Layout,
                      digests: Path | None = None, log: Callable[[str], None] = print) -> dict:
     """What a store version is the hash of (:func:`~..store.version_id`): the features, targets, layout, input
-    fingerprint, split and code versions of :func:`materialize`'s arguments."""
-    cfg = resolve_label_time(cfg, layout)
+    fingerprint, split and code versions of :func:`materialize`'s arguments (parameters no value depends on at their
+    defaults: :func:`~.groups.values_config`)."""
+    cfg = resolve_label_time(values_config(cfg), layout)
     return {
         # where the store, key tables and intermediates live, and how many versions are kept, change no value
         # (session features off: not named, so versions built before they existed keep being found)
