@@ -12,6 +12,7 @@ A deletion that fails is said and recorded, never the run's failure: its models 
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import shutil
@@ -22,9 +23,8 @@ from pathlib import Path
 
 from ..atomic import OLD_PREFIX
 from ..retention import summary_line
-from .incremental import Inputs, earlier_entries
+from .incremental import Inputs, earlier_entries, recency
 from .reader_marks import ingest_entry, lock_current, marked_here, marks_path
-from .recsys import RESULT_FILE
 
 SAID = "data.keep_ingests"
 #: An ingest folder renamed away to be deleted (:func:`_delete_unless_read`, :func:`..atomic.replace_dir`).
@@ -73,15 +73,9 @@ def prune_ingests(data_dir: str | os.PathLike, keep: int | None, log: Callable[[
 
 def _newest_first(own: Path, family: str) -> list[Path]:
     """The complete folders of ``family`` beside ``own``, ``own`` among them, the newest first."""
-    found = [e for e, _ in earlier_entries(own, family)] + [own]
-    return sorted(found, key=lambda e: (-_mtime(e / RESULT_FILE), e.name))
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:  # deleted meanwhile (another run's pruning): the oldest
-        return 0.0
+    found = [e for e, _ in earlier_entries(own, family)]
+    bisect.insort(found, own, key=recency)  # in its place in that order
+    return found
 
 
 def _delete_unless_read(entry: Path) -> int | bool | None:

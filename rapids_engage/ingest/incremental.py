@@ -131,14 +131,24 @@ def build_entry(root: Path, files: list[str], rules: str, ingest: Ingest, unsoun
 
 
 def earlier_entries(root: Path, family: str) -> list[tuple[Path, Inputs]]:
-    """The complete entries beside ``root`` of its kind and ``family``, with their inputs, the newest first."""
+    """The complete entries beside ``root`` of its kind and ``family``, with their inputs, the newest first
+    (:func:`recency`)."""
     kind = root.name.rsplit("-", 1)[0] + "-"
     found = []
     for entry in root.parent.glob(f"{kind}*"):
-        summary = entry / RESULT_FILE
-        if entry != root and summary.is_file() and (held := Inputs.load(entry)) is not None and held.family == family:
-            found.append((summary.stat().st_mtime, entry, held))
-    return [(entry, held) for _, entry, held in sorted(found, key=lambda f: (-f[0], f[1].name))]
+        if entry != root and (entry / RESULT_FILE).is_file() and (held := Inputs.load(entry)) is not None and held.family == family:
+            found.append((entry, held))
+    return sorted(found, key=lambda f: recency(f[0]))
+
+
+def recency(entry: Path) -> tuple[float, str]:
+    """The key ordering ingest entries the newest first: their ``RESULT_FILE``'s modification time (one deleted
+    meanwhile, by another run's pruning: the oldest), then their name."""
+    try:
+        written = (entry / RESULT_FILE).stat().st_mtime
+    except OSError:
+        written = 0.0
+    return -written, entry.name
 
 
 def plan(root: Path, today: Inputs, unsound: str | None = None) -> tuple[Reuse | None, str]:
@@ -456,5 +466,5 @@ def combined(summaries: list[tuple[dict | None, dict[str, int]]], paths: tuple[s
                         dict(sorted(days.items())), 0, total["output_rows"], quarantine, first)
 
 
-__all__ = ["Inputs", "Reuse", "build_entry", "combined", "earlier_entries", "incremental", "link_parts",
+__all__ = ["Inputs", "Reuse", "build_entry", "combined", "earlier_entries", "recency", "incremental", "link_parts",
            "merge_quarantines", "merge_small_parts", "plan", "summary_of"]
