@@ -21,7 +21,7 @@ from .existing_cluster import check_shared_paths
 from .features import add_labels
 from .features.label_times import engagement_times
 from .features.frames import drop_empty_partitions
-from .features.materialize import Materialized, materialize, store_definition
+from .features.materialize import Materialized, materialize, store_definition, wider_version
 from .footers import null_free_int_range
 from .layout import Layout
 from .progress import StageProgress, byte_size
@@ -108,28 +108,37 @@ def _split_def(cfg: Config, cutoff: int, shuffle_seed: int | None) -> dict:
 def _split_known(cfg: Config, dataset: Dataset, span: tuple[int, int], shuffle_seed: int | None, digests: Path,
                  log: Callable[[str], None]) -> tuple[SplitInfo | None, dict | None]:
     """(the split, the store definition of this input and split, its cut-off from the footers' ``span``); the split
-    is None unless the store holds that version intact with the split's counts in its manifest (they were counted
-    and checked when it was built from the same input, by its fingerprint, and split); else (a miss, or a version
-    built before manifests kept them) the split counts them. (None, None) when no version records this split and these
-    targets: the input is not hashed before the pass (a first run's split errors came after hashing all of it)."""
+    is None unless the store holds the version a build would serve (this definition's, else one of more targets:
+    :func:`~.features.materialize.wider_version`) intact with the split's counts in its manifest (they were counted
+    and checked when it was built from the same input, by its fingerprint, and split: the rows, valid and purged
+    counts do not depend on the targets, and its check of each target's labels covered this run's, among its
+    targets); else (a miss, or a version built before manifests kept them) the split counts them. (None, None) when
+    no version records this split and these targets or more: the input is not hashed before the pass (a first run's
+    split errors came after hashing all of it)."""
     cutoff = check_window(*span, cfg.split.valid_hours, cfg.split.gap_hours, dataset.layout.time)
     store, split_def, targets = FeatureStore(store_path(cfg)), _split_def(cfg, cutoff, shuffle_seed), list(cfg.train.targets)
     if not _recorded(store, split_def, targets):  # a miss: the input is hashed after the pass (materialize), as before
         return None, None
     definition = store_definition(cfg.features, store.path, dataset.data_dir, targets, split_def, dataset.layout, digests, log)
     manifest = store.manifest(version_id(definition))
+    if manifest is None:  # served by a version of more targets, when one is intact (materialize's order)
+        manifest = (wider_version(store, definition) or (None, None))[1]
     return recorded_split((manifest or {}).get("split_counts"), span, cutoff, whole_seconds(cfg.split.gap_hours)), definition
 
 
 def _recorded(store: FeatureStore, split_def: dict, targets: list[str]) -> bool:
-    """Whether a version in ``store`` records this split and these targets in its manifest's definition (read, not
-    checked: a cheap test before hashing the input; no such version, no version of this run's definition)."""
+    """Whether a version in ``store`` records this split and these targets, or more (a version a run of some of its
+    targets is served), in its manifest's definition (read, not checked: a cheap test before hashing the input; no
+    such version, no version this run's definition is served)."""
     for manifest_path in store.path.glob(f"*/{MANIFEST}"):
         try:
             definition = json.loads(manifest_path.read_text()).get("definition")
         except (OSError, ValueError, AttributeError):  # unreadable or of another shape: not intact, never a hit
             continue
-        if isinstance(definition, dict) and definition.get("split") == split_def and definition.get("targets") == targets:
+        if not isinstance(definition, dict) or definition.get("split") != split_def:
+            continue
+        theirs = definition.get("targets")
+        if theirs == targets or (isinstance(theirs, list) and set(targets) < set(map(str, theirs))):
             return True
     return False
 

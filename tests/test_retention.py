@@ -140,7 +140,7 @@ def test_a_wider_version_deleted_between_lookup_and_mark_is_rebuilt_as_the_runs_
     wide = ["--set", "train.targets=[like,reply]"]
     assert main([*_argv(tcp_cluster, tmp_path, "features", 1, None), *wide]) == 0
     wider = json.loads((tmp_path / "features-1" / "features.json").read_text())["store"]["version"]
-    real = materialize_module._wider_version
+    real = materialize_module.wider_version
 
     def deleted_after_lookup(store, definition):
         found = real(store, definition)
@@ -148,7 +148,7 @@ def test_a_wider_version_deleted_between_lookup_and_mark_is_rebuilt_as_the_runs_
         assert main(["store", str(store.path), "--delete", wider, "--quiet"]) == 0  # another job, before the mark
         return found
 
-    monkeypatch.setattr(materialize_module, "_wider_version", deleted_after_lookup)
+    monkeypatch.setattr(materialize_module, "wider_version", deleted_after_lookup)
     capsys.readouterr()
     assert main(_argv(tcp_cluster, tmp_path, "run", 1, None)) == 0  # like alone: a subset of the wider version's targets
     report = json.loads((tmp_path / "run-1" / "report.json").read_text())

@@ -82,3 +82,16 @@ def test_a_cache_hit_takes_the_split_counts_from_the_store(tcp_cluster, tmp_path
     # --rebuild counts, as before
     _features(tcp_cluster, tmp_path, out, "--rebuild")
     assert passes.count("split") == 5
+
+
+def test_a_run_of_some_of_a_versions_targets_takes_its_split_counts(tcp_cluster, tmp_path, passes, capsys):
+    wide = _features(tcp_cluster, tmp_path, tmp_path / "wide", "--set", "train.targets=[like,reply]")
+    assert passes == ["split", "hash"]
+    wide_log = _said(capsys)
+
+    some = _features(tcp_cluster, tmp_path, tmp_path / "some")
+    assert passes[2:] == ["hash"], "a run of some of the version's targets counted the split again"
+    assert some["store"]["cache_hit"] and some["store"]["version"] == wide["store"]["version"]
+    assert some["split"] == wide["split"] and some["rows"] == wide["rows"]
+    purged = [line for line in wide_log if line.startswith("split: ")]
+    assert purged and [line for line in _said(capsys) if line.startswith("split: ")] == purged

@@ -92,7 +92,7 @@ def materialize(
     if manifest and not rebuild:
         log(f"feature store: cache hit, version {version} ({store.version_dir(version)})")
         return Materialized(store, version, manifest["features"], manifest["rows"], True)
-    wider = None if rebuild else _wider_version(store, definition)
+    wider = None if rebuild else wider_version(store, definition)
     if wider is not None:  # a run of some of a version's targets: its features, those this run would build
         with use_lock(store.path, wider[0]):
             hold(wider[0])
@@ -235,7 +235,7 @@ def _same(a: object, b: object) -> bool:
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
-def _wider_version(store: FeatureStore, definition: dict) -> tuple[str, dict] | None:
+def wider_version(store: FeatureStore, definition: dict) -> tuple[str, dict] | None:
     """The newest intact version of the same definition but for more targets, holding every feature
     of ``definition`` (each target's encodings are computed on their own: the same values)."""
     for version, manifest in reversed(store.intact()):
