@@ -35,14 +35,15 @@ def lock_path(entry: str | os.PathLike) -> Path:
 
 
 @contextmanager
-def building(entry: str | os.PathLike, log: Callable[[str], None] | None = None) -> Iterator[None]:
+def building(entry: str | os.PathLike, log: Callable[[str], None] | None = None) -> Iterator[bool]:
     """Hold ``entry``'s build lock while the block runs; when another run (process or thread) holds it, say so with
     ``log`` ("waiting for another run building <entry>") and wait for it. The caller checks again, inside the block,
-    whether the entry is there now: the run it waited for has built it. The lock file is deleted on release."""
+    whether the entry is there now: the run it waited for has built it. The lock file is deleted on release. Yields
+    whether it locked (False: a filesystem or platform without locks, the block run unlocked)."""
     try:
         import fcntl
     except ImportError:  # not POSIX
-        yield
+        yield False
         return
     path = lock_path(entry)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +60,7 @@ def building(entry: str | os.PathLike, log: Callable[[str], None] | None = None)
             os.close(fd)
             continue
         try:
-            yield
+            yield locked
         finally:
             if locked:
                 path.unlink(missing_ok=True)  # while held: a waiter on this file sees it gone and locks the next one

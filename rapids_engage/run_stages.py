@@ -84,6 +84,8 @@ def store_stages(
     with prog.stage("features", client=client):
         built = materialize(cfg.features, store_path(cfg), dataset.data_dir, train, valid, targets, split_def, backend, layout, rebuild,
                             prog.log, digests, hold, definition, split.counts())
+        if built.cache_hit and known is None and split.counts() is not None:  # a version built before manifests kept them
+            built.store.add_split_counts(built.version, split.counts())
     spilled = spilled_bytes(client)
     if spilled:  # the memory limit was reached: the run is slower than in memory, and the disk must hold it
         prog.log(spilled_line(spilled, cfg.cluster))

@@ -184,6 +184,36 @@ class FeatureStore:
         replace_dir(tmp, self.version_dir(version))  # a rebuild, or a damaged version in the way
         return True
 
+    def add_split_counts(self, version: str, counts: dict) -> bool:
+        """Record the split's ``counts`` (:meth:`~.split.SplitInfo.counts`, counted by a hit on ``version``, built
+        before manifests kept them) in its manifest, so that the next hit takes them from there: True where written;
+        False where its manifest has them already, or cannot be rewritten (a store this user cannot write). Its id,
+        files and ``created`` stay. Safe beside readers and builds: the manifest is replaced in one step (a reader
+        reads the old one or the new), inside the directory opened (a rebuild renaming its own in place meanwhile is
+        never written into), under a lock of its own (``.<version>.counts.lock``: two runs recording at once; not
+        recorded where the filesystem does not lock)."""
+        def opener(name: str, flags: int) -> int:
+            return os.open(name, flags, 0o666, dir_fd=fd)
+
+        try:
+            with building(self.path / f"{version}.counts") as locked:
+                if not locked:  # two runs writing one part file at once could leave half a manifest: not recorded
+                    return False
+                fd = os.open(self.version_dir(version), os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    with open(MANIFEST, encoding="utf-8", opener=opener) as f:
+                        manifest = json.load(f)
+                    if not isinstance(manifest, dict) or manifest.get("version") != version or manifest.get("split_counts"):
+                        return False
+                    with open(MANIFEST + ".part", "w", encoding="utf-8", opener=opener) as f:
+                        f.write(json.dumps({**manifest, "split_counts": counts}, indent=1, default=str))
+                    os.replace(MANIFEST + ".part", MANIFEST, src_dir_fd=fd, dst_dir_fd=fd)
+                finally:
+                    os.close(fd)
+        except (OSError, ValueError):  # unwritable, or deleted or damaged meanwhile: counted again next time
+            return False
+        return True
+
     def discard(self, tmp: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 

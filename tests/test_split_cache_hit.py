@@ -73,6 +73,11 @@ def test_a_cache_hit_takes_the_split_counts_from_the_store(tcp_cluster, tmp_path
     assert counted["store"]["cache_hit"] and counted["split"] == hit["split"] and counted["rows"] == hit["rows"]
     assert _said(capsys) == hit_log
     assert any(line.startswith("split: ") and "purged" in line for line in hit_log), hit_log
+    # ... and records them there (same version, files and creation time): the next hit takes them
+    recorded = json.loads(manifest_path.read_text())
+    assert recorded == manifest | {"split_counts": counts}
+    _features(tcp_cluster, tmp_path, out)
+    assert passes.count("split") == 2
 
     # another split definition or input: another version, counted
     _features(tcp_cluster, tmp_path, tmp_path / "gap", "--set", "split.gap_hours=7")

@@ -149,3 +149,51 @@ def test_a_version_published_between_the_check_and_the_rename_is_kept(tmp_path, 
     reading.close()
     assert store.version_dir("aaa").stat().st_ino == inode and store.problem("aaa") is None
     assert sorted(p.name for p in store.path.iterdir()) == ["aaa"]  # the later run's build is gone, nothing left
+
+
+def test_split_counts_are_recorded_in_the_manifest_once_keeping_the_version_intact(tmp_path):
+    store = _store(tmp_path)
+    before = json.loads((store.version_dir("aaa") / MANIFEST).read_text())
+    counts = {"rows": 60, "valid": 10, "purged": 0}
+    assert store.add_split_counts("aaa", counts)
+    assert store.manifest("aaa") == before | {"split_counts": counts}  # same id, files, creation time: intact
+    assert not store.add_split_counts("aaa", {"rows": 1, "valid": 1, "purged": 0})  # recorded already: kept
+    assert store.manifest("aaa")["split_counts"] == counts
+    assert not store.add_split_counts("bbb", counts) and not store.version_dir("bbb").exists()  # no such version
+    assert sorted(p.name for p in store.path.iterdir()) == ["aaa"]  # no lock or part file left
+
+
+def test_split_counts_are_never_written_into_a_version_rebuilt_meanwhile(tmp_path, monkeypatch):
+    """A rebuild replaces the directory between the recording's read of the old manifest and its write: the rebuilt
+    version keeps its own manifest (the old one's file list there would make it damaged)."""
+    import rapids_engage.store as store_module
+
+    store = _store(tmp_path)
+
+    def read_then_rebuilt(f):
+        manifest = json.load(f)
+        tmp = store.begin()
+        (tmp / "train").mkdir()
+        pd.DataFrame({"f": range(70)}).to_parquet(tmp / "train" / "part.0.parquet")
+        store.publish(tmp, "aaa", {"rows": {"train": 70, "valid": 0}, "features": ["f"], "reused": None})
+        return manifest
+
+    rebuilt = type("json", (), {"load": staticmethod(read_then_rebuilt), "dumps": staticmethod(json.dumps)})
+    monkeypatch.setattr(store_module, "json", rebuilt)
+    store.add_split_counts("aaa", {"rows": 60, "valid": 10, "purged": 0})
+    monkeypatch.undo()
+    manifest, problem = store.check("aaa")
+    assert problem is None and manifest["rows"]["train"] == 70 and "split_counts" not in manifest
+
+
+def test_split_counts_are_not_recorded_where_the_filesystem_does_not_lock(tmp_path, monkeypatch):
+    """Two runs writing the one part file unlocked could leave half a manifest, a damaged version rebuilt under its
+    readers: a hit there counts again instead."""
+    import contextlib
+
+    import rapids_engage.store as store_module
+
+    store = _store(tmp_path)
+    monkeypatch.setattr(store_module, "building", lambda entry: contextlib.nullcontext(False))
+    assert not store.add_split_counts("aaa", {"rows": 60, "valid": 10, "purged": 0})
+    assert "split_counts" not in store.manifest("aaa")
