@@ -298,8 +298,11 @@ class FeatureStore:
         version, manifest = self._resolve(version)
         source = f"{self.version_dir(version) / MANIFEST}"
         hint = "rerun the pipeline to rebuild the version"
-        check_fields(check_fields(manifest, {"definition": dict, "features": list}, source, hint)["definition"],
-                     {"features": dict}, source, hint, where="definition")
+        check_fields(check_fields(manifest, {"definition": dict, "features": list, "broadcast_limit": (int, type(None))},
+                                  source, hint)["definition"], {"features": dict}, source, hint, where="definition")
+        if (manifest.get("broadcast_limit") or 0) < 0:  # named as the manifest holds it, not as the definition's null
+            raise DamagedFile(source, f"key broadcast_limit is {manifest['broadcast_limit']}, not a number of rows >= 0",
+                              hint)
         built_by = manifest["definition"].get("values", 1)
         if built_by != VALUES_VERSION and built_by not in SERVES_ALIKE:
             raise ValueError(f"store version {version} holds feature values version {built_by}, and this version of "
