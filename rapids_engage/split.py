@@ -38,10 +38,14 @@ def recorded_split(counts: Any, span: tuple[int, int], cutoff: int, gap: int) ->
     """The :class:`SplitInfo` of a split counted before (:meth:`SplitInfo.counts`, from the manifest of the store
     version built from the same input and split, whose time span is ``span``), or None when ``counts`` is no such
     record (absent: a version built before they were kept; an edit): the split is counted again."""
-    keys = ("rows", "valid", "purged")
-    if not isinstance(counts, dict) or not all(type(counts.get(k)) is int and counts[k] >= 0 for k in keys):
+    if not counts_recorded(counts):
         return None
     return SplitInfo(cutoff, int(span[0]), int(span[1]), gap, counts["purged"], counts["rows"], counts["valid"])
+
+
+def counts_recorded(counts: Any) -> bool:
+    """Whether ``counts`` (a manifest's ``split_counts``) is a record :func:`recorded_split` takes."""
+    return isinstance(counts, dict) and all(type(counts.get(k)) is int and counts[k] >= 0 for k in ("rows", "valid", "purged"))
 
 
 def whole_seconds(hours: float) -> int:

@@ -187,11 +187,14 @@ class FeatureStore:
     def add_split_counts(self, version: str, counts: dict) -> bool:
         """Record the split's ``counts`` (:meth:`~.split.SplitInfo.counts`, counted by a hit on ``version``, built
         before manifests kept them) in its manifest, so that the next hit takes them from there: True where written;
-        False where its manifest has them already, or cannot be rewritten (a store this user cannot write). Its id,
+        False where its manifest has them already (a record :func:`~.split.recorded_split` takes: a damaged one is
+        replaced), or cannot be rewritten (a store this user cannot write). Its id,
         files and ``created`` stay. Safe beside readers and builds: the manifest is replaced in one step (a reader
         reads the old one or the new), inside the directory opened (a rebuild renaming its own in place meanwhile is
         never written into), under a lock of its own (``.<version>.counts.lock``: two runs recording at once; not
         recorded where the filesystem does not lock)."""
+        from .split import counts_recorded
+
         def opener(name: str, flags: int) -> int:
             return os.open(name, flags, 0o666, dir_fd=fd)
 
@@ -203,7 +206,7 @@ class FeatureStore:
                 try:
                     with open(MANIFEST, encoding="utf-8", opener=opener) as f:
                         manifest = json.load(f)
-                    if not isinstance(manifest, dict) or manifest.get("version") != version or manifest.get("split_counts"):
+                    if not isinstance(manifest, dict) or manifest.get("version") != version or counts_recorded(manifest.get("split_counts")):
                         return False
                     with open(MANIFEST + ".part", "w", encoding="utf-8", opener=opener) as f:
                         f.write(json.dumps({**manifest, "split_counts": counts}, indent=1, default=str))

@@ -44,3 +44,17 @@ def test_a_damaged_broadcast_limit_in_the_manifest_is_named_where_it_is(small_ve
     finally:
         path.write_text(text)
     assert store.builder(version).config.broadcast_limit == FeaturesConfig().broadcast_limit  # the build's, restored
+
+
+def test_a_hit_replaces_damaged_split_counts(small_version):
+    """add_split_counts (8b84b15) left any manifest holding a ``split_counts`` value alone, as recorded already: one
+    that recorded_split refuses (an edit, a damaged file) was counted again on every hit and never replaced."""
+    store, version, path, text = small_version
+    counts = {"rows": 3_000, "valid": 900, "purged": 0}
+    path.write_text(json.dumps({**json.loads(text), "split_counts": {"rows": "3000", "valid": 900, "purged": 0}}))
+    try:
+        assert store.add_split_counts(version, counts)
+        assert json.loads(path.read_text())["split_counts"] == counts
+        assert not store.add_split_counts(version, {**counts, "rows": 1})  # recorded: kept
+    finally:
+        path.write_text(text)
