@@ -172,3 +172,20 @@ def test_a_parameter_of_a_group_the_config_leaves_out_is_not_in_the_store_versio
     target-encoding keys, the seed of contiguous folds, daily counts without count keys: no value changes, and each
     was another version id, built again (the same columns, a new version directory)."""
     assert _version(tmp_path, [unused, change]) == _version(tmp_path, [unused])
+
+
+def test_a_parameter_no_value_depends_on_recomputes_no_feature_group(small_split, tmp_path):
+    """The groups' signatures hold the config as the version's definition does (groups.values_config): a later build
+    with another feature changed reuses the groups of an earlier one whose only difference is such a parameter (the
+    seed of contiguous folds: every target-encoding group was recomputed)."""
+    from rapids_engage.backend import CPU
+    from rapids_engage.features.materialize import materialize
+
+    data_dir, train, valid, split = small_split
+    base = ["features.target_encoding.keys=[[language]]", "features.target_encoding.fold_method=contiguous",
+            "features.counts=[[engaging_user_id]]", "features.history.keys=[]"]
+    first = materialize(load_config(None, base).features, tmp_path, data_dir, train, valid, ["like"], split, CPU, RECSYS,
+                        False, lambda _: None)
+    later = load_config(None, [*base, "features.target_encoding.seed=3", "features.counts=[[engaging_user_id], [language]]"])
+    built = materialize(later.features, tmp_path, data_dir, train, valid, ["like"], split, CPU, RECSYS, False, lambda _: None)
+    assert built.reused == {"from": first.version, "groups": ["cnt_engaging_user_id", "content", "te_language"]}

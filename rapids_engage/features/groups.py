@@ -15,7 +15,9 @@ import json
 from dataclasses import asdict, replace
 
 from ..config import FeaturesConfig, HistoryConfig, TargetEncodingConfig
+from ..layout import Layout
 from .frames import key_name
+from .label_times import resolve_label_time
 from .sessions import PREFIX as SESSION_GROUP
 from .sessions import STATE_FORMAT as SESSION_STATE
 
@@ -59,10 +61,11 @@ def only(cfg: FeaturesConfig, wanted: set[str]) -> FeaturesConfig:
     return sub
 
 
-def values_config(cfg: FeaturesConfig) -> FeaturesConfig:
-    """``cfg`` with the parameters no value depends on at their defaults (a copy): those of the target encoding and
-    the history when it names no key, the seed of contiguous folds (which draw nothing), ``daily_counts`` without
-    count keys. A store version's definition holds these, so that changing them builds no other version."""
+def values_config(cfg: FeaturesConfig, layout: Layout) -> FeaturesConfig:
+    """``cfg`` as a store version's definition and its groups' signatures hold it (a copy): the history's label time
+    resolved for ``layout``, the parameters no value depends on at their defaults (those of the target encoding and
+    the history when it names no key, the seed of contiguous folds, which draw nothing, ``daily_counts`` without
+    count keys), so that changing them builds no other version and recomputes no group."""
     te, history, daily = cfg.target_encoding, cfg.history, cfg.daily_counts
     if not te.keys:
         te = TargetEncodingConfig(keys=[])
@@ -72,4 +75,4 @@ def values_config(cfg: FeaturesConfig) -> FeaturesConfig:
         history = HistoryConfig()
     if not cfg.counts:
         daily = FeaturesConfig.daily_counts
-    return replace(cfg, target_encoding=te, history=history, daily_counts=daily)
+    return resolve_label_time(replace(cfg, target_encoding=te, history=history, daily_counts=daily), layout)

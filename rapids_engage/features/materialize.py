@@ -110,7 +110,7 @@ def materialize(
 
     def build(_damaged: str | None) -> Materialized:
         keep = list(dict.fromkeys([*layout.carried(), *targets, *names]))
-        sigs = signatures(cfg, {g: FeatureBuilder(only(cfg, {g}), targets, layout).feature_names() for g in groups(cfg)})
+        sigs = group_signatures(cfg, targets, layout)
         base = None if rebuild else _base_version(store, definition, sigs)
         tmp = store.begin()
         scratch = _scratch(cfg, backend, tmp)
@@ -172,7 +172,7 @@ def store_definition(cfg: FeaturesConfig, store_path: Path, data_dir: Path, targ
     """What a store version is the hash of (:func:`~..store.version_id`): the features, targets, layout, input
     fingerprint, split and code versions of :func:`materialize`'s arguments (parameters no value depends on at their
     defaults: :func:`~.groups.values_config`)."""
-    cfg = resolve_label_time(values_config(cfg), layout)
+    cfg = values_config(cfg, layout)
     return {
         # where the store, key tables and intermediates live, and how many versions are kept, change no value
         # (session features off: not named, so versions built before they existed keep being found)
@@ -187,6 +187,13 @@ def store_definition(cfg: FeaturesConfig, store_path: Path, data_dir: Path, targ
         "values": VALUES_VERSION,  # code that computes other values for the same input builds another version
         "names": FeatureBuilder(cfg, targets, layout).feature_names(),  # a feature added to a group is a new version
     }
+
+
+def group_signatures(cfg: FeaturesConfig, targets: list[str], layout: Layout) -> dict[str, str]:
+    """Group id -> signature (:func:`~.groups.signatures`, with the columns each group gives), of the config as the
+    definition holds it (:func:`~.groups.values_config`): a parameter no value depends on recomputes no group."""
+    cfg = values_config(cfg, layout)
+    return signatures(cfg, {g: FeatureBuilder(only(cfg, {g}), targets, layout).feature_names() for g in groups(cfg)})
 
 
 def _built_meanwhile(store: FeatureStore, version: str, log: Callable[[str], None],
