@@ -189,3 +189,24 @@ def test_a_parameter_no_value_depends_on_recomputes_no_feature_group(small_split
     later = load_config(None, [*base, "features.target_encoding.seed=3", "features.counts=[[engaging_user_id], [language]]"])
     built = materialize(later.features, tmp_path, data_dir, train, valid, ["like"], split, CPU, RECSYS, False, lambda _: None)
     assert built.reused == {"from": first.version, "groups": ["cnt_engaging_user_id", "content", "te_language"]}
+
+
+@pytest.mark.parametrize("spelled", [
+    lambda f: setattr(f.target_encoding, "smooth", 20),  # YAML's 20 is loaded as 20.0; a library user's stays an int
+    lambda f: setattr(f.session, "key", ["engaging_user_id"]),  # the user column null stands for, named
+    lambda f: setattr(f.session, "key", []),  # empty: the default too
+], ids=["smooth-int", "session-key-named", "session-key-empty"])
+def test_a_config_spelled_otherwise_in_python_has_the_version_and_group_signatures_of_its_yaml(tmp_path, spelled):
+    """A FeaturesConfig built in Python (the library's FeatureStore.materialize) with an int where YAML gives a float, or
+    the session key written as the default it stands for, was another version and recomputed its groups."""
+    from rapids_engage.features.materialize import group_signatures
+
+    def both(features: FeaturesConfig) -> tuple[str, dict]:
+        definition = store_definition(features, tmp_path / "store", tmp_path, ["like"], {"valid_hours": 24, "cutoff": 0},
+                                      RECSYS, tmp_path / "digests", lambda _: None)
+        return version_id(definition), group_signatures(features, ["like"], RECSYS)
+
+    yaml = load_config(None, BASE).features
+    python = load_config(None, BASE).features
+    spelled(python)
+    assert both(python) == both(yaml)

@@ -22,8 +22,14 @@ def session_key(cfg: SessionConfig, layout: Layout) -> list[str]:
     data, a table's ``data.table.user``); a ConfigError when neither names one."""
     if cfg.key:
         return list(cfg.key)
-    if layout.user is None:
+    default = default_session_key(layout)
+    if default is None:
         roles = [c for c in (layout.creator, *layout.categorical) if c]  # keys a session may follow
         raise ConfigError("features.session.key: not set and the data name no user column (data.table.user): name the key, "
                           f"e.g. features.session.key: [{roles[0] if roles else 'COLUMN'}], or set data.table.user")
-    return [layout.user]
+    return default
+
+
+def default_session_key(layout: Layout) -> list[str] | None:
+    """The key ``features.session.key: null`` stands for: the data's user column (None where the data name none)."""
+    return None if layout.user is None else [layout.user]

@@ -10,12 +10,15 @@ columns, so a changed config recomputes only the groups whose signature is new.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
+import typing
 from dataclasses import asdict, replace
 
 from ..config import FeaturesConfig, HistoryConfig, TargetEncodingConfig
 from ..layout import Layout
+from .configured_encoders import default_session_key
 from .frames import key_name
 from .label_times import resolve_label_time
 from .sessions import PREFIX as SESSION_GROUP
@@ -65,7 +68,9 @@ def values_config(cfg: FeaturesConfig, layout: Layout) -> FeaturesConfig:
     """``cfg`` as a store version's definition and its groups' signatures hold it (a copy): the history's label time
     resolved for ``layout``, the parameters no value depends on at their defaults (those of the target encoding and
     the history when it names no key, the seed of contiguous folds, which draw nothing, ``daily_counts`` without
-    count keys), so that changing them builds no other version and recomputes no group."""
+    count keys), so that changing them builds no other version and recomputes no group; and canonical, so that a
+    config built in Python hashes as its YAML does: a float-typed field as a float (``smooth: 20`` -> 20.0, as the
+    loader makes it), a session key spelled as the one it defaults to (the data's user column, or empty) as null."""
     te, history, daily = cfg.target_encoding, cfg.history, cfg.daily_counts
     if not te.keys:
         te = TargetEncodingConfig(keys=[])
@@ -75,4 +80,21 @@ def values_config(cfg: FeaturesConfig, layout: Layout) -> FeaturesConfig:
         history = HistoryConfig()
     if not cfg.counts:
         daily = FeaturesConfig.daily_counts
-    return resolve_label_time(replace(cfg, target_encoding=te, history=history, daily_counts=daily), layout)
+    session = cfg.session
+    if not session.key or list(session.key) == default_session_key(layout):
+        session = replace(session, key=None)
+    return _floats(resolve_label_time(replace(cfg, target_encoding=te, history=history, daily_counts=daily,
+                                              session=session), layout))
+
+
+def _floats(section: typing.Any) -> typing.Any:
+    """``section`` (a config dataclass, its sections too) with a whole number in a float-typed field as a float."""
+    hints = typing.get_type_hints(type(section))
+    changes = {}
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if dataclasses.is_dataclass(value):
+            changes[f.name] = _floats(value)
+        elif type(value) is int and float in (hints[f.name], *typing.get_args(hints[f.name])):
+            changes[f.name] = float(value)
+    return replace(section, **changes)
