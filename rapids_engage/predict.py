@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,7 +35,8 @@ from .progress import StageProgress
 from .provenance import absolute_path
 from .schema import PLAUSIBLE_TIMES, utc
 from .split import training_end
-from .store import FeatureStore, MissingVersion, has_parquet_footer, marked_in_use, parquet_files
+from .store import (FeatureStore, MissingVersion, has_parquet_footer, marked_in_use, not_marked_line, parquet_files,
+                    unwritable)
 
 PRED_PREFIX = "pred_"
 #: The metadata files dask's ``to_parquet`` may write beside the parquet parts of ``predictions/``.
@@ -497,18 +498,22 @@ def check_predict_out(out: Path) -> None:
 
 
 @contextmanager
-def serving_marks(store_info: dict, model_dir: Path, store: Path | None = None) -> Iterator[None]:
+def serving_marks(store_info: dict, model_dir: Path, store: Path | None = None,
+                  log: Callable[[str], None] = lambda _: None) -> Iterator[None]:
     """Mark the models' store version in use (:func:`~.store_builds.in_use`) in each store it may be served from
     (:func:`store_candidates`) while the block runs: a ``store --keep`` meanwhile spares it. Each mark is written under
     the version's use lock (:func:`~.store.marked_in_use`): a deletion that read the marks before it (retention in a
     daily job) renamed the version away before the mark, and the read after it (:func:`locate_builder`) finds it gone;
     never found, then deleted under the predict. A store that is not there, or that this user cannot write
-    (read-only, whose versions this user cannot delete either), is not marked."""
+    (read-only, whose versions this user cannot delete either), is not marked (``log`` says so, as a run does)."""
     with ExitStack() as marks:
         for place in store_candidates(store_info, model_dir, store):
             if Path(place).is_dir():
-                with suppress(OSError):
+                try:
                     marks.enter_context(marked_in_use(place, store_info["version"], model_dir, serving=True))
+                except OSError as exc:
+                    if unwritable(exc):
+                        log(not_marked_line(place, store_info["version"], exc))
         yield
 
 
@@ -546,7 +551,7 @@ def _run_predict(model_dir: Path, input_path: Path, out: Path, backend: Backend,
     with memory, StageProgress(console, quiet, memory) as prog, ExitStack() as marks:
         with prog.stage("load"):
             metas, store_info = load_models(model_dir)
-            marks.enter_context(serving_marks(store_info, model_dir, store))  # until predict ends: `store --keep` spares it
+            marks.enter_context(serving_marks(store_info, model_dir, store, prog.log))  # until predict ends: `store --keep` spares it
             boosters = load_boosters(metas, backend)  # a damaged model file is refused before the cluster starts
             builder, served_from = locate_builder(store_info, backend, model_dir, store)
             extended = events_gap = None

@@ -17,6 +17,7 @@ file without its footer) is treated as absent and rebuilt, never read.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -109,6 +110,30 @@ def marked_in_use(store_path: str | os.PathLike, version: str, models: str | os.
         with use_lock(store_path, version):
             mark.enter_context(store_builds.in_use(Path(store_path), version, Path(models), serving=serving))
         yield
+
+
+class StoreNotWritable(OSError):
+    """A write a run needs refused by the OS in its store (read-only mount or filesystem, no permission): one line."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
+def unwritable(exc: BaseException) -> bool:
+    """Whether ``exc`` is the OS refusing a write: a read-only filesystem or mount, no permission."""
+    return isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def refused_write(exc: OSError) -> str:
+    """``exc`` as what was refused: ``Read-only file system: <file>``."""
+    return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+
+
+def not_marked_line(store_path: str | os.PathLike, version: str, exc: OSError) -> str:
+    """The log line of a run or predict that uses ``version`` of a store it cannot write, unmarked (``exc``)."""
+    return (f"feature store: version {version} is not marked in use: the store {store_path} is read-only for this user "
+            f"({refused_write(exc)}), so retention by a user who can write it (store --keep, features.keep_versions) "
+            "could delete it meanwhile")
 
 
 def version_id(definition: dict) -> str:

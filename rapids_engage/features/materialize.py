@@ -24,7 +24,8 @@ from ..layout import Layout
 from ..progress import byte_size
 from ..provenance import library_versions
 from ..store_builds import dir_size, in_use, sweep
-from ..store import FORMAT_VERSION, FeatureStore, fingerprint_files, use_lock, version_id, write_split
+from ..store import (FORMAT_VERSION, FeatureStore, StoreNotWritable, fingerprint_files, not_marked_line, refused_write,
+                     unwritable, use_lock, version_id, write_split)
 from .build import VALUES_VERSION, FeatureBuilder
 from .groups import groups, only, signatures, values_config
 from .label_times import resolve_label_time
@@ -84,25 +85,31 @@ def materialize(
     if definition is None:
         definition = store_definition(cfg, store.path, data_dir, targets, split, layout, digests, log)
     version = version_id(definition)
-    with use_lock(store.path, version):  # marked, then found: a deletion selecting it meanwhile keeps it (retention)
-        hold(version)
-        manifest, problem = store.check(version)
+    manifest, problem, refused = _marked_and_checked(store, version, hold)
     if problem not in (None, "absent"):
         log(f"feature store: version {version} is damaged ({problem}); rebuilding it")
     if manifest and not rebuild:
         log(f"feature store: cache hit, version {version} ({store.version_dir(version)})")
+        if refused is not None:
+            log(not_marked_line(store.path, version, refused))
         return Materialized(store, version, manifest["features"], manifest["rows"], True)
     wider = None if rebuild else wider_version(store, definition)
     if wider is not None:  # a run of some of a version's targets: its features, those this run would build
-        with use_lock(store.path, wider[0]):
-            hold(wider[0])
-            found, _ = store.check(wider[0])
+        found, _, refused = _marked_and_checked(store, wider[0], hold)
         if found is None:  # deleted (or damaged) since it was chosen, before the mark: this run's is built
             log(f"feature store: version {wider[0]} is gone; building version {version}")
         else:
             log(f"feature store: cache hit, version {wider[0]} (built for {', '.join(found['definition']['targets'])}; "
                 f"this run's {len(names)} features of {', '.join(targets)} are among its)")
+            if refused is not None:
+                log(not_marked_line(store.path, wider[0], refused))
             return Materialized(store, wider[0], names, found["rows"], True)
+    if refused is not None:  # to be built in a store this user cannot write: said before any work, not as a traceback
+        what = "is to be rebuilt (--rebuild)" if manifest else "is not in it"
+        raise StoreNotWritable(refused.errno, f"feature store {store.path} is not writable ({refused_write(refused)}): "
+                               f"version {version} of this run's features {what}, and a run builds it in its store; "
+                               "set features.store to a directory you can write (or have the store's maintainers build "
+                               "it)", str(store.path))
 
     def built_meanwhile() -> tuple[Materialized | None, None]:
         manifest = None if rebuild else store.manifest(version)
@@ -194,6 +201,21 @@ def group_signatures(cfg: FeaturesConfig, targets: list[str], layout: Layout) ->
     definition holds it (:func:`~.groups.values_config`): a parameter no value depends on recomputes no group."""
     cfg = values_config(cfg, layout)
     return signatures(cfg, {g: FeatureBuilder(only(cfg, {g}), targets, layout).feature_names() for g in groups(cfg)})
+
+
+def _marked_and_checked(store: FeatureStore, version: str,
+                        hold: Callable[[str], None]) -> tuple[dict | None, str | None, OSError | None]:
+    """(:meth:`~..store.FeatureStore.check` of ``version``, None) marked in use first (``hold``), under its use lock:
+    a deletion selecting it meanwhile keeps it (retention). In a store this user cannot write (read-only mount or
+    permissions: nothing of this user's can delete it either) checked unmarked: (its check, the write refused)."""
+    try:
+        with use_lock(store.path, version):
+            hold(version)
+            return (*store.check(version), None)
+    except OSError as exc:
+        if not unwritable(exc):
+            raise
+        return (*store.check(version), exc)
 
 
 def _built_meanwhile(store: FeatureStore, version: str, log: Callable[[str], None],
