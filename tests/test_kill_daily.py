@@ -1,0 +1,96 @@
+"""A daily job's ingest step (a rolling window: the oldest file removed, a day's added; built on yesterday's folder,
+then ``data.keep_ingests: 1``), killed (SIGKILL) just before one of its renames, links, unlinks or directory removals,
+then run again: the cache is what an uninterrupted step leaves, with no leftover and no lock file more.
+
+The kill points are drawn from the uninterrupted step's calls with a fixed seed (``bench/kill_daily.py`` does the same
+for the whole job, ``run`` and ``predict --out`` with a shared store and ``features.keep_versions: 1``, at any number
+of points)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import multiprocessing
+import random
+import shutil
+import signal
+import subprocess
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from rapids_engage.data import table_dataset
+from rapids_engage.ingest.cache_pruning import prune_ingests
+
+from test_ingest_incremental import day_file, table_cfg
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "kill_daily.py"
+SEED = 20261205
+KILLS = 4
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_kill_daily", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+kill_daily = _bench()
+
+
+def _step(work: Path, die_at: int) -> None:
+    """Today's ingest and pruning as a run does (its folder marked read from before it is built to after the
+    pruning), killed before the ``die_at``-th mutation (0: never; the calls then in ``work/../calls.json``)."""
+    import os
+
+    os.setpgid(0, 0)  # a process group of its own: the kill takes this process alone
+    calls = kill_daily.die_before(die_at)
+    with ExitStack() as readers:
+        dataset = table_dataset(table_cfg(work / "raw", work / "cache"), hold=readers.enter_context)
+        prune_ingests(dataset.data_dir, 1, lambda _: None)
+    (work.parent / "calls.json").write_text(json.dumps(calls))
+
+
+def _run_step(work: Path, die_at: int) -> int:
+    process = multiprocessing.get_context("fork").Process(target=_step, args=(work, die_at))
+    process.start()
+    process.join(120)
+    assert process.exitcode is not None, "the step hung"  # a lock the killed step held would block it
+    return process.exitcode
+
+
+def _restore(base: Path, work: Path) -> None:
+    if work.exists():
+        shutil.rmtree(work)
+    subprocess.run(["cp", "-a", str(base), str(work)], check=True)  # hard links between ingest folders kept
+    (work / "raw" / "d0.csv").unlink()  # the window slid: the oldest day out, today's in
+    day_file(work / "raw", "d3.csv", 3)
+
+
+@pytest.fixture(scope="module")
+def yesterday(tmp_path_factory) -> Path:
+    """The cache after yesterday's step (days 0-2 ingested, the day before's folder pruned), to start each trial from."""
+    base = tmp_path_factory.mktemp("kill_daily") / "base"
+    (base / "raw").mkdir(parents=True)
+    for day in range(3):
+        day_file(base / "raw", f"d{day}.csv", day, bad=day != 1)
+    with ExitStack() as readers:
+        table_dataset(table_cfg(base / "raw", base / "cache"), hold=readers.enter_context)
+    return base
+
+
+def test_a_daily_ingest_killed_at_any_point_then_run_again_leaves_what_an_uninterrupted_one_does(yesterday):
+    work = yesterday.parent / "work"
+    _restore(yesterday, work)
+    assert _run_step(work, 0) == 0
+    want, calls = kill_daily.state(work), json.loads((yesterday.parent / "calls.json").read_text())
+    assert len(want["ingests"]) == 1 and not want["leftovers"]
+    points = sorted(random.Random(SEED).sample(range(1, len(calls) + 1), KILLS))
+    for point in points:
+        _restore(yesterday, work)
+        assert _run_step(work, point) == -signal.SIGKILL, calls[point - 1]
+        assert _run_step(work, 0) == 0, calls[point - 1]
+        assert kill_daily.differences(kill_daily.state(work), want) == [], (point, calls[point - 1])
+
