@@ -6,7 +6,8 @@ holds an exclusive ``fcntl.flock`` on a hidden ``.<name>.lock`` file beside the 
 run waits (logging for what), then finds the entry whole and reuses it. :func:`build_once` is the sequence around
 it: look, lock, look again, build. The kernel releases the lock when its
 holder exits, however it ends; the lock file goes when its build ends (a waiter that locked the deleted file locks
-the new one), a killed run's stays, blocking nothing, until the next build of the entry.
+the new one), a killed run's stays, blocking nothing, until the next build of the entry (an ingest folder's: or
+the next ``data.keep_ingests`` pruning, :mod:`.ingest.cache_pruning`).
 
 Limits: flock locks on local disks and on NFS (Linux clients since 2.6.12 lock the server's files through NFS
 locks); a filesystem without locks (some FUSE mounts) is said once per build and built unlocked, as before: each

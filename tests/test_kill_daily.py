@@ -94,3 +94,30 @@ def test_a_daily_ingest_killed_at_any_point_then_run_again_leaves_what_an_uninte
         assert _run_step(work, 0) == 0, calls[point - 1]
         assert kill_daily.differences(kill_daily.state(work), want) == [], (point, calls[point - 1])
 
+
+def _after_publication(calls: list[str]) -> int:
+    """The call just after today's folder is published (its staging renamed in place; its build lock file still there)."""
+    return max(i for i, c in enumerate(calls) if c == "replace in replace_dir") + 2
+
+
+def _after_renaming_away(calls: list[str]) -> int:
+    """The call just after the pruning renamed yesterday's folder away (its readers' lock file still there)."""
+    return calls.index("replace in _delete_unless_read") + 2
+
+
+@pytest.mark.parametrize("point", [_after_publication, _after_renaming_away])
+def test_the_lock_files_a_killed_step_left_go_at_the_next_pruning(yesterday, point):
+    """Killed after today's folder was published but before its build lock file went, or after a pruning renamed
+    yesterday's folder away but before its readers' lock file went: the file stayed for good (blocking nothing: the
+    kernel let its lock go), one more in the cache at each such kill of a rolling window (a build lock file went at the
+    entry's next build only, and no folder of that name is built again)."""
+    work = yesterday.parent / "work"
+    _restore(yesterday, work)
+    assert _run_step(work, 0) == 0
+    want, calls = kill_daily.state(work), json.loads((yesterday.parent / "calls.json").read_text())
+    _restore(yesterday, work)
+    assert _run_step(work, point(calls)) == -signal.SIGKILL
+    assert _run_step(work, 0) == 0
+    got = kill_daily.state(work)
+    assert got["locks"] == want["locks"] == []
+    assert got == want

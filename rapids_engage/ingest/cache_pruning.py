@@ -6,7 +6,7 @@ rules and options (``inputs.json``'s ``family``: the cache key's salt); of its c
 (by their ``ingest.json``) are deleted, never the one this run read, each only under an exclusive non-blocking lock on
 its readers' lock file (:mod:`.reader_marks`; else kept: a command reads it), renamed away under it, then removed.
 The bytes freed are those of files no other folder links (a superseded folder's parts mostly are today's too); a
-killed pruning's folder left renamed away goes too.
+killed pruning's folder left renamed away goes too, and so do the lock files killed commands left (no lock held).
 A deletion that fails is said and recorded, never the run's failure: its models are published already.
 """
 
@@ -29,6 +29,8 @@ from .reader_marks import ingest_entry, lock_current, marked_here, marks_path
 SAID = "data.keep_ingests"
 #: An ingest folder renamed away to be deleted (:func:`_delete_unless_read`, :func:`..atomic.replace_dir`).
 LEFTOVER = re.compile(rf"{re.escape(OLD_PREFIX)}(recsys|table)-[0-9a-f]{{12}}-[0-9a-f]{{8}}")
+#: An ingest folder's build lock file (:func:`..build_lock.lock_path`) or readers' (:func:`.reader_marks.marks_path`).
+LOCK_FILE = re.compile(r"\.((?:recsys|table)-[0-9a-f]{12})(\.readers)?\.lock")
 OWN = "this run's"
 
 
@@ -62,6 +64,7 @@ def prune_ingests(data_dir: str | os.PathLike, keep: int | None, log: Callable[[
             deleted.append(entry.name)
             freed += gone
     freed += _sweep_leftovers(own.parent)
+    _sweep_stale_locks(own.parent)
     deleted.reverse()  # oldest first, as kept
     in_use.reverse()
     kept = [e.name for e in reversed(family) if e.name not in deleted]
@@ -114,6 +117,29 @@ def _sweep_leftovers(cache: Path) -> int:
             freed += _unshared_bytes(aside)
             shutil.rmtree(aside, ignore_errors=True)
     return freed
+
+
+def _sweep_stale_locks(cache: Path) -> None:
+    """Delete the ingest folders' lock files no command holds: a killed build's (its file went at the folder's next
+    build only, and a rolling window builds no folder twice) and a killed pruning's (its folder renamed away before
+    the file went). Each under an exclusive non-blocking lock, as their holders delete them: a command waiting on a
+    deleted file locks the next one; the mark this process holds (on NFS its own lock would not stop this) stays."""
+    for path in cache.glob(".*.lock"):
+        match = LOCK_FILE.fullmatch(path.name)
+        if match is None or (match.group(2) and marked_here(cache / match.group(1))):
+            continue
+        try:
+            fd = lock_current(path, exclusive=True)
+        except OSError:  # a command holds it, or it is not this user's to lock
+            continue
+        if fd is None:
+            continue
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def _unshared_bytes(folder: Path) -> int:
