@@ -7,7 +7,7 @@ ingested rows. Day 0 runs whole once (the base, copied for each trial with its h
 (the oldest file deleted, a new day's added) and runs whole once more: the reference. Each trial starts from the
 base, kills day 1's job after a delay drawn in [0, the reference's seconds) (``--repeat K``: K kills in a row), runs
 it again to the end and compares (:func:`differences`): the ingest folders and the rows of the newest, the store's
-versions and their files' bytes, the predictions, no ``.tmp*`` leftover, the same lock files, and no rerun held
+versions and their files' bytes, the predictions, no ``.tmp*`` / ``.trash*`` leftover, the same lock files, and no rerun held
 longer than ``--rerun-timeout`` seconds. The stage each kill landed in is the last line the job logged. Results to
 ``bench/results/kill_daily.json`` (``--json FILE`` elsewhere); exit status 1 when a trial differed.
 """
@@ -211,7 +211,7 @@ def _digest(path: Path) -> str:
 def state(work: Path) -> dict:
     """What the next day sees and the user reads, paths relative to ``work``: the ingest folders and their files'
     rows, the store's versions and their files' bytes (``manifest.json`` less its ``created`` time), the
-    predictions' rows, leftovers (``.tmp*``) and lock files anywhere."""
+    predictions' rows, leftovers (``.tmp*``, ``.trash*``) and lock files anywhere."""
     import pyarrow.parquet as pq
 
     cache, store, preds = work / "cache", work / "runs" / "store", work / "preds" / "predictions"
@@ -239,7 +239,7 @@ def state(work: Path) -> dict:
     out["predictions"] = _digest_frame(pq.read_table(parts).to_pandas()) if parts else None
     for path in sorted(work.rglob("*")):
         rel = str(path.relative_to(work))
-        if path.name.startswith(".tmp"):
+        if path.name.startswith((".tmp", ".trash")):
             out["leftovers"].append(rel)
         elif path.name.endswith(".lock"):
             out["locks"].append(rel)
@@ -310,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=50, help="trials (each kills day 1's job, then reruns it)")
     parser.add_argument("--at-calls", action="store_true",
                         help="kill just before a mutation call drawn from the reference's (else after a random delay)")
+    parser.add_argument("--points", default=None,
+                        help="with --at-calls: the calls to kill before, e.g. 43,67,88 (numbered as the reference's)")
     parser.add_argument("--repeat", type=int, default=1, help="kills in a row before the rerun")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default=None, help="scratch directory (default: a temporary one, deleted)")
@@ -332,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reference day 1: {seconds:.1f} s, {len(calls)} mutation calls", flush=True)
         rng, trials = random.Random(args.seed), []
         # --at-calls: the kill points drawn without replacement (every call once when --kills is as many), in order
-        points = sorted(rng.sample(range(1, len(calls) + 1), min(args.kills * args.repeat, len(calls))))
+        points = ([int(p) for p in args.points.split(",")] if args.points else
+                  sorted(rng.sample(range(1, len(calls) + 1), min(args.kills * args.repeat, len(calls)))))
         for k in range(args.kills):
             kills = (rng.sample(points, args.repeat) if args.repeat > 1 else [points[k % len(points)]]) if args.at_calls \
                 else [rng.uniform(0, seconds) for _ in range(args.repeat)]
