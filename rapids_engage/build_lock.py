@@ -6,8 +6,8 @@ holds an exclusive ``fcntl.flock`` on a hidden ``.<name>.lock`` file beside the 
 run waits (logging for what), then finds the entry whole and reuses it. :func:`build_once` is the sequence around
 it: look, lock, look again, build. The kernel releases the lock when its
 holder exits, however it ends; the lock file goes when its build ends (a waiter that locked the deleted file locks
-the new one), a killed run's stays, blocking nothing, until the next build of the entry (an ingest folder's: or
-the next ``data.keep_ingests`` pruning, :mod:`.ingest.cache_pruning`).
+the new one), a killed run's stays, blocking nothing, until the next build of the entry, or the next pruning
+(``data.keep_ingests``, ``features.keep_versions``: :func:`remove_unheld`).
 
 Limits: flock locks on local disks and on NFS (Linux clients since 2.6.12 lock the server's files through NFS
 locks); a filesystem without locks (some FUSE mounts) is said once per build and built unlocked, as before: each
@@ -89,6 +89,30 @@ def look_again_or_build(lock: AbstractContextManager, look: Callable[[], tuple[T
         if found is not None:
             return found, True
         return build(why), False
+
+
+def remove_unheld(path: Path) -> bool:
+    """Delete lock file ``path`` where no command holds its lock (a killed command's: left for good where its entry is
+    not built again, a rolling window's): locked exclusively without waiting and unlinked while held, as a holder's
+    release does (a command waiting on it then locks the next one). Whether it went."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return False
+    try:
+        fd = os.open(path, os.O_RDWR)  # not made: one gone meanwhile stays gone
+    except OSError:  # gone, or not this user's
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if same_file(fd, path):
+            path.unlink()
+            return True
+    except OSError:  # held (BlockingIOError), a filesystem without locks, a sticky directory
+        pass
+    finally:
+        os.close(fd)
+    return False
 
 
 def same_file(fd: int, path: Path) -> bool:

@@ -4,19 +4,24 @@ The selection is ``store --keep N``'s (:func:`~.store_admin.select`): all but th
 the damaged ones, less every version in use (models beside the store, runs and predicts in progress, builds
 reusing its feature groups); the version this run built or found is never deleted either (a cache hit on an
 older version keeps N + 1). A version a run marks in use after the selection, before its deletion, is kept
-(:func:`~.store_admin.remove_unless_in_use`). A deletion that fails is said and recorded, never the run's failure: its models
+(:func:`~.store_admin.remove_unless_in_use`). The versions' lock files killed runs left (no lock held) go too. A deletion that fails is said and recorded, never the run's failure: its models
 are published already.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
+from .build_lock import remove_unheld
 from .progress import byte_size
 from .store import FeatureStore
 from .store_admin import remove_unless_in_use, select
 from .store_builds import dir_size
+
+#: A version's build lock file (:func:`~.build_lock.lock_path`) or its :func:`~.store.use_lock`'s.
+LOCK_FILE = re.compile(r"\.[0-9a-f]{16}(\.use)?\.lock")
 
 
 def apply_retention(store_dir: str | Path, keep: int | None, own: str, log: Callable[[str], None]) -> dict | None:
@@ -48,6 +53,9 @@ def apply_retention(store_dir: str | Path, keep: int | None, own: str, log: Call
             continue
         deleted.append(version)
         freed += size
+    for path in store.path.glob(".*.lock"):  # a killed build's (it went at the version's next build only) or deletion's
+        if LOCK_FILE.fullmatch(path.name):
+            remove_unheld(path)
     kept = [i.version for i in chosen.infos if i.version not in deleted]
     log(summary_line(f"{said} {keep}", "version", store.path, deleted, freed, kept))
     return {"keep_versions": keep, "deleted": deleted, "kept": kept, "freed_bytes": freed, "errors": errors}

@@ -121,3 +121,42 @@ def test_the_lock_files_a_killed_step_left_go_at_the_next_pruning(yesterday, poi
     got = kill_daily.state(work)
     assert got["locks"] == want["locks"] == []
     assert got == want
+
+
+def _killed_holding(lock) -> None:
+    """``lock`` (a context) entered in a forked process killed (SIGKILL) inside it: its lock file left, no lock held."""
+    import os
+
+    def hold() -> None:
+        with lock:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    process = multiprocessing.get_context("fork").Process(target=hold)
+    process.start()
+    process.join(60)
+    assert process.exitcode == -signal.SIGKILL
+
+
+def test_the_lock_files_killed_store_commands_left_go_at_the_next_retention(tmp_path, held_elsewhere):
+    """``bench/kill_daily.py`` killed a day's run after it published its store version but before the version's build
+    lock file went: the file stayed for good once ``features.keep_versions`` deleted that version the next day (it went
+    at the version's next build only); so did a deletion's ``.<version>.use.lock``, killed after renaming the version
+    away. A lock a command holds stays."""
+    import pandas as pd
+
+    from rapids_engage.build_lock import building
+    from rapids_engage.retention import apply_retention
+    from rapids_engage.store import FeatureStore, use_lock
+
+    store = FeatureStore(tmp_path / "store")
+    old, own, busy = "0" * 16, "1" * 16, "2" * 16
+    for version in (old, own):
+        tmp = store.begin()
+        (tmp / "train").mkdir()
+        pd.DataFrame({"f": [1, 2]}).to_parquet(tmp / "train" / "part.0.parquet")
+        store.publish(tmp, version, {"rows": {"train": 2, "valid": 1}, "features": ["f"], "reused": None})
+    _killed_holding(building(store.version_dir(old)))
+    _killed_holding(use_lock(store.path, own))
+    with held_elsewhere(lambda: building(store.version_dir(busy))):  # another run building a version now
+        assert apply_retention(store.path, 1, own, lambda _: None)["deleted"] == [old]
+        assert sorted(p.name for p in store.path.glob(".*.lock")) == [f".{busy}.lock"]

@@ -22,6 +22,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from ..atomic import OLD_PREFIX
+from ..build_lock import remove_unheld
 from ..retention import summary_line
 from .incremental import Inputs, earlier_entries, recency
 from .reader_marks import ingest_entry, lock_current, marked_here, marks_path
@@ -122,24 +123,12 @@ def _sweep_leftovers(cache: Path) -> int:
 def _sweep_stale_locks(cache: Path) -> None:
     """Delete the ingest folders' lock files no command holds: a killed build's (its file went at the folder's next
     build only, and a rolling window builds no folder twice) and a killed pruning's (its folder renamed away before
-    the file went). Each under an exclusive non-blocking lock, as their holders delete them: a command waiting on a
-    deleted file locks the next one; the mark this process holds (on NFS its own lock would not stop this) stays."""
+    the file went); the mark this process holds stays (on NFS its own lock would not stop :func:`remove_unheld`)."""
     for path in cache.glob(".*.lock"):
         match = LOCK_FILE.fullmatch(path.name)
         if match is None or (match.group(2) and marked_here(cache / match.group(1))):
             continue
-        try:
-            fd = lock_current(path, exclusive=True)
-        except OSError:  # a command holds it, or it is not this user's to lock
-            continue
-        if fd is None:
-            continue
-        try:
-            path.unlink(missing_ok=True)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        remove_unheld(path)
 
 
 def _unshared_bytes(folder: Path) -> int:
