@@ -113,19 +113,22 @@ def job(work: Path) -> str:
 MUTATIONS = (("os", "rename"), ("os", "replace"), ("os", "link"), ("os", "unlink"), ("os", "rmdir"), ("shutil", "rmtree"))
 
 
-def die_before(die_at: int) -> list[str]:
+def die_before(die_at: int | str) -> list[str]:
     """:data:`MUTATIONS` of this process counted from now on, its process group killed (SIGKILL) just before the
-    ``die_at``-th (0: never): the list they are recorded in (each call's name and the project's function that made it)."""
+    ``die_at``-th (0: never; ``"<name> in <function>#k"``: the k-th call of that label, numbered from 1, as the
+    calls' order varies a little from run to run): the list they are recorded in (each call's label: its name and the
+    project's function that made it)."""
     import importlib
     import traceback
 
     calls: list[str] = []
+    label, _, nth = str(die_at).rpartition("#") if "#" in str(die_at) else ("", "", "")
 
     def counted(real, name):
         def call(*args, **kwargs):
             frames = [f for f in traceback.extract_stack(limit=12) if "rapids_engage" in f.filename]
             calls.append(f"{name} in {frames[-1].name if frames else '?'}")
-            if len(calls) == die_at:
+            if (calls.count(label) == int(nth) and calls[-1] == label) if label else len(calls) == die_at:
                 os.killpg(os.getpgrp(), signal.SIGKILL)
             return real(*args, **kwargs)
         return call
@@ -136,7 +139,7 @@ def die_before(die_at: int) -> list[str]:
     return calls
 
 
-def job_in_process(work: Path, die_at: int, calls_json: Path | None) -> int:
+def job_in_process(work: Path, die_at: int | str, calls_json: Path | None) -> int:
     """The daily job in this process (``run``, then ``predict``), killed just before its ``die_at``-th mutation
     (:func:`die_before`); ``calls_json``: the calls it made, written at the end."""
     from rapids_engage.pipeline import main as pipeline
@@ -153,7 +156,7 @@ def job_in_process(work: Path, die_at: int, calls_json: Path | None) -> int:
     return code
 
 
-def start(work: Path, log: Path, die_at: int | None = None, calls_json: Path | None = None) -> subprocess.Popen:
+def start(work: Path, log: Path, die_at: int | str | None = None, calls_json: Path | None = None) -> subprocess.Popen:
     """The job in a process group of its own: the shell line of :func:`job`, or with ``die_at`` :func:`job_in_process`."""
     argv = ["bash", "-c", job(work)] if die_at is None else [
         sys.executable, __file__, "--job", str(work), "--die-at", str(die_at), *(["--calls-json", str(calls_json)] if calls_json else [])]
@@ -192,8 +195,9 @@ def kill_after(work: Path, log: Path, delay: float) -> str:
     return lines[-1][:160] if lines else "(nothing logged)"
 
 
-def kill_at_call(work: Path, log: Path, call: int, timeout: float) -> str:
-    """The job in process, killed just before its ``call``-th mutation: 'killed', or how it ended."""
+def kill_at_call(work: Path, log: Path, call: int | str, timeout: float) -> str:
+    """The job in process, killed just before its ``call``-th mutation (:func:`die_before`): 'killed', or how it
+    ended."""
     proc = start(work, log, call)
     try:
         code = proc.wait(timeout)
@@ -239,8 +243,9 @@ def state(work: Path) -> dict:
     out["predictions"] = _digest_frame(pq.read_table(parts).to_pandas()) if parts else None
     for path in sorted(work.rglob("*")):
         rel = str(path.relative_to(work))
-        if path.name.startswith((".tmp", ".trash")):
-            out["leftovers"].append(rel)
+        if path.name.startswith((".tmp", ".trash")):  # with what it holds, to tell whose it is
+            inside = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+            out["leftovers"].append(f"{rel} {inside}" if inside else rel)
         elif path.name.endswith(".lock"):
             out["locks"].append(rel)
     return out
@@ -290,18 +295,18 @@ def restore(base_dir: Path, work: Path) -> None:
 
 
 def trial(base_dir: Path, work: Path, kills: list, rerun_timeout: float) -> dict:
-    """Day 1 from the base, killed at each of ``kills`` in turn (a float: seconds after its start; an int: before that
-    mutation call), then run to its end."""
+    """Day 1 from the base, killed at each of ``kills`` in turn (a float: seconds after its start; else before that
+    mutation call, :func:`die_before`), then run to its end."""
     restore(base_dir, work)
     slide(work, WINDOW)
     log = work.parent / "trial.log"
-    ends = [kill_at_call(work, log, k, rerun_timeout) if isinstance(k, int) else kill_after(work, log, k) for k in kills]
+    ends = [kill_after(work, log, k) if isinstance(k, float) else kill_at_call(work, log, k, rerun_timeout) for k in kills]
     try:
         run_whole(work, log, rerun_timeout)
         error = None
     except RuntimeError as exc:
         error = str(exc)
-    return {"kills": [k if isinstance(k, int) else round(k, 2) for k in kills], "ends": ends, "rerun_error": error,
+    return {"kills": [round(k, 2) if isinstance(k, float) else k for k in kills], "ends": ends, "rerun_error": error,
             "state": None if error else state(work)}
 
 
@@ -311,18 +316,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--at-calls", action="store_true",
                         help="kill just before a mutation call drawn from the reference's (else after a random delay)")
     parser.add_argument("--points", default=None,
-                        help="with --at-calls: the calls to kill before, e.g. 43,67,88 (numbered as the reference's)")
+                        help="with --at-calls: the calls to kill before, e.g. 43,67,88 (numbered as the reference's) or "
+                             "'rmdir in build#3,unlink in release#1' (the k-th call of that label)")
     parser.add_argument("--repeat", type=int, default=1, help="kills in a row before the rerun")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default=None, help="scratch directory (default: a temporary one, deleted)")
     parser.add_argument("--rerun-timeout", type=float, default=300.0)
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "kill_daily.json"))
     parser.add_argument("--job", default=None, help=argparse.SUPPRESS)  # the job in process (start)
-    parser.add_argument("--die-at", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--die-at", default="0", help=argparse.SUPPRESS)
     parser.add_argument("--calls-json", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.job:
-        return job_in_process(Path(args.job), args.die_at, Path(args.calls_json) if args.calls_json else None)
+        return job_in_process(Path(args.job), int(args.die_at) if args.die_at.isdigit() else args.die_at, Path(args.calls_json) if args.calls_json else None)
     if args.kills < 1 or args.repeat < 1:
         parser.error("--kills and --repeat must be >= 1")
     import tempfile
@@ -334,14 +340,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reference day 1: {seconds:.1f} s, {len(calls)} mutation calls", flush=True)
         rng, trials = random.Random(args.seed), []
         # --at-calls: the kill points drawn without replacement (every call once when --kills is as many), in order
-        points = ([int(p) for p in args.points.split(",")] if args.points else
+        points = ([int(p) if p.isdigit() else p for p in args.points.split(",")] if args.points else
                   sorted(rng.sample(range(1, len(calls) + 1), min(args.kills * args.repeat, len(calls)))))
         for k in range(args.kills):
             kills = (rng.sample(points, args.repeat) if args.repeat > 1 else [points[k % len(points)]]) if args.at_calls \
                 else [rng.uniform(0, seconds) for _ in range(args.repeat)]
             result = trial(base_dir, work, kills, args.rerun_timeout)
             if args.at_calls:
-                result["calls"] = [calls[c - 1] for c in kills]
+                result["calls"] = [calls[c - 1] if isinstance(c, int) else c for c in kills]
             result["differences"] = ([f"rerun: {result['rerun_error']}"] if result["rerun_error"]
                                      else differences(result["state"], want))
             result.pop("state")
