@@ -191,13 +191,15 @@ class FeatureStore:
         if not replace and self.manifest(version) is not None:
             self.discard(tmp)
             return False
-        store_builds.release(tmp)
-        files = list_files(tmp)
+        files = {name: size for name, size in list_files(tmp).items() if name != store_builds.OWNER}
         manifest = {**manifest, "version": version, "format": FORMAT_VERSION, "created": time.time(), "files": files}
         part = tmp / (MANIFEST + ".part")
         with naming(part):
             part.write_text(json.dumps(manifest, indent=1, default=str))
         os.replace(part, tmp / MANIFEST)
+        # the owner mark goes last: a build killed from here to the rename leaves a manifest naming its version, whose
+        # free build lock tells a killed publication (store_builds.state); killed earlier, the mark tells it
+        store_builds.release(tmp)
         if not replace:
             try:  # one step: a version a concurrent run published after the check above is not replaced under its reader
                 os.rename(tmp, self.version_dir(version))

@@ -1,8 +1,9 @@
 """A store's temporary directories: who builds in them, and deleting what killed builds left.
 
 A version is built in ``<store>/.tmp-<id>/`` holding :data:`OWNER` (the host and process id of the
-build), removed just before it is published. A directory whose builder is gone (a process of this
-host no longer running) is a killed build's; the leftovers of a replaced version
+build), removed once its manifest is written, just before it is renamed in place. A directory whose builder is gone
+(a process of this host no longer running), or with a manifest and no owner whose version's build lock no one holds
+(a publication killed between the two), is a killed build's; the leftovers of a replaced version
 (``.tmp-old-*``) or of a deletion (``.trash-*``) are garbage. A build on another host sharing the
 store, or one started by a release that wrote no owner, cannot be checked from here.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -21,8 +23,11 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .atomic import OLD_PREFIX, pid_namespace, process_alive, write_text
+from .build_lock import lock_path
 
 OWNER = ".owner.json"
+#: A version's manifest (``store.MANIFEST``) and the form of its id (``store.version_id``).
+PUBLISHED, VERSION_ID = "manifest.json", re.compile(r"[0-9a-f]{16}")
 #: Prefixes of a store's temporary directories.
 PREFIXES = (".tmp-", ".trash-")
 #: The states of :func:`state`.
@@ -59,10 +64,44 @@ def state(tmp: Path) -> str:
         owner = json.loads((tmp / OWNER).read_text())
         host, pid, pidns = owner["host"], int(owner["pid"]), owner.get("pidns")
     except (OSError, ValueError, KeyError, TypeError):
-        return UNKNOWN
+        return _unowned(tmp)
     if not checkable(host, pidns):
         return UNKNOWN
     return LIVE if process_alive(pid) else KILLED
+
+
+def _unowned(tmp: Path) -> str:
+    """:data:`KILLED` for a publication killed after its owner mark went (a manifest naming a version whose build lock
+    no one holds: every build publishes under it), else :data:`UNKNOWN` (a build of another host, or of a release that
+    wrote no owner)."""
+    try:
+        version = json.loads((tmp / PUBLISHED).read_text())["version"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return UNKNOWN
+    if not isinstance(version, str) or not VERSION_ID.fullmatch(version):
+        return UNKNOWN
+    return KILLED if _lock_free(lock_path(tmp.parent / version)) else UNKNOWN
+
+
+def _lock_free(path: Path) -> bool:
+    """Whether no one holds the lock of lock file ``path`` (no file: no one); False where it cannot be told."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:  # held (BlockingIOError), or a filesystem without locks
+        return False
+    finally:
+        os.close(fd)  # releases it
 
 
 def temporary_dirs(store: Path) -> list[Path]:

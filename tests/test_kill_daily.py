@@ -160,3 +160,46 @@ def test_the_lock_files_killed_store_commands_left_go_at_the_next_retention(tmp_
     with held_elsewhere(lambda: building(store.version_dir(busy))):  # another run building a version now
         assert apply_retention(store.path, 1, own, lambda _: None)["deleted"] == [old]
         assert sorted(p.name for p in store.path.glob(".*.lock")) == [f".{busy}.lock"]
+
+
+def _publish(store_path: Path, version: str, die_at: int) -> None:
+    """A version built in a temporary directory and published, killed before the ``die_at``-th mutation of the
+    publication (0: never)."""
+    import os
+
+    import pandas as pd
+
+    from rapids_engage.store import FeatureStore
+
+    store = FeatureStore(store_path)
+    tmp = store.begin()
+    (tmp / "train").mkdir()
+    pd.DataFrame({"f": [1, 2]}).to_parquet(tmp / "train" / "part.0.parquet")
+    os.setpgid(0, 0)
+    calls = kill_daily.die_before(die_at)
+    store.publish(tmp, version, {"rows": {"train": 2, "valid": 1}, "features": ["f"], "reused": None}, replace=False)
+    (store_path / "calls.json").write_text(json.dumps(calls))
+
+
+def test_a_build_killed_while_it_publishes_leaves_nothing_the_next_build_keeps(tmp_path):
+    """``bench/kill_daily.py`` killed a day's run while it published its store version (its owner mark removed, the
+    manifest not yet renamed in place): the temporary directory, owned by no one, was taken for another host's build
+    in progress and kept for good by every later run (a ``.tmp-<hex>`` more per such kill). Killed at any call of the
+    publication, the next run's sweep deletes what it left (the version's build lock is free: no one publishes it)."""
+    from rapids_engage.store import FeatureStore
+    from rapids_engage.store_builds import sweep, temporary_dirs
+
+    def publish(store_path: Path, die_at: int) -> int:
+        process = multiprocessing.get_context("fork").Process(target=_publish, args=(store_path, "a" * 16, die_at))
+        process.start()
+        process.join(60)
+        return process.exitcode
+
+    assert publish(tmp_path / "clean", 0) == 0
+    calls = json.loads((tmp_path / "clean" / "calls.json").read_text())
+    for point in range(1, len(calls) + 1):
+        store = tmp_path / f"killed-{point}"
+        assert publish(store, point) == -signal.SIGKILL
+        sweep(store)
+        assert temporary_dirs(store) == [], calls[point - 1]
+        assert publish(store, 0) == 0 and FeatureStore(store).versions() == ["a" * 16]
