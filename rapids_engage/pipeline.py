@@ -39,7 +39,7 @@ from .progress import StageProgress
 from .provenance import CONFIG_FILE, absolute_path, config_data, run_info, write_config
 from .retention import apply_retention
 from .run_lock import out_lock
-from .run_dirs import check_dir, check_features_out, check_run_outputs, store_path
+from .run_dirs import check_dir, check_features_out, check_run_outputs, check_store, store_path
 from .store_builds import in_use
 from .run_stages import evaluate_stage, store_stages, train_stage
 from .split import check_window
@@ -51,10 +51,10 @@ from .train_check import check_params
 
 
 @contextlib.contextmanager
-def _stages(cfg: Config, quiet: bool, console: Console, backend: Backend | None = None,
+def _stages(cfg: Config, quiet: bool, console: Console, backend: Backend | None = None, rebuild: bool = False,
             ) -> Iterator[tuple[Backend, Path, StageProgress, MemoryWatch]]:
     """The backend (``backend``: decided already, by the audit for its runs), output directory, progress display and
-    memory watch of a run."""
+    memory watch of a run (``rebuild``: its features rebuilt, so its store must be writable)."""
     why = None
     if backend is None:
         backend, why = run_backend(cfg.cluster)  # why: --gpus auto on an existing cluster, decided by its workers' GPUs
@@ -62,7 +62,7 @@ def _stages(cfg: Config, quiet: bool, console: Console, backend: Backend | None 
     # the directories a run writes, before it spends time; made when written (a config refused later leaves none)
     check_dir(cfg, "out", cfg.out, "output directory")
     check_dir(cfg, "data.cache_dir", cfg.data.cache_dir, "cache directory")
-    check_dir(cfg, "features.store", store_path(cfg), "feature store")
+    check_store(cfg, rebuild)
     memory = MemoryWatch.for_run(backend, cfg.cluster.scheduler_address)
     with memory, StageProgress(console, quiet, memory) as prog, _keys_sourced(cfg):
         if why:
@@ -166,7 +166,7 @@ def _run(
     # the store version the models are trained from is marked in use until they are published: `store --keep`
     # (a housekeeping job) deleted it under a run in progress, whose models then could not be served
     with contextlib.ExitStack() as staged:
-        with _stages(cfg, quiet, console, backend) as (backend, out, prog, memory):
+        with _stages(cfg, quiet, console, backend, rebuild) as (backend, out, prog, memory):
             dataset = _data_stage(cfg, backend, prog, hold=hold)
             with _cluster(cfg, backend, prog) as cluster:
                 # marked as soon as the version is known, inside the store stage: a `store --keep` between its end
@@ -293,7 +293,7 @@ def _build_features(
     console = console or Console(stderr=True)
     started = time.time()
     check_features_out(cfg, Path(cfg.out))
-    with _stages(cfg, quiet, console) as (backend, out, prog, memory):
+    with _stages(cfg, quiet, console, rebuild=rebuild) as (backend, out, prog, memory):
         dataset = _data_stage(cfg, backend, prog, train=False, hold=hold)
         with _cluster(cfg, backend, prog) as cluster:
             split, built = store_stages(cfg, backend, prog, cluster, dataset, rebuild, None)

@@ -34,8 +34,32 @@ def unusable_dir(path: str | Path) -> str | None:
         if place.exists():
             if not place.is_dir():
                 return "File exists" if place == where else "Not a directory"
-            return None if os.access(place, os.W_OK | os.X_OK) else "Permission denied"
+            if os.access(place, os.W_OK | os.X_OK):
+                return None
+            return "Read-only file system" if _read_only_mount(place) else "Permission denied"
     return None
+
+
+def _read_only_mount(path: Path) -> bool:
+    """Whether ``path`` lies on a filesystem mounted read-only (``os.access`` refuses it without saying why)."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def check_store(cfg: Config, rebuild: bool) -> None:
+    """The run's feature store (:func:`store_path`) as :func:`check_dir` checks a directory, except that a store which
+    is there and which this user cannot write (another team's, mounted read-only) passes: a run training from a version
+    in it writes nothing there (a miss is :class:`~.store.StoreNotWritable` once the version is known); with
+    ``rebuild``, which builds this run's version in it whatever it holds, it is refused here, before any work."""
+    path = store_path(cfg)
+    if not path.is_dir():
+        check_dir(cfg, "features.store", path, "feature store")
+    elif rebuild and (problem := unusable_dir(path)):
+        raise ConfigError(sourced(cfg, f"features.store: the feature store {str(path)!r} is not writable ({problem}), and "
+                                       "--rebuild builds this run's version in it: set features.store to a directory you "
+                                       "can write, or leave out --rebuild to train from the version it holds"))
 
 
 def check_run_outputs(cfg: Config, out: Path) -> None:
@@ -126,4 +150,4 @@ def refusal(cfg: Config, key: str, path: str | Path, what: str, problem: str | N
     return ConfigError(sourced(cfg, f"{key}: cannot create the {what} {str(path)!r}: {problem}"))
 
 
-__all__ = ["check_dir", "check_features_out", "check_run_outputs", "foreign_files", "store_path", "unusable_dir"]
+__all__ = ["check_dir", "check_features_out", "check_store", "check_run_outputs", "foreign_files", "store_path", "unusable_dir"]
