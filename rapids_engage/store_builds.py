@@ -112,19 +112,24 @@ def dir_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def sweep(store: Path) -> tuple[int, int, list[Path]]:
+def sweep(store: Path) -> tuple[int, int, list[Path], dict[Path, str]]:
     """Delete the temporary directories of killed builds and the leftovers; (how many, bytes freed,
-    the temporary directories left: live builds and those that cannot be checked)."""
+    the temporary directories left: live builds and those that cannot be checked, and those of killed builds or
+    leftovers that could not be deleted -> the first refusal, ``Read-only file system: <file>``: a read-only store)."""
     deleted = freed = 0
-    left = []
+    left, stuck = [], {}
     for d in temporary_dirs(store):
         if state(d) in (KILLED, LEFTOVER):
             size = dir_size(d)
-            shutil.rmtree(d, ignore_errors=True)
-            deleted, freed = deleted + 1, freed + size
+            refusals: list[str] = []
+            shutil.rmtree(d, onerror=lambda _f, path, info: refusals.append(f"{info[1].strerror or info[1]}: {path}"))
+            if d.exists():
+                stuck[d] = refusals[0] if refusals else "not deleted"
+            else:
+                deleted, freed = deleted + 1, freed + size
         else:
             left.append(d)
-    return deleted, freed, left
+    return deleted, freed, left, stuck
 
 
 #: Directory of a store's marks of the versions runs in progress train from (:func:`in_use`).

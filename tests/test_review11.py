@@ -44,3 +44,36 @@ def test_a_read_only_store_passes_a_runs_start_unless_it_rebuilds(tmp_path, monk
     with pytest.raises(ConfigError, match=refused):  # wired: before the data or the cluster
         build_features(cfg, rebuild=True, quiet=True)
     assert not (tmp_path / "out" / "features.json").exists()
+
+
+def test_a_build_on_a_read_only_store_does_not_claim_to_delete_killed_builds(tmp_path, monkeypatch):
+    """A run on a read-only store said 'feature store: deleted 2 temporary dir(s) of killed builds (4.9 KiB)' on every
+    run, each still there (rmtree ignored its errors); what could not be deleted is said as such, with why."""
+    import errno
+    import shutil
+
+    from rapids_engage.features.materialize import _sweep
+    from rapids_engage.store import FeatureStore
+
+    store = FeatureStore(tmp_path / "store")
+    trash = store.path / ".trash-aaaa-12345678"  # a deletion's leftover: garbage whoever made it
+    trash.mkdir(parents=True)
+    (trash / "x.parquet").write_bytes(b"12345")
+    real = os.unlink
+
+    def refused(path, *args, **kwargs):
+        if str(path).startswith(str(store.path)) or kwargs.get("dir_fd") is not None:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", refused)
+    monkeypatch.setattr(os, "rmdir", refused)
+    said = []
+    _sweep(store, said.append)
+    assert trash.is_dir()
+    assert not any(line.startswith("feature store: deleted") for line in said), said
+    assert said == [f"feature store: 1 temporary dir(s) of killed builds or deletions could not be deleted (5 bytes; "
+                    f"Read-only file system: {trash / 'x.parquet'}): `python -m rapids_engage.pipeline store "
+                    f"{store.path} --tmp` as a user who may write the store deletes them"]
+    monkeypatch.undo()
+    shutil.rmtree(trash)

@@ -77,4 +77,4 @@ def test_a_build_s_sweep_deletes_the_leftovers_of_replaced_and_deleted_versions_
     for name in (".tmp-old-aaaa-12345678", ".trash-bbbb"):
         (store.path / name).mkdir()
         (store.path / name / "x.parquet").write_bytes(b"12345")
-    assert sweep(store.path) == (2, 10, sorted([live, unmarked]))
+    assert sweep(store.path) == (2, 10, sorted([live, unmarked]), {})

@@ -240,9 +240,13 @@ def _log_partitioned(builder: FeatureBuilder, cfg: FeaturesConfig, log: Callable
 
 def _sweep(store: FeatureStore, log: Callable[[str], None]) -> None:
     """Delete what killed builds left in the store; name what is left (builds in progress, or unknown)."""
-    deleted, freed, left = sweep(store.path)
+    deleted, freed, left, stuck = sweep(store.path)
     if deleted:
         log(f"feature store: deleted {deleted} temporary dir(s) of killed builds ({byte_size(freed)})")
+    if stuck:  # a store this user cannot write (read-only mount): said as not deleted, with why
+        log(f"feature store: {len(stuck)} temporary dir(s) of killed builds or deletions could not be deleted "
+            f"({byte_size(sum(dir_size(d) for d in stuck))}; {next(iter(stuck.values()))}): `python -m "
+            f"rapids_engage.pipeline store {store.path} --tmp` as a user who may write the store deletes them")
     if left:
         log(f"feature store: {len(left)} temporary dir(s) of builds in progress or of another host "
             f"({byte_size(sum(dir_size(d) for d in left))}); `python -m rapids_engage.pipeline store {store.path}` "
