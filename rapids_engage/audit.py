@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from .audit_shuffles import mean_of_shuffles, shuffles_phrase, spread_phrase
 from .config import Config, TrainConfig
 from .report import write_json
 from .schema import utc
-from .store import FeatureStore, marked_in_use
+from .store import FeatureStore, marked_in_use, not_marked_line, unwritable
 from .layout import Layout
 from .provenance import absolute_path
 from .split import training_end
@@ -216,7 +216,7 @@ def _audit(cfg: Config, console: Console, quiet: bool, seed: int, plots: bool | 
     real = run(cfg, quiet=True, console=console, plots=plots, rebuild=rebuild, command=command, backend=backend)
     # marked in use from here to the audit's end: a `store --keep` / features.keep_versions of a job sharing the store
     # deleted it under the shuffled runs or the checks (the audit's models are not beside that store: unseen)
-    store_dir = held.enter_context(real_version_held(real, out))
+    store_dir = held.enter_context(real_version_held(real, out, say))
     control = copy.deepcopy(cfg)
     control.features.store = str(out / "shuffled-labels" / "store")  # one store: each shuffle is a version of it
     control.train = control_rounds(cfg.train, real["targets"])
@@ -272,12 +272,19 @@ def _audit(cfg: Config, console: Console, quiet: bool, seed: int, plots: bool | 
 
 
 @contextmanager
-def real_version_held(real: dict, out: Path) -> Iterator[Path]:
+def real_version_held(real: dict, out: Path, log: Callable[[str], None] = lambda _: None) -> Iterator[Path]:
     """The directory of the real-label run's store version (``real``: its report), marked in use by ``<out>/models``
     while the block runs (:func:`~.store.marked_in_use`, as a predict's): a deletion meanwhile keeps it. Deleted or
-    damaged before the mark (after the run's own mark ended): a ValueError naming it, the checks not run."""
+    damaged before the mark (after the run's own mark ended): a ValueError naming it, the checks not run. In a store
+    this user cannot write (read-only mount), held unmarked, as a run and predict hold it: ``log`` says so."""
     store, version = Path(real["store"]["path"]), real["store"]["version"]
-    with marked_in_use(store, version, out / "models", serving=True):
+    with ExitStack() as mark:
+        try:
+            mark.enter_context(marked_in_use(store, version, out / "models", serving=True))
+        except OSError as exc:
+            if not unwritable(exc):
+                raise
+            log(not_marked_line(store, version, exc))
         problem = FeatureStore(store).problem(version)
         if problem is not None:
             what = "gone" if problem == "absent" else f"damaged ({problem})"

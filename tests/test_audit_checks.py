@@ -22,7 +22,7 @@ def _audit_runs_faked(monkeypatch, fake_run) -> None:
     monkeypatch.setattr(audit, "split_checks", lambda *a, **k: [])
     monkeypatch.setattr(audit, "time_travel_checks", lambda *a, **k: [])
     monkeypatch.setattr(audit, "out_of_fold_checks", lambda *a, **k: [])
-    monkeypatch.setattr(audit, "real_version_held", lambda real, out: contextlib.nullcontext(out / "store"))
+    monkeypatch.setattr(audit, "real_version_held", lambda real, out, log=None: contextlib.nullcontext(out / "store"))
 
 
 def _write(store, split, rows):

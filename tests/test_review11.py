@@ -77,3 +77,27 @@ def test_a_build_on_a_read_only_store_does_not_claim_to_delete_killed_builds(tmp
                     f"{store.path} --tmp` as a user who may write the store deletes them"]
     monkeypatch.undo()
     shutil.rmtree(trash)
+
+
+def test_an_audit_on_a_read_only_store_says_its_version_is_unmarked(tmp_path, monkeypatch):
+    """The audit's real-label run trained from a hit in a read-only store, then the audit ended in '[Errno 30]
+    Read-only file system: <store>/.<version>.use.lock' marking it (its shuffled runs build in their own store): the
+    version is held unmarked and said so, as a run and predict say it."""
+    import errno
+
+    from test_store_read_only import read_only
+
+    from rapids_engage.audit import real_version_held
+
+    version = "0123456789abcdef"
+    store = tmp_path / "store"
+    (store / version).mkdir(parents=True)
+    monkeypatch.setattr("rapids_engage.store.FeatureStore.problem", lambda self, v: None)
+    read_only(monkeypatch, store, errno.EROFS)
+    lines = []
+    real = {"store": {"path": str(store), "version": version}}
+    with real_version_held(real, tmp_path / "out", lines.append) as held:
+        assert held == store / version
+    assert lines == [f"feature store: version {version} is not marked in use: the store {store} is read-only for this "
+                     f"user (Read-only file system: {store / f'.{version}.use.lock'}), so retention by a user who can "
+                     "write it (store --keep, features.keep_versions) could delete it meanwhile"]

@@ -67,7 +67,7 @@ def test_an_audit_holds_its_out_between_its_runs(monkeypatch, tmp_path):
 
     monkeypatch.setattr(existing_cluster, "run_backend", lambda cfg: (CPU, None))
     monkeypatch.setattr(pipeline, "_run", fake_run)
-    monkeypatch.setattr(audit, "real_version_held", lambda real, out: contextlib.nullcontext())  # no store here
+    monkeypatch.setattr(audit, "real_version_held", lambda real, out, log=None: contextlib.nullcontext())  # no store here
     cfg = Config()
     cfg.out = str(out)
     with pytest.raises(_Stop):
