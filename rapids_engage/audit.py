@@ -41,6 +41,7 @@ from .report import write_json
 from .schema import utc
 from .store import FeatureStore, marked_in_use, not_marked_line, unwritable
 from .layout import Layout
+from .progress import StageProgress
 from .provenance import absolute_path
 from .split import training_end
 
@@ -212,8 +213,12 @@ def _audit(cfg: Config, console: Console, quiet: bool, seed: int, plots: bool | 
     backend, why = run_backend(cfg.cluster)
     if why:
         say(why)
+    # each run is quiet: a stage of the audit's own, so that a minute's run is a moving bar (a log: a line every
+    # StageProgress.HEARTBEAT s) and a line with its seconds, not a silent stretch
+    prog = held.enter_context(StageProgress(console, quiet))
     say(f"run with the real labels -> {out}")
-    real = run(cfg, quiet=True, console=console, plots=plots, rebuild=rebuild, command=command, backend=backend)
+    with prog.stage("real run"):
+        real = run(cfg, quiet=True, console=console, plots=plots, rebuild=rebuild, command=command, backend=backend)
     # marked in use from here to the audit's end: a `store --keep` / features.keep_versions of a job sharing the store
     # deleted it under the shuffled runs or the checks (the audit's models are not beside that store: unseen)
     store_dir = held.enter_context(real_version_held(real, out, say))
@@ -231,8 +236,9 @@ def _audit(cfg: Config, console: Console, quiet: bool, seed: int, plots: bool | 
             control.out = str(shuffled_dir(out, i))
             of = f" of {n}" if shuffles is not None or n > 1 else f" (--shuffles auto: {ladder} while a check fails)"
             say(f"shuffle {i + 1}{of}, seed {seed + i}: run with the training labels shuffled within each day -> {control.out}")
-            runs.append(run(control, quiet=True, console=console, shuffle_seed=seed + i, plots=False, rebuild=rebuild,
-                            command=command, backend=backend))
+            with prog.stage(f"shuffle {i + 1}"):
+                runs.append(run(control, quiet=True, console=console, shuffle_seed=seed + i, plots=False, rebuild=rebuild,
+                                command=command, backend=backend))
         return shuffled_checks(real, runs, [seed + i for i in range(n)])
 
     verdicts: list[dict] = []  # each stage's: audit.json's shuffles.stages
@@ -258,7 +264,7 @@ def _audit(cfg: Config, console: Console, quiet: bool, seed: int, plots: bool | 
     for c in checks:
         del c["target"]
     say("split, time-travel and out-of-fold checks")
-    with start_cluster(backend.init(), cfg.cluster):  # its client computes them
+    with prog.stage("checks"), start_cluster(backend.init(), cfg.cluster):  # its client computes them
         checks += split_checks(store_dir, real["split"]["cutoff"], Layout.from_dict(real["layout"]), training_end(real["split"]))
         checks += time_travel_checks(cfg, real, seed=seed)
         checks += out_of_fold_checks(cfg, real, seed=seed)

@@ -28,6 +28,7 @@ from .failures import one_line
 from .ingest import IngestError
 from .pipeline import _keys_sourced, build_features, run
 from .predict import ModelError
+from .progress import StageProgress, read_detail
 from .stop_signals import interrupted_for, stop_signals
 
 #: The failures a run reports in one line (with running out of memory, a full disk and an unusable path: :mod:`.failures`).
@@ -237,17 +238,23 @@ def _ingest(args: argparse.Namespace, console: Console) -> None:
     files = args.input or cfg.data.path
     if not files:
         raise ConfigError("ingest: give --input (a glob of raw files, or a directory of them) or set data.path in the config")
-    if cfg.data.source == "table":
-        spec = cfg.data.table
-        if spec is None:
-            raise ConfigError("ingest: data.source is 'table' but the config has no data.table section")
-        _check_table_spec(cfg, args.unlabelled)
-        result = ingest_table(files, args.out, spec, strict=args.strict or cfg.data.strict, unlabelled=args.unlabelled,
-                              workers=cfg.data.ingest_workers)
-    elif cfg.data.source in ("recsys", "synthetic", "parquet"):
-        result = ingest_recsys(files, args.out, strict=args.strict or cfg.data.strict, workers=cfg.data.ingest_workers)
-    else:
+    if cfg.data.source == "table" and cfg.data.table is None:
+        raise ConfigError("ingest: data.source is 'table' but the config has no data.table section")
+    if cfg.data.source not in ("table", "recsys", "synthetic", "parquet"):
         raise ConfigError(f"ingest: data.source {cfg.data.source!r} has no raw format")
+    if cfg.data.source == "table":
+        _check_table_spec(cfg, args.unlabelled)
+    # the files' bytes read on a bar (a log: a line every StageProgress.HEARTBEAT s): it printed nothing until the end
+    with StageProgress(console, args.quiet) as prog, prog.stage("ingest"):
+        def read(done: int, total: int) -> None:
+            prog.update(done, total, read_detail(done, total))
+
+        if cfg.data.source == "table":
+            result = ingest_table(files, args.out, cfg.data.table, strict=args.strict or cfg.data.strict,
+                                  unlabelled=args.unlabelled, workers=cfg.data.ingest_workers, on_progress=read)
+        else:
+            result = ingest_recsys(files, args.out, strict=args.strict or cfg.data.strict, workers=cfg.data.ingest_workers,
+                                   on_progress=read)
     check_some_ingested(asdict(result), f"ingest {files}", Path(args.out))
     if not args.quiet:
         console.print(result.summary(), highlight=False, soft_wrap=True, markup=False)

@@ -35,7 +35,7 @@ from .features.materialize import Materialized
 from .footers import int_range
 from .layout import Layout
 from .memory import MemoryWatch
-from .progress import StageProgress
+from .progress import StageProgress, read_detail
 from .provenance import CONFIG_FILE, absolute_path, config_data, run_info, write_config
 from .retention import apply_retention
 from .run_lock import out_lock
@@ -95,7 +95,8 @@ def _data_stage(cfg: Config, backend: Backend, prog: StageProgress, train: bool 
     if expected is not None:
         _check_config(cfg, expected, backend, train)
     with prog.stage("data"):
-        dataset = resolve_dataset(cfg, backend, on_chunk=lambda done, total: prog.update(done, total, f"{done:,}/{total:,}"),
+        unit = "rows" if cfg.data.source == "synthetic" else "bytes"  # generated rows, else raw files' bytes ingested
+        dataset = resolve_dataset(cfg, backend, on_chunk=lambda done, total: prog.update(done, total, read_detail(done, total, unit)),
                                   log=prog.log, hold=hold)
         prog.log(dataset.description)
         for line in ignored_data_settings(cfg.data):

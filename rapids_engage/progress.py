@@ -23,14 +23,30 @@ def byte_size(n: int) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
+def read_detail(done: int, total: int, unit: str = "bytes") -> str:
+    """A bar's detail for work counted in ``unit``: ``3.2 MiB of 16.7 MiB`` (bytes), else ``1,000/5,000 rows``
+    (the bytes of an ingest were shown as bare numbers, read as rows)."""
+    if unit == "bytes":
+        return f"{byte_size(done)} of {byte_size(total)}"
+    return f"{done:,}/{total:,} {unit}"
+
+
 class StageProgress:
     """Shows one line per stage (spinner, then a check mark and its seconds) and keeps the timings
-    (and, with ``memory``, each stage's peak memory)."""
+    (and, with ``memory``, each stage's peak memory). Without a terminal (a log: no bar), a stage still running
+    after ``heartbeat`` seconds gets a line then and every ``heartbeat`` seconds after: its name, seconds and the
+    bar's detail (a long stage was a silent stretch in the log)."""
 
-    def __init__(self, console: Console | None = None, quiet: bool = False, memory: MemoryWatch | None = None) -> None:
+    #: seconds between a stage's lines in a log (no bar), the first after as many
+    HEARTBEAT = 15.0
+
+    def __init__(self, console: Console | None = None, quiet: bool = False, memory: MemoryWatch | None = None,
+                 heartbeat: float | None = None) -> None:
         self.console = console or Console(stderr=True)
         self.quiet = quiet
         self.memory = memory
+        self.heartbeat = self.HEARTBEAT if heartbeat is None else heartbeat
+        self._detail = ""  # the running stage's last detail, for its lines in a log
         self.timings: dict[str, float] = {}
         self._progress = Progress(
             SpinnerColumn(),
@@ -60,11 +76,13 @@ class StageProgress:
         dask computations, such as the feature build."""
         start = time.perf_counter()
         self._task = self._progress.add_task(name, total=total, detail="")
+        self._detail = ""
         if self.memory is not None:
             self.memory.begin(name)
         watch = TaskWatch(client, self._show_tasks) if client is not None else contextlib.nullcontext()
+        beats = self._beats(name, start) if not (self.quiet or self.console.is_terminal) else contextlib.nullcontext()
         try:
-            with watch:
+            with beats, watch:
                 yield self
         finally:
             if client is not None:
@@ -101,7 +119,30 @@ class StageProgress:
     def _show_tasks(self, done: int, waiting: int) -> None:
         self.update(done, done + waiting, f"{done:,} tasks done, {waiting:,} to run")
 
+    @contextlib.contextmanager
+    def _beats(self, name: str, start: float) -> Iterator[None]:
+        """While open, :meth:`beat` every :attr:`heartbeat` seconds (from a thread)."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(self.heartbeat):
+                self.beat(name, time.perf_counter() - start)
+
+        thread = threading.Thread(target=loop, name="stage-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def beat(self, name: str, elapsed: float) -> None:
+        """A running stage's line in a log: ``  … features    60 s: 1,234 tasks done, 56 to run``."""
+        detail = f": {self._detail}" if self._detail else ""
+        self.console.print(f"  … {name:<10} {elapsed:6.0f} s{detail}", highlight=False)
+
     def update(self, completed: float | None = None, total: float | None = None, detail: str = "") -> None:
+        self._detail = detail
         if self._task is not None:
             self._progress.update(self._task, completed=completed, total=total, detail=detail)
 

@@ -120,3 +120,58 @@ def test_task_seconds_of_a_real_cluster_name_the_tasks_it_ran():
         with TaskWatch(client, lambda done, waiting: None, interval=0.05) as watch:
             client.gather(client.map(lambda x: time.sleep(0.05) or x, range(4), key=[f"nap-{i}" for i in range(4)]))
     assert watch.seconds["nap"] >= 0.15
+
+
+def test_a_long_stage_gets_lines_in_a_log_not_a_bar():
+    """Without a terminal there is no bar: a 75 s feature build printed nothing between its start and its check mark.
+    A stage still running gets a line every ``heartbeat`` seconds, with the bar's detail."""
+    import threading
+
+    out = io.StringIO()
+    beat = threading.Event()
+    prog = StageProgress(Console(file=out, width=120), heartbeat=0.01)
+    original = prog.beat
+    prog.beat = lambda name, elapsed: (original(name, elapsed), beat.set())  # type: ignore[method-assign]
+    with prog, prog.stage("data"):
+        prog.update(2**20, 2**21, "1.0 MiB of 2.0 MiB")
+        assert beat.wait(30)
+    lines = out.getvalue().splitlines()
+    assert any(line.startswith("  … data") and line.endswith("s: 1.0 MiB of 2.0 MiB") for line in lines), lines
+    assert lines[-1].startswith("✓ data")  # none after the stage ended
+
+
+def test_a_terminal_gets_the_bar_and_no_heartbeat_lines():
+    out = io.StringIO()
+    prog = StageProgress(Console(file=out, force_terminal=True, width=120), heartbeat=0.01)
+    prog.beat = lambda name, elapsed: pytest.fail("a heartbeat line under a live bar")  # type: ignore[method-assign]
+    with prog, prog.stage("data"):
+        time.sleep(0.1)  # ten heartbeats' time: none may come
+    assert "✓" in out.getvalue()
+
+
+def test_the_read_detail_names_its_unit():
+    """An ingest's bar said "338,641/17,530,170": bytes, read as rows."""
+    from rapids_engage.progress import read_detail
+
+    assert read_detail(3 * 2**20, 17 * 2**20) == "3.0 MiB of 17.0 MiB"
+    assert read_detail(1000, 5000, "rows") == "1,000/5,000 rows"
+
+
+def test_the_ingest_command_shows_the_bytes_it_reads(tmp_path, monkeypatch, capsys):
+    """``ingest`` printed nothing until its summary: 47 s for 840 small CSV files. It is a stage now, its bar the
+    files' bytes read (the total: their size on disk)."""
+    from rapids_engage.pipeline import main
+
+    for k in range(2):
+        (tmp_path / f"events-{k}.csv").write_text("id,user,ts,clicked\n" + "".join(
+            f"f{k}-{i},u{i % 3},{1_600_000_000 + 3600 * i},{i % 2}\n" for i in range(20)))
+    (tmp_path / "table.yaml").write_text(
+        "data:\n  source: table\n  table:\n    format: csv\n    time: ts\n    time_format: unix\n    row_id: [id]\n"
+        "    user: user\n    targets:\n      click: {column: clicked, kind: binary}\n")
+    seen: list[tuple] = []
+    monkeypatch.setattr(StageProgress, "update", lambda self, done=None, total=None, detail="": seen.append((done, total, detail)))
+    assert main(["ingest", "--config", str(tmp_path / "table.yaml"), "--input", str(tmp_path / "events-*.csv"),
+                 "--out", str(tmp_path / "out"), "--ingest-workers", "1"]) == 0
+    size = sum(p.stat().st_size for p in tmp_path.glob("events-*.csv"))
+    assert seen and seen[-1][:2] == (size, size) and seen[-1][2].endswith(f"of {size:,} bytes"), seen
+    assert "✓ ingest" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,29 @@ def test_a_run_given_its_backend_does_not_ask_again(monkeypatch, tmp_path):
     cfg.out, cfg.data.cache_dir = str(tmp_path / "run"), str(tmp_path / "cache")
     with pipeline._stages(cfg, True, Console(record=True), CPU) as (backend, *_):
         assert backend == CPU
+
+
+def test_each_audit_run_is_a_stage_with_its_seconds(monkeypatch, tmp_path):
+    """The audit's runs are quiet: at 200k rows each was a minute with no output (no bar, no line) between
+    "audit: shuffle 1 ..." and the next line. Each is now a stage of the audit's: a bar, then its seconds."""
+    from rich.console import Console
+
+    from rapids_engage import audit, existing_cluster, pipeline
+    from rapids_engage.backend import CPU
+    from rapids_engage.config import Config
+
+    def run(cfg, **kwargs):
+        if kwargs.get("shuffle_seed") is not None:
+            raise _Stop
+        return {"targets": {}}
+
+    monkeypatch.setattr(existing_cluster, "run_backend", lambda cfg: (CPU, None))
+    monkeypatch.setattr(pipeline, "run", run)
+    monkeypatch.setattr(audit, "real_version_held", lambda real, out: contextlib.nullcontext())  # no store here
+    console = Console(record=True, width=200)
+    cfg = Config()
+    cfg.out = str(tmp_path / "audit")
+    with pytest.raises(_Stop):
+        audit.run_audit(cfg, console, shuffles=1)
+    text = console.export_text()
+    assert "✓ real run" in text and "shuffle 1 of 1" in text, text
