@@ -169,6 +169,12 @@ def pinned_splits(client: Any, splits: dict[str, Any], workers: set[str] | None,
     return while_workers_live(client, pin, workers=workers)
 
 
+def training_detail(done: int, total: int, names: str) -> str:
+    """The train stage's detail: ``0/4 targets done; training like, reply, retweet, comment`` (a group of targets
+    sharing a matrix trains at once: its bar stays at 0 until the group is done; the detail says why)."""
+    return f"{done}/{total} targets done; training {names}"
+
+
 def train_stage(cfg: Config, backend: Backend, prog: StageProgress, client: Any, built: Materialized, layout: Layout,
                  model_dir: Path) -> Trained:
     """One model per target on the store version's training split, early-stopped on its validation split, each
@@ -187,15 +193,18 @@ def train_stage(cfg: Config, backend: Backend, prog: StageProgress, client: Any,
         def save(model: Any) -> None:
             model.save(model_dir, built.features, store)
 
+        def training(done: int, total: int, names: str) -> None:  # the targets alone read as a count of nothing
+            prog.update(done, total, training_detail(done, total, names))
+
         if external:
             for i, t in enumerate(targets):
-                prog.update(i, len(targets), t)
+                training(i, len(targets), t)
                 models[t] = train_target_external(client, backend, cfg.train, t, split_dir / "train", split_dir / "valid",
                                                   built.features, kinds[t], cfg.cluster.local_directory, log=prog.log)
                 save(models[t])
         else:
             models = train_targets(client, backend, cfg.train, kinds, train_f, valid_f, built.features, layout.group, pinned,
-                                   layout.row_key, log=prog.log, progress=prog.update, trained=save)
+                                   layout.row_key, log=prog.log, progress=training, trained=save)
     return Trained(models, kinds, train_f, valid_f, pinned)
 
 

@@ -175,3 +175,11 @@ def test_the_ingest_command_shows_the_bytes_it_reads(tmp_path, monkeypatch, caps
     size = sum(p.stat().st_size for p in tmp_path.glob("events-*.csv"))
     assert seen and seen[-1][:2] == (size, size) and seen[-1][2].endswith(f"of {size:,} bytes"), seen
     assert "✓ ingest" in capsys.readouterr().err
+
+
+def test_the_train_detail_says_what_its_count_counts():
+    """The train bar's detail was the targets alone ("like, retweet, reply, quote") at 0/4 for 176 s (a group of
+    targets sharing a matrix trains at once): it says they are training and how many are done."""
+    from rapids_engage.run_stages import training_detail
+
+    assert training_detail(0, 4, "like, retweet") == "0/4 targets done; training like, retweet"
