@@ -86,7 +86,7 @@ def test_each_audit_run_is_a_stage_with_its_seconds(monkeypatch, tmp_path):
 
     monkeypatch.setattr(existing_cluster, "run_backend", lambda cfg: (CPU, None))
     monkeypatch.setattr(pipeline, "run", run)
-    monkeypatch.setattr(audit, "real_version_held", lambda real, out: contextlib.nullcontext())  # no store here
+    monkeypatch.setattr(audit, "real_version_held", lambda real, out, log=None: contextlib.nullcontext())  # no store here
     console = Console(record=True, width=200)
     cfg = Config()
     cfg.out = str(tmp_path / "audit")
