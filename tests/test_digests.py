@@ -107,12 +107,14 @@ def test_a_copy_has_the_fingerprint_of_its_original_and_an_edit_does_not(tmp_pat
 
 
 @pytest.mark.slow
-def test_a_copied_dataset_is_a_store_cache_hit(tmp_path):
-    """`cp -r` of a parquet dataset (new modification times) used to be a new store version: every feature rebuilt."""
+def test_a_copied_dataset_is_a_store_cache_hit(tmp_path, tcp_cluster):
+    """`cp -r` of a parquet dataset (new modification times) used to be a new store version: every feature rebuilt.
+    (On conftest's in-process worker: the input's identity is the driver's, and two cluster starts were most of the time.)"""
     generate(tmp_path / "orig", SyntheticSpec(rows=4_000, days=3, seed=5))
     shutil.copytree(tmp_path / "orig", tmp_path / "copy", copy_function=shutil.copy)
     args = ["--gpus", "0", "--quiet", "--set", "data.source=parquet", "--set", f"features.store={tmp_path / 'store'}",
-            "--set", "cluster.n_workers=1", "--set", "features.history.keys=[[engaging_user_id]]"]
+            "--set", f"cluster.scheduler_address={tcp_cluster.scheduler_address}",
+            "--set", "features.history.keys=[[engaging_user_id]]"]
     summaries = []
     for name in ("orig", "copy"):
         out = tmp_path / f"run-{name}"
