@@ -560,12 +560,14 @@ def test_predict_refuses_a_store_built_with_another_feature_set(demo, monkeypatc
         load_builder(store, CPU)
 
 
-def test_audit_passes_on_leakage_free_features(demo, tmp_path):
+def test_audit_passes_on_leakage_free_features(demo, tmp_path, tcp_cluster):
     import shutil
 
     # the demo's config and input (its data cache): the audit's run with the real labels finds the demo's
     # features in a copy of its store (a cache hit, which this test alters below); the shuffled-label run
-    # builds its own store
+    # builds its own store. On an existing cluster (an in-process worker, conftest's tcp_cluster): the audit's
+    # three runs started three clusters of two worker processes (~10 s of this test's 19 s), and what is checked here
+    # is the audit's verdicts, not the cluster start (every other run here starts one)
     tmp, demo_out, _ = demo
     store = tmp_path / "store"
     shutil.copytree(demo_out / "store", store)
@@ -573,7 +575,8 @@ def test_audit_passes_on_leakage_free_features(demo, tmp_path):
     # fewer boosting rounds than the demo's: its store still (training settings are not the store's)
     # the like model alone (the checks below read its and the history features'): a subset of the store's targets,
     # still a cache hit (test_store_target_subset); the shuffled-label run builds and trains the like target only
-    args = _args(tmp, out, "--set", f"features.store={store}", "--set", "train.num_boost_round=20", "--set", "train.targets=[like]")
+    args = _args(tmp, out, "--set", f"features.store={store}", "--set", "train.num_boost_round=20", "--set", "train.targets=[like]",
+                 "--set", f"cluster.scheduler_address={tcp_cluster.scheduler_address}")
     code = main(["audit", *args])
     result = json.loads((out / "audit.json").read_text())
     assert code == 0, result
@@ -738,10 +741,13 @@ def test_a_model_without_its_meta_is_refused_not_left_out(tmp_path):
         load_models(tmp_path)
 
 
-def _like_argv(small_cache, out) -> list[str]:
-    """A 2,000-row run of the like model alone on one worker: the runs that a stopped or failed publication follows."""
+def _like_argv(small_cache, out, cluster=None) -> list[str]:
+    """A 2,000-row run of the like model alone on one worker: the runs that a stopped or failed publication follows.
+    ``cluster``: an existing one to run on (conftest's in-process ``tcp_cluster``), for the runs whose test is about what
+    they publish, not the cluster they start (a cluster of a worker process was ~3 s of each such run)."""
+    on = ["--set", f"cluster.scheduler_address={cluster.scheduler_address}"] if cluster is not None else []
     return ["--gpus", "0", "--rows", "2000", "--out", str(out), "--quiet", "--no-plots", "--set", f"data.cache_dir={small_cache}",
-            "--set", "train.targets=[like]", "--set", "cluster.n_workers=1", "--set", "train.num_boost_round=5"]
+            "--set", "train.targets=[like]", "--set", "cluster.n_workers=1", "--set", "train.num_boost_round=5", *on]
 
 
 @dataclass(frozen=True)
@@ -796,7 +802,8 @@ def _copy_of_like_run(like_run: Path, tmp_path: Path) -> Path:
     return out
 
 
-def test_a_gap_reaches_the_report_and_builds_another_store_version_and_no_gap_changes_nothing(small_cache, like_run, tmp_path):
+def test_a_gap_reaches_the_report_and_builds_another_store_version_and_no_gap_changes_nothing(small_cache, like_run,
+                                                                                              tmp_path, tcp_cluster):
     """split.gap_hours=24 (--set): report.json's split says it and counts the purged rows (those of the 24 h before the
     cut-off, from the data), the training split ends 24 h before the cut-off, validation is unchanged, and the store
     version is another (not a cache hit of the run without a gap). Gap 0 is the definition, and version, before gaps
@@ -805,7 +812,7 @@ def test_a_gap_reaches_the_report_and_builds_another_store_version_and_no_gap_ch
     shutil.copytree(like_run / "store", store)
     runs = {"plain": like_run, "gap": tmp_path / "gap"}
     shared = ["--set", f"features.store={store}"]
-    assert main([*_like_argv(small_cache, runs["gap"]), *shared, "--set", "split.gap_hours=24"]) == 0
+    assert main([*_like_argv(small_cache, runs["gap"], tcp_cluster), *shared, "--set", "split.gap_hours=24"]) == 0
     plain = json.loads((runs["plain"] / "report.json").read_text())
     gap = json.loads((runs["gap"] / "report.json").read_text())
     cutoff = plain["split"]["cutoff"]
@@ -825,7 +832,8 @@ def test_a_gap_reaches_the_report_and_builds_another_store_version_and_no_gap_ch
     assert gap["config"]["split"] == {"valid_hours": 24.0, "gap_hours": 24.0}
 
 
-def test_a_run_stopped_after_publishing_its_models_leaves_no_old_report_beside_them(small_cache, like_run, tmp_path, monkeypatch):
+def test_a_run_stopped_after_publishing_its_models_leaves_no_old_report_beside_them(small_cache, like_run, tmp_path,
+                                                                                    tcp_cluster, monkeypatch):
     """Ctrl-C between the rename that publishes models/ and the writes of report.json and config.yaml left the
     last run's report and config beside this run's models (predict --history validation then read the old
     run's split). They are removed before the models are replaced: the report is missing, and says so."""
@@ -834,7 +842,7 @@ def test_a_run_stopped_after_publishing_its_models_leaves_no_old_report_beside_t
     from rapids_engage.predict import history_events
 
     out = _copy_of_like_run(like_run, tmp_path)
-    argv = _like_argv(small_cache, out)
+    argv = _like_argv(small_cache, out, tcp_cluster)
     before = {p.name: p.read_bytes() for p in (out / "models").iterdir()}
     publish = pipeline.replace_dir
 
@@ -853,14 +861,15 @@ def test_a_run_stopped_after_publishing_its_models_leaves_no_old_report_beside_t
     assert main([*argv, "--set", "train.max_depth=2"]) == 0 and (out / "report.json").is_file()
 
 
-def test_models_that_fail_to_publish_keep_the_last_run_s_report_beside_them(small_cache, like_run, tmp_path, monkeypatch):
+def test_models_that_fail_to_publish_keep_the_last_run_s_report_beside_them(small_cache, like_run, tmp_path,
+                                                                            tcp_cluster, monkeypatch):
     """The last run's report.json, report.md and config.yaml are removed before new models are published; when the
     publication itself fails (an OSError renaming models/), the last run's models stay, and so do the files that
     describe them (they were deleted: predict --history validation and `features --out`'s check lost the run's)."""
     from rapids_engage import pipeline
 
     out = _copy_of_like_run(like_run, tmp_path)
-    argv = _like_argv(small_cache, out)
+    argv = _like_argv(small_cache, out, tcp_cluster)
     names = ("report.json", "report.md", "config.yaml")
     before = {p.relative_to(out): p.read_bytes() for p in [*(out / "models").iterdir(), *(out / n for n in names)]}
     publish = pipeline.replace_dir
@@ -876,7 +885,8 @@ def test_models_that_fail_to_publish_keep_the_last_run_s_report_beside_them(smal
     assert after == before
 
 
-def test_a_run_stopped_after_plotting_leaves_no_new_plots_beside_the_old_models(small_cache, like_run, tmp_path, monkeypatch):
+def test_a_run_stopped_after_plotting_leaves_no_new_plots_beside_the_old_models(small_cache, like_run, tmp_path,
+                                                                                tcp_cluster, monkeypatch):
     """plots/ was published in its own stage, before the models: a run stopped after it (Ctrl-C, a kill) left its
     plots beside the last run's models and report. The plots are published with the models now, the last run's
     removed with its report: stopped between the models and the plots, a run leaves no plots; stopped before the
@@ -884,7 +894,7 @@ def test_a_run_stopped_after_plotting_leaves_no_new_plots_beside_the_old_models(
     from rapids_engage import pipeline
 
     out = _copy_of_like_run(like_run, tmp_path)  # the last run, its plots drawn
-    argv = _plotted(_like_argv(small_cache, out))
+    argv = _plotted(_like_argv(small_cache, out, tcp_cluster))
     assert (out / "plots" / "pr_curves.png").is_file()
     before = {p.name: p.read_bytes() for p in (out / "models").iterdir()}
     publish = pipeline.replace_dir
@@ -990,14 +1000,15 @@ def test_report_paths_are_normalised_as_the_config_s(small_cache, timed_like_run
     assert report["split"]["data_dir"].startswith(str(small_cache) + os.sep) and ".." not in report["split"]["data_dir"]
 
 
-def test_features_into_a_run_of_another_config_is_refused_and_leaves_its_config(small_cache, tmp_path, capsys):
+def test_features_into_a_run_of_another_config_is_refused_and_leaves_its_config(small_cache, tmp_path, capsys, tcp_cluster):
     """``features --out RUN`` into the directory of a full run replaced the run's config.yaml with its own, so the
     run's report and models no longer matched the config beside them (``--config RUN/config.yaml`` reran another
     run; ``predict`` of a table run reads its data.table there). It is refused before any work, naming a setting
     that differs; the run's own options (the same config) build or find its store version as before."""
     out = tmp_path / "run"
     argv = ["--gpus", "0", "--rows", "2000", "--out", str(out), "--quiet", "--no-plots", "--set", f"data.cache_dir={small_cache}",
-            "--set", "train.targets=[like]", "--set", "train.num_boost_round=5", "--set", "cluster.n_workers=1"]
+            "--set", "train.targets=[like]", "--set", "train.num_boost_round=5", "--set", "cluster.n_workers=1",
+            "--set", f"cluster.scheduler_address={tcp_cluster.scheduler_address}"]  # in process: 3 cluster starts less
     assert main(argv) == 0
     config = (out / "config.yaml").read_text()
     capsys.readouterr()
@@ -1052,13 +1063,13 @@ def test_history_gap_is_said_only_beyond_a_day():
     assert history_gap(builder, None) is None and history_gap(SimpleNamespace(history_end=lambda: None), end + 10**6) is None
 
 
-def test_a_run_stopped_while_training_removes_its_staged_models(small_cache, like_run, tmp_path, monkeypatch):
+def test_a_run_stopped_while_training_removes_its_staged_models(small_cache, like_run, tmp_path, tcp_cluster, monkeypatch):
     """Ctrl-C during training left an empty `.tmp-models-<pid>` in --out (deleted only by the next run); the
     stopped run removes its own staging directory now, and the last run's published models stay."""
     from rapids_engage import pipeline
 
     out = _copy_of_like_run(like_run, tmp_path)
-    argv = _like_argv(small_cache, out)
+    argv = _like_argv(small_cache, out, tcp_cluster)
     before = {p.name: p.read_bytes() for p in (out / "models").iterdir()}
 
     def stopped(*args, **kwargs):
