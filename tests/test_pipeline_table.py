@@ -139,8 +139,10 @@ def test_the_ranking_plot_of_a_grouped_target_ends_at_the_report_s_values(plante
         assert curve["n_groups"] == upvoted["n_groups"]
 
 
-def test_predict_on_table_rows_reproduces_the_report(planted, tmp_path):
+def test_predict_on_table_rows_reproduces_the_report(planted, tmp_path, tcp_cluster):
+    """(Its predict runs are on conftest's in-process worker: a cluster start per predict checked nothing here.)"""
     tmp, _, report = planted
+    on = ["--scheduler-address", tcp_cluster.scheduler_address]
     data_dir = Path(report["split"]["data_dir"])
     layout = Layout.load(data_dir.parent)
     cutoff = report["split"]["cutoff"]
@@ -149,7 +151,7 @@ def test_predict_on_table_rows_reproduces_the_report(planted, tmp_path):
     rows.to_parquet(tmp_path / "new.parquet", index=False)
     out = tmp_path / "scored"
     assert main(["predict", "--model-dir", str(tmp / "run"), "--input", str(tmp_path / "new.parquet"),
-                 "--out", str(out), "--gpus", "0", "--quiet"]) == 0
+                 "--out", str(out), "--gpus", "0", "--quiet", *on]) == 0
     result = json.loads((out / "predict.json").read_text())
     assert result["rows"] == report["rows"]["valid"]
     for t in ("comments", "upvoted"):
@@ -178,7 +180,7 @@ def test_predict_on_table_rows_reproduces_the_report(planted, tmp_path):
     # rows carrying one target's engagement column: its metrics, not none at all
     rows.drop(columns=["upvoted"]).to_parquet(tmp_path / "comments.parquet", index=False)
     assert main(["predict", "--model-dir", str(tmp / "run"), "--input", str(tmp_path / "comments.parquet"),
-                 "--out", str(tmp_path / "one"), "--gpus", "0", "--quiet"]) == 0
+                 "--out", str(tmp_path / "one"), "--gpus", "0", "--quiet", *on]) == 0
     one = json.loads((tmp_path / "one" / "predict.json").read_text())["metrics"]
     assert list(one) == ["comments"] and one["comments"]["rmse_log1p"] == pytest.approx(result["metrics"]["comments"]["rmse_log1p"])
     # rows some of which lack the binary label (int8 with nulls in parquet): left out of its metrics and counted
@@ -187,7 +189,7 @@ def test_predict_on_table_rows_reproduces_the_report(planted, tmp_path):
     gaps = gaps.assign(upvoted=gaps["upvoted"].astype("Int8").mask(gaps.index % 4 == 0))
     gaps.to_parquet(tmp_path / "gaps.parquet", index=False)
     assert main(["predict", "--model-dir", str(tmp / "run"), "--input", str(tmp_path / "gaps.parquet"),
-                 "--out", str(tmp_path / "gaps"), "--gpus", "0", "--quiet"]) == 0
+                 "--out", str(tmp_path / "gaps"), "--gpus", "0", "--quiet", *on]) == 0
     partial = json.loads((tmp_path / "gaps" / "predict.json").read_text())["metrics"]
     unlabelled = int(gaps["upvoted"].isna().sum())
     assert partial["upvoted"]["unlabelled_rows"] == unlabelled and partial["upvoted"]["n"] == len(gaps) - unlabelled
@@ -198,7 +200,7 @@ def test_predict_on_table_rows_reproduces_the_report(planted, tmp_path):
         main(["predict", "--model-dir", str(tmp / "run"), "--input", str(raw_csv), "--out", str(tmp_path / "p"), "--gpus", "0", "--debug"])
 
 
-def test_ingest_unlabelled_csv_then_predict(planted, tmp_path, capsys):
+def test_ingest_unlabelled_csv_then_predict(planted, tmp_path, capsys, tcp_cluster):
     tmp, config, report = planted
     new = tmp_path / "new.csv"
     frame = pd.read_csv(tmp / "posts.csv")
@@ -212,7 +214,7 @@ def test_ingest_unlabelled_csv_then_predict(planted, tmp_path, capsys):
     assert (ingested / "quarantine.parquet").is_file()
     out = tmp_path / "scored"
     assert main(["predict", "--model-dir", str(tmp / "run"), "--input", str(ingested), "--out", str(out),
-                 "--gpus", "0", "--quiet"]) == 0
+                 "--gpus", "0", "--quiet", "--scheduler-address", tcp_cluster.scheduler_address]) == 0
     result = json.loads((out / "predict.json").read_text())
     assert result["rows"] == len(frame) and result["metrics"] is None
     # in process, from the records a service receives: the same rows typed as ingest types them, the same
