@@ -83,7 +83,7 @@ def trained(tmp_path_factory):
     return tmp, config, json.loads((tmp / "run" / "report.json").read_text())
 
 
-def test_predictions_join_back_to_every_input_row_once(trained, tmp_path):
+def test_predictions_join_back_to_every_input_row_once(trained, tmp_path, tcp_cluster):
     tmp, config, _ = trained
     new = _posts(400, 2, START + DAYS * 86400, 1).drop(columns=["points"])
     new = new.sample(frac=1, random_state=0)  # any order: the join does not rely on it
@@ -92,7 +92,7 @@ def test_predictions_join_back_to_every_input_row_once(trained, tmp_path):
     assert main(["ingest", "--config", str(config), "--input", str(tmp_path / "new.csv"), "--out", str(ingested),
                  "--unlabelled"]) == 0
     assert main(["predict", "--model-dir", str(tmp / "run"), "--input", str(ingested), "--out", str(out),
-                 "--gpus", "0", "--quiet"]) == 0
+                 "--gpus", "0", "--quiet", "--scheduler-address", tcp_cluster.scheduler_address]) == 0  # in process
     preds = pd.read_parquet(out / "predictions")
     assert list(preds.columns) == ["row_id", "raw_id", "pred_points"]
     # the README's join: the input's id column read as text, on the raw id
@@ -213,7 +213,7 @@ def test_a_damaged_model_file_is_refused_before_the_cluster_starts(trained, tmp_
                     store=tmp / "run" / "store")
 
 
-def test_predict_reads_the_models_once(trained, tmp_path, monkeypatch):
+def test_predict_reads_the_models_once(trained, tmp_path, monkeypatch, tcp_cluster):
     """run_predict read models/ (every meta) before the cluster started, loaded the boosters from those, then
     predict() read the metas again: two reads of a models/ a rerun may replace in between, the boosters of one
     run then paired with the feature lists of the other. The metas read first are passed along now."""
@@ -226,7 +226,7 @@ def test_predict_reads_the_models_once(trained, tmp_path, monkeypatch):
     read, read_meta = [], predict_mod._read_meta
     monkeypatch.setattr(predict_mod, "_read_meta", lambda path: read.append(path.name) or read_meta(path))
     assert main(["predict", "--model-dir", str(tmp / "run"), "--input", str(tmp_path / "ingested"), "--out",
-                 str(tmp_path / "scored"), "--gpus", "0", "--quiet"]) == 0
+                 str(tmp_path / "scored"), "--gpus", "0", "--quiet", "--scheduler-address", tcp_cluster.scheduler_address]) == 0
     assert read == ["points.meta.json"]
     assert len(pd.read_parquet(tmp_path / "scored" / "predictions")) == 50
 
@@ -348,7 +348,8 @@ def test_labels_outside_their_target_s_range_are_named():
         check_labels(good.assign(clicked=[0.0, 2.0, 1.0]), bounds)
 
 
-def test_predict_stopped_after_writing_predictions_leaves_no_older_predict_json_beside_them(trained, tmp_path, monkeypatch):
+def test_predict_stopped_after_writing_predictions_leaves_no_older_predict_json_beside_them(trained, tmp_path, monkeypatch,
+                                                                                              tcp_cluster):
     """predict replaced predictions/ in its score stage and wrote predict.json at the end: a predict into the same --out
     stopped in between (Ctrl-C in the metrics stage) left the last predict's predict.json (its rows, input, history)
     beside the new predictions. The old one now goes as the new predictions are published."""
@@ -362,7 +363,7 @@ def test_predict_stopped_after_writing_predictions_leaves_no_older_predict_json_
     rows = pd.read_parquet(split["data_dir"], filters=[("event_time", ">", split["cutoff"])]).drop(columns=["day"])
     rows.head(40).to_parquet(tmp_path / "first.parquet", index=False)
     rows.tail(20).to_parquet(tmp_path / "second.parquet", index=False)
-    out, cfg = tmp_path / "scored", ClusterConfig(gpus=0, n_workers=1, threads_per_worker=1)
+    out, cfg = tmp_path / "scored", ClusterConfig(gpus=0, scheduler_address=tcp_cluster.scheduler_address)  # in process
     assert run_predict(tmp / "run", tmp_path / "first.parquet", out, CPU, cfg)["rows"] == 40
 
     def interrupted(*args, **kwargs):
