@@ -60,7 +60,7 @@ def test_report_md_says_how_to_rerun(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_run_reruns_from_its_config_and_serves_from_a_copy(tmp_path):
+def test_a_run_reruns_from_its_config_and_serves_from_a_copy(tmp_path, tcp_cluster):
     import json
     import shlex
     import shutil
@@ -72,7 +72,8 @@ def test_a_run_reruns_from_its_config_and_serves_from_a_copy(tmp_path):
     out = tmp_path / "run"
     argv = ["--gpus", "0", "--rows", "6000", "--out", str(out), "--quiet", "--set", f"data.cache_dir={tmp_path / 'cache'}",
             "--set", "synthetic.days=3", "--set", "train.num_boost_round=8", "--set", "cluster.n_workers=1",
-            "--set", "features.history.keys=[]", "--set", "train.max_depth=4", "--set", "train.targets=[like,retweet]"]
+            "--set", "features.history.keys=[]", "--set", "train.max_depth=4", "--set", "train.targets=[like,retweet]",
+            "--set", f"cluster.scheduler_address={tcp_cluster.scheduler_address}"]  # in process: the rerun's config records it
     assert main(argv) == 0
     first = json.loads((out / "report.json").read_text())
     assert first["run"]["command"] == shlex.join(["python", "-m", "rapids_engage.pipeline", *argv])
