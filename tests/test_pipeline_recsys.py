@@ -35,7 +35,7 @@ def _args(raw: Path, tmp: Path, *extra: str) -> list[str]:
     ]
 
 
-def test_raw_files_run_end_to_end_with_quarantine(raw, tmp_path):
+def test_raw_files_run_end_to_end_with_quarantine(raw, tmp_path, tcp_cluster):
     assert main(_args(raw, tmp_path)) == 0
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     ingest = report["ingest"]
@@ -50,12 +50,13 @@ def test_raw_files_run_end_to_end_with_quarantine(raw, tmp_path):
 
     cfg = load_config(None, ["data.source=recsys", f"data.path={raw}/*.tsv", f"data.cache_dir={tmp_path / 'cache'}"])
     assert "39,998 rows ingested (by an earlier run: cached), 2 quarantined" in resolve_dataset(cfg).description
-    _raw_records_score_as_ingest_then_predict(raw, tmp_path)
+    _raw_records_score_as_ingest_then_predict(raw, tmp_path, tcp_cluster.scheduler_address)
 
 
-def _raw_records_score_as_ingest_then_predict(raw: Path, tmp_path: Path) -> None:
+def _raw_records_score_as_ingest_then_predict(raw: Path, tmp_path: Path, scheduler: str) -> None:
     """A service of a RecSys run gets raw lines or dicts of fields: Scorer.predict_records types them as
-    ingest does and scores them as predict does; bad and stale records come back apart."""
+    ingest does and scores them as predict does; bad and stale records come back apart. (The predict runs on the
+    in-process worker at ``scheduler``: no cluster start.)"""
     import numpy as np
     import pandas as pd
 
@@ -67,7 +68,7 @@ def _raw_records_score_as_ingest_then_predict(raw: Path, tmp_path: Path) -> None
     (tmp_path / "new.tsv").write_text("\n".join(lines) + "\n")
     assert main(["ingest", "--input", str(tmp_path / "new.tsv"), "--out", str(tmp_path / "ingested"), "--quiet"]) == 0
     assert main(["predict", "--model-dir", str(tmp_path / "run"), "--input", str(tmp_path / "ingested"),
-                 "--out", str(tmp_path / "scored"), "--gpus", "0", "--quiet"]) == 0
+                 "--out", str(tmp_path / "scored"), "--gpus", "0", "--quiet", "--scheduler-address", scheduler]) == 0
     key = ["tweet_id", "engaging_user_id"]
     want = pd.read_parquet(tmp_path / "scored" / "predictions").sort_values(key, ignore_index=True)
     first_day = sorted(raw.glob("*.tsv"))[0].read_text().splitlines()[0]  # before the end of training
