@@ -337,7 +337,7 @@ def test_scorer_counts_are_never_negative():
     np.testing.assert_allclose(_expm1(pd.Series([-0.5, 0.0, np.log1p(3.0)])), [0.0, 0.0, 3.0], rtol=1e-9)
 
 
-def test_rows_after_the_validation_window_are_served_with_its_events_as_history(demo, tmp_path, capsys):
+def test_rows_after_the_validation_window_are_served_with_its_events_as_history(demo, tmp_path, capsys, tcp_cluster):
     """The day after the data: --history validation folds the validation window's labelled events into
     the serving state, so the next day's rows see them (no gap), as a state fitted on both would."""
     from rapids_engage.backend import CPU
@@ -350,7 +350,8 @@ def test_rows_after_the_validation_window_are_served_with_its_events_as_history(
     next_day = valid.sample(n=2_000, random_state=0).assign(tweet_timestamp=lambda f: f["tweet_timestamp"] + 86_400)
     next_day.drop(columns=[c for c in next_day.columns if c.endswith("_timestamp") and c != "tweet_timestamp"]).to_parquet(
         tmp_path / "next.parquet")
-    argv = ["predict", "--model-dir", str(out), "--input", str(tmp_path / "next.parquet"), "--gpus", "0"]
+    argv = ["predict", "--model-dir", str(out), "--input", str(tmp_path / "next.parquet"), "--gpus", "0",
+            "--scheduler-address", tcp_cluster.scheduler_address]  # in process: two cluster starts less
     assert main([*argv, "--out", str(tmp_path / "gap")]) == 0
     assert "pass the labelled events in between with --history" in " ".join(capsys.readouterr().err.split())
     assert main([*argv, "--out", str(tmp_path / "hist"), "--history", "validation"]) == 0
@@ -372,7 +373,7 @@ def test_rows_after_the_validation_window_are_served_with_its_events_as_history(
                                                                           "retweet_timestamp", "retweet_with_comment_timestamp")}))
 
 
-def test_predict_json_names_the_store_it_served_from_by_absolute_paths(demo, tmp_path, monkeypatch):
+def test_predict_json_names_the_store_it_served_from_by_absolute_paths(demo, tmp_path, monkeypatch, tcp_cluster):
     """predict.json's store is the one the serving state was read from (here --store; it named where the models
     were trained), and its paths are absolute, as report.json's (--out runs/x gave 'runs/x/predictions', which a
     tool reading predict.json from another directory could not find)."""
@@ -389,7 +390,7 @@ def test_predict_json_names_the_store_it_served_from_by_absolute_paths(demo, tmp
     shutil.copytree(out / "store", tmp_path / "elsewhere")
     monkeypatch.chdir(tmp_path)
     assert main(["predict", "--model-dir", "copy", "--input", "next.parquet", "--out", "scored", "--store", "elsewhere",
-                 "--history", "events.parquet", "--gpus", "0", "--quiet", "--set", "cluster.n_workers=1"]) == 0
+                 "--history", "events.parquet", "--gpus", "0", "--quiet", "--scheduler-address", tcp_cluster.scheduler_address]) == 0
     result = json.loads((tmp_path / "scored" / "predict.json").read_text())
     here = Path.cwd()  # tmp_path as the process sees it
     assert result["predictions"] == str(here / "scored" / "predictions")
