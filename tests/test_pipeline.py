@@ -1113,7 +1113,7 @@ def test_the_report_counts_the_workers_training_ran_on(small_cache, tmp_path, mo
 
 @pytest.mark.parametrize("cached", [False, True], ids=["built", "cache-hit"])
 def test_store_keep_during_the_store_stage_spares_the_version_the_run_trains_from(small_cache, like_run, tmp_path, monkeypatch,
-                                                                                  cached):
+                                                                                  cached, tcp_cluster):
     """A run marked its store version in use only after the store stage returned: `store --keep 0` run in between
     (a housekeeping job) deleted the version the run was about to train from. The mark is taken as soon as the
     version is known, inside the store stage; a `--keep` run at its end spares the version, built or found."""
@@ -1122,7 +1122,7 @@ def test_store_keep_during_the_store_stage_spares_the_version_the_run_trains_fro
     store = tmp_path / "shared" / "store"
     argv = ["--gpus", "0", "--rows", "2000", "--quiet", "--no-plots", "--set", f"data.cache_dir={small_cache}",
             "--set", f"features.store={store}", "--set", "train.targets=[like]", "--set", "cluster.n_workers=1",
-            "--set", "train.num_boost_round=5"]
+            "--set", "train.num_boost_round=5", "--set", f"cluster.scheduler_address={tcp_cluster.scheduler_address}"]
     if cached:  # like_run's store holds this version (the same data and features): a copy, without models to keep it
         shutil.copytree(like_run / "store", store)
     spilled = run_stages.spilled_bytes
