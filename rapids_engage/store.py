@@ -191,24 +191,27 @@ class FeatureStore:
         if not replace and self.manifest(version) is not None:
             self.discard(tmp)
             return False
-        files = {name: size for name, size in list_files(tmp).items() if name != store_builds.OWNER}
+        files = list_files(tmp)
         manifest = {**manifest, "version": version, "format": FORMAT_VERSION, "created": time.time(), "files": files}
         part = tmp / (MANIFEST + ".part")
         with naming(part):
             part.write_text(json.dumps(manifest, indent=1, default=str))
         os.replace(part, tmp / MANIFEST)
-        # the owner mark goes last: a build killed from here to the rename leaves a manifest naming its version, whose
-        # free build lock tells a killed publication (store_builds.state); killed earlier, the mark tells it
-        store_builds.release(tmp)
+        # the owner mark stays until the version is in place (unlisted): a publication killed before the rename is
+        # told by it as a build's killed earlier is; on another host it is never taken for a killed one (its build
+        # lock may be free from here: NFS locking per host); killed after, the mark left in the version goes at a sweep
+        placed = False
         if not replace:
             try:  # one step: a version a concurrent run published after the check above is not replaced under its reader
                 os.rename(tmp, self.version_dir(version))
-                return True
+                placed = True
             except OSError:  # a directory there: a rename does not replace one holding files
                 if self.manifest(version) is not None:  # published meanwhile: theirs is used
                     self.discard(tmp)
                     return False
-        replace_dir(tmp, self.version_dir(version))  # a rebuild, or a damaged version in the way
+        if not placed:
+            replace_dir(tmp, self.version_dir(version))  # a rebuild, or a damaged version in the way
+        store_builds.release(self.version_dir(version))
         return True
 
     def add_split_counts(self, version: str, counts: dict) -> bool:
@@ -371,11 +374,11 @@ class FeatureStore:
 
 
 def list_files(root: Path) -> dict[str, int]:
-    """Relative path -> size in bytes of every file under ``root`` (the manifest itself excluded)."""
+    """Relative path -> size in bytes of every file under ``root`` (the manifest and a build's owner mark excluded)."""
     return {
         f.relative_to(root).as_posix(): f.stat().st_size
         for f in sorted(root.rglob("*"))
-        if f.is_file() and f.name not in (MANIFEST, MANIFEST + ".part")
+        if f.is_file() and f.name not in (MANIFEST, MANIFEST + ".part") and f != root / store_builds.OWNER
     }
 
 

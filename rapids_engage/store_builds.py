@@ -1,9 +1,9 @@
 """A store's temporary directories: who builds in them, and deleting what killed builds left.
 
 A version is built in ``<store>/.tmp-<id>/`` holding :data:`OWNER` (the host and process id of the
-build), removed once its manifest is written, just before it is renamed in place. A directory whose builder is gone
-(a process of this host no longer running), or with a manifest and no owner whose version's build lock no one holds
-(a publication killed between the two), is a killed build's; the leftovers of a replaced version
+build; not listed in its manifest), removed once it is renamed in place. A directory whose builder is gone
+(a process of this host no longer running) is a killed build's (a mark a publication killed after its rename left in
+the version goes too); the leftovers of a replaced version
 (``.tmp-old-*``) or of a deletion (``.trash-*``) are garbage. A build on another host sharing the
 store, or one started by a release that wrote no owner, cannot be checked from here.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import socket
 import threading
@@ -23,11 +22,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .atomic import OLD_PREFIX, pid_namespace, process_alive, write_text
-from .build_lock import lock_path
 
 OWNER = ".owner.json"
-#: A version's manifest (``store.MANIFEST``) and the form of its id (``store.version_id``).
-PUBLISHED, VERSION_ID = "manifest.json", re.compile(r"[0-9a-f]{16}")
 #: Prefixes of a store's temporary directories.
 PREFIXES = (".tmp-", ".trash-")
 #: The states of :func:`state`.
@@ -52,7 +48,7 @@ def claim(tmp: Path) -> None:
 
 
 def release(tmp: Path) -> None:
-    """Remove the mark before publishing (a version lists every file it holds)."""
+    """Remove the mark of ``tmp`` (a version once it is in place: its mark is unlisted, a leftover there)."""
     (tmp / OWNER).unlink(missing_ok=True)
 
 
@@ -64,44 +60,10 @@ def state(tmp: Path) -> str:
         owner = json.loads((tmp / OWNER).read_text())
         host, pid, pidns = owner["host"], int(owner["pid"]), owner.get("pidns")
     except (OSError, ValueError, KeyError, TypeError):
-        return _unowned(tmp)
+        return UNKNOWN
     if not checkable(host, pidns):
         return UNKNOWN
     return LIVE if process_alive(pid) else KILLED
-
-
-def _unowned(tmp: Path) -> str:
-    """:data:`KILLED` for a publication killed after its owner mark went (a manifest naming a version whose build lock
-    no one holds: every build publishes under it), else :data:`UNKNOWN` (a build of another host, or of a release that
-    wrote no owner)."""
-    try:
-        version = json.loads((tmp / PUBLISHED).read_text())["version"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return UNKNOWN
-    if not isinstance(version, str) or not VERSION_ID.fullmatch(version):
-        return UNKNOWN
-    return KILLED if _lock_free(lock_path(tmp.parent / version)) else UNKNOWN
-
-
-def _lock_free(path: Path) -> bool:
-    """Whether no one holds the lock of lock file ``path`` (no file: no one); False where it cannot be told."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX
-        return False
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except OSError:  # held (BlockingIOError), or a filesystem without locks
-        return False
-    finally:
-        os.close(fd)  # releases it
 
 
 def temporary_dirs(store: Path) -> list[Path]:
@@ -129,6 +91,10 @@ def sweep(store: Path) -> tuple[int, int, list[Path], dict[Path, str]]:
                 deleted, freed = deleted + 1, freed + size
         else:
             left.append(d)
+    for d in store.iterdir() if store.is_dir() else ():  # a publication killed between its rename and its mark's removal
+        if not d.name.startswith(".") and (d / OWNER).is_file() and state(d) == KILLED:
+            with suppress(OSError):  # a read-only store: left, as its other leftovers are
+                release(d)
     return deleted, freed, left, stuck
 
 

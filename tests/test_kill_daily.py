@@ -185,9 +185,10 @@ def test_a_build_killed_while_it_publishes_leaves_nothing_the_next_build_keeps(t
     """``bench/kill_daily.py`` killed a day's run while it published its store version (its owner mark removed, the
     manifest not yet renamed in place): the temporary directory, owned by no one, was taken for another host's build
     in progress and kept for good by every later run (a ``.tmp-<hex>`` more per such kill). Killed at any call of the
-    publication, the next run's sweep deletes what it left (the version's build lock is free: no one publishes it)."""
+    publication, the next run's sweep deletes what it left (the owner mark stays until the rename, then goes: killed
+    between, the mark left in the version goes at the sweep)."""
     from rapids_engage.store import FeatureStore
-    from rapids_engage.store_builds import sweep, temporary_dirs
+    from rapids_engage.store_builds import OWNER, sweep, temporary_dirs
 
     def publish(store_path: Path, die_at: int) -> int:
         process = multiprocessing.get_context("fork").Process(target=_publish, args=(store_path, "a" * 16, die_at))
@@ -202,4 +203,5 @@ def test_a_build_killed_while_it_publishes_leaves_nothing_the_next_build_keeps(t
         assert publish(store, point) == -signal.SIGKILL
         sweep(store)
         assert temporary_dirs(store) == [], calls[point - 1]
+        assert not (store / ("a" * 16) / OWNER).exists(), calls[point - 1]  # killed after the rename
         assert publish(store, 0) == 0 and FeatureStore(store).versions() == ["a" * 16]

@@ -108,3 +108,35 @@ def test_a_readers_lock_swept_between_open_and_shared_lock(tmp_path, monkeypatch
         assert _held_by_someone(path), "a pruning would rename the folder away under this reader"
         assert not _in_another_process(sweep, path)
     assert not path.exists()
+
+
+def test_another_hosts_build_publishing_now_is_kept_where_its_lock_is_not_seen(tmp_path, monkeypatch):
+    """A build on another host sharing the store (NFS where flock is per host, ``local_lock=flock`` or ``nolock``, so
+    its build lock is free from here), caught between its manifest's write and its rename: this host's sweep kept it
+    before the killed-publication rule and must keep it still (it took it for a killed one and deleted it: the other
+    host's publication then failed)."""
+    import json
+    import socket
+
+    from rapids_engage import store as store_module
+    from rapids_engage.store import FeatureStore
+    from rapids_engage.store_builds import OWNER, sweep, temporary_dirs
+
+    store = FeatureStore(tmp_path / "store")
+    tmp = store.begin()
+    owner = json.loads((tmp / OWNER).read_text())
+    (tmp / OWNER).write_text(json.dumps({**owner, "host": f"not-{socket.gethostname()}"}))  # another host's build
+    (tmp / "train").mkdir()
+    (tmp / "train" / "part.0.parquet").write_bytes(b"PAR1")
+    real_rename, seen = os.rename, []
+
+    def rename_after_a_sweep(src, dst):
+        if Path(src) == tmp:
+            seen.append((sweep(store.path)[0], temporary_dirs(store.path)))
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(store_module.os, "rename", rename_after_a_sweep)
+    assert store.publish(tmp, VERSION, {"rows": {"train": 2, "valid": 1}, "features": ["f"], "reused": None},
+                         replace=False)
+    assert seen == [(0, [tmp])], "this host's sweep deleted another host's build while it published"
+    assert store.version_dir(VERSION).is_dir() and not (store.version_dir(VERSION) / OWNER).exists()

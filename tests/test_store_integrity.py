@@ -128,21 +128,21 @@ def test_a_version_published_between_the_check_and_the_rename_is_kept(tmp_path, 
     later one saw no version, then the first published, and the later one renamed the first's files away and
     deleted them while that run read them (or, between exists() and the rename, failed with 'Directory not
     empty'). It keeps the first's version now, as when it sees it before."""
-    from rapids_engage import store_builds
+    from rapids_engage import store as store_module
 
     store = FeatureStore(tmp_path / "store")
     first, later = _staged(store, 50), _staged(store, 50)
-    release = store_builds.release
+    list_files = store_module.list_files
 
     def first_publishes_meanwhile(tmp):  # right after the later run's check
-        monkeypatch.setattr(store_builds, "release", release)
+        monkeypatch.setattr(store_module, "list_files", list_files)
         store.publish(first, "aaa", {"rows": {"train": 50, "valid": 0}, "features": ["f"], "reused": None}, replace=False)
         reading = (store.version_dir("aaa") / "train" / "part.0.parquet").open("rb")  # the first run reads it
         kept.append((reading, store.version_dir("aaa").stat().st_ino))
-        release(tmp)
+        return list_files(tmp)
 
     kept = []
-    monkeypatch.setattr(store_builds, "release", first_publishes_meanwhile)
+    monkeypatch.setattr(store_module, "list_files", first_publishes_meanwhile)
     assert not store.publish(later, "aaa", {"rows": {"train": 50, "valid": 0}, "features": ["f"], "reused": None},
                              replace=False)
     reading, inode = kept[0]
