@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -123,6 +124,21 @@ def check_fields(data: object, fields: dict[str, type | tuple[type, ...]], path:
             expected = " or ".join(dict.fromkeys(_JSON_TYPES.get(t, t.__name__) for t in types))
             raise DamagedFile(path, f"key {where}{'.' if where else ''}{key} is {_json_type(data[key])}, not {expected}", hint)
     return data
+
+
+def remove_tree(path: str | os.PathLike) -> str | None:
+    """Delete the directory ``path`` as far as it can be; None when it is gone, else the first refusal
+    (``Read-only file system: <file>``: a read-only store or cache), what is left staying."""
+    refusals: list[str] = []
+
+    def refused(_func: object, name: str, error: BaseException) -> None:
+        refusals.append(f"{getattr(error, 'strerror', None) or error}: {name}")
+
+    if sys.version_info >= (3, 12):  # onerror is deprecated there
+        shutil.rmtree(path, onexc=refused)
+    else:
+        shutil.rmtree(path, onerror=lambda func, name, info: refused(func, name, info[1]))
+    return None if not os.path.lexists(path) else (refusals[0] if refusals else "not deleted")
 
 
 def staging_dir(final: str | os.PathLike) -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import threading
 import time
@@ -21,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from .atomic import OLD_PREFIX, pid_namespace, process_alive, write_text
+from .atomic import OLD_PREFIX, pid_namespace, process_alive, remove_tree, write_text
 
 OWNER = ".owner.json"
 #: Prefixes of a store's temporary directories.
@@ -83,10 +82,9 @@ def sweep(store: Path) -> tuple[int, int, list[Path], dict[Path, str]]:
     for d in temporary_dirs(store):
         if state(d) in (KILLED, LEFTOVER):
             size = dir_size(d)
-            refusals: list[str] = []
-            shutil.rmtree(d, onerror=lambda _f, path, info: refusals.append(f"{info[1].strerror or info[1]}: {path}"))
-            if d.exists():
-                stuck[d] = refusals[0] if refusals else "not deleted"
+            refusal = remove_tree(d)
+            if refusal:
+                stuck[d] = refusal
             else:
                 deleted, freed = deleted + 1, freed + size
         else:

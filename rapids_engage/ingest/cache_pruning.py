@@ -15,13 +15,12 @@ from __future__ import annotations
 import bisect
 import os
 import re
-import shutil
 import uuid
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
-from ..atomic import OLD_PREFIX
+from ..atomic import OLD_PREFIX, remove_tree
 from ..build_lock import remove_unheld
 from ..retention import summary_line
 from .incremental import Inputs, earlier_entries, recency
@@ -105,8 +104,7 @@ def _delete_unless_read(entry: Path) -> int | bool | None:
     finally:
         os.close(fd)
     freed = _unshared_bytes(aside)
-    shutil.rmtree(aside, ignore_errors=True)
-    return freed
+    return 0 if remove_tree(aside) else freed
 
 
 def _sweep_leftovers(cache: Path) -> int:
@@ -115,8 +113,8 @@ def _sweep_leftovers(cache: Path) -> int:
     freed = 0
     for aside in cache.glob(f"{OLD_PREFIX}*"):
         if LEFTOVER.fullmatch(aside.name) and aside.is_dir() and not aside.is_symlink():
-            freed += _unshared_bytes(aside)
-            shutil.rmtree(aside, ignore_errors=True)
+            size = _unshared_bytes(aside)
+            freed += 0 if remove_tree(aside) else size  # a read-only cache: left, not counted as freed
     return freed
 
 
