@@ -1,7 +1,8 @@
 """Shared test set-up: ``gpu``-marked tests skip cleanly where no GPU + RAPIDS is available; parquet footer reads
 counted (``count_footer_reads``); row-level frames refused onto the driver
 (``refuse_rows``); an in-process worker at a tcp address, as an existing cluster's (``tcp_cluster``); a context held
-by another thread, as by another command (``held_elsewhere``)."""
+by another thread, as by another command (``held_elsewhere``); every config key (``config_keys``); a small synthetic
+input read and split in time, as a store build takes it (``small_split``)."""
 
 from __future__ import annotations
 
@@ -164,3 +165,39 @@ def _held_elsewhere(context: Callable[[], Any]) -> Iterator[None]:
 def held_elsewhere():
     """Call it with a context's factory: ``with held_elsewhere(lambda: lock(...)):`` (:func:`_held_elsewhere`)."""
     return _held_elsewhere
+
+
+def _config_keys(cls: type, path: str = "") -> list[tuple[str, str]]:
+    """(dotted path, name) of every field of ``cls`` and of the sections nested in it (sections themselves too)."""
+    import dataclasses
+    import typing
+
+    out = []
+    for name, hint in typing.get_type_hints(cls).items():
+        out.append((f"{path}{name}", name))
+        nested = [h for h in (hint, *typing.get_args(hint), *(a for h in typing.get_args(hint) for a in typing.get_args(h)))
+                  if dataclasses.is_dataclass(h)]
+        if nested:
+            out += _config_keys(nested[0], f"{path}{name}.")
+    return out
+
+
+@pytest.fixture(scope="session")
+def config_keys():
+    """``config_keys(cls)``: (dotted path, name) of every field of the config section ``cls``, nested ones included."""
+    return _config_keys
+
+
+@pytest.fixture(scope="module")
+def small_split(tmp_path_factory):
+    """(data dir, train, valid, the split as a store version's definition holds it) of 3,000 synthetic rows over 3
+    days, labelled for ``like``, the last 24 hours validation."""
+    from rapids_engage.data import read_events
+    from rapids_engage.features import add_labels
+    from rapids_engage.split import time_split
+    from rapids_engage.synthetic import SyntheticSpec, generate
+
+    root = tmp_path_factory.mktemp("small_split")
+    generate(root, SyntheticSpec(rows=3_000, days=3, seed=5))
+    train, valid, info = time_split(add_labels(read_events(root / "data"), ["like"]), 24)
+    return root / "data", train, valid, {"valid_hours": 24, "cutoff": info.cutoff}

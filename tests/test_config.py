@@ -394,22 +394,8 @@ def test_an_empty_separator_is_refused_at_load(setting):
     assert str(info.value).endswith(f"mind.yaml: {key}: expected a non-empty separator, got '' (from --set {setting})")
 
 
-def _keys(cls: type, path: str = "") -> list[tuple[str, str]]:
-    """(dotted path, name) of every field of ``cls`` and of the sections nested in it."""
-    import dataclasses
-    import typing
 
-    out = []
-    for name, hint in typing.get_type_hints(cls).items():
-        out.append((f"{path}{name}", name))
-        nested = [h for h in (hint, *typing.get_args(hint), *(a for h in typing.get_args(hint) for a in typing.get_args(h)))
-                  if dataclasses.is_dataclass(h)]
-        if nested:
-            out += _keys(nested[0], f"{path}{name}.")
-    return out
-
-
-def test_every_key_is_documented_in_default_yaml_and_the_readme():
+def test_every_key_is_documented_in_default_yaml_and_the_readme(config_keys):
     """README: "configs/default.yaml documents every key"; data.table's keys (list_sep, explode's sep and label_sep,
     join's) were in neither default.yaml nor README's Configuration table."""
     import re
@@ -420,7 +406,7 @@ def test_every_key_is_documented_in_default_yaml_and_the_readme():
     yaml_text = DEFAULT_CONFIG.read_text()
     readme = Path(DEFAULT_CONFIG.parent.parent / "README.md").read_text()
     section = readme[readme.index("## Configuration"):readme.index("## report.json")]
-    keys = _keys(Config)
+    keys = config_keys(Config)
     assert len(keys) > 70 and ("data.table.explode.label_sep", "label_sep") in keys
     assert not [path for path, name in keys if not re.search(rf"\b{name}:", yaml_text)]
     assert not [path for path, name in keys if f"`{name}`" not in section]

@@ -4,9 +4,7 @@ cache; out: no needless rebuild)."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
-import typing
 from pathlib import Path
 
 import pytest
@@ -19,19 +17,8 @@ from rapids_engage.store import version_id
 ROOT = Path(__file__).parent.parent
 
 
-def _leaves(cls: type, path: str = "") -> list[tuple[str, str]]:
-    """(dotted path, name) of every field of ``cls`` and of the sections nested in it (sections themselves too)."""
-    out = []
-    for name, hint in typing.get_type_hints(cls).items():
-        out.append((f"{path}{name}", name))
-        nested = [h for h in (hint, *typing.get_args(hint), *(a for h in typing.get_args(hint) for a in typing.get_args(h)))
-                  if dataclasses.is_dataclass(h)]
-        if nested:
-            out += _leaves(nested[0], f"{path}{name}.")
-    return out
 
-
-def test_every_key_is_named_in_its_own_section_s_row_of_the_readme_table():
+def test_every_key_is_named_in_its_own_section_s_row_of_the_readme_table(config_keys):
     """README's Configuration table has a row per section; a key must be in its section's row (the check over the
     whole section, test_config.py, let a key documented in another section's row pass)."""
     readme = (ROOT / "README.md").read_text()
@@ -39,7 +26,7 @@ def test_every_key_is_named_in_its_own_section_s_row_of_the_readme_table():
                            re.MULTILINE))
     assert {"data", "data.table", "synthetic", "cluster", "split", "features", "train"} <= set(rows)
     missing = []
-    for path, name in _leaves(Config):
+    for path, name in config_keys(Config):
         parts = path.split(".")
         row = next((".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1) if ".".join(parts[:i]) in rows), None)
         if row is not None and f"`{name}`" not in rows[row]:
@@ -47,11 +34,11 @@ def test_every_key_is_named_in_its_own_section_s_row_of_the_readme_table():
     assert missing == []
 
 
-def test_every_key_is_read_outside_the_config_package():
+def test_every_key_is_read_outside_the_config_package(config_keys):
     """A key parsed and checked but read nowhere is a setting that silently does nothing: each field's name is read as
     an attribute (``.name``) by some module of rapids_engage outside ``config/``."""
     sources = "\n".join(p.read_text() for p in (ROOT / "rapids_engage").rglob("*.py") if "config" not in p.parent.name)
-    unread = [path for path, name in _leaves(Config) if not re.search(rf"\.{name}\b", sources)]
+    unread = [path for path, name in config_keys(Config) if not re.search(rf"\.{name}\b", sources)]
     assert unread == []
 
 
@@ -97,8 +84,8 @@ def _version(tmp_path: Path, overrides: list[str]) -> str:
                                        tmp_path / "digests", lambda _: None))
 
 
-def test_every_features_key_is_classified():
-    assert set(CHANGES) == {path for path, _ in _leaves(FeaturesConfig)}
+def test_every_features_key_is_classified(config_keys):
+    assert set(CHANGES) == {path for path, _ in config_keys(FeaturesConfig)}
 
 
 @pytest.mark.parametrize("key", list(CHANGES))
@@ -115,18 +102,6 @@ def test_a_split_key_is_in_the_store_version(override):
     cutoff = 1_000_000
     assert _split_def(load_config(None, [override]), cutoff, None) != _split_def(load_config(), cutoff, None)
 
-
-@pytest.fixture(scope="module")
-def small_split(tmp_path_factory):
-    from rapids_engage.data import read_events
-    from rapids_engage.features import add_labels
-    from rapids_engage.split import time_split
-    from rapids_engage.synthetic import SyntheticSpec, generate
-
-    root = tmp_path_factory.mktemp("wiring")
-    generate(root, SyntheticSpec(rows=3_000, days=3, seed=5))
-    train, valid, split = time_split(add_labels(read_events(root / "data"), ["like"]), 24)
-    return root / "data", train, valid, {"valid_hours": 24, "cutoff": split.cutoff}
 
 
 @pytest.mark.parametrize("limit", [0, 1_000, None])

@@ -20,18 +20,6 @@ from rapids_engage.store import StoreNotWritable
 FEATURES = ["features.target_encoding.keys=[[language]]", "features.counts=[[engaging_user_id]]", "features.history.keys=[]"]
 
 
-@pytest.fixture(scope="module")
-def split(tmp_path_factory):
-    from rapids_engage.data import read_events
-    from rapids_engage.features import add_labels
-    from rapids_engage.split import time_split
-    from rapids_engage.synthetic import SyntheticSpec, generate
-
-    root = tmp_path_factory.mktemp("read_only")
-    generate(root, SyntheticSpec(rows=3_000, days=3, seed=5))
-    train, valid, info = time_split(add_labels(read_events(root / "data"), ["like"]), 24)
-    return root / "data", train, valid, {"valid_hours": 24, "cutoff": info.cutoff}
-
 
 def read_only(monkeypatch, store: Path, code: int) -> None:
     """Writes under ``store`` refused with ``code`` (EROFS: a read-only mount; EACCES: ``chmod -R a-w``)."""
@@ -56,24 +44,24 @@ def _build(cfg_overrides, store, split, log, hold=None):
 
 
 @pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES])
-def test_a_hit_on_a_read_only_store_is_used_unmarked_and_said(split, tmp_path, monkeypatch, code):
-    built = _build([], tmp_path / "store", split, lambda _: None)
+def test_a_hit_on_a_read_only_store_is_used_unmarked_and_said(small_split, tmp_path, monkeypatch, code):
+    built = _build([], tmp_path / "store", small_split, lambda _: None)
     read_only(monkeypatch, tmp_path / "store", code)
     lines, held = [], []
-    hit = _build([], tmp_path / "store", split, lines.append, held.append)
+    hit = _build([], tmp_path / "store", small_split, lines.append, held.append)
     assert (hit.cache_hit, hit.version, held) == (True, built.version, [])
     assert f"version {built.version} is not marked in use: the store {tmp_path / 'store'} is read-only" in lines[-1]
     assert "could delete it meanwhile" in lines[-1]
 
 
-def test_a_miss_on_a_read_only_store_is_one_error_naming_it(split, tmp_path, monkeypatch):
+def test_a_miss_on_a_read_only_store_is_one_error_naming_it(small_split, tmp_path, monkeypatch):
     from rapids_engage.commands import KNOWN_ERRORS
     from rapids_engage.failures import one_line
 
-    _build([], tmp_path / "store", split, lambda _: None)
+    _build([], tmp_path / "store", small_split, lambda _: None)
     read_only(monkeypatch, tmp_path / "store", errno.EROFS)
     with pytest.raises(StoreNotWritable) as raised:
-        _build(["features.content=false"], tmp_path / "store", split, lambda _: None)
+        _build(["features.content=false"], tmp_path / "store", small_split, lambda _: None)
     message = one_line(raised.value, KNOWN_ERRORS)
     assert message.startswith(f"feature store {tmp_path / 'store'} is not writable (Read-only file system: ")
     assert "is not in it" in message and "features.store" in message and "\n" not in message
