@@ -21,7 +21,7 @@ from .existing_cluster import check_shared_paths
 from .features import add_labels
 from .features.label_times import engagement_times
 from .features.frames import drop_empty_partitions
-from .features.materialize import Materialized, materialize, store_definition, wider_version
+from .features.materialize import Materialized, earlier_release_version, materialize, store_definition, wider_version
 from .footers import null_free_int_range
 from .layout import Layout
 from .progress import StageProgress, byte_size
@@ -110,7 +110,8 @@ def _split_def(cfg: Config, cutoff: int, shuffle_seed: int | None) -> dict:
 def _split_known(cfg: Config, dataset: Dataset, span: tuple[int, int], shuffle_seed: int | None, digests: Path,
                  log: Callable[[str], None]) -> tuple[SplitInfo | None, dict | None]:
     """(the split, the store definition of this input and split, its cut-off from the footers' ``span``); the split
-    is None unless the store holds the version a build would serve (this definition's, else one of more targets:
+    is None unless the store holds the version a build would serve (this definition's, else an earlier release's id
+    of it, else one of more targets:
     :func:`~.features.materialize.wider_version`) intact with the split's counts in its manifest (they were counted
     and checked when it was built from the same input, by its fingerprint, and split: the rows, valid and purged
     counts do not depend on the targets, and its check of each target's labels covered this run's, among its
@@ -123,6 +124,9 @@ def _split_known(cfg: Config, dataset: Dataset, span: tuple[int, int], shuffle_s
         return None, None
     definition = store_definition(cfg.features, store.path, dataset.data_dir, targets, split_def, dataset.layout, digests, log)
     manifest = store.manifest(version_id(definition))
+    if manifest is None:  # served by the version an earlier release named otherwise (materialize's order)
+        earlier = earlier_release_version(store, cfg.features, definition, dataset.layout)
+        manifest = None if earlier is None else store.manifest(earlier)
     if manifest is None:  # served by a version of more targets, when one is intact (materialize's order)
         manifest = (wider_version(store, definition) or (None, None))[1]
     return recorded_split((manifest or {}).get("split_counts"), span, cutoff, whole_seconds(cfg.split.gap_hours)), definition

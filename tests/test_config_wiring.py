@@ -185,3 +185,32 @@ def test_a_config_spelled_otherwise_in_python_has_the_version_and_group_signatur
     python = load_config(None, BASE).features
     spelled(python)
     assert both(python) == both(yaml)
+
+
+def test_a_version_an_earlier_release_built_under_a_parameter_no_value_depends_on_is_a_hit(small_split, tmp_path):
+    """Releases before 2026-12-05 hashed such a parameter as configured (the seed of contiguous folds: 3): that
+    version, its manifest as they wrote it, was missed by this release and built again under the id of seed 0."""
+    import json
+    import shutil
+
+    from rapids_engage.backend import CPU
+    from rapids_engage.features.materialize import materialize
+    from rapids_engage.store import MANIFEST
+
+    data_dir, train, valid, split = small_split
+    cfg = load_config(None, ["features.target_encoding.keys=[[language]]", "features.target_encoding.fold_method=contiguous",
+                             "features.target_encoding.seed=3", "features.counts=[]", "features.history.keys=[]"]).features
+    store = tmp_path / "store"
+    built = materialize(cfg, store, data_dir, train, valid, ["like"], split, CPU, RECSYS, False, lambda _: None)
+    definition = store_definition(cfg, store, data_dir, ["like"], split, RECSYS, None, lambda _: None)
+    definition["features"]["target_encoding"]["seed"] = 3  # as the earlier release's definition held it
+    earlier = version_id(definition)
+    manifest = json.loads((store / built.version / MANIFEST).read_text())
+    manifest["definition"]["features"]["target_encoding"]["seed"] = 3
+    manifest["version"] = earlier
+    shutil.move(store / built.version, store / earlier)
+    (store / earlier / MANIFEST).write_text(json.dumps(manifest))
+    lines = []
+    found = materialize(cfg, store, data_dir, train, valid, ["like"], split, CPU, RECSYS, False, lines.append)
+    assert (found.version, found.cache_hit) == (earlier, True), lines
+    assert sorted(p.name for p in store.iterdir() if not p.name.startswith(".")) == [earlier]

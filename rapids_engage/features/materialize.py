@@ -93,6 +93,15 @@ def materialize(
         if refused is not None:
             log(not_marked_line(store.path, version, refused))
         return Materialized(store, version, manifest["features"], manifest["rows"], True)
+    earlier = None if rebuild or manifest else earlier_release_version(store, cfg, definition, layout)
+    if earlier is not None:  # built by a release that hashed parameters no value depends on: the same values
+        found, _, refused_earlier = _marked_and_checked(store, earlier, hold)
+        if found is not None:
+            log(f"feature store: cache hit, version {earlier} ({store.version_dir(earlier)}; an earlier release's id "
+                "of this definition)")
+            if refused_earlier is not None:
+                log(not_marked_line(store.path, earlier, refused_earlier))
+            return Materialized(store, earlier, found["features"], found["rows"], True)
     wider = None if rebuild else wider_version(store, definition)
     if wider is not None:  # a run of some of a version's targets: its features, those this run would build
         found, _, refused = _marked_and_checked(store, wider[0], hold)
@@ -181,11 +190,7 @@ def store_definition(cfg: FeaturesConfig, store_path: Path, data_dir: Path, targ
     defaults: :func:`~.groups.values_config`)."""
     cfg = values_config(cfg, layout)
     return {
-        # where the store, key tables and intermediates live, and how many versions are kept, change no value
-        # (session features off: not named, so versions built before they existed keep being found)
-        "features": {k: v for k, v in asdict(cfg).items() if k not in ("intermediates", "keep_versions")
-                     and (k != "session" or v["enabled"])}
-        | {"store": None, "broadcast_limit": None},
+        "features": _features_entry(cfg),
         "targets": targets,
         "layout": layout.to_dict(),
         "input": fingerprint_files(data_dir, digests or Path(store_path) / CACHE_FILE, log),
@@ -194,6 +199,23 @@ def store_definition(cfg: FeaturesConfig, store_path: Path, data_dir: Path, targ
         "values": VALUES_VERSION,  # code that computes other values for the same input builds another version
         "names": FeatureBuilder(cfg, targets, layout).feature_names(),  # a feature added to a group is a new version
     }
+
+
+def _features_entry(cfg: FeaturesConfig) -> dict:
+    """The definition's ``features``: where the store, key tables and intermediates live, and how many versions are
+    kept, change no value (session features off: not named, so versions built before they existed keep being found)."""
+    return ({k: v for k, v in asdict(cfg).items() if k not in ("intermediates", "keep_versions")
+             and (k != "session" or v["enabled"])} | {"store": None, "broadcast_limit": None})
+
+
+def earlier_release_version(store: FeatureStore, cfg: FeaturesConfig, definition: dict,
+                            layout: Layout) -> str | None:
+    """The id of ``definition``'s version as releases before 2026-12-05 named it, when it differs and the store has
+    it: they hashed the config as given (label time resolved), not :func:`~.groups.values_config`'s (parameters no
+    value depends on at their defaults, floats canonical), so a config setting such a parameter (the seed of
+    contiguous folds, history windows without history keys, ...) finds the version it built then."""
+    earlier = version_id({**definition, "features": _features_entry(resolve_label_time(cfg, layout))})
+    return earlier if earlier != version_id(definition) and store.manifest(earlier) is not None else None
 
 
 def group_signatures(cfg: FeaturesConfig, targets: list[str], layout: Layout) -> dict[str, str]:
