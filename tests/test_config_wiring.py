@@ -214,3 +214,20 @@ def test_a_version_an_earlier_release_built_under_a_parameter_no_value_depends_o
     found = materialize(cfg, store, data_dir, train, valid, ["like"], split, CPU, RECSYS, False, lines.append)
     assert (found.version, found.cache_hit) == (earlier, True), lines
     assert sorted(p.name for p in store.iterdir() if not p.name.startswith(".")) == [earlier]
+
+
+def test_every_version_id_the_morning_release_gave_is_found(tmp_path):
+    """The ids 7b4bbfe gave store versions of these configs (tests/data/upgrade, written by that code): each is this
+    release's id, or the earlier-release id materialize also looks for; else an upgraded run builds its store again."""
+    import json
+
+    from rapids_engage.features.materialize import earlier_release_id
+
+    recorded = json.loads((Path(__file__).parent / "data" / "upgrade" / "version_ids_7b4bbfe.json").read_text())["ids"]
+    (tmp_path / "data").mkdir()
+    for case, old_id in recorded.items():
+        cfg = load_config(None, [] if case == "(defaults)" else case.split(" "))
+        definition = store_definition(cfg.features, tmp_path / "store", tmp_path / "data", list(cfg.train.targets),
+                                      {"valid_hours": cfg.split.valid_hours, "cutoff": 0}, RECSYS, tmp_path / "digests",
+                                      lambda _: None)
+        assert old_id in (version_id(definition), earlier_release_id(cfg.features, definition, RECSYS)), case

@@ -214,8 +214,13 @@ def earlier_release_version(store: FeatureStore, cfg: FeaturesConfig, definition
     it: they hashed the config as given (label time resolved), not :func:`~.groups.values_config`'s (parameters no
     value depends on at their defaults, floats canonical), so a config setting such a parameter (the seed of
     contiguous folds, history windows without history keys, ...) finds the version it built then."""
-    earlier = version_id({**definition, "features": _features_entry(resolve_label_time(cfg, layout))})
+    earlier = earlier_release_id(cfg, definition, layout)
     return earlier if earlier != version_id(definition) and store.manifest(earlier) is not None else None
+
+
+def earlier_release_id(cfg: FeaturesConfig, definition: dict, layout: Layout) -> str:
+    """The id releases before 2026-12-05 gave ``definition`` (of ``cfg``): :func:`earlier_release_version`."""
+    return version_id({**definition, "features": _features_entry(resolve_label_time(cfg, layout))})
 
 
 def group_signatures(cfg: FeaturesConfig, targets: list[str], layout: Layout) -> dict[str, str]:
