@@ -33,7 +33,7 @@ def read_detail(done: int, total: int, unit: str = "bytes") -> str:
 
 class StageProgress:
     """Shows one line per stage (spinner, then a check mark and its seconds) and keeps the timings
-    (and, with ``memory``, each stage's peak memory). Without a terminal (a log: no bar), a stage still running
+    (and, with ``memory``, each stage's peak memory). Without a bar (a log, a dumb terminal), a stage still running
     after ``heartbeat`` seconds gets a line then and every ``heartbeat`` seconds after: its name, seconds and the
     bar's detail (a long stage was a silent stretch in the log)."""
 
@@ -48,6 +48,9 @@ class StageProgress:
         self.heartbeat = self.HEARTBEAT if heartbeat is None else heartbeat
         self._detail = ""  # the running stage's last detail, for its lines in a log
         self.timings: dict[str, float] = {}
+        # rich draws no bar on a dumb terminal (TERM=dumb / unknown: Emacs' shell, a CI pty) either: such a terminal
+        # gets a log's lines (it got neither, a whole stage silent)
+        self._bar = not quiet and self.console.is_terminal and not self.console.is_dumb_terminal
         self._progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
@@ -55,7 +58,7 @@ class StageProgress:
             TextColumn("{task.fields[detail]}"),
             TimeElapsedColumn(),
             console=self.console,
-            disable=quiet or not self.console.is_terminal,  # a log gets the stage lines, not a bar's last frame
+            disable=not self._bar,  # a log gets the stage lines, not a bar's last frame
             transient=True,
         )
         self._task: TaskID | None = None
@@ -80,7 +83,7 @@ class StageProgress:
         if self.memory is not None:
             self.memory.begin(name)
         watch = TaskWatch(client, self._show_tasks) if client is not None else contextlib.nullcontext()
-        beats = self._beats(name, start) if not (self.quiet or self.console.is_terminal) else contextlib.nullcontext()
+        beats = self._beats(name, start) if not (self.quiet or self._bar) else contextlib.nullcontext()
         try:
             with beats, watch:
                 yield self
