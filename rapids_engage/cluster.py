@@ -17,6 +17,7 @@ from .backend import Backend, cuda_visible_devices
 from .cluster_errors import ClusterError, WorkerLostError, _one_line
 from .config import MIN_MEMORY_LIMIT, ClusterConfig
 from .existing_cluster import _connected, _existing_workers_ready, _plugin_removed, _served_dashboard, worker_gpus
+from .periodic import every
 
 
 #: A free port for the dask dashboard (two runs on one machine never clash on 8787); the run logs its link.
@@ -182,35 +183,29 @@ def stalls_logged(client: Any, log: Callable[[str], None] | None, limit: str, af
     if log is None:
         yield
         return
-    stop = threading.Event()
+    since, said, spell = 0.0, False, None
 
-    def watch() -> None:
-        since, said, spell = None, False, None
-        while not stop.wait(poll_s):
-            try:
-                workers = client.scheduler_info(n_workers=-1)["workers"].values()
-            except Exception:  # noqa: BLE001 - best effort: the scheduler is gone, the run ends anyway
-                return
-            paused = sum(str(w.get("status", "")).endswith("paused") for w in workers)
-            busy = any(w.get("metrics", {}).get("task_counts", {}).get("executing") for w in workers)
-            stalled = "gone" if not workers else "paused" if paused and not busy else None
-            if stalled != spell:
-                since, said, spell = time.monotonic(), False, stalled
-            if not stalled:
-                continue
-            if not said and time.monotonic() - since >= after_s:
-                said = True
-                what = (f"{paused} of {len(workers)} dask worker(s) paused for memory (above 80 % of {limit}; spilling "
-                        "frees none) and no task running" if workers else "no dask worker left (killed for memory?)")
-                log(f"{what} for {after_s:.0f} s: the run waits until that changes; stop it (Ctrl-C) and raise "
-                    "cluster.memory_limit or lower data.partition_rows (README, \"Data larger than memory\")")
+    def watch() -> bool:
+        nonlocal since, said, spell
+        try:
+            workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        except Exception:  # noqa: BLE001 - best effort: the scheduler is gone, the run ends anyway
+            return False
+        paused = sum(str(w.get("status", "")).endswith("paused") for w in workers)
+        busy = any(w.get("metrics", {}).get("task_counts", {}).get("executing") for w in workers)
+        stalled = "gone" if not workers else "paused" if paused and not busy else None
+        if stalled != spell:
+            since, said, spell = time.monotonic(), False, stalled
+        if stalled and not said and time.monotonic() - since >= after_s:
+            said = True
+            what = (f"{paused} of {len(workers)} dask worker(s) paused for memory (above 80 % of {limit}; spilling "
+                    "frees none) and no task running" if workers else "no dask worker left (killed for memory?)")
+            log(f"{what} for {after_s:.0f} s: the run waits until that changes; stop it (Ctrl-C) and raise "
+                "cluster.memory_limit or lower data.partition_rows (README, \"Data larger than memory\")")
+        return True
 
-    thread = threading.Thread(target=watch, name="stall-watch", daemon=True)
-    thread.start()
-    try:
+    with every(poll_s, watch, "stall-watch", join=False):  # a reply the scheduler never sends is not waited for
         yield
-    finally:
-        stop.set()
 
 
 @contextlib.contextmanager

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
+from .periodic import every
+
 if TYPE_CHECKING:
     from .memory import MemoryWatch
 
@@ -122,22 +124,9 @@ class StageProgress:
     def _show_tasks(self, done: int, waiting: int) -> None:
         self.update(done, done + waiting, f"{done:,} tasks done, {waiting:,} to run")
 
-    @contextlib.contextmanager
-    def _beats(self, name: str, start: float) -> Iterator[None]:
+    def _beats(self, name: str, start: float) -> contextlib.AbstractContextManager[None]:
         """While open, :meth:`beat` every :attr:`heartbeat` seconds (from a thread)."""
-        stop = threading.Event()
-
-        def loop() -> None:
-            while not stop.wait(self.heartbeat):
-                self.beat(name, time.perf_counter() - start)
-
-        thread = threading.Thread(target=loop, name="stage-heartbeat", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
+        return every(self.heartbeat, lambda: self.beat(name, time.perf_counter() - start), "stage-heartbeat")
 
     def beat(self, name: str, elapsed: float) -> None:
         """A running stage's line in a log: ``  … features    60 s: 1,234 tasks done, 56 to run``."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .atomic import OLD_PREFIX, pid_namespace, process_alive, remove_tree, write_text
+from .periodic import every
 
 OWNER = ".owner.json"
 #: Prefixes of a store's temporary directories.
@@ -117,25 +117,20 @@ def in_use(store: Path, version: str, models: Path, building: str | None = None,
     text = json.dumps({"version": version, **this_process(), "models": str(Path(models).absolute())}
                       | ({"building": building} if building else {}) | ({"serving": True} if serving else {}))
     write_text(mark, text)
-    stop = threading.Event()
-    refresher = threading.Thread(target=_refresh, args=(mark, text, stop), name="store in-use mark", daemon=True)
-    refresher.start()
     try:
-        yield
+        with every(REFRESH_S, lambda: _refresh(mark, text), "store in-use mark"):
+            yield
     finally:
-        stop.set()
-        refresher.join()
         mark.unlink(missing_ok=True)
         with suppress(OSError):  # another run's mark there
             mark.parent.rmdir()
 
 
-def _refresh(mark: Path, text: str, stop: threading.Event) -> None:
-    """Rewrite ``mark`` every :data:`REFRESH_S` seconds until ``stop`` (anew if a run took it for a killed one's)."""
-    while not stop.wait(REFRESH_S):
-        with suppress(OSError):  # the store unreachable a while: the next rewrite
-            mark.parent.mkdir(exist_ok=True)
-            write_text(mark, text)
+def _refresh(mark: Path, text: str) -> None:
+    """Rewrite ``mark`` (anew if a run took it for a killed one's)."""
+    with suppress(OSError):  # the store unreachable a while: the next rewrite
+        mark.parent.mkdir(exist_ok=True)
+        write_text(mark, text)
 
 
 def _marks(directory: Path) -> Iterator[tuple[Path, dict]]:
