@@ -128,7 +128,15 @@ def check_fields(data: object, fields: dict[str, type | tuple[type, ...]], path:
 
 def remove_tree(path: str | os.PathLike) -> str | None:
     """Delete the directory ``path`` as far as it can be; None when it is gone, else the first refusal
-    (``Read-only file system: <file>``: a read-only store or cache), what is left staying."""
+    (``Read-only file system: <file>``: a read-only store or cache), what is left staying. A link to a directory (one
+    moved to another disk and linked back): the link goes, not what it points to (rmtree refuses a link)."""
+    if os.path.islink(path):
+        try:
+            os.unlink(path)
+        except OSError as exc:
+            if os.path.lexists(path):
+                return f"{exc.strerror or exc}: {os.fspath(path)}"
+        return None
     refusals: list[str] = []
 
     def refused(_func: object, name: str, error: BaseException) -> None:

@@ -18,7 +18,7 @@ from .build_lock import remove_unheld
 from .progress import byte_size
 from .store import FeatureStore
 from .store_admin import remove_unless_in_use, select
-from .store_builds import dir_size
+from .store_builds import freed_size
 
 #: A version's build lock file (:func:`~.build_lock.lock_path`) or its :func:`~.store.use_lock`'s.
 LOCK_FILE = re.compile(r"\.[0-9a-f]{16}(\.use)?\.lock")
@@ -69,8 +69,9 @@ def summary_line(said: str, what: str, where: str | Path, deleted: list[str], fr
 
 
 def _size(path: Path) -> int:
-    """Bytes under ``path``; 0 where it goes meanwhile (another run deleting it)."""
+    """Bytes deleting ``path`` frees (:func:`~.store_builds.freed_size`); 0 where it goes meanwhile (another run
+    deleting it)."""
     try:
-        return dir_size(path)
+        return freed_size(path)
     except OSError:
         return 0

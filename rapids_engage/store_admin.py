@@ -25,7 +25,7 @@ from .atomic import read_json
 from .cli import Parser, command_name
 from .progress import byte_size
 from .store import MANIFEST, FeatureStore, is_version_dir, use_lock
-from .store_builds import (KILLED, LEFTOVER, LIVE, UNKNOWN, builds_reading, dir_size, live_marks, state,
+from .store_builds import (KILLED, LEFTOVER, LIVE, UNKNOWN, builds_reading, dir_size, freed_size, live_marks, state,
                            temporary_dirs, versions_in_use, versions_read_by_builds)
 
 
@@ -135,7 +135,10 @@ def _rename_away(store: FeatureStore, name: str) -> Path:
 def _remove_renamed(store: FeatureStore, name: str, trash: Path) -> None:
     """Remove ``trash``, what :func:`_rename_away` made of ``<store>/<name>``."""
     try:
-        shutil.rmtree(trash)
+        if trash.is_symlink():  # a version linked from another disk: the link goes, not what it points to
+            trash.unlink()
+        else:
+            shutil.rmtree(trash)
     except OSError as exc:
         raise ValueError(f"store: cannot delete {name} from {store.path}: {exc.strerror or exc}{_at(exc, store.path)}; it is "
                          f"renamed to {trash.name}, which `store --tmp` deletes (run it as a user who may write every "
@@ -273,7 +276,7 @@ def run_store_command(args: argparse.Namespace, console: Console) -> None:
             out.print("nothing to delete" + (f" ({unknown} temporary dir(s) this machine cannot check: --tmp --force)"
                                              if unknown else ""))
     for name in [*doomed, *doomed_tmp]:
-        freed = byte_size(dir_size(store.path / name))
+        freed = byte_size(freed_size(store.path / name))
         if not args.dry_run and name in doomed and not args.force:
             users = remove_unless_in_use(store, name)  # a run may have marked it since the selection
             if users:

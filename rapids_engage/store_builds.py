@@ -73,6 +73,12 @@ def dir_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def freed_size(path: Path) -> int:
+    """What deleting ``path`` frees: :func:`dir_size`, 0 for a link (:func:`~.atomic.remove_tree` removes the link
+    alone)."""
+    return 0 if path.is_symlink() else dir_size(path)
+
+
 def sweep(store: Path) -> tuple[int, int, list[Path], dict[Path, str]]:
     """Delete the temporary directories of killed builds and the leftovers; (how many, bytes freed,
     the temporary directories left: live builds and those that cannot be checked, and those of killed builds or
@@ -81,7 +87,7 @@ def sweep(store: Path) -> tuple[int, int, list[Path], dict[Path, str]]:
     left, stuck = [], {}
     for d in temporary_dirs(store):
         if state(d) in (KILLED, LEFTOVER):
-            size = dir_size(d)
+            size = freed_size(d)
             refusal = remove_tree(d)
             if refusal:
                 stuck[d] = refusal

@@ -130,7 +130,10 @@ def _sweep_stale_locks(cache: Path) -> None:
 
 
 def _unshared_bytes(folder: Path) -> int:
-    """Bytes of the files under ``folder`` no other folder links (one link): what deleting it frees."""
+    """Bytes of the files under ``folder`` no other folder links (one link): what deleting it frees (a link to a
+    folder: nothing, :func:`~..atomic.remove_tree` removes the link alone)."""
+    if folder.is_symlink():
+        return 0
     total = 0
     for root, _, files in os.walk(folder):
         for name in files:
