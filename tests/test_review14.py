@@ -49,3 +49,10 @@ def test_pruning_a_linked_ingest_folder_removes_the_link_and_frees_nothing(tmp_p
     assert cache_pruning._delete_unless_read(entry) == 0
     assert [p.name for p in cache.iterdir() if p.name.startswith(OLD_PREFIX)] == []
     assert (tmp_path / "disk2" / "table-2026-12-01" / "part.parquet").is_file()
+
+
+def test_the_ingest_sweep_removes_a_linked_leftover_of_a_killed_pruning(tmp_path):
+    cache = tmp_path / "cache"
+    link = _linked(cache / f"{OLD_PREFIX}table-{'a' * 12}-{'b' * 8}", tmp_path / "disk2" / "table-2026-12-01")
+    assert cache_pruning._sweep_leftovers(cache) == 0
+    assert not link.is_symlink() and (tmp_path / "disk2" / "table-2026-12-01" / "part.parquet").is_file()

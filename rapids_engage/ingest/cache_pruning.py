@@ -112,7 +112,7 @@ def _sweep_leftovers(cache: Path) -> int:
     each day's folder has a name of its own); the bytes freed."""
     freed = 0
     for aside in cache.glob(f"{OLD_PREFIX}*"):
-        if LEFTOVER.fullmatch(aside.name) and aside.is_dir() and not aside.is_symlink():
+        if LEFTOVER.fullmatch(aside.name) and aside.is_dir():  # a link to one: the link alone (remove_tree)
             size = _unshared_bytes(aside)
             freed += 0 if remove_tree(aside) else size  # a read-only cache: left, not counted as freed
     return freed
