@@ -187,9 +187,12 @@ def test_a_config_spelled_otherwise_in_python_has_the_version_and_group_signatur
     assert both(python) == both(yaml)
 
 
-def test_a_version_an_earlier_release_built_under_a_parameter_no_value_depends_on_is_a_hit(small_split, tmp_path):
+@pytest.mark.parametrize("own_damaged", [False, True])
+def test_a_version_an_earlier_release_built_under_a_parameter_no_value_depends_on_is_a_hit(small_split, tmp_path,
+                                                                                           own_damaged):
     """Releases before 2026-12-05 hashed such a parameter as configured (the seed of contiguous folds: 3): that
-    version, its manifest as they wrote it, was missed by this release and built again under the id of seed 0."""
+    version, its manifest as they wrote it, was missed by this release and built again under the id of seed 0. With
+    this release's id damaged beside it, the log said "damaged; rebuilding it", then served the earlier one."""
     import json
     import shutil
 
@@ -210,10 +213,18 @@ def test_a_version_an_earlier_release_built_under_a_parameter_no_value_depends_o
     manifest["version"] = earlier
     shutil.move(store / built.version, store / earlier)
     (store / earlier / MANIFEST).write_text(json.dumps(manifest))
+    if own_damaged:
+        (store / built.version).mkdir()
+        (store / built.version / MANIFEST).write_text("{")
     lines = []
     found = materialize(cfg, store, data_dir, train, valid, ["like"], split, CPU, RECSYS, False, lines.append)
     assert (found.version, found.cache_hit) == (earlier, True), lines
-    assert sorted(p.name for p in store.iterdir() if not p.name.startswith(".")) == [earlier]
+    assert sorted(p.name for p in store.iterdir() if not p.name.startswith(".")) == sorted(
+        [earlier, *([built.version] if own_damaged else [])])
+    said = [line for line in lines if "is damaged" in line]
+    assert len(said) == own_damaged, lines
+    assert all(line.startswith(f"feature store: version {built.version} is damaged (") and line.endswith("); not used")
+               for line in said), said
 
 
 def test_every_version_id_the_morning_release_gave_is_found(tmp_path):

@@ -86,8 +86,7 @@ def materialize(
         definition = store_definition(cfg, store.path, data_dir, targets, split, layout, digests, log)
     version = version_id(definition)
     manifest, problem, refused = _marked_and_checked(store, version, hold)
-    if problem not in (None, "absent"):
-        log(f"feature store: version {version} is damaged ({problem}); rebuilding it")
+    damaged = None if problem in (None, "absent") else f"feature store: version {version} is damaged ({problem})"
     if manifest and not rebuild:
         log(f"feature store: cache hit, version {version} ({store.version_dir(version)})")
         if refused is not None:
@@ -97,6 +96,8 @@ def materialize(
     if earlier is not None:  # built by a release that hashed parameters no value depends on: the same values
         found, _, refused_earlier = _marked_and_checked(store, earlier, hold)
         if found is not None:
+            if damaged:
+                log(f"{damaged}; not used")
             log(f"feature store: cache hit, version {earlier} ({store.version_dir(earlier)}; an earlier release's id "
                 "of this definition)")
             if refused_earlier is not None:
@@ -108,11 +109,15 @@ def materialize(
         if found is None:  # deleted (or damaged) since it was chosen, before the mark: this run's is built
             log(f"feature store: version {wider[0]} is gone; building version {version}")
         else:
+            if damaged:
+                log(f"{damaged}; not used")
             log(f"feature store: cache hit, version {wider[0]} (built for {', '.join(found['definition']['targets'])}; "
                 f"this run's {len(names)} features of {', '.join(targets)} are among its)")
             if refused is not None:
                 log(not_marked_line(store.path, wider[0], refused))
             return Materialized(store, wider[0], names, found["rows"], True)
+    if damaged:
+        log(f"{damaged}; rebuilding it")
     if refused is not None:  # to be built in a store this user cannot write: said before any work, not as a traceback
         what = "is to be rebuilt (--rebuild)" if manifest else "is not in it"
         raise StoreNotWritable(refused.errno, f"feature store {store.path} is not writable ({refused_write(refused)}): "
